@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Statistics registry: counters, scalar values, histograms and derived values,
+// each with a unit and a description, in groups that follow the module tree.
+// Models register their stats in their constructors; sim/ walks the tree once
+// to write stats.json and the summary. Kernel-free and JSON-free.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace iommusim::stats {
+
+class Counter {
+public:
+    void inc(uint64_t n = 1) { v_ += n; }
+    uint64_t value() const { return v_; }
+    void reset() { v_ = 0; }
+
+private:
+    uint64_t v_ = 0;
+};
+
+/// A scalar that is set rather than counted (simulated time, a configured size).
+class Value {
+public:
+    void set(double v) { v_ = v; }
+    double value() const { return v_; }
+    void reset() { v_ = 0; }
+
+private:
+    double v_ = 0;
+};
+
+/// Log-linear histogram: each power-of-two range is split into kSubBuckets
+/// linear buckets, so a percentile is reported within 1/(2*kSubBuckets) relative
+/// error (HdrHistogram's idea). min, max, count and sum are exact.
+class Histogram {
+public:
+    static constexpr int kSubBits = 5;
+    static constexpr int kSubBuckets = 1 << kSubBits;
+    static constexpr int kMinExp = -24; // values below 2^-24 count in bucket 0
+    static constexpr int kMaxExp = 80;
+
+    void record(double v, uint64_t times = 1);
+    uint64_t count() const { return count_; }
+    double min() const { return count_ ? min_ : 0.0; }
+    double max() const { return count_ ? max_ : 0.0; }
+    double sum() const { return sum_; }
+    double mean() const { return count_ ? sum_ / static_cast<double>(count_) : 0.0; }
+    /// Nearest-rank percentile, p in [0, 100].
+    double percentile(double p) const;
+    /// Relative error bound of percentile().
+    static constexpr double relative_error() { return 1.0 / (2.0 * kSubBuckets); }
+    void reset();
+
+private:
+    static size_t bucket_of(double v);
+    static double bucket_mid(size_t idx);
+    std::vector<uint64_t> buckets_; // allocated on first record
+    uint64_t count_ = 0;
+    double sum_ = 0, min_ = 0, max_ = 0;
+};
+
+class Derived {
+public:
+    explicit Derived(std::function<double()> f) : f_(std::move(f)) {}
+    double value() const { return f_(); }
+
+private:
+    std::function<double()> f_;
+};
+
+using Stat = std::variant<Counter, Value, Histogram, Derived>;
+
+struct Entry {
+    std::string name;
+    std::string unit;
+    std::string description;
+    std::unique_ptr<Stat> stat;
+};
+
+class Group;
+
+/// Visitor over the stats tree, in registration order.
+class Visitor {
+public:
+    virtual ~Visitor() = default;
+    virtual void enter(const Group& g) = 0;
+    virtual void stat(const Entry& e) = 0;
+    virtual void leave(const Group& g) = 0;
+};
+
+/// A named node of the stats tree. A group registers itself with its parent
+/// and detaches on destruction, so modules can own their group as a member.
+class Group {
+public:
+    explicit Group(std::string name, Group* parent = nullptr);
+    ~Group();
+    Group(const Group&) = delete;
+    Group& operator=(const Group&) = delete;
+
+    const std::string& name() const { return name_; }
+    std::string path() const;
+
+    Counter& counter(std::string_view name, std::string_view unit, std::string_view description);
+    Value& value(std::string_view name, std::string_view unit, std::string_view description);
+    Histogram& histogram(std::string_view name, std::string_view unit, std::string_view description);
+    void derived(std::string_view name, std::string_view unit, std::string_view description,
+                 std::function<double()> f);
+
+    /// Looks up a stat by a dotted path relative to this group ("mem0.reads").
+    const Entry* find(std::string_view dotted) const;
+    const Group* child(std::string_view name) const;
+    const std::vector<Entry>& entries() const { return entries_; }
+    const std::vector<Group*>& children() const { return children_; }
+
+    void accept(Visitor& v) const;
+    void reset_all();
+
+private:
+    Entry& add(std::string_view name, std::string_view unit, std::string_view description, Stat s);
+    std::string name_;
+    Group* parent_;
+    std::vector<Entry> entries_;
+    std::vector<Group*> children_;
+};
+
+/// Numeric value of a stat for comparisons (histograms report their count;
+/// use find() + std::get for the rest).
+double numeric_value(const Entry& e);
+
+} // namespace iommusim::stats
