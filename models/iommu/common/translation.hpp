@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// The seam between the IOMMU families and the shared translation core
+// (shared/DESIGN.md, "The seam that makes three families one simulator").
+//
+// A family resolves (RID, PASID/SSID) from its real in-memory tables into a
+// TranslationContext; the core looks up the IOTLB and walk caches by the
+// context's tags and walks the page-table formats it names. A family decodes
+// its invalidation commands into InvalidationScopes; the core applies a scope
+// to every cache uniformly. Nothing here knows which family is asking.
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace iommusim::iommu {
+
+/// Page-table formats the walker understands (one format object each).
+enum class PtFormat : uint8_t {
+    x86_64,     ///< IA-32e: VT-d first stage, AMD guest (v2) tables, CPU tables for SVA; 4 or 5 levels
+    vtd_ss,     ///< VT-d second stage (EPT-like R/W/X, no P bit); 3, 4 or 5 levels
+    amd_v1,     ///< AMD-Vi host (v1) tables: next-level field, level skipping
+    arm_s1,     ///< Arm VMSAv8-64 stage 1 (4/16/64 KiB granule)
+    arm_s2,     ///< Arm VMSAv8-64 stage 2 (S2AP, concatenated first level)
+};
+
+std::string_view to_string(PtFormat f);
+
+/// One translation stage as the family's tables configure it.
+struct StageConfig {
+    bool enabled = false;
+    PtFormat format = PtFormat::x86_64;
+    uint8_t levels = 4;          ///< number of levels walked from the root
+    uint8_t granule_shift = 12;  ///< 12, 14 or 16 (Arm); 12 elsewhere
+    uint8_t input_bits = 48;     ///< input address size (VT-d AW / FLPM, Arm T0SZ, AMD mode)
+    uint8_t concat_tables = 1;   ///< Arm stage 2: concatenated first-level tables
+    uint64_t root = 0;           ///< table root; for stage 1 under nesting this is an IPA/GPA
+    bool hw_access_dirty = false;///< hardware A/D (VT-d SLADE/EAFE, Arm HA/HD, AMD HAD)
+    bool write_protect = false;  ///< WPE: supervisor writes honour R/W
+    bool execute_enable = true;  ///< XD/XN honoured when set (NXE-like)
+};
+
+/// The result of context resolution: where walks start and how cache entries
+/// are tagged. domain_tag is the VT-d DID, AMD DomainID or SMMU VMID;
+/// as_tag is the PASID (VT-d, AMD) or ASID (SMMUv3).
+struct TranslationContext {
+    uint32_t domain_tag = 0;
+    uint32_t as_tag = 0;
+    bool pass_through = false;     ///< no translation at all (VT-d PGTT=4, AMD/SMMU bypass)
+    StageConfig s1;
+    StageConfig s2;
+    bool allow_supervisor = false; ///< VT-d SRE, Arm/AMD privilege checks
+    bool allow_execute = false;    ///< VT-d ERE
+    bool ats_allowed = false;      ///< device-TLB / EATS enabled for this device
+    bool pri_allowed = false;
+    bool force_snoop = false;      ///< VT-d PGSNP / SNP, AMD/SMMU equivalents
+    bool fault_suppress = false;   ///< FPD: do not record faults
+};
+
+/// What a request asks for.
+struct AccessRequest {
+    uint64_t iova = 0;
+    bool write = false;
+    bool execute = false;
+    bool privileged = false;
+};
+
+/// Architecture-neutral fault kinds; each family maps them (with the stage
+/// and level) to its architected reason codes.
+enum class FaultKind : uint8_t {
+    none,
+    not_present,       ///< descriptor invalid / P=0 / R=W=0
+    permission,        ///< R/W/X/U/S check failed
+    address_size,      ///< input beyond the configured width, or output beyond the physical width
+    access_flag,       ///< Arm AF=0 without hardware AF update
+    reserved_bits,     ///< reserved bits set in a descriptor
+    non_canonical,     ///< x86 input address not canonical
+    memory_error,      ///< the walk read outside physical memory
+};
+
+std::string_view to_string(FaultKind k);
+
+/// The outcome of a translation (or of a cache hit).
+struct Translation {
+    FaultKind fault = FaultKind::none;
+    uint8_t fault_stage = 0;     ///< 1 or 2 (stage-2 fault while walking stage 1 counts as 2)
+    uint8_t fault_level = 0;     ///< level at which the walk stopped
+    uint64_t fault_addr = 0;     ///< input (or IPA for stage 2) that faulted
+    uint64_t output = 0;         ///< physical address for the request's iova
+    uint8_t page_shift = 12;     ///< size of the translated region (12, 21, 30, ...)
+    bool read = false, write = false, execute = false, user = false, global = false;
+    bool snoop = false;          ///< leaf forces snoop (VT-d SNP)
+    bool ok() const { return fault == FaultKind::none; }
+};
+
+/// Generic invalidation scope: each family's command decoder produces these
+/// and the core applies them to the IOTLB, the walk caches and (for device
+/// scopes) the ATC-invalidation path.
+struct InvalidationScope {
+    enum class Kind : uint8_t {
+        all,          ///< everything (VT-d global, SMMU CMD_TLBI_NSNH_ALL, AMD all-domains)
+        domain,       ///< every entry of domain_tag (VT-d DSI, AMD domain, SMMU VMID)
+        domain_as,    ///< every non-global entry of (domain_tag, as_tag) (PASID / ASID)
+        as_only,      ///< every entry of as_tag in any domain (SMMU TLBI by ASID under VMID-less stage 1)
+        range,        ///< [addr, addr+size) within domain_tag (and as_tag if has_as)
+    };
+    Kind kind = Kind::all;
+    uint32_t domain_tag = 0;
+    uint32_t as_tag = 0;
+    bool has_as = false;
+    uint64_t addr = 0;
+    uint64_t size = 0;
+    bool leaf_only = false;      ///< VT-d IH / SMMU Leaf: paging-structure caches may be kept
+    bool include_global = true;  ///< whether global (G=1) entries are dropped too
+    /// Which cached stage the scope targets: stage-1 entries tagged by PASID/ASID,
+    /// stage-2 (IPA) entries, or both.
+    enum class Stage : uint8_t { both, s1, s2 } stage = Stage::both;
+};
+
+} // namespace iommusim::iommu

@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// PCIe vocabulary shared by every model: requester IDs, the TLP extension a
+// memory request carries, and the ATS/PRI messages (PCIe Base ch. 10).
+//
+// Fidelity: TLP fields that change IOMMU behaviour or wire cost are modelled
+// (RID, PASID prefix with PMR/ER, AT, No-Snoop, TC, tag, length); ECRC, LN,
+// TH/PH and ordering attributes other than No-Snoop are not.
+#include <cstdint>
+#include <string>
+#include <tlm>
+
+namespace iommusim::pcie {
+
+/// Bus/Device/Function requester ID (16 bits: bus[15:8] dev[7:3] fn[2:0]).
+struct Bdf {
+    uint16_t raw = 0;
+    constexpr Bdf() = default;
+    constexpr explicit Bdf(uint16_t r) : raw(r) {}
+    constexpr Bdf(uint8_t bus, uint8_t dev, uint8_t fn)
+        : raw(static_cast<uint16_t>(bus << 8 | (dev & 0x1F) << 3 | (fn & 7))) {}
+    constexpr uint8_t bus() const { return static_cast<uint8_t>(raw >> 8); }
+    constexpr uint8_t dev() const { return (raw >> 3) & 0x1F; }
+    constexpr uint8_t fn() const { return raw & 7; }
+    constexpr uint8_t devfn() const { return raw & 0xFF; }
+    std::string str() const; ///< "BB:DD.F"
+    friend constexpr bool operator==(Bdf, Bdf) = default;
+    friend constexpr auto operator<=>(Bdf, Bdf) = default;
+};
+
+/// Parses "BB:DD.F" (hex bus and device, as lspci prints); throws on bad text.
+Bdf parse_bdf(const std::string& s);
+
+/// TLP Address Type field (PCIe Base §2.2.4.1).
+enum class AddressType : uint8_t {
+    untranslated = 0b00,
+    translation_request = 0b01,
+    translated = 0b10,
+};
+
+inline constexpr uint32_t kPasidMask = (1u << 20) - 1;
+
+/// Attached to every memory request and completion crossing the fabric.
+class TlpExtension : public tlm::tlm_extension<TlpExtension> {
+public:
+    Bdf requester;
+    bool pasid_present = false;
+    uint32_t pasid = 0;               ///< 20 bits
+    bool privileged = false;          ///< PMR: Privileged Mode Requested
+    bool execute = false;             ///< ER: Execute Requested
+    AddressType at = AddressType::untranslated;
+    bool no_snoop = false;
+    uint8_t traffic_class = 0;        ///< 0..7
+    uint16_t tag = 0;                 ///< 10-bit tag
+    bool ats_hit = false;             ///< diagnostics: a translated request served from the ATC
+
+    tlm::tlm_extension_base* clone() const override { return new TlpExtension(*this); }
+    void copy_from(const tlm::tlm_extension_base& other) override {
+        *this = static_cast<const TlpExtension&>(other);
+    }
+};
+
+/// ATS/PRI message codes (PCIe Base ch. 10; shared/reference/calibration.md).
+enum class MessageCode : uint8_t {
+    ats_invalidate_request = 0b0000'0001,
+    ats_invalidate_completion = 0b0000'0010,
+    page_request = 0b0000'0100,
+    prg_response = 0b0000'0101,
+};
+
+/// ATS Invalidate Request (PCIe Base §10.3.1): routed by ID to the device.
+/// The range uses the ATS size encoding: with S=1 the number of trailing
+/// one-bits of address[63:12] gives 2^(13+k) bytes.
+struct AtsInvalidateRequest {
+    Bdf target;
+    uint8_t itag = 0;             ///< 0..31
+    bool pasid_present = false;
+    uint32_t pasid = 0;
+    bool global = false;          ///< invalidate global entries for every PASID
+    uint64_t address = 0;         ///< untranslated address field, bits 63:12
+    bool s = false;               ///< size bit
+    /// Decoded range [base, base + size).
+    uint64_t range_base() const;
+    uint64_t range_size() const;
+    /// Encodes a naturally aligned range of 2^order 4 KiB pages.
+    static AtsInvalidateRequest for_range(Bdf target, uint64_t base, unsigned order);
+};
+
+/// ATS Invalidate Completion (PCIe Base §10.3.2): ITag vector and count.
+struct AtsInvalidateCompletion {
+    Bdf requester;               ///< the device answering
+    Bdf destination;             ///< the root complex / IOMMU that asked
+    uint32_t itag_vector = 0;    ///< bit i set = ITag i completed
+    uint8_t cc = 0;              ///< completion count (0 means 8)
+};
+
+/// PRI Page Request (PCIe Base §10.4.1).
+struct PageRequest {
+    Bdf requester;
+    bool pasid_present = false;
+    uint32_t pasid = 0;
+    bool privileged = false;
+    bool execute = false;
+    uint64_t address = 0;        ///< page address (bits 63:12)
+    bool read = false, write = false;
+    bool last = false;           ///< L: last request of the group
+    uint16_t prg_index = 0;      ///< 9 bits
+};
+
+/// PRG Response (PCIe Base §10.4.2).
+enum class PrgResponseCode : uint8_t { success = 0x0, invalid_request = 0x1, response_failure = 0xF };
+struct PrgResponse {
+    Bdf destination;
+    bool pasid_present = false;
+    uint32_t pasid = 0;
+    uint16_t prg_index = 0;
+    PrgResponseCode code = PrgResponseCode::success;
+};
+
+/// A message TLP travelling on the fabric as a tlm_generic_payload with this
+/// extension (command = write, no data). Routed by ID.
+class MessageExtension : public tlm::tlm_extension<MessageExtension> {
+public:
+    MessageCode code = MessageCode::ats_invalidate_request;
+    AtsInvalidateRequest inv_req;
+    AtsInvalidateCompletion inv_cpl;
+    PageRequest page_req;
+    PrgResponse prg_resp;
+
+    tlm::tlm_extension_base* clone() const override { return new MessageExtension(*this); }
+    void copy_from(const tlm::tlm_extension_base& other) override {
+        *this = static_cast<const MessageExtension&>(other);
+    }
+    /// The ID the message is routed to.
+    Bdf route_id() const;
+};
+
+/// ATS Translation Completion payload (PCIe Base §10.2.3), carried back in
+/// the data of a translation request: translated address + attributes.
+struct AtsTranslation {
+    uint64_t translated = 0;  ///< bits 63:12, with S-encoded range like invalidations
+    bool s = false;
+    bool read = false, write = false;
+    bool user = false;        ///< U: untranslated-only (device must not cache a translation)
+    bool privileged = false, execute = false, global = false, no_snoop = false;
+    uint64_t range_size() const;  ///< bytes covered
+    uint64_t range_base() const;
+    static AtsTranslation for_range(uint64_t pa_base, unsigned order);
+};
+
+} // namespace iommusim::pcie
