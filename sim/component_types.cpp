@@ -79,7 +79,7 @@ json dump_dma(const std::any& a) {
     if (p.pasid_enabled) j["pasid"] = p.pasid;
     json w = json::object();
     w["type"] = "stream";
-    for (auto& [k, v] : stream_schema().dump(p.workload).items()) w[k] = v;
+    merge_into(w, stream_schema().dump(p.workload));
     j["workload"] = w;
     return j;
 }

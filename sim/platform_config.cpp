@@ -186,14 +186,13 @@ json dump_platform(const PlatformConfig& cfg) {
     for (const auto& m : cfg.iommus) {
         json e = {{"name", m.name}, {"type", m.type}};
         for (const auto& t : iommu_types())
-            if (t.type == m.type)
-                for (auto& [k, v] : t.dump(m.params).items()) e[k] = v;
+            if (t.type == m.type) merge_into(e, t.dump(m.params));
         j["iommus"].push_back(e);
     }
     json rc = json::object();
     rc["name"] = cfg.root_complex.name;
     if (!cfg.root_complex.iommu.empty()) rc["iommu"] = cfg.root_complex.iommu;
-    for (auto& [k, v] : rc_schema().dump(cfg.root_complex.params).items()) rc[k] = v;
+    merge_into(rc, rc_schema().dump(cfg.root_complex.params));
     rc["root_ports"] = json::array();
     for (const auto& rp : cfg.root_complex.root_ports) {
         json p = {{"name", rp.name}};
@@ -206,8 +205,7 @@ json dump_platform(const PlatformConfig& cfg) {
         json e = {{"name", d.name}, {"type", d.type}, {"port", d.port}};
         if (d.requester) e["requester_id"] = d.requester->str();
         for (const auto& t : device_types())
-            if (t.type == d.type)
-                for (auto& [k, v] : t.dump(d.params).items()) e[k] = v;
+            if (t.type == d.type) merge_into(e, t.dump(d.params));
         j["devices"].push_back(e);
     }
     j["outputs"] = outputs_schema().dump(cfg.outputs);
@@ -253,11 +251,9 @@ void apply_override(json& doc, const std::string& assignment) {
         value = text; // bare words are strings: --set iommus.0.type=vtd
     }
     try {
-        json::json_pointer ptr(path);
-        // Navigate, so that a typo in an intermediate key is an error rather than a new object.
-        if (!doc.contains(ptr.parent_pointer()))
-            throw ConfigError(path, "--set: no such object in the platform (parent of the key does not exist)");
-        doc[ptr] = value;
+        // Missing sections are created; a misspelt key is then caught by the
+        // strict parse like any unknown key in the file.
+        doc[json::json_pointer(path)] = value;
     } catch (const json::exception& e) {
         throw ConfigError(path, std::string("--set: ") + e.what());
     }

@@ -91,8 +91,7 @@ int run(const std::string& file, const std::vector<std::string>& sets, const std
 
 } // namespace
 
-int sc_main(int argc, char* argv[]) {
-    setenv("SYSC_DISABLE_COPYRIGHT_MESSAGE", "1", 0); // our output is the summary, not the kernel banner
+int cli_main(int argc, char* argv[]) {
     CLI::App app{"iommusim: a full-system IOMMU/PCIe simulator (SystemC/TLM-2.0)"};
     app.require_subcommand(1);
 
@@ -158,3 +157,10 @@ int sc_main(int argc, char* argv[]) {
     }
     return 2;
 }
+
+// Our own main(): Debian's SystemC 2.3.4 prints its banner from
+// sc_elab_and_sim() regardless of SYSC_DISABLE_COPYRIGHT_MESSAGE, and our
+// stdout is the summary. The kernel itself needs no sc_elab_and_sim.
+int main(int argc, char* argv[]) { return cli_main(argc, argv); }
+// libsystemc.so references sc_main; keep it meaningful for embedders.
+int sc_main(int argc, char* argv[]) { return cli_main(argc, argv); }

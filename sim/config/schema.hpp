@@ -42,6 +42,11 @@ std::string type_name(const json& j);
 std::string format_size(uint64_t bytes);
 } // namespace read
 
+/// Copies every member of `from` into the object `into` (keeps `from` alive while iterating).
+inline void merge_into(json& into, const json& from) {
+    for (auto it = from.begin(); it != from.end(); ++it) into[it.key()] = it.value();
+}
+
 /// Checks that every key of `j` is in `allowed`; the error suggests the closest key.
 void check_keys(const json& j, const std::string& path, const std::vector<std::string>& allowed);
 
