@@ -105,6 +105,17 @@ struct Port : sc_core::sc_module {
     }
 };
 
+/// Merges two upstream paths (the harness's raw device port and an endpoint model).
+struct Router : sc_core::sc_module {
+    tlm_utils::simple_target_socket<Router> a{"a"}, b{"b"};
+    tlm_utils::simple_initiator_socket<Router> out{"out"};
+    explicit Router(const sc_core::sc_module_name& n) : sc_module(n) {
+        a.register_b_transport(this, &Router::fwd);
+        b.register_b_transport(this, &Router::fwd);
+    }
+    void fwd(tlm::tlm_generic_payload& t, sc_core::sc_time& d) { out->b_transport(t, d); }
+};
+
 struct Harness {
     VtdParams params;
     stats::Group root{"root"};
@@ -113,16 +124,23 @@ struct Harness {
     Port dev{"dev"};
     std::unique_ptr<VtdIommu> iommu;
     std::unique_ptr<MessageSink> sink;
+    std::unique_ptr<Router> router; ///< with_aux: router->b takes a second upstream initiator
     uint64_t next_page = 0x1000000;
     std::unique_ptr<VtdTableWriter> tables;
     uint64_t iq_base = 0, prq_base = 0;
     uint64_t iq_tail = 0;
 
-    explicit Harness(VtdParams p = {}, bool bind_sink = true) : params(p) {
+    explicit Harness(VtdParams p = {}, bool bind_sink = true, bool with_aux = false) : params(p) {
         iommu = std::make_unique<VtdIommu>("dmar0", params, &root);
         iommu->mem.bind(memory.socket);
         cpu.socket.bind(iommu->mmio);
-        dev.socket.bind(iommu->upstream);
+        if (with_aux) {
+            router = std::make_unique<Router>("router");
+            dev.socket.bind(router->a);
+            router->out.bind(iommu->upstream);
+        } else {
+            dev.socket.bind(iommu->upstream);
+        }
         if (bind_sink) {
             sink = std::make_unique<MessageSink>("sink");
             iommu->ats_inv.bind(sink->socket);
