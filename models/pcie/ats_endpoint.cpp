@@ -69,7 +69,10 @@ tlm::tlm_response_status AtsEndpoint::issue(uint64_t addr, void* data, unsigned 
     ext.at = at;
     ext.no_snoop = no_snoop;
     ext.tag = tag_++ & 0x3FF;
-    ext.ats_hit = at == AddressType::translated;
+    if (at == AddressType::translated) { // served from the ATC: the address is already physical
+        ext.served_by = TlpExtension::Source::atc;
+        ext.output_address = addr;
+    }
     g.set_command(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
     g.set_address(addr);
     g.set_data_ptr(static_cast<unsigned char*>(data));
