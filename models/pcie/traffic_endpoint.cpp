@@ -39,6 +39,20 @@ TrafficEndpoint::TrafficEndpoint(sc_core::sc_module_name name, const TrafficEndp
         if (w.function >= params_.functions.size())
             throw std::invalid_argument(std::string(basename()) + ": workload function " + std::to_string(w.function) +
                                         " but the device has " + std::to_string(params_.functions.size()) + " functions");
+        if (params_.pasid.max_width > 20)
+            throw std::invalid_argument(std::string(basename()) + ": pasid max_width must be 0..20");
+        auto check_pasid = [&](bool present, uint32_t v) {
+            if (!present) return;
+            if (!params_.pasid.supported)
+                throw std::invalid_argument(std::string(basename()) + ": a workload uses PASID " + std::to_string(v) +
+                                            " but the device has no PASID capability");
+            if (v >> params_.pasid.max_width)
+                throw std::invalid_argument(std::string(basename()) + ": PASID " + std::to_string(v) +
+                                            " exceeds the device's Max PASID Width of " +
+                                            std::to_string(params_.pasid.max_width) + " bits");
+        };
+        for (uint32_t v : w.pasid.pasids) check_pasid(true, v);
+        for (const TraceRecord& r : w.trace) check_pasid(r.pasid_present, r.pasid);
         Stream s;
         s.gen = make_workload(w);
         s.rate = w.rate_bytes_per_ns;

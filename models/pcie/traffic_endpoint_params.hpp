@@ -11,6 +11,15 @@
 
 namespace iommusim::pcie {
 
+/// PASID extended capability (PCIe Base §7.8.9; spec-layouts D.8).
+struct PasidCapability {
+    static constexpr unsigned kDefaultMaxWidth = 20;   // full 20-bit PASID space
+    bool supported = true;
+    unsigned max_width = kDefaultMaxWidth;             ///< Max PASID Width, 0..20 bits
+    bool execute_supported = false;                    ///< Execute Permission Supported
+    bool privileged_supported = false;                 ///< Privileged Mode Supported
+};
+
 struct TrafficEndpointParams {
     /// Non-posted requests in flight (tags). 256 = 8-bit tags (PCIe Base
     /// §2.2.6.2); 10-bit tags allow 768.
@@ -28,6 +37,7 @@ struct TrafficEndpointParams {
     Duration stop_at;                  ///< stop issuing at this time; zero = when every stream ends
     std::vector<AddrRange> bars;       ///< memory BARs this device answers (all functions)
     Duration bar_latency = Duration::ns(kDefaultBarLatencyNs);
+    PasidCapability pasid;             ///< every PASID a workload uses must fit max_width
     std::vector<WorkloadParams> workloads;
 };
 

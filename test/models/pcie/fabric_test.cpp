@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <map>
+#include <sstream>
 #include <set>
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
@@ -362,4 +363,108 @@ TEST_CASE("SR-IOV VFs issue DMA with their own RIDs and PASIDs", "[sc][pcie][fab
     CHECK(b.stat("nic0.errors") == 0);
     CHECK(b.stat("nic0.reads") == 4 * 50 * 1);
     CHECK(b.stat("nic0.writes") == 4 * 50 * 2);
+}
+
+TEST_CASE("a stream's rate limit caps its throughput below the link rate", "[sc][pcie][fabric][workload]") {
+    TopologyDesc d;
+    d.root_complex.root_ports = {port("rp0", 4, 16)};
+    d.endpoints = {endpoint("ep0", "rp0")};
+    Bench b(d);
+    WorkloadParams w = stream(0, 500);
+    w.rate_bytes_per_ns = 2.0;
+    b.add("ep0", {w});
+    sc_core::sc_start();
+    // 500 ops of 4 KiB at 2 GB/s: the last one starts at 499 * 2048 ns.
+    CHECK(b.stat("ep0.throughput") == Approx(2.0).epsilon(0.01));
+}
+
+TEST_CASE("the outstanding-read limit makes reads latency bound", "[sc][pcie][fabric][workload]") {
+    TopologyDesc d;
+    d.root_complex.root_ports = {port("rp0", 4, 16)};
+    d.endpoints = {endpoint("ep0", "rp0")};
+    Bench b(d);
+    TrafficEndpointParams p;
+    fill_from_topology(b.topo, "ep0", p);
+    p.max_outstanding_reads = 1;
+    p.workloads = {stream(100, 100)};
+    TrafficEndpoint ep("ep0", p, &b.root);
+    b.fabric.attach_endpoint("ep0", ep.upstream, ep.downstream);
+    sc_core::sc_start();
+    double lat = b.stat("ep0.read_latency");  // count
+    CHECK(lat == 800);
+    const auto& h = std::get<stats::Histogram>(*b.root.find("ep0.read_latency")->stat);
+    // One tag: each 512 B read waits for the previous completion.
+    CHECK(b.stat("ep0.throughput") == Approx(512.0 / h.mean()).epsilon(0.02));
+    CHECK(b.stat("ep0.tag_stalls") == 799);
+}
+
+TEST_CASE("trace-driven endpoint issues each record no earlier than its timestamp", "[sc][pcie][fabric][trace]") {
+    TopologyDesc d;
+    d.root_complex.root_ports = {port("rp0", 3, 8)};
+    d.endpoints = {endpoint("ep0", "rp0")};
+    Bench b(d);
+    std::istringstream csv("time_ns,device,pasid,addr,size,rw\n"
+                           "1000,ep0,5,0x100000000,256,w\n"
+                           "1000,other,,0x100000000,256,w\n"
+                           "5000,ep0,5,0x100001000,4096,r\n"
+                           "9000,ep0,-,0x100002000,64,w\n");
+    WorkloadParams w;
+    w.kind = WorkloadKind::trace;
+    w.trace = trace_for_device(parse_trace_csv(csv, "inline"), "ep0");
+    b.add("ep0", {w});
+    sc_core::sc_start();
+    CHECK(b.stat("ep0.first_issue_ns") == 1000);
+    CHECK(b.stat("ep0.writes") == 2);
+    CHECK(b.stat("ep0.reads") == 1);
+    CHECK(b.stat("ep0.last_done_ns") >= 9000);
+    CHECK(b.iommu.rid_pasid.count({b.topo.node(b.topo.find("ep0")).bdf.raw, 5}) == 1);
+    CHECK(b.iommu.rid_pasid.count({b.topo.node(b.topo.find("ep0")).bdf.raw, 0xFFFFFFFF}) == 1);
+}
+
+TEST_CASE("an endpoint rejects PASIDs beyond its PASID capability", "[sc][pcie][fabric][pasid]") {
+    TopologyDesc d;
+    d.root_complex.root_ports = {port("rp0", 3, 8)};
+    d.endpoints = {endpoint("ep0", "rp0")};
+    Topology t = build_topology(d);
+    stats::Group root("root");
+    TrafficEndpointParams p;
+    fill_from_topology(t, "ep0", p);
+    WorkloadParams w;
+    w.pasid.pasids = {0x400};
+    p.workloads = {w};
+    p.pasid.max_width = 10;
+    CHECK_THROWS_WITH(TrafficEndpoint("ep0", p, &root), Catch::Contains("Max PASID Width of 10"));
+    p.pasid.supported = false;
+    CHECK_THROWS_WITH(TrafficEndpoint("ep1", p, &root), Catch::Contains("no PASID capability"));
+}
+
+TEST_CASE("switches nest: P2P between branches turns at the lowest common switch", "[sc][pcie][fabric][acs]") {
+    TopologyDesc d;
+    d.root_complex.root_ports = {port("rp0", 4, 16)};
+    SwitchDesc a;
+    a.name = "swA";
+    a.port = "rp0";
+    a.downstream_ports = {port("swA.dp0", 4, 16, {}), port("swA.dp1", 4, 8, {})};
+    SwitchDesc bsw;
+    bsw.name = "swB";
+    bsw.port = "swA.dp0";
+    bsw.downstream_ports = {port("swB.dp0", 4, 4, {}), port("swB.dp1", 4, 4, {})};
+    d.switches = {a, bsw};
+    d.endpoints = {endpoint("ep0", "swB.dp0"), endpoint("ep1", "swB.dp1"), endpoint("ep2", "swA.dp1")};
+    Bench b(d);
+    CHECK(b.topo.node(b.topo.find("ep0")).bdf.str() == "05:00.0");   // rp0->1, swA bus 2, dp0->3, swB bus 4, dp0->5
+    CHECK(b.topo.node(b.topo.find("ep2")).bdf.str() == "07:00.0");
+    CHECK(b.topo.group_count() == 1);
+    uint64_t bar2 = b.topo.node(b.topo.find("ep2")).bars.at(0).base;
+    WorkloadParams w = stream(0, 20, bar2);
+    w.region_bytes = 0x10000;
+    w.request_bytes = 256;
+    b.add("ep0", {w});
+    b.add("ep1", {});
+    b.add("ep2", {});
+    sc_core::sc_start();
+    CHECK(b.stat("swB.up_requests") == 20);   // not a peer of swB's ports
+    CHECK(b.stat("swA.p2p_direct") == 20);    // turns at swA
+    CHECK(b.stat("ep2.bar_writes") == 20);
+    CHECK(b.iommu.seen == 0);
 }
