@@ -54,7 +54,11 @@ public:
     bool no_snoop = false;
     uint8_t traffic_class = 0;        ///< 0..7
     uint16_t tag = 0;                 ///< 10-bit tag
-    bool ats_hit = false;             ///< diagnostics: a translated request served from the ATC
+    // Filled in on the way back (diagnostics for the DMA safety oracle; not
+    // wire fields): which cache translated the request and to what address.
+    enum class Source : uint8_t { none, iotlb, walk, atc, pass_through };
+    Source served_by = Source::none;
+    uint64_t output_address = 0;      ///< physical address the request used
 
     tlm::tlm_extension_base* clone() const override { return new TlpExtension(*this); }
     void copy_from(const tlm::tlm_extension_base& other) override {

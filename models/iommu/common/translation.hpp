@@ -34,6 +34,8 @@ struct StageConfig {
     uint8_t input_bits = 48;     ///< input address size (VT-d AW / FLPM, Arm T0SZ, AMD mode)
     uint8_t concat_tables = 1;   ///< Arm stage 2: concatenated first-level tables
     uint64_t root = 0;           ///< table root; for stage 1 under nesting this is an IPA/GPA
+    uint8_t output_bits = 52;    ///< output address size (VT-d HAW/MGAW, Arm IPS/S2PS, MAXPHYADDR); wider OA bits fault
+    uint8_t max_leaf_level = 3;  ///< highest level (1 = last) that may hold a leaf: 3 = 1 GiB (x86, VT-d CAP.FL1GP/SLLPS)
     bool hw_access_dirty = false;///< hardware A/D (VT-d SLADE/EAFE, Arm HA/HD, AMD HAD)
     bool write_protect = false;  ///< WPE: supervisor writes honour R/W
     bool execute_enable = true;  ///< XD/XN honoured when set (NXE-like)
@@ -75,21 +77,57 @@ enum class FaultKind : uint8_t {
     reserved_bits,     ///< reserved bits set in a descriptor
     non_canonical,     ///< x86 input address not canonical
     memory_error,      ///< the walk read outside physical memory
+    invalid_config,    ///< the StageConfig itself is inconsistent (levels/width/granule); family maps to its bad-entry code
 };
 
 std::string_view to_string(FaultKind k);
+
+/// Access permissions as a 6-bit mask: what an unprivileged (user) and a
+/// privileged request may do. Stage 2 grants the same rights to both.
+namespace perm {
+inline constexpr uint8_t user_read = 1, user_write = 2, user_exec = 4;
+inline constexpr uint8_t priv_read = 8, priv_write = 16, priv_exec = 32;
+inline constexpr uint8_t all = 63;
+/// Mask of the bits a request needs: one of read/write plus exec when asked.
+constexpr uint8_t needed(bool write, bool execute, bool privileged) {
+    uint8_t m = write ? user_write : user_read;
+    if (execute) m |= user_exec;
+    return privileged ? static_cast<uint8_t>(m << 3) : m;
+}
+/// The same rights for both privilege levels (stage 2, AMD v1, VT-d second stage).
+constexpr uint8_t both(bool r, bool w, bool x) {
+    uint8_t m = static_cast<uint8_t>((r ? user_read : 0) | (w ? user_write : 0) | (x ? user_exec : 0));
+    return static_cast<uint8_t>(m | (m << 3));
+}
+} // namespace perm
 
 /// The outcome of a translation (or of a cache hit).
 struct Translation {
     FaultKind fault = FaultKind::none;
     uint8_t fault_stage = 0;     ///< 1 or 2 (stage-2 fault while walking stage 1 counts as 2)
-    uint8_t fault_level = 0;     ///< level at which the walk stopped
+    /// Level at which the walk stopped, counted from the leaf: 1 = last level
+    /// (x86 PT, Arm level 3, AMD level 1). Input-range failures report 0.
+    uint8_t fault_level = 0;
     uint64_t fault_addr = 0;     ///< input (or IPA for stage 2) that faulted
+    bool s1ptw = false;          ///< stage-2 fault hit while translating a stage-1 table address (Arm S1PTW)
     uint64_t output = 0;         ///< physical address for the request's iova
     uint8_t page_shift = 12;     ///< size of the translated region (12, 21, 30, ...)
+    /// Rights for the request's privilege level (what an ATS completion reports)
+    /// and whether unprivileged requests may read (user).
     bool read = false, write = false, execute = false, user = false, global = false;
-    bool snoop = false;          ///< leaf forces snoop (VT-d SNP)
+    bool snoop = false;          ///< leaf forces snoop (VT-d SNP, AMD FC)
+    uint8_t perms = 0;           ///< combined perm:: mask of all stages
     bool ok() const { return fault == FaultKind::none; }
+
+    /// Sets perms and the request-privilege view (read/write/execute/user).
+    void set_rights(uint8_t mask, bool privileged) {
+        perms = mask;
+        unsigned sh = privileged ? 3 : 0;
+        read = (mask >> sh) & perm::user_read;
+        write = (mask >> sh) & perm::user_write;
+        execute = (mask >> sh) & perm::user_exec;
+        user = mask & perm::user_read;
+    }
 };
 
 /// Generic invalidation scope: each family's command decoder produces these

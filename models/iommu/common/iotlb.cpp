@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "models/iommu/common/iotlb.hpp"
+
+#include <bit>
+
+namespace iommusim::iommu {
+
+std::string_view to_string(Replacement r) {
+    switch (r) {
+    case Replacement::lru: return "lru";
+    case Replacement::tree_plru: return "tree_plru";
+    case Replacement::random: return "random";
+    }
+    return "?";
+}
+
+TranslationKind kind_of(const TranslationContext& ctx) {
+    if (ctx.s1.enabled && ctx.s2.enabled) return TranslationKind::nested;
+    return ctx.s1.enabled ? TranslationKind::s1 : TranslationKind::s2;
+}
+
+namespace {
+bool overlaps(uint64_t base, unsigned shift, uint64_t addr, uint64_t size) {
+    uint64_t end = shift >= 64 ? ~uint64_t{0} : base + ((uint64_t{1} << shift) - 1);
+    uint64_t last = size == 0 ? addr : addr + (size - 1);
+    if (last < addr) last = ~uint64_t{0};
+    return base <= last && addr <= end;
+}
+} // namespace
+
+bool scope_matches(const InvalidationScope& s, uint32_t domain, uint32_t as, bool global, TranslationKind kind,
+                   uint64_t va, unsigned shift, uint64_t ipa) {
+    using K = InvalidationScope::Kind;
+    using St = InvalidationScope::Stage;
+    const bool s2_entry = kind == TranslationKind::s2 || kind == TranslationKind::s2_ipa;
+    if (kind == TranslationKind::s1 && s.stage == St::s2) return false;
+    if (s2_entry && s.stage == St::s1) return false;
+    constexpr uint32_t m = (1u << Iotlb::kTagBits) - 1;
+    const bool dom = (domain & m) == (s.domain_tag & m);
+    const bool as_eq = (as & m) == (s.as_tag & m);
+    switch (s.kind) {
+    case K::all: return true;
+    case K::domain: return dom;
+    // Address-space scopes never touch stage-2 caches and keep global entries
+    // (VT-d "non-globals within PASID", SMMU TLBI_NH_ASID).
+    case K::domain_as: return kind != TranslationKind::s2_ipa && dom && !global && as_eq;
+    case K::as_only: return kind != TranslationKind::s2_ipa && !global && as_eq;
+    case K::range: {
+        if (!dom) return false;
+        if (global ? !s.include_global : (s.has_as && !as_eq)) return false;
+        if (kind == TranslationKind::s2_ipa && s.has_as) return false;
+        uint64_t base = (kind == TranslationKind::nested && s.stage == St::s2) ? ipa : va;
+        return overlaps(base, shift, s.addr, s.size);
+    }
+    }
+    return false;
+}
+
+Iotlb::Iotlb(std::string name, const CacheGeometry& g, stats::Group* parent) : cache_(std::move(name), g, parent) {}
+
+void Iotlb::account(const CacheKey& k, int delta) {
+    unsigned shift = static_cast<unsigned>(k.b & 0xFF);
+    per_shift_[shift] = static_cast<uint32_t>(static_cast<int>(per_shift_[shift]) + delta);
+    if (per_shift_[shift]) shift_mask_ |= uint64_t{1} << shift;
+    else shift_mask_ &= ~(uint64_t{1} << shift);
+    if ((k.b >> 15) & 1) globals_ = static_cast<uint32_t>(static_cast<int>(globals_) + delta);
+}
+
+IotlbHit Iotlb::lookup(uint32_t domain, uint32_t as, uint64_t iova, TranslationKind kind) {
+    IotlbHit h;
+    for (uint64_t m = shift_mask_; m; m &= m - 1) {
+        auto shift = static_cast<unsigned>(std::countr_zero(m));
+        if (IotlbEntry* e = cache_.probe(make_key(domain, as, iova, kind, shift, false))) {
+            h = {e, static_cast<uint8_t>(shift), false};
+            break;
+        }
+        if (globals_) {
+            if (IotlbEntry* e = cache_.probe(make_key(domain, as, iova, kind, shift, true))) {
+                h = {e, static_cast<uint8_t>(shift), true};
+                break;
+            }
+        }
+    }
+    cache_.count_lookup(h.entry != nullptr);
+    return h;
+}
+
+void Iotlb::insert(uint32_t domain, uint32_t as, uint64_t iova, TranslationKind kind, unsigned page_shift, bool global,
+                   const IotlbEntry& e) {
+    if (!cache_.enabled()) return;
+    CacheKey k = make_key(domain, as, iova, kind, page_shift, global);
+    bool existed = cache_.probe(k) != nullptr;
+    CacheKey ek;
+    if (cache_.insert(k, e, &ek)) account(ek, -1);
+    if (!existed) account(k, +1);
+}
+
+uint64_t Iotlb::invalidate(const InvalidationScope& s) {
+    return cache_.invalidate_if([&](const CacheKey& k, const IotlbEntry& e) {
+        unsigned shift = static_cast<unsigned>(k.b & 0xFF);
+        bool global = (k.b >> 15) & 1;
+        auto kind = static_cast<TranslationKind>((k.b >> 12) & 7);
+        auto domain = static_cast<uint32_t>(k.b >> 40);
+        auto as = static_cast<uint32_t>((k.b >> 16) & kTagMask);
+        bool hit = scope_matches(s, domain, as, global, kind, k.a << shift, shift, e.ipa);
+        if (hit) account(k, -1);
+        return hit;
+    });
+}
+
+} // namespace iommusim::iommu

@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "models/iommu/common/walker.hpp"
+
+#include <algorithm>
+
+namespace iommusim::iommu {
+
+namespace {
+constexpr uint64_t low_mask(unsigned shift) { return shift >= 64 ? ~uint64_t{0} : (uint64_t{1} << shift) - 1; }
+constexpr uint8_t kTableRead = perm::needed(false, false, true);
+constexpr uint8_t kTableWrite = perm::needed(true, false, true);
+} // namespace
+
+Walker::Walker(WalkMemPort& port, const WalkerParams& p, stats::Group* parent)
+    : port_(port), group_("walker", parent), s1_pwc_("s1_walk_cache", p.s1_walk_cache, &group_),
+      s2_pwc_("s2_walk_cache", p.s2_walk_cache, &group_), s2_tlb_("s2_cache", p.s2_cache.geometry, &group_),
+      walks_(group_.counter("walks", "count", "page-table walks started (IOTLB misses)")),
+      faults_(group_.counter("faults", "count", "walks that ended in a fault")),
+      reads_(group_.counter("descriptor_reads", "count", "descriptor reads from memory, all stages")),
+      writes_(group_.counter("descriptor_writes", "count", "hardware A/D descriptor updates")),
+      s2_translations_(group_.counter("s2_translations", "count",
+                                      "stage-2 translations of stage-1 table addresses and outputs")),
+      reads_per_walk_(group_.histogram("reads_per_walk", "count", "descriptor reads per walk")),
+      walk_latency_(group_.histogram("walk_latency", "ns", "memory latency charged per walk")) {}
+
+uint64_t Walker::invalidate(const InvalidationScope& s) {
+    return s1_pwc_.invalidate(s) + s2_pwc_.invalidate(s) + s2_tlb_.invalidate(s);
+}
+
+bool Walker::update(const TranslationContext& ctx, bool nested, uint64_t desc_ipa, uint64_t desc_pa, uint64_t old_v,
+                    uint64_t new_v, StageOut& fault) {
+    if (nested) { // the stage-1 table page must be writable at stage 2
+        StageOut s2 = translate_s2(ctx, desc_ipa, kTableWrite, true, true);
+        if (s2.fault != FaultKind::none) {
+            fault = s2;
+            return false;
+        }
+        desc_pa = s2.out;
+    }
+    if (!port_.compare_exchange_u64(desc_pa, old_v, new_v)) {
+        fault.fault = FaultKind::memory_error;
+        return false;
+    }
+    return true;
+}
+
+Walker::StageOut Walker::translate_s2(const TranslationContext& ctx, uint64_t ipa, uint8_t need, bool write,
+                                      bool s1ptw) {
+    s2_translations_.inc();
+    if (s2_tlb_.enabled()) {
+        IotlbHit h = s2_tlb_.lookup(ctx.domain_tag, 0, ipa, TranslationKind::s2_ipa);
+        if (h.entry && (h.entry->s2_perms & need) == need && !(write && h.entry->dirty_pending)) {
+            StageOut o;
+            o.stage = 2;
+            o.out = h.entry->output | (ipa & low_mask(h.page_shift));
+            o.page_shift = h.page_shift;
+            o.perms = h.entry->s2_perms;
+            o.snoop = h.entry->snoop;
+            return o;
+        }
+    }
+    StageOut r = walk_stage(ctx, true, ipa, need, write, false);
+    if (r.fault != FaultKind::none) {
+        r.s1ptw = s1ptw;
+        return r;
+    }
+    IotlbEntry e;
+    e.output = r.out & ~low_mask(r.page_shift);
+    e.ipa = ipa & ~low_mask(r.page_shift);
+    e.s2_perms = r.perms;
+    e.snoop = r.snoop;
+    e.dirty_pending = r.dirty_pending;
+    s2_tlb_.insert(ctx.domain_tag, 0, ipa, TranslationKind::s2_ipa, r.page_shift, false, e);
+    return r;
+}
+
+Walker::StageOut Walker::walk_stage(const TranslationContext& ctx, bool stage2, uint64_t va, uint8_t need, bool write,
+                                    bool nested) {
+    const StageConfig& c = stage2 ? ctx.s2 : ctx.s1;
+    const PageTableFormat& f = format_of(c.format);
+    StageOut o;
+    o.stage = stage2 ? 2 : 1;
+    o.fault_addr = va;
+    auto fail = [&](FaultKind k, unsigned level) {
+        o.fault = k;
+        o.level = static_cast<uint8_t>(level);
+        return o;
+    };
+    if (f.check_config(c)) return fail(FaultKind::invalid_config, 0);
+    if (FaultKind k = f.check_input(va, c); k != FaultKind::none) return fail(k, 0);
+
+    WalkCache& pwc = stage2 ? s2_pwc_ : s1_pwc_;
+    const WalkKind wk = stage2 ? WalkKind::s2 : (nested ? WalkKind::s1_nested : WalkKind::s1);
+    const uint32_t as = stage2 ? 0 : ctx.as_tag;
+    unsigned level = c.levels;
+    uint64_t table = c.root, table_hpa = c.root;
+    bool have_hpa = !nested;
+    uint8_t limit = perm::all;
+    if (auto h = pwc.lookup(ctx.domain_tag, as, wk, va, c)) {
+        level = h->entry.next_level;
+        table = h->entry.table;
+        limit = h->entry.perms;
+        table_hpa = nested ? h->entry.table_hpa : table;
+        have_hpa = !nested || h->entry.hpa_valid;
+    }
+    // Under nesting a table's host address is known only once its descriptor
+    // address has been through stage 2, so its walk-cache entry is filled then.
+    bool pending = false;
+    unsigned pending_level = 0;
+    WalkCacheEntry pend;
+
+    for (;;) {
+        const uint64_t idx = PageTableFormat::index(va, c, level);
+        const uint64_t desc_ipa = table + idx * 8;
+        uint64_t desc_pa = desc_ipa;
+        if (nested) {
+            bool hpa_ok = have_hpa;
+            if (have_hpa) {
+                desc_pa = table_hpa + idx * 8;
+            } else {
+                StageOut s2 = translate_s2(ctx, desc_ipa, kTableRead, false, true);
+                if (s2.fault != FaultKind::none) return s2;
+                desc_pa = s2.out;
+                uint64_t last = table + PageTableFormat::table_bytes(c, level) - 1;
+                hpa_ok = s2.page_shift >= 64 || (table >> s2.page_shift) == (last >> s2.page_shift);
+                table_hpa = desc_pa - idx * 8;
+            }
+            if (pending) {
+                pend.table_hpa = table_hpa;
+                pend.hpa_valid = hpa_ok;
+                pwc.insert(ctx.domain_tag, as, wk, va, pending_level, c, pend);
+                pending = false;
+            }
+        }
+        std::optional<uint64_t> v = port_.read_u64(desc_pa);
+        if (!v) return fail(FaultKind::memory_error, level);
+        const Descriptor d = f.decode(*v, level, c);
+        switch (d.kind) {
+        case Descriptor::Kind::invalid: return fail(FaultKind::not_present, level);
+        case Descriptor::Kind::fault: return fail(d.fault, level);
+        case Descriptor::Kind::table: {
+            if (c.hw_access_dirty && !d.accessed &&
+                !update(ctx, nested, desc_ipa, desc_pa, *v, f.with_accessed(*v), o)) {
+                if (!o.s1ptw) o.level = static_cast<uint8_t>(level);
+                return o;
+            }
+            limit &= d.perms;
+            if (d.next_level + 1u < level) { // AMD level skipping: the skipped index bits must be zero
+                unsigned lo = PageTableFormat::level_shift(c, d.next_level + 1u);
+                unsigned hi = PageTableFormat::level_shift(c, level);
+                if ((va >> lo) & low_mask(hi - lo)) return fail(FaultKind::address_size, level);
+            }
+            WalkCacheEntry e;
+            e.table = d.addr;
+            e.next_level = d.next_level;
+            e.perms = limit;
+            if (nested) {
+                pending = true;
+                pending_level = level;
+                pend = e;
+            } else {
+                pwc.insert(ctx.domain_tag, as, wk, va, level, c, e);
+            }
+            level = d.next_level;
+            table = table_hpa = d.addr;
+            have_hpa = !nested;
+            continue;
+        }
+        case Descriptor::Kind::leaf: break;
+        }
+        // Leaf.
+        uint8_t perms = limit & d.perms;
+        const uint8_t dperms = limit & d.dirty_perms;
+        uint64_t nv = *v;
+        if (!d.accessed) {
+            if (c.hw_access_dirty) nv = f.with_accessed(nv);
+            else if (d.af_fault) return fail(FaultKind::access_flag, level);
+        }
+        bool set_dirty = false;
+        if (c.hw_access_dirty && write && !d.dirty && (dperms & need) == need) {
+            set_dirty = true;
+            perms = dperms;
+            nv = f.with_dirty(nv);
+        }
+        if ((perms & need) != need) return fail(FaultKind::permission, level);
+        if (nv != *v && !update(ctx, nested, desc_ipa, desc_pa, *v, nv, o)) {
+            if (!o.s1ptw) o.level = static_cast<uint8_t>(level);
+            return o;
+        }
+        o.dirty_pending = c.hw_access_dirty && !d.dirty && !set_dirty;
+        o.perms = perms;
+        o.page_shift = d.page_shift;
+        o.out = d.addr | (va & low_mask(d.page_shift));
+        o.global = d.global;
+        o.snoop = d.snoop;
+        return o;
+    }
+}
+
+WalkOutcome Walker::walk(const TranslationContext& ctx, const AccessRequest& req) {
+    const uint64_t r0 = port_.reads(), w0 = port_.writes();
+    const Duration l0 = port_.latency();
+    walks_.inc();
+    WalkOutcome o;
+    const uint8_t need = perm::needed(req.write, req.execute, req.privileged);
+    StageOut res;
+    if (ctx.s1.enabled) {
+        const bool nested = ctx.s2.enabled;
+        res = walk_stage(ctx, false, req.iova, need, req.write, nested);
+        o.s1_perms = res.perms;
+        if (res.fault == FaultKind::none && nested) {
+            o.ipa = res.out;
+            StageOut s2 = translate_s2(ctx, res.out, need, req.write, false);
+            if (s2.fault != FaultKind::none) {
+                res = s2;
+            } else {
+                res.out = s2.out;
+                res.page_shift = std::min(res.page_shift, s2.page_shift);
+                res.snoop = res.snoop || s2.snoop;
+                res.dirty_pending = res.dirty_pending || s2.dirty_pending;
+                o.s2_perms = s2.perms;
+            }
+        }
+    } else if (ctx.s2.enabled) {
+        res = walk_stage(ctx, true, req.iova, need, req.write, false);
+        o.s2_perms = res.perms;
+        o.s1_perms = perm::all;
+    } else {
+        res.fault = FaultKind::invalid_config;
+    }
+
+    Translation& t = o.t;
+    if (res.fault != FaultKind::none) {
+        t.fault = res.fault;
+        t.fault_stage = res.stage;
+        t.fault_level = res.level;
+        t.fault_addr = res.fault_addr;
+        t.s1ptw = res.s1ptw;
+        faults_.inc();
+    } else {
+        t.output = res.out;
+        t.page_shift = res.page_shift;
+        t.global = res.global;
+        t.snoop = res.snoop;
+        t.set_rights(static_cast<uint8_t>(o.s1_perms & o.s2_perms), req.privileged);
+        o.dirty_pending = res.dirty_pending;
+    }
+    o.reads = port_.reads() - r0;
+    o.writes = port_.writes() - w0;
+    o.latency = port_.latency() - l0;
+    reads_.inc(o.reads);
+    writes_.inc(o.writes);
+    reads_per_walk_.record(static_cast<double>(o.reads));
+    walk_latency_.record(o.latency.as_ns());
+    return o;
+}
+
+} // namespace iommusim::iommu

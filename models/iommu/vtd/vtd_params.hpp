@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Typed parameters of the VT-d remapping unit model (models/iommu/vtd).
+// Capabilities advertised in CAP/ECAP are composed from these fields
+// (VT-d spec §11.4.2/§11.4.3; shared/reference/spec-layouts.md A.8), so the
+// register file and the behaviour can never disagree.
+#include <cstdint>
+
+#include "models/common/time.hpp"
+
+namespace iommusim::iommu::vtd {
+
+/// Geometry and lookup latency of one of the unit's caches.
+struct CacheGeometry {
+    uint32_t entries = 0;
+    uint32_t ways = 0;
+    Duration lookup = Duration::ns(1);
+};
+
+struct VtdParams {
+    // ---- capabilities (CAP / ECAP) -------------------------------------
+    static constexpr uint8_t kDefaultMgaw = 57;        // bits; Sapphire-Rapids-class parts report 57 (5-level)
+    static constexpr uint8_t kDefaultHaw = 46;         // bits of host physical address (MGAW/HAW of a 46-bit server part)
+    static constexpr uint8_t kDefaultNumFaultRecords = 8; // CAP.NFR+1
+    static constexpr uint8_t kDefaultMamv = 18;        // CAP.MAMV; Linux flushes up to 2^MAMV pages with one PSI
+    static constexpr uint8_t kDefaultPasidBits = 20;   // ECAP.PSS+1
+    static constexpr uint8_t kDefaultNd = 6;           // CAP.ND = 6 -> 2^16 domain IDs
+
+    uint8_t version_major = 6, version_minor = 0;      ///< VER register (VT-d 3.x+/4.x parts report 6.0 / 7.0)
+    uint8_t mgaw = kDefaultMgaw;                       ///< maximum guest address width (bits)
+    uint8_t haw = kDefaultHaw;                         ///< host address width (output addresses beyond it fault)
+    uint8_t nd = kDefaultNd;                           ///< number-of-domains code
+    uint8_t num_fault_records = kDefaultNumFaultRecords;
+    uint8_t mamv = kDefaultMamv;
+    uint8_t pasid_bits = kDefaultPasidBits;
+    bool sl_3level = true, sl_4level = true, sl_5level = true; ///< CAP.SAGAW bits 1/2/3
+    bool sl_2m = true, sl_1g = true;                   ///< CAP.SLLPS
+    bool fl_1g = true;                                 ///< CAP.FL1GP
+    bool fl_5level = true;                             ///< CAP.FL5LP
+    bool caching_mode = false;                         ///< CAP.CM (a vIOMMU sets it)
+    bool device_tlb = true;                            ///< ECAP.DT: ATS
+    bool pass_through = true;                          ///< ECAP.PT
+    bool snoop_control = true;                         ///< ECAP.SC
+    bool nested = true;                                ///< ECAP.NEST
+    bool page_requests = true;                         ///< ECAP.PRS
+    bool execute_requests = true;                      ///< ECAP.ERS
+    bool supervisor_requests = true;                   ///< ECAP.SRS
+    bool pasid = true;                                 ///< ECAP.PASID
+    bool sl_ad = true;                                 ///< ECAP.SLADS
+    bool page_request_drain = true;                    ///< ECAP.PDS
+    bool dit = false;                                  ///< ECAP.DIT (PFSID-based throttling)
+
+    // ---- caches (sizes are not published; calibration.md "Intel/AMD IOTLB and paging-structure cache sizes")
+    CacheGeometry context_cache{128, 4, Duration::ns(1)};   ///< entries keyed by RID
+    CacheGeometry pasid_cache{256, 8, Duration::ns(1)};     ///< entries keyed by (DID, PASID) -> PASID-entry
+    CacheGeometry iotlb{512, 8, Duration::ns(2)};           ///< leaf translations tagged by DID+PASID
+    CacheGeometry fl_pwc{64, 4, Duration::ns(1)};           ///< first-stage paging-structure cache (non-leaf)
+    CacheGeometry sl_pwc{128, 4, Duration::ns(1)};          ///< second-stage / nested paging-structure cache
+
+    // ---- timing --------------------------------------------------------
+    /// ns; calibration.md "IOMMU memory read per page-walk access (fitted)" (197 ns, SOSP'24 §2.2)
+    Duration table_read = Duration::ns(197);
+    /// ns; one invalidation-queue descriptor fetch from memory (a 32 B read; same memory path as a walk read)
+    Duration descriptor_fetch = Duration::ns(197);
+    /// ns; per-descriptor processing inside the unit (scope match over the caches).
+    /// Chosen so an IOTLB flush + wait lands in calibration.md's 0.1-1 us band.
+    Duration per_descriptor = Duration::ns(40);
+    /// ns; per cache entry dropped by an invalidation (one tag-array write)
+    Duration per_entry_invalidate = Duration::ns(1);
+    /// ns; formatting and issuing one ATS Invalidate Request message
+    Duration ats_message_send = Duration::ns(20);
+    /// ns; posted write of a status word / fault record / page request descriptor / MSI to memory
+    Duration status_write = Duration::ns(60);
+    /// ns; fixed pipeline latency a translated request spends in the unit on top of cache lookups
+    Duration pipeline = Duration::ns(2);
+    /// us; device-TLB invalidation time-out before ITE (PCIe allows a minute; hardware uses a
+    /// configurable, much shorter one so that tests end — calibration.md "ATS invalidate completion timeout")
+    Duration ite_timeout = Duration::us(1000);
+    /// Default invalidate-queue depth assumed for a device whose descriptor MIP is 0 (0 means 32; PCIe ATS cap).
+    static constexpr uint8_t kMaxInvalidationsPending = 32;
+
+    // ---- MMIO layout ---------------------------------------------------
+    uint32_t fault_record_offset = 0x220; ///< CAP.FRO * 16 (QEMU's unit uses 0x220)
+    uint32_t iotlb_reg_offset = 0xF0;     ///< ECAP.IRO * 16 (IVA at +0, IOTLB at +8)
+    static constexpr uint32_t kMmioSize = 0x1000;
+};
+
+} // namespace iommusim::iommu::vtd

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Shared set-up for the translation-core tests: sparse memory, a bump
+// allocator for table pages, and StageConfig helpers per format.
+#include <memory>
+
+#include "models/common/stats.hpp"
+#include "models/iommu/common/table_builder.hpp"
+#include "models/iommu/common/translation.hpp"
+#include "models/iommu/common/walk_mem_port.hpp"
+#include "models/mem/sparse_memory.hpp"
+
+namespace iommusim::iommu::test {
+
+inline StageConfig x86_cfg(unsigned levels = 4) {
+    StageConfig c;
+    c.enabled = true;
+    c.format = PtFormat::x86_64;
+    c.levels = static_cast<uint8_t>(levels);
+    c.input_bits = static_cast<uint8_t>(12 + 9 * levels);
+    c.output_bits = 46;
+    return c;
+}
+inline StageConfig vtd_ss_cfg(unsigned levels = 4) {
+    StageConfig c = x86_cfg(levels);
+    c.format = PtFormat::vtd_ss;
+    return c;
+}
+inline StageConfig amd_v1_cfg(unsigned levels = 4) {
+    StageConfig c = x86_cfg(4);
+    c.format = PtFormat::amd_v1;
+    c.levels = static_cast<uint8_t>(levels);
+    c.input_bits = static_cast<uint8_t>(levels == 6 ? 64 : 12 + 9 * levels);
+    return c;
+}
+inline StageConfig arm_cfg(bool s2, unsigned granule_shift = 12, unsigned input_bits = 48, unsigned levels = 4,
+                           unsigned concat = 1) {
+    StageConfig c;
+    c.enabled = true;
+    c.format = s2 ? PtFormat::arm_s2 : PtFormat::arm_s1;
+    c.granule_shift = static_cast<uint8_t>(granule_shift);
+    c.input_bits = static_cast<uint8_t>(input_bits);
+    c.levels = static_cast<uint8_t>(levels);
+    c.concat_tables = static_cast<uint8_t>(concat);
+    c.output_bits = 48;
+    return c;
+}
+
+/// PhysMem view at an offset: guest-physical tables placed in host memory by a
+/// linear stage-2 mapping (GPA g lives at HPA g + offset).
+class OffsetMem final : public mem::PhysMem {
+public:
+    OffsetMem(mem::PhysMem& m, uint64_t off) : m_(m), off_(off) {}
+    void read(uint64_t pa, void* d, size_t n) override { m_.read(pa + off_, d, n); }
+    void write(uint64_t pa, const void* s, size_t n) override { m_.write(pa + off_, s, n); }
+
+private:
+    mem::PhysMem& m_;
+    uint64_t off_;
+};
+
+struct Env {
+    mem::SparseMemory mem{uint64_t{1} << 40};
+    PhysMemWalkPort port{mem};
+    stats::Group root{"test"};
+    BumpAllocator host_tables{0x1000'0000, 0x1000'0000}; ///< host table pages at 256 MiB
+
+    std::unique_ptr<TableBuilder> build(const StageConfig& c) {
+        MapError e;
+        auto b = TableBuilder::create(mem, c, std::ref(host_tables), &e);
+        if (!b) throw std::runtime_error(std::string("builder: ") + std::string(to_string(e)));
+        return b;
+    }
+};
+
+inline AccessRequest rd(uint64_t iova) { return AccessRequest{iova, false, false, false}; }
+inline AccessRequest wr(uint64_t iova) { return AccessRequest{iova, true, false, false}; }
+
+} // namespace iommusim::iommu::test
