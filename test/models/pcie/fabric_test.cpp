@@ -33,8 +33,26 @@ public:
     uint64_t seen = 0, faulted = 0, messages = 0;
     std::set<std::pair<uint16_t, uint32_t>> rid_pasid;
 
+    std::vector<MessageExtension> to_send;                  ///< sent down into the fabric at start
+    std::vector<tlm::tlm_response_status> sent_status;
+
+    SC_HAS_PROCESS(TestIommu);
     explicit TestIommu(sc_core::sc_module_name n) : sc_module(n), in("in"), mem("mem"), fabric("fabric") {
         in.register_b_transport(this, &TestIommu::b_transport);
+        SC_THREAD(send_messages);
+    }
+    void send_messages() {
+        for (auto& m : to_send) {
+            tlm::tlm_generic_payload gp;
+            gp.set_command(tlm::TLM_WRITE_COMMAND);
+            gp.set_data_length(0);
+            gp.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+            gp.set_extension(&m);
+            sc_core::sc_time d = sc_core::SC_ZERO_TIME;
+            fabric->b_transport(gp, d);
+            gp.clear_extension(&m);
+            sent_status.push_back(gp.get_response_status());
+        }
     }
     void b_transport(tlm::tlm_generic_payload& gp, sc_core::sc_time& d) {
         if (gp.get_extension<MessageExtension>()) {
@@ -467,4 +485,69 @@ TEST_CASE("switches nest: P2P between branches turns at the lowest common switch
     CHECK(b.stat("swA.p2p_direct") == 20);    // turns at swA
     CHECK(b.stat("ep2.bar_writes") == 20);
     CHECK(b.iommu.seen == 0);
+}
+
+namespace {
+/// Exercises the extension points an ATS/PRI endpoint uses: before its first
+/// DMA it sends a PRI Page Request upstream (routed to the root complex and
+/// the IOMMU) and it accepts PRG Responses routed down to it.
+class PagingEndpoint : public TrafficEndpoint {
+public:
+    using TrafficEndpoint::TrafficEndpoint;
+    unsigned page_requests = 0, prg_responses = 0;
+
+protected:
+    bool translate(TlpExtension& tlp, uint64_t& addr, bool write, Duration& at) override {
+        if (page_requests > 0) return true;
+        MessageExtension m;
+        m.code = MessageCode::page_request;
+        m.page_req.requester = tlp.requester;
+        m.page_req.pasid_present = tlp.pasid_present;
+        m.page_req.pasid = tlp.pasid;
+        m.page_req.address = addr & ~uint64_t{0xFFF};
+        m.page_req.write = write;
+        m.page_req.read = !write;
+        m.page_req.last = true;
+        tlm::tlm_generic_payload gp;
+        gp.set_command(tlm::TLM_WRITE_COMMAND);
+        gp.set_data_length(0);
+        gp.set_extension(&m);
+        at = send_upstream(gp, at);
+        gp.clear_extension(&m);
+        ++page_requests;
+        return gp.is_response_ok();
+    }
+    void on_message(MessageExtension& msg, tlm::tlm_generic_payload& gp, sc_core::sc_time&) override {
+        if (msg.code == MessageCode::prg_response) ++prg_responses;
+        gp.set_response_status(tlm::TLM_OK_RESPONSE);
+    }
+};
+} // namespace
+
+TEST_CASE("endpoint hooks carry PRI page requests up to the IOMMU and PRG responses down", "[sc][pcie][fabric][pri]") {
+    Bench b(switch_pair(AcsFlags::all_isolating()));
+    TrafficEndpointParams p;
+    fill_from_topology(b.topo, "ep0", p);
+    WorkloadParams w = stream(0, 4);
+    w.pasid.pasids = {9};
+    p.workloads = {w};
+    PagingEndpoint ep("ep0", p, &b.root);
+    b.fabric.attach_endpoint("ep0", ep.upstream, ep.downstream);
+    b.add("ep1", {});
+    MessageExtension prg;
+    prg.code = MessageCode::prg_response;
+    prg.prg_resp.destination = b.topo.node(b.topo.find("ep0")).bdf;
+    prg.prg_resp.pasid_present = true;
+    prg.prg_resp.pasid = 9;
+    b.iommu.to_send = {prg};
+    sc_core::sc_start();
+    CHECK(ep.page_requests == 1);
+    CHECK(ep.prg_responses == 1);
+    CHECK(b.iommu.sent_status == std::vector<tlm::tlm_response_status>{tlm::TLM_OK_RESPONSE});
+    CHECK(b.stat("sw0.down_messages") == 1);
+    CHECK(b.iommu.messages == 1);
+    CHECK(b.stat("sw0.up_messages") == 1);
+    CHECK(b.stat("rc0.up_messages") == 1);
+    CHECK(b.stat("ep0.writes") == 4);
+    CHECK(b.stat("ep0.errors") == 0);
 }
