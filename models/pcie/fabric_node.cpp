@@ -47,7 +47,7 @@ bool is_posted(const tlm::tlm_generic_payload& gp) {
 
 FabricNode::FabricNode(sc_core::sc_module_name name, const FabricNodeParams& params, stats::Group* parent_stats)
     : sc_module(name), upstream_out("upstream_out"), upstream_in("upstream_in"), params_(params),
-      stats_(basename(), parent_stats), terminator_("terminator"),
+      stats_(basename(), parent_stats),
       up_requests_(stats_.counter("up_requests", "requests", "requests forwarded upstream")),
       down_requests_(stats_.counter("down_requests", "requests", "requests from above routed to a port")),
       up_messages_(stats_.counter("up_messages", "messages", "ID-routed messages forwarded upstream")),
@@ -71,7 +71,6 @@ FabricNode::FabricNode(sc_core::sc_module_name name, const FabricNodeParams& par
     }
     attached_.assign(ports.size(), false);
     upstream_in.register_b_transport(this, &FabricNode::from_above);
-    terminator_.register_b_transport(this, &FabricNode::terminate);
 }
 
 void FabricNode::attach(size_t port, tlm::tlm_initiator_socket<>& child_up, tlm::tlm_target_socket<>& child_down) {
@@ -90,22 +89,13 @@ int FabricNode::port_index(const std::string& name) const {
 }
 
 void FabricNode::before_end_of_elaboration() {
-    // A port without a device answers Unsupported Request (§2.3.1). One
-    // terminator serves them all through a passthrough: only the first free
-    // port binds it directly; others would need their own target, so we bind
-    // each to a fresh terminator socket.
-    bool used = false;
+    // A port without a device answers Unsupported Request (§2.3.1).
     for (size_t i = 0; i < port_out_.size(); ++i) {
         if (attached_[i]) continue;
-        if (!used) {
-            port_out_[i]->bind(terminator_);
-            used = true;
-            continue;
-        }
-        extra_terminators_.push_back(std::make_unique<tlm_utils::simple_target_socket<FabricNode>>(
+        terminators_.push_back(std::make_unique<tlm_utils::simple_target_socket<FabricNode>>(
             ("terminator" + std::to_string(i)).c_str()));
-        extra_terminators_.back()->register_b_transport(this, &FabricNode::terminate);
-        port_out_[i]->bind(*extra_terminators_.back());
+        terminators_.back()->register_b_transport(this, &FabricNode::terminate);
+        port_out_[i]->bind(*terminators_.back());
     }
 }
 

@@ -77,8 +77,9 @@ private:
     std::vector<std::unique_ptr<TargetSocket>> port_in_;
     std::vector<std::unique_ptr<InitiatorSocket>> port_out_;
     std::vector<bool> attached_;
-    tlm_utils::simple_target_socket<FabricNode> terminator_;  ///< answers UR on ports with no device
-    std::vector<std::unique_ptr<tlm_utils::simple_target_socket<FabricNode>>> extra_terminators_;
+    /// Answer UR on ports with no device (created at end of elaboration:
+    /// an unbound target socket is an elaboration error).
+    std::vector<std::unique_ptr<tlm_utils::simple_target_socket<FabricNode>>> terminators_;
     stats::Counter& up_requests_;
     stats::Counter& down_requests_;
     stats::Counter& up_messages_;
