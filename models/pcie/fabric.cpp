@@ -46,6 +46,14 @@ void PcieFabric::attach_endpoint(const std::string& endpoint, tlm::tlm_initiator
     parent.attach(static_cast<size_t>(parent.port_index(topo_.node(port).name)), up, down);
 }
 
+void PcieFabric::attach_endpoint(const std::string& endpoint, tlm::tlm_initiator_socket<>& up) {
+    std::vector<int> fns = topo_.functions_of(endpoint);
+    if (fns.empty()) throw std::invalid_argument("no endpoint named " + endpoint);
+    int port = topo_.port_above(fns.front());
+    FabricNode& parent = node_for(topo_.fabric_node_of_port(port));
+    parent.attach_initiator_only(static_cast<size_t>(parent.port_index(topo_.node(port).name)), up);
+}
+
 uint64_t PcieFabric::p2p_direct_total() const {
     auto get = [](const FabricNode& n) {
         const stats::Entry* e = n.stats().find("p2p_direct");

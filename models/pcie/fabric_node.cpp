@@ -69,14 +69,20 @@ FabricNode::FabricNode(sc_core::sc_module_name name, const FabricNodeParams& par
         port_in_.back()->register_b_transport(this, &FabricNode::from_port, static_cast<int>(i));
         port_out_.push_back(std::make_unique<InitiatorSocket>((pn + "_out").c_str()));
     }
-    attached_.assign(ports.size(), false);
+    up_bound_.assign(ports.size(), false);
+    down_bound_.assign(ports.size(), false);
     upstream_in.register_b_transport(this, &FabricNode::from_above);
 }
 
 void FabricNode::attach(size_t port, tlm::tlm_initiator_socket<>& child_up, tlm::tlm_target_socket<>& child_down) {
     child_up.bind(*port_in_.at(port));
     port_out_.at(port)->bind(child_down);
-    attached_[port] = true;
+    up_bound_[port] = down_bound_[port] = true;
+}
+
+void FabricNode::attach_initiator_only(size_t port, tlm::tlm_initiator_socket<>& child_up) {
+    child_up.bind(*port_in_.at(port));
+    up_bound_[port] = true;
 }
 
 void FabricNode::attach(size_t port, FabricNode& child) { attach(port, child.upstream_out, child.upstream_in); }
@@ -91,11 +97,17 @@ int FabricNode::port_index(const std::string& name) const {
 void FabricNode::before_end_of_elaboration() {
     // A port without a device answers Unsupported Request (§2.3.1).
     for (size_t i = 0; i < port_out_.size(); ++i) {
-        if (attached_[i]) continue;
-        terminators_.push_back(std::make_unique<tlm_utils::simple_target_socket<FabricNode>>(
-            ("terminator" + std::to_string(i)).c_str()));
-        terminators_.back()->register_b_transport(this, &FabricNode::terminate);
-        port_out_[i]->bind(*terminators_.back());
+        if (!down_bound_[i]) {
+            terminators_.push_back(std::make_unique<tlm_utils::simple_target_socket<FabricNode>>(
+                ("terminator" + std::to_string(i)).c_str()));
+            terminators_.back()->register_b_transport(this, &FabricNode::terminate);
+            port_out_[i]->bind(*terminators_.back());
+        }
+        if (!up_bound_[i]) {
+            idle_.push_back(std::make_unique<tlm_utils::simple_initiator_socket<FabricNode>>(
+                ("idle" + std::to_string(i)).c_str()));
+            idle_.back()->bind(*port_in_[i]);
+        }
     }
 }
 
