@@ -14,7 +14,7 @@ DecodeResult err(IqeReason r) {
     d.error = r;
     return d;
 }
-DecodeResult good(Descriptor x) {
+DecodeResult good(QiDescriptor x) {
     DecodeResult d;
     d.desc = std::move(x);
     return d;

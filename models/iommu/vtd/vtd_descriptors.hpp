@@ -81,12 +81,12 @@ struct PageGroupResponse {
     std::array<uint64_t, 2> private_data{};
 };
 
-using Descriptor = std::variant<ContextCacheInv, IotlbInv, DevTlbInv, IecInv, WaitDesc, PasidCacheInv,
+using QiDescriptor = std::variant<ContextCacheInv, IotlbInv, DevTlbInv, IecInv, WaitDesc, PasidCacheInv,
                                 PageGroupResponse>;
 
 struct DecodeResult {
     IqeReason error = IqeReason::none;
-    Descriptor desc;
+    QiDescriptor desc;
     bool ok() const { return error == IqeReason::none; }
 };
 

@@ -7,13 +7,14 @@
 #include <cstdint>
 
 #include "models/common/time.hpp"
+#include "models/iommu/common/cache_params.hpp"
+#include "models/iommu/common/walker_params.hpp"
 
 namespace iommusim::iommu::vtd {
 
-/// Geometry and lookup latency of one of the unit's caches.
-struct CacheGeometry {
-    uint32_t entries = 0;
-    uint32_t ways = 0;
+/// Geometry and lookup latency of one of the unit's caches (the core's generic cache).
+struct VtdCacheParams {
+    iommu::CacheGeometry geometry;
     Duration lookup = Duration::ns(1);
 };
 
@@ -51,17 +52,27 @@ struct VtdParams {
     bool dit = false;                                  ///< ECAP.DIT (PFSID-based throttling)
 
     // ---- caches (sizes are not published; calibration.md "Intel/AMD IOTLB and paging-structure cache sizes")
-    CacheGeometry context_cache{128, 4, Duration::ns(1)};   ///< entries keyed by RID
-    CacheGeometry pasid_cache{256, 8, Duration::ns(1)};     ///< entries keyed by (DID, PASID) -> PASID-entry
-    CacheGeometry iotlb{512, 8, Duration::ns(2)};           ///< leaf translations tagged by DID+PASID
-    CacheGeometry fl_pwc{64, 4, Duration::ns(1)};           ///< first-stage paging-structure cache (non-leaf)
-    CacheGeometry sl_pwc{128, 4, Duration::ns(1)};          ///< second-stage / nested paging-structure cache
+    /// Context cache, keyed by RID (ns lookup: one SRAM access, assumed).
+    VtdCacheParams context_cache{{128, 4, iommu::Replacement::lru, 21}, Duration::ns(1)};
+    /// PASID cache, keyed by (RID, PASID), tagged with DID for invalidation.
+    VtdCacheParams pasid_cache{{256, 8, iommu::Replacement::lru, 22}, Duration::ns(1)};
+    /// IOTLB tagged by DID + PASID (512 x 8-way as in iommu::IotlbParams).
+    VtdCacheParams iotlb{{512, 8, iommu::Replacement::lru, 1}, Duration::ns(2)};
+    /// First-stage and second-stage paging-structure caches and the nested stage-2 cache.
+    iommu::WalkerParams walker;
+    /// count; concurrent page walks (walk slots); gem5 SMMUv3 has 16 walk slots
+    /// (calibration.md), client VT-d units fewer; 4 assumed.
+    uint32_t walkers = 4;
 
     // ---- timing --------------------------------------------------------
-    /// ns; calibration.md "IOMMU memory read per page-walk access (fitted)" (197 ns, SOSP'24 §2.2)
-    Duration table_read = Duration::ns(197);
-    /// ns; one invalidation-queue descriptor fetch from memory (a 32 B read; same memory path as a walk read)
-    Duration descriptor_fetch = Duration::ns(197);
+    /// ns; IOMMU-side cost of each table/descriptor read on top of the memory target's own latency:
+    /// calibration.md "IOMMU memory read per page-walk access (fitted)" 197 ns total minus the
+    /// 90 ns DRAM read of the default memory model (shared/DESIGN.md example platform).
+    Duration table_read = Duration::ns(107);
+    /// ns; one MMIO register access inside the unit (the CPU-side cost is the host model's)
+    Duration mmio_access = Duration::ns(5);
+    /// ns; IOMMU-side cost of one invalidation-queue descriptor fetch, on top of the memory read (same path as a walk read)
+    Duration descriptor_fetch = Duration::ns(107);
     /// ns; per-descriptor processing inside the unit (scope match over the caches).
     /// Chosen so an IOTLB flush + wait lands in calibration.md's 0.1-1 us band.
     Duration per_descriptor = Duration::ns(40);

@@ -53,7 +53,7 @@ TEST_CASE("VT-d IOTLB descriptors decode to second-stage scopes of the right kin
     CHECK(psi.drain_writes);
 }
 
-TEST_CASE("VT-d PASID-based IOTLB descriptors decode to (DID, PASID) first-stage scopes", "[unit][vtd]") {
+TEST_CASE("VT-d PASID-based IOTLB descriptors decode to DID+PASID first-stage scopes", "[unit][vtd]") {
     auto all = decode_as<IotlbInv>(encode_pasid_iotlb_all(4, 0xABCDE));
     CHECK(all.pasid_based);
     CHECK(all.scope.kind == InvalidationScope::Kind::domain_as);

@@ -90,7 +90,7 @@ TEST_CASE("VT-d GCMD SRTP latches RTADDR with SMT and sets RTPS; TE and QIE are 
     CHECK_FALSE(r.translation_enabled());
 }
 
-TEST_CASE("VT-d primary fault logging fills records, sets PPF/FRI, and overflows into PFO", "[unit][vtd]") {
+TEST_CASE("VT-d primary fault logging fills records and sets PPF and FRI and overflows into PFO", "[unit][vtd]") {
     VtdParams p;
     p.num_fault_records = 2;
     VtdRegs r(p);
@@ -170,7 +170,7 @@ TEST_CASE("VT-d wait completion sets ICS.IWC once and raises the invalidation ev
     CHECK(r.report_wait_complete());
 }
 
-TEST_CASE("VT-d page request queue registers wrap, detect full and report overflow", "[unit][vtd]") {
+TEST_CASE("VT-d page request queue registers wrap and detect full and report overflow", "[unit][vtd]") {
     VtdParams p;
     VtdRegs r(p);
     r.write(reg::PQA, 8, 0x80000); // one page: 128 descriptors
