@@ -22,7 +22,7 @@ struct Fix {
     stats::Group root{"t"};
     Iotlb tlb{"iotlb", CacheGeometry{256, 8, Replacement::lru, 1}, &root};
     bool has(uint32_t d, uint32_t as, uint64_t va, TranslationKind k = TranslationKind::s1) {
-        return tlb.lookup(d, as, va, k).entry != nullptr;
+        return tlb.lookup(d, as, va, k).hit;
     }
 };
 
@@ -43,14 +43,14 @@ TEST_CASE("IOTLB holds mixed page sizes in one structure and finds each by its s
     f.tlb.insert(1, 2, 0x20'0000, TranslationKind::s1, 21, false, out(0x40'0000));
     f.tlb.insert(1, 2, 0x4000'0000, TranslationKind::s1, 30, false, out(0x8000'0000));
     auto a = f.tlb.lookup(1, 2, 0x1fff, TranslationKind::s1);
-    REQUIRE(a.entry);
+    REQUIRE(a.hit);
     CHECK(a.page_shift == 12);
-    CHECK(a.entry->output == 0xA000);
+    CHECK(a.entry.output == 0xA000);
     auto b = f.tlb.lookup(1, 2, 0x3F'FFFF, TranslationKind::s1);
-    REQUIRE(b.entry);
+    REQUIRE(b.hit);
     CHECK(b.page_shift == 21);
     auto c = f.tlb.lookup(1, 2, 0x7FFF'FFFF, TranslationKind::s1);
-    REQUIRE(c.entry);
+    REQUIRE(c.hit);
     CHECK(c.page_shift == 30);
     CHECK_FALSE(f.has(1, 2, 0x2000));
     CHECK_FALSE(f.has(1, 3, 0x1000));                          // other PASID
@@ -62,7 +62,7 @@ TEST_CASE("IOTLB global entries match every address space of their domain only",
     Fix f;
     f.tlb.insert(1, 2, 0x1000, TranslationKind::s1, 12, true, out(0xA000));
     auto h = f.tlb.lookup(1, 99, 0x1000, TranslationKind::s1);
-    REQUIRE(h.entry);
+    REQUIRE(h.hit);
     CHECK(h.global);
     CHECK_FALSE(f.has(2, 2, 0x1000));
 }
