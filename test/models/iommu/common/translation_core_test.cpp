@@ -148,3 +148,22 @@ TEST_CASE("nested translations are cached combined and dropped by a stage-2 rang
     CHECK(core.invalidate(s) >= 2); // the combined entry and the stage-2 cache entry
     CHECK_FALSE(core.translate(ctx, rd(0x5123)).iotlb_hit);
 }
+
+TEST_CASE("IOTLB and walk caches stay within their configured sizes whatever the address stream", "[unit]") {
+    Env env;
+    TranslationCoreParams p;
+    p.iotlb.geometry = CacheGeometry{64, 4, Replacement::lru, 1};
+    p.walker.s1_walk_cache.per_level = CacheGeometry{16, 4, Replacement::tree_plru, 1};
+    TranslationCore core{env.port, p, &env.root};
+    auto b = env.build(x86_cfg(4));
+    TranslationContext ctx;
+    ctx.s1 = b->config();
+    for (uint64_t i = 0; i < 2000; ++i) {
+        uint64_t va = (i * 0x2'0000'1000) & ((uint64_t{1} << 47) - 0x1000);
+        REQUIRE(b->map(va, 0x1000 * i, 0x1000, 12) == MapError::none);
+        REQUIRE(core.translate(ctx, rd(va)).t.ok());
+    }
+    CHECK(core.iotlb().size() <= 64);
+    CHECK(core.walker().s1_walk_cache().size() <= core.walker().s1_walk_cache().capacity());
+    CHECK(core.walker().s1_walk_cache().capacity() == 16 * 4); // levels 2..5
+}

@@ -175,3 +175,36 @@ TEST_CASE("nested hardware A/D updates need stage-2 write permission on the stag
     CHECK(o.t.fault_stage == 2);
     CHECK(o.t.s1ptw);
 }
+
+TEST_CASE("a table pointer outside physical memory ends the walk with a memory error, not a crash", "[unit]") {
+    Env env;
+    Walker w(env.port, no_caches(), &env.root);
+    auto b = env.build(x86_cfg(4));
+    REQUIRE(b->map(0x1000, 0xA000, 0x1000, 12) == MapError::none);
+    // Point the PDE at a table beyond the 1 TiB memory (inside the 46-bit output width).
+    uint64_t pde = *b->descriptor_address(0x1000, 2);
+    env.mem.write_u64(pde, (uint64_t{1} << 45) | 0x7);
+    TranslationContext ctx;
+    ctx.s1 = b->config();
+    auto o = w.walk(ctx, rd(0x1000));
+    CHECK(o.t.fault == FaultKind::memory_error);
+    CHECK(o.t.fault_level == 1);
+    CHECK(o.reads == 4);
+}
+
+TEST_CASE("walk caches remember AMD v1 skipped levels", "[unit]") {
+    Env env;
+    Walker w(env.port, WalkerParams{}, &env.root);
+    auto b = env.build(amd_v1_cfg(3));
+    REQUIRE(b->map(0x5000, 0xA000, 0x1000, 12) == MapError::none);
+    REQUIRE(b->map(0x6000, 0xB000, 0x1000, 12) == MapError::none);
+    uint64_t l1_table = env.mem.read_u64(*b->descriptor_address(0x5000, 2)) & bits(51, 12);
+    env.mem.write_u64(*b->descriptor_address(0x5000, 3), l1_table | 1 | (uint64_t{1} << 9) | (uint64_t{3} << 61));
+    TranslationContext ctx;
+    ctx.s2 = b->config();
+    CHECK(w.walk(ctx, rd(0x5000)).reads == 2);
+    auto o = w.walk(ctx, rd(0x6000)); // level-3 entry cached with NextLevel 1
+    REQUIRE(o.t.ok());
+    CHECK(o.t.output == 0xB000);
+    CHECK(o.reads == 1);
+}
