@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "models/pcie/ats_endpoint.hpp"
+
+#include <bit>
+#include <cstring>
+
+#include "models/pcie/ats_codec.hpp"
+
+namespace iommusim::pcie {
+
+using sc_core::sc_time;
+using sc_core::SC_PS;
+
+namespace {
+sc_time to_sc(Duration d) { return sc_time(static_cast<double>(d.as_ps()), SC_PS); }
+Duration from_sc(const sc_time& t) { return Duration::ps(t.value()); }
+constexpr uint64_t kShiftMask = 0x7F;
+} // namespace
+
+iommu::CacheKey AtsEndpoint::key(std::optional<uint32_t> pasid, bool global, uint64_t iova, unsigned shift) {
+    // b: PASID+1 (0 = requests without PASID; global entries match every PASID) | G | shift (never 0).
+    const uint64_t pf = global ? 0 : (pasid ? uint64_t{*pasid & kPasidMask} + 1 : 0);
+    return iommu::CacheKey{iova >> shift, pf << 16 | uint64_t{global} << 8 | shift};
+}
+
+AtsEndpoint::AtsEndpoint(const sc_core::sc_module_name& name, const AtsEndpointParams& p, stats::Group* parent)
+    : sc_module(name), upstream("upstream"), downstream("downstream"), p_(p), stats_(basename(), parent),
+      atc_("atc", p_.atc, &stats_),
+      st_hits_(stats_.counter("atc_hits", "count", "DMA accesses served by an ATC translation")),
+      st_misses_(stats_.counter("atc_misses", "count", "DMA accesses that needed a Translation Request")),
+      st_translation_requests_(stats_.counter("translation_requests", "count", "ATS Translation Requests sent")),
+      st_no_access_(stats_.counter("translation_no_access", "count", "Translation Completions with R=W=0 or errors")),
+      st_translated_(stats_.counter("translated_requests", "count", "memory requests sent with AT=10")),
+      st_untranslated_(stats_.counter("untranslated_requests", "count", "memory requests sent with AT=00")),
+      st_inv_received_(stats_.counter("invalidations_received", "count", "ATS Invalidate Requests received")),
+      st_inv_completed_(stats_.counter("invalidations_completed", "count", "Invalidate Completions sent")),
+      st_inv_dropped_entries_(stats_.counter("atc_entries_invalidated", "count", "ATC entries dropped")),
+      st_stale_completions_(stats_.counter("stale_translations_dropped", "count",
+                                           "translations still in flight when an overlapping invalidation ran")),
+      st_page_requests_(stats_.counter("page_requests", "count", "Page Requests sent")),
+      st_inv_latency_(stats_.histogram("invalidation_latency", "ns", "Invalidate Request arrival to Completion")) {
+    downstream.register_b_transport(this, &AtsEndpoint::b_transport_downstream);
+    SC_HAS_PROCESS(AtsEndpoint);
+    SC_THREAD(invalidation_thread);
+}
+
+std::optional<AtsEndpoint::AtcEntry> AtsEndpoint::atc_lookup(uint64_t iova, std::optional<uint32_t> pasid) {
+    for (uint64_t m = shifts_present_; m; m &= m - 1) {
+        const unsigned shift = static_cast<unsigned>(std::countr_zero(m));
+        if (AtcEntry* e = atc_.probe(key(pasid, false, iova, shift))) return *e;
+        if (pasid)
+            if (AtcEntry* e = atc_.probe(key(pasid, true, iova, shift))) return *e;
+    }
+    return std::nullopt;
+}
+
+bool AtsEndpoint::atc_holds(uint64_t iova, std::optional<uint32_t> pasid) { return atc_lookup(iova, pasid).has_value(); }
+
+tlm::tlm_response_status AtsEndpoint::issue(uint64_t addr, void* data, unsigned len, bool write,
+                                            std::optional<uint32_t> pasid, AddressType at, bool privileged,
+                                            bool no_snoop, sc_time& delay) {
+    tlm::tlm_generic_payload g;
+    TlpExtension ext;
+    ext.requester = p_.rid;
+    // Translated requests carry no PASID (the translation already encodes it; PCIe §6.20).
+    ext.pasid_present = pasid.has_value() && at != AddressType::translated;
+    ext.pasid = pasid.value_or(0);
+    ext.privileged = privileged && ext.pasid_present;
+    ext.at = at;
+    ext.no_snoop = no_snoop;
+    ext.tag = tag_++ & 0x3FF;
+    if (at == AddressType::translated) { // served from the ATC: the address is already physical
+        ext.served_by = TlpExtension::Source::atc;
+        ext.output_address = addr;
+    }
+    g.set_command(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
+    g.set_address(addr);
+    g.set_data_ptr(static_cast<unsigned char*>(data));
+    g.set_data_length(len);
+    g.set_streaming_width(len);
+    g.set_byte_enable_ptr(nullptr);
+    g.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    g.set_extension(&ext);
+    upstream->b_transport(g, delay);
+    g.clear_extension(&ext);
+    if (at != AddressType::translation_request) {
+        last_source_ = ext.served_by;
+        last_output_ = ext.output_address;
+    }
+    return g.get_response_status();
+}
+
+bool AtsEndpoint::translate(uint64_t iova, std::optional<uint32_t> pasid, bool privileged, sc_time& delay) {
+    uint64_t entry = 0;
+    st_translation_requests_.inc();
+    const auto st = issue(iova & ~uint64_t{0xFFF}, &entry, 8, false, pasid, AddressType::translation_request,
+                          privileged, false, delay);
+    if (st != tlm::TLM_OK_RESPONSE) return false;
+    const AtsTranslation c = decode_translation_entry(entry);
+    if (!c.read && !c.write) return false;
+    if (c.user) return true; // U=1: use untranslated requests only, do not cache
+    const uint64_t size = c.range_size();
+    const unsigned shift = static_cast<unsigned>(std::countr_zero(size));
+    AtcEntry e;
+    e.translated = c.range_base();
+    e.shift = static_cast<uint8_t>(shift);
+    e.read = c.read;
+    e.write = c.write;
+    e.execute = c.execute;
+    e.privileged = c.privileged;
+    e.global = c.global && pasid.has_value();
+    e.no_snoop = c.no_snoop;
+    e.ready_at = now() + from_sc(delay);
+    atc_.insert(key(pasid, e.global, iova, shift), e);
+    shifts_present_ |= uint64_t{1} << shift;
+    return true;
+}
+
+tlm::tlm_response_status AtsEndpoint::dma(uint64_t iova, void* data, unsigned len, bool write,
+                                          std::optional<uint32_t> pasid, sc_time& delay, bool privileged) {
+    const Duration start = now() + from_sc(delay);
+    last_source_ = TlpExtension::Source::none;
+    const auto st = dma_inner(iova, data, len, write, pasid, delay, privileged);
+    if (observer_) {
+        DmaRecord r;
+        r.requester = p_.rid;
+        r.pasid_present = pasid.has_value();
+        r.pasid = pasid.value_or(0);
+        r.iova = iova;
+        r.pa = last_output_;
+        r.write = write;
+        r.at_ps = start.as_ps();
+        r.source = last_source_;
+        r.ok = st == tlm::TLM_OK_RESPONSE;
+        observer_(r);
+    }
+    return st;
+}
+
+tlm::tlm_response_status AtsEndpoint::dma_inner(uint64_t iova, void* data, unsigned len, bool write,
+                                                std::optional<uint32_t> pasid, sc_time& delay, bool privileged) {
+    if (!p_.ats_enabled) {
+        st_untranslated_.inc();
+        return issue(iova, data, len, write, pasid, AddressType::untranslated, privileged, false, delay);
+    }
+    auto send_translated = [&](const AtcEntry& e) {
+        const uint64_t pa = e.translated | (iova & ((uint64_t{1} << e.shift) - 1));
+        st_translated_.inc();
+        auto st = issue(pa, data, len, write, pasid, AddressType::translated, privileged, false, delay);
+        const Duration done = now() + from_sc(delay);
+        if (done > last_translated_done_) last_translated_done_ = done;
+        return st;
+    };
+    delay += to_sc(p_.atc_lookup);
+    std::optional<AtcEntry> e = atc_lookup(iova, pasid);
+    atc_.count_lookup(e.has_value());
+    if (e && (write ? e->write : e->read)) {
+        st_hits_.inc();
+        return send_translated(*e);
+    }
+    st_misses_.inc();
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        if (translate(iova, pasid, privileged, delay)) {
+            e = atc_lookup(iova, pasid);
+            if (!e) { // U=1: the range may only be accessed untranslated (not cached)
+                st_untranslated_.inc();
+                return issue(iova, data, len, write, pasid, AddressType::untranslated, privileged, false, delay);
+            }
+            if (write ? e->write : e->read) return send_translated(*e);
+        }
+        st_no_access_.inc();
+        if (!p_.pri_enabled || attempt > 0 || !pasid) break;
+        // PRI: ask the host to make the page present, then translate once more.
+        if (request_page(iova, write, pasid, 0, delay) != PrgResponseCode::success) break;
+    }
+    return tlm::TLM_ADDRESS_ERROR_RESPONSE;
+}
+
+PrgResponseCode AtsEndpoint::request_page(uint64_t addr, bool write, std::optional<uint32_t> pasid,
+                                          uint16_t prg_index, sc_time& delay) {
+    MessageExtension m;
+    m.code = MessageCode::page_request;
+    m.page_req.requester = p_.rid;
+    m.page_req.pasid_present = pasid.has_value();
+    m.page_req.pasid = pasid.value_or(0);
+    m.page_req.address = addr & ~uint64_t{0xFFF};
+    m.page_req.read = !write;
+    m.page_req.write = write;
+    m.page_req.last = true;
+    m.page_req.prg_index = prg_index & 0x1FF;
+    tlm::tlm_generic_payload g;
+    uint64_t dummy = 0;
+    g.set_command(tlm::TLM_WRITE_COMMAND);
+    g.set_data_ptr(reinterpret_cast<unsigned char*>(&dummy));
+    g.set_data_length(8);
+    g.set_streaming_width(8);
+    g.set_extension(&m);
+    last_prg_.reset();
+    st_page_requests_.inc();
+    upstream->b_transport(g, delay);
+    g.clear_extension(&m);
+    // The response is an asynchronous message: synchronise and wait for it.
+    wait(delay);
+    delay = sc_core::SC_ZERO_TIME;
+    while (!last_prg_ || last_prg_->prg_index != m.page_req.prg_index) wait(prg_arrived_);
+    return last_prg_->code;
+}
+
+void AtsEndpoint::b_transport_downstream(tlm::tlm_generic_payload& t, sc_time& delay) {
+    const auto* m = t.get_extension<MessageExtension>();
+    if (!m) {
+        t.set_response_status(tlm::TLM_COMMAND_ERROR_RESPONSE);
+        return;
+    }
+    t.set_response_status(tlm::TLM_OK_RESPONSE);
+    if (m->code == MessageCode::ats_invalidate_request) {
+        st_inv_received_.inc();
+        if (p_.drop_invalidations) return;
+        inv_queue_.push_back(PendingInvalidation{m->inv_req, Bdf{}, now() + from_sc(delay)});
+        inv_arrived_.notify(delay);
+    } else if (m->code == MessageCode::prg_response) {
+        last_prg_ = m->prg_resp;
+        prg_arrived_.notify(delay);
+    }
+}
+
+void AtsEndpoint::invalidation_thread() {
+    for (;;) {
+        while (inv_queue_.empty()) wait(inv_arrived_);
+        PendingInvalidation pi = inv_queue_.front();
+        inv_queue_.pop_front();
+        if (pi.arrival > now()) wait(to_sc(pi.arrival - now()));
+        wait(to_sc(p_.invalidation_processing));
+        const AtsInvalidateRequest& r = pi.req;
+        const uint64_t base = r.range_base(), size = r.range_size();
+        const uint64_t end = size >= (uint64_t{1} << 63) ? ~uint64_t{0} : base + size - 1;
+        const uint64_t pf = r.pasid_present ? uint64_t{r.pasid & kPasidMask} + 1 : 0;
+        const uint64_t dropped = atc_.invalidate_if([&](const iommu::CacheKey& k, const AtcEntry& e) {
+            const unsigned shift = static_cast<unsigned>(k.b & kShiftMask);
+            const bool global = (k.b >> 8) & 1;
+            const uint64_t kpf = k.b >> 16;
+            // Without a PASID prefix every PASID's entries are in scope (§10.3.8); with one,
+            // that PASID's entries, plus global entries when G=1.
+            if (r.pasid_present && !(global ? r.global : kpf == pf)) return false;
+            const uint64_t lo = k.a << shift, hi = lo + ((uint64_t{1} << shift) - 1);
+            if (lo > end || hi < base) return false;
+            if (e.ready_at > now()) st_stale_completions_.inc(); // completion was still in flight
+            return true;
+        });
+        st_inv_dropped_entries_.inc(dropped);
+        // Translated requests already issued must complete before the completion is sent.
+        if (last_translated_done_ > now()) wait(to_sc(last_translated_done_ - now()));
+        MessageExtension m;
+        m.code = MessageCode::ats_invalidate_completion;
+        m.inv_cpl.requester = p_.rid;
+        m.inv_cpl.itag_vector = 1u << (r.itag & 31);
+        m.inv_cpl.cc = 1;
+        tlm::tlm_generic_payload g;
+        uint64_t dummy = 0;
+        g.set_command(tlm::TLM_WRITE_COMMAND);
+        g.set_data_ptr(reinterpret_cast<unsigned char*>(&dummy));
+        g.set_data_length(8);
+        g.set_streaming_width(8);
+        g.set_extension(&m);
+        sc_time d = sc_core::SC_ZERO_TIME;
+        upstream->b_transport(g, d);
+        g.clear_extension(&m);
+        st_inv_completed_.inc();
+        st_inv_latency_.record((now() - pi.arrival).as_ns());
+    }
+}
+
+} // namespace iommusim::pcie

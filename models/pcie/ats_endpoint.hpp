@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// AtsEndpoint: a DMA-capable PCIe function with an Address Translation Cache.
+//
+// Fidelity — modelled (PCIe Base ch. 10): on an ATC miss the function sends a
+// Translation Request (AT=01, PASID prefix with PMR/ER when used) and caches
+// the completion's range (S-bit size), rights and Global bit unless U=1;
+// hits go out as translated requests (AT=10). Invalidate Requests are queued
+// and processed one after another, each taking `invalidation_processing`;
+// the range is dropped for the PASID (all PASIDs without a prefix; Global
+// entries too when G=1), and the Invalidate Completion (ITag vector, CC=1) is
+// sent only after translated requests already issued have completed.
+// Translations whose completion was still in flight when an overlapping
+// invalidation was processed are dropped too (never used stale). With PRI on,
+// a translation with no access triggers a Page Request and, after a Success
+// response, one retry.
+// Not modelled: the ATS Invalidate Queue Depth as back-pressure (the TA obeys
+// it, see VtdIommu), Translation Request NW bit, STU > 0, multiple completions
+// per request (one 8-byte entry), No-Write-only translations, stop markers.
+// Temporal decoupling: an invalidation processed at simulated time T drops
+// entries whichever local time the DMA thread has reached; the DMA thread's
+// quantum bounds how far ahead it may have used an entry.
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
+
+#include "models/common/stats.hpp"
+#include "models/common/time.hpp"
+#include "models/iommu/common/set_assoc_cache.hpp"
+#include "models/pcie/ats_endpoint_params.hpp"
+#include "models/pcie/tlp.hpp"
+
+namespace iommusim::pcie {
+
+class AtsEndpoint : public sc_core::sc_module {
+public:
+    /// Requests and messages towards the root complex (IOMMU).
+    tlm_utils::simple_initiator_socket<AtsEndpoint> upstream;
+    /// Messages routed to this function: Invalidate Requests, PRG Responses.
+    tlm_utils::simple_target_socket<AtsEndpoint> downstream;
+
+    AtsEndpoint(const sc_core::sc_module_name& name, const AtsEndpointParams& p, stats::Group* parent = nullptr);
+
+    /// One DMA access within a 4 KiB page, from a caller's SC_THREAD with loosely-timed
+    /// local time `delay`. Returns the TLM response status of the memory access.
+    tlm::tlm_response_status dma(uint64_t iova, void* data, unsigned len, bool write, std::optional<uint32_t> pasid,
+                                 sc_core::sc_time& delay, bool privileged = false);
+    /// Sends a Page Request (last of its group) and blocks until its PRG Response. Must be called from an SC_THREAD.
+    PrgResponseCode request_page(uint64_t addr, bool write, std::optional<uint32_t> pasid, uint16_t prg_index,
+                                 sc_core::sc_time& delay);
+
+    const AtsEndpointParams& params() const { return p_; }
+    /// Called after every completed dma() (e.g. the host's DMA safety oracle).
+    void set_dma_observer(DmaObserver o) { observer_ = std::move(o); }
+    uint32_t atc_size() const { return atc_.size(); }
+    /// Whether the ATC holds a translation of `iova` for `pasid` (tests, oracle).
+    bool atc_holds(uint64_t iova, std::optional<uint32_t> pasid);
+    uint64_t invalidations_completed() const { return st_inv_completed_.value(); }
+
+private:
+    struct AtcEntry {
+        uint64_t translated = 0;   ///< range base
+        uint8_t shift = 12;        ///< range size
+        bool read = false, write = false, execute = false, privileged = false, global = false, no_snoop = false;
+        Duration ready_at;         ///< local time the completion arrived
+    };
+    struct PendingInvalidation {
+        AtsInvalidateRequest req;
+        Bdf from;
+        Duration arrival;
+    };
+    void b_transport_downstream(tlm::tlm_generic_payload& t, sc_core::sc_time& delay);
+    void invalidation_thread();
+    std::optional<AtcEntry> atc_lookup(uint64_t iova, std::optional<uint32_t> pasid);
+    bool translate(uint64_t iova, std::optional<uint32_t> pasid, bool privileged, sc_core::sc_time& delay);
+    tlm::tlm_response_status dma_inner(uint64_t iova, void* data, unsigned len, bool write,
+                                       std::optional<uint32_t> pasid, sc_core::sc_time& delay, bool privileged);
+    tlm::tlm_response_status issue(uint64_t addr, void* data, unsigned len, bool write, std::optional<uint32_t> pasid,
+                                   AddressType at, bool privileged, bool no_snoop, sc_core::sc_time& delay);
+    static iommu::CacheKey key(std::optional<uint32_t> pasid, bool global, uint64_t iova, unsigned shift);
+    Duration now() const { return Duration::ps(sc_core::sc_time_stamp().value()); }
+
+    AtsEndpointParams p_;
+    stats::Group stats_;
+    iommu::SetAssocCache<AtcEntry> atc_;
+    uint64_t shifts_present_ = 0;            ///< range sizes with entries (probe only those)
+    std::deque<PendingInvalidation> inv_queue_;
+    sc_core::sc_event inv_arrived_;
+    sc_core::sc_event prg_arrived_;
+    std::optional<PrgResponse> last_prg_;
+    Duration last_translated_done_;          ///< local completion time of the latest translated request
+    uint16_t tag_ = 0;
+    DmaObserver observer_;
+    TlpExtension::Source last_source_ = TlpExtension::Source::none; ///< of the last issued memory request
+    uint64_t last_output_ = 0;
+
+    stats::Counter& st_hits_;
+    stats::Counter& st_misses_;
+    stats::Counter& st_translation_requests_;
+    stats::Counter& st_no_access_;
+    stats::Counter& st_translated_;
+    stats::Counter& st_untranslated_;
+    stats::Counter& st_inv_received_;
+    stats::Counter& st_inv_completed_;
+    stats::Counter& st_inv_dropped_entries_;
+    stats::Counter& st_stale_completions_;
+    stats::Counter& st_page_requests_;
+    stats::Histogram& st_inv_latency_;
+};
+
+} // namespace iommusim::pcie

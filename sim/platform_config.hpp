@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// The platform file: one JSON document with fixed top-level sections
+// (shared/DESIGN.md "Platform file"), parsed once, strictly, into typed
+// params structs. Variants are chosen by a "type" field through explicit
+// registry tables (component_types.cpp), never by scattered if/else.
+#include <any>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/mem/memory_params.hpp"
+#include "models/mem/sparse_memory.hpp"
+#include "models/pcie/tlp.hpp"
+#include "sim/config/schema.hpp"
+#include "sim/topology_config.hpp"
+#include "models/host/host.hpp"
+
+namespace iommusim::sim {
+
+struct ParamSection;
+
+/// A component chosen by "type": its typed params live in `params`
+/// (a std::any holding the params struct of the registered type).
+struct ComponentConfig {
+    std::string name;
+    std::string type;
+    std::any params;
+};
+
+struct DeviceConfig : ComponentConfig {
+    pcie::EndpointDesc endpoint; ///< port, device number, functions, ACS
+};
+
+struct OutputsConfig {
+    bool stats_json = true;
+    bool summary = true;
+    bool invalidations_csv = true;
+};
+
+struct PlatformConfig {
+    std::string name;
+    uint64_t seed = 1;
+    double duration_us = 1000.0;
+    mem::MemoryParams memory;
+    std::vector<ComponentConfig> iommus;
+    TopologyConfig topology;
+    std::vector<DeviceConfig> devices;
+    host::HostParams host;
+    OutputsConfig outputs;
+};
+
+/// Parses a platform document; throws ConfigError with the JSON path.
+PlatformConfig parse_platform(const json& doc);
+/// Reads and parses a file; JSON syntax errors become ConfigErrors with line and column.
+PlatformConfig load_platform(const std::string& file, const std::vector<std::string>& overrides = {});
+/// Reads a file into JSON (syntax errors with line/column) without validating it.
+json read_json_file(const std::string& file);
+/// Applies "--set path=value" overrides (path in dotted or JSON-pointer form; value parsed as JSON, else a string).
+void apply_override(json& doc, const std::string& assignment);
+/// The fully resolved document (defaults filled in); parse_platform accepts it unchanged.
+json dump_platform(const PlatformConfig& cfg);
+
+/// Every parameter, for `iommusim list-params [SECTION|TYPE]`.
+struct ParamSection {
+    std::string name;        ///< "memory", "device:dma_engine", "workload:stream", ...
+    std::string description;
+    std::vector<ParamDoc> params;
+};
+std::vector<ParamSection> list_params();
+
+} // namespace iommusim::sim

@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <catch2/catch.hpp>
+
+#include "models/pcie/ats_endpoint.hpp"
+#include "test/models/iommu/vtd/vtd_harness.hpp"
+
+using namespace vtdtest;
+using sc_core::sc_time;
+using sc_core::SC_NS;
+using sc_core::SC_US;
+using sc_core::SC_ZERO_TIME;
+
+namespace {
+const pcie::Bdf kEp(0x05, 0x00, 0x0);
+constexpr uint64_t kVa = 0x10000000;
+constexpr uint64_t kPa = 0x40000000;
+constexpr uint32_t kPasid = 3;
+constexpr uint16_t kDid = 9;
+
+struct Rig {
+    Harness h{VtdParams{}, /*bind_sink=*/false, /*with_aux=*/true};
+    pcie::AtsEndpoint ep;
+    std::unique_ptr<PageTables> pt;
+    SmContextEntry ce;
+    explicit Rig(pcie::AtsEndpointParams p = make_params()) : ep("ep", p, &h.root) {
+        ep.upstream.bind(h.router->b);
+        h.iommu->ats_inv.bind(ep.downstream);
+    }
+    static pcie::AtsEndpointParams make_params() {
+        pcie::AtsEndpointParams p;
+        p.rid = kEp;
+        return p;
+    }
+    /// Brings the unit up and maps kVa -> kPa for (kEp, kPasid) with device-TLB enabled.
+    void setup() {
+        h.enable();
+        pt = std::make_unique<PageTables>(h, PtFormat::x86_64, 4);
+        pt->map(kVa, kPa);
+        pt->map(kVa + 0x1000, kPa + 0x1000);
+        ce = h.tables->make_context(kEp, 0, /*dte=*/true, /*paside=*/true, /*pre=*/true, 0);
+        PasidEntry e;
+        e.present = true;
+        e.pgtt = static_cast<uint8_t>(Pgtt::first_stage);
+        e.did = kDid;
+        e.flptptr = pt->root;
+        h.tables->set_pasid_entry(ce, kPasid, e);
+        h.m().write_u64(kPa, 0x5151);
+        h.m().write_u64(kPa + 0x1000, 0x6262);
+    }
+    uint64_t read(uint64_t va, tlm::tlm_response_status* st = nullptr) {
+        uint64_t v = 0;
+        sc_time d = SC_ZERO_TIME;
+        auto s = ep.dma(va, &v, 8, false, kPasid, d);
+        if (st) *st = s;
+        sc_core::wait(d);
+        return v;
+    }
+};
+} // namespace
+
+TEST_CASE("ATS endpoint caches a translation completion and sends translated requests on a hit", "[sc][pcie][ats]") {
+    Rig r;
+    Harness::run([&] {
+        r.setup();
+        CHECK(r.read(kVa) == 0x5151);
+        CHECK(r.h.value("ep.atc_misses") == 1);
+        CHECK(r.h.value("ep.translation_requests") == 1);
+        CHECK(r.h.value("dmar0.translation_requests") == 1);
+        CHECK(r.ep.atc_holds(kVa, kPasid));
+        CHECK_FALSE(r.ep.atc_holds(kVa, kPasid + 1)); // tagged by PASID
+        CHECK(r.read(kVa + 8) == 0);
+        CHECK(r.h.value("ep.atc_hits") == 1);
+        CHECK(r.h.value("dmar0.translated_requests") == 2);
+        CHECK(r.h.value("dmar0.translation_requests") == 1); // the hit needed no translation
+    });
+}
+
+TEST_CASE("ATS translation and invalidation round trip through VT-d drops exactly the invalidated range",
+          "[sc][pcie][ats]") {
+    Rig r;
+    Harness::run([&] {
+        r.setup();
+        CHECK(r.read(kVa) == 0x5151);
+        CHECK(r.read(kVa + 0x1000) == 0x6262);
+        REQUIRE(r.ep.atc_holds(kVa, kPasid));
+        // Strict unmap as Linux does it: clear the PTE, flush the IOTLB for (DID, PASID, page),
+        // then the device TLB, then wait.
+        r.pt->unmap(kVa);
+        const sc_time t0 = sc_core::sc_time_stamp();
+        const uint64_t st = r.h.submit_and_wait_addr(
+            {encode_pasid_iotlb_page(kDid, kPasid, kVa, 0, false), encode_pasid_dev_tlb(kEp.raw, kPasid, kVa, 0)}, 21);
+        REQUIRE(r.h.poll(st, 21));
+        const double ns = (sc_core::sc_time_stamp() - t0).to_seconds() * 1e9;
+        // The wait could only finish after the device processed the request (500 ns default).
+        CHECK(ns > r.ep.params().invalidation_processing.as_ns());
+        CHECK(r.ep.invalidations_completed() == 1);
+        CHECK_FALSE(r.ep.atc_holds(kVa, kPasid));
+        CHECK(r.ep.atc_holds(kVa + 0x1000, kPasid)); // the neighbour page stays cached
+        tlm::tlm_response_status s;
+        r.read(kVa, &s);
+        CHECK(s == tlm::TLM_ADDRESS_ERROR_RESPONSE); // re-translation finds no mapping: R=W=0
+        CHECK(r.h.value("ep.translation_no_access") == 1);
+        CHECK(r.h.value("dmar0.devtlb_latency") == 1);
+    });
+}
+
+TEST_CASE("ATS endpoint does not keep a translation that was in flight when an overlapping invalidation ran",
+          "[sc][pcie][ats]") {
+    Rig r;
+    Harness::run([&] {
+        r.setup();
+        // The DMA thread runs 20 us ahead in local time (temporal decoupling): its translation
+        // completion and translated read are still in flight while the invalidation arrives.
+        uint64_t v = 0;
+        sc_time ahead = sc_time(20, SC_US);
+        r.ep.dma(kVa, &v, 8, false, kPasid, ahead);
+        CHECK(v == 0x5151);
+        const uint64_t st = r.h.submit_and_wait_addr({encode_pasid_dev_tlb(kEp.raw, kPasid, kVa, 0)}, 22);
+        REQUIRE(r.h.poll(st, 22));
+        CHECK_FALSE(r.ep.atc_holds(kVa, kPasid));
+        CHECK(r.h.value("ep.stale_translations_dropped") == 1);
+        // The completion waited for the translated read already issued (done at ~20 us).
+        CHECK(sc_core::sc_time_stamp() >= sc_time(20, SC_US));
+    });
+}
+
+TEST_CASE("ATS endpoint with PRI requests a page on a no-access completion and retries after Success",
+          "[sc][pcie][ats]") {
+    pcie::AtsEndpointParams p = Rig::make_params();
+    p.pri_enabled = true;
+    Rig r(p);
+    Harness::run([&] {
+        r.setup();
+        constexpr uint64_t kLazy = 0x20000000;
+        // The "host" services the page request: map the page, consume the PRQ entry, respond.
+        sc_core::sc_spawn([&] {
+            while (r.h.m().read_u64(r.h.prq_base) == 0) sc_core::wait(sc_time(100, SC_NS));
+            const uint64_t q1 = r.h.m().read_u64(r.h.prq_base + 8);
+            r.pt->map(q1 & ~uint64_t{0xFFF}, kPa + 0x2000);
+            r.h.m().write_u64(kPa + 0x2000, 0x7373);
+            r.h.wr(reg::PQH, 32);
+            const uint16_t prgi = static_cast<uint16_t>((q1 >> 3) & 0x1FF);
+            const uint64_t st = r.h.submit_and_wait_addr(
+                {encode_page_group_response(kEp.raw, true, kPasid, prgi, pcie::PrgResponseCode::success)}, 23);
+            r.h.poll(st, 23);
+        });
+        CHECK(r.read(kLazy) == 0x7373);
+        CHECK(r.h.value("ep.page_requests") == 1);
+        CHECK(r.h.value("dmar0.page_requests") == 1);
+        CHECK(r.h.value("dmar0.prg_responses") == 1);
+        CHECK(r.ep.atc_holds(kLazy, kPasid));
+    });
+}
