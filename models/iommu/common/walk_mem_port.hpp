@@ -116,7 +116,7 @@ protected:
 
 private:
     static constexpr uint64_t kOffMask = mem::SparseMemory::kPageSize - 1;
-    static constexpr size_t kSlots = 256;
+    static constexpr size_t kSlots = 1024;
     struct Slot {
         uint64_t pfn = ~uint64_t{0};
         uint8_t* page = nullptr;
