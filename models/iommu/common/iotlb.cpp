@@ -83,6 +83,19 @@ void Iotlb::insert(uint32_t domain, uint32_t as, uint64_t iova, TranslationKind 
 }
 
 uint64_t Iotlb::invalidate(const InvalidationScope& s) {
+    // Small ranges within one address space (PASID/ASID page invalidations,
+    // the common case under strict unmapping) probe the few keys that can
+    // match instead of scanning every entry. Same result as the scan.
+    if (s.kind == InvalidationScope::Kind::range && s.has_as && s.stage != InvalidationScope::Stage::s2 &&
+        s.size != 0 && cache_.enabled()) {
+        const uint64_t last = s.addr + (s.size - 1) < s.addr ? ~uint64_t{0} : s.addr + (s.size - 1);
+        uint64_t probes = 0;
+        for (uint64_t m = shift_mask_; m; m &= m - 1) {
+            auto sh = static_cast<unsigned>(std::countr_zero(m));
+            probes += (last >> sh) - (s.addr >> sh) + 1;
+        }
+        if (probes * 6 <= cache_.capacity() / 4) return invalidate_range_by_probe(s, last);
+    }
     return cache_.invalidate_if([&](const CacheKey& k, const Packed& e) {
         unsigned shift = static_cast<unsigned>(k.b & 0xFF);
         bool global = (k.b >> 15) & 1;
@@ -93,6 +106,29 @@ uint64_t Iotlb::invalidate(const InvalidationScope& s) {
         if (hit) account(k, -1);
         return hit;
     });
+}
+
+uint64_t Iotlb::invalidate_range_by_probe(const InvalidationScope& s, uint64_t last) {
+    static constexpr TranslationKind kKinds[] = {TranslationKind::s1, TranslationKind::s2, TranslationKind::nested};
+    const bool globals = s.include_global && globals_ != 0;
+    uint64_t n = 0;
+    for (uint64_t m = shift_mask_; m; m &= m - 1) {
+        auto sh = static_cast<unsigned>(std::countr_zero(m));
+        for (uint64_t vpn = s.addr >> sh;; ++vpn) {
+            for (TranslationKind kind : kKinds) {
+                if (kind == TranslationKind::s2 && s.stage == InvalidationScope::Stage::s1) continue;
+                for (int g = 0; g < (globals ? 2 : 1); ++g) {
+                    CacheKey k = make_key(s.domain_tag, s.as_tag, vpn << sh, kind, sh, g == 1);
+                    if (cache_.erase(k)) {
+                        account(k, -1);
+                        ++n;
+                    }
+                }
+            }
+            if (vpn == (last >> sh)) break;
+        }
+    }
+    return n;
 }
 
 } // namespace iommusim::iommu

@@ -92,6 +92,7 @@ public:
 private:
     static constexpr uint32_t kTagMask = (1u << kTagBits) - 1;
     void account(const CacheKey& k, int delta);
+    uint64_t invalidate_range_by_probe(const InvalidationScope& s, uint64_t last);
     SetAssocCache<Packed> cache_;
     std::array<uint32_t, 64> per_shift_{}; ///< valid entries per page size
     uint64_t shift_mask_ = 0;              ///< sizes with at least one entry
