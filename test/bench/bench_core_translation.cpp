@@ -119,6 +119,30 @@ Runner bench_iotlb_hit(uint32_t entries, uint32_t ways, std::mt19937_64& rng) {
     };
 }
 
+/// Strict-mode unmap pattern: a one-page PASID-selective invalidation of a
+/// cached page followed by its refill, on a full IOTLB.
+Runner bench_page_invalidation(uint32_t entries, uint32_t ways, bool scan, std::mt19937_64& rng) {
+    auto bp = std::make_shared<IotlbBench>(entries, ways);
+    for (uint32_t i = 0; i < entries; ++i) {
+        uint64_t iova = (rng() & 0xF'FFFF'FFFFull) << 12;
+        bp->tlb.insert(7, 3, iova, TranslationKind::s1, 12, false, IotlbEntry{});
+        bp->stream.push_back(iova);
+    }
+    return [bp, scan](uint64_t cnt) {
+        InvalidationScope s;
+        s.kind = InvalidationScope::Kind::range;
+        s.domain_tag = 7;
+        s.as_tag = 3;
+        s.has_as = !scan; // without an address-space tag the IOTLB must scan
+        s.size = 0x1000;
+        for (uint64_t i = 0; i < cnt; ++i) {
+            s.addr = bp->stream[i % bp->stream.size()];
+            g_sink += bp->tlb.invalidate(s);
+            bp->tlb.insert(7, 3, s.addr, TranslationKind::s1, 12, false, IotlbEntry{});
+        }
+    };
+}
+
 WalkerParams no_caches() {
     WalkerParams p;
     p.s1_walk_cache.per_level.entries = 0;
@@ -244,6 +268,10 @@ int main(int argc, char** argv) {
     std::vector<Row> rows = {
         {"IOTLB hit, 256 entries 8-way", paired(um256, n_lookup, t256, n_lookup, reps), 1.0},
         {"IOTLB hit, 4096 entries 16-way", paired(um4k, n_lookup, t4k, n_lookup, reps), 1.0},
+        {"page invalidate+refill, 4096 16-way", paired(um4k, n_lookup, bench_page_invalidation(4096, 16, false, rng),
+                                                       n_walk, reps), 0},
+        {"  same, domain-wide range (full scan)", paired(um4k, n_lookup, bench_page_invalidation(4096, 16, true, rng),
+                                                        n_walk / 100, reps), 0},
         {"cold 4-level walk, 1 GiB window", paired(um4k, n_lookup, walk_runner(w_win), n_walk, reps), 15.0},
         {"cold nested 4+4 walk, 1 GiB window", paired(um4k, n_lookup, walk_runner(n_win), n_nested, reps), 80.0},
         // Informational (no target): every walk touches three private tables,
