@@ -9,10 +9,9 @@
 namespace iommusim::pcie {
 
 using sc_core::sc_time;
-using sc_core::SC_PS;
 
 namespace {
-sc_time to_sc(Duration d) { return sc_time(static_cast<double>(d.as_ps()), SC_PS); }
+sc_time to_sc(Duration d) { return sc_time::from_value(d.as_ps()); } // resolution is 1 ps (time.hpp)
 Duration from_sc(const sc_time& t) { return Duration::ps(t.value()); }
 constexpr uint64_t kShiftMask = 0x7F;
 } // namespace
@@ -59,8 +58,10 @@ bool AtsEndpoint::atc_holds(uint64_t iova, std::optional<uint32_t> pasid) { retu
 tlm::tlm_response_status AtsEndpoint::issue(uint64_t addr, void* data, unsigned len, bool write,
                                             std::optional<uint32_t> pasid, AddressType at, bool privileged,
                                             bool no_snoop, sc_time& delay) {
-    tlm::tlm_generic_payload g;
-    TlpExtension ext;
+    // One payload and extension reused for every request: issue() is never re-entered
+    // (the IOMMU answers inside b_transport and sends messages on other sockets).
+    tlm::tlm_generic_payload& g = payload_;
+    TlpExtension& ext = ext_;
     ext.requester = p_.rid;
     // Translated requests carry no PASID (the translation already encodes it; PCIe §6.20).
     ext.pasid_present = pasid.has_value() && at != AddressType::translated;
