@@ -70,7 +70,9 @@ tlm::tlm_response_status AtsEndpoint::issue(uint64_t addr, void* data, unsigned 
     ext.at = at;
     ext.no_snoop = no_snoop;
     ext.tag = tag_++ & 0x3FF;
-    ext.ats_hit = at == AddressType::translated;
+    // Reset per request: the extension object is reused.
+    ext.served_by = at == AddressType::translated ? TlpExtension::Source::atc : TlpExtension::Source::none;
+    ext.output_address = at == AddressType::translated ? addr : 0; // an ATC hit is already physical
     g.set_command(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
     g.set_address(addr);
     g.set_data_ptr(static_cast<unsigned char*>(data));

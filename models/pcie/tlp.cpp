@@ -33,6 +33,9 @@ uint64_t s_size(uint64_t addr, bool s) {
 }
 uint64_t s_encode(uint64_t base, unsigned order) {
     if (order == 0) return base & ~uint64_t{0xFFF};
+    // Orders of 52 and more all mean the whole address space: bits 62:12 set
+    // (Linux flushes a whole device TLB with mask MAX_AGAW_PFN_WIDTH = 52).
+    if (order >= 52) return ((uint64_t{1} << 51) - 1) << 12;
     // order >= 1: bits 12 .. 12+order-2 set, bit 12+order-1 clear.
     uint64_t ones = ((uint64_t{1} << (order - 1)) - 1) << 12;
     return (base & ~((uint64_t{1} << (12 + order)) - 1)) | ones;

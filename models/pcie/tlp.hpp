@@ -10,6 +10,8 @@
 #include <string>
 #include <tlm>
 
+#include "models/common/time.hpp"
+
 namespace iommusim::pcie {
 
 /// Bus/Device/Function requester ID (16 bits: bus[15:8] dev[7:3] fn[2:0]).
@@ -52,7 +54,11 @@ public:
     bool no_snoop = false;
     uint8_t traffic_class = 0;        ///< 0..7
     uint16_t tag = 0;                 ///< 10-bit tag
-    bool ats_hit = false;             ///< diagnostics: a translated request served from the ATC
+    // Filled in on the way back (diagnostics for the DMA safety oracle; not
+    // wire fields): which cache translated the request and to what address.
+    enum class Source : uint8_t { none, iotlb, walk, atc, pass_through };
+    Source served_by = Source::none;
+    uint64_t output_address = 0;      ///< physical address the request used
 
     tlm::tlm_extension_base* clone() const override { return new TlpExtension(*this); }
     void copy_from(const tlm::tlm_extension_base& other) override {
@@ -146,6 +152,22 @@ struct AtsTranslation {
     uint64_t range_size() const;  ///< bytes covered
     uint64_t range_base() const;
     static AtsTranslation for_range(uint64_t pa_base, unsigned order);
+};
+
+/// Set by the fabric port that received a request from its requester (the
+/// outermost hop writes last, so it wins): the absolute time at which the
+/// requester's transmitter is free again. For non-posted requests the
+/// b_transport delay is the completion time; this says when the requester may
+/// send its next TLP (pipelined reads without a thread per request).
+class IssueExtension : public tlm::tlm_extension<IssueExtension> {
+public:
+    Duration sender_free;
+    bool valid = false;
+
+    tlm::tlm_extension_base* clone() const override { return new IssueExtension(*this); }
+    void copy_from(const tlm::tlm_extension_base& other) override {
+        *this = static_cast<const IssueExtension&>(other);
+    }
 };
 
 } // namespace iommusim::pcie

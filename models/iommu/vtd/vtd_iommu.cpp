@@ -180,6 +180,7 @@ void VtdIommu::b_transport_mmio(tlm::tlm_generic_payload& t, sc_time& delay) {
         uint64_t v = 0;
         std::memcpy(&v, t.get_data_ptr(), len);
         const uint32_t e = regs_.write(static_cast<uint32_t>(off), len, v);
+        if (e & VtdRegs::qi_enabled) seq_ = 0; // software counts descriptors from the enable
         if (e & (VtdRegs::iqt_written | VtdRegs::qi_enabled | VtdRegs::iqe_cleared | VtdRegs::ite_cleared)) {
             if (e & VtdRegs::iqt_written) last_iqt_write_ = now() + local;
             // The engine sees the tail at the write's local time.
@@ -334,10 +335,12 @@ void VtdIommu::record_fault(pcie::Bdf rid, const RequestAttrs& req, uint64_t add
     send_msi(msi, local);
 }
 
-Translation VtdIommu::translate(const TranslationContext& ctx, const AccessRequest& a, sc_time& delay) {
+Translation VtdIommu::translate(const TranslationContext& ctx, const AccessRequest& a, sc_time& delay,
+                                bool* iotlb_hit) {
     delay += iotlb_lookup_sc_;
     walk_port_.begin(from_sc(delay));
     TranslateResult r = core_.translate(ctx, a);
+    if (iotlb_hit) *iotlb_hit = r.iotlb_hit;
     if (r.iotlb_hit) return r.t;
     // A walk: it occupies one of the walk slots (loosely-timed contention, DESIGN.md "Timing").
     auto slot = std::min_element(walkers_.begin(), walkers_.end(), [](const BusyUntil& x, const BusyUntil& y) {
@@ -396,6 +399,8 @@ void VtdIommu::handle_dma(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, 
     const uint64_t iova = t.get_address();
     const bool write = t.is_write();
     if (!regs_.translation_enabled()) { // DMA remapping off: addresses are physical (§3.1)
+        ext.served_by = pcie::TlpExtension::Source::pass_through;
+        ext.output_address = iova;
         mem->b_transport(t, delay);
         return;
     }
@@ -430,9 +435,12 @@ void VtdIommu::handle_dma(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, 
     }
     uint64_t pa = iova;
     bool snoop = r.ctx->force_snoop;
+    ext.served_by = pcie::TlpExtension::Source::pass_through;
     if (!r.ctx->pass_through) {
         AccessRequest a{iova, write, req.execute, req.privileged};
-        Translation tr = translate(*r.ctx, a, delay);
+        bool hit = false;
+        Translation tr = translate(*r.ctx, a, delay, &hit);
+        ext.served_by = hit ? pcie::TlpExtension::Source::iotlb : pcie::TlpExtension::Source::walk;
         if (!tr.ok()) {
             fail(reason_for(tr, a, *r.ctx), r.fpd);
             return;
@@ -445,6 +453,7 @@ void VtdIommu::handle_dma(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, 
         ext.no_snoop = false;
         st_snoop_forced_.inc();
     }
+    ext.output_address = pa;
     t.set_address(pa);
     mem->b_transport(t, delay);
     t.set_address(iova);
@@ -525,6 +534,7 @@ void VtdIommu::handle_message(const pcie::MessageExtension& m, Duration& local) 
             const unsigned i = static_cast<unsigned>(std::countr_zero(v));
             const Duration sent = it->second.deadline[i] - p_.ite_timeout;
             st_devtlb_latency_.record((t - sent).as_ns());
+            phase(it->second.seq[i], InvalPhase::devtlb_completed, t, m.inv_cpl.requester);
             --devinv_count_;
         }
         it->second.itags &= ~vec;
@@ -637,7 +647,9 @@ void VtdIommu::queue_engine() {
             send_msi(regs_.report_iqe(IqeReason::fetch_error), l2);
             continue;
         }
+        const uint64_t seq = seq_;
         DecodeResult dr = decode_descriptor(q, wide, p_);
+        if (dr.ok()) phase(seq, InvalPhase::fetched, now());
         if (!dr.ok()) {
             st_iqe_.inc();
             Duration l2;
@@ -650,6 +662,7 @@ void VtdIommu::queue_engine() {
             if (!wait_for_device_invalidations()) {
                 // ITE: the pending wait is aborted (no status write, no interrupt) and skipped.
                 regs_.set_iqh((head + dsize) % regs_.iq_bytes());
+                ++seq_;
                 continue;
             }
             // The status word becomes visible when the write is issued, so the engine first
@@ -666,6 +679,7 @@ void VtdIommu::queue_engine() {
                 st_waits_.inc();
                 st_wait_latency_.record((now() - last_iqt_write_).as_ns());
             }
+            phase(seq, InvalPhase::wait_done, now());
             if (w.interrupt) {
                 Duration wl;
                 send_msi(regs_.report_wait_complete(), wl);
@@ -674,12 +688,16 @@ void VtdIommu::queue_engine() {
         } else if (std::holds_alternative<DevTlbInv>(dr.desc)) {
             if (!issue_dev_tlb(std::get<DevTlbInv>(dr.desc))) {
                 regs_.set_iqh((head + dsize) % regs_.iq_bytes());
+                ++seq_;
                 continue;
             }
+            phase(seq, InvalPhase::devtlb_sent, now(), std::get<DevTlbInv>(dr.desc).request.target);
         } else {
             execute(dr.desc);
+            phase(seq, InvalPhase::caches_done, now());
         }
         st_descriptors_.inc();
+        ++seq_;
         regs_.set_iqh((head + dsize) % regs_.iq_bytes());
     }
 }
@@ -737,6 +755,7 @@ bool VtdIommu::issue_dev_tlb(const DevTlbInv& d) {
     ++devinv_count_;
     Duration l = p_.ats_message_send;
     o.deadline[itag] = now() + l + p_.ite_timeout;
+    o.seq[itag] = seq_;
     pcie::MessageExtension m;
     m.code = pcie::MessageCode::ats_invalidate_request;
     m.inv_req = d.request;

@@ -60,6 +60,7 @@
 
 #include "models/common/stats.hpp"
 #include "models/common/time.hpp"
+#include "models/iommu/common/inval_observer.hpp"
 #include "models/iommu/common/set_assoc_cache.hpp"
 #include "models/iommu/common/translation.hpp"
 #include "models/iommu/common/translation_core.hpp"
@@ -89,6 +90,8 @@ public:
     VtdIommu(const sc_core::sc_module_name& name, const VtdParams& p, stats::Group* parent = nullptr);
 
     const VtdRegs& regs() const { return regs_; }
+    /// Receives the phase timestamps of queued invalidation (host latency breakdown).
+    void set_invalidation_observer(InvalidationObserver* o) { observer_ = o; }
     const VtdParams& params() const { return p_; }
     stats::Group& stats_group() { return stats_; }
 
@@ -120,7 +123,8 @@ private:
     /// `context_only`: stop after the context-entry checks (translated requests carry no PASID).
     Resolved resolve(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay, bool context_only = false);
     /// Translation of one address in a resolved context (IOTLB, then walk).
-    Translation translate(const TranslationContext& ctx, const AccessRequest& a, sc_core::sc_time& delay);
+    Translation translate(const TranslationContext& ctx, const AccessRequest& a, sc_core::sc_time& delay,
+                          bool* iotlb_hit = nullptr);
     uint8_t reason_for(const Translation& t, const AccessRequest& a, const TranslationContext& ctx) const;
     void handle_dma(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_core::sc_time& delay);
     void handle_translation_request(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_core::sc_time& delay);
@@ -199,9 +203,15 @@ private:
     struct Outstanding {
         uint32_t itags = 0;
         std::array<Duration, 32> deadline{};
+        std::array<uint64_t, 32> seq{}; ///< descriptor that issued each ITag (phase reporting)
     };
     std::map<uint16_t, Outstanding> devinv_;
     uint32_t devinv_count_ = 0;
+    InvalidationObserver* observer_ = nullptr;
+    uint64_t seq_ = 0; ///< descriptors consumed since queued invalidation was enabled
+    void phase(uint64_t seq, InvalPhase ph, Duration at, pcie::Bdf dev = {}) {
+        if (observer_) observer_->on_phase(seq, ph, at, dev);
+    }
     sc_core::sc_event engine_kick_;
     sc_core::sc_event devinv_done_;
     Duration last_iqt_write_;

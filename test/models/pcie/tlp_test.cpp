@@ -23,6 +23,11 @@ TEST_CASE("ATS invalidate range encoding round-trips every order", "[unit][pcie]
         CHECK(r.range_base() == base);
         CHECK(r.s == (order > 0));
     }
+    // The whole-address-space encoding (Linux's mask 52): bits 62:12 set.
+    auto whole = AtsInvalidateRequest::for_range(Bdf(1, 0, 0), 0, 52);
+    CHECK(whole.address == 0x7FFF'FFFF'FFFF'F000ULL);
+    CHECK(whole.range_base() == 0);
+    CHECK(whole.range_size() == uint64_t{1} << 63);
     // Spec example: S=1, address bits 12 clear -> 8 KiB.
     AtsInvalidateRequest r;
     r.s = true;

@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Conversions between the kernel-free Duration and sc_time. iommusim keeps
+// SystemC's default 1 ps time resolution, so both are exact.
+#include <systemc>
+
+#include "models/common/time.hpp"
+
+namespace iommusim {
+
+inline sc_core::sc_time to_sc(Duration d) {
+    return sc_core::sc_time::from_value(d.as_ps());
+}
+inline Duration from_sc(const sc_core::sc_time& t) { return Duration::ps(t.value()); }
+
+} // namespace iommusim

@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// DMA safety oracle (shared/DESIGN.md "Correctness oracle"). The host records
+// the ground truth of every mapping with its history — when each IOVA page
+// was mapped to which physical page, when it was unmapped and when the
+// invalidation covering the unmap completed — and every completed DMA is
+// classified against it, at the request's own (local) time:
+//   correct           the translation used is mapped at that time;
+//   stale_in_window   it was unmapped, but its invalidation had not completed;
+//   violation         its invalidation had completed (a stale IOTLB/ATC entry
+//                     survived), or the address was never mapped there.
+// Kernel-free; time is the caller's Duration.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "models/common/stats.hpp"
+#include "models/common/time.hpp"
+#include "models/pcie/tlp.hpp"
+
+namespace iommusim::host {
+
+class DmaOracle {
+public:
+    enum class Verdict : uint8_t { correct, stale_in_window, violation };
+    using Source = pcie::TlpExtension::Source;
+
+    struct Violation {
+        Duration time;
+        pcie::Bdf device;
+        std::optional<uint32_t> pasid;
+        uint64_t iova;
+        uint64_t pa;
+        Source served_by;
+        std::string reason;
+    };
+
+    explicit DmaOracle(stats::Group* parent_stats);
+
+    /// Requests of (device, pasid) translate through address space `space`.
+    void bind(pcie::Bdf device, std::optional<uint32_t> pasid, uint32_t space);
+    void unbind(pcie::Bdf device, std::optional<uint32_t> pasid);
+
+    void map(uint32_t space, uint64_t iova, uint64_t pa, uint64_t size, Duration t);
+    void unmap(uint32_t space, uint64_t iova, uint64_t size, Duration t);
+    /// The invalidation covering [iova, iova+size) of `space` completed at t.
+    void invalidation_complete(uint32_t space, uint64_t iova, uint64_t size, Duration t);
+    /// Every pending unmap of `space` is covered (domain-wide flush).
+    void invalidation_complete_all(uint32_t space, Duration t);
+
+    /// Classifies one completed DMA that used physical address `pa` for `iova` at time t.
+    Verdict check(pcie::Bdf device, std::optional<uint32_t> pasid, uint64_t iova, uint64_t pa, Duration t,
+                  Source served_by);
+
+    const std::vector<Violation>& violations() const { return violations_; }
+    uint64_t violation_count() const { return violation_count_.value(); }
+
+private:
+    static constexpr uint64_t kPage = 4096;
+    struct Mapping {
+        uint64_t pa_page;
+        Duration mapped_at;
+        std::optional<Duration> unmapped_at;
+        std::optional<Duration> invalidated_at;
+    };
+    static uint64_t key(uint32_t space, uint64_t iova) { return uint64_t{space} << 52 | (iova >> 12); }
+    static uint64_t binding_key(pcie::Bdf d, std::optional<uint32_t> pasid) {
+        return uint64_t{d.raw} << 32 | (pasid ? (uint64_t{1} << 31 | *pasid) : 0);
+    }
+
+    std::unordered_map<uint64_t, uint32_t> bindings_;
+    std::unordered_map<uint64_t, std::vector<Mapping>> history_;
+    std::map<uint32_t, std::vector<uint64_t>> pending_; ///< space -> keys with an uninvalidated unmap
+    std::vector<Violation> violations_;
+    static constexpr size_t kMaxListed = 1000;
+
+    stats::Group stats_;
+    stats::Counter& checked_;
+    stats::Counter& correct_;
+    stats::Counter& stale_;
+    stats::Counter& violation_count_;
+};
+
+std::string to_string(DmaOracle::Source s);
+
+} // namespace iommusim::host

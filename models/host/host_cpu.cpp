@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "models/host/host_cpu.hpp"
+
+#include <stdexcept>
+
+#include "models/common/sc_time.hpp"
+
+namespace iommusim::host {
+
+HostCpu::HostCpu(sc_core::sc_module_name name, const HostCpuParams& params, mem::PhysMem& memory,
+                 stats::Group* parent_stats)
+    : sc_module(name), mmio("mmio"), params_(params), memory_(memory), stats_(basename(), parent_stats),
+      mmio_writes_(stats_.counter("mmio_writes", "accesses", "register writes to IOMMUs")),
+      mmio_reads_(stats_.counter("mmio_reads", "accesses", "register reads from IOMMUs")),
+      mem_writes_(stats_.counter("mem_writes", "accesses", "table-entry / descriptor writes to memory")),
+      mem_reads_(stats_.counter("mem_reads", "accesses", "status-word reads from memory")),
+      mmio_errors_(stats_.counter("mmio_errors", "accesses", "register accesses answered with an error")) {}
+
+void HostCpu::mmio_access(unsigned port, tlm::tlm_command cmd, uint32_t offset, uint64_t& value, unsigned size) {
+    tlm::tlm_generic_payload gp;
+    gp.set_command(cmd);
+    gp.set_address(offset);
+    gp.set_data_ptr(reinterpret_cast<unsigned char*>(&value));
+    gp.set_data_length(size);
+    gp.set_streaming_width(size);
+    sc_core::sc_time delay = to_sc(cmd == tlm::TLM_WRITE_COMMAND ? params_.mmio_write : params_.mmio_read);
+    mmio[static_cast<int>(port)]->b_transport(gp, delay);
+    if (!gp.is_response_ok()) mmio_errors_.inc();
+    sc_core::wait(delay);
+}
+
+void HostCpu::mmio_write(unsigned port, uint32_t offset, uint64_t value, unsigned size) {
+    mmio_writes_.inc();
+    mmio_access(port, tlm::TLM_WRITE_COMMAND, offset, value, size);
+}
+
+uint64_t HostCpu::mmio_read(unsigned port, uint32_t offset, unsigned size) {
+    mmio_reads_.inc();
+    uint64_t v = 0;
+    mmio_access(port, tlm::TLM_READ_COMMAND, offset, v, size);
+    return size == 4 ? (v & 0xFFFFFFFFu) : v;
+}
+
+void HostCpu::mem_write(uint64_t pa, const void* src, size_t len) {
+    mem_writes_.inc();
+    memory_.write(pa, src, len);
+    sc_core::wait(to_sc(params_.mem_write));
+}
+
+uint32_t HostCpu::mem_read_u32(uint64_t pa) {
+    mem_reads_.inc();
+    sc_core::wait(to_sc(params_.mem_read));
+    return memory_.read_u32(pa); // the value at the end of the read
+}
+
+void HostCpu::spend(Duration d) {
+    if (d > Duration::zero()) sc_core::wait(to_sc(d));
+}
+
+Duration HostCpu::now() const { return from_sc(sc_core::sc_time_stamp()); }
+
+} // namespace iommusim::host

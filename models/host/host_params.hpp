@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Host CPU and driver parameters. CPU-side costs are estimates where no
+// published per-operation figure exists; each says so.
+#include <cstdint>
+
+#include "models/common/time.hpp"
+#include "models/host/flush_queue.hpp"
+
+namespace iommusim::host {
+
+struct HostCpuParams {
+    // ns; uncached MMIO write as seen by the issuing core (posted, but UC
+    // stores serialize): DESIGN.md example value; estimate.
+    static constexpr double kDefaultMmioWriteNs = 150.0;
+    // ns; uncached MMIO read round trip to an on-die IOMMU: estimate (a
+    // non-posted read to the uncore typically costs several hundred ns).
+    static constexpr double kDefaultMmioReadNs = 400.0;
+    // ns; writing one table entry or queue descriptor into cacheable memory
+    // (the IOMMU snoops: ECAP.C / SMPWC): an L1/L2 store, estimate.
+    static constexpr double kDefaultMemWriteNs = 5.0;
+    // ns; reading a status word the IOMMU wrote (a cache miss to memory): estimate.
+    static constexpr double kDefaultMemReadNs = 90.0;
+    // ns; interval between polls of a wait descriptor's status word; Linux
+    // qi_submit_sync spins with cpu_relax(), i.e. continuously: estimate.
+    static constexpr double kDefaultPollIntervalNs = 50.0;
+    // ns; MSI to handler entry, interrupt mode: estimate (~1-2 us on servers).
+    static constexpr double kDefaultInterruptNs = 1500.0;
+    // ns; per driver call software overhead (locking, bookkeeping): estimate.
+    static constexpr double kDefaultCallOverheadNs = 200.0;
+
+    Duration mmio_write = Duration::ns(kDefaultMmioWriteNs);
+    Duration mmio_read = Duration::ns(kDefaultMmioReadNs);
+    Duration mem_write = Duration::ns(kDefaultMemWriteNs);
+    Duration mem_read = Duration::ns(kDefaultMemReadNs);
+    Duration poll_interval = Duration::ns(kDefaultPollIntervalNs);
+    Duration interrupt_latency = Duration::ns(kDefaultInterruptNs);
+    Duration call_overhead = Duration::ns(kDefaultCallOverheadNs);
+};
+
+enum class FlushPolicy : uint8_t { strict, lazy };
+enum class WaitMode : uint8_t { poll, interrupt };
+
+struct DriverParams {
+    FlushPolicy flush = FlushPolicy::strict;
+    FlushQueueParams flush_queue;
+    WaitMode wait = WaitMode::poll;
+    // pages; a range invalidation larger than this falls back to a
+    // domain-wide (or PASID-wide) flush. Linux intel-iommu uses a PSI up to
+    // 2^CAP.MAMV pages; arm-smmu-v3 caps per-page TLBIs at 512 (calibration.md).
+    static constexpr uint64_t kDefaultRangeThresholdPages = 512;
+    uint64_t range_threshold_pages = kDefaultRangeThresholdPages;
+    /// A deliberately broken driver: never invalidates device TLBs (ATCs),
+    /// so the safety oracle must see violations. For tests and teaching.
+    bool skip_devtlb_invalidation = false;
+    /// Invalidation queue size: 2^queue_order 4 KiB pages (Linux: 8 KiB = 256 x 32 B descriptors).
+    uint8_t queue_order = 1;
+};
+
+} // namespace iommusim::host

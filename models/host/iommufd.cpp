@@ -1,0 +1,337 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "models/host/iommufd.hpp"
+
+#include <algorithm>
+#include <set>
+
+namespace iommusim::host {
+
+using K = HostError::Kind;
+
+namespace {
+constexpr uint64_t kPage = 4096;
+uint64_t attach_key(pcie::Bdf rid, std::optional<uint32_t> pasid) {
+    return uint64_t{rid.raw} << 32 | (pasid ? (uint64_t{1} << 31 | *pasid) : 0);
+}
+std::string hex(uint64_t v) {
+    char b[24];
+    std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+    return b;
+}
+} // namespace
+
+IommuFd::IommuFd(HostCpu& cpu, DmaOracle& oracle, const DriverParams& params, const HostMemoryLayout& layout,
+                 stats::Group* parent)
+    : cpu_(cpu), oracle_(oracle), params_(params), layout_(layout),
+      table_alloc_(layout.table_base, layout.table_bytes),
+      data_alloc_(layout.data_base, layout.data_base + layout.data_bytes, uint64_t{1} << 30), fq_(params.flush_queue),
+      log_(parent), stats_("iommufd", parent),
+      maps_(stats_.counter("maps", "calls", "IOAS map calls")),
+      unmaps_(stats_.counter("unmaps", "calls", "IOAS unmap calls")),
+      mapped_bytes_(stats_.counter("mapped_bytes", "bytes", "bytes mapped")),
+      lazy_flushes_(stats_.counter("lazy_flushes", "flushes", "flush-queue drains (lazy policy)")),
+      unmap_latency_(stats_.histogram("unmap_latency", "ns", "unmap call to return (includes the strict flush)")) {}
+
+IommuFd::~IommuFd() = default;
+
+std::function<uint64_t()> IommuFd::table_page_allocator() {
+    return [this] {
+        auto a = table_alloc_(kPage, kPage);
+        if (!a) throw HostError(K::no_space, "host table memory exhausted");
+        return *a;
+    };
+}
+
+unsigned IommuFd::add_iommu(const std::string& name, IommuDriver& driver) {
+    iommus_.emplace_back(name, &driver);
+    return static_cast<unsigned>(iommus_.size() - 1);
+}
+
+void IommuFd::add_device(const DeviceInfo& d, unsigned iommu) {
+    if (iommu >= iommus_.size()) throw HostError(K::invalid, "device " + d.rid.str() + ": no such IOMMU");
+    if (!devices_.emplace(d.rid.raw, Device{d, iommu}).second)
+        throw HostError(K::busy, "device " + d.rid.str() + " registered twice");
+}
+
+IommuFd::Ioas& IommuFd::ioas(uint32_t id) {
+    auto it = ioas_.find(id);
+    if (it == ioas_.end()) throw HostError(K::not_found, "no IOAS " + std::to_string(id));
+    return it->second;
+}
+IommuFd::Hwpt& IommuFd::hwpt(uint32_t id) {
+    auto it = hwpts_.find(id);
+    if (it == hwpts_.end()) throw HostError(K::not_found, "no HW page table " + std::to_string(id));
+    return it->second;
+}
+IommuFd::Process& IommuFd::process(uint32_t id) {
+    auto it = processes_.find(id);
+    if (it == processes_.end()) throw HostError(K::not_found, "no process " + std::to_string(id));
+    return it->second;
+}
+
+uint32_t IommuFd::ioas_alloc() {
+    const uint32_t id = next_id_++;
+    ioas_.emplace(id, Ioas{IovaAllocator(layout_.iova_base, layout_.iova_limit), {}, {}});
+    return id;
+}
+
+uint32_t IommuFd::hwpt_alloc(uint32_t ioas_id, unsigned iommu, DomainDesc::Kind kind, uint8_t levels) {
+    Ioas& a = ioas(ioas_id);
+    if (iommu >= iommus_.size()) throw HostError(K::invalid, "no IOMMU " + std::to_string(iommu));
+    if (kind != DomainDesc::Kind::paging_s1 && kind != DomainDesc::Kind::paging_s2)
+        throw HostError(K::invalid, "hwpt_alloc makes paging domains; use hwpt_alloc_sva for SVA");
+    if (levels < 3 || levels > 5 || (kind == DomainDesc::Kind::paging_s1 && levels == 3))
+        throw HostError(K::invalid, "unsupported number of page-table levels " + std::to_string(levels));
+    iommu::StageConfig cfg;
+    cfg.enabled = true;
+    cfg.levels = levels;
+    cfg.input_bits = static_cast<uint8_t>(12 + 9 * levels);
+    cfg.format = kind == DomainDesc::Kind::paging_s1 ? iommu::PtFormat::x86_64 : iommu::PtFormat::vtd_ss;
+    iommu::MapError err = iommu::MapError::none;
+    auto tables = iommu::TableBuilder::create(cpu_.memory(), cfg, std::ref(table_alloc_), &err);
+    if (!tables) throw HostError(K::no_space, std::string("cannot build page tables: ") + std::string(iommu::to_string(err)));
+    const uint32_t id = next_id_++;
+    Hwpt h;
+    h.desc.id = id;
+    h.desc.kind = kind;
+    (kind == DomainDesc::Kind::paging_s1 ? h.desc.s1 : h.desc.s2) = tables->config();
+    h.iommu = iommu;
+    h.space = ioas_id;
+    // A new domain mirrors the IOAS's existing mappings.
+    for (const auto& [iova, m] : a.mappings)
+        if (auto e = tables->map(iova, m.pa, m.size, m.page_shift, iommu::LeafAttrs{iommu::perm::both(true, true, false)});
+            e != iommu::MapError::none)
+            throw HostError(K::invalid, "mirroring IOAS mapping " + hex(iova) + ": " + std::string(iommu::to_string(e)));
+    h.tables = std::move(tables);
+    hwpts_.emplace(id, std::move(h));
+    a.hwpts.push_back(id);
+    return id;
+}
+
+uint32_t IommuFd::process_create() {
+    iommu::StageConfig cfg;
+    cfg.enabled = true;
+    cfg.format = iommu::PtFormat::x86_64;
+    cfg.levels = 4;
+    cfg.input_bits = 48;
+    iommu::MapError err = iommu::MapError::none;
+    auto tables = iommu::TableBuilder::create(cpu_.memory(), cfg, std::ref(table_alloc_), &err);
+    if (!tables) throw HostError(K::no_space, "cannot build CPU page tables: " + std::string(iommu::to_string(err)));
+    const uint32_t id = kProcessSpace + next_id_++;
+    processes_.emplace(id, Process{std::move(tables), {}, {}});
+    return id;
+}
+
+uint32_t IommuFd::hwpt_alloc_sva(uint32_t pid, unsigned iommu) {
+    Process& p = process(pid);
+    if (iommu >= iommus_.size()) throw HostError(K::invalid, "no IOMMU " + std::to_string(iommu));
+    const uint32_t id = next_id_++;
+    Hwpt h;
+    h.desc.id = id;
+    h.desc.kind = DomainDesc::Kind::sva;
+    h.desc.s1 = p.tables->config();
+    h.iommu = iommu;
+    h.space = pid;
+    hwpts_.emplace(id, std::move(h));
+    p.hwpts.push_back(id);
+    return id;
+}
+
+void IommuFd::attach(pcie::Bdf rid, std::optional<uint32_t> pasid, uint32_t hwpt_id) {
+    auto dit = devices_.find(rid.raw);
+    if (dit == devices_.end()) throw HostError(K::not_found, "no device " + rid.str());
+    const DeviceInfo& dev = dit->second.info;
+    Hwpt& h = hwpt(hwpt_id);
+    if (pasid && !dev.pasid) throw HostError(K::invalid, "device " + rid.str() + " does not support PASID");
+    if (pasid && *pasid >= (1u << dev.pasid_bits))
+        throw HostError(K::invalid, "PASID " + std::to_string(*pasid) + " exceeds device " + rid.str() + "'s " +
+                                        std::to_string(dev.pasid_bits) + "-bit PASID width");
+    if (pasid && *pasid == 0) throw HostError(K::invalid, "PASID 0 is reserved for requests without PASID");
+    if (h.desc.kind == DomainDesc::Kind::sva && !pasid) throw HostError(K::invalid, "an SVA domain needs a PASID");
+    if (h.iommu != dit->second.iommu) throw HostError(K::invalid, "device " + rid.str() + " is behind another IOMMU");
+    if (!attached_.emplace(attach_key(rid, pasid), hwpt_id).second)
+        throw HostError(K::busy, "device " + rid.str() + (pasid ? " PASID " + std::to_string(*pasid) : "") +
+                                     " is already attached");
+    Attachment a{dev, pasid};
+    iommus_[h.iommu].second->attach(a, h.desc);
+    h.attachments.push_back(a);
+    oracle_.bind(rid, pasid, h.space);
+}
+
+void IommuFd::detach(pcie::Bdf rid, std::optional<uint32_t> pasid) {
+    auto it = attached_.find(attach_key(rid, pasid));
+    if (it == attached_.end())
+        throw HostError(K::not_found, "device " + rid.str() + (pasid ? " PASID " + std::to_string(*pasid) : "") +
+                                          " is not attached");
+    Hwpt& h = hwpt(it->second);
+    auto at = std::find_if(h.attachments.begin(), h.attachments.end(),
+                           [&](const Attachment& a) { return a.device.rid == rid && a.pasid == pasid; });
+    Attachment a = *at;
+    h.attachments.erase(at);
+    attached_.erase(it);
+    FlushTiming t = iommus_[h.iommu].second->detach(a, h.desc);
+    log_.record("detach", iommus_[h.iommu].first, h.desc.id, 0, 0, t);
+    oracle_.unbind(rid, pasid);
+}
+
+void IommuFd::flush_hwpt(Hwpt& h, uint64_t iova, uint64_t size, bool leaf_only, const std::string& cause) {
+    FlushRequest r;
+    r.domain = &h.desc;
+    r.iova = iova;
+    r.size = size;
+    r.leaf_only = leaf_only;
+    r.attachments = h.attachments;
+    FlushTiming t = iommus_[h.iommu].second->flush(r);
+    log_.record(cause, iommus_[h.iommu].first, h.desc.id, iova, size, t);
+    // The unit's completion of the wait descriptor is when the translation is gone.
+    const Duration done = t.wait_done ? *t.wait_done : t.observed;
+    if (t.error) return; // not complete: the oracle keeps the range pending
+    if (size == 0) oracle_.invalidation_complete_all(h.space, done);
+    else oracle_.invalidation_complete(h.space, iova, size, done);
+}
+
+uint64_t IommuFd::map(uint32_t ioas_id, uint64_t size, std::optional<uint64_t> iova, unsigned page_shift) {
+    Ioas& a = ioas(ioas_id);
+    const uint64_t page = uint64_t{1} << page_shift;
+    if (page_shift != 12 && page_shift != 21 && page_shift != 30)
+        throw HostError(K::invalid, "page size must be 4 KiB, 2 MiB or 1 GiB");
+    if (size == 0 || size % page) throw HostError(K::invalid, "map size " + std::to_string(size) + " is not a multiple of the page size");
+    if (iova && *iova % page) throw HostError(K::invalid, "IOVA " + hex(*iova) + " is not page aligned");
+    cpu_.spend(cpu_.params().call_overhead);
+    uint64_t va = 0;
+    if (iova) {
+        auto next = a.mappings.lower_bound(*iova);
+        bool overlap = next != a.mappings.end() && next->first < *iova + size;
+        if (next != a.mappings.begin()) {
+            auto prev = std::prev(next);
+            overlap |= prev->first + prev->second.size > *iova;
+        }
+        if (overlap) throw HostError(K::busy, "IOVA range " + hex(*iova) + "+" + std::to_string(size) + " overlaps a mapping");
+        va = *iova;
+    } else {
+        va = a.iovas.alloc(std::max(size, page));
+        if (va % page) { // size-aligned allocations are page aligned for page <= size
+            a.iovas.free(va);
+            throw HostError(K::invalid, "IOVA allocator returned an unaligned range");
+        }
+    }
+    const uint64_t pa = data_alloc_.alloc(size);
+    for (uint32_t hid : a.hwpts) {
+        Hwpt& h = hwpt(hid);
+        auto e = h.tables->map(va, pa, size, page_shift, iommu::LeafAttrs{iommu::perm::both(true, true, false)});
+        if (e != iommu::MapError::none) {
+            data_alloc_.free(pa);
+            if (!iova) a.iovas.free(va);
+            throw HostError(K::invalid, "map " + hex(va) + ": " + std::string(iommu::to_string(e)));
+        }
+        cpu_.spend(cpu_.params().mem_write * std::max<uint64_t>(1, size / page)); // one PTE store per page
+    }
+    a.mappings[va] = Mapping{pa, size, page_shift};
+    oracle_.map(ioas_id, va, pa, size, cpu_.now());
+    maps_.inc();
+    mapped_bytes_.inc(size);
+    return va;
+}
+
+void IommuFd::release(uint32_t ioas_id, uint64_t iova, const Mapping& m) {
+    Ioas& a = ioas(ioas_id);
+    a.iovas.free(iova);
+    data_alloc_.free(m.pa);
+}
+
+void IommuFd::unmap(uint32_t ioas_id, uint64_t iova, uint64_t size) {
+    Ioas& a = ioas(ioas_id);
+    auto it = a.mappings.find(iova);
+    if (it == a.mappings.end() || it->second.size != size)
+        throw HostError(K::not_found, "IOVA range " + hex(iova) + "+" + std::to_string(size) + " is not mapped");
+    const Duration start = cpu_.now();
+    cpu_.spend(cpu_.params().call_overhead);
+    const Mapping m = it->second;
+    a.mappings.erase(it);
+    for (uint32_t hid : a.hwpts) {
+        Hwpt& h = hwpt(hid);
+        if (auto e = h.tables->unmap(iova, size); e != iommu::MapError::none)
+            throw HostError(K::invalid, "unmap " + hex(iova) + ": " + std::string(iommu::to_string(e)));
+        cpu_.spend(cpu_.params().mem_write * std::max<uint64_t>(1, size >> m.page_shift));
+    }
+    oracle_.unmap(ioas_id, iova, size, cpu_.now());
+    unmaps_.inc();
+    if (params_.flush == FlushPolicy::strict || a.hwpts.empty()) {
+        for (uint32_t hid : a.hwpts) flush_hwpt(hwpt(hid), iova, size, true, "unmap");
+        // The IOVA (and the memory behind it) is reusable only now.
+        a.iovas.free(iova);
+        data_alloc_.free(m.pa);
+    } else {
+        // Lazy: the range stays allocated until its flush completes.
+        pending_.push_back({ioas_id, iova, m});
+        const bool was_empty = fq_.size() == 0;
+        const bool full = fq_.push(FlushQueue::Entry{ioas_id, iova, size, cpu_.now()});
+        if (full) flush_queue_now();
+        else if (was_empty && queue_listener_) queue_listener_();
+    }
+    unmap_latency_.record((cpu_.now() - start).as_ns());
+}
+
+void IommuFd::flush_queue_now() {
+    auto entries = fq_.take();
+    if (entries.empty()) return;
+    auto pending = std::move(pending_);
+    pending_.clear();
+    lazy_flushes_.inc();
+    std::set<uint32_t> spaces;
+    for (const auto& e : entries) spaces.insert(e.domain);
+    // One domain-wide flush per HW page table touched (Linux fq_flush_iotlb -> flush_iotlb_all).
+    for (uint32_t s : spaces)
+        for (uint32_t hid : ioas(s).hwpts) flush_hwpt(hwpt(hid), 0, 0, true, "lazy_flush");
+    for (const auto& p : pending) release(p.ioas, p.iova, p.mapping);
+}
+
+void IommuFd::invalidate(uint32_t hwpt_id, uint64_t iova, uint64_t size) {
+    cpu_.spend(cpu_.params().call_overhead);
+    flush_hwpt(hwpt(hwpt_id), iova, size, false, "explicit");
+}
+
+void IommuFd::mmap(uint32_t pid, uint64_t va, uint64_t size) {
+    Process& p = process(pid);
+    if (size == 0 || size % kPage || va % kPage) throw HostError(K::invalid, "mmap range must be page aligned");
+    cpu_.spend(cpu_.params().call_overhead);
+    const uint64_t pa = data_alloc_.alloc(size);
+    if (auto e = p.tables->map(va, pa, size, 12, iommu::LeafAttrs{iommu::perm::all}); e != iommu::MapError::none) {
+        data_alloc_.free(pa);
+        throw HostError(e == iommu::MapError::overlap ? K::busy : K::invalid,
+                        "mmap " + hex(va) + ": " + std::string(iommu::to_string(e)));
+    }
+    cpu_.spend(cpu_.params().mem_write * (size / kPage));
+    p.mappings[va] = Mapping{pa, size, 12};
+    oracle_.map(pid, va, pa, size, cpu_.now());
+}
+
+void IommuFd::munmap(uint32_t pid, uint64_t va, uint64_t size) {
+    Process& p = process(pid);
+    auto it = p.mappings.find(va);
+    if (it == p.mappings.end() || it->second.size != size)
+        throw HostError(K::not_found, "process range " + hex(va) + "+" + std::to_string(size) + " is not mapped");
+    cpu_.spend(cpu_.params().call_overhead);
+    const Mapping m = it->second;
+    p.mappings.erase(it);
+    if (auto e = p.tables->unmap(va, size); e != iommu::MapError::none)
+        throw HostError(K::invalid, "munmap " + hex(va) + ": " + std::string(iommu::to_string(e)));
+    cpu_.spend(cpu_.params().mem_write * (size / kPage));
+    oracle_.unmap(pid, va, size, cpu_.now());
+    // The mm notifier: every SVA domain bound to this process is flushed (always strict).
+    for (uint32_t hid : p.hwpts) flush_hwpt(hwpt(hid), va, size, true, "munmap");
+    data_alloc_.free(m.pa);
+}
+
+std::optional<uint64_t> IommuFd::lookup(uint32_t ioas_id, uint64_t iova) const {
+    auto it = ioas_.find(ioas_id);
+    if (it == ioas_.end()) return std::nullopt;
+    const auto& maps = it->second.mappings;
+    auto m = maps.upper_bound(iova);
+    if (m == maps.begin()) return std::nullopt;
+    --m;
+    if (iova >= m->first + m->second.size) return std::nullopt;
+    return m->second.pa + (iova - m->first);
+}
+
+} // namespace iommusim::host

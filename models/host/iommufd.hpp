@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// The host's IOMMU object model, after Linux iommufd: IOAS (an IOVA space
+// with map/unmap), HW page tables (paging domains built from an IOAS; SVA
+// domains sharing a process's CPU page table), device attachment by RID or
+// RID + PASID, and invalidation under a flush policy (strict: invalidate and
+// wait on every unmap; lazy: a flush queue). Every page table is a real
+// table in simulated memory (iommu::TableBuilder) and every invalidation
+// goes through the family's driver backend to the IOMMU's queue. The DMA
+// safety oracle is told each map, unmap and completed invalidation.
+//
+// All calls that cost time must come from an SC_THREAD (a host thread).
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/common/stats.hpp"
+#include "models/host/dma_oracle.hpp"
+#include "models/host/flush_queue.hpp"
+#include "models/host/host_cpu.hpp"
+#include "models/host/inval_log.hpp"
+#include "models/host/iommu_driver.hpp"
+#include "models/host/iova_allocator.hpp"
+#include "models/iommu/common/table_builder.hpp"
+
+namespace iommusim::host {
+
+/// Where the host keeps its page tables and DMA buffers in physical memory.
+struct HostMemoryLayout {
+    static constexpr uint64_t kDefaultTableBase = uint64_t{1} << 30;  // 1 GiB
+    static constexpr uint64_t kDefaultTableBytes = uint64_t{1} << 30;
+    static constexpr uint64_t kDefaultDataBase = uint64_t{2} << 30;   // 2 GiB
+    static constexpr uint64_t kDefaultDataBytes = uint64_t{8} << 30;
+    uint64_t table_base = kDefaultTableBase, table_bytes = kDefaultTableBytes;
+    uint64_t data_base = kDefaultDataBase, data_bytes = kDefaultDataBytes;
+    /// IOVA range of each IOAS (x86 48-bit, below the canonical hole).
+    uint64_t iova_base = uint64_t{1} << 20, iova_limit = uint64_t{1} << 47;
+};
+
+class IommuFd {
+public:
+    IommuFd(HostCpu& cpu, DmaOracle& oracle, const DriverParams& params, const HostMemoryLayout& layout,
+            stats::Group* parent_stats);
+    ~IommuFd();
+
+    /// Table pages for drivers' own structures (root/context/PASID tables, queues).
+    std::function<uint64_t()> table_page_allocator();
+
+    unsigned add_iommu(const std::string& name, IommuDriver& driver);
+    void add_device(const DeviceInfo& d, unsigned iommu);
+
+    uint32_t ioas_alloc();
+    /// A paging domain on `iommu` mirroring the IOAS: first stage (x86-64) or second stage (VT-d SS).
+    uint32_t hwpt_alloc(uint32_t ioas, unsigned iommu, DomainDesc::Kind kind, uint8_t levels = 4);
+    uint32_t process_create();
+    uint32_t hwpt_alloc_sva(uint32_t process, unsigned iommu);
+
+    void attach(pcie::Bdf rid, std::optional<uint32_t> pasid, uint32_t hwpt);
+    void detach(pcie::Bdf rid, std::optional<uint32_t> pasid);
+
+    /// Maps `size` bytes of freshly allocated memory; returns the IOVA
+    /// (allocated unless given). Errors: unaligned, overlapping.
+    uint64_t map(uint32_t ioas, uint64_t size, std::optional<uint64_t> iova = std::nullopt, unsigned page_shift = 12);
+    /// Unmaps exactly one earlier mapping. Error: not mapped.
+    void unmap(uint32_t ioas, uint64_t iova, uint64_t size);
+    /// Explicit invalidation of a range of a HW page table (size 0 = all).
+    void invalidate(uint32_t hwpt, uint64_t iova, uint64_t size);
+
+    void mmap(uint32_t process, uint64_t va, uint64_t size);
+    void munmap(uint32_t process, uint64_t va, uint64_t size);
+
+    /// Lazy policy: flushes every queued range now (the flush-queue timer calls this).
+    void flush_queue_now();
+    std::optional<Duration> flush_queue_deadline() const { return fq_.deadline(); }
+    bool flush_queue_due(Duration now) const { return fq_.due(now); }
+    /// Called whenever the flush queue gains its first entry (to arm a timer).
+    void set_queue_listener(std::function<void()> f) { queue_listener_ = std::move(f); }
+
+    InvalidationLog& log() { return log_; }
+    const DriverParams& params() const { return params_; }
+    /// Physical address an IOVA of an IOAS maps to (ground truth), if mapped.
+    std::optional<uint64_t> lookup(uint32_t ioas, uint64_t iova) const;
+
+private:
+    struct Mapping {
+        uint64_t pa, size;
+        unsigned page_shift;
+    };
+    struct Hwpt {
+        DomainDesc desc;
+        unsigned iommu;
+        uint32_t space;               ///< oracle space: IOAS id or process id
+        std::unique_ptr<iommu::TableBuilder> tables; ///< null for SVA (the process owns them)
+        std::vector<Attachment> attachments;
+    };
+    struct Ioas {
+        IovaAllocator iovas;
+        std::map<uint64_t, Mapping> mappings; ///< iova -> mapping
+        std::vector<uint32_t> hwpts;
+    };
+    struct Process {
+        std::unique_ptr<iommu::TableBuilder> tables;
+        std::map<uint64_t, Mapping> mappings;
+        std::vector<uint32_t> hwpts;
+    };
+    struct Device {
+        DeviceInfo info;
+        unsigned iommu;
+    };
+
+    Ioas& ioas(uint32_t id);
+    Hwpt& hwpt(uint32_t id);
+    Process& process(uint32_t id);
+    void flush_hwpt(Hwpt& h, uint64_t iova, uint64_t size, bool leaf_only, const std::string& cause);
+    void release(uint32_t ioas, uint64_t iova, const Mapping& m);
+    static constexpr uint32_t kProcessSpace = 1u << 20; ///< oracle space ids of processes start here
+
+    HostCpu& cpu_;
+    DmaOracle& oracle_;
+    DriverParams params_;
+    HostMemoryLayout layout_;
+    iommu::BumpAllocator table_alloc_;
+    IovaAllocator data_alloc_;
+    std::vector<std::pair<std::string, IommuDriver*>> iommus_;
+    std::map<uint16_t, Device> devices_;
+    std::map<uint32_t, Ioas> ioas_;
+    std::map<uint32_t, Hwpt> hwpts_;
+    std::map<uint32_t, Process> processes_;
+    std::map<uint64_t, uint32_t> attached_; ///< (rid, pasid) key -> hwpt
+    uint32_t next_id_ = 1;
+    FlushQueue fq_;
+    struct PendingRelease {
+        uint32_t ioas;
+        uint64_t iova;
+        Mapping mapping;
+    };
+    std::vector<PendingRelease> pending_; ///< unmapped ranges waiting for their lazy flush
+    std::function<void()> queue_listener_;
+    InvalidationLog log_;
+
+    stats::Group stats_;
+    stats::Counter& maps_;
+    stats::Counter& unmaps_;
+    stats::Counter& mapped_bytes_;
+    stats::Counter& lazy_flushes_;
+    stats::Histogram& unmap_latency_;
+};
+
+} // namespace iommusim::host

@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "models/host/vtd_driver.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <set>
+#include <stdexcept>
+
+#include "models/iommu/vtd/vtd_regs.hpp"
+
+namespace iommusim::host {
+
+namespace vtd = iommu::vtd;
+namespace reg = iommu::vtd::reg;
+namespace bits = iommu::vtd::bits;
+
+namespace {
+constexpr uint64_t kPage = 4096;
+constexpr unsigned kDescBytes = 32;          // 256-bit descriptors (IQA.DW = 1)
+constexpr unsigned kStatusSlots = kPage / 4; // one status dword per in-flight wait
+constexpr unsigned kMaxRegisterPolls = 100000;
+} // namespace
+
+VtdDriver::VtdDriver(const std::string& name, MmioPort mmio, const DriverParams& params,
+                     std::function<uint64_t()> alloc_page, stats::Group* parent)
+    : mmio_(mmio), cpu_(mmio.cpu()), params_(params), alloc_page_(std::move(alloc_page)), stats_(name, parent),
+      flushes_(stats_.counter("flushes", "flushes", "invalidation submissions waited for")),
+      descriptors_(stats_.counter("descriptors", "descriptors", "descriptors written to the invalidation queue")),
+      devtlb_invalidations_(stats_.counter("devtlb_invalidations", "descriptors", "device-TLB invalidation descriptors")),
+      ranged_(stats_.counter("ranged_flushes", "flushes", "page-selective (AM) flushes")),
+      domain_wide_(stats_.counter("domain_wide_flushes", "flushes", "flushes that fell back to domain/PASID-wide")),
+      polls_(stats_.counter("status_polls", "polls", "status-word polls while waiting")),
+      errors_(stats_.counter("queue_errors", "errors", "IQE/ITE/ICE seen while waiting")) {}
+
+
+bool VtdDriver::first_stage(const DomainDesc& d) {
+    return d.kind == DomainDesc::Kind::paging_s1 || d.kind == DomainDesc::Kind::sva ||
+           d.kind == DomainDesc::Kind::nested || d.kind == DomainDesc::Kind::identity;
+}
+
+uint16_t VtdDriver::did_of(const DomainDesc& d) {
+    // SVA and pass-through share DID 1 (Linux FLPT_DEFAULT_DID); paging domains get their own.
+    if (d.kind == DomainDesc::Kind::sva || d.kind == DomainDesc::Kind::identity) return 1;
+    auto [it, fresh] = dids_.try_emplace(d.id, next_did_);
+    if (fresh) {
+        if (next_did_ == 0xFFFF) throw std::runtime_error("VT-d driver: out of Domain-IDs");
+        ++next_did_;
+    }
+    return it->second;
+}
+
+void VtdDriver::set_gcmd(uint32_t bit, bool on) {
+    // GCMD is write-only; software writes its shadow with one bit changed and
+    // waits for GSTS to follow (§10.4.4, Linux iommu_enable_translation).
+    const bool one_shot = bit == bits::GCMD_SRTP;
+    uint32_t v = one_shot ? (gcmd_ | bit) : (on ? gcmd_ | bit : gcmd_ & ~bit);
+    if (!one_shot) gcmd_ = v;
+    mmio_.write32(reg::GCMD, v);
+    for (unsigned i = 0; i < kMaxRegisterPolls; ++i) {
+        const bool set = mmio_.read32(reg::GSTS) & bit;
+        if (set == on) return;
+    }
+    throw std::runtime_error("VT-d driver: GSTS did not follow GCMD");
+}
+
+void VtdDriver::enable() {
+    const uint64_t cap = mmio_.read64(reg::CAP);
+    mamv_ = static_cast<uint8_t>((cap >> 48) & 0x3F);
+    tables_ = std::make_unique<vtd::VtdTableWriter>(cpu_.memory(), alloc_page_);
+    cpu_.spend(cpu_.params().mem_write);
+    mmio_.write64(reg::RTADDR, tables_->root_table() | bits::RTADDR_SMT);
+    set_gcmd(bits::GCMD_SRTP, true);
+
+    const uint64_t pages = uint64_t{1} << params_.queue_order;
+    queue_base_ = alloc_page_();
+    for (uint64_t i = 1; i < pages; ++i)
+        if (alloc_page_() != queue_base_ + i * kPage)
+            throw std::runtime_error("VT-d driver: the invalidation queue needs contiguous pages");
+    queue_bytes_ = pages * kPage;
+    status_pa_ = alloc_page_();
+    mmio_.write64(reg::IQT, 0);
+    mmio_.write64(reg::IQA, queue_base_ | bits::IQA_DW | params_.queue_order);
+    tail_ = 0;
+    seq_ = 0;
+    set_gcmd(bits::GCMD_QIE, true);
+    set_gcmd(bits::GCMD_TE, true);
+}
+
+vtd::PasidEntry VtdDriver::pasid_entry_for(const DomainDesc& d, uint16_t did) const {
+    vtd::PasidEntry pe;
+    pe.present = true;
+    pe.did = did;
+    auto aw_of = [](const iommu::StageConfig& s) { return static_cast<uint8_t>(s.levels - 2); }; // 3/4/5 levels -> 1/2/3
+    switch (d.kind) {
+    case DomainDesc::Kind::paging_s1:
+    case DomainDesc::Kind::sva:
+        pe.pgtt = static_cast<uint8_t>(vtd::Pgtt::first_stage);
+        pe.flptptr = d.s1.root;
+        pe.flpm = d.s1.levels == 5 ? 1 : 0;
+        pe.wpe = d.s1.write_protect;
+        break;
+    case DomainDesc::Kind::paging_s2:
+        pe.pgtt = static_cast<uint8_t>(vtd::Pgtt::second_stage);
+        pe.slptptr = d.s2.root;
+        pe.aw = aw_of(d.s2);
+        pe.slade = d.s2.hw_access_dirty;
+        break;
+    case DomainDesc::Kind::nested:
+        pe.pgtt = static_cast<uint8_t>(vtd::Pgtt::nested);
+        pe.flptptr = d.s1.root;
+        pe.flpm = d.s1.levels == 5 ? 1 : 0;
+        pe.slptptr = d.s2.root;
+        pe.aw = aw_of(d.s2);
+        break;
+    case DomainDesc::Kind::identity:
+        pe.pgtt = static_cast<uint8_t>(vtd::Pgtt::pass_through);
+        pe.aw = 3;
+        break;
+    }
+    return pe;
+}
+
+void VtdDriver::attach(const Attachment& a, const DomainDesc& domain) {
+    cpu_.spend(cpu_.params().call_overhead);
+    const uint16_t did = did_of(domain);
+    auto it = contexts_.find(a.device.rid.raw);
+    if (it == contexts_.end()) {
+        // PASID directory sized for the device's PASID width: 2^(PDTS+7) entries
+        // of 64 PASIDs each (spec-layouts.md A.2/A.3).
+        const uint8_t pdts = static_cast<uint8_t>(std::clamp<int>(a.device.pasid_bits - 13, 0, 7));
+        auto ce = tables_->make_context(a.device.rid, pdts, a.device.ats, a.device.pasid, a.device.pri, 0);
+        tables_->set_context(a.device.rid, ce);
+        cpu_.spend(cpu_.params().mem_write * 2); // root entry half + 32-byte context entry
+        it = contexts_.emplace(a.device.rid.raw, ce).first;
+    }
+    tables_->set_pasid_entry(it->second, a.pasid.value_or(0), pasid_entry_for(domain, did));
+    cpu_.spend(cpu_.params().mem_write * 2); // one 64-byte PASID entry (+ directory entry when new)
+}
+
+void VtdDriver::iotlb_descs(const DomainDesc& d, uint16_t did, const Attachment& a, bool whole, uint64_t base,
+                            unsigned order, bool leaf_only, std::vector<RawDesc>& out) {
+    const uint32_t pasid = a.pasid.value_or(0); // requests without PASID are tagged with RID_PASID
+    if (first_stage(d)) {
+        out.push_back(whole ? vtd::encode_pasid_iotlb_all(did, pasid)
+                            : vtd::encode_pasid_iotlb_page(did, pasid, base, static_cast<uint8_t>(order), leaf_only));
+    } else {
+        out.push_back(whole ? vtd::encode_iotlb_domain(did)
+                            : vtd::encode_iotlb_page(did, base, static_cast<uint8_t>(order), leaf_only));
+    }
+}
+
+void VtdDriver::devtlb_desc(const Attachment& a, bool whole, uint64_t base, unsigned order,
+                            std::vector<RawDesc>& out) {
+    if (!a.device.ats || params_.skip_devtlb_invalidation) return;
+    const unsigned o = whole ? 52 : order; // 52: the whole address space (Linux MAX_AGAW_PFN_WIDTH)
+    const uint64_t b = whole ? 0 : base;
+    const uint8_t mip = a.device.inv_queue_depth >= 32 ? 0 : a.device.inv_queue_depth;
+    out.push_back(a.pasid ? vtd::encode_pasid_dev_tlb(a.device.rid.raw, *a.pasid, b, o, false, mip)
+                          : vtd::encode_dev_tlb(a.device.rid.raw, b, o, mip));
+    devtlb_invalidations_.inc();
+}
+
+FlushTiming VtdDriver::flush(const FlushRequest& r) {
+    cpu_.spend(cpu_.params().call_overhead);
+    const DomainDesc& d = *r.domain;
+    const uint16_t did = did_of(d);
+    // Smallest naturally aligned 2^order-page block covering the range
+    // (Linux calculate_psi_aligned_address).
+    bool whole = r.size == 0;
+    unsigned order = 0;
+    uint64_t base = r.iova & ~(kPage - 1);
+    if (!whole) {
+        const uint64_t first = r.iova >> 12, last = (r.iova + r.size - 1) >> 12;
+        while ((first >> order) != (last >> order)) ++order;
+        base = (first >> order) << (order + 12);
+        whole = (last - first + 1) > params_.range_threshold_pages || order > mamv_;
+    }
+    std::vector<RawDesc> descs;
+    std::set<uint32_t> pasids;
+    bool domain_done = false;
+    for (const auto& a : r.attachments) {
+        if (first_stage(d)) {
+            if (pasids.insert(a.pasid.value_or(0)).second) iotlb_descs(d, did, a, whole, base, order, r.leaf_only, descs);
+        } else if (!domain_done) {
+            iotlb_descs(d, did, a, whole, base, order, r.leaf_only, descs);
+            domain_done = true;
+        }
+    }
+    if (descs.empty()) iotlb_descs(d, did, Attachment{}, whole, base, order, r.leaf_only, descs);
+    for (const auto& a : r.attachments) devtlb_desc(a, whole, base, order, descs);
+    (whole ? domain_wide_ : ranged_).inc();
+    FlushTiming t = submit(std::move(descs));
+    t.ranged = !whole;
+    return t;
+}
+
+FlushTiming VtdDriver::detach(const Attachment& a, const DomainDesc& domain) {
+    cpu_.spend(cpu_.params().call_overhead);
+    const uint16_t did = did_of(domain);
+    auto it = contexts_.find(a.device.rid.raw);
+    if (it == contexts_.end()) throw std::runtime_error("VT-d driver: detach of a device that was never attached");
+    const uint32_t pasid = a.pasid.value_or(0);
+    // Architected teardown (§6.5.2.x; Linux intel_pasid_tear_down_entry).
+    tables_->clear_pasid_entry(it->second, pasid);
+    cpu_.spend(cpu_.params().mem_write);
+    std::vector<RawDesc> descs;
+    descs.push_back(vtd::encode_pasid_cache(vtd::PasidCacheInv::Gran::pasid, did, pasid));
+    if (first_stage(domain)) descs.push_back(vtd::encode_pasid_iotlb_all(did, pasid));
+    else descs.push_back(vtd::encode_iotlb_domain(did));
+    devtlb_desc(a, true, 0, 52, descs);
+    return submit(std::move(descs));
+}
+
+FlushTiming VtdDriver::submit(std::vector<RawDesc> descs) {
+    FlushTiming t;
+    t.submitted = cpu_.now();
+    const uint32_t token = ++token_;
+    const uint64_t status = status_pa_ + 4 * (token % kStatusSlots);
+    cpu_.memory().write_u32(status, 0);
+    descs.push_back(vtd::encode_wait(true, status, token));
+    q_lock_.lock();
+    // Wait for room: the queue is full when tail + 1 slot == head (§6.5.2).
+    const uint64_t need = descs.size() * kDescBytes;
+    auto used = [&] { return (tail_ + queue_bytes_ - head_) % queue_bytes_; };
+    while (used() + need >= queue_bytes_) {
+        head_ = mmio_.read64(reg::IQH) % queue_bytes_;
+        if (used() + need >= queue_bytes_) cpu_.spend(cpu_.params().poll_interval);
+    }
+    const uint64_t first_seq = seq_;
+    for (const auto& dsc : descs) {
+        const uint64_t slot = tail_;
+        tail_ = (tail_ + kDescBytes) % queue_bytes_;
+        ++seq_;
+        cpu_.mem_write(queue_base_ + slot, dsc.data(), kDescBytes);
+    }
+    descriptors_.inc(descs.size());
+    t.descriptors = static_cast<unsigned>(descs.size());
+    mmio_.write64(reg::IQT, tail_);
+    const uint64_t last_seq = seq_;
+    q_lock_.unlock();
+    // Spin like qi_submit_sync(): read the status word, check FSTS for
+    // queue errors, relax, repeat.
+    for (;;) {
+        polls_.inc();
+        if (cpu_.mem_read_u32(status) == token) break;
+        const uint32_t fsts = mmio_.read32(reg::FSTS);
+        if (fsts & (bits::FSTS_IQE | bits::FSTS_ITE | bits::FSTS_ICE)) {
+            errors_.inc();
+            mmio_.write32(reg::FSTS, fsts & (bits::FSTS_IQE | bits::FSTS_ITE | bits::FSTS_ICE));
+            t.error = true;
+            break;
+        }
+        cpu_.spend(cpu_.params().poll_interval);
+    }
+    t.observed = cpu_.now();
+    flushes_.inc();
+    // Assemble the phases the unit reported for these descriptors.
+    for (uint64_t s = first_seq; s < last_seq; ++s) {
+        auto it = phases_.find(s);
+        if (it == phases_.end()) continue;
+        const Phases& p = it->second;
+        auto min_of = [](std::optional<Duration>& dst, const std::optional<Duration>& v) {
+            if (v && (!dst || *v < *dst)) dst = v;
+        };
+        auto max_of = [](std::optional<Duration>& dst, const std::optional<Duration>& v) {
+            if (v && (!dst || *v > *dst)) dst = v;
+        };
+        min_of(t.fetched, p.fetched);
+        max_of(t.caches_done, p.caches_done);
+        min_of(t.devtlb_sent, p.devtlb_sent);
+        max_of(t.devtlb_done, p.devtlb_done);
+        max_of(t.wait_done, p.wait_done);
+        if (p.devtlb_sent) ++t.devtlb_requests;
+        phases_.erase(it);
+    }
+    return t;
+}
+
+void VtdDriver::on_phase(uint64_t seq, iommu::InvalPhase phase, Duration at, pcie::Bdf) {
+    Phases& p = phases_[seq];
+    switch (phase) {
+    case iommu::InvalPhase::fetched: p.fetched = at; break;
+    case iommu::InvalPhase::caches_done: p.caches_done = at; break;
+    case iommu::InvalPhase::devtlb_sent:
+        if (!p.devtlb_sent) p.devtlb_sent = at;
+        break;
+    case iommu::InvalPhase::devtlb_completed:
+        if (!p.devtlb_done || at > *p.devtlb_done) p.devtlb_done = at;
+        break;
+    case iommu::InvalPhase::wait_done: p.wait_done = at; break;
+    }
+}
+
+} // namespace iommusim::host

@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "models/pcie/link.hpp"
+
+#include <bit>
+#include <stdexcept>
+
+namespace iommusim::pcie {
+
+namespace {
+bool pow2_in(unsigned v, unsigned lo, unsigned hi) { return std::has_single_bit(v) && v >= lo && v <= hi; }
+constexpr uint64_t k4G = uint64_t{1} << 32;
+// Non-flit: framing + sequence number + LCRC per TLP (see header).
+constexpr uint32_t kNonFlitFramingBytes = 8;
+// Flit Mode: 236 TLP bytes per 256-byte flit (PCIe 6.0 §4.2.3.1).
+constexpr double kFlitTlpBytes = 236.0, kFlitBytes = 256.0;
+} // namespace
+
+void validate(const LinkParams& p) {
+    if (p.generation < 1 || p.generation > 6)
+        throw std::invalid_argument("generation: expected 1..6, got " + std::to_string(p.generation));
+    if (!pow2_in(p.width, 1, 16))
+        throw std::invalid_argument("width: expected 1, 2, 4, 8 or 16 lanes, got " + std::to_string(p.width));
+    if (!(p.latency_ns >= 0.0)) throw std::invalid_argument("latency_ns: expected >= 0");
+    if (!pow2_in(p.max_payload_bytes, 128, 4096))
+        throw std::invalid_argument("max_payload_bytes: expected a power of two in 128..4096, got " +
+                                    std::to_string(p.max_payload_bytes));
+    if (!pow2_in(p.max_read_request_bytes, 128, 4096))
+        throw std::invalid_argument("max_read_request_bytes: expected a power of two in 128..4096, got " +
+                                    std::to_string(p.max_read_request_bytes));
+    if (p.rcb_bytes != 64 && p.rcb_bytes != 128)
+        throw std::invalid_argument("rcb_bytes: expected 64 or 128, got " + std::to_string(p.rcb_bytes));
+    if (p.posted_buffer_tlps < 1) throw std::invalid_argument("posted_buffer_tlps: expected >= 1");
+}
+
+LinkTiming::LinkTiming(const LinkParams& p) : p_(p), ps_per_byte_(0) {
+    validate(p_);
+    // 8 bits per byte; GT/s = bits per ns per lane; 1000 ps per ns.
+    ps_per_byte_ = 8.0 * 1000.0 / (gt_per_s() * p_.width * efficiency());
+}
+
+double LinkTiming::gt_per_s() const {
+    static constexpr double kRates[] = {2.5, 5.0, 8.0, 16.0, 32.0, 64.0};
+    return kRates[p_.generation - 1];
+}
+
+double LinkTiming::efficiency() const {
+    if (p_.generation <= 2) return 8.0 / 10.0;       // §4.2.1 8b/10b
+    if (p_.generation <= 5) return 128.0 / 130.0;    // §4.2.2 128b/130b
+    return kFlitTlpBytes / kFlitBytes;               // §4.2.3 flit (1b/1b PAM4 symbols)
+}
+
+double LinkTiming::bytes_per_ns() const { return gt_per_s() * p_.width * efficiency() / 8.0; }
+
+uint32_t LinkTiming::header_bytes(const TlpShape& t) const {
+    switch (t.kind) {
+    case TlpKind::mem_write:
+    case TlpKind::mem_read: return t.addr64 ? 16 : 12; // §2.2.4.1: 4 DW only above 4 GiB
+    case TlpKind::completion: return 12;               // §2.2.9: 3 DW
+    case TlpKind::message: return 16;                  // §2.2.8: messages are 4 DW
+    }
+    return 16;
+}
+
+uint32_t LinkTiming::wire_bytes(const TlpShape& t) const {
+    uint32_t b = header_bytes(t) + t.payload_bytes + (t.pasid ? 4u : 0u);
+    if (!flit_mode()) b += kNonFlitFramingBytes;
+    return b;
+}
+
+Duration LinkTiming::serialize(uint64_t wire_bytes) const {
+    return Duration::ps(static_cast<uint64_t>(static_cast<double>(wire_bytes) * ps_per_byte_ + 0.5));
+}
+
+TlpTrain LinkTiming::request_train(bool write, uint64_t addr, uint64_t size, bool pasid) const {
+    TlpTrain tr;
+    uint32_t max = write ? p_.max_payload_bytes : p_.max_read_request_bytes;
+    if (size == 0) size = write ? 0 : 1; // zero-length read still sends one MRd (§2.2.5)
+    auto add = [&](Chunk c) {
+        TlpShape s{write ? TlpKind::mem_write : TlpKind::mem_read, write ? c.bytes : 0u, c.addr >= k4G, pasid};
+        uint32_t w = wire_bytes(s);
+        if (tr.tlps == 0) tr.first_tlp_wire_bytes = w;
+        ++tr.tlps;
+        tr.wire_bytes += w;
+        tr.payload_bytes += s.payload_bytes;
+    };
+    if (size == 0) add(Chunk{addr, 0});
+    else for_each_chunk(addr, size, max, add);
+    return tr;
+}
+
+TlpTrain LinkTiming::completion_train(uint64_t addr, uint64_t size) const {
+    TlpTrain tr;
+    auto add = [&](uint32_t bytes) {
+        uint32_t w = wire_bytes(TlpShape{TlpKind::completion, bytes, false, false});
+        if (tr.tlps == 0) tr.first_tlp_wire_bytes = w;
+        ++tr.tlps;
+        tr.wire_bytes += w;
+        tr.payload_bytes += bytes;
+    };
+    if (size == 0) {
+        add(0);
+        return tr;
+    }
+    // §2.3.1.1: a completer may split only at RCB-aligned addresses; it packs
+    // as many RCB blocks as fit in MPS into each completion.
+    while (size > 0) {
+        uint64_t to_rcb = p_.rcb_bytes - (addr & (p_.rcb_bytes - 1));
+        uint64_t room = to_rcb;
+        while (room + p_.rcb_bytes <= p_.max_payload_bytes) room += p_.rcb_bytes;
+        uint32_t n = static_cast<uint32_t>(room < size ? room : size);
+        add(n);
+        addr += n;
+        size -= n;
+    }
+    return tr;
+}
+
+TlpTrain LinkTiming::message_train(uint32_t data_bytes, bool pasid) const {
+    uint32_t w = wire_bytes(TlpShape{TlpKind::message, data_bytes, true, pasid});
+    return TlpTrain{1, w, data_bytes, w};
+}
+
+Link::Link(std::string name, const LinkParams& p, stats::Group* parent)
+    : timing_(p), group_(std::move(name), parent) {
+    const char* dn[2] = {"up", "down"};
+    for (int d = 0; d < 2; ++d) {
+        std::string pre = dn[d];
+        st_[d].tlps = &group_.counter(pre + "_tlps", "TLPs", "TLPs serialized in this direction");
+        st_[d].payload_bytes = &group_.counter(pre + "_payload_bytes", "bytes", "TLP payload bytes in this direction");
+        st_[d].wire_bytes = &group_.counter(pre + "_wire_bytes", "bytes",
+                                            "bytes on the wire incl. header, prefix, framing, LCRC");
+        st_[d].busy_ps = &group_.counter(pre + "_busy_ps", "ps", "time this direction was serializing");
+        st_[d].queue_ns = &group_.histogram(pre + "_queue_ns", "ns", "wait for the direction to become free");
+    }
+}
+
+LinkTransfer Link::send(Direction dir, Duration arrival, const TlpTrain& train) {
+    int d = dir == Direction::upstream ? 0 : 1;
+    Duration hold = timing_.serialize(train.wire_bytes);
+    Duration start = busy_[d].reserve(arrival, hold);
+    DirStats& s = st_[d];
+    s.tlps->inc(train.tlps);
+    s.payload_bytes->inc(train.payload_bytes);
+    s.wire_bytes->inc(train.wire_bytes);
+    s.busy_ps->inc(hold.as_ps());
+    s.queue_ns->record((start - arrival).as_ns());
+    Duration sent = start + hold;
+    return LinkTransfer{start, sent, sent + Duration::ns(timing_.params().latency_ns)};
+}
+
+Duration Link::posted_release(const LinkTransfer& x, Duration downstream_free) const {
+    const LinkParams& p = timing_.params();
+    Duration slack = timing_.serialize(uint64_t{p.posted_buffer_tlps} *
+                                       timing_.wire_bytes(TlpShape{TlpKind::mem_write, p.max_payload_bytes, true, true}));
+    Duration blocked = downstream_free > slack ? downstream_free - slack : Duration::zero();
+    return blocked > x.sent ? blocked : x.sent;
+}
+
+} // namespace iommusim::pcie

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// PCIe link timing: kernel-free core used by the fabric modules (switch, root
+// complex) that own the link below each of their downstream ports.
+//
+// Fidelity
+//  Modelled:
+//   - Raw rate per lane 2.5/5/8/16/32/64 GT/s (gen 1..6) times width x1..x16.
+//   - Encoding: 8b/10b for gen 1-2 (PCIe Base §4.2.1), 128b/130b for gen 3-5
+//     (§4.2.2). Gen 6 runs in Flit Mode (§4.2.3): a 256-byte flit carries
+//     236 TLP bytes + 6 DLP bytes + 8 CRC + 6 FEC bytes; we charge TLP bytes at
+//     236/256 of the raw rate (the DLP share carries DLLPs, not TLPs).
+//   - Per-TLP bytes in non-flit mode: 8 bytes of framing+sequence+LCRC
+//     (gen1-2: STP 1 + seq 2 + LCRC 4 + END 1; gen3-5: 4-byte STP token
+//     carrying the sequence number + LCRC 4), a 3-DW header (32-bit address,
+//     completions) or 4-DW header (64-bit address, messages), one DW for the
+//     PASID End-End TLP prefix (§6.20), and the payload. In Flit Mode there is
+//     no per-TLP framing/LCRC (they are per flit) and PASID rides in a 1-DW
+//     OHC-A (§2.2.1.2).
+//   - Splitting: writes at Max_Payload_Size, reads at Max_Read_Request_Size,
+//     completions at the Read Completion Boundary / MPS (§2.2.7, §2.3.1.1);
+//     no request crosses a 4 KB boundary (§2.2.7).
+//   - Serialization contention: each direction is an independent BusyUntil
+//     resource; a TLP train arriving while the direction is busy waits.
+//   - Per-hop latency (PHY + wire) added after serialization (store and
+//     forward per train at each hop).
+//   - Flow control approximated by a receive buffer of N max-size TLPs: a
+//     posted sender is released when its TLP fits behind the backlog.
+//  Not modelled: DLLPs (Ack/Nak, UpdateFC) in the reverse direction, SKP
+//   ordered sets, flit packing/NOP padding, replay, ECRC, link training,
+//   lane reversal, x12/x32 widths, L0s/L1 exit latency.
+#include <cstdint>
+#include <string>
+
+#include "models/common/stats.hpp"
+#include "models/common/time.hpp"
+#include "models/pcie/link_params.hpp"
+
+namespace iommusim::pcie {
+
+enum class TlpKind : uint8_t { mem_write, mem_read, completion, message };
+
+/// What a TLP costs on the wire: one request, completion or message.
+struct TlpShape {
+    TlpKind kind = TlpKind::mem_write;
+    uint32_t payload_bytes = 0;
+    bool addr64 = false;   ///< 4-DW header (address >= 4 GiB)
+    bool pasid = false;    ///< PASID prefix / OHC-A present
+};
+
+/// A back-to-back sequence of TLPs produced by one transaction on one hop.
+struct TlpTrain {
+    uint32_t tlps = 0;
+    uint64_t wire_bytes = 0;
+    uint64_t payload_bytes = 0;
+    uint64_t first_tlp_wire_bytes = 0;
+};
+
+/// One chunk of a split request: [addr, addr + bytes).
+struct Chunk {
+    uint64_t addr = 0;
+    uint32_t bytes = 0;
+};
+
+/// Splits [addr, addr + size) into chunks of at most max_bytes (a power of
+/// two) that never cross a max_bytes-aligned boundary (hence never 4 KB).
+template <class F>
+void for_each_chunk(uint64_t addr, uint64_t size, uint32_t max_bytes, F&& f) {
+    while (size > 0) {
+        uint64_t room = max_bytes - (addr & (max_bytes - 1));
+        uint32_t n = static_cast<uint32_t>(room < size ? room : size);
+        f(Chunk{addr, n});
+        addr += n;
+        size -= n;
+    }
+}
+
+/// Kernel-free rate and size arithmetic of one link.
+class LinkTiming {
+public:
+    explicit LinkTiming(const LinkParams& p);
+    const LinkParams& params() const { return p_; }
+
+    /// Raw signalling rate per lane in GT/s.
+    double gt_per_s() const;
+    /// Fraction of raw bits that carry TLP bytes (encoding, flit overhead).
+    double efficiency() const;
+    bool flit_mode() const { return p_.generation >= 6; }
+    /// TLP-layer bandwidth of one direction in bytes per ns (= GB/s).
+    double bytes_per_ns() const;
+
+    uint32_t header_bytes(const TlpShape& t) const;
+    uint32_t wire_bytes(const TlpShape& t) const;
+    Duration serialize(uint64_t wire_bytes) const;
+
+    /// Request TLPs for a memory write (split at MPS) or read (split at MRRS).
+    TlpTrain request_train(bool write, uint64_t addr, uint64_t size, bool pasid) const;
+    /// Completion TLPs answering a read of [addr, addr+size): split at RCB
+    /// boundaries into completions of at most MPS bytes; size 0 = one Cpl
+    /// without data (a failed request).
+    TlpTrain completion_train(uint64_t addr, uint64_t size) const;
+    /// One message TLP (optionally with data).
+    TlpTrain message_train(uint32_t data_bytes, bool pasid) const;
+
+private:
+    LinkParams p_;
+    double ps_per_byte_;
+};
+
+enum class Direction : uint8_t { upstream, downstream };
+
+/// The times one train occupies a direction of a link.
+struct LinkTransfer {
+    Duration start;        ///< first bit on the wire
+    Duration sent;         ///< last bit on the wire (the sender's transmitter is free)
+    Duration delivered;    ///< last bit at the receiver (sent + latency)
+};
+
+/// One link with independent upstream and downstream serialization and its
+/// stats (per direction: TLPs, payload/wire bytes, busy time, queueing).
+class Link {
+public:
+    Link(std::string name, const LinkParams& p, stats::Group* parent);
+    const LinkTiming& timing() const { return timing_; }
+    const std::string& name() const { return group_.name(); }
+
+    /// Occupies `dir` with `train` arriving at `arrival` (absolute time).
+    LinkTransfer send(Direction dir, Duration arrival, const TlpTrain& train);
+    /// Time a posted sender is released: when its TLP is sent, or later if
+    /// the receiver's backlog (the next hop's release time `downstream_free`)
+    /// exceeds its buffer.
+    Duration posted_release(const LinkTransfer& x, Duration downstream_free) const;
+
+private:
+    struct DirStats {
+        stats::Counter* tlps;
+        stats::Counter* payload_bytes;
+        stats::Counter* wire_bytes;
+        stats::Counter* busy_ps;
+        stats::Histogram* queue_ns;
+    };
+    LinkTiming timing_;
+    stats::Group group_;
+    BusyUntil busy_[2];
+    DirStats st_[2];
+};
+
+} // namespace iommusim::pcie

@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Typed parameters of one PCIe link (one port pair, both directions).
+#include <cstdint>
+
+namespace iommusim::pcie {
+
+struct LinkParams {
+    static constexpr unsigned kDefaultGeneration = 4;          // PCIe 4.0: 16 GT/s
+    static constexpr unsigned kDefaultWidth = 16;              // lanes
+    /// ns, one way: TX+RX PHY/data-link pipeline plus wire. Order of magnitude
+    /// for a port pair (not in calibration.md; UNCONFIRMED, tune per platform).
+    static constexpr double kDefaultLatencyNs = 40.0;
+    static constexpr unsigned kDefaultMaxPayloadBytes = 256;   // MPS; common server setting (Linux pcie_bus_perf)
+    static constexpr unsigned kDefaultMaxReadRequestBytes = 512; // MRRS; PCIe Base §7.5.3.4 default field value 010b
+    static constexpr unsigned kDefaultRcbBytes = 64;           // Read Completion Boundary, root port default (§7.5.3.7)
+    /// Receive buffer of the far end in max-size TLPs (posted credits); the
+    /// sender is released once its TLP fits behind the backlog (§2.6 flow control, approximated).
+    static constexpr unsigned kDefaultPostedBufferTlps = 32;
+
+    unsigned generation = kDefaultGeneration;   ///< 1..6
+    unsigned width = kDefaultWidth;             ///< 1, 2, 4, 8, 16 lanes
+    double latency_ns = kDefaultLatencyNs;      ///< per-hop one-way latency
+    unsigned max_payload_bytes = kDefaultMaxPayloadBytes;        ///< 128..4096, power of two
+    unsigned max_read_request_bytes = kDefaultMaxReadRequestBytes; ///< 128..4096, power of two
+    unsigned rcb_bytes = kDefaultRcbBytes;                         ///< 64 or 128
+    unsigned posted_buffer_tlps = kDefaultPostedBufferTlps;        ///< >= 1
+};
+
+/// Throws std::invalid_argument naming the offending field.
+void validate(const LinkParams& p);
+
+} // namespace iommusim::pcie

@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "models/pcie/traffic_endpoint.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "models/common/sc_time.hpp"
+
+namespace iommusim::pcie {
+
+namespace {
+Duration now() { return from_sc(sc_core::sc_time_stamp()); }
+} // namespace
+
+TrafficEndpoint::TrafficEndpoint(sc_core::sc_module_name name, const TrafficEndpointParams& params,
+                                 stats::Group* parent_stats)
+    : sc_module(name), upstream("upstream"), downstream("downstream"), params_(params), link_(params.link),
+      bar_store_(mem::SparseMemory::kMaxSize), stats_(basename(), parent_stats),
+      reads_(stats_.counter("reads", "operations", "DMA read operations issued")),
+      writes_(stats_.counter("writes", "operations", "DMA write operations issued")),
+      read_bytes_(stats_.counter("read_bytes", "bytes", "bytes requested by DMA reads")),
+      write_bytes_(stats_.counter("write_bytes", "bytes", "bytes written by DMA writes")),
+      read_tlps_(stats_.counter("read_tlps", "TLPs", "memory read request TLPs (split at MRRS)")),
+      write_tlps_(stats_.counter("write_tlps", "TLPs", "memory write TLPs (split at MPS)")),
+      errors_(stats_.counter("errors", "TLPs", "TLPs answered with an error or dropped by the translate step")),
+      tag_stalls_(stats_.counter("tag_stalls", "TLPs", "reads that waited for a free tag (outstanding limit)")),
+      read_latency_(stats_.histogram("read_latency", "ns", "read TLP issue to last completion byte")),
+      first_issue_ns_(stats_.value("first_issue_ns", "ns", "time of the first request")),
+      last_done_ns_(stats_.value("last_done_ns", "ns", "time the last completion arrived / last write was sent")),
+      bar_reads_(stats_.counter("bar_reads", "requests", "reads of this device's BARs (P2P or MMIO)")),
+      bar_writes_(stats_.counter("bar_writes", "requests", "writes to this device's BARs (P2P or MMIO)")),
+      bar_bytes_(stats_.counter("bar_bytes", "bytes", "bytes moved to/from this device's BARs")),
+      bar_errors_(stats_.counter("bar_errors", "requests", "requests to addresses outside this device's BARs")),
+      messages_unsupported_(stats_.counter("messages_unsupported", "messages",
+                                           "ATS/PRI messages received without the capability")) {
+    if (params_.functions.empty()) throw std::invalid_argument(std::string(basename()) + ": needs at least one function RID");
+    if (params_.max_outstanding_reads == 0) throw std::invalid_argument(std::string(basename()) + ": max_outstanding_reads must be >= 1");
+    for (const WorkloadParams& w : params_.workloads) {
+        if (w.function >= params_.functions.size())
+            throw std::invalid_argument(std::string(basename()) + ": workload function " + std::to_string(w.function) +
+                                        " but the device has " + std::to_string(params_.functions.size()) + " functions");
+        if (params_.pasid.max_width > 20)
+            throw std::invalid_argument(std::string(basename()) + ": pasid max_width must be 0..20");
+        auto check_pasid = [&](bool present, uint32_t v) {
+            if (!present) return;
+            if (!params_.pasid.supported)
+                throw std::invalid_argument(std::string(basename()) + ": a workload uses PASID " + std::to_string(v) +
+                                            " but the device has no PASID capability");
+            if (v >> params_.pasid.max_width)
+                throw std::invalid_argument(std::string(basename()) + ": PASID " + std::to_string(v) +
+                                            " exceeds the device's Max PASID Width of " +
+                                            std::to_string(params_.pasid.max_width) + " bits");
+        };
+        for (uint32_t v : w.pasid.pasids) check_pasid(true, v);
+        for (const TraceRecord& r : w.trace) check_pasid(r.pasid_present, r.pasid);
+        Stream s;
+        s.gen = make_workload(w);
+        s.rate = w.rate_bytes_per_ns;
+        streams_.push_back(std::move(s));
+    }
+    stats_.derived("throughput", "GB/s", "payload bytes per ns between first issue and last completion", [this] {
+        double span = last_done_ns_.value() - first_issue_ns_.value();
+        return span > 0 ? static_cast<double>(read_bytes_.value() + write_bytes_.value()) / span : 0.0;
+    });
+    downstream.register_b_transport(this, &TrafficEndpoint::b_transport_in);
+    SC_HAS_PROCESS(TrafficEndpoint);
+    SC_THREAD(run);
+}
+
+bool TrafficEndpoint::translate(TlpExtension&, uint64_t&, bool, Duration&) { return true; }
+
+void TrafficEndpoint::on_message(MessageExtension&, tlm::tlm_generic_payload& gp, sc_core::sc_time&) {
+    messages_unsupported_.inc();
+    gp.set_response_status(tlm::TLM_COMMAND_ERROR_RESPONSE);
+}
+
+Duration TrafficEndpoint::send_upstream(tlm::tlm_generic_payload& gp, Duration at) {
+    sc_core::sc_time d = to_sc(at - now());
+    upstream->b_transport(gp, d);
+    return now() + from_sc(d);
+}
+
+void TrafficEndpoint::sync_to(Duration at) {
+    qk_.set(to_sc(at - now()));
+    qk_.sync();
+}
+
+void TrafficEndpoint::issue(const DmaOp& op, Duration& t) {
+    const LinkParams& lp = link_.params();
+    uint32_t max = op.write ? lp.max_payload_bytes : lp.max_read_request_bytes;
+    if (buf_.size() < max) buf_.resize(max);
+    for_each_chunk(op.addr, op.size, max, [&](Chunk c) {
+        if (!op.write) {
+            while (!outstanding_.empty() && outstanding_.top() <= t) outstanding_.pop();
+            if (outstanding_.size() >= params_.max_outstanding_reads) {
+                tag_stalls_.inc();
+                t = std::max(t, outstanding_.top());
+                outstanding_.pop();
+            }
+        }
+        tlm::tlm_generic_payload gp;
+        gp.set_command(op.write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
+        gp.set_data_ptr(buf_.data());
+        gp.set_data_length(c.bytes);
+        gp.set_streaming_width(c.bytes);
+        gp.set_byte_enable_ptr(nullptr);
+        gp.set_dmi_allowed(false);
+        gp.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+        TlpExtension tlp;
+        tlp.requester = params_.functions[op.function];
+        tlp.pasid_present = op.pasid_present;
+        tlp.pasid = op.pasid;
+        IssueExtension iss;
+        Duration at = t;
+        uint64_t addr = c.addr;
+        bool ok = translate(tlp, addr, op.write, at);
+        Duration r = at;
+        if (ok) {
+            gp.set_address(addr);
+            gp.set_extension(&tlp);
+            gp.set_extension(&iss);
+            r = send_upstream(gp, at);
+            gp.clear_extension(&tlp);
+            gp.clear_extension(&iss);
+        }
+        if (!ok || !gp.is_response_ok()) errors_.inc();
+        if (op.write) {
+            write_tlps_.inc();
+            t = std::max(at, r);
+        } else {
+            read_tlps_.inc();
+            outstanding_.push(r);
+            read_latency_.record((r - at).as_ns());
+            t = iss.valid ? std::max(at, iss.sender_free) : at;
+        }
+        last_done_ns_.set(std::max(last_done_ns_.value(), r.as_ns()));
+    });
+    if (op.write) {
+        writes_.inc();
+        write_bytes_.inc(op.size);
+    } else {
+        reads_.inc();
+        read_bytes_.inc(op.size);
+    }
+}
+
+void TrafficEndpoint::run() {
+    qk_.set_global_quantum(to_sc(params_.quantum));
+    qk_.reset();
+    Duration t = now();
+    for (;;) {
+        Stream* best = nullptr;
+        Duration best_ready;
+        for (Stream& s : streams_) {
+            if (s.done) continue;
+            if (!s.pending) s.pending = s.gen->next();
+            if (!s.pending) {
+                s.done = true;
+                continue;
+            }
+            Duration ready = std::max(s.next_issue, s.pending->not_before);
+            if (!best || ready < best_ready) {
+                best = &s;
+                best_ready = ready;
+            }
+        }
+        if (!best) break;
+        t = std::max(t, best_ready);
+        if (params_.stop_at != Duration::zero() && t >= params_.stop_at) break;
+        DmaOp op = *best->pending;
+        best->pending.reset();
+        Duration start = t;
+        if (!started_) {
+            first_issue_ns_.set(start.as_ns());
+            started_ = true;
+        }
+        issue(op, t);
+        if (best->rate > 0) best->next_issue = start + Duration::ns(static_cast<double>(op.size) / best->rate);
+        qk_.set(to_sc(t - now()));
+        if (qk_.need_sync()) qk_.sync();
+    }
+    while (!outstanding_.empty()) {
+        t = std::max(t, outstanding_.top());
+        outstanding_.pop();
+    }
+    sync_to(t);
+}
+
+bool TrafficEndpoint::in_bar(uint64_t addr, uint64_t len) const {
+    for (const AddrRange& b : params_.bars)
+        if (b.contains(addr) && len <= b.size && addr - b.base <= b.size - len) return true;
+    return false;
+}
+
+void TrafficEndpoint::b_transport_in(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
+    if (auto* msg = gp.get_extension<MessageExtension>()) {
+        on_message(*msg, gp, delay);
+        return;
+    }
+    uint64_t a = gp.get_address();
+    unsigned len = gp.get_data_length();
+    if (!in_bar(a, len)) {
+        bar_errors_.inc();
+        gp.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        return;
+    }
+    if (gp.is_write()) {
+        bar_store_.write(a, gp.get_data_ptr(), len);
+        bar_writes_.inc();
+    } else {
+        bar_store_.read(a, gp.get_data_ptr(), len);
+        bar_reads_.inc();
+    }
+    bar_bytes_.inc(len);
+    delay += to_sc(params_.bar_latency);
+    gp.set_response_status(tlm::TLM_OK_RESPONSE);
+}
+
+} // namespace iommusim::pcie

@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Registry tables from "type" strings to parsers, documentation and
+// builders. Adding a device, workload or IOMMU kind means adding one row.
+#include <any>
+#include <functional>
+#include <memory>
+#include <string>
+#include <systemc>
+#include <vector>
+
+#include "models/common/stats.hpp"
+#include "sim/platform_config.hpp"
+
+namespace iommusim::mem { class Memory; }
+namespace iommusim::pcie { class RootComplex; }
+
+namespace iommusim::sim {
+
+/// What a builder may wire to.
+struct BuildContext {
+    const PlatformConfig& platform;
+    stats::Group& stats;
+    mem::Memory& memory;
+    pcie::RootComplex& root_complex;
+};
+
+struct DeviceType {
+    std::string type;
+    std::string description;
+    /// Parses the device object (its common keys name/type/port/requester_id are
+    /// already consumed and listed in `common_keys`).
+    std::function<std::any(const json& dev, const std::string& path, const std::vector<std::string>& common_keys)> parse;
+    std::function<json(const std::any& params)> dump;
+    std::function<void(std::vector<ParamSection>&)> document;
+    /// Instantiates the device, binds it below the root complex and returns it.
+    std::function<std::unique_ptr<sc_core::sc_module>(const DeviceConfig&, pcie::Bdf rid, BuildContext&)> build;
+};
+
+struct IommuType {
+    std::string type;
+    std::string description;
+    std::function<std::any(const json& obj, const std::string& path)> parse; ///< keys other than name/type
+    std::function<json(const std::any& params)> dump;
+    std::function<void(std::vector<ParamSection>&)> document;
+    /// Instantiates the IOMMU between the root complex's host socket and memory.
+    std::function<std::unique_ptr<sc_core::sc_module>(const ComponentConfig&, BuildContext&)> build;
+};
+
+const std::vector<DeviceType>& device_types();
+const std::vector<IommuType>& iommu_types();
+
+} // namespace iommusim::sim

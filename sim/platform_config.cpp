@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "sim/platform_config.hpp"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "sim/component_types.hpp"
+
+namespace iommusim::sim {
+
+namespace {
+
+const Schema<mem::MemoryParams>& memory_schema() {
+    static const auto s = [] {
+        using P = mem::MemoryParams;
+        Schema<P> sc;
+        sc.size("size_bytes", &P::size_bytes, "physical memory size (sparse: only touched pages use host RAM); default 64 GiB",
+                4096, mem::SparseMemory::kMaxSize)
+            .time_ns("read_latency_ns", &P::read_latency, "read latency; default 90 ns, loaded DRAM latency (cf. calibration.md, base DMA cost 65 ns per 4 KB)")
+            .time_ns("write_latency_ns", &P::write_latency, "posted write latency into the controller's write queue; default 40 ns (estimate)")
+            .number("bandwidth_gbps", &P::bandwidth_bytes_per_ns, "GB/s", "data-port bandwidth; default 25.6 = one DDR4-3200 channel; 0 = unlimited");
+        return sc;
+    }();
+    return s;
+}
+
+const Schema<pcie::RootComplexParams>& rc_schema() {
+    static const auto s = [] {
+        using P = pcie::RootComplexParams;
+        Schema<P> sc;
+        sc.time_ns("latency_ns", &P::latency, "root complex traversal each way; default 20 ns (estimate, no published figure)");
+        return sc;
+    }();
+    return s;
+}
+
+const Schema<OutputsConfig>& outputs_schema() {
+    static const auto s = [] {
+        Schema<OutputsConfig> sc;
+        sc.boolean("stats_json", &OutputsConfig::stats_json, "write stats.json into the output directory")
+            .boolean("summary", &OutputsConfig::summary, "print the summary table on stdout");
+        return sc;
+    }();
+    return s;
+}
+
+const std::vector<std::string> kTopKeys = {"name", "seed", "duration_us", "memory", "iommus", "topology", "devices", "outputs"};
+const std::vector<std::string> kDeviceCommon = {"name", "type", "port", "requester_id"};
+
+std::string require_name(const json& obj, const std::string& path, std::set<std::string>& names) {
+    if (!obj.contains("name")) throw ConfigError(path, "missing key \"name\"");
+    std::string n = read::string(obj["name"], path + "/name");
+    if (n.empty()) throw ConfigError(path + "/name", "expected a non-empty name");
+    for (char c : n)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'))
+            throw ConfigError(path + "/name", "expected letters, digits, '_' or '-', got \"" + n + "\"");
+    if (!names.insert(n).second) throw ConfigError(path + "/name", "duplicate component name \"" + n + "\"");
+    return n;
+}
+
+template <class Table>
+const auto& find_type(const Table& table, const json& obj, const std::string& path, const char* what) {
+    if (!obj.contains("type")) throw ConfigError(path, std::string("missing key \"type\" of the ") + what);
+    const std::string t = read::string(obj["type"], path + "/type");
+    std::vector<std::string> known;
+    for (const auto& row : table) {
+        if (row.type == t) return row;
+        known.push_back(row.type);
+    }
+    std::string list;
+    for (auto& k : known) list += (list.empty() ? "" : ", ") + k;
+    std::string hint = closest_match(t, known);
+    throw ConfigError(path + "/type", std::string("unknown ") + what + " type \"" + t + "\"" +
+                                          (hint.empty() ? "" : " (did you mean \"" + hint + "\"?)") +
+                                          " (known: " + (list.empty() ? "none yet" : list) + ")");
+}
+
+} // namespace
+
+PlatformConfig parse_platform(const json& doc) {
+    PlatformConfig cfg;
+    read::object(doc, "");
+    check_keys(doc, "", kTopKeys);
+    if (!doc.contains("name")) throw ConfigError("", "missing key \"name\" (the platform's name, used for the results folder)");
+    cfg.name = read::string(doc["name"], "/name");
+    if (cfg.name.empty() || cfg.name.find('/') != std::string::npos || cfg.name[0] == '.')
+        throw ConfigError("/name", "expected a non-empty name usable as a folder name, got \"" + cfg.name + "\"");
+    if (doc.contains("seed")) cfg.seed = read::u64(doc["seed"], "/seed", 0, ~uint64_t{0});
+    if (doc.contains("duration_us")) cfg.duration_us = read::number(doc["duration_us"], "/duration_us", 1e-3, 1e9);
+    if (doc.contains("memory")) memory_schema().parse(doc["memory"], "/memory", cfg.memory);
+    if (doc.contains("outputs")) outputs_schema().parse(doc["outputs"], "/outputs", cfg.outputs);
+
+    std::set<std::string> names;
+    if (doc.contains("iommus")) {
+        const json& arr = read::array(doc["iommus"], "/iommus");
+        for (size_t i = 0; i < arr.size(); ++i) {
+            const std::string path = "/iommus/" + std::to_string(i);
+            read::object(arr[i], path);
+            ComponentConfig c;
+            c.name = require_name(arr[i], path, names);
+            const auto& type = find_type(iommu_types(), arr[i], path, "IOMMU");
+            c.type = type.type;
+            json rest = arr[i];
+            rest.erase("name");
+            rest.erase("type");
+            c.params = type.parse(rest, path);
+            cfg.iommus.push_back(std::move(c));
+        }
+    }
+
+    std::set<std::string> ports;
+    if (!doc.contains("topology")) throw ConfigError("", "missing key \"topology\" (a root complex with root ports)");
+    {
+        const json& topo = read::object(doc["topology"], "/topology");
+        check_keys(topo, "/topology", {"root_complex"});
+        if (!topo.contains("root_complex")) throw ConfigError("/topology", "missing key \"root_complex\"");
+        const json& rc = read::object(topo["root_complex"], "/topology/root_complex");
+        const std::string rpath = "/topology/root_complex";
+        check_keys(rc, rpath, {"name", "iommu", "latency_ns", "root_ports"});
+        cfg.root_complex.name = require_name(rc, rpath, names);
+        if (rc.contains("iommu")) {
+            cfg.root_complex.iommu = read::string(rc["iommu"], rpath + "/iommu");
+            bool found = false;
+            for (auto& m : cfg.iommus) found |= m.name == cfg.root_complex.iommu;
+            if (!found) throw ConfigError(rpath + "/iommu", "no IOMMU named \"" + cfg.root_complex.iommu + "\" in /iommus");
+        }
+        json own = json::object();
+        if (rc.contains("latency_ns")) own["latency_ns"] = rc["latency_ns"];
+        rc_schema().parse(own, rpath, cfg.root_complex.params);
+        if (!rc.contains("root_ports")) throw ConfigError(rpath, "missing key \"root_ports\"");
+        const json& rps = read::array(rc["root_ports"], rpath + "/root_ports");
+        if (rps.empty()) throw ConfigError(rpath + "/root_ports", "expected at least one root port");
+        std::set<unsigned> buses;
+        for (size_t i = 0; i < rps.size(); ++i) {
+            const std::string path = rpath + "/root_ports/" + std::to_string(i);
+            read::object(rps[i], path);
+            check_keys(rps[i], path, {"name", "bus"});
+            RootPortConfig rp;
+            rp.name = require_name(rps[i], path, names);
+            if (rps[i].contains("bus")) {
+                rp.bus = static_cast<uint8_t>(read::u64(rps[i]["bus"], path + "/bus", 1, 255));
+                if (!buses.insert(*rp.bus).second) throw ConfigError(path + "/bus", "bus number used twice");
+            }
+            ports.insert(rp.name);
+            cfg.root_complex.root_ports.push_back(rp);
+        }
+    }
+
+    if (doc.contains("devices")) {
+        const json& arr = read::array(doc["devices"], "/devices");
+        std::set<uint16_t> rids;
+        for (size_t i = 0; i < arr.size(); ++i) {
+            const std::string path = "/devices/" + std::to_string(i);
+            read::object(arr[i], path);
+            DeviceConfig d;
+            d.name = require_name(arr[i], path, names);
+            const auto& type = find_type(device_types(), arr[i], path, "device");
+            d.type = type.type;
+            if (!arr[i].contains("port")) throw ConfigError(path, "missing key \"port\" (the root port the device sits below)");
+            d.port = read::string(arr[i]["port"], path + "/port");
+            if (!ports.count(d.port)) throw ConfigError(path + "/port", "no root port named \"" + d.port + "\" in /topology");
+            if (arr[i].contains("requester_id")) {
+                try {
+                    d.requester = pcie::parse_bdf(read::string(arr[i]["requester_id"], path + "/requester_id"));
+                } catch (const std::invalid_argument& e) {
+                    throw ConfigError(path + "/requester_id", e.what());
+                }
+                if (!rids.insert(d.requester->raw).second)
+                    throw ConfigError(path + "/requester_id", "requester ID " + d.requester->str() + " used twice");
+            }
+            d.params = type.parse(arr[i], path, kDeviceCommon);
+            cfg.devices.push_back(std::move(d));
+        }
+    }
+    return cfg;
+}
+
+json dump_platform(const PlatformConfig& cfg) {
+    json j = json::object();
+    j["name"] = cfg.name;
+    j["seed"] = cfg.seed;
+    j["duration_us"] = cfg.duration_us;
+    j["memory"] = memory_schema().dump(cfg.memory);
+    j["iommus"] = json::array();
+    for (const auto& m : cfg.iommus) {
+        json e = {{"name", m.name}, {"type", m.type}};
+        for (const auto& t : iommu_types())
+            if (t.type == m.type) merge_into(e, t.dump(m.params));
+        j["iommus"].push_back(e);
+    }
+    json rc = json::object();
+    rc["name"] = cfg.root_complex.name;
+    if (!cfg.root_complex.iommu.empty()) rc["iommu"] = cfg.root_complex.iommu;
+    merge_into(rc, rc_schema().dump(cfg.root_complex.params));
+    rc["root_ports"] = json::array();
+    for (const auto& rp : cfg.root_complex.root_ports) {
+        json p = {{"name", rp.name}};
+        if (rp.bus) p["bus"] = *rp.bus;
+        rc["root_ports"].push_back(p);
+    }
+    j["topology"] = {{"root_complex", rc}};
+    j["devices"] = json::array();
+    for (const auto& d : cfg.devices) {
+        json e = {{"name", d.name}, {"type", d.type}, {"port", d.port}};
+        if (d.requester) e["requester_id"] = d.requester->str();
+        for (const auto& t : device_types())
+            if (t.type == d.type) merge_into(e, t.dump(d.params));
+        j["devices"].push_back(e);
+    }
+    j["outputs"] = outputs_schema().dump(cfg.outputs);
+    return j;
+}
+
+json read_json_file(const std::string& file) {
+    std::ifstream in(file);
+    if (!in) throw ConfigError("", "cannot open platform file (does it exist and is it readable?)");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const std::string text = ss.str();
+    try {
+        return json::parse(text);
+    } catch (const json::parse_error& e) {
+        // Translate the byte offset into line:column for humans.
+        size_t line = 1, col = 1;
+        for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
+            if (text[i] == '\n') ++line, col = 1;
+            else ++col;
+        }
+        std::string msg = e.what();
+        if (auto p = msg.find("syntax error"); p != std::string::npos) msg = msg.substr(p);
+        throw ConfigError("", "JSON syntax error at line " + std::to_string(line) + ", column " + std::to_string(col) + ": " + msg);
+    }
+}
+
+void apply_override(json& doc, const std::string& assignment) {
+    auto eq = assignment.find('=');
+    if (eq == std::string::npos || eq == 0)
+        throw ConfigError("", "--set expects PATH=VALUE (e.g. memory.read_latency_ns=100), got \"" + assignment + "\"");
+    std::string path = assignment.substr(0, eq);
+    const std::string text = assignment.substr(eq + 1);
+    if (path[0] != '/') {
+        std::string p;
+        for (char c : path) p += c == '.' ? '/' : c;
+        path = "/" + p;
+    }
+    json value;
+    try {
+        value = json::parse(text);
+    } catch (const json::parse_error&) {
+        value = text; // bare words are strings: --set iommus.0.type=vtd
+    }
+    try {
+        // Missing sections are created; a misspelt key is then caught by the
+        // strict parse like any unknown key in the file.
+        doc[json::json_pointer(path)] = value;
+    } catch (const json::exception& e) {
+        throw ConfigError(path, std::string("--set: ") + e.what());
+    }
+}
+
+PlatformConfig load_platform(const std::string& file, const std::vector<std::string>& overrides) {
+    json doc = read_json_file(file);
+    for (const auto& o : overrides) apply_override(doc, o);
+    return parse_platform(doc);
+}
+
+std::vector<ParamSection> list_params() {
+    std::vector<ParamSection> out;
+    out.push_back({"platform", "top-level keys", {
+        {"name", "string", "", "(required)", "platform name; results go to results/<name>/"},
+        {"seed", "integer", "", "1", "seed of every random stream (same platform + seed => identical stats)"},
+        {"duration_us", "number", "us", "1000", "simulated time to run"},
+    }});
+    ParamSection m{"memory", "physical memory (/memory)", {}};
+    memory_schema().document(mem::MemoryParams{}, "", m.params);
+    out.push_back(std::move(m));
+    ParamSection rc{"root_complex", "root complex (/topology/root_complex)", {
+        {"name", "string", "", "rc0", "component name"},
+        {"iommu", "string", "", "(none)", "name of the IOMMU in /iommus that translates this root complex's requests"},
+        {"root_ports", "array", "", "(required)", "root ports: objects {name, bus (optional secondary bus, 1-255; else enumerated depth-first)}"},
+    }};
+    rc_schema().document(pcie::RootComplexParams{}, "", rc.params);
+    out.push_back(std::move(rc));
+    out.push_back({"device", "keys common to every device (/devices/N)", {
+        {"name", "string", "", "(required)", "component name, unique in the platform"},
+        {"type", "enum", "", "(required)", "device type (see device:TYPE sections)"},
+        {"port", "string", "", "(required)", "root port the device sits below"},
+        {"requester_id", "string BB:DD.F", "", "(enumerated)", "fixed requester ID; default: device 0 function 0 on the port's secondary bus"},
+    }});
+    for (const auto& t : device_types()) t.document(out);
+    for (const auto& t : iommu_types()) t.document(out);
+    ParamSection o{"outputs", "what a run writes (/outputs)", {}};
+    outputs_schema().document(OutputsConfig{}, "", o.params);
+    out.push_back(std::move(o));
+    return out;
+}
+
+} // namespace iommusim::sim

@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// The platform file: one JSON document with fixed top-level sections
+// (shared/DESIGN.md "Platform file"), parsed once, strictly, into typed
+// params structs. Variants are chosen by a "type" field through explicit
+// registry tables (component_types.cpp), never by scattered if/else.
+#include <any>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/mem/memory_params.hpp"
+#include "models/mem/sparse_memory.hpp"
+#include "models/pcie/root_complex_params.hpp"
+#include "models/pcie/tlp.hpp"
+#include "sim/config/schema.hpp"
+
+namespace iommusim::sim {
+
+/// A component chosen by "type": its typed params live in `params`
+/// (a std::any holding the params struct of the registered type).
+struct ComponentConfig {
+    std::string name;
+    std::string type;
+    std::any params;
+};
+
+struct RootPortConfig {
+    std::string name;
+    std::optional<uint8_t> bus; ///< secondary bus; enumerated depth-first when absent
+};
+
+struct RootComplexConfig {
+    std::string name = "rc0";
+    std::string iommu; ///< name of an entry in "iommus", or empty for none
+    pcie::RootComplexParams params;
+    std::vector<RootPortConfig> root_ports;
+};
+
+struct DeviceConfig : ComponentConfig {
+    std::string port;                    ///< root port the device sits below
+    std::optional<pcie::Bdf> requester;  ///< fixed requester ID, else enumerated
+};
+
+struct OutputsConfig {
+    bool stats_json = true;
+    bool summary = true;
+};
+
+struct PlatformConfig {
+    std::string name;
+    uint64_t seed = 1;
+    double duration_us = 1000.0;
+    mem::MemoryParams memory;
+    std::vector<ComponentConfig> iommus;
+    RootComplexConfig root_complex;
+    std::vector<DeviceConfig> devices;
+    OutputsConfig outputs;
+};
+
+/// Parses a platform document; throws ConfigError with the JSON path.
+PlatformConfig parse_platform(const json& doc);
+/// Reads and parses a file; JSON syntax errors become ConfigErrors with line and column.
+PlatformConfig load_platform(const std::string& file, const std::vector<std::string>& overrides = {});
+/// Reads a file into JSON (syntax errors with line/column) without validating it.
+json read_json_file(const std::string& file);
+/// Applies "--set path=value" overrides (path in dotted or JSON-pointer form; value parsed as JSON, else a string).
+void apply_override(json& doc, const std::string& assignment);
+/// The fully resolved document (defaults filled in); parse_platform accepts it unchanged.
+json dump_platform(const PlatformConfig& cfg);
+
+/// Every parameter, for `iommusim list-params [SECTION|TYPE]`.
+struct ParamSection {
+    std::string name;        ///< "memory", "device:dma_engine", "workload:stream", ...
+    std::string description;
+    std::vector<ParamDoc> params;
+};
+std::vector<ParamSection> list_params();
+
+} // namespace iommusim::sim

@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <catch2/catch.hpp>
+
+#include "models/host/flush_queue.hpp"
+#include "models/host/iova_allocator.hpp"
+
+using namespace iommusim;
+using namespace iommusim::host;
+
+TEST_CASE("IOVA allocation is top-down, page-rounded and size-aligned", "[unit][host][iova]") {
+    IovaAllocator a(0x100000, 0x1000000);
+    uint64_t x = a.alloc(4096);
+    CHECK(x == 0xFFF000);
+    uint64_t y = a.alloc(5000); // 2 pages, 8 KiB aligned
+    CHECK(y == 0xFFC000);
+    CHECK(a.size_of(y) == 8192);
+    uint64_t z = a.alloc(64 * 1024);
+    CHECK(z % (64 * 1024) == 0);
+    CHECK(z + 64 * 1024 <= 0xFFC000);
+    a.free(x);
+    CHECK(a.alloc(4096) == 0xFFF000);
+    CHECK_THROWS_AS(a.free(0x123000), HostError);
+}
+
+TEST_CASE("an exhausted IOVA space reports no_space and recovers after free", "[unit][host][iova]") {
+    IovaAllocator a(0, 4 * 4096);
+    std::vector<uint64_t> got;
+    for (int i = 0; i < 4; ++i) got.push_back(a.alloc(4096));
+    try {
+        a.alloc(4096);
+        FAIL("expected no_space");
+    } catch (const HostError& e) {
+        CHECK(e.kind() == HostError::Kind::no_space);
+    }
+    a.free(got[2]);
+    CHECK(a.alloc(4096) == got[2]);
+}
+
+TEST_CASE("the flush queue is due when full or when its oldest entry times out", "[unit][host][flush]") {
+    FlushQueueParams p;
+    p.max_entries = 3;
+    p.timeout = Duration::us(10);
+    FlushQueue q(p);
+    CHECK_FALSE(q.deadline());
+    CHECK_FALSE(q.push({1, 0x1000, 4096, Duration::us(1)}));
+    CHECK(*q.deadline() == Duration::us(11));
+    CHECK_FALSE(q.due(Duration::us(5)));
+    CHECK(q.due(Duration::us(11)));
+    CHECK_FALSE(q.push({1, 0x2000, 4096, Duration::us(2)}));
+    CHECK(q.push({1, 0x3000, 4096, Duration::us(3)}));
+    CHECK(q.due(Duration::us(3)));
+    auto taken = q.take();
+    CHECK(taken.size() == 3);
+    CHECK(q.size() == 0);
+    CHECK_FALSE(q.due(Duration::us(100)));
+}

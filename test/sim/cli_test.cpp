@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "test/support/cli.hpp"
+
+using namespace iommusim::test;
+using nlohmann::ordered_json;
+
+namespace {
+
+std::string minimal_platform() {
+    return R"({
+  "name": "mini", "seed": 3, "duration_us": 20,
+  "topology": { "root_complex": { "name": "rc0", "root_ports": [ { "name": "rp0" } ] } },
+  "devices": [ { "name": "dma0", "type": "dma_engine", "port": "rp0",
+                 "workload": { "type": "stream", "buffer_bytes": "64KiB" } } ]
+})";
+}
+
+/// Writes `text` as a platform file and runs `validate` on it.
+CliResult validate_text(const std::string& text) {
+    auto dir = scratch_dir("validate");
+    write_file(dir / "p.json", text);
+    return run_cli("validate '" + (dir / "p.json").string() + "'");
+}
+
+/// Parses the minimal platform, applies `edit`, and validates the result.
+CliResult validate_edit(const std::function<void(ordered_json&)>& edit) {
+    ordered_json j = ordered_json::parse(minimal_platform());
+    edit(j);
+    return validate_text(j.dump(2));
+}
+
+void require_bad_input(const CliResult& r, const std::string& path, const std::string& what) {
+    INFO("stderr: " << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("p.json: " + path + ": ") != std::string::npos);
+    CHECK(r.err.find(what) != std::string::npos);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1); // one line
+}
+
+} // namespace
+
+TEST_CASE("validate accepts the default platform", "[cli][config]") {
+    auto r = run_cli("validate '" + source_path("platforms/default.json") + "'");
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("ok") != std::string::npos);
+}
+
+TEST_CASE("a JSON syntax error names the line and column", "[cli][config]") {
+    auto r = validate_text("{\n  \"name\": \"x\",\n  \"seed\": ,\n}");
+    require_bad_input(r, "/", "line 3, column 11");
+}
+
+TEST_CASE("an unknown key is an error that suggests the closest valid key", "[cli][config]") {
+    auto r = validate_edit([](ordered_json& j) { j["memory"] = {{"read_latncy_ns", 80}}; });
+    require_bad_input(r, "/memory/read_latncy_ns", "did you mean \"read_latency_ns\"");
+}
+
+TEST_CASE("a value of the wrong type is an error naming what was expected", "[cli][config]") {
+    auto r = validate_edit([](ordered_json& j) { j["seed"] = "one"; });
+    require_bad_input(r, "/seed", "expected an integer, got a string \"one\"");
+}
+
+TEST_CASE("a zero or negative size is rejected", "[cli][config]") {
+    require_bad_input(validate_edit([](ordered_json& j) { j["memory"] = {{"size_bytes", 0}}; }), "/memory/size_bytes",
+                      "expected a size in [4KiB");
+    require_bad_input(validate_edit([](ordered_json& j) { j["memory"] = {{"size_bytes", -4096}}; }),
+                      "/memory/size_bytes", "expected a size in bytes");
+    require_bad_input(validate_edit([](ordered_json& j) { j["devices"][0]["workload"]["request_bytes"] = 0; }),
+                      "/devices/0/workload/request_bytes", "expected an integer in [1, 4096], got 0");
+}
+
+TEST_CASE("duplicate component names are rejected", "[cli][config]") {
+    auto r = validate_edit([](ordered_json& j) { j["devices"].push_back(j["devices"][0]); });
+    require_bad_input(r, "/devices/1/name", "duplicate component name \"dma0\"");
+}
+
+TEST_CASE("references to unknown components are rejected", "[cli][config]") {
+    require_bad_input(validate_edit([](ordered_json& j) { j["devices"][0]["port"] = "rp9"; }), "/devices/0/port",
+                      "no root port named \"rp9\"");
+    require_bad_input(validate_edit([](ordered_json& j) { j["topology"]["root_complex"]["iommu"] = "dmar0"; }),
+                      "/topology/root_complex/iommu", "no IOMMU named \"dmar0\"");
+}
+
+TEST_CASE("an unknown type is rejected with the known types", "[cli][config]") {
+    auto r = validate_edit([](ordered_json& j) { j["devices"][0]["type"] = "dma_engin"; });
+    require_bad_input(r, "/devices/0/type", "did you mean \"dma_engine\"");
+    auto w = validate_edit([](ordered_json& j) { j["devices"][0]["workload"]["type"] = "zipff"; });
+    require_bad_input(w, "/devices/0/workload/type", "unknown workload type");
+}
+
+TEST_CASE("a missing platform file is a clear bad-input error", "[cli][config]") {
+    auto r = run_cli("validate /nonexistent/platform.json");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("/nonexistent/platform.json") != std::string::npos);
+    CHECK(r.err.find("cannot open") != std::string::npos);
+}
+
+TEST_CASE("list-params documents every parameter with unit and default", "[cli]") {
+    auto r = run_cli("list-params");
+    CHECK(r.exit_code == 0);
+    for (const char* key : {"size_bytes", "read_latency_ns", "latency_ns", "outstanding", "request_bytes", "stats_json"})
+        CHECK(r.out.find(key) != std::string::npos);
+    CHECK(r.out.find("64GiB") != std::string::npos);
+    auto one = run_cli("list-params memory");
+    CHECK(one.exit_code == 0);
+    CHECK(one.out.find("[memory]") != std::string::npos);
+    CHECK(one.out.find("[outputs]") == std::string::npos);
+    CHECK(run_cli("list-params nosuchthing").exit_code == 2);
+}
+
+TEST_CASE("dump-config output is accepted unchanged and resolves to itself", "[cli][config]") {
+    auto dir = scratch_dir("dump");
+    write_file(dir / "p.json", minimal_platform());
+    auto first = run_cli("dump-config '" + (dir / "p.json").string() + "'");
+    REQUIRE(first.exit_code == 0);
+    auto resolved = ordered_json::parse(first.out);
+    CHECK(resolved["memory"]["read_latency_ns"] == 90.0);
+    CHECK(resolved["devices"][0]["outstanding"] == 32);
+    write_file(dir / "resolved.json", first.out);
+    auto second = run_cli("dump-config '" + (dir / "resolved.json").string() + "'");
+    REQUIRE(second.exit_code == 0);
+    CHECK(second.out == first.out);
+}
+
+TEST_CASE("run writes stats.json and a summary; same seed gives byte-identical stats", "[cli][determinism]") {
+    auto dir = scratch_dir("run");
+    write_file(dir / "p.json", minimal_platform());
+    auto a = run_cli("run '" + (dir / "p.json").string() + "' --out '" + (dir / "a").string() + "'");
+    auto b = run_cli("run '" + (dir / "p.json").string() + "' --out '" + (dir / "b").string() + "'");
+    REQUIRE(a.exit_code == 0);
+    REQUIRE(b.exit_code == 0);
+    CHECK(a.out.find("dma0.latency") != std::string::npos);
+    auto ja = ordered_json::parse(slurp(dir / "a" / "stats.json"));
+    auto jb = ordered_json::parse(slurp(dir / "b" / "stats.json"));
+    CHECK(ja.contains("host"));
+    ja.erase("host");
+    jb.erase("host");
+    CHECK(ja.dump() == jb.dump());
+    CHECK(ja["simulated_time_ns"]["value"] == 20000);
+    CHECK(ja["dma0"]["bytes"]["value"].get<uint64_t>() > 0);
+    CHECK(ja["dma0"]["latency"]["count"].get<uint64_t>() > 0);
+    // A different seed changes the read/write mix.
+    auto c = run_cli("run '" + (dir / "p.json").string() + "' --seed 99 --quiet --out '" + (dir / "c").string() + "'");
+    REQUIRE(c.exit_code == 0);
+    CHECK(c.out.empty());
+    auto jc = ordered_json::parse(slurp(dir / "c" / "stats.json"));
+    CHECK(jc["dma0"]["reads"]["value"] != ja["dma0"]["reads"]["value"]);
+}
+
+TEST_CASE("a --set override changes a parameter and is validated like the file", "[cli][config]") {
+    auto dir = scratch_dir("set");
+    write_file(dir / "p.json", minimal_platform());
+    auto r = run_cli("dump-config '" + (dir / "p.json").string() + "' --set memory.read_latency_ns=123");
+    REQUIRE(r.exit_code == 0);
+    CHECK(ordered_json::parse(r.out)["memory"]["read_latency_ns"] == 123.0);
+    auto bad = run_cli("run '" + (dir / "p.json").string() + "' --set devices.0.outstandin=4");
+    CHECK(bad.exit_code == 2);
+    CHECK(bad.err.find("/devices/0/outstandin") != std::string::npos);
+}
