@@ -74,14 +74,12 @@ bool VtdIommu::mem_access(tlm::tlm_command cmd, uint64_t addr, void* data, unsig
     // Table, queue and status accesses use DMI when the memory grants it (TLM-2.0 LT
     // practice): same data and the latency the target reports, without a transport call.
     const bool write = cmd == tlm::TLM_WRITE_COMMAND;
-    for (const tlm::tlm_dmi& r : dmi_) {
-        if (!allow_dmi) break;
-        if (addr < r.get_start_address() || addr + len - 1 > r.get_end_address()) continue;
-        if (write ? !r.is_write_allowed() : !r.is_read_allowed()) continue;
-        unsigned char* p = r.get_dmi_ptr() + (addr - r.get_start_address());
+    DmiSlot& slot = dmi_[(addr >> 12) % kDmiSlots];
+    if (allow_dmi && addr >= slot.start && addr + len - 1 <= slot.end && (write ? slot.write : slot.read)) {
+        unsigned char* p = slot.ptr + (addr - slot.start);
         if (write) std::memcpy(p, data, len);
         else std::memcpy(data, p, len);
-        local += from_sc(write ? r.get_write_latency() : r.get_read_latency());
+        local += write ? slot.write_latency : slot.read_latency;
         return true;
     }
     tlm::tlm_generic_payload& g = scratch_; // reused: the unit's own accesses never nest
@@ -96,16 +94,20 @@ bool VtdIommu::mem_access(tlm::tlm_command cmd, uint64_t addr, void* data, unsig
     sc_time d = to_sc(local);
     mem->b_transport(g, d);
     local = from_sc(d);
-    if (g.is_response_ok() && g.is_dmi_allowed() && dmi_.size() < kMaxDmiRegions) {
+    if (allow_dmi && g.is_response_ok() && g.is_dmi_allowed()) {
         tlm::tlm_dmi r;
         g.set_address(addr);
-        if (mem->get_direct_mem_ptr(g, r) && r.get_dmi_ptr()) dmi_.insert(dmi_.begin(), r);
+        if (mem->get_direct_mem_ptr(g, r) && r.get_dmi_ptr() && addr >= r.get_start_address() &&
+            addr + len - 1 <= r.get_end_address())
+            slot = DmiSlot{r.get_start_address(), r.get_end_address(), r.get_dmi_ptr(), from_sc(r.get_read_latency()),
+                           from_sc(r.get_write_latency()), r.is_read_allowed(), r.is_write_allowed()};
     }
     return g.is_response_ok();
 }
 
 void VtdIommu::invalidate_dmi(sc_dt::uint64 start, sc_dt::uint64 end) {
-    std::erase_if(dmi_, [&](const tlm::tlm_dmi& r) { return r.get_start_address() <= end && r.get_end_address() >= start; });
+    for (DmiSlot& s : dmi_)
+        if (s.start <= end && s.end >= start) s = DmiSlot{};
 }
 
 void VtdIommu::send_msi(const std::optional<Msi>& msi, Duration& local) {

@@ -168,8 +168,16 @@ private:
     bool mem_access(tlm::tlm_command cmd, uint64_t addr, void* data, unsigned len, Duration& local,
                     bool allow_dmi = true);
     void invalidate_dmi(sc_dt::uint64 start, sc_dt::uint64 end);
-    static constexpr size_t kMaxDmiRegions = 64;
-    std::vector<tlm::tlm_dmi> dmi_; ///< regions granted by the memory, most recent first
+    /// DMI regions granted by the memory, direct-mapped by 4 KiB page number (memories
+    /// typically grant one page per request; a larger region may occupy several slots).
+    struct DmiSlot {
+        uint64_t start = 1, end = 0; ///< empty when start > end
+        unsigned char* ptr = nullptr;
+        Duration read_latency, write_latency;
+        bool read = false, write = false;
+    };
+    static constexpr size_t kDmiSlots = 4096;
+    std::vector<DmiSlot> dmi_ = std::vector<DmiSlot>(kDmiSlots);
     void send_msi(const std::optional<Msi>& msi, Duration& local);
     Duration now() const { return Duration::ps(sc_core::sc_time_stamp().value()); }
 
