@@ -658,12 +658,14 @@ void VtdIommu::queue_engine() {
             send_msi(regs_.report_iqe(dr.error), l2); // IQH stays on the offending descriptor
             continue;
         }
+        // IQH names the next descriptor to fetch: it moves past a descriptor once it is
+        // fetched and valid, so on IQE it still points at the offending one (§6.5.2.10).
+        regs_.set_iqh((head + dsize) % regs_.iq_bytes());
         engine_wait(p_.per_descriptor);
         if (std::holds_alternative<WaitDesc>(dr.desc)) {
             const auto& w = std::get<WaitDesc>(dr.desc);
             if (!wait_for_device_invalidations()) {
                 // ITE: the pending wait is aborted (no status write, no interrupt) and skipped.
-                regs_.set_iqh((head + dsize) % regs_.iq_bytes());
                 ++seq_;
                 continue;
             }
@@ -689,7 +691,6 @@ void VtdIommu::queue_engine() {
             }
         } else if (std::holds_alternative<DevTlbInv>(dr.desc)) {
             if (!issue_dev_tlb(std::get<DevTlbInv>(dr.desc))) {
-                regs_.set_iqh((head + dsize) % regs_.iq_bytes());
                 ++seq_;
                 continue;
             }
@@ -700,7 +701,6 @@ void VtdIommu::queue_engine() {
         }
         st_descriptors_.inc();
         ++seq_;
-        regs_.set_iqh((head + dsize) % regs_.iq_bytes());
     }
 }
 
