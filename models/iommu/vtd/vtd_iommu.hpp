@@ -17,9 +17,16 @@
 //    params. Requests without PASID use the context entry's RID_PASID.
 //  * Translation data path: loosely-timed b_transport with annotated delay,
 //    no wait() per request; walks charge one memory read per descriptor plus
-//    the per-read IOMMU overhead, serialised on `walkers` BusyUntil resources.
+//    the per-read IOMMU overhead (`table_read`), and occupy one of `walkers`
+//    BusyUntil walk slots (queueing shows in `walk_queueing_ns`). The unit's own
+//    table/queue/status accesses use TLM DMI when the memory grants it (same
+//    latency as the target reports; MSIs always use b_transport). A one-entry
+//    memo of the last (RID, PASID) resolution is a host-speed shortcut only:
+//    it is valid only while those cache entries are the most recently used, so
+//    LRU decisions and lookup/hit counts are exactly those without it.
 //  * Invalidation queue (§6.5.2) as an SC_THREAD woken by IQT writes: 128/256-bit
-//    descriptors, each step timed from params (fetch, per-descriptor work,
+//    descriptors (IQH moves past a descriptor once it is fetched and valid),
+//    each step timed from params (fetch, per-descriptor work,
 //    per-entry invalidation, ATS message send, status write); device-TLB
 //    invalidations tracked per (device, ITag), bounded by the descriptor's MIP
 //    (the device's invalidate queue depth); a wait completes only after every
