@@ -2,119 +2,341 @@
 #include "sim/component_types.hpp"
 
 #include "models/mem/memory.hpp"
-#include "models/pcie/dma_endpoint.hpp"
-#include "models/pcie/root_complex.hpp"
+#include "models/host/nic_driver.hpp"
+#include "models/pcie/fabric.hpp"
+#include "models/pcie/nic_endpoint.hpp"
+#include "models/pcie/traffic_endpoint.hpp"
+#include "models/pcie/workload.hpp"
+#include "sim/iommu_types.hpp"
 
 namespace iommusim::sim {
 
 namespace {
 
-uint64_t derive_seed(uint64_t seed, const std::string& name) {
-    uint64_t h = 0xcbf29ce484222325ULL ^ seed; // FNV-1a over the name: stable across runs and hosts
+uint64_t derive_seed(uint64_t seed, const std::string& name, size_t index) {
+    uint64_t h = 0xcbf29ce484222325ULL ^ seed; // FNV-1a: stable across runs and hosts
     for (unsigned char c : name) h = (h ^ c) * 0x100000001b3ULL;
+    h = (h ^ index) * 0x100000001b3ULL;
     return h ? h : 1;
 }
 
-const Schema<pcie::StreamWorkloadParams>& stream_schema() {
+// ---- workloads ------------------------------------------------------------
+
+const Schema<pcie::WorkloadParams>& workload_schema() {
     static const auto s = [] {
-        using P = pcie::StreamWorkloadParams;
+        using P = pcie::WorkloadParams;
         Schema<P> sc;
-        sc.integer("buffer_base", &P::buffer_base, "address", "IOVA (or physical address without IOMMU) of the buffer; default above the 4 GiB MMIO hole")
-            .size("buffer_bytes", &P::buffer_bytes, "buffer size swept sequentially; default 1 MiB", 64)
-            .integer("request_bytes", &P::request_bytes, "bytes", "payload per request; default 256 B = a common PCIe Max_Payload_Size", 1, 4096)
-            .integer("read_percent", &P::read_percent, "%", "share of requests that are reads", 0, 100)
-            .integer("requests", &P::requests, "requests", "requests to issue; 0 = until the simulation ends")
-            .integer("seed", &P::seed, "", "seed of the read/write choice; 0 = derived from the platform seed and device name");
+        sc.integer("function", &P::function, "", "function issuing the stream: 0 = first PF, n = n-th further function or VF")
+            .integer("seed", &P::seed, "", "stream seed; 0 = derived from the platform seed, device name and index")
+            .integer("requests", &P::requests, "operations", "DMA operations to issue; 0 = until the end")
+            .number("rate_gbps", &P::rate_bytes_per_ns, "GB/s", "issue-rate cap of this stream; 0 = unlimited")
+            .integer("read_percent", &P::read_percent, "%", "share of reads (sequential, random_uniform, zipf, strided)", 0, 100)
+            .integer("base", &P::base, "address", "IOVA of the region (descriptor ring / job queue for nic_ring, accel_queue); default 4 GiB")
+            .size("region_bytes", &P::region_bytes, "working set; default 1 MiB", 64)
+            .integer("request_bytes", &P::request_bytes, "bytes", "bytes per operation; default 256 = MPS", 1, 1u << 20)
+            .size("stride_bytes", &P::stride_bytes, "strided: distance between operations; default 4 KiB (one page: worst case for the IOTLB)")
+            .number("zipf_s", &P::zipf_s, "", "zipf exponent; default 0.99 (YCSB)", 0.0, 10.0)
+            .size("item_bytes", &P::item_bytes, "zipf item size; default 4 KiB")
+            .boolean("tx", &P::tx, "nic_ring: TX (device reads buffers) instead of RX")
+            .integer("ring_entries", &P::ring_entries, "entries", "nic_ring descriptors; default 256", 1, 1u << 20)
+            .integer("descriptor_bytes", &P::descriptor_bytes, "bytes", "nic_ring descriptor size; default 16", 1, 4096)
+            .integer("packet_bytes", &P::packet_bytes, "bytes", "nic_ring packet size; default 1500 (MTU)", 1, 1u << 20)
+            .integer("buffer_bytes", &P::buffer_bytes, "bytes", "nic_ring buffer size; default 2048", 1, 1u << 20)
+            .integer("buffer_base", &P::buffer_base, "address", "nic_ring buffers / accel_queue source IOVA")
+            .boolean("remap_per_packet", &P::remap_per_packet, "nic_ring: a fresh IOVA per packet (a strict host's DMA-API pattern)")
+            .integer("remap_window_packets", &P::remap_window_packets, "packets", "IOVA window walked before reuse; default 65536", 1, 1u << 30)
+            .integer("job_bytes", &P::job_bytes, "bytes", "accel_queue job size; default 64 KiB (DSA memmove)", 1, 1u << 30)
+            .integer("job_descriptor_bytes", &P::job_descriptor_bytes, "bytes", "accel_queue descriptor size; default 64 (DSA)", 1, 4096);
         return sc;
     }();
     return s;
 }
 
-const Schema<pcie::DmaEndpointParams>& dma_schema() {
-    static const auto s = [] {
-        using P = pcie::DmaEndpointParams;
-        Schema<P> sc;
-        sc.integer("outstanding", &P::outstanding, "requests",
-                   "max overlapping non-posted requests; default 32 = a typical DMA engine read tracker", 1, 768)
-            .number("rate_gbps", &P::rate_gbps, "GB/s", "issue-rate cap; 0 = unlimited (bounded by latency / outstanding)")
-            .time_ns("quantum_ns", &P::quantum, "temporal-decoupling quantum of the generator thread; default 1 us", 1.0);
-        return sc;
-    }();
-    return s;
-}
-
-const std::vector<std::string> kWorkloadKeys = {"type"};
-
-std::any parse_dma(const json& dev, const std::string& path, const std::vector<std::string>& common) {
-    pcie::DmaEndpointParams p;
-    std::vector<std::string> allowed = common;
-    for (auto& k : dma_schema().keys()) allowed.push_back(k);
-    allowed.push_back("pasid");
-    allowed.push_back("workload");
-    check_keys(dev, path, allowed);
-    json own = json::object();
-    for (auto& k : dma_schema().keys())
-        if (dev.contains(k)) own[k] = dev[k];
-    dma_schema().parse(own, path, p);
-    if (dev.contains("pasid")) {
-        p.pasid_enabled = true;
-        p.pasid = static_cast<uint32_t>(read::u64(dev["pasid"], path + "/pasid", 0, pcie::kPasidMask));
+pcie::WorkloadParams parse_workload(const json& w, const std::string& path, const std::string& device) {
+    read::object(w, path);
+    std::vector<std::string> allowed = {"type", "pasids", "pasid_weights", "trace_file"};
+    for (auto& k : workload_schema().keys()) allowed.push_back(k);
+    check_keys(w, path, allowed);
+    pcie::WorkloadParams p;
+    p.seed = 0;
+    if (!w.contains("type")) throw ConfigError(path, "missing key \"type\" of the workload");
+    try {
+        p.kind = pcie::workload_kind_from_name(read::string(w["type"], path + "/type"));
+    } catch (const std::invalid_argument& e) {
+        throw ConfigError(path + "/type", e.what());
     }
-    if (dev.contains("workload")) {
-        const json& w = read::object(dev["workload"], path + "/workload");
-        const std::string wpath = path + "/workload";
-        if (!w.contains("type")) throw ConfigError(wpath, "missing key \"type\" (expected \"stream\")");
-        std::string t = read::string(w["type"], wpath + "/type");
-        if (t != "stream") throw ConfigError(wpath + "/type", "unknown workload type \"" + t + "\" (known: stream)");
-        json rest = w;
-        rest.erase("type");
-        stream_schema().parse(rest, wpath, p.workload);
+    json own = w;
+    own.erase("type");
+    own.erase("pasids");
+    own.erase("pasid_weights");
+    own.erase("trace_file");
+    workload_schema().parse(own, path, p);
+    if (w.contains("pasids")) {
+        const json& a = read::array(w["pasids"], path + "/pasids");
+        for (size_t i = 0; i < a.size(); ++i)
+            p.pasid.pasids.push_back(static_cast<uint32_t>(read::u64(a[i], path + "/pasids/" + std::to_string(i), 0, pcie::kPasidMask)));
+    }
+    if (w.contains("pasid_weights")) {
+        const json& a = read::array(w["pasid_weights"], path + "/pasid_weights");
+        for (size_t i = 0; i < a.size(); ++i)
+            p.pasid.weights.push_back(read::number(a[i], path + "/pasid_weights/" + std::to_string(i), 0, 1e12));
+        if (p.pasid.weights.size() != p.pasid.pasids.size())
+            throw ConfigError(path + "/pasid_weights", "expected one weight per entry of \"pasids\"");
+    }
+    if (p.kind == pcie::WorkloadKind::trace) {
+        if (!w.contains("trace_file")) throw ConfigError(path, "a trace workload needs \"trace_file\"");
+        const std::string file = read::string(w["trace_file"], path + "/trace_file");
+        try {
+            p.trace = pcie::trace_for_device(pcie::load_trace_csv(file), device);
+        } catch (const std::exception& e) {
+            throw ConfigError(path + "/trace_file", e.what());
+        }
+    } else if (w.contains("trace_file")) {
+        throw ConfigError(path + "/trace_file", "only a \"trace\" workload takes a trace file");
     }
     return p;
 }
 
-json dump_dma(const std::any& a) {
-    const auto& p = std::any_cast<const pcie::DmaEndpointParams&>(a);
-    json j = dma_schema().dump(p);
-    if (p.pasid_enabled) j["pasid"] = p.pasid;
+std::string kind_name(pcie::WorkloadKind k) {
+    for (const auto& i : pcie::workload_kinds())
+        if (i.kind == k) return i.name;
+    return "?";
+}
+
+json dump_workload(const pcie::WorkloadParams& p) {
     json w = json::object();
-    w["type"] = "stream";
-    merge_into(w, stream_schema().dump(p.workload));
-    j["workload"] = w;
+    w["type"] = kind_name(p.kind);
+    merge_into(w, workload_schema().dump(p));
+    json pas = json::array();
+    for (auto v : p.pasid.pasids) pas.push_back(v);
+    w["pasids"] = pas;
+    if (!p.pasid.weights.empty()) {
+        json ws = json::array();
+        for (auto v : p.pasid.weights) ws.push_back(v);
+        w["pasid_weights"] = ws;
+    }
+    return w;
+}
+
+// ---- traffic: TrafficEndpoint ------------------------------------------------
+
+struct TrafficConfig {
+    pcie::TrafficEndpointParams ep;
+    std::vector<std::string> trace_files; ///< for dump (records are loaded)
+};
+
+const Schema<pcie::TrafficEndpointParams>& traffic_schema() {
+    static const auto s = [] {
+        using P = pcie::TrafficEndpointParams;
+        Schema<P> sc;
+        sc.integer("max_outstanding_reads", &P::max_outstanding_reads, "requests",
+                   "non-posted requests in flight (tags); default 256 = 8-bit tags", 1, 768)
+            .time_ns("quantum_ns", &P::quantum, "temporal-decoupling quantum; default 1000 ns", 1.0)
+            .time_ns("bar_latency_ns", &P::bar_latency, "latency to serve a request to one of its BARs; default 50 ns (estimate)");
+        return sc;
+    }();
+    return s;
+}
+
+const Schema<pcie::PasidCapability>& pasid_cap_schema() {
+    static const auto s = [] {
+        using P = pcie::PasidCapability;
+        Schema<P> sc;
+        sc.boolean("supported", &P::supported, "PASID capability present")
+            .integer("max_width", &P::max_width, "bits", "Max PASID Width; default 20", 0, 20)
+            .boolean("execute", &P::execute_supported, "Execute Permission Supported")
+            .boolean("privileged", &P::privileged_supported, "Privileged Mode Supported");
+        return sc;
+    }();
+    return s;
+}
+
+std::any parse_traffic(const json& dev, const std::string& path, const std::vector<std::string>& common) {
+    std::vector<std::string> allowed = common;
+    for (auto& k : traffic_schema().keys()) allowed.push_back(k);
+    allowed.insert(allowed.end(), {"pasid", "workloads"});
+    check_keys(dev, path, allowed);
+    pcie::TrafficEndpointParams p;
+    json own = json::object();
+    for (auto& k : traffic_schema().keys())
+        if (dev.contains(k)) own[k] = dev[k];
+    traffic_schema().parse(own, path, p);
+    if (dev.contains("pasid")) pasid_cap_schema().parse(dev["pasid"], path + "/pasid", p.pasid);
+    const std::string name = dev["name"].get<std::string>();
+    if (dev.contains("workloads")) {
+        const json& arr = read::array(dev["workloads"], path + "/workloads");
+        for (size_t i = 0; i < arr.size(); ++i) {
+            const std::string wp = path + "/workloads/" + std::to_string(i);
+            auto w = parse_workload(arr[i], wp, name);
+            for (size_t k = 0; k < w.pasid.pasids.size(); ++k)
+                if (!p.pasid.supported || w.pasid.pasids[k] >= (uint64_t{1} << p.pasid.max_width))
+                    throw ConfigError(wp + "/pasids/" + std::to_string(k),
+                                      "PASID " + std::to_string(w.pasid.pasids[k]) + " does not fit the device's PASID capability");
+            p.workloads.push_back(std::move(w));
+        }
+    }
+    return p;
+}
+
+json dump_traffic(const std::any& a) {
+    const auto& p = std::any_cast<const pcie::TrafficEndpointParams&>(a);
+    json j = traffic_schema().dump(p);
+    j["pasid"] = pasid_cap_schema().dump(p.pasid);
+    json ws = json::array();
+    for (const auto& w : p.workloads) ws.push_back(dump_workload(w));
+    j["workloads"] = ws;
     return j;
 }
 
-void document_dma(std::vector<ParamSection>& out) {
-    ParamSection s{"device:dma_engine", "DMA endpoint driven by a traffic generator", {}};
-    dma_schema().document(pcie::DmaEndpointParams{}, "", s.params);
-    s.params.push_back({"pasid", "integer [0, 1048575]", "", "(absent)", "PASID carried by every request; absent = requests without PASID"});
+void document_traffic(std::vector<ParamSection>& out) {
+    ParamSection s{"device:traffic", "PCIe endpoint driven by workload generators (models/pcie/traffic_endpoint.hpp)", {}};
+    traffic_schema().document(pcie::TrafficEndpointParams{}, "", s.params);
+    pasid_cap_schema().document(pcie::PasidCapability{}, "pasid", s.params);
+    s.params.push_back({"workloads", "array", "", "[]", "workload streams (see [workload])"});
     out.push_back(std::move(s));
-    ParamSection w{"workload:stream", "sequential stream over a buffer (devices[].workload with \"type\": \"stream\")", {}};
-    stream_schema().document(pcie::StreamWorkloadParams{}, "", w.params);
+    std::string kinds;
+    for (const auto& k : pcie::workload_kinds()) {
+        if (!kinds.empty()) kinds += '|';
+        kinds += k.name;
+    }
+    ParamSection w{"workload", "a workload stream (devices[].workloads[]); type: " + kinds, {}};
+    w.params.push_back({"type", "enum(" + kinds + ")", "", "(required)", "address-stream kind (models/pcie/workload.hpp)"});
+    w.params.push_back({"pasids", "array of integers", "", "[]", "PASIDs the stream tags requests with; empty = no PASID"});
+    w.params.push_back({"pasid_weights", "array of numbers", "", "[] (uniform)", "relative weight of each PASID"});
+    w.params.push_back({"trace_file", "string", "", "(none)", "trace: CSV file time_ns,device,pasid,addr,size,rw"});
+    workload_schema().document(pcie::WorkloadParams{}, "", w.params);
     out.push_back(std::move(w));
 }
 
-std::unique_ptr<sc_core::sc_module> build_dma(const DeviceConfig& d, pcie::Bdf rid, BuildContext& ctx) {
-    auto p = std::any_cast<pcie::DmaEndpointParams>(d.params);
-    p.requester = rid;
-    if (p.workload.seed == 0) p.workload.seed = derive_seed(ctx.platform.seed, d.name);
-    auto dev = std::make_unique<pcie::DmaEndpoint>(d.name.c_str(), p, &ctx.stats);
-    dev->upstream.bind(ctx.root_complex.ports);
+std::unique_ptr<sc_core::sc_module> build_traffic(const DeviceConfig& d, BuildContext& ctx) {
+    auto p = std::any_cast<pcie::TrafficEndpointParams>(d.params);
+    pcie::fill_from_topology(ctx.topology, d.name, p);
+    for (size_t i = 0; i < p.workloads.size(); ++i)
+        if (p.workloads[i].seed == 0) p.workloads[i].seed = derive_seed(ctx.platform.seed, d.name, i);
+    auto dev = std::make_unique<pcie::TrafficEndpoint>(d.name.c_str(), p, &ctx.stats);
+    ctx.fabric.attach_endpoint(d.name, dev->upstream, dev->downstream);
     return dev;
+}
+
+// ---- nic: NicEndpoint (ATS function) + its host driver -------------------------
+
+struct NicConfig {
+    pcie::NicParams nic;
+    host::NicDriverParams driver;
+};
+
+const Schema<NicConfig>& nic_schema() {
+    static const auto s = [] {
+        using P = NicConfig;
+        Schema<P> sc;
+        sc.custom("pasid", "integer [1, 1048575]", "", "PASID of the NIC's DMA; absent = requests without PASID (DMA API)",
+                  [](P& p, const json& j, const std::string& path) { p.nic.pasid = static_cast<uint32_t>(read::u64(j, path, 1, pcie::kPasidMask)); },
+                  [](const P& p) { return p.nic.pasid ? json(*p.nic.pasid) : json(nullptr); })
+            .custom("packet_bytes", "integer [64, 65536]", "bytes", "received packet size; default 1500 (MTU)",
+                    [](P& p, const json& j, const std::string& path) { p.nic.packet_bytes = static_cast<uint32_t>(read::u64(j, path, 64, 65536)); },
+                    [](const P& p) { return json(p.nic.packet_bytes); })
+            .custom("line_rate_gbps", "number", "GB/s", "packet arrival rate; default 12.5 (100 GbE)",
+                    [](P& p, const json& j, const std::string& path) { p.nic.line_rate_gbps = read::number(j, path, 1e-3, 1e4); },
+                    [](const P& p) { return json(p.nic.line_rate_gbps); })
+            .custom("ats", "boolean", "", "ATS enabled: translations cached in the device's ATC; default true",
+                    [](P& p, const json& j, const std::string& path) { p.nic.ats.ats_enabled = read::boolean(j, path); },
+                    [](const P& p) { return json(p.nic.ats.ats_enabled); })
+            .custom("atc_entries", "integer", "entries", "ATC entries; default 64 (no published NIC ATC sizes)",
+                    [](P& p, const json& j, const std::string& path) { p.nic.ats.atc.entries = static_cast<uint32_t>(read::u64(j, path, 1, 1u << 20)); },
+                    [](const P& p) { return json(p.nic.ats.atc.entries); })
+            .custom("atc_ways", "integer", "ways", "ATC associativity; default 4",
+                    [](P& p, const json& j, const std::string& path) { p.nic.ats.atc.ways = static_cast<uint32_t>(read::u64(j, path, 1, 64)); },
+                    [](const P& p) { return json(p.nic.ats.atc.ways); })
+            .custom("invalidation_processing_ns", "number", "ns",
+                    "device time to process one ATS Invalidate Request; default 500 (calibration.md on-die device-TLB inv. 0.1-2 us)",
+                    [](P& p, const json& j, const std::string& path) { p.nic.ats.invalidation_processing = Duration::ns(read::number(j, path, 0, 1e9)); },
+                    [](const P& p) { return json(p.nic.ats.invalidation_processing.as_ns()); })
+            .custom("invalidate_queue_depth", "integer [0, 31]", "", "ATS Invalidate Queue Depth (0 = 32); default 0",
+                    [](P& p, const json& j, const std::string& path) { p.nic.ats.invalidate_queue_depth = static_cast<uint8_t>(read::u64(j, path, 0, 31)); },
+                    [](const P& p) { return json(p.nic.ats.invalidate_queue_depth); })
+            .custom("drop_invalidations", "boolean", "", "a device that never answers Invalidate Requests (drives ITE)",
+                    [](P& p, const json& j, const std::string& path) { p.nic.ats.drop_invalidations = read::boolean(j, path); },
+                    [](const P& p) { return json(p.nic.ats.drop_invalidations); })
+            .custom("ring_entries", "integer", "buffers", "RX ring size the driver keeps posted; default 256",
+                    [](P& p, const json& j, const std::string& path) { p.driver.ring_entries = static_cast<uint32_t>(read::u64(j, path, 1, 1u << 16)); },
+                    [](const P& p) { return json(p.driver.ring_entries); })
+            .custom("buffer_bytes", "integer", "bytes", "RX buffer size (mapped per packet); default 2048",
+                    [](P& p, const json& j, const std::string& path) { p.driver.buffer_bytes = static_cast<uint32_t>(read::u64(j, path, 64, 1u << 20)); },
+                    [](const P& p) { return json(p.driver.buffer_bytes); })
+            .custom("napi_batch", "integer", "buffers", "completions per interrupt / refills per doorbell; default 64 (NAPI weight)",
+                    [](P& p, const json& j, const std::string& path) { p.driver.batch = static_cast<uint32_t>(read::u64(j, path, 1, 1u << 16)); },
+                    [](const P& p) { return json(p.driver.batch); })
+            .custom("domain", "enum(first_stage|second_stage)", "", "page-table stage of the NIC's DMA domain; default first_stage (Linux scalable mode)",
+                    [](P& p, const json& j, const std::string& path) {
+                        const std::string v = read::string(j, path);
+                        if (v == "first_stage") p.driver.domain = host::DomainDesc::Kind::paging_s1;
+                        else if (v == "second_stage") p.driver.domain = host::DomainDesc::Kind::paging_s2;
+                        else throw ConfigError(path, "expected one of first_stage|second_stage, got \"" + v + "\"");
+                    },
+                    [](const P& p) { return json(p.driver.domain == host::DomainDesc::Kind::paging_s1 ? "first_stage" : "second_stage"); });
+        return sc;
+    }();
+    return s;
+}
+
+std::any parse_nic(const json& dev, const std::string& path, const std::vector<std::string>& common) {
+    std::vector<std::string> allowed = common;
+    for (auto& k : nic_schema().keys()) allowed.push_back(k);
+    check_keys(dev, path, allowed);
+    NicConfig c;
+    json own = json::object();
+    for (auto& k : nic_schema().keys())
+        if (dev.contains(k)) own[k] = dev[k];
+    nic_schema().parse(own, path, c);
+    return c;
+}
+
+json dump_nic(const std::any& a) {
+    json j = nic_schema().dump(std::any_cast<const NicConfig&>(a));
+    if (j["pasid"].is_null()) j.erase("pasid");
+    return j;
+}
+
+void document_nic(std::vector<ParamSection>& out) {
+    ParamSection s{"device:nic", "NIC receive path on an ATS function, driven by a host RX-ring driver (map / DMA / unmap per packet)", {}};
+    nic_schema().document(NicConfig{}, "", s.params);
+    out.push_back(std::move(s));
+}
+
+std::unique_ptr<sc_core::sc_module> build_nic(const DeviceConfig& d, BuildContext& ctx) {
+    if (!ctx.host) throw ConfigError("/devices", "device \"" + d.name + "\" (nic) needs an IOMMU and its host driver");
+    auto c = std::any_cast<NicConfig>(d.params);
+    pcie::TrafficEndpointParams where;
+    pcie::fill_from_topology(ctx.topology, d.name, where);
+    c.nic.ats.rid = where.functions.front();
+    c.driver.iommu = ctx.platform.topology.iommu;
+    auto nic = std::make_unique<pcie::NicEndpoint>(d.name.c_str(), c.nic, &ctx.stats);
+    ctx.fabric.attach_endpoint(d.name, nic->function().upstream, nic->function().downstream);
+    nic->function().set_dma_observer(ctx.host->dma_observer());
+    host::DeviceInfo info;
+    info.rid = c.nic.ats.rid;
+    info.ats = c.nic.ats.ats_enabled;
+    info.pasid = true;
+    info.pri = c.nic.ats.pri_enabled;
+    info.inv_queue_depth = c.nic.ats.invalidate_queue_depth ? c.nic.ats.invalidate_queue_depth : 32;
+    ctx.host->iommufd().add_device(info, ctx.host->iommu_index(c.driver.iommu));
+    auto drv = std::make_shared<host::NicDriver>(*ctx.host, *nic, c.driver, &ctx.host->stats_group());
+    ctx.host->add_thread(d.name + "_driver", [drv] { drv->run(); });
+    ctx.keep_alive.push_back(drv);
+    return nic;
 }
 
 } // namespace
 
 const std::vector<DeviceType>& device_types() {
     static const std::vector<DeviceType> table = {
-        {"dma_engine", "DMA endpoint driven by a traffic generator", parse_dma, dump_dma, document_dma, build_dma},
+        {"traffic", "PCIe endpoint driven by workload generators", parse_traffic, dump_traffic, document_traffic,
+         build_traffic},
+        {"nic", "NIC RX path on an ATS function with a host DMA-API driver", parse_nic, dump_nic, document_nic, build_nic},
     };
     return table;
 }
 
-const std::vector<IommuType>& iommu_types() {
-    static const std::vector<IommuType> table = {};
-    return table;
-}
+const std::vector<IommuType>& iommu_types() { return builtin_iommu_types(); }
 
 } // namespace iommusim::sim

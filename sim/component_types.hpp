@@ -13,7 +13,8 @@
 #include "sim/platform_config.hpp"
 
 namespace iommusim::mem { class Memory; }
-namespace iommusim::pcie { class RootComplex; }
+namespace iommusim::pcie { class PcieFabric; class Topology; }
+namespace iommusim::host { class Host; }
 
 namespace iommusim::sim {
 
@@ -22,7 +23,10 @@ struct BuildContext {
     const PlatformConfig& platform;
     stats::Group& stats;
     mem::Memory& memory;
-    pcie::RootComplex& root_complex;
+    pcie::PcieFabric& fabric;
+    const pcie::Topology& topology;
+    host::Host* host; ///< null when the platform has no IOMMU/host driver
+    std::vector<std::shared_ptr<void>>& keep_alive; ///< non-module objects a builder creates (host-side drivers)
 };
 
 struct DeviceType {
@@ -33,8 +37,8 @@ struct DeviceType {
     std::function<std::any(const json& dev, const std::string& path, const std::vector<std::string>& common_keys)> parse;
     std::function<json(const std::any& params)> dump;
     std::function<void(std::vector<ParamSection>&)> document;
-    /// Instantiates the device, binds it below the root complex and returns it.
-    std::function<std::unique_ptr<sc_core::sc_module>(const DeviceConfig&, pcie::Bdf rid, BuildContext&)> build;
+    /// Instantiates the device, attaches it to the fabric (ctx.fabric.attach_endpoint) and returns it.
+    std::function<std::unique_ptr<sc_core::sc_module>(const DeviceConfig&, BuildContext&)> build;
 };
 
 struct IommuType {
@@ -43,7 +47,8 @@ struct IommuType {
     std::function<std::any(const json& obj, const std::string& path)> parse; ///< keys other than name/type
     std::function<json(const std::any& params)> dump;
     std::function<void(std::vector<ParamSection>&)> document;
-    /// Instantiates the IOMMU between the root complex's host socket and memory.
+    /// Instantiates the IOMMU and binds it: root complex upstream_out -> IOMMU,
+    /// IOMMU -> memory, IOMMU messages -> root complex upstream_in.
     std::function<std::unique_ptr<sc_core::sc_module>(const ComponentConfig&, BuildContext&)> build;
 };
 

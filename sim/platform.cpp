@@ -2,54 +2,52 @@
 #include "sim/platform.hpp"
 
 #include <chrono>
+#include <fstream>
 #include <sys/resource.h>
+#include <tlm_utils/simple_initiator_socket.h>
 
+#include "models/host/host.hpp"
 #include "models/mem/memory.hpp"
-#include "models/pcie/root_complex.hpp"
+#include "models/pcie/fabric.hpp"
+#include "models/pcie/topology.hpp"
 #include "sim/component_types.hpp"
 #include "sim/stats_writer.hpp"
 
 namespace iommusim::sim {
 
+namespace {
+/// Without an IOMMU nothing sends host traffic down into the fabric; the
+/// root complex's host-side input still needs an initiator bound to it.
+struct IdleHostPort : sc_core::sc_module {
+    tlm_utils::simple_initiator_socket<IdleHostPort> out{"out"};
+    explicit IdleHostPort(sc_core::sc_module_name n) : sc_module(n) {}
+};
+} // namespace
+
 Platform::Platform(PlatformConfig cfg)
     : cfg_(std::move(cfg)), stats_("root"),
       sim_time_(stats_.value("simulated_time_ns", "ns", "simulated time at the end of the run")) {
     memory_ = std::make_unique<mem::Memory>("memory", cfg_.memory, &stats_);
-    rc_ = std::make_unique<pcie::RootComplex>(cfg_.root_complex.name.c_str(), cfg_.root_complex.params, &stats_);
-    BuildContext ctx{cfg_, stats_, *memory_, *rc_};
-
-    bool host_bound = false;
-    for (const auto& m : cfg_.iommus) {
+    try {
+        topology_ = std::make_unique<pcie::Topology>(pcie::build_topology(cfg_.topology.desc));
+    } catch (const std::invalid_argument& e) {
+        throw ConfigError("/topology", e.what());
+    }
+    fabric_ = std::make_unique<pcie::PcieFabric>(*topology_, cfg_.topology.rc, cfg_.topology.sw, &stats_);
+    if (!cfg_.iommus.empty()) host_ = std::make_unique<host::Host>("host", cfg_.host, memory_->store(), &stats_);
+    BuildContext ctx{cfg_, stats_, *memory_, *fabric_, *topology_, host_.get(), keep_alive_};
+    for (const auto& m : cfg_.iommus)
         for (const auto& t : iommu_types())
             if (t.type == m.type) modules_.push_back(t.build(m, ctx));
-        host_bound |= m.name == cfg_.root_complex.iommu;
+    if (cfg_.topology.iommu.empty()) {
+        fabric_->root_complex().upstream_out.bind(memory_->target);
+        auto idle = std::make_unique<IdleHostPort>("host_port");
+        idle->out.bind(fabric_->root_complex().upstream_in);
+        modules_.push_back(std::move(idle));
     }
-    if (!host_bound) rc_->host.bind(memory_->target);
-
-    // Depth-first enumeration: root port i's secondary bus is the next free
-    // bus number; each device below it takes the next device number.
-    std::vector<uint8_t> next_dev(cfg_.root_complex.root_ports.size(), 0);
-    std::vector<uint8_t> bus_of;
-    uint8_t next_bus = 1;
-    for (const auto& rp : cfg_.root_complex.root_ports) {
-        if (rp.bus) bus_of.push_back(*rp.bus);
-        else {
-            bool used;
-            do {
-                used = false;
-                for (const auto& o : cfg_.root_complex.root_ports) used |= o.bus && *o.bus == next_bus;
-                if (used) ++next_bus;
-            } while (used);
-            bus_of.push_back(next_bus++);
-        }
-    }
-    for (const auto& d : cfg_.devices) {
-        size_t port = 0;
-        while (cfg_.root_complex.root_ports[port].name != d.port) ++port;
-        pcie::Bdf rid = d.requester ? *d.requester : pcie::Bdf(bus_of[port], next_dev[port]++, 0);
+    for (const auto& d : cfg_.devices)
         for (const auto& t : device_types())
-            if (t.type == d.type) modules_.push_back(t.build(d, rid, ctx));
-    }
+            if (t.type == d.type) modules_.push_back(t.build(d, ctx));
 }
 
 Platform::~Platform() = default;
@@ -90,6 +88,15 @@ json Platform::stats_document(const HostFigures& host) const {
     h["peak_rss_kib"] = host.peak_rss_kib;
     doc["host"] = std::move(h);
     return doc;
+}
+
+void Platform::write_outputs(const std::filesystem::path& dir, const json& stats_doc) const {
+    std::filesystem::create_directories(dir);
+    if (cfg_.outputs.stats_json) std::ofstream(dir / "stats.json") << stats_doc.dump(2) << "\n";
+    if (cfg_.outputs.invalidations_csv && host_) {
+        std::ofstream csv(dir / "invalidations.csv");
+        host_->iommufd().log().write_csv(csv);
+    }
 }
 
 } // namespace iommusim::sim

@@ -2,6 +2,7 @@
 #pragma once
 // Builds the SystemC module tree of a parsed platform and runs it.
 // One Platform per process: SystemC elaborates once.
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -12,7 +13,8 @@
 #include "sim/platform_config.hpp"
 
 namespace iommusim::mem { class Memory; }
-namespace iommusim::pcie { class RootComplex; }
+namespace iommusim::pcie { class PcieFabric; class Topology; }
+namespace iommusim::host { class Host; }
 
 namespace iommusim::sim {
 
@@ -34,16 +36,23 @@ public:
     const PlatformConfig& config() const { return cfg_; }
     stats::Group& stats() { return stats_; }
     mem::Memory& memory() { return *memory_; }
+    host::Host* host() { return host_.get(); }
+    const pcie::Topology& topology() const { return *topology_; }
     /// The full stats document: {"platform", "seed", <module tree>, "host"}.
     json stats_document(const HostFigures& host) const;
+    /// Writes stats.json and the per-event CSVs the outputs section asks for.
+    void write_outputs(const std::filesystem::path& dir, const json& stats_doc) const;
 
 private:
     PlatformConfig cfg_;
     stats::Group stats_;
     stats::Value& sim_time_;
     std::unique_ptr<mem::Memory> memory_;
-    std::unique_ptr<pcie::RootComplex> rc_;
+    std::unique_ptr<pcie::Topology> topology_;
+    std::unique_ptr<pcie::PcieFabric> fabric_;
+    std::unique_ptr<host::Host> host_;
     std::vector<std::unique_ptr<sc_core::sc_module>> modules_;
+    std::vector<std::shared_ptr<void>> keep_alive_;
 };
 
 } // namespace iommusim::sim

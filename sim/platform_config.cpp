@@ -5,7 +5,9 @@
 #include <set>
 #include <sstream>
 
+#include "models/pcie/topology.hpp"
 #include "sim/component_types.hpp"
+#include "sim/host_config.hpp"
 
 namespace iommusim::sim {
 
@@ -25,28 +27,19 @@ const Schema<mem::MemoryParams>& memory_schema() {
     return s;
 }
 
-const Schema<pcie::RootComplexParams>& rc_schema() {
-    static const auto s = [] {
-        using P = pcie::RootComplexParams;
-        Schema<P> sc;
-        sc.time_ns("latency_ns", &P::latency, "root complex traversal each way; default 20 ns (estimate, no published figure)");
-        return sc;
-    }();
-    return s;
-}
-
 const Schema<OutputsConfig>& outputs_schema() {
     static const auto s = [] {
         Schema<OutputsConfig> sc;
         sc.boolean("stats_json", &OutputsConfig::stats_json, "write stats.json into the output directory")
-            .boolean("summary", &OutputsConfig::summary, "print the summary table on stdout");
+            .boolean("summary", &OutputsConfig::summary, "print the summary table on stdout")
+            .boolean("invalidations_csv", &OutputsConfig::invalidations_csv,
+                     "write invalidations.csv: one row per invalidation with its phase timestamps (platforms with an IOMMU)");
         return sc;
     }();
     return s;
 }
 
-const std::vector<std::string> kTopKeys = {"name", "seed", "duration_us", "memory", "iommus", "topology", "devices", "outputs"};
-const std::vector<std::string> kDeviceCommon = {"name", "type", "port", "requester_id"};
+const std::vector<std::string> kTopKeys = {"name", "seed", "duration_us", "memory", "iommus", "topology", "devices", "host", "outputs"};
 
 std::string require_name(const json& obj, const std::string& path, std::set<std::string>& names) {
     if (!obj.contains("name")) throw ConfigError(path, "missing key \"name\"");
@@ -109,47 +102,20 @@ PlatformConfig parse_platform(const json& doc) {
         }
     }
 
-    std::set<std::string> ports;
     if (!doc.contains("topology")) throw ConfigError("", "missing key \"topology\" (a root complex with root ports)");
-    {
-        const json& topo = read::object(doc["topology"], "/topology");
-        check_keys(topo, "/topology", {"root_complex"});
-        if (!topo.contains("root_complex")) throw ConfigError("/topology", "missing key \"root_complex\"");
-        const json& rc = read::object(topo["root_complex"], "/topology/root_complex");
-        const std::string rpath = "/topology/root_complex";
-        check_keys(rc, rpath, {"name", "iommu", "latency_ns", "root_ports"});
-        cfg.root_complex.name = require_name(rc, rpath, names);
-        if (rc.contains("iommu")) {
-            cfg.root_complex.iommu = read::string(rc["iommu"], rpath + "/iommu");
-            bool found = false;
-            for (auto& m : cfg.iommus) found |= m.name == cfg.root_complex.iommu;
-            if (!found) throw ConfigError(rpath + "/iommu", "no IOMMU named \"" + cfg.root_complex.iommu + "\" in /iommus");
-        }
-        json own = json::object();
-        if (rc.contains("latency_ns")) own["latency_ns"] = rc["latency_ns"];
-        rc_schema().parse(own, rpath, cfg.root_complex.params);
-        if (!rc.contains("root_ports")) throw ConfigError(rpath, "missing key \"root_ports\"");
-        const json& rps = read::array(rc["root_ports"], rpath + "/root_ports");
-        if (rps.empty()) throw ConfigError(rpath + "/root_ports", "expected at least one root port");
-        std::set<unsigned> buses;
-        for (size_t i = 0; i < rps.size(); ++i) {
-            const std::string path = rpath + "/root_ports/" + std::to_string(i);
-            read::object(rps[i], path);
-            check_keys(rps[i], path, {"name", "bus"});
-            RootPortConfig rp;
-            rp.name = require_name(rps[i], path, names);
-            if (rps[i].contains("bus")) {
-                rp.bus = static_cast<uint8_t>(read::u64(rps[i]["bus"], path + "/bus", 1, 255));
-                if (!buses.insert(*rp.bus).second) throw ConfigError(path + "/bus", "bus number used twice");
-            }
-            ports.insert(rp.name);
-            cfg.root_complex.root_ports.push_back(rp);
-        }
+    cfg.topology = parse_topology(doc["topology"], names);
+    if (!cfg.topology.iommu.empty()) {
+        bool found = false;
+        for (auto& m : cfg.iommus) found |= m.name == cfg.topology.iommu;
+        if (!found) throw ConfigError("/topology/root_complex/iommu", "no IOMMU named \"" + cfg.topology.iommu + "\" in /iommus");
     }
-
+    for (size_t i = 0; i < cfg.iommus.size(); ++i)
+        if (cfg.iommus[i].name != cfg.topology.iommu)
+            throw ConfigError("/iommus/" + std::to_string(i) + "/name",
+                              "IOMMU \"" + cfg.iommus[i].name + "\" translates nothing: name it in /topology/root_complex/iommu");
+    if (doc.contains("host")) cfg.host = parse_host(doc["host"]);
     if (doc.contains("devices")) {
         const json& arr = read::array(doc["devices"], "/devices");
-        std::set<uint16_t> rids;
         for (size_t i = 0; i < arr.size(); ++i) {
             const std::string path = "/devices/" + std::to_string(i);
             read::object(arr[i], path);
@@ -157,21 +123,18 @@ PlatformConfig parse_platform(const json& doc) {
             d.name = require_name(arr[i], path, names);
             const auto& type = find_type(device_types(), arr[i], path, "device");
             d.type = type.type;
-            if (!arr[i].contains("port")) throw ConfigError(path, "missing key \"port\" (the root port the device sits below)");
-            d.port = read::string(arr[i]["port"], path + "/port");
-            if (!ports.count(d.port)) throw ConfigError(path + "/port", "no root port named \"" + d.port + "\" in /topology");
-            if (arr[i].contains("requester_id")) {
-                try {
-                    d.requester = pcie::parse_bdf(read::string(arr[i]["requester_id"], path + "/requester_id"));
-                } catch (const std::invalid_argument& e) {
-                    throw ConfigError(path + "/requester_id", e.what());
-                }
-                if (!rids.insert(d.requester->raw).second)
-                    throw ConfigError(path + "/requester_id", "requester ID " + d.requester->str() + " used twice");
-            }
-            d.params = type.parse(arr[i], path, kDeviceCommon);
+            d.endpoint = parse_endpoint(arr[i], path);
+            d.params = type.parse(arr[i], path, kEndpointKeys);
+            cfg.topology.desc.endpoints.push_back(d.endpoint);
             cfg.devices.push_back(std::move(d));
         }
+    }
+    // Enumerate now so that a bad hierarchy (unknown port, bus clash, bad BAR)
+    // is a config error with its path, not a simulation error.
+    try {
+        (void)pcie::build_topology(cfg.topology.desc);
+    } catch (const std::invalid_argument& e) {
+        throw ConfigError("/topology", e.what());
     }
     return cfg;
 }
@@ -189,25 +152,18 @@ json dump_platform(const PlatformConfig& cfg) {
             if (t.type == m.type) merge_into(e, t.dump(m.params));
         j["iommus"].push_back(e);
     }
-    json rc = json::object();
-    rc["name"] = cfg.root_complex.name;
-    if (!cfg.root_complex.iommu.empty()) rc["iommu"] = cfg.root_complex.iommu;
-    merge_into(rc, rc_schema().dump(cfg.root_complex.params));
-    rc["root_ports"] = json::array();
-    for (const auto& rp : cfg.root_complex.root_ports) {
-        json p = {{"name", rp.name}};
-        if (rp.bus) p["bus"] = *rp.bus;
-        rc["root_ports"].push_back(p);
-    }
-    j["topology"] = {{"root_complex", rc}};
+    j["topology"] = dump_topology(cfg.topology);
     j["devices"] = json::array();
     for (const auto& d : cfg.devices) {
-        json e = {{"name", d.name}, {"type", d.type}, {"port", d.port}};
-        if (d.requester) e["requester_id"] = d.requester->str();
+        json e = json::object();
+        e["name"] = d.name;
+        e["type"] = d.type;
+        dump_endpoint(d.endpoint, e);
         for (const auto& t : device_types())
             if (t.type == d.type) merge_into(e, t.dump(d.params));
         j["devices"].push_back(e);
     }
+    j["host"] = dump_host(cfg.host);
     j["outputs"] = outputs_schema().dump(cfg.outputs);
     return j;
 }
@@ -275,21 +231,10 @@ std::vector<ParamSection> list_params() {
     ParamSection m{"memory", "physical memory (/memory)", {}};
     memory_schema().document(mem::MemoryParams{}, "", m.params);
     out.push_back(std::move(m));
-    ParamSection rc{"root_complex", "root complex (/topology/root_complex)", {
-        {"name", "string", "", "rc0", "component name"},
-        {"iommu", "string", "", "(none)", "name of the IOMMU in /iommus that translates this root complex's requests"},
-        {"root_ports", "array", "", "(required)", "root ports: objects {name, bus (optional secondary bus, 1-255; else enumerated depth-first)}"},
-    }};
-    rc_schema().document(pcie::RootComplexParams{}, "", rc.params);
-    out.push_back(std::move(rc));
-    out.push_back({"device", "keys common to every device (/devices/N)", {
-        {"name", "string", "", "(required)", "component name, unique in the platform"},
-        {"type", "enum", "", "(required)", "device type (see device:TYPE sections)"},
-        {"port", "string", "", "(required)", "root port the device sits below"},
-        {"requester_id", "string BB:DD.F", "", "(enumerated)", "fixed requester ID; default: device 0 function 0 on the port's secondary bus"},
-    }});
+    document_topology(out);
     for (const auto& t : device_types()) t.document(out);
     for (const auto& t : iommu_types()) t.document(out);
+    document_host(out);
     ParamSection o{"outputs", "what a run writes (/outputs)", {}};
     outputs_schema().document(OutputsConfig{}, "", o.params);
     out.push_back(std::move(o));

@@ -12,11 +12,14 @@
 
 #include "models/mem/memory_params.hpp"
 #include "models/mem/sparse_memory.hpp"
-#include "models/pcie/root_complex_params.hpp"
 #include "models/pcie/tlp.hpp"
 #include "sim/config/schema.hpp"
+#include "sim/topology_config.hpp"
+#include "models/host/host.hpp"
 
 namespace iommusim::sim {
+
+struct ParamSection;
 
 /// A component chosen by "type": its typed params live in `params`
 /// (a std::any holding the params struct of the registered type).
@@ -26,26 +29,14 @@ struct ComponentConfig {
     std::any params;
 };
 
-struct RootPortConfig {
-    std::string name;
-    std::optional<uint8_t> bus; ///< secondary bus; enumerated depth-first when absent
-};
-
-struct RootComplexConfig {
-    std::string name = "rc0";
-    std::string iommu; ///< name of an entry in "iommus", or empty for none
-    pcie::RootComplexParams params;
-    std::vector<RootPortConfig> root_ports;
-};
-
 struct DeviceConfig : ComponentConfig {
-    std::string port;                    ///< root port the device sits below
-    std::optional<pcie::Bdf> requester;  ///< fixed requester ID, else enumerated
+    pcie::EndpointDesc endpoint; ///< port, device number, functions, ACS
 };
 
 struct OutputsConfig {
     bool stats_json = true;
     bool summary = true;
+    bool invalidations_csv = true;
 };
 
 struct PlatformConfig {
@@ -54,8 +45,9 @@ struct PlatformConfig {
     double duration_us = 1000.0;
     mem::MemoryParams memory;
     std::vector<ComponentConfig> iommus;
-    RootComplexConfig root_complex;
+    TopologyConfig topology;
     std::vector<DeviceConfig> devices;
+    host::HostParams host;
     OutputsConfig outputs;
 };
 

@@ -237,6 +237,7 @@ FlushTiming VtdDriver::submit(std::vector<RawDesc> descs) {
     t.descriptors = static_cast<unsigned>(descs.size());
     mmio_.write64(reg::IQT, tail_);
     const uint64_t last_seq = seq_;
+    open_[first_seq] = last_seq;
     q_lock_.unlock();
     // Spin like qi_submit_sync(): read the status word, check FSTS for
     // queue errors, relax, repeat.
@@ -253,6 +254,7 @@ FlushTiming VtdDriver::submit(std::vector<RawDesc> descs) {
         cpu_.spend(cpu_.params().poll_interval);
     }
     t.observed = cpu_.now();
+    open_.erase(first_seq);
     flushes_.inc();
     // Assemble the phases the unit reported for these descriptors.
     for (uint64_t s = first_seq; s < last_seq; ++s) {
@@ -277,6 +279,10 @@ FlushTiming VtdDriver::submit(std::vector<RawDesc> descs) {
 }
 
 void VtdDriver::on_phase(uint64_t seq, iommu::InvalPhase phase, Duration at, pcie::Bdf) {
+    // Only descriptors of a submission still being waited for are of interest
+    // (a late report for a finished one would otherwise accumulate).
+    auto it = open_.upper_bound(seq);
+    if (it == open_.begin() || seq >= std::prev(it)->second) return;
     Phases& p = phases_[seq];
     switch (phase) {
     case iommu::InvalPhase::fetched: p.fetched = at; break;

@@ -82,6 +82,7 @@ private:
         std::optional<Duration> fetched, caches_done, devtlb_sent, devtlb_done, wait_done;
     };
     std::unordered_map<uint64_t, Phases> phases_;
+    std::map<uint64_t, uint64_t> open_; ///< submissions waiting: first seq -> end seq (phases outside are dropped)
 
     stats::Group stats_;
     stats::Counter& flushes_;

@@ -83,6 +83,10 @@ tlm::tlm_response_status AtsEndpoint::issue(uint64_t addr, void* data, unsigned 
     g.set_extension(&ext);
     upstream->b_transport(g, delay);
     g.clear_extension(&ext);
+    if (at != AddressType::translation_request) {
+        last_source_ = ext.served_by;
+        last_output_ = ext.output_address;
+    }
     return g.get_response_status();
 }
 
@@ -114,6 +118,27 @@ bool AtsEndpoint::translate(uint64_t iova, std::optional<uint32_t> pasid, bool p
 
 tlm::tlm_response_status AtsEndpoint::dma(uint64_t iova, void* data, unsigned len, bool write,
                                           std::optional<uint32_t> pasid, sc_time& delay, bool privileged) {
+    const Duration start = now() + from_sc(delay);
+    last_source_ = TlpExtension::Source::none;
+    const auto st = dma_inner(iova, data, len, write, pasid, delay, privileged);
+    if (observer_) {
+        DmaRecord r;
+        r.requester = p_.rid;
+        r.pasid_present = pasid.has_value();
+        r.pasid = pasid.value_or(0);
+        r.iova = iova;
+        r.pa = last_output_;
+        r.write = write;
+        r.at_ps = start.as_ps();
+        r.source = last_source_;
+        r.ok = st == tlm::TLM_OK_RESPONSE;
+        observer_(r);
+    }
+    return st;
+}
+
+tlm::tlm_response_status AtsEndpoint::dma_inner(uint64_t iova, void* data, unsigned len, bool write,
+                                                std::optional<uint32_t> pasid, sc_time& delay, bool privileged) {
     if (!p_.ats_enabled) {
         st_untranslated_.inc();
         return issue(iova, data, len, write, pasid, AddressType::untranslated, privileged, false, delay);

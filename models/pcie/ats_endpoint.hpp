@@ -54,6 +54,8 @@ public:
                                  sc_core::sc_time& delay);
 
     const AtsEndpointParams& params() const { return p_; }
+    /// Called after every completed dma() (e.g. the host's DMA safety oracle).
+    void set_dma_observer(DmaObserver o) { observer_ = std::move(o); }
     uint32_t atc_size() const { return atc_.size(); }
     /// Whether the ATC holds a translation of `iova` for `pasid` (tests, oracle).
     bool atc_holds(uint64_t iova, std::optional<uint32_t> pasid);
@@ -75,6 +77,8 @@ private:
     void invalidation_thread();
     std::optional<AtcEntry> atc_lookup(uint64_t iova, std::optional<uint32_t> pasid);
     bool translate(uint64_t iova, std::optional<uint32_t> pasid, bool privileged, sc_core::sc_time& delay);
+    tlm::tlm_response_status dma_inner(uint64_t iova, void* data, unsigned len, bool write,
+                                       std::optional<uint32_t> pasid, sc_core::sc_time& delay, bool privileged);
     tlm::tlm_response_status issue(uint64_t addr, void* data, unsigned len, bool write, std::optional<uint32_t> pasid,
                                    AddressType at, bool privileged, bool no_snoop, sc_core::sc_time& delay);
     static iommu::CacheKey key(std::optional<uint32_t> pasid, bool global, uint64_t iova, unsigned shift);
@@ -92,6 +96,9 @@ private:
     std::optional<PrgResponse> last_prg_;
     Duration last_translated_done_;          ///< local completion time of the latest translated request
     uint16_t tag_ = 0;
+    DmaObserver observer_;
+    TlpExtension::Source last_source_ = TlpExtension::Source::none; ///< of the last issued memory request
+    uint64_t last_output_ = 0;
 
     stats::Counter& st_hits_;
     stats::Counter& st_misses_;

@@ -39,11 +39,19 @@ PcieSwitch& PcieFabric::switch_named(const std::string& name) {
 
 void PcieFabric::attach_endpoint(const std::string& endpoint, tlm::tlm_initiator_socket<>& up,
                                  tlm::tlm_target_socket<>& down) {
-    int f = topo_.find(endpoint);
-    if (f < 0 || topo_.node(f).kind != NodeKind::function) throw std::invalid_argument("no endpoint named " + endpoint);
-    int port = topo_.port_above(f);
+    std::vector<int> fns = topo_.functions_of(endpoint);
+    if (fns.empty()) throw std::invalid_argument("no endpoint named " + endpoint);
+    int port = topo_.port_above(fns.front());
     FabricNode& parent = node_for(topo_.fabric_node_of_port(port));
     parent.attach(static_cast<size_t>(parent.port_index(topo_.node(port).name)), up, down);
+}
+
+void PcieFabric::attach_endpoint(const std::string& endpoint, tlm::tlm_initiator_socket<>& up) {
+    std::vector<int> fns = topo_.functions_of(endpoint);
+    if (fns.empty()) throw std::invalid_argument("no endpoint named " + endpoint);
+    int port = topo_.port_above(fns.front());
+    FabricNode& parent = node_for(topo_.fabric_node_of_port(port));
+    parent.attach_initiator_only(static_cast<size_t>(parent.port_index(topo_.node(port).name)), up);
 }
 
 uint64_t PcieFabric::p2p_direct_total() const {

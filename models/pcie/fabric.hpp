@@ -28,6 +28,8 @@ public:
     PcieSwitch& switch_named(const std::string& name);
     /// Binds an endpoint's sockets below the port it sits on.
     void attach_endpoint(const std::string& endpoint, tlm::tlm_initiator_socket<>& up, tlm::tlm_target_socket<>& down);
+    /// For initiator-only devices (e.g. the foundation DmaEndpoint).
+    void attach_endpoint(const std::string& endpoint, tlm::tlm_initiator_socket<>& up);
     /// Peer-to-peer requests that bypassed the IOMMU, over every node.
     uint64_t p2p_direct_total() const;
     const Topology& topology() const { return topo_; }

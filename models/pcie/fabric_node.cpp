@@ -11,6 +11,12 @@ namespace iommusim::pcie {
 namespace {
 
 Duration now() { return from_sc(sc_core::sc_time_stamp()); }
+/// Delay from the kernel's current time to absolute time `at`, never negative
+/// (a callee that wait()ed may have moved the kernel past `at`).
+sc_core::sc_time from_now(Duration at) {
+    Duration n = now();
+    return to_sc(at > n ? at - n : Duration::zero());
+}
 
 Bdf requester_of(const tlm::tlm_generic_payload& gp) {
     if (auto* t = gp.get_extension<TlpExtension>()) return t->requester;
@@ -69,14 +75,20 @@ FabricNode::FabricNode(sc_core::sc_module_name name, const FabricNodeParams& par
         port_in_.back()->register_b_transport(this, &FabricNode::from_port, static_cast<int>(i));
         port_out_.push_back(std::make_unique<InitiatorSocket>((pn + "_out").c_str()));
     }
-    attached_.assign(ports.size(), false);
+    up_bound_.assign(ports.size(), false);
+    down_bound_.assign(ports.size(), false);
     upstream_in.register_b_transport(this, &FabricNode::from_above);
 }
 
 void FabricNode::attach(size_t port, tlm::tlm_initiator_socket<>& child_up, tlm::tlm_target_socket<>& child_down) {
     child_up.bind(*port_in_.at(port));
     port_out_.at(port)->bind(child_down);
-    attached_[port] = true;
+    up_bound_[port] = down_bound_[port] = true;
+}
+
+void FabricNode::attach_initiator_only(size_t port, tlm::tlm_initiator_socket<>& child_up) {
+    child_up.bind(*port_in_.at(port));
+    up_bound_[port] = true;
 }
 
 void FabricNode::attach(size_t port, FabricNode& child) { attach(port, child.upstream_out, child.upstream_in); }
@@ -91,11 +103,17 @@ int FabricNode::port_index(const std::string& name) const {
 void FabricNode::before_end_of_elaboration() {
     // A port without a device answers Unsupported Request (§2.3.1).
     for (size_t i = 0; i < port_out_.size(); ++i) {
-        if (attached_[i]) continue;
-        terminators_.push_back(std::make_unique<tlm_utils::simple_target_socket<FabricNode>>(
-            ("terminator" + std::to_string(i)).c_str()));
-        terminators_.back()->register_b_transport(this, &FabricNode::terminate);
-        port_out_[i]->bind(*terminators_.back());
+        if (!down_bound_[i]) {
+            terminators_.push_back(std::make_unique<tlm_utils::simple_target_socket<FabricNode>>(
+                ("terminator" + std::to_string(i)).c_str()));
+            terminators_.back()->register_b_transport(this, &FabricNode::terminate);
+            port_out_[i]->bind(*terminators_.back());
+        }
+        if (!up_bound_[i]) {
+            idle_.push_back(std::make_unique<tlm_utils::simple_initiator_socket<FabricNode>>(
+                ("idle" + std::to_string(i)).c_str()));
+            idle_.back()->bind(*port_in_[i]);
+        }
     }
 }
 
@@ -111,7 +129,7 @@ TlpTrain FabricNode::request_train(const LinkTiming& t, const tlm::tlm_generic_p
 }
 
 Duration FabricNode::forward_up(tlm::tlm_generic_payload& gp, Duration at) {
-    sc_core::sc_time d = to_sc(at - now());
+    sc_core::sc_time d = from_now(at);
     upstream_out->b_transport(gp, d);
     return now() + from_sc(d);
 }
@@ -119,7 +137,7 @@ Duration FabricNode::forward_up(tlm::tlm_generic_payload& gp, Duration at) {
 Duration FabricNode::forward_down(size_t j, tlm::tlm_generic_payload& gp, Duration at) {
     Link& l = *links_[j];
     LinkTransfer y = l.send(Direction::downstream, at, request_train(l.timing(), gp));
-    sc_core::sc_time d = to_sc(y.delivered - now());
+    sc_core::sc_time d = from_now(y.delivered);
     (*port_out_[j])->b_transport(gp, d);
     Duration r = now() + from_sc(d);
     if (is_posted(gp)) return l.posted_release(y, r);
@@ -172,7 +190,7 @@ void FabricNode::from_port(int port, tlm::tlm_generic_payload& gp, sc_core::sc_t
         issue->sender_free = x.sent;
         issue->valid = true;
     }
-    delay = to_sc(result - now());
+    delay = from_now(result);
 }
 
 void FabricNode::from_above(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
@@ -182,13 +200,13 @@ void FabricNode::from_above(tlm::tlm_generic_payload& gp, sc_core::sc_time& dela
     if (r.target != RouteTarget::port) {
         unsupported_.inc();
         gp.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
-        delay = to_sc(t - now());
+        delay = from_now(t);
         return;
     }
     (msg ? down_messages_ : down_requests_).inc();
     Duration done = forward_down(static_cast<size_t>(r.port), gp, t);
     if (!is_posted(gp)) done += params_.latency;
-    delay = to_sc(done - now());
+    delay = from_now(done);
 }
 
 PcieSwitch::PcieSwitch(sc_core::sc_module_name name, const SwitchParams& p, Router router, std::vector<LinkParams> links,

@@ -54,6 +54,9 @@ public:
     /// into our port target, our port initiator into the child's target.
     void attach(size_t port, tlm::tlm_initiator_socket<>& child_up, tlm::tlm_target_socket<>& child_down);
     void attach(size_t port, FabricNode& child_switch);
+    /// For a device that only initiates (no BARs, no messages): requests
+    /// routed down to it answer Unsupported Request.
+    void attach_initiator_only(size_t port, tlm::tlm_initiator_socket<>& child_up);
     int port_index(const std::string& name) const;
     const Link& link(size_t port) const { return *links_.at(port); }
     const stats::Group& stats() const { return stats_; }
@@ -76,10 +79,14 @@ private:
     std::vector<std::unique_ptr<Link>> links_;
     std::vector<std::unique_ptr<TargetSocket>> port_in_;
     std::vector<std::unique_ptr<InitiatorSocket>> port_out_;
-    std::vector<bool> attached_;
+    std::vector<bool> up_bound_;     ///< port target socket bound by a child
+    std::vector<bool> down_bound_;   ///< port initiator socket bound to a child
     /// Answer UR on ports with no device (created at end of elaboration:
     /// an unbound target socket is an elaboration error).
     std::vector<std::unique_ptr<tlm_utils::simple_target_socket<FabricNode>>> terminators_;
+    /// Idle initiators bound to the target sockets of empty ports (a TLM
+    /// target socket must be bound).
+    std::vector<std::unique_ptr<tlm_utils::simple_initiator_socket<FabricNode>>> idle_;
     stats::Counter& up_requests_;
     stats::Counter& down_requests_;
     stats::Counter& up_messages_;

@@ -7,6 +7,7 @@
 // (RID, PASID prefix with PMR/ER, AT, No-Snoop, TC, tag, length); ECRC, LN,
 // TH/PH and ordering attributes other than No-Snoop are not.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <tlm>
 
@@ -140,6 +141,22 @@ public:
     /// The ID the message is routed to.
     Bdf route_id() const;
 };
+
+/// One completed DMA as a device saw it, for observers such as the host's
+/// DMA safety oracle: which address it meant, which physical address it
+/// reached, when it used the translation and which cache supplied it.
+struct DmaRecord {
+    Bdf requester;
+    bool pasid_present = false;
+    uint32_t pasid = 0;
+    uint64_t iova = 0;
+    uint64_t pa = 0;
+    bool write = false;
+    uint64_t at_ps = 0;          ///< simulated time the request left the device (its local time)
+    TlpExtension::Source source = TlpExtension::Source::none;
+    bool ok = false;
+};
+using DmaObserver = std::function<void(const DmaRecord&)>;
 
 /// ATS Translation Completion payload (PCIe Base §10.2.3), carried back in
 /// the data of a translation request: translated address + attributes.

@@ -275,9 +275,9 @@ std::vector<int> Topology::functions() const {
 
 std::vector<int> Topology::functions_of(const std::string& endpoint) const {
     std::vector<int> out;
-    int pf0 = find(endpoint);
-    if (pf0 < 0 || node(pf0).kind != NodeKind::function) return out;
-    int ei = node(pf0).endpoint;
+    auto it = std::find(endpoint_names_.begin(), endpoint_names_.end(), endpoint);
+    if (it == endpoint_names_.end()) return out;
+    int ei = static_cast<int>(it - endpoint_names_.begin());
     for (int f : functions())
         if (node(f).endpoint == ei) out.push_back(f);
     std::stable_sort(out.begin(), out.end(), [&](int a, int b) { return node(a).bdf.raw < node(b).bdf.raw; });
@@ -361,6 +361,7 @@ Topology build_topology(const TopologyDesc& d) {
     Topology t;
     Builder b{d, t, t.nodes_, {}, {}, {}, {}, {}, 0, 0};
     b.run();
+    for (const auto& e : d.endpoints) t.endpoint_names_.push_back(e.name);
     t.derive_groups(d);
     return t;
 }

@@ -83,6 +83,7 @@ private:
     void collect_bars(int n, std::vector<AddrRange>& out) const;
     void derive_groups(const TopologyDesc& d);
     std::vector<TopologyNode> nodes_;
+    std::vector<std::string> endpoint_names_;   ///< TopologyDesc::endpoints order
     int groups_ = 0;
 };
 

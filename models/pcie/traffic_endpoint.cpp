@@ -10,6 +10,12 @@ namespace iommusim::pcie {
 
 namespace {
 Duration now() { return from_sc(sc_core::sc_time_stamp()); }
+/// Delay from the kernel's current time to absolute time `at`, never negative
+/// (a callee that wait()ed may have moved the kernel past `at`).
+sc_core::sc_time from_now(Duration at) {
+    Duration n = now();
+    return to_sc(at > n ? at - n : Duration::zero());
+}
 } // namespace
 
 TrafficEndpoint::TrafficEndpoint(sc_core::sc_module_name name, const TrafficEndpointParams& params,
@@ -75,13 +81,13 @@ void TrafficEndpoint::on_message(MessageExtension&, tlm::tlm_generic_payload& gp
 }
 
 Duration TrafficEndpoint::send_upstream(tlm::tlm_generic_payload& gp, Duration at) {
-    sc_core::sc_time d = to_sc(at - now());
+    sc_core::sc_time d = from_now(at);
     upstream->b_transport(gp, d);
     return now() + from_sc(d);
 }
 
 void TrafficEndpoint::sync_to(Duration at) {
-    qk_.set(to_sc(at - now()));
+    qk_.set(from_now(at));
     qk_.sync();
 }
 
@@ -130,7 +136,7 @@ void TrafficEndpoint::issue(const DmaOp& op, Duration& t) {
         } else {
             read_tlps_.inc();
             outstanding_.push(r);
-            read_latency_.record((r - at).as_ns());
+            read_latency_.record((r > at ? r - at : Duration::zero()).as_ns());
             t = iss.valid ? std::max(at, iss.sender_free) : at;
         }
         last_done_ns_.set(std::max(last_done_ns_.value(), r.as_ns()));
@@ -176,7 +182,7 @@ void TrafficEndpoint::run() {
         }
         issue(op, t);
         if (best->rate > 0) best->next_issue = start + Duration::ns(static_cast<double>(op.size) / best->rate);
-        qk_.set(to_sc(t - now()));
+        qk_.set(from_now(t));
         if (qk_.need_sync()) qk_.sync();
     }
     while (!outstanding_.empty()) {

@@ -65,10 +65,7 @@ int run(const std::string& file, const std::vector<std::string>& sets, const std
         // Nothing is lost: partial results are written even when the run failed.
         json doc = platform.stats_document(host);
         if (!error.empty()) doc["error"] = error;
-        if (platform.config().outputs.stats_json) {
-            fs::create_directories(out);
-            std::ofstream(out / "stats.json") << doc.dump(2) << "\n";
-        }
+        platform.write_outputs(out, doc);
         if (!quiet && platform.config().outputs.summary) {
             std::printf("iommusim: %s (seed %llu), %.1f us simulated in %.2f s\n", platform.config().name.c_str(),
                         static_cast<unsigned long long>(platform.config().seed), platform.config().duration_us,

@@ -124,6 +124,11 @@ public:
                    },
                    "");
     }
+    /// A field with custom accessors (nested structs, derived encodings).
+    Schema& custom(std::string key, std::string type, std::string unit, std::string desc,
+                   std::function<void(P&, const json&, const std::string&)> parse, std::function<json(const P&)> dump) {
+        return add(std::move(key), std::move(type), std::move(unit), std::move(desc), std::move(parse), std::move(dump), "");
+    }
     /// A nested object described by its own schema.
     template <class S>
     Schema& object(std::string key, S P::*m, const Schema<S>& sub, std::string desc) {

@@ -13,8 +13,8 @@ std::string minimal_platform() {
     return R"({
   "name": "mini", "seed": 3, "duration_us": 20,
   "topology": { "root_complex": { "name": "rc0", "root_ports": [ { "name": "rp0" } ] } },
-  "devices": [ { "name": "dma0", "type": "dma_engine", "port": "rp0",
-                 "workload": { "type": "stream", "buffer_bytes": "64KiB" } } ]
+  "devices": [ { "name": "dma0", "type": "traffic", "port": "rp0",
+                 "workloads": [ { "type": "sequential", "region_bytes": "64KiB" } ] } ]
 })";
 }
 
@@ -68,8 +68,8 @@ TEST_CASE("a zero or negative size is rejected", "[cli][config]") {
                       "expected a size in [4KiB");
     require_bad_input(validate_edit([](ordered_json& j) { j["memory"] = {{"size_bytes", -4096}}; }),
                       "/memory/size_bytes", "expected a size in bytes");
-    require_bad_input(validate_edit([](ordered_json& j) { j["devices"][0]["workload"]["request_bytes"] = 0; }),
-                      "/devices/0/workload/request_bytes", "expected an integer in [1, 4096], got 0");
+    require_bad_input(validate_edit([](ordered_json& j) { j["devices"][0]["workloads"][0]["request_bytes"] = 0; }),
+                      "/devices/0/workloads/0/request_bytes", "expected an integer in [1, 1048576], got 0");
 }
 
 TEST_CASE("duplicate component names are rejected", "[cli][config]") {
@@ -78,17 +78,17 @@ TEST_CASE("duplicate component names are rejected", "[cli][config]") {
 }
 
 TEST_CASE("references to unknown components are rejected", "[cli][config]") {
-    require_bad_input(validate_edit([](ordered_json& j) { j["devices"][0]["port"] = "rp9"; }), "/devices/0/port",
-                      "no root port named \"rp9\"");
+    require_bad_input(validate_edit([](ordered_json& j) { j["devices"][0]["port"] = "rp9"; }), "/topology",
+                      "rp9");
     require_bad_input(validate_edit([](ordered_json& j) { j["topology"]["root_complex"]["iommu"] = "dmar0"; }),
                       "/topology/root_complex/iommu", "no IOMMU named \"dmar0\"");
 }
 
 TEST_CASE("an unknown type is rejected with the known types", "[cli][config]") {
-    auto r = validate_edit([](ordered_json& j) { j["devices"][0]["type"] = "dma_engin"; });
-    require_bad_input(r, "/devices/0/type", "did you mean \"dma_engine\"");
-    auto w = validate_edit([](ordered_json& j) { j["devices"][0]["workload"]["type"] = "zipff"; });
-    require_bad_input(w, "/devices/0/workload/type", "unknown workload type");
+    auto r = validate_edit([](ordered_json& j) { j["devices"][0]["type"] = "trafic"; });
+    require_bad_input(r, "/devices/0/type", "did you mean \"traffic\"");
+    auto w = validate_edit([](ordered_json& j) { j["devices"][0]["workloads"][0]["type"] = "zipff"; });
+    require_bad_input(w, "/devices/0/workloads/0/type", "zipf");
 }
 
 TEST_CASE("a missing platform file is a clear bad-input error", "[cli][config]") {
@@ -101,7 +101,8 @@ TEST_CASE("a missing platform file is a clear bad-input error", "[cli][config]")
 TEST_CASE("list-params documents every parameter with unit and default", "[cli]") {
     auto r = run_cli("list-params");
     CHECK(r.exit_code == 0);
-    for (const char* key : {"size_bytes", "read_latency_ns", "latency_ns", "outstanding", "request_bytes", "stats_json"})
+    for (const char* key : {"size_bytes", "read_latency_ns", "latency_ns", "max_outstanding_reads", "request_bytes",
+                            "stats_json", "flush", "iotlb", "line_rate_gbps"})
         CHECK(r.out.find(key) != std::string::npos);
     CHECK(r.out.find("64GiB") != std::string::npos);
     auto one = run_cli("list-params memory");
@@ -118,7 +119,7 @@ TEST_CASE("dump-config output is accepted unchanged and resolves to itself", "[c
     REQUIRE(first.exit_code == 0);
     auto resolved = ordered_json::parse(first.out);
     CHECK(resolved["memory"]["read_latency_ns"] == 90.0);
-    CHECK(resolved["devices"][0]["outstanding"] == 32);
+    CHECK(resolved["devices"][0]["max_outstanding_reads"] == 256);
     write_file(dir / "resolved.json", first.out);
     auto second = run_cli("dump-config '" + (dir / "resolved.json").string() + "'");
     REQUIRE(second.exit_code == 0);
@@ -132,7 +133,7 @@ TEST_CASE("run writes stats.json and a summary; same seed gives byte-identical s
     auto b = run_cli("run '" + (dir / "p.json").string() + "' --out '" + (dir / "b").string() + "'");
     REQUIRE(a.exit_code == 0);
     REQUIRE(b.exit_code == 0);
-    CHECK(a.out.find("dma0.latency") != std::string::npos);
+    CHECK(a.out.find("dma0.read_latency") != std::string::npos);
     auto ja = ordered_json::parse(slurp(dir / "a" / "stats.json"));
     auto jb = ordered_json::parse(slurp(dir / "b" / "stats.json"));
     CHECK(ja.contains("host"));
@@ -140,8 +141,8 @@ TEST_CASE("run writes stats.json and a summary; same seed gives byte-identical s
     jb.erase("host");
     CHECK(ja.dump() == jb.dump());
     CHECK(ja["simulated_time_ns"]["value"] == 20000);
-    CHECK(ja["dma0"]["bytes"]["value"].get<uint64_t>() > 0);
-    CHECK(ja["dma0"]["latency"]["count"].get<uint64_t>() > 0);
+    CHECK(ja["dma0"]["write_bytes"]["value"].get<uint64_t>() > 0);
+    CHECK(ja["dma0"]["read_latency"]["count"].get<uint64_t>() > 0);
     // A different seed changes the read/write mix.
     auto c = run_cli("run '" + (dir / "p.json").string() + "' --seed 99 --quiet --out '" + (dir / "c").string() + "'");
     REQUIRE(c.exit_code == 0);
@@ -156,7 +157,8 @@ TEST_CASE("a --set override changes a parameter and is validated like the file",
     auto r = run_cli("dump-config '" + (dir / "p.json").string() + "' --set memory.read_latency_ns=123");
     REQUIRE(r.exit_code == 0);
     CHECK(ordered_json::parse(r.out)["memory"]["read_latency_ns"] == 123.0);
-    auto bad = run_cli("run '" + (dir / "p.json").string() + "' --set devices.0.outstandin=4");
+    auto bad = run_cli("run '" + (dir / "p.json").string() + "' --set devices.0.max_outstanding_read=4");
     CHECK(bad.exit_code == 2);
-    CHECK(bad.err.find("/devices/0/outstandin") != std::string::npos);
+    CHECK(bad.err.find("/devices/0/max_outstanding_read") != std::string::npos);
+    CHECK(bad.err.find("did you mean \"max_outstanding_reads\"") != std::string::npos);
 }

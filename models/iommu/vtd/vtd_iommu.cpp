@@ -676,14 +676,15 @@ void VtdIommu::queue_engine() {
                 Duration wl;
                 uint32_t data = w.status_data;
                 mem_access(tlm::TLM_WRITE_COMMAND, w.status_addr, &data, 4, wl);
+                phase(seq, InvalPhase::wait_done, now()); // visible to a polling driver from now on
                 st_waits_.inc();
                 st_wait_latency_.record((now() - last_iqt_write_).as_ns());
                 engine_wait(wl);
             } else {
                 st_waits_.inc();
                 st_wait_latency_.record((now() - last_iqt_write_).as_ns());
+                phase(seq, InvalPhase::wait_done, now());
             }
-            phase(seq, InvalPhase::wait_done, now());
             if (w.interrupt) {
                 Duration wl;
                 send_msi(regs_.report_wait_complete(), wl);

@@ -128,6 +128,11 @@ TEST_CASE("PFs of a multi-function device share a group unless the device has AC
     d.endpoints[0].acs = AcsFlags::all_isolating();
     Topology t2 = build_topology(d);
     CHECK(t2.group_count() == 2);
+    // An endpoint without function 0 is still found by its name.
+    d.endpoints[0].functions.erase(d.endpoints[0].functions.begin());
+    Topology t3 = build_topology(d);
+    REQUIRE(t3.functions_of("dual").size() == 1);
+    CHECK(t3.node(t3.functions_of("dual")[0]).name == "dual.f1");
 }
 
 TEST_CASE("topology errors name the element at fault", "[unit][pcie][topology]") {

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "models/host/host.hpp"
+
+#include <sysc/kernel/sc_dynamic_processes.h>
+
+#include "models/common/sc_time.hpp"
+
+namespace iommusim::host {
+
+Host::Host(sc_core::sc_module_name name, const HostParams& params, mem::PhysMem& memory, stats::Group* parent)
+    : sc_module(name), params_(params), stats_(basename(), parent), cpu_("cpu", params.cpu, memory, &stats_),
+      oracle_(&stats_), fd_(cpu_, oracle_, params.driver, params.layout, &stats_),
+      dma_errors_(stats_.counter("dma_errors", "requests", "device DMAs that completed with an error (faults)")) {
+    fd_.set_queue_listener([this] { fq_armed_.notify(sc_core::SC_ZERO_TIME); });
+    SC_HAS_PROCESS(Host);
+    SC_THREAD(boot);
+    SC_THREAD(flush_queue_timer);
+}
+
+Host::~Host() = default;
+
+VtdDriver& Host::add_vtd(const std::string& name, tlm::tlm_target_socket<>& mmio) {
+    const unsigned port = static_cast<unsigned>(drivers_.size());
+    cpu_.mmio.bind(mmio);
+    vtd_drivers_.push_back(std::make_unique<VtdDriver>(name, MmioPort(cpu_, port), params_.driver,
+                                                       fd_.table_page_allocator(), &stats_));
+    drivers_.emplace_back(name, vtd_drivers_.back().get());
+    fd_.add_iommu(name, *vtd_drivers_.back());
+    return *vtd_drivers_.back();
+}
+
+unsigned Host::iommu_index(const std::string& name) const {
+    for (unsigned i = 0; i < drivers_.size(); ++i)
+        if (drivers_[i].first == name) return i;
+    throw HostError(HostError::Kind::not_found, "no IOMMU named \"" + name + "\"");
+}
+
+void Host::add_thread(const std::string& name, std::function<void()> body) { threads_.emplace_back(name, std::move(body)); }
+
+void Host::boot() {
+    for (auto& [name, d] : drivers_) d->enable();
+    booted_ = true;
+    booted_event_.notify(sc_core::SC_ZERO_TIME);
+    for (auto& [name, body] : threads_) {
+        sc_core::sc_spawn_options o;
+        sc_core::sc_spawn(body, name.c_str(), &o);
+    }
+}
+
+void Host::flush_queue_timer() {
+    // The lazy policy's timer (Linux fq_flush_timeout): flush what has waited too long.
+    for (;;) {
+        auto deadline = fd_.flush_queue_deadline();
+        if (!deadline) {
+            wait(fq_armed_);
+            continue;
+        }
+        const Duration now = cpu_.now();
+        if (*deadline > now) {
+            wait(to_sc(*deadline - now), fq_armed_);
+            continue;
+        }
+        fd_.flush_queue_now();
+    }
+}
+
+pcie::DmaObserver Host::dma_observer() {
+    return [this](const pcie::DmaRecord& r) {
+        if (!r.ok) {
+            dma_errors_.inc();
+            return;
+        }
+        oracle_.check(r.requester, r.pasid_present ? std::optional<uint32_t>(r.pasid) : std::nullopt, r.iova, r.pa,
+                      Duration::ps(r.at_ps), r.source);
+    };
+}
+
+} // namespace iommusim::host

@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "sim/host_config.hpp"
+
+#include "sim/platform_config.hpp"
+
+namespace iommusim::sim {
+
+namespace {
+
+const Schema<host::HostCpuParams>& cpu_schema() {
+    static const auto s = [] {
+        using P = host::HostCpuParams;
+        Schema<P> sc;
+        sc.time_ns("mmio_write_ns", &P::mmio_write, "uncached register write as the core sees it; default 150 ns (DESIGN.md example; estimate)")
+            .time_ns("mmio_read_ns", &P::mmio_read, "uncached register read round trip; default 400 ns (estimate)")
+            .time_ns("mem_write_ns", &P::mem_write, "one table-entry / descriptor store to cacheable memory; default 5 ns (estimate)")
+            .time_ns("mem_read_ns", &P::mem_read, "reading a status word the IOMMU wrote (cache miss); default 90 ns (estimate)")
+            .time_ns("poll_interval_ns", &P::poll_interval, "relax between status polls; default 50 ns (Linux spins with cpu_relax)")
+            .time_ns("interrupt_ns", &P::interrupt_latency, "MSI to handler entry; default 1500 ns (estimate)")
+            .time_ns("call_overhead_ns", &P::call_overhead, "software overhead per driver call; default 200 ns (estimate)");
+        return sc;
+    }();
+    return s;
+}
+
+const Schema<host::DriverParams>& driver_schema() {
+    static const auto s = [] {
+        using P = host::DriverParams;
+        Schema<P> sc;
+        sc.enumeration("flush", &P::flush, "strict: invalidate and wait on every unmap; lazy: flush queue (Linux iommu.strict=0)",
+                       {{"strict", host::FlushPolicy::strict}, {"lazy", host::FlushPolicy::lazy}})
+            .custom("flush_queue_entries", "integer [1, 65536]", "entries", "lazy: flush when this many unmaps are queued; default 256 (Linux IOVA_FQ_SIZE)",
+                    [](P& p, const json& j, const std::string& path) {
+                        p.flush_queue.max_entries = static_cast<uint32_t>(read::u64(j, path, 1, 65536));
+                    },
+                    [](const P& p) { return json(p.flush_queue.max_entries); })
+            .custom("flush_queue_timeout_us", "number", "us", "lazy: flush when the oldest entry is this old; default 10000 (Linux IOVA_FQ_TIMEOUT 10 ms)",
+                    [](P& p, const json& j, const std::string& path) { p.flush_queue.timeout = Duration::us(read::number(j, path, 0.001, 1e9)); },
+                    [](const P& p) { return json(p.flush_queue.timeout.as_us()); })
+            .enumeration("wait", &P::wait, "how the driver waits for a wait descriptor: poll its status word (Linux qi_submit_sync)",
+                         {{"poll", host::WaitMode::poll}})
+            .integer("range_threshold_pages", &P::range_threshold_pages, "pages",
+                     "ranges larger than this are flushed domain-wide; default 512 (arm-smmu-v3's per-page cap, calibration.md)", 1, uint64_t{1} << 40)
+            .boolean("skip_devtlb_invalidation", &P::skip_devtlb_invalidation,
+                     "a deliberately broken driver that never invalidates device TLBs (the oracle must report violations)")
+            .integer("queue_order", &P::queue_order, "", "invalidation queue of 2^order 4 KiB pages; default 1 (Linux: 256 x 32 B)", 0, 7);
+        return sc;
+    }();
+    return s;
+}
+
+const Schema<host::HostMemoryLayout>& layout_schema() {
+    static const auto s = [] {
+        using P = host::HostMemoryLayout;
+        Schema<P> sc;
+        sc.integer("table_base", &P::table_base, "address", "physical base of the page-table / driver-structure region; default 1 GiB")
+            .size("table_bytes", &P::table_bytes, "size of that region; default 1 GiB", 1 << 20)
+            .integer("data_base", &P::data_base, "address", "physical base of DMA buffers and process memory; default 2 GiB")
+            .size("data_bytes", &P::data_bytes, "size of that region; default 8 GiB", 1 << 20);
+        return sc;
+    }();
+    return s;
+}
+
+} // namespace
+
+host::HostParams parse_host(const json& j) {
+    host::HostParams p;
+    read::object(j, "/host");
+    check_keys(j, "/host", {"cpu", "driver", "memory"});
+    if (j.contains("cpu")) cpu_schema().parse(j["cpu"], "/host/cpu", p.cpu);
+    if (j.contains("driver")) driver_schema().parse(j["driver"], "/host/driver", p.driver);
+    if (j.contains("memory")) layout_schema().parse(j["memory"], "/host/memory", p.layout);
+    return p;
+}
+
+json dump_host(const host::HostParams& p) {
+    json j = json::object();
+    j["cpu"] = cpu_schema().dump(p.cpu);
+    j["driver"] = driver_schema().dump(p.driver);
+    j["memory"] = layout_schema().dump(p.layout);
+    return j;
+}
+
+void document_host(std::vector<ParamSection>& out) {
+    ParamSection c{"host.cpu", "host CPU costs (/host/cpu)", {}};
+    cpu_schema().document(host::HostCpuParams{}, "", c.params);
+    out.push_back(std::move(c));
+    ParamSection d{"host.driver", "IOMMU driver policy (/host/driver)", {}};
+    driver_schema().document(host::DriverParams{}, "", d.params);
+    out.push_back(std::move(d));
+    ParamSection m{"host.memory", "host physical memory layout (/host/memory)", {}};
+    layout_schema().document(host::HostMemoryLayout{}, "", m.params);
+    out.push_back(std::move(m));
+}
+
+} // namespace iommusim::sim

@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "sim/iommu_types.hpp"
+
+#include "models/host/host.hpp"
+#include "models/iommu/vtd/vtd_iommu.hpp"
+#include "models/mem/memory.hpp"
+#include "models/pcie/fabric.hpp"
+#include "sim/component_types.hpp"
+
+namespace iommusim::sim {
+
+namespace {
+
+using iommu::vtd::VtdParams;
+
+/// A cache's geometry (+ lookup latency) as one JSON object; accessors reach
+/// the nested struct inside the params.
+template <class P>
+void cache_object(Schema<P>& sc, const std::string& key, std::function<iommu::CacheGeometry&(P&)> geo,
+                  std::function<Duration*(P&)> lookup, const std::string& desc) {
+    const bool has_lookup = static_cast<bool>(lookup);
+    sc.custom(
+        key, has_lookup ? "object {entries, ways, replacement, seed, lookup_ns}" : "object {entries, ways, replacement, seed}",
+        "", desc,
+        [=](P& p, const json& j, const std::string& path) {
+            read::object(j, path);
+            std::vector<std::string> keys = {"entries", "ways", "replacement", "seed"};
+            if (has_lookup) keys.push_back("lookup_ns");
+            check_keys(j, path, keys);
+            iommu::CacheGeometry& g = geo(p);
+            if (j.contains("entries")) g.entries = static_cast<uint32_t>(read::u64(j["entries"], path + "/entries", 0, 1u << 24));
+            if (j.contains("ways")) g.ways = static_cast<uint32_t>(read::u64(j["ways"], path + "/ways", 1, 64));
+            if (j.contains("replacement")) {
+                const std::string r = read::string(j["replacement"], path + "/replacement");
+                if (r == "lru") g.replacement = iommu::Replacement::lru;
+                else if (r == "tree_plru") g.replacement = iommu::Replacement::tree_plru;
+                else if (r == "random") g.replacement = iommu::Replacement::random;
+                else throw ConfigError(path + "/replacement", "expected one of lru|tree_plru|random, got \"" + r + "\"");
+            }
+            if (j.contains("seed")) g.seed = read::u64(j["seed"], path + "/seed", 0, ~uint64_t{0});
+            if (const char* why = g.check()) throw ConfigError(path, std::string("expected a usable cache geometry: ") + why);
+            if (has_lookup && j.contains("lookup_ns"))
+                *lookup(p) = Duration::ns(read::number(j["lookup_ns"], path + "/lookup_ns", 0, 1e6));
+        },
+        [=](const P& cp) {
+            P& p = const_cast<P&>(cp);
+            const iommu::CacheGeometry& g = geo(p);
+            json o = json::object();
+            o["entries"] = g.entries;
+            o["ways"] = g.ways;
+            o["replacement"] = g.replacement == iommu::Replacement::lru         ? "lru"
+                               : g.replacement == iommu::Replacement::tree_plru ? "tree_plru"
+                                                                                 : "random";
+            o["seed"] = g.seed;
+            if (has_lookup) o["lookup_ns"] = lookup(p)->as_ns();
+            return o;
+        });
+}
+
+const Schema<VtdParams>& vtd_schema() {
+    static const auto s = [] {
+        using P = VtdParams;
+        Schema<P> sc;
+        sc.integer("mgaw", &P::mgaw, "bits", "maximum guest address width (CAP.MGAW+1); default 57 (5-level parts)", 39, 57)
+            .integer("haw", &P::haw, "bits", "host address width: outputs beyond it fault; default 46", 32, 52)
+            .integer("nd", &P::nd, "", "CAP.ND: 2^(4+2*ND) domain IDs; default 6 (65536)", 0, 6)
+            .integer("num_fault_records", &P::num_fault_records, "records", "CAP.NFR+1; default 8", 1, 255)
+            .integer("mamv", &P::mamv, "", "CAP.MAMV: largest page-selective invalidation is 2^MAMV pages; default 18", 0, 63)
+            .integer("pasid_bits", &P::pasid_bits, "bits", "ECAP.PSS+1; default 20", 1, 20)
+            .boolean("caching_mode", &P::caching_mode, "CAP.CM (a virtual IOMMU sets it)")
+            .boolean("device_tlb", &P::device_tlb, "ECAP.DT: ATS / device-TLB support")
+            .boolean("pass_through", &P::pass_through, "ECAP.PT")
+            .boolean("snoop_control", &P::snoop_control, "ECAP.SC: PGSNP / SNP force snooping")
+            .boolean("nested", &P::nested, "ECAP.NEST")
+            .boolean("page_requests", &P::page_requests, "ECAP.PRS")
+            .boolean("execute_requests", &P::execute_requests, "ECAP.ERS")
+            .boolean("supervisor_requests", &P::supervisor_requests, "ECAP.SRS")
+            .boolean("pasid", &P::pasid, "ECAP.PASID")
+            .boolean("fl_5level", &P::fl_5level, "CAP.FL5LP: 5-level first-stage tables")
+            .boolean("fl_1g", &P::fl_1g, "CAP.FL1GP: 1 GiB first-stage pages");
+        cache_object<P>(sc, "iotlb", [](P& p) -> iommu::CacheGeometry& { return p.iotlb.geometry; },
+                        [](P& p) { return &p.iotlb.lookup; },
+                        "IOTLB tagged by DID+PASID; default 512 entries 8-way LRU, 2 ns (sizes unpublished: calibration.md)");
+        cache_object<P>(sc, "context_cache", [](P& p) -> iommu::CacheGeometry& { return p.context_cache.geometry; },
+                        [](P& p) { return &p.context_cache.lookup; }, "context cache keyed by RID; default 128 entries 4-way, 1 ns");
+        cache_object<P>(sc, "pasid_cache", [](P& p) -> iommu::CacheGeometry& { return p.pasid_cache.geometry; },
+                        [](P& p) { return &p.pasid_cache.lookup; }, "PASID cache keyed by (RID, PASID); default 256 entries 8-way, 1 ns");
+        cache_object<P>(sc, "s1_walk_cache", [](P& p) -> iommu::CacheGeometry& { return p.walker.s1_walk_cache.per_level; },
+                        {}, "first-stage paging-structure cache, per level; default 128 entries 4-way (calibration.md PWC-L3 64-128)");
+        cache_object<P>(sc, "s2_walk_cache", [](P& p) -> iommu::CacheGeometry& { return p.walker.s2_walk_cache.per_level; },
+                        {}, "second-stage paging-structure cache, per level; default 128 entries 4-way");
+        sc.integer("walkers", &P::walkers, "walks", "concurrent page walks (walk slots); default 4 (assumed; gem5 SMMUv3 has 16)", 1, 256)
+            .time_ns("table_read_ns", &P::table_read,
+                     "IOMMU-side cost per table read on top of memory latency; default 107 = calibration.md 197 ns fitted walk read - 90 ns DRAM")
+            .time_ns("mmio_access_ns", &P::mmio_access, "register access inside the unit; default 5 ns")
+            .time_ns("descriptor_fetch_ns", &P::descriptor_fetch, "IOMMU-side cost per queue descriptor fetch on top of memory; default 107 ns (as a walk read)")
+            .time_ns("per_descriptor_ns", &P::per_descriptor, "processing per descriptor; default 40 ns (puts an IOTLB flush + wait in calibration.md's 0.1-1 us band)")
+            .time_ns("per_entry_invalidate_ns", &P::per_entry_invalidate, "per cache entry dropped; default 1 ns")
+            .time_ns("ats_message_send_ns", &P::ats_message_send, "issuing one ATS Invalidate Request; default 20 ns")
+            .time_ns("status_write_ns", &P::status_write, "posted status / record / MSI write; default 60 ns")
+            .time_ns("pipeline_ns", &P::pipeline, "fixed per-request pipeline latency; default 2 ns")
+            .custom("ite_timeout_us", "number", "us", "device-TLB invalidation time-out before ITE; default 1000 us (PCIe allows 1 min: calibration.md)",
+                    [](P& p, const json& j, const std::string& path) { p.ite_timeout = Duration::us(read::number(j, path, 0.001, 1e8)); },
+                    [](const P& p) { return json(p.ite_timeout.as_us()); });
+        return sc;
+    }();
+    return s;
+}
+
+std::any parse_vtd(const json& obj, const std::string& path) {
+    VtdParams p;
+    vtd_schema().parse(obj, path, p);
+    return p;
+}
+
+json dump_vtd(const std::any& a) { return vtd_schema().dump(std::any_cast<const VtdParams&>(a)); }
+
+void document_vtd(std::vector<ParamSection>& out) {
+    ParamSection s{"iommu:vtd", "Intel VT-d remapping unit in scalable mode (/iommus/N with \"type\": \"vtd\")", {}};
+    vtd_schema().document(VtdParams{}, "", s.params);
+    out.push_back(std::move(s));
+}
+
+std::unique_ptr<sc_core::sc_module> build_vtd(const ComponentConfig& c, BuildContext& ctx) {
+    auto u = std::make_unique<iommu::vtd::VtdIommu>(c.name.c_str(), std::any_cast<const VtdParams&>(c.params), &ctx.stats);
+    u->mem.bind(ctx.memory.target);
+    if (ctx.platform.topology.iommu == c.name) {
+        ctx.fabric.root_complex().upstream_out.bind(u->upstream);
+        u->ats_inv.bind(ctx.fabric.root_complex().upstream_in);
+    }
+    if (ctx.host) {
+        auto& drv = ctx.host->add_vtd(c.name, u->mmio);
+        u->set_invalidation_observer(&drv);
+    }
+    return u;
+}
+
+} // namespace
+
+const std::vector<IommuType>& builtin_iommu_types() {
+    static const std::vector<IommuType> table = {
+        {"vtd", "Intel VT-d scalable mode", parse_vtd, dump_vtd, document_vtd, build_vtd},
+    };
+    return table;
+}
+
+} // namespace iommusim::sim

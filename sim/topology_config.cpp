@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "sim/topology_config.hpp"
+
+#include "sim/platform_config.hpp"
+
+namespace iommusim::sim {
+
+namespace {
+
+const Schema<pcie::LinkParams>& link_schema() {
+    static const auto s = [] {
+        using P = pcie::LinkParams;
+        Schema<P> sc;
+        sc.integer("generation", &P::generation, "", "PCIe generation 1-6 (raw rate and encoding); default 4", 1, 6)
+            .integer("width", &P::width, "lanes", "link width x1-x16; default 16", 1, 16)
+            .number("latency_ns", &P::latency_ns, "ns", "one-way per-hop latency (PHY + data link + wire); default 40 (estimate)")
+            .integer("max_payload_bytes", &P::max_payload_bytes, "bytes", "Max_Payload_Size; default 256 (Linux pcie_bus_perf)", 128, 4096)
+            .integer("max_read_request_bytes", &P::max_read_request_bytes, "bytes", "Max_Read_Request_Size; default 512 (PCIe Base 7.5.3.4)", 128, 4096)
+            .integer("rcb_bytes", &P::rcb_bytes, "bytes", "read completion boundary; default 64", 64, 128)
+            .integer("posted_buffer_tlps", &P::posted_buffer_tlps, "TLPs", "posted receive credits of the far end; default 32", 1, 4096);
+        return sc;
+    }();
+    return s;
+}
+
+pcie::AcsFlags parse_acs(const json& j, const std::string& path) {
+    pcie::AcsFlags a;
+    for (size_t i = 0; i < read::array(j, path).size(); ++i) {
+        const std::string f = read::string(j[i], path + "/" + std::to_string(i));
+        if (f == "SV") a.source_validation = true;
+        else if (f == "TB") a.translation_blocking = true;
+        else if (f == "RR") a.request_redirect = true;
+        else if (f == "CR") a.completion_redirect = true;
+        else if (f == "UF") a.upstream_forwarding = true;
+        else if (f == "DT") a.direct_translated = true;
+        else throw ConfigError(path + "/" + std::to_string(i), "expected an ACS control: SV, TB, RR, CR, UF or DT, got \"" + f + "\"");
+    }
+    return a;
+}
+
+json dump_acs(const pcie::AcsFlags& a) {
+    json j = json::array();
+    if (a.source_validation) j.push_back("SV");
+    if (a.translation_blocking) j.push_back("TB");
+    if (a.request_redirect) j.push_back("RR");
+    if (a.completion_redirect) j.push_back("CR");
+    if (a.upstream_forwarding) j.push_back("UF");
+    if (a.direct_translated) j.push_back("DT");
+    return j;
+}
+
+std::string require_name(const json& obj, const std::string& path, std::set<std::string>& names) {
+    if (!obj.contains("name")) throw ConfigError(path, "missing key \"name\"");
+    std::string n = read::string(obj["name"], path + "/name");
+    if (n.empty()) throw ConfigError(path + "/name", "expected a non-empty name");
+    if (!names.insert(n).second) throw ConfigError(path + "/name", "duplicate component name \"" + n + "\"");
+    return n;
+}
+
+std::vector<pcie::DownstreamPortDesc> parse_ports(const json& arr, const std::string& path, std::set<std::string>& names) {
+    std::vector<pcie::DownstreamPortDesc> out;
+    for (size_t i = 0; i < read::array(arr, path).size(); ++i) {
+        const std::string p = path + "/" + std::to_string(i);
+        const json& o = read::object(arr[i], p);
+        check_keys(o, p, {"name", "link", "acs", "secondary_bus", "device"});
+        pcie::DownstreamPortDesc d;
+        d.name = require_name(o, p, names);
+        if (o.contains("link")) link_schema().parse(o["link"], p + "/link", d.link);
+        if (o.contains("acs")) d.acs = parse_acs(o["acs"], p + "/acs");
+        if (o.contains("secondary_bus")) d.secondary_bus = static_cast<uint8_t>(read::u64(o["secondary_bus"], p + "/secondary_bus", 1, 255));
+        if (o.contains("device")) d.device = static_cast<uint8_t>(read::u64(o["device"], p + "/device", 0, 31));
+        out.push_back(std::move(d));
+    }
+    return out;
+}
+
+json dump_ports(const std::vector<pcie::DownstreamPortDesc>& ports) {
+    json arr = json::array();
+    for (const auto& d : ports) {
+        json o = json::object();
+        o["name"] = d.name;
+        o["link"] = link_schema().dump(d.link);
+        o["acs"] = dump_acs(d.acs);
+        if (d.secondary_bus) o["secondary_bus"] = *d.secondary_bus;
+        if (d.device) o["device"] = *d.device;
+        arr.push_back(std::move(o));
+    }
+    return arr;
+}
+
+} // namespace
+
+TopologyConfig parse_topology(const json& topo, std::set<std::string>& names) {
+    TopologyConfig t;
+    read::object(topo, "/topology");
+    check_keys(topo, "/topology", {"root_complex", "switches", "switch_latency_ns"});
+    if (!topo.contains("root_complex")) throw ConfigError("/topology", "missing key \"root_complex\"");
+    const std::string rpath = "/topology/root_complex";
+    const json& rc = read::object(topo["root_complex"], rpath);
+    check_keys(rc, rpath, {"name", "iommu", "latency_ns", "mmio_base", "root_ports"});
+    t.desc.root_complex.name = require_name(rc, rpath, names);
+    if (rc.contains("iommu")) t.iommu = read::string(rc["iommu"], rpath + "/iommu");
+    if (rc.contains("latency_ns")) t.rc.latency = Duration::ns(read::number(rc["latency_ns"], rpath + "/latency_ns", 0, 1e6));
+    if (rc.contains("mmio_base")) t.desc.root_complex.mmio_base = read::u64(rc["mmio_base"], rpath + "/mmio_base", 0, uint64_t{1} << 52);
+    if (!rc.contains("root_ports")) throw ConfigError(rpath, "missing key \"root_ports\"");
+    t.desc.root_complex.root_ports = parse_ports(rc["root_ports"], rpath + "/root_ports", names);
+    if (t.desc.root_complex.root_ports.empty()) throw ConfigError(rpath + "/root_ports", "expected at least one root port");
+    if (topo.contains("switch_latency_ns"))
+        t.sw.latency = Duration::ns(read::number(topo["switch_latency_ns"], "/topology/switch_latency_ns", 0, 1e6));
+    if (topo.contains("switches")) {
+        const json& arr = read::array(topo["switches"], "/topology/switches");
+        for (size_t i = 0; i < arr.size(); ++i) {
+            const std::string p = "/topology/switches/" + std::to_string(i);
+            const json& o = read::object(arr[i], p);
+            check_keys(o, p, {"name", "port", "downstream_ports"});
+            pcie::SwitchDesc s;
+            s.name = require_name(o, p, names);
+            if (!o.contains("port")) throw ConfigError(p, "missing key \"port\" (the port the switch's upstream port links to)");
+            s.port = read::string(o["port"], p + "/port");
+            if (!o.contains("downstream_ports")) throw ConfigError(p, "missing key \"downstream_ports\"");
+            s.downstream_ports = parse_ports(o["downstream_ports"], p + "/downstream_ports", names);
+            t.desc.switches.push_back(std::move(s));
+        }
+    }
+    return t;
+}
+
+json dump_topology(const TopologyConfig& t) {
+    json rc = json::object();
+    rc["name"] = t.desc.root_complex.name;
+    if (!t.iommu.empty()) rc["iommu"] = t.iommu;
+    rc["latency_ns"] = t.rc.latency.as_ns();
+    rc["mmio_base"] = t.desc.root_complex.mmio_base;
+    rc["root_ports"] = dump_ports(t.desc.root_complex.root_ports);
+    json j = json::object();
+    j["root_complex"] = std::move(rc);
+    j["switch_latency_ns"] = t.sw.latency.as_ns();
+    json sws = json::array();
+    for (const auto& s : t.desc.switches) {
+        json o = json::object();
+        o["name"] = s.name;
+        o["port"] = s.port;
+        o["downstream_ports"] = dump_ports(s.downstream_ports);
+        sws.push_back(std::move(o));
+    }
+    j["switches"] = std::move(sws);
+    return j;
+}
+
+pcie::EndpointDesc parse_endpoint(const json& dev, const std::string& path) {
+    pcie::EndpointDesc e;
+    e.name = read::string(dev["name"], path + "/name");
+    if (!dev.contains("port")) throw ConfigError(path, "missing key \"port\" (the port the device sits below)");
+    e.port = read::string(dev["port"], path + "/port");
+    if (dev.contains("device")) e.device = static_cast<uint8_t>(read::u64(dev["device"], path + "/device", 0, 31));
+    if (dev.contains("acs")) e.acs = parse_acs(dev["acs"], path + "/acs");
+    if (dev.contains("functions")) {
+        e.functions.clear();
+        const json& arr = read::array(dev["functions"], path + "/functions");
+        if (arr.empty()) throw ConfigError(path + "/functions", "expected at least one function");
+        for (size_t i = 0; i < arr.size(); ++i) {
+            const std::string p = path + "/functions/" + std::to_string(i);
+            const json& o = read::object(arr[i], p);
+            check_keys(o, p, {"function", "bars", "sriov"});
+            pcie::FunctionDesc f;
+            if (o.contains("function")) f.function = static_cast<uint8_t>(read::u64(o["function"], p + "/function", 0, 7));
+            if (o.contains("bars")) {
+                const json& bars = read::array(o["bars"], p + "/bars");
+                for (size_t b = 0; b < bars.size(); ++b) {
+                    const std::string bp = p + "/bars/" + std::to_string(b);
+                    check_keys(read::object(bars[b], bp), bp, {"size_bytes", "base"});
+                    pcie::BarDesc bd;
+                    if (!bars[b].contains("size_bytes")) throw ConfigError(bp, "missing key \"size_bytes\"");
+                    bd.size_bytes = read::size(bars[b]["size_bytes"], bp + "/size_bytes", 4096, uint64_t{1} << 40);
+                    if (bars[b].contains("base")) bd.base = read::u64(bars[b]["base"], bp + "/base", 0, uint64_t{1} << 52);
+                    f.bars.push_back(bd);
+                }
+            }
+            if (o.contains("sriov")) {
+                const std::string sp = p + "/sriov";
+                const json& s = read::object(o["sriov"], sp);
+                check_keys(s, sp, {"num_vfs", "first_vf_offset", "vf_stride", "vf_bar_bytes"});
+                pcie::SriovDesc sd;
+                if (s.contains("num_vfs")) sd.num_vfs = static_cast<uint16_t>(read::u64(s["num_vfs"], sp + "/num_vfs", 0, 255));
+                if (s.contains("first_vf_offset")) sd.first_vf_offset = static_cast<uint16_t>(read::u64(s["first_vf_offset"], sp + "/first_vf_offset", 1, 0xFFFF));
+                if (s.contains("vf_stride")) sd.vf_stride = static_cast<uint16_t>(read::u64(s["vf_stride"], sp + "/vf_stride", 1, 0xFFFF));
+                if (s.contains("vf_bar_bytes")) sd.vf_bar_bytes = read::size(s["vf_bar_bytes"], sp + "/vf_bar_bytes", 0, uint64_t{1} << 40);
+                f.sriov = sd;
+            }
+            e.functions.push_back(std::move(f));
+        }
+    }
+    return e;
+}
+
+void dump_endpoint(const pcie::EndpointDesc& e, json& o) {
+    o["port"] = e.port;
+    o["device"] = e.device;
+    json fs = json::array();
+    for (const auto& f : e.functions) {
+        json fo = json::object();
+        fo["function"] = f.function;
+        json bars = json::array();
+        for (const auto& b : f.bars) {
+            json bo = json::object();
+            bo["size_bytes"] = read::format_size(b.size_bytes);
+            if (b.base) bo["base"] = *b.base;
+            bars.push_back(std::move(bo));
+        }
+        fo["bars"] = std::move(bars);
+        if (f.sriov) {
+            json s = json::object();
+            s["num_vfs"] = f.sriov->num_vfs;
+            s["first_vf_offset"] = f.sriov->first_vf_offset;
+            s["vf_stride"] = f.sriov->vf_stride;
+            s["vf_bar_bytes"] = f.sriov->vf_bar_bytes;
+            fo["sriov"] = std::move(s);
+        }
+        fs.push_back(std::move(fo));
+    }
+    o["functions"] = std::move(fs);
+    o["acs"] = dump_acs(e.acs);
+}
+
+void document_topology(std::vector<ParamSection>& out) {
+    ParamSection rc{"root_complex", "root complex (/topology/root_complex)", {
+        {"name", "string", "", "rc0", "component name"},
+        {"iommu", "string", "", "(none)", "name of the IOMMU in /iommus that translates this root complex's requests"},
+        {"latency_ns", "number", "ns", "20", "root complex traversal each way (estimate; calibration.md bounds it by 65 ns per 4 KB DMA)"},
+        {"mmio_base", "integer", "address", "0x4000000000", "where auto-placed BARs start"},
+        {"root_ports", "array", "", "(required)", "root ports (see [port])"},
+    }};
+    out.push_back(std::move(rc));
+    ParamSection port{"port", "a root port or switch downstream port (/topology/.../root_ports/N, downstream_ports/N)", {
+        {"name", "string", "", "(required)", "unique port name; devices and switches name the port they sit on"},
+        {"acs", "array", "", "[]", "ACS controls enabled: any of SV, TB, RR, CR, UF, DT"},
+        {"secondary_bus", "integer [1, 255]", "", "(depth-first)", "fixed secondary bus number"},
+        {"device", "integer [0, 31]", "", "(index)", "device number of the port on its parent bus"},
+    }};
+    link_schema().document(pcie::LinkParams{}, "link", port.params);
+    out.push_back(std::move(port));
+    out.push_back({"switch", "a PCIe switch (/topology/switches/N)", {
+        {"name", "string", "", "(required)", "component name"},
+        {"port", "string", "", "(required)", "the port its upstream port links to"},
+        {"downstream_ports", "array", "", "(required)", "downstream ports (see [port])"},
+        {"switch_latency_ns (in /topology)", "number", "ns", "110", "port-to-port switch latency (vendor cut-through figures; UNCONFIRMED)"},
+    }});
+    out.push_back({"device", "keys common to every device (/devices/N)", {
+        {"name", "string", "", "(required)", "component name, unique in the platform"},
+        {"type", "enum", "", "(required)", "device type (see device:TYPE sections)"},
+        {"port", "string", "", "(required)", "port the device sits below"},
+        {"device", "integer [0, 31]", "", "0", "device number on the port's secondary bus"},
+        {"functions", "array", "", "[{function 0}]", "functions: {function, bars: [{size_bytes, base}], sriov: {num_vfs, first_vf_offset (default 1), vf_stride (default 1), vf_bar_bytes}}"},
+        {"acs", "array", "", "[]", "ACS of a multi-function device (P2P between its functions)"},
+    }});
+}
+
+} // namespace iommusim::sim
