@@ -11,7 +11,6 @@
 
 #include "models/common/sc_time.hpp"
 #include "models/mem/memory.hpp"
-#include "models/pcie/dma_endpoint.hpp"
 #include "models/pcie/fabric.hpp"
 #include "models/pcie/traffic_endpoint.hpp"
 
@@ -551,21 +550,4 @@ TEST_CASE("endpoint hooks carry PRI page requests up to the IOMMU and PRG respon
     CHECK(b.stat("rc0.up_messages") == 1);
     CHECK(b.stat("ep0.writes") == 4);
     CHECK(b.stat("ep0.errors") == 0);
-}
-
-TEST_CASE("the foundation DMA endpoint runs below the fabric as an initiator-only device", "[sc][pcie][fabric]") {
-    TopologyDesc d;
-    d.root_complex.root_ports = {port("rp0", 3, 16), port("rp1", 3, 16)};
-    d.endpoints = {endpoint("dma0", "rp0")};
-    Bench b(d);
-    DmaEndpointParams p;
-    p.requester = b.topo.node(b.topo.find("dma0")).bdf;
-    p.workload.requests = 100;
-    DmaEndpoint dma("dma0", p, &b.root);
-    b.fabric.attach_endpoint("dma0", dma.upstream);
-    sc_core::sc_start();
-    CHECK(b.iommu.seen == 100);
-    CHECK(b.stat("dma0.errors") == 0);
-    CHECK(b.stat("rc0.rp0.up_tlps") == 100);
-    CHECK(b.stat("rc0.rp1.up_tlps") == 0);
 }
