@@ -547,3 +547,34 @@ TEST_CASE("VT-d keeps at most MIP device-TLB invalidations outstanding per devic
         REQUIRE(h.poll(st, 41));
     });
 }
+
+TEST_CASE("VT-d maps page-level walk failures to the scalable-mode fault reasons", "[sc][vtd]") {
+    Harness h;
+    Harness::run([&] {
+        h.enable();
+        auto ce = h.tables->make_context(kDev, 0, false, true, false, 0);
+        PageTables fl(h, PtFormat::x86_64, 4);
+        LeafAttrs ro;
+        ro.perms = perm::both(true, false, false);
+        fl.map(kIova, kPa, ro);
+        h.tables->set_pasid_entry(ce, 1, fl_entry(80, fl.root));
+        PageTables sl(h, PtFormat::vtd_ss, 4);
+        sl.map(kIova, kPa);
+        h.tables->set_pasid_entry(ce, 2, sl_entry(81, sl.root));
+        uint64_t v = 0;
+        sc_time d = SC_ZERO_TIME;
+        // Write to a read-only first-stage page: 0x85 (no write permission), recorded as a write.
+        CHECK(h.dma(kDev, 1u, kIova, true, v, d) == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        CHECK(fault_reason(h, 0) == fr::kNoWrite);
+        CHECK(((h.rd(h.params.fault_record_offset + 8) >> 62) & 1) == 0); // T: write
+        // Second stage, address not mapped (no R/W on the path): 0x79.
+        CHECK(h.dma(kDev, 2u, kIova + 0x200000, false, v, d) == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        CHECK(fault_reason(h, 1) == fr::kSlPermission);
+        // A first-stage input beyond 48 bits (non-canonical for 4-level): 0x80.
+        CHECK(h.dma(kDev, 1u, uint64_t{1} << 50, false, v, d) == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        CHECK(fault_reason(h, 2) == fr::kNonCanonical);
+        // The read of the read-only page still succeeds.
+        CHECK(h.dma(kDev, 1u, kIova, false, v, d) == tlm::TLM_OK_RESPONSE);
+        sc_core::wait(d);
+    });
+}
