@@ -490,6 +490,7 @@ void VtdIommu::handle_translation_request(tlm::tlm_generic_payload& t, pcie::Tlp
         c.read = c.write = true;
         c.execute = req.execute && r.ctx->allow_execute;
         c.privileged = req.privileged;
+        c.no_snoop = r.ctx->force_snoop; // N: snooping forced by PGSNP
     } else {
         // Ask for read and (if allowed) write: the completion reports the rights the walk finds.
         AccessRequest a{iova, false, req.execute, req.privileged};
@@ -505,8 +506,9 @@ void VtdIommu::handle_translation_request(tlm::tlm_generic_payload& t, pcie::Tlp
             c.execute = req.execute && (tr.perms & ex) == ex;
             c.privileged = req.privileged;
             c.global = tr.global;
-            // N: the device must not set No-Snoop with this translation when snooping is forced.
-            c.no_snoop = !(r.ctx->force_snoop || (p_.snoop_control && tr.snoop));
+            // N (bit 10, spec-layouts.md D.5): requests using this translation must clear No
+            // Snoop — set when PGSNP or the leaf's SNP forces snooping (VT-d snoop control).
+            c.no_snoop = r.ctx->force_snoop || (p_.snoop_control && tr.snoop);
         } else {
             c = pcie::AtsTranslation::for_range(iova, 0); // R=W=0: no access (not an error, §4.2.3)
             c.translated = 0;
