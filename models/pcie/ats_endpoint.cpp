@@ -118,10 +118,11 @@ bool AtsEndpoint::translate(uint64_t iova, std::optional<uint32_t> pasid, bool p
 
 tlm::tlm_response_status AtsEndpoint::dma(uint64_t iova, void* data, unsigned len, bool write,
                                           std::optional<uint32_t> pasid, sc_time& delay, bool privileged) {
+    if (!observer_) return dma_inner(iova, data, len, write, pasid, delay, privileged);
     const Duration start = now() + from_sc(delay);
     last_source_ = TlpExtension::Source::none;
     const auto st = dma_inner(iova, data, len, write, pasid, delay, privileged);
-    if (observer_) {
+    {
         DmaRecord r;
         r.requester = p_.rid;
         r.pasid_present = pasid.has_value();
