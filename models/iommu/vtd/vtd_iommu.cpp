@@ -337,13 +337,11 @@ void VtdIommu::record_fault(pcie::Bdf rid, const RequestAttrs& req, uint64_t add
     send_msi(msi, local);
 }
 
-Translation VtdIommu::translate(const TranslationContext& ctx, const AccessRequest& a, sc_time& delay,
-                                bool* iotlb_hit) {
+TranslateResult VtdIommu::translate(const TranslationContext& ctx, const AccessRequest& a, sc_time& delay) {
     delay += iotlb_lookup_sc_;
     walk_port_.begin(from_sc(delay));
     TranslateResult r = core_.translate(ctx, a);
-    if (iotlb_hit) *iotlb_hit = r.iotlb_hit;
-    if (r.iotlb_hit) return r.t;
+    if (r.iotlb_hit) return r;
     // A walk: it occupies one of the walk slots (loosely-timed contention, DESIGN.md "Timing").
     auto slot = std::min_element(walkers_.begin(), walkers_.end(), [](const BusyUntil& x, const BusyUntil& y) {
         return x.busy_until() < y.busy_until();
@@ -353,7 +351,7 @@ Translation VtdIommu::translate(const TranslationContext& ctx, const AccessReque
     delay = to_sc(start + r.latency - now());
     st_walk_reads_.inc(r.reads);
     st_walk_queueing_.inc(static_cast<uint64_t>((start - arrival).as_ns()));
-    return r.t;
+    return r;
 }
 
 uint8_t VtdIommu::reason_for(const Translation& t, const AccessRequest& a, const TranslationContext& ctx) const {
@@ -406,6 +404,43 @@ void VtdIommu::handle_dma(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, 
         mem->b_transport(t, delay);
         return;
     }
+    // Fast path: the same (RID, PASID) as the previous untranslated request (see ResolveMemo).
+    if (ext.at == pcie::AddressType::untranslated && memo_.valid && memo_.rid == ext.requester.raw &&
+        memo_.has_pasid == ext.pasid_present && memo_.pasid == ext.pasid && !ext.privileged && !ext.execute &&
+        regs_.root_table_set()) {
+        const TranslationContext& ctx = memo_.pc->ctx;
+        delay += ctx_lookup_sc_;
+        delay += pasid_lookup_sc_;
+        context_cache_.count_lookup(true);
+        pasid_cache_.count_lookup(true);
+        if (!ctx.pass_through) {
+            const AccessRequest a{iova, write, false, false};
+            const TranslateResult r = translate(ctx, a, delay);
+            if (r.t.ok()) {
+                ext.served_by = r.iotlb_hit ? pcie::TlpExtension::Source::iotlb : pcie::TlpExtension::Source::walk;
+                const uint64_t mask = (uint64_t{1} << r.t.page_shift) - 1;
+                const uint64_t pa = (r.t.output & ~mask) | (iova & mask);
+                if (ext.no_snoop && (ctx.force_snoop || (p_.snoop_control && r.t.snoop))) {
+                    ext.no_snoop = false;
+                    st_snoop_forced_.inc();
+                }
+                ext.output_address = pa;
+                t.set_address(pa);
+                mem->b_transport(t, delay);
+                t.set_address(iova);
+                return;
+            }
+            RequestAttrs req;
+            req.has_pasid = ext.pasid_present;
+            req.pasid = ext.pasid;
+            ext.served_by = r.iotlb_hit ? pcie::TlpExtension::Source::iotlb : pcie::TlpExtension::Source::walk;
+            Duration local = from_sc(delay);
+            record_fault(ext.requester, req, iova, write, reason_for(r.t, a, ctx), ctx.fault_suppress, local);
+            delay = to_sc(local);
+            t.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+            return;
+        }
+    }
     RequestAttrs req;
     req.has_pasid = ext.pasid_present;
     req.pasid = ext.pasid;
@@ -440,9 +475,9 @@ void VtdIommu::handle_dma(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, 
     ext.served_by = pcie::TlpExtension::Source::pass_through;
     if (!r.ctx->pass_through) {
         AccessRequest a{iova, write, req.execute, req.privileged};
-        bool hit = false;
-        Translation tr = translate(*r.ctx, a, delay, &hit);
-        ext.served_by = hit ? pcie::TlpExtension::Source::iotlb : pcie::TlpExtension::Source::walk;
+        const TranslateResult res = translate(*r.ctx, a, delay);
+        const Translation& tr = res.t;
+        ext.served_by = res.iotlb_hit ? pcie::TlpExtension::Source::iotlb : pcie::TlpExtension::Source::walk;
         if (!tr.ok()) {
             fail(reason_for(tr, a, *r.ctx), r.fpd);
             return;
@@ -494,7 +529,8 @@ void VtdIommu::handle_translation_request(tlm::tlm_generic_payload& t, pcie::Tlp
     } else {
         // Ask for read and (if allowed) write: the completion reports the rights the walk finds.
         AccessRequest a{iova, false, req.execute, req.privileged};
-        Translation tr = translate(*r.ctx, a, delay);
+        const TranslateResult res = translate(*r.ctx, a, delay);
+        const Translation& tr = res.t;
         if (tr.ok()) {
             const unsigned order = tr.page_shift - 12u;
             c = pcie::AtsTranslation::for_range(tr.output & ~((uint64_t{1} << tr.page_shift) - 1), order);

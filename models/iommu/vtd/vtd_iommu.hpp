@@ -130,8 +130,7 @@ private:
     /// `context_only`: stop after the context-entry checks (translated requests carry no PASID).
     Resolved resolve(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay, bool context_only = false);
     /// Translation of one address in a resolved context (IOTLB, then walk).
-    Translation translate(const TranslationContext& ctx, const AccessRequest& a, sc_core::sc_time& delay,
-                          bool* iotlb_hit = nullptr);
+    TranslateResult translate(const TranslationContext& ctx, const AccessRequest& a, sc_core::sc_time& delay);
     uint8_t reason_for(const Translation& t, const AccessRequest& a, const TranslationContext& ctx) const;
     void handle_dma(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_core::sc_time& delay);
     void handle_translation_request(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_core::sc_time& delay);

@@ -575,6 +575,10 @@ TEST_CASE("VT-d maps page-level walk failures to the scalable-mode fault reasons
         CHECK(fault_reason(h, 2) == fr::kNonCanonical);
         // The read of the read-only page still succeeds.
         CHECK(h.dma(kDev, 1u, kIova, false, v, d) == tlm::TLM_OK_RESPONSE);
+        // Same (RID, PASID) again (the resolution memo's fast path): the write still faults.
+        CHECK(h.dma(kDev, 1u, kIova, true, v, d) == tlm::TLM_ADDRESS_ERROR_RESPONSE);
         sc_core::wait(d);
+        CHECK(fault_reason(h, 3) == fr::kNoWrite);
+        CHECK(h.value("dmar0.faults") == 4);
     });
 }
