@@ -9,10 +9,9 @@
 namespace iommusim::pcie {
 
 using sc_core::sc_time;
-using sc_core::SC_PS;
 
 namespace {
-sc_time to_sc(Duration d) { return sc_time(static_cast<double>(d.as_ps()), SC_PS); }
+sc_time to_sc(Duration d) { return sc_time::from_value(d.as_ps()); } // resolution is 1 ps (time.hpp)
 Duration from_sc(const sc_time& t) { return Duration::ps(t.value()); }
 constexpr uint64_t kShiftMask = 0x7F;
 } // namespace
@@ -59,8 +58,10 @@ bool AtsEndpoint::atc_holds(uint64_t iova, std::optional<uint32_t> pasid) { retu
 tlm::tlm_response_status AtsEndpoint::issue(uint64_t addr, void* data, unsigned len, bool write,
                                             std::optional<uint32_t> pasid, AddressType at, bool privileged,
                                             bool no_snoop, sc_time& delay) {
-    tlm::tlm_generic_payload g;
-    TlpExtension ext;
+    // One payload and extension reused for every request: issue() is never re-entered
+    // (the IOMMU answers inside b_transport and sends messages on other sockets).
+    tlm::tlm_generic_payload& g = payload_;
+    TlpExtension& ext = ext_;
     ext.requester = p_.rid;
     // Translated requests carry no PASID (the translation already encodes it; PCIe §6.20).
     ext.pasid_present = pasid.has_value() && at != AddressType::translated;
@@ -69,10 +70,9 @@ tlm::tlm_response_status AtsEndpoint::issue(uint64_t addr, void* data, unsigned 
     ext.at = at;
     ext.no_snoop = no_snoop;
     ext.tag = tag_++ & 0x3FF;
-    if (at == AddressType::translated) { // served from the ATC: the address is already physical
-        ext.served_by = TlpExtension::Source::atc;
-        ext.output_address = addr;
-    }
+    // Reset per request: the extension object is reused.
+    ext.served_by = at == AddressType::translated ? TlpExtension::Source::atc : TlpExtension::Source::none;
+    ext.output_address = at == AddressType::translated ? addr : 0; // an ATC hit is already physical
     g.set_command(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
     g.set_address(addr);
     g.set_data_ptr(static_cast<unsigned char*>(data));
@@ -118,10 +118,11 @@ bool AtsEndpoint::translate(uint64_t iova, std::optional<uint32_t> pasid, bool p
 
 tlm::tlm_response_status AtsEndpoint::dma(uint64_t iova, void* data, unsigned len, bool write,
                                           std::optional<uint32_t> pasid, sc_time& delay, bool privileged) {
+    if (!observer_) return dma_inner(iova, data, len, write, pasid, delay, privileged);
     const Duration start = now() + from_sc(delay);
     last_source_ = TlpExtension::Source::none;
     const auto st = dma_inner(iova, data, len, write, pasid, delay, privileged);
-    if (observer_) {
+    {
         DmaRecord r;
         r.requester = p_.rid;
         r.pasid_present = pasid.has_value();

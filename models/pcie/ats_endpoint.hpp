@@ -85,6 +85,8 @@ private:
     Duration now() const { return Duration::ps(sc_core::sc_time_stamp().value()); }
 
     AtsEndpointParams p_;
+    tlm::tlm_generic_payload payload_;
+    TlpExtension ext_;
     stats::Group stats_;
     iommu::SetAssocCache<AtcEntry> atc_;
     uint64_t shifts_present_ = 0;            ///< range sizes with entries (probe only those)

@@ -12,10 +12,9 @@
 namespace iommusim::iommu::vtd {
 
 using sc_core::sc_time;
-using sc_core::SC_PS;
 
 namespace {
-sc_time to_sc(Duration d) { return sc_time(static_cast<double>(d.as_ps()), SC_PS); }
+sc_time to_sc(Duration d) { return sc_time::from_value(d.as_ps()); } // resolution is 1 ps (time.hpp)
 Duration from_sc(const sc_time& t) { return Duration::ps(t.value()); }
 
 CacheKey context_key(pcie::Bdf rid) { return CacheKey{rid.raw, 1}; }
@@ -70,8 +69,20 @@ std::optional<uint64_t> VtdIommu::SocketWalkPort::do_compare_exchange_u64(uint64
     return cur;
 }
 
-bool VtdIommu::mem_access(tlm::tlm_command cmd, uint64_t addr, void* data, unsigned len, Duration& local) {
-    tlm::tlm_generic_payload g;
+bool VtdIommu::mem_access(tlm::tlm_command cmd, uint64_t addr, void* data, unsigned len, Duration& local,
+                          bool allow_dmi) {
+    // Table, queue and status accesses use DMI when the memory grants it (TLM-2.0 LT
+    // practice): same data and the latency the target reports, without a transport call.
+    const bool write = cmd == tlm::TLM_WRITE_COMMAND;
+    DmiSlot& slot = dmi_[(addr >> 12) % kDmiSlots];
+    if (allow_dmi && addr >= slot.start && addr + len - 1 <= slot.end && (write ? slot.write : slot.read)) {
+        unsigned char* p = slot.ptr + (addr - slot.start);
+        if (write) std::memcpy(p, data, len);
+        else std::memcpy(data, p, len);
+        local += write ? slot.write_latency : slot.read_latency;
+        return true;
+    }
+    tlm::tlm_generic_payload& g = scratch_; // reused: the unit's own accesses never nest
     g.set_command(cmd);
     g.set_address(addr);
     g.set_data_ptr(static_cast<unsigned char*>(data));
@@ -83,14 +94,28 @@ bool VtdIommu::mem_access(tlm::tlm_command cmd, uint64_t addr, void* data, unsig
     sc_time d = to_sc(local);
     mem->b_transport(g, d);
     local = from_sc(d);
+    if (allow_dmi && g.is_response_ok() && g.is_dmi_allowed()) {
+        tlm::tlm_dmi r;
+        g.set_address(addr);
+        if (mem->get_direct_mem_ptr(g, r) && r.get_dmi_ptr() && addr >= r.get_start_address() &&
+            addr + len - 1 <= r.get_end_address())
+            slot = DmiSlot{r.get_start_address(), r.get_end_address(), r.get_dmi_ptr(), from_sc(r.get_read_latency()),
+                           from_sc(r.get_write_latency()), r.is_read_allowed(), r.is_write_allowed()};
+    }
     return g.is_response_ok();
+}
+
+void VtdIommu::invalidate_dmi(sc_dt::uint64 start, sc_dt::uint64 end) {
+    for (DmiSlot& s : dmi_)
+        if (s.start <= end && s.end >= start) s = DmiSlot{};
 }
 
 void VtdIommu::send_msi(const std::optional<Msi>& msi, Duration& local) {
     if (!msi) return;
     uint32_t data = msi->data;
     local += p_.status_write;
-    mem_access(tlm::TLM_WRITE_COMMAND, msi->address, &data, 4, local); // an MSI is a dword write (§5.1.6)
+    // An MSI is a dword write (§5.1.6); never through DMI: it targets the interrupt range, not RAM.
+    mem_access(tlm::TLM_WRITE_COMMAND, msi->address, &data, 4, local, /*allow_dmi=*/false);
     st_msis_.inc();
 }
 
@@ -122,13 +147,18 @@ VtdIommu::VtdIommu(const sc_core::sc_module_name& name, const VtdParams& p, stat
       st_prq_overflow_(stats_.counter("prq_overflows", "count", "page requests dropped: queue full")),
       st_prg_responses_(stats_.counter("prg_responses", "count", "PRG Responses sent to devices")),
       st_msis_(stats_.counter("msis", "count", "interrupt messages written")),
-      st_walk_latency_(stats_.histogram("walk_latency", "ns", "IOTLB-miss walk latency")),
+      st_walk_queueing_(stats_.counter("walk_queueing_ns", "ns", "total time IOTLB misses waited for a free walk slot")),
       st_wait_latency_(stats_.histogram("wait_latency", "ns",
                                         "wait descriptor: last IQT write before it to status write")),
       st_devtlb_latency_(stats_.histogram("devtlb_latency", "ns", "ATS Invalidate Request to Completion")) {
     // The context and PASID caches hold the entries the data path works from: they must exist.
     if (!context_cache_.enabled() || !pasid_cache_.enabled())
         throw std::invalid_argument(std::string(name) + ": context_cache and pasid_cache need at least one entry");
+    pipeline_sc_ = to_sc(p_.pipeline);
+    ctx_lookup_sc_ = to_sc(p_.context_cache.lookup);
+    pasid_lookup_sc_ = to_sc(p_.pasid_cache.lookup);
+    iotlb_lookup_sc_ = to_sc(p_.iotlb.lookup);
+    mem.register_invalidate_direct_mem_ptr(this, &VtdIommu::invalidate_dmi);
     upstream.register_b_transport(this, &VtdIommu::b_transport_upstream);
     mmio.register_b_transport(this, &VtdIommu::b_transport_mmio);
     SC_HAS_PROCESS(VtdIommu);
@@ -172,43 +202,63 @@ void VtdIommu::b_transport_mmio(tlm::tlm_generic_payload& t, sc_time& delay) {
 // ---- upstream: DMA, ATS, messages ----------------------------------------------------
 
 void VtdIommu::b_transport_upstream(tlm::tlm_generic_payload& t, sc_time& delay) {
-    Duration local = from_sc(delay);
-    if (auto* m = t.get_extension<pcie::MessageExtension>()) {
-        handle_message(*m, local);
-        t.set_response_status(tlm::TLM_OK_RESPONSE);
-        delay = to_sc(local);
-        return;
-    }
     auto* ext = t.get_extension<pcie::TlpExtension>();
-    if (!ext) { // every request crossing the fabric carries its TLP fields
-        t.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
+    if (!ext) {
+        if (auto* m = t.get_extension<pcie::MessageExtension>()) {
+            Duration local = from_sc(delay);
+            handle_message(*m, local);
+            t.set_response_status(tlm::TLM_OK_RESPONSE);
+            delay = to_sc(local);
+            return;
+        }
+        t.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE); // every request carries its TLP fields
         return;
     }
     st_requests_.inc();
-    if (ext->at == pcie::AddressType::translation_request) handle_translation_request(t, *ext, local);
-    else handle_dma(t, *ext, delay, local);
-    delay = to_sc(local);
+    if (ext->at == pcie::AddressType::translation_request) handle_translation_request(t, *ext, delay);
+    else handle_dma(t, *ext, delay);
 }
 
-VtdIommu::Resolved VtdIommu::resolve(pcie::Bdf rid, const RequestAttrs& req, Duration& local, bool context_only) {
+VtdIommu::Resolved VtdIommu::resolve(pcie::Bdf rid, const RequestAttrs& req, sc_time& delay, bool context_only) {
     Resolved r;
     if (!regs_.root_table_set()) {
         r.fault = fr::kInvalidRootTable;
         return r;
     }
-    local += p_.context_cache.lookup;
+    const bool memo_able = !context_only && !req.ats && !req.page_request;
+    if (memo_able && memo_.valid && memo_.rid == rid.raw && memo_.has_pasid == req.has_pasid &&
+        memo_.pasid == req.pasid) {
+        delay += ctx_lookup_sc_;
+        delay += pasid_lookup_sc_;
+        context_cache_.count_lookup(true);
+        pasid_cache_.count_lookup(true);
+        r.pasid = memo_.effective_pasid;
+        r.fpd = memo_.pc->ctx.fault_suppress;
+        if (uint8_t f = VtdTableReader::check_pasid_permissions(memo_.pc->entry, req)) {
+            r.fault = f;
+            return r;
+        }
+        r.ctx = &memo_.pc->ctx;
+        r.pe = &memo_.pc->entry;
+        return r;
+    }
+    memo_.valid = false;
+    delay += ctx_lookup_sc_;
     ContextCacheEntry* ce = context_cache_.lookup(context_key(rid));
     if (!ce) {
+        Duration local = from_sc(delay);
         SocketMem m(*this, local);
         auto cl = reader_.read_context(m, regs_.root_table(), regs_.scalable_mode(), rid);
         st_walk_reads_.inc(m.reads());
         if (!cl.status.ok()) {
+            delay = to_sc(local);
             r.fault = cl.status.fault;
             r.fpd = cl.status.fpd;
             return r;
         }
         context_cache_.insert(context_key(rid), ContextCacheEntry{cl.entry, 0, false});
         ce = context_cache_.probe(context_key(rid));
+        delay = to_sc(local);
     }
     const SmContextEntry& ctx_entry = ce->entry;
     if (context_only) {
@@ -224,14 +274,16 @@ VtdIommu::Resolved VtdIommu::resolve(pcie::Bdf rid, const RequestAttrs& req, Dur
         return r;
     }
     r.pasid = pasid;
-    local += p_.pasid_cache.lookup;
+    delay += pasid_lookup_sc_;
     PasidCacheEntry* pc = pasid_cache_.lookup(pasid_key(rid, pasid));
     if (pc && pc->pasid_dir != ctx_entry.pasid_dir) pc = nullptr; // context changed under it: refetch
     if (!pc) {
+        Duration local = from_sc(delay);
         SocketMem m(*this, local);
         auto pl = reader_.read_pasid(m, ctx_entry, pasid);
         st_walk_reads_.inc(m.reads());
         if (!pl.status.ok()) {
+            delay = to_sc(local);
             r.fault = pl.status.fault;
             r.fpd = pl.status.fpd;
             return r;
@@ -241,6 +293,7 @@ VtdIommu::Resolved VtdIommu::resolve(pcie::Bdf rid, const RequestAttrs& req, Dur
         e.entry = pl.entry;
         StepStatus ms = reader_.make_context(ctx_entry, pl.entry, pasid, e.ctx);
         if (!ms.ok()) {
+            delay = to_sc(local);
             r.fault = ms.fault;
             r.fpd = ms.fpd;
             return r;
@@ -249,8 +302,10 @@ VtdIommu::Resolved VtdIommu::resolve(pcie::Bdf rid, const RequestAttrs& req, Dur
         pc = pasid_cache_.probe(pasid_key(rid, pasid));
         ce->last_did = pl.entry.did;
         ce->did_known = true;
+        delay = to_sc(local);
     }
     r.fpd = pc->ctx.fault_suppress;
+    if (memo_able) memo_ = ResolveMemo{true, rid.raw, req.has_pasid, req.pasid, pc, pasid};
     if (uint8_t f = VtdTableReader::check_pasid_permissions(pc->entry, req)) {
         r.fault = f;
         return r;
@@ -282,23 +337,21 @@ void VtdIommu::record_fault(pcie::Bdf rid, const RequestAttrs& req, uint64_t add
     send_msi(msi, local);
 }
 
-Translation VtdIommu::translate(const TranslationContext& ctx, const AccessRequest& a, Duration& local,
-                                bool* iotlb_hit) {
-    local += p_.iotlb.lookup;
-    walk_port_.begin(local);
+TranslateResult VtdIommu::translate(const TranslationContext& ctx, const AccessRequest& a, sc_time& delay) {
+    delay += iotlb_lookup_sc_;
+    walk_port_.begin(from_sc(delay));
     TranslateResult r = core_.translate(ctx, a);
-    if (iotlb_hit) *iotlb_hit = r.iotlb_hit;
-    if (r.iotlb_hit) return r.t;
+    if (r.iotlb_hit) return r;
     // A walk: it occupies one of the walk slots (loosely-timed contention, DESIGN.md "Timing").
     auto slot = std::min_element(walkers_.begin(), walkers_.end(), [](const BusyUntil& x, const BusyUntil& y) {
         return x.busy_until() < y.busy_until();
     });
-    const Duration arrival = now() + local;
+    const Duration arrival = now() + from_sc(delay);
     const Duration start = slot->reserve(arrival, r.latency);
-    local = start + r.latency - now();
+    delay = to_sc(start + r.latency - now());
     st_walk_reads_.inc(r.reads);
-    st_walk_latency_.record((start + r.latency - arrival).as_ns());
-    return r.t;
+    st_walk_queueing_.inc(static_cast<uint64_t>((start - arrival).as_ns()));
+    return r;
 }
 
 uint8_t VtdIommu::reason_for(const Translation& t, const AccessRequest& a, const TranslationContext& ctx) const {
@@ -340,44 +393,81 @@ uint8_t VtdIommu::reason_for(const Translation& t, const AccessRequest& a, const
     }
 }
 
-void VtdIommu::handle_dma(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_time& delay, Duration& local) {
-    local += p_.pipeline;
+void VtdIommu::handle_dma(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_time& delay) {
+    // The hit path stays in sc_time arithmetic (no conversions, no wait()).
+    delay += pipeline_sc_;
     const uint64_t iova = t.get_address();
     const bool write = t.is_write();
+    if (!regs_.translation_enabled()) { // DMA remapping off: addresses are physical (§3.1)
+        ext.served_by = pcie::TlpExtension::Source::pass_through;
+        ext.output_address = iova;
+        mem->b_transport(t, delay);
+        return;
+    }
+    // Fast path: the same (RID, PASID) as the previous untranslated request (see ResolveMemo).
+    if (ext.at == pcie::AddressType::untranslated && memo_.valid && memo_.rid == ext.requester.raw &&
+        memo_.has_pasid == ext.pasid_present && memo_.pasid == ext.pasid && !ext.privileged && !ext.execute &&
+        regs_.root_table_set()) {
+        const TranslationContext& ctx = memo_.pc->ctx;
+        delay += ctx_lookup_sc_;
+        delay += pasid_lookup_sc_;
+        context_cache_.count_lookup(true);
+        pasid_cache_.count_lookup(true);
+        if (!ctx.pass_through) {
+            const AccessRequest a{iova, write, false, false};
+            const TranslateResult r = translate(ctx, a, delay);
+            if (r.t.ok()) {
+                ext.served_by = r.iotlb_hit ? pcie::TlpExtension::Source::iotlb : pcie::TlpExtension::Source::walk;
+                const uint64_t mask = (uint64_t{1} << r.t.page_shift) - 1;
+                const uint64_t pa = (r.t.output & ~mask) | (iova & mask);
+                if (ext.no_snoop && (ctx.force_snoop || (p_.snoop_control && r.t.snoop))) {
+                    ext.no_snoop = false;
+                    st_snoop_forced_.inc();
+                }
+                ext.output_address = pa;
+                t.set_address(pa);
+                mem->b_transport(t, delay);
+                t.set_address(iova);
+                return;
+            }
+            RequestAttrs req;
+            req.has_pasid = ext.pasid_present;
+            req.pasid = ext.pasid;
+            ext.served_by = r.iotlb_hit ? pcie::TlpExtension::Source::iotlb : pcie::TlpExtension::Source::walk;
+            Duration local = from_sc(delay);
+            record_fault(ext.requester, req, iova, write, reason_for(r.t, a, ctx), ctx.fault_suppress, local);
+            delay = to_sc(local);
+            t.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+            return;
+        }
+    }
     RequestAttrs req;
     req.has_pasid = ext.pasid_present;
     req.pasid = ext.pasid;
     req.privileged = ext.privileged;
     req.execute = ext.execute;
-    if (!regs_.translation_enabled()) { // DMA remapping off: addresses are physical (§3.1)
-        ext.served_by = pcie::TlpExtension::Source::pass_through;
-        ext.output_address = iova;
-        sc_time d = to_sc(local);
-        mem->b_transport(t, d);
-        local = from_sc(d);
-        return;
-    }
+    auto fail = [&](uint8_t reason, bool fpd) {
+        Duration local = from_sc(delay);
+        record_fault(ext.requester, req, iova, write, reason, fpd, local);
+        delay = to_sc(local);
+        t.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+    };
     if (ext.at == pcie::AddressType::translated) {
         st_translated_.inc();
         req.ats = true;
-        Resolved r = resolve(ext.requester, req, local, /*context_only=*/true);
-        if (r.fault) {
-            // Translated requests need a present context entry with DTE (§4.2.4).
+        Resolved r = resolve(ext.requester, req, delay, /*context_only=*/true);
+        if (r.fault) { // translated requests need a present context entry with DTE (§4.2.4)
             st_blocked_translated_.inc();
-            record_fault(ext.requester, req, iova, write, r.fault, r.fpd, local);
-            t.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+            fail(r.fault, r.fpd);
             return;
         }
         // No-Snoop of translated requests was settled by the completion's N bit.
-        sc_time d = to_sc(local);
-        mem->b_transport(t, d);
-        local = from_sc(d);
+        mem->b_transport(t, delay);
         return;
     }
-    Resolved r = resolve(ext.requester, req, local);
+    Resolved r = resolve(ext.requester, req, delay);
     if (r.fault) {
-        record_fault(ext.requester, req, iova, write, r.fault, r.fpd, local);
-        t.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        fail(r.fault, r.fpd);
         return;
     }
     uint64_t pa = iova;
@@ -385,12 +475,11 @@ void VtdIommu::handle_dma(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, 
     ext.served_by = pcie::TlpExtension::Source::pass_through;
     if (!r.ctx->pass_through) {
         AccessRequest a{iova, write, req.execute, req.privileged};
-        bool hit = false;
-        Translation tr = translate(*r.ctx, a, local, &hit);
-        ext.served_by = hit ? pcie::TlpExtension::Source::iotlb : pcie::TlpExtension::Source::walk;
+        const TranslateResult res = translate(*r.ctx, a, delay);
+        const Translation& tr = res.t;
+        ext.served_by = res.iotlb_hit ? pcie::TlpExtension::Source::iotlb : pcie::TlpExtension::Source::walk;
         if (!tr.ok()) {
-            record_fault(ext.requester, req, iova, write, reason_for(tr, a, *r.ctx), r.fpd, local);
-            t.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+            fail(reason_for(tr, a, *r.ctx), r.fpd);
             return;
         }
         const uint64_t mask = (uint64_t{1} << tr.page_shift) - 1;
@@ -403,15 +492,12 @@ void VtdIommu::handle_dma(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, 
     }
     ext.output_address = pa;
     t.set_address(pa);
-    sc_time d = to_sc(local);
-    mem->b_transport(t, d);
-    local = from_sc(d);
+    mem->b_transport(t, delay);
     t.set_address(iova);
-    (void)delay;
 }
 
-void VtdIommu::handle_translation_request(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, Duration& local) {
-    local += p_.pipeline;
+void VtdIommu::handle_translation_request(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_time& delay) {
+    delay += pipeline_sc_;
     st_translation_requests_.inc();
     if (!regs_.translation_enabled() || !p_.device_tlb || t.get_data_length() < 8) {
         t.set_response_status(tlm::TLM_COMMAND_ERROR_RESPONSE); // UR: no translation service
@@ -424,10 +510,12 @@ void VtdIommu::handle_translation_request(tlm::tlm_generic_payload& t, pcie::Tlp
     req.execute = ext.execute;
     req.ats = true;
     const uint64_t iova = t.get_address() & ~uint64_t{0xFFF};
-    Resolved r = resolve(ext.requester, req, local);
+    Resolved r = resolve(ext.requester, req, delay);
     if (r.fault) {
         // Context-level errors are non-recoverable: recorded and answered UR (§4.2.3).
+        Duration local = from_sc(delay);
         record_fault(ext.requester, req, iova, false, r.fault, r.fpd, local);
+        delay = to_sc(local);
         t.set_response_status(tlm::TLM_COMMAND_ERROR_RESPONSE);
         return;
     }
@@ -437,10 +525,12 @@ void VtdIommu::handle_translation_request(tlm::tlm_generic_payload& t, pcie::Tlp
         c.read = c.write = true;
         c.execute = req.execute && r.ctx->allow_execute;
         c.privileged = req.privileged;
+        c.no_snoop = r.ctx->force_snoop; // N: snooping forced by PGSNP
     } else {
         // Ask for read and (if allowed) write: the completion reports the rights the walk finds.
         AccessRequest a{iova, false, req.execute, req.privileged};
-        Translation tr = translate(*r.ctx, a, local);
+        const TranslateResult res = translate(*r.ctx, a, delay);
+        const Translation& tr = res.t;
         if (tr.ok()) {
             const unsigned order = tr.page_shift - 12u;
             c = pcie::AtsTranslation::for_range(tr.output & ~((uint64_t{1} << tr.page_shift) - 1), order);
@@ -452,8 +542,9 @@ void VtdIommu::handle_translation_request(tlm::tlm_generic_payload& t, pcie::Tlp
             c.execute = req.execute && (tr.perms & ex) == ex;
             c.privileged = req.privileged;
             c.global = tr.global;
-            // N: the device must not set No-Snoop with this translation when snooping is forced.
-            c.no_snoop = !(r.ctx->force_snoop || (p_.snoop_control && tr.snoop));
+            // N (bit 10, spec-layouts.md D.5): requests using this translation must clear No
+            // Snoop — set when PGSNP or the leaf's SNP forces snooping (VT-d snoop control).
+            c.no_snoop = r.ctx->force_snoop || (p_.snoop_control && tr.snoop);
         } else {
             c = pcie::AtsTranslation::for_range(iova, 0); // R=W=0: no access (not an error, §4.2.3)
             c.translated = 0;
@@ -519,7 +610,9 @@ void VtdIommu::handle_page_request(const pcie::PageRequest& pr, Duration& local)
         return;
     }
     // Context checks (PRE, PASIDE); a failing request is answered Invalid Request and recorded.
-    Resolved r = resolve(pr.requester, req, local);
+    sc_time rd = to_sc(local);
+    Resolved r = resolve(pr.requester, req, rd);
+    local = from_sc(rd);
     if (r.fault && r.fault < fr::kPdAccess) {
         record_fault(pr.requester, req, pr.address, pr.write, r.fault, r.fpd, local);
         respond(pcie::PrgResponseCode::invalid_request);
@@ -603,12 +696,14 @@ void VtdIommu::queue_engine() {
             send_msi(regs_.report_iqe(dr.error), l2); // IQH stays on the offending descriptor
             continue;
         }
+        // IQH names the next descriptor to fetch: it moves past a descriptor once it is
+        // fetched and valid, so on IQE it still points at the offending one (§6.5.2.10).
+        regs_.set_iqh((head + dsize) % regs_.iq_bytes());
         engine_wait(p_.per_descriptor);
         if (std::holds_alternative<WaitDesc>(dr.desc)) {
             const auto& w = std::get<WaitDesc>(dr.desc);
             if (!wait_for_device_invalidations()) {
                 // ITE: the pending wait is aborted (no status write, no interrupt) and skipped.
-                regs_.set_iqh((head + dsize) % regs_.iq_bytes());
                 ++seq_;
                 continue;
             }
@@ -635,7 +730,6 @@ void VtdIommu::queue_engine() {
             }
         } else if (std::holds_alternative<DevTlbInv>(dr.desc)) {
             if (!issue_dev_tlb(std::get<DevTlbInv>(dr.desc))) {
-                regs_.set_iqh((head + dsize) % regs_.iq_bytes());
                 ++seq_;
                 continue;
             }
@@ -646,12 +740,12 @@ void VtdIommu::queue_engine() {
         }
         st_descriptors_.inc();
         ++seq_;
-        regs_.set_iqh((head + dsize) % regs_.iq_bytes());
     }
 }
 
 void VtdIommu::execute(const QiDescriptor& d) {
     uint64_t dropped = 0;
+    memo_.valid = false;
     if (const auto* cc = std::get_if<ContextCacheInv>(&d)) {
         dropped = context_cache_.invalidate_if([&](const CacheKey& k, const ContextCacheEntry& e) {
             return cc->matches(pcie::Bdf(static_cast<uint16_t>(k.a)), e.did_known ? e.last_did : uint16_t{0xFFFF}) ||

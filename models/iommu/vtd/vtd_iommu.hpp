@@ -17,9 +17,16 @@
 //    params. Requests without PASID use the context entry's RID_PASID.
 //  * Translation data path: loosely-timed b_transport with annotated delay,
 //    no wait() per request; walks charge one memory read per descriptor plus
-//    the per-read IOMMU overhead, serialised on `walkers` BusyUntil resources.
+//    the per-read IOMMU overhead (`table_read`), and occupy one of `walkers`
+//    BusyUntil walk slots (queueing shows in `walk_queueing_ns`). The unit's own
+//    table/queue/status accesses use TLM DMI when the memory grants it (same
+//    latency as the target reports; MSIs always use b_transport). A one-entry
+//    memo of the last (RID, PASID) resolution is a host-speed shortcut only:
+//    it is valid only while those cache entries are the most recently used, so
+//    LRU decisions and lookup/hit counts are exactly those without it.
 //  * Invalidation queue (§6.5.2) as an SC_THREAD woken by IQT writes: 128/256-bit
-//    descriptors, each step timed from params (fetch, per-descriptor work,
+//    descriptors (IQH moves past a descriptor once it is fetched and valid),
+//    each step timed from params (fetch, per-descriptor work,
 //    per-entry invalidation, ATS message send, status write); device-TLB
 //    invalidations tracked per (device, ITag), bounded by the descriptor's MIP
 //    (the device's invalidate queue depth); a wait completes only after every
@@ -121,13 +128,12 @@ private:
     };
     /// Context + PASID resolution through the caches; table reads charge `local`.
     /// `context_only`: stop after the context-entry checks (translated requests carry no PASID).
-    Resolved resolve(pcie::Bdf rid, const RequestAttrs& req, Duration& local, bool context_only = false);
+    Resolved resolve(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay, bool context_only = false);
     /// Translation of one address in a resolved context (IOTLB, then walk).
-    Translation translate(const TranslationContext& ctx, const AccessRequest& a, Duration& local,
-                          bool* iotlb_hit = nullptr);
+    TranslateResult translate(const TranslationContext& ctx, const AccessRequest& a, sc_core::sc_time& delay);
     uint8_t reason_for(const Translation& t, const AccessRequest& a, const TranslationContext& ctx) const;
-    void handle_dma(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_core::sc_time& delay, Duration& local);
-    void handle_translation_request(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, Duration& local);
+    void handle_dma(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_core::sc_time& delay);
+    void handle_translation_request(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_core::sc_time& delay);
     void record_fault(pcie::Bdf rid, const RequestAttrs& req, uint64_t addr, bool write, uint8_t reason, bool fpd,
                       Duration& local);
 
@@ -165,11 +171,24 @@ private:
         VtdIommu& u_;
         Duration base_, start_;
     };
-    bool mem_access(tlm::tlm_command cmd, uint64_t addr, void* data, unsigned len, Duration& local);
+    bool mem_access(tlm::tlm_command cmd, uint64_t addr, void* data, unsigned len, Duration& local,
+                    bool allow_dmi = true);
+    void invalidate_dmi(sc_dt::uint64 start, sc_dt::uint64 end);
+    /// DMI regions granted by the memory, direct-mapped by 4 KiB page number (memories
+    /// typically grant one page per request; a larger region may occupy several slots).
+    struct DmiSlot {
+        uint64_t start = 1, end = 0; ///< empty when start > end
+        unsigned char* ptr = nullptr;
+        Duration read_latency, write_latency;
+        bool read = false, write = false;
+    };
+    static constexpr size_t kDmiSlots = 4096;
+    std::vector<DmiSlot> dmi_ = std::vector<DmiSlot>(kDmiSlots);
     void send_msi(const std::optional<Msi>& msi, Duration& local);
     Duration now() const { return Duration::ps(sc_core::sc_time_stamp().value()); }
 
     VtdParams p_;
+    tlm::tlm_generic_payload scratch_; ///< payload of the unit's own memory accesses
     stats::Group stats_;
     VtdRegs regs_;
     VtdTableReader reader_;
@@ -178,6 +197,21 @@ private:
     SocketWalkPort walk_port_;
     TranslationCore core_;
     std::vector<BusyUntil> walkers_;
+    /// Host-speed memo of the last successful resolution of an untranslated request. It is
+    /// valid only while no other context- or PASID-cache access has happened since, so the
+    /// entries it points to are still the most recently used ones and skipping their LRU touch
+    /// changes no replacement decision; lookups are still counted. Cleared by every other
+    /// resolve() and by every cache invalidation (never visible in results).
+    struct ResolveMemo {
+        bool valid = false;
+        uint16_t rid = 0;
+        bool has_pasid = false;
+        uint32_t pasid = 0;
+        const PasidCacheEntry* pc = nullptr;
+        uint32_t effective_pasid = 0;
+    } memo_;
+    // Hot-path latencies as sc_time, so the IOTLB-hit path needs no conversions.
+    sc_core::sc_time pipeline_sc_, ctx_lookup_sc_, pasid_lookup_sc_, iotlb_lookup_sc_;
 
     // Device-TLB invalidations in flight: per device, a 32-bit ITag bitmap and their deadlines.
     struct Outstanding {
@@ -215,7 +249,7 @@ private:
     stats::Counter& st_prq_overflow_;
     stats::Counter& st_prg_responses_;
     stats::Counter& st_msis_;
-    stats::Histogram& st_walk_latency_;
+    stats::Counter& st_walk_queueing_;
     stats::Histogram& st_wait_latency_;
     stats::Histogram& st_devtlb_latency_;
 };

@@ -92,16 +92,6 @@ VtdRegs::VtdRegs(const VtdParams& p)
     for (uint32_t i = 0; i < nfr_; ++i) w1c_[(fro_ + 16 * i + 12) / 4] = 1u << 31; // F (bit 127)
 }
 
-uint64_t VtdRegs::raw64(uint32_t off) const {
-    uint64_t v;
-    std::memcpy(&v, &regs_[off], 8);
-    return v;
-}
-uint32_t VtdRegs::raw32(uint32_t off) const {
-    uint32_t v;
-    std::memcpy(&v, &regs_[off], 4);
-    return v;
-}
 void VtdRegs::put64(uint32_t off, uint64_t v) { std::memcpy(&regs_[off], &v, 8); }
 void VtdRegs::put32(uint32_t off, uint32_t v) { std::memcpy(&regs_[off], &v, 4); }
 

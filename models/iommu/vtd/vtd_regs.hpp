@@ -17,6 +17,7 @@
 // Accesses must be 4- or 8-byte and naturally aligned (§10.2); others are ignored.
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 
 #include "models/iommu/vtd/vtd_params.hpp"
@@ -143,8 +144,16 @@ public:
     /// Queue full: PRS.PRO (§7.5.1).
     std::optional<Msi> report_prq_overflow();
 
-    uint64_t raw64(uint32_t off) const;
-    uint32_t raw32(uint32_t off) const;
+    uint64_t raw64(uint32_t off) const {
+        uint64_t v;
+        std::memcpy(&v, &regs_[off], 8);
+        return v;
+    }
+    uint32_t raw32(uint32_t off) const {
+        uint32_t v;
+        std::memcpy(&v, &regs_[off], 4);
+        return v;
+    }
 
 private:
     void put64(uint32_t off, uint64_t v);

@@ -129,6 +129,7 @@ struct Harness {
     std::unique_ptr<VtdTableWriter> tables;
     uint64_t iq_base = 0, prq_base = 0;
     uint64_t iq_tail = 0;
+    uint64_t status_page = 0;
 
     explicit Harness(VtdParams p = {}, bool bind_sink = true, bool with_aux = false) : params(p) {
         iommu = std::make_unique<VtdIommu>("dmar0", params, &root);
@@ -200,7 +201,6 @@ struct Harness {
     void ring() { wr(reg::IQT, iq_tail); }
     /// Submits descriptors plus a status-writing wait; returns the status address.
     uint64_t submit_and_wait_addr(std::initializer_list<RawDesc> ds, uint32_t token = 1) {
-        static uint64_t status_page = 0;
         if (!status_page) status_page = alloc();
         for (const auto& d : ds) queue(d);
         queue(encode_wait(true, status_page, token));

@@ -491,3 +491,94 @@ TEST_CASE("VT-d invalidation latency is measured from descriptor costs and is ne
         CHECK(h.value("dmar0.wait_latency") == 1);
     });
 }
+
+TEST_CASE("VT-d queue works with 128-bit descriptors when IQA.DW is clear", "[sc][vtd]") {
+    Harness h;
+    Harness::run([&] {
+        h.enable(/*wide=*/false);
+        CHECK_FALSE(h.iommu->regs().iq_256bit());
+        auto ce = h.tables->make_context(kDev, 0, false, true, false, 0);
+        PageTables t(h, PtFormat::x86_64, 4);
+        t.map(kIova, kPa);
+        h.tables->set_pasid_entry(ce, 1, fl_entry(70, t.root));
+        read_dma(h, kDev, 1u, kIova);
+        const double m0 = h.value("dmar0.translation.iotlb.misses");
+        const uint64_t st = h.submit_and_wait_addr({encode_pasid_iotlb_page(70, 1, kIova, 0, false)}, 31);
+        REQUIRE(h.poll(st, 31));
+        CHECK(h.rd(reg::IQH) == 32); // two 16-byte descriptors consumed
+        read_dma(h, kDev, 1u, kIova);
+        CHECK(h.value("dmar0.translation.iotlb.misses") == m0 + 1);
+        // A page group response needs 256-bit descriptors: IQE with the width reason.
+        h.queue(encode_page_group_response(kDev.raw, false, 0, 1, pcie::PrgResponseCode::success));
+        h.ring();
+        sc_core::wait(sc_time(5, SC_US));
+        CHECK((h.rd(reg::FSTS, 4) & bits::FSTS_IQE));
+        CHECK((h.rd(reg::IQER) & 0xF) == static_cast<uint64_t>(IqeReason::invalid_width));
+    });
+}
+
+TEST_CASE("VT-d keeps at most MIP device-TLB invalidations outstanding per device", "[sc][vtd]") {
+    Harness h;
+    Harness::run([&] {
+        h.enable();
+        // Three invalidations to a device whose invalidate queue depth is 2.
+        const uint64_t st = h.submit_and_wait_addr({encode_dev_tlb(kDev.raw, 0x1000, 0, 2),
+                                                    encode_dev_tlb(kDev.raw, 0x2000, 0, 2),
+                                                    encode_dev_tlb(kDev.raw, 0x3000, 0, 2)},
+                                                   41);
+        sc_core::wait(sc_time(5, SC_US));
+        REQUIRE(h.sink->got.size() == 2); // the third waits for a free slot
+        auto complete = [&](uint8_t itag) {
+            pcie::MessageExtension m;
+            m.code = pcie::MessageCode::ats_invalidate_completion;
+            m.inv_cpl.requester = kDev;
+            m.inv_cpl.itag_vector = 1u << itag;
+            uint64_t z = 0;
+            sc_time d = SC_ZERO_TIME;
+            h.dev.access(tlm::TLM_WRITE_COMMAND, 0, &z, 8, d, &m);
+        };
+        complete(h.sink->got[0].inv_req.itag);
+        sc_core::wait(sc_time(2, SC_US));
+        REQUIRE(h.sink->got.size() == 3);
+        CHECK(h.sink->got[2].inv_req.range_base() == 0x3000);
+        CHECK(h.m().read_u32(st) == 0);
+        complete(h.sink->got[1].inv_req.itag);
+        complete(h.sink->got[2].inv_req.itag);
+        REQUIRE(h.poll(st, 41));
+    });
+}
+
+TEST_CASE("VT-d maps page-level walk failures to the scalable-mode fault reasons", "[sc][vtd]") {
+    Harness h;
+    Harness::run([&] {
+        h.enable();
+        auto ce = h.tables->make_context(kDev, 0, false, true, false, 0);
+        PageTables fl(h, PtFormat::x86_64, 4);
+        LeafAttrs ro;
+        ro.perms = perm::both(true, false, false);
+        fl.map(kIova, kPa, ro);
+        h.tables->set_pasid_entry(ce, 1, fl_entry(80, fl.root));
+        PageTables sl(h, PtFormat::vtd_ss, 4);
+        sl.map(kIova, kPa);
+        h.tables->set_pasid_entry(ce, 2, sl_entry(81, sl.root));
+        uint64_t v = 0;
+        sc_time d = SC_ZERO_TIME;
+        // Write to a read-only first-stage page: 0x85 (no write permission), recorded as a write.
+        CHECK(h.dma(kDev, 1u, kIova, true, v, d) == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        CHECK(fault_reason(h, 0) == fr::kNoWrite);
+        CHECK(((h.rd(h.params.fault_record_offset + 8) >> 62) & 1) == 0); // T: write
+        // Second stage, address not mapped (no R/W on the path): 0x79.
+        CHECK(h.dma(kDev, 2u, kIova + 0x200000, false, v, d) == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        CHECK(fault_reason(h, 1) == fr::kSlPermission);
+        // A first-stage input beyond 48 bits (non-canonical for 4-level): 0x80.
+        CHECK(h.dma(kDev, 1u, uint64_t{1} << 50, false, v, d) == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        CHECK(fault_reason(h, 2) == fr::kNonCanonical);
+        // The read of the read-only page still succeeds.
+        CHECK(h.dma(kDev, 1u, kIova, false, v, d) == tlm::TLM_OK_RESPONSE);
+        // Same (RID, PASID) again (the resolution memo's fast path): the write still faults.
+        CHECK(h.dma(kDev, 1u, kIova, true, v, d) == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        sc_core::wait(d);
+        CHECK(fault_reason(h, 3) == fr::kNoWrite);
+        CHECK(h.value("dmar0.faults") == 4);
+    });
+}
