@@ -132,7 +132,13 @@ const Schema<pcie::TrafficEndpointParams>& traffic_schema() {
         sc.integer("max_outstanding_reads", &P::max_outstanding_reads, "requests",
                    "non-posted requests in flight (tags); default 256 = 8-bit tags", 1, 768)
             .time_ns("quantum_ns", &P::quantum, "temporal-decoupling quantum; default 1000 ns", 1.0)
-            .time_ns("bar_latency_ns", &P::bar_latency, "latency to serve a request to one of its BARs; default 50 ns (estimate)");
+            .time_ns("bar_latency_ns", &P::bar_latency, "latency to serve a request to one of its BARs; default 50 ns (estimate)")
+            .custom("start_at_us", "number", "us", "start issuing at this time (after a scenario attached the device); default 0",
+                    [](P& p, const json& j, const std::string& path) { p.start_at = Duration::us(read::number(j, path, 0, 1e9)); },
+                    [](const P& p) { return json(p.start_at.as_us()); })
+            .custom("stop_at_us", "number", "us", "stop issuing at this time; 0 = when every stream ends",
+                    [](P& p, const json& j, const std::string& path) { p.stop_at = Duration::us(read::number(j, path, 0, 1e9)); },
+                    [](const P& p) { return json(p.stop_at.as_us()); });
         return sc;
     }();
     return s;
@@ -215,6 +221,16 @@ std::unique_ptr<sc_core::sc_module> build_traffic(const DeviceConfig& d, BuildCo
         if (p.workloads[i].seed == 0) p.workloads[i].seed = derive_seed(ctx.platform.seed, d.name, i);
     auto dev = std::make_unique<pcie::TrafficEndpoint>(d.name.c_str(), p, &ctx.stats);
     ctx.fabric.attach_endpoint(d.name, dev->upstream, dev->downstream);
+    if (ctx.host) { // the host may attach each function (scenario steps); the oracle checks its DMA
+        dev->set_dma_observer(ctx.host->dma_observer());
+        for (const pcie::Bdf& rid : p.functions) {
+            host::DeviceInfo info;
+            info.rid = rid;
+            info.pasid = p.pasid.supported;
+            info.pasid_bits = static_cast<uint8_t>(p.pasid.max_width);
+            ctx.host->iommufd().add_device(info, ctx.host->iommu_index(ctx.platform.topology.iommu));
+        }
+    }
     return dev;
 }
 

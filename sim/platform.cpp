@@ -48,6 +48,14 @@ Platform::Platform(PlatformConfig cfg)
     for (const auto& d : cfg_.devices)
         for (const auto& t : device_types())
             if (t.type == d.type) modules_.push_back(t.build(d, ctx));
+    if (!cfg_.scenario.empty()) {
+        scenario_ = std::make_unique<ScenarioRunner>(*host_, *topology_, stats_, cfg_.scenario);
+        scenario_->install();
+    }
+}
+
+std::vector<std::string> Platform::scenario_failures() const {
+    return scenario_ ? scenario_->failures() : std::vector<std::string>{};
 }
 
 Platform::~Platform() = default;

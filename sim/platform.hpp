@@ -38,6 +38,8 @@ public:
     mem::Memory& memory() { return *memory_; }
     host::Host* host() { return host_.get(); }
     const pcie::Topology& topology() const { return *topology_; }
+    /// Scenario failures (failed expects, unexpected or missing errors), in order.
+    std::vector<std::string> scenario_failures() const;
     /// The full stats document: {"platform", "seed", <module tree>, "host"}.
     json stats_document(const HostFigures& host) const;
     /// Writes stats.json and the per-event CSVs the outputs section asks for.
@@ -53,6 +55,7 @@ private:
     std::unique_ptr<host::Host> host_;
     std::vector<std::unique_ptr<sc_core::sc_module>> modules_;
     std::vector<std::shared_ptr<void>> keep_alive_;
+    std::unique_ptr<ScenarioRunner> scenario_;
 };
 
 } // namespace iommusim::sim

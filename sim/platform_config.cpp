@@ -39,7 +39,7 @@ const Schema<OutputsConfig>& outputs_schema() {
     return s;
 }
 
-const std::vector<std::string> kTopKeys = {"name", "seed", "duration_us", "memory", "iommus", "topology", "devices", "host", "outputs"};
+const std::vector<std::string> kTopKeys = {"name", "seed", "duration_us", "memory", "iommus", "topology", "devices", "host", "scenario", "outputs"};
 
 std::string require_name(const json& obj, const std::string& path, std::set<std::string>& names) {
     if (!obj.contains("name")) throw ConfigError(path, "missing key \"name\"");
@@ -129,6 +129,12 @@ PlatformConfig parse_platform(const json& doc) {
             cfg.devices.push_back(std::move(d));
         }
     }
+    if (doc.contains("scenario")) {
+        if (cfg.iommus.empty()) throw ConfigError("/scenario", "a scenario drives the host's IOMMU driver: add an IOMMU in /iommus");
+        std::set<std::string> devs;
+        for (const auto& d : cfg.devices) devs.insert(d.name);
+        cfg.scenario = parse_scenario(doc["scenario"], devs);
+    }
     // Enumerate now so that a bad hierarchy (unknown port, bus clash, bad BAR)
     // is a config error with its path, not a simulation error.
     try {
@@ -164,6 +170,7 @@ json dump_platform(const PlatformConfig& cfg) {
         j["devices"].push_back(e);
     }
     j["host"] = dump_host(cfg.host);
+    j["scenario"] = dump_scenario(cfg.scenario);
     j["outputs"] = outputs_schema().dump(cfg.outputs);
     return j;
 }
@@ -235,6 +242,7 @@ std::vector<ParamSection> list_params() {
     for (const auto& t : device_types()) t.document(out);
     for (const auto& t : iommu_types()) t.document(out);
     document_host(out);
+    document_scenario(out);
     ParamSection o{"outputs", "what a run writes (/outputs)", {}};
     outputs_schema().document(OutputsConfig{}, "", o.params);
     out.push_back(std::move(o));

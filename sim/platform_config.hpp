@@ -15,6 +15,7 @@
 #include "models/pcie/tlp.hpp"
 #include "sim/config/schema.hpp"
 #include "sim/topology_config.hpp"
+#include "sim/scenario.hpp"
 #include "models/host/host.hpp"
 
 namespace iommusim::sim {
@@ -48,6 +49,7 @@ struct PlatformConfig {
     TopologyConfig topology;
     std::vector<DeviceConfig> devices;
     host::HostParams host;
+    std::vector<ScenarioStep> scenario;
     OutputsConfig outputs;
 };
 

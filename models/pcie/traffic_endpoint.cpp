@@ -130,6 +130,19 @@ void TrafficEndpoint::issue(const DmaOp& op, Duration& t) {
             gp.clear_extension(&iss);
         }
         if (!ok || !gp.is_response_ok()) errors_.inc();
+        if (observer_ && ok && tlp.at == AddressType::untranslated) {
+            DmaRecord rec;
+            rec.requester = tlp.requester;
+            rec.pasid_present = tlp.pasid_present;
+            rec.pasid = tlp.pasid;
+            rec.iova = c.addr;
+            rec.pa = tlp.output_address;
+            rec.write = op.write;
+            rec.at_ps = at.as_ps();
+            rec.source = tlp.served_by;
+            rec.ok = gp.is_response_ok();
+            observer_(rec);
+        }
         if (op.write) {
             write_tlps_.inc();
             t = std::max(at, r);
@@ -151,6 +164,7 @@ void TrafficEndpoint::issue(const DmaOp& op, Duration& t) {
 }
 
 void TrafficEndpoint::run() {
+    if (params_.start_at > now()) wait(to_sc(params_.start_at - now()));
     qk_.set_global_quantum(to_sc(params_.quantum));
     qk_.reset();
     Duration t = now();

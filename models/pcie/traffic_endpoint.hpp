@@ -43,6 +43,8 @@ public:
     const TrafficEndpointParams& params() const { return params_; }
     const stats::Group& stats() const { return stats_; }
     mem::SparseMemory& bar_store() { return bar_store_; }
+    /// Called for every completed untranslated request (e.g. the host's DMA safety oracle).
+    void set_dma_observer(DmaObserver o) { observer_ = std::move(o); }
 
 protected:
     /// Called for every TLP before it is sent at absolute time `at`. An
@@ -79,6 +81,7 @@ private:
     bool in_bar(uint64_t addr, uint64_t len) const;
 
     TrafficEndpointParams params_;
+    DmaObserver observer_;
     LinkTiming link_;
     std::vector<Stream> streams_;
     std::priority_queue<Duration, std::vector<Duration>, std::greater<>> outstanding_;

@@ -34,6 +34,7 @@ struct TrafficEndpointParams {
     LinkParams link;                   ///< this device's link: MPS / MRRS used to split requests
     uint32_t max_outstanding_reads = kDefaultMaxOutstandingReads;
     Duration quantum = Duration::ns(kDefaultQuantumNs);
+    Duration start_at;                 ///< start issuing at this time (e.g. after the host attached the device)
     Duration stop_at;                  ///< stop issuing at this time; zero = when every stream ends
     std::vector<AddrRange> bars;       ///< memory BARs this device answers (all functions)
     Duration bar_latency = Duration::ns(kDefaultBarLatencyNs);

@@ -65,6 +65,7 @@ int run(const std::string& file, const std::vector<std::string>& sets, const std
         // Nothing is lost: partial results are written even when the run failed.
         json doc = platform.stats_document(host);
         if (!error.empty()) doc["error"] = error;
+        if (const auto f = platform.scenario_failures(); !f.empty()) doc["scenario_failures"] = f;
         platform.write_outputs(out, doc);
         if (!quiet && platform.config().outputs.summary) {
             std::printf("iommusim: %s (seed %llu), %.1f us simulated in %.2f s\n", platform.config().name.c_str(),
@@ -77,6 +78,9 @@ int run(const std::string& file, const std::vector<std::string>& sets, const std
             std::cerr << "iommusim: simulation error: " << error << "\n";
             return 1;
         }
+        const auto failures = platform.scenario_failures();
+        for (const auto& f : failures) std::cerr << "iommusim: scenario: " << f << "\n";
+        if (!failures.empty()) return 1;
     } catch (const ConfigError& e) {
         return bad_input(file, e);
     } catch (const std::exception& e) {

@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Scenario engine: a declarative timeline of host operations in the platform
+// file ("scenario": [ steps ]). Each step names an operation (create an IOAS,
+// map, attach, unmap, bind SVA, invalidate, wait, expect a stat, ...). Steps
+// of one "thread" run in order on one host thread; several threads run
+// concurrently and contend for the IOMMU like real CPUs. "at_us" delays a
+// step to an absolute time. "expect_error" turns a step into a check that
+// the host API refuses it with that error kind.
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "models/common/stats.hpp"
+#include "sim/config/schema.hpp"
+
+namespace iommusim::host { class Host; }
+namespace iommusim::pcie { class Topology; }
+
+namespace iommusim::sim {
+
+struct ParamSection;
+
+struct ScenarioStep {
+    std::string thread = "main";
+    std::optional<double> at_us;
+    std::string op;
+    json args;                              ///< the step's own keys, validated
+    std::optional<std::string> expect_error; ///< HostError kind the step must fail with
+    std::string path;                       ///< JSON path, for messages
+};
+
+/// Parses and validates /scenario (keys, types, references to names defined by earlier steps and to devices).
+std::vector<ScenarioStep> parse_scenario(const json& arr, const std::set<std::string>& devices);
+json dump_scenario(const std::vector<ScenarioStep>& steps);
+void document_scenario(std::vector<ParamSection>& out);
+
+/// Runs the steps on host threads. Failures (a failed expect, an unexpected
+/// error, a missing expected error) are counted and kept as messages.
+class ScenarioRunner {
+public:
+    ScenarioRunner(host::Host& host, const pcie::Topology& topology, stats::Group& root,
+                   std::vector<ScenarioStep> steps);
+    ~ScenarioRunner();
+    /// Adds one host thread per scenario thread (call during elaboration).
+    void install();
+    const std::vector<std::string>& failures() const { return failures_; }
+
+private:
+    struct State;
+    void run_thread(const std::string& name);
+    void execute(const ScenarioStep& s);
+
+    host::Host& host_;
+    const pcie::Topology& topology_;
+    stats::Group& root_;
+    std::vector<ScenarioStep> steps_;
+    std::unique_ptr<State> state_;
+    std::vector<std::string> failures_;
+    stats::Group stats_;
+    stats::Counter& steps_run_;
+    stats::Counter& failed_;
+};
+
+} // namespace iommusim::sim
