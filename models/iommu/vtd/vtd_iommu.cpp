@@ -243,6 +243,7 @@ VtdIommu::Resolved VtdIommu::resolve(pcie::Bdf rid, const RequestAttrs& req, sc_
         return r;
     }
     memo_.valid = false;
+    ctx_memo_.valid = false;
     delay += ctx_lookup_sc_;
     ContextCacheEntry* ce = context_cache_.lookup(context_key(rid));
     if (!ce) {
@@ -260,6 +261,7 @@ VtdIommu::Resolved VtdIommu::resolve(pcie::Bdf rid, const RequestAttrs& req, sc_
         ce = context_cache_.probe(context_key(rid));
         delay = to_sc(local);
     }
+    ctx_memo_ = ContextMemo{true, rid.raw, ce};
     const SmContextEntry& ctx_entry = ce->entry;
     if (context_only) {
         r.fpd = ctx_entry.fpd;
@@ -454,6 +456,14 @@ void VtdIommu::handle_dma(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, 
     };
     if (ext.at == pcie::AddressType::translated) {
         st_translated_.inc();
+        // Fast path: the context entry of the previous request's RID, with DTE (see ContextMemo).
+        if (ctx_memo_.valid && ctx_memo_.rid == ext.requester.raw && ctx_memo_.ce->entry.dte &&
+            regs_.root_table_set()) {
+            delay += ctx_lookup_sc_;
+            context_cache_.count_lookup(true);
+            mem->b_transport(t, delay);
+            return;
+        }
         req.ats = true;
         Resolved r = resolve(ext.requester, req, delay, /*context_only=*/true);
         if (r.fault) { // translated requests need a present context entry with DTE (§4.2.4)
@@ -746,6 +756,7 @@ void VtdIommu::queue_engine() {
 void VtdIommu::execute(const QiDescriptor& d) {
     uint64_t dropped = 0;
     memo_.valid = false;
+    ctx_memo_.valid = false;
     if (const auto* cc = std::get_if<ContextCacheInv>(&d)) {
         dropped = context_cache_.invalidate_if([&](const CacheKey& k, const ContextCacheEntry& e) {
             return cc->matches(pcie::Bdf(static_cast<uint16_t>(k.a)), e.did_known ? e.last_did : uint16_t{0xFFFF}) ||

@@ -210,6 +210,14 @@ private:
         const PasidCacheEntry* pc = nullptr;
         uint32_t effective_pasid = 0;
     } memo_;
+    /// Same rule for the context cache alone (translated requests check only DTE): valid while
+    /// the last context-cache access was this RID. Invariant: memo_.valid implies ctx_memo_ is
+    /// valid for memo_.rid.
+    struct ContextMemo {
+        bool valid = false;
+        uint16_t rid = 0;
+        const ContextCacheEntry* ce = nullptr;
+    } ctx_memo_;
     // Hot-path latencies as sc_time, so the IOTLB-hit path needs no conversions.
     sc_core::sc_time pipeline_sc_, ctx_lookup_sc_, pasid_lookup_sc_, iotlb_lookup_sc_;
 
