@@ -20,10 +20,12 @@
 //    the per-read IOMMU overhead (`table_read`), and occupy one of `walkers`
 //    BusyUntil walk slots (queueing shows in `walk_queueing_ns`). The unit's own
 //    table/queue/status accesses use TLM DMI when the memory grants it (same
-//    latency as the target reports; MSIs always use b_transport). A one-entry
-//    memo of the last (RID, PASID) resolution is a host-speed shortcut only:
-//    it is valid only while those cache entries are the most recently used, so
-//    LRU decisions and lookup/hit counts are exactly those without it.
+//    latency as the target reports; MSIs always use b_transport). One-entry
+//    memos of the last (RID, PASID) resolution and of the last RID's context
+//    entry are host-speed shortcuts only: they are valid only while those cache
+//    entries are the most recently used ones and are dropped by any other
+//    context/PASID-cache access or invalidation, so LRU decisions, lookup/hit
+//    counts and charged latencies are exactly those without them.
 //  * Invalidation queue (§6.5.2) as an SC_THREAD woken by IQT writes: 128/256-bit
 //    descriptors (IQH moves past a descriptor once it is fetched and valid),
 //    each step timed from params (fetch, per-descriptor work,
