@@ -34,7 +34,7 @@ Platform::Platform(PlatformConfig cfg)
         throw ConfigError("/topology", e.what());
     }
     fabric_ = std::make_unique<pcie::PcieFabric>(*topology_, cfg_.topology.rc, cfg_.topology.sw, &stats_);
-    if (!cfg_.iommus.empty()) host_ = std::make_unique<host::Host>("host", cfg_.host, memory_->store(), &stats_);
+    if (!cfg_.iommus.empty()) host_ = std::make_unique<host::Host>("os", cfg_.host, memory_->store(), &stats_);
     BuildContext ctx{cfg_, stats_, *memory_, *fabric_, *topology_, host_.get(), keep_alive_};
     for (const auto& m : cfg_.iommus)
         for (const auto& t : iommu_types())
@@ -80,6 +80,7 @@ json Platform::stats_document(const HostFigures& host) const {
     doc["platform"] = cfg_.name;
     doc["seed"] = cfg_.seed;
     stats_to_json(stats_, doc);
+    if (doc.contains("host")) throw std::logic_error("a stats group is named \"host\", the key reserved for host-side figures");
     // Host-side figures vary run to run: kept apart so the rest is deterministic.
     json h = json::object();
     h["wall_seconds"] = host.wall_seconds;

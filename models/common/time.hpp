@@ -3,8 +3,12 @@
 // Kernel-free simulated time. Plain C++ cores (caches, walkers, decoders)
 // compute costs in Duration so that they can be unit-tested without the
 // SystemC kernel; the SystemC shells convert at the boundary.
+#include <algorithm>
 #include <compare>
+#include <cstddef>
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 namespace iommusim {
 
@@ -40,21 +44,65 @@ constexpr Duration transfer_time(uint64_t bytes, double bytes_per_ns) {
     return bytes_per_ns <= 0.0 ? Duration::zero() : Duration::ns(static_cast<double>(bytes) / bytes_per_ns);
 }
 
-/// A resource modelled in loosely-timed style (shared/DESIGN.md "Timing"): a
-/// request arriving at t on a resource busy until b starts at max(t, b) and
-/// pushes b forward, so queueing appears without a context switch.
+/// A resource modelled in loosely-timed style (shared/DESIGN.md "Timing"):
+/// each use reserves [start, start + hold) where start is the first free
+/// slot at or after its arrival, so queueing appears without a context
+/// switch. Reservations fill gaps: with temporal decoupling, requests reach
+/// a resource out of time order, and a request arriving at t must not wait
+/// behind one reserved for a later time when the resource is free at t (a
+/// single busy-until pointer would serialize a pipelining initiator's
+/// requests). The oldest reservations are forgotten past kMaxIntervals, which
+/// only matters for arrivals that far in the past.
 class BusyUntil {
 public:
+    static constexpr size_t kMaxIntervals = 64;
+
     /// Returns the start time of an occupation of `hold` that arrives at `arrival`.
-    constexpr Duration reserve(Duration arrival, Duration hold) {
-        Duration start = arrival > busy_until_ ? arrival : busy_until_;
-        busy_until_ = start + hold;
-        return start;
+    Duration reserve(Duration arrival, Duration hold) {
+        const uint64_t t = arrival.as_ps(), h = hold.as_ps();
+        // Fast path: at or after every reservation (in-order arrivals).
+        if (iv_.empty() || t >= iv_.back().second) {
+            if (h == 0) return arrival;
+            if (!iv_.empty() && t == iv_.back().second) iv_.back().second += h;
+            else iv_.push_back({t, t + h});
+            trim();
+            return arrival;
+        }
+        // First reservation that ends after t; try the gap before each.
+        size_t i = static_cast<size_t>(
+            std::upper_bound(iv_.begin(), iv_.end(), t, [](uint64_t v, const auto& x) { return v < x.second; }) -
+            iv_.begin());
+        uint64_t s = t;
+        for (; i < iv_.size(); ++i) {
+            if (s + h <= iv_[i].first) break;
+            s = std::max(s, iv_[i].second);
+        }
+        if (h == 0) return Duration::ps(s);
+        insert(i, s, s + h);
+        trim();
+        return Duration::ps(s);
     }
-    constexpr Duration busy_until() const { return busy_until_; }
+    Duration busy_until() const { return Duration::ps(iv_.empty() ? 0 : iv_.back().second); }
 
 private:
-    Duration busy_until_;
+    void insert(size_t i, uint64_t s, uint64_t e) {
+        const bool join_prev = i > 0 && iv_[i - 1].second == s;
+        const bool join_next = i < iv_.size() && iv_[i].first == e;
+        if (join_prev && join_next) {
+            iv_[i - 1].second = iv_[i].second;
+            iv_.erase(iv_.begin() + static_cast<std::ptrdiff_t>(i));
+        } else if (join_prev) {
+            iv_[i - 1].second = e;
+        } else if (join_next) {
+            iv_[i].first = s;
+        } else {
+            iv_.insert(iv_.begin() + static_cast<std::ptrdiff_t>(i), {s, e});
+        }
+    }
+    void trim() {
+        if (iv_.size() > kMaxIntervals) iv_.erase(iv_.begin(), iv_.begin() + static_cast<std::ptrdiff_t>(iv_.size() - kMaxIntervals / 2));
+    }
+    std::vector<std::pair<uint64_t, uint64_t>> iv_; ///< disjoint, sorted [start, end) in ps
 };
 
 } // namespace iommusim

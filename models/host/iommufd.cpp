@@ -24,7 +24,8 @@ IommuFd::IommuFd(HostCpu& cpu, DmaOracle& oracle, const DriverParams& params, co
                  stats::Group* parent)
     : cpu_(cpu), oracle_(oracle), params_(params), layout_(layout),
       table_alloc_(layout.table_base, layout.table_bytes),
-      data_alloc_(layout.data_base, layout.data_base + layout.data_bytes, uint64_t{1} << 30), fq_(params.flush_queue),
+      data_alloc_(layout.data_base, layout.data_base + layout.data_bytes, uint64_t{1} << 30, /*next_fit=*/true),
+      fq_(params.flush_queue),
       log_(parent), stats_("iommufd", parent),
       maps_(stats_.counter("maps", "calls", "IOAS map calls")),
       unmaps_(stats_.counter("unmaps", "calls", "IOAS unmap calls")),

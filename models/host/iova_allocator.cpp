@@ -9,41 +9,45 @@ namespace iommusim::host {
 
 using K = HostError::Kind;
 
-IovaAllocator::IovaAllocator(uint64_t base, uint64_t limit, uint64_t max_align)
-    : base_(base), limit_(limit), max_align_(max_align) {
+IovaAllocator::IovaAllocator(uint64_t base, uint64_t limit, uint64_t max_align, bool next_fit)
+    : base_(base), limit_(limit), max_align_(max_align), next_fit_(next_fit), cursor_(limit) {
     if (base % kPage || limit % kPage || limit <= base)
         throw HostError(K::invalid, "IOVA space must be a non-empty page-aligned [base, limit)");
     if (!std::has_single_bit(max_align) || max_align < kPage)
         throw HostError(K::invalid, "IOVA max alignment must be a power of two >= 4 KiB");
 }
 
-uint64_t IovaAllocator::alloc(uint64_t size) {
-    if (size == 0) throw HostError(K::invalid, "cannot allocate an empty IOVA range");
-    size = (size + kPage - 1) & ~(kPage - 1);
-    uint64_t align = std::min(std::bit_ceil(size), max_align_);
-    // Top-down first fit: walk the gaps from the highest allocated range down.
-    uint64_t hi = limit_;
-    auto try_gap = [&](uint64_t lo, uint64_t top) -> std::optional<uint64_t> {
-        if (top < size || top - size < lo) return std::nullopt;
-        uint64_t start = (top - size) & ~(align - 1);
+std::optional<uint64_t> IovaAllocator::fit_below(uint64_t top, uint64_t size, uint64_t align) const {
+    // Top-down first fit: walk the gaps below `top` from the highest down.
+    auto try_gap = [&](uint64_t lo, uint64_t hi) -> std::optional<uint64_t> {
+        if (hi < size || hi - size < lo) return std::nullopt;
+        uint64_t start = (hi - size) & ~(align - 1);
         if (start < lo) return std::nullopt;
         return start;
     };
-    for (auto it = used_.rbegin(); it != used_.rend(); ++it) {
+    uint64_t hi = top;
+    auto it = used_.lower_bound(top);
+    while (it != used_.begin()) {
+        --it;
         const uint64_t end = it->first + it->second;
-        if (auto s = try_gap(end, hi)) {
-            used_[*s] = size;
-            allocated_bytes_ += size;
-            return *s;
-        }
-        hi = it->first;
+        if (end <= hi)
+            if (auto s = try_gap(end, hi)) return s;
+        hi = std::min(hi, it->first);
     }
-    if (auto s = try_gap(base_, hi)) {
-        used_[*s] = size;
-        allocated_bytes_ += size;
-        return *s;
-    }
-    throw HostError(K::no_space, "IOVA space exhausted allocating " + std::to_string(size) + " bytes");
+    return try_gap(base_, hi);
+}
+
+uint64_t IovaAllocator::alloc(uint64_t size) {
+    if (size == 0) throw HostError(K::invalid, "cannot allocate an empty IOVA range");
+    size = (size + kPage - 1) & ~(kPage - 1);
+    const uint64_t align = std::min(std::bit_ceil(size), max_align_);
+    std::optional<uint64_t> s = fit_below(next_fit_ ? cursor_ : limit_, size, align);
+    if (!s && next_fit_) s = fit_below(limit_, size, align); // wrap around
+    if (!s) throw HostError(K::no_space, "IOVA space exhausted allocating " + std::to_string(size) + " bytes");
+    used_[*s] = size;
+    allocated_bytes_ += size;
+    cursor_ = *s;
+    return *s;
 }
 
 void IovaAllocator::free(uint64_t iova) {

@@ -19,7 +19,11 @@ class IovaAllocator {
 public:
     static constexpr uint64_t kPage = 4096;
     /// [base, limit) must be page-aligned; max_align caps the alignment (default 2 MiB).
-    IovaAllocator(uint64_t base, uint64_t limit, uint64_t max_align = uint64_t{1} << 21);
+    /// With `next_fit`, each search starts below the previous allocation and
+    /// wraps (a freed range is not handed out again at once): how a page
+    /// allocator behaves from the IOMMU's point of view, unlike an IOVA
+    /// allocator's LIFO reuse.
+    IovaAllocator(uint64_t base, uint64_t limit, uint64_t max_align = uint64_t{1} << 21, bool next_fit = false);
 
     /// Returns the start of a free range of `size` bytes; no_space when full.
     uint64_t alloc(uint64_t size);
@@ -30,7 +34,10 @@ public:
     size_t ranges() const { return used_.size(); }
 
 private:
+    std::optional<uint64_t> fit_below(uint64_t top, uint64_t size, uint64_t align) const;
     uint64_t base_, limit_, max_align_;
+    bool next_fit_;
+    uint64_t cursor_;
     std::map<uint64_t, uint64_t> used_; ///< start -> size (bytes, page-rounded)
     uint64_t allocated_bytes_ = 0;
 };

@@ -36,9 +36,9 @@ void NicEndpoint::start() {
 }
 
 std::optional<NicEndpoint::Buffer> NicEndpoint::take_completed() {
-    if (completed_.empty()) return std::nullopt;
-    Buffer b = completed_.front();
-    completed_.pop_front();
+    if (completed_.empty() || completed_.top().at > from_sc(sc_core::sc_time_stamp())) return std::nullopt;
+    Buffer b = completed_.top().buffer;
+    completed_.pop();
     return b;
 }
 
@@ -77,9 +77,8 @@ void NicEndpoint::rx_thread() {
             } else {
                 dma_errors_.inc();
             }
-            wait(d);
-            completed_.push_back(b);
-            completed_event_.notify(sc_core::SC_ZERO_TIME);
+            completed_.push(Done{from_sc(sc_core::sc_time_stamp() + d), done_order_++, b});
+            completed_event_.notify(d);
         }
         // The next packet arrives one wire time after this one.
         const sc_core::sc_time next = arrival + gap;

@@ -8,14 +8,18 @@
 // each completed buffer, so every packet exercises map -> DMA -> unmap ->
 // invalidation, and a slow host shows up as dropped packets.
 //
-// Fidelity: one thread per NIC that waits once per packet (not per TLP);
-// the DMA itself is loosely timed through the ATC / IOMMU / fabric. Packets
+// Fidelity: one thread per NIC that waits once per packet arrival (not per
+// TLP); the DMAs of successive packets overlap (a NIC pipelines them), each
+// loosely timed through the ATC / IOMMU / fabric, and a packet completes
+// when its descriptor write-back does. Packets
 // that find no posted buffer are dropped (counted), like a NIC whose RX ring
 // is empty. Not modelled: RSS / multiple queues, interrupt moderation
 // beyond one completion event per packet, TX.
 #include <cstdint>
 #include <deque>
 #include <optional>
+#include <queue>
+#include <vector>
 #include <systemc>
 
 #include "models/common/stats.hpp"
@@ -55,7 +59,7 @@ public:
     void start();
     /// Completed buffers, oldest first; `completed_event` fires when one is added.
     std::optional<Buffer> take_completed();
-    const sc_core::sc_event& completed_event() const { return completed_event_; }
+    const sc_core::sc_event& completed_event() const { return completed_event_.default_event(); }
 
 private:
     void rx_thread();
@@ -66,8 +70,17 @@ private:
     AtsEndpoint ats_;
     uint64_t ring_iova_ = 0;
     uint32_t ring_entries_ = 0, next_slot_ = 0;
-    std::deque<Buffer> posted_, completed_;
-    sc_core::sc_event start_event_, completed_event_;
+    struct Done {
+        Duration at;
+        uint64_t order;
+        Buffer buffer;
+        bool operator>(const Done& o) const { return at != o.at ? at > o.at : order > o.order; }
+    };
+    std::deque<Buffer> posted_;
+    std::priority_queue<Done, std::vector<Done>, std::greater<>> completed_; ///< by completion time
+    uint64_t done_order_ = 0;
+    sc_core::sc_event start_event_;
+    sc_core::sc_event_queue completed_event_; ///< one notification per completion (they overlap in time)
     bool started_ = false;
     std::vector<uint8_t> scratch_;
 

@@ -56,6 +56,12 @@ bool scope_matches(const InvalidationScope& s, uint32_t domain, uint32_t as, boo
     return false;
 }
 
+Iotlb::Packed Iotlb::pack(const IotlbEntry& e) {
+    constexpr uint64_t page = ~uint64_t{0xFFF};
+    return {(e.output & page) | (e.s1_perms & 0x3Fu) | (uint64_t{e.s2_perms & 0x3Fu} << 6),
+            (e.ipa & page) | (e.snoop ? 1u : 0u) | (e.dirty_pending ? 2u : 0u)};
+}
+
 Iotlb::Iotlb(std::string name, const CacheGeometry& g, stats::Group* parent) : cache_(std::move(name), g, parent) {}
 
 void Iotlb::account(const CacheKey& k, int delta) {
@@ -66,46 +72,63 @@ void Iotlb::account(const CacheKey& k, int delta) {
     if ((k.b >> 15) & 1) globals_ = static_cast<uint32_t>(static_cast<int>(globals_) + delta);
 }
 
-IotlbHit Iotlb::lookup(uint32_t domain, uint32_t as, uint64_t iova, TranslationKind kind) {
-    IotlbHit h;
-    for (uint64_t m = shift_mask_; m; m &= m - 1) {
-        auto shift = static_cast<unsigned>(std::countr_zero(m));
-        if (IotlbEntry* e = cache_.probe(make_key(domain, as, iova, kind, shift, false))) {
-            h = {e, static_cast<uint8_t>(shift), false};
-            break;
-        }
-        if (globals_) {
-            if (IotlbEntry* e = cache_.probe(make_key(domain, as, iova, kind, shift, true))) {
-                h = {e, static_cast<uint8_t>(shift), true};
-                break;
-            }
-        }
-    }
-    cache_.count_lookup(h.entry != nullptr);
-    return h;
-}
-
 void Iotlb::insert(uint32_t domain, uint32_t as, uint64_t iova, TranslationKind kind, unsigned page_shift, bool global,
                    const IotlbEntry& e) {
     if (!cache_.enabled()) return;
     CacheKey k = make_key(domain, as, iova, kind, page_shift, global);
     bool existed = cache_.probe(k) != nullptr;
     CacheKey ek;
-    if (cache_.insert(k, e, &ek)) account(ek, -1);
+    if (cache_.insert(k, pack(e), &ek)) account(ek, -1);
     if (!existed) account(k, +1);
 }
 
 uint64_t Iotlb::invalidate(const InvalidationScope& s) {
-    return cache_.invalidate_if([&](const CacheKey& k, const IotlbEntry& e) {
+    // Small ranges within one address space (PASID/ASID page invalidations,
+    // the common case under strict unmapping) probe the few keys that can
+    // match instead of scanning every entry. Same result as the scan.
+    if (s.kind == InvalidationScope::Kind::range && s.has_as && s.stage != InvalidationScope::Stage::s2 &&
+        s.size != 0 && cache_.enabled()) {
+        const uint64_t last = s.addr + (s.size - 1) < s.addr ? ~uint64_t{0} : s.addr + (s.size - 1);
+        uint64_t probes = 0;
+        for (uint64_t m = shift_mask_; m; m &= m - 1) {
+            auto sh = static_cast<unsigned>(std::countr_zero(m));
+            probes += (last >> sh) - (s.addr >> sh) + 1;
+        }
+        if (probes * 6 <= cache_.capacity() / 4) return invalidate_range_by_probe(s, last);
+    }
+    return cache_.invalidate_if([&](const CacheKey& k, const Packed& e) {
         unsigned shift = static_cast<unsigned>(k.b & 0xFF);
         bool global = (k.b >> 15) & 1;
         auto kind = static_cast<TranslationKind>((k.b >> 12) & 7);
         auto domain = static_cast<uint32_t>(k.b >> 40);
         auto as = static_cast<uint32_t>((k.b >> 16) & kTagMask);
-        bool hit = scope_matches(s, domain, as, global, kind, k.a << shift, shift, e.ipa);
+        bool hit = scope_matches(s, domain, as, global, kind, k.a << shift, shift, e.ipa & ~uint64_t{0xFFF});
         if (hit) account(k, -1);
         return hit;
     });
+}
+
+uint64_t Iotlb::invalidate_range_by_probe(const InvalidationScope& s, uint64_t last) {
+    static constexpr TranslationKind kKinds[] = {TranslationKind::s1, TranslationKind::s2, TranslationKind::nested};
+    const bool globals = s.include_global && globals_ != 0;
+    uint64_t n = 0;
+    for (uint64_t m = shift_mask_; m; m &= m - 1) {
+        auto sh = static_cast<unsigned>(std::countr_zero(m));
+        for (uint64_t vpn = s.addr >> sh;; ++vpn) {
+            for (TranslationKind kind : kKinds) {
+                if (kind == TranslationKind::s2 && s.stage == InvalidationScope::Stage::s1) continue;
+                for (int g = 0; g < (globals ? 2 : 1); ++g) {
+                    CacheKey k = make_key(s.domain_tag, s.as_tag, vpn << sh, kind, sh, g == 1);
+                    if (cache_.erase(k)) {
+                        account(k, -1);
+                        ++n;
+                    }
+                }
+            }
+            if (vpn == (last >> sh)) break;
+        }
+    }
+    return n;
 }
 
 } // namespace iommusim::iommu

@@ -12,6 +12,7 @@
 // (DESIGN.md "The seam"). Not modelled: lookup latency (the shell charges it),
 // per-size partitioned TLBs of specific products, negative (fault) caching.
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <string>
 
@@ -41,9 +42,10 @@ struct IotlbEntry {
 };
 
 struct IotlbHit {
-    const IotlbEntry* entry = nullptr;
+    bool hit = false;
     uint8_t page_shift = 0;
     bool global = false;
+    IotlbEntry entry; ///< valid when hit
 };
 
 class Iotlb {
@@ -61,7 +63,25 @@ public:
     uint32_t size() const { return cache_.size(); }
     uint32_t capacity() const { return cache_.capacity(); }
     bool enabled() const { return cache_.enabled(); }
-    const SetAssocCache<IotlbEntry>& cache() const { return cache_; }
+
+    /// Stored form: 16 bytes, page-aligned addresses with the rights and flags
+    /// in their low 12 bits, so a line (key + entry) is 32 bytes.
+    struct Packed {
+        uint64_t out = 0; ///< output page | s1_perms | s2_perms << 6
+        uint64_t ipa = 0; ///< stage-1 output page | snoop | dirty_pending << 1
+    };
+    static Packed pack(const IotlbEntry& e);
+    static IotlbEntry unpack(const Packed& p) {
+        IotlbEntry e;
+        e.output = p.out & ~uint64_t{0xFFF};
+        e.s1_perms = static_cast<uint8_t>(p.out & 0x3F);
+        e.s2_perms = static_cast<uint8_t>((p.out >> 6) & 0x3F);
+        e.ipa = p.ipa & ~uint64_t{0xFFF};
+        e.snoop = p.ipa & 1;
+        e.dirty_pending = p.ipa & 2;
+        return e;
+    }
+    const SetAssocCache<Packed>& cache() const { return cache_; }
 
     static CacheKey make_key(uint32_t domain, uint32_t as, uint64_t iova, TranslationKind kind, unsigned page_shift,
                              bool global) {
@@ -72,11 +92,32 @@ public:
 private:
     static constexpr uint32_t kTagMask = (1u << kTagBits) - 1;
     void account(const CacheKey& k, int delta);
-    SetAssocCache<IotlbEntry> cache_;
+    uint64_t invalidate_range_by_probe(const InvalidationScope& s, uint64_t last);
+    SetAssocCache<Packed> cache_;
     std::array<uint32_t, 64> per_shift_{}; ///< valid entries per page size
     uint64_t shift_mask_ = 0;              ///< sizes with at least one entry
     uint32_t globals_ = 0;
 };
+
+inline IotlbHit Iotlb::lookup(uint32_t domain, uint32_t as, uint64_t iova, TranslationKind kind) {
+    IotlbHit h;
+    for (uint64_t m = shift_mask_; m; m &= m - 1) {
+        auto shift = static_cast<unsigned>(std::countr_zero(m));
+        const Packed* e = cache_.probe(make_key(domain, as, iova, kind, shift, false));
+        if (!e && globals_) {
+            e = cache_.probe(make_key(domain, as, iova, kind, shift, true));
+            h.global = e != nullptr;
+        }
+        if (e) {
+            h.hit = true;
+            h.page_shift = static_cast<uint8_t>(shift);
+            h.entry = unpack(*e);
+            break;
+        }
+    }
+    cache_.count_lookup(h.hit);
+    return h;
+}
 
 /// Whether a scope removes a cached translation of `kind` covering
 /// [va, va + 2^shift) (va in the kind's input space; ipa for nested entries).

@@ -9,7 +9,11 @@
 // index hash of real parts (unpublished) -- the set index is a multiplicative
 // hash of the whole key, so tags of different domains do not alias
 // systematically. Storage is flat arrays allocated once: no allocation per
-// access, memory bounded by the configured size.
+// access, memory bounded by the configured size. Each line also keeps an
+// 8-bit fingerprint of its key, packed eight to a word per set, so a lookup
+// compares a whole set's fingerprints with a few word operations and checks
+// the full key only on a fingerprint match (a host-speed device, like a CAM).
+#include <bit>
 #include <cstdint>
 #include <random>
 #include <stdexcept>
@@ -32,12 +36,14 @@ class SetAssocCache {
 public:
     SetAssocCache(std::string name, const CacheGeometry& g, stats::Group* parent)
         : group_(std::move(name), parent),
-          lookups_(group_.counter("lookups", "count", "lookups (one per request, whatever the probes)")),
           hits_(group_.counter("hits", "count", "lookups that found an entry")),
           misses_(group_.counter("misses", "count", "lookups that found no entry")),
           evictions_(group_.counter("evictions", "count", "valid entries replaced by an insert")),
           invalidated_(group_.counter("invalidated", "count", "entries removed by invalidations")),
           policy_(g.replacement), rng_(g.seed) {
+        // lookups = hits + misses, derived so a hit costs one counter update.
+        group_.derived("lookups", "count", "lookups (one per request, whatever the probes)",
+                       [this] { return static_cast<double>(hits_.value() + misses_.value()); });
         if (const char* why = g.check()) throw std::invalid_argument(std::string("cache ") + group_.name() + ": " + why);
         group_.value("entries", "count", "configured capacity").set(g.entries);
         group_.value("ways", "count", "configured associativity").set(g.entries ? g.ways : 0);
@@ -45,34 +51,31 @@ public:
         ways_ = g.ways;
         sets_ = g.entries / g.ways;
         pow2_ = (sets_ & (sets_ - 1)) == 0;
-        keys_.assign(g.entries, CacheKey{});
-        vals_.assign(g.entries, Payload{});
+        words_ = (ways_ + 7) / 8;
+        fps_.assign(static_cast<size_t>(sets_) * words_, 0);
+        lines_.assign(g.entries, Line{});
         if (policy_ == Replacement::lru) stamp_.assign(g.entries, 0);
         if (policy_ == Replacement::tree_plru) plru_.assign(sets_, 0);
     }
 
     bool enabled() const { return sets_ != 0; }
-    uint32_t capacity() const { return static_cast<uint32_t>(keys_.size()); }
+    uint32_t capacity() const { return static_cast<uint32_t>(lines_.size()); }
     uint32_t size() const { return valid_; }
     const stats::Group& stats() const { return group_; }
 
     /// Finds `k` and marks it recently used; no lookup statistics.
     Payload* probe(const CacheKey& k) {
         if (!sets_) return nullptr;
-        uint32_t base = set_of(k) * ways_;
-        for (uint32_t w = 0; w < ways_; ++w) {
-            if (keys_[base + w] == k) {
-                touch(base, w);
-                return &vals_[base + w];
-            }
-        }
-        return nullptr;
+        const uint64_t h = hash(k);
+        const uint32_t set = set_of(h);
+        const uint32_t w = find(set, fp_of(h), k);
+        if (w == ways_) return nullptr;
+        const uint32_t base = set * ways_;
+        touch(base, w);
+        return &lines_[base + w].val;
     }
     /// Counts one lookup (a request may probe several page sizes; it is one lookup).
-    void count_lookup(bool hit) {
-        lookups_.inc();
-        (hit ? hits_ : misses_).inc();
-    }
+    void count_lookup(bool hit) { (hit ? hits_ : misses_).inc(); }
     Payload* lookup(const CacheKey& k) {
         Payload* p = probe(k);
         count_lookup(p != nullptr);
@@ -83,24 +86,28 @@ public:
     /// (its key and payload are stored in *ek / *ev when given).
     bool insert(const CacheKey& k, const Payload& v, CacheKey* ek = nullptr, Payload* ev = nullptr) {
         if (!sets_) return false;
-        uint32_t base = set_of(k) * ways_;
-        uint32_t slot = ways_;
-        for (uint32_t w = 0; w < ways_; ++w) {
-            if (keys_[base + w] == k) { slot = w; break; }
-            if (slot == ways_ && keys_[base + w].b == 0) slot = w;
+        const uint64_t h = hash(k);
+        const uint32_t set = set_of(h);
+        const uint32_t base = set * ways_;
+        uint32_t slot = find(set, fp_of(h), k);
+        if (slot == ways_) {
+            for (uint32_t w = 0; w < ways_; ++w) {
+                if (lines_[base + w].key.b == 0) { slot = w; break; }
+            }
         }
         bool evicted = false;
         if (slot == ways_) {
             slot = victim(base);
             evicted = true;
             evictions_.inc();
-            if (ek) *ek = keys_[base + slot];
-            if (ev) *ev = vals_[base + slot];
-        } else if (keys_[base + slot].b == 0) {
+            if (ek) *ek = lines_[base + slot].key;
+            if (ev) *ev = lines_[base + slot].val;
+        } else if (lines_[base + slot].key.b == 0) {
             ++valid_;
         }
-        keys_[base + slot] = k;
-        vals_[base + slot] = v;
+        lines_[base + slot].key = k;
+        lines_[base + slot].val = v;
+        set_fp(set, slot, fp_of(h));
         touch(base, slot);
         return evicted;
     }
@@ -109,9 +116,10 @@ public:
     template <class Pred>
     uint64_t invalidate_if(Pred&& pred) {
         uint64_t n = 0;
-        for (size_t i = 0; i < keys_.size(); ++i) {
-            if (keys_[i].b != 0 && pred(keys_[i], vals_[i])) {
-                keys_[i] = CacheKey{};
+        for (size_t i = 0; i < lines_.size(); ++i) {
+            if (lines_[i].key.b != 0 && pred(lines_[i].key, lines_[i].val)) {
+                lines_[i].key = CacheKey{};
+                set_fp(static_cast<uint32_t>(i / ways_), static_cast<uint32_t>(i % ways_), 0);
                 ++n;
             }
         }
@@ -122,31 +130,61 @@ public:
     /// Removes `k` if present (counted as invalidated).
     bool erase(const CacheKey& k) {
         if (!sets_) return false;
-        uint32_t base = set_of(k) * ways_;
-        for (uint32_t w = 0; w < ways_; ++w) {
-            if (keys_[base + w] == k) {
-                keys_[base + w] = CacheKey{};
-                --valid_;
-                invalidated_.inc();
-                return true;
-            }
-        }
-        return false;
+        const uint64_t h = hash(k);
+        const uint32_t set = set_of(h);
+        const uint32_t w = find(set, fp_of(h), k);
+        if (w == ways_) return false;
+        lines_[set * ways_ + w].key = CacheKey{};
+        set_fp(set, w, 0);
+        --valid_;
+        invalidated_.inc();
+        return true;
     }
     uint64_t clear() {
         return invalidate_if([](const CacheKey&, const Payload&) { return true; });
     }
     template <class F>
     void for_each(F&& f) const {
-        for (size_t i = 0; i < keys_.size(); ++i)
-            if (keys_[i].b != 0) f(keys_[i], vals_[i]);
+        for (const Line& l : lines_)
+            if (l.key.b != 0) f(l.key, l.val);
     }
 
 private:
-    uint32_t set_of(const CacheKey& k) const {
+    static uint64_t hash(const CacheKey& k) {
         uint64_t h = k.a * 0x9E3779B97F4A7C15ull ^ k.b * 0xC2B2AE3D27D4EB4Full;
-        h ^= h >> 29;
-        return static_cast<uint32_t>(pow2_ ? (h & (sets_ - 1)) : (h % sets_));
+        return h ^ (h >> 29);
+    }
+    uint32_t set_of(uint64_t h) const { return static_cast<uint32_t>(pow2_ ? (h & (sets_ - 1)) : (h % sets_)); }
+    /// Fingerprint from the top byte (independent of the set index bits); 0 marks an empty line.
+    static uint8_t fp_of(uint64_t h) {
+        auto f = static_cast<uint8_t>(h >> 56);
+        return f ? f : 1;
+    }
+    void set_fp(uint32_t set, uint32_t way, uint8_t fp) {
+        uint64_t& word = fps_[static_cast<size_t>(set) * words_ + way / 8];
+        const unsigned sh = (way % 8) * 8;
+        word = (word & ~(uint64_t{0xFF} << sh)) | (uint64_t{fp} << sh);
+    }
+    /// Way holding k in `set`, or ways_. Matches fingerprints eight at a time
+    /// (exact zero-byte test on word ^ broadcast(fp)), packs the matches into
+    /// one bit per way without branching on which word matched, then checks
+    /// the full key of each candidate (usually exactly one).
+    uint32_t find(uint32_t set, uint8_t fp, const CacheKey& k) const {
+        constexpr uint64_t lo7 = 0x7F7F7F7F7F7F7F7Full;
+        const uint64_t bcast = 0x0101010101010101ull * fp;
+        const uint64_t* words = &fps_[static_cast<size_t>(set) * words_];
+        uint64_t cand = 0;
+        for (uint32_t wi = 0; wi < words_; ++wi) {
+            const uint64_t x = words[wi] ^ bcast;
+            const uint64_t zero = ~(((x & lo7) + lo7) | x | lo7); // 0x80 in each byte equal to fp
+            cand |= (((zero >> 7) * 0x0102040810204080ull) >> 56) << (8 * wi);
+        }
+        const Line* lines = &lines_[static_cast<size_t>(set) * ways_];
+        for (; cand; cand &= cand - 1) {
+            const auto w = static_cast<uint32_t>(std::countr_zero(cand));
+            if (lines[w].key == k) return w;
+        }
+        return ways_;
     }
     void touch(uint32_t base, uint32_t w) {
         switch (policy_) {
@@ -190,7 +228,6 @@ private:
     }
 
     stats::Group group_;
-    stats::Counter& lookups_;
     stats::Counter& hits_;
     stats::Counter& misses_;
     stats::Counter& evictions_;
@@ -200,8 +237,16 @@ private:
     uint32_t ways_ = 0, sets_ = 0, valid_ = 0;
     bool pow2_ = true;
     uint64_t clock_ = 0;
-    std::vector<CacheKey> keys_;
-    std::vector<Payload> vals_;
+    uint32_t words_ = 0;          ///< fingerprint words per set
+    std::vector<uint64_t> fps_;   ///< per set: ways_ fingerprints, 8 per word, 0 = empty
+    /// Key and payload together, aligned so that a 16-byte payload makes a
+    /// 32-byte line that never straddles a host cache line; LRU stamps live
+    /// apart since the hit path only stores to them.
+    struct alignas(32) Line {
+        CacheKey key;
+        Payload val{};
+    };
+    std::vector<Line> lines_;
     std::vector<uint64_t> stamp_;
     std::vector<uint64_t> plru_;
 };

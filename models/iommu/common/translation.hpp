@@ -132,7 +132,18 @@ struct Translation {
 
 /// Generic invalidation scope: each family's command decoder produces these
 /// and the core applies them to the IOTLB, the walk caches and (for device
-/// scopes) the ATC-invalidation path.
+/// scopes) the ATC-invalidation path. Semantics applied by the core
+/// (iotlb.cpp scope_matches, walk_cache.cpp):
+///  - domain_as / as_only keep global entries (include_global is not used) and
+///    never touch stage-2 caches, which are tagged by domain only;
+///  - range drops every cached translation or walk-cache entry whose region
+///    overlaps [addr, addr+size); addr is in the input space of the cache
+///    (IOVA for stage-1/nested/stage-2-only entries; IPA when stage == s2,
+///    which finds nested entries by their stage-1 output); leaf_only keeps
+///    all walk-cache entries;
+///  - stage == s1 spares stage-2-only entries and stage-2 caches; stage == s2
+///    spares stage-1-only entries but drops the domain's nested stage-1
+///    walk-cache entries (their table addresses went through stage 2).
 struct InvalidationScope {
     enum class Kind : uint8_t {
         all,          ///< everything (VT-d global, SMMU CMD_TLBI_NSNH_ALL, AMD all-domains)

@@ -16,16 +16,16 @@ TranslateResult TranslationCore::translate(const TranslationContext& ctx, const 
     }
     const TranslationKind kind = kind_of(ctx);
     IotlbHit h = iotlb_.lookup(ctx.domain_tag, ctx.as_tag, req.iova, kind);
-    if (h.entry) {
+    if (h.hit) {
         const uint8_t need = perm::needed(req.write, req.execute, req.privileged);
-        const uint8_t perms = h.entry->s1_perms & h.entry->s2_perms;
-        if ((perms & need) == need && !(req.write && h.entry->dirty_pending)) {
+        const uint8_t perms = h.entry.s1_perms & h.entry.s2_perms;
+        if ((perms & need) == need && !(req.write && h.entry.dirty_pending)) {
             r.iotlb_hit = true;
             uint64_t mask = (uint64_t{1} << h.page_shift) - 1;
-            r.t.output = h.entry->output | (req.iova & mask);
+            r.t.output = h.entry.output | (req.iova & mask);
             r.t.page_shift = h.page_shift;
             r.t.global = h.global;
-            r.t.snoop = h.entry->snoop;
+            r.t.snoop = h.entry.snoop;
             r.t.set_rights(perms, req.privileged);
             return r;
         }

@@ -19,9 +19,7 @@ Walker::Walker(WalkMemPort& port, const WalkerParams& p, stats::Group* parent)
       reads_(group_.counter("descriptor_reads", "count", "descriptor reads from memory, all stages")),
       writes_(group_.counter("descriptor_writes", "count", "hardware A/D descriptor updates")),
       s2_translations_(group_.counter("s2_translations", "count",
-                                      "stage-2 translations of stage-1 table addresses and outputs")),
-      reads_per_walk_(group_.histogram("reads_per_walk", "count", "descriptor reads per walk")),
-      walk_latency_(group_.histogram("walk_latency", "ns", "memory latency charged per walk")) {}
+                                      "stage-2 translations of stage-1 table addresses and outputs")) {}
 
 uint64_t Walker::invalidate(const InvalidationScope& s) {
     return s1_pwc_.invalidate(s) + s2_pwc_.invalidate(s) + s2_tlb_.invalidate(s);
@@ -49,13 +47,13 @@ Walker::StageOut Walker::translate_s2(const TranslationContext& ctx, uint64_t ip
     s2_translations_.inc();
     if (s2_tlb_.enabled()) {
         IotlbHit h = s2_tlb_.lookup(ctx.domain_tag, 0, ipa, TranslationKind::s2_ipa);
-        if (h.entry && (h.entry->s2_perms & need) == need && !(write && h.entry->dirty_pending)) {
+        if (h.hit && (h.entry.s2_perms & need) == need && !(write && h.entry.dirty_pending)) {
             StageOut o;
             o.stage = 2;
-            o.out = h.entry->output | (ipa & low_mask(h.page_shift));
+            o.out = h.entry.output | (ipa & low_mask(h.page_shift));
             o.page_shift = h.page_shift;
-            o.perms = h.entry->s2_perms;
-            o.snoop = h.entry->snoop;
+            o.perms = h.entry.s2_perms;
+            o.snoop = h.entry.snoop;
             return o;
         }
     }
@@ -86,7 +84,7 @@ Walker::StageOut Walker::walk_stage(const TranslationContext& ctx, bool stage2, 
         o.level = static_cast<uint8_t>(level);
         return o;
     };
-    if (f.check_config(c)) return fail(FaultKind::invalid_config, 0);
+    // The stage configs were validated once in walk().
     if (FaultKind k = f.check_input(va, c); k != FaultKind::none) return fail(k, 0);
 
     WalkCache& pwc = stage2 ? s2_pwc_ : s1_pwc_;
@@ -204,7 +202,13 @@ WalkOutcome Walker::walk(const TranslationContext& ctx, const AccessRequest& req
     WalkOutcome o;
     const uint8_t need = perm::needed(req.write, req.execute, req.privileged);
     StageOut res;
-    if (ctx.s1.enabled) {
+    if (ctx.s1.enabled && format_of(ctx.s1.format).check_config(ctx.s1)) {
+        res.fault = FaultKind::invalid_config;
+        res.stage = 1;
+    } else if (ctx.s2.enabled && format_of(ctx.s2.format).check_config(ctx.s2)) {
+        res.fault = FaultKind::invalid_config;
+        res.stage = 2;
+    } else if (ctx.s1.enabled) {
         const bool nested = ctx.s2.enabled;
         res = walk_stage(ctx, false, req.iova, need, req.write, nested);
         o.s1_perms = res.perms;
@@ -250,8 +254,6 @@ WalkOutcome Walker::walk(const TranslationContext& ctx, const AccessRequest& req
     o.latency = port_.latency() - l0;
     reads_.inc(o.reads);
     writes_.inc(o.writes);
-    reads_per_walk_.record(static_cast<double>(o.reads));
-    walk_latency_.record(o.latency.as_ns());
     return o;
 }
 

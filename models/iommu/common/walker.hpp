@@ -78,8 +78,6 @@ private:
     stats::Counter& reads_;
     stats::Counter& writes_;
     stats::Counter& s2_translations_;
-    stats::Histogram& reads_per_walk_;
-    stats::Histogram& walk_latency_;
 };
 
 } // namespace iommusim::iommu

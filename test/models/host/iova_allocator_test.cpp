@@ -54,3 +54,21 @@ TEST_CASE("the flush queue is due when full or when its oldest entry times out",
     CHECK(q.size() == 0);
     CHECK_FALSE(q.due(Duration::us(100)));
 }
+
+TEST_CASE("a next-fit allocator does not hand a freed range out again at once", "[unit][host][iova]") {
+    IovaAllocator lifo(0, 16 * 4096);
+    IovaAllocator next(0, 16 * 4096, uint64_t{1} << 21, /*next_fit=*/true);
+    for (auto* a : {&lifo, &next}) {
+        uint64_t x = a->alloc(4096);
+        a->free(x);
+        uint64_t y = a->alloc(4096);
+        if (a == &lifo) CHECK(y == x);
+        else CHECK(y != x);
+    }
+    // Next fit wraps around when it reaches the bottom.
+    std::vector<uint64_t> got;
+    for (int i = 0; i < 15; ++i) got.push_back(next.alloc(4096));
+    CHECK_THROWS_AS(next.alloc(4096), HostError);
+    next.free(got[3]);
+    CHECK(next.alloc(4096) == got[3]);
+}

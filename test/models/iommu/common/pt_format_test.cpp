@@ -390,3 +390,22 @@ TEST_CASE("Arm stage 2 S2AP and XN rights, and concatenated first-level tables",
     s.ctx.s2.concat_tables = 1;
     check_fault(s.walk(rd(0x1000)), FaultKind::invalid_config, 0, 2);
 }
+
+TEST_CASE("Arm stage 2 concatenates first-level tables with 16 KiB and 64 KiB granules too", "[unit]") {
+    {
+        // 64 KiB granule, 44-bit IPA, 2 levels: 15 top index bits = 4 concatenated tables.
+        Single s(arm_cfg(true, 16, 44, 2, 4), true);
+        CHECK(PageTableFormat::table_bytes(s.ctx.s2, 2) == 4 * 0x1'0000);
+        REQUIRE(s.b->map(0xF00'0001'0000, 0x3'0000, 0x1'0000, 16) == MapError::none);
+        check_ok(s.walk(rd(0xF00'0001'2345)), 0x3'2345, 16, 2);
+    }
+    {
+        // 16 KiB granule, 40-bit IPA, 2 levels: 15 top index bits = 16 concatenated tables (the maximum).
+        Single s(arm_cfg(true, 14, 40, 2, 16), true);
+        REQUIRE(s.b->map(0xFF'FFFF'C000, 0x8000, 0x4000, 14) == MapError::none);
+        check_ok(s.walk(rd(0xFF'FFFF'C123)), 0x8123, 14, 2);
+        s.ctx.s2.input_bits = 41; // would need 32 tables
+        s.ctx.s2.concat_tables = 32;
+        check_fault(s.walk(rd(0x1000)), FaultKind::invalid_config, 0, 2);
+    }
+}

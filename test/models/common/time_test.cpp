@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <catch2/catch.hpp>
+
+#include "models/common/time.hpp"
+
+using iommusim::BusyUntil;
+using iommusim::Duration;
+
+TEST_CASE("a busy resource queues in-order arrivals behind each other", "[unit][time]") {
+    BusyUntil r;
+    CHECK(r.reserve(Duration::ns(0), Duration::ns(10)) == Duration::ns(0));
+    CHECK(r.reserve(Duration::ns(5), Duration::ns(10)) == Duration::ns(10));
+    CHECK(r.reserve(Duration::ns(5), Duration::ns(10)) == Duration::ns(20));
+    CHECK(r.reserve(Duration::ns(100), Duration::ns(10)) == Duration::ns(100));
+    CHECK(r.busy_until() == Duration::ns(110));
+}
+
+TEST_CASE("an early arrival uses a free gap before a later reservation", "[unit][time]") {
+    BusyUntil r;
+    CHECK(r.reserve(Duration::ns(1000), Duration::ns(100)) == Duration::ns(1000)); // reserved ahead in time
+    // A request arriving earlier fits before it instead of queueing behind it.
+    CHECK(r.reserve(Duration::ns(100), Duration::ns(50)) == Duration::ns(100));
+    // One that does not fit in the gap goes after the reservation it would overlap.
+    CHECK(r.reserve(Duration::ns(960), Duration::ns(50)) == Duration::ns(1100));
+    // Gaps fill exactly: [150, 1000) is free.
+    CHECK(r.reserve(Duration::ns(150), Duration::ns(850)) == Duration::ns(150));
+    CHECK(r.reserve(Duration::ns(0), Duration::ns(100)) == Duration::ns(0));
+    CHECK(r.reserve(Duration::ns(0), Duration::ns(1)) == Duration::ns(1150));
+}
+
+TEST_CASE("a resource keeps bounded state whatever the arrival pattern", "[unit][time]") {
+    BusyUntil r;
+    for (int i = 0; i < 100000; ++i) r.reserve(Duration::ns(10.0 * (i % 2 ? i : 100000 - i)), Duration::ns(1));
+    CHECK(r.busy_until() >= Duration::ns(999990));
+}
