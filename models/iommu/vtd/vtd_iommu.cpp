@@ -343,7 +343,11 @@ TranslateResult VtdIommu::translate(const TranslationContext& ctx, const AccessR
     delay += iotlb_lookup_sc_;
     walk_port_.begin(from_sc(delay));
     TranslateResult r = core_.translate(ctx, a);
-    if (r.iotlb_hit) return r;
+    if (!r.iotlb_hit) account_walk(r, delay);
+    return r;
+}
+
+void VtdIommu::account_walk(const TranslateResult& r, sc_time& delay) {
     // A walk: it occupies one of the walk slots (loosely-timed contention, DESIGN.md "Timing").
     auto slot = std::min_element(walkers_.begin(), walkers_.end(), [](const BusyUntil& x, const BusyUntil& y) {
         return x.busy_until() < y.busy_until();
@@ -353,7 +357,6 @@ TranslateResult VtdIommu::translate(const TranslationContext& ctx, const AccessR
     delay = to_sc(start + r.latency - now());
     st_walk_reads_.inc(r.reads);
     st_walk_queueing_.inc(static_cast<uint64_t>((start - arrival).as_ns()));
-    return r;
 }
 
 uint8_t VtdIommu::reason_for(const Translation& t, const AccessRequest& a, const TranslationContext& ctx) const {
@@ -417,7 +420,10 @@ void VtdIommu::handle_dma(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, 
         pasid_cache_.count_lookup(true);
         if (!ctx.pass_through) {
             const AccessRequest a{iova, write, false, false};
-            const TranslateResult r = translate(ctx, a, delay);
+            delay += iotlb_lookup_sc_;
+            walk_port_.begin(from_sc(delay));
+            const TranslateResult r = core_.translate(ctx, a);
+            if (!r.iotlb_hit) account_walk(r, delay);
             if (r.t.ok()) {
                 ext.served_by = r.iotlb_hit ? pcie::TlpExtension::Source::iotlb : pcie::TlpExtension::Source::walk;
                 const uint64_t mask = (uint64_t{1} << r.t.page_shift) - 1;

@@ -133,6 +133,8 @@ private:
     Resolved resolve(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay, bool context_only = false);
     /// Translation of one address in a resolved context (IOTLB, then walk).
     TranslateResult translate(const TranslationContext& ctx, const AccessRequest& a, sc_core::sc_time& delay);
+    /// Charges a walk to a walk slot and to `delay`.
+    void account_walk(const TranslateResult& r, sc_core::sc_time& delay);
     uint8_t reason_for(const Translation& t, const AccessRequest& a, const TranslationContext& ctx) const;
     void handle_dma(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_core::sc_time& delay);
     void handle_translation_request(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_core::sc_time& delay);
