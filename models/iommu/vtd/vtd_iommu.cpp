@@ -243,6 +243,7 @@ VtdIommu::Resolved VtdIommu::resolve(pcie::Bdf rid, const RequestAttrs& req, sc_
         return r;
     }
     memo_.valid = false;
+    ctx_memo_.valid = false;
     delay += ctx_lookup_sc_;
     ContextCacheEntry* ce = context_cache_.lookup(context_key(rid));
     if (!ce) {
@@ -260,6 +261,7 @@ VtdIommu::Resolved VtdIommu::resolve(pcie::Bdf rid, const RequestAttrs& req, sc_
         ce = context_cache_.probe(context_key(rid));
         delay = to_sc(local);
     }
+    ctx_memo_ = ContextMemo{true, rid.raw, ce};
     const SmContextEntry& ctx_entry = ce->entry;
     if (context_only) {
         r.fpd = ctx_entry.fpd;
@@ -341,7 +343,11 @@ TranslateResult VtdIommu::translate(const TranslationContext& ctx, const AccessR
     delay += iotlb_lookup_sc_;
     walk_port_.begin(from_sc(delay));
     TranslateResult r = core_.translate(ctx, a);
-    if (r.iotlb_hit) return r;
+    if (!r.iotlb_hit) account_walk(r, delay);
+    return r;
+}
+
+void VtdIommu::account_walk(const TranslateResult& r, sc_time& delay) {
     // A walk: it occupies one of the walk slots (loosely-timed contention, DESIGN.md "Timing").
     auto slot = std::min_element(walkers_.begin(), walkers_.end(), [](const BusyUntil& x, const BusyUntil& y) {
         return x.busy_until() < y.busy_until();
@@ -351,7 +357,6 @@ TranslateResult VtdIommu::translate(const TranslationContext& ctx, const AccessR
     delay = to_sc(start + r.latency - now());
     st_walk_reads_.inc(r.reads);
     st_walk_queueing_.inc(static_cast<uint64_t>((start - arrival).as_ns()));
-    return r;
 }
 
 uint8_t VtdIommu::reason_for(const Translation& t, const AccessRequest& a, const TranslationContext& ctx) const {
@@ -415,7 +420,10 @@ void VtdIommu::handle_dma(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, 
         pasid_cache_.count_lookup(true);
         if (!ctx.pass_through) {
             const AccessRequest a{iova, write, false, false};
-            const TranslateResult r = translate(ctx, a, delay);
+            delay += iotlb_lookup_sc_;
+            walk_port_.begin(from_sc(delay));
+            const TranslateResult r = core_.translate(ctx, a);
+            if (!r.iotlb_hit) account_walk(r, delay);
             if (r.t.ok()) {
                 ext.served_by = r.iotlb_hit ? pcie::TlpExtension::Source::iotlb : pcie::TlpExtension::Source::walk;
                 const uint64_t mask = (uint64_t{1} << r.t.page_shift) - 1;
@@ -454,6 +462,14 @@ void VtdIommu::handle_dma(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, 
     };
     if (ext.at == pcie::AddressType::translated) {
         st_translated_.inc();
+        // Fast path: the context entry of the previous request's RID, with DTE (see ContextMemo).
+        if (ctx_memo_.valid && ctx_memo_.rid == ext.requester.raw && ctx_memo_.ce->entry.dte &&
+            regs_.root_table_set()) {
+            delay += ctx_lookup_sc_;
+            context_cache_.count_lookup(true);
+            mem->b_transport(t, delay);
+            return;
+        }
         req.ats = true;
         Resolved r = resolve(ext.requester, req, delay, /*context_only=*/true);
         if (r.fault) { // translated requests need a present context entry with DTE (§4.2.4)
@@ -746,6 +762,7 @@ void VtdIommu::queue_engine() {
 void VtdIommu::execute(const QiDescriptor& d) {
     uint64_t dropped = 0;
     memo_.valid = false;
+    ctx_memo_.valid = false;
     if (const auto* cc = std::get_if<ContextCacheInv>(&d)) {
         dropped = context_cache_.invalidate_if([&](const CacheKey& k, const ContextCacheEntry& e) {
             return cc->matches(pcie::Bdf(static_cast<uint16_t>(k.a)), e.did_known ? e.last_did : uint16_t{0xFFFF}) ||

@@ -20,10 +20,12 @@
 //    the per-read IOMMU overhead (`table_read`), and occupy one of `walkers`
 //    BusyUntil walk slots (queueing shows in `walk_queueing_ns`). The unit's own
 //    table/queue/status accesses use TLM DMI when the memory grants it (same
-//    latency as the target reports; MSIs always use b_transport). A one-entry
-//    memo of the last (RID, PASID) resolution is a host-speed shortcut only:
-//    it is valid only while those cache entries are the most recently used, so
-//    LRU decisions and lookup/hit counts are exactly those without it.
+//    latency as the target reports; MSIs always use b_transport). One-entry
+//    memos of the last (RID, PASID) resolution and of the last RID's context
+//    entry are host-speed shortcuts only: they are valid only while those cache
+//    entries are the most recently used ones and are dropped by any other
+//    context/PASID-cache access or invalidation, so LRU decisions, lookup/hit
+//    counts and charged latencies are exactly those without them.
 //  * Invalidation queue (§6.5.2) as an SC_THREAD woken by IQT writes: 128/256-bit
 //    descriptors (IQH moves past a descriptor once it is fetched and valid),
 //    each step timed from params (fetch, per-descriptor work,
@@ -131,6 +133,8 @@ private:
     Resolved resolve(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay, bool context_only = false);
     /// Translation of one address in a resolved context (IOTLB, then walk).
     TranslateResult translate(const TranslationContext& ctx, const AccessRequest& a, sc_core::sc_time& delay);
+    /// Charges a walk to a walk slot and to `delay`.
+    void account_walk(const TranslateResult& r, sc_core::sc_time& delay);
     uint8_t reason_for(const Translation& t, const AccessRequest& a, const TranslationContext& ctx) const;
     void handle_dma(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_core::sc_time& delay);
     void handle_translation_request(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_core::sc_time& delay);
@@ -210,6 +214,14 @@ private:
         const PasidCacheEntry* pc = nullptr;
         uint32_t effective_pasid = 0;
     } memo_;
+    /// Same rule for the context cache alone (translated requests check only DTE): valid while
+    /// the last context-cache access was this RID. Invariant: memo_.valid implies ctx_memo_ is
+    /// valid for memo_.rid.
+    struct ContextMemo {
+        bool valid = false;
+        uint16_t rid = 0;
+        const ContextCacheEntry* ce = nullptr;
+    } ctx_memo_;
     // Hot-path latencies as sc_time, so the IOTLB-hit path needs no conversions.
     sc_core::sc_time pipeline_sc_, ctx_lookup_sc_, pasid_lookup_sc_, iotlb_lookup_sc_;
 

@@ -582,3 +582,40 @@ TEST_CASE("VT-d maps page-level walk failures to the scalable-mode fault reasons
         CHECK(h.value("dmar0.faults") == 4);
     });
 }
+
+TEST_CASE("VT-d nested translation reports stage-2 faults met while walking stage 1", "[sc][vtd]") {
+    Harness h;
+    Harness::run([&] {
+        h.enable();
+        auto ce = h.tables->make_context(kDev, 0, false, true, false, 0);
+        PageTables s2(h, PtFormat::vtd_ss, 4);
+        PageTables s1(h, PtFormat::x86_64, 4);
+        s1.map(kIova, 0x80000000);
+        // Stage 2 maps the stage-1 output but none of the stage-1 table pages.
+        s2.map(0x80000000, kPa);
+        PasidEntry ne = fl_entry(90, s1.root);
+        ne.pgtt = static_cast<uint8_t>(Pgtt::nested);
+        ne.aw = 2;
+        ne.slptptr = s2.root;
+        h.tables->set_pasid_entry(ce, 1, ne);
+        tlm::tlm_response_status st;
+        read_dma(h, kDev, 1u, kIova, &st);
+        CHECK(st == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        CHECK(fault_reason(h, 0) == fr::kFlReadNested);
+    });
+}
+
+TEST_CASE("VT-d wait descriptor with IF sets ICS.IWC and sends the invalidation completion MSI", "[sc][vtd]") {
+    Harness h;
+    Harness::run([&] {
+        h.enable();
+        h.queue(encode_iotlb_global());
+        h.queue(encode_wait(false, 0, 0, /*interrupt=*/true));
+        h.ring();
+        sc_core::wait(sc_time(5, SC_US));
+        CHECK((h.rd(reg::ICS, 4) & bits::ICS_IWC));
+        bool got = false;
+        for (const auto& m : h.memory.msis) got |= m.addr == kMsiBase + 0x10 && m.data == 0x31;
+        CHECK(got);
+    });
+}
