@@ -130,7 +130,7 @@ PlatformConfig parse_platform(const json& doc) {
         }
     }
     if (doc.contains("scenario")) {
-        if (cfg.iommus.empty()) throw ConfigError("/scenario", "a scenario drives the host's IOMMU driver: add an IOMMU in /iommus");
+        if (cfg.iommus.empty() && !doc["scenario"].empty()) throw ConfigError("/scenario", "a scenario drives the host's IOMMU driver: add an IOMMU in /iommus");
         std::set<std::string> devs;
         for (const auto& d : cfg.devices) devs.insert(d.name);
         cfg.scenario = parse_scenario(doc["scenario"], devs);
