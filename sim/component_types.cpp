@@ -54,7 +54,7 @@ const Schema<pcie::WorkloadParams>& workload_schema() {
 
 pcie::WorkloadParams parse_workload(const json& w, const std::string& path, const std::string& device) {
     read::object(w, path);
-    std::vector<std::string> allowed = {"type", "pasids", "pasid_weights", "trace_file"};
+    std::vector<std::string> allowed = {"type", "pasids", "pasid_weights", "trace_file", "target"};
     for (auto& k : workload_schema().keys()) allowed.push_back(k);
     check_keys(w, path, allowed);
     pcie::WorkloadParams p;
@@ -70,6 +70,7 @@ pcie::WorkloadParams parse_workload(const json& w, const std::string& path, cons
     own.erase("pasids");
     own.erase("pasid_weights");
     own.erase("trace_file");
+    own.erase("target");
     workload_schema().parse(own, path, p);
     if (w.contains("pasids")) {
         const json& a = read::array(w["pasids"], path + "/pasids");
@@ -120,9 +121,16 @@ json dump_workload(const pcie::WorkloadParams& p) {
 
 // ---- traffic: TrafficEndpoint ------------------------------------------------
 
+/// A traffic device: endpoint params plus, per workload, an optional target
+/// "the BAR of another device" resolved once the topology has placed BARs.
 struct TrafficConfig {
     pcie::TrafficEndpointParams ep;
-    std::vector<std::string> trace_files; ///< for dump (records are loaded)
+    struct Target {
+        std::string device;
+        unsigned bar = 0;
+        std::string path;
+    };
+    std::vector<std::optional<Target>> targets;
 };
 
 const Schema<pcie::TrafficEndpointParams>& traffic_schema() {
@@ -162,7 +170,8 @@ std::any parse_traffic(const json& dev, const std::string& path, const std::vect
     for (auto& k : traffic_schema().keys()) allowed.push_back(k);
     allowed.insert(allowed.end(), {"pasid", "workloads"});
     check_keys(dev, path, allowed);
-    pcie::TrafficEndpointParams p;
+    TrafficConfig tc;
+    pcie::TrafficEndpointParams& p = tc.ep;
     json own = json::object();
     for (auto& k : traffic_schema().keys())
         if (dev.contains(k)) own[k] = dev[k];
@@ -174,6 +183,16 @@ std::any parse_traffic(const json& dev, const std::string& path, const std::vect
         for (size_t i = 0; i < arr.size(); ++i) {
             const std::string wp = path + "/workloads/" + std::to_string(i);
             auto w = parse_workload(arr[i], wp, name);
+            std::optional<TrafficConfig::Target> target;
+            if (arr[i].contains("target")) {
+                const std::string tp = wp + "/target";
+                const json& t = read::object(arr[i]["target"], tp);
+                check_keys(t, tp, {"bar_of", "bar"});
+                if (!t.contains("bar_of")) throw ConfigError(tp, "missing key \"bar_of\" (the device whose BAR the stream targets)");
+                target = TrafficConfig::Target{read::string(t["bar_of"], tp + "/bar_of"),
+                                               t.contains("bar") ? static_cast<unsigned>(read::u64(t["bar"], tp + "/bar", 0, 5)) : 0u, tp};
+            }
+            tc.targets.push_back(target);
             for (size_t k = 0; k < w.pasid.pasids.size(); ++k)
                 if (!p.pasid.supported || w.pasid.pasids[k] >= (uint64_t{1} << p.pasid.max_width))
                     throw ConfigError(wp + "/pasids/" + std::to_string(k),
@@ -181,15 +200,25 @@ std::any parse_traffic(const json& dev, const std::string& path, const std::vect
             p.workloads.push_back(std::move(w));
         }
     }
-    return p;
+    return tc;
 }
 
 json dump_traffic(const std::any& a) {
-    const auto& p = std::any_cast<const pcie::TrafficEndpointParams&>(a);
+    const auto& tc = std::any_cast<const TrafficConfig&>(a);
+    const auto& p = tc.ep;
     json j = traffic_schema().dump(p);
     j["pasid"] = pasid_cap_schema().dump(p.pasid);
     json ws = json::array();
-    for (const auto& w : p.workloads) ws.push_back(dump_workload(w));
+    for (size_t i = 0; i < p.workloads.size(); ++i) {
+        json w = dump_workload(p.workloads[i]);
+        if (tc.targets[i]) {
+            json t = json::object();
+            t["bar_of"] = tc.targets[i]->device;
+            t["bar"] = tc.targets[i]->bar;
+            w["target"] = std::move(t);
+        }
+        ws.push_back(std::move(w));
+    }
     j["workloads"] = ws;
     return j;
 }
@@ -215,8 +244,21 @@ void document_traffic(std::vector<ParamSection>& out) {
 }
 
 std::unique_ptr<sc_core::sc_module> build_traffic(const DeviceConfig& d, BuildContext& ctx) {
-    auto p = std::any_cast<pcie::TrafficEndpointParams>(d.params);
+    const auto& tc = std::any_cast<const TrafficConfig&>(d.params);
+    auto p = tc.ep;
     pcie::fill_from_topology(ctx.topology, d.name, p);
+    for (size_t i = 0; i < p.workloads.size(); ++i) {
+        if (!tc.targets[i]) continue;
+        const auto fns = ctx.topology.functions_of(tc.targets[i]->device);
+        if (fns.empty()) throw ConfigError(tc.targets[i]->path + "/bar_of", "no device named \"" + tc.targets[i]->device + "\"");
+        const auto& bars = ctx.topology.node(fns.front()).bars;
+        if (tc.targets[i]->bar >= bars.size())
+            throw ConfigError(tc.targets[i]->path + "/bar", "device \"" + tc.targets[i]->device + "\" has " +
+                                                             std::to_string(bars.size()) + " BAR(s)");
+        // The stream's region is that BAR: peer-to-peer traffic.
+        p.workloads[i].base = bars[tc.targets[i]->bar].base;
+        p.workloads[i].region_bytes = std::min(p.workloads[i].region_bytes, bars[tc.targets[i]->bar].size);
+    }
     for (size_t i = 0; i < p.workloads.size(); ++i)
         if (p.workloads[i].seed == 0) p.workloads[i].seed = derive_seed(ctx.platform.seed, d.name, i);
     auto dev = std::make_unique<pcie::TrafficEndpoint>(d.name.c_str(), p, &ctx.stats);

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <unistd.h>
 
+#include "models/pcie/topology.hpp"
 #include "sim/platform.hpp"
 #include "sim/stats_writer.hpp"
 
@@ -117,6 +118,10 @@ int cli_main(int argc, char* argv[]) {
     dump_cmd->add_option("platform", dfile, "platform JSON file")->required();
     dump_cmd->add_option("--set", dsets, "override a parameter: PATH=VALUE")->take_all();
 
+    std::string tfile;
+    auto* topo_cmd = app.add_subcommand("topology", "print the PCIe tree with BDFs, links, ACS and IOMMU groups");
+    topo_cmd->add_option("platform", tfile, "platform JSON file")->required();
+
     std::string type;
     auto* list_cmd = app.add_subcommand("list-params", "every parameter: key, type, unit, default, description");
     list_cmd->add_option("type", type, "only this section or type (e.g. memory, dma_engine, stream)");
@@ -145,6 +150,15 @@ int cli_main(int argc, char* argv[]) {
             return 0;
         } catch (const ConfigError& e) {
             return bad_input(dfile, e);
+        }
+    }
+    if (*topo_cmd) {
+        try {
+            const PlatformConfig cfg = load_platform(tfile);
+            std::fputs(iommusim::pcie::build_topology(cfg.topology.desc).render().c_str(), stdout);
+            return 0;
+        } catch (const ConfigError& e) {
+            return bad_input(tfile, e);
         }
     }
     if (*list_cmd) {

@@ -57,6 +57,24 @@ std::string type_name(const json& j) {
 }
 
 uint64_t u64(const json& j, const std::string& path, uint64_t min, uint64_t max) {
+    if (j.is_string()) { // addresses read better in hex: "0x100000000"
+        const std::string s = j.get<std::string>();
+        size_t used = 0;
+        uint64_t v = 0;
+        bool ok = s.size() > 2 && s.size() <= 18 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+        if (ok) {
+            try {
+                v = std::stoull(s.substr(2), &used, 16);
+            } catch (const std::exception&) {
+                ok = false;
+            }
+            ok = ok && used == s.size() - 2;
+        }
+        if (!ok) throw ConfigError(path, "expected an integer (or a hex string like \"0x1000\"), got " + type_name(j));
+        if (v < min || v > max)
+            throw ConfigError(path, "expected an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "], got " + s);
+        return v;
+    }
     if (j.is_number_unsigned()) {
         auto v = j.get<uint64_t>();
         if (v < min || v > max)
