@@ -59,8 +59,19 @@ private:
     int depth_ = 0;
 };
 
+/// Stats that answer "what did this design cost": always in the summary.
+bool headline(const std::string& path) {
+    static const char* keys[] = {"throughput", "latency", "rx_dropped", "oracle.", "invalidation.", "iotlb.hits",
+                                 "iotlb.misses", "atc.hits", "atc.misses", "faults", "p2p_direct", "p2p_redirected",
+                                 "scenario.", "simulated_time", "dma_errors", ".errors"};
+    for (const char* k : keys)
+        if (path.find(k) != std::string::npos) return true;
+    return false;
+}
+
 class SummaryVisitor : public stats::Visitor {
 public:
+    explicit SummaryVisitor(bool all) : all_(all) {}
     std::string out;
     void enter(const stats::Group& g) override { path_.push_back(g.name()); }
     void leave(const stats::Group&) override { path_.pop_back(); }
@@ -68,6 +79,7 @@ public:
         std::string name;
         for (size_t i = 1; i < path_.size(); ++i) name += path_[i] + ".";
         name += e.name;
+        if (!all_ && !headline(name)) return;
         char line[256];
         std::visit([&](const auto& s) {
             using T = std::decay_t<decltype(s)>;
@@ -92,6 +104,7 @@ public:
     }
 
 private:
+    bool all_;
     std::vector<std::string> path_;
 };
 
@@ -102,8 +115,8 @@ void stats_to_json(const stats::Group& root, json& doc) {
     root.accept(v);
 }
 
-std::string stats_summary(const stats::Group& root) {
-    SummaryVisitor v;
+std::string stats_summary(const stats::Group& root, bool all) {
+    SummaryVisitor v(all);
     root.accept(v);
     return v.out;
 }

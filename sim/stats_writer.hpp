@@ -13,7 +13,9 @@ namespace iommusim::sim {
 /// Adds the tree's top-level groups and stats to `doc` (an object).
 void stats_to_json(const stats::Group& root, json& doc);
 
-/// A short human table of every non-zero stat (histograms with p50/p99).
-std::string stats_summary(const stats::Group& root);
+/// A short human table (histograms with p50/p99): the headline stats
+/// (throughput, latencies, the invalidation breakdown, the oracle, cache hit
+/// counts, faults, P2P, scenario results), or with `all` every non-zero stat.
+std::string stats_summary(const stats::Group& root, bool all = false);
 
 } // namespace iommusim::sim

@@ -37,7 +37,7 @@ void print_params(const std::string& filter) {
 }
 
 int run(const std::string& file, const std::vector<std::string>& sets, const std::string& out_opt,
-        std::optional<uint64_t> seed, bool quiet) {
+        std::optional<uint64_t> seed, bool quiet, bool all_stats) {
     PlatformConfig cfg;
     try {
         std::vector<std::string> all = sets;
@@ -72,7 +72,7 @@ int run(const std::string& file, const std::vector<std::string>& sets, const std
             std::printf("iommusim: %s (seed %llu), %.1f us simulated in %.2f s\n", platform.config().name.c_str(),
                         static_cast<unsigned long long>(platform.config().seed), platform.config().duration_us,
                         host.wall_seconds);
-            std::fputs(stats_summary(platform.stats()).c_str(), stdout);
+            std::fputs(stats_summary(platform.stats(), all_stats).c_str(), stdout);
             if (platform.config().outputs.stats_json) std::printf("stats: %s\n", (out / "stats.json").c_str());
         }
         if (!error.empty()) {
@@ -107,6 +107,8 @@ int cli_main(int argc, char* argv[]) {
     run_cmd->add_option("--set", sets, "override a parameter: PATH=VALUE (e.g. memory.read_latency_ns=120)")->take_all();
     auto* seed_opt = run_cmd->add_option("--seed", seed, "override the platform seed");
     run_cmd->add_flag("--quiet", quiet, "print nothing but errors");
+    bool all = false;
+    run_cmd->add_flag("--all", all, "summary of every non-zero stat, not only the headline ones");
 
     std::string vfile;
     auto* validate_cmd = app.add_subcommand("validate", "parse and check a platform only");
@@ -133,7 +135,7 @@ int cli_main(int argc, char* argv[]) {
         return rc == 0 ? 0 : 2;
     }
 
-    if (*run_cmd) return run(file, sets, out, *seed_opt ? std::optional<uint64_t>(seed) : std::nullopt, quiet);
+    if (*run_cmd) return run(file, sets, out, *seed_opt ? std::optional<uint64_t>(seed) : std::nullopt, quiet, all);
     if (*validate_cmd) {
         try {
             PlatformConfig cfg = load_platform(vfile);
