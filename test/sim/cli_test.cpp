@@ -60,7 +60,7 @@ TEST_CASE("an unknown key is an error that suggests the closest valid key", "[cl
 
 TEST_CASE("a value of the wrong type is an error naming what was expected", "[cli][config]") {
     auto r = validate_edit([](ordered_json& j) { j["seed"] = "one"; });
-    require_bad_input(r, "/seed", "expected an integer, got a string \"one\"");
+    require_bad_input(r, "/seed", "expected an integer (or a hex string like \"0x1000\"), got a string \"one\"");
 }
 
 TEST_CASE("a zero or negative size is rejected", "[cli][config]") {
