@@ -162,3 +162,48 @@ TEST_CASE("a --set override changes a parameter and is validated like the file",
     CHECK(bad.err.find("/devices/0/max_outstanding_read") != std::string::npos);
     CHECK(bad.err.find("did you mean \"max_outstanding_reads\"") != std::string::npos);
 }
+
+TEST_CASE("scenario steps are validated: unknown op, undefined name, missing argument", "[cli][config][scenario]") {
+    auto with_scenario = [](ordered_json steps) {
+        return [steps](ordered_json& j) {
+            j["iommus"] = ordered_json::array({{{"name", "dmar0"}, {"type", "vtd"}}});
+            j["topology"]["root_complex"]["iommu"] = "dmar0";
+            j["scenario"] = steps;
+        };
+    };
+    require_bad_input(validate_edit(with_scenario(ordered_json::parse(R"([{"op": "atach", "device": "dma0"}])"))),
+                      "/scenario/0/op", "did you mean \"attach\"");
+    require_bad_input(validate_edit(with_scenario(ordered_json::parse(R"([{"op": "attach", "device": "dma0", "domain": "d0"}])"))),
+                      "/scenario/0/domain", "no domain named \"d0\" defined by an earlier step");
+    require_bad_input(validate_edit(with_scenario(ordered_json::parse(R"([{"op": "attach", "device": "nic9", "domain": "d0"}])"))),
+                      "/scenario/0/device", "no device named \"nic9\"");
+    require_bad_input(validate_edit(with_scenario(ordered_json::parse(
+                          R"([{"op": "create_ioas", "name": "x"}, {"op": "map", "ioas": "x"}])"))),
+                      "/scenario/1", "missing key \"size_bytes\"");
+    require_bad_input(validate_edit(with_scenario(ordered_json::parse(R"([{"op": "expect", "stat": "a.b"}])"))),
+                      "/scenario/0", "exactly one of eq, ne, lt, le, gt, ge");
+    require_bad_input(validate_edit(with_scenario(ordered_json::parse(R"([{"op": "create_ioas", "name": "a", "expect_error": "oops"}])"))),
+                      "/scenario/0/expect_error", "expected one of quota_exceeded");
+}
+
+TEST_CASE("a failed scenario expectation makes the run exit 1 and is reported", "[cli][scenario]") {
+    auto dir = scratch_dir("expect");
+    auto p = ordered_json::parse(minimal_platform());
+    p["iommus"] = ordered_json::array({{{"name", "dmar0"}, {"type", "vtd"}}});
+    p["topology"]["root_complex"]["iommu"] = "dmar0";
+    p["scenario"] = ordered_json::parse(R"([
+        {"op": "create_pasid_set", "name": "s", "owner": "vm1", "quota": 1},
+        {"op": "alloc_pasid", "name": "a", "set": "s", "owner": "vm1", "private_id": 101},
+        {"op": "alloc_pasid", "name": "b", "set": "s", "owner": "vm1", "expect_error": "quota_exceeded"},
+        {"op": "alloc_pasid", "name": "c", "set": "s", "owner": "vm2", "expect_error": "not_owner"},
+        {"op": "expect", "stat": "scenario.steps", "eq": 999}
+    ])");
+    write_file(dir / "p.json", p.dump());
+    auto r = run_cli("run '" + (dir / "p.json").string() + "' --quiet --out '" + (dir / "o").string() + "'");
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("/scenario/4 (expect): scenario.steps = 5.0, expected eq 999.0") != std::string::npos);
+    CHECK(r.err.find("/scenario/2") == std::string::npos); // the expected errors happened
+    auto s = ordered_json::parse(slurp(dir / "o" / "stats.json"));
+    CHECK(s["scenario"]["failures"]["value"] == 1);
+    CHECK(s["scenario_failures"].size() == 1);
+}
