@@ -207,3 +207,13 @@ TEST_CASE("a failed scenario expectation makes the run exit 1 and is reported", 
     CHECK(s["scenario"]["failures"]["value"] == 1);
     CHECK(s["scenario_failures"].size() == 1);
 }
+
+TEST_CASE("platforms/PARAMS.md lists exactly what list-params prints", "[cli][docs]") {
+    auto r = run_cli("list-params");
+    REQUIRE(r.exit_code == 0);
+    const std::string doc = slurp(source_path("platforms/PARAMS.md"));
+    const auto open = doc.find("```\n"), close = doc.rfind("```");
+    REQUIRE(open != std::string::npos);
+    INFO("regenerate with scripts/gen-params-doc");
+    CHECK(doc.substr(open + 4, close - open - 4) == r.out);
+}
