@@ -41,16 +41,6 @@ const Schema<OutputsConfig>& outputs_schema() {
 
 const std::vector<std::string> kTopKeys = {"name", "seed", "duration_us", "memory", "iommus", "topology", "devices", "host", "scenario", "outputs"};
 
-std::string require_name(const json& obj, const std::string& path, std::set<std::string>& names) {
-    if (!obj.contains("name")) throw ConfigError(path, "missing key \"name\"");
-    std::string n = read::string(obj["name"], path + "/name");
-    if (n.empty()) throw ConfigError(path + "/name", "expected a non-empty name");
-    for (char c : n)
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'))
-            throw ConfigError(path + "/name", "expected letters, digits, '_' or '-', got \"" + n + "\"");
-    if (!names.insert(n).second) throw ConfigError(path + "/name", "duplicate component name \"" + n + "\"");
-    return n;
-}
 
 template <class Table>
 const auto& find_type(const Table& table, const json& obj, const std::string& path, const char* what) {
@@ -91,7 +81,7 @@ PlatformConfig parse_platform(const json& doc) {
             const std::string path = "/iommus/" + std::to_string(i);
             read::object(arr[i], path);
             ComponentConfig c;
-            c.name = require_name(arr[i], path, names);
+            c.name = component_name(arr[i], path, names);
             const auto& type = find_type(iommu_types(), arr[i], path, "IOMMU");
             c.type = type.type;
             json rest = arr[i];
@@ -120,7 +110,7 @@ PlatformConfig parse_platform(const json& doc) {
             const std::string path = "/devices/" + std::to_string(i);
             read::object(arr[i], path);
             DeviceConfig d;
-            d.name = require_name(arr[i], path, names);
+            d.name = component_name(arr[i], path, names);
             const auto& type = find_type(device_types(), arr[i], path, "device");
             d.type = type.type;
             d.endpoint = parse_endpoint(arr[i], path);

@@ -49,13 +49,6 @@ json dump_acs(const pcie::AcsFlags& a) {
     return j;
 }
 
-std::string require_name(const json& obj, const std::string& path, std::set<std::string>& names) {
-    if (!obj.contains("name")) throw ConfigError(path, "missing key \"name\"");
-    std::string n = read::string(obj["name"], path + "/name");
-    if (n.empty()) throw ConfigError(path + "/name", "expected a non-empty name");
-    if (!names.insert(n).second) throw ConfigError(path + "/name", "duplicate component name \"" + n + "\"");
-    return n;
-}
 
 std::vector<pcie::DownstreamPortDesc> parse_ports(const json& arr, const std::string& path, std::set<std::string>& names) {
     std::vector<pcie::DownstreamPortDesc> out;
@@ -64,7 +57,7 @@ std::vector<pcie::DownstreamPortDesc> parse_ports(const json& arr, const std::st
         const json& o = read::object(arr[i], p);
         check_keys(o, p, {"name", "link", "acs", "secondary_bus", "device"});
         pcie::DownstreamPortDesc d;
-        d.name = require_name(o, p, names);
+        d.name = component_name(o, p, names);
         if (o.contains("link")) link_schema().parse(o["link"], p + "/link", d.link);
         if (o.contains("acs")) d.acs = parse_acs(o["acs"], p + "/acs");
         if (o.contains("secondary_bus")) d.secondary_bus = static_cast<uint8_t>(read::u64(o["secondary_bus"], p + "/secondary_bus", 1, 255));
@@ -98,7 +91,7 @@ TopologyConfig parse_topology(const json& topo, std::set<std::string>& names) {
     const std::string rpath = "/topology/root_complex";
     const json& rc = read::object(topo["root_complex"], rpath);
     check_keys(rc, rpath, {"name", "iommu", "latency_ns", "mmio_base", "root_ports"});
-    t.desc.root_complex.name = require_name(rc, rpath, names);
+    t.desc.root_complex.name = component_name(rc, rpath, names);
     if (rc.contains("iommu")) t.iommu = read::string(rc["iommu"], rpath + "/iommu");
     if (rc.contains("latency_ns")) t.rc.latency = Duration::ns(read::number(rc["latency_ns"], rpath + "/latency_ns", 0, 1e6));
     if (rc.contains("mmio_base")) t.desc.root_complex.mmio_base = read::u64(rc["mmio_base"], rpath + "/mmio_base", 0, uint64_t{1} << 52);
@@ -114,7 +107,7 @@ TopologyConfig parse_topology(const json& topo, std::set<std::string>& names) {
             const json& o = read::object(arr[i], p);
             check_keys(o, p, {"name", "port", "downstream_ports"});
             pcie::SwitchDesc s;
-            s.name = require_name(o, p, names);
+            s.name = component_name(o, p, names);
             if (!o.contains("port")) throw ConfigError(p, "missing key \"port\" (the port the switch's upstream port links to)");
             s.port = read::string(o["port"], p + "/port");
             if (!o.contains("downstream_ports")) throw ConfigError(p, "missing key \"downstream_ports\"");

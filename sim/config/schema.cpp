@@ -28,6 +28,17 @@ std::string closest_match(const std::string& word, const std::vector<std::string
     return best;
 }
 
+std::string component_name(const json& obj, const std::string& path, std::set<std::string>& names) {
+    if (!obj.contains("name")) throw ConfigError(path, "missing key \"name\"");
+    std::string n = read::string(obj["name"], path + "/name");
+    if (n.empty()) throw ConfigError(path + "/name", "expected a non-empty name");
+    for (char c : n)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'))
+            throw ConfigError(path + "/name", "expected letters, digits, '_', '-' or '.', got \"" + n + "\"");
+    if (!names.insert(n).second) throw ConfigError(path + "/name", "duplicate component name \"" + n + "\"");
+    return n;
+}
+
 void check_keys(const json& j, const std::string& path, const std::vector<std::string>& allowed) {
     for (auto it = j.begin(); it != j.end(); ++it) {
         if (std::find(allowed.begin(), allowed.end(), it.key()) != allowed.end()) continue;

@@ -9,6 +9,7 @@
 #include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -46,6 +47,10 @@ std::string format_size(uint64_t bytes);
 inline void merge_into(json& into, const json& from) {
     for (auto it = from.begin(); it != from.end(); ++it) into[it.key()] = it.value();
 }
+
+/// The "name" of a component object: required, non-empty, [A-Za-z0-9_.-],
+/// unique across the platform (recorded in `names`).
+std::string component_name(const json& obj, const std::string& path, std::set<std::string>& names);
 
 /// Checks that every key of `j` is in `allowed`; the error suggests the closest key.
 void check_keys(const json& j, const std::string& path, const std::vector<std::string>& allowed);
