@@ -12,7 +12,7 @@ NicDriver::NicDriver(Host& host, pcie::NicEndpoint& nic, const NicDriverParams& 
 void NicDriver::refill(uint32_t count) {
     IommuFd& fd = host_.iommufd();
     for (uint32_t i = 0; i < count; ++i) {
-        const uint64_t iova = fd.map(ioas_, p_.buffer_bytes < 4096 ? 4096 : p_.buffer_bytes);
+        const uint64_t iova = fd.map(ioas_, mapped_bytes());
         nic_.post({iova, p_.buffer_bytes});
         refilled_.inc();
     }
@@ -31,7 +31,7 @@ void NicDriver::run() {
     nic_.set_ring(fd.map(ioas_, ring_bytes), p_.ring_entries);
     refill(p_.ring_entries);
     nic_.start();
-    const uint64_t buf = p_.buffer_bytes < 4096 ? 4096 : p_.buffer_bytes;
+    const uint64_t buf = mapped_bytes();
     for (;;) {
         auto b = nic_.take_completed();
         if (!b) {

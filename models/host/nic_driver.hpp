@@ -35,6 +35,8 @@ public:
 
 private:
     void refill(uint32_t count);
+    /// A buffer is mapped in whole pages.
+    uint64_t mapped_bytes() const { return (uint64_t{p_.buffer_bytes} + 4095) & ~uint64_t{4095}; }
     Host& host_;
     pcie::NicEndpoint& nic_;
     NicDriverParams p_;
