@@ -37,8 +37,9 @@ const Schema<host::DriverParams>& driver_schema() {
             .custom("flush_queue_timeout_us", "number", "us", "lazy: flush when the oldest entry is this old; default 10000 (Linux IOVA_FQ_TIMEOUT 10 ms)",
                     [](P& p, const json& j, const std::string& path) { p.flush_queue.timeout = Duration::us(read::number(j, path, 0.001, 1e9)); },
                     [](const P& p) { return json(p.flush_queue.timeout.as_us()); })
-            .enumeration("wait", &P::wait, "how the driver waits for a wait descriptor: poll its status word (Linux qi_submit_sync)",
-                         {{"poll", host::WaitMode::poll}})
+            .enumeration("wait", &P::wait,
+                         "how the driver waits for a wait descriptor: poll its status word (Linux qi_submit_sync), or sleep until the invalidation-completion MSI",
+                         {{"poll", host::WaitMode::poll}, {"interrupt", host::WaitMode::interrupt}})
             .integer("range_threshold_pages", &P::range_threshold_pages, "pages",
                      "ranges larger than this are flushed domain-wide; default 512 (arm-smmu-v3's per-page cap, calibration.md)", 1, uint64_t{1} << 40)
             .boolean("skip_devtlb_invalidation", &P::skip_devtlb_invalidation,

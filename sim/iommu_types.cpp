@@ -123,14 +123,15 @@ void document_vtd(std::vector<ParamSection>& out) {
 
 std::unique_ptr<sc_core::sc_module> build_vtd(const ComponentConfig& c, BuildContext& ctx) {
     auto u = std::make_unique<iommu::vtd::VtdIommu>(c.name.c_str(), std::any_cast<const VtdParams&>(c.params), &ctx.stats);
-    u->mem.bind(ctx.memory.target);
     if (ctx.platform.topology.iommu == c.name) {
         ctx.fabric.root_complex().upstream_out.bind(u->upstream);
         u->ats_inv.bind(ctx.fabric.root_complex().upstream_in);
     }
     if (ctx.host) {
-        auto& drv = ctx.host->add_vtd(c.name, u->mmio);
+        auto& drv = ctx.host->add_vtd(c.name, u->mmio, u->mem, ctx.memory.target);
         u->set_invalidation_observer(&drv);
+    } else {
+        u->mem.bind(ctx.memory.target);
     }
     return u;
 }

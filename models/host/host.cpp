@@ -19,11 +19,15 @@ Host::Host(sc_core::sc_module_name name, const HostParams& params, mem::PhysMem&
 
 Host::~Host() = default;
 
-VtdDriver& Host::add_vtd(const std::string& name, tlm::tlm_target_socket<>& mmio) {
+VtdDriver& Host::add_vtd(const std::string& name, tlm::tlm_target_socket<>& mmio, tlm::tlm_initiator_socket<>& unit_mem,
+                         tlm::tlm_target_socket<>& memory) {
     const unsigned port = static_cast<unsigned>(drivers_.size());
     cpu_.mmio.bind(mmio);
+    msi_.push_back(std::make_unique<MsiDecoder>((name + "_msi").c_str(), params_.cpu.interrupt_latency, &stats_));
+    unit_mem.bind(msi_.back()->upstream);
+    msi_.back()->mem.bind(memory);
     vtd_drivers_.push_back(std::make_unique<VtdDriver>(name, MmioPort(cpu_, port), params_.driver,
-                                                       fd_.table_page_allocator(), &stats_));
+                                                       fd_.table_page_allocator(), &stats_, msi_.back().get()));
     drivers_.emplace_back(name, vtd_drivers_.back().get());
     fd_.add_iommu(name, *vtd_drivers_.back());
     return *vtd_drivers_.back();

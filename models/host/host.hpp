@@ -20,6 +20,7 @@
 #include "models/host/host_cpu.hpp"
 #include "models/host/host_params.hpp"
 #include "models/host/iommufd.hpp"
+#include "models/host/msi_decoder.hpp"
 #include "models/host/pasid_allocator.hpp"
 #include "models/host/vtd_driver.hpp"
 #include "models/pcie/tlp.hpp"
@@ -37,8 +38,11 @@ public:
     Host(sc_core::sc_module_name name, const HostParams& params, mem::PhysMem& memory, stats::Group* parent_stats);
     ~Host() override;
 
-    /// Creates the VT-d driver for a unit whose register file is `mmio` (binds the CPU to it).
-    VtdDriver& add_vtd(const std::string& name, tlm::tlm_target_socket<>& mmio);
+    /// Creates the VT-d driver for a unit whose register file is `mmio` (binds
+    /// the CPU to it) and puts the host's MSI decoder between the unit's
+    /// memory port and memory.
+    VtdDriver& add_vtd(const std::string& name, tlm::tlm_target_socket<>& mmio, tlm::tlm_initiator_socket<>& unit_mem,
+                       tlm::tlm_target_socket<>& memory);
 
     /// Adds a host thread; it starts once every IOMMU is enabled. Must be called during elaboration.
     void add_thread(const std::string& name, std::function<void()> body);
@@ -68,6 +72,7 @@ private:
     IommuFd fd_;
     PasidAllocator pasids_;
     std::vector<std::unique_ptr<VtdDriver>> vtd_drivers_;
+    std::vector<std::unique_ptr<MsiDecoder>> msi_;
     std::vector<std::pair<std::string, IommuDriver*>> drivers_;
     std::vector<std::pair<std::string, std::function<void()>>> threads_;
     bool booted_ = false;

@@ -20,18 +20,23 @@ constexpr uint64_t kPage = 4096;
 constexpr unsigned kDescBytes = 32;          // 256-bit descriptors (IQA.DW = 1)
 constexpr unsigned kStatusSlots = kPage / 4; // one status dword per in-flight wait
 constexpr unsigned kMaxRegisterPolls = 100000;
+constexpr uint32_t kInvalidationVector = 0x40, kFaultVector = 0x41; // as Linux's DMAR vectors would be: any free pair
 } // namespace
 
 VtdDriver::VtdDriver(const std::string& name, MmioPort mmio, const DriverParams& params,
-                     std::function<uint64_t()> alloc_page, stats::Group* parent)
-    : mmio_(mmio), cpu_(mmio.cpu()), params_(params), alloc_page_(std::move(alloc_page)), stats_(name, parent),
+                     std::function<uint64_t()> alloc_page, stats::Group* parent, MsiDecoder* msi)
+    : mmio_(mmio), cpu_(mmio.cpu()), msi_(msi), params_(params), alloc_page_(std::move(alloc_page)), stats_(name, parent),
       flushes_(stats_.counter("flushes", "flushes", "invalidation submissions waited for")),
       descriptors_(stats_.counter("descriptors", "descriptors", "descriptors written to the invalidation queue")),
       devtlb_invalidations_(stats_.counter("devtlb_invalidations", "descriptors", "device-TLB invalidation descriptors")),
       ranged_(stats_.counter("ranged_flushes", "flushes", "page-selective (AM) flushes")),
       domain_wide_(stats_.counter("domain_wide_flushes", "flushes", "flushes that fell back to domain/PASID-wide")),
       polls_(stats_.counter("status_polls", "polls", "status-word polls while waiting")),
-      errors_(stats_.counter("queue_errors", "errors", "IQE/ITE/ICE seen while waiting")) {}
+      errors_(stats_.counter("queue_errors", "errors", "IQE/ITE/ICE seen while waiting")) {
+    if (msi_) { // register the interrupt lines now: events are created during elaboration
+        (void)msi_->event(kInvalidationVector);
+        (void)msi_->event(kFaultVector);
+    }}
 
 
 bool VtdDriver::first_stage(const DomainDesc& d) {
@@ -89,8 +94,32 @@ void VtdDriver::enable() {
     mmio_.write64(reg::IQA, queue_base_ | bits::IQA_DW | params_.queue_order);
     tail_ = 0;
     seq_ = 0;
+    if (params_.wait == WaitMode::interrupt) {
+        if (!msi_) throw std::runtime_error("VT-d driver: interrupt wait mode needs an MSI path");
+        // Invalidation completion and fault events as MSIs (§5.1.6, §11.4.9.5),
+        // unmasked; each unit has its own MSI path, so the vectors may repeat.
+        inv_vector_ = kInvalidationVector;
+        fault_vector_ = kFaultVector;
+        mmio_.write32(reg::IEDATA, inv_vector_);
+        mmio_.write32(reg::IEADDR, static_cast<uint32_t>(MsiDecoder::kMsiBase));
+        mmio_.write32(reg::IEUADDR, 0);
+        mmio_.write32(reg::IECTL, 0);
+        mmio_.write32(reg::FEDATA, fault_vector_);
+        mmio_.write32(reg::FEADDR, static_cast<uint32_t>(MsiDecoder::kMsiBase));
+        mmio_.write32(reg::FEUADDR, 0);
+        mmio_.write32(reg::FECTL, 0);
+    }
     set_gcmd(bits::GCMD_QIE, true);
     set_gcmd(bits::GCMD_TE, true);
+}
+
+uint64_t VtdDriver::interrupts_seen() const { return msi_->count(inv_vector_) + msi_->count(fault_vector_); }
+
+void VtdDriver::wait_for_interrupt(uint64_t seen) {
+    if (interrupts_seen() == seen)
+        sc_core::wait(msi_->event(inv_vector_) | msi_->event(fault_vector_));
+    // The handler acknowledges the wait-completion status (ICS.IWC is RW1C).
+    mmio_.write32(reg::ICS, bits::ICS_IWC);
 }
 
 vtd::PasidEntry VtdDriver::pasid_entry_for(const DomainDesc& d, uint16_t did) const {
@@ -262,7 +291,8 @@ FlushTiming VtdDriver::submit(std::vector<RawDesc> descs) {
     const uint32_t token = ++token_;
     const uint64_t status = status_pa_ + 4 * (token % kStatusSlots);
     cpu_.memory().write_u32(status, 0);
-    descs.push_back(vtd::encode_wait(true, status, token));
+    const bool irq = params_.wait == WaitMode::interrupt;
+    descs.push_back(vtd::encode_wait(true, status, token, /*interrupt=*/irq));
     if ((descs.size() + 1) * kDescBytes > queue_bytes_)
         throw HostError(HostError::Kind::invalid, "VT-d driver: " + std::to_string(descs.size()) +
                                                       " descriptors do not fit the invalidation queue");
@@ -296,6 +326,7 @@ FlushTiming VtdDriver::submit(std::vector<RawDesc> descs) {
     // Spin like qi_submit_sync(): read the status word, check FSTS for
     // queue errors (qi_check_fault), relax, repeat.
     for (;;) {
+        const uint64_t seen = irq ? interrupts_seen() : 0;
         polls_.inc();
         if (cpu_.mem_read_u32(status) == token) break;
         check_queue_errors();
@@ -303,7 +334,8 @@ FlushTiming VtdDriver::submit(std::vector<RawDesc> descs) {
             t.error = true;
             break;
         }
-        cpu_.spend(cpu_.params().poll_interval);
+        if (irq) wait_for_interrupt(seen); // sleep until the unit signals (completion or error)
+        else cpu_.spend(cpu_.params().poll_interval);
     }
     t.observed = cpu_.now();
     open_.erase(first_seq);

@@ -31,6 +31,7 @@
 #include "models/host/host_cpu.hpp"
 #include "models/host/host_params.hpp"
 #include "models/host/iommu_driver.hpp"
+#include "models/host/msi_decoder.hpp"
 #include "models/iommu/common/inval_observer.hpp"
 #include "models/iommu/vtd/vtd_descriptors.hpp"
 #include "models/iommu/vtd/vtd_tables.hpp"
@@ -39,8 +40,9 @@ namespace iommusim::host {
 
 class VtdDriver final : public IommuDriver, public iommu::InvalidationObserver {
 public:
+    /// `msi` delivers this unit's interrupts (needed for WaitMode::interrupt).
     VtdDriver(const std::string& name, MmioPort mmio, const DriverParams& params,
-              std::function<uint64_t()> alloc_page, stats::Group* parent_stats);
+              std::function<uint64_t()> alloc_page, stats::Group* parent_stats, MsiDecoder* msi = nullptr);
 
     void enable() override;
     void attach(const Attachment& a, const DomainDesc& domain) override;
@@ -63,8 +65,14 @@ private:
     void set_gcmd(uint32_t bit, bool on);
     iommu::vtd::PasidEntry pasid_entry_for(const DomainDesc& d, uint16_t did) const;
 
+    /// Blocks until the unit's invalidation or fault event MSI may have changed something.
+    void wait_for_interrupt(uint64_t seen);
+    uint64_t interrupts_seen() const;
+
     MmioPort mmio_;
     HostCpu& cpu_;
+    MsiDecoder* msi_;
+    uint32_t inv_vector_ = 0, fault_vector_ = 0;
     DriverParams params_;
     std::function<uint64_t()> alloc_page_;
     std::unique_ptr<iommu::vtd::VtdTableWriter> tables_;

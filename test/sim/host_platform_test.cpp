@@ -190,3 +190,17 @@ TEST_CASE("a device that never answers invalidations fails the flush without han
     CHECK(value(s, {"os", "dmar0", "queue_errors"}) > 0);
     CHECK(value(s, {"os", "oracle", "violations"}) == 0); // no quarantined range was reused
 }
+
+TEST_CASE("an interrupt-waiting driver sleeps until the completion MSI and pays the interrupt latency", "[sim][host][latency]") {
+    auto s = run(nic_platform("strict"), "irq", nullptr, "--set host.driver.wait=interrupt");
+    CHECK(value(s, {"os", "oracle", "violations"}) == 0);
+    CHECK(value(s, {"os", "dmar0_msi", "msis"}) > 100);
+    CHECK(s["os"]["invalidation"]["phase_wait_to_observed"]["p50"].get<double>() >= 1500.0); // interrupt_ns
+    CHECK(value(s, {"os", "dmar0", "status_polls"}) < 3 * value(s, {"os", "dmar0", "flushes"}));
+    // A device that never answers: the fault-event MSI wakes the waiter, no hang.
+    auto p = nic_platform("strict");
+    p["devices"][0]["drop_invalidations"] = true;
+    p["iommus"][0]["ite_timeout_us"] = 20;
+    auto t = run(p, "irq-ite", nullptr, "--set host.driver.wait=interrupt");
+    CHECK(value(t, {"os", "iommufd", "failed_flushes"}) > 0);
+}
