@@ -144,6 +144,7 @@ const Schema<pcie::TrafficEndpointParams>& traffic_schema() {
             .custom("start_at_us", "number", "us", "start issuing at this time (after a scenario attached the device); default 0",
                     [](P& p, const json& j, const std::string& path) { p.start_at = Duration::us(read::number(j, path, 0, 1e9)); },
                     [](const P& p) { return json(p.start_at.as_us()); })
+            .boolean("start_on_request", &P::start_on_request, "issue nothing until a scenario \"start\" step")
             .custom("stop_at_us", "number", "us", "stop issuing at this time; 0 = when every stream ends",
                     [](P& p, const json& j, const std::string& path) { p.stop_at = Duration::us(read::number(j, path, 0, 1e9)); },
                     [](const P& p) { return json(p.stop_at.as_us()); });

@@ -10,6 +10,7 @@
 #include "models/mem/memory.hpp"
 #include "models/pcie/fabric.hpp"
 #include "models/pcie/topology.hpp"
+#include "models/pcie/traffic_endpoint.hpp"
 #include "sim/component_types.hpp"
 #include "sim/stats_writer.hpp"
 
@@ -52,7 +53,12 @@ Platform::Platform(PlatformConfig cfg)
         for (const auto& t : device_types())
             if (t.type == d.type) modules_.push_back(t.build(d, ctx));
     if (!cfg_.scenario.empty()) {
-        scenario_ = std::make_unique<ScenarioRunner>(*host_, *topology_, stats_, cfg_.scenario);
+        auto find = [this](const std::string& name) -> pcie::TrafficEndpoint* {
+            for (auto& m : modules_)
+                if (m->basename() == name) return dynamic_cast<pcie::TrafficEndpoint*>(m.get());
+            return nullptr;
+        };
+        scenario_ = std::make_unique<ScenarioRunner>(*host_, *topology_, stats_, cfg_.scenario, find);
         scenario_->install();
     }
 }

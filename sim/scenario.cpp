@@ -7,6 +7,7 @@
 #include "models/common/sc_time.hpp"
 #include "models/host/host.hpp"
 #include "models/pcie/topology.hpp"
+#include "models/pcie/traffic_endpoint.hpp"
 #include "sim/platform_config.hpp"
 
 namespace iommusim::sim {
@@ -66,6 +67,8 @@ const std::vector<OpSpec>& ops() {
         {"invalidate", "explicit invalidation of a domain range (size 0 or absent = all)", {{"domain", A::domain}},
          {{"iova", A::integer}, {"size_bytes", A::size}}, {}},
         {"flush_queue", "drain the lazy flush queue now", {}, {}, {}},
+        {"start", "start a traffic device's workload streams (its start_on_request is true)", {{"device", A::device}}, {}, {}},
+        {"stop", "stop a traffic device's workload streams", {{"device", A::device}}, {}, {}},
         {"wait", "spend time on this thread", {{"us", A::number}}, {}, {}},
         {"expect", "compare a stat with a value: one of eq, ne, lt, le, gt, ge", {{"stat", A::string}},
          {{"eq", A::number}, {"ne", A::number}, {"lt", A::number}, {"le", A::number}, {"gt", A::number}, {"ge", A::number}}, {}},
@@ -217,8 +220,10 @@ struct ScenarioRunner::State {
 };
 
 ScenarioRunner::ScenarioRunner(host::Host& host, const pcie::Topology& topology, stats::Group& root,
-                               std::vector<ScenarioStep> steps)
-    : host_(host), topology_(topology), root_(root), steps_(std::move(steps)), state_(std::make_unique<State>()),
+                               std::vector<ScenarioStep> steps,
+                               std::function<pcie::TrafficEndpoint*(const std::string&)> device)
+    : host_(host), topology_(topology), root_(root), steps_(std::move(steps)), device_(std::move(device)),
+      state_(std::make_unique<State>()),
       stats_("scenario", &root),
       steps_run_(stats_.counter("steps", "steps", "scenario steps executed")),
       failed_(stats_.counter("failures", "steps", "failed expects, unexpected errors, expected errors that did not occur")) {}
@@ -332,6 +337,12 @@ void ScenarioRunner::execute(const ScenarioStep& s) {
         fd.invalidate(named(st.domains, "domain"), a.contains("iova") ? u64("iova") : 0,
                       a.contains("size_bytes") ? size("size_bytes") : 0);
     else if (op == "flush_queue") fd.flush_queue_now();
+    else if (op == "start" || op == "stop") {
+        pcie::TrafficEndpoint* d = device_ ? device_(str("device")) : nullptr;
+        if (!d) throw host::HostError(host::HostError::Kind::invalid, "\"" + str("device") + "\" is not a traffic device");
+        if (op == "start") d->start();
+        else d->stop();
+    }
     else if (op == "wait") host_.cpu().spend(Duration::us(read::number(a["us"], s.path + "/us", 0, 1e9)));
     else if (op == "expect") {
         const stats::Entry* e = root_.find(str("stat"));

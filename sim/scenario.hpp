@@ -7,6 +7,8 @@
 // concurrently and contend for the IOMMU like real CPUs. "at_us" delays a
 // step to an absolute time. "expect_error" turns a step into a check that
 // the host API refuses it with that error kind.
+#include <functional>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -16,7 +18,7 @@
 #include "sim/config/schema.hpp"
 
 namespace iommusim::host { class Host; }
-namespace iommusim::pcie { class Topology; }
+namespace iommusim::pcie { class Topology; class TrafficEndpoint; }
 
 namespace iommusim::sim {
 
@@ -40,8 +42,9 @@ void document_scenario(std::vector<ParamSection>& out);
 /// error, a missing expected error) are counted and kept as messages.
 class ScenarioRunner {
 public:
+    /// `device` finds a traffic device by name (for start/stop steps), or null.
     ScenarioRunner(host::Host& host, const pcie::Topology& topology, stats::Group& root,
-                   std::vector<ScenarioStep> steps);
+                   std::vector<ScenarioStep> steps, std::function<pcie::TrafficEndpoint*(const std::string&)> device);
     ~ScenarioRunner();
     /// Adds one host thread per scenario thread (call during elaboration).
     void install();
@@ -56,6 +59,7 @@ private:
     const pcie::Topology& topology_;
     stats::Group& root_;
     std::vector<ScenarioStep> steps_;
+    std::function<pcie::TrafficEndpoint*(const std::string&)> device_;
     std::unique_ptr<State> state_;
     std::vector<std::string> failures_;
     stats::Group stats_;

@@ -164,7 +164,8 @@ void TrafficEndpoint::issue(const DmaOp& op, Duration& t) {
 }
 
 void TrafficEndpoint::run() {
-    if (params_.start_at > now()) wait(to_sc(params_.start_at - now()));
+    if (params_.start_on_request) wait(start_event_);
+    else if (params_.start_at > now()) wait(to_sc(params_.start_at - now()));
     qk_.set_global_quantum(to_sc(params_.quantum));
     qk_.reset();
     Duration t = now();
@@ -187,6 +188,7 @@ void TrafficEndpoint::run() {
         if (!best) break;
         t = std::max(t, best_ready);
         if (params_.stop_at != Duration::zero() && t >= params_.stop_at) break;
+        if (stop_requested_) break;
         DmaOp op = *best->pending;
         best->pending.reset();
         Duration start = t;

@@ -43,6 +43,9 @@ public:
     const TrafficEndpointParams& params() const { return params_; }
     const stats::Group& stats() const { return stats_; }
     mem::SparseMemory& bar_store() { return bar_store_; }
+    /// Starts the streams now (with start_on_request) / stops issuing now.
+    void start() { start_event_.notify(sc_core::SC_ZERO_TIME); }
+    void stop() { stop_requested_ = true; }
     /// Called for every completed untranslated request (e.g. the host's DMA safety oracle).
     void set_dma_observer(DmaObserver o) { observer_ = std::move(o); }
 
@@ -106,6 +109,8 @@ private:
     stats::Counter& bar_errors_;
     stats::Counter& messages_unsupported_;
     bool started_ = false;
+    bool stop_requested_ = false;
+    sc_core::sc_event start_event_;
 };
 
 } // namespace iommusim::pcie

@@ -35,6 +35,7 @@ struct TrafficEndpointParams {
     uint32_t max_outstanding_reads = kDefaultMaxOutstandingReads;
     Duration quantum = Duration::ns(kDefaultQuantumNs);
     Duration start_at;                 ///< start issuing at this time (e.g. after the host attached the device)
+    bool start_on_request = false;     ///< wait for start() (a scenario step) instead of start_at
     Duration stop_at;                  ///< stop issuing at this time; zero = when every stream ends
     std::vector<AddrRange> bars;       ///< memory BARs this device answers (all functions)
     Duration bar_latency = Duration::ns(kDefaultBarLatencyNs);

@@ -204,3 +204,23 @@ TEST_CASE("an interrupt-waiting driver sleeps until the completion MSI and pays 
     auto t = run(p, "irq-ite", nullptr, "--set host.driver.wait=interrupt");
     CHECK(value(t, {"os", "iommufd", "failed_flushes"}) > 0);
 }
+
+TEST_CASE("scenario start and stop steps bracket a device's traffic", "[sim][host][scenario]") {
+    auto p = scenario_platform(ordered_json::parse(R"([
+        {"op": "create_ioas", "name": "io"},
+        {"op": "alloc_domain", "name": "d", "ioas": "io"},
+        {"op": "map", "ioas": "io", "iova": "0x40000000", "size_bytes": "64KiB"},
+        {"op": "attach", "device": "acc0", "pasid_value": 7, "domain": "d"},
+        {"op": "attach", "device": "acc0", "pasid_value": 9, "domain": "d"},
+        {"op": "start", "at_us": 40, "device": "acc0"},
+        {"op": "stop", "at_us": 100, "device": "acc0"},
+        {"op": "expect", "at_us": 190, "stat": "acc0.first_issue_ns", "ge": 40000},
+        {"op": "expect", "stat": "acc0.last_done_ns", "lt": 102000},
+        {"op": "expect", "stat": "acc0.errors", "eq": 0}
+    ])"));
+    p["devices"][0].erase("start_at_us");
+    p["devices"][0]["start_on_request"] = true;
+    auto s = run(p, "start-stop");
+    CHECK(value(s, {"scenario", "failures"}) == 0);
+    CHECK(value(s, {"acc0", "reads"}) > 10);
+}
