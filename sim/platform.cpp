@@ -34,7 +34,10 @@ Platform::Platform(PlatformConfig cfg)
         throw ConfigError("/topology", e.what());
     }
     fabric_ = std::make_unique<pcie::PcieFabric>(*topology_, cfg_.topology.rc, cfg_.topology.sw, &stats_);
-    if (!cfg_.iommus.empty()) host_ = std::make_unique<host::Host>("os", cfg_.host, memory_->store(), &stats_);
+    if (!cfg_.iommus.empty()) {
+        host_ = std::make_unique<host::Host>("os", cfg_.host, memory_->store(), &stats_);
+        host_->iommufd().log().keep_rows(cfg_.outputs.invalidations_csv);
+    }
     BuildContext ctx{cfg_, stats_, *memory_, *fabric_, *topology_, host_.get(), keep_alive_};
     for (const auto& m : cfg_.iommus)
         for (const auto& t : iommu_types())

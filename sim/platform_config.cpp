@@ -104,6 +104,20 @@ PlatformConfig parse_platform(const json& doc) {
             throw ConfigError("/iommus/" + std::to_string(i) + "/name",
                               "IOMMU \"" + cfg.iommus[i].name + "\" translates nothing: name it in /topology/root_complex/iommu");
     if (doc.contains("host")) cfg.host = parse_host(doc["host"]);
+    {   // The host's regions must be page aligned, disjoint and inside memory.
+        const auto& l = cfg.host.layout;
+        auto region = [&](const char* key, uint64_t base, uint64_t bytes) {
+            const std::string path = std::string("/host/memory/") + key;
+            if (base % 4096 || bytes % 4096) throw ConfigError(path, "expected a 4 KiB-aligned base and size");
+            if (base > cfg.memory.size_bytes || bytes > cfg.memory.size_bytes - base)
+                throw ConfigError(path, "region " + read::format_size(bytes) + " at " + std::to_string(base) +
+                                            " does not fit in /memory/size_bytes (" + read::format_size(cfg.memory.size_bytes) + ")");
+        };
+        region("table_base", l.table_base, l.table_bytes);
+        region("data_base", l.data_base, l.data_bytes);
+        if (l.table_base < l.data_base + l.data_bytes && l.data_base < l.table_base + l.table_bytes)
+            throw ConfigError("/host/memory", "the table and data regions overlap");
+    }
     if (doc.contains("devices")) {
         const json& arr = read::array(doc["devices"], "/devices");
         for (size_t i = 0; i < arr.size(); ++i) {

@@ -127,6 +127,12 @@ std::vector<ScenarioStep> parse_scenario(const json& arr, const std::set<std::st
         auto check = [&](const std::string& k, A a) {
             const std::string p = path + "/" + k;
             const json& v = o[k];
+            // Keys with a narrower meaning than their kind.
+            if (k == "levels") { (void)read::u64(v, p, 3, 5); return; }
+            if (k == "pasid_value" || k == "private_id") { (void)read::u64(v, p, 1, pcie::kPasidMask); return; }
+            if (k == "function") { (void)read::u64(v, p, 0, 255); return; }
+            if (k == "quota") { (void)read::u64(v, p, 1, pcie::kPasidMask); return; }
+            if (k == "us") { (void)read::number(v, p, 0, 1e9); return; }
             switch (a) {
             case A::integer: (void)read::u64(v, p, 0, ~uint64_t{0}); break;
             case A::size: (void)read::size(v, p, 0, ~uint64_t{0}); break;
@@ -240,6 +246,9 @@ void ScenarioRunner::run_thread(const std::string& name) {
         } catch (const host::HostError& e) {
             err_kind = kind_str(e.kind());
             err_msg = e.what();
+        } catch (const std::exception& e) { // a model refused the operation: a failure, not a crash
+            err_kind = "error";
+            err_msg = e.what();
         }
         const std::string at = " at " + std::to_string(sc_core::sc_time_stamp().to_seconds() * 1e6) + " us";
         if (s.expect_error && err_kind != *s.expect_error) {
@@ -258,6 +267,13 @@ void ScenarioRunner::execute(const ScenarioStep& s) {
     host::IommuFd& fd = host_.iommufd();
     State& st = *state_;
     auto str = [&](const char* k) { return a[k].get<std::string>(); };
+    // A name defined by a step that failed (or has not run yet on another thread).
+    auto named = [&](const std::map<std::string, uint32_t>& m, const char* k) {
+        auto it = m.find(str(k));
+        if (it == m.end())
+            throw host::HostError(host::HostError::Kind::not_found, "\"" + str(k) + "\" was not created (its step failed or has not run yet)");
+        return it->second;
+    };
     auto u64 = [&](const char* k) { return read::u64(a[k], s.path + "/" + k, 0, ~uint64_t{0}); };
     auto size = [&](const char* k) { return read::size(a[k], s.path + "/" + k, 0, ~uint64_t{0}); };
     auto rid_of = [&]() {
@@ -267,7 +283,7 @@ void ScenarioRunner::execute(const ScenarioStep& s) {
         return topology_.node(fns[f]).bdf;
     };
     auto pasid_of = [&]() -> std::optional<uint32_t> {
-        if (a.contains("pasid")) return st.pasids.at(str("pasid"));
+        if (a.contains("pasid")) return named(st.pasids, "pasid");
         if (a.contains("pasid_value")) return static_cast<uint32_t>(u64("pasid_value"));
         return std::nullopt;
     };
@@ -275,23 +291,23 @@ void ScenarioRunner::execute(const ScenarioStep& s) {
     if (op == "create_ioas") st.ioas[str("name")] = fd.ioas_alloc();
     else if (op == "alloc_domain") {
         const bool s2 = a.contains("stage") && str("stage") == "second_stage";
-        st.domains[str("name")] = fd.hwpt_alloc(st.ioas.at(str("ioas")), 0,
+        st.domains[str("name")] = fd.hwpt_alloc(named(st.ioas, "ioas"), 0,
                                                 s2 ? host::DomainDesc::Kind::paging_s2 : host::DomainDesc::Kind::paging_s1,
                                                 static_cast<uint8_t>(a.contains("levels") ? u64("levels") : 4));
     } else if (op == "create_process") st.processes[str("name")] = fd.process_create();
-    else if (op == "alloc_sva_domain") st.domains[str("name")] = fd.hwpt_alloc_sva(st.processes.at(str("process")), 0);
-    else if (op == "mmap") fd.mmap(st.processes.at(str("process")), u64("va"), size("size_bytes"));
-    else if (op == "munmap") fd.munmap(st.processes.at(str("process")), u64("va"), size("size_bytes"));
+    else if (op == "alloc_sva_domain") st.domains[str("name")] = fd.hwpt_alloc_sva(named(st.processes, "process"), 0);
+    else if (op == "mmap") fd.mmap(named(st.processes, "process"), u64("va"), size("size_bytes"));
+    else if (op == "munmap") fd.munmap(named(st.processes, "process"), u64("va"), size("size_bytes"));
     else if (op == "create_pasid_set") st.sets[str("name")] = host_.pasids().create_set(str("owner"), static_cast<uint32_t>(u64("quota")));
     else if (op == "alloc_pasid") {
         std::optional<uint32_t> priv;
         if (a.contains("private_id")) priv = static_cast<uint32_t>(u64("private_id"));
-        st.pasids[str("name")] = host_.pasids().alloc(st.sets.at(str("set")), str("owner"), priv);
-    } else if (op == "free_pasid") host_.pasids().free(st.sets.at(str("set")), str("owner"), st.pasids.at(str("pasid")));
+        st.pasids[str("name")] = host_.pasids().alloc(named(st.sets, "set"), str("owner"), priv);
+    } else if (op == "free_pasid") host_.pasids().free(named(st.sets, "set"), str("owner"), named(st.pasids, "pasid"));
     else if (op == "attach") {
         const auto pasid = pasid_of();
         if (pasid && a.contains("owner")) host_.pasids().check_owner(*pasid, str("owner"));
-        fd.attach(rid_of(), pasid, st.domains.at(str("domain")));
+        fd.attach(rid_of(), pasid, named(st.domains, "domain"));
     } else if (op == "detach") fd.detach(rid_of(), pasid_of());
     else if (op == "map") {
         std::optional<uint64_t> iova;
@@ -300,15 +316,20 @@ void ScenarioRunner::execute(const ScenarioStep& s) {
         const unsigned shift = page == (uint64_t{1} << 30) ? 30 : page == (uint64_t{1} << 21) ? 21 : page == 4096 ? 12 : 0;
         if (!shift) throw host::HostError(host::HostError::Kind::invalid, "page_bytes must be 4KiB, 2MiB or 1GiB");
         const uint64_t sz = size("size_bytes");
-        const uint64_t v = fd.map(st.ioas.at(str("ioas")), sz, iova, shift);
+        const uint64_t v = fd.map(named(st.ioas, "ioas"), sz, iova, shift);
         if (a.contains("name")) st.mappings[str("name")] = {v, sz};
     } else if (op == "unmap") {
         uint64_t iova, sz;
-        if (a.contains("mapping")) std::tie(iova, sz) = st.mappings.at(str("mapping"));
+        if (a.contains("mapping")) {
+            auto it = st.mappings.find(str("mapping"));
+            if (it == st.mappings.end())
+                throw host::HostError(host::HostError::Kind::not_found, "mapping \"" + str("mapping") + "\" was not created");
+            std::tie(iova, sz) = it->second;
+        }
         else iova = u64("iova"), sz = size("size_bytes");
-        fd.unmap(st.ioas.at(str("ioas")), iova, sz);
+        fd.unmap(named(st.ioas, "ioas"), iova, sz);
     } else if (op == "invalidate")
-        fd.invalidate(st.domains.at(str("domain")), a.contains("iova") ? u64("iova") : 0,
+        fd.invalidate(named(st.domains, "domain"), a.contains("iova") ? u64("iova") : 0,
                       a.contains("size_bytes") ? size("size_bytes") : 0);
     else if (op == "flush_queue") fd.flush_queue_now();
     else if (op == "wait") host_.cpu().spend(Duration::us(read::number(a["us"], s.path + "/us", 0, 1e9)));

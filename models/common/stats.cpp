@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 namespace iommusim::stats {
@@ -32,6 +33,7 @@ double Histogram::bucket_mid(size_t idx) {
 void Histogram::record(double v, uint64_t times) {
     if (times == 0) return;
     if (v < 0 || std::isnan(v)) v = 0;
+    if (std::isinf(v)) v = std::numeric_limits<double>::max();
     if (buckets_.empty()) buckets_.assign(2 + static_cast<size_t>(kMaxExp - kMinExp + 1) * kSubBuckets, 0);
     buckets_[bucket_of(v)] += times;
     if (count_ == 0) min_ = max_ = v;

@@ -32,8 +32,11 @@ void DmaOracle::bind(pcie::Bdf d, std::optional<uint32_t> pasid, uint32_t space)
 void DmaOracle::unbind(pcie::Bdf d, std::optional<uint32_t> pasid) { bindings_.erase(binding_key(d, pasid)); }
 
 void DmaOracle::map(uint32_t space, uint64_t iova, uint64_t pa, uint64_t size, Duration t) {
-    for (uint64_t off = 0; off < size; off += kPage)
-        history_[key(space, iova + off)].push_back(Mapping{(pa + off) >> 12, t, std::nullopt, std::nullopt});
+    for (uint64_t off = 0; off < size; off += kPage) {
+        auto& h = history_[key(space, iova + off)];
+        if (h.size() >= kHistoryPerPage && h.front().invalidated_at) h.erase(h.begin());
+        h.push_back(Mapping{(pa + off) >> 12, t, std::nullopt, std::nullopt});
+    }
 }
 
 void DmaOracle::unmap(uint32_t space, uint64_t iova, uint64_t size, Duration t) {
@@ -46,25 +49,31 @@ void DmaOracle::unmap(uint32_t space, uint64_t iova, uint64_t size, Duration t) 
     }
 }
 
-void DmaOracle::invalidation_complete(uint32_t space, uint64_t iova, uint64_t size, Duration t) {
-    auto pit = pending_.find(space);
-    if (pit == pending_.end()) return;
-    const uint64_t lo = key(space, iova), hi = key(space, iova + size - 1);
-    std::erase_if(pit->second, [&](uint64_t k) {
-        if (k < lo || k > hi) return false;
-        for (auto& m : history_[k])
-            if (m.unmapped_at && !m.invalidated_at && *m.unmapped_at <= t) m.invalidated_at = t;
-        return true;
+void DmaOracle::complete(std::vector<Key>& keys, Duration t, Duration submitted, const Key* lo, const Key* hi) {
+    // Only unmaps made before the flush was submitted are covered by it.
+    std::erase_if(keys, [&](const Key& k) {
+        if (lo && (k.page < lo->page || k.page > hi->page)) return false;
+        bool still_pending = false;
+        for (auto& m : history_[k]) {
+            if (!m.unmapped_at || m.invalidated_at) continue;
+            if (*m.unmapped_at <= submitted) m.invalidated_at = t;
+            else still_pending = true;
+        }
+        return !still_pending;
     });
 }
 
-void DmaOracle::invalidation_complete_all(uint32_t space, Duration t) {
+void DmaOracle::invalidation_complete(uint32_t space, uint64_t iova, uint64_t size, Duration t, Duration submitted) {
+    auto pit = pending_.find(space);
+    if (pit == pending_.end() || size == 0) return;
+    const Key lo = key(space, iova), hi = key(space, iova + size - 1);
+    complete(pit->second, t, submitted, &lo, &hi);
+}
+
+void DmaOracle::invalidation_complete_all(uint32_t space, Duration t, Duration submitted) {
     auto pit = pending_.find(space);
     if (pit == pending_.end()) return;
-    for (uint64_t k : pit->second)
-        for (auto& m : history_[k])
-            if (m.unmapped_at && !m.invalidated_at && *m.unmapped_at <= t) m.invalidated_at = t;
-    pit->second.clear();
+    complete(pit->second, t, submitted, nullptr, nullptr);
 }
 
 DmaOracle::Verdict DmaOracle::check(pcie::Bdf d, std::optional<uint32_t> pasid, uint64_t iova, uint64_t pa,

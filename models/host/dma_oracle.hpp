@@ -46,10 +46,11 @@ public:
 
     void map(uint32_t space, uint64_t iova, uint64_t pa, uint64_t size, Duration t);
     void unmap(uint32_t space, uint64_t iova, uint64_t size, Duration t);
-    /// The invalidation covering [iova, iova+size) of `space` completed at t.
-    void invalidation_complete(uint32_t space, uint64_t iova, uint64_t size, Duration t);
-    /// Every pending unmap of `space` is covered (domain-wide flush).
-    void invalidation_complete_all(uint32_t space, Duration t);
+    /// The invalidation covering [iova, iova+size) of `space`, submitted at
+    /// `submitted`, completed at t: it covers the unmaps made before it was submitted.
+    void invalidation_complete(uint32_t space, uint64_t iova, uint64_t size, Duration t, Duration submitted);
+    /// A domain-wide flush submitted at `submitted` completed at t.
+    void invalidation_complete_all(uint32_t space, Duration t, Duration submitted);
 
     /// Classifies one completed DMA that used physical address `pa` for `iova` at time t.
     Verdict check(pcie::Bdf device, std::optional<uint32_t> pasid, uint64_t iova, uint64_t pa, Duration t,
@@ -60,20 +61,32 @@ public:
 
 private:
     static constexpr uint64_t kPage = 4096;
+    /// Mappings kept per page: the live one and the last few dead ones
+    /// (bounds memory on long runs; older ones cannot change a verdict's kind).
+    static constexpr size_t kHistoryPerPage = 4;
+    struct Key {
+        uint32_t space;
+        uint64_t page;
+        bool operator==(const Key&) const = default;
+    };
+    struct KeyHash {
+        size_t operator()(const Key& k) const { return std::hash<uint64_t>()(k.page * 0x9E3779B97F4A7C15ULL ^ k.space); }
+    };
     struct Mapping {
         uint64_t pa_page;
         Duration mapped_at;
         std::optional<Duration> unmapped_at;
         std::optional<Duration> invalidated_at;
     };
-    static uint64_t key(uint32_t space, uint64_t iova) { return uint64_t{space} << 52 | (iova >> 12); }
+    static Key key(uint32_t space, uint64_t iova) { return Key{space, iova >> 12}; }
+    void complete(std::vector<Key>& keys, Duration t, Duration submitted, const Key* lo, const Key* hi);
     static uint64_t binding_key(pcie::Bdf d, std::optional<uint32_t> pasid) {
         return uint64_t{d.raw} << 32 | (pasid ? (uint64_t{1} << 31 | *pasid) : 0);
     }
 
     std::unordered_map<uint64_t, uint32_t> bindings_;
-    std::unordered_map<uint64_t, std::vector<Mapping>> history_;
-    std::map<uint32_t, std::vector<uint64_t>> pending_; ///< space -> keys with an uninvalidated unmap
+    std::unordered_map<Key, std::vector<Mapping>, KeyHash> history_;
+    std::map<uint32_t, std::vector<Key>> pending_; ///< space -> pages with an uninvalidated unmap
     std::vector<Violation> violations_;
     static constexpr size_t kMaxListed = 1000;
 

@@ -31,6 +31,8 @@ public:
     void record(const std::string& cause, const std::string& iommu, uint32_t domain, uint64_t iova, uint64_t size,
                 const FlushTiming& t);
     const std::vector<Row>& rows() const { return rows_; }
+    /// Whether rows are kept for invalidations.csv (off: only the stats, bounded memory).
+    void keep_rows(bool on) { keep_rows_ = on; }
     /// Header + one line per invalidation; times in ns since simulation start.
     void write_csv(std::ostream& os) const;
 
@@ -39,6 +41,7 @@ public:
 
 private:
     std::vector<Row> rows_;
+    bool keep_rows_ = true;
     stats::Group stats_;
     stats::Counter& count_;
     stats::Counter& errors_;

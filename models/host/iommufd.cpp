@@ -32,6 +32,9 @@ IommuFd::IommuFd(HostCpu& cpu, DmaOracle& oracle, const DriverParams& params, co
       mapped_bytes_(stats_.counter("mapped_bytes", "bytes", "bytes mapped")),
       lazy_flushes_(stats_.counter("lazy_flushes", "flushes", "flush-queue drains (lazy policy)")),
       unmap_latency_(stats_.histogram("unmap_latency", "ns", "unmap call to return (includes the strict flush)")),
+      failed_flushes_(stats_.counter("failed_flushes", "flushes", "flushes that ended in a queue error (IQE/ITE)")),
+      quarantined_(stats_.counter("quarantined", "ranges",
+                                  "unmapped ranges never reused because their flush failed (a stale ATC may still hold them)")),
       demand_faults_(stats_.counter("demand_faults", "pages", "process pages mapped on demand (page requests)")) {}
 
 IommuFd::~IommuFd() = default;
@@ -104,6 +107,10 @@ uint32_t IommuFd::hwpt_alloc(uint32_t ioas_id, unsigned iommu, DomainDesc::Kind 
         if (auto e = tables->map(iova, m.pa, m.size, m.page_shift, iommu::LeafAttrs{iommu::perm::both(true, true, false)});
             e != iommu::MapError::none)
             throw HostError(K::invalid, "mirroring IOAS mapping " + hex(iova) + ": " + std::string(iommu::to_string(e)));
+    // The IOAS hands out only IOVAs every one of its domains can translate
+    // (x86 first stage: the lower canonical half).
+    const uint64_t aperture = uint64_t{1} << (cfg.input_bits - (kind == DomainDesc::Kind::paging_s1 ? 1 : 0));
+    a.iovas.set_limit(aperture);
     h.tables = std::move(tables);
     hwpts_.emplace(id, std::move(h));
     a.hwpts.push_back(id);
@@ -176,20 +183,36 @@ void IommuFd::detach(pcie::Bdf rid, std::optional<uint32_t> pasid) {
     oracle_.unbind(rid, pasid);
 }
 
-void IommuFd::flush_hwpt(Hwpt& h, uint64_t iova, uint64_t size, bool leaf_only, const std::string& cause) {
-    FlushRequest r;
-    r.domain = &h.desc;
-    r.iova = iova;
-    r.size = size;
-    r.leaf_only = leaf_only;
-    r.attachments = h.attachments;
-    FlushTiming t = iommus_[h.iommu].second->flush(r);
-    log_.record(cause, iommus_[h.iommu].first, h.desc.id, iova, size, t);
-    // The unit's completion of the wait descriptor is when the translation is gone.
-    const Duration done = t.wait_done ? *t.wait_done : t.observed;
-    if (t.error) return; // not complete: the oracle keeps the range pending
-    if (size == 0) oracle_.invalidation_complete_all(h.space, done);
-    else oracle_.invalidation_complete(h.space, iova, size, done);
+bool IommuFd::flush_space(uint32_t space, const std::vector<uint32_t>& hwpts, uint64_t iova, uint64_t size,
+                          bool leaf_only, const std::string& cause) {
+    // Every domain of the space is flushed; the oracle learns once, when the
+    // last one completed, which unmaps (those before the first submission)
+    // are now gone from every cache.
+    bool ok = true;
+    std::optional<Duration> first_submit, last_done;
+    for (uint32_t hid : hwpts) {
+        Hwpt& h = hwpt(hid);
+        FlushRequest r;
+        r.domain = &h.desc;
+        r.iova = iova;
+        r.size = size;
+        r.leaf_only = leaf_only;
+        r.attachments = h.attachments;
+        FlushTiming t = iommus_[h.iommu].second->flush(r);
+        log_.record(cause, iommus_[h.iommu].first, h.desc.id, iova, size, t);
+        ok = ok && !t.error;
+        const Duration done = t.wait_done ? *t.wait_done : t.observed;
+        if (!first_submit || t.submitted < *first_submit) first_submit = t.submitted;
+        if (!last_done || done > *last_done) last_done = done;
+    }
+    if (!ok) {
+        failed_flushes_.inc();
+        return false; // not complete: the oracle keeps the ranges pending
+    }
+    if (!first_submit) return true;
+    if (size == 0) oracle_.invalidation_complete_all(space, *last_done, *first_submit);
+    else oracle_.invalidation_complete(space, iova, size, *last_done, *first_submit);
+    return true;
 }
 
 uint64_t IommuFd::map(uint32_t ioas_id, uint64_t size, std::optional<uint64_t> iova, unsigned page_shift) {
@@ -199,45 +222,48 @@ uint64_t IommuFd::map(uint32_t ioas_id, uint64_t size, std::optional<uint64_t> i
         throw HostError(K::invalid, "page size must be 4 KiB, 2 MiB or 1 GiB");
     if (size == 0 || size % page) throw HostError(K::invalid, "map size " + std::to_string(size) + " is not a multiple of the page size");
     if (iova && *iova % page) throw HostError(K::invalid, "IOVA " + hex(*iova) + " is not page aligned");
-    cpu_.spend(cpu_.params().call_overhead);
+    // Claim the IOVA and the memory before any time passes (other host
+    // threads may run during the waits below).
     uint64_t va = 0;
     if (iova) {
-        auto next = a.mappings.lower_bound(*iova);
-        bool overlap = next != a.mappings.end() && next->first < *iova + size;
-        if (next != a.mappings.begin()) {
-            auto prev = std::prev(next);
-            overlap |= prev->first + prev->second.size > *iova;
-        }
-        if (overlap) throw HostError(K::busy, "IOVA range " + hex(*iova) + "+" + std::to_string(size) + " overlaps a mapping");
+        a.iovas.reserve(*iova, size);
         va = *iova;
     } else {
-        va = a.iovas.alloc(std::max(size, page));
-        if (va % page) { // size-aligned allocations are page aligned for page <= size
-            a.iovas.free(va);
-            throw HostError(K::invalid, "IOVA allocator returned an unaligned range");
-        }
+        va = a.iovas.alloc(size, page);
     }
-    const uint64_t pa = data_alloc_.alloc(size);
-    for (uint32_t hid : a.hwpts) {
+    uint64_t pa = 0;
+    try {
+        pa = data_alloc_.alloc(size, page);
+    } catch (const HostError&) {
+        a.iovas.free(va);
+        throw;
+    }
+    const std::vector<uint32_t> hwpts = a.hwpts;
+    std::vector<uint32_t> done;
+    for (uint32_t hid : hwpts) {
         Hwpt& h = hwpt(hid);
         auto e = h.tables->map(va, pa, size, page_shift, iommu::LeafAttrs{iommu::perm::both(true, true, false)});
         if (e != iommu::MapError::none) {
+            // Roll back: no domain may keep PTEs to memory that is freed again.
+            for (uint32_t d : done) (void)hwpt(d).tables->unmap(va, size);
             data_alloc_.free(pa);
-            if (!iova) a.iovas.free(va);
-            throw HostError(K::invalid, "map " + hex(va) + ": " + std::string(iommu::to_string(e)));
+            a.iovas.free(va);
+            throw HostError(e == iommu::MapError::overlap ? K::busy : K::invalid,
+                            "map " + hex(va) + ": " + std::string(iommu::to_string(e)));
         }
-        cpu_.spend(cpu_.params().mem_write * std::max<uint64_t>(1, size / page)); // one PTE store per page
+        done.push_back(hid);
     }
     a.mappings[va] = Mapping{pa, size, page_shift};
-    oracle_.map(ioas_id, va, pa, size, cpu_.now());
+    oracle_.map(ioas_id, va, pa, size, cpu_.now()); // the PTEs are in memory from now on
+    cpu_.spend(cpu_.params().call_overhead + cpu_.params().mem_write * (std::max<uint64_t>(1, size / page) * hwpts.size()));
     maps_.inc();
     mapped_bytes_.inc(size);
     return va;
 }
 
 void IommuFd::release(uint32_t ioas_id, uint64_t iova, const Mapping& m) {
-    Ioas& a = ioas(ioas_id);
-    a.iovas.free(iova);
+    ioas(ioas_id).iovas.free(iova);
+    cpu_.memory().discard(m.pa, m.size);
     data_alloc_.free(m.pa);
 }
 
@@ -247,22 +273,20 @@ void IommuFd::unmap(uint32_t ioas_id, uint64_t iova, uint64_t size) {
     if (it == a.mappings.end() || it->second.size != size)
         throw HostError(K::not_found, "IOVA range " + hex(iova) + "+" + std::to_string(size) + " is not mapped");
     const Duration start = cpu_.now();
-    cpu_.spend(cpu_.params().call_overhead);
     const Mapping m = it->second;
     a.mappings.erase(it);
-    for (uint32_t hid : a.hwpts) {
-        Hwpt& h = hwpt(hid);
-        if (auto e = h.tables->unmap(iova, size); e != iommu::MapError::none)
+    const std::vector<uint32_t> hwpts = a.hwpts;
+    for (uint32_t hid : hwpts)
+        if (auto e = hwpt(hid).tables->unmap(iova, size); e != iommu::MapError::none)
             throw HostError(K::invalid, "unmap " + hex(iova) + ": " + std::string(iommu::to_string(e)));
-        cpu_.spend(cpu_.params().mem_write * std::max<uint64_t>(1, size >> m.page_shift));
-    }
-    oracle_.unmap(ioas_id, iova, size, cpu_.now());
+    oracle_.unmap(ioas_id, iova, size, cpu_.now()); // the PTEs are clear from now on
+    cpu_.spend(cpu_.params().call_overhead +
+               cpu_.params().mem_write * (std::max<uint64_t>(1, size >> m.page_shift) * hwpts.size()));
     unmaps_.inc();
-    if (params_.flush == FlushPolicy::strict || a.hwpts.empty()) {
-        for (uint32_t hid : a.hwpts) flush_hwpt(hwpt(hid), iova, size, true, "unmap");
-        // The IOVA (and the memory behind it) is reusable only now.
-        a.iovas.free(iova);
-        data_alloc_.free(m.pa);
+    if (params_.flush == FlushPolicy::strict || hwpts.empty()) {
+        // The IOVA and the memory behind it are reusable only once the flush completed.
+        if (flush_space(ioas_id, hwpts, iova, size, true, "unmap")) release(ioas_id, iova, m);
+        else quarantined_.inc();
     } else {
         // Lazy: the range stays allocated until its flush completes.
         pending_.push_back({ioas_id, iova, m});
@@ -277,35 +301,43 @@ void IommuFd::unmap(uint32_t ioas_id, uint64_t iova, uint64_t size) {
 void IommuFd::flush_queue_now() {
     auto entries = fq_.take();
     if (entries.empty()) return;
-    auto pending = std::move(pending_);
-    pending_.clear();
+    auto pending = std::exchange(pending_, {});
     lazy_flushes_.inc();
     std::set<uint32_t> spaces;
     for (const auto& e : entries) spaces.insert(e.domain);
     // One domain-wide flush per HW page table touched (Linux fq_flush_iotlb -> flush_iotlb_all).
-    for (uint32_t s : spaces)
-        for (uint32_t hid : ioas(s).hwpts) flush_hwpt(hwpt(hid), 0, 0, true, "lazy_flush");
-    for (const auto& p : pending) release(p.ioas, p.iova, p.mapping);
+    std::set<uint32_t> failed;
+    for (uint32_t sp : spaces)
+        if (!flush_space(sp, ioas(sp).hwpts, 0, 0, true, "lazy_flush")) failed.insert(sp);
+    for (const auto& p : pending) {
+        if (failed.count(p.ioas)) quarantined_.inc();
+        else release(p.ioas, p.iova, p.mapping);
+    }
 }
 
 void IommuFd::invalidate(uint32_t hwpt_id, uint64_t iova, uint64_t size) {
+    Hwpt& h = hwpt(hwpt_id);
+    const iommu::StageConfig& cfg = h.desc.kind == DomainDesc::Kind::paging_s2 ? h.desc.s2 : h.desc.s1;
+    const uint64_t aperture = uint64_t{1} << cfg.input_bits;
+    if (size != 0 && (iova >= aperture || size > aperture - iova))
+        throw HostError(K::invalid, "invalidation range " + hex(iova) + "+" + std::to_string(size) +
+                                        " exceeds the domain's " + std::to_string(cfg.input_bits) + "-bit aperture");
     cpu_.spend(cpu_.params().call_overhead);
-    flush_hwpt(hwpt(hwpt_id), iova, size, false, "explicit");
+    flush_space(h.space, {hwpt_id}, iova, size, false, "explicit");
 }
 
 void IommuFd::mmap(uint32_t pid, uint64_t va, uint64_t size) {
     Process& p = process(pid);
     if (size == 0 || size % kPage || va % kPage) throw HostError(K::invalid, "mmap range must be page aligned");
-    cpu_.spend(cpu_.params().call_overhead);
     const uint64_t pa = data_alloc_.alloc(size);
     if (auto e = p.tables->map(va, pa, size, 12, iommu::LeafAttrs{iommu::perm::all}); e != iommu::MapError::none) {
         data_alloc_.free(pa);
         throw HostError(e == iommu::MapError::overlap ? K::busy : K::invalid,
                         "mmap " + hex(va) + ": " + std::string(iommu::to_string(e)));
     }
-    cpu_.spend(cpu_.params().mem_write * (size / kPage));
     p.mappings[va] = Mapping{pa, size, 12};
     oracle_.map(pid, va, pa, size, cpu_.now());
+    cpu_.spend(cpu_.params().call_overhead + cpu_.params().mem_write * (size / kPage));
 }
 
 void IommuFd::munmap(uint32_t pid, uint64_t va, uint64_t size) {
@@ -313,16 +345,19 @@ void IommuFd::munmap(uint32_t pid, uint64_t va, uint64_t size) {
     auto it = p.mappings.find(va);
     if (it == p.mappings.end() || it->second.size != size)
         throw HostError(K::not_found, "process range " + hex(va) + "+" + std::to_string(size) + " is not mapped");
-    cpu_.spend(cpu_.params().call_overhead);
     const Mapping m = it->second;
     p.mappings.erase(it);
     if (auto e = p.tables->unmap(va, size); e != iommu::MapError::none)
         throw HostError(K::invalid, "munmap " + hex(va) + ": " + std::string(iommu::to_string(e)));
-    cpu_.spend(cpu_.params().mem_write * (size / kPage));
     oracle_.unmap(pid, va, size, cpu_.now());
+    cpu_.spend(cpu_.params().call_overhead + cpu_.params().mem_write * (size / kPage));
     // The mm notifier: every SVA domain bound to this process is flushed (always strict).
-    for (uint32_t hid : p.hwpts) flush_hwpt(hwpt(hid), va, size, true, "munmap");
-    data_alloc_.free(m.pa);
+    if (flush_space(pid, p.hwpts, va, size, true, "munmap")) {
+        cpu_.memory().discard(m.pa, m.size);
+        data_alloc_.free(m.pa);
+    } else {
+        quarantined_.inc();
+    }
 }
 
 void IommuFd::fault_in(uint32_t pid, uint64_t va) {
@@ -335,9 +370,9 @@ void IommuFd::fault_in(uint32_t pid, uint64_t va) {
         data_alloc_.free(pa);
         throw HostError(K::invalid, "fault at " + hex(va) + ": " + std::string(iommu::to_string(e)));
     }
-    cpu_.spend(cpu_.params().mem_write); // the one PTE store (intermediate tables are rarely new)
     p.mappings[va] = Mapping{pa, kPage, 12};
-    oracle_.map(pid, va, pa, kPage, cpu_.now());
+    oracle_.map(pid, va, pa, kPage, cpu_.now()); // the translation exists from the PTE write on
+    cpu_.spend(cpu_.params().mem_write);         // the one PTE store (intermediate tables are rarely new)
     demand_faults_.inc();
 }
 

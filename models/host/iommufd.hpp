@@ -90,7 +90,6 @@ public:
     /// Lazy policy: flushes every queued range now (the flush-queue timer calls this).
     void flush_queue_now();
     std::optional<Duration> flush_queue_deadline() const { return fq_.deadline(); }
-    bool flush_queue_due(Duration now) const { return fq_.due(now); }
     /// Called whenever the flush queue gains its first entry (to arm a timer).
     void set_queue_listener(std::function<void()> f) { queue_listener_ = std::move(f); }
 
@@ -129,7 +128,9 @@ private:
     Ioas& ioas(uint32_t id);
     Hwpt& hwpt(uint32_t id);
     Process& process(uint32_t id);
-    void flush_hwpt(Hwpt& h, uint64_t iova, uint64_t size, bool leaf_only, const std::string& cause);
+    /// Flushes every listed domain of oracle space `space`; false if any flush failed.
+    bool flush_space(uint32_t space, const std::vector<uint32_t>& hwpts, uint64_t iova, uint64_t size, bool leaf_only,
+                     const std::string& cause);
     void release(uint32_t ioas, uint64_t iova, const Mapping& m);
     static constexpr uint32_t kProcessSpace = 1u << 20; ///< oracle space ids of processes start here
 
@@ -162,6 +163,8 @@ private:
     stats::Counter& mapped_bytes_;
     stats::Counter& lazy_flushes_;
     stats::Histogram& unmap_latency_;
+    stats::Counter& failed_flushes_;
+    stats::Counter& quarantined_;
     stats::Counter& demand_faults_;
 };
 

@@ -37,10 +37,10 @@ std::optional<uint64_t> IovaAllocator::fit_below(uint64_t top, uint64_t size, ui
     return try_gap(base_, hi);
 }
 
-uint64_t IovaAllocator::alloc(uint64_t size) {
+uint64_t IovaAllocator::alloc(uint64_t size, uint64_t min_align) {
     if (size == 0) throw HostError(K::invalid, "cannot allocate an empty IOVA range");
     size = (size + kPage - 1) & ~(kPage - 1);
-    const uint64_t align = std::min(std::bit_ceil(size), max_align_);
+    const uint64_t align = std::max(std::min(std::bit_ceil(size), max_align_), min_align);
     std::optional<uint64_t> s = fit_below(next_fit_ ? cursor_ : limit_, size, align);
     if (!s && next_fit_) s = fit_below(limit_, size, align); // wrap around
     if (!s) throw HostError(K::no_space, "IOVA space exhausted allocating " + std::to_string(size) + " bytes");
@@ -48,6 +48,32 @@ uint64_t IovaAllocator::alloc(uint64_t size) {
     allocated_bytes_ += size;
     cursor_ = *s;
     return *s;
+}
+
+void IovaAllocator::reserve(uint64_t iova, uint64_t size) {
+    size = (size + kPage - 1) & ~(kPage - 1);
+    if (size == 0 || iova % kPage || iova < base_ || iova > limit_ || size > limit_ - iova)
+        throw HostError(K::invalid, "IOVA range " + std::to_string(iova) + "+" + std::to_string(size) +
+                                        " is not page aligned inside the address space");
+    auto next = used_.lower_bound(iova);
+    bool overlap = next != used_.end() && next->first < iova + size;
+    if (next != used_.begin()) {
+        auto prev = std::prev(next);
+        overlap |= prev->first + prev->second > iova;
+    }
+    if (overlap) throw HostError(K::busy, "IOVA range " + std::to_string(iova) + "+" + std::to_string(size) +
+                                              " overlaps an allocated range");
+    used_[iova] = size;
+    allocated_bytes_ += size;
+}
+
+void IovaAllocator::set_limit(uint64_t limit) {
+    if (limit >= limit_) return;
+    if (limit <= base_) throw HostError(K::invalid, "IOVA limit below the base");
+    if (!used_.empty() && std::prev(used_.end())->first + std::prev(used_.end())->second > limit)
+        throw HostError(K::invalid, "IOVAs already allocated above the new limit " + std::to_string(limit));
+    limit_ = limit;
+    cursor_ = std::min(cursor_, limit);
 }
 
 void IovaAllocator::free(uint64_t iova) {

@@ -25,8 +25,15 @@ public:
     /// allocator's LIFO reuse.
     IovaAllocator(uint64_t base, uint64_t limit, uint64_t max_align = uint64_t{1} << 21, bool next_fit = false);
 
-    /// Returns the start of a free range of `size` bytes; no_space when full.
-    uint64_t alloc(uint64_t size);
+    /// Returns the start of a free range of `size` bytes, aligned to at least
+    /// `min_align` (a large page size); no_space when full.
+    uint64_t alloc(uint64_t size, uint64_t min_align = kPage);
+    /// Reserves a caller-chosen range (an explicit IOVA); busy if it overlaps.
+    void reserve(uint64_t iova, uint64_t size);
+    /// Lowers the limit (a domain with a narrower aperture joined); invalid if
+    /// something is already allocated above it.
+    void set_limit(uint64_t limit);
+    uint64_t limit() const { return limit_; }
     /// Frees a range previously returned by alloc (exact start); not_found otherwise.
     void free(uint64_t iova);
     uint64_t size_of(uint64_t iova) const;

@@ -12,7 +12,7 @@ NicDriver::NicDriver(Host& host, pcie::NicEndpoint& nic, const NicDriverParams& 
 void NicDriver::refill(uint32_t count) {
     IommuFd& fd = host_.iommufd();
     for (uint32_t i = 0; i < count; ++i) {
-        const uint64_t iova = fd.map(ioas_, p_.buffer_bytes < 4096 ? 4096 : p_.buffer_bytes);
+        const uint64_t iova = fd.map(ioas_, mapped_bytes());
         nic_.post({iova, p_.buffer_bytes});
         refilled_.inc();
     }
@@ -26,7 +26,7 @@ void NicDriver::release(uint64_t iova) {
             // A page the NIC never reached (its DMA failed) was never faulted in: nothing to free.
             if (fd.process_mapped(process_, iova)) fd.munmap(process_, iova, 4096);
         } else {
-            fd.unmap(ioas_, iova, p_.buffer_bytes < 4096 ? 4096 : p_.buffer_bytes);
+            fd.unmap(ioas_, iova, mapped_bytes());
         }
     } catch (const HostError&) {
         errors_.inc();

@@ -52,6 +52,8 @@ private:
     void run_sva();
     /// Releases a completed buffer: unmap (DMA API) or munmap of its page (SVA).
     void release(uint64_t iova);
+    /// A buffer is mapped in whole pages.
+    uint64_t mapped_bytes() const { return (uint64_t{p_.buffer_bytes} + 4095) & ~uint64_t{4095}; }
     Host& host_;
     pcie::NicEndpoint& nic_;
     NicDriverParams p_;

@@ -6,6 +6,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "models/host/host_error.hpp"
 #include "models/iommu/vtd/vtd_regs.hpp"
 
 namespace iommusim::host {
@@ -41,10 +42,12 @@ bool VtdDriver::first_stage(const DomainDesc& d) {
 uint16_t VtdDriver::did_of(const DomainDesc& d) {
     // SVA and pass-through share DID 1 (Linux FLPT_DEFAULT_DID); paging domains get their own.
     if (d.kind == DomainDesc::Kind::sva || d.kind == DomainDesc::Kind::identity) return 1;
-    auto [it, fresh] = dids_.try_emplace(d.id, next_did_);
-    if (fresh) {
-        if (next_did_ == 0xFFFF) throw std::runtime_error("VT-d driver: out of Domain-IDs");
-        ++next_did_;
+    auto it = dids_.find(d.id);
+    if (it == dids_.end()) {
+        if (next_did_ > max_did_)
+            throw HostError(HostError::Kind::no_space, "VT-d driver: out of Domain-IDs (CAP.ND allows " +
+                                                           std::to_string(max_did_ + 1) + ")");
+        it = dids_.emplace(d.id, static_cast<uint16_t>(next_did_++)).first;
     }
     return it->second;
 }
@@ -65,7 +68,11 @@ void VtdDriver::set_gcmd(uint32_t bit, bool on) {
 
 void VtdDriver::enable() {
     const uint64_t cap = mmio_.read64(reg::CAP);
+    const uint64_t ecap = mmio_.read64(reg::ECAP);
     mamv_ = static_cast<uint8_t>((cap >> 48) & 0x3F);
+    max_did_ = static_cast<uint32_t>(1u << (4 + 2 * (cap & 7))) - 1; // CAP.ND
+    device_tlb_ = ecap & (uint64_t{1} << 2);                          // ECAP.DT
+    pasid_ = ecap & (uint64_t{1} << 40);                              // ECAP.PASID
     tables_ = std::make_unique<vtd::VtdTableWriter>(cpu_.memory(), alloc_page_);
     cpu_.spend(cpu_.params().mem_write);
     mmio_.write64(reg::RTADDR, tables_->root_table() | bits::RTADDR_SMT);
@@ -121,6 +128,7 @@ vtd::PasidEntry VtdDriver::pasid_entry_for(const DomainDesc& d, uint16_t did) co
 }
 
 void VtdDriver::attach(const Attachment& a, const DomainDesc& domain) {
+    if (a.pasid && !pasid_) throw HostError(HostError::Kind::invalid, "the IOMMU does not support PASID (ECAP.PASID)");
     cpu_.spend(cpu_.params().call_overhead);
     const uint16_t did = did_of(domain);
     auto it = contexts_.find(a.device.rid.raw);
@@ -128,10 +136,12 @@ void VtdDriver::attach(const Attachment& a, const DomainDesc& domain) {
         // PASID directory sized for the device's PASID width: 2^(PDTS+7) entries
         // of 64 PASIDs each (spec-layouts.md A.2/A.3).
         const uint8_t pdts = static_cast<uint8_t>(std::clamp<int>(a.device.pasid_bits - 13, 0, 7));
-        auto ce = tables_->make_context(a.device.rid, pdts, a.device.ats, a.device.pasid, a.device.pri, 0);
-        tables_->set_context(a.device.rid, ce);
+        // Recorded before any time passes, so a concurrent attach of another
+        // PASID of this device finds the same PASID directory.
+        it = contexts_.emplace(a.device.rid.raw,
+                               tables_->make_context(a.device.rid, pdts, a.device.ats, a.device.pasid, a.device.pri, 0))
+                 .first;
         cpu_.spend(cpu_.params().mem_write * 2); // root entry half + 32-byte context entry
-        it = contexts_.emplace(a.device.rid.raw, ce).first;
     }
     tables_->set_pasid_entry(it->second, a.pasid.value_or(0), pasid_entry_for(domain, did));
     cpu_.spend(cpu_.params().mem_write * 2); // one 64-byte PASID entry (+ directory entry when new)
@@ -151,7 +161,7 @@ void VtdDriver::iotlb_descs(const DomainDesc& d, uint16_t did, const Attachment&
 
 void VtdDriver::devtlb_desc(const Attachment& a, bool whole, uint64_t base, unsigned order,
                             std::vector<RawDesc>& out) {
-    if (!a.device.ats || params_.skip_devtlb_invalidation) return;
+    if (!a.device.ats || !device_tlb_ || params_.skip_devtlb_invalidation) return;
     const unsigned o = whole ? 52 : order; // 52: the whole address space (Linux MAX_AGAW_PFN_WIDTH)
     const uint64_t b = whole ? 0 : base;
     const uint8_t mip = a.device.inv_queue_depth >= 32 ? 0 : a.device.inv_queue_depth;
@@ -172,8 +182,8 @@ FlushTiming VtdDriver::flush(const FlushRequest& r) {
     if (!whole) {
         const uint64_t first = r.iova >> 12, last = (r.iova + r.size - 1) >> 12;
         while ((first >> order) != (last >> order)) ++order;
-        base = (first >> order) << (order + 12);
         whole = (last - first + 1) > params_.range_threshold_pages || order > mamv_;
+        if (!whole) base = (first >> order) << (order + 12); // order <= MAMV < 52: no overflow
     }
     std::vector<RawDesc> descs;
     std::set<uint32_t> pasids;
@@ -210,6 +220,42 @@ FlushTiming VtdDriver::detach(const Attachment& a, const DomainDesc& domain) {
     devtlb_desc(a, true, 0, 52, descs);
     return submit(std::move(descs));
 }
+
+uint64_t VtdDriver::seq_at(uint64_t byte_offset) const {
+    // Descriptors between a queue offset and the tail were the last ones written.
+    const uint64_t behind = ((tail_ + queue_bytes_ - byte_offset % queue_bytes_) % queue_bytes_) / kDescBytes;
+    return seq_ - behind;
+}
+
+void VtdDriver::abort_owner_of(uint64_t seq) {
+    auto it = open_.upper_bound(seq);
+    if (it == open_.begin()) return;
+    --it;
+    if (seq < it->second.end) aborted_.insert(it->second.token);
+}
+
+void VtdDriver::check_queue_errors() {
+    const uint32_t fsts = mmio_.read32(reg::FSTS);
+    const uint32_t err = fsts & (bits::FSTS_IQE | bits::FSTS_ITE | bits::FSTS_ICE);
+    if (!err) return;
+    errors_.inc();
+    // As Linux qi_check_fault(): IQE leaves IQH on the bad descriptor, which
+    // is replaced by a no-op wait so the queue can go on, and its submission
+    // fails; ITE skipped the wait descriptor just before IQH, whose
+    // submission fails; ICE only reports a stray completion.
+    if (fsts & (bits::FSTS_IQE | bits::FSTS_ITE)) {
+        const uint64_t head = mmio_.read64(reg::IQH) % queue_bytes_;
+        const uint64_t seq = seq_at(head);
+        if (fsts & bits::FSTS_IQE) {
+            const RawDesc nop = vtd::encode_wait(false, 0, 0);
+            cpu_.mem_write(queue_base_ + head, nop.data(), kDescBytes);
+            abort_owner_of(seq);
+        }
+        if ((fsts & bits::FSTS_ITE) && seq > 0) abort_owner_of(seq - 1);
+    }
+    mmio_.write32(reg::FSTS, err);
+}
+
 
 void VtdDriver::enable_page_requests() {
     const uint64_t pages = uint64_t{1} << params_.prq_order;
@@ -297,15 +343,26 @@ FlushTiming VtdDriver::submit(std::vector<RawDesc> descs, bool is_flush) {
     const uint64_t status = status_pa_ + 4 * (token % kStatusSlots);
     cpu_.memory().write_u32(status, 0);
     descs.push_back(vtd::encode_wait(true, status, token));
+    if ((descs.size() + 1) * kDescBytes > queue_bytes_)
+        throw HostError(HostError::Kind::invalid, "VT-d driver: " + std::to_string(descs.size()) +
+                                                      " descriptors do not fit the invalidation queue");
     q_lock_.lock();
     // Wait for room: the queue is full when tail + 1 slot == head (§6.5.2).
     const uint64_t need = descs.size() * kDescBytes;
     auto used = [&] { return (tail_ + queue_bytes_ - head_) % queue_bytes_; };
     while (used() + need >= queue_bytes_) {
         head_ = mmio_.read64(reg::IQH) % queue_bytes_;
-        if (used() + need >= queue_bytes_) cpu_.spend(cpu_.params().poll_interval);
+        if (used() + need >= queue_bytes_) {
+            q_lock_.unlock(); // let a waiter clear a queue error meanwhile
+            cpu_.spend(cpu_.params().poll_interval);
+            check_queue_errors();
+            q_lock_.lock();
+        }
     }
     const uint64_t first_seq = seq_;
+    const uint64_t last_seq = seq_ + descs.size();
+    // Known before the unit can see the tail: its phase reports are kept.
+    open_[first_seq] = Submission{last_seq, token};
     for (const auto& dsc : descs) {
         const uint64_t slot = tail_;
         tail_ = (tail_ + kDescBytes) % queue_bytes_;
@@ -315,18 +372,14 @@ FlushTiming VtdDriver::submit(std::vector<RawDesc> descs, bool is_flush) {
     descriptors_.inc(descs.size());
     t.descriptors = static_cast<unsigned>(descs.size());
     mmio_.write64(reg::IQT, tail_);
-    const uint64_t last_seq = seq_;
-    open_[first_seq] = last_seq;
     q_lock_.unlock();
     // Spin like qi_submit_sync(): read the status word, check FSTS for
-    // queue errors, relax, repeat.
+    // queue errors (qi_check_fault), relax, repeat.
     for (;;) {
         polls_.inc();
         if (cpu_.mem_read_u32(status) == token) break;
-        const uint32_t fsts = mmio_.read32(reg::FSTS);
-        if (fsts & (bits::FSTS_IQE | bits::FSTS_ITE | bits::FSTS_ICE)) {
-            errors_.inc();
-            mmio_.write32(reg::FSTS, fsts & (bits::FSTS_IQE | bits::FSTS_ITE | bits::FSTS_ICE));
+        check_queue_errors();
+        if (aborted_.erase(token)) {
             t.error = true;
             break;
         }
@@ -361,7 +414,7 @@ void VtdDriver::on_phase(uint64_t seq, iommu::InvalPhase phase, Duration at, pci
     // Only descriptors of a submission still being waited for are of interest
     // (a late report for a finished one would otherwise accumulate).
     auto it = open_.upper_bound(seq);
-    if (it == open_.begin() || seq >= std::prev(it)->second) return;
+    if (it == open_.begin() || seq >= std::prev(it)->second.end) return;
     Phases& p = phases_[seq];
     switch (phase) {
     case iommu::InvalPhase::fetched: p.fetched = at; break;

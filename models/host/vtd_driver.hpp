@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -73,7 +74,7 @@ public:
 private:
     using RawDesc = iommu::vtd::RawDesc;
     static bool first_stage(const DomainDesc& d);
-    /// Appends the IOTLB (+ PASID-cache when `pasid_cache`) descriptors for one attachment.
+    /// Appends the IOTLB descriptor (PASID-based for first-stage domains) for one attachment.
     void iotlb_descs(const DomainDesc& d, uint16_t did, const Attachment& a, bool whole, uint64_t base,
                      unsigned order, bool leaf_only, std::vector<RawDesc>& out);
     void devtlb_desc(const Attachment& a, bool whole, uint64_t base, unsigned order, std::vector<RawDesc>& out);
@@ -97,13 +98,23 @@ private:
     uint32_t token_ = 0;
     std::map<uint16_t, iommu::vtd::SmContextEntry> contexts_;
     std::map<uint32_t, uint16_t> dids_; ///< domain id -> DID
-    uint16_t next_did_ = 2;
+    uint32_t next_did_ = 2;
+    uint32_t max_did_ = 0xFFFF;
+    bool device_tlb_ = true, pasid_ = true;
 
     struct Phases {
         std::optional<Duration> fetched, caches_done, devtlb_sent, devtlb_done, wait_done;
     };
     std::unordered_map<uint64_t, Phases> phases_;
-    std::map<uint64_t, uint64_t> open_; ///< submissions waiting: first seq -> end seq (phases outside are dropped)
+    struct Submission {
+        uint64_t end;    ///< one past its last descriptor (the wait)
+        uint32_t token;  ///< its status-word value
+    };
+    std::map<uint64_t, Submission> open_; ///< submissions being waited for, by first seq (other phases are dropped)
+    std::set<uint32_t> aborted_;          ///< tokens of submissions a queue error aborted
+    uint64_t seq_at(uint64_t byte_offset) const;
+    void abort_owner_of(uint64_t seq);
+    void check_queue_errors();
 
     stats::Group stats_;
     stats::Counter& flushes_;

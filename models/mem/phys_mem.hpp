@@ -23,6 +23,9 @@ public:
     virtual ~PhysMem() = default;
     virtual void read(uint64_t pa, void* dst, size_t len) = 0;
     virtual void write(uint64_t pa, const void* src, size_t len) = 0;
+    /// The contents of [pa, pa+len) are no longer needed (freed memory): a
+    /// store may drop them, and they read back as zero. Default: kept.
+    virtual void discard(uint64_t /*pa*/, size_t /*len*/) {}
 
     uint64_t read_u64(uint64_t pa) { uint64_t v; read(pa, &v, 8); return v; }
     uint32_t read_u32(uint64_t pa) { uint32_t v; read(pa, &v, 4); return v; }

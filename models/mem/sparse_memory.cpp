@@ -72,6 +72,15 @@ void SparseMemory::fill(uint64_t pa, uint8_t byte, size_t len) {
     }
 }
 
+void SparseMemory::discard(uint64_t pa, size_t len) {
+    check(pa, len);
+    const uint64_t first = (pa + kPageSize - 1) >> kPageShift, end = (pa + len) >> kPageShift;
+    for (uint64_t pfn = first; pfn < end; ++pfn) {
+        if (pfn == last_pfn_) last_pfn_ = ~uint64_t{0}, last_page_ = nullptr;
+        pages_.erase(pfn);
+    }
+}
+
 uint8_t* SparseMemory::page_ptr(uint64_t pa) {
     check(pa, 1);
     return get_page(pa >> kPageShift);

@@ -24,6 +24,8 @@ public:
     void read(uint64_t pa, void* dst, size_t len) override;
     void write(uint64_t pa, const void* src, size_t len) override;
     void fill(uint64_t pa, uint8_t byte, size_t len);
+    /// Drops the whole pages inside [pa, pa+len) (host RAM is returned).
+    void discard(uint64_t pa, size_t len) override;
 
     /// Host pointer to the page holding `pa` (allocated if needed), for DMI.
     uint8_t* page_ptr(uint64_t pa);

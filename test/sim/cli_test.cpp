@@ -217,3 +217,26 @@ TEST_CASE("platforms/PARAMS.md lists exactly what list-params prints", "[cli][do
     INFO("regenerate with scripts/gen-params-doc");
     CHECK(doc.substr(open + 4, close - open - 4) == r.out);
 }
+
+TEST_CASE("host memory regions must be aligned, disjoint and inside memory", "[cli][config]") {
+    auto with_host = [](ordered_json mem) {
+        return [mem](ordered_json& j) {
+            j["iommus"] = ordered_json::array({{{"name", "dmar0"}, {"type", "vtd"}}});
+            j["topology"]["root_complex"]["iommu"] = "dmar0";
+            j["memory"] = {{"size_bytes", "4GiB"}};
+            j["host"] = {{"memory", mem}};
+        };
+    };
+    require_bad_input(validate_edit(with_host({{"data_base", 4097}})), "/host/memory/data_base", "4 KiB-aligned");
+    require_bad_input(validate_edit(with_host({{"table_base", 0}, {"table_bytes", "1GiB"}, {"data_base", 4096}, {"data_bytes", "1GiB"}})),
+                      "/host/memory", "overlap");
+    require_bad_input(validate_edit(with_host(ordered_json::object())), "/host/memory/data_base",
+                      "does not fit in /memory/size_bytes");
+    require_bad_input(validate_edit([](ordered_json& j) {
+                          j["iommus"] = ordered_json::array({{{"name", "dmar0"}, {"type", "vtd"}}});
+                          j["topology"]["root_complex"]["iommu"] = "dmar0";
+                          j["scenario"] = ordered_json::parse(
+                              R"([{"op": "create_ioas", "name": "i"}, {"op": "alloc_domain", "name": "d", "ioas": "i", "levels": 7}])");
+                      }),
+                      "/scenario/1/levels", "expected an integer in [3, 5], got 7");
+}

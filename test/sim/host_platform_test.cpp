@@ -124,3 +124,69 @@ TEST_CASE("lazy flushing delivers more NIC throughput than strict", "[sim][host]
     INFO("strict " << bs << " B, lazy " << bl << " B");
     CHECK(bl > bs * 3 / 2);
 }
+
+namespace {
+ordered_json scenario_platform(ordered_json steps) {
+    ordered_json p = ordered_json::parse(R"({
+      "name": "scn", "seed": 2, "duration_us": 200,
+      "iommus": [ { "name": "dmar0", "type": "vtd" } ],
+      "topology": { "root_complex": { "name": "rc0", "iommu": "dmar0", "root_ports": [ { "name": "rp0" } ] } },
+      "devices": [ { "name": "acc0", "type": "traffic", "port": "rp0", "start_at_us": 30,
+                     "workloads": [
+                       { "type": "random_uniform", "base": "0x40000000", "region_bytes": "64KiB", "request_bytes": 64,
+                         "pasids": [ 7 ], "rate_gbps": 1 },
+                       { "type": "random_uniform", "base": "0x40000000", "region_bytes": "64KiB", "request_bytes": 64,
+                         "pasids": [ 9 ], "rate_gbps": 1 } ] } ]
+    })");
+    p["scenario"] = std::move(steps);
+    return p;
+}
+} // namespace
+
+TEST_CASE("an explicitly placed mapping unmaps and its IOVA is reusable, strict and lazy", "[sim][host][scenario]") {
+    const auto steps = ordered_json::parse(R"([
+        {"op": "create_ioas", "name": "io"},
+        {"op": "alloc_domain", "name": "d", "ioas": "io"},
+        {"op": "map", "ioas": "io", "name": "m1", "iova": "0x200000000", "size_bytes": "64KiB"},
+        {"op": "map", "ioas": "io", "iova": "0x200008000", "size_bytes": "4KiB", "expect_error": "busy"},
+        {"op": "unmap", "ioas": "io", "mapping": "m1"},
+        {"op": "flush_queue"},
+        {"op": "map", "ioas": "io", "name": "m2", "iova": "0x200000000", "size_bytes": "64KiB"},
+        {"op": "unmap", "ioas": "io", "mapping": "m2"},
+        {"op": "map", "ioas": "io", "size_bytes": "2MiB", "page_bytes": "2MiB"},
+        {"op": "expect", "stat": "os.iommufd.unmaps", "eq": 2}
+    ])");
+    for (const char* flush : {"strict", "lazy"}) {
+        auto p = scenario_platform(steps);
+        p["devices"] = ordered_json::array();
+        p["host"]["driver"]["flush"] = flush;
+        auto s = run(p, std::string("explicit-") + flush);
+        CHECK(value(s, {"scenario", "failures"}) == 0);
+        CHECK(value(s, {"os", "iommufd", "maps"}) == 3);
+    }
+}
+
+TEST_CASE("two threads attaching PASIDs of one device at the same time both translate", "[sim][host][scenario]") {
+    auto s = run(scenario_platform(ordered_json::parse(R"([
+        {"op": "create_ioas", "name": "io"},
+        {"op": "alloc_domain", "name": "d", "ioas": "io"},
+        {"op": "map", "ioas": "io", "iova": "0x40000000", "size_bytes": "64KiB"},
+        {"op": "attach", "thread": "a", "at_us": 10, "device": "acc0", "pasid_value": 7, "domain": "d"},
+        {"op": "attach", "thread": "b", "at_us": 10, "device": "acc0", "pasid_value": 9, "domain": "d"},
+        {"op": "expect", "at_us": 190, "stat": "acc0.errors", "eq": 0}
+    ])")), "attach-race");
+    CHECK(value(s, {"scenario", "failures"}) == 0);
+    CHECK(value(s, {"acc0", "reads"}) > 100);
+    CHECK(value(s, {"os", "oracle", "violations"}) == 0);
+}
+
+TEST_CASE("a device that never answers invalidations fails the flush without hanging and its ranges are quarantined", "[sim][host][oracle]") {
+    auto p = nic_platform("strict");
+    p["devices"][0]["drop_invalidations"] = true;
+    p["iommus"][0]["ite_timeout_us"] = 20;
+    auto s = run(p, "ite");
+    CHECK(value(s, {"os", "iommufd", "failed_flushes"}) > 0);
+    CHECK(value(s, {"os", "iommufd", "quarantined"}) > 0);
+    CHECK(value(s, {"os", "dmar0", "queue_errors"}) > 0);
+    CHECK(value(s, {"os", "oracle", "violations"}) == 0); // no quarantined range was reused
+}

@@ -72,3 +72,21 @@ TEST_CASE("a next-fit allocator does not hand a freed range out again at once", 
     next.free(got[3]);
     CHECK(next.alloc(4096) == got[3]);
 }
+
+TEST_CASE("explicit IOVA reservations exclude auto allocations and overlapping reservations", "[unit][host][iova]") {
+    IovaAllocator a(0x100000, 0x200000);
+    a.reserve(0x1FF000, 4096); // where top-down allocation would start
+    CHECK(a.alloc(4096) == 0x1FE000);
+    CHECK_THROWS_AS(a.reserve(0x1FE000, 8192), HostError);
+    a.free(0x1FF000);
+    a.reserve(0x1FF000, 4096);
+    CHECK_THROWS_AS(a.reserve(0x200000, 4096), HostError); // beyond the limit
+}
+
+TEST_CASE("an IOVA space narrows to a domain's aperture and aligns large pages", "[unit][host][iova]") {
+    IovaAllocator a(0x100000, uint64_t{1} << 47);
+    a.set_limit(uint64_t{1} << 39);
+    CHECK(a.alloc(4096) < (uint64_t{1} << 39));
+    CHECK(a.alloc(uint64_t{2} << 20, uint64_t{1} << 30) % (uint64_t{1} << 30) == 0);
+    CHECK_THROWS_AS(a.set_limit(0x200000), HostError);
+}

@@ -46,3 +46,13 @@ TEST_CASE("zero fill of untouched memory allocates nothing", "[unit][mem]") {
     CHECK(m.touched_pages() == 2);
     CHECK(m.read_u64(0x11000) == ~uint64_t{0});
 }
+
+TEST_CASE("discarding freed memory returns its pages and reads back zero", "[unit][mem]") {
+    SparseMemory m(1 << 30);
+    m.fill(0x10000, 0xAB, 3 * 4096);
+    CHECK(m.touched_pages() == 3);
+    m.discard(0x10800, 2 * 4096); // only the one whole page inside is dropped
+    CHECK(m.touched_pages() == 2);
+    CHECK(m.read_u64(0x11000) == 0);
+    CHECK(m.read_u64(0x10000) == 0xABABABABABABABABULL);
+}
