@@ -313,6 +313,9 @@ const Schema<NicConfig>& nic_schema() {
             .custom("invalidate_queue_depth", "integer [0, 31]", "", "ATS Invalidate Queue Depth (0 = 32); default 0",
                     [](P& p, const json& j, const std::string& path) { p.nic.ats.invalidate_queue_depth = static_cast<uint8_t>(read::u64(j, path, 0, 31)); },
                     [](const P& p) { return json(p.nic.ats.invalidate_queue_depth); })
+            .custom("pri", "boolean", "", "Page Request Interface enabled: a translation with no access sends a Page Request and retries once after Success; default false",
+                    [](P& p, const json& j, const std::string& path) { p.nic.ats.pri_enabled = read::boolean(j, path); },
+                    [](const P& p) { return json(p.nic.ats.pri_enabled); })
             .custom("drop_invalidations", "boolean", "", "a device that never answers Invalidate Requests (drives ITE)",
                     [](P& p, const json& j, const std::string& path) { p.nic.ats.drop_invalidations = read::boolean(j, path); },
                     [](const P& p) { return json(p.nic.ats.drop_invalidations); })
@@ -325,14 +328,20 @@ const Schema<NicConfig>& nic_schema() {
             .custom("napi_batch", "integer", "buffers", "completions per interrupt / refills per doorbell; default 64 (NAPI weight)",
                     [](P& p, const json& j, const std::string& path) { p.driver.batch = static_cast<uint32_t>(read::u64(j, path, 1, 1u << 16)); },
                     [](const P& p) { return json(p.driver.batch); })
-            .custom("domain", "enum(first_stage|second_stage)", "", "page-table stage of the NIC's DMA domain; default first_stage (Linux scalable mode)",
+            .custom("domain", "enum(first_stage|second_stage|sva)", "",
+                    "the NIC's DMA domain: a first- or second-stage paging domain (DMA API; default first_stage, Linux scalable mode), "
+                    "or sva: its PASID bound to a process whose buffer pages are faulted in on first touch (needs pasid; use with pri)",
                     [](P& p, const json& j, const std::string& path) {
                         const std::string v = read::string(j, path);
                         if (v == "first_stage") p.driver.domain = host::DomainDesc::Kind::paging_s1;
                         else if (v == "second_stage") p.driver.domain = host::DomainDesc::Kind::paging_s2;
-                        else throw ConfigError(path, "expected one of first_stage|second_stage, got \"" + v + "\"");
+                        else if (v == "sva") p.driver.domain = host::DomainDesc::Kind::sva;
+                        else throw ConfigError(path, "expected one of first_stage|second_stage|sva, got \"" + v + "\"");
                     },
-                    [](const P& p) { return json(p.driver.domain == host::DomainDesc::Kind::paging_s1 ? "first_stage" : "second_stage"); });
+                    [](const P& p) {
+                        using K = host::DomainDesc::Kind;
+                        return json(p.driver.domain == K::paging_s1 ? "first_stage" : p.driver.domain == K::sva ? "sva" : "second_stage");
+                    });
         return sc;
     }();
     return s;
@@ -347,6 +356,10 @@ std::any parse_nic(const json& dev, const std::string& path, const std::vector<s
     for (auto& k : nic_schema().keys())
         if (dev.contains(k)) own[k] = dev[k];
     nic_schema().parse(own, path, c);
+    if (c.driver.domain == host::DomainDesc::Kind::sva && !c.nic.pasid)
+        throw ConfigError(path + "/domain", "an sva NIC needs \"pasid\" (SVA binds a PASID to a process)");
+    if (c.driver.domain == host::DomainDesc::Kind::sva && c.driver.buffer_bytes > 4096)
+        throw ConfigError(path + "/buffer_bytes", "an sva NIC's buffers are one page at most (4096)");
     return c;
 }
 

@@ -44,7 +44,12 @@ const Schema<host::DriverParams>& driver_schema() {
                      "ranges larger than this are flushed domain-wide; default 512 (arm-smmu-v3's per-page cap, calibration.md)", 1, uint64_t{1} << 40)
             .boolean("skip_devtlb_invalidation", &P::skip_devtlb_invalidation,
                      "a deliberately broken driver that never invalidates device TLBs (the oracle must report violations)")
-            .integer("queue_order", &P::queue_order, "", "invalidation queue of 2^order 4 KiB pages; default 1 (Linux: 256 x 32 B)", 0, 7);
+            .integer("queue_order", &P::queue_order, "", "invalidation queue of 2^order 4 KiB pages; default 1 (Linux: 256 x 32 B)", 0, 7)
+            .integer("prq_order", &P::prq_order, "", "page request queue of 2^order 4 KiB pages (set up when a device has PRI); default 4 (Linux PRQ_ORDER)", 0, 7)
+            .time_ns("prq_poll_interval_ns", &P::prq_poll_interval,
+                     "page request handler polls PQT this often (no interrupt controller is modelled); default 1000 ns (estimate)")
+            .time_ns("page_fault_service_ns", &P::page_fault_service,
+                     "software cost per I/O page fault (iopf hand-off + handle_mm_fault); default 8000 ns, so service lands near calibration.md's mean 9 us");
         return sc;
     }();
     return s;

@@ -10,7 +10,7 @@ namespace iommusim::host {
 Host::Host(sc_core::sc_module_name name, const HostParams& params, mem::PhysMem& memory, stats::Group* parent)
     : sc_module(name), params_(params), stats_(basename(), parent), cpu_("cpu", params.cpu, memory, &stats_),
       oracle_(&stats_), fd_(cpu_, oracle_, params.driver, params.layout, &stats_),
-      dma_errors_(stats_.counter("dma_errors", "requests", "device DMAs that completed with an error (faults)")) {
+      prq_stats_(&stats_), dma_errors_(stats_.counter("dma_errors", "requests", "device DMAs that completed with an error (faults)")) {
     fd_.set_queue_listener([this] { fq_armed_.notify(sc_core::SC_ZERO_TIME); });
     SC_HAS_PROCESS(Host);
     SC_THREAD(boot);
@@ -29,7 +29,7 @@ VtdDriver& Host::add_vtd(const std::string& name, tlm::tlm_target_socket<>& mmio
     vtd_drivers_.push_back(std::make_unique<VtdDriver>(name, MmioPort(cpu_, port), params_.driver,
                                                        fd_.table_page_allocator(), &stats_, msi_.back().get()));
     drivers_.emplace_back(name, vtd_drivers_.back().get());
-    fd_.add_iommu(name, *vtd_drivers_.back());
+    vtd_index_.emplace_back(fd_.add_iommu(name, *vtd_drivers_.back()), vtd_drivers_.back().get());
     return *vtd_drivers_.back();
 }
 
@@ -43,6 +43,14 @@ void Host::add_thread(const std::string& name, std::function<void()> body) { thr
 
 void Host::boot() {
     for (auto& [name, d] : drivers_) d->enable();
+    // Page request queues only where a PRI device can use them (Linux enables the PRQ per
+    // IOMMU with ECAP.PRS when a device first enables IOPF; boot time is the simple equivalent).
+    for (auto& [index, d] : vtd_index_) {
+        if (!fd_.has_pri_device(index)) continue;
+        d->enable_page_requests();
+        VtdDriver* drv = d;
+        threads_.emplace_back(drivers_[index].first + "_prq", [this, drv] { drv->serve_page_requests(fd_, prq_stats_); });
+    }
     booted_ = true;
     booted_event_.notify(sc_core::SC_ZERO_TIME);
     for (auto& [name, body] : threads_) {

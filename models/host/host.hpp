@@ -8,6 +8,9 @@
 // Fidelity: host threads are SC_THREADs that spend CPU time through
 // HostCpu; several threads may run concurrently and contend for the same
 // invalidation queue (the driver's queue lock and the unit's serial engine).
+// When a device with PRI is registered behind a VT-d unit, boot also sets up
+// that unit's page request queue and starts its page request handler thread
+// (VtdDriver::serve_page_requests; stats under os.prq).
 // Not modelled: CPU scheduling between more threads than cores, caches.
 #include <functional>
 #include <memory>
@@ -73,6 +76,8 @@ private:
     PasidAllocator pasids_;
     std::vector<std::unique_ptr<VtdDriver>> vtd_drivers_;
     std::vector<std::unique_ptr<MsiDecoder>> msi_;
+    std::vector<std::pair<unsigned, VtdDriver*>> vtd_index_; ///< iommufd index of each VT-d driver
+    PageRequestStats prq_stats_;
     std::vector<std::pair<std::string, IommuDriver*>> drivers_;
     std::vector<std::pair<std::string, std::function<void()>>> threads_;
     bool booted_ = false;

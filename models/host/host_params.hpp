@@ -55,6 +55,25 @@ struct DriverParams {
     bool skip_devtlb_invalidation = false;
     /// Invalidation queue size: 2^queue_order 4 KiB pages (Linux: 8 KiB = 256 x 32 B descriptors).
     uint8_t queue_order = 1;
+
+    // ---- page requests (PRI): used when a device behind the unit has PRI ----
+    /// Page request queue size: 2^prq_order 4 KiB pages (Linux PRQ_ORDER = 4: 64 KiB, 2048
+    /// 32-byte requests; drivers/iommu/intel/iommu.h, UNCONFIRMED for older kernels).
+    static constexpr uint8_t kDefaultPrqOrder = 4;
+    uint8_t prq_order = kDefaultPrqOrder;
+    // ns; interval between polls of the page request queue's tail register. The host has no
+    // interrupt controller model, so the page request event (PECTL/PEDATA/PEADDR, which the
+    // driver programs but leaves masked) is replaced by polling PQT over MMIO; 1 us is of the
+    // order of the interrupt delivery it stands for (HostCpuParams interrupt_latency): estimate.
+    static constexpr double kDefaultPrqPollIntervalNs = 1000.0;
+    Duration prq_poll_interval = Duration::ns(kDefaultPrqPollIntervalNs);
+    // ns; software cost of servicing one I/O page fault besides the modelled register, queue and
+    // page-table work: the hand-off from the PRQ thread to the iopf workqueue, the mm lookup and
+    // handle_mm_fault for an anonymous page (allocate + zero 4 KiB). Chosen so the end-to-end
+    // service time lands near calibration.md "I/O page fault (PRQ) service time" (Sapphire
+    // Rapids: mean 9 us, most 1-10 us); the 556 us tail (scheduling) is not modelled.
+    static constexpr double kDefaultPageFaultServiceNs = 8000.0;
+    Duration page_fault_service = Duration::ns(kDefaultPageFaultServiceNs);
 };
 
 } // namespace iommusim::host

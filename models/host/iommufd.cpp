@@ -34,7 +34,8 @@ IommuFd::IommuFd(HostCpu& cpu, DmaOracle& oracle, const DriverParams& params, co
       unmap_latency_(stats_.histogram("unmap_latency", "ns", "unmap call to return (includes the strict flush)")),
       failed_flushes_(stats_.counter("failed_flushes", "flushes", "flushes that ended in a queue error (IQE/ITE)")),
       quarantined_(stats_.counter("quarantined", "ranges",
-                                  "unmapped ranges never reused because their flush failed (a stale ATC may still hold them)")) {}
+                                  "unmapped ranges never reused because their flush failed (a stale ATC may still hold them)")),
+      demand_faults_(stats_.counter("demand_faults", "pages", "process pages mapped on demand (page requests)")) {}
 
 IommuFd::~IommuFd() = default;
 
@@ -357,6 +358,58 @@ void IommuFd::munmap(uint32_t pid, uint64_t va, uint64_t size) {
     } else {
         quarantined_.inc();
     }
+}
+
+void IommuFd::fault_in(uint32_t pid, uint64_t va) {
+    Process& p = process(pid);
+    va &= ~(kPage - 1);
+    if (va >= (uint64_t{1} << 47)) throw HostError(K::invalid, "fault at " + hex(va) + ": not a user address");
+    if (process_mapped(pid, va)) throw HostError(K::busy, "fault at " + hex(va) + ": page already present");
+    const uint64_t pa = data_alloc_.alloc(kPage);
+    if (auto e = p.tables->map(va, pa, kPage, 12, iommu::LeafAttrs{iommu::perm::all}); e != iommu::MapError::none) {
+        data_alloc_.free(pa);
+        throw HostError(K::invalid, "fault at " + hex(va) + ": " + std::string(iommu::to_string(e)));
+    }
+    p.mappings[va] = Mapping{pa, kPage, 12};
+    oracle_.map(pid, va, pa, kPage, cpu_.now()); // the translation exists from the PTE write on
+    cpu_.spend(cpu_.params().mem_write);         // the one PTE store (intermediate tables are rarely new)
+    demand_faults_.inc();
+}
+
+bool IommuFd::process_mapped(uint32_t pid, uint64_t va) const {
+    auto it = processes_.find(pid);
+    if (it == processes_.end()) return false;
+    const auto& maps = it->second.mappings;
+    auto m = maps.upper_bound(va);
+    if (m == maps.begin()) return false;
+    --m;
+    return va < m->first + m->second.size;
+}
+
+pcie::PrgResponseCode IommuFd::handle_page_request(const PageRequestInfo& r) {
+    using C = pcie::PrgResponseCode;
+    cpu_.spend(params_.page_fault_service);
+    auto it = attached_.find(attach_key(r.rid, r.pasid));
+    if (it == attached_.end()) return C::invalid_request; // nothing bound: no fault handler (Linux iopf)
+    Hwpt& h = hwpt(it->second);
+    if (h.desc.kind == DomainDesc::Kind::sva) {
+        if (process_mapped(h.space, r.address)) return C::success; // already present (another group faulted it)
+        try {
+            fault_in(h.space, r.address);
+        } catch (const HostError&) {
+            return C::invalid_request; // handle_mm_fault failed: Linux answers IOMMU_PAGE_RESP_INVALID
+        }
+        return C::success;
+    }
+    if (h.desc.kind == DomainDesc::Kind::paging_s1 || h.desc.kind == DomainDesc::Kind::paging_s2)
+        return lookup(h.space, r.address) ? C::success : C::invalid_request;
+    return C::invalid_request; // identity / nested: no I/O page faults to resolve on the host
+}
+
+bool IommuFd::has_pri_device(unsigned iommu) const {
+    for (const auto& [raw, d] : devices_)
+        if (d.iommu == iommu && d.info.pri) return true;
+    return false;
 }
 
 std::optional<uint64_t> IommuFd::lookup(uint32_t ioas_id, uint64_t iova) const {

@@ -25,6 +25,7 @@
 #include "models/host/inval_log.hpp"
 #include "models/host/iommu_driver.hpp"
 #include "models/host/iova_allocator.hpp"
+#include "models/host/page_requests.hpp"
 #include "models/iommu/common/table_builder.hpp"
 
 namespace iommusim::host {
@@ -41,11 +42,11 @@ struct HostMemoryLayout {
     uint64_t iova_base = uint64_t{1} << 20, iova_limit = uint64_t{1} << 47;
 };
 
-class IommuFd {
+class IommuFd final : public PageRequestHandler {
 public:
     IommuFd(HostCpu& cpu, DmaOracle& oracle, const DriverParams& params, const HostMemoryLayout& layout,
             stats::Group* parent_stats);
-    ~IommuFd();
+    ~IommuFd() override;
 
     /// Table pages for drivers' own structures (root/context/PASID tables, queues).
     std::function<uint64_t()> table_page_allocator();
@@ -72,6 +73,19 @@ public:
 
     void mmap(uint32_t process, uint64_t va, uint64_t size);
     void munmap(uint32_t process, uint64_t va, uint64_t size);
+    /// Demand paging: maps one fresh 4 KiB page at `va` in the process (a CPU or I/O page fault on a
+    /// non-present page). No invalidation is needed: non-present entries are not cached (VT-d
+    /// §6.2.2 without caching mode). Error: already mapped, not canonical.
+    void fault_in(uint32_t process, uint64_t va);
+    /// Whether a process page is present (ground truth).
+    bool process_mapped(uint32_t process, uint64_t va) const;
+
+    /// PRI (PageRequestHandler): SVA attachment -> fault the page into the process (Success);
+    /// paging (IOAS) domain -> Success only if the IOVA is mapped by now (the device retries),
+    /// else Invalid Request, as Linux answers a DMA-API domain that has no fault handler.
+    pcie::PrgResponseCode handle_page_request(const PageRequestInfo& r) override;
+    /// Whether any device registered behind IOMMU `iommu` has PRI.
+    bool has_pri_device(unsigned iommu) const;
 
     /// Lazy policy: flushes every queued range now (the flush-queue timer calls this).
     void flush_queue_now();
@@ -151,6 +165,7 @@ private:
     stats::Histogram& unmap_latency_;
     stats::Counter& failed_flushes_;
     stats::Counter& quarantined_;
+    stats::Counter& demand_faults_;
 };
 
 } // namespace iommusim::host

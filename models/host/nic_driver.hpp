@@ -6,6 +6,15 @@
 // flush or flush queue) and a fresh buffer is mapped and posted in its
 // place (refill), with a doorbell MMIO write per refill batch and an
 // interrupt per completion batch (NAPI). One host thread per NIC.
+//
+// SVA mode (domain = sva, needs the NIC's PASID): the NIC's PASID is bound to
+// a process (a user-space packet stack sharing its page tables with the
+// device). The ring is mmapped up front; each buffer is one page of the
+// process's heap that is NOT populated when posted, so the NIC's first touch
+// of it is an I/O page fault served through PRI. When a packet completes the
+// application consumes the buffer and releases its page (munmap: the mm
+// notifier flushes the IOTLB and the device TLB) and reposts the same
+// address, so every packet faults again.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -24,7 +33,12 @@ struct NicDriverParams {
     uint32_t ring_entries = kDefaultRingEntries;
     uint32_t buffer_bytes = kDefaultBufferBytes;
     uint32_t batch = kDefaultBatch;                        ///< completions handled per interrupt / refills per doorbell
-    DomainDesc::Kind domain = DomainDesc::Kind::paging_s1; ///< scalable-mode Linux uses first-stage DMA domains
+    DomainDesc::Kind domain = DomainDesc::Kind::paging_s1; ///< scalable-mode Linux uses first-stage DMA domains (or sva)
+    /// SVA mode: process virtual addresses of the ring and of the (unpopulated) buffer pages.
+    static constexpr uint64_t kDefaultSvaRingVa = uint64_t{1} << 28;   // 256 MiB
+    static constexpr uint64_t kDefaultSvaBufferVa = uint64_t{1} << 32; // 4 GiB
+    uint64_t sva_ring_va = kDefaultSvaRingVa;
+    uint64_t sva_buffer_va = kDefaultSvaBufferVa;
 };
 
 class NicDriver {
@@ -35,12 +49,16 @@ public:
 
 private:
     void refill(uint32_t count);
+    void run_sva();
+    /// Releases a completed buffer: unmap (DMA API) or munmap of its page (SVA).
+    void release(uint64_t iova);
     /// A buffer is mapped in whole pages.
     uint64_t mapped_bytes() const { return (uint64_t{p_.buffer_bytes} + 4095) & ~uint64_t{4095}; }
     Host& host_;
     pcie::NicEndpoint& nic_;
     NicDriverParams p_;
     uint32_t ioas_ = 0;
+    uint32_t process_ = 0;
     stats::Group stats_;
     stats::Counter& interrupts_;
     stats::Counter& refilled_;

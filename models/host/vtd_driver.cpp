@@ -285,7 +285,87 @@ void VtdDriver::check_queue_errors() {
     mmio_.write32(reg::FSTS, err);
 }
 
-FlushTiming VtdDriver::submit(std::vector<RawDesc> descs) {
+
+void VtdDriver::enable_page_requests() {
+    const uint64_t pages = uint64_t{1} << params_.prq_order;
+    prq_base_ = alloc_page_();
+    for (uint64_t i = 1; i < pages; ++i)
+        if (alloc_page_() != prq_base_ + i * kPage)
+            throw std::runtime_error("VT-d driver: the page request queue needs contiguous pages");
+    prq_bytes_ = pages * kPage;
+    prq_head_ = 0;
+    // Linux intel_iommu_enable_prq: PQH = PQT = 0, then PQA with the queue size (§11.4.11).
+    mmio_.write64(reg::PQH, 0);
+    mmio_.write64(reg::PQT, 0);
+    mmio_.write64(reg::PQA, prq_base_ | params_.prq_order);
+    // The page request event: the MSI address/data a real driver gets from its irq domain
+    // (0xFEE0_0000: the x86 interrupt range; vector 0x30 is illustrative). Left masked: the
+    // handler polls (no interrupt controller is modelled).
+    mmio_.write32(reg::PEDATA, 0x30);
+    mmio_.write32(reg::PEADDR, 0xFEE0'0000u);
+    mmio_.write32(reg::PEUADDR, 0);
+    mmio_.write32(reg::PECTL, bits::ECTL_IM);
+}
+
+PageRequestInfo VtdDriver::decode_page_request(const std::array<uint64_t, 4>& q) {
+    PageRequestInfo r;
+    r.rid = pcie::Bdf(static_cast<uint16_t>((q[0] >> 16) & 0xFFFF));
+    if ((q[0] >> 8) & 1) r.pasid = static_cast<uint32_t>((q[0] >> 32) & 0xFFFFF);
+    r.execute = (q[0] >> 52) & 1;
+    r.privileged = (q[0] >> 53) & 1;
+    r.read = q[1] & 1;
+    r.write = (q[1] >> 1) & 1;
+    r.last = (q[1] >> 2) & 1;
+    r.prg_index = static_cast<uint16_t>((q[1] >> 3) & 0x1FF);
+    r.address = q[1] & ~uint64_t{0xFFF};
+    return r;
+}
+
+void VtdDriver::serve_page_requests(PageRequestHandler& handler, PageRequestStats& st) {
+    PageRequestGroups groups;
+    const uint64_t mask = prq_bytes_ - 1;
+    for (;;) {
+        cpu_.spend(params_.prq_poll_interval);
+        st.polls.inc();
+        if ((mmio_.read64(reg::PQT) & mask) == prq_head_) continue;
+        // prq_event_thread: clear PPR first so a request arriving meanwhile sets it again.
+        mmio_.write32(reg::PRS, bits::PRS_PPR);
+        const uint64_t tail = mmio_.read64(reg::PQT) & mask;
+        while (prq_head_ != tail) {
+            std::array<uint64_t, 4> q{};
+            cpu_.spend(cpu_.params().mem_read);
+            cpu_.memory().read(prq_base_ + prq_head_, q.data(), sizeof q);
+            const Duration read_at = cpu_.now();
+            prq_head_ = (prq_head_ + kDescBytes) & mask;
+            const PageRequestInfo r = decode_page_request(q);
+            st.requests.inc();
+            if (r.stop_marker()) {
+                st.stop_markers.inc();
+                continue;
+            }
+            // Requests without PASID are rejected (Linux prq_event_thread); the rest go to the host.
+            const pcie::PrgResponseCode code =
+                r.pasid ? handler.handle_page_request(r) : pcie::PrgResponseCode::invalid_request;
+            auto closed = groups.add(r, code, read_at);
+            if (!closed) continue; // the group is still open: no response owed yet
+            // Page group response (type 9) + wait, Linux intel_iommu_page_response -> qi_submit_sync.
+            std::vector<RawDesc> d{vtd::encode_page_group_response(r.rid.raw, r.pasid.has_value(), r.pasid.value_or(0),
+                                                                   r.prg_index, closed->code)};
+            submit(std::move(d), /*is_flush=*/false);
+            st.responses.inc();
+            (closed->code == pcie::PrgResponseCode::success ? st.successes : st.invalid).inc();
+            st.service_latency.record((cpu_.now() - closed->first_read).as_ns());
+        }
+        mmio_.write64(reg::PQH, prq_head_);
+        // An overflow auto-responded what did not fit; clearing PRO re-arms the queue (§7.5.1).
+        if (const uint32_t prs = mmio_.read32(reg::PRS); prs & bits::PRS_PRO) {
+            st.overflows.inc();
+            mmio_.write32(reg::PRS, bits::PRS_PRO);
+        }
+    }
+}
+
+FlushTiming VtdDriver::submit(std::vector<RawDesc> descs, bool is_flush) {
     FlushTiming t;
     t.submitted = cpu_.now();
     const uint32_t token = ++token_;
@@ -339,7 +419,7 @@ FlushTiming VtdDriver::submit(std::vector<RawDesc> descs) {
     }
     t.observed = cpu_.now();
     open_.erase(first_seq);
-    flushes_.inc();
+    if (is_flush) flushes_.inc();
     // Assemble the phases the unit reported for these descriptors.
     for (uint64_t s = first_seq; s < last_seq; ++s) {
         auto it = phases_.find(s);

@@ -19,6 +19,18 @@
 // On ITE the flush is reported as failed (Linux retries; we do not, so that
 // a device that never answers cannot hang the run). Not modelled: legacy
 // mode, register-based invalidation, interrupt remapping, caching mode.
+//
+// Page requests (PRI, §7.5; Linux intel_iommu_enable_prq / prq_event_thread):
+// when a PRI device sits behind the unit, the driver allocates the page
+// request queue (2^prq_order pages), sets PQH = PQT = 0, writes PQA with its
+// size and programs PEDATA/PEADDR. The host has no interrupt controller
+// model, so PECTL stays masked (IM) and the handler thread polls PQT over
+// MMIO every prq_poll_interval instead of sleeping on the page request
+// event. Per wake-up it clears PRS.PPR, reads each 32-byte descriptor from
+// memory (spec-layouts.md A.10), resolves it through the host object model,
+// answers the last request of each group with a page group response
+// descriptor (+ wait) through the invalidation queue, advances PQH over MMIO
+// and clears PRS.PRO after an overflow. Stop markers get no response.
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -32,6 +44,7 @@
 #include "models/host/host_params.hpp"
 #include "models/host/iommu_driver.hpp"
 #include "models/host/msi_decoder.hpp"
+#include "models/host/page_requests.hpp"
 #include "models/iommu/common/inval_observer.hpp"
 #include "models/iommu/vtd/vtd_descriptors.hpp"
 #include "models/iommu/vtd/vtd_tables.hpp"
@@ -50,6 +63,13 @@ public:
     FlushTiming flush(const FlushRequest& r) override;
     void on_phase(uint64_t seq, iommu::InvalPhase phase, Duration at, pcie::Bdf device) override;
 
+    /// Sets up the page request queue (after enable()). SC_THREAD only.
+    void enable_page_requests();
+    /// The page request handler thread body: never returns. SC_THREAD only.
+    [[noreturn]] void serve_page_requests(PageRequestHandler& handler, PageRequestStats& st);
+    /// Decodes one page request descriptor (spec-layouts.md A.10).
+    static PageRequestInfo decode_page_request(const std::array<uint64_t, 4>& q);
+
     uint16_t did_of(const DomainDesc& d);
     uint64_t root_table() const { return tables_ ? tables_->root_table() : 0; }
 
@@ -61,7 +81,7 @@ private:
                      unsigned order, bool leaf_only, std::vector<RawDesc>& out);
     void devtlb_desc(const Attachment& a, bool whole, uint64_t base, unsigned order, std::vector<RawDesc>& out);
     /// Writes descriptors + a wait descriptor, rings IQT, polls until done.
-    FlushTiming submit(std::vector<RawDesc> descs);
+    FlushTiming submit(std::vector<RawDesc> descs, bool is_flush = true);
     void set_gcmd(uint32_t bit, bool on);
     iommu::vtd::PasidEntry pasid_entry_for(const DomainDesc& d, uint16_t did) const;
 
@@ -82,6 +102,7 @@ private:
     sc_core::sc_mutex q_lock_; ///< Linux qi->q_lock: held while writing descriptors and IQT
     uint64_t seq_ = 0;              ///< descriptors written since QI was enabled
     uint64_t status_pa_ = 0;
+    uint64_t prq_base_ = 0, prq_bytes_ = 0, prq_head_ = 0;
     uint32_t token_ = 0;
     std::map<uint16_t, iommu::vtd::SmContextEntry> contexts_;
     std::map<uint32_t, uint16_t> dids_; ///< domain id -> DID

@@ -121,6 +121,7 @@ tlm::tlm_response_status AtsEndpoint::dma(uint64_t iova, void* data, unsigned le
     if (!observer_) return dma_inner(iova, data, len, write, pasid, delay, privileged);
     const Duration start = now() + from_sc(delay);
     last_source_ = TlpExtension::Source::none;
+    const uint64_t page_requests_before = st_page_requests_.value();
     const auto st = dma_inner(iova, data, len, write, pasid, delay, privileged);
     {
         DmaRecord r;
@@ -130,7 +131,9 @@ tlm::tlm_response_status AtsEndpoint::dma(uint64_t iova, void* data, unsigned le
         r.iova = iova;
         r.pa = last_output_;
         r.write = write;
-        r.at_ps = start.as_ps();
+        // After a page request the access that completed is the retry, made once the host had
+        // mapped the page: the oracle must judge it at that time, not at the first attempt.
+        r.at_ps = (st_page_requests_.value() != page_requests_before ? retry_at_ : start).as_ps();
         r.source = last_source_;
         r.ok = st == tlm::TLM_OK_RESPONSE;
         observer_(r);
@@ -173,6 +176,7 @@ tlm::tlm_response_status AtsEndpoint::dma_inner(uint64_t iova, void* data, unsig
         if (!p_.pri_enabled || attempt > 0 || !pasid) break;
         // PRI: ask the host to make the page present, then translate once more.
         if (request_page(iova, write, pasid, 0, delay) != PrgResponseCode::success) break;
+        retry_at_ = now() + from_sc(delay);
     }
     return tlm::TLM_ADDRESS_ERROR_RESPONSE;
 }

@@ -99,6 +99,7 @@ private:
     DmaObserver observer_;
     TlpExtension::Source last_source_ = TlpExtension::Source::none; ///< of the last issued memory request
     uint64_t last_output_ = 0;
+    Duration retry_at_;                      ///< local time of the retry after a Success PRG Response
 
     stats::Counter& st_hits_;
     stats::Counter& st_misses_;
