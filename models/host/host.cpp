@@ -52,7 +52,6 @@ void Host::boot() {
         threads_.emplace_back(drivers_[index].first + "_prq", [this, drv] { drv->serve_page_requests(fd_, prq_stats_); });
     }
     booted_ = true;
-    booted_event_.notify(sc_core::SC_ZERO_TIME);
     for (auto& [name, body] : threads_) {
         sc_core::sc_spawn_options o;
         sc_core::sc_spawn(body, name.c_str(), &o);

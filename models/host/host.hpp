@@ -81,7 +81,6 @@ private:
     std::vector<std::pair<std::string, IommuDriver*>> drivers_;
     std::vector<std::pair<std::string, std::function<void()>>> threads_;
     bool booted_ = false;
-    sc_core::sc_event booted_event_;
     sc_core::sc_event fq_armed_;
     stats::Counter& dma_errors_;
 };
