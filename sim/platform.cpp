@@ -2,6 +2,7 @@
 #include "sim/platform.hpp"
 
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <sys/resource.h>
 #include <tlm_utils/simple_initiator_socket.h>
@@ -114,6 +115,17 @@ void Platform::write_outputs(const std::filesystem::path& dir, const json& stats
     if (cfg_.outputs.invalidations_csv && host_) {
         std::ofstream csv(dir / "invalidations.csv");
         host_->iommufd().log().write_csv(csv);
+    }
+    if (host_) { // every safety violation the oracle saw (the first 1000), with the cache that served it
+        std::ofstream csv(dir / "violations.csv");
+        csv << "time_ns,device,pasid,iova,pa,served_by,reason\n";
+        for (const auto& v : host_->oracle().violations()) {
+            char iova[24], pa[24];
+            std::snprintf(iova, sizeof iova, "0x%llx", static_cast<unsigned long long>(v.iova));
+            std::snprintf(pa, sizeof pa, "0x%llx", static_cast<unsigned long long>(v.pa));
+            csv << v.time.as_ns() << ',' << v.device.str() << ',' << (v.pasid ? std::to_string(*v.pasid) : "") << ','
+                << iova << ',' << pa << ',' << host::to_string(v.served_by) << ',' << v.reason << '\n';
+        }
     }
 }
 

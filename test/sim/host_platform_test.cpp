@@ -66,9 +66,18 @@ TEST_CASE("a correct lazy driver has zero safety violations", "[sim][host][oracl
 }
 
 TEST_CASE("a driver that skips device-TLB invalidation produces violations served by the ATC", "[sim][host][oracle]") {
-    auto s = run(nic_platform("strict"), "broken", nullptr, "--set host.driver.skip_devtlb_invalidation=true");
+    std::filesystem::path out;
+    auto s = run(nic_platform("strict"), "broken", &out, "--set host.driver.skip_devtlb_invalidation=true");
     CHECK(value(s, {"os", "oracle", "violations"}) > 0);
     CHECK(value(s, {"os", "dmar0", "devtlb_invalidations"}) == 0);
+    // Each violation is listed with time, device, PASID, IOVA and the cache that served it.
+    std::istringstream csv(slurp(out / "violations.csv"));
+    std::string line;
+    std::getline(csv, line);
+    CHECK(line == "time_ns,device,pasid,iova,pa,served_by,reason");
+    REQUIRE(std::getline(csv, line));
+    CHECK(line.find(",atc,translation used after its invalidation completed") != std::string::npos);
+    CHECK(line.find("01:00.0") != std::string::npos);
 }
 
 TEST_CASE("invalidation phase timestamps are ordered and add up to the end-to-end latency", "[sim][host][latency]") {
