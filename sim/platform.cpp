@@ -38,7 +38,7 @@ Platform::Platform(PlatformConfig cfg)
     fabric_ = std::make_unique<pcie::PcieFabric>(*topology_, cfg_.topology.rc, cfg_.topology.sw, &stats_);
     if (!cfg_.iommus.empty()) {
         host_ = std::make_unique<host::Host>("os", cfg_.host, memory_->store(), &stats_);
-        host_->iommufd().log().keep_rows(cfg_.outputs.invalidations_csv);
+        host_->iommufd().log().keep_rows(cfg_.outputs.invalidations_csv || cfg_.outputs.trace);
     }
     BuildContext ctx{cfg_, stats_, *memory_, *fabric_, *topology_, host_.get(), keep_alive_};
     for (const auto& m : cfg_.iommus)
@@ -115,6 +115,10 @@ void Platform::write_outputs(const std::filesystem::path& dir, const json& stats
     if (cfg_.outputs.invalidations_csv && host_) {
         std::ofstream csv(dir / "invalidations.csv");
         host_->iommufd().log().write_csv(csv);
+    }
+    if (cfg_.outputs.trace && host_) {
+        std::ofstream trace(dir / "trace.json");
+        host_->iommufd().log().write_trace(trace);
     }
     if (host_) { // every safety violation the oracle saw (the first 1000), with the cache that served it
         std::ofstream csv(dir / "violations.csv");

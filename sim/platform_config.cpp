@@ -33,7 +33,9 @@ const Schema<OutputsConfig>& outputs_schema() {
         sc.boolean("stats_json", &OutputsConfig::stats_json, "write stats.json into the output directory")
             .boolean("summary", &OutputsConfig::summary, "print the summary table on stdout")
             .boolean("invalidations_csv", &OutputsConfig::invalidations_csv,
-                     "write invalidations.csv: one row per invalidation with its phase timestamps (platforms with an IOMMU)");
+                     "write invalidations.csv: one row per invalidation with its phase timestamps (platforms with an IOMMU)")
+            .boolean("trace", &OutputsConfig::trace,
+                     "write trace.json (Chrome/Perfetto trace events; open in ui.perfetto.dev): every invalidation and its phases");
         return sc;
     }();
     return s;

@@ -38,6 +38,7 @@ struct OutputsConfig {
     bool stats_json = true;
     bool summary = true;
     bool invalidations_csv = true;
+    bool trace = false;
 };
 
 struct PlatformConfig {

@@ -68,3 +68,49 @@ void InvalidationLog::write_csv(std::ostream& os) const {
 }
 
 } // namespace iommusim::host
+
+namespace iommusim::host {
+
+void InvalidationLog::write_trace(std::ostream& os) const {
+    // Trace-event format: "X" complete events with ts/dur in microseconds.
+    os << "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[";
+    bool first = true;
+    std::vector<std::string> tracks;
+    auto tid_of = [&](const std::string& iommu) {
+        for (size_t i = 0; i < tracks.size(); ++i)
+            if (tracks[i] == iommu) return i + 1;
+        tracks.push_back(iommu);
+        return tracks.size();
+    };
+    auto slice = [&](const std::string& name, size_t tid, Duration from, Duration to, const Row& r) {
+        char b[512];
+        std::snprintf(b, sizeof b,
+                      "%s{\"name\":\"%s\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":1,\"tid\":%zu,\"ts\":%.4f,\"dur\":%.4f,"
+                      "\"args\":{\"id\":%llu,\"domain\":%u,\"iova\":\"0x%llx\",\"size\":%llu}}",
+                      first ? "" : ",", name.c_str(), r.cause.c_str(), tid, from.as_us(), (to - from).as_us(),
+                      static_cast<unsigned long long>(r.id), r.domain, static_cast<unsigned long long>(r.iova),
+                      static_cast<unsigned long long>(r.size));
+        os << b;
+        first = false;
+    };
+    for (const auto& r : rows_) {
+        const size_t tid = tid_of(r.iommu);
+        slice(r.cause, tid, r.t.submitted, r.t.observed, r);
+        const std::pair<const char*, std::pair<std::optional<Duration>, std::optional<Duration>>> phases[] = {
+            {"queue_fetch", {r.t.submitted, r.t.fetched}},
+            {"iommu_caches", {r.t.fetched, r.t.caches_done}},
+            {"devtlb_send", {r.t.caches_done, r.t.devtlb_sent}},
+            {"devtlb_round_trip", {r.t.devtlb_sent, r.t.devtlb_done}},
+            {"wait_write", {r.t.devtlb_done ? r.t.devtlb_done : r.t.caches_done, r.t.wait_done}},
+            {"driver_observe", {r.t.wait_done, r.t.observed}},
+        };
+        for (const auto& [name, span] : phases)
+            if (span.first && span.second && *span.second >= *span.first) slice(name, tid, *span.first, *span.second, r);
+    }
+    for (size_t i = 0; i < tracks.size(); ++i)
+        os << (first ? "" : ",") << "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":" << i + 1
+           << ",\"args\":{\"name\":\"" << tracks[i] << " invalidations\"}}", first = false;
+    os << "]}\n";
+}
+
+} // namespace iommusim::host

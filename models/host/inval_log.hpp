@@ -35,6 +35,9 @@ public:
     void keep_rows(bool on) { keep_rows_ = on; }
     /// Header + one line per invalidation; times in ns since simulation start.
     void write_csv(std::ostream& os) const;
+    /// Chrome / Perfetto trace-event JSON (opens in ui.perfetto.dev): one
+    /// track per IOMMU, a slice per invalidation with its phases nested.
+    void write_trace(std::ostream& os) const;
 
     static constexpr std::array<const char*, 6> kBucketNames = {"lt_1us", "1us_10us", "10us_100us",
                                                                 "100us_1ms", "1ms_10ms", "ge_10ms"};

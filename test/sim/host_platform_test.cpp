@@ -233,3 +233,24 @@ TEST_CASE("scenario start and stop steps bracket a device's traffic", "[sim][hos
     CHECK(value(s, {"scenario", "failures"}) == 0);
     CHECK(value(s, {"acc0", "reads"}) > 10);
 }
+
+TEST_CASE("the trace output holds every invalidation with its phases nested inside it", "[sim][host][trace]") {
+    std::filesystem::path out;
+    auto s = run(nic_platform("strict"), "trace", &out, "--set outputs.trace=true");
+    const auto trace = ordered_json::parse(slurp(out / "trace.json"));
+    const auto& ev = trace["traceEvents"];
+    uint64_t parents = 0;
+    double start = 0, end = 0;
+    for (const auto& e : ev) {
+        if (e["ph"] != "X") continue;
+        const double ts = e["ts"].get<double>(), dur = e["dur"].get<double>();
+        if (e["name"] == e["cat"]) { // an invalidation
+            ++parents;
+            start = ts, end = ts + dur;
+        } else { // one of its phases
+            CHECK(ts >= start - 1e-6);
+            CHECK(ts + dur <= end + 1e-6);
+        }
+    }
+    CHECK(parents == value(s, {"os", "invalidation", "count"}));
+}
