@@ -85,7 +85,7 @@ void InvalidationLog::write_trace(std::ostream& os) const {
     auto slice = [&](const std::string& name, size_t tid, Duration from, Duration to, const Row& r) {
         char b[512];
         std::snprintf(b, sizeof b,
-                      "%s{\"name\":\"%s\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":1,\"tid\":%zu,\"ts\":%.4f,\"dur\":%.4f,"
+                      "%s{\"name\":\"%s\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":1,\"tid\":%zu,\"ts\":%.6f,\"dur\":%.6f,"
                       "\"args\":{\"id\":%llu,\"domain\":%u,\"iova\":\"0x%llx\",\"size\":%llu}}",
                       first ? "" : ",", name.c_str(), r.cause.c_str(), tid, from.as_us(), (to - from).as_us(),
                       static_cast<unsigned long long>(r.id), r.domain, static_cast<unsigned long long>(r.iova),

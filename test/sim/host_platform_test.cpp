@@ -248,8 +248,8 @@ TEST_CASE("the trace output holds every invalidation with its phases nested insi
             ++parents;
             start = ts, end = ts + dur;
         } else { // one of its phases
-            CHECK(ts >= start - 1e-6);
-            CHECK(ts + dur <= end + 1e-6);
+            CHECK(ts >= start - 2e-6);
+            CHECK(ts + dur <= end + 2e-6);
         }
     }
     CHECK(parents == value(s, {"os", "invalidation", "count"}));
