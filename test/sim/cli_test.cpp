@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "test/support/cli.hpp"
 
@@ -239,4 +240,26 @@ TEST_CASE("host memory regions must be aligned, disjoint and inside memory", "[c
                               R"([{"op": "create_ioas", "name": "i"}, {"op": "alloc_domain", "name": "d", "ioas": "i", "levels": 7}])");
                       }),
                       "/scenario/1/levels", "expected an integer in [3, 5], got 7");
+}
+
+TEST_CASE("sweep runs every combination and collects the chosen stats", "[cli][sweep]") {
+    auto dir = scratch_dir("sweep");
+    write_file(dir / "p.json", minimal_platform());
+    auto r = run_cli("sweep '" + (dir / "p.json").string() +
+                     "' --vary devices.0.workloads.0.request_bytes=64,256 --vary seed=1,2 --stat dma0.write_bytes --stat "
+                     "dma0.read_latency --out '" + (dir / "sw").string() + "'");
+    REQUIRE(r.exit_code == 0);
+    std::istringstream csv(slurp(dir / "sw" / "sweep.csv"));
+    std::string line;
+    std::getline(csv, line);
+    CHECK(line == "devices.0.workloads.0.request_bytes,seed,dma0.write_bytes,dma0.read_latency,exit_code");
+    int rows = 0;
+    while (std::getline(csv, line)) {
+        CHECK(line.substr(line.size() - 2) == ",0");
+        ++rows;
+    }
+    CHECK(rows == 4);
+    auto bad = run_cli("sweep '" + (dir / "p.json").string() + "' --vary devices.0.workloads.0.request_bytes=64,0");
+    CHECK(bad.exit_code == 2);
+    CHECK(bad.err.find("/devices/0/workloads/0/request_bytes") != std::string::npos);
 }
