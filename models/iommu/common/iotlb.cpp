@@ -75,11 +75,14 @@ void Iotlb::account(const CacheKey& k, int delta) {
 void Iotlb::insert(uint32_t domain, uint32_t as, uint64_t iova, TranslationKind kind, unsigned page_shift, bool global,
                    const IotlbEntry& e) {
     if (!cache_.enabled()) return;
-    CacheKey k = make_key(domain, as, iova, kind, page_shift, global);
-    bool existed = cache_.probe(k) != nullptr;
+    const CacheKey k = make_key(domain, as, iova, kind, page_shift, global);
+    const uint32_t before = cache_.size();
     CacheKey ek;
-    if (cache_.insert(k, pack(e), &ek)) account(ek, -1);
-    if (!existed) account(k, +1);
+    const bool evicted = cache_.insert(k, pack(e), &ek);
+    if (evicted) account(ek, -1);
+    // A new key either filled an empty way (size grew) or replaced a victim;
+    // overwriting k itself changes neither. One set search, not two.
+    if (evicted || cache_.size() != before) account(k, +1);
 }
 
 uint64_t Iotlb::invalidate(const InvalidationScope& s) {

@@ -52,6 +52,7 @@ public:
         sets_ = g.entries / g.ways;
         pow2_ = (sets_ & (sets_ - 1)) == 0;
         words_ = (ways_ + 7) / 8;
+        way_mask_ = ways_ == 64 ? ~uint64_t{0} : (uint64_t{1} << ways_) - 1;
         fps_.assign(static_cast<size_t>(sets_) * words_, 0);
         lines_.assign(g.entries, Line{});
         if (policy_ == Replacement::lru) stamp_.assign(g.entries, 0);
@@ -90,10 +91,9 @@ public:
         const uint32_t set = set_of(h);
         const uint32_t base = set * ways_;
         uint32_t slot = find(set, fp_of(h), k);
-        if (slot == ways_) {
-            for (uint32_t w = 0; w < ways_; ++w) {
-                if (lines_[base + w].key.b == 0) { slot = w; break; }
-            }
+        if (slot == ways_) { // lowest empty way: empty lines are exactly those with fingerprint 0
+            const uint64_t empty = matches(set, 0) & way_mask_;
+            if (empty) slot = static_cast<uint32_t>(std::countr_zero(empty));
         }
         bool evicted = false;
         if (slot == ways_) {
@@ -165,11 +165,11 @@ private:
         const unsigned sh = (way % 8) * 8;
         word = (word & ~(uint64_t{0xFF} << sh)) | (uint64_t{fp} << sh);
     }
-    /// Way holding k in `set`, or ways_. Matches fingerprints eight at a time
-    /// (exact zero-byte test on word ^ broadcast(fp)), packs the matches into
-    /// one bit per way without branching on which word matched, then checks
-    /// the full key of each candidate (usually exactly one).
-    uint32_t find(uint32_t set, uint8_t fp, const CacheKey& k) const {
+    /// One bit per way of `set` whose fingerprint equals fp. Matches eight at a
+    /// time (exact zero-byte test on word ^ broadcast(fp)) and packs the
+    /// matches without branching on which word matched. Bits beyond ways_ may
+    /// be set for fp == 0 (padding bytes of the last word).
+    uint64_t matches(uint32_t set, uint8_t fp) const {
         constexpr uint64_t lo7 = 0x7F7F7F7F7F7F7F7Full;
         const uint64_t bcast = 0x0101010101010101ull * fp;
         const uint64_t* words = &fps_[static_cast<size_t>(set) * words_];
@@ -179,8 +179,13 @@ private:
             const uint64_t zero = ~(((x & lo7) + lo7) | x | lo7); // 0x80 in each byte equal to fp
             cand |= (((zero >> 7) * 0x0102040810204080ull) >> 56) << (8 * wi);
         }
+        return cand;
+    }
+    /// Way holding k in `set`, or ways_: checks the full key of each
+    /// fingerprint candidate (usually exactly one).
+    uint32_t find(uint32_t set, uint8_t fp, const CacheKey& k) const {
         const Line* lines = &lines_[static_cast<size_t>(set) * ways_];
-        for (; cand; cand &= cand - 1) {
+        for (uint64_t cand = matches(set, fp); cand; cand &= cand - 1) {
             const auto w = static_cast<uint32_t>(std::countr_zero(cand));
             if (lines[w].key == k) return w;
         }
@@ -238,6 +243,7 @@ private:
     bool pow2_ = true;
     uint64_t clock_ = 0;
     uint32_t words_ = 0;          ///< fingerprint words per set
+    uint64_t way_mask_ = 0;       ///< one bit per way
     std::vector<uint64_t> fps_;   ///< per set: ways_ fingerprints, 8 per word, 0 = empty
     /// Key and payload together, aligned so that a 16-byte payload makes a
     /// 32-byte line that never straddles a host cache line; LRU stamps live
