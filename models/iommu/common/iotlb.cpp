@@ -56,21 +56,7 @@ bool scope_matches(const InvalidationScope& s, uint32_t domain, uint32_t as, boo
     return false;
 }
 
-Iotlb::Packed Iotlb::pack(const IotlbEntry& e) {
-    constexpr uint64_t page = ~uint64_t{0xFFF};
-    return {(e.output & page) | (e.s1_perms & 0x3Fu) | (uint64_t{e.s2_perms & 0x3Fu} << 6),
-            (e.ipa & page) | (e.snoop ? 1u : 0u) | (e.dirty_pending ? 2u : 0u)};
-}
-
 Iotlb::Iotlb(std::string name, const CacheGeometry& g, stats::Group* parent) : cache_(std::move(name), g, parent) {}
-
-void Iotlb::account(const CacheKey& k, int delta) {
-    unsigned shift = static_cast<unsigned>(k.b & 0xFF);
-    per_shift_[shift] = static_cast<uint32_t>(static_cast<int>(per_shift_[shift]) + delta);
-    if (per_shift_[shift]) shift_mask_ |= uint64_t{1} << shift;
-    else shift_mask_ &= ~(uint64_t{1} << shift);
-    if ((k.b >> 15) & 1) globals_ = static_cast<uint32_t>(static_cast<int>(globals_) + delta);
-}
 
 void Iotlb::insert(uint32_t domain, uint32_t as, uint64_t iova, TranslationKind kind, unsigned page_shift, bool global,
                    const IotlbEntry& e) {

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "models/iommu/common/pt_formats.hpp"
+
 namespace iommusim::iommu {
 
 namespace {
@@ -20,6 +22,14 @@ Walker::Walker(WalkMemPort& port, const WalkerParams& p, stats::Group* parent)
       writes_(group_.counter("descriptor_writes", "count", "hardware A/D descriptor updates")),
       s2_translations_(group_.counter("s2_translations", "count",
                                       "stage-2 translations of stage-1 table addresses and outputs")) {}
+
+bool Walker::config_ok(const StageConfig& c, StageConfig& last_valid, bool& have_last) {
+    if (have_last && c == last_valid) return true;
+    if (format_of(c.format).check_config(c)) return false;
+    last_valid = c;
+    have_last = true;
+    return true;
+}
 
 uint64_t Walker::invalidate(const InvalidationScope& s) {
     return s1_pwc_.invalidate(s) + s2_pwc_.invalidate(s) + s2_tlb_.invalidate(s);
@@ -74,8 +84,20 @@ Walker::StageOut Walker::translate_s2(const TranslationContext& ctx, uint64_t ip
 
 Walker::StageOut Walker::walk_stage(const TranslationContext& ctx, bool stage2, uint64_t va, uint8_t need, bool write,
                                     bool nested) {
+    switch ((stage2 ? ctx.s2 : ctx.s1).format) {
+    case PtFormat::x86_64: break;
+    case PtFormat::vtd_ss: return walk_levels(formats::kVtdSs, ctx, stage2, va, need, write, nested);
+    case PtFormat::amd_v1: return walk_levels(formats::kAmdV1, ctx, stage2, va, need, write, nested);
+    case PtFormat::arm_s1: return walk_levels(formats::kArmS1, ctx, stage2, va, need, write, nested);
+    case PtFormat::arm_s2: return walk_levels(formats::kArmS2, ctx, stage2, va, need, write, nested);
+    }
+    return walk_levels(formats::kX86, ctx, stage2, va, need, write, nested); // x86_64 (and, like format_of(), anything else)
+}
+
+template <class Format>
+Walker::StageOut Walker::walk_levels(const Format& f, const TranslationContext& ctx, bool stage2, uint64_t va,
+                                     uint8_t need, bool write, bool nested) {
     const StageConfig& c = stage2 ? ctx.s2 : ctx.s1;
-    const PageTableFormat& f = format_of(c.format);
     StageOut o;
     o.stage = stage2 ? 2 : 1;
     o.fault_addr = va;
@@ -94,7 +116,8 @@ Walker::StageOut Walker::walk_stage(const TranslationContext& ctx, bool stage2, 
     uint64_t table = c.root, table_hpa = c.root;
     bool have_hpa = !nested;
     uint8_t limit = perm::all;
-    if (auto h = pwc.lookup(ctx.domain_tag, as, wk, va, c)) {
+    const bool use_pwc = pwc.enabled();
+    if (auto h = use_pwc ? pwc.lookup(ctx.domain_tag, as, wk, va, c) : std::nullopt) {
         level = h->entry.next_level;
         table = h->entry.table;
         limit = h->entry.perms;
@@ -152,11 +175,11 @@ Walker::StageOut Walker::walk_stage(const TranslationContext& ctx, bool stage2, 
             e.table = d.addr;
             e.next_level = d.next_level;
             e.perms = limit;
-            if (nested) {
+            if (use_pwc && nested) {
                 pending = true;
                 pending_level = level;
                 pend = e;
-            } else {
+            } else if (use_pwc) {
                 pwc.insert(ctx.domain_tag, as, wk, va, level, c, e);
             }
             level = d.next_level;
@@ -202,10 +225,10 @@ WalkOutcome Walker::walk(const TranslationContext& ctx, const AccessRequest& req
     WalkOutcome o;
     const uint8_t need = perm::needed(req.write, req.execute, req.privileged);
     StageOut res;
-    if (ctx.s1.enabled && format_of(ctx.s1.format).check_config(ctx.s1)) {
+    if (ctx.s1.enabled && !config_ok(ctx.s1, valid_s1_, have_valid_s1_)) {
         res.fault = FaultKind::invalid_config;
         res.stage = 1;
-    } else if (ctx.s2.enabled && format_of(ctx.s2.format).check_config(ctx.s2)) {
+    } else if (ctx.s2.enabled && !config_ok(ctx.s2, valid_s2_, have_valid_s2_)) {
         res.fault = FaultKind::invalid_config;
         res.stage = 2;
     } else if (ctx.s1.enabled) {

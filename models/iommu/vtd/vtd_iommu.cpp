@@ -357,9 +357,15 @@ TranslateResult VtdIommu::translate(const TranslationContext& ctx, const AccessR
 
 void VtdIommu::account_walk(const TranslateResult& r, sc_time& delay) {
     // A walk: it occupies one of the walk slots (loosely-timed contention, DESIGN.md "Timing").
-    auto slot = std::min_element(walkers_.begin(), walkers_.end(), [](const BusyUntil& x, const BusyUntil& y) {
-        return x.busy_until() < y.busy_until();
-    });
+    // The first slot that frees up earliest (what std::min_element picks), each slot read once.
+    BusyUntil* slot = &walkers_.front();
+    Duration earliest = slot->busy_until();
+    for (BusyUntil& w : walkers_) {
+        if (const Duration b = w.busy_until(); b < earliest) {
+            earliest = b;
+            slot = &w;
+        }
+    }
     const Duration t = now();
     const Duration arrival = t + from_sc(delay);
     const Duration start = slot->reserve(arrival, r.latency);
