@@ -14,11 +14,6 @@ std::string_view to_string(Replacement r) {
     return "?";
 }
 
-TranslationKind kind_of(const TranslationContext& ctx) {
-    if (ctx.s1.enabled && ctx.s2.enabled) return TranslationKind::nested;
-    return ctx.s1.enabled ? TranslationKind::s1 : TranslationKind::s2;
-}
-
 namespace {
 bool overlaps(uint64_t base, unsigned shift, uint64_t addr, uint64_t size) {
     uint64_t end = shift >= 64 ? ~uint64_t{0} : base + ((uint64_t{1} << shift) - 1);

@@ -30,7 +30,10 @@ enum class TranslationKind : uint8_t {
     s2_ipa = 4,  ///< stage-2 cache entry used by nested walks (domain-tagged, not per address space)
 };
 
-TranslationKind kind_of(const TranslationContext& ctx);
+inline TranslationKind kind_of(const TranslationContext& ctx) {
+    if (ctx.s1.enabled && ctx.s2.enabled) return TranslationKind::nested;
+    return ctx.s1.enabled ? TranslationKind::s1 : TranslationKind::s2;
+}
 
 struct IotlbEntry {
     uint64_t output = 0;     ///< output page base (physical)

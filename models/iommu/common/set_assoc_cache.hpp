@@ -52,7 +52,6 @@ public:
         sets_ = g.entries / g.ways;
         pow2_ = (sets_ & (sets_ - 1)) == 0;
         words_ = (ways_ + 7) / 8;
-        way_mask_ = ways_ == 64 ? ~uint64_t{0} : (uint64_t{1} << ways_) - 1;
         fps_.assign(static_cast<size_t>(sets_) * words_, 0);
         lines_.assign(g.entries, Line{});
         if (policy_ == Replacement::lru) stamp_.assign(g.entries, 0);
@@ -91,10 +90,7 @@ public:
         const uint32_t set = set_of(h);
         const uint32_t base = set * ways_;
         uint32_t slot = find(set, fp_of(h), k);
-        if (slot == ways_) { // lowest empty way: empty lines are exactly those with fingerprint 0
-            const uint64_t empty = matches(set, 0) & way_mask_;
-            if (empty) slot = static_cast<uint32_t>(std::countr_zero(empty));
-        }
+        if (slot == ways_) slot = first_empty(set);
         bool evicted = false;
         if (slot == ways_) {
             slot = victim(base);
@@ -165,31 +161,40 @@ private:
         const unsigned sh = (way % 8) * 8;
         word = (word & ~(uint64_t{0xFF} << sh)) | (uint64_t{fp} << sh);
     }
-    /// One bit per way of `set` whose fingerprint equals fp. Matches eight at a
-    /// time (exact zero-byte test on word ^ broadcast(fp)) and packs the
-    /// matches without branching on which word matched. Bits beyond ways_ may
-    /// be set for fp == 0 (padding bytes of the last word).
-    uint64_t matches(uint32_t set, uint8_t fp) const {
-        constexpr uint64_t lo7 = 0x7F7F7F7F7F7F7F7Full;
+    /// Way holding k in `set`, or ways_. Matches fingerprints eight at a time
+    /// (exact zero-byte test on word ^ broadcast(fp)), packs the matches into
+    /// one bit per way without branching on which word matched, then checks
+    /// the full key of each candidate (usually exactly one).
+    uint32_t find(uint32_t set, uint8_t fp, const CacheKey& k) const {
         const uint64_t bcast = 0x0101010101010101ull * fp;
         const uint64_t* words = &fps_[static_cast<size_t>(set) * words_];
         uint64_t cand = 0;
         for (uint32_t wi = 0; wi < words_; ++wi) {
-            const uint64_t x = words[wi] ^ bcast;
-            const uint64_t zero = ~(((x & lo7) + lo7) | x | lo7); // 0x80 in each byte equal to fp
+            const uint64_t zero = zero_bytes(words[wi] ^ bcast);
             cand |= (((zero >> 7) * 0x0102040810204080ull) >> 56) << (8 * wi);
         }
-        return cand;
-    }
-    /// Way holding k in `set`, or ways_: checks the full key of each
-    /// fingerprint candidate (usually exactly one).
-    uint32_t find(uint32_t set, uint8_t fp, const CacheKey& k) const {
         const Line* lines = &lines_[static_cast<size_t>(set) * ways_];
-        for (uint64_t cand = matches(set, fp); cand; cand &= cand - 1) {
+        for (; cand; cand &= cand - 1) {
             const auto w = static_cast<uint32_t>(std::countr_zero(cand));
             if (lines[w].key == k) return w;
         }
         return ways_;
+    }
+    /// Lowest empty way of `set` (empty lines are exactly those with fingerprint 0), or ways_.
+    uint32_t first_empty(uint32_t set) const {
+        const uint64_t* words = &fps_[static_cast<size_t>(set) * words_];
+        for (uint32_t wi = 0; wi < words_; ++wi) {
+            if (const uint64_t zero = zero_bytes(words[wi])) {
+                const uint32_t w = wi * 8 + static_cast<uint32_t>(std::countr_zero(zero)) / 8;
+                return w < ways_ ? w : ways_; // a zero byte past ways_ is padding of the last word
+            }
+        }
+        return ways_;
+    }
+    /// 0x80 in each byte of x that is zero, 0 elsewhere (exact: no false positives).
+    static uint64_t zero_bytes(uint64_t x) {
+        constexpr uint64_t lo7 = 0x7F7F7F7F7F7F7F7Full;
+        return ~(((x & lo7) + lo7) | x | lo7);
     }
     void touch(uint32_t base, uint32_t w) {
         switch (policy_) {
@@ -212,9 +217,15 @@ private:
     uint32_t victim(uint32_t base) {
         switch (policy_) {
         case Replacement::lru: {
+            const uint64_t* stamps = &stamp_[base];
             uint32_t v = 0;
-            for (uint32_t w = 1; w < ways_; ++w)
-                if (stamp_[base + w] < stamp_[base + v]) v = w;
+            uint64_t oldest = stamps[0];
+            for (uint32_t w = 1; w < ways_; ++w) {
+                if (stamps[w] < oldest) {
+                    oldest = stamps[w];
+                    v = w;
+                }
+            }
             return v;
         }
         case Replacement::tree_plru: {
@@ -243,7 +254,6 @@ private:
     bool pow2_ = true;
     uint64_t clock_ = 0;
     uint32_t words_ = 0;          ///< fingerprint words per set
-    uint64_t way_mask_ = 0;       ///< one bit per way
     std::vector<uint64_t> fps_;   ///< per set: ways_ fingerprints, 8 per word, 0 = empty
     /// Key and payload together, aligned so that a 16-byte payload makes a
     /// 32-byte line that never straddles a host cache line; LRU stamps live

@@ -97,7 +97,8 @@ Walker::StageOut Walker::walk_stage(const TranslationContext& ctx, bool stage2, 
 template <class Format>
 Walker::StageOut Walker::walk_levels(const Format& f, const TranslationContext& ctx, bool stage2, uint64_t va,
                                      uint8_t need, bool write, bool nested) {
-    const StageConfig& c = stage2 ? ctx.s2 : ctx.s1;
+    // A local copy: its fields stay in registers across the port's virtual read.
+    const StageConfig c = stage2 ? ctx.s2 : ctx.s1;
     StageOut o;
     o.stage = stage2 ? 2 : 1;
     o.fault_addr = va;
@@ -171,16 +172,18 @@ Walker::StageOut Walker::walk_levels(const Format& f, const TranslationContext& 
                 unsigned hi = PageTableFormat::level_shift(c, level);
                 if ((va >> lo) & low_mask(hi - lo)) return fail(FaultKind::address_size, level);
             }
-            WalkCacheEntry e;
-            e.table = d.addr;
-            e.next_level = d.next_level;
-            e.perms = limit;
-            if (use_pwc && nested) {
-                pending = true;
-                pending_level = level;
-                pend = e;
-            } else if (use_pwc) {
-                pwc.insert(ctx.domain_tag, as, wk, va, level, c, e);
+            if (use_pwc) {
+                WalkCacheEntry e;
+                e.table = d.addr;
+                e.next_level = d.next_level;
+                e.perms = limit;
+                if (nested) {
+                    pending = true;
+                    pending_level = level;
+                    pend = e;
+                } else {
+                    pwc.insert(ctx.domain_tag, as, wk, va, level, c, e);
+                }
             }
             level = d.next_level;
             table = table_hpa = d.addr;
