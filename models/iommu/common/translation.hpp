@@ -39,7 +39,6 @@ struct StageConfig {
     bool hw_access_dirty = false;///< hardware A/D (VT-d SLADE/EAFE, Arm HA/HD, AMD HAD)
     bool write_protect = false;  ///< WPE: supervisor writes honour R/W
     bool execute_enable = true;  ///< XD/XN honoured when set (NXE-like)
-    friend bool operator==(const StageConfig&, const StageConfig&) = default;
 };
 
 /// The result of context resolution: where walks start and how cache entries

@@ -23,8 +23,7 @@ Walker::Walker(WalkMemPort& port, const WalkerParams& p, stats::Group* parent)
       s2_translations_(group_.counter("s2_translations", "count",
                                       "stage-2 translations of stage-1 table addresses and outputs")) {}
 
-bool Walker::config_ok(const StageConfig& c, StageConfig& last_valid, bool& have_last) {
-    if (have_last && c == last_valid) return true;
+bool Walker::validate(const StageConfig& c, StageConfig& last_valid, bool& have_last) {
     if (format_of(c.format).check_config(c)) return false;
     last_valid = c;
     have_last = true;
@@ -131,8 +130,12 @@ Walker::StageOut Walker::walk_levels(const Format& f, const TranslationContext& 
     unsigned pending_level = 0;
     WalkCacheEntry pend;
 
+    // PageTableFormat::index() with the stage's geometry hoisted out of the level loop.
+    const unsigned stride = PageTableFormat::stride(c);
+    const uint64_t top_mask = low_mask(PageTableFormat::index_bits(c, c.levels)), index_mask = low_mask(stride);
     for (;;) {
-        const uint64_t idx = PageTableFormat::index(va, c, level);
+        const unsigned shift = c.granule_shift + (level - 1u) * stride; // PageTableFormat::level_shift
+        const uint64_t idx = (va >> shift) & (level == c.levels ? top_mask : index_mask);
         const uint64_t desc_ipa = table + idx * 8;
         uint64_t desc_pa = desc_ipa;
         if (nested) {

@@ -17,6 +17,8 @@
 // A/D (the compare-exchange result is not retried), walk-slot contention (the
 // shell's job), request admission (VT-d SRE/ERE: the family checks them).
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include "models/common/stats.hpp"
 #include "models/common/time.hpp"
@@ -76,8 +78,14 @@ private:
 
     /// Whether c passes its format's check_config. Remembers the last valid
     /// config per stage (check_config is a pure function of the config), so
-    /// the walks of one context validate it once, not per walk.
-    bool config_ok(const StageConfig& c, StageConfig& last_valid, bool& have_last);
+    /// the walks of one context validate it once, not per walk. The memo
+    /// compares object bytes: equal bytes mean equal fields, and a config that
+    /// differs only in padding bytes is merely checked again.
+    bool config_ok(const StageConfig& c, StageConfig& last_valid, bool& have_last) {
+        return (have_last && std::memcmp(&c, &last_valid, sizeof c) == 0) || validate(c, last_valid, have_last);
+    }
+    bool validate(const StageConfig& c, StageConfig& last_valid, bool& have_last);
+    static_assert(std::is_trivially_copyable_v<StageConfig>, "config_ok compares StageConfig bytes");
 
     WalkMemPort& port_;
     StageConfig valid_s1_, valid_s2_;
