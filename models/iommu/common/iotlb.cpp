@@ -14,11 +14,6 @@ std::string_view to_string(Replacement r) {
     return "?";
 }
 
-TranslationKind kind_of(const TranslationContext& ctx) {
-    if (ctx.s1.enabled && ctx.s2.enabled) return TranslationKind::nested;
-    return ctx.s1.enabled ? TranslationKind::s1 : TranslationKind::s2;
-}
-
 namespace {
 bool overlaps(uint64_t base, unsigned shift, uint64_t addr, uint64_t size) {
     uint64_t end = shift >= 64 ? ~uint64_t{0} : base + ((uint64_t{1} << shift) - 1);
@@ -56,30 +51,19 @@ bool scope_matches(const InvalidationScope& s, uint32_t domain, uint32_t as, boo
     return false;
 }
 
-Iotlb::Packed Iotlb::pack(const IotlbEntry& e) {
-    constexpr uint64_t page = ~uint64_t{0xFFF};
-    return {(e.output & page) | (e.s1_perms & 0x3Fu) | (uint64_t{e.s2_perms & 0x3Fu} << 6),
-            (e.ipa & page) | (e.snoop ? 1u : 0u) | (e.dirty_pending ? 2u : 0u)};
-}
-
 Iotlb::Iotlb(std::string name, const CacheGeometry& g, stats::Group* parent) : cache_(std::move(name), g, parent) {}
-
-void Iotlb::account(const CacheKey& k, int delta) {
-    unsigned shift = static_cast<unsigned>(k.b & 0xFF);
-    per_shift_[shift] = static_cast<uint32_t>(static_cast<int>(per_shift_[shift]) + delta);
-    if (per_shift_[shift]) shift_mask_ |= uint64_t{1} << shift;
-    else shift_mask_ &= ~(uint64_t{1} << shift);
-    if ((k.b >> 15) & 1) globals_ = static_cast<uint32_t>(static_cast<int>(globals_) + delta);
-}
 
 void Iotlb::insert(uint32_t domain, uint32_t as, uint64_t iova, TranslationKind kind, unsigned page_shift, bool global,
                    const IotlbEntry& e) {
     if (!cache_.enabled()) return;
-    CacheKey k = make_key(domain, as, iova, kind, page_shift, global);
-    bool existed = cache_.probe(k) != nullptr;
+    const CacheKey k = make_key(domain, as, iova, kind, page_shift, global);
+    const uint32_t before = cache_.size();
     CacheKey ek;
-    if (cache_.insert(k, pack(e), &ek)) account(ek, -1);
-    if (!existed) account(k, +1);
+    const bool evicted = cache_.insert(k, pack(e), &ek);
+    if (evicted) account(ek, -1);
+    // A new key either filled an empty way (size grew) or replaced a victim;
+    // overwriting k itself changes neither. One set search, not two.
+    if (evicted || cache_.size() != before) account(k, +1);
 }
 
 uint64_t Iotlb::invalidate(const InvalidationScope& s) {

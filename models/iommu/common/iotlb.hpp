@@ -30,7 +30,10 @@ enum class TranslationKind : uint8_t {
     s2_ipa = 4,  ///< stage-2 cache entry used by nested walks (domain-tagged, not per address space)
 };
 
-TranslationKind kind_of(const TranslationContext& ctx);
+inline TranslationKind kind_of(const TranslationContext& ctx) {
+    if (ctx.s1.enabled && ctx.s2.enabled) return TranslationKind::nested;
+    return ctx.s1.enabled ? TranslationKind::s1 : TranslationKind::s2;
+}
 
 struct IotlbEntry {
     uint64_t output = 0;     ///< output page base (physical)
@@ -70,7 +73,11 @@ public:
         uint64_t out = 0; ///< output page | s1_perms | s2_perms << 6
         uint64_t ipa = 0; ///< stage-1 output page | snoop | dirty_pending << 1
     };
-    static Packed pack(const IotlbEntry& e);
+    static Packed pack(const IotlbEntry& e) {
+        constexpr uint64_t page = ~uint64_t{0xFFF};
+        return {(e.output & page) | (e.s1_perms & 0x3Fu) | (uint64_t{e.s2_perms & 0x3Fu} << 6),
+                (e.ipa & page) | (e.snoop ? 1u : 0u) | (e.dirty_pending ? 2u : 0u)};
+    }
     static IotlbEntry unpack(const Packed& p) {
         IotlbEntry e;
         e.output = p.out & ~uint64_t{0xFFF};
@@ -91,7 +98,14 @@ public:
 
 private:
     static constexpr uint32_t kTagMask = (1u << kTagBits) - 1;
-    void account(const CacheKey& k, int delta);
+    /// Keeps the per-size and global counts that steer lookups (delta = +1 / -1).
+    void account(const CacheKey& k, int delta) {
+        const auto shift = static_cast<unsigned>(k.b & 0xFF);
+        per_shift_[shift] = static_cast<uint32_t>(static_cast<int>(per_shift_[shift]) + delta);
+        if (per_shift_[shift]) shift_mask_ |= uint64_t{1} << shift;
+        else shift_mask_ &= ~(uint64_t{1} << shift);
+        if ((k.b >> 15) & 1) globals_ = static_cast<uint32_t>(static_cast<int>(globals_) + delta);
+    }
     uint64_t invalidate_range_by_probe(const InvalidationScope& s, uint64_t last);
     SetAssocCache<Packed> cache_;
     std::array<uint32_t, 64> per_shift_{}; ///< valid entries per page size

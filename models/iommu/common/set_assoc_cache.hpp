@@ -90,11 +90,7 @@ public:
         const uint32_t set = set_of(h);
         const uint32_t base = set * ways_;
         uint32_t slot = find(set, fp_of(h), k);
-        if (slot == ways_) {
-            for (uint32_t w = 0; w < ways_; ++w) {
-                if (lines_[base + w].key.b == 0) { slot = w; break; }
-            }
-        }
+        if (slot == ways_) slot = first_empty(set);
         bool evicted = false;
         if (slot == ways_) {
             slot = victim(base);
@@ -170,13 +166,11 @@ private:
     /// one bit per way without branching on which word matched, then checks
     /// the full key of each candidate (usually exactly one).
     uint32_t find(uint32_t set, uint8_t fp, const CacheKey& k) const {
-        constexpr uint64_t lo7 = 0x7F7F7F7F7F7F7F7Full;
         const uint64_t bcast = 0x0101010101010101ull * fp;
         const uint64_t* words = &fps_[static_cast<size_t>(set) * words_];
         uint64_t cand = 0;
         for (uint32_t wi = 0; wi < words_; ++wi) {
-            const uint64_t x = words[wi] ^ bcast;
-            const uint64_t zero = ~(((x & lo7) + lo7) | x | lo7); // 0x80 in each byte equal to fp
+            const uint64_t zero = zero_bytes(words[wi] ^ bcast);
             cand |= (((zero >> 7) * 0x0102040810204080ull) >> 56) << (8 * wi);
         }
         const Line* lines = &lines_[static_cast<size_t>(set) * ways_];
@@ -185,6 +179,22 @@ private:
             if (lines[w].key == k) return w;
         }
         return ways_;
+    }
+    /// Lowest empty way of `set` (empty lines are exactly those with fingerprint 0), or ways_.
+    uint32_t first_empty(uint32_t set) const {
+        const uint64_t* words = &fps_[static_cast<size_t>(set) * words_];
+        for (uint32_t wi = 0; wi < words_; ++wi) {
+            if (const uint64_t zero = zero_bytes(words[wi])) {
+                const uint32_t w = wi * 8 + static_cast<uint32_t>(std::countr_zero(zero)) / 8;
+                return w < ways_ ? w : ways_; // a zero byte past ways_ is padding of the last word
+            }
+        }
+        return ways_;
+    }
+    /// 0x80 in each byte of x that is zero, 0 elsewhere (exact: no false positives).
+    static uint64_t zero_bytes(uint64_t x) {
+        constexpr uint64_t lo7 = 0x7F7F7F7F7F7F7F7Full;
+        return ~(((x & lo7) + lo7) | x | lo7);
     }
     void touch(uint32_t base, uint32_t w) {
         switch (policy_) {
@@ -207,9 +217,15 @@ private:
     uint32_t victim(uint32_t base) {
         switch (policy_) {
         case Replacement::lru: {
+            const uint64_t* stamps = &stamp_[base];
             uint32_t v = 0;
-            for (uint32_t w = 1; w < ways_; ++w)
-                if (stamp_[base + w] < stamp_[base + v]) v = w;
+            uint64_t oldest = stamps[0];
+            for (uint32_t w = 1; w < ways_; ++w) {
+                if (stamps[w] < oldest) {
+                    oldest = stamps[w];
+                    v = w;
+                }
+            }
             return v;
         }
         case Replacement::tree_plru: {

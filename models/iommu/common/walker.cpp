@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "models/iommu/common/pt_formats.hpp"
+
 namespace iommusim::iommu {
 
 namespace {
@@ -20,6 +22,13 @@ Walker::Walker(WalkMemPort& port, const WalkerParams& p, stats::Group* parent)
       writes_(group_.counter("descriptor_writes", "count", "hardware A/D descriptor updates")),
       s2_translations_(group_.counter("s2_translations", "count",
                                       "stage-2 translations of stage-1 table addresses and outputs")) {}
+
+bool Walker::validate(const StageConfig& c, StageConfig& last_valid, bool& have_last) {
+    if (format_of(c.format).check_config(c)) return false;
+    last_valid = c;
+    have_last = true;
+    return true;
+}
 
 uint64_t Walker::invalidate(const InvalidationScope& s) {
     return s1_pwc_.invalidate(s) + s2_pwc_.invalidate(s) + s2_tlb_.invalidate(s);
@@ -74,8 +83,21 @@ Walker::StageOut Walker::translate_s2(const TranslationContext& ctx, uint64_t ip
 
 Walker::StageOut Walker::walk_stage(const TranslationContext& ctx, bool stage2, uint64_t va, uint8_t need, bool write,
                                     bool nested) {
-    const StageConfig& c = stage2 ? ctx.s2 : ctx.s1;
-    const PageTableFormat& f = format_of(c.format);
+    switch ((stage2 ? ctx.s2 : ctx.s1).format) {
+    case PtFormat::x86_64: break;
+    case PtFormat::vtd_ss: return walk_levels(formats::kVtdSs, ctx, stage2, va, need, write, nested);
+    case PtFormat::amd_v1: return walk_levels(formats::kAmdV1, ctx, stage2, va, need, write, nested);
+    case PtFormat::arm_s1: return walk_levels(formats::kArmS1, ctx, stage2, va, need, write, nested);
+    case PtFormat::arm_s2: return walk_levels(formats::kArmS2, ctx, stage2, va, need, write, nested);
+    }
+    return walk_levels(formats::kX86, ctx, stage2, va, need, write, nested); // x86_64 (and, like format_of(), anything else)
+}
+
+template <class Format>
+Walker::StageOut Walker::walk_levels(const Format& f, const TranslationContext& ctx, bool stage2, uint64_t va,
+                                     uint8_t need, bool write, bool nested) {
+    // A local copy: its fields stay in registers across the port's virtual read.
+    const StageConfig c = stage2 ? ctx.s2 : ctx.s1;
     StageOut o;
     o.stage = stage2 ? 2 : 1;
     o.fault_addr = va;
@@ -94,7 +116,8 @@ Walker::StageOut Walker::walk_stage(const TranslationContext& ctx, bool stage2, 
     uint64_t table = c.root, table_hpa = c.root;
     bool have_hpa = !nested;
     uint8_t limit = perm::all;
-    if (auto h = pwc.lookup(ctx.domain_tag, as, wk, va, c)) {
+    const bool use_pwc = pwc.enabled();
+    if (auto h = use_pwc ? pwc.lookup(ctx.domain_tag, as, wk, va, c) : std::nullopt) {
         level = h->entry.next_level;
         table = h->entry.table;
         limit = h->entry.perms;
@@ -107,8 +130,12 @@ Walker::StageOut Walker::walk_stage(const TranslationContext& ctx, bool stage2, 
     unsigned pending_level = 0;
     WalkCacheEntry pend;
 
+    // PageTableFormat::index() with the stage's geometry hoisted out of the level loop.
+    const unsigned stride = PageTableFormat::stride(c);
+    const uint64_t top_mask = low_mask(PageTableFormat::index_bits(c, c.levels)), index_mask = low_mask(stride);
     for (;;) {
-        const uint64_t idx = PageTableFormat::index(va, c, level);
+        const unsigned shift = c.granule_shift + (level - 1u) * stride; // PageTableFormat::level_shift
+        const uint64_t idx = (va >> shift) & (level == c.levels ? top_mask : index_mask);
         const uint64_t desc_ipa = table + idx * 8;
         uint64_t desc_pa = desc_ipa;
         if (nested) {
@@ -148,16 +175,18 @@ Walker::StageOut Walker::walk_stage(const TranslationContext& ctx, bool stage2, 
                 unsigned hi = PageTableFormat::level_shift(c, level);
                 if ((va >> lo) & low_mask(hi - lo)) return fail(FaultKind::address_size, level);
             }
-            WalkCacheEntry e;
-            e.table = d.addr;
-            e.next_level = d.next_level;
-            e.perms = limit;
-            if (nested) {
-                pending = true;
-                pending_level = level;
-                pend = e;
-            } else {
-                pwc.insert(ctx.domain_tag, as, wk, va, level, c, e);
+            if (use_pwc) {
+                WalkCacheEntry e;
+                e.table = d.addr;
+                e.next_level = d.next_level;
+                e.perms = limit;
+                if (nested) {
+                    pending = true;
+                    pending_level = level;
+                    pend = e;
+                } else {
+                    pwc.insert(ctx.domain_tag, as, wk, va, level, c, e);
+                }
             }
             level = d.next_level;
             table = table_hpa = d.addr;
@@ -202,10 +231,10 @@ WalkOutcome Walker::walk(const TranslationContext& ctx, const AccessRequest& req
     WalkOutcome o;
     const uint8_t need = perm::needed(req.write, req.execute, req.privileged);
     StageOut res;
-    if (ctx.s1.enabled && format_of(ctx.s1.format).check_config(ctx.s1)) {
+    if (ctx.s1.enabled && !config_ok(ctx.s1, valid_s1_, have_valid_s1_)) {
         res.fault = FaultKind::invalid_config;
         res.stage = 1;
-    } else if (ctx.s2.enabled && format_of(ctx.s2.format).check_config(ctx.s2)) {
+    } else if (ctx.s2.enabled && !config_ok(ctx.s2, valid_s2_, have_valid_s2_)) {
         res.fault = FaultKind::invalid_config;
         res.stage = 2;
     } else if (ctx.s1.enabled) {

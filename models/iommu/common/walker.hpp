@@ -17,6 +17,8 @@
 // A/D (the compare-exchange result is not retried), walk-slot contention (the
 // shell's job), request admission (VT-d SRE/ERE: the family checks them).
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include "models/common/stats.hpp"
 #include "models/common/time.hpp"
@@ -63,13 +65,31 @@ private:
         bool global = false, snoop = false, dirty_pending = false;
     };
     StageOut walk_stage(const TranslationContext& ctx, bool stage2, uint64_t va, uint8_t need, bool write, bool nested);
+    /// walk_stage for one concrete format (pt_formats.hpp): one instantiation per
+    /// format, so decoding a descriptor is a direct, inlinable call.
+    template <class Format>
+    StageOut walk_levels(const Format& f, const TranslationContext& ctx, bool stage2, uint64_t va, uint8_t need,
+                         bool write, bool nested);
     /// Stage-2 translation of an IPA (table address or final output) through the stage-2 cache.
     StageOut translate_s2(const TranslationContext& ctx, uint64_t ipa, uint8_t need, bool write, bool s1ptw);
     /// Writes back an A/D update; under nesting checks stage-2 write rights on the table page.
     bool update(const TranslationContext& ctx, bool nested, uint64_t desc_ipa, uint64_t desc_pa, uint64_t old_v,
                 uint64_t new_v, StageOut& fault);
 
+    /// Whether c passes its format's check_config. Remembers the last valid
+    /// config per stage (check_config is a pure function of the config), so
+    /// the walks of one context validate it once, not per walk. The memo
+    /// compares object bytes: equal bytes mean equal fields, and a config that
+    /// differs only in padding bytes is merely checked again.
+    bool config_ok(const StageConfig& c, StageConfig& last_valid, bool& have_last) {
+        return (have_last && std::memcmp(&c, &last_valid, sizeof c) == 0) || validate(c, last_valid, have_last);
+    }
+    bool validate(const StageConfig& c, StageConfig& last_valid, bool& have_last);
+    static_assert(std::is_trivially_copyable_v<StageConfig>, "config_ok compares StageConfig bytes");
+
     WalkMemPort& port_;
+    StageConfig valid_s1_, valid_s2_;
+    bool have_valid_s1_ = false, have_valid_s2_ = false;
     stats::Group group_;
     WalkCache s1_pwc_, s2_pwc_;
     Iotlb s2_tlb_;

@@ -53,6 +53,14 @@ bool VtdIommu::SocketWalkPort::access(tlm::tlm_command cmd, uint64_t pa, uint64_
     return ok;
 }
 std::optional<uint64_t> VtdIommu::SocketWalkPort::do_read_u64(uint64_t pa, Duration& latency) {
+    // Descriptor reads inside a DMI region: mem_access()'s DMI branch for one 8-byte read
+    // (same data, same latency), without the generic call per walk level.
+    if (const DmiSlot& s = u_.dmi_[(pa >> 12) % kDmiSlots]; s.read && pa >= s.start && pa + 7 <= s.end) {
+        uint64_t v;
+        std::memcpy(&v, s.ptr + (pa - s.start), 8);
+        latency += s.read_latency + u_.p_.table_read;
+        return v;
+    }
     uint64_t v = 0;
     if (!access(tlm::TLM_READ_COMMAND, pa, v, latency)) return std::nullopt;
     return v;
@@ -349,12 +357,19 @@ TranslateResult VtdIommu::translate(const TranslationContext& ctx, const AccessR
 
 void VtdIommu::account_walk(const TranslateResult& r, sc_time& delay) {
     // A walk: it occupies one of the walk slots (loosely-timed contention, DESIGN.md "Timing").
-    auto slot = std::min_element(walkers_.begin(), walkers_.end(), [](const BusyUntil& x, const BusyUntil& y) {
-        return x.busy_until() < y.busy_until();
-    });
-    const Duration arrival = now() + from_sc(delay);
+    // The first slot that frees up earliest (what std::min_element picks), each slot read once.
+    BusyUntil* slot = &walkers_.front();
+    Duration earliest = slot->busy_until();
+    for (BusyUntil& w : walkers_) {
+        if (const Duration b = w.busy_until(); b < earliest) {
+            earliest = b;
+            slot = &w;
+        }
+    }
+    const Duration t = now();
+    const Duration arrival = t + from_sc(delay);
     const Duration start = slot->reserve(arrival, r.latency);
-    delay = to_sc(start + r.latency - now());
+    delay = to_sc(start + r.latency - t);
     st_walk_reads_.inc(r.reads);
     st_walk_queueing_.inc(static_cast<uint64_t>((start - arrival).as_ns()));
 }

@@ -409,3 +409,21 @@ TEST_CASE("Arm stage 2 concatenates first-level tables with 16 KiB and 64 KiB gr
         check_fault(s.walk(rd(0x1000)), FaultKind::invalid_config, 0, 2);
     }
 }
+
+TEST_CASE("a walker checks every changed stage config, also right after a valid one", "[unit]") {
+    // The walker remembers the last valid config per stage; any change must be checked again.
+    Single s(x86_cfg(4));
+    REQUIRE(s.b->map(0x1234'5000, 0x8000'0000, KiB4, 12) == MapError::none);
+    check_ok(s.walk(rd(0x1234'5abc)), 0x8000'0abc, 12, 4);
+    s.ctx.s1.levels = 3; // x86-64 paging has 4 or 5 levels
+    check_fault(s.walk(rd(0x1234'5abc)), FaultKind::invalid_config, 0, 1);
+    s.ctx.s1.levels = 4;
+    check_ok(s.walk(rd(0x1234'5abc)), 0x8000'0abc, 12, 4);
+    const uint64_t root = s.ctx.s1.root;
+    s.ctx.s1.root = root + 0x800; // not aligned to the top table
+    const WalkOutcome w = s.walk(rd(0x1234'5abc));
+    check_fault(w, FaultKind::invalid_config, 0, 1);
+    CHECK(w.reads == 0);
+    s.ctx.s1.root = root;
+    check_ok(s.walk(rd(0x1234'5abc)), 0x8000'0abc, 12, 4);
+}
