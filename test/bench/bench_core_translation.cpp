@@ -238,7 +238,10 @@ Runner walk_runner(const std::shared_ptr<WalkBench>& wb) {
 
 } // namespace
 
-int main(int argc, char** argv) {
+// The entry point is sc_main, as for every SystemC program (libsystemc's
+// main() calls it): the library references it even though this benchmark
+// never starts the kernel.
+extern "C" int sc_main(int argc, char* argv[]) {
     const bool smoke = argc > 1 && std::strcmp(argv[1], "--smoke") == 0;
     const uint64_t n_lookup = smoke ? 20'000 : 10'000'000;
     const uint64_t n_walk = smoke ? 2'000 : 500'000;
