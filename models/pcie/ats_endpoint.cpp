@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#include "models/common/sc_time.hpp"
 #include "models/pcie/ats_endpoint.hpp"
 
 #include <bit>
@@ -11,8 +12,6 @@ namespace iommusim::pcie {
 using sc_core::sc_time;
 
 namespace {
-sc_time to_sc(Duration d) { return sc_time::from_value(d.as_ps()); } // resolution is 1 ps (time.hpp)
-Duration from_sc(const sc_time& t) { return Duration::ps(t.value()); }
 constexpr uint64_t kShiftMask = 0x7F;
 } // namespace
 

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#include "models/common/sc_time.hpp"
 #include "models/iommu/vtd/vtd_iommu.hpp"
 
 #include <algorithm>
@@ -14,8 +15,16 @@ namespace iommusim::iommu::vtd {
 using sc_core::sc_time;
 
 namespace {
-sc_time to_sc(Duration d) { return sc_time::from_value(d.as_ps()); } // resolution is 1 ps (time.hpp)
-Duration from_sc(const sc_time& t) { return Duration::ps(t.value()); }
+
+/// What a request asks for, as the context-level checks see it (PASID prefix: PMR, ER).
+RequestAttrs request_attrs(const pcie::TlpExtension& ext) {
+    RequestAttrs r;
+    r.has_pasid = ext.pasid_present;
+    r.pasid = ext.pasid;
+    r.privileged = ext.privileged;
+    r.execute = ext.execute;
+    return r;
+}
 
 CacheKey context_key(pcie::Bdf rid) { return CacheKey{rid.raw, 1}; }
 CacheKey pasid_key(pcie::Bdf rid, uint32_t pasid) { return CacheKey{rid.raw, (uint64_t{pasid} << 1) | 1}; }
@@ -453,9 +462,7 @@ void VtdIommu::handle_dma(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, 
                 t.set_address(iova);
                 return;
             }
-            RequestAttrs req;
-            req.has_pasid = ext.pasid_present;
-            req.pasid = ext.pasid;
+            const RequestAttrs req = request_attrs(ext);
             ext.served_by = r.iotlb_hit ? pcie::TlpExtension::Source::iotlb : pcie::TlpExtension::Source::walk;
             Duration local = from_sc(delay);
             record_fault(ext.requester, req, iova, write, reason_for(r.t, a, ctx), ctx.fault_suppress, local);
@@ -464,11 +471,7 @@ void VtdIommu::handle_dma(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, 
             return;
         }
     }
-    RequestAttrs req;
-    req.has_pasid = ext.pasid_present;
-    req.pasid = ext.pasid;
-    req.privileged = ext.privileged;
-    req.execute = ext.execute;
+    RequestAttrs req = request_attrs(ext);
     auto fail = [&](uint8_t reason, bool fpd) {
         Duration local = from_sc(delay);
         record_fault(ext.requester, req, iova, write, reason, fpd, local);
@@ -534,11 +537,7 @@ void VtdIommu::handle_translation_request(tlm::tlm_generic_payload& t, pcie::Tlp
         t.set_response_status(tlm::TLM_COMMAND_ERROR_RESPONSE); // UR: no translation service
         return;
     }
-    RequestAttrs req;
-    req.has_pasid = ext.pasid_present;
-    req.pasid = ext.pasid;
-    req.privileged = ext.privileged;
-    req.execute = ext.execute;
+    RequestAttrs req = request_attrs(ext);
     req.ats = true;
     const uint64_t iova = t.get_address() & ~uint64_t{0xFFF};
     Resolved r = resolve(ext.requester, req, delay);

@@ -8,6 +8,7 @@
 #include "models/iommu/common/table_builder.hpp"
 #include "models/iommu/common/translation.hpp"
 #include "models/iommu/common/walk_mem_port.hpp"
+#include "models/iommu/common/walker_params.hpp"
 #include "models/mem/sparse_memory.hpp"
 
 namespace iommusim::iommu::test {
@@ -72,6 +73,15 @@ struct Env {
         return b;
     }
 };
+
+/// Walker params with every walk cache off, so read counts are exact.
+inline WalkerParams no_caches() {
+    WalkerParams p;
+    p.s1_walk_cache.per_level.entries = 0;
+    p.s2_walk_cache.per_level.entries = 0;
+    p.s2_cache.geometry.entries = 0;
+    return p;
+}
 
 inline AccessRequest rd(uint64_t iova) { return AccessRequest{iova, false, false, false}; }
 inline AccessRequest wr(uint64_t iova) { return AccessRequest{iova, true, false, false}; }

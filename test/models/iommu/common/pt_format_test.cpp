@@ -11,14 +11,6 @@ using namespace iommusim::iommu::test;
 
 namespace {
 
-WalkerParams no_caches() {
-    WalkerParams p;
-    p.s1_walk_cache.per_level.entries = 0;
-    p.s2_walk_cache.per_level.entries = 0;
-    p.s2_cache.geometry.entries = 0;
-    return p;
-}
-
 struct Single {
     Env env;
     Walker walker{env.port, no_caches(), &env.root};

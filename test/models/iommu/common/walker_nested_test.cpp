@@ -12,14 +12,6 @@ using namespace iommusim::iommu::test;
 
 namespace {
 
-WalkerParams no_caches() {
-    WalkerParams p;
-    p.s1_walk_cache.per_level.entries = 0;
-    p.s2_walk_cache.per_level.entries = 0;
-    p.s2_cache.geometry.entries = 0;
-    return p;
-}
-
 /// Guest RAM at GPA g lives at HPA g + kGuestBase; stage-1 tables are
 /// allocated in guest memory [1 MiB, 2 MiB) and mapped by stage 2 with 4 KiB pages.
 struct Nested {

@@ -619,3 +619,31 @@ TEST_CASE("VT-d wait descriptor with IF sets ICS.IWC and sends the invalidation 
         CHECK(got);
     });
 }
+
+TEST_CASE("VT-d records the privilege of a faulting request after a successful one of the same (RID, PASID)", "[sc][vtd]") {
+    Harness h;
+    Harness::run([&] {
+        h.enable();
+        auto ce = h.tables->make_context(kDev, 0, false, true, false, 0);
+        PageTables fl(h, PtFormat::x86_64, 4);
+        LeafAttrs ro;
+        ro.perms = perm::both(true, false, false);
+        fl.map(kIova, kPa, ro);
+        PasidEntry e = fl_entry(70, fl.root);
+        e.sre = true; // supervisor requests allowed
+        e.wpe = true; // and supervisor writes honour R/W (else a read-only page is writable to them)
+        h.tables->set_pasid_entry(ce, 1, e);
+        uint64_t v = 0;
+        sc_time d = SC_ZERO_TIME;
+        // A privileged read resolves (RID, PASID) ...
+        CHECK(h.dma(kDev, 1u, kIova, false, v, d, pcie::AddressType::untranslated, false, true) == tlm::TLM_OK_RESPONSE);
+        // ... and a privileged write to the read-only page faults with PRIV recorded.
+        CHECK(h.dma(kDev, 1u, kIova, true, v, d, pcie::AddressType::untranslated, false, true) ==
+              tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        sc_core::wait(d);
+        REQUIRE(h.value("dmar0.faults") == 1);
+        const uint64_t hi = h.rd(h.params.fault_record_offset + 8);
+        CHECK(((hi >> (94 - 64)) & 1) == 1); // PRIV: the request had PMR=1
+        CHECK(fault_reason(h, 0) == fr::kNoWrite);
+    });
+}
