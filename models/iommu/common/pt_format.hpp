@@ -39,6 +39,20 @@ struct Descriptor {
     bool af_fault = false;             ///< a clear AF without hardware update faults (Arm)
     bool global = false, snoop = false;
     uint64_t addr = 0;                 ///< next table base, or leaf output base (size-aligned)
+
+    /// A table descriptor: the next table is of `level`, at `base`.
+    void set_table(unsigned level, uint64_t base) {
+        kind = Kind::table;
+        next_level = static_cast<uint8_t>(level);
+        addr = base;
+    }
+    /// A leaf mapping 2^shift bytes at `base`; until marked dirty it grants what `perms` grants.
+    void set_leaf(unsigned shift, uint64_t base) {
+        kind = Kind::leaf;
+        page_shift = static_cast<uint8_t>(shift);
+        addr = base;
+        dirty_perms = perms;
+    }
 };
 
 /// What a table builder writes into a leaf.

@@ -56,15 +56,10 @@ public:
                                        (w || !c.write_protect ? perm::priv_write : 0) | (!nx ? perm::priv_exec : 0));
         r.accessed = d & A;
         if (!leaf) {
-            r.kind = Descriptor::Kind::table;
-            r.next_level = static_cast<uint8_t>(level - 1);
-            r.addr = d & bits(51, 12);
+            r.set_table(level - 1, d & bits(51, 12));
             return r;
         }
-        r.kind = Descriptor::Kind::leaf;
-        r.page_shift = static_cast<uint8_t>(shift);
-        r.addr = d & bits(51, shift);
-        r.dirty_perms = r.perms;
+        r.set_leaf(shift, d & bits(51, shift));
         r.dirty = d & D;
         r.global = d & G;
         return r;
@@ -135,15 +130,10 @@ public:
         r.perms = perm::both(rd, wr, ex);
         r.accessed = d & A;
         if (!leaf) {
-            r.kind = Descriptor::Kind::table;
-            r.next_level = static_cast<uint8_t>(level - 1);
-            r.addr = d & bits(51, 12);
+            r.set_table(level - 1, d & bits(51, 12));
             return r;
         }
-        r.kind = Descriptor::Kind::leaf;
-        r.page_shift = static_cast<uint8_t>(shift);
-        r.addr = d & bits(51, shift);
-        r.dirty_perms = r.perms;
+        r.set_leaf(shift, d & bits(51, shift));
         r.dirty = d & D;
         r.snoop = d & SNP;
         return r;
@@ -199,9 +189,7 @@ public:
         unsigned isz = level_shift(c, level);
         if (level == 1 ? (nl != 0 && nl != kNlSize) : (nl != 0 && nl != kNlSize && nl >= level)) return fault();
         if (nl != 0 && nl != kNlSize) {
-            r.kind = Descriptor::Kind::table;
-            r.next_level = static_cast<uint8_t>(nl);
-            r.addr = d & bits(51, 12);
+            r.set_table(nl, d & bits(51, 12));
             return r;
         }
         if (level == 6) return fault(); // the top level of a 6-level table cannot map pages
@@ -212,10 +200,7 @@ public:
             shift = 13 + static_cast<unsigned>(std::countr_one(d >> 12));
             if (shift <= isz || shift >= isz + 9 || shift > 51) return fault();
         }
-        r.kind = Descriptor::Kind::leaf;
-        r.page_shift = static_cast<uint8_t>(shift);
-        r.addr = d & bits(51, shift);
-        r.dirty_perms = r.perms;
+        r.set_leaf(shift, d & bits(51, shift));
         r.dirty = d & D;
         r.snoop = d & FC;
         return r;
