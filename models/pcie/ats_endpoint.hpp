@@ -30,7 +30,7 @@
 
 #include "models/common/stats.hpp"
 #include "models/common/time.hpp"
-#include "models/iommu/common/set_assoc_cache.hpp"
+#include "models/common/set_assoc_cache.hpp"
 #include "models/pcie/ats_endpoint_params.hpp"
 #include "models/pcie/tlp.hpp"
 

@@ -70,7 +70,7 @@
 #include "models/common/stats.hpp"
 #include "models/common/time.hpp"
 #include "models/iommu/common/inval_observer.hpp"
-#include "models/iommu/common/set_assoc_cache.hpp"
+#include "models/common/set_assoc_cache.hpp"
 #include "models/iommu/common/translation.hpp"
 #include "models/iommu/common/translation_core.hpp"
 #include "models/iommu/common/walk_mem_port.hpp"
