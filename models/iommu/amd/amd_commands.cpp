@@ -154,6 +154,9 @@ Decoded decode(const std::array<uint64_t, 2>& q, const AmdParams& caps) {
         c.gn = q1 & kGn;
         c.tag = static_cast<uint16_t>((q1 >> 32) & 0x1FF);
         c.status = static_cast<uint8_t>((q1 >> 44) & 0xF);
+        // PCIe defines response codes 0 (success), 1 (invalid request) and 0xF (failure) only.
+        if (c.status != ppr_status::kSuccess && c.status != ppr_status::kInvalid && c.status != ppr_status::kFailure)
+            return illegal(CommandError::reserved_bits);
         return ok(c);
     }
     case 0x8:

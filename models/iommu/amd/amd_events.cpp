@@ -59,8 +59,9 @@ std::optional<Event> Event::decode(const std::array<uint64_t, 2>& q) {
     return e;
 }
 
-Event make_illegal_dte(uint16_t dev, uint64_t request_addr, uint16_t flags) {
-    return {EventCode::illegal_dev_table_entry, dev, 0, 0, static_cast<uint16_t>(flags & ~evf::GN), request_addr};
+// ILLEGAL_DEV_TABLE_ENTRY names the request (Linux prints its PASID); there is no DomainID to give.
+Event make_illegal_dte(uint16_t dev, uint32_t pasid, uint64_t request_addr, uint16_t flags) {
+    return {EventCode::illegal_dev_table_entry, dev, (flags & evf::GN) ? pasid : 0, 0, flags, request_addr};
 }
 Event make_io_page_fault(uint16_t dev, uint16_t domain, uint32_t pasid, uint64_t addr, uint16_t flags) {
     return {EventCode::io_page_fault, dev, (flags & evf::GN) ? pasid : 0, (flags & evf::GN) ? uint16_t{0} : domain,

@@ -68,7 +68,7 @@ struct Event {
 };
 
 // Builders for the records the unit writes (the fields each event carries).
-Event make_illegal_dte(uint16_t dev, uint64_t request_addr, uint16_t flags);
+Event make_illegal_dte(uint16_t dev, uint32_t pasid, uint64_t request_addr, uint16_t flags);
 Event make_io_page_fault(uint16_t dev, uint16_t domain, uint32_t pasid, uint64_t addr, uint16_t flags);
 Event make_dev_tab_hw_error(uint16_t dev, uint64_t dte_addr, uint16_t flags, HwErrorType t);
 Event make_page_tab_hw_error(uint16_t dev, uint16_t domain, uint32_t pasid, uint64_t table_addr, uint16_t flags,

@@ -209,7 +209,7 @@ Resolved AmdTableReader::from_dte(mem::PhysMem& m, const DteRead& dr, const Requ
         return res;
     }
     if (dr.status == DteRead::Status::out_of_range) {
-        res.event = make_illegal_dte(r.device_id, r.addr, flags);
+        res.event = make_illegal_dte(r.device_id, r.pasid, r.addr, flags);
         return res;
     }
     res.reads = 1;
@@ -222,7 +222,8 @@ Resolved AmdTableReader::from_dte(mem::PhysMem& m, const DteRead& dr, const Requ
     }
     DteCheck chk = check_dte(d, dr.raw, p_, gt_enabled);
     if (chk.illegal) {
-        res.event = make_illegal_dte(r.device_id, r.addr, static_cast<uint16_t>(flags | (chk.reserved ? evf::RZ : 0)));
+        res.event = make_illegal_dte(r.device_id, r.pasid, r.addr,
+                                     static_cast<uint16_t>(flags | (chk.reserved ? evf::RZ : 0)));
         return res;
     }
     res.check_ir_iw = true;
@@ -273,6 +274,35 @@ Translation AmdTableReader::apply_dte_rights(const Resolved& res, Translation t,
     }
     t.set_rights(mask, req.privileged);
     return t;
+}
+
+std::optional<Event> AmdTableReader::check_ats(const Resolved& res, const RequestInfo& r) {
+    using T = RequestInfo::Type;
+    if (r.type != T::translation_request && r.type != T::translated) return std::nullopt;
+    if (res.kind == Resolved::Kind::event || !res.check_ir_iw || res.dte.i) return std::nullopt;
+    return make_invalid_device_request(r.device_id, r.pasid, r.addr, request_flags(r),
+                                       r.type == T::translated ? InvalidRequestType::translated_not_allowed
+                                                               : InvalidRequestType::translation_not_allowed);
+}
+
+AmdTableReader::PprOutcome AmdTableReader::page_request(const Resolved& res, const RequestInfo& r, bool read,
+                                                        bool write, bool last, uint16_t prg_index,
+                                                        bool ppr_enabled) {
+    PprOutcome o;
+    uint16_t f = 0;
+    if (r.has_pasid) f |= pprf::GN;
+    if (read) f |= pprf::READ;
+    if (write) f |= pprf::WRITE;
+    if (r.execute) f |= pprf::EXEC;
+    if (!r.privileged) f |= pprf::US;
+    const uint64_t page = r.addr & ~uint64_t{0xFFF};
+    if (!ppr_enabled || res.kind == Resolved::Kind::event || !res.dte.v || !res.dte.ppr) {
+        o.event = make_invalid_ppr_request(r.device_id, r.pasid, page, request_flags(r));
+        return o;
+    }
+    o.entry = PprEntry{r.device_id, r.has_pasid ? r.pasid : 0, static_cast<uint16_t>(prg_index & 0x1FF), last, f,
+                       kPprTypeFault, page};
+    return o;
 }
 
 Event AmdTableReader::walk_fault_event(const RequestInfo& r, const Resolved& res, const Translation& t) {

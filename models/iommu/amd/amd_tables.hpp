@@ -163,6 +163,20 @@ public:
     /// permission fault. For a pass-through result pass t with output = iova and all rights.
     static Translation apply_dte_rights(const Resolved& res, Translation t, const AccessRequest& req);
 
+    /// ATS admission by DTE.I: a translation request or a translated request from a device
+    /// whose (valid, translating) DTE has I = 0 is an INVALID_DEVICE_REQUEST (the unit
+    /// aborts it); nullopt when the request may proceed. V = 0 / TV = 0 impose no check.
+    static std::optional<Event> check_ats(const Resolved& res, const RequestInfo& r);
+
+    /// A PCIe Page Request as the PPR log records it, or the event it raises instead:
+    /// INVALID_PPR_REQUEST when the DTE has PPR = 0 or the unit's PPREn is clear.
+    struct PprOutcome {
+        std::optional<PprEntry> entry;
+        std::optional<Event> event;
+    };
+    static PprOutcome page_request(const Resolved& res, const RequestInfo& r, bool read, bool write, bool last,
+                                   uint16_t prg_index, bool ppr_enabled);
+
     /// The event record for a walk that failed for request `r` under `res`.
     static Event walk_fault_event(const RequestInfo& r, const Resolved& res, const Translation& t);
 

@@ -94,6 +94,8 @@ TEST_CASE("COMPLETE_PPR_REQUEST is laid out as Linux build_complete_ppr writes i
     CHECK(error_of({op(7), 1}) == CommandError::reserved_bits);
     CHECK(error_of({op(7), uint64_t{1} << 41}) == CommandError::reserved_bits);
     CHECK(error_of({op(7), uint64_t{1} << 48}) == CommandError::reserved_bits);
+    CHECK(error_of({op(7), uint64_t{2} << 44}) == CommandError::reserved_bits); // no PRG Response code 2
+    CHECK(decode({op(7), uint64_t{0xF} << 44}, AmdParams{}).ok());
     AmdParams no_ppr;
     no_ppr.ppr = false;
     CHECK(error_of(q, no_ppr) == CommandError::unsupported);

@@ -50,7 +50,7 @@ TEST_CASE("INVALID_PPR_REQUEST carries the PASID at 31:16 and 45:42", "[unit][am
 
 TEST_CASE("Every event code encodes and decodes", "[unit][amd]") {
     std::vector<Event> all = {
-        make_illegal_dte(0x10, 0x1000, evf::RZ | evf::TR),
+        make_illegal_dte(0x10, 0x77, 0x1000, evf::RZ | evf::TR | evf::GN),
         make_io_page_fault(0x10, 5, 0, 0x2000, evf::RW),
         make_dev_tab_hw_error(0x10, 0x10'0200, evf::TR, HwErrorType::master_abort),
         make_page_tab_hw_error(0x10, 5, 0, 0x20'0000, 0, HwErrorType::data_error),

@@ -556,3 +556,53 @@ TEST_CASE("Walk faults map to IO_PAGE_FAULT flags and PAGE_TAB_HARDWARE_ERROR", 
     REQUIRE(me.t.fault == FaultKind::memory_error);
     CHECK(AmdTableReader::walk_fault_event(ri, me.res, me.t).code == EventCode::page_tab_hardware_error);
 }
+
+TEST_CASE("ATS requests need DTE.I: otherwise INVALID_DEVICE_REQUEST", "[unit][amd]") {
+    Amd a;
+    auto h = a.host(3);
+    Dte d = Amd::host_dte(3, h->root());
+    a.w.set_dte(0x10, d);
+    RequestInfo ri = a.req(0x10, 0x1000);
+    ri.type = RequestInfo::Type::translation_request;
+    Resolved res = a.r.resolve(a.mem, a.dt(), ri, true);
+    auto e = AmdTableReader::check_ats(res, ri);
+    REQUIRE(e);
+    CHECK(e->code == EventCode::invalid_device_request);
+    CHECK(((e->flags >> evf::kTypeShift) & 7) == static_cast<unsigned>(InvalidRequestType::translation_not_allowed));
+    ri.type = RequestInfo::Type::translated;
+    CHECK(((AmdTableReader::check_ats(res, ri)->flags >> evf::kTypeShift) & 7) ==
+          static_cast<unsigned>(InvalidRequestType::translated_not_allowed));
+    ri.type = RequestInfo::Type::untranslated;
+    CHECK_FALSE(AmdTableReader::check_ats(res, ri));
+    d.i = true;
+    a.w.set_dte(0x10, d);
+    ri.type = RequestInfo::Type::translated;
+    CHECK_FALSE(AmdTableReader::check_ats(a.r.resolve(a.mem, a.dt(), ri, true), ri));
+}
+
+TEST_CASE("Page requests become PPR log entries when DTE.PPR and PPREn allow them", "[unit][amd]") {
+    Amd a;
+    Dte d = a.guest_dte(0, 0x11, 0x8000);
+    d.ppr = true;
+    a.w.set_dte(0x20, d);
+    RequestInfo ri = a.req(0x20, 0x7000'1234);
+    ri.has_pasid = true;
+    ri.pasid = 0x11;
+    ri.type = RequestInfo::Type::page_request;
+    Resolved res = a.r.resolve(a.mem, a.dt(), ri, true);
+    auto o = AmdTableReader::page_request(res, ri, true, true, true, 0x1A5, true);
+    REQUIRE(o.entry);
+    CHECK(o.entry->device_id == 0x20);
+    CHECK(o.entry->pasid == 0x11);
+    CHECK(o.entry->prg_index == 0x1A5);
+    CHECK(o.entry->last);
+    CHECK(o.entry->address == 0x7000'1000);
+    CHECK(o.entry->flags == (pprf::GN | pprf::READ | pprf::WRITE | pprf::US));
+    CHECK_FALSE(AmdTableReader::page_request(res, ri, true, false, false, 1, false).entry); // PPREn clear
+    d.ppr = false;
+    a.w.set_dte(0x20, d);
+    auto bad = AmdTableReader::page_request(a.r.resolve(a.mem, a.dt(), ri, true), ri, true, false, false, 1, true);
+    REQUIRE(bad.event);
+    CHECK(bad.event->code == EventCode::invalid_ppr_request);
+    CHECK(bad.event->pasid == 0x11);
+}
