@@ -82,7 +82,14 @@ AmdRegs::Effect AmdRegs::write(uint32_t off, uint64_t value, unsigned size) {
         ppr_base_ = merge(ppr_base_, kRingBaseMask);
         ppr_head_ = ppr_tail_ = 0;
         return Effect::ppr_base;
-    case reg::CONTROL: control_ = merge(control_, ~uint64_t{0}); return Effect::control;
+    case reg::CONTROL: {
+        control_ = merge(control_, ~uint64_t{0});
+        // Clearing an enable re-arms what the unit stopped; setting it again restarts.
+        if (!control(ctl::CMDBUF_EN)) stopped_ &= ~st::CMDBUF_RUN;
+        if (!control(ctl::EVT_LOG_EN)) stopped_ &= ~st::EVT_RUN;
+        if (!control(ctl::PPRLOG_EN)) stopped_ &= ~st::PPR_RUN;
+        return Effect::control;
+    }
     case reg::EXCL_BASE: excl_base_ = merge(excl_base_, kBaseMask | 3); return Effect::none;
     case reg::EXCL_LIMIT: excl_limit_ = merge(excl_limit_, kBaseMask); return Effect::none;
     case reg::CMD_HEAD: cmd_head_ = merge32(cmd_head_); return Effect::cmd_head;

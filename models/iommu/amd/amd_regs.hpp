@@ -86,11 +86,16 @@ public:
     void hw_set_status(uint32_t b) { status_ |= b & (st::kW1C); }
     uint32_t status() const { return status_ | run_bits(); }
 
+    /// The unit stopped the command buffer (illegal command) or a log (overflow): its run
+    /// bit reads 0 until software clears and sets the enable again (Linux
+    /// amd_iommu_reset_cmd_buffer / amd_iommu_restart_event_logging do exactly that).
+    void hw_stop(uint32_t run_bit) { stopped_ |= run_bit & (st::CMDBUF_RUN | st::EVT_RUN | st::PPR_RUN); }
+
     bool control(unsigned bit) const { return (control_ >> bit) & 1; }
     bool iommu_en() const { return control(ctl::IOMMU_EN); }
-    bool cmdbuf_running() const { return iommu_en() && control(ctl::CMDBUF_EN); }
-    bool event_log_running() const { return iommu_en() && control(ctl::EVT_LOG_EN); }
-    bool ppr_log_running() const { return iommu_en() && control(ctl::PPRLOG_EN); }
+    bool cmdbuf_running() const { return iommu_en() && control(ctl::CMDBUF_EN) && !(stopped_ & st::CMDBUF_RUN); }
+    bool event_log_running() const { return iommu_en() && control(ctl::EVT_LOG_EN) && !(stopped_ & st::EVT_RUN); }
+    bool ppr_log_running() const { return iommu_en() && control(ctl::PPRLOG_EN) && !(stopped_ & st::PPR_RUN); }
     bool gt_en() const { return control(ctl::GT_EN); }
     uint8_t inv_timeout_code() const { return static_cast<uint8_t>((control_ >> ctl::INV_TIMEOUT) & 7); }
     /// ATS invalidation time-out selected by Control.InvTimeOut; zero for "none" (0) and the reserved 7.
@@ -107,6 +112,7 @@ private:
              ppr_base_ = 0;
     uint32_t cmd_head_ = 0, cmd_tail_ = 0, evt_head_ = 0, evt_tail_ = 0, ppr_head_ = 0, ppr_tail_ = 0;
     uint32_t status_ = 0;
+    uint32_t stopped_ = 0; ///< run bits the unit cleared (st::*_RUN)
 };
 
 } // namespace iommusim::iommu::amd

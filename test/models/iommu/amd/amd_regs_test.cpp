@@ -146,3 +146,19 @@ TEST_CASE("Event and PPR log tails are software-writable only while the log is o
     r.write(reg::PPR_TAIL, 0x10, 4);
     CHECK(r.ppr_ring().tail == 0);
 }
+
+TEST_CASE("A run bit the unit stopped stays clear until software toggles the enable", "[unit][amd]") {
+    AmdRegs r{AmdParams{}};
+    const uint64_t on = 1 | (uint64_t{1} << ctl::CMDBUF_EN) | (uint64_t{1} << ctl::EVT_LOG_EN);
+    r.write(reg::CONTROL, on, 8);
+    r.hw_stop(st::CMDBUF_RUN); // illegal command
+    CHECK_FALSE(r.cmdbuf_running());
+    CHECK_FALSE(r.status() & st::CMDBUF_RUN);
+    CHECK(r.event_log_running());
+    r.write(reg::CONTROL, on, 8); // rewriting the same value does not restart it
+    CHECK_FALSE(r.cmdbuf_running());
+    r.write(reg::CONTROL, on & ~(uint64_t{1} << ctl::CMDBUF_EN), 8);
+    r.write(reg::CONTROL, on, 8);
+    CHECK(r.cmdbuf_running());
+    CHECK(r.status() & st::CMDBUF_RUN);
+}
