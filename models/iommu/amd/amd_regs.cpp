@@ -37,6 +37,10 @@ Duration AmdRegs::inv_timeout() const {
 
 uint64_t AmdRegs::read(uint32_t off, unsigned size) const {
     if ((size != 4 && size != 8) || (off & (size - 1))) return 0;
+    // The MSI mirror is a run of dwords that does not start on a qword boundary.
+    if (size == 4 && off == reg::MSI_ADDR_LO) return msi_addr_ & 0xFFFF'FFFCu;
+    if (size == 4 && off == reg::MSI_ADDR_HI) return msi_addr_ >> 32;
+    if (size == 4 && off == reg::MSI_DATA) return msi_data_;
     uint64_t q = 0;
     switch (off & ~7u) {
     case reg::DEV_TABLE: q = dev_table_; break;
@@ -62,6 +66,18 @@ uint64_t AmdRegs::read(uint32_t off, unsigned size) const {
 
 AmdRegs::Effect AmdRegs::write(uint32_t off, uint64_t value, unsigned size) {
     if ((size != 4 && size != 8) || (off & (size - 1))) return Effect::none;
+    if (size == 4 && off == reg::MSI_ADDR_LO) {
+        msi_addr_ = (msi_addr_ & ~uint64_t{0xFFFF'FFFFu}) | (value & 0xFFFF'FFFCu);
+        return Effect::none;
+    }
+    if (size == 4 && off == reg::MSI_ADDR_HI) {
+        msi_addr_ = (msi_addr_ & 0xFFFF'FFFFu) | (value << 32);
+        return Effect::none;
+    }
+    if (size == 4 && off == reg::MSI_DATA) {
+        msi_data_ = static_cast<uint32_t>(value & 0xFFFF);
+        return Effect::none;
+    }
     // Which bits of the 64-bit register this access writes.
     const unsigned shift = (size == 4 && (off & 4)) ? 32 : 0;
     const uint64_t wmask = size == 8 ? ~uint64_t{0} : (uint64_t{0xFFFF'FFFFu} << shift);

@@ -19,7 +19,9 @@
 // bytes, naturally aligned; others are ignored (writes) or read 0.
 // Not modelled: the exclusion range (Exclusion Base/Limit stored only), the GA
 // log, MSI capability mirror registers (0x158-0x16C), performance counters,
-// hardware-error registers, SMI filters.
+// hardware-error registers, SMI filters. The MSI capability's MMIO mirror
+// (Linux MMIO_MSI_ADDR_LO/HI/DATA_OFFSET 0x15C/0x160/0x164, EFR.MsiCapMmioSup bit 46)
+// holds the address and data of the unit's interrupt message.
 #include <cstdint>
 
 #include "models/common/time.hpp"
@@ -32,6 +34,7 @@ namespace iommusim::iommu::amd {
 namespace reg {
 inline constexpr uint32_t DEV_TABLE = 0x0000, CMD_BASE = 0x0008, EVT_BASE = 0x0010, CONTROL = 0x0018,
                           EXCL_BASE = 0x0020, EXCL_LIMIT = 0x0028, EFR = 0x0030, PPR_BASE = 0x0038,
+                          MSI_CAP = 0x0158, MSI_ADDR_LO = 0x015C, MSI_ADDR_HI = 0x0160, MSI_DATA = 0x0164,
                           EFR2 = 0x01A0, CMD_HEAD = 0x2000, CMD_TAIL = 0x2008, EVT_HEAD = 0x2010,
                           EVT_TAIL = 0x2018, STATUS = 0x2020, PPR_HEAD = 0x2030, PPR_TAIL = 0x2038;
 }
@@ -65,7 +68,7 @@ struct RingRegs {
 
 class AmdRegs {
 public:
-    explicit AmdRegs(const AmdParams& p) : efr_(p.efr()) {}
+    explicit AmdRegs(const AmdParams& p) : efr_(p.efr() | kMsiCapMmioSup) {}
 
     /// What a software write changed, for the shell to act on.
     enum class Effect : uint8_t { none, control, cmd_base, cmd_tail, cmd_head, evt_base, evt_head, ppr_base,
@@ -101,9 +104,13 @@ public:
     /// ATS invalidation time-out selected by Control.InvTimeOut; zero for "none" (0) and the reserved 7.
     Duration inv_timeout() const;
     uint64_t efr() const { return efr_; }
+    /// The unit's MSI (address 0: none programmed).
+    uint64_t msi_address() const { return msi_addr_; }
+    uint32_t msi_data() const { return msi_data_; }
 
 private:
     static constexpr uint32_t kPtrMask = 0x7FFF0; // bits 18:4
+    static constexpr uint64_t kMsiCapMmioSup = uint64_t{1} << 46; // Linux IOMMU_EFR_MSICAPMMIOSUP_SHIFT
     static RingRegs ring(uint64_t base_reg, uint32_t head, uint32_t tail);
     uint32_t run_bits() const;
 
@@ -112,6 +119,8 @@ private:
              ppr_base_ = 0;
     uint32_t cmd_head_ = 0, cmd_tail_ = 0, evt_head_ = 0, evt_tail_ = 0, ppr_head_ = 0, ppr_tail_ = 0;
     uint32_t status_ = 0;
+    uint64_t msi_addr_ = 0;
+    uint32_t msi_data_ = 0;
     uint32_t stopped_ = 0; ///< run bits the unit cleared (st::*_RUN)
 };
 

@@ -162,3 +162,15 @@ TEST_CASE("A run bit the unit stopped stays clear until software toggles the ena
     CHECK(r.cmdbuf_running());
     CHECK(r.status() & st::CMDBUF_RUN);
 }
+
+TEST_CASE("The MSI capability's MMIO mirror holds the unit's interrupt message", "[unit][amd]") {
+    AmdRegs r{AmdParams{}};
+    CHECK(r.read(reg::EFR, 8) & (uint64_t{1} << 46)); // MsiCapMmioSup
+    r.write(reg::MSI_ADDR_LO, 0xFEE0'1003u, 4);
+    r.write(reg::MSI_ADDR_HI, 0, 4);
+    r.write(reg::MSI_DATA, 0x4041, 4);
+    CHECK(r.msi_address() == 0xFEE0'1000u); // dword aligned
+    CHECK(r.msi_data() == 0x4041);
+    CHECK(r.read(reg::MSI_ADDR_LO, 4) == 0xFEE0'1000u);
+    CHECK(r.read(reg::MSI_DATA, 4) == 0x4041);
+}
