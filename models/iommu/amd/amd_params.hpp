@@ -115,6 +115,17 @@ struct AmdParams {
     Duration per_entry_invalidate = Duration::ns(1);
     /// ns; one MMIO register access inside the unit (estimate; the CPU-side cost is the host model's).
     Duration mmio_access = Duration::ns(5);
+    /// ns; posted write of a COMPLETION_WAIT store, a log record or an MSI: calibration.md
+    /// "invalidation path" status write 60-100 ns [estimate]; the low end.
+    Duration status_write = Duration::ns(60);
+    /// ns; formatting and issuing one ATS Invalidate Request or PRG Response (estimate).
+    Duration ats_message_send = Duration::ns(20);
+    /// ns; fixed latency a request spends in the unit on top of cache lookups (estimate).
+    Duration pipeline = Duration::ns(2);
+    /// us; time-out of an ATS invalidation before IOTLB_INV_TIMEOUT. The architected choice is
+    /// Control.InvTimeOut (Linux programs 1 s); this model's engine uses this fixed value,
+    /// shorter than Linux's so that runs end (calibration.md "ATS invalidate completion timeout").
+    Duration ats_timeout = Duration::us(1000);
 
     static constexpr uint32_t kMmioSize = 0x4000; ///< registers up to the PPR log tail (0x2038); perf counters not modelled
 };

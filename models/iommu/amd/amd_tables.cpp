@@ -198,10 +198,10 @@ TranslationContext AmdTableReader::make_context(const Dte& d, bool guest, uint32
 }
 
 Resolved AmdTableReader::resolve(mem::PhysMem& m, const DevTable& dt, const RequestInfo& r, bool gt_enabled) const {
-    return from_dte(m, read_dte(m, dt, r.device_id), r, gt_enabled);
+    return resolve(m, read_dte(m, dt, r.device_id), r, gt_enabled);
 }
 
-Resolved AmdTableReader::from_dte(mem::PhysMem& m, const DteRead& dr, const RequestInfo& r, bool gt_enabled) const {
+Resolved AmdTableReader::resolve(mem::PhysMem& m, const DteRead& dr, const RequestInfo& r, bool gt_enabled) const {
     Resolved res;
     const uint16_t flags = request_flags(r);
     if (dr.status == DteRead::Status::bus_error) {

@@ -157,6 +157,8 @@ public:
 
     /// Full resolution: DTE, checks, GCR3 walk, context (no caches).
     Resolved resolve(mem::PhysMem& m, const DevTable& dt, const RequestInfo& r, bool gt_enabled) const;
+    /// The same from a DTE already read (a DTE-cache hit): checks, GCR3 walk, context.
+    Resolved resolve(mem::PhysMem& m, const DteRead& dte, const RequestInfo& r, bool gt_enabled) const;
 
     /// ANDs DTE.IR/IW into a translation's rights (QEMU fetch_pte: "permission bits are
     /// ANDed at every level, including the DTE") and turns a request they deny into a
@@ -181,7 +183,6 @@ public:
     static Event walk_fault_event(const RequestInfo& r, const Resolved& res, const Translation& t);
 
 private:
-    Resolved from_dte(mem::PhysMem& m, const DteRead& dr, const RequestInfo& r, bool gt_enabled) const;
     const AmdParams& p_;
 };
 
