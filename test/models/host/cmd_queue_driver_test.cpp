@@ -227,7 +227,7 @@ TEST_CASE("a submission larger than the ring is refused before anything is writt
     CHECK(rig.unit.executed == std::vector<uint64_t>{7});
 }
 
-TEST_CASE("a refused command fails only its own submission; it is replaced by a no-op and the queue goes on",
+TEST_CASE("a refused command fails only its own submission, is replaced by a no-op, and the queue goes on",
           "[sc][host][cmdq]") {
     Rig rig;
     FlushTiming bad_t, good_t;
