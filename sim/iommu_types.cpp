@@ -123,16 +123,7 @@ void document_vtd(std::vector<ParamSection>& out) {
 }
 
 IommuUnit build_vtd(const ComponentConfig& c, BuildContext& ctx) {
-    auto u = std::make_unique<iommu::vtd::VtdIommu>(c.name.c_str(), std::any_cast<const VtdParams&>(c.params), &ctx.stats);
-    IommuUnit out;
-    out.upstream = &u->upstream;
-    out.messages = &u->ats_inv;
-    out.mmio = &u->mmio;
-    out.mem = &u->mem;
-    iommu::vtd::VtdIommu* unit = u.get();
-    out.set_observer = [unit](iommu::InvalidationObserver* o) { unit->set_invalidation_observer(o); };
-    out.module = std::move(u);
-    return out;
+    return shell_unit(std::make_unique<iommu::vtd::VtdIommu>(c.name.c_str(), std::any_cast<const VtdParams&>(c.params), &ctx.stats));
 }
 
 std::unique_ptr<host::IommuDriver> build_vtd_driver(const ComponentConfig&, const host::DriverEnv& env) {
