@@ -3,6 +3,7 @@
 
 #include "models/mem/memory.hpp"
 #include "models/host/nic_driver.hpp"
+#include "models/iommu/common/iommu_shell.hpp"
 #include "models/pcie/fabric.hpp"
 #include "models/pcie/nic_endpoint.hpp"
 #include "models/pcie/traffic_endpoint.hpp"
@@ -447,6 +448,18 @@ const std::vector<DeviceType>& device_types() {
 }
 
 const std::vector<IommuType>& iommu_types() { return builtin_iommu_types(); }
+
+IommuUnit shell_unit(std::unique_ptr<iommu::IommuShell> unit) {
+    IommuUnit out;
+    out.upstream = &unit->upstream;
+    out.messages = &unit->ats_inv;
+    out.mmio = &unit->mmio;
+    out.mem = &unit->mem;
+    iommu::IommuShell* u = unit.get();
+    out.set_observer = [u](iommu::InvalidationObserver* o) { u->set_invalidation_observer(o); };
+    out.module = std::move(unit);
+    return out;
+}
 
 RootComplexUnit::RootComplexUnit() = default;
 RootComplexUnit::RootComplexUnit(RootComplexUnit&&) noexcept = default;

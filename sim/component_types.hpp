@@ -17,7 +17,7 @@
 namespace iommusim::mem { class Memory; }
 namespace iommusim::pcie { class PcieFabric; class Topology; }
 namespace iommusim::host { class Host; class IommuDriver; struct DriverEnv; }
-namespace iommusim::iommu { class InvalidationObserver; }
+namespace iommusim::iommu { class InvalidationObserver; class IommuShell; }
 
 namespace iommusim::sim {
 
@@ -71,6 +71,9 @@ struct IommuUnit {
     /// Where the unit reports invalidation phases (the host driver's command queue).
     std::function<void(iommu::InvalidationObserver*)> set_observer;
 };
+
+/// The ports of any family built on the shared shell (iommu::IommuShell).
+IommuUnit shell_unit(std::unique_ptr<iommu::IommuShell> unit);
 
 struct IommuType {
     std::string type;

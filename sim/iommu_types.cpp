@@ -129,16 +129,7 @@ IommuUnit build_vtd(const ComponentConfig& c, BuildContext& ctx) {
                             {&p.pasid_cache.geometry, "pasid_cache"}, {&p.walker.s1_walk_cache.per_level, "s1_walk_cache"},
                             {&p.walker.s2_walk_cache.per_level, "s2_walk_cache"}, {&p.walker.s2_cache.geometry, "s2_cache"}})
         reseed_cache(*g, ctx.platform.seed, c.name + "." + cache);
-    auto u = std::make_unique<iommu::vtd::VtdIommu>(c.name.c_str(), p, &ctx.stats);
-    IommuUnit out;
-    out.upstream = &u->upstream;
-    out.messages = &u->ats_inv;
-    out.mmio = &u->mmio;
-    out.mem = &u->mem;
-    iommu::vtd::VtdIommu* unit = u.get();
-    out.set_observer = [unit](iommu::InvalidationObserver* o) { unit->set_invalidation_observer(o); };
-    out.module = std::move(u);
-    return out;
+    return shell_unit(std::make_unique<iommu::vtd::VtdIommu>(c.name.c_str(), p, &ctx.stats));
 }
 
 std::unique_ptr<host::IommuDriver> build_vtd_driver(const ComponentConfig&, const host::DriverEnv& env) {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "models/host/host_error.hpp"
+#include "models/host/page_request_log.hpp"
 
 namespace iommusim::host {
 
@@ -22,11 +23,8 @@ CmdQueueDriver::CmdQueueDriver(HostCpu& cpu, CmdQueueHooks& hooks, Counters coun
 
 void CmdQueueDriver::init(const std::function<uint64_t()>& alloc_page, unsigned order, unsigned entry_bytes) {
     if (entry_bytes != 16 && entry_bytes != 32) throw std::invalid_argument("command queue entries are 16 or 32 bytes");
-    const uint64_t pages = uint64_t{1} << order;
-    base_ = alloc_page();
-    for (uint64_t i = 1; i < pages; ++i)
-        if (alloc_page() != base_ + i * kPage) throw std::runtime_error("the command queue needs contiguous pages");
-    bytes_ = pages * kPage;
+    base_ = alloc_contiguous_pages(alloc_page, order, "the command queue");
+    bytes_ = (uint64_t{1} << order) * kPage;
     entry_bytes_ = entry_bytes;
     status_pa_ = alloc_page();
     tail_ = head_ = 0;
