@@ -24,6 +24,7 @@ constexpr uint32_t kDevTabPages = 512;             // 64 Ki DeviceIDs x 32 bytes
 constexpr uint32_t kCompletionVector = 0x42;       // any free vector: the host has no interrupt controller
 constexpr uint64_t kWholeSpace = uint64_t{1} << 63; // size that build_inv_address turns into "all pages"
 constexpr uint8_t kDefaultLevels = 4;
+const Duration kWaitTimeout = Duration::us(100'000); // Linux LOOP_TIMEOUT: 100000 x udelay(1)
 } // namespace
 
 AmdDriver::AmdDriver(const std::string& name, MmioPort mmio, const DriverParams& params,
@@ -35,7 +36,9 @@ AmdDriver::AmdDriver(const std::string& name, MmioPort mmio, const DriverParams&
       ranged_(stats_.counter("ranged_flushes", "flushes", "flushes with a page range (S-bit encoding)")),
       domain_wide_(stats_.counter("domain_wide_flushes", "flushes", "flushes of the whole domain / PASID")),
       polls_(stats_.counter("completion_wait_polls", "polls", "semaphore polls while waiting")),
-      errors_(stats_.counter("command_errors", "errors", "command buffer stops seen while waiting")),
+      errors_(stats_.counter("command_errors", "errors", "command buffer stops or ATS time-outs seen while waiting")),
+      events_(stats_.counter("events_serviced", "records", "event-log records read after a timed-out wait")),
+      inv_timeouts_(stats_.counter("iotlb_inv_timeouts", "events", "IOTLB_INV_TIMEOUT events serviced")),
       queue_(cpu_, *this, CmdQueueDriver::Counters{flushes_, commands_, polls_, errors_}, msi,
              msi ? std::vector<uint32_t>{kCompletionVector} : std::vector<uint32_t>{}) {}
 
@@ -295,16 +298,38 @@ void AmdDriver::write_tail(uint64_t tail, uint64_t) { mmio_.write32(reg::CMD_TAI
 
 QueueError AmdDriver::read_error() {
     QueueError e;
-    // ILLEGAL_COMMAND_ERROR / COMMAND_HARDWARE_ERROR stop the buffer: CmdBufRun reads 0 while enabled.
+    // Linux wait_on_sem polls only the semaphore until its time-out; then it looks.
+    if (cpu_.now() - last_check_ < kWaitTimeout) return e;
+    last_check_ = cpu_.now();
+    const uint64_t mask = (kPage << kRingOrder) - 1;
+    const uint64_t tail = mmio_.read32(reg::EVT_TAIL) & mask;
+    bool timed_out = false;
+    while (evt_head_ != tail) {
+        std::array<uint64_t, 2> q{};
+        cpu_.spend(cpu_.params().mem_read);
+        cpu_.memory().read(evt_base_ + evt_head_, q.data(), sizeof q);
+        evt_head_ = (evt_head_ + 16) & mask;
+        events_.inc();
+        if (auto ev = amd::Event::decode(q); ev && ev->code == amd::EventCode::iotlb_inv_timeout) {
+            inv_timeouts_.inc();
+            timed_out = true;
+        }
+    }
+    mmio_.write32(reg::EVT_HEAD, static_cast<uint32_t>(evt_head_));
     if ((control_ >> ctl::CMDBUF_EN) & 1 && !(mmio_.read32(reg::STATUS) & st::CMDBUF_RUN)) {
-        e.bits = st::CMDBUF_RUN;
+        e.bits |= st::CMDBUF_RUN; // ILLEGAL_COMMAND_ERROR / COMMAND_HARDWARE_ERROR stopped the buffer
         e.replace_head = true;
         e.failed_entries.push_back(0);
+    }
+    if (timed_out) { // the unit abandoned the COMPLETION_WAIT behind the timed-out invalidation
+        e.bits |= 1u << 31;
+        e.failed_entries.push_back(-1);
     }
     return e;
 }
 
-void AmdDriver::acknowledge(const QueueError&) {
+void AmdDriver::acknowledge(const QueueError& e) {
+    if (!(e.bits & st::CMDBUF_RUN)) return;
     control(ctl::CMDBUF_EN, false); // restart the command buffer at its head
     control(ctl::CMDBUF_EN, true);
 }

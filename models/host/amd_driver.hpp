@@ -20,14 +20,17 @@
 // range_threshold_pages; then INVALIDATE_IOTLB_PAGES for every ATS attachment
 // (unless the deliberately broken skip_devtlb_invalidation is set); then one
 // COMPLETION_WAIT whose 64-bit semaphore store the shared CmdQueueDriver polls.
-// An ILLEGAL_COMMAND_ERROR (Status.CmdBufRun clear) fails the submission: the
-// offending command is overwritten by an empty COMPLETION_WAIT and the command
-// buffer restarted by clearing and setting CmdBufEn (Linux has no such
-// recovery: it would time out). Page requests: the PPR log (512 entries)
+// Like Linux's wait_on_sem, the wait loop reads only the semaphore; after the
+// completion-wait time-out (LOOP_TIMEOUT: 100 ms, calibration.md "driver wait
+// limits") it services the event log and reads Status: a stopped buffer
+// (ILLEGAL_COMMAND_ERROR, CmdBufRun clear) fails the submission at the head, whose
+// command is overwritten by an empty COMPLETION_WAIT before the buffer is
+// restarted (clear and set CmdBufEn; Linux only reports it); an IOTLB_INV_TIMEOUT
+// event fails the submission whose COMPLETION_WAIT the unit abandoned. Page requests: the PPR log (512 entries)
 // polled over MMIO (no interrupt controller is modelled), each record decoded,
 // resolved through the host, answered with COMPLETE_PPR_REQUEST (+ wait).
-// Not modelled: interrupt remapping, IVRS aliases, the event log's servicing
-// beyond its set-up (records stay for tests and stats), nested (v2-over-v1)
+// Not modelled: interrupt remapping, IVRS aliases, event-log servicing outside a
+// timed-out wait (no interrupt controller), nested (v2-over-v1)
 // domains, dirty tracking, Linux's dynamic growth of v1 table levels (a domain
 // gets the levels it asks for, 4 by default).
 #include <array>
@@ -108,6 +111,8 @@ private:
     uint64_t control_ = 0;
     uint64_t evt_base_ = 0, ppr_base_ = 0;
     uint64_t ppr_head_ = 0;
+    uint64_t evt_head_ = 0;
+    Duration last_check_;          ///< when the wait loop last looked at the unit's error state
     std::map<uint16_t, Dev> devs_;
     DomainTagAllocator domids_{1, 0xFFFF, "DomainID"}; ///< DomainID 0 is reserved by Linux
 
@@ -119,6 +124,8 @@ private:
     stats::Counter& domain_wide_;
     stats::Counter& polls_;
     stats::Counter& errors_;
+    stats::Counter& events_;
+    stats::Counter& inv_timeouts_;
     CmdQueueDriver queue_;
 };
 
