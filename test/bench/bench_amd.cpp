@@ -28,44 +28,17 @@ constexpr uint64_t kMissBase = 0x200000000ull;
 constexpr uint64_t kCmd = 0x3000000, kSem = 0x3100000;
 constexpr uint16_t kDomain = 1;
 
-/// Two identical units: one driven by a raw device port (IOTLB phases, commands),
-/// one behind an AtsEndpoint (ATC phase), so no extra routing hop is measured.
-struct Rig {
+struct Rig : TwoUnits<AmdIommu, AmdParams> {
     uint64_t n, miss_pages;
-    Memory memory{"memory"};
-    Memory memory2{"memory2"};
-    Memory plain_mem{"plain_mem"};
-    Driver drv{"drv"};
-    Sink sink{"sink"};
-    stats::Group root{"root"};
-    std::unique_ptr<AmdIommu> iommu, iommu2;
-    std::unique_ptr<pcie::AtsEndpoint> ep;
     uint64_t next = 0x1000000;
     uint64_t devtab = 0, devtab2 = 0;
     const pcie::Bdf dev{0x03, 0, 0};
     Result plain, hit, atc, miss, cmds;
 
-    Rig(uint64_t count, uint64_t pages) : n(count), miss_pages(pages) {
-        AmdParams p;
-        p.walker.s1_walk_cache.per_level.entries = 0; // cold 4-level walks on every miss
-        p.walker.s2_walk_cache.per_level.entries = 0;
-        iommu = std::make_unique<AmdIommu>("amd0", p, &root);
-        iommu2 = std::make_unique<AmdIommu>("amd1", p, &root);
-        pcie::AtsEndpointParams ap;
-        ap.rid = pcie::Bdf(0x03, 1, 0);
-        ep = std::make_unique<pcie::AtsEndpoint>("ep", ap, &root);
-        iommu->mem.bind(memory.socket);
-        iommu2->mem.bind(memory2.socket);
-        drv.plain.bind(plain_mem.socket);
-        drv.dev.bind(iommu->upstream);
-        ep->upstream.bind(iommu2->upstream);
-        drv.cpu.bind(iommu->mmio);
-        drv.cpu2.bind(iommu2->mmio);
-        iommu2->ats_inv.bind(ep->downstream);
-        iommu->ats_inv.bind(sink.socket);
+    Rig(uint64_t count, uint64_t pages) : TwoUnits("amd0", "amd1"), n(count), miss_pages(pages) {
         devtab = build_tables(memory, dev, miss_pages, false);
         next = 0x1000000;
-        devtab2 = build_tables(memory2, ap.rid, 0, true);
+        devtab2 = build_tables(memory2, ep_rid, 0, true);
     }
     /// A Mode-4 v1 table (as Linux's DMA-API domains) and the device table holding its DTE.
     uint64_t build_tables(Memory& m, pcie::Bdf rid, uint64_t pages, bool ats) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <systemc>
 #include <tlm>
@@ -15,6 +16,7 @@
 
 #include "models/common/stats.hpp"
 #include "models/mem/sparse_memory.hpp"
+#include "models/pcie/ats_endpoint.hpp"
 #include "models/pcie/tlp.hpp"
 
 namespace benchrig {
@@ -68,6 +70,42 @@ struct Driver : sc_core::sc_module {
 struct Result {
     double wall = 0;
     uint64_t count = 0;
+};
+
+/// Two identical units of one family: `iommu` driven by a raw device port (IOTLB phases,
+/// commands), `iommu2` behind an AtsEndpoint (ATC phase), so no extra routing hop is
+/// measured; PDE / walk caches off, so every IOTLB miss is a cold walk.
+template <class Unit, class Params>
+struct TwoUnits {
+    Memory memory{"memory"};
+    Memory memory2{"memory2"};
+    Memory plain_mem{"plain_mem"};
+    Driver drv{"drv"};
+    Sink sink{"sink"};
+    stats::Group root{"root"};
+    std::unique_ptr<Unit> iommu, iommu2;
+    std::unique_ptr<pcie::AtsEndpoint> ep;
+    const pcie::Bdf ep_rid{0x03, 1, 0};
+
+    TwoUnits(const char* name, const char* name2) {
+        Params p;
+        p.walker.s1_walk_cache.per_level.entries = 0; // cold 4-level walks on every miss
+        p.walker.s2_walk_cache.per_level.entries = 0;
+        iommu = std::make_unique<Unit>(name, p, &root);
+        iommu2 = std::make_unique<Unit>(name2, p, &root);
+        pcie::AtsEndpointParams ap;
+        ap.rid = ep_rid;
+        ep = std::make_unique<pcie::AtsEndpoint>("ep", ap, &root);
+        iommu->mem.bind(memory.socket);
+        iommu2->mem.bind(memory2.socket);
+        drv.plain.bind(plain_mem.socket);
+        drv.dev.bind(iommu->upstream);
+        ep->upstream.bind(iommu2->upstream);
+        drv.cpu.bind(iommu->mmio);
+        drv.cpu2.bind(iommu2->mmio);
+        iommu2->ats_inv.bind(ep->downstream);
+        iommu->ats_inv.bind(sink.socket);
+    }
 };
 
 inline double since(std::chrono::steady_clock::time_point t0) {

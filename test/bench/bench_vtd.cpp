@@ -33,43 +33,16 @@ namespace {
 constexpr uint64_t kHitBase = 0x100000000ull;
 constexpr uint64_t kMissBase = 0x200000000ull;
 
-/// Two identical units: one driven by a raw device port (IOTLB phases, invalidations),
-/// one behind an AtsEndpoint (ATC phase), so no extra routing hop is measured.
-struct Rig {
+struct Rig : TwoUnits<VtdIommu, VtdParams> {
     uint64_t n, miss_pages;
-    Memory memory{"memory"};
-    Memory memory2{"memory2"};
-    Memory plain_mem{"plain_mem"};
-    Driver drv{"drv"};
-    Sink sink{"sink"};
-    stats::Group root{"root"};
-    std::unique_ptr<VtdIommu> iommu, iommu2;
-    std::unique_ptr<pcie::AtsEndpoint> ep;
     uint64_t next = 0x1000000;
     uint64_t iq = 0, rtaddr = 0, rtaddr2 = 0;
     Result plain, hit, atc, miss, inv;
 
-    Rig(uint64_t count, uint64_t pages) : n(count), miss_pages(pages) {
-        VtdParams p;
-        p.walker.s1_walk_cache.per_level.entries = 0; // cold 4-level walks on every miss
-        p.walker.s2_walk_cache.per_level.entries = 0;
-        iommu = std::make_unique<VtdIommu>("dmar0", p, &root);
-        iommu2 = std::make_unique<VtdIommu>("dmar1", p, &root);
-        pcie::AtsEndpointParams ap;
-        ap.rid = pcie::Bdf(0x03, 1, 0);
-        ep = std::make_unique<pcie::AtsEndpoint>("ep", ap, &root);
-        iommu->mem.bind(memory.socket);
-        iommu2->mem.bind(memory2.socket);
-        drv.plain.bind(plain_mem.socket);
-        drv.dev.bind(iommu->upstream);
-        ep->upstream.bind(iommu2->upstream);
-        drv.cpu.bind(iommu->mmio);
-        drv.cpu2.bind(iommu2->mmio);
-        iommu2->ats_inv.bind(ep->downstream);
-        iommu->ats_inv.bind(sink.socket);
+    Rig(uint64_t count, uint64_t pages) : TwoUnits("dmar0", "dmar1"), n(count), miss_pages(pages) {
         rtaddr = build_tables(memory, pcie::Bdf(0x03, 0, 0), miss_pages);
         next = 0x1000000;
-        rtaddr2 = build_tables(memory2, ap.rid, 0);
+        rtaddr2 = build_tables(memory2, ep_rid, 0);
         iq = alloc();
         alloc();
     }
