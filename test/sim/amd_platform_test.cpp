@@ -65,3 +65,11 @@ TEST_CASE("AMD-Vi platform: a driver that skips INVALIDATE_IOTLB_PAGES is caught
     CHECK(stat_value(s, {"os", "amdvi0", "iotlb_invalidations"}) == 0);
     CHECK(stat_value(s, {"os", "oracle", "violations"}) > 0);
 }
+
+TEST_CASE("AMD-Vi platform: interrupt-driven waits take ComWaitInt MSIs", "[sim][host][amd]") {
+    auto s = run(amd_nic("strict"), "amd-irq", "--set host.driver.wait=interrupt");
+    CHECK(stat_value(s, {"os", "oracle", "violations"}) == 0);
+    const uint64_t flushes = stat_value(s, {"os", "amdvi0", "flushes"});
+    CHECK(flushes > 0);
+    CHECK(stat_value(s, {"amdvi0", "msis"}) >= flushes); // one per COMPLETION_WAIT with I = 1
+}
