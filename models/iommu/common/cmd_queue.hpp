@@ -78,8 +78,8 @@ using CommandAction = std::variant<NoOpAction, InvalidateTranslations, Invalidat
 struct DecodedCommand {
     static constexpr size_t kMax = 4;
     uint32_t error = 0;
-    std::array<CommandAction, kMax> actions{};
     uint8_t count = 0;
+    std::array<CommandAction, kMax> actions; ///< the first `count` are meaningful
 
     bool ok() const { return error == 0; }
     DecodedCommand& add(const CommandAction& a) {

@@ -296,11 +296,12 @@ void VtdIommu::accept_page_request(const pcie::PageRequest& pr, Duration& local)
 void VtdIommu::sync_queue(CommandQueue& q) {
     // IQA/IQH/IQT are the truth (software reads them); the engine works on a view (§11.4.9).
     const bool wide = regs_.iq_256bit();
-    const uint32_t dsize = wide ? 32 : 16;
+    const unsigned shift = wide ? 5 : 4; // 256- or 128-bit descriptors
     Ring& r = q.ring();
-    r.configure(regs_.iqa_base(), static_cast<uint32_t>(regs_.iq_bytes() / dsize), dsize);
-    r.set_cons(static_cast<uint32_t>(regs_.iqh() / dsize));
-    r.set_prod(static_cast<uint32_t>(regs_.iqt() / dsize));
+    if (r.base() != regs_.iqa_base() || r.entry_bytes() != 1u << shift || r.size_bytes() != regs_.iq_bytes())
+        r.configure(regs_.iqa_base(), static_cast<uint32_t>(regs_.iq_bytes() >> shift), 1u << shift);
+    r.set_cons(static_cast<uint32_t>(regs_.iqh() >> shift));
+    r.set_prod(static_cast<uint32_t>(regs_.iqt() >> shift));
     // With 256-bit descriptors the tail must be 256-bit aligned (§11.4.9.2).
     q.set_tail_error(wide && (regs_.iqt() & 0x10) ? static_cast<uint32_t>(IqeReason::invalid_tail) : 0);
     q.set_enabled(regs_.queue_enabled());
