@@ -331,9 +331,13 @@ void IommuShell::queue_engine() {
             sync_queue(queue_);
         }
         const uint64_t seq = queue_.consumed();
+        const uint64_t generation = queue_.generation();
         Duration l;
         const CommandQueue::Fetched f = queue_.fetch(unit_port_, l);
         if (f.status != CommandQueue::Status::tail_error) engine_wait(l + sp_.queue.fetch);
+        // Software disabled / re-enabled the queue during the fetch: the command belongs to a
+        // queue that no longer exists (no head write-back, no error).
+        if (queue_.generation() != generation) continue;
         if (!f.ok()) {
             st_queue_errors_.inc();
             Duration l2;
@@ -347,7 +351,7 @@ void IommuShell::queue_engine() {
         engine_wait(sp_.queue.per_command);
         bool aborted = false;
         for (const CommandAction& a : f.command.list())
-            if (!execute(a, seq)) {
+            if (queue_.generation() != generation || !execute(a, seq)) { // reset under it, or ATS time-out
                 aborted = true;
                 break;
             }
