@@ -312,7 +312,7 @@ void IommuShell::handle_message(const pcie::MessageExtension& m, Duration& local
             st_atc_inv_latency_.record((t - d.sent).as_ns());
             phase(d.cookie, InvalPhase::devtlb_completed, t, from);
         });
-        ats_done_.notify(to_sc(local));
+        notify_completion(local);
         return;
     }
     case pcie::MessageCode::page_request: accept_page_request(m.page_req, local); return;
@@ -331,9 +331,13 @@ void IommuShell::queue_engine() {
             sync_queue(queue_);
         }
         const uint64_t seq = queue_.consumed();
+        const uint64_t generation = queue_.generation();
         Duration l;
         const CommandQueue::Fetched f = queue_.fetch(unit_port_, l);
         if (f.status != CommandQueue::Status::tail_error) engine_wait(l + sp_.queue.fetch);
+        // Software disabled / re-enabled the queue during the fetch: the command belongs to a
+        // queue that no longer exists (no head write-back, no error).
+        if (queue_.generation() != generation) continue;
         if (!f.ok()) {
             st_queue_errors_.inc();
             Duration l2;
@@ -347,7 +351,7 @@ void IommuShell::queue_engine() {
         engine_wait(sp_.queue.per_command);
         bool aborted = false;
         for (const CommandAction& a : f.command.list())
-            if (!execute(a, seq)) {
+            if (queue_.generation() != generation || !execute(a, seq)) { // reset under it, or ATS time-out
                 aborted = true;
                 break;
             }
@@ -406,17 +410,47 @@ bool IommuShell::execute(const CommandAction& a, uint64_t seq) {
     return true;
 }
 
-void IommuShell::wait_ats(Duration deadline) {
-    // One timer per engine, armed at the earliest deadline: deadlines only move later as
-    // invalidations complete, so the pending notification is replaced only when a deadline is
-    // earlier than it (a stale one wakes the engine early, and the loop re-arms).
-    if (ats_timer_armed_ && now() >= ats_timer_at_) ats_timer_armed_ = false;
-    if (!ats_timer_armed_ || deadline < ats_timer_at_) {
-        ats_timer_.notify(to_sc(deadline - now()));
-        ats_timer_at_ = deadline;
-        ats_timer_armed_ = true;
+bool IommuShell::completion_pending() const {
+    if (!ats_done_.due_valid) return false;
+    if (ats_done_.due > now()) return true; // timed, still ahead
+    // A delta notification (zero delay) is delivered at the end of the delta it was made in.
+    return ats_done_.due == now() && ats_done_.delta && ats_done_.delta_count == sc_core::sc_delta_count();
+}
+
+void IommuShell::notify_completion(Duration local) {
+    // sc_event keeps the earliest pending notification; mirror which one that is.
+    const Duration due = now() + local;
+    if (!completion_pending() || due < ats_done_.due) {
+        ats_done_.due = due;
+        ats_done_.delta = local == Duration::zero();
+        ats_done_.delta_count = sc_core::sc_delta_count();
+        ats_done_.due_valid = true;
     }
-    wait(ats_done_ | ats_timer_);
+    ats_done_.event.notify(to_sc(local));
+}
+
+void IommuShell::wait_ats(Duration deadline) {
+    // Returns when a completion notification is delivered or at `deadline`, exactly like
+    // wait(deadline - now, completion event), but with ONE timer per engine instead of a kernel
+    // timer per call (each leaves a cancelled timed notification behind). Deadlines only move
+    // later as invalidations complete, so the timer is re-armed only for an earlier deadline; a
+    // wake-up by a stale timer is not acted on: the engine must look at completions only when
+    // their notification is delivered, as with the timed wait.
+    if (ats_done_.due_valid && !completion_pending()) ats_done_.due_valid = false; // delivered to nobody
+    for (;;) {
+        if (ats_timer_armed_ && now() >= ats_timer_at_) ats_timer_armed_ = false;
+        if (!ats_timer_armed_ || deadline < ats_timer_at_) {
+            ats_timer_.notify(to_sc(deadline - now()));
+            ats_timer_at_ = deadline;
+            ats_timer_armed_ = true;
+        }
+        wait(ats_done_.event | ats_timer_);
+        if (ats_done_.due_valid && !completion_pending()) { // the completion notification woke us
+            ats_done_.due_valid = false;
+            return;
+        }
+        if (now() >= deadline) return;
+    }
 }
 
 bool IommuShell::issue_atc_invalidation(const InvalidateDeviceAtc& d, uint64_t seq) {

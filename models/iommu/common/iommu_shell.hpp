@@ -235,6 +235,8 @@ private:
     bool issue_atc_invalidation(const InvalidateDeviceAtc& d, uint64_t seq);
     bool wait_for_atc_invalidations();
     void wait_ats(Duration deadline);
+    bool completion_pending() const;
+    void notify_completion(Duration local);
     void engine_wait(Duration d) {
         if (d > Duration::zero()) wait(to_sc(d));
     }
@@ -293,7 +295,15 @@ private:
     CommandQueue queue_;
     AtsInvalidationTracker ats_;
     InvalidationObserver* observer_ = nullptr;
-    sc_core::sc_event engine_kick_, ats_done_, ats_timer_;
+    sc_core::sc_event engine_kick_, ats_timer_;
+    /// Invalidate Completions wake the engine through `event`; `due` mirrors the time of its
+    /// pending notification so a wake-up by the timer can be told apart (see wait_ats).
+    struct CompletionEvent {
+        sc_core::sc_event event;
+        Duration due;
+        bool due_valid = false, delta = false;
+        sc_dt::uint64 delta_count = 0;
+    } ats_done_;
     Duration ats_timer_at_;
     bool ats_timer_armed_ = false;
     Duration last_tail_write_;

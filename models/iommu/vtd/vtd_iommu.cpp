@@ -87,6 +87,7 @@ void VtdIommu::mmio_write(uint32_t offset, unsigned len, uint64_t value, Duratio
     const uint32_t e = regs_.write(offset, len, value);
     set_translation_enabled(regs_.translation_enabled());
     if (e & VtdRegs::qi_enabled) queue().reset_consumed(); // software counts descriptors from the enable
+    if (e & (VtdRegs::qi_enabled | VtdRegs::qi_disabled)) queue().restart(); // IQH reset: a fetch in flight is void
     if (e & (VtdRegs::iqt_written | VtdRegs::qi_enabled | VtdRegs::iqe_cleared | VtdRegs::ite_cleared)) {
         if (e & VtdRegs::iqt_written) note_tail_write(now() + local);
         kick_queue(local); // the engine sees the tail at the write's local time
@@ -296,13 +297,16 @@ void VtdIommu::accept_page_request(const pcie::PageRequest& pr, Duration& local)
 void VtdIommu::sync_queue(CommandQueue& q) {
     // IQA/IQH/IQT are the truth (software reads them); the engine works on a view (§11.4.9).
     const bool wide = regs_.iq_256bit();
-    const uint32_t dsize = wide ? 32 : 16;
+    const unsigned shift = wide ? 5 : 4; // 256- or 128-bit descriptors
     Ring& r = q.ring();
-    r.configure(regs_.iqa_base(), static_cast<uint32_t>(regs_.iq_bytes() / dsize), dsize);
-    r.set_cons(static_cast<uint32_t>(regs_.iqh() / dsize));
-    r.set_prod(static_cast<uint32_t>(regs_.iqt() / dsize));
-    // With 256-bit descriptors the tail must be 256-bit aligned (§11.4.9.2).
-    q.set_tail_error(wide && (regs_.iqt() & 0x10) ? static_cast<uint32_t>(IqeReason::invalid_tail) : 0);
+    if (r.base() != regs_.iqa_base() || r.entry_bytes() != 1u << shift || r.size_bytes() != regs_.iq_bytes())
+        r.configure(regs_.iqa_base(), static_cast<uint32_t>(regs_.iq_bytes() >> shift), 1u << shift);
+    r.set_cons(static_cast<uint32_t>(regs_.iqh() >> shift));
+    r.set_prod(static_cast<uint32_t>(regs_.iqt() >> shift));
+    // With 256-bit descriptors the tail must be 256-bit aligned (§11.4.9.2), and it must lie
+    // inside the queue (QEMU raises IQE for a tail beyond the size, vtd_fetch_inv_desc).
+    const bool bad_tail = (wide && (regs_.iqt() & 0x10)) || regs_.iqt() >= regs_.iq_bytes();
+    q.set_tail_error(bad_tail ? static_cast<uint32_t>(IqeReason::invalid_tail) : 0);
     q.set_enabled(regs_.queue_enabled());
     if (regs_.fsts() & (bits::FSTS_IQE | bits::FSTS_ITE)) q.halt(q.error());
     else q.acknowledge();

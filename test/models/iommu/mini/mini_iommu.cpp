@@ -50,6 +50,7 @@ uint64_t MiniIommu::mmio_read(uint32_t off, unsigned len) {
 
 void MiniIommu::mmio_write(uint32_t off, unsigned len, uint64_t v, Duration& local) {
     if (len != 8 || off / 8 >= regs_.size() || off == reg::CQH || off == reg::EQT) return; // 8-byte RW registers only
+    if (off == reg::CTRL && ((r(off) ^ v) & 2)) queue().restart(); // queue enable toggled
     if (off == reg::STS) {
         if (v & 1) r(reg::STS) = 0; // W1C: software acknowledged the queue error
     } else {

@@ -13,6 +13,7 @@
 #include "models/iommu/common/table_builder.hpp"
 #include "models/mem/memory.hpp"
 #include "test/models/iommu/mini/mini_iommu.hpp"
+#include "test/support/sc_run.hpp"
 
 using namespace minifam;
 
@@ -101,6 +102,12 @@ struct Rig {
         m().write_u64(kCtx + rid * 16u, pt->root() | 1);
         m().write_u64(kCtx + rid * 16u + 8, domain);
     }
+    /// Enabled, with 0x40000000 of device 01:00.0 (domain 7) mapped to 0x8000000 and used once.
+    void enable_mapped() {
+        enable();
+        map(0x0100, 7, 0x40000000, 0x8000000);
+        REQUIRE(dma(0x0100, 0x40000000) == 0x8000000);
+    }
     /// Changes the leaf in place (same table, same domain).
     void remap(uint64_t iova, uint64_t pa) {
         REQUIRE(pt->unmap(iova, 4096) == MapError::none);
@@ -125,16 +132,7 @@ struct Rig {
         uint64_t v = 0;
         return dev.access(tlm::TLM_READ_COMMAND, iova, v, &ext) == tlm::TLM_OK_RESPONSE ? ext.output_address : 0;
     }
-    static void run(const std::function<void()>& scenario) {
-        bool done = false;
-        sc_core::sc_spawn([&] {
-            scenario();
-            done = true;
-            sc_core::sc_stop();
-        });
-        sc_core::sc_start();
-        REQUIRE(done);
-    }
+    static void run(const std::function<void()>& scenario) { iommusim::test::run_scenario(scenario); }
 };
 
 } // namespace
@@ -142,10 +140,9 @@ struct Rig {
 TEST_CASE("mini family: DMA translates through the linear context table and the shared core", "[sc][shell]") {
     Rig r;
     Rig::run([&] {
-        r.enable();
-        r.map(0x0100, 7, 0x40000000, 0x8000000);
-        CHECK(r.dma(0x0100, 0x40000010) == 0x8000010);
-        CHECK(r.dma(0x0100, 0x40000020) == 0x8000020); // IOTLB hit
+        r.enable_mapped();
+        CHECK(r.dma(0x0100, 0x40000010) == 0x8000010); // IOTLB hit
+        CHECK(r.dma(0x0100, 0x40001000) == 0);         // not mapped: a fault
     });
     const auto* iotlb_hits = r.root.find("mini0.translation.iotlb.hits");
     REQUIRE(iotlb_hits);
@@ -166,9 +163,7 @@ TEST_CASE("mini family: an invalid context entry faults and writes a record to t
 TEST_CASE("mini family: invalidate-context drops the cached context, sync writes its status word", "[sc][shell]") {
     Rig r;
     Rig::run([&] {
-        r.enable();
-        r.map(0x0100, 7, 0x40000000, 0x8000000);
-        REQUIRE(r.dma(0x0100, 0x40000000) == 0x8000000);
+        r.enable_mapped();
         r.map(0x0100, 8, 0x40000000, 0x9000000); // a new table for the device, new domain
         CHECK(r.dma(0x0100, 0x40000000) == 0x8000000); // cached context: still the old table
         r.command(0x02 | uint64_t{0x0100} << 16);
@@ -181,9 +176,7 @@ TEST_CASE("mini family: invalidate-context drops the cached context, sync writes
 TEST_CASE("mini family: invalidate-all drops cached translations too", "[sc][shell]") {
     Rig r;
     Rig::run([&] {
-        r.enable();
-        r.map(0x0100, 7, 0x40000000, 0x8000000);
-        REQUIRE(r.dma(0x0100, 0x40000000) == 0x8000000);
+        r.enable_mapped();
         r.remap(0x40000000, 0xA000000);
         CHECK(r.dma(0x0100, 0x40000000) == 0x8000000); // the IOTLB still holds the old translation
         r.command(0x01);
