@@ -127,7 +127,7 @@ TEST_CASE("dump-config output is accepted unchanged and resolves to itself", "[c
     CHECK(second.out == first.out);
 }
 
-TEST_CASE("run writes stats.json and a summary; same seed gives byte-identical stats", "[cli][determinism]") {
+TEST_CASE("run writes stats.json and a summary, same seed gives byte-identical stats", "[cli][determinism]") {
     auto dir = scratch_dir("run");
     write_file(dir / "p.json", minimal_platform());
     auto a = run_cli("run '" + (dir / "p.json").string() + "' --out '" + (dir / "a").string() + "'");

@@ -268,7 +268,7 @@ TEST_CASE("AMD unit: INVALIDATE_DEVTAB_ENTRY makes a changed DTE take effect", "
     });
 }
 
-TEST_CASE("AMD unit: ATS translation and INVALIDATE_IOTLB_PAGES round trip; COMPLETION_WAIT waits for it",
+TEST_CASE("AMD unit: ATS translation and INVALIDATE_IOTLB_PAGES round trip, COMPLETION_WAIT waits for it",
           "[sc][amd]") {
     Rig r{pcie::AtsEndpointParams{}};
     Rig::run([&] {
@@ -412,7 +412,7 @@ TEST_CASE("AMD unit: a page request goes to the PPR log and COMPLETE_PPR_REQUEST
     });
 }
 
-TEST_CASE("AMD unit: PASID DMA through GCR3 and v2 tables; GN=1 invalidation drops only its PASID", "[sc][amd]") {
+TEST_CASE("AMD unit: PASID DMA through GCR3 and v2 tables, GN=1 invalidation drops only its PASID", "[sc][amd]") {
     Rig r{no_ats()};
     Rig::run([&] {
         r.enable();

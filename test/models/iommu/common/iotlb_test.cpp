@@ -142,7 +142,7 @@ TEST_CASE("address-range invalidation drops overlapping entries of any size, hon
     CHECK(f.tlb.size() == 0);
 }
 
-TEST_CASE("stage-filtered scopes: a stage-1 scope keeps stage-2 entries; a stage-2 range finds nested entries by IPA",
+TEST_CASE("stage-filtered scopes: a stage-1 scope keeps stage-2 entries, a stage-2 range finds nested entries by IPA",
           "[unit]") {
     Fix f;
     f.tlb.insert(1, 5, 0x1000, TranslationKind::s1, 12, false, out(0xA000));
