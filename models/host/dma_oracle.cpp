@@ -25,11 +25,13 @@ DmaOracle::DmaOracle(stats::Group* parent)
       violation_count_(stats_.counter("violations", "requests",
                                       "DMAs that used a translation whose invalidation had completed, or a wrong one")) {}
 
-void DmaOracle::bind(pcie::Bdf d, std::optional<uint32_t> pasid, uint32_t space) {
-    bindings_[binding_key(d, pasid)] = space;
+void DmaOracle::bind(pcie::Bdf d, std::optional<uint32_t> pasid, uint32_t space, uint16_t segment) {
+    bindings_[binding_key(segment, d, pasid)] = space;
 }
 
-void DmaOracle::unbind(pcie::Bdf d, std::optional<uint32_t> pasid) { bindings_.erase(binding_key(d, pasid)); }
+void DmaOracle::unbind(pcie::Bdf d, std::optional<uint32_t> pasid, uint16_t segment) {
+    bindings_.erase(binding_key(segment, d, pasid));
+}
 
 void DmaOracle::map(uint32_t space, uint64_t iova, uint64_t pa, uint64_t size, Duration t) {
     for (uint64_t off = 0; off < size; off += kPage) {
@@ -77,14 +79,14 @@ void DmaOracle::invalidation_complete_all(uint32_t space, Duration t, Duration s
 }
 
 DmaOracle::Verdict DmaOracle::check(pcie::Bdf d, std::optional<uint32_t> pasid, uint64_t iova, uint64_t pa,
-                                    Duration t, Source src) {
+                                    Duration t, Source src, uint16_t segment) {
     checked_.inc();
     auto fail = [&](std::string reason) {
         violation_count_.inc();
-        if (violations_.size() < kMaxListed) violations_.push_back({t, d, pasid, iova, pa, src, std::move(reason)});
+        if (violations_.size() < kMaxListed) violations_.push_back({t, segment, d, pasid, iova, pa, src, std::move(reason)});
         return Verdict::violation;
     };
-    auto b = bindings_.find(binding_key(d, pasid));
+    auto b = bindings_.find(binding_key(segment, d, pasid));
     if (b == bindings_.end()) return fail("device/PASID not bound to any address space");
     auto h = history_.find(key(b->second, iova));
     if (h == history_.end()) return fail("IOVA never mapped");

@@ -30,6 +30,7 @@ public:
 
     struct Violation {
         Duration time;
+        uint16_t segment;
         pcie::Bdf device;
         std::optional<uint32_t> pasid;
         uint64_t iova;
@@ -40,9 +41,9 @@ public:
 
     explicit DmaOracle(stats::Group* parent_stats);
 
-    /// Requests of (device, pasid) translate through address space `space`.
-    void bind(pcie::Bdf device, std::optional<uint32_t> pasid, uint32_t space);
-    void unbind(pcie::Bdf device, std::optional<uint32_t> pasid);
+    /// Requests of (device, pasid) of PCIe segment `segment` translate through address space `space`.
+    void bind(pcie::Bdf device, std::optional<uint32_t> pasid, uint32_t space, uint16_t segment = 0);
+    void unbind(pcie::Bdf device, std::optional<uint32_t> pasid, uint16_t segment = 0);
 
     void map(uint32_t space, uint64_t iova, uint64_t pa, uint64_t size, Duration t);
     void unmap(uint32_t space, uint64_t iova, uint64_t size, Duration t);
@@ -54,7 +55,7 @@ public:
 
     /// Classifies one completed DMA that used physical address `pa` for `iova` at time t.
     Verdict check(pcie::Bdf device, std::optional<uint32_t> pasid, uint64_t iova, uint64_t pa, Duration t,
-                  Source served_by);
+                  Source served_by, uint16_t segment = 0);
 
     const std::vector<Violation>& violations() const { return violations_; }
     uint64_t violation_count() const { return violation_count_.value(); }
@@ -80,8 +81,8 @@ private:
     };
     static Key key(uint32_t space, uint64_t iova) { return Key{space, iova >> 12}; }
     void complete(std::vector<Key>& keys, Duration t, Duration submitted, const Key* lo, const Key* hi);
-    static uint64_t binding_key(pcie::Bdf d, std::optional<uint32_t> pasid) {
-        return uint64_t{d.raw} << 32 | (pasid ? (uint64_t{1} << 31 | *pasid) : 0);
+    static uint64_t binding_key(uint16_t segment, pcie::Bdf d, std::optional<uint32_t> pasid) {
+        return uint64_t{segment} << 48 | uint64_t{d.raw} << 32 | (pasid ? (uint64_t{1} << 31 | *pasid) : 0);
     }
 
     std::unordered_map<uint64_t, uint32_t> bindings_;
