@@ -4,6 +4,8 @@
 // layout in this folder is written as (word, hi, lo) positions taken from
 // shared/reference/spec-layouts.md section C (Arm IHI 0070 chapters 4-8,
 // Linux drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.h).
+#include <array>
+#include <cstddef>
 #include <cstdint>
 
 namespace iommusim::iommu::smmuv3 {
@@ -23,6 +25,53 @@ constexpr uint64_t put(uint64_t w, unsigned bit, bool v) { return put(w, bit, bi
 
 /// Whether v fits in a field of `width` bits.
 constexpr bool fits(uint64_t v, unsigned width) { return width >= 64 || (v >> width) == 0; }
+
+/// One field of an in-memory structure T: its 64-bit word, bit range and the
+/// member holding it. An `in_place` field (a table address such as
+/// S1ContextPtr 51:6) keeps its bits where they are; others are shifted down.
+/// A structure's layout is one array of these, used by encode and decode
+/// alike, so each bit position is written down once.
+template <class T>
+struct Field {
+    uint8_t word, hi, lo;
+    bool in_place;
+    uint64_t (*load)(const T&);
+    void (*store)(T&, uint64_t);
+};
+
+template <auto M>
+struct MemberOf;
+template <class T, class V, V T::*M>
+struct MemberOf<M> {
+    using Struct = T;
+    using Value = V;
+};
+
+template <auto M>
+constexpr Field<typename MemberOf<M>::Struct> field(unsigned word, unsigned hi, unsigned lo, bool in_place = false) {
+    using T = typename MemberOf<M>::Struct;
+    using V = typename MemberOf<M>::Value;
+    return {static_cast<uint8_t>(word), static_cast<uint8_t>(hi), static_cast<uint8_t>(lo), in_place,
+            [](const T& t) { return static_cast<uint64_t>(t.*M); },
+            [](T& t, uint64_t v) { t.*M = static_cast<V>(v); }};
+}
+
+template <size_t W, class T, size_t N>
+std::array<uint64_t, W> encode_fields(const T& t, const Field<T> (&layout)[N]) {
+    std::array<uint64_t, W> w{};
+    for (const Field<T>& f : layout) {
+        const uint64_t v = f.load(t);
+        w[f.word] = f.in_place ? (w[f.word] & ~mask(f.hi, f.lo)) | (v & mask(f.hi, f.lo)) : put(w[f.word], f.hi, f.lo, v);
+    }
+    return w;
+}
+
+template <class T, size_t W, size_t N>
+T decode_fields(const std::array<uint64_t, W>& w, const Field<T> (&layout)[N]) {
+    T t{};
+    for (const Field<T>& f : layout) f.store(t, f.in_place ? w[f.word] & mask(f.hi, f.lo) : get(w[f.word], f.hi, f.lo));
+    return t;
+}
 
 /// Address-size encodings (IDR5.OAS, CD.IPS, STE.S2PS; Arm ARM PARange): 32..52 bits.
 constexpr uint8_t size_bits(uint64_t code) {

@@ -11,162 +11,42 @@ namespace iommusim::iommu::smmuv3 {
 
 // ------------------------------------------------------------------ layouts
 
-// STE (spec-layouts.md C.1): dword 0 V 0, Config 3:1, S1Fmt 5:4, S1ContextPtr 51:6, S1CDMax 63:59;
-// dword 1 S1DSS 1:0, S1CIR 3:2, S1COR 5:4, S1CSH 7:6, S1STALLD 27, EATS 29:28, STRW 31:30, SHCFG 45:44;
-// dword 2 S2VMID 15:0, S2T0SZ 37:32, S2SL0 39:38, S2IR0 41:40, S2OR0 43:42, S2SH0 45:44, S2TG 47:46,
-// S2PS 50:48, S2AA64 51, S2ENDI 52, S2AFFD 53, S2PTW 54, S2HD 55, S2HA 56, S2S 57, S2R 58;
-// dword 3 S2TTB 51:4.
-std::array<uint64_t, 8> Ste::encode() const {
-    std::array<uint64_t, 8> d{};
-    d[0] = put(d[0], 0, valid);
-    d[0] = put(d[0], 3, 1, config);
-    d[0] = put(d[0], 5, 4, s1fmt);
-    d[0] |= s1_context_ptr & mask(51, 6);
-    d[0] = put(d[0], 63, 59, s1cdmax);
-    d[1] = put(d[1], 1, 0, s1dss);
-    d[1] = put(d[1], 3, 2, s1cir);
-    d[1] = put(d[1], 5, 4, s1cor);
-    d[1] = put(d[1], 7, 6, s1csh);
-    d[1] = put(d[1], 27, s1stalld);
-    d[1] = put(d[1], 29, 28, eats);
-    d[1] = put(d[1], 31, 30, strw);
-    d[1] = put(d[1], 45, 44, shcfg);
-    d[2] = put(d[2], 15, 0, s2vmid);
-    d[2] = put(d[2], 37, 32, s2t0sz);
-    d[2] = put(d[2], 39, 38, s2sl0);
-    d[2] = put(d[2], 41, 40, s2ir0);
-    d[2] = put(d[2], 43, 42, s2or0);
-    d[2] = put(d[2], 45, 44, s2sh0);
-    d[2] = put(d[2], 47, 46, s2tg);
-    d[2] = put(d[2], 50, 48, s2ps);
-    d[2] = put(d[2], 51, s2aa64);
-    d[2] = put(d[2], 52, s2endi);
-    d[2] = put(d[2], 53, s2affd);
-    d[2] = put(d[2], 54, s2ptw);
-    d[2] = put(d[2], 55, s2hd);
-    d[2] = put(d[2], 56, s2ha);
-    d[2] = put(d[2], 57, s2s);
-    d[2] = put(d[2], 58, s2r);
-    d[3] = s2ttb & mask(51, 4);
-    return d;
-}
+namespace {
+// STE (spec-layouts.md C.1; IHI 0070 5.2; Linux STRTAB_STE_*).
+constexpr Field<Ste> kSteLayout[] = {
+    field<&Ste::valid>(0, 0, 0), field<&Ste::config>(0, 3, 1), field<&Ste::s1fmt>(0, 5, 4),
+    field<&Ste::s1_context_ptr>(0, 51, 6, true), field<&Ste::s1cdmax>(0, 63, 59),
+    field<&Ste::s1dss>(1, 1, 0), field<&Ste::s1cir>(1, 3, 2), field<&Ste::s1cor>(1, 5, 4),
+    field<&Ste::s1csh>(1, 7, 6), field<&Ste::s1stalld>(1, 27, 27), field<&Ste::eats>(1, 29, 28),
+    field<&Ste::strw>(1, 31, 30), field<&Ste::shcfg>(1, 45, 44),
+    field<&Ste::s2vmid>(2, 15, 0), field<&Ste::s2t0sz>(2, 37, 32), field<&Ste::s2sl0>(2, 39, 38),
+    field<&Ste::s2ir0>(2, 41, 40), field<&Ste::s2or0>(2, 43, 42), field<&Ste::s2sh0>(2, 45, 44),
+    field<&Ste::s2tg>(2, 47, 46), field<&Ste::s2ps>(2, 50, 48), field<&Ste::s2aa64>(2, 51, 51),
+    field<&Ste::s2endi>(2, 52, 52), field<&Ste::s2affd>(2, 53, 53), field<&Ste::s2ptw>(2, 54, 54),
+    field<&Ste::s2hd>(2, 55, 55), field<&Ste::s2ha>(2, 56, 56), field<&Ste::s2s>(2, 57, 57),
+    field<&Ste::s2r>(2, 58, 58), field<&Ste::s2ttb>(3, 51, 4, true),
+};
+// CD (spec-layouts.md C.2; IHI 0070 5.4; Linux CTXDESC_CD_*; TTB1 / T1SZ / TG1 as QEMU).
+constexpr Field<Cd> kCdLayout[] = {
+    field<&Cd::t0sz>(0, 5, 0), field<&Cd::tg0>(0, 7, 6), field<&Cd::ir0>(0, 9, 8), field<&Cd::or0>(0, 11, 10),
+    field<&Cd::sh0>(0, 13, 12), field<&Cd::epd0>(0, 14, 14), field<&Cd::endi>(0, 15, 15),
+    field<&Cd::t1sz>(0, 21, 16), field<&Cd::tg1>(0, 23, 22), field<&Cd::ir1>(0, 25, 24),
+    field<&Cd::or1>(0, 27, 26), field<&Cd::sh1>(0, 29, 28), field<&Cd::epd1>(0, 30, 30),
+    field<&Cd::valid>(0, 31, 31), field<&Cd::ips>(0, 34, 32), field<&Cd::affd>(0, 35, 35),
+    field<&Cd::wxn>(0, 36, 36), field<&Cd::uwxn>(0, 37, 37), field<&Cd::tbi>(0, 39, 38),
+    field<&Cd::pan>(0, 40, 40), field<&Cd::aa64>(0, 41, 41), field<&Cd::hd>(0, 42, 42), field<&Cd::ha>(0, 43, 43),
+    field<&Cd::s>(0, 44, 44), field<&Cd::r>(0, 45, 45), field<&Cd::a>(0, 46, 46), field<&Cd::aset>(0, 47, 47),
+    field<&Cd::asid>(0, 63, 48),
+    field<&Cd::nscfg0>(1, 0, 0), field<&Cd::had0>(1, 1, 1), field<&Cd::ttb0>(1, 51, 4, true),
+    field<&Cd::nscfg1>(2, 0, 0), field<&Cd::had1>(2, 1, 1), field<&Cd::ttb1>(2, 51, 4, true),
+    field<&Cd::mair>(3, 63, 0), field<&Cd::amair>(4, 63, 0),
+};
+} // namespace
 
-Ste Ste::decode(const std::array<uint64_t, 8>& d) {
-    Ste s;
-    s.valid = get(d[0], 0);
-    s.config = static_cast<uint8_t>(get(d[0], 3, 1));
-    s.s1fmt = static_cast<uint8_t>(get(d[0], 5, 4));
-    s.s1_context_ptr = d[0] & mask(51, 6);
-    s.s1cdmax = static_cast<uint8_t>(get(d[0], 63, 59));
-    s.s1dss = static_cast<uint8_t>(get(d[1], 1, 0));
-    s.s1cir = static_cast<uint8_t>(get(d[1], 3, 2));
-    s.s1cor = static_cast<uint8_t>(get(d[1], 5, 4));
-    s.s1csh = static_cast<uint8_t>(get(d[1], 7, 6));
-    s.s1stalld = get(d[1], 27);
-    s.eats = static_cast<uint8_t>(get(d[1], 29, 28));
-    s.strw = static_cast<uint8_t>(get(d[1], 31, 30));
-    s.shcfg = static_cast<uint8_t>(get(d[1], 45, 44));
-    s.s2vmid = static_cast<uint16_t>(get(d[2], 15, 0));
-    s.s2t0sz = static_cast<uint8_t>(get(d[2], 37, 32));
-    s.s2sl0 = static_cast<uint8_t>(get(d[2], 39, 38));
-    s.s2ir0 = static_cast<uint8_t>(get(d[2], 41, 40));
-    s.s2or0 = static_cast<uint8_t>(get(d[2], 43, 42));
-    s.s2sh0 = static_cast<uint8_t>(get(d[2], 45, 44));
-    s.s2tg = static_cast<uint8_t>(get(d[2], 47, 46));
-    s.s2ps = static_cast<uint8_t>(get(d[2], 50, 48));
-    s.s2aa64 = get(d[2], 51);
-    s.s2endi = get(d[2], 52);
-    s.s2affd = get(d[2], 53);
-    s.s2ptw = get(d[2], 54);
-    s.s2hd = get(d[2], 55);
-    s.s2ha = get(d[2], 56);
-    s.s2s = get(d[2], 57);
-    s.s2r = get(d[2], 58);
-    s.s2ttb = d[3] & mask(51, 4);
-    return s;
-}
-
-// CD (spec-layouts.md C.2): dword 0 T0SZ 5:0, TG0 7:6, IR0 9:8, OR0 11:10, SH0 13:12, EPD0 14, ENDI 15,
-// T1SZ 21:16, TG1 23:22, IR1 25:24, OR1 27:26, SH1 29:28, EPD1 30, V 31, IPS 34:32, AFFD 35, WXN 36,
-// UWXN 37, TBI 39:38, PAN 40, AA64 41, HD 42, HA 43, S 44, R 45, A 46, ASET 47, ASID 63:48;
-// dword 1 NSCFG0 0, HAD0 1, TTB0 51:4; dword 2 NSCFG1 0, HAD1 1, TTB1 51:4; dword 3 MAIR; dword 4 AMAIR.
-std::array<uint64_t, 8> Cd::encode() const {
-    std::array<uint64_t, 8> d{};
-    d[0] = put(d[0], 5, 0, t0sz);
-    d[0] = put(d[0], 7, 6, tg0);
-    d[0] = put(d[0], 9, 8, ir0);
-    d[0] = put(d[0], 11, 10, or0);
-    d[0] = put(d[0], 13, 12, sh0);
-    d[0] = put(d[0], 14, epd0);
-    d[0] = put(d[0], 15, endi);
-    d[0] = put(d[0], 21, 16, t1sz);
-    d[0] = put(d[0], 23, 22, tg1);
-    d[0] = put(d[0], 25, 24, ir1);
-    d[0] = put(d[0], 27, 26, or1);
-    d[0] = put(d[0], 29, 28, sh1);
-    d[0] = put(d[0], 30, epd1);
-    d[0] = put(d[0], 31, valid);
-    d[0] = put(d[0], 34, 32, ips);
-    d[0] = put(d[0], 35, affd);
-    d[0] = put(d[0], 36, wxn);
-    d[0] = put(d[0], 37, uwxn);
-    d[0] = put(d[0], 39, 38, tbi);
-    d[0] = put(d[0], 40, pan);
-    d[0] = put(d[0], 41, aa64);
-    d[0] = put(d[0], 42, hd);
-    d[0] = put(d[0], 43, ha);
-    d[0] = put(d[0], 44, s);
-    d[0] = put(d[0], 45, r);
-    d[0] = put(d[0], 46, a);
-    d[0] = put(d[0], 47, aset);
-    d[0] = put(d[0], 63, 48, asid);
-    d[1] = put(put(ttb0 & mask(51, 4), 0, nscfg0), 1, had0);
-    d[2] = put(put(ttb1 & mask(51, 4), 0, nscfg1), 1, had1);
-    d[3] = mair;
-    d[4] = amair;
-    return d;
-}
-
-Cd Cd::decode(const std::array<uint64_t, 8>& d) {
-    Cd c;
-    c.t0sz = static_cast<uint8_t>(get(d[0], 5, 0));
-    c.tg0 = static_cast<uint8_t>(get(d[0], 7, 6));
-    c.ir0 = static_cast<uint8_t>(get(d[0], 9, 8));
-    c.or0 = static_cast<uint8_t>(get(d[0], 11, 10));
-    c.sh0 = static_cast<uint8_t>(get(d[0], 13, 12));
-    c.epd0 = get(d[0], 14);
-    c.endi = get(d[0], 15);
-    c.t1sz = static_cast<uint8_t>(get(d[0], 21, 16));
-    c.tg1 = static_cast<uint8_t>(get(d[0], 23, 22));
-    c.ir1 = static_cast<uint8_t>(get(d[0], 25, 24));
-    c.or1 = static_cast<uint8_t>(get(d[0], 27, 26));
-    c.sh1 = static_cast<uint8_t>(get(d[0], 29, 28));
-    c.epd1 = get(d[0], 30);
-    c.valid = get(d[0], 31);
-    c.ips = static_cast<uint8_t>(get(d[0], 34, 32));
-    c.affd = get(d[0], 35);
-    c.wxn = get(d[0], 36);
-    c.uwxn = get(d[0], 37);
-    c.tbi = static_cast<uint8_t>(get(d[0], 39, 38));
-    c.pan = get(d[0], 40);
-    c.aa64 = get(d[0], 41);
-    c.hd = get(d[0], 42);
-    c.ha = get(d[0], 43);
-    c.s = get(d[0], 44);
-    c.r = get(d[0], 45);
-    c.a = get(d[0], 46);
-    c.aset = get(d[0], 47);
-    c.asid = static_cast<uint16_t>(get(d[0], 63, 48));
-    c.nscfg0 = get(d[1], 0);
-    c.had0 = get(d[1], 1);
-    c.ttb0 = d[1] & mask(51, 4);
-    c.nscfg1 = get(d[2], 0);
-    c.had1 = get(d[2], 1);
-    c.ttb1 = d[2] & mask(51, 4);
-    c.mair = d[3];
-    c.amair = d[4];
-    return c;
-}
+std::array<uint64_t, 8> Ste::encode() const { return encode_fields<8>(*this, kSteLayout); }
+Ste Ste::decode(const std::array<uint64_t, 8>& d) { return decode_fields(d, kSteLayout); }
+std::array<uint64_t, 8> Cd::encode() const { return encode_fields<8>(*this, kCdLayout); }
+Cd Cd::decode(const std::array<uint64_t, 8>& d) { return decode_fields(d, kCdLayout); }
 
 uint64_t L1Std::encode() const { return put(l2ptr & mask(51, 6), 4, 0, span); }
 L1Std L1Std::decode(uint64_t d) { return {static_cast<uint8_t>(get(d, 4, 0)), d & mask(51, 6)}; }
