@@ -94,16 +94,16 @@ uint64_t Smmuv3Regs::read64(uint32_t o) const {
     case reg::kGerrorIrqCfg1: return pair(gerror_irq_cfg1_, gerror_irq_cfg2_);
     case reg::kStrtabBase: return strtab_base_;
     case reg::kStrtabBaseCfg: return strtab_base_cfg_;
-    case reg::kCmdqBase: return q_[0].base;
-    case reg::kCmdqProd: return pair(q_[0].prod, q_[0].cons);
-    case reg::kEvtqBase: return q_[1].base;
+    case reg::kCmdqBase: return base_[0];
+    case reg::kCmdqProd: return pair(cmdq_prod_, cmdq_cons_);
+    case reg::kEvtqBase: return base_[1];
     case reg::kEvtqIrqCfg0: return irq_cfg0_[1];
     case reg::kEvtqIrqCfg1: return pair(irq_cfg1_[1], irq_cfg2_[1]);
-    case reg::kPriqBase: return q_[2].base;
+    case reg::kPriqBase: return base_[2];
     case reg::kPriqIrqCfg0: return irq_cfg0_[2];
     case reg::kPriqIrqCfg1: return pair(irq_cfg1_[2], irq_cfg2_[2]);
-    case reg::kEvtqProd: return pair(q_[1].prod, q_[1].cons);
-    case reg::kPriqProd: return pair(q_[2].prod, q_[2].cons);
+    case reg::kEvtqProd: return pair(read_pos(Queue::evtq, true), read_pos(Queue::evtq, false));
+    case reg::kPriqProd: return pair(read_pos(Queue::priq, true), read_pos(Queue::priq, false));
     default: return 0;
     }
 }
@@ -143,19 +143,19 @@ uint32_t Smmuv3Regs::write(uint32_t offset, unsigned size, uint64_t value) {
         return kNoEffect;
     case reg::kCmdqBase:
     case reg::kCmdqBase + 4:
-        if (!q_on(bit::kCmdqEn)) q_[0].base = merge(q_[0].base, upper, v, kBaseMask);
+        if (!q_on(bit::kCmdqEn)) base_[0] = merge(base_[0], upper, v, kBaseMask);
         return kNoEffect;
-    case reg::kCmdqProd: q_[0].prod = v & kPtrBits; return kCmdqProdWritten;
+    case reg::kCmdqProd: cmdq_prod_ = v & kPtrBits; return kCmdqProdWritten;
     case reg::kCmdqCons:
-        if (!q_on(bit::kCmdqEn)) q_[0].cons = (q_[0].cons & ~kPtrBits) | (v & kPtrBits);
+        if (!q_on(bit::kCmdqEn)) cmdq_cons_ = (cmdq_cons_ & ~kPtrBits) | (v & kPtrBits);
         return kNoEffect;
     case reg::kEvtqBase:
     case reg::kEvtqBase + 4:
-        if (!q_on(bit::kEvtqEn)) q_[1].base = merge(q_[1].base, upper, v, kBaseMask);
+        if (!q_on(bit::kEvtqEn)) base_[1] = merge(base_[1], upper, v, kBaseMask), configure(Queue::evtq);
         return kNoEffect;
     case reg::kPriqBase:
     case reg::kPriqBase + 4:
-        if (!q_on(bit::kPriqEn)) q_[2].base = merge(q_[2].base, upper, v, kBaseMask);
+        if (!q_on(bit::kPriqEn)) base_[2] = merge(base_[2], upper, v, kBaseMask), configure(Queue::priq);
         return kNoEffect;
     case reg::kEvtqIrqCfg0:
     case reg::kEvtqIrqCfg0 + 4: irq_cfg0_[1] = merge(irq_cfg0_[1], upper, v, kIrqAddrMask); return kNoEffect;
@@ -166,13 +166,13 @@ uint32_t Smmuv3Regs::write(uint32_t offset, unsigned size, uint64_t value) {
     case reg::kPriqIrqCfg1: irq_cfg1_[2] = v; return kNoEffect;
     case reg::kPriqIrqCfg2: irq_cfg2_[2] = v & 0x3F; return kNoEffect;
     case reg::kEvtqProd:
-        if (!q_on(bit::kEvtqEn)) q_[1].prod = v & (kPtrBits | kOvflg);
+        if (!q_on(bit::kEvtqEn)) write_pos(Queue::evtq, true, v);
         return kNoEffect;
-    case reg::kEvtqCons: q_[1].cons = v & (kPtrBits | kOvflg); return kEvtqConsWritten;
+    case reg::kEvtqCons: write_pos(Queue::evtq, false, v); return kEvtqConsWritten;
     case reg::kPriqProd:
-        if (!q_on(bit::kPriqEn)) q_[2].prod = v & (kPtrBits | kOvflg);
+        if (!q_on(bit::kPriqEn)) write_pos(Queue::priq, true, v);
         return kNoEffect;
-    case reg::kPriqCons: q_[2].cons = v & (kPtrBits | kOvflg); return kPriqConsWritten;
+    case reg::kPriqCons: write_pos(Queue::priq, false, v); return kPriqConsWritten;
     default: return kNoEffect; // read-only (IDRs, CR0ACK, GERROR, ...) or unknown: writes ignored
     }
 }
@@ -186,16 +186,48 @@ StrtabConfig Smmuv3Regs::strtab() const {
     return c;
 }
 
-QueuePtr Smmuv3Regs::queue_ptr(Queue q) const {
+uint8_t Smmuv3Regs::queue_log2size(Queue q) const {
     const uint8_t max = q == Queue::cmdq ? p_.cmdqs : q == Queue::evtq ? p_.evtqs : p_.priqs;
-    return QueuePtr{static_cast<uint8_t>(std::min<uint64_t>(get(queue(q).base, 4, 0), max))};
+    return static_cast<uint8_t>(std::min<uint64_t>(get(base_[static_cast<unsigned>(q)], 4, 0), max));
 }
 
 uint64_t Smmuv3Regs::queue_base(Queue q) const {
     // A base not aligned to the queue's size has its low bits ignored (IHI 0070 6.3.25: CONSTRAINED
     // UNPREDICTABLE; this is one of the permitted behaviours).
-    const uint64_t bytes = uint64_t{kEntryBytes[static_cast<unsigned>(q)]} << queue_ptr(q).log2size;
-    return queue(q).base & mask(51, 5) & ~(bytes - 1);
+    const uint64_t bytes = uint64_t{kEntryBytes[static_cast<unsigned>(q)]} << queue_log2size(q);
+    return base_[static_cast<unsigned>(q)] & mask(51, 5) & ~(bytes - 1);
+}
+
+void Smmuv3Regs::configure(Queue q) {
+    ring(q).ring().configure(queue_base(q), uint32_t{1} << queue_log2size(q), kEntryBytes[static_cast<unsigned>(q)]);
+}
+
+uint32_t Smmuv3Regs::read_pos(Queue q, bool prod) const {
+    const Ring& r = ring(q).ring();
+    const uint8_t l2 = queue_log2size(q);
+    const QueuePos pos = prod ? QueuePos{r.prod(), r.prod_wrap()} : QueuePos{r.cons(), r.cons_wrap()};
+    const bool flag = prod ? ring(q).overflow_flag() : ovackflg_[static_cast<unsigned>(q)];
+    return pos.encode(l2) | (flag ? kOvflg : 0);
+}
+
+void Smmuv3Regs::write_pos(Queue q, bool prod, uint32_t v) {
+    RecordRing& rr = ring(q);
+    const QueuePos pos = QueuePos::decode(v, queue_log2size(q));
+    if (prod) { // (PROD.OVFLG is the unit's: software's value is ignored)
+        rr.ring().set_prod(pos.index, pos.wrap);
+        return;
+    }
+    rr.ring().set_cons(pos.index, pos.wrap);
+    ovackflg_[static_cast<unsigned>(q)] = v & kOvflg;
+    if (((v & kOvflg) != 0) == rr.overflow_flag()) rr.ack_overflow();
+}
+
+RecordRing::PushResult Smmuv3Regs::push(Queue q, UnitMemPort& mem, const void* record, Duration& local) {
+    if (!enabled(q == Queue::evtq ? bit::kEvtqEn : bit::kPriqEn)) return {}; // queue off: discarded
+    const RecordRing::PushResult r = ring(q).push(mem, record, local);
+    if (r.outcome == RecordRing::Outcome::write_error)
+        raise(q == Queue::evtq ? Gerror::evtq_abt_err : Gerror::priq_abt_err);
+    return r;
 }
 
 MsiConfig Smmuv3Regs::msi(Queue q) const {
@@ -214,25 +246,8 @@ bool Smmuv3Regs::raise(Gerror e) {
     return true;
 }
 
-void Smmuv3Regs::set_cmdq_cons(uint32_t cons, CmdError err) {
-    q_[0].cons = (cons & kPtrBits) | (uint32_t{static_cast<uint8_t>(err)} << 24);
-}
-
-void Smmuv3Regs::advance_prod(Queue q) {
-    QueueRegs& r = q_[static_cast<unsigned>(q)];
-    const QueuePtr p = queue_ptr(q);
-    r.prod = (r.prod & kOvflg) | p.next(r.prod & p.mask());
-}
-
-bool Smmuv3Regs::overflow_pending(Queue q) const {
-    const QueueRegs& r = queue(q);
-    return ((r.prod ^ r.cons) & kOvflg) != 0;
-}
-
-bool Smmuv3Regs::overflow(Queue q) {
-    if (overflow_pending(q)) return false;
-    q_[static_cast<unsigned>(q)].prod ^= kOvflg;
-    return true;
+void Smmuv3Regs::set_cmdq_cons(QueuePos cons, CmdError err) {
+    cmdq_cons_ = cons.encode(queue_log2size(Queue::cmdq)) | (uint32_t{static_cast<uint8_t>(err)} << 24);
 }
 
 } // namespace iommusim::iommu::smmuv3

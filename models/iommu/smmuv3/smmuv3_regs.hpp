@@ -11,8 +11,11 @@
 // active while GERROR != GERRORN and raised by toggling (6.3.17-18); the MSI
 // configuration registers of GERROR/EVTQ/PRIQ; STRTAB_BASE(_CFG) and the
 // CMDQ/EVTQ/PRIQ BASE/PROD/CONS registers with index + wrap bits sized by the
-// effective LOG2SIZE (capped by IDR1), CMDQ_CONS.ERR, EVTQ/PRIQ overflow flags
-// (PROD.OVFLG toggled by the unit, CONS.OVACKFLG written back by software).
+// effective LOG2SIZE (capped by IDR1), CMDQ_CONS.ERR; the EVTQ and PRIQ are
+// the shared RecordRing (wrap-bit positions, PROD.OVFLG toggled at each new
+// overflow, acknowledged when software writes CONS.OVACKFLG equal to it) and
+// records are written only while the queue is enabled; a record write that
+// fails raises GERROR.EVTQ_ABT_ERR / PRIQ_ABT_ERR.
 // Base and table registers are read-only while their queue / the SMMU is
 // enabled (CR0 or CR0ACK); software writes to PROD of the output queues and
 // to CMDQ_CONS are ignored while that queue is enabled. 32-bit halves of the
@@ -22,6 +25,8 @@
 #include <cstdint>
 #include <optional>
 
+#include "models/iommu/common/record_ring.hpp"
+#include "models/iommu/common/unit_mem_port.hpp"
 #include "models/iommu/smmuv3/smmuv3_params.hpp"
 
 namespace iommusim::iommu::smmuv3 {
@@ -79,26 +84,15 @@ enum class CmdError : uint8_t { none = 0, ill = 1, abt = 2, atc_inv_sync = 3 };
 /// The three in-memory queues.
 enum class Queue : uint8_t { cmdq, evtq, priq };
 
-/// One queue's BASE / PROD / CONS as software sees them.
-struct QueueRegs {
-    uint64_t base = 0;   ///< *_BASE: RA 62, ADDR 51:5, LOG2SIZE 4:0
-    uint32_t prod = 0;   ///< index + wrap (+ EVTQ/PRIQ OVFLG 31)
-    uint32_t cons = 0;   ///< index + wrap (+ CMDQ ERR 30:24, EVTQ/PRIQ OVACKFLG 31)
-};
-
-/// Queue pointer arithmetic for a queue of 2^log2size entries: index in bits
-/// [log2size-1:0], wrap in bit log2size (IHI 0070 3.5.1).
-struct QueuePtr {
-    uint8_t log2size = 0;
-    uint32_t mask() const { return (uint32_t{2} << log2size) - 1; } ///< index + wrap
-    uint32_t index(uint32_t p) const { return p & ((uint32_t{1} << log2size) - 1); }
-    bool wrap(uint32_t p) const { return (p >> log2size) & 1; }
-    bool empty(uint32_t prod, uint32_t cons) const { return (prod & mask()) == (cons & mask()); }
-    bool full(uint32_t prod, uint32_t cons) const {
-        return index(prod) == index(cons) && wrap(prod) != wrap(cons);
+/// A queue position as PROD / CONS hold it: index in bits [log2size-1:0], wrap in bit log2size
+/// (IHI 0070 3.5.1).
+struct QueuePos {
+    uint32_t index = 0;
+    bool wrap = false;
+    static QueuePos decode(uint32_t reg, uint8_t log2size) {
+        return {reg & ((uint32_t{1} << log2size) - 1), ((reg >> log2size) & 1) != 0};
     }
-    uint32_t next(uint32_t p) const { return (p + 1) & mask(); }
-    uint32_t entries() const { return uint32_t{1} << log2size; }
+    uint32_t encode(uint8_t log2size) const { return index | (uint32_t{wrap} << log2size); }
 };
 
 /// MSI target of an interrupt source (*_IRQ_CFG0/1/2).
@@ -148,10 +142,9 @@ public:
     bool gbpa_abort() const { return gbpa_ & bit::kGbpaAbort; }
     bool irq_enabled(uint32_t irq_bit) const { return irq_ctrlack_ & irq_bit; }
     StrtabConfig strtab() const;
-    uint64_t queue_base(Queue q) const;       ///< first entry's address (aligned to the queue size)
-    QueuePtr queue_ptr(Queue q) const;        ///< effective log2size (LOG2SIZE capped by IDR1)
-    const QueueRegs& queue(Queue q) const { return q_[static_cast<unsigned>(q)]; }
-    MsiConfig msi(Queue q) const;             ///< EVTQ / PRIQ interrupt (cmdq: unused)
+    uint64_t queue_base(Queue q) const;        ///< first entry's address (aligned to the queue size)
+    uint8_t queue_log2size(Queue q) const;     ///< effective LOG2SIZE (capped by IDR1)
+    MsiConfig msi(Queue q) const;              ///< EVTQ / PRIQ interrupt (cmdq: unused)
     MsiConfig gerror_msi() const;
 
     /// Active global errors (GERROR ^ GERRORN).
@@ -159,15 +152,19 @@ public:
     /// Raises an error by toggling its GERROR bit, unless it is already active. Returns true if raised.
     bool raise(Gerror e);
 
-    /// CMDQ: the unit consumed up to `cons` (index + wrap) with an error code (ERR 30:24).
-    void set_cmdq_cons(uint32_t cons, CmdError err = CmdError::none);
-    CmdError cmdq_error() const { return static_cast<CmdError>((q_[0].cons >> 24) & 0x7F); }
-    /// EVTQ / PRIQ: the unit wrote a record at PROD and advances it.
-    void advance_prod(Queue q);
-    /// EVTQ / PRIQ: an overflow (record dropped on a full queue) toggles PROD.OVFLG
-    /// unless an earlier overflow is still unacknowledged. Returns true if toggled.
-    bool overflow(Queue q);
-    bool overflow_pending(Queue q) const;
+    // CMDQ: software's producer position; the unit publishes its consumer position and error.
+    QueuePos cmdq_prod() const { return QueuePos::decode(cmdq_prod_, queue_log2size(Queue::cmdq)); }
+    QueuePos cmdq_cons() const { return QueuePos::decode(cmdq_cons_, queue_log2size(Queue::cmdq)); }
+    void set_cmdq_cons(QueuePos cons, CmdError err = CmdError::none);
+    CmdError cmdq_error() const { return static_cast<CmdError>((cmdq_cons_ >> 24) & 0x7F); }
+
+    // EVTQ / PRIQ: records the unit writes (32-byte events, 16-byte page requests).
+    RecordRing& ring(Queue q) { return q == Queue::evtq ? evtq_ : priq_; }
+    const RecordRing& ring(Queue q) const { return q == Queue::evtq ? evtq_ : priq_; }
+    /// Writes one record at PROD through `mem` if the queue is enabled; overflow and
+    /// abort handling as the fidelity note says. The caller sends the interrupt when
+    /// the result asks for one and the queue's IRQ is enabled.
+    RecordRing::PushResult push(Queue q, UnitMemPort& mem, const void* record, Duration& local);
 
 private:
     uint64_t read64(uint32_t offset) const;
@@ -178,9 +175,15 @@ private:
     uint32_t gerror_irq_cfg1_ = 0, gerror_irq_cfg2_ = 0;
     uint64_t strtab_base_ = 0;
     uint32_t strtab_base_cfg_ = 0;
-    QueueRegs q_[3];
+    uint64_t base_[3] = {};      ///< CMDQ / EVTQ / PRIQ _BASE
+    uint32_t cmdq_prod_ = 0, cmdq_cons_ = 0;
+    bool ovackflg_[3] = {};      ///< EVTQ / PRIQ CONS.OVACKFLG as software last wrote it
+    RecordRing evtq_{Ring::Index::wrap_bit}, priq_{Ring::Index::wrap_bit};
     uint64_t irq_cfg0_[3] = {};
     uint32_t irq_cfg1_[3] = {}, irq_cfg2_[3] = {};
+    uint32_t read_pos(Queue q, bool prod) const;
+    void write_pos(Queue q, bool prod, uint32_t v);
+    void configure(Queue q);
 };
 
 } // namespace iommusim::iommu::smmuv3

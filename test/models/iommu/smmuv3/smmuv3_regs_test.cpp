@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "models/iommu/smmuv3/smmuv3_regs.hpp"
+#include "models/mem/sparse_memory.hpp"
 
 using namespace iommusim::iommu::smmuv3;
 
@@ -81,14 +82,14 @@ TEST_CASE("queue bases, stream table and MSI registers take 64-bit and 32-bit-ha
     Smmuv3Regs r(p);
     r.write(reg::kCmdqBase, 8, 0x4000'0000'1234'5008ull); // RA 62, ADDR, LOG2SIZE 8
     CHECK(r.read(reg::kCmdqBase, 8) == 0x4000'0000'1234'5008ull);
-    CHECK(r.queue_ptr(Queue::cmdq).log2size == 8);
+    CHECK(r.queue_log2size(Queue::cmdq) == 8);
     CHECK(r.queue_base(Queue::cmdq) == 0x1234'5000); // 256 x 16 B: ADDR below 4 KiB alignment ignored
     r.write(reg::kEvtqBase, 4, 0x8000'0013);          // low half: LOG2SIZE 19
     r.write(reg::kEvtqBase + 4, 4, 0x12);              // high half: ADDR[51:32]
     CHECK(r.read(reg::kEvtqBase, 8) == 0x12'8000'0013ull);
-    CHECK(r.queue_ptr(Queue::evtq).log2size == 19);
+    CHECK(r.queue_log2size(Queue::evtq) == 19);
     r.write(reg::kPriqBase, 8, 0x9000'001F); // LOG2SIZE 31 is capped by IDR1.PRIQS = 19
-    CHECK(r.queue_ptr(Queue::priq).log2size == 19);
+    CHECK(r.queue_log2size(Queue::priq) == 19);
     r.write(reg::kStrtabBase, 8, 0x4000'0000'8000'0040ull | 0x3F);
     r.write(reg::kStrtabBaseCfg, 4, (1u << 16) | (8u << 6) | 16u | 0xFF00'0000u);
     const StrtabConfig st = r.strtab();
@@ -125,51 +126,95 @@ TEST_CASE("base and table registers are read-only while their queue or the SMMU 
     CHECK(r.read(reg::kEvtqBase, 8) == 0x5000'0004);
 }
 
-TEST_CASE("queue pointers wrap with the wrap bit; full is equal indices with different wrap bits", "[unit]") {
-    QueuePtr q{2}; // 4 entries: index 1:0, wrap bit 2
-    uint32_t prod = 0;
-    for (int i = 0; i < 4; ++i) prod = q.next(prod);
-    CHECK(prod == 0b100);
-    CHECK(q.full(prod, 0));
-    CHECK_FALSE(q.empty(prod, 0));
-    CHECK(q.empty(prod, 0b100));
-    for (int i = 0; i < 4; ++i) prod = q.next(prod);
-    CHECK(prod == 0); // the wrap bit toggles back
-    CHECK(q.index(0b111) == 3);
-    CHECK(q.wrap(0b111));
+TEST_CASE("a queue position is an index below LOG2SIZE and the wrap bit at LOG2SIZE", "[unit]") {
+    CHECK(QueuePos::decode(0b1101, 3).index == 5);
+    CHECK(QueuePos::decode(0b1101, 3).wrap);
+    CHECK_FALSE(QueuePos::decode(0b0101, 3).wrap);
+    CHECK((QueuePos{3, true}.encode(2)) == 0b111);
+    CHECK((QueuePos{0, true}.encode(19)) == 1u << 19);
 }
 
-TEST_CASE("CMDQ_CONS carries the error code in ERR, EVTQ PROD advances with its wrap bit", "[unit]") {
+TEST_CASE("CMDQ_CONS carries the consumer position and the error code in ERR", "[unit]") {
     Smmuv3Params p;
     Smmuv3Regs r(p);
     r.write(reg::kCmdqBase, 8, 0x1000'0003); // 8 entries
-    r.set_cmdq_cons(0b1101, CmdError::ill);   // wrap 1, index 5
+    r.write(reg::kCmdqProd, 4, 0b1010);       // software: index 2, wrap 1
+    CHECK(r.cmdq_prod().index == 2);
+    CHECK(r.cmdq_prod().wrap);
+    r.set_cmdq_cons({5, true}, CmdError::ill);
     CHECK(r.read(reg::kCmdqCons, 4) == ((1u << 24) | 0b1101));
     CHECK(r.cmdq_error() == CmdError::ill);
-    r.set_cmdq_cons(0b1110);
+    CHECK(r.cmdq_cons().index == 5);
+    r.set_cmdq_cons({6, true});
     CHECK(r.cmdq_error() == CmdError::none);
-    r.write(reg::kEvtqBase, 8, 0x2000'0001); // 2 entries
-    r.advance_prod(Queue::evtq);
-    r.advance_prod(Queue::evtq);
-    CHECK(r.read(reg::kEvtqProd, 4) == 0b10); // index 0, wrap 1
-    r.advance_prod(Queue::evtq);
-    CHECK(r.read(reg::kEvtqProd, 4) == 0b11);
+    r.set_cmdq_cons({6, true}, CmdError::atc_inv_sync);
+    CHECK(r.read(reg::kCmdqCons, 4) == ((3u << 24) | 0b1110));
+}
+
+namespace {
+/// Smmuv3Regs with the EVTQ at 0x8000 (4 entries of 32 bytes) over sparse memory.
+struct Evtq {
+    iommusim::mem::SparseMemory mem{uint64_t{1} << 20};
+    iommusim::iommu::PhysMemPort port{mem};
+    Smmuv3Params p;
+    Smmuv3Regs r{p};
+    iommusim::Duration local;
+    std::array<uint64_t, 4> rec{};
+    Evtq() {
+        r.write(reg::kEvtqBase, 8, 0x8000 | 2);
+        r.write(reg::kCr0, 4, bit::kEvtqEn);
+    }
+    iommusim::iommu::RecordRing::PushResult push(uint64_t tag) {
+        rec[0] = tag;
+        return r.push(Queue::evtq, port, rec.data(), local);
+    }
+};
+} // namespace
+
+TEST_CASE("event records are written at PROD, which advances with its wrap bit until the queue is full",
+          "[unit]") {
+    Evtq q;
+    for (uint64_t i = 0; i < 4; ++i) {
+        auto res = q.push(0x10 + i);
+        CHECK(res.written());
+        CHECK(q.mem.read_u64(0x8000 + i * 32) == 0x10 + i);
+    }
+    CHECK(q.r.read(reg::kEvtqProd, 4) == 0b100); // index 0, wrap 1: full against CONS 0
+    CHECK(q.r.ring(Queue::evtq).ring().full());
+    q.r.write(reg::kEvtqCons, 4, 0b001); // software consumed one
+    CHECK(q.push(0x20).written());
+    CHECK(q.mem.read_u64(0x8000) == 0x20);
+    CHECK(q.r.read(reg::kEvtqProd, 4) == 0b101);
 }
 
 TEST_CASE("an event-queue overflow toggles PROD.OVFLG once until software copies it to CONS.OVACKFLG", "[unit]") {
-    Smmuv3Params p;
-    Smmuv3Regs r(p);
-    r.write(reg::kPriqBase, 8, 0x2000'0002);
-    CHECK(r.overflow(Queue::priq));
-    CHECK(r.read(reg::kPriqProd, 4) == 0x8000'0000u);
-    CHECK(r.overflow_pending(Queue::priq));
-    CHECK_FALSE(r.overflow(Queue::priq)); // still unacknowledged
-    r.advance_prod(Queue::priq);
-    CHECK(r.read(reg::kPriqProd, 4) == 0x8000'0001u); // OVFLG kept across PROD updates
-    CHECK(r.write(reg::kPriqCons, 4, 0x8000'0001u) == Smmuv3Regs::kPriqConsWritten);
-    CHECK_FALSE(r.overflow_pending(Queue::priq));
-    CHECK(r.overflow(Queue::priq)); // the next overflow toggles it back
-    CHECK(r.read(reg::kPriqProd, 4) == 0x0000'0001u);
-    // EVTQ and PRIQ PROD/CONS live in page 1; page 0 offsets hold nothing.
-    CHECK(r.read(reg::kPriqProd - 0x10000, 4) == 0);
+    Evtq q;
+    for (int i = 0; i < 4; ++i) q.push(1);
+    auto res = q.push(2);
+    CHECK(res.outcome == iommusim::iommu::RecordRing::Outcome::overflow);
+    CHECK(res.overflow_raised);
+    CHECK(q.r.read(reg::kEvtqProd, 4) == (0x8000'0000u | 0b100));
+    CHECK_FALSE(q.push(3).overflow_raised); // still unacknowledged
+    CHECK(q.r.write(reg::kEvtqCons, 4, 0x8000'0000u | 0b010) == Smmuv3Regs::kEvtqConsWritten);
+    CHECK(q.r.read(reg::kEvtqCons, 4) == (0x8000'0000u | 0b010));
+    CHECK_FALSE(q.r.ring(Queue::evtq).overflow_pending());
+    CHECK(q.push(4).written());
+    q.push(5);
+    res = q.push(6); // full again: the next overflow toggles OVFLG back
+    CHECK(res.overflow_raised);
+    CHECK((q.r.read(reg::kEvtqProd, 4) & 0x8000'0000u) == 0);
+    CHECK(q.r.ring(Queue::evtq).records_dropped() == 3);
+}
+
+TEST_CASE("records are discarded while the queue is disabled and a failed write raises EVTQ_ABT_ERR", "[unit]") {
+    Evtq q;
+    q.r.write(reg::kCr0, 4, 0);
+    CHECK_FALSE(q.push(1).written());
+    CHECK(q.r.read(reg::kEvtqProd, 4) == 0);
+    q.r.write(reg::kEvtqBase, 8, (uint64_t{1} << 40) | 2); // outside memory
+    q.r.write(reg::kCr0, 4, bit::kEvtqEn);
+    CHECK(q.push(1).outcome == iommusim::iommu::RecordRing::Outcome::write_error);
+    CHECK(q.r.active_errors() == static_cast<uint32_t>(Gerror::evtq_abt_err));
+    // PRIQ PROD/CONS live in page 1; page 0 offsets hold nothing.
+    CHECK(q.r.read(reg::kPriqProd - 0x10000, 4) == 0);
 }
