@@ -140,8 +140,10 @@ TEST_CASE("with several IOMMUs a domain must name its IOMMU, and root complexes 
 TEST_CASE("PCIe segments describe thousands of endpoints", "[cli][config][multi_iommu]") {
     // One bus space (256 buses) holds only so many endpoints; 16 segments of 14 root
     // ports, each with a 16-port switch (18 buses per root port), hold 3584.
-    ordered_json p = ordered_json::parse(R"({ "name": "many", "duration_us": 1, "topology": { "root_complexes": [] },
+    ordered_json p = ordered_json::parse(R"({ "name": "many", "duration_us": 1, "topology": { "root_complexes": [], "switches": [] },
                                               "devices": [] })");
+    // (Both arrays exist up front: inserting a key into an ordered_json object
+    // would invalidate the reference `rcs`.)
     auto& rcs = p["topology"]["root_complexes"];
     for (int s = 0; s < 16; ++s) {
         char buf[32];
