@@ -87,6 +87,8 @@ struct Smmuv3Params {
     Duration per_entry_invalidate = Duration::ns(1);
     /// ns; one event / PRI record or CMD_SYNC MSI write; calibration.md "status write 60-100 ns".
     Duration record_write = Duration::ns(60);
+    /// ns; fixed per-request latency in the unit on top of cache lookups; estimate (as the VT-d unit).
+    Duration pipeline = Duration::ns(2);
     /// ns; one MMIO register access inside the unit; estimate (on-die register file).
     Duration mmio_access = Duration::ns(5);
     /// ns; formatting and issuing one ATS Invalidate Request message; estimate.

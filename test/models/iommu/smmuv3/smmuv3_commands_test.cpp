@@ -180,7 +180,7 @@ TEST_CASE("a set reserved bit or a reserved field value makes a command CERROR_I
     CHECK_FALSE(ill({op::kTlbiNhVa, 1ull << 63}));       // a VA may use every bit
 }
 
-TEST_CASE("range fields need IDR3.RIL and a granule; 16-bit tags need ASID16 / VMID16", "[unit]") {
+TEST_CASE("range fields need IDR3.RIL and a granule, 16-bit tags need ASID16 / VMID16", "[unit]") {
     Smmuv3Params no_ril;
     no_ril.ril = false;
     const uint64_t num = 1ull << 12, scale = 1ull << 20, tg4k = 1ull << 10, ttl = 1ull << 8;
@@ -405,7 +405,7 @@ TEST_CASE("CFGI commands map to STE and CD cache scopes", "[unit]") {
     CHECK_FALSE(config_invalidation(cmd(op::kTlbiNsnhAll)));
 }
 
-TEST_CASE("ATC_INV becomes an ATS Invalidate Request of 2^Size pages; Size 52 is the whole ATC", "[unit]") {
+TEST_CASE("ATC_INV becomes an ATS Invalidate Request of 2^Size pages, Size 52 is the whole ATC", "[unit]") {
     Command c = cmd(op::kAtcInv);
     c.sid = 0x0300;
     c.ssv = true;

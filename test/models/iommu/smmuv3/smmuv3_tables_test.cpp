@@ -97,7 +97,7 @@ TEST_CASE("level-1 stream table and CD descriptors have the architected layout",
 
 // ------------------------------------------------------------------ Config
 
-TEST_CASE("every STE.Config: abort, bypass, stage 1, stage 2, nested; reserved values are C_BAD_STE", "[unit]") {
+TEST_CASE("every STE.Config: abort, bypass, stage 1, stage 2, nested, reserved values are C_BAD_STE", "[unit]") {
     Smmu u;
     auto s1 = u.env.build(arm_cfg(false));
     auto s2 = u.env.build(arm_cfg(true));
@@ -210,7 +210,7 @@ TEST_CASE("a linear stream table: StreamIDs beyond LOG2SIZE are C_BAD_STREAMID",
     CHECK(r.reads == 0);
 }
 
-TEST_CASE("a 2-level stream table: L1 Span and L2Ptr select the STE; sparse StreamIDs need no L2 table", "[unit]") {
+TEST_CASE("a 2-level stream table: L1 Span and L2Ptr select the STE, sparse StreamIDs need no L2 table", "[unit]") {
     Smmu u;
     StreamTableWriter st(u.env.mem, u.alloc, 20, true, 8); // Linux: SPLIT 8, 256 STEs per L2 table
     CHECK(st.strtab_base_cfg_reg() == (1u << 16 | 8u << 6 | 20u));
@@ -429,7 +429,7 @@ TEST_CASE("EATS: 0 no ATS, 1 full ATS, 2 split-stage with stage 2 checking trans
     }
 }
 
-TEST_CASE("STRW = EL2 tags stage 1 with the EL2 regime and no VMID; it excludes stage 2", "[unit]") {
+TEST_CASE("STRW = EL2 tags stage 1 with the EL2 regime and no VMID, it excludes stage 2", "[unit]") {
     Smmu u;
     auto t = u.env.build(arm_cfg(false));
     u.s1_stream(1, t->config(), 0, 0, 0, 77);
