@@ -418,3 +418,39 @@ TEST_CASE("SMMUv3 translated requests pass with EATS = 1 and are F_TRANSL_FORBID
         CHECK(Event::decode(r.event(0)).id == evt::kTranslForbidden);
     });
 }
+
+TEST_CASE("SMMUv3 nested stream: the CD is fetched through stage 2 and DMA goes through both stages", "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        // Guest memory at GPA g lives at HPA g + 0x4000'0000; stage 2 maps the guest's first 16 MiB.
+        constexpr uint64_t kGuest = 0x4000'0000;
+        iommu::test::OffsetMem guest(r.m(), kGuest);
+        BumpAllocator guest_tables{0x10'0000, 0x10'0000};
+        auto s2 = TableBuilder::create(r.m(), iommu::test::arm_cfg(true), std::ref(r.tables));
+        REQUIRE(s2);
+        REQUIRE(s2->map(0, kGuest, 0x100'0000, 21) == MapError::none);
+        auto s1 = TableBuilder::create(guest, iommu::test::arm_cfg(false), std::ref(guest_tables));
+        REQUIRE(s1);
+        REQUIRE(s1->map(0x8000, 0x60'0000, 0x1000, 12) == MapError::none);
+        CdTableWriter cds(guest, [&](uint64_t b, uint64_t a) { return guest_tables(b, a); }, 0, 0);
+        REQUIRE(cds.write_cd(0, linux_cd(s1->config(), 2)));
+        Ste s = ste(ste_cfg::kNested);
+        s.s1_context_ptr = cds.context_ptr(); // an IPA
+        set_s2(s, s2->config(), 3);
+        REQUIRE(r.st->write_ste(kSid, s));
+        uint64_t v = 0x77;
+        pcie::TlpExtension ext;
+        REQUIRE(r.dma(0x8008, true, v, &ext) == tlm::TLM_OK_RESPONSE);
+        CHECK(ext.output_address == kGuest + 0x60'0008);
+        CHECK(r.m().read_u64(kGuest + 0x60'0008) == 0x77);
+        // A stage-2 fault on the output IPA is recorded with S2 = 1 and the IPA.
+        REQUIRE(s1->map(0x9000, 0x200'0000, 0x1000, 12) == MapError::none); // beyond stage 2's 16 MiB
+        CHECK(r.dma(0x9000, false, v) != tlm::TLM_OK_RESPONSE);
+        const Event e = Event::decode(r.event(0));
+        CHECK(e.id == evt::kTranslation);
+        CHECK(e.s2);
+        CHECK(e.ipa == 0x200'0000);
+        CHECK(e.input_addr == 0x9000);
+    });
+}
