@@ -15,9 +15,10 @@ bool overlaps(uint64_t base, unsigned shift, uint64_t addr, uint64_t size) {
 } // namespace
 
 bool scope_matches(const InvalidationScope& s, uint32_t domain, uint32_t as, bool global, TranslationKind kind,
-                   uint64_t va, unsigned shift, uint64_t ipa) {
+                   uint64_t va, unsigned shift, uint64_t ipa, Regime regime) {
     using K = InvalidationScope::Kind;
     using St = InvalidationScope::Stage;
+    if (regime != s.regime) return false;
     const bool s2_entry = kind == TranslationKind::s2 || kind == TranslationKind::s2_ipa;
     if (kind == TranslationKind::s1 && s.stage == St::s2) return false;
     if (s2_entry && s.stage == St::s1) return false;
@@ -45,9 +46,9 @@ bool scope_matches(const InvalidationScope& s, uint32_t domain, uint32_t as, boo
 Iotlb::Iotlb(std::string name, const CacheGeometry& g, stats::Group* parent) : cache_(std::move(name), g, parent) {}
 
 void Iotlb::insert(uint32_t domain, uint32_t as, uint64_t iova, TranslationKind kind, unsigned page_shift, bool global,
-                   const IotlbEntry& e) {
+                   const IotlbEntry& e, Regime regime) {
     if (!cache_.enabled()) return;
-    const CacheKey k = make_key(domain, as, iova, kind, page_shift, global);
+    const CacheKey k = make_key(domain, as, iova, kind, page_shift, global, regime);
     const uint32_t before = cache_.size();
     CacheKey ek;
     const bool evicted = cache_.insert(k, pack(e), &ek);
@@ -81,7 +82,8 @@ uint64_t Iotlb::invalidate(const InvalidationScope& s) {
         auto kind = static_cast<TranslationKind>((k.b >> 12) & 7);
         auto domain = static_cast<uint32_t>(k.b >> 40);
         auto as = static_cast<uint32_t>((k.b >> 16) & kTagMask);
-        bool hit = scope_matches(s, domain, as, global, kind, k.a << shift, shift, e.ipa & ~uint64_t{0xFFF});
+        auto regime = static_cast<Regime>((k.b >> kRegimeShift) & 3);
+        bool hit = scope_matches(s, domain, as, global, kind, k.a << shift, shift, e.ipa & ~uint64_t{0xFFF}, regime);
         if (hit) account(k, -1);
         return hit;
     });
@@ -98,7 +100,7 @@ uint64_t Iotlb::invalidate_range_by_probe(const InvalidationScope& s, uint64_t l
                 if (kind == TranslationKind::s2 && s.stage == InvalidationScope::Stage::s1) continue;
                 if (kind != TranslationKind::s2 && s.stage == InvalidationScope::Stage::s2) continue;
                 for (int g = 0; g < (globals ? 2 : 1); ++g) {
-                    CacheKey k = make_key(s.domain_tag, s.has_as ? s.as_tag : 0, vpn << sh, kind, sh, g == 1);
+                    CacheKey k = make_key(s.domain_tag, s.has_as ? s.as_tag : 0, vpn << sh, kind, sh, g == 1, s.regime);
                     if (cache_.erase(k)) {
                         account(k, -1);
                         ++n;

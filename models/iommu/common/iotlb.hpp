@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Fidelity: a generic IOTLB on SetAssocCache. Key = (domain tag, address-space
-// tag, IOVA page, page size, translation kind), packed into two uint64. Mixed
+// tag, IOVA page, page size, translation kind, regime), packed into two uint64. Mixed
 // page sizes share one structure: a lookup probes only the sizes currently
 // cached (ascending), and global entries (x86 G=1, Arm nG=0) are stored once per
 // domain and match every address-space tag. Entries keep stage-1 and stage-2
@@ -57,9 +57,9 @@ public:
 
     Iotlb(std::string name, const CacheGeometry& g, stats::Group* parent);
 
-    IotlbHit lookup(uint32_t domain, uint32_t as, uint64_t iova, TranslationKind kind);
+    IotlbHit lookup(uint32_t domain, uint32_t as, uint64_t iova, TranslationKind kind, Regime regime = Regime::el1);
     void insert(uint32_t domain, uint32_t as, uint64_t iova, TranslationKind kind, unsigned page_shift, bool global,
-                const IotlbEntry& e);
+                const IotlbEntry& e, Regime regime = Regime::el1);
     /// Applies a generic scope; returns the number of entries removed.
     uint64_t invalidate(const InvalidationScope& s);
 
@@ -90,11 +90,14 @@ public:
     }
     const SetAssocCache<Packed>& cache() const { return cache_; }
 
+    /// b = domain 63:40 | as 39:16 | global 15 | kind 14:12 | regime 9:8 | page_shift 7:0.
     static CacheKey make_key(uint32_t domain, uint32_t as, uint64_t iova, TranslationKind kind, unsigned page_shift,
-                             bool global) {
+                             bool global, Regime regime = Regime::el1) {
         return {iova >> page_shift, (uint64_t{domain & kTagMask} << 40) | (uint64_t{global ? 0 : (as & kTagMask)} << 16) |
-                                        (uint64_t{global} << 15) | (uint64_t(kind) << 12) | page_shift};
+                                        (uint64_t{global} << 15) | (uint64_t(kind) << 12) |
+                                        (uint64_t(regime) << kRegimeShift) | page_shift};
     }
+    static constexpr unsigned kRegimeShift = 8;
 
 private:
     static constexpr uint32_t kTagMask = (1u << kTagBits) - 1;
@@ -120,13 +123,16 @@ private:
     uint32_t irregular_s2_ = 0;            ///< see account()
 };
 
-inline IotlbHit Iotlb::lookup(uint32_t domain, uint32_t as, uint64_t iova, TranslationKind kind) {
+// Always inlined: it is the whole of an IOTLB hit, and callers with more than one
+// call site (translate, translate_s1) would otherwise get an out-of-line call.
+[[gnu::always_inline]] inline IotlbHit Iotlb::lookup(uint32_t domain, uint32_t as, uint64_t iova,
+                                                     TranslationKind kind, Regime regime) {
     IotlbHit h;
     for (uint64_t m = shift_mask_; m; m &= m - 1) {
         auto shift = static_cast<unsigned>(std::countr_zero(m));
-        const Packed* e = cache_.probe(make_key(domain, as, iova, kind, shift, false));
+        const Packed* e = cache_.probe(make_key(domain, as, iova, kind, shift, false, regime));
         if (!e && globals_) {
-            e = cache_.probe(make_key(domain, as, iova, kind, shift, true));
+            e = cache_.probe(make_key(domain, as, iova, kind, shift, true, regime));
             h.global = e != nullptr;
         }
         if (e) {
@@ -140,9 +146,9 @@ inline IotlbHit Iotlb::lookup(uint32_t domain, uint32_t as, uint64_t iova, Trans
     return h;
 }
 
-/// Whether a scope removes a cached translation of `kind` covering
+/// Whether a scope removes a cached translation of `kind` and `regime` covering
 /// [va, va + 2^shift) (va in the kind's input space; ipa for nested entries).
 bool scope_matches(const InvalidationScope& s, uint32_t domain, uint32_t as, bool global, TranslationKind kind,
-                   uint64_t va, unsigned shift, uint64_t ipa);
+                   uint64_t va, unsigned shift, uint64_t ipa, Regime regime = Regime::el1);
 
 } // namespace iommusim::iommu

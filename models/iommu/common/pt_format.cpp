@@ -6,7 +6,9 @@
 namespace iommusim::iommu {
 
 FaultKind PageTableFormat::check_input(uint64_t va, const StageConfig& c) const {
-    return (c.input_bits < 64 && (va >> c.input_bits)) ? FaultKind::address_size : FaultKind::none;
+    if (c.input_bits >= 64) return FaultKind::none;
+    // An upper (TTB1) range holds the addresses whose bits above the range are all ones.
+    return ((c.upper ? ~va : va) >> c.input_bits) ? FaultKind::address_size : FaultKind::none;
 }
 
 const char* PageTableFormat::check_common(const StageConfig& c, unsigned max_concat_bits) {

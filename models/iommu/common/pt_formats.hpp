@@ -289,7 +289,7 @@ public:
         r.kind = Descriptor::Kind::leaf;
         r.page_shift = static_cast<uint8_t>(shift);
         r.accessed = d & AF;
-        r.af_fault = true;
+        r.af_fault = !c.af_fault_disable;
         bool dbm = c.hw_access_dirty && (d & DBM);
         if (s2_) {
             bool rd = d & AP1, wr = d & AP2, x = !(c.execute_enable && (d & XN));

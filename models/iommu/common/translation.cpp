@@ -14,6 +14,14 @@ std::string_view to_string(PtFormat f) {
     return "?";
 }
 
+std::string_view to_string(Regime r) {
+    switch (r) {
+    case Regime::el1: return "el1";
+    case Regime::el2: return "el2";
+    }
+    return "?";
+}
+
 std::string_view to_string(FaultKind k) {
     switch (k) {
     case FaultKind::none: return "none";

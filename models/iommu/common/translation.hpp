@@ -39,6 +39,43 @@ struct StageConfig {
     bool hw_access_dirty = false;///< hardware A/D (VT-d SLADE/EAFE, Arm HA/HD, AMD HAD)
     bool write_protect = false;  ///< WPE: supervisor writes honour R/W
     bool execute_enable = true;  ///< XD/XN honoured when set (NXE-like)
+    /// Arm upper VA range (TTB1 / TTBR1): input bits 63:input_bits are all ones
+    /// instead of all zeros; the tables index the low input_bits as for TTB0.
+    bool upper = false;
+    /// Arm SMMU CD.AFFD / STE.S2AFFD: a leaf with AF = 0 does not fault (without hardware AF update).
+    bool af_fault_disable = false;
+};
+
+/// The translation regime a stage-1 cache entry belongs to: which TLB
+/// maintenance reaches it (Arm ARM D8 "translation regimes"; SMMUv3 STE.STRW).
+/// Every family but SMMUv3 uses el1 only. EL2 entries carry no VMID.
+enum class Regime : uint8_t {
+    el1 = 0, ///< NS-EL1 (and every non-Arm entry): SMMU CMD_TLBI_NH_*, S12_VMALL, NSNH_ALL
+    el2 = 1, ///< NS-EL2 (hypervisor / E2H host): SMMU CMD_TLBI_EL2_*
+};
+
+std::string_view to_string(Regime r);
+
+/// Two stage-1 VA ranges (Arm VMSAv8-64 TTBR0/TTBR1; SMMUv3 CD TTB0/TTB1,
+/// spec 5.4 and 3.4.1): VA[55] selects the lower (TranslationContext::s1) or
+/// the upper (s1_upper) range. With top-byte ignore for the selected range,
+/// VA[63:56] are not translated (the core replaces them by copies of VA[55]
+/// before any lookup, as QEMU's select_tt and the Arm ARM do); the remaining
+/// top bits must all equal VA[55], else the address lies in neither range: a
+/// translation fault at level 0. A range whose walks are disabled (EPD0/EPD1)
+/// faults the same way on a cache miss.
+struct VaRanges {
+    bool split = false;                  ///< two ranges (off: s1 alone, the other families)
+    bool tbi_lower = false, tbi_upper = false;
+    bool walk_lower = true, walk_upper = true; ///< !EPD0 / !EPD1
+
+    /// The address the caches and tables see: top byte replaced by VA[55] copies under TBI.
+    uint64_t effective(uint64_t va) const {
+        const bool hi = (va >> 55) & 1;
+        if (!(hi ? tbi_upper : tbi_lower)) return va;
+        constexpr uint64_t top = uint64_t{0xFF} << 56;
+        return hi ? (va | top) : (va & ~top);
+    }
 };
 
 /// The result of context resolution: where walks start and how cache entries
@@ -47,9 +84,12 @@ struct StageConfig {
 struct TranslationContext {
     uint32_t domain_tag = 0;
     uint32_t as_tag = 0;
+    Regime regime = Regime::el1;   ///< tags stage-1 cache entries (SMMU STE.STRW)
     bool pass_through = false;     ///< no translation at all (VT-d PGTT=4, AMD/SMMU bypass)
-    StageConfig s1;
+    StageConfig s1;                ///< stage 1 (the lower VA range when va.split)
     StageConfig s2;
+    VaRanges va;                   ///< Arm TTB0/TTB1 selection, TBI, EPD
+    StageConfig s1_upper;          ///< the upper VA range's stage 1 (used only when va.split; upper = true)
     bool allow_supervisor = false; ///< VT-d SRE, Arm/AMD privilege checks
     bool allow_execute = false;    ///< VT-d ERE
     bool ats_allowed = false;      ///< device-TLB / EATS enabled for this device
@@ -134,6 +174,8 @@ struct Translation {
 /// and the core applies them to the IOTLB, the walk caches and (for device
 /// scopes) the ATC-invalidation path. Semantics applied by the core
 /// (iotlb.cpp scope_matches, walk_cache.cpp):
+///  - every kind reaches only the entries of its regime (all = everything of
+///    the regime: SMMU NSNH_ALL spares EL2 entries, EL2_ALL spares EL1 ones);
 ///  - domain_as / as_only keep global entries (include_global is not used) and
 ///    never touch stage-2 caches, which are tagged by domain only;
 ///  - range drops every cached translation or walk-cache entry whose region
@@ -163,6 +205,7 @@ struct InvalidationScope {
     /// Which cached stage the scope targets: stage-1 entries tagged by PASID/ASID,
     /// stage-2 (IPA) entries, or both.
     enum class Stage : uint8_t { both, s1, s2 } stage = Stage::both;
+    Regime regime = Regime::el1; ///< the regime whose entries the scope reaches
 };
 
 } // namespace iommusim::iommu

@@ -8,7 +8,13 @@
 // entry whose leaf is still clean under hardware dirty tracking, walks again
 // so the architected fault (stage, level) or the dirty update comes from the
 // tables. Faults are not cached. Pass-through contexts translate 1:1 without
-// any memory access. Not modelled here: lookup latency and walk-slot
+// any memory access. Arm two-range stage 1: the IOTLB is looked up with the
+// effective address (top byte ignored under TBI) and entries are tagged by the
+// context's regime. Split-stage ATS (SMMUv3 EATS=2): translate_s1() answers a
+// Translation Request with stage 1 only (an IPA; a nested IOTLB entry serves
+// it, a miss walks stage 1 without filling the IOTLB since it has no final
+// output), check_s2() translates a translated request's IPA by stage 2
+// through the stage-2 cache. Not modelled here: lookup latency and walk-slot
 // contention (the SystemC shell charges them), request admission checks.
 #include "models/common/stats.hpp"
 #include "models/iommu/common/iotlb.hpp"
@@ -30,6 +36,11 @@ public:
     TranslationCore(WalkMemPort& port, const TranslationCoreParams& p, stats::Group* parent);
 
     TranslateResult translate(const TranslationContext& ctx, const AccessRequest& req);
+    /// Split-stage ATS: stage 1 of ctx only; t.output is the IPA, rights are stage 1's.
+    TranslateResult translate_s1(const TranslationContext& ctx, const AccessRequest& req);
+    /// Split-stage ATS: the stage-2 check of a translated request whose address is an IPA.
+    /// iotlb_hit means the stage-2 cache served it.
+    TranslateResult check_s2(const TranslationContext& ctx, const AccessRequest& req);
     /// Applies a scope to the IOTLB, walk caches and stage-2 cache; returns entries removed.
     uint64_t invalidate(const InvalidationScope& s);
 

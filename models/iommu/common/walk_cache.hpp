@@ -4,7 +4,8 @@
 // level, like Intel's PML4/PDPT/PDE caches and Arm's walk caches. An entry at
 // level L caches the table descriptor selected by IOVA bits above that level
 // and yields the next table's address plus the rights accumulated so far, so
-// a hit at level 2 leaves one descriptor read. Under nesting, stage-1 entries
+// a hit at level 2 leaves one descriptor read. Entries carry the regime of
+// the walk (stage-1 entries: the context's; stage 2: el1). Under nesting, stage-1 entries
 // also hold the host-physical address of the next stage-1 table, so a hit skips
 // its stage-2 translation too. Keys are compatible with the IOTLB's (domain
 // tag, address-space tag, kind) and the same InvalidationScopes apply; a
@@ -51,9 +52,10 @@ public:
         unsigned level = 0; ///< level of the cached descriptor
     };
     /// Deepest cached descriptor on va's path (probes level 2 upwards).
-    std::optional<Hit> lookup(uint32_t domain, uint32_t as, WalkKind kind, uint64_t va, const StageConfig& c);
+    std::optional<Hit> lookup(uint32_t domain, uint32_t as, WalkKind kind, uint64_t va, const StageConfig& c,
+                              Regime regime = Regime::el1);
     void insert(uint32_t domain, uint32_t as, WalkKind kind, uint64_t va, unsigned level, const StageConfig& c,
-                const WalkCacheEntry& e);
+                const WalkCacheEntry& e, Regime regime = Regime::el1);
     uint64_t invalidate(const InvalidationScope& s);
 
     bool enabled() const { return enabled_; }
@@ -64,12 +66,15 @@ public:
     }
 
 private:
-    static CacheKey key(uint32_t domain, uint32_t as, WalkKind kind, uint64_t va, unsigned level, const StageConfig& c) {
+    /// b = domain 63:40 | as 39:16 | kind 15:12 | regime 10:9 | granule shift 8:4 | level 3:0.
+    static CacheKey key(uint32_t domain, uint32_t as, WalkKind kind, uint64_t va, unsigned level, const StageConfig& c,
+                        Regime regime) {
         constexpr uint32_t m = (1u << Iotlb::kTagBits) - 1;
         return {va >> PageTableFormat::level_shift(c, level),
                 (uint64_t{domain & m} << 40) | (uint64_t{as & m} << 16) | (uint64_t(kind) << 12) |
-                    (uint64_t{c.granule_shift} << 4) | level};
+                    (uint64_t(regime) << kRegimeShift) | (uint64_t{c.granule_shift} << 4) | level};
     }
+    static constexpr unsigned kRegimeShift = 9;
     stats::Group group_;
     std::vector<std::unique_ptr<SetAssocCache<WalkCacheEntry>>> levels_; ///< index = level - 2
     unsigned top_ = 0;

@@ -59,6 +59,7 @@ Walker::StageOut Walker::translate_s2(const TranslationContext& ctx, uint64_t ip
         if (h.hit && (h.entry.s2_perms & need) == need && !(write && h.entry.dirty_pending)) {
             StageOut o;
             o.stage = 2;
+            o.cached = true;
             o.out = h.entry.output | (ipa & low_mask(h.page_shift));
             o.page_shift = h.page_shift;
             o.perms = h.entry.s2_perms;
@@ -66,7 +67,7 @@ Walker::StageOut Walker::translate_s2(const TranslationContext& ctx, uint64_t ip
             return o;
         }
     }
-    StageOut r = walk_stage(ctx, true, ipa, need, write, false);
+    StageOut r = walk_stage(ctx, ctx.s2, true, ipa, need, write, false);
     if (r.fault != FaultKind::none) {
         r.s1ptw = s1ptw;
         return r;
@@ -81,23 +82,23 @@ Walker::StageOut Walker::translate_s2(const TranslationContext& ctx, uint64_t ip
     return r;
 }
 
-Walker::StageOut Walker::walk_stage(const TranslationContext& ctx, bool stage2, uint64_t va, uint8_t need, bool write,
-                                    bool nested) {
-    switch ((stage2 ? ctx.s2 : ctx.s1).format) {
+Walker::StageOut Walker::walk_stage(const TranslationContext& ctx, const StageConfig& c, bool stage2, uint64_t va,
+                                    uint8_t need, bool write, bool nested) {
+    switch (c.format) {
     case PtFormat::x86_64: break;
-    case PtFormat::vtd_ss: return walk_levels(formats::kVtdSs, ctx, stage2, va, need, write, nested);
-    case PtFormat::amd_v1: return walk_levels(formats::kAmdV1, ctx, stage2, va, need, write, nested);
-    case PtFormat::arm_s1: return walk_levels(formats::kArmS1, ctx, stage2, va, need, write, nested);
-    case PtFormat::arm_s2: return walk_levels(formats::kArmS2, ctx, stage2, va, need, write, nested);
+    case PtFormat::vtd_ss: return walk_levels(formats::kVtdSs, ctx, c, stage2, va, need, write, nested);
+    case PtFormat::amd_v1: return walk_levels(formats::kAmdV1, ctx, c, stage2, va, need, write, nested);
+    case PtFormat::arm_s1: return walk_levels(formats::kArmS1, ctx, c, stage2, va, need, write, nested);
+    case PtFormat::arm_s2: return walk_levels(formats::kArmS2, ctx, c, stage2, va, need, write, nested);
     }
-    return walk_levels(formats::kX86, ctx, stage2, va, need, write, nested); // x86_64 (and, like format_of(), anything else)
+    return walk_levels(formats::kX86, ctx, c, stage2, va, need, write, nested); // x86_64 (and, like format_of(), anything else)
 }
 
 template <class Format>
-Walker::StageOut Walker::walk_levels(const Format& f, const TranslationContext& ctx, bool stage2, uint64_t va,
-                                     uint8_t need, bool write, bool nested) {
+Walker::StageOut Walker::walk_levels(const Format& f, const TranslationContext& ctx, const StageConfig& cfg,
+                                     bool stage2, uint64_t va, uint8_t need, bool write, bool nested) {
     // A local copy: its fields stay in registers across the port's virtual read.
-    const StageConfig c = stage2 ? ctx.s2 : ctx.s1;
+    const StageConfig c = cfg;
     StageOut o;
     o.stage = stage2 ? 2 : 1;
     o.fault_addr = va;
@@ -112,12 +113,13 @@ Walker::StageOut Walker::walk_levels(const Format& f, const TranslationContext& 
     WalkCache& pwc = stage2 ? s2_pwc_ : s1_pwc_;
     const WalkKind wk = stage2 ? WalkKind::s2 : (nested ? WalkKind::s1_nested : WalkKind::s1);
     const uint32_t as = stage2 ? 0 : ctx.as_tag;
+    const Regime regime = stage2 ? Regime::el1 : ctx.regime;
     unsigned level = c.levels;
     uint64_t table = c.root, table_hpa = c.root;
     bool have_hpa = !nested;
     uint8_t limit = perm::all;
     const bool use_pwc = pwc.enabled();
-    if (auto h = use_pwc ? pwc.lookup(ctx.domain_tag, as, wk, va, c) : std::nullopt) {
+    if (auto h = use_pwc ? pwc.lookup(ctx.domain_tag, as, wk, va, c, regime) : std::nullopt) {
         // The cached descriptor covers its whole level-h region, but an AMD
         // level skip below it constrains va further: the check a cold walk
         // makes at that descriptor (skipped index bits zero) is made here too.
@@ -161,7 +163,7 @@ Walker::StageOut Walker::walk_levels(const Format& f, const TranslationContext& 
             if (pending) {
                 pend.table_hpa = table_hpa;
                 pend.hpa_valid = hpa_ok;
-                pwc.insert(ctx.domain_tag, as, wk, va, pending_level, c, pend);
+                pwc.insert(ctx.domain_tag, as, wk, va, pending_level, c, pend, regime);
                 pending = false;
             }
         }
@@ -193,7 +195,7 @@ Walker::StageOut Walker::walk_levels(const Format& f, const TranslationContext& 
                     pending_level = level;
                     pend = e;
                 } else {
-                    pwc.insert(ctx.domain_tag, as, wk, va, level, c, e);
+                    pwc.insert(ctx.domain_tag, as, wk, va, level, c, e, regime);
                 }
             }
             level = d.next_level;
@@ -232,40 +234,77 @@ Walker::StageOut Walker::walk_levels(const Format& f, const TranslationContext& 
     }
 }
 
-WalkOutcome Walker::walk(const TranslationContext& ctx, const AccessRequest& req) {
+const StageConfig* Walker::select_range(const TranslationContext& ctx, uint64_t& va, StageOut& fault) {
+    va = ctx.va.effective(va);
+    const bool upper = (va >> 55) & 1;
+    const StageConfig& c = upper ? ctx.s1_upper : ctx.s1;
+    fault.stage = 1;
+    fault.fault_addr = va;
+    if (!(upper ? ctx.va.walk_upper : ctx.va.walk_lower)) { // EPDx = 1: a miss is a translation fault
+        fault.fault = FaultKind::not_present;
+        return nullptr;
+    }
+    if (c.upper != upper || !(upper ? config_ok(c, valid_s1u_, have_valid_s1u_) : config_ok(c, valid_s1_, have_valid_s1_))) {
+        fault.fault = FaultKind::invalid_config;
+        return nullptr;
+    }
+    if (((upper ? ~va : va) >> c.input_bits) != 0) { // in the gap between the two ranges
+        fault.fault = FaultKind::not_present;
+        return nullptr;
+    }
+    return &c;
+}
+
+WalkOutcome Walker::walk(const TranslationContext& ctx, const AccessRequest& req, WalkStages stages) {
     const uint64_t r0 = port_.reads(), w0 = port_.writes();
     const Duration l0 = port_.latency();
-    walks_.inc();
     WalkOutcome o;
     const uint8_t need = perm::needed(req.write, req.execute, req.privileged);
     StageOut res;
-    if (ctx.s1.enabled && !config_ok(ctx.s1, valid_s1_, have_valid_s1_)) {
+    const StageConfig* c1 = &ctx.s1;
+    uint64_t va = req.iova;
+    if (stages != WalkStages::s2_only) walks_.inc();
+    if (stages == WalkStages::s2_only) {
+        if (!ctx.s2.enabled || !config_ok(ctx.s2, valid_s2_, have_valid_s2_)) {
+            res.fault = FaultKind::invalid_config;
+            res.stage = 2;
+        } else {
+            res = translate_s2(ctx, req.iova, need, req.write, false);
+            o.s2_perms = res.perms;
+            o.s2_cache_hit = res.cached;
+        }
+        if (!o.s2_cache_hit) walks_.inc();
+    } else if (ctx.s1.enabled && ctx.va.split && !(c1 = select_range(ctx, va, res))) {
+        // Arm TTB0/TTB1 selection failed: res holds the fault.
+    } else if (ctx.s1.enabled && !ctx.va.split && !config_ok(ctx.s1, valid_s1_, have_valid_s1_)) {
         res.fault = FaultKind::invalid_config;
         res.stage = 1;
-    } else if (ctx.s2.enabled && !config_ok(ctx.s2, valid_s2_, have_valid_s2_)) {
+    } else if (ctx.s2.enabled && (ctx.s1.enabled || stages == WalkStages::all) &&
+               !config_ok(ctx.s2, valid_s2_, have_valid_s2_)) {
         res.fault = FaultKind::invalid_config;
         res.stage = 2;
     } else if (ctx.s1.enabled) {
         const bool nested = ctx.s2.enabled;
-        res = walk_stage(ctx, false, req.iova, need, req.write, nested);
+        res = walk_stage(ctx, *c1, false, va, need, req.write, nested);
         o.s1_perms = res.perms;
         if (res.fault == FaultKind::none && nested) {
             o.ipa = res.out;
-            StageOut s2 = translate_s2(ctx, res.out, need, req.write, false);
-            if (s2.fault != FaultKind::none) {
-                res = s2;
-            } else {
-                res.out = s2.out;
-                res.page_shift = std::min(res.page_shift, s2.page_shift);
-                res.snoop = res.snoop || s2.snoop;
-                res.dirty_pending = res.dirty_pending || s2.dirty_pending;
-                o.s2_perms = s2.perms;
+            if (stages == WalkStages::all) { // split-stage ATS stops at the IPA
+                StageOut s2 = translate_s2(ctx, res.out, need, req.write, false);
+                if (s2.fault != FaultKind::none) {
+                    res = s2;
+                } else {
+                    res.out = s2.out;
+                    res.page_shift = std::min(res.page_shift, s2.page_shift);
+                    res.snoop = res.snoop || s2.snoop;
+                    res.dirty_pending = res.dirty_pending || s2.dirty_pending;
+                    o.s2_perms = s2.perms;
+                }
             }
         }
-    } else if (ctx.s2.enabled) {
-        res = walk_stage(ctx, true, req.iova, need, req.write, false);
+    } else if (ctx.s2.enabled && stages == WalkStages::all) {
+        res = walk_stage(ctx, ctx.s2, true, req.iova, need, req.write, false);
         o.s2_perms = res.perms;
-        o.s1_perms = perm::all;
     } else {
         res.fault = FaultKind::invalid_config;
     }

@@ -13,7 +13,12 @@
 // on Arm leaves), D / dirty state on the leaf for writes, by compare-exchange;
 // under nesting these writes need stage-2 write permission on the table page.
 // Faults carry kind, stage, level (1 = last) and address; a stage-2 fault on a
-// stage-1 table address sets s1ptw. Not modelled: concurrent walks racing on
+// stage-1 table address sets s1ptw. Arm two-range stage 1 (TranslationContext
+// va / s1_upper): VA[55] selects TTB0 or TTB1, top byte ignored per range,
+// the gap between the ranges and a range with walks disabled (EPD) give a
+// translation fault at level 0; entries are tagged by the context's regime.
+// Split-stage ATS (Arm EATS=2): a walk may stop after stage 1 of a nested
+// context (output = IPA) or run stage 2 alone on an IPA (WalkStages). Not modelled: concurrent walks racing on
 // A/D (the compare-exchange result is not retried), walk-slot contention (the
 // shell's job), request admission (VT-d SRE/ERE: the family checks them).
 #include <cstdint>
@@ -30,12 +35,22 @@
 
 namespace iommusim::iommu {
 
+/// Which stages a walk performs (split-stage ATS, SMMUv3 STE.EATS = 2 with
+/// CR0.ATSCHK: the Translation Request gets stage 1, the translated request
+/// is checked by stage 2; SMMUv3 spec 3.9.1.2).
+enum class WalkStages : uint8_t {
+    all,     ///< every enabled stage
+    s1_only, ///< stage 1 (of a nested context: its table addresses still go through stage 2); output = IPA
+    s2_only, ///< stage 2 alone; the request's address is an IPA
+};
+
 struct WalkOutcome {
     Translation t;                ///< fault, or output / page_shift / rights of the request's iova
     uint8_t s1_perms = perm::all; ///< stage-1 rights (all when stage 1 is off)
     uint8_t s2_perms = perm::all; ///< stage-2 rights (all when stage 2 is off)
     uint64_t ipa = 0;             ///< nested: stage-1 output address
     bool dirty_pending = false;   ///< leaf left clean: a later write must walk again
+    bool s2_cache_hit = false;    ///< WalkStages::s2_only: served by the stage-2 cache, no walk
     uint64_t reads = 0, writes = 0;
     Duration latency;
 };
@@ -44,7 +59,7 @@ class Walker {
 public:
     Walker(WalkMemPort& port, const WalkerParams& p, stats::Group* parent);
 
-    WalkOutcome walk(const TranslationContext& ctx, const AccessRequest& req);
+    WalkOutcome walk(const TranslationContext& ctx, const AccessRequest& req, WalkStages stages = WalkStages::all);
     /// Applies a scope to the walk caches and the stage-2 cache.
     uint64_t invalidate(const InvalidationScope& s);
 
@@ -62,14 +77,18 @@ private:
         uint64_t out = 0;
         uint8_t page_shift = 0;
         uint8_t perms = perm::all;
-        bool global = false, snoop = false, dirty_pending = false;
+        bool global = false, snoop = false, dirty_pending = false, cached = false;
     };
-    StageOut walk_stage(const TranslationContext& ctx, bool stage2, uint64_t va, uint8_t need, bool write, bool nested);
+    /// Walks one stage configured by c (ctx.s1, ctx.s1_upper or ctx.s2).
+    StageOut walk_stage(const TranslationContext& ctx, const StageConfig& c, bool stage2, uint64_t va, uint8_t need,
+                        bool write, bool nested);
     /// walk_stage for one concrete format (pt_formats.hpp): one instantiation per
     /// format, so decoding a descriptor is a direct, inlinable call.
     template <class Format>
-    StageOut walk_levels(const Format& f, const TranslationContext& ctx, bool stage2, uint64_t va, uint8_t need,
-                         bool write, bool nested);
+    StageOut walk_levels(const Format& f, const TranslationContext& ctx, const StageConfig& cfg, bool stage2,
+                         uint64_t va, uint8_t need, bool write, bool nested);
+    /// Arm TTB0/TTB1: the stage-1 config for va (made effective under TBI), or null with the fault in `fault`.
+    const StageConfig* select_range(const TranslationContext& ctx, uint64_t& va, StageOut& fault);
     /// Stage-2 translation of an IPA (table address or final output) through the stage-2 cache.
     StageOut translate_s2(const TranslationContext& ctx, uint64_t ipa, uint8_t need, bool write, bool s1ptw);
     /// Writes back an A/D update; under nesting checks stage-2 write rights on the table page.
@@ -88,8 +107,8 @@ private:
     static_assert(std::is_trivially_copyable_v<StageConfig>, "config_ok compares StageConfig bytes");
 
     WalkMemPort& port_;
-    StageConfig valid_s1_, valid_s2_;
-    bool have_valid_s1_ = false, have_valid_s2_ = false;
+    StageConfig valid_s1_, valid_s1u_, valid_s2_;
+    bool have_valid_s1_ = false, have_valid_s1u_ = false, have_valid_s2_ = false;
     stats::Group group_;
     WalkCache s1_pwc_, s2_pwc_;
     Iotlb s2_tlb_;

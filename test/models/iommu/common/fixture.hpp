@@ -3,6 +3,7 @@
 // Shared set-up for the translation-core tests: sparse memory, a bump
 // allocator for table pages, and StageConfig helpers per format.
 #include <memory>
+#include <stdexcept>
 
 #include "models/common/stats.hpp"
 #include "models/iommu/common/table_builder.hpp"
@@ -71,6 +72,32 @@ struct Env {
         auto b = TableBuilder::create(mem, c, std::ref(host_tables), &e);
         if (!b) throw std::runtime_error(std::string("builder: ") + std::string(to_string(e)));
         return b;
+    }
+};
+
+/// Nested tables: guest RAM at GPA g lives at HPA g + kGuestBase; stage-1
+/// tables are allocated in guest memory [1 MiB, 2 MiB), which stage 2 maps
+/// with 4 KiB pages; data pages are mapped by the test.
+struct NestedTables {
+    static constexpr uint64_t kGuestBase = 0x2'0000'0000;
+    OffsetMem guest;
+    BumpAllocator guest_tables{0x10'0000, 0x10'0000};
+    std::unique_ptr<TableBuilder> s2, s1;
+
+    NestedTables(Env& env, const StageConfig& s1c, const StageConfig& s2c) : guest(env.mem, kGuestBase) {
+        s2 = env.build(s2c);
+        s1 = TableBuilder::create(guest, s1c, std::ref(guest_tables));
+        if (!s1 || s2->map(0x10'0000, 0x10'0000 + kGuestBase, 0x10'0000, 12) != MapError::none)
+            throw std::runtime_error("nested tables: set-up failed");
+    }
+    /// A context with both stages.
+    TranslationContext context(uint32_t domain, uint32_t as) const {
+        TranslationContext c;
+        c.domain_tag = domain;
+        c.as_tag = as;
+        c.s1 = s1->config();
+        c.s2 = s2->config();
+        return c;
     }
 };
 

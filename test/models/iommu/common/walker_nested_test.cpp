@@ -12,28 +12,18 @@ using namespace iommusim::iommu::test;
 
 namespace {
 
-/// Guest RAM at GPA g lives at HPA g + kGuestBase; stage-1 tables are
-/// allocated in guest memory [1 MiB, 2 MiB) and mapped by stage 2 with 4 KiB pages.
+/// NestedTables (fixture.hpp) with a walker.
 struct Nested {
-    static constexpr uint64_t kGuestBase = 0x2'0000'0000;
+    static constexpr uint64_t kGuestBase = NestedTables::kGuestBase;
     Env env;
-    OffsetMem guest{env.mem, kGuestBase};
-    BumpAllocator guest_tables{0x10'0000, 0x10'0000};
-    std::unique_ptr<TableBuilder> s2, s1;
+    NestedTables t;
+    OffsetMem& guest = t.guest;
+    std::unique_ptr<TableBuilder>&s2 = t.s2, &s1 = t.s1;
     TranslationContext ctx;
     Walker walker;
 
     Nested(const StageConfig& s1c, const StageConfig& s2c, const WalkerParams& wp)
-        : walker(env.port, wp, &env.root) {
-        s2 = env.build(s2c);
-        s1 = TableBuilder::create(guest, s1c, std::ref(guest_tables));
-        REQUIRE(s1);
-        REQUIRE(s2->map(0x10'0000, 0x10'0000 + kGuestBase, 0x10'0000, 12) == MapError::none);
-        ctx.domain_tag = 7;
-        ctx.as_tag = 3;
-        ctx.s1 = s1->config();
-        ctx.s2 = s2->config();
-    }
+        : t(env, s1c, s2c), ctx(t.context(7, 3)), walker(env.port, wp, &env.root) {}
     /// iova -> gpa at stage 1, gpa -> gpa + kGuestBase at stage 2, 4 KiB each.
     void map(uint64_t iova, uint64_t gpa, LeafAttrs s2attrs = {}) {
         REQUIRE(s1->map(iova, gpa, 0x1000, 12) == MapError::none);

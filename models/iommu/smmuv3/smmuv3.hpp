@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Smmuv3: the Arm SMMUv3 family on the shared IommuShell. Registers, table
+// formats, command decode, events and the fault model are this folder's
+// kernel-free pieces; the shell provides sockets, the DMA path, the command
+// queue engine, the ATS invalidation tracker and the ATS completions.
+//
+// Fidelity — modelled: StreamID = the requester ID; the STE cache (keyed by
+// StreamID) and CD cache (StreamID, SubstreamID) on the shared ConfigCache,
+// filled through the unit's memory port and invalidated by CFGI_*; the
+// IOTLB and walk caches of the core tagged by VMID + ASID + regime (STRW);
+// SMMUEN = 0 passes traffic through or aborts it as GBPA.ABORT says; STE
+// Config = abort terminates without an event; configuration errors and
+// translation faults become event records in the EVTQ (written while
+// EVTQEN, recorded per CD.R / STE.S2R, MSI when IRQ_CTRL.EVTQ_IRQEN and
+// EVTQ_IRQ_CFG0 is set); the CMDQ on the shared engine: CONS published as
+// commands are consumed, CERROR_ILL / CERROR_ABT leave CONS at the bad
+// command with CONS.ERR and GERROR.CMDQ_ERR (MSI per GERROR_IRQ_CFG), an
+// ATC invalidation time-out puts CONS back on the command that waited with
+// CERROR_ATC_INV_SYNC; fetching resumes when software toggles GERRORN.
+// CMD_SYNC's MSI (CS = SIG_IRQ) is a 4-byte write of MSIData to MSIAddress
+// issued after every earlier command, ATC invalidations included. PRI Page
+// Requests go to the PRIQ (MSI per PRIQ_IRQ_CFG); PRI_RESP sends the PRG
+// Response. Translated (AT=10) requests are forwarded when STE.EATS = 1.
+// Not modelled: stalling (faults with CD.S / STE.S2S terminate like
+// unstalled ones: the loosely-timed request path cannot hold a transaction;
+// the kernel-free StallTable of smmuv3_faults.hpp is ready for a shell that
+// can), split-stage ATS (EATS = 2: translated requests are refused with
+// F_TRANSL_FORBIDDEN because the shell forwards translated requests without
+// a stage-2 step — the core's check_s2() is there for it), the stage-1 output
+// to the IPA in ATS completions under EATS = 2, PRIQ automatic responses on
+// overflow (a dropped last request is answered Response Failure), Secure
+// state, GBPA attribute overrides, event merging.
+#include <cstdint>
+#include <optional>
+
+#include "models/iommu/common/config_cache.hpp"
+#include "models/iommu/common/iommu_shell.hpp"
+#include "models/iommu/smmuv3/smmuv3_commands.hpp"
+#include "models/iommu/smmuv3/smmuv3_events.hpp"
+#include "models/iommu/smmuv3/smmuv3_faults.hpp"
+#include "models/iommu/smmuv3/smmuv3_params.hpp"
+#include "models/iommu/smmuv3/smmuv3_regs.hpp"
+#include "models/iommu/smmuv3/smmuv3_tables.hpp"
+
+namespace iommusim::iommu::smmuv3 {
+
+class Smmuv3 final : public IommuShell {
+    friend class IommuShell; // the request path calls the hooks directly (IommuShell::start)
+
+public:
+    Smmuv3(const sc_core::sc_module_name& name, const Smmuv3Params& p, stats::Group* parent);
+    static ShellParams shell_params(const Smmuv3Params& p);
+    const Smmuv3Regs& regs() const { return regs_; }
+
+private:
+    /// Fault codes the shell carries: an event ID, or a silent termination.
+    static constexpr uint32_t kTerminate = 0x100;
+
+    Resolution resolve(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) override;
+    Resolution check_translated(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) override;
+    uint32_t fault_reason(const Translation& t, const AccessRequest& a, const TranslationContext& c) const override;
+    void record_fault(pcie::Bdf rid, const RequestAttrs& req, uint64_t addr, bool write, uint32_t reason,
+                      Duration& local) override;
+    void accept_page_request(const pcie::PageRequest& pr, Duration& local) override;
+    uint64_t mmio_read(uint32_t offset, unsigned len) override { return regs_.read(offset, len); }
+    void mmio_write(uint32_t offset, unsigned len, uint64_t value, Duration& local) override;
+    DecodedCommand decode(std::span<const uint64_t> words) override { return decoder_.decode(words); }
+    void sync_queue(CommandQueue& q) override;
+    void queue_consumed(const CommandQueue& q) override;
+    void report_queue_error(uint32_t code, Duration& local) override;
+    uint64_t invalidate_config(uint8_t cache, const ConfigScope& s) override;
+    void sync_interrupt(Duration&) override {} // CMD_SYNC's MSI is its status write
+    void report_ats_timeout(pcie::Bdf rid, Duration& local) override;
+    void report_unknown_itag(pcie::Bdf, Duration&) override {}
+
+    /// The STE of sid through the STE cache; an event (or silent termination) on failure.
+    struct SteEntry {
+        Ste ste;
+        StreamContext no_cd; ///< the context of transactions that use no CD (S2 only, bypass, S1DSS bypass)
+    };
+    struct Lookup {
+        const SteEntry* ste = nullptr;
+        Resolution fault;
+    };
+    Lookup lookup_ste(uint32_t sid, const RequestAttrs& req, Duration& local);
+    /// A fault carrying `e` to record_fault().
+    Resolution event_fault(const Event& e, bool record = true) const;
+    void send_irq(const MsiConfig& m, uint32_t irq_bit, Duration& local);
+    void raise_gerror(Gerror e, Duration& local);
+
+    const Smmuv3Params p_;
+    Smmuv3Regs regs_;
+    Smmuv3TableReader reader_;
+    Smmuv3CommandDecoder decoder_;
+    ConfigCache<SteEntry> ste_cache_;
+    ConfigCache<StreamContext> cd_cache_;
+    StreamContext bypass_; ///< SMMUEN = 0 with GBPA.ABORT = 0
+    // The transaction being resolved and the event its fault will record (the shell calls
+    // resolve / fault_reason / record_fault in turn for one request).
+    Transaction tx_;
+    const StreamContext* current_ = nullptr;
+    mutable Event pending_;
+    mutable bool pending_record_ = true;
+    stats::Counter& st_events_;
+    stats::Counter& st_events_dropped_;
+};
+
+} // namespace iommusim::iommu::smmuv3

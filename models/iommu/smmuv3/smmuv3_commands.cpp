@@ -1,0 +1,392 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "models/iommu/smmuv3/smmuv3_commands.hpp"
+
+#include "models/iommu/smmuv3/smmuv3_fields.hpp"
+
+namespace iommusim::iommu::smmuv3 {
+
+std::string_view command_name(uint8_t opcode) {
+    switch (opcode) {
+    case op::kPrefetchConfig: return "CMD_PREFETCH_CONFIG";
+    case op::kPrefetchAddr: return "CMD_PREFETCH_ADDR";
+    case op::kCfgiSte: return "CMD_CFGI_STE";
+    case op::kCfgiSteRange: return "CMD_CFGI_STE_RANGE";
+    case op::kCfgiCd: return "CMD_CFGI_CD";
+    case op::kCfgiCdAll: return "CMD_CFGI_CD_ALL";
+    case op::kCfgiAll: return "CMD_CFGI_ALL";
+    case op::kTlbiNhAll: return "CMD_TLBI_NH_ALL";
+    case op::kTlbiNhAsid: return "CMD_TLBI_NH_ASID";
+    case op::kTlbiNhVa: return "CMD_TLBI_NH_VA";
+    case op::kTlbiNhVaa: return "CMD_TLBI_NH_VAA";
+    case op::kTlbiEl3All: return "CMD_TLBI_EL3_ALL";
+    case op::kTlbiEl3Va: return "CMD_TLBI_EL3_VA";
+    case op::kTlbiEl2All: return "CMD_TLBI_EL2_ALL";
+    case op::kTlbiEl2Asid: return "CMD_TLBI_EL2_ASID";
+    case op::kTlbiEl2Va: return "CMD_TLBI_EL2_VA";
+    case op::kTlbiEl2Vaa: return "CMD_TLBI_EL2_VAA";
+    case op::kTlbiS12Vmall: return "CMD_TLBI_S12_VMALL";
+    case op::kTlbiS2Ipa: return "CMD_TLBI_S2_IPA";
+    case op::kTlbiNsnhAll: return "CMD_TLBI_NSNH_ALL";
+    case op::kAtcInv: return "CMD_ATC_INV";
+    case op::kPriResp: return "CMD_PRI_RESP";
+    case op::kResume: return "CMD_RESUME";
+    case op::kStallTerm: return "CMD_STALL_TERM";
+    case op::kSync: return "CMD_SYNC";
+    }
+    return "?";
+}
+
+namespace {
+
+// Which fields a command has (IHI 0070 4.2-4.7; spec-layouts.md C.3).
+enum Field : uint32_t {
+    fSid = 1u << 0,       // d0 63:32
+    fSsid = 1u << 1,      // d0 SSV 11, SubstreamID 31:12
+    fSsidNoSsv = 1u << 2, // d0 SubstreamID 31:12 (CFGI_CD)
+    fLeaf = 1u << 3,      // d1 0
+    fRange = 1u << 4,     // d1 4:0
+    fVmid = 1u << 5,      // d0 47:32
+    fAsid = 1u << 6,      // d0 63:48
+    fVa = 1u << 7,        // d0 NUM 16:12, SCALE 24:20; d1 Leaf 0, TTL 9:8, TG 11:10, Address 63:12
+    fIpa = 1u << 8,       // as fVa with IPA 51:12
+    fAtc = 1u << 9,       // d0 Global 9; d1 Size 5:0, Address 63:12
+    fPri = 1u << 10,      // d1 PRGIndex 8:0, Resp 13:12
+    fResume = 1u << 11,   // d0 Resp 13:12; d1 STAG 15:0
+    fSync = 1u << 12,     // d0 CS 13:12, MSH 23:22, MSIAttr 27:24, MSIData 63:32; d1 MSIAddress 51:2
+    fPrefetch = 1u << 13, // d1 Size 4:0, Address 63:12
+};
+
+uint32_t fields_of(uint8_t opcode) {
+    switch (opcode) {
+    case op::kPrefetchConfig: return fSid | fSsid;
+    case op::kPrefetchAddr: return fSid | fSsid | fPrefetch;
+    case op::kCfgiSte: return fSid | fLeaf;
+    case op::kCfgiSteRange: return fSid | fRange;
+    case op::kCfgiCd: return fSid | fSsidNoSsv | fLeaf;
+    case op::kCfgiCdAll: return fSid;
+    case op::kCfgiAll: return fRange;
+    case op::kTlbiNhAll: return fVmid;
+    case op::kTlbiNhAsid: return fVmid | fAsid;
+    case op::kTlbiNhVa: return fVmid | fAsid | fVa;
+    case op::kTlbiNhVaa: return fVmid | fVa;
+    case op::kTlbiEl2All: return 0;
+    case op::kTlbiEl2Asid: return fAsid;
+    case op::kTlbiEl2Va: return fAsid | fVa;
+    case op::kTlbiEl2Vaa: return fVa;
+    case op::kTlbiS12Vmall: return fVmid;
+    case op::kTlbiS2Ipa: return fVmid | fIpa;
+    case op::kTlbiNsnhAll: return 0;
+    case op::kAtcInv: return fSid | fSsid | fAtc;
+    case op::kPriResp: return fSid | fSsid | fPri;
+    case op::kResume: return fSid | fResume;
+    case op::kStallTerm: return fSid;
+    case op::kSync: return fSync;
+    default: return ~0u; // unknown
+    }
+}
+
+/// Whether the opcode exists on this unit's Non-secure command queue.
+bool supported(uint8_t opcode, const Smmuv3Params& p) {
+    switch (opcode) {
+    case op::kTlbiEl2All:
+    case op::kTlbiEl2Asid:
+    case op::kTlbiEl2Va:
+    case op::kTlbiEl2Vaa: return p.hyp;
+    case op::kTlbiS12Vmall:
+    case op::kTlbiS2Ipa: return p.s2p;
+    case op::kAtcInv: return p.ats;
+    case op::kPriResp: return p.pri;
+    case op::kResume:
+    case op::kStallTerm: return p.stall_model != StallModel::terminate_only;
+    default: return fields_of(opcode) != ~0u;
+    }
+}
+
+struct Masks {
+    uint64_t d0 = mask(7, 0), d1 = 0;
+};
+Masks masks_of(uint32_t f) {
+    Masks m;
+    if (f & fSid) m.d0 |= mask(63, 32);
+    if (f & fSsid) m.d0 |= mask(31, 11);
+    if (f & fSsidNoSsv) m.d0 |= mask(31, 12);
+    if (f & fLeaf) m.d1 |= mask(0, 0);
+    if (f & fRange) m.d1 |= mask(4, 0);
+    if (f & fVmid) m.d0 |= mask(47, 32);
+    if (f & fAsid) m.d0 |= mask(63, 48);
+    if (f & (fVa | fIpa)) {
+        m.d0 |= mask(16, 12) | mask(24, 20);
+        m.d1 |= mask(0, 0) | mask(11, 8) | ((f & fVa) ? mask(63, 12) : mask(51, 12));
+    }
+    if (f & fAtc) {
+        m.d0 |= mask(9, 9);
+        m.d1 |= mask(5, 0) | mask(63, 12);
+    }
+    if (f & fPri) m.d1 |= mask(8, 0) | mask(13, 12);
+    if (f & fResume) {
+        m.d0 |= mask(13, 12);
+        m.d1 |= mask(15, 0);
+    }
+    if (f & fSync) {
+        m.d0 |= mask(13, 12) | mask(23, 22) | mask(27, 24) | mask(63, 32);
+        m.d1 |= mask(51, 2);
+    }
+    if (f & fPrefetch) m.d1 |= mask(4, 0) | mask(63, 12);
+    return m;
+}
+
+uint64_t granule_shift_of_tg(uint8_t tg) { return tg == 1 ? 12 : tg == 2 ? 14 : 16; }
+
+} // namespace
+
+std::optional<Command> decode_command(const std::array<uint64_t, 2>& e, const Smmuv3Params& p) {
+    Command c;
+    c.opcode = static_cast<uint8_t>(get(e[0], 7, 0));
+    if (!supported(c.opcode, p)) return std::nullopt;
+    const uint32_t f = fields_of(c.opcode);
+    const Masks m = masks_of(f);
+    if ((e[0] & ~m.d0) || (e[1] & ~m.d1)) return std::nullopt; // RES0 (incl. SSec) set
+    if (f & fSid) c.sid = static_cast<uint32_t>(get(e[0], 63, 32));
+    if (f & fSsid) c.ssv = get(e[0], 11);
+    if (f & (fSsid | fSsidNoSsv)) c.ssid = static_cast<uint32_t>(get(e[0], 31, 12));
+    if (f & fLeaf) c.leaf = get(e[1], 0);
+    if (f & fRange) c.range = static_cast<uint8_t>(get(e[1], 4, 0));
+    if (f & fVmid) c.vmid = static_cast<uint16_t>(get(e[0], 47, 32));
+    if (f & fAsid) c.asid = static_cast<uint16_t>(get(e[0], 63, 48));
+    if ((c.vmid >> 8) && !p.vmid16) return std::nullopt;
+    if ((c.asid >> 8) && !p.asid16) return std::nullopt;
+    if (f & (fVa | fIpa)) {
+        c.num = static_cast<uint8_t>(get(e[0], 16, 12));
+        c.scale = static_cast<uint8_t>(get(e[0], 24, 20));
+        c.leaf = get(e[1], 0);
+        c.ttl = static_cast<uint8_t>(get(e[1], 9, 8));
+        c.tg = static_cast<uint8_t>(get(e[1], 11, 10));
+        c.addr = e[1] & ((f & fVa) ? mask(63, 12) : mask(51, 12));
+        if (!p.ril && (c.num || c.scale || c.tg || c.ttl)) return std::nullopt;
+        if (c.tg == 0 && (c.num || c.scale || c.ttl)) return std::nullopt;
+    }
+    if (f & fAtc) {
+        c.global = get(e[0], 9);
+        c.size = static_cast<uint8_t>(get(e[1], 5, 0));
+        c.addr = e[1] & mask(63, 12);
+    }
+    if (f & fPri) {
+        c.prg_index = static_cast<uint16_t>(get(e[1], 8, 0));
+        c.resp = static_cast<uint8_t>(get(e[1], 13, 12));
+        if (c.resp == 3) return std::nullopt;
+    }
+    if (f & fResume) {
+        c.resp = static_cast<uint8_t>(get(e[0], 13, 12));
+        c.stag = static_cast<uint16_t>(get(e[1], 15, 0));
+        if (c.resp == 3) return std::nullopt;
+    }
+    if (f & fSync) {
+        const auto cs = get(e[0], 13, 12);
+        if (cs == 3) return std::nullopt;
+        c.cs = static_cast<SyncSignal>(cs);
+        c.msh = static_cast<uint8_t>(get(e[0], 23, 22));
+        c.msi_attr = static_cast<uint8_t>(get(e[0], 27, 24));
+        c.msi_data = static_cast<uint32_t>(get(e[0], 63, 32));
+        c.msi_addr = e[1] & mask(51, 2);
+    }
+    if (f & fPrefetch) {
+        c.size = static_cast<uint8_t>(get(e[1], 4, 0));
+        c.addr = e[1] & mask(63, 12);
+    }
+    return c;
+}
+
+std::array<uint64_t, 2> Command::encode() const {
+    std::array<uint64_t, 2> e{};
+    const uint32_t f = fields_of(opcode);
+    e[0] = put(e[0], 7, 0, opcode);
+    if (f == ~0u) return e;
+    if (f & fSid) e[0] = put(e[0], 63, 32, sid);
+    if (f & fSsid) e[0] = put(e[0], 11, ssv);
+    if (f & (fSsid | fSsidNoSsv)) e[0] = put(e[0], 31, 12, ssid);
+    if (f & fLeaf) e[1] = put(e[1], 0, leaf);
+    if (f & fRange) e[1] = put(e[1], 4, 0, range);
+    if (f & fVmid) e[0] = put(e[0], 47, 32, vmid);
+    if (f & fAsid) e[0] = put(e[0], 63, 48, asid);
+    if (f & (fVa | fIpa)) {
+        e[0] = put(e[0], 16, 12, num);
+        e[0] = put(e[0], 24, 20, scale);
+        e[1] = put(e[1], 0, leaf);
+        e[1] = put(e[1], 9, 8, ttl);
+        e[1] = put(e[1], 11, 10, tg);
+        e[1] |= addr & ((f & fVa) ? mask(63, 12) : mask(51, 12));
+    }
+    if (f & fAtc) {
+        e[0] = put(e[0], 9, global);
+        e[1] = put(e[1], 5, 0, size);
+        e[1] |= addr & mask(63, 12);
+    }
+    if (f & fPri) {
+        e[1] = put(e[1], 8, 0, prg_index);
+        e[1] = put(e[1], 13, 12, resp);
+    }
+    if (f & fResume) {
+        e[0] = put(e[0], 13, 12, resp);
+        e[1] = put(e[1], 15, 0, stag);
+    }
+    if (f & fSync) {
+        e[0] = put(e[0], 13, 12, static_cast<uint64_t>(cs));
+        e[0] = put(e[0], 23, 22, msh);
+        e[0] = put(e[0], 27, 24, msi_attr);
+        e[0] = put(e[0], 63, 32, msi_data);
+        e[1] = msi_addr & mask(51, 2);
+    }
+    if (f & fPrefetch) {
+        e[1] = put(e[1], 4, 0, size);
+        e[1] |= addr & mask(63, 12);
+    }
+    return e;
+}
+
+std::optional<InvalidationScope> tlb_scope(const Command& c) {
+    using K = InvalidationScope::Kind;
+    using St = InvalidationScope::Stage;
+    InvalidationScope s;
+    auto range = [&](uint32_t domain, bool has_as) {
+        s.kind = K::range;
+        s.domain_tag = domain;
+        s.as_tag = c.asid;
+        s.has_as = has_as;
+        s.leaf_only = c.leaf;
+        s.include_global = true; // a VA invalidation also drops global (nG = 0) entries of that VA
+        s.addr = c.addr;
+        // Range TLBI (TG != 0): (NUM+1) * 2^SCALE pages of the TG granule; otherwise
+        // every entry that contains Address.
+        s.size = c.tg ? (uint64_t{c.num} + 1) << (c.scale + granule_shift_of_tg(c.tg)) : 1;
+    };
+    switch (c.opcode) {
+    case op::kTlbiNhAll:
+        s.kind = K::domain;
+        s.domain_tag = c.vmid;
+        s.stage = St::s1;
+        return s;
+    case op::kTlbiNhAsid:
+        s.kind = K::domain_as;
+        s.domain_tag = c.vmid;
+        s.as_tag = c.asid;
+        s.has_as = true;
+        s.stage = St::s1; // stage-2-only entries carry ASID 0 and are not the ASID's
+        return s;
+    case op::kTlbiNhVa:
+    case op::kTlbiNhVaa:
+        range(c.vmid, c.opcode == op::kTlbiNhVa);
+        s.stage = St::s1;
+        return s;
+    case op::kTlbiEl2All:
+        s.kind = K::all;
+        s.regime = Regime::el2;
+        return s;
+    case op::kTlbiEl2Asid:
+        s.kind = K::as_only;
+        s.as_tag = c.asid;
+        s.has_as = true;
+        s.stage = St::s1;
+        s.regime = Regime::el2;
+        return s;
+    case op::kTlbiEl2Va:
+    case op::kTlbiEl2Vaa:
+        range(0, c.opcode == op::kTlbiEl2Va);
+        s.stage = St::s1;
+        s.regime = Regime::el2;
+        return s;
+    case op::kTlbiS12Vmall:
+        s.kind = K::domain;
+        s.domain_tag = c.vmid;
+        return s;
+    case op::kTlbiS2Ipa:
+        range(c.vmid, false);
+        s.as_tag = 0;
+        s.stage = St::s2;
+        return s;
+    case op::kTlbiNsnhAll:
+        s.kind = K::all;
+        return s;
+    default: return std::nullopt;
+    }
+}
+
+std::optional<ConfigInvalidation> config_invalidation(const Command& c) {
+    ConfigInvalidation r;
+    switch (c.opcode) {
+    case op::kCfgiSte:
+        // The STE and the CDs fetched through it (Leaf only spares the L1 descriptor, which is not cached).
+        r.ste = r.cd = true;
+        r.scope = ConfigScope::of_requester(c.sid);
+        return r;
+    case op::kCfgiSteRange:
+        r.ste = r.cd = true;
+        // 2^(Range+1) StreamIDs from SID aligned down; Range = 31 is every StreamID (CMD_CFGI_ALL).
+        r.scope = c.range >= 31 ? ConfigScope::all()
+                                : ConfigScope::of_requester(c.sid, static_cast<uint32_t>((uint64_t{2} << c.range) - 1));
+        return r;
+    case op::kCfgiAll:
+        r.ste = r.cd = true;
+        r.scope = ConfigScope::all();
+        return r;
+    case op::kCfgiCd:
+        r.cd = true;
+        r.scope = ConfigScope::of_requester_pasid(c.sid, c.ssid);
+        return r;
+    case op::kCfgiCdAll:
+        r.cd = true;
+        r.scope = ConfigScope::of_requester(c.sid);
+        return r;
+    default: return std::nullopt;
+    }
+}
+
+std::optional<pcie::AtsInvalidateRequest> atc_invalidation(const Command& c) {
+    if (c.opcode != op::kAtcInv) return std::nullopt;
+    auto r = pcie::AtsInvalidateRequest::for_range(pcie::Bdf(static_cast<uint16_t>(c.sid)), c.addr, c.size);
+    r.pasid_present = c.ssv;
+    r.pasid = c.ssv ? c.ssid : 0;
+    r.global = c.global;
+    return r;
+}
+
+std::optional<pcie::PrgResponse> prg_response(const Command& c) {
+    if (c.opcode != op::kPriResp) return std::nullopt;
+    pcie::PrgResponse r;
+    r.destination = pcie::Bdf(static_cast<uint16_t>(c.sid));
+    r.pasid_present = c.ssv;
+    r.pasid = c.ssv ? c.ssid : 0;
+    r.prg_index = c.prg_index;
+    switch (static_cast<PriResp>(c.resp)) {
+    case PriResp::success: r.code = pcie::PrgResponseCode::success; break;
+    case PriResp::deny: r.code = pcie::PrgResponseCode::invalid_request; break;
+    case PriResp::fail: r.code = pcie::PrgResponseCode::response_failure; break;
+    }
+    return r;
+}
+
+DecodedCommand Smmuv3CommandDecoder::decode(std::span<const uint64_t> words) {
+    if (words.size() < 2) return DecodedCommand::fail(static_cast<uint32_t>(CmdError::ill));
+    auto c = decode_command({words[0], words[1]}, p_);
+    if (!c) return DecodedCommand::fail(static_cast<uint32_t>(CmdError::ill));
+    last_ = *c;
+    DecodedCommand d;
+    if (auto s = tlb_scope(*c)) return d.add(InvalidateTranslations{*s});
+    if (auto ci = config_invalidation(*c)) {
+        if (ci->ste) d.add(InvalidateConfig{config_cache::kSte, ci->scope});
+        if (ci->cd) d.add(InvalidateConfig{config_cache::kCd, ci->scope});
+        return d;
+    }
+    if (auto a = atc_invalidation(*c)) return d.add(InvalidateDeviceAtc{*a, 32});
+    if (auto r = prg_response(*c)) return d.add(PageResponseAction{*r});
+    if (c->opcode == op::kSync) {
+        SyncAction s;
+        s.status_write = c->cs == SyncSignal::irq && c->msi_addr != 0;
+        s.status_addr = c->msi_addr;
+        s.status_data = c->msi_data;
+        s.status_bytes = 4;
+        return d.add(s);
+    }
+    return d.add(NoOpAction{}); // PREFETCH_*, RESUME, STALL_TERM: the engine charges per_command
+}
+
+} // namespace iommusim::iommu::smmuv3

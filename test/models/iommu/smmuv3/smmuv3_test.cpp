@@ -1,0 +1,456 @@
+// SPDX-License-Identifier: Apache-2.0
+// The SMMUv3 unit on the shared shell, driven only through its registers and
+// in-memory structures: DMA through STE + CD, fault events in the EVTQ,
+// command queue (TLBI, CFGI, CMD_SYNC with its MSI, CERROR_ILL recovery as
+// Linux does it, CMD_SYNC behind ATC_INV, CERROR_ATC_INV_SYNC), PRI round trip.
+#include <catch2/catch.hpp>
+#include <functional>
+#include <memory>
+#include <systemc>
+#include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
+#include <vector>
+
+#include "models/iommu/common/table_builder.hpp"
+#include "models/iommu/smmuv3/smmuv3.hpp"
+#include "models/mem/memory.hpp"
+#include "test/models/iommu/smmuv3/smmuv3_fixture.hpp"
+
+using namespace iommusim;
+using namespace iommusim::iommu;
+using namespace iommusim::iommu::smmuv3;
+using namespace iommusim::iommu::smmuv3::test;
+using sc_core::sc_time;
+using sc_core::SC_NS;
+
+namespace {
+
+struct Initiator : sc_core::sc_module {
+    tlm_utils::simple_initiator_socket<Initiator> socket{"socket"};
+    explicit Initiator(const sc_core::sc_module_name& n) : sc_module(n) {}
+    template <class Ext>
+    tlm::tlm_response_status access(tlm::tlm_command cmd, uint64_t addr, void* v, unsigned len, Ext* ext) {
+        tlm::tlm_generic_payload g;
+        g.set_command(cmd);
+        g.set_address(addr);
+        g.set_data_ptr(static_cast<unsigned char*>(v));
+        g.set_data_length(len);
+        g.set_streaming_width(len);
+        g.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+        if (ext) g.set_extension(ext);
+        sc_time d = sc_core::SC_ZERO_TIME;
+        socket->b_transport(g, d);
+        if (ext) g.clear_extension(ext);
+        sc_core::wait(d);
+        return g.get_response_status();
+    }
+};
+
+/// The device side of the unit's messages: records them; answers ATS Invalidate
+/// Requests after `answer_after` (never when zero) through the device's initiator.
+struct Device : sc_core::sc_module {
+    tlm_utils::simple_target_socket<Device> socket{"socket"};
+    Initiator* up = nullptr;
+    std::vector<pcie::MessageExtension> got;
+    sc_time answer_after = sc_time(2, sc_core::SC_US);
+    explicit Device(const sc_core::sc_module_name& n) : sc_module(n) {
+        socket.register_b_transport(this, &Device::b_transport);
+    }
+    void b_transport(tlm::tlm_generic_payload& t, sc_time&) {
+        auto* m = t.get_extension<pcie::MessageExtension>();
+        REQUIRE(m);
+        got.push_back(*m);
+        t.set_response_status(tlm::TLM_OK_RESPONSE);
+        if (m->code == pcie::MessageCode::ats_invalidate_request && answer_after != sc_core::SC_ZERO_TIME) {
+            const pcie::AtsInvalidateRequest req = m->inv_req;
+            sc_core::sc_spawn([this, req] {
+                sc_core::wait(answer_after);
+                pcie::MessageExtension c;
+                c.code = pcie::MessageCode::ats_invalidate_completion;
+                c.inv_cpl.requester = req.target;
+                c.inv_cpl.itag_vector = 1u << req.itag;
+                c.inv_cpl.cc = 1;
+                uint64_t payload = 0;
+                up->access(tlm::TLM_WRITE_COMMAND, 0, &payload, 8, &c);
+            });
+        }
+    }
+};
+
+constexpr uint16_t kSid = 0x0108;
+
+struct Rig {
+    stats::Group root{"root"};
+    mem::Memory memory{"memory", mem::MemoryParams{}, &root};
+    Initiator cpu{"cpu"}, dev{"dev"};
+    Device device{"device"};
+    Smmuv3Params p;
+    std::unique_ptr<Smmuv3> unit;
+    BumpAllocator tables{0x100'0000, 0x100'0000};
+    TableAlloc alloc = [this](uint64_t b, uint64_t a) { return tables(b, a); };
+    std::unique_ptr<StreamTableWriter> st;
+    std::unique_ptr<TableBuilder> pt;
+    std::unique_ptr<CdTableWriter> cds;
+    static constexpr uint64_t kQueue = 0x300'0000, kEvtq = 0x310'0000, kPriq = 0x320'0000, kSync = 0x330'0000,
+                              kEvtqMsi = 0x340'0000;
+    uint32_t prod = 0; // index + wrap of a 256-entry queue
+
+    explicit Rig(Duration atc_timeout = Duration::us(1000)) {
+        p.atc_inv_timeout = atc_timeout;
+        unit = std::make_unique<Smmuv3>("smmu0", p, &root);
+        unit->mem.bind(memory.target);
+        cpu.socket.bind(unit->mmio);
+        dev.socket.bind(unit->upstream);
+        unit->ats_inv.bind(device.socket);
+        device.up = &dev;
+    }
+    mem::SparseMemory& m() { return memory.store(); }
+    void wr32(uint32_t off, uint32_t v) { cpu.access(tlm::TLM_WRITE_COMMAND, off, &v, 4, static_cast<pcie::TlpExtension*>(nullptr)); }
+    void wr64(uint32_t off, uint64_t v) { cpu.access(tlm::TLM_WRITE_COMMAND, off, &v, 8, static_cast<pcie::TlpExtension*>(nullptr)); }
+    uint32_t rd32(uint32_t off) {
+        uint32_t v = 0;
+        cpu.access(tlm::TLM_READ_COMMAND, off, &v, 4, static_cast<pcie::TlpExtension*>(nullptr));
+        return v;
+    }
+    /// Linux's order: tables, queues, IRQ configuration, then CR0.
+    void enable() {
+        st = std::make_unique<StreamTableWriter>(m(), alloc, 16, true, 8);
+        wr64(reg::kStrtabBase, st->strtab_base_reg());
+        wr32(reg::kStrtabBaseCfg, st->strtab_base_cfg_reg());
+        wr64(reg::kCmdqBase, kQueue | 8);
+        wr64(reg::kEvtqBase, kEvtq | 4);
+        wr64(reg::kPriqBase, kPriq | 4);
+        wr64(reg::kEvtqIrqCfg0, kEvtqMsi);
+        wr32(reg::kEvtqIrqCfg1, 0xE0E0);
+        wr32(reg::kIrqCtrl, bit::kEvtqIrqEn | bit::kPriqIrqEn | bit::kGerrorIrqEn);
+        wr32(reg::kCr0, bit::kSmmuEn | bit::kEvtqEn | bit::kPriqEn | bit::kCmdqEn);
+    }
+    /// A stage-1 stream over fresh 4-level tables (CD table with 2^cdmax CDs, CD 0 and `ssid`).
+    void stream(uint8_t eats = 0, uint8_t cdmax = 0) {
+        pt = TableBuilder::create(m(), iommu::test::arm_cfg(false), std::ref(tables));
+        REQUIRE(pt);
+        cds = std::make_unique<CdTableWriter>(m(), alloc, cdmax, 0);
+        REQUIRE(cds->write_cd(0, linux_cd(pt->config(), 5)));
+        Ste s = ste(ste_cfg::kS1);
+        s.s1_context_ptr = cds->context_ptr();
+        s.s1cdmax = cdmax;
+        s.s1dss = s1dss::kSsid0;
+        s.eats = eats;
+        REQUIRE(st->write_ste(kSid, s));
+    }
+    tlm::tlm_response_status dma(uint64_t iova, bool write, uint64_t& v, pcie::TlpExtension* out = nullptr) {
+        pcie::TlpExtension ext;
+        ext.requester = pcie::Bdf(kSid);
+        auto r = dev.access(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND, iova, &v, 8, &ext);
+        if (out) *out = ext;
+        return r;
+    }
+    void command(const Command& c) {
+        const auto w = c.encode();
+        const uint32_t idx = prod & 0xFF;
+        m().write_u64(kQueue + idx * 16, w[0]);
+        m().write_u64(kQueue + idx * 16 + 8, w[1]);
+        prod = (prod + 1) & 0x1FF;
+        wr32(reg::kCmdqProd, prod);
+    }
+    /// CMD_SYNC with its MSI written into memory (Linux polls it); returns once written.
+    Command sync_cmd(uint32_t token) {
+        Command s;
+        s.opcode = op::kSync;
+        s.cs = SyncSignal::irq;
+        s.msh = 3;
+        s.msi_attr = 0xF;
+        s.msi_data = token;
+        s.msi_addr = kSync;
+        return s;
+    }
+    bool wait_sync(uint32_t token, sc_time limit = sc_time(50, sc_core::SC_US)) {
+        const sc_time end = sc_core::sc_time_stamp() + limit;
+        while (m().read_u32(kSync) != token) {
+            if (sc_core::sc_time_stamp() > end) return false;
+            sc_core::wait(sc_time(50, SC_NS));
+        }
+        return true;
+    }
+    std::array<uint64_t, 4> event(unsigned i) {
+        std::array<uint64_t, 4> w{};
+        m().read(kEvtq + i * 32, w.data(), 32);
+        return w;
+    }
+};
+
+void run(const std::function<void()>& body) {
+    sc_core::sc_spawn(body);
+    sc_core::sc_start();
+}
+
+} // namespace
+
+TEST_CASE("SMMUv3 DMA through STE and CD: a walk, then IOTLB hits, the data at the output address", "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        r.stream();
+        REQUIRE(r.pt->map(0x4000, 0x70'0000, 0x1000, 12) == MapError::none);
+        uint64_t v = 0xABCD;
+        pcie::TlpExtension ext;
+        REQUIRE(r.dma(0x4010, true, v, &ext) == tlm::TLM_OK_RESPONSE);
+        CHECK(ext.served_by == pcie::TlpExtension::Source::walk);
+        CHECK(ext.output_address == 0x70'0010);
+        CHECK(r.m().read_u64(0x70'0010) == 0xABCD);
+        REQUIRE(r.dma(0x4018, false, v, &ext) == tlm::TLM_OK_RESPONSE);
+        CHECK(ext.served_by == pcie::TlpExtension::Source::iotlb);
+    });
+}
+
+TEST_CASE("SMMUv3 with SMMUEN = 0 bypasses, or aborts when GBPA.ABORT is set", "[sc]") {
+    Rig r;
+    run([&] {
+        uint64_t v = 7;
+        pcie::TlpExtension ext;
+        REQUIRE(r.dma(0x5000, true, v, &ext) == tlm::TLM_OK_RESPONSE);
+        CHECK(ext.output_address == 0x5000);
+        r.wr32(reg::kGbpa, bit::kGbpaAbort | bit::kGbpaUpdate);
+        CHECK(r.dma(0x5000, true, v) != tlm::TLM_OK_RESPONSE);
+        CHECK(r.rd32(reg::kEvtqProd) == 0); // no event
+    });
+}
+
+TEST_CASE("SMMUv3 records a translation fault in the EVTQ with its fields and sends the EVTQ MSI", "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        r.stream();
+        uint64_t v = 0;
+        CHECK(r.dma(0x9000, true, v) != tlm::TLM_OK_RESPONSE);
+        CHECK(r.rd32(reg::kEvtqProd) == 1);
+        const Event e = Event::decode(r.event(0));
+        CHECK(e.id == evt::kTranslation);
+        CHECK(e.sid == kSid);
+        CHECK(e.input_addr == 0x9000);
+        CHECK_FALSE(e.rnw);
+        CHECK_FALSE(e.s2);
+        CHECK(r.m().read_u32(Rig::kEvtqMsi) == 0xE0E0);
+        // A StreamID without an L2 stream table: C_BAD_STREAMID.
+        pcie::TlpExtension ext;
+        ext.requester = pcie::Bdf(0x7700);
+        r.dev.access(tlm::TLM_READ_COMMAND, 0x1000, &v, 8, &ext);
+        CHECK(Event::decode(r.event(1)).id == evt::kBadStreamId);
+        CHECK(Event::decode(r.event(1)).sid == 0x7700);
+    });
+}
+
+TEST_CASE("SMMUv3 TLBI_NH_VA + CMD_SYNC: the new mapping is used after the sync's MSI", "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        r.stream();
+        REQUIRE(r.pt->map(0x4000, 0x70'0000, 0x1000, 12) == MapError::none);
+        uint64_t v = 0;
+        pcie::TlpExtension ext;
+        r.dma(0x4000, false, v, &ext);
+        REQUIRE(r.pt->unmap(0x4000, 0x1000) == MapError::none);
+        REQUIRE(r.pt->map(0x4000, 0x71'0000, 0x1000, 12) == MapError::none);
+        r.dma(0x4000, false, v, &ext);
+        CHECK(ext.output_address == 0x70'0000); // stale IOTLB entry until invalidated
+        Command t;
+        t.opcode = op::kTlbiNhVa;
+        t.asid = 5;
+        t.addr = 0x4000;
+        t.leaf = true;
+        r.command(t);
+        r.command(r.sync_cmd(0x51));
+        REQUIRE(r.wait_sync(0x51));
+        CHECK(r.rd32(reg::kCmdqCons) == 2);
+        r.dma(0x4000, false, v, &ext);
+        CHECK(ext.output_address == 0x71'0000);
+    });
+}
+
+TEST_CASE("SMMUv3 CFGI_STE: a rewritten STE is used only after its invalidation", "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        r.stream();
+        REQUIRE(r.pt->map(0x4000, 0x70'0000, 0x1000, 12) == MapError::none);
+        uint64_t v = 0;
+        REQUIRE(r.dma(0x4000, false, v) == tlm::TLM_OK_RESPONSE);
+        REQUIRE(r.st->write_ste(kSid, ste(ste_cfg::kAbort)));
+        CHECK(r.dma(0x4000, false, v) == tlm::TLM_OK_RESPONSE); // cached STE
+        Command c;
+        c.opcode = op::kCfgiSte;
+        c.sid = kSid;
+        c.leaf = true;
+        r.command(c);
+        r.command(r.sync_cmd(1));
+        REQUIRE(r.wait_sync(1));
+        CHECK(r.dma(0x4000, false, v) != tlm::TLM_OK_RESPONSE);
+        CHECK(r.rd32(reg::kEvtqProd) == 0); // Config = abort: no event
+    });
+}
+
+TEST_CASE("SMMUv3 CERROR_ILL leaves CONS on the bad command and Linux's fix-up (a CMD_SYNC in its place and a GERRORN toggle) restarts the queue",
+          "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        Command bad;
+        bad.opcode = 0x47;
+        r.command(r.sync_cmd(1));
+        r.command(bad);
+        r.command(r.sync_cmd(2));
+        REQUIRE(r.wait_sync(1));
+        sc_core::wait(sc_time(2, sc_core::SC_US));
+        CHECK(r.rd32(reg::kCmdqCons) == ((1u << 24) | 1)); // ERR = CERROR_ILL, RD = 1
+        CHECK((r.rd32(reg::kGerror) ^ r.rd32(reg::kGerrorN)) == 1u);
+        CHECK(r.m().read_u32(Rig::kSync) == 1); // the sync behind it has not run
+        const auto w = r.sync_cmd(3).encode();
+        r.m().write_u64(Rig::kQueue + 16, w[0]);
+        r.m().write_u64(Rig::kQueue + 24, w[1]);
+        r.wr32(reg::kGerrorN, r.rd32(reg::kGerror));
+        REQUIRE(r.wait_sync(2));
+        CHECK(r.rd32(reg::kCmdqCons) == 3);
+    });
+}
+
+TEST_CASE("SMMUv3 CMD_SYNC completes only after the ATC_INV before it is answered", "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        Command a;
+        a.opcode = op::kAtcInv;
+        a.sid = kSid;
+        a.size = 52;
+        r.command(a);
+        const sc_time issued = sc_core::sc_time_stamp();
+        r.command(r.sync_cmd(9));
+        REQUIRE(r.wait_sync(9));
+        CHECK(sc_core::sc_time_stamp() - issued >= sc_time(2, sc_core::SC_US)); // the device answered after 2 us
+        REQUIRE(r.device.got.size() == 1);
+        CHECK(r.device.got[0].code == pcie::MessageCode::ats_invalidate_request);
+        CHECK(r.device.got[0].inv_req.target == pcie::Bdf(kSid));
+        CHECK(r.device.got[0].inv_req.range_size() == uint64_t{1} << 63); // Size 52: the whole ATC
+    });
+}
+
+TEST_CASE("SMMUv3 ATC invalidation time-out: CERROR_ATC_INV_SYNC with CONS back on the CMD_SYNC", "[sc]") {
+    Rig r(Duration::us(10));
+    r.device.answer_after = sc_core::SC_ZERO_TIME; // the device never answers
+    run([&] {
+        r.enable();
+        Command a;
+        a.opcode = op::kAtcInv;
+        a.sid = kSid;
+        r.command(a);
+        r.command(r.sync_cmd(4));
+        sc_core::wait(sc_time(30, sc_core::SC_US));
+        CHECK(r.m().read_u32(Rig::kSync) != 4);
+        CHECK(r.rd32(reg::kCmdqCons) == ((3u << 24) | 1)); // ERR = CERROR_ATC_INV_SYNC, on the sync
+        CHECK((r.rd32(reg::kGerror) ^ r.rd32(reg::kGerrorN)) == 1u);
+        // Linux lets the CMD_SYNC run again once the error is acknowledged.
+        r.device.answer_after = sc_time(1, sc_core::SC_US);
+        r.wr32(reg::kGerrorN, r.rd32(reg::kGerror));
+        REQUIRE(r.wait_sync(4));
+    });
+}
+
+TEST_CASE("SMMUv3 PRI round trip: the page request lands in the PRIQ, PRI_RESP sends the PRG Response", "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        pcie::MessageExtension pr;
+        pr.code = pcie::MessageCode::page_request;
+        pr.page_req.requester = pcie::Bdf(kSid);
+        pr.page_req.pasid_present = true;
+        pr.page_req.pasid = 3;
+        pr.page_req.address = 0x7000'1000;
+        pr.page_req.read = pr.page_req.write = true;
+        pr.page_req.last = true;
+        pr.page_req.prg_index = 0x55;
+        uint64_t payload = 0;
+        r.dev.access(tlm::TLM_WRITE_COMMAND, 0, &payload, 8, &pr);
+        CHECK(r.rd32(reg::kPriqProd) == 1);
+        std::array<uint64_t, 2> w{};
+        r.m().read(Rig::kPriq, w.data(), 16);
+        const PriRecord rec = PriRecord::decode(w);
+        CHECK(rec.sid == kSid);
+        CHECK(rec.ssv);
+        CHECK(rec.ssid == 3);
+        CHECK(rec.addr == 0x7000'1000);
+        CHECK(rec.prg_index == 0x55);
+        CHECK(rec.last);
+        Command resp;
+        resp.opcode = op::kPriResp;
+        resp.sid = kSid;
+        resp.ssv = true;
+        resp.ssid = 3;
+        resp.prg_index = 0x55;
+        resp.resp = static_cast<uint8_t>(PriResp::success);
+        r.command(resp);
+        r.command(r.sync_cmd(6));
+        REQUIRE(r.wait_sync(6));
+        REQUIRE(r.device.got.size() == 1);
+        CHECK(r.device.got[0].code == pcie::MessageCode::prg_response);
+        CHECK(r.device.got[0].prg_resp.prg_index == 0x55);
+        CHECK(r.device.got[0].prg_resp.pasid == 3);
+        CHECK(r.device.got[0].prg_resp.code == pcie::PrgResponseCode::success);
+    });
+}
+
+TEST_CASE("SMMUv3 translated requests pass with EATS = 1 and are F_TRANSL_FORBIDDEN without", "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        r.stream(1);
+        uint64_t v = 0;
+        pcie::TlpExtension ext;
+        ext.requester = pcie::Bdf(kSid);
+        ext.at = pcie::AddressType::translated;
+        CHECK(r.dev.access(tlm::TLM_READ_COMMAND, 0x70'0000, &v, 8, &ext) == tlm::TLM_OK_RESPONSE);
+        r.stream(0);
+        Command c;
+        c.opcode = op::kCfgiSte;
+        c.sid = kSid;
+        r.command(c);
+        r.command(r.sync_cmd(2));
+        REQUIRE(r.wait_sync(2));
+        CHECK(r.dev.access(tlm::TLM_READ_COMMAND, 0x70'0000, &v, 8, &ext) != tlm::TLM_OK_RESPONSE);
+        CHECK(Event::decode(r.event(0)).id == evt::kTranslForbidden);
+    });
+}
+
+TEST_CASE("SMMUv3 nested stream: the CD is fetched through stage 2 and DMA goes through both stages", "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        // Guest memory at GPA g lives at HPA g + 0x4000'0000; stage 2 maps the guest's first 16 MiB.
+        constexpr uint64_t kGuest = 0x4000'0000;
+        iommu::test::OffsetMem guest(r.m(), kGuest);
+        BumpAllocator guest_tables{0x10'0000, 0x10'0000};
+        auto s2 = TableBuilder::create(r.m(), iommu::test::arm_cfg(true), std::ref(r.tables));
+        REQUIRE(s2);
+        REQUIRE(s2->map(0, kGuest, 0x100'0000, 21) == MapError::none);
+        auto s1 = TableBuilder::create(guest, iommu::test::arm_cfg(false), std::ref(guest_tables));
+        REQUIRE(s1);
+        REQUIRE(s1->map(0x8000, 0x60'0000, 0x1000, 12) == MapError::none);
+        CdTableWriter cds(guest, [&](uint64_t b, uint64_t a) { return guest_tables(b, a); }, 0, 0);
+        REQUIRE(cds.write_cd(0, linux_cd(s1->config(), 2)));
+        Ste s = ste(ste_cfg::kNested);
+        s.s1_context_ptr = cds.context_ptr(); // an IPA
+        set_s2(s, s2->config(), 3);
+        REQUIRE(r.st->write_ste(kSid, s));
+        uint64_t v = 0x77;
+        pcie::TlpExtension ext;
+        REQUIRE(r.dma(0x8008, true, v, &ext) == tlm::TLM_OK_RESPONSE);
+        CHECK(ext.output_address == kGuest + 0x60'0008);
+        CHECK(r.m().read_u64(kGuest + 0x60'0008) == 0x77);
+        // A stage-2 fault on the output IPA is recorded with S2 = 1 and the IPA.
+        REQUIRE(s1->map(0x9000, 0x200'0000, 0x1000, 12) == MapError::none); // beyond stage 2's 16 MiB
+        CHECK(r.dma(0x9000, false, v) != tlm::TLM_OK_RESPONSE);
+        const Event e = Event::decode(r.event(0));
+        CHECK(e.id == evt::kTranslation);
+        CHECK(e.s2);
+        CHECK(e.ipa == 0x200'0000);
+        CHECK(e.input_addr == 0x9000);
+    });
+}
