@@ -25,13 +25,13 @@ DmaOracle::DmaOracle(stats::Group* parent)
       violation_count_(stats_.counter("violations", "requests",
                                       "DMAs that used a translation whose invalidation had completed, or a wrong one")) {}
 
-void DmaOracle::bind(pcie::Bdf d, std::optional<uint32_t> pasid, uint32_t space) {
-    bindings_[binding_key(d, pasid)] = &this->space(space);
+void DmaOracle::bind(pcie::Bdf d, std::optional<uint32_t> pasid, uint32_t space, uint16_t segment) {
+    bindings_[binding_key(segment, d, pasid)] = &this->space(space);
     last_space_ = nullptr;
 }
 
-void DmaOracle::unbind(pcie::Bdf d, std::optional<uint32_t> pasid) {
-    bindings_.erase(binding_key(d, pasid));
+void DmaOracle::unbind(pcie::Bdf d, std::optional<uint32_t> pasid, uint16_t segment) {
+    bindings_.erase(binding_key(segment, d, pasid));
     last_space_ = nullptr;
 }
 
@@ -171,11 +171,11 @@ DmaOracle::Verdict DmaOracle::violation(Violation v) {
 }
 
 DmaOracle::Verdict DmaOracle::check(pcie::Bdf d, std::optional<uint32_t> pasid, uint64_t iova, uint64_t pa,
-                                    Duration t, Source src) {
+                                    Duration t, Source src, uint16_t segment) {
     checked_.inc();
-    auto fail = [&](const char* reason) { return violation(Violation{t, d, pasid, iova, pa, src, reason}); };
+    auto fail = [&](const char* reason) { return violation(Violation{t, segment, d, pasid, iova, pa, src, reason}); };
     // DMAs come in runs from one requester: remember the last binding found.
-    const uint64_t key = binding_key(d, pasid);
+    const uint64_t key = binding_key(segment, d, pasid);
     if (!last_space_ || key != last_binding_) {
         auto b = bindings_.find(key);
         if (b == bindings_.end()) return fail("device/PASID not bound to any address space");

@@ -32,6 +32,7 @@ public:
 
     struct Violation {
         Duration time;
+        uint16_t segment;
         pcie::Bdf device;
         std::optional<uint32_t> pasid;
         uint64_t iova;
@@ -42,9 +43,9 @@ public:
 
     explicit DmaOracle(stats::Group* parent_stats);
 
-    /// Requests of (device, pasid) translate through address space `space`.
-    void bind(pcie::Bdf device, std::optional<uint32_t> pasid, uint32_t space);
-    void unbind(pcie::Bdf device, std::optional<uint32_t> pasid);
+    /// Requests of (device, pasid) of PCIe segment `segment` translate through address space `space`.
+    void bind(pcie::Bdf device, std::optional<uint32_t> pasid, uint32_t space, uint16_t segment = 0);
+    void unbind(pcie::Bdf device, std::optional<uint32_t> pasid, uint16_t segment = 0);
 
     void map(uint32_t space, uint64_t iova, uint64_t pa, uint64_t size, Duration t);
     void unmap(uint32_t space, uint64_t iova, uint64_t size, Duration t);
@@ -56,7 +57,7 @@ public:
 
     /// Classifies one completed DMA that used physical address `pa` for `iova` at time t.
     Verdict check(pcie::Bdf device, std::optional<uint32_t> pasid, uint64_t iova, uint64_t pa, Duration t,
-                  Source served_by);
+                  Source served_by, uint16_t segment = 0);
 
     const std::vector<Violation>& violations() const { return violations_; }
     uint64_t violation_count() const { return violation_count_.value(); }
@@ -117,8 +118,8 @@ private:
     Space& space(uint32_t id) { return spaces_.try_emplace(id, Space{id, {}, {}}).first->second; }
     /// Counts and lists a violation (out of line: keeps check()'s hot path lean).
     [[gnu::cold, gnu::noinline]] Verdict violation(Violation v);
-    static uint64_t binding_key(pcie::Bdf d, std::optional<uint32_t> pasid) {
-        return uint64_t{d.raw} << 32 | (pasid ? (uint64_t{1} << 31 | *pasid) : 0);
+    static uint64_t binding_key(uint16_t segment, pcie::Bdf d, std::optional<uint32_t> pasid) {
+        return uint64_t{segment} << 48 | uint64_t{d.raw} << 32 | (pasid ? (uint64_t{1} << 31 | *pasid) : 0);
     }
 
     std::unordered_map<uint32_t, Space> spaces_;   ///< node-based: a Space never moves

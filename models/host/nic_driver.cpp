@@ -60,7 +60,7 @@ void NicDriver::run() {
         const unsigned iommu = host_.iommu_index(p_.iommu);
         const pcie::Bdf rid = nic_.function().params().rid;
         ioas_ = fd.ioas_alloc();
-        const uint32_t hwpt = fd.hwpt_alloc(ioas_, iommu, p_.domain, 4);
+        const uint32_t hwpt = fd.hwpt_alloc(ioas_, iommu, p_.domain);
         fd.attach(rid, nic_.params().pasid, hwpt);
         const uint64_t ring_bytes = (uint64_t{p_.ring_entries} * nic_.params().descriptor_bytes + 4095) & ~uint64_t{4095};
         nic_.set_ring(fd.map(ioas_, ring_bytes), p_.ring_entries);
