@@ -184,13 +184,19 @@ DmaOracle::Verdict DmaOracle::check(pcie::Bdf d, std::optional<uint32_t> pasid, 
     }
     const uint64_t page = iova >> kPageShift;
     Space& s = *last_space_;
-    const Segment* seg; // the index first: one hash lookup for page-sized mappings
-    if (auto ix = index_.find(PageKey{s.id, page}); ix != index_.end()) {
-        seg = &ix->second->second;
-    } else {
-        auto it = find(s, page);
-        if (it == s.segments.end()) return fail("IOVA never mapped");
-        seg = &it->second;
+    // The space's last segment, else the page index (page-sized mappings),
+    // else the tree (large mappings).
+    const Segment* seg = s.last;
+    if (!seg || page < s.last_first || page >= seg->end) {
+        if (auto ix = index_.find(PageKey{s.id, page}); ix != index_.end()) {
+            seg = &ix->second->second;
+        } else {
+            auto it = find(s, page);
+            if (it == s.segments.end()) return fail("IOVA never mapped");
+            seg = &it->second;
+            s.last = seg;
+            s.last_first = it->first;
+        }
     }
     const auto& h = seg->history;
     const uint64_t pa_delta = (pa >> kPageShift) - page;

@@ -90,6 +90,11 @@ private:
         uint32_t id;
         Segments segments;
         std::vector<Segments::iterator> pending; ///< the segments with pending set, once each
+        /// The segment check() found last (DMAs of a space cluster in one
+        /// large mapping); still valid while it holds the page, as segments
+        /// only ever shrink.
+        const Segment* last = nullptr;
+        uint64_t last_first = 0;
     };
     /// Segments of at most this many pages (page-sized buffers, the common
     /// case) are also indexed page by page in a hash table, so a check costs
@@ -115,7 +120,7 @@ private:
     static void mark_pending(Space& s, Segments::iterator it);
     /// Completes the pending segments starting in [lo, hi] (pages).
     void complete(Space& s, uint64_t lo, uint64_t hi, Duration t, Duration submitted);
-    Space& space(uint32_t id) { return spaces_.try_emplace(id, Space{id, {}, {}}).first->second; }
+    Space& space(uint32_t id) { return spaces_.try_emplace(id, Space{id, {}, {}, nullptr, 0}).first->second; }
     /// Counts and lists a violation (out of line: keeps check()'s hot path lean).
     [[gnu::cold, gnu::noinline]] Verdict violation(Violation v);
     static uint64_t binding_key(uint16_t segment, pcie::Bdf d, std::optional<uint32_t> pasid) {
