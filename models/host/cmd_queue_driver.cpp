@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "models/host/cmd_queue_driver.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -88,6 +89,37 @@ void CmdQueueDriver::check_errors() {
 
 FlushTiming CmdQueueDriver::submit(std::vector<QueueEntry> cmds, bool counted) {
     if (!bytes_) throw std::logic_error("command queue used before init()");
+    // The ring holds bytes/entry - 1 entries, and each submission ends with its
+    // sync: a longer flush (a domain with many attached PASIDs) goes in
+    // ring-sized batches, each with its own sync and waited for before the
+    // next, as Linux submits a long flush as several batches (intel/cache.c
+    // qi_batch) instead of failing it. A failed batch marks the flush failed;
+    // the later batches are still submitted, as Linux does.
+    const size_t room = bytes_ / entry_bytes_ - 2;
+    if (cmds.size() <= room) return submit_batch(std::move(cmds), counted);
+    FlushTiming all;
+    for (size_t at = 0; at < cmds.size(); at += room) {
+        const auto from = cmds.begin() + static_cast<std::ptrdiff_t>(at);
+        const auto to = cmds.begin() + static_cast<std::ptrdiff_t>(std::min(at + room, cmds.size()));
+        FlushTiming t = submit_batch(std::vector<QueueEntry>(from, to), counted);
+        if (at == 0) {
+            all = t;
+            continue;
+        }
+        all.observed = t.observed;
+        all.descriptors += t.descriptors;
+        all.devtlb_requests += t.devtlb_requests;
+        all.error = all.error || t.error;
+        // Phases: the first batch's first fetch, the last batch's completions.
+        for (auto p : {&FlushTiming::caches_done, &FlushTiming::devtlb_done, &FlushTiming::wait_done})
+            if (t.*p) all.*p = t.*p;
+        if (!all.devtlb_sent) all.devtlb_sent = t.devtlb_sent;
+        if (!all.fetched) all.fetched = t.fetched;
+    }
+    return all;
+}
+
+FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool counted) {
     FlushTiming t;
     t.submitted = cpu_.now();
     const uint32_t token = ++token_;

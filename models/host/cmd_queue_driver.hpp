@@ -115,13 +115,16 @@ public:
     unsigned entry_bytes() const { return entry_bytes_; }
     void set_wait(Wait w);
 
-    /// Writes `cmds` + a sync, publishes the tail, waits for the sync's status.
+    /// Writes `cmds` + a sync, publishes the tail, waits for the sync's status;
+    /// more commands than the ring holds go in ring-sized batches, one after
+    /// the other, and the timing spans them all.
     /// `counted` = false: not counted as a flush (e.g. a page response). SC_THREAD only.
     FlushTiming submit(std::vector<QueueEntry> cmds, bool counted = true);
 
     void on_phase(uint64_t seq, iommu::InvalPhase phase, Duration at, pcie::Bdf device) override;
 
 private:
+    FlushTiming submit_batch(std::vector<QueueEntry> cmds, bool counted);
     uint64_t seq_at(uint64_t byte_offset) const;
     void abort_owner_of(uint64_t seq);
     void check_errors();

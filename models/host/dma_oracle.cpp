@@ -26,11 +26,13 @@ DmaOracle::DmaOracle(stats::Group* parent)
                                       "DMAs that used a translation whose invalidation had completed, or a wrong one")) {}
 
 void DmaOracle::bind(pcie::Bdf d, std::optional<uint32_t> pasid, uint32_t space, uint16_t segment) {
-    bindings_[binding_key(segment, d, pasid)] = space;
+    bindings_[binding_key(segment, d, pasid)] = &this->space(space);
+    last_space_ = nullptr;
 }
 
 void DmaOracle::unbind(pcie::Bdf d, std::optional<uint32_t> pasid, uint16_t segment) {
     bindings_.erase(binding_key(segment, d, pasid));
+    last_space_ = nullptr;
 }
 
 namespace {
@@ -45,38 +47,65 @@ size_t DmaOracle::segments() const {
     return n;
 }
 
+void DmaOracle::index(const Space& s, Segments::iterator it) {
+    if (it->second.end - it->first > kIndexedPages) return;
+    for (uint64_t p = it->first; p < it->second.end; ++p) index_[PageKey{s.id, p}] = it;
+}
+
 void DmaOracle::split_at(Space& s, uint64_t page) {
-    auto it = s.segments.upper_bound(page);
-    if (it == s.segments.begin()) return;
-    --it;
-    if (it->first == page || it->second.end <= page) return;
+    auto it = find(s, page);
+    if (it == s.segments.end() || it->first == page) return;
+    const bool was_indexed = it->second.end - it->first <= kIndexedPages;
     Segment upper = it->second;
     it->second.end = page;
-    if (upper.pending) s.pending.insert(page);
-    s.segments.emplace_hint(std::next(it), page, std::move(upper));
+    auto up = s.segments.emplace_hint(std::next(it), page, std::move(upper));
+    if (up->second.pending) s.pending.push_back(up);
+    index(s, up); // re-points the upper pages if the segment was indexed
+    if (!was_indexed) index(s, it);
+}
+
+DmaOracle::Segments::iterator DmaOracle::find(Space& s, uint64_t page) {
+    if (auto ix = index_.find(PageKey{s.id, page}); ix != index_.end()) return ix->second;
+    auto it = s.segments.upper_bound(page);
+    if (it == s.segments.begin() || (--it)->second.end <= page) return s.segments.end();
+    return it;
+}
+
+DmaOracle::Segments::iterator DmaOracle::exactly(Space& s, uint64_t first, uint64_t end) {
+    auto it = find(s, first);
+    return it != s.segments.end() && it->first == first && it->second.end == end ? it : s.segments.end();
+}
+
+void DmaOracle::mark_pending(Space& s, Segments::iterator it) {
+    if (it->second.pending) return;
+    it->second.pending = true;
+    s.pending.push_back(it);
 }
 
 void DmaOracle::map(uint32_t space, uint64_t iova, uint64_t pa, uint64_t size, Duration t) {
     const uint64_t n = page_count(size);
     if (n == 0) return;
-    Space& s = spaces_[space];
+    Space& s = this->space(space);
     const uint64_t first = iova >> kPageShift, end = first + n;
     const Mapping m{(pa >> kPageShift) - first, t, std::nullopt, std::nullopt};
+    auto push = [&](std::vector<Mapping>& h) {
+        if (h.size() >= kHistoryPerPage && h.front().invalidated_at) h.erase(h.begin());
+        h.push_back(m);
+    };
+    if (auto x = exactly(s, first, end); x != s.segments.end()) return push(x->second.history); // a remap
     split_at(s, first);
     split_at(s, end);
     auto it = s.segments.lower_bound(first);
     for (uint64_t at = first; at < end;) {
         if (it != s.segments.end() && it->first == at) {
-            auto& h = it->second.history;
-            if (h.size() >= kHistoryPerPage && h.front().invalidated_at) h.erase(h.begin());
-            h.push_back(m);
+            push(it->second.history);
             at = it->second.end;
             ++it;
             continue;
         }
         // Pages never mapped before, up to the next segment.
         const uint64_t stop = it == s.segments.end() ? end : std::min(end, it->first);
-        s.segments.emplace_hint(it, at, Segment{stop, {m}, false});
+        index(s, s.segments.emplace_hint(it, at, Segment{stop, {m}, false}));
         at = stop;
     }
 }
@@ -87,37 +116,40 @@ void DmaOracle::unmap(uint32_t space, uint64_t iova, uint64_t size, Duration t) 
     if (n == 0 || sp == spaces_.end()) return;
     Space& s = sp->second;
     const uint64_t first = iova >> kPageShift, end = first + n;
-    split_at(s, first);
-    split_at(s, end);
-    for (auto it = s.segments.lower_bound(first); it != s.segments.end() && it->first < end; ++it) {
+    auto it = exactly(s, first, end);
+    if (it == s.segments.end()) {
+        split_at(s, first);
+        split_at(s, end);
+        it = s.segments.lower_bound(first);
+    }
+    for (; it != s.segments.end() && it->first < end; ++it) {
         Segment& g = it->second;
         if (g.history.empty() || g.history.back().unmapped_at) continue;
         g.history.back().unmapped_at = t;
-        g.pending = true;
-        s.pending.insert(it->first);
+        mark_pending(s, it);
     }
 }
 
 void DmaOracle::complete(Space& s, uint64_t lo, uint64_t hi, Duration t, Duration submitted) {
     // A pending segment straddling the range's edges keeps its outer part pending.
     auto straddles = [&](uint64_t page) {
-        auto it = s.segments.upper_bound(page);
-        return it != s.segments.begin() && std::prev(it)->second.pending;
+        auto it = find(s, page);
+        return it != s.segments.end() && it->first != page && it->second.pending;
     };
-    if (straddles(lo)) split_at(s, lo);
+    if (lo != 0 && straddles(lo)) split_at(s, lo);
     if (hi != UINT64_MAX && straddles(hi + 1)) split_at(s, hi + 1);
-    for (auto p = s.pending.lower_bound(lo); p != s.pending.end() && *p <= hi;) {
-        Segment& g = s.segments.at(*p);
+    std::erase_if(s.pending, [&](Segments::iterator it) {
+        if (it->first < lo || it->first > hi) return false;
         // Only unmaps made before the flush was submitted are covered by it.
         bool still_pending = false;
-        for (auto& m : g.history) {
+        for (auto& m : it->second.history) {
             if (!m.unmapped_at || m.invalidated_at) continue;
             if (*m.unmapped_at <= submitted) m.invalidated_at = t;
             else still_pending = true;
         }
-        g.pending = still_pending;
-        p = still_pending ? std::next(p) : s.pending.erase(p);
-    }
+        it->second.pending = still_pending;
+        return !still_pending;
+    });
 }
 
 void DmaOracle::invalidation_complete(uint32_t space, uint64_t iova, uint64_t size, Duration t, Duration submitted) {
@@ -132,22 +164,41 @@ void DmaOracle::invalidation_complete_all(uint32_t space, Duration t, Duration s
     complete(sp->second, 0, UINT64_MAX, t, submitted);
 }
 
+DmaOracle::Verdict DmaOracle::violation(Violation v) {
+    violation_count_.inc();
+    if (violations_.size() < kMaxListed) violations_.push_back(std::move(v));
+    return Verdict::violation;
+}
+
 DmaOracle::Verdict DmaOracle::check(pcie::Bdf d, std::optional<uint32_t> pasid, uint64_t iova, uint64_t pa,
                                     Duration t, Source src, uint16_t segment) {
     checked_.inc();
-    auto fail = [&](std::string reason) {
-        violation_count_.inc();
-        if (violations_.size() < kMaxListed) violations_.push_back({t, segment, d, pasid, iova, pa, src, std::move(reason)});
-        return Verdict::violation;
-    };
-    auto b = bindings_.find(binding_key(segment, d, pasid));
-    if (b == bindings_.end()) return fail("device/PASID not bound to any address space");
-    auto sp = spaces_.find(b->second);
-    if (sp == spaces_.end()) return fail("IOVA never mapped");
+    auto fail = [&](const char* reason) { return violation(Violation{t, segment, d, pasid, iova, pa, src, reason}); };
+    // DMAs come in runs from one requester: remember the last binding found.
+    const uint64_t key = binding_key(segment, d, pasid);
+    if (!last_space_ || key != last_binding_) {
+        auto b = bindings_.find(key);
+        if (b == bindings_.end()) return fail("device/PASID not bound to any address space");
+        last_binding_ = key;
+        last_space_ = b->second;
+    }
     const uint64_t page = iova >> kPageShift;
-    auto seg = sp->second.segments.upper_bound(page);
-    if (seg == sp->second.segments.begin() || (--seg)->second.end <= page) return fail("IOVA never mapped");
-    const auto& h = seg->second.history;
+    Space& s = *last_space_;
+    // The space's last segment, else the page index (page-sized mappings),
+    // else the tree (large mappings).
+    const Segment* seg = s.last;
+    if (!seg || page < s.last_first || page >= seg->end) {
+        if (auto ix = index_.find(PageKey{s.id, page}); ix != index_.end()) {
+            seg = &ix->second->second;
+        } else {
+            auto it = find(s, page);
+            if (it == s.segments.end()) return fail("IOVA never mapped");
+            seg = &it->second;
+            s.last = seg;
+            s.last_first = it->first;
+        }
+    }
+    const auto& h = seg->history;
     const uint64_t pa_delta = (pa >> kPageShift) - page;
     // Newest first: the mapping in force at t, else the latest one it could have come from.
     for (auto it = h.rbegin(); it != h.rend(); ++it) {

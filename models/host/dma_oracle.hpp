@@ -15,7 +15,6 @@
 #include <cstdint>
 #include <map>
 #include <optional>
-#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -86,20 +85,53 @@ private:
         std::vector<Mapping> history;
         bool pending = false; ///< holds an unmap whose invalidation has not completed
     };
+    using Segments = std::map<uint64_t, Segment>; ///< by first page; disjoint; never erased
     struct Space {
-        std::map<uint64_t, Segment> segments; ///< by first page; disjoint
-        std::set<uint64_t> pending;           ///< first pages of the pending segments
+        uint32_t id;
+        Segments segments;
+        std::vector<Segments::iterator> pending; ///< the segments with pending set, once each
+        /// The segment check() found last (DMAs of a space cluster in one
+        /// large mapping); still valid while it holds the page, as segments
+        /// only ever shrink.
+        const Segment* last = nullptr;
+        uint64_t last_first = 0;
     };
+    /// Segments of at most this many pages (page-sized buffers, the common
+    /// case) are also indexed page by page in a hash table, so a check costs
+    /// one hash lookup; larger ones (huge mappings) are found in the tree.
+    static constexpr uint64_t kIndexedPages = 16;
+    struct PageKey {
+        uint32_t space;
+        uint64_t page;
+        bool operator==(const PageKey&) const = default;
+    };
+    struct PageKeyHash {
+        size_t operator()(const PageKey& k) const { return std::hash<uint64_t>()(k.page * 0x9E3779B97F4A7C15ULL ^ k.space); }
+    };
+
     /// Splits the segment that straddles `page` (if any) so one starts there.
-    static void split_at(Space& s, uint64_t page);
+    void split_at(Space& s, uint64_t page);
+    /// Indexes the pages of a segment if it is small.
+    void index(const Space& s, Segments::iterator it);
+    /// The segment that is exactly [first, end), else segments.end().
+    Segments::iterator exactly(Space& s, uint64_t first, uint64_t end);
+    /// The segment holding `page`, else segments.end().
+    Segments::iterator find(Space& s, uint64_t page);
+    static void mark_pending(Space& s, Segments::iterator it);
     /// Completes the pending segments starting in [lo, hi] (pages).
-    static void complete(Space& s, uint64_t lo, uint64_t hi, Duration t, Duration submitted);
+    void complete(Space& s, uint64_t lo, uint64_t hi, Duration t, Duration submitted);
+    Space& space(uint32_t id) { return spaces_.try_emplace(id, Space{id, {}, {}, nullptr, 0}).first->second; }
+    /// Counts and lists a violation (out of line: keeps check()'s hot path lean).
+    [[gnu::cold, gnu::noinline]] Verdict violation(Violation v);
     static uint64_t binding_key(uint16_t segment, pcie::Bdf d, std::optional<uint32_t> pasid) {
         return uint64_t{segment} << 48 | uint64_t{d.raw} << 32 | (pasid ? (uint64_t{1} << 31 | *pasid) : 0);
     }
 
-    std::unordered_map<uint64_t, uint32_t> bindings_;
-    std::unordered_map<uint32_t, Space> spaces_;
+    std::unordered_map<uint32_t, Space> spaces_;   ///< node-based: a Space never moves
+    std::unordered_map<uint64_t, Space*> bindings_; ///< binding -> its space
+    uint64_t last_binding_ = 0;                     ///< the binding check() found last ...
+    Space* last_space_ = nullptr;                   ///< ... and its space (null: none)
+    std::unordered_map<PageKey, Segments::iterator, PageKeyHash> index_;
     std::vector<Violation> violations_;
     static constexpr size_t kMaxListed = 1000;
 

@@ -19,7 +19,7 @@ std::optional<uint64_t> try_gap(uint64_t lo, uint64_t hi, uint64_t size, uint64_
     return start;
 }
 
-uint64_t mix(uint64_t x) { // splitmix64 finaliser: a fixed treap priority per gap start
+uint64_t mix(uint64_t x) { // splitmix64 finaliser: treap priorities from a counter, deterministic
     x += 0x9E3779B97F4A7C15ULL;
     x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
     x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
@@ -83,7 +83,7 @@ void IovaAllocator::insert_gap(uint64_t lo, uint64_t hi) {
         n = static_cast<int32_t>(nodes_.size());
         nodes_.emplace_back();
     }
-    nodes_[static_cast<size_t>(n)] = Node{lo, hi, hi - lo, mix(lo), -1, -1};
+    nodes_[static_cast<size_t>(n)] = Node{lo, hi, hi - lo, mix(++inserted_), -1, -1};
     auto [l, r] = split(root_, lo);
     root_ = merge(merge(l, n), r);
     ++gap_count_;
@@ -113,13 +113,26 @@ const IovaAllocator::Node* IovaAllocator::gap_at_or_below(uint64_t addr) const {
     return best;
 }
 
+void IovaAllocator::reshape(int32_t n, uint64_t key, uint64_t lo, uint64_t hi) {
+    if (n < 0) return;
+    Node& x = nodes_[static_cast<size_t>(n)];
+    if (key < x.lo) reshape(x.left, key, lo, hi);
+    else if (key > x.lo) reshape(x.right, key, lo, hi);
+    else x.lo = lo, x.hi = hi;
+    update(n);
+}
+
 void IovaAllocator::carve(uint64_t start, uint64_t size) {
     const Node* g = gap_at_or_below(start);
     if (!g || g->hi < start + size) throw HostError(K::invalid, "IOVA range is not free"); // callers checked
-    const uint64_t lo = g->lo, hi = g->hi;
-    erase_gap(lo);
-    insert_gap(lo, start);
-    insert_gap(start + size, hi);
+    const uint64_t lo = g->lo, hi = g->hi, end = start + size;
+    // Top-down allocation mostly takes the top of a gap: shrink it in place.
+    if (start == lo && end == hi) erase_gap(lo);
+    else if (start == lo) reshape(root_, lo, end, hi);
+    else {
+        reshape(root_, lo, lo, start);
+        insert_gap(end, hi);
+    }
 }
 
 std::optional<uint64_t> IovaAllocator::fit_in(int32_t n, uint64_t top, uint64_t size, uint64_t align) const {
@@ -194,17 +207,23 @@ void IovaAllocator::free(uint64_t iova) {
     uint64_t lo = iova, hi = iova + it->second;
     allocated_bytes_ -= it->second;
     used_.erase(it);
-    // Coalesce with the free gaps on either side.
-    if (const Node* below = gap_at_or_below(iova); below && below->hi == iova) {
-        lo = below->lo;
-        erase_gap(lo);
-    }
-    if (const Node* above = gap_at_or_below(hi); above && above->lo == hi) {
-        const uint64_t top = above->hi;
+    // Coalesce with the free gaps on either side, in place where one exists
+    // (re-keying a gap keeps the tree's order: no other gap lies in between).
+    const Node* below = gap_at_or_below(iova);
+    if (below && below->hi != iova) below = nullptr;
+    const Node* above = gap_at_or_below(hi);
+    if (above && above->lo != hi) above = nullptr;
+    if (below && above) {
+        const uint64_t b_lo = below->lo, a_hi = above->hi;
         erase_gap(hi);
-        hi = top;
+        reshape(root_, b_lo, b_lo, a_hi);
+    } else if (below) {
+        reshape(root_, below->lo, below->lo, hi);
+    } else if (above) {
+        reshape(root_, hi, lo, above->hi);
+    } else {
+        insert_gap(lo, hi);
     }
-    insert_gap(lo, hi);
 }
 
 uint64_t IovaAllocator::size_of(uint64_t iova) const {

@@ -55,8 +55,8 @@ public:
     uint64_t search_steps() const { return search_steps_; }
 
 private:
-    /// One free gap [lo, hi) in a treap ordered by lo (priorities are a hash
-    /// of lo, so the shape is deterministic); max_len covers the subtree.
+    /// One free gap [lo, hi) in a treap ordered by lo (priorities hash an
+    /// insertion counter, so the shape is deterministic); max_len covers the subtree.
     struct Node {
         uint64_t lo, hi, max_len;
         uint64_t prio;
@@ -72,6 +72,9 @@ private:
     void erase_gap(uint64_t lo);
     /// The gap with the largest lo <= addr, if any.
     const Node* gap_at_or_below(uint64_t addr) const;
+    /// Gives the gap keyed `key` the bounds [lo, hi) in place (lo must keep
+    /// the tree's order) and refreshes max_len on the path to it.
+    void reshape(int32_t n, uint64_t key, uint64_t lo, uint64_t hi);
     /// Takes [start, start+size) out of the gap that contains it.
     void carve(uint64_t start, uint64_t size);
 
@@ -84,6 +87,7 @@ private:
     std::vector<int32_t> spare_; ///< recycled node slots
     int32_t root_ = -1;
     size_t gap_count_ = 0;
+    uint64_t inserted_ = 0; ///< gaps ever inserted: seeds their treap priorities
     mutable uint64_t search_steps_ = 0;
 };
 

@@ -10,7 +10,11 @@
 //                         48-bit space, recycled oldest first: ns per
 //                         alloc + free.
 // `--smoke` runs small sizes and checks the verdicts; `--map-gib N` sets the
-// mapped size (the per-page oracle needed ~35 GiB for 1 TiB).
+// mapped size (the per-page oracle needed ~35 GiB for 1 TiB); `--only PHASE`
+// (map, check, iova) runs one phase and `--ops N` sets its operation count,
+// e.g. under callgrind:
+//   valgrind --tool=callgrind build/test/bench/bench_host --only check
+//   callgrind_annotate --inclusive=yes callgrind.out.* | grep phase_
 #include <sys/resource.h>
 
 #include <chrono>
@@ -74,17 +78,26 @@ long peak_rss_kib() {
 extern "C" int sc_main(int argc, char* argv[]) {
     bool smoke = false;
     uint64_t map_gib = 1024;
+    const char* only = nullptr;
+    uint64_t ops = 0; // checks / alloc+free pairs; 0: the defaults below
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--smoke") == 0) smoke = true;
         else if (std::strcmp(argv[i], "--map-gib") == 0 && i + 1 < argc) map_gib = std::strtoull(argv[++i], nullptr, 10);
+        else if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[++i];
+        else if (std::strcmp(argv[i], "--ops") == 0 && i + 1 < argc) ops = std::strtoull(argv[++i], nullptr, 10);
+        else {
+            std::fprintf(stderr, "usage: bench_host [--smoke] [--map-gib N] [--only map|check|iova] [--ops N]\n");
+            return 2;
+        }
     }
+    auto want = [&](const char* phase) { return !only || std::strcmp(only, phase) == 0; };
     if (smoke) map_gib = 4;
     const uint64_t ring_entries = smoke ? 1024 : 16384;
-    const uint64_t n_check = smoke ? 10'000 : 1'000'000;
-    const uint64_t n_iova = smoke ? 10'000 : 200'000;
+    const uint64_t n_check = ops ? ops : smoke ? 10'000 : 1'000'000;
+    const uint64_t n_iova = ops ? ops : smoke ? 10'000 : 200'000;
     bool ok = true;
 
-    {
+    if (want("map")) {
         stats::Group root("bench");
         DmaOracle o(&root);
         const long rss0 = peak_rss_kib();
@@ -93,7 +106,7 @@ extern "C" int sc_main(int argc, char* argv[]) {
         std::printf("oracle: map %llu GiB in 1 GiB pages: %.3f s, peak RSS +%.1f MiB\n",
                     static_cast<unsigned long long>(map_gib), seconds_since(t0), (peak_rss_kib() - rss0) / 1024.0);
     }
-    {
+    if (want("check")) {
         stats::Group root("bench");
         DmaOracle o(&root);
         o.bind(pcie::Bdf(1, 0, 0), std::nullopt, 2);
@@ -110,7 +123,7 @@ extern "C" int sc_main(int argc, char* argv[]) {
                     seconds_since(t0) * 1e9 / static_cast<double>(n_check));
         ok = ok && correct == n_check;
     }
-    {
+    if (want("iova")) {
         IovaAllocator a(0x100000, uint64_t{1} << 48);
         std::deque<uint64_t> ring;
         for (uint64_t i = 0; i < ring_entries; ++i) ring.push_back(a.alloc(4096));

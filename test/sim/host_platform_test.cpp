@@ -251,3 +251,25 @@ TEST_CASE("the trace output holds every invalidation with its phases nested insi
     }
     CHECK(parents == value(s, {"os", "invalidation", "count"}));
 }
+
+TEST_CASE("a strict unmap on a domain with 1,024 attached PASIDs flushes in queue-sized batches", "[sim][host][scenario]") {
+    // One PASID-granular IOTLB invalidation per attached PASID (Linux flushes
+    // each PASID of a first-stage domain): 1,024 of them do not fit a
+    // 256-entry queue in one submission.
+    auto steps = ordered_json::parse(R"([
+        {"op": "create_ioas", "name": "io"},
+        {"op": "alloc_domain", "name": "d", "ioas": "io"},
+        {"op": "map", "ioas": "io", "name": "m1", "iova": "0x40000000", "size_bytes": "64KiB"}
+    ])");
+    for (int p = 1; p <= 1024; ++p)
+        steps.push_back({{"op", "attach"}, {"device", "acc0"}, {"pasid_value", p}, {"domain", "d"}});
+    steps.push_back({{"op", "unmap"}, {"ioas", "io"}, {"mapping", "m1"}});
+    auto p = scenario_platform(steps);
+    p["devices"][0]["start_at_us"] = 100000; // no traffic: the flush is what is tested
+    p["duration_us"] = 20000;
+    auto s = run(p, "pasids-1024");
+    CHECK(value(s, {"scenario", "failures"}) == 0);
+    CHECK(value(s, {"os", "iommufd", "unmaps"}) == 1);
+    CHECK(value(s, {"os", "iommufd", "failed_flushes"}) == 0);
+    CHECK(value(s, {"dmar0", "descriptors"}) >= 1024);
+}
