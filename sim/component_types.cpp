@@ -319,13 +319,34 @@ const Schema<NicConfig>& nic_schema() {
             .custom("drop_invalidations", "boolean", "", "a device that never answers Invalidate Requests (drives ITE)",
                     [](P& p, const json& j, const std::string& path) { p.nic.ats.drop_invalidations = read::boolean(j, path); },
                     [](const P& p) { return json(p.nic.ats.drop_invalidations); })
-            .custom("ring_entries", "integer", "buffers", "RX ring size the driver keeps posted; default 256",
-                    [](P& p, const json& j, const std::string& path) { p.driver.ring_entries = static_cast<uint32_t>(read::u64(j, path, 1, 1u << 16)); },
+            .custom("ring_entries", "integer", "descriptors", "RX ring size per queue, a multiple of 8 (RDLEN counts 128-byte units); default 256 (ethtool -g default)",
+                    [](P& p, const json& j, const std::string& path) {
+                        p.driver.ring_entries = static_cast<uint32_t>(read::u64(j, path, 8, 1u << 16));
+                        if (p.driver.ring_entries % 8) throw ConfigError(path, "expected a multiple of 8, got " + std::to_string(p.driver.ring_entries));
+                    },
                     [](const P& p) { return json(p.driver.ring_entries); })
+            .custom("queues", "integer", "queues", "RX queues (RSS), each with its ring, interrupt and host thread; default 1",
+                    [](P& p, const json& j, const std::string& path) { p.nic.queues = static_cast<uint32_t>(read::u64(j, path, 1, 64)); },
+                    [](const P& p) { return json(p.nic.queues); })
+            .custom("flows", "integer", "flows", "flows the arriving packets belong to, round robin; RSS hashes each to a queue; default 1",
+                    [](P& p, const json& j, const std::string& path) { p.nic.flows = static_cast<uint32_t>(read::u64(j, path, 1, 1u << 20)); },
+                    [](const P& p) { return json(p.nic.flows); })
+            .custom("descriptor_prefetch", "integer", "descriptors", "descriptors read per fetch; default 1 (calibration.md NIC row: one descriptor read per RX packet)",
+                    [](P& p, const json& j, const std::string& path) { p.nic.descriptor_prefetch = static_cast<uint32_t>(read::u64(j, path, 1, 256)); },
+                    [](const P& p) { return json(p.nic.descriptor_prefetch); })
+            .custom("max_outstanding_reads", "integer", "tags", "descriptor fetches / translation requests in flight; default 256 (8-bit tags, PCIe Base 2.2.6.2)",
+                    [](P& p, const json& j, const std::string& path) { p.nic.max_outstanding_reads = static_cast<uint32_t>(read::u64(j, path, 1, 1024)); },
+                    [](const P& p) { return json(p.nic.max_outstanding_reads); })
+            .custom("rx_buffer_bytes", "integer", "bytes", "on-chip packet buffer; packets are dropped only when it overflows; default 524288 (estimate: 82599-class datasheet figure)",
+                    [](P& p, const json& j, const std::string& path) { p.nic.rx_buffer_bytes = static_cast<uint32_t>(read::u64(j, path, 64, 1u << 30)); },
+                    [](const P& p) { return json(p.nic.rx_buffer_bytes); })
+            .custom("doorbell_batch", "integer", "buffers", "refilled buffers per RX tail write; default 32 (calibration.md NIC row)",
+                    [](P& p, const json& j, const std::string& path) { p.driver.doorbell_batch = static_cast<uint32_t>(read::u64(j, path, 1, 1u << 16)); },
+                    [](const P& p) { return json(p.driver.doorbell_batch); })
             .custom("buffer_bytes", "integer", "bytes", "RX buffer size (mapped per packet); default 2048",
                     [](P& p, const json& j, const std::string& path) { p.driver.buffer_bytes = static_cast<uint32_t>(read::u64(j, path, 64, 1u << 20)); },
                     [](const P& p) { return json(p.driver.buffer_bytes); })
-            .custom("napi_batch", "integer", "buffers", "completions per interrupt / refills per doorbell; default 64 (NAPI weight)",
+            .custom("napi_batch", "integer", "buffers", "completions handled per NAPI poll; default 64 (NAPI weight)",
                     [](P& p, const json& j, const std::string& path) { p.driver.batch = static_cast<uint32_t>(read::u64(j, path, 1, 1u << 16)); },
                     [](const P& p) { return json(p.driver.batch); })
             .custom("domain", "enum(first_stage|second_stage|sva)", "",
@@ -358,6 +379,9 @@ std::any parse_nic(const json& dev, const std::string& path, const std::vector<s
     nic_schema().parse(own, path, c);
     if (c.driver.domain == host::DomainDesc::Kind::sva && !c.nic.pasid)
         throw ConfigError(path + "/domain", "an sva NIC needs \"pasid\" (SVA binds a PASID to a process)");
+    if (c.driver.buffer_bytes < c.nic.packet_bytes)
+        throw ConfigError(path + "/buffer_bytes", "expected at least packet_bytes (" + std::to_string(c.nic.packet_bytes) +
+                                                      "): a packet spans one buffer, got " + std::to_string(c.driver.buffer_bytes));
     if (c.driver.domain == host::DomainDesc::Kind::sva && c.driver.buffer_bytes > 4096)
         throw ConfigError(path + "/buffer_bytes", "an sva NIC's buffers are one page at most (4096)");
     return c;
@@ -370,7 +394,7 @@ json dump_nic(const std::any& a) {
 }
 
 void document_nic(std::vector<ParamSection>& out) {
-    ParamSection s{"device:nic", "NIC receive path on an ATS function, driven by a host RX-ring driver (map / DMA / unmap per packet)", {}};
+    ParamSection s{"device:nic", "NIC receive path on an ATS function: RX descriptor rings in memory, tail doorbells, RSS queues; host DMA-API driver (map / DMA / unmap per packet)", {}};
     nic_schema().document(NicConfig{}, "", s.params);
     out.push_back(std::move(s));
 }
@@ -392,8 +416,10 @@ std::unique_ptr<sc_core::sc_module> build_nic(const DeviceConfig& d, BuildContex
     info.pri = c.nic.ats.pri_enabled;
     info.inv_queue_depth = c.nic.ats.invalidate_queue_depth ? c.nic.ats.invalidate_queue_depth : 32;
     ctx.host->iommufd().add_device(info, ctx.host->iommu_index(c.driver.iommu));
-    auto drv = std::make_shared<host::NicDriver>(*ctx.host, *nic, c.driver, &ctx.host->stats_group());
-    ctx.host->add_thread(d.name + "_driver", [drv] { drv->run(); });
+    const unsigned regs = ctx.host->add_device_mmio(nic->regs);
+    auto drv = std::make_shared<host::NicDriver>(*ctx.host, *nic, regs, c.driver, &ctx.host->stats_group());
+    for (uint32_t q = 0; q < c.nic.queues; ++q)
+        ctx.host->add_thread(d.name + "_driver_q" + std::to_string(q), [drv, q] { drv->run(q); });
     ctx.keep_alive.push_back(drv);
     return nic;
 }

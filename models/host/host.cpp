@@ -21,7 +21,7 @@ Host::~Host() = default;
 
 VtdDriver& Host::add_vtd(const std::string& name, tlm::tlm_target_socket<>& mmio, tlm::tlm_initiator_socket<>& unit_mem,
                          tlm::tlm_target_socket<>& memory) {
-    const unsigned port = static_cast<unsigned>(drivers_.size());
+    const unsigned port = mmio_ports_++;
     cpu_.mmio.bind(mmio);
     msi_.push_back(std::make_unique<MsiDecoder>((name + "_msi").c_str(), params_.cpu.interrupt_latency, &stats_));
     unit_mem.bind(msi_.back()->upstream);
@@ -31,6 +31,11 @@ VtdDriver& Host::add_vtd(const std::string& name, tlm::tlm_target_socket<>& mmio
     drivers_.emplace_back(name, vtd_drivers_.back().get());
     vtd_index_.emplace_back(fd_.add_iommu(name, *vtd_drivers_.back()), vtd_drivers_.back().get());
     return *vtd_drivers_.back();
+}
+
+unsigned Host::add_device_mmio(tlm::tlm_target_socket<>& regs) {
+    cpu_.mmio.bind(regs);
+    return mmio_ports_++;
 }
 
 unsigned Host::iommu_index(const std::string& name) const {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "models/mem/memory.hpp"
 
+#include "models/common/admission.hpp"
 #include "models/common/sc_time.hpp"
 
 namespace iommusim::mem {
@@ -49,6 +50,11 @@ void Memory::b_transport(tlm::tlm_generic_payload& gp, sc_time& delay) {
     // Loosely timed: the request arrives at local time now+delay and holds
     // the data port for its transfer time.
     const Duration arrival = from_sc(sc_core::sc_time_stamp() + delay);
+    // Memory accepted the request: the root port's receive buffer may free its slot.
+    if (auto* adm = gp.get_extension<AdmissionExtension>()) {
+        adm->at = arrival;
+        adm->valid = true;
+    }
     const Duration hold = transfer_time(len, params_.bandwidth_bytes_per_ns);
     const Duration start = port_.reserve(arrival, hold);
     queue_delay_.record((start - arrival).as_ns());
