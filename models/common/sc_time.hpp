@@ -13,4 +13,13 @@ inline sc_core::sc_time to_sc(Duration d) {
 }
 inline Duration from_sc(const sc_core::sc_time& t) { return Duration::ps(t.value()); }
 
+/// The kernel's current time.
+inline Duration kernel_now() { return Duration::ps(sc_core::sc_time_stamp().value()); }
+/// Delay from the kernel's current time to absolute time `at`, never negative
+/// (a callee that wait()ed may have moved the kernel past `at`).
+inline sc_core::sc_time from_now(Duration at) {
+    const Duration n = kernel_now();
+    return to_sc(at > n ? at - n : Duration::zero());
+}
+
 } // namespace iommusim

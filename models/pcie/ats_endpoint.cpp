@@ -192,17 +192,12 @@ PrgResponseCode AtsEndpoint::request_page(uint64_t addr, bool write, std::option
     m.page_req.write = write;
     m.page_req.last = true;
     m.page_req.prg_index = prg_index & 0x1FF;
-    tlm::tlm_generic_payload g;
-    uint64_t dummy = 0;
-    g.set_command(tlm::TLM_WRITE_COMMAND);
-    g.set_data_ptr(reinterpret_cast<unsigned char*>(&dummy));
-    g.set_data_length(8);
-    g.set_streaming_width(8);
-    g.set_extension(&m);
     last_prg_.reset();
     st_page_requests_.inc();
-    upstream->b_transport(g, delay);
-    g.clear_extension(&m);
+    {
+        MessageTlp tlp(m);
+        upstream->b_transport(tlp.payload(), delay);
+    }
     // The response is an asynchronous message: synchronise and wait for it.
     wait(delay);
     delay = sc_core::SC_ZERO_TIME;
@@ -259,16 +254,9 @@ void AtsEndpoint::invalidation_thread() {
         m.inv_cpl.requester = p_.rid;
         m.inv_cpl.itag_vector = 1u << (r.itag & 31);
         m.inv_cpl.cc = 1;
-        tlm::tlm_generic_payload g;
-        uint64_t dummy = 0;
-        g.set_command(tlm::TLM_WRITE_COMMAND);
-        g.set_data_ptr(reinterpret_cast<unsigned char*>(&dummy));
-        g.set_data_length(8);
-        g.set_streaming_width(8);
-        g.set_extension(&m);
+        MessageTlp tlp(m);
         sc_time d = sc_core::SC_ZERO_TIME;
-        upstream->b_transport(g, d);
-        g.clear_extension(&m);
+        upstream->b_transport(tlp.payload(), d);
         st_inv_completed_.inc();
         st_inv_latency_.record((now() - pi.arrival).as_ns());
     }

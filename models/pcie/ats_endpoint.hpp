@@ -28,9 +28,10 @@
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
 
+#include "models/common/sc_time.hpp"
 #include "models/common/stats.hpp"
 #include "models/common/time.hpp"
-#include "models/iommu/common/set_assoc_cache.hpp"
+#include "models/common/set_assoc_cache.hpp"
 #include "models/pcie/ats_endpoint_params.hpp"
 #include "models/pcie/tlp.hpp"
 
@@ -82,7 +83,7 @@ private:
     tlm::tlm_response_status issue(uint64_t addr, void* data, unsigned len, bool write, std::optional<uint32_t> pasid,
                                    AddressType at, bool privileged, bool no_snoop, sc_core::sc_time& delay);
     static iommu::CacheKey key(std::optional<uint32_t> pasid, bool global, uint64_t iova, unsigned shift);
-    Duration now() const { return Duration::ps(sc_core::sc_time_stamp().value()); }
+    static Duration now() { return kernel_now(); }
 
     AtsEndpointParams p_;
     tlm::tlm_generic_payload payload_;

@@ -4,7 +4,7 @@
 #include <cstdint>
 
 #include "models/common/time.hpp"
-#include "models/iommu/common/cache_params.hpp"
+#include "models/common/cache_params.hpp"
 #include "models/pcie/tlp.hpp"
 
 namespace iommusim::pcie {

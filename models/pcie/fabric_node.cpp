@@ -11,14 +11,6 @@ namespace iommusim::pcie {
 
 namespace {
 
-Duration now() { return from_sc(sc_core::sc_time_stamp()); }
-/// Delay from the kernel's current time to absolute time `at`, never negative
-/// (a callee that wait()ed may have moved the kernel past `at`).
-sc_core::sc_time from_now(Duration at) {
-    Duration n = now();
-    return to_sc(at > n ? at - n : Duration::zero());
-}
-
 Bdf requester_of(const tlm::tlm_generic_payload& gp) {
     if (auto* t = gp.get_extension<TlpExtension>()) return t->requester;
     if (auto* m = gp.get_extension<MessageExtension>()) {
@@ -132,7 +124,7 @@ TlpTrain FabricNode::request_train(const LinkTiming& t, const tlm::tlm_generic_p
 Duration FabricNode::forward_up(tlm::tlm_generic_payload& gp, Duration at) {
     sc_core::sc_time d = from_now(at);
     upstream_out->b_transport(gp, d);
-    return now() + from_sc(d);
+    return kernel_now() + from_sc(d);
 }
 
 Duration FabricNode::forward_down(size_t j, tlm::tlm_generic_payload& gp, Duration at) {
@@ -140,7 +132,7 @@ Duration FabricNode::forward_down(size_t j, tlm::tlm_generic_payload& gp, Durati
     LinkTransfer y = l.send(Direction::downstream, at, request_train(l.timing(), gp));
     sc_core::sc_time d = from_now(y.delivered);
     (*port_out_[j])->b_transport(gp, d);
-    Duration r = now() + from_sc(d);
+    Duration r = kernel_now() + from_sc(d);
     if (is_posted(gp)) return l.posted_release(y, r);
     uint64_t data = gp.is_response_ok() ? gp.get_data_length() : 0;
     return l.send(Direction::upstream, r, l.timing().completion_train(gp.get_address(), data)).delivered;
@@ -149,7 +141,7 @@ Duration FabricNode::forward_down(size_t j, tlm::tlm_generic_payload& gp, Durati
 void FabricNode::from_port(int port, tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
     const size_t i = static_cast<size_t>(port);
     Link& l = *links_[i];
-    const Duration t0 = now();
+    const Duration t0 = kernel_now();
     const bool posted = is_posted(gp);
     const CreditClass cc = posted ? CreditClass::posted : CreditClass::non_posted;
     // The sender transmits only holding one of our port's header credits.
@@ -219,7 +211,7 @@ void FabricNode::from_port(int port, tlm::tlm_generic_payload& gp, sc_core::sc_t
 }
 
 void FabricNode::from_above(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
-    const Duration t = now() + from_sc(delay) + params_.latency;
+    const Duration t = kernel_now() + from_sc(delay) + params_.latency;
     auto* msg = gp.get_extension<MessageExtension>();
     Route r = msg ? params_.router.down_id(msg->route_id()) : params_.router.down_memory(gp.get_address());
     if (r.target != RouteTarget::port) {

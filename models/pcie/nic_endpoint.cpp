@@ -131,7 +131,7 @@ void NicEndpoint::raise(Queue& q, const sc_core::sc_time& delay) {
     q.irq_enabled = false; // auto-mask until the driver's EIMS write
     q.irq_pending = false;
     q.irq_asserted = true;
-    q.irq_at = now() + from_sc(delay);
+    q.irq_at = kernel_now() + from_sc(delay);
     interrupts_.inc();
     q.irq.notify(delay);
 }
@@ -139,7 +139,7 @@ void NicEndpoint::raise(Queue& q, const sc_core::sc_time& delay) {
 void NicEndpoint::wait_interrupt(uint32_t qi) {
     Queue& q = *queues_.at(qi);
     while (!q.irq_asserted) wait(q.irq);
-    if (q.irq_at > now()) wait(to_sc(q.irq_at - now()));
+    if (q.irq_at > kernel_now()) wait(to_sc(q.irq_at - kernel_now()));
     q.irq_asserted = false;
 }
 
@@ -167,7 +167,7 @@ void NicEndpoint::admit(Duration t) {
 }
 
 void NicEndpoint::sync_to(Duration t) {
-    if (t > now()) wait(to_sc(t - now()));
+    if (t > kernel_now()) wait(from_now(t));
 }
 
 void NicEndpoint::fetch(Queue& q) {
@@ -182,10 +182,10 @@ void NicEndpoint::fetch(Queue& q) {
     const uint32_t count = std::min({p_.descriptor_prefetch, posted, n - q.head}); // one read never wraps
     const uint32_t bytes = count * nic::kDescriptorBytes;
     std::fill_n(scratch_.begin(), bytes, uint8_t{0});
-    sc_core::sc_time d = to_sc(t_ - now());
+    sc_core::sc_time d = to_sc(t_ - kernel_now());
     fetches_.inc();
     if (!dma(q.ring + uint64_t{q.head} * nic::kDescriptorBytes, scratch_.data(), bytes, false, d)) dma_errors_.inc();
-    const Duration done = now() + from_sc(d);
+    const Duration done = kernel_now() + from_sc(d);
     outstanding_.push(done);
     for (uint32_t i = 0; i < count; ++i) {
         nic::RxReadDescriptor desc;
@@ -197,9 +197,9 @@ void NicEndpoint::fetch(Queue& q) {
 
 void NicEndpoint::engine_thread() {
     if (!started_) wait(start_event_);
-    start_ = t_ = tx_free_ = now();
+    start_ = t_ = tx_free_ = kernel_now();
     for (;;) {
-        t_ = std::max(t_, now()); // a page request (PRI) may have moved the kernel on
+        t_ = std::max(t_, kernel_now()); // a page request (PRI) may have moved the kernel on
         admit(t_);
         if (buffer_.empty()) { // idle until the next packet arrives
             t_ = arrival(next_arrival_);
@@ -207,7 +207,7 @@ void NicEndpoint::engine_thread() {
         }
         // Never more than a quantum ahead of the kernel: messages the NIC sends
         // (page requests) are served at the kernel's time.
-        if (t_ > now() + p_.quantum) sync_to(t_);
+        if (t_ > kernel_now() + p_.quantum) sync_to(t_);
         const uint64_t k = buffer_.front();
         const uint32_t qi = flow_queue_[k % p_.flows];
         Queue& q = *queues_[qi];
@@ -227,11 +227,11 @@ void NicEndpoint::engine_thread() {
         // The packet goes out once its buffer address is known. Packets overlap:
         // the link serializes their TLPs, the ATC and IOMMU translate them
         // concurrently (translation requests hold root-port credits).
-        const Duration start = std::max(f.ready, now());
-        sc_core::sc_time d = to_sc(start - now());
+        const Duration start = std::max(f.ready, kernel_now());
+        sc_core::sc_time d = to_sc(start - kernel_now());
         const bool ok = dma(f.buffer, scratch_.data(), p_.packet_bytes, true, d);
         if (!ok) dma_errors_.inc();
-        tx_free_ = std::max(tx_free_, now() + from_sc(d));
+        tx_free_ = std::max(tx_free_, kernel_now() + from_sc(d));
         // Write-backs leave in order, after the packet's data (posted writes are ordered).
         last_writeback_ = std::max(tx_free_, last_writeback_);
         if (writebacks_.empty()) writeback_ready_.notify(sc_core::SC_ZERO_TIME);
@@ -246,8 +246,8 @@ void NicEndpoint::writeback_thread() {
     for (;;) {
         while (writebacks_.empty()) wait(writeback_ready_);
         const WriteBack w = writebacks_.front();
-        if (w.at > now()) { // at its exact time: the driver must not see DD early
-            wait(to_sc(w.at - now()));
+        if (w.at > kernel_now()) { // at its exact time: the driver must not see DD early
+            wait(to_sc(w.at - kernel_now()));
             continue;
         }
         writebacks_.pop_front();
@@ -263,7 +263,7 @@ void NicEndpoint::writeback_thread() {
             packets_.inc();
             bytes_.inc(w.length);
             queue_packets_[w.queue]->inc();
-            packet_latency_.record((now() + from_sc(d) - w.arrival).as_ns());
+            packet_latency_.record((kernel_now() + from_sc(d) - w.arrival).as_ns());
         }
         if (q.irq_enabled) raise(q, d); // the MSI is ordered behind the write-back
         else q.irq_pending = true;

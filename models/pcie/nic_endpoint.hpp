@@ -102,7 +102,6 @@ private:
     bool dma(uint64_t iova, void* data, uint32_t len, bool write, sc_core::sc_time& delay);
     void raise(Queue& q, const sc_core::sc_time& delay);
     void sync_to(Duration t);
-    static Duration now() { return Duration::ps(sc_core::sc_time_stamp().value()); }
 
     NicParams p_;
     stats::Group stats_;

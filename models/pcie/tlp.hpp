@@ -142,6 +142,31 @@ public:
     Bdf route_id() const;
 };
 
+/// A message TLP ready to send: a write of 8 data bytes (`data`: the message body where it
+/// has one, e.g. an Invalidate Request's, else 0) carrying `m`. The extension is detached
+/// when this goes out of scope, so `m` may live on the sender's stack.
+class MessageTlp {
+public:
+    explicit MessageTlp(MessageExtension& m, uint64_t data = 0) : data_(data), m_(m) {
+        gp_.set_command(tlm::TLM_WRITE_COMMAND);
+        gp_.set_address(0);
+        gp_.set_data_ptr(reinterpret_cast<unsigned char*>(&data_));
+        gp_.set_data_length(8);
+        gp_.set_streaming_width(8);
+        gp_.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+        gp_.set_extension(&m_);
+    }
+    ~MessageTlp() { gp_.clear_extension(&m_); }
+    MessageTlp(const MessageTlp&) = delete;
+    MessageTlp& operator=(const MessageTlp&) = delete;
+    tlm::tlm_generic_payload& payload() { return gp_; }
+
+private:
+    uint64_t data_;
+    MessageExtension& m_;
+    tlm::tlm_generic_payload gp_;
+};
+
 /// One completed DMA as a device saw it, for observers such as the host's
 /// DMA safety oracle: which address it meant, which physical address it
 /// reached, when it used the translation and which cache supplied it.

@@ -8,16 +8,6 @@
 
 namespace iommusim::pcie {
 
-namespace {
-Duration now() { return from_sc(sc_core::sc_time_stamp()); }
-/// Delay from the kernel's current time to absolute time `at`, never negative
-/// (a callee that wait()ed may have moved the kernel past `at`).
-sc_core::sc_time from_now(Duration at) {
-    Duration n = now();
-    return to_sc(at > n ? at - n : Duration::zero());
-}
-} // namespace
-
 TrafficEndpoint::TrafficEndpoint(sc_core::sc_module_name name, const TrafficEndpointParams& params,
                                  stats::Group* parent_stats)
     : sc_module(name), upstream("upstream"), downstream("downstream"), params_(params), link_(params.link),
@@ -83,7 +73,7 @@ void TrafficEndpoint::on_message(MessageExtension&, tlm::tlm_generic_payload& gp
 Duration TrafficEndpoint::send_upstream(tlm::tlm_generic_payload& gp, Duration at) {
     sc_core::sc_time d = from_now(at);
     upstream->b_transport(gp, d);
-    return now() + from_sc(d);
+    return kernel_now() + from_sc(d);
 }
 
 void TrafficEndpoint::sync_to(Duration at) {
@@ -165,10 +155,10 @@ void TrafficEndpoint::issue(const DmaOp& op, Duration& t) {
 
 void TrafficEndpoint::run() {
     if (params_.start_on_request) wait(start_event_);
-    else if (params_.start_at > now()) wait(to_sc(params_.start_at - now()));
+    else if (params_.start_at > kernel_now()) wait(to_sc(params_.start_at - kernel_now()));
     qk_.set_global_quantum(to_sc(params_.quantum));
     qk_.reset();
-    Duration t = now();
+    Duration t = kernel_now();
     for (;;) {
         Stream* best = nullptr;
         Duration best_ready;

@@ -5,15 +5,6 @@
 
 namespace iommusim::iommu {
 
-std::string_view to_string(Replacement r) {
-    switch (r) {
-    case Replacement::lru: return "lru";
-    case Replacement::tree_plru: return "tree_plru";
-    case Replacement::random: return "random";
-    }
-    return "?";
-}
-
 namespace {
 bool overlaps(uint64_t base, unsigned shift, uint64_t addr, uint64_t size) {
     uint64_t end = shift >= 64 ? ~uint64_t{0} : base + ((uint64_t{1} << shift) - 1);

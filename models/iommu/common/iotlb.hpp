@@ -17,7 +17,7 @@
 #include <string>
 
 #include "models/iommu/common/iotlb_params.hpp"
-#include "models/iommu/common/set_assoc_cache.hpp"
+#include "models/common/set_assoc_cache.hpp"
 #include "models/iommu/common/translation.hpp"
 
 namespace iommusim::iommu {

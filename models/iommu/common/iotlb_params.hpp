@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-#include "models/iommu/common/cache_params.hpp"
+#include "models/common/cache_params.hpp"
 
 namespace iommusim::iommu {
 

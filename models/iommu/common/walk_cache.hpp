@@ -19,7 +19,7 @@
 
 #include "models/iommu/common/iotlb.hpp"
 #include "models/iommu/common/pt_format.hpp"
-#include "models/iommu/common/set_assoc_cache.hpp"
+#include "models/common/set_assoc_cache.hpp"
 #include "models/iommu/common/walk_cache_params.hpp"
 
 namespace iommusim::iommu {

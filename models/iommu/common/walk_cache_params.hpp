@@ -2,7 +2,7 @@
 #pragma once
 #include <cstdint>
 
-#include "models/iommu/common/cache_params.hpp"
+#include "models/common/cache_params.hpp"
 
 namespace iommusim::iommu {
 

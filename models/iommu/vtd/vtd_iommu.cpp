@@ -667,18 +667,10 @@ void VtdIommu::handle_page_request(const pcie::PageRequest& pr, Duration& local)
 }
 
 void VtdIommu::send_message(pcie::MessageExtension& m, uint64_t payload, Duration& local) {
-    tlm::tlm_generic_payload g;
-    g.set_command(tlm::TLM_WRITE_COMMAND);
-    g.set_address(0);
-    g.set_data_ptr(reinterpret_cast<unsigned char*>(&payload));
-    g.set_data_length(8);
-    g.set_streaming_width(8);
-    g.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
-    g.set_extension(&m);
+    pcie::MessageTlp tlp(m, payload);
     sc_time d = to_sc(local);
-    ats_inv->b_transport(g, d);
+    ats_inv->b_transport(tlp.payload(), d);
     local = from_sc(d);
-    g.clear_extension(&m);
     if (m.code == pcie::MessageCode::prg_response) st_prg_responses_.inc();
 }
 

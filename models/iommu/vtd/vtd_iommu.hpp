@@ -67,10 +67,11 @@
 #include <tlm_utils/simple_target_socket.h>
 #include <vector>
 
+#include "models/common/sc_time.hpp"
 #include "models/common/stats.hpp"
 #include "models/common/time.hpp"
 #include "models/iommu/common/inval_observer.hpp"
-#include "models/iommu/common/set_assoc_cache.hpp"
+#include "models/common/set_assoc_cache.hpp"
 #include "models/iommu/common/translation.hpp"
 #include "models/iommu/common/translation_core.hpp"
 #include "models/iommu/common/walk_mem_port.hpp"
@@ -189,7 +190,7 @@ private:
     static constexpr size_t kDmiSlots = 4096;
     std::vector<DmiSlot> dmi_ = std::vector<DmiSlot>(kDmiSlots);
     void send_msi(const std::optional<Msi>& msi, Duration& local);
-    Duration now() const { return Duration::ps(sc_core::sc_time_stamp().value()); }
+    static Duration now() { return kernel_now(); }
 
     VtdParams p_;
     tlm::tlm_generic_payload scratch_; ///< payload of the unit's own memory accesses

@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "models/common/time.hpp"
-#include "models/iommu/common/cache_params.hpp"
+#include "models/common/cache_params.hpp"
 #include "models/iommu/common/walker_params.hpp"
 
 namespace iommusim::iommu::vtd {

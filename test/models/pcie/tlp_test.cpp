@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <catch2/catch.hpp>
+#include <cstring>
 
 #include "models/pcie/tlp.hpp"
 
@@ -50,4 +51,23 @@ TEST_CASE("TLP extension clones every field", "[unit][pcie]") {
     CHECK(d.at == AddressType::translated);
     CHECK(d.traffic_class == 5);
     CHECK(d.no_snoop);
+}
+
+TEST_CASE("MessageTlp carries the message as an 8-byte write and detaches it when done", "[unit][pcie]") {
+    MessageExtension m;
+    m.code = MessageCode::ats_invalidate_request;
+    m.inv_req.itag = 3;
+    {
+        MessageTlp tlp(m, 0x1122334455667788ull);
+        tlm::tlm_generic_payload& g = tlp.payload();
+        CHECK(g.is_write());
+        CHECK(g.get_data_length() == 8);
+        CHECK(g.get_streaming_width() == 8);
+        CHECK(g.get_response_status() == tlm::TLM_INCOMPLETE_RESPONSE);
+        uint64_t data = 0;
+        std::memcpy(&data, g.get_data_ptr(), 8);
+        CHECK(data == 0x1122334455667788ull);
+        REQUIRE(g.get_extension<MessageExtension>() == &m);
+    }
+    CHECK(m.inv_req.itag == 3); // still the caller's: not freed with the payload
 }

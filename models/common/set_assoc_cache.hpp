@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "models/common/stats.hpp"
-#include "models/iommu/common/cache_params.hpp"
+#include "models/common/cache_params.hpp"
 
 namespace iommusim::iommu {
 

@@ -12,7 +12,14 @@ enum class Replacement : uint8_t {
     random,     ///< uniform victim from a seeded std::mt19937_64
 };
 
-std::string_view to_string(Replacement r);
+inline std::string_view to_string(Replacement r) {
+    switch (r) {
+    case Replacement::lru: return "lru";
+    case Replacement::tree_plru: return "tree_plru";
+    case Replacement::random: return "random";
+    }
+    return "?";
+}
 
 struct CacheGeometry {
     uint32_t entries = 0;  ///< total entries; 0 disables the cache

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <catch2/catch.hpp>
 
-#include "models/iommu/common/set_assoc_cache.hpp"
+#include "models/common/set_assoc_cache.hpp"
 
 using namespace iommusim;
 using namespace iommusim::iommu;
