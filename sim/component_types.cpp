@@ -31,6 +31,9 @@ const Schema<pcie::WorkloadParams>& workload_schema() {
             .integer("requests", &P::requests, "operations", "DMA operations to issue; 0 = until the end")
             .number("rate_gbps", &P::rate_bytes_per_ns, "GB/s", "issue-rate cap of this stream; 0 = unlimited")
             .integer("read_percent", &P::read_percent, "%", "share of reads (sequential, random_uniform, zipf, strided)", 0, 100)
+            .integer("no_snoop_percent", &P::no_snoop_percent, "%", "share of requests with the No Snoop attribute (PCIe Base 2.2.6.5); default 0", 0, 100)
+            .integer("privileged_percent", &P::privileged_percent, "%", "share of PASID requests with Privileged Mode Requested; needs pasid.privileged; default 0", 0, 100)
+            .integer("execute_percent", &P::execute_percent, "%", "share of PASID reads with Execute Requested; needs pasid.execute; default 0", 0, 100)
             .integer("base", &P::base, "address", "IOVA of the region (descriptor ring / job queue for nic_ring, accel_queue); default 4 GiB")
             .size("region_bytes", &P::region_bytes, "working set; default 1 MiB", 64)
             .integer("request_bytes", &P::request_bytes, "bytes", "bytes per operation; default 256 = MPS", 1, 1u << 20)
@@ -307,7 +310,7 @@ const Schema<NicConfig>& nic_schema() {
                     [](P& p, const json& j, const std::string& path) { p.nic.ats.atc.ways = static_cast<uint32_t>(read::u64(j, path, 1, 64)); },
                     [](const P& p) { return json(p.nic.ats.atc.ways); })
             .custom("invalidation_processing_ns", "number", "ns",
-                    "device time to process one ATS Invalidate Request; default 500 (calibration.md on-die device-TLB inv. 0.1-2 us)",
+                    "fixed device time to process one ATS Invalidate Request, before the drain of requests already issued; default 100 (calibration.md device processing of an ATS Invalidate Request, estimate)",
                     [](P& p, const json& j, const std::string& path) { p.nic.ats.invalidation_processing = Duration::ns(read::number(j, path, 0, 1e9)); },
                     [](const P& p) { return json(p.nic.ats.invalidation_processing.as_ns()); })
             .custom("invalidate_queue_depth", "integer [0, 31]", "", "ATS Invalidate Queue Depth (0 = 32); default 0",
@@ -340,6 +343,15 @@ const Schema<NicConfig>& nic_schema() {
             .custom("rx_buffer_bytes", "integer", "bytes", "on-chip packet buffer; packets are dropped only when it overflows; default 524288 (estimate: 82599-class datasheet figure)",
                     [](P& p, const json& j, const std::string& path) { p.nic.rx_buffer_bytes = static_cast<uint32_t>(read::u64(j, path, 64, 1u << 30)); },
                     [](const P& p) { return json(p.nic.rx_buffer_bytes); })
+            .custom("buffers", "enum(map_per_packet|recycle)", "",
+                    "DMA-API RX buffers: mapped and unmapped around every packet (default), or mapped once per ring slot and reposted (page_pool recycling)",
+                    [](P& p, const json& j, const std::string& path) {
+                        const std::string v = read::string(j, path);
+                        if (v == "map_per_packet") p.driver.buffers = host::NicDriverParams::Buffers::map_per_packet;
+                        else if (v == "recycle") p.driver.buffers = host::NicDriverParams::Buffers::recycle;
+                        else throw ConfigError(path, "expected one of map_per_packet|recycle, got \"" + v + "\"");
+                    },
+                    [](const P& p) { return json(p.driver.buffers == host::NicDriverParams::Buffers::recycle ? "recycle" : "map_per_packet"); })
             .custom("doorbell_batch", "integer", "buffers", "refilled buffers per RX tail write; default 32 (calibration.md NIC row)",
                     [](P& p, const json& j, const std::string& path) { p.driver.doorbell_batch = static_cast<uint32_t>(read::u64(j, path, 1, 1u << 16)); },
                     [](const P& p) { return json(p.driver.doorbell_batch); })

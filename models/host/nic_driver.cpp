@@ -63,7 +63,9 @@ void NicDriver::post(uint32_t q) {
     Ring& r = rings_[q];
     const uint32_t slot = r.next_to_use;
     // SVA: each slot owns one page of the process heap, reposted unpopulated after every packet.
+    const bool keep = p_.buffers == NicDriverParams::Buffers::recycle && r.buffers[slot];
     const uint64_t iova = process_ ? p_.sva_buffer_va + (uint64_t{q} * p_.ring_entries + slot) * 4096
+                          : keep   ? r.buffers[slot]
                                    : host_.iommufd().map(ioas_, mapped_bytes());
     r.buffers[slot] = iova;
     const nic::RxReadDescriptor d{iova, 0};
@@ -103,8 +105,10 @@ uint32_t NicDriver::poll(uint32_t q) {
         const uint64_t desc = r.pa + uint64_t{r.next_to_clean} * nic::kDescriptorBytes;
         // The write-back's extended status (DD) is dword 2 (§7.1.6.2); the driver reads it first.
         if (!(cpu.mem_read_u32(desc + 8) & nic::kStatusDd)) break;
-        release(r.buffers[r.next_to_clean]);
-        r.buffers[r.next_to_clean] = 0;
+        if (p_.buffers == NicDriverParams::Buffers::map_per_packet || process_) {
+            release(r.buffers[r.next_to_clean]);
+            r.buffers[r.next_to_clean] = 0;
+        }
         r.next_to_clean = r.next_to_clean + 1 == p_.ring_entries ? 0 : r.next_to_clean + 1;
         ++cleaned;
         post(q); // refill the freed slot

@@ -23,8 +23,11 @@
 // notifier flushes the IOTLB and the device TLB) and reposts the same
 // address, so every packet faults again.
 //
+// With `buffers = recycle` each slot's buffer stays mapped and is reposted
+// (page_pool-style recycling): no unmap, no invalidation, and the IOTLB sees
+// the whole posted working set.
 // Not modelled: the stack's per-packet work beyond map/unmap (XDP-style early
-// drop), page recycling (Linux reuses half pages without unmapping), TX.
+// drop), half-page splitting, TX.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -48,6 +51,12 @@ struct NicDriverParams {
     uint32_t batch = kDefaultBatch;                        ///< completions handled per NAPI poll
     uint32_t doorbell_batch = kDefaultDoorbellBatch;       ///< refilled buffers per tail write
     DomainDesc::Kind domain = DomainDesc::Kind::paging_s1; ///< scalable-mode Linux uses first-stage DMA domains (or sva)
+    /// DMA-API buffers: map_per_packet = dma_map/dma_unmap around every packet
+    /// (the IOMMU's worst case); recycle = each slot's buffer is mapped once and
+    /// reposted after its packet is consumed, as page_pool drivers do, so the
+    /// IOTLB sees a working set of queues x ring_entries pages.
+    enum class Buffers : uint8_t { map_per_packet, recycle };
+    Buffers buffers = Buffers::map_per_packet;
     /// SVA mode: process virtual addresses of the rings and of the (unpopulated) buffer pages.
     static constexpr uint64_t kDefaultSvaRingVa = uint64_t{1} << 28;   // 256 MiB
     static constexpr uint64_t kDefaultSvaBufferVa = uint64_t{1} << 32; // 4 GiB

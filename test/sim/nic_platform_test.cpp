@@ -75,3 +75,36 @@ TEST_CASE("RSS spreads many flows over the queues and keeps one flow on one queu
     for (int q = 0; q < 4; ++q) used += v(one["nic0"]["rx_packets_q" + std::to_string(q)]) > 0 ? 1 : 0;
     CHECK(used == 1);
 }
+
+TEST_CASE("more flows over recycled buffers and a smaller IOTLB raise walk reads per 4 KiB and lower throughput",
+          "[cli][host][nic][iotlb]") {
+    // Recycled (page_pool-style) buffers stay mapped: each active queue's 255
+    // buffer pages are the IOTLB's working set. One flow keeps one queue busy
+    // (255 pages fit a 512-entry IOTLB); 64 flows spread over 8 queues (2040
+    // pages) and a 64-entry IOTLB misses on nearly every packet. ATS is off,
+    // so every DMA is translated by the IOMMU, and walks are serialized (one
+    // walker, calibration.md "walker concurrency"): the root port holds each
+    // posted write's credit while it waits for its walk, the NIC's buffer
+    // fills and it drops.
+    auto run = [](const std::string& tag, int flows, int iotlb) {
+        return run_platform(tag, "platforms/vtd-nic-lazy.json",
+                            "--set duration_us=1000 --set devices/0/ats=false --set devices/0/buffers=recycle "
+                            "--set iommus/0/walkers=1 --set devices/0/queues=8 --set devices/0/flows=" +
+                                std::to_string(flows) + " --set iommus/0/iotlb/entries=" + std::to_string(iotlb));
+    };
+    auto per_4k = [](const json& s, double count) { return count / (v(s["nic0"]["rx_bytes"]) / 4096.0); };
+    const json few = run("nic-flows1", 1, 512);
+    const json many = run("nic-flows64", 64, 64);
+    const double walks_few = per_4k(few, v(few["dmar0"]["table_reads"]));
+    const double walks_many = per_4k(many, v(many["dmar0"]["table_reads"]));
+    INFO("walk reads per 4 KiB: 1 flow " << walks_few << ", 64 flows " << walks_many);
+    INFO("GB/s: 1 flow " << v(few["nic0"]["rx_throughput"]) << ", 64 flows " << v(many["nic0"]["rx_throughput"]));
+    CHECK(walks_many > 4 * walks_few);
+    CHECK(per_4k(many, v(many["dmar0"]["translation"]["iotlb"]["misses"])) >
+          4 * per_4k(few, v(few["dmar0"]["translation"]["iotlb"]["misses"])));
+    CHECK(v(many["nic0"]["rx_throughput"]) < 0.8 * v(few["nic0"]["rx_throughput"]));
+    CHECK(v(many["nic0"]["rx_dropped"]) > 0);
+    CHECK(v(few["nic0"]["rx_dropped"]) == 0);
+    CHECK(v(many["rc0"]["rp0"]["up_posted_credit_stalls"]) > v(few["rc0"]["rp0"]["up_posted_credit_stalls"]));
+    CHECK(v(many["os"]["oracle"]["violations"]) == 0);
+}

@@ -32,6 +32,7 @@ public:
     uint64_t mmio_base = RootComplexDesc::kDefaultMmioBase;
     Duration translate_latency;                             ///< stands in for a page walk per request
     uint64_t seen = 0, faulted = 0, messages = 0;
+    uint64_t no_snoop = 0, privileged = 0, execute = 0;     ///< requests arriving with NS / PMR / ER
     std::set<std::pair<uint16_t, uint32_t>> rid_pasid;
 
     std::vector<MessageExtension> to_send;                  ///< sent down into the fabric at start
@@ -63,7 +64,12 @@ public:
         }
         ++seen;
         auto* t = gp.get_extension<TlpExtension>();
-        if (t) rid_pasid.emplace(t->requester.raw, t->pasid_present ? t->pasid : 0xFFFFFFFF);
+        if (t) {
+            rid_pasid.emplace(t->requester.raw, t->pasid_present ? t->pasid : 0xFFFFFFFF);
+            no_snoop += t->no_snoop;
+            privileged += t->privileged;
+            execute += t->execute;
+        }
         uint64_t a = gp.get_address();
         uint64_t pa;
         if (auto it = map.find(a >> 12); it != map.end()) pa = (it->second << 12) | (a & 0xFFF);
@@ -632,4 +638,50 @@ TEST_CASE("posted writes hold the root port's posted credits while the IOMMU tra
     CHECK(tput < 2 * 256.0 / walk.as_ns());
     CHECK(tput > 0.85 * 2 * 256.0 / walk.as_ns());
     CHECK(t.b.stat("rc0.rp0.up_posted_credit_stalls") > 3200 / 3);
+}
+
+TEST_CASE("a device sets No-Snoop, PMR and ER on its configured share of requests and they reach the IOMMU",
+          "[sc][pcie][fabric][attrs]") {
+    TopologyDesc d;
+    d.root_complex.root_ports = {port("rp0", 4, 16)};
+    d.endpoints = {endpoint("ep0", "rp0")};
+    Bench b(d);
+    TrafficEndpointParams p;
+    fill_from_topology(b.topo, "ep0", p);
+    p.pasid.privileged_supported = true;
+    p.pasid.execute_supported = true;
+    WorkloadParams w = stream(50, 400);
+    w.pasid.pasids = {5};
+    w.no_snoop_percent = 50;
+    w.privileged_percent = 25;
+    w.execute_percent = 100; // of reads
+    p.workloads = {w};
+    TrafficEndpoint ep("ep0", p, &b.root);
+    b.fabric.attach_endpoint("ep0", ep.upstream, ep.downstream);
+    sc_core::sc_start();
+    // Attributes are drawn per operation (4 KiB); every TLP of it carries them.
+    const double tlps = static_cast<double>(b.iommu.seen);
+    const double read_tlps = b.stat("ep0.read_tlps");
+    REQUIRE(tlps > 1000);
+    CHECK(b.iommu.no_snoop / tlps == Approx(0.5).margin(0.08));
+    CHECK(b.iommu.privileged / tlps == Approx(0.25).margin(0.08));
+    CHECK(b.iommu.execute == read_tlps); // ER on every read, never on a write
+}
+
+TEST_CASE("PMR or ER without the PASID capability's Supported bit is a configuration error", "[unit][pcie][attrs]") {
+    TopologyDesc d;
+    d.root_complex.root_ports = {port("rp0", 4, 16)};
+    d.endpoints = {endpoint("ep0", "rp0")};
+    Topology t = build_topology(d);
+    TrafficEndpointParams p;
+    fill_from_topology(t, "ep0", p);
+    WorkloadParams w = stream(50, 10);
+    w.pasid.pasids = {5};
+    w.privileged_percent = 10;
+    p.workloads = {w};
+    stats::Group root("root");
+    CHECK_THROWS_WITH(TrafficEndpoint("ep0", p, &root), Catch::Contains("Privileged Mode Supported"));
+    p.workloads[0].privileged_percent = 0;
+    p.workloads[0].execute_percent = 10;
+    CHECK_THROWS_WITH(TrafficEndpoint("ep1", p, &root), Catch::Contains("Execute Permission Supported"));
 }
