@@ -3,8 +3,10 @@
 
 #include "models/mem/memory.hpp"
 #include "models/host/nic_driver.hpp"
+#include "models/host/nvme_driver.hpp"
 #include "models/pcie/fabric.hpp"
 #include "models/pcie/nic_endpoint.hpp"
+#include "models/pcie/nvme_endpoint.hpp"
 #include "models/pcie/traffic_endpoint.hpp"
 #include "models/pcie/workload.hpp"
 #include "sim/iommu_types.hpp"
@@ -436,6 +438,107 @@ std::unique_ptr<sc_core::sc_module> build_nic(const DeviceConfig& d, BuildContex
     return nic;
 }
 
+// ---- nvme: NvmeEndpoint (ATS function) + its host driver and block workload ----
+
+struct NvmeConfig {
+    enum class Pattern : uint8_t { random, sequential };
+    bool ats = true;
+    uint32_t atc_entries = pcie::AtsEndpointParams::kAtcEntries;
+    Duration service = Duration::ns(pcie::NvmeParams::kDefaultServiceNs);
+    uint32_t parallelism = pcie::NvmeParams::kDefaultParallelism;
+    uint32_t max_outstanding_reads = pcie::NvmeParams::kDefaultMaxOutstandingReads;
+    Pattern pattern = Pattern::random;
+    uint32_t read_percent = 100;
+    uint32_t block_bytes = host::NvmeDriverParams::kDefaultBlockBytes;
+    uint32_t queue_depth = host::NvmeDriverParams::kDefaultQueueDepth;
+    uint32_t jobs = host::NvmeDriverParams::kDefaultJobs;
+    uint64_t capacity_bytes = host::NvmeDriverParams::kDefaultCapacityBytes;
+    uint64_t seed = 1;
+};
+
+const Schema<NvmeConfig>& nvme_schema() {
+    static const auto s = [] {
+        using P = NvmeConfig;
+        Schema<P> sc;
+        sc.boolean("ats", &P::ats, "ATS enabled: translations cached in the device's ATC; default true")
+            .integer("atc_entries", &P::atc_entries, "entries", "ATC entries (4-way); default 64 (no published device ATC sizes)", 4, 1u << 20)
+            .time_ns("service_ns", &P::service, "media service time per command; default 75000 (calibration.md NVMe 4 KiB random read, NAND; Optane-class 6500)", 0, 1e9)
+            .integer("parallelism", &P::parallelism, "commands", "commands the media serves at once; default 64 (estimate)", 1, 4096)
+            .integer("max_outstanding_reads", &P::max_outstanding_reads, "tags", "SQE / PRP-list / write-data reads in flight; default 256 (8-bit tags)", 1, 1024)
+            .enumeration("pattern", &P::pattern, "block workload offsets: random (default) or sequential per job",
+                         {{"random", P::Pattern::random}, {"sequential", P::Pattern::sequential}})
+            .integer("read_percent", &P::read_percent, "%", "share of Read commands; default 100", 0, 100)
+            .integer("block_bytes", &P::block_bytes, "bytes", "bytes per command, a multiple of 4096 up to 2 MiB (one PRP list page); default 4096", 4096, 2u << 20)
+            .integer("queue_depth", &P::queue_depth, "commands", "commands outstanding per job (fio iodepth); default 32", 1, 1023)
+            .integer("jobs", &P::jobs, "jobs", "I/O queue pairs, each with its host thread (fio numjobs); default 1", 1, pcie::nvme::kMaxQueues)
+            .size("capacity_bytes", &P::capacity_bytes, "namespace size the offsets fall in; default 1 TiB", 1u << 21)
+            .integer("seed", &P::seed, "", "seed of the offsets and read/write choice; default 1");
+        return sc;
+    }();
+    return s;
+}
+
+std::any parse_nvme(const json& dev, const std::string& path, const std::vector<std::string>& common) {
+    std::vector<std::string> allowed = common;
+    for (auto& k : nvme_schema().keys()) allowed.push_back(k);
+    check_keys(dev, path, allowed);
+    NvmeConfig c;
+    json own = json::object();
+    for (auto& k : nvme_schema().keys())
+        if (dev.contains(k)) own[k] = dev[k];
+    nvme_schema().parse(own, path, c);
+    if (c.block_bytes % 4096)
+        throw ConfigError(path + "/block_bytes", "expected a multiple of 4096 (4 KiB LBAs), got " + std::to_string(c.block_bytes));
+    if (c.capacity_bytes < c.block_bytes)
+        throw ConfigError(path + "/capacity_bytes", "expected at least block_bytes");
+    return c;
+}
+
+json dump_nvme(const std::any& a) { return nvme_schema().dump(std::any_cast<const NvmeConfig&>(a)); }
+
+void document_nvme(std::vector<ParamSection>& out) {
+    ParamSection s{"device:nvme", "NVMe-like SSD on an ATS function: SQ/CQ in memory, doorbells, PRP lists; host nvme driver running a block workload (map / DMA / unmap per command)", {}};
+    nvme_schema().document(NvmeConfig{}, "", s.params);
+    out.push_back(std::move(s));
+}
+
+std::unique_ptr<sc_core::sc_module> build_nvme(const DeviceConfig& d, BuildContext& ctx) {
+    if (!ctx.host) throw ConfigError("/devices", "device \"" + d.name + "\" (nvme) needs an IOMMU and its host driver");
+    const auto c = std::any_cast<NvmeConfig>(d.params);
+    pcie::TrafficEndpointParams where;
+    pcie::fill_from_topology(ctx.topology, d.name, where);
+    pcie::NvmeParams np;
+    np.ats.rid = where.functions.front();
+    np.ats.ats_enabled = c.ats;
+    np.ats.atc.entries = c.atc_entries;
+    np.service = c.service;
+    np.parallelism = c.parallelism;
+    np.max_outstanding_reads = c.max_outstanding_reads;
+    host::NvmeDriverParams dp;
+    dp.iommu = ctx.platform.topology.iommu;
+    dp.random = c.pattern == NvmeConfig::Pattern::random;
+    dp.read_percent = c.read_percent;
+    dp.block_bytes = c.block_bytes;
+    dp.queue_depth = c.queue_depth;
+    dp.jobs = c.jobs;
+    dp.capacity_bytes = c.capacity_bytes;
+    dp.seed = c.seed;
+    auto dev = std::make_unique<pcie::NvmeEndpoint>(d.name.c_str(), np, &ctx.stats);
+    ctx.fabric.attach_endpoint(d.name, dev->function().upstream, dev->function().downstream);
+    dev->function().set_dma_observer(ctx.host->dma_observer());
+    host::DeviceInfo info;
+    info.rid = np.ats.rid;
+    info.ats = c.ats;
+    info.inv_queue_depth = 32;
+    ctx.host->iommufd().add_device(info, ctx.host->iommu_index(dp.iommu));
+    const unsigned regs = ctx.host->add_device_mmio(dev->regs);
+    auto drv = std::make_shared<host::NvmeDriver>(*ctx.host, *dev, regs, dp, &ctx.host->stats_group());
+    for (uint32_t j = 0; j < dp.jobs; ++j)
+        ctx.host->add_thread(d.name + "_driver_job" + std::to_string(j), [drv, j] { drv->run(j); });
+    ctx.keep_alive.push_back(drv);
+    return dev;
+}
+
 } // namespace
 
 const std::vector<DeviceType>& device_types() {
@@ -443,6 +546,8 @@ const std::vector<DeviceType>& device_types() {
         {"traffic", "PCIe endpoint driven by workload generators", parse_traffic, dump_traffic, document_traffic,
          build_traffic},
         {"nic", "NIC RX path on an ATS function with a host DMA-API driver", parse_nic, dump_nic, document_nic, build_nic},
+        {"nvme", "NVMe-like SSD on an ATS function with a host nvme driver and a block workload", parse_nvme, dump_nvme,
+         document_nvme, build_nvme},
     };
     return table;
 }

@@ -119,13 +119,7 @@ uint32_t NicDriver::poll(uint32_t q) {
 }
 
 void NicDriver::run(uint32_t q) {
-    if (!setup_started_) {
-        setup_started_ = true;
-        setup();
-        ready_ = true;
-        ready_event_.notify();
-    }
-    while (!ready_) sc_core::wait(ready_event_);
+    once_([this] { setup(); });
     HostCpu& cpu = host_.cpu();
     for (;;) {
         nic_.wait_interrupt(q);

@@ -35,6 +35,7 @@
 
 #include "models/common/stats.hpp"
 #include "models/host/host.hpp"
+#include "models/host/run_once.hpp"
 #include "models/pcie/nic_endpoint.hpp"
 
 namespace iommusim::host {
@@ -99,8 +100,7 @@ private:
     NicDriverParams p_;
     uint32_t ioas_ = 0;
     uint32_t process_ = 0;
-    bool setup_started_ = false, ready_ = false;
-    sc_core::sc_event ready_event_;
+    RunOnce once_;
     std::vector<Ring> rings_;
     uint64_t next_sva_buffer_ = 0;
     stats::Group stats_;

@@ -115,11 +115,9 @@ void NicEndpoint::b_transport_regs(tlm::tlm_generic_payload& gp, sc_core::sc_tim
     } else if (off == nic::kEims || off == nic::kEimc) {
         for (uint32_t qi = 0; qi < p_.queues; ++qi) {
             if (!gp.is_write() || !((v >> qi) & 1)) continue;
-            Queue& q = *queues_[qi];
-            q.irq_enabled = off == nic::kEims;
-            if (q.irq_enabled && q.irq_pending) raise(q, delay); // a write-back happened while masked
+            if (queues_[qi]->irq.set_enabled(off == nic::kEims, delay)) interrupts_.inc(); // a write-back happened while masked
         }
-        for (uint32_t qi = 0; qi < p_.queues; ++qi) out |= (queues_[qi]->irq_enabled ? 1u : 0u) << qi;
+        for (uint32_t qi = 0; qi < p_.queues; ++qi) out |= (queues_[qi]->irq.enabled() ? 1u : 0u) << qi;
     } else {
         gp.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
         return;
@@ -127,35 +125,10 @@ void NicEndpoint::b_transport_regs(tlm::tlm_generic_payload& gp, sc_core::sc_tim
     if (gp.is_read()) std::memcpy(gp.get_data_ptr(), &out, 4);
 }
 
-void NicEndpoint::raise(Queue& q, const sc_core::sc_time& delay) {
-    q.irq_enabled = false; // auto-mask until the driver's EIMS write
-    q.irq_pending = false;
-    q.irq_asserted = true;
-    q.irq_at = kernel_now() + from_sc(delay);
-    interrupts_.inc();
-    q.irq.notify(delay);
-}
-
-void NicEndpoint::wait_interrupt(uint32_t qi) {
-    Queue& q = *queues_.at(qi);
-    while (!q.irq_asserted) wait(q.irq);
-    if (q.irq_at > kernel_now()) wait(to_sc(q.irq_at - kernel_now()));
-    q.irq_asserted = false;
-}
+void NicEndpoint::wait_interrupt(uint32_t qi) { queues_.at(qi)->irq.take(); }
 
 bool NicEndpoint::dma(uint64_t iova, void* data, uint32_t len, bool write, sc_core::sc_time& delay) {
-    // One request per 4 KiB page (ATS translations are per page); the fabric
-    // splits each into Max_Payload_Size TLPs.
-    auto* p = static_cast<uint8_t*>(data);
-    bool ok = true;
-    while (len) {
-        const auto chunk = static_cast<uint32_t>(std::min<uint64_t>(len, 4096 - (iova & 0xFFF)));
-        if (ats_.dma(iova, p, chunk, write, p_.pasid, delay) != tlm::TLM_OK_RESPONSE) ok = false;
-        iova += chunk;
-        p += chunk;
-        len -= chunk;
-    }
-    return ok;
+    return ats_.dma_span(iova, data, len, write, p_.pasid, delay);
 }
 
 void NicEndpoint::admit(Duration t) {
@@ -265,8 +238,7 @@ void NicEndpoint::writeback_thread() {
             queue_packets_[w.queue]->inc();
             packet_latency_.record((kernel_now() + from_sc(d) - w.arrival).as_ns());
         }
-        if (q.irq_enabled) raise(q, d); // the MSI is ordered behind the write-back
-        else q.irq_pending = true;
+        if (q.irq.signal(d)) interrupts_.inc(); // the MSI is ordered behind the write-back
     }
 }
 

@@ -43,6 +43,7 @@
 #include "models/common/stats.hpp"
 #include "models/pcie/ats_endpoint.hpp"
 #include "models/pcie/nic_endpoint_params.hpp"
+#include "models/pcie/queue_interrupt.hpp"
 
 namespace iommusim::pcie {
 
@@ -76,11 +77,7 @@ private:
         uint32_t head = 0;        ///< next descriptor to fetch (RDH)
         uint32_t tail = 0;        ///< RDT
         std::deque<Fetched> fetched;
-        bool irq_enabled = false;
-        bool irq_pending = false; ///< a write-back happened while masked
-        bool irq_asserted = false; ///< raised, not yet taken by the host
-        Duration irq_at;           ///< when the raised interrupt reaches the host
-        sc_core::sc_event irq;
+        QueueInterrupt irq;
         sc_core::sc_event doorbell;
         uint32_t entries() const { return ring_bytes / 16; }
     };
@@ -100,7 +97,6 @@ private:
     /// Fetches up to descriptor_prefetch posted descriptors of `q` with one read, issued at t_.
     void fetch(Queue& q);
     bool dma(uint64_t iova, void* data, uint32_t len, bool write, sc_core::sc_time& delay);
-    void raise(Queue& q, const sc_core::sc_time& delay);
     void sync_to(Duration t);
 
     NicParams p_;
