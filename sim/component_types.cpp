@@ -252,12 +252,16 @@ void document_traffic(std::vector<ParamSection>& out) {
 std::unique_ptr<sc_core::sc_module> build_traffic(const DeviceConfig& d, BuildContext& ctx) {
     const auto& tc = std::any_cast<const TrafficConfig&>(d.params);
     auto p = tc.ep;
-    pcie::fill_from_topology(ctx.topology, d.name, p);
+    RootComplexUnit& rc = ctx.rc_of(d.name);
+    pcie::fill_from_topology(*rc.topology, d.name, p);
     for (size_t i = 0; i < p.workloads.size(); ++i) {
         if (!tc.targets[i]) continue;
-        const auto fns = ctx.topology.functions_of(tc.targets[i]->device);
-        if (fns.empty()) throw ConfigError(tc.targets[i]->path + "/bar_of", "no device named \"" + tc.targets[i]->device + "\"");
-        const auto& bars = ctx.topology.node(fns.front()).bars;
+        const auto fns = rc.topology->functions_of(tc.targets[i]->device);
+        if (fns.empty())
+            throw ConfigError(tc.targets[i]->path + "/bar_of", "no device named \"" + tc.targets[i]->device +
+                                                                  "\" below root complex " + rc.name +
+                                                                  " (peer-to-peer stays inside a root complex)");
+        const auto& bars = rc.topology->node(fns.front()).bars;
         if (tc.targets[i]->bar >= bars.size())
             throw ConfigError(tc.targets[i]->path + "/bar", "device \"" + tc.targets[i]->device + "\" has " +
                                                              std::to_string(bars.size()) + " BAR(s)");
@@ -268,15 +272,15 @@ std::unique_ptr<sc_core::sc_module> build_traffic(const DeviceConfig& d, BuildCo
     for (size_t i = 0; i < p.workloads.size(); ++i)
         if (p.workloads[i].seed == 0) p.workloads[i].seed = derive_seed(ctx.platform.seed, d.name, i);
     auto dev = std::make_unique<pcie::TrafficEndpoint>(d.name.c_str(), p, &ctx.stats);
-    ctx.fabric.attach_endpoint(d.name, dev->upstream, dev->downstream);
-    if (ctx.host) { // the host may attach each function (scenario steps); the oracle checks its DMA
-        dev->set_dma_observer(ctx.host->dma_observer());
+    rc.fabric->attach_endpoint(d.name, dev->upstream, dev->downstream);
+    if (ctx.host && !rc.iommu.empty()) { // the host may attach each function (scenario steps); the oracle checks its DMA
+        dev->set_dma_observer(ctx.host->dma_observer(rc.segment));
         for (const pcie::Bdf& rid : p.functions) {
             host::DeviceInfo info;
             info.rid = rid;
             info.pasid = p.pasid.supported;
             info.pasid_bits = static_cast<uint8_t>(p.pasid.max_width);
-            ctx.host->iommufd().add_device(info, ctx.host->iommu_index(ctx.platform.topology.iommu));
+            ctx.host->iommufd().add_device(info, ctx.host->iommu_index(rc.iommu));
         }
     }
     return dev;
@@ -416,13 +420,16 @@ void document_nic(std::vector<ParamSection>& out) {
 std::unique_ptr<sc_core::sc_module> build_nic(const DeviceConfig& d, BuildContext& ctx) {
     if (!ctx.host) throw ConfigError("/devices", "device \"" + d.name + "\" (nic) needs an IOMMU and its host driver");
     auto c = std::any_cast<NicConfig>(d.params);
+    RootComplexUnit& rc = ctx.rc_of(d.name);
+    if (rc.iommu.empty())
+        throw ConfigError("/devices", "device \"" + d.name + "\" (nic) needs an IOMMU: root complex " + rc.name + " has none");
     pcie::TrafficEndpointParams where;
-    pcie::fill_from_topology(ctx.topology, d.name, where);
+    pcie::fill_from_topology(*rc.topology, d.name, where);
     c.nic.ats.rid = where.functions.front();
-    c.driver.iommu = ctx.platform.topology.iommu;
+    c.driver.iommu = rc.iommu;
     auto nic = std::make_unique<pcie::NicEndpoint>(d.name.c_str(), c.nic, &ctx.stats);
-    ctx.fabric.attach_endpoint(d.name, nic->function().upstream, nic->function().downstream);
-    nic->function().set_dma_observer(ctx.host->dma_observer());
+    rc.fabric->attach_endpoint(d.name, nic->function().upstream, nic->function().downstream);
+    nic->function().set_dma_observer(ctx.host->dma_observer(rc.segment));
     host::DeviceInfo info;
     info.rid = c.nic.ats.rid;
     info.ats = c.nic.ats.ats_enabled;
@@ -505,8 +512,11 @@ void document_nvme(std::vector<ParamSection>& out) {
 std::unique_ptr<sc_core::sc_module> build_nvme(const DeviceConfig& d, BuildContext& ctx) {
     if (!ctx.host) throw ConfigError("/devices", "device \"" + d.name + "\" (nvme) needs an IOMMU and its host driver");
     const auto c = std::any_cast<NvmeConfig>(d.params);
+    RootComplexUnit& rc = ctx.rc_of(d.name);
+    if (rc.iommu.empty())
+        throw ConfigError("/devices", "device \"" + d.name + "\" (nvme) needs an IOMMU: root complex " + rc.name + " has none");
     pcie::TrafficEndpointParams where;
-    pcie::fill_from_topology(ctx.topology, d.name, where);
+    pcie::fill_from_topology(*rc.topology, d.name, where);
     pcie::NvmeParams np;
     np.ats.rid = where.functions.front();
     np.ats.ats_enabled = c.ats;
@@ -515,7 +525,7 @@ std::unique_ptr<sc_core::sc_module> build_nvme(const DeviceConfig& d, BuildConte
     np.parallelism = c.parallelism;
     np.max_outstanding_reads = c.max_outstanding_reads;
     host::NvmeDriverParams dp;
-    dp.iommu = ctx.platform.topology.iommu;
+    dp.iommu = rc.iommu;
     dp.random = c.pattern == NvmeConfig::Pattern::random;
     dp.read_percent = c.read_percent;
     dp.block_bytes = c.block_bytes;
@@ -524,8 +534,8 @@ std::unique_ptr<sc_core::sc_module> build_nvme(const DeviceConfig& d, BuildConte
     dp.capacity_bytes = c.capacity_bytes;
     dp.seed = c.seed;
     auto dev = std::make_unique<pcie::NvmeEndpoint>(d.name.c_str(), np, &ctx.stats);
-    ctx.fabric.attach_endpoint(d.name, dev->function().upstream, dev->function().downstream);
-    dev->function().set_dma_observer(ctx.host->dma_observer());
+    rc.fabric->attach_endpoint(d.name, dev->function().upstream, dev->function().downstream);
+    dev->function().set_dma_observer(ctx.host->dma_observer(rc.segment));
     host::DeviceInfo info;
     info.rid = np.ats.rid;
     info.ats = c.ats;
@@ -553,5 +563,15 @@ const std::vector<DeviceType>& device_types() {
 }
 
 const std::vector<IommuType>& iommu_types() { return builtin_iommu_types(); }
+
+RootComplexUnit::RootComplexUnit() = default;
+RootComplexUnit::RootComplexUnit(RootComplexUnit&&) noexcept = default;
+RootComplexUnit::~RootComplexUnit() = default;
+
+RootComplexUnit& BuildContext::rc_of(const std::string& device) const {
+    for (auto& rc : root_complexes)
+        if (!rc.topology->functions_of(device).empty()) return rc;
+    throw ConfigError("/devices", "device \"" + device + "\" is below no root complex");
+}
 
 } // namespace iommusim::sim

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <systemc>
+#include <tlm>
 #include <vector>
 
 #include "models/common/stats.hpp"
@@ -14,19 +15,34 @@
 
 namespace iommusim::mem { class Memory; }
 namespace iommusim::pcie { class PcieFabric; class Topology; }
-namespace iommusim::host { class Host; }
+namespace iommusim::host { class Host; class IommuDriver; struct DriverEnv; }
+namespace iommusim::iommu { class InvalidationObserver; }
 
 namespace iommusim::sim {
+
+/// One root complex as built: its enumerated hierarchy, its fabric, the
+/// IOMMU translating its requests and its PCIe segment.
+struct RootComplexUnit {
+    std::string name;
+    std::string iommu;     ///< "" = none
+    uint16_t segment = 0;
+    std::unique_ptr<pcie::Topology> topology;
+    std::unique_ptr<pcie::PcieFabric> fabric;
+    RootComplexUnit();
+    RootComplexUnit(RootComplexUnit&&) noexcept;
+    ~RootComplexUnit();
+};
 
 /// What a builder may wire to.
 struct BuildContext {
     const PlatformConfig& platform;
     stats::Group& stats;
     mem::Memory& memory;
-    pcie::PcieFabric& fabric;
-    const pcie::Topology& topology;
+    std::vector<RootComplexUnit>& root_complexes;
     host::Host* host; ///< null when the platform has no IOMMU/host driver
     std::vector<std::shared_ptr<void>>& keep_alive; ///< non-module objects a builder creates (host-side drivers)
+    /// The root complex whose hierarchy holds device `name` (ConfigError if none).
+    RootComplexUnit& rc_of(const std::string& device) const;
 };
 
 struct DeviceType {
@@ -41,15 +57,28 @@ struct DeviceType {
     std::function<std::unique_ptr<sc_core::sc_module>(const DeviceConfig&, BuildContext&)> build;
 };
 
+/// An instantiated IOMMU unit and the ports the platform wires (any family).
+struct IommuUnit {
+    std::unique_ptr<sc_core::sc_module> module;
+    tlm::tlm_target_socket<>* upstream = nullptr;    ///< requests from its root complex
+    tlm::tlm_initiator_socket<>* messages = nullptr; ///< ATS invalidations / PRG responses down to the root complex
+    tlm::tlm_target_socket<>* mmio = nullptr;        ///< its register file
+    tlm::tlm_initiator_socket<>* mem = nullptr;      ///< table walks, queue fetches, status writes, MSIs
+    /// Where the unit reports invalidation phases (the host driver's command queue).
+    std::function<void(iommu::InvalidationObserver*)> set_observer;
+};
+
 struct IommuType {
     std::string type;
     std::string description;
     std::function<std::any(const json& obj, const std::string& path)> parse; ///< keys other than name/type
     std::function<json(const std::any& params)> dump;
     std::function<void(std::vector<ParamSection>&)> document;
-    /// Instantiates the IOMMU and binds it: root complex upstream_out -> IOMMU,
-    /// IOMMU -> memory, IOMMU messages -> root complex upstream_in.
-    std::function<std::unique_ptr<sc_core::sc_module>(const ComponentConfig&, BuildContext&)> build;
+    /// Instantiates the unit; the platform binds its ports (root complex,
+    /// memory through the host's MSI decoder, the CPU's MMIO).
+    std::function<IommuUnit(const ComponentConfig&, BuildContext&)> build;
+    /// Builds the family's host driver backend for the unit.
+    std::function<std::unique_ptr<host::IommuDriver>(const ComponentConfig&, const host::DriverEnv&)> build_driver;
 };
 
 const std::vector<DeviceType>& device_types();

@@ -2,6 +2,7 @@
 #include "sim/iommu_types.hpp"
 
 #include "models/host/host.hpp"
+#include "models/host/vtd_driver.hpp"
 #include "models/iommu/vtd/vtd_iommu.hpp"
 #include "models/mem/memory.hpp"
 #include "models/pcie/fabric.hpp"
@@ -121,26 +122,28 @@ void document_vtd(std::vector<ParamSection>& out) {
     out.push_back(std::move(s));
 }
 
-std::unique_ptr<sc_core::sc_module> build_vtd(const ComponentConfig& c, BuildContext& ctx) {
+IommuUnit build_vtd(const ComponentConfig& c, BuildContext& ctx) {
     auto u = std::make_unique<iommu::vtd::VtdIommu>(c.name.c_str(), std::any_cast<const VtdParams&>(c.params), &ctx.stats);
-    if (ctx.platform.topology.iommu == c.name) {
-        ctx.fabric.root_complex().upstream_out.bind(u->upstream);
-        u->ats_inv.bind(ctx.fabric.root_complex().upstream_in);
-    }
-    if (ctx.host) {
-        auto& drv = ctx.host->add_vtd(c.name, u->mmio, u->mem, ctx.memory.target);
-        u->set_invalidation_observer(&drv);
-    } else {
-        u->mem.bind(ctx.memory.target);
-    }
-    return u;
+    IommuUnit out;
+    out.upstream = &u->upstream;
+    out.messages = &u->ats_inv;
+    out.mmio = &u->mmio;
+    out.mem = &u->mem;
+    iommu::vtd::VtdIommu* unit = u.get();
+    out.set_observer = [unit](iommu::InvalidationObserver* o) { unit->set_invalidation_observer(o); };
+    out.module = std::move(u);
+    return out;
+}
+
+std::unique_ptr<host::IommuDriver> build_vtd_driver(const ComponentConfig&, const host::DriverEnv& env) {
+    return std::make_unique<host::VtdDriver>(env.name, env.mmio, env.params, env.alloc_page, env.stats, env.msi);
 }
 
 } // namespace
 
 const std::vector<IommuType>& builtin_iommu_types() {
     static const std::vector<IommuType> table = {
-        {"vtd", "Intel VT-d scalable mode", parse_vtd, dump_vtd, document_vtd, build_vtd},
+        {"vtd", "Intel VT-d scalable mode", parse_vtd, dump_vtd, document_vtd, build_vtd, build_vtd_driver},
     };
     return table;
 }

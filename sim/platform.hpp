@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "models/common/stats.hpp"
+#include "models/host/host.hpp"
+#include "sim/component_types.hpp"
 #include "sim/platform_config.hpp"
 
 namespace iommusim::mem { class Memory; }
@@ -17,6 +19,7 @@ namespace iommusim::pcie { class PcieFabric; class Topology; }
 namespace iommusim::host { class Host; }
 
 namespace iommusim::sim {
+
 
 struct HostFigures {
     double wall_seconds = 0;
@@ -37,7 +40,9 @@ public:
     stats::Group& stats() { return stats_; }
     mem::Memory& memory() { return *memory_; }
     host::Host* host() { return host_.get(); }
-    const pcie::Topology& topology() const { return *topology_; }
+    /// The hierarchy of the first root complex.
+    const pcie::Topology& topology() const { return *rcs_.front().topology; }
+    const std::vector<RootComplexUnit>& root_complexes() const { return rcs_; }
     /// Scenario failures (failed expects, unexpected or missing errors), in order.
     std::vector<std::string> scenario_failures() const;
     /// The full stats document: {"platform", "seed", <module tree>, "host"}.
@@ -46,12 +51,15 @@ public:
     void write_outputs(const std::filesystem::path& dir, const json& stats_doc) const;
 
 private:
+    /// Builds one IOMMU through its registry row and wires it to its root complex, memory and the host.
+    void wire_iommu(const IommuType& t, const ComponentConfig& m, BuildContext& ctx);
     PlatformConfig cfg_;
     stats::Group stats_;
     stats::Value& sim_time_;
     std::unique_ptr<mem::Memory> memory_;
-    std::unique_ptr<pcie::Topology> topology_;
-    std::unique_ptr<pcie::PcieFabric> fabric_;
+    std::vector<RootComplexUnit> rcs_;
+    /// Where memory initiators bind: the memory, or a fan-in in front of it.
+    host::MemoryTarget* mem_target_ = nullptr;
     std::unique_ptr<host::Host> host_;
     std::vector<std::unique_ptr<sc_core::sc_module>> modules_;
     std::vector<std::shared_ptr<void>> keep_alive_;

@@ -96,15 +96,27 @@ PlatformConfig parse_platform(const json& doc) {
 
     if (!doc.contains("topology")) throw ConfigError("", "missing key \"topology\" (a root complex with root ports)");
     cfg.topology = parse_topology(doc["topology"], names);
-    if (!cfg.topology.iommu.empty()) {
+    // Each IOMMU translates exactly one root complex (its host bridge, or its DRHD's stack).
+    for (size_t r = 0; r < cfg.topology.root_complexes.size(); ++r) {
+        const RootComplexConfig& rc = cfg.topology.root_complexes[r];
+        if (rc.iommu.empty()) continue;
+        const std::string path = cfg.topology.list_form ? "/topology/root_complexes/" + std::to_string(r) + "/iommu"
+                                                        : "/topology/root_complex/iommu";
         bool found = false;
-        for (auto& m : cfg.iommus) found |= m.name == cfg.topology.iommu;
-        if (!found) throw ConfigError("/topology/root_complex/iommu", "no IOMMU named \"" + cfg.topology.iommu + "\" in /iommus");
+        for (auto& m : cfg.iommus) found |= m.name == rc.iommu;
+        if (!found) throw ConfigError(path, "no IOMMU named \"" + rc.iommu + "\" in /iommus");
+        for (size_t o = 0; o < r; ++o)
+            if (cfg.topology.root_complexes[o].iommu == rc.iommu)
+                throw ConfigError(path, "IOMMU \"" + rc.iommu + "\" already translates root complex \"" +
+                                            cfg.topology.root_complexes[o].desc.name + "\": one root complex per IOMMU");
     }
-    for (size_t i = 0; i < cfg.iommus.size(); ++i)
-        if (cfg.iommus[i].name != cfg.topology.iommu)
+    for (size_t i = 0; i < cfg.iommus.size(); ++i) {
+        bool used = false;
+        for (const auto& rc : cfg.topology.root_complexes) used |= rc.iommu == cfg.iommus[i].name;
+        if (!used)
             throw ConfigError("/iommus/" + std::to_string(i) + "/name",
-                              "IOMMU \"" + cfg.iommus[i].name + "\" translates nothing: name it in /topology/root_complex/iommu");
+                              "IOMMU \"" + cfg.iommus[i].name + "\" translates nothing: name it in a root complex's \"iommu\"");
+    }
     if (doc.contains("host")) cfg.host = parse_host(doc["host"]);
     {   // The host's regions must be page aligned, disjoint and inside memory.
         const auto& l = cfg.host.layout;
@@ -131,7 +143,7 @@ PlatformConfig parse_platform(const json& doc) {
             d.type = type.type;
             d.endpoint = parse_endpoint(arr[i], path);
             d.params = type.parse(arr[i], path, kEndpointKeys);
-            cfg.topology.desc.endpoints.push_back(d.endpoint);
+            cfg.topology.endpoints.push_back(d.endpoint);
             cfg.devices.push_back(std::move(d));
         }
     }
@@ -139,15 +151,13 @@ PlatformConfig parse_platform(const json& doc) {
         if (cfg.iommus.empty() && !doc["scenario"].empty()) throw ConfigError("/scenario", "a scenario drives the host's IOMMU driver: add an IOMMU in /iommus");
         std::set<std::string> devs;
         for (const auto& d : cfg.devices) devs.insert(d.name);
-        cfg.scenario = parse_scenario(doc["scenario"], devs);
+        std::vector<std::string> units;
+        for (const auto& m : cfg.iommus) units.push_back(m.name);
+        cfg.scenario = parse_scenario(doc["scenario"], devs, units);
     }
     // Enumerate now so that a bad hierarchy (unknown port, bus clash, bad BAR)
     // is a config error with its path, not a simulation error.
-    try {
-        (void)pcie::build_topology(cfg.topology.desc);
-    } catch (const std::invalid_argument& e) {
-        throw ConfigError("/topology", e.what());
-    }
+    (void)build_topologies(cfg.topology);
     return cfg;
 }
 

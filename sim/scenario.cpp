@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "sim/scenario.hpp"
 
+#include <bit>
 #include <map>
 #include <systemc>
 
@@ -16,7 +17,7 @@ namespace {
 
 /// What a step argument is.
 enum class A : uint8_t {
-    ioas, domain, process, pasid_set, pasid, mapping, device, // references to named things
+    ioas, domain, process, pasid_set, pasid, mapping, device, iommu, // references to named things
     integer, size, number, string, stage, boolean,
 };
 /// Kinds of named objects a step can define with "name".
@@ -29,6 +30,7 @@ const char* kind_name(A a) {
     case A::pasid: return "PASID";
     case A::mapping: return "mapping";
     case A::device: return "device";
+    case A::iommu: return "IOMMU";
     default: return "value";
     }
 }
@@ -44,10 +46,11 @@ struct OpSpec {
 const std::vector<OpSpec>& ops() {
     static const std::vector<OpSpec> t = {
         {"create_ioas", "a new IOVA address space", {{"name", A::string}}, {}, A::ioas},
-        {"alloc_domain", "a paging domain (HW page table) mirroring an IOAS", {{"name", A::string}, {"ioas", A::ioas}},
-         {{"stage", A::stage}, {"levels", A::integer}}, A::domain},
+        {"alloc_domain", "a paging domain (HW page table) mirroring an IOAS, on an IOMMU (required when there are several)",
+         {{"name", A::string}, {"ioas", A::ioas}}, {{"stage", A::stage}, {"levels", A::integer}, {"iommu", A::iommu}}, A::domain},
         {"create_process", "a process with its own CPU page tables (x86-64, 4 levels)", {{"name", A::string}}, {}, A::process},
-        {"alloc_sva_domain", "an SVA domain sharing a process's page tables", {{"name", A::string}, {"process", A::process}}, {}, A::domain},
+        {"alloc_sva_domain", "an SVA domain sharing a process's page tables, on an IOMMU (required when there are several)",
+         {{"name", A::string}, {"process", A::process}}, {{"iommu", A::iommu}}, A::domain},
         {"mmap", "map process memory", {{"process", A::process}, {"va", A::integer}, {"size_bytes", A::size}}, {}, {}},
         {"munmap", "unmap process memory (flushes every SVA domain bound to it)",
          {{"process", A::process}, {"va", A::integer}, {"size_bytes", A::size}}, {}, {}},
@@ -56,10 +59,11 @@ const std::vector<OpSpec>& ops() {
         {"alloc_pasid", "a host PASID from a set (optionally for a set-private ID)",
          {{"name", A::string}, {"set", A::pasid_set}, {"owner", A::string}}, {{"private_id", A::integer}}, A::pasid},
         {"free_pasid", "return a PASID to its set", {{"set", A::pasid_set}, {"owner", A::string}, {"pasid", A::pasid}}, {}, {}},
-        {"attach", "make a device (function, PASID) translate through a domain", {{"device", A::device}, {"domain", A::domain}},
-         {{"function", A::integer}, {"pasid", A::pasid}, {"pasid_value", A::integer}, {"owner", A::string}}, {}},
-        {"detach", "architected teardown of an attachment", {{"device", A::device}},
-         {{"function", A::integer}, {"pasid", A::pasid}, {"pasid_value", A::integer}}, {}},
+        {"attach", "make a device (function, PASID) translate through a domain; iommu (default: the device's own) must be the device's",
+         {{"device", A::device}, {"domain", A::domain}},
+         {{"function", A::integer}, {"pasid", A::pasid}, {"pasid_value", A::integer}, {"owner", A::string}, {"iommu", A::iommu}}, {}},
+        {"detach", "architected teardown of an attachment; iommu (default: the device's own) must be the device's",
+         {{"device", A::device}}, {{"function", A::integer}, {"pasid", A::pasid}, {"pasid_value", A::integer}, {"iommu", A::iommu}}, {}},
         {"map", "map fresh memory into an IOAS", {{"ioas", A::ioas}, {"size_bytes", A::size}},
          {{"name", A::string}, {"iova", A::integer}, {"page_bytes", A::size}}, A::mapping},
         {"unmap", "unmap a mapping (strict: flush and wait; lazy: flush queue)", {{"ioas", A::ioas}},
@@ -103,7 +107,8 @@ std::string kind_str(host::HostError::Kind k) {
 
 } // namespace
 
-std::vector<ScenarioStep> parse_scenario(const json& arr, const std::set<std::string>& devices) {
+std::vector<ScenarioStep> parse_scenario(const json& arr, const std::set<std::string>& devices,
+                                         const std::vector<std::string>& iommus) {
     std::vector<ScenarioStep> out;
     std::map<std::string, A> defined; // names defined by earlier steps, with their kind
     read::array(arr, "/scenario");
@@ -153,6 +158,12 @@ std::vector<ScenarioStep> parse_scenario(const json& arr, const std::set<std::st
                 if (!devices.count(n)) throw ConfigError(p, "no device named \"" + n + "\" in /devices");
                 break;
             }
+            case A::iommu: {
+                const std::string n = read::string(v, p);
+                if (std::find(iommus.begin(), iommus.end(), n) == iommus.end())
+                    throw ConfigError(p, "no IOMMU named \"" + n + "\" in /iommus");
+                break;
+            }
             default: {
                 const std::string n = read::string(v, p);
                 auto it = defined.find(n);
@@ -172,6 +183,9 @@ std::vector<ScenarioStep> parse_scenario(const json& arr, const std::set<std::st
             for (const char* c : {"eq", "ne", "lt", "le", "gt", "ge"}) n += o.contains(c);
             if (n != 1) throw ConfigError(path, "an expect step needs exactly one of eq, ne, lt, le, gt, ge");
         }
+        if ((st.op == "alloc_domain" || st.op == "alloc_sva_domain") && !o.contains("iommu") && iommus.size() > 1)
+            throw ConfigError(path, "the platform has " + std::to_string(iommus.size()) +
+                                        " IOMMUs: say which one the domain is for with \"iommu\"");
         if (st.op == "unmap" && !o.contains("mapping") && !(o.contains("iova") && o.contains("size_bytes")))
             throw ConfigError(path, "unmap needs \"mapping\" or both \"iova\" and \"size_bytes\"");
         if (spec.defines && o.contains("name")) {
@@ -219,10 +233,10 @@ struct ScenarioRunner::State {
     std::map<std::string, std::pair<uint64_t, uint64_t>> mappings; ///< name -> (iova, size)
 };
 
-ScenarioRunner::ScenarioRunner(host::Host& host, const pcie::Topology& topology, stats::Group& root,
+ScenarioRunner::ScenarioRunner(host::Host& host, std::function<DeviceSite(const std::string&)> site, stats::Group& root,
                                std::vector<ScenarioStep> steps,
                                std::function<pcie::TrafficEndpoint*(const std::string&)> device)
-    : host_(host), topology_(topology), root_(root), steps_(std::move(steps)), device_(std::move(device)),
+    : host_(host), site_(std::move(site)), root_(root), steps_(std::move(steps)), device_(std::move(device)),
       state_(std::make_unique<State>()),
       stats_("scenario", &root),
       steps_run_(stats_.counter("steps", "steps", "scenario steps executed")),
@@ -282,10 +296,23 @@ void ScenarioRunner::execute(const ScenarioStep& s) {
     auto u64 = [&](const char* k) { return read::u64(a[k], s.path + "/" + k, 0, ~uint64_t{0}); };
     auto size = [&](const char* k) { return read::size(a[k], s.path + "/" + k, 0, ~uint64_t{0}); };
     auto rid_of = [&]() {
-        const auto fns = topology_.functions_of(str("device"));
+        const DeviceSite where = site_(str("device"));
+        const auto fns = where.topology->functions_of(str("device"));
         const uint64_t f = a.contains("function") ? u64("function") : 0;
         if (f >= fns.size()) throw host::HostError(host::HostError::Kind::invalid, "device has no function " + std::to_string(f));
-        return topology_.node(fns[f]).bdf;
+        return where.topology->node(fns[f]).bdf;
+    };
+    // The IOMMU a step addresses: "iommu" if given (the only one otherwise, as the parser checked).
+    auto unit = [&]() { return host_.iommu_index(a.contains("iommu") ? str("iommu") : host_.iommufd().iommu_name(0)); };
+    // A device step's IOMMU: the device's own; an "iommu" naming another one is an error.
+    auto device_unit = [&]() {
+        const DeviceSite where = site_(str("device"));
+        if (where.iommu.empty())
+            throw host::HostError(host::HostError::Kind::invalid, "device " + str("device") + " is behind no IOMMU");
+        if (a.contains("iommu") && str("iommu") != where.iommu)
+            throw host::HostError(host::HostError::Kind::invalid, "device " + str("device") + " is behind IOMMU " +
+                                                                      where.iommu + ", not " + str("iommu"));
+        return host_.iommu_index(where.iommu);
     };
     auto pasid_of = [&]() -> std::optional<uint32_t> {
         if (a.contains("pasid")) return named(st.pasids, "pasid");
@@ -296,11 +323,12 @@ void ScenarioRunner::execute(const ScenarioStep& s) {
     if (op == "create_ioas") st.ioas[str("name")] = fd.ioas_alloc();
     else if (op == "alloc_domain") {
         const bool s2 = a.contains("stage") && str("stage") == "second_stage";
-        st.domains[str("name")] = fd.hwpt_alloc(named(st.ioas, "ioas"), 0,
+        st.domains[str("name")] = fd.hwpt_alloc(named(st.ioas, "ioas"), unit(),
                                                 s2 ? host::DomainDesc::Kind::paging_s2 : host::DomainDesc::Kind::paging_s1,
-                                                static_cast<uint8_t>(a.contains("levels") ? u64("levels") : 4));
+                                                a.contains("levels") ? std::optional<uint8_t>(static_cast<uint8_t>(u64("levels")))
+                                                                     : std::nullopt);
     } else if (op == "create_process") st.processes[str("name")] = fd.process_create();
-    else if (op == "alloc_sva_domain") st.domains[str("name")] = fd.hwpt_alloc_sva(named(st.processes, "process"), 0);
+    else if (op == "alloc_sva_domain") st.domains[str("name")] = fd.hwpt_alloc_sva(named(st.processes, "process"), unit());
     else if (op == "mmap") fd.mmap(named(st.processes, "process"), u64("va"), size("size_bytes"));
     else if (op == "munmap") fd.munmap(named(st.processes, "process"), u64("va"), size("size_bytes"));
     else if (op == "create_pasid_set") st.sets[str("name")] = host_.pasids().create_set(str("owner"), static_cast<uint32_t>(u64("quota")));
@@ -312,14 +340,22 @@ void ScenarioRunner::execute(const ScenarioStep& s) {
     else if (op == "attach") {
         const auto pasid = pasid_of();
         if (pasid && a.contains("owner")) host_.pasids().check_owner(*pasid, str("owner"));
-        fd.attach(rid_of(), pasid, named(st.domains, "domain"));
-    } else if (op == "detach") fd.detach(rid_of(), pasid_of());
+        const unsigned own = device_unit();
+        const uint32_t dom = named(st.domains, "domain");
+        if (fd.hwpt_iommu(dom) != own)
+            throw host::HostError(host::HostError::Kind::invalid, "domain " + str("domain") + " is on IOMMU " +
+                                                                      fd.iommu_name(fd.hwpt_iommu(dom)) + ", device " +
+                                                                      str("device") + " is behind " + fd.iommu_name(own));
+        fd.attach(rid_of(), pasid, dom);
+    } else if (op == "detach") fd.detach(rid_of(), pasid_of(), device_unit());
     else if (op == "map") {
         std::optional<uint64_t> iova;
         if (a.contains("iova")) iova = u64("iova");
         const uint64_t page = a.contains("page_bytes") ? size("page_bytes") : 4096;
-        const unsigned shift = page == (uint64_t{1} << 30) ? 30 : page == (uint64_t{1} << 21) ? 21 : page == 4096 ? 12 : 0;
-        if (!shift) throw host::HostError(host::HostError::Kind::invalid, "page_bytes must be 4KiB, 2MiB or 1GiB");
+        // Which sizes a domain can map is the IOMMU backend's answer (IommuFd::map checks).
+        if (page < 4096 || !std::has_single_bit(page))
+            throw host::HostError(host::HostError::Kind::invalid, "page_bytes must be a power of two of at least 4KiB");
+        const auto shift = static_cast<unsigned>(std::countr_zero(page));
         const uint64_t sz = size("size_bytes");
         const uint64_t v = fd.map(named(st.ioas, "ioas"), sz, iova, shift);
         if (a.contains("name")) st.mappings[str("name")] = {v, sz};

@@ -33,17 +33,25 @@ struct ScenarioStep {
     std::string path;                       ///< JSON path, for messages
 };
 
-/// Parses and validates /scenario (keys, types, references to names defined by earlier steps and to devices).
-std::vector<ScenarioStep> parse_scenario(const json& arr, const std::set<std::string>& devices);
+/// Parses and validates /scenario (keys, types, references to names defined by earlier steps, to
+/// devices and to IOMMUs; "iommu" is required where several IOMMUs make a step ambiguous).
+std::vector<ScenarioStep> parse_scenario(const json& arr, const std::set<std::string>& devices,
+                                         const std::vector<std::string>& iommus);
 json dump_scenario(const std::vector<ScenarioStep>& steps);
 void document_scenario(std::vector<ParamSection>& out);
+
+/// Where a device sits: its root complex's hierarchy and the IOMMU translating it ("" = none).
+struct DeviceSite {
+    const pcie::Topology* topology = nullptr;
+    std::string iommu;
+};
 
 /// Runs the steps on host threads. Failures (a failed expect, an unexpected
 /// error, a missing expected error) are counted and kept as messages.
 class ScenarioRunner {
 public:
     /// `device` finds a traffic device by name (for start/stop steps), or null.
-    ScenarioRunner(host::Host& host, const pcie::Topology& topology, stats::Group& root,
+    ScenarioRunner(host::Host& host, std::function<DeviceSite(const std::string&)> site, stats::Group& root,
                    std::vector<ScenarioStep> steps, std::function<pcie::TrafficEndpoint*(const std::string&)> device);
     ~ScenarioRunner();
     /// Adds one host thread per scenario thread (call during elaboration).
@@ -56,7 +64,7 @@ private:
     void execute(const ScenarioStep& s);
 
     host::Host& host_;
-    const pcie::Topology& topology_;
+    std::function<DeviceSite(const std::string&)> site_;
     stats::Group& root_;
     std::vector<ScenarioStep> steps_;
     std::function<pcie::TrafficEndpoint*(const std::string&)> device_;

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "sim/topology_config.hpp"
 
+#include <algorithm>
+#include <map>
+
 #include "sim/platform_config.hpp"
 
 namespace iommusim::sim {
@@ -84,21 +87,58 @@ json dump_ports(const std::vector<pcie::DownstreamPortDesc>& ports) {
 
 } // namespace
 
+namespace {
+
+RootComplexConfig parse_root_complex(const json& rc, const std::string& rpath, std::set<std::string>& names) {
+    RootComplexConfig c;
+    read::object(rc, rpath);
+    check_keys(rc, rpath, {"name", "iommu", "latency_ns", "mmio_base", "root_ports", "segment", "bus"});
+    c.desc.name = component_name(rc, rpath, names);
+    if (rc.contains("iommu")) c.iommu = read::string(rc["iommu"], rpath + "/iommu");
+    if (rc.contains("latency_ns")) c.params.latency = Duration::ns(read::number(rc["latency_ns"], rpath + "/latency_ns", 0, 1e6));
+    if (rc.contains("mmio_base")) c.desc.mmio_base = read::u64(rc["mmio_base"], rpath + "/mmio_base", 0, uint64_t{1} << 52);
+    if (rc.contains("segment")) c.segment = static_cast<uint16_t>(read::u64(rc["segment"], rpath + "/segment", 0, 0xFFFF));
+    if (rc.contains("bus")) {
+        c.desc.bus = static_cast<uint8_t>(read::u64(rc["bus"], rpath + "/bus", 0, 255));
+        c.bus_given = true;
+    }
+    if (!rc.contains("root_ports")) throw ConfigError(rpath, "missing key \"root_ports\"");
+    c.desc.root_ports = parse_ports(rc["root_ports"], rpath + "/root_ports", names);
+    if (c.desc.root_ports.empty()) throw ConfigError(rpath + "/root_ports", "expected at least one root port");
+    return c;
+}
+
+json dump_root_complex(const RootComplexConfig& c, bool full) {
+    json rc = json::object();
+    rc["name"] = c.desc.name;
+    if (!c.iommu.empty()) rc["iommu"] = c.iommu;
+    rc["latency_ns"] = c.params.latency.as_ns();
+    rc["mmio_base"] = c.desc.mmio_base;
+    if (full) {
+        rc["segment"] = c.segment;
+        if (c.bus_given) rc["bus"] = c.desc.bus;
+    }
+    rc["root_ports"] = dump_ports(c.desc.root_ports);
+    return rc;
+}
+
+} // namespace
+
 TopologyConfig parse_topology(const json& topo, std::set<std::string>& names) {
     TopologyConfig t;
     read::object(topo, "/topology");
-    check_keys(topo, "/topology", {"root_complex", "switches", "switch_latency_ns"});
-    if (!topo.contains("root_complex")) throw ConfigError("/topology", "missing key \"root_complex\"");
-    const std::string rpath = "/topology/root_complex";
-    const json& rc = read::object(topo["root_complex"], rpath);
-    check_keys(rc, rpath, {"name", "iommu", "latency_ns", "mmio_base", "root_ports"});
-    t.desc.root_complex.name = component_name(rc, rpath, names);
-    if (rc.contains("iommu")) t.iommu = read::string(rc["iommu"], rpath + "/iommu");
-    if (rc.contains("latency_ns")) t.rc.latency = Duration::ns(read::number(rc["latency_ns"], rpath + "/latency_ns", 0, 1e6));
-    if (rc.contains("mmio_base")) t.desc.root_complex.mmio_base = read::u64(rc["mmio_base"], rpath + "/mmio_base", 0, uint64_t{1} << 52);
-    if (!rc.contains("root_ports")) throw ConfigError(rpath, "missing key \"root_ports\"");
-    t.desc.root_complex.root_ports = parse_ports(rc["root_ports"], rpath + "/root_ports", names);
-    if (t.desc.root_complex.root_ports.empty()) throw ConfigError(rpath + "/root_ports", "expected at least one root port");
+    check_keys(topo, "/topology", {"root_complex", "root_complexes", "switches", "switch_latency_ns"});
+    if (topo.contains("root_complex") == topo.contains("root_complexes"))
+        throw ConfigError("/topology", "expected exactly one of \"root_complex\" (one host bridge) or \"root_complexes\" (several)");
+    if (topo.contains("root_complex")) {
+        t.root_complexes.push_back(parse_root_complex(topo["root_complex"], "/topology/root_complex", names));
+    } else {
+        t.list_form = true;
+        const json& arr = read::array(topo["root_complexes"], "/topology/root_complexes");
+        if (arr.empty()) throw ConfigError("/topology/root_complexes", "expected at least one root complex");
+        for (size_t i = 0; i < arr.size(); ++i)
+            t.root_complexes.push_back(parse_root_complex(arr[i], "/topology/root_complexes/" + std::to_string(i), names));
+    }
     if (topo.contains("switch_latency_ns"))
         t.sw.latency = Duration::ns(read::number(topo["switch_latency_ns"], "/topology/switch_latency_ns", 0, 1e6));
     if (topo.contains("switches")) {
@@ -113,24 +153,24 @@ TopologyConfig parse_topology(const json& topo, std::set<std::string>& names) {
             s.port = read::string(o["port"], p + "/port");
             if (!o.contains("downstream_ports")) throw ConfigError(p, "missing key \"downstream_ports\"");
             s.downstream_ports = parse_ports(o["downstream_ports"], p + "/downstream_ports", names);
-            t.desc.switches.push_back(std::move(s));
+            t.switches.push_back(std::move(s));
         }
     }
     return t;
 }
 
 json dump_topology(const TopologyConfig& t) {
-    json rc = json::object();
-    rc["name"] = t.desc.root_complex.name;
-    if (!t.iommu.empty()) rc["iommu"] = t.iommu;
-    rc["latency_ns"] = t.rc.latency.as_ns();
-    rc["mmio_base"] = t.desc.root_complex.mmio_base;
-    rc["root_ports"] = dump_ports(t.desc.root_complex.root_ports);
     json j = json::object();
-    j["root_complex"] = std::move(rc);
+    if (t.list_form) {
+        json arr = json::array();
+        for (const auto& rc : t.root_complexes) arr.push_back(dump_root_complex(rc, true));
+        j["root_complexes"] = std::move(arr);
+    } else {
+        j["root_complex"] = dump_root_complex(t.root_complexes.front(), false);
+    }
     j["switch_latency_ns"] = t.sw.latency.as_ns();
     json sws = json::array();
-    for (const auto& s : t.desc.switches) {
+    for (const auto& s : t.switches) {
         json o = json::object();
         o["name"] = s.name;
         o["port"] = s.port;
@@ -139,6 +179,96 @@ json dump_topology(const TopologyConfig& t) {
     }
     j["switches"] = std::move(sws);
     return j;
+}
+
+std::map<std::string, int> TopologyConfig::port_owners() const {
+    std::map<std::string, int> owner;
+    for (size_t i = 0; i < root_complexes.size(); ++i)
+        for (const auto& rp : root_complexes[i].desc.root_ports) owner.emplace(rp.name, static_cast<int>(i));
+    // A switch's downstream ports belong to the root complex of the port it hangs from.
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (const auto& s : switches) {
+            auto up = owner.find(s.port);
+            if (up == owner.end()) continue;
+            for (const auto& dp : s.downstream_ports) changed |= owner.emplace(dp.name, up->second).second;
+        }
+    }
+    return owner;
+}
+
+int TopologyConfig::rc_of_port(const std::string& port) const {
+    const auto owner = port_owners();
+    auto it = owner.find(port);
+    return it == owner.end() ? -1 : it->second;
+}
+
+pcie::TopologyDesc TopologyConfig::desc_of(size_t i) const {
+    pcie::TopologyDesc d;
+    d.root_complex = root_complexes.at(i).desc;
+    const bool only = root_complexes.size() == 1; // unknown ports are reported by build_topology
+    const auto owner = port_owners();
+    auto mine = [&](const std::string& port) {
+        auto it = owner.find(port);
+        return only || (it != owner.end() && it->second == static_cast<int>(i));
+    };
+    for (const auto& s : switches)
+        if (mine(s.port)) d.switches.push_back(s);
+    for (const auto& e : endpoints)
+        if (mine(e.port)) d.endpoints.push_back(e);
+    return d;
+}
+
+std::vector<pcie::Topology> build_topologies(TopologyConfig& t) {
+    const bool several = t.root_complexes.size() > 1;
+    if (several) { // with one root complex, build_topology names an unknown port itself
+        const auto owner = t.port_owners();
+        for (size_t i = 0; i < t.switches.size(); ++i)
+            if (!owner.count(t.switches[i].port))
+                throw ConfigError("/topology/switches/" + std::to_string(i) + "/port",
+                                  "no root port or switch downstream port named \"" + t.switches[i].port + "\"");
+        for (const auto& e : t.endpoints)
+            if (!owner.count(e.port))
+                throw ConfigError("/devices", "device \"" + e.name + "\": no port named \"" + e.port + "\"");
+    }
+    std::vector<pcie::Topology> out;
+    for (size_t i = 0; i < t.root_complexes.size(); ++i) {
+        RootComplexConfig& rc = t.root_complexes[i];
+        const std::string path = several ? "/topology/root_complexes/" + std::to_string(i) : "/topology";
+        // Bus ranges of earlier root complexes in the same segment.
+        unsigned next_free = 0;
+        for (size_t j = 0; j < i; ++j)
+            if (t.root_complexes[j].segment == rc.segment) {
+                const auto& r = out[j].node(out[j].root());
+                if (rc.bus_given && rc.desc.bus <= r.subordinate && rc.desc.bus >= r.secondary)
+                    throw ConfigError(path + "/bus", "bus " + std::to_string(rc.desc.bus) + " is inside root complex " +
+                                                         t.root_complexes[j].desc.name + "'s bus range in segment " +
+                                                         std::to_string(rc.segment));
+                next_free = std::max<unsigned>(next_free, r.subordinate + 1u);
+            }
+        if (!rc.bus_given) {
+            if (next_free > 255)
+                throw ConfigError(path, "no bus number left in segment " + std::to_string(rc.segment) +
+                                            ": put the root complex in another segment");
+            rc.desc.bus = static_cast<uint8_t>(next_free);
+        }
+        try {
+            out.push_back(pcie::build_topology(t.desc_of(i)));
+        } catch (const std::invalid_argument& e) {
+            throw ConfigError(path, e.what());
+        }
+        // A later root complex's range must not swallow an earlier one either.
+        const auto& mine = out.back().node(out.back().root());
+        for (size_t j = 0; j < i; ++j) {
+            if (t.root_complexes[j].segment != rc.segment) continue;
+            const auto& r = out[j].node(out[j].root());
+            if (mine.secondary <= r.subordinate && r.secondary <= mine.subordinate)
+                throw ConfigError(path, "buses " + std::to_string(mine.secondary) + "-" + std::to_string(mine.subordinate) +
+                                            " overlap root complex " + t.root_complexes[j].desc.name + "'s in segment " +
+                                            std::to_string(rc.segment));
+        }
+    }
+    return out;
 }
 
 pcie::EndpointDesc parse_endpoint(const json& dev, const std::string& path) {
@@ -223,6 +353,9 @@ void document_topology(std::vector<ParamSection>& out) {
         {"latency_ns", "number", "ns", "20", "root complex traversal each way (estimate; calibration.md bounds it by 65 ns per 4 KB DMA)"},
         {"mmio_base", "integer", "address", "0x4000000000", "where auto-placed BARs start"},
         {"root_ports", "array", "", "(required)", "root ports (see [port])"},
+        {"segment", "integer [0, 65535]", "", "0", "PCIe segment (bus-number space; ACPI _SEG) of the root complex"},
+        {"bus", "integer [0, 255]", "", "(after the previous root complex of the segment, else 0)", "first bus number of the root complex"},
+        {"root_complexes (in /topology)", "array", "", "(instead of root_complex)", "several root complexes, each an object like this one, each with its own IOMMU"},
     }};
     out.push_back(std::move(rc));
     ParamSection port{"port", "a root port or switch downstream port (/topology/.../root_ports/N, downstream_ports/N)", {

@@ -5,7 +5,9 @@
 // when the stage after it has accepted the request: a switch port when the
 // port above granted a credit, a root port when the IOMMU has translated the
 // request and forwarded it to memory. Each stage that accepts a request
-// stamps the time here; the stage below reads it on the way back. A request
+// stamps the time here (memory: when its data port starts on the request, so
+// a saturated memory backs up into the ports); the stage below reads it on
+// the way back. A request
 // nobody accepted (a translation fault, an ATS translation request answered
 // by the IOMMU itself) leaves it unset and its buffer slot is freed when the
 // response returns.

@@ -4,6 +4,7 @@
 #include <sysc/kernel/sc_dynamic_processes.h>
 
 #include "models/common/sc_time.hpp"
+#include "models/host/host_error.hpp"
 
 namespace iommusim::host {
 
@@ -19,18 +20,21 @@ Host::Host(sc_core::sc_module_name name, const HostParams& params, mem::PhysMem&
 
 Host::~Host() = default;
 
-VtdDriver& Host::add_vtd(const std::string& name, tlm::tlm_target_socket<>& mmio, tlm::tlm_initiator_socket<>& unit_mem,
-                         tlm::tlm_target_socket<>& memory) {
+IommuDriver& Host::add_iommu(const std::string& name, tlm::tlm_target_socket<>& mmio,
+                             tlm::tlm_initiator_socket<>& unit_mem, MemoryTarget& memory,
+                             const DriverBuilder& build, uint16_t segment) {
     const unsigned port = mmio_ports_++;
     cpu_.mmio.bind(mmio);
     msi_.push_back(std::make_unique<MsiDecoder>((name + "_msi").c_str(), params_.cpu.interrupt_latency, &stats_));
     unit_mem.bind(msi_.back()->upstream);
     msi_.back()->mem.bind(memory);
-    vtd_drivers_.push_back(std::make_unique<VtdDriver>(name, MmioPort(cpu_, port), params_.driver,
-                                                       fd_.table_page_allocator(), &stats_, msi_.back().get()));
-    drivers_.emplace_back(name, vtd_drivers_.back().get());
-    vtd_index_.emplace_back(fd_.add_iommu(name, *vtd_drivers_.back()), vtd_drivers_.back().get());
-    return *vtd_drivers_.back();
+    DriverEnv env{name, MmioPort(cpu_, port), params_.driver, fd_.table_page_allocator(), &stats_, msi_.back().get()};
+    auto drv = build(env);
+    if (!drv) throw std::logic_error("IOMMU \"" + name + "\": the driver builder returned nothing");
+    IommuDriver& d = *drv;
+    drivers_.emplace_back(name, std::move(drv));
+    fd_.add_iommu(name, d, segment);
+    return d;
 }
 
 unsigned Host::add_device_mmio(tlm::tlm_target_socket<>& regs) {
@@ -48,13 +52,14 @@ void Host::add_thread(const std::string& name, std::function<void()> body) { thr
 
 void Host::boot() {
     for (auto& [name, d] : drivers_) d->enable();
-    // Page request queues only where a PRI device can use them (Linux enables the PRQ per
+    // Page-request logs only where a PRI device can use them (Linux enables the VT-d PRQ per
     // IOMMU with ECAP.PRS when a device first enables IOPF; boot time is the simple equivalent).
-    for (auto& [index, d] : vtd_index_) {
-        if (!fd_.has_pri_device(index)) continue;
-        d->enable_page_requests();
-        VtdDriver* drv = d;
-        threads_.emplace_back(drivers_[index].first + "_prq", [this, drv] { drv->serve_page_requests(fd_, prq_stats_); });
+    for (unsigned index = 0; index < drivers_.size(); ++index) {
+        IommuDriver* drv = drivers_[index].second.get();
+        if (!drv->caps().pri || !fd_.has_pri_device(index)) continue;
+        drv->enable_page_requests();
+        threads_.emplace_back(drivers_[index].first + "_prq",
+                              [this, drv, index] { drv->serve_page_requests(fd_.page_request_handler(index), prq_stats_); });
     }
     booted_ = true;
     for (auto& [name, body] : threads_) {
@@ -80,14 +85,14 @@ void Host::flush_queue_timer() {
     }
 }
 
-pcie::DmaObserver Host::dma_observer() {
-    return [this](const pcie::DmaRecord& r) {
+pcie::DmaObserver Host::dma_observer(uint16_t segment) {
+    return [this, segment](const pcie::DmaRecord& r) {
         if (!r.ok) {
             dma_errors_.inc();
             return;
         }
         oracle_.check(r.requester, r.pasid_present ? std::optional<uint32_t>(r.pasid) : std::nullopt, r.iova, r.pa,
-                      Duration::ps(r.at_ps), r.source);
+                      Duration::ps(r.at_ps), r.source, segment);
     };
 }
 

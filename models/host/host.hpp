@@ -8,9 +8,11 @@
 // Fidelity: host threads are SC_THREADs that spend CPU time through
 // HostCpu; several threads may run concurrently and contend for the same
 // invalidation queue (the driver's queue lock and the unit's serial engine).
-// When a device with PRI is registered behind a VT-d unit, boot also sets up
-// that unit's page request queue and starts its page request handler thread
-// (VtdDriver::serve_page_requests; stats under os.prq).
+// Each IOMMU's driver backend is built by the caller (the IOMMU type's
+// registry row) through add_iommu; the host only knows IommuDriver. When a
+// device with PRI is registered behind a unit that has PRI, boot also sets up
+// that unit's page-request log and starts its handler thread
+// (IommuDriver::serve_page_requests; stats under os.prq).
 // Not modelled: CPU scheduling between more threads than cores, caches.
 #include <functional>
 #include <memory>
@@ -25,7 +27,7 @@
 #include "models/host/iommufd.hpp"
 #include "models/host/msi_decoder.hpp"
 #include "models/host/pasid_allocator.hpp"
-#include "models/host/vtd_driver.hpp"
+#include "models/host/iommu_driver.hpp"
 #include "models/pcie/tlp.hpp"
 
 namespace iommusim::host {
@@ -36,16 +38,34 @@ struct HostParams {
     HostMemoryLayout layout;
 };
 
+/// Any memory target socket (the memory, or a fan-in in front of it).
+using MemoryTarget = tlm::tlm_base_target_socket_b<32, tlm::tlm_fw_transport_if<>, tlm::tlm_bw_transport_if<>>;
+
+/// What a driver backend is built with (Host::add_iommu hands it to the builder).
+struct DriverEnv {
+    std::string name;                      ///< the unit's name (its stats group under the host)
+    MmioPort mmio;                         ///< the CPU's port to the unit's register file
+    const DriverParams& params;
+    std::function<uint64_t()> alloc_page;  ///< 4 KiB table pages for the driver's structures and queues
+    stats::Group* stats;                   ///< parent of the driver's stats group
+    MsiDecoder* msi;                       ///< the unit's interrupts
+};
+using DriverBuilder = std::function<std::unique_ptr<IommuDriver>(const DriverEnv&)>;
+
 class Host : public sc_core::sc_module {
 public:
     Host(sc_core::sc_module_name name, const HostParams& params, mem::PhysMem& memory, stats::Group* parent_stats);
     ~Host() override;
 
-    /// Creates the VT-d driver for a unit whose register file is `mmio` (binds
-    /// the CPU to it) and puts the host's MSI decoder between the unit's
-    /// memory port and memory.
-    VtdDriver& add_vtd(const std::string& name, tlm::tlm_target_socket<>& mmio, tlm::tlm_initiator_socket<>& unit_mem,
-                       tlm::tlm_target_socket<>& memory);
+    /// Adds an IOMMU: binds the CPU to its register file `mmio`, puts an MSI
+    /// decoder between the unit's memory port and memory, builds its driver
+    /// backend with `build` and registers it with iommufd (index = call order).
+    IommuDriver& add_iommu(const std::string& name, tlm::tlm_target_socket<>& mmio,
+                           tlm::tlm_initiator_socket<>& unit_mem, MemoryTarget& memory,
+                           const DriverBuilder& build, uint16_t segment = 0);
+    /// The driver of IOMMU `index` (iommufd order).
+    IommuDriver& driver(unsigned index) { return *drivers_.at(index).second; }
+    unsigned iommu_count() const { return static_cast<unsigned>(drivers_.size()); }
 
     /// Binds a device's register BAR to the CPU's MMIO initiator (the driver's
     /// doorbells and register writes); returns the CPU port to use.
@@ -55,8 +75,8 @@ public:
     /// Whether boot (driver enable) has finished; threads added with add_thread run after it.
     bool booted() const { return booted_; }
 
-    /// An observer for devices that reports each completed DMA to the oracle.
-    pcie::DmaObserver dma_observer();
+    /// An observer for devices of PCIe segment `segment` that reports each completed DMA to the oracle.
+    pcie::DmaObserver dma_observer(uint16_t segment = 0);
 
     HostCpu& cpu() { return cpu_; }
     IommuFd& iommufd() { return fd_; }
@@ -77,11 +97,9 @@ private:
     DmaOracle oracle_;
     IommuFd fd_;
     PasidAllocator pasids_;
-    std::vector<std::unique_ptr<VtdDriver>> vtd_drivers_;
     std::vector<std::unique_ptr<MsiDecoder>> msi_;
-    std::vector<std::pair<unsigned, VtdDriver*>> vtd_index_; ///< iommufd index of each VT-d driver
     PageRequestStats prq_stats_;
-    std::vector<std::pair<std::string, IommuDriver*>> drivers_;
+    std::vector<std::pair<std::string, std::unique_ptr<IommuDriver>>> drivers_; ///< iommufd order
     std::vector<std::pair<std::string, std::function<void()>>> threads_;
     unsigned mmio_ports_ = 0;   ///< CPU MMIO ports bound so far (binding order)
     bool booted_ = false;

@@ -4,15 +4,33 @@
 // tables, attachments: iommufd-like) and one IOMMU family's driver backend,
 // which programs that family's real in-memory structures and queues.
 // Backends: VT-d now; AMD-Vi and SMMUv3 implement the same interface.
+//
+// What the object model asks a backend (models/host/README.md "The driver
+// seam" has the walk-through for a new family):
+//   caps()               what the unit can do, read from its ID registers at enable();
+//   paging_format(k, l)  the page-table format, levels, aperture and page sizes of a
+//                        new paging domain of kind k (the backend chooses; IommuFd
+//                        only builds the tables it is told to);
+//   domain_tag(d)        the tag the unit's caches carry for domain d (VT-d DID, AMD
+//                        DomainID, SMMUv3 ASID/VMID), allocated by the backend;
+//   attach/detach/flush  program the structures, invalidate and wait;
+//   enable_page_requests / serve_page_requests   the unit's page-request log (PRI);
+//   invalidation_observer()  where the unit reports invalidation phases.
+#include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "models/common/time.hpp"
+#include "models/iommu/common/inval_observer.hpp"
 #include "models/iommu/common/translation.hpp"
 #include "models/pcie/tlp.hpp"
 
 namespace iommusim::host {
+
+class PageRequestHandler;
+struct PageRequestStats;
 
 /// What the host knows about a device's PCIe capabilities.
 struct DeviceInfo {
@@ -62,20 +80,76 @@ struct FlushTiming {
     unsigned descriptors = 0;
     unsigned devtlb_requests = 0;
     bool ranged = false;        ///< a page-selective flush (false: fell back to domain-wide)
-    bool error = false;         ///< the queue reported IQE/ITE; the flush did not complete cleanly
+    bool error = false;         ///< the queue reported an error (VT-d IQE/ITE); the flush did not complete cleanly
+};
+
+/// Bit n set: pages (leaves) of 2^n bytes.
+using PageSizeMask = uint64_t;
+constexpr PageSizeMask page_size_bit(unsigned shift) { return PageSizeMask{1} << shift; }
+
+/// One translation stage of a unit.
+struct StageCaps {
+    bool supported = false;
+    std::vector<iommu::PtFormat> formats; ///< formats this stage walks, the backend's preferred first
+    uint8_t levels = 0;                   ///< bit n set: n-level tables (VT-d SAGAW / FL5LP, AMD paging mode, Arm granule+T0SZ)
+    PageSizeMask page_sizes = 0;          ///< leaf sizes (VT-d SLLPS / FL1GP, AMD PageSizes, Arm granule blocks)
+    uint8_t input_bits = 0;               ///< widest input address (VT-d MGAW, Arm VAS/IAS)
+    bool has_format(iommu::PtFormat f) const { return std::find(formats.begin(), formats.end(), f) != formats.end(); }
+    bool has_levels(unsigned n) const { return n < 8 && ((levels >> n) & 1); }
+};
+
+/// What a unit can do, as its driver read it from the unit's ID registers
+/// (VT-d CAP/ECAP, AMD EFR, SMMUv3 IDR0-5). Valid once enable() returned.
+struct IommuCaps {
+    StageCaps s1, s2;
+    uint8_t pasid_bits = 0;      ///< PASID / SubstreamID width; 0 = no PASID support
+    bool ats = false;            ///< device-TLB invalidation (VT-d ECAP.DT, AMD IOTLBSup, SMMUv3 IDR0.ATS)
+    bool pri = false;            ///< page requests (VT-d ECAP.PRS, AMD PPRSup, SMMUv3 IDR0.PRI)
+    bool nesting = false;        ///< both stages at once (VT-d ECAP.NEST, SMMUv3 S1P+S2P, AMD GTSup)
+    bool snoop_control = false;  ///< can force snooping / enforce cache coherency (VT-d ECAP.SC, SMMUv3 coherent walks + override)
+    bool pass_through = false;   ///< identity domains without tables (VT-d ECAP.PT, SMMUv3 bypass STE)
+    uint8_t output_bits = 0;     ///< physical address width (VT-d HAW unknown to software: MGAW; SMMUv3 OAS)
+    uint32_t domain_tags = 0;    ///< how many domain tags software may use (VT-d 2^(4+2*ND), AMD 2^16, SMMUv3 VMIDs)
+};
+
+/// The backend's choice for a new paging domain: the tables' format and
+/// geometry, the IOVA window the domain translates and the leaf sizes `map` may use.
+struct PagingFormat {
+    iommu::StageConfig stage;   ///< enabled, format, levels, input_bits, max_leaf_level (root filled in by IommuFd)
+    uint64_t aperture_base = 0; ///< [base, limit) of IOVAs the domain can translate
+    uint64_t aperture_limit = 0;
+    PageSizeMask page_sizes = 0;
 };
 
 class IommuDriver {
 public:
     virtual ~IommuDriver() = default;
-    /// Programs the unit (root tables, queue, translation enable). SC_THREAD only.
+    /// Programs the unit (root tables, queue, translation enable) and reads its capabilities. SC_THREAD only.
     virtual void enable() = 0;
+    /// Capabilities read at enable(). Error (logic_error) before enable().
+    virtual const IommuCaps& caps() const = 0;
+    /// Format of a new paging domain (`kind` paging_s1 or paging_s2; `levels`
+    /// nullopt = the backend's default). HostError invalid when the unit cannot.
+    virtual PagingFormat paging_format(DomainDesc::Kind kind, std::optional<uint8_t> levels) const = 0;
+    /// The tag the unit's caches carry for `domain`, allocated on first use.
+    /// HostError no_space when the unit's tag space (caps().domain_tags) is exhausted.
+    virtual uint32_t domain_tag(const DomainDesc& domain) = 0;
     /// Makes (device, pasid) translate through `domain`.
     virtual void attach(const Attachment& a, const DomainDesc& domain) = 0;
     /// Architected teardown (clear entry, flush its caches and the device TLB, wait).
     virtual FlushTiming detach(const Attachment& a, const DomainDesc& domain) = 0;
     /// Invalidates and waits until the unit reports completion.
     virtual FlushTiming flush(const FlushRequest& r) = 0;
+    /// Sets up the unit's page-request log (VT-d page request queue, AMD PPR
+    /// log, SMMUv3 PRIQ). Called after enable() when caps().pri and a PRI
+    /// device sits behind the unit. SC_THREAD only.
+    virtual void enable_page_requests() = 0;
+    /// The body of the thread that services the page-request log: reads each
+    /// record from memory, resolves it through `handler` and answers each
+    /// page request group through the unit's command queue. Never returns.
+    [[noreturn]] virtual void serve_page_requests(PageRequestHandler& handler, PageRequestStats& st) = 0;
+    /// Where the unit reports the phases of the commands this driver queued.
+    virtual iommu::InvalidationObserver& invalidation_observer() = 0;
 };
 
 } // namespace iommusim::host

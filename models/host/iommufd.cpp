@@ -10,9 +10,29 @@ using K = HostError::Kind;
 
 namespace {
 constexpr uint64_t kPage = 4096;
-uint64_t attach_key(pcie::Bdf rid, std::optional<uint32_t> pasid) {
-    return uint64_t{rid.raw} << 32 | (pasid ? (uint64_t{1} << 31 | *pasid) : 0);
+std::string page_str(unsigned shift) {
+    if (shift >= 30) return std::to_string(uint64_t{1} << (shift - 30)) + " GiB";
+    if (shift >= 20) return std::to_string(uint64_t{1} << (shift - 20)) + " MiB";
+    return std::to_string(uint64_t{1} << (shift - 10)) + " KiB";
 }
+std::string page_sizes_str(PageSizeMask m) {
+    std::string out;
+    for (unsigned s = 0; s < 64; ++s)
+        if ((m >> s) & 1) out += (out.empty() ? "" : ", ") + page_str(s);
+    return out.empty() ? "none" : out;
+}
+/// Page-fault handler of one unit: the unit's page-request thread calls it.
+class UnitPrqHandler final : public PageRequestHandler {
+public:
+    UnitPrqHandler(IommuFd& fd, unsigned iommu) : fd_(fd), iommu_(iommu) {}
+    pcie::PrgResponseCode handle_page_request(const PageRequestInfo& r) override {
+        return fd_.handle_page_request(iommu_, r);
+    }
+
+private:
+    IommuFd& fd_;
+    unsigned iommu_;
+};
 std::string hex(uint64_t v) {
     char b[24];
     std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
@@ -35,7 +55,13 @@ IommuFd::IommuFd(HostCpu& cpu, DmaOracle& oracle, const DriverParams& params, co
       failed_flushes_(stats_.counter("failed_flushes", "flushes", "flushes that ended in a queue error (IQE/ITE)")),
       quarantined_(stats_.counter("quarantined", "ranges",
                                   "unmapped ranges never reused because their flush failed (a stale ATC may still hold them)")),
-      demand_faults_(stats_.counter("demand_faults", "pages", "process pages mapped on demand (page requests)")) {}
+      demand_faults_(stats_.counter("demand_faults", "pages", "process pages mapped on demand (page requests)")) {
+    // The host CPU's paging mode: x86-64 with 4 levels (no LA57), the tables SVA domains share.
+    cpu_tables_.enabled = true;
+    cpu_tables_.format = iommu::PtFormat::x86_64;
+    cpu_tables_.levels = 4;
+    cpu_tables_.input_bits = 48;
+}
 
 IommuFd::~IommuFd() = default;
 
@@ -47,15 +73,16 @@ std::function<uint64_t()> IommuFd::table_page_allocator() {
     };
 }
 
-unsigned IommuFd::add_iommu(const std::string& name, IommuDriver& driver) {
-    iommus_.emplace_back(name, &driver);
-    return static_cast<unsigned>(iommus_.size() - 1);
+unsigned IommuFd::add_iommu(const std::string& name, IommuDriver& driver, uint16_t segment) {
+    const auto index = static_cast<unsigned>(iommus_.size());
+    iommus_.push_back(Unit{name, &driver, segment, std::make_unique<UnitPrqHandler>(*this, index)});
+    return index;
 }
 
 void IommuFd::add_device(const DeviceInfo& d, unsigned iommu) {
     if (iommu >= iommus_.size()) throw HostError(K::invalid, "device " + d.rid.str() + ": no such IOMMU");
-    if (!devices_.emplace(d.rid.raw, Device{d, iommu}).second)
-        throw HostError(K::busy, "device " + d.rid.str() + " registered twice");
+    if (!devices_.emplace(device_key(iommu, d.rid), Device{d, iommu}).second)
+        throw HostError(K::busy, "device " + d.rid.str() + " registered twice behind " + iommus_[iommu].name);
 }
 
 IommuFd::Ioas& IommuFd::ioas(uint32_t id) {
@@ -80,20 +107,23 @@ uint32_t IommuFd::ioas_alloc() {
     return id;
 }
 
-uint32_t IommuFd::hwpt_alloc(uint32_t ioas_id, unsigned iommu, DomainDesc::Kind kind, uint8_t levels) {
+uint32_t IommuFd::hwpt_alloc(uint32_t ioas_id, unsigned iommu, DomainDesc::Kind kind, std::optional<uint8_t> levels) {
     Ioas& a = ioas(ioas_id);
     if (iommu >= iommus_.size()) throw HostError(K::invalid, "no IOMMU " + std::to_string(iommu));
     if (kind != DomainDesc::Kind::paging_s1 && kind != DomainDesc::Kind::paging_s2)
         throw HostError(K::invalid, "hwpt_alloc makes paging domains; use hwpt_alloc_sva for SVA");
-    if (levels < 3 || levels > 5 || (kind == DomainDesc::Kind::paging_s1 && levels == 3))
-        throw HostError(K::invalid, "unsupported number of page-table levels " + std::to_string(levels));
-    iommu::StageConfig cfg;
-    cfg.enabled = true;
-    cfg.levels = levels;
-    cfg.input_bits = static_cast<uint8_t>(12 + 9 * levels);
-    cfg.format = kind == DomainDesc::Kind::paging_s1 ? iommu::PtFormat::x86_64 : iommu::PtFormat::vtd_ss;
+    // The backend chooses the format, levels, aperture and page sizes.
+    const PagingFormat f = iommus_[iommu].driver->paging_format(kind, levels);
+    if (f.aperture_base > layout_.iova_base)
+        throw HostError(K::invalid, "IOMMU " + iommus_[iommu].name + "'s aperture starts at " + hex(f.aperture_base) +
+                                        ", above the IOAS base " + hex(layout_.iova_base));
+    for (const auto& [iova, m] : a.mappings)
+        if (!((f.page_sizes >> m.page_shift) & 1))
+            throw HostError(K::invalid, "IOAS mapping " + hex(iova) + " uses " + page_str(m.page_shift) +
+                                            " pages, which IOMMU " + iommus_[iommu].name + " cannot map (" +
+                                            page_sizes_str(f.page_sizes) + ")");
     iommu::MapError err = iommu::MapError::none;
-    auto tables = iommu::TableBuilder::create(cpu_.memory(), cfg, std::ref(table_alloc_), &err);
+    auto tables = iommu::TableBuilder::create(cpu_.memory(), f.stage, std::ref(table_alloc_), &err);
     if (!tables) throw HostError(K::no_space, std::string("cannot build page tables: ") + std::string(iommu::to_string(err)));
     const uint32_t id = next_id_++;
     Hwpt h;
@@ -101,16 +131,15 @@ uint32_t IommuFd::hwpt_alloc(uint32_t ioas_id, unsigned iommu, DomainDesc::Kind 
     h.desc.kind = kind;
     (kind == DomainDesc::Kind::paging_s1 ? h.desc.s1 : h.desc.s2) = tables->config();
     h.iommu = iommu;
+    h.page_sizes = f.page_sizes;
     h.space = ioas_id;
     // A new domain mirrors the IOAS's existing mappings.
     for (const auto& [iova, m] : a.mappings)
         if (auto e = tables->map(iova, m.pa, m.size, m.page_shift, iommu::LeafAttrs{iommu::perm::both(true, true, false)});
             e != iommu::MapError::none)
             throw HostError(K::invalid, "mirroring IOAS mapping " + hex(iova) + ": " + std::string(iommu::to_string(e)));
-    // The IOAS hands out only IOVAs every one of its domains can translate
-    // (x86 first stage: the lower canonical half).
-    const uint64_t aperture = uint64_t{1} << (cfg.input_bits - (kind == DomainDesc::Kind::paging_s1 ? 1 : 0));
-    a.iovas.set_limit(aperture);
+    // The IOAS hands out only IOVAs every one of its domains can translate.
+    a.iovas.set_limit(f.aperture_limit);
     h.tables = std::move(tables);
     hwpts_.emplace(id, std::move(h));
     a.hwpts.push_back(id);
@@ -118,13 +147,8 @@ uint32_t IommuFd::hwpt_alloc(uint32_t ioas_id, unsigned iommu, DomainDesc::Kind 
 }
 
 uint32_t IommuFd::process_create() {
-    iommu::StageConfig cfg;
-    cfg.enabled = true;
-    cfg.format = iommu::PtFormat::x86_64;
-    cfg.levels = 4;
-    cfg.input_bits = 48;
     iommu::MapError err = iommu::MapError::none;
-    auto tables = iommu::TableBuilder::create(cpu_.memory(), cfg, std::ref(table_alloc_), &err);
+    auto tables = iommu::TableBuilder::create(cpu_.memory(), cpu_tables_, std::ref(table_alloc_), &err);
     if (!tables) throw HostError(K::no_space, "cannot build CPU page tables: " + std::string(iommu::to_string(err)));
     const uint32_t id = kProcessSpace + next_id_++;
     processes_.emplace(id, Process{std::move(tables), {}, {}});
@@ -134,6 +158,12 @@ uint32_t IommuFd::process_create() {
 uint32_t IommuFd::hwpt_alloc_sva(uint32_t pid, unsigned iommu) {
     Process& p = process(pid);
     if (iommu >= iommus_.size()) throw HostError(K::invalid, "no IOMMU " + std::to_string(iommu));
+    // Sharing the CPU's tables needs a first stage that walks the CPU's format, and PASIDs.
+    const IommuCaps& c = iommus_[iommu].driver->caps();
+    if (!c.s1.supported || !c.s1.has_format(cpu_tables_.format) || !c.s1.has_levels(cpu_tables_.levels) || !c.pasid_bits)
+        throw HostError(K::invalid, "IOMMU " + iommus_[iommu].name + " cannot share the CPU's page tables (" +
+                                        std::string(iommu::to_string(cpu_tables_.format)) + ", " +
+                                        std::to_string(cpu_tables_.levels) + " levels, with PASID)");
     const uint32_t id = next_id_++;
     Hwpt h;
     h.desc.id = id;
@@ -147,40 +177,53 @@ uint32_t IommuFd::hwpt_alloc_sva(uint32_t pid, unsigned iommu) {
 }
 
 void IommuFd::attach(pcie::Bdf rid, std::optional<uint32_t> pasid, uint32_t hwpt_id) {
-    auto dit = devices_.find(rid.raw);
-    if (dit == devices_.end()) throw HostError(K::not_found, "no device " + rid.str());
-    const DeviceInfo& dev = dit->second.info;
     Hwpt& h = hwpt(hwpt_id);
+    auto dit = devices_.find(device_key(h.iommu, rid));
+    if (dit == devices_.end()) {
+        for (const auto& [key, d] : devices_)
+            if (d.info.rid == rid)
+                throw HostError(K::invalid, "device " + rid.str() + " is behind IOMMU " + iommus_[d.iommu].name +
+                                                ", the domain is on " + iommus_[h.iommu].name);
+        throw HostError(K::not_found, "no device " + rid.str());
+    }
+    const DeviceInfo& dev = dit->second.info;
     if (pasid && !dev.pasid) throw HostError(K::invalid, "device " + rid.str() + " does not support PASID");
     if (pasid && *pasid >= (1u << dev.pasid_bits))
         throw HostError(K::invalid, "PASID " + std::to_string(*pasid) + " exceeds device " + rid.str() + "'s " +
                                         std::to_string(dev.pasid_bits) + "-bit PASID width");
     if (pasid && *pasid == 0) throw HostError(K::invalid, "PASID 0 is reserved for requests without PASID");
     if (h.desc.kind == DomainDesc::Kind::sva && !pasid) throw HostError(K::invalid, "an SVA domain needs a PASID");
-    if (h.iommu != dit->second.iommu) throw HostError(K::invalid, "device " + rid.str() + " is behind another IOMMU");
-    if (!attached_.emplace(attach_key(rid, pasid), hwpt_id).second)
+    if (!attached_.emplace(attach_key(h.iommu, rid, pasid), hwpt_id).second)
         throw HostError(K::busy, "device " + rid.str() + (pasid ? " PASID " + std::to_string(*pasid) : "") +
                                      " is already attached");
     Attachment a{dev, pasid};
-    iommus_[h.iommu].second->attach(a, h.desc);
+    iommus_[h.iommu].driver->attach(a, h.desc);
     h.attachments.push_back(a);
-    oracle_.bind(rid, pasid, h.space);
+    oracle_.bind(rid, pasid, h.space, iommus_[h.iommu].segment);
 }
 
-void IommuFd::detach(pcie::Bdf rid, std::optional<uint32_t> pasid) {
-    auto it = attached_.find(attach_key(rid, pasid));
+void IommuFd::detach(pcie::Bdf rid, std::optional<uint32_t> pasid, std::optional<unsigned> iommu) {
+    const std::string what = "device " + rid.str() + (pasid ? " PASID " + std::to_string(*pasid) : "");
+    auto it = attached_.end();
+    for (unsigned u = 0; u < iommus_.size(); ++u) {
+        if (iommu && u != *iommu) continue;
+        auto f = attached_.find(attach_key(u, rid, pasid));
+        if (f == attached_.end()) continue;
+        if (it != attached_.end())
+            throw HostError(K::invalid, what + " is attached behind more than one IOMMU: name the IOMMU");
+        it = f;
+    }
     if (it == attached_.end())
-        throw HostError(K::not_found, "device " + rid.str() + (pasid ? " PASID " + std::to_string(*pasid) : "") +
-                                          " is not attached");
+        throw HostError(K::not_found, what + " is not attached" + (iommu ? " behind " + iommus_.at(*iommu).name : ""));
     Hwpt& h = hwpt(it->second);
     auto at = std::find_if(h.attachments.begin(), h.attachments.end(),
                            [&](const Attachment& a) { return a.device.rid == rid && a.pasid == pasid; });
     Attachment a = *at;
     h.attachments.erase(at);
     attached_.erase(it);
-    FlushTiming t = iommus_[h.iommu].second->detach(a, h.desc);
-    log_.record("detach", iommus_[h.iommu].first, h.desc.id, 0, 0, t);
-    oracle_.unbind(rid, pasid);
+    FlushTiming t = iommus_[h.iommu].driver->detach(a, h.desc);
+    log_.record("detach", iommus_[h.iommu].name, h.desc.id, 0, 0, t);
+    oracle_.unbind(rid, pasid, iommus_[h.iommu].segment);
 }
 
 bool IommuFd::flush_space(uint32_t space, const std::vector<uint32_t>& hwpts, uint64_t iova, uint64_t size,
@@ -198,8 +241,8 @@ bool IommuFd::flush_space(uint32_t space, const std::vector<uint32_t>& hwpts, ui
         r.size = size;
         r.leaf_only = leaf_only;
         r.attachments = h.attachments;
-        FlushTiming t = iommus_[h.iommu].second->flush(r);
-        log_.record(cause, iommus_[h.iommu].first, h.desc.id, iova, size, t);
+        FlushTiming t = iommus_[h.iommu].driver->flush(r);
+        log_.record(cause, iommus_[h.iommu].name, h.desc.id, iova, size, t);
         ok = ok && !t.error;
         const Duration done = t.wait_done ? *t.wait_done : t.observed;
         if (!first_submit || t.submitted < *first_submit) first_submit = t.submitted;
@@ -217,9 +260,12 @@ bool IommuFd::flush_space(uint32_t space, const std::vector<uint32_t>& hwpts, ui
 
 uint64_t IommuFd::map(uint32_t ioas_id, uint64_t size, std::optional<uint64_t> iova, unsigned page_shift) {
     Ioas& a = ioas(ioas_id);
+    if (page_shift < 12 || page_shift > 47) throw HostError(K::invalid, "page size must be a power of two from 4 KiB up");
+    if (const Hwpt* h = refuses_page_size(a.hwpts, page_shift))
+        throw HostError(K::invalid, "page size " + page_str(page_shift) + " is not supported by domain " +
+                                        std::to_string(h->desc.id) + " on IOMMU " + iommus_[h->iommu].name + " (" +
+                                        page_sizes_str(h->page_sizes) + ")");
     const uint64_t page = uint64_t{1} << page_shift;
-    if (page_shift != 12 && page_shift != 21 && page_shift != 30)
-        throw HostError(K::invalid, "page size must be 4 KiB, 2 MiB or 1 GiB");
     if (size == 0 || size % page) throw HostError(K::invalid, "map size " + std::to_string(size) + " is not a multiple of the page size");
     if (iova && *iova % page) throw HostError(K::invalid, "IOVA " + hex(*iova) + " is not page aligned");
     // Claim the IOVA and the memory before any time passes (other host
@@ -259,6 +305,14 @@ uint64_t IommuFd::map(uint32_t ioas_id, uint64_t size, std::optional<uint64_t> i
     maps_.inc();
     mapped_bytes_.inc(size);
     return va;
+}
+
+const IommuFd::Hwpt* IommuFd::refuses_page_size(const std::vector<uint32_t>& hwpts, unsigned shift) {
+    for (uint32_t hid : hwpts) {
+        const Hwpt& h = hwpt(hid);
+        if (!((h.page_sizes >> shift) & 1)) return &h;
+    }
+    return nullptr;
 }
 
 void IommuFd::release(uint32_t ioas_id, uint64_t iova, const Mapping& m) {
@@ -363,7 +417,8 @@ void IommuFd::munmap(uint32_t pid, uint64_t va, uint64_t size) {
 void IommuFd::fault_in(uint32_t pid, uint64_t va) {
     Process& p = process(pid);
     va &= ~(kPage - 1);
-    if (va >= (uint64_t{1} << 47)) throw HostError(K::invalid, "fault at " + hex(va) + ": not a user address");
+    if (va >= (uint64_t{1} << (cpu_tables_.input_bits - 1)))  // the lower canonical half
+        throw HostError(K::invalid, "fault at " + hex(va) + ": not a user address");
     if (process_mapped(pid, va)) throw HostError(K::busy, "fault at " + hex(va) + ": page already present");
     const uint64_t pa = data_alloc_.alloc(kPage);
     if (auto e = p.tables->map(va, pa, kPage, 12, iommu::LeafAttrs{iommu::perm::all}); e != iommu::MapError::none) {
@@ -395,10 +450,10 @@ std::optional<uint64_t> IommuFd::process_lookup(uint32_t pid, uint64_t va) const
     return it == processes_.end() ? std::nullopt : pa_in(it->second.mappings, va);
 }
 
-pcie::PrgResponseCode IommuFd::handle_page_request(const PageRequestInfo& r) {
+pcie::PrgResponseCode IommuFd::handle_page_request(unsigned iommu, const PageRequestInfo& r) {
     using C = pcie::PrgResponseCode;
     cpu_.spend(params_.page_fault_service);
-    auto it = attached_.find(attach_key(r.rid, r.pasid));
+    auto it = attached_.find(attach_key(iommu, r.rid, r.pasid));
     if (it == attached_.end()) return C::invalid_request; // nothing bound: no fault handler (Linux iopf)
     Hwpt& h = hwpt(it->second);
     if (h.desc.kind == DomainDesc::Kind::sva) {

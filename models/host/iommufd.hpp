@@ -9,6 +9,13 @@
 // goes through the family's driver backend to the IOMMU's queue. The DMA
 // safety oracle is told each map, unmap and completed invalidation.
 //
+// The backend, not this object model, decides the format of a paging
+// domain (IommuDriver::paging_format: table format, levels, aperture, leaf
+// sizes); map() accepts a page size only if every domain of the IOAS can
+// map it. Several IOMMUs may each sit in their own PCIe segment: devices are
+// known by (IOMMU, RID), attachments by (IOMMU, RID, PASID), and the oracle
+// by (segment, RID, PASID).
+//
 // All calls that cost time must come from an SC_THREAD (a host thread).
 #include <cstdint>
 #include <functional>
@@ -38,33 +45,47 @@ struct HostMemoryLayout {
     static constexpr uint64_t kDefaultDataBytes = uint64_t{8} << 30;
     uint64_t table_base = kDefaultTableBase, table_bytes = kDefaultTableBytes;
     uint64_t data_base = kDefaultDataBase, data_bytes = kDefaultDataBytes;
-    /// IOVA range of each IOAS (x86 48-bit, below the canonical hole).
+    /// IOVA range of each IOAS (x86 48-bit, below the canonical hole); each
+    /// domain of the IOAS narrows it further to the aperture its backend chose.
     uint64_t iova_base = uint64_t{1} << 20, iova_limit = uint64_t{1} << 47;
 };
 
-class IommuFd final : public PageRequestHandler {
+class IommuFd final {
 public:
     IommuFd(HostCpu& cpu, DmaOracle& oracle, const DriverParams& params, const HostMemoryLayout& layout,
             stats::Group* parent_stats);
-    ~IommuFd() override;
+    ~IommuFd();
 
     /// Table pages for drivers' own structures (root/context/PASID tables, queues).
     std::function<uint64_t()> table_page_allocator();
 
-    unsigned add_iommu(const std::string& name, IommuDriver& driver);
+    /// Registers an IOMMU whose devices live in PCIe segment `segment`.
+    unsigned add_iommu(const std::string& name, IommuDriver& driver, uint16_t segment = 0);
+    /// A device behind IOMMU `iommu` (its RID is unique behind that unit).
     void add_device(const DeviceInfo& d, unsigned iommu);
+    const std::string& iommu_name(unsigned iommu) const { return iommus_.at(iommu).name; }
 
     uint32_t ioas_alloc();
-    /// A paging domain on `iommu` mirroring the IOAS: first stage (x86-64) or second stage (VT-d SS).
-    uint32_t hwpt_alloc(uint32_t ioas, unsigned iommu, DomainDesc::Kind kind, uint8_t levels = 4);
+    /// A paging domain on `iommu` mirroring the IOAS, first or second stage, in
+    /// the format the IOMMU's backend chooses (`levels`: nullopt = its default).
+    uint32_t hwpt_alloc(uint32_t ioas, unsigned iommu, DomainDesc::Kind kind,
+                        std::optional<uint8_t> levels = std::nullopt);
+    /// A process with CPU page tables in the host CPU's format (x86-64, 4 levels).
     uint32_t process_create();
+    /// An SVA domain on `iommu`: its first stage walks the process's tables. Error if the unit cannot.
     uint32_t hwpt_alloc_sva(uint32_t process, unsigned iommu);
+    /// The IOMMU a HW page table belongs to.
+    unsigned hwpt_iommu(uint32_t id) { return hwpt(id).iommu; }
 
+    /// Attaches the device `rid` behind the domain's IOMMU. Errors: the RID is
+    /// behind another IOMMU only (invalid, naming both), unknown device.
     void attach(pcie::Bdf rid, std::optional<uint32_t> pasid, uint32_t hwpt);
-    void detach(pcie::Bdf rid, std::optional<uint32_t> pasid);
+    /// Detaches; `iommu` may be omitted when only one IOMMU has (rid, pasid) attached.
+    void detach(pcie::Bdf rid, std::optional<uint32_t> pasid, std::optional<unsigned> iommu = std::nullopt);
 
-    /// Maps `size` bytes of freshly allocated memory; returns the IOVA
-    /// (allocated unless given). Errors: unaligned, overlapping.
+    /// Maps `size` bytes of freshly allocated memory in pages of 2^page_shift
+    /// bytes; returns the IOVA (allocated unless given). Errors: a page size
+    /// some domain of the IOAS cannot map, unaligned, overlapping.
     uint64_t map(uint32_t ioas, uint64_t size, std::optional<uint64_t> iova = std::nullopt, unsigned page_shift = 12);
     /// Unmaps exactly one earlier mapping. Error: not mapped.
     void unmap(uint32_t ioas, uint64_t iova, uint64_t size);
@@ -82,10 +103,13 @@ public:
     /// Physical address a process VA maps to (ground truth), if present.
     std::optional<uint64_t> process_lookup(uint32_t process, uint64_t va) const;
 
-    /// PRI (PageRequestHandler): SVA attachment -> fault the page into the process (Success);
-    /// paging (IOAS) domain -> Success only if the IOVA is mapped by now (the device retries),
-    /// else Invalid Request, as Linux answers a DMA-API domain that has no fault handler.
-    pcie::PrgResponseCode handle_page_request(const PageRequestInfo& r) override;
+    /// PRI: resolves a page request read from IOMMU `iommu`'s log. SVA attachment -> fault the
+    /// page into the process (Success); paging (IOAS) domain -> Success only if the IOVA is
+    /// mapped by now (the device retries), else Invalid Request, as Linux answers a DMA-API
+    /// domain that has no fault handler.
+    pcie::PrgResponseCode handle_page_request(unsigned iommu, const PageRequestInfo& r);
+    /// The handler a unit's page-request thread calls (handle_page_request for that unit).
+    PageRequestHandler& page_request_handler(unsigned iommu) { return *iommus_.at(iommu).prq; }
     /// Whether any device registered behind IOMMU `iommu` has PRI.
     bool has_pri_device(unsigned iommu) const;
 
@@ -108,6 +132,7 @@ private:
     struct Hwpt {
         DomainDesc desc;
         unsigned iommu;
+        PageSizeMask page_sizes = 0;  ///< leaves the backend allows (paging domains)
         uint32_t space;               ///< oracle space: IOAS id or process id
         std::unique_ptr<iommu::TableBuilder> tables; ///< null for SVA (the process owns them)
         std::vector<Attachment> attachments;
@@ -134,6 +159,12 @@ private:
     bool flush_space(uint32_t space, const std::vector<uint32_t>& hwpts, uint64_t iova, uint64_t size, bool leaf_only,
                      const std::string& cause);
     void release(uint32_t ioas, uint64_t iova, const Mapping& m);
+    /// The first domain of `hwpts` that cannot map pages of 2^shift bytes, if any.
+    const Hwpt* refuses_page_size(const std::vector<uint32_t>& hwpts, unsigned shift);
+    static uint32_t device_key(unsigned iommu, pcie::Bdf rid) { return iommu << 16 | rid.raw; }
+    static uint64_t attach_key(unsigned iommu, pcie::Bdf rid, std::optional<uint32_t> pasid) {
+        return uint64_t{iommu} << 48 | uint64_t{rid.raw} << 32 | (pasid ? (uint64_t{1} << 31 | *pasid) : 0);
+    }
     static constexpr uint32_t kProcessSpace = 1u << 20; ///< oracle space ids of processes start here
 
     HostCpu& cpu_;
@@ -142,12 +173,19 @@ private:
     HostMemoryLayout layout_;
     iommu::BumpAllocator table_alloc_;
     IovaAllocator data_alloc_;
-    std::vector<std::pair<std::string, IommuDriver*>> iommus_;
-    std::map<uint16_t, Device> devices_;
+    struct Unit {
+        std::string name;
+        IommuDriver* driver;
+        uint16_t segment;
+        std::unique_ptr<PageRequestHandler> prq;
+    };
+    std::vector<Unit> iommus_;
+    std::map<uint32_t, Device> devices_;     ///< device_key -> device
+    iommu::StageConfig cpu_tables_;          ///< the format of process page tables (the CPU's)
     std::map<uint32_t, Ioas> ioas_;
     std::map<uint32_t, Hwpt> hwpts_;
     std::map<uint32_t, Process> processes_;
-    std::map<uint64_t, uint32_t> attached_; ///< (rid, pasid) key -> hwpt
+    std::map<uint64_t, uint32_t> attached_; ///< attach_key -> hwpt
     uint32_t next_id_ = 1;
     FlushQueue fq_;
     struct PendingRelease {

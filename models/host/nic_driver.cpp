@@ -29,7 +29,7 @@ void NicDriver::setup() {
     } else {
         // One domain and one IOVA space for the device, shared by all its queues (Linux DMA API).
         ioas_ = fd.ioas_alloc();
-        fd.attach(rid, nic_.params().pasid, fd.hwpt_alloc(ioas_, iommu, p_.domain, 4));
+        fd.attach(rid, nic_.params().pasid, fd.hwpt_alloc(ioas_, iommu, p_.domain));
     }
     rings_.resize(nic_.params().queues);
     for (uint32_t q = 0; q < rings_.size(); ++q) setup_ring(q);

@@ -60,7 +60,7 @@ void NvmeDriver::admin(nvme::Sqe c) {
 void NvmeDriver::setup() {
     IommuFd& fd = host_.iommufd();
     ioas_ = fd.ioas_alloc();
-    fd.attach(dev_.function().params().rid, std::nullopt, fd.hwpt_alloc(ioas_, host_.iommu_index(p_.iommu), p_.domain, 4));
+    fd.attach(dev_.function().params().rid, std::nullopt, fd.hwpt_alloc(ioas_, host_.iommu_index(p_.iommu), p_.domain));
     queues_.resize(p_.jobs + 1);
     Queue& a = queues_[0];
     a.entries = kAdminEntries;

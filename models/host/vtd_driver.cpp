@@ -5,6 +5,7 @@
 #include <bit>
 #include <set>
 #include <stdexcept>
+#include <string>
 
 #include "models/host/host_error.hpp"
 #include "models/iommu/vtd/vtd_regs.hpp"
@@ -18,7 +19,6 @@ namespace bits = iommu::vtd::bits;
 namespace {
 constexpr uint64_t kPage = 4096;
 constexpr unsigned kDescBytes = 32;          // 256-bit descriptors (IQA.DW = 1)
-constexpr unsigned kStatusSlots = kPage / 4; // one status dword per in-flight wait
 constexpr unsigned kMaxRegisterPolls = 100000;
 constexpr uint32_t kInvalidationVector = 0x40, kFaultVector = 0x41; // as Linux's DMAR vectors would be: any free pair
 } // namespace
@@ -32,29 +32,75 @@ VtdDriver::VtdDriver(const std::string& name, MmioPort mmio, const DriverParams&
       ranged_(stats_.counter("ranged_flushes", "flushes", "page-selective (AM) flushes")),
       domain_wide_(stats_.counter("domain_wide_flushes", "flushes", "flushes that fell back to domain/PASID-wide")),
       polls_(stats_.counter("status_polls", "polls", "status-word polls while waiting")),
-      errors_(stats_.counter("queue_errors", "errors", "IQE/ITE/ICE seen while waiting")) {
-    if (msi_) { // register the interrupt lines now: events are created during elaboration
-        (void)msi_->event(kInvalidationVector);
-        (void)msi_->event(kFaultVector);
-    }}
+      errors_(stats_.counter("queue_errors", "errors", "IQE/ITE/ICE seen while waiting")),
+      queue_(cpu_, *this, CmdQueueDriver::Counters{flushes_, descriptors_, polls_, errors_}, msi,
+             msi ? std::vector<uint32_t>{kInvalidationVector, kFaultVector} : std::vector<uint32_t>{}) {}
 
+IommuCaps VtdDriver::decode_caps(uint64_t cap, uint64_t ecap) {
+    auto bit = [](uint64_t r, unsigned b) { return ((r >> b) & 1) != 0; };
+    IommuCaps c;
+    const uint8_t mgaw = static_cast<uint8_t>(((cap >> 16) & 0x3F) + 1);
+    c.s1.supported = bit(ecap, 47); // FLTS
+    c.s1.formats = {iommu::PtFormat::x86_64};
+    c.s1.levels = static_cast<uint8_t>((1u << 4) | (bit(cap, 60) ? 1u << 5 : 0u)); // FL5LP
+    c.s1.page_sizes = page_size_bit(12) | page_size_bit(21) | (bit(cap, 56) ? page_size_bit(30) : 0); // FL1GP
+    c.s1.input_bits = bit(cap, 60) ? 57 : 48;
+    c.s2.supported = bit(ecap, 46); // SLTS
+    c.s2.formats = {iommu::PtFormat::vtd_ss};
+    const unsigned sagaw = (cap >> 8) & 0x1F; // bit 1: 3-level (39-bit), 2: 4-level, 3: 5-level
+    for (unsigned l = 3; l <= 5; ++l)
+        if (sagaw & (1u << (l - 2))) c.s2.levels |= static_cast<uint8_t>(1u << l);
+    c.s2.page_sizes = page_size_bit(12) | (bit(cap, 34) ? page_size_bit(21) : 0) | (bit(cap, 35) ? page_size_bit(30) : 0);
+    c.s2.input_bits = mgaw;
+    c.pasid_bits = bit(ecap, 40) ? static_cast<uint8_t>(((ecap >> 35) & 0x1F) + 1) : 0;
+    c.ats = bit(ecap, 2);
+    c.pri = bit(ecap, 29);
+    c.nesting = bit(ecap, 26);
+    c.snoop_control = bit(ecap, 7);
+    c.pass_through = bit(ecap, 6);
+    c.output_bits = mgaw;
+    c.domain_tags = uint32_t{1} << (4 + 2 * (cap & 7)); // CAP.ND
+    return c;
+}
+
+const IommuCaps& VtdDriver::caps() const {
+    if (!caps_) throw std::logic_error("VT-d driver: capabilities read before enable()");
+    return *caps_;
+}
+
+PagingFormat VtdDriver::paging_format(DomainDesc::Kind kind, std::optional<uint8_t> levels) const {
+    const IommuCaps& c = caps();
+    const bool s1 = kind == DomainDesc::Kind::paging_s1;
+    if (!s1 && kind != DomainDesc::Kind::paging_s2)
+        throw HostError(HostError::Kind::invalid, "paging domains are first or second stage");
+    const StageCaps& sc = s1 ? c.s1 : c.s2;
+    const char* stage = s1 ? "first-stage" : "second-stage";
+    if (!sc.supported) throw HostError(HostError::Kind::invalid, std::string("the VT-d unit has no ") + stage + " translation");
+    const uint8_t l = levels.value_or(4);
+    if (!sc.has_levels(l))
+        throw HostError(HostError::Kind::invalid, "unsupported number of page-table levels " + std::to_string(l) + " for " +
+                                                      stage + " tables (" + (s1 ? "CAP.FL5LP" : "CAP.SAGAW") + ")");
+    PagingFormat f;
+    f.stage.enabled = true;
+    f.stage.format = sc.formats.front();
+    f.stage.levels = l;
+    f.stage.input_bits = static_cast<uint8_t>(12 + 9 * l);
+    f.page_sizes = sc.page_sizes;
+    // x86 first stage: the lower canonical half; second stage: the whole width, at most MGAW.
+    const unsigned bits = s1 ? f.stage.input_bits - 1u : std::min<unsigned>(f.stage.input_bits, sc.input_bits);
+    f.aperture_base = 0;
+    f.aperture_limit = uint64_t{1} << bits;
+    return f;
+}
 
 bool VtdDriver::first_stage(const DomainDesc& d) {
     return d.kind == DomainDesc::Kind::paging_s1 || d.kind == DomainDesc::Kind::sva ||
            d.kind == DomainDesc::Kind::nested || d.kind == DomainDesc::Kind::identity;
 }
 
-uint16_t VtdDriver::did_of(const DomainDesc& d) {
-    // SVA and pass-through share DID 1 (Linux FLPT_DEFAULT_DID); paging domains get their own.
+uint32_t VtdDriver::domain_tag(const DomainDesc& d) {
     if (d.kind == DomainDesc::Kind::sva || d.kind == DomainDesc::Kind::identity) return 1;
-    auto it = dids_.find(d.id);
-    if (it == dids_.end()) {
-        if (next_did_ > max_did_)
-            throw HostError(HostError::Kind::no_space, "VT-d driver: out of Domain-IDs (CAP.ND allows " +
-                                                           std::to_string(max_did_ + 1) + ")");
-        it = dids_.emplace(d.id, static_cast<uint16_t>(next_did_++)).first;
-    }
-    return it->second;
+    return dids_.get(d.id);
 }
 
 void VtdDriver::set_gcmd(uint32_t bit, bool on) {
@@ -74,37 +120,26 @@ void VtdDriver::set_gcmd(uint32_t bit, bool on) {
 void VtdDriver::enable() {
     const uint64_t cap = mmio_.read64(reg::CAP);
     const uint64_t ecap = mmio_.read64(reg::ECAP);
+    caps_ = decode_caps(cap, ecap);
     mamv_ = static_cast<uint8_t>((cap >> 48) & 0x3F);
-    max_did_ = static_cast<uint32_t>(1u << (4 + 2 * (cap & 7))) - 1; // CAP.ND
-    device_tlb_ = ecap & (uint64_t{1} << 2);                          // ECAP.DT
-    pasid_ = ecap & (uint64_t{1} << 40);                              // ECAP.PASID
+    dids_.set_range(2, caps_->domain_tags - 1);
     tables_ = std::make_unique<vtd::VtdTableWriter>(cpu_.memory(), alloc_page_);
     cpu_.spend(cpu_.params().mem_write);
     mmio_.write64(reg::RTADDR, tables_->root_table() | bits::RTADDR_SMT);
     set_gcmd(bits::GCMD_SRTP, true);
 
-    const uint64_t pages = uint64_t{1} << params_.queue_order;
-    queue_base_ = alloc_page_();
-    for (uint64_t i = 1; i < pages; ++i)
-        if (alloc_page_() != queue_base_ + i * kPage)
-            throw std::runtime_error("VT-d driver: the invalidation queue needs contiguous pages");
-    queue_bytes_ = pages * kPage;
-    status_pa_ = alloc_page_();
+    queue_.init(alloc_page_, params_.queue_order, kDescBytes);
     mmio_.write64(reg::IQT, 0);
-    mmio_.write64(reg::IQA, queue_base_ | bits::IQA_DW | params_.queue_order);
-    tail_ = 0;
-    seq_ = 0;
+    mmio_.write64(reg::IQA, queue_.base() | bits::IQA_DW | params_.queue_order);
     if (params_.wait == WaitMode::interrupt) {
-        if (!msi_) throw std::runtime_error("VT-d driver: interrupt wait mode needs an MSI path");
+        queue_.set_wait(CmdQueueDriver::Wait::interrupt);
         // Invalidation completion and fault events as MSIs (§5.1.6, §11.4.9.5),
         // unmasked; each unit has its own MSI path, so the vectors may repeat.
-        inv_vector_ = kInvalidationVector;
-        fault_vector_ = kFaultVector;
-        mmio_.write32(reg::IEDATA, inv_vector_);
+        mmio_.write32(reg::IEDATA, kInvalidationVector);
         mmio_.write32(reg::IEADDR, static_cast<uint32_t>(MsiDecoder::kMsiBase));
         mmio_.write32(reg::IEUADDR, 0);
         mmio_.write32(reg::IECTL, 0);
-        mmio_.write32(reg::FEDATA, fault_vector_);
+        mmio_.write32(reg::FEDATA, kFaultVector);
         mmio_.write32(reg::FEADDR, static_cast<uint32_t>(MsiDecoder::kMsiBase));
         mmio_.write32(reg::FEUADDR, 0);
         mmio_.write32(reg::FECTL, 0);
@@ -113,11 +148,7 @@ void VtdDriver::enable() {
     set_gcmd(bits::GCMD_TE, true);
 }
 
-uint64_t VtdDriver::interrupts_seen() const { return msi_->count(inv_vector_) + msi_->count(fault_vector_); }
-
-void VtdDriver::wait_for_interrupt(uint64_t seen) {
-    if (interrupts_seen() == seen)
-        sc_core::wait(msi_->event(inv_vector_) | msi_->event(fault_vector_));
+void VtdDriver::acknowledge_interrupt() {
     // The handler acknowledges the wait-completion status (ICS.IWC is RW1C).
     mmio_.write32(reg::ICS, bits::ICS_IWC);
 }
@@ -157,7 +188,7 @@ vtd::PasidEntry VtdDriver::pasid_entry_for(const DomainDesc& d, uint16_t did) co
 }
 
 void VtdDriver::attach(const Attachment& a, const DomainDesc& domain) {
-    if (a.pasid && !pasid_) throw HostError(HostError::Kind::invalid, "the IOMMU does not support PASID (ECAP.PASID)");
+    if (a.pasid && !caps().pasid_bits) throw HostError(HostError::Kind::invalid, "the IOMMU does not support PASID (ECAP.PASID)");
     cpu_.spend(cpu_.params().call_overhead);
     const uint16_t did = did_of(domain);
     auto it = contexts_.find(a.device.rid.raw);
@@ -190,7 +221,7 @@ void VtdDriver::iotlb_descs(const DomainDesc& d, uint16_t did, const Attachment&
 
 void VtdDriver::devtlb_desc(const Attachment& a, bool whole, uint64_t base, unsigned order,
                             std::vector<RawDesc>& out) {
-    if (!a.device.ats || !device_tlb_ || params_.skip_devtlb_invalidation) return;
+    if (!a.device.ats || !caps().ats || params_.skip_devtlb_invalidation) return;
     const unsigned o = whole ? 52 : order; // 52: the whole address space (Linux MAX_AGAW_PFN_WIDTH)
     const uint64_t b = whole ? 0 : base;
     const uint8_t mip = a.device.inv_queue_depth >= 32 ? 0 : a.device.inv_queue_depth;
@@ -228,7 +259,7 @@ FlushTiming VtdDriver::flush(const FlushRequest& r) {
     if (descs.empty()) iotlb_descs(d, did, Attachment{}, whole, base, order, r.leaf_only, descs);
     for (const auto& a : r.attachments) devtlb_desc(a, whole, base, order, descs);
     (whole ? domain_wide_ : ranged_).inc();
-    FlushTiming t = submit(std::move(descs));
+    FlushTiming t = queue_.submit(std::move(descs));
     t.ranged = !whole;
     return t;
 }
@@ -247,44 +278,36 @@ FlushTiming VtdDriver::detach(const Attachment& a, const DomainDesc& domain) {
     if (first_stage(domain)) descs.push_back(vtd::encode_pasid_iotlb_all(did, pasid));
     else descs.push_back(vtd::encode_iotlb_domain(did));
     devtlb_desc(a, true, 0, 52, descs);
-    return submit(std::move(descs));
+    return queue_.submit(std::move(descs));
 }
 
-uint64_t VtdDriver::seq_at(uint64_t byte_offset) const {
-    // Descriptors between a queue offset and the tail were the last ones written.
-    const uint64_t behind = ((tail_ + queue_bytes_ - byte_offset % queue_bytes_) % queue_bytes_) / kDescBytes;
-    return seq_ - behind;
+QueueEntry VtdDriver::encode_sync(uint64_t status_pa, uint32_t token, bool interrupt) {
+    return vtd::encode_wait(true, status_pa, token, interrupt);
 }
 
-void VtdDriver::abort_owner_of(uint64_t seq) {
-    auto it = open_.upper_bound(seq);
-    if (it == open_.begin()) return;
-    --it;
-    if (seq < it->second.end) aborted_.insert(it->second.token);
-}
+QueueEntry VtdDriver::encode_nop() { return vtd::encode_wait(false, 0, 0); }
 
-void VtdDriver::check_queue_errors() {
+uint64_t VtdDriver::read_head() { return mmio_.read64(reg::IQH); }
+
+void VtdDriver::write_tail(uint64_t tail, uint64_t) { mmio_.write64(reg::IQT, tail); }
+
+QueueError VtdDriver::read_error() {
     const uint32_t fsts = mmio_.read32(reg::FSTS);
-    const uint32_t err = fsts & (bits::FSTS_IQE | bits::FSTS_ITE | bits::FSTS_ICE);
-    if (!err) return;
-    errors_.inc();
+    QueueError e;
+    e.bits = fsts & (bits::FSTS_IQE | bits::FSTS_ITE | bits::FSTS_ICE);
     // As Linux qi_check_fault(): IQE leaves IQH on the bad descriptor, which
     // is replaced by a no-op wait so the queue can go on, and its submission
     // fails; ITE skipped the wait descriptor just before IQH, whose
     // submission fails; ICE only reports a stray completion.
-    if (fsts & (bits::FSTS_IQE | bits::FSTS_ITE)) {
-        const uint64_t head = mmio_.read64(reg::IQH) % queue_bytes_;
-        const uint64_t seq = seq_at(head);
-        if (fsts & bits::FSTS_IQE) {
-            const RawDesc nop = vtd::encode_wait(false, 0, 0);
-            cpu_.mem_write(queue_base_ + head, nop.data(), kDescBytes);
-            abort_owner_of(seq);
-        }
-        if ((fsts & bits::FSTS_ITE) && seq > 0) abort_owner_of(seq - 1);
+    if (e.bits & bits::FSTS_IQE) {
+        e.replace_head = true;
+        e.failed_entries.push_back(0);
     }
-    mmio_.write32(reg::FSTS, err);
+    if (e.bits & bits::FSTS_ITE) e.failed_entries.push_back(-1);
+    return e;
 }
 
+void VtdDriver::acknowledge(const QueueError& e) { mmio_.write32(reg::FSTS, e.bits); }
 
 void VtdDriver::enable_page_requests() {
     const uint64_t pages = uint64_t{1} << params_.prq_order;
@@ -349,9 +372,9 @@ void VtdDriver::serve_page_requests(PageRequestHandler& handler, PageRequestStat
             auto closed = groups.add(r, code, read_at);
             if (!closed) continue; // the group is still open: no response owed yet
             // Page group response (type 9) + wait, Linux intel_iommu_page_response -> qi_submit_sync.
-            std::vector<RawDesc> d{vtd::encode_page_group_response(r.rid.raw, r.pasid.has_value(), r.pasid.value_or(0),
-                                                                   r.prg_index, closed->code)};
-            submit(std::move(d), /*is_flush=*/false);
+            queue_.submit({vtd::encode_page_group_response(r.rid.raw, r.pasid.has_value(), r.pasid.value_or(0),
+                                                          r.prg_index, closed->code)},
+                          /*counted=*/false);
             st.responses.inc();
             (closed->code == pcie::PrgResponseCode::success ? st.successes : st.invalid).inc();
             st.service_latency.record((cpu_.now() - closed->first_read).as_ns());
@@ -362,102 +385,6 @@ void VtdDriver::serve_page_requests(PageRequestHandler& handler, PageRequestStat
             st.overflows.inc();
             mmio_.write32(reg::PRS, bits::PRS_PRO);
         }
-    }
-}
-
-FlushTiming VtdDriver::submit(std::vector<RawDesc> descs, bool is_flush) {
-    FlushTiming t;
-    t.submitted = cpu_.now();
-    const uint32_t token = ++token_;
-    const uint64_t status = status_pa_ + 4 * (token % kStatusSlots);
-    cpu_.memory().write_u32(status, 0);
-    const bool irq = params_.wait == WaitMode::interrupt;
-    descs.push_back(vtd::encode_wait(true, status, token, /*interrupt=*/irq));
-    if ((descs.size() + 1) * kDescBytes > queue_bytes_)
-        throw HostError(HostError::Kind::invalid, "VT-d driver: " + std::to_string(descs.size()) +
-                                                      " descriptors do not fit the invalidation queue");
-    q_lock_.lock();
-    // Wait for room: the queue is full when tail + 1 slot == head (§6.5.2).
-    const uint64_t need = descs.size() * kDescBytes;
-    auto used = [&] { return (tail_ + queue_bytes_ - head_) % queue_bytes_; };
-    while (used() + need >= queue_bytes_) {
-        head_ = mmio_.read64(reg::IQH) % queue_bytes_;
-        if (used() + need >= queue_bytes_) {
-            q_lock_.unlock(); // let a waiter clear a queue error meanwhile
-            cpu_.spend(cpu_.params().poll_interval);
-            check_queue_errors();
-            q_lock_.lock();
-        }
-    }
-    const uint64_t first_seq = seq_;
-    const uint64_t last_seq = seq_ + descs.size();
-    // Known before the unit can see the tail: its phase reports are kept.
-    open_[first_seq] = Submission{last_seq, token};
-    for (const auto& dsc : descs) {
-        const uint64_t slot = tail_;
-        tail_ = (tail_ + kDescBytes) % queue_bytes_;
-        ++seq_;
-        cpu_.mem_write(queue_base_ + slot, dsc.data(), kDescBytes);
-    }
-    descriptors_.inc(descs.size());
-    t.descriptors = static_cast<unsigned>(descs.size());
-    mmio_.write64(reg::IQT, tail_);
-    q_lock_.unlock();
-    // Spin like qi_submit_sync(): read the status word, check FSTS for
-    // queue errors (qi_check_fault), relax, repeat.
-    for (;;) {
-        const uint64_t seen = irq ? interrupts_seen() : 0;
-        polls_.inc();
-        if (cpu_.mem_read_u32(status) == token) break;
-        check_queue_errors();
-        if (aborted_.erase(token)) {
-            t.error = true;
-            break;
-        }
-        if (irq) wait_for_interrupt(seen); // sleep until the unit signals (completion or error)
-        else cpu_.spend(cpu_.params().poll_interval);
-    }
-    t.observed = cpu_.now();
-    open_.erase(first_seq);
-    if (is_flush) flushes_.inc();
-    // Assemble the phases the unit reported for these descriptors.
-    for (uint64_t s = first_seq; s < last_seq; ++s) {
-        auto it = phases_.find(s);
-        if (it == phases_.end()) continue;
-        const Phases& p = it->second;
-        auto min_of = [](std::optional<Duration>& dst, const std::optional<Duration>& v) {
-            if (v && (!dst || *v < *dst)) dst = v;
-        };
-        auto max_of = [](std::optional<Duration>& dst, const std::optional<Duration>& v) {
-            if (v && (!dst || *v > *dst)) dst = v;
-        };
-        min_of(t.fetched, p.fetched);
-        max_of(t.caches_done, p.caches_done);
-        min_of(t.devtlb_sent, p.devtlb_sent);
-        max_of(t.devtlb_done, p.devtlb_done);
-        max_of(t.wait_done, p.wait_done);
-        if (p.devtlb_sent) ++t.devtlb_requests;
-        phases_.erase(it);
-    }
-    return t;
-}
-
-void VtdDriver::on_phase(uint64_t seq, iommu::InvalPhase phase, Duration at, pcie::Bdf) {
-    // Only descriptors of a submission still being waited for are of interest
-    // (a late report for a finished one would otherwise accumulate).
-    auto it = open_.upper_bound(seq);
-    if (it == open_.begin() || seq >= std::prev(it)->second.end) return;
-    Phases& p = phases_[seq];
-    switch (phase) {
-    case iommu::InvalPhase::fetched: p.fetched = at; break;
-    case iommu::InvalPhase::caches_done: p.caches_done = at; break;
-    case iommu::InvalPhase::devtlb_sent:
-        if (!p.devtlb_sent) p.devtlb_sent = at;
-        break;
-    case iommu::InvalPhase::devtlb_completed:
-        if (!p.devtlb_done || at > *p.devtlb_done) p.devtlb_done = at;
-        break;
-    case iommu::InvalPhase::wait_done: p.wait_done = at; break;
     }
 }
 

@@ -50,14 +50,15 @@ void Memory::b_transport(tlm::tlm_generic_payload& gp, sc_time& delay) {
     // Loosely timed: the request arrives at local time now+delay and holds
     // the data port for its transfer time.
     const Duration arrival = from_sc(sc_core::sc_time_stamp() + delay);
-    // Memory accepted the request: the root port's receive buffer may free its slot.
-    if (auto* adm = gp.get_extension<AdmissionExtension>()) {
-        adm->at = arrival;
-        adm->valid = true;
-    }
     const Duration hold = transfer_time(len, params_.bandwidth_bytes_per_ns);
     const Duration start = port_.reserve(arrival, hold);
     queue_delay_.record((start - arrival).as_ns());
+    // Memory took the request when its data port started on it: until then it
+    // waits in the root port, whose receive buffer slot (credit) it holds.
+    if (auto* adm = gp.get_extension<AdmissionExtension>()) {
+        adm->at = start;
+        adm->valid = true;
+    }
     const Duration done = start + hold + (is_write ? params_.write_latency : params_.read_latency);
     delay += to_sc(done - arrival);
     gp.set_dmi_allowed(true);

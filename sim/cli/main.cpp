@@ -267,8 +267,15 @@ int cli_main(int argc, char* argv[]) {
     if (*sweep_cmd) return sweep(sfile, svary, sstats, ssets, sout);
     if (*topo_cmd) {
         try {
-            const PlatformConfig cfg = load_platform(tfile);
-            std::fputs(iommusim::pcie::build_topology(cfg.topology.desc).render().c_str(), stdout);
+            PlatformConfig cfg = load_platform(tfile);
+            const auto topologies = build_topologies(cfg.topology);
+            for (size_t i = 0; i < topologies.size(); ++i) {
+                const auto& rc = cfg.topology.root_complexes[i];
+                if (topologies.size() > 1) // one tree per root complex, each in its segment's bus space
+                    std::printf("%ssegment %04x, root complex %s, IOMMU %s\n", i ? "\n" : "", rc.segment,
+                                rc.desc.name.c_str(), rc.iommu.empty() ? "(none)" : rc.iommu.c_str());
+                std::fputs(topologies[i].render().c_str(), stdout);
+            }
             return 0;
         } catch (const ConfigError& e) {
             return bad_input(tfile, e);

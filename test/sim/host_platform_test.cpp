@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "test/support/cli.hpp"
+#include "test/support/stats.hpp"
 
 using namespace iommusim::test;
 using nlohmann::ordered_json;
@@ -42,11 +43,7 @@ ordered_json run(const ordered_json& platform, const std::string& tag, std::file
     return ordered_json::parse(slurp(dir / "out" / "stats.json"));
 }
 
-uint64_t value(const ordered_json& s, std::initializer_list<const char*> path) {
-    const ordered_json* j = &s;
-    for (const char* k : path) j = &(*j)[k];
-    return (*j)["value"].get<uint64_t>();
-}
+uint64_t value(const ordered_json& s, std::initializer_list<const char*> path) { return stat_value(s, path); }
 
 } // namespace
 

@@ -8,6 +8,7 @@
 #include "models/host/host.hpp"
 #include "models/host/page_requests.hpp"
 #include "models/host/vtd_driver.hpp"
+#include "test/models/host/vtd_host_rig.hpp"
 #include "test/models/iommu/vtd/vtd_harness.hpp"
 
 using namespace iommusim;
@@ -66,20 +67,9 @@ TEST_CASE("the VT-d driver decodes every field of a page request descriptor", "[
 }
 
 namespace {
-struct PrqRig {
-    stats::Group root{"root"};
-    vtdtest::TestMemory memory{"memory"};
-    vtdtest::Port dev{"dev"};
-    vtdtest::MessageSink sink{"sink"};
-    std::unique_ptr<iommu::vtd::VtdIommu> iommu;
-    std::unique_ptr<host::Host> os;
+struct PrqRig : hosttest::VtdHostRig {
     static constexpr pcie::Bdf kRid{0x0200};
     PrqRig() {
-        iommu = std::make_unique<iommu::vtd::VtdIommu>("dmar0", iommu::vtd::VtdParams{}, &root);
-        dev.socket.bind(iommu->upstream);
-        iommu->ats_inv.bind(sink.socket);
-        os = std::make_unique<host::Host>("os", host::HostParams{}, memory.store, &root);
-        os->add_vtd("dmar0", iommu->mmio, iommu->mem, memory.socket);
         host::DeviceInfo d;
         d.rid = kRid;
         d.ats = true;

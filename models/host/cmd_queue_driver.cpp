@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "models/host/cmd_queue_driver.hpp"
+
+#include <stdexcept>
+#include <string>
+
+#include "models/host/host_error.hpp"
+
+namespace iommusim::host {
+
+namespace {
+constexpr uint64_t kPage = 4096;
+constexpr unsigned kStatusSlots = kPage / 4; // one status dword per in-flight sync
+} // namespace
+
+CmdQueueDriver::CmdQueueDriver(HostCpu& cpu, CmdQueueHooks& hooks, Counters counters, MsiDecoder* msi,
+                               std::vector<uint32_t> vectors)
+    : cpu_(cpu), hooks_(hooks), c_(counters), msi_(msi), vectors_(std::move(vectors)) {
+    if (msi_) // interrupt lines are registered during elaboration
+        for (uint32_t v : vectors_) (void)msi_->event(v);
+}
+
+void CmdQueueDriver::init(const std::function<uint64_t()>& alloc_page, unsigned order, unsigned entry_bytes) {
+    if (entry_bytes != 16 && entry_bytes != 32) throw std::invalid_argument("command queue entries are 16 or 32 bytes");
+    const uint64_t pages = uint64_t{1} << order;
+    base_ = alloc_page();
+    for (uint64_t i = 1; i < pages; ++i)
+        if (alloc_page() != base_ + i * kPage) throw std::runtime_error("the command queue needs contiguous pages");
+    bytes_ = pages * kPage;
+    entry_bytes_ = entry_bytes;
+    status_pa_ = alloc_page();
+    tail_ = head_ = 0;
+    seq_ = 0;
+}
+
+void CmdQueueDriver::set_wait(Wait w) {
+    if (w == Wait::interrupt && (!msi_ || vectors_.empty()))
+        throw std::runtime_error("command queue: interrupt wait mode needs an MSI path");
+    wait_ = w;
+}
+
+uint64_t CmdQueueDriver::interrupts_seen() const {
+    uint64_t n = 0;
+    for (uint32_t v : vectors_) n += msi_->count(v);
+    return n;
+}
+
+void CmdQueueDriver::wait_for_interrupt(uint64_t seen) {
+    if (interrupts_seen() == seen) {
+        sc_core::sc_event_or_list any;
+        for (uint32_t v : vectors_) any |= msi_->event(v);
+        sc_core::wait(any);
+    }
+    hooks_.acknowledge_interrupt();
+}
+
+uint64_t CmdQueueDriver::seq_at(uint64_t byte_offset) const {
+    // Entries between a ring offset and the tail were the last ones written.
+    const uint64_t behind = ((tail_ + bytes_ - byte_offset % bytes_) % bytes_) / entry_bytes_;
+    return seq_ - behind;
+}
+
+void CmdQueueDriver::abort_owner_of(uint64_t seq) {
+    auto it = open_.upper_bound(seq);
+    if (it == open_.begin()) return;
+    --it;
+    if (seq < it->second.end) aborted_.insert(it->second.token);
+}
+
+void CmdQueueDriver::check_errors() {
+    const QueueError e = hooks_.read_error();
+    if (!e.bits) return;
+    c_.errors.inc();
+    if (e.replace_head || !e.failed_entries.empty()) {
+        const uint64_t head = hooks_.read_head() % bytes_;
+        const uint64_t seq = seq_at(head);
+        if (e.replace_head) {
+            const QueueEntry nop = hooks_.encode_nop();
+            cpu_.mem_write(base_ + head, nop.data(), entry_bytes_);
+        }
+        for (int rel : e.failed_entries) {
+            const int64_t s = static_cast<int64_t>(seq) + rel;
+            if (s >= 0) abort_owner_of(static_cast<uint64_t>(s));
+        }
+    }
+    hooks_.acknowledge(e);
+}
+
+FlushTiming CmdQueueDriver::submit(std::vector<QueueEntry> cmds, bool counted) {
+    if (!bytes_) throw std::logic_error("command queue used before init()");
+    FlushTiming t;
+    t.submitted = cpu_.now();
+    const uint32_t token = ++token_;
+    const uint64_t status = status_pa_ + 4 * (token % kStatusSlots);
+    cpu_.memory().write_u32(status, 0);
+    const bool irq = wait_ == Wait::interrupt;
+    cmds.push_back(hooks_.encode_sync(status, token, irq));
+    if ((cmds.size() + 1) * entry_bytes_ > bytes_)
+        throw HostError(HostError::Kind::invalid,
+                        "command queue: " + std::to_string(cmds.size()) + " entries do not fit the ring");
+    lock_.lock();
+    // Wait for room: the ring is full when tail + 1 entry == head.
+    const uint64_t need = cmds.size() * entry_bytes_;
+    auto used = [&] { return (tail_ + bytes_ - head_) % bytes_; };
+    while (used() + need >= bytes_) {
+        head_ = hooks_.read_head() % bytes_;
+        if (used() + need >= bytes_) {
+            lock_.unlock(); // let a waiter clear a queue error meanwhile
+            cpu_.spend(cpu_.params().poll_interval);
+            check_errors();
+            lock_.lock();
+        }
+    }
+    const uint64_t first_seq = seq_;
+    const uint64_t end_seq = seq_ + cmds.size();
+    // Known before the unit can see the tail: its phase reports are kept.
+    open_[first_seq] = Submission{end_seq, token};
+    for (const auto& cmd : cmds) {
+        const uint64_t slot = tail_;
+        tail_ = (tail_ + entry_bytes_) % bytes_;
+        ++seq_;
+        cpu_.mem_write(base_ + slot, cmd.data(), entry_bytes_);
+    }
+    c_.entries.inc(cmds.size());
+    t.descriptors = static_cast<unsigned>(cmds.size());
+    hooks_.write_tail(tail_, seq_);
+    lock_.unlock();
+    // Spin like qi_submit_sync(): read the status word, check the error state, relax, repeat.
+    for (;;) {
+        const uint64_t seen = irq ? interrupts_seen() : 0;
+        c_.polls.inc();
+        if (cpu_.mem_read_u32(status) == token) break;
+        check_errors();
+        if (aborted_.erase(token)) {
+            t.error = true;
+            break;
+        }
+        if (irq) wait_for_interrupt(seen); // sleep until the unit signals (completion or error)
+        else cpu_.spend(cpu_.params().poll_interval);
+    }
+    t.observed = cpu_.now();
+    open_.erase(first_seq);
+    if (counted) c_.submissions.inc();
+    collect_phases(first_seq, end_seq, t);
+    return t;
+}
+
+void CmdQueueDriver::collect_phases(uint64_t first, uint64_t end, FlushTiming& t) {
+    auto min_of = [](std::optional<Duration>& dst, const std::optional<Duration>& v) {
+        if (v && (!dst || *v < *dst)) dst = v;
+    };
+    auto max_of = [](std::optional<Duration>& dst, const std::optional<Duration>& v) {
+        if (v && (!dst || *v > *dst)) dst = v;
+    };
+    for (uint64_t s = first; s < end; ++s) {
+        auto it = phases_.find(s);
+        if (it == phases_.end()) continue;
+        const Phases& p = it->second;
+        min_of(t.fetched, p.fetched);
+        max_of(t.caches_done, p.caches_done);
+        min_of(t.devtlb_sent, p.devtlb_sent);
+        max_of(t.devtlb_done, p.devtlb_done);
+        max_of(t.wait_done, p.wait_done);
+        if (p.devtlb_sent) ++t.devtlb_requests;
+        phases_.erase(it);
+    }
+}
+
+void CmdQueueDriver::on_phase(uint64_t seq, iommu::InvalPhase phase, Duration at, pcie::Bdf) {
+    // Only entries of a submission still being waited for are of interest
+    // (a late report for a finished one would otherwise accumulate).
+    auto it = open_.upper_bound(seq);
+    if (it == open_.begin() || seq >= std::prev(it)->second.end) return;
+    Phases& p = phases_[seq];
+    switch (phase) {
+    case iommu::InvalPhase::fetched: p.fetched = at; break;
+    case iommu::InvalPhase::caches_done: p.caches_done = at; break;
+    case iommu::InvalPhase::devtlb_sent:
+        if (!p.devtlb_sent) p.devtlb_sent = at;
+        break;
+    case iommu::InvalPhase::devtlb_completed:
+        if (!p.devtlb_done || at > *p.devtlb_done) p.devtlb_done = at;
+        break;
+    case iommu::InvalPhase::wait_done: p.wait_done = at; break;
+    }
+}
+
+} // namespace iommusim::host

@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// The family-neutral host side of an IOMMU command queue: what Linux's
+// qi_submit_sync (VT-d), iommu_completion_wait (AMD-Vi) and
+// arm_smmu_cmdq_issue_cmdlist (SMMUv3) have in common.
+//
+// A ring of fixed-size entries in simulated memory, written by the CPU at
+// the software tail and consumed by the unit at its head. submit() appends
+// the caller's commands plus one sync command (VT-d wait descriptor with a
+// status write, AMD COMPLETION_WAIT with a store, SMMUv3 CMD_SYNC with an
+// MSI write to memory) carrying a fresh token, under the queue lock (Linux
+// qi->q_lock / cmdq lock), publishes the new tail, and waits until the status
+// word holds the token: polling it (mem read + poll interval per spin) or,
+// in interrupt mode, sleeping on the completion / error MSI. On every spin
+// it reads the unit's error state; an error aborts the submissions it
+// concerns (their FlushTiming has error = true) after the family's recovery
+// (a refused command is overwritten by a no-op, as qi_check_fault and
+// arm_smmu_cmdq_skip_err do) and acknowledgement.
+// While waiting it collects the phase timestamps the unit reports for its
+// entries (iommu::InvalidationObserver, by entry sequence number) into the
+// returned FlushTiming.
+//
+// Family hooks (CmdQueueHooks): encode the sync and the no-op, read the
+// head, write the tail, read / acknowledge the error state, acknowledge the
+// completion interrupt. Everything a hook does costs what its MMIO or
+// memory operations cost on the HostCpu.
+//
+// Fidelity: the queue is full when the tail is one entry behind the head
+// (VT-d §6.5.2, AMD §3.3.13); a family with wrap bits (SMMUv3) could use
+// the last entry too, this driver does not. A submission that does not fit
+// the whole ring is refused (HostError invalid). Status words: one 32-bit
+// slot per token in one page (1024 in flight at most). Not modelled: Linux's
+// batching of several CPUs' commands into one CMD_SYNC (SMMUv3 lock-free
+// cmdq), retries after a time-out (the submission fails instead).
+//
+// API for a family backend (see models/host/README.md):
+//   CmdQueueDriver q(cpu, hooks, msi, counters);
+//   q.init(alloc_page, order, entry_bytes);   // ring of 2^order contiguous pages + a status page
+//   ... program the base register with q.base() / q.bytes() ...
+//   FlushTiming t = q.submit({cmd, cmd, ...}); // appends the sync, waits, returns phases / error
+//   unit->set_invalidation_observer(&q);       // phase reports by entry sequence number
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <systemc>
+#include <unordered_map>
+#include <vector>
+
+#include "models/common/stats.hpp"
+#include "models/host/host_cpu.hpp"
+#include "models/host/iommu_driver.hpp"
+#include "models/host/msi_decoder.hpp"
+#include "models/iommu/common/inval_observer.hpp"
+
+namespace iommusim::host {
+
+/// One queue entry: 16 (AMD, SMMUv3) or 32 bytes (VT-d 256-bit descriptors) are written.
+using QueueEntry = std::array<uint64_t, 4>;
+
+/// A queue error as the family decodes it from its status registers.
+struct QueueError {
+    uint32_t bits = 0;               ///< the family's error bits (0 = no error), handed back to acknowledge()
+    bool replace_head = false;       ///< the entry at the head was refused: overwrite it with encode_nop()
+    /// Entries whose submissions failed, relative to the head: 0 = the entry at the
+    /// head (VT-d IQE, SMMUv3 CERROR_*), -1 = the one just before (VT-d ITE: the wait
+    /// descriptor the unit abandoned).
+    std::vector<int> failed_entries;
+};
+
+class CmdQueueHooks {
+public:
+    virtual ~CmdQueueHooks() = default;
+    /// The sync command: completes when every earlier command has, then writes
+    /// `token` (32 bits) to `status_pa` and, with `interrupt`, signals the completion MSI.
+    virtual QueueEntry encode_sync(uint64_t status_pa, uint32_t token, bool interrupt) = 0;
+    /// A command without effect, written over a command the unit refused.
+    virtual QueueEntry encode_nop() = 0;
+    /// The unit's read pointer as a byte offset into the ring (VT-d IQH, AMD CmdBufHead, SMMUv3 CONS).
+    virtual uint64_t read_head() = 0;
+    /// Publishes the write pointer: byte offset `tail`; `entries` written since init (for wrap bits).
+    virtual void write_tail(uint64_t tail, uint64_t entries) = 0;
+    /// Reads the unit's error state (VT-d FSTS, AMD MMIO status, SMMUv3 GERROR).
+    virtual QueueError read_error() = 0;
+    /// Acknowledges an error after recovery so the unit resumes (RW1C / GERRORN toggle).
+    virtual void acknowledge(const QueueError& e) = 0;
+    /// Interrupt mode: after a wake-up (VT-d: clear ICS.IWC).
+    virtual void acknowledge_interrupt() = 0;
+};
+
+class CmdQueueDriver final : public iommu::InvalidationObserver {
+public:
+    /// Counters the backend registers in its own stats group (names are the family's).
+    struct Counters {
+        stats::Counter& submissions; ///< flush submissions waited for
+        stats::Counter& entries;     ///< entries written (sync included)
+        stats::Counter& polls;       ///< status-word reads while waiting
+        stats::Counter& errors;      ///< error states seen while waiting
+    };
+    enum class Wait : uint8_t { poll, interrupt };
+
+    /// `msi` and the vectors are needed for Wait::interrupt (registered now: elaboration).
+    CmdQueueDriver(HostCpu& cpu, CmdQueueHooks& hooks, Counters counters, MsiDecoder* msi = nullptr,
+                   std::vector<uint32_t> vectors = {});
+
+    /// Allocates the ring (2^order contiguous table pages) and the status page. Untimed.
+    void init(const std::function<uint64_t()>& alloc_page, unsigned order, unsigned entry_bytes);
+    uint64_t base() const { return base_; }
+    uint64_t bytes() const { return bytes_; }
+    unsigned entry_bytes() const { return entry_bytes_; }
+    void set_wait(Wait w);
+
+    /// Writes `cmds` + a sync, publishes the tail, waits for the sync's status.
+    /// `counted` = false: not counted as a flush (e.g. a page response). SC_THREAD only.
+    FlushTiming submit(std::vector<QueueEntry> cmds, bool counted = true);
+
+    void on_phase(uint64_t seq, iommu::InvalPhase phase, Duration at, pcie::Bdf device) override;
+
+private:
+    uint64_t seq_at(uint64_t byte_offset) const;
+    void abort_owner_of(uint64_t seq);
+    void check_errors();
+    uint64_t interrupts_seen() const;
+    void wait_for_interrupt(uint64_t seen);
+    void collect_phases(uint64_t first, uint64_t end, FlushTiming& t);
+
+    HostCpu& cpu_;
+    CmdQueueHooks& hooks_;
+    Counters c_;
+    MsiDecoder* msi_;
+    std::vector<uint32_t> vectors_;
+    Wait wait_ = Wait::poll;
+    uint64_t base_ = 0, bytes_ = 0, status_pa_ = 0;
+    unsigned entry_bytes_ = 32;
+    uint64_t tail_ = 0, head_ = 0;
+    uint64_t seq_ = 0;          ///< entries written since init
+    uint32_t token_ = 0;
+    sc_core::sc_mutex lock_;    ///< held while writing entries and the tail
+
+    struct Phases {
+        std::optional<Duration> fetched, caches_done, devtlb_sent, devtlb_done, wait_done;
+    };
+    std::unordered_map<uint64_t, Phases> phases_;
+    struct Submission {
+        uint64_t end;    ///< one past its last entry (the sync)
+        uint32_t token;  ///< its status-word value
+    };
+    std::map<uint64_t, Submission> open_; ///< submissions being waited for, by first seq
+    std::set<uint32_t> aborted_;          ///< tokens of submissions a queue error aborted
+};
+
+} // namespace iommusim::host

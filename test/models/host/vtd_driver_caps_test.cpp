@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: Apache-2.0
+// The capability query of the VT-d backend and how it drives the object
+// model's choices: formats, levels, apertures and page sizes of new domains
+// come from what the unit's CAP/ECAP advertise, not from IommuFd.
+#include <catch2/catch.hpp>
+
+#include "models/host/host.hpp"
+#include "models/host/vtd_driver.hpp"
+#include "models/iommu/vtd/vtd_regs.hpp"
+#include "test/models/host/vtd_host_rig.hpp"
+
+using namespace iommusim;
+using host::DomainDesc;
+using host::HostError;
+using host::page_size_bit;
+
+TEST_CASE("the VT-d backend reads its capabilities from CAP and ECAP", "[unit][host][vtd][caps]") {
+    iommu::vtd::VtdParams p;
+    auto caps_of = [](const iommu::vtd::VtdParams& q) {
+        iommu::vtd::VtdRegs r(q);
+        return host::VtdDriver::decode_caps(r.cap(), r.ecap());
+    };
+    auto c = caps_of(p);
+    CHECK(c.s1.supported);
+    CHECK(c.s1.has_format(iommu::PtFormat::x86_64));
+    CHECK(c.s1.has_levels(4));
+    CHECK(c.s1.has_levels(5));
+    CHECK_FALSE(c.s1.has_levels(3));
+    CHECK(c.s1.page_sizes == (page_size_bit(12) | page_size_bit(21) | page_size_bit(30)));
+    CHECK(c.s2.has_format(iommu::PtFormat::vtd_ss));
+    CHECK(c.s2.has_levels(3));
+    CHECK(c.s2.input_bits == 57);
+    CHECK(c.pasid_bits == 20);
+    CHECK(c.ats);
+    CHECK(c.pri);
+    CHECK(c.nesting);
+    CHECK(c.snoop_control);
+    CHECK(c.pass_through);
+    CHECK(c.domain_tags == 65536);
+
+    p.fl_5level = false;
+    p.fl_1g = false;
+    p.sl_3level = false;
+    p.sl_1g = false;
+    p.pasid = false;
+    p.page_requests = false;
+    p.snoop_control = false;
+    p.nd = 2;
+    p.mgaw = 48;
+    c = caps_of(p);
+    CHECK_FALSE(c.s1.has_levels(5));
+    CHECK(c.s1.page_sizes == (page_size_bit(12) | page_size_bit(21)));
+    CHECK_FALSE(c.s2.has_levels(3));
+    CHECK(c.s2.page_sizes == (page_size_bit(12) | page_size_bit(21)));
+    CHECK(c.s2.input_bits == 48);
+    CHECK(c.pasid_bits == 0);
+    CHECK_FALSE(c.pri);
+    CHECK_FALSE(c.snoop_control);
+    CHECK(c.domain_tags == 256);
+}
+
+namespace {
+struct CapsRig : hosttest::VtdHostRig {
+    explicit CapsRig(const iommu::vtd::VtdParams& p) : VtdHostRig(p) {}
+    void run(std::function<void()> body) {
+        bool done = false;
+        os->add_thread("test", [&] {
+            body();
+            done = true;
+            sc_core::sc_stop();
+        });
+        sc_core::sc_start(sc_core::sc_time(10, sc_core::SC_MS));
+        REQUIRE(done);
+    }
+};
+
+HostError::Kind error_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const HostError& e) {
+        return e.kind();
+    }
+    FAIL("no HostError");
+    return HostError::Kind::busy;
+}
+} // namespace
+
+TEST_CASE("the unit's capabilities decide domain formats, levels, apertures and page sizes", "[sc][host][vtd][caps]") {
+    iommu::vtd::VtdParams p;
+    p.fl_1g = false;     // first stage: 4 KiB and 2 MiB leaves only
+    p.fl_5level = false; // first stage: 4 levels only
+    p.sl_4level = false; // second stage: 3 or 5 levels
+    CapsRig rig(p);
+    rig.run([&] {
+        auto& fd = rig.os->iommufd();
+        const uint32_t ioas = fd.ioas_alloc();
+        CHECK(error_of([&] { fd.hwpt_alloc(ioas, 0, DomainDesc::Kind::paging_s1, 5); }) == HostError::Kind::invalid);
+        // The default second-stage depth (4) is not advertised: the backend refuses it.
+        CHECK(error_of([&] { fd.hwpt_alloc(ioas, 0, DomainDesc::Kind::paging_s2); }) == HostError::Kind::invalid);
+        const auto f1 = rig.drv->paging_format(DomainDesc::Kind::paging_s1, std::nullopt);
+        CHECK(f1.stage.format == iommu::PtFormat::x86_64);
+        CHECK(f1.stage.levels == 4);
+        CHECK(f1.aperture_limit == uint64_t{1} << 47); // the lower canonical half
+        const auto f2 = rig.drv->paging_format(DomainDesc::Kind::paging_s2, 3);
+        CHECK(f2.stage.format == iommu::PtFormat::vtd_ss);
+        CHECK(f2.aperture_limit == uint64_t{1} << 39);
+        const uint32_t s1 = fd.hwpt_alloc(ioas, 0, DomainDesc::Kind::paging_s1);
+        // FL1GP clear: a 1 GiB page cannot go into the first-stage domain; 2 MiB can.
+        CHECK(error_of([&] { fd.map(ioas, uint64_t{1} << 30, std::nullopt, 30); }) == HostError::Kind::invalid);
+        const uint64_t iova = fd.map(ioas, uint64_t{1} << 21, std::nullopt, 21);
+        CHECK(iova % (uint64_t{1} << 21) == 0);
+        // IOVAs are handed out top-down below 2^47: a 3-level second-stage domain (39-bit
+        // aperture) cannot join this IOAS any more.
+        REQUIRE(iova >= (uint64_t{1} << 39));
+        CHECK(error_of([&] { fd.hwpt_alloc(ioas, 0, DomainDesc::Kind::paging_s2, 3); }) == HostError::Kind::invalid);
+        const uint32_t ioas2 = fd.ioas_alloc();
+        fd.hwpt_alloc(ioas2, 0, DomainDesc::Kind::paging_s2, 3);
+        CHECK(fd.map(ioas2, 4096) < (uint64_t{1} << 39));
+        (void)s1;
+    });
+}
+
+TEST_CASE("SVA is refused when the unit cannot share the CPU's page tables", "[sc][host][vtd][caps]") {
+    iommu::vtd::VtdParams p;
+    p.pasid = false;
+    CapsRig rig(p);
+    rig.run([&] {
+        auto& fd = rig.os->iommufd();
+        const uint32_t pid = fd.process_create();
+        CHECK(error_of([&] { fd.hwpt_alloc_sva(pid, 0); }) == HostError::Kind::invalid);
+        CHECK_FALSE(rig.drv->caps().pasid_bits);
+    });
+}

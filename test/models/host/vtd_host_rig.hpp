@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// A VT-d unit and a Host whose VT-d driver backend is added through
+// Host::add_iommu, as the platform builder does: memory, a device-side port
+// and a message sink from the VT-d test harness.
+#include <memory>
+
+#include "models/host/host.hpp"
+#include "models/host/vtd_driver.hpp"
+#include "test/models/iommu/vtd/vtd_harness.hpp"
+
+namespace hosttest {
+
+using namespace iommusim;
+
+struct VtdHostRig {
+    stats::Group root{"root"};
+    vtdtest::TestMemory memory{"memory"};
+    vtdtest::Port dev{"dev"};
+    vtdtest::MessageSink sink{"sink"};
+    std::unique_ptr<iommu::vtd::VtdIommu> iommu;
+    std::unique_ptr<host::Host> os;
+    host::IommuDriver* drv = nullptr;
+    explicit VtdHostRig(const iommu::vtd::VtdParams& p = {}) {
+        iommu = std::make_unique<iommu::vtd::VtdIommu>("dmar0", p, &root);
+        dev.socket.bind(iommu->upstream);
+        iommu->ats_inv.bind(sink.socket);
+        os = std::make_unique<host::Host>("os", host::HostParams{}, memory.store, &root);
+        drv = &os->add_iommu("dmar0", iommu->mmio, iommu->mem, memory.socket, [](const host::DriverEnv& env) {
+            return std::make_unique<host::VtdDriver>(env.name, env.mmio, env.params, env.alloc_page, env.stats, env.msi);
+        });
+        iommu->set_invalidation_observer(&drv->invalidation_observer());
+    }
+};
+
+} // namespace hosttest
