@@ -3,6 +3,7 @@
 
 #include "models/host/host.hpp"
 #include "models/host/vtd_driver.hpp"
+#include "models/iommu/common/walk_cache.hpp"
 #include "models/iommu/vtd/vtd_iommu.hpp"
 #include "models/mem/memory.hpp"
 #include "models/pcie/fabric.hpp"
@@ -123,7 +124,12 @@ void document_vtd(std::vector<ParamSection>& out) {
 }
 
 IommuUnit build_vtd(const ComponentConfig& c, BuildContext& ctx) {
-    auto u = std::make_unique<iommu::vtd::VtdIommu>(c.name.c_str(), std::any_cast<const VtdParams&>(c.params), &ctx.stats);
+    VtdParams p = std::any_cast<const VtdParams&>(c.params);
+    for (auto [g, cache] : {std::pair{&p.iotlb.geometry, "iotlb"}, {&p.context_cache.geometry, "context_cache"},
+                            {&p.pasid_cache.geometry, "pasid_cache"}, {&p.walker.s1_walk_cache.per_level, "s1_walk_cache"},
+                            {&p.walker.s2_walk_cache.per_level, "s2_walk_cache"}, {&p.walker.s2_cache.geometry, "s2_cache"}})
+        reseed_cache(*g, ctx.platform.seed, c.name + "." + cache);
+    auto u = std::make_unique<iommu::vtd::VtdIommu>(c.name.c_str(), p, &ctx.stats);
     IommuUnit out;
     out.upstream = &u->upstream;
     out.messages = &u->ats_inv;
@@ -143,7 +149,18 @@ std::unique_ptr<host::IommuDriver> build_vtd_driver(const ComponentConfig&, cons
 
 const std::vector<IommuType>& builtin_iommu_types() {
     static const std::vector<IommuType> table = {
-        {"vtd", "Intel VT-d scalable mode", parse_vtd, dump_vtd, document_vtd, build_vtd, build_vtd_driver},
+        {"vtd", "Intel VT-d scalable mode", parse_vtd, dump_vtd, document_vtd,
+         [](const std::any& a) {
+             const auto& p = std::any_cast<const VtdParams&>(a);
+             return p.pasid ? unsigned{p.pasid_bits} : 0u; // ECAP.PASID, ECAP.PSS+1
+         },
+         [](const std::any& a) {
+             const auto& p = std::any_cast<const VtdParams&>(a);
+             const uint64_t walk_levels = iommu::WalkCache::kMaxLevel - 1; // one cache per level 2..kMaxLevel
+             return uint64_t{p.iotlb.geometry.entries} + p.context_cache.geometry.entries + p.pasid_cache.geometry.entries +
+                    walk_levels * (uint64_t{p.walker.s1_walk_cache.per_level.entries} + p.walker.s2_walk_cache.per_level.entries);
+         },
+         build_vtd, build_vtd_driver},
     };
     return table;
 }

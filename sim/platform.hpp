@@ -25,6 +25,18 @@ struct HostFigures {
     double wall_seconds = 0;
     uint64_t delta_cycles = 0;
     long peak_rss_kib = 0;
+    bool interrupted = false; ///< stopped early by `stop_requested` (a signal), at the simulated time reached
+};
+
+/// A folder/file name for `name`: characters outside [A-Za-z0-9._-] become
+/// '_', and a name longer than 100 characters keeps its first 80 plus a hash
+/// of the whole, so that any platform name gives a usable, distinct folder.
+std::string output_name(const std::string& name);
+
+/// An output file could not be written (full disk, read-only folder, ...).
+class OutputError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
 };
 
 class Platform {
@@ -33,8 +45,12 @@ public:
     ~Platform();
 
     /// Runs for the configured duration. `progress` (if set) is called about
-    /// every 1% of simulated time with the time reached.
-    HostFigures run(const std::function<void(double sim_us, double wall_s)>& progress = {});
+    /// every 1% of simulated time with the time reached. `stop_requested` (if
+    /// set) is polled between short slices of simulated time; when it returns
+    /// true the run ends there (HostFigures::interrupted) and everything
+    /// simulated so far can still be written.
+    HostFigures run(const std::function<void(double sim_us, double wall_s)>& progress = {},
+                    const std::function<bool()>& stop_requested = {});
 
     const PlatformConfig& config() const { return cfg_; }
     stats::Group& stats() { return stats_; }
@@ -47,7 +63,8 @@ public:
     std::vector<std::string> scenario_failures() const;
     /// The full stats document: {"platform", "seed", <module tree>, "host"}.
     json stats_document(const HostFigures& host) const;
-    /// Writes stats.json and the per-event CSVs the outputs section asks for.
+    /// Writes stats.json and the per-event CSVs the outputs section asks for;
+    /// throws OutputError naming the file when one cannot be written completely.
     void write_outputs(const std::filesystem::path& dir, const json& stats_doc) const;
 
 private:

@@ -237,7 +237,7 @@ ScenarioRunner::ScenarioRunner(host::Host& host, std::function<DeviceSite(const 
                                std::vector<ScenarioStep> steps,
                                std::function<pcie::TrafficEndpoint*(const std::string&)> device)
     : host_(host), site_(std::move(site)), root_(root), steps_(std::move(steps)), device_(std::move(device)),
-      state_(std::make_unique<State>()),
+      state_(std::make_unique<State>()), ran_(steps_.size(), false),
       stats_("scenario", &root),
       steps_run_(stats_.counter("steps", "steps", "scenario steps executed")),
       failed_(stats_.counter("failures", "steps", "failed expects, unexpected errors, expected errors that did not occur")) {}
@@ -251,13 +251,23 @@ void ScenarioRunner::install() {
     for (const auto& t : threads) host_.add_thread("scenario_" + t, [this, t] { run_thread(t); });
 }
 
+std::vector<std::string> ScenarioRunner::failures() const {
+    std::vector<std::string> out = failures_;
+    for (size_t i = 0; i < steps_.size(); ++i)
+        if (!ran_[i] && (steps_[i].op == "expect" || steps_[i].expect_error))
+            out.push_back(steps_[i].path + " (" + steps_[i].op + "): never ran (the run ended first)");
+    return out;
+}
+
 void ScenarioRunner::run_thread(const std::string& name) {
-    for (const auto& s : steps_) {
+    for (size_t i = 0; i < steps_.size(); ++i) {
+        const ScenarioStep& s = steps_[i];
         if (s.thread != name) continue;
         if (s.at_us) {
             const sc_core::sc_time at(*s.at_us, sc_core::SC_US);
             if (at > sc_core::sc_time_stamp()) sc_core::wait(at - sc_core::sc_time_stamp());
         }
+        ran_[i] = true;
         steps_run_.inc();
         std::string err_kind, err_msg;
         try {

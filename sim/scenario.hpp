@@ -56,7 +56,9 @@ public:
     ~ScenarioRunner();
     /// Adds one host thread per scenario thread (call during elaboration).
     void install();
-    const std::vector<std::string>& failures() const { return failures_; }
+    /// Failures so far, then every check (expect, expect_error) that never ran:
+    /// a check the run ended before is not a pass.
+    std::vector<std::string> failures() const;
 
 private:
     struct State;
@@ -70,6 +72,7 @@ private:
     std::function<pcie::TrafficEndpoint*(const std::string&)> device_;
     std::unique_ptr<State> state_;
     std::vector<std::string> failures_;
+    std::vector<bool> ran_; ///< per step
     stats::Group stats_;
     stats::Counter& steps_run_;
     stats::Counter& failed_;

@@ -27,7 +27,8 @@ InvalidationLog::InvalidationLog(stats::Group* parent)
 
 void InvalidationLog::record(const std::string& cause, const std::string& iommu, uint32_t domain, uint64_t iova,
                              uint64_t size, const FlushTiming& t) {
-    if (keep_rows_) rows_.push_back(Row{count_.value(), cause, iommu, domain, iova, size, t});
+    if (keep_rows_ && rows_.size() < kMaxRows) rows_.push_back(Row{count_.value(), cause, iommu, domain, iova, size, t});
+    else if (keep_rows_) ++rows_dropped_;
     count_.inc();
     if (t.error) errors_.inc();
     const double total = (t.observed - t.submitted).as_ns();

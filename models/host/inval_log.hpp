@@ -33,6 +33,12 @@ public:
     const std::vector<Row>& rows() const { return rows_; }
     /// Whether rows are kept for invalidations.csv (off: only the stats, bounded memory).
     void keep_rows(bool on) { keep_rows_ = on; }
+    /// Rows kept at most (about 200 MB): invalidations.csv and trace.json hold
+    /// the first kMaxRows invalidations of any run, however long; the stats
+    /// count every one.
+    static constexpr size_t kMaxRows = 1'000'000;
+    /// Invalidations recorded beyond kMaxRows (not in the rows).
+    uint64_t rows_dropped() const { return rows_dropped_; }
     /// Header + one line per invalidation; times in ns since simulation start.
     void write_csv(std::ostream& os) const;
     /// Chrome / Perfetto trace-event JSON (opens in ui.perfetto.dev): one
@@ -45,6 +51,7 @@ public:
 private:
     std::vector<Row> rows_;
     bool keep_rows_ = true;
+    uint64_t rows_dropped_ = 0;
     stats::Group stats_;
     stats::Counter& count_;
     stats::Counter& errors_;
