@@ -4,8 +4,10 @@
 #include "models/mem/memory.hpp"
 #include "models/host/nic_driver.hpp"
 #include "models/iommu/common/iommu_shell.hpp"
+#include "models/host/nvme_driver.hpp"
 #include "models/pcie/fabric.hpp"
 #include "models/pcie/nic_endpoint.hpp"
+#include "models/pcie/nvme_endpoint.hpp"
 #include "models/pcie/traffic_endpoint.hpp"
 #include "models/pcie/workload.hpp"
 #include "sim/iommu_types.hpp"
@@ -36,6 +38,9 @@ const Schema<pcie::WorkloadParams>& workload_schema() {
             .integer("requests", &P::requests, "operations", "DMA operations to issue; 0 = until the end")
             .number("rate_gbps", &P::rate_bytes_per_ns, "GB/s", "issue-rate cap of this stream; 0 = unlimited")
             .integer("read_percent", &P::read_percent, "%", "share of reads (sequential, random_uniform, zipf, strided)", 0, 100)
+            .integer("no_snoop_percent", &P::no_snoop_percent, "%", "share of requests with the No Snoop attribute (PCIe Base 2.2.6.5); default 0", 0, 100)
+            .integer("privileged_percent", &P::privileged_percent, "%", "share of PASID requests with Privileged Mode Requested; needs pasid.privileged; default 0", 0, 100)
+            .integer("execute_percent", &P::execute_percent, "%", "share of PASID reads with Execute Requested; needs pasid.execute; default 0", 0, 100)
             .integer("base", &P::base, "address", "IOVA of the region (descriptor ring / job queue for nic_ring, accel_queue); default 4 GiB")
             .size("region_bytes", &P::region_bytes, "working set; default 1 MiB", 64)
             .integer("request_bytes", &P::request_bytes, "bytes", "bytes per operation; default 256 = MPS", 1, 1u << 20)
@@ -331,7 +336,7 @@ const Schema<NicConfig>& nic_schema() {
                     [](P& p, const json& j, const std::string& path) { p.nic.ats.atc.ways = static_cast<uint32_t>(read::u64(j, path, 1, 64)); },
                     [](const P& p) { return json(p.nic.ats.atc.ways); })
             .custom("invalidation_processing_ns", "number", "ns",
-                    "device time to process one ATS Invalidate Request; default 500 (calibration.md on-die device-TLB inv. 0.1-2 us)",
+                    "fixed device time to process one ATS Invalidate Request, before the drain of requests already issued; default 100 (calibration.md device processing of an ATS Invalidate Request, estimate)",
                     [](P& p, const json& j, const std::string& path) { p.nic.ats.invalidation_processing = Duration::ns(read::number(j, path, 0, 1e9)); },
                     [](const P& p) { return json(p.nic.ats.invalidation_processing.as_ns()); })
             .custom("invalidate_queue_depth", "integer [0, 31]", "", "ATS Invalidate Queue Depth (0 = 32); default 0",
@@ -343,13 +348,43 @@ const Schema<NicConfig>& nic_schema() {
             .custom("drop_invalidations", "boolean", "", "a device that never answers Invalidate Requests (drives ITE)",
                     [](P& p, const json& j, const std::string& path) { p.nic.ats.drop_invalidations = read::boolean(j, path); },
                     [](const P& p) { return json(p.nic.ats.drop_invalidations); })
-            .custom("ring_entries", "integer", "buffers", "RX ring size the driver keeps posted; default 256",
-                    [](P& p, const json& j, const std::string& path) { p.driver.ring_entries = static_cast<uint32_t>(read::u64(j, path, 1, 1u << 16)); },
+            .custom("ring_entries", "integer", "descriptors", "RX ring size per queue, a multiple of 8 (RDLEN counts 128-byte units); default 256 (ethtool -g default)",
+                    [](P& p, const json& j, const std::string& path) {
+                        p.driver.ring_entries = static_cast<uint32_t>(read::u64(j, path, 8, 1u << 16));
+                        if (p.driver.ring_entries % 8) throw ConfigError(path, "expected a multiple of 8, got " + std::to_string(p.driver.ring_entries));
+                    },
                     [](const P& p) { return json(p.driver.ring_entries); })
+            .custom("queues", "integer", "queues", "RX queues (RSS), each with its ring, interrupt and host thread; default 1",
+                    [](P& p, const json& j, const std::string& path) { p.nic.queues = static_cast<uint32_t>(read::u64(j, path, 1, 64)); },
+                    [](const P& p) { return json(p.nic.queues); })
+            .custom("flows", "integer", "flows", "flows the arriving packets belong to, round robin; RSS hashes each to a queue; default 1",
+                    [](P& p, const json& j, const std::string& path) { p.nic.flows = static_cast<uint32_t>(read::u64(j, path, 1, 1u << 20)); },
+                    [](const P& p) { return json(p.nic.flows); })
+            .custom("descriptor_prefetch", "integer", "descriptors", "descriptors read per fetch; default 1 (calibration.md NIC row: one descriptor read per RX packet)",
+                    [](P& p, const json& j, const std::string& path) { p.nic.descriptor_prefetch = static_cast<uint32_t>(read::u64(j, path, 1, 256)); },
+                    [](const P& p) { return json(p.nic.descriptor_prefetch); })
+            .custom("max_outstanding_reads", "integer", "tags", "descriptor fetches / translation requests in flight; default 256 (8-bit tags, PCIe Base 2.2.6.2)",
+                    [](P& p, const json& j, const std::string& path) { p.nic.max_outstanding_reads = static_cast<uint32_t>(read::u64(j, path, 1, 1024)); },
+                    [](const P& p) { return json(p.nic.max_outstanding_reads); })
+            .custom("rx_buffer_bytes", "integer", "bytes", "on-chip packet buffer; packets are dropped only when it overflows; default 524288 (estimate: 82599-class datasheet figure)",
+                    [](P& p, const json& j, const std::string& path) { p.nic.rx_buffer_bytes = static_cast<uint32_t>(read::u64(j, path, 64, 1u << 30)); },
+                    [](const P& p) { return json(p.nic.rx_buffer_bytes); })
+            .custom("buffers", "enum(map_per_packet|recycle)", "",
+                    "DMA-API RX buffers: mapped and unmapped around every packet (default), or mapped once per ring slot and reposted (page_pool recycling)",
+                    [](P& p, const json& j, const std::string& path) {
+                        const std::string v = read::string(j, path);
+                        if (v == "map_per_packet") p.driver.buffers = host::NicDriverParams::Buffers::map_per_packet;
+                        else if (v == "recycle") p.driver.buffers = host::NicDriverParams::Buffers::recycle;
+                        else throw ConfigError(path, "expected one of map_per_packet|recycle, got \"" + v + "\"");
+                    },
+                    [](const P& p) { return json(p.driver.buffers == host::NicDriverParams::Buffers::recycle ? "recycle" : "map_per_packet"); })
+            .custom("doorbell_batch", "integer", "buffers", "refilled buffers per RX tail write; default 32 (calibration.md NIC row)",
+                    [](P& p, const json& j, const std::string& path) { p.driver.doorbell_batch = static_cast<uint32_t>(read::u64(j, path, 1, 1u << 16)); },
+                    [](const P& p) { return json(p.driver.doorbell_batch); })
             .custom("buffer_bytes", "integer", "bytes", "RX buffer size (mapped per packet); default 2048",
                     [](P& p, const json& j, const std::string& path) { p.driver.buffer_bytes = static_cast<uint32_t>(read::u64(j, path, 64, 1u << 20)); },
                     [](const P& p) { return json(p.driver.buffer_bytes); })
-            .custom("napi_batch", "integer", "buffers", "completions per interrupt / refills per doorbell; default 64 (NAPI weight)",
+            .custom("napi_batch", "integer", "buffers", "completions handled per NAPI poll; default 64 (NAPI weight)",
                     [](P& p, const json& j, const std::string& path) { p.driver.batch = static_cast<uint32_t>(read::u64(j, path, 1, 1u << 16)); },
                     [](const P& p) { return json(p.driver.batch); })
             .custom("domain", "enum(first_stage|second_stage|sva)", "",
@@ -385,6 +420,9 @@ std::any parse_nic(const json& dev, const std::string& path, const std::vector<s
                                                      std::to_string(c.nic.ats.atc.ways) + "): " + why);
     if (c.driver.domain == host::DomainDesc::Kind::sva && !c.nic.pasid)
         throw ConfigError(path + "/domain", "an sva NIC needs \"pasid\" (SVA binds a PASID to a process)");
+    if (c.driver.buffer_bytes < c.nic.packet_bytes)
+        throw ConfigError(path + "/buffer_bytes", "expected at least packet_bytes (" + std::to_string(c.nic.packet_bytes) +
+                                                      "): a packet spans one buffer, got " + std::to_string(c.driver.buffer_bytes));
     if (c.driver.domain == host::DomainDesc::Kind::sva && c.driver.buffer_bytes > 4096)
         throw ConfigError(path + "/buffer_bytes", "an sva NIC's buffers are one page at most (4096)");
     return c;
@@ -403,7 +441,7 @@ json dump_nic(const std::any& a) {
 }
 
 void document_nic(std::vector<ParamSection>& out) {
-    ParamSection s{"device:nic", "NIC receive path on an ATS function, driven by a host RX-ring driver (map / DMA / unmap per packet)", {}};
+    ParamSection s{"device:nic", "NIC receive path on an ATS function: RX descriptor rings in memory, tail doorbells, RSS queues; host DMA-API driver (map / DMA / unmap per packet)", {}};
     nic_schema().document(NicConfig{}, "", s.params);
     out.push_back(std::move(s));
 }
@@ -429,10 +467,119 @@ std::unique_ptr<sc_core::sc_module> build_nic(const DeviceConfig& d, BuildContex
     info.pri = c.nic.ats.pri_enabled;
     info.inv_queue_depth = c.nic.ats.invalidate_queue_depth ? c.nic.ats.invalidate_queue_depth : 32;
     ctx.host->iommufd().add_device(info, ctx.host->iommu_index(c.driver.iommu));
-    auto drv = std::make_shared<host::NicDriver>(*ctx.host, *nic, c.driver, &ctx.host->stats_group());
-    ctx.host->add_thread(d.name + "_driver", [drv] { drv->run(); });
+    const unsigned regs = ctx.host->add_device_mmio(nic->regs);
+    auto drv = std::make_shared<host::NicDriver>(*ctx.host, *nic, regs, c.driver, &ctx.host->stats_group());
+    for (uint32_t q = 0; q < c.nic.queues; ++q)
+        ctx.host->add_thread(d.name + "_driver_q" + std::to_string(q), [drv, q] { drv->run(q); });
     ctx.keep_alive.push_back(drv);
     return nic;
+}
+
+// ---- nvme: NvmeEndpoint (ATS function) + its host driver and block workload ----
+
+struct NvmeConfig {
+    enum class Pattern : uint8_t { random, sequential };
+    bool ats = true;
+    uint32_t atc_entries = pcie::AtsEndpointParams::kAtcEntries;
+    Duration service = Duration::ns(pcie::NvmeParams::kDefaultServiceNs);
+    uint32_t parallelism = pcie::NvmeParams::kDefaultParallelism;
+    uint32_t max_outstanding_reads = pcie::NvmeParams::kDefaultMaxOutstandingReads;
+    Pattern pattern = Pattern::random;
+    uint32_t read_percent = 100;
+    uint32_t block_bytes = host::NvmeDriverParams::kDefaultBlockBytes;
+    uint32_t queue_depth = host::NvmeDriverParams::kDefaultQueueDepth;
+    uint32_t jobs = host::NvmeDriverParams::kDefaultJobs;
+    uint64_t capacity_bytes = host::NvmeDriverParams::kDefaultCapacityBytes;
+    uint64_t seed = 1;
+};
+
+const Schema<NvmeConfig>& nvme_schema() {
+    static const auto s = [] {
+        using P = NvmeConfig;
+        Schema<P> sc;
+        sc.boolean("ats", &P::ats, "ATS enabled: translations cached in the device's ATC; default true")
+            .integer("atc_entries", &P::atc_entries, "entries", "ATC entries (4-way); default 64 (no published device ATC sizes)", 4, 1u << 20)
+            .time_ns("service_ns", &P::service, "media service time per command; default 75000 (calibration.md NVMe 4 KiB random read, NAND; Optane-class 6500)", 0, 1e9)
+            .integer("parallelism", &P::parallelism, "commands", "commands the media serves at once; default 64 (estimate)", 1, 4096)
+            .integer("max_outstanding_reads", &P::max_outstanding_reads, "tags", "SQE / PRP-list / write-data reads in flight; default 256 (8-bit tags)", 1, 1024)
+            .enumeration("pattern", &P::pattern, "block workload offsets: random (default) or sequential per job",
+                         {{"random", P::Pattern::random}, {"sequential", P::Pattern::sequential}})
+            .integer("read_percent", &P::read_percent, "%", "share of Read commands; default 100", 0, 100)
+            .integer("block_bytes", &P::block_bytes, "bytes", "bytes per command, a multiple of 4096 up to 2 MiB (one PRP list page); default 4096", 4096, 2u << 20)
+            .integer("queue_depth", &P::queue_depth, "commands", "commands outstanding per job (fio iodepth); default 32", 1, 1023)
+            .integer("jobs", &P::jobs, "jobs", "I/O queue pairs, each with its host thread (fio numjobs); default 1", 1, pcie::nvme::kMaxQueues)
+            .size("capacity_bytes", &P::capacity_bytes, "namespace size the offsets fall in; default 1 TiB", 1u << 21)
+            .integer("seed", &P::seed, "", "seed of the offsets and read/write choice; default 1");
+        return sc;
+    }();
+    return s;
+}
+
+std::any parse_nvme(const json& dev, const std::string& path, const std::vector<std::string>& common) {
+    std::vector<std::string> allowed = common;
+    for (auto& k : nvme_schema().keys()) allowed.push_back(k);
+    check_keys(dev, path, allowed);
+    NvmeConfig c;
+    json own = json::object();
+    for (auto& k : nvme_schema().keys())
+        if (dev.contains(k)) own[k] = dev[k];
+    nvme_schema().parse(own, path, c);
+    if (c.block_bytes % 4096)
+        throw ConfigError(path + "/block_bytes", "expected a multiple of 4096 (4 KiB LBAs), got " + std::to_string(c.block_bytes));
+    if (c.capacity_bytes < c.block_bytes)
+        throw ConfigError(path + "/capacity_bytes", "expected at least block_bytes");
+    return c;
+}
+
+/// The NVMe device's DMA carries no PASID (nvme-pci uses the DMA API on the RID).
+std::vector<std::pair<std::string, uint32_t>> nvme_pasids(const std::any&) { return {}; }
+
+json dump_nvme(const std::any& a) { return nvme_schema().dump(std::any_cast<const NvmeConfig&>(a)); }
+
+void document_nvme(std::vector<ParamSection>& out) {
+    ParamSection s{"device:nvme", "NVMe-like SSD on an ATS function: SQ/CQ in memory, doorbells, PRP lists; host nvme driver running a block workload (map / DMA / unmap per command)", {}};
+    nvme_schema().document(NvmeConfig{}, "", s.params);
+    out.push_back(std::move(s));
+}
+
+std::unique_ptr<sc_core::sc_module> build_nvme(const DeviceConfig& d, BuildContext& ctx) {
+    if (!ctx.host) throw ConfigError("/devices", "device \"" + d.name + "\" (nvme) needs an IOMMU and its host driver");
+    const auto c = std::any_cast<NvmeConfig>(d.params);
+    RootComplexUnit& rc = ctx.rc_of(d.name);
+    if (rc.iommu.empty())
+        throw ConfigError("/devices", "device \"" + d.name + "\" (nvme) needs an IOMMU: root complex " + rc.name + " has none");
+    pcie::TrafficEndpointParams where;
+    pcie::fill_from_topology(*rc.topology, d.name, where);
+    pcie::NvmeParams np;
+    np.ats.rid = where.functions.front();
+    np.ats.ats_enabled = c.ats;
+    np.ats.atc.entries = c.atc_entries;
+    np.service = c.service;
+    np.parallelism = c.parallelism;
+    np.max_outstanding_reads = c.max_outstanding_reads;
+    host::NvmeDriverParams dp;
+    dp.iommu = rc.iommu;
+    dp.random = c.pattern == NvmeConfig::Pattern::random;
+    dp.read_percent = c.read_percent;
+    dp.block_bytes = c.block_bytes;
+    dp.queue_depth = c.queue_depth;
+    dp.jobs = c.jobs;
+    dp.capacity_bytes = c.capacity_bytes;
+    dp.seed = c.seed;
+    auto dev = std::make_unique<pcie::NvmeEndpoint>(d.name.c_str(), np, &ctx.stats);
+    rc.fabric->attach_endpoint(d.name, dev->function().upstream, dev->function().downstream);
+    dev->function().set_dma_observer(ctx.host->dma_observer(rc.segment));
+    host::DeviceInfo info;
+    info.rid = np.ats.rid;
+    info.ats = c.ats;
+    info.inv_queue_depth = 32;
+    ctx.host->iommufd().add_device(info, ctx.host->iommu_index(dp.iommu));
+    const unsigned regs = ctx.host->add_device_mmio(dev->regs);
+    auto drv = std::make_shared<host::NvmeDriver>(*ctx.host, *dev, regs, dp, &ctx.host->stats_group());
+    for (uint32_t j = 0; j < dp.jobs; ++j)
+        ctx.host->add_thread(d.name + "_driver_job" + std::to_string(j), [drv, j] { drv->run(j); });
+    ctx.keep_alive.push_back(drv);
+    return dev;
 }
 
 } // namespace
@@ -443,6 +590,8 @@ const std::vector<DeviceType>& device_types() {
          traffic_pasids, build_traffic},
         {"nic", "NIC RX path on an ATS function with a host DMA-API driver", parse_nic, dump_nic, document_nic,
          nic_pasids, build_nic},
+        {"nvme", "NVMe-like SSD on an ATS function with a host nvme driver and a block workload", parse_nvme, dump_nvme,
+         document_nvme, nvme_pasids, build_nvme},
     };
     return table;
 }

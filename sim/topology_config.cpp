@@ -20,7 +20,8 @@ const Schema<pcie::LinkParams>& link_schema() {
             .integer("max_payload_bytes", &P::max_payload_bytes, "bytes", "Max_Payload_Size; default 256 (Linux pcie_bus_perf)", 128, 4096)
             .integer("max_read_request_bytes", &P::max_read_request_bytes, "bytes", "Max_Read_Request_Size; default 512 (PCIe Base 7.5.3.4)", 128, 4096)
             .integer("rcb_bytes", &P::rcb_bytes, "bytes", "read completion boundary; default 64", 64, 128)
-            .integer("posted_buffer_tlps", &P::posted_buffer_tlps, "TLPs", "posted receive credits of the far end; default 32", 1, 4096);
+            .integer("posted_buffer_tlps", &P::posted_buffer_tlps, "TLPs", "posted header credits of the receiving port, held until its next stage accepted the TLP; default 32 (estimate: no published figure)", 1, 4096)
+            .integer("non_posted_credits", &P::non_posted_credits, "TLPs", "non-posted header credits of the port above, held until the IOMMU translated and forwarded the request; default 32 (estimate: no published figure)", 1, 4096);
         return sc;
     }();
     return s;

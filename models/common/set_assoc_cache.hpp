@@ -6,9 +6,11 @@
 // tree pseudo-LRU, seeded random), invalidation by predicate, and the stats
 // a researcher compares (lookups, hits, misses, evictions, entries invalidated).
 // Not modelled: timing (callers charge lookup latency), parity/ECC, the exact
-// index hash of real parts (unpublished) -- the set index is a multiplicative
-// hash of the whole key, so tags of different domains do not alias
-// systematically. Storage is flat arrays allocated once: no allocation per
+// index hash of real parts (unpublished). The set index is the top bits of a
+// multiplicative hash of the whole key: a product's top bits depend on every
+// bit of its operand, so every tag field (domain, PASID/ASID, address, page
+// size, wherever it sits in the key) reaches the set index and tags of
+// different domains do not alias systematically. Storage is flat arrays allocated once: no allocation per
 // access, memory bounded by the configured size. Each line also keeps an
 // 8-bit fingerprint of its key, packed eight to a word per set, so a lookup
 // compares a whole set's fingerprints with a few word operations and checks
@@ -50,7 +52,6 @@ public:
         if (g.entries == 0) return;
         ways_ = g.ways;
         sets_ = g.entries / g.ways;
-        pow2_ = (sets_ & (sets_ - 1)) == 0;
         words_ = (ways_ + 7) / 8;
         fps_.assign(static_cast<size_t>(sets_) * words_, 0);
         lines_.assign(g.entries, Line{});
@@ -146,14 +147,17 @@ public:
     }
 
 private:
-    static uint64_t hash(const CacheKey& k) {
-        uint64_t h = k.a * 0x9E3779B97F4A7C15ull ^ k.b * 0xC2B2AE3D27D4EB4Full;
-        return h ^ (h >> 29);
-    }
-    uint32_t set_of(uint64_t h) const { return static_cast<uint32_t>(pow2_ ? (h & (sets_ - 1)) : (h % sets_)); }
-    /// Fingerprint from the top byte (independent of the set index bits); 0 marks an empty line.
+    /// Bit i of a product depends only on operand bits 0..i, so the low bits of
+    /// a*K1 ^ b*K2 ignore the high key fields (the domain tag sits at bit 40 of
+    /// b); its top 32 bits depend on all of them. The set comes from those.
+    static uint64_t hash(const CacheKey& k) { return k.a * 0x9E3779B97F4A7C15ull ^ k.b * 0xC2B2AE3D27D4EB4Full; }
+    /// Top 32 hash bits scaled to [0, sets) (Lemire's multiply-shift range
+    /// reduction): the top log2(sets) bits for a power of two, no division.
+    uint32_t set_of(uint64_t h) const { return static_cast<uint32_t>(((h >> 32) * sets_) >> 32); }
+    /// Fingerprint from bits below the set index (bits 24..31 and 40..47, so
+    /// the address and the domain both vary it within a set); 0 marks an empty line.
     static uint8_t fp_of(uint64_t h) {
-        auto f = static_cast<uint8_t>(h >> 56);
+        auto f = static_cast<uint8_t>((h >> 24) ^ (h >> 40));
         return f ? f : 1;
     }
     void set_fp(uint32_t set, uint32_t way, uint8_t fp) {
@@ -251,7 +255,6 @@ private:
     Replacement policy_;
     std::mt19937_64 rng_;
     uint32_t ways_ = 0, sets_ = 0, valid_ = 0;
-    bool pow2_ = true;
     uint64_t clock_ = 0;
     uint32_t words_ = 0;          ///< fingerprint words per set
     std::vector<uint64_t> fps_;   ///< per set: ways_ fingerprints, 8 per word, 0 = empty

@@ -23,7 +23,7 @@ Host::~Host() = default;
 IommuDriver& Host::add_iommu(const std::string& name, tlm::tlm_target_socket<>& mmio,
                              tlm::tlm_initiator_socket<>& unit_mem, MemoryTarget& memory,
                              const DriverBuilder& build, uint16_t segment) {
-    const unsigned port = static_cast<unsigned>(drivers_.size());
+    const unsigned port = mmio_ports_++;
     cpu_.mmio.bind(mmio);
     msi_.push_back(std::make_unique<MsiDecoder>((name + "_msi").c_str(), params_.cpu.interrupt_latency, &stats_));
     unit_mem.bind(msi_.back()->upstream);
@@ -35,6 +35,11 @@ IommuDriver& Host::add_iommu(const std::string& name, tlm::tlm_target_socket<>& 
     drivers_.emplace_back(name, std::move(drv));
     fd_.add_iommu(name, d, segment);
     return d;
+}
+
+unsigned Host::add_device_mmio(tlm::tlm_target_socket<>& regs) {
+    cpu_.mmio.bind(regs);
+    return mmio_ports_++;
 }
 
 unsigned Host::iommu_index(const std::string& name) const {

@@ -67,6 +67,9 @@ public:
     IommuDriver& driver(unsigned index) { return *drivers_.at(index).second; }
     unsigned iommu_count() const { return static_cast<unsigned>(drivers_.size()); }
 
+    /// Binds a device's register BAR to the CPU's MMIO initiator (the driver's
+    /// doorbells and register writes); returns the CPU port to use.
+    unsigned add_device_mmio(tlm::tlm_target_socket<>& regs);
     /// Adds a host thread; it starts once every IOMMU is enabled. Must be called during elaboration.
     void add_thread(const std::string& name, std::function<void()> body);
     /// Whether boot (driver enable) has finished; threads added with add_thread run after it.
@@ -98,6 +101,7 @@ private:
     PageRequestStats prq_stats_;
     std::vector<std::pair<std::string, std::unique_ptr<IommuDriver>>> drivers_; ///< iommufd order
     std::vector<std::pair<std::string, std::function<void()>>> threads_;
+    unsigned mmio_ports_ = 0;   ///< CPU MMIO ports bound so far (binding order)
     bool booted_ = false;
     sc_core::sc_event fq_armed_;
     stats::Counter& dma_errors_;

@@ -431,14 +431,23 @@ void IommuFd::fault_in(uint32_t pid, uint64_t va) {
     demand_faults_.inc();
 }
 
-bool IommuFd::process_mapped(uint32_t pid, uint64_t va) const {
-    auto it = processes_.find(pid);
-    if (it == processes_.end()) return false;
-    const auto& maps = it->second.mappings;
-    auto m = maps.upper_bound(va);
-    if (m == maps.begin()) return false;
+bool IommuFd::process_mapped(uint32_t pid, uint64_t va) const { return process_lookup(pid, va).has_value(); }
+
+namespace {
+/// The physical address of `a` in an address-ordered mapping table, if mapped.
+template <class Maps>
+std::optional<uint64_t> pa_in(const Maps& maps, uint64_t a) {
+    auto m = maps.upper_bound(a);
+    if (m == maps.begin()) return std::nullopt;
     --m;
-    return va < m->first + m->second.size;
+    if (a >= m->first + m->second.size) return std::nullopt;
+    return m->second.pa + (a - m->first);
+}
+} // namespace
+
+std::optional<uint64_t> IommuFd::process_lookup(uint32_t pid, uint64_t va) const {
+    auto it = processes_.find(pid);
+    return it == processes_.end() ? std::nullopt : pa_in(it->second.mappings, va);
 }
 
 pcie::PrgResponseCode IommuFd::handle_page_request(unsigned iommu, const PageRequestInfo& r) {
@@ -469,13 +478,7 @@ bool IommuFd::has_pri_device(unsigned iommu) const {
 
 std::optional<uint64_t> IommuFd::lookup(uint32_t ioas_id, uint64_t iova) const {
     auto it = ioas_.find(ioas_id);
-    if (it == ioas_.end()) return std::nullopt;
-    const auto& maps = it->second.mappings;
-    auto m = maps.upper_bound(iova);
-    if (m == maps.begin()) return std::nullopt;
-    --m;
-    if (iova >= m->first + m->second.size) return std::nullopt;
-    return m->second.pa + (iova - m->first);
+    return it == ioas_.end() ? std::nullopt : pa_in(it->second.mappings, iova);
 }
 
 } // namespace iommusim::host

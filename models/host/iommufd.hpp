@@ -100,6 +100,8 @@ public:
     void fault_in(uint32_t process, uint64_t va);
     /// Whether a process page is present (ground truth).
     bool process_mapped(uint32_t process, uint64_t va) const;
+    /// Physical address a process VA maps to (ground truth), if present.
+    std::optional<uint64_t> process_lookup(uint32_t process, uint64_t va) const;
 
     /// PRI: resolves a page request read from IOMMU `iommu`'s log. SVA attachment -> fault the
     /// page into the process (Success); paging (IOAS) domain -> Success only if the IOVA is

@@ -1,26 +1,41 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// The host side of a NIC's RX ring, as a Linux network driver using the DMA
-// API does it: a DMA domain for the NIC, a descriptor ring mapped once, and
-// per packet: the completed buffer is unmapped (dma_unmap_single: strict
-// flush or flush queue) and a fresh buffer is mapped and posted in its
-// place (refill), with a doorbell MMIO write per refill batch and an
-// interrupt per completion batch (NAPI). One host thread per NIC.
+// The host side of a NIC's RX queues, as a Linux network driver (ixgbe-like,
+// DMA API) does it: one DMA domain and IOVA space for the whole device,
+// shared by its queues; per queue a descriptor ring mapped once, programmed
+// through the queue's registers (RDBAL/RDBAH/RDLEN/RDH/RDT), filled with
+// 16-byte read descriptors holding mapped buffer IOVAs, written in memory by
+// the CPU. The tail (RDT) is written -- an MMIO write to the NIC's BAR --
+// once per `doorbell_batch` refilled buffers and at the end of each poll.
+// Per queue one host thread (a NAPI context): it sleeps until the queue's
+// interrupt, pays the interrupt latency, then polls: reads each descriptor's
+// write-back status (DD) from memory, unmaps the completed buffer
+// (dma_unmap_single: strict flush or flush queue), maps and posts a fresh
+// one in its place, up to `batch` per poll; a full batch polls again, a
+// short one re-enables the interrupt (EIMS).
 //
 // SVA mode (domain = sva, needs the NIC's PASID): the NIC's PASID is bound to
 // a process (a user-space packet stack sharing its page tables with the
-// device). The ring is mmapped up front; each buffer is one page of the
+// device). The rings are mmapped up front; each buffer is one page of the
 // process's heap that is NOT populated when posted, so the NIC's first touch
 // of it is an I/O page fault served through PRI. When a packet completes the
 // application consumes the buffer and releases its page (munmap: the mm
 // notifier flushes the IOTLB and the device TLB) and reposts the same
 // address, so every packet faults again.
+//
+// With `buffers = recycle` each slot's buffer stays mapped and is reposted
+// (page_pool-style recycling): no unmap, no invalidation, and the IOTLB sees
+// the whole posted working set.
+// Not modelled: the stack's per-packet work beyond map/unmap (XDP-style early
+// drop), half-page splitting, TX.
 #include <cstdint>
-#include <optional>
 #include <string>
+#include <vector>
+#include <systemc>
 
 #include "models/common/stats.hpp"
 #include "models/host/host.hpp"
+#include "models/host/run_once.hpp"
 #include "models/pcie/nic_endpoint.hpp"
 
 namespace iommusim::host {
@@ -29,12 +44,21 @@ struct NicDriverParams {
     static constexpr uint32_t kDefaultRingEntries = 256;   // common RX ring size (ethtool -g defaults)
     static constexpr uint32_t kDefaultBufferBytes = 2048;  // Linux RX buffer (half page)
     static constexpr uint32_t kDefaultBatch = 64;          // NAPI budget (Linux default weight 64)
+    /// calibration.md "NIC descriptors (82599-class)": tail doorbell per 32 refilled buffers.
+    static constexpr uint32_t kDefaultDoorbellBatch = 32;
     std::string iommu;                                     ///< IOMMU the NIC is behind
-    uint32_t ring_entries = kDefaultRingEntries;
+    uint32_t ring_entries = kDefaultRingEntries;           ///< per queue; a multiple of 8 (RDLEN is in 128-byte units)
     uint32_t buffer_bytes = kDefaultBufferBytes;
-    uint32_t batch = kDefaultBatch;                        ///< completions handled per interrupt / refills per doorbell
+    uint32_t batch = kDefaultBatch;                        ///< completions handled per NAPI poll
+    uint32_t doorbell_batch = kDefaultDoorbellBatch;       ///< refilled buffers per tail write
     DomainDesc::Kind domain = DomainDesc::Kind::paging_s1; ///< scalable-mode Linux uses first-stage DMA domains (or sva)
-    /// SVA mode: process virtual addresses of the ring and of the (unpopulated) buffer pages.
+    /// DMA-API buffers: map_per_packet = dma_map/dma_unmap around every packet
+    /// (the IOMMU's worst case); recycle = each slot's buffer is mapped once and
+    /// reposted after its packet is consumed, as page_pool drivers do, so the
+    /// IOTLB sees a working set of queues x ring_entries pages.
+    enum class Buffers : uint8_t { map_per_packet, recycle };
+    Buffers buffers = Buffers::map_per_packet;
+    /// SVA mode: process virtual addresses of the rings and of the (unpopulated) buffer pages.
     static constexpr uint64_t kDefaultSvaRingVa = uint64_t{1} << 28;   // 256 MiB
     static constexpr uint64_t kDefaultSvaBufferVa = uint64_t{1} << 32; // 4 GiB
     uint64_t sva_ring_va = kDefaultSvaRingVa;
@@ -43,25 +67,47 @@ struct NicDriverParams {
 
 class NicDriver {
 public:
-    NicDriver(Host& host, pcie::NicEndpoint& nic, const NicDriverParams& p, stats::Group* parent_stats);
-    /// The host thread body (added with Host::add_thread).
-    void run();
+    /// `mmio_port`: the host CPU's MMIO port bound to the NIC's BAR0.
+    NicDriver(Host& host, pcie::NicEndpoint& nic, unsigned mmio_port, const NicDriverParams& p,
+              stats::Group* parent_stats);
+    /// The host thread of RX queue `queue` (one per queue, added with Host::add_thread).
+    void run(uint32_t queue);
 
 private:
-    void refill(uint32_t count);
-    void run_sva();
+    struct Ring {
+        uint64_t base = 0;                 ///< IOVA (or process VA) of the descriptors
+        uint64_t pa = 0;                   ///< physical address the CPU writes them at
+        uint32_t next_to_clean = 0, next_to_use = 0;
+        uint32_t unannounced = 0;          ///< posted since the last tail write
+        std::vector<uint64_t> buffers;     ///< buffer IOVA per slot (the driver's rx_buffer_info)
+    };
+    /// Device-wide setup, once (by whichever queue thread runs first).
+    void setup();
+    void setup_ring(uint32_t q);
+    /// Maps (or, SVA, picks) a buffer and writes its descriptor at next_to_use.
+    void post(uint32_t q);
+    void doorbell(uint32_t q);
     /// Releases a completed buffer: unmap (DMA API) or munmap of its page (SVA).
     void release(uint64_t iova);
+    /// One NAPI poll; returns the descriptors cleaned.
+    uint32_t poll(uint32_t q);
     /// A buffer is mapped in whole pages.
     uint64_t mapped_bytes() const { return (uint64_t{p_.buffer_bytes} + 4095) & ~uint64_t{4095}; }
+    uint64_t ring_bytes() const { return (uint64_t{p_.ring_entries} * 16 + 4095) & ~uint64_t{4095}; }
     Host& host_;
     pcie::NicEndpoint& nic_;
+    host::MmioPort regs_;
     NicDriverParams p_;
     uint32_t ioas_ = 0;
     uint32_t process_ = 0;
+    RunOnce once_;
+    std::vector<Ring> rings_;
+    uint64_t next_sva_buffer_ = 0;
     stats::Group stats_;
     stats::Counter& interrupts_;
+    stats::Counter& polls_;
     stats::Counter& refilled_;
+    stats::Counter& doorbells_;
     stats::Counter& errors_;
 };
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "models/mem/memory.hpp"
 
+#include "models/common/admission.hpp"
 #include "models/common/sc_time.hpp"
 
 namespace iommusim::mem {
@@ -52,6 +53,12 @@ void Memory::b_transport(tlm::tlm_generic_payload& gp, sc_time& delay) {
     const Duration hold = transfer_time(len, params_.bandwidth_bytes_per_ns);
     const Duration start = port_.reserve(arrival, hold);
     queue_delay_.record((start - arrival).as_ns());
+    // Memory took the request when its data port started on it: until then it
+    // waits in the root port, whose receive buffer slot (credit) it holds.
+    if (auto* adm = gp.get_extension<AdmissionExtension>()) {
+        adm->at = start;
+        adm->valid = true;
+    }
     const Duration done = start + hold + (is_write ? params_.write_latency : params_.read_latency);
     delay += to_sc(done - arrival);
     gp.set_dmi_allowed(true);

@@ -2,6 +2,7 @@
 #include "models/common/sc_time.hpp"
 #include "models/pcie/ats_endpoint.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
@@ -138,6 +139,20 @@ tlm::tlm_response_status AtsEndpoint::dma(uint64_t iova, void* data, unsigned le
         observer_(r);
     }
     return st;
+}
+
+bool AtsEndpoint::dma_span(uint64_t iova, void* data, uint32_t len, bool write, std::optional<uint32_t> pasid,
+                           sc_time& delay) {
+    auto* p = static_cast<uint8_t*>(data);
+    bool ok = true;
+    while (len) {
+        const auto chunk = static_cast<uint32_t>(std::min<uint64_t>(len, 4096 - (iova & 0xFFF)));
+        if (dma(iova, p, chunk, write, pasid, delay) != tlm::TLM_OK_RESPONSE) ok = false;
+        iova += chunk;
+        p += chunk;
+        len -= chunk;
+    }
+    return ok;
 }
 
 tlm::tlm_response_status AtsEndpoint::dma_inner(uint64_t iova, void* data, unsigned len, bool write,

@@ -50,6 +50,10 @@ public:
     /// local time `delay`. Returns the TLM response status of the memory access.
     tlm::tlm_response_status dma(uint64_t iova, void* data, unsigned len, bool write, std::optional<uint32_t> pasid,
                                  sc_core::sc_time& delay, bool privileged = false);
+    /// A DMA of any length: one dma() per 4 KiB page (ATS translates per page; the
+    /// fabric splits each at MPS / MRRS). Returns whether every page succeeded.
+    bool dma_span(uint64_t iova, void* data, uint32_t len, bool write, std::optional<uint32_t> pasid,
+                  sc_core::sc_time& delay);
     /// Sends a Page Request (last of its group) and blocks until its PRG Response. Must be called from an SC_THREAD.
     PrgResponseCode request_page(uint64_t addr, bool write, std::optional<uint32_t> pasid, uint16_t prg_index,
                                  sc_core::sc_time& delay);

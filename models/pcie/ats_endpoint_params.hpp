@@ -13,12 +13,14 @@ struct AtsEndpointParams {
     /// count; no published ATC sizes for NICs/accelerators; 64 x 4-way is a small on-device cache
     static constexpr uint32_t kAtcEntries = 64;
     static constexpr uint32_t kAtcWays = 4;
-    /// ns; SRAM tag lookup inside the device (assumed, one device clock at ~1 GHz)
-    static constexpr double kAtcLookupNs = 1.0;
-    /// ns; time the device needs to process one Invalidate Request (drop range, drain its own
-    /// request queues). calibration.md "VT-d device-TLB invalidation, on-die accelerator": 0.1-2 us
-    /// end to end; 500 ns is inside that band.
-    static constexpr double kInvalidationProcessingNs = 500.0;
+    /// ns; tag lookup inside the device. calibration.md "device ATC lookup": 2-16 ns
+    /// (1-4 cycles at 250-500 MHz) [estimate]; one cycle at 250 MHz.
+    static constexpr double kAtcLookupNs = 4.0;
+    /// ns; fixed time the device needs to process one Invalidate Request (drop the range);
+    /// the drain of requests already issued with old translations comes on top (the
+    /// Completion waits for them). calibration.md "device processing of an ATS Invalidate
+    /// Request": ~100 ns fixed plus the drain [estimate].
+    static constexpr double kInvalidationProcessingNs = 100.0;
 
     Bdf rid;                                   ///< requester ID of the function
     bool ats_enabled = true;                   ///< ATS capability Enable (D.6)

@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 
+#include "models/common/admission.hpp"
 #include "models/common/sc_time.hpp"
 #include "models/pcie/topology.hpp"
 
@@ -141,8 +142,22 @@ void FabricNode::from_port(int port, tlm::tlm_generic_payload& gp, sc_core::sc_t
     const size_t i = static_cast<size_t>(port);
     Link& l = *links_[i];
     const Duration t0 = kernel_now();
-    LinkTransfer x = l.send(Direction::upstream, t0 + from_sc(delay), request_train(l.timing(), gp));
+    const bool posted = is_posted(gp);
+    const CreditClass cc = posted ? CreditClass::posted : CreditClass::non_posted;
+    // The sender transmits only holding one of our port's header credits.
+    const CreditPool::Grant credit = l.acquire_credit(cc, t0 + from_sc(delay));
+    LinkTransfer x = l.send(Direction::upstream, credit.start, request_train(l.timing(), gp));
     const Duration t = x.delivered + params_.latency;
+    // The stages above stamp when they accepted the request (memory: after the
+    // IOMMU translated it; a parent port: when it granted its credit). The
+    // outermost node attaches the stamp and removes it again.
+    AdmissionExtension* adm = gp.get_extension<AdmissionExtension>();
+    const bool own_adm = adm == nullptr;
+    if (own_adm) {
+        adm = &admission_;
+        gp.set_extension(adm);
+    }
+    adm->valid = false;
 
     auto* msg = gp.get_extension<MessageExtension>();
     auto* tlp = gp.get_extension<TlpExtension>();
@@ -150,6 +165,7 @@ void FabricNode::from_port(int port, tlm::tlm_generic_payload& gp, sc_core::sc_t
                   : params_.router.up_memory(port, requester_of(gp), gp.get_address(),
                                              tlp ? tlp->at : AddressType::untranslated);
     Duration done = t;
+    Duration accepted = t;
     switch (r.target) {
     case RouteTarget::acs_violation:
         acs_violations_.inc();
@@ -163,16 +179,25 @@ void FabricNode::from_port(int port, tlm::tlm_generic_payload& gp, sc_core::sc_t
         if (r.redirected) p2p_redirected_.inc();
         (msg ? up_messages_ : up_requests_).inc();
         done = forward_up(gp, t);
+        accepted = adm->valid ? adm->at : done;
         break;
     case RouteTarget::port:
         if (r.peer) p2p_direct_.inc();
         done = forward_down(static_cast<size_t>(r.port), gp, t);
+        accepted = done;
         break;
+    }
+    l.return_credit(cc, credit, accepted);
+    if (own_adm) {
+        gp.clear_extension(adm);
+    } else { // for the node below: we took the request when its sender got our credit
+        adm->at = credit.start;
+        adm->valid = true;
     }
 
     Duration result;
-    if (is_posted(gp)) {
-        result = l.posted_release(x, done);
+    if (posted) {
+        result = x.sent; // released once sent: the credit was granted before transmission
     } else {
         uint64_t data = gp.is_response_ok() ? gp.get_data_length() : 0;
         result = l.send(Direction::downstream, done + params_.latency,

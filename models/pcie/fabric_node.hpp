@@ -12,13 +12,15 @@
 //   messages, ACS peer-to-peer redirect / source validation / translation
 //   blocking / upstream forwarding (routing.hpp), link serialization and
 //   latency on every downstream link in both directions (link.hpp), split
-//   completions returning on the request's path, posted flow control
-//   (approximated, link.hpp), a traversal latency per node.
+//   completions returning on the request's path, header credits of each
+//   port's receive buffer (link.hpp): a request holds its credit in the port
+//   until the next stage accepted it (the IOMMU translated and forwarded it,
+//   or the port above granted a credit), a traversal latency per node.
 //  Stats count peer-to-peer requests that bypassed the IOMMU
 //   (`p2p_direct`), ACS redirects, ACS violations and unsupported requests.
 //  Not modelled: ordering rules between posted/non-posted (each request is
-//   independent), virtual channels / TC mapping, switch buffer limits beyond
-//   the link flow-control approximation, multicast, error messages (an
+//   independent), virtual channels / TC mapping, data credits, a buffer
+//   shared between ports, multicast, error messages (an
 //   unroutable or blocked request just gets an error response).
 #include <memory>
 #include <string>
@@ -28,6 +30,7 @@
 #include <tlm_utils/simple_target_socket.h>
 #include <vector>
 
+#include "models/common/admission.hpp"
 #include "models/common/stats.hpp"
 #include "models/pcie/fabric_node_params.hpp"
 #include "models/pcie/link.hpp"
@@ -95,6 +98,7 @@ private:
     stats::Counter& p2p_redirected_;
     stats::Counter& acs_violations_;
     stats::Counter& unsupported_;
+    AdmissionExtension admission_;   ///< attached to requests that enter the fabric here
 };
 
 /// A switch: upstream port + downstream ports.

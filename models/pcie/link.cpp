@@ -30,6 +30,7 @@ void validate(const LinkParams& p) {
     if (p.rcb_bytes != 64 && p.rcb_bytes != 128)
         throw std::invalid_argument("rcb_bytes: expected 64 or 128, got " + std::to_string(p.rcb_bytes));
     if (p.posted_buffer_tlps < 1) throw std::invalid_argument("posted_buffer_tlps: expected >= 1");
+    if (p.non_posted_credits < 1) throw std::invalid_argument("non_posted_credits: expected >= 1");
 }
 
 LinkTiming::LinkTiming(const LinkParams& p) : p_(p), ps_per_byte_(0) {
@@ -120,8 +121,34 @@ TlpTrain LinkTiming::message_train(uint32_t data_bytes, bool pasid) const {
     return TlpTrain{1, w, data_bytes, w};
 }
 
+CreditPool::CreditPool(uint32_t credits) : slots_(credits) {}
+
+CreditPool::Grant CreditPool::acquire(Duration want) {
+    const auto n = static_cast<uint32_t>(slots_.size());
+    for (uint32_t i = 0, s = hint_; i < n; ++i, s = s + 1 == n ? 0 : s + 1) {
+        if (slots_[s].busy_until() <= want || slots_[s].reserve(want, Duration::zero()) == want) {
+            hint_ = s + 1 == n ? 0 : s + 1;
+            return Grant{s, want};
+        }
+    }
+    // Every credit is held at `want`: the one that returns first.
+    Grant g{0, slots_[0].reserve(want, Duration::zero())};
+    for (uint32_t s = 1; s < n; ++s)
+        if (const Duration t = slots_[s].reserve(want, Duration::zero()); t < g.start) g = Grant{s, t};
+    return g;
+}
+
+void CreditPool::hold(const Grant& g, Duration until) {
+    if (until > g.start) slots_[g.slot].reserve(g.start, until - g.start);
+}
+
 Link::Link(std::string name, const LinkParams& p, stats::Group* parent)
-    : timing_(p), group_(std::move(name), parent) {
+    : timing_(p), group_(std::move(name), parent), credits_{CreditPool(p.posted_buffer_tlps), CreditPool(p.non_posted_credits)} {
+    credit_stalls_[0] = &group_.counter("up_posted_credit_stalls", "TLPs",
+                                        "posted TLPs that waited for a header credit of the port above");
+    credit_stalls_[1] = &group_.counter("up_non_posted_credit_stalls", "TLPs",
+                                        "non-posted requests that waited for a header credit of the port above");
+    credit_wait_ns_ = &group_.histogram("up_credit_wait_ns", "ns", "wait of the upstream TLPs that stalled for a flow-control credit");
     const char* dn[2] = {"up", "down"};
     for (int d = 0; d < 2; ++d) {
         std::string pre = dn[d];
@@ -146,6 +173,20 @@ LinkTransfer Link::send(Direction dir, Duration arrival, const TlpTrain& train) 
     s.queue_ns->record((start - arrival).as_ns());
     Duration sent = start + hold;
     return LinkTransfer{start, sent, sent + Duration::ns(timing_.params().latency_ns)};
+}
+
+CreditPool::Grant Link::acquire_credit(CreditClass c, Duration want) {
+    const auto k = static_cast<size_t>(c);
+    const CreditPool::Grant g = credits_[k].acquire(want);
+    if (g.start > want) {
+        credit_stalls_[k]->inc();
+        credit_wait_ns_->record((g.start - want).as_ns());
+    }
+    return g;
+}
+
+void Link::return_credit(CreditClass c, const CreditPool::Grant& g, Duration accepted) {
+    credits_[static_cast<size_t>(c)].hold(g, accepted + Duration::ns(timing_.params().latency_ns));
 }
 
 Duration Link::posted_release(const LinkTransfer& x, Duration downstream_free) const {

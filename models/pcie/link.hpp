@@ -24,13 +24,23 @@
 //     resource; a TLP train arriving while the direction is busy waits.
 //   - Per-hop latency (PHY + wire) added after serialization (store and
 //     forward per train at each hop).
-//   - Flow control approximated by a receive buffer of N max-size TLPs: a
-//     posted sender is released when its TLP fits behind the backlog.
-//  Not modelled: DLLPs (Ack/Nak, UpdateFC) in the reverse direction, SKP
+//   - Flow control (§2.6.1) upstream: the receiver above (root port or
+//     switch downstream port) advertises posted and non-posted header
+//     credits; a TLP is transmitted only when it holds one, and the credit
+//     returns (one hop later, the UpdateFC DLLP) when the receiver's next
+//     stage accepted the TLP -- for a root port, when the IOMMU has
+//     translated it and forwarded it to memory (AdmissionExtension). So a
+//     slow translation backs up into the port and then into the device.
+//     Completion credits are infinite, as root complexes and endpoints
+//     advertise them (§2.6.1); the requester's tag limit bounds completions.
+//     Downstream (towards a device) posted flow control is approximated by a
+//     receive buffer of N max-size TLPs behind the device's backlog.
+//  Not modelled: data credits, DLLPs (Ack/Nak, UpdateFC) as wire traffic, SKP
 //   ordered sets, flit packing/NOP padding, replay, ECRC, link training,
 //   lane reversal, x12/x32 widths, L0s/L1 exit latency.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "models/common/stats.hpp"
 #include "models/common/time.hpp"
@@ -109,6 +119,32 @@ private:
 
 enum class Direction : uint8_t { upstream, downstream };
 
+/// Flow-control classes with finite header credits (§2.6.1).
+enum class CreditClass : uint8_t { posted, non_posted };
+
+/// A receiver's header credits of one class: `credits` buffer slots, each
+/// held from the sender's transmission until the credit returns. Loosely
+/// timed: each slot is a gap-filling BusyUntil, so requests that reach the
+/// pool out of time order (temporal decoupling) find slots free at their
+/// own time. Kernel-free.
+class CreditPool {
+public:
+    struct Grant {
+        uint32_t slot = 0;
+        Duration start;     ///< when the credit was available (>= the wish)
+    };
+    explicit CreditPool(uint32_t credits);
+    /// The earliest time at or after `want` that a credit is free.
+    Grant acquire(Duration want);
+    /// The granted credit is held until `until` (its return).
+    void hold(const Grant& g, Duration until);
+    uint32_t credits() const { return static_cast<uint32_t>(slots_.size()); }
+
+private:
+    std::vector<BusyUntil> slots_;
+    uint32_t hint_ = 0;   ///< next slot to try first (rotates, so a free slot is found in O(1) when idle)
+};
+
 /// The times one train occupies a direction of a link.
 struct LinkTransfer {
     Duration start;        ///< first bit on the wire
@@ -126,10 +162,16 @@ public:
 
     /// Occupies `dir` with `train` arriving at `arrival` (absolute time).
     LinkTransfer send(Direction dir, Duration arrival, const TlpTrain& train);
-    /// Time a posted sender is released: when its TLP is sent, or later if
-    /// the receiver's backlog (the next hop's release time `downstream_free`)
-    /// exceeds its buffer.
+    /// Downstream direction: time a posted sender is released: when its TLP
+    /// is sent, or later if the receiver's backlog (the next hop's release
+    /// time `downstream_free`) exceeds its buffer.
     Duration posted_release(const LinkTransfer& x, Duration downstream_free) const;
+    /// Upstream direction: a credit of class `c` of the receiver above, free
+    /// at or after `want` (the sender transmits only then).
+    CreditPool::Grant acquire_credit(CreditClass c, Duration want);
+    /// The receiver's next stage accepted the TLP at `accepted`: the credit
+    /// returns one hop later (UpdateFC DLLP).
+    void return_credit(CreditClass c, const CreditPool::Grant& g, Duration accepted);
 
 private:
     struct DirStats {
@@ -143,6 +185,9 @@ private:
     stats::Group group_;
     BusyUntil busy_[2];
     DirStats st_[2];
+    CreditPool credits_[2];            ///< upstream receiver's posted / non-posted header credits
+    stats::Counter* credit_stalls_[2];
+    stats::Histogram* credit_wait_ns_;
 };
 
 } // namespace iommusim::pcie

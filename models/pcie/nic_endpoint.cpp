@@ -2,88 +2,243 @@
 #include "models/pcie/nic_endpoint.hpp"
 
 #include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <string>
 
 #include "models/common/sc_time.hpp"
+#include "models/pcie/nic_regs.hpp"
 
 namespace iommusim::pcie {
 
+namespace {
+constexpr uint32_t kRetaEntries = 128; // 82599 RSS redirection table (§7.1.2.8.3): 7 hash bits index it
+} // namespace
+
 NicEndpoint::NicEndpoint(sc_core::sc_module_name name, const NicParams& p, stats::Group* parent)
-    : sc_module(name), p_(p), stats_(basename(), parent), ats_("fn0", p.ats, &stats_),
-      scratch_(std::max<uint32_t>(p.packet_bytes, 4096)),
-      packets_(stats_.counter("rx_packets", "packets", "packets written into host buffers")),
+    : sc_module(name), regs("regs"), p_(p), stats_(basename(), parent), ats_("fn0", p.ats, &stats_),
+      packets_(stats_.counter("rx_packets", "packets", "packets written into host buffers (descriptor written back)")),
       bytes_(stats_.counter("rx_bytes", "bytes", "packet bytes written into host buffers")),
-      dropped_(stats_.counter("rx_dropped", "packets", "packets dropped: no RX buffer posted")),
-      dma_errors_(stats_.counter("dma_errors", "packets", "packets whose DMA failed (translation fault)")),
-      packet_latency_(stats_.histogram("packet_dma_latency", "ns", "descriptor read to descriptor write-back")) {
+      dropped_(stats_.counter("rx_dropped", "packets", "packets dropped: the on-chip packet buffer was full")),
+      ring_empty_stalls_(stats_.counter("rx_ring_empty_stalls", "stalls",
+                                        "times the NIC waited for a doorbell: the next packet's queue had no descriptor")),
+      tag_stalls_(stats_.counter("tag_stalls", "fetches", "descriptor fetches that waited for a free tag")),
+      fetches_(stats_.counter("descriptor_fetches", "reads", "descriptor fetch reads (up to descriptor_prefetch each)")),
+      writebacks_done_(stats_.counter("descriptor_writebacks", "writes", "RX descriptors written back")),
+      interrupts_(stats_.counter("interrupts", "interrupts", "queue interrupts raised (auto-masked until EIMS)")),
+      dma_errors_(stats_.counter("dma_errors", "DMAs", "descriptor fetches, packet writes or write-backs that failed")),
+      packet_latency_(stats_.histogram("packet_dma_latency", "ns", "packet arrival to its descriptor write-back")) {
+    const std::string me = basename();
+    if (p_.queues < 1 || p_.queues > nic::kMaxQueues) throw std::invalid_argument(me + ": queues must be 1..64");
+    if (p_.flows < 1) throw std::invalid_argument(me + ": flows must be >= 1");
+    if (p_.descriptor_prefetch < 1) throw std::invalid_argument(me + ": descriptor_prefetch must be >= 1");
+    if (p_.max_outstanding_reads < 1) throw std::invalid_argument(me + ": max_outstanding_reads must be >= 1");
+    if (p_.packet_bytes < 1 || !(p_.line_rate_gbps > 0)) throw std::invalid_argument(me + ": packet_bytes and line_rate_gbps must be > 0");
+    for (uint32_t q = 0; q < p_.queues; ++q) {
+        queues_.push_back(std::make_unique<Queue>());
+        queue_packets_.push_back(&stats_.counter("rx_packets_q" + std::to_string(q), "packets", "packets delivered on this RX queue"));
+    }
+    for (uint32_t f = 0; f < p_.flows; ++f) flow_queue_.push_back(queue_of_flow(f));
+    gap_ = Duration::ns(static_cast<double>(p_.packet_bytes) / p_.line_rate_gbps);
+    buffer_packets_ = std::max<uint32_t>(1, p_.rx_buffer_bytes / p_.packet_bytes);
+    scratch_.assign(std::max<size_t>({p_.packet_bytes, size_t{p_.descriptor_prefetch} * nic::kDescriptorBytes, 4096}), 0);
     stats_.derived("rx_throughput", "GB/s", "packet bytes delivered per simulated ns", [this] {
         const double ns = sc_core::sc_time_stamp().to_seconds() * 1e9;
         return ns > 0 ? static_cast<double>(bytes_.value()) / ns : 0.0;
     });
+    regs.register_b_transport(this, &NicEndpoint::b_transport_regs);
     SC_HAS_PROCESS(NicEndpoint);
-    SC_THREAD(rx_thread);
+    SC_THREAD(engine_thread);
+    SC_THREAD(writeback_thread);
 }
 
-void NicEndpoint::set_ring(uint64_t ring_iova, uint32_t entries) {
-    ring_iova_ = ring_iova;
-    ring_entries_ = entries;
+uint32_t NicEndpoint::queue_of_flow(uint32_t flow) const {
+    // The redirection table is filled round robin over the queues, as Linux
+    // drivers do by default; its index is the hash's low 7 bits.
+    const uint32_t hash = (flow + 1) * 0x9E3779B1u;
+    return ((hash >> 7) % kRetaEntries) % p_.queues;
 }
-
-void NicEndpoint::post(const Buffer& b) { posted_.push_back(b); }
 
 void NicEndpoint::start() {
     started_ = true;
     start_event_.notify(sc_core::SC_ZERO_TIME);
 }
 
-std::optional<NicEndpoint::Buffer> NicEndpoint::take_completed() {
-    if (completed_.empty() || completed_.top().at > from_sc(sc_core::sc_time_stamp())) return std::nullopt;
-    Buffer b = completed_.top().buffer;
-    completed_.pop();
-    return b;
-}
-
-bool NicEndpoint::dma(uint64_t iova, uint32_t len, bool write, sc_core::sc_time& delay) {
-    // One request per 4 KiB page (ATS translations are per page); the fabric
-    // splits further at Max_Payload_Size.
-    while (len) {
-        const uint32_t chunk = static_cast<uint32_t>(std::min<uint64_t>(len, 4096 - (iova & 0xFFF)));
-        if (ats_.dma(iova, scratch_.data(), chunk, write, p_.pasid, delay) != tlm::TLM_OK_RESPONSE) return false;
-        iova += chunk;
-        len -= chunk;
+void NicEndpoint::b_transport_regs(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
+    const uint64_t off = gp.get_address();
+    if (gp.get_data_length() != 4 || (off & 3)) {
+        gp.set_response_status(tlm::TLM_BURST_ERROR_RESPONSE);
+        return;
     }
-    return true;
+    uint32_t v = 0;
+    if (gp.is_write()) std::memcpy(&v, gp.get_data_ptr(), 4);
+    uint32_t out = 0;
+    gp.set_response_status(tlm::TLM_OK_RESPONSE);
+    if (off >= nic::kRdbal && off < nic::kRdbal + nic::kMaxQueues * nic::kQueueStride) {
+        const auto qi = static_cast<uint32_t>((off - nic::kRdbal) / nic::kQueueStride);
+        const auto reg = static_cast<uint32_t>(nic::kRdbal + (off - nic::kRdbal) % nic::kQueueStride);
+        if (qi >= p_.queues) {
+            gp.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+            return;
+        }
+        Queue& q = *queues_[qi];
+        const bool w = gp.is_write();
+        switch (reg) {
+        case nic::kRdbal:
+            if (w) q.ring = (q.ring & ~uint64_t{0xFFFFFFFF}) | (v & ~0x7Fu);
+            out = static_cast<uint32_t>(q.ring);
+            break;
+        case nic::kRdbah:
+            if (w) q.ring = (q.ring & 0xFFFFFFFF) | (uint64_t{v} << 32);
+            out = static_cast<uint32_t>(q.ring >> 32);
+            break;
+        case nic::kRdlen:
+            if (w) q.ring_bytes = v & 0xFFF80; // LEN[19:7]
+            out = q.ring_bytes;
+            break;
+        case nic::kRdh:
+            if (w) {
+                q.head = q.entries() ? v % q.entries() : 0;
+                q.fetched.clear();
+            }
+            out = q.head;
+            break;
+        case nic::kRdt:
+            if (w) {
+                q.tail = q.entries() ? (v & 0xFFFF) % q.entries() : 0;
+                q.doorbell.notify(delay);
+            }
+            out = q.tail;
+            break;
+        default: gp.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE); return;
+        }
+    } else if (off == nic::kEims || off == nic::kEimc) {
+        for (uint32_t qi = 0; qi < p_.queues; ++qi) {
+            if (!gp.is_write() || !((v >> qi) & 1)) continue;
+            if (queues_[qi]->irq.set_enabled(off == nic::kEims, delay)) interrupts_.inc(); // a write-back happened while masked
+        }
+        for (uint32_t qi = 0; qi < p_.queues; ++qi) out |= (queues_[qi]->irq.enabled() ? 1u : 0u) << qi;
+    } else {
+        gp.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        return;
+    }
+    if (gp.is_read()) std::memcpy(gp.get_data_ptr(), &out, 4);
 }
 
-void NicEndpoint::rx_thread() {
+void NicEndpoint::wait_interrupt(uint32_t qi) { queues_.at(qi)->irq.take(); }
+
+bool NicEndpoint::dma(uint64_t iova, void* data, uint32_t len, bool write, sc_core::sc_time& delay) {
+    return ats_.dma_span(iova, data, len, write, p_.pasid, delay);
+}
+
+void NicEndpoint::admit(Duration t) {
+    // Arithmetic on the arrival times: a dropped packet costs no wake-up.
+    for (; arrival(next_arrival_) <= t; ++next_arrival_) {
+        if (buffer_.size() < buffer_packets_) buffer_.push_back(next_arrival_);
+        else dropped_.inc();
+    }
+}
+
+void NicEndpoint::sync_to(Duration t) {
+    if (t > kernel_now()) wait(from_now(t));
+}
+
+void NicEndpoint::fetch(Queue& q) {
+    while (!outstanding_.empty() && outstanding_.top() <= t_) outstanding_.pop();
+    if (outstanding_.size() >= p_.max_outstanding_reads) { // every tag in flight: wait for the oldest
+        tag_stalls_.inc();
+        t_ = std::max(t_, outstanding_.top());
+        outstanding_.pop();
+    }
+    const uint32_t n = q.entries();
+    const uint32_t posted = (q.tail + n - q.head) % n;
+    const uint32_t count = std::min({p_.descriptor_prefetch, posted, n - q.head}); // one read never wraps
+    const uint32_t bytes = count * nic::kDescriptorBytes;
+    std::fill_n(scratch_.begin(), bytes, uint8_t{0});
+    sc_core::sc_time d = to_sc(t_ - kernel_now());
+    fetches_.inc();
+    if (!dma(q.ring + uint64_t{q.head} * nic::kDescriptorBytes, scratch_.data(), bytes, false, d)) dma_errors_.inc();
+    const Duration done = kernel_now() + from_sc(d);
+    outstanding_.push(done);
+    for (uint32_t i = 0; i < count; ++i) {
+        nic::RxReadDescriptor desc;
+        std::memcpy(&desc, scratch_.data() + size_t{i} * nic::kDescriptorBytes, sizeof desc);
+        q.fetched.push_back(Fetched{q.head, desc.packet_buffer & ~uint64_t{1}, done});
+        q.head = q.head + 1 == n ? 0 : q.head + 1;
+    }
+}
+
+void NicEndpoint::engine_thread() {
     if (!started_) wait(start_event_);
-    const sc_core::sc_time gap = to_sc(Duration::ns(static_cast<double>(p_.packet_bytes) / p_.line_rate_gbps));
+    start_ = t_ = tx_free_ = kernel_now();
     for (;;) {
-        const sc_core::sc_time arrival = sc_core::sc_time_stamp();
-        if (posted_.empty() || ring_entries_ == 0) {
-            dropped_.inc();
-        } else {
-            const Buffer b = posted_.front();
-            posted_.pop_front();
-            sc_core::sc_time d = sc_core::SC_ZERO_TIME;
-            const uint64_t desc = ring_iova_ + uint64_t{next_slot_} * p_.descriptor_bytes;
-            next_slot_ = (next_slot_ + 1) % ring_entries_;
-            bool ok = dma(desc, p_.descriptor_bytes, false, d);                              // fetch descriptor
-            ok = ok && dma(b.iova, std::min(p_.packet_bytes, b.size), true, d);              // packet data
-            ok = ok && dma(desc, p_.descriptor_bytes, true, d);                              // write-back
-            // From arrival: a page request (PRI) makes the thread wait, so d alone would miss it.
-            packet_latency_.record((sc_core::sc_time_stamp() + d - arrival).to_seconds() * 1e9);
-            if (ok) {
-                packets_.inc();
-                bytes_.inc(std::min(p_.packet_bytes, b.size));
-            } else {
-                dma_errors_.inc();
-            }
-            completed_.push(Done{from_sc(sc_core::sc_time_stamp() + d), done_order_++, b});
-            completed_event_.notify(d);
+        t_ = std::max(t_, kernel_now()); // a page request (PRI) may have moved the kernel on
+        admit(t_);
+        if (buffer_.empty()) { // idle until the next packet arrives
+            t_ = arrival(next_arrival_);
+            admit(t_);
         }
-        // The next packet arrives one wire time after this one.
-        const sc_core::sc_time next = arrival + gap;
-        if (next > sc_core::sc_time_stamp()) wait(next - sc_core::sc_time_stamp());
+        // Never more than a quantum ahead of the kernel: messages the NIC sends
+        // (page requests) are served at the kernel's time.
+        if (t_ > kernel_now() + p_.quantum) sync_to(t_);
+        const uint64_t k = buffer_.front();
+        const uint32_t qi = flow_queue_[k % p_.flows];
+        Queue& q = *queues_[qi];
+        if (!(q.entries() && has_descriptor(q))) {
+            // Head of line: wait (in kernel time) for the driver to post buffers on this queue.
+            sync_to(t_);
+            if (!(q.entries() && has_descriptor(q))) {
+                ring_empty_stalls_.inc();
+                wait(q.doorbell);
+            }
+            continue;
+        }
+        buffer_.pop_front();
+        if (q.fetched.empty()) fetch(q);
+        const Fetched f = q.fetched.front();
+        q.fetched.pop_front();
+        // The packet goes out once its buffer address is known. Packets overlap:
+        // the link serializes their TLPs, the ATC and IOMMU translate them
+        // concurrently (translation requests hold root-port credits).
+        const Duration start = std::max(f.ready, kernel_now());
+        sc_core::sc_time d = to_sc(start - kernel_now());
+        const bool ok = dma(f.buffer, scratch_.data(), p_.packet_bytes, true, d);
+        if (!ok) dma_errors_.inc();
+        tx_free_ = std::max(tx_free_, kernel_now() + from_sc(d));
+        // Write-backs leave in order, after the packet's data (posted writes are ordered).
+        last_writeback_ = std::max(tx_free_, last_writeback_);
+        if (writebacks_.empty()) writeback_ready_.notify(sc_core::SC_ZERO_TIME);
+        writebacks_.push_back(WriteBack{qi, f.slot, p_.packet_bytes, last_writeback_, arrival(k), ok});
+        // Descriptor fetches may run at most a quantum ahead of the data writes,
+        // and the engine at most a quantum ahead of the kernel.
+        if (tx_free_ > t_ + p_.quantum) t_ = tx_free_ - p_.quantum;
+    }
+}
+
+void NicEndpoint::writeback_thread() {
+    for (;;) {
+        while (writebacks_.empty()) wait(writeback_ready_);
+        const WriteBack w = writebacks_.front();
+        if (w.at > kernel_now()) { // at its exact time: the driver must not see DD early
+            wait(to_sc(w.at - kernel_now()));
+            continue;
+        }
+        writebacks_.pop_front();
+        Queue& q = *queues_[w.queue];
+        nic::RxWriteBack wb;
+        wb.rss_hash = (w.queue + 1) * 0x9E3779B1u;
+        wb.status_error = nic::kStatusDd | nic::kStatusEop;
+        wb.length = static_cast<uint16_t>(std::min<uint32_t>(w.length, 0xFFFF));
+        sc_core::sc_time d = sc_core::SC_ZERO_TIME;
+        if (!dma(q.ring + uint64_t{w.slot} * nic::kDescriptorBytes, &wb, sizeof wb, true, d)) dma_errors_.inc();
+        writebacks_done_.inc();
+        if (w.delivered) {
+            packets_.inc();
+            bytes_.inc(w.length);
+            queue_packets_[w.queue]->inc();
+            packet_latency_.record((kernel_now() + from_sc(d) - w.arrival).as_ns());
+        }
+        if (q.irq.signal(d)) interrupts_.inc(); // the MSI is ordered behind the write-back
     }
 }
 

@@ -48,10 +48,19 @@ TrafficEndpoint::TrafficEndpoint(sc_core::sc_module_name name, const TrafficEndp
                                             std::to_string(params_.pasid.max_width) + " bits");
         };
         for (uint32_t v : w.pasid.pasids) check_pasid(true, v);
+        // PMR / ER ride in the PASID prefix (§6.20) and need the capability's Supported bits.
+        if (w.privileged_percent && (w.pasid.pasids.empty() || !params_.pasid.privileged_supported))
+            throw std::invalid_argument(std::string(basename()) +
+                                        ": privileged_percent needs PASIDs and pasid.privileged (Privileged Mode Supported)");
+        if (w.execute_percent && (w.pasid.pasids.empty() || !params_.pasid.execute_supported))
+            throw std::invalid_argument(std::string(basename()) +
+                                        ": execute_percent needs PASIDs and pasid.execute (Execute Permission Supported)");
         for (const TraceRecord& r : w.trace) check_pasid(r.pasid_present, r.pasid);
         Stream s;
         s.gen = make_workload(w);
         s.rate = w.rate_bytes_per_ns;
+        s.params = &w;
+        s.attr_rng.seed(w.seed ^ 0xA77B5u);
         streams_.push_back(std::move(s));
     }
     stats_.derived("throughput", "GB/s", "payload bytes per ns between first issue and last completion", [this] {
@@ -81,7 +90,18 @@ void TrafficEndpoint::sync_to(Duration at) {
     qk_.sync();
 }
 
-void TrafficEndpoint::issue(const DmaOp& op, Duration& t) {
+TrafficEndpoint::Attrs TrafficEndpoint::draw_attrs(Stream& s, const DmaOp& op) {
+    const WorkloadParams& w = *s.params;
+    Attrs a;
+    if (!(w.no_snoop_percent | w.privileged_percent | w.execute_percent)) return a; // no draws: streams stay as they were
+    auto share = [&](uint32_t percent) { return percent && s.attr_rng() % 100 < percent; };
+    a.no_snoop = share(w.no_snoop_percent);
+    a.privileged = op.pasid_present && share(w.privileged_percent);
+    a.execute = op.pasid_present && !op.write && share(w.execute_percent);
+    return a;
+}
+
+void TrafficEndpoint::issue(const DmaOp& op, const Attrs& attrs, Duration& t) {
     const LinkParams& lp = link_.params();
     uint32_t max = op.write ? lp.max_payload_bytes : lp.max_read_request_bytes;
     if (buf_.size() < max) buf_.resize(max);
@@ -106,6 +126,9 @@ void TrafficEndpoint::issue(const DmaOp& op, Duration& t) {
         tlp.requester = params_.functions[op.function];
         tlp.pasid_present = op.pasid_present;
         tlp.pasid = op.pasid;
+        tlp.no_snoop = attrs.no_snoop;
+        tlp.privileged = attrs.privileged;
+        tlp.execute = attrs.execute;
         IssueExtension iss;
         Duration at = t;
         uint64_t addr = c.addr;
@@ -186,7 +209,7 @@ void TrafficEndpoint::run() {
             first_issue_ns_.set(start.as_ns());
             started_ = true;
         }
-        issue(op, t);
+        issue(op, draw_attrs(*best, op), t);
         if (best->rate > 0) best->next_issue = start + Duration::ns(static_cast<double>(op.size) / best->rate);
         qk_.set(from_now(t));
         if (qk_.need_sync()) qk_.sync();

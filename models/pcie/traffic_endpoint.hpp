@@ -13,10 +13,14 @@
 //   limits; trace timestamps; loosely-timed b_transport with a
 //   tlm_quantumkeeper (no wait() per request); BARs served from a sparse
 //   store (peer-to-peer and MMIO targets).
+//   No-Snoop, Privileged-Mode-Requested and Execute-Requested on a
+//   configured share of each stream's requests (PMR/ER only with a PASID and
+//   the PASID capability's Supported bits; ER on reads only).
 //  Not modelled: ordering between a device's own posted and non-posted
 //   requests, completion timeouts, relaxed ordering, interrupts.
 #include <memory>
 #include <queue>
+#include <random>
 #include <systemc>
 #include <tlm>
 #include <tlm_utils/simple_initiator_socket.h>
@@ -77,9 +81,16 @@ private:
         Duration next_issue;
         std::optional<DmaOp> pending;
         bool done = false;
+        const WorkloadParams* params = nullptr;
+        std::mt19937_64 attr_rng;       ///< draws the No-Snoop / PMR / ER attributes per request
     };
+    /// The TLP attributes of one operation of stream `s` (its workload's shares).
+    struct Attrs {
+        bool no_snoop = false, privileged = false, execute = false;
+    };
+    Attrs draw_attrs(Stream& s, const DmaOp& op);
     void run();
-    void issue(const DmaOp& op, Duration& t);
+    void issue(const DmaOp& op, const Attrs& attrs, Duration& t);
     void b_transport_in(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay);
     bool in_bar(uint64_t addr, uint64_t len) const;
 

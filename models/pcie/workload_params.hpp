@@ -52,6 +52,11 @@ struct WorkloadParams {
     double rate_bytes_per_ns = 0;   ///< GB/s cap on this stream; 0 = unlimited
     PasidMix pasid;
     uint32_t read_percent = 50;     ///< sequential / random / zipf / strided
+    /// TLP attributes the device sets on a share of its requests (PCIe Base
+    /// §2.2.6.5 No Snoop; §6.20 PASID prefix PMR / ER, execute on reads only).
+    uint32_t no_snoop_percent = 0;
+    uint32_t privileged_percent = 0;  ///< needs a PASID and the capability's Privileged Mode Supported
+    uint32_t execute_percent = 0;     ///< of reads; needs a PASID and Execute Permission Supported
 
     uint64_t base = kDefaultBase;
     uint64_t region_bytes = kDefaultRegionBytes;

@@ -93,3 +93,16 @@ TEST_CASE("fully associative caches are one set, non power-of-two set counts wor
     CHECK_THROWS_AS(SetAssocCache<int>("bad2", CacheGeometry{12, 3, Replacement::tree_plru, 1}, &root),
                     std::invalid_argument);
 }
+
+TEST_CASE("every key bit reaches the set index, including the high bits of the second word", "[unit][index]") {
+    // A direct-mapped cache of 256 sets keeps two keys only if they index
+    // different sets. Keys that differ in a single high bit (where the IOTLB
+    // puts the domain tag) or a single address bit must mostly survive.
+    stats::Group root("t");
+    SetAssocCache<int> hi("hi", CacheGeometry{256, 1, Replacement::lru, 1}, &root);
+    for (unsigned bit = 16; bit < 64; ++bit) hi.insert(CacheKey{0x12345, 1 | (uint64_t{1} << bit)}, 0);
+    CHECK(hi.size() >= 40); // 48 keys; a uniform hash over 256 sets collides ~4 of them
+    SetAssocCache<int> lo("lo", CacheGeometry{256, 1, Replacement::lru, 1}, &root);
+    for (unsigned bit = 0; bit < 48; ++bit) lo.insert(CacheKey{uint64_t{1} << bit, 1}, 0);
+    CHECK(lo.size() >= 40);
+}

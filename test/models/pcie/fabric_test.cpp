@@ -30,7 +30,9 @@ public:
     std::map<uint64_t, uint64_t> map;                       ///< IOVA page -> PA page (4 KiB)
     bool identity = true;                                   ///< unmapped DRAM addresses pass 1:1
     uint64_t mmio_base = RootComplexDesc::kDefaultMmioBase;
+    Duration translate_latency;                             ///< stands in for a page walk per request
     uint64_t seen = 0, faulted = 0, messages = 0;
+    uint64_t no_snoop = 0, privileged = 0, execute = 0;     ///< requests arriving with NS / PMR / ER
     std::set<std::pair<uint16_t, uint32_t>> rid_pasid;
 
     std::vector<MessageExtension> to_send;                  ///< sent down into the fabric at start
@@ -62,7 +64,12 @@ public:
         }
         ++seen;
         auto* t = gp.get_extension<TlpExtension>();
-        if (t) rid_pasid.emplace(t->requester.raw, t->pasid_present ? t->pasid : 0xFFFFFFFF);
+        if (t) {
+            rid_pasid.emplace(t->requester.raw, t->pasid_present ? t->pasid : 0xFFFFFFFF);
+            no_snoop += t->no_snoop;
+            privileged += t->privileged;
+            execute += t->execute;
+        }
         uint64_t a = gp.get_address();
         uint64_t pa;
         if (auto it = map.find(a >> 12); it != map.end()) pa = (it->second << 12) | (a & 0xFFF);
@@ -73,6 +80,7 @@ public:
             return;
         }
         gp.set_address(pa);
+        d += to_sc(translate_latency);
         if (pa >= mmio_base) fabric->b_transport(gp, d);
         else mem->b_transport(gp, d);
         gp.set_address(a);
@@ -550,4 +558,130 @@ TEST_CASE("endpoint hooks carry PRI page requests up to the IOMMU and PRG respon
     CHECK(b.stat("rc0.up_messages") == 1);
     CHECK(b.stat("ep0.writes") == 4);
     CHECK(b.stat("ep0.errors") == 0);
+}
+
+namespace {
+/// One device on a gen4 x16 root port reading (or writing) 4 KiB blocks in
+/// 512 B reads / 256 B writes through a test IOMMU that takes `translate`
+/// per request, with W tags and `credits` header credits at the root port.
+struct TagBench {
+    Bench b;
+    std::unique_ptr<TrafficEndpoint> ep;
+    TagBench(uint32_t tags, Duration translate, unsigned credits = LinkParams::kDefaultNonPostedCredits,
+             uint32_t read_percent = 100)
+        : b(topo(credits)) {
+        b.iommu.translate_latency = translate;
+        TrafficEndpointParams p;
+        fill_from_topology(b.topo, "ep0", p);
+        p.max_outstanding_reads = tags;
+        p.workloads = {stream(read_percent, 200)};
+        ep = std::make_unique<TrafficEndpoint>("ep0", p, &b.root);
+        b.fabric.attach_endpoint("ep0", ep->upstream, ep->downstream);
+    }
+    static TopologyDesc topo(unsigned credits) {
+        TopologyDesc d;
+        DownstreamPortDesc rp = port("rp0", 4, 16);
+        rp.link.non_posted_credits = credits;
+        rp.link.posted_buffer_tlps = credits;
+        d.root_complex.root_ports = {rp};
+        d.endpoints = {endpoint("ep0", "rp0")};
+        return d;
+    }
+    double link_bytes_per_ns() const { return LinkTiming(topo(1).root_complex.root_ports[0].link).bytes_per_ns(); }
+};
+} // namespace
+
+TEST_CASE("a device with W tags stalls once translation takes longer than W request times and its throughput follows",
+          "[sc][pcie][fabric][credits]") {
+    // W = 4 reads of 512 B in flight, 4 us per translation: each tag carries
+    // 512 B per round trip, far below the link.
+    const Duration walk = Duration::us(4);
+    TagBench t(4, walk);
+    sc_core::sc_start();
+    const double tput = t.b.stat("ep0.throughput");
+    const auto& h = std::get<stats::Histogram>(*t.b.root.find("ep0.read_latency")->stat);
+    CHECK(h.mean() > walk.as_ns());
+    CHECK(tput == Approx(4 * 512.0 / h.mean()).epsilon(0.02)); // Little's law with W = 4
+    CHECK(tput < t.link_bytes_per_ns() / 10);
+    CHECK(t.b.stat("ep0.tag_stalls") > 1500);                 // nearly every one of 1600 reads
+}
+
+TEST_CASE("with fast translation the same W tags keep the link busy", "[sc][pcie][fabric][credits]") {
+    TagBench t(64, Duration::zero());
+    sc_core::sc_start();
+    CHECK(t.b.stat("ep0.throughput") > 0.5 * t.link_bytes_per_ns());
+    CHECK(t.b.stat("rc0.rp0.up_non_posted_credit_stalls") <= 16); // of 1600 reads
+}
+
+TEST_CASE("root-port credits are held while the IOMMU translates: few credits cap a device with many tags",
+          "[sc][pcie][fabric][credits]") {
+    // 64 tags but only 2 non-posted credits at the root port: the port holds a
+    // credit per read until the IOMMU has translated it (1 us) and forwarded
+    // it to memory, and the credit returns one link hop later.
+    const Duration walk = Duration::us(1);
+    TagBench t(64, walk, 2);
+    sc_core::sc_start();
+    const double tput = t.b.stat("ep0.throughput");
+    CHECK(tput < 2 * 512.0 / walk.as_ns());         // 2 credits per translation time at most
+    CHECK(tput > 0.85 * 2 * 512.0 / walk.as_ns());  // less the hops around the IOMMU
+    CHECK(t.b.stat("rc0.rp0.up_non_posted_credit_stalls") > 1600 / 3);
+    CHECK(t.b.stat("ep0.tag_stalls") == 0); // the device cannot transmit: credits, not tags, limit it
+}
+
+TEST_CASE("posted writes hold the root port's posted credits while the IOMMU translates them",
+          "[sc][pcie][fabric][credits]") {
+    const Duration walk = Duration::us(1);
+    TagBench t(64, walk, 2, 0);
+    sc_core::sc_start();
+    // 256 B writes (MPS), 2 credits each held for one translation.
+    const double tput = t.b.stat("ep0.throughput");
+    CHECK(tput < 2 * 256.0 / walk.as_ns());
+    CHECK(tput > 0.85 * 2 * 256.0 / walk.as_ns());
+    CHECK(t.b.stat("rc0.rp0.up_posted_credit_stalls") > 3200 / 3);
+}
+
+TEST_CASE("a device sets No-Snoop, PMR and ER on its configured share of requests and they reach the IOMMU",
+          "[sc][pcie][fabric][attrs]") {
+    TopologyDesc d;
+    d.root_complex.root_ports = {port("rp0", 4, 16)};
+    d.endpoints = {endpoint("ep0", "rp0")};
+    Bench b(d);
+    TrafficEndpointParams p;
+    fill_from_topology(b.topo, "ep0", p);
+    p.pasid.privileged_supported = true;
+    p.pasid.execute_supported = true;
+    WorkloadParams w = stream(50, 400);
+    w.pasid.pasids = {5};
+    w.no_snoop_percent = 50;
+    w.privileged_percent = 25;
+    w.execute_percent = 100; // of reads
+    p.workloads = {w};
+    TrafficEndpoint ep("ep0", p, &b.root);
+    b.fabric.attach_endpoint("ep0", ep.upstream, ep.downstream);
+    sc_core::sc_start();
+    // Attributes are drawn per operation (4 KiB); every TLP of it carries them.
+    const double tlps = static_cast<double>(b.iommu.seen);
+    const double read_tlps = b.stat("ep0.read_tlps");
+    REQUIRE(tlps > 1000);
+    CHECK(b.iommu.no_snoop / tlps == Approx(0.5).margin(0.08));
+    CHECK(b.iommu.privileged / tlps == Approx(0.25).margin(0.08));
+    CHECK(b.iommu.execute == read_tlps); // ER on every read, never on a write
+}
+
+TEST_CASE("PMR or ER without the PASID capability's Supported bit is a configuration error", "[unit][pcie][attrs]") {
+    TopologyDesc d;
+    d.root_complex.root_ports = {port("rp0", 4, 16)};
+    d.endpoints = {endpoint("ep0", "rp0")};
+    Topology t = build_topology(d);
+    TrafficEndpointParams p;
+    fill_from_topology(t, "ep0", p);
+    WorkloadParams w = stream(50, 10);
+    w.pasid.pasids = {5};
+    w.privileged_percent = 10;
+    p.workloads = {w};
+    stats::Group root("root");
+    CHECK_THROWS_WITH(TrafficEndpoint("ep0", p, &root), Catch::Contains("Privileged Mode Supported"));
+    p.workloads[0].privileged_percent = 0;
+    p.workloads[0].execute_percent = 10;
+    CHECK_THROWS_WITH(TrafficEndpoint("ep1", p, &root), Catch::Contains("Execute Permission Supported"));
 }

@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Parameters of the NIC receive path (NicEndpoint).
+#include <cstdint>
+#include <optional>
+
+#include "models/common/time.hpp"
+#include "models/pcie/ats_endpoint_params.hpp"
+
+namespace iommusim::pcie {
+
+struct NicParams {
+    static constexpr uint32_t kDefaultPacketBytes = 1500;     // Ethernet MTU
+    static constexpr double kDefaultLineRateGbps = 12.5;      // GB/s = 100 GbE
+    static constexpr uint32_t kDefaultQueues = 1;
+    static constexpr uint32_t kDefaultFlows = 1;
+    /// Descriptors read per fetch. calibration.md "NIC descriptors (82599-class)":
+    /// RX reads one descriptor per packet.
+    static constexpr uint32_t kDefaultDescriptorPrefetch = 1;
+    /// Non-posted requests (descriptor fetches, translation requests) in flight:
+    /// 256 = 8-bit tags (PCIe Base §2.2.6.2), as the traffic endpoint.
+    static constexpr uint32_t kDefaultMaxOutstandingReads = 256;
+    /// bytes; on-chip receive packet buffer. [estimate] 82599-class parts have
+    /// 512 KB (datasheet figure, not in calibration.md).
+    static constexpr uint32_t kDefaultRxBufferBytes = 512 * 1024;
+    /// ns; how far the NIC's thread may run ahead of the kernel (temporal decoupling),
+    /// as the traffic endpoint's quantum.
+    static constexpr double kDefaultQuantumNs = 1000.0;
+
+    AtsEndpointParams ats;
+    std::optional<uint32_t> pasid;                            ///< PASID of its DMA; none = DMA API (RID only)
+    uint32_t packet_bytes = kDefaultPacketBytes;
+    double line_rate_gbps = kDefaultLineRateGbps;             ///< arrival rate of packets, GB/s (bytes per ns)
+    uint32_t queues = kDefaultQueues;                         ///< RX queues (RSS), each with its ring and interrupt
+    uint32_t flows = kDefaultFlows;                           ///< flows the arriving packets belong to (round robin)
+    uint32_t descriptor_prefetch = kDefaultDescriptorPrefetch;
+    uint32_t max_outstanding_reads = kDefaultMaxOutstandingReads;
+    uint32_t rx_buffer_bytes = kDefaultRxBufferBytes;
+    Duration quantum = Duration::ns(kDefaultQuantumNs);
+};
+
+} // namespace iommusim::pcie

@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// What the NIC's host driver and the NIC model share: the register offsets
+// of the RX queues in BAR0 and the RX descriptor layouts, those of the Intel
+// 82599 (ixgbe) family, whose descriptor traffic calibration.md's NIC row
+// describes. 82599 datasheet §8.2.3.8 (receive registers), §7.1.6.2
+// (advanced receive descriptors).
+#include <cstdint>
+
+namespace iommusim::pcie::nic {
+
+// Per-queue receive registers, queue n at base + 0x40 * n (n < 64).
+inline constexpr uint32_t kRdbal = 0x01000;   ///< descriptor ring base, low 32 bits (128-byte aligned)
+inline constexpr uint32_t kRdbah = 0x01004;   ///< descriptor ring base, high 32 bits
+inline constexpr uint32_t kRdlen = 0x01008;   ///< ring length in bytes (multiple of 128)
+inline constexpr uint32_t kRdh = 0x01010;     ///< head: next descriptor the NIC fills
+inline constexpr uint32_t kRdt = 0x01018;     ///< tail: one past the last descriptor the driver posted (doorbell)
+inline constexpr uint32_t kQueueStride = 0x40;
+inline constexpr uint32_t kMaxQueues = 64;
+constexpr uint32_t rx_reg(uint32_t reg, uint32_t queue) { return reg + queue * kQueueStride; }
+// Extended interrupt mask set / clear (§8.2.3.5): bit n enables the cause of
+// queue n (the driver maps queue n to cause n). A raised interrupt masks its
+// cause (auto-mask) until the driver sets it again after its NAPI poll.
+inline constexpr uint32_t kEims = 0x00880;
+inline constexpr uint32_t kEimc = 0x00888;
+inline constexpr uint32_t kBarBytes = 0x20000;  ///< 128 KiB register BAR
+
+inline constexpr uint32_t kDescriptorBytes = 16;
+/// Advanced receive descriptor, read format (written by the driver).
+struct RxReadDescriptor {
+    uint64_t packet_buffer = 0;   ///< bus address (IOVA) of the packet buffer; bit 0 = A0 (no header split)
+    uint64_t header_buffer = 0;   ///< header-split buffer; 0 (no header split); bit 0 overlaps DD
+};
+/// Advanced receive descriptor, write-back format (written by the NIC).
+struct RxWriteBack {
+    uint32_t info = 0;            ///< RSS type, packet type, header length
+    uint32_t rss_hash = 0;
+    uint32_t status_error = 0;    ///< extended status [19:0] (DD bit 0, EOP bit 1), extended error [31:20]
+    uint16_t length = 0;          ///< PKT_LEN: bytes written to the packet buffer
+    uint16_t vlan = 0;
+};
+static_assert(sizeof(RxReadDescriptor) == kDescriptorBytes && sizeof(RxWriteBack) == kDescriptorBytes);
+inline constexpr uint32_t kStatusDd = 1u << 0;
+inline constexpr uint32_t kStatusEop = 1u << 1;
+
+} // namespace iommusim::pcie::nic
