@@ -15,6 +15,7 @@
 #include "models/pcie/traffic_endpoint.hpp"
 #include "sim/component_types.hpp"
 #include "sim/stats_writer.hpp"
+#include "sim/trace_writer.hpp"
 
 namespace iommusim::sim {
 
@@ -123,6 +124,7 @@ Platform::Platform(PlatformConfig cfg)
             return DeviceSite{nullptr, ""};
         };
         scenario_ = std::make_unique<ScenarioRunner>(*host_, site, stats_, cfg_.scenario, find);
+        scenario_->check_stats(); // every stat now exists: an expect naming another is bad input
         scenario_->install();
     }
 }
@@ -158,6 +160,7 @@ HostFigures Platform::run(const std::function<void(double, double)>& progress) {
 
 json Platform::stats_document(const HostFigures& host) const {
     json doc = json::object();
+    doc["schema_version"] = kSchemaVersion;
     doc["platform"] = cfg_.name;
     doc["seed"] = cfg_.seed;
     stats_to_json(stats_, doc);
@@ -172,16 +175,24 @@ json Platform::stats_document(const HostFigures& host) const {
     return doc;
 }
 
+void Platform::open_streams(const std::filesystem::path& dir) {
+    if (!cfg_.outputs.invalidations_csv || !host_) return;
+    std::filesystem::create_directories(dir);
+    inval_csv_ = std::make_unique<std::ofstream>(dir / "invalidations.csv");
+    host_->iommufd().log().stream_csv(inval_csv_.get(), cfg_.outputs.invalidations_csv_max_rows);
+    host_->iommufd().log().keep_rows(cfg_.outputs.trace); // rows are kept only for the trace now
+}
+
 void Platform::write_outputs(const std::filesystem::path& dir, const json& stats_doc) const {
     std::filesystem::create_directories(dir);
     if (cfg_.outputs.stats_json) std::ofstream(dir / "stats.json") << stats_doc.dump(2) << "\n";
-    if (cfg_.outputs.invalidations_csv && host_) {
+    if (inval_csv_) inval_csv_->flush();
+    else if (cfg_.outputs.invalidations_csv && host_) {
         std::ofstream csv(dir / "invalidations.csv");
         host_->iommufd().log().write_csv(csv);
     }
     if (cfg_.outputs.trace && host_) {
-        std::ofstream trace(dir / "trace.json");
-        host_->iommufd().log().write_trace(trace);
+        std::ofstream(dir / "trace.json") << invalidation_trace(host_->iommufd().log().rows()).dump() << "\n";
     }
     if (host_) { // every safety violation the oracle saw (the first 1000), with the cache that served it
         std::ofstream csv(dir / "violations.csv");

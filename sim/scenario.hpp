@@ -34,9 +34,10 @@ struct ScenarioStep {
 };
 
 /// Parses and validates /scenario (keys, types, references to names defined by earlier steps, to
-/// devices and to IOMMUs; "iommu" is required where several IOMMUs make a step ambiguous).
+/// devices and to IOMMUs; "iommu" is required where several IOMMUs make a step ambiguous; an
+/// expect that cannot run before `duration_us`).
 std::vector<ScenarioStep> parse_scenario(const json& arr, const std::set<std::string>& devices,
-                                         const std::vector<std::string>& iommus);
+                                         const std::vector<std::string>& iommus, double duration_us);
 json dump_scenario(const std::vector<ScenarioStep>& steps);
 void document_scenario(std::vector<ParamSection>& out);
 
@@ -56,7 +57,11 @@ public:
     ~ScenarioRunner();
     /// Adds one host thread per scenario thread (call during elaboration).
     void install();
-    const std::vector<std::string>& failures() const { return failures_; }
+    /// Checks every expect step's stat (and histogram field) against the
+    /// elaborated stats tree; throws ConfigError naming the step.
+    void check_stats() const;
+    /// Failures so far, then every expect step that has not run.
+    std::vector<std::string> failures() const;
 
 private:
     struct State;
@@ -70,9 +75,11 @@ private:
     std::function<pcie::TrafficEndpoint*(const std::string&)> device_;
     std::unique_ptr<State> state_;
     std::vector<std::string> failures_;
+    std::vector<bool> ran_; ///< per step
     stats::Group stats_;
     stats::Counter& steps_run_;
     stats::Counter& failed_;
+    stats::Value& reset_at_;
 };
 
 } // namespace iommusim::sim

@@ -60,6 +60,7 @@ void NicDriver::run() {
         const unsigned iommu = host_.iommu_index(p_.iommu);
         const pcie::Bdf rid = nic_.function().params().rid;
         ioas_ = fd.ioas_alloc();
+        if (p_.flush) fd.set_flush_policy(ioas_, *p_.flush);
         const uint32_t hwpt = fd.hwpt_alloc(ioas_, iommu, p_.domain);
         fd.attach(rid, nic_.params().pasid, hwpt);
         const uint64_t ring_bytes = (uint64_t{p_.ring_entries} * nic_.params().descriptor_bytes + 4095) & ~uint64_t{4095};

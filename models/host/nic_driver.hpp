@@ -34,6 +34,7 @@ struct NicDriverParams {
     uint32_t buffer_bytes = kDefaultBufferBytes;
     uint32_t batch = kDefaultBatch;                        ///< completions handled per interrupt / refills per doorbell
     DomainDesc::Kind domain = DomainDesc::Kind::paging_s1; ///< scalable-mode Linux uses first-stage DMA domains (or sva)
+    std::optional<FlushPolicy> flush;                      ///< this NIC's DMA domain's unmap policy; unset = the host's
     /// SVA mode: process virtual addresses of the ring and of the (unpopulated) buffer pages.
     static constexpr uint64_t kDefaultSvaRingVa = uint64_t{1} << 28;   // 256 MiB
     static constexpr uint64_t kDefaultSvaBufferVa = uint64_t{1} << 32; // 4 GiB

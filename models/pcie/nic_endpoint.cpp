@@ -15,10 +15,11 @@ NicEndpoint::NicEndpoint(sc_core::sc_module_name name, const NicParams& p, stats
       dropped_(stats_.counter("rx_dropped", "packets", "packets dropped: no RX buffer posted")),
       dma_errors_(stats_.counter("dma_errors", "packets", "packets whose DMA failed (translation fault)")),
       packet_latency_(stats_.histogram("packet_dma_latency", "ns", "descriptor read to descriptor write-back")) {
-    stats_.derived("rx_throughput", "GB/s", "packet bytes delivered per simulated ns", [this] {
-        const double ns = sc_core::sc_time_stamp().to_seconds() * 1e9;
-        return ns > 0 ? static_cast<double>(bytes_.value()) / ns : 0.0;
+    stats_.derived("rx_throughput", "Gb/s", "packet bits delivered per simulated ns (line-rate units)", [this] {
+        const double ns = (sc_core::sc_time_stamp() - rate_start_).to_seconds() * 1e9; // rate_start_ <= now
+        return ns > 0 ? 8.0 * static_cast<double>(bytes_.value()) / ns : 0.0;
     });
+    stats_.on_reset([this] { rate_start_ = sc_core::sc_time_stamp(); });
     SC_HAS_PROCESS(NicEndpoint);
     SC_THREAD(rx_thread);
 }
@@ -56,7 +57,7 @@ bool NicEndpoint::dma(uint64_t iova, uint32_t len, bool write, sc_core::sc_time&
 
 void NicEndpoint::rx_thread() {
     if (!started_) wait(start_event_);
-    const sc_core::sc_time gap = to_sc(Duration::ns(static_cast<double>(p_.packet_bytes) / p_.line_rate_gbps));
+    const sc_core::sc_time gap = to_sc(Duration::ns(8.0 * static_cast<double>(p_.packet_bytes) / p_.line_rate_gbps));
     for (;;) {
         const sc_core::sc_time arrival = sc_core::sc_time_stamp();
         if (posted_.empty() || ring_entries_ == 0) {

@@ -29,12 +29,12 @@ namespace iommusim::pcie {
 
 struct NicParams {
     static constexpr uint32_t kDefaultPacketBytes = 1500;     // Ethernet MTU
-    static constexpr double kDefaultLineRateGbps = 12.5;      // GB/s = 100 GbE
+    static constexpr double kDefaultLineRateGbps = 100;       // Gb/s: 100 GbE
     static constexpr uint32_t kDefaultDescriptorBytes = 16;   // Intel ice/ixgbe legacy RX descriptor
     AtsEndpointParams ats;
     std::optional<uint32_t> pasid;                            ///< PASID of its DMA; none = DMA API (RID only)
     uint32_t packet_bytes = kDefaultPacketBytes;
-    double line_rate_gbps = kDefaultLineRateGbps;             ///< arrival rate of packets, GB/s (bytes per ns)
+    double line_rate_gbps = kDefaultLineRateGbps;             ///< arrival rate of packets, Gb/s (network convention: 100 GbE = 100)
     uint32_t descriptor_bytes = kDefaultDescriptorBytes;
 };
 
@@ -86,6 +86,7 @@ private:
 
     stats::Counter& packets_;
     stats::Counter& bytes_;
+    sc_core::sc_time rate_start_; ///< rx_throughput counts from here (0, or the last stats reset)
     stats::Counter& dropped_;
     stats::Counter& dma_errors_;
     stats::Histogram& packet_latency_;

@@ -166,7 +166,7 @@ VtdIommu::VtdIommu(const sc_core::sc_module_name& name, const VtdParams& p, stat
       st_msis_(stats_.counter("msis", "count", "interrupt messages written")),
       st_walk_queueing_(stats_.counter("walk_queueing_ns", "ns", "total time IOTLB misses waited for a free walk slot")),
       st_wait_latency_(stats_.histogram("wait_latency", "ns",
-                                        "wait descriptor: last IQT write before it to status write")),
+                                        "wait descriptor: the IQT write that submitted it to its status write")),
       st_devtlb_latency_(stats_.histogram("devtlb_latency", "ns", "ATS Invalidate Request to Completion")) {
     // The context and PASID caches hold the entries the data path works from: they must exist.
     if (!context_cache_.enabled() || !pasid_cache_.enabled())
@@ -199,9 +199,9 @@ void VtdIommu::b_transport_mmio(tlm::tlm_generic_payload& t, sc_time& delay) {
         uint64_t v = 0;
         std::memcpy(&v, t.get_data_ptr(), len);
         const uint32_t e = regs_.write(static_cast<uint32_t>(off), len, v);
-        if (e & VtdRegs::qi_enabled) seq_ = 0; // software counts descriptors from the enable
+        if (e & VtdRegs::qi_enabled) seq_ = 0, tail_writes_.clear(); // software counts descriptors from the enable
         if (e & (VtdRegs::iqt_written | VtdRegs::qi_enabled | VtdRegs::iqe_cleared | VtdRegs::ite_cleared)) {
-            if (e & VtdRegs::iqt_written) last_iqt_write_ = now() + local;
+            if ((e & VtdRegs::iqt_written) && regs_.iqt() != regs_.iqh()) tail_writes_.emplace_back(regs_.iqt(), now() + local);
             // The engine sees the tail at the write's local time.
             engine_kick_.notify(to_sc(local));
         }
@@ -229,6 +229,7 @@ void VtdIommu::b_transport_upstream(tlm::tlm_generic_payload& t, sc_time& delay)
             return;
         }
         t.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE); // every request carries its TLP fields
+        SC_REPORT_ERROR(name(), "upstream request without a pcie::TlpExtension (requester ID, PASID, AT): attach one to every DMA payload");
         return;
     }
     st_requests_.inc();
@@ -690,6 +691,9 @@ void VtdIommu::queue_engine() {
         while (!regs_.queue_enabled() || regs_.iqh() == regs_.iqt() ||
                (regs_.fsts() & (bits::FSTS_IQE | bits::FSTS_ITE)))
             wait(engine_kick_);
+        // A tail written at a later local time is not visible yet (temporal decoupling).
+        if (!tail_writes_.empty() && tail_writes_.front().second > now()) { wait(to_sc(tail_writes_.front().second - now())); continue; }
+        const Duration submitted = tail_writes_.empty() ? now() : tail_writes_.front().second; // the IQT write that made it visible
         const bool wide = regs_.iq_256bit();
         const unsigned dsize = wide ? 32 : 16;
         if (wide && (regs_.iqt() & 0x10)) { // tail not 256-bit aligned (§11.4.9.2)
@@ -721,6 +725,7 @@ void VtdIommu::queue_engine() {
         // IQH names the next descriptor to fetch: it moves past a descriptor once it is
         // fetched and valid, so on IQE it still points at the offending one (§6.5.2.10).
         regs_.set_iqh((head + dsize) % regs_.iq_bytes());
+        while (!tail_writes_.empty() && tail_writes_.front().first == regs_.iqh()) tail_writes_.pop_front();
         engine_wait(p_.per_descriptor);
         if (std::holds_alternative<WaitDesc>(dr.desc)) {
             const auto& w = std::get<WaitDesc>(dr.desc);
@@ -738,11 +743,11 @@ void VtdIommu::queue_engine() {
                 mem_access(tlm::TLM_WRITE_COMMAND, w.status_addr, &data, 4, wl);
                 phase(seq, InvalPhase::wait_done, now()); // visible to a polling driver from now on
                 st_waits_.inc();
-                st_wait_latency_.record((now() - last_iqt_write_).as_ns());
+                st_wait_latency_.record((now() - submitted).as_ns());
                 engine_wait(wl);
             } else {
                 st_waits_.inc();
-                st_wait_latency_.record((now() - last_iqt_write_).as_ns());
+                st_wait_latency_.record((now() - submitted).as_ns());
                 phase(seq, InvalPhase::wait_done, now());
             }
             if (w.interrupt) {

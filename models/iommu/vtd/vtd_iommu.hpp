@@ -241,7 +241,7 @@ private:
     }
     sc_core::sc_event engine_kick_;
     sc_core::sc_event devinv_done_;
-    Duration last_iqt_write_;
+    std::deque<std::pair<uint64_t, Duration>> tail_writes_; ///< IQT writes not yet consumed: (tail, time)
 
     // Stats (registered in the constructor).
     stats::Counter& st_requests_;
