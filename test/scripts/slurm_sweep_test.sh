@@ -13,7 +13,7 @@ export IOMMUSIM_SLURM_DIR="$state"
 ok=0
 cleanup() { # the cluster stops; its logs stay when the test failed
   "$src/scripts/slurm-local" stop || true
-  [ "$ok" = 1 ] && rm -rf "$work"
+  if [ "$ok" = 1 ]; then rm -rf "$work" || true; fi
   return 0
 }
 trap cleanup EXIT
