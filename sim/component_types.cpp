@@ -3,6 +3,7 @@
 
 #include "models/mem/memory.hpp"
 #include "models/host/nic_driver.hpp"
+#include "models/iommu/common/iommu_shell.hpp"
 #include "models/pcie/fabric.hpp"
 #include "models/pcie/nic_endpoint.hpp"
 #include "models/pcie/traffic_endpoint.hpp"
@@ -11,14 +12,18 @@
 
 namespace iommusim::sim {
 
-namespace {
-
 uint64_t derive_seed(uint64_t seed, const std::string& name, size_t index) {
     uint64_t h = 0xcbf29ce484222325ULL ^ seed; // FNV-1a: stable across runs and hosts
     for (unsigned char c : name) h = (h ^ c) * 0x100000001b3ULL;
     h = (h ^ index) * 0x100000001b3ULL;
     return h ? h : 1;
 }
+
+void reseed_cache(iommu::CacheGeometry& g, uint64_t platform_seed, const std::string& name) {
+    g.seed = derive_seed(platform_seed, name, g.seed);
+}
+
+namespace {
 
 // ---- workloads ------------------------------------------------------------
 
@@ -87,6 +92,7 @@ pcie::WorkloadParams parse_workload(const json& w, const std::string& path, cons
     if (p.kind == pcie::WorkloadKind::trace) {
         if (!w.contains("trace_file")) throw ConfigError(path, "a trace workload needs \"trace_file\"");
         const std::string file = read::string(w["trace_file"], path + "/trace_file");
+        check_input_file(file, path + "/trace_file", kMaxTraceFileBytes);
         try {
             p.trace = pcie::trace_for_device(pcie::load_trace_csv(file), device);
         } catch (const std::exception& e) {
@@ -94,6 +100,11 @@ pcie::WorkloadParams parse_workload(const json& w, const std::string& path, cons
         }
     } else if (w.contains("trace_file")) {
         throw ConfigError(path + "/trace_file", "only a \"trace\" workload takes a trace file");
+    }
+    try { // the generator's own checks, the same the device runs when it is built
+        (void)pcie::make_workload(p);
+    } catch (const std::invalid_argument& e) {
+        throw ConfigError(path, e.what());
     }
     return p;
 }
@@ -204,6 +215,15 @@ std::any parse_traffic(const json& dev, const std::string& path, const std::vect
         }
     }
     return tc;
+}
+
+std::vector<std::pair<std::string, uint32_t>> traffic_pasids(const std::any& a) {
+    std::vector<std::pair<std::string, uint32_t>> out;
+    const auto& ws = std::any_cast<const TrafficConfig&>(a).ep.workloads;
+    for (size_t i = 0; i < ws.size(); ++i)
+        for (size_t k = 0; k < ws[i].pasid.pasids.size(); ++k)
+            out.emplace_back("/workloads/" + std::to_string(i) + "/pasids/" + std::to_string(k), ws[i].pasid.pasids[k]);
+    return out;
 }
 
 json dump_traffic(const std::any& a) {
@@ -375,11 +395,20 @@ std::any parse_nic(const json& dev, const std::string& path, const std::vector<s
     for (auto& k : nic_schema().keys())
         if (dev.contains(k)) own[k] = dev[k];
     nic_schema().parse(own, path, c);
+    if (const char* why = c.nic.ats.atc.check())
+        throw ConfigError(path + "/atc_entries", std::string("expected a usable ATC geometry with atc_ways (") +
+                                                     std::to_string(c.nic.ats.atc.ways) + "): " + why);
     if (c.driver.domain == host::DomainDesc::Kind::sva && !c.nic.pasid)
         throw ConfigError(path + "/domain", "an sva NIC needs \"pasid\" (SVA binds a PASID to a process)");
     if (c.driver.domain == host::DomainDesc::Kind::sva && c.driver.buffer_bytes > 4096)
         throw ConfigError(path + "/buffer_bytes", "an sva NIC's buffers are one page at most (4096)");
     return c;
+}
+
+std::vector<std::pair<std::string, uint32_t>> nic_pasids(const std::any& a) {
+    const auto& c = std::any_cast<const NicConfig&>(a);
+    if (!c.nic.pasid) return {};
+    return {{"/pasid", *c.nic.pasid}};
 }
 
 json dump_nic(const std::any& a) {
@@ -400,6 +429,7 @@ std::unique_ptr<sc_core::sc_module> build_nic(const DeviceConfig& d, BuildContex
     RootComplexUnit& rc = ctx.rc_of(d.name);
     if (rc.iommu.empty())
         throw ConfigError("/devices", "device \"" + d.name + "\" (nic) needs an IOMMU: root complex " + rc.name + " has none");
+    reseed_cache(c.nic.ats.atc, ctx.platform.seed, d.name + ".atc");
     pcie::TrafficEndpointParams where;
     pcie::fill_from_topology(*rc.topology, d.name, where);
     c.nic.ats.rid = where.functions.front();
@@ -425,13 +455,26 @@ std::unique_ptr<sc_core::sc_module> build_nic(const DeviceConfig& d, BuildContex
 const std::vector<DeviceType>& device_types() {
     static const std::vector<DeviceType> table = {
         {"traffic", "PCIe endpoint driven by workload generators", parse_traffic, dump_traffic, document_traffic,
-         build_traffic},
-        {"nic", "NIC RX path on an ATS function with a host DMA-API driver", parse_nic, dump_nic, document_nic, build_nic},
+         traffic_pasids, build_traffic},
+        {"nic", "NIC RX path on an ATS function with a host DMA-API driver", parse_nic, dump_nic, document_nic,
+         nic_pasids, build_nic},
     };
     return table;
 }
 
 const std::vector<IommuType>& iommu_types() { return builtin_iommu_types(); }
+
+IommuUnit shell_unit(std::unique_ptr<iommu::IommuShell> unit) {
+    IommuUnit out;
+    out.upstream = &unit->upstream;
+    out.messages = &unit->ats_inv;
+    out.mmio = &unit->mmio;
+    out.mem = &unit->mem;
+    iommu::IommuShell* u = unit.get();
+    out.set_observer = [u](iommu::InvalidationObserver* o) { u->set_invalidation_observer(o); };
+    out.module = std::move(unit);
+    return out;
+}
 
 RootComplexUnit::RootComplexUnit() = default;
 RootComplexUnit::RootComplexUnit(RootComplexUnit&&) noexcept = default;

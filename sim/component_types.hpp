@@ -11,12 +11,13 @@
 #include <vector>
 
 #include "models/common/stats.hpp"
+#include "models/common/cache_params.hpp"
 #include "sim/platform_config.hpp"
 
 namespace iommusim::mem { class Memory; }
 namespace iommusim::pcie { class PcieFabric; class Topology; }
 namespace iommusim::host { class Host; class IommuDriver; struct DriverEnv; }
-namespace iommusim::iommu { class InvalidationObserver; }
+namespace iommusim::iommu { class InvalidationObserver; class IommuShell; }
 
 namespace iommusim::sim {
 
@@ -53,6 +54,9 @@ struct DeviceType {
     std::function<std::any(const json& dev, const std::string& path, const std::vector<std::string>& common_keys)> parse;
     std::function<json(const std::any& params)> dump;
     std::function<void(std::vector<ParamSection>&)> document;
+    /// Every PASID the device's own configuration tags DMA with, with the JSON
+    /// path (relative to the device) that names it: checked against the IOMMU.
+    std::function<std::vector<std::pair<std::string, uint32_t>>(const std::any& params)> pasids;
     /// Instantiates the device, attaches it to the fabric (ctx.fabric.attach_endpoint) and returns it.
     std::function<std::unique_ptr<sc_core::sc_module>(const DeviceConfig&, BuildContext&)> build;
 };
@@ -68,18 +72,34 @@ struct IommuUnit {
     std::function<void(iommu::InvalidationObserver*)> set_observer;
 };
 
+/// The ports of any family built on the shared shell (iommu::IommuShell).
+IommuUnit shell_unit(std::unique_ptr<iommu::IommuShell> unit);
+
 struct IommuType {
     std::string type;
     std::string description;
     std::function<std::any(const json& obj, const std::string& path)> parse; ///< keys other than name/type
     std::function<json(const std::any& params)> dump;
     std::function<void(std::vector<ParamSection>&)> document;
+    /// PASID width the unit translates (0 = no PASID support): devices and
+    /// scenario steps using a PASID beyond it are rejected at parse time.
+    std::function<unsigned(const std::any& params)> pasid_bits;
+    /// Cache lines the unit allocates when built (every cache, every walk-cache
+    /// level): checked against the machine's memory before anything is allocated.
+    std::function<uint64_t(const std::any& params)> cache_entries;
     /// Instantiates the unit; the platform binds its ports (root complex,
     /// memory through the host's MSI decoder, the CPU's MMIO).
     std::function<IommuUnit(const ComponentConfig&, BuildContext&)> build;
     /// Builds the family's host driver backend for the unit.
     std::function<std::unique_ptr<host::IommuDriver>(const ComponentConfig&, const host::DriverEnv&)> build_driver;
 };
+
+/// A seed for one random stream of a component: the platform seed, the
+/// component's name and a per-stream index, hashed (FNV-1a).
+uint64_t derive_seed(uint64_t platform_seed, const std::string& name, size_t index);
+/// A cache's replacement seed follows the platform seed (--seed): the
+/// configured "seed" becomes the per-cache index mixed with it.
+void reseed_cache(iommu::CacheGeometry& g, uint64_t platform_seed, const std::string& name);
 
 const std::vector<DeviceType>& device_types();
 const std::vector<IommuType>& iommu_types();

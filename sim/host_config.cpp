@@ -15,7 +15,8 @@ const Schema<host::HostCpuParams>& cpu_schema() {
             .time_ns("mmio_read_ns", &P::mmio_read, "uncached register read round trip; default 400 ns (estimate)")
             .time_ns("mem_write_ns", &P::mem_write, "one table-entry / descriptor store to cacheable memory; default 5 ns (estimate)")
             .time_ns("mem_read_ns", &P::mem_read, "reading a status word the IOMMU wrote (cache miss); default 90 ns (estimate)")
-            .time_ns("poll_interval_ns", &P::poll_interval, "relax between status polls; default 50 ns (Linux spins with cpu_relax)")
+            .time_ns("poll_interval_ns", &P::poll_interval,
+                     "relax between status polls; default 50 ns (Linux spins with cpu_relax); at least 1 ns so that every spin advances simulated time", 1.0)
             .time_ns("interrupt_ns", &P::interrupt_latency, "MSI to handler entry; default 1500 ns (estimate)")
             .time_ns("call_overhead_ns", &P::call_overhead, "software overhead per driver call; default 200 ns (estimate)");
         return sc;
@@ -47,7 +48,7 @@ const Schema<host::DriverParams>& driver_schema() {
             .integer("queue_order", &P::queue_order, "", "invalidation queue of 2^order 4 KiB pages; default 1 (Linux: 256 x 32 B)", 0, 7)
             .integer("prq_order", &P::prq_order, "", "page request queue of 2^order 4 KiB pages (set up when a device has PRI); default 4 (Linux PRQ_ORDER)", 0, 7)
             .time_ns("prq_poll_interval_ns", &P::prq_poll_interval,
-                     "page request handler polls PQT this often (no interrupt controller is modelled); default 1000 ns (estimate)")
+                     "page request handler polls PQT this often (no interrupt controller is modelled); default 1000 ns (estimate); at least 1 ns (a spin must advance time)", 1.0)
             .time_ns("page_fault_service_ns", &P::page_fault_service,
                      "software cost per I/O page fault (iopf hand-off + handle_mm_fault); default 8000 ns, so service lands near calibration.md's mean 9 us");
         return sc;

@@ -2,7 +2,10 @@
 #include "sim/iommu_types.hpp"
 
 #include "models/host/host.hpp"
+#include "models/host/amd_driver.hpp"
 #include "models/host/vtd_driver.hpp"
+#include "models/iommu/common/walk_cache.hpp"
+#include "models/iommu/amd/amd_iommu.hpp"
 #include "models/iommu/vtd/vtd_iommu.hpp"
 #include "models/mem/memory.hpp"
 #include "models/pcie/fabric.hpp"
@@ -12,6 +15,7 @@ namespace iommusim::sim {
 
 namespace {
 
+using iommu::amd::AmdParams;
 using iommu::vtd::VtdParams;
 
 /// A cache's geometry (+ lookup latency) as one JSON object; accessors reach
@@ -123,27 +127,124 @@ void document_vtd(std::vector<ParamSection>& out) {
 }
 
 IommuUnit build_vtd(const ComponentConfig& c, BuildContext& ctx) {
-    auto u = std::make_unique<iommu::vtd::VtdIommu>(c.name.c_str(), std::any_cast<const VtdParams&>(c.params), &ctx.stats);
-    IommuUnit out;
-    out.upstream = &u->upstream;
-    out.messages = &u->ats_inv;
-    out.mmio = &u->mmio;
-    out.mem = &u->mem;
-    iommu::vtd::VtdIommu* unit = u.get();
-    out.set_observer = [unit](iommu::InvalidationObserver* o) { unit->set_invalidation_observer(o); };
-    out.module = std::move(u);
-    return out;
+    VtdParams p = std::any_cast<const VtdParams&>(c.params);
+    for (auto [g, cache] : {std::pair{&p.iotlb.geometry, "iotlb"}, {&p.context_cache.geometry, "context_cache"},
+                            {&p.pasid_cache.geometry, "pasid_cache"}, {&p.walker.s1_walk_cache.per_level, "s1_walk_cache"},
+                            {&p.walker.s2_walk_cache.per_level, "s2_walk_cache"}, {&p.walker.s2_cache.geometry, "s2_cache"}})
+        reseed_cache(*g, ctx.platform.seed, c.name + "." + cache);
+    return shell_unit(std::make_unique<iommu::vtd::VtdIommu>(c.name.c_str(), p, &ctx.stats));
 }
 
 std::unique_ptr<host::IommuDriver> build_vtd_driver(const ComponentConfig&, const host::DriverEnv& env) {
     return std::make_unique<host::VtdDriver>(env.name, env.mmio, env.params, env.alloc_page, env.stats, env.msi);
 }
 
+const Schema<AmdParams>& amd_schema() {
+    static const auto s = [] {
+        using P = AmdParams;
+        Schema<P> sc;
+        sc.boolean("prefetch", &P::prefetch, "EFR.PreFSup: PREFETCH_IOMMU_PAGES accepted (as a hint); default false")
+            .boolean("ppr", &P::ppr, "EFR.PPRSup: peripheral page requests and the PPR log; default true")
+            .boolean("nx", &P::nx, "EFR.NXSup: execute permission in v2 tables; default true")
+            .boolean("guest_translation", &P::guest_translation, "EFR.GTSup: GCR3 tables and v2 guest tables (DTE.GV); default true")
+            .boolean("invalidate_all", &P::invalidate_all, "EFR.IASup: INVALIDATE_IOMMU_ALL accepted; default true")
+            .boolean("guest_io_protection", &P::guest_io_protection, "EFR.GIoSup: DTE.GIoV (requests without PASID through GCR3[0]); default true")
+            .boolean("host_access_dirty", &P::host_access_dirty, "EFR.HASup/HDSup: hardware A/D in v1 tables (DTE.HAD); default false")
+            .integer("host_levels", &P::host_levels, "levels", "EFR.HATS + 4: deepest v1 table (largest DTE.Mode); default 6 (QEMU's emulated EFR)", 4, 6)
+            .integer("guest_levels", &P::guest_levels, "levels", "EFR.GATS: 4, or 5 for 5-level v2 tables; default 5 (QEMU's emulated EFR)", 4, 5)
+            .integer("glx_max", &P::glx_max, "", "EFR.GLXSup: largest DTE.GLX (GCR3 levels - 1); default 1 (covers 16-bit PASIDs)", 0, 2)
+            .integer("pasid_bits", &P::pasid_bits, "bits", "EFR.PASmax + 1; default 16 (Linux: hardware implements up to 16)", 1, 20)
+            .integer("output_bits", &P::output_bits, "bits", "physical address width; wider table pointers are illegal; default 52 (Linux IOMMU_OUT_ADDR_BIT_SIZE)", 32, 52);
+        cache_object<P>(sc, "iotlb", [](P& p) -> iommu::CacheGeometry& { return p.iotlb.geometry; }, [](P& p) { return &p.iotlb.lookup; },
+                        "IOTLB tagged by DomainID+PASID; default 512 entries 8-way LRU, 2 ns (sizes unpublished: estimate)");
+        cache_object<P>(sc, "dte_cache", [](P& p) -> iommu::CacheGeometry& { return p.dte_cache.geometry; }, [](P& p) { return &p.dte_cache.lookup; },
+                        "DTE cache keyed by DeviceID; default 128 entries 4-way, 1 ns (estimate)");
+        cache_object<P>(sc, "gcr3_cache", [](P& p) -> iommu::CacheGeometry& { return p.gcr3_cache.geometry; }, [](P& p) { return &p.gcr3_cache.lookup; },
+                        "GCR3-entry cache keyed by (DeviceID, PASID); default 256 entries 8-way, 1 ns (estimate)");
+        cache_object<P>(sc, "v2_walk_cache", [](P& p) -> iommu::CacheGeometry& { return p.walker.s1_walk_cache.per_level; }, {},
+                        "v2 (guest) PDE cache, per level; default 128 entries 4-way (calibration.md PWC-L3 64-128)");
+        cache_object<P>(sc, "v1_walk_cache", [](P& p) -> iommu::CacheGeometry& { return p.walker.s2_walk_cache.per_level; }, {},
+                        "v1 (host) PDE cache, per level; default 128 entries 4-way");
+        sc.integer("walkers", &P::walkers, "walks", "concurrent page walks; default 4 (estimate; calibration.md suggests 1-4)", 1, 256)
+            .time_ns("table_read_ns", &P::table_read, "IOMMU-side cost per DTE/GCR3/PTE read on top of memory latency; default 107 = calibration.md 197 ns fitted walk read - 90 ns DRAM")
+            .time_ns("command_fetch_ns", &P::command_fetch, "IOMMU-side cost per 16-byte command fetch on top of memory; default 107 ns (as a walk read)")
+            .time_ns("per_command_ns", &P::per_command, "processing per command; default 25 ns (calibration.md invalidation path 10-40 ns, midpoint estimate)")
+            .time_ns("per_entry_invalidate_ns", &P::per_entry_invalidate, "per cache entry dropped; default 1 ns (calibration.md)")
+            .time_ns("mmio_access_ns", &P::mmio_access, "register access inside the unit; default 5 ns (estimate)")
+            .time_ns("status_write_ns", &P::status_write, "COMPLETION_WAIT store, log record or MSI write; default 60 ns (calibration.md status write 60-100 ns, estimate)")
+            .time_ns("ats_message_send_ns", &P::ats_message_send, "issuing one ATS Invalidate Request / PRG Response; default 20 ns (estimate)")
+            .time_ns("pipeline_ns", &P::pipeline, "fixed per-request pipeline latency; default 2 ns (estimate)")
+            .custom("ats_timeout_us", "number", "us", "ATS invalidation time-out before IOTLB_INV_TIMEOUT; default 1000 us (Linux programs Control.InvTimeOut = 1 s; shorter so runs end: calibration.md)",
+                    [](P& p, const json& j, const std::string& path) { p.ats_timeout = Duration::us(read::number(j, path, 0.001, 1e8)); },
+                    [](const P& p) { return json(p.ats_timeout.as_us()); });
+        return sc;
+    }();
+    return s;
+}
+
+std::any parse_amd(const json& obj, const std::string& path) {
+    AmdParams p;
+    amd_schema().parse(obj, path, p);
+    if (const char* why = p.check()) throw ConfigError(path, std::string("expected consistent AMD-Vi capabilities: ") + why);
+    return p;
+}
+
+json dump_amd(const std::any& a) { return amd_schema().dump(std::any_cast<const AmdParams&>(a)); }
+
+void document_amd(std::vector<ParamSection>& out) {
+    ParamSection s{"iommu:amd", "AMD-Vi IOMMU (/iommus/N with \"type\": \"amd\")", {}};
+    amd_schema().document(AmdParams{}, "", s.params);
+    out.push_back(std::move(s));
+}
+
+IommuUnit build_amd(const ComponentConfig& c, BuildContext& ctx) {
+    AmdParams p = std::any_cast<const AmdParams&>(c.params);
+    for (auto [g, cache] : {std::pair{&p.iotlb.geometry, "iotlb"}, {&p.dte_cache.geometry, "dte_cache"},
+                            {&p.gcr3_cache.geometry, "gcr3_cache"}, {&p.walker.s1_walk_cache.per_level, "s1_walk_cache"},
+                            {&p.walker.s2_walk_cache.per_level, "s2_walk_cache"}, {&p.walker.s2_cache.geometry, "s2_cache"}})
+        reseed_cache(*g, ctx.platform.seed, c.name + "." + cache);
+    auto u = std::make_unique<iommu::amd::AmdIommu>(c.name.c_str(), p, &ctx.stats);
+    IommuUnit out;
+    out.upstream = &u->upstream;
+    out.messages = &u->ats_inv;
+    out.mmio = &u->mmio;
+    out.mem = &u->mem;
+    iommu::amd::AmdIommu* unit = u.get();
+    out.set_observer = [unit](iommu::InvalidationObserver* o) { unit->set_invalidation_observer(o); };
+    out.module = std::move(u);
+    return out;
+}
+
+std::unique_ptr<host::IommuDriver> build_amd_driver(const ComponentConfig&, const host::DriverEnv& env) {
+    return std::make_unique<host::AmdDriver>(env.name, env.mmio, env.params, env.alloc_page, env.stats, env.msi);
+}
+
 } // namespace
 
 const std::vector<IommuType>& builtin_iommu_types() {
     static const std::vector<IommuType> table = {
-        {"vtd", "Intel VT-d scalable mode", parse_vtd, dump_vtd, document_vtd, build_vtd, build_vtd_driver},
+        {"vtd", "Intel VT-d scalable mode", parse_vtd, dump_vtd, document_vtd,
+         [](const std::any& a) {
+             const auto& p = std::any_cast<const VtdParams&>(a);
+             return p.pasid ? unsigned{p.pasid_bits} : 0u; // ECAP.PASID, ECAP.PSS+1
+         },
+         [](const std::any& a) {
+             const auto& p = std::any_cast<const VtdParams&>(a);
+             const uint64_t walk_levels = iommu::WalkCache::kMaxLevel - 1; // one cache per level 2..kMaxLevel
+             return uint64_t{p.iotlb.geometry.entries} + p.context_cache.geometry.entries + p.pasid_cache.geometry.entries +
+                    walk_levels * (uint64_t{p.walker.s1_walk_cache.per_level.entries} + p.walker.s2_walk_cache.per_level.entries);
+         },
+         build_vtd, build_vtd_driver},
+        {"amd", "AMD-Vi (device table, GCR3 tables, v1/v2 page tables, command buffer, event and PPR logs)", parse_amd,
+         dump_amd, document_amd,
+         [](const std::any& a) { return unsigned{std::any_cast<const AmdParams&>(a).pasid_bits}; }, // EFR.PASmax + 1
+         [](const std::any& a) {
+             const auto& p = std::any_cast<const AmdParams&>(a);
+             const uint64_t walk_levels = iommu::WalkCache::kMaxLevel - 1;
+             return uint64_t{p.iotlb.geometry.entries} + p.dte_cache.geometry.entries + p.gcr3_cache.geometry.entries +
+                    walk_levels * (uint64_t{p.walker.s1_walk_cache.per_level.entries} + p.walker.s2_walk_cache.per_level.entries);
+         },
+         build_amd, build_amd_driver},
     };
     return table;
 }

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "sim/platform.hpp"
 
+#include <cctype>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <sys/resource.h>
@@ -47,7 +50,48 @@ struct MemoryFanIn : sc_core::sc_module {
         for (unsigned i = 0; i < in.size(); ++i) in[static_cast<int>(i)]->invalidate_direct_mem_ptr(start, end);
     }
 };
+
+/// A model rejecting its params (std::invalid_argument) while being built is
+/// bad input like any parse error: it gets the component's JSON path, so that
+/// `validate`, which elaborates too, reports it with exit 2.
+template <class F>
+auto built_at(const std::string& path, F&& build) {
+    try {
+        return build();
+    } catch (const ConfigError&) {
+        throw;
+    } catch (const std::invalid_argument& e) {
+        throw ConfigError(path, e.what());
+    }
+}
 } // namespace
+
+/// Writes one output file completely or throws OutputError naming it: a full
+/// disk or an unwritable folder must not pass for a successful run.
+void write_output_file(const std::filesystem::path& file, const std::function<void(std::ostream&)>& write) {
+    std::ofstream os(file, std::ios::binary | std::ios::trunc);
+    if (!os) throw OutputError(file.string() + ": cannot open for writing: " + std::strerror(errno));
+    write(os);
+    os.flush();
+    if (!os) throw OutputError(file.string() + ": write failed: " + std::strerror(errno));
+    os.close();
+    if (os.fail()) throw OutputError(file.string() + ": write failed on close: " + std::strerror(errno));
+}
+
+std::string output_name(const std::string& name) {
+    std::string out;
+    for (char c : name)
+        out += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-') ? c : '_';
+    if (out.empty() || out[0] == '.') out.insert(out.begin(), '_');
+    if (out.size() > 100) {
+        uint64_t h = 0xcbf29ce484222325ULL; // FNV-1a of the full name: distinct names stay distinct
+        for (unsigned char c : name) h = (h ^ c) * 0x100000001b3ULL;
+        char hex[20];
+        std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+        out = out.substr(0, 80) + "-" + hex;
+    }
+    return out;
+}
 
 void Platform::wire_iommu(const IommuType& t, const ComponentConfig& m, BuildContext& ctx) {
     IommuUnit u = t.build(m, ctx);
@@ -99,9 +143,10 @@ Platform::Platform(PlatformConfig cfg)
         host_->iommufd().log().keep_rows(cfg_.outputs.invalidations_csv || cfg_.outputs.trace);
     }
     BuildContext ctx{cfg_, stats_, *memory_, rcs_, host_.get(), keep_alive_};
-    for (const auto& m : cfg_.iommus)
+    for (size_t i = 0; i < cfg_.iommus.size(); ++i)
         for (const auto& t : iommu_types())
-            if (t.type == m.type) wire_iommu(t, m, ctx);
+            if (t.type == cfg_.iommus[i].type)
+                built_at("/iommus/" + std::to_string(i), [&] { wire_iommu(t, cfg_.iommus[i], ctx); });
     for (auto& rc : rcs_) {
         if (!rc.iommu.empty()) continue;
         rc.fabric->root_complex().upstream_out.bind(*mem_target_);
@@ -109,9 +154,10 @@ Platform::Platform(PlatformConfig cfg)
         idle->out.bind(rc.fabric->root_complex().upstream_in);
         modules_.push_back(std::move(idle));
     }
-    for (const auto& d : cfg_.devices)
+    for (size_t i = 0; i < cfg_.devices.size(); ++i)
         for (const auto& t : device_types())
-            if (t.type == d.type) modules_.push_back(t.build(d, ctx));
+            if (t.type == cfg_.devices[i].type)
+                modules_.push_back(built_at("/devices/" + std::to_string(i), [&] { return t.build(cfg_.devices[i], ctx); }));
     if (!cfg_.scenario.empty()) {
         auto find = [this](const std::string& name) -> pcie::TrafficEndpoint* {
             for (auto& m : modules_)
@@ -135,21 +181,34 @@ std::vector<std::string> Platform::scenario_failures() const {
 
 Platform::~Platform() = default;
 
-HostFigures Platform::run(const std::function<void(double, double)>& progress) {
+HostFigures Platform::run(const std::function<void(double, double)>& progress, const std::function<bool()>& stop_requested) {
     using clock = std::chrono::steady_clock;
     const auto t0 = clock::now();
     const sc_core::sc_time end(cfg_.duration_us, sc_core::SC_US);
     const sc_core::sc_time step = end / 100;
-    while (sc_core::sc_time_stamp() < end) {
+    // A stop request is seen between slices of at most 1 us simulated (or
+    // 1/100000 of the run): a prompt stop without a watcher process in the
+    // kernel. Slicing sc_start changes no simulated result.
+    const sc_core::sc_time slice = std::min(step, std::max(sc_core::sc_time(1, sc_core::SC_US), end / 100000));
+    bool stopped = false;
+    while (sc_core::sc_time_stamp() < end && !stopped) {
         sc_core::sc_time next = sc_core::sc_time_stamp() + step;
         if (next > end) next = end;
-        sc_core::sc_start(next - sc_core::sc_time_stamp());
+        while (sc_core::sc_time_stamp() < next) {
+            if (stop_requested && stop_requested()) {
+                stopped = true;
+                break;
+            }
+            const sc_core::sc_time remaining = next - sc_core::sc_time_stamp();
+            sc_core::sc_start(stop_requested ? std::min(slice, remaining) : remaining);
+        }
         if (progress)
             progress(sc_core::sc_time_stamp().to_seconds() * 1e6,
                      std::chrono::duration<double>(clock::now() - t0).count());
     }
     sim_time_.set(sc_core::sc_time_stamp().to_seconds() * 1e9);
     HostFigures h;
+    h.interrupted = stopped;
     h.wall_seconds = std::chrono::duration<double>(clock::now() - t0).count();
     h.delta_cycles = sc_core::sc_delta_count();
     rusage ru{};
@@ -172,30 +231,42 @@ json Platform::stats_document(const HostFigures& host) const {
     h["sim_us_per_wall_second"] = host.wall_seconds > 0 ? cfg_.duration_us / host.wall_seconds : 0.0;
     h["peak_rss_kib"] = host.peak_rss_kib;
     doc["host"] = std::move(h);
+    if (host.interrupted) doc["interrupted"] = true; // simulated_time_ns says where it stopped
+    if (host_ && host_->iommufd().log().rows_dropped()) // trace.json is memory-bounded: say what it left out
+        doc["truncated_outputs"] = {{"invalidation_rows_dropped", host_->iommufd().log().rows_dropped()},
+                                    {"invalidation_rows_kept", host::InvalidationLog::kMaxRows}};
     return doc;
 }
 
 void Platform::open_streams(const std::filesystem::path& dir) {
     if (!cfg_.outputs.invalidations_csv || !host_) return;
-    std::filesystem::create_directories(dir);
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) throw OutputError(dir.string() + ": cannot create the output folder: " + ec.message());
     inval_csv_ = std::make_unique<std::ofstream>(dir / "invalidations.csv");
+    if (!*inval_csv_)
+        throw OutputError((dir / "invalidations.csv").string() + ": cannot open for writing: " + std::strerror(errno));
     host_->iommufd().log().stream_csv(inval_csv_.get(), cfg_.outputs.invalidations_csv_max_rows);
     host_->iommufd().log().keep_rows(cfg_.outputs.trace); // rows are kept only for the trace now
 }
 
 void Platform::write_outputs(const std::filesystem::path& dir, const json& stats_doc) const {
-    std::filesystem::create_directories(dir);
-    if (cfg_.outputs.stats_json) std::ofstream(dir / "stats.json") << stats_doc.dump(2) << "\n";
-    if (inval_csv_) inval_csv_->flush();
-    else if (cfg_.outputs.invalidations_csv && host_) {
-        std::ofstream csv(dir / "invalidations.csv");
-        host_->iommufd().log().write_csv(csv);
-    }
-    if (cfg_.outputs.trace && host_) {
-        std::ofstream(dir / "trace.json") << invalidation_trace(host_->iommufd().log().rows()).dump() << "\n";
-    }
-    if (host_) { // every safety violation the oracle saw (the first 1000), with the cache that served it
-        std::ofstream csv(dir / "violations.csv");
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) throw OutputError(dir.string() + ": cannot create the output folder: " + ec.message());
+    if (cfg_.outputs.stats_json) write_output_file(dir / "stats.json", [&](std::ostream& os) { os << stats_doc.dump(2) << "\n"; });
+    if (inval_csv_) { // streamed during the run: complete it and say if any row was lost
+        inval_csv_->flush();
+        if (inval_csv_->fail())
+            throw OutputError((dir / "invalidations.csv").string() + ": write failed: " + std::strerror(errno));
+    } else if (cfg_.outputs.invalidations_csv && host_)
+        write_output_file(dir / "invalidations.csv", [&](std::ostream& os) { host_->iommufd().log().write_csv(os); });
+    if (cfg_.outputs.trace && host_)
+        write_output_file(dir / "trace.json", [&](std::ostream& os) {
+            os << invalidation_trace(host_->iommufd().log().rows()).dump() << "\n";
+        });
+    if (host_) write_output_file(dir / "violations.csv", [&](std::ostream& csv) {
+        // every safety violation the oracle saw (the first 1000), with the cache that served it
         csv << "time_ns,device,pasid,iova,pa,served_by,reason\n";
         for (const auto& v : host_->oracle().violations()) {
             char iova[24], pa[24];
@@ -206,7 +277,7 @@ void Platform::write_outputs(const std::filesystem::path& dir, const json& stats
             csv << v.time.as_ns() << ',' << seg << v.device.str() << ',' << (v.pasid ? std::to_string(*v.pasid) : "") << ','
                 << iova << ',' << pa << ',' << host::to_string(v.served_by) << ',' << v.reason << '\n';
         }
-    }
+    });
 }
 
 } // namespace iommusim::sim

@@ -26,6 +26,20 @@ struct HostFigures {
     double wall_seconds = 0;
     uint64_t delta_cycles = 0;
     long peak_rss_kib = 0;
+    bool interrupted = false; ///< stopped early by `stop_requested` (a signal), at the simulated time reached
+};
+
+/// A folder/file name for `name`: characters outside [A-Za-z0-9._-] become
+/// '_', and a name longer than 100 characters keeps its first 80 plus a hash
+/// of the whole, so that any platform name gives a usable, distinct folder.
+std::string output_name(const std::string& name);
+/// Writes one output file completely or throws OutputError naming it.
+void write_output_file(const std::filesystem::path& file, const std::function<void(std::ostream&)>& write);
+
+/// An output file could not be written (full disk, read-only folder, ...).
+class OutputError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
 };
 
 class Platform {
@@ -34,8 +48,12 @@ public:
     ~Platform();
 
     /// Runs for the configured duration. `progress` (if set) is called about
-    /// every 1% of simulated time with the time reached.
-    HostFigures run(const std::function<void(double sim_us, double wall_s)>& progress = {});
+    /// every 1% of simulated time with the time reached. `stop_requested` (if
+    /// set) is polled between short slices of simulated time; when it returns
+    /// true the run ends there (HostFigures::interrupted) and everything
+    /// simulated so far can still be written.
+    HostFigures run(const std::function<void(double sim_us, double wall_s)>& progress = {},
+                    const std::function<bool()>& stop_requested = {});
 
     const PlatformConfig& config() const { return cfg_; }
     stats::Group& stats() { return stats_; }
@@ -51,7 +69,8 @@ public:
     /// Opens the outputs written while the run goes (invalidations.csv) in
     /// `dir`; call before run(). Without it they are written by write_outputs.
     void open_streams(const std::filesystem::path& dir);
-    /// Writes stats.json and the per-event outputs the outputs section asks for.
+    /// Writes stats.json and the per-event outputs the outputs section asks for;
+    /// throws OutputError naming the file when one cannot be written completely.
     void write_outputs(const std::filesystem::path& dir, const json& stats_doc) const;
 
 private:

@@ -3,11 +3,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
+#include <unistd.h>
 
 #include "models/pcie/topology.hpp"
 #include "sim/component_types.hpp"
+#include "sim/config/json_reader.hpp"
 #include "sim/host_config.hpp"
 
 namespace iommusim::sim {
@@ -62,6 +65,72 @@ const auto& find_type(const Table& table, const json& obj, const std::string& pa
     throw ConfigError(path + "/type", std::string("unknown ") + what + " type \"" + t + "\"" +
                                           (hint.empty() ? "" : " (did you mean \"" + hint + "\"?)") +
                                           " (known: " + (list.empty() ? "none yet" : list) + ")");
+}
+
+/// The caches a platform asks for must fit in this machine's memory: a clear
+/// error before elaboration instead of bad_alloc or the OOM killer mid-build.
+/// kCacheLineBytes is an estimate of one set-associative line with its
+/// fingerprint and replacement state (the lines are 32-byte aligned structs
+/// of key + payload); half the physical memory is the budget.
+void check_cache_memory(const PlatformConfig& cfg) {
+    constexpr uint64_t kCacheLineBytes = 96;
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    if (pages <= 0 || page <= 0) return;
+    const uint64_t budget = static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) / 2;
+    uint64_t total = 0;
+    for (size_t i = 0; i < cfg.iommus.size(); ++i)
+        for (const auto& t : iommu_types())
+            if (t.type == cfg.iommus[i].type && t.cache_entries) {
+                const uint64_t entries = t.cache_entries(cfg.iommus[i].params);
+                total += entries * kCacheLineBytes;
+                if (total > budget)
+                    throw ConfigError("/iommus/" + std::to_string(i),
+                                      "the caches need about " + std::to_string(total >> 20) + " MiB (" + std::to_string(entries) +
+                                          " lines here, ~" + std::to_string(kCacheLineBytes) + " bytes each), more than half of this machine's " +
+                                          std::to_string((budget * 2) >> 20) + " MiB of memory: use fewer entries");
+            }
+}
+
+/// Every PASID a device or a scenario step uses must fit the translating
+/// unit's PASID support: the hardware would take the PASID's high bits as a
+/// different (or invalid) PASID-table index, the host driver would refuse it
+/// mid-run. Rejected here so that `validate` catches it.
+void check_pasids_fit(const PlatformConfig& cfg) {
+    const std::map<std::string, int> owners = cfg.topology.port_owners();
+    // The IOMMU translating a device: the one of the root complex above its port.
+    auto unit_of_device = [&](const std::string& dev) -> std::string {
+        for (const auto& e : cfg.topology.endpoints)
+            if (e.name == dev)
+                if (auto it = owners.find(e.port); it != owners.end()) return cfg.topology.root_complexes[it->second].iommu;
+        return {};
+    };
+    auto fits = [&](const std::string& path, const std::string& unit, uint64_t pasid) {
+        if (unit.empty()) return;
+        unsigned bits = 0;
+        for (const auto& m : cfg.iommus)
+            if (m.name == unit)
+                for (const auto& t : iommu_types())
+                    if (t.type == m.type && t.pasid_bits) bits = t.pasid_bits(m.params);
+        if (bits == 0)
+            throw ConfigError(path, "PASID " + std::to_string(pasid) + " but IOMMU \"" + unit +
+                                        "\" has no PASID support (set \"pasid\": true)");
+        if (pasid >> bits)
+            throw ConfigError(path, "PASID " + std::to_string(pasid) + " does not fit IOMMU \"" + unit + "\"'s pasid_bits (" +
+                                        std::to_string(bits) + ")");
+    };
+    for (size_t i = 0; i < cfg.devices.size(); ++i)
+        for (const auto& t : device_types())
+            if (t.type == cfg.devices[i].type && t.pasids)
+                for (const auto& [rel, pasid] : t.pasids(cfg.devices[i].params))
+                    fits("/devices/" + std::to_string(i) + rel, unit_of_device(cfg.devices[i].name), pasid);
+    for (const auto& st : cfg.scenario)
+        if (st.args.contains("pasid_value")) {
+            std::string unit;
+            if (st.args.contains("iommu")) unit = st.args["iommu"].get<std::string>();
+            else if (st.args.contains("device")) unit = unit_of_device(st.args["device"].get<std::string>());
+            else if (cfg.iommus.size() == 1) unit = cfg.iommus.front().name;
+            fits(st.path + "/pasid_value", unit, read::u64(st.args["pasid_value"], st.path + "/pasid_value", 0, ~uint64_t{0}));
+        }
 }
 
 } // namespace
@@ -158,6 +227,15 @@ PlatformConfig parse_platform(const json& doc) {
         for (const auto& m : cfg.iommus) units.push_back(m.name);
         cfg.scenario = parse_scenario(doc["scenario"], devs, units, cfg.duration_us);
     }
+    check_pasids_fit(cfg);
+    check_cache_memory(cfg);
+    for (const auto& st : cfg.scenario)
+        if (st.at_us && *st.at_us > cfg.duration_us) {
+            std::ostringstream os;
+            os << "step at " << *st.at_us << " us is after the end of the run (duration_us " << cfg.duration_us
+               << "): it would never run";
+            throw ConfigError(st.path + "/at_us", os.str());
+        }
     // Enumerate now so that a bad hierarchy (unknown port, bus clash, bad BAR)
     // is a config error with its path, not a simulation error.
     (void)build_topologies(cfg.topology);
@@ -194,25 +272,32 @@ json dump_platform(const PlatformConfig& cfg) {
     return j;
 }
 
-json read_json_file(const std::string& file) {
-    std::ifstream in(file);
-    if (!in) throw ConfigError("", "cannot open platform file (does it exist and is it readable?)");
+void check_input_file(const std::string& file, const std::string& path, uint64_t max_bytes) {
+    // A device or FIFO (/dev/zero, a pipe) would be read without bound: only
+    // regular files, and only up to a size that fits comfortably in memory.
+    std::error_code ec;
+    const auto st = std::filesystem::status(file, ec);
+    if (ec || !std::filesystem::exists(st)) throw ConfigError(path, "cannot open \"" + file + "\" (does it exist and is it readable?)");
+    if (!std::filesystem::is_regular_file(st))
+        throw ConfigError(path, "\"" + file + "\" is not a regular file (devices, FIFOs and directories are not accepted)");
+    const auto bytes = std::filesystem::file_size(file, ec);
+    if (ec) throw ConfigError(path, "cannot read the size of \"" + file + "\"");
+    if (bytes > max_bytes)
+        throw ConfigError(path, "\"" + file + "\" has " + std::to_string(bytes) + " bytes, more than the limit of " +
+                                    read::format_size(max_bytes));
+}
+
+std::string read_input_file(const std::string& file, const std::string& path, uint64_t max_bytes) {
+    check_input_file(file, path, max_bytes);
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw ConfigError(path, "cannot open \"" + file + "\" (does it exist and is it readable?)");
     std::stringstream ss;
     ss << in.rdbuf();
-    const std::string text = ss.str();
-    try {
-        return json::parse(text);
-    } catch (const json::parse_error& e) {
-        // Translate the byte offset into line:column for humans.
-        size_t line = 1, col = 1;
-        for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
-            if (text[i] == '\n') ++line, col = 1;
-            else ++col;
-        }
-        std::string msg = e.what();
-        if (auto p = msg.find("syntax error"); p != std::string::npos) msg = msg.substr(p);
-        throw ConfigError("", "JSON syntax error at line " + std::to_string(line) + ", column " + std::to_string(col) + ": " + msg);
-    }
+    return ss.str();
+}
+
+json read_json_file(const std::string& file) {
+    return parse_json_or_throw(read_input_file(file, "", kMaxPlatformFileBytes));
 }
 
 void apply_override(json& doc, const std::string& assignment) {
@@ -227,11 +312,10 @@ void apply_override(json& doc, const std::string& assignment) {
         path = "/" + p;
     }
     json value;
-    try {
-        value = json::parse(text);
-    } catch (const json::parse_error&) {
-        value = text; // bare words are strings: --set iommus.0.type=vtd
-    }
+    JsonProblem problem;
+    if (auto parsed = parse_json_text(text, problem)) value = std::move(*parsed);
+    else if (problem.syntax) value = text; // bare words are strings: --set iommus.0.type=vtd
+    else throw ConfigError(path + problem.path, "--set: " + problem.message);
     try {
         // Missing sections are created; a misspelt key is then caught by the
         // strict parse like any unknown key in the file.
@@ -239,6 +323,9 @@ void apply_override(json& doc, const std::string& assignment) {
     } catch (const json::exception& e) {
         throw ConfigError(path, std::string("--set: ") + e.what());
     }
+    if (nesting_depth(doc) > kMaxJsonDepth)
+        throw ConfigError(path, "--set: the document would be nested deeper than " + std::to_string(kMaxJsonDepth) +
+                                    " objects/arrays");
 }
 
 namespace {

@@ -59,7 +59,16 @@ struct PlatformConfig {
 PlatformConfig parse_platform(const json& doc);
 /// Reads and parses a file; JSON syntax errors become ConfigErrors with line and column.
 PlatformConfig load_platform(const std::string& file, const std::vector<std::string>& overrides = {});
-/// Reads a file into JSON (syntax errors with line/column) without validating it.
+/// Largest platform file accepted (a generated platform with thousands of devices is a few MiB).
+inline constexpr uint64_t kMaxPlatformFileBytes = uint64_t{64} << 20;
+/// Largest trace_file accepted (its rows are held in memory).
+inline constexpr uint64_t kMaxTraceFileBytes = uint64_t{256} << 20;
+/// Checks that `file` is a regular file of at most `max_bytes` (ConfigError at `path` otherwise).
+void check_input_file(const std::string& file, const std::string& path, uint64_t max_bytes);
+/// Reads a regular file of at most `max_bytes`; anything else is a ConfigError at `path`.
+std::string read_input_file(const std::string& file, const std::string& path, uint64_t max_bytes);
+/// Reads a file into JSON (syntax errors with line/column, duplicate keys,
+/// overflowing numbers, nesting beyond kMaxJsonDepth) without validating it.
 json read_json_file(const std::string& file);
 /// Applies "--set path=value" overrides (path in dotted or JSON-pointer form; value parsed as JSON, else a string).
 void apply_override(json& doc, const std::string& assignment);

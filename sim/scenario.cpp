@@ -280,19 +280,19 @@ void ScenarioRunner::check_stats() const {
                               s.args.contains("field") ? s.args["field"].get<std::string>() : "", s.path + "/stat");
 }
 
-std::vector<std::string> ScenarioRunner::failures() const {
-    std::vector<std::string> out = failures_;
-    for (size_t i = 0; i < steps_.size(); ++i)
-        if (steps_[i].op == "expect" && !ran_[i])
-            out.push_back(steps_[i].path + " (expect): never ran, the run ended before its thread reached it");
-    return out;
-}
-
 void ScenarioRunner::install() {
     std::vector<std::string> threads;
     for (const auto& s : steps_)
         if (std::find(threads.begin(), threads.end(), s.thread) == threads.end()) threads.push_back(s.thread);
     for (const auto& t : threads) host_.add_thread("scenario_" + t, [this, t] { run_thread(t); });
+}
+
+std::vector<std::string> ScenarioRunner::failures() const {
+    std::vector<std::string> out = failures_;
+    for (size_t i = 0; i < steps_.size(); ++i)
+        if (!ran_[i] && (steps_[i].op == "expect" || steps_[i].expect_error))
+            out.push_back(steps_[i].path + " (" + steps_[i].op + "): never ran, the run ended before its thread reached it");
+    return out;
 }
 
 void ScenarioRunner::run_thread(const std::string& name) {
@@ -303,6 +303,7 @@ void ScenarioRunner::run_thread(const std::string& name) {
             const sc_core::sc_time at(*s.at_us, sc_core::SC_US);
             if (at > sc_core::sc_time_stamp()) sc_core::wait(at - sc_core::sc_time_stamp());
         }
+        ran_[i] = true;
         steps_run_.inc();
         ran_[i] = true;
         std::string err_kind, err_msg;

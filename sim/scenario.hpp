@@ -60,7 +60,8 @@ public:
     /// Checks every expect step's stat (and histogram field) against the
     /// elaborated stats tree; throws ConfigError naming the step.
     void check_stats() const;
-    /// Failures so far, then every expect step that has not run.
+    /// Failures so far, then every check (expect, expect_error) that never ran:
+    /// a check the run ended before is not a pass.
     std::vector<std::string> failures() const;
 
 private:

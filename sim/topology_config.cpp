@@ -113,10 +113,8 @@ json dump_root_complex(const RootComplexConfig& c, bool full) {
     if (!c.iommu.empty()) rc["iommu"] = c.iommu;
     rc["latency_ns"] = c.params.latency.as_ns();
     rc["mmio_base"] = c.desc.mmio_base;
-    if (full) {
-        rc["segment"] = c.segment;
-        if (c.bus_given) rc["bus"] = c.desc.bus;
-    }
+    if (full || c.segment) rc["segment"] = c.segment;
+    if (c.bus_given) rc["bus"] = c.desc.bus;
     rc["root_ports"] = dump_ports(c.desc.root_ports);
     return rc;
 }

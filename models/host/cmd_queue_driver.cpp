@@ -5,12 +5,12 @@
 #include <string>
 
 #include "models/host/host_error.hpp"
+#include "models/host/page_request_log.hpp"
 
 namespace iommusim::host {
 
 namespace {
 constexpr uint64_t kPage = 4096;
-constexpr unsigned kStatusSlots = kPage / 4; // one status dword per in-flight sync
 } // namespace
 
 CmdQueueDriver::CmdQueueDriver(HostCpu& cpu, CmdQueueHooks& hooks, Counters counters, MsiDecoder* msi,
@@ -20,13 +20,13 @@ CmdQueueDriver::CmdQueueDriver(HostCpu& cpu, CmdQueueHooks& hooks, Counters coun
         for (uint32_t v : vectors_) (void)msi_->event(v);
 }
 
-void CmdQueueDriver::init(const std::function<uint64_t()>& alloc_page, unsigned order, unsigned entry_bytes) {
+void CmdQueueDriver::init(const std::function<uint64_t()>& alloc_page, unsigned order, unsigned entry_bytes,
+                          unsigned status_bytes) {
     if (entry_bytes != 16 && entry_bytes != 32) throw std::invalid_argument("command queue entries are 16 or 32 bytes");
-    const uint64_t pages = uint64_t{1} << order;
-    base_ = alloc_page();
-    for (uint64_t i = 1; i < pages; ++i)
-        if (alloc_page() != base_ + i * kPage) throw std::runtime_error("the command queue needs contiguous pages");
-    bytes_ = pages * kPage;
+    if (status_bytes != 4 && status_bytes != 8) throw std::invalid_argument("sync status writes are 4 or 8 bytes");
+    status_bytes_ = status_bytes;
+    base_ = alloc_contiguous_pages(alloc_page, order, "the command queue");
+    bytes_ = (uint64_t{1} << order) * kPage;
     entry_bytes_ = entry_bytes;
     status_pa_ = alloc_page();
     tail_ = head_ = 0;
@@ -91,8 +91,10 @@ FlushTiming CmdQueueDriver::submit(std::vector<QueueEntry> cmds, bool counted) {
     FlushTiming t;
     t.submitted = cpu_.now();
     const uint32_t token = ++token_;
-    const uint64_t status = status_pa_ + 4 * (token % kStatusSlots);
-    cpu_.memory().write_u32(status, 0);
+    // One status slot per in-flight sync; the token sits in its low dword (little endian).
+    const uint64_t status = status_pa_ + status_bytes_ * (token % (kPage / status_bytes_));
+    const uint64_t zero = 0;
+    cpu_.memory().write(status, &zero, status_bytes_);
     const bool irq = wait_ == Wait::interrupt;
     cmds.push_back(hooks_.encode_sync(status, token, irq));
     if ((cmds.size() + 1) * entry_bytes_ > bytes_)

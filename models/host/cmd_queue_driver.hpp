@@ -106,7 +106,10 @@ public:
                    std::vector<uint32_t> vectors = {});
 
     /// Allocates the ring (2^order contiguous table pages) and the status page. Untimed.
-    void init(const std::function<uint64_t()>& alloc_page, unsigned order, unsigned entry_bytes);
+    /// `status_bytes`: the size of the sync's status write (4: VT-d wait, SMMUv3 MSI data;
+    /// 8: AMD-Vi COMPLETION_WAIT's 64-bit store, which needs 8-byte aligned slots).
+    void init(const std::function<uint64_t()>& alloc_page, unsigned order, unsigned entry_bytes,
+              unsigned status_bytes = 4);
     uint64_t base() const { return base_; }
     uint64_t bytes() const { return bytes_; }
     unsigned entry_bytes() const { return entry_bytes_; }
@@ -134,6 +137,7 @@ private:
     Wait wait_ = Wait::poll;
     uint64_t base_ = 0, bytes_ = 0, status_pa_ = 0;
     unsigned entry_bytes_ = 32;
+    unsigned status_bytes_ = 4;
     uint64_t tail_ = 0, head_ = 0;
     uint64_t seq_ = 0;          ///< entries written since init
     uint32_t token_ = 0;

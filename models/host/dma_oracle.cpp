@@ -33,49 +33,103 @@ void DmaOracle::unbind(pcie::Bdf d, std::optional<uint32_t> pasid, uint16_t segm
     bindings_.erase(binding_key(segment, d, pasid));
 }
 
+namespace {
+/// Pages touched by [addr, addr+size) the way a page-by-page loop from addr
+/// in 4 KiB steps touches them: ceil(size / 4 KiB) pages from addr's page.
+uint64_t page_count(uint64_t size) { return size / 4096 + (size % 4096 != 0); }
+} // namespace
+
+size_t DmaOracle::segments() const {
+    size_t n = 0;
+    for (const auto& [id, s] : spaces_) n += s.segments.size();
+    return n;
+}
+
+void DmaOracle::split_at(Space& s, uint64_t page) {
+    auto it = s.segments.upper_bound(page);
+    if (it == s.segments.begin()) return;
+    --it;
+    if (it->first == page || it->second.end <= page) return;
+    Segment upper = it->second;
+    it->second.end = page;
+    if (upper.pending) s.pending.insert(page);
+    s.segments.emplace_hint(std::next(it), page, std::move(upper));
+}
+
 void DmaOracle::map(uint32_t space, uint64_t iova, uint64_t pa, uint64_t size, Duration t) {
-    for (uint64_t off = 0; off < size; off += kPage) {
-        auto& h = history_[key(space, iova + off)];
-        if (h.size() >= kHistoryPerPage && h.front().invalidated_at) h.erase(h.begin());
-        h.push_back(Mapping{(pa + off) >> 12, t, std::nullopt, std::nullopt});
+    const uint64_t n = page_count(size);
+    if (n == 0) return;
+    Space& s = spaces_[space];
+    const uint64_t first = iova >> kPageShift, end = first + n;
+    const Mapping m{(pa >> kPageShift) - first, t, std::nullopt, std::nullopt};
+    split_at(s, first);
+    split_at(s, end);
+    auto it = s.segments.lower_bound(first);
+    for (uint64_t at = first; at < end;) {
+        if (it != s.segments.end() && it->first == at) {
+            auto& h = it->second.history;
+            if (h.size() >= kHistoryPerPage && h.front().invalidated_at) h.erase(h.begin());
+            h.push_back(m);
+            at = it->second.end;
+            ++it;
+            continue;
+        }
+        // Pages never mapped before, up to the next segment.
+        const uint64_t stop = it == s.segments.end() ? end : std::min(end, it->first);
+        s.segments.emplace_hint(it, at, Segment{stop, {m}, false});
+        at = stop;
     }
 }
 
 void DmaOracle::unmap(uint32_t space, uint64_t iova, uint64_t size, Duration t) {
-    auto& pend = pending_[space];
-    for (uint64_t off = 0; off < size; off += kPage) {
-        auto it = history_.find(key(space, iova + off));
-        if (it == history_.end() || it->second.empty() || it->second.back().unmapped_at) continue;
-        it->second.back().unmapped_at = t;
-        pend.push_back(it->first);
+    const uint64_t n = page_count(size);
+    auto sp = spaces_.find(space);
+    if (n == 0 || sp == spaces_.end()) return;
+    Space& s = sp->second;
+    const uint64_t first = iova >> kPageShift, end = first + n;
+    split_at(s, first);
+    split_at(s, end);
+    for (auto it = s.segments.lower_bound(first); it != s.segments.end() && it->first < end; ++it) {
+        Segment& g = it->second;
+        if (g.history.empty() || g.history.back().unmapped_at) continue;
+        g.history.back().unmapped_at = t;
+        g.pending = true;
+        s.pending.insert(it->first);
     }
 }
 
-void DmaOracle::complete(std::vector<Key>& keys, Duration t, Duration submitted, const Key* lo, const Key* hi) {
-    // Only unmaps made before the flush was submitted are covered by it.
-    std::erase_if(keys, [&](const Key& k) {
-        if (lo && (k.page < lo->page || k.page > hi->page)) return false;
+void DmaOracle::complete(Space& s, uint64_t lo, uint64_t hi, Duration t, Duration submitted) {
+    // A pending segment straddling the range's edges keeps its outer part pending.
+    auto straddles = [&](uint64_t page) {
+        auto it = s.segments.upper_bound(page);
+        return it != s.segments.begin() && std::prev(it)->second.pending;
+    };
+    if (straddles(lo)) split_at(s, lo);
+    if (hi != UINT64_MAX && straddles(hi + 1)) split_at(s, hi + 1);
+    for (auto p = s.pending.lower_bound(lo); p != s.pending.end() && *p <= hi;) {
+        Segment& g = s.segments.at(*p);
+        // Only unmaps made before the flush was submitted are covered by it.
         bool still_pending = false;
-        for (auto& m : history_[k]) {
+        for (auto& m : g.history) {
             if (!m.unmapped_at || m.invalidated_at) continue;
             if (*m.unmapped_at <= submitted) m.invalidated_at = t;
             else still_pending = true;
         }
-        return !still_pending;
-    });
+        g.pending = still_pending;
+        p = still_pending ? std::next(p) : s.pending.erase(p);
+    }
 }
 
 void DmaOracle::invalidation_complete(uint32_t space, uint64_t iova, uint64_t size, Duration t, Duration submitted) {
-    auto pit = pending_.find(space);
-    if (pit == pending_.end() || size == 0) return;
-    const Key lo = key(space, iova), hi = key(space, iova + size - 1);
-    complete(pit->second, t, submitted, &lo, &hi);
+    auto sp = spaces_.find(space);
+    if (sp == spaces_.end() || size == 0) return;
+    complete(sp->second, iova >> kPageShift, (iova + size - 1) >> kPageShift, t, submitted);
 }
 
 void DmaOracle::invalidation_complete_all(uint32_t space, Duration t, Duration submitted) {
-    auto pit = pending_.find(space);
-    if (pit == pending_.end()) return;
-    complete(pit->second, t, submitted, nullptr, nullptr);
+    auto sp = spaces_.find(space);
+    if (sp == spaces_.end()) return;
+    complete(sp->second, 0, UINT64_MAX, t, submitted);
 }
 
 DmaOracle::Verdict DmaOracle::check(pcie::Bdf d, std::optional<uint32_t> pasid, uint64_t iova, uint64_t pa,
@@ -88,12 +142,16 @@ DmaOracle::Verdict DmaOracle::check(pcie::Bdf d, std::optional<uint32_t> pasid, 
     };
     auto b = bindings_.find(binding_key(segment, d, pasid));
     if (b == bindings_.end()) return fail("device/PASID not bound to any address space");
-    auto h = history_.find(key(b->second, iova));
-    if (h == history_.end()) return fail("IOVA never mapped");
-    const uint64_t pa_page = pa >> 12;
+    auto sp = spaces_.find(b->second);
+    if (sp == spaces_.end()) return fail("IOVA never mapped");
+    const uint64_t page = iova >> kPageShift;
+    auto seg = sp->second.segments.upper_bound(page);
+    if (seg == sp->second.segments.begin() || (--seg)->second.end <= page) return fail("IOVA never mapped");
+    const auto& h = seg->second.history;
+    const uint64_t pa_delta = (pa >> kPageShift) - page;
     // Newest first: the mapping in force at t, else the latest one it could have come from.
-    for (auto it = h->second.rbegin(); it != h->second.rend(); ++it) {
-        if (it->pa_page != pa_page || it->mapped_at > t) continue;
+    for (auto it = h.rbegin(); it != h.rend(); ++it) {
+        if (it->pa_delta != pa_delta || it->mapped_at > t) continue;
         if (!it->unmapped_at || t < *it->unmapped_at) {
             correct_.inc();
             return Verdict::correct;

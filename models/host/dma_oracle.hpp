@@ -9,10 +9,13 @@
 //   stale_in_window   it was unmapped, but its invalidation had not completed;
 //   violation         its invalidation had completed (a stale IOTLB/ATC entry
 //                     survived), or the address was never mapped there.
-// Kernel-free; time is the caller's Duration.
+// Kernel-free; time is the caller's Duration. Histories are kept per range
+// of pages that share them, not per page, so mapping 1 TiB in 1 GiB pages
+// costs a few records; a check finds its range in O(log n).
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -60,34 +63,43 @@ public:
     const std::vector<Violation>& violations() const { return violations_; }
     uint64_t violation_count() const { return violation_count_.value(); }
 
+    /// Ranges of pages with one shared history, over every address space:
+    /// the oracle's memory grows with the number of map/unmap calls, not
+    /// with the bytes they cover (tests, benches).
+    size_t segments() const;
+
 private:
-    static constexpr uint64_t kPage = 4096;
+    static constexpr unsigned kPageShift = 12;
     /// Mappings kept per page: the live one and the last few dead ones
     /// (bounds memory on long runs; older ones cannot change a verdict's kind).
     static constexpr size_t kHistoryPerPage = 4;
-    struct Key {
-        uint32_t space;
-        uint64_t page;
-        bool operator==(const Key&) const = default;
-    };
-    struct KeyHash {
-        size_t operator()(const Key& k) const { return std::hash<uint64_t>()(k.page * 0x9E3779B97F4A7C15ULL ^ k.space); }
-    };
     struct Mapping {
-        uint64_t pa_page;
+        uint64_t pa_delta; ///< physical page = IOVA page + pa_delta (mod 2^64)
         Duration mapped_at;
         std::optional<Duration> unmapped_at;
         std::optional<Duration> invalidated_at;
     };
-    static Key key(uint32_t space, uint64_t iova) { return Key{space, iova >> 12}; }
-    void complete(std::vector<Key>& keys, Duration t, Duration submitted, const Key* lo, const Key* hi);
+    /// Pages [start, end) whose histories are identical, so they are kept
+    /// once: a map, unmap or flush that covers part of a segment splits it.
+    struct Segment {
+        uint64_t end;
+        std::vector<Mapping> history;
+        bool pending = false; ///< holds an unmap whose invalidation has not completed
+    };
+    struct Space {
+        std::map<uint64_t, Segment> segments; ///< by first page; disjoint
+        std::set<uint64_t> pending;           ///< first pages of the pending segments
+    };
+    /// Splits the segment that straddles `page` (if any) so one starts there.
+    static void split_at(Space& s, uint64_t page);
+    /// Completes the pending segments starting in [lo, hi] (pages).
+    static void complete(Space& s, uint64_t lo, uint64_t hi, Duration t, Duration submitted);
     static uint64_t binding_key(uint16_t segment, pcie::Bdf d, std::optional<uint32_t> pasid) {
         return uint64_t{segment} << 48 | uint64_t{d.raw} << 32 | (pasid ? (uint64_t{1} << 31 | *pasid) : 0);
     }
 
     std::unordered_map<uint64_t, uint32_t> bindings_;
-    std::unordered_map<Key, std::vector<Mapping>, KeyHash> history_;
-    std::map<uint32_t, std::vector<Key>> pending_; ///< space -> pages with an uninvalidated unmap
+    std::unordered_map<uint32_t, Space> spaces_;
     std::vector<Violation> violations_;
     static constexpr size_t kMaxListed = 1000;
 

@@ -37,7 +37,8 @@ void InvalidationLog::record(const std::string& cause, const std::string& iommu,
             if (csv_max_rows_ == 0 || csv_rows_ < csv_max_rows_) write_csv_row(*csv_, row), ++csv_rows_;
             else csv_capped_.inc();
         }
-        if (keep_rows_) rows_.push_back(std::move(row));
+        if (keep_rows_ && rows_.size() < kMaxRows) rows_.push_back(std::move(row));
+        else if (keep_rows_) ++rows_dropped_;
     }
     count_.inc();
     if (t.error) errors_.inc();

@@ -39,6 +39,12 @@ public:
     const std::vector<Row>& rows() const { return rows_; }
     /// Whether rows are kept (for sim/'s trace.json; off: only the stats, bounded memory).
     void keep_rows(bool on) { keep_rows_ = on; }
+    /// Rows kept at most (about 200 MB): trace.json holds the first kMaxRows
+    /// invalidations of any run, however long; the stats count every one and
+    /// invalidations.csv is streamed, not kept.
+    static constexpr size_t kMaxRows = 1'000'000;
+    /// Invalidations recorded beyond kMaxRows (not in the rows).
+    uint64_t rows_dropped() const { return rows_dropped_; }
     /// Header + one line per kept row; times in ns since simulation start.
     void write_csv(std::ostream& os) const;
     static void write_csv_header(std::ostream& os);
@@ -52,6 +58,7 @@ private:
     bool keep_rows_ = true;
     std::ostream* csv_ = nullptr;
     uint64_t csv_max_rows_ = 0, csv_rows_ = 0;
+    uint64_t rows_dropped_ = 0;
     stats::Group stats_;
     stats::Counter& count_;
     stats::Counter& errors_;

@@ -310,17 +310,11 @@ QueueError VtdDriver::read_error() {
 void VtdDriver::acknowledge(const QueueError& e) { mmio_.write32(reg::FSTS, e.bits); }
 
 void VtdDriver::enable_page_requests() {
-    const uint64_t pages = uint64_t{1} << params_.prq_order;
-    prq_base_ = alloc_page_();
-    for (uint64_t i = 1; i < pages; ++i)
-        if (alloc_page_() != prq_base_ + i * kPage)
-            throw std::runtime_error("VT-d driver: the page request queue needs contiguous pages");
-    prq_bytes_ = pages * kPage;
-    prq_head_ = 0;
+    prq_.init(alloc_page_, params_.prq_order, kDescBytes);
     // Linux intel_iommu_enable_prq: PQH = PQT = 0, then PQA with the queue size (§11.4.11).
     mmio_.write64(reg::PQH, 0);
     mmio_.write64(reg::PQT, 0);
-    mmio_.write64(reg::PQA, prq_base_ | params_.prq_order);
+    mmio_.write64(reg::PQA, prq_.base() | params_.prq_order);
     // The page request event: the MSI address/data a real driver gets from its irq domain
     // (0xFEE0_0000: the x86 interrupt range; vector 0x30 is illustrative). Left masked: the
     // handler polls (no interrupt controller is modelled).
@@ -345,47 +339,32 @@ PageRequestInfo VtdDriver::decode_page_request(const std::array<uint64_t, 4>& q)
 }
 
 void VtdDriver::serve_page_requests(PageRequestHandler& handler, PageRequestStats& st) {
-    PageRequestGroups groups;
-    const uint64_t mask = prq_bytes_ - 1;
-    for (;;) {
-        cpu_.spend(params_.prq_poll_interval);
-        st.polls.inc();
-        if ((mmio_.read64(reg::PQT) & mask) == prq_head_) continue;
-        // prq_event_thread: clear PPR first so a request arriving meanwhile sets it again.
-        mmio_.write32(reg::PRS, bits::PRS_PPR);
-        const uint64_t tail = mmio_.read64(reg::PQT) & mask;
-        while (prq_head_ != tail) {
-            std::array<uint64_t, 4> q{};
-            cpu_.spend(cpu_.params().mem_read);
-            cpu_.memory().read(prq_base_ + prq_head_, q.data(), sizeof q);
-            const Duration read_at = cpu_.now();
-            prq_head_ = (prq_head_ + kDescBytes) & mask;
-            const PageRequestInfo r = decode_page_request(q);
-            st.requests.inc();
-            if (r.stop_marker()) {
-                st.stop_markers.inc();
-                continue;
-            }
-            // Requests without PASID are rejected (Linux prq_event_thread); the rest go to the host.
-            const pcie::PrgResponseCode code =
-                r.pasid ? handler.handle_page_request(r) : pcie::PrgResponseCode::invalid_request;
-            auto closed = groups.add(r, code, read_at);
-            if (!closed) continue; // the group is still open: no response owed yet
-            // Page group response (type 9) + wait, Linux intel_iommu_page_response -> qi_submit_sync.
-            queue_.submit({vtd::encode_page_group_response(r.rid.raw, r.pasid.has_value(), r.pasid.value_or(0),
-                                                          r.prg_index, closed->code)},
-                          /*counted=*/false);
-            st.responses.inc();
-            (closed->code == pcie::PrgResponseCode::success ? st.successes : st.invalid).inc();
-            st.service_latency.record((cpu_.now() - closed->first_read).as_ns());
-        }
-        mmio_.write64(reg::PQH, prq_head_);
-        // An overflow auto-responded what did not fit; clearing PRO re-arms the queue (§7.5.1).
-        if (const uint32_t prs = mmio_.read32(reg::PRS); prs & bits::PRS_PRO) {
-            st.overflows.inc();
-            mmio_.write32(reg::PRS, bits::PRS_PRO);
-        }
-    }
+    prq_.serve(handler, st, params_.prq_poll_interval);
 }
+
+uint64_t VtdDriver::read_tail() { return mmio_.read64(reg::PQT); }
+
+void VtdDriver::write_head(uint64_t head) { mmio_.write64(reg::PQH, head); }
+
+// prq_event_thread: clear PPR first so a request arriving meanwhile sets it again.
+void VtdDriver::acknowledge_pending() { mmio_.write32(reg::PRS, bits::PRS_PPR); }
+
+bool VtdDriver::clear_overflow() {
+    // An overflow auto-responded what did not fit; clearing PRO re-arms the queue (§7.5.1).
+    if (!(mmio_.read32(reg::PRS) & bits::PRS_PRO)) return false;
+    mmio_.write32(reg::PRS, bits::PRS_PRO);
+    return true;
+}
+
+PageRequestInfo VtdDriver::decode(const LogRecord& r) { return decode_page_request(r); }
+
+void VtdDriver::respond(const PageRequestInfo& r, pcie::PrgResponseCode code) {
+    // Page group response (type 9) + wait, Linux intel_iommu_page_response -> qi_submit_sync.
+    queue_.submit({vtd::encode_page_group_response(r.rid.raw, r.pasid.has_value(), r.pasid.value_or(0), r.prg_index, code)},
+                  /*counted=*/false);
+}
+
+// Linux prq_event_thread answers requests without PASID Invalid Request.
+bool VtdDriver::resolves_requests_without_pasid() const { return false; }
 
 } // namespace iommusim::host

@@ -36,7 +36,8 @@
 // size and programs PEDATA/PEADDR. The host has no interrupt controller
 // model, so PECTL stays masked (IM) and the handler thread polls PQT over
 // MMIO every prq_poll_interval instead of sleeping on the page request
-// event. Per wake-up it clears PRS.PPR, reads each 32-byte descriptor from
+// event (the loop is the shared PageRequestLogDriver; this backend supplies
+// PQH/PQT/PRS and the descriptor layout). Per wake-up it clears PRS.PPR, reads each 32-byte descriptor from
 // memory (spec-layouts.md A.10), resolves it through the host object model,
 // answers the last request of each group with a page group response
 // descriptor (+ wait) through the invalidation queue, advances PQH over MMIO
@@ -55,13 +56,14 @@
 #include "models/host/host_params.hpp"
 #include "models/host/iommu_driver.hpp"
 #include "models/host/msi_decoder.hpp"
+#include "models/host/page_request_log.hpp"
 #include "models/host/page_requests.hpp"
 #include "models/iommu/vtd/vtd_descriptors.hpp"
 #include "models/iommu/vtd/vtd_tables.hpp"
 
 namespace iommusim::host {
 
-class VtdDriver final : public IommuDriver, private CmdQueueHooks {
+class VtdDriver final : public IommuDriver, private CmdQueueHooks, private PageRequestLogHooks {
 public:
     /// `msi` delivers this unit's interrupts (needed for WaitMode::interrupt).
     VtdDriver(const std::string& name, MmioPort mmio, const DriverParams& params,
@@ -108,6 +110,15 @@ private:
     void acknowledge(const QueueError& e) override;
     void acknowledge_interrupt() override;
 
+    // PageRequestLogHooks: the page request queue (§7.5.1, §11.4.11).
+    uint64_t read_tail() override;
+    void write_head(uint64_t head) override;
+    void acknowledge_pending() override;
+    bool clear_overflow() override;
+    PageRequestInfo decode(const LogRecord& r) override;
+    void respond(const PageRequestInfo& last, pcie::PrgResponseCode code) override;
+    bool resolves_requests_without_pasid() const override;
+
     MmioPort mmio_;
     HostCpu& cpu_;
     MsiDecoder* msi_;
@@ -117,7 +128,6 @@ private:
     uint32_t gcmd_ = 0;
     uint8_t mamv_ = 0;
     std::optional<IommuCaps> caps_;
-    uint64_t prq_base_ = 0, prq_bytes_ = 0, prq_head_ = 0;
     std::map<uint16_t, iommu::vtd::SmContextEntry> contexts_;
     DomainTagAllocator dids_{2, 0xFFFF, "Domain-ID"}; ///< DID 0 is reserved (CM), 1 is FLPT_DEFAULT_DID
 
@@ -130,6 +140,7 @@ private:
     stats::Counter& polls_;
     stats::Counter& errors_;
     CmdQueueDriver queue_;
+    PageRequestLogDriver prq_{cpu_, *this};
 };
 
 } // namespace iommusim::host

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "models/pcie/routing.hpp"
 
+#include <algorithm>
+#include <stdexcept>
+
 namespace iommusim::pcie {
 
 std::string AcsFlags::str() const {
@@ -19,11 +22,26 @@ std::string AcsFlags::str() const {
     return s.empty() ? "-" : s;
 }
 
-int Router::port_for_addr(uint64_t addr) const {
+Router::Router(std::vector<PortMap> ports) : ports_(std::move(ports)) {
     for (size_t i = 0; i < ports_.size(); ++i)
         for (const AddrRange& w : ports_[i].windows)
-            if (w.contains(addr)) return static_cast<int>(i);
-    return -1;
+            if (w.size) by_base_.push_back(Window{w.base, w.size, static_cast<int>(i)});
+    std::sort(by_base_.begin(), by_base_.end(), [](const Window& a, const Window& b) { return a.base < b.base; });
+    for (size_t k = 1; k < by_base_.size(); ++k) {
+        const Window &a = by_base_[k - 1], &b = by_base_[k];
+        if (b.base - a.base < a.size)
+            throw std::invalid_argument("router: windows of ports " + ports_[static_cast<size_t>(a.port)].name +
+                                        " and " + ports_[static_cast<size_t>(b.port)].name + " overlap");
+    }
+}
+
+int Router::port_for_addr(uint64_t addr) const {
+    // Windows are disjoint: only the last one starting at or below addr can hold it.
+    auto it = std::upper_bound(by_base_.begin(), by_base_.end(), addr,
+                               [](uint64_t a, const Window& w) { return a < w.base; });
+    if (it == by_base_.begin()) return -1;
+    --it;
+    return addr - it->base < it->size ? it->port : -1;
 }
 
 int Router::port_for_bus(uint8_t bus) const {

@@ -77,9 +77,12 @@ struct Route {
 class Router {
 public:
     Router() = default;
-    explicit Router(std::vector<PortMap> ports) : ports_(std::move(ports)) {}
+    /// Windows must not overlap (the topology builder rejects overlapping
+    /// BARs); std::invalid_argument otherwise.
+    explicit Router(std::vector<PortMap> ports);
     const std::vector<PortMap>& ports() const { return ports_; }
 
+    /// O(log windows): a binary search of the windows sorted by base.
     int port_for_addr(uint64_t addr) const;
     int port_for_bus(uint8_t bus) const;
 
@@ -94,7 +97,12 @@ public:
 
 private:
     Route peer_decision(int ingress, int egress, AddressType at) const;
+    struct Window {
+        uint64_t base, size;
+        int port;
+    };
     std::vector<PortMap> ports_;
+    std::vector<Window> by_base_; ///< every non-empty window, sorted by base
 };
 
 } // namespace iommusim::pcie

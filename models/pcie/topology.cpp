@@ -330,23 +330,64 @@ bool Topology::reaches_directly(int a, int b) const {
 }
 
 void Topology::derive_groups(const TopologyDesc& d) {
+    // Linear in nodes. At the lowest fabric node F above two functions of
+    // different endpoints, the pair reaches each other directly unless both
+    // ingress ports isolate (reaches_directly). So if F has two or more ports
+    // with functions below and one of them does not isolate, every function
+    // below F shares one group (any two are joined through that port); F's
+    // descendants then need no look of their own.
     std::vector<int> fns = functions();
     std::vector<int> parent(nodes_.size());
     std::iota(parent.begin(), parent.end(), 0);
     auto unite = [&](int a, int b) { parent[static_cast<size_t>(find_root(parent, a))] = find_root(parent, b); };
-    for (size_t i = 0; i < fns.size(); ++i) {
-        const TopologyNode& a = node(fns[i]);
-        for (size_t j = i + 1; j < fns.size(); ++j) {
-            const TopologyNode& b = node(fns[j]);
-            if (a.endpoint == b.endpoint) {
-                // PFs of a multi-function device reach each other internally
-                // unless the device's ACS has RR and CR (Linux multifunction rule).
-                const AcsFlags& acs = d.endpoints[static_cast<size_t>(a.endpoint)].acs;
-                if (!a.is_vf && !b.is_vf && !(acs.request_redirect && acs.completion_redirect)) unite(fns[i], fns[j]);
-            } else if (reaches_directly(fns[i], fns[j]) || reaches_directly(fns[j], fns[i])) {
-                unite(fns[i], fns[j]);
+    std::vector<uint32_t> below(nodes_.size(), 0); // functions in each subtree
+    for (size_t i = nodes_.size(); i-- > 0;) {     // a child's index is above its parent's
+        below[i] += nodes_[i].kind == NodeKind::function;
+        if (nodes_[i].parent >= 0) below[static_cast<size_t>(nodes_[i].parent)] += below[i];
+    }
+    auto unite_below = [&](int top) {
+        int first = -1;
+        std::vector<int> stack{top};
+        while (!stack.empty()) {
+            const int n = stack.back();
+            stack.pop_back();
+            if (node(n).kind == NodeKind::function) {
+                if (first < 0) first = n;
+                else unite(n, first);
+            }
+            for (int c : node(n).children) stack.push_back(c);
+        }
+    };
+    std::vector<int> todo{root()};
+    while (!todo.empty()) {
+        const int n = todo.back();
+        todo.pop_back();
+        const TopologyNode& x = node(n);
+        if (x.kind == NodeKind::root_complex || x.kind == NodeKind::switch_upstream) {
+            int ports_with_functions = 0;
+            bool open = false;
+            for (int p : x.children) {
+                if (!below[static_cast<size_t>(p)]) continue;
+                ++ports_with_functions;
+                open |= !node(p).acs.isolating();
+            }
+            if (ports_with_functions >= 2 && open) {
+                unite_below(n);
+                continue;
             }
         }
+        for (int c : x.children) todo.push_back(c);
+    }
+    // PFs of a multi-function device reach each other internally unless the
+    // device's ACS has RR and CR (Linux multifunction rule); VFs never do.
+    std::vector<int> first_pf(d.endpoints.size(), -1);
+    for (int f : fns) {
+        const TopologyNode& a = node(f);
+        const AcsFlags& acs = d.endpoints[static_cast<size_t>(a.endpoint)].acs;
+        if (a.is_vf || (acs.request_redirect && acs.completion_redirect)) continue;
+        int& pf0 = first_pf[static_cast<size_t>(a.endpoint)];
+        if (pf0 < 0) pf0 = f;
+        else unite(f, pf0);
     }
     std::map<int, int> ids;
     for (int f : fns) {

@@ -21,8 +21,10 @@ using sim::kSchemaVersion;
 
 /// Makes `out` ready for a run: creates it and removes every file a run
 /// writes (so nothing stale from an earlier run is left behind), leaving
-/// other files alone. Returns an error message, empty when ready.
-std::string prepare_out_dir(const fs::path& out);
+/// other files alone. Returns an error message, empty when ready;
+/// `bad_input` says the error is the user's (`out` names a file: exit 2),
+/// otherwise it is a write failure (exit 1).
+std::string prepare_out_dir(const fs::path& out, bool& bad_input);
 
 /// Writes config.json (the resolved platform, runnable as is) and run.json
 /// (command line, tool version, schema version, platform file).

@@ -2,6 +2,7 @@
 // iommusim: run, validate and inspect JSON platforms.
 // Exit codes: 0 ok, 2 bad input (one line: file, JSON path, expected/found), 1 simulation error.
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +19,25 @@ namespace fs = std::filesystem;
 using namespace iommusim::sim;
 
 namespace {
+
+/// SIGINT/SIGTERM received during a run (0 = none). The handler only stores
+/// it; the run loop polls it between slices and writes everything it has.
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+/// Catches SIGINT and SIGTERM once: a second one has the default effect
+/// (kills the process), for a run stuck inside one slice.
+void catch_stop_signals() {
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND;
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+}
+
+/// Shell convention for a process ended by signal N: 128 + N (130 SIGINT, 143 SIGTERM).
+int signal_exit_code() { return 128 + static_cast<int>(g_stop_signal); }
 
 int bad_input(const std::string& file, const std::exception& e) {
     std::cerr << "iommusim: " << file << ": " << e.what() << "\n";
@@ -40,6 +60,7 @@ void print_params(const std::string& filter) {
 
 int run(const std::string& file, const std::vector<std::string>& sets, const std::string& out_opt,
         std::optional<uint64_t> seed, bool quiet, bool all_stats, fs::path& out_used) {
+    catch_stop_signals(); // from the start: a signal during elaboration stops the run at time 0, results written
     PlatformConfig cfg;
     try {
         std::vector<std::string> all = sets;
@@ -48,26 +69,34 @@ int run(const std::string& file, const std::vector<std::string>& sets, const std
     } catch (const ConfigError& e) {
         return bad_input(file, e);
     }
-    const fs::path out = out_opt.empty() ? fs::path("results") / cfg.name : fs::path(out_opt);
+    const fs::path out = out_opt.empty() ? fs::path("results") / output_name(cfg.name) : fs::path(out_opt);
     out_used = out;
-    if (const std::string err = iommusim::cli::prepare_out_dir(out); !err.empty()) {
-        std::cerr << "iommusim: " << err << "\n";
-        return 2;
+    bool bad_out = false;
+    if (const std::string err = iommusim::cli::prepare_out_dir(out, bad_out); !err.empty()) {
+        std::cerr << "iommusim: " << (bad_out ? "" : "cannot write results: ") << err << "\n";
+        return bad_out ? 2 : 1;
     }
     try {
         Platform platform(std::move(cfg));
-        iommusim::cli::write_run_record(out, platform.config(), file, iommusim::cli::command_line());
-        platform.open_streams(out);
+        try {
+            iommusim::cli::write_run_record(out, platform.config(), file, iommusim::cli::command_line());
+            platform.open_streams(out);
+        } catch (const OutputError& e) {
+            std::cerr << "iommusim: cannot write results: " << e.what() << "\n";
+            return 1;
+        }
         const bool tty = isatty(STDERR_FILENO) && !quiet;
         HostFigures host;
         std::string error;
         try {
-            host = platform.run([&](double sim_us, double wall_s) {
-                if (tty)
-                    std::fprintf(stderr, "\r  simulated %.1f / %.1f us  (%.2f s wall, %.0f deltas/s)   ", sim_us,
-                                 platform.config().duration_us, wall_s,
-                                 wall_s > 0 ? static_cast<double>(sc_core::sc_delta_count()) / wall_s : 0.0);
-            });
+            host = platform.run(
+                [&](double sim_us, double wall_s) {
+                    if (tty)
+                        std::fprintf(stderr, "\r  simulated %.1f / %.1f us  (%.2f s wall, %.0f deltas/s)   ", sim_us,
+                                     platform.config().duration_us, wall_s,
+                                     wall_s > 0 ? static_cast<double>(sc_core::sc_delta_count()) / wall_s : 0.0);
+                },
+                [] { return g_stop_signal != 0; });
             if (tty) std::fprintf(stderr, "\n");
         } catch (const std::exception& e) {
             error = e.what();
@@ -77,10 +106,15 @@ int run(const std::string& file, const std::vector<std::string>& sets, const std
         doc["host"]["iommusim_version"] = iommusim::cli::version();
         if (!error.empty()) doc["error"] = error;
         if (const auto f = platform.scenario_failures(); !f.empty()) doc["scenario_failures"] = f;
-        platform.write_outputs(out, doc);
+        try {
+            platform.write_outputs(out, doc);
+        } catch (const OutputError& e) {
+            std::cerr << "iommusim: cannot write results: " << e.what() << "\n";
+            return 1;
+        }
         if (!quiet && platform.config().outputs.summary) {
             std::printf("iommusim: %s (seed %llu), %.1f us simulated in %.2f s\n", platform.config().name.c_str(),
-                        static_cast<unsigned long long>(platform.config().seed), platform.config().duration_us,
+                        static_cast<unsigned long long>(platform.config().seed), sc_core::sc_time_stamp().to_seconds() * 1e6,
                         host.wall_seconds);
             std::fputs(stats_summary(platform.stats(), all_stats).c_str(), stdout);
             if (platform.config().outputs.stats_json) std::printf("stats: %s\n", (out / "stats.json").c_str());
@@ -88,6 +122,12 @@ int run(const std::string& file, const std::vector<std::string>& sets, const std
         if (!error.empty()) {
             std::cerr << "iommusim: simulation error: " << error << "\n";
             return 1;
+        }
+        if (host.interrupted) {
+            std::cerr << "iommusim: interrupted by signal " << g_stop_signal << " at "
+                      << sc_core::sc_time_stamp().to_seconds() * 1e6 << " us simulated; results written to " << out.string()
+                      << "\n";
+            return signal_exit_code();
         }
         const auto failures = platform.scenario_failures();
         for (const auto& f : failures) std::cerr << "iommusim: scenario: " << f << "\n";
@@ -129,8 +169,10 @@ int cli_main(int argc, char* argv[]) {
     run_cmd->add_flag("--all", all, "summary of every non-zero stat, not only the headline ones");
 
     std::string vfile;
-    auto* validate_cmd = app.add_subcommand("validate", "parse and check a platform only");
+    std::vector<std::string> vsets;
+    auto* validate_cmd = app.add_subcommand("validate", "parse and elaborate a platform (every check `run` makes before simulating)");
     validate_cmd->add_option("platform", vfile, "platform JSON file")->required();
+    validate_cmd->add_option("--set", vsets, "override a parameter: PATH=VALUE")->take_all();
 
     std::string dfile;
     std::vector<std::string> dsets;
@@ -180,8 +222,9 @@ int cli_main(int argc, char* argv[]) {
     }
     if (*validate_cmd) {
         try {
-            PlatformConfig cfg = load_platform(vfile);
-            Platform elaborated(cfg); // what only the built platform knows: the stats an expect names
+            // The same path as run up to the first simulated instant: parse, then elaborate.
+            Platform platform(load_platform(vfile, vsets));
+            const auto& cfg = platform.config();
             std::printf("%s: ok (platform \"%s\", %zu devices, %zu IOMMUs)\n", vfile.c_str(), cfg.name.c_str(),
                         cfg.devices.size(), cfg.iommus.size());
             return 0;
@@ -231,6 +274,18 @@ int cli_main(int argc, char* argv[]) {
 // Our own main(): Debian's SystemC 2.3.4 prints its banner from
 // sc_elab_and_sim() regardless of SYSC_DISABLE_COPYRIGHT_MESSAGE, and our
 // stdout is the summary. The kernel itself needs no sc_elab_and_sim.
-int main(int argc, char* argv[]) { return cli_main(argc, argv); }
+int main(int argc, char* argv[]) {
+    try {
+        const int rc = cli_main(argc, argv);
+        if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+            std::cerr << "iommusim: cannot write to standard output\n";
+            return 1;
+        }
+        return rc;
+    } catch (const std::exception& e) { // never abort: a failure is a message and an exit code
+        std::cerr << "iommusim: error: " << e.what() << "\n";
+        return 1;
+    }
+}
 // libsystemc.so references sc_main; keep it meaningful for embedders.
 int sc_main(int argc, char* argv[]) { return cli_main(argc, argv); }

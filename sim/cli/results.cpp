@@ -5,6 +5,7 @@
 
 #include "cli_version.hpp"
 #include "sim/cli/cli.hpp"
+#include "sim/platform.hpp"
 
 namespace iommusim::cli {
 
@@ -20,14 +21,21 @@ std::string version() { return IOMMUSIM_VERSION_STRING; }
 const std::vector<std::string>& command_line() { return g_command_line; }
 void set_command_line(int argc, char* argv[]) { g_command_line.assign(argv, argv + argc); }
 
-std::string prepare_out_dir(const fs::path& out) {
+std::string prepare_out_dir(const fs::path& out, bool& bad_input) {
     std::error_code ec;
-    if (fs::exists(out, ec) && !fs::is_directory(out, ec)) return out.string() + " exists and is not a folder";
+    bad_input = false;
+    if (fs::exists(out, ec) && !fs::is_directory(out, ec)) {
+        bad_input = true; // the user named a file: an error, not an overwrite
+        return out.string() + " exists and is not a folder";
+    }
     fs::create_directories(out, ec);
-    if (ec) return "cannot create " + out.string() + ": " + ec.message();
+    if (ec) return out.string() + ": cannot create the output folder: " + ec.message();
     // Whatever an earlier run wrote goes, so no stale file (a trace.json from a
-    // run with the trace on) sits beside this run's; other files stay.
+    // run with the trace on) sits beside this run's; other files stay. Only
+    // regular files are stale results: a device or fifo standing in for one
+    // (stats.json -> /dev/full) is where the user wants it written.
     for (const auto& f : kRunFiles) {
+        if (fs::exists(out / f, ec) && !fs::is_regular_file(out / f, ec)) continue;
         fs::remove(out / f, ec);
         if (ec) return "cannot remove " + (out / f).string() + ": " + ec.message();
     }
@@ -36,7 +44,7 @@ std::string prepare_out_dir(const fs::path& out) {
 
 void write_run_record(const fs::path& out, const sim::PlatformConfig& cfg, const std::string& platform_file,
                       const std::vector<std::string>& command_line) {
-    std::ofstream(out / "config.json") << sim::dump_platform(cfg).dump(2) << "\n";
+    sim::write_output_file(out / "config.json", [&](std::ostream& os) { os << sim::dump_platform(cfg).dump(2) << "\n"; });
     sim::json r = sim::json::object();
     r["schema_version"] = kSchemaVersion;
     r["iommusim_version"] = version();
@@ -46,7 +54,7 @@ void write_run_record(const fs::path& out, const sim::PlatformConfig& cfg, const
     r["platform_file"] = ec ? platform_file : abs.lexically_normal().string();
     r["platform"] = cfg.name;
     r["seed"] = cfg.seed;
-    std::ofstream(out / "run.json") << r.dump(2) << "\n";
+    sim::write_output_file(out / "run.json", [&](std::ostream& os) { os << r.dump(2) << "\n"; });
 }
 
 } // namespace iommusim::cli

@@ -168,6 +168,11 @@ int collect(const fs::path& dir) {
         }
         csv << ',' << csv_field(p["dir"].get<std::string>()) << '\n';
     }
+    csv.flush();
+    if (!csv) {
+        std::cerr << "iommusim: cannot write results: " << (dir / "sweep.csv").string() << ": write failed\n";
+        return 1;
+    }
     std::printf("sweep: %s\n", (dir / "sweep.csv").c_str());
     return worst;
 }
@@ -219,7 +224,7 @@ int sweep(const SweepOptions& o) {
         std::cerr << "iommusim: " << o.file << ": " << e.what() << "\n";
         return 2;
     }
-    const fs::path out = o.out.empty() ? fs::path("results") / (base.name + "-sweep") : fs::path(o.out);
+    const fs::path out = o.out.empty() ? fs::path("results") / sim::output_name(base.name + "-sweep") : fs::path(o.out);
     std::error_code ec;
     if (fs::exists(out, ec)) { // an earlier sweep's points and files go, so no stale point survives; others stay
         for (const auto& e : fs::directory_iterator(out, ec))

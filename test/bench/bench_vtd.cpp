@@ -12,15 +12,8 @@
 //   valgrind --tool=callgrind build/test/bench/bench_vtd --smoke
 //   callgrind_annotate --inclusive=yes callgrind.out.* | grep phase_
 // `--smoke` runs a few thousand requests per phase (ctest).
-#include <chrono>
-#include <cstdio>
-#include <cstring>
 #include <memory>
 #include <string>
-#include <systemc>
-#include <tlm>
-#include <tlm_utils/simple_initiator_socket.h>
-#include <tlm_utils/simple_target_socket.h>
 
 #include "models/iommu/common/table_builder.hpp"
 #include "models/iommu/vtd/vtd_descriptors.hpp"
@@ -28,102 +21,28 @@
 #include "models/iommu/vtd/vtd_tables.hpp"
 #include "models/mem/sparse_memory.hpp"
 #include "models/pcie/ats_endpoint.hpp"
+#include "test/bench/bench_rig.hpp"
 
 using namespace iommusim;
 using namespace iommusim::iommu;
 using namespace iommusim::iommu::vtd;
-using sc_core::sc_time;
-using sc_core::SC_NS;
-using sc_core::SC_ZERO_TIME;
+using namespace benchrig;
 
 namespace {
 
 constexpr uint64_t kHitBase = 0x100000000ull;
 constexpr uint64_t kMissBase = 0x200000000ull;
 
-/// The trivial memory target of the baseline (and the memory behind the IOMMU).
-struct Memory : sc_core::sc_module {
-    tlm_utils::simple_target_socket<Memory> socket{"socket"};
-    mem::SparseMemory store{uint64_t{1} << 40};
-    explicit Memory(const sc_core::sc_module_name& n) : sc_module(n) {
-        socket.register_b_transport(this, &Memory::b_transport);
-        socket.register_get_direct_mem_ptr(this, &Memory::get_dmi);
-    }
-    void b_transport(tlm::tlm_generic_payload& t, sc_time& d) {
-        if (t.is_read()) store.read(t.get_address(), t.get_data_ptr(), t.get_data_length());
-        else store.write(t.get_address(), t.get_data_ptr(), t.get_data_length());
-        d += latency;
-        t.set_dmi_allowed(true);
-        t.set_response_status(tlm::TLM_OK_RESPONSE);
-    }
-    /// Page-granular DMI onto the sparse store.
-    bool get_dmi(tlm::tlm_generic_payload& t, tlm::tlm_dmi& dmi) {
-        const uint64_t base = t.get_address() & ~uint64_t{4095};
-        dmi.set_dmi_ptr(store.page_ptr(base));
-        dmi.set_start_address(base);
-        dmi.set_end_address(base + 4095);
-        dmi.allow_read_write();
-        dmi.set_read_latency(latency);
-        dmi.set_write_latency(latency);
-        return true;
-    }
-    const sc_time latency{90, SC_NS};
-};
-
-/// Swallows messages from the unit that has no device behind it.
-struct Sink : sc_core::sc_module {
-    tlm_utils::simple_target_socket<Sink> socket{"socket"};
-    explicit Sink(const sc_core::sc_module_name& n) : sc_module(n) { socket.register_b_transport(this, &Sink::b_transport); }
-    void b_transport(tlm::tlm_generic_payload& t, sc_time&) { t.set_response_status(tlm::TLM_OK_RESPONSE); }
-};
-
-struct Driver : sc_core::sc_module {
-    tlm_utils::simple_initiator_socket<Driver> plain{"plain"}, dev{"dev"}, cpu{"cpu"}, cpu2{"cpu2"};
-    explicit Driver(const sc_core::sc_module_name& n) : sc_module(n) {}
-};
-
-struct Result {
-    double wall = 0;
-    uint64_t count = 0;
-};
-
-/// Two identical units: one driven by a raw device port (IOTLB phases, invalidations),
-/// one behind an AtsEndpoint (ATC phase), so no extra routing hop is measured.
-struct Rig {
+struct Rig : TwoUnits<VtdIommu, VtdParams> {
     uint64_t n, miss_pages;
-    Memory memory{"memory"};
-    Memory memory2{"memory2"};
-    Memory plain_mem{"plain_mem"};
-    Driver drv{"drv"};
-    Sink sink{"sink"};
-    stats::Group root{"root"};
-    std::unique_ptr<VtdIommu> iommu, iommu2;
-    std::unique_ptr<pcie::AtsEndpoint> ep;
     uint64_t next = 0x1000000;
     uint64_t iq = 0, rtaddr = 0, rtaddr2 = 0;
     Result plain, hit, atc, miss, inv;
 
-    Rig(uint64_t count, uint64_t pages) : n(count), miss_pages(pages) {
-        VtdParams p;
-        p.walker.s1_walk_cache.per_level.entries = 0; // cold 4-level walks on every miss
-        p.walker.s2_walk_cache.per_level.entries = 0;
-        iommu = std::make_unique<VtdIommu>("dmar0", p, &root);
-        iommu2 = std::make_unique<VtdIommu>("dmar1", p, &root);
-        pcie::AtsEndpointParams ap;
-        ap.rid = pcie::Bdf(0x03, 1, 0);
-        ep = std::make_unique<pcie::AtsEndpoint>("ep", ap, &root);
-        iommu->mem.bind(memory.socket);
-        iommu2->mem.bind(memory2.socket);
-        drv.plain.bind(plain_mem.socket);
-        drv.dev.bind(iommu->upstream);
-        ep->upstream.bind(iommu2->upstream);
-        drv.cpu.bind(iommu->mmio);
-        drv.cpu2.bind(iommu2->mmio);
-        iommu2->ats_inv.bind(ep->downstream);
-        iommu->ats_inv.bind(sink.socket);
+    Rig(uint64_t count, uint64_t pages) : TwoUnits("dmar0", "dmar1"), n(count), miss_pages(pages) {
         rtaddr = build_tables(memory, pcie::Bdf(0x03, 0, 0), miss_pages);
         next = 0x1000000;
-        rtaddr2 = build_tables(memory2, ap.rid, 0);
+        rtaddr2 = build_tables(memory2, ep_rid, 0);
         iq = alloc();
         alloc();
     }
@@ -154,15 +73,7 @@ struct Rig {
         return tw.root_table();
     }
     void mmio(tlm_utils::simple_initiator_socket<Driver>& s, uint32_t off, uint64_t v, unsigned len) {
-        tlm::tlm_generic_payload g;
-        g.set_command(tlm::TLM_WRITE_COMMAND);
-        g.set_address(off);
-        g.set_data_ptr(reinterpret_cast<unsigned char*>(&v));
-        g.set_data_length(len);
-        g.set_streaming_width(len);
-        sc_time d = SC_ZERO_TIME;
-        s->b_transport(g, d);
-        sc_core::wait(d);
+        mmio_write(s, off, v, len);
     }
     void mmio(uint32_t off, uint64_t v, unsigned len) { mmio(drv.cpu, off, v, len); }
     void enable() {
@@ -176,51 +87,12 @@ struct Rig {
     }
 };
 
-double since(std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-[[gnu::noinline]] void phase_plain(Rig& r) {
-    tlm::tlm_generic_payload g;
-    uint64_t v = 0;
-    g.set_data_ptr(reinterpret_cast<unsigned char*>(&v));
-    g.set_data_length(8);
-    g.set_streaming_width(8);
-    sc_time d = SC_ZERO_TIME;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (uint64_t i = 0; i < r.n; ++i) {
-        g.set_command(tlm::TLM_READ_COMMAND);
-        g.set_address(0x40000000 + (i & 63) * 4096);
-        g.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
-        r.drv.plain->b_transport(g, d);
-    }
-    r.plain = {since(t0), r.n};
-}
+[[gnu::noinline]] void phase_plain(Rig& r) { r.plain = benchrig::phase_plain(r.drv.plain, r.n); }
 
 /// Device requests with PASID 1 straight into the IOMMU's upstream socket.
 template <class AddrOf>
 Result device_loop(Rig& r, uint64_t count, AddrOf addr_of) {
-    tlm::tlm_generic_payload g;
-    uint64_t v = 0;
-    pcie::TlpExtension ext;
-    ext.requester = pcie::Bdf(0x03, 0, 0);
-    ext.pasid_present = true;
-    ext.pasid = 1;
-    g.set_data_ptr(reinterpret_cast<unsigned char*>(&v));
-    g.set_data_length(8);
-    g.set_streaming_width(8);
-    g.set_extension(&ext);
-    sc_time d = SC_ZERO_TIME;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (uint64_t i = 0; i < count; ++i) {
-        g.set_command(tlm::TLM_READ_COMMAND);
-        g.set_address(addr_of(i));
-        g.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
-        r.drv.dev->b_transport(g, d);
-    }
-    Result res{since(t0), count};
-    g.clear_extension(&ext);
-    return res;
+    return benchrig::device_loop(r.drv.dev, pcie::Bdf(0x03, 0, 0), 1u, count, addr_of);
 }
 
 [[gnu::noinline]] void phase_iotlb_hit(Rig& r) {
@@ -228,11 +100,7 @@ Result device_loop(Rig& r, uint64_t count, AddrOf addr_of) {
 }
 
 [[gnu::noinline]] void phase_iotlb_miss(Rig& r) {
-    uint64_t x = 1;
-    r.miss = device_loop(r, r.n / 4, [&](uint64_t) {
-        x = x * 6364136223846793005ull + 1442695040888963407ull; // deterministic LCG over the working set
-        return kMissBase + ((x >> 20) % r.miss_pages) * 4096;
-    });
+    r.miss = device_loop(r, r.n / 4, RandomPages{kMissBase, r.miss_pages});
 }
 
 /// Returns the local time reached; the caller synchronises (outside the measured function,
@@ -288,22 +156,7 @@ int sc_main(int argc, char* argv[]) {
     });
     sc_core::sc_start();
 
-    auto per = [](const Result& x) { return x.count ? x.wall / static_cast<double>(x.count) * 1e9 : 0.0; };
-    const double base = per(r.plain);
-    std::printf("bench_vtd (%s)\n", smoke ? "smoke" : "full");
-    std::printf("  %-34s %12s %14s %10s\n", "phase", "requests", "ns/request", "x plain");
-    auto line = [&](const char* name, const Result& x) {
-        std::printf("  %-34s %12llu %14.1f %10.2f\n", name, static_cast<unsigned long long>(x.count), per(x),
-                    base > 0 ? per(x) / base : 0.0);
-    };
-    line("plain b_transport loop", r.plain);
-    line("(a) IOTLB hit", r.hit);
-    line("(b) ATC hit (endpoint)", r.atc);
-    line("(c) IOTLB miss, cold 4-level walk", r.miss);
-    std::printf("  %-34s %12llu %14.1f   (%.0f descriptors/s)\n", "(d) invalidation descriptors",
-                static_cast<unsigned long long>(r.inv.count), per(r.inv),
-                r.inv.wall > 0 ? static_cast<double>(r.inv.count) / r.inv.wall : 0.0);
-    const auto* walks = r.root.find("dmar0.translation.walker.walks");
-    if (walks) std::printf("  walks: %.0f\n", stats::numeric_value(*walks));
+    report("bench_vtd", smoke, r.plain, r.hit, r.atc, r.miss, "(c) IOTLB miss, cold 4-level walk", r.inv,
+           "(d) invalidation descriptors", "descriptors", r.root, "dmar0.translation.walker.walks");
     return 0;
 }

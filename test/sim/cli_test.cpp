@@ -51,7 +51,7 @@ TEST_CASE("validate accepts the default platform", "[cli][config]") {
 
 TEST_CASE("a JSON syntax error names the line and column", "[cli][config]") {
     auto r = validate_text("{\n  \"name\": \"x\",\n  \"seed\": ,\n}");
-    require_bad_input(r, "/", "line 3, column 11");
+    require_bad_input(r, "/seed", "line 3, column 11"); // the path reached when the syntax broke
 }
 
 TEST_CASE("an unknown key is an error that suggests the closest valid key", "[cli][config]") {
@@ -127,7 +127,7 @@ TEST_CASE("dump-config output is accepted unchanged and resolves to itself", "[c
     CHECK(second.out == first.out);
 }
 
-TEST_CASE("run writes stats.json and a summary; same seed gives byte-identical stats", "[cli][determinism]") {
+TEST_CASE("run writes stats.json and a summary, same seed gives byte-identical stats", "[cli][determinism]") {
     auto dir = scratch_dir("run");
     write_file(dir / "p.json", minimal_platform());
     auto a = run_cli("run '" + (dir / "p.json").string() + "' --out '" + (dir / "a").string() + "'");

@@ -140,9 +140,8 @@ TEST_CASE("with several IOMMUs a domain must name its IOMMU, and root complexes 
 TEST_CASE("PCIe segments describe thousands of endpoints", "[cli][config][multi_iommu]") {
     // One bus space (256 buses) holds only so many endpoints; 16 segments of 14 root
     // ports, each with a 16-port switch (18 buses per root port), hold 3584.
-    ordered_json p = ordered_json::parse(R"({ "name": "many", "duration_us": 1, "topology": { "root_complexes": [] },
+    ordered_json p = ordered_json::parse(R"({ "name": "many", "duration_us": 1, "topology": { "root_complexes": [], "switches": [] },
                                               "devices": [] })");
-    auto& rcs = p["topology"]["root_complexes"];
     for (int s = 0; s < 16; ++s) {
         char buf[32];
         std::snprintf(buf, sizeof buf, "rc%d", s);
@@ -159,7 +158,7 @@ TEST_CASE("PCIe segments describe thousands of endpoints", "[cli][config][multi_
             }
             p["topology"]["switches"].push_back(sw);
         }
-        rcs.push_back(rc);
+        p["topology"]["root_complexes"].push_back(rc);
     }
     REQUIRE(p["devices"].size() == 3584);
     auto r = run(p, "many", "topology");
@@ -168,7 +167,7 @@ TEST_CASE("PCIe segments describe thousands of endpoints", "[cli][config][multi_
     CHECK(r.out.find("segment 000f, root complex rc15") != std::string::npos);
     CHECK(r.out.find("s15rp13dp15ep") != std::string::npos);
     // The same platform in one segment runs out of bus numbers.
-    for (auto& rc : rcs) rc["segment"] = 0;
+    for (auto& rc : p["topology"]["root_complexes"]) rc["segment"] = 0;
     r = run(p, "many-one-seg", "validate");
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("bus") != std::string::npos);

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "models/iommu/amd/amd_tables.hpp"
 
-#include <bit>
 #include <stdexcept>
 #include <vector>
 
@@ -324,9 +323,8 @@ Event AmdTableReader::walk_fault_event(const RequestInfo& r, const Resolved& res
 AmdTableWriter::AmdTableWriter(mem::PhysMem& m, TableAllocator alloc, uint32_t devtab_pages)
     : m_(m), alloc_(std::move(alloc)), devtab_pages_(devtab_pages) {
     if (devtab_pages == 0 || devtab_pages > 512) throw std::invalid_argument("device table: 1..512 pages");
-    // The table must be aligned to its size rounded to a power of two only in so far as the
-    // base field is 4 KiB granular; Linux allocates it naturally aligned.
-    auto a = alloc_(uint64_t{4096} * devtab_pages, uint64_t{4096} * std::bit_ceil(devtab_pages));
+    // The base field is 4 KiB granular (51:12); that is all the unit requires.
+    auto a = alloc_(uint64_t{4096} * devtab_pages, 4096);
     if (!a) throw std::runtime_error("device table: allocator refused");
     devtab_ = *a;
 }

@@ -78,8 +78,8 @@ using CommandAction = std::variant<NoOpAction, InvalidateTranslations, Invalidat
 struct DecodedCommand {
     static constexpr size_t kMax = 4;
     uint32_t error = 0;
-    std::array<CommandAction, kMax> actions{};
     uint8_t count = 0;
+    std::array<CommandAction, kMax> actions; ///< the first `count` are meaningful
 
     bool ok() const { return error == 0; }
     DecodedCommand& add(const CommandAction& a) {
@@ -158,6 +158,10 @@ public:
         ring_.advance_cons();
         ++consumed_;
     }
+    /// Software disabled, re-enabled or re-based the queue (VT-d QIE, AMD CmdBufEn, SMMUv3
+    /// CMDQEN): a command fetched before must not be consumed or finished afterwards.
+    void restart() { ++generation_; }
+    uint64_t generation() const { return generation_; }
     /// Commands consumed since the counter was last reset (sequence numbers for phase reporting).
     uint64_t consumed() const { return consumed_; }
     void reset_consumed() { consumed_ = 0; }
@@ -169,6 +173,7 @@ private:
     bool enabled_ = false, halted_ = false;
     uint32_t error_ = 0, tail_error_ = 0;
     uint64_t consumed_ = 0;
+    uint64_t generation_ = 0;
 };
 
 } // namespace iommusim::iommu

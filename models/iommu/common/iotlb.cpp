@@ -61,8 +61,12 @@ uint64_t Iotlb::invalidate(const InvalidationScope& s) {
     // Small ranges within one address space (PASID/ASID page invalidations,
     // the common case under strict unmapping) probe the few keys that can
     // match instead of scanning every entry. Same result as the scan.
-    if (s.kind == InvalidationScope::Kind::range && s.has_as && s.stage != InvalidationScope::Stage::s2 &&
-        s.size != 0 && cache_.enabled()) {
+    // So do stage-2 ranges without address space (AMD-Vi host page invalidations, GN = 0)
+    // while every entry they could match is a stage-2-only entry of address space 0.
+    using St = InvalidationScope::Stage;
+    const bool probe_as = s.has_as && s.stage != St::s2;
+    const bool probe_s2 = !s.has_as && s.stage == St::s2 && irregular_s2_ == 0;
+    if (s.kind == InvalidationScope::Kind::range && (probe_as || probe_s2) && s.size != 0 && cache_.enabled()) {
         const uint64_t last = s.addr + (s.size - 1) < s.addr ? ~uint64_t{0} : s.addr + (s.size - 1);
         uint64_t probes = 0;
         for (uint64_t m = shift_mask_; m; m &= m - 1) {
@@ -92,8 +96,9 @@ uint64_t Iotlb::invalidate_range_by_probe(const InvalidationScope& s, uint64_t l
         for (uint64_t vpn = s.addr >> sh;; ++vpn) {
             for (TranslationKind kind : kKinds) {
                 if (kind == TranslationKind::s2 && s.stage == InvalidationScope::Stage::s1) continue;
+                if (kind != TranslationKind::s2 && s.stage == InvalidationScope::Stage::s2) continue;
                 for (int g = 0; g < (globals ? 2 : 1); ++g) {
-                    CacheKey k = make_key(s.domain_tag, s.as_tag, vpn << sh, kind, sh, g == 1);
+                    CacheKey k = make_key(s.domain_tag, s.has_as ? s.as_tag : 0, vpn << sh, kind, sh, g == 1);
                     if (cache_.erase(k)) {
                         account(k, -1);
                         ++n;

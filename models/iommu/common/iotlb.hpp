@@ -105,12 +105,19 @@ private:
         if (per_shift_[shift]) shift_mask_ |= uint64_t{1} << shift;
         else shift_mask_ &= ~(uint64_t{1} << shift);
         if ((k.b >> 15) & 1) globals_ = static_cast<uint32_t>(static_cast<int>(globals_) + delta);
+        // Entries a stage-2 range without address space finds other than by (domain, as 0, IOVA):
+        // nested ones (matched by their IPA), stage-2 cache entries, stage-2 entries of an address space.
+        const auto kind = static_cast<TranslationKind>((k.b >> 12) & 7);
+        if (kind == TranslationKind::nested || kind == TranslationKind::s2_ipa ||
+            (kind == TranslationKind::s2 && ((k.b >> 16) & kTagMask) != 0))
+            irregular_s2_ = static_cast<uint32_t>(static_cast<int>(irregular_s2_) + delta);
     }
     uint64_t invalidate_range_by_probe(const InvalidationScope& s, uint64_t last);
     SetAssocCache<Packed> cache_;
     std::array<uint32_t, 64> per_shift_{}; ///< valid entries per page size
     uint64_t shift_mask_ = 0;              ///< sizes with at least one entry
     uint32_t globals_ = 0;
+    uint32_t irregular_s2_ = 0;            ///< see account()
 };
 
 inline IotlbHit Iotlb::lookup(uint32_t domain, uint32_t as, uint64_t iova, TranslationKind kind) {

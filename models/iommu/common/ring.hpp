@@ -49,11 +49,11 @@ public:
     /// Positions as a register writes them: index modulo the size; the wrap bit only
     /// with Index::wrap_bit.
     void set_prod(uint32_t index, bool wrap = false) {
-        prod_ = entries_ ? index % entries_ : 0;
+        prod_ = reduce(index);
         prod_wrap_ = style_ == Index::wrap_bit && wrap;
     }
     void set_cons(uint32_t index, bool wrap = false) {
-        cons_ = entries_ ? index % entries_ : 0;
+        cons_ = reduce(index);
         cons_wrap_ = style_ == Index::wrap_bit && wrap;
     }
     /// Positions as byte offsets from the base (registers without wrap bits).
@@ -81,6 +81,7 @@ public:
     void advance_cons() { advance(cons_, cons_wrap_); }
 
 private:
+    uint32_t reduce(uint32_t index) const { return index < entries_ ? index : entries_ ? index % entries_ : 0; }
     void advance(uint32_t& i, bool& wrap) {
         if (++i >= entries_) {
             i = 0;

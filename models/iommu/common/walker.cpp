@@ -118,6 +118,14 @@ Walker::StageOut Walker::walk_levels(const Format& f, const TranslationContext& 
     uint8_t limit = perm::all;
     const bool use_pwc = pwc.enabled();
     if (auto h = use_pwc ? pwc.lookup(ctx.domain_tag, as, wk, va, c) : std::nullopt) {
+        // The cached descriptor covers its whole level-h region, but an AMD
+        // level skip below it constrains va further: the check a cold walk
+        // makes at that descriptor (skipped index bits zero) is made here too.
+        if (h->entry.next_level + 1u < h->level) {
+            const unsigned lo = PageTableFormat::level_shift(c, h->entry.next_level + 1u);
+            const unsigned hi = PageTableFormat::level_shift(c, h->level);
+            if ((va >> lo) & low_mask(hi - lo)) return fail(FaultKind::address_size, h->level);
+        }
         level = h->entry.next_level;
         table = h->entry.table;
         limit = h->entry.perms;

@@ -109,7 +109,8 @@ DecodeResult decode_descriptor(const std::array<uint64_t, 4>& q, bool wide, cons
         }
         if (page) {
             s.addr = addr;
-            s.size = uint64_t{4096} << am;
+            // 2^AM pages; with AM >= 52 that is the whole 64-bit space (addr is then 0).
+            s.size = am >= 52 ? ~uint64_t{0} : uint64_t{4096} << am;
             s.leaf_only = bitv(q1, 6);
         }
         return good(d);

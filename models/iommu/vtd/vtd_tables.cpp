@@ -158,37 +158,23 @@ PasidLookup VtdTableReader::read_pasid(mem::PhysMem& m, const SmContextEntry& ce
     PasidLookup r;
     r.status.fpd = ce.fpd;
     const uint64_t haw_mask = p_.haw >= 64 ? ~uint64_t{0} : (uint64_t{1} << p_.haw) - 1;
+    auto fault = [&r](uint8_t reason) {
+        r.status.fault = reason;
+        return r;
+    };
     std::array<uint64_t, 1> dir{};
     ++r.status.reads;
-    if (!read_qwords(m, ce.pasid_dir + 8u * (pasid >> 6), dir)) {
-        r.status.fault = fr::kPdAccess;
-        return r;
-    }
-    if (!(dir[0] & 1)) {
-        r.status.fault = fr::kPdNotPresent;
-        return r;
-    }
+    if (!read_qwords(m, ce.pasid_dir + 8u * (pasid >> 6), dir)) return fault(fr::kPdAccess);
+    if (!(dir[0] & 1)) return fault(fr::kPdNotPresent);
     r.status.fpd |= (dir[0] >> 1) & 1;
-    if ((dir[0] & 0xFFC) || ((dir[0] & kPageMask) & ~haw_mask)) {
-        r.status.fault = fr::kPdReserved;
-        return r;
-    }
+    if ((dir[0] & 0xFFC) || ((dir[0] & kPageMask) & ~haw_mask)) return fault(fr::kPdReserved);
     std::array<uint64_t, 8> pe{};
     ++r.status.reads;
-    if (!read_qwords(m, (dir[0] & kPageMask) + 64u * (pasid & 0x3F), pe)) {
-        r.status.fault = fr::kPeAccess;
-        return r;
-    }
-    if (!(pe[0] & 1)) {
-        r.status.fault = fr::kPeNotPresent;
-        return r;
-    }
+    if (!read_qwords(m, (dir[0] & kPageMask) + 64u * (pasid & 0x3F), pe)) return fault(fr::kPeAccess);
+    if (!(pe[0] & 1)) return fault(fr::kPeNotPresent);
     r.status.fpd |= (pe[0] >> 1) & 1;
     auto e = PasidEntry::decode(pe);
-    if (!e || (e->slptptr & ~haw_mask) || (e->flptptr & ~haw_mask)) {
-        r.status.fault = fr::kPeReserved;
-        return r;
-    }
+    if (!e || (e->slptptr & ~haw_mask) || (e->flptptr & ~haw_mask)) return fault(fr::kPeReserved);
     r.entry = *e;
     return r;
 }

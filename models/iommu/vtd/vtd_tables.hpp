@@ -19,6 +19,7 @@
 #include <functional>
 #include <optional>
 
+#include "models/iommu/common/request_attrs.hpp"
 #include "models/iommu/common/translation.hpp"
 #include "models/iommu/vtd/vtd_params.hpp"
 #include "models/mem/phys_mem.hpp"
@@ -93,16 +94,6 @@ struct ContextLookup {
 struct PasidLookup {
     StepStatus status;
     PasidEntry entry;
-};
-
-/// What the request wants, for the context-level permission checks.
-struct RequestAttrs {
-    bool has_pasid = false;
-    uint32_t pasid = 0;
-    bool privileged = false;      ///< PMR
-    bool execute = false;         ///< ER
-    bool ats = false;             ///< translation request or translated request
-    bool page_request = false;
 };
 
 /// Stateless reader of the scalable-mode tables through PhysMem.

@@ -80,7 +80,7 @@ TEST_CASE("a cache never holds more than its configured entries whatever the str
     CHECK(c.capacity() == 64);
 }
 
-TEST_CASE("fully associative caches are one set; non power-of-two set counts work", "[unit]") {
+TEST_CASE("fully associative caches are one set, non power-of-two set counts work", "[unit]") {
     stats::Group root("t");
     SetAssocCache<int> fa("fa", CacheGeometry{16, 16, Replacement::lru, 1}, &root);
     for (int i = 0; i < 16; ++i) fa.insert(k(static_cast<uint64_t>(i) << 20), i);

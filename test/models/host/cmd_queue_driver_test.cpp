@@ -188,6 +188,35 @@ TEST_CASE("the command-queue driver wraps the ring and completes every sync in o
     }
 }
 
+TEST_CASE("a submission that does not fit the free part of the ring waits until the unit consumed enough",
+          "[sc][host][cmdq]") {
+    Rig rig;
+    FlushTiming a, b;
+    bool b_done = false;
+    sc_core::sc_spawn([&] {
+        std::vector<QueueEntry> big;
+        for (uint64_t i = 0; i < 200; ++i) big.push_back(entry(cmd, i));
+        a = rig.q.submit(big); // 201 of 256 entries
+    });
+    sc_core::sc_spawn([&] {
+        sc_core::wait(100, sc_core::SC_NS); // after the big one took the lock
+        std::vector<QueueEntry> more;
+        for (uint64_t i = 200; i < 300; ++i) more.push_back(entry(cmd, i));
+        b = rig.q.submit(more); // 101 more: only after the unit moved its head past ~46 entries
+        b_done = true;
+    });
+    sc_core::sc_start(sc_core::sc_time(1, sc_core::SC_MS));
+    REQUIRE(b_done);
+    REQUIRE(rig.unit.executed.size() == 300);
+    for (uint64_t i = 0; i < 300; ++i) CHECK(rig.unit.executed[i] == i);
+    CHECK_FALSE(a.error);
+    CHECK_FALSE(b.error);
+    // b's entries went in only once the unit had made room: ~46 x 200 ns after a's were written.
+    CHECK(b.submitted.as_ns() < 1000);
+    CHECK(b.observed > a.observed);
+    CHECK(rig.stat("queue.entries") == 302);
+}
+
 TEST_CASE("a submission larger than the ring is refused before anything is written", "[sc][host][cmdq]") {
     Rig rig;
     rig.run([&] {
@@ -198,7 +227,7 @@ TEST_CASE("a submission larger than the ring is refused before anything is writt
     CHECK(rig.unit.executed == std::vector<uint64_t>{7});
 }
 
-TEST_CASE("a refused command fails only its own submission; it is replaced by a no-op and the queue goes on",
+TEST_CASE("a refused command fails only its own submission, is replaced by a no-op, and the queue goes on",
           "[sc][host][cmdq]") {
     Rig rig;
     FlushTiming bad_t, good_t;

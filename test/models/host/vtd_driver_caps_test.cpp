@@ -131,3 +131,33 @@ TEST_CASE("SVA is refused when the unit cannot share the CPU's page tables", "[s
         CHECK_FALSE(rig.drv->caps().pasid_bits);
     });
 }
+
+namespace {
+/// Registers a PRI-capable device behind the unit and lets the host boot and run for 5 us.
+void boot_with_pri_device(CapsRig& rig) {
+    host::DeviceInfo d;
+    d.rid = pcie::Bdf(0x0100);
+    d.pasid = true;
+    d.pri = true;
+    rig.os->iommufd().add_device(d, 0);
+    rig.run([&] { rig.os->cpu().spend(Duration::us(5)); });
+}
+} // namespace
+
+TEST_CASE("boot sets up the page-request log and its thread on a unit with PRI and a PRI device", "[sc][host][vtd][caps][pri]") {
+    CapsRig rig(iommu::vtd::VtdParams{});
+    boot_with_pri_device(rig);
+    CHECK(rig.drv->caps().pri);
+    CHECK(rig.iommu->regs().pqa_base() != 0);
+    CHECK(stats::numeric_value(*rig.root.find("os.prq.polls")) > 0);
+}
+
+TEST_CASE("without ECAP.PRS a PRI device gets no page-request log or handler thread", "[sc][host][vtd][caps][pri]") {
+    iommu::vtd::VtdParams p;
+    p.page_requests = false;
+    CapsRig rig(p);
+    boot_with_pri_device(rig);
+    CHECK_FALSE(rig.drv->caps().pri);
+    CHECK(rig.iommu->regs().pqa_base() == 0);
+    CHECK(stats::numeric_value(*rig.root.find("os.prq.polls")) == 0);
+}

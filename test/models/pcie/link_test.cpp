@@ -73,7 +73,7 @@ TEST_CASE("writes split at MPS, reads at MRRS, completions at RCB within MPS, ne
     CHECK(chunks == 2);
 }
 
-TEST_CASE("a busy link direction delays the next TLP train; directions are independent", "[unit][pcie][link]") {
+TEST_CASE("a busy link direction delays the next TLP train, directions are independent", "[unit][pcie][link]") {
     stats::Group root("root");
     LinkParams p = lp(3, 1);
     p.latency_ns = 10;

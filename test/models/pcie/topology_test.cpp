@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <catch2/catch.hpp>
 
+#include <functional>
+#include <set>
+
 #include "models/pcie/topology.hpp"
 
 using namespace iommusim::pcie;
@@ -163,4 +166,72 @@ TEST_CASE("topology renders a tree with BDFs, links, ACS and IOMMU groups", "[un
     CHECK_THAT(s, Catch::Contains("ep1 04:00.0 PF BAR 0x"));
     CHECK_THAT(s, Catch::Contains("iommu_group 0"));
     CHECK_THAT(s, Catch::Contains("iommu groups: 2"));
+}
+
+TEST_CASE("IOMMU groups derived in one pass equal the groups of the pairwise reachability rule", "[unit][pcie][topology][acs]") {
+    // Random trees of switches (two levels) and endpoints (some multi-function,
+    // some with VFs), every port's ACS isolating or not: the groups must be
+    // the connected components of "reaches directly, either way" plus the
+    // multi-function rule, as Linux's pci_device_group finds them pairwise.
+    uint32_t seed = 12345;
+    auto rnd = [&](uint32_t n) {
+        seed = seed * 1103515245u + 12345u;
+        return (seed >> 16) % n;
+    };
+    for (int round = 0; round < 30; ++round) {
+        TopologyDesc d;
+        std::vector<std::string> free_ports;
+        // name + number by appending (GCC 12 warns falsely on "x" + std::to_string(n)).
+        auto named = [](std::string prefix, size_t n) { return prefix.append(std::to_string(n)); };
+        auto acs = [&] { return rnd(3) == 0 ? AcsFlags{} : AcsFlags::all_isolating(); };
+        for (int r = 0; r < 4; ++r) {
+            d.root_complex.root_ports.push_back(port(named("rp", static_cast<size_t>(r)), acs()));
+            free_ports.push_back(named("rp", static_cast<size_t>(r)));
+        }
+        for (int s = 0; s < 3 && !free_ports.empty(); ++s) {
+            SwitchDesc sw;
+            sw.name = named("sw", static_cast<size_t>(s));
+            sw.port = free_ports[rnd(static_cast<uint32_t>(free_ports.size()))];
+            std::erase(free_ports, sw.port);
+            for (int k = 0; k < 3; ++k) {
+                sw.downstream_ports.push_back(port(named(sw.name + ".dp", static_cast<size_t>(k)), acs()));
+                free_ports.push_back(sw.downstream_ports.back().name);
+            }
+            d.switches.push_back(sw);
+        }
+        for (size_t e = 0; e < free_ports.size(); ++e) {
+            if (rnd(4) == 0) continue; // an empty port
+            EndpointDesc x = ep(named("ep", e), free_ports[e]);
+            if (rnd(3) == 0) {
+                FunctionDesc f1;
+                f1.function = 1;
+                x.functions.push_back(f1);
+                if (rnd(2)) x.acs = AcsFlags::all_isolating();
+            }
+            if (rnd(3) == 0) x.functions[0].sriov = SriovDesc{3, 8, 1, 0}; // VFs from devfn 8: clear of function 1
+            d.endpoints.push_back(x);
+        }
+        Topology t = build_topology(d);
+        const std::vector<int> fns = t.functions();
+        std::vector<int> comp(fns.size()); // components of the pairwise rule
+        for (size_t i = 0; i < fns.size(); ++i) comp[i] = static_cast<int>(i);
+        std::function<int(int)> findc = [&](int x) {
+            return comp[static_cast<size_t>(x)] == x ? x : findc(comp[static_cast<size_t>(x)]);
+        };
+        for (size_t i = 0; i < fns.size(); ++i)
+            for (size_t j = i + 1; j < fns.size(); ++j) {
+                const auto &a = t.node(fns[i]), &b = t.node(fns[j]);
+                const AcsFlags& dev_acs = d.endpoints[static_cast<size_t>(a.endpoint)].acs;
+                const bool direct = a.endpoint == b.endpoint
+                                        ? !a.is_vf && !b.is_vf && !(dev_acs.request_redirect && dev_acs.completion_redirect)
+                                        : t.reaches_directly(fns[i], fns[j]) || t.reaches_directly(fns[j], fns[i]);
+                if (!direct) continue;
+                CHECK(a.iommu_group == b.iommu_group);
+                comp[static_cast<size_t>(findc(static_cast<int>(i)))] = findc(static_cast<int>(j));
+            }
+        // And nothing more is joined: as many groups as components.
+        std::set<int> components;
+        for (size_t i = 0; i < fns.size(); ++i) components.insert(findc(static_cast<int>(i)));
+        CHECK(t.group_count() == static_cast<int>(components.size()));
+    }
 }

@@ -84,7 +84,7 @@ TEST_CASE("strided stream advances by the stride modulo the region", "[unit][pci
     for (size_t i = 0; i < ops.size(); ++i) CHECK(ops[i].addr == p.base + (i % 8) * 8192);
 }
 
-TEST_CASE("NIC ring reuses each descriptor slot every ring_entries packets; strict remap widens buffer reuse", "[unit][pcie][workload]") {
+TEST_CASE("NIC ring reuses each descriptor slot every ring_entries packets, strict remap widens buffer reuse", "[unit][pcie][workload]") {
     WorkloadParams p;
     p.kind = WorkloadKind::nic_ring;
     p.ring_entries = 64;
@@ -143,7 +143,7 @@ TEST_CASE("accelerator work queue tags every access of a job with that job's PAS
     }
 }
 
-TEST_CASE("PASID mix weights set the share of each PASID; seeds make streams reproducible", "[unit][pcie][workload][pasid]") {
+TEST_CASE("PASID mix weights set the share of each PASID, seeds make streams reproducible", "[unit][pcie][workload][pasid]") {
     WorkloadParams p;
     p.kind = WorkloadKind::random_uniform;
     p.pasid.pasids = {1, 2};

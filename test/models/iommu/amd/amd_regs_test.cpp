@@ -100,7 +100,7 @@ TEST_CASE("Ring pointers keep bits 18:4 and accept 32-bit writes", "[unit][amd]"
     CHECK(r.read(reg::CMD_TAIL, 4) == 0x7FFF0);
 }
 
-TEST_CASE("Control enables set the run bits of Status; sticky bits are write-1-to-clear", "[unit][amd]") {
+TEST_CASE("Control enables set the run bits of Status, sticky bits are write-1-to-clear", "[unit][amd]") {
     AmdRegs r{AmdParams{}};
     CHECK(r.read(reg::STATUS, 4) == 0);
     uint64_t c = (uint64_t{1} << ctl::CMDBUF_EN) | (uint64_t{1} << ctl::EVT_LOG_EN) | (uint64_t{1} << ctl::PPRLOG_EN);

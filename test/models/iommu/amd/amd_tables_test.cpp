@@ -249,7 +249,7 @@ TEST_CASE("Level skipping: a Mode-4 root entry may point straight at a level-2 t
     CHECK(bad.t.fault == FaultKind::address_size);
 }
 
-TEST_CASE("NextLevel 7 maps a power-of-two page by trailing ones; FC forces snooping", "[unit][amd]") {
+TEST_CASE("NextLevel 7 maps a power-of-two page by trailing ones, FC forces snooping", "[unit][amd]") {
     Amd a;
     auto h = a.host(3);
     LeafAttrs attrs;
@@ -290,7 +290,7 @@ TEST_CASE("IR/IW are ANDed from the DTE down to the leaf", "[unit][amd]") {
     CHECK_FALSE(rd.t.write); // what an ATS completion reports
 }
 
-TEST_CASE("Mode 0 translates nothing under IR/IW; V=0 and TV=0 pass unchecked", "[unit][amd]") {
+TEST_CASE("Mode 0 translates nothing under IR/IW, V=0 and TV=0 pass unchecked", "[unit][amd]") {
     Amd a;
     Dte d = Amd::host_dte(0, 0);
     d.iw = false;
@@ -417,7 +417,7 @@ TEST_CASE("GV over Mode 4 is a v2-over-v1 nested walk: 24 reads once A/D are set
     CHECK(host_only.t.output == 0x60'0004);
 }
 
-TEST_CASE("DTE.I and DTE.PPR allow ATS and page requests; SA suppresses page-fault events", "[unit][amd]") {
+TEST_CASE("DTE.I and DTE.PPR allow ATS and page requests, SA suppresses page-fault events", "[unit][amd]") {
     Amd a;
     auto h = a.host(3);
     Dte d = Amd::host_dte(3, h->root());

@@ -62,7 +62,7 @@ TEST_CASE("ATS tracker: completions for ITags or requesters not in flight are re
     CHECK(t.outstanding() == 0);
 }
 
-TEST_CASE("ATS tracker: the earliest deadline is the oldest send plus the time-out; ties go to the lowest requester",
+TEST_CASE("ATS tracker: the earliest deadline is the oldest send plus the time-out, ties go to the lowest requester",
           "[unit]") {
     AtsInvalidationTracker t(Duration::us(10));
     CHECK_FALSE(t.earliest().any);

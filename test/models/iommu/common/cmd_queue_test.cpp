@@ -113,7 +113,7 @@ TEST_CASE("command queue: a fetch that hits a memory error halts with the family
     CHECK(r.dec.calls == 0);
 }
 
-TEST_CASE("command queue: a disabled queue has no work; the head wraps at the end of the ring", "[unit]") {
+TEST_CASE("command queue: a disabled queue has no work, the head wraps at the end of the ring", "[unit]") {
     Rig r;
     r.q.ring().configure(0x10000, 4, 16);
     r.q.set_enabled(false);

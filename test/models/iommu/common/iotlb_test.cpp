@@ -142,7 +142,7 @@ TEST_CASE("address-range invalidation drops overlapping entries of any size, hon
     CHECK(f.tlb.size() == 0);
 }
 
-TEST_CASE("stage-filtered scopes: a stage-1 scope keeps stage-2 entries; a stage-2 range finds nested entries by IPA",
+TEST_CASE("stage-filtered scopes: a stage-1 scope keeps stage-2 entries, a stage-2 range finds nested entries by IPA",
           "[unit]") {
     Fix f;
     f.tlb.insert(1, 5, 0x1000, TranslationKind::s1, 12, false, out(0xA000));
@@ -172,10 +172,13 @@ TEST_CASE("IOTLB lookup statistics count one lookup per request whatever the pag
     CHECK(stats::numeric_value(*f.root.find("iotlb.hits")) == 1);
 }
 
-TEST_CASE("small address-space range invalidations remove exactly what the scope matches", "[unit]") {
-    // The IOTLB probes keys for small PASID/ASID ranges instead of scanning;
-    // check it against scope_matches on a random population.
-    std::mt19937_64 rng(9);
+namespace {
+/// Random populations, one range invalidation each, checked against scope_matches: the
+/// IOTLB probes keys for small ranges instead of scanning, and must drop exactly the same.
+/// `s2_host`: stage-2 ranges without address space (AMD-Vi GN = 0) over populations of mostly
+/// stage-2 entries of address space 0, sometimes with nested / other-space entries (scan path).
+void check_random_ranges(bool s2_host) {
+    std::mt19937_64 rng(s2_host ? 17 : 9);
     for (int round = 0; round < 200; ++round) {
         stats::Group root("t");
         Iotlb tlb("iotlb", CacheGeometry{512, 8, Replacement::lru, 1}, &root);
@@ -185,15 +188,22 @@ TEST_CASE("small address-space range invalidations remove exactly what the scope
             TranslationKind k;
             unsigned sh;
             bool g;
+            uint64_t ipa;
         };
         std::vector<Ins> ins;
         const unsigned shifts[] = {12, 13, 16, 21};
         const TranslationKind kinds[] = {TranslationKind::s1, TranslationKind::s2, TranslationKind::nested};
+        const bool irregular = s2_host && round % 4 == 0;
         for (int i = 0; i < 60; ++i) {
             Ins x{static_cast<uint32_t>(rng() % 2), static_cast<uint32_t>(rng() % 3), (rng() % 64) << 12,
-                  kinds[rng() % 3], shifts[rng() % 4], rng() % 5 == 0};
+                  kinds[rng() % 3], shifts[rng() % 4], rng() % 5 == 0, (rng() % 64) << 12};
+            if (s2_host && !(irregular && i % 10 == 0)) {
+                x.k = rng() % 4 ? TranslationKind::s2 : TranslationKind::s1;
+                if (x.k == TranslationKind::s2) x.as = 0;
+            }
             x.va &= ~((uint64_t{1} << x.sh) - 1);
-            tlb.insert(x.d, x.as, x.va, x.k, x.sh, x.g, out(0x1000));
+            x.ipa &= ~((uint64_t{1} << x.sh) - 1);
+            tlb.insert(x.d, x.as, x.va, x.k, x.sh, x.g, out(0x1000, x.ipa));
             ins.push_back(x);
         }
         auto keys = [&] {
@@ -203,19 +213,29 @@ TEST_CASE("small address-space range invalidations remove exactly what the scope
         };
         const auto before = keys();
         InvalidationScope s = scope(K::range, static_cast<uint32_t>(rng() % 2), static_cast<uint32_t>(rng() % 3));
-        s.has_as = true;
+        s.has_as = !s2_host;
         s.addr = (rng() % 64) << 12;
         s.size = ((rng() % 4) + 1) << 12;
         s.include_global = rng() % 2;
-        s.stage = rng() % 2 ? St::both : St::s1;
+        s.stage = s2_host ? St::s2 : rng() % 2 ? St::both : St::s1;
         std::set<std::pair<uint64_t, uint64_t>> expect;
         for (auto& x : ins) {
             CacheKey k = Iotlb::make_key(x.d, x.as, x.va, x.k, x.sh, x.g);
-            if (before.count({k.a, k.b}) && !scope_matches(s, x.d, x.g ? 0 : x.as, x.g, x.k, x.va, x.sh, 0))
+            if (before.count({k.a, k.b}) && !scope_matches(s, x.d, x.g ? 0 : x.as, x.g, x.k, x.va, x.sh, x.ipa))
                 expect.insert({k.a, k.b});
         }
         tlb.invalidate(s);
         INFO("round " << round);
         CHECK(keys() == expect);
     }
+}
+} // namespace
+
+TEST_CASE("small address-space range invalidations remove exactly what the scope matches", "[unit]") {
+    check_random_ranges(false);
+}
+
+TEST_CASE("small stage-2 range invalidations without address space remove exactly what the scope matches",
+          "[unit]") {
+    check_random_ranges(true);
 }

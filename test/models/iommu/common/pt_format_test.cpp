@@ -246,7 +246,7 @@ TEST_CASE("AMD v1 level skipping requires the skipped index bits to be zero", "[
     check_fault(s.walk(rd(0x20'5000)), FaultKind::address_size, 3, 2);
 }
 
-TEST_CASE("AMD v1: IR/IW are ANDed along the walk; bad NextLevel and bits 58:52 are reserved", "[unit]") {
+TEST_CASE("AMD v1: IR/IW are ANDed along the walk, bad NextLevel and bits 58:52 are reserved", "[unit]") {
     Single s(amd_v1_cfg(3), true);
     REQUIRE(s.b->map(0x5000, 0xA000, KiB4, 12) == MapError::none);
     CHECK(s.walk(wr(0x5000)).t.ok());

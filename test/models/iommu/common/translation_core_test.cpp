@@ -39,7 +39,7 @@ TEST_CASE("a repeated translation hits the IOTLB with no memory reads", "[unit]"
     CHECK(b.t.output == 0xA020);
 }
 
-TEST_CASE("leaf-only invalidation keeps the walk caches; a full range invalidation drops them", "[unit]") {
+TEST_CASE("leaf-only invalidation keeps the walk caches, a full range invalidation drops them", "[unit]") {
     Core c;
     REQUIRE(c.b->map(0x1000, 0xA000, 0x1000, 12) == MapError::none);
     REQUIRE(c.core.translate(c.ctx, rd(0x1000)).reads == 4);

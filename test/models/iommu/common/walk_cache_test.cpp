@@ -56,7 +56,7 @@ TEST_CASE("walk-cache range invalidation drops entries covering the range unless
     CHECK(f.wc.invalidate(s) == 3);
 }
 
-TEST_CASE("PASID-scoped invalidation keeps the stage-2 walk cache; a stage-2 scope drops nested stage-1 entries",
+TEST_CASE("PASID-scoped invalidation keeps the stage-2 walk cache, a stage-2 scope drops nested stage-1 entries",
           "[unit]") {
     Fix f;
     f.fill(1, 5, WalkKind::s1_nested, 0x1000);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <catch2/catch.hpp>
 
+#include "models/iommu/common/iotlb.hpp"
 #include "models/iommu/vtd/vtd_descriptors.hpp"
 
 using namespace iommusim;
@@ -146,4 +147,21 @@ TEST_CASE("VT-d malformed descriptors are decode errors with the IQE reason", "[
     CHECK(bad(r) == IqeReason::reserved_field);
     CHECK(bad(encode_page_group_response(1, false, 0, 0, pcie::PrgResponseCode::success), false) ==
           IqeReason::invalid_width);
+}
+
+TEST_CASE("VT-d page-selective flush with AM >= 52 covers the whole address space, not one page",
+          "[unit][vtd][regression]") {
+    VtdParams caps;
+    caps.mamv = 63; // the schema allows it
+    stats::Group root("t");
+    for (const uint8_t am : {uint8_t{52}, uint8_t{63}}) {
+        Iotlb tlb("iotlb", CacheGeometry{64, 4}, &root);
+        IotlbEntry e;
+        e.output = 0x40000000;
+        tlb.insert(5, 0, 0x0, TranslationKind::s2, 12, false, e);
+        tlb.insert(5, 0, 0x7f0000120000, TranslationKind::s2, 12, false, e);
+        auto r = decode_descriptor(encode_iotlb_page(5, 0, am, false), true, caps);
+        REQUIRE(r.ok());
+        CHECK(tlb.invalidate(std::get<IotlbInv>(r.desc).scope) == 2);
+    }
 }

@@ -20,6 +20,7 @@
 #include "models/mem/sparse_memory.hpp"
 #include "models/pcie/ats_codec.hpp"
 #include "models/pcie/tlp.hpp"
+#include "test/support/sc_run.hpp"
 
 namespace vtdtest {
 
@@ -243,16 +244,7 @@ struct Harness {
     }
 
     /// Runs `scenario` in an SC_THREAD until it returns (plus a drain of `tail`).
-    static void run(std::function<void()> scenario) {
-        bool done = false;
-        sc_core::sc_spawn([&] {
-            scenario();
-            done = true;
-            sc_core::sc_stop();
-        });
-        sc_core::sc_start();
-        REQUIRE(done);
-    }
+    static void run(std::function<void()> scenario) { iommusim::test::run_scenario(scenario); }
 };
 
 /// Page tables built with the core's TableBuilder (bit-exact), allocating from the harness.

@@ -665,3 +665,46 @@ TEST_CASE("VT-d reports a request without the TLP extension as a SystemC error, 
     CHECK(what.find("dmar0") != std::string::npos);
     CHECK(what.find("without a pcie::TlpExtension") != std::string::npos);
 }
+
+TEST_CASE("VT-d IQT beyond the queue size raises IQE instead of running stale descriptors",
+          "[sc][vtd][regression]") {
+    Harness h;
+    Harness::run([&] {
+        h.enable(); // 256-bit descriptors, 2 pages: 8 KiB
+        h.queue(encode_iotlb_global());
+        h.wr(reg::IQT, h.iommu->regs().iq_bytes() + 0x20); // slot 1 of a queue twice the size
+        sc_core::wait(sc_time(5, SC_US));
+        CHECK((h.rd(reg::FSTS, 4) & bits::FSTS_IQE));
+        CHECK((h.rd(reg::IQER) & 0xF) == static_cast<uint64_t>(IqeReason::invalid_tail));
+        CHECK(h.rd(reg::IQH) == 0);
+        CHECK(h.value("dmar0.descriptors") == 0);
+        // Software writes a valid tail and clears IQE: the queued descriptor runs.
+        h.wr(reg::IQT, h.iq_tail);
+        h.wr(reg::FSTS, bits::FSTS_IQE, 4);
+        sc_core::wait(sc_time(5, SC_US));
+        CHECK(h.value("dmar0.descriptors") == 1);
+        CHECK(h.rd(reg::IQH) == h.iq_tail);
+    });
+}
+
+TEST_CASE("VT-d turning QI off and on while a descriptor is fetched writes no stale head back",
+          "[sc][vtd][regression]") {
+    Harness h;
+    Harness::run([&] {
+        h.enable();
+        h.queue(encode_iotlb_global());
+        h.ring(); // the engine starts fetching slot 0 (memory read + descriptor_fetch)
+        // Linux's re-enable (dmar_enable_qi): QIE off, IQT = 0, QIE on — while the fetch is in flight.
+        h.wr(reg::GCMD, bits::GCMD_TE, 4);
+        h.wr(reg::IQT, 0);
+        h.wr(reg::GCMD, bits::GCMD_QIE | bits::GCMD_TE, 4);
+        sc_core::wait(sc_time(5, SC_US));
+        CHECK(h.rd(reg::IQH) == 0); // the reset head, not the head of the old queue plus one
+        CHECK(h.value("dmar0.descriptors") == 0);
+        CHECK((h.rd(reg::FSTS, 4) & bits::FSTS_IQE) == 0); // no stale slot was run
+        // New work from the fresh queue runs normally.
+        h.iq_tail = 0;
+        const uint64_t st = h.submit_and_wait_addr({encode_iotlb_global()}, 7);
+        REQUIRE(h.poll(st, 7));
+    });
+}

@@ -60,7 +60,7 @@ TEST_CASE("VT-d read-only registers ignore software writes", "[unit][vtd]") {
     CHECK(r.read(reg::GSTS, 4) == 0);
 }
 
-TEST_CASE("VT-d GCMD SRTP latches RTADDR with SMT and sets RTPS; TE and QIE are reflected in GSTS", "[unit][vtd]") {
+TEST_CASE("VT-d GCMD SRTP latches RTADDR with SMT and sets RTPS, TE and QIE are reflected in GSTS", "[unit][vtd]") {
     VtdParams p;
     VtdRegs r(p);
     r.write(reg::RTADDR, 8, 0x12345000 | bits::RTADDR_SMT | 0x3); // low bits 1:0 are reserved

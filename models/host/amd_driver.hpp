@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// AMD-Vi driver backend: what Linux's drivers/iommu/amd does, at the level of
+// the real structures and registers.
+//
+// Fidelity: reads the EFR; brings the unit up in Linux's order (init.c:
+// Control flags with InvTimeOut = 1 s and Coherent, Device Table Base with a
+// 2 MiB table for 64 Ki DeviceIDs, command buffer of 512 commands with head and
+// tail zeroed, event log of 512 records, GTEn when EFR.GTSup, then IommuEn);
+// writes DTEs bit-exactly through amd::AmdTableWriter (upper half first, V/TV
+// last) and issues INVALIDATE_DEVTAB_ENTRY + COMPLETION_WAIT after every DTE
+// change (amd_iommu_dev_update_dte); allocates DomainIDs (0 is reserved);
+// v1 tables for second-stage paging domains, v2 (x86-64) tables through a GCR3
+// table for first-stage domains (PASID 0 with GV + GIoV, as Linux's v2 DMA-API
+// domains) and SVA PASIDs (GLX from the device's PASID width, capped by
+// EFR.GLXSup); a GCR3 change is followed by INVALIDATE_IOMMU_PAGES with GN for
+// that PASID (amd_iommu_dev_flush_pasid_all). Flushes: INVALIDATE_IOMMU_PAGES with
+// build_inv_address's range encoding and PDE set, once per domain (GN = 0, v1) or
+// per (DomainID, PASID) (GN = 1, v2/SVA), falling back to the whole domain above
+// range_threshold_pages; then INVALIDATE_IOTLB_PAGES for every ATS attachment
+// (unless the deliberately broken skip_devtlb_invalidation is set); then one
+// COMPLETION_WAIT whose 64-bit semaphore store the shared CmdQueueDriver polls.
+// Like Linux's wait_on_sem, the wait loop reads only the semaphore; after the
+// completion-wait time-out (LOOP_TIMEOUT: 100 ms, calibration.md "driver wait
+// limits") it services the event log and reads Status: a stopped buffer
+// (ILLEGAL_COMMAND_ERROR, CmdBufRun clear) fails the submission at the head, whose
+// command is overwritten by an empty COMPLETION_WAIT before the buffer is
+// restarted (clear and set CmdBufEn; Linux only reports it); an IOTLB_INV_TIMEOUT
+// event fails the submission whose COMPLETION_WAIT the unit abandoned. Page requests: the PPR log (512 entries)
+// polled over MMIO (no interrupt controller is modelled), each record decoded,
+// resolved through the host, answered with COMPLETE_PPR_REQUEST (+ wait).
+// Not modelled: interrupt remapping, IVRS aliases, event-log servicing outside a
+// timed-out wait (no interrupt controller), nested (v2-over-v1)
+// domains, dirty tracking, Linux's dynamic growth of v1 table levels (a domain
+// gets the levels it asks for, 4 by default).
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "models/common/stats.hpp"
+#include "models/host/cmd_queue_driver.hpp"
+#include "models/host/domain_tags.hpp"
+#include "models/host/host_cpu.hpp"
+#include "models/host/host_params.hpp"
+#include "models/host/iommu_driver.hpp"
+#include "models/host/msi_decoder.hpp"
+#include "models/host/page_requests.hpp"
+#include "models/iommu/amd/amd_commands.hpp"
+#include "models/iommu/amd/amd_events.hpp"
+#include "models/iommu/amd/amd_tables.hpp"
+
+namespace iommusim::host {
+
+class AmdDriver final : public IommuDriver, private CmdQueueHooks {
+public:
+    AmdDriver(const std::string& name, MmioPort mmio, const DriverParams& params, std::function<uint64_t()> alloc_page,
+              stats::Group* parent_stats, MsiDecoder* msi = nullptr);
+
+    void enable() override;
+    const IommuCaps& caps() const override;
+    PagingFormat paging_format(DomainDesc::Kind kind, std::optional<uint8_t> levels) const override;
+    uint32_t domain_tag(const DomainDesc& d) override { return domids_.get(d.id); }
+    void attach(const Attachment& a, const DomainDesc& domain) override;
+    FlushTiming detach(const Attachment& a, const DomainDesc& domain) override;
+    FlushTiming flush(const FlushRequest& r) override;
+    void enable_page_requests() override;
+    [[noreturn]] void serve_page_requests(PageRequestHandler& handler, PageRequestStats& st) override;
+    iommu::InvalidationObserver& invalidation_observer() override { return queue_; }
+
+    /// Capabilities as the EFR encodes them (spec-layouts.md B.7; Linux init.c).
+    static IommuCaps decode_caps(uint64_t efr);
+    /// One PPR log record as a host page request (spec-layouts.md B.6).
+    static PageRequestInfo decode_page_request(const iommu::amd::PprEntry& p);
+    uint64_t device_table() const { return tables_ ? tables_->devtab_base() : 0; }
+
+private:
+    /// What the driver keeps per DeviceID (Linux iommu_dev_data + gcr3_info).
+    struct Dev {
+        iommu::amd::Dte dte;
+        uint8_t glx = 0;
+        bool rid_v2 = false;      ///< requests without PASID go through GCR3[0] (GIoV)
+    };
+    Dev& dev(const DeviceInfo& d);
+    /// The DomainID PASID-tagged translations of this device carry (its DTE's).
+    uint16_t dte_domain(Dev& d, const DeviceInfo& info);
+    void gcr3_set(Dev& d, const DeviceInfo& info, uint32_t pasid, uint64_t cr3, uint8_t levels);
+    void write_dte(uint16_t rid, Dev& d, std::vector<QueueEntry>& cmds);
+    void iotlb_cmd(const Attachment& a, uint64_t iova, uint64_t size, std::vector<QueueEntry>& out);
+    void control(unsigned bit, bool on);
+    static QueueEntry entry(const iommu::amd::Command& c);
+
+    // CmdQueueHooks: the command buffer's registers and COMPLETION_WAIT (§3.3).
+    QueueEntry encode_sync(uint64_t status_pa, uint32_t token, bool interrupt) override;
+    QueueEntry encode_nop() override;
+    uint64_t read_head() override;
+    void write_tail(uint64_t tail, uint64_t entries) override;
+    QueueError read_error() override;
+    void acknowledge(const QueueError& e) override;
+    void acknowledge_interrupt() override;
+
+    MmioPort mmio_;
+    HostCpu& cpu_;
+    DriverParams params_;
+    std::function<uint64_t()> alloc_page_;
+    std::unique_ptr<iommu::amd::AmdTableWriter> tables_;
+    std::optional<IommuCaps> caps_;
+    uint8_t glx_max_ = 0;
+    uint64_t control_ = 0;
+    uint64_t evt_base_ = 0, ppr_base_ = 0;
+    uint64_t ppr_head_ = 0;
+    uint64_t evt_head_ = 0;
+    Duration last_check_;          ///< when the wait loop last looked at the unit's error state
+    std::map<uint16_t, Dev> devs_;
+    DomainTagAllocator domids_{1, 0xFFFF, "DomainID"}; ///< DomainID 0 is reserved by Linux
+
+    stats::Group stats_;
+    stats::Counter& flushes_;
+    stats::Counter& commands_;
+    stats::Counter& iotlb_invalidations_;
+    stats::Counter& ranged_;
+    stats::Counter& domain_wide_;
+    stats::Counter& polls_;
+    stats::Counter& errors_;
+    stats::Counter& events_;
+    stats::Counter& inv_timeouts_;
+    CmdQueueDriver queue_;
+};
+
+} // namespace iommusim::host

@@ -1,0 +1,422 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// IommuShell: the SystemC shell every IOMMU family shares. It owns what is
+// not architecture-specific and calls the family's hooks for the rest.
+//
+// Fidelity — modelled:
+//  * Sockets: `upstream` (DMA, ATS translation requests, messages from
+//    devices), `mem` (forwarded DMA; the unit's own table, queue, status,
+//    record and MSI accesses), `mmio` (the family's register file), `ats_inv`
+//    (messages routed down: ATS Invalidate Requests, PRG Responses).
+//  * The unit's own memory accesses use TLM DMI when the memory grants it
+//    (same data, the latency the target reports); MSIs always use
+//    b_transport (they target the interrupt range, not RAM).
+//  * One DMA path: pass-through when the family says translation is off;
+//    translated (AT=10) requests checked by the family (ATS enabled for the
+//    device) and forwarded; untranslated requests resolved by the family into
+//    a TranslationContext, translated by the core (IOTLB, walk in a walk slot
+//    — `walkers` BusyUntil resources, queueing counted), No-Snoop forced when
+//    the context or the leaf requires snooping, forwarded with the output
+//    address; which cache served it is reported to the initiator (oracle).
+//    Loosely timed: annotated delay, no wait() per request.
+//  * ATS translation completions built from the walk (range by S bit,
+//    R/W/U/Exe/Priv/Global/N; PCIe Base §10.2.3); a page-level failure gives
+//    R=W=0 (not a fault); context-level failures are recorded and answered UR.
+//  * The command-queue engine (SC_THREAD over the plain CommandQueue): fetch,
+//    decode hook, generic actions, a sync completing only after every earlier
+//    command including device-ATC invalidations, halt on error.
+//  * Device-ATC invalidations tracked by AtsInvalidationTracker with ONE
+//    timer per engine armed at the earliest deadline (time-outs reported to
+//    the family); Invalidate Completions with unknown ITags reported.
+// Not modelled here: anything architectural (the family's hooks), the time a
+// context-cache or IOTLB lookup takes beyond the configured lookup latency.
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
+#include <vector>
+
+#include "models/common/sc_time.hpp"
+#include "models/common/stats.hpp"
+#include "models/common/time.hpp"
+#include "models/iommu/common/ats_inv_tracker.hpp"
+#include "models/iommu/common/cmd_queue.hpp"
+#include "models/iommu/common/inval_observer.hpp"
+#include "models/iommu/common/request_attrs.hpp"
+#include "models/iommu/common/translation.hpp"
+#include "models/iommu/common/translation_core.hpp"
+#include "models/iommu/common/unit_mem_port.hpp"
+#include "models/iommu/common/walk_mem_port.hpp"
+#include "models/mem/phys_mem.hpp"
+#include "models/pcie/tlp.hpp"
+
+namespace iommusim::iommu {
+
+/// What the shell needs from the family's params.
+struct ShellParams {
+    TranslationCoreParams core;
+    Duration iotlb_lookup;     ///< charged before every IOTLB lookup
+    uint32_t walkers = 1;      ///< concurrent page walks
+    Duration pipeline;         ///< fixed per-request latency in the unit
+    Duration mmio_access;      ///< one register access
+    Duration table_read;       ///< unit-side cost of each table read on top of the memory's latency
+    Duration status_write;     ///< posted write of a status word / record / MSI
+    Duration ats_timeout;      ///< device-ATC invalidation time-out
+    CommandQueueCosts queue;
+    uint32_t mmio_size = 0x1000;
+    bool snoop_control = true; ///< the leaf's snoop bit forces snooping
+    bool ats = true;           ///< ATS translation requests are served
+};
+
+/// The family's names (and descriptions) for the shell's statistics; registered in this
+/// order, so a family keeps its stats.json layout.
+struct ShellStatNames {
+    struct Name {
+        const char* name;
+        const char* description;
+    };
+    Name requests{"requests", "memory requests received from devices"};
+    Name translated{"translated_requests", "translated (AT=10) requests received"};
+    Name translation_requests{"translation_requests", "ATS translation requests answered"};
+    Name translated_blocked{"translated_blocked", "translated requests blocked: ATS not enabled for the device"};
+    Name faults{"faults", "translation faults detected"};
+    Name faults_suppressed{"faults_suppressed", "faults not recorded (suppressed by the context)"};
+    Name snoop_forced{"snoop_forced", "No-Snoop requests forced snooped"};
+    Name table_reads{"table_reads", "memory reads for context entries and walks"};
+    Name commands{"commands", "commands executed"};
+    Name queue_errors{"queue_errors", "command queue errors"};
+    Name ats_timeouts{"ats_timeouts", "device-ATC invalidation time-outs"};
+    Name unknown_itags{"unknown_itags", "invalidation completions with an unknown ITag"};
+    Name ats_inv_sent{"ats_invalidations_sent", "ATS Invalidate Requests sent"};
+    Name syncs{"syncs", "sync commands completed"};
+    Name page_requests{"page_requests", "page requests recorded"};
+    Name page_request_overflows{"page_request_overflows", "page requests dropped: queue full"};
+    Name prg_responses{"prg_responses", "PRG Responses sent to devices"};
+    Name msis{"msis", "interrupt messages written"};
+    Name walk_queueing{"walk_queueing_ns", "total time IOTLB misses waited for a free walk slot"};
+    Name sync_latency{"sync_latency", "sync: the tail write that submitted it to its completion"};
+    Name atc_inv_latency{"atc_invalidation_latency", "ATS Invalidate Request to Completion"};
+};
+
+class IommuShell : public sc_core::sc_module, protected CommandDecoder {
+public:
+    tlm_utils::simple_target_socket<IommuShell> upstream;
+    tlm_utils::simple_initiator_socket<IommuShell> mem;
+    tlm_utils::simple_target_socket<IommuShell> mmio;
+    tlm_utils::simple_initiator_socket<IommuShell> ats_inv;
+
+    /// Receives the phase timestamps of queued invalidation (host latency breakdown).
+    void set_invalidation_observer(InvalidationObserver* o) { observer_ = o; }
+    stats::Group& stats_group() { return stats_; }
+
+protected:
+    IommuShell(const sc_core::sc_module_name& name, const ShellParams& p, const ShellStatNames& names,
+               uint32_t queue_fetch_error, Ring::Index queue_style, stats::Group* parent);
+    /// Builds the translation core and binds the request path to `Family`'s hooks. Called at
+    /// the end of the family's constructor (so the family's own caches come first in the
+    /// stats tree). `Family` is the final class: the per-request path calls its resolve(),
+    /// check_translated() and fault_reason() directly (no virtual dispatch on the hot path),
+    /// so the family declares `friend class IommuShell;`.
+    template <class Family>
+    void start() {
+        build_core();
+        upstream.register_b_transport(this, &IommuShell::b_transport_upstream<Family>);
+    }
+
+    // ---- hooks a family fills ------------------------------------------------------------
+    struct Resolution {
+        uint32_t fault = 0;     ///< the family's fault code, 0 = none
+        bool suppress = false;  ///< do not record the fault (VT-d FPD, SMMUv3 STE.S1DSS...)
+        const TranslationContext* ctx = nullptr;
+    };
+    /// (RID, PASID) -> context or fault; table reads and cache lookups charged to `delay`.
+    virtual Resolution resolve(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) = 0;
+    /// A translated (AT=10) request: may this device use translations? (fault = block it).
+    virtual Resolution check_translated(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) = 0;
+    /// The family's fault code for a translation the core refused.
+    virtual uint32_t fault_reason(const Translation& t, const AccessRequest& a, const TranslationContext& c) const = 0;
+    /// Records a fault that is not suppressed (fault registers / event queue), sends its interrupt.
+    virtual void record_fault(pcie::Bdf rid, const RequestAttrs& req, uint64_t addr, bool write, uint32_t reason,
+                              Duration& local) = 0;
+    /// A PRI Page Request from a device.
+    virtual void accept_page_request(const pcie::PageRequest& pr, Duration& local) = 0;
+    /// Register file (4- or 8-byte, naturally aligned accesses inside mmio_size).
+    virtual uint64_t mmio_read(uint32_t offset, unsigned len) = 0;
+    virtual void mmio_write(uint32_t offset, unsigned len, uint64_t value, Duration& local) = 0;
+    /// Brings the queue (ring positions, enable, halt, tail errors) in step with the registers.
+    virtual void sync_queue(CommandQueue& q) = 0;
+    /// The queue consumed a command: publish the new consumer position.
+    virtual void queue_consumed(const CommandQueue& q) = 0;
+    /// The queue halted with `code` (tail, fetch, decode error): set the error state, interrupt.
+    virtual void report_queue_error(uint32_t code, Duration& local) = 0;
+    /// Invalidates the family's configuration cache `cache`; returns entries dropped.
+    virtual uint64_t invalidate_config(uint8_t cache, const ConfigScope& s) = 0;
+    /// Sync with its interrupt flag completed: the family's completion interrupt.
+    virtual void sync_interrupt(Duration& local) = 0;
+    /// No Invalidate Completion from `rid` before the deadline / a completion with unknown ITags.
+    virtual void report_ats_timeout(pcie::Bdf rid, Duration& local) = 0;
+    virtual void report_unknown_itag(pcie::Bdf rid, Duration& local) = 0;
+    // (CommandDecoder::decode is the command-decode hook.)
+
+    // ---- what the shell offers a family ------------------------------------------------------
+    /// Whether DMA is translated at all (else addresses are physical); the family keeps it in
+    /// step with its enable bit (a flag, not a hook: it is read by every request).
+    void set_translation_enabled(bool on) { translating_ = on; }
+    bool translation_enabled() const { return translating_; }
+    /// The unit's own memory access (DMI when granted); `local` gets the latency.
+    bool mem_access(tlm::tlm_command cmd, uint64_t addr, void* data, unsigned len, Duration& local,
+                    bool allow_dmi = true);
+    /// Interrupt message: a dword write (never through DMI), costs status_write.
+    void send_msi(uint64_t address, uint32_t data, Duration& local);
+    /// A message down to a device (ATS Invalidate Request, PRG Response).
+    void send_message(pcie::MessageExtension& m, uint64_t payload, Duration& local);
+    /// PRG Response for the last request of a page request group (none is owed otherwise).
+    void respond_page_request(const pcie::PageRequest& pr, pcie::PrgResponseCode code, Duration& local);
+    /// Starts the queue engine at local time `local` (software wrote the tail, enabled, cleared an error).
+    void kick_queue(Duration local) { engine_kick_.notify(to_sc(local)); }
+    /// Software wrote the tail (byte offset `tail` in the queue) at absolute time `at`. Kept per
+    /// write: a sync's latency runs from the write that submitted it, not the last write by any
+    /// CPU (with two drivers on one unit that one can be later than the sync's completion).
+    void note_tail_write(Duration at, uint64_t tail) {
+        if (tail != queue_.ring().cons_offset()) tail_writes_.emplace_back(tail, at);
+    }
+    /// Software re-enabled the queue: earlier tail writes are void.
+    void forget_tail_writes() { tail_writes_.clear(); }
+    /// Table reads of the context resolution as PhysMem, each charged to `local` plus table_read.
+    class TableMem final : public mem::PhysMem {
+    public:
+        TableMem(IommuShell& u, Duration& local) : u_(u), local_(local) {}
+        void read(uint64_t pa, void* dst, size_t len) override;
+        void write(uint64_t pa, const void* src, size_t len) override;
+        unsigned reads() const { return reads_; }
+
+    private:
+        IommuShell& u_;
+        Duration& local_;
+        unsigned reads_ = 0;
+    };
+    /// A fault was detected: counted, and recorded through record_fault() unless suppressed.
+    void fault_detected(pcie::Bdf rid, const RequestAttrs& req, uint64_t addr, bool write, uint32_t reason,
+                        bool suppress, Duration& local);
+    void count_table_reads(uint64_t n) { st_table_reads_.inc(n); }
+    void count_page_request() { st_page_requests_.inc(); }
+    void count_page_request_overflow() { st_page_request_overflows_.inc(); }
+    UnitMemPort& unit_port() { return unit_port_; }
+    CommandQueue& queue() { return queue_; }
+    TranslationCore& core() { return *core_; }
+    static Duration now() { return kernel_now(); }
+
+    const ShellParams sp_;
+
+private:
+    void build_core();
+    static RequestAttrs attrs_of(const pcie::TlpExtension& ext) {
+        RequestAttrs r;
+        r.has_pasid = ext.pasid_present;
+        r.pasid = ext.pasid;
+        r.privileged = ext.privileged;
+        r.execute = ext.execute;
+        return r;
+    }
+    template <class Family>
+    void b_transport_upstream(tlm::tlm_generic_payload& t, sc_core::sc_time& delay);
+    template <class Family>
+    void handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_core::sc_time& delay);
+    void upstream_message(tlm::tlm_generic_payload& t, sc_core::sc_time& delay);
+    void fail_request(tlm::tlm_generic_payload& t, const pcie::TlpExtension& ext, const RequestAttrs& req,
+                      uint32_t reason, bool suppress, sc_core::sc_time& delay);
+    void b_transport_mmio(tlm::tlm_generic_payload& t, sc_core::sc_time& delay);
+    void handle_translation_request(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_core::sc_time& delay);
+    void handle_message(const pcie::MessageExtension& m, Duration& local);
+    TranslateResult translate(const TranslationContext& ctx, const AccessRequest& a, sc_core::sc_time& delay);
+    void account_walk(const TranslateResult& r, sc_core::sc_time& delay);
+    void invalidate_dmi(sc_dt::uint64 start, sc_dt::uint64 end);
+
+    // queue engine
+    void queue_engine();
+    /// Executes one action; false when a device-ATC time-out aborted the command.
+    bool execute(const CommandAction& a, uint64_t seq);
+    bool issue_atc_invalidation(const InvalidateDeviceAtc& d, uint64_t seq);
+    bool wait_for_atc_invalidations();
+    void wait_ats(Duration deadline);
+    bool completion_pending() const;
+    void notify_completion(Duration local);
+    void engine_wait(Duration d) {
+        if (d > Duration::zero()) wait(to_sc(d));
+    }
+    void phase(uint64_t seq, InvalPhase ph, Duration at, pcie::Bdf dev = {}) {
+        if (observer_) observer_->on_phase(seq, ph, at, dev);
+    }
+
+    /// The walker's port: each descriptor read is a TLM read on the mem socket at the request's
+    /// local time plus the walk so far, plus the unit's per-read overhead.
+    class SocketWalkPort final : public WalkMemPort {
+    public:
+        explicit SocketWalkPort(IommuShell& u) : u_(u) {}
+        /// Starts a walk whose first access is issued at local time `at` (relative to now()).
+        void begin(Duration at) { base_ = at, start_ = latency(); }
+
+    private:
+        bool access(tlm::tlm_command cmd, uint64_t pa, uint64_t& v, Duration& latency);
+        // WalkMemPort's accessors; the read has a DMI fast path.
+        std::optional<uint64_t> do_read_u64(uint64_t pa, Duration& latency) override;
+        bool do_write_u64(uint64_t pa, uint64_t v, Duration& latency) override;
+        std::optional<uint64_t> do_compare_exchange_u64(uint64_t pa, uint64_t expected, uint64_t desired,
+                                                        Duration& latency) override;
+        IommuShell& u_;
+        Duration base_, start_;
+    };
+    class SocketUnitPort final : public UnitMemPort {
+    public:
+        explicit SocketUnitPort(IommuShell& u) : u_(u) {}
+        bool read(uint64_t pa, void* dst, unsigned len, Duration& local) override {
+            return u_.mem_access(tlm::TLM_READ_COMMAND, pa, dst, len, local);
+        }
+        bool write(uint64_t pa, const void* src, unsigned len, Duration& local) override {
+            return u_.mem_access(tlm::TLM_WRITE_COMMAND, pa, const_cast<void*>(src), len, local);
+        }
+
+    private:
+        IommuShell& u_;
+    };
+    /// DMI regions granted by the memory, direct-mapped by 4 KiB page number (memories
+    /// typically grant one page per request; a larger region may occupy several slots).
+    struct DmiSlot {
+        uint64_t start = 1, end = 0; ///< empty when start > end
+        unsigned char* ptr = nullptr;
+        Duration read_latency, write_latency;
+        bool read = false, write = false;
+    };
+    static constexpr size_t kDmiSlots = 4096;
+
+    std::vector<DmiSlot> dmi_ = std::vector<DmiSlot>(kDmiSlots);
+    tlm::tlm_generic_payload scratch_; ///< payload of the unit's own memory accesses
+    stats::Group stats_;
+    SocketWalkPort walk_port_;
+    SocketUnitPort unit_port_;
+    std::optional<TranslationCore> core_;
+    std::vector<BusyUntil> walkers_;
+    CommandQueue queue_;
+    AtsInvalidationTracker ats_;
+    InvalidationObserver* observer_ = nullptr;
+    sc_core::sc_event engine_kick_, ats_timer_;
+    /// Invalidate Completions wake the engine through `event`; `due` mirrors the time of its
+    /// pending notification so a wake-up by the timer can be told apart (see wait_ats).
+    struct CompletionEvent {
+        sc_core::sc_event event;
+        Duration due;
+        bool due_valid = false, delta = false;
+        sc_dt::uint64 delta_count = 0;
+    } ats_done_;
+    Duration ats_timer_at_;
+    bool ats_timer_armed_ = false;
+    std::deque<std::pair<uint64_t, Duration>> tail_writes_; ///< tail writes not yet consumed: (tail byte offset, time)
+    Duration submitted_; ///< when the tail write that submitted the command being executed happened
+    bool translating_ = false;
+    // Hot-path latencies as sc_time, so the IOTLB-hit path needs no conversions.
+    sc_core::sc_time pipeline_sc_, iotlb_lookup_sc_;
+
+protected:
+    // Stats, registered in this order (requests .. devtlb latency).
+    stats::Counter& st_requests_;
+    stats::Counter& st_translated_;
+    stats::Counter& st_translation_requests_;
+    stats::Counter& st_blocked_translated_;
+    stats::Counter& st_faults_;
+    stats::Counter& st_faults_suppressed_;
+    stats::Counter& st_snoop_forced_;
+    stats::Counter& st_table_reads_;
+    stats::Counter& st_commands_;
+    stats::Counter& st_queue_errors_;
+    stats::Counter& st_ats_timeouts_;
+    stats::Counter& st_unknown_itags_;
+    stats::Counter& st_ats_inv_sent_;
+    stats::Counter& st_syncs_;
+    stats::Counter& st_page_requests_;
+    stats::Counter& st_page_request_overflows_;
+    stats::Counter& st_prg_responses_;
+    stats::Counter& st_msis_;
+    stats::Counter& st_walk_queueing_;
+    stats::Histogram& st_sync_latency_;
+    stats::Histogram& st_atc_inv_latency_;
+};
+
+// ---- the per-request path (a template over the final family class, see start()) ------------
+
+template <class Family>
+void IommuShell::b_transport_upstream(tlm::tlm_generic_payload& t, sc_core::sc_time& delay) {
+    auto* ext = t.get_extension<pcie::TlpExtension>();
+    if (!ext) {
+        upstream_message(t, delay); // Invalidate Completions, Page Requests
+        return;
+    }
+    st_requests_.inc();
+    if (ext->at == pcie::AddressType::translation_request) handle_translation_request(t, *ext, delay);
+    else handle_dma(static_cast<Family&>(*this), t, *ext, delay);
+}
+
+template <class Family>
+void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExtension& ext,
+                            sc_core::sc_time& delay) {
+    // The hit path stays in sc_time arithmetic (no conversions, no wait()).
+    delay += pipeline_sc_;
+    const uint64_t iova = t.get_address();
+    if (!translating_) { // remapping off: addresses are physical
+        ext.served_by = pcie::TlpExtension::Source::pass_through;
+        ext.output_address = iova;
+        mem->b_transport(t, delay);
+        return;
+    }
+    RequestAttrs req = attrs_of(ext);
+    if (ext.at == pcie::AddressType::translated) {
+        st_translated_.inc();
+        req.ats = true;
+        const Resolution r = f.check_translated(ext.requester, req, delay);
+        if (r.fault) { // translated requests need a device with ATS enabled (PCIe Base §10.1)
+            st_blocked_translated_.inc();
+            fail_request(t, ext, req, r.fault, r.suppress, delay);
+            return;
+        }
+        // No-Snoop of translated requests was settled by the completion's N bit.
+        mem->b_transport(t, delay);
+        return;
+    }
+    const Resolution r = f.resolve(ext.requester, req, delay);
+    if (r.fault) {
+        fail_request(t, ext, req, r.fault, r.suppress, delay);
+        return;
+    }
+    const TranslationContext& ctx = *r.ctx;
+    uint64_t pa = iova;
+    bool snoop = ctx.force_snoop;
+    ext.served_by = pcie::TlpExtension::Source::pass_through;
+    if (!ctx.pass_through) {
+        const AccessRequest a{iova, t.is_write(), req.execute, req.privileged};
+        delay += iotlb_lookup_sc_;
+        walk_port_.begin(from_sc(delay));
+        const TranslateResult res = core_->translate(ctx, a);
+        if (!res.iotlb_hit) account_walk(res, delay);
+        const Translation& tr = res.t;
+        ext.served_by = res.iotlb_hit ? pcie::TlpExtension::Source::iotlb : pcie::TlpExtension::Source::walk;
+        if (!tr.ok()) {
+            fail_request(t, ext, req, f.fault_reason(tr, a, ctx), ctx.fault_suppress, delay);
+            return;
+        }
+        const uint64_t mask = (uint64_t{1} << tr.page_shift) - 1;
+        pa = (tr.output & ~mask) | (iova & mask);
+        snoop = snoop || (sp_.snoop_control && tr.snoop);
+    }
+    if (snoop && ext.no_snoop) {
+        ext.no_snoop = false;
+        st_snoop_forced_.inc();
+    }
+    ext.output_address = pa;
+    t.set_address(pa);
+    mem->b_transport(t, delay);
+    t.set_address(iova);
+}
+
+} // namespace iommusim::iommu

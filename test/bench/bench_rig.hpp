@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// What every IOMMU family's speed bench shares (bench_vtd, bench_amd): the
+// trivial memory target (page-granular DMI onto sparse memory, 90 ns), a
+// message sink, the initiator sockets, the plain b_transport baseline loop, a
+// device request loop straight into a unit's upstream socket, and the report.
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
+
+#include "models/common/stats.hpp"
+#include "models/mem/sparse_memory.hpp"
+#include "models/pcie/ats_endpoint.hpp"
+#include "models/pcie/tlp.hpp"
+
+namespace benchrig {
+
+using namespace iommusim;
+using sc_core::sc_time;
+using sc_core::SC_NS;
+using sc_core::SC_ZERO_TIME;
+
+/// The trivial memory target of the baseline (and the memory behind the IOMMU).
+struct Memory : sc_core::sc_module {
+    tlm_utils::simple_target_socket<Memory> socket{"socket"};
+    mem::SparseMemory store{uint64_t{1} << 40};
+    explicit Memory(const sc_core::sc_module_name& n) : sc_module(n) {
+        socket.register_b_transport(this, &Memory::b_transport);
+        socket.register_get_direct_mem_ptr(this, &Memory::get_dmi);
+    }
+    void b_transport(tlm::tlm_generic_payload& t, sc_time& d) {
+        if (t.is_read()) store.read(t.get_address(), t.get_data_ptr(), t.get_data_length());
+        else store.write(t.get_address(), t.get_data_ptr(), t.get_data_length());
+        d += latency;
+        t.set_dmi_allowed(true);
+        t.set_response_status(tlm::TLM_OK_RESPONSE);
+    }
+    /// Page-granular DMI onto the sparse store.
+    bool get_dmi(tlm::tlm_generic_payload& t, tlm::tlm_dmi& dmi) {
+        const uint64_t base = t.get_address() & ~uint64_t{4095};
+        dmi.set_dmi_ptr(store.page_ptr(base));
+        dmi.set_start_address(base);
+        dmi.set_end_address(base + 4095);
+        dmi.allow_read_write();
+        dmi.set_read_latency(latency);
+        dmi.set_write_latency(latency);
+        return true;
+    }
+    const sc_time latency{90, SC_NS};
+};
+
+/// Swallows messages from the unit that has no device behind it.
+struct Sink : sc_core::sc_module {
+    tlm_utils::simple_target_socket<Sink> socket{"socket"};
+    explicit Sink(const sc_core::sc_module_name& n) : sc_module(n) { socket.register_b_transport(this, &Sink::b_transport); }
+    void b_transport(tlm::tlm_generic_payload& t, sc_time&) { t.set_response_status(tlm::TLM_OK_RESPONSE); }
+};
+
+struct Driver : sc_core::sc_module {
+    tlm_utils::simple_initiator_socket<Driver> plain{"plain"}, dev{"dev"}, cpu{"cpu"}, cpu2{"cpu2"};
+    explicit Driver(const sc_core::sc_module_name& n) : sc_module(n) {}
+};
+
+struct Result {
+    double wall = 0;
+    uint64_t count = 0;
+};
+
+/// Two identical units of one family: `iommu` driven by a raw device port (IOTLB phases,
+/// commands), `iommu2` behind an AtsEndpoint (ATC phase), so no extra routing hop is
+/// measured; PDE / walk caches off, so every IOTLB miss is a cold walk.
+template <class Unit, class Params>
+struct TwoUnits {
+    Memory memory{"memory"};
+    Memory memory2{"memory2"};
+    Memory plain_mem{"plain_mem"};
+    Driver drv{"drv"};
+    Sink sink{"sink"};
+    stats::Group root{"root"};
+    std::unique_ptr<Unit> iommu, iommu2;
+    std::unique_ptr<pcie::AtsEndpoint> ep;
+    const pcie::Bdf ep_rid{0x03, 1, 0};
+
+    TwoUnits(const char* name, const char* name2) {
+        Params p;
+        p.walker.s1_walk_cache.per_level.entries = 0; // cold 4-level walks on every miss
+        p.walker.s2_walk_cache.per_level.entries = 0;
+        iommu = std::make_unique<Unit>(name, p, &root);
+        iommu2 = std::make_unique<Unit>(name2, p, &root);
+        pcie::AtsEndpointParams ap;
+        ap.rid = ep_rid;
+        ep = std::make_unique<pcie::AtsEndpoint>("ep", ap, &root);
+        iommu->mem.bind(memory.socket);
+        iommu2->mem.bind(memory2.socket);
+        drv.plain.bind(plain_mem.socket);
+        drv.dev.bind(iommu->upstream);
+        ep->upstream.bind(iommu2->upstream);
+        drv.cpu.bind(iommu->mmio);
+        drv.cpu2.bind(iommu2->mmio);
+        iommu2->ats_inv.bind(ep->downstream);
+        iommu->ats_inv.bind(sink.socket);
+    }
+};
+
+inline double since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+/// One MMIO write from the calling SC_THREAD.
+inline void mmio_write(tlm_utils::simple_initiator_socket<Driver>& s, uint32_t off, uint64_t v, unsigned len) {
+    tlm::tlm_generic_payload g;
+    g.set_command(tlm::TLM_WRITE_COMMAND);
+    g.set_address(off);
+    g.set_data_ptr(reinterpret_cast<unsigned char*>(&v));
+    g.set_data_length(len);
+    g.set_streaming_width(len);
+    sc_time d = SC_ZERO_TIME;
+    s->b_transport(g, d);
+    sc_core::wait(d);
+}
+
+/// The baseline: `n` 8-byte reads through a plain socket into a Memory.
+[[gnu::noinline]] inline Result phase_plain(tlm_utils::simple_initiator_socket<Driver>& s, uint64_t n) {
+    tlm::tlm_generic_payload g;
+    uint64_t v = 0;
+    g.set_data_ptr(reinterpret_cast<unsigned char*>(&v));
+    g.set_data_length(8);
+    g.set_streaming_width(8);
+    sc_time d = SC_ZERO_TIME;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (uint64_t i = 0; i < n; ++i) {
+        g.set_command(tlm::TLM_READ_COMMAND);
+        g.set_address(0x40000000 + (i & 63) * 4096);
+        g.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+        s->b_transport(g, d);
+    }
+    return {since(t0), n};
+}
+
+/// Device requests from `rid` (with `pasid` if given) straight into a unit's upstream socket.
+template <class AddrOf>
+Result device_loop(tlm_utils::simple_initiator_socket<Driver>& s, pcie::Bdf rid, std::optional<uint32_t> pasid,
+                   uint64_t count, AddrOf addr_of) {
+    tlm::tlm_generic_payload g;
+    uint64_t v = 0;
+    pcie::TlpExtension ext;
+    ext.requester = rid;
+    ext.pasid_present = pasid.has_value();
+    ext.pasid = pasid.value_or(0);
+    g.set_data_ptr(reinterpret_cast<unsigned char*>(&v));
+    g.set_data_length(8);
+    g.set_streaming_width(8);
+    g.set_extension(&ext);
+    sc_time d = SC_ZERO_TIME;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (uint64_t i = 0; i < count; ++i) {
+        g.set_command(tlm::TLM_READ_COMMAND);
+        g.set_address(addr_of(i));
+        g.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+        s->b_transport(g, d);
+    }
+    Result res{since(t0), count};
+    g.clear_extension(&ext);
+    return res;
+}
+
+/// A deterministic LCG over `pages` pages from `base` (the miss phases' working set).
+struct RandomPages {
+    uint64_t base, pages, x = 1;
+    uint64_t operator()(uint64_t) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        return base + ((x >> 20) % pages) * 4096;
+    }
+};
+
+/// Prints the table every bench prints: per-request wall time and the ratio to the baseline.
+inline void report(const char* bench, bool smoke, const Result& plain, const Result& hit, const Result& atc,
+                   const Result& miss, const char* miss_name, const Result& inv, const char* inv_name,
+                   const char* inv_unit, const stats::Group& root, const char* walks_path) {
+    auto per = [](const Result& x) { return x.count ? x.wall / static_cast<double>(x.count) * 1e9 : 0.0; };
+    const double base = per(plain);
+    std::printf("%s (%s)\n", bench, smoke ? "smoke" : "full");
+    std::printf("  %-34s %12s %14s %10s\n", "phase", "requests", "ns/request", "x plain");
+    auto line = [&](const char* name, const Result& x) {
+        std::printf("  %-34s %12llu %14.1f %10.2f\n", name, static_cast<unsigned long long>(x.count), per(x),
+                    base > 0 ? per(x) / base : 0.0);
+    };
+    line("plain b_transport loop", plain);
+    line("(a) IOTLB hit", hit);
+    line("(b) ATC hit (endpoint)", atc);
+    line(miss_name, miss);
+    std::printf("  %-34s %12llu %14.1f   (%.0f %s/s)\n", inv_name, static_cast<unsigned long long>(inv.count),
+                per(inv), inv.wall > 0 ? static_cast<double>(inv.count) / inv.wall : 0.0, inv_unit);
+    if (const auto* walks = root.find(walks_path)) std::printf("  walks: %.0f\n", stats::numeric_value(*walks));
+}
+
+} // namespace benchrig

@@ -1,0 +1,450 @@
+// SPDX-License-Identifier: Apache-2.0
+// The AMD-Vi unit on the shared shell, driven only through its MMIO registers
+// and in-memory device table, GCR3 tables, command buffer and logs, with an
+// ATS/PRI endpoint model as the device.
+#include <catch2/catch.hpp>
+#include <functional>
+#include <memory>
+#include <systemc>
+#include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
+
+#include "models/iommu/amd/amd_iommu.hpp"
+#include "models/iommu/common/table_builder.hpp"
+#include "models/mem/memory.hpp"
+#include "models/pcie/ats_endpoint.hpp"
+
+using namespace iommusim;
+using namespace iommusim::iommu;
+using namespace iommusim::iommu::amd;
+
+namespace {
+
+constexpr uint64_t bit(unsigned b) { return uint64_t{1} << b; }
+
+struct Cpu : sc_core::sc_module {
+    tlm_utils::simple_initiator_socket<Cpu> socket{"socket"};
+    explicit Cpu(const sc_core::sc_module_name& n) : sc_module(n) {}
+    void access(tlm::tlm_command cmd, uint32_t off, uint64_t& v, unsigned len) {
+        tlm::tlm_generic_payload g;
+        g.set_command(cmd);
+        g.set_address(off);
+        g.set_data_ptr(reinterpret_cast<unsigned char*>(&v));
+        g.set_data_length(len);
+        g.set_streaming_width(len);
+        sc_core::sc_time d = sc_core::SC_ZERO_TIME;
+        socket->b_transport(g, d);
+        sc_core::wait(d);
+    }
+};
+
+/// Two devices' upstream paths into the unit's one upstream socket (a root port pair).
+struct Merge : sc_core::sc_module {
+    tlm_utils::simple_target_socket<Merge> a{"a"}, b{"b"};
+    tlm_utils::simple_initiator_socket<Merge> out{"out"};
+    tlm_utils::simple_target_socket<Merge> down{"down"};
+    tlm_utils::simple_initiator_socket<Merge> down_a{"down_a"}, down_b{"down_b"};
+    pcie::Bdf rid_b;
+    explicit Merge(const sc_core::sc_module_name& n) : sc_module(n) {
+        a.register_b_transport(this, &Merge::up);
+        b.register_b_transport(this, &Merge::up);
+        down.register_b_transport(this, &Merge::route);
+    }
+    void up(tlm::tlm_generic_payload& t, sc_core::sc_time& d) { out->b_transport(t, d); }
+    void route(tlm::tlm_generic_payload& t, sc_core::sc_time& d) {
+        auto* m = t.get_extension<pcie::MessageExtension>();
+        (m && m->route_id() == rid_b ? down_b : down_a)->b_transport(t, d);
+    }
+};
+
+struct Rig {
+    static constexpr uint64_t kCmd = 0x300'0000, kEvt = 0x310'0000, kPpr = 0x320'0000, kSem = 0x330'0000,
+                              kMsi = 0xFEE0'0000;
+    static constexpr uint16_t kDev = 0x0100, kDev2 = 0x0108;
+    stats::Group root{"root"};
+    mem::Memory memory{"memory", mem::MemoryParams{}, &root};
+    Cpu cpu{"cpu"};
+    Merge merge{"merge"};
+    AmdParams params;
+    std::unique_ptr<AmdIommu> unit;
+    std::unique_ptr<pcie::AtsEndpoint> ep, ep2;
+    BumpAllocator alloc{0x100'0000, 0x100'0000};
+    std::unique_ptr<AmdTableWriter> tables;
+    uint32_t tail = 0;
+    uint64_t seq = 0;
+
+    explicit Rig(pcie::AtsEndpointParams e = {}, AmdParams p = {}) : params(p) {
+        unit = std::make_unique<AmdIommu>("amd0", params, &root);
+        unit->mem.bind(memory.target);
+        cpu.socket.bind(unit->mmio);
+        e.rid = pcie::Bdf{kDev};
+        ep = std::make_unique<pcie::AtsEndpoint>("ep", e, &root);
+        pcie::AtsEndpointParams e2 = e;
+        e2.rid = pcie::Bdf{kDev2};
+        ep2 = std::make_unique<pcie::AtsEndpoint>("ep2", e2, &root);
+        merge.rid_b = e2.rid;
+        ep->upstream.bind(merge.a);
+        ep2->upstream.bind(merge.b);
+        merge.out.bind(unit->upstream);
+        unit->ats_inv.bind(merge.down);
+        merge.down_a.bind(ep->downstream);
+        merge.down_b.bind(ep2->downstream);
+        tables = std::make_unique<AmdTableWriter>(m(), std::ref(alloc), 16);
+    }
+    mem::SparseMemory& m() { return memory.store(); }
+    void wr(uint32_t off, uint64_t v, unsigned len = 8) { cpu.access(tlm::TLM_WRITE_COMMAND, off, v, len); }
+    uint64_t rd(uint32_t off, unsigned len = 8) {
+        uint64_t v = 0;
+        cpu.access(tlm::TLM_READ_COMMAND, off, v, len);
+        return v;
+    }
+    uint64_t control() const {
+        return bit(ctl::IOMMU_EN) | bit(ctl::EVT_LOG_EN) | bit(ctl::EVT_INT_EN) | bit(ctl::COMWAIT_EN) |
+               bit(ctl::CMDBUF_EN) | bit(ctl::PPRLOG_EN) | bit(ctl::PPRINT_EN) | bit(ctl::PPR_EN) | bit(ctl::GT_EN) |
+               uint64_t{ctl::INV_TO_1S} << ctl::INV_TIMEOUT;
+    }
+    /// As Linux brings the unit up: device table, command buffer, logs (256 events, 512 PPRs), MSI, enables.
+    void enable() {
+        wr(reg::DEV_TABLE, tables->devtab_register());
+        wr(reg::CMD_BASE, kCmd | uint64_t{9} << 56);
+        wr(reg::EVT_BASE, kEvt | uint64_t{8} << 56);
+        wr(reg::PPR_BASE, kPpr | uint64_t{9} << 56);
+        wr(reg::MSI_ADDR_LO, kMsi, 4);
+        wr(reg::MSI_DATA, 0x41, 4);
+        wr(reg::CONTROL, control());
+    }
+    /// A Mode-3 v1 table for `dev` in `domain` mapping iova -> pa (4 KiB).
+    std::unique_ptr<TableBuilder> host_table(uint16_t dev, uint16_t domain, bool ats = false) {
+        StageConfig c;
+        c.enabled = true;
+        c.format = PtFormat::amd_v1;
+        c.levels = 3;
+        c.input_bits = 39;
+        c.output_bits = 52;
+        auto t = TableBuilder::create(m(), c, std::ref(alloc));
+        REQUIRE(t);
+        Dte d;
+        d.v = d.tv = d.ir = d.iw = true;
+        d.mode = 3;
+        d.host_root = t->root();
+        d.domain_id = domain;
+        d.i = ats;
+        tables->set_dte(dev, d);
+        return t;
+    }
+    void command(const Command& c) {
+        auto q = encode(c);
+        m().write(kCmd + tail, q.data(), 16);
+        tail = (tail + 16) % 8192;
+        wr(reg::CMD_TAIL, tail, 4);
+    }
+    /// COMPLETION_WAIT with Linux's semaphore store; waits (bounded) for it.
+    bool completion_wait(unsigned max_us = 100) {
+        ++seq;
+        command(linux_completion_wait(kSem, seq));
+        for (unsigned i = 0; i < max_us * 10; ++i) {
+            if (m().read_u64(kSem) == seq) return true;
+            sc_core::wait(sc_core::sc_time(100, sc_core::SC_NS));
+        }
+        return false;
+    }
+    uint64_t dma_read(pcie::AtsEndpoint& e, uint64_t iova, std::optional<uint32_t> pasid = std::nullopt) {
+        uint64_t v = 0;
+        sc_core::sc_time d = sc_core::SC_ZERO_TIME;
+        auto s = e.dma(iova, &v, 8, false, pasid, d);
+        sc_core::wait(d);
+        return s == tlm::TLM_OK_RESPONSE ? v : ~uint64_t{0};
+    }
+    std::optional<Event> event(unsigned i) {
+        std::array<uint64_t, 2> q{};
+        m().read(kEvt + 16u * i, q.data(), 16);
+        return Event::decode(q);
+    }
+    double stat(const std::string& path) const {
+        const auto* s = root.find(path);
+        REQUIRE(s);
+        return stats::numeric_value(*s);
+    }
+    static void run(const std::function<void()>& scenario) {
+        bool done = false;
+        sc_core::sc_spawn([&] {
+            scenario();
+            done = true;
+            sc_core::sc_stop();
+        });
+        sc_core::sc_start();
+        REQUIRE(done);
+    }
+};
+
+pcie::AtsEndpointParams no_ats() {
+    pcie::AtsEndpointParams e;
+    e.ats_enabled = false;
+    return e;
+}
+
+} // namespace
+
+TEST_CASE("AMD unit: DMA translates through the DTE and v1 table in memory", "[sc][amd]") {
+    Rig r{no_ats()};
+    Rig::run([&] {
+        r.enable();
+        auto t = r.host_table(Rig::kDev, 5);
+        REQUIRE(t->map(0x4000'0000, 0x800'0000, 0x1000, 12) == MapError::none);
+        r.m().write_u64(0x800'0010, 0xCAFE);
+        CHECK(r.dma_read(*r.ep, 0x4000'0010) == 0xCAFE);
+        CHECK(r.dma_read(*r.ep, 0x4000'0010) == 0xCAFE);
+    });
+    CHECK(r.stat("amd0.translation.iotlb.hits") == 1);
+    CHECK(r.stat("amd0.dte_cache.misses") == 1);
+}
+
+TEST_CASE("AMD unit: an IO_PAGE_FAULT is written to the event log with an MSI", "[sc][amd]") {
+    Rig r{no_ats()};
+    Rig::run([&] {
+        r.enable();
+        auto t = r.host_table(Rig::kDev, 5);
+        CHECK(r.dma_read(*r.ep, 0x5000) == ~uint64_t{0});
+        CHECK(r.rd(reg::EVT_TAIL, 4) == 16);
+        auto e = r.event(0);
+        REQUIRE(e);
+        CHECK(e->code == EventCode::io_page_fault);
+        CHECK(e->device_id == Rig::kDev);
+        CHECK(e->domain_id == 5);
+        CHECK(e->address == 0x5000);
+        CHECK(r.rd(reg::STATUS, 4) & st::EVT_INT);
+        CHECK(r.m().read_u32(Rig::kMsi) == 0x41);
+    });
+}
+
+TEST_CASE("AMD unit: INVALIDATE_IOMMU_PAGES drops exactly its domain and range", "[sc][amd]") {
+    Rig r{no_ats()};
+    Rig::run([&] {
+        r.enable();
+        auto a = r.host_table(Rig::kDev, 1);
+        auto b = r.host_table(Rig::kDev2, 2);
+        for (uint64_t pa : {0x80'0000ull, 0x80'1000ull, 0x80'2000ull, 0x90'0000ull, 0x90'1000ull, 0x90'2000ull})
+            r.m().write_u64(pa, pa);
+        REQUIRE(a->map(0x1000, 0x80'0000, 0x1000, 12) == MapError::none);
+        REQUIRE(a->map(0x2000, 0x80'1000, 0x1000, 12) == MapError::none);
+        REQUIRE(b->map(0x1000, 0x90'0000, 0x1000, 12) == MapError::none);
+        CHECK(r.dma_read(*r.ep, 0x1000) == 0x80'0000);
+        CHECK(r.dma_read(*r.ep, 0x2000) == 0x80'1000);
+        CHECK(r.dma_read(*r.ep2, 0x1000) == 0x90'0000);
+        // Software changes every mapping in memory but invalidates only domain 1, page 0x1000.
+        REQUIRE(a->unmap(0x1000, 0x1000) == MapError::none);
+        REQUIRE(a->map(0x1000, 0x80'2000, 0x1000, 12) == MapError::none);
+        REQUIRE(a->unmap(0x2000, 0x1000) == MapError::none);
+        REQUIRE(a->map(0x2000, 0x90'1000, 0x1000, 12) == MapError::none);
+        REQUIRE(b->unmap(0x1000, 0x1000) == MapError::none);
+        REQUIRE(b->map(0x1000, 0x90'2000, 0x1000, 12) == MapError::none);
+        r.command(linux_inv_iommu_pages(1, 0x1000, 0x1000, false));
+        REQUIRE(r.completion_wait());
+        CHECK(r.dma_read(*r.ep, 0x1000) == 0x80'2000);  // invalidated: the new mapping
+        CHECK(r.dma_read(*r.ep, 0x2000) == 0x80'1000);  // same domain, other page: still cached
+        CHECK(r.dma_read(*r.ep2, 0x1000) == 0x90'0000); // other domain: still cached
+        r.command(InvalidateIommuAll{});
+        REQUIRE(r.completion_wait());
+        CHECK(r.dma_read(*r.ep, 0x2000) == 0x90'1000);
+        CHECK(r.dma_read(*r.ep2, 0x1000) == 0x90'2000);
+    });
+}
+
+TEST_CASE("AMD unit: INVALIDATE_DEVTAB_ENTRY makes a changed DTE take effect", "[sc][amd]") {
+    Rig r{no_ats()};
+    Rig::run([&] {
+        r.enable();
+        auto a = r.host_table(Rig::kDev, 1);
+        r.m().write_u64(0x80'0000, 1);
+        r.m().write_u64(0x81'0000, 2);
+        REQUIRE(a->map(0x1000, 0x80'0000, 0x1000, 12) == MapError::none);
+        CHECK(r.dma_read(*r.ep, 0x1000) == 1);
+        auto b = r.host_table(Rig::kDev, 2); // Linux attaches the device to a new domain
+        REQUIRE(b->map(0x1000, 0x81'0000, 0x1000, 12) == MapError::none);
+        CHECK(r.dma_read(*r.ep, 0x1000) == 1); // cached DTE and translation
+        r.command(InvalidateDevtabEntry{Rig::kDev});
+        REQUIRE(r.completion_wait());
+        CHECK(r.dma_read(*r.ep, 0x1000) == 2); // new DTE: domain 2's table
+    });
+}
+
+TEST_CASE("AMD unit: ATS translation and INVALIDATE_IOTLB_PAGES round trip, COMPLETION_WAIT waits for it",
+          "[sc][amd]") {
+    Rig r{pcie::AtsEndpointParams{}};
+    Rig::run([&] {
+        r.enable();
+        auto a = r.host_table(Rig::kDev, 1, true);
+        r.m().write_u64(0x80'0000, 7);
+        REQUIRE(a->map(0x1000, 0x80'0000, 0x1000, 12) == MapError::none);
+        CHECK(r.dma_read(*r.ep, 0x1000) == 7);
+        CHECK(r.ep->atc_holds(0x1000, std::nullopt));
+        r.command(linux_inv_iommu_pages(1, 0x1000, 0x1000, false));
+        r.command(linux_inv_iotlb_pages(Rig::kDev, 0, 0x1000, 0x1000));
+        REQUIRE(r.completion_wait());
+        // The semaphore is written only after the device's Invalidate Completion.
+        CHECK(r.ep->invalidations_completed() == 1);
+        CHECK_FALSE(r.ep->atc_holds(0x1000, std::nullopt));
+    });
+    CHECK(r.stat("amd0.ats_invalidations_sent") == 1);
+}
+
+TEST_CASE("AMD unit: a translated request from a device without DTE.I is an INVALID_DEVICE_REQUEST",
+          "[sc][amd]") {
+    Rig r{pcie::AtsEndpointParams{}};
+    Rig::run([&] {
+        r.enable();
+        auto a = r.host_table(Rig::kDev, 1, false); // DTE.I = 0
+        REQUIRE(a->map(0x1000, 0x80'0000, 0x1000, 12) == MapError::none);
+        CHECK(r.dma_read(*r.ep, 0x1000) == ~uint64_t{0});
+        auto e = r.event(0);
+        REQUIRE(e);
+        CHECK(e->code == EventCode::invalid_device_request);
+    });
+}
+
+TEST_CASE("AMD unit: an ATS invalidation without completion gives IOTLB_INV_TIMEOUT", "[sc][amd]") {
+    pcie::AtsEndpointParams e;
+    e.drop_invalidations = true;
+    AmdParams p;
+    p.ats_timeout = Duration::us(5);
+    Rig r{e, p};
+    Rig::run([&] {
+        r.enable();
+        auto a = r.host_table(Rig::kDev, 1, true);
+        REQUIRE(a->map(0x1000, 0x80'0000, 0x1000, 12) == MapError::none);
+        r.dma_read(*r.ep, 0x1000);
+        const uint32_t at = r.tail;
+        r.command(linux_inv_iotlb_pages(Rig::kDev, 0, 0x1000, 0x1000));
+        // The shell abandons the COMPLETION_WAIT behind the timed-out invalidation: no store.
+        CHECK_FALSE(r.completion_wait(50));
+        auto ev = r.event(0);
+        REQUIRE(ev);
+        CHECK(ev->code == EventCode::iotlb_inv_timeout);
+        CHECK(ev->device_id == Rig::kDev);
+        CHECK(ev->address == Rig::kCmd + at);
+    });
+    CHECK(r.stat("amd0.iotlb_inv_timeouts") == 1);
+}
+
+TEST_CASE("AMD unit: ILLEGAL_COMMAND_ERROR stops the command buffer until CmdBufEn is toggled", "[sc][amd]") {
+    Rig r{no_ats()};
+    Rig::run([&] {
+        r.enable();
+        std::array<uint64_t, 2> bad{uint64_t{0xB} << 60, 0};
+        r.m().write(Rig::kCmd, bad.data(), 16);
+        r.tail = 16;
+        r.wr(reg::CMD_TAIL, 16, 4);
+        sc_core::wait(sc_core::sc_time(2, sc_core::SC_US));
+        CHECK(r.rd(reg::CMD_HEAD, 4) == 0); // the head stays on the bad command
+        CHECK_FALSE(r.rd(reg::STATUS, 4) & st::CMDBUF_RUN);
+        auto e = r.event(0);
+        REQUIRE(e);
+        CHECK(e->code == EventCode::illegal_command_error);
+        CHECK(e->address == Rig::kCmd);
+        CHECK_FALSE(r.completion_wait(5)); // nothing runs behind it
+        // Software repairs the command and restarts the buffer (clear and set CmdBufEn).
+        auto fixed = encode(InvalidateIommuAll{});
+        r.m().write(Rig::kCmd, fixed.data(), 16);
+        r.wr(reg::CONTROL, r.control() & ~bit(ctl::CMDBUF_EN));
+        r.wr(reg::CONTROL, r.control());
+        CHECK(r.completion_wait());
+        CHECK(r.rd(reg::STATUS, 4) & st::CMDBUF_RUN);
+    });
+}
+
+TEST_CASE("AMD unit: event-log overflow sets EventOverflow and drops events", "[sc][amd]") {
+    Rig r{no_ats()};
+    Rig::run([&] {
+        r.enable();
+        auto t = r.host_table(Rig::kDev, 5);
+        for (unsigned i = 0; i < 256; ++i) r.dma_read(*r.ep, 0x10'0000 + 0x1000ull * i); // all unmapped
+        CHECK(r.rd(reg::EVT_TAIL, 4) == 255 * 16); // one slot stays free
+        CHECK(r.rd(reg::STATUS, 4) & st::EVT_OVERFLOW);
+        CHECK_FALSE(r.rd(reg::STATUS, 4) & st::EVT_RUN);
+    });
+    CHECK(r.stat("amd0.events_dropped") == 1);
+}
+
+TEST_CASE("AMD unit: a page request goes to the PPR log and COMPLETE_PPR_REQUEST answers it", "[sc][amd]") {
+    pcie::AtsEndpointParams e;
+    e.pri_enabled = true;
+    Rig r{e};
+    Rig::run([&] {
+        r.enable();
+        // SVA-style: v2 table for PASID 3 through a one-level GCR3 table.
+        StageConfig c;
+        c.enabled = true;
+        c.output_bits = 52;
+        auto g = TableBuilder::create(r.m(), c, std::ref(r.alloc));
+        REQUIRE(g);
+        Dte d;
+        d.v = d.tv = d.ir = d.iw = d.gv = d.i = d.ppr = true;
+        d.domain_id = 9;
+        d.gcr3_root = r.tables->new_gcr3_table();
+        r.tables->set_gcr3(d.gcr3_root, 0, 3, g->root());
+        r.tables->set_dte(Rig::kDev, d);
+        pcie::PrgResponseCode code = pcie::PrgResponseCode::invalid_request;
+        bool answered = false;
+        sc_core::sc_spawn([&] {
+            sc_core::sc_time dl = sc_core::SC_ZERO_TIME;
+            code = r.ep->request_page(0x7000'1000, true, 3u, 0x15, dl);
+            answered = true;
+        });
+        sc_core::wait(sc_core::sc_time(2, sc_core::SC_US));
+        REQUIRE(r.rd(reg::PPR_TAIL, 4) == 16);
+        std::array<uint64_t, 2> q{};
+        r.m().read(Rig::kPpr, q.data(), 16);
+        PprEntry p = PprEntry::decode(q);
+        CHECK(p.device_id == Rig::kDev);
+        CHECK(p.pasid == 3);
+        CHECK(p.prg_index == 0x15);
+        CHECK(p.last);
+        CHECK(p.address == 0x7000'1000);
+        CHECK(p.flags & pprf::WRITE);
+        CHECK(p.flags & pprf::GN);
+        CHECK_FALSE(answered);
+        r.wr(reg::PPR_HEAD, 16, 4);
+        r.command(CompletePprRequest{Rig::kDev, 3, true, p.prg_index, ppr_status::kSuccess});
+        REQUIRE(r.completion_wait());
+        sc_core::wait(sc_core::sc_time(2, sc_core::SC_US));
+        CHECK(answered);
+        CHECK(code == pcie::PrgResponseCode::success);
+    });
+}
+
+TEST_CASE("AMD unit: PASID DMA through GCR3 and v2 tables, GN=1 invalidation drops only its PASID", "[sc][amd]") {
+    Rig r{no_ats()};
+    Rig::run([&] {
+        r.enable();
+        StageConfig c;
+        c.enabled = true;
+        c.output_bits = 52;
+        auto g1 = TableBuilder::create(r.m(), c, std::ref(r.alloc));
+        auto g2 = TableBuilder::create(r.m(), c, std::ref(r.alloc));
+        REQUIRE((g1 && g2));
+        Dte d;
+        d.v = d.tv = d.ir = d.iw = d.gv = d.giov = true;
+        d.glx = 1;
+        d.domain_id = 4;
+        d.gcr3_root = r.tables->new_gcr3_table();
+        r.tables->set_gcr3(d.gcr3_root, 1, 0, g1->root());     // PASID 0: DMA API (GIoV)
+        r.tables->set_gcr3(d.gcr3_root, 1, 0x2345, g2->root()); // an SVA PASID
+        r.tables->set_dte(Rig::kDev, d);
+        for (uint64_t pa : {0xA0'0000ull, 0xA1'0000ull, 0xB0'0000ull, 0xB1'0000ull}) r.m().write_u64(pa, pa);
+        REQUIRE(g1->map(0x1000, 0xA0'0000, 0x1000, 12) == MapError::none);
+        REQUIRE(g2->map(0x1000, 0xB0'0000, 0x1000, 12) == MapError::none);
+        CHECK(r.dma_read(*r.ep, 0x1000) == 0xA0'0000);          // no PASID: GCR3[0]
+        CHECK(r.dma_read(*r.ep, 0x1000, 0x2345u) == 0xB0'0000); // PASID 0x2345
+        REQUIRE(g1->unmap(0x1000, 0x1000) == MapError::none);
+        REQUIRE(g1->map(0x1000, 0xA1'0000, 0x1000, 12) == MapError::none);
+        REQUIRE(g2->unmap(0x1000, 0x1000) == MapError::none);
+        REQUIRE(g2->map(0x1000, 0xB1'0000, 0x1000, 12) == MapError::none);
+        r.command(linux_inv_iommu_pages(4, 0x1000, 0x1000, true, 0x2345));
+        REQUIRE(r.completion_wait());
+        CHECK(r.dma_read(*r.ep, 0x1000, 0x2345u) == 0xB1'0000); // its PASID: the new mapping
+        CHECK(r.dma_read(*r.ep, 0x1000) == 0xA0'0000);          // PASID 0 kept its cached translation
+        r.command(linux_inv_iommu_pages(4, 0, kAllPagesAddress | 0xFFF, true, 0));
+        REQUIRE(r.completion_wait());
+        CHECK(r.dma_read(*r.ep, 0x1000) == 0xA1'0000);
+    });
+}

@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: Apache-2.0
+// Property test across the host driver: random sequences of map, unmap,
+// attach and invalidate (ranges and domain-wide) over a small IOVA window
+// that is reused all the time, while a device DMAs all over the window; the DMA safety oracle
+// checks every completed DMA. A correct driver (strict or lazy flushing) has
+// no violation, whatever the sequence.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <algorithm>
+#include <random>
+
+#include "test/support/cli.hpp"
+
+using namespace iommusim::test;
+using nlohmann::ordered_json;
+
+namespace {
+
+constexpr uint64_t kWindow = 0x4000'0000; ///< IOVA of the reused window
+constexpr unsigned kPages = 16;
+
+/// A platform whose scenario is `steps` random operations drawn from `seed`.
+ordered_json random_platform(uint32_t seed, const std::string& flush, unsigned steps) {
+    ordered_json p = ordered_json::parse(R"({
+      "name": "property", "seed": 1, "duration_us": 400,
+      "iommus": [ { "name": "dmar0", "type": "vtd" } ],
+      "topology": { "root_complex": { "name": "rc0", "iommu": "dmar0", "root_ports": [ { "name": "rp0" } ] } },
+      "devices": [ { "name": "dev0", "type": "traffic", "port": "rp0", "start_at_us": 10,
+                     "workloads": [ { "type": "random_uniform", "base": 1073741824, "region_bytes": "64KiB",
+                                      "request_bytes": 64, "read_percent": 50, "rate_gbps": 1 } ] } ],
+      "host": { "driver": { "flush": "strict" } },
+      "scenario": [ { "op": "create_ioas", "name": "io0" },
+                    { "op": "alloc_domain", "name": "d0", "ioas": "io0" } ]
+    })");
+    p["host"]["driver"]["flush"] = flush;
+    auto& sc = p["scenario"];
+    std::mt19937 rng(seed);
+    std::vector<bool> mapped(kPages, false), pending(kPages, false); // pending: unmapped, flush queued (lazy)
+    bool attached = false;
+    auto page_iova = [](unsigned k) { return kWindow + uint64_t{k} * 4096; };
+    for (unsigned i = 0; i < steps; ++i) {
+        const unsigned k = rng() % kPages;
+        switch (rng() % 5) {
+        case 0:
+        case 1: // map or unmap one page of the window: the same IOVAs come back again and again
+            if (mapped[k]) {
+                sc.push_back({{"op", "unmap"}, {"ioas", "io0"}, {"iova", page_iova(k)}, {"size_bytes", 4096}});
+                pending[k] = flush == "lazy";
+            } else {
+                // Lazy: an IOVA comes back only once its flush completed (the
+                // allocator refuses it before): drain the flush queue first.
+                if (pending[k]) {
+                    sc.push_back({{"op", "flush_queue"}});
+                    std::fill(pending.begin(), pending.end(), false);
+                }
+                sc.push_back({{"op", "map"}, {"ioas", "io0"}, {"iova", page_iova(k)}, {"size_bytes", 4096}});
+            }
+            mapped[k] = !mapped[k];
+            break;
+        case 2: // attach once; later a domain-wide invalidation
+            // Detach is left out: the oracle forgets a binding at once (no
+            // history), so a DMA stamped before a detach but checked after it
+            // is reported as "not bound" (a DMA at 107.089 us against a
+            // detach submitted at 107.295 us, sequence seed 2) - an oracle
+            // limitation reported on issue 17, not a driver fault.
+            if (!attached) sc.push_back({{"op", "attach"}, {"device", "dev0"}, {"domain", "d0"}});
+            else sc.push_back({{"op", "invalidate"}, {"domain", "d0"}});
+            attached = true;
+            break;
+        case 3: {
+            const unsigned n = 1 + rng() % 4;
+            sc.push_back({{"op", "invalidate"}, {"domain", "d0"}, {"iova", page_iova(k)}, {"size_bytes", 4096 * n}});
+            break;
+        }
+        default: sc.push_back({{"op", "wait"}, {"us", 1 + rng() % 5}}); break;
+        }
+    }
+    sc.push_back({{"op", "expect"}, {"stat", "os.oracle.violations"}, {"eq", 0}});
+    return p;
+}
+
+} // namespace
+
+TEST_CASE("random map/unmap/attach/invalidate sequences over reused IOVAs have no safety violation",
+          "[sim][host][oracle][property]") {
+    uint64_t checked = 0;
+    for (const char* flush : {"strict", "lazy"})
+        for (uint32_t seed = 1; seed <= 4; ++seed) {
+            INFO("flush " << flush << ", sequence seed " << seed);
+            auto dir = scratch_dir(std::string("prop-") + flush + std::to_string(seed));
+            write_file(dir / "p.json", random_platform(seed, flush, 120).dump(2));
+            auto r = run_cli("run '" + (dir / "p.json").string() + "' --quiet --out '" + (dir / "out").string() + "'", "prop");
+            INFO(r.err);
+            REQUIRE(r.exit_code == 0);
+            const auto s = ordered_json::parse(slurp(dir / "out" / "stats.json"));
+            CHECK(s["os"]["oracle"]["violations"]["value"] == 0);
+            checked += s["os"]["oracle"]["checked"]["value"].get<uint64_t>();
+        }
+    CHECK(checked > 1000); // the device really used the window while it changed
+}
