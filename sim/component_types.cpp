@@ -147,6 +147,7 @@ struct TrafficConfig {
         std::string path;
     };
     std::vector<std::optional<Target>> targets;
+    std::vector<std::string> trace_files; ///< per workload: its trace_file ("" = none), for the dump
 };
 
 const Schema<pcie::TrafficEndpointParams>& traffic_schema() {
@@ -210,6 +211,7 @@ std::any parse_traffic(const json& dev, const std::string& path, const std::vect
                                                t.contains("bar") ? static_cast<unsigned>(read::u64(t["bar"], tp + "/bar", 0, 5)) : 0u, tp};
             }
             tc.targets.push_back(target);
+            tc.trace_files.push_back(arr[i].contains("trace_file") ? arr[i]["trace_file"].get<std::string>() : "");
             for (size_t k = 0; k < w.pasid.pasids.size(); ++k)
                 if (!p.pasid.supported || w.pasid.pasids[k] >= (uint64_t{1} << p.pasid.max_width))
                     throw ConfigError(wp + "/pasids/" + std::to_string(k),
@@ -237,6 +239,7 @@ json dump_traffic(const std::any& a) {
     json ws = json::array();
     for (size_t i = 0; i < p.workloads.size(); ++i) {
         json w = dump_workload(p.workloads[i]);
+        if (!tc.trace_files[i].empty()) w["trace_file"] = tc.trace_files[i]; // the records are read from it again
         if (tc.targets[i]) {
             json t = json::object();
             t["bar_of"] = tc.targets[i]->device;
@@ -323,7 +326,7 @@ const Schema<NicConfig>& nic_schema() {
             .custom("packet_bytes", "integer [64, 65536]", "bytes", "received packet size; default 1500 (MTU)",
                     [](P& p, const json& j, const std::string& path) { p.nic.packet_bytes = static_cast<uint32_t>(read::u64(j, path, 64, 65536)); },
                     [](const P& p) { return json(p.nic.packet_bytes); })
-            .custom("line_rate_gbps", "number", "GB/s", "packet arrival rate; default 12.5 (100 GbE)",
+            .custom("line_rate_gbps", "number", "Gb/s", "packet arrival rate in gigabits per second; default 100 (100 GbE)",
                     [](P& p, const json& j, const std::string& path) { p.nic.line_rate_gbps = read::number(j, path, 1e-3, 1e4); },
                     [](const P& p) { return json(p.nic.line_rate_gbps); })
             .custom("ats", "boolean", "", "ATS enabled: translations cached in the device's ATC; default true",
@@ -387,6 +390,18 @@ const Schema<NicConfig>& nic_schema() {
             .custom("napi_batch", "integer", "buffers", "completions handled per NAPI poll; default 64 (NAPI weight)",
                     [](P& p, const json& j, const std::string& path) { p.driver.batch = static_cast<uint32_t>(read::u64(j, path, 1, 1u << 16)); },
                     [](const P& p) { return json(p.driver.batch); })
+            .custom("flush", "enum(default|strict|lazy)", "",
+                    "unmap policy of this NIC's DMA domain (Linux sets it per domain); default = host.driver.flush",
+                    [](P& p, const json& j, const std::string& path) {
+                        const std::string v = read::string(j, path);
+                        if (v == "default") p.driver.flush.reset();
+                        else if (v == "strict") p.driver.flush = host::FlushPolicy::strict;
+                        else if (v == "lazy") p.driver.flush = host::FlushPolicy::lazy;
+                        else throw ConfigError(path, "expected one of default|strict|lazy, got \"" + v + "\"");
+                    },
+                    [](const P& p) {
+                        return json(!p.driver.flush ? "default" : *p.driver.flush == host::FlushPolicy::strict ? "strict" : "lazy");
+                    })
             .custom("domain", "enum(first_stage|second_stage|sva)", "",
                     "the NIC's DMA domain: a first- or second-stage paging domain (DMA API; default first_stage, Linux scalable mode), "
                     "or sva: its PASID bound to a process whose buffer pages are faulted in on first touch (needs pasid; use with pri)",

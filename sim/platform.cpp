@@ -18,6 +18,7 @@
 #include "models/pcie/traffic_endpoint.hpp"
 #include "sim/component_types.hpp"
 #include "sim/stats_writer.hpp"
+#include "sim/trace_writer.hpp"
 
 namespace iommusim::sim {
 
@@ -49,17 +50,6 @@ struct MemoryFanIn : sc_core::sc_module {
         for (unsigned i = 0; i < in.size(); ++i) in[static_cast<int>(i)]->invalidate_direct_mem_ptr(start, end);
     }
 };
-/// Writes one output file completely or throws OutputError naming it: a full
-/// disk or an unwritable folder must not pass for a successful run.
-void write_output_file(const std::filesystem::path& file, const std::function<void(std::ostream&)>& write) {
-    std::ofstream os(file, std::ios::binary | std::ios::trunc);
-    if (!os) throw OutputError(file.string() + ": cannot open for writing: " + std::strerror(errno));
-    write(os);
-    os.flush();
-    if (!os) throw OutputError(file.string() + ": write failed: " + std::strerror(errno));
-    os.close();
-    if (os.fail()) throw OutputError(file.string() + ": write failed on close: " + std::strerror(errno));
-}
 
 /// A model rejecting its params (std::invalid_argument) while being built is
 /// bad input like any parse error: it gets the component's JSON path, so that
@@ -75,6 +65,18 @@ auto built_at(const std::string& path, F&& build) {
     }
 }
 } // namespace
+
+/// Writes one output file completely or throws OutputError naming it: a full
+/// disk or an unwritable folder must not pass for a successful run.
+void write_output_file(const std::filesystem::path& file, const std::function<void(std::ostream&)>& write) {
+    std::ofstream os(file, std::ios::binary | std::ios::trunc);
+    if (!os) throw OutputError(file.string() + ": cannot open for writing: " + std::strerror(errno));
+    write(os);
+    os.flush();
+    if (!os) throw OutputError(file.string() + ": write failed: " + std::strerror(errno));
+    os.close();
+    if (os.fail()) throw OutputError(file.string() + ": write failed on close: " + std::strerror(errno));
+}
 
 std::string output_name(const std::string& name) {
     std::string out;
@@ -168,6 +170,7 @@ Platform::Platform(PlatformConfig cfg)
             return DeviceSite{nullptr, ""};
         };
         scenario_ = std::make_unique<ScenarioRunner>(*host_, site, stats_, cfg_.scenario, find);
+        scenario_->check_stats(); // every stat now exists: an expect naming another is bad input
         scenario_->install();
     }
 }
@@ -216,6 +219,7 @@ HostFigures Platform::run(const std::function<void(double, double)>& progress, c
 
 json Platform::stats_document(const HostFigures& host) const {
     json doc = json::object();
+    doc["schema_version"] = kSchemaVersion;
     doc["platform"] = cfg_.name;
     doc["seed"] = cfg_.seed;
     stats_to_json(stats_, doc);
@@ -228,10 +232,22 @@ json Platform::stats_document(const HostFigures& host) const {
     h["peak_rss_kib"] = host.peak_rss_kib;
     doc["host"] = std::move(h);
     if (host.interrupted) doc["interrupted"] = true; // simulated_time_ns says where it stopped
-    if (host_ && host_->iommufd().log().rows_dropped()) // outputs are memory-bounded: say what they left out
+    if (host_ && host_->iommufd().log().rows_dropped()) // trace.json is memory-bounded: say what it left out
         doc["truncated_outputs"] = {{"invalidation_rows_dropped", host_->iommufd().log().rows_dropped()},
                                     {"invalidation_rows_kept", host::InvalidationLog::kMaxRows}};
     return doc;
+}
+
+void Platform::open_streams(const std::filesystem::path& dir) {
+    if (!cfg_.outputs.invalidations_csv || !host_) return;
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) throw OutputError(dir.string() + ": cannot create the output folder: " + ec.message());
+    inval_csv_ = std::make_unique<std::ofstream>(dir / "invalidations.csv");
+    if (!*inval_csv_)
+        throw OutputError((dir / "invalidations.csv").string() + ": cannot open for writing: " + std::strerror(errno));
+    host_->iommufd().log().stream_csv(inval_csv_.get(), cfg_.outputs.invalidations_csv_max_rows);
+    host_->iommufd().log().keep_rows(cfg_.outputs.trace); // rows are kept only for the trace now
 }
 
 void Platform::write_outputs(const std::filesystem::path& dir, const json& stats_doc) const {
@@ -239,10 +255,16 @@ void Platform::write_outputs(const std::filesystem::path& dir, const json& stats
     std::filesystem::create_directories(dir, ec);
     if (ec) throw OutputError(dir.string() + ": cannot create the output folder: " + ec.message());
     if (cfg_.outputs.stats_json) write_output_file(dir / "stats.json", [&](std::ostream& os) { os << stats_doc.dump(2) << "\n"; });
-    if (cfg_.outputs.invalidations_csv && host_)
+    if (inval_csv_) { // streamed during the run: complete it and say if any row was lost
+        inval_csv_->flush();
+        if (inval_csv_->fail())
+            throw OutputError((dir / "invalidations.csv").string() + ": write failed: " + std::strerror(errno));
+    } else if (cfg_.outputs.invalidations_csv && host_)
         write_output_file(dir / "invalidations.csv", [&](std::ostream& os) { host_->iommufd().log().write_csv(os); });
     if (cfg_.outputs.trace && host_)
-        write_output_file(dir / "trace.json", [&](std::ostream& os) { host_->iommufd().log().write_trace(os); });
+        write_output_file(dir / "trace.json", [&](std::ostream& os) {
+            os << invalidation_trace(host_->iommufd().log().rows()).dump() << "\n";
+        });
     if (host_) write_output_file(dir / "violations.csv", [&](std::ostream& csv) {
         // every safety violation the oracle saw (the first 1000), with the cache that served it
         csv << "time_ns,device,pasid,iova,pa,served_by,reason\n";

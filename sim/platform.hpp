@@ -3,6 +3,7 @@
 // Builds the SystemC module tree of a parsed platform and runs it.
 // One Platform per process: SystemC elaborates once.
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
@@ -32,6 +33,8 @@ struct HostFigures {
 /// '_', and a name longer than 100 characters keeps its first 80 plus a hash
 /// of the whole, so that any platform name gives a usable, distinct folder.
 std::string output_name(const std::string& name);
+/// Writes one output file completely or throws OutputError naming it.
+void write_output_file(const std::filesystem::path& file, const std::function<void(std::ostream&)>& write);
 
 /// An output file could not be written (full disk, read-only folder, ...).
 class OutputError : public std::runtime_error {
@@ -63,7 +66,10 @@ public:
     std::vector<std::string> scenario_failures() const;
     /// The full stats document: {"platform", "seed", <module tree>, "host"}.
     json stats_document(const HostFigures& host) const;
-    /// Writes stats.json and the per-event CSVs the outputs section asks for;
+    /// Opens the outputs written while the run goes (invalidations.csv) in
+    /// `dir`; call before run(). Without it they are written by write_outputs.
+    void open_streams(const std::filesystem::path& dir);
+    /// Writes stats.json and the per-event outputs the outputs section asks for;
     /// throws OutputError naming the file when one cannot be written completely.
     void write_outputs(const std::filesystem::path& dir, const json& stats_doc) const;
 
@@ -81,6 +87,7 @@ private:
     std::vector<std::unique_ptr<sc_core::sc_module>> modules_;
     std::vector<std::shared_ptr<void>> keep_alive_;
     std::unique_ptr<ScenarioRunner> scenario_;
+    std::unique_ptr<std::ofstream> inval_csv_; ///< streamed invalidations.csv (open_streams)
 };
 
 } // namespace iommusim::sim

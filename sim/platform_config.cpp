@@ -38,6 +38,8 @@ const Schema<OutputsConfig>& outputs_schema() {
             .boolean("summary", &OutputsConfig::summary, "print the summary table on stdout")
             .boolean("invalidations_csv", &OutputsConfig::invalidations_csv,
                      "write invalidations.csv: one row per invalidation with its phase timestamps (platforms with an IOMMU)")
+            .integer("invalidations_csv_max_rows", &OutputsConfig::invalidations_csv_max_rows, "rows",
+                     "at most this many rows in invalidations.csv (the rest are counted in os.invalidation.csv_rows_capped); 0 = all")
             .boolean("trace", &OutputsConfig::trace,
                      "write trace.json (Chrome/Perfetto trace events; open in ui.perfetto.dev): every invalidation and its phases");
         return sc;
@@ -223,7 +225,7 @@ PlatformConfig parse_platform(const json& doc) {
         for (const auto& d : cfg.devices) devs.insert(d.name);
         std::vector<std::string> units;
         for (const auto& m : cfg.iommus) units.push_back(m.name);
-        cfg.scenario = parse_scenario(doc["scenario"], devs, units);
+        cfg.scenario = parse_scenario(doc["scenario"], devs, units, cfg.duration_us);
     }
     check_pasids_fit(cfg);
     check_cache_memory(cfg);
@@ -326,8 +328,26 @@ void apply_override(json& doc, const std::string& assignment) {
                                     " objects/arrays");
 }
 
+namespace {
+/// A workload's trace_file is relative to the platform file, not to the
+/// working directory (so config.json and sweeps run from anywhere).
+void resolve_file_paths(json& doc, const std::string& file) {
+    if (!doc.is_object() || !doc.contains("devices") || !doc["devices"].is_array()) return;
+    const std::filesystem::path base = std::filesystem::absolute(std::filesystem::path(file)).parent_path();
+    for (auto& d : doc["devices"]) {
+        if (!d.is_object() || !d.contains("workloads") || !d["workloads"].is_array()) continue;
+        for (auto& w : d["workloads"]) {
+            if (!w.is_object() || !w.contains("trace_file") || !w["trace_file"].is_string()) continue;
+            const std::filesystem::path p = w["trace_file"].get<std::string>();
+            if (p.is_relative()) w["trace_file"] = (base / p).lexically_normal().string();
+        }
+    }
+}
+} // namespace
+
 PlatformConfig load_platform(const std::string& file, const std::vector<std::string>& overrides) {
     json doc = read_json_file(file);
+    resolve_file_paths(doc, file); // before the overrides: a --set path is the user's, relative to where they are
     for (const auto& o : overrides) apply_override(doc, o);
     return parse_platform(doc);
 }

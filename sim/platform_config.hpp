@@ -38,6 +38,7 @@ struct OutputsConfig {
     bool stats_json = true;
     bool summary = true;
     bool invalidations_csv = true;
+    uint64_t invalidations_csv_max_rows = 0; ///< 0 = every invalidation
     bool trace = false;
 };
 

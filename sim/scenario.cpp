@@ -10,6 +10,8 @@
 #include "models/pcie/topology.hpp"
 #include "models/pcie/traffic_endpoint.hpp"
 #include "sim/platform_config.hpp"
+#include "sim/stat_select.hpp"
+#include "sim/stats_writer.hpp"
 
 namespace iommusim::sim {
 
@@ -45,7 +47,8 @@ struct OpSpec {
 
 const std::vector<OpSpec>& ops() {
     static const std::vector<OpSpec> t = {
-        {"create_ioas", "a new IOVA address space", {{"name", A::string}}, {}, A::ioas},
+        {"create_ioas", "a new IOVA address space; flush: strict|lazy for its unmaps (default host.driver.flush)",
+         {{"name", A::string}}, {{"flush", A::string}}, A::ioas},
         {"alloc_domain", "a paging domain (HW page table) mirroring an IOAS, on an IOMMU (required when there are several)",
          {{"name", A::string}, {"ioas", A::ioas}}, {{"stage", A::stage}, {"levels", A::integer}, {"iommu", A::iommu}}, A::domain},
         {"create_process", "a process with its own CPU page tables (x86-64, 4 levels)", {{"name", A::string}}, {}, A::process},
@@ -74,8 +77,10 @@ const std::vector<OpSpec>& ops() {
         {"start", "start a traffic device's workload streams (its start_on_request is true)", {{"device", A::device}}, {}, {}},
         {"stop", "stop a traffic device's workload streams", {{"device", A::device}}, {}, {}},
         {"wait", "spend time on this thread", {{"us", A::number}}, {}, {}},
-        {"expect", "compare a stat with a value: one of eq, ne, lt, le, gt, ge", {{"stat", A::string}},
-         {{"eq", A::number}, {"ne", A::number}, {"lt", A::number}, {"le", A::number}, {"gt", A::number}, {"ge", A::number}}, {}},
+        {"reset_stats", "zero every stat but the scenario's own (a warm-up ends here; rates count from now)", {}, {}, {}},
+        {"expect", "compare a stat with a value: one of eq, ne, lt, le, gt, ge; a histogram needs a field (count, min, mean, p50, p90, p99, max)",
+         {{"stat", A::string}},
+         {{"field", A::string}, {"eq", A::number}, {"ne", A::number}, {"lt", A::number}, {"le", A::number}, {"gt", A::number}, {"ge", A::number}}, {}},
     };
     return t;
 }
@@ -108,8 +113,9 @@ std::string kind_str(host::HostError::Kind k) {
 } // namespace
 
 std::vector<ScenarioStep> parse_scenario(const json& arr, const std::set<std::string>& devices,
-                                         const std::vector<std::string>& iommus) {
+                                         const std::vector<std::string>& iommus, double duration_us) {
     std::vector<ScenarioStep> out;
+    std::map<std::string, double> earliest_us; // per thread: the earliest time its next step can start
     std::map<std::string, A> defined; // names defined by earlier steps, with their kind
     read::array(arr, "/scenario");
     for (size_t i = 0; i < arr.size(); ++i) {
@@ -141,6 +147,11 @@ std::vector<ScenarioStep> parse_scenario(const json& arr, const std::set<std::st
             if (k == "function") { (void)read::u64(v, p, 0, 255); return; }
             if (k == "quota") { (void)read::u64(v, p, 1, pcie::kPasidMask); return; }
             if (k == "us") { (void)read::number(v, p, 0, 1e9); return; }
+            if (k == "flush") {
+                const std::string f = read::string(v, p);
+                if (f != "strict" && f != "lazy") throw ConfigError(p, "expected strict or lazy, got \"" + f + "\"");
+                return;
+            }
             switch (a) {
             case A::integer: (void)read::u64(v, p, 0, ~uint64_t{0}); break;
             case A::size: (void)read::size(v, p, 0, ~uint64_t{0}); break;
@@ -182,10 +193,27 @@ std::vector<ScenarioStep> parse_scenario(const json& arr, const std::set<std::st
             int n = 0;
             for (const char* c : {"eq", "ne", "lt", "le", "gt", "ge"}) n += o.contains(c);
             if (n != 1) throw ConfigError(path, "an expect step needs exactly one of eq, ne, lt, le, gt, ge");
+            if (o.contains("field")) {
+                const std::string f = o["field"].get<std::string>();
+                const auto& fs = histogram_fields();
+                if (std::find(fs.begin(), fs.end(), f) == fs.end()) {
+                    const std::string c = closest_match(f, fs);
+                    throw ConfigError(path + "/field", "expected one of count, min, mean, p50, p90, p99, max, got \"" + f + "\"" +
+                                                           (c.empty() ? "" : " (did you mean \"" + c + "\"?)"));
+                }
+            }
         }
         if ((st.op == "alloc_domain" || st.op == "alloc_sva_domain") && !o.contains("iommu") && iommus.size() > 1)
             throw ConfigError(path, "the platform has " + std::to_string(iommus.size()) +
                                         " IOMMUs: say which one the domain is for with \"iommu\"");
+        // A thread's steps run in order: at_us and waits give a lower bound of when each starts.
+        double& t = earliest_us[st.thread];
+        if (st.at_us) t = std::max(t, *st.at_us);
+        if (st.op == "expect" && t > duration_us)
+            throw ConfigError(st.at_us ? path + "/at_us" : path,
+                              "this expect runs at " + format_number(t) + " us or later, after the end of the run (duration_us " +
+                                  format_number(duration_us) + ")");
+        if (st.op == "wait") t += o["us"].get<double>();
         if (st.op == "unmap" && !o.contains("mapping") && !(o.contains("iova") && o.contains("size_bytes")))
             throw ConfigError(path, "unmap needs \"mapping\" or both \"iova\" and \"size_bytes\"");
         if (spec.defines && o.contains("name")) {
@@ -240,9 +268,17 @@ ScenarioRunner::ScenarioRunner(host::Host& host, std::function<DeviceSite(const 
       state_(std::make_unique<State>()), ran_(steps_.size(), false),
       stats_("scenario", &root),
       steps_run_(stats_.counter("steps", "steps", "scenario steps executed")),
-      failed_(stats_.counter("failures", "steps", "failed expects, unexpected errors, expected errors that did not occur")) {}
+      failed_(stats_.counter("failures", "steps", "failed expects, unexpected errors, expected errors that did not occur")),
+      reset_at_(stats_.value("stats_reset_at_ns", "ns", "time of the last reset_stats step: the other stats count from here")) {}
 
 ScenarioRunner::~ScenarioRunner() = default;
+
+void ScenarioRunner::check_stats() const {
+    for (const auto& s : steps_)
+        if (s.op == "expect")
+            (void)select_stat(root_, s.args["stat"].get<std::string>(),
+                              s.args.contains("field") ? s.args["field"].get<std::string>() : "", s.path + "/stat");
+}
 
 void ScenarioRunner::install() {
     std::vector<std::string> threads;
@@ -255,7 +291,7 @@ std::vector<std::string> ScenarioRunner::failures() const {
     std::vector<std::string> out = failures_;
     for (size_t i = 0; i < steps_.size(); ++i)
         if (!ran_[i] && (steps_[i].op == "expect" || steps_[i].expect_error))
-            out.push_back(steps_[i].path + " (" + steps_[i].op + "): never ran (the run ended first)");
+            out.push_back(steps_[i].path + " (" + steps_[i].op + "): never ran, the run ended before its thread reached it");
     return out;
 }
 
@@ -269,6 +305,7 @@ void ScenarioRunner::run_thread(const std::string& name) {
         }
         ran_[i] = true;
         steps_run_.inc();
+        ran_[i] = true;
         std::string err_kind, err_msg;
         try {
             execute(s);
@@ -330,7 +367,11 @@ void ScenarioRunner::execute(const ScenarioStep& s) {
         return std::nullopt;
     };
     const std::string& op = s.op;
-    if (op == "create_ioas") st.ioas[str("name")] = fd.ioas_alloc();
+    if (op == "create_ioas") {
+        st.ioas[str("name")] = fd.ioas_alloc();
+        if (a.contains("flush"))
+            fd.set_flush_policy(st.ioas[str("name")], str("flush") == "lazy" ? host::FlushPolicy::lazy : host::FlushPolicy::strict);
+    }
     else if (op == "alloc_domain") {
         const bool s2 = a.contains("stage") && str("stage") == "second_stage";
         st.domains[str("name")] = fd.hwpt_alloc(named(st.ioas, "ioas"), unit(),
@@ -389,16 +430,16 @@ void ScenarioRunner::execute(const ScenarioStep& s) {
         if (op == "start") d->start();
         else d->stop();
     }
+    else if (op == "reset_stats") {
+        for (stats::Group* g : root_.children())
+            if (g != &stats_) g->reset_all();
+        reset_at_.set(sc_core::sc_time_stamp().to_seconds() * 1e9);
+    }
     else if (op == "wait") host_.cpu().spend(Duration::us(read::number(a["us"], s.path + "/us", 0, 1e9)));
     else if (op == "expect") {
-        const stats::Entry* e = root_.find(str("stat"));
         const std::string at = " at " + std::to_string(sc_core::sc_time_stamp().to_seconds() * 1e6) + " us";
-        if (!e) {
-            failed_.inc();
-            failures_.push_back(s.path + " (expect): no stat named \"" + str("stat") + "\"");
-            return;
-        }
-        const double v = stats::numeric_value(*e);
+        const StatSelector sel = select_stat(root_, str("stat"), a.contains("field") ? str("field") : "", s.path + "/stat");
+        const double v = selected_value(sel);
         for (const char* c : {"eq", "ne", "lt", "le", "gt", "ge"}) {
             if (!a.contains(c)) continue;
             const double x = a[c].get<double>();
@@ -406,8 +447,9 @@ void ScenarioRunner::execute(const ScenarioStep& s) {
             const bool ok = cs == "eq" ? v == x : cs == "ne" ? v != x : cs == "lt" ? v < x : cs == "le" ? v <= x : cs == "gt" ? v > x : v >= x;
             if (!ok) {
                 failed_.inc();
-                failures_.push_back(s.path + " (expect): " + str("stat") + " = " + json(v).dump() + ", expected " + cs + " " +
-                                    json(x).dump() + at);
+                failures_.push_back(s.path + " (expect): " + sel.str() + " = " + format_number(v) +
+                                    (sel.entry->unit.empty() ? "" : " " + sel.entry->unit) + ", expected " + cs + " " +
+                                    format_number(x) + at);
             }
         }
     }

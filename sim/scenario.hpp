@@ -34,9 +34,10 @@ struct ScenarioStep {
 };
 
 /// Parses and validates /scenario (keys, types, references to names defined by earlier steps, to
-/// devices and to IOMMUs; "iommu" is required where several IOMMUs make a step ambiguous).
+/// devices and to IOMMUs; "iommu" is required where several IOMMUs make a step ambiguous; an
+/// expect that cannot run before `duration_us`).
 std::vector<ScenarioStep> parse_scenario(const json& arr, const std::set<std::string>& devices,
-                                         const std::vector<std::string>& iommus);
+                                         const std::vector<std::string>& iommus, double duration_us);
 json dump_scenario(const std::vector<ScenarioStep>& steps);
 void document_scenario(std::vector<ParamSection>& out);
 
@@ -56,6 +57,9 @@ public:
     ~ScenarioRunner();
     /// Adds one host thread per scenario thread (call during elaboration).
     void install();
+    /// Checks every expect step's stat (and histogram field) against the
+    /// elaborated stats tree; throws ConfigError naming the step.
+    void check_stats() const;
     /// Failures so far, then every check (expect, expect_error) that never ran:
     /// a check the run ended before is not a pass.
     std::vector<std::string> failures() const;
@@ -76,6 +80,7 @@ private:
     stats::Group stats_;
     stats::Counter& steps_run_;
     stats::Counter& failed_;
+    stats::Value& reset_at_;
 };
 
 } // namespace iommusim::sim

@@ -79,25 +79,24 @@ public:
         std::string name;
         for (size_t i = 1; i < path_.size(); ++i) name += path_[i] + ".";
         name += e.name;
+        // The oracle's verdict is news when it is zero too: always shown.
+        const bool verdict = name.ends_with("oracle.violations") || name.ends_with("oracle.checked");
         if (!all_ && !headline(name)) return;
-        char line[256];
+        char line[320];
+        line[0] = 0;
         std::visit([&](const auto& s) {
             using T = std::decay_t<decltype(s)>;
             if constexpr (std::is_same_v<T, stats::Histogram>) {
-                if (s.count() == 0) { line[0] = 0; return; }
-                std::snprintf(line, sizeof line, "  %-44s n=%-10llu p50=%-10.4g p99=%-10.4g max=%-10.4g %s\n", name.c_str(),
-                              static_cast<unsigned long long>(s.count()), s.percentile(50), s.percentile(99), s.max(),
-                              e.unit.c_str());
+                if (s.count() == 0) return;
+                std::snprintf(line, sizeof line, "  %-44s n=%-10llu p50=%-10s p99=%-10s max=%-10s %s\n", name.c_str(),
+                              static_cast<unsigned long long>(s.count()), format_number(s.percentile(50)).c_str(),
+                              format_number(s.percentile(99)).c_str(), format_number(s.max()).c_str(), e.unit.c_str());
             } else {
-                if constexpr (std::is_same_v<T, stats::Counter>) {
-                    if (s.value() == 0) { line[0] = 0; return; }
-                    std::snprintf(line, sizeof line, "  %-44s %-14llu %s\n", name.c_str(),
-                                  static_cast<unsigned long long>(s.value()), e.unit.c_str());
-                } else {
-                    const double v = s.value();
-                    if (v == 0) { line[0] = 0; return; }
-                    std::snprintf(line, sizeof line, "  %-44s %-14.6g %s\n", name.c_str(), v, e.unit.c_str());
-                }
+                double v = 0;
+                if constexpr (std::is_same_v<T, stats::Counter>) v = static_cast<double>(s.value());
+                else v = s.value();
+                if (v == 0 && !verdict) return;
+                std::snprintf(line, sizeof line, "  %-44s %-14s %s\n", name.c_str(), format_number(v).c_str(), e.unit.c_str());
             }
         }, *e.stat);
         out += line;
@@ -107,6 +106,34 @@ private:
     bool all_;
     std::vector<std::string> path_;
 };
+
+double counter_or_zero(const stats::Group& g, const char* name) {
+    const stats::Entry* e = g.find(name);
+    if (!e) return 0;
+    if (const auto* c = std::get_if<stats::Counter>(e->stat.get())) return static_cast<double>(c->value());
+    return 0;
+}
+
+/// Warnings about runs whose headline numbers mean little: most packets
+/// dropped, most DMAs faulted (a missing attach or mapping, usually).
+void collect_warnings(const stats::Group& g, std::vector<std::string>& out) {
+    const std::string p = g.path();
+    if (g.find("rx_packets") && g.find("rx_dropped")) { // a NIC
+        const double ok = counter_or_zero(g, "rx_packets"), drop = counter_or_zero(g, "rx_dropped"),
+                     err = counter_or_zero(g, "dma_errors"), all = ok + drop + err;
+        if (all > 0 && drop * 2 > all)
+            out.push_back(p + ": " + format_number(100.0 * drop / all) + " % of packets dropped (no RX buffer posted)");
+        if (all > 0 && err * 2 > all)
+            out.push_back(p + ": " + format_number(100.0 * err / all) + " % of packets' DMAs faulted");
+    }
+    if (g.find("read_tlps") && g.find("errors")) { // a traffic device
+        const double tlps = counter_or_zero(g, "read_tlps") + counter_or_zero(g, "write_tlps"),
+                     err = counter_or_zero(g, "errors");
+        if (tlps > 0 && err * 2 > tlps)
+            out.push_back(p + ": " + format_number(100.0 * err / tlps) + " % of DMA TLPs faulted or were refused");
+    }
+    for (const stats::Group* c : g.children()) collect_warnings(*c, out);
+}
 
 } // namespace
 
@@ -118,7 +145,32 @@ void stats_to_json(const stats::Group& root, json& doc) {
 std::string stats_summary(const stats::Group& root, bool all) {
     SummaryVisitor v(all);
     root.accept(v);
+    std::vector<std::string> warnings;
+    collect_warnings(root, warnings);
+    for (const auto& w : warnings) v.out += "  warning: " + w + "\n";
     return v.out;
+}
+
+std::string format_number(double v) {
+    if (!std::isfinite(v)) return v != v ? "nan" : (v > 0 ? "inf" : "-inf");
+    char b[48];
+    if (v == std::floor(v) && std::fabs(v) < 1e15) {
+        std::snprintf(b, sizeof b, "%lld", static_cast<long long>(v));
+        return b;
+    }
+    const double a = std::fabs(v);
+    if (a >= 1e-3 && a < 1e15) {
+        // Four significant digits below 1000, three decimals above: no exponents for everyday values.
+        std::snprintf(b, sizeof b, a < 1000 ? "%.4g" : "%.3f", v);
+        std::string s = b;
+        if (s.find('.') != std::string::npos && s.find('e') == std::string::npos) {
+            while (s.back() == '0') s.pop_back();
+            if (s.back() == '.') s.pop_back();
+        }
+        return s;
+    }
+    std::snprintf(b, sizeof b, "%.4g", v);
+    return b;
 }
 
 } // namespace iommusim::sim

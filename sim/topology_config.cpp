@@ -346,7 +346,7 @@ void dump_endpoint(const pcie::EndpointDesc& e, json& o) {
 
 void document_topology(std::vector<ParamSection>& out) {
     ParamSection rc{"root_complex", "root complex (/topology/root_complex)", {
-        {"name", "string", "", "rc0", "component name"},
+        {"name", "string", "", "(required)", "component name (no default: every component is named in the file)"},
         {"iommu", "string", "", "(none)", "name of the IOMMU in /iommus that translates this root complex's requests"},
         {"latency_ns", "number", "ns", "20", "root complex traversal each way (estimate; calibration.md bounds it by 65 ns per 4 KB DMA)"},
         {"mmio_base", "integer", "address", "0x4000000000", "where auto-placed BARs start"},

@@ -7,16 +7,30 @@ execute_process(COMMAND ${CMAKE_COMMAND} --install ${BINARY_DIR} --prefix ${pref
 if(rc)
   message(FATAL_ERROR "install failed: ${rc}")
 endif()
-execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR}/examples/embed -B ${ebuild}
-                -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release RESULT_VARIABLE rc)
-if(rc)
-  message(FATAL_ERROR "configuring the example against the installed package failed")
-endif()
-execute_process(COMMAND ${CMAKE_COMMAND} --build ${ebuild} RESULT_VARIABLE rc)
-if(rc)
-  message(FATAL_ERROR "building the example against the installed package failed")
-endif()
+# Configures and builds an example against the installed package.
+function(configure_and_build src bin)
+  execute_process(COMMAND ${CMAKE_COMMAND} -S ${src} -B ${bin}
+                  -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release RESULT_VARIABLE rc)
+  if(rc)
+    message(FATAL_ERROR "configuring ${src} against the installed package failed")
+  endif()
+  execute_process(COMMAND ${CMAKE_COMMAND} --build ${bin} RESULT_VARIABLE rc)
+  if(rc)
+    message(FATAL_ERROR "building ${src} against the installed package failed")
+  endif()
+endfunction()
+
+configure_and_build(${SOURCE_DIR}/examples/embed ${ebuild})
 execute_process(COMMAND ${ebuild}/embed_example RESULT_VARIABLE rc)
 if(rc)
   message(FATAL_ERROR "the example failed: ${rc}")
+endif()
+
+# examples/platform: a whole platform through sim::Platform, headers under iommusim/.
+configure_and_build(${SOURCE_DIR}/examples/platform ${BINARY_DIR}/install-test/platform)
+execute_process(COMMAND ${BINARY_DIR}/install-test/platform/platform_example
+                        ${prefix}/share/iommusim/platforms/default.json duration_us=100
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out)
+if(rc OR NOT out MATCHES "os.oracle.violations +0 requests")
+  message(FATAL_ERROR "examples/platform failed (${rc}): ${out}")
 endif()

@@ -32,8 +32,10 @@ double Histogram::bucket_mid(size_t idx) {
 
 void Histogram::record(double v, uint64_t times) {
     if (times == 0) return;
-    if (v < 0 || std::isnan(v)) v = 0;
-    if (std::isinf(v)) v = std::numeric_limits<double>::max();
+    // Every histogram here measures a non-negative quantity (a latency, a size):
+    // a negative, NaN or infinite sample is a model bug and must not be hidden
+    // as 0 or folded into the statistics.
+    if (!(v >= 0.0) || std::isinf(v)) throw std::domain_error("histogram sample " + std::to_string(v) + " is not a finite non-negative value");
     if (buckets_.empty()) buckets_.assign(2 + static_cast<size_t>(kMaxExp - kMinExp + 1) * kSubBuckets, 0);
     buckets_[bucket_of(v)] += times;
     if (count_ == 0) min_ = max_ = v;
@@ -129,6 +131,7 @@ void Group::reset_all() {
             if constexpr (!std::is_same_v<std::decay_t<decltype(s)>, Derived>) s.reset();
         }, *e.stat);
     for (Group* c : children_) c->reset_all();
+    for (const auto& f : reset_hooks_) f();
 }
 
 double numeric_value(const Entry& e) {

@@ -119,7 +119,11 @@ public:
     const std::vector<Group*>& children() const { return children_; }
 
     void accept(Visitor& v) const;
+    /// Zeroes every counter, value and histogram of this subtree (a warm-up
+    /// ends), then runs the subtree's reset hooks.
     void reset_all();
+    /// Runs at reset_all(): for state behind derived stats (a rate's start time).
+    void on_reset(std::function<void()> f) { reset_hooks_.push_back(std::move(f)); }
 
 private:
     Entry& add(std::string_view name, std::string_view unit, std::string_view description, Stat s);
@@ -127,6 +131,7 @@ private:
     Group* parent_;
     std::vector<Entry> entries_;
     std::vector<Group*> children_;
+    std::vector<std::function<void()>> reset_hooks_;
 };
 
 /// Numeric value of a stat for comparisons (histograms report their count;

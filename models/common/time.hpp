@@ -7,6 +7,8 @@
 #include <compare>
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -27,15 +29,23 @@ public:
     constexpr double as_us() const { return static_cast<double>(ps_) / 1.0e6; }
 
     constexpr Duration& operator+=(Duration o) { ps_ += o.ps_; return *this; }
-    constexpr Duration& operator-=(Duration o) { ps_ -= o.ps_; return *this; }
+    /// A span is never negative: subtracting a later time from an earlier one is
+    /// a model bug (an unsigned wrap would report ~2^64 ps), so it throws.
+    constexpr Duration& operator-=(Duration o) { ps_ = checked_sub(ps_, o.ps_); return *this; }
     friend constexpr Duration operator+(Duration a, Duration b) { return Duration(a.ps_ + b.ps_); }
-    friend constexpr Duration operator-(Duration a, Duration b) { return Duration(a.ps_ - b.ps_); }
+    friend constexpr Duration operator-(Duration a, Duration b) { return Duration(checked_sub(a.ps_, b.ps_)); }
+    /// a - b, or zero when b is later (for "how long until", never for a measured latency).
+    friend constexpr Duration saturating_sub(Duration a, Duration b) { return Duration(a.ps_ > b.ps_ ? a.ps_ - b.ps_ : 0); }
     friend constexpr Duration operator*(Duration a, uint64_t k) { return Duration(a.ps_ * k); }
     friend constexpr Duration operator*(uint64_t k, Duration a) { return Duration(a.ps_ * k); }
     friend constexpr auto operator<=>(Duration, Duration) = default;
 
 private:
     constexpr explicit Duration(uint64_t v) : ps_(v) {}
+    static constexpr uint64_t checked_sub(uint64_t a, uint64_t b) {
+        if (b > a) throw std::logic_error("negative simulated time span: " + std::to_string(a) + " ps - " + std::to_string(b) + " ps");
+        return a - b;
+    }
     uint64_t ps_ = 0;
 };
 

@@ -25,25 +25,30 @@ public:
         uint32_t domain;
         uint64_t iova, size;
         FlushTiming t;
+        std::string devices; ///< BDFs attached to the flushed domain (space-separated)
+        std::string cpu;     ///< the host thread that issued it
     };
 
     explicit InvalidationLog(stats::Group* parent);
     void record(const std::string& cause, const std::string& iommu, uint32_t domain, uint64_t iova, uint64_t size,
-                const FlushTiming& t);
+                const FlushTiming& t, const std::string& devices = {}, const std::string& cpu = {});
+    /// Streams invalidations.csv while the run goes: the header now, each row
+    /// as its invalidation completes (at most `max_rows`, 0 = all; the rest
+    /// are counted in csv_rows_capped). `os` must outlive the log.
+    void stream_csv(std::ostream* os, uint64_t max_rows = 0);
     const std::vector<Row>& rows() const { return rows_; }
-    /// Whether rows are kept for invalidations.csv (off: only the stats, bounded memory).
+    /// Whether rows are kept (for sim/'s trace.json; off: only the stats, bounded memory).
     void keep_rows(bool on) { keep_rows_ = on; }
-    /// Rows kept at most (about 200 MB): invalidations.csv and trace.json hold
-    /// the first kMaxRows invalidations of any run, however long; the stats
-    /// count every one.
+    /// Rows kept at most (about 200 MB): trace.json holds the first kMaxRows
+    /// invalidations of any run, however long; the stats count every one and
+    /// invalidations.csv is streamed, not kept.
     static constexpr size_t kMaxRows = 1'000'000;
     /// Invalidations recorded beyond kMaxRows (not in the rows).
     uint64_t rows_dropped() const { return rows_dropped_; }
-    /// Header + one line per invalidation; times in ns since simulation start.
+    /// Header + one line per kept row; times in ns since simulation start.
     void write_csv(std::ostream& os) const;
-    /// Chrome / Perfetto trace-event JSON (opens in ui.perfetto.dev): one
-    /// track per IOMMU, a slice per invalidation with its phases nested.
-    void write_trace(std::ostream& os) const;
+    static void write_csv_header(std::ostream& os);
+    static void write_csv_row(std::ostream& os, const Row& r);
 
     static constexpr std::array<const char*, 6> kBucketNames = {"lt_1us", "1us_10us", "10us_100us",
                                                                 "100us_1ms", "1ms_10ms", "ge_10ms"};
@@ -51,10 +56,13 @@ public:
 private:
     std::vector<Row> rows_;
     bool keep_rows_ = true;
+    std::ostream* csv_ = nullptr;
+    uint64_t csv_max_rows_ = 0, csv_rows_ = 0;
     uint64_t rows_dropped_ = 0;
     stats::Group stats_;
     stats::Counter& count_;
     stats::Counter& errors_;
+    stats::Counter& csv_capped_;
     stats::Histogram& total_;
     stats::Histogram& to_fetch_;
     stats::Histogram& fetch_to_caches_;

@@ -103,9 +103,11 @@ IommuFd::Process& IommuFd::process(uint32_t id) {
 
 uint32_t IommuFd::ioas_alloc() {
     const uint32_t id = next_id_++;
-    ioas_.emplace(id, Ioas{IovaAllocator(layout_.iova_base, layout_.iova_limit), {}, {}});
+    ioas_.emplace(id, Ioas{IovaAllocator(layout_.iova_base, layout_.iova_limit), {}, {}, {}});
     return id;
 }
+
+void IommuFd::set_flush_policy(uint32_t ioas_id, FlushPolicy p) { ioas(ioas_id).flush = p; }
 
 uint32_t IommuFd::hwpt_alloc(uint32_t ioas_id, unsigned iommu, DomainDesc::Kind kind, std::optional<uint8_t> levels) {
     Ioas& a = ioas(ioas_id);
@@ -202,6 +204,27 @@ void IommuFd::attach(pcie::Bdf rid, std::optional<uint32_t> pasid, uint32_t hwpt
     oracle_.bind(rid, pasid, h.space, iommus_[h.iommu].segment);
 }
 
+namespace {
+/// The devices a flush is for (BDF, :PASID), for invalidations.csv.
+std::string who(const std::vector<Attachment>& as) {
+    std::string s;
+    for (const auto& a : as) {
+        if (!s.empty()) s += ' ';
+        s += a.device.rid.str();
+        if (a.pasid) {
+            s += ':';
+            s += std::to_string(*a.pasid);
+        }
+    }
+    return s;
+}
+/// The host thread (a CPU's driver or scenario thread) that issued it.
+std::string issuing_thread() {
+    const sc_core::sc_process_handle h = sc_core::sc_get_current_process_handle();
+    return h.valid() ? h.basename() : "";
+}
+} // namespace
+
 void IommuFd::detach(pcie::Bdf rid, std::optional<uint32_t> pasid, std::optional<unsigned> iommu) {
     const std::string what = "device " + rid.str() + (pasid ? " PASID " + std::to_string(*pasid) : "");
     auto it = attached_.end();
@@ -222,7 +245,7 @@ void IommuFd::detach(pcie::Bdf rid, std::optional<uint32_t> pasid, std::optional
     h.attachments.erase(at);
     attached_.erase(it);
     FlushTiming t = iommus_[h.iommu].driver->detach(a, h.desc);
-    log_.record("detach", iommus_[h.iommu].name, h.desc.id, 0, 0, t);
+    log_.record("detach", iommus_[h.iommu].name, h.desc.id, 0, 0, t, who(std::vector<Attachment>{a}), issuing_thread());
     oracle_.unbind(rid, pasid, iommus_[h.iommu].segment);
 }
 
@@ -242,7 +265,7 @@ bool IommuFd::flush_space(uint32_t space, const std::vector<uint32_t>& hwpts, ui
         r.leaf_only = leaf_only;
         r.attachments = h.attachments;
         FlushTiming t = iommus_[h.iommu].driver->flush(r);
-        log_.record(cause, iommus_[h.iommu].name, h.desc.id, iova, size, t);
+        log_.record(cause, iommus_[h.iommu].name, h.desc.id, iova, size, t, who(h.attachments), issuing_thread());
         ok = ok && !t.error;
         const Duration done = t.wait_done ? *t.wait_done : t.observed;
         if (!first_submit || t.submitted < *first_submit) first_submit = t.submitted;
@@ -337,7 +360,7 @@ void IommuFd::unmap(uint32_t ioas_id, uint64_t iova, uint64_t size) {
     cpu_.spend(cpu_.params().call_overhead +
                cpu_.params().mem_write * (std::max<uint64_t>(1, size >> m.page_shift) * hwpts.size()));
     unmaps_.inc();
-    if (params_.flush == FlushPolicy::strict || hwpts.empty()) {
+    if (a.flush.value_or(params_.flush) == FlushPolicy::strict || hwpts.empty()) {
         // The IOVA and the memory behind it are reusable only once the flush completed.
         if (flush_space(ioas_id, hwpts, iova, size, true, "unmap")) release(ioas_id, iova, m);
         else quarantined_.inc();

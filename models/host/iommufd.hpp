@@ -66,6 +66,9 @@ public:
     const std::string& iommu_name(unsigned iommu) const { return iommus_.at(iommu).name; }
 
     uint32_t ioas_alloc();
+    /// Strict or lazy unmaps for this IOAS only (Linux chooses per DMA domain:
+    /// iommu_dma_init_fq / IOMMU_DOMAIN_DMA_FQ), overriding host.driver.flush.
+    void set_flush_policy(uint32_t ioas, FlushPolicy p);
     /// A paging domain on `iommu` mirroring the IOAS, first or second stage, in
     /// the format the IOMMU's backend chooses (`levels`: nullopt = its default).
     uint32_t hwpt_alloc(uint32_t ioas, unsigned iommu, DomainDesc::Kind kind,
@@ -141,6 +144,7 @@ private:
         IovaAllocator iovas;
         std::map<uint64_t, Mapping> mappings; ///< iova -> mapping
         std::vector<uint32_t> hwpts;
+        std::optional<FlushPolicy> flush; ///< this IOAS's own policy (Linux: per DMA domain); unset = the host's
     };
     struct Process {
         std::unique_ptr<iommu::TableBuilder> tables;

@@ -29,6 +29,7 @@ void NicDriver::setup() {
     } else {
         // One domain and one IOVA space for the device, shared by all its queues (Linux DMA API).
         ioas_ = fd.ioas_alloc();
+        if (p_.flush) fd.set_flush_policy(ioas_, *p_.flush);
         fd.attach(rid, nic_.params().pasid, fd.hwpt_alloc(ioas_, iommu, p_.domain));
     }
     rings_.resize(nic_.params().queues);

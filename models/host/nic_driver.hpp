@@ -58,6 +58,7 @@ struct NicDriverParams {
     /// IOTLB sees a working set of queues x ring_entries pages.
     enum class Buffers : uint8_t { map_per_packet, recycle };
     Buffers buffers = Buffers::map_per_packet;
+    std::optional<FlushPolicy> flush;                      ///< this NIC's DMA domain's unmap policy; unset = the host's
     /// SVA mode: process virtual addresses of the rings and of the (unpopulated) buffer pages.
     static constexpr uint64_t kDefaultSvaRingVa = uint64_t{1} << 28;   // 256 MiB
     static constexpr uint64_t kDefaultSvaBufferVa = uint64_t{1} << 32; // 4 GiB

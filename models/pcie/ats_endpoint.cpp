@@ -25,8 +25,9 @@ iommu::CacheKey AtsEndpoint::key(std::optional<uint32_t> pasid, bool global, uin
 AtsEndpoint::AtsEndpoint(const sc_core::sc_module_name& name, const AtsEndpointParams& p, stats::Group* parent)
     : sc_module(name), upstream("upstream"), downstream("downstream"), p_(p), stats_(basename(), parent),
       atc_("atc", p_.atc, &stats_),
-      st_hits_(stats_.counter("atc_hits", "count", "DMA accesses served by an ATC translation")),
-      st_misses_(stats_.counter("atc_misses", "count", "DMA accesses that needed a Translation Request")),
+      // atc.hits / atc.misses count the lookups (one per DMA access); this one the hits that could not be used.
+      st_permission_misses_(stats_.counter("atc_permission_misses", "count",
+                                           "DMA accesses whose cached translation lacked the permission: a Translation Request followed")),
       st_translation_requests_(stats_.counter("translation_requests", "count", "ATS Translation Requests sent")),
       st_no_access_(stats_.counter("translation_no_access", "count", "Translation Completions with R=W=0 or errors")),
       st_translated_(stats_.counter("translated_requests", "count", "memory requests sent with AT=10")),
@@ -172,11 +173,8 @@ tlm::tlm_response_status AtsEndpoint::dma_inner(uint64_t iova, void* data, unsig
     delay += to_sc(p_.atc_lookup);
     std::optional<AtcEntry> e = atc_lookup(iova, pasid);
     atc_.count_lookup(e.has_value());
-    if (e && (write ? e->write : e->read)) {
-        st_hits_.inc();
-        return send_translated(*e);
-    }
-    st_misses_.inc();
+    if (e && (write ? e->write : e->read)) return send_translated(*e);
+    if (e) st_permission_misses_.inc();
     for (int attempt = 0; attempt < 2; ++attempt) {
         if (translate(iova, pasid, privileged, delay)) {
             e = atc_lookup(iova, pasid);

@@ -106,8 +106,7 @@ private:
     uint64_t last_output_ = 0;
     Duration retry_at_;                      ///< local time of the retry after a Success PRG Response
 
-    stats::Counter& st_hits_;
-    stats::Counter& st_misses_;
+    stats::Counter& st_permission_misses_;
     stats::Counter& st_translation_requests_;
     stats::Counter& st_no_access_;
     stats::Counter& st_translated_;

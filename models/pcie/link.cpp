@@ -156,7 +156,9 @@ Link::Link(std::string name, const LinkParams& p, stats::Group* parent)
         st_[d].payload_bytes = &group_.counter(pre + "_payload_bytes", "bytes", "TLP payload bytes in this direction");
         st_[d].wire_bytes = &group_.counter(pre + "_wire_bytes", "bytes",
                                             "bytes on the wire incl. header, prefix, framing, LCRC");
-        st_[d].busy_ps = &group_.counter(pre + "_busy_ps", "ps", "time this direction was serializing");
+        // Kept in ps (exact, integer) and reported in ns like every other time.
+        group_.derived(pre + "_busy_ns", "ns", "time this direction was serializing",
+                       [this, d] { return static_cast<double>(st_[d].busy_ps) / 1000.0; });
         st_[d].queue_ns = &group_.histogram(pre + "_queue_ns", "ns", "wait for the direction to become free");
     }
 }
@@ -169,7 +171,7 @@ LinkTransfer Link::send(Direction dir, Duration arrival, const TlpTrain& train) 
     s.tlps->inc(train.tlps);
     s.payload_bytes->inc(train.payload_bytes);
     s.wire_bytes->inc(train.wire_bytes);
-    s.busy_ps->inc(hold.as_ps());
+    s.busy_ps += hold.as_ps();
     s.queue_ns->record((start - arrival).as_ns());
     Duration sent = start + hold;
     return LinkTransfer{start, sent, sent + Duration::ns(timing_.params().latency_ns)};

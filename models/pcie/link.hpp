@@ -178,7 +178,7 @@ private:
         stats::Counter* tlps;
         stats::Counter* payload_bytes;
         stats::Counter* wire_bytes;
-        stats::Counter* busy_ps;
+        uint64_t busy_ps = 0;
         stats::Histogram* queue_ns;
     };
     LinkTiming timing_;

@@ -39,13 +39,14 @@ NicEndpoint::NicEndpoint(sc_core::sc_module_name name, const NicParams& p, stats
         queue_packets_.push_back(&stats_.counter("rx_packets_q" + std::to_string(q), "packets", "packets delivered on this RX queue"));
     }
     for (uint32_t f = 0; f < p_.flows; ++f) flow_queue_.push_back(queue_of_flow(f));
-    gap_ = Duration::ns(static_cast<double>(p_.packet_bytes) / p_.line_rate_gbps);
+    gap_ = Duration::ns(8.0 * static_cast<double>(p_.packet_bytes) / p_.line_rate_gbps); // Gb/s = bits per ns
     buffer_packets_ = std::max<uint32_t>(1, p_.rx_buffer_bytes / p_.packet_bytes);
     scratch_.assign(std::max<size_t>({p_.packet_bytes, size_t{p_.descriptor_prefetch} * nic::kDescriptorBytes, 4096}), 0);
-    stats_.derived("rx_throughput", "GB/s", "packet bytes delivered per simulated ns", [this] {
-        const double ns = sc_core::sc_time_stamp().to_seconds() * 1e9;
-        return ns > 0 ? static_cast<double>(bytes_.value()) / ns : 0.0;
+    stats_.derived("rx_throughput", "Gb/s", "packet bits delivered per simulated ns (line-rate units)", [this] {
+        const double ns = (sc_core::sc_time_stamp() - rate_start_).to_seconds() * 1e9; // rate_start_ <= now
+        return ns > 0 ? 8.0 * static_cast<double>(bytes_.value()) / ns : 0.0;
     });
+    stats_.on_reset([this] { rate_start_ = sc_core::sc_time_stamp(); });
     regs.register_b_transport(this, &NicEndpoint::b_transport_regs);
     SC_HAS_PROCESS(NicEndpoint);
     SC_THREAD(engine_thread);

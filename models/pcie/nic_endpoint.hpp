@@ -121,6 +121,7 @@ private:
 
     stats::Counter& packets_;
     stats::Counter& bytes_;
+    sc_core::sc_time rate_start_; ///< rx_throughput counts from here (0, or the last stats reset)
     stats::Counter& dropped_;
     stats::Counter& ring_empty_stalls_;
     stats::Counter& tag_stalls_;

@@ -11,7 +11,7 @@ namespace iommusim::pcie {
 
 struct NicParams {
     static constexpr uint32_t kDefaultPacketBytes = 1500;     // Ethernet MTU
-    static constexpr double kDefaultLineRateGbps = 12.5;      // GB/s = 100 GbE
+    static constexpr double kDefaultLineRateGbps = 100;       // Gb/s: 100 GbE
     static constexpr uint32_t kDefaultQueues = 1;
     static constexpr uint32_t kDefaultFlows = 1;
     /// Descriptors read per fetch. calibration.md "NIC descriptors (82599-class)":
@@ -30,7 +30,7 @@ struct NicParams {
     AtsEndpointParams ats;
     std::optional<uint32_t> pasid;                            ///< PASID of its DMA; none = DMA API (RID only)
     uint32_t packet_bytes = kDefaultPacketBytes;
-    double line_rate_gbps = kDefaultLineRateGbps;             ///< arrival rate of packets, GB/s (bytes per ns)
+    double line_rate_gbps = kDefaultLineRateGbps;             ///< arrival rate of packets, Gb/s (network convention: 100 GbE = 100)
     uint32_t queues = kDefaultQueues;                         ///< RX queues (RSS), each with its ring and interrupt
     uint32_t flows = kDefaultFlows;                           ///< flows the arriving packets belong to (round robin)
     uint32_t descriptor_prefetch = kDefaultDescriptorPrefetch;

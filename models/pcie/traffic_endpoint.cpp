@@ -63,6 +63,10 @@ TrafficEndpoint::TrafficEndpoint(sc_core::sc_module_name name, const TrafficEndp
         s.attr_rng.seed(w.seed ^ 0xA77B5u);
         streams_.push_back(std::move(s));
     }
+    // After a stats reset the throughput window starts at the reset (if traffic already flows).
+    stats_.on_reset([this] {
+        if (started_) first_issue_ns_.set(sc_core::sc_time_stamp().to_seconds() * 1e9);
+    });
     stats_.derived("throughput", "GB/s", "payload bytes per ns between first issue and last completion", [this] {
         double span = last_done_ns_.value() - first_issue_ns_.value();
         return span > 0 ? static_cast<double>(read_bytes_.value() + write_bytes_.value()) / span : 0.0;

@@ -8,11 +8,10 @@
 #include <fstream>
 #include <iostream>
 #include <unistd.h>
-#include <spawn.h>
 #include <sstream>
-#include <sys/wait.h>
 
 #include "models/pcie/topology.hpp"
+#include "sim/cli/cli.hpp"
 #include "sim/platform.hpp"
 #include "sim/stats_writer.hpp"
 
@@ -60,7 +59,7 @@ void print_params(const std::string& filter) {
 }
 
 int run(const std::string& file, const std::vector<std::string>& sets, const std::string& out_opt,
-        std::optional<uint64_t> seed, bool quiet, bool all_stats) {
+        std::optional<uint64_t> seed, bool quiet, bool all_stats, fs::path& out_used) {
     catch_stop_signals(); // from the start: a signal during elaboration stops the run at time 0, results written
     PlatformConfig cfg;
     try {
@@ -71,8 +70,21 @@ int run(const std::string& file, const std::vector<std::string>& sets, const std
         return bad_input(file, e);
     }
     const fs::path out = out_opt.empty() ? fs::path("results") / output_name(cfg.name) : fs::path(out_opt);
+    out_used = out;
+    bool bad_out = false;
+    if (const std::string err = iommusim::cli::prepare_out_dir(out, bad_out); !err.empty()) {
+        std::cerr << "iommusim: " << (bad_out ? "" : "cannot write results: ") << err << "\n";
+        return bad_out ? 2 : 1;
+    }
     try {
         Platform platform(std::move(cfg));
+        try {
+            iommusim::cli::write_run_record(out, platform.config(), file, iommusim::cli::command_line());
+            platform.open_streams(out);
+        } catch (const OutputError& e) {
+            std::cerr << "iommusim: cannot write results: " << e.what() << "\n";
+            return 1;
+        }
         const bool tty = isatty(STDERR_FILENO) && !quiet;
         HostFigures host;
         std::string error;
@@ -91,6 +103,7 @@ int run(const std::string& file, const std::vector<std::string>& sets, const std
         }
         // Nothing is lost: partial results are written even when the run failed.
         json doc = platform.stats_document(host);
+        doc["host"]["iommusim_version"] = iommusim::cli::version();
         if (!error.empty()) doc["error"] = error;
         if (const auto f = platform.scenario_failures(); !f.empty()) doc["scenario_failures"] = f;
         try {
@@ -128,129 +141,26 @@ int run(const std::string& file, const std::vector<std::string>& sets, const std
     return 0;
 }
 
-/// One point of a sweep: the --set assignments that define it.
-using Point = std::vector<std::pair<std::string, std::string>>;
-
-std::vector<Point> cartesian(const std::vector<std::pair<std::string, std::vector<std::string>>>& axes) {
-    std::vector<Point> points{{}};
-    for (const auto& [key, values] : axes) {
-        std::vector<Point> next;
-        for (const auto& p : points)
-            for (const auto& v : values) {
-                Point q = p;
-                q.emplace_back(key, v);
-                next.push_back(std::move(q));
-            }
-        points = std::move(next);
-    }
-    return points;
-}
-
-std::string csv_field(const std::string& s) {
-    if (s.find_first_of(",\"\n") == std::string::npos) return s;
-    std::string q = "\"";
-    for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-    return q + "\"";
-}
-
-/// Runs each point of the sweep in its own process (SystemC elaborates once
-/// per process) and collects the chosen stats into DIR/sweep.csv.
-int sweep(const std::string& file, const std::vector<std::string>& vary, const std::vector<std::string>& stat_paths,
-          const std::vector<std::string>& sets, const std::string& out_opt) {
-    std::vector<std::pair<std::string, std::vector<std::string>>> axes;
-    for (const auto& v : vary) {
-        const auto eq = v.find('=');
-        if (eq == std::string::npos || eq == 0 || eq + 1 == v.size()) {
-            std::cerr << "iommusim: --vary expects PATH=V1,V2,... got \"" << v << "\"\n";
-            return 2;
-        }
-        std::vector<std::string> values;
-        std::string rest = v.substr(eq + 1), item;
-        std::stringstream ss(rest);
-        while (std::getline(ss, item, ',')) values.push_back(item);
-        axes.emplace_back(v.substr(0, eq), values);
-    }
-    PlatformConfig base;
-    try {
-        base = load_platform(file, sets);
-        for (const auto& p : cartesian(axes)) { // every point must be valid before anything runs
-            std::vector<std::string> all = sets;
-            for (const auto& [k, val] : p) all.push_back(k + "=" + val);
-            (void)load_platform(file, all);
-        }
-    } catch (const ConfigError& e) {
-        return bad_input(file, e);
-    }
-    const fs::path out = out_opt.empty() ? fs::path("results") / output_name(base.name + "-sweep") : fs::path(out_opt);
-    std::error_code ec;
-    fs::create_directories(out, ec);
-    std::ofstream csv(out / "sweep.csv");
-    if (ec || !csv) {
-        std::cerr << "iommusim: cannot write results: " << (out / "sweep.csv").string() << "\n";
-        return 1;
-    }
-    catch_stop_signals(); // each point is its own process and writes its results; stop starting new ones
-    for (const auto& [k, vals] : axes) csv << csv_field(k) << ',';
-    for (const auto& s : stat_paths) csv << csv_field(s) << ',';
-    csv << "exit_code\n";
-    int worst = 0;
-    size_t index = 0;
-    for (const auto& p : cartesian(axes)) {
-        if (g_stop_signal) break;
-        const fs::path dir = out / ("point" + std::to_string(index++));
-        std::vector<std::string> args = {"run", file, "--quiet", "--out", dir.string()};
-        for (const auto& s : sets) args.insert(args.end(), {"--set", s});
-        for (const auto& [k, val] : p) args.insert(args.end(), {"--set", k + "=" + val});
-        std::vector<char*> argv;
-        std::string self = fs::read_symlink("/proc/self/exe").string();
-        argv.push_back(self.data());
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        pid_t pid = 0;
-        int status = 0;
-        if (posix_spawn(&pid, self.c_str(), nullptr, nullptr, argv.data(), environ) != 0 || waitpid(pid, &status, 0) < 0) {
-            std::cerr << "iommusim: cannot start a sweep point\n";
-            return 1;
-        }
-        const int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
-        worst = std::max(worst, rc);
-        json stats;
-        if (std::ifstream in(dir / "stats.json"); in) stats = json::parse(in, nullptr, false);
-        for (const auto& [k, val] : p) csv << csv_field(val) << ',';
-        for (const auto& path : stat_paths) {
-            const json* j = &stats;
-            std::stringstream ps(path);
-            std::string part;
-            while (j && std::getline(ps, part, '.')) j = (j->is_object() && j->contains(part)) ? &(*j)[part] : nullptr;
-            if (j && j->contains("value")) csv << (*j)["value"].dump();
-            else if (j && j->contains("p50")) csv << (*j)["p50"].dump();
-            csv << ',';
-        }
-        csv << rc << "\n";
-        std::printf("%s\n", dir.c_str());
-    }
-    csv.flush();
-    if (!csv) {
-        std::cerr << "iommusim: cannot write results: " << (out / "sweep.csv").string() << ": write failed\n";
-        return 1;
-    }
-    std::printf("sweep: %s\n", (out / "sweep.csv").c_str());
-    if (g_stop_signal) return signal_exit_code();
-    return worst;
-}
-
 } // namespace
 
 int cli_main(int argc, char* argv[]) {
     CLI::App app{"iommusim: a full-system IOMMU/PCIe simulator (SystemC/TLM-2.0)"};
     app.require_subcommand(1);
+    app.set_version_flag("--version", iommusim::cli::version());
+    iommusim::cli::set_command_line(argc, argv);
 
     std::string file, out;
     std::vector<std::string> sets;
     uint64_t seed = 0;
     bool quiet = false;
     auto* run_cmd = app.add_subcommand("run", "run a platform and write DIR/stats.json");
-    run_cmd->add_option("platform", file, "platform JSON file")->required();
+    std::string manifest;
+    size_t point_index = 0;
+    auto* platform_opt = run_cmd->add_option("platform", file, "platform JSON file");
+    auto* manifest_opt = run_cmd->add_option("--manifest", manifest, "run one point of a sweep manifest (sweep --emit)");
+    run_cmd->add_option("--index", point_index, "the point of --manifest to run (e.g. $SLURM_ARRAY_TASK_ID)")->needs(manifest_opt);
+    platform_opt->excludes(manifest_opt);
+
     run_cmd->add_option("--out", out, "output directory (default results/<platform name>/)");
     run_cmd->add_option("--set", sets, "override a parameter: PATH=VALUE (e.g. memory.read_latency_ns=120)")->take_all();
     auto* seed_opt = run_cmd->add_option("--seed", seed, "override the platform seed");
@@ -270,14 +180,12 @@ int cli_main(int argc, char* argv[]) {
     dump_cmd->add_option("platform", dfile, "platform JSON file")->required();
     dump_cmd->add_option("--set", dsets, "override a parameter: PATH=VALUE")->take_all();
 
-    std::string sfile, sout;
-    std::vector<std::string> svary, sstats, ssets;
-    auto* sweep_cmd = app.add_subcommand("sweep", "run a platform over every combination of parameter values; DIR/sweep.csv");
-    sweep_cmd->add_option("platform", sfile, "platform JSON file")->required();
-    sweep_cmd->add_option("--vary", svary, "PATH=V1,V2,... (repeatable: the cartesian product is run)")->required()->take_all();
-    sweep_cmd->add_option("--stat", sstats, "stat path to collect (value, or p50 of a histogram); repeatable")->take_all();
-    sweep_cmd->add_option("--set", ssets, "fixed override for every point: PATH=VALUE")->take_all();
-    sweep_cmd->add_option("--out", sout, "output directory (default results/<platform name>-sweep/)");
+    int sweep_rc = 0;
+    iommusim::cli::add_sweep_command(app, sweep_rc);
+    int diff_rc = 0;
+    iommusim::cli::add_diff_command(app, diff_rc);
+    int stats_rc = 0;
+    iommusim::cli::add_list_stats_command(app, stats_rc);
 
     std::string tfile;
     auto* topo_cmd = app.add_subcommand("topology", "print the PCIe tree with BDFs, links, ACS and IOMMU groups");
@@ -294,7 +202,24 @@ int cli_main(int argc, char* argv[]) {
         return rc == 0 ? 0 : 2;
     }
 
-    if (*run_cmd) return run(file, sets, out, *seed_opt ? std::optional<uint64_t>(seed) : std::nullopt, quiet, all);
+    if (*run_cmd) {
+        if (*manifest_opt) {
+            std::string err;
+            if (!iommusim::cli::manifest_point(manifest, point_index, file, sets, out, err)) {
+                std::cerr << "iommusim: " << manifest << ": " << err << "\n";
+                return 2;
+            }
+            quiet = true;
+        } else if (file.empty()) {
+            std::cerr << "iommusim: run needs a platform file (or --manifest FILE --index N)\n";
+            return 2;
+        }
+        fs::path used;
+        const int rc = run(file, sets, out, *seed_opt ? std::optional<uint64_t>(seed) : std::nullopt, quiet, all, used);
+        // The outcome goes into run.json too, so a collected sweep knows each point's exit code.
+        if (!used.empty()) iommusim::cli::finish_run_record(used, rc);
+        return rc;
+    }
     if (*validate_cmd) {
         try {
             // The same path as run up to the first simulated instant: parse, then elaborate.
@@ -315,7 +240,9 @@ int cli_main(int argc, char* argv[]) {
             return bad_input(dfile, e);
         }
     }
-    if (*sweep_cmd) return sweep(sfile, svary, sstats, ssets, sout);
+    if (app.got_subcommand("sweep")) return sweep_rc;
+    if (app.got_subcommand("diff")) return diff_rc;
+    if (app.got_subcommand("list-stats")) return stats_rc;
     if (*topo_cmd) {
         try {
             PlatformConfig cfg = load_platform(tfile);

@@ -202,7 +202,7 @@ TEST_CASE("a failed scenario expectation makes the run exit 1 and is reported", 
     write_file(dir / "p.json", p.dump());
     auto r = run_cli("run '" + (dir / "p.json").string() + "' --quiet --out '" + (dir / "o").string() + "'");
     CHECK(r.exit_code == 1);
-    CHECK(r.err.find("/scenario/4 (expect): scenario.steps = 5.0, expected eq 999.0") != std::string::npos);
+    CHECK(r.err.find("/scenario/4 (expect): scenario.steps = 5 steps, expected eq 999") != std::string::npos);
     CHECK(r.err.find("/scenario/2") == std::string::npos); // the expected errors happened
     auto s = ordered_json::parse(slurp(dir / "o" / "stats.json"));
     CHECK(s["scenario"]["failures"]["value"] == 1);
@@ -247,15 +247,16 @@ TEST_CASE("sweep runs every combination and collects the chosen stats", "[cli][s
     write_file(dir / "p.json", minimal_platform());
     auto r = run_cli("sweep '" + (dir / "p.json").string() +
                      "' --vary devices.0.workloads.0.request_bytes=64,256 --vary seed=1,2 --stat dma0.write_bytes --stat "
-                     "dma0.read_latency --out '" + (dir / "sw").string() + "'");
+                     "dma0.read_latency.p50 --out '" + (dir / "sw").string() + "'");
     REQUIRE(r.exit_code == 0);
     std::istringstream csv(slurp(dir / "sw" / "sweep.csv"));
     std::string line;
     std::getline(csv, line);
-    CHECK(line == "devices.0.workloads.0.request_bytes,seed,dma0.write_bytes,dma0.read_latency,exit_code");
+    // A histogram is named by its field; every stat's header carries its unit; each row names its folder.
+    CHECK(line == "devices.0.workloads.0.request_bytes,seed,dma0.write_bytes [bytes],dma0.read_latency.p50 [ns],exit_code,point");
     int rows = 0;
     while (std::getline(csv, line)) {
-        CHECK(line.substr(line.size() - 2) == ",0");
+        CHECK(line.ends_with(",0,point-" + std::to_string(rows)));
         ++rows;
     }
     CHECK(rows == 4);

@@ -25,7 +25,7 @@ ShellStatNames stat_names() {
     n.syncs = {"completion_waits", "COMPLETION_WAIT commands completed"};
     n.page_requests = {"ppr_requests", "peripheral page requests logged in the PPR log"};
     n.page_request_overflows = {"ppr_dropped", "peripheral page requests dropped: PPR log full or stopped"};
-    n.sync_latency = {"completion_wait_latency", "COMPLETION_WAIT: last tail write before it to its completion"};
+    n.sync_latency = {"completion_wait_latency", "COMPLETION_WAIT: the tail write that submitted it to its completion"};
     return n;
 }
 } // namespace
@@ -261,7 +261,7 @@ void AmdIommu::mmio_write(uint32_t offset, unsigned len, uint64_t value, Duratio
         ppr_.on_status(regs_);
         break;
     case AmdRegs::Effect::cmd_tail:
-        note_tail_write(now() + local);
+        note_tail_write(now() + local, regs_.cmd_ring().tail);
         kick_queue(local);
         break;
     case AmdRegs::Effect::control:

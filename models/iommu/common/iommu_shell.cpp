@@ -180,6 +180,7 @@ void IommuShell::upstream_message(tlm::tlm_generic_payload& t, sc_time& delay) {
         return;
     }
     t.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE); // every request carries its TLP fields
+    SC_REPORT_ERROR(name(), "upstream request without a pcie::TlpExtension (requester ID, PASID, AT): attach one to every DMA payload");
 }
 
 // ---- MMIO ---------------------------------------------------------------------------------
@@ -330,6 +331,12 @@ void IommuShell::queue_engine() {
             wait(engine_kick_);
             sync_queue(queue_);
         }
+        // A tail written at a later local time is not visible yet (temporal decoupling).
+        if (!tail_writes_.empty() && tail_writes_.front().second > now()) {
+            wait(to_sc(tail_writes_.front().second - now()));
+            continue;
+        }
+        submitted_ = tail_writes_.empty() ? now() : tail_writes_.front().second; // the write that made it visible
         const uint64_t seq = queue_.consumed();
         const uint64_t generation = queue_.generation();
         Duration l;
@@ -348,6 +355,10 @@ void IommuShell::queue_engine() {
         // The consumer position moves past a command once it is fetched and valid.
         queue_.consume();
         queue_consumed(queue_);
+        // Tail writes the consumer position has reached are done with (all, once the queue is empty).
+        while (!tail_writes_.empty() &&
+               (queue_.ring().empty() || tail_writes_.front().first == queue_.ring().cons_offset()))
+            tail_writes_.pop_front();
         engine_wait(sp_.queue.per_command);
         bool aborted = false;
         for (const CommandAction& a : f.command.list())
@@ -371,11 +382,11 @@ bool IommuShell::execute(const CommandAction& a, uint64_t seq) {
             mem_access(tlm::TLM_WRITE_COMMAND, s->status_addr, &data, s->status_bytes, wl, !s->status_is_msi);
             phase(seq, InvalPhase::wait_done, now()); // visible to a polling driver from now on
             st_syncs_.inc();
-            st_sync_latency_.record((now() - last_tail_write_).as_ns());
+            st_sync_latency_.record((now() - submitted_).as_ns());
             engine_wait(wl);
         } else {
             st_syncs_.inc();
-            st_sync_latency_.record((now() - last_tail_write_).as_ns());
+            st_sync_latency_.record((now() - submitted_).as_ns());
             phase(seq, InvalPhase::wait_done, now());
         }
         if (s->interrupt) {

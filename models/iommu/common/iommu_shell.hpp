@@ -31,6 +31,7 @@
 // Not modelled here: anything architectural (the family's hooks), the time a
 // context-cache or IOTLB lookup takes beyond the configured lookup latency.
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <systemc>
 #include <tlm>
@@ -96,7 +97,7 @@ struct ShellStatNames {
     Name prg_responses{"prg_responses", "PRG Responses sent to devices"};
     Name msis{"msis", "interrupt messages written"};
     Name walk_queueing{"walk_queueing_ns", "total time IOTLB misses waited for a free walk slot"};
-    Name sync_latency{"sync_latency", "sync: last tail write before it to its completion"};
+    Name sync_latency{"sync_latency", "sync: the tail write that submitted it to its completion"};
     Name atc_inv_latency{"atc_invalidation_latency", "ATS Invalidate Request to Completion"};
 };
 
@@ -176,8 +177,14 @@ protected:
     void respond_page_request(const pcie::PageRequest& pr, pcie::PrgResponseCode code, Duration& local);
     /// Starts the queue engine at local time `local` (software wrote the tail, enabled, cleared an error).
     void kick_queue(Duration local) { engine_kick_.notify(to_sc(local)); }
-    /// Software wrote the tail at absolute time `at` (sync latency is measured from it).
-    void note_tail_write(Duration at) { last_tail_write_ = at; }
+    /// Software wrote the tail (byte offset `tail` in the queue) at absolute time `at`. Kept per
+    /// write: a sync's latency runs from the write that submitted it, not the last write by any
+    /// CPU (with two drivers on one unit that one can be later than the sync's completion).
+    void note_tail_write(Duration at, uint64_t tail) {
+        if (tail != queue_.ring().cons_offset()) tail_writes_.emplace_back(tail, at);
+    }
+    /// Software re-enabled the queue: earlier tail writes are void.
+    void forget_tail_writes() { tail_writes_.clear(); }
     /// Table reads of the context resolution as PhysMem, each charged to `local` plus table_read.
     class TableMem final : public mem::PhysMem {
     public:
@@ -306,7 +313,8 @@ private:
     } ats_done_;
     Duration ats_timer_at_;
     bool ats_timer_armed_ = false;
-    Duration last_tail_write_;
+    std::deque<std::pair<uint64_t, Duration>> tail_writes_; ///< tail writes not yet consumed: (tail byte offset, time)
+    Duration submitted_; ///< when the tail write that submitted the command being executed happened
     bool translating_ = false;
     // Hot-path latencies as sc_time, so the IOTLB-hit path needs no conversions.
     sc_core::sc_time pipeline_sc_, iotlb_lookup_sc_;

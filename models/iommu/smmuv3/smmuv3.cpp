@@ -192,7 +192,7 @@ void Smmuv3::raise_gerror(Gerror e, Duration& local) {
 
 void Smmuv3::mmio_write(uint32_t offset, unsigned len, uint64_t value, Duration& local) {
     const uint32_t fx = regs_.write(offset, len, value);
-    if (fx & Smmuv3Regs::kCmdqProdWritten) note_tail_write(now() + local);
+    if (fx & Smmuv3Regs::kCmdqProdWritten) note_tail_write(now() + local, uint64_t{regs_.cmdq_prod().index} * 16);
     if (fx & (Smmuv3Regs::kCr0Written | Smmuv3Regs::kCmdqProdWritten | Smmuv3Regs::kGerrorNWritten)) kick_queue(local);
 }
 

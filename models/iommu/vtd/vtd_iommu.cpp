@@ -43,7 +43,7 @@ ShellStatNames stat_names() {
     n.syncs = {"waits", "wait descriptors completed"};
     n.page_requests = {"page_requests", "page requests written to the PRQ"};
     n.page_request_overflows = {"prq_overflows", "page requests dropped: queue full"};
-    n.sync_latency = {"wait_latency", "wait descriptor: last IQT write before it to status write"};
+    n.sync_latency = {"wait_latency", "wait descriptor: the IQT write that submitted it to its status write"};
     n.atc_inv_latency = {"devtlb_latency", "ATS Invalidate Request to Completion"};
     return n;
 }
@@ -86,10 +86,10 @@ VtdIommu::VtdIommu(const sc_core::sc_module_name& name, const VtdParams& p, stat
 void VtdIommu::mmio_write(uint32_t offset, unsigned len, uint64_t value, Duration& local) {
     const uint32_t e = regs_.write(offset, len, value);
     set_translation_enabled(regs_.translation_enabled());
-    if (e & VtdRegs::qi_enabled) queue().reset_consumed(); // software counts descriptors from the enable
+    if (e & VtdRegs::qi_enabled) queue().reset_consumed(), forget_tail_writes(); // software counts descriptors from the enable
     if (e & (VtdRegs::qi_enabled | VtdRegs::qi_disabled)) queue().restart(); // IQH reset: a fetch in flight is void
     if (e & (VtdRegs::iqt_written | VtdRegs::qi_enabled | VtdRegs::iqe_cleared | VtdRegs::ite_cleared)) {
-        if (e & VtdRegs::iqt_written) note_tail_write(now() + local);
+        if (e & VtdRegs::iqt_written) note_tail_write(now() + local, regs_.iqt());
         kick_queue(local); // the engine sees the tail at the write's local time
     }
     if (e & VtdRegs::fault_msi)

@@ -2,6 +2,8 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <random>
 
 #include "models/common/stats.hpp"
@@ -53,4 +55,16 @@ TEST_CASE("stats groups form a tree addressed by dotted paths", "[unit][stats]")
         CHECK(root.children().size() == 2);
     }
     CHECK(root.children().size() == 1);
+}
+
+TEST_CASE("a histogram refuses negative, NaN and infinite samples instead of recording them", "[unit][stats]") {
+    Histogram h;
+    h.record(0.0);
+    h.record(5.0);
+    CHECK_THROWS_AS(h.record(-1.0), std::domain_error);
+    CHECK_THROWS_AS(h.record(std::nan("")), std::domain_error);
+    CHECK_THROWS_AS(h.record(std::numeric_limits<double>::infinity()), std::domain_error);
+    CHECK(h.count() == 2); // nothing of the refused samples was kept
+    CHECK(h.max() == 5.0);
+    CHECK(h.min() == 0.0);
 }

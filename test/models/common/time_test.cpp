@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <catch2/catch.hpp>
+#include <stdexcept>
 
 #include "models/common/time.hpp"
 
@@ -32,4 +33,14 @@ TEST_CASE("a resource keeps bounded state whatever the arrival pattern", "[unit]
     BusyUntil r;
     for (int i = 0; i < 100000; ++i) r.reserve(Duration::ns(10.0 * (i % 2 ? i : 100000 - i)), Duration::ns(1));
     CHECK(r.busy_until() >= Duration::ns(999990));
+}
+
+TEST_CASE("subtracting a later time from an earlier one throws instead of wrapping to 2^64 ps", "[unit][time]") {
+    const Duration early = Duration::ns(10), late = Duration::ns(25);
+    CHECK((late - early).as_ns() == 15.0);
+    CHECK_THROWS_AS(early - late, std::logic_error);
+    Duration d = early;
+    CHECK_THROWS_AS(d -= late, std::logic_error);
+    CHECK(saturating_sub(early, late) == Duration::zero());
+    CHECK(saturating_sub(late, early) == Duration::ns(15));
 }

@@ -63,13 +63,13 @@ TEST_CASE("ATS endpoint caches a translation completion and sends translated req
     Harness::run([&] {
         r.setup();
         CHECK(r.read(kVa) == 0x5151);
-        CHECK(r.h.value("ep.atc_misses") == 1);
+        CHECK(r.h.value("ep.atc.misses") == 1);
         CHECK(r.h.value("ep.translation_requests") == 1);
         CHECK(r.h.value("dmar0.translation_requests") == 1);
         CHECK(r.ep.atc_holds(kVa, kPasid));
         CHECK_FALSE(r.ep.atc_holds(kVa, kPasid + 1)); // tagged by PASID
         CHECK(r.read(kVa + 8) == 0);
-        CHECK(r.h.value("ep.atc_hits") == 1);
+        CHECK(r.h.value("ep.atc.hits") == 1);
         CHECK(r.h.value("dmar0.translated_requests") == 2);
         CHECK(r.h.value("dmar0.translation_requests") == 1); // the hit needed no translation
     });

@@ -57,7 +57,7 @@ void MiniIommu::mmio_write(uint32_t off, unsigned len, uint64_t v, Duration& loc
         r(off) = v;
     }
     if (off == reg::CTRL) set_translation_enabled(v & 1);
-    if (off == reg::CQT) note_tail_write(now() + local);
+    if (off == reg::CQT) note_tail_write(now() + local, v);
     if (off == reg::CQT || off == reg::CTRL || off == reg::STS) kick_queue(local);
 }
 

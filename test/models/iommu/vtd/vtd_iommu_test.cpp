@@ -648,6 +648,24 @@ TEST_CASE("VT-d records the privilege of a faulting request after a successful o
     });
 }
 
+TEST_CASE("VT-d reports a request without the TLP extension as a SystemC error, not a silent error response", "[sc][vtd]") {
+    Harness h;
+    std::string what;
+    Harness::run([&] {
+        h.enable();
+        uint64_t v = 0;
+        sc_core::sc_time d = sc_core::SC_ZERO_TIME;
+        try {
+            h.dev.access<pcie::TlpExtension>(tlm::TLM_READ_COMMAND, kIova, &v, 8, d, nullptr);
+        } catch (const sc_core::sc_report& r) {
+            what = r.what();
+        }
+    });
+    INFO(what);
+    CHECK(what.find("dmar0") != std::string::npos);
+    CHECK(what.find("without a pcie::TlpExtension") != std::string::npos);
+}
+
 TEST_CASE("VT-d IQT beyond the queue size raises IQE instead of running stale descriptors",
           "[sc][vtd][regression]") {
     Harness h;

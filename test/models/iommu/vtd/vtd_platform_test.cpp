@@ -25,7 +25,7 @@ TEST_CASE("platforms/vtd-ats.json runs a PASID ATS NIC through VT-d with device-
     const json& fn = a["nic0"]["fn0"];
     // The NIC's DMA uses ATS: translation requests on ATC misses, translated requests on hits.
     CHECK(v(u["translation_requests"]) == v(fn["translation_requests"]));
-    CHECK(v(fn["atc_hits"]) > 0);
+    CHECK(v(fn["atc"]["hits"]) > 0);
     CHECK(v(u["translated_requests"]) == v(fn["translated_requests"]));
     CHECK(v(u["translated_blocked"]) == 0);
     CHECK(v(u["faults"]) == 0);
