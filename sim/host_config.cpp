@@ -50,7 +50,7 @@ const Schema<host::DriverParams>& driver_schema() {
             .time_ns("prq_poll_interval_ns", &P::prq_poll_interval,
                      "page request handler polls PQT this often (no interrupt controller is modelled); default 1000 ns (estimate); at least 1 ns (a spin must advance time)", 1.0)
             .time_ns("page_fault_service_ns", &P::page_fault_service,
-                     "software cost per I/O page fault (iopf hand-off + handle_mm_fault); default 8000 ns, so service lands near calibration.md's mean 9 us");
+                     "software cost per I/O page fault (handle_mm_fault: zero 4 KiB at calibration.md \"data copy\" ~10 GB/s + ~0.1 us allocation and PTE install); default 500 ns [estimate]");
         return sc;
     }();
     return s;

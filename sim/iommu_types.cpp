@@ -99,7 +99,7 @@ const Schema<VtdParams>& vtd_schema() {
                      "IOMMU-side cost per table read on top of memory latency; default 107 = calibration.md 197 ns fitted walk read - 90 ns DRAM")
             .time_ns("mmio_access_ns", &P::mmio_access, "register access inside the unit; default 5 ns")
             .time_ns("descriptor_fetch_ns", &P::descriptor_fetch, "IOMMU-side cost per queue descriptor fetch on top of memory; default 107 ns (as a walk read)")
-            .time_ns("per_descriptor_ns", &P::per_descriptor, "processing per descriptor; default 40 ns (puts an IOTLB flush + wait in calibration.md's 0.1-1 us band)")
+            .time_ns("per_descriptor_ns", &P::per_descriptor, "processing per descriptor; default 25 ns: calibration.md \"invalidation path\" processing 10-40 ns [estimate], the midpoint")
             .time_ns("per_entry_invalidate_ns", &P::per_entry_invalidate, "per cache entry dropped; default 1 ns")
             .time_ns("ats_message_send_ns", &P::ats_message_send, "issuing one ATS Invalidate Request; default 20 ns")
             .time_ns("status_write_ns", &P::status_write, "posted status / record / MSI write; default 60 ns")

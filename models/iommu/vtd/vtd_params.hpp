@@ -73,9 +73,9 @@ struct VtdParams {
     Duration mmio_access = Duration::ns(5);
     /// ns; IOMMU-side cost of one invalidation-queue descriptor fetch, on top of the memory read (same path as a walk read)
     Duration descriptor_fetch = Duration::ns(107);
-    /// ns; per-descriptor processing inside the unit (scope match over the caches).
-    /// Chosen so an IOTLB flush + wait lands in calibration.md's 0.1-1 us band.
-    Duration per_descriptor = Duration::ns(40);
+    /// ns; per-descriptor processing inside the unit (scope match over the caches):
+    /// calibration.md "invalidation path" row, processing 10-40 ns [estimate]; the midpoint.
+    Duration per_descriptor = Duration::ns(25);
     /// ns; per cache entry dropped by an invalidation (one tag-array write)
     Duration per_entry_invalidate = Duration::ns(1);
     /// ns; formatting and issuing one ATS Invalidate Request message
