@@ -156,8 +156,8 @@ Smmuv3TableReader::SteResult Smmuv3TableReader::read_ste(mem::PhysMem& m, const 
 const char* Smmuv3TableReader::check_ste(const Ste& s) const {
     if (!s.valid) return "STE.V = 0";
     if (s.config != ste_cfg::kAbort && s.config < ste_cfg::kBypass) return "STE.Config reserved";
-    if (s.s1_translates() && !p_.s1p) return "stage 1 not implemented";
-    if (s.s2_translates() && !p_.s2p) return "stage 2 not implemented";
+    if (s.s1_translates() && !p_.s1p) return "stage 1 not supported by this SMMU (IDR0/IDR5)";
+    if (s.s2_translates() && !p_.s2p) return "stage 2 not supported by this SMMU (IDR0/IDR5)";
     if (s.config == ste_cfg::kAbort || s.config == ste_cfg::kBypass) return nullptr;
     if (s.s1_translates()) {
         if (s.s1fmt == 3) return "STE.S1Fmt reserved";
@@ -172,14 +172,14 @@ const char* Smmuv3TableReader::check_ste(const Ste& s) const {
     if (s.eats != 0 && !p_.ats) return "STE.EATS without IDR0.ATS";
     if (s.eats == 2 && !s.s2_translates()) return "split-stage ATS without stage 2";
     if (s.s2_translates()) {
-        if (!s.s2aa64) return "STE.S2AA64 = 0 (AArch32 tables not implemented)";
-        if (s.s2endi) return "big-endian stage-2 tables not implemented";
+        if (!s.s2aa64) return "STE.S2AA64 = 0 (AArch32 tables not supported by this SMMU)";
+        if (s.s2endi) return "big-endian stage-2 tables not supported by this SMMU (IDR0/IDR5)";
         if (s.s2ps > 6) return "STE.S2PS reserved";
         if (s.s2s && p_.stall_model == StallModel::terminate_only) return "STE.S2S without stall support";
         if (!s.s2s && p_.stall_model == StallModel::forced) return "STE.S2S = 0 with forced stall";
         if ((s.s2vmid >> 8) && !p_.vmid16) return "STE.S2VMID[15:8] without VMID16";
         const uint8_t g = tg0_shift(s.s2tg);
-        if (g == 0 || !granule_ok(p_, g)) return "STE.S2TG reserved or granule not implemented";
+        if (g == 0 || !granule_ok(p_, g)) return "STE.S2TG reserved or granule not supported by this SMMU (IDR0/IDR5)";
         if (s.s2t0sz < kMinTxsz || s.s2t0sz > kMaxTxsz) return "STE.S2T0SZ out of range";
         const StageConfig c = stage2_config(s);
         if (c.levels == 0) return "STE.S2SL0 reserved";
@@ -271,8 +271,8 @@ Smmuv3TableReader::CdResult Smmuv3TableReader::read_cd(mem::PhysMem& m, const St
 
 const char* Smmuv3TableReader::check_cd(const Cd& c) const {
     if (!c.valid) return "CD.V = 0";
-    if (!c.aa64) return "CD.AA64 = 0 (AArch32 tables not implemented)";
-    if (c.endi) return "big-endian tables not implemented";
+    if (!c.aa64) return "CD.AA64 = 0 (AArch32 tables not supported by this SMMU)";
+    if (c.endi) return "big-endian tables not supported by this SMMU (IDR0/IDR5)";
     if (c.ips > 6) return "CD.IPS reserved";
     if (c.s && p_.stall_model == StallModel::terminate_only) return "CD.S without stall support";
     if (!c.s && p_.stall_model == StallModel::forced) return "CD.S = 0 with forced stall";
@@ -280,7 +280,7 @@ const char* Smmuv3TableReader::check_cd(const Cd& c) const {
     for (int upper = 0; upper < 2; ++upper) {
         if (upper ? c.epd1 : c.epd0) continue; // a range without walks may hold anything
         const uint8_t g = upper ? tg1_shift(c.tg1) : tg0_shift(c.tg0);
-        if (g == 0 || !granule_ok(p_, g)) return upper ? "CD.TG1 reserved or not implemented" : "CD.TG0 reserved or not implemented";
+        if (g == 0 || !granule_ok(p_, g)) return upper ? "CD.TG1 reserved or not supported by this SMMU (IDR0/IDR5)" : "CD.TG0 reserved or not supported by this SMMU (IDR0/IDR5)";
         const uint8_t tsz = upper ? c.t1sz : c.t0sz;
         if (tsz < kMinTxsz || tsz > kMaxTxsz) return upper ? "CD.T1SZ out of range" : "CD.T0SZ out of range";
         if (format_of(PtFormat::arm_s1).check_config(stage1_config(c, upper))) return "CD table base misaligned";

@@ -468,9 +468,9 @@ TEST_CASE("STEs the unit cannot use are C_BAD_STE, each for its reason", "[unit]
         const char* why = u.reader.check_ste(s);
         return std::string(why ? why : "usable");
     };
-    CHECK(reason([](Ste& s) { s.s2aa64 = false; }) == "STE.S2AA64 = 0 (AArch32 tables not implemented)");
-    CHECK(reason([](Ste& s) { s.s2endi = true; }) == "big-endian stage-2 tables not implemented");
-    CHECK(reason([](Ste& s) { s.s2tg = 3; }) == "STE.S2TG reserved or granule not implemented");
+    CHECK(reason([](Ste& s) { s.s2aa64 = false; }) == "STE.S2AA64 = 0 (AArch32 tables not supported by this SMMU)");
+    CHECK(reason([](Ste& s) { s.s2endi = true; }) == "big-endian stage-2 tables not supported by this SMMU (IDR0/IDR5)");
+    CHECK(reason([](Ste& s) { s.s2tg = 3; }) == "STE.S2TG reserved or granule not supported by this SMMU (IDR0/IDR5)");
     CHECK(reason([](Ste& s) { s.s2t0sz = 40; }) == "STE.S2T0SZ out of range");
     CHECK(reason([](Ste& s) { s.s2sl0 = 3; }) == "STE.S2SL0 reserved");
     CHECK(reason([](Ste& s) { s.s2sl0 = 0; }) == "STE.S2T0SZ / S2SL0 / S2TTB inconsistent"); // 48 bits from level 2
@@ -485,10 +485,10 @@ TEST_CASE("STEs the unit cannot use are C_BAD_STE, each for its reason", "[unit]
           "STE.S1STALLD with STALL_MODEL != 0");
     u.p = {};
     u.p.gran64k = false;
-    CHECK(reason([](Ste& s) { s.s2tg = 1; }) == "STE.S2TG reserved or granule not implemented");
+    CHECK(reason([](Ste& s) { s.s2tg = 1; }) == "STE.S2TG reserved or granule not supported by this SMMU (IDR0/IDR5)");
     u.p = {};
     u.p.s2p = false;
-    CHECK(reason([](Ste&) {}) == "stage 2 not implemented");
+    CHECK(reason([](Ste&) {}) == "stage 2 not supported by this SMMU (IDR0/IDR5)");
     u.p = {};
     u.p.cd2l = false;
     CHECK(reason([](Ste& s) { s.config = ste_cfg::kS1, s.s1fmt = 2; }) == "2-level CD table without IDR0.CD2L");
@@ -506,13 +506,13 @@ TEST_CASE("CDs the unit cannot use are C_BAD_CD, each for its reason", "[unit]")
         return std::string(why ? why : "usable");
     };
     CHECK(reason([](Cd& c) { c.valid = false; }) == "CD.V = 0");
-    CHECK(reason([](Cd& c) { c.aa64 = false; }) == "CD.AA64 = 0 (AArch32 tables not implemented)");
-    CHECK(reason([](Cd& c) { c.endi = true; }) == "big-endian tables not implemented");
+    CHECK(reason([](Cd& c) { c.aa64 = false; }) == "CD.AA64 = 0 (AArch32 tables not supported by this SMMU)");
+    CHECK(reason([](Cd& c) { c.endi = true; }) == "big-endian tables not supported by this SMMU (IDR0/IDR5)");
     CHECK(reason([](Cd& c) { c.ips = 7; }) == "CD.IPS reserved");
-    CHECK(reason([](Cd& c) { c.tg0 = 3; }) == "CD.TG0 reserved or not implemented");
+    CHECK(reason([](Cd& c) { c.tg0 = 3; }) == "CD.TG0 reserved or not supported by this SMMU (IDR0/IDR5)");
     CHECK(reason([](Cd& c) { c.t0sz = 15; }) == "CD.T0SZ out of range");
     CHECK(reason([](Cd& c) { c.t0sz = 40; }) == "CD.T0SZ out of range");
-    CHECK(reason([](Cd& c) { c.epd1 = false; }) == "CD.TG1 reserved or not implemented"); // TG1 = 0 is reserved
+    CHECK(reason([](Cd& c) { c.epd1 = false; }) == "CD.TG1 reserved or not supported by this SMMU (IDR0/IDR5)"); // TG1 = 0 is reserved
     CHECK(reason([](Cd& c) { c.epd1 = false, c.tg1 = 2, c.t1sz = 50; }) == "CD.T1SZ out of range");
     CHECK(reason([](Cd& c) { c.ttb0 |= 0x10; }) == "CD table base misaligned");
     CHECK(reason([](Cd& c) { c.epd0 = true, c.t0sz = 0, c.tg0 = 3; }) == "usable"); // walks off: not checked
