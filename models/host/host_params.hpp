@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "models/common/time.hpp"
+#include "models/host/cpu_lock.hpp"
 #include "models/host/flush_queue.hpp"
 
 namespace iommusim::host {
@@ -36,6 +37,8 @@ struct HostCpuParams {
     Duration poll_interval = Duration::ns(kDefaultPollIntervalNs);
     Duration interrupt_latency = Duration::ns(kDefaultInterruptNs);
     Duration call_overhead = Duration::ns(kDefaultCallOverheadNs);
+    /// The CPUs and what a cache-line hand-off between two of them costs (locks).
+    CpuTopology topology;
 };
 
 enum class FlushPolicy : uint8_t { strict, lazy };
