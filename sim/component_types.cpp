@@ -621,6 +621,7 @@ IommuUnit shell_unit(std::unique_ptr<iommu::IommuShell> unit) {
     out.mem = &unit->mem;
     iommu::IommuShell* u = unit.get();
     out.set_observer = [u](iommu::InvalidationObserver* o) { u->set_invalidation_observer(o); };
+    out.set_trace = [u](trace::Recorder* r) { u->set_trace(r); };
     out.module = std::move(unit);
     return out;
 }
