@@ -2,6 +2,7 @@
 #include "sim/platform.hpp"
 
 #include <cctype>
+#include <map>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -166,6 +167,21 @@ Platform::Platform(PlatformConfig cfg)
         for (const auto& t : device_types())
             if (t.type == cfg_.devices[i].type)
                 modules_.push_back(built_at("/devices/" + std::to_string(i), [&] { return t.build(cfg_.devices[i], ctx); }));
+    if (host_) // user-facing attaches check IOMMU groups (host::Isolation)
+        for (const auto& rc : rcs_) {
+            if (rc.iommu.empty()) continue;
+            const unsigned unit = host_->iommu_index(rc.iommu);
+            std::map<int, std::string> members;
+            for (int f : rc.topology->functions()) {
+                std::string& m = members[rc.topology->node(f).iommu_group];
+                m += (m.empty() ? "" : ", ") + rc.topology->node(f).bdf.str();
+            }
+            for (int f : rc.topology->functions()) {
+                const int g = rc.topology->node(f).iommu_group;
+                host_->isolation().set_group(unit, rc.topology->node(f).bdf, g,
+                                             std::to_string(g) + " of " + rc.name + " (" + members[g] + ")");
+            }
+        }
     if (!cfg_.scenario.empty()) {
         auto find = [this](const std::string& name) -> pcie::TrafficEndpoint* {
             for (auto& m : modules_)
