@@ -348,6 +348,7 @@ void IommuShell::handle_message(const pcie::MessageExtension& m, Duration& local
             if (!ats_.knows(from.raw)) return;
         }
         const Duration t = now() + local;
+        if (t > ats_last_completion_) ats_last_completion_ = t;
         ats_.complete(from.raw, m.inv_cpl.itag_vector, [&](const AtsInvalidationTracker::Done& d) {
             st_atc_inv_latency_.record((t - d.sent).as_ns());
             phase(d.cookie, InvalPhase::devtlb_completed, t, from);
@@ -547,6 +548,8 @@ bool IommuShell::wait_for_atc_invalidations() {
         }
         wait_ats(d.at);
     }
+    // A completion delivered with a local-time offset is done only once it has arrived.
+    if (ats_last_completion_ > now()) wait(to_sc(ats_last_completion_ - now()));
     return true;
 }
 

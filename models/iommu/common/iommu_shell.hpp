@@ -322,6 +322,9 @@ private:
     } ats_done_;
     Duration ats_timer_at_;
     bool ats_timer_armed_ = false;
+    /// Arrival time of the latest Invalidate Completion: the tracker counts it done when the
+    /// message is delivered (possibly ahead in local time), a sync may not complete before it.
+    Duration ats_last_completion_;
     std::deque<std::pair<uint64_t, Duration>> tail_writes_; ///< tail writes not yet consumed: (tail byte offset, time)
     Duration submitted_; ///< when the tail write that submitted the command being executed happened
     bool translating_ = false;
