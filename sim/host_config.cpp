@@ -74,15 +74,29 @@ const Schema<host::HostMemoryLayout>& layout_schema() {
     return s;
 }
 
+const Schema<host::PasidParams>& pasid_schema() {
+    static const auto s = [] {
+        using P = host::PasidParams;
+        Schema<P> sc;
+        sc.integer("default_quota", &P::default_quota, "PASIDs",
+                   "PASIDs an owner (a VM or a process) may hold when its PASID set names no quota; default 1000 "
+                   "(VFIO_DEFAULT_PASID_QUOTA of the VFIO_IOMMU_PASID_REQUEST series, tunable by the administrator)",
+                   1, host::PasidAllocator::kPasidLimit - 1);
+        return sc;
+    }();
+    return s;
+}
+
 } // namespace
 
 host::HostParams parse_host(const json& j) {
     host::HostParams p;
     read::object(j, "/host");
-    check_keys(j, "/host", {"cpu", "driver", "memory"});
+    check_keys(j, "/host", {"cpu", "driver", "memory", "pasid"});
     if (j.contains("cpu")) cpu_schema().parse(j["cpu"], "/host/cpu", p.cpu);
     if (j.contains("driver")) driver_schema().parse(j["driver"], "/host/driver", p.driver);
     if (j.contains("memory")) layout_schema().parse(j["memory"], "/host/memory", p.layout);
+    if (j.contains("pasid")) pasid_schema().parse(j["pasid"], "/host/pasid", p.pasid);
     return p;
 }
 
@@ -91,6 +105,7 @@ json dump_host(const host::HostParams& p) {
     j["cpu"] = cpu_schema().dump(p.cpu);
     j["driver"] = driver_schema().dump(p.driver);
     j["memory"] = layout_schema().dump(p.layout);
+    j["pasid"] = pasid_schema().dump(p.pasid);
     return j;
 }
 
@@ -104,6 +119,9 @@ void document_host(std::vector<ParamSection>& out) {
     ParamSection m{"host.memory", "host physical memory layout (/host/memory)", {}};
     layout_schema().document(host::HostMemoryLayout{}, "", m.params);
     out.push_back(std::move(m));
+    ParamSection ps{"host.pasid", "PASID sets and quotas (/host/pasid)", {}};
+    pasid_schema().document(host::PasidParams{}, "", ps.params);
+    out.push_back(std::move(ps));
 }
 
 } // namespace iommusim::sim
