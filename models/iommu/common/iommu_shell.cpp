@@ -308,11 +308,12 @@ void IommuShell::handle_message(const pcie::MessageExtension& m, Duration& local
             report_unknown_itag(from, local);
             if (!ats_.knows(from.raw)) return;
         }
+        // Retired when it arrives (now() + local), not when the device sent it.
         const Duration t = now() + local;
-        ats_.complete(from.raw, m.inv_cpl.itag_vector, [&](const AtsInvalidationTracker::Done& d) {
-            st_atc_inv_latency_.record((t - d.sent).as_ns());
-            phase(d.cookie, InvalPhase::devtlb_completed, t, from);
-        });
+        auto at = arriving_.end();
+        while (at != arriving_.begin() && std::prev(at)->at > t) --at;
+        arriving_.insert(at, ArrivingCompletion{from, m.inv_cpl.itag_vector, t});
+        retire_arrived_completions();
         notify_completion(local);
         return;
     }
@@ -467,7 +468,7 @@ void IommuShell::wait_ats(Duration deadline) {
 bool IommuShell::issue_atc_invalidation(const InvalidateDeviceAtc& d, uint64_t seq) {
     const pcie::Bdf dev = d.request.target;
     // Bounded by the device's invalidate queue depth: wait for a free slot (or time out).
-    while (!ats_.can_issue(dev.raw, d.queue_depth)) {
+    for (retire_arrived_completions(); !ats_.can_issue(dev.raw, d.queue_depth); retire_arrived_completions()) {
         const Duration earliest = ats_.earliest(dev.raw).at;
         if (now() >= earliest) {
             st_ats_timeouts_.inc();
@@ -489,8 +490,19 @@ bool IommuShell::issue_atc_invalidation(const InvalidateDeviceAtc& d, uint64_t s
     return true;
 }
 
+void IommuShell::retire_arrived_completions() {
+    while (!arriving_.empty() && arriving_.front().at <= now()) {
+        const ArrivingCompletion c = arriving_.front();
+        arriving_.pop_front();
+        ats_.complete(c.from.raw, c.itag_vector, [&](const AtsInvalidationTracker::Done& d) {
+            st_atc_inv_latency_.record((c.at - d.sent).as_ns());
+            phase(d.cookie, InvalPhase::devtlb_completed, c.at, c.from);
+        });
+    }
+}
+
 bool IommuShell::wait_for_atc_invalidations() {
-    while (ats_.outstanding() > 0) {
+    for (retire_arrived_completions(); ats_.outstanding() > 0; retire_arrived_completions()) {
         const AtsInvalidationTracker::Deadline d = ats_.earliest();
         if (now() >= d.at) {
             st_ats_timeouts_.inc();

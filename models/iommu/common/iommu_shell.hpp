@@ -241,6 +241,10 @@ private:
     bool execute(const CommandAction& a, uint64_t seq);
     bool issue_atc_invalidation(const InvalidateDeviceAtc& d, uint64_t seq);
     bool wait_for_atc_invalidations();
+    /// Retires the Invalidate Completions that have arrived by now(): a completion
+    /// sent with link delay ahead of it counts only from its arrival, so a wait
+    /// descriptor never finishes before the device's completion reached the unit.
+    void retire_arrived_completions();
     void wait_ats(Duration deadline);
     bool completion_pending() const;
     void notify_completion(Duration local);
@@ -301,6 +305,12 @@ private:
     std::vector<BusyUntil> walkers_;
     CommandQueue queue_;
     AtsInvalidationTracker ats_;
+    struct ArrivingCompletion {
+        pcie::Bdf from;
+        uint32_t itag_vector;
+        Duration at;                  ///< when it reaches the unit
+    };
+    std::deque<ArrivingCompletion> arriving_; ///< in arrival order
     InvalidationObserver* observer_ = nullptr;
     sc_core::sc_event engine_kick_, ats_timer_;
     /// Invalidate Completions wake the engine through `event`; `due` mirrors the time of its
