@@ -59,16 +59,29 @@ const std::vector<OpSpec>& ops() {
         {"mmap", "map process memory", {{"process", A::process}, {"va", A::integer}, {"size_bytes", A::size}}, {}, {}},
         {"munmap", "unmap process memory (flushes every SVA domain bound to it)",
          {{"process", A::process}, {"va", A::integer}, {"size_bytes", A::size}}, {}, {}},
-        {"create_pasid_set", "a PASID set with an owner and a quota",
-         {{"name", A::string}, {"owner", A::string}, {"quota", A::integer}}, {}, A::pasid_set},
-        {"alloc_pasid", "a host PASID from a set (optionally for a set-private ID)",
-         {{"name", A::string}, {"set", A::pasid_set}, {"owner", A::string}}, {{"private_id", A::integer}}, A::pasid},
-        {"free_pasid", "return a PASID to its set", {{"set", A::pasid_set}, {"owner", A::string}, {"pasid", A::pasid}}, {}, {}},
-        {"attach", "make a device (function, PASID) translate through a domain; iommu (default: the device's own) must be the device's",
+        {"create_pasid_set", "the PASID set of an owner (a VM or a process; one set per owner) with a quota (default host.pasid.default_quota)",
+         {{"name", A::string}, {"owner", A::string}}, {{"quota", A::integer}}, A::pasid_set},
+        {"alloc_pasid", "a host PASID from the owner's set (set: optional, created with the default quota on first use): the lowest free one, "
+                        "or exactly pasid_value; private_id records the set-private (guest) ID that maps to it",
+         {{"name", A::string}, {"owner", A::string}}, {{"set", A::pasid_set}, {"private_id", A::integer}, {"pasid_value", A::integer}}, A::pasid},
+        {"free_pasid", "return a PASID (pasid, pasid_value or the owner's private_id) to its set; a PASID still attached is torn down first",
+         {{"owner", A::string}}, {{"set", A::pasid_set}, {"pasid", A::pasid}, {"pasid_value", A::integer}, {"private_id", A::integer}}, {}},
+        {"lookup_pasid", "the host PASID of the owner's set-private (guest) ID: not_found if the set has none; name defines it for later steps, "
+                         "host_pasid checks its value",
+         {{"owner", A::string}, {"private_id", A::integer}}, {{"name", A::string}, {"host_pasid", A::integer}}, A::pasid},
+        {"bind_sva", "SVA bind: a hidden PASID from the owner's set (quota charged) attached to an SVA domain; name defines it",
+         {{"device", A::device}, {"domain", A::domain}, {"owner", A::string}},
+         {{"name", A::string}, {"function", A::integer}, {"iommu", A::iommu}}, A::pasid},
+        {"attach", "make a device (function, PASID) translate through a domain on behalf of owner (default kernel): a PASID (pasid, "
+                   "pasid_value, or the owner's private_id) must be allocated in the owner's set, and the device's IOMMU group must "
+                   "belong to the owner (and, without PASID, to the domain); iommu (default: the device's own) must be the device's",
          {{"device", A::device}, {"domain", A::domain}},
-         {{"function", A::integer}, {"pasid", A::pasid}, {"pasid_value", A::integer}, {"owner", A::string}, {"iommu", A::iommu}}, {}},
+         {{"function", A::integer}, {"pasid", A::pasid}, {"pasid_value", A::integer}, {"private_id", A::integer}, {"owner", A::string},
+          {"iommu", A::iommu}}, {}},
         {"detach", "architected teardown of an attachment; iommu (default: the device's own) must be the device's",
-         {{"device", A::device}}, {{"function", A::integer}, {"pasid", A::pasid}, {"pasid_value", A::integer}, {"iommu", A::iommu}}, {}},
+         {{"device", A::device}},
+         {{"function", A::integer}, {"pasid", A::pasid}, {"pasid_value", A::integer}, {"private_id", A::integer}, {"owner", A::string},
+          {"iommu", A::iommu}}, {}},
         {"map", "map fresh memory into an IOAS", {{"ioas", A::ioas}, {"size_bytes", A::size}},
          {{"name", A::string}, {"iova", A::integer}, {"page_bytes", A::size}}, A::mapping},
         {"unmap", "unmap a mapping (strict: flush and wait; lazy: flush queue)", {{"ioas", A::ioas}},
@@ -206,7 +219,7 @@ std::vector<ScenarioStep> parse_scenario(const json& arr, const std::set<std::st
             const json& v = inst[k];
             // Keys with a narrower meaning than their kind.
             if (k == "levels") { (void)read::u64(v, p, 3, 5); return; }
-            if (k == "pasid_value" || k == "private_id") { (void)read::u64(v, p, 1, pcie::kPasidMask); return; }
+            if (k == "pasid_value" || k == "private_id" || k == "host_pasid") { (void)read::u64(v, p, 1, pcie::kPasidMask); return; }
             if (k == "function") { (void)read::u64(v, p, 0, 255); return; }
             if (k == "quota") { (void)read::u64(v, p, 1, pcie::kPasidMask); return; }
             if (k == "us") { (void)read::number(v, p, 0, 1e9); return; }
@@ -298,6 +311,15 @@ std::vector<ScenarioStep> parse_scenario(const json& arr, const std::set<std::st
                 }
             }
         }
+        {
+            int refs = 0;
+            for (const char* k : {"pasid", "pasid_value", "private_id"}) refs += o.contains(k) && st.op != "alloc_pasid" && st.op != "lookup_pasid";
+            if (refs > 1) throw ConfigError(path, "name the PASID once: one of \"pasid\", \"pasid_value\", \"private_id\"");
+            if (st.op == "free_pasid" && refs == 0)
+                throw ConfigError(path, "free_pasid needs one of \"pasid\", \"pasid_value\", \"private_id\"");
+            if ((st.op == "attach" || st.op == "detach") && o.contains("private_id") && !o.contains("owner"))
+                throw ConfigError(path + "/private_id", "a set-private PASID is translated through its owner's set: add \"owner\"");
+        }
         if ((st.op == "alloc_domain" || st.op == "alloc_sva_domain") && !o.contains("iommu") && iommus.size() > 1)
             throw ConfigError(path, "the platform has " + std::to_string(iommus.size()) +
                                         " IOMMUs: say which one the domain is for with \"iommu\"");
@@ -358,6 +380,38 @@ void document_scenario(std::vector<ParamSection>& out) {
         s.params.push_back({o.op, "op", "", "", std::string(o.description) + "; keys: " + (args.empty() ? "none" : args)});
     }
     out.push_back(std::move(s));
+}
+
+std::string render_group_owners(const std::vector<ScenarioStep>& steps, const pcie::Topology& topo) {
+    std::map<int, std::string> members;
+    std::map<int, std::vector<std::string>> owners;
+    for (int f : topo.functions()) {
+        std::string& m = members[topo.node(f).iommu_group];
+        m += (m.empty() ? "" : ", ") + topo.node(f).bdf.str();
+    }
+    for (const auto& s : steps) {
+        if ((s.op != "attach" && s.op != "bind_sva") || !s.args.contains("device") || s.expect_error) continue;
+        const auto fns = topo.functions_of(s.args["device"].get<std::string>());
+        const uint64_t f = s.args.contains("function") ? s.args["function"].get<uint64_t>() : 0;
+        if (f >= fns.size()) continue;
+        const std::string who = s.args.contains("owner") ? s.args["owner"].get<std::string>() : host::Isolation::kKernel;
+        auto& o = owners[topo.node(fns[f]).iommu_group];
+        if (std::find(o.begin(), o.end(), who) == o.end()) o.push_back(who);
+    }
+    std::string out = "iommu group owners (scenario attach steps):\n";
+    for (const auto& [g, m] : members) {
+        out += "  group " + std::to_string(g) + " (" + m + "): ";
+        const auto it = owners.find(g);
+        if (it == owners.end()) out += "unowned (kernel)";
+        else if (it->second.size() == 1) out += "owner " + it->second.front();
+        else {
+            out += "owners in turn";
+            for (size_t i = 0; i < it->second.size(); ++i) out += (i ? ", " : " ") + it->second[i];
+            out += " (one at a time: every function detaches before another owner attaches)";
+        }
+        out += "\n";
+    }
+    return out;
 }
 
 // ---- execution ------------------------------------------------------------------
@@ -475,10 +529,19 @@ void ScenarioRunner::execute(const ScenarioStep& s, uint64_t iteration) {
                                                                       where.iommu + ", not " + str("iommu"));
         return host_.iommu_index(where.iommu);
     };
+    // The caller of a PASID or attach step: a process, a VM, or the host kernel.
+    auto owner = [&]() { return a.contains("owner") ? str("owner") : std::string(host::Isolation::kKernel); };
     auto pasid_of = [&]() -> std::optional<uint32_t> {
         if (a.contains("pasid")) return named(st.pasids, "pasid");
         if (a.contains("pasid_value")) return static_cast<uint32_t>(u64("pasid_value"));
+        if (a.contains("private_id")) return host_.isolation().host_pasid(owner(), static_cast<uint32_t>(u64("private_id")));
         return std::nullopt;
+    };
+    // A named PASID set must be the owner's (the owner's set otherwise).
+    auto set_of_step = [&]() {
+        host::PasidAllocator& pa = host_.pasids();
+        if (!a.contains("set")) return pa.set_for(owner());
+        return named(st.sets, "set");
     };
     const std::string& op = s.op;
     if (op == "create_ioas") {
@@ -496,23 +559,38 @@ void ScenarioRunner::execute(const ScenarioStep& s, uint64_t iteration) {
     else if (op == "alloc_sva_domain") st.domains[str("name")] = fd.hwpt_alloc_sva(named(st.processes, "process"), unit());
     else if (op == "mmap") fd.mmap(named(st.processes, "process"), u64("va"), size("size_bytes"));
     else if (op == "munmap") fd.munmap(named(st.processes, "process"), u64("va"), size("size_bytes"));
-    else if (op == "create_pasid_set") st.sets[str("name")] = host_.pasids().create_set(str("owner"), static_cast<uint32_t>(u64("quota")));
+    else if (op == "create_pasid_set")
+        st.sets[str("name")] = host_.pasids().create_set(
+            str("owner"), a.contains("quota") ? std::optional<uint32_t>(static_cast<uint32_t>(u64("quota"))) : std::nullopt);
     else if (op == "alloc_pasid") {
-        std::optional<uint32_t> priv;
+        std::optional<uint32_t> priv, value;
         if (a.contains("private_id")) priv = static_cast<uint32_t>(u64("private_id"));
-        st.pasids[str("name")] = host_.pasids().alloc(named(st.sets, "set"), str("owner"), priv);
-    } else if (op == "free_pasid") host_.pasids().free(named(st.sets, "set"), str("owner"), named(st.pasids, "pasid"));
-    else if (op == "attach") {
-        const auto pasid = pasid_of();
-        if (pasid && a.contains("owner")) host_.pasids().check_owner(*pasid, str("owner"));
+        if (a.contains("pasid_value")) value = static_cast<uint32_t>(u64("pasid_value"));
+        st.pasids[str("name")] = host_.pasids().alloc(set_of_step(), owner(), priv, value);
+    } else if (op == "free_pasid") {
+        const uint32_t p = *pasid_of();
+        if (a.contains("set") && host_.pasids().set_of(p) != named(st.sets, "set"))
+            throw host::HostError(host::HostError::Kind::not_found, "PASID " + std::to_string(p) + " is not allocated in set " + str("set"));
+        host_.isolation().free_pasid(owner(), p);
+    } else if (op == "lookup_pasid") {
+        const uint32_t p = host_.isolation().host_pasid(owner(), static_cast<uint32_t>(u64("private_id")));
+        if (a.contains("host_pasid") && p != u64("host_pasid"))
+            throw std::runtime_error("private PASID " + std::to_string(u64("private_id")) + " of \"" + owner() + "\" maps to host PASID " +
+                                     std::to_string(p) + ", expected " + std::to_string(u64("host_pasid")));
+        if (a.contains("name")) st.pasids[str("name")] = p;
+    } else if (op == "attach" || op == "bind_sva") {
         const unsigned own = device_unit();
         const uint32_t dom = named(st.domains, "domain");
         if (fd.hwpt_iommu(dom) != own)
             throw host::HostError(host::HostError::Kind::invalid, "domain " + str("domain") + " is on IOMMU " +
                                                                       fd.iommu_name(fd.hwpt_iommu(dom)) + ", device " +
                                                                       str("device") + " is behind " + fd.iommu_name(own));
-        fd.attach(rid_of(), pasid, dom);
-    } else if (op == "detach") fd.detach(rid_of(), pasid_of(), device_unit());
+        if (op == "attach") host_.isolation().attach(owner(), own, rid_of(), pasid_of(), dom);
+        else {
+            const uint32_t p = host_.isolation().bind_sva(owner(), own, rid_of(), dom);
+            if (a.contains("name")) st.pasids[str("name")] = p;
+        }
+    } else if (op == "detach") host_.isolation().detach(device_unit(), rid_of(), pasid_of());
     else if (op == "map") {
         std::optional<uint64_t> iova;
         if (a.contains("iova")) iova = u64("iova");

@@ -51,6 +51,12 @@ std::vector<ScenarioStep> parse_scenario(const json& arr, const std::set<std::st
 json dump_scenario(const std::vector<ScenarioStep>& steps);
 void document_scenario(std::vector<ParamSection>& out);
 
+/// The owners the scenario's attach / bind_sva steps claim each IOMMU group of `topo` for (an
+/// attach without "owner" is the kernel's), one line per group: what `iommusim topology`
+/// prints. A group claimed by two owners is marked: the second owner's attach is refused
+/// unless the first detached every function before.
+std::string render_group_owners(const std::vector<ScenarioStep>& steps, const pcie::Topology& topo);
+
 /// Where a device sits: its root complex's hierarchy and the IOMMU translating it ("" = none).
 struct DeviceSite {
     const pcie::Topology* topology = nullptr;
