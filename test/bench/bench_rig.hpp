@@ -91,6 +91,7 @@ struct TwoUnits {
         Params p;
         p.walker.s1_walk_cache.per_level.entries = 0; // cold 4-level walks on every miss
         p.walker.s2_walk_cache.per_level.entries = 0;
+        p.walker.s2_cache.geometry.entries = 0; // nested walks too: every stage-2 step reads memory
         iommu = std::make_unique<Unit>(name, p, &root);
         iommu2 = std::make_unique<Unit>(name2, p, &root);
         pcie::AtsEndpointParams ap;

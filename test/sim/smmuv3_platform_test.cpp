@@ -86,3 +86,15 @@ TEST_CASE("SMMUv3 platform: SVA on an x86 host is refused with the reason", "[si
     CHECK(r.exit_code != 0);
     CHECK(r.err.find("cannot share the CPU's page tables") != std::string::npos);
 }
+
+TEST_CASE("SMMUv3 platform: a CMD_SYNC behind an ATC_INV completes only after the Invalidate Completion arrived",
+          "[sim][host][smmuv3][regression]") {
+    // Two NVMe jobs share the CMDQ; an Invalidate Completion delivered ahead in local time used to
+    // count as done at delivery, so a sync could finish before it arrived (a reversed phase pair).
+    auto p = ordered_json::parse(slurp(source_path("platforms/smmuv3-nvme-strict.json")));
+    p["duration_us"] = 800;
+    auto s = run(p, "smmuv3-sync-after-completion");
+    const auto& h = s["os"]["invalidation"]["phase_to_wait_done"];
+    REQUIRE(h["count"].get<uint64_t>() > 0);
+    CHECK(h["min"].get<double>() >= 60.0); // the sync's MSI write (record_write_ns) after the last completion
+}

@@ -114,15 +114,18 @@ TEST_CASE("SMMUv3 driver builds range TLBIs with RIL as Linux does: 5 bits of th
     CHECK(cmds[0].scale == 10);
     CHECK(cmds[0].num == 0);
     // Non-leaf: no TTL, and a count whose low 5 bits are 1 is rounded up (no SCALE = NUM = 0 command).
+    // (1 page becomes 2: NUM 0, SCALE 1).
     cmds = Smmuv3Driver::tlbi_range(nh_va(3, false), 0, 4096, 12, true, 512);
     REQUIRE(cmds.size() == 1);
     CHECK(cmds[0].ttl == 0);
-    CHECK(cmds[0].num == 1);
-    // 64 KiB granule: TG 3.
+    CHECK(cmds[0].num == 0);
+    CHECK(cmds[0].scale == 1);
+    // 64 KiB granule: TG 3; 2 pages = NUM 0, SCALE 1.
     cmds = Smmuv3Driver::tlbi_range(nh_va(3, true), 0, 2 * 65536, 16, true, 512);
     REQUIRE(cmds.size() == 1);
     CHECK(cmds[0].tg == 3);
-    CHECK(cmds[0].num == 1);
+    CHECK(cmds[0].num == 0);
+    CHECK(cmds[0].scale == 1);
 }
 
 TEST_CASE("SMMUv3 driver ATC_INV covers a range with the smallest aligned power-of-two span, Size 52 for all",

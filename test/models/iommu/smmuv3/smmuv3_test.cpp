@@ -267,6 +267,55 @@ TEST_CASE("SMMUv3 TLBI_NH_VA + CMD_SYNC: the new mapping is used after the sync'
     });
 }
 
+TEST_CASE("SMMUv3 range TLBI through the CMDQ: NUM/SCALE/TG drop exactly their pages, TTL changes nothing",
+          "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        r.stream();
+        // 40 pages at 0x10'0000, all walked once into the IOTLB.
+        REQUIRE(r.pt->map(0x10'0000, 0x80'0000, 40 * 0x1000, 12) == MapError::none);
+        uint64_t v = 0;
+        pcie::TlpExtension ext;
+        for (uint64_t i = 0; i < 40; ++i) REQUIRE(r.dma(0x10'0000 + i * 0x1000, false, v) == tlm::TLM_OK_RESPONSE);
+        // (NUM + 1) * 2^SCALE = 3 * 2^2 = 12 pages from page 4 (as Linux builds it: TG 4 KiB, TTL 3, Leaf).
+        Command t;
+        t.opcode = op::kTlbiNhVa;
+        t.asid = 5;
+        t.leaf = true;
+        t.tg = 1;
+        t.ttl = 3;
+        t.num = 2;
+        t.scale = 2;
+        t.addr = 0x10'4000;
+        r.command(t);
+        r.command(r.sync_cmd(0x61));
+        REQUIRE(r.wait_sync(0x61));
+        for (uint64_t i = 0; i < 40; ++i) {
+            INFO("page " << i);
+            REQUIRE(r.dma(0x10'0000 + i * 0x1000, false, v, &ext) == tlm::TLM_OK_RESPONSE);
+            const bool dropped = i >= 4 && i < 16;
+            CHECK(ext.served_by == (dropped ? pcie::TlpExtension::Source::walk : pcie::TlpExtension::Source::iotlb));
+        }
+        // The same range with another ASID drops nothing; with TTL = 0 it drops the same pages.
+        t.asid = 6;
+        r.command(t);
+        t.asid = 5;
+        t.ttl = 0;
+        t.num = 0;
+        t.scale = 0; // one page
+        t.addr = 0x10'2000;
+        r.command(t);
+        r.command(r.sync_cmd(0x62));
+        REQUIRE(r.wait_sync(0x62));
+        for (uint64_t i = 0; i < 40; ++i) {
+            INFO("page " << i);
+            REQUIRE(r.dma(0x10'0000 + i * 0x1000, false, v, &ext) == tlm::TLM_OK_RESPONSE);
+            CHECK(ext.served_by == (i == 2 ? pcie::TlpExtension::Source::walk : pcie::TlpExtension::Source::iotlb));
+        }
+    });
+}
+
 TEST_CASE("SMMUv3 CFGI_STE: a rewritten STE is used only after its invalidation", "[sc]") {
     Rig r;
     run([&] {
