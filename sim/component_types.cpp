@@ -390,7 +390,7 @@ const Schema<NicConfig>& nic_schema() {
             .custom("packet_bytes", "integer [64, 65536]", "bytes", "received packet size; default 1500 (MTU)",
                     [](P& p, const json& j, const std::string& path) { p.nic.packet_bytes = static_cast<uint32_t>(read::u64(j, path, 64, 65536)); },
                     [](const P& p) { return json(p.nic.packet_bytes); })
-            .custom("line_rate_gbps", "number", "Gb/s", "packet arrival rate in gigabits per second; default 100 (100 GbE)",
+            .custom("line_rate_gbps", "number", "Gb/s", "port speed in gigabits per second: the RX packet arrival rate and the TX wire rate; default 100 (100 GbE)",
                     [](P& p, const json& j, const std::string& path) { p.nic.line_rate_gbps = read::number(j, path, 1e-3, 1e4); },
                     [](const P& p) { return json(p.nic.line_rate_gbps); })
             .custom("ats", "boolean", "", "ATS enabled: translations cached in the device's ATC; default true",
@@ -436,6 +436,32 @@ const Schema<NicConfig>& nic_schema() {
             .custom("rx_buffer_bytes", "integer", "bytes", "on-chip packet buffer; packets are dropped only when it overflows; default 524288 (estimate: 82599-class datasheet figure)",
                     [](P& p, const json& j, const std::string& path) { p.nic.rx_buffer_bytes = static_cast<uint32_t>(read::u64(j, path, 64, 1u << 30)); },
                     [](const P& p) { return json(p.nic.rx_buffer_bytes); })
+            .custom("rx", "boolean", "", "packets arrive at line_rate_gbps (the receive path); false = the NIC only transmits (needs tx_rate_gbps > 0); default true",
+                    [](P& p, const json& j, const std::string& path) { p.nic.rx = read::boolean(j, path); },
+                    [](const P& p) { return json(p.nic.rx); })
+            .custom("tx_rate_gbps", "number", "Gb/s",
+                    "offered transmit load over all queues (packets of packet_bytes, one sender thread per queue); 0 = no transmit; default 0",
+                    [](P& p, const json& j, const std::string& path) { p.driver.tx_rate_gbps = read::number(j, path, 0, 1e4); },
+                    [](const P& p) { return json(p.driver.tx_rate_gbps); })
+            .custom("tx_ring_entries", "integer", "descriptors", "TX ring size per queue, a multiple of 8 (TDLEN counts 128-byte units); default 256 (as the RX ring)",
+                    [](P& p, const json& j, const std::string& path) {
+                        p.driver.tx_ring_entries = static_cast<uint32_t>(read::u64(j, path, 8, 1u << 16));
+                        if (p.driver.tx_ring_entries % 8) throw ConfigError(path, "expected a multiple of 8, got " + std::to_string(p.driver.tx_ring_entries));
+                    },
+                    [](const P& p) { return json(p.driver.tx_ring_entries); })
+            .custom("tx_doorbell_batch", "integer", "packets",
+                    "packets per TX tail write while a backlog lasts (xmit_more); default 64 (estimate: Linux dev_tx_weight, packets per qdisc run)",
+                    [](P& p, const json& j, const std::string& path) { p.driver.tx_doorbell_batch = static_cast<uint32_t>(read::u64(j, path, 1, 1u << 16)); },
+                    [](const P& p) { return json(p.driver.tx_doorbell_batch); })
+            .custom("tx_descriptor_prefetch", "integer", "descriptors", "TX descriptors read per fetch; default 40 (calibration.md NIC row: TX prefetches up to 40 descriptors)",
+                    [](P& p, const json& j, const std::string& path) { p.nic.tx_descriptor_prefetch = static_cast<uint32_t>(read::u64(j, path, 1, 256)); },
+                    [](const P& p) { return json(p.nic.tx_descriptor_prefetch); })
+            .custom("tx_writeback_batch", "integer", "descriptors", "TX descriptors written back together (WTHRESH); default 8 (calibration.md NIC row: write-back batches of 8)",
+                    [](P& p, const json& j, const std::string& path) { p.nic.tx_writeback_batch = static_cast<uint32_t>(read::u64(j, path, 1, 64)); },
+                    [](const P& p) { return json(p.nic.tx_writeback_batch); })
+            .custom("tx_buffer_bytes", "integer", "bytes", "on-chip transmit packet buffer: data reads run at most this far ahead of the wire; default 163840 (estimate: 82599-class datasheet figure)",
+                    [](P& p, const json& j, const std::string& path) { p.nic.tx_buffer_bytes = static_cast<uint32_t>(read::u64(j, path, 64, 1u << 30)); },
+                    [](const P& p) { return json(p.nic.tx_buffer_bytes); })
             .custom("buffers", "enum(map_per_packet|recycle)", "",
                     "DMA-API RX buffers: mapped and unmapped around every packet (default), or mapped once per ring slot and reposted (page_pool recycling)",
                     [](P& p, const json& j, const std::string& path) {
@@ -504,6 +530,13 @@ std::any parse_nic(const json& dev, const std::string& path, const std::vector<s
                                                       "): a packet spans one buffer, got " + std::to_string(c.driver.buffer_bytes));
     if (c.driver.domain == host::DomainDesc::Kind::sva && c.driver.buffer_bytes > 4096)
         throw ConfigError(path + "/buffer_bytes", "an sva NIC's buffers are one page at most (4096)");
+    if (c.driver.tx_rate_gbps > 0 && c.driver.domain == host::DomainDesc::Kind::sva)
+        throw ConfigError(path + "/tx_rate_gbps", "expected 0 for an sva NIC: TX is modelled for DMA-API domains only");
+    if (c.driver.tx_rate_gbps > 0 && c.nic.packet_bytes > 16384)
+        throw ConfigError(path + "/packet_bytes", "expected at most 16384 with tx_rate_gbps > 0: one TX data descriptor carries at most 16 KiB (ixgbe IXGBE_MAX_DATA_PER_TXD), got " +
+                                                      std::to_string(c.nic.packet_bytes));
+    c.nic.tx = c.driver.tx_rate_gbps > 0;
+    if (!c.nic.rx && !c.nic.tx) throw ConfigError(path + "/rx", "expected true unless tx_rate_gbps > 0: the NIC would neither receive nor transmit");
     return c;
 }
 
@@ -520,7 +553,7 @@ json dump_nic(const std::any& a) {
 }
 
 void document_nic(std::vector<ParamSection>& out) {
-    ParamSection s{"device:nic", "NIC receive path on an ATS function: RX descriptor rings in memory, tail doorbells, RSS queues; host DMA-API driver (map / DMA / unmap per packet)", {}};
+    ParamSection s{"device:nic", "NIC on an ATS function: RX and TX descriptor rings in memory, tail doorbells, RSS queues; host DMA-API driver (map / DMA / unmap per packet) and optional transmit load", {}};
     nic_schema().document(NicConfig{}, "", s.params);
     out.push_back(std::move(s));
 }
@@ -550,6 +583,9 @@ std::unique_ptr<sc_core::sc_module> build_nic(const DeviceConfig& d, BuildContex
     auto drv = std::make_shared<host::NicDriver>(*ctx.host, *nic, regs, c.driver, &ctx.host->stats_group());
     for (uint32_t q = 0; q < c.nic.queues; ++q)
         ctx.host->add_thread(d.name + "_driver_q" + std::to_string(q), [drv, q] { drv->run(q); });
+    if (c.nic.tx)
+        for (uint32_t q = 0; q < c.nic.queues; ++q)
+            ctx.host->add_thread(d.name + "_sender_q" + std::to_string(q), [drv, q] { drv->run_tx(q); });
     ctx.keep_alive.push_back(drv);
     return nic;
 }
@@ -685,6 +721,7 @@ IommuUnit shell_unit(std::unique_ptr<iommu::IommuShell> unit) {
     out.mem = &unit->mem;
     iommu::IommuShell* u = unit.get();
     out.set_observer = [u](iommu::InvalidationObserver* o) { u->set_invalidation_observer(o); };
+    out.set_trace = [u](trace::Recorder* r) { u->set_trace(r); };
     out.module = std::move(unit);
     return out;
 }

@@ -18,7 +18,10 @@ const Schema<host::HostCpuParams>& cpu_schema() {
             .time_ns("poll_interval_ns", &P::poll_interval,
                      "relax between status polls; default 50 ns (Linux spins with cpu_relax); at least 1 ns so that every spin advances simulated time", 1.0)
             .time_ns("interrupt_ns", &P::interrupt_latency, "MSI to handler entry; default 1500 ns (estimate)")
-            .time_ns("call_overhead_ns", &P::call_overhead, "software overhead per driver call; default 200 ns (estimate)");
+            .time_ns("call_overhead_ns", &P::call_overhead, "software overhead per driver call; default 200 ns (estimate)")
+            .enumeration("arch", &P::arch,
+                         "CPU architecture: the page-table format of processes that SVA domains share (x86_64: 4-level x86-64; arm64: VMSAv8-64 4 KiB granule, 48-bit VA, with ASIDs); default x86_64",
+                         {{"x86_64", host::CpuArch::x86_64}, {"arm64", host::CpuArch::arm64}});
         return sc;
     }();
     return s;
@@ -45,6 +48,8 @@ const Schema<host::DriverParams>& driver_schema() {
                      "ranges larger than this are flushed domain-wide; default 512 (arm-smmu-v3's per-page cap, calibration.md)", 1, uint64_t{1} << 40)
             .boolean("skip_devtlb_invalidation", &P::skip_devtlb_invalidation,
                      "a deliberately broken driver that never invalidates device TLBs (the oracle must report violations)")
+            .boolean("skip_sync", &P::skip_sync,
+                     "a deliberately broken driver that publishes invalidations without the sync command and never waits (SMMUv3 backend: no CMD_SYNC); the oracle must report violations")
             .integer("queue_order", &P::queue_order, "", "invalidation queue of 2^order 4 KiB pages; default 1 (Linux: 256 x 32 B)", 0, 7)
             .integer("prq_order", &P::prq_order, "", "page request queue of 2^order 4 KiB pages (set up when a device has PRI); default 4 (Linux PRQ_ORDER)", 0, 7)
             .time_ns("prq_poll_interval_ns", &P::prq_poll_interval,

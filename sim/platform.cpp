@@ -111,6 +111,7 @@ void Platform::wire_iommu(const IommuType& t, const ComponentConfig& m, BuildCon
     } else {
         u.mem->bind(*mem_target_);
     }
+    if (trace_ && u.set_trace) u.set_trace(trace_.get());
     modules_.push_back(std::move(u.module));
 }
 
@@ -138,6 +139,13 @@ Platform::Platform(PlatformConfig cfg)
         fan->out.bind(memory_->target);
         mem_target_ = &fan->in;
         modules_.push_back(std::move(fan));
+    }
+    if (cfg_.outputs.trace) {
+        trace::Limits l;
+        l.max_events = cfg_.outputs.trace_max_events;
+        l.dma_sample_every = cfg_.outputs.trace_dma_sample_every;
+        l.counter_interval = cfg_.outputs.trace_counter_interval;
+        trace_ = std::make_unique<trace::Recorder>(l);
     }
     if (!cfg_.iommus.empty()) {
         host_ = std::make_unique<host::Host>("os", cfg_.host, memory_->store(), &stats_);
@@ -251,6 +259,10 @@ json Platform::stats_document(const HostFigures& host) const {
     if (host_ && host_->iommufd().log().rows_dropped()) // trace.json is memory-bounded: say what it left out
         doc["truncated_outputs"] = {{"invalidation_rows_dropped", host_->iommufd().log().rows_dropped()},
                                     {"invalidation_rows_kept", host::InvalidationLog::kMaxRows}};
+    if (trace_ && trace_->dropped()) {
+        doc["truncated_outputs"]["trace_events_dropped"] = trace_->dropped();
+        doc["truncated_outputs"]["trace_events_kept"] = trace_->events().size();
+    }
     return doc;
 }
 
@@ -279,7 +291,7 @@ void Platform::write_outputs(const std::filesystem::path& dir, const json& stats
         write_output_file(dir / "invalidations.csv", [&](std::ostream& os) { host_->iommufd().log().write_csv(os); });
     if (cfg_.outputs.trace && host_)
         write_output_file(dir / "trace.json", [&](std::ostream& os) {
-            os << invalidation_trace(host_->iommufd().log().rows()).dump() << "\n";
+            os << trace_json(host_->iommufd().log().rows(), trace_.get()).dump() << "\n";
         });
     if (host_) write_output_file(dir / "violations.csv", [&](std::ostream& csv) {
         // every safety violation the oracle saw (the first 1000), with the cache that served it

@@ -55,6 +55,7 @@ struct DomainDesc {
     Kind kind = Kind::paging_s1;
     iommu::StageConfig s1;  ///< root etc. filled in by the owner of the tables
     iommu::StageConfig s2;
+    uint32_t cpu_asid = 0;  ///< SVA: the CPU's address-space ID of the process (Arm ASID), 0 = none
     /// Enforces cache coherency: requests through it are snooped even with No-Snoop set
     /// (Linux iommu_domain force_snooping; VT-d PGSNP in the PASID entry and SNP in
     /// second-stage leaves, AMD-Vi PTE.FC). Decided by the backend at allocation.

@@ -79,7 +79,8 @@ public:
     /// the format the IOMMU's backend chooses (`levels`: nullopt = its default).
     uint32_t hwpt_alloc(uint32_t ioas, unsigned iommu, DomainDesc::Kind kind,
                         std::optional<uint8_t> levels = std::nullopt);
-    /// A process with CPU page tables in the host CPU's format (x86-64, 4 levels).
+    /// A process with CPU page tables in the host CPU's format (host.cpu.arch: x86-64
+    /// 4 levels, or Arm VMSAv8-64 4 KiB granule 4 levels) and a CPU ASID.
     uint32_t process_create();
     /// An SVA domain on `iommu`: its first stage walks the process's tables. Error if the unit cannot.
     uint32_t hwpt_alloc_sva(uint32_t process, unsigned iommu);
@@ -158,6 +159,7 @@ private:
     };
     struct Process {
         std::unique_ptr<iommu::TableBuilder> tables;
+        uint32_t asid = 0; ///< the CPU's ASID for the process (arm64: lowest free from 1, as the arm64 allocator's first generation)
         std::map<uint64_t, Mapping> mappings;
         std::vector<uint32_t> hwpts;
     };
@@ -201,6 +203,7 @@ private:
     std::map<uint32_t, Process> processes_;
     std::map<uint64_t, uint32_t> attached_; ///< attach_key -> hwpt
     uint32_t next_id_ = 1;
+    uint32_t next_asid_ = 1;
     FlushQueue fq_;
     struct PendingRelease {
         uint32_t ioas;

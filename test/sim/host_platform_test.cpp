@@ -254,7 +254,7 @@ TEST_CASE("trace.json slices nest on every track, with two drivers sharing one I
             else threads[{pid, e["tid"].get<int>()}] = e["args"]["name"].get<std::string>();
             continue;
         }
-        REQUIRE(e["ph"] == "X");
+        if (e["ph"] != "X") continue; // async spans, instants and counters do not nest (trace_writer_test)
         const std::pair<int, int> track{pid, e["tid"].get<int>()};
         tracks[track].push_back({e["ts"].get<double>(), e["dur"].get<double>()});
         CHECK(e["dur"].get<double>() >= 0);
