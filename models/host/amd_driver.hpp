@@ -63,6 +63,12 @@ public:
     const IommuCaps& caps() const override;
     PagingFormat paging_format(DomainDesc::Kind kind, std::optional<uint8_t> levels) const override;
     uint32_t domain_tag(const DomainDesc& d) override { return domids_.get(d.id); }
+    /// Host page tables (v1) with PTE.FC force coherent accesses: Linux
+    /// amd_iommu_enforce_cache_coherency ("IOMMU_PTE_FC is always set"). v2 tables (x86-64
+    /// format) have no FC bit: not for paging_s1 / SVA.
+    bool enforce_cache_coherency(const DomainDesc& domain) const override {
+        return domain.kind == DomainDesc::Kind::paging_s2;
+    }
     void attach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming detach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming flush(const FlushRequest& r) override;

@@ -56,6 +56,10 @@ struct DomainDesc {
     iommu::StageConfig s1;  ///< root etc. filled in by the owner of the tables
     iommu::StageConfig s2;
     uint32_t cpu_asid = 0;  ///< SVA: the CPU's address-space ID of the process (Arm ASID), 0 = none
+    /// Enforces cache coherency: requests through it are snooped even with No-Snoop set
+    /// (Linux iommu_domain force_snooping; VT-d PGSNP in the PASID entry and SNP in
+    /// second-stage leaves, AMD-Vi PTE.FC). Decided by the backend at allocation.
+    bool force_snoop = false;
 };
 
 /// One device (and PASID) attached to a domain, as invalidations need it.
@@ -135,6 +139,13 @@ public:
     /// The tag the unit's caches carry for `domain`, allocated on first use.
     /// HostError no_space when the unit's tag space (caps().domain_tags) is exhausted.
     virtual uint32_t domain_tag(const DomainDesc& domain) = 0;
+    /// Whether the backend can make `domain` enforce cache coherency (Linux
+    /// iommu_domain_ops::enforce_cache_coherency, which iommufd asks for every paging
+    /// domain); the backend then programs domain.force_snoop. Default: it cannot.
+    virtual bool enforce_cache_coherency(const DomainDesc& domain) const {
+        (void)domain;
+        return false;
+    }
     /// Makes (device, pasid) translate through `domain`.
     virtual void attach(const Attachment& a, const DomainDesc& domain) = 0;
     /// Architected teardown (clear entry, flush its caches and the device TLB, wait).

@@ -33,6 +33,13 @@ private:
     IommuFd& fd_;
     unsigned iommu_;
 };
+/// Leaves of a DMA domain: read/write, snooped when the domain enforces coherency (VT-d
+/// second-stage SNP, AMD v1 FC; formats without such a bit ignore it).
+iommu::LeafAttrs leaf_attrs(const DomainDesc& d) {
+    iommu::LeafAttrs a{iommu::perm::both(true, true, false)};
+    a.snoop = d.force_snoop;
+    return a;
+}
 std::string hex(uint64_t v) {
     char b[24];
     std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
@@ -55,7 +62,10 @@ IommuFd::IommuFd(HostCpu& cpu, DmaOracle& oracle, const DriverParams& params, co
       failed_flushes_(stats_.counter("failed_flushes", "flushes", "flushes that ended in a queue error (IQE/ITE)")),
       quarantined_(stats_.counter("quarantined", "ranges",
                                   "unmapped ranges never reused because their flush failed (a stale ATC may still hold them)")),
-      demand_faults_(stats_.counter("demand_faults", "pages", "process pages mapped on demand (page requests)")) {
+      demand_faults_(stats_.counter("demand_faults", "pages", "process pages mapped on demand (page requests)")),
+      noncoherent_(stats_.value("noncoherent_domains", "domains",
+                                "domains with attached devices that do not enforce cache coherency (their No-Snoop DMA "
+                                "bypasses the CPU caches: KVM must emulate WBINVD while any is attached)")) {
     // The host CPU's paging mode, the tables SVA domains share: x86-64 with 4 levels (no
     // LA57), or arm64 with 4 KiB pages and 48-bit VAs (Linux defaults: 4 levels, TTBR0 range).
     cpu_tables_.enabled = true;
@@ -134,12 +144,13 @@ uint32_t IommuFd::hwpt_alloc(uint32_t ioas_id, unsigned iommu, DomainDesc::Kind 
     h.desc.id = id;
     h.desc.kind = kind;
     (kind == DomainDesc::Kind::paging_s1 ? h.desc.s1 : h.desc.s2) = tables->config();
+    h.desc.force_snoop = iommus_[iommu].driver->enforce_cache_coherency(h.desc); // iommufd asks for every paging domain
     h.iommu = iommu;
     h.page_sizes = f.page_sizes;
     h.space = ioas_id;
     // A new domain mirrors the IOAS's existing mappings.
     for (const auto& [iova, m] : a.mappings)
-        if (auto e = tables->map(iova, m.pa, m.size, m.page_shift, iommu::LeafAttrs{iommu::perm::both(true, true, false)});
+        if (auto e = tables->map(iova, m.pa, m.size, m.page_shift, leaf_attrs(h.desc));
             e != iommu::MapError::none)
             throw HostError(K::invalid, "mirroring IOAS mapping " + hex(iova) + ": " + std::string(iommu::to_string(e)));
     // The IOAS hands out only IOVAs every one of its domains can translate.
@@ -213,6 +224,13 @@ void IommuFd::attach(pcie::Bdf rid, std::optional<uint32_t> pasid, uint32_t hwpt
         throw;
     }
     h.attachments.push_back(a);
+    count_noncoherent();
+}
+
+void IommuFd::count_noncoherent() {
+    unsigned n = 0;
+    for (const auto& [id, h] : hwpts_) n += !h.attachments.empty() && !h.desc.force_snoop;
+    noncoherent_.set(n);
 }
 
 namespace {
@@ -262,6 +280,7 @@ void IommuFd::detach(pcie::Bdf rid, std::optional<uint32_t> pasid, std::optional
     const std::optional<Duration> gone =
         t.error ? std::nullopt : std::optional<Duration>(t.wait_done ? *t.wait_done : t.observed);
     oracle_.unbind(rid, pasid, unbound_from, gone, iommus_[h.iommu].segment);
+    count_noncoherent();
 }
 
 bool IommuFd::flush_space(uint32_t space, const std::vector<uint32_t>& hwpts, uint64_t iova, uint64_t size,
@@ -326,7 +345,7 @@ uint64_t IommuFd::map(uint32_t ioas_id, uint64_t size, std::optional<uint64_t> i
     std::vector<uint32_t> done;
     for (uint32_t hid : hwpts) {
         Hwpt& h = hwpt(hid);
-        auto e = h.tables->map(va, pa, size, page_shift, iommu::LeafAttrs{iommu::perm::both(true, true, false)});
+        auto e = h.tables->map(va, pa, size, page_shift, leaf_attrs(h.desc));
         if (e != iommu::MapError::none) {
             // Roll back: no domain may keep PTEs to memory that is freed again.
             for (uint32_t d : done) (void)hwpt(d).tables->unmap(va, size);

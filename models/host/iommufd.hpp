@@ -16,6 +16,12 @@
 // known by (IOMMU, RID), attachments by (IOMMU, RID, PASID), and the oracle
 // by (segment, RID, PASID).
 //
+// Cache coherency: every paging domain asks its backend whether it can
+// enforce coherency (Linux iommufd calls enforce_cache_coherency for each);
+// such a domain snoops No-Snoop requests (DomainDesc::force_snoop) and its
+// leaves carry the family's snoop bit. `noncoherent_domains` counts the
+// attached domains that do not (thread 001: KVM then emulates WBINVD).
+//
 // All calls that cost time must come from an SC_THREAD (a host thread).
 #include <cstdint>
 #include <functional>
@@ -80,6 +86,10 @@ public:
     uint32_t hwpt_alloc_sva(uint32_t process, unsigned iommu);
     /// The IOMMU a HW page table belongs to.
     unsigned hwpt_iommu(uint32_t id) { return hwpt(id).iommu; }
+    /// Whether a HW page table enforces cache coherency (No-Snoop requests are snooped): what
+    /// iommufd reports and KVM asks (IOMMU_CAP_ENFORCE_CACHE_COHERENCY; a VM with a device on a
+    /// domain that does not must emulate WBINVD: shared/reference/threads 001).
+    bool enforces_coherency(uint32_t id) { return hwpt(id).desc.force_snoop; }
 
     /// Attaches the device `rid` behind the domain's IOMMU. Errors: the RID is
     /// behind another IOMMU only (invalid, naming both), unknown device.
@@ -213,6 +223,8 @@ private:
     stats::Counter& failed_flushes_;
     stats::Counter& quarantined_;
     stats::Counter& demand_faults_;
+    stats::Value& noncoherent_;
+    void count_noncoherent();
 };
 
 } // namespace iommusim::host

@@ -153,10 +153,15 @@ void VtdDriver::acknowledge_interrupt() {
     mmio_.write32(reg::ICS, bits::ICS_IWC);
 }
 
+bool VtdDriver::enforce_cache_coherency(const DomainDesc& d) const {
+    return caps().snoop_control && d.kind != DomainDesc::Kind::sva;
+}
+
 vtd::PasidEntry VtdDriver::pasid_entry_for(const DomainDesc& d, uint16_t did) const {
     vtd::PasidEntry pe;
     pe.present = true;
     pe.did = did;
+    pe.pgsnp = d.force_snoop; // Page Snoop: every access through this entry is snooped (spec-layouts PASID entry bit 88)
     auto aw_of = [](const iommu::StageConfig& s) { return static_cast<uint8_t>(s.levels - 2); }; // 3/4/5 levels -> 1/2/3
     switch (d.kind) {
     case DomainDesc::Kind::paging_s1:

@@ -74,6 +74,9 @@ public:
     PagingFormat paging_format(DomainDesc::Kind kind, std::optional<uint8_t> levels) const override;
     /// The Domain-ID: SVA and pass-through share DID 1 (Linux FLPT_DEFAULT_DID); paging domains get their own.
     uint32_t domain_tag(const DomainDesc& d) override;
+    /// ECAP.SC: PGSNP (first stage, PASID entry) and SNP (second-stage leaves) force snooping
+    /// (Linux intel_iommu_enforce_cache_coherency; not for SVA: the CPU's tables).
+    bool enforce_cache_coherency(const DomainDesc& domain) const override;
     void attach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming detach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming flush(const FlushRequest& r) override;

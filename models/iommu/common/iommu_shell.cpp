@@ -139,6 +139,7 @@ IommuShell::IommuShell(const sc_core::sc_module_name& name, const ShellParams& p
       st_faults_(stats_.counter(n.faults.name, "count", n.faults.description)),
       st_faults_suppressed_(stats_.counter(n.faults_suppressed.name, "count", n.faults_suppressed.description)),
       st_snoop_forced_(stats_.counter(n.snoop_forced.name, "count", n.snoop_forced.description)),
+      st_no_snoop_to_memory_(stats_.counter(n.no_snoop_to_memory.name, "count", n.no_snoop_to_memory.description)),
       st_table_reads_(stats_.counter(n.table_reads.name, "count", n.table_reads.description)),
       st_commands_(stats_.counter(n.commands.name, "count", n.commands.description)),
       st_queue_errors_(stats_.counter(n.queue_errors.name, "count", n.queue_errors.description)),

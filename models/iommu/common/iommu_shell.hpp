@@ -117,6 +117,7 @@ struct ShellStatNames {
     Name faults{"faults", "translation faults detected"};
     Name faults_suppressed{"faults_suppressed", "faults not recorded (suppressed by the context)"};
     Name snoop_forced{"snoop_forced", "No-Snoop requests forced snooped"};
+    Name no_snoop_to_memory{"no_snoop_to_memory", "requests forwarded to memory with No-Snoop still set (their domain does not enforce coherency)"};
     Name table_reads{"table_reads", "memory reads for context entries and walks"};
     Name commands{"commands", "commands executed"};
     Name queue_errors{"queue_errors", "command queue errors"};
@@ -382,6 +383,7 @@ protected:
     stats::Counter& st_faults_;
     stats::Counter& st_faults_suppressed_;
     stats::Counter& st_snoop_forced_;
+    stats::Counter& st_no_snoop_to_memory_;
     stats::Counter& st_table_reads_;
     stats::Counter& st_commands_;
     stats::Counter& st_queue_errors_;
@@ -437,6 +439,7 @@ void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExt
             return;
         }
         // No-Snoop of translated requests was settled by the completion's N bit.
+        if (ext.no_snoop) st_no_snoop_to_memory_.inc();
         mem->b_transport(t, delay);
         return;
     }
@@ -480,6 +483,7 @@ void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExt
         ext.no_snoop = false;
         st_snoop_forced_.inc();
     }
+    if (ext.no_snoop) st_no_snoop_to_memory_.inc();
     ext.output_address = pa;
     t.set_address(pa);
     mem->b_transport(t, delay);

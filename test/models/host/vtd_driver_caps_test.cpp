@@ -161,3 +161,62 @@ TEST_CASE("without ECAP.PRS a PRI device gets no page-request log or handler thr
     CHECK(rig.iommu->regs().pqa_base() == 0);
     CHECK(stats::numeric_value(*rig.root.find("os.prq.polls")) == 0);
 }
+
+namespace {
+/// One No-Snoop read by a device attached (without PASID) to a domain of kind `kind` on a unit
+/// with or without ECAP.SC. Returns whether the request reached memory snooped.
+bool no_snoop_read_is_snooped(CapsRig& rig, DomainDesc::Kind kind, bool expect_enforced) {
+    host::DeviceInfo d;
+    d.rid = pcie::Bdf(0x0100);
+    rig.os->iommufd().add_device(d, 0);
+    bool snooped = false;
+    rig.run([&] {
+        auto& fd = rig.os->iommufd();
+        const uint32_t ioas = fd.ioas_alloc();
+        const uint32_t h = fd.hwpt_alloc(ioas, 0, kind);
+        CHECK(fd.enforces_coherency(h) == expect_enforced); // the answer a KVM-like consumer reads
+        const uint64_t iova = fd.map(ioas, 4096);
+        fd.attach(d.rid, std::nullopt, h);
+        pcie::TlpExtension ext;
+        ext.requester = d.rid;
+        ext.no_snoop = true;
+        uint32_t v = 0;
+        sc_core::sc_time t = sc_core::SC_ZERO_TIME;
+        REQUIRE(rig.dev.access(tlm::TLM_READ_COMMAND, iova, &v, 4, t, &ext) == tlm::TLM_OK_RESPONSE);
+        snooped = !ext.no_snoop;
+    });
+    return snooped;
+}
+double stat(const CapsRig& rig, const char* dotted) {
+    const stats::Entry* e = rig.root.find(dotted);
+    REQUIRE(e);
+    return stats::numeric_value(*e);
+}
+} // namespace
+
+TEST_CASE("with ECAP.SC the driver sets PGSNP and a first-stage domain's No-Snoop requests are forced snooped",
+          "[sc][host][vtd][caps][coherency]") {
+    CapsRig rig(iommu::vtd::VtdParams{}); // snoop_control (ECAP.SC) on by default
+    // x86-64 first-stage leaves have no snoop bit: only the PASID entry's PGSNP can force it.
+    CHECK(no_snoop_read_is_snooped(rig, DomainDesc::Kind::paging_s1, true));
+    CHECK(stat(rig, "dmar0.snoop_forced") == 1);
+    CHECK(stat(rig, "dmar0.no_snoop_to_memory") == 0);
+    CHECK(stat(rig, "os.iommufd.noncoherent_domains") == 0);
+}
+
+TEST_CASE("with ECAP.SC a second-stage domain enforces coherency too (PGSNP and SNP leaves)", "[sc][host][vtd][caps][coherency]") {
+    CapsRig rig(iommu::vtd::VtdParams{});
+    CHECK(no_snoop_read_is_snooped(rig, DomainDesc::Kind::paging_s2, true));
+    CHECK(stat(rig, "dmar0.snoop_forced") == 1);
+}
+
+TEST_CASE("without ECAP.SC no domain enforces coherency and No-Snoop requests reach memory non-snooped",
+          "[sc][host][vtd][caps][coherency]") {
+    iommu::vtd::VtdParams p;
+    p.snoop_control = false;
+    CapsRig rig(p);
+    CHECK_FALSE(no_snoop_read_is_snooped(rig, DomainDesc::Kind::paging_s1, false));
+    CHECK(stat(rig, "dmar0.snoop_forced") == 0);
+    CHECK(stat(rig, "dmar0.no_snoop_to_memory") == 1);
+    CHECK(stat(rig, "os.iommufd.noncoherent_domains") == 1); // KVM would have to emulate WBINVD
+}
