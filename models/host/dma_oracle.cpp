@@ -32,6 +32,15 @@ void DmaOracle::bind(pcie::Bdf d, std::optional<uint32_t> pasid, uint32_t space,
 
 void DmaOracle::unbind(pcie::Bdf d, std::optional<uint32_t> pasid, uint16_t segment) {
     bindings_.erase(binding_key(segment, d, pasid));
+    nested_.erase(binding_key(segment, d, pasid));
+    last_space_ = nullptr;
+}
+
+void DmaOracle::bind_nested(pcie::Bdf d, std::optional<uint32_t> pasid, NestedView view, uint16_t segment) {
+    const uint64_t key = binding_key(segment, d, pasid);
+    bindings_.erase(key);
+    (void)space(view.parent_space);
+    nested_[key] = std::move(view);
     last_space_ = nullptr;
 }
 
@@ -173,17 +182,26 @@ DmaOracle::Verdict DmaOracle::violation(Violation v) {
 DmaOracle::Verdict DmaOracle::check(pcie::Bdf d, std::optional<uint32_t> pasid, uint64_t iova, uint64_t pa,
                                     Duration t, Source src, uint16_t segment) {
     checked_.inc();
-    auto fail = [&](const char* reason) { return violation(Violation{t, segment, d, pasid, iova, pa, src, reason}); };
     // DMAs come in runs from one requester: remember the last binding found.
     const uint64_t key = binding_key(segment, d, pasid);
     if (!last_space_ || key != last_binding_) {
         auto b = bindings_.find(key);
-        if (b == bindings_.end()) return fail("device/PASID not bound to any address space");
+        if (b == bindings_.end()) {
+            if (auto n = nested_.find(key); n != nested_.end()) return check_nested(n->second, d, pasid, iova, pa, t, src, segment);
+            return violation(Violation{t, segment, d, pasid, iova, pa, src, "device/PASID not bound to any address space"});
+        }
         last_binding_ = key;
         last_space_ = b->second;
     }
+    const auto [v, reason] = judge(*last_space_, iova, pa, t);
+    if (v == Verdict::correct) correct_.inc();
+    else if (v == Verdict::stale_in_window) stale_.inc();
+    else return violation(Violation{t, segment, d, pasid, iova, pa, src, reason});
+    return v;
+}
+
+std::pair<DmaOracle::Verdict, const char*> DmaOracle::judge(Space& s, uint64_t iova, uint64_t pa, Duration t) {
     const uint64_t page = iova >> kPageShift;
-    Space& s = *last_space_;
     // The space's last segment, else the page index (page-sized mappings),
     // else the tree (large mappings).
     const Segment* seg = s.last;
@@ -192,7 +210,7 @@ DmaOracle::Verdict DmaOracle::check(pcie::Bdf d, std::optional<uint32_t> pasid, 
             seg = &ix->second->second;
         } else {
             auto it = find(s, page);
-            if (it == s.segments.end()) return fail("IOVA never mapped");
+            if (it == s.segments.end()) return {Verdict::violation, "IOVA never mapped"};
             seg = &it->second;
             s.last = seg;
             s.last_first = it->first;
@@ -203,17 +221,30 @@ DmaOracle::Verdict DmaOracle::check(pcie::Bdf d, std::optional<uint32_t> pasid, 
     // Newest first: the mapping in force at t, else the latest one it could have come from.
     for (auto it = h.rbegin(); it != h.rend(); ++it) {
         if (it->pa_delta != pa_delta || it->mapped_at > t) continue;
-        if (!it->unmapped_at || t < *it->unmapped_at) {
-            correct_.inc();
-            return Verdict::correct;
-        }
-        if (!it->invalidated_at || t < *it->invalidated_at) {
-            stale_.inc();
-            return Verdict::stale_in_window;
-        }
-        return fail("translation used after its invalidation completed");
+        if (!it->unmapped_at || t < *it->unmapped_at) return {Verdict::correct, nullptr};
+        if (!it->invalidated_at || t < *it->invalidated_at) return {Verdict::stale_in_window, nullptr};
+        return {Verdict::violation, "translation used after its invalidation completed"};
     }
-    return fail("physical address does not match any mapping of this IOVA");
+    return {Verdict::violation, "physical address does not match any mapping of this IOVA"};
+}
+
+DmaOracle::Verdict DmaOracle::check_nested(const NestedView& v, pcie::Bdf d, std::optional<uint32_t> pasid,
+                                           uint64_t iova, uint64_t pa, Duration t, Source src, uint16_t segment) {
+    const std::optional<uint64_t> gpa = v.gpa_of(pa);
+    if (!gpa) return violation(Violation{t, segment, d, pasid, iova, pa, src, "physical address outside the VM's memory"});
+    // Stage 2 (host history), then stage 1 (the guest's oracle, which counts in the guest's stats too).
+    auto [host, host_reason] = judge(space(v.parent_space), v.stage2_by_iova ? iova : *gpa, pa, t);
+    const Verdict guest = v.guest->check(v.guest_device, v.guest_pasid, iova, *gpa, t, src);
+    if (host == Verdict::violation)
+        return violation(Violation{t, segment, d, pasid, iova, pa, src, std::string("host stage 2: ") + host_reason});
+    if (guest == Verdict::violation) {
+        const auto& g = v.guest->violations();
+        return violation(Violation{t, segment, d, pasid, iova, pa, src,
+                                   "guest stage 1: " + (g.empty() ? std::string("violation") : g.back().reason)});
+    }
+    const Verdict worst = std::max(host, guest);
+    (worst == Verdict::correct ? correct_ : stale_).inc();
+    return worst;
 }
 
 } // namespace iommusim::host

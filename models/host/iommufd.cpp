@@ -201,7 +201,8 @@ void IommuFd::attach(pcie::Bdf rid, std::optional<uint32_t> pasid, uint32_t hwpt
     Attachment a{dev, pasid};
     iommus_[h.iommu].driver->attach(a, h.desc);
     h.attachments.push_back(a);
-    oracle_.bind(rid, pasid, h.space, iommus_[h.iommu].segment);
+    // A nested domain's DMAs are judged by the VM's composed view (DmaOracle::bind_nested, by the VMM).
+    if (h.desc.kind != DomainDesc::Kind::nested) oracle_.bind(rid, pasid, h.space, iommus_[h.iommu].segment);
 }
 
 namespace {
@@ -250,7 +251,7 @@ void IommuFd::detach(pcie::Bdf rid, std::optional<uint32_t> pasid, std::optional
 }
 
 bool IommuFd::flush_space(uint32_t space, const std::vector<uint32_t>& hwpts, uint64_t iova, uint64_t size,
-                          bool leaf_only, const std::string& cause) {
+                          bool leaf_only, const std::string& cause, std::vector<FlushTiming>* timings) {
     // Every domain of the space is flushed; the oracle learns once, when the
     // last one completed, which unmaps (those before the first submission)
     // are now gone from every cache.
@@ -266,6 +267,7 @@ bool IommuFd::flush_space(uint32_t space, const std::vector<uint32_t>& hwpts, ui
         r.attachments = h.attachments;
         FlushTiming t = iommus_[h.iommu].driver->flush(r);
         log_.record(cause, iommus_[h.iommu].name, h.desc.id, iova, size, t, who(h.attachments), issuing_thread());
+        if (timings) timings->push_back(t);
         ok = ok && !t.error;
         const Duration done = t.wait_done ? *t.wait_done : t.observed;
         if (!first_submit || t.submitted < *first_submit) first_submit = t.submitted;
@@ -325,6 +327,10 @@ uint64_t IommuFd::map(uint32_t ioas_id, uint64_t size, std::optional<uint64_t> i
     a.mappings[va] = Mapping{pa, size, page_shift};
     oracle_.map(ioas_id, va, pa, size, cpu_.now()); // the PTEs are in memory from now on
     cpu_.spend(cpu_.params().call_overhead + cpu_.params().mem_write * (std::max<uint64_t>(1, size / page) * hwpts.size()));
+    for (uint32_t hid : hwpts) { // iotlb_sync_map: only units caching non-present entries act
+        Hwpt& h = hwpt(hid);
+        iommus_[h.iommu].driver->mapped(h.desc, h.attachments, va, size);
+    }
     maps_.inc();
     mapped_bytes_.inc(size);
     return va;
@@ -340,11 +346,12 @@ const IommuFd::Hwpt* IommuFd::refuses_page_size(const std::vector<uint32_t>& hwp
 
 void IommuFd::release(uint32_t ioas_id, uint64_t iova, const Mapping& m) {
     ioas(ioas_id).iovas.free(iova);
+    if (m.borrowed) return; // the caller's memory (a VM's RAM) stays
     cpu_.memory().discard(m.pa, m.size);
     data_alloc_.free(m.pa);
 }
 
-void IommuFd::unmap(uint32_t ioas_id, uint64_t iova, uint64_t size) {
+void IommuFd::unmap(uint32_t ioas_id, uint64_t iova, uint64_t size, std::vector<FlushTiming>* timings) {
     Ioas& a = ioas(ioas_id);
     auto it = a.mappings.find(iova);
     if (it == a.mappings.end() || it->second.size != size)
@@ -362,7 +369,7 @@ void IommuFd::unmap(uint32_t ioas_id, uint64_t iova, uint64_t size) {
     unmaps_.inc();
     if (a.flush.value_or(params_.flush) == FlushPolicy::strict || hwpts.empty()) {
         // The IOVA and the memory behind it are reusable only once the flush completed.
-        if (flush_space(ioas_id, hwpts, iova, size, true, "unmap")) release(ioas_id, iova, m);
+        if (flush_space(ioas_id, hwpts, iova, size, true, "unmap", timings)) release(ioas_id, iova, m);
         else quarantined_.inc();
     } else {
         // Lazy: the range stays allocated until its flush completes.
