@@ -45,6 +45,9 @@ const Schema<VmParams>& vm_schema() {
             .size("ram_gpa", &VmParams::ram_gpa, "guest-physical address of guest RAM; default 1 GiB", 1u << 20, uint64_t{1} << 46)
             .size("guest_table_bytes", &VmParams::guest_table_bytes,
                   "guest RAM the guest kernel keeps for IOMMU tables and queues; default 16 MiB", 1u << 20, uint64_t{1} << 34)
+            .integer("pasid_quota", &VmParams::pasid_quota, "PASIDs",
+                     "quota of the VM's PASID set: guest PASIDs (set-private IDs) it may bind; default 64 (a choice)", 1,
+                     (1u << 20) - 1)
             .custom("stage2_page_bytes", "size", "bytes",
                     "leaf size of the stage-2 map of guest RAM: 4KiB or 2MiB; default 4 KiB (VFIO maps the backing's page "
                     "size; no huge pages)",

@@ -38,6 +38,7 @@ struct VmmContext {
     unsigned iommu;              ///< the physical IOMMU the VM's devices sit behind
     GuestMemory& ram;
     const VmParams& params;
+    std::string vm_name;         ///< owner of the VM's PASID set
     DmaOracle* guest_oracle = nullptr;  ///< the guest's own ground truth (its IOVA -> GPA history)
     uint32_t parent_ioas = 0;    ///< GPA -> HPA (set when the VMM created the VM)
     uint32_t parent_hwpt = 0;    ///< the nesting parent (host stage 2)

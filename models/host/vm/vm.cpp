@@ -27,6 +27,7 @@ Vm::Vm(const std::string& name, const VmParams& params, Host& host, unsigned iom
       unmap_latency_(stats_.histogram("guest_unmap_latency", "ns", "guest kernel unmap call to return (its strict flush traps to the VMM)")) {
     if (params.guest_table_bytes >= params.ram_bytes)
         throw HostError(HostError::Kind::invalid, "VM " + name + ": guest_table_bytes must be below ram_bytes");
+    ctx_.vm_name = name;
     guest_ = std::make_unique<Host>((name + "_guest").c_str(), guest_host_params(params_, host.params()), ram_, &stats_);
     ctx_.guest_oracle = &guest_->oracle();
     viommu_ = build_viommu(name + "_viommu", ctx_, &stats_);

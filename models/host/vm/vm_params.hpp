@@ -51,6 +51,10 @@ struct VmParams {
     uint64_t ram_bytes = kDefaultRamBytes;
     uint64_t ram_gpa = kDefaultRamGpa;
     uint64_t guest_table_bytes = kDefaultGuestTableBytes;
+    // PASIDs; the quota of the VM's PASID set (guest PASIDs it may bind). A choice, not a cost:
+    // enough for a few SIOV/SVA queues per device.
+    static constexpr uint32_t kDefaultPasidQuota = 64;
+    uint32_t pasid_quota = kDefaultPasidQuota;
     /// Leaf size of the nesting parent's stage-2 map of guest RAM (VFIO maps in the backing's
     /// page size: 4 KiB without huge pages). 12 = 4 KiB, 21 = 2 MiB.
     unsigned stage2_page_shift = 12;

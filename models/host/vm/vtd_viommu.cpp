@@ -3,6 +3,8 @@
 
 #include <variant>
 
+#include "models/host/host_error.hpp"
+
 #include "models/host/vtd_driver.hpp"
 #include "models/iommu/common/pt_format.hpp"
 #include "models/iommu/vtd/vtd_descriptors.hpp"
@@ -85,10 +87,15 @@ void VtdViommu::run_queue() {
             send(regs_.report_iqe(r.error));
             return;
         }
-        if (auto* c = std::get_if<vtd::ContextCacheInv>(&r.desc); c || std::holds_alternative<vtd::PasidCacheInv>(r.desc)) {
-            (void)c;
+        if (auto* pc = std::get_if<vtd::PasidCacheInv>(&r.desc)) {
             flush_pending();
-            for (const auto& [vrid, dev] : vmm_.vdevices) sync_device(pcie::Bdf(vrid), dev);
+            // PASID-selective: that PASID of every device (QEMU vtd_pasid_cache_sync walks them all).
+            for (const auto& [vrid, dev] : vmm_.vdevices)
+                if (pc->gran == vtd::PasidCacheInv::Gran::pasid) sync_device(pcie::Bdf(vrid), dev, pc->pasid);
+                else sync_all(pcie::Bdf(vrid), dev);
+        } else if (std::holds_alternative<vtd::ContextCacheInv>(r.desc)) {
+            flush_pending();
+            for (const auto& [vrid, dev] : vmm_.vdevices) sync_all(pcie::Bdf(vrid), dev);
         } else if (auto* i = std::get_if<vtd::IotlbInv>(&r.desc)) {
             invalidate(i->scope);
         } else if (std::holds_alternative<vtd::DevTlbInv>(r.desc)) {
@@ -108,21 +115,30 @@ void VtdViommu::run_queue() {
     flush_pending();
 }
 
-void VtdViommu::sync_device(pcie::Bdf vrid, const DeviceInfo& dev) {
-    // Re-read the guest's context entry and its RID_PASID PASID entry from guest memory.
+void VtdViommu::sync_all(pcie::Bdf vrid, const DeviceInfo& dev) {
+    std::vector<uint32_t> pasids{kRidPasid};
+    for (const auto& [key, h] : bound_)
+        if (key.first == vrid.raw && key.second != kRidPasid) pasids.push_back(key.second);
+    for (uint32_t p : pasids) sync_device(vrid, dev, p);
+}
+
+void VtdViommu::sync_device(pcie::Bdf vrid, const DeviceInfo& dev, uint32_t pasid) {
+    // Re-read the guest's context entry and the PASID entry from guest memory.
     std::optional<vtd::PasidEntry> pe;
     const vtd::ContextLookup ctx = reader_.read_context(vmm_.ram, regs_.root_table(), regs_.scalable_mode(), vrid);
     unsigned reads = ctx.status.reads;
-    if (ctx.status.ok() && ctx.entry.present) {
-        const vtd::PasidLookup pl = reader_.read_pasid(vmm_.ram, ctx.entry, ctx.entry.rid_pasid);
+    const bool rid_pasid = ctx.status.ok() && ctx.entry.present && pasid == ctx.entry.rid_pasid;
+    if (ctx.status.ok() && ctx.entry.present && (rid_pasid || (ctx.entry.paside && pasid < (1u << 20)))) {
+        const vtd::PasidLookup pl = reader_.read_pasid(vmm_.ram, ctx.entry, pasid);
         reads += pl.status.reads;
         if (pl.status.ok() && pl.entry.present) pe = pl.entry;
     }
     vmm_work(vmm_.params.vmm.shadow_read * reads);
+    const uint32_t key_pasid = rid_pasid || pasid == kRidPasid ? kRidPasid : pasid;
     const auto first = static_cast<uint8_t>(vtd::Pgtt::first_stage), second = static_cast<uint8_t>(vtd::Pgtt::second_stage);
     if (vmm_.params.mode == ViommuMode::nested && pe && pe->pgtt == first) {
         // One nested domain per (vDomain-ID, PASID) (threads/003); reused while its table is the same.
-        const std::pair<uint16_t, uint32_t> key{pe->did, ctx.entry.rid_pasid};
+        const std::pair<uint16_t, uint32_t> key{pe->did, key_pasid};
         auto it = nested_.find(key);
         if (it == nested_.end() || it->second.root != pe->flptptr) {
             uapi::HwptVtdS1 data;
@@ -134,8 +150,8 @@ void VtdViommu::sync_device(pcie::Bdf vrid, const DeviceInfo& dev) {
             const uint32_t h = vmm_.host.iommufd().hwpt_alloc_nested_vtd(vmm_.parent_hwpt, data);
             it = nested_.insert_or_assign(key, Nested{h, pe->flptptr}).first;
         }
-        bind(vrid, dev, it->second.hwpt, std::nullopt);
-    } else if (vmm_.params.mode == ViommuMode::caching_mode && pe && pe->pgtt == second) {
+        bind(vrid, key_pasid, dev, it->second.hwpt, std::nullopt);
+    } else if (vmm_.params.mode == ViommuMode::caching_mode && pe && pe->pgtt == second && key_pasid == kRidPasid) {
         auto it = shadows_.find(pe->did);
         if (it == shadows_.end()) {
             Shadow s;
@@ -151,39 +167,61 @@ void VtdViommu::sync_device(pcie::Bdf vrid, const DeviceInfo& dev) {
         s.guest_s2.levels = static_cast<uint8_t>(pe->aw + 2);
         s.guest_s2.input_bits = static_cast<uint8_t>(12 + 9 * s.guest_s2.levels);
         s.guest_s2.root = pe->slptptr;
-        bind(vrid, dev, s.hwpt, s.ioas);
+        bind(vrid, kRidPasid, dev, s.hwpt, s.ioas);
     } else {
         if (pe) refused_.inc(); // a translation type this mode does not forward
-        unbind(vrid, dev);
+        unbind(vrid, key_pasid, dev);
     }
 }
 
-void VtdViommu::bind(pcie::Bdf vrid, const DeviceInfo& dev, uint32_t hwpt, std::optional<uint32_t> stage2_by_iova) {
-    auto it = bound_.find(vrid.raw);
+std::optional<uint32_t> VtdViommu::host_pasid(uint32_t guest_pasid) {
+    if (guest_pasid == kRidPasid) return std::nullopt;
+    // The VM's PASID set: a guest PASID is a set-private ID mapped to a host PASID the
+    // VM owns (the IOASID design, threads 000/002); the quota bounds how many it binds.
+    PasidAllocator& a = vmm_.host.pasids();
+    if (!pasid_set_) pasid_set_ = a.create_set(vmm_.vm_name, vmm_.params.pasid_quota);
+    try {
+        return a.host_pasid(*pasid_set_, guest_pasid);
+    } catch (const HostError&) {
+        return a.alloc(*pasid_set_, vmm_.vm_name, guest_pasid);
+    }
+}
+
+void VtdViommu::bind(pcie::Bdf vrid, uint32_t guest_pasid, const DeviceInfo& dev, uint32_t hwpt,
+                     std::optional<uint32_t> stage2_by_iova) {
+    auto it = bound_.find({vrid.raw, guest_pasid});
     if (it != bound_.end() && it->second == hwpt) return;
     IommuFd& fd = vmm_.host.iommufd();
-    if (it != bound_.end()) unbind(vrid, dev);
+    if (it != bound_.end()) unbind(vrid, guest_pasid, dev);
+    std::optional<uint32_t> hp;
+    try {
+        hp = host_pasid(guest_pasid);
+    } catch (const HostError&) { // over the VM's quota: the guest's PASID is not bound
+        refused_.inc();
+        return;
+    }
     ioctl();
     const Duration start = cpu_.now();
-    fd.attach(dev.rid, std::nullopt, hwpt);
+    fd.attach(dev.rid, hp, hwpt);
     if (Trap* t = current_trap()) add_host_call(*t, start, cpu_.now(), {});
-    bound_[vrid.raw] = hwpt;
+    bound_[{vrid.raw, guest_pasid}] = hwpt;
     DmaOracle::NestedView v;
     v.guest = vmm_.guest_oracle;
     v.guest_device = vrid;
+    if (guest_pasid != kRidPasid) v.guest_pasid = guest_pasid;
     v.parent_space = stage2_by_iova.value_or(vmm_.parent_ioas);
     v.stage2_by_iova = stage2_by_iova.has_value();
     GuestMemory* ram = &vmm_.ram;
     v.gpa_of = [ram](uint64_t hpa) { return ram->gpa_of(hpa); };
-    vmm_.host.oracle().bind_nested(dev.rid, std::nullopt, std::move(v));
+    vmm_.host.oracle().bind_nested(dev.rid, hp, std::move(v));
 }
 
-void VtdViommu::unbind(pcie::Bdf vrid, const DeviceInfo& dev) {
-    auto it = bound_.find(vrid.raw);
+void VtdViommu::unbind(pcie::Bdf vrid, uint32_t guest_pasid, const DeviceInfo& dev) {
+    auto it = bound_.find({vrid.raw, guest_pasid});
     if (it == bound_.end()) return;
     ioctl();
     const Duration start = cpu_.now();
-    vmm_.host.iommufd().detach(dev.rid, std::nullopt, vmm_.iommu);
+    vmm_.host.iommufd().detach(dev.rid, host_pasid(guest_pasid), vmm_.iommu);
     if (Trap* t = current_trap()) add_host_call(*t, start, cpu_.now(), {});
     bound_.erase(it);
 }

@@ -29,8 +29,10 @@
 // A wait descriptor completes when the forwarded work has: the VMM writes
 // the status word into guest memory (and the completion MSI with IF).
 // An invalidation naming an unknown vDID, or a context for an unknown vRID,
-// is refused (counted, nothing forwarded). Not modelled: guest PASIDs other
-// than RID_PASID (the host PASID would come from the VM's PASID set),
+// is refused (counted, nothing forwarded). Guest PASIDs (nested mode): a
+// guest PASID is a private ID of the VM's PASID set in the host allocator
+// (owner = the VM, quota = pasid_quota) and the physical device is attached
+// at its host PASID; beyond the quota the bind is refused. Not modelled:
 // page requests / page group responses from the guest, interrupt remapping,
 // shadowing leaves larger than 4 KiB under caching mode, domain-selective
 // shadow invalidations finding new mappings (they re-check the shadowed pages).
@@ -66,10 +68,17 @@ protected:
 
 private:
     void run_queue();
-    /// Re-reads the guest's entries for one virtual device and (re)binds its host attachment.
-    void sync_device(pcie::Bdf vrid, const DeviceInfo& dev);
-    void bind(pcie::Bdf vrid, const DeviceInfo& dev, uint32_t hwpt, std::optional<uint32_t> stage2_by_iova);
-    void unbind(pcie::Bdf vrid, const DeviceInfo& dev);
+    /// Guest PASID key of requests without PASID (the context entry's RID_PASID, 0 as Linux sets it).
+    static constexpr uint32_t kRidPasid = 0;
+    /// Re-reads the guest's PASID entry (`pasid`) of one virtual device and (re)binds its host attachment.
+    void sync_device(pcie::Bdf vrid, const DeviceInfo& dev, uint32_t pasid);
+    /// Re-reads RID_PASID and every PASID the device has bound.
+    void sync_all(pcie::Bdf vrid, const DeviceInfo& dev);
+    void bind(pcie::Bdf vrid, uint32_t guest_pasid, const DeviceInfo& dev, uint32_t hwpt,
+              std::optional<uint32_t> stage2_by_iova);
+    void unbind(pcie::Bdf vrid, uint32_t guest_pasid, const DeviceInfo& dev);
+    /// The host PASID of a guest PASID (nullopt: requests without PASID), from the VM's PASID set.
+    std::optional<uint32_t> host_pasid(uint32_t guest_pasid);
     void invalidate(const iommu::InvalidationScope& s);
     void flush_pending();
     /// Caching mode: brings the shadow of vDID's domain in step with the guest's table.
@@ -95,7 +104,8 @@ private:
         std::map<uint64_t, uint64_t> pages; ///< shadowed IOVA page -> HPA
     };
     std::map<uint16_t, Shadow> shadows_;     ///< vDID -> host shadow domain (caching mode)
-    std::map<uint16_t, uint32_t> bound_;     ///< vRID -> the host HWPT its physical device is attached to
+    std::map<std::pair<uint16_t, uint32_t>, uint32_t> bound_; ///< (vRID, guest PASID) -> the host HWPT attached
+    std::optional<PasidAllocator::SetId> pasid_set_;          ///< the VM's PASID set (created on first use)
     uint32_t pending_hwpt_ = 0;
     std::vector<uapi::VtdS1Invalidate> pending_; ///< the IOMMU_HWPT_INVALIDATE array being built
     stats::Counter& host_errors_;

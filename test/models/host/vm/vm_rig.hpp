@@ -32,7 +32,7 @@ struct VmRig {
     const pcie::Bdf prid{0x03, 0, 0}, ep_rid{0x04, 0, 0};
     const pcie::Bdf vrid{0x00, 3, 0}, ep_vrid{0x00, 4, 0};
 
-    explicit VmRig(ViommuMode mode, host::DriverParams dp = {}) {
+    explicit VmRig(ViommuMode mode, host::DriverParams dp = {}, host::vm::VmParams vp = {}) {
         iommu::vtd::VtdParams p;
         p.walker.s1_walk_cache.per_level.entries = 0; // exact walk read counts
         p.walker.s2_walk_cache.per_level.entries = 0;
@@ -53,10 +53,10 @@ struct VmRig {
         });
         iommu->set_invalidation_observer(&drv.invalidation_observer());
         host::DeviceInfo plain{prid}, ats{ep_rid};
+        plain.pasid = true;
         ats.ats = true;
         os->iommufd().add_device(plain, 0);
         os->iommufd().add_device(ats, 0);
-        host::vm::VmParams vp;
         vp.mode = mode;
         vm = std::make_unique<host::vm::Vm>("vm0", vp, *os, 0, memory.store, &root,
                                             [this](const std::string& n, host::vm::VmmContext& c, stats::Group* g) {
@@ -74,14 +74,16 @@ struct VmRig {
         return e ? stats::numeric_value(*e) : -1.0;
     }
     /// A DMA read by the raw device (physical RID), judged by the host oracle like every device's.
-    tlm::tlm_response_status dma(uint64_t iova, uint64_t& v) {
+    tlm::tlm_response_status dma(uint64_t iova, uint64_t& v, std::optional<uint32_t> pasid = std::nullopt) {
         pcie::TlpExtension ext;
         ext.requester = prid;
+        ext.pasid_present = pasid.has_value();
+        ext.pasid = pasid.value_or(0);
         sc_core::sc_time d = sc_core::SC_ZERO_TIME;
         const auto st = dev.access(tlm::TLM_READ_COMMAND, iova, &v, 8, d, &ext);
         sc_core::wait(d);
         if (st == tlm::TLM_OK_RESPONSE)
-            os->oracle().check(prid, std::nullopt, iova, ext.output_address, from_sc(sc_core::sc_time_stamp()),
+            os->oracle().check(prid, pasid, iova, ext.output_address, from_sc(sc_core::sc_time_stamp()),
                                ext.served_by);
         return st;
     }
