@@ -145,8 +145,16 @@ struct TrafficConfig {
         std::string device;
         unsigned bar = 0;
         std::string path;
+        unsigned function = 0; ///< which function of that device (index in topology order)
     };
     std::vector<std::optional<Target>> targets;
+    /// A BAR range the platform marks as someone's (the isolation checker, host::Isolation).
+    struct OwnedRegion {
+        unsigned function = 0, bar = 0;
+        uint64_t offset = 0, size = 0;
+        std::string owner, name, path;
+    };
+    std::vector<OwnedRegion> regions;
     std::vector<std::string> trace_files; ///< per workload: its trace_file ("" = none), for the dump
 };
 
@@ -186,9 +194,29 @@ const Schema<pcie::PasidCapability>& pasid_cap_schema() {
 std::any parse_traffic(const json& dev, const std::string& path, const std::vector<std::string>& common) {
     std::vector<std::string> allowed = common;
     for (auto& k : traffic_schema().keys()) allowed.push_back(k);
-    allowed.insert(allowed.end(), {"pasid", "workloads"});
+    allowed.insert(allowed.end(), {"pasid", "workloads", "owned_regions"});
     check_keys(dev, path, allowed);
     TrafficConfig tc;
+    if (dev.contains("owned_regions")) {
+        const json& arr = read::array(dev["owned_regions"], path + "/owned_regions");
+        for (size_t i = 0; i < arr.size(); ++i) {
+            const std::string rp = path + "/owned_regions/" + std::to_string(i);
+            const json& o = read::object(arr[i], rp);
+            check_keys(o, rp, {"name", "owner", "function", "bar", "offset", "size_bytes"});
+            for (const char* k : {"name", "owner", "size_bytes"})
+                if (!o.contains(k)) throw ConfigError(rp, std::string("missing key \"") + k + "\"");
+            TrafficConfig::OwnedRegion r;
+            r.name = read::string(o["name"], rp + "/name");
+            r.owner = read::string(o["owner"], rp + "/owner");
+            if (r.owner.empty()) throw ConfigError(rp + "/owner", "expected an owner (a VM, a process, or kernel)");
+            if (o.contains("function")) r.function = static_cast<unsigned>(read::u64(o["function"], rp + "/function", 0, 255));
+            if (o.contains("bar")) r.bar = static_cast<unsigned>(read::u64(o["bar"], rp + "/bar", 0, 5));
+            if (o.contains("offset")) r.offset = read::size(o["offset"], rp + "/offset", 0, ~uint64_t{0});
+            r.size = read::size(o["size_bytes"], rp + "/size_bytes", 1, ~uint64_t{0});
+            r.path = rp;
+            tc.regions.push_back(std::move(r));
+        }
+    }
     pcie::TrafficEndpointParams& p = tc.ep;
     json own = json::object();
     for (auto& k : traffic_schema().keys())
@@ -205,10 +233,11 @@ std::any parse_traffic(const json& dev, const std::string& path, const std::vect
             if (arr[i].contains("target")) {
                 const std::string tp = wp + "/target";
                 const json& t = read::object(arr[i]["target"], tp);
-                check_keys(t, tp, {"bar_of", "bar"});
+                check_keys(t, tp, {"bar_of", "bar", "function"});
                 if (!t.contains("bar_of")) throw ConfigError(tp, "missing key \"bar_of\" (the device whose BAR the stream targets)");
                 target = TrafficConfig::Target{read::string(t["bar_of"], tp + "/bar_of"),
-                                               t.contains("bar") ? static_cast<unsigned>(read::u64(t["bar"], tp + "/bar", 0, 5)) : 0u, tp};
+                                               t.contains("bar") ? static_cast<unsigned>(read::u64(t["bar"], tp + "/bar", 0, 5)) : 0u, tp,
+                                               t.contains("function") ? static_cast<unsigned>(read::u64(t["function"], tp + "/function", 0, 255)) : 0u};
             }
             tc.targets.push_back(target);
             tc.trace_files.push_back(arr[i].contains("trace_file") ? arr[i]["trace_file"].get<std::string>() : "");
@@ -244,11 +273,19 @@ json dump_traffic(const std::any& a) {
             json t = json::object();
             t["bar_of"] = tc.targets[i]->device;
             t["bar"] = tc.targets[i]->bar;
+            if (tc.targets[i]->function) t["function"] = tc.targets[i]->function;
             w["target"] = std::move(t);
         }
         ws.push_back(std::move(w));
     }
     j["workloads"] = ws;
+    if (!tc.regions.empty()) {
+        json rs = json::array();
+        for (const auto& r : tc.regions)
+            rs.push_back({{"name", r.name}, {"owner", r.owner}, {"function", r.function}, {"bar", r.bar}, {"offset", r.offset},
+                          {"size_bytes", r.size}});
+        j["owned_regions"] = rs;
+    }
     return j;
 }
 
@@ -257,6 +294,9 @@ void document_traffic(std::vector<ParamSection>& out) {
     traffic_schema().document(pcie::TrafficEndpointParams{}, "", s.params);
     pasid_cap_schema().document(pcie::PasidCapability{}, "pasid", s.params);
     s.params.push_back({"workloads", "array", "", "[]", "workload streams (see [workload])"});
+    s.params.push_back({"owned_regions", "array", "", "[]",
+                        "BAR ranges owned by someone ({name, owner, function (default 0), bar (default 0), offset (default 0), "
+                        "size_bytes}): an access reaching one from a requester of another owner counts in os.isolation.violations"});
     out.push_back(std::move(s));
     std::string kinds;
     for (const auto& k : pcie::workload_kinds()) {
@@ -268,6 +308,9 @@ void document_traffic(std::vector<ParamSection>& out) {
     w.params.push_back({"pasids", "array of integers", "", "[]", "PASIDs the stream tags requests with; empty = no PASID"});
     w.params.push_back({"pasid_weights", "array of numbers", "", "[] (uniform)", "relative weight of each PASID"});
     w.params.push_back({"trace_file", "string", "", "(none)", "trace: CSV file time_ns,device,pasid,addr,size,rw"});
+    w.params.push_back({"target", "object", "", "(none)",
+                        "{bar_of: DEVICE, function (default 0), bar (default 0)}: the stream's region is that BAR (peer-to-peer, "
+                        "or the device's own BAR: same requester ID, served inside the device)"});
     workload_schema().document(pcie::WorkloadParams{}, "", w.params);
     out.push_back(std::move(w));
 }
@@ -284,9 +327,13 @@ std::unique_ptr<sc_core::sc_module> build_traffic(const DeviceConfig& d, BuildCo
             throw ConfigError(tc.targets[i]->path + "/bar_of", "no device named \"" + tc.targets[i]->device +
                                                                   "\" below root complex " + rc.name +
                                                                   " (peer-to-peer stays inside a root complex)");
-        const auto& bars = rc.topology->node(fns.front()).bars;
+        if (tc.targets[i]->function >= fns.size())
+            throw ConfigError(tc.targets[i]->path + "/function", "device \"" + tc.targets[i]->device + "\" has " +
+                                                                  std::to_string(fns.size()) + " function(s)");
+        const auto& bars = rc.topology->node(fns[tc.targets[i]->function]).bars;
         if (tc.targets[i]->bar >= bars.size())
-            throw ConfigError(tc.targets[i]->path + "/bar", "device \"" + tc.targets[i]->device + "\" has " +
+            throw ConfigError(tc.targets[i]->path + "/bar", "device \"" + tc.targets[i]->device + "\" function " +
+                                                             std::to_string(tc.targets[i]->function) + " has " +
                                                              std::to_string(bars.size()) + " BAR(s)");
         // The stream's region is that BAR: peer-to-peer traffic.
         p.workloads[i].base = bars[tc.targets[i]->bar].base;
@@ -298,6 +345,21 @@ std::unique_ptr<sc_core::sc_module> build_traffic(const DeviceConfig& d, BuildCo
     rc.fabric->attach_endpoint(d.name, dev->upstream, dev->downstream);
     if (ctx.host && !rc.iommu.empty()) { // the host may attach each function (scenario steps); the oracle checks its DMA
         dev->set_dma_observer(ctx.host->dma_observer(rc.segment));
+        const unsigned unit = ctx.host->iommu_index(rc.iommu);
+        host::Isolation& iso = ctx.host->isolation();
+        dev->set_bar_observer([&iso, unit](const pcie::DmaRecord& r) { iso.check_bar_access(unit, r); });
+        const auto fns = rc.topology->functions_of(d.name);
+        for (const auto& r : tc.regions) {
+            if (r.function >= fns.size())
+                throw ConfigError(r.path + "/function", "the device has " + std::to_string(fns.size()) + " function(s)");
+            const auto& bars = rc.topology->node(fns[r.function]).bars;
+            if (r.bar >= bars.size())
+                throw ConfigError(r.path + "/bar", "function " + std::to_string(r.function) + " has " + std::to_string(bars.size()) + " BAR(s)");
+            if (r.offset >= bars[r.bar].size || r.size > bars[r.bar].size - r.offset)
+                throw ConfigError(r.path, "offset + size_bytes exceed the BAR's " + std::to_string(bars[r.bar].size) + " bytes");
+            iso.add_owned_region(unit, bars[r.bar].base + r.offset, r.size, r.owner,
+                                 d.name + " " + rc.topology->node(fns[r.function]).bdf.str() + " BAR" + std::to_string(r.bar) + " " + r.name);
+        }
         for (const pcie::Bdf& rid : p.functions) {
             host::DeviceInfo info;
             info.rid = rid;
@@ -305,6 +367,8 @@ std::unique_ptr<sc_core::sc_module> build_traffic(const DeviceConfig& d, BuildCo
             info.pasid_bits = static_cast<uint8_t>(p.pasid.max_width);
             ctx.host->iommufd().add_device(info, ctx.host->iommu_index(rc.iommu));
         }
+    } else if (!tc.regions.empty()) {
+        throw ConfigError(tc.regions.front().path, "owned regions are checked by the host: the device must be behind an IOMMU");
     }
     return dev;
 }
@@ -326,7 +390,7 @@ const Schema<NicConfig>& nic_schema() {
             .custom("packet_bytes", "integer [64, 65536]", "bytes", "received packet size; default 1500 (MTU)",
                     [](P& p, const json& j, const std::string& path) { p.nic.packet_bytes = static_cast<uint32_t>(read::u64(j, path, 64, 65536)); },
                     [](const P& p) { return json(p.nic.packet_bytes); })
-            .custom("line_rate_gbps", "number", "Gb/s", "packet arrival rate in gigabits per second; default 100 (100 GbE)",
+            .custom("line_rate_gbps", "number", "Gb/s", "port speed in gigabits per second: the RX packet arrival rate and the TX wire rate; default 100 (100 GbE)",
                     [](P& p, const json& j, const std::string& path) { p.nic.line_rate_gbps = read::number(j, path, 1e-3, 1e4); },
                     [](const P& p) { return json(p.nic.line_rate_gbps); })
             .custom("ats", "boolean", "", "ATS enabled: translations cached in the device's ATC; default true",
@@ -372,6 +436,32 @@ const Schema<NicConfig>& nic_schema() {
             .custom("rx_buffer_bytes", "integer", "bytes", "on-chip packet buffer; packets are dropped only when it overflows; default 524288 (estimate: 82599-class datasheet figure)",
                     [](P& p, const json& j, const std::string& path) { p.nic.rx_buffer_bytes = static_cast<uint32_t>(read::u64(j, path, 64, 1u << 30)); },
                     [](const P& p) { return json(p.nic.rx_buffer_bytes); })
+            .custom("rx", "boolean", "", "packets arrive at line_rate_gbps (the receive path); false = the NIC only transmits (needs tx_rate_gbps > 0); default true",
+                    [](P& p, const json& j, const std::string& path) { p.nic.rx = read::boolean(j, path); },
+                    [](const P& p) { return json(p.nic.rx); })
+            .custom("tx_rate_gbps", "number", "Gb/s",
+                    "offered transmit load over all queues (packets of packet_bytes, one sender thread per queue); 0 = no transmit; default 0",
+                    [](P& p, const json& j, const std::string& path) { p.driver.tx_rate_gbps = read::number(j, path, 0, 1e4); },
+                    [](const P& p) { return json(p.driver.tx_rate_gbps); })
+            .custom("tx_ring_entries", "integer", "descriptors", "TX ring size per queue, a multiple of 8 (TDLEN counts 128-byte units); default 256 (as the RX ring)",
+                    [](P& p, const json& j, const std::string& path) {
+                        p.driver.tx_ring_entries = static_cast<uint32_t>(read::u64(j, path, 8, 1u << 16));
+                        if (p.driver.tx_ring_entries % 8) throw ConfigError(path, "expected a multiple of 8, got " + std::to_string(p.driver.tx_ring_entries));
+                    },
+                    [](const P& p) { return json(p.driver.tx_ring_entries); })
+            .custom("tx_doorbell_batch", "integer", "packets",
+                    "packets per TX tail write while a backlog lasts (xmit_more); default 64 (estimate: Linux dev_tx_weight, packets per qdisc run)",
+                    [](P& p, const json& j, const std::string& path) { p.driver.tx_doorbell_batch = static_cast<uint32_t>(read::u64(j, path, 1, 1u << 16)); },
+                    [](const P& p) { return json(p.driver.tx_doorbell_batch); })
+            .custom("tx_descriptor_prefetch", "integer", "descriptors", "TX descriptors read per fetch; default 40 (calibration.md NIC row: TX prefetches up to 40 descriptors)",
+                    [](P& p, const json& j, const std::string& path) { p.nic.tx_descriptor_prefetch = static_cast<uint32_t>(read::u64(j, path, 1, 256)); },
+                    [](const P& p) { return json(p.nic.tx_descriptor_prefetch); })
+            .custom("tx_writeback_batch", "integer", "descriptors", "TX descriptors written back together (WTHRESH); default 8 (calibration.md NIC row: write-back batches of 8)",
+                    [](P& p, const json& j, const std::string& path) { p.nic.tx_writeback_batch = static_cast<uint32_t>(read::u64(j, path, 1, 64)); },
+                    [](const P& p) { return json(p.nic.tx_writeback_batch); })
+            .custom("tx_buffer_bytes", "integer", "bytes", "on-chip transmit packet buffer: data reads run at most this far ahead of the wire; default 163840 (estimate: 82599-class datasheet figure)",
+                    [](P& p, const json& j, const std::string& path) { p.nic.tx_buffer_bytes = static_cast<uint32_t>(read::u64(j, path, 64, 1u << 30)); },
+                    [](const P& p) { return json(p.nic.tx_buffer_bytes); })
             .custom("buffers", "enum(map_per_packet|recycle)", "",
                     "DMA-API RX buffers: mapped and unmapped around every packet (default), or mapped once per ring slot and reposted (page_pool recycling)",
                     [](P& p, const json& j, const std::string& path) {
@@ -440,6 +530,13 @@ std::any parse_nic(const json& dev, const std::string& path, const std::vector<s
                                                       "): a packet spans one buffer, got " + std::to_string(c.driver.buffer_bytes));
     if (c.driver.domain == host::DomainDesc::Kind::sva && c.driver.buffer_bytes > 4096)
         throw ConfigError(path + "/buffer_bytes", "an sva NIC's buffers are one page at most (4096)");
+    if (c.driver.tx_rate_gbps > 0 && c.driver.domain == host::DomainDesc::Kind::sva)
+        throw ConfigError(path + "/tx_rate_gbps", "expected 0 for an sva NIC: TX is modelled for DMA-API domains only");
+    if (c.driver.tx_rate_gbps > 0 && c.nic.packet_bytes > 16384)
+        throw ConfigError(path + "/packet_bytes", "expected at most 16384 with tx_rate_gbps > 0: one TX data descriptor carries at most 16 KiB (ixgbe IXGBE_MAX_DATA_PER_TXD), got " +
+                                                      std::to_string(c.nic.packet_bytes));
+    c.nic.tx = c.driver.tx_rate_gbps > 0;
+    if (!c.nic.rx && !c.nic.tx) throw ConfigError(path + "/rx", "expected true unless tx_rate_gbps > 0: the NIC would neither receive nor transmit");
     return c;
 }
 
@@ -456,7 +553,7 @@ json dump_nic(const std::any& a) {
 }
 
 void document_nic(std::vector<ParamSection>& out) {
-    ParamSection s{"device:nic", "NIC receive path on an ATS function: RX descriptor rings in memory, tail doorbells, RSS queues; host DMA-API driver (map / DMA / unmap per packet)", {}};
+    ParamSection s{"device:nic", "NIC on an ATS function: RX and TX descriptor rings in memory, tail doorbells, RSS queues; host DMA-API driver (map / DMA / unmap per packet) and optional transmit load", {}};
     nic_schema().document(NicConfig{}, "", s.params);
     out.push_back(std::move(s));
 }
@@ -486,6 +583,9 @@ std::unique_ptr<sc_core::sc_module> build_nic(const DeviceConfig& d, BuildContex
     auto drv = std::make_shared<host::NicDriver>(*ctx.host, *nic, regs, c.driver, &ctx.host->stats_group());
     for (uint32_t q = 0; q < c.nic.queues; ++q)
         ctx.host->add_thread(d.name + "_driver_q" + std::to_string(q), [drv, q] { drv->run(q); });
+    if (c.nic.tx)
+        for (uint32_t q = 0; q < c.nic.queues; ++q)
+            ctx.host->add_thread(d.name + "_sender_q" + std::to_string(q), [drv, q] { drv->run_tx(q); });
     ctx.keep_alive.push_back(drv);
     return nic;
 }
@@ -621,6 +721,7 @@ IommuUnit shell_unit(std::unique_ptr<iommu::IommuShell> unit) {
     out.mem = &unit->mem;
     iommu::IommuShell* u = unit.get();
     out.set_observer = [u](iommu::InvalidationObserver* o) { u->set_invalidation_observer(o); };
+    out.set_trace = [u](trace::Recorder* r) { u->set_trace(r); };
     out.module = std::move(unit);
     return out;
 }

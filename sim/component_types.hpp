@@ -12,6 +12,7 @@
 
 #include "models/common/stats.hpp"
 #include "models/common/cache_params.hpp"
+#include "models/common/trace.hpp"
 #include "sim/platform_config.hpp"
 
 namespace iommusim::mem { class Memory; }
@@ -70,6 +71,8 @@ struct IommuUnit {
     tlm::tlm_initiator_socket<>* mem = nullptr;      ///< table walks, queue fetches, status writes, MSIs
     /// Where the unit reports invalidation phases (the host driver's command queue).
     std::function<void(iommu::InvalidationObserver*)> set_observer;
+    /// Where the unit reports requests, walks, faults, page requests and counters (trace.json).
+    std::function<void(trace::Recorder*)> set_trace;
 };
 
 /// The ports of any family built on the shared shell (iommu::IommuShell).

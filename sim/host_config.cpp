@@ -18,7 +18,10 @@ const Schema<host::HostCpuParams>& cpu_schema() {
             .time_ns("poll_interval_ns", &P::poll_interval,
                      "relax between status polls; default 50 ns (Linux spins with cpu_relax); at least 1 ns so that every spin advances simulated time", 1.0)
             .time_ns("interrupt_ns", &P::interrupt_latency, "MSI to handler entry; default 1500 ns (estimate)")
-            .time_ns("call_overhead_ns", &P::call_overhead, "software overhead per driver call; default 200 ns (estimate)");
+            .time_ns("call_overhead_ns", &P::call_overhead, "software overhead per driver call; default 200 ns (estimate)")
+            .enumeration("arch", &P::arch,
+                         "CPU architecture: the page-table format of processes that SVA domains share (x86_64: 4-level x86-64; arm64: VMSAv8-64 4 KiB granule, 48-bit VA, with ASIDs); default x86_64",
+                         {{"x86_64", host::CpuArch::x86_64}, {"arm64", host::CpuArch::arm64}});
         return sc;
     }();
     return s;
@@ -45,6 +48,8 @@ const Schema<host::DriverParams>& driver_schema() {
                      "ranges larger than this are flushed domain-wide; default 512 (arm-smmu-v3's per-page cap, calibration.md)", 1, uint64_t{1} << 40)
             .boolean("skip_devtlb_invalidation", &P::skip_devtlb_invalidation,
                      "a deliberately broken driver that never invalidates device TLBs (the oracle must report violations)")
+            .boolean("skip_sync", &P::skip_sync,
+                     "a deliberately broken driver that publishes invalidations without the sync command and never waits (SMMUv3 backend: no CMD_SYNC); the oracle must report violations")
             .integer("queue_order", &P::queue_order, "", "invalidation queue of 2^order 4 KiB pages; default 1 (Linux: 256 x 32 B)", 0, 7)
             .integer("prq_order", &P::prq_order, "", "page request queue of 2^order 4 KiB pages (set up when a device has PRI); default 4 (Linux PRQ_ORDER)", 0, 7)
             .time_ns("prq_poll_interval_ns", &P::prq_poll_interval,
@@ -69,15 +74,29 @@ const Schema<host::HostMemoryLayout>& layout_schema() {
     return s;
 }
 
+const Schema<host::PasidParams>& pasid_schema() {
+    static const auto s = [] {
+        using P = host::PasidParams;
+        Schema<P> sc;
+        sc.integer("default_quota", &P::default_quota, "PASIDs",
+                   "PASIDs an owner (a VM or a process) may hold when its PASID set names no quota; default 1000 "
+                   "(VFIO_DEFAULT_PASID_QUOTA of the VFIO_IOMMU_PASID_REQUEST series, tunable by the administrator)",
+                   1, host::PasidAllocator::kPasidLimit - 1);
+        return sc;
+    }();
+    return s;
+}
+
 } // namespace
 
 host::HostParams parse_host(const json& j) {
     host::HostParams p;
     read::object(j, "/host");
-    check_keys(j, "/host", {"cpu", "driver", "memory"});
+    check_keys(j, "/host", {"cpu", "driver", "memory", "pasid"});
     if (j.contains("cpu")) cpu_schema().parse(j["cpu"], "/host/cpu", p.cpu);
     if (j.contains("driver")) driver_schema().parse(j["driver"], "/host/driver", p.driver);
     if (j.contains("memory")) layout_schema().parse(j["memory"], "/host/memory", p.layout);
+    if (j.contains("pasid")) pasid_schema().parse(j["pasid"], "/host/pasid", p.pasid);
     return p;
 }
 
@@ -86,6 +105,7 @@ json dump_host(const host::HostParams& p) {
     j["cpu"] = cpu_schema().dump(p.cpu);
     j["driver"] = driver_schema().dump(p.driver);
     j["memory"] = layout_schema().dump(p.layout);
+    j["pasid"] = pasid_schema().dump(p.pasid);
     return j;
 }
 
@@ -99,6 +119,9 @@ void document_host(std::vector<ParamSection>& out) {
     ParamSection m{"host.memory", "host physical memory layout (/host/memory)", {}};
     layout_schema().document(host::HostMemoryLayout{}, "", m.params);
     out.push_back(std::move(m));
+    ParamSection ps{"host.pasid", "PASID sets and quotas (/host/pasid)", {}};
+    pasid_schema().document(host::PasidParams{}, "", ps.params);
+    out.push_back(std::move(ps));
 }
 
 } // namespace iommusim::sim

@@ -3,9 +3,11 @@
 
 #include "models/host/host.hpp"
 #include "models/host/amd_driver.hpp"
+#include "models/host/smmuv3_driver.hpp"
 #include "models/host/vtd_driver.hpp"
 #include "models/iommu/common/walk_cache.hpp"
 #include "models/iommu/amd/amd_iommu.hpp"
+#include "models/iommu/smmuv3/smmuv3.hpp"
 #include "models/iommu/vtd/vtd_iommu.hpp"
 #include "models/mem/memory.hpp"
 #include "models/pcie/fabric.hpp"
@@ -16,6 +18,7 @@ namespace iommusim::sim {
 namespace {
 
 using iommu::amd::AmdParams;
+using iommu::smmuv3::Smmuv3Params;
 using iommu::vtd::VtdParams;
 
 /// A cache's geometry (+ lookup latency) as one JSON object; accessors reach
@@ -219,6 +222,98 @@ std::unique_ptr<host::IommuDriver> build_amd_driver(const ComponentConfig&, cons
     return std::make_unique<host::AmdDriver>(env.name, env.mmio, env.params, env.alloc_page, env.stats, env.msi);
 }
 
+const Schema<Smmuv3Params>& smmuv3_schema() {
+    static const auto s = [] {
+        using P = Smmuv3Params;
+        using iommu::smmuv3::Httu;
+        using iommu::smmuv3::StallModel;
+        Schema<P> sc;
+        sc.boolean("s1p", &P::s1p, "IDR0.S1P: stage-1 translation; default true (MMU-600)")
+            .boolean("s2p", &P::s2p, "IDR0.S2P: stage-2 translation; default true (MMU-600)")
+            .boolean("cohacc", &P::cohacc, "IDR0.COHACC: coherent table and queue accesses; default true (the driver model needs it for CMD_SYNC's MSI)")
+            .enumeration("httu", &P::httu, "IDR0.HTTU: hardware access flag (access) and dirty state (access_dirty) updates; default access_dirty (MMU-600, SMMUv3.1)",
+                         {{"none", Httu::none}, {"access", Httu::access}, {"access_dirty", Httu::access_dirty}})
+            .boolean("hyp", &P::hyp, "IDR0.HYP: EL2 stream world (STE.STRW = EL2, TLBI_EL2_*); default true; the host driver then runs as a VHE kernel (E2H)")
+            .boolean("ats", &P::ats, "IDR0.ATS: PCIe ATS (EATS, CMD_ATC_INV); default true")
+            .boolean("asid16", &P::asid16, "IDR0.ASID16: 16-bit ASIDs (else 8); default true")
+            .boolean("msi", &P::msi, "IDR0.MSI: MSIs (CMD_SYNC completion, event / PRI / GERROR interrupts); default true")
+            .boolean("sev", &P::sev, "IDR0.SEV: CMD_SYNC CS = SIG_SEV; default true")
+            .boolean("pri", &P::pri, "IDR0.PRI: page requests and the PRIQ (needs ats); default true")
+            .boolean("vmid16", &P::vmid16, "IDR0.VMID16: 16-bit VMIDs (else 8); default true")
+            .boolean("cd2l", &P::cd2l, "IDR0.CD2L: 2-level CD tables; default true")
+            .boolean("st_2level", &P::st_2level, "IDR0.ST_LVL = 1: 2-level stream tables (Linux uses them when SIDSIZE > 8); default true")
+            .enumeration("stall_model", &P::stall_model, "IDR0.STALL_MODEL: stall (stalls allowed), terminate_only, forced; default stall",
+                         {{"stall", StallModel::stall}, {"terminate_only", StallModel::terminate_only}, {"forced", StallModel::forced}})
+            .integer("cmdqs", &P::cmdqs, "log2 entries", "IDR1.CMDQS: largest command queue; default 19 (the field's architectural maximum; estimate for MMU-600)", 8, 19)
+            .integer("evtqs", &P::evtqs, "log2 entries", "IDR1.EVTQS: largest event queue; default 19 (estimate, as cmdqs)", 0, 19)
+            .integer("priqs", &P::priqs, "log2 entries", "IDR1.PRIQS: largest PRI queue; default 19 (estimate, as cmdqs)", 0, 19)
+            .integer("ssidsize", &P::ssidsize, "bits", "IDR1.SSIDSIZE: SubstreamID (PASID) width; default 20 (PCIe PASID width)", 0, 20)
+            .integer("sidsize", &P::sidsize, "bits", "IDR1.SIDSIZE: StreamID width; default 32 (architectural maximum, estimate; PCIe RIDs use 16)", 1, 32)
+            .boolean("ril", &P::ril, "IDR3.RIL: range TLBIs (NUM/SCALE/TG/TTL, SMMUv3.2); default true")
+            .boolean("gran4k", &P::gran4k, "IDR5.GRAN4K: 4 KiB translation granule; default true")
+            .boolean("gran16k", &P::gran16k, "IDR5.GRAN16K: 16 KiB granule; default true")
+            .boolean("gran64k", &P::gran64k, "IDR5.GRAN64K: 64 KiB granule; default true")
+            .integer("oas_bits", &P::oas_bits, "bits", "IDR5.OAS: output address size (32, 36, 40, 42, 44, 48, 52); default 48 (MMU-600)", 32, 52)
+            .integer("stall_max", &P::stall_max, "transactions", "IDR5.STALL_MAX: transactions stalled at once; default 64 (calibration.md MMU-600 64 translation slots, estimate)", 1, 65535)
+            .integer("aidr_minor", &P::aidr_minor, "", "AIDR.ArchMinorRev: 2 = SMMUv3.2; default 2", 0, 15);
+        cache_object<P>(sc, "ste_cache", [](P& p) -> iommu::CacheGeometry& { return p.ste_cache.geometry; },
+                        [](P& p) { return &p.ste_cache.lookup; },
+                        "STE cache keyed by StreamID; default 256 entries 4-way, 1 ns (calibration.md Arm MMU-600 config cache 256)");
+        cache_object<P>(sc, "cd_cache", [](P& p) -> iommu::CacheGeometry& { return p.cd_cache.geometry; },
+                        [](P& p) { return &p.cd_cache.lookup; },
+                        "CD cache keyed by (StreamID, SubstreamID); default 256 entries 4-way, 1 ns (calibration.md MMU-600 config cache 256)");
+        cache_object<P>(sc, "iotlb", [](P& p) -> iommu::CacheGeometry& { return p.iotlb.geometry; },
+                        [](P& p) { return &p.iotlb.lookup; },
+                        "IOTLB (TCU/TBU TLB) tagged by VMID+ASID+regime; default 2048 entries 4-way, 2 ns (calibration.md gem5 SMMUv3 TLB 2048 4-way; MMU-600 size unpublished)");
+        cache_object<P>(sc, "s1_walk_cache", [](P& p) -> iommu::CacheGeometry& { return p.walker.s1_walk_cache.per_level; }, {},
+                        "stage-1 walk cache, per level; default 256 entries 4-way (calibration.md MMU-600 256 per level per stage)");
+        cache_object<P>(sc, "s2_walk_cache", [](P& p) -> iommu::CacheGeometry& { return p.walker.s2_walk_cache.per_level; }, {},
+                        "stage-2 walk cache, per level; default 256 entries 4-way (calibration.md MMU-600 256 per level per stage)");
+        sc.integer("walkers", &P::walkers, "walks", "concurrent table walks; default 16 (calibration.md gem5 SMMUv3 16 walk slots)", 1, 256)
+            .time_ns("table_read_ns", &P::table_read, "unit-side cost per STE/CD/table read on top of memory latency; default 107 = calibration.md 197 ns fitted walk read - 90 ns DRAM")
+            .time_ns("command_fetch_ns", &P::command_fetch, "unit-side cost per 16-byte command fetch on top of memory; default 107 ns (as a walk read)")
+            .time_ns("per_command_ns", &P::per_command, "processing per command; default 40 ns (calibration.md invalidation path 10-40 ns, estimate: upper end)")
+            .time_ns("per_entry_invalidate_ns", &P::per_entry_invalidate, "per cache entry dropped; default 1 ns (calibration.md invalidation path)")
+            .time_ns("record_write_ns", &P::record_write, "event / PRI record or CMD_SYNC MSI write; default 60 ns (calibration.md status write 60-100 ns, estimate)")
+            .time_ns("pipeline_ns", &P::pipeline, "fixed per-request latency on top of cache lookups; default 2 ns (estimate, as VT-d)")
+            .time_ns("mmio_access_ns", &P::mmio_access, "register access inside the unit; default 5 ns (estimate)")
+            .time_ns("ats_message_send_ns", &P::ats_message_send, "issuing one ATS Invalidate Request / PRG Response; default 20 ns (estimate)")
+            .custom("atc_inv_timeout_us", "number", "us", "ATC invalidation time-out before CERROR_ATC_INV_SYNC; default 1000 us (PCIe allows 1 min: calibration.md; shortened so runs end, estimate)",
+                    [](P& p, const json& j, const std::string& path) { p.atc_inv_timeout = Duration::us(read::number(j, path, 0.001, 1e8)); },
+                    [](const P& p) { return json(p.atc_inv_timeout.as_us()); });
+        return sc;
+    }();
+    return s;
+}
+
+std::any parse_smmuv3(const json& obj, const std::string& path) {
+    Smmuv3Params p;
+    smmuv3_schema().parse(obj, path, p);
+    if (const char* why = p.check()) throw ConfigError(path, std::string("expected consistent SMMUv3 ID registers: ") + why);
+    return p;
+}
+
+json dump_smmuv3(const std::any& a) { return smmuv3_schema().dump(std::any_cast<const Smmuv3Params&>(a)); }
+
+void document_smmuv3(std::vector<ParamSection>& out) {
+    ParamSection s{"iommu:smmuv3", "Arm SMMUv3 (/iommus/N with \"type\": \"smmuv3\")", {}};
+    smmuv3_schema().document(Smmuv3Params{}, "", s.params);
+    out.push_back(std::move(s));
+}
+
+IommuUnit build_smmuv3(const ComponentConfig& c, BuildContext& ctx) {
+    Smmuv3Params p = std::any_cast<const Smmuv3Params&>(c.params);
+    for (auto [g, cache] : {std::pair{&p.iotlb.geometry, "iotlb"}, {&p.ste_cache.geometry, "ste_cache"},
+                            {&p.cd_cache.geometry, "cd_cache"}, {&p.walker.s1_walk_cache.per_level, "s1_walk_cache"},
+                            {&p.walker.s2_walk_cache.per_level, "s2_walk_cache"}, {&p.walker.s2_cache.geometry, "s2_cache"}})
+        reseed_cache(*g, ctx.platform.seed, c.name + "." + cache);
+    return shell_unit(std::make_unique<iommu::smmuv3::Smmuv3>(c.name.c_str(), p, &ctx.stats));
+}
+
+std::unique_ptr<host::IommuDriver> build_smmuv3_driver(const ComponentConfig&, const host::DriverEnv& env) {
+    return std::make_unique<host::Smmuv3Driver>(env.name, env.mmio, env.params, env.alloc_page, env.stats, env.msi);
+}
+
 } // namespace
 
 const std::vector<IommuType>& builtin_iommu_types() {
@@ -245,6 +340,19 @@ const std::vector<IommuType>& builtin_iommu_types() {
                     walk_levels * (uint64_t{p.walker.s1_walk_cache.per_level.entries} + p.walker.s2_walk_cache.per_level.entries);
          },
          build_amd, build_amd_driver},
+        {"smmuv3", "Arm SMMUv3 (stream and CD tables, CMDQ with CMD_SYNC, EVTQ and PRIQ, ATS)", parse_smmuv3,
+         dump_smmuv3, document_smmuv3,
+         [](const std::any& a) {
+             const auto& p = std::any_cast<const Smmuv3Params&>(a);
+             return p.s1p ? unsigned{p.ssidsize} : 0u; // IDR1.SSIDSIZE (SubstreamIDs need stage 1)
+         },
+         [](const std::any& a) {
+             const auto& p = std::any_cast<const Smmuv3Params&>(a);
+             const uint64_t walk_levels = iommu::WalkCache::kMaxLevel - 1;
+             return uint64_t{p.iotlb.geometry.entries} + p.ste_cache.geometry.entries + p.cd_cache.geometry.entries +
+                    walk_levels * (uint64_t{p.walker.s1_walk_cache.per_level.entries} + p.walker.s2_walk_cache.per_level.entries);
+         },
+         build_smmuv3, build_smmuv3_driver},
     };
     return table;
 }

@@ -2,6 +2,7 @@
 #include "sim/platform.hpp"
 
 #include <cctype>
+#include <map>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -111,6 +112,7 @@ void Platform::wire_iommu(const IommuType& t, const ComponentConfig& m, BuildCon
     } else {
         u.mem->bind(*mem_target_);
     }
+    if (trace_ && u.set_trace) u.set_trace(trace_.get());
     modules_.push_back(std::move(u.module));
 }
 
@@ -139,6 +141,13 @@ Platform::Platform(PlatformConfig cfg)
         mem_target_ = &fan->in;
         modules_.push_back(std::move(fan));
     }
+    if (cfg_.outputs.trace) {
+        trace::Limits l;
+        l.max_events = cfg_.outputs.trace_max_events;
+        l.dma_sample_every = cfg_.outputs.trace_dma_sample_every;
+        l.counter_interval = cfg_.outputs.trace_counter_interval;
+        trace_ = std::make_unique<trace::Recorder>(l);
+    }
     if (!cfg_.iommus.empty()) {
         host_ = std::make_unique<host::Host>("os", cfg_.host, memory_->store(), &stats_);
         host_->iommufd().log().keep_rows(cfg_.outputs.invalidations_csv || cfg_.outputs.trace);
@@ -159,6 +168,21 @@ Platform::Platform(PlatformConfig cfg)
         for (const auto& t : device_types())
             if (t.type == cfg_.devices[i].type)
                 modules_.push_back(built_at("/devices/" + std::to_string(i), [&] { return t.build(cfg_.devices[i], ctx); }));
+    if (host_) // user-facing attaches check IOMMU groups (host::Isolation)
+        for (const auto& rc : rcs_) {
+            if (rc.iommu.empty()) continue;
+            const unsigned unit = host_->iommu_index(rc.iommu);
+            std::map<int, std::string> members;
+            for (int f : rc.topology->functions()) {
+                std::string& m = members[rc.topology->node(f).iommu_group];
+                m += (m.empty() ? "" : ", ") + rc.topology->node(f).bdf.str();
+            }
+            for (int f : rc.topology->functions()) {
+                const int g = rc.topology->node(f).iommu_group;
+                host_->isolation().set_group(unit, rc.topology->node(f).bdf, g,
+                                             std::to_string(g) + " of " + rc.name + " (" + members[g] + ")");
+            }
+        }
     for (size_t i = 0; i < cfg_.vms.size(); ++i) built_at("/vms/" + std::to_string(i), [&] { build_vm(cfg_.vms[i]); });
     if (!cfg_.scenario.empty()) {
         auto find = [this](const std::string& name) -> pcie::TrafficEndpoint* {
@@ -269,6 +293,10 @@ json Platform::stats_document(const HostFigures& host) const {
     if (host_ && host_->iommufd().log().rows_dropped()) // trace.json is memory-bounded: say what it left out
         doc["truncated_outputs"] = {{"invalidation_rows_dropped", host_->iommufd().log().rows_dropped()},
                                     {"invalidation_rows_kept", host::InvalidationLog::kMaxRows}};
+    if (trace_ && trace_->dropped()) {
+        doc["truncated_outputs"]["trace_events_dropped"] = trace_->dropped();
+        doc["truncated_outputs"]["trace_events_kept"] = trace_->events().size();
+    }
     return doc;
 }
 
@@ -297,7 +325,7 @@ void Platform::write_outputs(const std::filesystem::path& dir, const json& stats
         write_output_file(dir / "invalidations.csv", [&](std::ostream& os) { host_->iommufd().log().write_csv(os); });
     if (cfg_.outputs.trace && host_)
         write_output_file(dir / "trace.json", [&](std::ostream& os) {
-            os << invalidation_trace(host_->iommufd().log().rows()).dump() << "\n";
+            os << trace_json(host_->iommufd().log().rows(), trace_.get()).dump() << "\n";
         });
     if (host_) write_output_file(dir / "violations.csv", [&](std::ostream& csv) {
         // every safety violation the oracle saw (the first 1000), with the cache that served it

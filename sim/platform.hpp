@@ -91,6 +91,7 @@ private:
     std::vector<std::shared_ptr<void>> keep_alive_;
     std::vector<std::unique_ptr<host::vm::Vm>> vms_; ///< after host_: a VM uses the host
     std::unique_ptr<ScenarioRunner> scenario_;
+    std::unique_ptr<trace::Recorder> trace_;   ///< outputs.trace: what models report for trace.json
     std::unique_ptr<std::ofstream> inval_csv_; ///< streamed invalidations.csv (open_streams)
 };
 

@@ -42,7 +42,16 @@ const Schema<OutputsConfig>& outputs_schema() {
             .integer("invalidations_csv_max_rows", &OutputsConfig::invalidations_csv_max_rows, "rows",
                      "at most this many rows in invalidations.csv (the rest are counted in os.invalidation.csv_rows_capped); 0 = all")
             .boolean("trace", &OutputsConfig::trace,
-                     "write trace.json (Chrome/Perfetto trace events; open in ui.perfetto.dev): every invalidation and its phases");
+                     "write trace.json (Chrome/Perfetto trace events; open in ui.perfetto.dev): every invalidation and its phases, "
+                     "requests per requester, page walks per walk slot, faults, page requests, queue occupancy and cache-fill counters")
+            .integer("trace_max_events", &OutputsConfig::trace_max_events, "events",
+                     "model events (requests, walks, faults, counters) kept for trace.json; more are counted in stats.json "
+                     "truncated_outputs; default 1000000 (about 100 MB of JSON, an estimate of one event's size); at most 20000000 "
+                     "(about 2.2 GB of host memory at 112 bytes per kept event)", 1, 20'000'000)
+            .integer("trace_dma_sample_every", &OutputsConfig::trace_dma_sample_every, "requests",
+                     "trace every Nth request of each requester (1 = all); default 1", 1)
+            .time_ns("trace_counter_interval_ns", &OutputsConfig::trace_counter_interval,
+                     "minimum simulated time between two samples of one counter; default 100 ns (a choice of resolution, not a model cost)");
         return sc;
     }();
     return s;

@@ -41,6 +41,9 @@ struct OutputsConfig {
     bool invalidations_csv = true;
     uint64_t invalidations_csv_max_rows = 0; ///< 0 = every invalidation
     bool trace = false;
+    uint64_t trace_max_events = 1'000'000;  ///< model events kept for trace.json (the rest are counted)
+    uint32_t trace_dma_sample_every = 1;    ///< every Nth request of each requester is traced
+    Duration trace_counter_interval = Duration::ns(100); ///< minimum simulated time between counter samples
 };
 
 struct PlatformConfig {

@@ -6,7 +6,11 @@
 // of one "thread" run in order on one host thread; several threads run
 // concurrently and contend for the IOMMU like real CPUs. "at_us" delays a
 // step to an absolute time. "expect_error" turns a step into a check that
-// the host API refuses it with that error kind.
+// the host API refuses it with that error kind. "repeat": N runs a step N
+// times in a row (iteration i = 0..N-1); in its string values "{i}",
+// "{i%M}", "{i/M}", "{i+M}", "{i*M}" (left to right, e.g. "{i/256+1}")
+// stand for the iteration's number, and an integer or size key may be such a
+// string, so a million PASIDs is two steps, not a million.
 #include <functional>
 #include <memory>
 #include <optional>
@@ -32,7 +36,13 @@ struct ScenarioStep {
     json args;                              ///< the step's own keys, validated
     std::optional<std::string> expect_error; ///< HostError kind the step must fail with
     std::string path;                       ///< JSON path, for messages
+    uint64_t repeat = 1;                    ///< iterations ("repeat"); args may hold {i...} templates
 };
+
+/// A repeated step's value for iteration `i`: each "{expr}" replaced by its
+/// value (expr = i followed by %M, /M, +M or *M, left to right). Throws
+/// std::invalid_argument naming what is wrong with a malformed template.
+std::string instantiate(const std::string& s, uint64_t i);
 
 /// Parses and validates /scenario (keys, types, references to names defined by earlier steps, to
 /// devices and to IOMMUs; "iommu" is required where several IOMMUs make a step ambiguous; an
@@ -41,6 +51,12 @@ std::vector<ScenarioStep> parse_scenario(const json& arr, const std::set<std::st
                                          const std::vector<std::string>& iommus, double duration_us);
 json dump_scenario(const std::vector<ScenarioStep>& steps);
 void document_scenario(std::vector<ParamSection>& out);
+
+/// The owners the scenario's attach / bind_sva steps claim each IOMMU group of `topo` for (an
+/// attach without "owner" is the kernel's), one line per group: what `iommusim topology`
+/// prints. A group claimed by two owners is marked: the second owner's attach is refused
+/// unless the first detached every function before.
+std::string render_group_owners(const std::vector<ScenarioStep>& steps, const pcie::Topology& topo);
 
 /// Where a device sits: its root complex's hierarchy and the IOMMU translating it ("" = none).
 struct DeviceSite {
@@ -70,7 +86,9 @@ public:
 private:
     struct State;
     void run_thread(const std::string& name);
-    void execute(const ScenarioStep& s);
+    void execute(const ScenarioStep& s, uint64_t iteration);
+    /// Failure messages kept at most (a repeated step may fail a million times; all are counted).
+    static constexpr size_t kMaxFailureMessages = 1000;
 
     host::Host& host_;
     std::function<DeviceSite(const std::string&)> site_;

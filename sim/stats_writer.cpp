@@ -16,7 +16,11 @@ json num(double v) {
     if (v == std::floor(v) && std::fabs(v) < 9e15) return json(static_cast<int64_t>(v));
     char b[32];
     std::snprintf(b, sizeof b, "%.9g", v);
-    return json(std::strtod(b, nullptr));
+    // A value that rounds to an integer is written as one (16200000.000000002 ns, a time
+    // computed in seconds, is "16200000", not "16200000.0").
+    const double r = std::strtod(b, nullptr);
+    if (r == std::floor(r) && std::fabs(r) < 9e15) return json(static_cast<int64_t>(r));
+    return json(r);
 }
 
 class JsonVisitor : public stats::Visitor {

@@ -29,9 +29,24 @@ private:
 
 double us(Duration d) { return static_cast<double>(d.as_ps()) / 1e6; }
 
+json args_of(const trace::Event& e) {
+    json a = json::object();
+    for (const auto& arg : e.args) {
+        if (!arg.key) continue;
+        if (arg.hex) {
+            char v[24];
+            std::snprintf(v, sizeof v, "0x%llx", static_cast<unsigned long long>(arg.value));
+            a[arg.key] = v;
+        } else {
+            a[arg.key] = arg.value;
+        }
+    }
+    return a;
+}
+
 } // namespace
 
-json invalidation_trace(const std::vector<host::InvalidationLog::Row>& rows) {
+json trace_json(const std::vector<host::InvalidationLog::Row>& rows, const trace::Recorder* rec) {
     Tracks tracks;
     json events = json::array();
     auto slice = [&](std::pair<int, int> track, const std::string& name, const std::string& cat, Duration from,
@@ -62,6 +77,38 @@ json invalidation_trace(const std::vector<host::InvalidationLog::Row>& rows) {
         if (r.t.caches_done) slice(eng, "caches", "iommu", *r.t.fetched, *r.t.caches_done, nullptr);
         if (r.t.devtlb_sent && r.t.devtlb_done)
             slice(eng, "device-TLB round trip", "ats", *r.t.devtlb_sent, *r.t.devtlb_done, json{{"devices", r.devices}});
+    }
+    if (rec) {
+        std::vector<std::pair<int, int>> ids;
+        for (const auto& [process, thread] : rec->tracks()) ids.push_back(tracks.of(process, thread));
+        uint64_t span_id = 0;
+        for (const auto& e : rec->events()) {
+            const auto [pid, tid] = ids[e.track];
+            json base = {{"name", e.name}, {"cat", e.cat}, {"pid", pid}, {"ts", us(e.from)}};
+            switch (e.kind) {
+            case trace::Event::Kind::slice:
+                base["ph"] = "X", base["tid"] = tid, base["dur"] = us(e.to - e.from), base["args"] = args_of(e);
+                events.push_back(std::move(base));
+                break;
+            case trace::Event::Kind::span: { // async begin/end: overlapping spans of one track
+                base["tid"] = tid, base["id"] = ++span_id;
+                json end = base;
+                base["ph"] = "b", base["args"] = args_of(e);
+                end["ph"] = "e", end["ts"] = us(e.to);
+                events.push_back(std::move(base));
+                events.push_back(std::move(end));
+                break;
+            }
+            case trace::Event::Kind::instant:
+                base["ph"] = "i", base["s"] = "t", base["tid"] = tid, base["args"] = args_of(e);
+                events.push_back(std::move(base));
+                break;
+            case trace::Event::Kind::counter: // one counter track per (process, name)
+                base["ph"] = "C", base["args"] = json{{"value", e.args[0].value}};
+                events.push_back(std::move(base));
+                break;
+            }
+        }
     }
     json& all = tracks.meta();
     for (auto& e : events) all.push_back(std::move(e));

@@ -10,14 +10,21 @@
 //     first descriptor fetched to wait status written, with "caches" (fetched
 //     -> IOMMU caches done) and "device-TLB round trip" nested in it (the
 //     engine serves one batch at a time: a wait blocks it).
+//   - what models reported to the trace::Recorder: per IOMMU a "requests from
+//     bb:dd.f" track per requester (async spans: a device's requests overlap),
+//     a track per walk slot with its walks, faults and page requests as
+//     instants, counters (queue occupancy, IOTLB fills, translation
+//     completions = device ATC fills).
 // Times are in microseconds with picosecond digits.
 #include <vector>
 
+#include "models/common/trace.hpp"
 #include "models/host/inval_log.hpp"
 #include "sim/config/schema.hpp"
 
 namespace iommusim::sim {
 
-json invalidation_trace(const std::vector<host::InvalidationLog::Row>& rows);
+/// The whole trace: the invalidation rows and, when given, the recorder's events.
+json trace_json(const std::vector<host::InvalidationLog::Row>& rows, const trace::Recorder* rec = nullptr);
 
 } // namespace iommusim::sim

@@ -34,3 +34,12 @@ execute_process(COMMAND ${BINARY_DIR}/install-test/platform/platform_example
 if(rc OR NOT out MATCHES "os.oracle.violations +0 requests")
   message(FATAL_ERROR "examples/platform failed (${rc}): ${out}")
 endif()
+
+# examples/vtd_unit: one family's unit in a user's SystemC program, tables built with the
+# library's helpers, a translated DMA and a recorded fault.
+configure_and_build(${SOURCE_DIR}/examples/vtd_unit ${BINARY_DIR}/install-test/vtd_unit)
+execute_process(COMMAND ${BINARY_DIR}/install-test/vtd_unit/vtd_unit_example
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out)
+if(rc OR NOT out MATCHES "-> pa 0x40000000: ok, data 0x1122334455667788" OR NOT out MATCHES "dmar0.faults +1")
+  message(FATAL_ERROR "examples/vtd_unit failed (${rc}): ${out}")
+endif()

@@ -119,16 +119,8 @@ FlushTiming CmdQueueDriver::submit(std::vector<QueueEntry> cmds, bool counted) {
     return all;
 }
 
-FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool counted) {
-    FlushTiming t;
-    t.submitted = cpu_.now();
-    const uint32_t token = ++token_;
-    // One status slot per in-flight sync; the token sits in its low dword (little endian).
-    const uint64_t status = status_pa_ + status_bytes_ * (token % (kPage / status_bytes_));
-    const uint64_t zero = 0;
-    cpu_.memory().write(status, &zero, status_bytes_);
-    const bool irq = wait_ == Wait::interrupt;
-    cmds.push_back(hooks_.encode_sync(status, token, irq));
+uint64_t CmdQueueDriver::write_entries(const std::vector<QueueEntry>& cmds, bool sync, uint32_t& token,
+                                      uint64_t& status) {
     if ((cmds.size() + 1) * entry_bytes_ > bytes_)
         throw HostError(HostError::Kind::invalid,
                         "command queue: " + std::to_string(cmds.size()) + " entries do not fit the ring");
@@ -146,26 +138,63 @@ FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool coun
         }
     }
     const uint64_t first_seq = seq_;
-    const uint64_t end_seq = seq_ + cmds.size();
     // Known before the unit can see the tail: its phase reports are kept.
-    open_[first_seq] = Submission{end_seq, token};
-    for (const auto& cmd : cmds) {
+    // In-entry syncs all complete with the same value: such a submission is known by its end.
+    if (sync && in_entry_done_) token = static_cast<uint32_t>(seq_ + cmds.size());
+    if (sync) open_[first_seq] = Submission{seq_ + cmds.size(), token};
+    for (size_t i = 0; i < cmds.size(); ++i) {
         const uint64_t slot = tail_;
         tail_ = (tail_ + entry_bytes_) % bytes_;
         ++seq_;
+        QueueEntry cmd = cmds[i];
+        if (sync && in_entry_done_ && i + 1 == cmds.size()) {
+            // The sync's status word is its own first word: encode it with its own address.
+            cmd = hooks_.encode_sync(base_ + slot, *in_entry_done_, wait_ == Wait::interrupt);
+            status = base_ + slot;
+        }
         cpu_.mem_write(base_ + slot, cmd.data(), entry_bytes_);
     }
     c_.entries.inc(cmds.size());
-    t.descriptors = static_cast<unsigned>(cmds.size());
     hooks_.write_tail(tail_, seq_);
     lock_.unlock();
+    return first_seq;
+}
+
+void CmdQueueDriver::post(std::vector<QueueEntry> cmds) {
+    if (!bytes_) throw std::logic_error("command queue used before init()");
+    uint32_t token = 0;
+    uint64_t status = 0;
+    if (!cmds.empty()) (void)write_entries(cmds, false, token, status);
+}
+
+FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool counted) {
+    FlushTiming t;
+    t.submitted = cpu_.now();
+    const bool irq = wait_ == Wait::interrupt;
+    uint32_t token = 0;
+    uint64_t status = 0;
+    if (in_entry_done_) {
+        cmds.push_back(QueueEntry{}); // encoded with its own slot address by write_entries
+    } else {
+        token = ++token_;
+        // One status slot per in-flight sync; the token sits in its low dword (little endian).
+        status = status_pa_ + status_bytes_ * (token % (kPage / status_bytes_));
+        const uint64_t zero = 0;
+        cpu_.memory().write(status, &zero, status_bytes_);
+        cmds.push_back(hooks_.encode_sync(status, token, irq));
+    }
+    uint32_t key = token;
+    const uint64_t first_seq = write_entries(cmds, true, key, status);
+    if (in_entry_done_) token = *in_entry_done_;
+    const uint64_t end_seq = first_seq + cmds.size();
+    t.descriptors = static_cast<unsigned>(cmds.size());
     // Spin like qi_submit_sync(): read the status word, check the error state, relax, repeat.
     for (;;) {
         const uint64_t seen = irq ? interrupts_seen() : 0;
         c_.polls.inc();
         if (cpu_.mem_read_u32(status) == token) break;
         check_errors();
-        if (aborted_.erase(token)) {
+        if (aborted_.erase(key)) {
             t.error = true;
             break;
         }

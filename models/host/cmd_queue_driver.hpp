@@ -25,6 +25,13 @@
 // completion interrupt. Everything a hook does costs what its MMIO or
 // memory operations cost on the HostCpu.
 //
+// SMMUv3 (Linux with MSI and coherent queues) completes its CMD_SYNC by an
+// MSI write of 0 into the CMD_SYNC's own first word in the ring and polls
+// that word (__arm_smmu_cmdq_poll_until_msi): set_sync_in_entry(0) makes the
+// sync's status word its own slot instead of a slot of the status page.
+// post() writes commands and publishes the tail without a sync and without
+// waiting (Linux arm_smmu_cmdq_issue_cmd without sync, e.g. a prefetch).
+//
 // Fidelity: the queue is full when the tail is one entry behind the head
 // (VT-d §6.5.2, AMD §3.3.13); a family with wrap bits (SMMUv3) could use
 // the last entry too, this driver does not. A submission that does not fit
@@ -114,6 +121,12 @@ public:
     uint64_t bytes() const { return bytes_; }
     unsigned entry_bytes() const { return entry_bytes_; }
     void set_wait(Wait w);
+    /// The sync's completion is a 32-bit write of `done` into the sync's own
+    /// entry (its first word), which the driver polls (SMMUv3 CMD_SYNC MSI to itself).
+    void set_sync_in_entry(uint32_t done) { in_entry_done_ = done; }
+
+    /// Writes `cmds` and publishes the tail; no sync, no wait. SC_THREAD only.
+    void post(std::vector<QueueEntry> cmds);
 
     /// Writes `cmds` + a sync, publishes the tail, waits for the sync's status;
     /// more commands than the ring holds go in ring-sized batches, one after
@@ -125,6 +138,11 @@ public:
 
 private:
     FlushTiming submit_batch(std::vector<QueueEntry> cmds, bool counted);
+    /// Takes the lock, waits for room, writes `cmds` at the tail and publishes it;
+    /// with `sync` the last entry is the sync and the entries are registered as
+    /// submission `token` (in-entry mode: token and status are set to the
+    /// submission's key and the sync's own slot). Returns the first entry's seq.
+    uint64_t write_entries(const std::vector<QueueEntry>& cmds, bool sync, uint32_t& token, uint64_t& status);
     uint64_t seq_at(uint64_t byte_offset) const;
     void abort_owner_of(uint64_t seq);
     void check_errors();
@@ -141,6 +159,7 @@ private:
     uint64_t base_ = 0, bytes_ = 0, status_pa_ = 0;
     unsigned entry_bytes_ = 32;
     unsigned status_bytes_ = 4;
+    std::optional<uint32_t> in_entry_done_; ///< the sync completes by writing this into its own entry
     uint64_t tail_ = 0, head_ = 0;
     uint64_t seq_ = 0;          ///< entries written since init
     uint32_t token_ = 0;

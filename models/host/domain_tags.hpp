@@ -45,6 +45,21 @@ public:
         by_domain_.emplace(domain, tag);
         return tag;
     }
+    /// Takes a specific tag for `domain` (a tag another agent chose, e.g. a CPU ASID
+    /// an SVA context shares). False when another domain holds it (see owner()).
+    bool claim(uint32_t domain, uint32_t tag) {
+        if (auto it = by_domain_.find(domain); it != by_domain_.end()) return it->second == tag;
+        if (tag < first_ || tag > last_ || used_.count(tag)) return false;
+        used_.insert(tag);
+        by_domain_.emplace(domain, tag);
+        return true;
+    }
+    /// The domain holding `tag`, if any.
+    std::optional<uint32_t> owner(uint32_t tag) const {
+        for (const auto& [d, t] : by_domain_)
+            if (t == tag) return d;
+        return std::nullopt;
+    }
     std::optional<uint32_t> find(uint32_t domain) const {
         auto it = by_domain_.find(domain);
         return it == by_domain_.end() ? std::nullopt : std::optional<uint32_t>(it->second);

@@ -11,6 +11,7 @@ namespace iommusim::host {
 Host::Host(sc_core::sc_module_name name, const HostParams& params, mem::PhysMem& memory, stats::Group* parent)
     : sc_module(name), params_(params), stats_(basename(), parent), cpu_("cpu", params.cpu, memory, &stats_),
       oracle_(&stats_), fd_(cpu_, oracle_, params.driver, params.layout, &stats_),
+      pasids_(PasidAllocator::kPasidBits, params.pasid), isolation_(fd_, pasids_, &stats_),
       prq_stats_(&stats_), dma_errors_(stats_.counter("dma_errors", "requests", "device DMAs that completed with an error (faults)")) {
     fd_.set_queue_listener([this] { fq_armed_.notify(sc_core::SC_ZERO_TIME); });
     SC_HAS_PROCESS(Host);

@@ -25,6 +25,7 @@
 #include "models/host/host_cpu.hpp"
 #include "models/host/host_params.hpp"
 #include "models/host/iommufd.hpp"
+#include "models/host/isolation.hpp"
 #include "models/host/msi_decoder.hpp"
 #include "models/host/pasid_allocator.hpp"
 #include "models/host/iommu_driver.hpp"
@@ -36,6 +37,7 @@ struct HostParams {
     HostCpuParams cpu;
     DriverParams driver;
     HostMemoryLayout layout;
+    PasidParams pasid;
 };
 
 /// Any memory target socket (the memory, or a fan-in in front of it).
@@ -84,6 +86,8 @@ public:
     IommuFd& iommufd() { return fd_; }
     DmaOracle& oracle() { return oracle_; }
     PasidAllocator& pasids() { return pasids_; }
+    /// User-facing attaches: PASID ownership and IOMMU-group checks before iommufd.
+    Isolation& isolation() { return isolation_; }
     const HostParams& params() const { return params_; }
     stats::Group& stats_group() { return stats_; }
     /// The index of the IOMMU named `name` in iommufd.
@@ -99,6 +103,7 @@ private:
     DmaOracle oracle_;
     IommuFd fd_;
     PasidAllocator pasids_;
+    Isolation isolation_;
     std::vector<std::unique_ptr<MsiDecoder>> msi_;
     PageRequestStats prq_stats_;
     std::vector<std::pair<std::string, std::unique_ptr<IommuDriver>>> drivers_; ///< iommufd order

@@ -9,6 +9,12 @@
 
 namespace iommusim::host {
 
+/// The CPU's architecture: the page-table format of its processes (shared by SVA domains).
+enum class CpuArch : uint8_t {
+    x86_64, ///< x86-64 4-level tables (VT-d first stage, AMD-Vi v2)
+    arm64,  ///< Arm VMSAv8-64, 4 KiB granule, 48-bit VA (Linux arm64 defaults), ASIDs (SMMUv3 CD)
+};
+
 struct HostCpuParams {
     // ns; uncached MMIO write as seen by the issuing core (posted, but UC
     // stores serialize): DESIGN.md example value; estimate.
@@ -36,6 +42,7 @@ struct HostCpuParams {
     Duration poll_interval = Duration::ns(kDefaultPollIntervalNs);
     Duration interrupt_latency = Duration::ns(kDefaultInterruptNs);
     Duration call_overhead = Duration::ns(kDefaultCallOverheadNs);
+    CpuArch arch = CpuArch::x86_64;
 };
 
 enum class FlushPolicy : uint8_t { strict, lazy };
@@ -53,6 +60,10 @@ struct DriverParams {
     /// A deliberately broken driver: never invalidates device TLBs (ATCs),
     /// so the safety oracle must see violations. For tests and teaching.
     bool skip_devtlb_invalidation = false;
+    /// A deliberately broken driver: publishes its invalidation commands without the
+    /// sync command and returns at once, never waiting for completion (backends on the
+    /// shared command-queue driver that honour it: SMMUv3). The oracle must see violations.
+    bool skip_sync = false;
     /// Invalidation queue size: 2^queue_order 4 KiB pages (Linux: 8 KiB = 256 x 32 B descriptors).
     uint8_t queue_order = 1;
 

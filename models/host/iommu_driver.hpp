@@ -55,8 +55,7 @@ struct DomainDesc {
     Kind kind = Kind::paging_s1;
     iommu::StageConfig s1;  ///< root etc. filled in by the owner of the tables
     iommu::StageConfig s2;
-    /// Domains with the same key share one cache tag (nested AMD domains of one vDomainID); nullopt = its own.
-    std::optional<uint32_t> tag_key;
+    uint32_t cpu_asid = 0;  ///< SVA: the CPU's address-space ID of the process (Arm ASID), 0 = none
 };
 
 /// One device (and PASID) attached to a domain, as invalidations need it.

@@ -56,10 +56,12 @@ IommuFd::IommuFd(HostCpu& cpu, DmaOracle& oracle, const DriverParams& params, co
       quarantined_(stats_.counter("quarantined", "ranges",
                                   "unmapped ranges never reused because their flush failed (a stale ATC may still hold them)")),
       demand_faults_(stats_.counter("demand_faults", "pages", "process pages mapped on demand (page requests)")) {
-    // The host CPU's paging mode: x86-64 with 4 levels (no LA57), the tables SVA domains share.
+    // The host CPU's paging mode, the tables SVA domains share: x86-64 with 4 levels (no
+    // LA57), or arm64 with 4 KiB pages and 48-bit VAs (Linux defaults: 4 levels, TTBR0 range).
     cpu_tables_.enabled = true;
-    cpu_tables_.format = iommu::PtFormat::x86_64;
+    cpu_tables_.format = cpu.params().arch == CpuArch::arm64 ? iommu::PtFormat::arm_s1 : iommu::PtFormat::x86_64;
     cpu_tables_.levels = 4;
+    cpu_tables_.granule_shift = 12;
     cpu_tables_.input_bits = 48;
 }
 
@@ -153,7 +155,7 @@ uint32_t IommuFd::process_create() {
     auto tables = iommu::TableBuilder::create(cpu_.memory(), cpu_tables_, std::ref(table_alloc_), &err);
     if (!tables) throw HostError(K::no_space, "cannot build CPU page tables: " + std::string(iommu::to_string(err)));
     const uint32_t id = kProcessSpace + next_id_++;
-    processes_.emplace(id, Process{std::move(tables), {}, {}});
+    processes_.emplace(id, Process{std::move(tables), next_asid_++, {}, {}});
     return id;
 }
 
@@ -171,6 +173,7 @@ uint32_t IommuFd::hwpt_alloc_sva(uint32_t pid, unsigned iommu) {
     h.desc.id = id;
     h.desc.kind = DomainDesc::Kind::sva;
     h.desc.s1 = p.tables->config();
+    h.desc.cpu_asid = p.asid;
     h.iommu = iommu;
     h.space = pid;
     hwpts_.emplace(id, std::move(h));

@@ -79,7 +79,8 @@ public:
     /// the format the IOMMU's backend chooses (`levels`: nullopt = its default).
     uint32_t hwpt_alloc(uint32_t ioas, unsigned iommu, DomainDesc::Kind kind,
                         std::optional<uint8_t> levels = std::nullopt);
-    /// A process with CPU page tables in the host CPU's format (x86-64, 4 levels).
+    /// A process with CPU page tables in the host CPU's format (host.cpu.arch: x86-64
+    /// 4 levels, or Arm VMSAv8-64 4 KiB granule 4 levels) and a CPU ASID.
     uint32_t process_create();
     /// An SVA domain on `iommu`: its first stage walks the process's tables. Error if the unit cannot.
     uint32_t hwpt_alloc_sva(uint32_t process, unsigned iommu);
@@ -107,11 +108,9 @@ public:
     /// of 2^page_shift bytes; an unmap flushes but never frees it. Errors as map().
     void map_user(uint32_t ioas, uint64_t iova, uint64_t pa, uint64_t size, unsigned page_shift = 12);
     /// A nested domain (IOMMU_HWPT_ALLOC with a nesting parent): stage 1 `s1` (the guest's
-    /// table; its root is a guest-physical address) over the parent's stage 2. Domains with
-    /// the same `tag_key` share the unit's cache tag (AMD: one pDomainID per vDomainID).
+    /// table; its root is a guest-physical address) over the parent's stage 2.
     /// Errors: the parent is not a second-stage paging domain; the unit cannot nest.
-    uint32_t hwpt_alloc_nested(uint32_t parent, const iommu::StageConfig& s1,
-                               std::optional<uint32_t> tag_key = std::nullopt);
+    uint32_t hwpt_alloc_nested(uint32_t parent, const iommu::StageConfig& s1);
     /// VT-d: IOMMU_HWPT_ALLOC with IOMMU_HWPT_DATA_VTD_S1 (E.2): addr_width 48 or 57, known flags.
     uint32_t hwpt_alloc_nested_vtd(uint32_t parent, const uapi::HwptVtdS1& data);
     /// The nested domain's stage-1 configuration (its guest root).
@@ -176,6 +175,7 @@ private:
     };
     struct Process {
         std::unique_ptr<iommu::TableBuilder> tables;
+        uint32_t asid = 0; ///< the CPU's ASID for the process (arm64: lowest free from 1, as the arm64 allocator's first generation)
         std::map<uint64_t, Mapping> mappings;
         std::vector<uint32_t> hwpts;
     };
@@ -219,6 +219,7 @@ private:
     std::map<uint32_t, Process> processes_;
     std::map<uint64_t, uint32_t> attached_; ///< attach_key -> hwpt
     uint32_t next_id_ = 1;
+    uint32_t next_asid_ = 1;
     FlushQueue fq_;
     struct PendingRelease {
         uint32_t ioas;

@@ -51,7 +51,7 @@ void IommuFd::map_user(uint32_t ioas_id, uint64_t iova, uint64_t pa, uint64_t si
     mapped_bytes_.inc(size);
 }
 
-uint32_t IommuFd::hwpt_alloc_nested(uint32_t parent_id, const iommu::StageConfig& s1, std::optional<uint32_t> tag_key) {
+uint32_t IommuFd::hwpt_alloc_nested(uint32_t parent_id, const iommu::StageConfig& s1) {
     Hwpt& parent = hwpt(parent_id);
     if (parent.desc.kind != DomainDesc::Kind::paging_s2)
         throw HostError(K::invalid, "domain " + std::to_string(parent_id) + " is not a second-stage (nesting parent) domain");
@@ -67,7 +67,6 @@ uint32_t IommuFd::hwpt_alloc_nested(uint32_t parent_id, const iommu::StageConfig
     h.desc.s1 = s1;
     h.desc.s1.enabled = true;
     h.desc.s2 = parent.desc.s2;
-    h.desc.tag_key = tag_key;
     h.iommu = parent.iommu;
     // Its own oracle space, never mapped here: the VM's composed view judges its DMAs.
     h.space = next_id_++;

@@ -15,7 +15,15 @@ NicDriver::NicDriver(Host& host, pcie::NicEndpoint& nic, unsigned mmio_port, con
       polls_(stats_.counter("polls", "polls", "NAPI polls (up to napi_batch descriptors each)")),
       refilled_(stats_.counter("refilled", "buffers", "RX buffers mapped and posted")),
       doorbells_(stats_.counter("doorbells", "writes", "RX tail (RDT) writes")),
-      errors_(stats_.counter("errors", "calls", "driver calls that failed (the run continues)")) {}
+      errors_(stats_.counter("errors", "calls", "driver calls that failed (the run continues)")) {
+    if (p_.tx_rate_gbps > 0) tx_stats_ = std::make_unique<TxStats>(stats_);
+}
+
+NicDriver::TxStats::TxStats(stats::Group& g)
+    : sent(g.counter("tx_sent", "packets", "packets mapped, described in the TX ring and announced")),
+      doorbells(g.counter("tx_doorbells", "writes", "TX tail (TDT) writes")),
+      cleaned(g.counter("tx_cleaned", "packets", "TX descriptors found done (DD) and their buffers unmapped")),
+      ring_full(g.counter("tx_ring_full", "stops", "times a sender found its TX ring full and stopped the queue")) {}
 
 void NicDriver::setup() {
     IommuFd& fd = host_.iommufd();
@@ -34,6 +42,8 @@ void NicDriver::setup() {
     }
     rings_.resize(nic_.params().queues);
     for (uint32_t q = 0; q < rings_.size(); ++q) setup_ring(q);
+    if (tx_stats_)
+        for (uint32_t q = 0; q < rings_.size(); ++q) setup_tx_ring(q);
     nic_.start();
 }
 
@@ -49,15 +59,107 @@ void NicDriver::setup_ring(uint32_t q) {
         r.base = fd.map(ioas_, ring_bytes());
         r.pa = fd.lookup(ioas_, r.base).value();
     }
-    regs_.write32(nic::rx_reg(nic::kRdbal, q), static_cast<uint32_t>(r.base));
-    regs_.write32(nic::rx_reg(nic::kRdbah, q), static_cast<uint32_t>(r.base >> 32));
-    regs_.write32(nic::rx_reg(nic::kRdlen, q), p_.ring_entries * nic::kDescriptorBytes);
-    regs_.write32(nic::rx_reg(nic::kRdh, q), 0);
-    regs_.write32(nic::rx_reg(nic::kRdt, q), 0);
+    program_ring(nic::rx_reg(nic::kRdbal, q), r.base, p_.ring_entries);
     // A full ring keeps one slot empty (tail == head means empty).
     for (uint32_t i = 0; i + 1 < p_.ring_entries; ++i) post(q);
     doorbell(q);
     regs_.write32(nic::kEims, 1u << q);
+}
+
+void NicDriver::setup_tx_ring(uint32_t q) {
+    IommuFd& fd = host_.iommufd();
+    tx_rings_.push_back(std::make_unique<TxRing>());
+    TxRing& r = *tx_rings_.back();
+    r.buffers.assign(p_.tx_ring_entries, 0);
+    r.base = fd.map(ioas_, tx_ring_bytes());
+    r.pa = fd.lookup(ioas_, r.base).value();
+    program_ring(nic::tx_reg(nic::kTdbal, q), r.base, p_.tx_ring_entries);
+}
+
+void NicDriver::program_ring(uint32_t bal, uint64_t base, uint32_t entries) {
+    // RX and TX queue blocks share one layout: BAL, BAH, LEN, H, T (§8.2.3.8, §8.2.3.9).
+    regs_.write32(bal, static_cast<uint32_t>(base));
+    regs_.write32(bal + (nic::kRdbah - nic::kRdbal), static_cast<uint32_t>(base >> 32));
+    regs_.write32(bal + (nic::kRdlen - nic::kRdbal), entries * nic::kDescriptorBytes);
+    regs_.write32(bal + (nic::kRdh - nic::kRdbal), 0);
+    regs_.write32(bal + (nic::kRdt - nic::kRdbal), 0);
+}
+
+void NicDriver::tx_doorbell(uint32_t q) {
+    TxRing& r = *tx_rings_[q];
+    regs_.write32(nic::tx_reg(nic::kTdt, q), r.next_to_use);
+    r.unannounced = 0;
+    tx_stats_->doorbells.inc();
+}
+
+bool NicDriver::clean_tx(uint32_t q) {
+    if (!tx_stats_ || q >= tx_rings_.size()) return true;
+    HostCpu& cpu = host_.cpu();
+    TxRing& r = *tx_rings_[q];
+    uint32_t cleaned = 0;
+    while (r.next_to_clean != r.next_to_use) {
+        if (cleaned == p_.tx_work_limit) break;
+        // The write-back's STA.DD is dword 3 bit 0 (§7.2.3.2.4).
+        if (!(cpu.mem_read_u32(r.pa + uint64_t{r.next_to_clean} * nic::kDescriptorBytes + 12) & nic::kStatusDd)) break;
+        try {
+            host_.iommufd().unmap(ioas_, r.buffers[r.next_to_clean], tx_mapped_bytes());
+        } catch (const HostError&) {
+            errors_.inc();
+        }
+        r.buffers[r.next_to_clean] = 0;
+        r.next_to_clean = r.next_to_clean + 1 == p_.tx_ring_entries ? 0 : r.next_to_clean + 1;
+        ++cleaned;
+    }
+    tx_stats_->cleaned.inc(cleaned);
+    if (cleaned && r.stopped) {
+        r.stopped = false;
+        r.space.notify(sc_core::SC_ZERO_TIME); // netif_wake_queue
+    }
+    return cleaned < p_.tx_work_limit;
+}
+
+void NicDriver::run_tx(uint32_t q) {
+    once_([this] { setup(); });
+    HostCpu& cpu = host_.cpu();
+    TxRing& r = *tx_rings_.at(q);
+    const uint32_t bytes = nic_.params().packet_bytes;
+    // Each queue's sender offers its share of tx_rate_gbps.
+    const Duration gap = Duration::ns(8.0 * bytes * static_cast<double>(rings_.size()) / p_.tx_rate_gbps);
+    Duration next = cpu.now();
+    for (;;) {
+        if (next > cpu.now()) { // no packet due: xmit_more is false, ring the tail, wait for the next one
+            if (r.unannounced) tx_doorbell(q);
+            cpu.spend(saturating_sub(next, cpu.now())); // the tail write took time
+            continue;
+        }
+        const uint32_t after = r.next_to_use + 1 == p_.tx_ring_entries ? 0 : r.next_to_use + 1;
+        if (after == r.next_to_clean) { // ring full (one slot stays empty): netif_stop_queue
+            if (r.unannounced) tx_doorbell(q);
+            tx_stats_->ring_full.inc();
+            r.stopped = true;
+            sc_core::wait(r.space);
+            continue;
+        }
+        uint64_t iova = 0;
+        try {
+            iova = host_.iommufd().map(ioas_, tx_mapped_bytes());
+        } catch (const HostError&) {
+            errors_.inc();
+            next = next + gap; // the packet is dropped by the stack
+            continue;
+        }
+        r.buffers[r.next_to_use] = iova;
+        nic::TxDataDescriptor d;
+        d.buffer = iova;
+        d.cmd_type_len = bytes | nic::kTxDtypData | nic::kTxCmdEop | nic::kTxCmdIfcs | nic::kTxCmdRs | nic::kTxCmdDext;
+        d.olinfo_status = bytes << nic::kTxPaylenShift;
+        cpu.mem_write(r.pa + uint64_t{r.next_to_use} * nic::kDescriptorBytes, &d, sizeof d);
+        r.next_to_use = after;
+        ++r.unannounced;
+        tx_stats_->sent.inc();
+        next = next + gap;
+        if (r.unannounced >= p_.tx_doorbell_batch) tx_doorbell(q);
+    }
 }
 
 void NicDriver::post(uint32_t q) {
@@ -126,7 +228,10 @@ void NicDriver::run(uint32_t q) {
         nic_.wait_interrupt(q);
         cpu.spend(cpu.params().interrupt_latency);
         interrupts_.inc();
-        while (poll(q) == p_.batch) {
+        // ixgbe_poll: TX clean first, then RX; either unfinished polls again.
+        for (;;) {
+            const bool tx_done = clean_tx(q);
+            if (poll(q) < p_.batch && tx_done) break;
         }
         regs_.write32(nic::kEims, 1u << q); // napi_complete: unmask the queue's cause
     }

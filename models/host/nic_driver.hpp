@@ -26,9 +26,21 @@
 // With `buffers = recycle` each slot's buffer stays mapped and is reposted
 // (page_pool-style recycling): no unmap, no invalidation, and the IOTLB sees
 // the whole posted working set.
+// TX (with `tx_rate_gbps` > 0), as ixgbe's ndo_start_xmit and TX clean: per
+// queue a sender thread offers packets of the NIC's packet size at
+// tx_rate_gbps / queues; each packet's buffer is mapped (dma_map_single),
+// described by one advanced data descriptor (EOP, IFCS, RS) written into the
+// queue's TX ring in memory, and the tail (TDT) is written when no further
+// packet is due (xmit_more false) or after `tx_doorbell_batch` packets; a
+// full ring stops the queue until the NAPI poll frees descriptors. The NAPI
+// poll of the queue's vector (shared by the RX and TX rings) first cleans up
+// to `tx_work_limit` TX descriptors whose DD the NIC wrote back, unmapping
+// each buffer, then polls RX; an unfinished TX clean polls again.
 // Not modelled: the stack's per-packet work beyond map/unmap (XDP-style early
-// drop), half-page splitting, TX.
+// drop), half-page splitting, TX in SVA mode, BQL, the qdisc beyond an
+// unbounded backlog of offered packets.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 #include <systemc>
@@ -64,6 +76,17 @@ struct NicDriverParams {
     static constexpr uint64_t kDefaultSvaBufferVa = uint64_t{1} << 32; // 4 GiB
     uint64_t sva_ring_va = kDefaultSvaRingVa;
     uint64_t sva_buffer_va = kDefaultSvaBufferVa;
+    /// TX: offered load in Gb/s over all queues; 0 = the host does not transmit.
+    double tx_rate_gbps = 0;
+    static constexpr uint32_t kDefaultTxRingEntries = 256;  // as the RX ring (ethtool -g default)
+    uint32_t tx_ring_entries = kDefaultTxRingEntries;       ///< per queue; a multiple of 8
+    /// [estimate] packets per TX tail write while a backlog lasts: Linux's
+    /// dev_tx_weight (64 packets per qdisc run) bounds an xmit_more batch.
+    static constexpr uint32_t kDefaultTxDoorbellBatch = 64;
+    uint32_t tx_doorbell_batch = kDefaultTxDoorbellBatch;
+    /// TX descriptors cleaned per NAPI poll: ixgbe's IXGBE_DEFAULT_TX_WORK (256).
+    static constexpr uint32_t kDefaultTxWorkLimit = 256;
+    uint32_t tx_work_limit = kDefaultTxWorkLimit;
 };
 
 class NicDriver {
@@ -73,6 +96,8 @@ public:
               stats::Group* parent_stats);
     /// The host thread of RX queue `queue` (one per queue, added with Host::add_thread).
     void run(uint32_t queue);
+    /// The sender thread of TX queue `queue` (one per queue when tx_rate_gbps > 0).
+    void run_tx(uint32_t queue);
 
 private:
     struct Ring {
@@ -81,6 +106,21 @@ private:
         uint32_t next_to_clean = 0, next_to_use = 0;
         uint32_t unannounced = 0;          ///< posted since the last tail write
         std::vector<uint64_t> buffers;     ///< buffer IOVA per slot (the driver's rx_buffer_info)
+    };
+    struct TxRing {
+        uint64_t base = 0, pa = 0;
+        uint32_t next_to_clean = 0, next_to_use = 0;
+        uint32_t unannounced = 0;
+        std::vector<uint64_t> buffers;     ///< mapped buffer IOVA per slot (tx_buffer_info)
+        sc_core::sc_event space;           ///< the poll freed descriptors (netif_wake_queue)
+        bool stopped = false;
+    };
+    struct TxStats {
+        explicit TxStats(stats::Group& parent);
+        stats::Counter& sent;
+        stats::Counter& doorbells;
+        stats::Counter& cleaned;
+        stats::Counter& ring_full;
     };
     /// Device-wide setup, once (by whichever queue thread runs first).
     void setup();
@@ -92,6 +132,14 @@ private:
     void release(uint64_t iova);
     /// One NAPI poll; returns the descriptors cleaned.
     uint32_t poll(uint32_t q);
+    void setup_tx_ring(uint32_t q);
+    /// Writes a queue's ring registers (base, length, head = tail = 0) from its block at `bal`.
+    void program_ring(uint32_t bal, uint64_t base, uint32_t entries);
+    void tx_doorbell(uint32_t q);
+    /// Cleans written-back TX descriptors; returns whether it finished within tx_work_limit.
+    bool clean_tx(uint32_t q);
+    uint64_t tx_ring_bytes() const { return (uint64_t{p_.tx_ring_entries} * 16 + 4095) & ~uint64_t{4095}; }
+    uint64_t tx_mapped_bytes() const { return (uint64_t{nic_.params().packet_bytes} + 4095) & ~uint64_t{4095}; }
     /// A buffer is mapped in whole pages.
     uint64_t mapped_bytes() const { return (uint64_t{p_.buffer_bytes} + 4095) & ~uint64_t{4095}; }
     uint64_t ring_bytes() const { return (uint64_t{p_.ring_entries} * 16 + 4095) & ~uint64_t{4095}; }
@@ -103,6 +151,7 @@ private:
     uint32_t process_ = 0;
     RunOnce once_;
     std::vector<Ring> rings_;
+    std::vector<std::unique_ptr<TxRing>> tx_rings_;
     uint64_t next_sva_buffer_ = 0;
     stats::Group stats_;
     stats::Counter& interrupts_;
@@ -110,6 +159,7 @@ private:
     stats::Counter& refilled_;
     stats::Counter& doorbells_;
     stats::Counter& errors_;
+    std::unique_ptr<TxStats> tx_stats_;
 };
 
 } // namespace iommusim::host

@@ -7,18 +7,36 @@ namespace iommusim::host {
 
 using K = HostError::Kind;
 
-PasidAllocator::PasidAllocator(uint32_t bits) {
+PasidAllocator::PasidAllocator(uint32_t bits, const PasidParams& params) : params_(params) {
     if (bits < 1 || bits > kPasidBits)
         throw HostError(K::invalid, "PASID width must be 1..20 bits, got " + std::to_string(bits));
+    if (params.default_quota == 0) throw HostError(K::invalid, "the default PASID quota must be at least 1");
     limit_ = 1u << bits;
 }
 
-PasidAllocator::SetId PasidAllocator::create_set(const std::string& owner, uint32_t quota) {
+PasidAllocator::SetId PasidAllocator::create_set(const std::string& owner, std::optional<uint32_t> quota) {
     if (owner.empty()) throw HostError(K::invalid, "a PASID set needs an owner");
-    if (quota == 0) throw HostError(K::invalid, "a PASID set quota must be at least 1");
+    const uint32_t q = quota.value_or(params_.default_quota);
+    if (q == 0) throw HostError(K::invalid, "a PASID set quota must be at least 1");
+    // One set per owner token: the quota is the owner's (VFIO: one vfio_mm per mm).
+    if (auto it = by_owner_.find(owner); it != by_owner_.end())
+        throw HostError(K::busy, "\"" + owner + "\" already has PASID set " + std::to_string(it->second) +
+                                     " (one set per owner)");
     SetId id = next_set_++;
-    sets_[id] = Set{owner, quota, {}, {}};
+    sets_[id] = Set{owner, q, {}, {}};
+    by_owner_[owner] = id;
     return id;
+}
+
+PasidAllocator::SetId PasidAllocator::set_for(const std::string& owner) {
+    if (auto s = find_set(owner)) return *s;
+    return create_set(owner);
+}
+
+std::optional<PasidAllocator::SetId> PasidAllocator::find_set(const std::string& owner) const {
+    auto it = by_owner_.find(owner);
+    if (it == by_owner_.end()) return std::nullopt;
+    return it->second;
 }
 
 PasidAllocator::Set& PasidAllocator::get(SetId id, const std::string& caller) {
@@ -42,22 +60,34 @@ void PasidAllocator::destroy_set(SetId id, const std::string& caller) {
         owner_set_.erase(p);
         next_hint_ = std::min(next_hint_, p);
     }
+    by_owner_.erase(s.owner);
     sets_.erase(id);
 }
 
-uint32_t PasidAllocator::alloc(SetId id, const std::string& caller, std::optional<uint32_t> private_id) {
+uint32_t PasidAllocator::alloc(SetId id, const std::string& caller, std::optional<uint32_t> private_id,
+                               std::optional<uint32_t> host_value) {
     Set& s = get(id, caller);
+    if (host_value && (*host_value == 0 || *host_value >= limit_))
+        throw HostError(K::invalid, "host PASID " + std::to_string(*host_value) + " is outside 1.." +
+                                        std::to_string(limit_ - 1) + " (PASID 0 is RID_PASID)");
     if (s.members.size() >= s.quota)
         throw HostError(K::quota_exceeded, "PASID set " + std::to_string(id) + " of \"" + s.owner +
                                                "\" is at its quota of " + std::to_string(s.quota));
     if (private_id && s.private_to_host.count(*private_id))
         throw HostError(K::busy, "set-private PASID " + std::to_string(*private_id) + " is already allocated in set " +
                                      std::to_string(id));
-    uint32_t p = next_hint_;
-    while (p < limit_ && owner_set_.count(p)) ++p;
-    if (p >= limit_) throw HostError(K::quota_exceeded, "the system PASID space is exhausted");
+    uint32_t p = 0;
+    if (host_value) {
+        // A range allocation with min = max (VFIO_IOMMU_PASID_REQUEST, iommufd's IOMMU_ALLOC_PASID range).
+        p = *host_value;
+        if (owner_set_.count(p)) throw HostError(K::busy, "host PASID " + std::to_string(p) + " is already allocated");
+    } else {
+        p = next_hint_;
+        while (p < limit_ && owner_set_.count(p)) ++p;
+        if (p >= limit_) throw HostError(K::quota_exceeded, "the system PASID space is exhausted");
+        next_hint_ = p + 1;
+    }
     owner_set_[p] = id;
-    next_hint_ = p + 1;
     s.members.push_back(p);
     if (private_id) s.private_to_host[*private_id] = p;
     return p;

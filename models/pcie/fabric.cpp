@@ -69,9 +69,13 @@ void fill_from_topology(const Topology& t, const std::string& endpoint, TrafficE
     if (fns.empty()) throw std::invalid_argument("no endpoint named " + endpoint);
     p.functions.clear();
     p.bars.clear();
+    p.bar_functions.clear();
     for (int f : fns) {
         p.functions.push_back(t.node(f).bdf);
-        for (const AddrRange& b : t.node(f).bars) p.bars.push_back(b);
+        for (const AddrRange& b : t.node(f).bars) {
+            p.bars.push_back(b);
+            p.bar_functions.push_back(p.functions.size() - 1);
+        }
     }
     p.link = t.node(t.port_above(fns.front())).link;
 }

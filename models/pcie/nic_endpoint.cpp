@@ -51,6 +51,32 @@ NicEndpoint::NicEndpoint(sc_core::sc_module_name name, const NicParams& p, stats
     SC_HAS_PROCESS(NicEndpoint);
     SC_THREAD(engine_thread);
     SC_THREAD(writeback_thread);
+    if (p_.tx) {
+        if (p_.tx_descriptor_prefetch < 1) throw std::invalid_argument(me + ": tx_descriptor_prefetch must be >= 1");
+        if (p_.tx_writeback_batch < 1) throw std::invalid_argument(me + ": tx_writeback_batch must be >= 1");
+        for (uint32_t q = 0; q < p_.queues; ++q) tx_queues_.push_back(std::make_unique<TxQueue>());
+        tx_buffer_time_ = Duration::ns(8.0 * static_cast<double>(p_.tx_buffer_bytes) / p_.line_rate_gbps);
+        tx_scratch_.assign(std::max<size_t>(size_t{p_.tx_descriptor_prefetch} * nic::kDescriptorBytes, 65536), 0);
+        tx_scratch_wb_.assign(size_t{p_.tx_writeback_batch} * nic::kDescriptorBytes, 0);
+        tx_stats_ = std::make_unique<TxStats>(&stats_);
+        SC_THREAD(tx_engine_thread);
+    }
+}
+
+NicEndpoint::TxStats::TxStats(stats::Group* parent)
+    : group("tx", parent),
+      packets(group.counter("packets", "packets", "packets whose data was read and sent on the wire")),
+      bytes(group.counter("bytes", "bytes", "packet bytes sent on the wire")),
+      fetches(group.counter("descriptor_fetches", "reads", "TX descriptor fetch reads (up to tx_descriptor_prefetch each)")),
+      writebacks(group.counter("descriptor_writebacks", "writes", "TX descriptor write-backs (up to tx_writeback_batch descriptors each)")),
+      bad_descriptors(group.counter("bad_descriptors", "descriptors", "descriptors skipped: not an advanced data descriptor with EOP and a length")),
+      buffer_stalls(group.counter("buffer_stalls", "packets", "times data reads waited because the TX buffer held a buffer's worth ahead of the wire")),
+      read_latency(group.histogram("data_read_latency", "ns", "a packet's data read: issue to last completion (translation included)")) {
+    group.derived("throughput", "Gb/s", "packet bits sent per simulated ns (line-rate units)", [this] {
+        const double ns = (sc_core::sc_time_stamp() - rate_start).to_seconds() * 1e9;
+        return ns > 0 ? 8.0 * static_cast<double>(bytes.value()) / ns : 0.0;
+    });
+    group.on_reset([this] { rate_start = sc_core::sc_time_stamp(); });
 }
 
 uint32_t NicEndpoint::queue_of_flow(uint32_t flow) const {
@@ -75,43 +101,29 @@ void NicEndpoint::b_transport_regs(tlm::tlm_generic_payload& gp, sc_core::sc_tim
     if (gp.is_write()) std::memcpy(&v, gp.get_data_ptr(), 4);
     uint32_t out = 0;
     gp.set_response_status(tlm::TLM_OK_RESPONSE);
-    if (off >= nic::kRdbal && off < nic::kRdbal + nic::kMaxQueues * nic::kQueueStride) {
-        const auto qi = static_cast<uint32_t>((off - nic::kRdbal) / nic::kQueueStride);
-        const auto reg = static_cast<uint32_t>(nic::kRdbal + (off - nic::kRdbal) % nic::kQueueStride);
-        if (qi >= p_.queues) {
+    const bool w = gp.is_write();
+    const bool rx_block = off >= nic::kRdbal && off < nic::kRdbal + nic::kMaxQueues * nic::kQueueStride;
+    const bool tx_block = off >= nic::kTdbal && off < nic::kTdbal + nic::kMaxQueues * nic::kQueueStride;
+    if (rx_block || tx_block) {
+        const uint32_t base = rx_block ? nic::kRdbal : nic::kTdbal;
+        const auto qi = static_cast<uint32_t>((off - base) / nic::kQueueStride);
+        const auto reg = static_cast<uint32_t>((off - base) % nic::kQueueStride);
+        if (qi >= p_.queues || (tx_block && qi >= tx_queues_.size())) {
             gp.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
             return;
         }
-        Queue& q = *queues_[qi];
-        const bool w = gp.is_write();
-        switch (reg) {
-        case nic::kRdbal:
-            if (w) q.ring = (q.ring & ~uint64_t{0xFFFFFFFF}) | (v & ~0x7Fu);
-            out = static_cast<uint32_t>(q.ring);
-            break;
-        case nic::kRdbah:
-            if (w) q.ring = (q.ring & 0xFFFFFFFF) | (uint64_t{v} << 32);
-            out = static_cast<uint32_t>(q.ring >> 32);
-            break;
-        case nic::kRdlen:
-            if (w) q.ring_bytes = v & 0xFFF80; // LEN[19:7]
-            out = q.ring_bytes;
-            break;
-        case nic::kRdh:
-            if (w) {
-                q.head = q.entries() ? v % q.entries() : 0;
-                q.fetched.clear();
-            }
-            out = q.head;
-            break;
-        case nic::kRdt:
-            if (w) {
-                q.tail = q.entries() ? (v & 0xFFFF) % q.entries() : 0;
-                q.doorbell.notify(delay);
-            }
-            out = q.tail;
-            break;
-        default: gp.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE); return;
+        Ring& r = rx_block ? static_cast<Ring&>(*queues_[qi]) : static_cast<Ring&>(*tx_queues_[qi]);
+        if (!ring_reg(r, reg, w, v, out)) {
+            gp.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+            return;
+        }
+        if (w && reg == nic::kRdh - nic::kRdbal) { // a head write restarts the ring
+            if (rx_block) queues_[qi]->fetched.clear();
+            else tx_queues_[qi]->fetched.clear();
+        }
+        if (w && reg == nic::kRdt - nic::kRdbal) {
+            if (rx_block) queues_[qi]->doorbell.notify(delay);
+            else tx_doorbell_.notify(delay);
         }
     } else if (off == nic::kEims || off == nic::kEimc) {
         for (uint32_t qi = 0; qi < p_.queues; ++qi) {
@@ -124,6 +136,33 @@ void NicEndpoint::b_transport_regs(tlm::tlm_generic_payload& gp, sc_core::sc_tim
         return;
     }
     if (gp.is_read()) std::memcpy(gp.get_data_ptr(), &out, 4);
+}
+
+bool NicEndpoint::ring_reg(Ring& r, uint32_t reg, bool w, uint32_t v, uint32_t& out) {
+    // Offsets within a queue's block, the same for RX (§8.2.3.8) and TX (§8.2.3.9).
+    switch (reg) {
+    case nic::kRdbal - nic::kRdbal:
+        if (w) r.ring = (r.ring & ~uint64_t{0xFFFFFFFF}) | (v & ~0x7Fu);
+        out = static_cast<uint32_t>(r.ring);
+        return true;
+    case nic::kRdbah - nic::kRdbal:
+        if (w) r.ring = (r.ring & 0xFFFFFFFF) | (uint64_t{v} << 32);
+        out = static_cast<uint32_t>(r.ring >> 32);
+        return true;
+    case nic::kRdlen - nic::kRdbal:
+        if (w) r.ring_bytes = v & 0xFFF80; // LEN[19:7]
+        out = r.ring_bytes;
+        return true;
+    case nic::kRdh - nic::kRdbal:
+        if (w) r.head = r.entries() ? v % r.entries() : 0;
+        out = r.head;
+        return true;
+    case nic::kRdt - nic::kRdbal:
+        if (w) r.tail = r.entries() ? (v & 0xFFFF) % r.entries() : 0;
+        out = r.tail;
+        return true;
+    default: return false;
+    }
 }
 
 void NicEndpoint::wait_interrupt(uint32_t qi) { queues_.at(qi)->irq.take(); }
@@ -144,23 +183,32 @@ void NicEndpoint::sync_to(Duration t) {
     if (t > kernel_now()) wait(from_now(t));
 }
 
-void NicEndpoint::fetch(Queue& q) {
-    while (!outstanding_.empty() && outstanding_.top() <= t_) outstanding_.pop();
+Duration NicEndpoint::take_tag(Duration t) {
+    while (!outstanding_.empty() && outstanding_.top() <= t) outstanding_.pop();
     if (outstanding_.size() >= p_.max_outstanding_reads) { // every tag in flight: wait for the oldest
         tag_stalls_.inc();
-        t_ = std::max(t_, outstanding_.top());
+        t = std::max(t, outstanding_.top());
         outstanding_.pop();
     }
-    const uint32_t n = q.entries();
-    const uint32_t posted = (q.tail + n - q.head) % n;
-    const uint32_t count = std::min({p_.descriptor_prefetch, posted, n - q.head}); // one read never wraps
+    return t;
+}
+
+Duration NicEndpoint::read_descriptors(const Ring& r, uint32_t count, Duration t, uint8_t* buf) {
     const uint32_t bytes = count * nic::kDescriptorBytes;
-    std::fill_n(scratch_.begin(), bytes, uint8_t{0});
-    sc_core::sc_time d = to_sc(t_ - kernel_now());
-    fetches_.inc();
-    if (!dma(q.ring + uint64_t{q.head} * nic::kDescriptorBytes, scratch_.data(), bytes, false, d)) dma_errors_.inc();
+    std::fill_n(buf, bytes, uint8_t{0});
+    sc_core::sc_time d = from_now(t); // a DMA that waited (PRI, credits) may have moved the kernel past t
+    if (!dma(r.ring + uint64_t{r.head} * nic::kDescriptorBytes, buf, bytes, false, d)) dma_errors_.inc();
     const Duration done = kernel_now() + from_sc(d);
     outstanding_.push(done);
+    return done;
+}
+
+void NicEndpoint::fetch(Queue& q) {
+    t_ = take_tag(t_);
+    const uint32_t n = q.entries();
+    const uint32_t count = std::min({p_.descriptor_prefetch, q.posted(), n - q.head}); // one read never wraps
+    fetches_.inc();
+    const Duration done = read_descriptors(q, count, t_, scratch_.data());
     for (uint32_t i = 0; i < count; ++i) {
         nic::RxReadDescriptor desc;
         std::memcpy(&desc, scratch_.data() + size_t{i} * nic::kDescriptorBytes, sizeof desc);
@@ -169,7 +217,92 @@ void NicEndpoint::fetch(Queue& q) {
     }
 }
 
+void NicEndpoint::tx_fetch(TxQueue& q) {
+    tt_ = take_tag(tt_);
+    const uint32_t n = q.entries();
+    const uint32_t count = std::min({p_.tx_descriptor_prefetch, q.posted(), n - q.head}); // one read never wraps
+    tx_stats_->fetches.inc();
+    const Duration done = read_descriptors(q, count, tt_, tx_scratch_.data());
+    for (uint32_t i = 0; i < count; ++i) {
+        nic::TxDataDescriptor desc;
+        std::memcpy(&desc, tx_scratch_.data() + size_t{i} * nic::kDescriptorBytes, sizeof desc);
+        const uint32_t len = desc.cmd_type_len & 0xFFFF;
+        // One data descriptor per packet (§7.2.3.2.4): DTYP data, DEXT, EOP and a length.
+        const bool valid = (desc.cmd_type_len & 0x00F00000u) == nic::kTxDtypData && (desc.cmd_type_len & nic::kTxCmdDext) &&
+                           (desc.cmd_type_len & nic::kTxCmdEop) && len > 0;
+        q.fetched.push_back(TxFetched{q.head, desc.buffer, len, valid, done});
+        q.head = q.head + 1 == n ? 0 : q.head + 1;
+    }
+}
+
+void NicEndpoint::tx_flush_writeback(uint32_t qi) {
+    TxQueue& q = *tx_queues_[qi];
+    if (!q.wb_count) return;
+    // In time order behind the previous TX write-back (the engine hands them over in order).
+    const Duration at = tx_writebacks_.empty() ? q.wb_at : std::max(q.wb_at, tx_writebacks_.back().at);
+    if (tx_writebacks_.empty()) writeback_ready_.notify(sc_core::SC_ZERO_TIME);
+    tx_writebacks_.push_back(WriteBack{qi, q.wb_first, q.wb_count, at, Duration::zero(), true, true});
+    q.wb_count = 0;
+    q.wb_at = Duration::zero();
+}
+
+void NicEndpoint::tx_engine_thread() {
+    const auto nq = static_cast<uint32_t>(tx_queues_.size());
+    for (;;) {
+        tt_ = std::max(tt_, kernel_now());
+        uint32_t qi = nq;
+        for (uint32_t i = 0; i < nq && qi == nq; ++i)
+            if (tx_has_work(*tx_queues_[(tx_next_queue_ + i) % nq])) qi = (tx_next_queue_ + i) % nq;
+        if (qi == nq) { // every ring empty: sleep until a TDT doorbell
+            sync_to(tt_);
+            bool any = false;
+            for (const auto& q : tx_queues_) any = any || tx_has_work(*q);
+            if (!any) wait(tx_doorbell_);
+            continue;
+        }
+        tx_next_queue_ = (qi + 1) % nq; // round robin per packet
+        if (tt_ > kernel_now() + p_.quantum) sync_to(tt_);
+        TxQueue& q = *tx_queues_[qi];
+        if (q.fetched.empty()) tx_fetch(q);
+        const TxFetched f = q.fetched.front();
+        q.fetched.pop_front();
+        Duration left = std::max({f.ready, tt_, kernel_now()}); // the fetch may have waited (PRI, credits)
+        if (f.valid) {
+            // The DMA engine issues its reads in order, each once its descriptor is known and a tag is free.
+            tt_ = take_tag(left);
+            sc_core::sc_time d = to_sc(tt_ - kernel_now());
+            const bool ok = dma(f.buffer, tx_scratch_.data(), f.length, false, d);
+            const Duration done = kernel_now() + from_sc(d);
+            outstanding_.push(done);
+            tx_stats_->read_latency.record((done - tt_).as_ns());
+            left = done;
+            if (ok) {
+                const Duration start = std::max(done, wire_free_);
+                wire_free_ = start + Duration::ns(8.0 * static_cast<double>(f.length) / p_.line_rate_gbps);
+                left = wire_free_;
+                tx_stats_->packets.inc();
+                tx_stats_->bytes.inc(f.length);
+            } else {
+                dma_errors_.inc();
+            }
+        } else {
+            tx_stats_->bad_descriptors.inc();
+        }
+        // The descriptor is done once its packet left (or its read failed); written back in batches.
+        if (!q.wb_count) q.wb_first = f.slot;
+        ++q.wb_count;
+        q.wb_at = std::max(q.wb_at, left);
+        if (q.wb_count >= p_.tx_writeback_batch || f.slot + 1 == q.entries() || !tx_has_work(q)) tx_flush_writeback(qi);
+        // Data waits on chip for the wire: reads run at most a TX buffer ahead of it.
+        if (wire_free_ > tt_ + tx_buffer_time_) {
+            tx_stats_->buffer_stalls.inc();
+            tt_ = wire_free_ - tx_buffer_time_;
+        }
+    }
+}
+
 void NicEndpoint::engine_thread() {
+    if (!p_.rx) return; // nothing arrives
     if (!started_) wait(start_event_);
     start_ = t_ = tx_free_ = kernel_now();
     for (;;) {
@@ -209,7 +342,7 @@ void NicEndpoint::engine_thread() {
         // Write-backs leave in order, after the packet's data (posted writes are ordered).
         last_writeback_ = std::max(tx_free_, last_writeback_);
         if (writebacks_.empty()) writeback_ready_.notify(sc_core::SC_ZERO_TIME);
-        writebacks_.push_back(WriteBack{qi, f.slot, p_.packet_bytes, last_writeback_, arrival(k), ok});
+        writebacks_.push_back(WriteBack{qi, f.slot, p_.packet_bytes, last_writeback_, arrival(k), ok, false});
         // Descriptor fetches may run at most a quantum ahead of the data writes,
         // and the engine at most a quantum ahead of the kernel.
         if (tx_free_ > t_ + p_.quantum) t_ = tx_free_ - p_.quantum;
@@ -218,19 +351,36 @@ void NicEndpoint::engine_thread() {
 
 void NicEndpoint::writeback_thread() {
     for (;;) {
-        while (writebacks_.empty()) wait(writeback_ready_);
-        const WriteBack w = writebacks_.front();
+        while (writebacks_.empty() && tx_writebacks_.empty()) wait(writeback_ready_);
+        // The earlier of the RX and TX heads (each deque is in time order).
+        const bool tx = writebacks_.empty() || (!tx_writebacks_.empty() && tx_writebacks_.front().at < writebacks_.front().at);
+        std::deque<WriteBack>& from = tx ? tx_writebacks_ : writebacks_;
+        const WriteBack w = from.front();
         if (w.at > kernel_now()) { // at its exact time: the driver must not see DD early
-            wait(to_sc(w.at - kernel_now()));
+            // A write-back handed over meanwhile may be due earlier (the other direction).
+            wait(to_sc(w.at - kernel_now()), writeback_ready_);
             continue;
         }
-        writebacks_.pop_front();
+        from.pop_front();
+        sc_core::sc_time d = sc_core::SC_ZERO_TIME;
+        if (w.tx) {
+            const TxQueue& q = *tx_queues_[w.queue];
+            nic::TxWriteBack wb;
+            wb.status = nic::kStatusDd;
+            for (uint32_t i = 0; i < w.length; ++i)
+                std::memcpy(tx_scratch_wb_.data() + size_t{i} * nic::kDescriptorBytes, &wb, sizeof wb);
+            if (!dma(q.ring + uint64_t{w.slot} * nic::kDescriptorBytes, tx_scratch_wb_.data(),
+                     w.length * nic::kDescriptorBytes, true, d))
+                dma_errors_.inc();
+            tx_stats_->writebacks.inc();
+            if (queues_[w.queue]->irq.signal(d)) interrupts_.inc();
+            continue;
+        }
         Queue& q = *queues_[w.queue];
         nic::RxWriteBack wb;
         wb.rss_hash = (w.queue + 1) * 0x9E3779B1u;
         wb.status_error = nic::kStatusDd | nic::kStatusEop;
         wb.length = static_cast<uint16_t>(std::min<uint32_t>(w.length, 0xFFFF));
-        sc_core::sc_time d = sc_core::SC_ZERO_TIME;
         if (!dma(q.ring + uint64_t{w.slot} * nic::kDescriptorBytes, &wb, sizeof wb, true, d)) dma_errors_.inc();
         writebacks_done_.inc();
         if (w.delivered) {

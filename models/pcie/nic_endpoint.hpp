@@ -1,16 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// A NIC receive path on an ATS-capable function (AtsEndpoint), driven
-// through memory as an 82599-class NIC is: the host driver
-// (models/host/nic_driver) writes 16-byte RX descriptors holding buffer
-// IOVAs into per-queue rings in simulated memory and writes each queue's
-// tail register (RDT) in BAR0; the NIC fetches descriptors by DMA, writes
-// each packet into the buffer its descriptor names, writes the descriptor
-// back (DD, length) and raises the queue's interrupt. Every fetch, data
-// write and write-back is a DMA through the ATC / IOMMU, seen by the oracle.
+// A NIC on an ATS-capable function (AtsEndpoint), driven through memory as
+// an 82599-class NIC is: the host driver (models/host/nic_driver) writes
+// 16-byte descriptors holding buffer IOVAs into per-queue RX and TX rings in
+// simulated memory and writes each queue's tail register (RDT / TDT) in
+// BAR0; the NIC fetches descriptors by DMA, writes each received packet into
+// the buffer its descriptor names (or reads each packet to send from it),
+// writes the descriptors back (DD) and raises the queue's interrupt. Every
+// fetch, data access and write-back is a DMA through the ATC / IOMMU, seen
+// by the oracle.
 //
 // Fidelity
-//  Modelled: packets arriving at line rate, round robin over `flows` flows;
+//  Modelled (RX): packets arriving at line rate, round robin over `flows` flows;
 //   RSS: a flow hash picks the queue (one ring, one interrupt per queue);
 //   an on-chip packet buffer (FIFO over all queues) that absorbs packets
 //   while the NIC waits, and drops only when it overflows; the NIC stalls
@@ -22,15 +23,31 @@
 //   in-order write-backs at their exact time (so the driver never sees a
 //   descriptor done early); auto-masked interrupts re-enabled by the
 //   driver's EIMS write (NAPI).
-//  Threads: one engine thread that runs ahead by up to a quantum and never
+//  Modelled (TX, §7.2): queues served round robin per packet; up to
+//   `tx_descriptor_prefetch` advanced data descriptors fetched by one
+//   non-posted read; each packet's data read by DMA (a non-posted read
+//   holding a tag from the same pool as the fetches, so translation latency
+//   throttles transmission once the tags run out); the packet leaves on the
+//   wire at line rate once its data arrived; data reads run ahead of the wire
+//   by at most the on-chip TX buffer (`tx_buffer_bytes`); descriptors written
+//   back (DD) in batches of `tx_writeback_batch` (WTHRESH), or when the
+//   queue has nothing more posted, at the time the batch's last packet left;
+//   the write-back raises the queue's interrupt, shared by the queue's RX and
+//   TX rings as ixgbe maps a queue pair to one vector.
+//  Threads: one RX engine thread that runs ahead by up to a quantum and never
 //   wakes per packet, let alone per dropped packet (drops are counted from
-//   the arrival times when it next runs); one write-back thread that wakes
-//   per write-back.
-//  Not modelled: TX, header split, RSC/LRO, VLANs, the Toeplitz hash (a
-//   multiplicative flow hash instead), interrupt throttling (ITR), the
-//   write-back of several descriptors in one burst, MSI-X as a memory write
-//   (the queue's interrupt is an event; the host pays interrupt latency),
-//   a packet leaving the buffer before its descriptor was fetched.
+//   the arrival times when it next runs); one TX engine thread (only with
+//   `tx`) that runs ahead the same way and sleeps on an empty ring until a
+//   TDT doorbell; one write-back thread for both directions that wakes per
+//   write-back, in time order.
+//  Not modelled: header split, RSC/LRO, VLANs, TSO and context descriptors
+//   (a packet is one data descriptor), the Toeplitz hash (a multiplicative
+//   flow hash instead), interrupt throttling (ITR), the write-back of several
+//   RX descriptors in one burst, the TX head write-back mode, MSI-X as a
+//   memory write (the queue's interrupt is an event; the host pays interrupt
+//   latency), a packet leaving the RX buffer before its descriptor was
+//   fetched, per-queue tag pools (RX and TX share one thread-safe pool whose
+//   release times each engine reads at its own local time).
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -66,30 +83,71 @@ public:
     uint32_t queue_of_flow(uint32_t flow) const;
 
 private:
+    /// The registers every ring has (RX: RDBAL..RDT, TX: TDBAL..TDT, same layout).
+    struct Ring {
+        uint64_t ring = 0;        ///< xDBAH:xDBAL
+        uint32_t ring_bytes = 0;  ///< xDLEN
+        uint32_t head = 0;        ///< next descriptor to fetch (xDH)
+        uint32_t tail = 0;        ///< xDT
+        uint32_t entries() const { return ring_bytes / 16; }
+        uint32_t posted() const { return entries() ? (tail + entries() - head) % entries() : 0; }
+    };
     struct Fetched {
         uint32_t slot;
         uint64_t buffer;          ///< packet buffer IOVA from the descriptor
         Duration ready;           ///< when the fetch completed
     };
-    struct Queue {
-        uint64_t ring = 0;        ///< RDBAH:RDBAL
-        uint32_t ring_bytes = 0;  ///< RDLEN
-        uint32_t head = 0;        ///< next descriptor to fetch (RDH)
-        uint32_t tail = 0;        ///< RDT
+    struct Queue : Ring {
         std::deque<Fetched> fetched;
-        QueueInterrupt irq;
+        QueueInterrupt irq;       ///< the queue pair's vector (RX and TX)
         sc_core::sc_event doorbell;
-        uint32_t entries() const { return ring_bytes / 16; }
+    };
+    struct TxFetched {
+        uint32_t slot;
+        uint64_t buffer;          ///< data IOVA
+        uint32_t length;          ///< DTALEN
+        bool valid;               ///< an advanced data descriptor with EOP
+        Duration ready;
+    };
+    struct TxQueue : Ring {
+        std::deque<TxFetched> fetched;
+        uint32_t wb_first = 0, wb_count = 0;  ///< done descriptors not yet written back
+        Duration wb_at;                       ///< when the last of them left
     };
     struct WriteBack {
-        uint32_t queue, slot, length;
+        uint32_t queue, slot, length; ///< TX: `length` descriptors from `slot`
         Duration at;
-        Duration arrival;         ///< of the packet
-        bool delivered;           ///< its data write succeeded
+        Duration arrival;         ///< of the packet (RX)
+        bool delivered;           ///< its data write succeeded (RX)
+        bool tx;
+    };
+    struct TxStats {
+        explicit TxStats(stats::Group* parent);
+        stats::Group group;
+        stats::Counter& packets;
+        stats::Counter& bytes;
+        stats::Counter& fetches;
+        stats::Counter& writebacks;
+        stats::Counter& bad_descriptors;
+        stats::Counter& buffer_stalls;
+        stats::Histogram& read_latency;
+        sc_core::sc_time rate_start;
     };
     void b_transport_regs(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay);
+    /// A register access within one ring's register block; false for an unknown offset.
+    static bool ring_reg(Ring& r, uint32_t reg, bool write, uint32_t v, uint32_t& out);
     void engine_thread();
+    void tx_engine_thread();
     void writeback_thread();
+    /// Takes a tag for a non-posted request issued at `t`; returns when it may be issued.
+    Duration take_tag(Duration t);
+    /// Reads `count` descriptors of `r` from its head into `buf` as one non-posted
+    /// read issued at `t` (after a free tag); returns when the data arrived.
+    Duration read_descriptors(const Ring& r, uint32_t count, Duration t, uint8_t* buf);
+    void tx_fetch(TxQueue& q);
+    /// Hands the done descriptors of TX queue `qi` to the write-back thread.
+    void tx_flush_writeback(uint32_t qi);
+    bool tx_has_work(const TxQueue& q) const { return !q.fetched.empty() || q.posted() != 0; }
     Duration arrival(uint64_t k) const { return start_ + gap_ * k; }
     /// Packets that arrived up to `t` enter the buffer or are dropped.
     void admit(Duration t);
@@ -118,6 +176,17 @@ private:
     sc_core::sc_event start_event_;
     bool started_ = false;
     std::vector<uint8_t> scratch_;
+    // TX
+    std::vector<std::unique_ptr<TxQueue>> tx_queues_;
+    sc_core::sc_event tx_doorbell_;
+    Duration tt_;                                    ///< the TX engine's local time
+    Duration wire_free_;                             ///< the TX wire is busy until then
+    Duration tx_buffer_time_;                        ///< the TX buffer drains in this long at line rate
+    uint32_t tx_next_queue_ = 0;                     ///< round robin
+    std::deque<WriteBack> tx_writebacks_;
+    std::vector<uint8_t> tx_scratch_;
+    std::vector<uint8_t> tx_scratch_wb_;               ///< the write-back thread's (it may run while the engine waits)
+    std::unique_ptr<TxStats> tx_stats_;
 
     stats::Counter& packets_;
     stats::Counter& bytes_;

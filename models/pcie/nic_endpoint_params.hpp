@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// Parameters of the NIC receive path (NicEndpoint).
+// Parameters of the NIC's receive and transmit paths (NicEndpoint).
 #include <cstdint>
 #include <optional>
 
@@ -26,6 +26,16 @@ struct NicParams {
     /// ns; how far the NIC's thread may run ahead of the kernel (temporal decoupling),
     /// as the traffic endpoint's quantum.
     static constexpr double kDefaultQuantumNs = 1000.0;
+    /// TX descriptors read per fetch. calibration.md "NIC descriptors (82599-class)":
+    /// TX prefetches up to 40 descriptors.
+    static constexpr uint32_t kDefaultTxDescriptorPrefetch = 40;
+    /// TX descriptors written back per write-back. calibration.md "NIC descriptors
+    /// (82599-class)": write-back batches of 8 (ixgbe's WTHRESH = 8).
+    static constexpr uint32_t kDefaultTxWritebackBatch = 8;
+    /// bytes; on-chip transmit packet buffer: how far data reads may run ahead
+    /// of the wire. [estimate] 82599-class parts have 160 KB (datasheet figure,
+    /// not in calibration.md).
+    static constexpr uint32_t kDefaultTxBufferBytes = 160 * 1024;
 
     AtsEndpointParams ats;
     std::optional<uint32_t> pasid;                            ///< PASID of its DMA; none = DMA API (RID only)
@@ -37,6 +47,13 @@ struct NicParams {
     uint32_t max_outstanding_reads = kDefaultMaxOutstandingReads;
     uint32_t rx_buffer_bytes = kDefaultRxBufferBytes;
     Duration quantum = Duration::ns(kDefaultQuantumNs);
+    /// Packets arrive (the RX path); false = the NIC only transmits.
+    bool rx = true;
+    /// The TX path is in use (the host transmits): its engine thread and `tx` stats exist.
+    bool tx = false;
+    uint32_t tx_descriptor_prefetch = kDefaultTxDescriptorPrefetch;
+    uint32_t tx_writeback_batch = kDefaultTxWritebackBatch;
+    uint32_t tx_buffer_bytes = kDefaultTxBufferBytes;
 };
 
 } // namespace iommusim::pcie

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 // What the NIC's host driver and the NIC model share: the register offsets
-// of the RX queues in BAR0 and the RX descriptor layouts, those of the Intel
-// 82599 (ixgbe) family, whose descriptor traffic calibration.md's NIC row
-// describes. 82599 datasheet §8.2.3.8 (receive registers), §7.1.6.2
-// (advanced receive descriptors).
+// of the RX and TX queues in BAR0 and the descriptor layouts, those of the
+// Intel 82599 (ixgbe) family, whose descriptor traffic calibration.md's NIC
+// row describes. 82599 datasheet §8.2.3.8 (receive registers), §8.2.3.9
+// (transmit registers), §7.1.6.2 (advanced receive descriptors), §7.2.3.2.4
+// (advanced transmit data descriptor).
 #include <cstdint>
 
 namespace iommusim::pcie::nic {
@@ -18,6 +19,13 @@ inline constexpr uint32_t kRdt = 0x01018;     ///< tail: one past the last descr
 inline constexpr uint32_t kQueueStride = 0x40;
 inline constexpr uint32_t kMaxQueues = 64;
 constexpr uint32_t rx_reg(uint32_t reg, uint32_t queue) { return reg + queue * kQueueStride; }
+// Per-queue transmit registers, queue n at base + 0x40 * n (§8.2.3.9.5-9).
+inline constexpr uint32_t kTdbal = 0x06000;   ///< descriptor ring base, low 32 bits (128-byte aligned)
+inline constexpr uint32_t kTdbah = 0x06004;
+inline constexpr uint32_t kTdlen = 0x06008;   ///< ring length in bytes (multiple of 128)
+inline constexpr uint32_t kTdh = 0x06010;     ///< head: next descriptor the NIC processes
+inline constexpr uint32_t kTdt = 0x06018;     ///< tail: one past the last descriptor posted (doorbell)
+constexpr uint32_t tx_reg(uint32_t reg, uint32_t queue) { return reg + queue * kQueueStride; }
 // Extended interrupt mask set / clear (§8.2.3.5): bit n enables the cause of
 // queue n (the driver maps queue n to cause n). A raised interrupt masks its
 // cause (auto-mask) until the driver sets it again after its NAPI poll.
@@ -39,7 +47,26 @@ struct RxWriteBack {
     uint16_t length = 0;          ///< PKT_LEN: bytes written to the packet buffer
     uint16_t vlan = 0;
 };
+/// Advanced transmit data descriptor, read format (written by the driver, §7.2.3.2.4).
+struct TxDataDescriptor {
+    uint64_t buffer = 0;          ///< bus address (IOVA) of the data
+    uint32_t cmd_type_len = 0;    ///< DTALEN [15:0], DTYP [23:20] (0011b data), DCMD [31:24]
+    uint32_t olinfo_status = 0;   ///< STA [3:0] (DD bit 0 in the write-back), PAYLEN [31:14]
+};
+/// Advanced transmit descriptor, write-back format: only STA.DD (dword 3 bit 0) is defined.
+struct TxWriteBack {
+    uint64_t reserved0 = 0;
+    uint32_t reserved1 = 0;
+    uint32_t status = 0;
+};
 static_assert(sizeof(RxReadDescriptor) == kDescriptorBytes && sizeof(RxWriteBack) == kDescriptorBytes);
+static_assert(sizeof(TxDataDescriptor) == kDescriptorBytes && sizeof(TxWriteBack) == kDescriptorBytes);
+inline constexpr uint32_t kTxDtypData = 0x3u << 20;  ///< DTYP = 0011b: advanced data descriptor
+inline constexpr uint32_t kTxCmdEop = 1u << 24;      ///< DCMD.EOP: last descriptor of the packet
+inline constexpr uint32_t kTxCmdIfcs = 1u << 25;     ///< DCMD.IFCS: insert the Ethernet FCS
+inline constexpr uint32_t kTxCmdRs = 1u << 27;       ///< DCMD.RS: report status (write back DD)
+inline constexpr uint32_t kTxCmdDext = 1u << 29;     ///< DCMD.DEXT: advanced descriptor format
+inline constexpr uint32_t kTxPaylenShift = 14;       ///< olinfo_status PAYLEN [31:14]
 inline constexpr uint32_t kStatusDd = 1u << 0;
 inline constexpr uint32_t kStatusEop = 1u << 1;
 

@@ -27,9 +27,14 @@ TrafficEndpoint::TrafficEndpoint(sc_core::sc_module_name name, const TrafficEndp
       bar_writes_(stats_.counter("bar_writes", "requests", "writes to this device's BARs (P2P or MMIO)")),
       bar_bytes_(stats_.counter("bar_bytes", "bytes", "bytes moved to/from this device's BARs")),
       bar_errors_(stats_.counter("bar_errors", "requests", "requests to addresses outside this device's BARs")),
+      unmediated_(stats_.counter("unmediated_accesses", "requests",
+                                 "requests of a function to its own BAR (same requester ID): decoded inside the device, "
+                                 "never seen by the IOMMU")),
       messages_unsupported_(stats_.counter("messages_unsupported", "messages",
                                            "ATS/PRI messages received without the capability")) {
     if (params_.functions.empty()) throw std::invalid_argument(std::string(basename()) + ": needs at least one function RID");
+    if (!params_.bar_functions.empty() && params_.bar_functions.size() != params_.bars.size())
+        throw std::invalid_argument(std::string(basename()) + ": bar_functions needs one entry per BAR");
     if (params_.max_outstanding_reads == 0) throw std::invalid_argument(std::string(basename()) + ": max_outstanding_reads must be >= 1");
     for (const WorkloadParams& w : params_.workloads) {
         if (w.function >= params_.functions.size())
@@ -110,6 +115,14 @@ void TrafficEndpoint::issue(const DmaOp& op, const Attrs& attrs, Duration& t) {
     uint32_t max = op.write ? lp.max_payload_bytes : lp.max_read_request_bytes;
     if (buf_.size() < max) buf_.resize(max);
     for_each_chunk(op.addr, op.size, max, [&](Chunk c) {
+        if (own_bar(op.function, c.addr, c.bytes)) {
+            // Same requester ID: the function reaches its own BAR inside the device (thread 004).
+            unmediated_.inc();
+            access_bar(params_.functions[op.function], c.addr, buf_.data(), c.bytes, op.write, t);
+            t += params_.bar_latency;
+            last_done_ns_.set(std::max(last_done_ns_.value(), t.as_ns()));
+            return;
+        }
         if (!op.write) {
             while (!outstanding_.empty() && outstanding_.top() <= t) outstanding_.pop();
             if (outstanding_.size() >= params_.max_outstanding_reads) {
@@ -231,6 +244,36 @@ bool TrafficEndpoint::in_bar(uint64_t addr, uint64_t len) const {
     return false;
 }
 
+bool TrafficEndpoint::own_bar(size_t function, uint64_t addr, uint64_t len) const {
+    for (size_t i = 0; i < params_.bar_functions.size(); ++i) {
+        const AddrRange& b = params_.bars[i];
+        if (params_.bar_functions[i] == function && b.contains(addr) && len <= b.size && addr - b.base <= b.size - len)
+            return true;
+    }
+    return false;
+}
+
+void TrafficEndpoint::access_bar(Bdf requester, uint64_t a, unsigned char* data, unsigned len, bool write, Duration at) {
+    if (write) {
+        bar_store_.write(a, data, len);
+        bar_writes_.inc();
+    } else {
+        bar_store_.read(a, data, len);
+        bar_reads_.inc();
+    }
+    bar_bytes_.inc(len);
+    if (bar_observer_) {
+        DmaRecord rec;
+        rec.requester = requester;
+        rec.iova = a;
+        rec.pa = a;
+        rec.write = write;
+        rec.at_ps = at.as_ps();
+        rec.ok = true;
+        bar_observer_(rec);
+    }
+}
+
 void TrafficEndpoint::b_transport_in(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
     if (auto* msg = gp.get_extension<MessageExtension>()) {
         on_message(*msg, gp, delay);
@@ -243,14 +286,8 @@ void TrafficEndpoint::b_transport_in(tlm::tlm_generic_payload& gp, sc_core::sc_t
         gp.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
         return;
     }
-    if (gp.is_write()) {
-        bar_store_.write(a, gp.get_data_ptr(), len);
-        bar_writes_.inc();
-    } else {
-        bar_store_.read(a, gp.get_data_ptr(), len);
-        bar_reads_.inc();
-    }
-    bar_bytes_.inc(len);
+    const TlpExtension* tlp = gp.get_extension<TlpExtension>();
+    access_bar(tlp ? tlp->requester : Bdf{}, a, gp.get_data_ptr(), len, gp.is_write(), kernel_now() + from_sc(delay));
     delay += to_sc(params_.bar_latency);
     gp.set_response_status(tlm::TLM_OK_RESPONSE);
 }

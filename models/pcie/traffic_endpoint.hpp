@@ -13,6 +13,11 @@
 //   limits; trace timestamps; loosely-timed b_transport with a
 //   tlm_quantumkeeper (no wait() per request); BARs served from a sparse
 //   store (peer-to-peer and MMIO targets).
+//   Same requester ID (shared/reference/threads 004): a function's request to
+//   one of its own BARs is decoded inside the device and never reaches the
+//   link or the IOMMU: served from the BAR store after bar_latency, counted
+//   as unmediated_accesses and reported to the BAR observer. Isolation is
+//   per requester ID, so no IOMMU can stop it.
 //   No-Snoop, Privileged-Mode-Requested and Execute-Requested on a
 //   configured share of each stream's requests (PMR/ER only with a PASID and
 //   the PASID capability's Supported bits; ER on reads only).
@@ -52,6 +57,10 @@ public:
     void stop() { stop_requested_ = true; }
     /// Called for every completed untranslated request (e.g. the host's DMA safety oracle).
     void set_dma_observer(DmaObserver o) { observer_ = std::move(o); }
+    /// Called for every access that reached this device's BARs: from a peer through the fabric,
+    /// or from one of its own functions to its own BAR (same requester ID, never seen by the
+    /// IOMMU; `source` none). `iova` and `pa` are the BAR address.
+    void set_bar_observer(DmaObserver o) { bar_observer_ = std::move(o); }
 
 protected:
     /// Called for every TLP before it is sent at absolute time `at`. An
@@ -93,9 +102,14 @@ private:
     void issue(const DmaOp& op, const Attrs& attrs, Duration& t);
     void b_transport_in(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay);
     bool in_bar(uint64_t addr, uint64_t len) const;
+    /// Whether [addr, addr+len) lies in a BAR of function `function` itself.
+    bool own_bar(size_t function, uint64_t addr, uint64_t len) const;
+    /// Reads or writes the BAR store and counts it; reports it to the BAR observer.
+    void access_bar(Bdf requester, uint64_t addr, unsigned char* data, unsigned len, bool write, Duration at);
 
     TrafficEndpointParams params_;
     DmaObserver observer_;
+    DmaObserver bar_observer_;
     LinkTiming link_;
     std::vector<Stream> streams_;
     std::priority_queue<Duration, std::vector<Duration>, std::greater<>> outstanding_;
@@ -118,6 +132,7 @@ private:
     stats::Counter& bar_writes_;
     stats::Counter& bar_bytes_;
     stats::Counter& bar_errors_;
+    stats::Counter& unmediated_;
     stats::Counter& messages_unsupported_;
     bool started_ = false;
     bool stop_requested_ = false;

@@ -38,6 +38,9 @@ struct TrafficEndpointParams {
     bool start_on_request = false;     ///< wait for start() (a scenario step) instead of start_at
     Duration stop_at;                  ///< stop issuing at this time; zero = when every stream ends
     std::vector<AddrRange> bars;       ///< memory BARs this device answers (all functions)
+    /// The function (index into `functions`) each entry of `bars` belongs to: a function's
+    /// request to its own BAR stays inside the device. Empty = no internal decode.
+    std::vector<size_t> bar_functions;
     Duration bar_latency = Duration::ns(kDefaultBarLatencyNs);
     PasidCapability pasid;             ///< every PASID a workload uses must fit max_width
     std::vector<WorkloadParams> workloads;

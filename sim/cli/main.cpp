@@ -253,6 +253,7 @@ int cli_main(int argc, char* argv[]) {
                     std::printf("%ssegment %04x, root complex %s, IOMMU %s\n", i ? "\n" : "", rc.segment,
                                 rc.desc.name.c_str(), rc.iommu.empty() ? "(none)" : rc.iommu.c_str());
                 std::fputs(topologies[i].render().c_str(), stdout);
+                if (!rc.iommu.empty()) std::fputs(render_group_owners(cfg.scenario, topologies[i]).c_str(), stdout);
             }
             return 0;
         } catch (const ConfigError& e) {

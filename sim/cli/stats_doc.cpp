@@ -31,7 +31,7 @@ const char* kCatalogue = R"({
     "switches": [ { "name": "sw0", "port": "rp1", "downstream_ports": [ { "name": "sw0.dp0" } ] } ]
   },
   "devices": [
-    { "name": "nic0", "type": "nic", "port": "rp0" },
+    { "name": "nic0", "type": "nic", "port": "rp0", "tx_rate_gbps": 1 },
     { "name": "dev0", "type": "traffic", "port": "sw0.dp0",
       "workloads": [ { "type": "sequential", "region_bytes": "64KiB" } ] }
   ],

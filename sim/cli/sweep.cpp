@@ -5,6 +5,8 @@
 // turns the points' results into sweep.csv. A local sweep writes its CSV with
 // the same collect step, so both ways give the same bytes.
 #include <atomic>
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -26,6 +28,12 @@ using sim::json;
 namespace {
 
 constexpr const char* kManifest = "manifest.json";
+
+/// SIGINT/SIGTERM received by a local sweep (0 = none). The sweep forwards it
+/// to the running points (which write what they have, issue 17), starts no
+/// more, waits for them and still writes sweep.csv: nothing is lost.
+volatile std::sig_atomic_t g_sweep_signal = 0;
+extern "C" void on_sweep_signal(int sig) { g_sweep_signal = sig; }
 
 /// Splits "V1,V2,..." at commas outside brackets, braces and quotes, so JSON
 /// arrays and objects are values too: `acs=["SV","RR"],[]`.
@@ -287,8 +295,24 @@ int sweep(const SweepOptions& o) {
         if (tty) std::fprintf(stderr, "\r  sweep: %zu/%zu points done, %zu running, %zu failed   ", done, points.size(),
                               running.size(), failed);
     };
+    {
+        struct sigaction sa {};
+        sa.sa_handler = on_sweep_signal;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = 0; // no SA_RESTART: waitpid returns EINTR so the signal is forwarded at once
+        sigaction(SIGINT, &sa, nullptr);
+        sigaction(SIGTERM, &sa, nullptr);
+    }
+    int forwarded = 0;
     while (done < points.size()) {
-        while (next < points.size() && running.size() < std::max(1u, o.jobs)) {
+        if (g_sweep_signal && forwarded != g_sweep_signal) {
+            forwarded = g_sweep_signal;
+            for (const auto& [pid, point] : running) kill(pid, forwarded); // a terminal's ^C reached them already; kill(1) did not
+            std::fprintf(stderr, "%siommusim: sweep interrupted by signal %d: %zu running point(s) write their results, "
+                                 "%zu not started\n", tty ? "\n" : "", forwarded, running.size(), points.size() - next);
+        }
+        if (g_sweep_signal && running.empty()) break;
+        while (!g_sweep_signal && next < points.size() && running.size() < std::max(1u, o.jobs)) {
             const pid_t pid = spawn_self({"run", "--manifest", manifest, "--index", std::to_string(next)});
             if (pid < 0) {
                 std::cerr << "iommusim: cannot start sweep point " << next << "\n";
@@ -299,7 +323,10 @@ int sweep(const SweepOptions& o) {
         progress();
         int status = 0;
         const pid_t pid = waitpid(-1, &status, 0);
-        if (pid < 0) break;
+        if (pid < 0) {
+            if (errno == EINTR) continue; // a signal: forward it (top of the loop)
+            break;
+        }
         auto it = running.find(pid);
         if (it == running.end()) continue;
         const int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
@@ -313,7 +340,9 @@ int sweep(const SweepOptions& o) {
         progress();
         std::fprintf(stderr, "\n");
     }
-    return std::max(worst, collect(out));
+    const int collected = collect(out); // points that did not run have an empty exit code in sweep.csv
+    if (g_sweep_signal) return 128 + static_cast<int>(g_sweep_signal);
+    return std::max(worst, collected);
 }
 
 } // namespace

@@ -13,9 +13,13 @@ and peak RSS / wall time of a native run.
   peak RSS, wall  = stats.json "host" of a native (not valgrind) run.
 
 Usage: bench_platforms.py --build BUILD [--binary IOMMUSIM] [--smoke]
-                          [--markdown] [PLATFORM.json ...]
+                          [--markdown] [--scale] [PLATFORM.json ...]
 --smoke runs every platform natively and one short callgrind run (if
 valgrind is installed) and checks the figures are sane; ctest runs it so.
+The default platforms are platforms/*.json and platforms/*/*.json except
+platforms/scale/: those (a million PASIDs, 4,096 endpoints) are measured
+with --scale, natively only: whole-process wall time (elaboration and
+scenario included) and peak RSS, and their scenario must pass.
 """
 import argparse
 import glob
@@ -104,12 +108,17 @@ def main():
     ap.add_argument("--binary", help="iommusim binary to measure (default BUILD/iommusim)")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--markdown", action="store_true", help="print a markdown table")
+    ap.add_argument("--scale", action="store_true", help="the platforms/scale/ files: wall time and peak RSS only")
     ap.add_argument("platforms", nargs="*")
     args = ap.parse_args()
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     binary = args.binary or os.path.join(args.build, "iommusim")
+    scale_dir = os.path.join(root, "platforms", "scale")
+    if args.scale:
+        return scale(binary, args.platforms or sorted(glob.glob(os.path.join(scale_dir, "*.json"))), args.markdown)
     platforms = args.platforms or sorted(glob.glob(os.path.join(root, "platforms", "*.json")) +
-                                         glob.glob(os.path.join(root, "platforms", "*", "*.json")))
+                                         [p for p in glob.glob(os.path.join(root, "platforms", "*", "*.json"))
+                                          if os.path.dirname(p) != scale_dir])
     have_valgrind = shutil.which("valgrind") is not None
     rows = []
     head = {"platform": "platform", "dma": "DMA requests", "sim_ir": "sim-phase Ir", "ir_per_dma": "Ir / DMA request",
@@ -136,6 +145,34 @@ def main():
             bad.append("no platform made a DMA request")
         if bad:
             sys.exit("bench_platforms smoke: implausible figures for " + ", ".join(bad))
+
+
+def scale(binary, platforms, markdown):
+    """Each platform natively, whole process: wall seconds and peak RSS; its scenario must pass."""
+    import time
+    print("| platform | wall s (whole run) | peak RSS MiB | scenario steps |" if markdown else
+          f"{'platform':<26}{'wall s':>12}{'peak RSS MiB':>14}{'steps':>12}")
+    if markdown:
+        print("|---|---|---|---|")
+    failed = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for p in platforms:
+            name = os.path.splitext(os.path.basename(p))[0]
+            out = os.path.join(tmp, name)
+            t0 = time.monotonic()
+            r = subprocess.run([binary, "run", p, "--out", out, "--quiet"], env=ENV, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, check=False)
+            wall = time.monotonic() - t0
+            if r.returncode != 0:
+                failed.append(f"{name} (exit {r.returncode}: {r.stderr.strip()[:200]})")
+                continue
+            with open(os.path.join(out, "stats.json")) as f:
+                st = json.load(f)
+            rss, steps = st["host"]["peak_rss_kib"] / 1024, st["scenario"]["steps"]["value"]
+            print(f"| {name} | {wall:.2f} | {rss:.1f} | {steps:,} |" if markdown else
+                  f"{name:<26}{wall:>12.2f}{rss:>14.1f}{steps:>12,}", flush=True)
+    if failed:
+        sys.exit("bench_platforms --scale: " + "; ".join(failed))
 
 
 def fmt(r, markdown, header=False):

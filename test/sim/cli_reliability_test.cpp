@@ -228,6 +228,34 @@ TEST_CASE("SIGINT and SIGTERM stop a run at the simulated time reached and write
     }
 }
 
+TEST_CASE("SIGTERM to a sweep --jobs reaches its running points, starts no more and still writes sweep.csv",
+          "[cli][sweep][regression]") {
+    // kill(1) signals the sweep alone (no terminal process group): before, the points
+    // went on running orphaned and no sweep.csv was written.
+    const auto out = scratch_dir("sweepsig") / "s";
+    auto r = run_and_signal({"sweep", long_platform(), "--out", out.string(), "--vary", "seed=1,2,3,4,5",
+                             "--stat", "simulated_time_ns", "--jobs", "2"},
+                            SIGTERM, 1500, "sweepsig");
+    INFO(r.err);
+    CHECK(r.exit_code == 143);
+    CHECK(r.err.find("sweep interrupted by signal 15: 2 running point(s) write their results, 3 not started") !=
+          std::string::npos);
+    REQUIRE(std::filesystem::exists(out / "sweep.csv"));
+    const std::string csv = slurp(out / "sweep.csv");
+    // Two points were stopped by the forwarded signal (exit 143, their partial results
+    // collected); three never started (empty exit code).
+    size_t interrupted = 0, pos = 0;
+    while ((pos = csv.find(",143,", pos)) != std::string::npos) ++interrupted, ++pos;
+    CHECK(interrupted == 2);
+    for (int i = 0; i < 2; ++i) {
+        const auto stats = ordered_json::parse(slurp(out / ("point-" + std::to_string(i)) / "stats.json"));
+        CHECK(stats["interrupted"] == true);
+    }
+    CHECK(!std::filesystem::exists(out / "point-4" / "stats.json"));
+    // Whole numbers are written as integers, also when computed in floating point.
+    CHECK(csv.find(".0,143,") == std::string::npos);
+}
+
 TEST_CASE("a write failure exits 1 naming the file", "[cli][regression]") {
     const std::string f = write_platform(slurp(source_path("platforms/vtd-ats.json")));
     const auto dir = scratch_dir("full") / "res";

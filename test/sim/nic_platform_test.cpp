@@ -108,3 +108,75 @@ TEST_CASE("more flows over recycled buffers and a smaller IOTLB raise walk reads
     CHECK(v(many["rc0"]["rp0"]["up_posted_credit_stalls"]) > v(few["rc0"]["rp0"]["up_posted_credit_stalls"]));
     CHECK(v(many["os"]["oracle"]["violations"]) == 0);
 }
+
+TEST_CASE("the NIC's TX descriptor fetches, packet reads and write-backs are DMAs through the IOMMU the oracle checks",
+          "[cli][host][nic][tx]") {
+    const json s = run_platform("nic-tx", "platforms/vtd-nic-lazy.json",
+                                "--set duration_us=500 --set devices/0/rx=false --set devices/0/tx_rate_gbps=20");
+    const json& tx = s["nic0"]["tx"];
+    const json& drv = s["os"]["nic0_driver"];
+    const double packets = v(tx["packets"]), fetches = v(tx["descriptor_fetches"]), wbs = v(tx["descriptor_writebacks"]);
+    REQUIRE(packets > 100);
+    CHECK(v(s["nic0"]["rx_packets"]) == 0);
+    // Every DMA of the NIC is a TX descriptor fetch, a packet read or a write-back, each checked and correct.
+    const double checked = v(s["os"]["oracle"]["checked"]);
+    CHECK(checked == fetches + packets + wbs);
+    CHECK(v(s["os"]["oracle"]["correct"]) == checked);
+    CHECK(v(s["os"]["oracle"]["violations"]) == 0);
+    CHECK(v(s["dmar0"]["translated_requests"]) == checked);
+    CHECK(v(s["nic0"]["dma_errors"]) == 0);
+    CHECK(v(tx["bad_descriptors"]) == 0);
+    // Fetches carry up to 40 descriptors, write-backs up to 8 (WTHRESH), so both are fewer than packets.
+    CHECK(fetches * 40 >= packets);
+    CHECK(fetches < packets);
+    CHECK(wbs * 8 >= packets);
+    CHECK(wbs < packets);
+    // The driver wrote one descriptor per packet, rang the tail, and cleaned (unmapped) only what the NIC wrote back.
+    CHECK(v(drv["tx_sent"]) >= packets);
+    CHECK(v(drv["tx_doorbells"]) > 0);
+    CHECK(v(drv["tx_cleaned"]) <= packets);
+    CHECK(v(drv["tx_cleaned"]) > 0);
+    CHECK(v(drv["interrupts"]) > 0);
+    // 20 Gb/s offered on a 100 Gb/s port: the NIC keeps up.
+    CHECK(v(tx["throughput"]) > 15);
+}
+
+TEST_CASE("a NIC whose tag limit is 1 sends one packet per data-read latency and its TX throughput follows",
+          "[cli][host][nic][tx][tags]") {
+    // ATS off: every packet read is translated by the IOMMU. With one tag the
+    // next read may leave only when the previous one completed, so the wire
+    // idles for most of each read's latency.
+    auto run = [](const std::string& tag, int tags) {
+        return run_platform(tag, "platforms/vtd-nic-lazy.json",
+                            "--set duration_us=500 --set devices/0/rx=false --set devices/0/tx_rate_gbps=60 "
+                            "--set devices/0/ats=false --set devices/0/max_outstanding_reads=" + std::to_string(tags));
+    };
+    const json one = run("nic-tx-tag1", 1);
+    const json many = run("nic-tx-tag256", 256);
+    const double gbps_one = v(one["nic0"]["tx"]["throughput"]), gbps_many = v(many["nic0"]["tx"]["throughput"]);
+    const double read_ns = one["nic0"]["tx"]["data_read_latency"]["mean"].get<double>();
+    INFO("Gb/s with 1 tag " << gbps_one << ", 256 tags " << gbps_many << "; mean read " << read_ns << " ns");
+    CHECK(v(one["nic0"]["tag_stalls"]) > 0);
+    CHECK(v(many["nic0"]["tag_stalls"]) == 0);
+    // At most one packet (1500 B) per read latency.
+    CHECK(gbps_one <= 8 * 1500 / read_ns * 1.05);
+    CHECK(gbps_one < 0.8 * gbps_many);
+    CHECK(v(one["os"]["oracle"]["violations"]) == 0);
+}
+
+TEST_CASE("NIC transmit settings that cannot work are bad input naming the key", "[cli][config][nic][tx]") {
+    auto validate = [](const std::string& tag, const std::string& extra) {
+        return run_cli("validate '" + source_path("platforms/default.json") + "' " + extra, tag);
+    };
+    const auto neither = validate("nic-tx-bad1", "--set devices/0/rx=false");
+    CHECK(neither.exit_code == 2);
+    CHECK(neither.err.find("/devices/0/rx: expected true unless tx_rate_gbps > 0") != std::string::npos);
+    const auto jumbo = validate("nic-tx-bad2", "--set devices/0/tx_rate_gbps=10 --set devices/0/packet_bytes=20000 "
+                                               "--set devices/0/buffer_bytes=20480");
+    CHECK(jumbo.exit_code == 2);
+    CHECK(jumbo.err.find("/devices/0/packet_bytes: expected at most 16384") != std::string::npos);
+    const auto ring = validate("nic-tx-bad3", "--set devices/0/tx_rate_gbps=10 --set devices/0/tx_ring_entries=100");
+    CHECK(ring.exit_code == 2);
+    CHECK(ring.err.find("/devices/0/tx_ring_entries: expected a multiple of 8") != std::string::npos);
+    CHECK(validate("nic-tx-ok", "--set devices/0/tx_rate_gbps=10").exit_code == 0);
+}

@@ -179,7 +179,8 @@ std::optional<uint32_t> VtdViommu::host_pasid(uint32_t guest_pasid) {
     // The VM's PASID set: a guest PASID is a set-private ID mapped to a host PASID the
     // VM owns (the IOASID design, threads 000/002); the quota bounds how many it binds.
     PasidAllocator& a = vmm_.host.pasids();
-    if (!pasid_set_) pasid_set_ = a.create_set(vmm_.vm_name, vmm_.params.pasid_quota);
+    if (!pasid_set_) pasid_set_ = a.find_set(vmm_.vm_name).value_or(0);
+    if (!*pasid_set_) pasid_set_ = a.create_set(vmm_.vm_name, vmm_.params.pasid_quota);
     try {
         return a.host_pasid(*pasid_set_, guest_pasid);
     } catch (const HostError&) {

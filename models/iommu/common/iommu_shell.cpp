@@ -2,6 +2,7 @@
 #include "models/iommu/common/iommu_shell.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "models/pcie/ats_codec.hpp"
@@ -163,6 +164,17 @@ IommuShell::IommuShell(const sc_core::sc_module_name& name, const ShellParams& p
 
 void IommuShell::build_core() { core_.emplace(walk_port_, sp_.core, &stats_); }
 
+void IommuShell::set_trace(trace::Recorder* r) {
+    trace_ = r;
+    if (!r) return;
+    // Walk slots are consecutive tracks, so slot i is trace_walkers_ + i.
+    trace_walkers_ = r->track(name(), "walker 0");
+    for (size_t i = 1; i < walkers_.size(); ++i) r->track(name(), "walker " + std::to_string(i));
+    trace_faults_ = r->track(name(), "faults");
+    trace_pri_ = r->track(name(), "page requests");
+    trace_queue_ = r->track(name(), "queue engine");
+}
+
 void IommuShell::fail_request(tlm::tlm_generic_payload& t, const pcie::TlpExtension& ext, const RequestAttrs& req,
                               uint32_t reason, bool suppress, sc_time& delay) {
     Duration local = from_sc(delay);
@@ -207,9 +219,32 @@ void IommuShell::b_transport_mmio(tlm::tlm_generic_payload& t, sc_time& delay) {
 
 // ---- upstream: DMA, ATS, messages ---------------------------------------------------------
 
+void IommuShell::trace_request(const tlm::tlm_generic_payload& t, const pcie::TlpExtension& ext, Duration from,
+                               Duration to) {
+    char who[16];
+    std::snprintf(who, sizeof who, "%02x:%02x.%x", ext.requester.raw >> 8, (ext.requester.raw >> 3) & 0x1F,
+                  ext.requester.raw & 7);
+    const uint32_t track = trace_->track(name(), std::string("requests from ") + who);
+    const bool translation = ext.at == pcie::AddressType::translation_request;
+    if (translation && t.is_response_ok()) trace_->counter(trace_walkers_, "translation completions (ATC fills)", to, ++trace_completions_);
+    if (!trace_->sample_dma(track)) return;
+    using S = pcie::TlpExtension::Source;
+    const char* name = translation ? "ATS translation"
+                       : !t.is_response_ok() ? "DMA (error)"
+                       : ext.served_by == S::iotlb ? "DMA (IOTLB hit)"
+                       : ext.served_by == S::walk ? "DMA (walk)"
+                       : ext.at == pcie::AddressType::translated ? "DMA (translated)"
+                                                                  : "DMA (pass-through)";
+    trace_->span(track, name, "dma", from, to, {"iova", t.get_address(), true}, {"pa", ext.output_address, true},
+                 {"bytes", t.get_data_length(), false});
+}
+
 void IommuShell::fault_detected(pcie::Bdf rid, const RequestAttrs& req, uint64_t addr, bool write, uint32_t reason,
                        bool suppress, Duration& local) {
     st_faults_.inc();
+    if (trace_)
+        trace_->instant(trace_faults_, suppress ? "fault (suppressed)" : "fault", "fault", now() + local,
+                        {"rid", rid.raw, true}, {"addr", addr, true}, {"reason", reason, false});
     if (suppress) {
         st_faults_suppressed_.inc();
         return;
@@ -241,6 +276,10 @@ void IommuShell::account_walk(const TranslateResult& r, sc_time& delay) {
     const Duration start = slot->reserve(arrival, r.latency);
     delay = to_sc(start + r.latency - t);
     st_table_reads_.inc(r.reads);
+    if (trace_)
+        trace_->slice(trace_walkers_ + static_cast<uint32_t>(slot - walkers_.data()), "walk", "walk", start,
+                      start + r.latency, {"reads", r.reads, false}, {"queued_ps", (start - arrival).as_ps(), false});
+    if (trace_ && r.t.ok()) trace_->counter(trace_walkers_, "iotlb fills", start + r.latency, ++trace_fills_);
     st_walk_queueing_.inc(static_cast<uint64_t>((start - arrival).as_ns()));
 }
 
@@ -309,6 +348,7 @@ void IommuShell::handle_message(const pcie::MessageExtension& m, Duration& local
             if (!ats_.knows(from.raw)) return;
         }
         const Duration t = now() + local;
+        if (t > ats_last_completion_) ats_last_completion_ = t;
         ats_.complete(from.raw, m.inv_cpl.itag_vector, [&](const AtsInvalidationTracker::Done& d) {
             st_atc_inv_latency_.record((t - d.sent).as_ns());
             phase(d.cookie, InvalPhase::devtlb_completed, t, from);
@@ -316,7 +356,12 @@ void IommuShell::handle_message(const pcie::MessageExtension& m, Duration& local
         notify_completion(local);
         return;
     }
-    case pcie::MessageCode::page_request: accept_page_request(m.page_req, local); return;
+    case pcie::MessageCode::page_request:
+        if (trace_)
+            trace_->instant(trace_pri_, "page request", "pri", now() + local, {"rid", m.page_req.requester.raw, true},
+                            {"addr", m.page_req.address, true}, {"pasid", m.page_req.pasid, false});
+        accept_page_request(m.page_req, local);
+        return;
     default: return; // other messages are not addressed to the translation agent
     }
 }
@@ -340,6 +385,7 @@ void IommuShell::queue_engine() {
         const uint64_t seq = queue_.consumed();
         const uint64_t generation = queue_.generation();
         Duration l;
+        if (trace_) trace_->counter(trace_queue_, "queue occupancy", now(), queue_.ring().used());
         const CommandQueue::Fetched f = queue_.fetch(unit_port_, l);
         if (f.status != CommandQueue::Status::tail_error) engine_wait(l + sp_.queue.fetch);
         // Software disabled / re-enabled the queue during the fetch: the command belongs to a
@@ -502,6 +548,8 @@ bool IommuShell::wait_for_atc_invalidations() {
         }
         wait_ats(d.at);
     }
+    // A completion delivered with a local-time offset is done only once it has arrived.
+    if (ats_last_completion_ > now()) wait(to_sc(ats_last_completion_ - now()));
     return true;
 }
 

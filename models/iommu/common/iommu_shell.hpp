@@ -42,6 +42,7 @@
 #include "models/common/sc_time.hpp"
 #include "models/common/stats.hpp"
 #include "models/common/time.hpp"
+#include "models/common/trace.hpp"
 #include "models/iommu/common/ats_inv_tracker.hpp"
 #include "models/iommu/common/cmd_queue.hpp"
 #include "models/iommu/common/inval_observer.hpp"
@@ -110,6 +111,9 @@ public:
 
     /// Receives the phase timestamps of queued invalidation (host latency breakdown).
     void set_invalidation_observer(InvalidationObserver* o) { observer_ = o; }
+    /// Reports page walks (one track per walk slot), faults, page requests and the command
+    /// queue's occupancy to `r` (trace.json); null = off.
+    void set_trace(trace::Recorder* r);
     stats::Group& stats_group() { return stats_; }
 
 protected:
@@ -233,6 +237,8 @@ private:
     void handle_message(const pcie::MessageExtension& m, Duration& local);
     TranslateResult translate(const TranslationContext& ctx, const AccessRequest& a, sc_core::sc_time& delay);
     void account_walk(const TranslateResult& r, sc_core::sc_time& delay);
+    /// A request (DMA or ATS translation) from arrival to its response, on its requester's track.
+    void trace_request(const tlm::tlm_generic_payload& t, const pcie::TlpExtension& ext, Duration from, Duration to);
     void invalidate_dmi(sc_dt::uint64 start, sc_dt::uint64 end);
 
     // queue engine
@@ -302,6 +308,9 @@ private:
     CommandQueue queue_;
     AtsInvalidationTracker ats_;
     InvalidationObserver* observer_ = nullptr;
+    trace::Recorder* trace_ = nullptr;
+    uint32_t trace_walkers_ = 0, trace_faults_ = 0, trace_pri_ = 0, trace_queue_ = 0; ///< first walker track, ...
+    uint64_t trace_fills_ = 0, trace_completions_ = 0; ///< IOTLB fills by walks, translation completions (ATC fills)
     sc_core::sc_event engine_kick_, ats_timer_;
     /// Invalidate Completions wake the engine through `event`; `due` mirrors the time of its
     /// pending notification so a wake-up by the timer can be told apart (see wait_ats).
@@ -313,6 +322,9 @@ private:
     } ats_done_;
     Duration ats_timer_at_;
     bool ats_timer_armed_ = false;
+    /// Arrival time of the latest Invalidate Completion: the tracker counts it done when the
+    /// message is delivered (possibly ahead in local time), a sync may not complete before it.
+    Duration ats_last_completion_;
     std::deque<std::pair<uint64_t, Duration>> tail_writes_; ///< tail writes not yet consumed: (tail byte offset, time)
     Duration submitted_; ///< when the tail write that submitted the command being executed happened
     bool translating_ = false;
@@ -354,8 +366,10 @@ void IommuShell::b_transport_upstream(tlm::tlm_generic_payload& t, sc_core::sc_t
         return;
     }
     st_requests_.inc();
+    const Duration start = trace_ ? now() + from_sc(delay) : Duration::zero();
     if (ext->at == pcie::AddressType::translation_request) handle_translation_request(t, *ext, delay);
     else handle_dma(static_cast<Family&>(*this), t, *ext, delay);
+    if (trace_) trace_request(t, *ext, start, now() + from_sc(delay));
 }
 
 template <class Family>

@@ -97,6 +97,20 @@ struct Smmuv3Params {
     /// estimate (PCIe allows a minute, calibration.md; shortened so runs end).
     Duration atc_inv_timeout = Duration::us(1000);
 
+    /// nullptr when the fields can be encoded in the ID registers, else why not.
+    const char* check() const {
+        if (oas_bits != 32 && oas_bits != 36 && oas_bits != 40 && oas_bits != 42 && oas_bits != 44 && oas_bits != 48 &&
+            oas_bits != 52)
+            return "oas_bits (IDR5.OAS) must be 32, 36, 40, 42, 44, 48 or 52";
+        if (!gran4k && !gran16k && !gran64k) return "at least one translation granule (IDR5.GRAN4K/16K/64K)";
+        if (!s1p && !s2p) return "at least one stage (IDR0.S1P / S2P)";
+        if (sidsize > 32) return "sidsize (IDR1.SIDSIZE) must be at most 32";
+        if (ssidsize > 20) return "ssidsize (IDR1.SSIDSIZE) must be at most 20";
+        if (cmdqs > 19 || evtqs > 19 || priqs > 19) return "queue sizes (IDR1.CMDQS/EVTQS/PRIQS) must be at most 19";
+        if (pri && !ats) return "pri needs ats (PRI is part of PCIe ATS)";
+        return nullptr;
+    }
+
     static constexpr uint32_t kMmioSize = 0x20000; ///< two 64 KiB register pages (IHI 0070 6.1)
 
     static iommu::WalkerParams mmu600_walker() {

@@ -444,19 +444,27 @@ std::optional<uint64_t> StreamTableWriter::ste_address(uint32_t sid) const {
     return d.l2ptr + (sid & ((uint64_t{1} << cfg_.split) - 1)) * 64;
 }
 
-bool StreamTableWriter::write_ste(uint32_t sid, const Ste& s) {
-    if (!cfg_.base || (cfg_.log2size < 32 && (uint64_t{sid} >> cfg_.log2size))) return false;
+std::optional<uint64_t> StreamTableWriter::prepare(uint32_t sid, const Ste& initial) {
+    if (!cfg_.base || (cfg_.log2size < 32 && (uint64_t{sid} >> cfg_.log2size))) return std::nullopt;
     if (cfg_.two_level) {
         const uint64_t l1 = cfg_.base + (uint64_t{sid} >> cfg_.split) * 8;
         if (L1Std::decode(m_.read_u64(l1)).span == 0) {
             // Linux: one L2 table of 2^split STEs per descriptor, Span = split + 1.
             const uint64_t bytes = uint64_t{64} << cfg_.split;
             auto l2 = zeroed(m_, alloc_, bytes, bytes);
-            if (!l2) return false;
+            if (!l2) return std::nullopt;
+            if (initial.valid)
+                for (uint64_t at = *l2; at < *l2 + bytes; at += 64) store(m_, at, initial.encode());
             m_.write_u64(l1, L1Std{static_cast<uint8_t>(cfg_.split + 1), *l2}.encode());
         }
     }
-    store(m_, *ste_address(sid), s.encode());
+    return ste_address(sid);
+}
+
+bool StreamTableWriter::write_ste(uint32_t sid, const Ste& s) {
+    const auto at = prepare(sid, Ste{});
+    if (!at) return false;
+    store(m_, *at, s.encode());
     return true;
 }
 
@@ -481,19 +489,27 @@ std::optional<uint64_t> CdTableWriter::cd_address(uint32_t ssid) const {
     return d.l2ptr + (ssid & ((uint64_t{1} << split) - 1)) * 64;
 }
 
-bool CdTableWriter::write_cd(uint32_t ssid, const Cd& c) {
-    if (!base_ || (uint64_t{ssid} >> s1cdmax_)) return false;
+std::optional<uint64_t> CdTableWriter::prepare(uint32_t ssid, bool* created) {
+    if (created) *created = false;
+    if (!base_ || (uint64_t{ssid} >> s1cdmax_)) return std::nullopt;
     if (s1fmt_ != 0) {
         const unsigned split = cd_split(s1fmt_);
         const uint64_t l1 = base_ + (uint64_t{ssid} >> split) * 8;
         if (!L1Cd::decode(m_.read_u64(l1)).valid) {
             const uint64_t bytes = uint64_t{64} << split;
             auto l2 = zeroed(m_, alloc_, bytes, bytes);
-            if (!l2) return false;
+            if (!l2) return std::nullopt;
             m_.write_u64(l1, L1Cd{true, *l2}.encode());
+            if (created) *created = true;
         }
     }
-    store(m_, *cd_address(ssid), c.encode());
+    return cd_address(ssid);
+}
+
+bool CdTableWriter::write_cd(uint32_t ssid, const Cd& c) {
+    const auto at = prepare(ssid);
+    if (!at) return false;
+    store(m_, *at, c.encode());
     return true;
 }
 

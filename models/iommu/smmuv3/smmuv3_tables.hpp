@@ -208,6 +208,10 @@ public:
     bool write_ste(uint32_t sid, const Ste& s);
     /// Address of sid's STE, nullopt if its level-2 table does not exist.
     std::optional<uint64_t> ste_address(uint32_t sid) const;
+    /// Address of sid's STE, creating its level-2 table first (every STE of a new
+    /// table set to `initial`, as Linux arm_smmu_init_initial_stes, then the L1
+    /// descriptor written); nullopt if sid is out of range or memory ran out.
+    std::optional<uint64_t> prepare(uint32_t sid, const Ste& initial);
 
 private:
     mem::PhysMem& m_;
@@ -225,6 +229,9 @@ public:
     uint8_t s1fmt() const { return s1fmt_; }
     bool write_cd(uint32_t ssid, const Cd& c);
     std::optional<uint64_t> cd_address(uint32_t ssid) const;
+    /// Address of CD ssid, creating its (zeroed) level-2 table and L1 descriptor
+    /// first; `created` tells whether an L1 descriptor was written.
+    std::optional<uint64_t> prepare(uint32_t ssid, bool* created = nullptr);
 
 private:
     mem::PhysMem& m_;

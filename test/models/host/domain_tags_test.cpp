@@ -27,3 +27,19 @@ TEST_CASE("domain tags are the lowest free value in range, stable per domain, an
     CHECK(a.find(12) == 4u);
     CHECK_FALSE(a.find(11));
 }
+
+TEST_CASE("a claimed tag is the one asked for, refused while another domain holds it, and its owner is known",
+          "[unit][host][tags]") {
+    DomainTagAllocator a(1, 8, "ASID");
+    CHECK(a.get(10) == 1);
+    CHECK(a.claim(20, 5));
+    CHECK(a.claim(20, 5)); // the holder asking again
+    CHECK_FALSE(a.claim(21, 5));
+    CHECK_FALSE(a.claim(21, 9)); // out of range
+    CHECK(a.owner(5) == 20u);
+    CHECK(a.owner(1) == 10u);
+    CHECK_FALSE(a.owner(2));
+    CHECK(a.get(11) == 2); // lowest free skips nothing but claimed tags
+    a.release(20);
+    CHECK(a.claim(21, 5));
+}

@@ -76,3 +76,39 @@ TEST_CASE("a narrow PASID width exhausts the system space across sets", "[unit][
     CHECK(a.allocated() == 1);
     CHECK(a.alloc(s2, "b") == 1);
 }
+
+TEST_CASE("an owner's PASID set is created on first use with the host's default quota of 1000", "[unit][host][pasid]") {
+    PasidAllocator a;
+    CHECK_FALSE(a.find_set("vm1"));
+    auto s = a.set_for("vm1");
+    CHECK(a.find_set("vm1") == s);
+    CHECK(a.set_for("vm1") == s); // the same set again
+    CHECK(a.quota(s) == 1000);    // VFIO_DEFAULT_PASID_QUOTA
+    for (int i = 0; i < 1000; ++i) a.alloc(s, "vm1");
+    CHECK(kind_of([&] { a.alloc(s, "vm1"); }) == K::quota_exceeded);
+    PasidAllocator tuned(20, PasidParams{3}); // the administrator's tunable
+    auto t = tuned.set_for("vm1");
+    CHECK(tuned.quota(t) == 3);
+    CHECK(tuned.quota(tuned.create_set("vm2", 7)) == 7);
+}
+
+TEST_CASE("an owner holds one PASID set, so its quota cannot be multiplied", "[unit][host][pasid]") {
+    PasidAllocator a;
+    a.create_set("vm1", 2);
+    CHECK(kind_of([&] { a.create_set("vm1", 2); }) == K::busy);
+    CHECK(kind_of([&] { a.set_for(""); }) == K::invalid);
+}
+
+TEST_CASE("a requested host PASID is allocated exactly, charged to the set, and refused when taken", "[unit][host][pasid]") {
+    PasidAllocator a;
+    auto k = a.create_set("kernel", 4);
+    auto v = a.create_set("vm1", 4);
+    CHECK(a.alloc(k, "kernel", std::nullopt, 101) == 101);
+    CHECK(a.used(k) == 1);
+    CHECK(kind_of([&] { a.alloc(v, "vm1", std::nullopt, 101); }) == K::busy);
+    CHECK(kind_of([&] { a.alloc(v, "vm1", std::nullopt, 0); }) == K::invalid);
+    CHECK(kind_of([&] { a.alloc(v, "vm1", std::nullopt, PasidAllocator::kPasidLimit); }) == K::invalid);
+    CHECK(a.alloc(v, "vm1") == 1); // the lowest free one is unaffected
+    CHECK(a.owner_of(*a.set_of(101)) == "kernel");
+    CHECK(kind_of([&] { a.check_owner(101, "vm1"); }) == K::not_owner);
+}

@@ -170,7 +170,7 @@ TEST_CASE("A guest PASID binds at a host PASID of the VM's own PASID set", "[vm]
         const uint32_t hwpt = g.hwpt_alloc(ioas, 0, DomainDesc::Kind::paging_s1);
         g.attach(r.vrid, 5u, hwpt);
         REQUIRE(r.viommu->nested_domain(3, 5).has_value());
-        const uint32_t host_pasid = r.os->pasids().host_pasid(1, 5); // vm0's set, private ID 5
+        const uint32_t host_pasid = r.os->pasids().host_pasid(*r.os->pasids().find_set("vm0"), 5); // private ID 5
         CHECK_NOTHROW(r.os->pasids().check_owner(host_pasid, "vm0"));
         CHECK_THROWS_AS(r.os->pasids().check_owner(host_pasid, "vm1"), host::HostError); // another VM may not use it
         const uint64_t a = g.map(ioas, 4096);

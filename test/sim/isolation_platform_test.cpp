@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: Apache-2.0
+// Isolation and PASID ownership (issue 18): the platforms/isolation/ files, each
+// pinning one behaviour with its own expect steps, and the checks behind them.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "test/support/cli.hpp"
+#include "test/support/stats.hpp"
+
+using namespace iommusim::test;
+using nlohmann::ordered_json;
+
+namespace {
+
+/// Runs a platforms/isolation/ file (its expect steps must all pass) and returns stats.json.
+ordered_json run_shipped(const std::string& name) {
+    auto dir = scratch_dir("isolation-" + name);
+    auto r = run_cli("run '" + source_path("platforms/isolation/" + name + ".json") + "' --quiet --out '" + dir.string() + "'",
+                     "isolation-" + name);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    return ordered_json::parse(slurp(dir / "stats.json"));
+}
+
+/// Runs an edited platform; returns the CLI result.
+CliResult run_edited(const ordered_json& p, const std::string& tag) {
+    auto dir = scratch_dir(tag);
+    write_file(dir / "p.json", p.dump(2));
+    return run_cli("run '" + (dir / "p.json").string() + "' --quiet --out '" + (dir / "out").string() + "'", tag);
+}
+
+uint64_t value(const ordered_json& s, std::initializer_list<const char*> path) { return stat_value(s, path); }
+
+ordered_json shipped(const std::string& name) {
+    return ordered_json::parse(slurp(source_path("platforms/isolation/" + name + ".json")));
+}
+
+} // namespace
+
+TEST_CASE("a PASID is attached only by the owner of the set it was allocated in, and a never-allocated PASID is refused",
+          "[sim][host][isolation][pasid]") {
+    auto s = run_shipped("pasid-ownership");
+    CHECK(value(s, {"scenario", "failures"}) == 0);
+    // Another owner's PASID (not_owner), PASID 9 never allocated (not_found), as vm2 and as the kernel.
+    CHECK(value(s, {"os", "isolation", "pasid_refusals"}) == 3);
+    CHECK(value(s, {"acc1", "errors"}) == 0); // vm2's guest PASID 101 = host PASID 2 translates
+    CHECK(value(s, {"os", "oracle", "violations"}) == 0);
+}
+
+TEST_CASE("an SVA bind's hidden PASID is charged to the caller's quota", "[sim][host][isolation][pasid]") {
+    auto s = run_shipped("pasid-ownership");
+    CHECK(value(s, {"os", "isolation", "hidden_pasids"}) == 1); // vm1 at its quota of 2: the next alloc failed
+}
+
+TEST_CASE("freeing a PASID still attached tears the attachment down before the PASID is reused",
+          "[sim][host][isolation][pasid]") {
+    auto s = run_shipped("pasid-ownership");
+    CHECK(value(s, {"os", "isolation", "pasid_teardowns"}) == 1);
+    CHECK(value(s, {"acc0", "errors"}) > 0); // acc0's PASID 1 DMAs fault after the teardown
+    CHECK(value(s, {"acc0", "errors"}) == value(s, {"dmar0", "faults"}));
+}
+
+TEST_CASE("the default PASID quota per owner is host.pasid.default_quota", "[sim][host][isolation][pasid]") {
+    auto p = shipped("pasid-ownership");
+    p["host"]["pasid"]["default_quota"] = 1; // vm2's set is created on first use with this quota
+    p["scenario"] = ordered_json::parse(R"([
+        {"op": "alloc_pasid", "name": "a", "owner": "vm2"},
+        {"op": "alloc_pasid", "name": "b", "owner": "vm2", "expect_error": "quota_exceeded"},
+        {"op": "free_pasid", "owner": "vm2", "pasid": "a"},
+        {"op": "alloc_pasid", "name": "c", "owner": "vm2"}
+    ])");
+    auto r = run_edited(p, "isolation-default-quota");
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    p["host"]["pasid"]["default_quota"] = 0;
+    auto bad = run_edited(p, "isolation-default-quota-0");
+    CHECK(bad.exit_code == 2);
+    CHECK(bad.err.find("/host/pasid/default_quota") != std::string::npos);
+}
+
+TEST_CASE("a scenario PASID step names the PASID once and a private ID needs its owner", "[sim][config][isolation]") {
+    auto p = shipped("pasid-ownership");
+    p["scenario"] = ordered_json::parse(R"([{"op": "free_pasid", "owner": "vm1"}])");
+    auto r = run_edited(p, "isolation-free-no-pasid");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("free_pasid needs one of") != std::string::npos);
+    p["scenario"] = ordered_json::parse(R"([{"op": "create_ioas", "name": "io"}, {"op": "alloc_domain", "name": "d", "ioas": "io"},
+        {"op": "attach", "device": "acc0", "domain": "d", "private_id": 5}])");
+    r = run_edited(p, "isolation-private-no-owner");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("/scenario/2/private_id") != std::string::npos);
+}
+
+TEST_CASE("the functions of one IOMMU group cannot be attached to different owners or domains", "[sim][host][isolation][group]") {
+    auto s = run_shipped("group-viability");
+    CHECK(value(s, {"os", "isolation", "group_refusals"}) == 3);
+    CHECK(value(s, {"mf0", "errors"}) == 0); // both functions end up with vm2, on one domain
+    // The refusal names the group and the owner holding it.
+    auto p = shipped("group-viability");
+    p["scenario"][7].erase("expect_error");
+    auto r = run_edited(p, "isolation-group-message");
+    CHECK(r.exit_code == 1);
+    INFO(r.err);
+    CHECK(r.err.find("busy: device 01:00.1: IOMMU group 0 of rc0 (01:00.0, 01:00.1) belongs to \"vm1\", not \"vm2\"") !=
+          std::string::npos);
+}
+
+TEST_CASE("iommusim topology shows the owner of each IOMMU group", "[cli][isolation][group]") {
+    auto r = run_cli("topology '" + source_path("platforms/isolation/group-viability.json") + "'");
+    INFO(r.out);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("group 0 (01:00.0, 01:00.1): owners in turn vm1, vm2") != std::string::npos);
+    CHECK(r.out.find("group 1 (02:00.0): owner vm2") != std::string::npos);
+    auto m = run_cli("topology '" + source_path("platforms/isolation/same-rid-migration.json") + "'");
+    CHECK(m.out.find("group 2 (01:00.2): unowned (kernel)") != std::string::npos);
+}
+
+TEST_CASE("a function's DMA to its own BAR never reaches the IOMMU and the checker reports the host's region",
+          "[sim][host][isolation][same_rid]") {
+    auto s = run_shipped("same-rid-migration");
+    const uint64_t unmediated = value(s, {"acc0", "unmediated_accesses"});
+    CHECK(unmediated == 282); // every write of the BAR stream (64 B each, 0.1 GB/s over 180 us)
+    CHECK(value(s, {"os", "isolation", "bar_accesses"}) == unmediated);
+    CHECK(value(s, {"acc0", "bar_writes"}) == unmediated);
+    CHECK(value(s, {"dmar0", "faults"}) == 0);
+    // The stream is uniform over the VF's 64 KiB BAR; the upper half is the host's migration region.
+    CHECK(value(s, {"os", "isolation", "violations"}) == 145);
+}
+
+TEST_CASE("the migration region on another function in another group is translated and blocked",
+          "[sim][host][isolation][same_rid]") {
+    auto s = run_shipped("same-rid-migration-fix");
+    CHECK(value(s, {"acc0", "unmediated_accesses"}) == 0);
+    CHECK(value(s, {"os", "isolation", "violations"}) == 0);
+    CHECK(value(s, {"dmar0", "faults"}) == 282); // the same 282 writes, now faulted by the IOMMU
+    CHECK(value(s, {"acc0", "errors"}) == 282);
+}
+
+TEST_CASE("an owned region must lie inside its BAR and behind an IOMMU", "[sim][config][isolation]") {
+    auto p = shipped("same-rid-migration");
+    p["devices"][0]["owned_regions"][0]["offset"] = "64KiB";
+    auto r = run_edited(p, "isolation-region-outside");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("/devices/0/owned_regions/0") != std::string::npos);
+    p = shipped("same-rid-migration");
+    p["devices"][0]["owned_regions"][0]["function"] = 7;
+    r = run_edited(p, "isolation-region-function");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("/devices/0/owned_regions/0/function") != std::string::npos);
+}
