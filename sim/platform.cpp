@@ -20,6 +20,7 @@
 #include "sim/component_types.hpp"
 #include "sim/stats_writer.hpp"
 #include "sim/trace_writer.hpp"
+#include "sim/viommu_types.hpp"
 
 namespace iommusim::sim {
 
@@ -182,6 +183,7 @@ Platform::Platform(PlatformConfig cfg)
                                              std::to_string(g) + " of " + rc.name + " (" + members[g] + ")");
             }
         }
+    for (size_t i = 0; i < cfg_.vms.size(); ++i) built_at("/vms/" + std::to_string(i), [&] { build_vm(cfg_.vms[i]); });
     if (!cfg_.scenario.empty()) {
         auto find = [this](const std::string& name) -> pcie::TrafficEndpoint* {
             for (auto& m : modules_)
@@ -194,9 +196,41 @@ Platform::Platform(PlatformConfig cfg)
             return DeviceSite{nullptr, ""};
         };
         scenario_ = std::make_unique<ScenarioRunner>(*host_, site, stats_, cfg_.scenario, find);
+        scenario_->set_vm_lookup([this](const std::string& name) -> host::vm::Vm* {
+            for (auto& v : vms_)
+                if (v->name() == name) return v.get();
+            return nullptr;
+        });
         scenario_->check_stats(); // every stat now exists: an expect naming another is bad input
         scenario_->install();
     }
+}
+
+void Platform::build_vm(const VmConfig& v) {
+    std::string type;
+    for (const auto& m : cfg_.iommus)
+        if (m.name == v.iommu) type = m.type;
+    const ViommuType* row = find_viommu_type(type);
+    if (!row) throw ConfigError("/iommu", "IOMMU type \"" + type + "\" has no virtual IOMMU model");
+    const unsigned unit = host_->iommu_index(v.iommu);
+    auto vm = std::make_unique<host::vm::Vm>(v.name, v.params, *host_, unit, memory_->store(), &stats_, row->build);
+    for (size_t k = 0; k < v.devices.size(); ++k) {
+        const VmDeviceConfig& d = v.devices[k];
+        const std::string path = "/devices/" + std::to_string(k) + "/device";
+        const RootComplexUnit* rc = nullptr;
+        for (const auto& r : rcs_)
+            if (!r.topology->functions_of(d.device).empty()) rc = &r;
+        if (!rc || rc->iommu != v.iommu)
+            throw ConfigError(path, "device \"" + d.device + "\" is not behind IOMMU \"" + v.iommu + "\"");
+        const auto fns = rc->topology->functions_of(d.device);
+        if (d.function >= fns.size()) throw ConfigError(path, "device \"" + d.device + "\" has no function " + std::to_string(d.function));
+        const pcie::Bdf rid = rc->topology->node(fns[d.function]).bdf;
+        const host::DeviceInfo* info = host_->iommufd().device_info(unit, rid);
+        if (!info) throw ConfigError(path, "device \"" + d.device + "\" is not known to the host's IOMMU driver");
+        vm->add_device(*info, d.virtual_rid);
+    }
+    vm->boot_guest_dma();
+    vms_.push_back(std::move(vm));
 }
 
 std::vector<std::string> Platform::scenario_failures() const {

@@ -12,6 +12,7 @@
 
 #include "models/common/stats.hpp"
 #include "models/host/host.hpp"
+#include "models/host/vm/vm.hpp"
 #include "sim/component_types.hpp"
 #include "sim/platform_config.hpp"
 
@@ -76,6 +77,8 @@ public:
 private:
     /// Builds one IOMMU through its registry row and wires it to its root complex, memory and the host.
     void wire_iommu(const IommuType& t, const ComponentConfig& m, BuildContext& ctx);
+    /// Builds one VM: its virtual IOMMU (the physical unit's family), its passed-through devices.
+    void build_vm(const VmConfig& v);
     PlatformConfig cfg_;
     stats::Group stats_;
     stats::Value& sim_time_;
@@ -86,6 +89,7 @@ private:
     std::unique_ptr<host::Host> host_;
     std::vector<std::unique_ptr<sc_core::sc_module>> modules_;
     std::vector<std::shared_ptr<void>> keep_alive_;
+    std::vector<std::unique_ptr<host::vm::Vm>> vms_; ///< after host_: a VM uses the host
     std::unique_ptr<ScenarioRunner> scenario_;
     std::unique_ptr<trace::Recorder> trace_;   ///< outputs.trace: what models report for trace.json
     std::unique_ptr<std::ofstream> inval_csv_; ///< streamed invalidations.csv (open_streams)

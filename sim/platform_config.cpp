@@ -10,6 +10,7 @@
 
 #include "models/pcie/topology.hpp"
 #include "sim/component_types.hpp"
+#include "sim/viommu_types.hpp"
 #include "sim/config/json_reader.hpp"
 #include "sim/host_config.hpp"
 
@@ -56,7 +57,7 @@ const Schema<OutputsConfig>& outputs_schema() {
     return s;
 }
 
-const std::vector<std::string> kTopKeys = {"name", "seed", "duration_us", "memory", "iommus", "topology", "devices", "host", "scenario", "outputs"};
+const std::vector<std::string> kTopKeys = {"name", "seed", "duration_us", "memory", "iommus", "topology", "devices", "host", "vms", "scenario", "outputs"};
 
 
 template <class Table>
@@ -228,6 +229,18 @@ PlatformConfig parse_platform(const json& doc) {
             cfg.devices.push_back(std::move(d));
         }
     }
+    if (doc.contains("vms")) {
+        std::set<std::string> devs;
+        for (const auto& d : cfg.devices) devs.insert(d.name);
+        std::vector<std::string> units;
+        for (const auto& m : cfg.iommus) units.push_back(m.name);
+        cfg.vms = parse_vms(doc["vms"], names, units, devs);
+        for (size_t i = 0; i < cfg.vms.size(); ++i)
+            for (const auto& m : cfg.iommus)
+                if (m.name == cfg.vms[i].iommu && !find_viommu_type(m.type))
+                    throw ConfigError("/vms/" + std::to_string(i) + "/iommu",
+                                      "IOMMU type \"" + m.type + "\" has no virtual IOMMU model");
+    }
     if (doc.contains("scenario")) {
         if (cfg.iommus.empty() && !doc["scenario"].empty()) throw ConfigError("/scenario", "a scenario drives the host's IOMMU driver: add an IOMMU in /iommus");
         std::set<std::string> devs;
@@ -235,6 +248,12 @@ PlatformConfig parse_platform(const json& doc) {
         std::vector<std::string> units;
         for (const auto& m : cfg.iommus) units.push_back(m.name);
         cfg.scenario = parse_scenario(doc["scenario"], devs, units, cfg.duration_us);
+        for (const auto& st : cfg.scenario) // guest steps name a VM of /vms
+            if (st.args.contains("vm")) {
+                const std::string v = st.args["vm"].get<std::string>();
+                if (std::none_of(cfg.vms.begin(), cfg.vms.end(), [&](const VmConfig& c) { return c.name == v; }))
+                    throw ConfigError(st.path + "/vm", "no VM named \"" + v + "\" in /vms");
+            }
     }
     check_pasids_fit(cfg);
     check_cache_memory(cfg);
@@ -276,6 +295,7 @@ json dump_platform(const PlatformConfig& cfg) {
         j["devices"].push_back(e);
     }
     j["host"] = dump_host(cfg.host);
+    if (!cfg.vms.empty()) j["vms"] = dump_vms(cfg.vms);
     j["scenario"] = dump_scenario(cfg.scenario);
     j["outputs"] = outputs_schema().dump(cfg.outputs);
     return j;
@@ -375,6 +395,7 @@ std::vector<ParamSection> list_params() {
     for (const auto& t : device_types()) t.document(out);
     for (const auto& t : iommu_types()) t.document(out);
     document_host(out);
+    document_vms(out);
     document_scenario(out);
     ParamSection o{"outputs", "what a run writes (/outputs)", {}};
     outputs_schema().document(OutputsConfig{}, "", o.params);

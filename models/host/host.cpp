@@ -52,6 +52,7 @@ unsigned Host::iommu_index(const std::string& name) const {
 void Host::add_thread(const std::string& name, std::function<void()> body) { threads_.emplace_back(name, std::move(body)); }
 
 void Host::boot() {
+    if (boot_prelude_) boot_prelude_();
     for (auto& [name, d] : drivers_) d->enable();
     // Page-request logs only where a PRI device can use them (Linux enables the VT-d PRQ per
     // IOMMU with ECAP.PRS when a device first enables IOPF; boot time is the simple equivalent).

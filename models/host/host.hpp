@@ -74,6 +74,8 @@ public:
     unsigned add_device_mmio(tlm::tlm_target_socket<>& regs);
     /// Adds a host thread; it starts once every IOMMU is enabled. Must be called during elaboration.
     void add_thread(const std::string& name, std::function<void()> body);
+    /// Runs at the start of boot, before any driver is enabled (a VM's guest waits there for its VMM). Elaboration only.
+    void set_boot_prelude(std::function<void()> f) { boot_prelude_ = std::move(f); }
     /// Whether boot (driver enable) has finished; threads added with add_thread run after it.
     bool booted() const { return booted_; }
 
@@ -108,6 +110,7 @@ private:
     std::vector<std::pair<std::string, std::function<void()>>> threads_;
     unsigned mmio_ports_ = 0;   ///< CPU MMIO ports bound so far (binding order)
     bool booted_ = false;
+    std::function<void()> boot_prelude_;
     sc_core::sc_event fq_armed_;
     stats::Counter& dma_errors_;
 };

@@ -152,6 +152,11 @@ public:
     virtual FlushTiming detach(const Attachment& a, const DomainDesc& domain) = 0;
     /// Invalidates and waits until the unit reports completion.
     virtual FlushTiming flush(const FlushRequest& r) = 0;
+    /// New leaves were written into `domain` (non-present -> present). Only a unit that
+    /// caches non-present entries needs a flush here (VT-d CAP.CM: Linux
+    /// intel_iommu_iotlb_sync_map); the default does nothing.
+    virtual void mapped(const DomainDesc& /*domain*/, const std::vector<Attachment>& /*attachments*/, uint64_t /*iova*/,
+                        uint64_t /*size*/) {}
     /// Sets up the unit's page-request log (VT-d page request queue, AMD PPR
     /// log, SMMUv3 PRIQ). Called after enable() when caps().pri and a PRI
     /// device sits behind the unit. SC_THREAD only.

@@ -214,13 +214,15 @@ void IommuFd::attach(pcie::Bdf rid, std::optional<uint32_t> pasid, uint32_t hwpt
                                      " is already attached");
     Attachment a{dev, pasid};
     // The oracle learns the binding before the driver writes the context: DMAs
-    // through it may complete while the driver still waits for its flushes.
+    // through it may complete while the driver still waits for its flushes. A nested
+    // domain's DMAs are judged by the VM's composed view (DmaOracle::bind_nested, by the VMM).
     const uint16_t segment = iommus_[h.iommu].segment;
-    oracle_.bind(rid, pasid, h.space, cpu_.now(), segment);
+    const bool nested = h.desc.kind == DomainDesc::Kind::nested;
+    if (!nested) oracle_.bind(rid, pasid, h.space, cpu_.now(), segment);
     try {
         iommus_[h.iommu].driver->attach(a, h.desc);
     } catch (...) {
-        oracle_.unbind(rid, pasid, cpu_.now(), cpu_.now(), segment);
+        if (!nested) oracle_.unbind(rid, pasid, cpu_.now(), cpu_.now(), segment);
         throw;
     }
     h.attachments.push_back(a);
@@ -284,7 +286,7 @@ void IommuFd::detach(pcie::Bdf rid, std::optional<uint32_t> pasid, std::optional
 }
 
 bool IommuFd::flush_space(uint32_t space, const std::vector<uint32_t>& hwpts, uint64_t iova, uint64_t size,
-                          bool leaf_only, const std::string& cause) {
+                          bool leaf_only, const std::string& cause, std::vector<FlushTiming>* timings) {
     // Every domain of the space is flushed; the oracle learns once, when the
     // last one completed, which unmaps (those before the first submission)
     // are now gone from every cache.
@@ -300,6 +302,7 @@ bool IommuFd::flush_space(uint32_t space, const std::vector<uint32_t>& hwpts, ui
         r.attachments = h.attachments;
         FlushTiming t = iommus_[h.iommu].driver->flush(r);
         log_.record(cause, iommus_[h.iommu].name, h.desc.id, iova, size, t, who(h.attachments), issuing_thread());
+        if (timings) timings->push_back(t);
         ok = ok && !t.error;
         const Duration done = t.wait_done ? *t.wait_done : t.observed;
         if (!first_submit || t.submitted < *first_submit) first_submit = t.submitted;
@@ -359,6 +362,10 @@ uint64_t IommuFd::map(uint32_t ioas_id, uint64_t size, std::optional<uint64_t> i
     a.mappings[va] = Mapping{pa, size, page_shift};
     oracle_.map(ioas_id, va, pa, size, cpu_.now()); // the PTEs are in memory from now on
     cpu_.spend(cpu_.params().call_overhead + cpu_.params().mem_write * (std::max<uint64_t>(1, size / page) * hwpts.size()));
+    for (uint32_t hid : hwpts) { // iotlb_sync_map: only units caching non-present entries act
+        Hwpt& h = hwpt(hid);
+        iommus_[h.iommu].driver->mapped(h.desc, h.attachments, va, size);
+    }
     maps_.inc();
     mapped_bytes_.inc(size);
     return va;
@@ -374,11 +381,12 @@ const IommuFd::Hwpt* IommuFd::refuses_page_size(const std::vector<uint32_t>& hwp
 
 void IommuFd::release(uint32_t ioas_id, uint64_t iova, const Mapping& m) {
     ioas(ioas_id).iovas.free(iova);
+    if (m.borrowed) return; // the caller's memory (a VM's RAM) stays
     cpu_.memory().discard(m.pa, m.size);
     data_alloc_.free(m.pa);
 }
 
-void IommuFd::unmap(uint32_t ioas_id, uint64_t iova, uint64_t size) {
+void IommuFd::unmap(uint32_t ioas_id, uint64_t iova, uint64_t size, std::vector<FlushTiming>* timings) {
     Ioas& a = ioas(ioas_id);
     auto it = a.mappings.find(iova);
     if (it == a.mappings.end() || it->second.size != size)
@@ -396,7 +404,7 @@ void IommuFd::unmap(uint32_t ioas_id, uint64_t iova, uint64_t size) {
     unmaps_.inc();
     if (a.flush.value_or(params_.flush) == FlushPolicy::strict || hwpts.empty()) {
         // The IOVA and the memory behind it are reusable only once the flush completed.
-        if (flush_space(ioas_id, hwpts, iova, size, true, "unmap")) release(ioas_id, iova, m);
+        if (flush_space(ioas_id, hwpts, iova, size, true, "unmap", timings)) release(ioas_id, iova, m);
         else quarantined_.inc();
     } else {
         // Lazy: the range stays allocated until its flush completes.

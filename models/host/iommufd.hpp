@@ -37,6 +37,7 @@
 #include "models/host/host_cpu.hpp"
 #include "models/host/inval_log.hpp"
 #include "models/host/iommu_driver.hpp"
+#include "models/host/iommufd_uapi.hpp"
 #include "models/host/iova_allocator.hpp"
 #include "models/host/page_requests.hpp"
 #include "models/iommu/common/table_builder.hpp"
@@ -70,6 +71,11 @@ public:
     /// A device behind IOMMU `iommu` (its RID is unique behind that unit).
     void add_device(const DeviceInfo& d, unsigned iommu);
     const std::string& iommu_name(unsigned iommu) const { return iommus_.at(iommu).name; }
+    /// The device `rid` behind IOMMU `iommu` as registered, or nullptr.
+    const DeviceInfo* device_info(unsigned iommu, pcie::Bdf rid) const {
+        auto it = devices_.find(device_key(iommu, rid));
+        return it == devices_.end() ? nullptr : &it->second.info;
+    }
 
     uint32_t ioas_alloc();
     /// Strict or lazy unmaps for this IOAS only (Linux chooses per DMA domain:
@@ -102,9 +108,27 @@ public:
     /// some domain of the IOAS cannot map, unaligned, overlapping.
     uint64_t map(uint32_t ioas, uint64_t size, std::optional<uint64_t> iova = std::nullopt, unsigned page_shift = 12);
     /// Unmaps exactly one earlier mapping. Error: not mapped.
-    void unmap(uint32_t ioas, uint64_t iova, uint64_t size);
+    /// `timings` (optional) receives the strict flush's phases (a VMM's breakdown).
+    void unmap(uint32_t ioas, uint64_t iova, uint64_t size, std::vector<FlushTiming>* timings = nullptr);
     /// Explicit invalidation of a range of a HW page table (size 0 = all).
     void invalidate(uint32_t hwpt, uint64_t iova, uint64_t size);
+
+    // ---- nesting, for VMs (shared/reference/spec-layouts.md E; models/host/vm) ----
+    /// IOMMU_IOAS_MAP of memory the caller owns (a VM's RAM): [pa, pa+size) at `iova` in pages
+    /// of 2^page_shift bytes; an unmap flushes but never frees it. Errors as map().
+    void map_user(uint32_t ioas, uint64_t iova, uint64_t pa, uint64_t size, unsigned page_shift = 12);
+    /// A nested domain (IOMMU_HWPT_ALLOC with a nesting parent): stage 1 `s1` (the guest's
+    /// table; its root is a guest-physical address) over the parent's stage 2.
+    /// Errors: the parent is not a second-stage paging domain; the unit cannot nest.
+    uint32_t hwpt_alloc_nested(uint32_t parent, const iommu::StageConfig& s1);
+    /// VT-d: IOMMU_HWPT_ALLOC with IOMMU_HWPT_DATA_VTD_S1 (E.2): addr_width 48 or 57, known flags.
+    uint32_t hwpt_alloc_nested_vtd(uint32_t parent, const uapi::HwptVtdS1& data);
+    /// The nested domain's stage-1 configuration (its guest root).
+    const iommu::StageConfig& nested_s1(uint32_t hwpt_id) { return hwpt(hwpt_id).desc.s1; }
+    /// IOMMU_HWPT_INVALIDATE (E.1/E.2): the entries at req.data_uptr are handled in order,
+    /// stopping at the first failure; req.entry_num is overwritten with how many took effect.
+    /// `timings` (optional) receives each flush's phases, for the VMM's breakdown.
+    uapi::Errno hwpt_invalidate(uapi::HwptInvalidate& req, std::vector<FlushTiming>* timings = nullptr);
 
     void mmap(uint32_t process, uint64_t va, uint64_t size);
     void munmap(uint32_t process, uint64_t va, uint64_t size);
@@ -142,6 +166,7 @@ private:
     struct Mapping {
         uint64_t pa, size;
         unsigned page_shift;
+        bool borrowed = false; ///< the caller's memory (map_user): never freed here
     };
     struct Hwpt {
         DomainDesc desc;
@@ -150,6 +175,7 @@ private:
         uint32_t space;               ///< oracle space: IOAS id or process id
         std::unique_ptr<iommu::TableBuilder> tables; ///< null for SVA (the process owns them)
         std::vector<Attachment> attachments;
+        std::optional<uint32_t> inv_data_type; ///< IOMMU_HWPT_INVALIDATE entry format (nested domains)
     };
     struct Ioas {
         IovaAllocator iovas;
@@ -173,7 +199,7 @@ private:
     Process& process(uint32_t id);
     /// Flushes every listed domain of oracle space `space`; false if any flush failed.
     bool flush_space(uint32_t space, const std::vector<uint32_t>& hwpts, uint64_t iova, uint64_t size, bool leaf_only,
-                     const std::string& cause);
+                     const std::string& cause, std::vector<FlushTiming>* timings = nullptr);
     void release(uint32_t ioas, uint64_t iova, const Mapping& m);
     /// The first domain of `hwpts` that cannot map pages of 2^shift bytes, if any.
     const Hwpt* refuses_page_size(const std::vector<uint32_t>& hwpts, unsigned shift);
