@@ -63,6 +63,9 @@ public:
     const IommuCaps& caps() const override;
     PagingFormat paging_format(DomainDesc::Kind kind, std::optional<uint8_t> levels) const override;
     uint32_t domain_tag(const DomainDesc& d) override { return domids_.get(d.id); }
+    void release_domain_tag(const DomainDesc& d) override {
+        if (domids_.find(d.id)) domids_.release(d.id);
+    }
     void attach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming detach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming flush(const FlushRequest& r) override;

@@ -74,6 +74,9 @@ public:
     PagingFormat paging_format(DomainDesc::Kind kind, std::optional<uint8_t> levels) const override;
     /// The Domain-ID: SVA and pass-through share DID 1 (Linux FLPT_DEFAULT_DID); paging domains get their own.
     uint32_t domain_tag(const DomainDesc& d) override;
+    void release_domain_tag(const DomainDesc& d) override {
+        if (dids_.find(d.id)) dids_.release(d.id); // SVA / identity share DID 1: nothing to free
+    }
     void attach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming detach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming flush(const FlushRequest& r) override;
