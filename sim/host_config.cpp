@@ -40,8 +40,8 @@ const Schema<host::HostCpuParams>& cpu_schema() {
             .time_ns("interrupt_ns", &P::interrupt_latency, "MSI to handler entry; default 1500 ns (estimate)")
             .time_ns("call_overhead_ns", &P::call_overhead, "software overhead per driver call; default 200 ns (estimate)")
             .enumeration("arch", &P::arch,
-                         "CPU architecture: the page-table format of processes that SVA domains share (x86_64: 4-level x86-64; arm64: VMSAv8-64 4 KiB granule, 48-bit VA, with ASIDs); default x86_64",
-                         {{"x86_64", host::CpuArch::x86_64}, {"arm64", host::CpuArch::arm64}})
+                         "CPU architecture: the page-table format of processes that SVA domains share (x86_64: 4-level x86-64; x86_64_la57: 5-level x86-64, 57-bit VAs; arm64: VMSAv8-64 4 KiB granule, 48-bit VA, with ASIDs); default x86_64",
+                         {{"x86_64", host::CpuArch::x86_64}, {"x86_64_la57", host::CpuArch::x86_64_la57}, {"arm64", host::CpuArch::arm64}})
             .object("topology", &P::topology, topology_schema(), "the host's CPUs and cache-line hand-off costs between them");
         return sc;
     }();

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <systemc>
@@ -42,6 +43,8 @@ class OutputError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
+
+struct RootPortSplit;
 
 class Platform {
 public:
@@ -84,6 +87,9 @@ private:
     stats::Value& sim_time_;
     std::unique_ptr<mem::Memory> memory_;
     std::vector<RootComplexUnit> rcs_;
+    /// Root complexes whose root ports different IOMMUs translate: their split and its units in
+    /// output order.
+    std::map<std::string, std::pair<RootPortSplit*, std::vector<std::string>>> splits_;
     /// Where memory initiators bind: the memory, or a fan-in in front of it.
     host::MemoryTarget* mem_target_ = nullptr;
     std::unique_ptr<host::Host> host_;

@@ -54,7 +54,9 @@ const std::vector<OpSpec>& ops() {
          {{"name", A::string}}, {{"flush", A::string}}, A::ioas},
         {"alloc_domain", "a paging domain (HW page table) mirroring an IOAS, on an IOMMU (required when there are several)",
          {{"name", A::string}, {"ioas", A::ioas}}, {{"stage", A::stage}, {"levels", A::integer}, {"iommu", A::iommu}}, A::domain},
-        {"create_process", "a process with its own CPU page tables (x86-64, 4 levels)", {{"name", A::string}}, {}, A::process},
+        {"free_domain", "free a domain no device is attached to: the unit's caches for it are invalidated and waited for before its tag (DID / DomainID) is reused",
+         {{"domain", A::domain}}, {}, {}},
+        {"create_process", "a process with its own CPU page tables (in host.cpu.arch's format)", {{"name", A::string}}, {}, A::process},
         {"alloc_sva_domain", "an SVA domain sharing a process's page tables, on an IOMMU (required when there are several)",
          {{"name", A::string}, {"process", A::process}}, {{"iommu", A::iommu}}, A::domain},
         {"mmap", "map process memory", {{"process", A::process}, {"va", A::integer}, {"size_bytes", A::size}}, {}, {}},
@@ -567,7 +569,8 @@ void ScenarioRunner::execute(const ScenarioStep& s, uint64_t iteration) {
                                                 s2 ? host::DomainDesc::Kind::paging_s2 : host::DomainDesc::Kind::paging_s1,
                                                 a.contains("levels") ? std::optional<uint8_t>(static_cast<uint8_t>(u64("levels")))
                                                                      : std::nullopt);
-    } else if (op == "create_process") st.processes[str("name")] = fd.process_create();
+    } else if (op == "free_domain") fd.hwpt_free(named(st.domains, "domain"));
+    else if (op == "create_process") st.processes[str("name")] = fd.process_create();
     else if (op == "alloc_sva_domain") st.domains[str("name")] = fd.hwpt_alloc_sva(named(st.processes, "process"), unit());
     else if (op == "mmap") fd.mmap(named(st.processes, "process"), u64("va"), size("size_bytes"));
     else if (op == "munmap") fd.munmap(named(st.processes, "process"), u64("va"), size("size_bytes"));

@@ -69,6 +69,9 @@ public:
     bool enforce_cache_coherency(const DomainDesc& domain) const override {
         return domain.kind == DomainDesc::Kind::paging_s2;
     }
+    void release_domain_tag(const DomainDesc& d) override {
+        if (domids_.find(d.id)) domids_.release(d.id);
+    }
     void attach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming detach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming flush(const FlushRequest& r) override;

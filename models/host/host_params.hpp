@@ -12,8 +12,9 @@ namespace iommusim::host {
 
 /// The CPU's architecture: the page-table format of its processes (shared by SVA domains).
 enum class CpuArch : uint8_t {
-    x86_64, ///< x86-64 4-level tables (VT-d first stage, AMD-Vi v2)
-    arm64,  ///< Arm VMSAv8-64, 4 KiB granule, 48-bit VA (Linux arm64 defaults), ASIDs (SMMUv3 CD)
+    x86_64,        ///< x86-64 4-level tables, 48-bit VAs (VT-d first stage, AMD-Vi v2)
+    x86_64_la57,   ///< x86-64 5-level tables, 57-bit VAs (LA57 with CONFIG_X86_5LEVEL)
+    arm64,         ///< Arm VMSAv8-64, 4 KiB granule, 48-bit VA (Linux arm64 defaults), ASIDs (SMMUv3 CD)
 };
 
 struct HostCpuParams {

@@ -13,6 +13,7 @@
 //                        only builds the tables it is told to);
 //   domain_tag(d)        the tag the unit's caches carry for domain d (VT-d DID, AMD
 //                        DomainID, SMMUv3 ASID/VMID), allocated by the backend;
+//   release_domain_tag(d) the tag may be reused (IommuFd flushed and waited first);
 //   attach/detach/flush  program the structures, invalidate and wait;
 //   enable_page_requests / serve_page_requests   the unit's page-request log (PRI);
 //   invalidation_observer()  where the unit reports invalidation phases.
@@ -146,6 +147,10 @@ public:
         (void)domain;
         return false;
     }
+    /// The domain is gone and the unit holds nothing under its tag any more (the caller
+    /// flushed the whole domain and waited): the tag may go to another domain. No-op for a
+    /// domain that never got a tag of its own.
+    virtual void release_domain_tag(const DomainDesc& domain) = 0;
     /// Makes (device, pasid) translate through `domain`.
     virtual void attach(const Attachment& a, const DomainDesc& domain) = 0;
     /// Architected teardown (clear entry, flush its caches and the device TLB, wait).

@@ -67,12 +67,14 @@ IommuFd::IommuFd(HostCpu& cpu, DmaOracle& oracle, const DriverParams& params, co
                                 "domains with attached devices that do not enforce cache coherency (their No-Snoop DMA "
                                 "bypasses the CPU caches: KVM must emulate WBINVD while any is attached)")) {
     // The host CPU's paging mode, the tables SVA domains share: x86-64 with 4 levels (no
-    // LA57), or arm64 with 4 KiB pages and 48-bit VAs (Linux defaults: 4 levels, TTBR0 range).
+    // LA57) or 5 (LA57: 57-bit VAs), or arm64 with 4 KiB pages and 48-bit VAs (Linux
+    // defaults: 4 levels, TTBR0 range).
+    const CpuArch arch = cpu.params().arch;
     cpu_tables_.enabled = true;
-    cpu_tables_.format = cpu.params().arch == CpuArch::arm64 ? iommu::PtFormat::arm_s1 : iommu::PtFormat::x86_64;
-    cpu_tables_.levels = 4;
+    cpu_tables_.format = arch == CpuArch::arm64 ? iommu::PtFormat::arm_s1 : iommu::PtFormat::x86_64;
+    cpu_tables_.levels = arch == CpuArch::x86_64_la57 ? 5 : 4;
     cpu_tables_.granule_shift = 12;
-    cpu_tables_.input_bits = 48;
+    cpu_tables_.input_bits = arch == CpuArch::x86_64_la57 ? 57 : 48;
 }
 
 IommuFd::~IommuFd() = default;
@@ -226,6 +228,9 @@ void IommuFd::attach(pcie::Bdf rid, std::optional<uint32_t> pasid, uint32_t hwpt
         throw;
     }
     h.attachments.push_back(a);
+    if (std::none_of(h.served.begin(), h.served.end(),
+                     [&](const Attachment& s) { return s.device.rid == rid && s.pasid == pasid; }))
+        h.served.push_back(a);
     count_noncoherent();
 }
 
@@ -434,6 +439,33 @@ void IommuFd::flush_queue_now() {
     }
 }
 
+void IommuFd::hwpt_free(uint32_t id) {
+    Hwpt& h = hwpt(id);
+    if (!h.attachments.empty())
+        throw HostError(K::busy, "HW page table " + std::to_string(id) + " still serves " + who(h.attachments) +
+                                     ": detach first");
+    cpu_.spend(cpu_.params().call_overhead);
+    IommuDriver& drv = *iommus_[h.iommu].driver;
+    bool clean = true;
+    if (!h.served.empty()) {
+        // Entries tagged with the domain may outlive its detaches (lazy unmaps still queued, walk
+        // caches): invalidate all of it, for every (device, PASID) it served, and wait.
+        FlushRequest r;
+        r.domain = &h.desc;
+        r.leaf_only = false;
+        r.attachments = h.served;
+        FlushTiming t = drv.flush(r);
+        log_.record("hwpt_free", iommus_[h.iommu].name, h.desc.id, 0, 0, t, who(h.served), issuing_thread());
+        clean = !t.error;
+    }
+    if (clean) drv.release_domain_tag(h.desc); // else the tag stays allocated: a stale entry may remain
+    else failed_flushes_.inc();
+    auto drop = [id](std::vector<uint32_t>& v) { v.erase(std::remove(v.begin(), v.end(), id), v.end()); };
+    if (auto a = ioas_.find(h.space); a != ioas_.end()) drop(a->second.hwpts);
+    if (auto p = processes_.find(h.space); p != processes_.end()) drop(p->second.hwpts);
+    hwpts_.erase(id); // table pages stay with the bump allocator (not reused)
+}
+
 void IommuFd::invalidate(uint32_t hwpt_id, uint64_t iova, uint64_t size) {
     Hwpt& h = hwpt(hwpt_id);
     const iommu::StageConfig& cfg = h.desc.kind == DomainDesc::Kind::paging_s2 ? h.desc.s2 : h.desc.s1;
@@ -482,7 +514,8 @@ void IommuFd::munmap(uint32_t pid, uint64_t va, uint64_t size) {
 void IommuFd::fault_in(uint32_t pid, uint64_t va) {
     Process& p = process(pid);
     va &= ~(kPage - 1);
-    if (va >= (uint64_t{1} << (cpu_tables_.input_bits - 1)))  // the lower canonical half
+    // User addresses: x86-64's lower canonical half; arm64's TTBR0 range.
+    if (va >= (uint64_t{1} << (cpu_tables_.input_bits - (cpu_tables_.format == iommu::PtFormat::x86_64 ? 1 : 0))))
         throw HostError(K::invalid, "fault at " + hex(va) + ": not a user address");
     if (process_mapped(pid, va)) throw HostError(K::busy, "fault at " + hex(va) + ": page already present");
     const uint64_t pa = data_alloc_.alloc(kPage);

@@ -90,6 +90,11 @@ public:
     uint32_t process_create();
     /// An SVA domain on `iommu`: its first stage walks the process's tables. Error if the unit cannot.
     uint32_t hwpt_alloc_sva(uint32_t process, unsigned iommu);
+    /// Frees a HW page table (iommufd IOMMU_DESTROY of a HWPT). Architected order: the whole
+    /// domain is invalidated on its unit for every (device, PASID) it ever served, and waited
+    /// for, before the backend may hand its tag (DID / DomainID) to another domain. Errors: not
+    /// found, busy while devices are attached. A failed flush keeps the tag out of use.
+    void hwpt_free(uint32_t id);
     /// The IOMMU a HW page table belongs to.
     unsigned hwpt_iommu(uint32_t id) { return hwpt(id).iommu; }
     /// Whether a HW page table enforces cache coherency (No-Snoop requests are snooped): what
@@ -176,6 +181,7 @@ private:
         std::unique_ptr<iommu::TableBuilder> tables; ///< null for SVA (the process owns them)
         std::vector<Attachment> attachments;
         std::optional<uint32_t> inv_data_type; ///< IOMMU_HWPT_INVALIDATE entry format (nested domains)
+        std::vector<Attachment> served;  ///< every (device, PASID) ever attached: what hwpt_free flushes
     };
     struct Ioas {
         IovaAllocator iovas;

@@ -282,6 +282,12 @@ uint32_t Smmuv3Driver::domain_tag(const DomainDesc& d) {
     return s1_kind(d) ? asids_.get(d.id) : vmids_.get(d.id);
 }
 
+void Smmuv3Driver::release_domain_tag(const DomainDesc& d) {
+    if (d.kind == DomainDesc::Kind::sva) return; // the mm owns the ASID (arm_smmu_share_asid)
+    if (asids_.find(d.id)) asids_.release(d.id);
+    if (vmids_.find(d.id)) vmids_.release(d.id);
+}
+
 uint16_t Smmuv3Driver::sva_asid(const DomainDesc& d) {
     // SVA shares the CPU's ASID (arm_smmu_share_asid): SVA contexts are keyed by
     // process ASID with the top bit set; a private domain on that ASID moves.

@@ -92,6 +92,8 @@ public:
     const IommuCaps& caps() const override;
     PagingFormat paging_format(DomainDesc::Kind kind, std::optional<uint8_t> levels) const override;
     uint32_t domain_tag(const DomainDesc& d) override;
+    /// Private ASIDs / VMIDs go back to their allocator; an SVA domain's ASID is the CPU's.
+    void release_domain_tag(const DomainDesc& d) override;
     void attach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming detach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming flush(const FlushRequest& r) override;

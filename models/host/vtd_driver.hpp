@@ -83,6 +83,9 @@ public:
     /// ECAP.SC: PGSNP (first stage, PASID entry) and SNP (second-stage leaves) force snooping
     /// (Linux intel_iommu_enforce_cache_coherency; not for SVA: the CPU's tables).
     bool enforce_cache_coherency(const DomainDesc& domain) const override;
+    void release_domain_tag(const DomainDesc& d) override {
+        if (dids_.find(d.id)) dids_.release(d.id); // SVA / identity share DID 1: nothing to free
+    }
     void attach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming detach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming flush(const FlushRequest& r) override;

@@ -390,11 +390,15 @@ void IommuShell::queue_engine() {
             sync_queue(queue_);
         }
         // A tail written at a later local time is not visible yet (temporal decoupling).
-        if (!tail_writes_.empty() && tail_writes_.front().second > now()) {
-            wait(to_sc(tail_writes_.front().second - now()));
-            continue;
+        if (!tail_writes_.empty()) {
+            if (const Duration t = now(); tail_writes_.front().second > t) {
+                wait(to_sc(tail_writes_.front().second - t));
+                continue;
+            }
+            submitted_ = tail_writes_.front().second; // the write that made it visible
+        } else {
+            submitted_ = now();
         }
-        submitted_ = tail_writes_.empty() ? now() : tail_writes_.front().second; // the write that made it visible
         const uint64_t seq = queue_.consumed();
         const uint64_t generation = queue_.generation();
         Duration l;

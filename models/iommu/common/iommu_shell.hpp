@@ -30,6 +30,7 @@
 //    the family); Invalidate Completions with unknown ITags reported.
 // Not modelled here: anything architectural (the family's hooks), the time a
 // context-cache or IOTLB lookup takes beyond the configured lookup latency.
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <optional>
@@ -289,7 +290,18 @@ private:
     bool completion_pending() const;
     void notify_completion(Duration local);
     void engine_wait(Duration d) {
-        if (d > Duration::zero()) wait(to_sc(d));
+        if (d > Duration::zero()) wait(engine_sc(d));
+    }
+    /// sc_time of an engine wait. The engine waits the same few durations over and over (fetch,
+    /// per-command cost), so the last two conversions are remembered: sc_time's constructor is
+    /// not inline and costs as much as the rest of a cheap command's bookkeeping.
+    const sc_core::sc_time& engine_sc(Duration d) {
+        for (WaitMemo& m : wait_memo_)
+            if (m.valid && m.d == d) return m.t;
+        WaitMemo& m = wait_memo_[wait_memo_next_];
+        wait_memo_next_ ^= 1;
+        m = WaitMemo{d, to_sc(d), true};
+        return m.t;
     }
     void phase(uint64_t seq, InvalPhase ph, Duration at, pcie::Bdf dev = {}) {
         if (observer_) observer_->on_phase(seq, ph, at, dev);
@@ -370,6 +382,13 @@ private:
     std::deque<std::pair<uint64_t, Duration>> tail_writes_; ///< tail writes not yet consumed: (tail byte offset, time)
     Duration submitted_; ///< when the tail write that submitted the command being executed happened
     bool queue_view_stale_ = true; ///< registers may have changed since the last sync_queue()
+    struct WaitMemo {
+        Duration d;
+        sc_core::sc_time t;
+        bool valid = false;
+    };
+    std::array<WaitMemo, 2> wait_memo_{};
+    unsigned wait_memo_next_ = 0;
     bool translating_ = false;
     // Hot-path latencies as sc_time, so the IOTLB-hit path needs no conversions.
     sc_core::sc_time pipeline_sc_, iotlb_lookup_sc_;
