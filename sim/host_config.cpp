@@ -7,6 +7,26 @@ namespace iommusim::sim {
 
 namespace {
 
+const Schema<host::CpuTopology>& topology_schema() {
+    static const auto s = [] {
+        using P = host::CpuTopology;
+        Schema<P> sc;
+        sc.integer("cpus", &P::cpus, "CPUs", "CPUs (cores) of the host; host threads run on them by affinity; default 1", 1, 4096)
+            .integer("cpus_per_ccd", &P::cpus_per_ccd, "CPUs",
+                     "CPUs sharing one last-level cache (AMD CCD); 0: one per socket (Intel); default 0", 0, 4096)
+            .integer("cpus_per_socket", &P::cpus_per_socket, "CPUs", "CPUs per socket; 0: a single socket; default 0", 0, 4096)
+            .time_ns("handoff_same_socket_ns", &P::handoff_same_socket,
+                     "cache-line hand-off between two CPUs of one socket (lock taken after another CPU); default 55 ns "
+                     "(calibration.md \"cache-line hand-off\": 45-65 ns same Intel socket, midpoint)")
+            .time_ns("handoff_cross_ccd_ns", &P::handoff_cross_ccd,
+                     "cache-line hand-off across CCDs of one socket; default 100 ns (calibration.md \"cache-line hand-off\": ~100 ns across AMD CCDs)")
+            .time_ns("handoff_cross_socket_ns", &P::handoff_cross_socket,
+                     "cache-line hand-off across sockets; default 122.5 ns (calibration.md \"cache-line hand-off\": 110-135 ns, midpoint)");
+        return sc;
+    }();
+    return s;
+}
+
 const Schema<host::HostCpuParams>& cpu_schema() {
     static const auto s = [] {
         using P = host::HostCpuParams;
@@ -21,7 +41,8 @@ const Schema<host::HostCpuParams>& cpu_schema() {
             .time_ns("call_overhead_ns", &P::call_overhead, "software overhead per driver call; default 200 ns (estimate)")
             .enumeration("arch", &P::arch,
                          "CPU architecture: the page-table format of processes that SVA domains share (x86_64: 4-level x86-64; arm64: VMSAv8-64 4 KiB granule, 48-bit VA, with ASIDs); default x86_64",
-                         {{"x86_64", host::CpuArch::x86_64}, {"arm64", host::CpuArch::arm64}});
+                         {{"x86_64", host::CpuArch::x86_64}, {"arm64", host::CpuArch::arm64}})
+            .object("topology", &P::topology, topology_schema(), "the host's CPUs and cache-line hand-off costs between them");
         return sc;
     }();
     return s;

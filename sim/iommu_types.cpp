@@ -176,10 +176,8 @@ const Schema<AmdParams>& amd_schema() {
             .time_ns("mmio_access_ns", &P::mmio_access, "register access inside the unit; default 5 ns (estimate)")
             .time_ns("status_write_ns", &P::status_write, "COMPLETION_WAIT store, log record or MSI write; default 60 ns (calibration.md status write 60-100 ns, estimate)")
             .time_ns("ats_message_send_ns", &P::ats_message_send, "issuing one ATS Invalidate Request / PRG Response; default 20 ns (estimate)")
-            .time_ns("pipeline_ns", &P::pipeline, "fixed per-request pipeline latency; default 2 ns (estimate)")
-            .custom("ats_timeout_us", "number", "us", "ATS invalidation time-out before IOTLB_INV_TIMEOUT; default 1000 us (Linux programs Control.InvTimeOut = 1 s; shorter so runs end: calibration.md)",
-                    [](P& p, const json& j, const std::string& path) { p.ats_timeout = Duration::us(read::number(j, path, 0.001, 1e8)); },
-                    [](const P& p) { return json(p.ats_timeout.as_us()); });
+            .time_ns("pipeline_ns", &P::pipeline, "fixed per-request pipeline latency; default 2 ns (estimate)");
+        // No ATS time-out parameter: the unit takes it from Control.InvTimeOut as software programs it.
         return sc;
     }();
     return s;

@@ -473,6 +473,8 @@ void ScenarioRunner::run_thread(const std::string& name) {
             } catch (const host::HostError& e) {
                 err_kind = kind_str(e.kind());
                 err_msg = e.what();
+            } catch (const sc_core::sc_unwind_exception&) {
+                throw; // the thread is being killed (end of run): SystemC requires it to propagate
             } catch (const std::exception& e) { // a model refused the operation: a failure, not a crash
                 err_kind = "error";
                 err_msg = e.what();

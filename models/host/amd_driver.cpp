@@ -40,7 +40,7 @@ AmdDriver::AmdDriver(const std::string& name, MmioPort mmio, const DriverParams&
       events_(stats_.counter("events_serviced", "records", "event-log records read after a timed-out wait")),
       inv_timeouts_(stats_.counter("iotlb_inv_timeouts", "events", "IOTLB_INV_TIMEOUT events serviced")),
       queue_(cpu_, *this, CmdQueueDriver::Counters{flushes_, commands_, polls_, errors_}, msi,
-             msi ? std::vector<uint32_t>{kCompletionVector} : std::vector<uint32_t>{}) {}
+             msi ? std::vector<uint32_t>{kCompletionVector} : std::vector<uint32_t>{}, &stats_) {}
 
 IommuCaps AmdDriver::decode_caps(uint64_t efr) {
     IommuCaps c;

@@ -15,8 +15,9 @@ constexpr uint64_t kPage = 4096;
 } // namespace
 
 CmdQueueDriver::CmdQueueDriver(HostCpu& cpu, CmdQueueHooks& hooks, Counters counters, MsiDecoder* msi,
-                               std::vector<uint32_t> vectors)
-    : cpu_(cpu), hooks_(hooks), c_(counters), msi_(msi), vectors_(std::move(vectors)) {
+                               std::vector<uint32_t> vectors, stats::Group* lock_stats)
+    : cpu_(cpu), hooks_(hooks), c_(counters), msi_(msi), vectors_(std::move(vectors)),
+      lock_(cpu, "queue_lock", lock_stats) {
     if (msi_) // interrupt lines are registered during elaboration
         for (uint32_t v : vectors_) (void)msi_->event(v);
 }
@@ -47,6 +48,7 @@ uint64_t CmdQueueDriver::interrupts_seen() const {
 }
 
 void CmdQueueDriver::wait_for_interrupt(uint64_t seen) {
+    cpu_.sync();
     if (interrupts_seen() == seen) {
         sc_core::sc_event_or_list any;
         for (uint32_t v : vectors_) any |= msi_->event(v);

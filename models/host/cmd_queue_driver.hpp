@@ -9,7 +9,9 @@
 // the caller's commands plus one sync command (VT-d wait descriptor with a
 // status write, AMD COMPLETION_WAIT with a store, SMMUv3 CMD_SYNC with an
 // MSI write to memory) carrying a fresh token, under the queue lock (Linux
-// qi->q_lock / cmdq lock), publishes the new tail, and waits until the status
+// qi->q_lock / cmdq lock, a HostLock: several CPUs submitting contend for it
+// and each acquisition after another CPU costs a cache-line hand-off),
+// publishes the new tail, and waits until the status
 // word holds the token: polling it (mem read + poll interval per spin) or,
 // in interrupt mode, sleeping on the completion / error MSI. On every spin
 // it reads the unit's error state; an error aborts the submissions it
@@ -41,7 +43,7 @@
 // cmdq), retries after a time-out (the submission fails instead).
 //
 // API for a family backend (see models/host/README.md):
-//   CmdQueueDriver q(cpu, hooks, msi, counters);
+//   CmdQueueDriver q(cpu, hooks, counters, msi, vectors, &stats_group);
 //   q.init(alloc_page, order, entry_bytes);   // ring of 2^order contiguous pages + a status page
 //   ... program the base register with q.base() / q.bytes() ...
 //   FlushTiming t = q.submit({cmd, cmd, ...}); // appends the sync, waits, returns phases / error
@@ -58,6 +60,7 @@
 
 #include "models/common/stats.hpp"
 #include "models/host/host_cpu.hpp"
+#include "models/host/host_lock.hpp"
 #include "models/host/iommu_driver.hpp"
 #include "models/host/msi_decoder.hpp"
 #include "models/iommu/common/inval_observer.hpp"
@@ -109,8 +112,9 @@ public:
     enum class Wait : uint8_t { poll, interrupt };
 
     /// `msi` and the vectors are needed for Wait::interrupt (registered now: elaboration).
+    /// `lock_stats`: parent of the queue lock's stats group "queue_lock" (HostLock).
     CmdQueueDriver(HostCpu& cpu, CmdQueueHooks& hooks, Counters counters, MsiDecoder* msi = nullptr,
-                   std::vector<uint32_t> vectors = {});
+                   std::vector<uint32_t> vectors = {}, stats::Group* lock_stats = nullptr);
 
     /// Allocates the ring (2^order contiguous table pages) and the status page. Untimed.
     /// `status_bytes`: the size of the sync's status write (4: VT-d wait, SMMUv3 MSI data;
@@ -163,7 +167,7 @@ private:
     uint64_t tail_ = 0, head_ = 0;
     uint64_t seq_ = 0;          ///< entries written since init
     uint32_t token_ = 0;
-    sc_core::sc_mutex lock_;    ///< held while writing entries and the tail
+    HostLock lock_;             ///< held while writing entries and the tail (qi->q_lock, cmdq lock)
 
     struct Phases {
         std::optional<Duration> fetched, caches_done, devtlb_sent, devtlb_done, wait_done;

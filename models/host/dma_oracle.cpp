@@ -25,14 +25,33 @@ DmaOracle::DmaOracle(stats::Group* parent)
       violation_count_(stats_.counter("violations", "requests",
                                       "DMAs that used a translation whose invalidation had completed, or a wrong one")) {}
 
-void DmaOracle::bind(pcie::Bdf d, std::optional<uint32_t> pasid, uint32_t space, uint16_t segment) {
-    bindings_[binding_key(segment, d, pasid)] = &this->space(space);
-    last_space_ = nullptr;
+void DmaOracle::bind(pcie::Bdf d, std::optional<uint32_t> pasid, uint32_t space, Duration t, uint16_t segment) {
+    Bindings& b = bindings_[binding_key(segment, d, pasid)];
+    if (b.size() >= kBindingsPerKey && b.front().gone) b.erase(b.begin());
+    b.push_back(Binding{&this->space(space), t, std::nullopt, std::nullopt});
+    last_bindings_ = nullptr;
 }
 
-void DmaOracle::unbind(pcie::Bdf d, std::optional<uint32_t> pasid, uint16_t segment) {
-    bindings_.erase(binding_key(segment, d, pasid));
-    last_space_ = nullptr;
+void DmaOracle::unbind(pcie::Bdf d, std::optional<uint32_t> pasid, Duration submitted, std::optional<Duration> done,
+                       uint16_t segment) {
+    auto it = bindings_.find(binding_key(segment, d, pasid));
+    if (it == bindings_.end() || it->second.empty() || it->second.back().until) return;
+    it->second.back().until = submitted;
+    it->second.back().gone = done;
+    last_bindings_ = nullptr;
+}
+
+DmaOracle::Space* DmaOracle::bound_at(const Bindings& bs, Duration t, bool& detaching) {
+    // Newest first: the attachment in force at t, else one still being detached at t.
+    for (auto b = bs.rbegin(); b != bs.rend(); ++b) {
+        if (t < b->from) continue;
+        if (!b->until || t < *b->until) return b->space;
+        if (!b->gone || t < *b->gone) {
+            detaching = true;
+            return b->space;
+        }
+    }
+    return nullptr;
 }
 
 namespace {
@@ -176,14 +195,17 @@ DmaOracle::Verdict DmaOracle::check(pcie::Bdf d, std::optional<uint32_t> pasid, 
     auto fail = [&](const char* reason) { return violation(Violation{t, segment, d, pasid, iova, pa, src, reason}); };
     // DMAs come in runs from one requester: remember the last binding found.
     const uint64_t key = binding_key(segment, d, pasid);
-    if (!last_space_ || key != last_binding_) {
+    if (!last_bindings_ || key != last_binding_) {
         auto b = bindings_.find(key);
         if (b == bindings_.end()) return fail("device/PASID not bound to any address space");
         last_binding_ = key;
-        last_space_ = b->second;
+        last_bindings_ = &b->second;
     }
+    bool detaching = false;
+    Space* bound = bound_at(*last_bindings_, t, detaching);
+    if (!bound) return fail("device/PASID not bound to any address space");
     const uint64_t page = iova >> kPageShift;
-    Space& s = *last_space_;
+    Space& s = *bound;
     // The space's last segment, else the page index (page-sized mappings),
     // else the tree (large mappings).
     const Segment* seg = s.last;
@@ -203,11 +225,13 @@ DmaOracle::Verdict DmaOracle::check(pcie::Bdf d, std::optional<uint32_t> pasid, 
     // Newest first: the mapping in force at t, else the latest one it could have come from.
     for (auto it = h.rbegin(); it != h.rend(); ++it) {
         if (it->pa_delta != pa_delta || it->mapped_at > t) continue;
-        if (!it->unmapped_at || t < *it->unmapped_at) {
+        // A detach in flight may leave the old context cached: a use of a
+        // translation still mapped in it is inside the detach's window.
+        if ((!it->unmapped_at || t < *it->unmapped_at) && !detaching) {
             correct_.inc();
             return Verdict::correct;
         }
-        if (!it->invalidated_at || t < *it->invalidated_at) {
+        if (!it->unmapped_at || !it->invalidated_at || t < *it->invalidated_at) {
             stale_.inc();
             return Verdict::stale_in_window;
         }

@@ -9,6 +9,10 @@
 //   stale_in_window   it was unmapped, but its invalidation had not completed;
 //   violation         its invalidation had completed (a stale IOTLB/ATC entry
 //                     survived), or the address was never mapped there.
+// Bindings (device/PASID -> address space) are kept with their times too, so
+// a DMA stamped before a detach but checked after it is judged against the
+// binding of its own time; during the detach (until its invalidation
+// completed) the old binding counts as stale_in_window.
 // Kernel-free; time is the caller's Duration. Histories are kept per range
 // of pages that share them, not per page, so mapping 1 TiB in 1 GiB pages
 // costs a few records; a check finds its range in O(log n).
@@ -43,9 +47,16 @@ public:
 
     explicit DmaOracle(stats::Group* parent_stats);
 
-    /// Requests of (device, pasid) of PCIe segment `segment` translate through address space `space`.
-    void bind(pcie::Bdf device, std::optional<uint32_t> pasid, uint32_t space, uint16_t segment = 0);
-    void unbind(pcie::Bdf device, std::optional<uint32_t> pasid, uint16_t segment = 0);
+    /// From time t on, requests of (device, pasid) of PCIe segment `segment`
+    /// translate through address space `space`.
+    void bind(pcie::Bdf device, std::optional<uint32_t> pasid, uint32_t space, Duration t, uint16_t segment = 0);
+    /// The detach submitted at `submitted` and complete (its context/PASID
+    /// cache invalidation done) at `done` (none: it failed, the old binding
+    /// may stay cached). Bindings are kept with their times, so a DMA checked
+    /// after the detach is judged against the binding of its own time; one in
+    /// [submitted, done) may still use the old binding (stale_in_window).
+    void unbind(pcie::Bdf device, std::optional<uint32_t> pasid, Duration submitted, std::optional<Duration> done,
+                uint16_t segment = 0);
 
     void map(uint32_t space, uint64_t iova, uint64_t pa, uint64_t size, Duration t);
     void unmap(uint32_t space, uint64_t iova, uint64_t size, Duration t);
@@ -127,10 +138,25 @@ private:
         return uint64_t{segment} << 48 | uint64_t{d.raw} << 32 | (pasid ? (uint64_t{1} << 31 | *pasid) : 0);
     }
 
-    std::unordered_map<uint32_t, Space> spaces_;   ///< node-based: a Space never moves
-    std::unordered_map<uint64_t, Space*> bindings_; ///< binding -> its space
-    uint64_t last_binding_ = 0;                     ///< the binding check() found last ...
-    Space* last_space_ = nullptr;                   ///< ... and its space (null: none)
+    /// One attachment of a (device, PASID): bound over [from, until), then
+    /// possibly still cached until `gone` (the detach's invalidation completed).
+    struct Binding {
+        Space* space;
+        Duration from;
+        std::optional<Duration> until, gone;
+    };
+    /// Attachments kept per (device, PASID): the live one and the last few
+    /// detached ones (DMAs in flight span at most a detach or two).
+    static constexpr size_t kBindingsPerKey = 4;
+    using Bindings = std::vector<Binding>; ///< oldest first
+    /// The space of the binding in force at t (null: none); `detaching`: t is
+    /// inside that binding's detach window.
+    static Space* bound_at(const Bindings& b, Duration t, bool& detaching);
+
+    std::unordered_map<uint32_t, Space> spaces_;     ///< node-based: a Space never moves
+    std::unordered_map<uint64_t, Bindings> bindings_; ///< node-based: a Bindings never moves
+    uint64_t last_binding_ = 0;                       ///< the binding key check() found last ...
+    const Bindings* last_bindings_ = nullptr;         ///< ... and its history (null: none)
     std::unordered_map<PageKey, Segments::iterator, PageKeyHash> index_;
     std::vector<Violation> violations_;
     static constexpr size_t kMaxListed = 1000;

@@ -2,6 +2,7 @@
 #include "models/host/host_cpu.hpp"
 
 #include <stdexcept>
+#include <string>
 
 #include "models/common/sc_time.hpp"
 
@@ -15,6 +16,18 @@ HostCpu::HostCpu(sc_core::sc_module_name name, const HostCpuParams& params, mem:
       mem_writes_(stats_.counter("mem_writes", "accesses", "table-entry / descriptor writes to memory")),
       mem_reads_(stats_.counter("mem_reads", "accesses", "status-word reads from memory")),
       mmio_errors_(stats_.counter("mmio_errors", "accesses", "register accesses answered with an error")) {}
+
+void HostCpu::run_on(unsigned core) {
+    if (core >= params_.topology.cpus)
+        throw std::out_of_range("host thread pinned to CPU " + std::to_string(core) + " of " +
+                                std::to_string(params_.topology.cpus));
+    threads_[sc_core::sc_get_current_process_b()] = Thread{sc_core::sc_get_current_process_handle(), core};
+}
+
+unsigned HostCpu::core() const {
+    auto it = threads_.find(sc_core::sc_get_current_process_b());
+    return it == threads_.end() ? 0 : it->second.core;
+}
 
 void HostCpu::mmio_access(unsigned port, tlm::tlm_command cmd, uint32_t offset, uint64_t& value, unsigned size) {
     tlm::tlm_generic_payload gp;

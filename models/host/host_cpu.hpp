@@ -9,9 +9,11 @@
 // operation is the honest model of a CPU that stalls on UC accesses). Memory
 // accesses go to the functional store directly, as CPU caches are coherent
 // with the IOMMU's snooped reads. Not modelled: store buffers, out-of-order
-// overlap of independent UC accesses, multiple cores' cache contention.
+// overlap of independent UC accesses. Threads run on one of topology.cpus
+// CPUs (run_on); locks (HostLock) charge hand-offs between them.
 #include <cstdint>
 #include <systemc>
+#include <unordered_map>
 #include <tlm>
 #include <tlm_utils/multi_passthrough_initiator_socket.h>
 
@@ -30,6 +32,14 @@ public:
             stats::Group* parent_stats);
 
     // All of these must be called from an SC_THREAD.
+    /// Runs the calling thread on CPU `core` (< topology.cpus) from now on; a
+    /// thread that never calls it runs on CPU 0.
+    void run_on(unsigned core);
+    /// The calling thread's CPU.
+    unsigned core() const;
+    /// Brings the calling thread's local time and the kernel's together (where
+    /// CPUs interact). Every operation below waits for its cost, so there is nothing to do.
+    void sync() {}
     void mmio_write(unsigned port, uint32_t offset, uint64_t value, unsigned size);
     uint64_t mmio_read(unsigned port, uint32_t offset, unsigned size);
     void mem_write(uint64_t pa, const void* src, size_t len);
@@ -51,6 +61,11 @@ private:
     stats::Counter& mem_writes_;
     stats::Counter& mem_reads_;
     stats::Counter& mmio_errors_;
+    struct Thread {
+        sc_core::sc_process_handle keep; ///< holds the process so its address is not reused
+        unsigned core = 0;
+    };
+    std::unordered_map<const sc_core::sc_process_b*, Thread> threads_; ///< by thread; absent: CPU 0
 };
 
 /// A driver's handle on one IOMMU's register file.

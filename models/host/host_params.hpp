@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "models/common/time.hpp"
+#include "models/host/cpu_lock.hpp"
 #include "models/host/flush_queue.hpp"
 
 namespace iommusim::host {
@@ -43,6 +44,8 @@ struct HostCpuParams {
     Duration interrupt_latency = Duration::ns(kDefaultInterruptNs);
     Duration call_overhead = Duration::ns(kDefaultCallOverheadNs);
     CpuArch arch = CpuArch::x86_64;
+    /// The CPUs and what a cache-line hand-off between two of them costs (locks).
+    CpuTopology topology;
 };
 
 enum class FlushPolicy : uint8_t { strict, lazy };

@@ -202,9 +202,17 @@ void IommuFd::attach(pcie::Bdf rid, std::optional<uint32_t> pasid, uint32_t hwpt
         throw HostError(K::busy, "device " + rid.str() + (pasid ? " PASID " + std::to_string(*pasid) : "") +
                                      " is already attached");
     Attachment a{dev, pasid};
-    iommus_[h.iommu].driver->attach(a, h.desc);
+    // The oracle learns the binding before the driver writes the context: DMAs
+    // through it may complete while the driver still waits for its flushes.
+    const uint16_t segment = iommus_[h.iommu].segment;
+    oracle_.bind(rid, pasid, h.space, cpu_.now(), segment);
+    try {
+        iommus_[h.iommu].driver->attach(a, h.desc);
+    } catch (...) {
+        oracle_.unbind(rid, pasid, cpu_.now(), cpu_.now(), segment);
+        throw;
+    }
     h.attachments.push_back(a);
-    oracle_.bind(rid, pasid, h.space, iommus_[h.iommu].segment);
 }
 
 namespace {
@@ -247,9 +255,13 @@ void IommuFd::detach(pcie::Bdf rid, std::optional<uint32_t> pasid, std::optional
     Attachment a = *at;
     h.attachments.erase(at);
     attached_.erase(it);
+    const Duration unbound_from = cpu_.now(); // the context may be cleared from here on
     FlushTiming t = iommus_[h.iommu].driver->detach(a, h.desc);
     log_.record("detach", iommus_[h.iommu].name, h.desc.id, 0, 0, t, who(std::vector<Attachment>{a}), issuing_thread());
-    oracle_.unbind(rid, pasid, iommus_[h.iommu].segment);
+    // Until the detach's cache invalidation completed the old context may be used.
+    const std::optional<Duration> gone =
+        t.error ? std::nullopt : std::optional<Duration>(t.wait_done ? *t.wait_done : t.observed);
+    oracle_.unbind(rid, pasid, unbound_from, gone, iommus_[h.iommu].segment);
 }
 
 bool IommuFd::flush_space(uint32_t space, const std::vector<uint32_t>& hwpts, uint64_t iova, uint64_t size,

@@ -34,7 +34,7 @@ VtdDriver::VtdDriver(const std::string& name, MmioPort mmio, const DriverParams&
       polls_(stats_.counter("status_polls", "polls", "status-word polls while waiting")),
       errors_(stats_.counter("queue_errors", "errors", "IQE/ITE/ICE seen while waiting")),
       queue_(cpu_, *this, CmdQueueDriver::Counters{flushes_, descriptors_, polls_, errors_}, msi,
-             msi ? std::vector<uint32_t>{kInvalidationVector, kFaultVector} : std::vector<uint32_t>{}) {}
+             msi ? std::vector<uint32_t>{kInvalidationVector, kFaultVector} : std::vector<uint32_t>{}, &stats_) {}
 
 IommuCaps VtdDriver::decode_caps(uint64_t cap, uint64_t ecap) {
     auto bit = [](uint64_t r, unsigned b) { return ((r >> b) & 1) != 0; };

@@ -109,7 +109,7 @@ extern "C" int sc_main(int argc, char* argv[]) {
     if (want("check")) {
         stats::Group root("bench");
         DmaOracle o(&root);
-        o.bind(pcie::Bdf(1, 0, 0), std::nullopt, 2);
+        o.bind(pcie::Bdf(1, 0, 0), std::nullopt, 2, Duration::ns(0));
         IovaAllocator a(0x100000, uint64_t{1} << 48);
         std::vector<uint64_t> iovas;
         for (uint64_t i = 0; i < ring_entries; ++i) {

@@ -139,6 +139,9 @@ Result device_loop(Rig& r, uint64_t count, AddrOf addr_of) {
 
 int sc_main(int argc, char* argv[]) {
     const bool smoke = argc > 1 && std::string(argv[1]) == "--smoke";
+    // `--smoke --commands N`: N commands in phase (d) instead of 640 (host cost per command
+    // from the difference of two runs' total instructions, scheduler and driver included).
+    const uint64_t commands = argc > 3 && std::string(argv[2]) == "--commands" ? std::stoull(argv[3]) : smoke ? 640 : 64000;
     Rig r(smoke ? 5000 : 2000000, smoke ? 4096 : 262144); // full: 1 GiB of 4 KiB pages >> 512-entry IOTLB
     sc_core::sc_spawn([&] {
         r.enable();
@@ -151,7 +154,7 @@ int sc_main(int argc, char* argv[]) {
         for (uint64_t i = 0; i < 16; ++i) r.ep->dma(kHitBase + i * 4096, &v, 8, false, 1u, d);
         sc_core::wait(phase_atc_hit(r));
         phase_iotlb_miss(r);
-        phase_invalidations(r, smoke ? 640 : 64000);
+        phase_invalidations(r, commands);
         sc_core::sc_stop();
     });
     sc_core::sc_start();

@@ -54,9 +54,9 @@ TEST_CASE("repeated alloc and attach steps attach every PASID to the function it
         {"op": "alloc_domain", "name": "d", "ioas": "io"},
         {"op": "create_pasid_set", "name": "s", "owner": "app", "quota": 300},
         {"op": "alloc_pasid", "repeat": 300, "name": "p{i}", "set": "s", "owner": "app"},
-        {"op": "attach", "repeat": 300, "device": "acc", "function": "{i/75}", "pasid": "p{i}", "domain": "d"},
-        {"op": "attach", "repeat": 300, "device": "acc", "function": "{i/75}", "pasid": "p{i}", "domain": "d", "expect_error": "busy"},
-        {"op": "detach", "repeat": 300, "device": "acc", "function": "{i/75}", "pasid": "p{i}"},
+        {"op": "attach", "repeat": 300, "device": "acc", "function": "{i/75}", "pasid": "p{i}", "domain": "d", "owner": "app"},
+        {"op": "attach", "repeat": 300, "device": "acc", "function": "{i/75}", "pasid": "p{i}", "domain": "d", "owner": "app", "expect_error": "busy"},
+        {"op": "detach", "repeat": 300, "device": "acc", "function": "{i/75}", "pasid": "p{i}", "owner": "app"},
         {"op": "alloc_pasid", "name": "extra", "set": "s", "owner": "app", "expect_error": "quota_exceeded"},
         {"op": "map", "repeat": 16, "ioas": "io", "name": "m{i}", "iova": "{i*65536+1048576}", "size_bytes": "{i%2*4096+4096}"},
         {"op": "unmap", "repeat": 16, "ioas": "io", "mapping": "m{i}"},
@@ -72,17 +72,22 @@ TEST_CASE("repeated alloc and attach steps attach every PASID to the function it
 }
 
 TEST_CASE("a failing repeated step counts every failing iteration and names the first", "[cli][scenario]") {
-    // (function 1, PASID 2) is attached first; attaching PASID 2 to functions 0..3
+    // (function 1, PASID p) is attached first; attaching p to functions 0..3
     // collides only at iteration 1: each (function, PASID) is its own attachment.
+    // (The PASID is allocated to its owner first: a never-allocated pasid_value is
+    // refused, issue 18.)
     const auto steps = ordered_json::parse(R"([
         {"op": "create_ioas", "name": "io"},
         {"op": "alloc_domain", "name": "d", "ioas": "io"},
-        {"op": "attach", "device": "acc", "function": 1, "pasid_value": 2, "domain": "d"},
-        {"op": "attach", "repeat": 4, "device": "acc", "function": "{i}", "pasid_value": 2, "domain": "d"}
+        {"op": "create_pasid_set", "name": "s", "owner": "app", "quota": 4},
+        {"op": "alloc_pasid", "name": "p", "set": "s", "owner": "app"},
+        {"op": "attach", "device": "acc", "function": 1, "pasid": "p", "domain": "d", "owner": "app"},
+        {"op": "attach", "repeat": 4, "device": "acc", "function": "{i}", "pasid": "p", "domain": "d", "owner": "app"}
     ])");
     const auto r = run("repeat-fail", steps);
+    INFO("stderr: " << r.err);
     CHECK(r.exit_code == 1);
-    CHECK(r.err.find("/scenario/3 (attach): busy") != std::string::npos);
+    CHECK(r.err.find("/scenario/5 (attach): busy") != std::string::npos);
     CHECK(r.err.find("(iteration 1)") != std::string::npos);
     const auto s = ordered_json::parse(slurp(scratch_dir("repeat-fail") / "o" / "stats.json"));
     CHECK(s["scenario"]["failures"]["value"] == 1);

@@ -13,12 +13,15 @@ struct ToActions {
         s.status_bytes = 8;
         s.interrupt = c.interrupt;
         s.fence = c.fence;
-        return DecodedCommand{}.add(s);
+        DecodedCommand d;
+        d.add(s);
+        return d;
     }
     DecodedCommand operator()(const InvalidateDevtabEntry& c) const {
-        return DecodedCommand{}
-            .add(InvalidateConfig{kDteCache, ConfigScope::of_requester(c.device_id)})
-            .add(InvalidateConfig{kGcr3Cache, ConfigScope::of_requester(c.device_id)});
+        DecodedCommand d;
+        d.add(InvalidateConfig{kDteCache, ConfigScope::of_requester(c.device_id)});
+        d.add(InvalidateConfig{kGcr3Cache, ConfigScope::of_requester(c.device_id)});
+        return d;
     }
     DecodedCommand operator()(const InvalidateIommuPages& c) const {
         DecodedCommand d;
@@ -34,10 +37,12 @@ struct ToActions {
         a.request.address = c.address;
         a.request.s = c.s;
         a.queue_depth = c.max_pend == 0 ? 32u : c.max_pend;
-        return DecodedCommand{}.add(a);
+        DecodedCommand d;
+        d.add(a);
+        return d;
     }
-    DecodedCommand operator()(const InvalidateInterruptTable&) const { return DecodedCommand{}.add(NoOpAction{}); }
-    DecodedCommand operator()(const PrefetchIommuPages&) const { return DecodedCommand{}.add(NoOpAction{}); }
+    DecodedCommand operator()(const InvalidateInterruptTable&) const { return noop(); }
+    DecodedCommand operator()(const PrefetchIommuPages&) const { return noop(); }
     DecodedCommand operator()(const CompletePprRequest& c) const {
         PageResponseAction p;
         p.response.destination = pcie::Bdf{c.device_id};
@@ -45,13 +50,22 @@ struct ToActions {
         p.response.pasid = c.gn ? c.pasid : 0;
         p.response.prg_index = c.tag;
         p.response.code = static_cast<pcie::PrgResponseCode>(c.status);
-        return DecodedCommand{}.add(p);
+        DecodedCommand d;
+        d.add(p);
+        return d;
     }
     DecodedCommand operator()(const InvalidateIommuAll& c) const {
-        return DecodedCommand{}
-            .add(InvalidateTranslations{to_scope(c)})
-            .add(InvalidateConfig{kDteCache, ConfigScope::all()})
-            .add(InvalidateConfig{kGcr3Cache, ConfigScope::all()});
+        DecodedCommand d;
+        d.add(InvalidateTranslations{to_scope(c)});
+        d.add(InvalidateConfig{kDteCache, ConfigScope::all()});
+        d.add(InvalidateConfig{kGcr3Cache, ConfigScope::all()});
+        return d;
+    }
+    // Accepted, costed by its processing only (each returns one named object: NRVO).
+    static DecodedCommand noop() {
+        DecodedCommand d;
+        d.add(NoOpAction{});
+        return d;
     }
 };
 } // namespace

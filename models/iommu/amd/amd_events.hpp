@@ -8,11 +8,12 @@
 // INVALID_PPR_REQUEST's PASID at 31:16 / 45:42; the PPR log entry of B.6
 // (DeviceID, PASID 31:16 + 45:42, 10-bit tag 41:32 whose bit 9 is "last page in
 // group" as Linux ppr/iommu_v2 reads it, flags 59:48, type 63:60, address).
-// IO_PAGE_FAULT flag positions: I 51 and RW 53 from Linux; PR 52, PE 54, RZ 55,
-// TR 56 from AMD-HOBBY (2nd); GN 48, NX 49, US 50 from the AMD IOMMU spec's
-// IO_PAGE_FAULT figure as recalled (UNCONFIRMED, spec-layouts.md G). The
-// hardware-error Type field (58:57: 0 master abort, 1 target abort, 2 data
-// error) and INVALID_DEVICE_REQUEST's type (59:57) are UNCONFIRMED likewise.
+// IO_PAGE_FAULT flags GN 48, NX 49, US 50, I 51, PR 52, RW 53, PE 54, RZ 55, TR 56
+// (I, PR, RW, TR: Linux EVENT_FLAG_*; all nine: FreeBSD amdiommu
+// amdiommu_event_io_page_fault_entry, illumos amd_iommu_log.h). The hardware-error
+// Type (58:57) is 1 master abort, 2 target abort, 3 data error (0 reserved), and
+// INVALID_DEVICE_REQUEST's type (59:57) is read together with TR (illumos
+// amd_iommu_log.c get_hw_error / get_illegal_req, which follow the spec's tables).
 // Not modelled: RMP events (0xD/0xE, SEV-SNP), the GA log.
 #include <array>
 #include <cstdint>
@@ -41,13 +42,13 @@ inline constexpr uint16_t GN = 1u << 0, NX = 1u << 1, US = 1u << 2, I = 1u << 3,
 inline constexpr unsigned kTypeShift = 9; ///< hardware-error type (2 bits) / invalid-device-request type (3 bits)
 } // namespace evf
 
-/// Hardware-error type of DEV_TAB / PAGE_TAB / COMMAND_HARDWARE_ERROR (UNCONFIRMED values).
-enum class HwErrorType : uint8_t { master_abort = 0, target_abort = 1, data_error = 2 };
+/// Hardware-error type of DEV_TAB / PAGE_TAB / COMMAND_HARDWARE_ERROR (58:57; 0 is reserved).
+enum class HwErrorType : uint8_t { master_abort = 1, target_abort = 2, data_error = 3 };
 
-/// INVALID_DEVICE_REQUEST reasons this model raises (UNCONFIRMED encodings, recalled from the spec).
+/// INVALID_DEVICE_REQUEST reasons this model raises (type 59:57, meaning depends on TR).
 enum class InvalidRequestType : uint8_t {
-    translated_not_allowed = 1,  ///< translated (AT=10b) request from a device whose DTE has I=0
-    translation_not_allowed = 7, ///< ATS translation request from a device whose DTE has I=0
+    translation_not_allowed = 0, ///< TR = 1: ATS translation request from a device with I = 0 (or V = 0)
+    translated_not_allowed = 1,  ///< TR = 0: translated (AT=10b) request from a device with I = 0 (or V = 0)
 };
 
 /// One event-log record, decoded.

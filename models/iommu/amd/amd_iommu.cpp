@@ -31,21 +31,12 @@ ShellStatNames stat_names() {
 } // namespace
 
 ShellParams AmdIommu::shell_params(const AmdParams& p) {
-    ShellParams s;
-    s.core.iotlb.geometry = p.iotlb.geometry;
-    s.core.walker = p.walker;
-    s.iotlb_lookup = p.iotlb.lookup;
-    s.walkers = p.walkers;
-    s.pipeline = p.pipeline;
-    s.mmio_access = p.mmio_access;
-    s.table_read = p.table_read;
-    s.status_write = p.status_write;
-    s.ats_timeout = p.ats_timeout;
-    s.queue = CommandQueueCosts{p.command_fetch, p.per_command, p.per_entry_invalidate, p.ats_message_send,
-                                p.status_write};
-    s.mmio_size = AmdParams::kMmioSize;
+    // Control.InvTimeOut resets to 0: no ATS time-out until software programs one.
+    ShellParams s = ShellParams::of(p.iotlb.geometry, p.iotlb.lookup, p.walker, p.walkers,
+                                    {p.pipeline, p.mmio_access, p.table_read, p.status_write, p.command_fetch,
+                                     p.per_command, p.per_entry_invalidate, p.ats_message_send},
+                                    AtsInvalidationTracker::kNever, AmdParams::kMmioSize);
     s.snoop_control = true; // v1 PTE.FC forces coherent accesses
-    s.ats = true;
     return s;
 }
 
@@ -126,8 +117,8 @@ IommuShell::Resolution AmdIommu::resolve(pcie::Bdf rid, const RequestAttrs& req,
     }
     if (req.ats && res.check_ir_iw && !res.dte.i) // ATS translation request, DTE.I = 0
         return {reason_of(EventCode::invalid_device_request,
-                          static_cast<uint16_t>(static_cast<unsigned>(InvalidRequestType::translation_not_allowed)
-                                                << evf::kTypeShift))};
+                          static_cast<uint16_t>(evf::TR | static_cast<unsigned>(InvalidRequestType::translation_not_allowed)
+                                                              << evf::kTypeShift))};
     if (res.check_ir_iw && !res.dte.ir && !res.dte.iw) // Linux's blocked domain: no access at all
         return {reason_of(EventCode::io_page_fault, evf::PR | evf::PE), res.dte.sa};
     return {0, false, &res.ctx};
@@ -264,10 +255,14 @@ void AmdIommu::mmio_write(uint32_t offset, unsigned len, uint64_t value, Duratio
         note_tail_write(now() + local, regs_.cmd_ring().tail);
         kick_queue(local);
         break;
-    case AmdRegs::Effect::control:
+    case AmdRegs::Effect::control: {
         set_translation_enabled(regs_.iommu_en()); // IommuEn: DMA is remapped
+        // InvTimeOut (Control 7:5) times ATS invalidations; 0 (and the reserved 7) never time out.
+        const Duration to = regs_.inv_timeout();
+        set_ats_timeout(to == Duration::zero() ? AtsInvalidationTracker::kNever : to);
         kick_queue(local);
         break;
+    }
     case AmdRegs::Effect::cmd_base:
     case AmdRegs::Effect::cmd_head: kick_queue(local); break;
     default: break;

@@ -12,16 +12,16 @@
 // generic actions (amd_cmd_decoder.hpp), an illegal command stopping the buffer
 // (CmdBufRun clear, head on the command) with ILLEGAL_COMMAND_ERROR until
 // software toggles CmdBufEn; COMPLETION_WAIT's 8-byte store and ComWaitInt + MSI;
-// ATS Invalidate Requests tracked with IOTLB_INV_TIMEOUT on time-out; the event log
+// ATS Invalidate Requests tracked with IOTLB_INV_TIMEOUT after Control.InvTimeOut
+// (none while it is 0, as after reset); DTE.IR/IW ANDed with the tables' rights for
+// every request (one of them alone grants only that access, Mode 0 included) and in
+// ATS completions; the v1 leaf's U bit reported as U in ATS completions; the event log
 // and PPR log (amd_logs.hpp) with overflow; page requests into the PPR log and
 // COMPLETE_PPR_REQUEST as PRG Responses; translated requests and translation
 // requests admitted by DTE.I (INVALID_DEVICE_REQUEST otherwise); DTE.SA
 // suppressing IO_PAGE_FAULT records.
 // Not modelled: interrupt remapping, the exclusion range, the GA log and guest
-// vAPIC, performance counters, SNP/RMP checks, the v1 PTE U bit in ATS
-// completions, DTE IR/IW granting only one of read/write to a translated
-// context (IR = IW = 0 blocks the device; the kernel-free resolver applies them
-// exactly), the ATS time-out from Control.InvTimeOut (a parameter instead).
+// vAPIC, performance counters, SNP/RMP checks.
 #include <array>
 #include <cstdint>
 #include <map>

@@ -122,10 +122,7 @@ struct AmdParams {
     Duration ats_message_send = Duration::ns(20);
     /// ns; fixed latency a request spends in the unit on top of cache lookups (estimate).
     Duration pipeline = Duration::ns(2);
-    /// us; time-out of an ATS invalidation before IOTLB_INV_TIMEOUT. The architected choice is
-    /// Control.InvTimeOut (Linux programs 1 s); this model's engine uses this fixed value,
-    /// shorter than Linux's so that runs end (calibration.md "ATS invalidate completion timeout").
-    Duration ats_timeout = Duration::us(1000);
+    // The ATS invalidation time-out is no parameter: Control.InvTimeOut (software's choice).
 
     static constexpr uint32_t kMmioSize = 0x4000; ///< registers up to the PPR log tail (0x2038); perf counters not modelled
 };

@@ -170,6 +170,7 @@ TranslationContext AmdTableReader::make_context(const Dte& d, bool guest, uint32
     c.fault_suppress = d.sa;
     c.allow_supervisor = true; // AMD has no SRE: the guest table's U/S bit decides
     c.allow_execute = p_.nx;
+    c.rights = perm::both(d.ir, d.iw, d.ir); // DTE.IR/IW: ANDed with every table's rights
     if (d.mode != 0) {
         StageConfig& s2 = c.s2;
         s2.enabled = true;
@@ -264,7 +265,7 @@ Resolved AmdTableReader::resolve(mem::PhysMem& m, const DteRead& dr, const Reque
 
 Translation AmdTableReader::apply_dte_rights(const Resolved& res, Translation t, const AccessRequest& req) {
     if (!t.ok() || !res.check_ir_iw) return t;
-    const uint8_t mask = static_cast<uint8_t>(t.perms & perm::both(res.dte.ir, res.dte.iw, res.dte.ir));
+    const uint8_t mask = static_cast<uint8_t>(t.perms & res.ctx.rights);
     const uint8_t need = perm::needed(req.write, false, req.privileged);
     if ((mask & need) != need) {
         t.fault = FaultKind::permission;

@@ -31,8 +31,8 @@
 // Not modelled: interrupt remapping (IV/IntTabLen/IRT root and the pass bits are
 // decoded and written only), the exclusion range (EX decoded only), SysMgt and
 // IoCtl (decoded only), SE (decoded; only SA suppresses IO_PAGE_FAULT records),
-// q3 (vIOMMU/SNP fields, kept raw), the v1 PTE U bit (the core's walker does not
-// report it yet).
+// q3 (vIOMMU/SNP fields, kept raw). The v1 PTE U bit is reported by the core's
+// walker (Translation::untranslated_only) and the shell puts it in ATS completions.
 #include <array>
 #include <cstdint>
 #include <optional>

@@ -27,8 +27,14 @@ class AtsInvalidationTracker {
 public:
     static constexpr unsigned kItags = 32; ///< PCIe ITag field is 5 bits
 
+    /// A time-out that never expires (AMD-Vi Control.InvTimeOut = 0: no time-out).
+    static constexpr Duration kNever = Duration::ps(uint64_t{1} << 62);
+
     explicit AtsInvalidationTracker(Duration timeout) : timeout_(timeout) {}
     Duration timeout() const { return timeout_; }
+    /// Software changed the time-out (AMD-Vi Control.InvTimeOut): deadlines of invalidations
+    /// in flight follow the new value.
+    void set_timeout(Duration t) { timeout_ = t; }
 
     /// Invalidations in flight in total / for one requester.
     uint32_t outstanding() const { return count_; }

@@ -20,6 +20,7 @@
 #include <array>
 #include <cstdint>
 #include <span>
+#include <utility>
 #include <variant>
 
 #include "models/common/time.hpp"
@@ -82,8 +83,10 @@ struct DecodedCommand {
     std::array<CommandAction, kMax> actions; ///< the first `count` are meaningful
 
     bool ok() const { return error == 0; }
-    DecodedCommand& add(const CommandAction& a) {
-        if (count < kMax) actions[count++] = a;
+    /// Appends one action, constructed in its slot (no CommandAction temporary).
+    template <class Action>
+    DecodedCommand& add(Action&& a) {
+        if (count < kMax) actions[count++] = std::forward<Action>(a);
         return *this;
     }
     std::span<const CommandAction> list() const { return {actions.data(), count}; }

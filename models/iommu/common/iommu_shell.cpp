@@ -212,6 +212,7 @@ void IommuShell::b_transport_mmio(tlm::tlm_generic_payload& t, sc_time& delay) {
         uint64_t v = 0;
         std::memcpy(&v, t.get_data_ptr(), len);
         mmio_write(static_cast<uint32_t>(off), len, v, local);
+        queue_view_stale_ = true; // any register may feed the queue's view (sync_queue)
     }
     delay = to_sc(local);
     t.set_response_status(tlm::TLM_OK_RESPONSE);
@@ -305,8 +306,11 @@ void IommuShell::handle_translation_request(tlm::tlm_generic_payload& t, pcie::T
     pcie::AtsTranslation c;
     if (r.ctx->pass_through) {
         c = pcie::AtsTranslation::for_range(iova, 0);
-        c.read = c.write = true;
-        c.execute = req.execute && r.ctx->allow_execute;
+        const uint8_t rd = perm::needed(false, false, req.privileged);
+        const uint8_t wr = perm::needed(true, false, req.privileged);
+        c.read = (r.ctx->rights & rd) == rd;
+        c.write = (r.ctx->rights & wr) == wr;
+        c.execute = req.execute && r.ctx->allow_execute && c.read;
         c.privileged = req.privileged;
         c.no_snoop = r.ctx->force_snoop; // N: snooping forced by the context
     } else {
@@ -320,11 +324,13 @@ void IommuShell::handle_translation_request(tlm::tlm_generic_payload& t, pcie::T
             const uint8_t rd = perm::needed(false, false, req.privileged);
             const uint8_t wr = perm::needed(true, false, req.privileged);
             const uint8_t ex = perm::needed(false, true, req.privileged) & ~rd;
-            c.read = (tr.perms & rd) == rd;
-            c.write = (tr.perms & wr) == wr;
-            c.execute = req.execute && (tr.perms & ex) == ex;
+            const uint8_t rights = tr.perms & r.ctx->rights; // the context's rights too (AMD DTE.IR/IW)
+            c.read = (rights & rd) == rd;
+            c.write = (rights & wr) == wr;
+            c.execute = req.execute && (rights & ex) == ex;
             c.privileged = req.privileged;
             c.global = tr.global;
+            c.user = tr.untranslated_only; // U: the device must use untranslated requests for it
             // N (bit 10, spec-layouts.md D.5): requests using this translation must clear No
             // Snoop — set when the context or the leaf's snoop bit forces snooping.
             c.no_snoop = r.ctx->force_snoop || (sp_.snoop_control && tr.snoop);
@@ -370,10 +376,16 @@ void IommuShell::handle_message(const pcie::MessageExtension& m, Duration& local
 
 void IommuShell::queue_engine() {
     for (;;) {
-        // Idle until the queue is enabled, has work and no error blocks fetching.
-        sync_queue(queue_);
+        // Idle until the queue is enabled, has work and no error blocks fetching. The queue's
+        // view of the registers is refreshed only when they may have changed (a register write,
+        // a kick, a hook that reports into them): sync_queue is a function of the registers.
+        if (queue_view_stale_) {
+            queue_view_stale_ = false;
+            sync_queue(queue_);
+        }
         while (!queue_.has_work()) {
             wait(engine_kick_);
+            queue_view_stale_ = false;
             sync_queue(queue_);
         }
         // A tail written at a later local time is not visible yet (temporal decoupling).
@@ -395,9 +407,10 @@ void IommuShell::queue_engine() {
             st_queue_errors_.inc();
             Duration l2;
             report_queue_error(queue_.error(), l2); // the consumer position stays on the offending command
+            queue_view_stale_ = true;
             continue;
         }
-        phase(seq, InvalPhase::fetched, now());
+        phase_now(seq, InvalPhase::fetched);
         // The consumer position moves past a command once it is fetched and valid.
         queue_.consume();
         queue_consumed(queue_);
@@ -426,25 +439,26 @@ bool IommuShell::execute(const CommandAction& a, uint64_t seq) {
             Duration wl;
             uint64_t data = s->status_data;
             mem_access(tlm::TLM_WRITE_COMMAND, s->status_addr, &data, s->status_bytes, wl, !s->status_is_msi);
-            phase(seq, InvalPhase::wait_done, now()); // visible to a polling driver from now on
+            phase_now(seq, InvalPhase::wait_done); // visible to a polling driver from now on
             st_syncs_.inc();
             st_sync_latency_.record((now() - submitted_).as_ns());
             engine_wait(wl);
         } else {
             st_syncs_.inc();
             st_sync_latency_.record((now() - submitted_).as_ns());
-            phase(seq, InvalPhase::wait_done, now());
+            phase_now(seq, InvalPhase::wait_done);
         }
         if (s->interrupt) {
             Duration wl;
             sync_interrupt(wl);
+            queue_view_stale_ = true;
             engine_wait(wl);
         }
         return true;
     }
     if (const auto* d = std::get_if<InvalidateDeviceAtc>(&a)) {
         if (!issue_atc_invalidation(*d, seq)) return false;
-        phase(seq, InvalPhase::devtlb_sent, now(), d->request.target);
+        phase_now(seq, InvalPhase::devtlb_sent, d->request.target);
         return true;
     }
     uint64_t dropped = 0;
@@ -463,7 +477,7 @@ bool IommuShell::execute(const CommandAction& a, uint64_t seq) {
         engine_wait(n->cost);
     }
     engine_wait(sp_.queue.per_entry_invalidate * dropped);
-    phase(seq, InvalPhase::caches_done, now());
+    phase_now(seq, InvalPhase::caches_done);
     return true;
 }
 
@@ -496,7 +510,7 @@ void IommuShell::wait_ats(Duration deadline) {
     if (ats_done_.due_valid && !completion_pending()) ats_done_.due_valid = false; // delivered to nobody
     for (;;) {
         if (ats_timer_armed_ && now() >= ats_timer_at_) ats_timer_armed_ = false;
-        if (!ats_timer_armed_ || deadline < ats_timer_at_) {
+        if (deadline < AtsInvalidationTracker::kNever && (!ats_timer_armed_ || deadline < ats_timer_at_)) {
             ats_timer_.notify(to_sc(deadline - now()));
             ats_timer_at_ = deadline;
             ats_timer_armed_ = true;
@@ -519,6 +533,7 @@ bool IommuShell::issue_atc_invalidation(const InvalidateDeviceAtc& d, uint64_t s
             st_ats_timeouts_.inc();
             Duration l;
             report_ats_timeout(dev, l);
+            queue_view_stale_ = true;
             ats_.abandon(dev.raw);
             return false;
         }
@@ -542,6 +557,7 @@ bool IommuShell::wait_for_atc_invalidations() {
             st_ats_timeouts_.inc();
             Duration l;
             report_ats_timeout(pcie::Bdf(static_cast<uint16_t>(d.requester)), l);
+            queue_view_stale_ = true;
             // Everything outstanding is abandoned; software re-issues after clearing the error.
             ats_.abandon_all();
             return false;

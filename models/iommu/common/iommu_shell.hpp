@@ -56,6 +56,18 @@
 
 namespace iommusim::iommu {
 
+/// The unit-side costs every family's params name (each with its JSON `*_ns` row).
+struct UnitCosts {
+    Duration pipeline;             ///< fixed per-request latency in the unit
+    Duration mmio_access;          ///< one register access
+    Duration table_read;           ///< unit-side cost of each table read on top of the memory's latency
+    Duration status_write;         ///< status word / record / MSI write (also the sync's store)
+    Duration command_fetch;        ///< unit-side cost of one command fetch on top of the memory read
+    Duration per_command;          ///< decode and dispatch of one command
+    Duration per_entry_invalidate; ///< per cache entry an invalidation drops
+    Duration ats_message_send;     ///< formatting and issuing one ATS / PRG message
+};
+
 /// What the shell needs from the family's params.
 struct ShellParams {
     TranslationCoreParams core;
@@ -70,6 +82,25 @@ struct ShellParams {
     uint32_t mmio_size = 0x1000;
     bool snoop_control = true; ///< the leaf's snoop bit forces snooping
     bool ats = true;           ///< ATS translation requests are served
+
+    /// A family's shell: its IOTLB, walk caches, walk slots, costs, ATS time-out and register
+    /// window (snoop_control and ats keep their defaults; the family sets them after).
+    static ShellParams of(const CacheGeometry& iotlb, Duration iotlb_lookup, const WalkerParams& walker,
+                          uint32_t walkers, const UnitCosts& c, Duration ats_timeout, uint32_t mmio_size) {
+        ShellParams s;
+        s.core = TranslationCoreParams{IotlbParams{iotlb}, walker};
+        s.iotlb_lookup = iotlb_lookup;
+        s.walkers = walkers;
+        s.pipeline = c.pipeline;
+        s.mmio_access = c.mmio_access;
+        s.table_read = c.table_read;
+        s.status_write = c.status_write;
+        s.ats_timeout = ats_timeout;
+        s.queue = CommandQueueCosts{c.command_fetch, c.per_command, c.per_entry_invalidate, c.ats_message_send,
+                                    c.status_write};
+        s.mmio_size = mmio_size;
+        return s;
+    }
 };
 
 /// The family's names (and descriptions) for the shell's statistics; registered in this
@@ -180,7 +211,10 @@ protected:
     /// PRG Response for the last request of a page request group (none is owed otherwise).
     void respond_page_request(const pcie::PageRequest& pr, pcie::PrgResponseCode code, Duration& local);
     /// Starts the queue engine at local time `local` (software wrote the tail, enabled, cleared an error).
-    void kick_queue(Duration local) { engine_kick_.notify(to_sc(local)); }
+    void kick_queue(Duration local) {
+        queue_view_stale_ = true;
+        engine_kick_.notify(to_sc(local));
+    }
     /// Software wrote the tail (byte offset `tail` in the queue) at absolute time `at`. Kept per
     /// write: a sync's latency runs from the write that submitted it, not the last write by any
     /// CPU (with two drivers on one unit that one can be later than the sync's completion).
@@ -189,6 +223,9 @@ protected:
     }
     /// Software re-enabled the queue: earlier tail writes are void.
     void forget_tail_writes() { tail_writes_.clear(); }
+    /// Software programmed the device-ATC invalidation time-out (AMD-Vi Control.InvTimeOut);
+    /// AtsInvalidationTracker::kNever for none.
+    void set_ats_timeout(Duration t) { ats_.set_timeout(t); }
     /// Table reads of the context resolution as PhysMem, each charged to `local` plus table_read.
     class TableMem final : public mem::PhysMem {
     public:
@@ -255,6 +292,10 @@ private:
     }
     void phase(uint64_t seq, InvalPhase ph, Duration at, pcie::Bdf dev = {}) {
         if (observer_) observer_->on_phase(seq, ph, at, dev);
+    }
+    /// The phase at the current time (read from the kernel only when someone observes).
+    void phase_now(uint64_t seq, InvalPhase ph, pcie::Bdf dev = {}) {
+        if (observer_) observer_->on_phase(seq, ph, now(), dev);
     }
 
     /// The walker's port: each descriptor read is a TLM read on the mem socket at the request's
@@ -327,6 +368,7 @@ private:
     Duration ats_last_completion_;
     std::deque<std::pair<uint64_t, Duration>> tail_writes_; ///< tail writes not yet consumed: (tail byte offset, time)
     Duration submitted_; ///< when the tail write that submitted the command being executed happened
+    bool queue_view_stale_ = true; ///< registers may have changed since the last sync_queue()
     bool translating_ = false;
     // Hot-path latencies as sc_time, so the IOTLB-hit path needs no conversions.
     sc_core::sc_time pipeline_sc_, iotlb_lookup_sc_;
@@ -407,8 +449,8 @@ void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExt
     uint64_t pa = iova;
     bool snoop = ctx.force_snoop;
     ext.served_by = pcie::TlpExtension::Source::pass_through;
+    const AccessRequest a{iova, t.is_write(), req.execute, req.privileged};
     if (!ctx.pass_through) {
-        const AccessRequest a{iova, t.is_write(), req.execute, req.privileged};
         delay += iotlb_lookup_sc_;
         walk_port_.begin(from_sc(delay));
         const TranslateResult res = core_->translate(ctx, a);
@@ -422,6 +464,17 @@ void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExt
         const uint64_t mask = (uint64_t{1} << tr.page_shift) - 1;
         pa = (tr.output & ~mask) | (iova & mask);
         snoop = snoop || (sp_.snoop_control && tr.snoop);
+    }
+    if (ctx.rights != perm::all) [[unlikely]] {
+        // The context's own rights, checked after the walk (a page that is not present is
+        // reported as such, not as a permission fault).
+        if (const uint8_t need = perm::needed(a.write, a.execute, a.privileged); (ctx.rights & need) != need) {
+            Translation denied;
+            denied.fault = FaultKind::permission;
+            denied.fault_addr = iova;
+            fail_request(t, ext, req, f.fault_reason(denied, a, ctx), ctx.fault_suppress, delay);
+            return;
+        }
     }
     if (snoop && ext.no_snoop) {
         ext.no_snoop = false;

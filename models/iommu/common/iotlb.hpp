@@ -42,6 +42,7 @@ struct IotlbEntry {
     uint8_t s2_perms = perm::all;
     bool snoop = false;
     bool dirty_pending = false; ///< a write must walk again to set the dirty state
+    bool untranslated_only = false; ///< leaf U (AMD v1): ATS completions say U = 1
 };
 
 struct IotlbHit {
@@ -71,12 +72,12 @@ public:
     /// in their low 12 bits, so a line (key + entry) is 32 bytes.
     struct Packed {
         uint64_t out = 0; ///< output page | s1_perms | s2_perms << 6
-        uint64_t ipa = 0; ///< stage-1 output page | snoop | dirty_pending << 1
+        uint64_t ipa = 0; ///< stage-1 output page | snoop | dirty_pending << 1 | untranslated_only << 2
     };
     static Packed pack(const IotlbEntry& e) {
         constexpr uint64_t page = ~uint64_t{0xFFF};
         return {(e.output & page) | (e.s1_perms & 0x3Fu) | (uint64_t{e.s2_perms & 0x3Fu} << 6),
-                (e.ipa & page) | (e.snoop ? 1u : 0u) | (e.dirty_pending ? 2u : 0u)};
+                (e.ipa & page) | (e.snoop ? 1u : 0u) | (e.dirty_pending ? 2u : 0u) | (e.untranslated_only ? 4u : 0u)};
     }
     static IotlbEntry unpack(const Packed& p) {
         IotlbEntry e;
@@ -86,6 +87,7 @@ public:
         e.ipa = p.ipa & ~uint64_t{0xFFF};
         e.snoop = p.ipa & 1;
         e.dirty_pending = p.ipa & 2;
+        e.untranslated_only = p.ipa & 4;
         return e;
     }
     const SetAssocCache<Packed>& cache() const { return cache_; }

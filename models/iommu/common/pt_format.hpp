@@ -38,6 +38,7 @@ struct Descriptor {
     bool dirty = true;                 ///< leaf needs no hardware update before a write
     bool af_fault = false;             ///< a clear AF without hardware update faults (Arm)
     bool global = false, snoop = false;
+    bool untranslated_only = false;    ///< leaf: ATS may not return it (AMD v1 U): untranslated access only
     uint64_t addr = 0;                 ///< next table base, or leaf output base (size-aligned)
 
     /// A table descriptor: the next table is of `level`, at `base`.
@@ -60,6 +61,7 @@ struct LeafAttrs {
     uint8_t perms = perm::all;
     bool global = false;
     bool snoop = false;
+    bool untranslated_only = false; ///< AMD v1 U (bit 59); formats without it ignore it
     bool accessed = true; ///< pre-set A / AF
     bool dirty = false;   ///< pre-set D (x86, VT-d, AMD) / writable-dirty state (Arm)
     bool dbm = false;     ///< Arm: writable-clean with DBM=1 (hardware dirty state)

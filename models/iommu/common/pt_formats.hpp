@@ -163,7 +163,8 @@ public:
 
 // ------------------------------------------------------------ AMD-Vi v1 (B.3)
 class AmdV1Format final : public PageTableFormat {
-    static constexpr uint64_t PR = bit(0), A = bit(5), D = bit(6), FC = bit(60), IR = bit(61), IW = bit(62);
+    static constexpr uint64_t PR = bit(0), A = bit(5), D = bit(6), U = bit(59), FC = bit(60), IR = bit(61),
+                              IW = bit(62);
     static constexpr unsigned kNlShift = 9;
     static constexpr unsigned kNlSize = 7; // NextLevel 7: page size from trailing ones
 
@@ -203,6 +204,7 @@ public:
         r.set_leaf(shift, d & bits(51, shift));
         r.dirty = d & D;
         r.snoop = d & FC;
+        r.untranslated_only = d & U;
         return r;
     }
     uint64_t with_accessed(uint64_t d) const override { return d | A; }
@@ -226,6 +228,7 @@ public:
         if (a.perms & (perm::user_read | perm::priv_read)) d |= IR;
         if (a.perms & (perm::user_write | perm::priv_write)) d |= IW;
         if (a.snoop) d |= FC;
+        if (a.untranslated_only) d |= U;
         if (a.accessed) d |= A;
         if (a.dirty) d |= D;
         return d;

@@ -96,6 +96,9 @@ struct TranslationContext {
     bool pri_allowed = false;
     bool force_snoop = false;      ///< VT-d PGSNP / SNP, AMD/SMMU equivalents
     bool fault_suppress = false;   ///< FPD: do not record faults
+    /// Context-level rights (a perm:: mask, all = 63) ANDed with the tables' rights for every
+    /// request, pass-through included: AMD-Vi DTE.IR/IW (§2.2.2.1, read also allows execute).
+    uint8_t rights = 63;
 };
 
 /// What a request asks for.
@@ -156,6 +159,7 @@ struct Translation {
     /// and whether unprivileged requests may read (user).
     bool read = false, write = false, execute = false, user = false, global = false;
     bool snoop = false;          ///< leaf forces snoop (VT-d SNP, AMD FC)
+    bool untranslated_only = false; ///< ATS completions report U (AMD v1 PTE.U): the device may not cache it
     uint8_t perms = 0;           ///< combined perm:: mask of all stages
     bool ok() const { return fault == FaultKind::none; }
 

@@ -36,6 +36,7 @@ TranslateResult TranslationCore::translate(const TranslationContext& ctx, const 
             r.t.page_shift = h.page_shift;
             r.t.global = h.global;
             r.t.snoop = h.entry.snoop;
+            r.t.untranslated_only = h.entry.untranslated_only;
             r.t.set_rights(perms, req.privileged);
             return r;
         }
@@ -51,6 +52,7 @@ TranslateResult TranslationCore::translate(const TranslationContext& ctx, const 
         e.s1_perms = w.s1_perms;
         e.s2_perms = w.s2_perms;
         e.snoop = w.t.snoop;
+        e.untranslated_only = w.t.untranslated_only;
         e.dirty_pending = w.dirty_pending;
         iotlb_.insert(ctx.domain_tag, ctx.as_tag, va, kind, shift, w.t.global, e, ctx.regime);
     }

@@ -64,6 +64,7 @@ Walker::StageOut Walker::translate_s2(const TranslationContext& ctx, uint64_t ip
             o.page_shift = h.page_shift;
             o.perms = h.entry.s2_perms;
             o.snoop = h.entry.snoop;
+            o.untranslated_only = h.entry.untranslated_only;
             return o;
         }
     }
@@ -77,6 +78,7 @@ Walker::StageOut Walker::translate_s2(const TranslationContext& ctx, uint64_t ip
     e.ipa = ipa & ~low_mask(r.page_shift);
     e.s2_perms = r.perms;
     e.snoop = r.snoop;
+    e.untranslated_only = r.untranslated_only;
     e.dirty_pending = r.dirty_pending;
     s2_tlb_.insert(ctx.domain_tag, 0, ipa, TranslationKind::s2_ipa, r.page_shift, false, e);
     return r;
@@ -230,6 +232,7 @@ Walker::StageOut Walker::walk_levels(const Format& f, const TranslationContext& 
         o.out = d.addr | (va & low_mask(d.page_shift));
         o.global = d.global;
         o.snoop = d.snoop;
+        o.untranslated_only = d.untranslated_only;
         return o;
     }
 }
@@ -297,6 +300,7 @@ WalkOutcome Walker::walk(const TranslationContext& ctx, const AccessRequest& req
                     res.out = s2.out;
                     res.page_shift = std::min(res.page_shift, s2.page_shift);
                     res.snoop = res.snoop || s2.snoop;
+                    res.untranslated_only = res.untranslated_only || s2.untranslated_only;
                     res.dirty_pending = res.dirty_pending || s2.dirty_pending;
                     o.s2_perms = s2.perms;
                 }
@@ -322,6 +326,7 @@ WalkOutcome Walker::walk(const TranslationContext& ctx, const AccessRequest& req
         t.page_shift = res.page_shift;
         t.global = res.global;
         t.snoop = res.snoop;
+        t.untranslated_only = res.untranslated_only;
         t.set_rights(static_cast<uint8_t>(o.s1_perms & o.s2_perms), req.privileged);
         o.dirty_pending = res.dirty_pending;
     }

@@ -77,7 +77,7 @@ private:
         uint64_t out = 0;
         uint8_t page_shift = 0;
         uint8_t perms = perm::all;
-        bool global = false, snoop = false, dirty_pending = false, cached = false;
+        bool global = false, snoop = false, dirty_pending = false, cached = false, untranslated_only = false;
     };
     /// Walks one stage configured by c (ctx.s1, ctx.s1_upper or ctx.s2).
     StageOut walk_stage(const TranslationContext& ctx, const StageConfig& c, bool stage2, uint64_t va, uint8_t need,

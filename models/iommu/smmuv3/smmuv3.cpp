@@ -4,19 +4,10 @@
 namespace iommusim::iommu::smmuv3 {
 
 ShellParams Smmuv3::shell_params(const Smmuv3Params& p) {
-    ShellParams s;
-    s.core.iotlb.geometry = p.iotlb.geometry;
-    s.core.walker = p.walker;
-    s.iotlb_lookup = p.iotlb.lookup;
-    s.walkers = p.walkers;
-    s.pipeline = p.pipeline;
-    s.mmio_access = p.mmio_access;
-    s.table_read = p.table_read;
-    s.status_write = p.record_write;
-    s.ats_timeout = p.atc_inv_timeout;
-    s.queue = CommandQueueCosts{p.command_fetch, p.per_command, p.per_entry_invalidate, p.ats_message_send,
-                                p.record_write};
-    s.mmio_size = Smmuv3Params::kMmioSize;
+    ShellParams s = ShellParams::of(p.iotlb.geometry, p.iotlb.lookup, p.walker, p.walkers,
+                                    {p.pipeline, p.mmio_access, p.table_read, p.record_write, p.command_fetch,
+                                     p.per_command, p.per_entry_invalidate, p.ats_message_send},
+                                    p.atc_inv_timeout, Smmuv3Params::kMmioSize);
     s.snoop_control = false; // no snoop-forcing bit in Arm tables
     s.ats = p.ats;
     return s;

@@ -12,21 +12,13 @@ using sc_core::sc_time;
 namespace {
 
 ShellParams shell_params(const VtdParams& p) {
-    return ShellParams{
-        .core = TranslationCoreParams{IotlbParams{p.iotlb.geometry}, p.walker},
-        .iotlb_lookup = p.iotlb.lookup,
-        .walkers = p.walkers,
-        .pipeline = p.pipeline,
-        .mmio_access = p.mmio_access,
-        .table_read = p.table_read,
-        .status_write = p.status_write,
-        .ats_timeout = p.ite_timeout,
-        .queue = CommandQueueCosts{p.descriptor_fetch, p.per_descriptor, p.per_entry_invalidate, p.ats_message_send,
-                                   p.status_write},
-        .mmio_size = VtdParams::kMmioSize,
-        .snoop_control = p.snoop_control,
-        .ats = p.device_tlb,
-    };
+    ShellParams s = ShellParams::of(p.iotlb.geometry, p.iotlb.lookup, p.walker, p.walkers,
+                                    {p.pipeline, p.mmio_access, p.table_read, p.status_write, p.descriptor_fetch,
+                                     p.per_descriptor, p.per_entry_invalidate, p.ats_message_send},
+                                    p.ite_timeout, VtdParams::kMmioSize);
+    s.snoop_control = p.snoop_control;
+    s.ats = p.device_tlb;
+    return s;
 }
 
 /// VT-d's names for the shell's statistics (stats.json keeps its layout).
@@ -316,8 +308,11 @@ DecodedCommand VtdIommu::decode(std::span<const uint64_t> words) {
     std::array<uint64_t, 4> q{};
     for (size_t i = 0; i < words.size() && i < q.size(); ++i) q[i] = words[i];
     const DecodeResult dr = decode_descriptor(q, words.size() == 4, p_);
-    if (!dr.ok()) return DecodedCommand::fail(static_cast<uint32_t>(dr.error));
-    DecodedCommand c;
+    DecodedCommand c; // the one object returned (NRVO)
+    if (!dr.ok()) {
+        c.error = static_cast<uint32_t>(dr.error);
+        return c;
+    }
     if (const auto* cc = std::get_if<ContextCacheInv>(&dr.desc)) {
         c.add(InvalidateConfig{kContextCache, context_scope(*cc)});
     } else if (const auto* pc = std::get_if<PasidCacheInv>(&dr.desc)) {

@@ -175,6 +175,10 @@ PasidLookup VtdTableReader::read_pasid(mem::PhysMem& m, const SmContextEntry& ce
     r.status.fpd |= (pe[0] >> 1) & 1;
     auto e = PasidEntry::decode(pe);
     if (!e || (e->slptptr & ~haw_mask) || (e->flptptr & ~haw_mask)) return fault(fr::kPeReserved);
+    // Fields of features the unit does not advertise are Reserved(0) (§9.6 field
+    // descriptions): SLADE without ECAP.SLADS, SRE without ECAP.SRS, ERE without ECAP.ERS.
+    if ((e->slade && !p_.sl_ad) || (e->sre && !p_.supervisor_requests) || (e->ere && !p_.execute_requests))
+        return fault(fr::kPeReserved);
     r.entry = *e;
     return r;
 }
@@ -203,6 +207,11 @@ StepStatus VtdTableReader::make_context(const SmContextEntry& ce, const PasidEnt
         out.s1.write_protect = pe.wpe;
         out.s1.hw_access_dirty = pe.eafe;
         out.s1.execute_enable = true; // XD honoured in first-stage entries (NXE is historical)
+        // CAP.FL1GP: without it PS in a PDPE is reserved (a first-stage reserved-field fault).
+        out.s1.max_leaf_level = p_.fl_1g ? 3 : 2;
+        // Output bits above HAW are reserved; under nesting the output is a GPA,
+        // bounded by MGAW (§3.6, §3.8).
+        out.s1.output_bits = std::min<uint8_t>(pe.pgtt == static_cast<uint8_t>(Pgtt::nested) ? p_.mgaw : p_.haw, 52);
         return true;
     };
     auto second = [&]() -> bool {
@@ -215,6 +224,12 @@ StepStatus VtdTableReader::make_context(const SmContextEntry& ce, const PasidEnt
         out.s2.root = pe.slptptr;
         out.s2.hw_access_dirty = pe.slade;
         out.s2.execute_enable = pe.slee;
+        // CAP.SLLPS: PS in an entry of a size the unit does not support is reserved
+        // (0x7A). SLLPS = 10b (1 GiB without 2 MiB) is not a combination parts report;
+        // it is treated as 4 KiB only.
+        out.s2.max_leaf_level = !p_.sl_2m ? 1 : p_.sl_1g ? 3 : 2;
+        // Output bits above HAW are reserved (0x7A).
+        out.s2.output_bits = std::min<uint8_t>(p_.haw, 52);
         return true;
     };
     bool ok = false;

@@ -131,18 +131,24 @@ struct TestFamily final : CmdQueueHooks {
 struct Rig {
     stats::Group root{"root"};
     vtdtest::TestMemory memory{"memory"};
-    HostCpu cpu{"cpu", HostCpuParams{}, memory.store, &root};
+    HostCpu cpu;
     RingUnit unit{"unit", memory.store};
     MsiDecoder msi{"msi", Duration::ns(1500), &root};
     TestFamily family{MmioPort(cpu, 0)};
     stats::Group g{"queue", &root};
     CmdQueueDriver q;
     iommu::BumpAllocator pages{uint64_t{1} << 30, uint64_t{1} << 24};
-    explicit Rig(bool interrupts = false)
-        : q(cpu, family,
+    static HostCpuParams with_cpus(unsigned cpus) {
+        HostCpuParams p;
+        p.topology.cpus = cpus;
+        return p;
+    }
+    explicit Rig(bool interrupts = false, unsigned cpus = 1)
+        : cpu("cpu", with_cpus(cpus), memory.store, &root),
+          q(cpu, family,
             CmdQueueDriver::Counters{g.counter("submissions", "", ""), g.counter("entries", "", ""),
                                      g.counter("polls", "", ""), g.counter("errors", "", "")},
-            &msi, {kVector}) {
+            &msi, {kVector}, &g) {
         cpu.mmio.bind(unit.mmio);
         unit.msi.bind(msi.upstream);
         msi.mem.bind(memory.socket);
@@ -293,4 +299,51 @@ TEST_CASE("interrupt mode sleeps until the completion MSI and acknowledges it", 
     CHECK(rig.family.interrupt_acks == 1);
     CHECK((t.observed - t.submitted).as_ns() > 1500);
     CHECK_FALSE(t.error);
+}
+
+TEST_CASE("N CPUs submitting through one queue contend on its lock: hand-offs and wait time grow with N",
+          "[sc][host][cmdq][lock]") {
+    // Three rounds in one simulation: 1, 2, then 4 CPUs each submit 20 one-command
+    // flushes (what a strict unmap submits) at once; the lock's counters per round.
+    Rig rig(false, 4);
+    constexpr unsigned kPerCpu = 20;
+    struct Round {
+        double acquisitions, contended, handoffs, wait_ns;
+    };
+    std::vector<Round> rounds;
+    rig.run([&] {
+        for (unsigned cpus : {1u, 2u, 4u}) {
+            const Round before{rig.stat("queue.queue_lock.acquisitions"), rig.stat("queue.queue_lock.contended"),
+                               rig.stat("queue.queue_lock.handoffs"), rig.stat("queue.queue_lock.wait_ns")};
+            unsigned done = 0;
+            sc_core::sc_event all_done;
+            for (unsigned c = 0; c < cpus; ++c)
+                sc_core::sc_spawn([&, c] {
+                    rig.cpu.run_on(c);
+                    for (unsigned i = 0; i < kPerCpu; ++i) rig.q.submit({entry(cmd, i)});
+                    if (++done == cpus) all_done.notify(sc_core::SC_ZERO_TIME);
+                });
+            sc_core::wait(all_done);
+            rounds.push_back(Round{rig.stat("queue.queue_lock.acquisitions") - before.acquisitions,
+                                   rig.stat("queue.queue_lock.contended") - before.contended,
+                                   rig.stat("queue.queue_lock.handoffs") - before.handoffs,
+                                   rig.stat("queue.queue_lock.wait_ns") - before.wait_ns});
+        }
+    });
+    REQUIRE(rounds.size() == 3);
+    REQUIRE(rig.unit.executed.size() == 7 * kPerCpu);
+    // One CPU: the lock line stays in its cache, nobody waits.
+    CHECK(rounds[0].acquisitions == kPerCpu);
+    CHECK(rounds[0].handoffs == 0);
+    CHECK(rounds[0].contended == 0);
+    CHECK(rounds[0].wait_ns == 0);
+    // More CPUs: every acquisition is counted, the line moves between them and they wait for each other.
+    CHECK(rounds[1].acquisitions == 2 * kPerCpu);
+    CHECK(rounds[2].acquisitions == 4 * kPerCpu);
+    CHECK(rounds[1].handoffs > 0);
+    CHECK(rounds[2].handoffs > rounds[1].handoffs);
+    CHECK(rounds[1].contended > 0);
+    CHECK(rounds[2].contended > rounds[1].contended);
+    CHECK(rounds[2].wait_ns > rounds[1].wait_ns);
+    CHECK(rounds[1].wait_ns > 0);
 }

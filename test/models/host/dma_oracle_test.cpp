@@ -16,7 +16,7 @@ TEST_CASE("the oracle classifies DMAs as correct, stale in the window, or violat
     stats::Group root("root");
     DmaOracle o(&root);
     const pcie::Bdf dev(1, 0, 0);
-    o.bind(dev, 5, 7);
+    o.bind(dev, 5, 7, Duration::ns(0));
     o.map(7, 0x10000, 0xA000000, 0x2000, Duration::ns(100));
     CHECK(o.check(dev, 5, 0x10010, 0xA000010, Duration::ns(150), S::iotlb) == V::correct);
     CHECK(o.check(dev, 5, 0x11000, 0xA001000, Duration::ns(150), S::atc) == V::correct);
@@ -40,7 +40,7 @@ TEST_CASE("the oracle accepts a remapped IOVA and flags a wrong physical address
     stats::Group root("root");
     DmaOracle o(&root);
     const pcie::Bdf dev(2, 0, 0);
-    o.bind(dev, std::nullopt, 1);
+    o.bind(dev, std::nullopt, 1, Duration::ns(0));
     o.map(1, 0x5000, 0x100000, 0x1000, Duration::ns(0));
     o.unmap(1, 0x5000, 0x1000, Duration::ns(10));
     o.invalidation_complete_all(1, Duration::ns(20), Duration::ns(15));
@@ -56,7 +56,7 @@ TEST_CASE("a flush covers only the unmaps made before it was submitted", "[unit]
     stats::Group root("root");
     DmaOracle o(&root);
     const pcie::Bdf dev(3, 0, 0);
-    o.bind(dev, std::nullopt, 2);
+    o.bind(dev, std::nullopt, 2, Duration::ns(0));
     o.map(2, 0x1000, 0x10000, 0x2000, Duration::ns(0));
     o.unmap(2, 0x1000, 0x1000, Duration::ns(10));
     o.unmap(2, 0x2000, 0x1000, Duration::ns(30)); // after the flush below was submitted
@@ -71,8 +71,8 @@ TEST_CASE("the oracle keeps address spaces apart whatever their ids and bounds e
     stats::Group root("root");
     DmaOracle o(&root);
     const pcie::Bdf a(1, 0, 0), b(2, 0, 0);
-    o.bind(a, std::nullopt, 5);
-    o.bind(b, std::nullopt, 5 + 4096); // aliased under a 12-bit space field
+    o.bind(a, std::nullopt, 5, Duration::ns(0));
+    o.bind(b, std::nullopt, 5 + 4096, Duration::ns(0)); // aliased under a 12-bit space field
     o.map(5, 0x7000, 0x100000, 0x1000, Duration::ns(0));
     CHECK(o.check(b, std::nullopt, 0x7000, 0x100000, Duration::ns(1), S::walk) == V::violation);
     for (int i = 0; i < 100; ++i) { // remap churn on one page
@@ -83,11 +83,44 @@ TEST_CASE("the oracle keeps address spaces apart whatever their ids and bounds e
     CHECK(o.check(a, std::nullopt, 0x7000, 0x200000 + 0x1000 * 99, Duration::ns(2000), S::walk) == V::correct);
 }
 
+TEST_CASE("a DMA is judged against the binding valid at its own time, also when checked after a detach",
+          "[unit][host][oracle]") {
+    stats::Group root("root");
+    DmaOracle o(&root);
+    const pcie::Bdf dev(6, 0, 0);
+    o.bind(dev, std::nullopt, 1, Duration::ns(0));
+    o.map(1, 0x1000, 0x100000, 0x1000, Duration::ns(10));
+    o.map(2, 0x1000, 0x200000, 0x1000, Duration::ns(10));
+    // Detach submitted at 200 ns, its invalidation completed at 250 ns.
+    o.unbind(dev, std::nullopt, Duration::ns(200), Duration::ns(250));
+    // Checked after the detach, stamped before it: the binding of its time.
+    CHECK(o.check(dev, std::nullopt, 0x1000, 0x100000, Duration::ns(150), S::iotlb) == V::correct);
+    // While the detach is in flight the old context may still be cached.
+    CHECK(o.check(dev, std::nullopt, 0x1000, 0x100000, Duration::ns(220), S::iotlb) == V::stale_in_window);
+    // After it completed the device is bound to nothing.
+    CHECK(o.check(dev, std::nullopt, 0x1000, 0x100000, Duration::ns(260), S::iotlb) == V::violation);
+    // Re-attached to another space: each DMA against the space of its time.
+    o.bind(dev, std::nullopt, 2, Duration::ns(400));
+    CHECK(o.check(dev, std::nullopt, 0x1000, 0x200000, Duration::ns(450), S::walk) == V::correct);
+    CHECK(o.check(dev, std::nullopt, 0x1000, 0x100000, Duration::ns(160), S::iotlb) == V::correct);
+    CHECK(o.check(dev, std::nullopt, 0x1000, 0x100000, Duration::ns(450), S::iotlb) == V::violation);
+    CHECK(o.check(dev, std::nullopt, 0x1000, 0x200000, Duration::ns(300), S::walk) == V::violation);
+    REQUIRE(o.violations().size() == 3);
+    CHECK(o.violations()[0].reason == "device/PASID not bound to any address space");
+    CHECK(o.violations()[1].reason == "physical address does not match any mapping of this IOVA");
+    CHECK(o.violations()[2].reason == "device/PASID not bound to any address space");
+    // A detach whose invalidation failed never closes its window.
+    const pcie::Bdf other(7, 0, 0);
+    o.bind(other, 3, 1, Duration::ns(0));
+    o.unbind(other, 3, Duration::ns(500), std::nullopt);
+    CHECK(o.check(other, 3, 0x1000, 0x100000, Duration::ns(900), S::iotlb) == V::stale_in_window);
+}
+
 TEST_CASE("mapping 1 TiB in 1 GiB pages keeps a record per mapping, not per 4 KiB page", "[unit][host][oracle]") {
     stats::Group root("root");
     DmaOracle o(&root);
     const pcie::Bdf dev(1, 0, 0);
-    o.bind(dev, 1, 9);
+    o.bind(dev, 1, 9, Duration::ns(0));
     const uint64_t gib = uint64_t{1} << 30;
     for (uint64_t i = 0; i < 1024; ++i) o.map(9, i * gib, (uint64_t{1} << 40) + i * gib, gib, Duration::ns(1));
     CHECK(o.segments() == 1024);
@@ -152,7 +185,7 @@ TEST_CASE("range-based oracle histories give every page the verdict a per-page h
     DmaOracle o(&root);
     PageOracle ref;
     const pcie::Bdf dev(4, 0, 0);
-    o.bind(dev, std::nullopt, 3);
+    o.bind(dev, std::nullopt, 3, Duration::ns(0));
     std::mt19937_64 rng(11);
     const uint64_t base = 0x4000'0000;
     uint64_t now = 1;

@@ -68,9 +68,18 @@ TEST_CASE("Every event code encodes and decodes", "[unit][amd]") {
         REQUIRE(d);
         CHECK(*d == e);
     }
-    CHECK(((make_command_hw_error(0, HwErrorType::target_abort).encode()[0] >> 57) & 3) == 1);
-    CHECK(((make_invalid_device_request(0, 0, 0, 0, InvalidRequestType::translation_not_allowed).encode()[0] >> 57) &
-           7) == 7);
+    // Hardware-error Type (58:57): 1 master abort, 2 target abort, 3 data error (0 reserved).
+    CHECK(((make_dev_tab_hw_error(0, 0, 0, HwErrorType::master_abort).encode()[0] >> 57) & 3) == 1);
+    CHECK(((make_command_hw_error(0, HwErrorType::target_abort).encode()[0] >> 57) & 3) == 2);
+    CHECK(((make_page_tab_hw_error(0, 0, 0, 0, 0, HwErrorType::data_error).encode()[0] >> 57) & 3) == 3);
+    // INVALID_DEVICE_REQUEST Type (59:57) with TR (56): a translation request from a device
+    // without ATS is type 0 with TR = 1; a translated request from it is type 1 with TR = 0.
+    const auto tr = make_invalid_device_request(0, 0, 0, evf::TR, InvalidRequestType::translation_not_allowed).encode();
+    CHECK(((tr[0] >> 57) & 7) == 0);
+    CHECK(((tr[0] >> 56) & 1) == 1);
+    const auto td = make_invalid_device_request(0, 0, 0, 0, InvalidRequestType::translated_not_allowed).encode();
+    CHECK(((td[0] >> 57) & 7) == 1);
+    CHECK(((td[0] >> 56) & 1) == 0);
     CHECK(make_illegal_command(0x30'0040).encode()[1] == 0x30'0040); // address of the bad command
 }
 

@@ -113,8 +113,10 @@ struct Rig {
         wr(reg::MSI_DATA, 0x41, 4);
         wr(reg::CONTROL, control());
     }
-    /// A Mode-3 v1 table for `dev` in `domain` mapping iova -> pa (4 KiB).
-    std::unique_ptr<TableBuilder> host_table(uint16_t dev, uint16_t domain, bool ats = false) {
+    /// A Mode-3 v1 table for `dev` in `domain` mapping iova -> pa (4 KiB); the DTE grants
+    /// read (IR) and write (IW) as asked.
+    std::unique_ptr<TableBuilder> host_table(uint16_t dev, uint16_t domain, bool ats = false, bool ir = true,
+                                             bool iw = true) {
         StageConfig c;
         c.enabled = true;
         c.format = PtFormat::amd_v1;
@@ -124,7 +126,9 @@ struct Rig {
         auto t = TableBuilder::create(m(), c, std::ref(alloc));
         REQUIRE(t);
         Dte d;
-        d.v = d.tv = d.ir = d.iw = true;
+        d.v = d.tv = true;
+        d.ir = ir;
+        d.iw = iw;
         d.mode = 3;
         d.host_root = t->root();
         d.domain_id = domain;
@@ -147,6 +151,12 @@ struct Rig {
             sc_core::wait(sc_core::sc_time(100, sc_core::SC_NS));
         }
         return false;
+    }
+    bool dma_write(pcie::AtsEndpoint& e, uint64_t iova, uint64_t v) {
+        sc_core::sc_time d = sc_core::SC_ZERO_TIME;
+        auto s = e.dma(iova, &v, 8, true, std::nullopt, d);
+        sc_core::wait(d);
+        return s == tlm::TLM_OK_RESPONSE;
     }
     uint64_t dma_read(pcie::AtsEndpoint& e, uint64_t iova, std::optional<uint32_t> pasid = std::nullopt) {
         uint64_t v = 0;
@@ -215,6 +225,92 @@ TEST_CASE("AMD unit: an IO_PAGE_FAULT is written to the event log with an MSI", 
         CHECK(r.rd(reg::STATUS, 4) & st::EVT_INT);
         CHECK(r.m().read_u32(Rig::kMsi) == 0x41);
     });
+}
+
+TEST_CASE("AMD unit: a DTE granting only IR or only IW allows only that access", "[sc][amd]") {
+    Rig r{no_ats()};
+    Rig::run([&] {
+        r.enable();
+        auto ro = r.host_table(Rig::kDev, 1, false, true, false);  // IR = 1, IW = 0
+        auto wo = r.host_table(Rig::kDev2, 2, false, false, true); // IR = 0, IW = 1
+        r.m().write_u64(0x80'0000, 0x11);
+        REQUIRE(ro->map(0x1000, 0x80'0000, 0x1000, 12) == MapError::none); // the PTEs grant both
+        REQUIRE(wo->map(0x1000, 0x90'0000, 0x1000, 12) == MapError::none);
+        CHECK(r.dma_read(*r.ep, 0x1000) == 0x11);
+        CHECK_FALSE(r.dma_write(*r.ep, 0x1000, 0x22));
+        CHECK(r.m().read_u64(0x80'0000) == 0x11); // the write never reached memory
+        CHECK(r.dma_write(*r.ep2, 0x1000, 0x33));
+        CHECK(r.m().read_u64(0x90'0000) == 0x33);
+        CHECK(r.dma_read(*r.ep2, 0x1000) == ~uint64_t{0});
+        auto w = r.event(0);
+        REQUIRE(w);
+        CHECK(w->code == EventCode::io_page_fault);
+        CHECK(w->device_id == Rig::kDev);
+        CHECK(w->address == 0x1000);
+        CHECK((w->flags & (evf::PR | evf::PE | evf::RW)) == (evf::PR | evf::PE | evf::RW));
+        auto rd = r.event(1);
+        REQUIRE(rd);
+        CHECK(rd->code == EventCode::io_page_fault);
+        CHECK(rd->device_id == Rig::kDev2);
+        CHECK((rd->flags & (evf::PR | evf::PE)) == (evf::PR | evf::PE));
+        CHECK_FALSE(rd->flags & evf::RW);
+    });
+}
+
+TEST_CASE("AMD unit: Mode 0 with only IR set passes reads untranslated and blocks writes", "[sc][amd]") {
+    Rig r{no_ats()};
+    Rig::run([&] {
+        r.enable();
+        Dte d;
+        d.v = d.tv = d.ir = true;
+        d.mode = 0;
+        d.domain_id = 3;
+        r.tables->set_dte(Rig::kDev, d);
+        r.m().write_u64(0x80'0000, 0x44);
+        CHECK(r.dma_read(*r.ep, 0x80'0000) == 0x44);
+        CHECK_FALSE(r.dma_write(*r.ep, 0x80'0000, 0x55));
+        CHECK(r.m().read_u64(0x80'0000) == 0x44);
+        auto e = r.event(0);
+        REQUIRE(e);
+        CHECK(e->code == EventCode::io_page_fault);
+    });
+}
+
+TEST_CASE("AMD unit: an ATS completion for a DTE without IW grants read only", "[sc][amd]") {
+    Rig r{pcie::AtsEndpointParams{}};
+    Rig::run([&] {
+        r.enable();
+        auto a = r.host_table(Rig::kDev, 1, true, true, false); // I = 1, IR = 1, IW = 0
+        r.m().write_u64(0x80'0000, 0x66);
+        REQUIRE(a->map(0x1000, 0x80'0000, 0x1000, 12) == MapError::none);
+        CHECK(r.dma_read(*r.ep, 0x1000) == 0x66);
+        CHECK(r.ep->atc_holds(0x1000, std::nullopt));
+        CHECK_FALSE(r.dma_write(*r.ep, 0x1000, 0x77)); // the completion said W = 0
+        CHECK(r.m().read_u64(0x80'0000) == 0x66);
+    });
+    CHECK(r.stat("ep.translation_no_access") >= 1);
+}
+
+TEST_CASE("AMD unit: a v1 leaf with U set answers ATS with U and the device goes untranslated", "[sc][amd]") {
+    Rig r{pcie::AtsEndpointParams{}};
+    Rig::run([&] {
+        r.enable();
+        auto a = r.host_table(Rig::kDev, 1, true);
+        r.m().write_u64(0x80'0000, 0x88);
+        r.m().write_u64(0x81'0000, 0x99);
+        LeafAttrs u;
+        u.untranslated_only = true;
+        REQUIRE(a->map(0x1000, 0x80'0000, 0x1000, 12, u) == MapError::none);
+        REQUIRE(a->map(0x2000, 0x81'0000, 0x1000, 12) == MapError::none);
+        CHECK(r.dma_read(*r.ep, 0x1000) == 0x88);
+        CHECK_FALSE(r.ep->atc_holds(0x1000, std::nullopt)); // U = 1: not cached by the device
+        CHECK(r.dma_read(*r.ep, 0x1000) == 0x88);            // IOTLB hit: U kept with the entry
+        CHECK_FALSE(r.ep->atc_holds(0x1000, std::nullopt));
+        CHECK(r.dma_read(*r.ep, 0x2000) == 0x99);
+        CHECK(r.ep->atc_holds(0x2000, std::nullopt));
+    });
+    CHECK(r.stat("ep.untranslated_requests") == 2);
+    CHECK(r.stat("amd0.translation.iotlb.hits") >= 1);
 }
 
 TEST_CASE("AMD unit: INVALIDATE_IOMMU_PAGES drops exactly its domain and range", "[sc][amd]") {
@@ -302,21 +398,27 @@ TEST_CASE("AMD unit: a translated request from a device without DTE.I is an INVA
     });
 }
 
-TEST_CASE("AMD unit: an ATS invalidation without completion gives IOTLB_INV_TIMEOUT", "[sc][amd]") {
+TEST_CASE("AMD unit: an ATS invalidation without completion gives IOTLB_INV_TIMEOUT after Control.InvTimeOut",
+          "[sc][amd]") {
     pcie::AtsEndpointParams e;
     e.drop_invalidations = true;
-    AmdParams p;
-    p.ats_timeout = Duration::us(5);
-    Rig r{e, p};
+    Rig r{e};
     Rig::run([&] {
         r.enable();
+        // InvTimeOut = 1 ms (encoding 1) instead of Linux's 1 s.
+        r.wr(reg::CONTROL, (r.control() & ~(uint64_t{7} << ctl::INV_TIMEOUT)) | uint64_t{ctl::INV_TO_1MS} << ctl::INV_TIMEOUT);
         auto a = r.host_table(Rig::kDev, 1, true);
         REQUIRE(a->map(0x1000, 0x80'0000, 0x1000, 12) == MapError::none);
         r.dma_read(*r.ep, 0x1000);
         const uint32_t at = r.tail;
         r.command(linux_inv_iotlb_pages(Rig::kDev, 0, 0x1000, 0x1000));
         // The shell abandons the COMPLETION_WAIT behind the timed-out invalidation: no store.
-        CHECK_FALSE(r.completion_wait(50));
+        const sc_core::sc_time sent = sc_core::sc_time_stamp();
+        CHECK_FALSE(r.completion_wait(990)); // not before the programmed 1 ms
+        CHECK_FALSE(r.event(0));
+        sc_core::wait(sc_core::sc_time(50, sc_core::SC_US));
+        CHECK(r.m().read_u64(Rig::kSem) != r.seq); // abandoned: never stored
+        CHECK(sc_core::sc_time_stamp() - sent >= sc_core::sc_time(1, sc_core::SC_MS));
         auto ev = r.event(0);
         REQUIRE(ev);
         CHECK(ev->code == EventCode::iotlb_inv_timeout);

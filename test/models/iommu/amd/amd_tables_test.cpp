@@ -569,6 +569,7 @@ TEST_CASE("ATS requests need DTE.I: otherwise INVALID_DEVICE_REQUEST", "[unit][a
     REQUIRE(e);
     CHECK(e->code == EventCode::invalid_device_request);
     CHECK(((e->flags >> evf::kTypeShift) & 7) == static_cast<unsigned>(InvalidRequestType::translation_not_allowed));
+    CHECK(e->flags & evf::TR);
     ri.type = RequestInfo::Type::translated;
     CHECK(((AmdTableReader::check_ats(res, ri)->flags >> evf::kTypeShift) & 7) ==
           static_cast<unsigned>(InvalidRequestType::translated_not_allowed));

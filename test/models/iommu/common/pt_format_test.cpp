@@ -266,6 +266,20 @@ TEST_CASE("AMD v1: IR/IW are ANDed along the walk, bad NextLevel and bits 58:52 
     }
 }
 
+TEST_CASE("AMD v1: the leaf's U bit (59) is written and reported as untranslated-only", "[unit]") {
+    Single s(amd_v1_cfg(3), true);
+    LeafAttrs u;
+    u.untranslated_only = true;
+    REQUIRE(s.b->map(0x5000, 0xA000, KiB4, 12, u) == MapError::none);
+    REQUIRE(s.b->map(0x6000, 0xB000, KiB4, 12) == MapError::none);
+    CHECK(((s.env.mem.read_u64(s.desc(0x5000, 1)) >> 59) & 1) == 1);
+    CHECK(((s.env.mem.read_u64(s.desc(0x6000, 1)) >> 59) & 1) == 0);
+    WalkOutcome w = s.walk(rd(0x5008));
+    check_ok(w, 0xA008, 12, 3);
+    CHECK(w.t.untranslated_only);
+    CHECK_FALSE(s.walk(rd(0x6008)).t.untranslated_only);
+}
+
 TEST_CASE("AMD v1 mode 6 translates a 64-bit input space", "[unit]") {
     Single s(amd_v1_cfg(6), true);
     const uint64_t va = 0xFE00'0000'0000'3000;

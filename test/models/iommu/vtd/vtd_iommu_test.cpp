@@ -708,3 +708,91 @@ TEST_CASE("VT-d turning QI off and on while a descriptor is fetched writes no st
         REQUIRE(h.poll(st, 7));
     });
 }
+
+namespace {
+/// Mappings only some capability sets allow: a 1 GiB first-stage page, a 2 MiB
+/// second-stage page, 4 KiB pages whose output lies above 2^39 (first and second
+/// stage), and control pages every unit translates. PASIDs 1-6.
+void map_capability_probes(Harness& h, const SmContextEntry& ce) {
+    PageTables fl(h, PtFormat::x86_64, 4);
+    fl.map(0x40000000, 0x40000000, {}, 30);             // 1 GiB leaf (PDPE.PS)
+    fl.map(kIova, uint64_t{1} << 40);                   // output above HAW 39
+    fl.map(kIova + 0x1000, kPa);                        // control
+    h.tables->set_pasid_entry(ce, 1, fl_entry(20, fl.root));
+    PageTables sl(h, PtFormat::vtd_ss, 4);
+    sl.map(0x200000, 0x40000000, {}, 21);               // 2 MiB leaf (PDE.PS)
+    sl.map(kIova, uint64_t{1} << 40);                   // output above HAW 39
+    sl.map(kIova + 0x1000, kPa);                        // control
+    h.tables->set_pasid_entry(ce, 2, sl_entry(21, sl.root));
+    PasidEntry ad = sl_entry(22, sl.root);
+    ad.slade = true; // second-stage A/D: needs ECAP.SLADS
+    h.tables->set_pasid_entry(ce, 3, ad);
+    PasidEntry sre = fl_entry(23, fl.root);
+    sre.sre = true; // supervisor requests: needs ECAP.SRS
+    h.tables->set_pasid_entry(ce, 4, sre);
+    PasidEntry ere = fl_entry(24, fl.root);
+    ere.ere = true; // execute requests: needs ECAP.ERS
+    h.tables->set_pasid_entry(ce, 5, ere);
+}
+VtdParams without_optional_features() {
+    VtdParams p;
+    p.fl_1g = p.sl_2m = p.sl_1g = false;
+    p.haw = 39;
+    p.sl_ad = p.supervisor_requests = p.execute_requests = false;
+    return p;
+}
+} // namespace
+
+TEST_CASE("VT-d faults what its CAP and ECAP do not advertise with the architected reasons", "[sc][vtd]") {
+    Harness h(without_optional_features());
+    Harness::run([&] {
+        h.enable();
+        auto ce = h.tables->make_context(kDev, 0, false, true, false, 0);
+        map_capability_probes(h, ce);
+        tlm::tlm_response_status st;
+        unsigned n = 0;
+        auto faults_with = [&](uint32_t pasid, uint64_t iova, uint32_t reason) {
+            read_dma(h, kDev, pasid, iova, &st);
+            CHECK(st == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+            CHECK(fault_reason(h, n++) == reason);
+        };
+        faults_with(1, 0x40000000, fr::kFlReserved);        // CAP.FL1GP = 0: PS in a PDPE is reserved
+        faults_with(2, 0x200000, fr::kSlReserved);          // CAP.SLLPS = 0: PS in a PDE is reserved
+        faults_with(1, kIova, fr::kFlReserved);             // output bits above HAW are reserved
+        faults_with(2, kIova, fr::kSlReserved);
+        faults_with(3, kIova + 0x1000, fr::kPeReserved);    // SLADE without ECAP.SLADS
+        faults_with(4, kIova + 0x1000, fr::kPeReserved);    // SRE without ECAP.SRS
+        faults_with(5, kIova + 0x1000, fr::kPeReserved);    // ERE without ECAP.ERS
+        // What the unit does advertise still translates.
+        h.m().write_u64(kPa, 0x5555);
+        CHECK(read_dma(h, kDev, 1u, kIova + 0x1000, &st) == 0x5555);
+        CHECK(st == tlm::TLM_OK_RESPONSE);
+        CHECK(read_dma(h, kDev, 2u, kIova + 0x1000, &st) == 0x5555);
+        CHECK(st == tlm::TLM_OK_RESPONSE);
+        CHECK(h.value("dmar0.faults") == n);
+    });
+}
+
+TEST_CASE("VT-d translates large pages and wide outputs its CAP advertises", "[sc][vtd]") {
+    VtdParams p;
+    p.haw = 46;
+    Harness h(p);
+    Harness::run([&] {
+        h.enable();
+        auto ce = h.tables->make_context(kDev, 0, false, true, false, 0);
+        map_capability_probes(h, ce);
+        h.m().write_u64(0x40000000 + 0x1238, 0x1111);
+        tlm::tlm_response_status st;
+        CHECK(read_dma(h, kDev, 1u, 0x40001238, &st) == 0x1111); // 1 GiB first-stage page
+        CHECK(st == tlm::TLM_OK_RESPONSE);
+        CHECK(read_dma(h, kDev, 2u, 0x201238, &st) == 0x1111);   // 2 MiB second-stage page
+        CHECK(st == tlm::TLM_OK_RESPONSE);
+        CHECK(read_dma(h, kDev, 3u, kIova + 0x1000, &st) == 0);  // SLADE with ECAP.SLADS
+        CHECK(st == tlm::TLM_OK_RESPONSE);
+        CHECK(read_dma(h, kDev, 4u, kIova + 0x1000, &st) == 0);  // SRE with ECAP.SRS
+        CHECK(st == tlm::TLM_OK_RESPONSE);
+        CHECK(read_dma(h, kDev, 5u, kIova + 0x1000, &st) == 0);  // ERE with ECAP.ERS
+        CHECK(st == tlm::TLM_OK_RESPONSE);
+        CHECK(h.value("dmar0.faults") == 0);
+    });
+}
