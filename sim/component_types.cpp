@@ -582,10 +582,10 @@ std::unique_ptr<sc_core::sc_module> build_nic(const DeviceConfig& d, BuildContex
     const unsigned regs = ctx.host->add_device_mmio(nic->regs);
     auto drv = std::make_shared<host::NicDriver>(*ctx.host, *nic, regs, c.driver, &ctx.host->stats_group());
     for (uint32_t q = 0; q < c.nic.queues; ++q)
-        ctx.host->add_thread(d.name + "_driver_q" + std::to_string(q), [drv, q] { drv->run(q); });
+        ctx.host->add_thread(d.name + "_driver_q" + std::to_string(q), [drv, q] { drv->run(q); }, q); // queue q's interrupt on CPU q
     if (c.nic.tx)
         for (uint32_t q = 0; q < c.nic.queues; ++q)
-            ctx.host->add_thread(d.name + "_sender_q" + std::to_string(q), [drv, q] { drv->run_tx(q); });
+            ctx.host->add_thread(d.name + "_sender_q" + std::to_string(q), [drv, q] { drv->run_tx(q); }, q); // XPS: CPU q sends on queue q
     ctx.keep_alive.push_back(drv);
     return nic;
 }
@@ -692,7 +692,7 @@ std::unique_ptr<sc_core::sc_module> build_nvme(const DeviceConfig& d, BuildConte
     const unsigned regs = ctx.host->add_device_mmio(dev->regs);
     auto drv = std::make_shared<host::NvmeDriver>(*ctx.host, *dev, regs, dp, &ctx.host->stats_group());
     for (uint32_t j = 0; j < dp.jobs; ++j)
-        ctx.host->add_thread(d.name + "_driver_job" + std::to_string(j), [drv, j] { drv->run(j); });
+        ctx.host->add_thread(d.name + "_driver_job" + std::to_string(j), [drv, j] { drv->run(j); }, j); // job j on CPU j
     ctx.keep_alive.push_back(drv);
     return dev;
 }

@@ -11,7 +11,7 @@ const Schema<host::CpuTopology>& topology_schema() {
     static const auto s = [] {
         using P = host::CpuTopology;
         Schema<P> sc;
-        sc.integer("cpus", &P::cpus, "CPUs", "CPUs (cores) of the host; host threads run on them by affinity; default 1", 1, 4096)
+        sc.integer("cpus", &P::cpus, "CPUs", "CPUs (cores) of the host; each host thread runs on one (device queue i on CPU i mod cpus, scenario thread i on CPU i mod cpus, boot and timers on CPU 0); default 8 (the 8-core Xeon Gold 6250 of calibration.md's MMIO-read row; estimate)", 1, 4096)
             .integer("cpus_per_ccd", &P::cpus_per_ccd, "CPUs",
                      "CPUs sharing one last-level cache (AMD CCD); 0: one per socket (Intel); default 0", 0, 4096)
             .integer("cpus_per_socket", &P::cpus_per_socket, "CPUs", "CPUs per socket; 0: a single socket; default 0", 0, 4096)
@@ -39,6 +39,12 @@ const Schema<host::HostCpuParams>& cpu_schema() {
                      "relax between status polls; default 50 ns (Linux spins with cpu_relax); at least 1 ns so that every spin advances simulated time", 1.0)
             .time_ns("interrupt_ns", &P::interrupt_latency, "MSI to handler entry; default 1500 ns (estimate)")
             .time_ns("call_overhead_ns", &P::call_overhead, "software overhead per driver call; default 200 ns (estimate)")
+            .time_ns("device_mmio_read_ns", &P::device_mmio_read,
+                     "uncached read of a device register (NIC / NVMe BAR) across PCIe; default 415 ns (calibration.md \"uncached MMIO read of a PCIe endpoint register\": 407-424 ns, midpoint)")
+            .time_ns("rx_stack_ns", &P::rx_stack,
+                     "receive-stack work per packet on the CPU handling the queue; default 208 ns (calibration.md \"Linux RX stack per packet, up to an early drop\")")
+            .number("copy_bytes_per_ns", &P::copy_bytes_per_ns, "bytes/ns",
+                    "copy rate of one CPU for each received payload (the application's copy); 0 = free; default 10 (calibration.md \"data copy per core ~10 GB/s\" [estimate])", 0.0, 1e6)
             .enumeration("arch", &P::arch,
                          "CPU architecture: the page-table format of processes that SVA domains share (x86_64: 4-level x86-64; x86_64_la57: 5-level x86-64, 57-bit VAs; arm64: VMSAv8-64 4 KiB granule, 48-bit VA, with ASIDs); default x86_64",
                          {{"x86_64", host::CpuArch::x86_64}, {"x86_64_la57", host::CpuArch::x86_64_la57}, {"arm64", host::CpuArch::arm64}})

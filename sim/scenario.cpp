@@ -452,7 +452,9 @@ void ScenarioRunner::install() {
     std::vector<std::string> threads;
     for (const auto& s : steps_)
         if (std::find(threads.begin(), threads.end(), s.thread) == threads.end()) threads.push_back(s.thread);
-    for (const auto& t : threads) host_.add_thread("scenario_" + t, [this, t] { run_thread(t); });
+    // One CPU per scenario thread (a process per thread), in order of first appearance.
+    for (unsigned i = 0; i < threads.size(); ++i)
+        host_.add_thread("scenario_" + threads[i], [this, t = threads[i]] { run_thread(t); }, i);
 }
 
 std::vector<std::string> ScenarioRunner::failures() const {
@@ -467,6 +469,7 @@ void ScenarioRunner::run_thread(const std::string& name) {
     for (size_t i = 0; i < steps_.size(); ++i) {
         const ScenarioStep& s = steps_[i];
         if (s.thread != name) continue;
+        host_.cpu().sync(); // a step observes and acts on the platform at the thread's time
         if (s.at_us) {
             const sc_core::sc_time at(*s.at_us, sc_core::SC_US);
             if (at > sc_core::sc_time_stamp()) sc_core::wait(at - sc_core::sc_time_stamp());

@@ -43,7 +43,8 @@ struct CpuTopology {
     // ns; same row: 110–135 ns across sockets (midpoint).
     static constexpr double kDefaultHandoffCrossSocketNs = 122.5;
 
-    static constexpr unsigned kDefaultCpus = 1;
+    // CPUs: the Xeon Gold 6250 of calibration.md's MMIO-read row has 8 cores [estimate: one such socket].
+    static constexpr unsigned kDefaultCpus = 8;
 
     unsigned cpus = kDefaultCpus;  ///< CPUs (cores) of the host
     unsigned cpus_per_ccd = 0;     ///< CPUs sharing one last-level cache (AMD CCD); 0: one per socket (Intel)

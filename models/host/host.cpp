@@ -40,6 +40,7 @@ IommuDriver& Host::add_iommu(const std::string& name, tlm::tlm_target_socket<>& 
 
 unsigned Host::add_device_mmio(tlm::tlm_target_socket<>& regs) {
     cpu_.mmio.bind(regs);
+    cpu_.set_device_port(mmio_ports_);
     return mmio_ports_++;
 }
 
@@ -49,7 +50,9 @@ unsigned Host::iommu_index(const std::string& name) const {
     throw HostError(HostError::Kind::not_found, "no IOMMU named \"" + name + "\"");
 }
 
-void Host::add_thread(const std::string& name, std::function<void()> body) { threads_.emplace_back(name, std::move(body)); }
+void Host::add_thread(const std::string& name, std::function<void()> body, unsigned cpu) {
+    threads_.push_back(Thread{name, std::move(body), cpu % params_.cpu.topology.cpus});
+}
 
 void Host::boot() {
     if (boot_prelude_) boot_prelude_();
@@ -60,19 +63,27 @@ void Host::boot() {
         IommuDriver* drv = drivers_[index].second.get();
         if (!drv->caps().pri || !fd_.has_pri_device(index)) continue;
         drv->enable_page_requests();
-        threads_.emplace_back(drivers_[index].first + "_prq",
-                              [this, drv, index] { drv->serve_page_requests(fd_.page_request_handler(index), prq_stats_); });
+        threads_.push_back(Thread{drivers_[index].first + "_prq",
+                                  [this, drv, index] { drv->serve_page_requests(fd_.page_request_handler(index), prq_stats_); },
+                                  0});
     }
+    cpu_.sync(); // the threads start when boot has finished
     booted_ = true;
-    for (auto& [name, body] : threads_) {
+    for (auto& t : threads_) {
         sc_core::sc_spawn_options o;
-        sc_core::sc_spawn(body, name.c_str(), &o);
+        sc_core::sc_spawn(
+            [this, cpu = t.cpu, body = t.body] {
+                cpu_.run_on(cpu);
+                body();
+            },
+            t.name.c_str(), &o);
     }
 }
 
 void Host::flush_queue_timer() {
     // The lazy policy's timer (Linux fq_flush_timeout): flush what has waited too long.
     for (;;) {
+        cpu_.sync(); // sleeps below: local time first
         auto deadline = fd_.flush_queue_deadline();
         if (!deadline) {
             wait(fq_armed_);

@@ -5,15 +5,18 @@
 // threads that run on it (boot, the lazy flush-queue timer, and the
 // scenario or workload threads the platform adds).
 //
-// Fidelity: host threads are SC_THREADs that spend CPU time through
-// HostCpu; several threads may run concurrently and contend for the same
-// invalidation queue (the driver's queue lock and the unit's serial engine).
+// Fidelity: host threads are SC_THREADs, each on one of HostCpu's CPUs
+// (boot, the flush-queue timer and page-request handlers on CPU 0, others by
+// the affinity they are added with), spending CPU time in their own local
+// time; several threads may run concurrently and contend for the same
+// invalidation queue (the driver's queue lock, a HostLock with hand-off
+// costs, and the unit's serial engine).
 // Each IOMMU's driver backend is built by the caller (the IOMMU type's
 // registry row) through add_iommu; the host only knows IommuDriver. When a
 // device with PRI is registered behind a unit that has PRI, boot also sets up
 // that unit's page-request log and starts its handler thread
 // (IommuDriver::serve_page_requests; stats under os.prq).
-// Not modelled: CPU scheduling between more threads than cores, caches.
+// Not modelled: CPU scheduling between several threads pinned to one CPU, caches.
 #include <functional>
 #include <memory>
 #include <string>
@@ -72,8 +75,10 @@ public:
     /// Binds a device's register BAR to the CPU's MMIO initiator (the driver's
     /// doorbells and register writes); returns the CPU port to use.
     unsigned add_device_mmio(tlm::tlm_target_socket<>& regs);
-    /// Adds a host thread; it starts once every IOMMU is enabled. Must be called during elaboration.
-    void add_thread(const std::string& name, std::function<void()> body);
+    /// Adds a host thread on CPU `cpu` modulo the host's CPUs (a device queue's
+    /// interrupt affinity, a scenario thread's CPU); it starts once every IOMMU
+    /// is enabled. Must be called during elaboration.
+    void add_thread(const std::string& name, std::function<void()> body, unsigned cpu = 0);
     /// Runs at the start of boot, before any driver is enabled (a VM's guest waits there for its VMM). Elaboration only.
     void set_boot_prelude(std::function<void()> f) { boot_prelude_ = std::move(f); }
     /// Whether boot (driver enable) has finished; threads added with add_thread run after it.
@@ -107,7 +112,12 @@ private:
     std::vector<std::unique_ptr<MsiDecoder>> msi_;
     PageRequestStats prq_stats_;
     std::vector<std::pair<std::string, std::unique_ptr<IommuDriver>>> drivers_; ///< iommufd order
-    std::vector<std::pair<std::string, std::function<void()>>> threads_;
+    struct Thread {
+        std::string name;
+        std::function<void()> body;
+        unsigned cpu;
+    };
+    std::vector<Thread> threads_;
     unsigned mmio_ports_ = 0;   ///< CPU MMIO ports bound so far (binding order)
     bool booted_ = false;
     std::function<void()> boot_prelude_;

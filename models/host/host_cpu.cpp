@@ -11,35 +11,60 @@ namespace iommusim::host {
 HostCpu::HostCpu(sc_core::sc_module_name name, const HostCpuParams& params, mem::PhysMem& memory,
                  stats::Group* parent_stats)
     : sc_module(name), mmio("mmio"), params_(params), memory_(memory), stats_(basename(), parent_stats),
-      mmio_writes_(stats_.counter("mmio_writes", "accesses", "register writes to IOMMUs")),
-      mmio_reads_(stats_.counter("mmio_reads", "accesses", "register reads from IOMMUs")),
+      mmio_writes_(stats_.counter("mmio_writes", "accesses", "register writes to IOMMUs and devices")),
+      mmio_reads_(stats_.counter("mmio_reads", "accesses", "register reads from IOMMUs and devices")),
       mem_writes_(stats_.counter("mem_writes", "accesses", "table-entry / descriptor writes to memory")),
       mem_reads_(stats_.counter("mem_reads", "accesses", "status-word reads from memory")),
       mmio_errors_(stats_.counter("mmio_errors", "accesses", "register accesses answered with an error")) {}
+
+HostCpu::Thread& HostCpu::self() const {
+    const sc_core::sc_process_b* p = sc_core::sc_get_current_process_b();
+    if (p == last_ && last_thread_) return *last_thread_;
+    auto [it, fresh] = threads_.try_emplace(p);
+    if (fresh && p) it->second.keep = sc_core::sc_get_current_process_handle();
+    last_ = p;
+    last_thread_ = &it->second; // unordered_map nodes do not move
+    return it->second;
+}
 
 void HostCpu::run_on(unsigned core) {
     if (core >= params_.topology.cpus)
         throw std::out_of_range("host thread pinned to CPU " + std::to_string(core) + " of " +
                                 std::to_string(params_.topology.cpus));
-    threads_[sc_core::sc_get_current_process_b()] = Thread{sc_core::sc_get_current_process_handle(), core};
+    self().core = core;
 }
 
-unsigned HostCpu::core() const {
-    auto it = threads_.find(sc_core::sc_get_current_process_b());
-    return it == threads_.end() ? 0 : it->second.core;
+unsigned HostCpu::core() const { return self().core; }
+
+void HostCpu::sync() {
+    Thread& t = self();
+    if (t.ahead == Duration::zero()) return;
+    const Duration d = t.ahead;
+    t.ahead = Duration::zero();
+    sc_core::wait(to_sc(d));
+}
+
+void HostCpu::set_device_port(unsigned port) {
+    if (device_port_.size() <= port) device_port_.resize(port + 1, false);
+    device_port_[port] = true;
 }
 
 void HostCpu::mmio_access(unsigned port, tlm::tlm_command cmd, uint32_t offset, uint64_t& value, unsigned size) {
+    sync(); // the register file acts at this thread's time
     tlm::tlm_generic_payload gp;
     gp.set_command(cmd);
     gp.set_address(offset);
     gp.set_data_ptr(reinterpret_cast<unsigned char*>(&value));
     gp.set_data_length(size);
     gp.set_streaming_width(size);
-    sc_core::sc_time delay = to_sc(cmd == tlm::TLM_WRITE_COMMAND ? params_.mmio_write : params_.mmio_read);
+    const bool device = port < device_port_.size() && device_port_[port];
+    const Duration cost = cmd == tlm::TLM_WRITE_COMMAND ? params_.mmio_write
+                          : device                       ? params_.device_mmio_read
+                                                         : params_.mmio_read;
+    sc_core::sc_time delay = to_sc(cost);
     mmio[static_cast<int>(port)]->b_transport(gp, delay);
     if (!gp.is_response_ok()) mmio_errors_.inc();
-    sc_core::wait(delay);
+    self().ahead += from_sc(delay); // the core stalls on the access: paid at the next interaction
 }
 
 void HostCpu::mmio_write(unsigned port, uint32_t offset, uint64_t value, unsigned size) {
@@ -57,19 +82,20 @@ uint64_t HostCpu::mmio_read(unsigned port, uint32_t offset, unsigned size) {
 void HostCpu::mem_write(uint64_t pa, const void* src, size_t len) {
     mem_writes_.inc();
     memory_.write(pa, src, len);
-    sc_core::wait(to_sc(params_.mem_write));
+    self().ahead += params_.mem_write;
 }
 
 uint32_t HostCpu::mem_read_u32(uint64_t pa) {
     mem_reads_.inc();
-    sc_core::wait(to_sc(params_.mem_read));
+    Thread& t = self();
+    const Duration d = t.ahead + params_.mem_read;
+    t.ahead = Duration::zero();
+    sc_core::wait(to_sc(d));
     return memory_.read_u32(pa); // the value at the end of the read
 }
 
-void HostCpu::spend(Duration d) {
-    if (d > Duration::zero()) sc_core::wait(to_sc(d));
-}
+void HostCpu::spend(Duration d) { self().ahead += d; }
 
-Duration HostCpu::now() const { return from_sc(sc_core::sc_time_stamp()); }
+Duration HostCpu::now() const { return kernel_now() + self().ahead; }
 
 } // namespace iommusim::host

@@ -1,21 +1,34 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// The host CPU as the driver model sees it: timed MMIO to IOMMU register
-// files, timed accesses to cacheable memory (table entries, queue
-// descriptors, status words), and plain time spent in software.
+// The host's CPUs as the driver model sees them: timed MMIO to IOMMU and
+// device register files, timed accesses to cacheable memory (table entries,
+// queue descriptors, status words), and plain time spent in software.
 //
-// Fidelity: every operation costs its parameter and is performed in the
-// calling SC_THREAD (driver paths are not the DMA hot path, so a wait() per
-// operation is the honest model of a CPU that stalls on UC accesses). Memory
-// accesses go to the functional store directly, as CPU caches are coherent
-// with the IOMMU's snooped reads. Not modelled: store buffers, out-of-order
-// overlap of independent UC accesses. Threads run on one of topology.cpus
-// CPUs (run_on); locks (HostLock) charge hand-offs between them.
+// Fidelity: the host has topology.cpus CPUs. Each host thread runs on one of
+// them (run_on; CPU 0 unless told) and keeps its own local time, ahead of the
+// kernel's (TLM-2.0 temporal decoupling): stores to cacheable memory and
+// software time (spend) only move that local time forward, as a CPU runs
+// ahead of the rest of the system. A thread synchronises -- waits until the
+// kernel reaches its local time -- only where it interacts with other agents:
+// before an MMIO access (the unit or device acts at that time), before
+// reading a word another agent writes (status words, write-backs), at a lock
+// (HostLock) and before it sleeps on an event (callers use sync()). So a
+// driver path costs one context switch per interaction, not one per access.
+// Stores reach the functional memory at once, so other agents may see them
+// up to the thread's lead early (bounded: its next interaction syncs); the
+// times the driver reports (now(): map/unmap times for the DMA oracle,
+// latencies) are local times. MMIO costs: IOMMU register files are on-die
+// (mmio_read / mmio_write), device BARs are across PCIe (device_mmio_read).
+// Memory accesses go to the functional store directly, as CPU caches are
+// coherent with the IOMMU's snooped reads.
+// Not modelled: sharing one CPU between two threads pinned to it (each runs
+// as if alone), store buffers, out-of-order overlap of independent UC accesses.
 #include <cstdint>
 #include <systemc>
-#include <unordered_map>
 #include <tlm>
 #include <tlm_utils/multi_passthrough_initiator_socket.h>
+#include <unordered_map>
+#include <vector>
 
 #include "models/common/stats.hpp"
 #include "models/host/host_params.hpp"
@@ -25,7 +38,7 @@ namespace iommusim::host {
 
 class HostCpu : public sc_core::sc_module {
 public:
-    /// One binding per IOMMU register file (port index = binding order).
+    /// One binding per register file (port index = binding order).
     tlm_utils::multi_passthrough_initiator_socket<HostCpu> mmio;
 
     HostCpu(sc_core::sc_module_name name, const HostCpuParams& params, mem::PhysMem& memory,
@@ -37,20 +50,29 @@ public:
     void run_on(unsigned core);
     /// The calling thread's CPU.
     unsigned core() const;
-    /// Brings the calling thread's local time and the kernel's together (where
-    /// CPUs interact). Every operation below waits for its cost, so there is nothing to do.
-    void sync() {}
+    /// Waits until the kernel's time reaches the calling thread's local time.
+    void sync();
     void mmio_write(unsigned port, uint32_t offset, uint64_t value, unsigned size);
     uint64_t mmio_read(unsigned port, uint32_t offset, unsigned size);
     void mem_write(uint64_t pa, const void* src, size_t len);
+    /// Reads a word another agent writes: synchronises first.
     uint32_t mem_read_u32(uint64_t pa);
     void spend(Duration d);
+    /// The calling thread's local time.
     Duration now() const;
 
+    /// Marks `port` as a device BAR (reads cost device_mmio_read).
+    void set_device_port(unsigned port);
     const HostCpuParams& params() const { return params_; }
     mem::PhysMem& memory() { return memory_; }
 
 private:
+    struct Thread {
+        sc_core::sc_process_handle keep; ///< holds the process so its address is not reused
+        unsigned core = 0;
+        Duration ahead;                  ///< local time minus the kernel's
+    };
+    Thread& self() const;
     void mmio_access(unsigned port, tlm::tlm_command cmd, uint32_t offset, uint64_t& value, unsigned size);
 
     HostCpuParams params_;
@@ -61,14 +83,13 @@ private:
     stats::Counter& mem_writes_;
     stats::Counter& mem_reads_;
     stats::Counter& mmio_errors_;
-    struct Thread {
-        sc_core::sc_process_handle keep; ///< holds the process so its address is not reused
-        unsigned core = 0;
-    };
-    std::unordered_map<const sc_core::sc_process_b*, Thread> threads_; ///< by thread; absent: CPU 0
+    std::vector<bool> device_port_;
+    mutable std::unordered_map<const sc_core::sc_process_b*, Thread> threads_;
+    mutable const sc_core::sc_process_b* last_ = nullptr; ///< lookup cache: the last thread asked for
+    mutable Thread* last_thread_ = nullptr;
 };
 
-/// A driver's handle on one IOMMU's register file.
+/// A driver's handle on one register file.
 class MmioPort {
 public:
     MmioPort(HostCpu& cpu, unsigned port) : cpu_(cpu), port_(port) {}

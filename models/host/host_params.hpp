@@ -36,6 +36,15 @@ struct HostCpuParams {
     static constexpr double kDefaultInterruptNs = 1500.0;
     // ns; per driver call software overhead (locking, bookkeeping): estimate.
     static constexpr double kDefaultCallOverheadNs = 200.0;
+    // ns; uncached read of a device register across PCIe (a NIC or NVMe BAR):
+    // calibration.md "uncached MMIO read of a PCIe endpoint register" 407-424 ns, midpoint.
+    static constexpr double kDefaultDeviceMmioReadNs = 415.0;
+    // ns per received packet; calibration.md "Linux RX stack per packet, up to an
+    // early drop": 208 ns (4.8 Mpps per core), on the CPU that handles the queue.
+    static constexpr double kDefaultRxStackNs = 208.0;
+    // bytes per ns (= GB/s); calibration.md "data copy per core ~10 GB/s" [estimate]:
+    // the application's copy of each received payload, on the same CPU.
+    static constexpr double kDefaultCopyBytesPerNs = 10.0;
 
     Duration mmio_write = Duration::ns(kDefaultMmioWriteNs);
     Duration mmio_read = Duration::ns(kDefaultMmioReadNs);
@@ -44,6 +53,9 @@ struct HostCpuParams {
     Duration poll_interval = Duration::ns(kDefaultPollIntervalNs);
     Duration interrupt_latency = Duration::ns(kDefaultInterruptNs);
     Duration call_overhead = Duration::ns(kDefaultCallOverheadNs);
+    Duration device_mmio_read = Duration::ns(kDefaultDeviceMmioReadNs);
+    Duration rx_stack = Duration::ns(kDefaultRxStackNs);
+    double copy_bytes_per_ns = kDefaultCopyBytesPerNs; ///< 0: copies are free
     CpuArch arch = CpuArch::x86_64;
     /// The CPUs and what a cache-line hand-off between two of them costs (locks).
     CpuTopology topology;

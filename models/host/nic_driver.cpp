@@ -119,8 +119,11 @@ bool NicDriver::clean_tx(uint32_t q) {
 }
 
 void NicDriver::run_tx(uint32_t q) {
-    once_([this] { setup(); });
     HostCpu& cpu = host_.cpu();
+    once_([&] {
+        setup();
+        cpu.sync(); // the other threads go on from here
+    });
     TxRing& r = *tx_rings_.at(q);
     const uint32_t bytes = nic_.params().packet_bytes;
     // Each queue's sender offers its share of tx_rate_gbps.
@@ -130,6 +133,7 @@ void NicDriver::run_tx(uint32_t q) {
         if (next > cpu.now()) { // no packet due: xmit_more is false, ring the tail, wait for the next one
             if (r.unannounced) tx_doorbell(q);
             cpu.spend(saturating_sub(next, cpu.now())); // the tail write took time
+            cpu.sync();                                 // idle until the packet is due
             continue;
         }
         const uint32_t after = r.next_to_use + 1 == p_.tx_ring_entries ? 0 : r.next_to_use + 1;
@@ -137,6 +141,7 @@ void NicDriver::run_tx(uint32_t q) {
             if (r.unannounced) tx_doorbell(q);
             tx_stats_->ring_full.inc();
             r.stopped = true;
+            cpu.sync();
             sc_core::wait(r.space);
             continue;
         }
@@ -208,6 +213,10 @@ uint32_t NicDriver::poll(uint32_t q) {
         const uint64_t desc = r.pa + uint64_t{r.next_to_clean} * nic::kDescriptorBytes;
         // The write-back's extended status (DD) is dword 2 (§7.1.6.2); the driver reads it first.
         if (!(cpu.mem_read_u32(desc + 8) & nic::kStatusDd)) break;
+        // The packet goes up the stack on this CPU, and its payload (PKT_LEN, write-back
+        // bytes 12-13, same line as the status) is copied to the application.
+        const uint32_t len = cpu.memory().read_u32(desc + 12) & 0xFFFF;
+        cpu.spend(cpu.params().rx_stack + transfer_time(len, cpu.params().copy_bytes_per_ns));
         if (p_.buffers == NicDriverParams::Buffers::map_per_packet || process_) {
             release(r.buffers[r.next_to_clean]);
             r.buffers[r.next_to_clean] = 0;
@@ -222,9 +231,13 @@ uint32_t NicDriver::poll(uint32_t q) {
 }
 
 void NicDriver::run(uint32_t q) {
-    once_([this] { setup(); });
     HostCpu& cpu = host_.cpu();
+    once_([&] {
+        setup();
+        cpu.sync(); // the other queues' threads go on from here
+    });
     for (;;) {
+        cpu.sync(); // sleeps until the queue's interrupt
         nic_.wait_interrupt(q);
         cpu.spend(cpu.params().interrupt_latency);
         interrupts_.inc();

@@ -36,9 +36,12 @@
 // poll of the queue's vector (shared by the RX and TX rings) first cleans up
 // to `tx_work_limit` TX descriptors whose DD the NIC wrote back, unmapping
 // each buffer, then polls RX; an unfinished TX clean polls again.
-// Not modelled: the stack's per-packet work beyond map/unmap (XDP-style early
-// drop), half-page splitting, TX in SVA mode, BQL, the qdisc beyond an
-// unbounded backlog of offered packets.
+// Per cleaned RX packet the queue's CPU pays the receive stack (HostCpuParams
+// rx_stack, calibration.md's per-packet cost up to an early drop) and the
+// application's copy of its PKT_LEN bytes (copy_bytes_per_ns). Queue q's
+// threads (NAPI and sender) run on CPU q (interrupt affinity, XPS).
+// Not modelled: half-page splitting, GRO, TX stack costs, TX in SVA mode, BQL,
+// the qdisc beyond an unbounded backlog of offered packets.
 #include <cstdint>
 #include <memory>
 #include <string>

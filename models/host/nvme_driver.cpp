@@ -141,13 +141,17 @@ void NvmeDriver::submit(uint32_t qid, uint16_t cid) {
 }
 
 void NvmeDriver::run(uint32_t job) {
-    once_([this] { setup(); });
     HostCpu& cpu = host_.cpu();
+    once_([&] {
+        setup();
+        cpu.sync(); // the other jobs' threads go on from here
+    });
     IommuFd& fd = host_.iommufd();
     const uint32_t qid = job + 1;
     Queue& q = queues_[qid];
     for (uint32_t cid = 0; cid < p_.queue_depth; ++cid) submit(qid, static_cast<uint16_t>(cid));
     for (;;) {
+        cpu.sync(); // sleeps until the queue's interrupt
         dev_.wait_interrupt(qid);
         cpu.spend(cpu.params().interrupt_latency);
         interrupts_.inc();
