@@ -77,7 +77,7 @@ Smmuv3Driver::Smmuv3Driver(const std::string& name, MmioPort mmio, const DriverP
       events_(stats_.counter("events_serviced", "records", "EVTQ records read")),
       asid_reallocs_(stats_.counter("asid_reallocations", "domains",
                                     "private domains moved to a new ASID because an SVA context shares the CPU's")),
-      queue_(cpu_, *this, CmdQueueDriver::Counters{flushes_, commands_, polls_, errors_}),
+      queue_(cpu_, *this, CmdQueueDriver::Counters{flushes_, commands_, polls_, errors_}, nullptr, {}, &stats_),
       priq_(cpu_, *this) {
     if (msi_) // interrupt lines are registered during elaboration
         for (uint32_t v : {kGerrorVector, kEvtqVector, kPriqVector}) (void)msi_->event(v);
