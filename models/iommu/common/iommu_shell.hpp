@@ -267,6 +267,9 @@ private:
     template <class Family>
     void b_transport_upstream(tlm::tlm_generic_payload& t, sc_core::sc_time& delay);
     template <class Family>
+    [[gnu::cold, gnu::noinline]] void traced_request(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext,
+                                                     sc_core::sc_time& delay);
+    template <class Family>
     void handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_core::sc_time& delay);
     void upstream_message(tlm::tlm_generic_payload& t, sc_core::sc_time& delay);
     void fail_request(tlm::tlm_generic_payload& t, const pcie::TlpExtension& ext, const RequestAttrs& req,
@@ -429,10 +432,20 @@ void IommuShell::b_transport_upstream(tlm::tlm_generic_payload& t, sc_core::sc_t
         return;
     }
     st_requests_.inc();
-    const Duration start = trace_ ? now() + from_sc(delay) : Duration::zero();
+    if (trace_) [[unlikely]] { // one test on the untraced path; the traced one is out of line
+        traced_request<Family>(t, *ext, delay);
+        return;
+    }
     if (ext->at == pcie::AddressType::translation_request) handle_translation_request(t, *ext, delay);
     else handle_dma(static_cast<Family&>(*this), t, *ext, delay);
-    if (trace_) trace_request(t, *ext, start, now() + from_sc(delay));
+}
+
+template <class Family>
+void IommuShell::traced_request(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_core::sc_time& delay) {
+    const Duration start = now() + from_sc(delay);
+    if (ext.at == pcie::AddressType::translation_request) handle_translation_request(t, ext, delay);
+    else handle_dma(static_cast<Family&>(*this), t, ext, delay);
+    trace_request(t, ext, start, now() + from_sc(delay));
 }
 
 template <class Family>
