@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "models/host/iommufd.hpp"
 
+#include "models/common/sc_time.hpp"
+
 #include <algorithm>
 #include <set>
 
@@ -365,7 +367,9 @@ uint64_t IommuFd::map(uint32_t ioas_id, uint64_t size, std::optional<uint64_t> i
         done.push_back(hid);
     }
     a.mappings[va] = Mapping{pa, size, page_shift};
-    oracle_.map(ioas_id, va, pa, size, cpu_.now()); // the PTEs are in memory from now on
+    // The PTEs are in memory from the kernel's time on: a CPU running ahead in local time
+    // (HostCpu) makes its stores visible at once, so a DMA may use them before now().
+    oracle_.map(ioas_id, va, pa, size, kernel_now());
     cpu_.spend(cpu_.params().call_overhead + cpu_.params().mem_write * (std::max<uint64_t>(1, size / page) * hwpts.size()));
     for (uint32_t hid : hwpts) { // iotlb_sync_map: only units caching non-present entries act
         Hwpt& h = hwpt(hid);
@@ -487,7 +491,7 @@ void IommuFd::mmap(uint32_t pid, uint64_t va, uint64_t size) {
                         "mmap " + hex(va) + ": " + std::string(iommu::to_string(e)));
     }
     p.mappings[va] = Mapping{pa, size, 12};
-    oracle_.map(pid, va, pa, size, cpu_.now());
+    oracle_.map(pid, va, pa, size, kernel_now()); // visible from the kernel's time on (see map)
     cpu_.spend(cpu_.params().call_overhead + cpu_.params().mem_write * (size / kPage));
 }
 
@@ -524,7 +528,7 @@ void IommuFd::fault_in(uint32_t pid, uint64_t va) {
         throw HostError(K::invalid, "fault at " + hex(va) + ": " + std::string(iommu::to_string(e)));
     }
     p.mappings[va] = Mapping{pa, kPage, 12};
-    oracle_.map(pid, va, pa, kPage, cpu_.now()); // the translation exists from the PTE write on
+    oracle_.map(pid, va, pa, kPage, kernel_now()); // the translation exists from the PTE write on (see map)
     cpu_.spend(cpu_.params().mem_write);         // the one PTE store (intermediate tables are rarely new)
     demand_faults_.inc();
 }
