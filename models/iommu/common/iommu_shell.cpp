@@ -223,10 +223,7 @@ void IommuShell::b_transport_mmio(tlm::tlm_generic_payload& t, sc_time& delay) {
 
 void IommuShell::trace_request(const tlm::tlm_generic_payload& t, const pcie::TlpExtension& ext, Duration from,
                                Duration to) {
-    char who[16];
-    std::snprintf(who, sizeof who, "%02x:%02x.%x", ext.requester.raw >> 8, (ext.requester.raw >> 3) & 0x1F,
-                  ext.requester.raw & 7);
-    const uint32_t track = trace_->track(name(), std::string("requests from ") + who);
+    const uint32_t track = trace_->track(name(), "requests from " + ext.requester.str());
     const bool translation = ext.at == pcie::AddressType::translation_request;
     if (translation && t.is_response_ok()) trace_->counter(trace_walkers_, "translation completions (ATC fills)", to, ++trace_completions_);
     if (!trace_->sample_dma(track)) return;
