@@ -367,9 +367,7 @@ uint64_t IommuFd::map(uint32_t ioas_id, uint64_t size, std::optional<uint64_t> i
         done.push_back(hid);
     }
     a.mappings[va] = Mapping{pa, size, page_shift};
-    // The PTEs are in memory from the kernel's time on: a CPU running ahead in local time
-    // (HostCpu) makes its stores visible at once, so a DMA may use them before now().
-    oracle_.map(ioas_id, va, pa, size, kernel_now());
+    oracle_.map(ioas_id, va, pa, size, pte_visible_at());
     cpu_.spend(cpu_.params().call_overhead + cpu_.params().mem_write * (std::max<uint64_t>(1, size / page) * hwpts.size()));
     for (uint32_t hid : hwpts) { // iotlb_sync_map: only units caching non-present entries act
         Hwpt& h = hwpt(hid);
@@ -387,6 +385,8 @@ const IommuFd::Hwpt* IommuFd::refuses_page_size(const std::vector<uint32_t>& hwp
     }
     return nullptr;
 }
+
+Duration IommuFd::pte_visible_at() { return kernel_now(); }
 
 void IommuFd::release(uint32_t ioas_id, uint64_t iova, const Mapping& m) {
     ioas(ioas_id).iovas.free(iova);
@@ -491,7 +491,7 @@ void IommuFd::mmap(uint32_t pid, uint64_t va, uint64_t size) {
                         "mmap " + hex(va) + ": " + std::string(iommu::to_string(e)));
     }
     p.mappings[va] = Mapping{pa, size, 12};
-    oracle_.map(pid, va, pa, size, kernel_now()); // visible from the kernel's time on (see map)
+    oracle_.map(pid, va, pa, size, pte_visible_at());
     cpu_.spend(cpu_.params().call_overhead + cpu_.params().mem_write * (size / kPage));
 }
 
@@ -528,7 +528,7 @@ void IommuFd::fault_in(uint32_t pid, uint64_t va) {
         throw HostError(K::invalid, "fault at " + hex(va) + ": " + std::string(iommu::to_string(e)));
     }
     p.mappings[va] = Mapping{pa, kPage, 12};
-    oracle_.map(pid, va, pa, kPage, kernel_now()); // the translation exists from the PTE write on (see map)
+    oracle_.map(pid, va, pa, kPage, pte_visible_at()); // the translation exists from the PTE write on
     cpu_.spend(cpu_.params().mem_write);         // the one PTE store (intermediate tables are rarely new)
     demand_faults_.inc();
 }

@@ -207,6 +207,10 @@ private:
     bool flush_space(uint32_t space, const std::vector<uint32_t>& hwpts, uint64_t iova, uint64_t size, bool leaf_only,
                      const std::string& cause, std::vector<FlushTiming>* timings = nullptr);
     void release(uint32_t ioas, uint64_t iova, const Mapping& m);
+    /// When PTEs written now become visible to the IOMMU: the kernel's time. A CPU running
+    /// ahead in local time (HostCpu) makes its stores visible at once, so a DMA may use them
+    /// before cpu_.now(); the oracle's map times are this.
+    static Duration pte_visible_at();
     /// The first domain of `hwpts` that cannot map pages of 2^shift bytes, if any.
     const Hwpt* refuses_page_size(const std::vector<uint32_t>& hwpts, unsigned shift);
     static uint32_t device_key(unsigned iommu, pcie::Bdf rid) { return iommu << 16 | rid.raw; }

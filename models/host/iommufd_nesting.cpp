@@ -8,8 +8,6 @@
 
 #include "models/host/iommufd.hpp"
 
-#include "models/common/sc_time.hpp"
-
 namespace iommusim::host {
 
 using K = HostError::Kind;
@@ -47,7 +45,7 @@ void IommuFd::map_user(uint32_t ioas_id, uint64_t iova, uint64_t pa, uint64_t si
         done.push_back(hid);
     }
     a.mappings[iova] = Mapping{pa, size, page_shift, /*borrowed=*/true};
-    oracle_.map(ioas_id, iova, pa, size, kernel_now()); // visible from the kernel's time on (see IommuFd::map)
+    oracle_.map(ioas_id, iova, pa, size, pte_visible_at());
     cpu_.spend(cpu_.params().call_overhead + cpu_.params().mem_write * ((size / page) * hwpts.size()));
     maps_.inc();
     mapped_bytes_.inc(size);
