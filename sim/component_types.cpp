@@ -343,7 +343,7 @@ std::unique_ptr<sc_core::sc_module> build_traffic(const DeviceConfig& d, BuildCo
         if (p.workloads[i].seed == 0) p.workloads[i].seed = derive_seed(ctx.platform.seed, d.name, i);
     auto dev = std::make_unique<pcie::TrafficEndpoint>(d.name.c_str(), p, &ctx.stats);
     rc.fabric->attach_endpoint(d.name, dev->upstream, dev->downstream);
-    if (ctx.host && !rc.iommu.empty()) { // the host may attach each function (scenario steps); the oracle checks its DMA
+    if (ctx.host && !rc.iommu_for(d.name).empty()) { // the host may attach each function (scenario steps); the oracle checks its DMA
         dev->set_dma_observer(ctx.host->dma_observer(rc.segment));
         const unsigned unit = ctx.host->iommu_index(rc.iommu);
         host::Isolation& iso = ctx.host->isolation();
@@ -365,7 +365,7 @@ std::unique_ptr<sc_core::sc_module> build_traffic(const DeviceConfig& d, BuildCo
             info.rid = rid;
             info.pasid = p.pasid.supported;
             info.pasid_bits = static_cast<uint8_t>(p.pasid.max_width);
-            ctx.host->iommufd().add_device(info, ctx.host->iommu_index(rc.iommu));
+            ctx.host->iommufd().add_device(info, ctx.host->iommu_index(rc.iommu_for(d.name)));
         }
     } else if (!tc.regions.empty()) {
         throw ConfigError(tc.regions.front().path, "owned regions are checked by the host: the device must be behind an IOMMU");
@@ -562,13 +562,13 @@ std::unique_ptr<sc_core::sc_module> build_nic(const DeviceConfig& d, BuildContex
     if (!ctx.host) throw ConfigError("/devices", "device \"" + d.name + "\" (nic) needs an IOMMU and its host driver");
     auto c = std::any_cast<NicConfig>(d.params);
     RootComplexUnit& rc = ctx.rc_of(d.name);
-    if (rc.iommu.empty())
+    if (rc.iommu_for(d.name).empty())
         throw ConfigError("/devices", "device \"" + d.name + "\" (nic) needs an IOMMU: root complex " + rc.name + " has none");
     reseed_cache(c.nic.ats.atc, ctx.platform.seed, d.name + ".atc");
     pcie::TrafficEndpointParams where;
     pcie::fill_from_topology(*rc.topology, d.name, where);
     c.nic.ats.rid = where.functions.front();
-    c.driver.iommu = rc.iommu;
+    c.driver.iommu = rc.iommu_for(d.name);
     auto nic = std::make_unique<pcie::NicEndpoint>(d.name.c_str(), c.nic, &ctx.stats);
     rc.fabric->attach_endpoint(d.name, nic->function().upstream, nic->function().downstream);
     nic->function().set_dma_observer(ctx.host->dma_observer(rc.segment));
@@ -661,7 +661,7 @@ std::unique_ptr<sc_core::sc_module> build_nvme(const DeviceConfig& d, BuildConte
     if (!ctx.host) throw ConfigError("/devices", "device \"" + d.name + "\" (nvme) needs an IOMMU and its host driver");
     const auto c = std::any_cast<NvmeConfig>(d.params);
     RootComplexUnit& rc = ctx.rc_of(d.name);
-    if (rc.iommu.empty())
+    if (rc.iommu_for(d.name).empty())
         throw ConfigError("/devices", "device \"" + d.name + "\" (nvme) needs an IOMMU: root complex " + rc.name + " has none");
     pcie::TrafficEndpointParams where;
     pcie::fill_from_topology(*rc.topology, d.name, where);
@@ -673,7 +673,7 @@ std::unique_ptr<sc_core::sc_module> build_nvme(const DeviceConfig& d, BuildConte
     np.parallelism = c.parallelism;
     np.max_outstanding_reads = c.max_outstanding_reads;
     host::NvmeDriverParams dp;
-    dp.iommu = rc.iommu;
+    dp.iommu = rc.iommu_for(d.name);
     dp.random = c.pattern == NvmeConfig::Pattern::random;
     dp.read_percent = c.read_percent;
     dp.block_bytes = c.block_bytes;
@@ -729,6 +729,15 @@ IommuUnit shell_unit(std::unique_ptr<iommu::IommuShell> unit) {
 RootComplexUnit::RootComplexUnit() = default;
 RootComplexUnit::RootComplexUnit(RootComplexUnit&&) noexcept = default;
 RootComplexUnit::~RootComplexUnit() = default;
+
+const std::string& RootComplexUnit::iommu_for(const std::string& device) const {
+    if (port_iommu.empty()) return iommu;
+    const std::vector<int> fns = topology->functions_of(device);
+    for (int n = fns.empty() ? -1 : fns.front(); n >= 0; n = topology->node(n).parent)
+        if (topology->node(n).kind == pcie::NodeKind::root_port)
+            if (auto it = port_iommu.find(topology->node(n).name); it != port_iommu.end()) return it->second;
+    return iommu;
+}
 
 RootComplexUnit& BuildContext::rc_of(const std::string& device) const {
     for (auto& rc : root_complexes)

@@ -4,6 +4,7 @@
 // builders. Adding a device, workload or IOMMU kind means adding one row.
 #include <any>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <systemc>
@@ -26,7 +27,12 @@ namespace iommusim::sim {
 /// IOMMU translating its requests and its PCIe segment.
 struct RootComplexUnit {
     std::string name;
-    std::string iommu;     ///< "" = none
+    std::string iommu;     ///< "" = none (or only some root ports translated)
+    std::map<std::string, std::string> port_iommu; ///< root ports with their own IOMMU
+    /// The IOMMU translating device `device`'s requests (its root port's, else the root complex's).
+    const std::string& iommu_for(const std::string& device) const;
+    /// Some IOMMU translates requests of this root complex.
+    bool translated() const { return !iommu.empty() || !port_iommu.empty(); }
     uint16_t segment = 0;
     std::unique_ptr<pcie::Topology> topology;
     std::unique_ptr<pcie::PcieFabric> fabric;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "sim/platform.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <map>
 #include <cerrno>
@@ -11,6 +12,7 @@
 #include <sys/resource.h>
 #include <tlm_utils/multi_passthrough_target_socket.h>
 #include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
 
 #include "models/host/host.hpp"
 #include "models/mem/memory.hpp"
@@ -20,6 +22,7 @@
 #include "sim/component_types.hpp"
 #include "sim/stats_writer.hpp"
 #include "sim/trace_writer.hpp"
+#include "sim/viommu_types.hpp"
 
 namespace iommusim::sim {
 
@@ -52,6 +55,50 @@ struct MemoryFanIn : sc_core::sc_module {
     }
 };
 
+} // namespace
+
+/// A root complex whose root ports are translated by different IOMMUs (Intel DRHD units
+/// per root-port group): requests and messages coming up are routed by their requester's
+/// bus to the unit owning the root port above it (each root port owns its secondary to
+/// subordinate buses); what the units send down is merged into the root complex. No
+/// latency of its own: the root complex's steering.
+struct RootPortSplit : sc_core::sc_module {
+    tlm_utils::simple_target_socket<RootPortSplit> in{"in"};             ///< from the root complex
+    tlm_utils::simple_initiator_socket<RootPortSplit> down_out{"down_out"}; ///< into the root complex
+    std::vector<std::unique_ptr<tlm_utils::simple_initiator_socket<RootPortSplit>>> out; ///< to each unit
+    std::vector<std::unique_ptr<tlm_utils::simple_target_socket<RootPortSplit>>> down_in; ///< from each unit
+    struct Range {
+        uint8_t first, last;
+        size_t unit;
+    };
+    std::vector<Range> ranges;
+
+    RootPortSplit(sc_core::sc_module_name n, size_t units) : sc_module(n) {
+        in.register_b_transport(this, &RootPortSplit::up);
+        for (size_t i = 0; i < units; ++i) {
+            out.push_back(std::make_unique<tlm_utils::simple_initiator_socket<RootPortSplit>>(
+                ("out_" + std::to_string(i)).c_str()));
+            down_in.push_back(std::make_unique<tlm_utils::simple_target_socket<RootPortSplit>>(
+                ("down_in_" + std::to_string(i)).c_str()));
+            down_in.back()->register_b_transport(this, &RootPortSplit::down);
+        }
+    }
+    void up(tlm::tlm_generic_payload& t, sc_core::sc_time& d) {
+        pcie::Bdf from;
+        if (const auto* e = t.get_extension<pcie::TlpExtension>()) from = e->requester;
+        else if (const auto* m = t.get_extension<pcie::MessageExtension>())
+            from = m->code == pcie::MessageCode::page_request ? m->page_req.requester : m->inv_cpl.requester;
+        for (const Range& r : ranges)
+            if (from.bus() >= r.first && from.bus() <= r.last) {
+                (*out[r.unit])->b_transport(t, d);
+                return;
+            }
+        t.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE); // below no root port of this complex
+    }
+    void down(tlm::tlm_generic_payload& t, sc_core::sc_time& d) { down_out->b_transport(t, d); }
+};
+
+namespace {
 /// A model rejecting its params (std::invalid_argument) while being built is
 /// bad input like any parse error: it gets the component's JSON path, so that
 /// `validate`, which elaborates too, reports it with exit 2.
@@ -97,12 +144,21 @@ std::string output_name(const std::string& name) {
 void Platform::wire_iommu(const IommuType& t, const ComponentConfig& m, BuildContext& ctx) {
     IommuUnit u = t.build(m, ctx);
     uint16_t segment = 0;
-    for (auto& rc : rcs_) // the root complex it translates (exactly one: platform_config checks)
-        if (rc.iommu == m.name) {
+    for (auto& rc : rcs_) { // the root complex it translates (exactly one: platform_config checks)
+        if (auto s = splits_.find(rc.name); s != splits_.end()) { // some root ports each
+            auto& [split, units] = s->second;
+            for (size_t k = 0; k < units.size(); ++k)
+                if (units[k] == m.name) {
+                    split->out[k]->bind(*u.upstream);
+                    u.messages->bind(*split->down_in[k]);
+                    segment = rc.segment;
+                }
+        } else if (rc.iommu == m.name) {
             rc.fabric->root_complex().upstream_out.bind(*u.upstream);
             u.messages->bind(rc.fabric->root_complex().upstream_in);
             segment = rc.segment;
         }
+    }
     if (host_) {
         host::IommuDriver& drv = host_->add_iommu(
             m.name, *u.mmio, *u.mem, *mem_target_, [&](const host::DriverEnv& env) { return t.build_driver(m, env); },
@@ -125,14 +181,40 @@ Platform::Platform(PlatformConfig cfg)
         RootComplexUnit u;
         u.name = rc.desc.name;
         u.iommu = rc.iommu;
+        u.port_iommu = rc.port_iommu;
         u.segment = rc.segment;
         u.topology = std::make_unique<pcie::Topology>(std::move(topologies[i]));
         u.fabric = std::make_unique<pcie::PcieFabric>(*u.topology, rc.params, cfg_.topology.sw, &stats_);
         rcs_.push_back(std::move(u));
     }
+    // Root complexes whose root ports go to different IOMMUs: a split between the root complex
+    // and its units, each root port's buses routed to its unit.
+    for (auto& rc : rcs_) {
+        if (rc.port_iommu.empty()) continue;
+        std::vector<std::string> units;
+        auto index = [&](const std::string& unit) {
+            auto it = std::find(units.begin(), units.end(), unit);
+            if (it != units.end()) return static_cast<size_t>(it - units.begin());
+            units.push_back(unit);
+            return units.size() - 1;
+        };
+        std::vector<RootPortSplit::Range> ranges;
+        for (int n : rc.topology->node(rc.topology->root()).children) {
+            const pcie::TopologyNode& port = rc.topology->node(n);
+            if (port.kind != pcie::NodeKind::root_port) continue;
+            auto it = rc.port_iommu.find(port.name);
+            ranges.push_back({port.secondary, port.subordinate, index(it != rc.port_iommu.end() ? it->second : rc.iommu)});
+        }
+        auto split = std::make_unique<RootPortSplit>((rc.name + "_ports").c_str(), units.size());
+        split->ranges = std::move(ranges);
+        rc.fabric->root_complex().upstream_out.bind(split->in);
+        split->down_out.bind(rc.fabric->root_complex().upstream_in);
+        splits_.emplace(rc.name, std::make_pair(split.get(), std::move(units)));
+        modules_.push_back(std::move(split));
+    }
     // Memory initiators: every IOMMU, and every root complex without one.
     size_t initiators = cfg_.iommus.size();
-    for (const auto& rc : rcs_) initiators += rc.iommu.empty();
+    for (const auto& rc : rcs_) initiators += !rc.translated();
     mem_target_ = &memory_->target;
     if (initiators > 1) {
         auto fan = std::make_unique<MemoryFanIn>("memory_fan_in");
@@ -157,7 +239,7 @@ Platform::Platform(PlatformConfig cfg)
             if (t.type == cfg_.iommus[i].type)
                 built_at("/iommus/" + std::to_string(i), [&] { wire_iommu(t, cfg_.iommus[i], ctx); });
     for (auto& rc : rcs_) {
-        if (!rc.iommu.empty()) continue;
+        if (rc.translated()) continue;
         rc.fabric->root_complex().upstream_out.bind(*mem_target_);
         auto idle = std::make_unique<IdleHostPort>(rcs_.size() == 1 ? "host_port" : (rc.name + "_host_port").c_str());
         idle->out.bind(rc.fabric->root_complex().upstream_in);
@@ -182,6 +264,7 @@ Platform::Platform(PlatformConfig cfg)
                                              std::to_string(g) + " of " + rc.name + " (" + members[g] + ")");
             }
         }
+    for (size_t i = 0; i < cfg_.vms.size(); ++i) built_at("/vms/" + std::to_string(i), [&] { build_vm(cfg_.vms[i]); });
     if (!cfg_.scenario.empty()) {
         auto find = [this](const std::string& name) -> pcie::TrafficEndpoint* {
             for (auto& m : modules_)
@@ -190,13 +273,45 @@ Platform::Platform(PlatformConfig cfg)
         };
         auto site = [this](const std::string& device) {
             for (const auto& rc : rcs_)
-                if (!rc.topology->functions_of(device).empty()) return DeviceSite{rc.topology.get(), rc.iommu};
+                if (!rc.topology->functions_of(device).empty()) return DeviceSite{rc.topology.get(), rc.iommu_for(device)};
             return DeviceSite{nullptr, ""};
         };
         scenario_ = std::make_unique<ScenarioRunner>(*host_, site, stats_, cfg_.scenario, find);
+        scenario_->set_vm_lookup([this](const std::string& name) -> host::vm::Vm* {
+            for (auto& v : vms_)
+                if (v->name() == name) return v.get();
+            return nullptr;
+        });
         scenario_->check_stats(); // every stat now exists: an expect naming another is bad input
         scenario_->install();
     }
+}
+
+void Platform::build_vm(const VmConfig& v) {
+    std::string type;
+    for (const auto& m : cfg_.iommus)
+        if (m.name == v.iommu) type = m.type;
+    const ViommuType* row = find_viommu_type(type);
+    if (!row) throw ConfigError("/iommu", "IOMMU type \"" + type + "\" has no virtual IOMMU model");
+    const unsigned unit = host_->iommu_index(v.iommu);
+    auto vm = std::make_unique<host::vm::Vm>(v.name, v.params, *host_, unit, memory_->store(), &stats_, row->build);
+    for (size_t k = 0; k < v.devices.size(); ++k) {
+        const VmDeviceConfig& d = v.devices[k];
+        const std::string path = "/devices/" + std::to_string(k) + "/device";
+        const RootComplexUnit* rc = nullptr;
+        for (const auto& r : rcs_)
+            if (!r.topology->functions_of(d.device).empty()) rc = &r;
+        if (!rc || rc->iommu != v.iommu)
+            throw ConfigError(path, "device \"" + d.device + "\" is not behind IOMMU \"" + v.iommu + "\"");
+        const auto fns = rc->topology->functions_of(d.device);
+        if (d.function >= fns.size()) throw ConfigError(path, "device \"" + d.device + "\" has no function " + std::to_string(d.function));
+        const pcie::Bdf rid = rc->topology->node(fns[d.function]).bdf;
+        const host::DeviceInfo* info = host_->iommufd().device_info(unit, rid);
+        if (!info) throw ConfigError(path, "device \"" + d.device + "\" is not known to the host's IOMMU driver");
+        vm->add_device(*info, d.virtual_rid);
+    }
+    vm->boot_guest_dma();
+    vms_.push_back(std::move(vm));
 }
 
 std::vector<std::string> Platform::scenario_failures() const {

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <systemc>
@@ -12,6 +13,7 @@
 
 #include "models/common/stats.hpp"
 #include "models/host/host.hpp"
+#include "models/host/vm/vm.hpp"
 #include "sim/component_types.hpp"
 #include "sim/platform_config.hpp"
 
@@ -41,6 +43,8 @@ class OutputError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
+
+struct RootPortSplit;
 
 class Platform {
 public:
@@ -76,16 +80,22 @@ public:
 private:
     /// Builds one IOMMU through its registry row and wires it to its root complex, memory and the host.
     void wire_iommu(const IommuType& t, const ComponentConfig& m, BuildContext& ctx);
+    /// Builds one VM: its virtual IOMMU (the physical unit's family), its passed-through devices.
+    void build_vm(const VmConfig& v);
     PlatformConfig cfg_;
     stats::Group stats_;
     stats::Value& sim_time_;
     std::unique_ptr<mem::Memory> memory_;
     std::vector<RootComplexUnit> rcs_;
+    /// Root complexes whose root ports different IOMMUs translate: their split and its units in
+    /// output order.
+    std::map<std::string, std::pair<RootPortSplit*, std::vector<std::string>>> splits_;
     /// Where memory initiators bind: the memory, or a fan-in in front of it.
     host::MemoryTarget* mem_target_ = nullptr;
     std::unique_ptr<host::Host> host_;
     std::vector<std::unique_ptr<sc_core::sc_module>> modules_;
     std::vector<std::shared_ptr<void>> keep_alive_;
+    std::vector<std::unique_ptr<host::vm::Vm>> vms_; ///< after host_: a VM uses the host
     std::unique_ptr<ScenarioRunner> scenario_;
     std::unique_ptr<trace::Recorder> trace_;   ///< outputs.trace: what models report for trace.json
     std::unique_ptr<std::ofstream> inval_csv_; ///< streamed invalidations.csv (open_streams)

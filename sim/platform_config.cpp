@@ -10,6 +10,7 @@
 
 #include "models/pcie/topology.hpp"
 #include "sim/component_types.hpp"
+#include "sim/viommu_types.hpp"
 #include "sim/config/json_reader.hpp"
 #include "sim/host_config.hpp"
 
@@ -56,7 +57,7 @@ const Schema<OutputsConfig>& outputs_schema() {
     return s;
 }
 
-const std::vector<std::string> kTopKeys = {"name", "seed", "duration_us", "memory", "iommus", "topology", "devices", "host", "scenario", "outputs"};
+const std::vector<std::string> kTopKeys = {"name", "seed", "duration_us", "memory", "iommus", "topology", "devices", "host", "vms", "scenario", "outputs"};
 
 
 template <class Table>
@@ -110,7 +111,7 @@ void check_pasids_fit(const PlatformConfig& cfg) {
     auto unit_of_device = [&](const std::string& dev) -> std::string {
         for (const auto& e : cfg.topology.endpoints)
             if (e.name == dev)
-                if (auto it = owners.find(e.port); it != owners.end()) return cfg.topology.root_complexes[it->second].iommu;
+                if (owners.count(e.port)) return cfg.topology.iommu_of_port(e.port);
         return {};
     };
     auto fits = [&](const std::string& path, const std::string& unit, uint64_t pasid) {
@@ -177,26 +178,38 @@ PlatformConfig parse_platform(const json& doc) {
 
     if (!doc.contains("topology")) throw ConfigError("", "missing key \"topology\" (a root complex with root ports)");
     cfg.topology = parse_topology(doc["topology"], names);
-    // Each IOMMU translates exactly one root complex (its host bridge, or its DRHD's stack).
+    // Each IOMMU translates one root complex: all of it (its host bridge, or its DRHD's stack)
+    // or some of its root ports (DRHD units per root-port group).
+    std::map<std::string, size_t> unit_rc; // IOMMU -> the root complex it translates
     for (size_t r = 0; r < cfg.topology.root_complexes.size(); ++r) {
         const RootComplexConfig& rc = cfg.topology.root_complexes[r];
-        if (rc.iommu.empty()) continue;
-        const std::string path = cfg.topology.list_form ? "/topology/root_complexes/" + std::to_string(r) + "/iommu"
-                                                        : "/topology/root_complex/iommu";
-        bool found = false;
-        for (auto& m : cfg.iommus) found |= m.name == rc.iommu;
-        if (!found) throw ConfigError(path, "no IOMMU named \"" + rc.iommu + "\" in /iommus");
-        for (size_t o = 0; o < r; ++o)
-            if (cfg.topology.root_complexes[o].iommu == rc.iommu)
-                throw ConfigError(path, "IOMMU \"" + rc.iommu + "\" already translates root complex \"" +
-                                            cfg.topology.root_complexes[o].desc.name + "\": one root complex per IOMMU");
+        const std::string rpath = cfg.topology.list_form ? "/topology/root_complexes/" + std::to_string(r)
+                                                         : "/topology/root_complex";
+        auto check_unit = [&](const std::string& unit, const std::string& path) {
+            bool found = false;
+            for (auto& m : cfg.iommus) found |= m.name == unit;
+            if (!found) throw ConfigError(path, "no IOMMU named \"" + unit + "\" in /iommus");
+            auto [it, fresh] = unit_rc.emplace(unit, r);
+            if (!fresh && it->second != r)
+                throw ConfigError(path, "IOMMU \"" + unit + "\" already translates root complex \"" +
+                                            cfg.topology.root_complexes[it->second].desc.name + "\": one root complex per IOMMU");
+        };
+        if (!rc.iommu.empty()) check_unit(rc.iommu, rpath + "/iommu");
+        for (size_t i = 0; i < rc.desc.root_ports.size(); ++i) {
+            const std::string& port = rc.desc.root_ports[i].name;
+            const std::string ppath = rpath + "/root_ports/" + std::to_string(i);
+            if (auto it = rc.port_iommu.find(port); it != rc.port_iommu.end()) check_unit(it->second, ppath + "/iommu");
+            else if (rc.iommu.empty() && !rc.port_iommu.empty())
+                throw ConfigError(ppath, "root port \"" + port + "\" has no IOMMU while other root ports of " + rc.desc.name +
+                                             " have one: name one here or give the root complex an \"iommu\" for the rest");
+        }
     }
     for (size_t i = 0; i < cfg.iommus.size(); ++i) {
-        bool used = false;
-        for (const auto& rc : cfg.topology.root_complexes) used |= rc.iommu == cfg.iommus[i].name;
+        const bool used = unit_rc.count(cfg.iommus[i].name) != 0;
         if (!used)
             throw ConfigError("/iommus/" + std::to_string(i) + "/name",
-                              "IOMMU \"" + cfg.iommus[i].name + "\" translates nothing: name it in a root complex's \"iommu\"");
+                              "IOMMU \"" + cfg.iommus[i].name +
+                                  "\" translates nothing: name it in a root complex's or a root port's \"iommu\"");
     }
     if (doc.contains("host")) cfg.host = parse_host(doc["host"]);
     {   // The host's regions must be page aligned, disjoint and inside memory.
@@ -228,6 +241,18 @@ PlatformConfig parse_platform(const json& doc) {
             cfg.devices.push_back(std::move(d));
         }
     }
+    if (doc.contains("vms")) {
+        std::set<std::string> devs;
+        for (const auto& d : cfg.devices) devs.insert(d.name);
+        std::vector<std::string> units;
+        for (const auto& m : cfg.iommus) units.push_back(m.name);
+        cfg.vms = parse_vms(doc["vms"], names, units, devs);
+        for (size_t i = 0; i < cfg.vms.size(); ++i)
+            for (const auto& m : cfg.iommus)
+                if (m.name == cfg.vms[i].iommu && !find_viommu_type(m.type))
+                    throw ConfigError("/vms/" + std::to_string(i) + "/iommu",
+                                      "IOMMU type \"" + m.type + "\" has no virtual IOMMU model");
+    }
     if (doc.contains("scenario")) {
         if (cfg.iommus.empty() && !doc["scenario"].empty()) throw ConfigError("/scenario", "a scenario drives the host's IOMMU driver: add an IOMMU in /iommus");
         std::set<std::string> devs;
@@ -235,6 +260,12 @@ PlatformConfig parse_platform(const json& doc) {
         std::vector<std::string> units;
         for (const auto& m : cfg.iommus) units.push_back(m.name);
         cfg.scenario = parse_scenario(doc["scenario"], devs, units, cfg.duration_us);
+        for (const auto& st : cfg.scenario) // guest steps name a VM of /vms
+            if (st.args.contains("vm")) {
+                const std::string v = st.args["vm"].get<std::string>();
+                if (std::none_of(cfg.vms.begin(), cfg.vms.end(), [&](const VmConfig& c) { return c.name == v; }))
+                    throw ConfigError(st.path + "/vm", "no VM named \"" + v + "\" in /vms");
+            }
     }
     check_pasids_fit(cfg);
     check_cache_memory(cfg);
@@ -276,6 +307,7 @@ json dump_platform(const PlatformConfig& cfg) {
         j["devices"].push_back(e);
     }
     j["host"] = dump_host(cfg.host);
+    if (!cfg.vms.empty()) j["vms"] = dump_vms(cfg.vms);
     j["scenario"] = dump_scenario(cfg.scenario);
     j["outputs"] = outputs_schema().dump(cfg.outputs);
     return j;
@@ -375,6 +407,7 @@ std::vector<ParamSection> list_params() {
     for (const auto& t : device_types()) t.document(out);
     for (const auto& t : iommu_types()) t.document(out);
     document_host(out);
+    document_vms(out);
     document_scenario(out);
     ParamSection o{"outputs", "what a run writes (/outputs)", {}};
     outputs_schema().document(OutputsConfig{}, "", o.params);

@@ -16,6 +16,7 @@
 #include "sim/config/schema.hpp"
 #include "sim/topology_config.hpp"
 #include "sim/scenario.hpp"
+#include "sim/vm_config.hpp"
 #include "models/host/host.hpp"
 
 namespace iommusim::sim {
@@ -54,6 +55,7 @@ struct PlatformConfig {
     TopologyConfig topology;
     std::vector<DeviceConfig> devices;
     host::HostParams host;
+    std::vector<VmConfig> vms;
     std::vector<ScenarioStep> scenario;
     OutputsConfig outputs;
 };

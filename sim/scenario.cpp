@@ -9,6 +9,7 @@
 
 #include "models/common/sc_time.hpp"
 #include "models/host/host.hpp"
+#include "models/host/vm/vm.hpp"
 #include "models/pcie/topology.hpp"
 #include "models/pcie/traffic_endpoint.hpp"
 #include "sim/platform_config.hpp"
@@ -53,7 +54,9 @@ const std::vector<OpSpec>& ops() {
          {{"name", A::string}}, {{"flush", A::string}}, A::ioas},
         {"alloc_domain", "a paging domain (HW page table) mirroring an IOAS, on an IOMMU (required when there are several)",
          {{"name", A::string}, {"ioas", A::ioas}}, {{"stage", A::stage}, {"levels", A::integer}, {"iommu", A::iommu}}, A::domain},
-        {"create_process", "a process with its own CPU page tables (x86-64, 4 levels)", {{"name", A::string}}, {}, A::process},
+        {"free_domain", "free a domain no device is attached to: the unit's caches for it are invalidated and waited for before its tag (DID / DomainID) is reused",
+         {{"domain", A::domain}}, {}, {}},
+        {"create_process", "a process with its own CPU page tables (in host.cpu.arch's format)", {{"name", A::string}}, {}, A::process},
         {"alloc_sva_domain", "an SVA domain sharing a process's page tables, on an IOMMU (required when there are several)",
          {{"name", A::string}, {"process", A::process}}, {{"iommu", A::iommu}}, A::domain},
         {"mmap", "map process memory", {{"process", A::process}, {"va", A::integer}, {"size_bytes", A::size}}, {}, {}},
@@ -86,6 +89,10 @@ const std::vector<OpSpec>& ops() {
          {{"name", A::string}, {"iova", A::integer}, {"page_bytes", A::size}}, A::mapping},
         {"unmap", "unmap a mapping (strict: flush and wait; lazy: flush queue)", {{"ioas", A::ioas}},
          {{"mapping", A::mapping}, {"iova", A::integer}, {"size_bytes", A::size}}, {}},
+        {"guest_map", "map fresh guest memory into a VM's guest DMA domain (the guest kernel's map; under caching mode its flush traps)",
+         {{"vm", A::string}, {"size_bytes", A::size}}, {{"name", A::string}, {"iova", A::integer}, {"page_bytes", A::size}}, A::mapping},
+        {"guest_unmap", "unmap a guest mapping: the guest's strict flush traps to the VMM, which invalidates the physical unit",
+         {{"vm", A::string}}, {{"mapping", A::mapping}, {"iova", A::integer}, {"size_bytes", A::size}}, {}},
         {"invalidate", "explicit invalidation of a domain range (size 0 or absent = all)", {{"domain", A::domain}},
          {{"iova", A::integer}, {"size_bytes", A::size}}, {}},
         {"flush_queue", "drain the lazy flush queue now", {}, {}, {}},
@@ -331,7 +338,7 @@ std::vector<ScenarioStep> parse_scenario(const json& arr, const std::set<std::st
                               "this expect runs at " + format_number(t) + " us or later, after the end of the run (duration_us " +
                                   format_number(duration_us) + ")");
         if (st.op == "wait") t += inst["us"].get<double>() * static_cast<double>(st.repeat);
-        if (st.op == "unmap" && !o.contains("mapping") && !(o.contains("iova") && o.contains("size_bytes")))
+        if ((st.op == "unmap" || st.op == "guest_unmap") && !o.contains("mapping") && !(o.contains("iova") && o.contains("size_bytes")))
             throw ConfigError(path, "unmap needs \"mapping\" or both \"iova\" and \"size_bytes\"");
         if (spec.defines && o.contains("name")) {
             const std::string n = o["name"].get<std::string>();
@@ -548,6 +555,11 @@ void ScenarioRunner::execute(const ScenarioStep& s, uint64_t iteration) {
         if (!a.contains("set")) return pa.set_for(owner());
         return named(st.sets, "set");
     };
+    auto vm_of = [&](const std::string& name) {
+        host::vm::Vm* v = vm_lookup_ ? vm_lookup_(name) : nullptr;
+        if (!v) throw host::HostError(host::HostError::Kind::not_found, "no VM named \"" + name + "\"");
+        return v;
+    };
     const std::string& op = s.op;
     if (op == "create_ioas") {
         st.ioas[str("name")] = fd.ioas_alloc();
@@ -560,7 +572,8 @@ void ScenarioRunner::execute(const ScenarioStep& s, uint64_t iteration) {
                                                 s2 ? host::DomainDesc::Kind::paging_s2 : host::DomainDesc::Kind::paging_s1,
                                                 a.contains("levels") ? std::optional<uint8_t>(static_cast<uint8_t>(u64("levels")))
                                                                      : std::nullopt);
-    } else if (op == "create_process") st.processes[str("name")] = fd.process_create();
+    } else if (op == "free_domain") fd.hwpt_free(named(st.domains, "domain"));
+    else if (op == "create_process") st.processes[str("name")] = fd.process_create();
     else if (op == "alloc_sva_domain") st.domains[str("name")] = fd.hwpt_alloc_sva(named(st.processes, "process"), unit());
     else if (op == "mmap") fd.mmap(named(st.processes, "process"), u64("va"), size("size_bytes"));
     else if (op == "munmap") fd.munmap(named(st.processes, "process"), u64("va"), size("size_bytes"));
@@ -596,7 +609,9 @@ void ScenarioRunner::execute(const ScenarioStep& s, uint64_t iteration) {
             if (a.contains("name")) st.pasids[str("name")] = p;
         }
     } else if (op == "detach") host_.isolation().detach(device_unit(), rid_of(), pasid_of());
-    else if (op == "map") {
+    else if (op == "map" || op == "guest_map") {
+        // The host's IOAS, or the guest kernel's DMA IOAS of a VM (it waits for the guest's boot).
+        host::vm::Vm* vm = op == "guest_map" ? vm_of(str("vm")) : nullptr;
         std::optional<uint64_t> iova;
         if (a.contains("iova")) iova = u64("iova");
         const uint64_t page = a.contains("page_bytes") ? size("page_bytes") : 4096;
@@ -605,9 +620,10 @@ void ScenarioRunner::execute(const ScenarioStep& s, uint64_t iteration) {
             throw host::HostError(host::HostError::Kind::invalid, "page_bytes must be a power of two of at least 4KiB");
         const auto shift = static_cast<unsigned>(std::countr_zero(page));
         const uint64_t sz = size("size_bytes");
-        const uint64_t v = fd.map(named(st.ioas, "ioas"), sz, iova, shift);
+        const uint64_t v = vm ? vm->guest_map(sz, iova, shift) : fd.map(named(st.ioas, "ioas"), sz, iova, shift);
         if (a.contains("name")) st.mappings[str("name")] = {v, sz};
-    } else if (op == "unmap") {
+    } else if (op == "unmap" || op == "guest_unmap") {
+        host::vm::Vm* vm = op == "guest_unmap" ? vm_of(str("vm")) : nullptr;
         uint64_t iova, sz;
         if (a.contains("mapping")) {
             auto it = st.mappings.find(str("mapping"));
@@ -616,7 +632,8 @@ void ScenarioRunner::execute(const ScenarioStep& s, uint64_t iteration) {
             std::tie(iova, sz) = it->second;
         }
         else iova = u64("iova"), sz = size("size_bytes");
-        fd.unmap(named(st.ioas, "ioas"), iova, sz);
+        if (vm) vm->guest_unmap(iova, sz);
+        else fd.unmap(named(st.ioas, "ioas"), iova, sz);
     } else if (op == "invalidate")
         fd.invalidate(named(st.domains, "domain"), a.contains("iova") ? u64("iova") : 0,
                       a.contains("size_bytes") ? size("size_bytes") : 0);

@@ -22,6 +22,7 @@
 #include "sim/config/schema.hpp"
 
 namespace iommusim::host { class Host; }
+namespace iommusim::host::vm { class Vm; }
 namespace iommusim::pcie { class Topology; class TrafficEndpoint; }
 
 namespace iommusim::sim {
@@ -71,6 +72,8 @@ public:
     ScenarioRunner(host::Host& host, std::function<DeviceSite(const std::string&)> site, stats::Group& root,
                    std::vector<ScenarioStep> steps, std::function<pcie::TrafficEndpoint*(const std::string&)> device);
     ~ScenarioRunner();
+    /// How guest steps ("vm": name) find their VM.
+    void set_vm_lookup(std::function<host::vm::Vm*(const std::string&)> f) { vm_lookup_ = std::move(f); }
     /// Adds one host thread per scenario thread (call during elaboration).
     void install();
     /// Checks every expect step's stat (and histogram field) against the
@@ -93,6 +96,7 @@ private:
     std::vector<ScenarioStep> steps_;
     std::function<pcie::TrafficEndpoint*(const std::string&)> device_;
     std::unique_ptr<State> state_;
+    std::function<host::vm::Vm*(const std::string&)> vm_lookup_;
     std::vector<std::string> failures_;
     std::vector<bool> ran_; ///< per step
     stats::Group stats_;

@@ -54,14 +54,18 @@ json dump_acs(const pcie::AcsFlags& a) {
 }
 
 
-std::vector<pcie::DownstreamPortDesc> parse_ports(const json& arr, const std::string& path, std::set<std::string>& names) {
+/// `port_iommu` non-null: root ports, which may name the IOMMU translating them.
+std::vector<pcie::DownstreamPortDesc> parse_ports(const json& arr, const std::string& path, std::set<std::string>& names,
+                                                  std::map<std::string, std::string>* port_iommu = nullptr) {
     std::vector<pcie::DownstreamPortDesc> out;
     for (size_t i = 0; i < read::array(arr, path).size(); ++i) {
         const std::string p = path + "/" + std::to_string(i);
         const json& o = read::object(arr[i], p);
-        check_keys(o, p, {"name", "link", "acs", "secondary_bus", "device"});
+        if (port_iommu) check_keys(o, p, {"name", "link", "acs", "secondary_bus", "device", "iommu"});
+        else check_keys(o, p, {"name", "link", "acs", "secondary_bus", "device"});
         pcie::DownstreamPortDesc d;
         d.name = component_name(o, p, names);
+        if (port_iommu && o.contains("iommu")) (*port_iommu)[d.name] = read::string(o["iommu"], p + "/iommu");
         if (o.contains("link")) link_schema().parse(o["link"], p + "/link", d.link);
         if (o.contains("acs")) d.acs = parse_acs(o["acs"], p + "/acs");
         if (o.contains("secondary_bus")) d.secondary_bus = static_cast<uint8_t>(read::u64(o["secondary_bus"], p + "/secondary_bus", 1, 255));
@@ -71,11 +75,14 @@ std::vector<pcie::DownstreamPortDesc> parse_ports(const json& arr, const std::st
     return out;
 }
 
-json dump_ports(const std::vector<pcie::DownstreamPortDesc>& ports) {
+json dump_ports(const std::vector<pcie::DownstreamPortDesc>& ports,
+                const std::map<std::string, std::string>* port_iommu = nullptr) {
     json arr = json::array();
     for (const auto& d : ports) {
         json o = json::object();
         o["name"] = d.name;
+        if (port_iommu)
+            if (auto it = port_iommu->find(d.name); it != port_iommu->end()) o["iommu"] = it->second;
         o["link"] = link_schema().dump(d.link);
         o["acs"] = dump_acs(d.acs);
         if (d.secondary_bus) o["secondary_bus"] = *d.secondary_bus;
@@ -103,7 +110,7 @@ RootComplexConfig parse_root_complex(const json& rc, const std::string& rpath, s
         c.bus_given = true;
     }
     if (!rc.contains("root_ports")) throw ConfigError(rpath, "missing key \"root_ports\"");
-    c.desc.root_ports = parse_ports(rc["root_ports"], rpath + "/root_ports", names);
+    c.desc.root_ports = parse_ports(rc["root_ports"], rpath + "/root_ports", names, &c.port_iommu);
     if (c.desc.root_ports.empty()) throw ConfigError(rpath + "/root_ports", "expected at least one root port");
     return c;
 }
@@ -116,7 +123,7 @@ json dump_root_complex(const RootComplexConfig& c, bool full) {
     rc["mmio_base"] = c.desc.mmio_base;
     if (full || c.segment) rc["segment"] = c.segment;
     if (c.bus_given) rc["bus"] = c.desc.bus;
-    rc["root_ports"] = dump_ports(c.desc.root_ports);
+    rc["root_ports"] = dump_ports(c.desc.root_ports, &c.port_iommu);
     return rc;
 }
 
@@ -193,6 +200,26 @@ std::map<std::string, int> TopologyConfig::port_owners() const {
         }
     }
     return owner;
+}
+
+std::string TopologyConfig::iommu_of_port(const std::string& port) const {
+    // Up from the port to its root port: a switch's downstream ports hang from the port its
+    // upstream port links to.
+    std::string p = port;
+    for (size_t hops = 0; hops <= switches.size(); ++hops) {
+        for (const auto& rc : root_complexes)
+            for (const auto& rp : rc.desc.root_ports)
+                if (rp.name == p) {
+                    auto it = rc.port_iommu.find(p);
+                    return it != rc.port_iommu.end() ? it->second : rc.iommu;
+                }
+        bool up = false;
+        for (const auto& s : switches)
+            for (const auto& dp : s.downstream_ports)
+                if (dp.name == p && !up) p = s.port, up = true;
+        if (!up) break;
+    }
+    return {};
 }
 
 int TopologyConfig::rc_of_port(const std::string& port) const {
@@ -347,7 +374,7 @@ void dump_endpoint(const pcie::EndpointDesc& e, json& o) {
 void document_topology(std::vector<ParamSection>& out) {
     ParamSection rc{"root_complex", "root complex (/topology/root_complex)", {
         {"name", "string", "", "(required)", "component name (no default: every component is named in the file)"},
-        {"iommu", "string", "", "(none)", "name of the IOMMU in /iommus that translates this root complex's requests"},
+        {"iommu", "string", "", "(none)", "name of the IOMMU in /iommus that translates this root complex's requests (root ports may name their own)"},
         {"latency_ns", "number", "ns", "20", "root complex traversal each way (estimate; calibration.md bounds it by 65 ns per 4 KB DMA)"},
         {"mmio_base", "integer", "address", "0x4000000000", "where auto-placed BARs start"},
         {"root_ports", "array", "", "(required)", "root ports (see [port])"},
@@ -361,6 +388,7 @@ void document_topology(std::vector<ParamSection>& out) {
         {"acs", "array", "", "[]", "ACS controls enabled: any of SV, TB, RR, CR, UF, DT"},
         {"secondary_bus", "integer [1, 255]", "", "(depth-first)", "fixed secondary bus number"},
         {"device", "integer [0, 31]", "", "(index)", "device number of the port on its parent bus"},
+        {"iommu", "string", "", "(the root complex's)", "root ports only: the IOMMU in /iommus translating requests below this port (one DRHD per root-port group)"},
     }};
     link_schema().document(pcie::LinkParams{}, "link", port.params);
     out.push_back(std::move(port));

@@ -22,6 +22,9 @@ struct RootComplexConfig {
     pcie::RootComplexDesc desc;        ///< name, first bus, MMIO base, root ports
     pcie::PcieRootComplexParams params;
     std::string iommu;                 ///< the IOMMU translating its requests ("" = none)
+    /// Root ports whose requests another IOMMU translates (Intel DRHD units per root-port
+    /// group; the root complex's "iommu" covers the rest, like INCLUDE_PCI_ALL): port -> IOMMU.
+    std::map<std::string, std::string> port_iommu;
     uint16_t segment = 0;              ///< PCIe segment (ACPI MCFG / _SEG)
     bool bus_given = false;            ///< "bus" was written; else after the previous root complex of the segment
 };
@@ -38,6 +41,9 @@ struct TopologyConfig {
     int rc_of_port(const std::string& port) const;
     /// Port name -> index of the root complex whose hierarchy holds it.
     std::map<std::string, int> port_owners() const;
+    /// The IOMMU translating requests that enter through `port` (a root port or a switch
+    /// downstream port): its root port's own IOMMU, else its root complex's ("" = none).
+    std::string iommu_of_port(const std::string& port) const;
     /// The hierarchy below root complex `i`: its switches and the endpoints below them.
     pcie::TopologyDesc desc_of(size_t i) const;
 };

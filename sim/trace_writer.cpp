@@ -29,17 +29,18 @@ private:
 
 double us(Duration d) { return static_cast<double>(d.as_ps()) / 1e6; }
 
+std::string hex(uint64_t v) {
+    char b[24];
+    std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+    return b;
+}
+
 json args_of(const trace::Event& e) {
     json a = json::object();
     for (const auto& arg : e.args) {
         if (!arg.key) continue;
-        if (arg.hex) {
-            char v[24];
-            std::snprintf(v, sizeof v, "0x%llx", static_cast<unsigned long long>(arg.value));
-            a[arg.key] = v;
-        } else {
-            a[arg.key] = arg.value;
-        }
+        if (arg.hex) a[arg.key] = hex(arg.value);
+        else a[arg.key] = arg.value;
     }
     return a;
 }
@@ -57,9 +58,7 @@ json trace_json(const std::vector<host::InvalidationLog::Row>& rows, const trace
         events.push_back(std::move(e));
     };
     for (const auto& r : rows) {
-        char iova[24];
-        std::snprintf(iova, sizeof iova, "0x%llx", static_cast<unsigned long long>(r.iova));
-        const json args = {{"id", r.id}, {"domain", r.domain}, {"iova", iova}, {"size", r.size},
+        const json args = {{"id", r.id}, {"domain", r.domain}, {"iova", hex(r.iova)}, {"size", r.size},
                            {"devices", r.devices}, {"descriptors", r.t.descriptors}, {"error", r.t.error}};
         const std::string name = r.cause + " #" + std::to_string(r.id);
         // The issuing host thread: the whole call, and its wait for the status.

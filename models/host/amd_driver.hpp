@@ -63,6 +63,15 @@ public:
     const IommuCaps& caps() const override;
     PagingFormat paging_format(DomainDesc::Kind kind, std::optional<uint8_t> levels) const override;
     uint32_t domain_tag(const DomainDesc& d) override { return domids_.get(d.id); }
+    /// Host page tables (v1) with PTE.FC force coherent accesses: Linux
+    /// amd_iommu_enforce_cache_coherency ("IOMMU_PTE_FC is always set"). v2 tables (x86-64
+    /// format) have no FC bit: not for paging_s1 / SVA.
+    bool enforce_cache_coherency(const DomainDesc& domain) const override {
+        return domain.kind == DomainDesc::Kind::paging_s2;
+    }
+    void release_domain_tag(const DomainDesc& d) override {
+        if (domids_.find(d.id)) domids_.release(d.id);
+    }
     void attach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming detach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming flush(const FlushRequest& r) override;
@@ -96,9 +105,6 @@ private:
     QueueEntry encode_sync(uint64_t status_pa, uint32_t token, bool interrupt) override;
     QueueEntry encode_nop() override;
     uint64_t read_head() override;
-    /// wait_on_sem: polls the COMPLETION_WAIT semaphore in memory with udelay(1) between
-    /// reads, the lock already dropped, and gives up after LOOP_TIMEOUT iterations.
-    WaitLoop wait_loop() override;
     void write_tail(uint64_t tail, uint64_t entries) override;
     QueueError read_error() override;
     void acknowledge(const QueueError& e) override;

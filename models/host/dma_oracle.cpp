@@ -34,10 +34,19 @@ void DmaOracle::bind(pcie::Bdf d, std::optional<uint32_t> pasid, uint32_t space,
 
 void DmaOracle::unbind(pcie::Bdf d, std::optional<uint32_t> pasid, Duration submitted, std::optional<Duration> done,
                        uint16_t segment) {
+    nested_.erase(binding_key(segment, d, pasid)); // a VM's device: its composed view ends at once
     auto it = bindings_.find(binding_key(segment, d, pasid));
     if (it == bindings_.end() || it->second.empty() || it->second.back().until) return;
     it->second.back().until = submitted;
     it->second.back().gone = done;
+    last_bindings_ = nullptr;
+}
+
+void DmaOracle::bind_nested(pcie::Bdf d, std::optional<uint32_t> pasid, NestedView view, uint16_t segment) {
+    const uint64_t key = binding_key(segment, d, pasid);
+    bindings_.erase(key);
+    (void)space(view.parent_space);
+    nested_[key] = std::move(view);
     last_bindings_ = nullptr;
 }
 
@@ -192,20 +201,30 @@ DmaOracle::Verdict DmaOracle::violation(Violation v) {
 DmaOracle::Verdict DmaOracle::check(pcie::Bdf d, std::optional<uint32_t> pasid, uint64_t iova, uint64_t pa,
                                     Duration t, Source src, uint16_t segment) {
     checked_.inc();
-    auto fail = [&](const char* reason) { return violation(Violation{t, segment, d, pasid, iova, pa, src, reason}); };
     // DMAs come in runs from one requester: remember the last binding found.
     const uint64_t key = binding_key(segment, d, pasid);
     if (!last_bindings_ || key != last_binding_) {
         auto b = bindings_.find(key);
-        if (b == bindings_.end()) return fail("device/PASID not bound to any address space");
+        if (b == bindings_.end()) {
+            if (auto n = nested_.find(key); n != nested_.end()) return check_nested(n->second, d, pasid, iova, pa, t, src, segment);
+            return violation(Violation{t, segment, d, pasid, iova, pa, src, "device/PASID not bound to any address space"});
+        }
         last_binding_ = key;
         last_bindings_ = &b->second;
     }
     bool detaching = false;
     Space* bound = bound_at(*last_bindings_, t, detaching);
-    if (!bound) return fail("device/PASID not bound to any address space");
+    if (!bound) return violation(Violation{t, segment, d, pasid, iova, pa, src, "device/PASID not bound to any address space"});
+    const auto [v, reason] = judge(*bound, iova, pa, t, detaching);
+    if (v == Verdict::correct) correct_.inc();
+    else if (v == Verdict::stale_in_window) stale_.inc();
+    else return violation(Violation{t, segment, d, pasid, iova, pa, src, reason});
+    return v;
+}
+
+std::pair<DmaOracle::Verdict, const char*> DmaOracle::judge(Space& s, uint64_t iova, uint64_t pa, Duration t,
+                                                            bool detaching) {
     const uint64_t page = iova >> kPageShift;
-    Space& s = *bound;
     // The space's last segment, else the page index (page-sized mappings),
     // else the tree (large mappings).
     const Segment* seg = s.last;
@@ -214,7 +233,7 @@ DmaOracle::Verdict DmaOracle::check(pcie::Bdf d, std::optional<uint32_t> pasid, 
             seg = &ix->second->second;
         } else {
             auto it = find(s, page);
-            if (it == s.segments.end()) return fail("IOVA never mapped");
+            if (it == s.segments.end()) return {Verdict::violation, "IOVA never mapped"};
             seg = &it->second;
             s.last = seg;
             s.last_first = it->first;
@@ -227,17 +246,30 @@ DmaOracle::Verdict DmaOracle::check(pcie::Bdf d, std::optional<uint32_t> pasid, 
         if (it->pa_delta != pa_delta || it->mapped_at > t) continue;
         // A detach in flight may leave the old context cached: a use of a
         // translation still mapped in it is inside the detach's window.
-        if ((!it->unmapped_at || t < *it->unmapped_at) && !detaching) {
-            correct_.inc();
-            return Verdict::correct;
-        }
-        if (!it->unmapped_at || !it->invalidated_at || t < *it->invalidated_at) {
-            stale_.inc();
-            return Verdict::stale_in_window;
-        }
-        return fail("translation used after its invalidation completed");
+        if ((!it->unmapped_at || t < *it->unmapped_at) && !detaching) return {Verdict::correct, nullptr};
+        if (!it->unmapped_at || !it->invalidated_at || t < *it->invalidated_at) return {Verdict::stale_in_window, nullptr};
+        return {Verdict::violation, "translation used after its invalidation completed"};
     }
-    return fail("physical address does not match any mapping of this IOVA");
+    return {Verdict::violation, "physical address does not match any mapping of this IOVA"};
+}
+
+DmaOracle::Verdict DmaOracle::check_nested(const NestedView& v, pcie::Bdf d, std::optional<uint32_t> pasid,
+                                           uint64_t iova, uint64_t pa, Duration t, Source src, uint16_t segment) {
+    const std::optional<uint64_t> gpa = v.gpa_of(pa);
+    if (!gpa) return violation(Violation{t, segment, d, pasid, iova, pa, src, "physical address outside the VM's memory"});
+    // Stage 2 (host history), then stage 1 (the guest's oracle, which counts in the guest's stats too).
+    auto [host, host_reason] = judge(space(v.parent_space), v.stage2_by_iova ? iova : *gpa, pa, t);
+    const Verdict guest = v.guest->check(v.guest_device, v.guest_pasid, iova, *gpa, t, src);
+    if (host == Verdict::violation)
+        return violation(Violation{t, segment, d, pasid, iova, pa, src, std::string("host stage 2: ") + host_reason});
+    if (guest == Verdict::violation) {
+        const auto& g = v.guest->violations();
+        return violation(Violation{t, segment, d, pasid, iova, pa, src,
+                                   "guest stage 1: " + (g.empty() ? std::string("violation") : g.back().reason)});
+    }
+    const Verdict worst = std::max(host, guest);
+    (worst == Verdict::correct ? correct_ : stale_).inc();
+    return worst;
 }
 
 } // namespace iommusim::host

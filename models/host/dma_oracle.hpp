@@ -17,6 +17,7 @@
 // of pages that share them, not per page, so mapping 1 TiB in 1 GiB pages
 // costs a few records; a check finds its range in O(log n).
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -57,6 +58,20 @@ public:
     /// [submitted, done) may still use the old binding (stale_in_window).
     void unbind(pcie::Bdf device, std::optional<uint32_t> pasid, Duration submitted, std::optional<Duration> done,
                 uint16_t segment = 0);
+
+    /// A nested translation (a VM's device): the guest's own oracle judges IOVA -> GPA with the
+    /// guest's map/unmap/invalidation history, this oracle judges GPA -> HPA in the nesting
+    /// parent's space with the host's; the worse verdict counts (a stale guest or host
+    /// translation used after either invalidation completed is a violation).
+    struct NestedView {
+        DmaOracle* guest = nullptr;
+        pcie::Bdf guest_device;                 ///< the device's virtual RID
+        std::optional<uint32_t> guest_pasid;
+        uint32_t parent_space = 0;              ///< the nesting parent's IOAS (GPA -> HPA)
+        bool stage2_by_iova = false;            ///< parent_space maps the guest's IOVAs (a shadow, VT-d caching mode)
+        std::function<std::optional<uint64_t>(uint64_t hpa)> gpa_of; ///< inverse of the VM's RAM map
+    };
+    void bind_nested(pcie::Bdf device, std::optional<uint32_t> pasid, NestedView view, uint16_t segment = 0);
 
     void map(uint32_t space, uint64_t iova, uint64_t pa, uint64_t size, Duration t);
     void unmap(uint32_t space, uint64_t iova, uint64_t size, Duration t);
@@ -132,6 +147,11 @@ private:
     /// Completes the pending segments starting in [lo, hi] (pages).
     void complete(Space& s, uint64_t lo, uint64_t hi, Duration t, Duration submitted);
     Space& space(uint32_t id) { return spaces_.try_emplace(id, Space{id, {}, {}, nullptr, 0}).first->second; }
+    /// The verdict for `iova` -> `pa` in space `s` at t (nullptr reason = not a violation); counts nothing.
+    std::pair<Verdict, const char*> judge(Space& s, uint64_t iova, uint64_t pa, Duration t, bool detaching = false);
+    [[gnu::cold, gnu::noinline]] Verdict check_nested(const NestedView& v, pcie::Bdf d, std::optional<uint32_t> pasid,
+                                                      uint64_t iova, uint64_t pa, Duration t, Source src,
+                                                      uint16_t segment);
     /// Counts and lists a violation (out of line: keeps check()'s hot path lean).
     [[gnu::cold, gnu::noinline]] Verdict violation(Violation v);
     static uint64_t binding_key(uint16_t segment, pcie::Bdf d, std::optional<uint32_t> pasid) {
@@ -157,6 +177,7 @@ private:
     std::unordered_map<uint64_t, Bindings> bindings_; ///< node-based: a Bindings never moves
     uint64_t last_binding_ = 0;                       ///< the binding key check() found last ...
     const Bindings* last_bindings_ = nullptr;         ///< ... and its history (null: none)
+    std::unordered_map<uint64_t, NestedView> nested_; ///< binding -> a VM's composed view
     std::unordered_map<PageKey, Segments::iterator, PageKeyHash> index_;
     std::vector<Violation> violations_;
     static constexpr size_t kMaxListed = 1000;

@@ -55,6 +55,7 @@ void Host::add_thread(const std::string& name, std::function<void()> body, unsig
 }
 
 void Host::boot() {
+    if (boot_prelude_) boot_prelude_();
     for (auto& [name, d] : drivers_) d->enable();
     // Page-request logs only where a PRI device can use them (Linux enables the VT-d PRQ per
     // IOMMU with ECAP.PRS when a device first enables IOPF; boot time is the simple equivalent).

@@ -79,6 +79,8 @@ public:
     /// interrupt affinity, a scenario thread's CPU); it starts once every IOMMU
     /// is enabled. Must be called during elaboration.
     void add_thread(const std::string& name, std::function<void()> body, unsigned cpu = 0);
+    /// Runs at the start of boot, before any driver is enabled (a VM's guest waits there for its VMM). Elaboration only.
+    void set_boot_prelude(std::function<void()> f) { boot_prelude_ = std::move(f); }
     /// Whether boot (driver enable) has finished; threads added with add_thread run after it.
     bool booted() const { return booted_; }
 
@@ -118,6 +120,7 @@ private:
     std::vector<Thread> threads_;
     unsigned mmio_ports_ = 0;   ///< CPU MMIO ports bound so far (binding order)
     bool booted_ = false;
+    std::function<void()> boot_prelude_;
     sc_core::sc_event fq_armed_;
     stats::Counter& dma_errors_;
 };

@@ -13,6 +13,7 @@
 //                        only builds the tables it is told to);
 //   domain_tag(d)        the tag the unit's caches carry for domain d (VT-d DID, AMD
 //                        DomainID, SMMUv3 ASID/VMID), allocated by the backend;
+//   release_domain_tag(d) the tag may be reused (IommuFd flushed and waited first);
 //   attach/detach/flush  program the structures, invalidate and wait;
 //   enable_page_requests / serve_page_requests   the unit's page-request log (PRI);
 //   invalidation_observer()  where the unit reports invalidation phases.
@@ -56,6 +57,10 @@ struct DomainDesc {
     iommu::StageConfig s1;  ///< root etc. filled in by the owner of the tables
     iommu::StageConfig s2;
     uint32_t cpu_asid = 0;  ///< SVA: the CPU's address-space ID of the process (Arm ASID), 0 = none
+    /// Enforces cache coherency: requests through it are snooped even with No-Snoop set
+    /// (Linux iommu_domain force_snooping; VT-d PGSNP in the PASID entry and SNP in
+    /// second-stage leaves, AMD-Vi PTE.FC). Decided by the backend at allocation.
+    bool force_snoop = false;
 };
 
 /// One device (and PASID) attached to a domain, as invalidations need it.
@@ -135,12 +140,28 @@ public:
     /// The tag the unit's caches carry for `domain`, allocated on first use.
     /// HostError no_space when the unit's tag space (caps().domain_tags) is exhausted.
     virtual uint32_t domain_tag(const DomainDesc& domain) = 0;
+    /// Whether the backend can make `domain` enforce cache coherency (Linux
+    /// iommu_domain_ops::enforce_cache_coherency, which iommufd asks for every paging
+    /// domain); the backend then programs domain.force_snoop. Default: it cannot.
+    virtual bool enforce_cache_coherency(const DomainDesc& domain) const {
+        (void)domain;
+        return false;
+    }
+    /// The domain is gone and the unit holds nothing under its tag any more (the caller
+    /// flushed the whole domain and waited): the tag may go to another domain. No-op for a
+    /// domain that never got a tag of its own.
+    virtual void release_domain_tag(const DomainDesc& domain) = 0;
     /// Makes (device, pasid) translate through `domain`.
     virtual void attach(const Attachment& a, const DomainDesc& domain) = 0;
     /// Architected teardown (clear entry, flush its caches and the device TLB, wait).
     virtual FlushTiming detach(const Attachment& a, const DomainDesc& domain) = 0;
     /// Invalidates and waits until the unit reports completion.
     virtual FlushTiming flush(const FlushRequest& r) = 0;
+    /// New leaves were written into `domain` (non-present -> present). Only a unit that
+    /// caches non-present entries needs a flush here (VT-d CAP.CM: Linux
+    /// intel_iommu_iotlb_sync_map); the default does nothing.
+    virtual void mapped(const DomainDesc& /*domain*/, const std::vector<Attachment>& /*attachments*/, uint64_t /*iova*/,
+                        uint64_t /*size*/) {}
     /// Sets up the unit's page-request log (VT-d page request queue, AMD PPR
     /// log, SMMUv3 PRIQ). Called after enable() when caps().pri and a PRI
     /// device sits behind the unit. SC_THREAD only.

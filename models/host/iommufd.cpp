@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "models/host/iommufd.hpp"
 
+#include "models/common/sc_time.hpp"
+
 #include <algorithm>
 #include <set>
 
@@ -33,6 +35,13 @@ private:
     IommuFd& fd_;
     unsigned iommu_;
 };
+/// Leaves of a DMA domain: read/write, snooped when the domain enforces coherency (VT-d
+/// second-stage SNP, AMD v1 FC; formats without such a bit ignore it).
+iommu::LeafAttrs leaf_attrs(const DomainDesc& d) {
+    iommu::LeafAttrs a{iommu::perm::both(true, true, false)};
+    a.snoop = d.force_snoop;
+    return a;
+}
 std::string hex(uint64_t v) {
     char b[24];
     std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
@@ -45,6 +54,7 @@ IommuFd::IommuFd(HostCpu& cpu, DmaOracle& oracle, const DriverParams& params, co
     : cpu_(cpu), oracle_(oracle), params_(params), layout_(layout),
       table_alloc_(layout.table_base, layout.table_bytes),
       data_alloc_(layout.data_base, layout.data_base + layout.data_bytes, uint64_t{1} << 30, /*next_fit=*/true),
+      fq_(params.flush_queue),
       log_(parent), stats_("iommufd", parent),
       maps_(stats_.counter("maps", "calls", "IOAS map calls")),
       unmaps_(stats_.counter("unmaps", "calls", "IOAS unmap calls")),
@@ -55,19 +65,18 @@ IommuFd::IommuFd(HostCpu& cpu, DmaOracle& oracle, const DriverParams& params, co
       quarantined_(stats_.counter("quarantined", "ranges",
                                   "unmapped ranges never reused because their flush failed (a stale ATC may still hold them)")),
       demand_faults_(stats_.counter("demand_faults", "pages", "process pages mapped on demand (page requests)")),
-      iova_cache_hits_(stats_.counter("iova_cache_hits", "allocations", "DMA-API IOVAs served by the calling CPU's cache (rcache)")),
-      iova_tree_allocs_(stats_.counter("iova_tree_allocs", "allocations", "IOVAs allocated from the tree (cache empty, or not cacheable)")),
-      iova_tree_frees_(stats_.counter("iova_tree_frees", "ranges", "IOVA ranges freed into the tree (not cacheable, or evicted from a cache)")),
-      iova_lock_(cpu, "iova_lock", &stats_) {
-    fqs_.assign(cpu.params().topology.cpus, FlushQueue(params.flush_queue));
-    pending_.resize(cpu.params().topology.cpus);
+      noncoherent_(stats_.value("noncoherent_domains", "domains",
+                                "domains with attached devices that do not enforce cache coherency (their No-Snoop DMA "
+                                "bypasses the CPU caches: KVM must emulate WBINVD while any is attached)")) {
     // The host CPU's paging mode, the tables SVA domains share: x86-64 with 4 levels (no
-    // LA57), or arm64 with 4 KiB pages and 48-bit VAs (Linux defaults: 4 levels, TTBR0 range).
+    // LA57) or 5 (LA57: 57-bit VAs), or arm64 with 4 KiB pages and 48-bit VAs (Linux
+    // defaults: 4 levels, TTBR0 range).
+    const CpuArch arch = cpu.params().arch;
     cpu_tables_.enabled = true;
-    cpu_tables_.format = cpu.params().arch == CpuArch::arm64 ? iommu::PtFormat::arm_s1 : iommu::PtFormat::x86_64;
-    cpu_tables_.levels = 4;
+    cpu_tables_.format = arch == CpuArch::arm64 ? iommu::PtFormat::arm_s1 : iommu::PtFormat::x86_64;
+    cpu_tables_.levels = arch == CpuArch::x86_64_la57 ? 5 : 4;
     cpu_tables_.granule_shift = 12;
-    cpu_tables_.input_bits = 48;
+    cpu_tables_.input_bits = arch == CpuArch::x86_64_la57 ? 57 : 48;
 }
 
 IommuFd::~IommuFd() = default;
@@ -111,7 +120,6 @@ IommuFd::Process& IommuFd::process(uint32_t id) {
 uint32_t IommuFd::ioas_alloc() {
     const uint32_t id = next_id_++;
     ioas_.emplace(id, Ioas{IovaAllocator(layout_.iova_base, layout_.iova_limit), {}, {}, {}});
-    rcaches_.emplace(id, IovaRcache(cpu_.params().topology.cpus));
     return id;
 }
 
@@ -140,12 +148,13 @@ uint32_t IommuFd::hwpt_alloc(uint32_t ioas_id, unsigned iommu, DomainDesc::Kind 
     h.desc.id = id;
     h.desc.kind = kind;
     (kind == DomainDesc::Kind::paging_s1 ? h.desc.s1 : h.desc.s2) = tables->config();
+    h.desc.force_snoop = iommus_[iommu].driver->enforce_cache_coherency(h.desc); // iommufd asks for every paging domain
     h.iommu = iommu;
     h.page_sizes = f.page_sizes;
     h.space = ioas_id;
     // A new domain mirrors the IOAS's existing mappings.
     for (const auto& [iova, m] : a.mappings)
-        if (auto e = tables->map(iova, m.pa, m.size, m.page_shift, iommu::LeafAttrs{iommu::perm::both(true, true, false)});
+        if (auto e = tables->map(iova, m.pa, m.size, m.page_shift, leaf_attrs(h.desc));
             e != iommu::MapError::none)
             throw HostError(K::invalid, "mirroring IOAS mapping " + hex(iova) + ": " + std::string(iommu::to_string(e)));
     // The IOAS hands out only IOVAs every one of its domains can translate.
@@ -209,16 +218,28 @@ void IommuFd::attach(pcie::Bdf rid, std::optional<uint32_t> pasid, uint32_t hwpt
                                      " is already attached");
     Attachment a{dev, pasid};
     // The oracle learns the binding before the driver writes the context: DMAs
-    // through it may complete while the driver still waits for its flushes.
+    // through it may complete while the driver still waits for its flushes. A nested
+    // domain's DMAs are judged by the VM's composed view (DmaOracle::bind_nested, by the VMM).
     const uint16_t segment = iommus_[h.iommu].segment;
-    oracle_.bind(rid, pasid, h.space, cpu_.now(), segment);
+    const bool nested = h.desc.kind == DomainDesc::Kind::nested;
+    if (!nested) oracle_.bind(rid, pasid, h.space, cpu_.now(), segment);
     try {
         iommus_[h.iommu].driver->attach(a, h.desc);
     } catch (...) {
-        oracle_.unbind(rid, pasid, cpu_.now(), cpu_.now(), segment);
+        if (!nested) oracle_.unbind(rid, pasid, cpu_.now(), cpu_.now(), segment);
         throw;
     }
     h.attachments.push_back(a);
+    if (std::none_of(h.served.begin(), h.served.end(),
+                     [&](const Attachment& s) { return s.device.rid == rid && s.pasid == pasid; }))
+        h.served.push_back(a);
+    count_noncoherent();
+}
+
+void IommuFd::count_noncoherent() {
+    unsigned n = 0;
+    for (const auto& [id, h] : hwpts_) n += !h.attachments.empty() && !h.desc.force_snoop;
+    noncoherent_.set(n);
 }
 
 namespace {
@@ -268,10 +289,11 @@ void IommuFd::detach(pcie::Bdf rid, std::optional<uint32_t> pasid, std::optional
     const std::optional<Duration> gone =
         t.error ? std::nullopt : std::optional<Duration>(t.wait_done ? *t.wait_done : t.observed);
     oracle_.unbind(rid, pasid, unbound_from, gone, iommus_[h.iommu].segment);
+    count_noncoherent();
 }
 
 bool IommuFd::flush_space(uint32_t space, const std::vector<uint32_t>& hwpts, uint64_t iova, uint64_t size,
-                          bool leaf_only, const std::string& cause) {
+                          bool leaf_only, const std::string& cause, std::vector<FlushTiming>* timings) {
     // Every domain of the space is flushed; the oracle learns once, when the
     // last one completed, which unmaps (those before the first submission)
     // are now gone from every cache.
@@ -287,6 +309,7 @@ bool IommuFd::flush_space(uint32_t space, const std::vector<uint32_t>& hwpts, ui
         r.attachments = h.attachments;
         FlushTiming t = iommus_[h.iommu].driver->flush(r);
         log_.record(cause, iommus_[h.iommu].name, h.desc.id, iova, size, t, who(h.attachments), issuing_thread());
+        if (timings) timings->push_back(t);
         ok = ok && !t.error;
         const Duration done = t.wait_done ? *t.wait_done : t.observed;
         if (!first_submit || t.submitted < *first_submit) first_submit = t.submitted;
@@ -318,8 +341,6 @@ uint64_t IommuFd::map(uint32_t ioas_id, uint64_t size, std::optional<uint64_t> i
     if (iova) {
         a.iovas.reserve(*iova, size);
         va = *iova;
-    } else if (page == kPage) {
-        va = alloc_iova(ioas_id, size);
     } else {
         va = a.iovas.alloc(size, page);
     }
@@ -334,7 +355,7 @@ uint64_t IommuFd::map(uint32_t ioas_id, uint64_t size, std::optional<uint64_t> i
     std::vector<uint32_t> done;
     for (uint32_t hid : hwpts) {
         Hwpt& h = hwpt(hid);
-        auto e = h.tables->map(va, pa, size, page_shift, iommu::LeafAttrs{iommu::perm::both(true, true, false)});
+        auto e = h.tables->map(va, pa, size, page_shift, leaf_attrs(h.desc));
         if (e != iommu::MapError::none) {
             // Roll back: no domain may keep PTEs to memory that is freed again.
             for (uint32_t d : done) (void)hwpt(d).tables->unmap(va, size);
@@ -345,9 +366,13 @@ uint64_t IommuFd::map(uint32_t ioas_id, uint64_t size, std::optional<uint64_t> i
         }
         done.push_back(hid);
     }
-    a.mappings[va] = Mapping{pa, size, page_shift, !iova && page == kPage};
-    oracle_.map(ioas_id, va, pa, size, cpu_.now()); // the PTEs are in memory from now on
+    a.mappings[va] = Mapping{pa, size, page_shift};
+    oracle_.map(ioas_id, va, pa, size, pte_visible_at());
     cpu_.spend(cpu_.params().call_overhead + cpu_.params().mem_write * (std::max<uint64_t>(1, size / page) * hwpts.size()));
+    for (uint32_t hid : hwpts) { // iotlb_sync_map: only units caching non-present entries act
+        Hwpt& h = hwpt(hid);
+        iommus_[h.iommu].driver->mapped(h.desc, h.attachments, va, size);
+    }
     maps_.inc();
     mapped_bytes_.inc(size);
     return va;
@@ -361,53 +386,16 @@ const IommuFd::Hwpt* IommuFd::refuses_page_size(const std::vector<uint32_t>& hwp
     return nullptr;
 }
 
-uint64_t IommuFd::alloc_iova(uint32_t ioas_id, uint64_t size) {
-    const uint64_t pages = size / kPage;
-    if (auto v = rcaches_.at(ioas_id).get(cpu_.core(), pages)) {
-        iova_cache_hits_.inc();
-        cpu_.spend(params_.iova_cache);
-        return *v;
-    }
-    // The tree path under its lock; a cacheable size takes its power-of-two range so that
-    // the range can serve any request of its cache size later.
-    const auto order = IovaRcache::order_of(pages);
-    iova_lock_.lock();
-    uint64_t va = 0;
-    try {
-        va = ioas(ioas_id).iovas.alloc(order ? (kPage << *order) : size, kPage);
-    } catch (...) {
-        iova_lock_.unlock();
-        throw;
-    }
-    iova_tree_allocs_.inc();
-    cpu_.spend(params_.iova_tree_alloc);
-    iova_lock_.unlock();
-    return va;
-}
-
-void IommuFd::free_iova(uint32_t ioas_id, uint64_t iova, bool dma_api) {
-    Ioas& a = ioas(ioas_id);
-    std::vector<uint64_t> to_tree;
-    if (dma_api && rcaches_.at(ioas_id).put(cpu_.core(), iova, a.iovas.size_of(iova) / kPage, to_tree)) {
-        cpu_.spend(params_.iova_cache);
-    } else {
-        to_tree.push_back(iova);
-    }
-    if (to_tree.empty()) return;
-    iova_lock_.lock();
-    for (uint64_t v : to_tree) a.iovas.free(v);
-    iova_tree_frees_.inc(to_tree.size());
-    cpu_.spend(params_.iova_tree_free * to_tree.size());
-    iova_lock_.unlock();
-}
+Duration IommuFd::pte_visible_at() { return kernel_now(); }
 
 void IommuFd::release(uint32_t ioas_id, uint64_t iova, const Mapping& m) {
-    free_iova(ioas_id, iova, m.dma_api);
+    ioas(ioas_id).iovas.free(iova);
+    if (m.borrowed) return; // the caller's memory (a VM's RAM) stays
     cpu_.memory().discard(m.pa, m.size);
     data_alloc_.free(m.pa);
 }
 
-void IommuFd::unmap(uint32_t ioas_id, uint64_t iova, uint64_t size) {
+void IommuFd::unmap(uint32_t ioas_id, uint64_t iova, uint64_t size, std::vector<FlushTiming>* timings) {
     Ioas& a = ioas(ioas_id);
     auto it = a.mappings.find(iova);
     if (it == a.mappings.end() || it->second.size != size)
@@ -425,39 +413,23 @@ void IommuFd::unmap(uint32_t ioas_id, uint64_t iova, uint64_t size) {
     unmaps_.inc();
     if (a.flush.value_or(params_.flush) == FlushPolicy::strict || hwpts.empty()) {
         // The IOVA and the memory behind it are reusable only once the flush completed.
-        if (flush_space(ioas_id, hwpts, iova, size, true, "unmap")) release(ioas_id, iova, m);
+        if (flush_space(ioas_id, hwpts, iova, size, true, "unmap", timings)) release(ioas_id, iova, m);
         else quarantined_.inc();
     } else {
-        // Lazy: the range stays allocated until its flush completes; queued on this CPU's
-        // flush queue, which this CPU flushes when it is full (Linux queue_iova).
-        const unsigned c = cpu_.core();
-        pending_[c].push_back({ioas_id, iova, m});
-        const bool was_empty = fqs_[c].size() == 0;
-        const bool full = fqs_[c].push(FlushQueue::Entry{ioas_id, iova, size, cpu_.now()});
-        if (full) flush_queues(c);
+        // Lazy: the range stays allocated until its flush completes.
+        pending_.push_back({ioas_id, iova, m});
+        const bool was_empty = fq_.size() == 0;
+        const bool full = fq_.push(FlushQueue::Entry{ioas_id, iova, size, cpu_.now()});
+        if (full) flush_queue_now();
         else if (was_empty && queue_listener_) queue_listener_();
     }
     unmap_latency_.record((cpu_.now() - start).as_ns());
 }
 
-std::optional<Duration> IommuFd::flush_queue_deadline() const {
-    std::optional<Duration> d;
-    for (const auto& q : fqs_)
-        if (auto t = q.deadline(); t && (!d || *t < *d)) d = t;
-    return d;
-}
-
-void IommuFd::flush_queue_now() { flush_queues(std::nullopt); }
-
-void IommuFd::flush_queues(std::optional<unsigned> cpu) {
-    std::vector<FlushQueue::Entry> entries;
-    std::vector<PendingRelease> pending;
-    for (unsigned c = 0; c < fqs_.size(); ++c) {
-        if (cpu && c != *cpu) continue;
-        for (auto& e : fqs_[c].take()) entries.push_back(e);
-        for (auto& p : std::exchange(pending_[c], {})) pending.push_back(std::move(p));
-    }
+void IommuFd::flush_queue_now() {
+    auto entries = fq_.take();
     if (entries.empty()) return;
+    auto pending = std::exchange(pending_, {});
     lazy_flushes_.inc();
     std::set<uint32_t> spaces;
     for (const auto& e : entries) spaces.insert(e.domain);
@@ -469,6 +441,33 @@ void IommuFd::flush_queues(std::optional<unsigned> cpu) {
         if (failed.count(p.ioas)) quarantined_.inc();
         else release(p.ioas, p.iova, p.mapping);
     }
+}
+
+void IommuFd::hwpt_free(uint32_t id) {
+    Hwpt& h = hwpt(id);
+    if (!h.attachments.empty())
+        throw HostError(K::busy, "HW page table " + std::to_string(id) + " still serves " + who(h.attachments) +
+                                     ": detach first");
+    cpu_.spend(cpu_.params().call_overhead);
+    IommuDriver& drv = *iommus_[h.iommu].driver;
+    bool clean = true;
+    if (!h.served.empty()) {
+        // Entries tagged with the domain may outlive its detaches (lazy unmaps still queued, walk
+        // caches): invalidate all of it, for every (device, PASID) it served, and wait.
+        FlushRequest r;
+        r.domain = &h.desc;
+        r.leaf_only = false;
+        r.attachments = h.served;
+        FlushTiming t = drv.flush(r);
+        log_.record("hwpt_free", iommus_[h.iommu].name, h.desc.id, 0, 0, t, who(h.served), issuing_thread());
+        clean = !t.error;
+    }
+    if (clean) drv.release_domain_tag(h.desc); // else the tag stays allocated: a stale entry may remain
+    else failed_flushes_.inc();
+    auto drop = [id](std::vector<uint32_t>& v) { v.erase(std::remove(v.begin(), v.end(), id), v.end()); };
+    if (auto a = ioas_.find(h.space); a != ioas_.end()) drop(a->second.hwpts);
+    if (auto p = processes_.find(h.space); p != processes_.end()) drop(p->second.hwpts);
+    hwpts_.erase(id); // table pages stay with the bump allocator (not reused)
 }
 
 void IommuFd::invalidate(uint32_t hwpt_id, uint64_t iova, uint64_t size) {
@@ -492,7 +491,7 @@ void IommuFd::mmap(uint32_t pid, uint64_t va, uint64_t size) {
                         "mmap " + hex(va) + ": " + std::string(iommu::to_string(e)));
     }
     p.mappings[va] = Mapping{pa, size, 12};
-    oracle_.map(pid, va, pa, size, cpu_.now());
+    oracle_.map(pid, va, pa, size, pte_visible_at());
     cpu_.spend(cpu_.params().call_overhead + cpu_.params().mem_write * (size / kPage));
 }
 
@@ -519,7 +518,8 @@ void IommuFd::munmap(uint32_t pid, uint64_t va, uint64_t size) {
 void IommuFd::fault_in(uint32_t pid, uint64_t va) {
     Process& p = process(pid);
     va &= ~(kPage - 1);
-    if (va >= (uint64_t{1} << (cpu_tables_.input_bits - 1)))  // the lower canonical half
+    // User addresses: x86-64's lower canonical half; arm64's TTBR0 range.
+    if (va >= (uint64_t{1} << (cpu_tables_.input_bits - (cpu_tables_.format == iommu::PtFormat::x86_64 ? 1 : 0))))
         throw HostError(K::invalid, "fault at " + hex(va) + ": not a user address");
     if (process_mapped(pid, va)) throw HostError(K::busy, "fault at " + hex(va) + ": page already present");
     const uint64_t pa = data_alloc_.alloc(kPage);
@@ -528,7 +528,7 @@ void IommuFd::fault_in(uint32_t pid, uint64_t va) {
         throw HostError(K::invalid, "fault at " + hex(va) + ": " + std::string(iommu::to_string(e)));
     }
     p.mappings[va] = Mapping{pa, kPage, 12};
-    oracle_.map(pid, va, pa, kPage, cpu_.now()); // the translation exists from the PTE write on
+    oracle_.map(pid, va, pa, kPage, pte_visible_at()); // the translation exists from the PTE write on
     cpu_.spend(cpu_.params().mem_write);         // the one PTE store (intermediate tables are rarely new)
     demand_faults_.inc();
 }

@@ -16,6 +16,12 @@
 // known by (IOMMU, RID), attachments by (IOMMU, RID, PASID), and the oracle
 // by (segment, RID, PASID).
 //
+// Cache coherency: every paging domain asks its backend whether it can
+// enforce coherency (Linux iommufd calls enforce_cache_coherency for each);
+// such a domain snoops No-Snoop requests (DomainDesc::force_snoop) and its
+// leaves carry the family's snoop bit. `noncoherent_domains` counts the
+// attached domains that do not (thread 001: KVM then emulates WBINVD).
+//
 // All calls that cost time must come from an SC_THREAD (a host thread).
 #include <cstdint>
 #include <functional>
@@ -28,11 +34,10 @@
 #include "models/common/stats.hpp"
 #include "models/host/dma_oracle.hpp"
 #include "models/host/flush_queue.hpp"
-#include "models/host/host_lock.hpp"
-#include "models/host/iova_rcache.hpp"
 #include "models/host/host_cpu.hpp"
 #include "models/host/inval_log.hpp"
 #include "models/host/iommu_driver.hpp"
+#include "models/host/iommufd_uapi.hpp"
 #include "models/host/iova_allocator.hpp"
 #include "models/host/page_requests.hpp"
 #include "models/iommu/common/table_builder.hpp"
@@ -66,6 +71,11 @@ public:
     /// A device behind IOMMU `iommu` (its RID is unique behind that unit).
     void add_device(const DeviceInfo& d, unsigned iommu);
     const std::string& iommu_name(unsigned iommu) const { return iommus_.at(iommu).name; }
+    /// The device `rid` behind IOMMU `iommu` as registered, or nullptr.
+    const DeviceInfo* device_info(unsigned iommu, pcie::Bdf rid) const {
+        auto it = devices_.find(device_key(iommu, rid));
+        return it == devices_.end() ? nullptr : &it->second.info;
+    }
 
     uint32_t ioas_alloc();
     /// Strict or lazy unmaps for this IOAS only (Linux chooses per DMA domain:
@@ -80,8 +90,17 @@ public:
     uint32_t process_create();
     /// An SVA domain on `iommu`: its first stage walks the process's tables. Error if the unit cannot.
     uint32_t hwpt_alloc_sva(uint32_t process, unsigned iommu);
+    /// Frees a HW page table (iommufd IOMMU_DESTROY of a HWPT). Architected order: the whole
+    /// domain is invalidated on its unit for every (device, PASID) it ever served, and waited
+    /// for, before the backend may hand its tag (DID / DomainID) to another domain. Errors: not
+    /// found, busy while devices are attached. A failed flush keeps the tag out of use.
+    void hwpt_free(uint32_t id);
     /// The IOMMU a HW page table belongs to.
     unsigned hwpt_iommu(uint32_t id) { return hwpt(id).iommu; }
+    /// Whether a HW page table enforces cache coherency (No-Snoop requests are snooped): what
+    /// iommufd reports and KVM asks (IOMMU_CAP_ENFORCE_CACHE_COHERENCY; a VM with a device on a
+    /// domain that does not must emulate WBINVD: shared/reference/threads 001).
+    bool enforces_coherency(uint32_t id) { return hwpt(id).desc.force_snoop; }
 
     /// Attaches the device `rid` behind the domain's IOMMU. Errors: the RID is
     /// behind another IOMMU only (invalid, naming both), unknown device.
@@ -94,9 +113,27 @@ public:
     /// some domain of the IOAS cannot map, unaligned, overlapping.
     uint64_t map(uint32_t ioas, uint64_t size, std::optional<uint64_t> iova = std::nullopt, unsigned page_shift = 12);
     /// Unmaps exactly one earlier mapping. Error: not mapped.
-    void unmap(uint32_t ioas, uint64_t iova, uint64_t size);
+    /// `timings` (optional) receives the strict flush's phases (a VMM's breakdown).
+    void unmap(uint32_t ioas, uint64_t iova, uint64_t size, std::vector<FlushTiming>* timings = nullptr);
     /// Explicit invalidation of a range of a HW page table (size 0 = all).
     void invalidate(uint32_t hwpt, uint64_t iova, uint64_t size);
+
+    // ---- nesting, for VMs (shared/reference/spec-layouts.md E; models/host/vm) ----
+    /// IOMMU_IOAS_MAP of memory the caller owns (a VM's RAM): [pa, pa+size) at `iova` in pages
+    /// of 2^page_shift bytes; an unmap flushes but never frees it. Errors as map().
+    void map_user(uint32_t ioas, uint64_t iova, uint64_t pa, uint64_t size, unsigned page_shift = 12);
+    /// A nested domain (IOMMU_HWPT_ALLOC with a nesting parent): stage 1 `s1` (the guest's
+    /// table; its root is a guest-physical address) over the parent's stage 2.
+    /// Errors: the parent is not a second-stage paging domain; the unit cannot nest.
+    uint32_t hwpt_alloc_nested(uint32_t parent, const iommu::StageConfig& s1);
+    /// VT-d: IOMMU_HWPT_ALLOC with IOMMU_HWPT_DATA_VTD_S1 (E.2): addr_width 48 or 57, known flags.
+    uint32_t hwpt_alloc_nested_vtd(uint32_t parent, const uapi::HwptVtdS1& data);
+    /// The nested domain's stage-1 configuration (its guest root).
+    const iommu::StageConfig& nested_s1(uint32_t hwpt_id) { return hwpt(hwpt_id).desc.s1; }
+    /// IOMMU_HWPT_INVALIDATE (E.1/E.2): the entries at req.data_uptr are handled in order,
+    /// stopping at the first failure; req.entry_num is overwritten with how many took effect.
+    /// `timings` (optional) receives each flush's phases, for the VMM's breakdown.
+    uapi::Errno hwpt_invalidate(uapi::HwptInvalidate& req, std::vector<FlushTiming>* timings = nullptr);
 
     void mmap(uint32_t process, uint64_t va, uint64_t size);
     void munmap(uint32_t process, uint64_t va, uint64_t size);
@@ -121,8 +158,7 @@ public:
 
     /// Lazy policy: flushes every queued range now (the flush-queue timer calls this).
     void flush_queue_now();
-    /// The earliest time-out of any CPU's flush queue.
-    std::optional<Duration> flush_queue_deadline() const;
+    std::optional<Duration> flush_queue_deadline() const { return fq_.deadline(); }
     /// Called whenever the flush queue gains its first entry (to arm a timer).
     void set_queue_listener(std::function<void()> f) { queue_listener_ = std::move(f); }
 
@@ -135,7 +171,7 @@ private:
     struct Mapping {
         uint64_t pa, size;
         unsigned page_shift;
-        bool dma_api = false; ///< IOVA chosen by the allocator (DMA API): freed through the per-CPU caches
+        bool borrowed = false; ///< the caller's memory (map_user): never freed here
     };
     struct Hwpt {
         DomainDesc desc;
@@ -144,6 +180,8 @@ private:
         uint32_t space;               ///< oracle space: IOAS id or process id
         std::unique_ptr<iommu::TableBuilder> tables; ///< null for SVA (the process owns them)
         std::vector<Attachment> attachments;
+        std::optional<uint32_t> inv_data_type; ///< IOMMU_HWPT_INVALIDATE entry format (nested domains)
+        std::vector<Attachment> served;  ///< every (device, PASID) ever attached: what hwpt_free flushes
     };
     struct Ioas {
         IovaAllocator iovas;
@@ -167,15 +205,12 @@ private:
     Process& process(uint32_t id);
     /// Flushes every listed domain of oracle space `space`; false if any flush failed.
     bool flush_space(uint32_t space, const std::vector<uint32_t>& hwpts, uint64_t iova, uint64_t size, bool leaf_only,
-                     const std::string& cause);
+                     const std::string& cause, std::vector<FlushTiming>* timings = nullptr);
     void release(uint32_t ioas, uint64_t iova, const Mapping& m);
-    /// DMA-API IOVA allocation as Linux alloc_iova_fast: the calling CPU's cache, else the tree
-    /// under its lock; sizes up to 32 pages are rounded up to a power of two (cacheable).
-    uint64_t alloc_iova(uint32_t ioas, uint64_t size);
-    /// free_iova_fast: into the calling CPU's cache, else (or what the cache evicts) the tree.
-    void free_iova(uint32_t ioas, uint64_t iova, bool dma_api);
-    /// Lazy: flushes CPU `cpu`'s queue (all CPUs' when unset) and releases what it held.
-    void flush_queues(std::optional<unsigned> cpu);
+    /// When PTEs written now become visible to the IOMMU: the kernel's time. A CPU running
+    /// ahead in local time (HostCpu) makes its stores visible at once, so a DMA may use them
+    /// before cpu_.now(); the oracle's map times are this.
+    static Duration pte_visible_at();
     /// The first domain of `hwpts` that cannot map pages of 2^shift bytes, if any.
     const Hwpt* refuses_page_size(const std::vector<uint32_t>& hwpts, unsigned shift);
     static uint32_t device_key(unsigned iommu, pcie::Bdf rid) { return iommu << 16 | rid.raw; }
@@ -205,15 +240,13 @@ private:
     std::map<uint64_t, uint32_t> attached_; ///< attach_key -> hwpt
     uint32_t next_id_ = 1;
     uint32_t next_asid_ = 1;
+    FlushQueue fq_;
     struct PendingRelease {
         uint32_t ioas;
         uint64_t iova;
         Mapping mapping;
     };
-    /// Lazy policy, per CPU as Linux's per-CPU iova_fq: the queue and the ranges it holds back.
-    std::vector<FlushQueue> fqs_;
-    std::vector<std::vector<PendingRelease>> pending_;
-    std::map<uint32_t, IovaRcache> rcaches_; ///< per IOAS (Linux: per DMA domain's iova_domain)
+    std::vector<PendingRelease> pending_; ///< unmapped ranges waiting for their lazy flush
     std::function<void()> queue_listener_;
     InvalidationLog log_;
 
@@ -226,10 +259,8 @@ private:
     stats::Counter& failed_flushes_;
     stats::Counter& quarantined_;
     stats::Counter& demand_faults_;
-    stats::Counter& iova_cache_hits_;
-    stats::Counter& iova_tree_allocs_;
-    stats::Counter& iova_tree_frees_;
-    HostLock iova_lock_; ///< the IOVA trees' lock (Linux iova_rbtree_lock; one for every IOAS here)
+    stats::Value& noncoherent_;
+    void count_noncoherent();
 };
 
 } // namespace iommusim::host

@@ -79,16 +79,14 @@ void Isolation::attach(const std::string& owner, unsigned iommu, pcie::Bdf rid, 
         g.rid_hwpt = hwpt;
         ++g.rid_attachments;
     }
-    records_.push_back(Record{iommu, rid, pasid, gk});
+    records_.emplace(record_key(iommu, rid, pasid), Record{iommu, rid, pasid, gk});
 }
 
 void Isolation::detach(unsigned iommu, pcie::Bdf rid, std::optional<uint32_t> pasid) {
     fd_.detach(rid, pasid, iommu);
-    auto it = std::find_if(records_.begin(), records_.end(), [&](const Record& r) {
-        return r.iommu == iommu && r.rid == rid && r.pasid == pasid;
-    });
+    auto it = records_.find(record_key(iommu, rid, pasid));
     if (it == records_.end()) return; // a kernel driver's attachment: nothing claimed here
-    GroupState& g = groups_[it->group];
+    GroupState& g = groups_[it->second.group];
     if (!pasid && --g.rid_attachments == 0) g.rid_hwpt.reset();
     if (--g.attachments == 0) g.owner.clear();
     records_.erase(it);
@@ -111,7 +109,7 @@ void Isolation::free_pasid(const std::string& owner, uint32_t host_pasid) {
     pasids_.check_owner(host_pasid, owner);
     // Tear down every attachment of the PASID before it can be handed out again.
     std::vector<Record> attached;
-    for (const Record& r : records_)
+    for (const auto& [key, r] : records_)
         if (r.pasid == host_pasid) attached.push_back(r);
     for (const Record& r : attached) {
         detach(r.iommu, r.rid, r.pasid);

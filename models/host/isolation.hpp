@@ -103,12 +103,15 @@ private:
         uint64_t group;
     };
     uint64_t group_key(unsigned iommu, pcie::Bdf rid);
+    static uint64_t record_key(unsigned iommu, pcie::Bdf rid, std::optional<uint32_t> pasid) {
+        return uint64_t{iommu} << 48 | uint64_t{rid.raw} << 32 | (pasid ? (uint64_t{1} << 31 | *pasid) : 0);
+    }
 
     IommuFd& fd_;
     PasidAllocator& pasids_;
     std::map<uint64_t, uint64_t> device_group_; ///< iommu << 16 | rid -> group key
     std::map<uint64_t, GroupState> groups_;     ///< iommu << 32 | group -> state
-    std::vector<Record> records_;
+    std::map<uint64_t, Record> records_; ///< record_key -> attachment made through here
     struct Region {
         unsigned iommu;
         uint64_t base, size;

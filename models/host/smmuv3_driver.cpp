@@ -77,7 +77,7 @@ Smmuv3Driver::Smmuv3Driver(const std::string& name, MmioPort mmio, const DriverP
       events_(stats_.counter("events_serviced", "records", "EVTQ records read")),
       asid_reallocs_(stats_.counter("asid_reallocations", "domains",
                                     "private domains moved to a new ASID because an SVA context shares the CPU's")),
-      queue_(cpu_, *this, CmdQueueDriver::Counters{flushes_, commands_, polls_, errors_}),
+      queue_(cpu_, *this, CmdQueueDriver::Counters{flushes_, commands_, polls_, errors_}, nullptr, {}, &stats_),
       priq_(cpu_, *this) {
     if (msi_) // interrupt lines are registered during elaboration
         for (uint32_t v : {kGerrorVector, kEvtqVector, kPriqVector}) (void)msi_->event(v);
@@ -280,6 +280,12 @@ uint32_t Smmuv3Driver::domain_tag(const DomainDesc& d) {
     domains_.try_emplace(d.id, d);
     if (d.kind == DomainDesc::Kind::sva) return sva_asid(d);
     return s1_kind(d) ? asids_.get(d.id) : vmids_.get(d.id);
+}
+
+void Smmuv3Driver::release_domain_tag(const DomainDesc& d) {
+    if (d.kind == DomainDesc::Kind::sva) return; // the mm owns the ASID (arm_smmu_share_asid)
+    if (asids_.find(d.id)) asids_.release(d.id);
+    if (vmids_.find(d.id)) vmids_.release(d.id);
 }
 
 uint16_t Smmuv3Driver::sva_asid(const DomainDesc& d) {

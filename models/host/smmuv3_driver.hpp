@@ -49,13 +49,14 @@
 // replaced by a CMD_SYNC and its submission fails; CERROR_ABT -> retried;
 // CERROR_ATC_INV_SYNC -> the submission fails (Linux lets the CMD_SYNC repeat
 // and times out after 1 s); then GERRORN is toggled. EVTQ records are read
-// (per type counts) when the EVTQ MSI fired; PRIQ records are served by the
+// (counted) when the EVTQ MSI fired; PRIQ records are served by the
 // shared page-request log driver: SVA demand faults resolved by the host and
 // answered with PRI_RESP (Success / Deny / Fail).
 // Not modelled: mainline Linux answers every PRI page request with Deny (only
 // stall-based I/O page faults are merged); here PRI requests fault pages in
 // as the issue asks. Stall servicing (CMD_RESUME), nested domains, vSTEs,
-// the lock-free multi-producer command queue (one lock, CmdQueueDriver),
+// the lock-free multi-producer command queue (one lock instead: CmdQueueDriver's
+// HostLock, a cache-line hand-off per contended acquisition),
 // batches above 64 commands issued without sync before the last, the
 // Linux 6.9+ hitless STE update's finer "used bits" analysis, the 1 s poll
 // time-out, MSI-less units (rejected at enable), interrupt-driven waits
@@ -92,6 +93,8 @@ public:
     const IommuCaps& caps() const override;
     PagingFormat paging_format(DomainDesc::Kind kind, std::optional<uint8_t> levels) const override;
     uint32_t domain_tag(const DomainDesc& d) override;
+    /// Private ASIDs / VMIDs go back to their allocator; an SVA domain's ASID is the CPU's.
+    void release_domain_tag(const DomainDesc& d) override;
     void attach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming detach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming flush(const FlushRequest& r) override;

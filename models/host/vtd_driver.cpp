@@ -122,6 +122,7 @@ void VtdDriver::enable() {
     const uint64_t ecap = mmio_.read64(reg::ECAP);
     caps_ = decode_caps(cap, ecap);
     mamv_ = static_cast<uint8_t>((cap >> 48) & 0x3F);
+    caching_mode_ = (cap >> 7) & 1; // CAP.CM
     dids_.set_range(2, caps_->domain_tags - 1);
     tables_ = std::make_unique<vtd::VtdTableWriter>(cpu_.memory(), alloc_page_);
     cpu_.spend(cpu_.params().mem_write);
@@ -153,10 +154,15 @@ void VtdDriver::acknowledge_interrupt() {
     mmio_.write32(reg::ICS, bits::ICS_IWC);
 }
 
+bool VtdDriver::enforce_cache_coherency(const DomainDesc& d) const {
+    return caps().snoop_control && d.kind != DomainDesc::Kind::sva;
+}
+
 vtd::PasidEntry VtdDriver::pasid_entry_for(const DomainDesc& d, uint16_t did) const {
     vtd::PasidEntry pe;
     pe.present = true;
     pe.did = did;
+    pe.pgsnp = d.force_snoop; // Page Snoop: every access through this entry is snooped (spec-layouts PASID entry bit 88)
     auto aw_of = [](const iommu::StageConfig& s) { return static_cast<uint8_t>(s.levels - 2); }; // 3/4/5 levels -> 1/2/3
     switch (d.kind) {
     case DomainDesc::Kind::paging_s1:
@@ -202,9 +208,32 @@ void VtdDriver::attach(const Attachment& a, const DomainDesc& domain) {
                                tables_->make_context(a.device.rid, pdts, a.device.ats, a.device.pasid, a.device.pri, 0))
                  .first;
         cpu_.spend(cpu_.params().mem_write * 2); // root entry half + 32-byte context entry
+        if (caching_mode_) // context_present_cache_flush: the unit may have cached the non-present entry
+            queue_.submit({vtd::encode_context_cache(vtd::ContextCacheInv::Gran::device, 0, a.device.rid.raw),
+                           vtd::encode_iotlb_domain(0)},
+                          /*counted=*/false);
     }
-    tables_->set_pasid_entry(it->second, a.pasid.value_or(0), pasid_entry_for(domain, did));
+    const uint32_t pasid = a.pasid.value_or(0);
+    tables_->set_pasid_entry(it->second, pasid, pasid_entry_for(domain, did));
     cpu_.spend(cpu_.params().mem_write * 2); // one 64-byte PASID entry (+ directory entry when new)
+    if (caching_mode_) // pasid_flush_caches
+        queue_.submit({vtd::encode_pasid_cache(vtd::PasidCacheInv::Gran::pasid, did, pasid),
+                       vtd::encode_pasid_iotlb_all(did, pasid)},
+                      /*counted=*/false);
+}
+
+void VtdDriver::mapped(const DomainDesc& d, const std::vector<Attachment>& as, uint64_t iova, uint64_t size) {
+    // cache_tag_flush_range_np: only second-stage IOTLB tags under caching mode (first-stage
+    // domains are never shadowed); device TLBs hold no non-present entries.
+    if (!caching_mode_ || first_stage(d) || as.empty()) return;
+    const uint16_t did = did_of(d);
+    const uint64_t first = iova >> 12, last = (iova + size - 1) >> 12;
+    unsigned order = 0;
+    while ((first >> order) != (last >> order)) ++order;
+    const bool whole = (last - first + 1) > params_.range_threshold_pages || order > mamv_;
+    std::vector<RawDesc> descs;
+    iotlb_descs(d, did, as.front(), whole, (first >> order) << (order + 12), order, false, descs);
+    queue_.submit(std::move(descs), /*counted=*/false);
 }
 
 void VtdDriver::iotlb_descs(const DomainDesc& d, uint16_t did, const Attachment& a, bool whole, uint64_t base,
@@ -288,12 +317,6 @@ QueueEntry VtdDriver::encode_sync(uint64_t status_pa, uint32_t token, bool inter
 QueueEntry VtdDriver::encode_nop() { return vtd::encode_wait(false, 0, 0); }
 
 uint64_t VtdDriver::read_head() { return mmio_.read64(reg::IQH); }
-
-WaitLoop VtdDriver::wait_loop() {
-    WaitLoop w;
-    w.hold_lock = true; // raw_spin_unlock; cpu_relax(); raw_spin_lock around each iteration
-    return w;           // relax: one cpu_relax; Intel spins without a time-out (calibration.md "driver wait limits")
-}
 
 void VtdDriver::write_tail(uint64_t tail, uint64_t) { mmio_.write64(reg::IQT, tail); }
 

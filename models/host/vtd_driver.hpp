@@ -20,7 +20,7 @@
 // -> device-TLB -> wait; VT-d spec §6.5.2 / Linux intel_pasid_tear_down_entry).
 // On ITE the flush is reported as failed (Linux retries; we do not, so that
 // a device that never answers cannot hang the run). Not modelled: legacy
-// mode, register-based invalidation, interrupt remapping, caching mode.
+// mode, register-based invalidation, interrupt remapping.
 //
 // Capabilities (IommuCaps) come from CAP/ECAP at enable(): FLTS/FL5LP/FL1GP
 // for the first stage (x86-64 format), SLTS/SAGAW/SLLPS/MGAW for the second
@@ -29,6 +29,12 @@
 // first stage as the CPU's 4-level paging mode has; the same width for the
 // second stage), apertures: the lower canonical half of the first stage's
 // input width, the whole input width (<= MGAW) for the second stage.
+//
+// Caching mode (CAP.CM = 1, what a vIOMMU without nesting advertises): as Linux, a new
+// context entry is followed by a device-selective context-cache and DID-0 IOTLB
+// invalidation (context_present_cache_flush), a new PASID entry by a PASID-cache and
+// PASID-based IOTLB invalidation (pasid_flush_caches), and new second-stage leaves by a
+// page-selective IOTLB invalidation without device TLBs (cache_tag_flush_range_np).
 //
 // Page requests (PRI, §7.5; Linux intel_iommu_enable_prq / prq_event_thread):
 // when a PRI device sits behind the unit, the driver allocates the page
@@ -74,9 +80,17 @@ public:
     PagingFormat paging_format(DomainDesc::Kind kind, std::optional<uint8_t> levels) const override;
     /// The Domain-ID: SVA and pass-through share DID 1 (Linux FLPT_DEFAULT_DID); paging domains get their own.
     uint32_t domain_tag(const DomainDesc& d) override;
+    /// ECAP.SC: PGSNP (first stage, PASID entry) and SNP (second-stage leaves) force snooping
+    /// (Linux intel_iommu_enforce_cache_coherency; not for SVA: the CPU's tables).
+    bool enforce_cache_coherency(const DomainDesc& domain) const override;
+    void release_domain_tag(const DomainDesc& d) override {
+        if (dids_.find(d.id)) dids_.release(d.id); // SVA / identity share DID 1: nothing to free
+    }
     void attach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming detach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming flush(const FlushRequest& r) override;
+    /// Caching mode (CAP.CM, a vIOMMU): flushes the IOTLB for the new second-stage leaves.
+    void mapped(const DomainDesc& d, const std::vector<Attachment>& as, uint64_t iova, uint64_t size) override;
     /// Sets up the page request queue (after enable()). SC_THREAD only.
     void enable_page_requests() override;
     /// The page request handler thread body: never returns. SC_THREAD only.
@@ -105,9 +119,6 @@ private:
     QueueEntry encode_sync(uint64_t status_pa, uint32_t token, bool interrupt) override;
     QueueEntry encode_nop() override;
     uint64_t read_head() override;
-    /// qi_submit_sync: holds qi->q_lock while it waits, dropping it around each cpu_relax;
-    /// reads FSTS every iteration (read_error); no time-out.
-    WaitLoop wait_loop() override;
     void write_tail(uint64_t tail, uint64_t entries) override;
     QueueError read_error() override;
     void acknowledge(const QueueError& e) override;
@@ -130,6 +141,7 @@ private:
     std::unique_ptr<iommu::vtd::VtdTableWriter> tables_;
     uint32_t gcmd_ = 0;
     uint8_t mamv_ = 0;
+    bool caching_mode_ = false; ///< CAP.CM: the unit may cache non-present entries (a vIOMMU shadowing the tables)
     std::optional<IommuCaps> caps_;
     std::map<uint16_t, iommu::vtd::SmContextEntry> contexts_;
     DomainTagAllocator dids_{2, 0xFFFF, "Domain-ID"}; ///< DID 0 is reserved (CM), 1 is FLPT_DEFAULT_DID

@@ -38,6 +38,8 @@ AtsEndpoint::AtsEndpoint(const sc_core::sc_module_name& name, const AtsEndpointP
       st_stale_completions_(stats_.counter("stale_translations_dropped", "count",
                                            "translations still in flight when an overlapping invalidation ran")),
       st_page_requests_(stats_.counter("page_requests", "count", "Page Requests sent")),
+      st_inv_drained_(stats_.counter("invalidation_drains", "count",
+                                     "Invalidate Completions held until requests through a dropped translation completed")),
       st_inv_latency_(stats_.histogram("invalidation_latency", "ns", "Invalidate Request arrival to Completion")) {
     downstream.register_b_transport(this, &AtsEndpoint::b_transport_downstream);
     SC_HAS_PROCESS(AtsEndpoint);
@@ -166,8 +168,11 @@ tlm::tlm_response_status AtsEndpoint::dma_inner(uint64_t iova, void* data, unsig
         const uint64_t pa = e.translated | (iova & ((uint64_t{1} << e.shift) - 1));
         st_translated_.inc();
         auto st = issue(pa, data, len, write, pasid, AddressType::translated, privileged, false, delay);
-        const Duration done = now() + from_sc(delay);
-        if (done > last_translated_done_) last_translated_done_ = done;
+        // Remembered until it completed: an Invalidate Completion waits for the
+        // requests that used a translation it drops (PCIe Base §10.3.1).
+        const Duration t = now();
+        while (!in_flight_.empty() && in_flight_.front().done <= t) in_flight_.pop_front();
+        in_flight_.push_back(InFlight{iova, pasid ? uint64_t{*pasid & kPasidMask} + 1 : 0, now() + from_sc(delay)});
         return st;
     };
     delay += to_sc(p_.atc_lookup);
@@ -260,8 +265,19 @@ void AtsEndpoint::invalidation_thread() {
             return true;
         });
         st_inv_dropped_entries_.inc(dropped);
-        // Translated requests already issued must complete before the completion is sent.
-        if (last_translated_done_ > now()) wait(to_sc(last_translated_done_ - now()));
+        // Translated requests already issued through a dropped translation (their
+        // IOVA in the range, their PASID in scope) must complete before the
+        // completion is sent; requests through other translations need not.
+        Duration drain = now();
+        for (const InFlight& f : in_flight_) {
+            if (f.done <= drain || f.iova < base || f.iova > end) continue;
+            if (r.pasid_present && !r.global && f.pasid_key != pf) continue; // G=1 reaches global entries of every PASID
+            drain = f.done;
+        }
+        if (drain > now()) {
+            st_inv_drained_.inc();
+            wait(to_sc(drain - now()));
+        }
         MessageExtension m;
         m.code = MessageCode::ats_invalidate_completion;
         m.inv_cpl.requester = p_.rid;

@@ -9,7 +9,10 @@
 // and processed one after another, each taking `invalidation_processing`;
 // the range is dropped for the PASID (all PASIDs without a prefix; Global
 // entries too when G=1), and the Invalidate Completion (ITag vector, CC=1) is
-// sent only after translated requests already issued have completed.
+// sent only after the translated requests already issued through a dropped
+// translation (address in the range, PASID in scope) have completed; other
+// requests in flight do not hold it (calibration.md, device processing of an
+// ATS Invalidate Request: fixed cost plus that drain).
 // Translations whose completion was still in flight when an overlapping
 // invalidation was processed are dropped too (never used stale). With PRI on,
 // a translation with no access triggers a Page Request and, after a Success
@@ -99,7 +102,12 @@ private:
     sc_core::sc_event inv_arrived_;
     sc_core::sc_event prg_arrived_;
     std::optional<PrgResponse> last_prg_;
-    Duration last_translated_done_;          ///< local completion time of the latest translated request
+    struct InFlight {
+        uint64_t iova;
+        uint64_t pasid_key;                  ///< PASID + 1; 0 = no PASID
+        Duration done;                       ///< local completion time
+    };
+    std::deque<InFlight> in_flight_;         ///< translated requests, oldest first, until they completed
     uint16_t tag_ = 0;
     DmaObserver observer_;
     TlpExtension::Source last_source_ = TlpExtension::Source::none; ///< of the last issued memory request
@@ -116,6 +124,7 @@ private:
     stats::Counter& st_inv_dropped_entries_;
     stats::Counter& st_stale_completions_;
     stats::Counter& st_page_requests_;
+    stats::Counter& st_inv_drained_;
     stats::Histogram& st_inv_latency_;
 };
 

@@ -171,6 +171,17 @@ Result device_loop(tlm_utils::simple_initiator_socket<Driver>& s, pcie::Bdf rid,
     return res;
 }
 
+/// `n` 8-byte reads through an AtsEndpoint over 16 pages from `base` (ATC hits once warm);
+/// returns the local time reached (the caller synchronises outside its measured function).
+inline sc_time atc_loop(pcie::AtsEndpoint& ep, uint64_t base, uint64_t n, Result& out) {
+    uint64_t v = 0;
+    sc_time d = SC_ZERO_TIME;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (uint64_t i = 0; i < n; ++i) ep.dma(base + (i & 15) * 4096, &v, 8, false, std::nullopt, d);
+    out = {since(t0), n};
+    return d;
+}
+
 /// A deterministic LCG over `pages` pages from `base` (the miss phases' working set).
 struct RandomPages {
     uint64_t base, pages, x = 1;

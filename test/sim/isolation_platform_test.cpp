@@ -148,3 +148,21 @@ TEST_CASE("an owned region must lie inside its BAR and behind an IOMMU", "[sim][
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("/devices/0/owned_regions/0/function") != std::string::npos);
 }
+
+TEST_CASE("with snoop control every paging domain enforces coherency and No-Snoop DMA is snooped",
+          "[sim][host][isolation][coherency]") {
+    auto s = run_shipped("coherency-snoop-control");
+    CHECK(value(s, {"os", "iommufd", "noncoherent_domains"}) == 0);
+    CHECK(value(s, {"dmar0", "snoop_forced"}) > 0);
+    CHECK(value(s, {"dmar0", "no_snoop_to_memory"}) == 0);
+}
+
+TEST_CASE("without snoop control the domains do not enforce coherency and No-Snoop DMA reaches memory non-snooped",
+          "[sim][host][isolation][coherency]") {
+    auto s = run_shipped("coherency-no-snoop-control");
+    auto on = run_shipped("coherency-snoop-control");
+    CHECK(value(s, {"os", "iommufd", "noncoherent_domains"}) == 2);
+    CHECK(value(s, {"dmar0", "snoop_forced"}) == 0);
+    // The same requests: what one unit forced snooped, the other let through non-snooped.
+    CHECK(value(s, {"dmar0", "no_snoop_to_memory"}) == value(on, {"dmar0", "snoop_forced"}));
+}

@@ -172,3 +172,77 @@ TEST_CASE("PCIe segments describe thousands of endpoints", "[cli][config][multi_
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("bus") != std::string::npos);
 }
+
+namespace {
+/// One root complex, two root ports: rp0 translated by the root complex's dmar0 (the rest),
+/// rp1 by dmar1 (a DRHD unit of its own); one traffic device below each.
+ordered_json root_port_platform() {
+    return ordered_json::parse(R"({
+      "name": "rp-units-test", "seed": 5, "duration_us": 150,
+      "iommus": [ { "name": "dmar0", "type": "vtd" }, { "name": "dmar1", "type": "vtd" } ],
+      "topology": { "root_complex": { "name": "rc0", "iommu": "dmar0",
+        "root_ports": [ { "name": "rp0" }, { "name": "rp1", "iommu": "dmar1" } ] } },
+      "devices": [
+        { "name": "dev0", "type": "traffic", "port": "rp0", "start_on_request": true,
+          "workloads": [ { "type": "sequential", "read_percent": 100, "request_bytes": 4096, "region_bytes": "64KiB" } ] },
+        { "name": "dev1", "type": "traffic", "port": "rp1", "start_on_request": true,
+          "workloads": [ { "type": "sequential", "read_percent": 100, "request_bytes": 4096, "region_bytes": "64KiB" } ] } ],
+      "scenario": [
+        { "op": "create_ioas", "name": "io" },
+        { "op": "alloc_domain", "name": "d0", "ioas": "io", "iommu": "dmar0" },
+        { "op": "alloc_domain", "name": "d1", "ioas": "io", "iommu": "dmar1" },
+        { "op": "map", "ioas": "io", "iova": "0x100000000", "size_bytes": "64KiB" },
+        { "op": "attach", "device": "dev1", "domain": "d0", "expect_error": "invalid" },
+        { "op": "attach", "device": "dev1", "domain": "d1" },
+        { "op": "start", "device": "dev1" },
+        { "op": "expect", "at_us": 140, "stat": "os.oracle.violations", "eq": 0 } ]
+    })");
+}
+} // namespace
+
+TEST_CASE("an IOMMU that owns one root port of a root complex translates only the devices below it",
+          "[sim][host][multi_iommu]") {
+    auto r = run(root_port_platform(), "rp-units");
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    // Only dev1 (below rp1) was started: all of rc0's upstream requests went to dmar1.
+    CHECK(value(r.stats, {"dmar1", "requests"}) > 10);
+    CHECK(value(r.stats, {"dmar0", "requests"}) == 0);
+    CHECK(value(r.stats, {"rc0", "up_requests"}) == value(r.stats, {"dmar1", "requests"}));
+    CHECK(value(r.stats, {"os", "oracle", "checked"}) > 10);
+    CHECK(value(r.stats, {"os", "oracle", "violations"}) == 0);
+    CHECK(value(r.stats, {"scenario", "failures"}) == 0);
+    // The other device, started on dmar0's domain, reaches dmar0 only.
+    auto p = root_port_platform();
+    p["scenario"] = ordered_json::parse(R"([
+        { "op": "create_ioas", "name": "io" },
+        { "op": "alloc_domain", "name": "d0", "ioas": "io", "iommu": "dmar0" },
+        { "op": "map", "ioas": "io", "iova": "0x100000000", "size_bytes": "64KiB" },
+        { "op": "attach", "device": "dev0", "domain": "d0" },
+        { "op": "start", "device": "dev0" } ])");
+    auto r0 = run(p, "rp-units-0");
+    INFO(r0.err);
+    REQUIRE(r0.exit_code == 0);
+    CHECK(value(r0.stats, {"dmar0", "requests"}) > 10);
+    CHECK(value(r0.stats, {"dmar1", "requests"}) == 0);
+}
+
+TEST_CASE("root-port IOMMUs: every root port needs a unit once one has its own and a unit serves one root complex",
+          "[sim][config][multi_iommu]") {
+    auto p = root_port_platform();
+    p["topology"]["root_complex"].erase("iommu");
+    auto r = run(p, "rp-units-bad1", "validate");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("/topology/root_complex/root_ports/0") != std::string::npos);
+    p = root_port_platform();
+    p["topology"]["root_complex"]["root_ports"][1]["iommu"] = "dmar9";
+    r = run(p, "rp-units-bad2", "validate");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("/topology/root_complex/root_ports/1/iommu") != std::string::npos);
+    CHECK(r.err.find("dmar9") != std::string::npos);
+    p = two_rc_platform();
+    p["topology"]["root_complexes"][0]["root_ports"].push_back({{"name", "rpx"}, {"iommu", "dmar1"}});
+    r = run(p, "rp-units-bad3", "validate");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("one root complex per IOMMU") != std::string::npos);
+}

@@ -5,6 +5,9 @@
 // oracle checks, and RSS over several queues.
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include "test/support/cli.hpp"
 
@@ -181,4 +184,33 @@ TEST_CASE("NIC transmit settings that cannot work are bad input naming the key",
     CHECK(ring.exit_code == 2);
     CHECK(ring.err.find("/devices/0/tx_ring_entries: expected a multiple of 8") != std::string::npos);
     CHECK(validate("nic-tx-ok", "--set devices/0/tx_rate_gbps=10").exit_code == 0);
+}
+
+TEST_CASE("a wait descriptor completes only after the device's Invalidate Completion reached the IOMMU",
+          "[cli][host][ats][regression]") {
+    // The IOMMU used to retire an ITag when the device sent its completion,
+    // not when it arrived (link delay): once device drains got short, a wait
+    // status was written before the completion reached the unit.
+    for (const char* platform : {"platforms/default.json", "platforms/vtd-nvme-strict.json", "platforms/amd-nvme-strict.json"}) {
+        INFO(platform);
+        auto dir = scratch_dir("wait-after-devtlb");
+        auto r = run_cli("run --quiet --set duration_us=500 --out '" + dir.string() + "' '" + source_path(platform) + "'",
+                         "wait-after-devtlb");
+        INFO("stderr: " << r.err);
+        REQUIRE(r.exit_code == 0);
+        std::istringstream csv(slurp(dir / "invalidations.csv"));
+        std::string line;
+        std::getline(csv, line); // header: ...,devtlb_sent_ns,devtlb_done_ns,wait_done_ns,... (columns 13-15)
+        int rows = 0;
+        while (std::getline(csv, line)) {
+            std::vector<std::string> f;
+            std::stringstream ls(line);
+            for (std::string c; std::getline(ls, c, ',');) f.push_back(c);
+            REQUIRE(f.size() >= 16);
+            if (f[14].empty() || f[15].empty()) continue;
+            CHECK(std::stod(f[14]) <= std::stod(f[15]));
+            ++rows;
+        }
+        CHECK(rows > 10);
+    }
 }

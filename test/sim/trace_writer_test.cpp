@@ -129,3 +129,23 @@ TEST_CASE("a sampled trace keeps every Nth request of each requester", "[sim][tr
     CHECK(spans(all) == requests);
     CHECK(spans(some) == (requests + 7) / 8); // one requester: requests 0, 8, 16, ...
 }
+
+TEST_CASE("trace.json shows each page request and counts translation completions as device ATC fills", "[sim][trace]") {
+    ordered_json p = ordered_json::parse(slurp(source_path("platforms/vtd-pri-sva.json")));
+    p["outputs"] = {{"trace", true}};
+    const Trace t = run_traced(p, "trace-pri");
+    uint64_t page_requests = 0, last_fills = 0;
+    for (const auto& e : t.trace["traceEvents"]) {
+        if (e["ph"] == "i" && e["cat"] == "pri") {
+            ++page_requests;
+            CHECK(track(t, e) == "dmar0/page requests");
+        }
+        if (e["ph"] == "C" && e["name"] == "translation completions (ATC fills)")
+            last_fills = std::max(last_fills, e["args"]["value"].get<uint64_t>());
+    }
+    CHECK(page_requests == t.stats["dmar0"]["page_requests"]["value"].get<uint64_t>());
+    CHECK(page_requests > 0);
+    // Counters are rate-limited, so the last sample is at most the number of completions.
+    CHECK(last_fills > 0);
+    CHECK(last_fills <= t.stats["dmar0"]["translation_requests"]["value"].get<uint64_t>());
+}

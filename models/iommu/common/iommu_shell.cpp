@@ -139,6 +139,7 @@ IommuShell::IommuShell(const sc_core::sc_module_name& name, const ShellParams& p
       st_faults_(stats_.counter(n.faults.name, "count", n.faults.description)),
       st_faults_suppressed_(stats_.counter(n.faults_suppressed.name, "count", n.faults_suppressed.description)),
       st_snoop_forced_(stats_.counter(n.snoop_forced.name, "count", n.snoop_forced.description)),
+      st_no_snoop_to_memory_(stats_.counter(n.no_snoop_to_memory.name, "count", n.no_snoop_to_memory.description)),
       st_table_reads_(stats_.counter(n.table_reads.name, "count", n.table_reads.description)),
       st_commands_(stats_.counter(n.commands.name, "count", n.commands.description)),
       st_queue_errors_(stats_.counter(n.queue_errors.name, "count", n.queue_errors.description)),
@@ -222,10 +223,7 @@ void IommuShell::b_transport_mmio(tlm::tlm_generic_payload& t, sc_time& delay) {
 
 void IommuShell::trace_request(const tlm::tlm_generic_payload& t, const pcie::TlpExtension& ext, Duration from,
                                Duration to) {
-    char who[16];
-    std::snprintf(who, sizeof who, "%02x:%02x.%x", ext.requester.raw >> 8, (ext.requester.raw >> 3) & 0x1F,
-                  ext.requester.raw & 7);
-    const uint32_t track = trace_->track(name(), std::string("requests from ") + who);
+    const uint32_t track = trace_->track(name(), "requests from " + ext.requester.str());
     const bool translation = ext.at == pcie::AddressType::translation_request;
     if (translation && t.is_response_ok()) trace_->counter(trace_walkers_, "translation completions (ATC fills)", to, ++trace_completions_);
     if (!trace_->sample_dma(track)) return;
@@ -389,11 +387,15 @@ void IommuShell::queue_engine() {
             sync_queue(queue_);
         }
         // A tail written at a later local time is not visible yet (temporal decoupling).
-        if (!tail_writes_.empty() && tail_writes_.front().second > now()) {
-            wait(to_sc(tail_writes_.front().second - now()));
-            continue;
+        if (!tail_writes_.empty()) {
+            if (const Duration t = now(); tail_writes_.front().second > t) {
+                wait(to_sc(tail_writes_.front().second - t));
+                continue;
+            }
+            submitted_ = tail_writes_.front().second; // the write that made it visible
+        } else {
+            submitted_ = now();
         }
-        submitted_ = tail_writes_.empty() ? now() : tail_writes_.front().second; // the write that made it visible
         const uint64_t seq = queue_.consumed();
         const uint64_t generation = queue_.generation();
         Duration l;

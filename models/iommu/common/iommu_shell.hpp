@@ -30,6 +30,7 @@
 //    the family); Invalidate Completions with unknown ITags reported.
 // Not modelled here: anything architectural (the family's hooks), the time a
 // context-cache or IOTLB lookup takes beyond the configured lookup latency.
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <optional>
@@ -117,6 +118,7 @@ struct ShellStatNames {
     Name faults{"faults", "translation faults detected"};
     Name faults_suppressed{"faults_suppressed", "faults not recorded (suppressed by the context)"};
     Name snoop_forced{"snoop_forced", "No-Snoop requests forced snooped"};
+    Name no_snoop_to_memory{"no_snoop_to_memory", "requests forwarded to memory with No-Snoop still set (their domain does not enforce coherency)"};
     Name table_reads{"table_reads", "memory reads for context entries and walks"};
     Name commands{"commands", "commands executed"};
     Name queue_errors{"queue_errors", "command queue errors"};
@@ -265,6 +267,9 @@ private:
     template <class Family>
     void b_transport_upstream(tlm::tlm_generic_payload& t, sc_core::sc_time& delay);
     template <class Family>
+    [[gnu::cold, gnu::noinline]] void traced_request(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext,
+                                                     sc_core::sc_time& delay);
+    template <class Family>
     void handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_core::sc_time& delay);
     void upstream_message(tlm::tlm_generic_payload& t, sc_core::sc_time& delay);
     void fail_request(tlm::tlm_generic_payload& t, const pcie::TlpExtension& ext, const RequestAttrs& req,
@@ -288,7 +293,18 @@ private:
     bool completion_pending() const;
     void notify_completion(Duration local);
     void engine_wait(Duration d) {
-        if (d > Duration::zero()) wait(to_sc(d));
+        if (d > Duration::zero()) wait(engine_sc(d));
+    }
+    /// sc_time of an engine wait. The engine waits the same few durations over and over (fetch,
+    /// per-command cost), so the last two conversions are remembered: sc_time's constructor is
+    /// not inline and costs as much as the rest of a cheap command's bookkeeping.
+    const sc_core::sc_time& engine_sc(Duration d) {
+        for (WaitMemo& m : wait_memo_)
+            if (m.valid && m.d == d) return m.t;
+        WaitMemo& m = wait_memo_[wait_memo_next_];
+        wait_memo_next_ ^= 1;
+        m = WaitMemo{d, to_sc(d), true};
+        return m.t;
     }
     void phase(uint64_t seq, InvalPhase ph, Duration at, pcie::Bdf dev = {}) {
         if (observer_) observer_->on_phase(seq, ph, at, dev);
@@ -369,6 +385,13 @@ private:
     std::deque<std::pair<uint64_t, Duration>> tail_writes_; ///< tail writes not yet consumed: (tail byte offset, time)
     Duration submitted_; ///< when the tail write that submitted the command being executed happened
     bool queue_view_stale_ = true; ///< registers may have changed since the last sync_queue()
+    struct WaitMemo {
+        Duration d;
+        sc_core::sc_time t;
+        bool valid = false;
+    };
+    std::array<WaitMemo, 2> wait_memo_{};
+    unsigned wait_memo_next_ = 0;
     bool translating_ = false;
     // Hot-path latencies as sc_time, so the IOTLB-hit path needs no conversions.
     sc_core::sc_time pipeline_sc_, iotlb_lookup_sc_;
@@ -382,6 +405,7 @@ protected:
     stats::Counter& st_faults_;
     stats::Counter& st_faults_suppressed_;
     stats::Counter& st_snoop_forced_;
+    stats::Counter& st_no_snoop_to_memory_;
     stats::Counter& st_table_reads_;
     stats::Counter& st_commands_;
     stats::Counter& st_queue_errors_;
@@ -408,10 +432,20 @@ void IommuShell::b_transport_upstream(tlm::tlm_generic_payload& t, sc_core::sc_t
         return;
     }
     st_requests_.inc();
-    const Duration start = trace_ ? now() + from_sc(delay) : Duration::zero();
+    if (trace_) [[unlikely]] { // one test on the untraced path; the traced one is out of line
+        traced_request<Family>(t, *ext, delay);
+        return;
+    }
     if (ext->at == pcie::AddressType::translation_request) handle_translation_request(t, *ext, delay);
     else handle_dma(static_cast<Family&>(*this), t, *ext, delay);
-    if (trace_) trace_request(t, *ext, start, now() + from_sc(delay));
+}
+
+template <class Family>
+void IommuShell::traced_request(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_core::sc_time& delay) {
+    const Duration start = now() + from_sc(delay);
+    if (ext.at == pcie::AddressType::translation_request) handle_translation_request(t, ext, delay);
+    else handle_dma(static_cast<Family&>(*this), t, ext, delay);
+    trace_request(t, ext, start, now() + from_sc(delay));
 }
 
 template <class Family>
@@ -437,6 +471,7 @@ void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExt
             return;
         }
         // No-Snoop of translated requests was settled by the completion's N bit.
+        if (ext.no_snoop) st_no_snoop_to_memory_.inc();
         mem->b_transport(t, delay);
         return;
     }
@@ -480,6 +515,7 @@ void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExt
         ext.no_snoop = false;
         st_snoop_forced_.inc();
     }
+    if (ext.no_snoop) st_no_snoop_to_memory_.inc();
     ext.output_address = pa;
     t.set_address(pa);
     mem->b_transport(t, delay);

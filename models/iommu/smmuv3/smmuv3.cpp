@@ -35,8 +35,16 @@ IommuShell::Resolution Smmuv3::event_fault(const Event& e, bool record) const {
 Smmuv3::Lookup Smmuv3::lookup_ste(uint32_t sid, const RequestAttrs& req, Duration& local) {
     Lookup l;
     local += p_.ste_cache.lookup;
+    if (ste_memo_ && ste_memo_sid_ == sid) { // the cache's most recent hit: same entry, same recency
+        ste_cache_.count_lookup(true);
+        l.ste = ste_memo_;
+        return l;
+    }
+    ste_memo_ = nullptr;
+    rmemo_.sc = nullptr; // another STE lookup: the last resolution's entries may not be the latest
     if (auto* e = ste_cache_.lookup(sid)) {
-        l.ste = &e->value;
+        l.ste = ste_memo_ = &e->value;
+        ste_memo_sid_ = sid;
         return l;
     }
     TableMem m(*this, local);
@@ -50,7 +58,9 @@ Smmuv3::Lookup Smmuv3::lookup_ste(uint32_t sid, const RequestAttrs& req, Duratio
         return l;
     }
     SteEntry v{r.ste, reader_.make_context(r.ste, nullptr)};
-    l.ste = &ste_cache_.insert(sid, 0, v, v.no_cd.vmid)->value;
+    l.ste = ste_memo_ = &ste_cache_.insert(sid, 0, v, v.no_cd.vmid)->value;
+    ste_memo_sid_ = sid;
+    cd_memo_ = nullptr; // a new STE: its CDs are looked up afresh
     return l;
 }
 
@@ -62,6 +72,22 @@ IommuShell::Resolution Smmuv3::resolve(pcie::Bdf rid, const RequestAttrs& req, s
         current_ = &bypass_;
         return {0, false, &bypass_.ctx};
     }
+    // The same transaction stream as last time, with both caches' memos unchanged: the same
+    // lookups (STE, then CD if one was used) hit the same entries.
+    if (rmemo_.sc && rmemo_.ste == ste_memo_ && (!rmemo_.cd || rmemo_.cd == cd_memo_) && rmemo_.sid == sid &&
+        rmemo_.ssv == req.has_pasid && rmemo_.ssid == (req.has_pasid ? req.pasid : 0)) {
+        Duration local = from_sc(delay);
+        local += p_.ste_cache.lookup;
+        ste_cache_.count_lookup(true);
+        if (rmemo_.cd) {
+            local += p_.cd_cache.lookup;
+            cd_cache_.count_lookup(true);
+        }
+        delay = to_sc(local);
+        current_ = rmemo_.sc;
+        return {0, false, &current_->ctx};
+    }
+    rmemo_.sc = nullptr;
     Duration local = from_sc(delay);
     const Lookup l = lookup_ste(sid, req, local);
     delay = to_sc(local);
@@ -72,9 +98,18 @@ IommuShell::Resolution Smmuv3::resolve(pcie::Bdf rid, const RequestAttrs& req, s
     if (sel.event) return event_fault(*sel.event);
     if (!sel.cd) {
         current_ = &l.ste->no_cd;
+        rmemo_ = ResolveMemo{sid, req.has_pasid, req.has_pasid ? req.pasid : 0, current_, ste_memo_, nullptr};
         return {0, false, &current_->ctx};
     }
     local += p_.cd_cache.lookup;
+    if (cd_memo_ && cd_memo_sid_ == sid && cd_memo_ssid_ == sel.ssid) {
+        cd_cache_.count_lookup(true);
+        delay = to_sc(local);
+        current_ = cd_memo_;
+        rmemo_ = ResolveMemo{sid, req.has_pasid, req.has_pasid ? req.pasid : 0, current_, ste_memo_, cd_memo_};
+        return {0, false, &current_->ctx};
+    }
+    cd_memo_ = nullptr;
     auto* ce = cd_cache_.lookup(sid, sel.ssid);
     if (!ce) {
         TableMem m(*this, local);
@@ -89,20 +124,26 @@ IommuShell::Resolution Smmuv3::resolve(pcie::Bdf rid, const RequestAttrs& req, s
         ce = cd_cache_.insert(sid, sel.ssid, sc, sc.vmid);
     }
     delay = to_sc(local);
-    current_ = &ce->value;
+    current_ = cd_memo_ = &ce->value;
+    cd_memo_sid_ = sid;
+    cd_memo_ssid_ = sel.ssid;
+    rmemo_ = ResolveMemo{sid, req.has_pasid, req.has_pasid ? req.pasid : 0, current_, ste_memo_, cd_memo_};
     return {0, false, &current_->ctx};
 }
 
 IommuShell::Resolution Smmuv3::check_translated(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) {
     const uint32_t sid = rid.raw;
-    Event forbidden;
-    forbidden.id = evt::kTranslForbidden;
-    forbidden.sid = sid;
-    forbidden.ssv = req.has_pasid;
-    forbidden.ssid = req.has_pasid ? req.pasid : 0;
-    forbidden.pnu = req.privileged;
-    forbidden.ind = req.execute;
-    if (!regs_.enabled(bit::kSmmuEn)) return event_fault(forbidden);
+    auto forbidden = [&] { // built only when refused (the hit path stays short)
+        Event e;
+        e.id = evt::kTranslForbidden;
+        e.sid = sid;
+        e.ssv = req.has_pasid;
+        e.ssid = req.has_pasid ? req.pasid : 0;
+        e.pnu = req.privileged;
+        e.ind = req.execute;
+        return event_fault(e);
+    };
+    if (!regs_.enabled(bit::kSmmuEn)) return forbidden();
     Duration local = from_sc(delay);
     const Lookup l = lookup_ste(sid, req, local);
     delay = to_sc(local);
@@ -110,7 +151,7 @@ IommuShell::Resolution Smmuv3::check_translated(pcie::Bdf rid, const RequestAttr
     // Only full ATS (EATS = 1) is served: split-stage needs a stage-2 step the shell's
     // translated-request path does not have (fidelity note).
     if (l.ste->ste.config == ste_cfg::kAbort) return {kTerminate, true, nullptr};
-    if (l.ste->ste.eats != 1 && l.ste->ste.config != ste_cfg::kBypass) return event_fault(forbidden);
+    if (l.ste->ste.eats != 1 && l.ste->ste.config != ste_cfg::kBypass) return forbidden();
     return {};
 }
 
@@ -217,6 +258,9 @@ void Smmuv3::report_ats_timeout(pcie::Bdf, Duration& local) {
 }
 
 uint64_t Smmuv3::invalidate_config(uint8_t cache, const ConfigScope& s) {
+    ste_memo_ = nullptr;
+    cd_memo_ = nullptr;
+    rmemo_.sc = nullptr;
     return cache == config_cache::kSte ? ste_cache_.invalidate(s) : cd_cache_.invalidate(s);
 }
 

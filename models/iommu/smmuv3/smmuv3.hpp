@@ -102,6 +102,23 @@ private:
     const StreamContext* current_ = nullptr;
     mutable Event pending_;
     mutable bool pending_record_ = true;
+    // Host-speed memos of each config cache's most recent hit or insert (a repeated lookup of the
+    // entry touched last changes neither contents, recency nor anything but the hit count, which
+    // count_lookup keeps); dropped on every invalidation and replaced by every other lookup.
+    const SteEntry* ste_memo_ = nullptr;
+    uint32_t ste_memo_sid_ = 0;
+    const StreamContext* cd_memo_ = nullptr;
+    uint32_t cd_memo_sid_ = 0, cd_memo_ssid_ = 0;
+    /// The last resolution (StreamID, SSV, SSID -> context), valid while both memos still hold
+    /// the entries it used (no other lookup, insert or invalidation since).
+    struct ResolveMemo {
+        uint32_t sid = 0;
+        bool ssv = false;
+        uint32_t ssid = 0;
+        const StreamContext* sc = nullptr;
+        const SteEntry* ste = nullptr;
+        const StreamContext* cd = nullptr; ///< the CD used, nullptr when none
+    } rmemo_;
     stats::Counter& st_events_;
     stats::Counter& st_events_dropped_;
 };

@@ -21,11 +21,11 @@ struct VtdHostRig {
     std::unique_ptr<iommu::vtd::VtdIommu> iommu;
     std::unique_ptr<host::Host> os;
     host::IommuDriver* drv = nullptr;
-    explicit VtdHostRig(const iommu::vtd::VtdParams& p = {}) {
+    explicit VtdHostRig(const iommu::vtd::VtdParams& p = {}, const host::HostParams& hp = {}) {
         iommu = std::make_unique<iommu::vtd::VtdIommu>("dmar0", p, &root);
         dev.socket.bind(iommu->upstream);
         iommu->ats_inv.bind(sink.socket);
-        os = std::make_unique<host::Host>("os", host::HostParams{}, memory.store, &root);
+        os = std::make_unique<host::Host>("os", hp, memory.store, &root);
         drv = &os->add_iommu("dmar0", iommu->mmio, iommu->mem, memory.socket, [](const host::DriverEnv& env) {
             return std::make_unique<host::VtdDriver>(env.name, env.mmio, env.params, env.alloc_page, env.stats, env.msi);
         });

@@ -124,6 +124,33 @@ TEST_CASE("ATS endpoint does not keep a translation that was in flight when an o
     });
 }
 
+TEST_CASE("an Invalidate Completion waits only for the requests that used a dropped translation",
+          "[sc][pcie][ats]") {
+    Rig r;
+    Harness::run([&] {
+        r.setup();
+        CHECK(r.read(kVa) == 0x5151);
+        CHECK(r.read(kVa + 0x1000) == 0x6262);
+        // A translated read of the neighbour page runs 20 us ahead (temporal decoupling):
+        // invalidating kVa does not wait for it, the translation it used stays.
+        uint64_t v = 0;
+        sc_time ahead = sc_time(20, SC_US);
+        r.ep.dma(kVa + 0x1000, &v, 8, false, kPasid, ahead);
+        const sc_time t0 = sc_core::sc_time_stamp();
+        uint64_t st = r.h.submit_and_wait_addr({encode_pasid_dev_tlb(kEp.raw, kPasid, kVa, 0)}, 23);
+        REQUIRE(r.h.poll(st, 23));
+        CHECK(sc_core::sc_time_stamp() - t0 < sc_time(10, SC_US));
+        CHECK(r.h.value("ep.invalidation_drains") == 0);
+        CHECK(r.ep.atc_holds(kVa + 0x1000, kPasid));
+        // Invalidating the page that read used waits until it completed.
+        st = r.h.submit_and_wait_addr({encode_pasid_dev_tlb(kEp.raw, kPasid, kVa + 0x1000, 0)}, 24);
+        REQUIRE(r.h.poll(st, 24));
+        CHECK(sc_core::sc_time_stamp() >= t0 + sc_time(20, SC_US));
+        CHECK(r.h.value("ep.invalidation_drains") == 1);
+        CHECK_FALSE(r.ep.atc_holds(kVa + 0x1000, kPasid));
+    });
+}
+
 TEST_CASE("ATS endpoint with PRI requests a page on a no-access completion and retries after Success",
           "[sc][pcie][ats]") {
     pcie::AtsEndpointParams p = Rig::make_params();

@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: Apache-2.0
+// IommuFd's nesting objects (iommufd HWPT_ALLOC with a nesting parent,
+// IOMMU_IOAS_MAP of user memory, IOMMU_HWPT_INVALIDATE): what a VMM calls
+// (models/host/vm). Errors and the entry-array semantics follow
+// shared/reference/spec-layouts.md E.1/E.2 (Linux iommufd hw_pagetable.c,
+// intel/nested.c).
+#include <cstring>
+
+#include "models/host/iommufd.hpp"
+
+namespace iommusim::host {
+
+using K = HostError::Kind;
+
+const char* uapi::to_string(Errno e) {
+    switch (e) {
+    case Errno::ok: return "0";
+    case Errno::enoent: return "ENOENT";
+    case Errno::eio: return "EIO";
+    case Errno::eexist: return "EEXIST";
+    case Errno::einval: return "EINVAL";
+    case Errno::eopnotsupp: return "EOPNOTSUPP";
+    }
+    return "?";
+}
+
+void IommuFd::map_user(uint32_t ioas_id, uint64_t iova, uint64_t pa, uint64_t size, unsigned page_shift) {
+    Ioas& a = ioas(ioas_id);
+    const uint64_t page = uint64_t{1} << page_shift;
+    if (page_shift < 12 || page_shift > 47 || size == 0 || size % page || iova % page || pa % page)
+        throw HostError(K::invalid, "map_user: range and address must be aligned to the page size");
+    if (refuses_page_size(a.hwpts, page_shift))
+        throw HostError(K::invalid, "map_user: a domain of the IOAS cannot map this page size");
+    a.iovas.reserve(iova, size);
+    const std::vector<uint32_t> hwpts = a.hwpts;
+    std::vector<uint32_t> done;
+    for (uint32_t hid : hwpts) {
+        if (auto e = hwpt(hid).tables->map(iova, pa, size, page_shift, iommu::LeafAttrs{iommu::perm::both(true, true, false)});
+            e != iommu::MapError::none) {
+            for (uint32_t d : done) (void)hwpt(d).tables->unmap(iova, size);
+            a.iovas.free(iova);
+            throw HostError(e == iommu::MapError::overlap ? K::busy : K::invalid,
+                            "map_user: " + std::string(iommu::to_string(e)));
+        }
+        done.push_back(hid);
+    }
+    a.mappings[iova] = Mapping{pa, size, page_shift, /*borrowed=*/true};
+    oracle_.map(ioas_id, iova, pa, size, pte_visible_at());
+    cpu_.spend(cpu_.params().call_overhead + cpu_.params().mem_write * ((size / page) * hwpts.size()));
+    maps_.inc();
+    mapped_bytes_.inc(size);
+}
+
+uint32_t IommuFd::hwpt_alloc_nested(uint32_t parent_id, const iommu::StageConfig& s1) {
+    Hwpt& parent = hwpt(parent_id);
+    if (parent.desc.kind != DomainDesc::Kind::paging_s2)
+        throw HostError(K::invalid, "domain " + std::to_string(parent_id) + " is not a second-stage (nesting parent) domain");
+    const IommuCaps& c = iommus_[parent.iommu].driver->caps();
+    if (!c.nesting) throw HostError(K::invalid, "IOMMU " + iommus_[parent.iommu].name + " cannot nest two stages");
+    if (!c.s1.supported || !c.s1.has_format(s1.format) || !c.s1.has_levels(s1.levels))
+        throw HostError(K::invalid, "IOMMU " + iommus_[parent.iommu].name + " cannot walk this guest stage-1 table (" +
+                                        std::string(iommu::to_string(s1.format)) + ", " + std::to_string(s1.levels) + " levels)");
+    const uint32_t id = next_id_++;
+    Hwpt h;
+    h.desc.id = id;
+    h.desc.kind = DomainDesc::Kind::nested;
+    h.desc.s1 = s1;
+    h.desc.s1.enabled = true;
+    h.desc.s2 = parent.desc.s2;
+    h.iommu = parent.iommu;
+    // Its own oracle space, never mapped here: the VM's composed view judges its DMAs.
+    h.space = next_id_++;
+    hwpts_.emplace(id, std::move(h));
+    return id;
+}
+
+uint32_t IommuFd::hwpt_alloc_nested_vtd(uint32_t parent, const uapi::HwptVtdS1& d) {
+    using D = uapi::HwptVtdS1;
+    // intel/nested.c intel_iommu_domain_alloc_nested: unknown flags / reserved -> EOPNOTSUPP, widths 48 / 57.
+    if ((d.flags & ~(D::kSre | D::kEafe | D::kWpe)) || d.reserved)
+        throw HostError(K::invalid, "IOMMU_HWPT_DATA_VTD_S1: unknown flags or reserved bits set");
+    if (d.addr_width != 48 && d.addr_width != 57)
+        throw HostError(K::invalid, "IOMMU_HWPT_DATA_VTD_S1: addr_width must be 48 or 57, got " + std::to_string(d.addr_width));
+    iommu::StageConfig s1;
+    s1.enabled = true;
+    s1.format = iommu::PtFormat::x86_64;
+    s1.levels = d.addr_width == 57 ? 5 : 4;
+    s1.input_bits = static_cast<uint8_t>(d.addr_width);
+    s1.root = d.pgtbl_addr & ~uint64_t{0xFFF};
+    s1.write_protect = (d.flags & D::kWpe) != 0;
+    const uint32_t id = hwpt_alloc_nested(parent, s1);
+    hwpt(id).inv_data_type = uapi::kInvalidateDataVtdS1;
+    return id;
+}
+
+uapi::Errno IommuFd::hwpt_invalidate(uapi::HwptInvalidate& req, std::vector<FlushTiming>* timings) {
+    using E = uapi::Errno;
+    const uint32_t want = req.entry_num;
+    req.entry_num = 0;
+    cpu_.spend(cpu_.params().call_overhead);
+    if (req.reserved) return E::eopnotsupp;
+    if (want && (!req.data_uptr || !req.entry_len)) return E::einval;
+    auto it = hwpts_.find(req.hwpt_id);
+    if (it == hwpts_.end()) return E::enoent;
+    Hwpt& h = it->second;
+    if (h.desc.kind != DomainDesc::Kind::nested) return E::einval; // a paging (parent) domain is not a target
+    if (!h.inv_data_type) return E::eopnotsupp;
+    if (want == 0) return E::ok;
+    if (req.data_type != *h.inv_data_type) return E::einval;
+    if (req.entry_len != sizeof(uapi::VtdS1Invalidate)) return E::einval; // the observable rule of E.1
+    const auto* base = reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(req.data_uptr));
+    for (uint32_t i = 0; i < want; ++i) {
+        uapi::VtdS1Invalidate e;
+        std::memcpy(&e, base + uint64_t{i} * req.entry_len, sizeof e);
+        if ((e.flags & ~uapi::VtdS1Invalidate::kFlagLeaf) || e.reserved) return E::eopnotsupp;
+        if ((e.addr & 0xFFF) || (e.npages == UINT64_MAX && e.addr != 0)) return E::einval;
+        // The kernel flushes every cache tag of the nested domain for the range: the IOTLB and,
+        // for ATS devices, the device TLB it synthesizes (the guest's own device-TLB
+        // invalidations never come this way).
+        const bool all = e.npages == UINT64_MAX || e.npages > (UINT64_MAX >> 12);
+        if (all || e.npages)
+            flush_space(h.space, {req.hwpt_id}, all ? 0 : e.addr, all ? 0 : e.npages << 12,
+                        (e.flags & uapi::VtdS1Invalidate::kFlagLeaf) != 0, "nested_invalidate", timings);
+        req.entry_num = i + 1;
+    }
+    return E::ok;
+}
+
+} // namespace iommusim::host

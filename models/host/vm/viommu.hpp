@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// A virtual IOMMU: the guest-visible unit of one family, emulated by the
+// VMM. The guest's CPU reaches its registers through `mmio`; every access
+// traps (VM exit to the user-space VMM, emulation, VM entry; costs from
+// VmmCosts). A write that publishes the guest's queue tail makes the VMM
+// read and decode the guest's commands from guest memory, translate the
+// guest's keys (virtual domain IDs, virtual RIDs) and call the host's
+// iommufd objects, which program and invalidate the physical unit; the
+// VMM's completion (status write, MSI) reaches guest memory through `mem`.
+//
+// The family-neutral part here: the trap (b_transport), the VMM context
+// (the host, the nesting parent, the vDEVICE table), and the phase
+// breakdown of each trapped submission as stats (guest write, exit, VMM
+// decode, host submit, hardware, completion back to the guest).
+// Family units derive and implement the register file and the decode.
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
+#include <vector>
+
+#include "models/common/stats.hpp"
+#include "models/host/host.hpp"
+#include "models/host/vm/guest_memory.hpp"
+#include "models/host/vm/vm_params.hpp"
+
+namespace iommusim::host::vm {
+
+/// What the VMM side of a virtual IOMMU works with (the VM owns it).
+struct VmmContext {
+    VmmContext(Host& h, unsigned unit, GuestMemory& r, const VmParams& p) : host(h), iommu(unit), ram(r), params(p) {}
+    Host& host;                  ///< the physical host: its CPU runs the VMM, its iommufd is the kernel side
+    unsigned iommu;              ///< the physical IOMMU the VM's devices sit behind
+    GuestMemory& ram;
+    const VmParams& params;
+    std::string vm_name;         ///< owner of the VM's PASID set
+    DmaOracle* guest_oracle = nullptr;  ///< the guest's own ground truth (its IOVA -> GPA history)
+    uint32_t parent_ioas = 0;    ///< GPA -> HPA (set when the VMM created the VM)
+    uint32_t parent_hwpt = 0;    ///< the nesting parent (host stage 2)
+    std::map<uint16_t, DeviceInfo> vdevices; ///< vDEVICE table: virtual RID -> the physical device
+    /// The physical device behind a virtual RID (nullptr: unknown virtual ID).
+    const DeviceInfo* vdevice(pcie::Bdf vrid) const {
+        auto it = vdevices.find(vrid.raw);
+        return it == vdevices.end() ? nullptr : &it->second;
+    }
+};
+
+class VirtualIommu : public sc_core::sc_module {
+public:
+    tlm_utils::simple_target_socket<VirtualIommu> mmio{"mmio"};   ///< the guest CPU's register accesses
+    tlm_utils::simple_initiator_socket<VirtualIommu> mem{"mem"};  ///< status writes / MSIs into guest memory
+
+    VirtualIommu(sc_core::sc_module_name name, VmmContext& vmm, stats::Group* parent);
+    /// The guest's driver backend for this unit: the family's own driver code.
+    virtual std::unique_ptr<IommuDriver> guest_driver(const DriverEnv& env) = 0;
+    /// Where the unit reports the phases of the guest's commands (the guest driver's queue).
+    void set_observer(iommu::InvalidationObserver* o) { observer_ = o; }
+    stats::Group& stats_group() { return stats_; }
+
+protected:
+    /// A trapped register read / write (SC_THREAD context; a write may run the queue emulation).
+    virtual uint64_t reg_read(uint32_t offset, unsigned size) = 0;
+    virtual void reg_write(uint32_t offset, unsigned size, uint64_t value) = 0;
+
+    /// Writes into guest memory as the VMM (status words, records).
+    void write_guest(uint64_t gpa, const void* src, unsigned len);
+    /// Spends VMM CPU time decoding `n` guest commands.
+    void decode(unsigned n);
+    /// One iommufd ioctl's syscall cost (the work inside is the host's own).
+    void ioctl();
+    void report(uint64_t seq, iommu::InvalPhase p, Duration at) {
+        if (observer_) observer_->on_phase(seq, p, at, pcie::Bdf{});
+    }
+
+    /// The breakdown of one trapped submission; the family fills it while emulating.
+    struct Trap {
+        std::optional<Duration> guest_start; ///< first write into the guest's queue since the last trap
+        Duration arrived, handler;           ///< the tail write reached the unit / the VMM started
+        Duration decode;                     ///< VMM time decoding
+        Duration host_submit, hardware, host_return; ///< summed over the host calls
+        bool invalidation = false;           ///< carried at least one forwarded invalidation
+    };
+    /// Adds one host flush to the trap: call start -> fetched -> wait done -> call end.
+    static void add_host_call(Trap& t, Duration start, Duration end, const std::vector<FlushTiming>& flushes);
+    /// Marks the start of the guest's next queue writes (GuestMemory watch on the ring).
+    void watch_queue(uint64_t gpa, uint64_t bytes);
+    Trap* current_trap() { return trap_ ? &*trap_ : nullptr; }
+
+    VmmContext& vmm_;
+    HostCpu& cpu_; ///< the host CPU the VMM runs on
+    stats::Group stats_;
+    stats::Counter& traps_;
+    stats::Counter& commands_;
+    stats::Counter& forwarded_;
+    stats::Counter& discarded_devtlb_;
+    stats::Counter& refused_;
+    stats::Counter& ioctls_;
+
+private:
+    void b_transport(tlm::tlm_generic_payload& t, sc_core::sc_time& delay);
+    void finish_trap(Duration resumed);
+
+    sc_core::sc_mutex lock_; ///< the VMM emulates one access at a time (QEMU's big lock)
+    iommu::InvalidationObserver* observer_ = nullptr;
+    std::optional<Trap> trap_;
+    std::optional<Duration> queue_write_start_;
+    stats::Group phases_;
+    stats::Histogram& guest_write_;
+    stats::Histogram& exit_;
+    stats::Histogram& decode_;
+    stats::Histogram& host_submit_;
+    stats::Histogram& hardware_;
+    stats::Histogram& completion_;
+    stats::Histogram& total_;
+};
+
+} // namespace iommusim::host::vm

@@ -1,0 +1,338 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "models/host/vm/vtd_viommu.hpp"
+
+#include <variant>
+
+#include "models/host/host_error.hpp"
+
+#include "models/host/vtd_driver.hpp"
+#include "models/iommu/common/pt_format.hpp"
+#include "models/iommu/vtd/vtd_descriptors.hpp"
+
+namespace iommusim::host::vm {
+
+namespace vtd = iommu::vtd;
+using Scope = iommu::InvalidationScope;
+
+namespace {
+vtd::VtdParams guest_params(vtd::VtdParams p, ViommuMode) {
+    // QEMU's intel-iommu requires caching-mode=on for devices assigned behind it, shadowed or
+    // nested (x-flts): the guest's context/PASID-entry writes must trap as cache invalidations.
+    p.caching_mode = true;
+    return p;
+}
+constexpr uint64_t kPage = 4096;
+} // namespace
+
+VtdViommu::VtdViommu(sc_core::sc_module_name name, VmmContext& vmm, stats::Group* parent, const vtd::VtdParams& caps)
+    : VirtualIommu(name, vmm, parent), p_(guest_params(caps, vmm.params.mode)), regs_(p_), reader_(p_),
+      host_errors_(stats_.counter("host_errors", "calls", "iommufd calls that failed or handled fewer entries than sent")),
+      shadow_maps_(stats_.counter("shadow_maps", "pages", "caching mode: guest pages shadowed into the host domain")),
+      shadow_unmaps_(stats_.counter("shadow_unmaps", "pages", "caching mode: shadowed pages removed (host flush)")) {}
+
+std::unique_ptr<IommuDriver> VtdViommu::guest_driver(const DriverEnv& env) {
+    return std::make_unique<VtdDriver>(env.name, env.mmio, env.params, env.alloc_page, env.stats, env.msi);
+}
+
+std::optional<uint32_t> VtdViommu::nested_domain(uint16_t vdid, uint32_t pasid) const {
+    auto it = nested_.find({vdid, pasid});
+    return it == nested_.end() ? std::nullopt : std::optional<uint32_t>(it->second.hwpt);
+}
+
+std::optional<uint32_t> VtdViommu::shadow_domain(uint16_t vdid) const {
+    auto it = shadows_.find(vdid);
+    return it == shadows_.end() ? std::nullopt : std::optional<uint32_t>(it->second.hwpt);
+}
+
+void VtdViommu::send(const std::optional<vtd::Msi>& msi) {
+    if (msi) write_guest(msi->address, &msi->data, 4);
+}
+
+void VtdViommu::reg_write(uint32_t offset, unsigned size, uint64_t value) {
+    const uint32_t fx = regs_.write(offset, size, value);
+    if (fx & vtd::VtdRegs::qi_enabled) {
+        seq_ = 0;
+        watch_queue(regs_.iqa_base(), regs_.iq_bytes());
+    }
+    if (fx & (vtd::VtdRegs::iqt_written | vtd::VtdRegs::iqe_cleared)) run_queue();
+}
+
+void VtdViommu::vmm_work(Duration d) {
+    cpu_.spend(d);
+    if (Trap* t = current_trap()) t->decode += d;
+}
+
+void VtdViommu::run_queue() {
+    // QEMU's vtd_fetch_inv_desc loop: everything between IQH and IQT, in the exit.
+    if (!regs_.queue_enabled() || (regs_.fsts() & vtd::bits::FSTS_IQE)) return;
+    const bool wide = regs_.iq_256bit();
+    const unsigned w = wide ? 32 : 16;
+    const uint64_t bytes = regs_.iq_bytes();
+    uint64_t head = regs_.iqh();
+    const uint64_t tail = regs_.iqt() % bytes;
+    while (head != tail) {
+        std::array<uint64_t, 4> q{};
+        try {
+            vmm_.ram.read(regs_.iqa_base() + head, q.data(), w);
+        } catch (const mem::AddressError&) {
+            flush_pending();
+            send(regs_.report_iqe(vtd::IqeReason::fetch_error));
+            return;
+        }
+        decode(1);
+        report(seq_, iommu::InvalPhase::fetched, cpu_.now());
+        const vtd::DecodeResult r = vtd::decode_descriptor(q, wide, p_);
+        if (!r.ok()) { // IQH stays on the bad descriptor (§6.5.2.10)
+            flush_pending();
+            send(regs_.report_iqe(r.error));
+            return;
+        }
+        if (auto* pc = std::get_if<vtd::PasidCacheInv>(&r.desc)) {
+            flush_pending();
+            // PASID-selective: that PASID of every device (QEMU vtd_pasid_cache_sync walks them all).
+            for (const auto& [vrid, dev] : vmm_.vdevices)
+                if (pc->gran == vtd::PasidCacheInv::Gran::pasid) sync_device(pcie::Bdf(vrid), dev, pc->pasid);
+                else sync_all(pcie::Bdf(vrid), dev);
+        } else if (std::holds_alternative<vtd::ContextCacheInv>(r.desc)) {
+            flush_pending();
+            for (const auto& [vrid, dev] : vmm_.vdevices) sync_all(pcie::Bdf(vrid), dev);
+        } else if (auto* i = std::get_if<vtd::IotlbInv>(&r.desc)) {
+            invalidate(i->scope);
+        } else if (std::holds_alternative<vtd::DevTlbInv>(r.desc)) {
+            discarded_devtlb_.inc(); // the host synthesizes device-TLB invalidations from the IOTLB ones
+        } else if (auto* wd = std::get_if<vtd::WaitDesc>(&r.desc)) {
+            flush_pending(); // completes only when every earlier descriptor has (§6.5.2.8)
+            if (wd->status_write) write_guest(wd->status_addr, &wd->status_data, 4);
+            if (wd->interrupt) send(regs_.report_wait_complete());
+            report(seq_, iommu::InvalPhase::wait_done, cpu_.now());
+        } else if (std::holds_alternative<vtd::PageGroupResponse>(r.desc)) {
+            refused_.inc(); // no page requests are delivered to guests (not modelled)
+        } // interrupt-entry-cache invalidations: no interrupt remapping is modelled
+        head = (head + w) % bytes;
+        regs_.set_iqh(head);
+        ++seq_;
+    }
+    flush_pending();
+}
+
+void VtdViommu::sync_all(pcie::Bdf vrid, const DeviceInfo& dev) {
+    std::vector<uint32_t> pasids{kRidPasid};
+    for (const auto& [key, h] : bound_)
+        if (key.first == vrid.raw && key.second != kRidPasid) pasids.push_back(key.second);
+    for (uint32_t p : pasids) sync_device(vrid, dev, p);
+}
+
+void VtdViommu::sync_device(pcie::Bdf vrid, const DeviceInfo& dev, uint32_t pasid) {
+    // Re-read the guest's context entry and the PASID entry from guest memory.
+    std::optional<vtd::PasidEntry> pe;
+    const vtd::ContextLookup ctx = reader_.read_context(vmm_.ram, regs_.root_table(), regs_.scalable_mode(), vrid);
+    unsigned reads = ctx.status.reads;
+    const bool rid_pasid = ctx.status.ok() && ctx.entry.present && pasid == ctx.entry.rid_pasid;
+    if (ctx.status.ok() && ctx.entry.present && (rid_pasid || (ctx.entry.paside && pasid < (1u << 20)))) {
+        const vtd::PasidLookup pl = reader_.read_pasid(vmm_.ram, ctx.entry, pasid);
+        reads += pl.status.reads;
+        if (pl.status.ok() && pl.entry.present) pe = pl.entry;
+    }
+    vmm_work(vmm_.params.vmm.shadow_read * reads);
+    const uint32_t key_pasid = rid_pasid || pasid == kRidPasid ? kRidPasid : pasid;
+    const auto first = static_cast<uint8_t>(vtd::Pgtt::first_stage), second = static_cast<uint8_t>(vtd::Pgtt::second_stage);
+    if (vmm_.params.mode == ViommuMode::nested && pe && pe->pgtt == first) {
+        // One nested domain per (vDomain-ID, PASID) (threads/003); reused while its table is the same.
+        const std::pair<uint16_t, uint32_t> key{pe->did, key_pasid};
+        auto it = nested_.find(key);
+        if (it == nested_.end() || it->second.root != pe->flptptr) {
+            uapi::HwptVtdS1 data;
+            data.flags = (pe->sre ? uapi::HwptVtdS1::kSre : 0) | (pe->wpe ? uapi::HwptVtdS1::kWpe : 0) |
+                         (pe->eafe ? uapi::HwptVtdS1::kEafe : 0);
+            data.pgtbl_addr = pe->flptptr;
+            data.addr_width = pe->flpm ? 57 : 48;
+            ioctl();
+            const uint32_t h = vmm_.host.iommufd().hwpt_alloc_nested_vtd(vmm_.parent_hwpt, data);
+            it = nested_.insert_or_assign(key, Nested{h, pe->flptptr}).first;
+        }
+        bind(vrid, key_pasid, dev, it->second.hwpt, std::nullopt);
+    } else if (vmm_.params.mode == ViommuMode::caching_mode && pe && pe->pgtt == second && key_pasid == kRidPasid) {
+        auto it = shadows_.find(pe->did);
+        if (it == shadows_.end()) {
+            Shadow s;
+            ioctl();
+            s.ioas = vmm_.host.iommufd().ioas_alloc();
+            ioctl();
+            s.hwpt = vmm_.host.iommufd().hwpt_alloc(s.ioas, vmm_.iommu, DomainDesc::Kind::paging_s2);
+            it = shadows_.emplace(pe->did, std::move(s)).first;
+        }
+        Shadow& s = it->second;
+        s.guest_s2.enabled = true;
+        s.guest_s2.format = iommu::PtFormat::vtd_ss;
+        s.guest_s2.levels = static_cast<uint8_t>(pe->aw + 2);
+        s.guest_s2.input_bits = static_cast<uint8_t>(12 + 9 * s.guest_s2.levels);
+        s.guest_s2.root = pe->slptptr;
+        bind(vrid, kRidPasid, dev, s.hwpt, s.ioas);
+    } else {
+        if (pe) refused_.inc(); // a translation type this mode does not forward
+        unbind(vrid, key_pasid, dev);
+    }
+}
+
+std::optional<uint32_t> VtdViommu::host_pasid(uint32_t guest_pasid) {
+    if (guest_pasid == kRidPasid) return std::nullopt;
+    // The VM's PASID set: a guest PASID is a set-private ID mapped to a host PASID the
+    // VM owns (the IOASID design, threads 000/002); the quota bounds how many it binds.
+    PasidAllocator& a = vmm_.host.pasids();
+    if (!pasid_set_) pasid_set_ = a.find_set(vmm_.vm_name).value_or(0);
+    if (!*pasid_set_) pasid_set_ = a.create_set(vmm_.vm_name, vmm_.params.pasid_quota);
+    try {
+        return a.host_pasid(*pasid_set_, guest_pasid);
+    } catch (const HostError&) {
+        return a.alloc(*pasid_set_, vmm_.vm_name, guest_pasid);
+    }
+}
+
+void VtdViommu::bind(pcie::Bdf vrid, uint32_t guest_pasid, const DeviceInfo& dev, uint32_t hwpt,
+                     std::optional<uint32_t> stage2_by_iova) {
+    auto it = bound_.find({vrid.raw, guest_pasid});
+    if (it != bound_.end() && it->second == hwpt) return;
+    IommuFd& fd = vmm_.host.iommufd();
+    if (it != bound_.end()) unbind(vrid, guest_pasid, dev);
+    std::optional<uint32_t> hp;
+    try {
+        hp = host_pasid(guest_pasid);
+    } catch (const HostError&) { // over the VM's quota: the guest's PASID is not bound
+        refused_.inc();
+        return;
+    }
+    ioctl();
+    const Duration start = cpu_.now();
+    fd.attach(dev.rid, hp, hwpt);
+    if (Trap* t = current_trap()) add_host_call(*t, start, cpu_.now(), {});
+    bound_[{vrid.raw, guest_pasid}] = hwpt;
+    DmaOracle::NestedView v;
+    v.guest = vmm_.guest_oracle;
+    v.guest_device = vrid;
+    if (guest_pasid != kRidPasid) v.guest_pasid = guest_pasid;
+    v.parent_space = stage2_by_iova.value_or(vmm_.parent_ioas);
+    v.stage2_by_iova = stage2_by_iova.has_value();
+    GuestMemory* ram = &vmm_.ram;
+    v.gpa_of = [ram](uint64_t hpa) { return ram->gpa_of(hpa); };
+    vmm_.host.oracle().bind_nested(dev.rid, hp, std::move(v));
+}
+
+void VtdViommu::unbind(pcie::Bdf vrid, uint32_t guest_pasid, const DeviceInfo& dev) {
+    auto it = bound_.find({vrid.raw, guest_pasid});
+    if (it == bound_.end()) return;
+    ioctl();
+    const Duration start = cpu_.now();
+    vmm_.host.iommufd().detach(dev.rid, host_pasid(guest_pasid), vmm_.iommu);
+    if (Trap* t = current_trap()) add_host_call(*t, start, cpu_.now(), {});
+    bound_.erase(it);
+}
+
+void VtdViommu::invalidate(const Scope& s) {
+    if (vmm_.params.mode == ViommuMode::caching_mode) {
+        bool any = false;
+        for (auto& [vdid, sh] : shadows_)
+            if (s.kind == Scope::Kind::all || vdid == s.domain_tag) {
+                any = true;
+                shadow_sync(vdid, s);
+            }
+        if (!any && s.domain_tag != 0) refused_.inc();
+        return;
+    }
+    // Split per (vDID, PASID): each nested domain gets its own array (threads/003).
+    bool any = false;
+    for (const auto& [key, n] : nested_) {
+        const bool dom = s.kind == Scope::Kind::all || key.first == s.domain_tag;
+        const bool as = !s.has_as || s.kind == Scope::Kind::domain || key.second == s.as_tag;
+        if (!dom || !as) continue;
+        any = true;
+        if (pending_hwpt_ != n.hwpt) flush_pending();
+        pending_hwpt_ = n.hwpt;
+        uapi::VtdS1Invalidate e;
+        if (s.kind == Scope::Kind::range) {
+            e.addr = s.addr & ~(kPage - 1);
+            e.npages = (s.addr + s.size - e.addr + kPage - 1) / kPage;
+            e.flags = s.leaf_only ? uapi::VtdS1Invalidate::kFlagLeaf : 0;
+        } else {
+            e.addr = 0;
+            e.npages = UINT64_MAX;
+        }
+        pending_.push_back(e);
+        forwarded_.inc();
+    }
+    // An unknown vDomain-ID / PASID: nothing of it is cached on the host. (DID 0 is the one
+    // caching mode reserves for non-present entries; flushing it is not a reference to a domain.)
+    if (!any && (s.kind == Scope::Kind::all || s.domain_tag != 0)) refused_.inc();
+}
+
+void VtdViommu::flush_pending() {
+    if (pending_.empty()) return;
+    uapi::HwptInvalidate req;
+    req.hwpt_id = pending_hwpt_;
+    req.data_uptr = reinterpret_cast<uintptr_t>(pending_.data());
+    req.data_type = uapi::kInvalidateDataVtdS1;
+    req.entry_len = sizeof(uapi::VtdS1Invalidate);
+    req.entry_num = static_cast<uint32_t>(pending_.size());
+    const Duration start = cpu_.now();
+    ioctl();
+    std::vector<FlushTiming> ts;
+    const uapi::Errno e = vmm_.host.iommufd().hwpt_invalidate(req, &ts);
+    if (Trap* t = current_trap()) add_host_call(*t, start, cpu_.now(), ts);
+    if (e != uapi::Errno::ok || req.entry_num != pending_.size()) host_errors_.inc();
+    pending_.clear();
+}
+
+std::optional<uint64_t> VtdViommu::guest_walk(const iommu::StageConfig& c, uint64_t va) {
+    const iommu::PageTableFormat& f = iommu::format_of(c.format);
+    uint64_t table = c.root;
+    for (unsigned level = c.levels; level >= 1; --level) {
+        uint64_t raw = 0;
+        vmm_work(vmm_.params.vmm.shadow_read);
+        try {
+            vmm_.ram.read(table + 8 * iommu::PageTableFormat::index(va, c, level), &raw, 8);
+        } catch (const mem::AddressError&) {
+            return std::nullopt;
+        }
+        const iommu::Descriptor d = f.decode(raw, level, c);
+        if (d.kind == iommu::Descriptor::Kind::leaf) return d.addr + (va & ((uint64_t{1} << d.page_shift) - 1));
+        if (d.kind != iommu::Descriptor::Kind::table) return std::nullopt;
+        table = d.addr;
+    }
+    return std::nullopt;
+}
+
+void VtdViommu::shadow_sync(uint16_t vdid, const Scope& s) {
+    Shadow& sh = shadows_.at(vdid);
+    std::vector<uint64_t> pages;
+    if (s.kind == Scope::Kind::range) {
+        for (uint64_t a = s.addr & ~(kPage - 1); a < s.addr + s.size; a += kPage) pages.push_back(a);
+    } else {
+        for (const auto& [iova, hpa] : sh.pages) pages.push_back(iova);
+    }
+    IommuFd& fd = vmm_.host.iommufd();
+    for (uint64_t iova : pages) {
+        forwarded_.inc();
+        const std::optional<uint64_t> gpa = guest_walk(sh.guest_s2, iova);
+        const std::optional<uint64_t> hpa = gpa ? vmm_.ram.hpa_of(*gpa & ~(kPage - 1)) : std::nullopt;
+        auto cur = sh.pages.find(iova);
+        if (cur != sh.pages.end() && hpa && cur->second == *hpa) continue;
+        if (cur != sh.pages.end()) { // VFIO_IOMMU_UNMAP_DMA: the host flushes (IOTLB and device TLB) and waits
+            const Duration start = cpu_.now();
+            ioctl();
+            std::vector<FlushTiming> ts;
+            fd.unmap(sh.ioas, iova, kPage, &ts);
+            if (Trap* t = current_trap()) add_host_call(*t, start, cpu_.now(), ts);
+            sh.pages.erase(cur);
+            shadow_unmaps_.inc();
+        }
+        if (hpa) { // VFIO_IOMMU_MAP_DMA of the guest page's host memory
+            const Duration start = cpu_.now();
+            ioctl();
+            fd.map_user(sh.ioas, iova, *hpa, kPage);
+            if (Trap* t = current_trap()) add_host_call(*t, start, cpu_.now(), {});
+            sh.pages[iova] = *hpa;
+            shadow_maps_.inc();
+        }
+    }
+}
+
+} // namespace iommusim::host::vm

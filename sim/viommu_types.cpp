@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "sim/viommu_types.hpp"
+
+#include "models/host/vm/vtd_viommu.hpp"
+
+namespace iommusim::sim {
+
+const std::vector<ViommuType>& viommu_types() {
+    static const std::vector<ViommuType> table = {
+        {"vtd", "QEMU-style virtual VT-d (CAP.CM=1): nested over iommufd, or caching-mode shadowing",
+         [](const std::string& name, host::vm::VmmContext& vmm, stats::Group* parent) -> std::unique_ptr<host::vm::VirtualIommu> {
+             return std::make_unique<host::vm::VtdViommu>(name.c_str(), vmm, parent);
+         }},
+    };
+    return table;
+}
+
+const ViommuType* find_viommu_type(const std::string& iommu_type) {
+    for (const auto& t : viommu_types())
+        if (t.iommu_type == iommu_type) return &t;
+    return nullptr;
+}
+
+} // namespace iommusim::sim

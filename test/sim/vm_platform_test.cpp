@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: Apache-2.0
+// The "vms" section and the guest scenario steps: bad input is a config error
+// with its JSON path; a guest step naming an unknown VM is refused at parse
+// time; dump-config round-trips a VM. Runs the CLI as a user would.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "test/support/cli.hpp"
+
+using namespace iommusim::test;
+using nlohmann::ordered_json;
+
+namespace {
+ordered_json nested_platform() { return ordered_json::parse(slurp(source_path("platforms/vm-vtd-nested.json"))); }
+
+/// `iommusim validate` on `p`: its exit code and error text.
+CliResult validate(const ordered_json& p, const std::string& tag) {
+    auto dir = scratch_dir(tag);
+    write_file(dir / "p.json", p.dump(2));
+    return run_cli("validate '" + (dir / "p.json").string() + "'", tag);
+}
+} // namespace
+
+TEST_CASE("a VM's configuration errors name their JSON path", "[cli][config][vm]") {
+    auto p = nested_platform();
+    p["vms"][0]["iommu"] = "dmar9";
+    auto r = validate(p, "vm-bad-iommu");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("/vms/0/iommu") != std::string::npos);
+
+    p = nested_platform();
+    p["vms"][0]["mode"] = "shadowed";
+    r = validate(p, "vm-bad-mode");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("/vms/0/mode") != std::string::npos);
+    CHECK(r.err.find("nested|caching_mode") != std::string::npos);
+
+    p = nested_platform();
+    p["vms"][0]["devices"].push_back(p["vms"][0]["devices"][0]);
+    r = validate(p, "vm-dup-vrid");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("/vms/0/devices/1/virtual_rid") != std::string::npos);
+
+    p = nested_platform();
+    p["vms"][0]["devices"][0]["virtual_rid"] = "3.0";
+    r = validate(p, "vm-bad-rid");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("BB:DD.F") != std::string::npos);
+
+    p = nested_platform();
+    p["vms"][0]["stage2_page_bytes"] = "64KiB";
+    r = validate(p, "vm-bad-s2-page");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("/vms/0/stage2_page_bytes") != std::string::npos);
+}
+
+TEST_CASE("a guest step naming an unknown VM is refused before the run", "[cli][config][vm][scenario]") {
+    auto p = nested_platform();
+    p["scenario"][0]["vm"] = "vm7";
+    auto r = validate(p, "vm-unknown-in-step");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("/scenario/0/vm") != std::string::npos);
+    CHECK(r.err.find("no VM named \"vm7\"") != std::string::npos);
+}
+
+TEST_CASE("a VM behind an IOMMU family without a virtual IOMMU model is a config error", "[cli][config][vm]") {
+    auto p = nested_platform();
+    p["iommus"][0]["type"] = "amd";
+    auto r = validate(p, "vm-amd-no-viommu");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("/vms/0/iommu") != std::string::npos);
+    CHECK(r.err.find("no virtual IOMMU model") != std::string::npos);
+}
+
+TEST_CASE("dump-config writes a VM that run accepts unchanged", "[cli][config][vm]") {
+    auto r = run_cli("dump-config '" + source_path("platforms/vm-vtd-caching-mode.json") + "'", "vm-dump");
+    REQUIRE(r.exit_code == 0);
+    const auto dumped = ordered_json::parse(r.out);
+    CHECK(dumped["vms"][0]["mode"] == "caching_mode");
+    CHECK(dumped["vms"][0]["devices"][0]["virtual_rid"] == "00:03.0");
+    CHECK(validate(dumped, "vm-dump-validate").exit_code == 0);
+}
