@@ -122,7 +122,7 @@ FlushTiming CmdQueueDriver::submit(std::vector<QueueEntry> cmds, bool counted) {
 }
 
 uint64_t CmdQueueDriver::write_entries(const std::vector<QueueEntry>& cmds, bool sync, uint32_t& token,
-                                      uint64_t& status) {
+                                      uint64_t& status, bool keep_lock) {
     if ((cmds.size() + 1) * entry_bytes_ > bytes_)
         throw HostError(HostError::Kind::invalid,
                         "command queue: " + std::to_string(cmds.size()) + " entries do not fit the ring");
@@ -158,7 +158,7 @@ uint64_t CmdQueueDriver::write_entries(const std::vector<QueueEntry>& cmds, bool
     }
     c_.entries.inc(cmds.size());
     hooks_.write_tail(tail_, seq_);
-    lock_.unlock();
+    if (!keep_lock) lock_.unlock();
     return first_seq;
 }
 
@@ -186,11 +186,14 @@ FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool coun
         cmds.push_back(hooks_.encode_sync(status, token, irq));
     }
     uint32_t key = token;
-    const uint64_t first_seq = write_entries(cmds, true, key, status);
+    const WaitLoop loop = hooks_.wait_loop();
+    const bool hold = loop.hold_lock && !irq; // never sleep holding a spinlock
+    const uint64_t first_seq = write_entries(cmds, true, key, status, hold);
     if (in_entry_done_) token = *in_entry_done_;
     const uint64_t end_seq = first_seq + cmds.size();
     t.descriptors = static_cast<unsigned>(cmds.size());
-    // Spin like qi_submit_sync(): read the status word, check the error state, relax, repeat.
+    // The family's loop (qi_submit_sync, wait_on_sem, ...): read the status word,
+    // check the error state, relax (dropping the lock around it if held), repeat.
     for (;;) {
         const uint64_t seen = irq ? interrupts_seen() : 0;
         c_.polls.inc();
@@ -200,9 +203,20 @@ FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool coun
             t.error = true;
             break;
         }
-        if (irq) wait_for_interrupt(seen); // sleep until the unit signals (completion or error)
-        else cpu_.spend(cpu_.params().poll_interval);
+        if (loop.timeout && cpu_.now() - t.submitted >= *loop.timeout) { // the driver gives up
+            c_.errors.inc();
+            t.error = true;
+            break;
+        }
+        if (irq) {
+            wait_for_interrupt(seen); // sleep until the unit signals (completion or error)
+            continue;
+        }
+        if (hold) lock_.unlock();
+        cpu_.spend(loop.relax.value_or(cpu_.params().poll_interval));
+        if (hold) lock_.lock();
     }
+    if (hold) lock_.unlock();
     t.observed = cpu_.now();
     open_.erase(first_seq);
     if (counted) c_.submissions.inc();
