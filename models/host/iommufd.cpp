@@ -374,7 +374,7 @@ uint64_t IommuFd::map(uint32_t ioas_id, uint64_t size, std::optional<uint64_t> i
         }
         done.push_back(hid);
     }
-    a.mappings[va] = Mapping{pa, size, page_shift, !iova && page == kPage};
+    a.mappings[va] = Mapping{.pa = pa, .size = size, .page_shift = page_shift, .dma_api = !iova && page == kPage};
     oracle_.map(ioas_id, va, pa, size, pte_visible_at());
     cpu_.spend(cpu_.params().call_overhead + cpu_.params().mem_write * (std::max<uint64_t>(1, size / page) * hwpts.size()));
     for (uint32_t hid : hwpts) { // iotlb_sync_map: only units caching non-present entries act
