@@ -35,6 +35,16 @@ void CmdQueueDriver::init(const std::function<uint64_t()>& alloc_page, unsigned 
     seq_ = 0;
 }
 
+void CmdQueueDriver::set_sync_status_per_slot(const std::function<uint64_t()>& alloc_page, uint32_t in_use,
+                                              uint32_t done) {
+    if (!bytes_) throw std::logic_error("command queue: per-slot status before init()");
+    const uint64_t words = bytes_ / entry_bytes_ * status_bytes_;
+    unsigned order = 0;
+    while ((kPage << order) < words) ++order;
+    slot_status_ = alloc_contiguous_pages(alloc_page, order, "the command queue's status array");
+    slot_done_ = SlotStatus{in_use, done};
+}
+
 void CmdQueueDriver::set_wait(Wait w) {
     if (w == Wait::interrupt && (!msi_ || vectors_.empty()))
         throw std::runtime_error("command queue: interrupt wait mode needs an MSI path");
@@ -142,7 +152,7 @@ uint64_t CmdQueueDriver::write_entries(const std::vector<QueueEntry>& cmds, bool
     const uint64_t first_seq = seq_;
     // Known before the unit can see the tail: its phase reports are kept.
     // In-entry syncs all complete with the same value: such a submission is known by its end.
-    if (sync && in_entry_done_) token = static_cast<uint32_t>(seq_ + cmds.size());
+    if (sync && (in_entry_done_ || slot_done_)) token = static_cast<uint32_t>(seq_ + cmds.size());
     if (sync) open_[first_seq] = Submission{seq_ + cmds.size(), token};
     for (size_t i = 0; i < cmds.size(); ++i) {
         const uint64_t slot = tail_;
@@ -153,6 +163,11 @@ uint64_t CmdQueueDriver::write_entries(const std::vector<QueueEntry>& cmds, bool
             // The sync's status word is its own first word: encode it with its own address.
             cmd = hooks_.encode_sync(base_ + slot, *in_entry_done_, wait_ == Wait::interrupt);
             status = base_ + slot;
+        } else if (sync && slot_done_ && i + 1 == cmds.size()) {
+            // The status word of the sync's slot: marked in use, then named in the sync.
+            status = slot_status(slot / entry_bytes_);
+            cpu_.mem_write(status, &slot_done_->in_use, status_bytes_);
+            cmd = hooks_.encode_sync(status, slot_done_->done, wait_ == Wait::interrupt);
         }
         cpu_.mem_write(base_ + slot, cmd.data(), entry_bytes_);
     }
@@ -175,8 +190,8 @@ FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool coun
     const bool irq = wait_ == Wait::interrupt;
     uint32_t token = 0;
     uint64_t status = 0;
-    if (in_entry_done_) {
-        cmds.push_back(QueueEntry{}); // encoded with its own slot address by write_entries
+    if (in_entry_done_ || slot_done_) {
+        cmds.push_back(QueueEntry{}); // encoded with its slot's status address by write_entries
     } else {
         token = ++token_;
         // One status slot per in-flight sync; the token sits in its low dword (little endian).
@@ -190,6 +205,7 @@ FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool coun
     const bool hold = loop.hold_lock && !irq; // never sleep holding a spinlock
     const uint64_t first_seq = write_entries(cmds, true, key, status, hold);
     if (in_entry_done_) token = *in_entry_done_;
+    if (slot_done_) token = slot_done_->done;
     const uint64_t end_seq = first_seq + cmds.size();
     t.descriptors = static_cast<unsigned>(cmds.size());
     // The family's loop (qi_submit_sync, wait_on_sem, ...): read the status word,
