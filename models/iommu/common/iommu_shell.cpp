@@ -390,6 +390,7 @@ void IommuShell::engine_sync() {
         wait(to_sc(ahead_));
         ahead_ = Duration::zero();
     }
+    kernel_ = now();
     if (!unpublished_.empty()) publish_consumed(AtsInvalidationTracker::kNever);
 }
 
@@ -431,7 +432,7 @@ void IommuShell::queue_engine() {
                 sync_queue(queue_);
             }
         }
-        const Duration kernel = now(); // the kernel's time until execute() synchronises
+        const Duration kernel = kernel_ = now(); // the kernel's time until something synchronises
         // A tail written at a later local time is not visible yet (temporal decoupling).
         if (!tail_writes_.empty()) {
             if (tail_writes_.front().second > kernel + ahead_) {
@@ -530,7 +531,8 @@ bool IommuShell::execute(const CommandAction& a, uint64_t seq) {
         ahead_ += n->cost;
     }
     ahead_ += sp_.queue.per_entry_invalidate * dropped;
-    phase_now(seq, InvalPhase::caches_done);
+    // (kernel_ is current: these paths wait only through engine_sync, which updates it.)
+    phase(seq, InvalPhase::caches_done, kernel_ + ahead_);
     return true;
 }
 

@@ -394,6 +394,7 @@ private:
     bool queue_view_stale_ = true; ///< registers may have changed since the last sync_queue()
     Duration ahead_; ///< local time the engine has run ahead of the kernel (TLM-2.0 LT)
     uint64_t command_generation_ = 0; ///< the queue generation of the command being executed
+    Duration kernel_; ///< the kernel's time when the engine last looked (loop start, engine_sync)
     /// Consumer positions not yet published: the engine consumed them at local time `at`,
     /// later than the kernel's time (in order; published by publish_consumed).
     struct Consumed {
