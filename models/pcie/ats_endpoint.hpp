@@ -93,6 +93,7 @@ private:
     static Duration now() { return kernel_now(); }
 
     AtsEndpointParams p_;
+    sc_core::sc_time atc_lookup_sc_; ///< p_.atc_lookup, converted once (charged on every DMA access)
     tlm::tlm_generic_payload payload_;
     TlpExtension ext_;
     stats::Group stats_;

@@ -106,6 +106,10 @@ IommuShell::Resolution AmdIommu::resolve(pcie::Bdf rid, const RequestAttrs& req,
         delay += ctx_lookup_sc_;
         return {0, false, &memo_->ctx};
     }
+    return resolve_tables(rid, req, delay);
+}
+
+IommuShell::Resolution AmdIommu::resolve_tables(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) {
     Duration local = from_sc(delay);
     const Resolved& res = context(rid.raw, req, local);
     delay = to_sc(local);

@@ -58,6 +58,8 @@ private:
 
     Resolution resolve(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) override;
     Resolution check_translated(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) override;
+    /// resolve() past its memo (out of line: the memo check is inlined into the request path).
+    [[gnu::noinline]] Resolution resolve_tables(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay);
     uint32_t fault_reason(const Translation& t, const AccessRequest& a, const TranslationContext& c) const override;
     void record_fault(pcie::Bdf rid, const RequestAttrs& req, uint64_t addr, bool write, uint32_t reason,
                       Duration& local) override;

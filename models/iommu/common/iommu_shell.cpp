@@ -130,7 +130,7 @@ IommuShell::IommuShell(const sc_core::sc_module_name& name, const ShellParams& p
                        uint32_t queue_fetch_error, Ring::Index queue_style, stats::Group* parent)
     : sc_module(name), upstream("upstream"), mem("mem"), mmio("mmio"), ats_inv("ats_inv"), sp_(p),
       stats_(basename(), parent), walk_port_(*this), unit_port_(*this),
-      walkers_(std::max<uint32_t>(1, p.walkers)), queue_(*this, queue_fetch_error, queue_style),
+      walkers_(p.walkers), queue_(*this, queue_fetch_error, queue_style),
       ats_(p.ats_timeout),
       st_requests_(stats_.counter(n.requests.name, "count", n.requests.description)),
       st_translated_(stats_.counter(n.translated.name, "count", n.translated.description)),
@@ -263,25 +263,18 @@ TranslateResult IommuShell::translate(const TranslationContext& ctx, const Acces
 
 void IommuShell::account_walk(const TranslateResult& r, sc_time& delay) {
     // A walk occupies one of the walk slots (loosely-timed contention, DESIGN.md "Timing"):
-    // the slot that frees up earliest (what std::min_element picks), each slot read once.
-    BusyUntil* slot = &walkers_.front();
-    Duration earliest = slot->busy_until();
-    for (BusyUntil& w : walkers_) {
-        if (const Duration b = w.busy_until(); b < earliest) {
-            earliest = b;
-            slot = &w;
-        }
-    }
+    // the slot that frees up earliest (BusyPool).
     const Duration t = now();
     const Duration arrival = t + from_sc(delay);
-    const Duration start = slot->reserve(arrival, r.latency);
+    const BusyPool::Use use = walkers_.reserve(arrival, r.latency);
+    const Duration start = use.start;
     delay = to_sc(start + r.latency - t);
     st_table_reads_.inc(r.reads);
     if (trace_)
-        trace_->slice(trace_walkers_ + static_cast<uint32_t>(slot - walkers_.data()), "walk", "walk", start,
-                      start + r.latency, {"reads", r.reads, false}, {"queued_ps", (start - arrival).as_ps(), false});
+        trace_->slice(trace_walkers_ + use.slot, "walk", "walk", start, start + r.latency, {"reads", r.reads, false},
+                      {"queued_ps", (start - arrival).as_ps(), false});
     if (trace_ && r.t.ok()) trace_->counter(trace_walkers_, "iotlb fills", start + r.latency, ++trace_fills_);
-    st_walk_queueing_.inc(static_cast<uint64_t>((start - arrival).as_ns()));
+    if (start != arrival) st_walk_queueing_.inc(static_cast<uint64_t>((start - arrival).as_ns()));
 }
 
 void IommuShell::handle_translation_request(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_time& delay) {

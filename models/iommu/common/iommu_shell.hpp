@@ -368,7 +368,7 @@ private:
     SocketWalkPort walk_port_;
     SocketUnitPort unit_port_;
     std::optional<TranslationCore> core_;
-    std::vector<BusyUntil> walkers_;
+    BusyPool walkers_; ///< the walk slots
     CommandQueue queue_;
     AtsInvalidationTracker ats_;
     InvalidationObserver* observer_ = nullptr;
@@ -498,18 +498,29 @@ void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExt
     const AccessRequest a{iova, t.is_write(), req.execute, req.privileged};
     if (!ctx.pass_through) {
         delay += iotlb_lookup_sc_;
-        walk_port_.begin(from_sc(delay));
-        const TranslateResult res = core_->translate(ctx, a);
-        if (!res.iotlb_hit) account_walk(res, delay);
-        const Translation& tr = res.t;
-        ext.served_by = res.iotlb_hit ? pcie::TlpExtension::Source::iotlb : pcie::TlpExtension::Source::walk;
-        if (!tr.ok()) {
-            fail_request(t, ext, req, f.fault_reason(tr, a, ctx), ctx.fault_suppress, delay);
-            return;
+        // TranslationCore::translate() in its two halves: an IOTLB hit inline, without building
+        // a TranslateResult; the walk (and its slot) only on a miss.
+        const uint64_t va = TranslationCore::input_of(ctx, iova);
+        IotlbHit h;
+        if (core_->lookup(ctx, a, va, h)) [[likely]] {
+            ext.served_by = pcie::TlpExtension::Source::iotlb;
+            const uint64_t mask = (uint64_t{1} << h.page_shift) - 1;
+            pa = (h.entry.output & ~mask) | (iova & mask);
+            snoop = snoop || (sp_.snoop_control && h.entry.snoop);
+        } else {
+            walk_port_.begin(from_sc(delay));
+            const TranslateResult res = core_->miss(ctx, a, va);
+            account_walk(res, delay);
+            const Translation& tr = res.t;
+            ext.served_by = pcie::TlpExtension::Source::walk;
+            if (!tr.ok()) {
+                fail_request(t, ext, req, f.fault_reason(tr, a, ctx), ctx.fault_suppress, delay);
+                return;
+            }
+            const uint64_t mask = (uint64_t{1} << tr.page_shift) - 1;
+            pa = (tr.output & ~mask) | (iova & mask);
+            snoop = snoop || (sp_.snoop_control && tr.snoop);
         }
-        const uint64_t mask = (uint64_t{1} << tr.page_shift) - 1;
-        pa = (tr.output & ~mask) | (iova & mask);
-        snoop = snoop || (sp_.snoop_control && tr.snoop);
     }
     if (ctx.rights != perm::all) [[unlikely]] {
         // The context's own rights, checked after the walk (a page that is not present is

@@ -84,6 +84,10 @@ private:
         Resolution fault;
     };
     Lookup lookup_ste(uint32_t sid, const RequestAttrs& req, Duration& local);
+    /// resolve() past its memo: the STE and CD lookups (and bypass when SMMUEN = 0).
+    [[gnu::noinline]] Resolution resolve_tables(uint32_t sid, const RequestAttrs& req, sc_core::sc_time& delay);
+    /// The same on the request's sc_time (the memo's hit without time conversions).
+    Lookup lookup_ste(uint32_t sid, const RequestAttrs& req, sc_core::sc_time& delay);
     /// A fault carrying `e` to record_fault().
     Resolution event_fault(const Event& e, bool record = true) const;
     void send_irq(const MsiConfig& m, uint32_t irq_bit, Duration& local);
@@ -119,6 +123,8 @@ private:
         const SteEntry* ste = nullptr;
         const StreamContext* cd = nullptr; ///< the CD used, nullptr when none
     } rmemo_;
+    /// The STE-cache lookup latency, and STE + CD, as sc_time (the memo paths convert nothing).
+    sc_core::sc_time ste_lookup_sc_, ste_cd_lookup_sc_;
     stats::Counter& st_events_;
     stats::Counter& st_events_dropped_;
 };
