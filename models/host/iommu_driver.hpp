@@ -18,12 +18,15 @@
 //   enable_page_requests / serve_page_requests   the unit's page-request log (PRI);
 //   invalidation_observer()  where the unit reports invalidation phases.
 #include <algorithm>
+#include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "models/common/time.hpp"
+#include "models/host/iommufd_uapi.hpp"
 #include "models/iommu/common/inval_observer.hpp"
 #include "models/iommu/common/translation.hpp"
 #include "models/pcie/tlp.hpp"
@@ -57,6 +60,13 @@ struct DomainDesc {
     iommu::StageConfig s1;  ///< root etc. filled in by the owner of the tables
     iommu::StageConfig s2;
     uint32_t cpu_asid = 0;  ///< SVA: the CPU's address-space ID of the process (Arm ASID), 0 = none
+    /// Nested domains allocated on a vIOMMU (AMD-Vi, SMMUv3): the vIOMMU's id, the nesting
+    /// parent's id and the guest's own entry as IOMMU_HWPT_ALLOC data carries it (AMD: the
+    /// guest DTE, 4 qwords; SMMUv3: the vSTE, dwords 0-1). The backend builds the unit's
+    /// entry from it and from the parent (drivers/iommu/amd/nested.c, arm-smmu-v3-iommufd.c).
+    uint32_t viommu = 0;
+    uint32_t parent = 0;
+    std::array<uint64_t, 4> guest_entry{};
     /// Enforces cache coherency: requests through it are snooped even with No-Snoop set
     /// (Linux iommu_domain force_snooping; VT-d PGSNP in the PASID entry and SNP in
     /// second-stage leaves, AMD-Vi PTE.FC). Decided by the backend at allocation.
@@ -162,6 +172,33 @@ public:
     /// intel_iommu_iotlb_sync_map); the default does nothing.
     virtual void mapped(const DomainDesc& /*domain*/, const std::vector<Attachment>& /*attachments*/, uint64_t /*iova*/,
                         uint64_t /*size*/) {}
+    // ---- vIOMMU (iommufd IOMMU_VIOMMU_ALLOC; models/host/vm) ----
+    /// Checks a nested domain's guest entry (IOMMU_HWPT_ALLOC data of type `data_type` on a
+    /// vIOMMU); a message when the backend refuses it (EINVAL / EOPNOTSUPP as `unsupported`).
+    /// Default: the unit has no vIOMMU nesting.
+    virtual std::optional<std::string> check_nested(uint32_t data_type, const std::array<uint64_t, 4>& entry,
+                                                    bool& unsupported) const {
+        (void)data_type, (void)entry;
+        unsupported = true;
+        return std::string("this IOMMU has no vIOMMU-based nested domains");
+    }
+    /// The IOMMU_VIOMMU_INVALIDATE data type the backend takes (nullopt: none).
+    virtual std::optional<uint32_t> viommu_invalidate_type() const { return std::nullopt; }
+    /// A vIOMMU's invalidation array (one raw 128-bit guest command per entry): the backend
+    /// translates the guest's IDs (`vdevice`: virtual ID -> physical device, nullptr when
+    /// unknown; the parent's tag), issues what it translated in order with one wait, and
+    /// stops at the first entry it cannot take: `done` = entries that took effect.
+    struct ViommuRef {
+        uint32_t id = 0;
+        const DomainDesc* parent = nullptr;
+        std::function<const DeviceInfo*(uint64_t virt_id)> vdevice;
+    };
+    virtual uapi::Errno viommu_invalidate(const ViommuRef& v, const std::vector<std::array<uint64_t, 2>>& cmds,
+                                          uint32_t& done, FlushTiming& timing) {
+        (void)v, (void)cmds, (void)timing;
+        done = 0;
+        return uapi::Errno::eopnotsupp;
+    }
     /// Sets up the unit's page-request log (VT-d page request queue, AMD PPR
     /// log, SMMUv3 PRIQ). Called after enable() when caps().pri and a PRI
     /// device sits behind the unit. SC_THREAD only.

@@ -23,6 +23,7 @@
 // attached domains that do not (thread 001: KVM then emulates WBINVD).
 //
 // All calls that cost time must come from an SC_THREAD (a host thread).
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -128,10 +129,25 @@ public:
     uint32_t hwpt_alloc_nested(uint32_t parent, const iommu::StageConfig& s1);
     /// VT-d: IOMMU_HWPT_ALLOC with IOMMU_HWPT_DATA_VTD_S1 (E.2): addr_width 48 or 57, known flags.
     uint32_t hwpt_alloc_nested_vtd(uint32_t parent, const uapi::HwptVtdS1& data);
+    /// IOMMU_VIOMMU_ALLOC (E.4): a vIOMMU over the nesting parent `parent` (a second-stage
+    /// paging domain): it holds the vDEVICE table, AMD's vDomain-ID -> pDomain-ID map or
+    /// SMMUv3's VMID (the parent's), and takes the guest's invalidation arrays.
+    /// Errors: the parent is not a second-stage domain (invalid), unknown (not_found).
+    uint32_t viommu_alloc(uint32_t parent);
+    /// IOMMU_VDEVICE_ALLOC (E.5): device `rid` behind the vIOMMU's unit is `virt_id` to the guest
+    /// (vRID / vDeviceID / vSID). Errors: unknown device (not_found), duplicate virt_id (busy, EEXIST).
+    void vdevice_alloc(uint32_t viommu, pcie::Bdf rid, uint64_t virt_id);
+    /// The physical device behind a vIOMMU's virtual ID, or nullptr.
+    const DeviceInfo* vdevice(uint32_t viommu, uint64_t virt_id) const;
+    /// IOMMU_HWPT_ALLOC with pt_id = a vIOMMU and the family's data (AMD: IOMMU_HWPT_DATA_AMD_GUEST,
+    /// the guest DTE; SMMUv3: IOMMU_HWPT_DATA_ARM_SMMUV3, the vSTE): a nested domain over the
+    /// vIOMMU's parent, checked by the backend. Errors: not a vIOMMU, data the backend refuses.
+    uint32_t hwpt_alloc_nested_viommu(uint32_t viommu, uint32_t data_type, const std::array<uint64_t, 4>& entry);
     /// The nested domain's stage-1 configuration (its guest root).
     const iommu::StageConfig& nested_s1(uint32_t hwpt_id) { return hwpt(hwpt_id).desc.s1; }
-    /// IOMMU_HWPT_INVALIDATE (E.1/E.2): the entries at req.data_uptr are handled in order,
+    /// IOMMU_HWPT_INVALIDATE (E.1/E.2/E.3): the entries at req.data_uptr are handled in order,
     /// stopping at the first failure; req.entry_num is overwritten with how many took effect.
+    /// hwpt_id may name a nested domain (VT-d) or a vIOMMU (raw guest commands, the backend's type).
     /// `timings` (optional) receives each flush's phases, for the VMM's breakdown.
     uapi::Errno hwpt_invalidate(uapi::HwptInvalidate& req, std::vector<FlushTiming>* timings = nullptr);
 
@@ -183,6 +199,13 @@ private:
         std::optional<uint32_t> inv_data_type; ///< IOMMU_HWPT_INVALIDATE entry format (nested domains)
         std::vector<Attachment> served;  ///< every (device, PASID) ever attached: what hwpt_free flushes
     };
+    struct Viommu {
+        uint32_t parent;
+        unsigned iommu;
+        std::map<uint64_t, DeviceInfo> vdevices; ///< virt_id -> physical device
+    };
+    uapi::Errno viommu_invalidate(Viommu& v, uint32_t id, uapi::HwptInvalidate& req, std::vector<FlushTiming>* timings);
+    std::map<uint32_t, Viommu> viommus_;
     struct Ioas {
         IovaAllocator iovas;
         std::map<uint64_t, Mapping> mappings; ///< iova -> mapping

@@ -278,12 +278,14 @@ bool Smmuv3Driver::s1_kind(const DomainDesc& d) const {
 
 uint32_t Smmuv3Driver::domain_tag(const DomainDesc& d) {
     domains_.try_emplace(d.id, d);
+    if (d.kind == DomainDesc::Kind::nested) return vmids_.get(d.parent); // the nesting parent's VMID
     if (d.kind == DomainDesc::Kind::sva) return sva_asid(d);
     return s1_kind(d) ? asids_.get(d.id) : vmids_.get(d.id);
 }
 
 void Smmuv3Driver::release_domain_tag(const DomainDesc& d) {
     if (d.kind == DomainDesc::Kind::sva) return; // the mm owns the ASID (arm_smmu_share_asid)
+    if (d.kind == DomainDesc::Kind::nested) return; // the VMID is the nesting parent's
     if (asids_.find(d.id)) asids_.release(d.id);
     if (vmids_.find(d.id)) vmids_.release(d.id);
 }
@@ -499,7 +501,8 @@ void Smmuv3Driver::write_cd(Master& m, uint32_t ssid, const sm::Cd& c) {
 void Smmuv3Driver::attach(const Attachment& a, const DomainDesc& d) {
     using K = DomainDesc::Kind;
     cpu_.spend(cpu_.params().call_overhead);
-    if (d.kind == K::nested) throw HostError(HostError::Kind::invalid, "the SMMUv3 backend has no nested domains");
+    if (d.kind == K::nested && a.pasid)
+        throw HostError(HostError::Kind::invalid, "SMMUv3: a nested domain attaches to a StreamID, not a PASID");
     Master& m = master(a.device);
     const uint32_t s = sid(a.device);
     const bool had_ste = m.rid_domain || !m.pasids.empty();
@@ -518,6 +521,8 @@ void Smmuv3Driver::attach(const Attachment& a, const DomainDesc& d) {
             write_ste(s, make_cdtable_ste(m));
         } else if (d.kind == K::paging_s2) {
             write_ste(s, make_s2_ste(m, d));
+        } else if (d.kind == K::nested) {
+            write_ste(s, make_nested_ste(m, d));
         } else { // identity: bypass STE (arm_smmu_make_bypass_ste)
             sm::Ste b;
             b.valid = true;

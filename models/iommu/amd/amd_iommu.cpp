@@ -86,7 +86,10 @@ const Resolved& AmdIommu::context(uint16_t devid, const RequestAttrs& req, Durat
     ri.pasid = req.pasid;
     ri.privileged = req.privileged;
     ri.execute = req.execute;
-    CtxSlot slot{reader_.resolve(m, d, ri, regs_.gt_en())};
+    const AmdTableReader::Stage2Fn s2 = [this](const TranslationContext& c, uint64_t gpa) {
+        return core().check_s2(c, AccessRequest{gpa, false, false, false}).t;
+    };
+    CtxSlot slot{reader_.resolve(m, d, ri, regs_.gt_en(), &s2)};
     count_table_reads(m.reads());
     if (slot.res.kind == Resolved::Kind::event) {
         ctx_miss_ = slot.res; // events are not cached: software fixes the tables and retries

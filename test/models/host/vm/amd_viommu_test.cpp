@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: Apache-2.0
+// The virtual AMD-Vi unit over iommufd nesting: guest GCR3 tables (v2) over the
+// host v1 stage, nested domains per GCR3 table sharing a host DomainID per guest
+// DomainID, the trapped command buffer (vDomainID -> pDomainID, vDeviceID ->
+// pDeviceID, the forwarded ATC invalidation), and the vIOMMU's invalidation array.
+#include <catch2/catch.hpp>
+
+#include "models/iommu/amd/amd_commands.hpp"
+#include "models/iommu/amd/amd_regs.hpp"
+#include "test/models/host/vm/vm_rig.hpp"
+
+using namespace vmtest;
+namespace amd = iommusim::iommu::amd;
+using host::uapi::Errno;
+
+namespace {
+/// The host's DTE of a physical DeviceID, read back from the host's device table.
+amd::Dte host_dte(VmRig& r, pcie::Bdf rid) {
+    std::array<uint64_t, 4> q{};
+    r.memory.store.read(dynamic_cast<host::AmdDriver&>(*r.host_drv).device_table() + 32u * rid.raw, q.data(), 32);
+    return amd::Dte::decode(q);
+}
+/// The guest driver's raw commands written into its command buffer and the tail rung (a guest kernel's doing).
+void guest_commands(VmRig& r, const std::vector<std::array<uint64_t, 2>>& cmds) {
+    const amd::RingRegs ring = r.amd_viommu->regs().cmd_ring();
+    uint32_t tail = ring.tail;
+    for (const auto& c : cmds) {
+        r.vm->memory().write(ring.base + tail, c.data(), 16);
+        tail = (tail + 16) % ring.bytes();
+    }
+    r.vm->guest().cpu().mmio_write(0, amd::reg::CMD_TAIL, tail, 4);
+}
+} // namespace
+
+TEST_CASE("AMD nesting: the guest's v2 table over the host v1 stage, a cold 4+4 walk reads 24 entries",
+          "[vm][amd][sc]") {
+    VmRig r(ViommuMode::nested, {}, {}, Family::amd);
+    r.run([&] {
+        host::IommuFd& g = r.vm->guest().iommufd();
+        const GuestDomain d = guest_attach(r, {r.vrid});
+        // The VMM read the guest DTE (GV, GIoV, GCR3 root in guest memory) at the trapped
+        // INVALIDATE_DEVTAB_ENTRY and attached the physical device to a nested domain.
+        const amd::Dte pd = host_dte(r, r.prid);
+        CHECK(pd.gv);
+        CHECK(pd.giov);
+        CHECK(pd.mode == 4); // the nesting parent's v1 table
+        REQUIRE(r.amd_viommu->nested_domain(pd.gcr3_root).has_value()); // the guest's GCR3 root, a GPA
+        const uint64_t a = g.map(d.ioas, 4096), b = g.map(d.ioas, 4096);
+        const uint64_t magic = 0x5eed'cafe'f00d'0002;
+        r.vm->memory().write(*g.lookup(d.ioas, b), &magic, 8);
+        uint64_t v = 0;
+        REQUIRE(r.dma(a, v) == tlm::TLM_OK_RESPONSE); // DTE and GCR3[0] (through the host table) cached now
+        const double before = r.value("dmar0.table_reads");
+        REQUIRE(r.dma(b, v) == tlm::TLM_OK_RESPONSE);
+        CHECK(v == magic);
+        CHECK(r.value("dmar0.table_reads") - before == 24); // (4+1)(4+1)-1, no walk caches
+    });
+    CHECK(r.value("os.oracle.violations") == 0);
+    CHECK(r.value("os.oracle.correct") == 2);
+}
+
+TEST_CASE("AMD nesting: a guest unmap forwards INVALIDATE_IOMMU_PAGES with the vDomainID made the pDomainID",
+          "[vm][amd][sc]") {
+    VmRig r(ViommuMode::nested, {}, {}, Family::amd);
+    r.run([&] {
+        host::IommuFd& g = r.vm->guest().iommufd();
+        const GuestDomain d = guest_attach(r, {r.vrid});
+        const uint64_t a = g.map(d.ioas, 4096);
+        uint64_t v = 0;
+        REQUIRE(r.dma(a, v) == tlm::TLM_OK_RESPONSE);
+        const double forwarded = r.value("vm0.vm0_viommu.forwarded"), flushes = r.value("os.dmar0.flushes");
+        g.unmap(d.ioas, a, 4096);
+        CHECK(r.value("vm0.vm0_viommu.forwarded") == forwarded + 1);
+        CHECK(r.value("os.dmar0.flushes") == flushes + 1);
+        CHECK(r.dma(a, v) != tlm::TLM_OK_RESPONSE); // the stale IOTLB entry is gone: the walk faults
+    });
+    CHECK(r.value("os.oracle.violations") == 0);
+    CHECK(r.value("vm0.vm0_viommu.invalidation_phases.total") >= 1);
+}
+
+TEST_CASE("AMD nesting: two guest GCR3 tables under one guest DomainID are two nested domains sharing one host DomainID",
+          "[vm][amd][sc]") {
+    VmRig r(ViommuMode::nested, {}, {}, Family::amd);
+    r.run([&] {
+        (void)guest_attach(r, {r.vrid, r.ep_vrid}); // one guest domain, a GCR3 table per device (Linux)
+        const amd::Dte a = host_dte(r, r.prid), b = host_dte(r, r.ep_rid);
+        CHECK(a.gcr3_root != b.gcr3_root);
+        const auto na = r.amd_viommu->nested_domain(a.gcr3_root), nb = r.amd_viommu->nested_domain(b.gcr3_root);
+        REQUIRE(na.has_value());
+        REQUIRE(nb.has_value());
+        CHECK(*na != *nb);
+        CHECK(a.domain_id == b.domain_id); // one pDomainID for the vDomainID
+    });
+}
+
+TEST_CASE("AMD nesting: guest commands naming an unknown vDomainID or vDeviceID are refused, the wait still completes",
+          "[vm][amd][sc]") {
+    VmRig r(ViommuMode::nested, {}, {}, Family::amd);
+    r.run([&] {
+        (void)guest_attach(r, {r.vrid});
+        const amd::RingRegs ring = r.amd_viommu->regs().cmd_ring();
+        const uint64_t sem = ring.base + ring.bytes() - 16; // a spare slot of the ring
+        const double refused = r.value("vm0.vm0_viommu.refused"), flushes = r.value("os.dmar0.flushes");
+        guest_commands(r, {amd::encode(amd::linux_inv_iommu_pages(77, 0x10000, 0x1000, true, 0)),
+                           amd::encode(amd::linux_inv_iotlb_pages(0x0909, 0, 0x10000, 0x1000)),
+                           amd::encode(amd::linux_completion_wait(sem, 0xabc))});
+        CHECK(r.value("vm0.vm0_viommu.refused") == refused + 2);
+        CHECK(r.value("os.dmar0.flushes") == flushes); // nothing reached the physical unit
+        CHECK(r.vm->memory().read_u64(sem) == 0xabc);
+    });
+}
+
+TEST_CASE("AMD vIOMMU invalidation arrays: entries in order, the first unknown ID or opcode stops the batch",
+          "[vm][amd][iommufd][sc]") {
+    VmRig r(ViommuMode::nested, {}, {}, Family::amd);
+    r.run([&] {
+        (void)guest_attach(r, {r.vrid, r.ep_vrid});
+        const uint16_t gdom = [&] {
+            std::array<uint64_t, 4> q{};
+            r.vm->memory().read(r.amd_viommu->regs().dev_table().base + 32u * r.vrid.raw, q.data(), 32);
+            return amd::Dte::decode(q).domain_id;
+        }();
+        host::IommuFd& fd = r.os->iommufd();
+        const uint32_t viommu = viommu_id(r);
+        REQUIRE(viommu != 0);
+        CHECK(fd.vdevice(viommu, r.ep_vrid.raw)->rid == r.ep_rid);
+        auto run = [&](std::vector<std::array<uint64_t, 2>> cmds, Errno want, uint32_t done) {
+            host::uapi::HwptInvalidate q;
+            q.hwpt_id = viommu;
+            q.data_uptr = reinterpret_cast<uintptr_t>(cmds.data());
+            q.data_type = host::uapi::kInvalidateDataAmdModel;
+            q.entry_len = 16;
+            q.entry_num = static_cast<uint32_t>(cmds.size());
+            CHECK(fd.hwpt_invalidate(q) == want);
+            CHECK(q.entry_num == done);
+        };
+        const auto pages = amd::encode(amd::linux_inv_iommu_pages(gdom, 0x10000, 0x1000, true, 0));
+        const auto atc = amd::encode(amd::linux_inv_iotlb_pages(r.ep_vrid.raw, 0, 0x10000, 0x1000));
+        const auto unknown_dom = amd::encode(amd::linux_inv_iommu_pages(77, 0, 0x1000, true, 0));
+        const auto unknown_dev = amd::encode(amd::linux_inv_iotlb_pages(0x0909, 0, 0, 0x1000));
+        const auto devtab = amd::encode(amd::InvalidateDevtabEntry{r.vrid.raw});
+        run({pages, atc}, Errno::ok, 2);
+        run({pages, unknown_dom}, Errno::einval, 1); // the first took effect
+        run({unknown_dev, pages}, Errno::einval, 0);
+        run({pages, atc, devtab}, Errno::eio, 2);   // not an invalidation the kernel forwards
+        run({}, Errno::ok, 0);
+        std::vector<std::array<uint64_t, 2>> one{pages};
+        host::uapi::HwptInvalidate q;
+        q.hwpt_id = viommu;
+        q.data_uptr = reinterpret_cast<uintptr_t>(one.data());
+        q.data_type = host::uapi::kInvalidateDataVtdS1; // the wrong data type
+        q.entry_len = 16;
+        q.entry_num = 1;
+        CHECK(fd.hwpt_invalidate(q) == Errno::einval);
+        CHECK(q.entry_num == 0);
+    });
+}
