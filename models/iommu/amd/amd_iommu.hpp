@@ -81,7 +81,7 @@ private:
     void mmio_write(uint32_t offset, unsigned len, uint64_t value, Duration& local) override;
     DecodedCommand decode(std::span<const uint64_t> words) override;
     void sync_queue(CommandQueue& q) override;
-    void queue_consumed(const CommandQueue& q) override { regs_.hw_set_cmd_head(static_cast<uint32_t>(q.ring().cons_offset())); }
+    void queue_consumed(const Ring::Position& cons) override { regs_.hw_set_cmd_head(static_cast<uint32_t>(cons.offset)); }
     void report_queue_error(uint32_t code, Duration& local) override;
     uint64_t invalidate_config(uint8_t cache, const ConfigScope& s) override;
     void sync_interrupt(Duration& local) override;

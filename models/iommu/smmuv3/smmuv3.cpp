@@ -221,7 +221,7 @@ void Smmuv3::sync_queue(CommandQueue& q) {
     else q.acknowledge();
 }
 
-void Smmuv3::queue_consumed(const CommandQueue& q) { regs_.set_cmdq_cons({q.ring().cons(), q.ring().cons_wrap()}); }
+void Smmuv3::queue_consumed(const Ring::Position& cons) { regs_.set_cmdq_cons({cons.index, cons.wrap}); }
 
 void Smmuv3::report_queue_error(uint32_t code, Duration& local) {
     // CONS stays on the offending command (IHI 0070 4.7): the engine has not consumed it.

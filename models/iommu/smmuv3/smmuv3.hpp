@@ -83,7 +83,7 @@ private:
     void mmio_write(uint32_t offset, unsigned len, uint64_t value, Duration& local) override;
     DecodedCommand decode(std::span<const uint64_t> words) override { return decoder_.decode(words); }
     void sync_queue(CommandQueue& q) override;
-    void queue_consumed(const CommandQueue& q) override;
+    void queue_consumed(const Ring::Position& cons) override;
     void report_queue_error(uint32_t code, Duration& local) override;
     uint64_t invalidate_config(uint8_t cache, const ConfigScope& s) override;
     void sync_interrupt(Duration&) override {} // CMD_SYNC's MSI is its status write
