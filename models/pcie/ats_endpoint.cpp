@@ -16,12 +16,6 @@ namespace {
 constexpr uint64_t kShiftMask = 0x7F;
 } // namespace
 
-iommu::CacheKey AtsEndpoint::key(std::optional<uint32_t> pasid, bool global, uint64_t iova, unsigned shift) {
-    // b: PASID+1 (0 = requests without PASID; global entries match every PASID) | G | shift (never 0).
-    const uint64_t pf = global ? 0 : (pasid ? uint64_t{*pasid & kPasidMask} + 1 : 0);
-    return iommu::CacheKey{iova >> shift, pf << 16 | uint64_t{global} << 8 | shift};
-}
-
 AtsEndpoint::AtsEndpoint(const sc_core::sc_module_name& name, const AtsEndpointParams& p, stats::Group* parent)
     : sc_module(name), upstream("upstream"), downstream("downstream"), p_(p), stats_(basename(), parent),
       atc_("atc", p_.atc, &stats_),

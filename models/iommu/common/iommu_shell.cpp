@@ -415,15 +415,20 @@ void IommuShell::queue_engine() {
             sync_queue(queue_);
         }
         if (!queue_.has_work()) {
-            if (ahead_ > Duration::zero() || !unpublished_.empty()) {
-                engine_sync(); // reach the time the last command finished, then look again
+            if (!unpublished_.empty()) {
+                engine_sync(); // publish the positions at their times, then look again
                 continue;
             }
+            // Idle without catching up first (no second wait per batch): work that arrives
+            // before the last command's end starts at that end.
+            const Duration idle_from = now() + ahead_;
             while (!queue_.has_work()) {
                 wait(engine_kick_);
                 queue_view_stale_ = false;
                 sync_queue(queue_);
             }
+            const Duration k = now();
+            ahead_ = idle_from > k ? idle_from - k : Duration::zero();
         }
         const Duration kernel = kernel_ = now(); // the kernel's time until something synchronises
         // A tail written at a later local time is not visible yet (temporal decoupling).

@@ -66,37 +66,6 @@ Smmuv3::Lookup Smmuv3::lookup_ste(uint32_t sid, const RequestAttrs& req, Duratio
     return l;
 }
 
-Smmuv3::Lookup Smmuv3::lookup_ste(uint32_t sid, const RequestAttrs& req, sc_core::sc_time& delay) {
-    if (ste_memo_ && ste_memo_sid_ == sid) {
-        ste_cache_.count_lookup(true);
-        delay += ste_lookup_sc_;
-        Lookup l;
-        l.ste = ste_memo_;
-        return l;
-    }
-    Duration local = from_sc(delay);
-    const Lookup l = lookup_ste(sid, req, local);
-    delay = to_sc(local);
-    return l;
-}
-
-IommuShell::Resolution Smmuv3::resolve(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) {
-    const uint32_t sid = rid.raw;
-    tx_ = Transaction{sid, req.has_pasid, req.pasid, 0, false, req.execute, req.privileged, req.ats};
-    // The same transaction stream as last time, with both caches' memos unchanged: the same
-    // lookups (STE, then CD if one was used) hit the same entries. (Small, so the shell's request
-    // path inlines it; everything else is resolve_tables.)
-    if (regs_.enabled(bit::kSmmuEn) && rmemo_.sc && rmemo_.ste == ste_memo_ && (!rmemo_.cd || rmemo_.cd == cd_memo_) &&
-        rmemo_.sid == sid && rmemo_.ssv == req.has_pasid && rmemo_.ssid == (req.has_pasid ? req.pasid : 0)) {
-        ste_cache_.count_lookup(true);
-        if (rmemo_.cd) cd_cache_.count_lookup(true);
-        delay += rmemo_.cd ? ste_cd_lookup_sc_ : ste_lookup_sc_;
-        current_ = rmemo_.sc;
-        return {0, false, &current_->ctx};
-    }
-    return resolve_tables(sid, req, delay);
-}
-
 IommuShell::Resolution Smmuv3::resolve_tables(uint32_t sid, const RequestAttrs& req, sc_core::sc_time& delay) {
     if (!regs_.enabled(bit::kSmmuEn)) {
         if (regs_.gbpa_abort()) return {kTerminate, true, nullptr};
