@@ -32,11 +32,11 @@ const Schema<host::HostCpuParams>& cpu_schema() {
         using P = host::HostCpuParams;
         Schema<P> sc;
         sc.time_ns("mmio_write_ns", &P::mmio_write, "uncached register write as the core sees it; default 150 ns (DESIGN.md example; estimate)")
-            .time_ns("mmio_read_ns", &P::mmio_read, "uncached register read round trip; default 400 ns (estimate)")
+            .time_ns("mmio_read_ns", &P::mmio_read, "uncached read of an on-die IOMMU register (FSTS, IQH, CONS ...); device BARs cost device_mmio_read_ns; default 200 ns (calibration.md \"uncached MMIO read of an on-die IOMMU register\" ~200 ns [estimate, weakest])")
             .time_ns("mem_write_ns", &P::mem_write, "one table-entry / descriptor store to cacheable memory; default 5 ns (estimate)")
             .time_ns("mem_read_ns", &P::mem_read, "reading a status word the IOMMU wrote (cache miss); default 90 ns (estimate)")
             .time_ns("poll_interval_ns", &P::poll_interval,
-                     "relax between status polls; default 50 ns (Linux spins with cpu_relax); at least 1 ns so that every spin advances simulated time", 1.0)
+                     "one cpu_relax (PAUSE) per wait-loop iteration; default 50 ns [estimate: ~140 cycles PAUSE on Skylake-SP and later at 2.8 GHz]; at least 1 ns so that every spin advances simulated time", 1.0)
             .time_ns("interrupt_ns", &P::interrupt_latency, "MSI to handler entry; default 1500 ns (estimate)")
             .time_ns("call_overhead_ns", &P::call_overhead, "software overhead per driver call; default 200 ns (estimate)")
             .time_ns("device_mmio_read_ns", &P::device_mmio_read,
@@ -81,6 +81,12 @@ const Schema<host::DriverParams>& driver_schema() {
             .integer("prq_order", &P::prq_order, "", "page request queue of 2^order 4 KiB pages (set up when a device has PRI); default 4 (Linux PRQ_ORDER)", 0, 7)
             .time_ns("prq_poll_interval_ns", &P::prq_poll_interval,
                      "page request handler polls PQT this often (no interrupt controller is modelled); default 1000 ns (estimate); at least 1 ns (a spin must advance time)", 1.0)
+            .time_ns("iova_cache_ns", &P::iova_cache,
+                     "DMA-API IOVA allocation or free served by the CPU's magazine (rcache); default 35 ns (calibration.md \"IOVA per-CPU cache (magazine) hit\": probably 20-50 ns, midpoint [estimate])")
+            .time_ns("iova_tree_alloc_ns", &P::iova_tree_alloc,
+                     "IOVA allocation from the tree (cache empty or size not cacheable), under the tree lock; default 661 ns (calibration.md \"IOVA allocation, rbtree slow path\": augmented rbtree average)")
+            .time_ns("iova_tree_free_ns", &P::iova_tree_free,
+                     "IOVA free into the tree, under the tree lock; default 433 ns (calibration.md \"IOVA allocation, rbtree slow path\": free)")
             .time_ns("page_fault_service_ns", &P::page_fault_service,
                      "software cost per I/O page fault (handle_mm_fault: zero 4 KiB at calibration.md \"data copy\" ~10 GB/s + ~0.1 us allocation and PTE install); default 500 ns [estimate]");
         return sc;

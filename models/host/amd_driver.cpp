@@ -307,6 +307,13 @@ QueueEntry AmdDriver::encode_nop() { return entry(amd::CompletionWait{}); } // n
 
 uint64_t AmdDriver::read_head() { return mmio_.read32(reg::CMD_HEAD); }
 
+WaitLoop AmdDriver::wait_loop() {
+    WaitLoop w;
+    w.relax = Duration::us(1);  // udelay(1)
+    w.timeout = kWaitTimeout;   // LOOP_TIMEOUT x udelay(1) (calibration.md "driver wait limits": AMD ~100 ms)
+    return w;
+}
+
 void AmdDriver::write_tail(uint64_t tail, uint64_t) { mmio_.write32(reg::CMD_TAIL, static_cast<uint32_t>(tail)); }
 
 QueueError AmdDriver::read_error() {

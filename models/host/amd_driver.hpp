@@ -123,6 +123,9 @@ private:
     QueueEntry encode_sync(uint64_t status_pa, uint32_t token, bool interrupt) override;
     QueueEntry encode_nop() override;
     uint64_t read_head() override;
+    /// wait_on_sem: polls the COMPLETION_WAIT semaphore in memory with udelay(1) between
+    /// reads, the lock already dropped, and gives up after LOOP_TIMEOUT iterations.
+    WaitLoop wait_loop() override;
     void write_tail(uint64_t tail, uint64_t entries) override;
     QueueError read_error() override;
     void acknowledge(const QueueError& e) override;

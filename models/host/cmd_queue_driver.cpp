@@ -122,7 +122,7 @@ FlushTiming CmdQueueDriver::submit(std::vector<QueueEntry> cmds, bool counted) {
 }
 
 uint64_t CmdQueueDriver::write_entries(const std::vector<QueueEntry>& cmds, uint32_t key, bool sync,
-                                      uint64_t& status) {
+                                      uint64_t& status, bool keep_lock) {
     if ((cmds.size() + 1) * entry_bytes_ > bytes_)
         throw HostError(HostError::Kind::invalid,
                         "command queue: " + std::to_string(cmds.size()) + " entries do not fit the ring");
@@ -156,7 +156,7 @@ uint64_t CmdQueueDriver::write_entries(const std::vector<QueueEntry>& cmds, uint
     }
     c_.entries.inc(cmds.size());
     hooks_.write_tail(tail_, seq_);
-    lock_.unlock();
+    if (!keep_lock) lock_.unlock();
     return first_seq;
 }
 
@@ -185,6 +185,8 @@ FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool coun
         cpu_.memory().write(status, &zero, status_bytes_);
         cmds.push_back(hooks_.encode_sync(status, token, irq));
     }
+    const WaitLoop loop = hooks_.wait_loop();
+    const bool hold = loop.hold_lock && !irq; // never sleep holding a spinlock
     // Parts of at most `part` commands (the last one with the sync may hold one more), each
     // written when the ring has room for it.
     std::vector<std::pair<uint64_t, uint64_t>> ranges; // [first, end) seq of each part
@@ -193,14 +195,15 @@ FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool coun
         const auto from = cmds.begin() + static_cast<std::ptrdiff_t>(at);
         const bool last = at + n == cmds.size();
         const uint64_t first =
-            n == cmds.size() ? write_entries(cmds, key, true, status)
+            n == cmds.size() ? write_entries(cmds, key, true, status, hold)
                              : write_entries(std::vector<QueueEntry>(from, from + static_cast<std::ptrdiff_t>(n)), key,
-                                             last, status);
+                                             last, status, hold && last);
         ranges.emplace_back(first, first + n);
         at += n;
     }
     t.descriptors = static_cast<unsigned>(cmds.size());
-    // Spin like qi_submit_sync(): read the status word, check the error state, relax, repeat.
+    // The family's loop (qi_submit_sync, wait_on_sem, ...): read the status word,
+    // check the error state, relax (dropping the lock around it if held), repeat.
     for (;;) {
         const uint64_t seen = irq ? interrupts_seen() : 0;
         c_.polls.inc();
@@ -210,9 +213,20 @@ FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool coun
             t.error = true;
             break;
         }
-        if (irq) wait_for_interrupt(seen); // sleep until the unit signals (completion or error)
-        else cpu_.spend(cpu_.params().poll_interval);
+        if (loop.timeout && cpu_.now() - t.submitted >= *loop.timeout) { // the driver gives up
+            c_.errors.inc();
+            t.error = true;
+            break;
+        }
+        if (irq) {
+            wait_for_interrupt(seen); // sleep until the unit signals (completion or error)
+            continue;
+        }
+        if (hold) lock_.unlock();
+        cpu_.spend(loop.relax.value_or(cpu_.params().poll_interval));
+        if (hold) lock_.lock();
     }
+    if (hold) lock_.unlock();
     t.observed = cpu_.now();
     if (aborted_.erase(key)) t.error = true; // a part was refused (seen while waiting for room)
     if (counted) c_.submissions.inc();

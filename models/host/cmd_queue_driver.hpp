@@ -12,8 +12,11 @@
 // qi->q_lock / cmdq lock, a HostLock: several CPUs submitting contend for it
 // and each acquisition after another CPU costs a cache-line hand-off),
 // publishes the new tail, and waits until the status
-// word holds the token: polling it (mem read + poll interval per spin) or,
-// in interrupt mode, sleeping on the completion / error MSI. On every spin
+// word holds the token: polling it in the family's loop as its Linux driver
+// writes it (CmdQueueHooks::wait_loop: VT-d keeps the lock and drops it
+// around each cpu_relax, AMD udelay(1)s with the lock dropped and times out;
+// one status read + the error check + the relax per iteration) or, in
+// interrupt mode, sleeping on the completion / error MSI. On every spin
 // it reads the unit's error state; an error aborts the submissions it
 // concerns (their FlushTiming has error = true) after the family's recovery
 // (a refused command is overwritten by a no-op, as qi_check_fault and
@@ -81,9 +84,27 @@ struct QueueError {
     std::vector<int> failed_entries;
 };
 
+/// How a family's Linux driver waits for its sync, one iteration at a time: read
+/// the status word; if it does not hold the token yet, read the error state
+/// (CmdQueueHooks::read_error), then relax and repeat.
+struct WaitLoop {
+    /// Keep the queue lock from the tail write until the sync completed, dropping it
+    /// only around each relax, so other CPUs queue their commands meanwhile (VT-d
+    /// qi_submit_sync); false: the lock is released once the tail is written (AMD
+    /// iommu_completion_wait, SMMUv3 CMD_SYNC polling).
+    bool hold_lock = false;
+    /// One relax; unset: HostCpuParams::poll_interval (cpu_relax, a PAUSE). AMD wait_on_sem: udelay(1).
+    std::optional<Duration> relax;
+    /// Give up after this long since the submission: it fails (AMD LOOP_TIMEOUT x udelay(1),
+    /// SMMUv3 ARM_SMMU_POLL_TIMEOUT_US); unset: spin until done (VT-d).
+    std::optional<Duration> timeout;
+};
+
 class CmdQueueHooks {
 public:
     virtual ~CmdQueueHooks() = default;
+    /// The family's wait loop (default: poll with cpu_relax, lock released, no time-out).
+    virtual WaitLoop wait_loop() { return {}; }
     /// The sync command: completes when every earlier command has, then writes
     /// `token` (32 bits) to `status_pa` and, with `interrupt`, signals the completion MSI.
     virtual QueueEntry encode_sync(uint64_t status_pa, uint32_t token, bool interrupt) = 0;
@@ -161,8 +182,10 @@ private:
     /// Takes the lock, waits for room, writes `cmds` at the tail and publishes it. With a
     /// `key` (non-zero) the entries are registered as (part of) submission `key`; with
     /// `sync` the last entry is its sync (in-entry mode: encoded with its own slot, whose
-    /// address is returned in `status`). Returns the first entry's seq.
-    uint64_t write_entries(const std::vector<QueueEntry>& cmds, uint32_t key, bool sync, uint64_t& status);
+    /// address is returned in `status`). Returns the first entry's seq. With `keep_lock`
+    /// the lock is still held on return (WaitLoop::hold_lock).
+    uint64_t write_entries(const std::vector<QueueEntry>& cmds, uint32_t key, bool sync, uint64_t& status,
+                           bool keep_lock = false);
     uint64_t seq_at(uint64_t byte_offset) const;
     void abort_owner_of(uint64_t seq);
     void check_errors();

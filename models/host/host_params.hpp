@@ -21,16 +21,18 @@ struct HostCpuParams {
     // ns; uncached MMIO write as seen by the issuing core (posted, but UC
     // stores serialize): DESIGN.md example value; estimate.
     static constexpr double kDefaultMmioWriteNs = 150.0;
-    // ns; uncached MMIO read round trip to an on-die IOMMU: estimate (a
-    // non-posted read to the uncore typically costs several hundred ns).
-    static constexpr double kDefaultMmioReadNs = 400.0;
+    // ns; uncached MMIO read of an on-die IOMMU register (VT-d FSTS, IQH):
+    // calibration.md "uncached MMIO read of an on-die IOMMU register" ~200 ns
+    // [estimate, weakest: no link crossed, nothing published].
+    static constexpr double kDefaultMmioReadNs = 200.0;
     // ns; writing one table entry or queue descriptor into cacheable memory
     // (the IOMMU snoops: ECAP.C / SMPWC): an L1/L2 store, estimate.
     static constexpr double kDefaultMemWriteNs = 5.0;
     // ns; reading a status word the IOMMU wrote (a cache miss to memory): estimate.
     static constexpr double kDefaultMemReadNs = 90.0;
-    // ns; interval between polls of a wait descriptor's status word; Linux
-    // qi_submit_sync spins with cpu_relax(), i.e. continuously: estimate.
+    // ns; one cpu_relax() (PAUSE) between polls of a sync's status word, as
+    // Linux's qi_submit_sync spins [estimate: PAUSE takes ~140 cycles on
+    // Skylake-SP and later (Intel optimization manual), ~50 ns at 2.8 GHz].
     static constexpr double kDefaultPollIntervalNs = 50.0;
     // ns; MSI to handler entry, interrupt mode: estimate (~1-2 us on servers).
     static constexpr double kDefaultInterruptNs = 1500.0;
@@ -103,6 +105,18 @@ struct DriverParams {
     // tail are not modelled; the published service times (mean 9 us) are outcomes to compare with.
     static constexpr double kDefaultPageFaultServiceNs = 500.0;
     Duration page_fault_service = Duration::ns(kDefaultPageFaultServiceNs);
+
+    // ---- IOVA allocation (DMA API), calibration.md "Host CPU and driver" ----
+    // ns; an allocation or free served by the CPU's magazine: "IOVA per-CPU cache
+    // (magazine) hit <= 100 ns, probably 20-50" [estimate]: midpoint of 20-50.
+    static constexpr double kDefaultIovaCacheNs = 35.0;
+    // ns; "IOVA allocation, rbtree slow path": augmented rbtree average 661 ns.
+    static constexpr double kDefaultIovaTreeAllocNs = 661.0;
+    // ns; same row: free 433 ns.
+    static constexpr double kDefaultIovaTreeFreeNs = 433.0;
+    Duration iova_cache = Duration::ns(kDefaultIovaCacheNs);
+    Duration iova_tree_alloc = Duration::ns(kDefaultIovaTreeAllocNs);
+    Duration iova_tree_free = Duration::ns(kDefaultIovaTreeFreeNs);
 };
 
 } // namespace iommusim::host

@@ -54,7 +54,6 @@ IommuFd::IommuFd(HostCpu& cpu, DmaOracle& oracle, const DriverParams& params, co
     : cpu_(cpu), oracle_(oracle), params_(params), layout_(layout),
       table_alloc_(layout.table_base, layout.table_bytes),
       data_alloc_(layout.data_base, layout.data_base + layout.data_bytes, uint64_t{1} << 30, /*next_fit=*/true),
-      fq_(params.flush_queue),
       log_(parent), stats_("iommufd", parent),
       maps_(stats_.counter("maps", "calls", "IOAS map calls")),
       unmaps_(stats_.counter("unmaps", "calls", "IOAS unmap calls")),
@@ -67,7 +66,13 @@ IommuFd::IommuFd(HostCpu& cpu, DmaOracle& oracle, const DriverParams& params, co
       demand_faults_(stats_.counter("demand_faults", "pages", "process pages mapped on demand (page requests)")),
       noncoherent_(stats_.value("noncoherent_domains", "domains",
                                 "domains with attached devices that do not enforce cache coherency (their No-Snoop DMA "
-                                "bypasses the CPU caches: KVM must emulate WBINVD while any is attached)")) {
+                                "bypasses the CPU caches: KVM must emulate WBINVD while any is attached)")),
+      iova_cache_hits_(stats_.counter("iova_cache_hits", "allocations", "DMA-API IOVAs served by the calling CPU's cache (rcache)")),
+      iova_tree_allocs_(stats_.counter("iova_tree_allocs", "allocations", "IOVAs allocated from the tree (cache empty, or not cacheable)")),
+      iova_tree_frees_(stats_.counter("iova_tree_frees", "ranges", "IOVA ranges freed into the tree (not cacheable, or evicted from a cache)")),
+      iova_lock_(cpu, "iova_lock", &stats_) {
+    fqs_.assign(cpu.params().topology.cpus, FlushQueue(params.flush_queue));
+    pending_.resize(cpu.params().topology.cpus);
     // The host CPU's paging mode, the tables SVA domains share: x86-64 with 4 levels (no
     // LA57) or 5 (LA57: 57-bit VAs), or arm64 with 4 KiB pages and 48-bit VAs (Linux
     // defaults: 4 levels, TTBR0 range).
@@ -120,6 +125,7 @@ IommuFd::Process& IommuFd::process(uint32_t id) {
 uint32_t IommuFd::ioas_alloc() {
     const uint32_t id = next_id_++;
     ioas_.emplace(id, Ioas{IovaAllocator(layout_.iova_base, layout_.iova_limit), {}, {}, {}});
+    rcaches_.emplace(id, IovaRcache(cpu_.params().topology.cpus));
     return id;
 }
 
@@ -341,6 +347,8 @@ uint64_t IommuFd::map(uint32_t ioas_id, uint64_t size, std::optional<uint64_t> i
     if (iova) {
         a.iovas.reserve(*iova, size);
         va = *iova;
+    } else if (page == kPage) {
+        va = alloc_iova(ioas_id, size);
     } else {
         va = a.iovas.alloc(size, page);
     }
@@ -366,7 +374,7 @@ uint64_t IommuFd::map(uint32_t ioas_id, uint64_t size, std::optional<uint64_t> i
         }
         done.push_back(hid);
     }
-    a.mappings[va] = Mapping{pa, size, page_shift};
+    a.mappings[va] = Mapping{.pa = pa, .size = size, .page_shift = page_shift, .dma_api = !iova && page == kPage};
     oracle_.map(ioas_id, va, pa, size, pte_visible_at());
     cpu_.spend(cpu_.params().call_overhead + cpu_.params().mem_write * (std::max<uint64_t>(1, size / page) * hwpts.size()));
     for (uint32_t hid : hwpts) { // iotlb_sync_map: only units caching non-present entries act
@@ -388,8 +396,48 @@ const IommuFd::Hwpt* IommuFd::refuses_page_size(const std::vector<uint32_t>& hwp
 
 Duration IommuFd::pte_visible_at() { return kernel_now(); }
 
+uint64_t IommuFd::alloc_iova(uint32_t ioas_id, uint64_t size) {
+    const uint64_t pages = size / kPage;
+    if (auto v = rcaches_.at(ioas_id).get(cpu_.core(), pages)) {
+        iova_cache_hits_.inc();
+        cpu_.spend(params_.iova_cache);
+        return *v;
+    }
+    // The tree path under its lock; a cacheable size takes its power-of-two range so that
+    // the range can serve any request of its cache size later.
+    const auto order = IovaRcache::order_of(pages);
+    iova_lock_.lock();
+    uint64_t va = 0;
+    try {
+        va = ioas(ioas_id).iovas.alloc(order ? (kPage << *order) : size, kPage);
+    } catch (...) {
+        iova_lock_.unlock();
+        throw;
+    }
+    iova_tree_allocs_.inc();
+    cpu_.spend(params_.iova_tree_alloc);
+    iova_lock_.unlock();
+    return va;
+}
+
+void IommuFd::free_iova(uint32_t ioas_id, uint64_t iova, bool dma_api) {
+    Ioas& a = ioas(ioas_id);
+    std::vector<uint64_t> to_tree;
+    if (dma_api && rcaches_.at(ioas_id).put(cpu_.core(), iova, a.iovas.size_of(iova) / kPage, to_tree)) {
+        cpu_.spend(params_.iova_cache);
+    } else {
+        to_tree.push_back(iova);
+    }
+    if (to_tree.empty()) return;
+    iova_lock_.lock();
+    for (uint64_t v : to_tree) a.iovas.free(v);
+    iova_tree_frees_.inc(to_tree.size());
+    cpu_.spend(params_.iova_tree_free * to_tree.size());
+    iova_lock_.unlock();
+}
+
 void IommuFd::release(uint32_t ioas_id, uint64_t iova, const Mapping& m) {
-    ioas(ioas_id).iovas.free(iova);
+    free_iova(ioas_id, iova, m.dma_api);
     if (m.borrowed) return; // the caller's memory (a VM's RAM) stays
     cpu_.memory().discard(m.pa, m.size);
     data_alloc_.free(m.pa);
@@ -416,20 +464,36 @@ void IommuFd::unmap(uint32_t ioas_id, uint64_t iova, uint64_t size, std::vector<
         if (flush_space(ioas_id, hwpts, iova, size, true, "unmap", timings)) release(ioas_id, iova, m);
         else quarantined_.inc();
     } else {
-        // Lazy: the range stays allocated until its flush completes.
-        pending_.push_back({ioas_id, iova, m});
-        const bool was_empty = fq_.size() == 0;
-        const bool full = fq_.push(FlushQueue::Entry{ioas_id, iova, size, cpu_.now()});
-        if (full) flush_queue_now();
+        // Lazy: the range stays allocated until its flush completes; queued on this CPU's
+        // flush queue, which this CPU flushes when it is full (Linux queue_iova).
+        const unsigned c = cpu_.core();
+        pending_[c].push_back({ioas_id, iova, m});
+        const bool was_empty = fqs_[c].size() == 0;
+        const bool full = fqs_[c].push(FlushQueue::Entry{ioas_id, iova, size, cpu_.now()});
+        if (full) flush_queues(c);
         else if (was_empty && queue_listener_) queue_listener_();
     }
     unmap_latency_.record((cpu_.now() - start).as_ns());
 }
 
-void IommuFd::flush_queue_now() {
-    auto entries = fq_.take();
+std::optional<Duration> IommuFd::flush_queue_deadline() const {
+    std::optional<Duration> d;
+    for (const auto& q : fqs_)
+        if (auto t = q.deadline(); t && (!d || *t < *d)) d = t;
+    return d;
+}
+
+void IommuFd::flush_queue_now() { flush_queues(std::nullopt); }
+
+void IommuFd::flush_queues(std::optional<unsigned> cpu) {
+    std::vector<FlushQueue::Entry> entries;
+    std::vector<PendingRelease> pending;
+    for (unsigned c = 0; c < fqs_.size(); ++c) {
+        if (cpu && c != *cpu) continue;
+        for (auto& e : fqs_[c].take()) entries.push_back(e);
+        for (auto& p : std::exchange(pending_[c], {})) pending.push_back(std::move(p));
+    }
     if (entries.empty()) return;
-    auto pending = std::exchange(pending_, {});
     lazy_flushes_.inc();
     std::set<uint32_t> spaces;
     for (const auto& e : entries) spaces.insert(e.domain);

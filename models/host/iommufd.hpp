@@ -35,6 +35,8 @@
 #include "models/common/stats.hpp"
 #include "models/host/dma_oracle.hpp"
 #include "models/host/flush_queue.hpp"
+#include "models/host/host_lock.hpp"
+#include "models/host/iova_rcache.hpp"
 #include "models/host/host_cpu.hpp"
 #include "models/host/inval_log.hpp"
 #include "models/host/iommu_driver.hpp"
@@ -174,7 +176,8 @@ public:
 
     /// Lazy policy: flushes every queued range now (the flush-queue timer calls this).
     void flush_queue_now();
-    std::optional<Duration> flush_queue_deadline() const { return fq_.deadline(); }
+    /// The earliest time-out of any CPU's flush queue.
+    std::optional<Duration> flush_queue_deadline() const;
     /// Called whenever the flush queue gains its first entry (to arm a timer).
     void set_queue_listener(std::function<void()> f) { queue_listener_ = std::move(f); }
 
@@ -188,6 +191,7 @@ private:
         uint64_t pa, size;
         unsigned page_shift;
         bool borrowed = false; ///< the caller's memory (map_user): never freed here
+        bool dma_api = false; ///< IOVA chosen by the allocator (DMA API): freed through the per-CPU caches
     };
     struct Hwpt {
         DomainDesc desc;
@@ -234,6 +238,13 @@ private:
     /// ahead in local time (HostCpu) makes its stores visible at once, so a DMA may use them
     /// before cpu_.now(); the oracle's map times are this.
     static Duration pte_visible_at();
+    /// DMA-API IOVA allocation as Linux alloc_iova_fast: the calling CPU's cache, else the tree
+    /// under its lock; sizes up to 32 pages are rounded up to a power of two (cacheable).
+    uint64_t alloc_iova(uint32_t ioas, uint64_t size);
+    /// free_iova_fast: into the calling CPU's cache, else (or what the cache evicts) the tree.
+    void free_iova(uint32_t ioas, uint64_t iova, bool dma_api);
+    /// Lazy: flushes CPU `cpu`'s queue (all CPUs' when unset) and releases what it held.
+    void flush_queues(std::optional<unsigned> cpu);
     /// The first domain of `hwpts` that cannot map pages of 2^shift bytes, if any.
     const Hwpt* refuses_page_size(const std::vector<uint32_t>& hwpts, unsigned shift);
     static uint32_t device_key(unsigned iommu, pcie::Bdf rid) { return iommu << 16 | rid.raw; }
@@ -263,13 +274,15 @@ private:
     std::map<uint64_t, uint32_t> attached_; ///< attach_key -> hwpt
     uint32_t next_id_ = 1;
     uint32_t next_asid_ = 1;
-    FlushQueue fq_;
     struct PendingRelease {
         uint32_t ioas;
         uint64_t iova;
         Mapping mapping;
     };
-    std::vector<PendingRelease> pending_; ///< unmapped ranges waiting for their lazy flush
+    /// Lazy policy, per CPU as Linux's per-CPU iova_fq: the queue and the ranges it holds back.
+    std::vector<FlushQueue> fqs_;
+    std::vector<std::vector<PendingRelease>> pending_;
+    std::map<uint32_t, IovaRcache> rcaches_; ///< per IOAS (Linux: per DMA domain's iova_domain)
     std::function<void()> queue_listener_;
     InvalidationLog log_;
 
@@ -284,6 +297,10 @@ private:
     stats::Counter& demand_faults_;
     stats::Value& noncoherent_;
     void count_noncoherent();
+    stats::Counter& iova_cache_hits_;
+    stats::Counter& iova_tree_allocs_;
+    stats::Counter& iova_tree_frees_;
+    HostLock iova_lock_; ///< the IOVA trees' lock (Linux iova_rbtree_lock; one for every IOAS here)
 };
 
 } // namespace iommusim::host

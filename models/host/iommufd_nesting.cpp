@@ -44,7 +44,7 @@ void IommuFd::map_user(uint32_t ioas_id, uint64_t iova, uint64_t pa, uint64_t si
         }
         done.push_back(hid);
     }
-    a.mappings[iova] = Mapping{pa, size, page_shift, /*borrowed=*/true};
+    a.mappings[iova] = Mapping{.pa = pa, .size = size, .page_shift = page_shift, .borrowed = true};
     oracle_.map(ioas_id, iova, pa, size, pte_visible_at());
     cpu_.spend(cpu_.params().call_overhead + cpu_.params().mem_write * ((size / page) * hwpts.size()));
     maps_.inc();

@@ -321,6 +321,12 @@ QueueEntry VtdDriver::encode_nop() { return vtd::encode_wait(false, 0, 0); }
 
 uint64_t VtdDriver::read_head() { return mmio_.read64(reg::IQH); }
 
+WaitLoop VtdDriver::wait_loop() {
+    WaitLoop w;
+    w.hold_lock = true; // raw_spin_unlock; cpu_relax(); raw_spin_lock around each iteration
+    return w;           // relax: one cpu_relax; Intel spins without a time-out (calibration.md "driver wait limits")
+}
+
 void VtdDriver::write_tail(uint64_t tail, uint64_t) { mmio_.write64(reg::IQT, tail); }
 
 QueueError VtdDriver::read_error() {

@@ -119,6 +119,9 @@ private:
     QueueEntry encode_sync(uint64_t status_pa, uint32_t token, bool interrupt) override;
     QueueEntry encode_nop() override;
     uint64_t read_head() override;
+    /// qi_submit_sync: holds qi->q_lock while it waits, dropping it around each cpu_relax;
+    /// reads FSTS every iteration (read_error); no time-out.
+    WaitLoop wait_loop() override;
     void write_tail(uint64_t tail, uint64_t entries) override;
     QueueError read_error() override;
     void acknowledge(const QueueError& e) override;

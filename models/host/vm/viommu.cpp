@@ -59,6 +59,11 @@ void VirtualIommu::b_transport(tlm::tlm_generic_payload& t, sc_core::sc_time& de
     cpu_.sync(); // the vCPU stays stopped for the whole exit: the VMM's time elapses before it resumes
     vmm_.ram.rearm_watch();
     lock_.unlock();
+    // The vCPU resumes when the VMM's work ends: its time is in the VMM thread's local time,
+    // which the guest's clock does not see, so it is waited out here. Otherwise the guest
+    // resumes early and may read a status word the VMM wrote "later" (the VMM's own costs
+    // after a host flush, e.g. freeing the host IOVA, ran ahead of the guest).
+    cpu_.sync();
     t.set_response_status(tlm::TLM_OK_RESPONSE);
 }
 
