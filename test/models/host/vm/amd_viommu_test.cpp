@@ -93,6 +93,31 @@ TEST_CASE("AMD nesting: two guest GCR3 tables under one guest DomainID are two n
     });
 }
 
+TEST_CASE("AMD nesting: a guest detach destroys the nested domain no device uses any more, a new attach makes another",
+          "[vm][amd][sc]") {
+    VmRig r(ViommuMode::nested, {}, {}, Family::amd);
+    r.run([&] {
+        host::IommuFd& g = r.vm->guest().iommufd();
+        const GuestDomain first = guest_attach(r, r.vrid);
+        const uint64_t gcr3 = host_dte(r, r.prid).gcr3_root;
+        const std::optional<uint32_t> old = r.amd_viommu->nested_domain(gcr3);
+        REQUIRE(old.has_value());
+        g.detach(r.vrid, std::nullopt); // the guest's blocked DTE (GIoV clear): the VMM detaches
+        CHECK_FALSE(r.amd_viommu->nested_domain(gcr3).has_value());
+        CHECK_THROWS_AS(r.os->iommufd().hwpt_iommu(*old), host::HostError); // IOMMU_DESTROY'd
+        CHECK_FALSE(host_dte(r, r.prid).gv);
+        const GuestDomain second = guest_attach(r, r.vrid); // the same GCR3 table (Linux keeps it per device)
+        const std::optional<uint32_t> now = r.amd_viommu->nested_domain(host_dte(r, r.prid).gcr3_root);
+        REQUIRE(now.has_value());
+        CHECK(*now != *old);
+        const uint64_t a = g.map(second.ioas, 4096);
+        uint64_t v = 0;
+        CHECK(r.dma(a, v) == tlm::TLM_OK_RESPONSE);
+        (void)first;
+    });
+    CHECK(r.value("os.oracle.violations") == 0);
+}
+
 TEST_CASE("AMD nesting: guest commands naming an unknown vDomainID or vDeviceID are refused, the wait still completes",
           "[vm][amd][sc]") {
     VmRig r(ViommuMode::nested, {}, {}, Family::amd);
