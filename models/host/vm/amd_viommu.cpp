@@ -103,13 +103,7 @@ void AmdViommu::run_queue() {
             if (nested_domains_of(p->domain_id)) forward_raw(q);
             else refused_.inc(); // nothing of an unknown vDomainID is cached on the host
         } else if (auto* t = std::get_if<amd::InvalidateIotlbPages>(&d.command)) {
-            if (!vmm_.vdevice(pcie::Bdf(t->device_id))) {
-                refused_.inc();
-            } else if (vmm_.params.drop_forwarded_atc) {
-                dropped_atc_.inc();
-            } else {
-                forward_raw(q); // AMD forwards the guest's ATC invalidation (threads/003)
-            }
+            forward_atc(pcie::Bdf(t->device_id), q, dropped_atc_);
         } else if (std::holds_alternative<amd::InvalidateIommuAll>(d.command)) {
             std::set<uint16_t> doms;
             for (const auto& [root, nd] : nested_) doms.insert(nd.gdomid);

@@ -98,9 +98,9 @@ void Smmuv3Viommu::run_queue() {
         case sm::op::kCfgiCd:
         case sm::op::kCfgiCdAll:
         case sm::op::kAtcInv:
-            if (!vmm_.vdevice(pcie::Bdf(static_cast<uint16_t>(c->sid))) || c->sid > 0xFFFF) refused_.inc();
-            else if (c->opcode == sm::op::kAtcInv && vmm_.params.drop_forwarded_atc) dropped_atc_.inc();
-            else forward_raw(raw); // Arm forwards the guest's ATC invalidation (threads/003)
+            if (c->sid > 0xFFFF || !vmm_.vdevice(pcie::Bdf(static_cast<uint16_t>(c->sid)))) refused_.inc();
+            else if (c->opcode == sm::op::kAtcInv) forward_atc(pcie::Bdf(static_cast<uint16_t>(c->sid)), raw, dropped_atc_);
+            else forward_raw(raw); // CFGI_CD: the CD the guest changed, cached by the unit under the pSID
             break;
         case sm::op::kSync:
             flush_pending(); // completes only when everything before it has

@@ -242,6 +242,12 @@ void VirtualIommu::forward_raw(const std::array<uint64_t, 2>& cmd) {
     forwarded_.inc();
 }
 
+void VirtualIommu::forward_atc(pcie::Bdf vrid, const std::array<uint64_t, 2>& cmd, stats::Counter& dropped) {
+    if (!vmm_.vdevice(vrid)) refused_.inc();
+    else if (vmm_.params.drop_forwarded_atc) dropped.inc();
+    else forward_raw(cmd);
+}
+
 void VirtualIommu::flush_raw(uint32_t data_type) {
     if (raw_.empty()) return;
     invalidate_array(viommu_object(), data_type, raw_.data(), 16, static_cast<uint32_t>(raw_.size()));

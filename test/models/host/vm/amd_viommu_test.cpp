@@ -36,7 +36,6 @@ TEST_CASE("AMD nesting: the guest's v2 table over the host v1 stage, a cold 4+4 
           "[vm][amd][sc]") {
     VmRig r(ViommuMode::nested, {}, {}, Family::amd);
     r.run([&] {
-        host::IommuFd& g = r.vm->guest().iommufd();
         const GuestDomain d = guest_attach(r, {r.vrid});
         // The VMM read the guest DTE (GV, GIoV, GCR3 root in guest memory) at the trapped
         // INVALIDATE_DEVTAB_ENTRY and attached the physical device to a nested domain.
@@ -45,15 +44,8 @@ TEST_CASE("AMD nesting: the guest's v2 table over the host v1 stage, a cold 4+4 
         CHECK(pd.giov);
         CHECK(pd.mode == 4); // the nesting parent's v1 table
         REQUIRE(r.amd_viommu->nested_domain(pd.gcr3_root).has_value()); // the guest's GCR3 root, a GPA
-        const uint64_t a = g.map(d.ioas, 4096), b = g.map(d.ioas, 4096);
-        const uint64_t magic = 0x5eed'cafe'f00d'0002;
-        r.vm->memory().write(*g.lookup(d.ioas, b), &magic, 8);
-        uint64_t v = 0;
-        REQUIRE(r.dma(a, v) == tlm::TLM_OK_RESPONSE); // DTE and GCR3[0] (through the host table) cached now
-        const double before = r.value("dmar0.table_reads");
-        REQUIRE(r.dma(b, v) == tlm::TLM_OK_RESPONSE);
-        CHECK(v == magic);
-        CHECK(r.value("dmar0.table_reads") - before == 24); // (4+1)(4+1)-1, no walk caches
+        // The first DMA caches the DTE and GCR3[0] (read through the host table); the second walks cold.
+        CHECK(cold_walk_reads(r, d) == 24); // (4+1)(4+1)-1, no walk caches
     });
     CHECK(r.value("os.oracle.violations") == 0);
     CHECK(r.value("os.oracle.correct") == 2);
@@ -169,6 +161,18 @@ TEST_CASE("AMD vIOMMU invalidation arrays: entries in order, the first unknown I
         run({unknown_dev, pages}, Errno::einval, 0);
         run({pages, atc, devtab}, Errno::eio, 2);   // not an invalidation the kernel forwards
         run({}, Errno::ok, 0);
+        // A nested domain's guest DTE is checked as validate_gdte_nested does.
+        amd::Dte bad;
+        bad.v = bad.tv = bad.gv = true;
+        bad.gcr3_root = 0x4000'0000;
+        bad.mode = 4; // a guest may not name a host table
+        CHECK_THROWS_AS(fd.hwpt_alloc_nested_viommu(viommu, host::uapi::kHwptDataAmdGuest, bad.encode()), host::HostError);
+        bad.mode = 0;
+        bad.gcr3_root = 0; // GV without a GCR3 table
+        CHECK_THROWS_AS(fd.hwpt_alloc_nested_viommu(viommu, host::uapi::kHwptDataAmdGuest, bad.encode()), host::HostError);
+        bad.gcr3_root = 0x4000'0000;
+        CHECK_THROWS_AS(fd.hwpt_alloc_nested_viommu(viommu, host::uapi::kHwptDataArmSmmuv3, bad.encode()), host::HostError);
+        CHECK_NOTHROW(fd.hwpt_alloc_nested_viommu(viommu, host::uapi::kHwptDataAmdGuest, bad.encode()));
         std::vector<std::array<uint64_t, 2>> one{pages};
         host::uapi::HwptInvalidate q;
         q.hwpt_id = viommu;
