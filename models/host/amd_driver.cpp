@@ -123,6 +123,9 @@ void AmdDriver::enable() {
     mmio_.write64(reg::DEV_TABLE, tables_->devtab_register()); // iommu_set_device_table
     // iommu_enable_command_buffer: base + length, head = tail = 0, CmdBufEn.
     queue_.init(alloc_page_, kRingOrder, kCmdBytes, 8);
+    // A long flush: commands written as the buffer has room (Linux waits for the head to
+    // move, __iommu_queue_command_sync), one COMPLETION_WAIT at the end.
+    queue_.set_batching({0, false});
     mmio_.write64(reg::CMD_BASE, queue_.base() | kLen512);
     mmio_.write32(reg::CMD_HEAD, 0);
     mmio_.write32(reg::CMD_TAIL, 0);

@@ -224,6 +224,9 @@ void Smmuv3Driver::enable() {
     for (uint64_t p = alloc_page_(); (p + kPage) % qbytes;) p = alloc_page_();
     queue_.init(alloc_page_, order, kCmdBytes);
     queue_.set_sync_in_entry(0); // CMD_SYNC's MSI writes MSIData = 0 over its own first word
+    // A long flush: batches of CMDQ_BATCH_ENTRIES (64) issued without CMD_SYNC, the last with
+    // it (arm_smmu_cmdq_batch_add / _submit); each waits for room in the queue.
+    queue_.set_batching({64, false});
     cmdq_log2_ = static_cast<uint8_t>(std::countr_zero(qbytes / kCmdBytes));
     mmio_.write64(reg::kCmdqBase, queue_.base() | kQueueRwa | cmdq_log2_);
     mmio_.write32(reg::kCmdqProd, 0);

@@ -130,6 +130,9 @@ void VtdDriver::enable() {
     set_gcmd(bits::GCMD_SRTP, true);
 
     queue_.init(alloc_page_, params_.queue_order, kDescBytes);
+    // A long flush: qi_submit_sync per 16 descriptors (Linux intel/cache.c qi_batch,
+    // QI_MAX_BATCHED_DESC_COUNT), each with its wait descriptor.
+    queue_.set_batching({16, true});
     mmio_.write64(reg::IQT, 0);
     mmio_.write64(reg::IQA, queue_.base() | bits::IQA_DW | params_.queue_order);
     if (params_.wait == WaitMode::interrupt) {

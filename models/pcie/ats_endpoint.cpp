@@ -16,12 +16,6 @@ namespace {
 constexpr uint64_t kShiftMask = 0x7F;
 } // namespace
 
-iommu::CacheKey AtsEndpoint::key(std::optional<uint32_t> pasid, bool global, uint64_t iova, unsigned shift) {
-    // b: PASID+1 (0 = requests without PASID; global entries match every PASID) | G | shift (never 0).
-    const uint64_t pf = global ? 0 : (pasid ? uint64_t{*pasid & kPasidMask} + 1 : 0);
-    return iommu::CacheKey{iova >> shift, pf << 16 | uint64_t{global} << 8 | shift};
-}
-
 AtsEndpoint::AtsEndpoint(const sc_core::sc_module_name& name, const AtsEndpointParams& p, stats::Group* parent)
     : sc_module(name), upstream("upstream"), downstream("downstream"), p_(p), stats_(basename(), parent),
       atc_("atc", p_.atc, &stats_),
@@ -41,6 +35,7 @@ AtsEndpoint::AtsEndpoint(const sc_core::sc_module_name& name, const AtsEndpointP
       st_inv_drained_(stats_.counter("invalidation_drains", "count",
                                      "Invalidate Completions held until requests through a dropped translation completed")),
       st_inv_latency_(stats_.histogram("invalidation_latency", "ns", "Invalidate Request arrival to Completion")) {
+    atc_lookup_sc_ = to_sc(p_.atc_lookup);
     downstream.register_b_transport(this, &AtsEndpoint::b_transport_downstream);
     SC_HAS_PROCESS(AtsEndpoint);
     SC_THREAD(invalidation_thread);
@@ -172,10 +167,10 @@ tlm::tlm_response_status AtsEndpoint::dma_inner(uint64_t iova, void* data, unsig
         // requests that used a translation it drops (PCIe Base §10.3.1).
         const Duration t = now();
         while (!in_flight_.empty() && in_flight_.front().done <= t) in_flight_.pop_front();
-        in_flight_.push_back(InFlight{iova, pasid ? uint64_t{*pasid & kPasidMask} + 1 : 0, now() + from_sc(delay)});
+        in_flight_.push_back(InFlight{iova, pasid ? uint64_t{*pasid & kPasidMask} + 1 : 0, t + from_sc(delay)});
         return st;
     };
-    delay += to_sc(p_.atc_lookup);
+    delay += atc_lookup_sc_;
     std::optional<AtcEntry> e = atc_lookup(iova, pasid);
     atc_.count_lookup(e.has_value());
     if (e && (write ? e->write : e->read)) return send_translated(*e);

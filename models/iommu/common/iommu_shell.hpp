@@ -24,7 +24,15 @@
 //    R=W=0 (not a fault); context-level failures are recorded and answered UR.
 //  * The command-queue engine (SC_THREAD over the plain CommandQueue): fetch,
 //    decode hook, generic actions, a sync completing only after every earlier
-//    command including device-ATC invalidations, halt on error.
+//    command including device-ATC invalidations, halt on error. Loosely timed
+//    (TLM-2.0 LT): the engine accumulates each step's cost as local time and
+//    synchronises (one wait()) only where it interacts — a sync's status write,
+//    an ATS message leaving for a device, a queue error, going idle, a tail
+//    written later than its local time. Each step's time is still its own:
+//    phases, latencies and the consumer position software reads (published
+//    when the kernel's time reaches the step) are those of a wait per step.
+//    Cache invalidations take effect when the engine executes them, up to one
+//    sync batch's duration ahead of their step's time.
 //  * Device-ATC invalidations tracked by AtsInvalidationTracker with ONE
 //    timer per engine armed at the earliest deadline (time-outs reported to
 //    the family); Invalidate Completions with unknown ITags reported.
@@ -185,8 +193,10 @@ protected:
     virtual void mmio_write(uint32_t offset, unsigned len, uint64_t value, Duration& local) = 0;
     /// Brings the queue (ring positions, enable, halt, tail errors) in step with the registers.
     virtual void sync_queue(CommandQueue& q) = 0;
-    /// The queue consumed a command: publish the new consumer position.
-    virtual void queue_consumed(const CommandQueue& q) = 0;
+    /// The queue consumed commands: publish consumer position `cons` in the registers. Called
+    /// when the kernel's time reaches the step that consumed it (the engine runs ahead in
+    /// local time), or before a register access that could see it.
+    virtual void queue_consumed(const Ring::Position& cons) = 0;
     /// The queue halted with `code` (tail, fetch, decode error): set the error state, interrupt.
     virtual void report_queue_error(uint32_t code, Duration& local) = 0;
     /// Invalidates the family's configuration cache `cache`; returns entries dropped.
@@ -292,26 +302,23 @@ private:
     void wait_ats(Duration deadline);
     bool completion_pending() const;
     void notify_completion(Duration local);
-    void engine_wait(Duration d) {
-        if (d > Duration::zero()) wait(engine_sc(d));
-    }
-    /// sc_time of an engine wait. The engine waits the same few durations over and over (fetch,
-    /// per-command cost), so the last two conversions are remembered: sc_time's constructor is
-    /// not inline and costs as much as the rest of a cheap command's bookkeeping.
-    const sc_core::sc_time& engine_sc(Duration d) {
-        for (WaitMemo& m : wait_memo_)
-            if (m.valid && m.d == d) return m.t;
-        WaitMemo& m = wait_memo_[wait_memo_next_];
-        wait_memo_next_ ^= 1;
-        m = WaitMemo{d, to_sc(d), true};
-        return m.t;
-    }
+    /// The engine's time: the kernel's plus the local time it has run ahead.
+    Duration engine_now() const { return now() + ahead_; }
+    /// Synchronises the engine with the kernel (one wait() for the local time run ahead) and
+    /// publishes the consumer position reached.
+    void engine_sync();
+    /// engine_sync(), then whether the command being executed still belongs to the live queue.
+    bool engine_sync_live();
+    /// Synchronises up to absolute time `at` (later than engine_now()).
+    void engine_sync_until(Duration at);
+    /// Publishes the latest consumer position consumed at or before `t` (all with kNever).
+    void publish_consumed(Duration t);
     void phase(uint64_t seq, InvalPhase ph, Duration at, pcie::Bdf dev = {}) {
         if (observer_) observer_->on_phase(seq, ph, at, dev);
     }
-    /// The phase at the current time (read from the kernel only when someone observes).
+    /// The phase at the engine's time (read from the kernel only when someone observes).
     void phase_now(uint64_t seq, InvalPhase ph, pcie::Bdf dev = {}) {
-        if (observer_) observer_->on_phase(seq, ph, now(), dev);
+        if (observer_) observer_->on_phase(seq, ph, engine_now(), dev);
     }
 
     /// The walker's port: each descriptor read is a TLM read on the mem socket at the request's
@@ -361,7 +368,7 @@ private:
     SocketWalkPort walk_port_;
     SocketUnitPort unit_port_;
     std::optional<TranslationCore> core_;
-    std::vector<BusyUntil> walkers_;
+    BusyPool walkers_; ///< the walk slots
     CommandQueue queue_;
     AtsInvalidationTracker ats_;
     InvalidationObserver* observer_ = nullptr;
@@ -385,13 +392,17 @@ private:
     std::deque<std::pair<uint64_t, Duration>> tail_writes_; ///< tail writes not yet consumed: (tail byte offset, time)
     Duration submitted_; ///< when the tail write that submitted the command being executed happened
     bool queue_view_stale_ = true; ///< registers may have changed since the last sync_queue()
-    struct WaitMemo {
-        Duration d;
-        sc_core::sc_time t;
-        bool valid = false;
+    Duration ahead_; ///< local time the engine has run ahead of the kernel (TLM-2.0 LT)
+    uint64_t command_generation_ = 0; ///< the queue generation of the command being executed
+    Duration kernel_; ///< the kernel's time when the engine last looked (loop start, engine_sync)
+    /// Consumer positions not yet published: the engine consumed them at local time `at`,
+    /// later than the kernel's time (in order; published by publish_consumed).
+    struct Consumed {
+        Duration at;
+        Ring::Position cons;
+        uint64_t generation;
     };
-    std::array<WaitMemo, 2> wait_memo_{};
-    unsigned wait_memo_next_ = 0;
+    std::vector<Consumed> unpublished_;
     bool translating_ = false;
     // Hot-path latencies as sc_time, so the IOTLB-hit path needs no conversions.
     sc_core::sc_time pipeline_sc_, iotlb_lookup_sc_;
@@ -487,18 +498,29 @@ void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExt
     const AccessRequest a{iova, t.is_write(), req.execute, req.privileged};
     if (!ctx.pass_through) {
         delay += iotlb_lookup_sc_;
-        walk_port_.begin(from_sc(delay));
-        const TranslateResult res = core_->translate(ctx, a);
-        if (!res.iotlb_hit) account_walk(res, delay);
-        const Translation& tr = res.t;
-        ext.served_by = res.iotlb_hit ? pcie::TlpExtension::Source::iotlb : pcie::TlpExtension::Source::walk;
-        if (!tr.ok()) {
-            fail_request(t, ext, req, f.fault_reason(tr, a, ctx), ctx.fault_suppress, delay);
-            return;
+        // TranslationCore::translate() in its two halves: an IOTLB hit inline, without building
+        // a TranslateResult; the walk (and its slot) only on a miss.
+        const uint64_t va = TranslationCore::input_of(ctx, iova);
+        IotlbHit h;
+        if (core_->lookup(ctx, a, va, h)) [[likely]] {
+            ext.served_by = pcie::TlpExtension::Source::iotlb;
+            const uint64_t mask = (uint64_t{1} << h.page_shift) - 1;
+            pa = (h.entry.output & ~mask) | (iova & mask);
+            snoop = snoop || (sp_.snoop_control && h.entry.snoop);
+        } else {
+            walk_port_.begin(from_sc(delay));
+            const TranslateResult res = core_->miss(ctx, a, va);
+            account_walk(res, delay);
+            const Translation& tr = res.t;
+            ext.served_by = pcie::TlpExtension::Source::walk;
+            if (!tr.ok()) {
+                fail_request(t, ext, req, f.fault_reason(tr, a, ctx), ctx.fault_suppress, delay);
+                return;
+            }
+            const uint64_t mask = (uint64_t{1} << tr.page_shift) - 1;
+            pa = (tr.output & ~mask) | (iova & mask);
+            snoop = snoop || (sp_.snoop_control && tr.snoop);
         }
-        const uint64_t mask = (uint64_t{1} << tr.page_shift) - 1;
-        pa = (tr.output & ~mask) | (iova & mask);
-        snoop = snoop || (sp_.snoop_control && tr.snoop);
     }
     if (ctx.rights != perm::all) [[unlikely]] {
         // The context's own rights, checked after the walk (a page that is not present is

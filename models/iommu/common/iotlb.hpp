@@ -145,6 +145,10 @@ private:
         }
     }
     cache_.count_lookup(h.hit);
+    // The walk that follows a miss usually fills the smallest size's key, which was probed first.
+    if (!h.hit && shift_mask_)
+        cache_.note_absent(make_key(domain, as, iova, kind, static_cast<unsigned>(std::countr_zero(shift_mask_)), false,
+                                    regime));
     return h;
 }
 

@@ -23,6 +23,8 @@ Smmuv3::Smmuv3(const sc_core::sc_module_name& name, const Smmuv3Params& p, stats
     bypass_.bypass = true;
     bypass_.ctx.pass_through = true;
     set_translation_enabled(true); // SMMUEN = 0 is GBPA's business, decided per request
+    ste_lookup_sc_ = to_sc(p_.ste_cache.lookup);
+    ste_cd_lookup_sc_ = to_sc(p_.ste_cache.lookup + p_.cd_cache.lookup);
     start<Smmuv3>();
 }
 
@@ -64,28 +66,11 @@ Smmuv3::Lookup Smmuv3::lookup_ste(uint32_t sid, const RequestAttrs& req, Duratio
     return l;
 }
 
-IommuShell::Resolution Smmuv3::resolve(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) {
-    const uint32_t sid = rid.raw;
-    tx_ = Transaction{sid, req.has_pasid, req.pasid, 0, false, req.execute, req.privileged, req.ats};
+IommuShell::Resolution Smmuv3::resolve_tables(uint32_t sid, const RequestAttrs& req, sc_core::sc_time& delay) {
     if (!regs_.enabled(bit::kSmmuEn)) {
         if (regs_.gbpa_abort()) return {kTerminate, true, nullptr};
         current_ = &bypass_;
         return {0, false, &bypass_.ctx};
-    }
-    // The same transaction stream as last time, with both caches' memos unchanged: the same
-    // lookups (STE, then CD if one was used) hit the same entries.
-    if (rmemo_.sc && rmemo_.ste == ste_memo_ && (!rmemo_.cd || rmemo_.cd == cd_memo_) && rmemo_.sid == sid &&
-        rmemo_.ssv == req.has_pasid && rmemo_.ssid == (req.has_pasid ? req.pasid : 0)) {
-        Duration local = from_sc(delay);
-        local += p_.ste_cache.lookup;
-        ste_cache_.count_lookup(true);
-        if (rmemo_.cd) {
-            local += p_.cd_cache.lookup;
-            cd_cache_.count_lookup(true);
-        }
-        delay = to_sc(local);
-        current_ = rmemo_.sc;
-        return {0, false, &current_->ctx};
     }
     rmemo_.sc = nullptr;
     Duration local = from_sc(delay);
@@ -144,9 +129,7 @@ IommuShell::Resolution Smmuv3::check_translated(pcie::Bdf rid, const RequestAttr
         return event_fault(e);
     };
     if (!regs_.enabled(bit::kSmmuEn)) return forbidden();
-    Duration local = from_sc(delay);
-    const Lookup l = lookup_ste(sid, req, local);
-    delay = to_sc(local);
+    const Lookup l = lookup_ste(sid, req, delay);
     if (!l.ste) return l.fault;
     // Only full ATS (EATS = 1) is served: split-stage needs a stage-2 step the shell's
     // translated-request path does not have (fidelity note).
@@ -238,7 +221,7 @@ void Smmuv3::sync_queue(CommandQueue& q) {
     else q.acknowledge();
 }
 
-void Smmuv3::queue_consumed(const CommandQueue& q) { regs_.set_cmdq_cons({q.ring().cons(), q.ring().cons_wrap()}); }
+void Smmuv3::queue_consumed(const Ring::Position& cons) { regs_.set_cmdq_cons({cons.index, cons.wrap}); }
 
 void Smmuv3::report_queue_error(uint32_t code, Duration& local) {
     // CONS stays on the offending command (IHI 0070 4.7): the engine has not consumed it.

@@ -137,6 +137,17 @@ Masks masks_of(uint32_t f) {
 
 uint64_t granule_shift_of_tg(uint8_t tg) { return tg == 1 ? 12 : tg == 2 ? 14 : 16; }
 
+/// The RES0 masks of every opcode, computed once (decode runs per command).
+const Masks& masks_for(uint8_t opcode) {
+    static const std::array<Masks, 256> table = [] {
+        std::array<Masks, 256> t{};
+        for (unsigned o = 0; o < t.size(); ++o)
+            if (const uint32_t f = fields_of(static_cast<uint8_t>(o)); f != ~0u) t[o] = masks_of(f);
+        return t;
+    }();
+    return table[opcode];
+}
+
 } // namespace
 
 std::optional<Command> decode_command(const std::array<uint64_t, 2>& e, const Smmuv3Params& p) {
@@ -144,7 +155,7 @@ std::optional<Command> decode_command(const std::array<uint64_t, 2>& e, const Sm
     c.opcode = static_cast<uint8_t>(get(e[0], 7, 0));
     if (!supported(c.opcode, p)) return std::nullopt;
     const uint32_t f = fields_of(c.opcode);
-    const Masks m = masks_of(f);
+    const Masks& m = masks_for(c.opcode);
     if ((e[0] & ~m.d0) || (e[1] & ~m.d1)) return std::nullopt; // RES0 (incl. SSec) set
     if (f & fSid) c.sid = static_cast<uint32_t>(get(e[0], 63, 32));
     if (f & fSsid) c.ssv = get(e[0], 11);
@@ -369,24 +380,27 @@ DecodedCommand Smmuv3CommandDecoder::decode(std::span<const uint64_t> words) {
     auto c = decode_command({words[0], words[1]}, p_);
     if (!c) return DecodedCommand::fail(static_cast<uint32_t>(CmdError::ill));
     last_ = *c;
-    DecodedCommand d;
-    if (auto s = tlb_scope(*c)) return d.add(InvalidateTranslations{*s});
-    if (auto ci = config_invalidation(*c)) {
+    DecodedCommand d; // the one object returned (NRVO: add() returns a reference, not d)
+    if (auto s = tlb_scope(*c)) {
+        d.add(InvalidateTranslations{*s});
+    } else if (auto ci = config_invalidation(*c)) {
         if (ci->ste) d.add(InvalidateConfig{config_cache::kSte, ci->scope});
         if (ci->cd) d.add(InvalidateConfig{config_cache::kCd, ci->scope});
-        return d;
+    } else if (auto a = atc_invalidation(*c)) {
+        d.add(InvalidateDeviceAtc{*a, 32});
+    } else if (auto r = prg_response(*c)) {
+        d.add(PageResponseAction{*r});
+    } else if (c->opcode == op::kSync) {
+        SyncAction sy;
+        sy.status_write = c->cs == SyncSignal::irq && c->msi_addr != 0;
+        sy.status_addr = c->msi_addr;
+        sy.status_data = c->msi_data;
+        sy.status_bytes = 4;
+        d.add(sy);
+    } else {
+        d.add(NoOpAction{}); // PREFETCH_*, RESUME, STALL_TERM: the engine charges per_command
     }
-    if (auto a = atc_invalidation(*c)) return d.add(InvalidateDeviceAtc{*a, 32});
-    if (auto r = prg_response(*c)) return d.add(PageResponseAction{*r});
-    if (c->opcode == op::kSync) {
-        SyncAction s;
-        s.status_write = c->cs == SyncSignal::irq && c->msi_addr != 0;
-        s.status_addr = c->msi_addr;
-        s.status_data = c->msi_data;
-        s.status_bytes = 4;
-        return d.add(s);
-    }
-    return d.add(NoOpAction{}); // PREFETCH_*, RESUME, STALL_TERM: the engine charges per_command
+    return d;
 }
 
 } // namespace iommusim::iommu::smmuv3

@@ -106,3 +106,33 @@ TEST_CASE("every key bit reaches the set index, including the high bits of the s
     for (unsigned bit = 0; bit < 48; ++bit) lo.insert(CacheKey{uint64_t{1} << bit, 1}, 0);
     CHECK(lo.size() >= 40);
 }
+
+TEST_CASE("an insert of a key noted absent stores it once, like any insert", "[unit]") {
+    // The insert skips the set search for a key noted absent after a missed lookup; any insert
+    // in between voids the note, so inserting the same key twice overwrites instead of duplicating.
+    stats::Group root("t");
+    SetAssocCache<int> c("c", CacheGeometry{8, 4, Replacement::lru, 1}, &root);
+    REQUIRE_FALSE(c.lookup(k(1)));
+    c.note_absent(k(1));
+    c.insert(k(1), 10);
+    c.insert(k(1), 11);
+    CHECK(c.size() == 1);
+    REQUIRE(c.lookup(k(1)));
+    CHECK(*c.lookup(k(1)) == 11);
+    REQUIRE_FALSE(c.lookup(k(2)));
+    c.note_absent(k(2));
+    c.insert(k(3), 30); // another key first: the note no longer describes the cache
+    c.insert(k(2), 20);
+    c.insert(k(2), 21);
+    CHECK(c.size() == 3);
+    CHECK(*c.lookup(k(2)) == 21);
+    CHECK(*c.lookup(k(3)) == 30);
+    // A note, then an invalidation, then the insert: still one entry per key.
+    REQUIRE_FALSE(c.lookup(k(4)));
+    c.note_absent(k(4));
+    c.invalidate_if([](const CacheKey& key, const int&) { return key == k(1); });
+    c.insert(k(4), 40);
+    CHECK(c.size() == 3);
+    CHECK(*c.lookup(k(4)) == 40);
+    CHECK_FALSE(c.lookup(k(1)));
+}
