@@ -2,6 +2,7 @@
 #include "models/host/vm/amd_viommu.hpp"
 
 #include <set>
+#include <utility>
 #include <variant>
 
 #include "models/host/amd_driver.hpp"
@@ -102,13 +103,7 @@ void AmdViommu::run_queue() {
             if (nested_domains_of(p->domain_id)) forward_raw(q);
             else refused_.inc(); // nothing of an unknown vDomainID is cached on the host
         } else if (auto* t = std::get_if<amd::InvalidateIotlbPages>(&d.command)) {
-            if (!vmm_.vdevice(pcie::Bdf(t->device_id))) {
-                refused_.inc();
-            } else if (vmm_.params.drop_forwarded_atc) {
-                dropped_atc_.inc();
-            } else {
-                forward_raw(q); // AMD forwards the guest's ATC invalidation (threads/003)
-            }
+            forward_atc(pcie::Bdf(t->device_id), q, dropped_atc_);
         } else if (std::holds_alternative<amd::InvalidateIommuAll>(d.command)) {
             std::set<uint16_t> doms;
             for (const auto& [root, nd] : nested_) doms.insert(nd.gdomid);
@@ -139,9 +134,11 @@ void AmdViommu::sync_device(uint16_t vdev) {
     vmm_work(vmm_.params.vmm.shadow_read);
     const amd::Dte& g = r.dte;
     const bool ok = r.status == amd::AmdTableReader::DteRead::Status::ok;
-    if (!ok || !g.v || !g.tv || !g.gv) { // blocked, pass-through or no guest table: no nesting
+    // Only requests without PASID are modelled for guests: nesting needs GCR3[0] for them (GIoV).
+    if (!ok || !g.v || !g.tv || !g.gv || !g.giov) { // blocked, pass-through or no guest table: no nesting
         if (ok && g.v && g.tv && (g.mode != 0 || g.ir || g.iw)) refused_.inc(); // v1 / pass-through: not forwarded
         unbind(vrid, kNoPasid, *dev);
+        destroy_unused();
         return;
     }
     // One nested domain per GCR3 table pointer (threads/003), re-made if the guest DTE changed.
@@ -150,11 +147,21 @@ void AmdViommu::sync_device(uint16_t vdev) {
         const std::optional<uint32_t> h = alloc_nested(uapi::kHwptDataAmdGuest, r.raw); // validate_gdte_nested
         if (!h) {
             unbind(vrid, kNoPasid, *dev);
+            destroy_unused();
             return;
         }
+        if (it != nested_.end()) replaced_.push_back(it->second.hwpt); // the guest changed this table's DTE
         it = nested_.insert_or_assign(g.gcr3_root, Nested{*h, g.domain_id, r.raw}).first;
     }
     bind(vrid, kNoPasid, *dev, it->second.hwpt);
+    destroy_unused();
+}
+
+void AmdViommu::destroy_unused() {
+    // Nested domains no device is attached to any more go (QEMU destroys the replaced HWPT).
+    for (uint32_t h : std::exchange(replaced_, {})) (void)destroy_if_unused(h);
+    for (auto it = nested_.begin(); it != nested_.end();)
+        it = destroy_if_unused(it->second.hwpt) ? nested_.erase(it) : std::next(it);
 }
 
 void AmdViommu::flush_pending() { flush_raw(uapi::kInvalidateDataAmdModel); }

@@ -17,6 +17,8 @@
 //     behind the vDeviceID (vDEVICE table) is attached to it. Nested domains
 //     with the same guest DomainID share one host DomainID (the kernel's
 //     gDomID -> hDomID map). Any other DTE detaches the device (blocked).
+//     A nested domain no device is attached to any more (its DTE changed or
+//     went) is destroyed (IOMMU_DESTROY: flushed, its tag released).
 //   INVALIDATE_IOMMU_PAGES (a vDomainID some nested domain carries) and
 //   INVALIDATE_IOTLB_PAGES (a known vDeviceID: the guest's ATC invalidation,
 //     forwarded, threads/003) are collected, raw, into one invalidation array
@@ -70,6 +72,8 @@ private:
     void sync_device(uint16_t vdev);
     void flush_pending();
     void stop(uint64_t command_gpa);
+    /// Destroys the nested domains no device is attached to (replaced or dropped guest tables).
+    void destroy_unused();
 
     iommu::amd::AmdParams p_;
     iommu::amd::AmdRegs regs_;
@@ -81,6 +85,7 @@ private:
         std::array<uint64_t, 4> dte; ///< the guest DTE it was made from
     };
     std::map<uint64_t, Nested> nested_; ///< guest GCR3 table root (GPA) -> nested HWPT
+    std::vector<uint32_t> replaced_;    ///< nested HWPTs a changed guest DTE replaced, to destroy once unused
     stats::Counter& dropped_atc_;
 };
 

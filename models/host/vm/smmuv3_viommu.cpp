@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "models/host/vm/smmuv3_viommu.hpp"
 
+#include <utility>
+
 #include "models/host/host_error.hpp"
 #include "models/host/smmuv3_driver.hpp"
 #include "models/iommu/smmuv3/smmuv3_commands.hpp"
@@ -96,9 +98,9 @@ void Smmuv3Viommu::run_queue() {
         case sm::op::kCfgiCd:
         case sm::op::kCfgiCdAll:
         case sm::op::kAtcInv:
-            if (!vmm_.vdevice(pcie::Bdf(static_cast<uint16_t>(c->sid))) || c->sid > 0xFFFF) refused_.inc();
-            else if (c->opcode == sm::op::kAtcInv && vmm_.params.drop_forwarded_atc) dropped_atc_.inc();
-            else forward_raw(raw); // Arm forwards the guest's ATC invalidation (threads/003)
+            if (c->sid > 0xFFFF || !vmm_.vdevice(pcie::Bdf(static_cast<uint16_t>(c->sid)))) refused_.inc();
+            else if (c->opcode == sm::op::kAtcInv) forward_atc(pcie::Bdf(static_cast<uint16_t>(c->sid)), raw, dropped_atc_);
+            else forward_raw(raw); // CFGI_CD: the CD the guest changed, cached by the unit under the pSID
             break;
         case sm::op::kSync:
             flush_pending(); // completes only when everything before it has
@@ -133,6 +135,7 @@ void Smmuv3Viommu::sync_device(uint32_t vsid) {
     if (r.event || !r.ste.valid || r.ste.config != sm::ste_cfg::kS1) { // abort, bypass, invalid: no nesting
         if (!r.event && r.ste.valid && r.ste.config != sm::ste_cfg::kAbort) refused_.inc();
         unbind(vrid, kNoPasid, *dev);
+        destroy_unused();
         return;
     }
     std::array<uint64_t, 2> vste{};
@@ -143,11 +146,21 @@ void Smmuv3Viommu::sync_device(uint32_t vsid) {
         const std::optional<uint32_t> h = alloc_nested(uapi::kHwptDataArmSmmuv3, {vste[0], vste[1], 0, 0});
         if (!h) { // arm_smmu_validate_vste refused it
             unbind(vrid, kNoPasid, *dev);
+            destroy_unused();
             return;
         }
+        if (it != nested_.end()) replaced_.push_back(it->second.hwpt); // the guest changed this table's vSTE
         it = nested_.insert_or_assign(r.ste.s1_context_ptr, Nested{*h, vste}).first;
     }
     bind(vrid, kNoPasid, *dev, it->second.hwpt);
+    destroy_unused();
+}
+
+void Smmuv3Viommu::destroy_unused() {
+    // Nested domains no device is attached to any more go (QEMU destroys the replaced HWPT).
+    for (uint32_t h : std::exchange(replaced_, {})) (void)destroy_if_unused(h);
+    for (auto it = nested_.begin(); it != nested_.end();)
+        it = destroy_if_unused(it->second.hwpt) ? nested_.erase(it) : std::next(it);
 }
 
 void Smmuv3Viommu::flush_pending() { flush_raw(uapi::kInvalidateDataArmSmmuv3); }

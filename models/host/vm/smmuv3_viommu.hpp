@@ -17,7 +17,8 @@
 //     (IOMMU_HWPT_ALLOC on the vIOMMU with the vSTE's dwords 0-1,
 //     IOMMU_HWPT_DATA_ARM_SMMUV3), to which the physical device behind the
 //     vSID (vDEVICE table) is attached; the VMID is the nesting parent's.
-//     Any other STE detaches the device.
+//     Any other STE detaches the device. A nested domain no device is attached
+//     to any more is destroyed (IOMMU_DESTROY: flushed, nothing of its VMID freed).
 //   TLBI_NH_* / TLBI_NSNH_ALL, CFGI_CD / CFGI_CD_ALL and ATC_INV (a known
 //     vSID: the guest's ATC invalidation, forwarded, threads/003) are
 //     collected, raw, into one invalidation array for the vIOMMU
@@ -61,6 +62,8 @@ private:
     void run_queue();
     void sync_device(uint32_t vsid);
     void flush_pending();
+    /// Destroys the nested domains no device is attached to (replaced or dropped guest tables).
+    void destroy_unused();
 
     iommu::smmuv3::Smmuv3Params p_;
     iommu::smmuv3::Smmuv3Regs regs_;
@@ -70,6 +73,7 @@ private:
         std::array<uint64_t, 2> vste;
     };
     std::map<uint64_t, Nested> nested_; ///< guest CD table (IPA) -> nested HWPT
+    std::vector<uint32_t> replaced_;    ///< nested HWPTs a changed vSTE replaced, to destroy once unused
     stats::Counter& dropped_atc_;
 };
 

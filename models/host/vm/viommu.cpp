@@ -227,9 +227,30 @@ std::optional<uint32_t> VirtualIommu::alloc_nested(uint32_t data_type, const std
     }
 }
 
+bool VirtualIommu::destroy_if_unused(uint32_t hwpt) {
+    for (const auto& [key, h] : bound_)
+        if (h == hwpt) return false;
+    ioctl();
+    const Duration start = cpu_.now();
+    try {
+        vmm_.host.iommufd().hwpt_free(hwpt);
+    } catch (const HostError&) {
+        host_errors_.inc();
+        return false;
+    }
+    if (trap_) add_host_call(*trap_, start, cpu_.now(), {});
+    return true;
+}
+
 void VirtualIommu::forward_raw(const std::array<uint64_t, 2>& cmd) {
     raw_.push_back(cmd);
     forwarded_.inc();
+}
+
+void VirtualIommu::forward_atc(pcie::Bdf vrid, const std::array<uint64_t, 2>& cmd, stats::Counter& dropped) {
+    if (!vmm_.vdevice(vrid)) refused_.inc();
+    else if (vmm_.params.drop_forwarded_atc) dropped.inc();
+    else forward_raw(cmd);
 }
 
 void VirtualIommu::flush_raw(uint32_t data_type) {

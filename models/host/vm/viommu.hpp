@@ -122,8 +122,15 @@ protected:
     /// IOMMU_HWPT_ALLOC of a nested domain on the vIOMMU with the family's data (AMD guest DTE,
     /// SMMUv3 vSTE); nullopt when the kernel refused it (counted in refused).
     std::optional<uint32_t> alloc_nested(uint32_t data_type, const std::array<uint64_t, 4>& entry);
+    /// IOMMU_DESTROY of a nested HWPT no (vRID, PASID) is bound to any more (a guest table the guest
+    /// replaced or dropped); true if it was destroyed. The kernel flushes it and frees its tag.
+    bool destroy_if_unused(uint32_t hwpt);
     /// Adds one raw guest command to the vIOMMU invalidation array being built (counted forwarded).
     void forward_raw(const std::array<uint64_t, 2>& cmd);
+    /// The guest's own ATC invalidation for `vrid` (AMD and Arm forward it, threads/003): refused
+    /// for an unknown virtual ID, dropped by a deliberately broken VMM (VmParams::drop_forwarded_atc,
+    /// counted in `dropped`), else forwarded raw.
+    void forward_atc(pcie::Bdf vrid, const std::array<uint64_t, 2>& cmd, stats::Counter& dropped);
     /// Sends the array built by forward_raw() to the vIOMMU (entries of `data_type`), if any.
     void flush_raw(uint32_t data_type);
 

@@ -36,7 +36,6 @@ TEST_CASE("AMD nesting: the guest's v2 table over the host v1 stage, a cold 4+4 
           "[vm][amd][sc]") {
     VmRig r(ViommuMode::nested, {}, {}, Family::amd);
     r.run([&] {
-        host::IommuFd& g = r.vm->guest().iommufd();
         const GuestDomain d = guest_attach(r, {r.vrid});
         // The VMM read the guest DTE (GV, GIoV, GCR3 root in guest memory) at the trapped
         // INVALIDATE_DEVTAB_ENTRY and attached the physical device to a nested domain.
@@ -45,15 +44,8 @@ TEST_CASE("AMD nesting: the guest's v2 table over the host v1 stage, a cold 4+4 
         CHECK(pd.giov);
         CHECK(pd.mode == 4); // the nesting parent's v1 table
         REQUIRE(r.amd_viommu->nested_domain(pd.gcr3_root).has_value()); // the guest's GCR3 root, a GPA
-        const uint64_t a = g.map(d.ioas, 4096), b = g.map(d.ioas, 4096);
-        const uint64_t magic = 0x5eed'cafe'f00d'0002;
-        r.vm->memory().write(*g.lookup(d.ioas, b), &magic, 8);
-        uint64_t v = 0;
-        REQUIRE(r.dma(a, v) == tlm::TLM_OK_RESPONSE); // DTE and GCR3[0] (through the host table) cached now
-        const double before = r.value("dmar0.table_reads");
-        REQUIRE(r.dma(b, v) == tlm::TLM_OK_RESPONSE);
-        CHECK(v == magic);
-        CHECK(r.value("dmar0.table_reads") - before == 24); // (4+1)(4+1)-1, no walk caches
+        // The first DMA caches the DTE and GCR3[0] (read through the host table); the second walks cold.
+        CHECK(cold_walk_reads(r, d) == 24); // (4+1)(4+1)-1, no walk caches
     });
     CHECK(r.value("os.oracle.violations") == 0);
     CHECK(r.value("os.oracle.correct") == 2);
@@ -91,6 +83,31 @@ TEST_CASE("AMD nesting: two guest GCR3 tables under one guest DomainID are two n
         CHECK(*na != *nb);
         CHECK(a.domain_id == b.domain_id); // one pDomainID for the vDomainID
     });
+}
+
+TEST_CASE("AMD nesting: a guest detach destroys the nested domain no device uses any more, a new attach makes another",
+          "[vm][amd][sc]") {
+    VmRig r(ViommuMode::nested, {}, {}, Family::amd);
+    r.run([&] {
+        host::IommuFd& g = r.vm->guest().iommufd();
+        const GuestDomain first = guest_attach(r, r.vrid);
+        const uint64_t gcr3 = host_dte(r, r.prid).gcr3_root;
+        const std::optional<uint32_t> old = r.amd_viommu->nested_domain(gcr3);
+        REQUIRE(old.has_value());
+        g.detach(r.vrid, std::nullopt); // the guest's blocked DTE (GIoV clear): the VMM detaches
+        CHECK_FALSE(r.amd_viommu->nested_domain(gcr3).has_value());
+        CHECK_THROWS_AS(r.os->iommufd().hwpt_iommu(*old), host::HostError); // IOMMU_DESTROY'd
+        CHECK_FALSE(host_dte(r, r.prid).gv);
+        const GuestDomain second = guest_attach(r, r.vrid); // the same GCR3 table (Linux keeps it per device)
+        const std::optional<uint32_t> now = r.amd_viommu->nested_domain(host_dte(r, r.prid).gcr3_root);
+        REQUIRE(now.has_value());
+        CHECK(*now != *old);
+        const uint64_t a = g.map(second.ioas, 4096);
+        uint64_t v = 0;
+        CHECK(r.dma(a, v) == tlm::TLM_OK_RESPONSE);
+        (void)first;
+    });
+    CHECK(r.value("os.oracle.violations") == 0);
 }
 
 TEST_CASE("AMD nesting: guest commands naming an unknown vDomainID or vDeviceID are refused, the wait still completes",
@@ -144,6 +161,18 @@ TEST_CASE("AMD vIOMMU invalidation arrays: entries in order, the first unknown I
         run({unknown_dev, pages}, Errno::einval, 0);
         run({pages, atc, devtab}, Errno::eio, 2);   // not an invalidation the kernel forwards
         run({}, Errno::ok, 0);
+        // A nested domain's guest DTE is checked as validate_gdte_nested does.
+        amd::Dte bad;
+        bad.v = bad.tv = bad.gv = true;
+        bad.gcr3_root = 0x4000'0000;
+        bad.mode = 4; // a guest may not name a host table
+        CHECK_THROWS_AS(fd.hwpt_alloc_nested_viommu(viommu, host::uapi::kHwptDataAmdGuest, bad.encode()), host::HostError);
+        bad.mode = 0;
+        bad.gcr3_root = 0; // GV without a GCR3 table
+        CHECK_THROWS_AS(fd.hwpt_alloc_nested_viommu(viommu, host::uapi::kHwptDataAmdGuest, bad.encode()), host::HostError);
+        bad.gcr3_root = 0x4000'0000;
+        CHECK_THROWS_AS(fd.hwpt_alloc_nested_viommu(viommu, host::uapi::kHwptDataArmSmmuv3, bad.encode()), host::HostError);
+        CHECK_NOTHROW(fd.hwpt_alloc_nested_viommu(viommu, host::uapi::kHwptDataAmdGuest, bad.encode()));
         std::vector<std::array<uint64_t, 2>> one{pages};
         host::uapi::HwptInvalidate q;
         q.hwpt_id = viommu;

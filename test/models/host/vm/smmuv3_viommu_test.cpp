@@ -47,7 +47,6 @@ TEST_CASE("SMMUv3 nesting: the guest's CD table and stage 1 over the host stage 
           "[vm][smmuv3][sc]") {
     VmRig r(ViommuMode::nested, {}, {}, Family::smmuv3);
     r.run([&] {
-        host::IommuFd& g = r.vm->guest().iommufd();
         const GuestDomain d = guest_attach(r, {r.vrid});
         // The VMM read the guest's stage-1 STE at the trapped CFGI_STE and attached the physical
         // device to a nested domain for its CD table: STE Config = nested, the guest's CD table IPA.
@@ -57,15 +56,8 @@ TEST_CASE("SMMUv3 nesting: the guest's CD table and stage 1 over the host stage 
         CHECK(hs.s1_context_ptr == gs.s1_context_ptr);
         CHECK(hs.s2vmid != 0);
         REQUIRE(r.smmu_viommu->nested_domain(gs.s1_context_ptr).has_value());
-        const uint64_t a = g.map(d.ioas, 4096), b = g.map(d.ioas, 4096);
-        const uint64_t magic = 0x5eed'cafe'f00d'0003;
-        r.vm->memory().write(*g.lookup(d.ioas, b), &magic, 8);
-        uint64_t v = 0;
-        REQUIRE(r.dma(a, v) == tlm::TLM_OK_RESPONSE); // STE and CD (through stage 2) cached now
-        const double before = r.value("dmar0.table_reads");
-        REQUIRE(r.dma(b, v) == tlm::TLM_OK_RESPONSE);
-        CHECK(v == magic);
-        CHECK(r.value("dmar0.table_reads") - before == 24); // (4+1)(4+1)-1, no walk caches
+        // The first DMA caches the STE and the CD (read through stage 2); the second walks cold.
+        CHECK(cold_walk_reads(r, d) == 24); // (4+1)(4+1)-1, no walk caches
     });
     CHECK(r.value("os.oracle.violations") == 0);
     CHECK(r.value("os.oracle.correct") == 2);
@@ -153,5 +145,22 @@ TEST_CASE("SMMUv3 vIOMMU invalidation arrays: the VMID is forced, vSIDs translat
         run({va, bad_sid}, Errno::eio, 1); // the first took effect
         run({s2}, Errno::eio, 0);          // a guest may not name stage 2
         run({}, Errno::ok, 0);
+        // A vSTE is checked as arm_smmu_validate_vste does: only the guest's own fields.
+        sm::Ste v;
+        v.valid = true;
+        v.config = sm::ste_cfg::kS1;
+        v.s1_context_ptr = 0x4000'0000;
+        auto data = [](const sm::Ste& s) {
+            const auto e = s.encode();
+            return std::array<uint64_t, 4>{e[0], e[1], 0, 0};
+        };
+        CHECK_NOTHROW(fd.hwpt_alloc_nested_viommu(viommu, host::uapi::kHwptDataArmSmmuv3, data(v)));
+        sm::Ste strw = v;
+        strw.strw = 2; // the EL2 regime is the host's
+        CHECK_THROWS_AS(fd.hwpt_alloc_nested_viommu(viommu, host::uapi::kHwptDataArmSmmuv3, data(strw)), host::HostError);
+        sm::Ste nested = v;
+        nested.config = sm::ste_cfg::kNested; // the guest cannot ask for stage 2
+        CHECK_THROWS_AS(fd.hwpt_alloc_nested_viommu(viommu, host::uapi::kHwptDataArmSmmuv3, data(nested)), host::HostError);
+        CHECK_THROWS_AS(fd.hwpt_alloc_nested_viommu(viommu, host::uapi::kHwptDataAmdGuest, data(v)), host::HostError);
     });
 }

@@ -172,6 +172,21 @@ inline tlm::tlm_response_status ep_read(VmRig& r, uint64_t iova) {
     return st;
 }
 
+/// The guest maps two pages for the raw device; the first DMA warms the unit's context caches,
+/// the second's walk is cold: its table reads (the DMA must read what the guest wrote there).
+inline double cold_walk_reads(VmRig& r, const GuestDomain& d) {
+    host::IommuFd& g = r.vm->guest().iommufd();
+    const uint64_t a = g.map(d.ioas, 4096), b = g.map(d.ioas, 4096);
+    const uint64_t magic = 0x5eed'cafe'f00d'0042;
+    r.vm->memory().write(*g.lookup(d.ioas, b), &magic, 8);
+    uint64_t v = 0;
+    REQUIRE(r.dma(a, v) == tlm::TLM_OK_RESPONSE);
+    const double before = r.value("dmar0.table_reads");
+    REQUIRE(r.dma(b, v) == tlm::TLM_OK_RESPONSE);
+    CHECK(v == magic);
+    return r.value("dmar0.table_reads") - before;
+}
+
 /// The id of the VM's vIOMMU object on the host (the one holding the ATS endpoint's vDEVICE).
 inline uint32_t viommu_id(VmRig& r) {
     for (uint32_t id = 1; id < 256; ++id)

@@ -167,3 +167,19 @@ TEST_CASE("A guest PASID binds at a host PASID of the VM's own PASID set", "[vm]
     CHECK(r.value("os.oracle.violations") == 0);
     CHECK(r.value("vm0.vm0_guest.oracle.correct") == 1);
 }
+
+TEST_CASE("A trapped register access stops the guest's vCPU for the VM exit and entry, from its own local time",
+          "[vm][vtd][sc]") {
+    host::vm::VmParams vp;
+    VmRig r(ViommuMode::nested, {}, vp);
+    r.run([&] {
+        host::HostCpu& vcpu = r.vm->guest().cpu();
+        vcpu.spend(Duration::ns(700)); // the vCPU runs ahead of the kernel before it touches the register
+        const Duration before = vcpu.now();
+        (void)vcpu.mmio_read(0, vtd::reg::CAP, 8);
+        // The exit happens at the vCPU's local time and it resumes only after the VMM's entry:
+        // before the fix the entry's cost stayed on the VMM's books and the guest never paid it.
+        CHECK(vcpu.now() - before >= vp.vmm.exit + vp.vmm.entry);
+        CHECK(vcpu.now() == from_sc(sc_core::sc_time_stamp())); // nothing left owing
+    });
+}
