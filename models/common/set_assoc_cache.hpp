@@ -119,8 +119,12 @@ public:
     template <class Pred>
     uint64_t invalidate_if(Pred&& pred) {
         uint64_t n = 0;
-        for (size_t i = 0; i < lines_.size(); ++i) {
-            if (lines_[i].key.b != 0 && pred(lines_[i].key, lines_[i].val)) {
+        // The scan ends at the last valid line (none at all when the cache is empty or disabled).
+        uint32_t left = valid_;
+        for (size_t i = 0; left != 0 && i < lines_.size(); ++i) {
+            if (lines_[i].key.b == 0) continue;
+            --left;
+            if (pred(lines_[i].key, lines_[i].val)) {
                 lines_[i].key = CacheKey{};
                 set_fp(static_cast<uint32_t>(i / ways_), static_cast<uint32_t>(i % ways_), 0);
                 ++n;

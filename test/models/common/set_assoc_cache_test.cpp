@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <set>
+
 #include "models/common/set_assoc_cache.hpp"
 
 using namespace iommusim;
@@ -135,4 +138,28 @@ TEST_CASE("an insert of a key noted absent stores it once, like any insert", "[u
     CHECK(c.size() == 3);
     CHECK(*c.lookup(k(4)) == 40);
     CHECK_FALSE(c.lookup(k(1)));
+
+TEST_CASE("invalidate_if visits every valid entry, the last line included, and no empty line", "[unit]") {
+    stats::Group root("t");
+    SetAssocCache<int> c("c", CacheGeometry{64, 8, Replacement::lru, 1}, &root);
+    int calls = 0;
+    CHECK(c.invalidate_if([&](const CacheKey&, int) { return ++calls, true; }) == 0);
+    CHECK(calls == 0); // empty: nothing to visit
+    std::set<uint64_t> in;
+    for (uint64_t i = 0; i < 200; ++i) {
+        c.insert(k(i * 0x9E37), static_cast<int>(i));
+    }
+    c.for_each([&](const CacheKey& key, int) { in.insert(key.a); });
+    REQUIRE(in.size() == c.size());
+    std::set<uint64_t> seen;
+    CHECK(c.invalidate_if([&](const CacheKey& key, int v) {
+        seen.insert(key.a);
+        return v % 3 == 0;
+    }) == static_cast<uint64_t>(std::count_if(in.begin(), in.end(), [](uint64_t a) { return (a / 0x9E37) % 3 == 0; })));
+    CHECK(seen == in);
+    seen.clear();
+    c.invalidate_if([&](const CacheKey& key, int) { return seen.insert(key.a), false; });
+    CHECK(seen.size() == c.size()); // the survivors, every one visited once
+    CHECK(c.clear() == seen.size());
+    CHECK(c.size() == 0);
 }
