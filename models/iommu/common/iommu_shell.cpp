@@ -251,10 +251,11 @@ void IommuShell::fault_detected(pcie::Bdf rid, const RequestAttrs& req, uint64_t
     record_fault(rid, req, addr, write, reason, local);
 }
 
-TranslateResult IommuShell::translate(const TranslationContext& ctx, const AccessRequest& a, sc_time& delay) {
+TranslateResult IommuShell::translate(const TranslationContext& ctx, const AccessRequest& a, sc_time& delay,
+                                      bool stage1_only) {
     delay += iotlb_lookup_sc_;
     walk_port_.begin(from_sc(delay));
-    TranslateResult r = core_->translate(ctx, a);
+    TranslateResult r = stage1_only ? core_->translate_s1(ctx, a) : core_->translate(ctx, a);
     if (!r.iotlb_hit) account_walk(r, delay);
     return r;
 }
@@ -311,10 +312,18 @@ void IommuShell::handle_translation_request(tlm::tlm_generic_payload& t, pcie::T
         c.execute = req.execute && r.ctx->allow_execute && c.read;
         c.privileged = req.privileged;
         c.no_snoop = r.ctx->force_snoop; // N: snooping forced by the context
+    } else if (r.ctx->ats_split_stage && !r.ctx->s1.enabled) {
+        // Split-stage ATS with stage 1 bypassed: the IPA is the input address; stage 2 checks
+        // the translated requests.
+        c = pcie::AtsTranslation::for_range(iova, 0);
+        c.read = c.write = true;
+        c.execute = req.execute;
+        c.privileged = req.privileged;
     } else {
         // Ask for read and (if allowed) write: the completion reports the rights the walk finds.
+        // Split-stage ATS: stage 1 alone, the completion carries the IPA.
         AccessRequest a{iova, false, req.execute, req.privileged};
-        const TranslateResult res = translate(*r.ctx, a, delay);
+        const TranslateResult res = translate(*r.ctx, a, delay, r.ctx->ats_split_stage);
         const Translation& tr = res.t;
         if (tr.ok()) {
             const unsigned order = tr.page_shift - 12u;

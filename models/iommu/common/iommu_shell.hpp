@@ -13,7 +13,10 @@
 //    b_transport (they target the interrupt range, not RAM).
 //  * One DMA path: pass-through when the family says translation is off;
 //    translated (AT=10) requests checked by the family (ATS enabled for the
-//    device) and forwarded; untranslated requests resolved by the family into
+//    device) and forwarded — under split-stage ATS (the context's
+//    ats_split_stage) their address is an IPA that stage 2 translates
+//    (TranslationCore::check_s2, a walk slot on a stage-2 cache miss) and
+//    Translation Requests get stage 1 alone (translate_s1); untranslated requests resolved by the family into
 //    a TranslationContext, translated by the core (IOTLB, walk in a walk slot
 //    — `walkers` BusyUntil resources, queueing counted), No-Snoop forced when
 //    the context or the leaf requires snooping, forwarded with the output
@@ -171,7 +174,8 @@ protected:
     };
     /// (RID, PASID) -> context or fault; table reads and cache lookups charged to `delay`.
     virtual Resolution resolve(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) = 0;
-    /// A translated (AT=10) request: may this device use translations? (fault = block it).
+    /// A translated (AT=10) request: may this device use translations? (fault = block it;
+    /// a context = split-stage ATS: the address is an IPA its stage 2 translates).
     virtual Resolution check_translated(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) = 0;
     /// The family's fault code for a translation the core refused.
     virtual uint32_t fault_reason(const Translation& t, const AccessRequest& a, const TranslationContext& c) const = 0;
@@ -277,7 +281,14 @@ private:
     void b_transport_mmio(tlm::tlm_generic_payload& t, sc_core::sc_time& delay);
     void handle_translation_request(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_core::sc_time& delay);
     void handle_message(const pcie::MessageExtension& m, Duration& local);
-    TranslateResult translate(const TranslationContext& ctx, const AccessRequest& a, sc_core::sc_time& delay);
+    /// An ATS Translation Request's walk (`stage1_only`: split-stage ATS, the output is the IPA).
+    TranslateResult translate(const TranslationContext& ctx, const AccessRequest& a, sc_core::sc_time& delay,
+                              bool stage1_only);
+    /// A translated request under split-stage ATS: its address is an IPA, translated by ctx's stage 2.
+    template <class Family>
+    [[gnu::noinline]] void translated_stage2(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExtension& ext,
+                                             const RequestAttrs& req, const TranslationContext& ctx,
+                                             sc_core::sc_time& delay);
     void account_walk(const TranslateResult& r, sc_core::sc_time& delay);
     /// A request (DMA or ATS translation) from arrival to its response, on its requester's track.
     void trace_request(const tlm::tlm_generic_payload& t, const pcie::TlpExtension& ext, Duration from, Duration to);
@@ -470,6 +481,10 @@ void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExt
             fail_request(t, ext, req, r.fault, r.suppress, delay);
             return;
         }
+        if (r.ctx) [[unlikely]] {
+            translated_stage2(f, t, ext, req, *r.ctx, delay);
+            return;
+        }
         // No-Snoop of translated requests was settled by the completion's N bit.
         if (ext.no_snoop) st_no_snoop_to_memory_.inc();
         mem->b_transport(t, delay);
@@ -520,6 +535,31 @@ void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExt
     t.set_address(pa);
     mem->b_transport(t, delay);
     t.set_address(iova);
+}
+
+template <class Family>
+void IommuShell::translated_stage2(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExtension& ext,
+                                   const RequestAttrs& req, const TranslationContext& ctx, sc_core::sc_time& delay) {
+    // Split-stage ATS (SMMUv3 3.9.1): the device's ATC holds stage-1 translations, so the
+    // translated request carries an IPA; stage 2 (its cache, else a walk in a walk slot)
+    // gives the PA, and a stage-2 fault is the family's stage-2 fault.
+    const uint64_t ipa = t.get_address();
+    const AccessRequest a{ipa, t.is_write(), req.execute, req.privileged};
+    delay += iotlb_lookup_sc_;
+    walk_port_.begin(from_sc(delay));
+    const TranslateResult res = core_->check_s2(ctx, a);
+    if (!res.iotlb_hit) account_walk(res, delay);
+    if (!res.t.ok()) {
+        fail_request(t, ext, req, f.fault_reason(res.t, a, ctx), ctx.fault_suppress, delay);
+        return;
+    }
+    const uint64_t mask = (uint64_t{1} << res.t.page_shift) - 1;
+    const uint64_t pa = (res.t.output & ~mask) | (ipa & mask);
+    if (ext.no_snoop) st_no_snoop_to_memory_.inc();
+    ext.output_address = pa;
+    t.set_address(pa);
+    mem->b_transport(t, delay);
+    t.set_address(ipa);
 }
 
 } // namespace iommusim::iommu

@@ -65,8 +65,9 @@ Smmuv3::Lookup Smmuv3::lookup_ste(uint32_t sid, const RequestAttrs& req, Duratio
 }
 
 IommuShell::Resolution Smmuv3::resolve(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) {
+    if (req.ats) [[unlikely]] return resolve_translation_request(rid, req, delay);
     const uint32_t sid = rid.raw;
-    tx_ = Transaction{sid, req.has_pasid, req.pasid, 0, false, req.execute, req.privileged, req.ats};
+    tx_ = Transaction{sid, req.has_pasid, req.pasid, 0, false, req.execute, req.privileged, false};
     if (!regs_.enabled(bit::kSmmuEn)) {
         if (regs_.gbpa_abort()) return {kTerminate, true, nullptr};
         current_ = &bypass_;
@@ -144,15 +145,40 @@ IommuShell::Resolution Smmuv3::check_translated(pcie::Bdf rid, const RequestAttr
         return event_fault(e);
     };
     if (!regs_.enabled(bit::kSmmuEn)) return forbidden();
+    // CR0.ATSCHK = 0 (fast mode, IHI 0070 6.3.9): translated traffic passes without a
+    // Stream table lookup (software that uses split-stage ATS must set ATSCHK).
+    if (!regs_.enabled(bit::kAtsChk)) return {};
     Duration local = from_sc(delay);
     const Lookup l = lookup_ste(sid, req, local);
     delay = to_sc(local);
     if (!l.ste) return l.fault;
-    // Only full ATS (EATS = 1) is served: split-stage needs a stage-2 step the shell's
-    // translated-request path does not have (fidelity note).
-    if (l.ste->ste.config == ste_cfg::kAbort) return {kTerminate, true, nullptr};
-    if (l.ste->ste.eats != 1 && l.ste->ste.config != ste_cfg::kBypass) return forbidden();
-    return {};
+    const Ste& ste = l.ste->ste;
+    if (ste.config == ste_cfg::kAbort) return {kTerminate, true, nullptr};
+    if (ste.config == ste_cfg::kBypass || ste.eats == 1) return {}; // full ATS: the address is a PA
+    if (ste.eats != 2) return forbidden();
+    // Split-stage ATS (EATS = 2): the address is an IPA; the shell translates it by the STE's
+    // stage 2, a fault there being a stage-2 fault of this transaction (recorded per S2R).
+    tx_ = Transaction{sid, req.has_pasid, req.has_pasid ? req.pasid : 0, 0, false, req.execute, req.privileged, false};
+    current_ = &l.ste->no_cd;
+    return {0, false, &current_->ctx};
+}
+
+IommuShell::Resolution Smmuv3::resolve_translation_request(pcie::Bdf rid, const RequestAttrs& req,
+                                                           sc_core::sc_time& delay) {
+    RequestAttrs plain = req;
+    plain.ats = false;
+    const Resolution r = resolve(rid, plain, delay);
+    tx_.ats_request = true;
+    if (r.fault || current_->bypass || current_->eats != 0) return r;
+    // EATS = 0: ATS Translation Requests are refused (IHI 0070 3.9.1): F_BAD_ATS_TREQ, answered UR.
+    Event e;
+    e.id = evt::kBadAtsTreq;
+    e.sid = rid.raw;
+    e.ssv = req.has_pasid;
+    e.ssid = req.has_pasid ? req.pasid : 0;
+    e.pnu = req.privileged;
+    e.ind = req.execute;
+    return event_fault(e);
 }
 
 uint32_t Smmuv3::fault_reason(const Translation& t, const AccessRequest& a, const TranslationContext&) const {

@@ -21,16 +21,21 @@
 // CMD_SYNC's MSI (CS = SIG_IRQ) is a 4-byte write of MSIData to MSIAddress
 // issued after every earlier command, ATC invalidations included. PRI Page
 // Requests go to the PRIQ (MSI per PRIQ_IRQ_CFG); PRI_RESP sends the PRG
-// Response. Translated (AT=10) requests are forwarded when STE.EATS = 1.
+// Response. ATS (IHI 0070 3.9.1): Translation Requests on a stream with
+// STE.EATS = 0 are F_BAD_ATS_TREQ and answered UR; EATS = 1 answers with the
+// full translation; EATS = 2 (split-stage) answers with stage 1 only (the
+// IPA; the IPA is the input when stage 1 is bypassed). Translated (AT=10)
+// requests: with CR0.ATSCHK = 0 they pass unchecked (fast mode); with
+// ATSCHK = 1 the STE decides: EATS = 1 (or Config bypass) forwards them,
+// EATS = 2 translates their address by the STE's stage 2 (the shell's
+// check_s2 step; a fault there is a stage-2 event, S2 = 1, recorded per
+// STE.S2R), EATS = 0 is F_TRANSL_FORBIDDEN; Config abort terminates.
 // Not modelled: stalling (faults with CD.S / STE.S2S terminate like
 // unstalled ones: the loosely-timed request path cannot hold a transaction;
 // the kernel-free StallTable of smmuv3_faults.hpp is ready for a shell that
-// can), split-stage ATS (EATS = 2: translated requests are refused with
-// F_TRANSL_FORBIDDEN because the shell forwards translated requests without
-// a stage-2 step — the core's check_s2() is there for it), the stage-1 output
-// to the IPA in ATS completions under EATS = 2, PRIQ automatic responses on
-// overflow (a dropped last request is answered Response Failure), Secure
-// state, GBPA attribute overrides, event merging.
+// can), PRIQ automatic responses on overflow (a dropped last request is
+// answered Response Failure), Secure state, GBPA attribute overrides, event
+// merging, ATS requests while SMMUEN = 0 (served as bypass).
 #include <cstdint>
 #include <optional>
 
@@ -59,6 +64,8 @@ private:
 
     Resolution resolve(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) override;
     Resolution check_translated(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) override;
+    /// An ATS Translation Request: resolved as a transaction, refused when STE.EATS = 0.
+    Resolution resolve_translation_request(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay);
     uint32_t fault_reason(const Translation& t, const AccessRequest& a, const TranslationContext& c) const override;
     void record_fault(pcie::Bdf rid, const RequestAttrs& req, uint64_t addr, bool write, uint32_t reason,
                       Duration& local) override;

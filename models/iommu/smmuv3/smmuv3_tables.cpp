@@ -364,6 +364,7 @@ StreamContext Smmuv3TableReader::make_context(const Ste& s, const Cd* cd) const 
     }
     sc.bypass = !sc.s1 && !sc.s2;
     c.pass_through = sc.bypass;
+    c.ats_split_stage = s.eats == 2 && sc.s2; // check_ste refuses EATS = 2 without stage 2
     return sc;
 }
 

@@ -14,6 +14,7 @@
 #include "models/iommu/common/table_builder.hpp"
 #include "models/iommu/smmuv3/smmuv3.hpp"
 #include "models/mem/memory.hpp"
+#include "models/pcie/ats_codec.hpp"
 #include "test/models/iommu/smmuv3/smmuv3_fixture.hpp"
 
 using namespace iommusim;
@@ -123,7 +124,7 @@ struct Rig {
         wr64(reg::kEvtqIrqCfg0, kEvtqMsi);
         wr32(reg::kEvtqIrqCfg1, 0xE0E0);
         wr32(reg::kIrqCtrl, bit::kEvtqIrqEn | bit::kPriqIrqEn | bit::kGerrorIrqEn);
-        wr32(reg::kCr0, bit::kSmmuEn | bit::kEvtqEn | bit::kPriqEn | bit::kCmdqEn);
+        wr32(reg::kCr0, bit::kSmmuEn | bit::kEvtqEn | bit::kPriqEn | bit::kCmdqEn | bit::kAtsChk);
     }
     /// A stage-1 stream over fresh 4-level tables (CD table with 2^cdmax CDs, CD 0 and `ssid`).
     void stream(uint8_t eats = 0, uint8_t cdmax = 0) {
@@ -171,6 +172,15 @@ struct Rig {
             sc_core::wait(sc_time(50, SC_NS));
         }
         return true;
+    }
+    /// CMD_CFGI_STE for kSid + CMD_SYNC (MSI `token`), waited for: a rewritten STE takes effect.
+    void cfgi_ste(uint32_t token) {
+        Command c;
+        c.opcode = op::kCfgiSte;
+        c.sid = kSid;
+        command(c);
+        command(sync_cmd(token));
+        REQUIRE(wait_sync(token));
     }
     std::array<uint64_t, 4> event(unsigned i) {
         std::array<uint64_t, 4> w{};
@@ -457,37 +467,48 @@ TEST_CASE("SMMUv3 translated requests pass with EATS = 1 and are F_TRANSL_FORBID
         ext.at = pcie::AddressType::translated;
         CHECK(r.dev.access(tlm::TLM_READ_COMMAND, 0x70'0000, &v, 8, &ext) == tlm::TLM_OK_RESPONSE);
         r.stream(0);
-        Command c;
-        c.opcode = op::kCfgiSte;
-        c.sid = kSid;
-        r.command(c);
-        r.command(r.sync_cmd(2));
-        REQUIRE(r.wait_sync(2));
+        r.cfgi_ste(2);
         CHECK(r.dev.access(tlm::TLM_READ_COMMAND, 0x70'0000, &v, 8, &ext) != tlm::TLM_OK_RESPONSE);
         CHECK(Event::decode(r.event(0)).id == evt::kTranslForbidden);
     });
 }
 
+namespace {
+/// A nested stream: guest memory at GPA g lives at HPA g + kGuest, stage 2 maps the guest's
+/// first 16 MiB, stage 1 (in guest memory) maps IOVA 0x8000 -> GPA 0x60'0000; `eats` as given.
+struct NestedStream {
+    static constexpr uint64_t kGuest = 0x4000'0000;
+    iommu::test::OffsetMem guest;
+    BumpAllocator guest_tables{0x10'0000, 0x10'0000};
+    std::unique_ptr<TableBuilder> s1, s2;
+    std::unique_ptr<CdTableWriter> cds;
+    NestedStream(Rig& r, uint8_t eats, bool s2r = true) : guest(r.m(), kGuest) {
+        s2 = TableBuilder::create(r.m(), iommu::test::arm_cfg(true), std::ref(r.tables));
+        REQUIRE(s2);
+        REQUIRE(s2->map(0, kGuest, 0x100'0000, 21) == MapError::none);
+        s1 = TableBuilder::create(guest, iommu::test::arm_cfg(false), std::ref(guest_tables));
+        REQUIRE(s1);
+        REQUIRE(s1->map(0x8000, 0x60'0000, 0x1000, 12) == MapError::none);
+        cds = std::make_unique<CdTableWriter>(guest, [this](uint64_t b, uint64_t a) { return guest_tables(b, a); }, 0, 0);
+        REQUIRE(cds->write_cd(0, linux_cd(s1->config(), 2)));
+        Ste s = ste(ste_cfg::kNested);
+        s.s1_context_ptr = cds->context_ptr();
+        set_s2(s, s2->config(), 3);
+        s.s2r = s2r;
+        s.eats = eats;
+        REQUIRE(r.st->write_ste(kSid, s));
+    }
+};
+
+} // namespace
+
 TEST_CASE("SMMUv3 nested stream: the CD is fetched through stage 2 and DMA goes through both stages", "[sc]") {
     Rig r;
     run([&] {
         r.enable();
-        // Guest memory at GPA g lives at HPA g + 0x4000'0000; stage 2 maps the guest's first 16 MiB.
-        constexpr uint64_t kGuest = 0x4000'0000;
-        iommu::test::OffsetMem guest(r.m(), kGuest);
-        BumpAllocator guest_tables{0x10'0000, 0x10'0000};
-        auto s2 = TableBuilder::create(r.m(), iommu::test::arm_cfg(true), std::ref(r.tables));
-        REQUIRE(s2);
-        REQUIRE(s2->map(0, kGuest, 0x100'0000, 21) == MapError::none);
-        auto s1 = TableBuilder::create(guest, iommu::test::arm_cfg(false), std::ref(guest_tables));
-        REQUIRE(s1);
-        REQUIRE(s1->map(0x8000, 0x60'0000, 0x1000, 12) == MapError::none);
-        CdTableWriter cds(guest, [&](uint64_t b, uint64_t a) { return guest_tables(b, a); }, 0, 0);
-        REQUIRE(cds.write_cd(0, linux_cd(s1->config(), 2)));
-        Ste s = ste(ste_cfg::kNested);
-        s.s1_context_ptr = cds.context_ptr(); // an IPA
-        set_s2(s, s2->config(), 3);
-        REQUIRE(r.st->write_ste(kSid, s));
+        NestedStream n(r, 0); // the CD table pointer is an IPA
+        constexpr uint64_t kGuest = NestedStream::kGuest;
+        auto& s1 = n.s1;
         uint64_t v = 0x77;
         pcie::TlpExtension ext;
         REQUIRE(r.dma(0x8008, true, v, &ext) == tlm::TLM_OK_RESPONSE);
@@ -501,5 +522,112 @@ TEST_CASE("SMMUv3 nested stream: the CD is fetched through stage 2 and DMA goes 
         CHECK(e.s2);
         CHECK(e.ipa == 0x200'0000);
         CHECK(e.input_addr == 0x9000);
+    });
+}
+
+namespace {
+tlm::tlm_response_status ats_request(Rig& r, uint64_t iova, pcie::AtsTranslation& out) {
+    pcie::TlpExtension ext;
+    ext.requester = pcie::Bdf(kSid);
+    ext.at = pcie::AddressType::translation_request;
+    uint64_t e = 0;
+    const auto st = r.dev.access(tlm::TLM_READ_COMMAND, iova, &e, 8, &ext);
+    out = pcie::decode_translation_entry(e);
+    return st;
+}
+
+tlm::tlm_response_status translated(Rig& r, uint64_t addr, bool write, uint64_t& v, pcie::TlpExtension* out = nullptr) {
+    pcie::TlpExtension ext;
+    ext.requester = pcie::Bdf(kSid);
+    ext.at = pcie::AddressType::translated;
+    const auto st = r.dev.access(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND, addr, &v, 8, &ext);
+    if (out) *out = ext;
+    return st;
+}
+} // namespace
+
+TEST_CASE("SMMUv3 split-stage ATS (EATS = 2): the completion carries the IPA and translated requests go through stage 2",
+          "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        NestedStream n(r, 2);
+        pcie::AtsTranslation c;
+        REQUIRE(ats_request(r, 0x8000, c) == tlm::TLM_OK_RESPONSE);
+        CHECK(c.read);
+        CHECK(c.write);
+        CHECK(c.range_base() == 0x60'0000); // stage 1's output: the guest-physical address
+        // The device uses the IPA; stage 2 puts it at the host address.
+        uint64_t v = 0x5A5A;
+        pcie::TlpExtension ext;
+        REQUIRE(translated(r, 0x60'0010, true, v, &ext) == tlm::TLM_OK_RESPONSE);
+        CHECK(ext.output_address == NestedStream::kGuest + 0x60'0010);
+        CHECK(r.m().read_u64(NestedStream::kGuest + 0x60'0010) == 0x5A5A);
+        CHECK(r.rd32(reg::kEvtqProd) == 0);
+        // Full ATS on the same tables answers with the host address (and forwards translated requests as they are).
+        NestedStream full(r, 1);
+        r.cfgi_ste(1);
+        REQUIRE(ats_request(r, 0x8000, c) == tlm::TLM_OK_RESPONSE);
+        CHECK(c.range_base() == NestedStream::kGuest + 0x60'0000);
+        r.m().write_u64(0x60'0010, 0x1234);
+        REQUIRE(translated(r, 0x60'0010, false, v, &ext) == tlm::TLM_OK_RESPONSE);
+        CHECK(v == 0x1234); // the address was taken as a PA
+    });
+}
+
+TEST_CASE("SMMUv3 split-stage ATS: a translated IPA outside stage 2 is a stage-2 F_TRANSLATION, recorded per S2R", "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        NestedStream n(r, 2);
+        uint64_t v = 0;
+        CHECK(translated(r, 0x200'0000, true, v) == tlm::TLM_ADDRESS_ERROR_RESPONSE); // beyond stage 2's 16 MiB
+        REQUIRE(r.rd32(reg::kEvtqProd) == 1);
+        const Event e = Event::decode(r.event(0));
+        CHECK(e.id == evt::kTranslation);
+        CHECK(e.sid == kSid);
+        CHECK(e.s2);
+        CHECK(e.ipa == 0x200'0000);
+        CHECK(e.input_addr == 0x200'0000);
+        CHECK_FALSE(e.rnw);
+        CHECK(e.cls == EventClass::in);
+        // S2R = 0: the same fault terminates the request without an event.
+        NestedStream quiet(r, 2, false);
+        r.cfgi_ste(1);
+        CHECK(translated(r, 0x200'0000, false, v) == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        CHECK(r.rd32(reg::kEvtqProd) == 1);
+    });
+}
+
+TEST_CASE("SMMUv3 ATS with EATS = 0: Translation Requests are F_BAD_ATS_TREQ and answered UR", "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        r.stream(0);
+        REQUIRE(r.pt->map(0x4000, 0x70'0000, 0x1000, 12) == MapError::none);
+        pcie::AtsTranslation c;
+        CHECK(ats_request(r, 0x4000, c) == tlm::TLM_COMMAND_ERROR_RESPONSE);
+        REQUIRE(r.rd32(reg::kEvtqProd) == 1);
+        const Event e = Event::decode(r.event(0));
+        CHECK(e.id == evt::kBadAtsTreq);
+        CHECK(e.sid == kSid);
+        CHECK(e.input_addr == 0x4000);
+        CHECK(e.rnw);
+    });
+}
+
+TEST_CASE("SMMUv3 CR0.ATSCHK = 0 (fast mode): translated requests pass without a Stream table check", "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        r.stream(0);
+        r.wr32(reg::kCr0, bit::kSmmuEn | bit::kEvtqEn | bit::kPriqEn | bit::kCmdqEn); // ATSCHK off
+        uint64_t v = 0;
+        pcie::TlpExtension ext;
+        CHECK(translated(r, 0x70'0000, false, v, &ext) == tlm::TLM_OK_RESPONSE);
+        CHECK(r.rd32(reg::kEvtqProd) == 0);
+        r.wr32(reg::kCr0, bit::kSmmuEn | bit::kEvtqEn | bit::kPriqEn | bit::kCmdqEn | bit::kAtsChk);
+        CHECK(translated(r, 0x70'0000, false, v, &ext) == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        CHECK(Event::decode(r.event(0)).id == evt::kTranslForbidden);
     });
 }
