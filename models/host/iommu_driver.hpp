@@ -41,6 +41,10 @@ struct DeviceInfo {
     uint8_t pasid_bits = 20;
     bool pri = false;
     uint8_t inv_queue_depth = 32; ///< ATS Invalidate Queue Depth (0 in the capability means 32)
+    /// Firmware says the device tolerates stalled transactions (device tree "dma-can-stall",
+    /// IORT named component): an SMMUv3 with stall support holds its faulting transactions
+    /// until software resumes them (Linux arm_smmu_master.stall_enabled).
+    bool can_stall = false;
 };
 
 /// A hardware page table (domain) as the backend programs it.
@@ -111,6 +115,7 @@ struct IommuCaps {
     uint8_t pasid_bits = 0;      ///< PASID / SubstreamID width; 0 = no PASID support
     bool ats = false;            ///< device-TLB invalidation (VT-d ECAP.DT, AMD IOTLBSup, SMMUv3 IDR0.ATS)
     bool pri = false;            ///< page requests (VT-d ECAP.PRS, AMD PPRSup, SMMUv3 IDR0.PRI)
+    bool stall = false;          ///< faulting transactions can stall until software resumes them (SMMUv3 IDR0.STALL_MODEL)
     bool nesting = false;        ///< both stages at once (VT-d ECAP.NEST, SMMUv3 S1P+S2P, AMD GTSup)
     bool snoop_control = false;  ///< can force snooping / enforce cache coherency (VT-d ECAP.SC, SMMUv3 coherent walks + override)
     bool pass_through = false;   ///< identity domains without tables (VT-d ECAP.PT, SMMUv3 bypass STE)

@@ -574,7 +574,7 @@ pcie::PrgResponseCode IommuFd::handle_page_request(unsigned iommu, const PageReq
 
 bool IommuFd::has_pri_device(unsigned iommu) const {
     for (const auto& [raw, d] : devices_)
-        if (d.iommu == iommu && d.info.pri) return true;
+        if (d.iommu == iommu && (d.info.pri || d.info.can_stall)) return true;
     return false;
 }
 

@@ -157,6 +157,15 @@ void FabricNode::from_port(int port, tlm::tlm_generic_payload& gp, sc_core::sc_t
         adm = &admission_;
         gp.set_extension(adm);
     }
+    // Removed again on every way out, unwinding included (a request the IOMMU holds may be
+    // killed at the end of the run): the payload must never own admission_.
+    struct Detach {
+        tlm::tlm_generic_payload& gp;
+        AdmissionExtension* adm;
+        ~Detach() {
+            if (adm) gp.clear_extension(adm);
+        }
+    } detach{gp, own_adm ? adm : nullptr};
     adm->valid = false;
 
     auto* msg = gp.get_extension<MessageExtension>();
@@ -188,9 +197,7 @@ void FabricNode::from_port(int port, tlm::tlm_generic_payload& gp, sc_core::sc_t
         break;
     }
     l.return_credit(cc, credit, accepted);
-    if (own_adm) {
-        gp.clear_extension(adm);
-    } else { // for the node below: we took the request when its sender got our credit
+    if (!own_adm) { // for the node below: we took the request when its sender got our credit (ours: detach)
         adm->at = credit.start;
         adm->valid = true;
     }

@@ -176,12 +176,54 @@ void IommuShell::set_trace(trace::Recorder* r) {
     trace_queue_ = r->track(name(), "queue engine");
 }
 
-void IommuShell::fail_request(tlm::tlm_generic_payload& t, const pcie::TlpExtension& ext, const RequestAttrs& req,
+bool IommuShell::fail_request(tlm::tlm_generic_payload& t, const pcie::TlpExtension& ext, const RequestAttrs& req,
                               uint32_t reason, bool suppress, sc_time& delay) {
     Duration local = from_sc(delay);
+    holding_ = 0;
     fault_detected(ext.requester, req, t.get_address(), t.is_write(), reason, suppress, local);
     delay = to_sc(local);
     t.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+    if (!holding_) return false;
+    const uint64_t ticket = holding_;
+    holding_ = 0;
+    if (!wait_held(ticket, delay)) return false;
+    t.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    return true;
+}
+
+bool IommuShell::can_hold() {
+    const sc_core::sc_curr_proc_kind k = sc_core::sc_get_current_process_handle().proc_kind();
+    return k == sc_core::SC_THREAD_PROC_ || k == sc_core::SC_CTHREAD_PROC_;
+}
+
+uint64_t IommuShell::hold_request() {
+    holding_ = ++next_ticket_;
+    held_.emplace(holding_, Held{});
+    return holding_;
+}
+
+void IommuShell::release_held(uint64_t ticket, bool retry, Duration local) {
+    const auto it = held_.find(ticket);
+    if (it == held_.end() || it->second.released) return;
+    it->second = Held{true, retry, now() + local};
+    held_released_.notify(to_sc(local)); // the earliest pending release wins; later ones re-wait below
+}
+
+bool IommuShell::wait_held(uint64_t ticket, sc_time& delay) {
+    // The requester's local time catches up first: from here on its thread is blocked.
+    wait(delay);
+    delay = sc_core::SC_ZERO_TIME;
+    for (;;) {
+        const auto it = held_.find(ticket);
+        if (it == held_.end()) return false;
+        const Held h = it->second;
+        if (h.released && h.at <= now()) {
+            held_.erase(it);
+            return h.retry;
+        }
+        if (h.released) wait(to_sc(h.at - now()));
+        else wait(held_released_);
+    }
 }
 
 void IommuShell::upstream_message(tlm::tlm_generic_payload& t, sc_time& delay) {
@@ -486,6 +528,8 @@ bool IommuShell::execute(const CommandAction& a, uint64_t seq) {
         engine_wait(l);
     } else if (const auto* n = std::get_if<NoOpAction>(&a)) {
         engine_wait(n->cost);
+    } else if (const auto* h = std::get_if<ReleaseHeldAction>(&a)) {
+        release_requests(*h);
     }
     engine_wait(sp_.queue.per_entry_invalidate * dropped);
     phase_now(seq, InvalPhase::caches_done);

@@ -28,6 +28,11 @@
 //  * The command-queue engine (SC_THREAD over the plain CommandQueue): fetch,
 //    decode hook, generic actions, a sync completing only after every earlier
 //    command including device-ATC invalidations, halt on error.
+//  * Held requests (SMMUv3 stall model): a family may hold a faulting
+//    request while recording its fault; the requester's thread then blocks
+//    in b_transport (its tag, credits and everything behind it stay
+//    occupied) until a command releases it: retried from the start, or
+//    answered with an error. Only requests from threads can be held.
 //  * Device-ATC invalidations tracked by AtsInvalidationTracker with ONE
 //    timer per engine armed at the earliest deadline (time-outs reported to
 //    the family); Invalidate Completions with unknown ITags reported.
@@ -38,6 +43,7 @@
 #include <deque>
 #include <optional>
 #include <systemc>
+#include <unordered_map>
 #include <tlm>
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
@@ -200,6 +206,9 @@ protected:
     /// No Invalidate Completion from `rid` before the deadline / a completion with unknown ITags.
     virtual void report_ats_timeout(pcie::Bdf rid, Duration& local) = 0;
     virtual void report_unknown_itag(pcie::Bdf rid, Duration& local) = 0;
+    /// A command releases held requests (ReleaseHeldAction): the family maps its tags to the
+    /// tickets of hold_request() and calls release_held(). Families that never hold: nothing.
+    virtual void release_requests(const ReleaseHeldAction&) {}
     // (CommandDecoder::decode is the command-decode hook.)
 
     // ---- what the shell offers a family ------------------------------------------------------
@@ -245,6 +254,15 @@ protected:
         Duration& local_;
         unsigned reads_ = 0;
     };
+    /// Whether the request being handled may be held: its initiator is a thread (b_transport may wait).
+    static bool can_hold();
+    /// Holds the request whose fault record_fault() is recording (called from record_fault):
+    /// the requester blocks until release_held(ticket, ...). Returns the ticket.
+    uint64_t hold_request();
+    /// Releases a held request at local time `local` (relative to now): retried from the start
+    /// (`retry`) or terminated with an error response. Unknown tickets are ignored.
+    void release_held(uint64_t ticket, bool retry, Duration local = {});
+    size_t held_requests() const { return held_.size(); }
     /// A fault was detected: counted, and recorded through record_fault() unless suppressed.
     void fault_detected(pcie::Bdf rid, const RequestAttrs& req, uint64_t addr, bool write, uint32_t reason,
                         bool suppress, Duration& local);
@@ -276,8 +294,12 @@ private:
     template <class Family>
     void handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_core::sc_time& delay);
     void upstream_message(tlm::tlm_generic_payload& t, sc_core::sc_time& delay);
-    void fail_request(tlm::tlm_generic_payload& t, const pcie::TlpExtension& ext, const RequestAttrs& req,
-                      uint32_t reason, bool suppress, sc_core::sc_time& delay);
+    /// Answers a faulting request with an error; true when the family held it and software
+    /// released it for a retry (the caller then handles the request again).
+    [[nodiscard]] bool fail_request(tlm::tlm_generic_payload& t, const pcie::TlpExtension& ext,
+                                    const RequestAttrs& req, uint32_t reason, bool suppress, sc_core::sc_time& delay);
+    /// Blocks the requester of a held request until it is released; true = retry.
+    bool wait_held(uint64_t ticket, sc_core::sc_time& delay);
     void b_transport_mmio(tlm::tlm_generic_payload& t, sc_core::sc_time& delay);
     void handle_translation_request(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_core::sc_time& delay);
     void handle_message(const pcie::MessageExtension& m, Duration& local);
@@ -404,6 +426,14 @@ private:
     std::array<WaitMemo, 2> wait_memo_{};
     unsigned wait_memo_next_ = 0;
     bool translating_ = false;
+    /// Held requests by ticket: released (and when, absolute), retry or terminate.
+    struct Held {
+        bool released = false, retry = false;
+        Duration at;
+    };
+    std::unordered_map<uint64_t, Held> held_;
+    uint64_t next_ticket_ = 0, holding_ = 0; ///< holding_: the ticket hold_request() gave the request being failed
+    sc_core::sc_event held_released_;
     // Hot-path latencies as sc_time, so the IOTLB-hit path needs no conversions.
     sc_core::sc_time pipeline_sc_, iotlb_lookup_sc_;
 
@@ -478,7 +508,7 @@ void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExt
         const Resolution r = f.check_translated(ext.requester, req, delay);
         if (r.fault) { // translated requests need a device with ATS enabled (PCIe Base §10.1)
             st_blocked_translated_.inc();
-            fail_request(t, ext, req, r.fault, r.suppress, delay);
+            if (fail_request(t, ext, req, r.fault, r.suppress, delay)) handle_dma(f, t, ext, delay);
             return;
         }
         if (r.ctx) [[unlikely]] {
@@ -492,7 +522,7 @@ void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExt
     }
     const Resolution r = f.resolve(ext.requester, req, delay);
     if (r.fault) {
-        fail_request(t, ext, req, r.fault, r.suppress, delay);
+        if (fail_request(t, ext, req, r.fault, r.suppress, delay)) handle_dma(f, t, ext, delay);
         return;
     }
     const TranslationContext& ctx = *r.ctx;
@@ -508,7 +538,9 @@ void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExt
         const Translation& tr = res.t;
         ext.served_by = res.iotlb_hit ? pcie::TlpExtension::Source::iotlb : pcie::TlpExtension::Source::walk;
         if (!tr.ok()) {
-            fail_request(t, ext, req, f.fault_reason(tr, a, ctx), ctx.fault_suppress, delay);
+            // A held (stalled) request comes back here when software retries it.
+            if (fail_request(t, ext, req, f.fault_reason(tr, a, ctx), ctx.fault_suppress, delay))
+                handle_dma(f, t, ext, delay);
             return;
         }
         const uint64_t mask = (uint64_t{1} << tr.page_shift) - 1;
@@ -522,7 +554,8 @@ void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExt
             Translation denied;
             denied.fault = FaultKind::permission;
             denied.fault_addr = iova;
-            fail_request(t, ext, req, f.fault_reason(denied, a, ctx), ctx.fault_suppress, delay);
+            if (fail_request(t, ext, req, f.fault_reason(denied, a, ctx), ctx.fault_suppress, delay))
+                handle_dma(f, t, ext, delay);
             return;
         }
     }
@@ -550,7 +583,8 @@ void IommuShell::translated_stage2(Family& f, tlm::tlm_generic_payload& t, pcie:
     const TranslateResult res = core_->check_s2(ctx, a);
     if (!res.iotlb_hit) account_walk(res, delay);
     if (!res.t.ok()) {
-        fail_request(t, ext, req, f.fault_reason(res.t, a, ctx), ctx.fault_suppress, delay);
+        if (fail_request(t, ext, req, f.fault_reason(res.t, a, ctx), ctx.fault_suppress, delay))
+            handle_dma(f, t, ext, delay);
         return;
     }
     const uint64_t mask = (uint64_t{1} << res.t.page_shift) - 1;

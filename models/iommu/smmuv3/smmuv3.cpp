@@ -17,9 +17,11 @@ Smmuv3::Smmuv3(const sc_core::sc_module_name& name, const Smmuv3Params& p, stats
     : IommuShell(name, shell_params(p), ShellStatNames{}, static_cast<uint32_t>(CmdError::abt), Ring::Index::wrap_bit,
                  parent),
       p_(p), regs_(p_), reader_(p_), decoder_(p_), ste_cache_("ste_cache", p_.ste_cache.geometry, &stats_group()),
-      cd_cache_("cd_cache", p_.cd_cache.geometry, &stats_group()),
+      cd_cache_("cd_cache", p_.cd_cache.geometry, &stats_group()), stalls_(p_.stall_max),
       st_events_(stats_group().counter("events", "count", "event records written to the EVTQ")),
-      st_events_dropped_(stats_group().counter("events_dropped", "count", "event records dropped: EVTQ full")) {
+      st_events_dropped_(stats_group().counter("events_dropped", "count", "event records dropped: EVTQ full")),
+      st_stalls_(stats_group().counter("stalls", "transactions", "faulting transactions stalled (event with Stall = 1)")),
+      st_stall_retries_(stats_group().counter("stall_retries", "transactions", "stalled transactions retried by CMD_RESUME")) {
     bypass_.bypass = true;
     bypass_.ctx.pass_through = true;
     set_translation_enabled(true); // SMMUEN = 0 is GBPA's business, decided per request
@@ -185,9 +187,11 @@ uint32_t Smmuv3::fault_reason(const Translation& t, const AccessRequest& a, cons
     Transaction tx = tx_;
     tx.addr = a.iova;
     tx.write = a.write;
-    const FaultDisposition d = translation_fault(current_ ? *current_ : bypass_, tx, t);
+    const bool room = stalls_.size() < stalls_.capacity() && can_hold();
+    const FaultDisposition d = translation_fault(current_ ? *current_ : bypass_, tx, t, room);
     pending_ = d.event;
     pending_record_ = d.record;
+    pending_stall_ = d.stall;
     return d.event.id;
 }
 
@@ -195,6 +199,7 @@ void Smmuv3::record_fault(pcie::Bdf rid, const RequestAttrs& req, uint64_t addr,
                           Duration& local) {
     if (reason == kTerminate) return;
     Event e = pending_;
+    const bool stall = pending_stall_ && e.id == reason && e.sid == rid.raw;
     if (e.id != reason || e.sid != rid.raw) { // not the event resolve / fault_reason prepared
         e = Event{};
         e.id = static_cast<uint8_t>(reason);
@@ -203,12 +208,24 @@ void Smmuv3::record_fault(pcie::Bdf rid, const RequestAttrs& req, uint64_t addr,
         e.ssid = req.has_pasid ? req.pasid : 0;
     }
     pending_ = Event{};
+    pending_stall_ = false;
     if (!pending_record_) return;
     e.input_addr = addr;
     e.rnw = !write;
+    uint64_t ticket = 0;
+    if (stall) { // held in the unit until CMD_RESUME / CMD_STALL_TERM (room checked in fault_reason)
+        ticket = hold_request();
+        e.stall = true;
+        e.stag = *stalls_.stall(rid.raw, ticket);
+        st_stalls_.inc();
+    }
     const auto w = e.encode();
     local += p_.record_write;
     const RecordRing::PushResult r = regs_.push(Queue::evtq, unit_port(), w.data(), local);
+    if (stall && !r.written()) { // nobody will learn of it: terminated at once
+        (void)stalls_.resume(rid.raw, e.stag);
+        release_held(ticket, false, local);
+    }
     if (r.written()) st_events_.inc();
     if (r.outcome == RecordRing::Outcome::overflow) st_events_dropped_.inc();
     if (r.interrupt_needed()) send_irq(regs_.msi(Queue::evtq), bit::kEvtqIrqEn, local);
@@ -281,6 +298,18 @@ void Smmuv3::report_ats_timeout(pcie::Bdf, Duration& local) {
     else --back.index;
     regs_.set_cmdq_cons(back, CmdError::atc_inv_sync);
     raise_gerror(Gerror::cmdq_err, local);
+}
+
+void Smmuv3::release_requests(const ReleaseHeldAction& a) {
+    if (a.all) { // CMD_STALL_TERM: every stalled transaction of the StreamID, terminated
+        for (const uint64_t ticket : stalls_.terminate(a.requester)) release_held(ticket, false);
+        return;
+    }
+    // CMD_RESUME: the transaction the StreamID and STAG name (none: ignored, IHI 0070 4.6.2).
+    if (const auto ticket = stalls_.resume(a.requester, static_cast<uint16_t>(a.tag))) {
+        if (a.retry) st_stall_retries_.inc();
+        release_held(*ticket, a.retry);
+    }
 }
 
 uint64_t Smmuv3::invalidate_config(uint8_t cache, const ConfigScope& s) {

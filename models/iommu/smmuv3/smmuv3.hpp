@@ -30,10 +30,18 @@
 // EATS = 2 translates their address by the STE's stage 2 (the shell's
 // check_s2 step; a fault there is a stage-2 event, S2 = 1, recorded per
 // STE.S2R), EATS = 0 is F_TRANSL_FORBIDDEN; Config abort terminates.
-// Not modelled: stalling (faults with CD.S / STE.S2S terminate like
-// unstalled ones: the loosely-timed request path cannot hold a transaction;
-// the kernel-free StallTable of smmuv3_faults.hpp is ready for a shell that
-// can), PRIQ automatic responses on overflow (a dropped last request is
+// Stall model (IHI 0070 3.12.2): a translation fault with CD.S (stage 1,
+// STE.S1STALLD = 0) or STE.S2S (stage 2) is held in the unit — the shell
+// blocks the requester's thread, so the device's tag and everything behind
+// it wait — with a STAG unique among the held transactions (at most
+// IDR5.STALL_MAX; beyond that, or when the requester cannot wait, the fault
+// terminates as unstalled) and an event with Stall = 1 and the STAG.
+// CMD_RESUME (StreamID + STAG) retries it from the start (Retry) or
+// terminates it (Terminate / Abort); CMD_STALL_TERM terminates all of a
+// StreamID's; RESUME naming no stalled transaction is ignored. A stall
+// whose event cannot be written (EVTQ full or disabled) is terminated at
+// once: nothing could resume it (estimate; the spec leaves it to software
+// to avoid). Not modelled: PRIQ automatic responses on overflow (a dropped last request is
 // answered Response Failure), Secure state, GBPA attribute overrides, event
 // merging, ATS requests while SMMUEN = 0 (served as bypass).
 #include <cstdint>
@@ -80,6 +88,7 @@ private:
     void sync_interrupt(Duration&) override {} // CMD_SYNC's MSI is its status write
     void report_ats_timeout(pcie::Bdf rid, Duration& local) override;
     void report_unknown_itag(pcie::Bdf, Duration&) override {}
+    void release_requests(const ReleaseHeldAction& a) override;
 
     /// The STE of sid through the STE cache; an event (or silent termination) on failure.
     struct SteEntry {
@@ -109,6 +118,8 @@ private:
     const StreamContext* current_ = nullptr;
     mutable Event pending_;
     mutable bool pending_record_ = true;
+    mutable bool pending_stall_ = false; ///< the pending fault stalls its transaction
+    StallTable stalls_;                  ///< stalled transactions by STAG (cookie = the shell's ticket)
     // Host-speed memos of each config cache's most recent hit or insert (a repeated lookup of the
     // entry touched last changes neither contents, recency nor anything but the hit count, which
     // count_lookup keeps); dropped on every invalidation and replaced by every other lookup.
@@ -128,6 +139,8 @@ private:
     } rmemo_;
     stats::Counter& st_events_;
     stats::Counter& st_events_dropped_;
+    stats::Counter& st_stalls_;
+    stats::Counter& st_stall_retries_;
 };
 
 } // namespace iommusim::iommu::smmuv3

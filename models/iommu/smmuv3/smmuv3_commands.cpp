@@ -386,7 +386,10 @@ DecodedCommand Smmuv3CommandDecoder::decode(std::span<const uint64_t> words) {
         s.status_bytes = 4;
         return d.add(s);
     }
-    return d.add(NoOpAction{}); // PREFETCH_*, RESUME, STALL_TERM: the engine charges per_command
+    if (c->opcode == op::kResume) // IHI 0070 4.6.2: Retry restarts the transaction; Terminate / Abort end it
+        return d.add(ReleaseHeldAction{c->sid, c->stag, false, c->resp == static_cast<uint8_t>(ResumeAction::retry)});
+    if (c->opcode == op::kStallTerm) return d.add(ReleaseHeldAction{c->sid, 0, true, false});
+    return d.add(NoOpAction{}); // PREFETCH_*: the engine charges per_command
 }
 
 } // namespace iommusim::iommu::smmuv3

@@ -96,8 +96,9 @@ struct Rig {
                               kEvtqMsi = 0x340'0000;
     uint32_t prod = 0; // index + wrap of a 256-entry queue
 
-    explicit Rig(Duration atc_timeout = Duration::us(1000)) {
+    explicit Rig(Duration atc_timeout = Duration::us(1000), uint16_t stall_max = 64) {
         p.atc_inv_timeout = atc_timeout;
+        p.stall_max = stall_max;
         unit = std::make_unique<Smmuv3>("smmu0", p, &root);
         unit->mem.bind(memory.target);
         cpu.socket.bind(unit->mmio);
@@ -629,5 +630,132 @@ TEST_CASE("SMMUv3 CR0.ATSCHK = 0 (fast mode): translated requests pass without a
         r.wr32(reg::kCr0, bit::kSmmuEn | bit::kEvtqEn | bit::kPriqEn | bit::kCmdqEn | bit::kAtsChk);
         CHECK(translated(r, 0x70'0000, false, v, &ext) == tlm::TLM_ADDRESS_ERROR_RESPONSE);
         CHECK(Event::decode(r.event(0)).id == evt::kTranslForbidden);
+    });
+}
+
+namespace {
+/// A stage-1 stream whose CD has S = 1 (stall on fault), R = 1.
+void stalling_stream(Rig& r) {
+    r.stream();
+    Cd c = linux_cd(r.pt->config(), 5);
+    c.s = true;
+    REQUIRE(r.cds->write_cd(0, c));
+}
+
+/// A DMA write on its own thread (a device whose request may be held); `done` once answered.
+struct HeldDma {
+    bool done = false;
+    tlm::tlm_response_status status = tlm::TLM_INCOMPLETE_RESPONSE;
+    sc_time finished;
+    HeldDma(Rig& r, uint64_t iova, uint64_t value) {
+        sc_core::sc_spawn([this, &r, iova, value] {
+            uint64_t v = value;
+            status = r.dma(iova, true, v);
+            finished = sc_core::sc_time_stamp();
+            done = true;
+        });
+    }
+};
+
+Command resume(uint16_t stag, ResumeAction a) {
+    Command c;
+    c.opcode = op::kResume;
+    c.sid = kSid;
+    c.stag = stag;
+    c.resp = static_cast<uint8_t>(a);
+    return c;
+}
+} // namespace
+
+TEST_CASE("SMMUv3 stall: a faulting DMA is held with a STAG until CMD_RESUME retries it through the new mapping",
+          "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        stalling_stream(r);
+        HeldDma dma(r, 0x9008, 0xFEED);
+        sc_core::wait(sc_time(2, sc_core::SC_US));
+        CHECK_FALSE(dma.done); // held in the unit: the device is still waiting
+        REQUIRE(r.rd32(reg::kEvtqProd) == 1);
+        const Event e = Event::decode(r.event(0));
+        CHECK(e.id == evt::kTranslation);
+        CHECK(e.stall);
+        CHECK(e.sid == kSid);
+        CHECK(e.input_addr == 0x9008);
+        CHECK_FALSE(e.rnw);
+        // Software resolves the fault (maps the page), then resumes with Retry (no CMD_SYNC: Linux's way).
+        REQUIRE(r.pt->map(0x9000, 0x72'0000, 0x1000, 12) == MapError::none);
+        const sc_time resumed = sc_core::sc_time_stamp();
+        r.command(resume(e.stag, ResumeAction::retry));
+        while (!dma.done) sc_core::wait(sc_time(50, SC_NS));
+        CHECK(dma.status == tlm::TLM_OK_RESPONSE);
+        CHECK(dma.finished >= resumed);
+        CHECK(r.m().read_u64(0x72'0008) == 0xFEED);
+        CHECK(r.rd32(reg::kEvtqProd) == 1); // the retry walked and succeeded: no second event
+        // A RESUME naming no stalled transaction is ignored (and the queue goes on).
+        r.command(resume(e.stag, ResumeAction::retry));
+        r.command(r.sync_cmd(3));
+        CHECK(r.wait_sync(3));
+    });
+}
+
+TEST_CASE("SMMUv3 stall: CMD_RESUME Abort and CMD_STALL_TERM terminate held transactions with an error", "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        stalling_stream(r);
+        HeldDma a(r, 0x9000, 1), b(r, 0xA000, 2), c(r, 0xB000, 3);
+        sc_core::wait(sc_time(2, sc_core::SC_US));
+        REQUIRE(r.rd32(reg::kEvtqProd) == 3);
+        const Event ea = Event::decode(r.event(0)), eb = Event::decode(r.event(1)), ec = Event::decode(r.event(2));
+        CHECK(ea.stall);
+        CHECK(eb.stall);
+        CHECK(ec.stall);
+        CHECK(ea.stag != eb.stag); // each held transaction has its own tag
+        CHECK(eb.stag != ec.stag);
+        REQUIRE(r.pt->map(0x9000, 0x72'0000, 0x1000, 12) == MapError::none); // mapped, but aborted all the same
+        uint16_t first = ea.input_addr == 0x9000 ? ea.stag : eb.input_addr == 0x9000 ? eb.stag : ec.stag;
+        r.command(resume(first, ResumeAction::abort));
+        r.command(r.sync_cmd(1));
+        REQUIRE(r.wait_sync(1));
+        sc_core::wait(sc_time(100, SC_NS));
+        CHECK(a.done);
+        CHECK(a.status == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        CHECK(r.m().read_u64(0x72'0000) == 0); // never written
+        CHECK_FALSE(b.done);
+        CHECK_FALSE(c.done);
+        Command term;
+        term.opcode = op::kStallTerm;
+        term.sid = kSid;
+        r.command(term);
+        r.command(r.sync_cmd(2));
+        REQUIRE(r.wait_sync(2));
+        sc_core::wait(sc_time(100, SC_NS));
+        CHECK(b.done);
+        CHECK(c.done);
+        CHECK(b.status == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        CHECK(c.status == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+    });
+}
+
+TEST_CASE("SMMUv3 stall: beyond IDR5.STALL_MAX held transactions a fault terminates with Stall = 0", "[sc]") {
+    Rig r(Duration::us(1000), 1);
+    run([&] {
+        CHECK((r.rd32(reg::kIdr5) >> 16) == 1); // STALL_MAX as configured
+        r.enable();
+        stalling_stream(r);
+        HeldDma a(r, 0x9000, 1);
+        sc_core::wait(sc_time(1, sc_core::SC_US));
+        HeldDma b(r, 0xA000, 2);
+        sc_core::wait(sc_time(1, sc_core::SC_US));
+        CHECK_FALSE(a.done);
+        CHECK(b.done); // no room: terminated at once
+        CHECK(b.status == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        REQUIRE(r.rd32(reg::kEvtqProd) == 2);
+        CHECK(Event::decode(r.event(0)).stall);
+        CHECK_FALSE(Event::decode(r.event(1)).stall); // recorded per CD.R, not stalled
+        r.command(resume(Event::decode(r.event(0)).stag, ResumeAction::abort));
+        while (!a.done) sc_core::wait(sc_time(50, SC_NS));
+        CHECK(a.status == tlm::TLM_ADDRESS_ERROR_RESPONSE);
     });
 }
