@@ -832,22 +832,20 @@ uint64_t Smmuv3Driver::read_tail() {
         evtq_seen_ = msi_->count(kEvtqVector);
         service_events();
     }
-    return uint64_t{mmio_.read32(reg::kPriqProd) & ((1u << priq_log2_) - 1)} * kPriBytes;
+    // Index and wrap bit (arm_smmu_priq_thread compares both: a full queue is not empty).
+    return uint64_t{mmio_.read32(reg::kPriqProd) & ((2u << priq_log2_) - 1)} * kPriBytes;
 }
 
 void Smmuv3Driver::write_head(uint64_t head) {
-    const auto index = static_cast<uint32_t>(head / kPriBytes);
-    if (index < priq_prev_head_) priq_wrap_ = !priq_wrap_;
-    priq_prev_head_ = index;
-    mmio_.write32(reg::kPriqCons,
-                  index | (uint32_t{priq_wrap_} << priq_log2_) | (uint32_t{priq_ovack_} << 31));
+    priq_cons_ = static_cast<uint32_t>(head / kPriBytes) & ((2u << priq_log2_) - 1); // index + wrap bit
+    mmio_.write32(reg::kPriqCons, priq_cons_ | (uint32_t{priq_ovack_} << 31));
 }
 
 bool Smmuv3Driver::clear_overflow() {
     const bool ovflg = mmio_.read32(reg::kPriqProd) >> 31;
     if (ovflg == priq_ovack_) return false;
     priq_ovack_ = ovflg; // acknowledged by CONS.OVACKFLG = PROD.OVFLG
-    write_head(uint64_t{priq_prev_head_} * kPriBytes);
+    write_head(uint64_t{priq_cons_} * kPriBytes);
     return true;
 }
 

@@ -191,6 +191,7 @@ private:
     PageRequestInfo decode(const LogRecord& r) override;
     void respond(const PageRequestInfo& last, pcie::PrgResponseCode code) override;
     bool resolves_requests_without_pasid() const override { return false; }
+    bool positions_wrap() const override { return true; }
 
     MmioPort mmio_;
     HostCpu& cpu_;
@@ -213,8 +214,8 @@ private:
     uint64_t gerror_seen_ = 0, evtq_seen_ = 0; ///< MSIs handled so far
     uint32_t gerrorn_ = 0;
     PageRequestHandler* fault_handler_ = nullptr; ///< the I/O page fault handler (set by serve_page_requests)
-    uint32_t priq_prev_head_ = 0;
-    bool priq_wrap_ = false, priq_ovack_ = false;
+    uint32_t priq_cons_ = 0; ///< PRIQ_CONS index and wrap bit as last written
+    bool priq_ovack_ = false;
 
     stats::Group stats_;
     stats::Counter& flushes_;

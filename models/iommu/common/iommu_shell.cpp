@@ -464,13 +464,12 @@ void IommuShell::queue_engine() {
             continue;
         }
         phase_now(seq, InvalPhase::fetched);
-        // The consumer position moves past a command once it is fetched and valid.
-        queue_.consume();
-        queue_consumed(queue_);
-        // Tail writes the consumer position has reached are done with (all, once the queue is empty).
-        while (!tail_writes_.empty() &&
-               (queue_.ring().empty() || tail_writes_.front().first == queue_.ring().cons_offset()))
-            tail_writes_.pop_front();
+        // The consumer position moves past a command once it is fetched and valid (a sync of a
+        // family that reports its completion by the consumer position: once it completed).
+        command_consumed_ = !sp_.sync_consumed_at_completion ||
+                            std::none_of(f.command.list().begin(), f.command.list().end(),
+                                         [](const CommandAction& a) { return std::holds_alternative<SyncAction>(a); });
+        if (command_consumed_) consume_fetched();
         engine_wait(sp_.queue.per_command);
         bool aborted = false;
         for (const CommandAction& a : f.command.list())
@@ -478,13 +477,27 @@ void IommuShell::queue_engine() {
                 aborted = true;
                 break;
             }
+        command_consumed_ = true; // (a sync consumed at its completion did so in execute())
         if (!aborted) st_commands_.inc();
     }
+}
+
+void IommuShell::consume_fetched() {
+    queue_.consume();
+    queue_consumed(queue_);
+    // Tail writes the consumer position has reached are done with (all, once the queue is empty).
+    while (!tail_writes_.empty() &&
+           (queue_.ring().empty() || tail_writes_.front().first == queue_.ring().cons_offset()))
+        tail_writes_.pop_front();
 }
 
 bool IommuShell::execute(const CommandAction& a, uint64_t seq) {
     if (const auto* s = std::get_if<SyncAction>(&a)) {
         if (!wait_for_atc_invalidations()) return false; // time-out: the sync is aborted, no status write
+        if (!command_consumed_) { // complete: a sync consumed at completion leaves the queue now
+            consume_fetched();
+            command_consumed_ = true;
+        }
         // The status word becomes visible when the write is issued, so the engine first
         // spends the write's cost, then writes (polling software never sees it early).
         if (s->status_write) {

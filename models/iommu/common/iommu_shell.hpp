@@ -92,6 +92,10 @@ struct ShellParams {
     uint32_t mmio_size = 0x1000;
     bool snoop_control = true; ///< the leaf's snoop bit forces snooping
     bool ats = true;           ///< ATS translation requests are served
+    /// The consumer position moves past a sync only when it completes (SMMUv3: software
+    /// learns a CMD_SYNC's completion from CONS passing it, and may reuse its slot only then);
+    /// other commands, and every family's syncs otherwise, are consumed when fetched.
+    bool sync_consumed_at_completion = false;
 
     /// A family's shell: its IOTLB, walk caches, walk slots, costs, ATS time-out and register
     /// window (snoop_control and ats keep their defaults; the family sets them after).
@@ -216,6 +220,8 @@ protected:
     /// step with its enable bit (a flag, not a hook: it is read by every request).
     void set_translation_enabled(bool on) { translating_ = on; }
     bool translation_enabled() const { return translating_; }
+    /// Whether the command being executed has been consumed (the consumer position is past it).
+    bool command_consumed() const { return command_consumed_; }
     /// The unit's own memory access (DMI when granted); `local` gets the latency.
     bool mem_access(tlm::tlm_command cmd, uint64_t addr, void* data, unsigned len, Duration& local,
                     bool allow_dmi = true);
@@ -318,6 +324,8 @@ private:
 
     // queue engine
     void queue_engine();
+    /// Moves the consumer position past the command just fetched and publishes it.
+    void consume_fetched();
     /// Executes one action; false when a device-ATC time-out aborted the command.
     bool execute(const CommandAction& a, uint64_t seq);
     bool issue_atc_invalidation(const InvalidateDeviceAtc& d, uint64_t seq);
@@ -418,6 +426,7 @@ private:
     std::deque<std::pair<uint64_t, Duration>> tail_writes_; ///< tail writes not yet consumed: (tail byte offset, time)
     Duration submitted_; ///< when the tail write that submitted the command being executed happened
     bool queue_view_stale_ = true; ///< registers may have changed since the last sync_queue()
+    bool command_consumed_ = true; ///< the command being executed is behind the consumer position
     struct WaitMemo {
         Duration d;
         sc_core::sc_time t;

@@ -9,6 +9,7 @@ ShellParams Smmuv3::shell_params(const Smmuv3Params& p) {
                                      p.per_command, p.per_entry_invalidate, p.ats_message_send},
                                     p.atc_inv_timeout, Smmuv3Params::kMmioSize);
     s.snoop_control = false; // no snoop-forcing bit in Arm tables
+    s.sync_consumed_at_completion = true; // CONS passes a CMD_SYNC only once it completed
     s.ats = p.ats;
     return s;
 }
@@ -251,10 +252,30 @@ void Smmuv3::accept_page_request(const pcie::PageRequest& pr, Duration& local) {
         count_page_request();
     } else {
         count_page_request_overflow();
-        // Nobody will answer a dropped group: the unit fails it (estimate of the PRIQ overflow behaviour).
-        respond_page_request(pr, pcie::PrgResponseCode::response_failure, local);
+        auto_respond(pr, local);
     }
     if (r.interrupt_needed()) send_irq(regs_.msi(Queue::priq), bit::kPriqIrqEn, local);
+}
+
+void Smmuv3::auto_respond(const pcie::PageRequest& pr, Duration& local) {
+    // IHI 0070 8.1: a discarded request with Last = 1 (not a stop marker) gets an automatic PRG
+    // Response; Last = 0 is ignored. Success, with the PASID when the STE's PPAR says so
+    // (IDR3.PPS = 0); Failure without PASID when the STE cannot be checked (SMMUEN = 0, a bad
+    // StreamID, a fetch abort, an illegal STE) — no event (CR2.REC_CFG_ATS is not modelled).
+    if (!pr.last || (pr.pasid_present && !pr.read && !pr.write)) return;
+    pcie::PageRequest to = pr;
+    pcie::PrgResponseCode code = pcie::PrgResponseCode::response_failure;
+    to.pasid_present = false;
+    if (regs_.enabled(bit::kSmmuEn) && p_.pri) {
+        RequestAttrs req;
+        const Lookup l = lookup_ste(pr.requester.raw, req, local);
+        pending_ = Event{}; // a failed lookup prepared an event nobody records
+        if (l.ste) {
+            code = pcie::PrgResponseCode::success;
+            to.pasid_present = pr.pasid_present && l.ste->ste.ppar;
+        }
+    }
+    respond_page_request(to, code, local);
 }
 
 void Smmuv3::send_irq(const MsiConfig& m, uint32_t irq_bit, Duration& local) {
@@ -290,12 +311,15 @@ void Smmuv3::report_queue_error(uint32_t code, Duration& local) {
 }
 
 void Smmuv3::report_ats_timeout(pcie::Bdf, Duration& local) {
-    // The engine already moved past the command that waited (CMD_SYNC, or an ATC_INV waiting
-    // for a free invalidation slot): CONS goes back to it, as CERROR_ATC_INV_SYNC requires.
+    // CONS stays on (CMD_SYNC, not consumed before it completes) or goes back to (an ATC_INV
+    // that waited for a free invalidation slot) the command that waited, as
+    // CERROR_ATC_INV_SYNC requires.
     const Ring& r = queue().ring();
     QueuePos back{r.cons(), r.cons_wrap()};
-    if (back.index == 0) back = {r.entries() - 1, !back.wrap};
-    else --back.index;
+    if (command_consumed()) {
+        if (back.index == 0) back = {r.entries() - 1, !back.wrap};
+        else --back.index;
+    }
     regs_.set_cmdq_cons(back, CmdError::atc_inv_sync);
     raise_gerror(Gerror::cmdq_err, local);
 }

@@ -41,8 +41,14 @@
 // StreamID's; RESUME naming no stalled transaction is ignored. A stall
 // whose event cannot be written (EVTQ full or disabled) is terminated at
 // once: nothing could resume it (estimate; the spec leaves it to software
-// to avoid). Not modelled: PRIQ automatic responses on overflow (a dropped last request is
-// answered Response Failure), Secure state, GBPA attribute overrides, event
+// to avoid). PRIQ overflow (IHI 0070 8.1): a request arriving while the PRIQ
+// is full, or until software acknowledges the overflow (CONS.OVACKFLG =
+// PROD.OVFLG), is discarded; a discarded Page Request with Last = 1 gets an
+// automatic PRG Response: Success, with the PASID when STE.PPAR = 1
+// (IDR3.PPS = 0), Failure without PASID when the STE cannot be checked. A
+// CMD_SYNC is consumed (CONS moves past it) only once it has completed, so
+// its slot is never reused before its MSI write (Linux's non-MSI wait polls
+// CONS for exactly this). Not modelled: Secure state, GBPA attribute overrides, event
 // merging, ATS requests while SMMUEN = 0 (served as bypass).
 #include <cstdint>
 #include <optional>
@@ -102,6 +108,8 @@ private:
     Lookup lookup_ste(uint32_t sid, const RequestAttrs& req, Duration& local);
     /// A fault carrying `e` to record_fault().
     Resolution event_fault(const Event& e, bool record = true) const;
+    /// The automatic PRG Response to a page request the PRIQ discarded (overflow).
+    void auto_respond(const pcie::PageRequest& pr, Duration& local);
     void send_irq(const MsiConfig& m, uint32_t irq_bit, Duration& local);
     void raise_gerror(Gerror e, Duration& local);
 

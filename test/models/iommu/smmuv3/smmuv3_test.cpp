@@ -174,6 +174,14 @@ struct Rig {
         }
         return true;
     }
+    /// CMD_ATC_INV of kSid's whole ATC (Size 52, as Linux invalidates everything).
+    void atc_inv_all() {
+        Command a;
+        a.opcode = op::kAtcInv;
+        a.sid = kSid;
+        a.size = 52;
+        command(a);
+    }
     /// CMD_CFGI_STE for kSid + CMD_SYNC (MSI `token`), waited for: a rewritten STE takes effect.
     void cfgi_ste(uint32_t token) {
         Command c;
@@ -377,11 +385,7 @@ TEST_CASE("SMMUv3 CMD_SYNC completes only after the ATC_INV before it is answere
     Rig r;
     run([&] {
         r.enable();
-        Command a;
-        a.opcode = op::kAtcInv;
-        a.sid = kSid;
-        a.size = 52;
-        r.command(a);
+        r.atc_inv_all();
         const sc_time issued = sc_core::sc_time_stamp();
         r.command(r.sync_cmd(9));
         REQUIRE(r.wait_sync(9));
@@ -757,5 +761,132 @@ TEST_CASE("SMMUv3 stall: beyond IDR5.STALL_MAX held transactions a fault termina
         r.command(resume(Event::decode(r.event(0)).stag, ResumeAction::abort));
         while (!a.done) sc_core::wait(sc_time(50, SC_NS));
         CHECK(a.status == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+    });
+}
+
+TEST_CASE("SMMUv3 CMD_SYNC is consumed only when complete: CONS stays on a SIG_NONE sync behind an outstanding ATC_INV",
+          "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        r.atc_inv_all();
+        Command sync;
+        sync.opcode = op::kSync; // CS = SIG_NONE: software learns completion from CONS alone
+        r.command(sync);
+        sc_core::wait(sc_time(1, sc_core::SC_US)); // the device answers after 2 us
+        CHECK(r.rd32(reg::kCmdqCons) == 1);        // the ATC_INV is consumed, the sync is not
+        sc_core::wait(sc_time(2, sc_core::SC_US));
+        CHECK(r.rd32(reg::kCmdqCons) == 2);
+    });
+}
+
+TEST_CASE("SMMUv3 CMD_SYNC in the queue's last slot: its MSI lands in its own slot before CONS wraps past it", "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        Command pf;
+        pf.opcode = op::kPrefetchConfig;
+        pf.sid = kSid;
+        for (int i = 0; i < 254; ++i) r.command(pf);
+        r.atc_inv_all(); // slot 254
+        Command sync = r.sync_cmd(0); // slot 255, Linux's way: MSI data 0 into the sync's own first word
+        sync.msi_addr = Rig::kQueue + 255 * 16;
+        r.command(sync);
+        REQUIRE(r.prod == 0x100); // PROD wrapped: index 0, wrap 1
+        while (r.device.got.empty()) sc_core::wait(sc_time(100, SC_NS)); // the ATC_INV went out
+        sc_core::wait(sc_time(500, SC_NS));   // the sync is fetched and waits for the device's answer (2 us)
+        CHECK(r.rd32(reg::kCmdqCons) == 255); // on the sync, wrap bit clear: its slot is not free yet
+        CHECK(r.m().read_u32(Rig::kQueue + 255 * 16) != 0);
+        sc_core::wait(sc_time(3, sc_core::SC_US));
+        CHECK(r.m().read_u32(Rig::kQueue + 255 * 16) == 0); // the MSI wrote into its own slot...
+        CHECK(r.rd32(reg::kCmdqCons) == 0x100);               // ...then CONS wrapped past it (index 0, wrap 1)
+        // The queue goes on across the wrap.
+        r.command(r.sync_cmd(7));
+        CHECK(r.wait_sync(7));
+        CHECK(r.rd32(reg::kCmdqCons) == 0x101);
+    });
+}
+
+namespace {
+void page_request(Rig& r, uint16_t prg, bool last, bool pasid = true, bool stop = false) {
+    pcie::MessageExtension pr;
+    pr.code = pcie::MessageCode::page_request;
+    pr.page_req.requester = pcie::Bdf(kSid);
+    pr.page_req.pasid_present = pasid;
+    pr.page_req.pasid = 3;
+    pr.page_req.address = 0x7000'0000 + uint64_t{prg} * 0x1000;
+    pr.page_req.read = pr.page_req.write = !stop;
+    pr.page_req.last = last || stop;
+    pr.page_req.prg_index = prg;
+    uint64_t payload = 0;
+    r.dev.access(tlm::TLM_WRITE_COMMAND, 0, &payload, 8, &pr);
+}
+} // namespace
+
+TEST_CASE("SMMUv3 PRIQ full: OVFLG toggles, discarded Last requests get an automatic Success, and nothing is written "
+          "until software acknowledges",
+          "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        r.stream();
+        for (uint16_t i = 0; i < 16; ++i) page_request(r, i, true); // a 16-entry PRIQ: full
+        CHECK(r.rd32(reg::kPriqProd) == 0x10);                       // index 0, wrap 1: full, not empty
+        CHECK(r.device.got.empty());
+        page_request(r, 16, false); // Last = 0: dropped silently
+        CHECK(r.device.got.empty());
+        CHECK(r.rd32(reg::kPriqProd) == (0x10u | 1u << 31)); // OVFLG toggled
+        page_request(r, 17, true);                           // Last = 1: answered by the unit
+        REQUIRE(r.device.got.size() == 1);
+        const pcie::PrgResponse a = r.device.got[0].prg_resp;
+        CHECK(a.prg_index == 17);
+        CHECK(a.code == pcie::PrgResponseCode::success);
+        CHECK_FALSE(a.pasid_present); // STE.PPAR = 0 (what Linux writes): no PASID
+        page_request(r, 0, false, true, true); // a stop marker: discarded, no response
+        CHECK(r.device.got.size() == 1);
+        // Software consumes half the queue without acknowledging: still nothing is written.
+        r.wr32(reg::kPriqCons, 8);
+        page_request(r, 18, true);
+        CHECK(r.rd32(reg::kPriqProd) == (0x10u | 1u << 31));
+        CHECK(r.device.got.size() == 2);
+        // The acknowledgement (CONS.OVACKFLG = PROD.OVFLG) ends the overflow: written again.
+        r.wr32(reg::kPriqCons, 8u | 1u << 31);
+        page_request(r, 19, true);
+        CHECK(r.rd32(reg::kPriqProd) == (0x11u | 1u << 31));
+        CHECK(r.device.got.size() == 2);
+    });
+}
+
+TEST_CASE("SMMUv3 PRIQ overflow auto-response: the PASID per STE.PPAR, Failure when the STE cannot be checked", "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        r.stream();
+        Ste s = ste(ste_cfg::kS1); // the same stream with PPAR = 1
+        s.s1_context_ptr = r.cds->context_ptr();
+        s.s1dss = s1dss::kSsid0;
+        s.ppar = true;
+        REQUIRE(r.st->write_ste(kSid, s));
+        for (uint16_t i = 0; i < 16; ++i) page_request(r, i, true);
+        page_request(r, 20, true);
+        REQUIRE(r.device.got.size() == 1);
+        CHECK(r.device.got[0].prg_resp.pasid_present);
+        CHECK(r.device.got[0].prg_resp.pasid == 3);
+        CHECK(r.device.got[0].prg_resp.code == pcie::PrgResponseCode::success);
+        // A StreamID without a stream table entry: Failure, no PASID.
+        pcie::MessageExtension pr;
+        pr.code = pcie::MessageCode::page_request;
+        pr.page_req.requester = pcie::Bdf(0x7700);
+        pr.page_req.pasid_present = true;
+        pr.page_req.pasid = 3;
+        pr.page_req.read = true;
+        pr.page_req.last = true;
+        pr.page_req.prg_index = 21;
+        uint64_t payload = 0;
+        r.dev.access(tlm::TLM_WRITE_COMMAND, 0, &payload, 8, &pr);
+        REQUIRE(r.device.got.size() == 2);
+        CHECK(r.device.got[1].prg_resp.code == pcie::PrgResponseCode::response_failure);
+        CHECK_FALSE(r.device.got[1].prg_resp.pasid_present);
+        CHECK(r.rd32(reg::kEvtqProd) == 0); // no event (CR2.REC_CFG_ATS not modelled)
     });
 }
