@@ -365,6 +365,7 @@ std::unique_ptr<sc_core::sc_module> build_traffic(const DeviceConfig& d, BuildCo
             info.rid = rid;
             info.pasid = p.pasid.supported;
             info.pasid_bits = static_cast<uint8_t>(p.pasid.max_width);
+            info.canwbs = rc.canwbs;
             ctx.host->iommufd().add_device(info, ctx.host->iommu_index(rc.iommu_for(d.name)));
         }
     } else if (!tc.regions.empty()) {
@@ -583,6 +584,7 @@ std::unique_ptr<sc_core::sc_module> build_nic(const DeviceConfig& d, BuildContex
     info.pasid = true;
     info.pri = c.nic.ats.pri_enabled;
     info.can_stall = c.dma_can_stall;
+    info.canwbs = rc.canwbs;
     info.inv_queue_depth = c.nic.ats.invalidate_queue_depth ? c.nic.ats.invalidate_queue_depth : 32;
     ctx.host->iommufd().add_device(info, ctx.host->iommu_index(c.driver.iommu));
     const unsigned regs = ctx.host->add_device_mmio(nic->regs);
@@ -694,6 +696,7 @@ std::unique_ptr<sc_core::sc_module> build_nvme(const DeviceConfig& d, BuildConte
     info.rid = np.ats.rid;
     info.ats = c.ats;
     info.inv_queue_depth = 32;
+    info.canwbs = rc.canwbs;
     ctx.host->iommufd().add_device(info, ctx.host->iommu_index(dp.iommu));
     const unsigned regs = ctx.host->add_device_mmio(dev->regs);
     auto drv = std::make_shared<host::NvmeDriver>(*ctx.host, *dev, regs, dp, &ctx.host->stats_group());

@@ -45,6 +45,9 @@ struct DeviceInfo {
     /// IORT named component): an SMMUv3 with stall support holds its faulting transactions
     /// until software resumes them (Linux arm_smmu_master.stall_enabled).
     bool can_stall = false;
+    /// Firmware says the device's root complex keeps its accesses coherent whatever their
+    /// attributes (IORT CANWBS; Linux IOMMU_FWSPEC_PCI_RC_CANWBS).
+    bool canwbs = false;
 };
 
 /// A hardware page table (domain) as the backend programs it.
@@ -148,6 +151,13 @@ public:
     /// Whether the backend can make `domain` enforce cache coherency (Linux
     /// iommu_domain_ops::enforce_cache_coherency, which iommufd asks for every paging
     /// domain); the backend then programs domain.force_snoop. Default: it cannot.
+    /// iommufd at attach (iommufd_hwpt_paging_enforce_cc): a device that can have coherency
+    /// enforced (IOMMU_CAP_ENFORCE_CACHE_COHERENCY) asks its domain to enforce it. nullopt: the
+    /// device cannot (nothing is asked); false: the domain cannot (iommufd refuses the attach);
+    /// true: it now does. Default: the allocation decided (nothing asked at attach).
+    virtual std::optional<bool> enforce_coherency_for(const DomainDesc& /*domain*/, const DeviceInfo& /*device*/) const {
+        return std::nullopt;
+    }
     virtual bool enforce_cache_coherency(const DomainDesc& domain) const {
         (void)domain;
         return false;

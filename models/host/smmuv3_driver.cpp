@@ -280,6 +280,17 @@ Smmuv3Driver::Master& Smmuv3Driver::master(const DeviceInfo& d) {
     return it->second;
 }
 
+std::optional<bool> Smmuv3Driver::enforce_coherency_for(const DomainDesc& d, const DeviceInfo& device) const {
+    if (!device.canwbs) return std::nullopt; // arm_smmu_capable(IOMMU_CAP_ENFORCE_CACHE_COHERENCY) is false
+    if (d.force_snoop) return true;
+    for (const auto& [sid, m] : masters_) {
+        const bool uses = m.rid_domain == d.id ||
+                          std::any_of(m.pasids.begin(), m.pasids.end(), [&](const auto& p) { return p.second == d.id; });
+        if (uses && !m.info.canwbs) return false;
+    }
+    return true;
+}
+
 bool Smmuv3Driver::s1_kind(const DomainDesc& d) const {
     return d.kind == DomainDesc::Kind::paging_s1 || d.kind == DomainDesc::Kind::sva;
 }
@@ -513,6 +524,11 @@ void Smmuv3Driver::attach(const Attachment& a, const DomainDesc& d) {
     cpu_.spend(cpu_.params().call_overhead);
     if (d.kind == K::nested) throw HostError(HostError::Kind::invalid, "the SMMUv3 backend has no nested domains");
     Master& m = master(a.device);
+    // arm_smmu_attach_prepare: a domain enforcing coherency takes only CANWBS masters.
+    if (d.force_snoop && !m.info.canwbs)
+        throw HostError(HostError::Kind::invalid, "SMMUv3: domain " + std::to_string(d.id) +
+                                                      " enforces cache coherency; device " + a.device.rid.str() +
+                                                      " is not behind a CANWBS root complex");
     const uint32_t s = sid(a.device);
     const bool had_ste = m.rid_domain || !m.pasids.empty();
     if (!a.pasid) {

@@ -60,6 +60,13 @@
 // page-request thread; arm_smmu_handle_evt, STAG as the group), answered by
 // CMD_RESUME Retry on success, else Abort, without CMD_SYNC
 // (arm_smmu_page_response); one without PASID or without a handler is aborted.
+// Cache coherency: Linux's only source is firmware's CANWBS for the master's
+// root complex (IOMMU_CAP_ENFORCE_CACHE_COHERENCY); a domain enforces
+// coherency when every master attached is CANWBS
+// (arm_smmu_enforce_cache_coherency) and then refuses other masters
+// (arm_smmu_attach_prepare); nothing is programmed for it (IDR0.COHACC only
+// makes the unit's own table and queue accesses coherent: CR1 and the
+// STE/CD walk attributes WB inner-shareable, as written anyway).
 // Not modelled: mainline Linux answers every PRI page request with Deny (only
 // stall-based I/O page faults are merged); here PRI requests fault pages in
 // as the issue asks. Nested domains, vSTEs,
@@ -103,6 +110,10 @@ public:
     uint32_t domain_tag(const DomainDesc& d) override;
     /// Private ASIDs / VMIDs go back to their allocator; an SVA domain's ASID is the CPU's.
     void release_domain_tag(const DomainDesc& d) override;
+    /// arm_smmu_enforce_cache_coherency: a CANWBS device (IOMMU_CAP_ENFORCE_CACHE_COHERENCY) asks;
+    /// the domain enforces coherency when every master already attached to it is CANWBS too.
+    /// Nothing is programmed: the root complexes keep those accesses coherent.
+    std::optional<bool> enforce_coherency_for(const DomainDesc& domain, const DeviceInfo& device) const override;
     void attach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming detach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming flush(const FlushRequest& r) override;
