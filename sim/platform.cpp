@@ -183,6 +183,7 @@ Platform::Platform(PlatformConfig cfg)
         u.iommu = rc.iommu;
         u.port_iommu = rc.port_iommu;
         u.segment = rc.segment;
+        u.canwbs = rc.params.canwbs;
         u.topology = std::make_unique<pcie::Topology>(std::move(topologies[i]));
         u.fabric = std::make_unique<pcie::PcieFabric>(*u.topology, rc.params, cfg_.topology.sw, &stats_);
         rcs_.push_back(std::move(u));

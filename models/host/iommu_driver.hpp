@@ -44,6 +44,13 @@ struct DeviceInfo {
     uint8_t pasid_bits = 20;
     bool pri = false;
     uint8_t inv_queue_depth = 32; ///< ATS Invalidate Queue Depth (0 in the capability means 32)
+    /// Firmware says the device tolerates stalled transactions (device tree "dma-can-stall",
+    /// IORT named component): an SMMUv3 with stall support holds its faulting transactions
+    /// until software resumes them (Linux arm_smmu_master.stall_enabled).
+    bool can_stall = false;
+    /// Firmware says the device's root complex keeps its accesses coherent whatever their
+    /// attributes (IORT CANWBS; Linux IOMMU_FWSPEC_PCI_RC_CANWBS).
+    bool canwbs = false;
 };
 
 /// A hardware page table (domain) as the backend programs it.
@@ -121,6 +128,7 @@ struct IommuCaps {
     uint8_t pasid_bits = 0;      ///< PASID / SubstreamID width; 0 = no PASID support
     bool ats = false;            ///< device-TLB invalidation (VT-d ECAP.DT, AMD IOTLBSup, SMMUv3 IDR0.ATS)
     bool pri = false;            ///< page requests (VT-d ECAP.PRS, AMD PPRSup, SMMUv3 IDR0.PRI)
+    bool stall = false;          ///< faulting transactions can stall until software resumes them (SMMUv3 IDR0.STALL_MODEL)
     bool nesting = false;        ///< both stages at once (VT-d ECAP.NEST, SMMUv3 S1P+S2P, AMD GTSup)
     bool snoop_control = false;  ///< can force snooping / enforce cache coherency (VT-d ECAP.SC, SMMUv3 coherent walks + override)
     bool pass_through = false;   ///< identity domains without tables (VT-d ECAP.PT, SMMUv3 bypass STE)
@@ -153,6 +161,13 @@ public:
     /// Whether the backend can make `domain` enforce cache coherency (Linux
     /// iommu_domain_ops::enforce_cache_coherency, which iommufd asks for every paging
     /// domain); the backend then programs domain.force_snoop. Default: it cannot.
+    /// iommufd at attach (iommufd_hwpt_paging_enforce_cc): a device that can have coherency
+    /// enforced (IOMMU_CAP_ENFORCE_CACHE_COHERENCY) asks its domain to enforce it. nullopt: the
+    /// device cannot (nothing is asked); false: the domain cannot (iommufd refuses the attach);
+    /// true: it now does. Default: the allocation decided (nothing asked at attach).
+    virtual std::optional<bool> enforce_coherency_for(const DomainDesc& /*domain*/, const DeviceInfo& /*device*/) const {
+        return std::nullopt;
+    }
     virtual bool enforce_cache_coherency(const DomainDesc& domain) const {
         (void)domain;
         return false;

@@ -219,6 +219,14 @@ void IommuFd::attach(pcie::Bdf rid, std::optional<uint32_t> pasid, uint32_t hwpt
                                         std::to_string(dev.pasid_bits) + "-bit PASID width");
     if (pasid && *pasid == 0) throw HostError(K::invalid, "PASID 0 is reserved for requests without PASID");
     if (h.desc.kind == DomainDesc::Kind::sva && !pasid) throw HostError(K::invalid, "an SVA domain needs a PASID");
+    // A device that can have coherency enforced asks its domain for it (iommufd's
+    // enforce_cache_coherency at attach); a domain that cannot refuses the device (-EINVAL).
+    if (const auto cc = iommus_[h.iommu].driver->enforce_coherency_for(h.desc, dev)) {
+        if (!*cc)
+            throw HostError(K::invalid, "domain " + std::to_string(hwpt_id) + " cannot enforce cache coherency for " +
+                                            rid.str() + ": a device attached to it cannot (IORT CANWBS)");
+        h.desc.force_snoop = true;
+    }
     if (!attached_.emplace(attach_key(h.iommu, rid, pasid), hwpt_id).second)
         throw HostError(K::busy, "device " + rid.str() + (pasid ? " PASID " + std::to_string(*pasid) : "") +
                                      " is already attached");
@@ -233,6 +241,7 @@ void IommuFd::attach(pcie::Bdf rid, std::optional<uint32_t> pasid, uint32_t hwpt
         iommus_[h.iommu].driver->attach(a, h.desc);
     } catch (...) {
         if (!nested) oracle_.unbind(rid, pasid, cpu_.now(), cpu_.now(), segment);
+        attached_.erase(attach_key(h.iommu, rid, pasid)); // refused: not attached
         throw;
     }
     h.attachments.push_back(a);
@@ -638,7 +647,7 @@ pcie::PrgResponseCode IommuFd::handle_page_request(unsigned iommu, const PageReq
 
 bool IommuFd::has_pri_device(unsigned iommu) const {
     for (const auto& [raw, d] : devices_)
-        if (d.iommu == iommu && d.info.pri) return true;
+        if (d.iommu == iommu && (d.info.pri || d.info.can_stall)) return true;
     return false;
 }
 

@@ -171,7 +171,8 @@ public:
     pcie::PrgResponseCode handle_page_request(unsigned iommu, const PageRequestInfo& r);
     /// The handler a unit's page-request thread calls (handle_page_request for that unit).
     PageRequestHandler& page_request_handler(unsigned iommu) { return *iommus_.at(iommu).prq; }
-    /// Whether any device registered behind IOMMU `iommu` has PRI.
+    /// Whether any device registered behind IOMMU `iommu` has PRI or may stall (its faults are
+    /// served by the unit's page-request / fault thread).
     bool has_pri_device(unsigned iommu) const;
 
     /// Lazy policy: flushes every queued range now (the flush-queue timer calls this).

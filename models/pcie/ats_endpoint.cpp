@@ -79,11 +79,22 @@ tlm::tlm_response_status AtsEndpoint::issue(uint64_t addr, void* data, unsigned 
     g.set_byte_enable_ptr(nullptr);
     g.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
     g.set_extension(&ext);
+    // Cleared on every way out: an IOMMU may hold the request (SMMUv3 stall) and the thread be
+    // killed at the end of the run, unwinding through here (the payload must not own ext_ then).
+    struct Detach {
+        tlm::tlm_generic_payload& g;
+        TlpExtension* e;
+        ~Detach() { g.clear_extension(e); }
+    } detach{g, &ext};
+    const Duration kernel_before = now();
     upstream->b_transport(g, delay);
-    g.clear_extension(&ext);
+    // Nothing on the way waits (loosely timed) unless an IOMMU held the request (SMMUv3 stall):
+    // then the access that completed was made when it let the request retry, i.e. now.
+    const Duration held_until = now() != kernel_before ? now() : Duration{};
     if (at != AddressType::translation_request) {
         last_source_ = ext.served_by;
         last_output_ = ext.output_address;
+        last_held_retry_ = held_until;
     }
     return g.get_response_status();
 }
@@ -130,8 +141,12 @@ tlm::tlm_response_status AtsEndpoint::dma(uint64_t iova, void* data, unsigned le
         r.pa = last_output_;
         r.write = write;
         // After a page request the access that completed is the retry, made once the host had
-        // mapped the page: the oracle must judge it at that time, not at the first attempt.
-        r.at_ps = (st_page_requests_.value() != page_requests_before ? retry_at_ : start).as_ps();
+        // mapped the page: the oracle must judge it at that time, not at the first attempt. The
+        // same for a request the IOMMU held (stalled) and retried once software resumed it.
+        r.at_ps = (st_page_requests_.value() != page_requests_before ? retry_at_
+                   : last_held_retry_ != Duration{}                  ? last_held_retry_
+                                                                     : start)
+                      .as_ps();
         r.source = last_source_;
         r.ok = st == tlm::TLM_OK_RESPONSE;
         observer_(r);

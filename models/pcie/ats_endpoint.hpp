@@ -118,6 +118,7 @@ private:
     DmaObserver observer_;
     TlpExtension::Source last_source_ = TlpExtension::Source::none; ///< of the last issued memory request
     uint64_t last_output_ = 0;
+    Duration last_held_retry_;  ///< of the last issued memory request: when the IOMMU retried it after holding it (0 = not held)
     Duration retry_at_;                      ///< local time of the retry after a Success PRG Response
 
     stats::Counter& st_permission_misses_;

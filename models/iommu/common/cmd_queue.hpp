@@ -73,8 +73,17 @@ struct PageResponseAction {
     pcie::PrgResponse response;
 };
 
+/// Releases requests the unit holds (SMMUv3 stall model: CMD_RESUME names one by StreamID
+/// and STAG, retried or terminated; CMD_STALL_TERM terminates all of a StreamID's).
+struct ReleaseHeldAction {
+    uint32_t requester = 0; ///< the family's stream / requester ID
+    uint32_t tag = 0;       ///< the family's tag of the held request (SMMUv3 STAG); ignored with `all`
+    bool all = false;       ///< every held request of `requester`, terminated
+    bool retry = false;     ///< retry the request (else terminate it with an abort)
+};
+
 using CommandAction = std::variant<NoOpAction, InvalidateTranslations, InvalidateConfig, InvalidateDeviceAtc,
-                                   SyncAction, PageResponseAction>;
+                                   SyncAction, PageResponseAction, ReleaseHeldAction>;
 
 // Every action is plain data: a decoded command is copied as bytes, and its slots need no
 // construction or destruction.

@@ -176,12 +176,54 @@ void IommuShell::set_trace(trace::Recorder* r) {
     trace_queue_ = r->track(name(), "queue engine");
 }
 
-void IommuShell::fail_request(tlm::tlm_generic_payload& t, const pcie::TlpExtension& ext, const RequestAttrs& req,
+bool IommuShell::fail_request(tlm::tlm_generic_payload& t, const pcie::TlpExtension& ext, const RequestAttrs& req,
                               uint32_t reason, bool suppress, sc_time& delay) {
     Duration local = from_sc(delay);
+    holding_ = 0;
     fault_detected(ext.requester, req, t.get_address(), t.is_write(), reason, suppress, local);
     delay = to_sc(local);
     t.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+    if (!holding_) return false;
+    const uint64_t ticket = holding_;
+    holding_ = 0;
+    if (!wait_held(ticket, delay)) return false;
+    t.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    return true;
+}
+
+bool IommuShell::can_hold() {
+    const sc_core::sc_curr_proc_kind k = sc_core::sc_get_current_process_handle().proc_kind();
+    return k == sc_core::SC_THREAD_PROC_ || k == sc_core::SC_CTHREAD_PROC_;
+}
+
+uint64_t IommuShell::hold_request() {
+    holding_ = ++next_ticket_;
+    held_.emplace(holding_, Held{});
+    return holding_;
+}
+
+void IommuShell::release_held(uint64_t ticket, bool retry, Duration local) {
+    const auto it = held_.find(ticket);
+    if (it == held_.end() || it->second.released) return;
+    it->second = Held{true, retry, now() + local};
+    held_released_.notify(to_sc(local)); // the earliest pending release wins; later ones re-wait below
+}
+
+bool IommuShell::wait_held(uint64_t ticket, sc_time& delay) {
+    // The requester's local time catches up first: from here on its thread is blocked.
+    wait(delay);
+    delay = sc_core::SC_ZERO_TIME;
+    for (;;) {
+        const auto it = held_.find(ticket);
+        if (it == held_.end()) return false;
+        const Held h = it->second;
+        if (h.released && h.at <= now()) {
+            held_.erase(it);
+            return h.retry;
+        }
+        if (h.released) wait(to_sc(h.at - now()));
+        else wait(held_released_);
+    }
 }
 
 void IommuShell::upstream_message(tlm::tlm_generic_payload& t, sc_time& delay) {
@@ -253,10 +295,11 @@ void IommuShell::fault_detected(pcie::Bdf rid, const RequestAttrs& req, uint64_t
     record_fault(rid, req, addr, write, reason, local);
 }
 
-TranslateResult IommuShell::translate(const TranslationContext& ctx, const AccessRequest& a, sc_time& delay) {
+TranslateResult IommuShell::translate(const TranslationContext& ctx, const AccessRequest& a, sc_time& delay,
+                                      bool stage1_only) {
     delay += iotlb_lookup_sc_;
     walk_port_.begin(from_sc(delay));
-    TranslateResult r = core_->translate(ctx, a);
+    TranslateResult r = stage1_only ? core_->translate_s1(ctx, a) : core_->translate(ctx, a);
     if (!r.iotlb_hit) account_walk(r, delay);
     return r;
 }
@@ -306,10 +349,18 @@ void IommuShell::handle_translation_request(tlm::tlm_generic_payload& t, pcie::T
         c.execute = req.execute && r.ctx->allow_execute && c.read;
         c.privileged = req.privileged;
         c.no_snoop = r.ctx->force_snoop; // N: snooping forced by the context
+    } else if (r.ctx->ats_split_stage && !r.ctx->s1.enabled) {
+        // Split-stage ATS with stage 1 bypassed: the IPA is the input address; stage 2 checks
+        // the translated requests.
+        c = pcie::AtsTranslation::for_range(iova, 0);
+        c.read = c.write = true;
+        c.execute = req.execute;
+        c.privileged = req.privileged;
     } else {
         // Ask for read and (if allowed) write: the completion reports the rights the walk finds.
+        // Split-stage ATS: stage 1 alone, the completion carries the IPA.
         AccessRequest a{iova, false, req.execute, req.privileged};
-        const TranslateResult res = translate(*r.ctx, a, delay);
+        const TranslateResult res = translate(*r.ctx, a, delay, r.ctx->ats_split_stage);
         const Translation& tr = res.t;
         if (tr.ok()) {
             const unsigned order = tr.page_shift - 12u;
@@ -456,15 +507,13 @@ void IommuShell::queue_engine() {
             continue;
         }
         phase(seq, InvalPhase::fetched, kernel + ahead_);
-        // The consumer position moves past a command once it is fetched and valid; software
-        // sees it from the step's time on.
-        queue_.consume();
-        if (ahead_ > Duration::zero()) unpublished_.push_back({kernel + ahead_, queue_.ring().cons_position(), generation});
-        else queue_consumed(queue_.ring().cons_position());
-        // Tail writes the consumer position has reached are done with (all, once the queue is empty).
-        while (!tail_writes_.empty() &&
-               (queue_.ring().empty() || tail_writes_.front().first == queue_.ring().cons_offset()))
-            tail_writes_.pop_front();
+        // The consumer position moves past a command once it is fetched and valid (a sync of a
+        // family that reports its completion by the consumer position: once it completed);
+        // software sees it from the step's time on.
+        command_consumed_ = !sp_.sync_consumed_at_completion ||
+                            std::none_of(f.command.list().begin(), f.command.list().end(),
+                                         [](const CommandAction& a) { return std::holds_alternative<SyncAction>(a); });
+        if (command_consumed_) consume_fetched();
         ahead_ += sp_.queue.per_command;
         bool aborted = false;
         for (const CommandAction& a : f.command.list())
@@ -472,8 +521,21 @@ void IommuShell::queue_engine() {
                 aborted = true;
                 break;
             }
+        command_consumed_ = true; // (a sync consumed at its completion did so in execute())
         if (!aborted) st_commands_.inc();
     }
+}
+
+void IommuShell::consume_fetched() {
+    queue_.consume();
+    // Software sees the new consumer position from the step's time on.
+    if (ahead_ > Duration::zero())
+        unpublished_.push_back({engine_now(), queue_.ring().cons_position(), command_generation_});
+    else queue_consumed(queue_.ring().cons_position());
+    // Tail writes the consumer position has reached are done with (all, once the queue is empty).
+    while (!tail_writes_.empty() &&
+           (queue_.ring().empty() || tail_writes_.front().first == queue_.ring().cons_offset()))
+        tail_writes_.pop_front();
 }
 
 bool IommuShell::execute(const CommandAction& a, uint64_t seq) {
@@ -484,6 +546,10 @@ bool IommuShell::execute(const CommandAction& a, uint64_t seq) {
         }
         // A completion delivered with a local-time offset is done only once it has arrived.
         if (ats_last_completion_ > engine_now()) ahead_ = ats_last_completion_ - now();
+        if (!command_consumed_) { // complete: a sync consumed at completion leaves the queue now
+            consume_fetched();
+            command_consumed_ = true;
+        }
         // The status word becomes visible when the write is issued, so the engine first
         // spends the write's cost, then synchronises and writes (polling software never sees
         // it early): the one wait() of a batch.
@@ -527,6 +593,9 @@ bool IommuShell::execute(const CommandAction& a, uint64_t seq) {
         send_message(m, 0, ahead_);
     } else if (const auto* n = std::get_if<NoOpAction>(&a)) {
         ahead_ += n->cost;
+    } else if (const auto* h = std::get_if<ReleaseHeldAction>(&a)) {
+        if (!engine_sync_live()) return false; // the held requests go on from the command's time
+        release_requests(*h);
     }
     ahead_ += sp_.queue.per_entry_invalidate * dropped;
     // (kernel_ is current: these paths wait only through engine_sync, which updates it.)

@@ -13,7 +13,10 @@
 //    b_transport (they target the interrupt range, not RAM).
 //  * One DMA path: pass-through when the family says translation is off;
 //    translated (AT=10) requests checked by the family (ATS enabled for the
-//    device) and forwarded; untranslated requests resolved by the family into
+//    device) and forwarded — under split-stage ATS (the context's
+//    ats_split_stage) their address is an IPA that stage 2 translates
+//    (TranslationCore::check_s2, a walk slot on a stage-2 cache miss) and
+//    Translation Requests get stage 1 alone (translate_s1); untranslated requests resolved by the family into
 //    a TranslationContext, translated by the core (IOTLB, walk in a walk slot
 //    — `walkers` BusyUntil resources, queueing counted), No-Snoop forced when
 //    the context or the leaf requires snooping, forwarded with the output
@@ -33,6 +36,11 @@
 //    when the kernel's time reaches the step) are those of a wait per step.
 //    Cache invalidations take effect when the engine executes them, up to one
 //    sync batch's duration ahead of their step's time.
+//  * Held requests (SMMUv3 stall model): a family may hold a faulting
+//    request while recording its fault; the requester's thread then blocks
+//    in b_transport (its tag, credits and everything behind it stay
+//    occupied) until a command releases it: retried from the start, or
+//    answered with an error. Only requests from threads can be held.
 //  * Device-ATC invalidations tracked by AtsInvalidationTracker with ONE
 //    timer per engine armed at the earliest deadline (time-outs reported to
 //    the family); Invalidate Completions with unknown ITags reported.
@@ -43,6 +51,7 @@
 #include <deque>
 #include <optional>
 #include <systemc>
+#include <unordered_map>
 #include <tlm>
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
@@ -91,6 +100,10 @@ struct ShellParams {
     uint32_t mmio_size = 0x1000;
     bool snoop_control = true; ///< the leaf's snoop bit forces snooping
     bool ats = true;           ///< ATS translation requests are served
+    /// The consumer position moves past a sync only when it completes (SMMUv3: software
+    /// learns a CMD_SYNC's completion from CONS passing it, and may reuse its slot only then);
+    /// other commands, and every family's syncs otherwise, are consumed when fetched.
+    bool sync_consumed_at_completion = false;
 
     /// A family's shell: its IOTLB, walk caches, walk slots, costs, ATS time-out and register
     /// window (snoop_control and ats keep their defaults; the family sets them after).
@@ -179,7 +192,8 @@ protected:
     };
     /// (RID, PASID) -> context or fault; table reads and cache lookups charged to `delay`.
     virtual Resolution resolve(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) = 0;
-    /// A translated (AT=10) request: may this device use translations? (fault = block it).
+    /// A translated (AT=10) request: may this device use translations? (fault = block it;
+    /// a context = split-stage ATS: the address is an IPA its stage 2 translates).
     virtual Resolution check_translated(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) = 0;
     /// The family's fault code for a translation the core refused.
     virtual uint32_t fault_reason(const Translation& t, const AccessRequest& a, const TranslationContext& c) const = 0;
@@ -206,6 +220,9 @@ protected:
     /// No Invalidate Completion from `rid` before the deadline / a completion with unknown ITags.
     virtual void report_ats_timeout(pcie::Bdf rid, Duration& local) = 0;
     virtual void report_unknown_itag(pcie::Bdf rid, Duration& local) = 0;
+    /// A command releases held requests (ReleaseHeldAction): the family maps its tags to the
+    /// tickets of hold_request() and calls release_held(). Families that never hold: nothing.
+    virtual void release_requests(const ReleaseHeldAction&) {}
     // (CommandDecoder::decode is the command-decode hook.)
 
     // ---- what the shell offers a family ------------------------------------------------------
@@ -213,6 +230,8 @@ protected:
     /// step with its enable bit (a flag, not a hook: it is read by every request).
     void set_translation_enabled(bool on) { translating_ = on; }
     bool translation_enabled() const { return translating_; }
+    /// Whether the command being executed has been consumed (the consumer position is past it).
+    bool command_consumed() const { return command_consumed_; }
     /// The unit's own memory access (DMI when granted); `local` gets the latency.
     bool mem_access(tlm::tlm_command cmd, uint64_t addr, void* data, unsigned len, Duration& local,
                     bool allow_dmi = true);
@@ -251,6 +270,15 @@ protected:
         Duration& local_;
         unsigned reads_ = 0;
     };
+    /// Whether the request being handled may be held: its initiator is a thread (b_transport may wait).
+    static bool can_hold();
+    /// Holds the request whose fault record_fault() is recording (called from record_fault):
+    /// the requester blocks until release_held(ticket, ...). Returns the ticket.
+    uint64_t hold_request();
+    /// Releases a held request at local time `local` (relative to now): retried from the start
+    /// (`retry`) or terminated with an error response. Unknown tickets are ignored.
+    void release_held(uint64_t ticket, bool retry, Duration local = {});
+    size_t held_requests() const { return held_.size(); }
     /// A fault was detected: counted, and recorded through record_fault() unless suppressed.
     void fault_detected(pcie::Bdf rid, const RequestAttrs& req, uint64_t addr, bool write, uint32_t reason,
                         bool suppress, Duration& local);
@@ -282,12 +310,23 @@ private:
     template <class Family>
     void handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_core::sc_time& delay);
     void upstream_message(tlm::tlm_generic_payload& t, sc_core::sc_time& delay);
-    void fail_request(tlm::tlm_generic_payload& t, const pcie::TlpExtension& ext, const RequestAttrs& req,
-                      uint32_t reason, bool suppress, sc_core::sc_time& delay);
+    /// Answers a faulting request with an error; true when the family held it and software
+    /// released it for a retry (the caller then handles the request again).
+    [[nodiscard]] bool fail_request(tlm::tlm_generic_payload& t, const pcie::TlpExtension& ext,
+                                    const RequestAttrs& req, uint32_t reason, bool suppress, sc_core::sc_time& delay);
+    /// Blocks the requester of a held request until it is released; true = retry.
+    bool wait_held(uint64_t ticket, sc_core::sc_time& delay);
     void b_transport_mmio(tlm::tlm_generic_payload& t, sc_core::sc_time& delay);
     void handle_translation_request(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_core::sc_time& delay);
     void handle_message(const pcie::MessageExtension& m, Duration& local);
-    TranslateResult translate(const TranslationContext& ctx, const AccessRequest& a, sc_core::sc_time& delay);
+    /// An ATS Translation Request's walk (`stage1_only`: split-stage ATS, the output is the IPA).
+    TranslateResult translate(const TranslationContext& ctx, const AccessRequest& a, sc_core::sc_time& delay,
+                              bool stage1_only);
+    /// A translated request under split-stage ATS: its address is an IPA, translated by ctx's stage 2.
+    template <class Family>
+    [[gnu::noinline]] void translated_stage2(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExtension& ext,
+                                             const RequestAttrs& req, const TranslationContext& ctx,
+                                             sc_core::sc_time& delay);
     void account_walk(const TranslateResult& r, sc_core::sc_time& delay);
     /// A request (DMA or ATS translation) from arrival to its response, on its requester's track.
     void trace_request(const tlm::tlm_generic_payload& t, const pcie::TlpExtension& ext, Duration from, Duration to);
@@ -295,6 +334,8 @@ private:
 
     // queue engine
     void queue_engine();
+    /// Moves the consumer position past the command just fetched and publishes it.
+    void consume_fetched();
     /// Executes one action; false when a device-ATC time-out aborted the command.
     bool execute(const CommandAction& a, uint64_t seq);
     bool issue_atc_invalidation(const InvalidateDeviceAtc& d, uint64_t seq);
@@ -392,6 +433,7 @@ private:
     std::deque<std::pair<uint64_t, Duration>> tail_writes_; ///< tail writes not yet consumed: (tail byte offset, time)
     Duration submitted_; ///< when the tail write that submitted the command being executed happened
     bool queue_view_stale_ = true; ///< registers may have changed since the last sync_queue()
+    bool command_consumed_ = true; ///< the command being executed is behind the consumer position
     Duration ahead_; ///< local time the engine has run ahead of the kernel (TLM-2.0 LT)
     uint64_t command_generation_ = 0; ///< the queue generation of the command being executed
     Duration kernel_; ///< the kernel's time when the engine last looked (loop start, engine_sync)
@@ -404,6 +446,14 @@ private:
     };
     std::vector<Consumed> unpublished_;
     bool translating_ = false;
+    /// Held requests by ticket: released (and when, absolute), retry or terminate.
+    struct Held {
+        bool released = false, retry = false;
+        Duration at;
+    };
+    std::unordered_map<uint64_t, Held> held_;
+    uint64_t next_ticket_ = 0, holding_ = 0; ///< holding_: the ticket hold_request() gave the request being failed
+    sc_core::sc_event held_released_;
     // Hot-path latencies as sc_time, so the IOTLB-hit path needs no conversions.
     sc_core::sc_time pipeline_sc_, iotlb_lookup_sc_;
 
@@ -478,7 +528,11 @@ void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExt
         const Resolution r = f.check_translated(ext.requester, req, delay);
         if (r.fault) { // translated requests need a device with ATS enabled (PCIe Base §10.1)
             st_blocked_translated_.inc();
-            fail_request(t, ext, req, r.fault, r.suppress, delay);
+            if (fail_request(t, ext, req, r.fault, r.suppress, delay)) handle_dma(f, t, ext, delay);
+            return;
+        }
+        if (r.ctx) [[unlikely]] {
+            translated_stage2(f, t, ext, req, *r.ctx, delay);
             return;
         }
         // No-Snoop of translated requests was settled by the completion's N bit.
@@ -488,7 +542,7 @@ void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExt
     }
     const Resolution r = f.resolve(ext.requester, req, delay);
     if (r.fault) {
-        fail_request(t, ext, req, r.fault, r.suppress, delay);
+        if (fail_request(t, ext, req, r.fault, r.suppress, delay)) handle_dma(f, t, ext, delay);
         return;
     }
     const TranslationContext& ctx = *r.ctx;
@@ -514,7 +568,9 @@ void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExt
             const Translation& tr = res.t;
             ext.served_by = pcie::TlpExtension::Source::walk;
             if (!tr.ok()) {
-                fail_request(t, ext, req, f.fault_reason(tr, a, ctx), ctx.fault_suppress, delay);
+                // A held (stalled) request comes back here when software retries it.
+                if (fail_request(t, ext, req, f.fault_reason(tr, a, ctx), ctx.fault_suppress, delay))
+                    handle_dma(f, t, ext, delay);
                 return;
             }
             const uint64_t mask = (uint64_t{1} << tr.page_shift) - 1;
@@ -529,7 +585,8 @@ void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExt
             Translation denied;
             denied.fault = FaultKind::permission;
             denied.fault_addr = iova;
-            fail_request(t, ext, req, f.fault_reason(denied, a, ctx), ctx.fault_suppress, delay);
+            if (fail_request(t, ext, req, f.fault_reason(denied, a, ctx), ctx.fault_suppress, delay))
+                handle_dma(f, t, ext, delay);
             return;
         }
     }
@@ -542,6 +599,32 @@ void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExt
     t.set_address(pa);
     mem->b_transport(t, delay);
     t.set_address(iova);
+}
+
+template <class Family>
+void IommuShell::translated_stage2(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExtension& ext,
+                                   const RequestAttrs& req, const TranslationContext& ctx, sc_core::sc_time& delay) {
+    // Split-stage ATS (SMMUv3 3.9.1): the device's ATC holds stage-1 translations, so the
+    // translated request carries an IPA; stage 2 (its cache, else a walk in a walk slot)
+    // gives the PA, and a stage-2 fault is the family's stage-2 fault.
+    const uint64_t ipa = t.get_address();
+    const AccessRequest a{ipa, t.is_write(), req.execute, req.privileged};
+    delay += iotlb_lookup_sc_;
+    walk_port_.begin(from_sc(delay));
+    const TranslateResult res = core_->check_s2(ctx, a);
+    if (!res.iotlb_hit) account_walk(res, delay);
+    if (!res.t.ok()) {
+        if (fail_request(t, ext, req, f.fault_reason(res.t, a, ctx), ctx.fault_suppress, delay))
+            handle_dma(f, t, ext, delay);
+        return;
+    }
+    const uint64_t mask = (uint64_t{1} << res.t.page_shift) - 1;
+    const uint64_t pa = (res.t.output & ~mask) | (ipa & mask);
+    if (ext.no_snoop) st_no_snoop_to_memory_.inc();
+    ext.output_address = pa;
+    t.set_address(pa);
+    mem->b_transport(t, delay);
+    t.set_address(ipa);
 }
 
 } // namespace iommusim::iommu

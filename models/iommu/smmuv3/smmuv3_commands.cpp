@@ -385,8 +385,12 @@ DecodedCommand Smmuv3CommandDecoder::decode(std::span<const uint64_t> words) {
         sy.status_data = c->msi_data;
         sy.status_bytes = 4;
         d.add(sy);
+    } else if (c->opcode == op::kResume) { // IHI 0070 4.6.2: Retry restarts the transaction; Terminate / Abort end it
+        d.add(ReleaseHeldAction{c->sid, c->stag, false, c->resp == static_cast<uint8_t>(ResumeAction::retry)});
+    } else if (c->opcode == op::kStallTerm) {
+        d.add(ReleaseHeldAction{c->sid, 0, true, false});
     } else {
-        d.add(NoOpAction{}); // PREFETCH_*, RESUME, STALL_TERM: the engine charges per_command
+        d.add(NoOpAction{}); // PREFETCH_*: the engine charges per_command
     }
     return d;
 }

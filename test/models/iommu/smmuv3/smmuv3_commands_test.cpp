@@ -476,9 +476,28 @@ TEST_CASE("the command decoder hook turns each command into the shared actions o
     CHECK(std::holds_alternative<PageResponseAction>(decode(cmd(op::kPriResp)).list()[0]));
     CHECK(std::holds_alternative<NoOpAction>(decode(cmd(op::kPrefetchConfig)).list()[0]));
     Command resume = cmd(op::kResume);
+    resume.sid = 0x108;
     resume.stag = 77;
-    CHECK(decode(resume).ok());
+    resume.resp = static_cast<uint8_t>(ResumeAction::retry);
+    auto rs = decode(resume);
+    REQUIRE(rs.ok());
     CHECK(d.last().stag == 77);
+    const auto& rel = std::get<ReleaseHeldAction>(rs.actions[0]); // the STAG's transaction, retried
+    CHECK(rel.requester == 0x108);
+    CHECK(rel.tag == 77);
+    CHECK(rel.retry);
+    CHECK_FALSE(rel.all);
+    resume.resp = static_cast<uint8_t>(ResumeAction::abort);
+    CHECK_FALSE(std::get<ReleaseHeldAction>(decode(resume).actions[0]).retry);
+    resume.resp = static_cast<uint8_t>(ResumeAction::terminate);
+    CHECK_FALSE(std::get<ReleaseHeldAction>(decode(resume).actions[0]).retry);
+    Command term = cmd(op::kStallTerm);
+    term.sid = 0x108;
+    const DecodedCommand td = decode(term);
+    const auto all = std::get<ReleaseHeldAction>(td.actions[0]); // every stalled transaction of the stream
+    CHECK(all.all);
+    CHECK(all.requester == 0x108);
+    CHECK_FALSE(all.retry);
     const W bad{0x47, 0};
     auto e = d.decode(std::span<const uint64_t>(bad.data(), 2));
     CHECK(e.error == static_cast<uint32_t>(CmdError::ill));
