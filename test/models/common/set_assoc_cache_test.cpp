@@ -138,6 +138,7 @@ TEST_CASE("an insert of a key noted absent stores it once, like any insert", "[u
     CHECK(c.size() == 3);
     CHECK(*c.lookup(k(4)) == 40);
     CHECK_FALSE(c.lookup(k(1)));
+}
 
 TEST_CASE("invalidate_if visits every valid entry, the last line included, and no empty line", "[unit]") {
     stats::Group root("t");

@@ -482,19 +482,21 @@ TEST_CASE("the command decoder hook turns each command into the shared actions o
     auto rs = decode(resume);
     REQUIRE(rs.ok());
     CHECK(d.last().stag == 77);
-    const auto& rel = std::get<ReleaseHeldAction>(rs.actions[0]); // the STAG's transaction, retried
+    const auto& rel = std::get<ReleaseHeldAction>(rs.list()[0]); // the STAG's transaction, retried
     CHECK(rel.requester == 0x108);
     CHECK(rel.tag == 77);
     CHECK(rel.retry);
     CHECK_FALSE(rel.all);
     resume.resp = static_cast<uint8_t>(ResumeAction::abort);
-    CHECK_FALSE(std::get<ReleaseHeldAction>(decode(resume).actions[0]).retry);
+    const DecodedCommand ab = decode(resume);
+    CHECK_FALSE(std::get<ReleaseHeldAction>(ab.list()[0]).retry);
     resume.resp = static_cast<uint8_t>(ResumeAction::terminate);
-    CHECK_FALSE(std::get<ReleaseHeldAction>(decode(resume).actions[0]).retry);
+    const DecodedCommand tm = decode(resume);
+    CHECK_FALSE(std::get<ReleaseHeldAction>(tm.list()[0]).retry);
     Command term = cmd(op::kStallTerm);
     term.sid = 0x108;
     const DecodedCommand td = decode(term);
-    const auto all = std::get<ReleaseHeldAction>(td.actions[0]); // every stalled transaction of the stream
+    const auto all = std::get<ReleaseHeldAction>(td.list()[0]); // every stalled transaction of the stream
     CHECK(all.all);
     CHECK(all.requester == 0x108);
     CHECK_FALSE(all.retry);
