@@ -86,15 +86,16 @@ tlm::tlm_response_status AtsEndpoint::issue(uint64_t addr, void* data, unsigned 
         TlpExtension* e;
         ~Detach() { g.clear_extension(e); }
     } detach{g, &ext};
-    const Duration kernel_before = now();
-    upstream->b_transport(g, delay);
     // Nothing on the way waits (loosely timed) unless an IOMMU held the request (SMMUv3 stall):
-    // then the access that completed was made when it let the request retry, i.e. now.
-    const Duration held_until = now() != kernel_before ? now() : Duration{};
+    // then the access that completed was made when it let the request retry, i.e. now. Only
+    // the oracle's record uses that time: without an observer the hit path reads no clock.
+    const bool watched = static_cast<bool>(observer_);
+    const Duration kernel_before = watched ? now() : Duration{};
+    upstream->b_transport(g, delay);
     if (at != AddressType::translation_request) {
         last_source_ = ext.served_by;
         last_output_ = ext.output_address;
-        last_held_retry_ = held_until;
+        if (watched) last_held_retry_ = now() != kernel_before ? now() : Duration{};
     }
     return g.get_response_status();
 }
