@@ -4,8 +4,10 @@
 // port and an ATS endpoint behind it, and one VM whose vIOMMU is that family's
 // (VtdViommu, AmdViommu, Smmuv3Viommu); both devices are passed through to the guest
 // (virtual RIDs 00:03.0 and 00:04.0). Walk caches are off (exact read counts).
+#include <array>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "models/common/sc_time.hpp"
@@ -192,6 +194,40 @@ inline uint32_t viommu_id(VmRig& r) {
     for (uint32_t id = 1; id < 256; ++id)
         if (r.os->iommufd().vdevice(id, r.ep_vrid.raw)) return id;
     return 0;
+}
+
+/// The guest maps a page, the raw device reads it, the guest unmaps it: the vIOMMU forwards one
+/// invalidation (the host's `host_counter` counts one more) and the stale entry is gone (the
+/// next DMA faults), with no oracle violation and the trapped submission's phases recorded.
+inline void check_guest_unmap_forwarded(VmRig& r, const std::string& host_counter) {
+    r.run([&] {
+        host::IommuFd& g = r.vm->guest().iommufd();
+        const GuestDomain d = guest_attach(r, {r.vrid});
+        const uint64_t a = g.map(d.ioas, 4096);
+        uint64_t v = 0;
+        REQUIRE(r.dma(a, v) == tlm::TLM_OK_RESPONSE);
+        const double forwarded = r.value("vm0.vm0_viommu.forwarded"), host = r.value(host_counter);
+        g.unmap(d.ioas, a, 4096);
+        CHECK(r.value("vm0.vm0_viommu.forwarded") == forwarded + 1);
+        CHECK(r.value(host_counter) == host + 1);
+        CHECK(r.dma(a, v) != tlm::TLM_OK_RESPONSE);
+    });
+    CHECK(r.value("os.oracle.violations") == 0);
+    CHECK(r.value("vm0.vm0_viommu.invalidation_phases.total") >= 1);
+}
+
+/// IOMMU_HWPT_INVALIDATE on the vIOMMU `viommu` with 16-byte raw guest commands of `data_type`:
+/// the call returns `want` having handled `done` entries.
+inline void check_viommu_invalidate(host::IommuFd& fd, uint32_t viommu, uint32_t data_type,
+                                    std::vector<std::array<uint64_t, 2>> cmds, host::uapi::Errno want, uint32_t done) {
+    host::uapi::HwptInvalidate q;
+    q.hwpt_id = viommu;
+    q.data_uptr = reinterpret_cast<uintptr_t>(cmds.data());
+    q.data_type = data_type;
+    q.entry_len = 16;
+    q.entry_num = static_cast<uint32_t>(cmds.size());
+    CHECK(fd.hwpt_invalidate(q) == want);
+    CHECK(q.entry_num == done);
 }
 
 } // namespace vmtest
