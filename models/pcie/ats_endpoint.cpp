@@ -71,6 +71,7 @@ tlm::tlm_response_status AtsEndpoint::issue(uint64_t addr, void* data, unsigned 
     // Reset per request: the extension object is reused.
     ext.served_by = at == AddressType::translated ? TlpExtension::Source::atc : TlpExtension::Source::none;
     ext.output_address = at == AddressType::translated ? addr : 0; // an ATC hit is already physical
+    ext.held_retry_at = Duration{};
     g.set_command(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
     g.set_address(addr);
     g.set_data_ptr(static_cast<unsigned char*>(data));
@@ -86,16 +87,11 @@ tlm::tlm_response_status AtsEndpoint::issue(uint64_t addr, void* data, unsigned 
         TlpExtension* e;
         ~Detach() { g.clear_extension(e); }
     } detach{g, &ext};
-    // Nothing on the way waits (loosely timed) unless an IOMMU held the request (SMMUv3 stall):
-    // then the access that completed was made when it let the request retry, i.e. now. Only
-    // the oracle's record uses that time: without an observer the hit path reads no clock.
-    const bool watched = static_cast<bool>(observer_);
-    const Duration kernel_before = watched ? now() : Duration{};
     upstream->b_transport(g, delay);
     if (at != AddressType::translation_request) {
         last_source_ = ext.served_by;
         last_output_ = ext.output_address;
-        if (watched) last_held_retry_ = now() != kernel_before ? now() : Duration{};
+        last_held_retry_ = ext.held_retry_at; // an IOMMU that held the request says when it retried
     }
     return g.get_response_status();
 }

@@ -176,7 +176,7 @@ void IommuShell::set_trace(trace::Recorder* r) {
     trace_queue_ = r->track(name(), "queue engine");
 }
 
-bool IommuShell::fail_request(tlm::tlm_generic_payload& t, const pcie::TlpExtension& ext, const RequestAttrs& req,
+bool IommuShell::fail_request(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, const RequestAttrs& req,
                               uint32_t reason, bool suppress, sc_time& delay) {
     Duration local = from_sc(delay);
     holding_ = 0;
@@ -187,6 +187,7 @@ bool IommuShell::fail_request(tlm::tlm_generic_payload& t, const pcie::TlpExtens
     const uint64_t ticket = holding_;
     holding_ = 0;
     if (!wait_held(ticket, delay)) return false;
+    ext.held_retry_at = now(); // the requester's access is the retry, made now
     t.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
     return true;
 }

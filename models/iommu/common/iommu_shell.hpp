@@ -312,7 +312,7 @@ private:
     void upstream_message(tlm::tlm_generic_payload& t, sc_core::sc_time& delay);
     /// Answers a faulting request with an error; true when the family held it and software
     /// released it for a retry (the caller then handles the request again).
-    [[nodiscard]] bool fail_request(tlm::tlm_generic_payload& t, const pcie::TlpExtension& ext,
+    [[nodiscard]] bool fail_request(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext,
                                     const RequestAttrs& req, uint32_t reason, bool suppress, sc_core::sc_time& delay);
     /// Blocks the requester of a held request until it is released; true = retry.
     bool wait_held(uint64_t ticket, sc_core::sc_time& delay);
