@@ -367,6 +367,7 @@ std::unique_ptr<sc_core::sc_module> build_traffic(const DeviceConfig& d, BuildCo
             if (fn.is_vf) info.pf = rc.topology->node(fn.pf).bdf;
             info.pasid = p.pasid.supported;
             info.pasid_bits = static_cast<uint8_t>(p.pasid.max_width);
+            info.canwbs = rc.canwbs;
             ctx.host->iommufd().add_device(info, ctx.host->iommu_index(rc.iommu_for(d.name)));
         }
     } else if (!tc.regions.empty()) {
@@ -380,6 +381,7 @@ std::unique_ptr<sc_core::sc_module> build_traffic(const DeviceConfig& d, BuildCo
 struct NicConfig {
     pcie::NicParams nic;
     host::NicDriverParams driver;
+    bool dma_can_stall = false; ///< firmware's "dma-can-stall" for the function (host::DeviceInfo::can_stall)
 };
 
 const Schema<NicConfig>& nic_schema() {
@@ -417,6 +419,10 @@ const Schema<NicConfig>& nic_schema() {
             .custom("drop_invalidations", "boolean", "", "a device that never answers Invalidate Requests (drives ITE)",
                     [](P& p, const json& j, const std::string& path) { p.nic.ats.drop_invalidations = read::boolean(j, path); },
                     [](const P& p) { return json(p.nic.ats.drop_invalidations); })
+            .custom("dma_can_stall", "boolean", "",
+                    "firmware marks the function able to have its transactions stalled (device tree \"dma-can-stall\"): on an SMMUv3 with stall support the driver sets CD.S and serves stalled faults (EVTQ Stall = 1) with CMD_RESUME; default false",
+                    [](P& p, const json& j, const std::string& path) { p.dma_can_stall = read::boolean(j, path); },
+                    [](const P& p) { return json(p.dma_can_stall); })
             .custom("ring_entries", "integer", "descriptors", "RX ring size per queue, a multiple of 8 (RDLEN counts 128-byte units); default 256 (ethtool -g default)",
                     [](P& p, const json& j, const std::string& path) {
                         p.driver.ring_entries = static_cast<uint32_t>(read::u64(j, path, 8, 1u << 16));
@@ -579,6 +585,8 @@ std::unique_ptr<sc_core::sc_module> build_nic(const DeviceConfig& d, BuildContex
     info.ats = c.nic.ats.ats_enabled;
     info.pasid = true;
     info.pri = c.nic.ats.pri_enabled;
+    info.can_stall = c.dma_can_stall;
+    info.canwbs = rc.canwbs;
     info.inv_queue_depth = c.nic.ats.invalidate_queue_depth ? c.nic.ats.invalidate_queue_depth : 32;
     ctx.host->iommufd().add_device(info, ctx.host->iommu_index(c.driver.iommu));
     const unsigned regs = ctx.host->add_device_mmio(nic->regs);
@@ -690,6 +698,7 @@ std::unique_ptr<sc_core::sc_module> build_nvme(const DeviceConfig& d, BuildConte
     info.rid = np.ats.rid;
     info.ats = c.ats;
     info.inv_queue_depth = 32;
+    info.canwbs = rc.canwbs;
     ctx.host->iommufd().add_device(info, ctx.host->iommu_index(dp.iommu));
     const unsigned regs = ctx.host->add_device_mmio(dev->regs);
     auto drv = std::make_shared<host::NvmeDriver>(*ctx.host, *dev, regs, dp, &ctx.host->stats_group());

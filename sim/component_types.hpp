@@ -34,6 +34,7 @@ struct RootComplexUnit {
     /// Some IOMMU translates requests of this root complex.
     bool translated() const { return !iommu.empty() || !port_iommu.empty(); }
     uint16_t segment = 0;
+    bool canwbs = false;   ///< firmware's CANWBS for the root complex (host::DeviceInfo::canwbs of its devices)
     std::unique_ptr<pcie::Topology> topology;
     std::unique_ptr<pcie::PcieFabric> fabric;
     RootComplexUnit();

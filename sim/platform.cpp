@@ -183,6 +183,7 @@ Platform::Platform(PlatformConfig cfg)
         u.iommu = rc.iommu;
         u.port_iommu = rc.port_iommu;
         u.segment = rc.segment;
+        u.canwbs = rc.params.canwbs;
         u.topology = std::make_unique<pcie::Topology>(std::move(topologies[i]));
         u.fabric = std::make_unique<pcie::PcieFabric>(*u.topology, rc.params, cfg_.topology.sw, &stats_);
         rcs_.push_back(std::move(u));
@@ -293,6 +294,9 @@ void Platform::build_vm(const VmConfig& v) {
         if (m.name == v.iommu) type = m.type;
     const ViommuType* row = find_viommu_type(type);
     if (!row) throw ConfigError("/iommu", "IOMMU type \"" + type + "\" has no virtual IOMMU model");
+    if (v.params.mode == host::vm::ViommuMode::caching_mode && !row->caching_mode)
+        throw ConfigError("/vms/" + std::to_string(&v - cfg_.vms.data()) + "/mode",
+                          "caching_mode is VT-d's (CAP.CM shadowing); a virtual " + type + " unit is nested");
     const unsigned unit = host_->iommu_index(v.iommu);
     auto vm = std::make_unique<host::vm::Vm>(v.name, v.params, *host_, unit, memory_->store(), &stats_, row->build);
     for (size_t k = 0; k < v.devices.size(); ++k) {

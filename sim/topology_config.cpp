@@ -99,10 +99,11 @@ namespace {
 RootComplexConfig parse_root_complex(const json& rc, const std::string& rpath, std::set<std::string>& names) {
     RootComplexConfig c;
     read::object(rc, rpath);
-    check_keys(rc, rpath, {"name", "iommu", "latency_ns", "mmio_base", "root_ports", "segment", "bus"});
+    check_keys(rc, rpath, {"name", "iommu", "latency_ns", "mmio_base", "root_ports", "segment", "bus", "canwbs"});
     c.desc.name = component_name(rc, rpath, names);
     if (rc.contains("iommu")) c.iommu = read::string(rc["iommu"], rpath + "/iommu");
     if (rc.contains("latency_ns")) c.params.latency = Duration::ns(read::number(rc["latency_ns"], rpath + "/latency_ns", 0, 1e6));
+    if (rc.contains("canwbs")) c.params.canwbs = read::boolean(rc["canwbs"], rpath + "/canwbs");
     if (rc.contains("mmio_base")) c.desc.mmio_base = read::u64(rc["mmio_base"], rpath + "/mmio_base", 0, uint64_t{1} << 52);
     if (rc.contains("segment")) c.segment = static_cast<uint16_t>(read::u64(rc["segment"], rpath + "/segment", 0, 0xFFFF));
     if (rc.contains("bus")) {
@@ -123,6 +124,7 @@ json dump_root_complex(const RootComplexConfig& c, bool full) {
     rc["mmio_base"] = c.desc.mmio_base;
     if (full || c.segment) rc["segment"] = c.segment;
     if (c.bus_given) rc["bus"] = c.desc.bus;
+    if (full || c.params.canwbs) rc["canwbs"] = c.params.canwbs;
     rc["root_ports"] = dump_ports(c.desc.root_ports, &c.port_iommu);
     return rc;
 }
@@ -380,6 +382,7 @@ void document_topology(std::vector<ParamSection>& out) {
         {"root_ports", "array", "", "(required)", "root ports (see [port])"},
         {"segment", "integer [0, 65535]", "", "0", "PCIe segment (bus-number space; ACPI _SEG) of the root complex"},
         {"bus", "integer [0, 255]", "", "(after the previous root complex of the segment, else 0)", "first bus number of the root complex"},
+        {"canwbs", "boolean", "", "false", "IORT root complex memory access flag CANWBS: accesses of the devices below stay coherent whatever their attributes (No-Snoop requests reach memory snooped); an SMMUv3 domain enforces cache coherency when every device attached to it has it (Linux arm_smmu_enforce_cache_coherency). Firmware's word: no default to derive"},
         {"root_complexes (in /topology)", "array", "", "(instead of root_complex)", "several root complexes, each an object like this one, each with its own IOMMU"},
     }};
     out.push_back(std::move(rc));

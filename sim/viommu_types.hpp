@@ -12,6 +12,7 @@ namespace iommusim::sim {
 struct ViommuType {
     std::string iommu_type;   ///< the physical unit's "type" in /iommus
     std::string description;
+    bool caching_mode;        ///< offers caching-mode shadowing besides nesting (VT-d CAP.CM)
     host::vm::Vm::ViommuBuilder build;
 };
 

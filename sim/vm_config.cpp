@@ -57,6 +57,9 @@ const Schema<VmParams>& vm_schema() {
                         p.stage2_page_shift = b == 4096 ? 12 : 21;
                     },
                     [](const VmParams& p) { return json(read::format_size(uint64_t{1} << p.stage2_page_shift)); })
+            .boolean("drop_forwarded_atc_invalidation", &VmParams::drop_forwarded_atc,
+                     "a deliberately broken VMM that never forwards the guest's ATC invalidations (AMD INVALIDATE_IOTLB_PAGES, "
+                     "SMMUv3 CMD_ATC_INV); the oracle must report violations")
             .object("vmm", &VmParams::vmm, vmm_schema(), "VMM trap and emulation costs");
         return sc;
     }();

@@ -75,6 +75,9 @@ public:
         touch(base, w);
         return &lines_[base + w].val;
     }
+    /// `k` was just probed and not found: an insert of it before any other insert skips the set
+    /// search (a lookup that misses is usually followed by the fill of the same key).
+    void note_absent(const CacheKey& k) { absent_ = k; }
     /// Counts one lookup (a request may probe several page sizes; it is one lookup).
     void count_lookup(bool hit) { (hit ? hits_ : misses_).inc(); }
     Payload* lookup(const CacheKey& k) {
@@ -87,10 +90,13 @@ public:
     /// (its key and payload are stored in *ek / *ev when given).
     bool insert(const CacheKey& k, const Payload& v, CacheKey* ek = nullptr, Payload* ev = nullptr) {
         if (!sets_) return false;
+        // A key noted absent is still absent: only an insert adds keys.
+        const bool absent = k == absent_;
+        absent_ = CacheKey{};
         const uint64_t h = hash(k);
         const uint32_t set = set_of(h);
         const uint32_t base = set * ways_;
-        uint32_t slot = find(set, fp_of(h), k);
+        uint32_t slot = absent ? ways_ : find(set, fp_of(h), k);
         if (slot == ways_) slot = first_empty(set);
         bool evicted = false;
         if (slot == ways_) {
@@ -113,8 +119,12 @@ public:
     template <class Pred>
     uint64_t invalidate_if(Pred&& pred) {
         uint64_t n = 0;
-        for (size_t i = 0; i < lines_.size(); ++i) {
-            if (lines_[i].key.b != 0 && pred(lines_[i].key, lines_[i].val)) {
+        // The scan ends at the last valid line (none at all when the cache is empty or disabled).
+        uint32_t left = valid_;
+        for (size_t i = 0; left != 0 && i < lines_.size(); ++i) {
+            if (lines_[i].key.b == 0) continue;
+            --left;
+            if (pred(lines_[i].key, lines_[i].val)) {
                 lines_[i].key = CacheKey{};
                 set_fp(static_cast<uint32_t>(i / ways_), static_cast<uint32_t>(i % ways_), 0);
                 ++n;
@@ -266,6 +276,7 @@ private:
         Payload val{};
     };
     std::vector<Line> lines_;
+    CacheKey absent_; ///< see note_absent(); b == 0: none (no key has b == 0)
     std::vector<uint64_t> stamp_;
     std::vector<uint64_t> plru_;
 };

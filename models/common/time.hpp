@@ -42,9 +42,13 @@ public:
 
 private:
     constexpr explicit Duration(uint64_t v) : ps_(v) {}
+    // Inline (it is on every walk and time stamp); only the throw is out of line.
     static constexpr uint64_t checked_sub(uint64_t a, uint64_t b) {
-        if (b > a) throw std::logic_error("negative simulated time span: " + std::to_string(a) + " ps - " + std::to_string(b) + " ps");
+        if (b > a) [[unlikely]] negative_span(a, b);
         return a - b;
+    }
+    [[noreturn, gnu::cold, gnu::noinline]] static void negative_span(uint64_t a, uint64_t b) {
+        throw std::logic_error("negative simulated time span: " + std::to_string(a) + " ps - " + std::to_string(b) + " ps");
     }
     uint64_t ps_ = 0;
 };
@@ -93,6 +97,8 @@ public:
         return Duration::ps(s);
     }
     Duration busy_until() const { return Duration::ps(iv_.empty() ? 0 : iv_.back().second); }
+    /// Allocates the most the reservation list ever holds up front (no allocation per use).
+    void preallocate() { iv_.reserve(kMaxIntervals + 1); }
 
 private:
     void insert(size_t i, uint64_t s, uint64_t e) {
@@ -113,6 +119,54 @@ private:
         if (iv_.size() > kMaxIntervals) iv_.erase(iv_.begin(), iv_.begin() + static_cast<std::ptrdiff_t>(iv_.size() - kMaxIntervals / 2));
     }
     std::vector<std::pair<uint64_t, uint64_t>> iv_; ///< disjoint, sorted [start, end) in ps
+};
+
+/// `n` identical BusyUntil resources (e.g. an IOMMU's page-walk slots); each use takes the one
+/// that frees up earliest, the lowest-numbered among equals (what a scan with std::min_element
+/// picks). The slots are kept in a binary min-heap by (busy until, index), so picking is O(1)
+/// and a use costs one sift-down (a slot's busy-until time never decreases) instead of a scan.
+class BusyPool {
+public:
+    explicit BusyPool(uint32_t n) : slots_(n ? n : 1), heap_(slots_.size()) {
+        for (uint32_t i = 0; i < heap_.size(); ++i) heap_[i] = {0, i};
+        for (BusyUntil& s : slots_) s.preallocate();
+    }
+    struct Use {
+        Duration start;  ///< when the occupation starts (>= arrival)
+        uint32_t slot;   ///< which resource
+    };
+    /// Reserves `hold` on the slot that frees up earliest, for a use arriving at `arrival`.
+    Use reserve(Duration arrival, Duration hold) {
+        const uint32_t i = heap_[0].slot;
+        const Duration start = slots_[i].reserve(arrival, hold);
+        heap_[0].until = slots_[i].busy_until().as_ps();
+        sift_down();
+        return {start, i};
+    }
+    size_t size() const { return slots_.size(); }
+
+private:
+    struct Key {
+        uint64_t until;
+        uint32_t slot;
+        bool operator<(const Key& o) const { return until != o.until ? until < o.until : slot < o.slot; }
+    };
+    void sift_down() {
+        const size_t n = heap_.size();
+        size_t i = 0;
+        const Key k = heap_[0];
+        for (;;) {
+            size_t c = 2 * i + 1;
+            if (c >= n) break;
+            if (c + 1 < n && heap_[c + 1] < heap_[c]) ++c;
+            if (!(heap_[c] < k)) break;
+            heap_[i] = heap_[c];
+            i = c;
+        }
+        heap_[i] = k;
+    }
+    std::vector<BusyUntil> slots_;
+    std::vector<Key> heap_;
 };
 
 } // namespace iommusim

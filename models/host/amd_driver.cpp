@@ -63,6 +63,7 @@ IommuCaps AmdDriver::decode_caps(uint64_t efr) {
     c.pasid_bits = gt ? static_cast<uint8_t>(((efr >> amd::efr::kPasMaxShift) & 0x1F) + 1) : 0;
     c.ats = true; // IOTLBSup sits in the PCI capability header, which every modelled unit sets
     c.pri = gt && (efr & amd::efr::PPRSup);
+    c.nesting = gt && c.s2.supported; // v2 guest tables over v1 host tables (DTE GV with Mode 1-6)
     c.pass_through = true;
     c.output_bits = 52;
     c.domain_tags = 1u << 16;
@@ -122,6 +123,9 @@ void AmdDriver::enable() {
     mmio_.write64(reg::DEV_TABLE, tables_->devtab_register()); // iommu_set_device_table
     // iommu_enable_command_buffer: base + length, head = tail = 0, CmdBufEn.
     queue_.init(alloc_page_, kRingOrder, kCmdBytes, 8);
+    // A long flush: commands written as the buffer has room (Linux waits for the head to
+    // move, __iommu_queue_command_sync), one COMPLETION_WAIT at the end.
+    queue_.set_batching({0, false});
     mmio_.write64(reg::CMD_BASE, queue_.base() | kLen512);
     mmio_.write32(reg::CMD_HEAD, 0);
     mmio_.write32(reg::CMD_TAIL, 0);
@@ -188,7 +192,10 @@ QueueEntry AmdDriver::entry(const amd::Command& c) {
 void AmdDriver::attach(const Attachment& a, const DomainDesc& domain) {
     using K = DomainDesc::Kind;
     cpu_.spend(cpu_.params().call_overhead);
-    if (domain.kind == K::nested) throw HostError(HostError::Kind::invalid, "the AMD-Vi backend has no nested domains");
+    if (domain.kind == K::nested) {
+        if (a.pasid) throw HostError(HostError::Kind::invalid, "AMD-Vi: a nested domain attaches to a RID, not a PASID");
+        return attach_nested(a, domain);
+    }
     if (a.pasid && !caps().pasid_bits)
         throw HostError(HostError::Kind::invalid, "the IOMMU does not support PASID (EFR.GTSup)");
     const uint16_t rid = a.device.rid.raw;
@@ -234,7 +241,9 @@ void AmdDriver::iotlb_cmd(const Attachment& a, uint64_t iova, uint64_t size, std
 FlushTiming AmdDriver::flush(const FlushRequest& r) {
     cpu_.spend(cpu_.params().call_overhead);
     const DomainDesc& dom = *r.domain;
-    const bool v1 = dom.kind == DomainDesc::Kind::paging_s2 || dom.kind == DomainDesc::Kind::identity;
+    // A nested domain's whole hDomID goes with GN = 0 (host translations and the nested ones on them).
+    const bool v1 = dom.kind == DomainDesc::Kind::paging_s2 || dom.kind == DomainDesc::Kind::identity ||
+                    dom.kind == DomainDesc::Kind::nested;
     const uint64_t pages = r.size == 0 ? 0 : ((r.iova + r.size - 1) >> 12) - (r.iova >> 12) + 1;
     const bool whole = r.size == 0 || pages > params_.range_threshold_pages;
     const uint64_t iova = whole ? 0 : r.iova, size = whole ? kWholeSpace : r.size;
@@ -276,9 +285,13 @@ FlushTiming AmdDriver::detach(const Attachment& a, const DomainDesc& domain) {
         d.dte.host_root = 0;
         d.dte.ir = d.dte.iw = false;
         d.dte.giov = d.rid_v2 = false;
+        if (domain.kind == DomainDesc::Kind::nested) { // the guest's GCR3 table goes with it
+            d.dte.gv = false;
+            d.dte.glx = d.dte.gpm = 0;
+            d.dte.gcr3_root = 0;
+        }
         write_dte(a.device.rid.raw, d, cmds);
         cmds.push_back(entry(amd::linux_inv_iommu_pages(old, 0, kWholeSpace, was_v2, 0)));
-        (void)domain;
     }
     iotlb_cmd(a, 0, kWholeSpace, cmds);
     return queue_.submit(std::move(cmds));

@@ -29,15 +29,25 @@
 // event fails the submission whose COMPLETION_WAIT the unit abandoned. Page requests: the PPR log (512 entries)
 // polled over MMIO (no interrupt controller is modelled), each record decoded,
 // resolved through the host, answered with COMPLETE_PPR_REQUEST (+ wait).
+// Nested (v2-over-v1, amd_driver_nested.cpp; Linux drivers/iommu/amd/nested.c):
+// a nested domain is a guest DTE (IOMMU_HWPT_DATA_AMD_GUEST) checked as
+// validate_gdte_nested does; its DTE is the parent's v1 table with the guest's
+// GV, GLX, GIoV, GPM, PPR and GCR3 root pointer (a GPA) copied (set_dte_nested);
+// every nested domain of one vIOMMU with the same guest DomainID shares one
+// host DomainID (the gDomID -> hDomID map, freed with its last user). The
+// vIOMMU's invalidation arrays (raw guest commands) are translated:
+// INVALIDATE_IOMMU_PAGES vDomainID -> pDomainID, INVALIDATE_IOTLB_PAGES
+// vDeviceID -> pDeviceID (the guest's ATC invalidation, forwarded), then one
+// COMPLETION_WAIT; an unknown ID stops the array (EINVAL), another opcode EIO.
 // Not modelled: interrupt remapping, IVRS aliases, event-log servicing outside a
-// timed-out wait (no interrupt controller), nested (v2-over-v1)
-// domains, dirty tracking, Linux's dynamic growth of v1 table levels (a domain
+// timed-out wait (no interrupt controller), dirty tracking, Linux's dynamic growth of v1 table levels (a domain
 // gets the levels it asks for, 4 by default).
 #include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "models/common/stats.hpp"
@@ -62,22 +72,25 @@ public:
     void enable() override;
     const IommuCaps& caps() const override;
     PagingFormat paging_format(DomainDesc::Kind kind, std::optional<uint8_t> levels) const override;
-    uint32_t domain_tag(const DomainDesc& d) override { return domids_.get(d.id); }
+    uint32_t domain_tag(const DomainDesc& d) override;
     /// Host page tables (v1) with PTE.FC force coherent accesses: Linux
     /// amd_iommu_enforce_cache_coherency ("IOMMU_PTE_FC is always set"). v2 tables (x86-64
     /// format) have no FC bit: not for paging_s1 / SVA.
     bool enforce_cache_coherency(const DomainDesc& domain) const override {
         return domain.kind == DomainDesc::Kind::paging_s2;
     }
-    void release_domain_tag(const DomainDesc& d) override {
-        if (domids_.find(d.id)) domids_.release(d.id);
-    }
+    void release_domain_tag(const DomainDesc& d) override;
     void attach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming detach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming flush(const FlushRequest& r) override;
     void enable_page_requests() override;
     [[noreturn]] void serve_page_requests(PageRequestHandler& handler, PageRequestStats& st) override;
     iommu::InvalidationObserver& invalidation_observer() override { return queue_; }
+    std::optional<std::string> check_nested(uint32_t data_type, const std::array<uint64_t, 4>& entry,
+                                            bool& unsupported) const override;
+    std::optional<uint32_t> viommu_invalidate_type() const override { return uapi::kInvalidateDataAmdModel; }
+    uapi::Errno viommu_invalidate(const ViommuRef& v, const std::vector<std::array<uint64_t, 2>>& cmds, uint32_t& done,
+                                  FlushTiming& timing) override;
 
     /// Capabilities as the EFR encodes them (spec-layouts.md B.7; Linux init.c).
     static IommuCaps decode_caps(uint64_t efr);
@@ -98,6 +111,11 @@ private:
     void gcr3_set(Dev& d, const DeviceInfo& info, uint32_t pasid, uint64_t cr3, uint8_t levels);
     void write_dte(uint16_t rid, Dev& d, std::vector<QueueEntry>& cmds);
     void iotlb_cmd(const Attachment& a, uint64_t iova, uint64_t size, std::vector<QueueEntry>& out);
+    /// set_dte_nested + amd_iommu_update_dte (amd_driver_nested.cpp).
+    void attach_nested(const Attachment& a, const DomainDesc& domain);
+    /// The DomainDesc key of a nested domain's host DomainID: (vIOMMU, guest DomainID).
+    static uint32_t gdom_key(uint32_t viommu, uint16_t gdomid) { return 0x4000'0000u | (viommu & 0x3FFFu) << 16 | gdomid; }
+    static uint16_t guest_domain_id(const DomainDesc& d) { return static_cast<uint16_t>(d.guest_entry[1]); }
     void control(unsigned bit, bool on);
     static QueueEntry entry(const iommu::amd::Command& c);
 
@@ -127,6 +145,7 @@ private:
     Duration last_check_;          ///< when the wait loop last looked at the unit's error state
     std::map<uint16_t, Dev> devs_;
     DomainTagAllocator domids_{1, 0xFFFF, "DomainID"}; ///< DomainID 0 is reserved by Linux
+    std::map<uint32_t, std::set<uint32_t>> gdom_users_; ///< gdom_key -> nested domains sharing its hDomID
 
     stats::Group stats_;
     stats::Counter& flushes_;

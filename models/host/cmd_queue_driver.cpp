@@ -101,19 +101,19 @@ void CmdQueueDriver::check_errors() {
 
 FlushTiming CmdQueueDriver::submit(std::vector<QueueEntry> cmds, bool counted) {
     if (!bytes_) throw std::logic_error("command queue used before init()");
-    // The ring holds bytes/entry - 1 entries, and each submission ends with its
-    // sync: a longer flush (a domain with many attached PASIDs) goes in
-    // ring-sized batches, each with its own sync and waited for before the
-    // next, as Linux submits a long flush as several batches (intel/cache.c
-    // qi_batch) instead of failing it. A failed batch marks the flush failed;
-    // the later batches are still submitted, as Linux does.
+    // The ring holds bytes/entry - 1 entries, and each submission ends with its sync: a
+    // longer flush (a domain with many attached PASIDs) goes in batches as the family's
+    // Linux driver sends it (set_batching) instead of failing.
     const size_t room = bytes_ / entry_bytes_ - 2;
-    if (cmds.size() <= room) return submit_batch(std::move(cmds), counted);
+    const size_t per = batching_.max_entries ? std::min(batching_.max_entries, room) : room;
+    if (cmds.size() <= per || !batching_.sync_each) return submit_batch(std::move(cmds), counted, per);
+    // Each batch with its own sync, waited for before the next (VT-d qi_batch). A failed
+    // batch marks the flush failed; the later batches are still submitted, as Linux does.
     FlushTiming all;
-    for (size_t at = 0; at < cmds.size(); at += room) {
+    for (size_t at = 0; at < cmds.size(); at += per) {
         const auto from = cmds.begin() + static_cast<std::ptrdiff_t>(at);
-        const auto to = cmds.begin() + static_cast<std::ptrdiff_t>(std::min(at + room, cmds.size()));
-        FlushTiming t = submit_batch(std::vector<QueueEntry>(from, to), counted);
+        const auto to = cmds.begin() + static_cast<std::ptrdiff_t>(std::min(at + per, cmds.size()));
+        FlushTiming t = submit_batch(std::vector<QueueEntry>(from, to), counted, per);
         if (at == 0) {
             all = t;
             continue;
@@ -131,7 +131,7 @@ FlushTiming CmdQueueDriver::submit(std::vector<QueueEntry> cmds, bool counted) {
     return all;
 }
 
-uint64_t CmdQueueDriver::write_entries(const std::vector<QueueEntry>& cmds, bool sync, uint32_t& token,
+uint64_t CmdQueueDriver::write_entries(const std::vector<QueueEntry>& cmds, uint32_t key, bool sync,
                                       uint64_t& status, bool keep_lock) {
     if ((cmds.size() + 1) * entry_bytes_ > bytes_)
         throw HostError(HostError::Kind::invalid,
@@ -151,9 +151,7 @@ uint64_t CmdQueueDriver::write_entries(const std::vector<QueueEntry>& cmds, bool
     }
     const uint64_t first_seq = seq_;
     // Known before the unit can see the tail: its phase reports are kept.
-    // In-entry syncs all complete with the same value: such a submission is known by its end.
-    if (sync && (in_entry_done_ || slot_done_)) token = static_cast<uint32_t>(seq_ + cmds.size());
-    if (sync) open_[first_seq] = Submission{seq_ + cmds.size(), token};
+    if (key) open_[first_seq] = Submission{seq_ + cmds.size(), key};
     for (size_t i = 0; i < cmds.size(); ++i) {
         const uint64_t slot = tail_;
         tail_ = (tail_ + entry_bytes_) % bytes_;
@@ -179,34 +177,45 @@ uint64_t CmdQueueDriver::write_entries(const std::vector<QueueEntry>& cmds, bool
 
 void CmdQueueDriver::post(std::vector<QueueEntry> cmds) {
     if (!bytes_) throw std::logic_error("command queue used before init()");
-    uint32_t token = 0;
     uint64_t status = 0;
-    if (!cmds.empty()) (void)write_entries(cmds, false, token, status);
+    if (!cmds.empty()) (void)write_entries(cmds, 0, false, status);
 }
 
-FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool counted) {
+FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool counted, size_t part) {
     FlushTiming t;
     t.submitted = cpu_.now();
     const bool irq = wait_ == Wait::interrupt;
-    uint32_t token = 0;
+    // Every submission has its own key (its entries' owner); the status word receives the
+    // key, or in in-entry mode the fixed completion value in the sync's own slot.
+    const uint32_t key = ++token_ ? token_ : ++token_;
+    uint32_t token = key;
     uint64_t status = 0;
     if (in_entry_done_ || slot_done_) {
-        cmds.push_back(QueueEntry{}); // encoded with its slot's status address by write_entries
+        cmds.push_back(QueueEntry{}); // encoded with its (slot's) status address by write_entries
+        token = in_entry_done_ ? *in_entry_done_ : slot_done_->done;
     } else {
-        token = ++token_;
         // One status slot per in-flight sync; the token sits in its low dword (little endian).
         status = status_pa_ + status_bytes_ * (token % (kPage / status_bytes_));
         const uint64_t zero = 0;
         cpu_.memory().write(status, &zero, status_bytes_);
         cmds.push_back(hooks_.encode_sync(status, token, irq));
     }
-    uint32_t key = token;
     const WaitLoop loop = hooks_.wait_loop();
     const bool hold = loop.hold_lock && !irq; // never sleep holding a spinlock
-    const uint64_t first_seq = write_entries(cmds, true, key, status, hold);
-    if (in_entry_done_) token = *in_entry_done_;
-    if (slot_done_) token = slot_done_->done;
-    const uint64_t end_seq = first_seq + cmds.size();
+    // Parts of at most `part` commands (the last one with the sync may hold one more), each
+    // written when the ring has room for it.
+    std::vector<std::pair<uint64_t, uint64_t>> ranges; // [first, end) seq of each part
+    for (size_t at = 0; at < cmds.size();) {
+        const size_t n = cmds.size() - at <= part + 1 ? cmds.size() - at : part;
+        const auto from = cmds.begin() + static_cast<std::ptrdiff_t>(at);
+        const bool last = at + n == cmds.size();
+        const uint64_t first =
+            n == cmds.size() ? write_entries(cmds, key, true, status, hold)
+                             : write_entries(std::vector<QueueEntry>(from, from + static_cast<std::ptrdiff_t>(n)), key,
+                                             last, status, hold && last);
+        ranges.emplace_back(first, first + n);
+        at += n;
+    }
     t.descriptors = static_cast<unsigned>(cmds.size());
     // The family's loop (qi_submit_sync, wait_on_sem, ...): read the status word,
     // check the error state, relax (dropping the lock around it if held), repeat.
@@ -234,9 +243,12 @@ FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool coun
     }
     if (hold) lock_.unlock();
     t.observed = cpu_.now();
-    open_.erase(first_seq);
+    if (aborted_.erase(key)) t.error = true; // a part was refused (seen while waiting for room)
     if (counted) c_.submissions.inc();
-    collect_phases(first_seq, end_seq, t);
+    for (const auto& [first, end] : ranges) {
+        open_.erase(first);
+        collect_phases(first, end, t);
+    }
     return t;
 }
 

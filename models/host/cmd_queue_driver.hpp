@@ -39,8 +39,9 @@
 //
 // Fidelity: the queue is full when the tail is one entry behind the head
 // (VT-d §6.5.2, AMD §3.3.13); a family with wrap bits (SMMUv3) could use
-// the last entry too, this driver does not. A submission that does not fit
-// the whole ring is refused (HostError invalid). Status words: one 32-bit
+// the last entry too, this driver does not. A flush longer than a batch is
+// split as the family's Linux driver splits it (set_batching); post() of more
+// than the ring holds is refused (HostError invalid). Status words: one 32-bit
 // slot per token in one page (1024 in flight at most). Not modelled: Linux's
 // batching of several CPUs' commands into one CMD_SYNC (SMMUv3 lock-free
 // cmdq), retries after a time-out (the submission fails instead).
@@ -157,11 +158,24 @@ public:
     /// The status word of ring slot `index` (per-slot mode).
     uint64_t slot_status(uint64_t index) const { return slot_status_ + index * status_bytes_; }
 
+    /// How the family's Linux driver splits a flush longer than one batch: at most
+    /// `max_entries` commands per batch (0: as many as the ring holds besides a sync), and
+    /// whether each batch ends with its own sync and is waited for before the next
+    /// (`sync_each`: VT-d's qi_batch, 16 descriptors per qi_submit_sync) or the batches are
+    /// written one after the other, waiting only for room, and the last one carries the one
+    /// sync (AMD-Vi's command buffer, which waits for the head to move; SMMUv3's cmdq batches
+    /// of 64 issued without CMD_SYNC but the last). Default {0, true}.
+    struct Batching {
+        size_t max_entries = 0;
+        bool sync_each = true;
+    };
+    void set_batching(Batching b) { batching_ = b; }
+
     /// Writes `cmds` and publishes the tail; no sync, no wait. SC_THREAD only.
     void post(std::vector<QueueEntry> cmds);
 
     /// Writes `cmds` + a sync, publishes the tail, waits for the sync's status;
-    /// more commands than the ring holds go in ring-sized batches, one after
+    /// more commands than one batch holds go in batches (set_batching), one after
     /// the other, and the timing spans them all.
     /// `counted` = false: not counted as a flush (e.g. a page response). SC_THREAD only.
     FlushTiming submit(std::vector<QueueEntry> cmds, bool counted = true);
@@ -169,13 +183,15 @@ public:
     void on_phase(uint64_t seq, iommu::InvalPhase phase, Duration at, pcie::Bdf device) override;
 
 private:
-    FlushTiming submit_batch(std::vector<QueueEntry> cmds, bool counted);
-    /// Takes the lock, waits for room, writes `cmds` at the tail and publishes it;
-    /// with `sync` the last entry is the sync and the entries are registered as
-    /// submission `token` (in-entry mode: token and status are set to the
-    /// submission's key and the sync's own slot). Returns the first entry's seq.
-    /// With `keep_lock` the lock is still held on return (WaitLoop::hold_lock).
-    uint64_t write_entries(const std::vector<QueueEntry>& cmds, bool sync, uint32_t& token, uint64_t& status,
+    /// `cmds` + one sync, written in parts of at most `part` entries (each waits for room
+    /// and publishes the tail), waited for as one submission.
+    FlushTiming submit_batch(std::vector<QueueEntry> cmds, bool counted, size_t part);
+    /// Takes the lock, waits for room, writes `cmds` at the tail and publishes it. With a
+    /// `key` (non-zero) the entries are registered as (part of) submission `key`; with
+    /// `sync` the last entry is its sync (in-entry mode: encoded with its own slot, whose
+    /// address is returned in `status`). Returns the first entry's seq. With `keep_lock`
+    /// the lock is still held on return (WaitLoop::hold_lock).
+    uint64_t write_entries(const std::vector<QueueEntry>& cmds, uint32_t key, bool sync, uint64_t& status,
                            bool keep_lock = false);
     uint64_t seq_at(uint64_t byte_offset) const;
     void abort_owner_of(uint64_t seq);
@@ -199,9 +215,10 @@ private:
     };
     std::optional<SlotStatus> slot_done_;   ///< per-slot status words (set_sync_status_per_slot)
     uint64_t slot_status_ = 0;              ///< base of the per-slot status array
+    Batching batching_;
     uint64_t tail_ = 0, head_ = 0;
     uint64_t seq_ = 0;          ///< entries written since init
-    uint32_t token_ = 0;
+    uint32_t token_ = 0;        ///< the last submission's key (and status-word value unless in-entry)
     HostLock lock_;             ///< held while writing entries and the tail (qi->q_lock, cmdq lock)
 
     struct Phases {

@@ -58,10 +58,11 @@ void Host::boot() {
     if (boot_prelude_) boot_prelude_();
     for (auto& [name, d] : drivers_) d->enable();
     // Page-request logs only where a PRI device can use them (Linux enables the VT-d PRQ per
-    // IOMMU with ECAP.PRS when a device first enables IOPF; boot time is the simple equivalent).
+    // IOMMU with ECAP.PRS when a device first enables IOPF; boot time is the simple equivalent);
+    // the same thread serves stalled faults of devices that may stall (SMMUv3 EVTQ).
     for (unsigned index = 0; index < drivers_.size(); ++index) {
         IommuDriver* drv = drivers_[index].second.get();
-        if (!drv->caps().pri || !fd_.has_pri_device(index)) continue;
+        if (!(drv->caps().pri || drv->caps().stall) || !fd_.has_pri_device(index)) continue;
         drv->enable_page_requests();
         threads_.push_back(Thread{drivers_[index].first + "_prq",
                                   [this, drv, index] { drv->serve_page_requests(fd_.page_request_handler(index), prq_stats_); },

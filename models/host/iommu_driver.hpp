@@ -18,12 +18,15 @@
 //   enable_page_requests / serve_page_requests   the unit's page-request log (PRI);
 //   invalidation_observer()  where the unit reports invalidation phases.
 #include <algorithm>
+#include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "models/common/time.hpp"
+#include "models/host/iommufd_uapi.hpp"
 #include "models/iommu/common/inval_observer.hpp"
 #include "models/iommu/common/translation.hpp"
 #include "models/pcie/tlp.hpp"
@@ -44,6 +47,13 @@ struct DeviceInfo {
     uint8_t pasid_bits = 20;
     bool pri = false;
     uint8_t inv_queue_depth = 32; ///< ATS Invalidate Queue Depth (0 in the capability means 32)
+    /// Firmware says the device tolerates stalled transactions (device tree "dma-can-stall",
+    /// IORT named component): an SMMUv3 with stall support holds its faulting transactions
+    /// until software resumes them (Linux arm_smmu_master.stall_enabled).
+    bool can_stall = false;
+    /// Firmware says the device's root complex keeps its accesses coherent whatever their
+    /// attributes (IORT CANWBS; Linux IOMMU_FWSPEC_PCI_RC_CANWBS).
+    bool canwbs = false;
 };
 
 /// A hardware page table (domain) as the backend programs it.
@@ -60,6 +70,13 @@ struct DomainDesc {
     iommu::StageConfig s1;  ///< root etc. filled in by the owner of the tables
     iommu::StageConfig s2;
     uint32_t cpu_asid = 0;  ///< SVA: the CPU's address-space ID of the process (Arm ASID), 0 = none
+    /// Nested domains allocated on a vIOMMU (AMD-Vi, SMMUv3): the vIOMMU's id, the nesting
+    /// parent's id and the guest's own entry as IOMMU_HWPT_ALLOC data carries it (AMD: the
+    /// guest DTE, 4 qwords; SMMUv3: the vSTE, dwords 0-1). The backend builds the unit's
+    /// entry from it and from the parent (drivers/iommu/amd/nested.c, arm-smmu-v3-iommufd.c).
+    uint32_t viommu = 0;
+    uint32_t parent = 0;
+    std::array<uint64_t, 4> guest_entry{};
     /// Enforces cache coherency: requests through it are snooped even with No-Snoop set
     /// (Linux iommu_domain force_snooping; VT-d PGSNP in the PASID entry and SNP in
     /// second-stage leaves, AMD-Vi PTE.FC). Decided by the backend at allocation.
@@ -114,6 +131,7 @@ struct IommuCaps {
     uint8_t pasid_bits = 0;      ///< PASID / SubstreamID width; 0 = no PASID support
     bool ats = false;            ///< device-TLB invalidation (VT-d ECAP.DT, AMD IOTLBSup, SMMUv3 IDR0.ATS)
     bool pri = false;            ///< page requests (VT-d ECAP.PRS, AMD PPRSup, SMMUv3 IDR0.PRI)
+    bool stall = false;          ///< faulting transactions can stall until software resumes them (SMMUv3 IDR0.STALL_MODEL)
     bool nesting = false;        ///< both stages at once (VT-d ECAP.NEST, SMMUv3 S1P+S2P, AMD GTSup)
     /// Page-table walks snoop the CPU caches (VT-d scalable mode ECAP.SMPWC, SMMUv3 IDR0.COHACC;
     /// AMD-Vi walks are coherent); false: every written table line is flushed (clflush).
@@ -149,6 +167,13 @@ public:
     /// Whether the backend can make `domain` enforce cache coherency (Linux
     /// iommu_domain_ops::enforce_cache_coherency, which iommufd asks for every paging
     /// domain); the backend then programs domain.force_snoop. Default: it cannot.
+    /// iommufd at attach (iommufd_hwpt_paging_enforce_cc): a device that can have coherency
+    /// enforced (IOMMU_CAP_ENFORCE_CACHE_COHERENCY) asks its domain to enforce it. nullopt: the
+    /// device cannot (nothing is asked); false: the domain cannot (iommufd refuses the attach);
+    /// true: it now does. Default: the allocation decided (nothing asked at attach).
+    virtual std::optional<bool> enforce_coherency_for(const DomainDesc& /*domain*/, const DeviceInfo& /*device*/) const {
+        return std::nullopt;
+    }
     virtual bool enforce_cache_coherency(const DomainDesc& domain) const {
         (void)domain;
         return false;
@@ -168,6 +193,33 @@ public:
     /// intel_iommu_iotlb_sync_map); the default does nothing.
     virtual void mapped(const DomainDesc& /*domain*/, const std::vector<Attachment>& /*attachments*/, uint64_t /*iova*/,
                         uint64_t /*size*/) {}
+    // ---- vIOMMU (iommufd IOMMU_VIOMMU_ALLOC; models/host/vm) ----
+    /// Checks a nested domain's guest entry (IOMMU_HWPT_ALLOC data of type `data_type` on a
+    /// vIOMMU); a message when the backend refuses it (EINVAL / EOPNOTSUPP as `unsupported`).
+    /// Default: the unit has no vIOMMU nesting.
+    virtual std::optional<std::string> check_nested(uint32_t data_type, const std::array<uint64_t, 4>& entry,
+                                                    bool& unsupported) const {
+        (void)data_type, (void)entry;
+        unsupported = true;
+        return std::string("this IOMMU has no vIOMMU-based nested domains");
+    }
+    /// The IOMMU_VIOMMU_INVALIDATE data type the backend takes (nullopt: none).
+    virtual std::optional<uint32_t> viommu_invalidate_type() const { return std::nullopt; }
+    /// A vIOMMU's invalidation array (one raw 128-bit guest command per entry): the backend
+    /// translates the guest's IDs (`vdevice`: virtual ID -> physical device, nullptr when
+    /// unknown; the parent's tag), issues what it translated in order with one wait, and
+    /// stops at the first entry it cannot take: `done` = entries that took effect.
+    struct ViommuRef {
+        uint32_t id = 0;
+        const DomainDesc* parent = nullptr;
+        std::function<const DeviceInfo*(uint64_t virt_id)> vdevice;
+    };
+    virtual uapi::Errno viommu_invalidate(const ViommuRef& v, const std::vector<std::array<uint64_t, 2>>& cmds,
+                                          uint32_t& done, FlushTiming& timing) {
+        (void)v, (void)cmds, (void)timing;
+        done = 0;
+        return uapi::Errno::eopnotsupp;
+    }
     /// Sets up the unit's page-request log (VT-d page request queue, AMD PPR
     /// log, SMMUv3 PRIQ). Called after enable() when caps().pri and a PRI
     /// device sits behind the unit. SC_THREAD only.

@@ -223,6 +223,14 @@ void IommuFd::attach(pcie::Bdf rid, std::optional<uint32_t> pasid, uint32_t hwpt
                                         std::to_string(dev.pasid_bits) + "-bit PASID width");
     if (pasid && *pasid == 0) throw HostError(K::invalid, "PASID 0 is reserved for requests without PASID");
     if (h.desc.kind == DomainDesc::Kind::sva && !pasid) throw HostError(K::invalid, "an SVA domain needs a PASID");
+    // A device that can have coherency enforced asks its domain for it (iommufd's
+    // enforce_cache_coherency at attach); a domain that cannot refuses the device (-EINVAL).
+    if (const auto cc = iommus_[h.iommu].driver->enforce_coherency_for(h.desc, dev)) {
+        if (!*cc)
+            throw HostError(K::invalid, "domain " + std::to_string(hwpt_id) + " cannot enforce cache coherency for " +
+                                            rid.str() + ": a device attached to it cannot (IORT CANWBS)");
+        h.desc.force_snoop = true;
+    }
     if (!attached_.emplace(attach_key(h.iommu, rid, pasid), hwpt_id).second)
         throw HostError(K::busy, "device " + rid.str() + (pasid ? " PASID " + std::to_string(*pasid) : "") +
                                      " is already attached");
@@ -237,6 +245,7 @@ void IommuFd::attach(pcie::Bdf rid, std::optional<uint32_t> pasid, uint32_t hwpt
         iommus_[h.iommu].driver->attach(a, h.desc);
     } catch (...) {
         if (!nested) oracle_.unbind(rid, pasid, cpu_.now(), cpu_.now(), segment);
+        attached_.erase(attach_key(h.iommu, rid, pasid)); // refused: not attached
         throw;
     }
     h.attachments.push_back(a);
@@ -365,9 +374,12 @@ uint64_t IommuFd::map(uint32_t ioas_id, uint64_t size, std::optional<uint64_t> i
     }
     const std::vector<uint32_t> hwpts = a.hwpts;
     std::vector<uint32_t> done;
+    std::vector<uint64_t> new_tables; // table pages each domain's map added
     for (uint32_t hid : hwpts) {
         Hwpt& h = hwpt(hid);
+        const uint64_t before = table_alloc_.next();
         auto e = h.tables->map(va, pa, size, page_shift, leaf_attrs(h.desc));
+        new_tables.push_back((table_alloc_.next() - before) / kPage);
         if (e != iommu::MapError::none) {
             // Roll back: no domain may keep PTEs to memory that is freed again.
             for (uint32_t d : done) (void)hwpt(d).tables->unmap(va, size);
@@ -381,7 +393,7 @@ uint64_t IommuFd::map(uint32_t ioas_id, uint64_t size, std::optional<uint64_t> i
     a.mappings[va] = Mapping{.pa = pa, .size = size, .page_shift = page_shift, .dma_api = !iova && page == kPage};
     oracle_.map(ioas_id, va, pa, size, pte_visible_at());
     cpu_.spend(cpu_.params().call_overhead);
-    write_ptes(hwpts, std::max<uint64_t>(1, size / page));
+    write_ptes(hwpts, va, size / page, page_shift, new_tables);
     for (uint32_t hid : hwpts) { // iotlb_sync_map: only units caching non-present entries act
         Hwpt& h = hwpt(hid);
         iommus_[h.iommu].driver->mapped(h.desc, h.attachments, va, size);
@@ -401,14 +413,22 @@ const IommuFd::Hwpt* IommuFd::refuses_page_size(const std::vector<uint32_t>& hwp
 
 Duration IommuFd::pte_visible_at() { return kernel_now(); }
 
-void IommuFd::write_ptes(const std::vector<uint32_t>& hwpts, uint64_t entries) {
+void IommuFd::write_ptes(const std::vector<uint32_t>& hwpts, uint64_t iova, uint64_t entries, unsigned shift,
+                         const std::vector<uint64_t>& new_tables) {
     const HostCpuParams& cp = cpu_.params();
-    for (uint32_t hid : hwpts) {
-        cpu_.spend(cp.pte_write * entries);
-        if (iommus_[hwpt(hid).iommu].driver->caps().coherent_walks) continue;
-        // The unit reads memory, not the CPU's caches: each line of entries written is flushed
-        // (Linux domain_flush_cache / clflush_cache_range: 8 entries per 64-byte line).
-        const uint64_t lines = (entries + 7) / 8;
+    // The 64-byte lines (8 entries each) the leaves occupy; tables are 512 entries, so a
+    // line never straddles two of them and the global entry index gives the line.
+    const uint64_t first = iova >> shift, last = first + std::max<uint64_t>(entries, 1) - 1;
+    const uint64_t leaf_lines = last / 8 - first / 8 + 1;
+    for (size_t i = 0; i < hwpts.size(); ++i) {
+        const uint64_t tables = i < new_tables.size() ? new_tables[i] : 0;
+        cpu_.spend(cp.pte_write * (std::max<uint64_t>(entries, 1) + tables)); // + each new table's parent entry
+        if (iommus_[hwpt(hwpts[i]).iommu].driver->caps().coherent_walks) continue;
+        // The unit reads memory, not the CPU's caches: Linux flushes what it wrote
+        // (domain_flush_cache / clflush_cache_range; io-pgtable-arm's PTE syncs): the lines of
+        // the leaves, and for each new table its whole zeroed page and its parent entry
+        // (intel pfn_to_dma_pte: domain_flush_cache(tmp_page, VTD_PAGE_SIZE), then the pte).
+        const uint64_t lines = leaf_lines + tables * (kPage / 64 + 1);
         table_line_flushes_.inc(lines);
         cpu_.spend(cp.clflush * lines);
     }
@@ -475,7 +495,7 @@ void IommuFd::unmap(uint32_t ioas_id, uint64_t iova, uint64_t size, std::vector<
             throw HostError(K::invalid, "unmap " + hex(iova) + ": " + std::string(iommu::to_string(e)));
     oracle_.unmap(ioas_id, iova, size, cpu_.now()); // the PTEs are clear from now on
     cpu_.spend(cpu_.params().call_overhead);
-    write_ptes(hwpts, std::max<uint64_t>(1, size >> m.page_shift));
+    write_ptes(hwpts, iova, size >> m.page_shift, m.page_shift);
     unmaps_.inc();
     if (a.flush.value_or(params_.flush) == FlushPolicy::strict || hwpts.empty()) {
         // The IOVA and the memory behind it are reusable only once the flush completed.
@@ -670,7 +690,7 @@ pcie::PrgResponseCode IommuFd::handle_page_request(unsigned iommu, const PageReq
 
 bool IommuFd::has_pri_device(unsigned iommu) const {
     for (const auto& [raw, d] : devices_)
-        if (d.iommu == iommu && d.info.pri) return true;
+        if (d.iommu == iommu && (d.info.pri || d.info.can_stall)) return true;
     return false;
 }
 

@@ -23,6 +23,7 @@
 // attached domains that do not (thread 001: KVM then emulates WBINVD).
 //
 // All calls that cost time must come from an SC_THREAD (a host thread).
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -130,10 +131,25 @@ public:
     uint32_t hwpt_alloc_nested(uint32_t parent, const iommu::StageConfig& s1);
     /// VT-d: IOMMU_HWPT_ALLOC with IOMMU_HWPT_DATA_VTD_S1 (E.2): addr_width 48 or 57, known flags.
     uint32_t hwpt_alloc_nested_vtd(uint32_t parent, const uapi::HwptVtdS1& data);
+    /// IOMMU_VIOMMU_ALLOC (E.4): a vIOMMU over the nesting parent `parent` (a second-stage
+    /// paging domain): it holds the vDEVICE table, AMD's vDomain-ID -> pDomain-ID map or
+    /// SMMUv3's VMID (the parent's), and takes the guest's invalidation arrays.
+    /// Errors: the parent is not a second-stage domain (invalid), unknown (not_found).
+    uint32_t viommu_alloc(uint32_t parent);
+    /// IOMMU_VDEVICE_ALLOC (E.5): device `rid` behind the vIOMMU's unit is `virt_id` to the guest
+    /// (vRID / vDeviceID / vSID). Errors: unknown device (not_found), duplicate virt_id (busy, EEXIST).
+    void vdevice_alloc(uint32_t viommu, pcie::Bdf rid, uint64_t virt_id);
+    /// The physical device behind a vIOMMU's virtual ID, or nullptr.
+    const DeviceInfo* vdevice(uint32_t viommu, uint64_t virt_id) const;
+    /// IOMMU_HWPT_ALLOC with pt_id = a vIOMMU and the family's data (AMD: IOMMU_HWPT_DATA_AMD_GUEST,
+    /// the guest DTE; SMMUv3: IOMMU_HWPT_DATA_ARM_SMMUV3, the vSTE): a nested domain over the
+    /// vIOMMU's parent, checked by the backend. Errors: not a vIOMMU, data the backend refuses.
+    uint32_t hwpt_alloc_nested_viommu(uint32_t viommu, uint32_t data_type, const std::array<uint64_t, 4>& entry);
     /// The nested domain's stage-1 configuration (its guest root).
     const iommu::StageConfig& nested_s1(uint32_t hwpt_id) { return hwpt(hwpt_id).desc.s1; }
-    /// IOMMU_HWPT_INVALIDATE (E.1/E.2): the entries at req.data_uptr are handled in order,
+    /// IOMMU_HWPT_INVALIDATE (E.1/E.2/E.3): the entries at req.data_uptr are handled in order,
     /// stopping at the first failure; req.entry_num is overwritten with how many took effect.
+    /// hwpt_id may name a nested domain (VT-d) or a vIOMMU (raw guest commands, the backend's type).
     /// `timings` (optional) receives each flush's phases, for the VMM's breakdown.
     uapi::Errno hwpt_invalidate(uapi::HwptInvalidate& req, std::vector<FlushTiming>* timings = nullptr);
 
@@ -155,7 +171,8 @@ public:
     pcie::PrgResponseCode handle_page_request(unsigned iommu, const PageRequestInfo& r);
     /// The handler a unit's page-request thread calls (handle_page_request for that unit).
     PageRequestHandler& page_request_handler(unsigned iommu) { return *iommus_.at(iommu).prq; }
-    /// Whether any device registered behind IOMMU `iommu` has PRI.
+    /// Whether any device registered behind IOMMU `iommu` has PRI or may stall (its faults are
+    /// served by the unit's page-request / fault thread).
     bool has_pri_device(unsigned iommu) const;
 
     /// Lazy policy: flushes every queued range now (the flush-queue timer calls this).
@@ -187,6 +204,13 @@ private:
         std::optional<uint32_t> inv_data_type; ///< IOMMU_HWPT_INVALIDATE entry format (nested domains)
         std::vector<Attachment> served;  ///< every (device, PASID) ever attached: what hwpt_free flushes
     };
+    struct Viommu {
+        uint32_t parent;
+        unsigned iommu;
+        std::map<uint64_t, DeviceInfo> vdevices; ///< virt_id -> physical device
+    };
+    uapi::Errno viommu_invalidate(Viommu& v, uint32_t id, uapi::HwptInvalidate& req, std::vector<FlushTiming>* timings);
+    std::map<uint32_t, Viommu> viommus_;
     struct Ioas {
         IovaAllocator iovas;
         std::map<uint64_t, Mapping> mappings; ///< iova -> mapping
@@ -215,9 +239,12 @@ private:
     /// ahead in local time (HostCpu) makes its stores visible at once, so a DMA may use them
     /// before cpu_.now(); the oracle's map times are this.
     static Duration pte_visible_at();
-    /// The CPU cost of writing `entries` PTEs into each domain of `hwpts`: a store per entry,
-    /// and a cache-line flush per 8 entries where the domain's IOMMU walks non-coherently.
-    void write_ptes(const std::vector<uint32_t>& hwpts, uint64_t entries);
+    /// The CPU cost of writing `entries` leaf PTEs of 2^shift bytes from `iova` into each domain
+    /// of `hwpts`, which added `new_tables[i]` table pages to hwpts[i] (none when absent): a
+    /// store per entry written, and where the domain's IOMMU walks non-coherently a cache-line
+    /// flush per line written (each new table page whole).
+    void write_ptes(const std::vector<uint32_t>& hwpts, uint64_t iova, uint64_t entries, unsigned shift,
+                    const std::vector<uint64_t>& new_tables = {});
     /// DMA-API IOVA allocation as Linux alloc_iova_fast: the calling CPU's cache, else the tree
     /// under its lock; sizes up to 32 pages are rounded up to a power of two (cacheable).
     uint64_t alloc_iova(uint32_t ioas, uint64_t size);

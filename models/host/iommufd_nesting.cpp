@@ -93,6 +93,90 @@ uint32_t IommuFd::hwpt_alloc_nested_vtd(uint32_t parent, const uapi::HwptVtdS1& 
     return id;
 }
 
+uint32_t IommuFd::viommu_alloc(uint32_t parent_id) {
+    Hwpt& parent = hwpt(parent_id);
+    if (parent.desc.kind != DomainDesc::Kind::paging_s2)
+        throw HostError(K::invalid, "domain " + std::to_string(parent_id) + " is not a second-stage (nesting parent) domain");
+    cpu_.spend(cpu_.params().call_overhead);
+    const uint32_t id = next_id_++;
+    viommus_.emplace(id, Viommu{parent_id, parent.iommu, {}});
+    return id;
+}
+
+void IommuFd::vdevice_alloc(uint32_t viommu, pcie::Bdf rid, uint64_t virt_id) {
+    auto it = viommus_.find(viommu);
+    if (it == viommus_.end()) throw HostError(K::not_found, "no vIOMMU " + std::to_string(viommu));
+    const DeviceInfo* d = device_info(it->second.iommu, rid);
+    if (!d) throw HostError(K::not_found, "no device " + rid.str() + " behind IOMMU " + iommus_[it->second.iommu].name);
+    cpu_.spend(cpu_.params().call_overhead);
+    if (!it->second.vdevices.emplace(virt_id, *d).second)
+        throw HostError(K::busy, "virtual ID " + std::to_string(virt_id) + " is already a vDEVICE of vIOMMU " +
+                                     std::to_string(viommu) + " (EEXIST)");
+}
+
+const DeviceInfo* IommuFd::vdevice(uint32_t viommu, uint64_t virt_id) const {
+    auto it = viommus_.find(viommu);
+    if (it == viommus_.end()) return nullptr;
+    auto d = it->second.vdevices.find(virt_id);
+    return d == it->second.vdevices.end() ? nullptr : &d->second;
+}
+
+uint32_t IommuFd::hwpt_alloc_nested_viommu(uint32_t viommu, uint32_t data_type, const std::array<uint64_t, 4>& entry) {
+    auto it = viommus_.find(viommu);
+    if (it == viommus_.end()) throw HostError(K::not_found, "no vIOMMU " + std::to_string(viommu));
+    const Viommu& v = it->second;
+    Hwpt& parent = hwpt(v.parent);
+    IommuDriver& drv = *iommus_[v.iommu].driver;
+    if (!drv.caps().nesting) throw HostError(K::invalid, "IOMMU " + iommus_[v.iommu].name + " cannot nest two stages");
+    bool unsupported = false;
+    if (auto why = drv.check_nested(data_type, entry, unsupported))
+        throw HostError(K::invalid, std::string(unsupported ? "EOPNOTSUPP: " : "EINVAL: ") + *why);
+    cpu_.spend(cpu_.params().call_overhead);
+    const uint32_t id = next_id_++;
+    Hwpt h;
+    h.desc.id = id;
+    h.desc.kind = DomainDesc::Kind::nested;
+    h.desc.s2 = parent.desc.s2;
+    h.desc.viommu = viommu;
+    h.desc.parent = v.parent;
+    h.desc.guest_entry = entry;
+    h.iommu = v.iommu;
+    h.space = next_id_++; // judged by the VM's composed view, as hwpt_alloc_nested
+    hwpts_.emplace(id, std::move(h));
+    return id;
+}
+
+uapi::Errno IommuFd::viommu_invalidate(Viommu& v, uint32_t id, uapi::HwptInvalidate& req,
+                                       std::vector<FlushTiming>* timings) {
+    using E = uapi::Errno;
+    const uint32_t want = req.entry_num;
+    IommuDriver& drv = *iommus_[v.iommu].driver;
+    const std::optional<uint32_t> type = drv.viommu_invalidate_type();
+    if (!type) return E::eopnotsupp;
+    if (want == 0) return E::ok;
+    if (req.data_type != *type) return E::einval;
+    if (req.entry_len != 16) return E::einval; // one raw 128-bit command (E.3)
+    std::vector<std::array<uint64_t, 2>> cmds(want);
+    std::memcpy(cmds.data(), reinterpret_cast<const void*>(static_cast<uintptr_t>(req.data_uptr)), 16 * size_t{want});
+    IommuDriver::ViommuRef ref;
+    ref.id = id;
+    ref.parent = &hwpt(v.parent).desc;
+    ref.vdevice = [&v](uint64_t virt) -> const DeviceInfo* {
+        auto it = v.vdevices.find(virt);
+        return it == v.vdevices.end() ? nullptr : &it->second;
+    };
+    uint32_t done = 0;
+    FlushTiming t;
+    const E e = drv.viommu_invalidate(ref, cmds, done, t);
+    req.entry_num = done;
+    if (done && timings) timings->push_back(t);
+    if (done) {
+        log_.record("viommu_invalidate", iommus_[v.iommu].name, id, 0, 0, t);
+        if (t.error) failed_flushes_.inc();
+    }
+    return e;
+}
+
 uapi::Errno IommuFd::hwpt_invalidate(uapi::HwptInvalidate& req, std::vector<FlushTiming>* timings) {
     using E = uapi::Errno;
     const uint32_t want = req.entry_num;
@@ -100,6 +184,12 @@ uapi::Errno IommuFd::hwpt_invalidate(uapi::HwptInvalidate& req, std::vector<Flus
     cpu_.spend(cpu_.params().call_overhead);
     if (req.reserved) return E::eopnotsupp;
     if (want && (!req.data_uptr || !req.entry_len)) return E::einval;
+    if (auto v = viommus_.find(req.hwpt_id); v != viommus_.end()) {
+        req.entry_num = want;
+        const E e = viommu_invalidate(v->second, req.hwpt_id, req, timings);
+        if (req.entry_num == want && e != E::ok) req.entry_num = 0;
+        return e;
+    }
     auto it = hwpts_.find(req.hwpt_id);
     if (it == hwpts_.end()) return E::enoent;
     Hwpt& h = it->second;

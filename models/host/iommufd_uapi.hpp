@@ -18,6 +18,13 @@ const char* to_string(Errno e);
 
 /// IOMMU_HWPT_INVALIDATE data types (E.1).
 inline constexpr uint32_t kInvalidateDataVtdS1 = 0, kInvalidateDataArmSmmuv3 = 1;
+/// AMD-Vi vIOMMU invalidation: one raw 128-bit guest command per entry, the shape of the SMMUv3
+/// one (E.3). Linux has no such type yet (drivers/iommu/amd/nested.c has no cache_invalidate_user);
+/// this value is the model's, outside Linux's range, for the software path threads/003 describes.
+inline constexpr uint32_t kInvalidateDataAmdModel = 0x80;
+
+/// IOMMU_HWPT_ALLOC data types (Linux enum iommu_hwpt_data_type).
+inline constexpr uint32_t kHwptDataNone = 0, kHwptDataVtdS1 = 1, kHwptDataArmSmmuv3 = 2, kHwptDataAmdGuest = 3;
 
 /// struct iommu_hwpt_invalidate (E.1). `data_uptr` is a pointer into the caller's memory.
 struct HwptInvalidate {
@@ -56,5 +63,17 @@ struct HwptVtdS1 {
     uint32_t reserved = 0;
 };
 static_assert(sizeof(HwptVtdS1) == 24);
+
+/// struct iommu_hwpt_amd_guest: the guest's 256-bit DTE (IOMMU_HWPT_DATA_AMD_GUEST).
+struct HwptAmdGuest {
+    uint64_t dte[4] = {0, 0, 0, 0};
+};
+static_assert(sizeof(HwptAmdGuest) == 32);
+
+/// struct iommu_hwpt_arm_smmuv3: dwords 0-1 of the guest's STE (IOMMU_HWPT_DATA_ARM_SMMUV3, C.1).
+struct HwptArmSmmuv3 {
+    uint64_t ste[2] = {0, 0};
+};
+static_assert(sizeof(HwptArmSmmuv3) == 16);
 
 } // namespace iommusim::host::uapi

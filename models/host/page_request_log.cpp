@@ -25,7 +25,7 @@ void PageRequestLogDriver::init(const std::function<uint64_t()>& alloc_page, uns
 
 void PageRequestLogDriver::serve(PageRequestHandler& handler, PageRequestStats& st, Duration poll_interval) {
     PageRequestGroups groups;
-    const uint64_t mask = bytes_ - 1;
+    const uint64_t mask = (hooks_.positions_wrap() ? 2 * bytes_ : bytes_) - 1; // positions (with the wrap bit)
     for (;;) {
         cpu_.spend(poll_interval);
         st.polls.inc();
@@ -35,7 +35,7 @@ void PageRequestLogDriver::serve(PageRequestHandler& handler, PageRequestStats& 
         while (head_ != tail) {
             LogRecord q{};
             cpu_.spend(cpu_.params().mem_read);
-            cpu_.memory().read(base_ + head_, q.data(), record_bytes_);
+            cpu_.memory().read(base_ + (head_ & (bytes_ - 1)), q.data(), record_bytes_);
             const Duration read_at = cpu_.now();
             head_ = (head_ + record_bytes_) & mask;
             const PageRequestInfo r = hooks_.decode(q);

@@ -49,6 +49,10 @@ public:
     virtual void respond(const PageRequestInfo& last, pcie::PrgResponseCode code) = 0;
     /// Whether requests without a PASID are resolved by the host (else answered Invalid Request).
     virtual bool resolves_requests_without_pasid() const = 0;
+    /// Positions carry a wrap bit (SMMUv3 PRIQ_PROD / PRIQ_CONS, every slot usable): read_tail and
+    /// write_head then count in byte offsets modulo twice the log's size, so that a full log
+    /// (same slot, other wrap) is not taken for an empty one.
+    virtual bool positions_wrap() const { return false; }
 };
 
 /// Allocates 2^order contiguous 4 KiB pages from a page allocator; returns the first.

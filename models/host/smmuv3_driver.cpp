@@ -29,7 +29,7 @@ constexpr uint64_t kQueueRwa = uint64_t{1} << 62;   // Q_BASE_RWA / STRTAB_BASE_
 constexpr uint8_t kAtcInvAll = 52;                  // Linux ATC_INV_SIZE_ALL
 constexpr uint64_t kIoPgtableMair = 0xF404FF44;     // io-pgtable-arm: NC, WBRWA, DEV, INC_OWBRWA at indices 0-3
 constexpr uint64_t kArm64Mair = 0x000000F0FF440400; // arm64 MAIR_EL1: nGnRnE, nGnRE, NC, Normal, Normal-Tagged
-constexpr uint32_t kStallModelStall = 0;
+constexpr uint32_t kStallModelStall = 0, kStallModelTerminate = 1, kStallModelForce = 2; // IDR0.STALL_MODEL (Linux IDR0_STALL_MODEL_*)
 
 unsigned field(uint32_t v, unsigned hi, unsigned lo) { return (v >> lo) & ((1u << (hi - lo + 1)) - 1); }
 
@@ -77,6 +77,8 @@ Smmuv3Driver::Smmuv3Driver(const std::string& name, MmioPort mmio, const DriverP
       events_(stats_.counter("events_serviced", "records", "EVTQ records read")),
       asid_reallocs_(stats_.counter("asid_reallocations", "domains",
                                     "private domains moved to a new ASID because an SVA context shares the CPU's")),
+      stall_faults_(stats_.counter("stall_faults", "faults", "stalled faults (EVTQ records with Stall = 1) handled as I/O page faults and resumed")),
+      stall_aborts_(stats_.counter("stall_aborts", "faults", "stalled faults resumed with Abort (the fault could not be resolved)")),
       queue_(cpu_, *this, CmdQueueDriver::Counters{flushes_, commands_, polls_, errors_}, nullptr, {}, &stats_),
       priq_(cpu_, *this) {
     if (msi_) // interrupt lines are registered during elaboration
@@ -121,13 +123,17 @@ Smmuv3Driver::Features Smmuv3Driver::decode_features(uint32_t idr0, uint32_t idr
     c.pasid_bits = s1p ? f.ssid_bits : 0;
     c.ats = idr0 & (1u << bit::kAts);
     c.pri = idr0 & (1u << bit::kPri);
+    c.stall = field(idr0, bit::kStallModelHi, bit::kStallModelLo) != kStallModelTerminate;
     c.nesting = s1p && s2p;
     c.snoop_control = f.cohacc;
     c.coherent_walks = f.cohacc;
     c.pass_through = true; // bypass STEs
     c.output_bits = f.oas_bits;
     c.domain_tags = (s2p && !s1p) ? (1u << f.vmid_bits) - 1 : (1u << f.asid_bits) - 1;
-    f.stall = field(idr0, bit::kStallModelHi, bit::kStallModelLo) == kStallModelStall;
+    // arm_smmu_device_hw_probe: STALL_MODEL forced implies stalls.
+    const unsigned stall_model = field(idr0, bit::kStallModelHi, bit::kStallModelLo);
+    f.stall_force = stall_model == kStallModelForce;
+    f.stall = stall_model == kStallModelStall || f.stall_force;
     return f;
 }
 
@@ -225,6 +231,9 @@ void Smmuv3Driver::enable() {
     for (uint64_t p = alloc_page_(); (p + kPage) % qbytes;) p = alloc_page_();
     queue_.init(alloc_page_, order, kCmdBytes);
     queue_.set_sync_in_entry(0); // CMD_SYNC's MSI writes MSIData = 0 over its own first word
+    // A long flush: batches of CMDQ_BATCH_ENTRIES (64) issued without CMD_SYNC, the last with
+    // it (arm_smmu_cmdq_batch_add / _submit); each waits for room in the queue.
+    queue_.set_batching({64, false});
     cmdq_log2_ = static_cast<uint8_t>(std::countr_zero(qbytes / kCmdBytes));
     mmio_.write64(reg::kCmdqBase, queue_.base() | kQueueRwa | cmdq_log2_);
     mmio_.write32(reg::kCmdqProd, 0);
@@ -269,8 +278,21 @@ Smmuv3Driver::Master& Smmuv3Driver::master(const DeviceInfo& d) {
         // arm_smmu_probe_device: ssid_bits = min(SSIDSIZE, the device's PASID width).
         it->second.ssid_bits = d.pasid ? std::min<uint8_t>(caps().pasid_bits, d.pasid_bits) : 0;
         it->second.ats = d.ats && caps().ats;
+        // arm_smmu_probe_device: "dma-can-stall" on a unit with stalls, or forced stalls.
+        it->second.stall = (f_->stall && d.can_stall) || f_->stall_force;
     }
     return it->second;
+}
+
+std::optional<bool> Smmuv3Driver::enforce_coherency_for(const DomainDesc& d, const DeviceInfo& device) const {
+    if (!device.canwbs) return std::nullopt; // arm_smmu_capable(IOMMU_CAP_ENFORCE_CACHE_COHERENCY) is false
+    if (d.force_snoop) return true;
+    for (const auto& [sid, m] : masters_) {
+        const bool uses = m.rid_domain == d.id ||
+                          std::any_of(m.pasids.begin(), m.pasids.end(), [&](const auto& p) { return p.second == d.id; });
+        if (uses && !m.info.canwbs) return false;
+    }
+    return true;
 }
 
 bool Smmuv3Driver::s1_kind(const DomainDesc& d) const {
@@ -279,12 +301,14 @@ bool Smmuv3Driver::s1_kind(const DomainDesc& d) const {
 
 uint32_t Smmuv3Driver::domain_tag(const DomainDesc& d) {
     domains_.try_emplace(d.id, d);
+    if (d.kind == DomainDesc::Kind::nested) return vmids_.get(d.parent); // the nesting parent's VMID
     if (d.kind == DomainDesc::Kind::sva) return sva_asid(d);
     return s1_kind(d) ? asids_.get(d.id) : vmids_.get(d.id);
 }
 
 void Smmuv3Driver::release_domain_tag(const DomainDesc& d) {
     if (d.kind == DomainDesc::Kind::sva) return; // the mm owns the ASID (arm_smmu_share_asid)
+    if (d.kind == DomainDesc::Kind::nested) return; // the VMID is the nesting parent's
     if (asids_.find(d.id)) asids_.release(d.id);
     if (vmids_.find(d.id)) vmids_.release(d.id);
 }
@@ -312,13 +336,16 @@ void Smmuv3Driver::realloc_asid(uint32_t domain) {
     asids_.release(0xFFFF'FFFFu);
     asid_reallocs_.inc();
     const DomainDesc& d = domains_.at(domain);
-    for (auto [s, ssid] : users_[domain]) write_cd(masters_.at(s), ssid, make_s1_cd(d, fresh));
+    for (auto [s, ssid] : users_[domain]) {
+        Master& m = masters_.at(s);
+        write_cd(m, ssid, make_s1_cd(d, fresh, m.stall));
+    }
     Command inv{.opcode = e2h_ ? sm::op::kTlbiEl2Asid : sm::op::kTlbiNhAsid, .asid = static_cast<uint16_t>(old)};
     tlbi_.inc();
     issue_sync({inv});
 }
 
-sm::Cd Smmuv3Driver::make_s1_cd(const DomainDesc& d, uint16_t asid) const {
+sm::Cd Smmuv3Driver::make_s1_cd(const DomainDesc& d, uint16_t asid, bool stall) const {
     // arm_smmu_make_s1_cd: TTB0 only (EPD1), inner-shareable write-back walks, private ASID set.
     sm::Cd c;
     c.valid = true;
@@ -330,6 +357,7 @@ sm::Cd Smmuv3Driver::make_s1_cd(const DomainDesc& d, uint16_t asid) const {
     c.ips = oas_code(f_->oas_bits);
     c.aa64 = true;
     c.r = c.a = true;
+    c.s = stall; // master->stall_enabled
     c.aset = true;
     c.asid = asid;
     c.ttb0 = d.s1.root;
@@ -337,10 +365,10 @@ sm::Cd Smmuv3Driver::make_s1_cd(const DomainDesc& d, uint16_t asid) const {
     return c;
 }
 
-sm::Cd Smmuv3Driver::make_sva_cd(const DomainDesc& d, uint16_t asid) const {
+sm::Cd Smmuv3Driver::make_sva_cd(const DomainDesc& d, uint16_t asid, bool stall) const {
     // arm_smmu_make_sva_cd: the process's TTBR0 tables, the CPU's ASID shared (ASET = 0)
     // so the CPU's broadcast TLBIs reach the SMMU, HTTU as the SMMU offers it.
-    sm::Cd c = make_s1_cd(d, asid);
+    sm::Cd c = make_s1_cd(d, asid, stall);
     c.aset = false;
     c.ha = f_->ha;
     c.hd = f_->hd;
@@ -359,7 +387,7 @@ sm::Ste Smmuv3Driver::make_cdtable_ste(const Master& m) const {
     s.s1dss = rid_s1 ? sm::s1dss::kSsid0 : sm::s1dss::kTerminate;
     s.s1cir = s.s1cor = 1; // write-back read-allocate
     s.s1csh = 3;           // inner shareable
-    s.s1stalld = f_->stall; // no master is stall-capable (arm_smmu_master.stall_enabled)
+    s.s1stalld = f_->stall && !m.stall; // arm_smmu_make_cdtable_ste: FEAT_STALLS && !stall_enabled
     s.eats = m.ats ? 1 : 0;
     s.strw = e2h_ ? sm::strw::kEl2 : sm::strw::kNsEl1;
     return s;
@@ -500,8 +528,14 @@ void Smmuv3Driver::write_cd(Master& m, uint32_t ssid, const sm::Cd& c) {
 void Smmuv3Driver::attach(const Attachment& a, const DomainDesc& d) {
     using K = DomainDesc::Kind;
     cpu_.spend(cpu_.params().call_overhead);
-    if (d.kind == K::nested) throw HostError(HostError::Kind::invalid, "the SMMUv3 backend has no nested domains");
+    if (d.kind == K::nested && a.pasid)
+        throw HostError(HostError::Kind::invalid, "SMMUv3: a nested domain attaches to a StreamID, not a PASID");
     Master& m = master(a.device);
+    // arm_smmu_attach_prepare: a domain enforcing coherency takes only CANWBS masters.
+    if (d.force_snoop && !m.info.canwbs)
+        throw HostError(HostError::Kind::invalid, "SMMUv3: domain " + std::to_string(d.id) +
+                                                      " enforces cache coherency; device " + a.device.rid.str() +
+                                                      " is not behind a CANWBS root complex");
     const uint32_t s = sid(a.device);
     const bool had_ste = m.rid_domain || !m.pasids.empty();
     if (!a.pasid) {
@@ -514,11 +548,13 @@ void Smmuv3Driver::attach(const Attachment& a, const DomainDesc& d) {
         if (d.kind == K::paging_s1) {
             ensure_cd_table(m);
             const auto asid = static_cast<uint16_t>(domain_tag(d));
-            write_cd(m, 0, make_s1_cd(d, asid));
+            write_cd(m, 0, make_s1_cd(d, asid, m.stall));
             users_[d.id].insert({s, 0});
             write_ste(s, make_cdtable_ste(m));
         } else if (d.kind == K::paging_s2) {
             write_ste(s, make_s2_ste(m, d));
+        } else if (d.kind == K::nested) {
+            write_ste(s, make_nested_ste(m, d));
         } else { // identity: bypass STE (arm_smmu_make_bypass_ste)
             sm::Ste b;
             b.valid = true;
@@ -539,7 +575,7 @@ void Smmuv3Driver::attach(const Attachment& a, const DomainDesc& d) {
             throw HostError(HostError::Kind::invalid, "SMMUv3: a PASID attaches to a stage-1 or SVA domain");
         ensure_cd_table(m);
         const auto asid = static_cast<uint16_t>(domain_tag(d));
-        write_cd(m, *a.pasid, d.kind == K::sva ? make_sva_cd(d, asid) : make_s1_cd(d, asid));
+        write_cd(m, *a.pasid, d.kind == K::sva ? make_sva_cd(d, asid, m.stall) : make_s1_cd(d, asid, m.stall));
         users_[d.id].insert({s, *a.pasid});
         m.pasids[*a.pasid] = d.id;
         if (!m.rid_domain && m.pasids.size() == 1) write_ste(s, make_cdtable_ste(m));
@@ -752,14 +788,47 @@ void Smmuv3Driver::service_events() {
         cpu_.memory().read(evtq_base_ + uint64_t{evtq_cons_ & idx} * kEvtBytes, r.data(), kEvtBytes);
         events_.inc();
         evtq_cons_ = (evtq_cons_ + 1) & mask;
+        if (const sm::Event e = sm::Event::decode(r); e.stall) serve_stall(e);
     }
     mmio_.write32(reg::kEvtqCons, evtq_cons_ | (prod & (1u << 31)));
+}
+
+void Smmuv3Driver::serve_stall(const sm::Event& e) {
+    // arm_smmu_handle_evt: only the four translation-related faults with Stall = 1 become I/O
+    // page faults (a page request with Last set, its group the STAG, the rights from RnW / InD /
+    // PnU); iommu_report_device_fault resolves it (iopf, SVA's handle_mm_fault), then
+    // arm_smmu_page_response sends CMD_RESUME: Retry on success, Abort otherwise (also when
+    // nobody handles the fault). No CMD_SYNC: consuming RESUME is enough (Linux's comment).
+    const bool translation = e.id == sm::evt::kTranslation || e.id == sm::evt::kAddrSize ||
+                             e.id == sm::evt::kAccess || e.id == sm::evt::kPermission;
+    PageRequestInfo r;
+    r.rid = pcie::Bdf(static_cast<uint16_t>(e.sid));
+    if (e.ssv) r.pasid = e.ssid;
+    r.address = e.input_addr & ~uint64_t{0xFFF};
+    r.read = e.rnw;
+    r.write = !e.rnw;
+    r.execute = e.ind;
+    r.privileged = e.pnu;
+    r.last = true;
+    r.prg_index = e.stag;
+    const auto it = masters_.find(e.sid);
+    const bool handled = translation && fault_handler_ && it != masters_.end() && it->second.stall && r.pasid;
+    const pcie::PrgResponseCode code =
+        handled ? fault_handler_->handle_page_request(r) : pcie::PrgResponseCode::response_failure;
+    stall_faults_.inc();
+    const bool ok = code == pcie::PrgResponseCode::success;
+    if (!ok) stall_aborts_.inc();
+    const Command resume{.opcode = sm::op::kResume, .sid = e.sid,
+                         .resp = static_cast<uint8_t>(ok ? sm::ResumeAction::retry : sm::ResumeAction::abort),
+                         .stag = e.stag};
+    queue_.post({entry(resume)});
 }
 
 // ---- PRIQ -------------------------------------------------------------------
 
 void Smmuv3Driver::enable_page_requests() {
     // PRIQ base, PROD / CONS, then PRIQEN (arm_smmu_device_reset does it at probe).
+    if (!f_->caps.pri) return; // a unit with stalls only: the EVTQ carries its faults
     const uint64_t bytes = kPage << params_.prq_order;
     for (uint64_t p = alloc_page_(); (p + kPage) % bytes;) p = alloc_page_();
     priq_.init(alloc_page_, params_.prq_order, kPriBytes);
@@ -771,7 +840,16 @@ void Smmuv3Driver::enable_page_requests() {
 }
 
 void Smmuv3Driver::serve_page_requests(PageRequestHandler& handler, PageRequestStats& st) {
-    priq_.serve(handler, st, params_.prq_poll_interval);
+    fault_handler_ = &handler; // stalled faults from the EVTQ go to the same I/O page fault handler
+    if (f_->caps.pri) priq_.serve(handler, st, params_.prq_poll_interval);
+    for (;;) { // no PRIQ: the EVTQ thread alone (stalls), woken by the EVTQ MSI
+        cpu_.spend(params_.prq_poll_interval);
+        st.polls.inc();
+        if (msi_ && msi_->count(kEvtqVector) != evtq_seen_) {
+            evtq_seen_ = msi_->count(kEvtqVector);
+            service_events();
+        }
+    }
 }
 
 uint64_t Smmuv3Driver::read_tail() {
@@ -779,22 +857,20 @@ uint64_t Smmuv3Driver::read_tail() {
         evtq_seen_ = msi_->count(kEvtqVector);
         service_events();
     }
-    return uint64_t{mmio_.read32(reg::kPriqProd) & ((1u << priq_log2_) - 1)} * kPriBytes;
+    // Index and wrap bit (arm_smmu_priq_thread compares both: a full queue is not empty).
+    return uint64_t{mmio_.read32(reg::kPriqProd) & ((2u << priq_log2_) - 1)} * kPriBytes;
 }
 
 void Smmuv3Driver::write_head(uint64_t head) {
-    const auto index = static_cast<uint32_t>(head / kPriBytes);
-    if (index < priq_prev_head_) priq_wrap_ = !priq_wrap_;
-    priq_prev_head_ = index;
-    mmio_.write32(reg::kPriqCons,
-                  index | (uint32_t{priq_wrap_} << priq_log2_) | (uint32_t{priq_ovack_} << 31));
+    priq_cons_ = static_cast<uint32_t>(head / kPriBytes) & ((2u << priq_log2_) - 1); // index + wrap bit
+    mmio_.write32(reg::kPriqCons, priq_cons_ | (uint32_t{priq_ovack_} << 31));
 }
 
 bool Smmuv3Driver::clear_overflow() {
     const bool ovflg = mmio_.read32(reg::kPriqProd) >> 31;
     if (ovflg == priq_ovack_) return false;
     priq_ovack_ = ovflg; // acknowledged by CONS.OVACKFLG = PROD.OVFLG
-    write_head(uint64_t{priq_prev_head_} * kPriBytes);
+    write_head(uint64_t{priq_cons_} * kPriBytes);
     return true;
 }
 

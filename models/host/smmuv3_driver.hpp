@@ -51,10 +51,37 @@
 // and times out after 1 s); then GERRORN is toggled. EVTQ records are read
 // (counted) when the EVTQ MSI fired; PRIQ records are served by the
 // shared page-request log driver: SVA demand faults resolved by the host and
-// answered with PRI_RESP (Success / Deny / Fail).
+// answered with PRI_RESP (Success / Deny / Fail). Stalls: a master whose
+// firmware says "dma-can-stall" on a unit with STALL_MODEL stall (or every
+// master with STALL_MODEL forced) gets CD.S and no STE.S1STALLD
+// (arm_smmu_probe_device, arm_smmu_make_cdtable_ste / _s1_cd / _sva_cd); an
+// EVTQ record with Stall = 1 of a translation, address-size, access or
+// permission fault becomes an I/O page fault for the host's handler (the
+// page-request thread; arm_smmu_handle_evt, STAG as the group), answered by
+// CMD_RESUME Retry on success, else Abort, without CMD_SYNC
+// (arm_smmu_page_response); one without PASID or without a handler is aborted.
+// Cache coherency: Linux's only source is firmware's CANWBS for the master's
+// root complex (IOMMU_CAP_ENFORCE_CACHE_COHERENCY); a domain enforces
+// coherency when every master attached is CANWBS
+// (arm_smmu_enforce_cache_coherency) and then refuses other masters
+// (arm_smmu_attach_prepare); nothing is programmed for it (IDR0.COHACC only
+// makes the unit's own table and queue accesses coherent: CR1 and the
+// STE/CD walk attributes WB inner-shareable, as written anyway).
 // Not modelled: mainline Linux answers every PRI page request with Deny (only
 // stall-based I/O page faults are merged); here PRI requests fault pages in
-// as the issue asks. Stall servicing (CMD_RESUME), nested domains, vSTEs,
+// as the issue asks.
+// Nested (smmuv3_driver_nested.cpp; Linux arm-smmu-v3-iommufd.c): a nested
+// domain is a vSTE (IOMMU_HWPT_DATA_ARM_SMMUV3, dwords 0-1) with only the
+// fields Linux lets a guest set (V, Config abort / bypass / S1, S1Fmt,
+// S1ContextPtr, S1CDMax, S1DSS, S1CIR/COR/CSH, S1STALLD, EATS 0 or 1); its
+// STE is the parent's stage-2 STE (VMID of the nesting parent) with Config =
+// nested and those fields copied, the CD table an IPA the unit reads through
+// stage 2. The vIOMMU's invalidation arrays (raw guest commands, E.3) are
+// converted as arm_vsmmu_convert_user_cmd does: TLBI_NH_* with the VMID
+// forced, TLBI_NSNH_ALL -> TLBI_NH_ALL of the VMID, ATC_INV / CFGI_CD(_ALL)
+// with vSID -> pSID; anything else or an unknown vSID stops the array (EIO);
+// the converted commands go out in one batch with one CMD_SYNC.
+// Not modelled:
 // the lock-free multi-producer command queue (one lock instead: CmdQueueDriver's
 // HostLock, a cache-line hand-off per contended acquisition),
 // batches above 64 commands issued without sync before the last, the
@@ -95,19 +122,29 @@ public:
     uint32_t domain_tag(const DomainDesc& d) override;
     /// Private ASIDs / VMIDs go back to their allocator; an SVA domain's ASID is the CPU's.
     void release_domain_tag(const DomainDesc& d) override;
+    /// arm_smmu_enforce_cache_coherency: a CANWBS device (IOMMU_CAP_ENFORCE_CACHE_COHERENCY) asks;
+    /// the domain enforces coherency when every master already attached to it is CANWBS too.
+    /// Nothing is programmed: the root complexes keep those accesses coherent.
+    std::optional<bool> enforce_coherency_for(const DomainDesc& domain, const DeviceInfo& device) const override;
     void attach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming detach(const Attachment& a, const DomainDesc& domain) override;
     FlushTiming flush(const FlushRequest& r) override;
     void enable_page_requests() override;
     [[noreturn]] void serve_page_requests(PageRequestHandler& handler, PageRequestStats& st) override;
     iommu::InvalidationObserver& invalidation_observer() override { return queue_; }
+    std::optional<std::string> check_nested(uint32_t data_type, const std::array<uint64_t, 4>& entry,
+                                            bool& unsupported) const override;
+    std::optional<uint32_t> viommu_invalidate_type() const override { return uapi::kInvalidateDataArmSmmuv3; }
+    uapi::Errno viommu_invalidate(const ViommuRef& v, const std::vector<std::array<uint64_t, 2>>& cmds, uint32_t& done,
+                                  FlushTiming& timing) override;
 
     /// What the driver reads from IDR0/1/3/5 (Linux arm_smmu_device_hw_probe).
     struct Features {
         IommuCaps caps;
         bool st_2level = false, cd_2level = false, ril = false, hyp = false, msi = false, cohacc = false;
         bool ha = false, hd = false;
-        bool stall = false;    ///< IDR0.STALL_MODEL = stall (ARM_SMMU_FEAT_STALLS): S1STALLD for non-stalling masters
+        bool stall = false;       ///< IDR0.STALL_MODEL = stall or forced (ARM_SMMU_FEAT_STALLS)
+        bool stall_force = false; ///< IDR0.STALL_MODEL = forced (ARM_SMMU_FEAT_STALL_FORCE): every master stalls
         uint8_t asid_bits = 8, vmid_bits = 8, sid_bits = 0, ssid_bits = 0, oas_bits = 48;
         uint8_t cmdqs = 0, evtqs = 0, priqs = 0;
         uint8_t granule = 12;  ///< the stage-1/2 granule Linux picks: 4 KiB if offered, else the smallest
@@ -129,6 +166,7 @@ private:
         DeviceInfo info;
         uint8_t ssid_bits = 0;
         bool ats = false;
+        bool stall = false;                       ///< stall_enabled: CD.S set, STE.S1STALLD clear
         std::unique_ptr<iommu::smmuv3::CdTableWriter> cds;
         std::optional<uint32_t> rid_domain;       ///< domain attached to requests without PASID
         std::map<uint32_t, uint32_t> pasids;      ///< SSID -> domain id
@@ -139,8 +177,10 @@ private:
 
     iommu::smmuv3::Ste make_cdtable_ste(const Master& m) const;
     iommu::smmuv3::Ste make_s2_ste(const Master& m, const DomainDesc& d);
-    iommu::smmuv3::Cd make_s1_cd(const DomainDesc& d, uint16_t asid) const;
-    iommu::smmuv3::Cd make_sva_cd(const DomainDesc& d, uint16_t asid) const;
+    /// arm_smmu_make_nested_domain_ste: the vSTE's stage-1 fields over the parent's stage 2.
+    iommu::smmuv3::Ste make_nested_ste(const Master& m, const DomainDesc& d);
+    iommu::smmuv3::Cd make_s1_cd(const DomainDesc& d, uint16_t asid, bool stall) const;
+    iommu::smmuv3::Cd make_sva_cd(const DomainDesc& d, uint16_t asid, bool stall) const;
     void write_ste(uint32_t sid, const iommu::smmuv3::Ste& s);
     void write_cd(Master& m, uint32_t ssid, const iommu::smmuv3::Cd& c);
     /// Writes 8 dwords at `at` in arm_smmu_write_entry's order, `sync` after each step;
@@ -159,6 +199,9 @@ private:
     void issue_sync(const std::vector<iommu::smmuv3::Command>& cmds) { (void)issue(cmds, false); }
     void cr0(uint32_t value);
     void service_events();
+    /// A stalled fault from the EVTQ: resolved as an I/O page fault, then CMD_RESUME
+    /// (arm_smmu_handle_evt -> iommu_report_device_fault -> arm_smmu_page_response).
+    void serve_stall(const iommu::smmuv3::Event& e);
     static QueueEntry entry(const iommu::smmuv3::Command& c);
 
     // CmdQueueHooks: CMDQ_PROD / CONS with wrap bits, CMD_SYNC, GERROR (IHI 0070 3.5, 4.7).
@@ -178,6 +221,7 @@ private:
     PageRequestInfo decode(const LogRecord& r) override;
     void respond(const PageRequestInfo& last, pcie::PrgResponseCode code) override;
     bool resolves_requests_without_pasid() const override { return false; }
+    bool positions_wrap() const override { return true; }
 
     MmioPort mmio_;
     HostCpu& cpu_;
@@ -199,8 +243,9 @@ private:
     uint32_t evtq_cons_ = 0;       ///< EVTQ_CONS as last written (index + wrap)
     uint64_t gerror_seen_ = 0, evtq_seen_ = 0; ///< MSIs handled so far
     uint32_t gerrorn_ = 0;
-    uint32_t priq_prev_head_ = 0;
-    bool priq_wrap_ = false, priq_ovack_ = false;
+    PageRequestHandler* fault_handler_ = nullptr; ///< the I/O page fault handler (set by serve_page_requests)
+    uint32_t priq_cons_ = 0; ///< PRIQ_CONS index and wrap bit as last written
+    bool priq_ovack_ = false;
 
     stats::Group stats_;
     stats::Counter& flushes_;
@@ -214,6 +259,8 @@ private:
     stats::Counter& cfgi_;
     stats::Counter& events_;
     stats::Counter& asid_reallocs_;
+    stats::Counter& stall_faults_;
+    stats::Counter& stall_aborts_;
     CmdQueueDriver queue_;
     PageRequestLogDriver priq_;
 };

@@ -170,6 +170,7 @@ private:
     stats::Counter& domain_wide_;
     stats::Counter& polls_;
     stats::Counter& errors_;
+    stats::Counter& entry_flushes_;
     CmdQueueDriver queue_;
     PageRequestLogDriver prq_{cpu_, *this};
     /// iommu->lock: held while a context or PASID entry is set up or torn down (Linux

@@ -16,12 +16,6 @@ namespace {
 constexpr uint64_t kShiftMask = 0x7F;
 } // namespace
 
-iommu::CacheKey AtsEndpoint::key(std::optional<uint32_t> pasid, bool global, uint64_t iova, unsigned shift) {
-    // b: PASID+1 (0 = requests without PASID; global entries match every PASID) | G | shift (never 0).
-    const uint64_t pf = global ? 0 : (pasid ? uint64_t{*pasid & kPasidMask} + 1 : 0);
-    return iommu::CacheKey{iova >> shift, pf << 16 | uint64_t{global} << 8 | shift};
-}
-
 AtsEndpoint::AtsEndpoint(const sc_core::sc_module_name& name, const AtsEndpointParams& p, stats::Group* parent)
     : sc_module(name), upstream("upstream"), downstream("downstream"), p_(p), stats_(basename(), parent),
       atc_("atc", p_.atc, &stats_),
@@ -41,6 +35,7 @@ AtsEndpoint::AtsEndpoint(const sc_core::sc_module_name& name, const AtsEndpointP
       st_inv_drained_(stats_.counter("invalidation_drains", "count",
                                      "Invalidate Completions held until requests through a dropped translation completed")),
       st_inv_latency_(stats_.histogram("invalidation_latency", "ns", "Invalidate Request arrival to Completion")) {
+    atc_lookup_sc_ = to_sc(p_.atc_lookup);
     downstream.register_b_transport(this, &AtsEndpoint::b_transport_downstream);
     SC_HAS_PROCESS(AtsEndpoint);
     SC_THREAD(invalidation_thread);
@@ -76,6 +71,7 @@ tlm::tlm_response_status AtsEndpoint::issue(uint64_t addr, void* data, unsigned 
     // Reset per request: the extension object is reused.
     ext.served_by = at == AddressType::translated ? TlpExtension::Source::atc : TlpExtension::Source::none;
     ext.output_address = at == AddressType::translated ? addr : 0; // an ATC hit is already physical
+    ext.held_retry_at = Duration{};
     g.set_command(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
     g.set_address(addr);
     g.set_data_ptr(static_cast<unsigned char*>(data));
@@ -84,11 +80,18 @@ tlm::tlm_response_status AtsEndpoint::issue(uint64_t addr, void* data, unsigned 
     g.set_byte_enable_ptr(nullptr);
     g.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
     g.set_extension(&ext);
+    // Cleared on every way out: an IOMMU may hold the request (SMMUv3 stall) and the thread be
+    // killed at the end of the run, unwinding through here (the payload must not own ext_ then).
+    struct Detach {
+        tlm::tlm_generic_payload& g;
+        TlpExtension* e;
+        ~Detach() { g.clear_extension(e); }
+    } detach{g, &ext};
     upstream->b_transport(g, delay);
-    g.clear_extension(&ext);
     if (at != AddressType::translation_request) {
         last_source_ = ext.served_by;
         last_output_ = ext.output_address;
+        last_held_retry_ = ext.held_retry_at; // an IOMMU that held the request says when it retried
     }
     return g.get_response_status();
 }
@@ -135,8 +138,12 @@ tlm::tlm_response_status AtsEndpoint::dma(uint64_t iova, void* data, unsigned le
         r.pa = last_output_;
         r.write = write;
         // After a page request the access that completed is the retry, made once the host had
-        // mapped the page: the oracle must judge it at that time, not at the first attempt.
-        r.at_ps = (st_page_requests_.value() != page_requests_before ? retry_at_ : start).as_ps();
+        // mapped the page: the oracle must judge it at that time, not at the first attempt. The
+        // same for a request the IOMMU held (stalled) and retried once software resumed it.
+        r.at_ps = (st_page_requests_.value() != page_requests_before ? retry_at_
+                   : last_held_retry_ != Duration{}                  ? last_held_retry_
+                                                                     : start)
+                      .as_ps();
         r.source = last_source_;
         r.ok = st == tlm::TLM_OK_RESPONSE;
         observer_(r);
@@ -172,10 +179,10 @@ tlm::tlm_response_status AtsEndpoint::dma_inner(uint64_t iova, void* data, unsig
         // requests that used a translation it drops (PCIe Base §10.3.1).
         const Duration t = now();
         while (!in_flight_.empty() && in_flight_.front().done <= t) in_flight_.pop_front();
-        in_flight_.push_back(InFlight{iova, pasid ? uint64_t{*pasid & kPasidMask} + 1 : 0, now() + from_sc(delay)});
+        in_flight_.push_back(InFlight{iova, pasid ? uint64_t{*pasid & kPasidMask} + 1 : 0, t + from_sc(delay)});
         return st;
     };
-    delay += to_sc(p_.atc_lookup);
+    delay += atc_lookup_sc_;
     std::optional<AtcEntry> e = atc_lookup(iova, pasid);
     atc_.count_lookup(e.has_value());
     if (e && (write ? e->write : e->read)) return send_translated(*e);

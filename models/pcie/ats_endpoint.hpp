@@ -89,10 +89,16 @@ private:
                                        std::optional<uint32_t> pasid, sc_core::sc_time& delay, bool privileged);
     tlm::tlm_response_status issue(uint64_t addr, void* data, unsigned len, bool write, std::optional<uint32_t> pasid,
                                    AddressType at, bool privileged, bool no_snoop, sc_core::sc_time& delay);
-    static iommu::CacheKey key(std::optional<uint32_t> pasid, bool global, uint64_t iova, unsigned shift);
+    /// b: PASID+1 (0 = requests without PASID; global entries match every PASID) | G | shift (never 0).
+    /// Inline: every ATC probe builds one.
+    static iommu::CacheKey key(std::optional<uint32_t> pasid, bool global, uint64_t iova, unsigned shift) {
+        const uint64_t pf = global ? 0 : (pasid ? uint64_t{*pasid & kPasidMask} + 1 : 0);
+        return iommu::CacheKey{iova >> shift, pf << 16 | uint64_t{global} << 8 | shift};
+    }
     static Duration now() { return kernel_now(); }
 
     AtsEndpointParams p_;
+    sc_core::sc_time atc_lookup_sc_; ///< p_.atc_lookup, converted once (charged on every DMA access)
     tlm::tlm_generic_payload payload_;
     TlpExtension ext_;
     stats::Group stats_;
@@ -112,6 +118,7 @@ private:
     DmaObserver observer_;
     TlpExtension::Source last_source_ = TlpExtension::Source::none; ///< of the last issued memory request
     uint64_t last_output_ = 0;
+    Duration last_held_retry_;  ///< of the last issued memory request: when the IOMMU retried it after holding it (0 = not held)
     Duration retry_at_;                      ///< local time of the retry after a Success PRG Response
 
     stats::Counter& st_permission_misses_;

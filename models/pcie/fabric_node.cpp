@@ -68,6 +68,9 @@ FabricNode::FabricNode(sc_core::sc_module_name name, const FabricNodeParams& par
         port_in_.back()->register_b_transport(this, &FabricNode::from_port, static_cast<int>(i));
         port_out_.push_back(std::make_unique<InitiatorSocket>((pn + "_out").c_str()));
     }
+    if (params_.coherent_no_snoop)
+        no_snoop_coherent_ = &stats_.counter("no_snoop_made_coherent", "requests",
+                                             "No-Snoop requests sent up as snooped: the root complex keeps them coherent (CANWBS)");
     up_bound_.assign(ports.size(), false);
     down_bound_.assign(ports.size(), false);
     upstream_in.register_b_transport(this, &FabricNode::from_above);
@@ -157,6 +160,15 @@ void FabricNode::from_port(int port, tlm::tlm_generic_payload& gp, sc_core::sc_t
         adm = &admission_;
         gp.set_extension(adm);
     }
+    // Removed again on every way out, unwinding included (a request the IOMMU holds may be
+    // killed at the end of the run): the payload must never own admission_.
+    struct Detach {
+        tlm::tlm_generic_payload& gp;
+        AdmissionExtension* adm;
+        ~Detach() {
+            if (adm) gp.clear_extension(adm);
+        }
+    } detach{gp, own_adm ? adm : nullptr};
     adm->valid = false;
 
     auto* msg = gp.get_extension<MessageExtension>();
@@ -178,6 +190,10 @@ void FabricNode::from_port(int port, tlm::tlm_generic_payload& gp, sc_core::sc_t
     case RouteTarget::upstream:
         if (r.redirected) p2p_redirected_.inc();
         (msg ? up_messages_ : up_requests_).inc();
+        if (no_snoop_coherent_ && tlp && tlp->no_snoop) [[unlikely]] {
+            tlp->no_snoop = false;
+            no_snoop_coherent_->inc();
+        }
         done = forward_up(gp, t);
         accepted = adm->valid ? adm->at : done;
         break;
@@ -188,9 +204,7 @@ void FabricNode::from_port(int port, tlm::tlm_generic_payload& gp, sc_core::sc_t
         break;
     }
     l.return_credit(cc, credit, accepted);
-    if (own_adm) {
-        gp.clear_extension(adm);
-    } else { // for the node below: we took the request when its sender got our credit
+    if (!own_adm) { // for the node below: we took the request when its sender got our credit (ours: detach)
         adm->at = credit.start;
         adm->valid = true;
     }
@@ -232,7 +246,7 @@ PcieSwitch::PcieSwitch(sc_core::sc_module_name name, const SwitchParams& p, Rout
 
 PcieRootComplex::PcieRootComplex(sc_core::sc_module_name name, const PcieRootComplexParams& p, Router router,
                                  std::vector<LinkParams> links, stats::Group* parent_stats)
-    : FabricNode(name, FabricNodeParams{p.latency, std::move(router), std::move(links)}, parent_stats) {}
+    : FabricNode(name, FabricNodeParams{p.latency, std::move(router), std::move(links), p.canwbs}, parent_stats) {}
 
 FabricNodeParams fabric_node_params(const Topology& t, int fabric_node, Duration latency) {
     FabricNodeParams p;

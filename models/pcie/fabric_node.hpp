@@ -98,6 +98,7 @@ private:
     stats::Counter& p2p_redirected_;
     stats::Counter& acs_violations_;
     stats::Counter& unsupported_;
+    stats::Counter* no_snoop_coherent_ = nullptr; ///< with coherent_no_snoop only
     AdmissionExtension admission_;   ///< attached to requests that enter the fabric here
 };
 

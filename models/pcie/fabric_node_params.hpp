@@ -14,6 +14,7 @@ struct FabricNodeParams {
     Duration latency;                  ///< ingress-to-egress traversal, each way
     Router router;                     ///< one PortMap per downstream port
     std::vector<LinkParams> links;     ///< link below each downstream port (same order)
+    bool coherent_no_snoop = false;    ///< requests going up keep coherency despite No-Snoop (root complex CANWBS)
 };
 
 struct SwitchParams {
@@ -28,6 +29,11 @@ struct PcieRootComplexParams {
     /// foundation RootComplexParams (calibration.md's 65 ns per 4 KB DMA bounds it).
     static constexpr double kDefaultLatencyNs = 20.0;
     Duration latency = Duration::ns(kDefaultLatencyNs);
+    /// IORT root complex memory access flag CANWBS (IORT E.f): accesses of devices below it
+    /// to conventional memory stay coherent whatever their attributes, No-Snoop included, so
+    /// their No-Snoop requests reach memory as snooped ones (Linux: IOMMU_FWSPEC_PCI_RC_CANWBS,
+    /// what arm_smmu_enforce_cache_coherency asks of every master). Firmware's word; default false.
+    bool canwbs = false;
 };
 
 } // namespace iommusim::pcie

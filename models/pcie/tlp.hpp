@@ -60,6 +60,9 @@ public:
     enum class Source : uint8_t { none, iotlb, walk, atc, pass_through };
     Source served_by = Source::none;
     uint64_t output_address = 0;      ///< physical address the request used
+    /// Set by an IOMMU that held the request (SMMUv3 stall) and let it retry: the time of the
+    /// retry, when the access that completed was made (0 = not held).
+    Duration held_retry_at;
 
     tlm::tlm_extension_base* clone() const override { return new TlpExtension(*this); }
     void copy_from(const tlm::tlm_extension_base& other) override {

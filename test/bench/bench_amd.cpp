@@ -99,7 +99,7 @@ struct Rig : TwoUnits<AmdIommu, AmdParams> {
     return d;
 }
 
-[[gnu::noinline]] void phase_commands(Rig& r, uint64_t count) {
+[[gnu::noinline]] void phase_commands(Rig& r, uint64_t count, SyncWaiter& waiter) {
     uint32_t tail = 0;
     uint64_t done = 0, seq = 0;
     const auto t0 = std::chrono::steady_clock::now();
@@ -113,7 +113,7 @@ struct Rig : TwoUnits<AmdIommu, AmdParams> {
         r.memory.store.write(kCmd + tail, w.data(), 16);
         tail = (tail + 16) % 8192;
         mmio_write(r.drv.cpu, reg::CMD_TAIL, tail, 4);
-        while (r.memory.store.read_u64(kSem) != seq) sc_core::wait(sc_time(1, sc_core::SC_US));
+        waiter.until([&] { return r.memory.store.read_u64(kSem) == seq; });
         done += 64;
     }
     r.cmds = {since(t0), done};
@@ -122,11 +122,11 @@ struct Rig : TwoUnits<AmdIommu, AmdParams> {
 } // namespace
 
 int sc_main(int argc, char* argv[]) {
-    const bool smoke = argc > 1 && std::string(argv[1]) == "--smoke";
-    // `--smoke --commands N`: N commands in phase (d) instead of 640 (host cost per command
-    // from the difference of two runs' total instructions, scheduler and driver included).
-    const uint64_t commands = argc > 3 && std::string(argv[2]) == "--commands" ? std::stoull(argv[3]) : smoke ? 640 : 64000;
+    const Args args(argc, argv);
+    const bool smoke = args.smoke;
+    SyncWaiter waiter(args.poll_us);
     Rig r(smoke ? 5000 : 2000000, smoke ? 4096 : 262144); // full: 1 GiB of 4 KiB pages >> 512-entry IOTLB
+    r.iommu->set_invalidation_observer(&waiter);
     sc_core::sc_spawn([&] {
         r.enable();
         phase_plain(r);
@@ -138,7 +138,7 @@ int sc_main(int argc, char* argv[]) {
         for (uint64_t i = 0; i < 16; ++i) r.ep->dma(kHitBase + i * 4096, &v, 8, false, std::nullopt, d);
         sc_core::wait(phase_atc_hit(r));
         phase_iotlb_miss(r);
-        phase_commands(r, commands);
+        phase_commands(r, args.commands, waiter);
         sc_core::sc_stop();
     });
     sc_core::sc_start();

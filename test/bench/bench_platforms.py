@@ -12,7 +12,7 @@ and peak RSS / wall time of a native run.
                     switches, sc_time) in the simulation phase / sim-phase Ir.
   peak RSS, wall  = stats.json "host" of a native (not valgrind) run.
 
-Usage: bench_platforms.py --build BUILD [--binary IOMMUSIM] [--smoke]
+Usage: bench_platforms.py --build BUILD [--binary IOMMUSIM] [--smoke] [--no-valgrind]
                           [--markdown] [--scale] [PLATFORM.json ...]
 --smoke runs every platform natively and one short callgrind run (if
 valgrind is installed) and checks the figures are sane; ctest runs it so.
@@ -107,6 +107,8 @@ def main():
     ap.add_argument("--build", required=True, help="build directory (holds iommusim)")
     ap.add_argument("--binary", help="iommusim binary to measure (default BUILD/iommusim)")
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--no-valgrind", action="store_true",
+                    help="skip the smoke's callgrind run (a sanitizer build: valgrind cannot run ASan binaries)")
     ap.add_argument("--markdown", action="store_true", help="print a markdown table")
     ap.add_argument("--scale", action="store_true", help="the platforms/scale/ files: wall time and peak RSS only")
     ap.add_argument("platforms", nargs="*")
@@ -119,7 +121,7 @@ def main():
     platforms = args.platforms or sorted(glob.glob(os.path.join(root, "platforms", "*.json")) +
                                          [p for p in glob.glob(os.path.join(root, "platforms", "*", "*.json"))
                                           if os.path.dirname(p) != scale_dir])
-    have_valgrind = shutil.which("valgrind") is not None
+    have_valgrind = shutil.which("valgrind") is not None and not args.no_valgrind
     rows = []
     head = {"platform": "platform", "dma": "DMA requests", "sim_ir": "sim-phase Ir", "ir_per_dma": "Ir / DMA request",
             "systemc_share": "SystemC share", "rss_mib": "peak RSS MiB", "wall_s": "wall s"}

@@ -9,12 +9,15 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <string>
 #include <systemc>
 #include <tlm>
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
 
+#include "models/common/sc_time.hpp"
 #include "models/common/stats.hpp"
+#include "models/iommu/common/inval_observer.hpp"
 #include "models/mem/sparse_memory.hpp"
 #include "models/pcie/ats_endpoint.hpp"
 #include "models/pcie/tlp.hpp"
@@ -106,6 +109,51 @@ struct TwoUnits {
         drv.cpu2.bind(iommu2->mmio);
         iommu2->ats_inv.bind(ep->downstream);
         iommu->ats_inv.bind(sink.socket);
+    }
+};
+
+/// Command line of the family benches: `--smoke` (a few thousand requests per phase, ctest),
+/// `--commands N` (commands in the command phase: host cost per command from the difference
+/// of two runs' total instructions, scheduler and driver included), `--poll-us U` (the
+/// driver polls the sync's status word every U µs instead of sleeping until the unit reports
+/// the sync done: the benches' driver before 2026-11-27, whose polls were ~14 thread switches
+/// per 64 commands, a third of the phase's cost).
+struct Args {
+    bool smoke = false;
+    uint64_t commands = 0;
+    double poll_us = 0;
+    Args(int argc, char* argv[]) {
+        for (int i = 1; i < argc; ++i) {
+            const std::string a = argv[i];
+            if (a == "--smoke") smoke = true;
+            else if (a == "--commands" && i + 1 < argc) commands = std::stoull(argv[++i]);
+            else if (a == "--poll-us" && i + 1 < argc) poll_us = std::stod(argv[++i]);
+            else {
+                std::fprintf(stderr, "usage: %s [--smoke] [--commands N] [--poll-us U]\n", argv[0]);
+                std::exit(2);
+            }
+        }
+        if (!commands) commands = smoke ? 640 : 64000;
+    }
+};
+
+/// How the bench's driver waits for a sync: asleep until the unit reports it done (its
+/// InvalidationObserver, wait_done is reported when the status word is written), or polling
+/// every `poll` (Args::poll_us). Either way it returns once `ready()` (the status word holds
+/// the token): the report only wakes it.
+struct SyncWaiter final : iommu::InvalidationObserver {
+    sc_core::sc_event done;
+    sc_time poll = SC_ZERO_TIME;
+    explicit SyncWaiter(double poll_us) : poll(poll_us * 1000.0, SC_NS) {}
+    void on_phase(uint64_t, iommu::InvalPhase p, Duration at, pcie::Bdf) override {
+        if (p == iommu::InvalPhase::wait_done) done.notify(to_sc(at > kernel_now() ? at - kernel_now() : Duration{}));
+    }
+    template <class Ready>
+    void until(Ready ready) {
+        while (!ready()) {
+            if (poll == SC_ZERO_TIME) sc_core::wait(done);
+            else sc_core::wait(poll);
+        }
     }
 };
 

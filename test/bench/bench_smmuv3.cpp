@@ -160,7 +160,7 @@ struct Rig : TwoUnits<Smmuv3, Smmuv3Params> {
 
 [[gnu::noinline]] sc_time phase_atc_hit(Rig& r) { return atc_loop(*r.ep, kHitBase, r.n, r.atc); }
 
-[[gnu::noinline]] void phase_commands(Rig& r, uint64_t count) {
+[[gnu::noinline]] void phase_commands(Rig& r, uint64_t count, SyncWaiter& waiter) {
     uint32_t prod = 0; // index + wrap bit
     const uint32_t mask = (2u << kCmdLog2) - 1, idx = (1u << kCmdLog2) - 1;
     uint64_t done = 0;
@@ -189,7 +189,7 @@ struct Rig : TwoUnits<Smmuv3, Smmuv3Params> {
         s.msi_addr = kSem;
         put(s);
         mmio_write(r.drv.cpu, reg::kCmdqProd, prod, 4);
-        while (r.memory.store.read_u32(kSem) != seq) sc_core::wait(sc_time(1, sc_core::SC_US));
+        waiter.until([&] { return r.memory.store.read_u32(kSem) == seq; });
         done += 64;
     }
     r.cmds = {since(t0), done};
@@ -198,8 +198,11 @@ struct Rig : TwoUnits<Smmuv3, Smmuv3Params> {
 } // namespace
 
 int sc_main(int argc, char* argv[]) {
-    const bool smoke = argc > 1 && std::string(argv[1]) == "--smoke";
+    const Args args(argc, argv);
+    const bool smoke = args.smoke;
+    SyncWaiter waiter(args.poll_us);
     Rig r(smoke ? 5000 : 2000000, smoke ? 4096 : 262144); // full: 1 GiB of 4 KiB pages >> 2048-entry IOTLB
+    r.iommu->set_invalidation_observer(&waiter);
     double reads0 = 0, reads1 = 0, reads2 = 0, walks1 = 0, walks2 = 0;
     auto counter = [&](const char* path) {
         const auto* s = r.root.find(path);
@@ -223,7 +226,7 @@ int sc_main(int argc, char* argv[]) {
         phase_nested_miss(r);
         reads2 = counter("smmu0.translation.walker.descriptor_reads");
         walks2 = counter("smmu0.translation.walker.walks");
-        phase_commands(r, smoke ? 640 : 64000);
+        phase_commands(r, args.commands, waiter);
         sc_core::sc_stop();
     });
     sc_core::sc_start();

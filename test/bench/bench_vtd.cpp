@@ -114,7 +114,7 @@ Result device_loop(Rig& r, uint64_t count, AddrOf addr_of) {
     return d;
 }
 
-[[gnu::noinline]] void phase_invalidations(Rig& r, uint64_t count) {
+[[gnu::noinline]] void phase_invalidations(Rig& r, uint64_t count, SyncWaiter& waiter) {
     const uint64_t status = r.alloc();
     uint64_t tail = 0, done = 0;
     uint32_t token = 0;
@@ -129,7 +129,7 @@ Result device_loop(Rig& r, uint64_t count, AddrOf addr_of) {
         r.memory.store.write(r.iq + tail, w.data(), 32);
         tail = (tail + 32) % 8192;
         r.mmio(reg::IQT, tail, 8);
-        while (r.memory.store.read_u32(status) != token) sc_core::wait(sc_time(1, sc_core::SC_US));
+        waiter.until([&] { return r.memory.store.read_u32(status) == token; });
         done += 64;
     }
     r.inv = {since(t0), done};
@@ -138,11 +138,11 @@ Result device_loop(Rig& r, uint64_t count, AddrOf addr_of) {
 } // namespace
 
 int sc_main(int argc, char* argv[]) {
-    const bool smoke = argc > 1 && std::string(argv[1]) == "--smoke";
-    // `--smoke --commands N`: N commands in phase (d) instead of 640 (host cost per command
-    // from the difference of two runs' total instructions, scheduler and driver included).
-    const uint64_t commands = argc > 3 && std::string(argv[2]) == "--commands" ? std::stoull(argv[3]) : smoke ? 640 : 64000;
+    const Args args(argc, argv);
+    const bool smoke = args.smoke;
+    SyncWaiter waiter(args.poll_us);
     Rig r(smoke ? 5000 : 2000000, smoke ? 4096 : 262144); // full: 1 GiB of 4 KiB pages >> 512-entry IOTLB
+    r.iommu->set_invalidation_observer(&waiter);
     sc_core::sc_spawn([&] {
         r.enable();
         phase_plain(r);
@@ -154,7 +154,7 @@ int sc_main(int argc, char* argv[]) {
         for (uint64_t i = 0; i < 16; ++i) r.ep->dma(kHitBase + i * 4096, &v, 8, false, 1u, d);
         sc_core::wait(phase_atc_hit(r));
         phase_iotlb_miss(r);
-        phase_invalidations(r, commands);
+        phase_invalidations(r, args.commands, waiter);
         sc_core::sc_stop();
     });
     sc_core::sc_start();

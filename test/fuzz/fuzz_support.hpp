@@ -29,7 +29,9 @@ public:
 private:
     void take(void* out, size_t k) {
         const size_t m = pos_ + k <= n_ ? k : n_ - pos_;
-        std::memcpy(out, d_ + pos_, m);
+        // An empty input may come as a null pointer; memcpy from null is UB even
+        // for 0 bytes (UBSan: the corpora's "empty" seeds).
+        if (m != 0) std::memcpy(out, d_ + pos_, m);
         pos_ += m;
     }
     const uint8_t* d_;

@@ -63,13 +63,19 @@ TEST_CASE("a guest step naming an unknown VM is refused before the run", "[cli][
     CHECK(r.err.find("no VM named \"vm7\"") != std::string::npos);
 }
 
-TEST_CASE("a VM behind an IOMMU family without a virtual IOMMU model is a config error", "[cli][config][vm]") {
+TEST_CASE("caching mode on a family other than VT-d is a config error naming the VM's mode", "[cli][config][vm]") {
     auto p = nested_platform();
     p["iommus"][0]["type"] = "amd";
-    auto r = validate(p, "vm-amd-no-viommu");
+    p["vms"][0]["mode"] = "caching_mode";
+    auto r = validate(p, "vm-amd-caching-mode");
     CHECK(r.exit_code == 2);
-    CHECK(r.err.find("/vms/0/iommu") != std::string::npos);
-    CHECK(r.err.find("no virtual IOMMU model") != std::string::npos);
+    CHECK(r.err.find("/vms/0/mode") != std::string::npos);
+    CHECK(r.err.find("caching_mode is VT-d's") != std::string::npos);
+    p["iommus"][0]["type"] = "smmuv3";
+    p["host"]["cpu"]["arch"] = "arm64";
+    r = validate(p, "vm-smmuv3-caching-mode");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("/vms/0/mode") != std::string::npos);
 }
 
 TEST_CASE("dump-config writes a VM that run accepts unchanged", "[cli][config][vm]") {

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "models/common/sc_time.hpp"
+#include "models/host/host_error.hpp"
 
 namespace iommusim::host::vm {
 
@@ -25,12 +26,15 @@ VirtualIommu::VirtualIommu(sc_core::sc_module_name name, VmmContext& vmm, stats:
       hardware_(phases_.histogram("hardware", "ns", "physical unit: first fetch to its wait/sync completing")),
       completion_(phases_.histogram("completion", "ns",
                                     "host driver noticing completion, return to the VMM, status write into guest memory, VM entry")),
-      total_(phases_.histogram("total", "ns", "guest's first queue write to the guest resuming after the tail write")) {
+      total_(phases_.histogram("total", "ns", "guest's first queue write to the guest resuming after the tail write")),
+      host_errors_(stats_.counter("host_errors", "calls", "iommufd calls that failed or handled fewer entries than sent")) {
     mmio.register_b_transport(this, &VirtualIommu::b_transport);
 }
 
 void VirtualIommu::b_transport(tlm::tlm_generic_payload& t, sc_core::sc_time& delay) {
-    // The guest CPU's own access cost first, then the trap (SC_THREAD: the vCPU's thread).
+    // The exit happens at the vCPU's local time (its lead over the kernel first), after the
+    // access's own cost; then the trap (SC_THREAD: the vCPU's thread).
+    if (vmm_.guest_cpu) vmm_.guest_cpu->sync();
     sc_core::wait(delay);
     delay = sc_core::SC_ZERO_TIME;
     const unsigned size = t.get_data_length();
@@ -52,6 +56,7 @@ void VirtualIommu::b_transport(tlm::tlm_generic_payload& t, sc_core::sc_time& de
     }
     cpu_.spend(vmm_.params.vmm.entry);
     finish_trap(cpu_.now());
+    cpu_.sync(); // the vCPU stays stopped for the whole exit: the VMM's time elapses before it resumes
     vmm_.ram.rearm_watch();
     lock_.unlock();
     // The vCPU resumes when the VMM's work ends: its time is in the VMM thread's local time,
@@ -119,8 +124,143 @@ void VirtualIommu::add_host_call(Trap& t, Duration start, Duration end, const st
     t.invalidation = true;
 }
 
+void VirtualIommu::vmm_work(Duration d) {
+    cpu_.spend(d);
+    if (trap_) trap_->decode += d;
+}
+
+std::optional<uint32_t> VirtualIommu::host_pasid(uint32_t guest_pasid) {
+    if (guest_pasid == kNoPasid) return std::nullopt;
+    // The VM's PASID set: a guest PASID is a set-private ID mapped to a host PASID the
+    // VM owns (the IOASID design, threads 000/002); the quota bounds how many it binds.
+    PasidAllocator& a = vmm_.host.pasids();
+    if (!pasid_set_) pasid_set_ = a.find_set(vmm_.vm_name).value_or(0);
+    if (!*pasid_set_) pasid_set_ = a.create_set(vmm_.vm_name, vmm_.params.pasid_quota);
+    try {
+        return a.host_pasid(*pasid_set_, guest_pasid);
+    } catch (const HostError&) {
+        return a.alloc(*pasid_set_, vmm_.vm_name, guest_pasid);
+    }
+}
+
+std::optional<uint32_t> VirtualIommu::bound(pcie::Bdf vrid, uint32_t guest_pasid) const {
+    auto it = bound_.find({vrid.raw, guest_pasid});
+    return it == bound_.end() ? std::nullopt : std::optional<uint32_t>(it->second);
+}
+
+void VirtualIommu::bind(pcie::Bdf vrid, uint32_t guest_pasid, const DeviceInfo& dev, uint32_t hwpt,
+                        std::optional<uint32_t> stage2_by_iova) {
+    auto it = bound_.find({vrid.raw, guest_pasid});
+    if (it != bound_.end() && it->second == hwpt) return;
+    IommuFd& fd = vmm_.host.iommufd();
+    if (it != bound_.end()) unbind(vrid, guest_pasid, dev);
+    std::optional<uint32_t> hp;
+    try {
+        hp = host_pasid(guest_pasid);
+    } catch (const HostError&) { // over the VM's quota: the guest's PASID is not bound
+        refused_.inc();
+        return;
+    }
+    ioctl();
+    const Duration start = cpu_.now();
+    fd.attach(dev.rid, hp, hwpt);
+    if (trap_) add_host_call(*trap_, start, cpu_.now(), {});
+    bound_[{vrid.raw, guest_pasid}] = hwpt;
+    DmaOracle::NestedView v;
+    v.guest = vmm_.guest_oracle;
+    v.guest_device = vrid;
+    if (guest_pasid != kNoPasid) v.guest_pasid = guest_pasid;
+    v.parent_space = stage2_by_iova.value_or(vmm_.parent_ioas);
+    v.stage2_by_iova = stage2_by_iova.has_value();
+    GuestMemory* ram = &vmm_.ram;
+    v.gpa_of = [ram](uint64_t hpa) { return ram->gpa_of(hpa); };
+    vmm_.host.oracle().bind_nested(dev.rid, hp, std::move(v));
+}
+
+void VirtualIommu::unbind(pcie::Bdf vrid, uint32_t guest_pasid, const DeviceInfo& dev) {
+    auto it = bound_.find({vrid.raw, guest_pasid});
+    if (it == bound_.end()) return;
+    ioctl();
+    const Duration start = cpu_.now();
+    vmm_.host.iommufd().detach(dev.rid, host_pasid(guest_pasid), vmm_.iommu);
+    if (trap_) add_host_call(*trap_, start, cpu_.now(), {});
+    bound_.erase(it);
+}
+
+void VirtualIommu::invalidate_array(uint32_t target, uint32_t data_type, const void* data, uint32_t entry_len,
+                                    uint32_t n) {
+    if (n == 0) return;
+    uapi::HwptInvalidate req;
+    req.hwpt_id = target;
+    req.data_uptr = reinterpret_cast<uintptr_t>(data);
+    req.data_type = data_type;
+    req.entry_len = entry_len;
+    req.entry_num = n;
+    const Duration start = cpu_.now();
+    ioctl();
+    std::vector<FlushTiming> ts;
+    const uapi::Errno e = vmm_.host.iommufd().hwpt_invalidate(req, &ts);
+    if (trap_) add_host_call(*trap_, start, cpu_.now(), ts);
+    if (e != uapi::Errno::ok || req.entry_num != n) host_errors_.inc();
+}
+
+uint32_t VirtualIommu::viommu_object() {
+    if (viommu_id_) return viommu_id_;
+    IommuFd& fd = vmm_.host.iommufd();
+    ioctl();
+    viommu_id_ = fd.viommu_alloc(vmm_.parent_hwpt);
+    for (const auto& [vrid, dev] : vmm_.vdevices) {
+        ioctl();
+        fd.vdevice_alloc(viommu_id_, dev.rid, vrid);
+    }
+    return viommu_id_;
+}
+
+std::optional<uint32_t> VirtualIommu::alloc_nested(uint32_t data_type, const std::array<uint64_t, 4>& entry) {
+    const uint32_t viommu = viommu_object();
+    ioctl();
+    try {
+        return vmm_.host.iommufd().hwpt_alloc_nested_viommu(viommu, data_type, entry);
+    } catch (const HostError&) { // the kernel's check of the guest entry refused it
+        refused_.inc();
+        return std::nullopt;
+    }
+}
+
+bool VirtualIommu::destroy_if_unused(uint32_t hwpt) {
+    for (const auto& [key, h] : bound_)
+        if (h == hwpt) return false;
+    ioctl();
+    const Duration start = cpu_.now();
+    try {
+        vmm_.host.iommufd().hwpt_free(hwpt);
+    } catch (const HostError&) {
+        host_errors_.inc();
+        return false;
+    }
+    if (trap_) add_host_call(*trap_, start, cpu_.now(), {});
+    return true;
+}
+
+void VirtualIommu::forward_raw(const std::array<uint64_t, 2>& cmd) {
+    raw_.push_back(cmd);
+    forwarded_.inc();
+}
+
+void VirtualIommu::forward_atc(pcie::Bdf vrid, const std::array<uint64_t, 2>& cmd, stats::Counter& dropped) {
+    if (!vmm_.vdevice(vrid)) refused_.inc();
+    else if (vmm_.params.drop_forwarded_atc) dropped.inc();
+    else forward_raw(cmd);
+}
+
+void VirtualIommu::flush_raw(uint32_t data_type) {
+    if (raw_.empty()) return;
+    invalidate_array(viommu_object(), data_type, raw_.data(), 16, static_cast<uint32_t>(raw_.size()));
+    raw_.clear();
+}
+
 void VirtualIommu::watch_queue(uint64_t gpa, uint64_t bytes) {
-    vmm_.ram.watch(gpa, bytes, [this] { queue_write_start_ = cpu_.now(); });
+    vmm_.ram.watch(gpa, bytes, [this] { queue_write_start_ = vmm_.guest_cpu ? vmm_.guest_cpu->now() : cpu_.now(); });
 }
 
 } // namespace iommusim::host::vm

@@ -10,10 +10,15 @@
 // VMM's completion (status write, MSI) reaches guest memory through `mem`.
 //
 // The family-neutral part here: the trap (b_transport), the VMM context
-// (the host, the nesting parent, the vDEVICE table), and the phase
-// breakdown of each trapped submission as stats (guest write, exit, VMM
-// decode, host submit, hardware, completion back to the guest).
+// (the host, the nesting parent, the vDEVICE table), the phase breakdown
+// of each trapped submission as stats (guest write, exit, VMM decode, host
+// submit, hardware, completion back to the guest), and what every family's
+// VMM does with the host's iommufd: the vIOMMU object with a vDEVICE per
+// passed-through device (made on first use), attaching a physical device
+// for a guest (vRID, PASID) with the oracle's composed view of the VM, the
+// VM's PASID set, and invalidation arrays (IOMMU_HWPT_INVALIDATE).
 // Family units derive and implement the register file and the decode.
+#include <array>
 #include <map>
 #include <memory>
 #include <optional>
@@ -40,6 +45,7 @@ struct VmmContext {
     const VmParams& params;
     std::string vm_name;         ///< owner of the VM's PASID set
     DmaOracle* guest_oracle = nullptr;  ///< the guest's own ground truth (its IOVA -> GPA history)
+    HostCpu* guest_cpu = nullptr;       ///< the guest's vCPU (its local time is when a trap happens)
     uint32_t parent_ioas = 0;    ///< GPA -> HPA (set when the VMM created the VM)
     uint32_t parent_hwpt = 0;    ///< the nesting parent (host stage 2)
     std::map<uint16_t, DeviceInfo> vdevices; ///< vDEVICE table: virtual RID -> the physical device
@@ -90,6 +96,43 @@ protected:
     /// Marks the start of the guest's next queue writes (GuestMemory watch on the ring).
     void watch_queue(uint64_t gpa, uint64_t bytes);
     Trap* current_trap() { return trap_ ? &*trap_ : nullptr; }
+    /// VMM CPU time counted as decode (table re-reads, emulation).
+    void vmm_work(Duration d);
+
+    /// Guest PASID key of requests without PASID.
+    static constexpr uint32_t kNoPasid = 0;
+    /// Attaches the physical device behind `vrid` for guest PASID `guest_pasid` to host HWPT `hwpt`
+    /// (a no-op when it already is) and tells the host oracle the VM's composed view: the guest's
+    /// IOVA -> GPA history, then GPA -> HPA in the parent IOAS (or in `stage2_by_iova`: IOVA -> HPA,
+    /// a shadow). A guest PASID beyond the VM's quota is refused (counted).
+    void bind(pcie::Bdf vrid, uint32_t guest_pasid, const DeviceInfo& dev, uint32_t hwpt,
+              std::optional<uint32_t> stage2_by_iova = std::nullopt);
+    void unbind(pcie::Bdf vrid, uint32_t guest_pasid, const DeviceInfo& dev);
+    /// The host HWPT the (vRID, guest PASID) is attached to, if any.
+    std::optional<uint32_t> bound(pcie::Bdf vrid, uint32_t guest_pasid) const;
+    /// The host PASID of a guest PASID (nullopt: requests without PASID), from the VM's PASID set.
+    std::optional<uint32_t> host_pasid(uint32_t guest_pasid);
+    /// IOMMU_HWPT_INVALIDATE of `n` entries of `entry_len` bytes at `data` to `target` (a nested
+    /// HWPT or the vIOMMU): the host's flushes join the trap's phases; a failure or a partial
+    /// batch is counted in host_errors.
+    void invalidate_array(uint32_t target, uint32_t data_type, const void* data, uint32_t entry_len, uint32_t n);
+    /// The VM's vIOMMU (IOMMU_VIOMMU_ALLOC on the nesting parent, then IOMMU_VDEVICE_ALLOC with
+    /// each device's virtual RID as its virtual ID), made on first use.
+    uint32_t viommu_object();
+    /// IOMMU_HWPT_ALLOC of a nested domain on the vIOMMU with the family's data (AMD guest DTE,
+    /// SMMUv3 vSTE); nullopt when the kernel refused it (counted in refused).
+    std::optional<uint32_t> alloc_nested(uint32_t data_type, const std::array<uint64_t, 4>& entry);
+    /// IOMMU_DESTROY of a nested HWPT no (vRID, PASID) is bound to any more (a guest table the guest
+    /// replaced or dropped); true if it was destroyed. The kernel flushes it and frees its tag.
+    bool destroy_if_unused(uint32_t hwpt);
+    /// Adds one raw guest command to the vIOMMU invalidation array being built (counted forwarded).
+    void forward_raw(const std::array<uint64_t, 2>& cmd);
+    /// The guest's own ATC invalidation for `vrid` (AMD and Arm forward it, threads/003): refused
+    /// for an unknown virtual ID, dropped by a deliberately broken VMM (VmParams::drop_forwarded_atc,
+    /// counted in `dropped`), else forwarded raw.
+    void forward_atc(pcie::Bdf vrid, const std::array<uint64_t, 2>& cmd, stats::Counter& dropped);
+    /// Sends the array built by forward_raw() to the vIOMMU (entries of `data_type`), if any.
+    void flush_raw(uint32_t data_type);
 
     VmmContext& vmm_;
     HostCpu& cpu_; ///< the host CPU the VMM runs on
@@ -100,8 +143,13 @@ protected:
     stats::Counter& discarded_devtlb_;
     stats::Counter& refused_;
     stats::Counter& ioctls_;
+    /// (vRID, guest PASID) -> the host HWPT attached.
+    std::map<std::pair<uint16_t, uint32_t>, uint32_t> bound_;
 
 private:
+    std::optional<PasidAllocator::SetId> pasid_set_; ///< the VM's PASID set (created on first use)
+    uint32_t viommu_id_ = 0;
+    std::vector<std::array<uint64_t, 2>> raw_; ///< the vIOMMU invalidation array being built
     void b_transport(tlm::tlm_generic_payload& t, sc_core::sc_time& delay);
     void finish_trap(Duration resumed);
 
@@ -117,6 +165,7 @@ private:
     stats::Histogram& hardware_;
     stats::Histogram& completion_;
     stats::Histogram& total_;
+    stats::Counter& host_errors_;
 };
 
 } // namespace iommusim::host::vm

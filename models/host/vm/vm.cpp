@@ -30,6 +30,7 @@ Vm::Vm(const std::string& name, const VmParams& params, Host& host, unsigned iom
     ctx_.vm_name = name;
     guest_ = std::make_unique<Host>((name + "_guest").c_str(), guest_host_params(params_, host.params()), ram_, &stats_);
     ctx_.guest_oracle = &guest_->oracle();
+    ctx_.guest_cpu = &guest_->cpu();
     viommu_ = build_viommu(name + "_viommu", ctx_, &stats_);
     VirtualIommu* v = viommu_.get();
     IommuDriver& drv = guest_->add_iommu(name + "_iommu", v->mmio, v->mem, ram_target_.socket,

@@ -60,6 +60,9 @@ struct VmParams {
     unsigned stage2_page_shift = 12;
     ViommuMode mode = ViommuMode::nested;
     VmmCosts vmm;
+    /// A deliberately broken VMM that never forwards the guest's ATC invalidations (AMD
+    /// INVALIDATE_IOTLB_PAGES, SMMUv3 CMD_ATC_INV): the oracle must report the stale ATC.
+    bool drop_forwarded_atc = false;
 };
 
 } // namespace iommusim::host::vm

@@ -26,7 +26,6 @@ constexpr uint64_t kPage = 4096;
 
 VtdViommu::VtdViommu(sc_core::sc_module_name name, VmmContext& vmm, stats::Group* parent, const vtd::VtdParams& caps)
     : VirtualIommu(name, vmm, parent), p_(guest_params(caps, vmm.params.mode)), regs_(p_), reader_(p_),
-      host_errors_(stats_.counter("host_errors", "calls", "iommufd calls that failed or handled fewer entries than sent")),
       shadow_maps_(stats_.counter("shadow_maps", "pages", "caching mode: guest pages shadowed into the host domain")),
       shadow_unmaps_(stats_.counter("shadow_unmaps", "pages", "caching mode: shadowed pages removed (host flush)")) {}
 
@@ -55,11 +54,6 @@ void VtdViommu::reg_write(uint32_t offset, unsigned size, uint64_t value) {
         watch_queue(regs_.iqa_base(), regs_.iq_bytes());
     }
     if (fx & (vtd::VtdRegs::iqt_written | vtd::VtdRegs::iqe_cleared)) run_queue();
-}
-
-void VtdViommu::vmm_work(Duration d) {
-    cpu_.spend(d);
-    if (Trap* t = current_trap()) t->decode += d;
 }
 
 void VtdViommu::run_queue() {
@@ -174,59 +168,6 @@ void VtdViommu::sync_device(pcie::Bdf vrid, const DeviceInfo& dev, uint32_t pasi
     }
 }
 
-std::optional<uint32_t> VtdViommu::host_pasid(uint32_t guest_pasid) {
-    if (guest_pasid == kRidPasid) return std::nullopt;
-    // The VM's PASID set: a guest PASID is a set-private ID mapped to a host PASID the
-    // VM owns (the IOASID design, threads 000/002); the quota bounds how many it binds.
-    PasidAllocator& a = vmm_.host.pasids();
-    if (!pasid_set_) pasid_set_ = a.find_set(vmm_.vm_name).value_or(0);
-    if (!*pasid_set_) pasid_set_ = a.create_set(vmm_.vm_name, vmm_.params.pasid_quota);
-    try {
-        return a.host_pasid(*pasid_set_, guest_pasid);
-    } catch (const HostError&) {
-        return a.alloc(*pasid_set_, vmm_.vm_name, guest_pasid);
-    }
-}
-
-void VtdViommu::bind(pcie::Bdf vrid, uint32_t guest_pasid, const DeviceInfo& dev, uint32_t hwpt,
-                     std::optional<uint32_t> stage2_by_iova) {
-    auto it = bound_.find({vrid.raw, guest_pasid});
-    if (it != bound_.end() && it->second == hwpt) return;
-    IommuFd& fd = vmm_.host.iommufd();
-    if (it != bound_.end()) unbind(vrid, guest_pasid, dev);
-    std::optional<uint32_t> hp;
-    try {
-        hp = host_pasid(guest_pasid);
-    } catch (const HostError&) { // over the VM's quota: the guest's PASID is not bound
-        refused_.inc();
-        return;
-    }
-    ioctl();
-    const Duration start = cpu_.now();
-    fd.attach(dev.rid, hp, hwpt);
-    if (Trap* t = current_trap()) add_host_call(*t, start, cpu_.now(), {});
-    bound_[{vrid.raw, guest_pasid}] = hwpt;
-    DmaOracle::NestedView v;
-    v.guest = vmm_.guest_oracle;
-    v.guest_device = vrid;
-    if (guest_pasid != kRidPasid) v.guest_pasid = guest_pasid;
-    v.parent_space = stage2_by_iova.value_or(vmm_.parent_ioas);
-    v.stage2_by_iova = stage2_by_iova.has_value();
-    GuestMemory* ram = &vmm_.ram;
-    v.gpa_of = [ram](uint64_t hpa) { return ram->gpa_of(hpa); };
-    vmm_.host.oracle().bind_nested(dev.rid, hp, std::move(v));
-}
-
-void VtdViommu::unbind(pcie::Bdf vrid, uint32_t guest_pasid, const DeviceInfo& dev) {
-    auto it = bound_.find({vrid.raw, guest_pasid});
-    if (it == bound_.end()) return;
-    ioctl();
-    const Duration start = cpu_.now();
-    vmm_.host.iommufd().detach(dev.rid, host_pasid(guest_pasid), vmm_.iommu);
-    if (Trap* t = current_trap()) add_host_call(*t, start, cpu_.now(), {});
-    bound_.erase(it);
-}
-
 void VtdViommu::invalidate(const Scope& s) {
     if (vmm_.params.mode == ViommuMode::caching_mode) {
         bool any = false;
@@ -265,19 +206,8 @@ void VtdViommu::invalidate(const Scope& s) {
 }
 
 void VtdViommu::flush_pending() {
-    if (pending_.empty()) return;
-    uapi::HwptInvalidate req;
-    req.hwpt_id = pending_hwpt_;
-    req.data_uptr = reinterpret_cast<uintptr_t>(pending_.data());
-    req.data_type = uapi::kInvalidateDataVtdS1;
-    req.entry_len = sizeof(uapi::VtdS1Invalidate);
-    req.entry_num = static_cast<uint32_t>(pending_.size());
-    const Duration start = cpu_.now();
-    ioctl();
-    std::vector<FlushTiming> ts;
-    const uapi::Errno e = vmm_.host.iommufd().hwpt_invalidate(req, &ts);
-    if (Trap* t = current_trap()) add_host_call(*t, start, cpu_.now(), ts);
-    if (e != uapi::Errno::ok || req.entry_num != pending_.size()) host_errors_.inc();
+    invalidate_array(pending_hwpt_, uapi::kInvalidateDataVtdS1, pending_.data(), sizeof(uapi::VtdS1Invalidate),
+                     static_cast<uint32_t>(pending_.size()));
     pending_.clear();
 }
 

@@ -69,23 +69,17 @@ protected:
 private:
     void run_queue();
     /// Guest PASID key of requests without PASID (the context entry's RID_PASID, 0 as Linux sets it).
-    static constexpr uint32_t kRidPasid = 0;
+    static constexpr uint32_t kRidPasid = kNoPasid;
     /// Re-reads the guest's PASID entry (`pasid`) of one virtual device and (re)binds its host attachment.
     void sync_device(pcie::Bdf vrid, const DeviceInfo& dev, uint32_t pasid);
     /// Re-reads RID_PASID and every PASID the device has bound.
     void sync_all(pcie::Bdf vrid, const DeviceInfo& dev);
-    void bind(pcie::Bdf vrid, uint32_t guest_pasid, const DeviceInfo& dev, uint32_t hwpt,
-              std::optional<uint32_t> stage2_by_iova);
-    void unbind(pcie::Bdf vrid, uint32_t guest_pasid, const DeviceInfo& dev);
-    /// The host PASID of a guest PASID (nullopt: requests without PASID), from the VM's PASID set.
-    std::optional<uint32_t> host_pasid(uint32_t guest_pasid);
     void invalidate(const iommu::InvalidationScope& s);
     void flush_pending();
     /// Caching mode: brings the shadow of vDID's domain in step with the guest's table.
     void shadow_sync(uint16_t vdid, const iommu::InvalidationScope& s);
     /// Walks a guest table in guest memory (VMM emulation cost per read); the GPA `va` maps to.
     std::optional<uint64_t> guest_walk(const iommu::StageConfig& c, uint64_t va);
-    void vmm_work(Duration d);
     void send(const std::optional<iommu::vtd::Msi>& msi);
 
     iommu::vtd::VtdParams p_;
@@ -104,11 +98,8 @@ private:
         std::map<uint64_t, uint64_t> pages; ///< shadowed IOVA page -> HPA
     };
     std::map<uint16_t, Shadow> shadows_;     ///< vDID -> host shadow domain (caching mode)
-    std::map<std::pair<uint16_t, uint32_t>, uint32_t> bound_; ///< (vRID, guest PASID) -> the host HWPT attached
-    std::optional<PasidAllocator::SetId> pasid_set_;          ///< the VM's PASID set (created on first use)
     uint32_t pending_hwpt_ = 0;
     std::vector<uapi::VtdS1Invalidate> pending_; ///< the IOMMU_HWPT_INVALIDATE array being built
-    stats::Counter& host_errors_;
     stats::Counter& shadow_maps_;
     stats::Counter& shadow_unmaps_;
 };

@@ -13,8 +13,6 @@ constexpr uint32_t reason_of(EventCode c, uint16_t flags) {
 }
 constexpr EventCode code_of(uint32_t r) { return static_cast<EventCode>(r & 0xF); }
 constexpr uint16_t flags_of(uint32_t r) { return static_cast<uint16_t>((r >> 4) & 0xFFF); }
-/// PASID key of the context cache for requests without PASID (PASIDs are 20 bits).
-constexpr uint32_t kNoPasid = 1u << 20;
 
 ShellStatNames stat_names() {
     ShellStatNames n;
@@ -86,7 +84,10 @@ const Resolved& AmdIommu::context(uint16_t devid, const RequestAttrs& req, Durat
     ri.pasid = req.pasid;
     ri.privileged = req.privileged;
     ri.execute = req.execute;
-    CtxSlot slot{reader_.resolve(m, d, ri, regs_.gt_en())};
+    const AmdTableReader::Stage2Fn s2 = [this](const TranslationContext& c, uint64_t gpa) {
+        return core().check_s2(c, AccessRequest{gpa, false, false, false}).t;
+    };
+    CtxSlot slot{reader_.resolve(m, d, ri, regs_.gt_en(), &s2)};
     count_table_reads(m.reads());
     if (slot.res.kind == Resolved::Kind::event) {
         ctx_miss_ = slot.res; // events are not cached: software fixes the tables and retries
@@ -97,15 +98,7 @@ const Resolved& AmdIommu::context(uint16_t devid, const RequestAttrs& req, Durat
     return r;
 }
 
-IommuShell::Resolution AmdIommu::resolve(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) {
-    // Fast path: the same (DeviceID, PASID) as the last resolution, a cached translating context.
-    // (Only translating contexts are cached, so the memo holds one; a blocked DTE is rare.)
-    if (memo_ && memo_dev_ == rid.raw && memo_key_ == (req.has_pasid ? req.pasid : kNoPasid) && !req.ats &&
-        (memo_->dte.ir || memo_->dte.iw || !memo_->check_ir_iw)) {
-        ctx_cache_.count_lookup(true);
-        delay += ctx_lookup_sc_;
-        return {0, false, &memo_->ctx};
-    }
+IommuShell::Resolution AmdIommu::resolve_tables(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) {
     Duration local = from_sc(delay);
     const Resolved& res = context(rid.raw, req, local);
     delay = to_sc(local);

@@ -56,8 +56,23 @@ private:
         Resolved res;
     };
 
-    Resolution resolve(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) override;
+    /// PASID key of the context cache for requests without PASID (PASIDs are 20 bits).
+    static constexpr uint32_t kNoPasid = 1u << 20;
+    Resolution resolve(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) override {
+        // Fast path (inlined into the shell's request path): the same (DeviceID, PASID) as the last
+        // resolution, a cached translating context. (Only translating contexts are cached, so the
+        // memo holds one; a blocked DTE is rare.)
+        if (memo_ && memo_dev_ == rid.raw && memo_key_ == (req.has_pasid ? req.pasid : kNoPasid) && !req.ats &&
+            (memo_->dte.ir || memo_->dte.iw || !memo_->check_ir_iw)) {
+            ctx_cache_.count_lookup(true);
+            delay += ctx_lookup_sc_;
+            return {0, false, &memo_->ctx};
+        }
+        return resolve_tables(rid, req, delay);
+    }
     Resolution check_translated(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) override;
+    /// resolve() past its memo: the context cache, the tables, the DTE's checks.
+    [[gnu::noinline]] Resolution resolve_tables(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay);
     uint32_t fault_reason(const Translation& t, const AccessRequest& a, const TranslationContext& c) const override;
     void record_fault(pcie::Bdf rid, const RequestAttrs& req, uint64_t addr, bool write, uint32_t reason,
                       Duration& local) override;
@@ -66,7 +81,7 @@ private:
     void mmio_write(uint32_t offset, unsigned len, uint64_t value, Duration& local) override;
     DecodedCommand decode(std::span<const uint64_t> words) override;
     void sync_queue(CommandQueue& q) override;
-    void queue_consumed(const CommandQueue& q) override { regs_.hw_set_cmd_head(static_cast<uint32_t>(q.ring().cons_offset())); }
+    void queue_consumed(const Ring::Position& cons) override { regs_.hw_set_cmd_head(static_cast<uint32_t>(cons.offset)); }
     void report_queue_error(uint32_t code, Duration& local) override;
     uint64_t invalidate_config(uint8_t cache, const ConfigScope& s) override;
     void sync_interrupt(Duration& local) override;

@@ -124,7 +124,8 @@ AmdTableReader::DteRead AmdTableReader::read_dte(mem::PhysMem& m, const DevTable
     return r;
 }
 
-AmdTableReader::Gcr3Read AmdTableReader::read_gcr3(mem::PhysMem& m, const Dte& d, uint32_t pasid) const {
+AmdTableReader::Gcr3Read AmdTableReader::read_gcr3(mem::PhysMem& m, const Dte& d, uint32_t pasid,
+                                                    const Stage2Fn* s2) const {
     Gcr3Read g;
     if (pasid >> gcr3::pasid_bits(d.glx) || pasid >> p_.pasid_bits) {
         g.status = Gcr3Read::Status::pasid_too_large;
@@ -135,6 +136,15 @@ AmdTableReader::Gcr3Read AmdTableReader::read_gcr3(mem::PhysMem& m, const Dte& d
     for (int level = d.glx; level >= 0; --level) {
         uint64_t idx = (pasid >> (gcr3::kIndexBits * static_cast<unsigned>(level))) & 0x1FF;
         uint64_t a = table + 8 * idx;
+        if (s2 && d.mode != 0) { // nested: the GCR3 table lives in guest memory
+            const Translation t = (*s2)(make_context(d, false, 0, 0), a);
+            if (!t.ok()) {
+                g.status = Gcr3Read::Status::s2_fault;
+                g.fail_addr = a;
+                return g;
+            }
+            a = t.output;
+        }
         uint64_t e;
         ++g.reads;
         try {
@@ -197,11 +207,13 @@ TranslationContext AmdTableReader::make_context(const Dte& d, bool guest, uint32
     return c;
 }
 
-Resolved AmdTableReader::resolve(mem::PhysMem& m, const DevTable& dt, const RequestInfo& r, bool gt_enabled) const {
-    return resolve(m, read_dte(m, dt, r.device_id), r, gt_enabled);
+Resolved AmdTableReader::resolve(mem::PhysMem& m, const DevTable& dt, const RequestInfo& r, bool gt_enabled,
+                                 const Stage2Fn* s2) const {
+    return resolve(m, read_dte(m, dt, r.device_id), r, gt_enabled, s2);
 }
 
-Resolved AmdTableReader::resolve(mem::PhysMem& m, const DteRead& dr, const RequestInfo& r, bool gt_enabled) const {
+Resolved AmdTableReader::resolve(mem::PhysMem& m, const DteRead& dr, const RequestInfo& r, bool gt_enabled,
+                                 const Stage2Fn* s2) const {
     Resolved res;
     const uint16_t flags = request_flags(r);
     if (dr.status == DteRead::Status::bus_error) {
@@ -246,12 +258,13 @@ Resolved AmdTableReader::resolve(mem::PhysMem& m, const DteRead& dr, const Reque
     }
     if (!d.gv) return fault(0); // PASID-tagged request without guest translation
     const uint32_t pasid = r.has_pasid ? r.pasid : 0;
-    Gcr3Read g = read_gcr3(m, d, pasid);
+    Gcr3Read g = read_gcr3(m, d, pasid, s2);
     res.reads += g.reads;
     switch (g.status) {
     case Gcr3Read::Status::ok: break;
     case Gcr3Read::Status::pasid_too_large:
-    case Gcr3Read::Status::not_valid: return fault(0);
+    case Gcr3Read::Status::not_valid:
+    case Gcr3Read::Status::s2_fault: return fault(0);
     case Gcr3Read::Status::reserved: return fault(evf::PR | evf::RZ);
     case Gcr3Read::Status::bus_error:
         res.event = make_page_tab_hw_error(r.device_id, d.domain_id, r.pasid, g.fail_addr, flags,

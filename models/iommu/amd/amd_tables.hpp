@@ -12,9 +12,13 @@
 //  - guest (v2) tables are stage 1 (x86-64, 4 or 5 levels from DTE GPM), tagged by
 //    DomainID + PASID; a request without PASID uses GCR3[0] when GV and GIoV are set;
 //  - GV with Mode 1-6 is v2-over-v1 (nested): the guest CR3 and guest table
-//    pointers are GPAs the walker translates through the host table. The GCR3
-//    table itself is read at system-physical addresses (the hypervisor's table;
-//    which space the spec places it in is UNCONFIRMED here);
+//    pointers are GPAs the walker translates through the host table. So is the
+//    GCR3 table root (and its lower levels) when the unit is given the stage-2
+//    translation (Stage2Fn): Linux's nested DTE copies the guest's GCR3 root
+//    pointer unchanged (drivers/iommu/amd/nested.c set_dte_nested), so the unit
+//    must read the guest's GCR3 table through the host table. A GCR3 address the
+//    host table does not map is an IO_PAGE_FAULT (the event the spec names for
+//    it is UNCONFIRMED). Without a Stage2Fn the table is read at its address as is;
 //  - DTE.IR/IW are ANDed with the page-table rights (QEMU fetch_pte "including
 //    the DTE"); Mode 0 without GV is "no translation, access controlled by IR/IW".
 // V=0 and (V=1, TV=0) pass requests untranslated, as QEMU amdvi_as_to_dte does.
@@ -35,6 +39,7 @@
 // walker (Translation::untranslated_only) and the shell puts it in ATS completions.
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 
 #include "models/iommu/amd/amd_events.hpp"
@@ -143,22 +148,28 @@ public:
     };
     DteRead read_dte(mem::PhysMem& m, const DevTable& dt, uint16_t device_id) const;
 
+    /// Stage 2 for nested GCR3 reads: translates a GPA with the DTE's host (v1) context.
+    using Stage2Fn = std::function<Translation(const TranslationContext& s2ctx, uint64_t gpa)>;
+
     struct Gcr3Read {
-        enum class Status : uint8_t { ok, pasid_too_large, not_valid, reserved, bus_error } status = Status::ok;
+        enum class Status : uint8_t { ok, pasid_too_large, not_valid, reserved, bus_error, s2_fault } status = Status::ok;
         uint64_t cr3 = 0;        ///< guest CR3 (root of the v2 table) for ok
         uint64_t fail_addr = 0;  ///< entry address for not_valid / reserved / bus_error
         unsigned reads = 0;
     };
-    Gcr3Read read_gcr3(mem::PhysMem& m, const Dte& d, uint32_t pasid) const;
+    /// `s2`: under nesting (DTE.Mode != 0) each GCR3 table address is a GPA translated by it.
+    Gcr3Read read_gcr3(mem::PhysMem& m, const Dte& d, uint32_t pasid, const Stage2Fn* s2 = nullptr) const;
 
     /// The translation context of a checked DTE and (for guest translation) the
     /// guest CR3 of the PASID used (`as_tag`).
     TranslationContext make_context(const Dte& d, bool guest, uint32_t as_tag, uint64_t cr3) const;
 
     /// Full resolution: DTE, checks, GCR3 walk, context (no caches).
-    Resolved resolve(mem::PhysMem& m, const DevTable& dt, const RequestInfo& r, bool gt_enabled) const;
+    Resolved resolve(mem::PhysMem& m, const DevTable& dt, const RequestInfo& r, bool gt_enabled,
+                     const Stage2Fn* s2 = nullptr) const;
     /// The same from a DTE already read (a DTE-cache hit): checks, GCR3 walk, context.
-    Resolved resolve(mem::PhysMem& m, const DteRead& dte, const RequestInfo& r, bool gt_enabled) const;
+    Resolved resolve(mem::PhysMem& m, const DteRead& dte, const RequestInfo& r, bool gt_enabled,
+                     const Stage2Fn* s2 = nullptr) const;
 
     /// ANDs DTE.IR/IW into a translation's rights (QEMU fetch_pte: "permission bits are
     /// ANDed at every level, including the DTE") and turns a request they deny into a

@@ -7,7 +7,7 @@ CommandQueue::Fetched CommandQueue::fetch(UnitMemPort& mem, Duration& local) {
     // One Fetched, returned on every path, with the decoded command built in place (the
     // decoder's result initializes f.command directly): no copy of the action array.
     const uint32_t bytes = ring_.entry_bytes();
-    std::array<uint64_t, kMaxEntryBytes / 8> words{};
+    std::array<uint64_t, kMaxEntryBytes / 8> words; // the read fills the first bytes / 8
     const Status read = tail_error_                                                  ? Status::tail_error
                         : bytes == 0 || bytes > kMaxEntryBytes || bytes % 8 ||
                                   !mem.read(ring_.cons_address(), words.data(), bytes, local)

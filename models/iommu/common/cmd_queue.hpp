@@ -19,7 +19,9 @@
 // overtaking each other (the engine is in order, which every spec allows).
 #include <array>
 #include <cstdint>
+#include <new>
 #include <span>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -71,30 +73,52 @@ struct PageResponseAction {
     pcie::PrgResponse response;
 };
 
+/// Releases requests the unit holds (SMMUv3 stall model: CMD_RESUME names one by StreamID
+/// and STAG, retried or terminated; CMD_STALL_TERM terminates all of a StreamID's).
+struct ReleaseHeldAction {
+    uint32_t requester = 0; ///< the family's stream / requester ID
+    uint32_t tag = 0;       ///< the family's tag of the held request (SMMUv3 STAG); ignored with `all`
+    bool all = false;       ///< every held request of `requester`, terminated
+    bool retry = false;     ///< retry the request (else terminate it with an abort)
+};
+
 using CommandAction = std::variant<NoOpAction, InvalidateTranslations, InvalidateConfig, InvalidateDeviceAtc,
-                                   SyncAction, PageResponseAction>;
+                                   SyncAction, PageResponseAction, ReleaseHeldAction>;
+
+// Every action is plain data: a decoded command is copied as bytes, and its slots need no
+// construction or destruction.
+static_assert(std::is_trivially_copyable_v<CommandAction> && std::is_trivially_destructible_v<CommandAction>);
 
 /// What one command decodes to: an error code (0 = valid; otherwise the family's code,
-/// recorded when the queue halts) and up to kMax actions executed in order.
+/// recorded when the queue halts) and up to kMax actions executed in order. A fixed buffer:
+/// no allocation, and only the `count` slots used are constructed (one per command is the
+/// common case; the engine decodes every command into one of these).
 struct DecodedCommand {
     static constexpr size_t kMax = 4;
     uint32_t error = 0;
     uint8_t count = 0;
-    std::array<CommandAction, kMax> actions; ///< the first `count` are meaningful
 
+    DecodedCommand() {} // slots stay unconstructed until add()
     bool ok() const { return error == 0; }
-    /// Appends one action, constructed in its slot (no CommandAction temporary).
+    /// Appends one action, constructed in its slot.
     template <class Action>
     DecodedCommand& add(Action&& a) {
-        if (count < kMax) actions[count++] = std::forward<Action>(a);
+        if (count < kMax)
+            new (&slots_.actions[count++]) CommandAction(std::in_place_type<std::decay_t<Action>>, std::forward<Action>(a));
         return *this;
     }
-    std::span<const CommandAction> list() const { return {actions.data(), count}; }
+    std::span<const CommandAction> list() const { return {slots_.actions, count}; }
     static DecodedCommand fail(uint32_t code) {
         DecodedCommand d;
         d.error = code;
         return d;
     }
+
+private:
+    union Slots {
+        Slots() {}
+        CommandAction actions[kMax]; ///< the first `count` are constructed
+    } slots_;
 };
 
 /// The family's command decoder (the hook). `words` holds entry_bytes / 8 little-endian qwords.

@@ -130,7 +130,7 @@ IommuShell::IommuShell(const sc_core::sc_module_name& name, const ShellParams& p
                        uint32_t queue_fetch_error, Ring::Index queue_style, stats::Group* parent)
     : sc_module(name), upstream("upstream"), mem("mem"), mmio("mmio"), ats_inv("ats_inv"), sp_(p),
       stats_(basename(), parent), walk_port_(*this), unit_port_(*this),
-      walkers_(std::max<uint32_t>(1, p.walkers)), queue_(*this, queue_fetch_error, queue_style),
+      walkers_(p.walkers), queue_(*this, queue_fetch_error, queue_style),
       ats_(p.ats_timeout),
       st_requests_(stats_.counter(n.requests.name, "count", n.requests.description)),
       st_translated_(stats_.counter(n.translated.name, "count", n.translated.description)),
@@ -176,12 +176,55 @@ void IommuShell::set_trace(trace::Recorder* r) {
     trace_queue_ = r->track(name(), "queue engine");
 }
 
-void IommuShell::fail_request(tlm::tlm_generic_payload& t, const pcie::TlpExtension& ext, const RequestAttrs& req,
+bool IommuShell::fail_request(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, const RequestAttrs& req,
                               uint32_t reason, bool suppress, sc_time& delay) {
     Duration local = from_sc(delay);
+    holding_ = 0;
     fault_detected(ext.requester, req, t.get_address(), t.is_write(), reason, suppress, local);
     delay = to_sc(local);
     t.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+    if (!holding_) return false;
+    const uint64_t ticket = holding_;
+    holding_ = 0;
+    if (!wait_held(ticket, delay)) return false;
+    ext.held_retry_at = now(); // the requester's access is the retry, made now
+    t.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    return true;
+}
+
+bool IommuShell::can_hold() {
+    const sc_core::sc_curr_proc_kind k = sc_core::sc_get_current_process_handle().proc_kind();
+    return k == sc_core::SC_THREAD_PROC_ || k == sc_core::SC_CTHREAD_PROC_;
+}
+
+uint64_t IommuShell::hold_request() {
+    holding_ = ++next_ticket_;
+    held_.emplace(holding_, Held{});
+    return holding_;
+}
+
+void IommuShell::release_held(uint64_t ticket, bool retry, Duration local) {
+    const auto it = held_.find(ticket);
+    if (it == held_.end() || it->second.released) return;
+    it->second = Held{true, retry, now() + local};
+    held_released_.notify(to_sc(local)); // the earliest pending release wins; later ones re-wait below
+}
+
+bool IommuShell::wait_held(uint64_t ticket, sc_time& delay) {
+    // The requester's local time catches up first: from here on its thread is blocked.
+    wait(delay);
+    delay = sc_core::SC_ZERO_TIME;
+    for (;;) {
+        const auto it = held_.find(ticket);
+        if (it == held_.end()) return false;
+        const Held h = it->second;
+        if (h.released && h.at <= now()) {
+            held_.erase(it);
+            return h.retry;
+        }
+        if (h.released) wait(to_sc(h.at - now()));
+        else wait(held_released_);
+    }
 }
 
 void IommuShell::upstream_message(tlm::tlm_generic_payload& t, sc_time& delay) {
@@ -206,6 +249,8 @@ void IommuShell::b_transport_mmio(tlm::tlm_generic_payload& t, sc_time& delay) {
         return;
     }
     Duration local = from_sc(delay) + sp_.mmio_access;
+    // The consumer position the engine reached by now (it runs ahead in local time).
+    if (!unpublished_.empty()) publish_consumed(now());
     if (t.is_read()) {
         const uint64_t v = mmio_read(static_cast<uint32_t>(off), len);
         std::memcpy(t.get_data_ptr(), &v, len);
@@ -251,35 +296,29 @@ void IommuShell::fault_detected(pcie::Bdf rid, const RequestAttrs& req, uint64_t
     record_fault(rid, req, addr, write, reason, local);
 }
 
-TranslateResult IommuShell::translate(const TranslationContext& ctx, const AccessRequest& a, sc_time& delay) {
+TranslateResult IommuShell::translate(const TranslationContext& ctx, const AccessRequest& a, sc_time& delay,
+                                      bool stage1_only) {
     delay += iotlb_lookup_sc_;
     walk_port_.begin(from_sc(delay));
-    TranslateResult r = core_->translate(ctx, a);
+    TranslateResult r = stage1_only ? core_->translate_s1(ctx, a) : core_->translate(ctx, a);
     if (!r.iotlb_hit) account_walk(r, delay);
     return r;
 }
 
 void IommuShell::account_walk(const TranslateResult& r, sc_time& delay) {
     // A walk occupies one of the walk slots (loosely-timed contention, DESIGN.md "Timing"):
-    // the slot that frees up earliest (what std::min_element picks), each slot read once.
-    BusyUntil* slot = &walkers_.front();
-    Duration earliest = slot->busy_until();
-    for (BusyUntil& w : walkers_) {
-        if (const Duration b = w.busy_until(); b < earliest) {
-            earliest = b;
-            slot = &w;
-        }
-    }
+    // the slot that frees up earliest (BusyPool).
     const Duration t = now();
     const Duration arrival = t + from_sc(delay);
-    const Duration start = slot->reserve(arrival, r.latency);
+    const BusyPool::Use use = walkers_.reserve(arrival, r.latency);
+    const Duration start = use.start;
     delay = to_sc(start + r.latency - t);
     st_table_reads_.inc(r.reads);
     if (trace_)
-        trace_->slice(trace_walkers_ + static_cast<uint32_t>(slot - walkers_.data()), "walk", "walk", start,
-                      start + r.latency, {"reads", r.reads, false}, {"queued_ps", (start - arrival).as_ps(), false});
+        trace_->slice(trace_walkers_ + use.slot, "walk", "walk", start, start + r.latency, {"reads", r.reads, false},
+                      {"queued_ps", (start - arrival).as_ps(), false});
     if (trace_ && r.t.ok()) trace_->counter(trace_walkers_, "iotlb fills", start + r.latency, ++trace_fills_);
-    st_walk_queueing_.inc(static_cast<uint64_t>((start - arrival).as_ns()));
+    if (start != arrival) st_walk_queueing_.inc(static_cast<uint64_t>((start - arrival).as_ns()));
 }
 
 void IommuShell::handle_translation_request(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_time& delay) {
@@ -311,10 +350,18 @@ void IommuShell::handle_translation_request(tlm::tlm_generic_payload& t, pcie::T
         c.execute = req.execute && r.ctx->allow_execute && c.read;
         c.privileged = req.privileged;
         c.no_snoop = r.ctx->force_snoop; // N: snooping forced by the context
+    } else if (r.ctx->ats_split_stage && !r.ctx->s1.enabled) {
+        // Split-stage ATS with stage 1 bypassed: the IPA is the input address; stage 2 checks
+        // the translated requests.
+        c = pcie::AtsTranslation::for_range(iova, 0);
+        c.read = c.write = true;
+        c.execute = req.execute;
+        c.privileged = req.privileged;
     } else {
         // Ask for read and (if allowed) write: the completion reports the rights the walk finds.
+        // Split-stage ATS: stage 1 alone, the completion carries the IPA.
         AccessRequest a{iova, false, req.execute, req.privileged};
-        const TranslateResult res = translate(*r.ctx, a, delay);
+        const TranslateResult res = translate(*r.ctx, a, delay, r.ctx->ats_split_stage);
         const Translation& tr = res.t;
         if (tr.ok()) {
             const unsigned order = tr.page_shift - 12u;
@@ -372,89 +419,159 @@ void IommuShell::handle_message(const pcie::MessageExtension& m, Duration& local
 
 // ---- command-queue engine -------------------------------------------------------------------
 
+void IommuShell::publish_consumed(Duration t) {
+    // Positions only move forward: the latest one due is the register's value.
+    size_t due = 0;
+    while (due < unpublished_.size() && unpublished_[due].at <= t) ++due;
+    if (due == 0) return;
+    const Consumed& c = unpublished_[due - 1];
+    // A position of a queue software disabled or re-based since is not published.
+    if (c.generation == queue_.generation()) queue_consumed(c.cons);
+    unpublished_.erase(unpublished_.begin(), unpublished_.begin() + static_cast<std::ptrdiff_t>(due));
+}
+
+void IommuShell::engine_sync() {
+    if (ahead_ > Duration::zero()) {
+        wait(to_sc(ahead_));
+        ahead_ = Duration::zero();
+    }
+    kernel_ = now();
+    if (!unpublished_.empty()) publish_consumed(AtsInvalidationTracker::kNever);
+}
+
+bool IommuShell::engine_sync_live() {
+    engine_sync();
+    // Software disabled or re-based the queue meanwhile: the command belongs to a queue that
+    // no longer exists (no status write, no message, no error).
+    return queue_.generation() == command_generation_;
+}
+
+void IommuShell::engine_sync_until(Duration at) {
+    wait(to_sc(at - now()));
+    ahead_ = Duration::zero();
+    if (!unpublished_.empty()) publish_consumed(AtsInvalidationTracker::kNever);
+}
+
 void IommuShell::queue_engine() {
+    // The engine runs ahead of the kernel in local time (ahead_), each step adding its cost,
+    // and synchronises only where it interacts (see engine_sync's callers): a batch of
+    // invalidations and its sync cost one wait(), not one or two per command.
     for (;;) {
         // Idle until the queue is enabled, has work and no error blocks fetching. The queue's
         // view of the registers is refreshed only when they may have changed (a register write,
-        // a kick, a hook that reports into them): sync_queue is a function of the registers.
+        // a kick, a hook that reports into them): sync_queue is a function of the registers,
+        // which must hold the consumer position reached first.
         if (queue_view_stale_) {
+            if (!unpublished_.empty()) publish_consumed(AtsInvalidationTracker::kNever);
             queue_view_stale_ = false;
             sync_queue(queue_);
         }
-        while (!queue_.has_work()) {
-            wait(engine_kick_);
-            queue_view_stale_ = false;
-            sync_queue(queue_);
+        if (!queue_.has_work()) {
+            if (!unpublished_.empty()) {
+                engine_sync(); // publish the positions at their times, then look again
+                continue;
+            }
+            // Idle without catching up first (no second wait per batch): work that arrives
+            // before the last command's end starts at that end.
+            const Duration idle_from = now() + ahead_;
+            while (!queue_.has_work()) {
+                wait(engine_kick_);
+                queue_view_stale_ = false;
+                sync_queue(queue_);
+            }
+            const Duration k = now();
+            ahead_ = idle_from > k ? idle_from - k : Duration::zero();
         }
+        const Duration kernel = kernel_ = now(); // the kernel's time until something synchronises
         // A tail written at a later local time is not visible yet (temporal decoupling).
         if (!tail_writes_.empty()) {
-            if (const Duration t = now(); tail_writes_.front().second > t) {
-                wait(to_sc(tail_writes_.front().second - t));
+            if (tail_writes_.front().second > kernel + ahead_) {
+                engine_sync_until(tail_writes_.front().second);
                 continue;
             }
             submitted_ = tail_writes_.front().second; // the write that made it visible
         } else {
-            submitted_ = now();
+            submitted_ = kernel + ahead_;
         }
         const uint64_t seq = queue_.consumed();
-        const uint64_t generation = queue_.generation();
-        Duration l;
-        if (trace_) trace_->counter(trace_queue_, "queue occupancy", now(), queue_.ring().used());
-        const CommandQueue::Fetched f = queue_.fetch(unit_port_, l);
-        if (f.status != CommandQueue::Status::tail_error) engine_wait(l + sp_.queue.fetch);
-        // Software disabled / re-enabled the queue during the fetch: the command belongs to a
-        // queue that no longer exists (no head write-back, no error).
-        if (queue_.generation() != generation) continue;
+        const uint64_t generation = command_generation_ = queue_.generation();
+        if (trace_) trace_->counter(trace_queue_, "queue occupancy", kernel + ahead_, queue_.ring().used());
+        // The read is issued at the engine's local time; its latency adds to it.
+        const CommandQueue::Fetched f = queue_.fetch(unit_port_, ahead_);
+        if (f.status != CommandQueue::Status::tail_error) ahead_ += sp_.queue.fetch;
         if (!f.ok()) {
+            engine_sync(); // the error becomes visible when the fetch is done
             st_queue_errors_.inc();
             Duration l2;
             report_queue_error(queue_.error(), l2); // the consumer position stays on the offending command
             queue_view_stale_ = true;
             continue;
         }
-        phase_now(seq, InvalPhase::fetched);
-        // The consumer position moves past a command once it is fetched and valid.
-        queue_.consume();
-        queue_consumed(queue_);
-        // Tail writes the consumer position has reached are done with (all, once the queue is empty).
-        while (!tail_writes_.empty() &&
-               (queue_.ring().empty() || tail_writes_.front().first == queue_.ring().cons_offset()))
-            tail_writes_.pop_front();
-        engine_wait(sp_.queue.per_command);
+        phase(seq, InvalPhase::fetched, kernel + ahead_);
+        // The consumer position moves past a command once it is fetched and valid (a sync of a
+        // family that reports its completion by the consumer position: once it completed);
+        // software sees it from the step's time on.
+        command_consumed_ = !sp_.sync_consumed_at_completion ||
+                            std::none_of(f.command.list().begin(), f.command.list().end(),
+                                         [](const CommandAction& a) { return std::holds_alternative<SyncAction>(a); });
+        if (command_consumed_) consume_fetched();
+        ahead_ += sp_.queue.per_command;
         bool aborted = false;
         for (const CommandAction& a : f.command.list())
             if (queue_.generation() != generation || !execute(a, seq)) { // reset under it, or ATS time-out
                 aborted = true;
                 break;
             }
+        command_consumed_ = true; // (a sync consumed at its completion did so in execute())
         if (!aborted) st_commands_.inc();
     }
 }
 
+void IommuShell::consume_fetched() {
+    queue_.consume();
+    // Software sees the new consumer position from the step's time on.
+    if (ahead_ > Duration::zero())
+        unpublished_.push_back({engine_now(), queue_.ring().cons_position(), command_generation_});
+    else queue_consumed(queue_.ring().cons_position());
+    // Tail writes the consumer position has reached are done with (all, once the queue is empty).
+    while (!tail_writes_.empty() &&
+           (queue_.ring().empty() || tail_writes_.front().first == queue_.ring().cons_offset()))
+        tail_writes_.pop_front();
+}
+
 bool IommuShell::execute(const CommandAction& a, uint64_t seq) {
     if (const auto* s = std::get_if<SyncAction>(&a)) {
-        if (!wait_for_atc_invalidations()) return false; // time-out: the sync is aborted, no status write
+        if (ats_.outstanding() > 0) {
+            if (!engine_sync_live()) return false;
+            if (!wait_for_atc_invalidations()) return false; // time-out: the sync is aborted, no status write
+        }
+        // A completion delivered with a local-time offset is done only once it has arrived.
+        if (ats_last_completion_ > engine_now()) ahead_ = ats_last_completion_ - now();
+        if (!command_consumed_) { // complete: a sync consumed at completion leaves the queue now
+            consume_fetched();
+            command_consumed_ = true;
+        }
         // The status word becomes visible when the write is issued, so the engine first
-        // spends the write's cost, then writes (polling software never sees it early).
+        // spends the write's cost, then synchronises and writes (polling software never sees
+        // it early): the one wait() of a batch.
         if (s->status_write) {
-            engine_wait(sp_.queue.status_write);
-            Duration wl;
+            ahead_ += sp_.queue.status_write;
+            if (!engine_sync_live()) return false;
             uint64_t data = s->status_data;
-            mem_access(tlm::TLM_WRITE_COMMAND, s->status_addr, &data, s->status_bytes, wl, !s->status_is_msi);
-            phase_now(seq, InvalPhase::wait_done); // visible to a polling driver from now on
+            mem_access(tlm::TLM_WRITE_COMMAND, s->status_addr, &data, s->status_bytes, ahead_, !s->status_is_msi);
+            if (observer_) observer_->on_phase(seq, InvalPhase::wait_done, now(), {}); // visible from now on
             st_syncs_.inc();
             st_sync_latency_.record((now() - submitted_).as_ns());
-            engine_wait(wl);
         } else {
             st_syncs_.inc();
-            st_sync_latency_.record((now() - submitted_).as_ns());
+            st_sync_latency_.record((engine_now() - submitted_).as_ns());
             phase_now(seq, InvalPhase::wait_done);
         }
         if (s->interrupt) {
-            Duration wl;
-            sync_interrupt(wl);
+            // The interrupt status bit is set when the interrupt is raised: synchronise first.
+            engine_sync();
+            sync_interrupt(ahead_);
             queue_view_stale_ = true;
-            engine_wait(wl);
         }
         return true;
     }
@@ -469,17 +586,21 @@ bool IommuShell::execute(const CommandAction& a, uint64_t seq) {
     } else if (const auto* c = std::get_if<InvalidateConfig>(&a)) {
         dropped = invalidate_config(c->cache, c->scope);
     } else if (const auto* p = std::get_if<PageResponseAction>(&a)) {
+        if (!engine_sync_live()) return false; // the response leaves for the device now
         pcie::MessageExtension m;
         m.code = pcie::MessageCode::prg_response;
         m.prg_resp = p->response;
-        Duration l = sp_.queue.ats_message_send;
-        send_message(m, 0, l);
-        engine_wait(l);
+        ahead_ = sp_.queue.ats_message_send;
+        send_message(m, 0, ahead_);
     } else if (const auto* n = std::get_if<NoOpAction>(&a)) {
-        engine_wait(n->cost);
+        ahead_ += n->cost;
+    } else if (const auto* h = std::get_if<ReleaseHeldAction>(&a)) {
+        if (!engine_sync_live()) return false; // the held requests go on from the command's time
+        release_requests(*h);
     }
-    engine_wait(sp_.queue.per_entry_invalidate * dropped);
-    phase_now(seq, InvalPhase::caches_done);
+    ahead_ += sp_.queue.per_entry_invalidate * dropped;
+    // (kernel_ is current: these paths wait only through engine_sync, which updates it.)
+    phase(seq, InvalPhase::caches_done, kernel_ + ahead_);
     return true;
 }
 
@@ -527,6 +648,7 @@ void IommuShell::wait_ats(Duration deadline) {
 }
 
 bool IommuShell::issue_atc_invalidation(const InvalidateDeviceAtc& d, uint64_t seq) {
+    if (!engine_sync_live()) return false; // the request leaves for the device (and its time-out runs) from now
     const pcie::Bdf dev = d.request.target;
     // Bounded by the device's invalidate queue depth: wait for a free slot (or time out).
     while (!ats_.can_issue(dev.raw, d.queue_depth)) {
@@ -541,14 +663,13 @@ bool IommuShell::issue_atc_invalidation(const InvalidateDeviceAtc& d, uint64_t s
         }
         wait_ats(earliest);
     }
-    Duration l = sp_.queue.ats_message_send;
+    ahead_ = sp_.queue.ats_message_send;
     pcie::MessageExtension m;
     m.code = pcie::MessageCode::ats_invalidate_request;
     m.inv_req = d.request;
-    m.inv_req.itag = ats_.issue(dev.raw, now() + l, seq);
-    send_message(m, pcie::encode_invalidate_payload(m.inv_req), l);
+    m.inv_req.itag = ats_.issue(dev.raw, now() + ahead_, seq);
+    send_message(m, pcie::encode_invalidate_payload(m.inv_req), ahead_);
     st_ats_inv_sent_.inc();
-    engine_wait(l);
     return true;
 }
 
@@ -566,8 +687,6 @@ bool IommuShell::wait_for_atc_invalidations() {
         }
         wait_ats(d.at);
     }
-    // A completion delivered with a local-time offset is done only once it has arrived.
-    if (ats_last_completion_ > now()) wait(to_sc(ats_last_completion_ - now()));
     return true;
 }
 

@@ -13,7 +13,10 @@
 //    b_transport (they target the interrupt range, not RAM).
 //  * One DMA path: pass-through when the family says translation is off;
 //    translated (AT=10) requests checked by the family (ATS enabled for the
-//    device) and forwarded; untranslated requests resolved by the family into
+//    device) and forwarded — under split-stage ATS (the context's
+//    ats_split_stage) their address is an IPA that stage 2 translates
+//    (TranslationCore::check_s2, a walk slot on a stage-2 cache miss) and
+//    Translation Requests get stage 1 alone (translate_s1); untranslated requests resolved by the family into
 //    a TranslationContext, translated by the core (IOTLB, walk in a walk slot
 //    — `walkers` BusyUntil resources, queueing counted), No-Snoop forced when
 //    the context or the leaf requires snooping, forwarded with the output
@@ -24,7 +27,20 @@
 //    R=W=0 (not a fault); context-level failures are recorded and answered UR.
 //  * The command-queue engine (SC_THREAD over the plain CommandQueue): fetch,
 //    decode hook, generic actions, a sync completing only after every earlier
-//    command including device-ATC invalidations, halt on error.
+//    command including device-ATC invalidations, halt on error. Loosely timed
+//    (TLM-2.0 LT): the engine accumulates each step's cost as local time and
+//    synchronises (one wait()) only where it interacts — a sync's status write,
+//    an ATS message leaving for a device, a queue error, going idle, a tail
+//    written later than its local time. Each step's time is still its own:
+//    phases, latencies and the consumer position software reads (published
+//    when the kernel's time reaches the step) are those of a wait per step.
+//    Cache invalidations take effect when the engine executes them, up to one
+//    sync batch's duration ahead of their step's time.
+//  * Held requests (SMMUv3 stall model): a family may hold a faulting
+//    request while recording its fault; the requester's thread then blocks
+//    in b_transport (its tag, credits and everything behind it stay
+//    occupied) until a command releases it: retried from the start, or
+//    answered with an error. Only requests from threads can be held.
 //  * Device-ATC invalidations tracked by AtsInvalidationTracker with ONE
 //    timer per engine armed at the earliest deadline (time-outs reported to
 //    the family); Invalidate Completions with unknown ITags reported.
@@ -35,6 +51,7 @@
 #include <deque>
 #include <optional>
 #include <systemc>
+#include <unordered_map>
 #include <tlm>
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
@@ -83,6 +100,10 @@ struct ShellParams {
     uint32_t mmio_size = 0x1000;
     bool snoop_control = true; ///< the leaf's snoop bit forces snooping
     bool ats = true;           ///< ATS translation requests are served
+    /// The consumer position moves past a sync only when it completes (SMMUv3: software
+    /// learns a CMD_SYNC's completion from CONS passing it, and may reuse its slot only then);
+    /// other commands, and every family's syncs otherwise, are consumed when fetched.
+    bool sync_consumed_at_completion = false;
 
     /// A family's shell: its IOTLB, walk caches, walk slots, costs, ATS time-out and register
     /// window (snoop_control and ats keep their defaults; the family sets them after).
@@ -171,7 +192,8 @@ protected:
     };
     /// (RID, PASID) -> context or fault; table reads and cache lookups charged to `delay`.
     virtual Resolution resolve(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) = 0;
-    /// A translated (AT=10) request: may this device use translations? (fault = block it).
+    /// A translated (AT=10) request: may this device use translations? (fault = block it;
+    /// a context = split-stage ATS: the address is an IPA its stage 2 translates).
     virtual Resolution check_translated(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) = 0;
     /// The family's fault code for a translation the core refused.
     virtual uint32_t fault_reason(const Translation& t, const AccessRequest& a, const TranslationContext& c) const = 0;
@@ -185,8 +207,10 @@ protected:
     virtual void mmio_write(uint32_t offset, unsigned len, uint64_t value, Duration& local) = 0;
     /// Brings the queue (ring positions, enable, halt, tail errors) in step with the registers.
     virtual void sync_queue(CommandQueue& q) = 0;
-    /// The queue consumed a command: publish the new consumer position.
-    virtual void queue_consumed(const CommandQueue& q) = 0;
+    /// The queue consumed commands: publish consumer position `cons` in the registers. Called
+    /// when the kernel's time reaches the step that consumed it (the engine runs ahead in
+    /// local time), or before a register access that could see it.
+    virtual void queue_consumed(const Ring::Position& cons) = 0;
     /// The queue halted with `code` (tail, fetch, decode error): set the error state, interrupt.
     virtual void report_queue_error(uint32_t code, Duration& local) = 0;
     /// Invalidates the family's configuration cache `cache`; returns entries dropped.
@@ -196,6 +220,9 @@ protected:
     /// No Invalidate Completion from `rid` before the deadline / a completion with unknown ITags.
     virtual void report_ats_timeout(pcie::Bdf rid, Duration& local) = 0;
     virtual void report_unknown_itag(pcie::Bdf rid, Duration& local) = 0;
+    /// A command releases held requests (ReleaseHeldAction): the family maps its tags to the
+    /// tickets of hold_request() and calls release_held(). Families that never hold: nothing.
+    virtual void release_requests(const ReleaseHeldAction&) {}
     // (CommandDecoder::decode is the command-decode hook.)
 
     // ---- what the shell offers a family ------------------------------------------------------
@@ -203,6 +230,8 @@ protected:
     /// step with its enable bit (a flag, not a hook: it is read by every request).
     void set_translation_enabled(bool on) { translating_ = on; }
     bool translation_enabled() const { return translating_; }
+    /// Whether the command being executed has been consumed (the consumer position is past it).
+    bool command_consumed() const { return command_consumed_; }
     /// The unit's own memory access (DMI when granted); `local` gets the latency.
     bool mem_access(tlm::tlm_command cmd, uint64_t addr, void* data, unsigned len, Duration& local,
                     bool allow_dmi = true);
@@ -241,6 +270,15 @@ protected:
         Duration& local_;
         unsigned reads_ = 0;
     };
+    /// Whether the request being handled may be held: its initiator is a thread (b_transport may wait).
+    static bool can_hold();
+    /// Holds the request whose fault record_fault() is recording (called from record_fault):
+    /// the requester blocks until release_held(ticket, ...). Returns the ticket.
+    uint64_t hold_request();
+    /// Releases a held request at local time `local` (relative to now): retried from the start
+    /// (`retry`) or terminated with an error response. Unknown tickets are ignored.
+    void release_held(uint64_t ticket, bool retry, Duration local = {});
+    size_t held_requests() const { return held_.size(); }
     /// A fault was detected: counted, and recorded through record_fault() unless suppressed.
     void fault_detected(pcie::Bdf rid, const RequestAttrs& req, uint64_t addr, bool write, uint32_t reason,
                         bool suppress, Duration& local);
@@ -272,12 +310,23 @@ private:
     template <class Family>
     void handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_core::sc_time& delay);
     void upstream_message(tlm::tlm_generic_payload& t, sc_core::sc_time& delay);
-    void fail_request(tlm::tlm_generic_payload& t, const pcie::TlpExtension& ext, const RequestAttrs& req,
-                      uint32_t reason, bool suppress, sc_core::sc_time& delay);
+    /// Answers a faulting request with an error; true when the family held it and software
+    /// released it for a retry (the caller then handles the request again).
+    [[nodiscard]] bool fail_request(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext,
+                                    const RequestAttrs& req, uint32_t reason, bool suppress, sc_core::sc_time& delay);
+    /// Blocks the requester of a held request until it is released; true = retry.
+    bool wait_held(uint64_t ticket, sc_core::sc_time& delay);
     void b_transport_mmio(tlm::tlm_generic_payload& t, sc_core::sc_time& delay);
     void handle_translation_request(tlm::tlm_generic_payload& t, pcie::TlpExtension& ext, sc_core::sc_time& delay);
     void handle_message(const pcie::MessageExtension& m, Duration& local);
-    TranslateResult translate(const TranslationContext& ctx, const AccessRequest& a, sc_core::sc_time& delay);
+    /// An ATS Translation Request's walk (`stage1_only`: split-stage ATS, the output is the IPA).
+    TranslateResult translate(const TranslationContext& ctx, const AccessRequest& a, sc_core::sc_time& delay,
+                              bool stage1_only);
+    /// A translated request under split-stage ATS: its address is an IPA, translated by ctx's stage 2.
+    template <class Family>
+    [[gnu::noinline]] void translated_stage2(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExtension& ext,
+                                             const RequestAttrs& req, const TranslationContext& ctx,
+                                             sc_core::sc_time& delay);
     void account_walk(const TranslateResult& r, sc_core::sc_time& delay);
     /// A request (DMA or ATS translation) from arrival to its response, on its requester's track.
     void trace_request(const tlm::tlm_generic_payload& t, const pcie::TlpExtension& ext, Duration from, Duration to);
@@ -285,6 +334,8 @@ private:
 
     // queue engine
     void queue_engine();
+    /// Moves the consumer position past the command just fetched and publishes it.
+    void consume_fetched();
     /// Executes one action; false when a device-ATC time-out aborted the command.
     bool execute(const CommandAction& a, uint64_t seq);
     bool issue_atc_invalidation(const InvalidateDeviceAtc& d, uint64_t seq);
@@ -292,26 +343,23 @@ private:
     void wait_ats(Duration deadline);
     bool completion_pending() const;
     void notify_completion(Duration local);
-    void engine_wait(Duration d) {
-        if (d > Duration::zero()) wait(engine_sc(d));
-    }
-    /// sc_time of an engine wait. The engine waits the same few durations over and over (fetch,
-    /// per-command cost), so the last two conversions are remembered: sc_time's constructor is
-    /// not inline and costs as much as the rest of a cheap command's bookkeeping.
-    const sc_core::sc_time& engine_sc(Duration d) {
-        for (WaitMemo& m : wait_memo_)
-            if (m.valid && m.d == d) return m.t;
-        WaitMemo& m = wait_memo_[wait_memo_next_];
-        wait_memo_next_ ^= 1;
-        m = WaitMemo{d, to_sc(d), true};
-        return m.t;
-    }
+    /// The engine's time: the kernel's plus the local time it has run ahead.
+    Duration engine_now() const { return now() + ahead_; }
+    /// Synchronises the engine with the kernel (one wait() for the local time run ahead) and
+    /// publishes the consumer position reached.
+    void engine_sync();
+    /// engine_sync(), then whether the command being executed still belongs to the live queue.
+    bool engine_sync_live();
+    /// Synchronises up to absolute time `at` (later than engine_now()).
+    void engine_sync_until(Duration at);
+    /// Publishes the latest consumer position consumed at or before `t` (all with kNever).
+    void publish_consumed(Duration t);
     void phase(uint64_t seq, InvalPhase ph, Duration at, pcie::Bdf dev = {}) {
         if (observer_) observer_->on_phase(seq, ph, at, dev);
     }
-    /// The phase at the current time (read from the kernel only when someone observes).
+    /// The phase at the engine's time (read from the kernel only when someone observes).
     void phase_now(uint64_t seq, InvalPhase ph, pcie::Bdf dev = {}) {
-        if (observer_) observer_->on_phase(seq, ph, now(), dev);
+        if (observer_) observer_->on_phase(seq, ph, engine_now(), dev);
     }
 
     /// The walker's port: each descriptor read is a TLM read on the mem socket at the request's
@@ -361,7 +409,7 @@ private:
     SocketWalkPort walk_port_;
     SocketUnitPort unit_port_;
     std::optional<TranslationCore> core_;
-    std::vector<BusyUntil> walkers_;
+    BusyPool walkers_; ///< the walk slots
     CommandQueue queue_;
     AtsInvalidationTracker ats_;
     InvalidationObserver* observer_ = nullptr;
@@ -385,14 +433,27 @@ private:
     std::deque<std::pair<uint64_t, Duration>> tail_writes_; ///< tail writes not yet consumed: (tail byte offset, time)
     Duration submitted_; ///< when the tail write that submitted the command being executed happened
     bool queue_view_stale_ = true; ///< registers may have changed since the last sync_queue()
-    struct WaitMemo {
-        Duration d;
-        sc_core::sc_time t;
-        bool valid = false;
+    bool command_consumed_ = true; ///< the command being executed is behind the consumer position
+    Duration ahead_; ///< local time the engine has run ahead of the kernel (TLM-2.0 LT)
+    uint64_t command_generation_ = 0; ///< the queue generation of the command being executed
+    Duration kernel_; ///< the kernel's time when the engine last looked (loop start, engine_sync)
+    /// Consumer positions not yet published: the engine consumed them at local time `at`,
+    /// later than the kernel's time (in order; published by publish_consumed).
+    struct Consumed {
+        Duration at;
+        Ring::Position cons;
+        uint64_t generation;
     };
-    std::array<WaitMemo, 2> wait_memo_{};
-    unsigned wait_memo_next_ = 0;
+    std::vector<Consumed> unpublished_;
     bool translating_ = false;
+    /// Held requests by ticket: released (and when, absolute), retry or terminate.
+    struct Held {
+        bool released = false, retry = false;
+        Duration at;
+    };
+    std::unordered_map<uint64_t, Held> held_;
+    uint64_t next_ticket_ = 0, holding_ = 0; ///< holding_: the ticket hold_request() gave the request being failed
+    sc_core::sc_event held_released_;
     // Hot-path latencies as sc_time, so the IOTLB-hit path needs no conversions.
     sc_core::sc_time pipeline_sc_, iotlb_lookup_sc_;
 
@@ -467,7 +528,11 @@ void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExt
         const Resolution r = f.check_translated(ext.requester, req, delay);
         if (r.fault) { // translated requests need a device with ATS enabled (PCIe Base §10.1)
             st_blocked_translated_.inc();
-            fail_request(t, ext, req, r.fault, r.suppress, delay);
+            if (fail_request(t, ext, req, r.fault, r.suppress, delay)) handle_dma(f, t, ext, delay);
+            return;
+        }
+        if (r.ctx) [[unlikely]] {
+            translated_stage2(f, t, ext, req, *r.ctx, delay);
             return;
         }
         // No-Snoop of translated requests was settled by the completion's N bit.
@@ -477,7 +542,7 @@ void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExt
     }
     const Resolution r = f.resolve(ext.requester, req, delay);
     if (r.fault) {
-        fail_request(t, ext, req, r.fault, r.suppress, delay);
+        if (fail_request(t, ext, req, r.fault, r.suppress, delay)) handle_dma(f, t, ext, delay);
         return;
     }
     const TranslationContext& ctx = *r.ctx;
@@ -487,18 +552,31 @@ void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExt
     const AccessRequest a{iova, t.is_write(), req.execute, req.privileged};
     if (!ctx.pass_through) {
         delay += iotlb_lookup_sc_;
-        walk_port_.begin(from_sc(delay));
-        const TranslateResult res = core_->translate(ctx, a);
-        if (!res.iotlb_hit) account_walk(res, delay);
-        const Translation& tr = res.t;
-        ext.served_by = res.iotlb_hit ? pcie::TlpExtension::Source::iotlb : pcie::TlpExtension::Source::walk;
-        if (!tr.ok()) {
-            fail_request(t, ext, req, f.fault_reason(tr, a, ctx), ctx.fault_suppress, delay);
-            return;
+        // TranslationCore::translate() in its two halves: an IOTLB hit inline, without building
+        // a TranslateResult; the walk (and its slot) only on a miss.
+        const uint64_t va = TranslationCore::input_of(ctx, iova);
+        IotlbHit h;
+        if (core_->lookup(ctx, a, va, h)) [[likely]] {
+            ext.served_by = pcie::TlpExtension::Source::iotlb;
+            const uint64_t mask = (uint64_t{1} << h.page_shift) - 1;
+            pa = (h.entry.output & ~mask) | (iova & mask);
+            snoop = snoop || (sp_.snoop_control && h.entry.snoop);
+        } else {
+            walk_port_.begin(from_sc(delay));
+            const TranslateResult res = core_->miss(ctx, a, va);
+            account_walk(res, delay);
+            const Translation& tr = res.t;
+            ext.served_by = pcie::TlpExtension::Source::walk;
+            if (!tr.ok()) {
+                // A held (stalled) request comes back here when software retries it.
+                if (fail_request(t, ext, req, f.fault_reason(tr, a, ctx), ctx.fault_suppress, delay))
+                    handle_dma(f, t, ext, delay);
+                return;
+            }
+            const uint64_t mask = (uint64_t{1} << tr.page_shift) - 1;
+            pa = (tr.output & ~mask) | (iova & mask);
+            snoop = snoop || (sp_.snoop_control && tr.snoop);
         }
-        const uint64_t mask = (uint64_t{1} << tr.page_shift) - 1;
-        pa = (tr.output & ~mask) | (iova & mask);
-        snoop = snoop || (sp_.snoop_control && tr.snoop);
     }
     if (ctx.rights != perm::all) [[unlikely]] {
         // The context's own rights, checked after the walk (a page that is not present is
@@ -507,7 +585,8 @@ void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExt
             Translation denied;
             denied.fault = FaultKind::permission;
             denied.fault_addr = iova;
-            fail_request(t, ext, req, f.fault_reason(denied, a, ctx), ctx.fault_suppress, delay);
+            if (fail_request(t, ext, req, f.fault_reason(denied, a, ctx), ctx.fault_suppress, delay))
+                handle_dma(f, t, ext, delay);
             return;
         }
     }
@@ -520,6 +599,32 @@ void IommuShell::handle_dma(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExt
     t.set_address(pa);
     mem->b_transport(t, delay);
     t.set_address(iova);
+}
+
+template <class Family>
+void IommuShell::translated_stage2(Family& f, tlm::tlm_generic_payload& t, pcie::TlpExtension& ext,
+                                   const RequestAttrs& req, const TranslationContext& ctx, sc_core::sc_time& delay) {
+    // Split-stage ATS (SMMUv3 3.9.1): the device's ATC holds stage-1 translations, so the
+    // translated request carries an IPA; stage 2 (its cache, else a walk in a walk slot)
+    // gives the PA, and a stage-2 fault is the family's stage-2 fault.
+    const uint64_t ipa = t.get_address();
+    const AccessRequest a{ipa, t.is_write(), req.execute, req.privileged};
+    delay += iotlb_lookup_sc_;
+    walk_port_.begin(from_sc(delay));
+    const TranslateResult res = core_->check_s2(ctx, a);
+    if (!res.iotlb_hit) account_walk(res, delay);
+    if (!res.t.ok()) {
+        if (fail_request(t, ext, req, f.fault_reason(res.t, a, ctx), ctx.fault_suppress, delay))
+            handle_dma(f, t, ext, delay);
+        return;
+    }
+    const uint64_t mask = (uint64_t{1} << res.t.page_shift) - 1;
+    const uint64_t pa = (res.t.output & ~mask) | (ipa & mask);
+    if (ext.no_snoop) st_no_snoop_to_memory_.inc();
+    ext.output_address = pa;
+    t.set_address(pa);
+    mem->b_transport(t, delay);
+    t.set_address(ipa);
 }
 
 } // namespace iommusim::iommu

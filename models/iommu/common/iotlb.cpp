@@ -65,6 +65,7 @@ uint64_t Iotlb::invalidate(const InvalidationScope& s) {
     // So do stage-2 ranges without address space (AMD-Vi host page invalidations, GN = 0)
     // while every entry they could match is a stage-2-only entry of address space 0.
     using St = InvalidationScope::Stage;
+    if (cache_.size() == 0) return 0; // nothing to remove (also when disabled)
     const bool probe_as = s.has_as && s.stage != St::s2;
     const bool probe_s2 = !s.has_as && s.stage == St::s2 && irregular_s2_ == 0;
     if (s.kind == InvalidationScope::Kind::range && (probe_as || probe_s2) && s.size != 0 && cache_.enabled()) {
@@ -90,16 +91,24 @@ uint64_t Iotlb::invalidate(const InvalidationScope& s) {
 }
 
 uint64_t Iotlb::invalidate_range_by_probe(const InvalidationScope& s, uint64_t last) {
+    // The kinds the scope's stage can match, less those the IOTLB holds no entry of
+    // (an absent kind's keys cannot be present: probing them would find nothing).
     static constexpr TranslationKind kKinds[] = {TranslationKind::s1, TranslationKind::s2, TranslationKind::nested};
-    const bool globals = s.include_global && globals_ != 0;
+    TranslationKind kinds[3];
+    unsigned nk = 0;
+    for (TranslationKind kind : kKinds) {
+        if (kind == TranslationKind::s2 && s.stage == InvalidationScope::Stage::s1) continue;
+        if (kind != TranslationKind::s2 && s.stage == InvalidationScope::Stage::s2) continue;
+        if (per_kind_[static_cast<unsigned>(kind)] != 0) kinds[nk++] = kind;
+    }
+    const int gs = s.include_global && globals_ != 0 ? 2 : 1;
     uint64_t n = 0;
-    for (uint64_t m = shift_mask_; m; m &= m - 1) {
+    for (uint64_t m = nk ? shift_mask_ : 0; m; m &= m - 1) {
         auto sh = static_cast<unsigned>(std::countr_zero(m));
         for (uint64_t vpn = s.addr >> sh;; ++vpn) {
-            for (TranslationKind kind : kKinds) {
-                if (kind == TranslationKind::s2 && s.stage == InvalidationScope::Stage::s1) continue;
-                if (kind != TranslationKind::s2 && s.stage == InvalidationScope::Stage::s2) continue;
-                for (int g = 0; g < (globals ? 2 : 1); ++g) {
+            for (unsigned i = 0; i < nk; ++i) {
+                const TranslationKind kind = kinds[i];
+                for (int g = 0; g < gs; ++g) {
                     CacheKey k = make_key(s.domain_tag, s.has_as ? s.as_tag : 0, vpn << sh, kind, sh, g == 1, s.regime);
                     if (cache_.erase(k)) {
                         account(k, -1);

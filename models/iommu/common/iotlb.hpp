@@ -110,9 +110,11 @@ private:
         if (per_shift_[shift]) shift_mask_ |= uint64_t{1} << shift;
         else shift_mask_ &= ~(uint64_t{1} << shift);
         if ((k.b >> 15) & 1) globals_ = static_cast<uint32_t>(static_cast<int>(globals_) + delta);
+        const auto kind = static_cast<TranslationKind>((k.b >> 12) & 7);
+        per_kind_[static_cast<unsigned>(kind)] =
+            static_cast<uint32_t>(static_cast<int>(per_kind_[static_cast<unsigned>(kind)]) + delta);
         // Entries a stage-2 range without address space finds other than by (domain, as 0, IOVA):
         // nested ones (matched by their IPA), stage-2 cache entries, stage-2 entries of an address space.
-        const auto kind = static_cast<TranslationKind>((k.b >> 12) & 7);
         if (kind == TranslationKind::nested || kind == TranslationKind::s2_ipa ||
             (kind == TranslationKind::s2 && ((k.b >> 16) & kTagMask) != 0))
             irregular_s2_ = static_cast<uint32_t>(static_cast<int>(irregular_s2_) + delta);
@@ -122,6 +124,7 @@ private:
     std::array<uint32_t, 64> per_shift_{}; ///< valid entries per page size
     uint64_t shift_mask_ = 0;              ///< sizes with at least one entry
     uint32_t globals_ = 0;
+    std::array<uint32_t, 8> per_kind_{};   ///< valid entries per TranslationKind (invalidation skips absent kinds)
     uint32_t irregular_s2_ = 0;            ///< see account()
 };
 
@@ -145,6 +148,10 @@ private:
         }
     }
     cache_.count_lookup(h.hit);
+    // The walk that follows a miss usually fills the smallest size's key, which was probed first.
+    if (!h.hit && shift_mask_)
+        cache_.note_absent(make_key(domain, as, iova, kind, static_cast<unsigned>(std::countr_zero(shift_mask_)), false,
+                                    regime));
     return h;
 }
 

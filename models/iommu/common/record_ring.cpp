@@ -7,7 +7,7 @@ RecordRing::PushResult RecordRing::push(UnitMemPort& mem, const void* record, Du
     PushResult r;
     if (!ring_.configured()) return r;
     r.was_empty = ring_.empty();
-    if (ring_.full()) {
+    if (ring_.full() || (inhibit_ && overflow_)) {
         ++dropped_;
         r.outcome = Outcome::overflow;
         if (!overflow_) {

@@ -8,7 +8,9 @@
 // with or without wrap bits); the overflow condition: a record arriving at a
 // full ring is dropped and an overflow is raised once until software
 // acknowledges it (VT-d PRS.PRO, AMD-Vi EventOverflow/PPROverflow, SMMUv3
-// PROD.OVFLG toggled, acknowledged by CONS.OVACKFLG == OVFLG). What a push did
+// PROD.OVFLG toggled, acknowledged by CONS.OVACKFLG == OVFLG); with
+// inhibit_on_overflow (SMMUv3 PRIQ, IHI 0070 8.1) an unacknowledged overflow
+// also drops records while there is room again. What a push did
 // (written, ring was empty before, overflow newly raised) is returned so the
 // family sets its pending bits and sends its interrupt.
 // Not modelled here: record formats (family) and the time the write takes
@@ -22,7 +24,8 @@ namespace iommusim::iommu {
 
 class RecordRing {
 public:
-    explicit RecordRing(Ring::Index style = Ring::Index::one_slot_free) : ring_(style) {}
+    explicit RecordRing(Ring::Index style = Ring::Index::one_slot_free, bool inhibit_on_overflow = false)
+        : ring_(style), inhibit_(inhibit_on_overflow) {}
 
     /// Geometry and positions: the unit produces (prod), software consumes (cons).
     Ring& ring() { return ring_; }
@@ -49,6 +52,7 @@ public:
 
 private:
     Ring ring_;
+    bool inhibit_ = false; ///< an unacknowledged overflow drops records (SMMUv3 PRIQ)
     bool overflow_ = false, ovflg_ = false;
     uint64_t dropped_ = 0;
 };

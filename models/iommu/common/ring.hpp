@@ -46,6 +46,14 @@ public:
     uint64_t prod_address() const { return base_ + prod_offset(); }
     uint64_t cons_address() const { return base_ + cons_offset(); }
 
+    /// A position as the family's registers show it: index, wrap bit, byte offset.
+    struct Position {
+        uint32_t index = 0;
+        bool wrap = false;
+        uint64_t offset = 0; ///< index * entry bytes
+    };
+    Position cons_position() const { return {cons_, cons_wrap_, cons_offset()}; }
+
     /// Positions as a register writes them: index modulo the size; the wrap bit only
     /// with Index::wrap_bit.
     void set_prod(uint32_t index, bool wrap = false) {

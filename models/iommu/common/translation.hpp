@@ -93,6 +93,9 @@ struct TranslationContext {
     bool allow_supervisor = false; ///< VT-d SRE, Arm/AMD privilege checks
     bool allow_execute = false;    ///< VT-d ERE
     bool ats_allowed = false;      ///< device-TLB / EATS enabled for this device
+    /// Split-stage ATS (SMMUv3 STE.EATS = 2): Translation Completions carry stage 1's output
+    /// (an IPA) and translated requests are checked by stage 2 (TranslationCore::check_s2).
+    bool ats_split_stage = false;
     bool pri_allowed = false;
     bool force_snoop = false;      ///< VT-d PGSNP / SNP, AMD/SMMU equivalents
     bool fault_suppress = false;   ///< FPD: do not record faults

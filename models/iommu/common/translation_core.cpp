@@ -23,24 +23,22 @@ TranslateResult TranslationCore::translate(const TranslationContext& ctx, const 
         r.t.set_rights(perm::all, req.privileged);
         return r;
     }
-    const TranslationKind kind = kind_of(ctx);
-    const uint64_t va = ctx.va.split ? ctx.va.effective(req.iova) : req.iova;
-    IotlbHit h = iotlb_.lookup(ctx.domain_tag, ctx.as_tag, va, kind, ctx.regime);
-    if (h.hit) {
-        const uint8_t need = perm::needed(req.write, req.execute, req.privileged);
-        const uint8_t perms = h.entry.s1_perms & h.entry.s2_perms;
-        if ((perms & need) == need && !(req.write && h.entry.dirty_pending)) {
-            r.iotlb_hit = true;
-            uint64_t mask = (uint64_t{1} << h.page_shift) - 1;
-            r.t.output = h.entry.output | (va & mask);
-            r.t.page_shift = h.page_shift;
-            r.t.global = h.global;
-            r.t.snoop = h.entry.snoop;
-            r.t.untranslated_only = h.entry.untranslated_only;
-            r.t.set_rights(perms, req.privileged);
-            return r;
-        }
-    }
+    const uint64_t va = input_of(ctx, req.iova);
+    IotlbHit h;
+    if (!lookup(ctx, req, va, h)) return miss(ctx, req, va);
+    r.iotlb_hit = true;
+    const uint64_t mask = (uint64_t{1} << h.page_shift) - 1;
+    r.t.output = h.entry.output | (va & mask);
+    r.t.page_shift = h.page_shift;
+    r.t.global = h.global;
+    r.t.snoop = h.entry.snoop;
+    r.t.untranslated_only = h.entry.untranslated_only;
+    r.t.set_rights(static_cast<uint8_t>(h.entry.s1_perms & h.entry.s2_perms), req.privileged);
+    return r;
+}
+
+TranslateResult TranslationCore::miss(const TranslationContext& ctx, const AccessRequest& req, uint64_t va) {
+    TranslateResult r;
     WalkOutcome w = walker_.walk(ctx, req);
     take_walk(r, w);
     if (w.t.ok()) {
@@ -54,7 +52,7 @@ TranslateResult TranslationCore::translate(const TranslationContext& ctx, const 
         e.snoop = w.t.snoop;
         e.untranslated_only = w.t.untranslated_only;
         e.dirty_pending = w.dirty_pending;
-        iotlb_.insert(ctx.domain_tag, ctx.as_tag, va, kind, shift, w.t.global, e, ctx.regime);
+        iotlb_.insert(ctx.domain_tag, ctx.as_tag, va, kind_of(ctx), shift, w.t.global, e, ctx.regime);
     }
     return r;
 }
@@ -62,7 +60,7 @@ TranslateResult TranslationCore::translate(const TranslationContext& ctx, const 
 TranslateResult TranslationCore::translate_s1(const TranslationContext& ctx, const AccessRequest& req) {
     if (!ctx.s2.enabled || ctx.pass_through) return translate(ctx, req); // stage 1 is the whole translation
     TranslateResult r;
-    const uint64_t va = ctx.va.split ? ctx.va.effective(req.iova) : req.iova;
+    const uint64_t va = input_of(ctx, req.iova);
     IotlbHit h = iotlb_.lookup(ctx.domain_tag, ctx.as_tag, va, TranslationKind::nested, ctx.regime);
     const uint8_t need = perm::needed(req.write, req.execute, req.privileged);
     if (h.hit && (h.entry.s1_perms & need) == need && !(req.write && h.entry.dirty_pending)) {

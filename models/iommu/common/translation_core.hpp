@@ -36,6 +36,23 @@ public:
     TranslationCore(WalkMemPort& port, const TranslationCoreParams& p, stats::Group* parent);
 
     TranslateResult translate(const TranslationContext& ctx, const AccessRequest& req);
+    /// translate() in two halves for the DMA hot path (same lookups, counts and fills):
+    /// lookup() probes the IOTLB with the address the caches see (input_of); true when the entry
+    /// found grants the access. Otherwise (no entry, denied, or a write to a dirty-pending entry)
+    /// the caller walks with miss(), which does not look the IOTLB up again. Not for
+    /// pass-through contexts.
+    [[gnu::always_inline]] bool lookup(const TranslationContext& ctx, const AccessRequest& req, uint64_t va,
+                                       IotlbHit& h) {
+        h = iotlb_.lookup(ctx.domain_tag, ctx.as_tag, va, kind_of(ctx), ctx.regime);
+        const uint8_t need = perm::needed(req.write, req.execute, req.privileged);
+        return h.hit && (h.entry.s1_perms & h.entry.s2_perms & need) == need &&
+               !(req.write && h.entry.dirty_pending);
+    }
+    TranslateResult miss(const TranslationContext& ctx, const AccessRequest& req, uint64_t va);
+    /// The address the IOTLB and walk caches see for `iova` (top byte ignored under Arm TBI).
+    static uint64_t input_of(const TranslationContext& ctx, uint64_t iova) {
+        return ctx.va.split ? ctx.va.effective(iova) : iova;
+    }
     /// Split-stage ATS: stage 1 of ctx only; t.output is the IPA, rights are stage 1's.
     TranslateResult translate_s1(const TranslationContext& ctx, const AccessRequest& req);
     /// Split-stage ATS: the stage-2 check of a translated request whose address is an IPA.

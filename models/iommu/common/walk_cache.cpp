@@ -41,7 +41,9 @@ uint64_t WalkCache::invalidate(const InvalidationScope& s) {
     if (s.kind == K::range && s.leaf_only) return 0; // paging-structure entries were not modified
     constexpr uint32_t m = (1u << Iotlb::kTagBits) - 1;
     uint64_t n = 0;
+    // Levels above top_cached_level (and every level of a disabled cache) have no lines; empty levels hold nothing to drop.
     for (auto& lc : levels_) {
+        if (lc->size() == 0) continue;
         n += lc->invalidate_if([&](const CacheKey& k, const WalkCacheEntry& e) {
             auto kind = static_cast<WalkKind>((k.b >> 12) & 0xF);
             auto domain = static_cast<uint32_t>(k.b >> 40);

@@ -9,6 +9,7 @@ ShellParams Smmuv3::shell_params(const Smmuv3Params& p) {
                                      p.per_command, p.per_entry_invalidate, p.ats_message_send},
                                     p.atc_inv_timeout, Smmuv3Params::kMmioSize);
     s.snoop_control = false; // no snoop-forcing bit in Arm tables
+    s.sync_consumed_at_completion = true; // CONS passes a CMD_SYNC only once it completed
     s.ats = p.ats;
     return s;
 }
@@ -17,12 +18,16 @@ Smmuv3::Smmuv3(const sc_core::sc_module_name& name, const Smmuv3Params& p, stats
     : IommuShell(name, shell_params(p), ShellStatNames{}, static_cast<uint32_t>(CmdError::abt), Ring::Index::wrap_bit,
                  parent),
       p_(p), regs_(p_), reader_(p_), decoder_(p_), ste_cache_("ste_cache", p_.ste_cache.geometry, &stats_group()),
-      cd_cache_("cd_cache", p_.cd_cache.geometry, &stats_group()),
+      cd_cache_("cd_cache", p_.cd_cache.geometry, &stats_group()), stalls_(p_.stall_max),
       st_events_(stats_group().counter("events", "count", "event records written to the EVTQ")),
-      st_events_dropped_(stats_group().counter("events_dropped", "count", "event records dropped: EVTQ full")) {
+      st_events_dropped_(stats_group().counter("events_dropped", "count", "event records dropped: EVTQ full")),
+      st_stalls_(stats_group().counter("stalls", "transactions", "faulting transactions stalled (event with Stall = 1)")),
+      st_stall_retries_(stats_group().counter("stall_retries", "transactions", "stalled transactions retried by CMD_RESUME")) {
     bypass_.bypass = true;
     bypass_.ctx.pass_through = true;
     set_translation_enabled(true); // SMMUEN = 0 is GBPA's business, decided per request
+    ste_lookup_sc_ = to_sc(p_.ste_cache.lookup);
+    ste_cd_lookup_sc_ = to_sc(p_.ste_cache.lookup + p_.cd_cache.lookup);
     start<Smmuv3>();
 }
 
@@ -64,28 +69,11 @@ Smmuv3::Lookup Smmuv3::lookup_ste(uint32_t sid, const RequestAttrs& req, Duratio
     return l;
 }
 
-IommuShell::Resolution Smmuv3::resolve(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) {
-    const uint32_t sid = rid.raw;
-    tx_ = Transaction{sid, req.has_pasid, req.pasid, 0, false, req.execute, req.privileged, req.ats};
+IommuShell::Resolution Smmuv3::resolve_tables(uint32_t sid, const RequestAttrs& req, sc_core::sc_time& delay) {
     if (!regs_.enabled(bit::kSmmuEn)) {
         if (regs_.gbpa_abort()) return {kTerminate, true, nullptr};
         current_ = &bypass_;
         return {0, false, &bypass_.ctx};
-    }
-    // The same transaction stream as last time, with both caches' memos unchanged: the same
-    // lookups (STE, then CD if one was used) hit the same entries.
-    if (rmemo_.sc && rmemo_.ste == ste_memo_ && (!rmemo_.cd || rmemo_.cd == cd_memo_) && rmemo_.sid == sid &&
-        rmemo_.ssv == req.has_pasid && rmemo_.ssid == (req.has_pasid ? req.pasid : 0)) {
-        Duration local = from_sc(delay);
-        local += p_.ste_cache.lookup;
-        ste_cache_.count_lookup(true);
-        if (rmemo_.cd) {
-            local += p_.cd_cache.lookup;
-            cd_cache_.count_lookup(true);
-        }
-        delay = to_sc(local);
-        current_ = rmemo_.sc;
-        return {0, false, &current_->ctx};
     }
     rmemo_.sc = nullptr;
     Duration local = from_sc(delay);
@@ -144,24 +132,49 @@ IommuShell::Resolution Smmuv3::check_translated(pcie::Bdf rid, const RequestAttr
         return event_fault(e);
     };
     if (!regs_.enabled(bit::kSmmuEn)) return forbidden();
-    Duration local = from_sc(delay);
-    const Lookup l = lookup_ste(sid, req, local);
-    delay = to_sc(local);
+    // CR0.ATSCHK = 0 (fast mode, IHI 0070 6.3.9): translated traffic passes without a
+    // Stream table lookup (software that uses split-stage ATS must set ATSCHK).
+    if (!regs_.enabled(bit::kAtsChk)) return {};
+    const Lookup l = lookup_ste(sid, req, delay);
     if (!l.ste) return l.fault;
-    // Only full ATS (EATS = 1) is served: split-stage needs a stage-2 step the shell's
-    // translated-request path does not have (fidelity note).
-    if (l.ste->ste.config == ste_cfg::kAbort) return {kTerminate, true, nullptr};
-    if (l.ste->ste.eats != 1 && l.ste->ste.config != ste_cfg::kBypass) return forbidden();
-    return {};
+    const Ste& ste = l.ste->ste;
+    if (ste.config == ste_cfg::kAbort) return {kTerminate, true, nullptr};
+    if (ste.config == ste_cfg::kBypass || ste.eats == 1) return {}; // full ATS: the address is a PA
+    if (ste.eats != 2) return forbidden();
+    // Split-stage ATS (EATS = 2): the address is an IPA; the shell translates it by the STE's
+    // stage 2, a fault there being a stage-2 fault of this transaction (recorded per S2R).
+    tx_ = Transaction{sid, req.has_pasid, req.has_pasid ? req.pasid : 0, 0, false, req.execute, req.privileged, false};
+    current_ = &l.ste->no_cd;
+    return {0, false, &current_->ctx};
+}
+
+IommuShell::Resolution Smmuv3::resolve_translation_request(pcie::Bdf rid, const RequestAttrs& req,
+                                                           sc_core::sc_time& delay) {
+    RequestAttrs plain = req;
+    plain.ats = false;
+    const Resolution r = resolve(rid, plain, delay);
+    tx_.ats_request = true;
+    if (r.fault || current_->bypass || current_->eats != 0) return r;
+    // EATS = 0: ATS Translation Requests are refused (IHI 0070 3.9.1): F_BAD_ATS_TREQ, answered UR.
+    Event e;
+    e.id = evt::kBadAtsTreq;
+    e.sid = rid.raw;
+    e.ssv = req.has_pasid;
+    e.ssid = req.has_pasid ? req.pasid : 0;
+    e.pnu = req.privileged;
+    e.ind = req.execute;
+    return event_fault(e);
 }
 
 uint32_t Smmuv3::fault_reason(const Translation& t, const AccessRequest& a, const TranslationContext&) const {
     Transaction tx = tx_;
     tx.addr = a.iova;
     tx.write = a.write;
-    const FaultDisposition d = translation_fault(current_ ? *current_ : bypass_, tx, t);
+    const bool room = stalls_.size() < stalls_.capacity() && can_hold();
+    const FaultDisposition d = translation_fault(current_ ? *current_ : bypass_, tx, t, room);
     pending_ = d.event;
     pending_record_ = d.record;
+    pending_stall_ = d.stall;
     return d.event.id;
 }
 
@@ -169,6 +182,7 @@ void Smmuv3::record_fault(pcie::Bdf rid, const RequestAttrs& req, uint64_t addr,
                           Duration& local) {
     if (reason == kTerminate) return;
     Event e = pending_;
+    const bool stall = pending_stall_ && e.id == reason && e.sid == rid.raw;
     if (e.id != reason || e.sid != rid.raw) { // not the event resolve / fault_reason prepared
         e = Event{};
         e.id = static_cast<uint8_t>(reason);
@@ -177,12 +191,24 @@ void Smmuv3::record_fault(pcie::Bdf rid, const RequestAttrs& req, uint64_t addr,
         e.ssid = req.has_pasid ? req.pasid : 0;
     }
     pending_ = Event{};
+    pending_stall_ = false;
     if (!pending_record_) return;
     e.input_addr = addr;
     e.rnw = !write;
+    uint64_t ticket = 0;
+    if (stall) { // held in the unit until CMD_RESUME / CMD_STALL_TERM (room checked in fault_reason)
+        ticket = hold_request();
+        e.stall = true;
+        e.stag = *stalls_.stall(rid.raw, ticket);
+        st_stalls_.inc();
+    }
     const auto w = e.encode();
     local += p_.record_write;
     const RecordRing::PushResult r = regs_.push(Queue::evtq, unit_port(), w.data(), local);
+    if (stall && !r.written()) { // nobody will learn of it: terminated at once
+        (void)stalls_.resume(rid.raw, e.stag);
+        release_held(ticket, false, local);
+    }
     if (r.written()) st_events_.inc();
     if (r.outcome == RecordRing::Outcome::overflow) st_events_dropped_.inc();
     if (r.interrupt_needed()) send_irq(regs_.msi(Queue::evtq), bit::kEvtqIrqEn, local);
@@ -208,10 +234,30 @@ void Smmuv3::accept_page_request(const pcie::PageRequest& pr, Duration& local) {
         count_page_request();
     } else {
         count_page_request_overflow();
-        // Nobody will answer a dropped group: the unit fails it (estimate of the PRIQ overflow behaviour).
-        respond_page_request(pr, pcie::PrgResponseCode::response_failure, local);
+        auto_respond(pr, local);
     }
     if (r.interrupt_needed()) send_irq(regs_.msi(Queue::priq), bit::kPriqIrqEn, local);
+}
+
+void Smmuv3::auto_respond(const pcie::PageRequest& pr, Duration& local) {
+    // IHI 0070 8.1: a discarded request with Last = 1 (not a stop marker) gets an automatic PRG
+    // Response; Last = 0 is ignored. Success, with the PASID when the STE's PPAR says so
+    // (IDR3.PPS = 0); Failure without PASID when the STE cannot be checked (SMMUEN = 0, a bad
+    // StreamID, a fetch abort, an illegal STE) — no event (CR2.REC_CFG_ATS is not modelled).
+    if (!pr.last || (pr.pasid_present && !pr.read && !pr.write)) return;
+    pcie::PageRequest to = pr;
+    pcie::PrgResponseCode code = pcie::PrgResponseCode::response_failure;
+    to.pasid_present = false;
+    if (regs_.enabled(bit::kSmmuEn) && p_.pri) {
+        RequestAttrs req;
+        const Lookup l = lookup_ste(pr.requester.raw, req, local);
+        pending_ = Event{}; // a failed lookup prepared an event nobody records
+        if (l.ste) {
+            code = pcie::PrgResponseCode::success;
+            to.pasid_present = pr.pasid_present && l.ste->ste.ppar;
+        }
+    }
+    respond_page_request(to, code, local);
 }
 
 void Smmuv3::send_irq(const MsiConfig& m, uint32_t irq_bit, Duration& local) {
@@ -238,7 +284,7 @@ void Smmuv3::sync_queue(CommandQueue& q) {
     else q.acknowledge();
 }
 
-void Smmuv3::queue_consumed(const CommandQueue& q) { regs_.set_cmdq_cons({q.ring().cons(), q.ring().cons_wrap()}); }
+void Smmuv3::queue_consumed(const Ring::Position& cons) { regs_.set_cmdq_cons({cons.index, cons.wrap}); }
 
 void Smmuv3::report_queue_error(uint32_t code, Duration& local) {
     // CONS stays on the offending command (IHI 0070 4.7): the engine has not consumed it.
@@ -247,14 +293,29 @@ void Smmuv3::report_queue_error(uint32_t code, Duration& local) {
 }
 
 void Smmuv3::report_ats_timeout(pcie::Bdf, Duration& local) {
-    // The engine already moved past the command that waited (CMD_SYNC, or an ATC_INV waiting
-    // for a free invalidation slot): CONS goes back to it, as CERROR_ATC_INV_SYNC requires.
+    // CONS stays on (CMD_SYNC, not consumed before it completes) or goes back to (an ATC_INV
+    // that waited for a free invalidation slot) the command that waited, as
+    // CERROR_ATC_INV_SYNC requires.
     const Ring& r = queue().ring();
     QueuePos back{r.cons(), r.cons_wrap()};
-    if (back.index == 0) back = {r.entries() - 1, !back.wrap};
-    else --back.index;
+    if (command_consumed()) {
+        if (back.index == 0) back = {r.entries() - 1, !back.wrap};
+        else --back.index;
+    }
     regs_.set_cmdq_cons(back, CmdError::atc_inv_sync);
     raise_gerror(Gerror::cmdq_err, local);
+}
+
+void Smmuv3::release_requests(const ReleaseHeldAction& a) {
+    if (a.all) { // CMD_STALL_TERM: every stalled transaction of the StreamID, terminated
+        for (const uint64_t ticket : stalls_.terminate(a.requester)) release_held(ticket, false);
+        return;
+    }
+    // CMD_RESUME: the transaction the StreamID and STAG name (none: ignored, IHI 0070 4.6.2).
+    if (const auto ticket = stalls_.resume(a.requester, static_cast<uint16_t>(a.tag))) {
+        if (a.retry) st_stall_retries_.inc();
+        release_held(*ticket, a.retry);
+    }
 }
 
 uint64_t Smmuv3::invalidate_config(uint8_t cache, const ConfigScope& s) {

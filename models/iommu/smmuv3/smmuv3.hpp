@@ -21,16 +21,35 @@
 // CMD_SYNC's MSI (CS = SIG_IRQ) is a 4-byte write of MSIData to MSIAddress
 // issued after every earlier command, ATC invalidations included. PRI Page
 // Requests go to the PRIQ (MSI per PRIQ_IRQ_CFG); PRI_RESP sends the PRG
-// Response. Translated (AT=10) requests are forwarded when STE.EATS = 1.
-// Not modelled: stalling (faults with CD.S / STE.S2S terminate like
-// unstalled ones: the loosely-timed request path cannot hold a transaction;
-// the kernel-free StallTable of smmuv3_faults.hpp is ready for a shell that
-// can), split-stage ATS (EATS = 2: translated requests are refused with
-// F_TRANSL_FORBIDDEN because the shell forwards translated requests without
-// a stage-2 step — the core's check_s2() is there for it), the stage-1 output
-// to the IPA in ATS completions under EATS = 2, PRIQ automatic responses on
-// overflow (a dropped last request is answered Response Failure), Secure
-// state, GBPA attribute overrides, event merging.
+// Response. ATS (IHI 0070 3.9.1): Translation Requests on a stream with
+// STE.EATS = 0 are F_BAD_ATS_TREQ and answered UR; EATS = 1 answers with the
+// full translation; EATS = 2 (split-stage) answers with stage 1 only (the
+// IPA; the IPA is the input when stage 1 is bypassed). Translated (AT=10)
+// requests: with CR0.ATSCHK = 0 they pass unchecked (fast mode); with
+// ATSCHK = 1 the STE decides: EATS = 1 (or Config bypass) forwards them,
+// EATS = 2 translates their address by the STE's stage 2 (the shell's
+// check_s2 step; a fault there is a stage-2 event, S2 = 1, recorded per
+// STE.S2R), EATS = 0 is F_TRANSL_FORBIDDEN; Config abort terminates.
+// Stall model (IHI 0070 3.12.2): a translation fault with CD.S (stage 1,
+// STE.S1STALLD = 0) or STE.S2S (stage 2) is held in the unit — the shell
+// blocks the requester's thread, so the device's tag and everything behind
+// it wait — with a STAG unique among the held transactions (at most
+// IDR5.STALL_MAX; beyond that, or when the requester cannot wait, the fault
+// terminates as unstalled) and an event with Stall = 1 and the STAG.
+// CMD_RESUME (StreamID + STAG) retries it from the start (Retry) or
+// terminates it (Terminate / Abort); CMD_STALL_TERM terminates all of a
+// StreamID's; RESUME naming no stalled transaction is ignored. A stall
+// whose event cannot be written (EVTQ full or disabled) is terminated at
+// once: nothing could resume it (estimate; the spec leaves it to software
+// to avoid). PRIQ overflow (IHI 0070 8.1): a request arriving while the PRIQ
+// is full, or until software acknowledges the overflow (CONS.OVACKFLG =
+// PROD.OVFLG), is discarded; a discarded Page Request with Last = 1 gets an
+// automatic PRG Response: Success, with the PASID when STE.PPAR = 1
+// (IDR3.PPS = 0), Failure without PASID when the STE cannot be checked. A
+// CMD_SYNC is consumed (CONS moves past it) only once it has completed, so
+// its slot is never reused before its MSI write (Linux's non-MSI wait polls
+// CONS for exactly this). Not modelled: Secure state, GBPA attribute overrides, event
+// merging, ATS requests while SMMUEN = 0 (served as bypass).
 #include <cstdint>
 #include <optional>
 
@@ -57,8 +76,27 @@ private:
     /// Fault codes the shell carries: an event ID, or a silent termination.
     static constexpr uint32_t kTerminate = 0x100;
 
-    Resolution resolve(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) override;
+    Resolution resolve(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) override {
+        if (req.ats) [[unlikely]] return resolve_translation_request(rid, req, delay);
+        const uint32_t sid = rid.raw;
+        tx_ = Transaction{sid, req.has_pasid, req.pasid, 0, false, req.execute, req.privileged, req.ats};
+        // Fast path (inlined into the shell's request path): the same transaction stream as last
+        // time, with both caches' memos unchanged: the same lookups (STE, then CD if one was
+        // used) hit the same entries.
+        if (regs_.enabled(bit::kSmmuEn) && rmemo_.sc && rmemo_.ste == ste_memo_ &&
+            (!rmemo_.cd || rmemo_.cd == cd_memo_) && rmemo_.sid == sid && rmemo_.ssv == req.has_pasid &&
+            rmemo_.ssid == (req.has_pasid ? req.pasid : 0)) {
+            ste_cache_.count_lookup(true);
+            if (rmemo_.cd) cd_cache_.count_lookup(true);
+            delay += rmemo_.cd ? ste_cd_lookup_sc_ : ste_lookup_sc_;
+            current_ = rmemo_.sc;
+            return {0, false, &current_->ctx};
+        }
+        return resolve_tables(sid, req, delay);
+    }
     Resolution check_translated(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) override;
+    /// An ATS Translation Request: resolved as a transaction, refused when STE.EATS = 0.
+    Resolution resolve_translation_request(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay);
     uint32_t fault_reason(const Translation& t, const AccessRequest& a, const TranslationContext& c) const override;
     void record_fault(pcie::Bdf rid, const RequestAttrs& req, uint64_t addr, bool write, uint32_t reason,
                       Duration& local) override;
@@ -67,12 +105,13 @@ private:
     void mmio_write(uint32_t offset, unsigned len, uint64_t value, Duration& local) override;
     DecodedCommand decode(std::span<const uint64_t> words) override { return decoder_.decode(words); }
     void sync_queue(CommandQueue& q) override;
-    void queue_consumed(const CommandQueue& q) override;
+    void queue_consumed(const Ring::Position& cons) override;
     void report_queue_error(uint32_t code, Duration& local) override;
     uint64_t invalidate_config(uint8_t cache, const ConfigScope& s) override;
     void sync_interrupt(Duration&) override {} // CMD_SYNC's MSI is its status write
     void report_ats_timeout(pcie::Bdf rid, Duration& local) override;
     void report_unknown_itag(pcie::Bdf, Duration&) override {}
+    void release_requests(const ReleaseHeldAction& a) override;
 
     /// The STE of sid through the STE cache; an event (or silent termination) on failure.
     struct SteEntry {
@@ -84,8 +123,26 @@ private:
         Resolution fault;
     };
     Lookup lookup_ste(uint32_t sid, const RequestAttrs& req, Duration& local);
+    /// resolve() past its memo: the STE and CD lookups (and bypass when SMMUEN = 0).
+    [[gnu::noinline]] Resolution resolve_tables(uint32_t sid, const RequestAttrs& req, sc_core::sc_time& delay);
+    /// The same on the request's sc_time (the memo's hit inline, without time conversions).
+    Lookup lookup_ste(uint32_t sid, const RequestAttrs& req, sc_core::sc_time& delay) {
+        if (ste_memo_ && ste_memo_sid_ == sid) {
+            ste_cache_.count_lookup(true);
+            delay += ste_lookup_sc_;
+            Lookup l;
+            l.ste = ste_memo_;
+            return l;
+        }
+        Duration local = from_sc(delay);
+        const Lookup l = lookup_ste(sid, req, local);
+        delay = to_sc(local);
+        return l;
+    }
     /// A fault carrying `e` to record_fault().
     Resolution event_fault(const Event& e, bool record = true) const;
+    /// The automatic PRG Response to a page request the PRIQ discarded (overflow).
+    void auto_respond(const pcie::PageRequest& pr, Duration& local);
     void send_irq(const MsiConfig& m, uint32_t irq_bit, Duration& local);
     void raise_gerror(Gerror e, Duration& local);
 
@@ -102,6 +159,8 @@ private:
     const StreamContext* current_ = nullptr;
     mutable Event pending_;
     mutable bool pending_record_ = true;
+    mutable bool pending_stall_ = false; ///< the pending fault stalls its transaction
+    StallTable stalls_;                  ///< stalled transactions by STAG (cookie = the shell's ticket)
     // Host-speed memos of each config cache's most recent hit or insert (a repeated lookup of the
     // entry touched last changes neither contents, recency nor anything but the hit count, which
     // count_lookup keeps); dropped on every invalidation and replaced by every other lookup.
@@ -119,8 +178,12 @@ private:
         const SteEntry* ste = nullptr;
         const StreamContext* cd = nullptr; ///< the CD used, nullptr when none
     } rmemo_;
+    /// The STE-cache lookup latency, and STE + CD, as sc_time (the memo paths convert nothing).
+    sc_core::sc_time ste_lookup_sc_, ste_cd_lookup_sc_;
     stats::Counter& st_events_;
     stats::Counter& st_events_dropped_;
+    stats::Counter& st_stalls_;
+    stats::Counter& st_stall_retries_;
 };
 
 } // namespace iommusim::iommu::smmuv3

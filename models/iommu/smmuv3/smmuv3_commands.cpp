@@ -137,6 +137,17 @@ Masks masks_of(uint32_t f) {
 
 uint64_t granule_shift_of_tg(uint8_t tg) { return tg == 1 ? 12 : tg == 2 ? 14 : 16; }
 
+/// The RES0 masks of every opcode, computed once (decode runs per command).
+const Masks& masks_for(uint8_t opcode) {
+    static const std::array<Masks, 256> table = [] {
+        std::array<Masks, 256> t{};
+        for (unsigned o = 0; o < t.size(); ++o)
+            if (const uint32_t f = fields_of(static_cast<uint8_t>(o)); f != ~0u) t[o] = masks_of(f);
+        return t;
+    }();
+    return table[opcode];
+}
+
 } // namespace
 
 std::optional<Command> decode_command(const std::array<uint64_t, 2>& e, const Smmuv3Params& p) {
@@ -144,7 +155,7 @@ std::optional<Command> decode_command(const std::array<uint64_t, 2>& e, const Sm
     c.opcode = static_cast<uint8_t>(get(e[0], 7, 0));
     if (!supported(c.opcode, p)) return std::nullopt;
     const uint32_t f = fields_of(c.opcode);
-    const Masks m = masks_of(f);
+    const Masks& m = masks_for(c.opcode);
     if ((e[0] & ~m.d0) || (e[1] & ~m.d1)) return std::nullopt; // RES0 (incl. SSec) set
     if (f & fSid) c.sid = static_cast<uint32_t>(get(e[0], 63, 32));
     if (f & fSsid) c.ssv = get(e[0], 11);
@@ -197,50 +208,38 @@ std::optional<Command> decode_command(const std::array<uint64_t, 2>& e, const Sm
 }
 
 std::array<uint64_t, 2> Command::encode() const {
-    std::array<uint64_t, 2> e{};
+    // The fields of one opcode never share bits, so each is ORed into the
+    // zeroed words (no read-modify-write of the word per field).
+    constexpr auto at = [](uint64_t v, unsigned hi, unsigned lo) { return (v << lo) & mask(hi, lo); };
+    uint64_t d0 = opcode, d1 = 0;
     const uint32_t f = fields_of(opcode);
-    e[0] = put(e[0], 7, 0, opcode);
-    if (f == ~0u) return e;
-    if (f & fSid) e[0] = put(e[0], 63, 32, sid);
-    if (f & fSsid) e[0] = put(e[0], 11, ssv);
-    if (f & (fSsid | fSsidNoSsv)) e[0] = put(e[0], 31, 12, ssid);
-    if (f & fLeaf) e[1] = put(e[1], 0, leaf);
-    if (f & fRange) e[1] = put(e[1], 4, 0, range);
-    if (f & fVmid) e[0] = put(e[0], 47, 32, vmid);
-    if (f & fAsid) e[0] = put(e[0], 63, 48, asid);
+    if (f == ~0u) return {d0, d1};
+    if (f & fSid) d0 |= at(sid, 63, 32);
+    if (f & fSsid) d0 |= at(ssv, 11, 11);
+    if (f & (fSsid | fSsidNoSsv)) d0 |= at(ssid, 31, 12);
+    if (f & (fLeaf | fVa | fIpa)) d1 |= at(leaf, 0, 0);
+    if (f & fRange) d1 |= at(range, 4, 0);
+    if (f & fVmid) d0 |= at(vmid, 47, 32);
+    if (f & fAsid) d0 |= at(asid, 63, 48);
     if (f & (fVa | fIpa)) {
-        e[0] = put(e[0], 16, 12, num);
-        e[0] = put(e[0], 24, 20, scale);
-        e[1] = put(e[1], 0, leaf);
-        e[1] = put(e[1], 9, 8, ttl);
-        e[1] = put(e[1], 11, 10, tg);
-        e[1] |= addr & ((f & fVa) ? mask(63, 12) : mask(51, 12));
+        d0 |= at(num, 16, 12) | at(scale, 24, 20);
+        d1 |= at(ttl, 9, 8) | at(tg, 11, 10) | (addr & ((f & fVa) ? mask(63, 12) : mask(51, 12)));
     }
     if (f & fAtc) {
-        e[0] = put(e[0], 9, global);
-        e[1] = put(e[1], 5, 0, size);
-        e[1] |= addr & mask(63, 12);
+        d0 |= at(global, 9, 9);
+        d1 |= at(size, 5, 0) | (addr & mask(63, 12));
     }
-    if (f & fPri) {
-        e[1] = put(e[1], 8, 0, prg_index);
-        e[1] = put(e[1], 13, 12, resp);
-    }
+    if (f & fPri) d1 |= at(prg_index, 8, 0) | at(resp, 13, 12);
     if (f & fResume) {
-        e[0] = put(e[0], 13, 12, resp);
-        e[1] = put(e[1], 15, 0, stag);
+        d0 |= at(resp, 13, 12);
+        d1 |= at(stag, 15, 0);
     }
     if (f & fSync) {
-        e[0] = put(e[0], 13, 12, static_cast<uint64_t>(cs));
-        e[0] = put(e[0], 23, 22, msh);
-        e[0] = put(e[0], 27, 24, msi_attr);
-        e[0] = put(e[0], 63, 32, msi_data);
-        e[1] = msi_addr & mask(51, 2);
+        d0 |= at(static_cast<uint64_t>(cs), 13, 12) | at(msh, 23, 22) | at(msi_attr, 27, 24) | at(msi_data, 63, 32);
+        d1 |= msi_addr & mask(51, 2);
     }
-    if (f & fPrefetch) {
-        e[1] = put(e[1], 4, 0, size);
-        e[1] |= addr & mask(63, 12);
-    }
-    return e;
+    if (f & fPrefetch) d1 |= at(size, 4, 0) | (addr & mask(63, 12));
+    return {d0, d1};
 }
 
 std::optional<InvalidationScope> tlb_scope(const Command& c) {
@@ -369,24 +368,31 @@ DecodedCommand Smmuv3CommandDecoder::decode(std::span<const uint64_t> words) {
     auto c = decode_command({words[0], words[1]}, p_);
     if (!c) return DecodedCommand::fail(static_cast<uint32_t>(CmdError::ill));
     last_ = *c;
-    DecodedCommand d;
-    if (auto s = tlb_scope(*c)) return d.add(InvalidateTranslations{*s});
-    if (auto ci = config_invalidation(*c)) {
+    DecodedCommand d; // the one object returned (NRVO: add() returns a reference, not d)
+    if (auto s = tlb_scope(*c)) {
+        d.add(InvalidateTranslations{*s});
+    } else if (auto ci = config_invalidation(*c)) {
         if (ci->ste) d.add(InvalidateConfig{config_cache::kSte, ci->scope});
         if (ci->cd) d.add(InvalidateConfig{config_cache::kCd, ci->scope});
-        return d;
+    } else if (auto a = atc_invalidation(*c)) {
+        d.add(InvalidateDeviceAtc{*a, 32});
+    } else if (auto r = prg_response(*c)) {
+        d.add(PageResponseAction{*r});
+    } else if (c->opcode == op::kSync) {
+        SyncAction sy;
+        sy.status_write = c->cs == SyncSignal::irq && c->msi_addr != 0;
+        sy.status_addr = c->msi_addr;
+        sy.status_data = c->msi_data;
+        sy.status_bytes = 4;
+        d.add(sy);
+    } else if (c->opcode == op::kResume) { // IHI 0070 4.6.2: Retry restarts the transaction; Terminate / Abort end it
+        d.add(ReleaseHeldAction{c->sid, c->stag, false, c->resp == static_cast<uint8_t>(ResumeAction::retry)});
+    } else if (c->opcode == op::kStallTerm) {
+        d.add(ReleaseHeldAction{c->sid, 0, true, false});
+    } else {
+        d.add(NoOpAction{}); // PREFETCH_*: the engine charges per_command
     }
-    if (auto a = atc_invalidation(*c)) return d.add(InvalidateDeviceAtc{*a, 32});
-    if (auto r = prg_response(*c)) return d.add(PageResponseAction{*r});
-    if (c->opcode == op::kSync) {
-        SyncAction s;
-        s.status_write = c->cs == SyncSignal::irq && c->msi_addr != 0;
-        s.status_addr = c->msi_addr;
-        s.status_data = c->msi_data;
-        s.status_bytes = 4;
-        return d.add(s);
-    }
-    return d.add(NoOpAction{}); // PREFETCH_*, RESUME, STALL_TERM: the engine charges per_command
+    return d;
 }
 
 } // namespace iommusim::iommu::smmuv3

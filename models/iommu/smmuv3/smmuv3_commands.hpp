@@ -113,8 +113,9 @@ std::optional<pcie::PrgResponse> prg_response(const Command& c);
 /// to generic actions, or a CmdError code (CERROR_ILL). CMD_SYNC becomes a
 /// SyncAction whose MSI write (CS = SIG_IRQ, MSIAddress != 0) is a 4-byte
 /// store of MSIData (Linux polls that word in the queue); CS = SIG_SEV and
-/// SIG_NONE complete by the CONS update alone. RESUME / STALL_TERM and the
-/// prefetches cost their processing only (the stall model is the unit's).
+/// SIG_NONE complete by the CONS update alone. RESUME / STALL_TERM release
+/// stalled transactions (ReleaseHeldAction; the STAGs are the unit's); the
+/// prefetches cost their processing only.
 class Smmuv3CommandDecoder final : public CommandDecoder {
 public:
     explicit Smmuv3CommandDecoder(const Smmuv3Params& p) : p_(p) {}

@@ -18,7 +18,8 @@ uint8_t event_id(const Translation& tr) {
 }
 } // namespace
 
-FaultDisposition translation_fault(const StreamContext& sc, const Transaction& t, const Translation& tr) {
+FaultDisposition translation_fault(const StreamContext& sc, const Transaction& t, const Translation& tr,
+                                   bool can_stall) {
     FaultDisposition d;
     Event& e = d.event;
     e.id = event_id(tr);
@@ -36,7 +37,7 @@ FaultDisposition translation_fault(const StreamContext& sc, const Transaction& t
         d.record = true;
         return d;
     }
-    const bool may_stall = !t.ats_request && (e.s2 ? sc.stall_s2 : sc.stall_s1 && !sc.s1stalld);
+    const bool may_stall = can_stall && !t.ats_request && (e.s2 ? sc.stall_s2 : sc.stall_s1 && !sc.s1stalld);
     d.stall = may_stall;
     d.record = d.stall || (e.s2 ? sc.record_s2 : sc.record_s1);
     d.abort = e.s2 || sc.abort_s1;

@@ -48,8 +48,11 @@ struct FaultDisposition {
     bool abort = true;   ///< when terminated: abort (else RAZ/WI)
 };
 
-/// The event and the disposition of a fault the core reported for transaction t.
-FaultDisposition translation_fault(const StreamContext& sc, const Transaction& t, const Translation& tr);
+/// The event and the disposition of a fault the core reported for transaction t;
+/// `can_stall` = false when the unit cannot hold it now (STALL_MAX transactions are
+/// stalled, or the requester cannot be held): it is then terminated as unstalled.
+FaultDisposition translation_fault(const StreamContext& sc, const Transaction& t, const Translation& tr,
+                                   bool can_stall = true);
 
 /// Stalled transactions (IHI 0070 3.12.2): each holds a STAG unique among the
 /// stalled transactions, at most STALL_MAX at once. `cookie` names the

@@ -178,7 +178,8 @@ private:
     uint64_t base_[3] = {};      ///< CMDQ / EVTQ / PRIQ _BASE
     uint32_t cmdq_prod_ = 0, cmdq_cons_ = 0;
     bool ovackflg_[3] = {};      ///< EVTQ / PRIQ CONS.OVACKFLG as software last wrote it
-    RecordRing evtq_{Ring::Index::wrap_bit}, priq_{Ring::Index::wrap_bit};
+    RecordRing evtq_{Ring::Index::wrap_bit};
+    RecordRing priq_{Ring::Index::wrap_bit, /*inhibit_on_overflow=*/true}; // IHI 0070 8.1 (the EVTQ: 7.4)
     uint64_t irq_cfg0_[3] = {};
     uint32_t irq_cfg1_[3] = {}, irq_cfg2_[3] = {};
     uint32_t read_pos(Queue q, bool prod) const;

@@ -17,7 +17,7 @@ constexpr Field<Ste> kSteLayout[] = {
     field<&Ste::valid>(0, 0, 0), field<&Ste::config>(0, 3, 1), field<&Ste::s1fmt>(0, 5, 4),
     field<&Ste::s1_context_ptr>(0, 51, 6, true), field<&Ste::s1cdmax>(0, 63, 59),
     field<&Ste::s1dss>(1, 1, 0), field<&Ste::s1cir>(1, 3, 2), field<&Ste::s1cor>(1, 5, 4),
-    field<&Ste::s1csh>(1, 7, 6), field<&Ste::s1stalld>(1, 27, 27), field<&Ste::eats>(1, 29, 28),
+    field<&Ste::s1csh>(1, 7, 6), field<&Ste::ppar>(1, 18, 18), field<&Ste::s1stalld>(1, 27, 27), field<&Ste::eats>(1, 29, 28),
     field<&Ste::strw>(1, 31, 30), field<&Ste::shcfg>(1, 45, 44),
     field<&Ste::s2vmid>(2, 15, 0), field<&Ste::s2t0sz>(2, 37, 32), field<&Ste::s2sl0>(2, 39, 38),
     field<&Ste::s2ir0>(2, 41, 40), field<&Ste::s2or0>(2, 43, 42), field<&Ste::s2sh0>(2, 45, 44),
@@ -364,6 +364,7 @@ StreamContext Smmuv3TableReader::make_context(const Ste& s, const Cd* cd) const 
     }
     sc.bypass = !sc.s1 && !sc.s2;
     c.pass_through = sc.bypass;
+    c.ats_split_stage = s.eats == 2 && sc.s2; // check_ste refuses EATS = 2 without stage 2
     return sc;
 }
 

@@ -58,6 +58,7 @@ struct Ste {
     uint8_t s1cdmax = 0;          ///< log2 of the number of CDs
     uint8_t s1dss = 0;
     uint8_t s1cir = 0, s1cor = 0, s1csh = 0;
+    bool ppar = false;            ///< PRI overflow auto-responses carry the PASID (IHI 0070 8.1; Linux leaves 0)
     bool s1stalld = false;
     uint8_t eats = 0;             ///< 0 ATS off, 1 full ATS, 2 split-stage
     uint8_t strw = 0;

@@ -118,7 +118,7 @@ private:
     void mmio_write(uint32_t offset, unsigned len, uint64_t value, Duration& local) override;
     DecodedCommand decode(std::span<const uint64_t> words) override;
     void sync_queue(CommandQueue& q) override;
-    void queue_consumed(const CommandQueue& q) override { regs_.set_iqh(q.ring().cons_offset()); }
+    void queue_consumed(const Ring::Position& cons) override { regs_.set_iqh(cons.offset); }
     void report_queue_error(uint32_t code, Duration& local) override {
         msi(regs_.report_iqe(static_cast<IqeReason>(code)), local);
     }

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <set>
+
 #include "models/common/set_assoc_cache.hpp"
 
 using namespace iommusim;
@@ -105,4 +108,59 @@ TEST_CASE("every key bit reaches the set index, including the high bits of the s
     SetAssocCache<int> lo("lo", CacheGeometry{256, 1, Replacement::lru, 1}, &root);
     for (unsigned bit = 0; bit < 48; ++bit) lo.insert(CacheKey{uint64_t{1} << bit, 1}, 0);
     CHECK(lo.size() >= 40);
+}
+
+TEST_CASE("an insert of a key noted absent stores it once, like any insert", "[unit]") {
+    // The insert skips the set search for a key noted absent after a missed lookup; any insert
+    // in between voids the note, so inserting the same key twice overwrites instead of duplicating.
+    stats::Group root("t");
+    SetAssocCache<int> c("c", CacheGeometry{8, 4, Replacement::lru, 1}, &root);
+    REQUIRE_FALSE(c.lookup(k(1)));
+    c.note_absent(k(1));
+    c.insert(k(1), 10);
+    c.insert(k(1), 11);
+    CHECK(c.size() == 1);
+    REQUIRE(c.lookup(k(1)));
+    CHECK(*c.lookup(k(1)) == 11);
+    REQUIRE_FALSE(c.lookup(k(2)));
+    c.note_absent(k(2));
+    c.insert(k(3), 30); // another key first: the note no longer describes the cache
+    c.insert(k(2), 20);
+    c.insert(k(2), 21);
+    CHECK(c.size() == 3);
+    CHECK(*c.lookup(k(2)) == 21);
+    CHECK(*c.lookup(k(3)) == 30);
+    // A note, then an invalidation, then the insert: still one entry per key.
+    REQUIRE_FALSE(c.lookup(k(4)));
+    c.note_absent(k(4));
+    c.invalidate_if([](const CacheKey& key, const int&) { return key == k(1); });
+    c.insert(k(4), 40);
+    CHECK(c.size() == 3);
+    CHECK(*c.lookup(k(4)) == 40);
+    CHECK_FALSE(c.lookup(k(1)));
+}
+
+TEST_CASE("invalidate_if visits every valid entry, the last line included, and no empty line", "[unit]") {
+    stats::Group root("t");
+    SetAssocCache<int> c("c", CacheGeometry{64, 8, Replacement::lru, 1}, &root);
+    int calls = 0;
+    CHECK(c.invalidate_if([&](const CacheKey&, int) { return ++calls, true; }) == 0);
+    CHECK(calls == 0); // empty: nothing to visit
+    std::set<uint64_t> in;
+    for (uint64_t i = 0; i < 200; ++i) {
+        c.insert(k(i * 0x9E37), static_cast<int>(i));
+    }
+    c.for_each([&](const CacheKey& key, int) { in.insert(key.a); });
+    REQUIRE(in.size() == c.size());
+    std::set<uint64_t> seen;
+    CHECK(c.invalidate_if([&](const CacheKey& key, int v) {
+        seen.insert(key.a);
+        return v % 3 == 0;
+    }) == static_cast<uint64_t>(std::count_if(in.begin(), in.end(), [](uint64_t a) { return (a / 0x9E37) % 3 == 0; })));
+    CHECK(seen == in);
+    seen.clear();
+    c.invalidate_if([&](const CacheKey& key, int) { return seen.insert(key.a), false; });
+    CHECK(seen.size() == c.size()); // the survivors, every one visited once
+    CHECK(c.clear() == seen.size());
+    CHECK(c.size() == 0);
 }

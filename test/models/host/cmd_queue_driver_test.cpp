@@ -223,13 +223,15 @@ TEST_CASE("a submission that does not fit the free part of the ring waits until 
     CHECK(rig.stat("queue.entries") == 302);
 }
 
-TEST_CASE("a submission larger than the ring goes in ring-sized batches, each with its own sync, in order", "[sc][host][cmdq]") {
+namespace {
+/// Submits 1,024 commands (a flush of a domain with 1,024 PASIDs) with `batching`
+/// through the 256-entry ring; checks they ran once each, in order, without error,
+/// with `syncs` syncs, the timing spanning them all (200 ns per entry at least).
+void check_long_flush(CmdQueueDriver::Batching batching, unsigned syncs) {
     Rig rig;
+    rig.q.set_batching(batching);
     FlushTiming t;
     rig.run([&] {
-        // 1,024 commands (a flush of a domain with 1,024 PASIDs) through a
-        // 256-entry ring: batches of 254 commands + sync (the ring keeps one
-        // entry free), so 5 syncs.
         std::vector<QueueEntry> many;
         for (uint64_t i = 0; i < 1024; ++i) many.push_back(entry(cmd, i));
         t = rig.q.submit(many);
@@ -237,12 +239,45 @@ TEST_CASE("a submission larger than the ring goes in ring-sized batches, each wi
     REQUIRE(rig.unit.executed.size() == 1024);
     for (uint64_t i = 0; i < 1024; ++i) CHECK(rig.unit.executed[i] == i);
     CHECK_FALSE(t.error);
-    CHECK(t.descriptors == 1024 + 5);
-    CHECK(rig.stat("queue.entries") == 1024 + 5);
-    CHECK(rig.stat("queue.submissions") == 5);
+    CHECK(t.descriptors == 1024 + syncs);
+    CHECK(rig.stat("queue.entries") == 1024 + syncs);
+    CHECK(rig.stat("queue.submissions") == (batching.sync_each ? syncs : 1));
     CHECK(rig.stat("queue.errors") == 0);
-    // The timing spans every batch: at least 1,029 entries of 200 ns each.
-    CHECK((t.observed - t.submitted).as_ps() >= uint64_t{1029} * 200'000);
+    CHECK((t.observed - t.submitted).as_ps() >= uint64_t{1024 + syncs} * 200'000);
+}
+} // namespace
+
+TEST_CASE("a submission larger than the ring goes in ring-sized batches, each with its own sync, in order", "[sc][host][cmdq]") {
+    check_long_flush({}, 5); // batches of 254 commands + sync (the ring keeps one entry free)
+}
+
+TEST_CASE("with VT-d's batching a long flush goes in batches of 16 commands each with its own sync", "[sc][host][cmdq]") {
+    check_long_flush({16, true}, 64); // Linux intel/cache.c qi_batch
+}
+
+TEST_CASE("with AMD-Vi's batching a long flush streams through the ring as it has room and ends with one sync",
+          "[sc][host][cmdq]") {
+    check_long_flush({0, false}, 1); // Linux waits for the head to move (__iommu_queue_command_sync)
+}
+
+TEST_CASE("with SMMUv3's batching a long flush goes in batches of 64 without CMD_SYNC but the last", "[sc][host][cmdq]") {
+    check_long_flush({64, false}, 1); // arm_smmu_cmdq_batch_add: CMDQ_BATCH_ENTRIES
+}
+
+TEST_CASE("a refused command in an early part of a posted flush fails the flush", "[sc][host][cmdq]") {
+    Rig rig;
+    rig.q.set_batching({64, false});
+    FlushTiming t, next;
+    rig.run([&] {
+        std::vector<QueueEntry> many;
+        for (uint64_t i = 0; i < 300; ++i) many.push_back(entry(i == 10 ? bad : cmd, i));
+        t = rig.q.submit(many);
+        next = rig.q.submit({entry(cmd, 1000)});
+    });
+    CHECK(t.error);
+    CHECK_FALSE(next.error);
+    CHECK(rig.unit.executed.size() == 300); // 299 commands + the one after
+    CHECK(rig.unit.executed.back() == 1000);
 }
 
 TEST_CASE("a refused command fails only its own submission, is replaced by a no-op, and the queue goes on",

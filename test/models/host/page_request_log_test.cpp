@@ -84,6 +84,8 @@ struct Family final : PageRequestLogHooks {
         responses.push_back({last.rid.raw, last.prg_index, code});
     }
     bool resolves_requests_without_pasid() const override { return rid_only; }
+    bool wrap = false; ///< positions with a wrap bit (SMMUv3): modulo twice the log's size
+    bool positions_wrap() const override { return wrap; }
 };
 
 /// Grants pages below 1 MiB, refuses the rest.
@@ -113,8 +115,8 @@ struct Rig {
     /// The unit's side: appends records at the tail (the caller keeps them under the ring size).
     void push(const std::vector<LogRecord>& rs) {
         for (const auto& r : rs) {
-            memory.write(log.base() + regs.tail, r.data(), 16);
-            regs.tail = (regs.tail + 16) % log.bytes();
+            memory.write(log.base() + regs.tail % log.bytes(), r.data(), 16);
+            regs.tail = (regs.tail + 16) % (family.wrap ? 2 * log.bytes() : log.bytes());
         }
         regs.status |= kPending;
     }
@@ -171,4 +173,16 @@ TEST_CASE("requests without a PASID reach the host only if the family resolves t
     CHECK(rig.handler.calls == 1);
     CHECK(rig.stat("prq.overflows") == 1);
     CHECK((rig.regs.status & kOverflow) == 0);
+}
+
+TEST_CASE("with wrap-bit positions a full log (same slot, other wrap) is served, not taken for empty", "[sc][host][prq]") {
+    Rig r;
+    r.family.wrap = true;
+    std::vector<LogRecord> all;
+    for (uint16_t i = 0; i < 256; ++i) all.push_back(record(0x10, 5, 0x1000, true, static_cast<uint16_t>(i & 0x1FF)));
+    sc_core::sc_spawn([&] { r.push(all); }); // 256 records of 16 bytes: the 4 KiB log is full
+    sc_core::sc_start(sc_core::sc_time(1, sc_core::SC_MS));
+    CHECK(r.regs.tail == 4096);               // slot 0, wrap bit set
+    CHECK(r.family.responses.size() == 256);  // every request answered
+    CHECK(r.regs.head == 4096);               // the head wrapped too: the log is empty again
 }

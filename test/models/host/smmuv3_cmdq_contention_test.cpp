@@ -19,47 +19,11 @@
 #include <vector>
 
 #include "models/common/sc_time.hpp"
-#include "models/host/host.hpp"
-#include "models/host/smmuv3_driver.hpp"
-#include "models/iommu/smmuv3/smmuv3.hpp"
-#include "models/mem/memory.hpp"
+#include "test/models/host/smmuv3_host_rig.hpp"
 
 using namespace iommusim;
 
-namespace {
-
-struct Sink : sc_core::sc_module {
-    tlm_utils::simple_target_socket<Sink> socket{"socket"};
-    explicit Sink(const sc_core::sc_module_name& n) : sc_module(n) { socket.register_b_transport(this, &Sink::bt); }
-    void bt(tlm::tlm_generic_payload& t, sc_core::sc_time&) { t.set_response_status(tlm::TLM_OK_RESPONSE); }
-};
-struct Dev : sc_core::sc_module {
-    tlm_utils::simple_initiator_socket<Dev> socket{"socket"};
-    explicit Dev(const sc_core::sc_module_name& n) : sc_module(n) {}
-};
-
-struct SmmuHostRig {
-    stats::Group root{"root"};
-    mem::Memory memory{"memory", mem::MemoryParams{}, &root};
-    Dev dev{"dev"};
-    Sink sink{"sink"};
-    std::unique_ptr<iommu::smmuv3::Smmuv3> unit;
-    std::unique_ptr<host::Host> os;
-    explicit SmmuHostRig(host::HostParams hp = {}) {
-        unit = std::make_unique<iommu::smmuv3::Smmuv3>("smmu0", iommu::smmuv3::Smmuv3Params{}, &root);
-        dev.socket.bind(unit->upstream);
-        unit->ats_inv.bind(sink.socket);
-        hp.cpu.arch = host::CpuArch::arm64;
-        os = std::make_unique<host::Host>("os", hp, memory.store(), &root);
-        auto& drv = os->add_iommu("smmu0", unit->mmio, unit->mem, memory.target, [](const host::DriverEnv& env) {
-            return std::make_unique<host::Smmuv3Driver>(env.name, env.mmio, env.params, env.alloc_page, env.stats,
-                                                        env.msi);
-        });
-        unit->set_invalidation_observer(&drv.invalidation_observer());
-    }
-};
-
-} // namespace
+using hosttest::SmmuHostRig;
 
 TEST_CASE("SMMUv3 CMDQ contention: per-CPU map+unmap throughput falls as 1 to 64 CPUs share the queue",
           "[sc][host][smmuv3][contention]") {

@@ -149,3 +149,21 @@ TEST_CASE("SMMUv3 driver ATC_INV covers a range with the smallest aligned power-
     const auto req = sm::atc_invalidation(c);
     REQUIRE(req);
 }
+
+TEST_CASE("SMMUv3 driver reads IDR0.STALL_MODEL as Linux does: stall, forced (stall for every master), terminate only",
+          "[unit][host][smmuv3]") {
+    sm::Smmuv3Params p;
+    auto f = features(p);
+    CHECK(f.stall);
+    CHECK_FALSE(f.stall_force);
+    CHECK(f.caps.stall);
+    p.stall_model = sm::StallModel::forced;
+    f = features(p);
+    CHECK(f.stall); // ARM_SMMU_FEAT_STALL_FORCE implies ARM_SMMU_FEAT_STALLS
+    CHECK(f.stall_force);
+    p.stall_model = sm::StallModel::terminate_only;
+    f = features(p);
+    CHECK_FALSE(f.stall);
+    CHECK_FALSE(f.stall_force);
+    CHECK_FALSE(f.caps.stall);
+}

@@ -19,16 +19,6 @@ using host::DomainDesc;
 namespace {
 struct Rig : hosttest::VtdHostRig {
     explicit Rig(const iommu::vtd::VtdParams& p = {}, const host::HostParams& hp = {}) : VtdHostRig(p, hp) {}
-    void run(const std::function<void()>& body) {
-        bool done = false;
-        os->add_thread("test", [&] {
-            body();
-            done = true;
-            sc_core::sc_stop();
-        });
-        sc_core::sc_start(sc_core::sc_time(10, sc_core::SC_MS));
-        REQUIRE(done);
-    }
     iommu::vtd::PasidEntry pasid_entry(pcie::Bdf rid, uint32_t pasid, const iommu::vtd::VtdParams& p) {
         iommu::vtd::VtdTableReader reader(p);
         const auto ctx = reader.read_context(memory.store, iommu->regs().root_table(), true, rid);
@@ -63,37 +53,49 @@ TEST_CASE("Linux's iommu->agaw: the widest depth both stages support, up to 5 le
     CHECK(host::VtdDriver::linux_agaw(sagaw(0b0010), flts | slts) == -1);        // no common depth
 }
 
-TEST_CASE("PASID entries carry Linux's AW (iommu->agaw for first-stage and pass-through) and PWSNP = ECAP.SMPWC",
+namespace {
+/// Attaches a first-stage, the kernel's identity and a 3-level second-stage domain to PASIDs
+/// 9, 10, 11 of one device; checks AW and PWSNP as Linux writes them.
+void check_pasid_entries(bool five, bool coherent) {
+    iommu::vtd::VtdParams p;
+    p.fl_5level = five;
+    p.sl_5level = five;
+    p.coherent = coherent;
+    Rig rig(p);
+    const host::DeviceInfo d = rig.add_pasid_device();
+    rig.run([&] {
+        auto& fd = rig.os->iommufd();
+        const uint32_t ioas = fd.ioas_alloc();
+        fd.attach(d.rid, 9, fd.hwpt_alloc(ioas, 0, DomainDesc::Kind::paging_s1));
+        // iommufd allocates no identity domains (IOMMU_HWPT_ALLOC makes paging and nested
+        // ones); the kernel's own identity domain goes to the backend directly.
+        DomainDesc identity;
+        identity.id = 1000;
+        identity.kind = DomainDesc::Kind::identity;
+        rig.drv->attach(host::Attachment{d, 10}, identity);
+        fd.attach(d.rid, 11, fd.hwpt_alloc(ioas, 0, DomainDesc::Kind::paging_s2, 3));
+    });
+    const uint8_t agaw = five ? 3 : 2;
+    const auto fl = rig.pasid_entry(d.rid, 9, p), pt = rig.pasid_entry(d.rid, 10, p), sl = rig.pasid_entry(d.rid, 11, p);
+    CHECK(pt.pgtt == static_cast<uint8_t>(iommu::vtd::Pgtt::pass_through));
+    CHECK(fl.aw == agaw);
+    CHECK(pt.aw == agaw);
+    CHECK(sl.aw == 1); // second stage: the domain's own depth (3 levels)
+    CHECK(fl.pwsnp == coherent);
+    CHECK(pt.pwsnp == coherent);
+    CHECK(sl.pwsnp == coherent);
+}
+} // namespace
+
+// (One unit per test case: a SystemC process elaborates once.)
+TEST_CASE("PASID entries carry Linux's AW (iommu->agaw, 4-level unit) and PWSNP = ECAP.SMPWC (not snooping)",
           "[sc][host][vtd][linux]") {
-    for (const bool five : {false, true}) {
-        for (const bool coherent : {true, false}) {
-            INFO("5-level " << five << ", coherent " << coherent);
-            iommu::vtd::VtdParams p;
-            p.fl_5level = five;
-            p.sl_5level = five;
-            p.coherent = coherent;
-            Rig rig(p);
-            host::DeviceInfo d;
-            d.rid = pcie::Bdf(0x0100);
-            d.pasid = true;
-            rig.os->iommufd().add_device(d, 0);
-            rig.run([&] {
-                auto& fd = rig.os->iommufd();
-                const uint32_t ioas = fd.ioas_alloc();
-                fd.attach(d.rid, 9, fd.hwpt_alloc(ioas, 0, DomainDesc::Kind::paging_s1));
-                fd.attach(d.rid, 10, fd.hwpt_alloc(ioas, 0, DomainDesc::Kind::identity));
-                fd.attach(d.rid, 11, fd.hwpt_alloc(ioas, 0, DomainDesc::Kind::paging_s2, 3));
-            });
-            const uint8_t agaw = five ? 3 : 2;
-            const auto fl = rig.pasid_entry(d.rid, 9, p), pt = rig.pasid_entry(d.rid, 10, p), sl = rig.pasid_entry(d.rid, 11, p);
-            CHECK(fl.aw == agaw);
-            CHECK(pt.aw == agaw);
-            CHECK(sl.aw == 1); // second stage: the domain's own depth (3 levels)
-            CHECK(fl.pwsnp == coherent);
-            CHECK(pt.pwsnp == coherent);
-            CHECK(sl.pwsnp == coherent);
-        }
-    }
+    check_pasid_entries(false, false);
+}
+
+TEST_CASE("PASID entries carry Linux's AW (iommu->agaw, 5-level unit) and PWSNP = ECAP.SMPWC (snooping)",
+          "[sc][host][vtd][linux]") {
+    check_pasid_entries(true, true);
 }
 
 TEST_CASE("device-TLB invalidations carry the PF's requester ID as PFSID, a VF's PF for a VF", "[sc][host][vtd][linux]") {
@@ -127,10 +129,7 @@ TEST_CASE("device-TLB invalidations carry the PF's requester ID as PFSID, a VF's
 TEST_CASE("each wait descriptor writes QI_DONE into its own slot's status word, set to QI_IN_USE before",
           "[sc][host][vtd][linux]") {
     Rig rig;
-    host::DeviceInfo d;
-    d.rid = pcie::Bdf(0x0100);
-    d.pasid = true;
-    rig.os->iommufd().add_device(d, 0);
+    const host::DeviceInfo d = rig.add_pasid_device();
     rig.run([&] {
         auto& fd = rig.os->iommufd();
         const uint32_t ioas = fd.ioas_alloc();
@@ -150,39 +149,59 @@ TEST_CASE("each wait descriptor writes QI_DONE into its own slot's status word, 
     CHECK(addrs.size() == waits.size()); // one status word per queue slot (desc_status[wait_index])
 }
 
+namespace {
+struct MapCost {
+    double attach_entry_lines = 0, first_lines = 0, small_ns = 0, large_ns = 0, lines = 0;
+};
+/// Attaches a 4-level first-stage domain, maps 4 KiB into it (three new tables below the root),
+/// maps and unmaps 4 KiB and 64 KiB once (their IOVAs then come from the per-CPU caches), then
+/// times a 4 KiB map (one PTE: one line) and a 64 KiB map (16 size-aligned PTEs: two lines).
+MapCost map_cost(bool coherent) {
+    iommu::vtd::VtdParams p;
+    p.coherent = coherent;
+    Rig rig(p);
+    const host::DeviceInfo d = rig.add_pasid_device();
+    MapCost c;
+    rig.run([&] {
+        auto& fd = rig.os->iommufd();
+        const uint32_t ioas = fd.ioas_alloc();
+        fd.attach(d.rid, 9, fd.hwpt_alloc(ioas, 0, DomainDesc::Kind::paging_s1, 4));
+        c.attach_entry_lines = rig.stat("os.dmar0.entry_line_flushes");
+        (void)fd.map(ioas, 4096);
+        c.first_lines = rig.stat("os.iommufd.table_line_flushes");
+        for (const uint64_t size : {4096u, 65536u}) fd.unmap(ioas, fd.map(ioas, size), size);
+        const double lines0 = rig.stat("os.iommufd.table_line_flushes");
+        Duration t0 = rig.os->cpu().now();
+        (void)fd.map(ioas, 4096);
+        c.small_ns = (rig.os->cpu().now() - t0).as_ns();
+        t0 = rig.os->cpu().now();
+        (void)fd.map(ioas, 65536);
+        c.large_ns = (rig.os->cpu().now() - t0).as_ns();
+        c.lines = rig.stat("os.iommufd.table_line_flushes") - lines0;
+    });
+    return c;
+}
+} // namespace
+
 TEST_CASE("a unit whose walks do not snoop makes each table line the driver writes cost a flush",
           "[sc][host][vtd][coherency]") {
-    // Map 4 KiB (one PTE: one line) and 64 KiB (16 PTEs: two lines) on a coherent and a
-    // non-coherent unit; the difference is one clflush per line written.
-    auto map_cost = [](bool coherent, double& ns, double& lines, double& attach_ns) {
-        iommu::vtd::VtdParams p;
-        p.coherent = coherent;
-        Rig rig(p);
-        host::DeviceInfo d;
-        d.rid = pcie::Bdf(0x0100);
-        d.pasid = true;
-        rig.os->iommufd().add_device(d, 0);
-        rig.run([&] {
-            auto& fd = rig.os->iommufd();
-            const uint32_t ioas = fd.ioas_alloc();
-            const uint32_t h = fd.hwpt_alloc(ioas, 0, DomainDesc::Kind::paging_s1);
-            Duration t0 = rig.os->cpu().now();
-            fd.attach(d.rid, 9, h);
-            attach_ns = (rig.os->cpu().now() - t0).as_ns();
-            t0 = rig.os->cpu().now();
-            (void)fd.map(ioas, 4096);
-            (void)fd.map(ioas, 65536);
-            ns = (rig.os->cpu().now() - t0).as_ns();
-        });
-        lines = rig.stat("os.iommufd.table_line_flushes");
-    };
-    double c_ns = 0, c_lines = 0, c_attach = 0, n_ns = 0, n_lines = 0, n_attach = 0;
-    map_cost(true, c_ns, c_lines, c_attach);
-    map_cost(false, n_ns, n_lines, n_attach);
-    const double clflush = host::HostCpuParams::kDefaultClflushNs;
-    CHECK(c_lines == 0);
-    CHECK(n_lines == 3);
-    CHECK(n_ns - c_ns == Approx(3 * clflush));
-    // The PASID entry and its directory entry (and the context entry) are flushed too (ECAP.C = 0).
-    CHECK(n_attach - c_attach == Approx(4 * clflush));
+    const MapCost c = map_cost(false);
+    const host::HostCpuParams cp;
+    // Each new table: its whole 4 KiB page (64 lines) and its parent entry's line (Linux
+    // pfn_to_dma_pte); then the leaf's line.
+    CHECK(c.first_lines == 3 * 65 + 1);
+    CHECK(c.lines == 1 + 2);
+    // 15 more PTEs and one more line for 64 KiB than for 4 KiB; all else is the same path.
+    CHECK(c.large_ns - c.small_ns == Approx(15 * cp.pte_write.as_ns() + cp.clflush.as_ns()));
+    // The context entry and root entry, the PASID entry and its directory entry (ECAP.C = 0).
+    CHECK(c.attach_entry_lines == 4);
+}
+
+TEST_CASE("a unit whose walks snoop costs the driver no table-line flushes", "[sc][host][vtd][coherency]") {
+    const MapCost c = map_cost(true);
+    const host::HostCpuParams cp;
+    CHECK(c.first_lines == 0);
+    CHECK(c.lines == 0);
+    CHECK(c.attach_entry_lines == 0);
+    CHECK(c.large_ns - c.small_ns == Approx(15 * cp.pte_write.as_ns()));
 }

@@ -8,26 +8,6 @@ using host::DomainDesc;
 namespace vtd = iommusim::iommu::vtd;
 
 namespace {
-/// The guest's DMA domain for the raw device: an IOAS, a domain of the mode's kind, attached.
-struct GuestDomain {
-    uint32_t ioas = 0, hwpt = 0;
-};
-GuestDomain guest_attach(VmRig& r, pcie::Bdf vrid) {
-    host::IommuFd& g = r.vm->guest().iommufd();
-    GuestDomain d;
-    d.ioas = g.ioas_alloc();
-    d.hwpt = g.hwpt_alloc(d.ioas, 0, r.vm->guest_domain_kind());
-    g.attach(vrid, std::nullopt, d.hwpt);
-    return d;
-}
-/// The ATS endpoint reads 8 bytes at `iova` (ATC lookup, translation request on a miss).
-tlm::tlm_response_status ep_read(VmRig& r, uint64_t iova) {
-    uint64_t v = 0;
-    sc_core::sc_time t = sc_core::SC_ZERO_TIME;
-    const auto st = r.ep->dma(iova, &v, 8, false, std::nullopt, t);
-    sc_core::wait(t);
-    return st;
-}
 /// The guest maps one page for the ATS endpoint, which reads it (its ATC now holds the translation).
 std::pair<GuestDomain, uint64_t> ep_mapped_and_cached(VmRig& r) {
     const GuestDomain d = guest_attach(r, r.ep_vrid);
@@ -186,4 +166,20 @@ TEST_CASE("A guest PASID binds at a host PASID of the VM's own PASID set", "[vm]
     });
     CHECK(r.value("os.oracle.violations") == 0);
     CHECK(r.value("vm0.vm0_guest.oracle.correct") == 1);
+}
+
+TEST_CASE("A trapped register access stops the guest's vCPU for the VM exit and entry, from its own local time",
+          "[vm][vtd][sc]") {
+    host::vm::VmParams vp;
+    VmRig r(ViommuMode::nested, {}, vp);
+    r.run([&] {
+        host::HostCpu& vcpu = r.vm->guest().cpu();
+        vcpu.spend(Duration::ns(700)); // the vCPU runs ahead of the kernel before it touches the register
+        const Duration before = vcpu.now();
+        (void)vcpu.mmio_read(0, vtd::reg::CAP, 8);
+        // The exit happens at the vCPU's local time and it resumes only after the VMM's entry:
+        // before the fix the entry's cost stayed on the VMM's books and the guest never paid it.
+        CHECK(vcpu.now() - before >= vp.vmm.exit + vp.vmm.entry);
+        CHECK(vcpu.now() == from_sc(sc_core::sc_time_stamp())); // nothing left owing
+    });
 }

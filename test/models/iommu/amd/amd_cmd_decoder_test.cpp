@@ -14,8 +14,8 @@ namespace {
 template <class A>
 const A& action(const DecodedCommand& d, size_t i) {
     REQUIRE(i < d.count);
-    REQUIRE(std::holds_alternative<A>(d.actions[i]));
-    return std::get<A>(d.actions[i]);
+    REQUIRE(std::holds_alternative<A>(d.list()[i]));
+    return std::get<A>(d.list()[i]);
 }
 } // namespace
 
@@ -84,7 +84,7 @@ TEST_CASE("INVALIDATE_IOMMU_ALL drops every translation and configuration entry"
     CHECK(action<InvalidateTranslations>(d, 0).scope.kind == InvalidationScope::Kind::all);
     CHECK(action<InvalidateConfig>(d, 1).scope.kind == ConfigScope::Kind::all);
     CHECK(action<InvalidateConfig>(d, 2).scope.kind == ConfigScope::Kind::all);
-    CHECK(std::holds_alternative<NoOpAction>(to_actions(InvalidateInterruptTable{1}).actions[0]));
+    CHECK(std::holds_alternative<NoOpAction>(to_actions(InvalidateInterruptTable{1}).list()[0]));
 }
 
 TEST_CASE("The command buffer halts at an illegal command with its head on it", "[unit][amd]") {

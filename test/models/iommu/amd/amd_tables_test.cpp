@@ -417,6 +417,46 @@ TEST_CASE("GV over Mode 4 is a v2-over-v1 nested walk: 24 reads once A/D are set
     CHECK(host_only.t.output == 0x60'0004);
 }
 
+TEST_CASE("Under nesting the GCR3 table root is a GPA read through the host table", "[unit][amd]") {
+    Amd a;
+    constexpr uint64_t kGuestBase = 0x2'0000'0000ull; // GPA g lives at SPA g + kGuestBase
+    test::OffsetMem gmem{a.mem, kGuestBase};
+    BumpAllocator gtables{0x10'0000, 0x10'0000};
+    auto h = a.host(4);
+    REQUIRE(h->map(0x10'0000, 0x10'0000 + kGuestBase, 0x10'0000, 12) == MapError::none); // guest tables
+    auto g = a.guest(4, &gmem, std::ref(gtables));
+    REQUIRE(g->map(0x4000'0000, 0x30'0000, 0x1000, 12) == MapError::none);
+    REQUIRE(h->map(0x30'0000, 0x30'0000 + kGuestBase, 0x1000, 12) == MapError::none);
+    // The guest's own GCR3 table in guest memory (what Linux's set_dte_nested copies from the guest DTE).
+    AmdTableWriter gw{gmem, std::ref(gtables), 1};
+    const uint64_t gcr3 = gw.new_gcr3_table();
+    gw.set_gcr3(gcr3, 0, 0, g->root());
+    Dte d = Amd::host_dte(4, h->root());
+    d.gv = d.giov = true;
+    d.gcr3_root = gcr3;
+    a.w.set_dte(0x40, d);
+    unsigned s2_calls = 0;
+    Walker& wk = a.walker;
+    const AmdTableReader::Stage2Fn s2 = [&](const TranslationContext& c, uint64_t gpa) {
+        ++s2_calls;
+        return wk.walk(c, AccessRequest{gpa, false, false, false}).t;
+    };
+    RequestInfo ri = a.req(0x40, 0x4000'0010);
+    const Resolved res = a.r.resolve(a.mem, a.dt(), ri, true, &s2);
+    REQUIRE(res.kind == Resolved::Kind::translate);
+    CHECK(s2_calls == 1); // one GCR3 level (GLX 0), its address translated
+    CHECK(res.ctx.s1.root == g->root());
+    const Translation t = a.walker.walk(res.ctx, AccessRequest{0x4000'0010, false, false, false}).t;
+    REQUIRE(t.ok());
+    CHECK(t.output == 0x30'0010 + kGuestBase);
+    // A GCR3 root the host table does not map: IO_PAGE_FAULT, nothing read at that address.
+    d.gcr3_root = 0x7000'0000;
+    a.w.set_dte(0x41, d);
+    const Resolved bad = a.r.resolve(a.mem, a.dt(), a.req(0x41, 0x4000'0010), true, &s2);
+    REQUIRE(bad.kind == Resolved::Kind::event);
+    CHECK(bad.event->code == EventCode::io_page_fault);
+}
+
 TEST_CASE("DTE.I and DTE.PPR allow ATS and page requests, SA suppresses page-fault events", "[unit][amd]") {
     Amd a;
     auto h = a.host(3);

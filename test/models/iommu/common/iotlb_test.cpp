@@ -2,6 +2,7 @@
 // IOTLB keys, mixed page sizes, global entries and every invalidation scope.
 #include <catch2/catch.hpp>
 
+#include <map>
 #include <random>
 #include <set>
 
@@ -177,19 +178,24 @@ namespace {
 /// IOTLB probes keys for small ranges instead of scanning, and must drop exactly the same.
 /// `s2_host`: stage-2 ranges without address space (AMD-Vi GN = 0) over populations of mostly
 /// stage-2 entries of address space 0, sometimes with nested / other-space entries (scan path).
+std::set<std::pair<uint64_t, uint64_t>> keys_of(const Iotlb& tlb) {
+    std::set<std::pair<uint64_t, uint64_t>> v;
+    tlb.cache().for_each([&](const CacheKey& k, const Iotlb::Packed&) { v.insert({k.a, k.b}); });
+    return v;
+}
+struct Ins {
+    uint32_t d, as;
+    uint64_t va;
+    TranslationKind k;
+    unsigned sh;
+    bool g;
+    uint64_t ipa;
+};
 void check_random_ranges(bool s2_host) {
     std::mt19937_64 rng(s2_host ? 17 : 9);
     for (int round = 0; round < 200; ++round) {
         stats::Group root("t");
         Iotlb tlb("iotlb", CacheGeometry{512, 8, Replacement::lru, 1}, &root);
-        struct Ins {
-            uint32_t d, as;
-            uint64_t va;
-            TranslationKind k;
-            unsigned sh;
-            bool g;
-            uint64_t ipa;
-        };
         std::vector<Ins> ins;
         const unsigned shifts[] = {12, 13, 16, 21};
         const TranslationKind kinds[] = {TranslationKind::s1, TranslationKind::s2, TranslationKind::nested};
@@ -280,4 +286,54 @@ TEST_CASE("a larger IOTLB has fewer misses for a multi-domain workload", "[unit]
     const uint64_t small = misses(64), large = misses(2048);
     CHECK(small >= 3000);       // nearly every access of 3200 misses
     CHECK(large <= 320 + 40);   // compulsory misses, at most a few conflicts
+}
+
+TEST_CASE("range invalidations probe only the kinds the IOTLB holds and still remove exactly what the scope matches",
+          "[unit]") {
+    // One IOTLB per round through fills (with evictions: 64 entries), invalidations and
+    // refills, holding one or two translation kinds at a time, so the per-kind counts
+    // that let the probe skip absent kinds go up and down; checked after every step.
+    std::mt19937_64 rng(23);
+    const TranslationKind kinds[] = {TranslationKind::s1, TranslationKind::s2, TranslationKind::nested};
+    const unsigned shifts[] = {12, 21};
+    for (int round = 0; round < 60; ++round) {
+        stats::Group root("t");
+        Iotlb tlb("iotlb", CacheGeometry{64, 4, Replacement::lru, 1}, &root);
+        std::vector<Ins> ins;
+        auto keys = [&] { return keys_of(tlb); };
+        for (int step = 0; step < 8; ++step) {
+            const TranslationKind ka = kinds[rng() % 3], kb = rng() % 2 ? ka : kinds[rng() % 3];
+            for (int i = 0; i < 40; ++i) {
+                Ins x{static_cast<uint32_t>(rng() % 2), static_cast<uint32_t>(rng() % 3), (rng() % 32) << 12,
+                      i % 2 ? ka : kb, shifts[rng() % 2], rng() % 6 == 0, (rng() % 32) << 12};
+                x.va &= ~((uint64_t{1} << x.sh) - 1);
+                x.ipa &= ~((uint64_t{1} << x.sh) - 1);
+                tlb.insert(x.d, x.as, x.va, x.k, x.sh, x.g, out(0x1000, x.ipa));
+                ins.push_back(x);
+            }
+            for (int inv = 0; inv < 3; ++inv) {
+                const auto before = keys();
+                InvalidationScope s = scope(K::range, static_cast<uint32_t>(rng() % 2), static_cast<uint32_t>(rng() % 3));
+                s.has_as = rng() % 4 != 0;
+                s.addr = (rng() % 32) << 12;
+                s.size = ((rng() % 3) + 1) << 12;
+                s.include_global = rng() % 2;
+                s.stage = s.has_as ? (rng() % 2 ? St::both : St::s1) : St::s2;
+                // The latest insert of each key is what the IOTLB holds (a refill overwrites the IPA).
+                std::map<std::pair<uint64_t, uint64_t>, const Ins*> latest;
+                for (auto& x : ins) {
+                    CacheKey k = Iotlb::make_key(x.d, x.as, x.va, x.k, x.sh, x.g);
+                    latest[{k.a, k.b}] = &x;
+                }
+                std::set<std::pair<uint64_t, uint64_t>> expect;
+                for (auto& [key, x] : latest)
+                    if (before.count(key) && !scope_matches(s, x->d, x->g ? 0 : x->as, x->g, x->k, x->va, x->sh, x->ipa))
+                        expect.insert(key);
+                const uint64_t removed = tlb.invalidate(s);
+                INFO("round " << round << " step " << step << " inv " << inv);
+                CHECK(keys() == expect);
+                CHECK(removed == before.size() - expect.size());
+            }
+        }
+    }
 }

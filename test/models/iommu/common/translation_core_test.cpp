@@ -167,3 +167,34 @@ TEST_CASE("IOTLB and walk caches stay within their configured sizes whatever the
     CHECK(core.walker().s1_walk_cache().size() <= core.walker().s1_walk_cache().capacity());
     CHECK(core.walker().s1_walk_cache().capacity() == 16 * 4); // levels 2..5
 }
+
+TEST_CASE("the shell's split path (lookup, then miss) counts one IOTLB lookup per request and fills once", "[unit]") {
+    Core c;
+    REQUIRE(c.b->map(0x1000, 0xA000, 0x1000, 12, LeafAttrs{perm::user_read | perm::priv_read}) == MapError::none);
+    const auto& g = c.core.iotlb().cache().stats();
+    auto stat = [&](const char* n) { return stats::numeric_value(*g.find(n)); };
+    IotlbHit h;
+    const AccessRequest r = rd(0x1010);
+    REQUIRE_FALSE(c.core.lookup(c.ctx, r, TranslationCore::input_of(c.ctx, r.iova), h));
+    const TranslateResult m = c.core.miss(c.ctx, r, TranslationCore::input_of(c.ctx, r.iova));
+    REQUIRE(m.t.ok());
+    CHECK(m.reads == 4);
+    CHECK(stat("misses") == 1);
+    CHECK(stat("hits") == 0);
+    CHECK(c.core.iotlb().size() == 1);
+    // The next request hits inline: the entry's page, one hit counted, no walk.
+    REQUIRE(c.core.lookup(c.ctx, rd(0x1020), 0x1020, h));
+    CHECK(h.entry.output == 0xA000);
+    CHECK(h.page_shift == 12);
+    CHECK(stat("hits") == 1);
+    // A hit that does not grant the access is not a hit for the shell: miss() walks and
+    // reports the fault, without a second lookup.
+    REQUIRE_FALSE(c.core.lookup(c.ctx, wr(0x1020), 0x1020, h));
+    CHECK(h.hit);
+    const TranslateResult f = c.core.miss(c.ctx, wr(0x1020), 0x1020);
+    CHECK_FALSE(f.iotlb_hit);
+    CHECK(f.reads == 1); // the leaf again (the walk caches hold the upper levels)
+    CHECK(f.t.fault == FaultKind::permission);
+    CHECK(stat("hits") + stat("misses") == 3);
+    CHECK(c.core.iotlb().size() == 1);
+}

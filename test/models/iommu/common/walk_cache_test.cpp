@@ -79,3 +79,31 @@ TEST_CASE("PASID-scoped invalidation keeps the stage-2 walk cache, a stage-2 sco
     CHECK(f.wc.invalidate(s2) == 3 + 3); // the stage-2 path and every nested stage-1 entry of the domain
     CHECK(f.wc.size() == 0);
 }
+
+TEST_CASE("walk-cache invalidation skips empty levels and a disabled cache without changing what it drops", "[unit]") {
+    Fix f;
+    // Level 3 only: levels 2 and 4 are empty.
+    WalkCacheEntry e;
+    e.table = 0x3000;
+    f.wc.insert(1, 1, WalkKind::s1, 0x1234'5000, 3, f.c, e);
+    f.wc.insert(2, 1, WalkKind::s1, 0x1234'5000, 3, f.c, e);
+    InvalidationScope dom;
+    dom.kind = K::domain;
+    dom.domain_tag = 1;
+    CHECK(f.wc.invalidate(dom) == 1);
+    CHECK(f.level_hit(2, 1, WalkKind::s1, 0x1234'5000) == 3);
+    CHECK(f.wc.invalidate(dom) == 0);
+    InvalidationScope all;
+    all.kind = K::all;
+    CHECK(f.wc.invalidate(all) == 1);
+    CHECK(f.wc.size() == 0);
+    // Disabled (no entries per level): invalidations find nothing and the stats stay zero.
+    stats::Group root("t2");
+    WalkCacheParams off;
+    off.per_level.entries = 0;
+    WalkCache wc("off", off, &root);
+    CHECK_FALSE(wc.enabled());
+    wc.insert(1, 1, WalkKind::s1, 0x1000, 2, f.c, e);
+    CHECK(wc.invalidate(all) == 0);
+    CHECK(wc.size() == 0);
+}

@@ -55,7 +55,7 @@ private:
     void mmio_write(uint32_t off, unsigned len, uint64_t v, Duration& local) override;
     DecodedCommand decode(std::span<const uint64_t> w) override;
     void sync_queue(CommandQueue& q) override;
-    void queue_consumed(const CommandQueue& q) override { r(reg::CQH) = q.ring().cons_offset(); }
+    void queue_consumed(const Ring::Position& cons) override { r(reg::CQH) = cons.offset; }
     void report_queue_error(uint32_t code, Duration&) override { r(reg::STS) = 1 | uint64_t{code} << 8; }
     uint64_t invalidate_config(uint8_t, const ConfigScope& s) override { return contexts_.invalidate(s); }
     void sync_interrupt(Duration&) override {}

@@ -128,6 +128,12 @@ TEST_CASE("a fault stalls with CD.S or STE.S2S on a stall-capable stream, and is
     s2f.fault_stage = 2;
     r.sc.stall_s2 = true;
     CHECK(translation_fault(r.sc, Transaction{4, false, 0, 0x1000, true}, s2f).stall);
+    // The unit cannot hold it (STALL_MAX reached, or a requester that cannot wait): terminated,
+    // recorded per S2R / CD.R like an unstalled fault.
+    r.sc.record_s2 = false;
+    const auto held = translation_fault(r.sc, Transaction{4, false, 0, 0x1000, true}, s2f, false);
+    CHECK_FALSE(held.stall);
+    CHECK_FALSE(held.record);
 }
 
 TEST_CASE("an unwalkable stage config is C_BAD_CD at stage 1 and C_BAD_STE at stage 2, always recorded",

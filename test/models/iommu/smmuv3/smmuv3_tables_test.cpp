@@ -50,6 +50,9 @@ TEST_CASE("an STE puts every field at its architected bit position", "[unit]") {
     Ste t = s;
     t.s2endi = t.s2hd = t.s2s = true;
     CHECK(t.encode()[2] == (d[2] | 1ull << 52 | 1ull << 55 | 1ull << 57));
+    t.ppar = true; // PPAR: bit 82 (IHI 0070 5.2; Linux never sets it)
+    CHECK(t.encode()[1] == (d[1] | 1ull << 18));
+    CHECK(Ste::decode(t.encode()).ppar);
 }
 
 TEST_CASE("a CD puts every field at its architected bit position", "[unit]") {

@@ -14,6 +14,7 @@
 #include "models/iommu/common/table_builder.hpp"
 #include "models/iommu/smmuv3/smmuv3.hpp"
 #include "models/mem/memory.hpp"
+#include "models/pcie/ats_codec.hpp"
 #include "test/models/iommu/smmuv3/smmuv3_fixture.hpp"
 
 using namespace iommusim;
@@ -95,8 +96,9 @@ struct Rig {
                               kEvtqMsi = 0x340'0000;
     uint32_t prod = 0; // index + wrap of a 256-entry queue
 
-    explicit Rig(Duration atc_timeout = Duration::us(1000)) {
+    explicit Rig(Duration atc_timeout = Duration::us(1000), uint16_t stall_max = 64) {
         p.atc_inv_timeout = atc_timeout;
+        p.stall_max = stall_max;
         unit = std::make_unique<Smmuv3>("smmu0", p, &root);
         unit->mem.bind(memory.target);
         cpu.socket.bind(unit->mmio);
@@ -123,7 +125,7 @@ struct Rig {
         wr64(reg::kEvtqIrqCfg0, kEvtqMsi);
         wr32(reg::kEvtqIrqCfg1, 0xE0E0);
         wr32(reg::kIrqCtrl, bit::kEvtqIrqEn | bit::kPriqIrqEn | bit::kGerrorIrqEn);
-        wr32(reg::kCr0, bit::kSmmuEn | bit::kEvtqEn | bit::kPriqEn | bit::kCmdqEn);
+        wr32(reg::kCr0, bit::kSmmuEn | bit::kEvtqEn | bit::kPriqEn | bit::kCmdqEn | bit::kAtsChk);
     }
     /// A stage-1 stream over fresh 4-level tables (CD table with 2^cdmax CDs, CD 0 and `ssid`).
     void stream(uint8_t eats = 0, uint8_t cdmax = 0) {
@@ -171,6 +173,23 @@ struct Rig {
             sc_core::wait(sc_time(50, SC_NS));
         }
         return true;
+    }
+    /// CMD_ATC_INV of kSid's whole ATC (Size 52, as Linux invalidates everything).
+    void atc_inv_all() {
+        Command a;
+        a.opcode = op::kAtcInv;
+        a.sid = kSid;
+        a.size = 52;
+        command(a);
+    }
+    /// CMD_CFGI_STE for kSid + CMD_SYNC (MSI `token`), waited for: a rewritten STE takes effect.
+    void cfgi_ste(uint32_t token) {
+        Command c;
+        c.opcode = op::kCfgiSte;
+        c.sid = kSid;
+        command(c);
+        command(sync_cmd(token));
+        REQUIRE(wait_sync(token));
     }
     std::array<uint64_t, 4> event(unsigned i) {
         std::array<uint64_t, 4> w{};
@@ -366,11 +385,7 @@ TEST_CASE("SMMUv3 CMD_SYNC completes only after the ATC_INV before it is answere
     Rig r;
     run([&] {
         r.enable();
-        Command a;
-        a.opcode = op::kAtcInv;
-        a.sid = kSid;
-        a.size = 52;
-        r.command(a);
+        r.atc_inv_all();
         const sc_time issued = sc_core::sc_time_stamp();
         r.command(r.sync_cmd(9));
         REQUIRE(r.wait_sync(9));
@@ -457,37 +472,48 @@ TEST_CASE("SMMUv3 translated requests pass with EATS = 1 and are F_TRANSL_FORBID
         ext.at = pcie::AddressType::translated;
         CHECK(r.dev.access(tlm::TLM_READ_COMMAND, 0x70'0000, &v, 8, &ext) == tlm::TLM_OK_RESPONSE);
         r.stream(0);
-        Command c;
-        c.opcode = op::kCfgiSte;
-        c.sid = kSid;
-        r.command(c);
-        r.command(r.sync_cmd(2));
-        REQUIRE(r.wait_sync(2));
+        r.cfgi_ste(2);
         CHECK(r.dev.access(tlm::TLM_READ_COMMAND, 0x70'0000, &v, 8, &ext) != tlm::TLM_OK_RESPONSE);
         CHECK(Event::decode(r.event(0)).id == evt::kTranslForbidden);
     });
 }
 
+namespace {
+/// A nested stream: guest memory at GPA g lives at HPA g + kGuest, stage 2 maps the guest's
+/// first 16 MiB, stage 1 (in guest memory) maps IOVA 0x8000 -> GPA 0x60'0000; `eats` as given.
+struct NestedStream {
+    static constexpr uint64_t kGuest = 0x4000'0000;
+    iommu::test::OffsetMem guest;
+    BumpAllocator guest_tables{0x10'0000, 0x10'0000};
+    std::unique_ptr<TableBuilder> s1, s2;
+    std::unique_ptr<CdTableWriter> cds;
+    NestedStream(Rig& r, uint8_t eats, bool s2r = true) : guest(r.m(), kGuest) {
+        s2 = TableBuilder::create(r.m(), iommu::test::arm_cfg(true), std::ref(r.tables));
+        REQUIRE(s2);
+        REQUIRE(s2->map(0, kGuest, 0x100'0000, 21) == MapError::none);
+        s1 = TableBuilder::create(guest, iommu::test::arm_cfg(false), std::ref(guest_tables));
+        REQUIRE(s1);
+        REQUIRE(s1->map(0x8000, 0x60'0000, 0x1000, 12) == MapError::none);
+        cds = std::make_unique<CdTableWriter>(guest, [this](uint64_t b, uint64_t a) { return guest_tables(b, a); }, 0, 0);
+        REQUIRE(cds->write_cd(0, linux_cd(s1->config(), 2)));
+        Ste s = ste(ste_cfg::kNested);
+        s.s1_context_ptr = cds->context_ptr();
+        set_s2(s, s2->config(), 3);
+        s.s2r = s2r;
+        s.eats = eats;
+        REQUIRE(r.st->write_ste(kSid, s));
+    }
+};
+
+} // namespace
+
 TEST_CASE("SMMUv3 nested stream: the CD is fetched through stage 2 and DMA goes through both stages", "[sc]") {
     Rig r;
     run([&] {
         r.enable();
-        // Guest memory at GPA g lives at HPA g + 0x4000'0000; stage 2 maps the guest's first 16 MiB.
-        constexpr uint64_t kGuest = 0x4000'0000;
-        iommu::test::OffsetMem guest(r.m(), kGuest);
-        BumpAllocator guest_tables{0x10'0000, 0x10'0000};
-        auto s2 = TableBuilder::create(r.m(), iommu::test::arm_cfg(true), std::ref(r.tables));
-        REQUIRE(s2);
-        REQUIRE(s2->map(0, kGuest, 0x100'0000, 21) == MapError::none);
-        auto s1 = TableBuilder::create(guest, iommu::test::arm_cfg(false), std::ref(guest_tables));
-        REQUIRE(s1);
-        REQUIRE(s1->map(0x8000, 0x60'0000, 0x1000, 12) == MapError::none);
-        CdTableWriter cds(guest, [&](uint64_t b, uint64_t a) { return guest_tables(b, a); }, 0, 0);
-        REQUIRE(cds.write_cd(0, linux_cd(s1->config(), 2)));
-        Ste s = ste(ste_cfg::kNested);
-        s.s1_context_ptr = cds.context_ptr(); // an IPA
-        set_s2(s, s2->config(), 3);
-        REQUIRE(r.st->write_ste(kSid, s));
+        NestedStream n(r, 0); // the CD table pointer is an IPA
+        constexpr uint64_t kGuest = NestedStream::kGuest;
+        auto& s1 = n.s1;
         uint64_t v = 0x77;
         pcie::TlpExtension ext;
         REQUIRE(r.dma(0x8008, true, v, &ext) == tlm::TLM_OK_RESPONSE);
@@ -501,5 +527,366 @@ TEST_CASE("SMMUv3 nested stream: the CD is fetched through stage 2 and DMA goes 
         CHECK(e.s2);
         CHECK(e.ipa == 0x200'0000);
         CHECK(e.input_addr == 0x9000);
+    });
+}
+
+namespace {
+tlm::tlm_response_status ats_request(Rig& r, uint64_t iova, pcie::AtsTranslation& out) {
+    pcie::TlpExtension ext;
+    ext.requester = pcie::Bdf(kSid);
+    ext.at = pcie::AddressType::translation_request;
+    uint64_t e = 0;
+    const auto st = r.dev.access(tlm::TLM_READ_COMMAND, iova, &e, 8, &ext);
+    out = pcie::decode_translation_entry(e);
+    return st;
+}
+
+tlm::tlm_response_status translated(Rig& r, uint64_t addr, bool write, uint64_t& v, pcie::TlpExtension* out = nullptr) {
+    pcie::TlpExtension ext;
+    ext.requester = pcie::Bdf(kSid);
+    ext.at = pcie::AddressType::translated;
+    const auto st = r.dev.access(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND, addr, &v, 8, &ext);
+    if (out) *out = ext;
+    return st;
+}
+} // namespace
+
+TEST_CASE("SMMUv3 split-stage ATS (EATS = 2): the completion carries the IPA and translated requests go through stage 2",
+          "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        NestedStream n(r, 2);
+        pcie::AtsTranslation c;
+        REQUIRE(ats_request(r, 0x8000, c) == tlm::TLM_OK_RESPONSE);
+        CHECK(c.read);
+        CHECK(c.write);
+        CHECK(c.range_base() == 0x60'0000); // stage 1's output: the guest-physical address
+        // The device uses the IPA; stage 2 puts it at the host address.
+        uint64_t v = 0x5A5A;
+        pcie::TlpExtension ext;
+        REQUIRE(translated(r, 0x60'0010, true, v, &ext) == tlm::TLM_OK_RESPONSE);
+        CHECK(ext.output_address == NestedStream::kGuest + 0x60'0010);
+        CHECK(r.m().read_u64(NestedStream::kGuest + 0x60'0010) == 0x5A5A);
+        CHECK(r.rd32(reg::kEvtqProd) == 0);
+        // Full ATS on the same tables answers with the host address (and forwards translated requests as they are).
+        NestedStream full(r, 1);
+        r.cfgi_ste(1);
+        REQUIRE(ats_request(r, 0x8000, c) == tlm::TLM_OK_RESPONSE);
+        CHECK(c.range_base() == NestedStream::kGuest + 0x60'0000);
+        r.m().write_u64(0x60'0010, 0x1234);
+        REQUIRE(translated(r, 0x60'0010, false, v, &ext) == tlm::TLM_OK_RESPONSE);
+        CHECK(v == 0x1234); // the address was taken as a PA
+    });
+}
+
+TEST_CASE("SMMUv3 split-stage ATS: a translated IPA outside stage 2 is a stage-2 F_TRANSLATION, recorded per S2R", "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        NestedStream n(r, 2);
+        uint64_t v = 0;
+        CHECK(translated(r, 0x200'0000, true, v) == tlm::TLM_ADDRESS_ERROR_RESPONSE); // beyond stage 2's 16 MiB
+        REQUIRE(r.rd32(reg::kEvtqProd) == 1);
+        const Event e = Event::decode(r.event(0));
+        CHECK(e.id == evt::kTranslation);
+        CHECK(e.sid == kSid);
+        CHECK(e.s2);
+        CHECK(e.ipa == 0x200'0000);
+        CHECK(e.input_addr == 0x200'0000);
+        CHECK_FALSE(e.rnw);
+        CHECK(e.cls == EventClass::in);
+        // S2R = 0: the same fault terminates the request without an event.
+        NestedStream quiet(r, 2, false);
+        r.cfgi_ste(1);
+        CHECK(translated(r, 0x200'0000, false, v) == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        CHECK(r.rd32(reg::kEvtqProd) == 1);
+    });
+}
+
+TEST_CASE("SMMUv3 ATS with EATS = 0: Translation Requests are F_BAD_ATS_TREQ and answered UR", "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        r.stream(0);
+        REQUIRE(r.pt->map(0x4000, 0x70'0000, 0x1000, 12) == MapError::none);
+        pcie::AtsTranslation c;
+        CHECK(ats_request(r, 0x4000, c) == tlm::TLM_COMMAND_ERROR_RESPONSE);
+        REQUIRE(r.rd32(reg::kEvtqProd) == 1);
+        const Event e = Event::decode(r.event(0));
+        CHECK(e.id == evt::kBadAtsTreq);
+        CHECK(e.sid == kSid);
+        CHECK(e.input_addr == 0x4000);
+        CHECK(e.rnw);
+    });
+}
+
+TEST_CASE("SMMUv3 CR0.ATSCHK = 0 (fast mode): translated requests pass without a Stream table check", "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        r.stream(0);
+        r.wr32(reg::kCr0, bit::kSmmuEn | bit::kEvtqEn | bit::kPriqEn | bit::kCmdqEn); // ATSCHK off
+        uint64_t v = 0;
+        pcie::TlpExtension ext;
+        CHECK(translated(r, 0x70'0000, false, v, &ext) == tlm::TLM_OK_RESPONSE);
+        CHECK(r.rd32(reg::kEvtqProd) == 0);
+        r.wr32(reg::kCr0, bit::kSmmuEn | bit::kEvtqEn | bit::kPriqEn | bit::kCmdqEn | bit::kAtsChk);
+        CHECK(translated(r, 0x70'0000, false, v, &ext) == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        CHECK(Event::decode(r.event(0)).id == evt::kTranslForbidden);
+    });
+}
+
+namespace {
+/// A stage-1 stream whose CD has S = 1 (stall on fault), R = 1.
+void stalling_stream(Rig& r) {
+    r.stream();
+    Cd c = linux_cd(r.pt->config(), 5);
+    c.s = true;
+    REQUIRE(r.cds->write_cd(0, c));
+}
+
+/// A DMA write on its own thread (a device whose request may be held); `done` once answered.
+struct HeldDma {
+    bool done = false;
+    tlm::tlm_response_status status = tlm::TLM_INCOMPLETE_RESPONSE;
+    sc_time finished;
+    HeldDma(Rig& r, uint64_t iova, uint64_t value) {
+        sc_core::sc_spawn([this, &r, iova, value] {
+            uint64_t v = value;
+            status = r.dma(iova, true, v);
+            finished = sc_core::sc_time_stamp();
+            done = true;
+        });
+    }
+};
+
+Command resume(uint16_t stag, ResumeAction a) {
+    Command c;
+    c.opcode = op::kResume;
+    c.sid = kSid;
+    c.stag = stag;
+    c.resp = static_cast<uint8_t>(a);
+    return c;
+}
+} // namespace
+
+TEST_CASE("SMMUv3 stall: a faulting DMA is held with a STAG until CMD_RESUME retries it through the new mapping",
+          "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        stalling_stream(r);
+        HeldDma dma(r, 0x9008, 0xFEED);
+        sc_core::wait(sc_time(2, sc_core::SC_US));
+        CHECK_FALSE(dma.done); // held in the unit: the device is still waiting
+        REQUIRE(r.rd32(reg::kEvtqProd) == 1);
+        const Event e = Event::decode(r.event(0));
+        CHECK(e.id == evt::kTranslation);
+        CHECK(e.stall);
+        CHECK(e.sid == kSid);
+        CHECK(e.input_addr == 0x9008);
+        CHECK_FALSE(e.rnw);
+        // Software resolves the fault (maps the page), then resumes with Retry (no CMD_SYNC: Linux's way).
+        REQUIRE(r.pt->map(0x9000, 0x72'0000, 0x1000, 12) == MapError::none);
+        const sc_time resumed = sc_core::sc_time_stamp();
+        r.command(resume(e.stag, ResumeAction::retry));
+        while (!dma.done) sc_core::wait(sc_time(50, SC_NS));
+        CHECK(dma.status == tlm::TLM_OK_RESPONSE);
+        CHECK(dma.finished >= resumed);
+        CHECK(r.m().read_u64(0x72'0008) == 0xFEED);
+        CHECK(r.rd32(reg::kEvtqProd) == 1); // the retry walked and succeeded: no second event
+        // A RESUME naming no stalled transaction is ignored (and the queue goes on).
+        r.command(resume(e.stag, ResumeAction::retry));
+        r.command(r.sync_cmd(3));
+        CHECK(r.wait_sync(3));
+    });
+}
+
+TEST_CASE("SMMUv3 stall: CMD_RESUME Abort and CMD_STALL_TERM terminate held transactions with an error", "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        stalling_stream(r);
+        HeldDma a(r, 0x9000, 1), b(r, 0xA000, 2), c(r, 0xB000, 3);
+        sc_core::wait(sc_time(2, sc_core::SC_US));
+        REQUIRE(r.rd32(reg::kEvtqProd) == 3);
+        const Event ea = Event::decode(r.event(0)), eb = Event::decode(r.event(1)), ec = Event::decode(r.event(2));
+        CHECK(ea.stall);
+        CHECK(eb.stall);
+        CHECK(ec.stall);
+        CHECK(ea.stag != eb.stag); // each held transaction has its own tag
+        CHECK(eb.stag != ec.stag);
+        REQUIRE(r.pt->map(0x9000, 0x72'0000, 0x1000, 12) == MapError::none); // mapped, but aborted all the same
+        uint16_t first = ea.input_addr == 0x9000 ? ea.stag : eb.input_addr == 0x9000 ? eb.stag : ec.stag;
+        r.command(resume(first, ResumeAction::abort));
+        r.command(r.sync_cmd(1));
+        REQUIRE(r.wait_sync(1));
+        sc_core::wait(sc_time(100, SC_NS));
+        CHECK(a.done);
+        CHECK(a.status == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        CHECK(r.m().read_u64(0x72'0000) == 0); // never written
+        CHECK_FALSE(b.done);
+        CHECK_FALSE(c.done);
+        Command term;
+        term.opcode = op::kStallTerm;
+        term.sid = kSid;
+        r.command(term);
+        r.command(r.sync_cmd(2));
+        REQUIRE(r.wait_sync(2));
+        sc_core::wait(sc_time(100, SC_NS));
+        CHECK(b.done);
+        CHECK(c.done);
+        CHECK(b.status == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        CHECK(c.status == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+    });
+}
+
+TEST_CASE("SMMUv3 stall: beyond IDR5.STALL_MAX held transactions a fault terminates with Stall = 0", "[sc]") {
+    Rig r(Duration::us(1000), 1);
+    run([&] {
+        CHECK((r.rd32(reg::kIdr5) >> 16) == 1); // STALL_MAX as configured
+        r.enable();
+        stalling_stream(r);
+        HeldDma a(r, 0x9000, 1);
+        sc_core::wait(sc_time(1, sc_core::SC_US));
+        HeldDma b(r, 0xA000, 2);
+        sc_core::wait(sc_time(1, sc_core::SC_US));
+        CHECK_FALSE(a.done);
+        CHECK(b.done); // no room: terminated at once
+        CHECK(b.status == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        REQUIRE(r.rd32(reg::kEvtqProd) == 2);
+        CHECK(Event::decode(r.event(0)).stall);
+        CHECK_FALSE(Event::decode(r.event(1)).stall); // recorded per CD.R, not stalled
+        r.command(resume(Event::decode(r.event(0)).stag, ResumeAction::abort));
+        while (!a.done) sc_core::wait(sc_time(50, SC_NS));
+        CHECK(a.status == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+    });
+}
+
+TEST_CASE("SMMUv3 CMD_SYNC is consumed only when complete: CONS stays on a SIG_NONE sync behind an outstanding ATC_INV",
+          "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        r.atc_inv_all();
+        Command sync;
+        sync.opcode = op::kSync; // CS = SIG_NONE: software learns completion from CONS alone
+        r.command(sync);
+        sc_core::wait(sc_time(1, sc_core::SC_US)); // the device answers after 2 us
+        CHECK(r.rd32(reg::kCmdqCons) == 1);        // the ATC_INV is consumed, the sync is not
+        sc_core::wait(sc_time(2, sc_core::SC_US));
+        CHECK(r.rd32(reg::kCmdqCons) == 2);
+    });
+}
+
+TEST_CASE("SMMUv3 CMD_SYNC in the queue's last slot: its MSI lands in its own slot before CONS wraps past it", "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        Command pf;
+        pf.opcode = op::kPrefetchConfig;
+        pf.sid = kSid;
+        for (int i = 0; i < 254; ++i) r.command(pf);
+        r.atc_inv_all(); // slot 254
+        Command sync = r.sync_cmd(0); // slot 255, Linux's way: MSI data 0 into the sync's own first word
+        sync.msi_addr = Rig::kQueue + 255 * 16;
+        r.command(sync);
+        REQUIRE(r.prod == 0x100); // PROD wrapped: index 0, wrap 1
+        while (r.device.got.empty()) sc_core::wait(sc_time(100, SC_NS)); // the ATC_INV went out
+        sc_core::wait(sc_time(500, SC_NS));   // the sync is fetched and waits for the device's answer (2 us)
+        CHECK(r.rd32(reg::kCmdqCons) == 255); // on the sync, wrap bit clear: its slot is not free yet
+        CHECK(r.m().read_u32(Rig::kQueue + 255 * 16) != 0);
+        sc_core::wait(sc_time(3, sc_core::SC_US));
+        CHECK(r.m().read_u32(Rig::kQueue + 255 * 16) == 0); // the MSI wrote into its own slot...
+        CHECK(r.rd32(reg::kCmdqCons) == 0x100);               // ...then CONS wrapped past it (index 0, wrap 1)
+        // The queue goes on across the wrap.
+        r.command(r.sync_cmd(7));
+        CHECK(r.wait_sync(7));
+        CHECK(r.rd32(reg::kCmdqCons) == 0x101);
+    });
+}
+
+namespace {
+void page_request(Rig& r, uint16_t prg, bool last, bool pasid = true, bool stop = false) {
+    pcie::MessageExtension pr;
+    pr.code = pcie::MessageCode::page_request;
+    pr.page_req.requester = pcie::Bdf(kSid);
+    pr.page_req.pasid_present = pasid;
+    pr.page_req.pasid = 3;
+    pr.page_req.address = 0x7000'0000 + uint64_t{prg} * 0x1000;
+    pr.page_req.read = pr.page_req.write = !stop;
+    pr.page_req.last = last || stop;
+    pr.page_req.prg_index = prg;
+    uint64_t payload = 0;
+    r.dev.access(tlm::TLM_WRITE_COMMAND, 0, &payload, 8, &pr);
+}
+} // namespace
+
+TEST_CASE("SMMUv3 PRIQ full: OVFLG toggles, discarded Last requests get an automatic Success, and nothing is written "
+          "until software acknowledges",
+          "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        r.stream();
+        for (uint16_t i = 0; i < 16; ++i) page_request(r, i, true); // a 16-entry PRIQ: full
+        CHECK(r.rd32(reg::kPriqProd) == 0x10);                       // index 0, wrap 1: full, not empty
+        CHECK(r.device.got.empty());
+        page_request(r, 16, false); // Last = 0: dropped silently
+        CHECK(r.device.got.empty());
+        CHECK(r.rd32(reg::kPriqProd) == (0x10u | 1u << 31)); // OVFLG toggled
+        page_request(r, 17, true);                           // Last = 1: answered by the unit
+        REQUIRE(r.device.got.size() == 1);
+        const pcie::PrgResponse a = r.device.got[0].prg_resp;
+        CHECK(a.prg_index == 17);
+        CHECK(a.code == pcie::PrgResponseCode::success);
+        CHECK_FALSE(a.pasid_present); // STE.PPAR = 0 (what Linux writes): no PASID
+        page_request(r, 0, false, true, true); // a stop marker: discarded, no response
+        CHECK(r.device.got.size() == 1);
+        // Software consumes half the queue without acknowledging: still nothing is written.
+        r.wr32(reg::kPriqCons, 8);
+        page_request(r, 18, true);
+        CHECK(r.rd32(reg::kPriqProd) == (0x10u | 1u << 31));
+        CHECK(r.device.got.size() == 2);
+        // The acknowledgement (CONS.OVACKFLG = PROD.OVFLG) ends the overflow: written again.
+        r.wr32(reg::kPriqCons, 8u | 1u << 31);
+        page_request(r, 19, true);
+        CHECK(r.rd32(reg::kPriqProd) == (0x11u | 1u << 31));
+        CHECK(r.device.got.size() == 2);
+    });
+}
+
+TEST_CASE("SMMUv3 PRIQ overflow auto-response: the PASID per STE.PPAR, Failure when the STE cannot be checked", "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        r.stream();
+        Ste s = ste(ste_cfg::kS1); // the same stream with PPAR = 1
+        s.s1_context_ptr = r.cds->context_ptr();
+        s.s1dss = s1dss::kSsid0;
+        s.ppar = true;
+        REQUIRE(r.st->write_ste(kSid, s));
+        for (uint16_t i = 0; i < 16; ++i) page_request(r, i, true);
+        page_request(r, 20, true);
+        REQUIRE(r.device.got.size() == 1);
+        CHECK(r.device.got[0].prg_resp.pasid_present);
+        CHECK(r.device.got[0].prg_resp.pasid == 3);
+        CHECK(r.device.got[0].prg_resp.code == pcie::PrgResponseCode::success);
+        // A StreamID without a stream table entry: Failure, no PASID.
+        pcie::MessageExtension pr;
+        pr.code = pcie::MessageCode::page_request;
+        pr.page_req.requester = pcie::Bdf(0x7700);
+        pr.page_req.pasid_present = true;
+        pr.page_req.pasid = 3;
+        pr.page_req.read = true;
+        pr.page_req.last = true;
+        pr.page_req.prg_index = 21;
+        uint64_t payload = 0;
+        r.dev.access(tlm::TLM_WRITE_COMMAND, 0, &payload, 8, &pr);
+        REQUIRE(r.device.got.size() == 2);
+        CHECK(r.device.got[1].prg_resp.code == pcie::PrgResponseCode::response_failure);
+        CHECK_FALSE(r.device.got[1].prg_resp.pasid_present);
+        CHECK(r.rd32(reg::kEvtqProd) == 0); // no event (CR2.REC_CFG_ATS not modelled)
     });
 }

@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "models/host/vm/amd_viommu.hpp"
+
+#include <set>
+#include <utility>
+#include <variant>
+
+#include "models/host/amd_driver.hpp"
+#include "models/host/host_error.hpp"
+#include "models/iommu/amd/amd_commands.hpp"
+#include "models/iommu/amd/amd_events.hpp"
+#include "models/iommu/amd/amd_tables.hpp"
+
+namespace iommusim::host::vm {
+
+namespace amd = iommu::amd;
+
+AmdViommu::AmdViommu(sc_core::sc_module_name name, VmmContext& vmm, stats::Group* parent, const amd::AmdParams& caps)
+    : VirtualIommu(name, vmm, parent), p_(caps), regs_(p_),
+      dropped_atc_(stats_.counter("dropped_atc_invalidations", "commands",
+                                  "guest ATC invalidations the (deliberately broken) VMM did not forward")) {
+    if (vmm.params.mode != ViommuMode::nested)
+        throw HostError(HostError::Kind::invalid, "mode: caching_mode is VT-d's (CAP.CM); a virtual AMD-Vi is nested");
+}
+
+std::unique_ptr<IommuDriver> AmdViommu::guest_driver(const DriverEnv& env) {
+    return std::make_unique<AmdDriver>(env.name, env.mmio, env.params, env.alloc_page, env.stats, env.msi);
+}
+
+std::optional<uint32_t> AmdViommu::nested_domain(uint64_t gcr3_gpa) const {
+    auto it = nested_.find(gcr3_gpa);
+    return it == nested_.end() ? std::nullopt : std::optional<uint32_t>(it->second.hwpt);
+}
+
+size_t AmdViommu::nested_domains_of(uint16_t gdomid) const {
+    size_t n = 0;
+    for (const auto& [root, nd] : nested_) n += nd.gdomid == gdomid;
+    return n;
+}
+
+void AmdViommu::reg_write(uint32_t offset, unsigned size, uint64_t value) {
+    using E = amd::AmdRegs::Effect;
+    const E fx = regs_.write(offset, value, size);
+    if (fx == E::cmd_base) {
+        seq_ = 0;
+        watch_queue(regs_.cmd_ring().base, regs_.cmd_ring().bytes());
+    }
+    if (fx == E::cmd_tail || fx == E::control) run_queue();
+}
+
+void AmdViommu::stop(uint64_t command_gpa) {
+    // The unit's behaviour on an illegal command: the buffer stops with the head on it and
+    // ILLEGAL_COMMAND_ERROR goes to the event log (if it runs and has room).
+    flush_pending();
+    regs_.hw_stop(amd::st::CMDBUF_RUN);
+    const amd::RingRegs ev = regs_.event_ring();
+    if (!regs_.event_log_running() || ev.entries == 0) return;
+    const uint32_t next = (ev.tail + 16) % ev.bytes();
+    if (next == ev.head) return; // full
+    const std::array<uint64_t, 2> rec = amd::make_illegal_command(command_gpa).encode();
+    write_guest(ev.base + ev.tail, rec.data(), 16);
+    regs_.hw_set_event_tail(next);
+    regs_.hw_set_status(amd::st::EVT_INT);
+}
+
+void AmdViommu::run_queue() {
+    // The command-buffer emulation, in the exit: every command between head and tail.
+    if (!regs_.cmdbuf_running()) return;
+    const amd::RingRegs ring = regs_.cmd_ring();
+    if (ring.entries == 0) return;
+    uint32_t head = ring.head;
+    while (head != ring.tail % ring.bytes()) {
+        std::array<uint64_t, 2> q{};
+        const uint64_t at = ring.base + head;
+        try {
+            vmm_.ram.read(at, q.data(), 16);
+        } catch (const mem::AddressError&) {
+            stop(at);
+            return;
+        }
+        decode(1);
+        report(seq_, iommu::InvalPhase::fetched, cpu_.now());
+        const amd::Decoded d = amd::decode(q, p_);
+        if (!d.ok()) {
+            stop(at);
+            return;
+        }
+        if (auto* w = std::get_if<amd::CompletionWait>(&d.command)) {
+            flush_pending(); // completes only when every earlier command has
+            if (w->store) write_guest(w->store_addr, &w->store_data, 8);
+            if (w->interrupt) {
+                regs_.hw_set_status(amd::st::COM_WAIT_INT);
+                if (regs_.control(amd::ctl::COMWAIT_EN) && regs_.msi_address()) {
+                    const uint32_t data = regs_.msi_data();
+                    write_guest(regs_.msi_address(), &data, 4);
+                }
+            }
+            report(seq_, iommu::InvalPhase::wait_done, cpu_.now());
+        } else if (auto* dte = std::get_if<amd::InvalidateDevtabEntry>(&d.command)) {
+            flush_pending();
+            sync_device(dte->device_id);
+        } else if (auto* p = std::get_if<amd::InvalidateIommuPages>(&d.command)) {
+            if (nested_domains_of(p->domain_id)) forward_raw(q);
+            else refused_.inc(); // nothing of an unknown vDomainID is cached on the host
+        } else if (auto* t = std::get_if<amd::InvalidateIotlbPages>(&d.command)) {
+            forward_atc(pcie::Bdf(t->device_id), q, dropped_atc_);
+        } else if (std::holds_alternative<amd::InvalidateIommuAll>(d.command)) {
+            std::set<uint16_t> doms;
+            for (const auto& [root, nd] : nested_) doms.insert(nd.gdomid);
+            for (uint16_t g : doms)
+                forward_raw(amd::encode(amd::linux_inv_iommu_pages(g, 0, uint64_t{1} << 63, false)));
+        } else if (std::holds_alternative<amd::InvalidateInterruptTable>(d.command)) {
+            // no interrupt remapping is modelled: nothing cached
+        } else {
+            refused_.inc(); // PREFETCH / COMPLETE_PPR_REQUEST: no page requests reach guests
+        }
+        head = (head + 16) % ring.bytes();
+        regs_.hw_set_cmd_head(head);
+        ++seq_;
+    }
+    flush_pending();
+}
+
+void AmdViommu::sync_device(uint16_t vdev) {
+    const pcie::Bdf vrid(vdev);
+    const DeviceInfo* dev = vmm_.vdevice(vrid);
+    if (!dev) {
+        refused_.inc();
+        return;
+    }
+    // Re-read the guest's DTE from the guest's device table.
+    const amd::AmdTableReader reader(p_);
+    const amd::AmdTableReader::DteRead r = reader.read_dte(vmm_.ram, regs_.dev_table(), vdev);
+    vmm_work(vmm_.params.vmm.shadow_read);
+    const amd::Dte& g = r.dte;
+    const bool ok = r.status == amd::AmdTableReader::DteRead::Status::ok;
+    // Only requests without PASID are modelled for guests: nesting needs GCR3[0] for them (GIoV).
+    if (!ok || !g.v || !g.tv || !g.gv || !g.giov) { // blocked, pass-through or no guest table: no nesting
+        if (ok && g.v && g.tv && (g.mode != 0 || g.ir || g.iw)) refused_.inc(); // v1 / pass-through: not forwarded
+        unbind(vrid, kNoPasid, *dev);
+        destroy_unused();
+        return;
+    }
+    // One nested domain per GCR3 table pointer (threads/003), re-made if the guest DTE changed.
+    auto it = nested_.find(g.gcr3_root);
+    if (it == nested_.end() || it->second.dte != r.raw) {
+        const std::optional<uint32_t> h = alloc_nested(uapi::kHwptDataAmdGuest, r.raw); // validate_gdte_nested
+        if (!h) {
+            unbind(vrid, kNoPasid, *dev);
+            destroy_unused();
+            return;
+        }
+        if (it != nested_.end()) replaced_.push_back(it->second.hwpt); // the guest changed this table's DTE
+        it = nested_.insert_or_assign(g.gcr3_root, Nested{*h, g.domain_id, r.raw}).first;
+    }
+    bind(vrid, kNoPasid, *dev, it->second.hwpt);
+    destroy_unused();
+}
+
+void AmdViommu::destroy_unused() {
+    // Nested domains no device is attached to any more go (QEMU destroys the replaced HWPT).
+    for (uint32_t h : std::exchange(replaced_, {})) (void)destroy_if_unused(h);
+    for (auto it = nested_.begin(); it != nested_.end();)
+        it = destroy_if_unused(it->second.hwpt) ? nested_.erase(it) : std::next(it);
+}
+
+void AmdViommu::flush_pending() { flush_raw(uapi::kInvalidateDataAmdModel); }
+
+} // namespace iommusim::host::vm

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// The virtual AMD-Vi unit a VMM presents over iommufd nesting (the software
+// path of shared/reference/threads/003: every command-buffer tail write
+// traps), emulated on the host.
+//
+// Fidelity: the guest-visible register file is the real one
+// (iommu::amd::AmdRegs: EFR from the guest's AmdParams, Control, Device Table
+// Base, command buffer and event log base/head/tail, Status); every access
+// traps. On a Command Buffer Tail write the VMM fetches each 128-bit command
+// from guest memory between head and tail, decodes it with the unit's own
+// decoder and acts:
+//   INVALIDATE_DEVTAB_ENTRY: re-reads the guest's DTE of that vDeviceID from
+//     the guest's device table (guest memory). A DTE with GV is a nested
+//     domain: one per GCR3 table pointer (IOMMU_HWPT_ALLOC on the vIOMMU
+//     with the guest DTE, IOMMU_HWPT_DATA_AMD_GUEST); the physical device
+//     behind the vDeviceID (vDEVICE table) is attached to it. Nested domains
+//     with the same guest DomainID share one host DomainID (the kernel's
+//     gDomID -> hDomID map). Any other DTE detaches the device (blocked).
+//     A nested domain no device is attached to any more (its DTE changed or
+//     went) is destroyed (IOMMU_DESTROY: flushed, its tag released).
+//   INVALIDATE_IOMMU_PAGES (a vDomainID some nested domain carries) and
+//   INVALIDATE_IOTLB_PAGES (a known vDeviceID: the guest's ATC invalidation,
+//     forwarded, threads/003) are collected, raw, into one invalidation array
+//     for the vIOMMU; the kernel translates vDomainID -> pDomainID and
+//     vDeviceID -> pDeviceID and waits for its COMPLETION_WAIT.
+//   INVALIDATE_IOMMU_ALL: one INVALIDATE_IOMMU_PAGES (all pages, PDE) per
+//     guest DomainID of the VM's nested domains.
+//   COMPLETION_WAIT: sends the collected array first (it completes only when
+//     everything before it has), then stores StoreData at the guest's
+//     StoreAddr (S) and sets Status.ComWaitInt (I; the guest's MSI if
+//     Control.ComWaitIntEn and an MSI address are programmed).
+// An unknown vDomainID / vDeviceID is refused (counted, not forwarded); an
+// illegal command stops the emulated buffer with ILLEGAL_COMMAND_ERROR in the
+// guest's event log, as the unit does. INVALIDATE_INTERRUPT_TABLE is
+// accepted (no interrupt remapping is modelled); PREFETCH and
+// COMPLETE_PPR_REQUEST are refused (no page requests reach guests).
+// Not modelled: guest PASIDs other than requests without PASID (GIoV /
+// GCR3[0]), the guest's PPR log, the hardware vIOMMU (guest command buffer
+// executed by the unit without a trap), event-log overflow.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "models/host/vm/viommu.hpp"
+#include "models/iommu/amd/amd_params.hpp"
+#include "models/iommu/amd/amd_regs.hpp"
+
+namespace iommusim::host::vm {
+
+class AmdViommu final : public VirtualIommu {
+public:
+    AmdViommu(sc_core::sc_module_name name, VmmContext& vmm, stats::Group* parent,
+              const iommu::amd::AmdParams& guest_caps = {});
+    std::unique_ptr<IommuDriver> guest_driver(const DriverEnv& env) override;
+
+    /// The nested HWPT serving the guest GCR3 table at `gcr3_gpa`, if any.
+    std::optional<uint32_t> nested_domain(uint64_t gcr3_gpa) const;
+    /// How many nested domains carry guest DomainID `gdomid`.
+    size_t nested_domains_of(uint16_t gdomid) const;
+    const iommu::amd::AmdRegs& regs() const { return regs_; }
+
+protected:
+    uint64_t reg_read(uint32_t offset, unsigned size) override { return regs_.read(offset, size); }
+    void reg_write(uint32_t offset, unsigned size, uint64_t value) override;
+
+private:
+    void run_queue();
+    /// Re-reads the guest DTE of `vdev` and (re)attaches the physical device.
+    void sync_device(uint16_t vdev);
+    void flush_pending();
+    void stop(uint64_t command_gpa);
+    /// Destroys the nested domains no device is attached to (replaced or dropped guest tables).
+    void destroy_unused();
+
+    iommu::amd::AmdParams p_;
+    iommu::amd::AmdRegs regs_;
+    uint64_t seq_ = 0; ///< commands fetched (the guest driver's sequence for the observer)
+
+    struct Nested {
+        uint32_t hwpt;
+        uint16_t gdomid;
+        std::array<uint64_t, 4> dte; ///< the guest DTE it was made from
+    };
+    std::map<uint64_t, Nested> nested_; ///< guest GCR3 table root (GPA) -> nested HWPT
+    std::vector<uint32_t> replaced_;    ///< nested HWPTs a changed guest DTE replaced, to destroy once unused
+    stats::Counter& dropped_atc_;
+};
+
+} // namespace iommusim::host::vm
