@@ -80,6 +80,9 @@ struct IommuUnit {
     std::function<void(iommu::InvalidationObserver*)> set_observer;
     /// Where the unit reports requests, walks, faults, page requests and counters (trace.json).
     std::function<void(trace::Recorder*)> set_trace;
+    /// What the host binds once the unit's driver exists (AMD hardware vIOMMU: its VF_CNTL BAR
+    /// on the host CPU, handed to the driver); empty when the unit has nothing more.
+    std::function<void(host::Host&, host::IommuDriver&)> wire_host;
 };
 
 /// The ports of any family built on the shared shell (iommu::IommuShell).

@@ -171,6 +171,9 @@ const Schema<AmdParams>& amd_schema() {
         cache_object<P>(sc, "v1_walk_cache", [](P& p) -> iommu::CacheGeometry& { return p.walker.s2_walk_cache.per_level; }, {},
                         "v1 (host) PDE cache, per level; default 128 entries 4-way");
         sc.integer("walkers", &P::walkers, "walks", "concurrent page walks; default 4 (estimate; calibration.md suggests 1-4)", 1, 256)
+            .integer("viommu_guests", &P::viommu_guests, "GuestIDs",
+                     "hardware vIOMMU guest contexts (guest command buffers the unit executes, DomainID / DeviceID maps); "
+                     "default 0 = none (a choice)", 0, 64)
             .time_ns("table_read_ns", &P::table_read, "IOMMU-side cost per DTE/GCR3/PTE read on top of memory latency; default 107 = calibration.md 197 ns fitted walk read - 90 ns DRAM")
             .time_ns("command_fetch_ns", &P::command_fetch, "IOMMU-side cost per 16-byte command fetch on top of memory; default 107 ns (as a walk read)")
             .time_ns("per_command_ns", &P::per_command, "processing per command; default 25 ns (calibration.md invalidation path 10-40 ns, midpoint estimate)")
@@ -214,6 +217,11 @@ IommuUnit build_amd(const ComponentConfig& c, BuildContext& ctx) {
     out.mem = &u->mem;
     iommu::amd::AmdIommu* unit = u.get();
     out.set_observer = [unit](iommu::InvalidationObserver* o) { unit->set_invalidation_observer(o); };
+    if (iommu::amd::AmdHwViommu* hw = unit->hw_viommu())
+        out.wire_host = [hw, guests = p.viommu_guests](host::Host& h, host::IommuDriver& drv) {
+            const unsigned port = h.add_iommu_mmio(hw->vfcntl); // the VF_CNTL BAR
+            dynamic_cast<host::AmdDriver&>(drv).attach_hw_viommu(host::MmioPort(h.cpu(), port), guests);
+        };
     out.module = std::move(u);
     return out;
 }

@@ -164,6 +164,7 @@ void Platform::wire_iommu(const IommuType& t, const ComponentConfig& m, BuildCon
             m.name, *u.mmio, *u.mem, *mem_target_, [&](const host::DriverEnv& env) { return t.build_driver(m, env); },
             segment);
         u.set_observer(&drv.invalidation_observer());
+        if (u.wire_host) u.wire_host(*host_, drv);
     } else {
         u.mem->bind(*mem_target_);
     }
@@ -298,7 +299,17 @@ void Platform::build_vm(const VmConfig& v) {
         throw ConfigError("/vms/" + std::to_string(&v - cfg_.vms.data()) + "/mode",
                           "caching_mode is VT-d's (CAP.CM shadowing); a virtual " + type + " unit is nested");
     const unsigned unit = host_->iommu_index(v.iommu);
-    auto vm = std::make_unique<host::vm::Vm>(v.name, v.params, *host_, unit, memory_->store(), &stats_, row->build);
+    if (v.params.mode == host::vm::ViommuMode::accelerated && !row->accelerated)
+        throw ConfigError("/vms/" + std::to_string(&v - cfg_.vms.data()) + "/mode",
+                          "accelerated needs a hardware guest queue; the " + type + " model has none");
+    sc_core::sc_module* unit_model = nullptr; // the physical unit (a hardware vIOMMU binds to it)
+    for (auto& m : modules_)
+        if (m->basename() == v.iommu) unit_model = m.get();
+    auto build = [row, unit_model](const std::string& name, host::vm::VmmContext& vmm, stats::Group* parent) {
+        vmm.unit_model = unit_model;
+        return row->build(name, vmm, parent);
+    };
+    auto vm = std::make_unique<host::vm::Vm>(v.name, v.params, *host_, unit, memory_->store(), &stats_, build);
     for (size_t k = 0; k < v.devices.size(); ++k) {
         const VmDeviceConfig& d = v.devices[k];
         const std::string path = "/devices/" + std::to_string(k) + "/device";

@@ -13,6 +13,7 @@ struct ViommuType {
     std::string iommu_type;   ///< the physical unit's "type" in /iommus
     std::string description;
     bool caching_mode;        ///< offers caching-mode shadowing besides nesting (VT-d CAP.CM)
+    bool accelerated;         ///< offers a hardware-accelerated guest queue (AMD hardware vIOMMU)
     host::vm::Vm::ViommuBuilder build;
 };
 

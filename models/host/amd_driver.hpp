@@ -89,6 +89,15 @@ public:
     std::optional<std::string> check_nested(uint32_t data_type, const std::array<uint64_t, 4>& entry,
                                             bool& unsupported) const override;
     std::optional<uint32_t> viommu_invalidate_type() const override { return uapi::kInvalidateDataAmdModel; }
+    // Hardware vIOMMU (iommu/amd/amd_hw_viommu.hpp), programmed as Linux's AMD vIOMMU series does.
+    /// The unit's VF_CNTL BAR and how many GuestIDs it has; the private space is allocated here.
+    void attach_hw_viommu(MmioPort vfcntl, uint16_t guests);
+    bool viommu_hw_alloc(uint32_t viommu, const GuestRam& ram) override;
+    void viommu_hw_vdevice(uint32_t viommu, uint64_t virt_id, const DeviceInfo& dev) override;
+    uapi::Errno hw_queue_alloc(uint32_t viommu, uint64_t base, uint64_t bytes) override;
+    void hw_queue_enable(uint32_t viommu, bool on) override;
+    /// The GuestID of a hardware vIOMMU, if it has one.
+    std::optional<uint16_t> guest_id(uint32_t viommu) const;
     uapi::Errno viommu_invalidate(const ViommuRef& v, const std::vector<std::array<uint64_t, 2>>& cmds, uint32_t& done,
                                   FlushTiming& timing) override;
 
@@ -146,6 +155,12 @@ private:
     std::map<uint16_t, Dev> devs_;
     DomainTagAllocator domids_{1, 0xFFFF, "DomainID"}; ///< DomainID 0 is reserved by Linux
     std::map<uint32_t, std::set<uint32_t>> gdom_users_; ///< gdom_key -> nested domains sharing its hDomID
+    std::optional<MmioPort> vfcntl_;          ///< the hardware vIOMMU's VF_CNTL BAR
+    uint16_t hw_guests_ = 0;
+    std::map<uint32_t, uint16_t> guest_ids_;  ///< hardware vIOMMU -> its GuestID
+    uint64_t private_base_ = 0;               ///< the unit's private space (the map tables)
+    /// set_domain_mapping / clear_domain_mapping for a nested domain's (gDomID -> hDomID).
+    void map_domain(const DomainDesc& d, uint16_t hdom);
 
     stats::Group stats_;
     stats::Counter& flushes_;

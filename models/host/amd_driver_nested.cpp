@@ -4,16 +4,19 @@
 // threads/003 for the guest's invalidations (vDomainID -> pDomainID, vDeviceID
 // -> pDeviceID). The family-neutral objects are IommuFd's (vIOMMU, vDEVICE,
 // nested HWPT); models/host/vm/amd_viommu is the VMM side.
+#include <algorithm>
 #include <variant>
 
 #include "models/host/amd_driver.hpp"
 #include "models/host/host_error.hpp"
+#include "models/iommu/amd/amd_hw_viommu.hpp"
 
 namespace iommusim::host {
 
 namespace amd = iommu::amd;
 
 namespace {
+constexpr uint64_t kPage = 4096;
 constexpr uint64_t bits(unsigned hi, unsigned lo) { return ((~uint64_t{0}) >> (63 - hi)) & ~((uint64_t{1} << lo) - 1); }
 } // namespace
 
@@ -22,8 +25,11 @@ uint32_t AmdDriver::domain_tag(const DomainDesc& d) {
     // amd_iommu_alloc_domain_nested: one hDomID per (vIOMMU, gDomID), shared by every nested
     // domain (GCR3 table) the guest tags with that DomainID.
     const uint32_t key = gdom_key(d.viommu, guest_domain_id(d));
+    const bool first = gdom_users_[key].empty();
     gdom_users_[key].insert(d.id);
-    return domids_.get(key);
+    const uint32_t hdom = domids_.get(key);
+    if (first) map_domain(d, static_cast<uint16_t>(hdom)); // a hardware vIOMMU's DomainID map
+    return hdom;
 }
 
 void AmdDriver::release_domain_tag(const DomainDesc& d) {
@@ -38,8 +44,82 @@ void AmdDriver::release_domain_tag(const DomainDesc& d) {
     it->second.erase(d.id);
     if (it->second.empty()) {
         gdom_users_.erase(it);
+        map_domain(d, 0); // clear_domain_mapping
         if (domids_.find(key)) domids_.release(key);
     }
+}
+
+// ---- hardware vIOMMU -------------------------------------------------------------------------------
+
+void AmdDriver::attach_hw_viommu(MmioPort vfcntl, uint16_t guests) {
+    vfcntl_.emplace(vfcntl);
+    hw_guests_ = guests;
+}
+
+std::optional<uint16_t> AmdDriver::guest_id(uint32_t viommu) const {
+    auto it = guest_ids_.find(viommu);
+    return it == guest_ids_.end() ? std::nullopt : std::optional<uint16_t>(it->second);
+}
+
+void AmdDriver::map_domain(const DomainDesc& d, uint16_t hdom) {
+    const std::optional<uint16_t> gid = guest_id(d.viommu);
+    if (!gid) return;
+    vfcntl_->write64(*gid * amd::hwv::kVfCntlStride + amd::hwv::kDomMapCtl, amd::hwv::map_control(guest_domain_id(d), hdom));
+}
+
+bool AmdDriver::viommu_hw_alloc(uint32_t viommu, const GuestRam& ram) {
+    if (!vfcntl_ || guest_ids_.size() >= hw_guests_) return false;
+    cpu_.spend(cpu_.params().call_overhead);
+    if (!private_base_) {
+        // amd_viommu_init / viommu_private_space_init: the unit's private space, zeroed pages
+        // (one contiguous block here: see amd_hw_viommu.hpp), its base given to the unit.
+        const uint64_t pages = hw_guests_ * amd::hwv::kGuestRegionBytes / kPage;
+        const uint64_t first = alloc_page_();
+        for (uint64_t k = 1; k < pages; ++k)
+            if (alloc_page_() != first + k * kPage)
+                throw std::runtime_error("AMD-Vi driver: the vIOMMU private space needs contiguous pages");
+        private_base_ = first;
+        vfcntl_->write64(amd::hwv::kPrivateBaseReg, private_base_);
+    }
+    uint16_t gid = 0; // the lowest free GuestID (Linux: an IDA)
+    while (std::any_of(guest_ids_.begin(), guest_ids_.end(), [gid](const auto& e) { return e.second == gid; })) ++gid;
+    guest_ids_[viommu] = gid;
+    // The guest-memory window (see amd_hw_viommu.hpp), then no mapping and no queue yet.
+    const uint64_t window = private_base_ + gid * amd::hwv::kGuestRegionBytes + amd::hwv::kDevMapBytes + amd::hwv::kDomMapBytes;
+    const std::array<uint64_t, 3> w{ram.gpa, ram.hpa, ram.bytes};
+    cpu_.spend(cpu_.params().mem_write);
+    cpu_.memory().write(window, w.data(), sizeof w);
+    vfcntl_->write64(gid * amd::hwv::kVfCntlStride + amd::hwv::kCmdCtl, 0);
+    return true;
+}
+
+void AmdDriver::viommu_hw_vdevice(uint32_t viommu, uint64_t virt_id, const DeviceInfo& dev) {
+    // _amd_viommu_vdevice_init -> set_device_mapping.
+    const std::optional<uint16_t> gid = guest_id(viommu);
+    if (!gid) return;
+    vfcntl_->write64(*gid * amd::hwv::kVfCntlStride + amd::hwv::kDevMapCtl,
+                     amd::hwv::map_control(static_cast<uint16_t>(virt_id), dev.rid.raw));
+}
+
+uapi::Errno AmdDriver::hw_queue_alloc(uint32_t viommu, uint64_t base, uint64_t bytes) {
+    // _amd_viommu_hw_queue_init (IOMMU_HW_QUEUE_TYPE_AMD_CMD): base and ComLen into VFCTRL 0x20.
+    const std::optional<uint16_t> gid = guest_id(viommu);
+    if (!gid) return uapi::Errno::eopnotsupp;
+    unsigned log2 = 0;
+    while ((uint64_t{16} << log2) < bytes) ++log2;
+    if ((uint64_t{16} << log2) != bytes || log2 < 8 || log2 > 15 || (base & 0xFFF))
+        return uapi::Errno::einval; // ComLen 8..15 (256..32768 entries), 4 KiB aligned
+    vfcntl_->write64(*gid * amd::hwv::kVfCntlStride + amd::hwv::kCmdCtl, (base & 0x000FFFFFFFFFF000ull) | log2);
+    return uapi::Errno::ok;
+}
+
+void AmdDriver::hw_queue_enable(uint32_t viommu, bool on) {
+    // amd_viommu_guest_mmio_write (Control.CmdBufEn -> VFCTRL 0x20 bit 8): read-modify-write.
+    const std::optional<uint16_t> gid = guest_id(viommu);
+    if (!gid) return;
+    const uint32_t reg = *gid * amd::hwv::kVfCntlStride + amd::hwv::kCmdCtl;
+    const uint64_t v = vfcntl_->read64(reg);
+    vfcntl_->write64(reg, on ? v | amd::hwv::kCmdEn : v & ~amd::hwv::kCmdEn);
 }
 
 std::optional<std::string> AmdDriver::check_nested(uint32_t data_type, const std::array<uint64_t, 4>& g,

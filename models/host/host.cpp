@@ -44,6 +44,11 @@ unsigned Host::add_device_mmio(tlm::tlm_target_socket<>& regs) {
     return mmio_ports_++;
 }
 
+unsigned Host::add_iommu_mmio(tlm::tlm_target_socket<>& regs) {
+    cpu_.mmio.bind(regs);
+    return mmio_ports_++;
+}
+
 unsigned Host::iommu_index(const std::string& name) const {
     for (unsigned i = 0; i < drivers_.size(); ++i)
         if (drivers_[i].first == name) return i;

@@ -75,6 +75,9 @@ public:
     /// Binds a device's register BAR to the CPU's MMIO initiator (the driver's
     /// doorbells and register writes); returns the CPU port to use.
     unsigned add_device_mmio(tlm::tlm_target_socket<>& regs);
+    /// Binds another register BAR of an IOMMU (AMD hardware vIOMMU's VF_CNTL) to the CPU's MMIO
+    /// initiator (costs as the unit's own registers); returns the CPU port to use.
+    unsigned add_iommu_mmio(tlm::tlm_target_socket<>& regs);
     /// Adds a host thread on CPU `cpu` modulo the host's CPUs (a device queue's
     /// interrupt affinity, a scenario thread's CPU); it starts once every IOMMU
     /// is enabled. Must be called during elaboration.

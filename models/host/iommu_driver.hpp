@@ -220,6 +220,29 @@ public:
         done = 0;
         return uapi::Errno::eopnotsupp;
     }
+    // ---- hardware-accelerated vIOMMU (threads/003: guest queues the unit executes without a trap) ----
+    /// Guest RAM [gpa, gpa + bytes) at host `hpa`: how the unit reaches the guest's memory.
+    struct GuestRam {
+        uint64_t gpa = 0, hpa = 0, bytes = 0;
+    };
+    /// Binds vIOMMU `viommu` to a guest context of the unit (AMD GuestID); false when the unit
+    /// has no hardware vIOMMU or no free context (the vIOMMU then stays software-only).
+    virtual bool viommu_hw_alloc(uint32_t viommu, const GuestRam& ram) {
+        (void)viommu, (void)ram;
+        return false;
+    }
+    /// A vDEVICE of a hardware vIOMMU: the unit's map takes the guest's `virt_id` to `dev`.
+    virtual void viommu_hw_vdevice(uint32_t viommu, uint64_t virt_id, const DeviceInfo& dev) {
+        (void)viommu, (void)virt_id, (void)dev;
+    }
+    /// IOMMU_HW_QUEUE_ALLOC: the guest's command queue at host PA `base`, `bytes` long (EINVAL:
+    /// size or alignment the unit cannot take; EOPNOTSUPP: no hardware vIOMMU).
+    virtual uapi::Errno hw_queue_alloc(uint32_t viommu, uint64_t base, uint64_t bytes) {
+        (void)viommu, (void)base, (void)bytes;
+        return uapi::Errno::eopnotsupp;
+    }
+    /// The guest enabled or disabled its hardware queue (the VMM relays the guest's control write).
+    virtual void hw_queue_enable(uint32_t viommu, bool on) { (void)viommu, (void)on; }
     /// Sets up the unit's page-request log (VT-d page request queue, AMD PPR
     /// log, SMMUv3 PRIQ). Called after enable() when caps().pri and a PRI
     /// device sits behind the unit. SC_THREAD only.

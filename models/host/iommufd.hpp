@@ -141,6 +141,17 @@ public:
     void vdevice_alloc(uint32_t viommu, pcie::Bdf rid, uint64_t virt_id);
     /// The physical device behind a vIOMMU's virtual ID, or nullptr.
     const DeviceInfo* vdevice(uint32_t viommu, uint64_t virt_id) const;
+    /// IOMMU_VIOMMU_ALLOC of the hardware-accelerated kind (AMD hardware vIOMMU): viommu_alloc,
+    /// then a guest context of the unit reaching guest RAM [gpa, gpa + bytes) through the parent's
+    /// IOAS. Errors (invalid): the RAM is not one contiguous pinned host block; the unit has no
+    /// free guest context. vDEVICEs of it are programmed into the unit's DeviceID map.
+    uint32_t viommu_alloc_hw(uint32_t parent, uint64_t gpa, uint64_t bytes);
+    /// IOMMU_HW_QUEUE_ALLOC on a hardware vIOMMU: the guest's queue at `gpa` (`bytes`), pinned
+    /// (one contiguous host block, as iommufd's hw_queue_init_phys requires) and handed to the
+    /// unit. EINVAL: not mapped contiguously in the parent; the backend's own errors.
+    uapi::Errno hw_queue_alloc(uint32_t viommu, uint64_t gpa, uint64_t bytes);
+    /// The guest (through its VMM) enabled / disabled its hardware queue.
+    void hw_queue_enable(uint32_t viommu, bool on);
     /// IOMMU_HWPT_ALLOC with pt_id = a vIOMMU and the family's data (AMD: IOMMU_HWPT_DATA_AMD_GUEST,
     /// the guest DTE; SMMUv3: IOMMU_HWPT_DATA_ARM_SMMUV3, the vSTE): a nested domain over the
     /// vIOMMU's parent, checked by the backend. Errors: not a vIOMMU, data the backend refuses.
@@ -208,6 +219,7 @@ private:
         uint32_t parent;
         unsigned iommu;
         std::map<uint64_t, DeviceInfo> vdevices; ///< virt_id -> physical device
+        bool hw = false;                         ///< has a guest context of the unit (viommu_alloc_hw)
     };
     uapi::Errno viommu_invalidate(Viommu& v, uint32_t id, uapi::HwptInvalidate& req, std::vector<FlushTiming>* timings);
     std::map<uint32_t, Viommu> viommus_;

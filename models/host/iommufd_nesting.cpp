@@ -99,7 +99,7 @@ uint32_t IommuFd::viommu_alloc(uint32_t parent_id) {
         throw HostError(K::invalid, "domain " + std::to_string(parent_id) + " is not a second-stage (nesting parent) domain");
     cpu_.spend(cpu_.params().call_overhead);
     const uint32_t id = next_id_++;
-    viommus_.emplace(id, Viommu{parent_id, parent.iommu, {}});
+    viommus_.emplace(id, Viommu{parent_id, parent.iommu, {}, false});
     return id;
 }
 
@@ -112,6 +112,46 @@ void IommuFd::vdevice_alloc(uint32_t viommu, pcie::Bdf rid, uint64_t virt_id) {
     if (!it->second.vdevices.emplace(virt_id, *d).second)
         throw HostError(K::busy, "virtual ID " + std::to_string(virt_id) + " is already a vDEVICE of vIOMMU " +
                                      std::to_string(viommu) + " (EEXIST)");
+    if (it->second.hw) iommus_[it->second.iommu].driver->viommu_hw_vdevice(viommu, virt_id, *d);
+}
+
+namespace {
+/// The host PA of [gpa, gpa + bytes) when it is one contiguous block of the IOAS's mappings.
+std::optional<uint64_t> contiguous(const IommuFd& fd, uint32_t ioas, uint64_t gpa, uint64_t bytes) {
+    const std::optional<uint64_t> first = fd.lookup(ioas, gpa);
+    if (!first || bytes == 0) return std::nullopt;
+    for (uint64_t off = 4096 - (gpa & 4095); off < bytes; off += 4096) // every page, as pinning walks them
+        if (fd.lookup(ioas, gpa + off) != *first + off) return std::nullopt;
+    return first;
+}
+} // namespace
+
+uint32_t IommuFd::viommu_alloc_hw(uint32_t parent_id, uint64_t gpa, uint64_t bytes) {
+    const uint32_t id = viommu_alloc(parent_id);
+    Viommu& v = viommus_.at(id);
+    const std::optional<uint64_t> hpa = contiguous(*this, hwpt(parent_id).space, gpa, bytes);
+    if (!hpa) throw HostError(K::invalid, "guest RAM is not one contiguous block of the parent's IOAS");
+    if (!iommus_[v.iommu].driver->viommu_hw_alloc(id, {gpa, *hpa, bytes}))
+        throw HostError(K::invalid, "IOMMU " + iommus_[v.iommu].name + " has no free hardware vIOMMU context");
+    v.hw = true;
+    return id;
+}
+
+uapi::Errno IommuFd::hw_queue_alloc(uint32_t viommu, uint64_t gpa, uint64_t bytes) {
+    auto it = viommus_.find(viommu);
+    if (it == viommus_.end()) return uapi::Errno::enoent;
+    cpu_.spend(cpu_.params().call_overhead);
+    if (!it->second.hw) return uapi::Errno::eopnotsupp;
+    const std::optional<uint64_t> hpa = contiguous(*this, hwpt(it->second.parent).space, gpa, bytes);
+    if (!hpa) return uapi::Errno::einval;
+    return iommus_[it->second.iommu].driver->hw_queue_alloc(viommu, *hpa, bytes);
+}
+
+void IommuFd::hw_queue_enable(uint32_t viommu, bool on) {
+    auto it = viommus_.find(viommu);
+    if (it == viommus_.end()) throw HostError(K::not_found, "no vIOMMU " + std::to_string(viommu));
+    cpu_.spend(cpu_.params().call_overhead);
+    if (it->second.hw) iommus_[it->second.iommu].driver->hw_queue_enable(viommu, on);
 }
 
 const DeviceInfo* IommuFd::vdevice(uint32_t viommu, uint64_t virt_id) const {

@@ -9,6 +9,7 @@
 #include "models/host/host_error.hpp"
 #include "models/iommu/amd/amd_commands.hpp"
 #include "models/iommu/amd/amd_events.hpp"
+#include "models/iommu/amd/amd_iommu.hpp"
 #include "models/iommu/amd/amd_tables.hpp"
 
 namespace iommusim::host::vm {
@@ -19,8 +20,45 @@ AmdViommu::AmdViommu(sc_core::sc_module_name name, VmmContext& vmm, stats::Group
     : VirtualIommu(name, vmm, parent), p_(caps), regs_(p_),
       dropped_atc_(stats_.counter("dropped_atc_invalidations", "commands",
                                   "guest ATC invalidations the (deliberately broken) VMM did not forward")) {
-    if (vmm.params.mode != ViommuMode::nested)
+    if (vmm.params.mode == ViommuMode::caching_mode)
         throw HostError(HostError::Kind::invalid, "mode: caching_mode is VT-d's (CAP.CM); a virtual AMD-Vi is nested");
+    if (vmm.params.mode == ViommuMode::accelerated) {
+        auto* unit = dynamic_cast<amd::AmdIommu*>(vmm.unit_model);
+        hw_ = unit ? unit->hw_viommu() : nullptr;
+        if (!hw_)
+            throw HostError(HostError::Kind::invalid,
+                            "mode: accelerated needs the unit's hardware vIOMMU (the IOMMU's viommu_guests > 0)");
+        vf_port_.bind(hw_->vf);
+    }
+}
+
+bool AmdViommu::direct(tlm::tlm_generic_payload& t, sc_core::sc_time& delay) {
+    // The guest's vIOMMU's third 4 KiB page is the unit's VF page of its GuestID
+    // (amd_viommu_get_vfmmio_addr): command-buffer head and tail reach the unit, no exit.
+    const uint64_t off = t.get_address();
+    if (!gid_ || (off != amd::reg::CMD_HEAD && off != amd::reg::CMD_TAIL)) return false;
+    t.set_address(uint64_t{*gid_} * amd::hwv::kVfStride + (off - amd::reg::CMD_HEAD));
+    vf_port_->b_transport(t, delay);
+    t.set_address(off);
+    return true;
+}
+
+void AmdViommu::setup_hw_queue() {
+    // IOMMU_HW_QUEUE_ALLOC of the guest's buffer (its base and ComLen as the guest programmed them).
+    const uint32_t viommu = viommu_object();
+    if (!gid_) {
+        gid_ = dynamic_cast<AmdDriver&>(vmm_.host.driver(vmm_.iommu)).guest_id(viommu);
+        if (!gid_) throw std::logic_error("AMD vIOMMU: a hardware vIOMMU without a GuestID");
+        hw_->set_trap_handler(*gid_, [this](const std::array<uint64_t, 2>& q) {
+            hardware_trap([&] {
+                if (!emulate(q)) refused_.inc(); // the unit decoded it already: not reached
+                flush_pending();
+            });
+        });
+    }
+    ioctl();
+    const amd::RingRegs ring = regs_.cmd_ring();
+    if (vmm_.host.iommufd().hw_queue_alloc(viommu, ring.base, ring.bytes()) != uapi::Errno::ok) host_error();
 }
 
 std::unique_ptr<IommuDriver> AmdViommu::guest_driver(const DriverEnv& env) {
@@ -40,10 +78,20 @@ size_t AmdViommu::nested_domains_of(uint16_t gdomid) const {
 
 void AmdViommu::reg_write(uint32_t offset, unsigned size, uint64_t value) {
     using E = amd::AmdRegs::Effect;
+    const bool was_on = regs_.control(amd::ctl::CMDBUF_EN);
     const E fx = regs_.write(offset, value, size);
     if (fx == E::cmd_base) {
         seq_ = 0;
         watch_queue(regs_.cmd_ring().base, regs_.cmd_ring().bytes());
+        if (hw_) setup_hw_queue();
+    }
+    if (hw_) { // the unit runs the buffer: only its enable is relayed
+        const bool on = regs_.control(amd::ctl::CMDBUF_EN);
+        if (fx == E::control && on != was_on && gid_) {
+            ioctl();
+            vmm_.host.iommufd().hw_queue_enable(viommu_object(), on);
+        }
+        return;
     }
     if (fx == E::cmd_tail || fx == E::control) run_queue();
 }
@@ -80,45 +128,50 @@ void AmdViommu::run_queue() {
         }
         decode(1);
         report(seq_, iommu::InvalPhase::fetched, cpu_.now());
-        const amd::Decoded d = amd::decode(q, p_);
-        if (!d.ok()) {
+        if (!emulate(q)) {
             stop(at);
             return;
-        }
-        if (auto* w = std::get_if<amd::CompletionWait>(&d.command)) {
-            flush_pending(); // completes only when every earlier command has
-            if (w->store) write_guest(w->store_addr, &w->store_data, 8);
-            if (w->interrupt) {
-                regs_.hw_set_status(amd::st::COM_WAIT_INT);
-                if (regs_.control(amd::ctl::COMWAIT_EN) && regs_.msi_address()) {
-                    const uint32_t data = regs_.msi_data();
-                    write_guest(regs_.msi_address(), &data, 4);
-                }
-            }
-            report(seq_, iommu::InvalPhase::wait_done, cpu_.now());
-        } else if (auto* dte = std::get_if<amd::InvalidateDevtabEntry>(&d.command)) {
-            flush_pending();
-            sync_device(dte->device_id);
-        } else if (auto* p = std::get_if<amd::InvalidateIommuPages>(&d.command)) {
-            if (nested_domains_of(p->domain_id)) forward_raw(q);
-            else refused_.inc(); // nothing of an unknown vDomainID is cached on the host
-        } else if (auto* t = std::get_if<amd::InvalidateIotlbPages>(&d.command)) {
-            forward_atc(pcie::Bdf(t->device_id), q, dropped_atc_);
-        } else if (std::holds_alternative<amd::InvalidateIommuAll>(d.command)) {
-            std::set<uint16_t> doms;
-            for (const auto& [root, nd] : nested_) doms.insert(nd.gdomid);
-            for (uint16_t g : doms)
-                forward_raw(amd::encode(amd::linux_inv_iommu_pages(g, 0, uint64_t{1} << 63, false)));
-        } else if (std::holds_alternative<amd::InvalidateInterruptTable>(d.command)) {
-            // no interrupt remapping is modelled: nothing cached
-        } else {
-            refused_.inc(); // PREFETCH / COMPLETE_PPR_REQUEST: no page requests reach guests
         }
         head = (head + 16) % ring.bytes();
         regs_.hw_set_cmd_head(head);
         ++seq_;
     }
     flush_pending();
+}
+
+bool AmdViommu::emulate(const std::array<uint64_t, 2>& q) {
+    const amd::Decoded d = amd::decode(q, p_);
+    if (!d.ok()) return false;
+    if (auto* w = std::get_if<amd::CompletionWait>(&d.command)) {
+        flush_pending(); // completes only when every earlier command has
+        if (w->store) write_guest(w->store_addr, &w->store_data, 8);
+        if (w->interrupt) {
+            regs_.hw_set_status(amd::st::COM_WAIT_INT);
+            if (regs_.control(amd::ctl::COMWAIT_EN) && regs_.msi_address()) {
+                const uint32_t data = regs_.msi_data();
+                write_guest(regs_.msi_address(), &data, 4);
+            }
+        }
+        report(seq_, iommu::InvalPhase::wait_done, cpu_.now());
+    } else if (auto* dte = std::get_if<amd::InvalidateDevtabEntry>(&d.command)) {
+        flush_pending();
+        sync_device(dte->device_id);
+    } else if (auto* p = std::get_if<amd::InvalidateIommuPages>(&d.command)) {
+        if (nested_domains_of(p->domain_id)) forward_raw(q);
+        else refused_.inc(); // nothing of an unknown vDomainID is cached on the host
+    } else if (auto* t = std::get_if<amd::InvalidateIotlbPages>(&d.command)) {
+        forward_atc(pcie::Bdf(t->device_id), q, dropped_atc_);
+    } else if (std::holds_alternative<amd::InvalidateIommuAll>(d.command)) {
+        std::set<uint16_t> doms;
+        for (const auto& [root, nd] : nested_) doms.insert(nd.gdomid);
+        for (uint16_t g : doms)
+            forward_raw(amd::encode(amd::linux_inv_iommu_pages(g, 0, uint64_t{1} << 63, false)));
+    } else if (std::holds_alternative<amd::InvalidateInterruptTable>(d.command)) {
+        // no interrupt remapping is modelled: nothing cached
+    } else {
+        refused_.inc(); // PREFETCH / COMPLETE_PPR_REQUEST: no page requests reach guests
+    }
+    return true;
 }
 
 void AmdViommu::sync_device(uint16_t vdev) {

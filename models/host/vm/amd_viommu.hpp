@@ -35,9 +35,18 @@
 // guest's event log, as the unit does. INVALIDATE_INTERRUPT_TABLE is
 // accepted (no interrupt remapping is modelled); PREFETCH and
 // COMPLETE_PPR_REQUEST are refused (no page requests reach guests).
+// Hardware-accelerated (ViommuMode::accelerated, the unit's hardware vIOMMU,
+// iommu/amd/amd_hw_viommu.hpp): the vIOMMU is allocated with a GuestID
+// (iommufd viommu_alloc_hw), its vDEVICEs and nested domains fill the unit's
+// DeviceID / DomainID maps; the guest's Command Buffer Base write (trapped)
+// becomes IOMMU_HW_QUEUE_ALLOC of the buffer and its Control.CmdBufEn the
+// queue's enable; the guest's command-buffer head and tail (its vIOMMU's
+// third 4 KiB page, 0x2000 / 0x2008) go straight to the unit's VF page
+// without an exit. The unit executes INVALIDATE_IOMMU_PAGES and
+// COMPLETION_WAIT itself and hands every other command back to this VMM
+// (guest buffer trap mode), which handles it as above.
 // Not modelled: guest PASIDs other than requests without PASID (GIoV /
-// GCR3[0]), the guest's PPR log, the hardware vIOMMU (guest command buffer
-// executed by the unit without a trap), event-log overflow.
+// GCR3[0]), the guest's PPR log, event-log overflow.
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -46,6 +55,7 @@
 
 #include "models/host/vm/viommu.hpp"
 #include "models/iommu/amd/amd_params.hpp"
+#include "models/iommu/amd/amd_hw_viommu.hpp"
 #include "models/iommu/amd/amd_regs.hpp"
 
 namespace iommusim::host::vm {
@@ -66,8 +76,15 @@ protected:
     uint64_t reg_read(uint32_t offset, unsigned size) override { return regs_.read(offset, size); }
     void reg_write(uint32_t offset, unsigned size, uint64_t value) override;
 
+protected:
+    bool direct(tlm::tlm_generic_payload& t, sc_core::sc_time& delay) override;
+
 private:
     void run_queue();
+    /// One guest command as the VMM handles it; false when it is illegal (the buffer stops).
+    bool emulate(const std::array<uint64_t, 2>& q);
+    /// Accelerated mode: the unit's hardware vIOMMU and this VM's GuestID on it, once allocated.
+    void setup_hw_queue();
     /// Re-reads the guest DTE of `vdev` and (re)attaches the physical device.
     void sync_device(uint16_t vdev);
     void flush_pending();
@@ -87,6 +104,9 @@ private:
     std::map<uint64_t, Nested> nested_; ///< guest GCR3 table root (GPA) -> nested HWPT
     std::vector<uint32_t> replaced_;    ///< nested HWPTs a changed guest DTE replaced, to destroy once unused
     stats::Counter& dropped_atc_;
+    iommu::amd::AmdHwViommu* hw_ = nullptr;          ///< accelerated mode: the unit's hardware vIOMMU
+    std::optional<uint16_t> gid_;                    ///< accelerated mode: this VM's GuestID
+    tlm_utils::simple_initiator_socket_optional<AmdViommu> vf_port_{"vf_port"}; ///< to the unit's VF page (no exit; accelerated only)
 };
 
 } // namespace iommusim::host::vm

@@ -25,8 +25,10 @@ Smmuv3Viommu::Smmuv3Viommu(sc_core::sc_module_name name, VmmContext& vmm, stats:
     : VirtualIommu(name, vmm, parent), p_(caps), regs_(p_),
       dropped_atc_(stats_.counter("dropped_atc_invalidations", "commands",
                                   "guest ATC invalidations the (deliberately broken) VMM did not forward")) {
-    if (vmm.params.mode != ViommuMode::nested)
+    if (vmm.params.mode == ViommuMode::caching_mode)
         throw HostError(HostError::Kind::invalid, "mode: caching_mode is VT-d's (CAP.CM); a virtual SMMUv3 is nested");
+    if (vmm.params.mode == ViommuMode::accelerated)
+        throw HostError(HostError::Kind::invalid, "mode: accelerated needs a hardware guest queue; this SMMUv3 has none (no CMDQV)");
 }
 
 std::unique_ptr<IommuDriver> Smmuv3Viommu::guest_driver(const DriverEnv& env) {

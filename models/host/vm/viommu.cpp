@@ -28,12 +28,16 @@ VirtualIommu::VirtualIommu(sc_core::sc_module_name name, VmmContext& vmm, stats:
                                     "host driver noticing completion, return to the VMM, status write into guest memory, VM entry")),
       total_(phases_.histogram("total", "ns", "guest's first queue write to the guest resuming after the tail write")),
       host_errors_(stats_.counter("host_errors", "calls", "iommufd calls that failed or handled fewer entries than sent")) {
+    if (vmm.params.mode == ViommuMode::accelerated)
+        hw_traps_ = &stats_.counter("hardware_traps", "commands",
+                                    "guest commands a hardware-accelerated queue handed to the VMM (guest buffer trap mode)");
     mmio.register_b_transport(this, &VirtualIommu::b_transport);
 }
 
 void VirtualIommu::b_transport(tlm::tlm_generic_payload& t, sc_core::sc_time& delay) {
     // The exit happens at the vCPU's local time (its lead over the kernel first), after the
     // access's own cost; then the trap (SC_THREAD: the vCPU's thread).
+    if (direct(t, delay)) return;
     if (vmm_.guest_cpu) vmm_.guest_cpu->sync();
     sc_core::wait(delay);
     delay = sc_core::SC_ZERO_TIME;
@@ -208,7 +212,9 @@ uint32_t VirtualIommu::viommu_object() {
     if (viommu_id_) return viommu_id_;
     IommuFd& fd = vmm_.host.iommufd();
     ioctl();
-    viommu_id_ = fd.viommu_alloc(vmm_.parent_hwpt);
+    viommu_id_ = vmm_.params.mode == ViommuMode::accelerated
+                     ? fd.viommu_alloc_hw(vmm_.parent_hwpt, vmm_.ram.ram_gpa(), vmm_.ram.ram_bytes())
+                     : fd.viommu_alloc(vmm_.parent_hwpt);
     for (const auto& [vrid, dev] : vmm_.vdevices) {
         ioctl();
         fd.vdevice_alloc(viommu_id_, dev.rid, vrid);
@@ -257,6 +263,16 @@ void VirtualIommu::flush_raw(uint32_t data_type) {
     if (raw_.empty()) return;
     invalidate_array(viommu_object(), data_type, raw_.data(), 16, static_cast<uint32_t>(raw_.size()));
     raw_.clear();
+}
+
+void VirtualIommu::hardware_trap(const std::function<void()>& emulate) {
+    lock_.lock(); // one emulation at a time, as for the guest's own exits
+    if (hw_traps_) hw_traps_->inc();
+    cpu_.spend(vmm_.params.vmm.exit); // the unit's notification reaching the VMM [estimate: as one exit]
+    decode(1);
+    emulate();
+    cpu_.sync(); // the unit's buffer waits until the hypervisor is done
+    lock_.unlock();
 }
 
 void VirtualIommu::watch_queue(uint64_t gpa, uint64_t bytes) {

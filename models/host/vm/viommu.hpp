@@ -19,6 +19,7 @@
 // VM's PASID set, and invalidation arrays (IOMMU_HWPT_INVALIDATE).
 // Family units derive and implement the register file and the decode.
 #include <array>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -49,6 +50,9 @@ struct VmmContext {
     uint32_t parent_ioas = 0;    ///< GPA -> HPA (set when the VMM created the VM)
     uint32_t parent_hwpt = 0;    ///< the nesting parent (host stage 2)
     std::map<uint16_t, DeviceInfo> vdevices; ///< vDEVICE table: virtual RID -> the physical device
+    /// The physical unit's model: a hardware-accelerated vIOMMU (ViommuMode::accelerated) binds
+    /// the guest's doorbell page to it. Set by whoever builds the VM.
+    sc_core::sc_module* unit_model = nullptr;
     /// The physical device behind a virtual RID (nullptr: unknown virtual ID).
     const DeviceInfo* vdevice(pcie::Bdf vrid) const {
         auto it = vdevices.find(vrid.raw);
@@ -69,6 +73,12 @@ public:
     stats::Group& stats_group() { return stats_; }
 
 protected:
+    /// An access the family maps straight to hardware, without an exit (a hardware-accelerated
+    /// guest queue's doorbell page); true when it was handled so.
+    virtual bool direct(tlm::tlm_generic_payload& t, sc_core::sc_time& delay) {
+        (void)t, (void)delay;
+        return false;
+    }
     /// A trapped register read / write (SC_THREAD context; a write may run the queue emulation).
     virtual uint64_t reg_read(uint32_t offset, unsigned size) = 0;
     virtual void reg_write(uint32_t offset, unsigned size, uint64_t value) = 0;
@@ -116,9 +126,16 @@ protected:
     /// HWPT or the vIOMMU): the host's flushes join the trap's phases; a failure or a partial
     /// batch is counted in host_errors.
     void invalidate_array(uint32_t target, uint32_t data_type, const void* data, uint32_t entry_len, uint32_t n);
-    /// The VM's vIOMMU (IOMMU_VIOMMU_ALLOC on the nesting parent, then IOMMU_VDEVICE_ALLOC with
-    /// each device's virtual RID as its virtual ID), made on first use.
+    /// The VM's vIOMMU (IOMMU_VIOMMU_ALLOC on the nesting parent, of the hardware-accelerated kind
+    /// under ViommuMode::accelerated, then IOMMU_VDEVICE_ALLOC with each device's virtual RID as
+    /// its virtual ID), made on first use.
     uint32_t viommu_object();
+    /// The hypervisor's handling of one guest command the unit trapped (a hardware-accelerated
+    /// queue in guest buffer trap mode): the notification and `emulate` on the VMM's CPU, then
+    /// the caller waits it out.
+    void hardware_trap(const std::function<void()>& emulate);
+    /// An iommufd call that failed (counted in host_errors).
+    void host_error() { host_errors_.inc(); }
     /// IOMMU_HWPT_ALLOC of a nested domain on the vIOMMU with the family's data (AMD guest DTE,
     /// SMMUv3 vSTE); nullopt when the kernel refused it (counted in refused).
     std::optional<uint32_t> alloc_nested(uint32_t data_type, const std::array<uint64_t, 4>& entry);
@@ -166,6 +183,7 @@ private:
     stats::Histogram& completion_;
     stats::Histogram& total_;
     stats::Counter& host_errors_;
+    stats::Counter* hw_traps_ = nullptr; ///< (ViommuMode::accelerated only)
 };
 
 } // namespace iommusim::host::vm

@@ -64,9 +64,9 @@ public:
     void guest_unmap(uint64_t iova, uint64_t size);
 
     /// The guest-side domain kind its driver should use for DMA domains in this mode
-    /// (nested: first stage over the host's second; caching mode: second stage, shadowed).
+    /// (nested and accelerated: first stage over the host's second; caching mode: second stage, shadowed).
     DomainDesc::Kind guest_domain_kind() const {
-        return params_.mode == ViommuMode::nested ? DomainDesc::Kind::paging_s1 : DomainDesc::Kind::paging_s2;
+        return params_.mode == ViommuMode::caching_mode ? DomainDesc::Kind::paging_s2 : DomainDesc::Kind::paging_s1;
     }
 
 private:

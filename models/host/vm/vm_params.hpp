@@ -12,6 +12,7 @@ namespace iommusim::host::vm {
 enum class ViommuMode : uint8_t {
     nested,        ///< guest stage 1 over the host's stage 2; the VMM forwards invalidations (iommufd nesting)
     caching_mode,  ///< VT-d CM=1: the guest invalidates on map too and the VMM shadows its tables (QEMU baseline)
+    accelerated,   ///< nested, the guest's queue executed by the unit without a trap (AMD hardware vIOMMU)
 };
 
 /// What the VMM's trap handling costs.

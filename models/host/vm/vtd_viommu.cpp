@@ -27,7 +27,10 @@ constexpr uint64_t kPage = 4096;
 VtdViommu::VtdViommu(sc_core::sc_module_name name, VmmContext& vmm, stats::Group* parent, const vtd::VtdParams& caps)
     : VirtualIommu(name, vmm, parent), p_(guest_params(caps, vmm.params.mode)), regs_(p_), reader_(p_),
       shadow_maps_(stats_.counter("shadow_maps", "pages", "caching mode: guest pages shadowed into the host domain")),
-      shadow_unmaps_(stats_.counter("shadow_unmaps", "pages", "caching mode: shadowed pages removed (host flush)")) {}
+      shadow_unmaps_(stats_.counter("shadow_unmaps", "pages", "caching mode: shadowed pages removed (host flush)")) {
+    if (vmm.params.mode == ViommuMode::accelerated)
+        throw HostError(HostError::Kind::invalid, "mode: accelerated needs a hardware guest queue; VT-d has none");
+}
 
 std::unique_ptr<IommuDriver> VtdViommu::guest_driver(const DriverEnv& env) {
     return std::make_unique<VtdDriver>(env.name, env.mmio, env.params, env.alloc_page, env.stats, env.msi);

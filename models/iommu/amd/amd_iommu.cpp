@@ -47,6 +47,17 @@ AmdIommu::AmdIommu(const sc_core::sc_module_name& name, const AmdParams& p, stat
     ctx_lookup_sc_ = to_sc(p_.gcr3_cache.lookup);
     dte_lookup_sc_ = to_sc(p_.dte_cache.lookup);
     start<AmdIommu>();
+    if (p_.viommu_guests > 0)
+        hwv_ = std::make_unique<AmdHwViommu>(
+            "hw_viommu", p_, unit_port(),
+            AmdHwViommuCore::Hooks{[this](const CommandAction& a) { return execute_guest_action(a); }, {}},
+            &stats_group());
+}
+
+uint64_t AmdIommu::execute_guest_action(const CommandAction& a) {
+    if (const auto* t = std::get_if<InvalidateTranslations>(&a)) return core().invalidate(t->scope);
+    if (const auto* c = std::get_if<InvalidateConfig>(&a)) return invalidate_config(c->cache, c->scope);
+    return 0; // INVALIDATE_IOMMU_PAGES decodes to nothing else
 }
 
 const AmdTableReader::DteRead& AmdIommu::dte(uint16_t devid, Duration& local) {

@@ -25,9 +25,11 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <memory>
 
 
 #include "models/iommu/amd/amd_cmd_decoder.hpp"
+#include "models/iommu/amd/amd_hw_viommu.hpp"
 #include "models/iommu/amd/amd_logs.hpp"
 #include "models/iommu/amd/amd_params.hpp"
 #include "models/iommu/amd/amd_regs.hpp"
@@ -44,6 +46,8 @@ public:
     const AmdParams& params() const { return p_; }
     const AmdRegs& regs() const { return regs_; }
     uint64_t events_dropped() const { return events_.dropped(); }
+    /// The hardware vIOMMU (AmdParams::viommu_guests > 0), else nullptr.
+    AmdHwViommu* hw_viommu() { return hwv_.get(); }
 
 private:
     friend class IommuShell; // the request path calls the hooks directly
@@ -97,6 +101,9 @@ private:
 
     static ShellParams shell_params(const AmdParams& p);
 
+    /// What the hardware vIOMMU's guest commands do to the unit's caches (entries dropped).
+    uint64_t execute_guest_action(const CommandAction& a);
+
     AmdParams p_;
     AmdRegs regs_;
     AmdTableReader reader_;
@@ -108,6 +115,7 @@ private:
     std::map<uint16_t, uint64_t> iotlb_cmd_addr_; ///< last INVALIDATE_IOTLB_PAGES address per device
     /// What resolve() found about a failure that record_fault() reports (same call).
     uint64_t pending_hw_addr_ = 0;
+    std::unique_ptr<AmdHwViommu> hwv_; ///< the hardware vIOMMU, when configured
     /// Host-speed memo of the context cache's most recent hit (DMA streams repeat one
     /// (DeviceID, PASID)): counted as a hit, dropped on every insert and invalidation, so the
     /// cache's contents, recency and stats are exactly as without it.

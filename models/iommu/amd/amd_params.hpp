@@ -101,6 +101,9 @@ struct AmdParams {
     /// count; concurrent page walks; calibration.md "walker concurrency": walks look
     /// serialized on measured parts, so 1 would match; 4 as the other families (estimate, sweep 1/2/4).
     uint32_t walkers = 4;
+    /// GuestIDs of the hardware vIOMMU (amd_hw_viommu.hpp: guest command buffers executed by
+    /// the unit); 0 = no hardware vIOMMU (the default: a choice, most platforms model none).
+    uint16_t viommu_guests = 0;
 
     // ---- timing ------------------------------------------------------------
     /// ns; IOMMU-side cost of each table read (DTE, GCR3, PTE) on top of the memory target's own

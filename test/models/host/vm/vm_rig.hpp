@@ -63,6 +63,7 @@ struct VmRig {
         } else if (f == Family::amd) {
             iommu::amd::AmdParams p;
             no_walk_caches(p.walker);
+            if (mode == ViommuMode::accelerated) p.viommu_guests = 2; // the hardware vIOMMU
             iommu = std::make_unique<iommu::amd::AmdIommu>("dmar0", p, &root);
         } else {
             smmu_params.hyp = false; // the host kernel at EL1 keeps the test's TLBIs in one regime
@@ -92,6 +93,11 @@ struct VmRig {
         });
         iommu->set_invalidation_observer(&drv.invalidation_observer());
         host_drv = &drv;
+        if (auto* unit = dynamic_cast<iommu::amd::AmdIommu*>(iommu.get()); unit && unit->hw_viommu()) {
+            const unsigned port = os->add_iommu_mmio(unit->hw_viommu()->vfcntl); // its VF_CNTL BAR
+            dynamic_cast<host::AmdDriver&>(drv).attach_hw_viommu(host::MmioPort(os->cpu(), port),
+                                                                 unit->params().viommu_guests);
+        }
         host::DeviceInfo plain{prid}, ats{ep_rid};
         plain.pasid = true;
         ats.ats = true;
@@ -101,6 +107,7 @@ struct VmRig {
         vm = std::make_unique<host::vm::Vm>("vm0", vp, *os, 0, memory.store, &root,
                                             [this](const std::string& n, host::vm::VmmContext& c, stats::Group* g)
                                                 -> std::unique_ptr<host::vm::VirtualIommu> {
+                                                c.unit_model = iommu.get();
                                                 if (family == Family::smmuv3) {
                                                     auto v = std::make_unique<host::vm::Smmuv3Viommu>(n.c_str(), c, g);
                                                     smmu_viommu = v.get();
