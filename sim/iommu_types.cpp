@@ -258,6 +258,8 @@ const Schema<Smmuv3Params>& smmuv3_schema() {
             .integer("ssidsize", &P::ssidsize, "bits", "IDR1.SSIDSIZE: SubstreamID (PASID) width; default 20 (PCIe PASID width)", 0, 20)
             .integer("sidsize", &P::sidsize, "bits", "IDR1.SIDSIZE: StreamID width; default 32 (architectural maximum, estimate; PCIe RIDs use 16)", 1, 32)
             .boolean("ril", &P::ril, "IDR3.RIL: range TLBIs (NUM/SCALE/TG/TTL, SMMUv3.2); default true")
+            .boolean("pps", &P::pps, "IDR3.PPS: PRIQ-overflow auto-responses carry the request's PASID without checking STE.PPAR; default false (estimate: MMU-600 value unpublished; Linux programs STE.PPAR)")
+            .boolean("ats_rec_err", &P::ats_rec_err, "IDR0.ATSRECERR: CR2.REC_CFG_ATS records configuration errors of ATS / PRI requests; default true (estimate: SMMUv3.2 feature, MMU-600 unpublished)")
             .boolean("gran4k", &P::gran4k, "IDR5.GRAN4K: 4 KiB translation granule; default true")
             .boolean("gran16k", &P::gran16k, "IDR5.GRAN16K: 16 KiB granule; default true")
             .boolean("gran64k", &P::gran64k, "IDR5.GRAN64K: 64 KiB granule; default true")

@@ -13,8 +13,14 @@ inline sc_core::sc_time to_sc(Duration d) {
 }
 inline Duration from_sc(const sc_core::sc_time& t) { return Duration::ps(t.value()); }
 
-/// The kernel's current time.
-inline Duration kernel_now() { return Duration::ps(sc_core::sc_time_stamp().value()); }
+/// The kernel's current time, read on every walk and command step: the current context's
+/// time_stamp() (what SystemC 2.3's out-of-line sc_time_stamp() returns; both the context
+/// pointer and time_stamp() are public in sc_simcontext.h), read without a call once the
+/// context exists.
+inline Duration kernel_now() {
+    if (const sc_core::sc_simcontext* c = sc_core::sc_curr_simcontext) return Duration::ps(c->time_stamp().value());
+    return Duration::ps(sc_core::sc_time_stamp().value());
+}
 /// Delay from the kernel's current time to absolute time `at`, never negative
 /// (a callee that wait()ed may have moved the kernel past `at`).
 inline sc_core::sc_time from_now(Duration at) {

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Host-side simulation speed of DMA through the AMD-Vi model, in the shape of
-// bench_vtd: a plain SystemC b_transport loop (the baseline), then requests
-// without PASID through v1 (Mode 4) host tables with (a) IOTLB hits, (b) ATC
-// hits through an AtsEndpoint (DTE.I = 1), (c) IOTLB misses with cold 4-level
-// v1 walks (PDE caches off, a random working set far beyond the IOTLB), and
-// (d) commands processed per host second (63 INVALIDATE_IOMMU_PAGES + 1
+// bench_vtd (test/bench/bench_rig.hpp): a plain SystemC b_transport loop (the
+// baseline), then requests without PASID through v1 (Mode 4) host tables with (a)
+// IOTLB hits, (b) ATC hits through an AtsEndpoint (DTE.I = 1), (c) IOTLB misses with
+// cold 4-level v1 walks (PDE caches off, a random working set far beyond the IOTLB),
+// and (d) commands processed per host second (63 INVALIDATE_IOMMU_PAGES + 1
 // COMPLETION_WAIT per batch, as Linux flushes page by page). Instruction counts:
 //   valgrind --tool=callgrind build/test/bench/bench_amd --smoke
 //   callgrind_annotate --inclusive=yes callgrind.out.* | grep phase_
@@ -23,19 +23,17 @@ using namespace benchrig;
 
 namespace {
 
-constexpr uint64_t kHitBase = 0x100000000ull;
-constexpr uint64_t kMissBase = 0x200000000ull;
 constexpr uint64_t kCmd = 0x3000000, kSem = 0x3100000;
 constexpr uint16_t kDomain = 1;
 
 struct Rig : TwoUnits<AmdIommu, AmdParams> {
-    uint64_t n, miss_pages;
+    const pcie::Bdf dev{0x03, 0, 0};
+    const std::optional<uint32_t> pasid;
     uint64_t next = 0x1000000;
     uint64_t devtab = 0, devtab2 = 0;
-    const pcie::Bdf dev{0x03, 0, 0};
-    Result plain, hit, atc, miss, cmds;
+    uint32_t tail = 0;
 
-    Rig(uint64_t count, uint64_t pages) : TwoUnits("amd0", "amd1"), n(count), miss_pages(pages) {
+    Rig(uint64_t count, uint64_t pages) : TwoUnits("amd0", "amd1", count, pages) {
         devtab = build_tables(memory, dev, miss_pages, false);
         next = 0x1000000;
         devtab2 = build_tables(memory2, ep_rid, 0, true);
@@ -77,72 +75,21 @@ struct Rig : TwoUnits<AmdIommu, AmdParams> {
                        8);
         }
     }
-};
-
-[[gnu::noinline]] void phase_plain(Rig& r) { r.plain = benchrig::phase_plain(r.drv.plain, r.n); }
-
-[[gnu::noinline]] void phase_iotlb_hit(Rig& r) {
-    r.hit = device_loop(r.drv.dev, r.dev, std::nullopt, r.n, [](uint64_t i) { return kHitBase + (i & 63) * 4096; });
-}
-
-[[gnu::noinline]] void phase_iotlb_miss(Rig& r) {
-    r.miss = device_loop(r.drv.dev, r.dev, std::nullopt, r.n / 4, RandomPages{kMissBase, r.miss_pages});
-}
-
-/// Returns the local time reached; the caller synchronises (outside the measured function).
-[[gnu::noinline]] sc_time phase_atc_hit(Rig& r) {
-    uint64_t v = 0;
-    sc_time d = SC_ZERO_TIME;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (uint64_t i = 0; i < r.n; ++i) r.ep->dma(kHitBase + (i & 15) * 4096, &v, 8, false, std::nullopt, d);
-    r.atc = {since(t0), r.n};
-    return d;
-}
-
-[[gnu::noinline]] void phase_commands(Rig& r, uint64_t count, SyncWaiter& waiter) {
-    uint32_t tail = 0;
-    uint64_t done = 0, seq = 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    while (done < count) {
-        for (int k = 0; k < 63; ++k) {
-            auto c = encode(linux_inv_iommu_pages(kDomain, kMissBase + ((done + k) % r.miss_pages) * 4096, 4096, false));
-            r.memory.store.write(kCmd + tail, c.data(), 16);
-            tail = (tail + 16) % 8192;
-        }
-        auto w = encode(linux_completion_wait(kSem, ++seq));
-        r.memory.store.write(kCmd + tail, w.data(), 16);
+    void put(const std::array<uint64_t, 2>& c) {
+        memory.store.write(kCmd + tail, c.data(), 16);
         tail = (tail + 16) % 8192;
-        mmio_write(r.drv.cpu, reg::CMD_TAIL, tail, 4);
-        waiter.until([&] { return r.memory.store.read_u64(kSem) == seq; });
-        done += 64;
     }
-    r.cmds = {since(t0), done};
-}
+    void put_invalidation(uint64_t page) {
+        put(encode(linux_inv_iommu_pages(kDomain, kMissBase + page * 4096, 4096, false)));
+    }
+    void put_sync(uint32_t token) { put(encode(linux_completion_wait(kSem, token))); }
+    void submit() { mmio_write(drv.cpu, reg::CMD_TAIL, tail, 4); }
+    bool synced(uint32_t token) { return memory.store.read_u64(kSem) == token; }
+};
 
 } // namespace
 
 int sc_main(int argc, char* argv[]) {
-    const Args args(argc, argv);
-    const bool smoke = args.smoke;
-    SyncWaiter waiter(args.poll_us);
-    Rig r(smoke ? 5000 : 2000000, smoke ? 4096 : 262144); // full: 1 GiB of 4 KiB pages >> 512-entry IOTLB
-    r.iommu->set_invalidation_observer(&waiter);
-    sc_core::sc_spawn([&] {
-        r.enable();
-        phase_plain(r);
-        // Warm the IOTLB / ATC and the DTE caches outside the timed loops.
-        device_loop(r.drv.dev, r.dev, std::nullopt, 64, [](uint64_t i) { return kHitBase + (i & 63) * 4096; });
-        phase_iotlb_hit(r);
-        uint64_t v = 0;
-        sc_time d = SC_ZERO_TIME;
-        for (uint64_t i = 0; i < 16; ++i) r.ep->dma(kHitBase + i * 4096, &v, 8, false, std::nullopt, d);
-        sc_core::wait(phase_atc_hit(r));
-        phase_iotlb_miss(r);
-        phase_commands(r, args.commands, waiter);
-        sc_core::sc_stop();
-    });
-    sc_core::sc_start();
-    report("bench_amd", smoke, r.plain, r.hit, r.atc, r.miss, "(c) IOTLB miss, cold 4-level v1 walk", r.cmds,
-           "(d) commands", "commands", r.root, "amd0.translation.walker.walks");
-    return 0;
+    return run_bench<Rig>(argc, argv, {"bench_amd", "(c) IOTLB miss, cold 4-level v1 walk", "(d) commands", "commands",
+                                 "amd0.translation.walker.walks"});
 }

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// What every IOMMU family's speed bench shares (bench_vtd, bench_amd): the
-// trivial memory target (page-granular DMI onto sparse memory, 90 ns), a
+// What every IOMMU family's speed bench shares (bench_vtd, bench_amd, bench_smmuv3):
+// the trivial memory target (page-granular DMI onto sparse memory, 90 ns), a
 // message sink, the initiator sockets, the plain b_transport baseline loop, a
-// device request loop straight into a unit's upstream socket, and the report.
+// device request loop straight into a unit's upstream socket, the phases, the
+// command phase, sc_main's run (run_bench) and the report. A family's bench is its
+// Rig: the unit's tables in memory, its registers and its command encoding.
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -75,6 +77,10 @@ struct Result {
     uint64_t count = 0;
 };
 
+/// IOVAs of the phases: 64 pages from kHitBase (hits), `miss_pages` pages from kMissBase.
+constexpr uint64_t kHitBase = 0x100000000ull;
+constexpr uint64_t kMissBase = 0x200000000ull;
+
 /// Two identical units of one family: `iommu` driven by a raw device port (IOTLB phases,
 /// commands), `iommu2` behind an AtsEndpoint (ATC phase), so no extra routing hop is
 /// measured; PDE / walk caches off, so every IOTLB miss is a cold walk.
@@ -89,8 +95,10 @@ struct TwoUnits {
     std::unique_ptr<Unit> iommu, iommu2;
     std::unique_ptr<pcie::AtsEndpoint> ep;
     const pcie::Bdf ep_rid{0x03, 1, 0};
+    uint64_t n, miss_pages; ///< requests per phase, pages of the miss phase's working set
+    Result plain, hit, atc, miss, cmds;
 
-    TwoUnits(const char* name, const char* name2) {
+    TwoUnits(const char* name, const char* name2, uint64_t count, uint64_t pages) : n(count), miss_pages(pages) {
         Params p;
         p.walker.s1_walk_cache.per_level.entries = 0; // cold 4-level walks on every miss
         p.walker.s2_walk_cache.per_level.entries = 0;
@@ -175,7 +183,7 @@ inline void mmio_write(tlm_utils::simple_initiator_socket<Driver>& s, uint32_t o
 }
 
 /// The baseline: `n` 8-byte reads through a plain socket into a Memory.
-[[gnu::noinline]] inline Result phase_plain(tlm_utils::simple_initiator_socket<Driver>& s, uint64_t n) {
+inline Result plain_loop(tlm_utils::simple_initiator_socket<Driver>& s, uint64_t n) {
     tlm::tlm_generic_payload g;
     uint64_t v = 0;
     g.set_data_ptr(reinterpret_cast<unsigned char*>(&v));
@@ -221,11 +229,12 @@ Result device_loop(tlm_utils::simple_initiator_socket<Driver>& s, pcie::Bdf rid,
 
 /// `n` 8-byte reads through an AtsEndpoint over 16 pages from `base` (ATC hits once warm);
 /// returns the local time reached (the caller synchronises outside its measured function).
-inline sc_time atc_loop(pcie::AtsEndpoint& ep, uint64_t base, uint64_t n, Result& out) {
+inline sc_time atc_loop(pcie::AtsEndpoint& ep, uint64_t base, std::optional<uint32_t> pasid, uint64_t n,
+                        Result& out) {
     uint64_t v = 0;
     sc_time d = SC_ZERO_TIME;
     const auto t0 = std::chrono::steady_clock::now();
-    for (uint64_t i = 0; i < n; ++i) ep.dma(base + (i & 15) * 4096, &v, 8, false, std::nullopt, d);
+    for (uint64_t i = 0; i < n; ++i) ep.dma(base + (i & 15) * 4096, &v, 8, false, pasid, d);
     out = {since(t0), n};
     return d;
 }
@@ -258,6 +267,105 @@ inline void report(const char* bench, bool smoke, const Result& plain, const Res
     std::printf("  %-34s %12llu %14.1f   (%.0f %s/s)\n", inv_name, static_cast<unsigned long long>(inv.count),
                 per(inv), inv.wall > 0 ? static_cast<double>(inv.count) / inv.wall : 0.0, inv_unit);
     if (const auto* walks = root.find(walks_path)) std::printf("  walks: %.0f\n", stats::numeric_value(*walks));
+}
+
+// ---- the phases (each its own function: callgrind_annotate --inclusive=yes | grep phase_) ----
+// A Rig is TwoUnits of its family plus: `dev` and `pasid` (the requests of the IOTLB phases),
+// enable() (registers of both units), put_invalidation(page) (one page invalidation of
+// kMissBase + page * 4096 written into the command ring), put_sync(token) (the sync whose
+// status write stores `token`), submit() (the doorbell: tail / producer register), synced(token)
+// (the status word holds it). Optional: miss_phases() (instead of phase_iotlb_miss alone) and
+// report_extra().
+
+template <class Rig>
+[[gnu::noinline]] void phase_plain(Rig& r) {
+    r.plain = plain_loop(r.drv.plain, r.n);
+}
+
+template <class Rig>
+Result hit_loop(Rig& r, uint64_t count) {
+    return device_loop(r.drv.dev, r.dev, r.pasid, count, [](uint64_t i) { return kHitBase + (i & 63) * 4096; });
+}
+
+template <class Rig>
+[[gnu::noinline]] void phase_iotlb_hit(Rig& r) {
+    r.hit = hit_loop(r, r.n);
+}
+
+/// Returns the local time reached; the caller synchronises (outside the measured function,
+/// so callgrind does not attribute the scheduler's context switch to this phase).
+template <class Rig>
+[[gnu::noinline]] sc_time phase_atc_hit(Rig& r) {
+    return atc_loop(*r.ep, kHitBase, r.pasid, r.n, r.atc);
+}
+
+/// Cold misses of `rid` over the random working set.
+template <class Rig>
+Result miss_loop(Rig& r, pcie::Bdf rid, uint64_t count) {
+    return device_loop(r.drv.dev, rid, r.pasid, count, RandomPages{kMissBase, r.miss_pages});
+}
+
+template <class Rig>
+[[gnu::noinline]] void phase_iotlb_miss(Rig& r) {
+    r.miss = miss_loop(r, r.dev, r.n / 4);
+}
+
+/// Commands per host second: batches of 63 page invalidations and one sync (as Linux flushes
+/// page by page), each batch submitted with one doorbell write; the driver waits for the
+/// sync's status word before the next batch (SyncWaiter).
+template <class Rig>
+[[gnu::noinline]] void phase_commands(Rig& r, uint64_t count, SyncWaiter& waiter) {
+    uint64_t done = 0;
+    uint32_t token = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    while (done < count) {
+        for (uint64_t k = 0; k < 63; ++k) r.put_invalidation((done + k) % r.miss_pages);
+        r.put_sync(++token);
+        r.submit();
+        waiter.until([&] { return r.synced(token); });
+        done += 64;
+    }
+    r.cmds = {since(t0), done};
+}
+
+/// What the report calls a family's bench, its miss phase and its commands; `walks` is the
+/// stats path of the first unit's walk counter.
+struct BenchNames {
+    const char* bench;
+    const char* miss;
+    const char* commands;
+    const char* command_unit;
+    const char* walks;
+};
+
+/// sc_main of a family bench: every phase in order on one thread, then the report.
+template <class Rig>
+int run_bench(int argc, char* argv[], const BenchNames& names) {
+    const Args args(argc, argv);
+    SyncWaiter waiter(args.poll_us);
+    // full: 1 GiB of 4 KiB pages, far beyond any IOTLB
+    Rig r(args.smoke ? 5000 : 2000000, args.smoke ? 4096 : 262144);
+    r.iommu->set_invalidation_observer(&waiter);
+    sc_core::sc_spawn([&] {
+        r.enable();
+        phase_plain(r);
+        // Warm the IOTLB / ATC and the configuration caches outside the timed loops.
+        hit_loop(r, 64);
+        phase_iotlb_hit(r);
+        uint64_t v = 0;
+        sc_time d = SC_ZERO_TIME;
+        for (uint64_t i = 0; i < 16; ++i) r.ep->dma(kHitBase + i * 4096, &v, 8, false, r.pasid, d);
+        sc_core::wait(phase_atc_hit(r));
+        if constexpr (requires { r.miss_phases(); }) r.miss_phases();
+        else phase_iotlb_miss(r);
+        phase_commands(r, args.commands, waiter);
+        sc_core::sc_stop();
+    });
+    sc_core::sc_start();
+    report(names.bench, args.smoke, r.plain, r.hit, r.atc, r.miss, names.miss, r.cmds, names.commands,
+           names.command_unit, r.root, names.walks);
+    if constexpr (requires { r.report_extra(); }) r.report_extra();
+    return 0;
 }
 
 } // namespace benchrig

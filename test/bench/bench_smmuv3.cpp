@@ -9,7 +9,7 @@
 // stage 1 over a 4-level stage 2 in 4 KiB pages, walk and stage-2 caches off:
 // 24 reads per miss), and (d) commands processed per host second (63
 // TLBI_NH_VA + 1 CMD_SYNC whose MSI writes the semaphore, as Linux flushes
-// page by page). Instruction counts:
+// page by page). The phases and sc_main are test/bench/bench_rig.hpp's. Instruction counts:
 //   valgrind --tool=callgrind build/test/bench/bench_smmuv3 --smoke
 //   callgrind_annotate --inclusive=yes callgrind.out.* | grep phase_
 #include <memory>
@@ -27,8 +27,6 @@ using namespace benchrig;
 
 namespace {
 
-constexpr uint64_t kHitBase = 0x100000000ull;
-constexpr uint64_t kMissBase = 0x200000000ull;
 constexpr uint64_t kCmd = 0x3000000, kSem = 0x3100000;
 constexpr unsigned kCmdLog2 = 9; // 512 commands (8 KiB)
 constexpr uint16_t kAsid = 1, kVmid = 1;
@@ -59,14 +57,16 @@ Cd s1_cd(const StageConfig& t) {
 }
 
 struct Rig : TwoUnits<Smmuv3, Smmuv3Params> {
-    uint64_t n, miss_pages;
+    static constexpr uint32_t kProdMask = (2u << kCmdLog2) - 1, kIndexMask = (1u << kCmdLog2) - 1;
     uint64_t next = 0x1000000;
     const pcie::Bdf dev{0x03, 0, 0}, nested_dev{0x04, 0, 0};
-    StrtabConfig st1, st2;
+    const std::optional<uint32_t> pasid;
     uint64_t strtab1 = 0, strtab_cfg1 = 0, strtab2 = 0, strtab_cfg2 = 0;
-    Result plain, hit, atc, miss, nested, cmds;
+    Result nested;
+    double reads0 = 0, reads1 = 0, reads2 = 0, walks1 = 0, walks2 = 0;
+    uint32_t prod = 0; // index + wrap bit
 
-    Rig(uint64_t count, uint64_t pages) : TwoUnits("smmu0", "smmu1"), n(count), miss_pages(pages) {
+    Rig(uint64_t count, uint64_t pages) : TwoUnits("smmu0", "smmu1", count, pages) {
         auto alloc = [this](uint64_t bytes, uint64_t align) -> std::optional<uint64_t> {
             next = (next + align - 1) & ~(align - 1);
             const uint64_t a = next;
@@ -142,101 +142,68 @@ struct Rig : TwoUnits<Smmuv3, Smmuv3Params> {
             mmio_write(*s, reg::kCr0, bit::kSmmuEn | bit::kCmdqEn, 4);
         }
     }
-    std::unique_ptr<TableBuilder> s1_keep, s1n_keep, s2_keep, t2_keep;
-};
-
-[[gnu::noinline]] void phase_plain(Rig& r) { r.plain = benchrig::phase_plain(r.drv.plain, r.n); }
-
-[[gnu::noinline]] void phase_iotlb_hit(Rig& r) {
-    r.hit = device_loop(r.drv.dev, r.dev, std::nullopt, r.n, [](uint64_t i) { return kHitBase + (i & 63) * 4096; });
-}
-
-/// Cold misses of stream `rid` (S1 only, or nested) over the random working set.
-[[gnu::noinline]] Result phase_miss(Rig& r, pcie::Bdf rid, uint64_t count) {
-    return device_loop(r.drv.dev, rid, std::nullopt, count, RandomPages{kMissBase, r.miss_pages});
-}
-[[gnu::noinline]] void phase_iotlb_miss(Rig& r) { r.miss = phase_miss(r, r.dev, r.n / 4); }
-[[gnu::noinline]] void phase_nested_miss(Rig& r) { r.nested = phase_miss(r, r.nested_dev, r.n / 16); }
-
-[[gnu::noinline]] sc_time phase_atc_hit(Rig& r) { return atc_loop(*r.ep, kHitBase, r.n, r.atc); }
-
-[[gnu::noinline]] void phase_commands(Rig& r, uint64_t count, SyncWaiter& waiter) {
-    uint32_t prod = 0; // index + wrap bit
-    const uint32_t mask = (2u << kCmdLog2) - 1, idx = (1u << kCmdLog2) - 1;
-    uint64_t done = 0;
-    uint32_t seq = 0;
-    auto put = [&](const Command& c) {
+    void put(const Command& c) {
         const auto e = c.encode();
-        r.memory.store.write(kCmd + uint64_t{prod & idx} * 16, e.data(), 16);
-        prod = (prod + 1) & mask;
-    };
-    const auto t0 = std::chrono::steady_clock::now();
-    while (done < count) {
-        for (int k = 0; k < 63; ++k) {
-            Command c;
-            c.opcode = op::kTlbiNhVa;
-            c.asid = kAsid;
-            c.leaf = true;
-            c.addr = kMissBase + ((done + k) % r.miss_pages) * 4096;
-            put(c);
-        }
+        memory.store.write(kCmd + uint64_t{prod & kIndexMask} * 16, e.data(), 16);
+        prod = (prod + 1) & kProdMask;
+    }
+    void put_invalidation(uint64_t page) {
+        Command c;
+        c.opcode = op::kTlbiNhVa;
+        c.asid = kAsid;
+        c.leaf = true;
+        c.addr = kMissBase + page * 4096;
+        put(c);
+    }
+    void put_sync(uint32_t token) {
         Command s;
         s.opcode = op::kSync;
         s.cs = SyncSignal::irq;
         s.msh = 3;
         s.msi_attr = 0xF;
-        s.msi_data = ++seq;
+        s.msi_data = token;
         s.msi_addr = kSem;
         put(s);
-        mmio_write(r.drv.cpu, reg::kCmdqProd, prod, 4);
-        waiter.until([&] { return r.memory.store.read_u32(kSem) == seq; });
-        done += 64;
     }
-    r.cmds = {since(t0), done};
+    void submit() { mmio_write(drv.cpu, reg::kCmdqProd, prod, 4); }
+    bool synced(uint32_t token) { return memory.store.read_u32(kSem) == token; }
+
+    double counter(const char* path) const {
+        const auto* s = root.find(path);
+        return s ? stats::numeric_value(*s) : 0.0;
+    }
+    /// The stage-1 miss phase, then (c') the nested one, with the descriptor reads of each.
+    void miss_phases();
+    void report_extra() const {
+        auto per = [](const Result& x) { return x.count ? x.wall / static_cast<double>(x.count) * 1e9 : 0.0; };
+        std::printf("  %-34s %12llu %14.1f %10.2f\n", "(c') IOTLB miss, cold nested 4+4",
+                    static_cast<unsigned long long>(nested.count), per(nested),
+                    per(plain) > 0 ? per(nested) / per(plain) : 0.0);
+        std::printf("  descriptor reads: %.0f in the S1 miss phase (incl. the nested warm-up), %.2f per nested walk\n",
+                    reads1 - reads0, walks2 > walks1 ? (reads2 - reads1) / (walks2 - walks1) : 0.0);
+    }
+    std::unique_ptr<TableBuilder> s1_keep, s1n_keep, s2_keep, t2_keep;
+};
+
+[[gnu::noinline]] void phase_nested_miss(Rig& r);
+
+void Rig::miss_phases() {
+    reads0 = counter("smmu0.translation.walker.descriptor_reads");
+    phase_iotlb_miss(*this);
+    device_loop(drv.dev, nested_dev, std::nullopt, 1, [](uint64_t) { return kHitBase; }); // STE + CD cached
+    reads1 = counter("smmu0.translation.walker.descriptor_reads");
+    walks1 = counter("smmu0.translation.walker.walks");
+    phase_nested_miss(*this);
+    reads2 = counter("smmu0.translation.walker.descriptor_reads");
+    walks2 = counter("smmu0.translation.walker.walks");
 }
+
+
+[[gnu::noinline]] void phase_nested_miss(Rig& r) { r.nested = miss_loop(r, r.nested_dev, r.n / 16); }
 
 } // namespace
 
 int sc_main(int argc, char* argv[]) {
-    const Args args(argc, argv);
-    const bool smoke = args.smoke;
-    SyncWaiter waiter(args.poll_us);
-    Rig r(smoke ? 5000 : 2000000, smoke ? 4096 : 262144); // full: 1 GiB of 4 KiB pages >> 2048-entry IOTLB
-    r.iommu->set_invalidation_observer(&waiter);
-    double reads0 = 0, reads1 = 0, reads2 = 0, walks1 = 0, walks2 = 0;
-    auto counter = [&](const char* path) {
-        const auto* s = r.root.find(path);
-        return s ? stats::numeric_value(*s) : 0.0;
-    };
-    sc_core::sc_spawn([&] {
-        r.enable();
-        phase_plain(r);
-        // Warm the IOTLB / ATC and the STE / CD caches outside the timed loops.
-        device_loop(r.drv.dev, r.dev, std::nullopt, 64, [](uint64_t i) { return kHitBase + (i & 63) * 4096; });
-        phase_iotlb_hit(r);
-        uint64_t v = 0;
-        sc_time d = SC_ZERO_TIME;
-        for (uint64_t i = 0; i < 16; ++i) r.ep->dma(kHitBase + i * 4096, &v, 8, false, std::nullopt, d);
-        sc_core::wait(phase_atc_hit(r));
-        reads0 = counter("smmu0.translation.walker.descriptor_reads");
-        phase_iotlb_miss(r);
-        device_loop(r.drv.dev, r.nested_dev, std::nullopt, 1, [](uint64_t) { return kHitBase; }); // STE + CD cached
-        reads1 = counter("smmu0.translation.walker.descriptor_reads");
-        walks1 = counter("smmu0.translation.walker.walks");
-        phase_nested_miss(r);
-        reads2 = counter("smmu0.translation.walker.descriptor_reads");
-        walks2 = counter("smmu0.translation.walker.walks");
-        phase_commands(r, args.commands, waiter);
-        sc_core::sc_stop();
-    });
-    sc_core::sc_start();
-    report("bench_smmuv3", smoke, r.plain, r.hit, r.atc, r.miss, "(c) IOTLB miss, cold 4-level S1 walk", r.cmds,
-           "(d) commands", "commands", r.root, "smmu0.translation.walker.walks");
-    auto per = [](const Result& x) { return x.count ? x.wall / static_cast<double>(x.count) * 1e9 : 0.0; };
-    std::printf("  %-34s %12llu %14.1f %10.2f\n", "(c') IOTLB miss, cold nested 4+4",
-                static_cast<unsigned long long>(r.nested.count), per(r.nested),
-                per(r.plain) > 0 ? per(r.nested) / per(r.plain) : 0.0);
-    std::printf("  descriptor reads: %.0f in the S1 miss phase (incl. the nested warm-up), %.2f per nested walk\n",
-                reads1 - reads0, walks2 > walks1 ? (reads2 - reads1) / (walks2 - walks1) : 0.0);
-    return 0;
+    return run_bench<Rig>(argc, argv, {"bench_smmuv3", "(c) IOTLB miss, cold 4-level S1 walk", "(d) commands", "commands",
+                                 "smmu0.translation.walker.walks"});
 }

@@ -36,55 +36,55 @@ constexpr uint64_t op_bits(Opcode o) { return uint64_t{static_cast<uint8_t>(o)} 
 constexpr uint64_t kAddrMask = bits(63, 12);
 constexpr uint64_t kS = uint64_t{1} << 0, kPde = uint64_t{1} << 1, kGn = uint64_t{1} << 2; // q1 flag bits
 
-struct Encoder {
-    std::array<uint64_t, 2> operator()(const CompletionWait& c) const {
-        uint64_t q0 = op_bits(Opcode::completion_wait) | (c.store ? 1u : 0u) | (c.interrupt ? 2u : 0u) |
-                      (c.fence ? 4u : 0u) | (c.store_addr & bits(51, 3));
-        return {q0, c.store_data};
-    }
-    std::array<uint64_t, 2> operator()(const InvalidateDevtabEntry& c) const {
-        return {op_bits(Opcode::invalidate_devtab_entry) | c.device_id, 0};
-    }
-    std::array<uint64_t, 2> operator()(const InvalidateIommuPages& c) const {
-        uint64_t q0 = op_bits(Opcode::invalidate_iommu_pages) | (c.pasid & 0xFFFFFu) | (uint64_t{c.domain_id} << 32);
-        uint64_t q1 = (c.address & kAddrMask) | (c.s ? kS : 0) | (c.pde ? kPde : 0) | (c.gn ? kGn : 0);
-        return {q0, q1};
-    }
-    std::array<uint64_t, 2> operator()(const InvalidateIotlbPages& c) const {
-        uint64_t q0 = op_bits(Opcode::invalidate_iotlb_pages) | c.device_id | (uint64_t{(c.pasid >> 8) & 0xFFu} << 16) |
-                      (uint64_t{c.max_pend} << 24) | (uint64_t{c.queue_id} << 32) |
-                      (uint64_t{c.pasid & 0xFFu} << 48) | (uint64_t{(c.pasid >> 16) & 0xFu} << 56);
-        uint64_t q1 = (c.address & kAddrMask) | (c.s ? kS : 0) | (c.gn ? kGn : 0) | (uint64_t{c.type & 3u} << 4);
-        return {q0, q1};
-    }
-    std::array<uint64_t, 2> operator()(const InvalidateInterruptTable& c) const {
-        return {op_bits(Opcode::invalidate_interrupt_table) | c.device_id, 0};
-    }
-    std::array<uint64_t, 2> operator()(const PrefetchIommuPages& c) const {
-        uint64_t q0 = op_bits(Opcode::prefetch_iommu_pages) | c.device_id | (uint64_t{c.count} << 24) |
-                      (uint64_t{c.pasid & 0xFFFFFu} << 32);
-        uint64_t q1 = (c.address & kAddrMask) | (c.s ? kS : 0) | (c.gn ? kGn : 0) | (c.inval ? uint64_t{1} << 4 : 0);
-        return {q0, q1};
-    }
-    std::array<uint64_t, 2> operator()(const CompletePprRequest& c) const {
-        uint64_t q0 = op_bits(Opcode::complete_ppr_request) | c.device_id | (uint64_t{c.pasid & 0xFFFFFu} << 32);
-        uint64_t q1 = (c.gn ? kGn : 0) | (uint64_t{c.tag & 0x1FFu} << 32) | (uint64_t{c.status & 0xFu} << 44);
-        return {q0, q1};
-    }
-    std::array<uint64_t, 2> operator()(const InvalidateIommuAll&) const {
-        return {op_bits(Opcode::invalidate_iommu_all), 0};
-    }
-};
-
 Decoded illegal(CommandError e) { return {e, {}}; }
 Decoded ok(Command c) { return {CommandError::none, c}; }
 } // namespace
+
+std::array<uint64_t, 2> encode(const CompletionWait& c) {
+    uint64_t q0 = op_bits(Opcode::completion_wait) | (c.store ? 1u : 0u) | (c.interrupt ? 2u : 0u) |
+                  (c.fence ? 4u : 0u) | (c.store_addr & bits(51, 3));
+    return {q0, c.store_data};
+}
+std::array<uint64_t, 2> encode(const InvalidateDevtabEntry& c) {
+    return {op_bits(Opcode::invalidate_devtab_entry) | c.device_id, 0};
+}
+std::array<uint64_t, 2> encode(const InvalidateIommuPages& c) {
+    uint64_t q0 = op_bits(Opcode::invalidate_iommu_pages) | (c.pasid & 0xFFFFFu) | (uint64_t{c.domain_id} << 32);
+    uint64_t q1 = (c.address & kAddrMask) | (c.s ? kS : 0) | (c.pde ? kPde : 0) | (c.gn ? kGn : 0);
+    return {q0, q1};
+}
+std::array<uint64_t, 2> encode(const InvalidateIotlbPages& c) {
+    uint64_t q0 = op_bits(Opcode::invalidate_iotlb_pages) | c.device_id | (uint64_t{(c.pasid >> 8) & 0xFFu} << 16) |
+                  (uint64_t{c.max_pend} << 24) | (uint64_t{c.queue_id} << 32) |
+                  (uint64_t{c.pasid & 0xFFu} << 48) | (uint64_t{(c.pasid >> 16) & 0xFu} << 56);
+    uint64_t q1 = (c.address & kAddrMask) | (c.s ? kS : 0) | (c.gn ? kGn : 0) | (uint64_t{c.type & 3u} << 4);
+    return {q0, q1};
+}
+std::array<uint64_t, 2> encode(const InvalidateInterruptTable& c) {
+    return {op_bits(Opcode::invalidate_interrupt_table) | c.device_id, 0};
+}
+std::array<uint64_t, 2> encode(const PrefetchIommuPages& c) {
+    uint64_t q0 = op_bits(Opcode::prefetch_iommu_pages) | c.device_id | (uint64_t{c.count} << 24) |
+                  (uint64_t{c.pasid & 0xFFFFFu} << 32);
+    uint64_t q1 = (c.address & kAddrMask) | (c.s ? kS : 0) | (c.gn ? kGn : 0) | (c.inval ? uint64_t{1} << 4 : 0);
+    return {q0, q1};
+}
+std::array<uint64_t, 2> encode(const CompletePprRequest& c) {
+    uint64_t q0 = op_bits(Opcode::complete_ppr_request) | c.device_id | (uint64_t{c.pasid & 0xFFFFFu} << 32);
+    uint64_t q1 = (c.gn ? kGn : 0) | (uint64_t{c.tag & 0x1FFu} << 32) | (uint64_t{c.status & 0xFu} << 44);
+    return {q0, q1};
+}
+std::array<uint64_t, 2> encode(const InvalidateIommuAll&) {
+    return {op_bits(Opcode::invalidate_iommu_all), 0};
+}
 
 Opcode opcode_of(const Command& c) {
     return static_cast<Opcode>(encode(c)[0] >> 60);
 }
 
-std::array<uint64_t, 2> encode(const Command& c) { return std::visit(Encoder{}, c); }
+std::array<uint64_t, 2> encode(const Command& c) {
+    return std::visit([](const auto& x) { return encode(x); }, c);
+}
 
 Decoded decode(const std::array<uint64_t, 2>& q, const AmdParams& caps) {
     const uint64_t q0 = q[0], q1 = q[1];
@@ -168,36 +168,7 @@ Decoded decode(const std::array<uint64_t, 2>& q, const AmdParams& caps) {
     }
 }
 
-PageRange decode_range(uint64_t address, bool s) {
-    if (!s) return {address & kAddrMask, uint64_t{1} << 12, false};
-    // First zero bit at or above bit 12 (bits 11:0 are not part of the field).
-    unsigned k = static_cast<unsigned>(std::countr_one(address | 0xFFF));
-    if (k >= 51) return {0, 0, true};
-    uint64_t size = uint64_t{1} << (k + 1);
-    return {address & ~(size - 1), size, false};
-}
 
-EncodedRange encode_range(uint64_t address, uint64_t size) {
-    uint64_t first = address >> 12, last = (address + size - 1) >> 12;
-    if (size == 0 || first == last) return {address & kAddrMask, false};
-    uint64_t end = address + size - 1;
-    unsigned msb_diff = 63u - static_cast<unsigned>(std::countl_zero(end ^ address));
-    uint64_t a = msb_diff > 51 ? kAllPagesAddress : (address | ((uint64_t{1} << msb_diff) - 1));
-    return {a & kAddrMask, true};
-}
-
-InvalidateIommuPages linux_inv_iommu_pages(uint16_t domain_id, uint64_t address, uint64_t size, bool gn,
-                                           uint32_t pasid) {
-    EncodedRange r = encode_range(address, size);
-    InvalidateIommuPages c;
-    c.domain_id = domain_id;
-    c.address = r.address;
-    c.s = r.s;
-    c.pde = true;
-    c.gn = gn;
-    c.pasid = gn ? pasid : 0;
-    return c;
-}
 
 InvalidateIotlbPages linux_inv_iotlb_pages(uint16_t device_id, uint8_t qdep, uint64_t address, uint64_t size,
                                            uint32_t pasid) {

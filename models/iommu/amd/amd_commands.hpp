@@ -22,6 +22,7 @@
 // PASID[19:16] at 59:56 and Type 69:68 (accepted, type ignored), the PREFETCH
 // layout (QEMU: DeviceID 15:0, PFCount 31:24, PASID 51:32, S 64, GN 66, Inval 68).
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -106,6 +107,16 @@ using Command = std::variant<CompletionWait, InvalidateDevtabEntry, InvalidateIo
 
 Opcode opcode_of(const Command& c);
 std::array<uint64_t, 2> encode(const Command& c);
+// Each command's own encoder (what encode(Command) dispatches to; a driver that builds one
+// kind of command calls it without the variant).
+std::array<uint64_t, 2> encode(const CompletionWait& c);
+std::array<uint64_t, 2> encode(const InvalidateDevtabEntry& c);
+std::array<uint64_t, 2> encode(const InvalidateIommuPages& c);
+std::array<uint64_t, 2> encode(const InvalidateIotlbPages& c);
+std::array<uint64_t, 2> encode(const InvalidateInterruptTable& c);
+std::array<uint64_t, 2> encode(const PrefetchIommuPages& c);
+std::array<uint64_t, 2> encode(const CompletePprRequest& c);
+std::array<uint64_t, 2> encode(const InvalidateIommuAll& c);
 
 /// Why a command is illegal (the unit reports each as ILLEGAL_COMMAND_ERROR).
 enum class CommandError : uint8_t { none, bad_opcode, reserved_bits, unsupported };
@@ -129,22 +140,48 @@ struct PageRange {
     bool all = false;
     friend bool operator==(const PageRange&, const PageRange&) = default;
 };
-PageRange decode_range(uint64_t address, bool s);
+inline PageRange decode_range(uint64_t address, bool s) {
+    constexpr uint64_t page = ~uint64_t{0xFFF};
+    if (!s) return {address & page, uint64_t{1} << 12, false};
+    // First zero bit at or above bit 12 (bits 11:0 are not part of the field).
+    const auto k = static_cast<unsigned>(std::countr_one(address | 0xFFF));
+    if (k >= 51) return {0, 0, true};
+    const uint64_t size = uint64_t{1} << (k + 1);
+    return {address & ~(size - 1), size, false};
+}
 /// Linux build_inv_address(): the address field (bits 63:12) and S for
 /// [address, address + size); more than bit 51 of span gives the all-pages encoding.
 struct EncodedRange {
     uint64_t address = 0;
     bool s = false;
 };
-EncodedRange encode_range(uint64_t address, uint64_t size);
 /// Linux CMD_INV_IOMMU_ALL_PAGES_ADDRESS with the page offset cleared, S = 1.
 inline constexpr uint64_t kAllPagesAddress = 0x7FFF'FFFF'FFFF'F000ull;
+inline EncodedRange encode_range(uint64_t address, uint64_t size) {
+    constexpr uint64_t page = ~uint64_t{0xFFF};
+    const uint64_t first = address >> 12, last = (address + size - 1) >> 12;
+    if (size == 0 || first == last) return {address & page, false};
+    const uint64_t end = address + size - 1;
+    const unsigned msb_diff = 63u - static_cast<unsigned>(std::countl_zero(end ^ address));
+    const uint64_t a = msb_diff > 51 ? kAllPagesAddress : (address | ((uint64_t{1} << msb_diff) - 1));
+    return {a & page, true};
+}
 
 // What Linux drivers/iommu/amd/iommu.c writes (for the host driver model and tests).
 /// build_inv_iommu_pages: range by build_inv_address, PDE always set, GN (with the PASID)
 /// for v2 / PASID translations; gn = false for v1 domains.
-InvalidateIommuPages linux_inv_iommu_pages(uint16_t domain_id, uint64_t address, uint64_t size, bool gn,
-                                           uint32_t pasid = 0);
+inline InvalidateIommuPages linux_inv_iommu_pages(uint16_t domain_id, uint64_t address, uint64_t size, bool gn,
+                                                  uint32_t pasid = 0) {
+    const EncodedRange r = encode_range(address, size);
+    InvalidateIommuPages c;
+    c.domain_id = domain_id;
+    c.address = r.address;
+    c.s = r.s;
+    c.pde = true;
+    c.gn = gn;
+    c.pasid = gn ? pasid : 0;
+    return c;
+}
 /// build_inv_iotlb_pages: MaxPend = the device's ATS queue depth, QueueID = DeviceID,
 /// GN and the PASID only for a PASID other than 0 (IOMMU_NO_PASID).
 InvalidateIotlbPages linux_inv_iotlb_pages(uint16_t device_id, uint8_t qdep, uint64_t address, uint64_t size,

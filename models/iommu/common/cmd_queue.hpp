@@ -97,14 +97,17 @@ struct DecodedCommand {
     static constexpr size_t kMax = 4;
     uint32_t error = 0;
     uint8_t count = 0;
+    bool has_sync = false; ///< one of the actions is a SyncAction (set by add())
 
     DecodedCommand() {} // slots stay unconstructed until add()
     bool ok() const { return error == 0; }
     /// Appends one action, constructed in its slot.
     template <class Action>
     DecodedCommand& add(Action&& a) {
-        if (count < kMax)
+        if (count < kMax) {
+            if constexpr (std::is_same_v<std::decay_t<Action>, SyncAction>) has_sync = true;
             new (&slots_.actions[count++]) CommandAction(std::in_place_type<std::decay_t<Action>>, std::forward<Action>(a));
+        }
         return *this;
     }
     std::span<const CommandAction> list() const { return {slots_.actions, count}; }

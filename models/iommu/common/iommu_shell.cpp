@@ -312,7 +312,12 @@ void IommuShell::account_walk(const TranslateResult& r, sc_time& delay) {
     const Duration arrival = t + from_sc(delay);
     const BusyPool::Use use = walkers_.reserve(arrival, r.latency);
     const Duration start = use.start;
-    delay = to_sc(start + r.latency - t);
+    if (start == arrival) { // no queueing: the walk's latency adds to the request's delay
+        if (r.latency != walk_latency_) walk_latency_ = r.latency, walk_latency_sc_ = to_sc(r.latency);
+        delay += walk_latency_sc_;
+    } else {
+        delay = to_sc(start + r.latency - t);
+    }
     st_table_reads_.inc(r.reads);
     if (trace_)
         trace_->slice(trace_walkers_ + use.slot, "walk", "walk", start, start + r.latency, {"reads", r.reads, false},
@@ -511,9 +516,7 @@ void IommuShell::queue_engine() {
         // The consumer position moves past a command once it is fetched and valid (a sync of a
         // family that reports its completion by the consumer position: once it completed);
         // software sees it from the step's time on.
-        command_consumed_ = !sp_.sync_consumed_at_completion ||
-                            std::none_of(f.command.list().begin(), f.command.list().end(),
-                                         [](const CommandAction& a) { return std::holds_alternative<SyncAction>(a); });
+        command_consumed_ = !sp_.sync_consumed_at_completion || !f.command.has_sync;
         if (command_consumed_) consume_fetched();
         ahead_ += sp_.queue.per_command;
         bool aborted = false;

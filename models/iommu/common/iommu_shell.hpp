@@ -456,6 +456,10 @@ private:
     sc_core::sc_event held_released_;
     // Hot-path latencies as sc_time, so the IOTLB-hit path needs no conversions.
     sc_core::sc_time pipeline_sc_, iotlb_lookup_sc_;
+    /// The last walk latency converted to sc_time (walks of one shape take the same time:
+    /// account_walk converts each distinct latency once, not per walk).
+    Duration walk_latency_ = Duration::zero();
+    sc_core::sc_time walk_latency_sc_ = sc_core::SC_ZERO_TIME;
 
 protected:
     // Stats, registered in this order (requests .. devtlb latency).

@@ -52,6 +52,9 @@ void Iotlb::insert(uint32_t domain, uint32_t as, uint64_t iova, TranslationKind 
     const uint32_t before = cache_.size();
     CacheKey ek;
     const bool evicted = cache_.insert(k, pack(e), &ek);
+    // A victim counted exactly as the new key (same size, kind, global flag, domain bucket and
+    // address space) leaves every count as it was: the common case of a full IOTLB.
+    if (evicted && ((ek.b ^ k.b) & kAccountedBits) == 0) return;
     if (evicted) account(ek, -1);
     // A new key either filled an empty way (size grew) or replaced a victim;
     // overwriting k itself changes neither. One set search, not two.
@@ -91,16 +94,22 @@ uint64_t Iotlb::invalidate(const InvalidationScope& s) {
 }
 
 uint64_t Iotlb::invalidate_range_by_probe(const InvalidationScope& s, uint64_t last) {
-    // The kinds the scope's stage can match, less those the IOTLB holds no entry of
-    // (an absent kind's keys cannot be present: probing them would find nothing).
-    static constexpr TranslationKind kKinds[] = {TranslationKind::s1, TranslationKind::s2, TranslationKind::nested};
+    // The kinds the scope's stage can match, less those the IOTLB holds no entry of in the
+    // scope's domain bucket (such keys cannot be present: probing them would find nothing;
+    // for example an SMMUv3 TLBI of one VMID skips the nested entries of other VMIDs).
+    // A stage-2 scope probes stage-2 entries only (nested ones are found by their IPA, which
+    // a key probe cannot do: invalidate() scans when there are any), a stage-1 scope stage-1
+    // and nested entries.
+    using St = InvalidationScope::Stage;
+    const std::array<uint32_t, 8>& present = per_kind_[domain_bucket(s.domain_tag & kTagMask)];
     TranslationKind kinds[3];
     unsigned nk = 0;
-    for (TranslationKind kind : kKinds) {
-        if (kind == TranslationKind::s2 && s.stage == InvalidationScope::Stage::s1) continue;
-        if (kind != TranslationKind::s2 && s.stage == InvalidationScope::Stage::s2) continue;
-        if (per_kind_[static_cast<unsigned>(kind)] != 0) kinds[nk++] = kind;
-    }
+    auto keep = [&](TranslationKind k) {
+        if (present[static_cast<unsigned>(k)] != 0) kinds[nk++] = k;
+    };
+    if (s.stage != St::s2) keep(TranslationKind::s1);
+    if (s.stage != St::s1) keep(TranslationKind::s2);
+    if (s.stage != St::s2) keep(TranslationKind::nested);
     const int gs = s.include_global && globals_ != 0 ? 2 : 1;
     uint64_t n = 0;
     for (uint64_t m = nk ? shift_mask_ : 0; m; m &= m - 1) {

@@ -111,8 +111,8 @@ private:
         else shift_mask_ &= ~(uint64_t{1} << shift);
         if ((k.b >> 15) & 1) globals_ = static_cast<uint32_t>(static_cast<int>(globals_) + delta);
         const auto kind = static_cast<TranslationKind>((k.b >> 12) & 7);
-        per_kind_[static_cast<unsigned>(kind)] =
-            static_cast<uint32_t>(static_cast<int>(per_kind_[static_cast<unsigned>(kind)]) + delta);
+        uint32_t& n = per_kind_[domain_bucket(static_cast<uint32_t>(k.b >> 40))][static_cast<unsigned>(kind)];
+        n = static_cast<uint32_t>(static_cast<int>(n) + delta);
         // Entries a stage-2 range without address space finds other than by (domain, as 0, IOVA):
         // nested ones (matched by their IPA), stage-2 cache entries, stage-2 entries of an address space.
         if (kind == TranslationKind::nested || kind == TranslationKind::s2_ipa ||
@@ -124,7 +124,16 @@ private:
     std::array<uint32_t, 64> per_shift_{}; ///< valid entries per page size
     uint64_t shift_mask_ = 0;              ///< sizes with at least one entry
     uint32_t globals_ = 0;
-    std::array<uint32_t, 8> per_kind_{};   ///< valid entries per TranslationKind (invalidation skips absent kinds)
+    /// Domain tags are counted in kDomainBuckets buckets (tag modulo the count).
+    static constexpr uint32_t kDomainBuckets = 32;
+    static unsigned domain_bucket(uint32_t domain) { return domain % kDomainBuckets; }
+    /// The key bits account() reads: domain bucket, address space (stage-2 entries of an
+    /// address space are counted apart), global flag, kind and page size.
+    static constexpr uint64_t kAccountedBits = (uint64_t{kDomainBuckets - 1} << 40) | (uint64_t{kTagMask} << 16) |
+                                               (uint64_t{1} << 15) | (uint64_t{7} << 12) | 0xFF;
+    /// Valid entries per domain bucket and TranslationKind: a range invalidation skips the kinds
+    /// of which the scope's domain bucket holds no entry (their keys cannot be present).
+    std::array<std::array<uint32_t, 8>, kDomainBuckets> per_kind_{};
     uint32_t irregular_s2_ = 0;            ///< see account()
 };
 

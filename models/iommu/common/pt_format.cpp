@@ -5,12 +5,6 @@
 
 namespace iommusim::iommu {
 
-FaultKind PageTableFormat::check_input(uint64_t va, const StageConfig& c) const {
-    if (c.input_bits >= 64) return FaultKind::none;
-    // An upper (TTB1) range holds the addresses whose bits above the range are all ones.
-    return ((c.upper ? ~va : va) >> c.input_bits) ? FaultKind::address_size : FaultKind::none;
-}
-
 const char* PageTableFormat::check_common(const StageConfig& c, unsigned max_concat_bits) {
     if (c.output_bits < 32 || c.output_bits > 52) return "output width must be 32..52 bits";
     if (c.input_bits <= level_shift(c, c.levels)) return "input width leaves no index bits for the top level";

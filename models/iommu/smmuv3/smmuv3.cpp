@@ -136,7 +136,7 @@ IommuShell::Resolution Smmuv3::check_translated(pcie::Bdf rid, const RequestAttr
     // Stream table lookup (software that uses split-stage ATS must set ATSCHK).
     if (!regs_.enabled(bit::kAtsChk)) return {};
     const Lookup l = lookup_ste(sid, req, delay);
-    if (!l.ste) return l.fault;
+    if (!l.ste) return gate_ats_config_error(l.fault);
     const Ste& ste = l.ste->ste;
     if (ste.config == ste_cfg::kAbort) return {kTerminate, true, nullptr};
     if (ste.config == ste_cfg::kBypass || ste.eats == 1) return {}; // full ATS: the address is a PA
@@ -154,7 +154,8 @@ IommuShell::Resolution Smmuv3::resolve_translation_request(pcie::Bdf rid, const 
     plain.ats = false;
     const Resolution r = resolve(rid, plain, delay);
     tx_.ats_request = true;
-    if (r.fault || current_->bypass || current_->eats != 0) return r;
+    if (r.fault) return gate_ats_config_error(r);
+    if (current_->bypass || current_->eats != 0) return r;
     // EATS = 0: ATS Translation Requests are refused (IHI 0070 3.9.1): F_BAD_ATS_TREQ, answered UR.
     Event e;
     e.id = evt::kBadAtsTreq;
@@ -166,6 +167,22 @@ IommuShell::Resolution Smmuv3::resolve_translation_request(pcie::Bdf rid, const 
     return event_fault(e);
 }
 
+IommuShell::Resolution Smmuv3::gate_ats_config_error(const Resolution& r) const {
+    switch (r.fault == pending_.id ? pending_.id : 0) {
+    case evt::kBadStreamId:
+    case evt::kSteFetch:
+    case evt::kBadSte:
+    case evt::kBadSubstreamId:
+    case evt::kStreamDisabled:
+    case evt::kCdFetch:
+    case evt::kBadCd:
+    case evt::kWalkEabt:
+        pending_record_ = pending_record_ && records_ats_config_error(pending_.id);
+        return {r.fault, !pending_record_, r.ctx};
+    default: return r; // not a configuration error (F_BAD_ATS_TREQ, F_TRANSL_FORBIDDEN, ...)
+    }
+}
+
 uint32_t Smmuv3::fault_reason(const Translation& t, const AccessRequest& a, const TranslationContext&) const {
     Transaction tx = tx_;
     tx.addr = a.iova;
@@ -175,6 +192,8 @@ uint32_t Smmuv3::fault_reason(const Translation& t, const AccessRequest& a, cons
     pending_ = d.event;
     pending_record_ = d.record;
     pending_stall_ = d.stall;
+    // An ATS Translation Request's walk abort is a configuration error (IHI 0070 3.9.1.2).
+    if (tx.ats_request && d.event.id == evt::kWalkEabt) pending_record_ = d.record && records_ats_config_error(d.event.id);
     return d.event.id;
 }
 
@@ -234,27 +253,38 @@ void Smmuv3::accept_page_request(const pcie::PageRequest& pr, Duration& local) {
         count_page_request();
     } else {
         count_page_request_overflow();
-        auto_respond(pr, local);
+        auto_respond(pr, r.outcome == RecordRing::Outcome::overflow, local);
     }
     if (r.interrupt_needed()) send_irq(regs_.msi(Queue::priq), bit::kPriqIrqEn, local);
 }
 
-void Smmuv3::auto_respond(const pcie::PageRequest& pr, Duration& local) {
-    // IHI 0070 8.1: a discarded request with Last = 1 (not a stop marker) gets an automatic PRG
-    // Response; Last = 0 is ignored. Success, with the PASID when the STE's PPAR says so
-    // (IDR3.PPS = 0); Failure without PASID when the STE cannot be checked (SMMUEN = 0, a bad
-    // StreamID, a fetch abort, an illegal STE) — no event (CR2.REC_CFG_ATS is not modelled).
-    if (!pr.last || (pr.pasid_present && !pr.read && !pr.write)) return;
+void Smmuv3::auto_respond(const pcie::PageRequest& pr, bool overflow, Duration& local) {
+    if (pr.pasid_present && !pr.read && !pr.write && pr.last) return; // a Stop Marker: no response
     pcie::PageRequest to = pr;
-    pcie::PrgResponseCode code = pcie::PrgResponseCode::response_failure;
     to.pasid_present = false;
-    if (regs_.enabled(bit::kSmmuEn) && p_.pri) {
+    pcie::PrgResponseCode code = pcie::PrgResponseCode::response_failure;
+    // IHI 0070 8.2: with the PRIQ disabled (effective PRIQEN = 0, also when SMMUEN = 0) or
+    // after a PRIQ write error, every Page Request gets Failure without PASID.
+    if (!overflow || !regs_.enabled(bit::kSmmuEn) || !p_.pri) return respond_page_request(to, code, local);
+    // 8.1, overflow: Last = 0 is ignored; Last = 1 gets Success without PASID when it had none
+    // (no STE check); with a PASID, IDR3.PPS = 1 answers Success with it unchecked, else the
+    // STE decides: its PPAR, or Failure without PASID when it cannot be checked.
+    if (!pr.last) return;
+    code = pcie::PrgResponseCode::success;
+    if (pr.pasid_present && p_.pps) {
+        to.pasid_present = true;
+    } else if (pr.pasid_present) {
         RequestAttrs req;
+        req.has_pasid = true;
+        req.pasid = pr.pasid;
         const Lookup l = lookup_ste(pr.requester.raw, req, local);
-        pending_ = Event{}; // a failed lookup prepared an event nobody records
         if (l.ste) {
-            code = pcie::PrgResponseCode::success;
-            to.pasid_present = pr.pasid_present && l.ste->ste.ppar;
+            to.pasid_present = l.ste->ste.ppar;
+        } else {
+            code = pcie::PrgResponseCode::response_failure;
+            // The lookup prepared its event: recorded only with CR2.REC_CFG_ATS (RnW UNKNOWN: 0).
+            pending_record_ = records_ats_config_error(pending_.id);
+            record_fault(pr.requester, req, pr.address, true, pending_.id, local);
         }
     }
     respond_page_request(to, code, local);
@@ -269,7 +299,12 @@ void Smmuv3::raise_gerror(Gerror e, Duration& local) {
 }
 
 void Smmuv3::mmio_write(uint32_t offset, unsigned len, uint64_t value, Duration& local) {
+    const bool was_enabled = regs_.enabled(bit::kSmmuEn);
     const uint32_t fx = regs_.write(offset, len, value);
+    // SMMUEN 1 -> 0 marks every stalled transaction to be terminated with an abort and frees
+    // its STAG (IHI 0070 6.3.9.6); no new transaction can stall while translation is off.
+    if (was_enabled && !regs_.enabled(bit::kSmmuEn))
+        for (const uint64_t ticket : stalls_.terminate_all()) release_held(ticket, false, local);
     if (fx & Smmuv3Regs::kCmdqProdWritten) note_tail_write(now() + local, uint64_t{regs_.cmdq_prod().index} * 16);
     if (fx & (Smmuv3Regs::kCr0Written | Smmuv3Regs::kCmdqProdWritten | Smmuv3Regs::kGerrorNWritten)) kick_queue(local);
 }

@@ -41,11 +41,24 @@
 // StreamID's; RESUME naming no stalled transaction is ignored. A stall
 // whose event cannot be written (EVTQ full or disabled) is terminated at
 // once: nothing could resume it (estimate; the spec leaves it to software
-// to avoid). PRIQ overflow (IHI 0070 8.1): a request arriving while the PRIQ
-// is full, or until software acknowledges the overflow (CONS.OVACKFLG =
-// PROD.OVFLG), is discarded; a discarded Page Request with Last = 1 gets an
-// automatic PRG Response: Success, with the PASID when STE.PPAR = 1
-// (IDR3.PPS = 0), Failure without PASID when the STE cannot be checked. A
+// to avoid). Clearing CR0.SMMUEN terminates every stalled transaction with an
+// abort and frees its STAG (IHI 0070 6.3.9.6); clearing CMDQEN leaves them
+// stalled (6.3.9.3 names no effect on them: a RESUME / STALL_TERM after the
+// queue is re-enabled still releases them). PRIQ overflow (IHI 0070 8.1): a
+// request arriving while the PRIQ is full, or until software acknowledges the
+// overflow (CONS.OVACKFLG = PROD.OVFLG), is discarded; a discarded Page
+// Request with Last = 1 gets an automatic PRG Response: Success without PASID
+// when the request had none (no STE check); with a PASID, Success with it
+// when IDR3.PPS = 1 (STE.PPAR not checked), else the STE is checked: Success,
+// with the PASID when STE.PPAR = 1, or Failure without PASID when the STE
+// cannot be checked (its event recorded only with CR2.REC_CFG_ATS, and
+// C_BAD_STREAMID also only with CR2.RECINVSID). With the PRIQ disabled
+// (PRIQEN or SMMUEN = 0) or after a PRIQ write error every discarded Page
+// Request gets Failure without PASID (8.2). Configuration errors of ATS
+// Translation Requests (C_BAD_STREAMID, F_STE_FETCH, C_BAD_STE, C_BAD_SUBSTREAMID,
+// F_STREAM_DISABLED, F_CD_FETCH, C_BAD_CD, F_WALK_EABT) and of checked
+// translated requests are recorded only with CR2.REC_CFG_ATS (3.9.1.2-3; C_BAD_CD
+// is not in 3.9.1.2's table but is such an error: treated alike, model's choice). A
 // CMD_SYNC is consumed (CONS moves past it) only once it has completed, so
 // its slot is never reused before its MSI write (Linux's non-MSI wait polls
 // CONS for exactly this). Not modelled: Secure state, GBPA attribute overrides, event
@@ -142,7 +155,17 @@ private:
     /// A fault carrying `e` to record_fault().
     Resolution event_fault(const Event& e, bool record = true) const;
     /// The automatic PRG Response to a page request the PRIQ discarded (overflow).
-    void auto_respond(const pcie::PageRequest& pr, Duration& local);
+    /// The automatic PRG Response to a discarded page request (`overflow`: discarded because
+    /// the PRIQ overflowed, else because it is disabled or had a write error).
+    void auto_respond(const pcie::PageRequest& pr, bool overflow, Duration& local);
+    /// Whether a configuration error `id` met by an ATS Translation Request, a checked
+    /// translated request or a PRIQ-overflow STE.PPAR check is recorded (CR2.REC_CFG_ATS;
+    /// C_BAD_STREAMID also needs CR2.RECINVSID; IHI 0070 3.9.1.2, 8.1).
+    bool records_ats_config_error(uint8_t id) const {
+        return regs_.cr2(bit::kCr2RecCfgAts) && (id != evt::kBadStreamId || regs_.cr2(bit::kCr2RecInvSid));
+    }
+    /// Applies records_ats_config_error() to a fault `resolve` / `check_translated` prepared.
+    Resolution gate_ats_config_error(const Resolution& r) const;
     void send_irq(const MsiConfig& m, uint32_t irq_bit, Duration& local);
     void raise_gerror(Gerror e, Duration& local);
 

@@ -56,7 +56,7 @@ enum Field : uint32_t {
     fPrefetch = 1u << 13, // d1 Size 4:0, Address 63:12
 };
 
-uint32_t fields_of(uint8_t opcode) {
+constexpr uint32_t fields_of(uint8_t opcode) {
     switch (opcode) {
     case op::kPrefetchConfig: return fSid | fSsid;
     case op::kPrefetchAddr: return fSid | fSsid | fPrefetch;
@@ -102,10 +102,11 @@ bool supported(uint8_t opcode, const Smmuv3Params& p) {
     }
 }
 
+/// The bits each opcode's fields occupy (everything else is RES0).
 struct Masks {
     uint64_t d0 = mask(7, 0), d1 = 0;
 };
-Masks masks_of(uint32_t f) {
+constexpr Masks masks_of(uint32_t f) {
     Masks m;
     if (f & fSid) m.d0 |= mask(63, 32);
     if (f & fSsid) m.d0 |= mask(31, 11);
@@ -137,109 +138,126 @@ Masks masks_of(uint32_t f) {
 
 uint64_t granule_shift_of_tg(uint8_t tg) { return tg == 1 ? 12 : tg == 2 ? 14 : 16; }
 
-/// The RES0 masks of every opcode, computed once (decode runs per command).
-const Masks& masks_for(uint8_t opcode) {
-    static const std::array<Masks, 256> table = [] {
-        std::array<Masks, 256> t{};
-        for (unsigned o = 0; o < t.size(); ++o)
-            if (const uint32_t f = fields_of(static_cast<uint8_t>(o)); f != ~0u) t[o] = masks_of(f);
-        return t;
-    }();
-    return table[opcode];
-}
+/// The field masks of every opcode, built at compile time (decode and encode run per command).
+constexpr std::array<Masks, 256> kMasks = [] {
+    std::array<Masks, 256> t{};
+    for (unsigned o = 0; o < t.size(); ++o)
+        if (const uint32_t f = fields_of(static_cast<uint8_t>(o)); f != ~0u) t[o] = masks_of(f);
+    return t;
+}();
+
+/// The TLB invalidations: every field they have sits in the same place in each of them.
+constexpr bool is_tlbi(uint8_t opcode) { return (opcode >= op::kTlbiNhAll && opcode <= op::kTlbiNsnhAll); }
 
 } // namespace
 
 std::optional<Command> decode_command(const std::array<uint64_t, 2>& e, const Smmuv3Params& p) {
     Command c;
-    c.opcode = static_cast<uint8_t>(get(e[0], 7, 0));
+    c.opcode = static_cast<uint8_t>(e[0]);
     if (!supported(c.opcode, p)) return std::nullopt;
-    const uint32_t f = fields_of(c.opcode);
-    const Masks& m = masks_for(c.opcode);
-    if ((e[0] & ~m.d0) || (e[1] & ~m.d1)) return std::nullopt; // RES0 (incl. SSec) set
-    if (f & fSid) c.sid = static_cast<uint32_t>(get(e[0], 63, 32));
-    if (f & fSsid) c.ssv = get(e[0], 11);
-    if (f & (fSsid | fSsidNoSsv)) c.ssid = static_cast<uint32_t>(get(e[0], 31, 12));
-    if (f & fLeaf) c.leaf = get(e[1], 0);
-    if (f & fRange) c.range = static_cast<uint8_t>(get(e[1], 4, 0));
-    if (f & fVmid) c.vmid = static_cast<uint16_t>(get(e[0], 47, 32));
-    if (f & fAsid) c.asid = static_cast<uint16_t>(get(e[0], 63, 48));
-    if ((c.vmid >> 8) && !p.vmid16) return std::nullopt;
-    if ((c.asid >> 8) && !p.asid16) return std::nullopt;
-    if (f & (fVa | fIpa)) {
-        c.num = static_cast<uint8_t>(get(e[0], 16, 12));
-        c.scale = static_cast<uint8_t>(get(e[0], 24, 20));
-        c.leaf = get(e[1], 0);
-        c.ttl = static_cast<uint8_t>(get(e[1], 9, 8));
-        c.tg = static_cast<uint8_t>(get(e[1], 11, 10));
-        c.addr = e[1] & ((f & fVa) ? mask(63, 12) : mask(51, 12));
+    // A bit outside the command's fields is RES0 (incl. SSec): after this check every field
+    // the command does not have reads as 0, so each group below extracts its fields as a whole.
+    const Masks& m = kMasks[c.opcode];
+    const uint64_t d0 = e[0], d1 = e[1];
+    if ((d0 & ~m.d0) | (d1 & ~m.d1)) return std::nullopt;
+    if (is_tlbi(c.opcode)) {
+        c.vmid = static_cast<uint16_t>(get(d0, 47, 32));
+        c.asid = static_cast<uint16_t>(get(d0, 63, 48));
+        if ((c.vmid >> 8) && !p.vmid16) return std::nullopt;
+        if ((c.asid >> 8) && !p.asid16) return std::nullopt;
+        c.num = static_cast<uint8_t>(get(d0, 16, 12));
+        c.scale = static_cast<uint8_t>(get(d0, 24, 20));
+        c.leaf = get(d1, 0);
+        c.ttl = static_cast<uint8_t>(get(d1, 9, 8));
+        c.tg = static_cast<uint8_t>(get(d1, 11, 10));
+        c.addr = d1 & mask(63, 12); // an IPA's bits 63:52 are RES0
         if (!p.ril && (c.num || c.scale || c.tg || c.ttl)) return std::nullopt;
         if (c.tg == 0 && (c.num || c.scale || c.ttl)) return std::nullopt;
+        return c;
     }
-    if (f & fAtc) {
-        c.global = get(e[0], 9);
-        c.size = static_cast<uint8_t>(get(e[1], 5, 0));
-        c.addr = e[1] & mask(63, 12);
-    }
-    if (f & fPri) {
-        c.prg_index = static_cast<uint16_t>(get(e[1], 8, 0));
-        c.resp = static_cast<uint8_t>(get(e[1], 13, 12));
-        if (c.resp == 3) return std::nullopt;
-    }
-    if (f & fResume) {
-        c.resp = static_cast<uint8_t>(get(e[0], 13, 12));
-        c.stag = static_cast<uint16_t>(get(e[1], 15, 0));
-        if (c.resp == 3) return std::nullopt;
-    }
-    if (f & fSync) {
-        const auto cs = get(e[0], 13, 12);
+    if (c.opcode == op::kSync) {
+        const auto cs = get(d0, 13, 12);
         if (cs == 3) return std::nullopt;
         c.cs = static_cast<SyncSignal>(cs);
-        c.msh = static_cast<uint8_t>(get(e[0], 23, 22));
-        c.msi_attr = static_cast<uint8_t>(get(e[0], 27, 24));
-        c.msi_data = static_cast<uint32_t>(get(e[0], 63, 32));
-        c.msi_addr = e[1] & mask(51, 2);
+        c.msh = static_cast<uint8_t>(get(d0, 23, 22));
+        c.msi_attr = static_cast<uint8_t>(get(d0, 27, 24));
+        c.msi_data = static_cast<uint32_t>(get(d0, 63, 32));
+        c.msi_addr = d1 & mask(51, 2);
+        return c;
     }
-    if (f & fPrefetch) {
-        c.size = static_cast<uint8_t>(get(e[1], 4, 0));
-        c.addr = e[1] & mask(63, 12);
+    // Configuration, prefetch, ATC, PRI and stall commands: StreamID 63:32, SSV 11 and
+    // SubstreamID 31:12 where the command has them.
+    c.sid = static_cast<uint32_t>(get(d0, 63, 32));
+    switch (c.opcode) {
+    case op::kResume:
+        c.resp = static_cast<uint8_t>(get(d0, 13, 12));
+        c.stag = static_cast<uint16_t>(get(d1, 15, 0));
+        if (c.resp == 3) return std::nullopt;
+        return c;
+    case op::kCfgiSte: c.leaf = get(d1, 0); return c;
+    case op::kCfgiSteRange:
+    case op::kCfgiAll: c.range = static_cast<uint8_t>(get(d1, 4, 0)); return c;
+    default: break;
+    }
+    c.ssv = get(d0, 11);
+    c.ssid = static_cast<uint32_t>(get(d0, 31, 12));
+    switch (c.opcode) {
+    case op::kCfgiCd: c.leaf = get(d1, 0); break;
+    case op::kPrefetchAddr:
+        c.size = static_cast<uint8_t>(get(d1, 4, 0));
+        c.addr = d1 & mask(63, 12);
+        break;
+    case op::kAtcInv:
+        c.global = get(d0, 9);
+        c.size = static_cast<uint8_t>(get(d1, 5, 0));
+        c.addr = d1 & mask(63, 12);
+        break;
+    case op::kPriResp:
+        c.prg_index = static_cast<uint16_t>(get(d1, 8, 0));
+        c.resp = static_cast<uint8_t>(get(d1, 13, 12));
+        if (c.resp == 3) return std::nullopt;
+        break;
+    default: break;
     }
     return c;
 }
 
 std::array<uint64_t, 2> Command::encode() const {
-    // The fields of one opcode never share bits, so each is ORed into the
-    // zeroed words (no read-modify-write of the word per field).
+    // Each group ORs its fields into the zeroed words; the opcode's field masks then drop
+    // the fields this opcode does not have (the layout is the decode's, IHI 0070 4.2-4.7).
     constexpr auto at = [](uint64_t v, unsigned hi, unsigned lo) { return (v << lo) & mask(hi, lo); };
     uint64_t d0 = opcode, d1 = 0;
-    const uint32_t f = fields_of(opcode);
-    if (f == ~0u) return {d0, d1};
-    if (f & fSid) d0 |= at(sid, 63, 32);
-    if (f & fSsid) d0 |= at(ssv, 11, 11);
-    if (f & (fSsid | fSsidNoSsv)) d0 |= at(ssid, 31, 12);
-    if (f & (fLeaf | fVa | fIpa)) d1 |= at(leaf, 0, 0);
-    if (f & fRange) d1 |= at(range, 4, 0);
-    if (f & fVmid) d0 |= at(vmid, 47, 32);
-    if (f & fAsid) d0 |= at(asid, 63, 48);
-    if (f & (fVa | fIpa)) {
-        d0 |= at(num, 16, 12) | at(scale, 24, 20);
-        d1 |= at(ttl, 9, 8) | at(tg, 11, 10) | (addr & ((f & fVa) ? mask(63, 12) : mask(51, 12)));
-    }
-    if (f & fAtc) {
-        d0 |= at(global, 9, 9);
-        d1 |= at(size, 5, 0) | (addr & mask(63, 12));
-    }
-    if (f & fPri) d1 |= at(prg_index, 8, 0) | at(resp, 13, 12);
-    if (f & fResume) {
-        d0 |= at(resp, 13, 12);
-        d1 |= at(stag, 15, 0);
-    }
-    if (f & fSync) {
+    if (is_tlbi(opcode)) {
+        d0 |= at(vmid, 47, 32) | at(asid, 63, 48) | at(num, 16, 12) | at(scale, 24, 20);
+        d1 |= at(leaf, 0, 0) | at(ttl, 9, 8) | at(tg, 11, 10) | (addr & mask(63, 12));
+    } else if (opcode == op::kSync) {
         d0 |= at(static_cast<uint64_t>(cs), 13, 12) | at(msh, 23, 22) | at(msi_attr, 27, 24) | at(msi_data, 63, 32);
         d1 |= msi_addr & mask(51, 2);
+    } else {
+        d0 |= at(sid, 63, 32);
+        switch (opcode) {
+        case op::kResume:
+            d0 |= at(resp, 13, 12);
+            d1 |= at(stag, 15, 0);
+            break;
+        case op::kCfgiSte: d1 |= at(leaf, 0, 0); break;
+        case op::kCfgiSteRange:
+        case op::kCfgiAll: d1 |= at(range, 4, 0); break;
+        case op::kCfgiCd: d1 |= at(leaf, 0, 0); [[fallthrough]];
+        default: d0 |= at(ssv, 11, 11) | at(ssid, 31, 12); break;
+        }
+        switch (opcode) {
+        case op::kPrefetchAddr: d1 |= at(size, 4, 0) | (addr & mask(63, 12)); break;
+        case op::kAtcInv:
+            d0 |= at(global, 9, 9);
+            d1 |= at(size, 5, 0) | (addr & mask(63, 12));
+            break;
+        case op::kPriResp: d1 |= at(prg_index, 8, 0) | at(resp, 13, 12); break;
+        default: break;
+        }
     }
-    if (f & fPrefetch) d1 |= at(size, 4, 0) | (addr & mask(63, 12));
-    return {d0, d1};
+    const Masks& m = kMasks[opcode];
+    return {d0 & m.d0, d1 & m.d1};
 }
 
 std::optional<InvalidationScope> tlb_scope(const Command& c) {
@@ -364,11 +382,13 @@ std::optional<pcie::PrgResponse> prg_response(const Command& c) {
 }
 
 DecodedCommand Smmuv3CommandDecoder::decode(std::span<const uint64_t> words) {
-    if (words.size() < 2) return DecodedCommand::fail(static_cast<uint32_t>(CmdError::ill));
-    auto c = decode_command({words[0], words[1]}, p_);
-    if (!c) return DecodedCommand::fail(static_cast<uint32_t>(CmdError::ill));
+    DecodedCommand d; // the one object every path returns (NRVO: built in the caller's slot)
+    const auto c = words.size() < 2 ? std::nullopt : decode_command({words[0], words[1]}, p_);
+    if (!c) {
+        d.error = static_cast<uint32_t>(CmdError::ill);
+        return d;
+    }
     last_ = *c;
-    DecodedCommand d; // the one object returned (NRVO: add() returns a reference, not d)
     if (auto s = tlb_scope(*c)) {
         d.add(InvalidateTranslations{*s});
     } else if (auto ci = config_invalidation(*c)) {

@@ -60,10 +60,11 @@ std::optional<uint64_t> StallTable::resume(uint32_t sid, uint16_t stag) {
     return cookie;
 }
 
-std::vector<uint64_t> StallTable::terminate(uint32_t sid) {
+template <class Pred>
+std::vector<uint64_t> StallTable::release_if(Pred pred) {
     std::vector<std::pair<uint16_t, uint64_t>> found;
     for (const auto& [stag, h] : held_)
-        if (h.sid == sid) found.emplace_back(stag, h.cookie);
+        if (pred(h)) found.emplace_back(stag, h.cookie);
     std::sort(found.begin(), found.end());
     std::vector<uint64_t> out;
     for (const auto& [stag, cookie] : found) {
@@ -71,6 +72,14 @@ std::vector<uint64_t> StallTable::terminate(uint32_t sid) {
         out.push_back(cookie);
     }
     return out;
+}
+
+std::vector<uint64_t> StallTable::terminate(uint32_t sid) {
+    return release_if([sid](const Held& h) { return h.sid == sid; });
+}
+
+std::vector<uint64_t> StallTable::terminate_all() {
+    return release_if([](const Held&) { return true; });
 }
 
 } // namespace iommusim::iommu::smmuv3

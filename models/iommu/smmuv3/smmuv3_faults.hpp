@@ -68,6 +68,8 @@ public:
     std::optional<uint64_t> resume(uint32_t sid, uint16_t stag);
     /// CMD_STALL_TERM(sid): every stalled transaction of sid, released in STAG order.
     std::vector<uint64_t> terminate(uint32_t sid);
+    /// SMMUEN cleared: every stalled transaction, released in STAG order.
+    std::vector<uint64_t> terminate_all();
     size_t size() const { return held_.size(); }
     uint16_t capacity() const { return max_; }
 
@@ -76,6 +78,9 @@ private:
         uint32_t sid;
         uint64_t cookie;
     };
+    /// Releases every stalled transaction `pred` selects, in STAG order.
+    template <class Pred>
+    std::vector<uint64_t> release_if(Pred pred);
     uint16_t max_;
     uint16_t next_ = 0;
     std::unordered_map<uint16_t, Held> held_;

@@ -52,6 +52,14 @@ struct Smmuv3Params {
 
     // ---- IDR3 / IDR5 ----------------------------------------------------
     bool ril = true;                 ///< range invalidation (SMMUv3.2; Linux ARM_SMMU_FEAT_RANGE_INV)
+    /// IDR3.PPS: a PRIQ-overflow auto-response carries the request's PASID without checking
+    /// STE.PPAR (IHI 0070 8.1). Estimate: false (MMU-600's value is not published; Linux
+    /// programs STE.PPAR from the endpoint's PRG Response PASID Required bit and reads no PPS).
+    bool pps = false;
+    /// IDR0.ATSRECERR: CR2.REC_CFG_ATS is implemented (configuration errors of ATS Translation
+    /// Requests, checked translated requests and PRIQ-overflow STE.PPAR checks may be recorded,
+    /// IHI 0070 3.9.1.2, 3.9.1.3, 8.1). Estimate: true (SMMUv3.2 feature; MMU-600 unpublished).
+    bool ats_rec_err = true;
     bool gran4k = true, gran16k = true, gran64k = true;
     uint8_t oas_bits = 48;           ///< output address size: 32, 36, 40, 42, 44, 48 or 52
     /// count; IDR5.STALL_MAX: transactions that may be stalled at once; estimate (MMU-600

@@ -44,6 +44,7 @@ uint32_t Smmuv3Regs::idr0(const Smmuv3Params& p) {
     v = put(v, bit::kCd2l, p.cd2l);
     v = put(v, bit::kTtendianHi, bit::kTtendianLo, 2); // little-endian tables only
     v = put(v, bit::kStallModelHi, bit::kStallModelLo, static_cast<uint64_t>(p.stall_model));
+    v = put(v, bit::kAtsRecErr, p.ats && p.ats_rec_err); // RES0 without ATS
     v = put(v, bit::kStLvlHi, bit::kStLvlLo, p.st_2level ? 1 : 0);
     return lo(v);
 }
@@ -58,7 +59,10 @@ uint32_t Smmuv3Regs::idr1(const Smmuv3Params& p) {
     return lo(v);
 }
 
-uint32_t Smmuv3Regs::idr3(const Smmuv3Params& p) { return lo(put(0, bit::kRil, p.ril)); }
+uint32_t Smmuv3Regs::idr3(const Smmuv3Params& p) {
+    // PPS is RES0 without PRI or SubstreamIDs (IHI 0070 6.3.4).
+    return lo(put(put(0, bit::kRil, p.ril), bit::kPps, p.pps && p.pri && p.ssidsize > 0));
+}
 
 uint32_t Smmuv3Regs::idr5(const Smmuv3Params& p) {
     uint64_t v = 0;
@@ -120,7 +124,9 @@ uint32_t Smmuv3Regs::write(uint32_t offset, unsigned size, uint64_t value) {
         cr0ack_ = cr0_;
         return kCr0Written;
     case reg::kCr1: cr1_ = v & 0xFFF; return kNoEffect;
-    case reg::kCr2: cr2_ = v & 0x7; return kNoEffect;
+    case reg::kCr2: // REC_CFG_ATS is RES0 without IDR0.ATSRECERR (IHI 0070 6.3.12)
+        cr2_ = static_cast<uint32_t>(v) & (0x7u | (p_.ats && p_.ats_rec_err ? bit::kCr2RecCfgAts : 0u));
+        return kNoEffect;
     case reg::kGbpa:
         // Update = 1 applies the other fields; the update completes at once (Update reads 0).
         if (v & bit::kGbpaUpdate) gbpa_ = v & 0x1F'FFFF;

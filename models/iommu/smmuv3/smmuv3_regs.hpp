@@ -50,12 +50,14 @@ namespace bit {
 inline constexpr unsigned kS2p = 0, kS1p = 1, kTtfLo = 2, kTtfHi = 3, kCohacc = 4, kHttuLo = 6, kHttuHi = 7,
                           kHyp = 9, kAts = 11, kAsid16 = 12, kMsi = 13, kSev = 14, kPri = 16, kVmid16 = 18,
                           kCd2l = 19, kTtendianLo = 21, kTtendianHi = 22, kStallModelLo = 24, kStallModelHi = 25,
-                          kStLvlLo = 27, kStLvlHi = 28;
+                          kAtsRecErr = 23, kStLvlLo = 27, kStLvlHi = 28;
 // IDR1
 inline constexpr unsigned kSidsizeHi = 5, kSsidsizeLo = 6, kSsidsizeHi = 10, kPriqsLo = 11, kPriqsHi = 15,
                           kEvtqsLo = 16, kEvtqsHi = 20, kCmdqsLo = 21, kCmdqsHi = 25;
 // IDR3, IDR5
-inline constexpr unsigned kRil = 10;
+inline constexpr unsigned kPps = 5, kRil = 10;
+// CR2
+inline constexpr uint32_t kCr2E2h = 1u << 0, kCr2RecInvSid = 1u << 1, kCr2Ptm = 1u << 2, kCr2RecCfgAts = 1u << 3;
 inline constexpr unsigned kOasHi = 2, kGran4k = 4, kGran16k = 5, kGran64k = 6, kStallMaxLo = 16, kStallMaxHi = 31;
 // CR0 / CR0ACK
 inline constexpr uint32_t kSmmuEn = 1u << 0, kPriqEn = 1u << 1, kEvtqEn = 1u << 2, kCmdqEn = 1u << 3,
@@ -140,6 +142,7 @@ public:
     uint32_t cr0ack() const { return cr0ack_; }
     bool enabled(uint32_t cr0_bit) const { return cr0ack_ & cr0_bit; }
     bool gbpa_abort() const { return gbpa_ & bit::kGbpaAbort; }
+    bool cr2(uint32_t cr2_bit) const { return cr2_ & cr2_bit; }
     bool irq_enabled(uint32_t irq_bit) const { return irq_ctrlack_ & irq_bit; }
     StrtabConfig strtab() const;
     uint64_t queue_base(Queue q) const;        ///< first entry's address (aligned to the queue size)

@@ -169,3 +169,14 @@ TEST_CASE("command queue: an invalid tail is reported by the next fetch without 
     r.q.acknowledge();
     CHECK_FALSE(r.q.has_work());
 }
+
+TEST_CASE("a decoded command says whether one of its actions is a sync", "[unit]") {
+    DecodedCommand inv;
+    inv.add(InvalidateTranslations{}).add(InvalidateConfig{});
+    CHECK_FALSE(inv.has_sync);
+    DecodedCommand sync;
+    sync.add(InvalidateConfig{}).add(SyncAction{});
+    CHECK(sync.has_sync);
+    CHECK(std::holds_alternative<SyncAction>(sync.list()[1]));
+    CHECK_FALSE(DecodedCommand::fail(kIllegal).has_sync);
+}

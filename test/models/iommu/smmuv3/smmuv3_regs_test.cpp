@@ -11,14 +11,20 @@ using namespace iommusim::iommu::smmuv3;
 TEST_CASE("SMMUv3 ID registers advertise exactly the parameters, at the architected bit positions", "[unit]") {
     Smmuv3Params p;
     Smmuv3Regs r(p);
-    // S2P, S1P, TTF=AArch64, COHACC, HTTU=2, HYP, ATS, ASID16, MSI, SEV, PRI, VMID16, CD2L, TTENDIAN=LE, ST_LVL=2-level.
-    CHECK(r.read(reg::kIdr0, 4) == 0x084D'7A9B);
+    // S2P, S1P, TTF=AArch64, COHACC, HTTU=2, HYP, ATS, ASID16, MSI, SEV, PRI, VMID16, CD2L, TTENDIAN=LE,
+    // ATSRECERR, ST_LVL=2-level.
+    CHECK(r.read(reg::kIdr0, 4) == 0x08CD'7A9B);
     // SIDSIZE 32, SSIDSIZE 20, PRIQS/EVTQS/CMDQS 19.
     CHECK(r.read(reg::kIdr1, 4) == 0x0273'9D20);
     CHECK(r.read(reg::kIdr3, 4) == 0x400);        // RIL
     CHECK(r.read(reg::kIdr5, 4) == 0x0040'0075);  // STALL_MAX 64, GRAN64K/16K/4K, OAS = 48 bits
     CHECK(r.read(reg::kAidr, 4) == 2);            // SMMUv3.2
+    p.pps = true;
+    CHECK(r.read(reg::kIdr3, 4) == 0x420); // RIL, PPS
     p.ril = false;
+    p.pps = false;
+    p.ats_rec_err = false;
+    CHECK((r.read(reg::kIdr0, 4) >> 23 & 1) == 0);
     p.stall_model = StallModel::forced;
     p.st_2level = false;
     p.oas_bits = 44;

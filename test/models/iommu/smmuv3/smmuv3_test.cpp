@@ -96,9 +96,11 @@ struct Rig {
                               kEvtqMsi = 0x340'0000;
     uint32_t prod = 0; // index + wrap of a 256-entry queue
 
-    explicit Rig(Duration atc_timeout = Duration::us(1000), uint16_t stall_max = 64) {
+    explicit Rig(Duration atc_timeout = Duration::us(1000), uint16_t stall_max = 64,
+                 const std::function<void(Smmuv3Params&)>& tweak = {}) {
         p.atc_inv_timeout = atc_timeout;
         p.stall_max = stall_max;
+        if (tweak) tweak(p);
         unit = std::make_unique<Smmuv3>("smmu0", p, &root);
         unit->mem.bind(memory.target);
         cpu.socket.bind(unit->mmio);
@@ -808,10 +810,10 @@ TEST_CASE("SMMUv3 CMD_SYNC in the queue's last slot: its MSI lands in its own sl
 }
 
 namespace {
-void page_request(Rig& r, uint16_t prg, bool last, bool pasid = true, bool stop = false) {
+void page_request(Rig& r, uint16_t prg, bool last, bool pasid = true, bool stop = false, uint32_t sid = kSid) {
     pcie::MessageExtension pr;
     pr.code = pcie::MessageCode::page_request;
-    pr.page_req.requester = pcie::Bdf(kSid);
+    pr.page_req.requester = pcie::Bdf(static_cast<uint16_t>(sid));
     pr.page_req.pasid_present = pasid;
     pr.page_req.pasid = 3;
     pr.page_req.address = 0x7000'0000 + uint64_t{prg} * 0x1000;
@@ -887,6 +889,148 @@ TEST_CASE("SMMUv3 PRIQ overflow auto-response: the PASID per STE.PPAR, Failure w
         REQUIRE(r.device.got.size() == 2);
         CHECK(r.device.got[1].prg_resp.code == pcie::PrgResponseCode::response_failure);
         CHECK_FALSE(r.device.got[1].prg_resp.pasid_present);
-        CHECK(r.rd32(reg::kEvtqProd) == 0); // no event (CR2.REC_CFG_ATS not modelled)
+        CHECK(r.rd32(reg::kEvtqProd) == 0); // no event: CR2.REC_CFG_ATS is clear (as Linux leaves it)
+    });
+}
+
+
+namespace {
+/// PRIQ overflow auto-responses from a StreamID without STE and from kSid (STE.PPAR = 0).
+void check_overflow_responses(bool pps) {
+    {
+        Rig r(Duration::us(1000), 64, [pps](Smmuv3Params& p) { p.pps = pps; });
+        run([&] {
+            CHECK(((r.rd32(reg::kIdr3) >> bit::kPps) & 1) == (pps ? 1u : 0u));
+            r.enable();
+            r.stream();
+            for (uint16_t i = 0; i < 16; ++i) page_request(r, i, true); // a 16-entry PRIQ: full
+            // StreamID 0x7700 has no stream table entry: only a PPAR check could fail.
+            page_request(r, 30, true, false, false, 0x7700);
+            REQUIRE(r.device.got.size() == 1);
+            CHECK(r.device.got[0].prg_resp.code == pcie::PrgResponseCode::success); // 8.1: no STE check
+            CHECK_FALSE(r.device.got[0].prg_resp.pasid_present);
+            page_request(r, 31, true, true, false, 0x7700);
+            REQUIRE(r.device.got.size() == 2);
+            const pcie::PrgResponse a = r.device.got[1].prg_resp;
+            CHECK(a.prg_index == 31);
+            CHECK(a.code == (pps ? pcie::PrgResponseCode::success : pcie::PrgResponseCode::response_failure));
+            CHECK(a.pasid_present == pps);
+            if (pps) CHECK(a.pasid == 3);
+            // kSid's STE has PPAR = 0: with PPS its PASID is used all the same.
+            page_request(r, 32, true, true, false, kSid);
+            REQUIRE(r.device.got.size() == 3);
+            CHECK(r.device.got[2].prg_resp.code == pcie::PrgResponseCode::success);
+            CHECK(r.device.got[2].prg_resp.pasid_present == pps);
+            CHECK(r.rd32(reg::kEvtqProd) == 0);
+        });
+    }
+}
+} // namespace
+
+TEST_CASE("SMMUv3 PRIQ overflow: a request without PASID gets Success with no STE check, a PASID request the STE's PPAR "
+          "or Failure",
+          "[sc]") {
+    check_overflow_responses(false);
+}
+
+TEST_CASE("SMMUv3 PRIQ overflow with IDR3.PPS: a PASID request's auto-response carries its PASID without an STE check",
+          "[sc]") {
+    check_overflow_responses(true);
+}
+
+TEST_CASE("SMMUv3 PRIQ disabled: every discarded Page Request gets Failure without PASID", "[sc]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        r.stream();
+        r.wr32(reg::kCr0, bit::kSmmuEn | bit::kEvtqEn | bit::kCmdqEn | bit::kAtsChk); // PRIQEN off
+        page_request(r, 5, true, true, false, kSid);
+        REQUIRE(r.device.got.size() == 1);
+        CHECK(r.device.got[0].prg_resp.code == pcie::PrgResponseCode::response_failure);
+        CHECK_FALSE(r.device.got[0].prg_resp.pasid_present);
+        CHECK(r.rd32(reg::kPriqProd) == 0); // nothing written
+    });
+}
+
+namespace {
+/// C_BAD_STE met by an ATS Translation Request, a checked translated request and a PRIQ-overflow
+/// STE.PPAR check, and C_BAD_STREAMID by the latter (RECINVSID clear): events as CR2.REC_CFG_ATS says.
+void check_rec_cfg_ats(bool rec) {
+    {
+        Rig r;
+        run([&] {
+            CHECK(((r.rd32(reg::kIdr0) >> bit::kAtsRecErr) & 1) == 1u);
+            r.wr32(reg::kCr2, bit::kCr2Ptm | (rec ? bit::kCr2RecCfgAts : 0u)); // RECINVSID clear
+            CHECK(r.rd32(reg::kCr2) == (bit::kCr2Ptm | (rec ? bit::kCr2RecCfgAts : 0u)));
+            r.enable();
+            REQUIRE(r.st->write_ste(kSid, Ste{})); // V = 0: C_BAD_STE
+            pcie::AtsTranslation c;
+            CHECK(ats_request(r, 0x4000, c) != tlm::TLM_OK_RESPONSE);
+            uint64_t v = 0;
+            CHECK(translated(r, 0x70'0000, false, v) == tlm::TLM_ADDRESS_ERROR_RESPONSE); // ATSCHK = 1
+            const uint32_t n = rec ? 2 : 0;
+            REQUIRE(r.rd32(reg::kEvtqProd) == n);
+            for (uint32_t i = 0; i < n; ++i) {
+                const Event e = Event::decode(r.event(i));
+                CHECK(e.id == evt::kBadSte);
+                CHECK(e.sid == kSid);
+            }
+            // PRIQ overflow: the STE.PPAR check meets the same C_BAD_STE (recorded per REC_CFG_ATS);
+            // a StreamID outside the table is C_BAD_STREAMID, which also needs RECINVSID.
+            for (uint16_t i = 0; i < 16; ++i) page_request(r, i, true, false, false, kSid); // PASID-less: queued
+            page_request(r, 20, true, true, false, kSid);
+            page_request(r, 21, true, true, false, 0x7700);
+            REQUIRE(r.device.got.size() == 2);
+            CHECK(r.device.got[0].prg_resp.code == pcie::PrgResponseCode::response_failure);
+            CHECK(r.device.got[1].prg_resp.code == pcie::PrgResponseCode::response_failure);
+            REQUIRE(r.rd32(reg::kEvtqProd) == n + (rec ? 1 : 0));
+            if (rec) CHECK(Event::decode(r.event(n)).id == evt::kBadSte);
+        });
+    }
+}
+} // namespace
+
+TEST_CASE("SMMUv3 with CR2.REC_CFG_ATS clear, configuration errors of ATS Translation Requests, checked translated "
+          "requests and PRIQ-overflow STE.PPAR checks record no event",
+          "[sc]") {
+    check_rec_cfg_ats(false);
+}
+
+TEST_CASE("SMMUv3 with CR2.REC_CFG_ATS set, configuration errors of ATS Translation Requests, checked translated "
+          "requests and PRIQ-overflow STE.PPAR checks are recorded (C_BAD_STREAMID only with RECINVSID)",
+          "[sc]") {
+    check_rec_cfg_ats(true);
+}
+
+TEST_CASE("SMMUv3 clearing SMMUEN terminates stalled transactions with an abort and frees their STAGs, clearing CMDQEN "
+          "leaves them stalled",
+          "[sc]") {
+    Rig r(Duration::us(1000), 1); // STALL_MAX = 1: a freed STAG shows as room for the next stall
+    run([&] {
+        r.enable();
+        stalling_stream(r);
+        HeldDma a(r, 0x9000, 1);
+        sc_core::wait(sc_time(2, sc_core::SC_US));
+        REQUIRE(r.rd32(reg::kEvtqProd) == 1);
+        CHECK(Event::decode(r.event(0)).stall);
+        const uint32_t on = bit::kSmmuEn | bit::kEvtqEn | bit::kPriqEn | bit::kCmdqEn | bit::kAtsChk;
+        r.wr32(reg::kCr0, on & ~bit::kCmdqEn);
+        sc_core::wait(sc_time(2, sc_core::SC_US));
+        CHECK_FALSE(a.done); // 6.3.9.3: the command queue's disable does not touch stalled transactions
+        r.wr32(reg::kCr0, on & ~bit::kCmdqEn & ~bit::kSmmuEn);
+        sc_core::wait(sc_time(1, sc_core::SC_US));
+        CHECK(a.done); // 6.3.9.6: terminated with an abort
+        CHECK(a.status == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        CHECK(r.m().read_u64(0x9000) == 0);
+        r.wr32(reg::kCr0, on);
+        HeldDma b(r, 0xA000, 2);
+        sc_core::wait(sc_time(2, sc_core::SC_US));
+        CHECK_FALSE(b.done); // stalled: the STAG of `a` was freed
+        REQUIRE(r.rd32(reg::kEvtqProd) == 2);
+        const Event eb = Event::decode(r.event(1));
+        CHECK(eb.stall);
+        r.command(resume(eb.stag, ResumeAction::abort));
+        while (!b.done) sc_core::wait(sc_time(50, SC_NS));
+        CHECK(b.status == tlm::TLM_ADDRESS_ERROR_RESPONSE);
     });
 }
