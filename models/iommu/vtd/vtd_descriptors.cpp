@@ -5,6 +5,9 @@ namespace iommusim::iommu::vtd {
 
 namespace {
 constexpr uint64_t kPageMask = ~uint64_t{0xFFF};
+/// PFSID of the device-TLB descriptors (types 3 and 8): q0 15:12 and 63:52. Without
+/// ECAP.DIT the field is reserved (Linux iommu_enable_pci_caps writes 0 then).
+constexpr uint64_t kPfsidBits = 0xFFF0'0000'0000'F000ull;
 constexpr bool bitv(uint64_t q, unsigned b) { return (q >> b) & 1; }
 constexpr uint64_t b(bool v, unsigned pos) { return static_cast<uint64_t>(v) << pos; }
 constexpr uint64_t f(uint64_t v, unsigned pos) { return v << pos; }
@@ -116,7 +119,8 @@ DecodeResult decode_descriptor(const std::array<uint64_t, 4>& q, bool wide, cons
         return good(d);
     }
     case desc_type::kDevTlb: {
-        if ((q0 & 0x000F'0000'FFE0'01F0ull) || (q1 & 0xFFE)) return err(IqeReason::reserved_field);
+        if ((q0 & 0x000F'0000'FFE0'01F0ull) || (q1 & 0xFFE) || (!caps.dit && (q0 & kPfsidBits)))
+            return err(IqeReason::reserved_field);
         DevTlbInv d;
         d.request.target = pcie::Bdf(static_cast<uint16_t>(q0 >> 32));
         d.request.address = q1 & kPageMask;
@@ -126,7 +130,7 @@ DecodeResult decode_descriptor(const std::array<uint64_t, 4>& q, bool wide, cons
         return good(d);
     }
     case desc_type::kPasidDevTlb: {
-        if ((q0 & 0x0E00) || (q1 & 0x7FE)) return err(IqeReason::reserved_field);
+        if ((q0 & 0x0E00) || (q1 & 0x7FE) || (!caps.dit && (q0 & kPfsidBits))) return err(IqeReason::reserved_field);
         DevTlbInv d;
         d.request.target = pcie::Bdf(static_cast<uint16_t>(q0 >> 16));
         d.request.pasid_present = true;

@@ -12,7 +12,8 @@
 // granularities, AM beyond CAP.MAMV, misaligned PSI addresses and unknown
 // types are decode errors that the queue engine turns into IQE (§6.5.2.10).
 // Not modelled: the legacy page-stream response (type 0xA) — reported as an
-// invalid type; PFSID-based throttling (DIT) is decoded but not acted on.
+// invalid type; PFSID-based throttling (DIT) is decoded but not acted on (a nonzero
+// PFSID without ECAP.DIT is a reserved field: IQE).
 #include <array>
 #include <cstdint>
 #include <variant>

@@ -179,6 +179,9 @@ PasidLookup VtdTableReader::read_pasid(mem::PhysMem& m, const SmContextEntry& ce
     // descriptions): SLADE without ECAP.SLADS, SRE without ECAP.SRS, ERE without ECAP.ERS.
     if ((e->slade && !p_.sl_ad) || (e->sre && !p_.supervisor_requests) || (e->ere && !p_.execute_requests))
         return fault(fr::kPeReserved);
+    // DID bits beyond the domain-id width CAP.ND reports (2^(4 + 2 * ND) domains) are
+    // treated as reserved (§9.6 DID, §11.4.2 ND).
+    if (e->did >> (4 + 2 * std::min<unsigned>(p_.nd, 6))) return fault(fr::kPeReserved);
     r.entry = *e;
     return r;
 }

@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // The AMD-Vi unit on the shared shell, driven only through its MMIO registers
 // and in-memory device table, GCR3 tables, command buffer and logs, with an
-// ATS/PRI endpoint model as the device.
+// ATS/PRI endpoint model as the device; fault injection (corrupted tables,
+// malformed commands) ends in architected events, never a crash or a stuck queue.
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <functional>
 #include <memory>
+#include <random>
+#include <set>
 #include <systemc>
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
@@ -13,6 +17,7 @@
 #include "models/iommu/common/table_builder.hpp"
 #include "models/mem/memory.hpp"
 #include "models/pcie/ats_endpoint.hpp"
+#include "test/support/corruptor.hpp"
 
 using namespace iommusim;
 using namespace iommusim::iommu;
@@ -548,5 +553,175 @@ TEST_CASE("AMD unit: PASID DMA through GCR3 and v2 tables, GN=1 invalidation dro
         r.command(linux_inv_iommu_pages(4, 0, kAllPagesAddress | 0xFFF, true, 0));
         REQUIRE(r.completion_wait());
         CHECK(r.dma_read(*r.ep, 0x1000) == 0xA1'0000);
+    });
+}
+
+namespace {
+
+/// Reads every record between EVT_HEAD and EVT_TAIL, checks each is an architected
+/// event the corrupted-hardware test may cause, and consumes them (EVT_HEAD = tail);
+/// after an overflow, restarts the log as Linux does (amd_iommu_restart_log:
+/// EventLogEn off, EventOverflow cleared, EventLogEn on). Returns the count.
+unsigned drain_events(Rig& r, std::vector<EventCode>* seen = nullptr) {
+    static const std::set<EventCode> kExpected = {
+        EventCode::illegal_dev_table_entry, EventCode::io_page_fault,         EventCode::dev_tab_hardware_error,
+        EventCode::page_tab_hardware_error, EventCode::illegal_command_error, EventCode::command_hardware_error,
+        EventCode::iotlb_inv_timeout,       EventCode::invalid_device_request};
+    const uint32_t tail = static_cast<uint32_t>(r.rd(reg::EVT_TAIL, 4));
+    unsigned n = 0;
+    for (uint32_t head = static_cast<uint32_t>(r.rd(reg::EVT_HEAD, 4)); head != tail; head = (head + 16) % 4096, ++n) {
+        std::array<uint64_t, 2> q{};
+        r.m().read(Rig::kEvt + head, q.data(), 16);
+        const auto e = Event::decode(q);
+        REQUIRE(e);
+        INFO("event " << to_string(e->code));
+        CHECK(kExpected.count(e->code) == 1);
+        if (seen) seen->push_back(e->code);
+    }
+    r.wr(reg::EVT_HEAD, tail, 4);
+    if (r.rd(reg::STATUS, 4) & st::EVT_OVERFLOW) {
+        r.wr(reg::CONTROL, r.rd(reg::CONTROL) & ~bit(ctl::EVT_LOG_EN));
+        r.wr(reg::STATUS, st::EVT_OVERFLOW, 4);
+        r.wr(reg::CONTROL, r.rd(reg::CONTROL) | bit(ctl::EVT_LOG_EN));
+    }
+    return n;
+}
+
+/// Queues `q`, then a COMPLETION_WAIT. The wait completes; or it is abandoned
+/// behind a device invalidation that timed out (IOTLB_INV_TIMEOUT logged, every
+/// command consumed: Linux's wait_on_sem gives up and carries on); or the buffer
+/// stops on an illegal command (CmdBufRun clear, the head on it,
+/// ILLEGAL_COMMAND_ERROR or COMMAND_HARDWARE_ERROR logged), which software fixes
+/// by overwriting the command at the head with INVALIDATE_IOMMU_ALL and toggling
+/// CmdBufEn. Returns false only if the queue is stuck.
+bool submit_survives(Rig& r, const std::array<uint64_t, 2>& q) {
+    r.m().write(Rig::kCmd + r.tail, q.data(), 16);
+    r.tail = (r.tail + 16) % 8192;
+    ++r.seq;
+    r.command(linux_completion_wait(Rig::kSem, r.seq));
+    auto logged = [](const std::vector<EventCode>& seen, std::initializer_list<EventCode> codes) {
+        return std::any_of(seen.begin(), seen.end(),
+                           [&](EventCode c) { return std::find(codes.begin(), codes.end(), c) != codes.end(); });
+    };
+    for (int round = 0; round < 4; ++round) {
+        for (unsigned i = 0; i < 30000; ++i) { // 3 ms: beyond Control.InvTimeOut (1 ms here)
+            if (r.m().read_u64(Rig::kSem) == r.seq) return true;
+            if (!(r.rd(reg::STATUS, 4) & st::CMDBUF_RUN)) break;
+            sc_core::wait(sc_core::sc_time(100, sc_core::SC_NS));
+        }
+        std::vector<EventCode> seen;
+        drain_events(r, &seen);
+        if (r.rd(reg::STATUS, 4) & st::CMDBUF_RUN) {
+            if (r.rd(reg::CMD_HEAD, 4) != r.tail || !logged(seen, {EventCode::iotlb_inv_timeout})) return false;
+            return true; // abandoned behind the timed-out invalidation, the buffer runs on
+        }
+        CHECK(logged(seen, {EventCode::illegal_command_error, EventCode::command_hardware_error}));
+        const uint32_t head = static_cast<uint32_t>(r.rd(reg::CMD_HEAD, 4));
+        const auto fixed = encode(InvalidateIommuAll{});
+        r.m().write(Rig::kCmd + head, fixed.data(), 16);
+        r.wr(reg::CONTROL, r.rd(reg::CONTROL) & ~bit(ctl::CMDBUF_EN));
+        r.wr(reg::CONTROL, r.rd(reg::CONTROL) | bit(ctl::CMDBUF_EN));
+    }
+    return false;
+}
+
+/// Half: a command as Linux writes it with one bit flipped; half: random bits with
+/// a random opcode. A COMPLETION_WAIT's store goes to `status_page` (a store into
+/// the tables would be a corruption the test does not restore).
+std::array<uint64_t, 2> random_command(std::mt19937_64& rng, uint64_t status_page) {
+    static const std::array<uint64_t, 2> good[] = {
+        encode(linux_completion_wait(status_page, 7)),
+        encode(InvalidateDevtabEntry{Rig::kDev}),
+        encode(linux_inv_iommu_pages(5, 0x4000'0000, 0x1000, false)),
+        encode(linux_inv_iommu_pages(6, 0x4000'0000, 0x1000, true, 1)),
+        encode(linux_inv_iotlb_pages(Rig::kDev2, 32, 0x4000'0000, 0x1000)),
+        encode(InvalidateInterruptTable{Rig::kDev}),
+        encode(InvalidateIommuAll{}),
+    };
+    std::array<uint64_t, 2> q{};
+    if (rng() % 2) {
+        q = good[rng() % std::size(good)];
+        q[rng() % 2] ^= uint64_t{1} << (rng() % 64);
+    } else {
+        q = {rng(), rng()};
+        q[0] = (q[0] & ~(uint64_t{0xF} << 60)) | (rng() % 16) << 60;
+    }
+    if ((q[0] >> 60) == static_cast<uint64_t>(Opcode::completion_wait))
+        q[0] = (q[0] & ~uint64_t{0x000F'FFFF'FFFF'FFF8}) | (status_page + 8 * (rng() % 16));
+    return q;
+}
+
+} // namespace
+
+TEST_CASE("AMD unit survives corrupted device table, GCR3 and page tables and malformed commands with architected events",
+          "[sc][amd][property]") {
+    Rig r; // ATS on: translation requests and INVALIDATE_IOTLB_PAGES reach the endpoints
+    Rig::run([&] {
+        r.enable();
+        // InvTimeOut 1 ms: device invalidations nobody answers end quickly.
+        r.wr(reg::CONTROL, (r.control() & ~(uint64_t{7} << ctl::INV_TIMEOUT)) |
+                               uint64_t{ctl::INV_TO_1MS} << ctl::INV_TIMEOUT);
+        constexpr uint64_t kWindow = 0x4000'0000;
+        constexpr unsigned kPages = 16;
+        // kDev: a v1 host table (DomainID 5, ATS allowed); kDev2: GCR3 with v2 tables for
+        // requests without PASID (GIoV) and PASID 1 (DomainID 6).
+        auto host = r.host_table(Rig::kDev, 5, true);
+        StageConfig c;
+        c.enabled = true;
+        c.output_bits = 52;
+        auto guest = TableBuilder::create(r.m(), c, std::ref(r.alloc));
+        REQUIRE(guest);
+        Dte d;
+        d.v = d.tv = d.ir = d.iw = d.gv = d.giov = d.i = true;
+        d.glx = 1;
+        d.domain_id = 6;
+        d.gcr3_root = r.tables->new_gcr3_table();
+        r.tables->set_gcr3(d.gcr3_root, 1, 0, guest->root());
+        r.tables->set_gcr3(d.gcr3_root, 1, 1, guest->root());
+        r.tables->set_dte(Rig::kDev2, d);
+        for (unsigned k = 0; k < kPages; ++k) {
+            REQUIRE(host->map(kWindow + k * 4096, 0x800'0000 + k * 4096, 0x1000, 12) == MapError::none);
+            REQUIRE(guest->map(kWindow + k * 4096, 0x900'0000 + k * 4096, 0x1000, 12) == MapError::none);
+        }
+        const uint64_t status_page = *r.alloc(4096, 4096);
+        // The area: the two DTEs, then everything allocated after the device table.
+        const uint64_t lo = r.tables->devtab_base() + 16 * 4096, hi = status_page;
+        std::vector<uint64_t> live = iommusim::test::Corruptor::nonzero_words(r.m(), lo, hi);
+        for (uint16_t dev : {Rig::kDev, Rig::kDev2})
+            for (unsigned w = 0; w < 4; ++w) live.push_back(r.tables->dte_addr(dev) + 8 * w);
+        iommusim::test::Corruptor corrupt(r.m(), live, lo, hi);
+        auto flush_all = [&] {
+            REQUIRE(submit_survives(r, encode(InvalidateDevtabEntry{Rig::kDev})));
+            REQUIRE(submit_survives(r, encode(InvalidateDevtabEntry{Rig::kDev2})));
+            REQUIRE(submit_survives(r, encode(InvalidateIommuAll{})));
+        };
+        for (uint64_t seed = 1; seed <= 3; ++seed) {
+            INFO("sequence seed " << seed);
+            std::mt19937_64 rng(seed);
+            unsigned ok = 0, faulted = 0, logged = 0;
+            corrupt.run(
+                rng, 250, flush_all,
+                [&](std::mt19937_64& g) { REQUIRE(submit_survives(r, random_command(g, status_page))); },
+                [&](std::mt19937_64& g) { // a DMA (kDev2 with or without PASID 1), read or write
+                    const bool second = g() % 2;
+                    const auto pasid = second && g() % 2 ? std::optional<uint32_t>(1) : std::nullopt;
+                    uint64_t v = 0;
+                    sc_core::sc_time t = sc_core::SC_ZERO_TIME;
+                    const auto s = (second ? r.ep2 : r.ep)->dma(kWindow + (g() % (kPages + 2)) * 4096, &v, 8,
+                                                                g() % 2, pasid, t);
+                    sc_core::wait(t);
+                    CHECK((s == tlm::TLM_OK_RESPONSE || s == tlm::TLM_ADDRESS_ERROR_RESPONSE));
+                    (s == tlm::TLM_OK_RESPONSE ? ok : faulted) += 1;
+                    logged += drain_events(r);
+                });
+            // Tables restored and caches flushed by run(): both devices translate again.
+            drain_events(r);
+            CHECK(r.dma_read(*r.ep, kWindow + 0x10) != ~uint64_t{0});
+            CHECK(r.dma_read(*r.ep2, kWindow + 0x10) != ~uint64_t{0});
+            CHECK(r.dma_read(*r.ep2, kWindow + 0x10, 1u) != ~uint64_t{0});
+            CHECK(ok > 0);
+            CHECK(faulted > 0);
+            CHECK(logged > 0);
+        }
     });
 }

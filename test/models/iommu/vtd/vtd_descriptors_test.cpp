@@ -96,11 +96,10 @@ TEST_CASE("VT-d device-TLB descriptors decode into ATS Invalidate Requests with 
     CHECK(d.request.range_base() == 0x40000);
     CHECK(d.request.range_size() == 16384);
     CHECK(d.mip == 5);
-    auto p = decode_as<DevTlbInv>(encode_pasid_dev_tlb(0x0301, 12, 0x200000, 9, false, 0, 0x0300));
+    auto p = decode_as<DevTlbInv>(encode_pasid_dev_tlb(0x0301, 12, 0x200000, 9, false, 0));
     CHECK(p.request.pasid_present);
     CHECK(p.request.pasid == 12);
     CHECK(p.request.range_size() == 2 * 1024 * 1024);
-    CHECK(p.pfsid == 0x0300);
     // Whole-device flush as Linux issues it: address bits 62:12 set, S=1.
     RawDesc whole = encode_dev_tlb(0x0300, 0, 0);
     whole[1] = (~uint64_t{0} >> 1 & ~uint64_t{0xFFF}) | 1;
@@ -164,4 +163,20 @@ TEST_CASE("VT-d page-selective flush with AM >= 52 covers the whole address spac
         REQUIRE(r.ok());
         CHECK(tlb.invalidate(std::get<IotlbInv>(r.desc).scope) == 2);
     }
+}
+
+TEST_CASE("VT-d PFSID in device-TLB descriptors is decoded with ECAP.DIT and reserved without it", "[unit][vtd]") {
+    // Linux (iommu_enable_pci_caps) zeroes the PFSID when DIT is clear: "PFSID will be treated as reserved".
+    VtdParams dit;
+    dit.dit = true;
+    for (const RawDesc& d : {encode_dev_tlb(0x0301, 0x40000, 0, 0, 0x0300),
+                             encode_pasid_dev_tlb(0x0301, 12, 0x200000, 9, false, 0, 0x0300)}) {
+        const auto with = decode_descriptor(d, true, dit);
+        REQUIRE(with.ok());
+        CHECK(std::get<DevTlbInv>(with.desc).pfsid == 0x0300);
+        CHECK(decode_descriptor(d, true, kCaps).error == IqeReason::reserved_field);
+    }
+    // PFSID 0 (what Linux writes without DIT) is fine either way.
+    CHECK(decode_descriptor(encode_dev_tlb(0x0301, 0x40000, 0), true, kCaps).ok());
+    CHECK(decode_descriptor(encode_pasid_dev_tlb(0x0301, 12, 0x200000, 9, false, 0), true, kCaps).ok());
 }

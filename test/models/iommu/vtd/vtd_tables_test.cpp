@@ -226,6 +226,13 @@ TEST_CASE("VT-d context resolution reports the architected fault reason for each
         fx.mem.write_u64(a + 8, fx.mem.read_u64(a + 8) | (1ull << 16));
         CHECK(fx.resolve(rid, req, c) == fr::kPeReserved);
     }
+    SECTION("a DID beyond the CAP.ND domain-id width is a reserved field") {
+        fx.params.nd = 2; // 2^(4 + 2 * 2) = 256 domain IDs: DID bits 15:8 are reserved (§11.4.2 ND)
+        fx.w.set_pasid_entry(ce, 65, fx.fl_entry(0x100, 0x400000));
+        CHECK(fx.resolve(rid, req, c) == fr::kPeReserved);
+        fx.w.set_pasid_entry(ce, 65, fx.fl_entry(0xFF, 0x400000));
+        CHECK(fx.resolve(rid, req, c) == 0);
+    }
     SECTION("second-stage AW not supported by SAGAW") {
         fx.params.sl_5level = false;
         auto e = fx.fl_entry(3, 0);
