@@ -62,16 +62,6 @@ TEST_CASE("the VT-d backend reads its capabilities from CAP and ECAP", "[unit][h
 namespace {
 struct CapsRig : hosttest::VtdHostRig {
     explicit CapsRig(const iommu::vtd::VtdParams& p, const host::HostParams& hp = {}) : VtdHostRig(p, hp) {}
-    void run(std::function<void()> body) {
-        bool done = false;
-        os->add_thread("test", [&] {
-            body();
-            done = true;
-            sc_core::sc_stop();
-        });
-        sc_core::sc_start(sc_core::sc_time(10, sc_core::SC_MS));
-        REQUIRE(done);
-    }
 };
 
 HostError::Kind error_of(const std::function<void()>& f) {

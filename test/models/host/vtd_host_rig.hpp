@@ -3,6 +3,8 @@
 // A VT-d unit and a Host whose VT-d driver backend is added through
 // Host::add_iommu, as the platform builder does: memory, a device-side port
 // and a message sink from the VT-d test harness.
+#include <catch2/catch.hpp>
+#include <functional>
 #include <memory>
 
 #include "models/host/host.hpp"
@@ -30,6 +32,17 @@ struct VtdHostRig {
             return std::make_unique<host::VtdDriver>(env.name, env.mmio, env.params, env.alloc_page, env.stats, env.msi);
         });
         iommu->set_invalidation_observer(&drv->invalidation_observer());
+    }
+    /// Runs `body` on a host thread (it may block on the unit) and stops the simulation after it.
+    void run(std::function<void()> body) {
+        bool done = false;
+        os->add_thread("test", [&] {
+            body();
+            done = true;
+            sc_core::sc_stop();
+        });
+        sc_core::sc_start(sc_core::sc_time(10, sc_core::SC_MS));
+        REQUIRE(done);
     }
 };
 
