@@ -3,9 +3,10 @@
 // A VT-d unit and a Host whose VT-d driver backend is added through
 // Host::add_iommu, as the platform builder does: memory, a device-side port
 // and a message sink from the VT-d test harness.
-#include <catch2/catch.hpp>
 #include <functional>
 #include <memory>
+
+#include <catch2/catch.hpp>
 
 #include "models/host/host.hpp"
 #include "models/host/vtd_driver.hpp"
@@ -33,8 +34,8 @@ struct VtdHostRig {
         });
         iommu->set_invalidation_observer(&drv->invalidation_observer());
     }
-    /// Runs `body` on a host thread (it may block on the unit) and stops the simulation after it.
-    void run(std::function<void()> body) {
+    /// Runs `body` on a host thread after boot; the simulation stops when it returns.
+    void run(const std::function<void()>& body) {
         bool done = false;
         os->add_thread("test", [&] {
             body();
@@ -43,6 +44,14 @@ struct VtdHostRig {
         });
         sc_core::sc_start(sc_core::sc_time(10, sc_core::SC_MS));
         REQUIRE(done);
+    }
+    /// Adds a PASID-capable device with requester ID `rid` behind the unit.
+    host::DeviceInfo add_pasid_device(uint16_t rid = 0x0100) {
+        host::DeviceInfo d;
+        d.rid = pcie::Bdf(rid);
+        d.pasid = true;
+        os->iommufd().add_device(d, 0);
+        return d;
     }
 };
 
