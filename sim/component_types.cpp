@@ -388,9 +388,30 @@ const Schema<NicConfig>& nic_schema() {
     static const auto s = [] {
         using P = NicConfig;
         Schema<P> sc;
-        sc.custom("pasid", "integer [1, 1048575]", "", "PASID of the NIC's DMA; absent = requests without PASID (DMA API)",
-                  [](P& p, const json& j, const std::string& path) { p.nic.pasid = static_cast<uint32_t>(read::u64(j, path, 1, pcie::kPasidMask)); },
-                  [](const P& p) { return p.nic.pasid ? json(*p.nic.pasid) : json(nullptr); })
+        sc.custom("pasid", "boolean | integer [1, 1048575]", "",
+                  "the NIC's DMA carries a PASID the host's PASID allocator hands out at setup (true: the lowest free, as Linux; "
+                  "an integer: exactly that value, refused when taken); false or absent = requests without PASID (DMA API)",
+                  [](P& p, const json& j, const std::string& path) {
+                      if (j.is_boolean()) {
+                          p.driver.pasid = j.get<bool>();
+                          p.driver.pasid_value.reset();
+                          return;
+                      }
+                      p.driver.pasid = true;
+                      p.driver.pasid_value = static_cast<uint32_t>(read::u64(j, path, 1, pcie::kPasidMask));
+                  },
+                  [](const P& p) { return p.driver.pasid_value ? json(*p.driver.pasid_value) : json(p.driver.pasid); })
+            .custom("sva_owner", "string", "", "SVA: the process the NIC's PASID is bound for, the owner of the PASID set that pays for it; default \"<nic>.app\"",
+                    [](P& p, const json& j, const std::string& path) {
+                        p.driver.sva_owner = read::string(j, path);
+                        if (p.driver.sva_owner.empty()) throw ConfigError(path, "expected a non-empty owner");
+                    },
+                    [](const P& p) { return json(p.driver.sva_owner); })
+            .custom("no_snoop_data", "boolean", "",
+                    "packet data (RX writes, TX reads; not descriptors) carries No Snoop, dropped on translated requests whose "
+                    "ATS completion had N set; default false (Linux NIC drivers leave it off)",
+                    [](P& p, const json& j, const std::string& path) { p.nic.no_snoop_data = read::boolean(j, path); },
+                    [](const P& p) { return json(p.nic.no_snoop_data); })
             .custom("packet_bytes", "integer [64, 65536]", "bytes", "received packet size; default 1500 (MTU)",
                     [](P& p, const json& j, const std::string& path) { p.nic.packet_bytes = static_cast<uint32_t>(read::u64(j, path, 64, 65536)); },
                     [](const P& p) { return json(p.nic.packet_bytes); })
@@ -531,8 +552,10 @@ std::any parse_nic(const json& dev, const std::string& path, const std::vector<s
     if (const char* why = c.nic.ats.atc.check())
         throw ConfigError(path + "/atc_entries", std::string("expected a usable ATC geometry with atc_ways (") +
                                                      std::to_string(c.nic.ats.atc.ways) + "): " + why);
-    if (c.driver.domain == host::DomainDesc::Kind::sva && !c.nic.pasid)
+    if (c.driver.domain == host::DomainDesc::Kind::sva && !c.driver.pasid)
         throw ConfigError(path + "/domain", "an sva NIC needs \"pasid\" (SVA binds a PASID to a process)");
+    if (c.driver.domain != host::DomainDesc::Kind::sva && !c.driver.sva_owner.empty())
+        throw ConfigError(path + "/sva_owner", "only an sva NIC binds its PASID for a process (domain \"sva\")");
     if (c.driver.buffer_bytes < c.nic.packet_bytes)
         throw ConfigError(path + "/buffer_bytes", "expected at least packet_bytes (" + std::to_string(c.nic.packet_bytes) +
                                                       "): a packet spans one buffer, got " + std::to_string(c.driver.buffer_bytes));
@@ -550,13 +573,14 @@ std::any parse_nic(const json& dev, const std::string& path, const std::vector<s
 
 std::vector<std::pair<std::string, uint32_t>> nic_pasids(const std::any& a) {
     const auto& c = std::any_cast<const NicConfig&>(a);
-    if (!c.nic.pasid) return {};
-    return {{"/pasid", *c.nic.pasid}};
+    if (!c.driver.pasid_value) return {};
+    return {{"/pasid", *c.driver.pasid_value}};
 }
 
 json dump_nic(const std::any& a) {
     json j = nic_schema().dump(std::any_cast<const NicConfig&>(a));
-    if (j["pasid"].is_null()) j.erase("pasid");
+    if (j["pasid"] == false) j.erase("pasid");
+    if (j["sva_owner"] == "") j.erase("sva_owner");
     return j;
 }
 
@@ -616,6 +640,7 @@ struct NvmeConfig {
     uint32_t jobs = host::NvmeDriverParams::kDefaultJobs;
     uint64_t capacity_bytes = host::NvmeDriverParams::kDefaultCapacityBytes;
     uint64_t seed = 1;
+    bool no_snoop_data = false;
 };
 
 const Schema<NvmeConfig>& nvme_schema() {
@@ -634,7 +659,10 @@ const Schema<NvmeConfig>& nvme_schema() {
             .integer("queue_depth", &P::queue_depth, "commands", "commands outstanding per job (fio iodepth); default 32", 1, 1023)
             .integer("jobs", &P::jobs, "jobs", "I/O queue pairs, each with its host thread (fio numjobs); default 1", 1, pcie::nvme::kMaxQueues)
             .size("capacity_bytes", &P::capacity_bytes, "namespace size the offsets fall in; default 1 TiB", 1u << 21)
-            .integer("seed", &P::seed, "", "seed of the offsets and read/write choice; default 1");
+            .integer("seed", &P::seed, "", "seed of the offsets and read/write choice; default 1")
+            .boolean("no_snoop_data", &P::no_snoop_data,
+                     "commands' data transfers carry No Snoop (not SQE / PRP-list fetches or completions), dropped on "
+                     "translated requests whose ATS completion had N set; default false");
         return sc;
     }();
     return s;
@@ -682,6 +710,7 @@ std::unique_ptr<sc_core::sc_module> build_nvme(const DeviceConfig& d, BuildConte
     np.service = c.service;
     np.parallelism = c.parallelism;
     np.max_outstanding_reads = c.max_outstanding_reads;
+    np.no_snoop_data = c.no_snoop_data;
     host::NvmeDriverParams dp;
     dp.iommu = rc.iommu_for(d.name);
     dp.random = c.pattern == NvmeConfig::Pattern::random;

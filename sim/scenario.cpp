@@ -119,19 +119,6 @@ const OpSpec& spec_of(const std::string& op, const std::string& path) {
 
 const std::vector<std::string> kErrorKinds = {"quota_exceeded", "not_owner", "not_found", "busy", "invalid", "no_space"};
 
-std::string kind_str(host::HostError::Kind k) {
-    using K = host::HostError::Kind;
-    switch (k) {
-    case K::quota_exceeded: return "quota_exceeded";
-    case K::not_owner: return "not_owner";
-    case K::not_found: return "not_found";
-    case K::busy: return "busy";
-    case K::invalid: return "invalid";
-    case K::no_space: return "no_space";
-    }
-    return "?";
-}
-
 /// Iterations of one repeated step at most: 16 M (a million PASIDs and more).
 constexpr uint64_t kMaxRepeat = uint64_t{1} << 24;
 
@@ -481,7 +468,7 @@ void ScenarioRunner::run_thread(const std::string& name) {
             try {
                 execute(s, it);
             } catch (const host::HostError& e) {
-                err_kind = kind_str(e.kind());
+                err_kind = host::to_string(e.kind());
                 err_msg = e.what();
             } catch (const sc_core::sc_unwind_exception&) {
                 throw; // the thread is being killed (end of run): SystemC requires it to propagate

@@ -23,4 +23,18 @@ private:
     Kind kind_;
 };
 
+/// The name a scenario's expect_error uses for a kind (platforms/README.md, Errors).
+inline const char* to_string(HostError::Kind k) {
+    using K = HostError::Kind;
+    switch (k) {
+    case K::quota_exceeded: return "quota_exceeded";
+    case K::not_owner: return "not_owner";
+    case K::not_found: return "not_found";
+    case K::busy: return "busy";
+    case K::invalid: return "invalid";
+    case K::no_space: return "no_space";
+    }
+    return "?";
+}
+
 } // namespace iommusim::host

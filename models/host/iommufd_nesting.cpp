@@ -67,6 +67,9 @@ uint32_t IommuFd::hwpt_alloc_nested(uint32_t parent_id, const iommu::StageConfig
     h.desc.s1 = s1;
     h.desc.s1.enabled = true;
     h.desc.s2 = parent.desc.s2;
+    // Coherency is the nesting parent's: VT-d writes PGSNP into a nested PASID entry when the
+    // second-stage domain forces snooping (intel_pasid_setup_nested, s2_domain->force_snooping).
+    h.desc.force_snoop = parent.desc.force_snoop;
     h.iommu = parent.iommu;
     // Its own oracle space, never mapped here: the VM's composed view judges its DMAs.
     h.space = next_id_++;
@@ -177,6 +180,7 @@ uint32_t IommuFd::hwpt_alloc_nested_viommu(uint32_t viommu, uint32_t data_type, 
     h.desc.id = id;
     h.desc.kind = DomainDesc::Kind::nested;
     h.desc.s2 = parent.desc.s2;
+    h.desc.force_snoop = parent.desc.force_snoop; // the nesting parent's, as above
     h.desc.viommu = viommu;
     h.desc.parent = v.parent;
     h.desc.guest_entry = entry;

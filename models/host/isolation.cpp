@@ -43,11 +43,12 @@ uint64_t Isolation::group_key(unsigned iommu, pcie::Bdf rid) {
     return g;
 }
 
-void Isolation::attach(const std::string& owner, unsigned iommu, pcie::Bdf rid, std::optional<uint32_t> pasid,
-                       uint32_t hwpt) {
+void Isolation::attach(const std::string& pasid_owner, unsigned iommu, pcie::Bdf rid, std::optional<uint32_t> pasid,
+                       uint32_t hwpt, const std::string& group_owner) {
+    const std::string& owner = group_owner.empty() ? pasid_owner : group_owner;
     if (pasid) {
         try {
-            pasids_.check_owner(*pasid, owner);
+            pasids_.check_owner(*pasid, pasid_owner);
         } catch (const HostError& e) {
             pasid_refusals_.inc();
             if (e.kind() == K::not_found)
@@ -66,7 +67,9 @@ void Isolation::attach(const std::string& owner, unsigned iommu, pcie::Bdf rid, 
                                      "\"; the functions of a group are not isolated from each other, so one owner "
                                      "holds them all (VFIO group viability)");
     }
-    if (!pasid && g.rid_hwpt && *g.rid_hwpt != hwpt) {
+    // One domain per group for a user's functions. The kernel's DMA-API drivers keep a domain each
+    // (Linux would give the group one default domain they share: not modelled).
+    if (!pasid && g.rid_hwpt && *g.rid_hwpt != hwpt && owner != kKernel) {
         group_refusals_.inc();
         throw HostError(K::invalid, what(rid, pasid) + ": IOMMU group " + g.label + " of \"" + g.owner +
                                         "\" is attached to domain " + std::to_string(*g.rid_hwpt) +
@@ -92,11 +95,12 @@ void Isolation::detach(unsigned iommu, pcie::Bdf rid, std::optional<uint32_t> pa
     records_.erase(it);
 }
 
-uint32_t Isolation::bind_sva(const std::string& owner, unsigned iommu, pcie::Bdf rid, uint32_t hwpt) {
+uint32_t Isolation::bind_sva(const std::string& owner, unsigned iommu, pcie::Bdf rid, uint32_t hwpt,
+                             std::optional<uint32_t> host_value, const std::string& group_owner) {
     const PasidAllocator::SetId set = pasids_.set_for(owner);
-    const uint32_t p = pasids_.alloc(set, owner);
+    const uint32_t p = pasids_.alloc(set, owner, std::nullopt, host_value);
     try {
-        attach(owner, iommu, rid, p, hwpt);
+        attach(owner, iommu, rid, p, hwpt, group_owner);
     } catch (...) {
         pasids_.free(set, owner, p);
         throw;

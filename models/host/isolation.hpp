@@ -20,7 +20,8 @@
 //   (another owner: busy, as iommu_device_claim_dma_owner refuses a group
 //   claimed with another owner cookie) and, for requests without PASID, to
 //   one domain (another domain: invalid, as iommufd refuses a second HWPT
-//   for a group).
+//   for a group). Not modelled: the one default domain a group's kernel
+//   drivers share in Linux; each kernel driver here keeps its own domain.
 //
 // - The isolation checker (beside the DMA safety oracle): a platform marks
 //   regions of device BARs as owned (a host driver's migration region on a
@@ -30,8 +31,13 @@
 //   IOMMU group (the kernel while nothing is attached through here); an
 //   access to a region owned by someone else is an isolation violation.
 //
-// Kernel drivers (the NIC and NVMe models) attach through IommuFd directly,
-// as Linux's DMA API does, and claim nothing here.
+// Kernel drivers (the NIC and NVMe models) attach through here too, as the
+// owner `kernel`: a bound kernel driver holds its device's group for the DMA
+// API (iommu_device_use_default_domain), so a user's claim of that group is
+// busy until the driver lets go; their PASIDs come from the allocator (the
+// kernel's set for DMA-API PASIDs; an SVA bind's hidden PASID from the
+// process's set while the group stays the kernel driver's, as
+// iommu_sva_bind_device leaves group ownership alone).
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -58,13 +64,17 @@ public:
     /// Attaches (rid, pasid) to `hwpt` on behalf of `owner`. Errors: not_found (PASID never
     /// allocated), not_owner (another owner's PASID), busy (the device's IOMMU group belongs to
     /// another owner), invalid (another function of the group is attached without PASID to
-    /// another domain), and IommuFd::attach's own.
-    void attach(const std::string& owner, unsigned iommu, pcie::Bdf rid, std::optional<uint32_t> pasid, uint32_t hwpt);
+    /// another domain), and IommuFd::attach's own. `group_owner` (empty = `owner`) holds the
+    /// group when it differs from the PASID's owner: a kernel driver attaching a process's PASID.
+    void attach(const std::string& owner, unsigned iommu, pcie::Bdf rid, std::optional<uint32_t> pasid, uint32_t hwpt,
+                const std::string& group_owner = {});
     /// Detaches (architected teardown); the group is free again once its last attachment is gone.
     void detach(unsigned iommu, pcie::Bdf rid, std::optional<uint32_t> pasid);
     /// SVA bind: allocates a hidden PASID in the owner's set (quota charged) and attaches it
     /// to the SVA domain `hwpt`. Returns the PASID. On any error nothing stays allocated.
-    uint32_t bind_sva(const std::string& owner, unsigned iommu, pcie::Bdf rid, uint32_t hwpt);
+    /// `host_value` asks for exactly that PASID (busy if taken); `group_owner` as for attach.
+    uint32_t bind_sva(const std::string& owner, unsigned iommu, pcie::Bdf rid, uint32_t hwpt,
+                      std::optional<uint32_t> host_value = std::nullopt, const std::string& group_owner = {});
     /// Frees a PASID of the owner's set, tearing down its attachments first (see above).
     void free_pasid(const std::string& owner, uint32_t host_pasid);
     /// The host PASID of the owner's set-private ID `private_id`. Error: not_found.

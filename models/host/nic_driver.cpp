@@ -17,6 +17,9 @@ NicDriver::NicDriver(Host& host, pcie::NicEndpoint& nic, unsigned mmio_port, con
       doorbells_(stats_.counter("doorbells", "writes", "RX tail (RDT) writes")),
       errors_(stats_.counter("errors", "calls", "driver calls that failed (the run continues)")) {
     if (p_.tx_rate_gbps > 0) tx_stats_ = std::make_unique<TxStats>(stats_);
+    if (p_.pasid)
+        stats_.derived("pasid", "PASID", "the PASID the host's PASID allocator gave the NIC's DMA (0 until setup)",
+                       [this] { return static_cast<double>(pasid_.value_or(0)); });
 }
 
 NicDriver::TxStats::TxStats(stats::Group& g)
@@ -26,25 +29,51 @@ NicDriver::TxStats::TxStats(stats::Group& g)
       ring_full(g.counter("tx_ring_full", "stops", "times a sender found its TX ring full and stopped the queue")) {}
 
 void NicDriver::setup() {
-    IommuFd& fd = host_.iommufd();
-    const unsigned iommu = host_.iommu_index(p_.iommu);
-    const pcie::Bdf rid = nic_.function().params().rid;
-    if (p_.domain == DomainDesc::Kind::sva) {
-        if (!nic_.params().pasid) throw HostError(HostError::Kind::invalid, "an SVA NIC needs a PASID");
-        if (p_.buffer_bytes > 4096) throw HostError(HostError::Kind::invalid, "SVA NIC buffers are one page at most");
-        process_ = fd.process_create();
-        fd.attach(rid, nic_.params().pasid, fd.hwpt_alloc_sva(process_, iommu));
-    } else {
-        // One domain and one IOVA space for the device, shared by all its queues (Linux DMA API).
-        ioas_ = fd.ioas_alloc();
-        if (p_.flush) fd.set_flush_policy(ioas_, *p_.flush);
-        fd.attach(rid, nic_.params().pasid, fd.hwpt_alloc(ioas_, iommu, p_.domain));
+    try {
+        attach();
+    } catch (const HostError& e) { // the run stops: name the device and the refusal
+        throw HostError(e.kind(), std::string(nic_.basename()) + " driver setup: " + to_string(e.kind()) + ": " + e.what());
     }
     rings_.resize(nic_.params().queues);
     for (uint32_t q = 0; q < rings_.size(); ++q) setup_ring(q);
     if (tx_stats_)
         for (uint32_t q = 0; q < rings_.size(); ++q) setup_tx_ring(q);
     nic_.start();
+}
+
+void NicDriver::attach() {
+    IommuFd& fd = host_.iommufd();
+    const unsigned iommu = host_.iommu_index(p_.iommu);
+    const pcie::Bdf rid = nic_.function().params().rid;
+    Isolation& iso = host_.isolation();
+    if (p_.domain == DomainDesc::Kind::sva) {
+        if (!p_.pasid) throw HostError(HostError::Kind::invalid, "an SVA NIC needs a PASID");
+        if (p_.buffer_bytes > 4096) throw HostError(HostError::Kind::invalid, "SVA NIC buffers are one page at most");
+        process_ = fd.process_create();
+        // The process's PASID (its set pays), the group stays the kernel driver's.
+        const std::string app = p_.sva_owner.empty() ? std::string(nic_.basename()) + ".app" : p_.sva_owner;
+        pasid_ = iso.bind_sva(app, iommu, rid, fd.hwpt_alloc_sva(process_, iommu), p_.pasid_value, Isolation::kKernel);
+    } else {
+        // One domain and one IOVA space for the device, shared by all its queues (Linux DMA API).
+        ioas_ = fd.ioas_alloc();
+        if (p_.flush) fd.set_flush_policy(ioas_, *p_.flush);
+        const uint32_t hwpt = fd.hwpt_alloc(ioas_, iommu, p_.domain);
+        if (p_.pasid) {
+            PasidAllocator& a = host_.pasids();
+            const auto set = a.set_for(Isolation::kKernel);
+            pasid_ = a.alloc(set, Isolation::kKernel, std::nullopt, p_.pasid_value);
+            try {
+                iso.attach(Isolation::kKernel, iommu, rid, pasid_, hwpt);
+            } catch (...) {
+                a.free(set, Isolation::kKernel, *pasid_);
+                throw;
+            }
+        } else {
+            iso.attach(Isolation::kKernel, iommu, rid, std::nullopt, hwpt);
+        }
+    }
+    // The NIC tags its DMA with the PASID from here on (before any ring is programmed).
+    if (pasid_) regs_.write32(nic::kPasidCtl, nic::kPasidEnable | *pasid_);
 }
 
 void NicDriver::setup_ring(uint32_t q) {

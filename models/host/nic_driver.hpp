@@ -14,7 +14,14 @@
 // one in its place, up to `batch` per poll; a full batch polls again, a
 // short one re-enables the interrupt (EIMS).
 //
-// SVA mode (domain = sva, needs the NIC's PASID): the NIC's PASID is bound to
+// Ownership (issue 18): the driver attaches through host::Isolation as the
+// kernel, so the NIC's IOMMU group is the kernel's while it is bound (a user's
+// attach to that group is busy). With `pasid` the NIC's DMA carries a PASID
+// the host's allocator hands out at setup -- the kernel's set for DMA-API
+// DMA, the process's set for SVA (iommu_sva_bind_device: the mm's PASID) --
+// and the driver writes it to the NIC (nic::kPasidCtl) before any ring is
+// programmed.
+// SVA mode (domain = sva, needs `pasid`): the NIC's PASID is bound to
 // a process (a user-space packet stack sharing its page tables with the
 // device). The rings are mmapped up front; each buffer is one page of the
 // process's heap that is NOT populated when posted, so the NIC's first touch
@@ -74,6 +81,13 @@ struct NicDriverParams {
     enum class Buffers : uint8_t { map_per_packet, recycle };
     Buffers buffers = Buffers::map_per_packet;
     std::optional<FlushPolicy> flush;                      ///< this NIC's DMA domain's unmap policy; unset = the host's
+    /// DMA with a PASID from the host's PASID allocator (none = requests without PASID).
+    bool pasid = false;
+    /// Ask the allocator for exactly this PASID (the IOASID range allocation with
+    /// min = max; busy if taken); unset = the lowest free one, as Linux allocates.
+    std::optional<uint32_t> pasid_value;
+    /// SVA: the process the NIC's PASID is bound for (its PASID set pays); empty = "<nic>.app".
+    std::string sva_owner;
     /// SVA mode: process virtual addresses of the rings and of the (unpopulated) buffer pages.
     static constexpr uint64_t kDefaultSvaRingVa = uint64_t{1} << 28;   // 256 MiB
     static constexpr uint64_t kDefaultSvaBufferVa = uint64_t{1} << 32; // 4 GiB
@@ -97,6 +111,8 @@ public:
     /// `mmio_port`: the host CPU's MMIO port bound to the NIC's BAR0.
     NicDriver(Host& host, pcie::NicEndpoint& nic, unsigned mmio_port, const NicDriverParams& p,
               stats::Group* parent_stats);
+    /// The PASID the allocator gave the NIC (set once its setup ran).
+    std::optional<uint32_t> pasid() const { return pasid_; }
     /// The host thread of RX queue `queue` (one per queue, added with Host::add_thread).
     void run(uint32_t queue);
     /// The sender thread of TX queue `queue` (one per queue when tx_rate_gbps > 0).
@@ -127,6 +143,8 @@ private:
     };
     /// Device-wide setup, once (by whichever queue thread runs first).
     void setup();
+    /// Takes the device's domain (and PASID) and attaches it as the kernel; writes the PASID to the NIC.
+    void attach();
     void setup_ring(uint32_t q);
     /// Maps (or, SVA, picks) a buffer and writes its descriptor at next_to_use.
     void post(uint32_t q);
@@ -152,6 +170,7 @@ private:
     NicDriverParams p_;
     uint32_t ioas_ = 0;
     uint32_t process_ = 0;
+    std::optional<uint32_t> pasid_;        ///< the allocated PASID the NIC's DMA carries
     RunOnce once_;
     std::vector<Ring> rings_;
     std::vector<std::unique_ptr<TxRing>> tx_rings_;

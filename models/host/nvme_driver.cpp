@@ -60,7 +60,14 @@ void NvmeDriver::admin(nvme::Sqe c) {
 void NvmeDriver::setup() {
     IommuFd& fd = host_.iommufd();
     ioas_ = fd.ioas_alloc();
-    fd.attach(dev_.function().params().rid, std::nullopt, fd.hwpt_alloc(ioas_, host_.iommu_index(p_.iommu), p_.domain));
+    // As the kernel: the device's IOMMU group is the kernel's while nvme-pci is bound (issue 18).
+    const unsigned iommu = host_.iommu_index(p_.iommu);
+    try {
+        host_.isolation().attach(Isolation::kKernel, iommu, dev_.function().params().rid, std::nullopt,
+                                 fd.hwpt_alloc(ioas_, iommu, p_.domain));
+    } catch (const HostError& e) { // the run stops: name the device and the refusal
+        throw HostError(e.kind(), std::string(dev_.basename()) + " driver setup: " + to_string(e.kind()) + ": " + e.what());
+    }
     queues_.resize(p_.jobs + 1);
     Queue& a = queues_[0];
     a.entries = kAdminEntries;

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The host side of the NVMe-like device, as Linux nvme-pci does it with the
-// DMA API: one DMA domain and IOVA space for the controller; the admin queue
+// DMA API: one DMA domain and IOVA space for the controller, attached as the
+// kernel through host::Isolation (the IOMMU group is the kernel's while the
+// driver is bound; requests carry no PASID); the admin queue
 // (AQA/ASQ/ACQ, CC.EN, wait for CSTS.RDY); per job one I/O queue pair created
 // with admin commands (Create I/O CQ with interrupts, then Create I/O SQ);
 // per command a data buffer mapped (dma_map) and described by PRP1/PRP2 or a

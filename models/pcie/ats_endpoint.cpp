@@ -34,6 +34,8 @@ AtsEndpoint::AtsEndpoint(const sc_core::sc_module_name& name, const AtsEndpointP
       st_page_requests_(stats_.counter("page_requests", "count", "Page Requests sent")),
       st_inv_drained_(stats_.counter("invalidation_drains", "count",
                                      "Invalidate Completions held until requests through a dropped translation completed")),
+      st_no_snoop_cleared_(stats_.counter("no_snoop_cleared", "count",
+                                          "translated requests asked with No Snoop, sent snooped: their translation had N set")),
       st_inv_latency_(stats_.histogram("invalidation_latency", "ns", "Invalidate Request arrival to Completion")) {
     atc_lookup_sc_ = to_sc(p_.atc_lookup);
     downstream.register_b_transport(this, &AtsEndpoint::b_transport_downstream);
@@ -123,12 +125,12 @@ bool AtsEndpoint::translate(uint64_t iova, std::optional<uint32_t> pasid, bool p
 }
 
 tlm::tlm_response_status AtsEndpoint::dma(uint64_t iova, void* data, unsigned len, bool write,
-                                          std::optional<uint32_t> pasid, sc_time& delay, bool privileged) {
-    if (!observer_) return dma_inner(iova, data, len, write, pasid, delay, privileged);
+                                          std::optional<uint32_t> pasid, sc_time& delay, bool privileged, bool no_snoop) {
+    if (!observer_) return dma_inner(iova, data, len, write, pasid, delay, privileged, no_snoop);
     const Duration start = now() + from_sc(delay);
     last_source_ = TlpExtension::Source::none;
     const uint64_t page_requests_before = st_page_requests_.value();
-    const auto st = dma_inner(iova, data, len, write, pasid, delay, privileged);
+    const auto st = dma_inner(iova, data, len, write, pasid, delay, privileged, no_snoop);
     {
         DmaRecord r;
         r.requester = p_.rid;
@@ -152,12 +154,12 @@ tlm::tlm_response_status AtsEndpoint::dma(uint64_t iova, void* data, unsigned le
 }
 
 bool AtsEndpoint::dma_span(uint64_t iova, void* data, uint32_t len, bool write, std::optional<uint32_t> pasid,
-                           sc_time& delay) {
+                           sc_time& delay, bool no_snoop) {
     auto* p = static_cast<uint8_t*>(data);
     bool ok = true;
     while (len) {
         const auto chunk = static_cast<uint32_t>(std::min<uint64_t>(len, 4096 - (iova & 0xFFF)));
-        if (dma(iova, p, chunk, write, pasid, delay) != tlm::TLM_OK_RESPONSE) ok = false;
+        if (dma(iova, p, chunk, write, pasid, delay, false, no_snoop) != tlm::TLM_OK_RESPONSE) ok = false;
         iova += chunk;
         p += chunk;
         len -= chunk;
@@ -166,15 +168,17 @@ bool AtsEndpoint::dma_span(uint64_t iova, void* data, uint32_t len, bool write, 
 }
 
 tlm::tlm_response_status AtsEndpoint::dma_inner(uint64_t iova, void* data, unsigned len, bool write,
-                                                std::optional<uint32_t> pasid, sc_time& delay, bool privileged) {
+                                                std::optional<uint32_t> pasid, sc_time& delay, bool privileged,
+                                                bool no_snoop) {
     if (!p_.ats_enabled) {
         st_untranslated_.inc();
-        return issue(iova, data, len, write, pasid, AddressType::untranslated, privileged, false, delay);
+        return issue(iova, data, len, write, pasid, AddressType::untranslated, privileged, no_snoop, delay);
     }
     auto send_translated = [&](const AtcEntry& e) {
         const uint64_t pa = e.translated | (iova & ((uint64_t{1} << e.shift) - 1));
         st_translated_.inc();
-        auto st = issue(pa, data, len, write, pasid, AddressType::translated, privileged, false, delay);
+        if (no_snoop && e.no_snoop) st_no_snoop_cleared_.inc(); // N: the range must be accessed snooped
+        auto st = issue(pa, data, len, write, pasid, AddressType::translated, privileged, no_snoop && !e.no_snoop, delay);
         // Remembered until it completed: an Invalidate Completion waits for the
         // requests that used a translation it drops (PCIe Base §10.3.1).
         const Duration t = now();
@@ -192,7 +196,7 @@ tlm::tlm_response_status AtsEndpoint::dma_inner(uint64_t iova, void* data, unsig
             e = atc_lookup(iova, pasid);
             if (!e) { // U=1: the range may only be accessed untranslated (not cached)
                 st_untranslated_.inc();
-                return issue(iova, data, len, write, pasid, AddressType::untranslated, privileged, false, delay);
+                return issue(iova, data, len, write, pasid, AddressType::untranslated, privileged, no_snoop, delay);
             }
             if (write ? e->write : e->read) return send_translated(*e);
         }

@@ -16,7 +16,10 @@
 // Translations whose completion was still in flight when an overlapping
 // invalidation was processed are dropped too (never used stale). With PRI on,
 // a translation with no access triggers a Page Request and, after a Success
-// response, one retry.
+// response, one retry. No Snoop: a request may ask for it; a translated one
+// goes out snooped when its translation's completion had N set (§10.2.3: the
+// host forces snooping for that range), an untranslated one as asked (the
+// IOMMU decides).
 // Not modelled: the ATS Invalidate Queue Depth as back-pressure (the TA obeys
 // it, see VtdIommu), Translation Request NW bit, STU > 0, multiple completions
 // per request (one 8-byte entry), No-Write-only translations, stop markers.
@@ -51,12 +54,14 @@ public:
 
     /// One DMA access within a 4 KiB page, from a caller's SC_THREAD with loosely-timed
     /// local time `delay`. Returns the TLM response status of the memory access.
+    /// `no_snoop`: the request asks for the No Snoop attribute; a translated request drops
+    /// it when its translation's completion had N set (PCIe Base §10.2.3).
     tlm::tlm_response_status dma(uint64_t iova, void* data, unsigned len, bool write, std::optional<uint32_t> pasid,
-                                 sc_core::sc_time& delay, bool privileged = false);
+                                 sc_core::sc_time& delay, bool privileged = false, bool no_snoop = false);
     /// A DMA of any length: one dma() per 4 KiB page (ATS translates per page; the
     /// fabric splits each at MPS / MRRS). Returns whether every page succeeded.
     bool dma_span(uint64_t iova, void* data, uint32_t len, bool write, std::optional<uint32_t> pasid,
-                  sc_core::sc_time& delay);
+                  sc_core::sc_time& delay, bool no_snoop = false);
     /// Sends a Page Request (last of its group) and blocks until its PRG Response. Must be called from an SC_THREAD.
     PrgResponseCode request_page(uint64_t addr, bool write, std::optional<uint32_t> pasid, uint16_t prg_index,
                                  sc_core::sc_time& delay);
@@ -86,7 +91,8 @@ private:
     std::optional<AtcEntry> atc_lookup(uint64_t iova, std::optional<uint32_t> pasid);
     bool translate(uint64_t iova, std::optional<uint32_t> pasid, bool privileged, sc_core::sc_time& delay);
     tlm::tlm_response_status dma_inner(uint64_t iova, void* data, unsigned len, bool write,
-                                       std::optional<uint32_t> pasid, sc_core::sc_time& delay, bool privileged);
+                                       std::optional<uint32_t> pasid, sc_core::sc_time& delay, bool privileged,
+                                       bool no_snoop);
     tlm::tlm_response_status issue(uint64_t addr, void* data, unsigned len, bool write, std::optional<uint32_t> pasid,
                                    AddressType at, bool privileged, bool no_snoop, sc_core::sc_time& delay);
     /// b: PASID+1 (0 = requests without PASID; global entries match every PASID) | G | shift (never 0).
@@ -132,6 +138,7 @@ private:
     stats::Counter& st_stale_completions_;
     stats::Counter& st_page_requests_;
     stats::Counter& st_inv_drained_;
+    stats::Counter& st_no_snoop_cleared_;
     stats::Histogram& st_inv_latency_;
 };
 

@@ -125,6 +125,9 @@ void NicEndpoint::b_transport_regs(tlm::tlm_generic_payload& gp, sc_core::sc_tim
             if (rx_block) queues_[qi]->doorbell.notify(delay);
             else tx_doorbell_.notify(delay);
         }
+    } else if (off == nic::kPasidCtl) {
+        if (w) pasid_ = v & nic::kPasidEnable ? std::optional<uint32_t>(v & kPasidMask) : std::nullopt;
+        out = pasid_ ? nic::kPasidEnable | *pasid_ : 0;
     } else if (off == nic::kEims || off == nic::kEimc) {
         for (uint32_t qi = 0; qi < p_.queues; ++qi) {
             if (!gp.is_write() || !((v >> qi) & 1)) continue;
@@ -167,8 +170,8 @@ bool NicEndpoint::ring_reg(Ring& r, uint32_t reg, bool w, uint32_t v, uint32_t& 
 
 void NicEndpoint::wait_interrupt(uint32_t qi) { queues_.at(qi)->irq.take(); }
 
-bool NicEndpoint::dma(uint64_t iova, void* data, uint32_t len, bool write, sc_core::sc_time& delay) {
-    return ats_.dma_span(iova, data, len, write, p_.pasid, delay);
+bool NicEndpoint::dma(uint64_t iova, void* data, uint32_t len, bool write, sc_core::sc_time& delay, bool no_snoop) {
+    return ats_.dma_span(iova, data, len, write, pasid_, delay, no_snoop);
 }
 
 void NicEndpoint::admit(Duration t) {
@@ -271,7 +274,7 @@ void NicEndpoint::tx_engine_thread() {
             // The DMA engine issues its reads in order, each once its descriptor is known and a tag is free.
             tt_ = take_tag(left);
             sc_core::sc_time d = to_sc(tt_ - kernel_now());
-            const bool ok = dma(f.buffer, tx_scratch_.data(), f.length, false, d);
+            const bool ok = dma(f.buffer, tx_scratch_.data(), f.length, false, d, p_.no_snoop_data);
             const Duration done = kernel_now() + from_sc(d);
             outstanding_.push(done);
             tx_stats_->read_latency.record((done - tt_).as_ns());
@@ -336,7 +339,7 @@ void NicEndpoint::engine_thread() {
         // concurrently (translation requests hold root-port credits).
         const Duration start = std::max(f.ready, kernel_now());
         sc_core::sc_time d = to_sc(start - kernel_now());
-        const bool ok = dma(f.buffer, scratch_.data(), p_.packet_bytes, true, d);
+        const bool ok = dma(f.buffer, scratch_.data(), p_.packet_bytes, true, d, p_.no_snoop_data);
         if (!ok) dma_errors_.inc();
         tx_free_ = std::max(tx_free_, kernel_now() + from_sc(d));
         // Write-backs leave in order, after the packet's data (posted writes are ordered).

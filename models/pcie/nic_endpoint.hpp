@@ -40,6 +40,9 @@
 //   `tx`) that runs ahead the same way and sleeps on an empty ring until a
 //   TDT doorbell; one write-back thread for both directions that wakes per
 //   write-back, in time order.
+//  No Snoop on packet data with `no_snoop_data` (a translated request as
+//   the translation's N bit allows); the PASID of every DMA from the driver-
+//   written nic::kPasidCtl.
 //  Not modelled: header split, RSC/LRO, VLANs, TSO and context descriptors
 //   (a packet is one data descriptor), the Toeplitz hash (a multiplicative
 //   flow hash instead), interrupt throttling (ITR), the write-back of several
@@ -51,6 +54,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <queue>
 #include <vector>
 #include <systemc>
@@ -77,6 +81,8 @@ public:
     /// when a write-back completes while the queue's cause is enabled by
     /// EIMS; the cause then masks itself) and takes it.
     void wait_interrupt(uint32_t q);
+    /// The PASID its DMA carries (nic::kPasidCtl, written by the driver).
+    std::optional<uint32_t> pasid() const { return pasid_; }
     /// Packets start arriving now.
     void start();
     /// The RX queue of a flow (RSS).
@@ -154,7 +160,7 @@ private:
     bool has_descriptor(const Queue& q) const { return !q.fetched.empty() || q.head != q.tail; }
     /// Fetches up to descriptor_prefetch posted descriptors of `q` with one read, issued at t_.
     void fetch(Queue& q);
-    bool dma(uint64_t iova, void* data, uint32_t len, bool write, sc_core::sc_time& delay);
+    bool dma(uint64_t iova, void* data, uint32_t len, bool write, sc_core::sc_time& delay, bool no_snoop = false);
     void sync_to(Duration t);
 
     NicParams p_;
@@ -175,6 +181,7 @@ private:
     sc_core::sc_event writeback_ready_;
     sc_core::sc_event start_event_;
     bool started_ = false;
+    std::optional<uint32_t> pasid_;                  ///< nic::kPasidCtl: the PASID of every DMA (none = RID only)
     std::vector<uint8_t> scratch_;
     // TX
     std::vector<std::unique_ptr<TxQueue>> tx_queues_;

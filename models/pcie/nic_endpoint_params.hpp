@@ -38,7 +38,6 @@ struct NicParams {
     static constexpr uint32_t kDefaultTxBufferBytes = 160 * 1024;
 
     AtsEndpointParams ats;
-    std::optional<uint32_t> pasid;                            ///< PASID of its DMA; none = DMA API (RID only)
     uint32_t packet_bytes = kDefaultPacketBytes;
     double line_rate_gbps = kDefaultLineRateGbps;             ///< arrival rate of packets, Gb/s (network convention: 100 GbE = 100)
     uint32_t queues = kDefaultQueues;                         ///< RX queues (RSS), each with its ring and interrupt
@@ -54,6 +53,9 @@ struct NicParams {
     uint32_t tx_descriptor_prefetch = kDefaultTxDescriptorPrefetch;
     uint32_t tx_writeback_batch = kDefaultTxWritebackBatch;
     uint32_t tx_buffer_bytes = kDefaultTxBufferBytes;
+    /// Packet data (RX writes, TX reads; not descriptors or write-backs) carries No Snoop
+    /// (PCIe Base §2.2.6.5). Off by default: Linux NIC drivers leave it disabled.
+    bool no_snoop_data = false;
 };
 
 } // namespace iommusim::pcie

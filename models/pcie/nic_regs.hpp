@@ -32,6 +32,13 @@ constexpr uint32_t tx_reg(uint32_t reg, uint32_t queue) { return reg + queue * k
 inline constexpr uint32_t kEims = 0x00880;
 inline constexpr uint32_t kEimc = 0x00888;
 inline constexpr uint32_t kBarBytes = 0x20000;  ///< 128 KiB register BAR
+// A model register with no 82599 counterpart (the 82599 has no PASID): the
+// PASID every DMA of the function carries, written by the driver once the
+// host's PASID allocator handed one out, as PASID-capable devices carry a
+// programmed PASID per queue or context (Intel DSA's WQCFG PASID / PASID
+// Enable). PASID [19:0], enable bit 31; 0 = requests without PASID.
+inline constexpr uint32_t kPasidCtl = 0x1F000;
+inline constexpr uint32_t kPasidEnable = 1u << 31;
 
 inline constexpr uint32_t kDescriptorBytes = 16;
 /// Advanced receive descriptor, read format (written by the driver).

@@ -113,8 +113,8 @@ void NvmeEndpoint::b_transport_regs(tlm::tlm_generic_payload& gp, sc_core::sc_ti
     if (gp.is_read()) std::memcpy(gp.get_data_ptr(), &out, len);
 }
 
-bool NvmeEndpoint::dma(uint64_t iova, void* data, uint32_t len, bool write, sc_core::sc_time& delay) {
-    return ats_.dma_span(iova, data, len, write, std::nullopt, delay);
+bool NvmeEndpoint::dma(uint64_t iova, void* data, uint32_t len, bool write, sc_core::sc_time& delay, bool no_snoop) {
+    return ats_.dma_span(iova, data, len, write, std::nullopt, delay, no_snoop);
 }
 
 void NvmeEndpoint::take_tag() {
@@ -219,7 +219,7 @@ void NvmeEndpoint::engine_thread() {
                 for (const auto& [a, n] : done.pages) {
                     take_tag();
                     sc_core::sc_time dd = from_now(t_);
-                    ok = dma(a, buf_.data(), n, false, dd) && ok;
+                    ok = dma(a, buf_.data(), n, false, dd, p_.no_snoop_data) && ok;
                     tags_.push(kernel_now() + from_sc(dd));
                     t_ = kernel_now() + from_sc(dd);
                 }
@@ -253,7 +253,7 @@ void NvmeEndpoint::completion_thread() {
         sc_core::sc_time d = sc_core::SC_ZERO_TIME;
         if (c.read)
             for (const auto& [a, n] : c.pages)
-                if (!dma(a, buf_.data(), n, true, d)) c.status = nvme::kStatusDataTransferError;
+                if (!dma(a, buf_.data(), n, true, d, p_.no_snoop_data)) c.status = nvme::kStatusDataTransferError;
         Cq& cq = *cqs_[sqs_[c.sqid].cqid];
         nvme::Cqe e;
         e.dw2 = c.sq_head | c.sqid << 16;

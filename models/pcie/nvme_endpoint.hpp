@@ -18,6 +18,8 @@
 //  Threads: an engine thread (fetch, PRP list, Write data, media scheduling)
 //   that runs ahead by up to a quantum; a completion thread that posts Read
 //   data, the CQE and the interrupt at their exact time.
+//  No Snoop on the commands' data transfers with `no_snoop_data` (a
+//   translated one as the translation's N bit allows).
 //  Not modelled: stored data (reads return zeros), SGLs, namespaces other
 //   than 1 and their formats (4 KiB LBAs), chained PRP lists, fused commands,
 //   weighted arbitration, interrupt coalescing, controller reset, errors
@@ -66,7 +68,7 @@ private:
     void b_transport_regs(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay);
     void engine_thread();
     void completion_thread();
-    bool dma(uint64_t iova, void* data, uint32_t len, bool write, sc_core::sc_time& delay);
+    bool dma(uint64_t iova, void* data, uint32_t len, bool write, sc_core::sc_time& delay, bool no_snoop = false);
     /// Holds a tag for a read issued at t_ (waits for the oldest when all are in flight).
     void take_tag();
     void execute_admin(const nvme::Sqe& c, uint32_t& status);

@@ -28,6 +28,9 @@ struct NvmeParams {
     uint32_t max_queue_entries = kDefaultMaxQueueEntries;
     uint32_t max_outstanding_reads = kDefaultMaxOutstandingReads;
     Duration quantum = Duration::ns(kDefaultQuantumNs);
+    /// The data transfers of commands (not SQE / PRP-list fetches or completions) carry No
+    /// Snoop (PCIe Base §2.2.6.5: a device may set it where it knows coherency is not needed).
+    bool no_snoop_data = false;
 };
 
 } // namespace iommusim::pcie

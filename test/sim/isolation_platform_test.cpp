@@ -196,3 +196,97 @@ TEST_CASE("an SMMUv3 domain that enforces coherency refuses a device of a root c
     INFO(ok.err);
     CHECK(ok.exit_code == 0);
 }
+
+TEST_CASE("kernel drivers hold their devices' IOMMU groups and take their PASIDs from the allocator",
+          "[sim][host][isolation][group][pasid]") {
+    auto s = run_shipped("kernel-drivers");
+    // nic0 (DMA API with PASID) gets the lowest free PASID in the kernel's set, then nic1's SVA
+    // bind the next one in its process's set; each NIC's DMA carries the PASID its driver wrote.
+    CHECK(value(s, {"os", "nic0_driver", "pasid"}) == 1);
+    CHECK(value(s, {"os", "nic1_driver", "pasid"}) == 2);
+    CHECK(value(s, {"os", "isolation", "hidden_pasids"}) == 1);
+    CHECK(value(s, {"nic0", "rx_packets"}) > 0);
+    CHECK(value(s, {"nic0", "dma_errors"}) == 0);
+    // A user's attach to nic0, and to acc0 (one group with the NVMe the kernel drives), are busy.
+    CHECK(value(s, {"os", "isolation", "group_refusals"}) == 2);
+    // The refusal names the kernel as the group's owner.
+    auto p = shipped("kernel-drivers");
+    p["scenario"][6].erase("expect_error");
+    auto r = run_edited(p, "isolation-kernel-group-message");
+    CHECK(r.exit_code == 1);
+    INFO(r.err);
+    CHECK(r.err.find("belongs to \"kernel\", not \"vm1\"") != std::string::npos);
+}
+
+TEST_CASE("a NIC asking for a PASID value the allocator already gave out fails its setup with busy",
+          "[sim][host][isolation][pasid]") {
+    auto p = shipped("kernel-drivers");
+    p["devices"][0]["pasid"] = 2; // nic1's SVA bind asks for 2 as well
+    p["devices"][1]["pasid"] = 2;
+    p["scenario"] = ordered_json::array();
+    auto r = run_edited(p, "isolation-nic-pasid-taken");
+    INFO(r.err);
+    CHECK(r.exit_code != 0);
+    CHECK(r.err.find("busy") != std::string::npos);
+}
+
+TEST_CASE("a VM's passed-through device in an IOMMU group a kernel driver holds is refused",
+          "[sim][host][isolation][group][vm]") {
+    auto s = run_shipped("vm-shared-group");
+    CHECK(value(s, {"vm0", "vm0_viommu", "attach_refused"}) >= 1);
+    CHECK(value(s, {"acc0", "errors"}) > 0); // the guest's context stays unbound: its DMA faults
+    CHECK(value(s, {"os", "ssd0_driver", "errors"}) == 0);
+    // The same VM with its device in a group of its own (ACS on the switch ports) is attached.
+    auto p = shipped("vm-shared-group");
+    for (auto& dp : p["topology"]["switches"][0]["downstream_ports"]) dp["acs"] = {"SV", "RR", "CR", "UF"};
+    p["scenario"] = ordered_json::array({{{"op", "guest_map"}, {"vm", "vm0"}, {"name", "buf"}, {"iova", "0x10000000"}, {"size_bytes", "16KiB"}},
+                                         {{"op", "start"}, {"device", "acc0"}},
+                                         {{"op", "wait"}, {"us", 100}},
+                                         {{"op", "expect"}, {"stat", "vm0.vm0_viommu.attach_refused"}, {"eq", 0}},
+                                         {{"op", "expect"}, {"stat", "acc0.errors"}, {"eq", 0}},
+                                         {{"op", "expect"}, {"stat", "acc0.reads"}, {"gt", 0}}});
+    auto r = run_edited(p, "isolation-vm-own-group");
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+}
+
+TEST_CASE("a nested domain enforces coherency as its nesting parent does, and each VM reports its non-coherent domains",
+          "[sim][host][isolation][coherency][vm]") {
+    auto s = run_shipped("vm-coherency");
+    CHECK(value(s, {"vm0", "vm0_viommu", "noncoherent_domains"}) == 0);
+    CHECK(value(s, {"os", "iommufd", "noncoherent_domains"}) == 0);
+    CHECK(value(s, {"dmar0", "snoop_forced"}) > 0);
+    auto p = shipped("vm-coherency");
+    p["iommus"][0]["snoop_control"] = false;
+    p["scenario"] = ordered_json::array({{{"op", "guest_map"}, {"vm", "vm0"}, {"name", "buf"}, {"iova", "0x10000000"}, {"size_bytes", "16KiB"}},
+                                         {{"op", "start"}, {"device", "acc0"}},
+                                         {{"op", "wait"}, {"us", 100}},
+                                         {{"op", "expect"}, {"stat", "vm0.vm0_viommu.noncoherent_domains"}, {"eq", 1}},
+                                         {{"op", "expect"}, {"stat", "os.iommufd.noncoherent_domains"}, {"eq", 1}},
+                                         {{"op", "expect"}, {"stat", "dmar0.no_snoop_to_memory"}, {"gt", 0}}});
+    auto r = run_edited(p, "isolation-vm-noncoherent");
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+}
+
+TEST_CASE("NIC and NVMe data with No Snoop: forced snooped by the IOMMU untranslated, sent snooped by the NIC where its "
+          "translation carries N, and reaching memory non-snooped only without snoop control",
+          "[sim][host][isolation][coherency]") {
+    auto s = run_shipped("coherency-nic-nvme");
+    CHECK(value(s, {"nic0", "fn0", "no_snoop_cleared"}) > 0);   // translated: N set by PGSNP
+    CHECK(value(s, {"dmar0", "snoop_forced"}) > 0);             // untranslated (NVMe without ATS)
+    CHECK(value(s, {"dmar0", "no_snoop_to_memory"}) == 0);
+    auto p = shipped("coherency-nic-nvme");
+    p["iommus"][0]["snoop_control"] = false;
+    p["scenario"] = ordered_json::array();
+    auto dir = scratch_dir("isolation-nic-nvme-noncoherent");
+    write_file(dir / "p.json", p.dump(2));
+    auto r = run_cli("run '" + (dir / "p.json").string() + "' --quiet --out '" + (dir / "out").string() + "'",
+                     "isolation-nic-nvme-noncoherent");
+    REQUIRE(r.exit_code == 0);
+    auto off = ordered_json::parse(slurp(dir / "out" / "stats.json"));
+    CHECK(value(off, {"nic0", "fn0", "no_snoop_cleared"}) == 0);
+    CHECK(value(off, {"dmar0", "snoop_forced"}) == 0);
+    CHECK(value(off, {"dmar0", "no_snoop_to_memory"}) > 0);
+    CHECK(value(off, {"os", "iommufd", "noncoherent_domains"}) == 2);
+}

@@ -2,6 +2,7 @@
 #include "models/host/vm/viommu.hpp"
 
 #include <cstring>
+#include <set>
 #include <utility>
 
 #include "models/common/sc_time.hpp"
@@ -18,6 +19,10 @@ VirtualIommu::VirtualIommu(sc_core::sc_module_name name, VmmContext& vmm, stats:
                                        "guest device-TLB invalidations discarded (the host synthesizes its own)")),
       refused_(stats_.counter("refused", "commands", "guest commands naming an unknown virtual ID (not forwarded)")),
       ioctls_(stats_.counter("ioctls", "calls", "iommufd calls the VMM made")),
+      attach_refused_(stats_.counter("attach_refused", "calls",
+                                     "attaches of a passed-through device the host refused (os.isolation: its IOMMU group "
+                                     "belongs to another owner or domain); the guest's context stays unbound")),
+
       phases_("invalidation_phases", &stats_),
       guest_write_(phases_.histogram("guest_write", "ns", "guest driver: first queue write to the tail write reaching the unit")),
       exit_(phases_.histogram("exit", "ns", "VM exit to the VMM's handler")),
@@ -32,6 +37,10 @@ VirtualIommu::VirtualIommu(sc_core::sc_module_name name, VmmContext& vmm, stats:
         hw_traps_ = &stats_.counter("hardware_traps", "commands",
                                     "guest commands a hardware-accelerated queue handed to the VMM (guest buffer trap mode)");
     mmio.register_b_transport(this, &VirtualIommu::b_transport);
+    stats_.derived("noncoherent_domains", "domains",
+                   "host domains the VM's devices are attached to that do not enforce cache coherency (KVM's per-VM "
+                   "non-coherent DMA: WBINVD emulated while above 0)",
+                   [this] { return static_cast<double>(noncoherent_domains()); });
 }
 
 void VirtualIommu::b_transport(tlm::tlm_generic_payload& t, sc_core::sc_time& delay) {
@@ -156,7 +165,6 @@ void VirtualIommu::bind(pcie::Bdf vrid, uint32_t guest_pasid, const DeviceInfo& 
                         std::optional<uint32_t> stage2_by_iova) {
     auto it = bound_.find({vrid.raw, guest_pasid});
     if (it != bound_.end() && it->second == hwpt) return;
-    IommuFd& fd = vmm_.host.iommufd();
     if (it != bound_.end()) unbind(vrid, guest_pasid, dev);
     std::optional<uint32_t> hp;
     try {
@@ -167,7 +175,15 @@ void VirtualIommu::bind(pcie::Bdf vrid, uint32_t guest_pasid, const DeviceInfo& 
     }
     ioctl();
     const Duration start = cpu_.now();
-    fd.attach(dev.rid, hp, hwpt);
+    try {
+        // As the VM (issue 18): its PASIDs are its set's, and the device's IOMMU group must be
+        // the VM's alone (a group shared with a kernel driver or another VM is busy).
+        vmm_.host.isolation().attach(vmm_.vm_name, vmm_.iommu, dev.rid, hp, hwpt);
+    } catch (const HostError&) { // the VMM's ioctl failed: the guest's context stays unbound
+        attach_refused_.inc();
+        if (trap_) add_host_call(*trap_, start, cpu_.now(), {});
+        return;
+    }
     if (trap_) add_host_call(*trap_, start, cpu_.now(), {});
     bound_[{vrid.raw, guest_pasid}] = hwpt;
     DmaOracle::NestedView v;
@@ -186,9 +202,16 @@ void VirtualIommu::unbind(pcie::Bdf vrid, uint32_t guest_pasid, const DeviceInfo
     if (it == bound_.end()) return;
     ioctl();
     const Duration start = cpu_.now();
-    vmm_.host.iommufd().detach(dev.rid, host_pasid(guest_pasid), vmm_.iommu);
+    vmm_.host.isolation().detach(vmm_.iommu, dev.rid, host_pasid(guest_pasid));
     if (trap_) add_host_call(*trap_, start, cpu_.now(), {});
     bound_.erase(it);
+}
+
+unsigned VirtualIommu::noncoherent_domains() const {
+    std::set<uint32_t> off;
+    for (const auto& [key, hwpt] : bound_)
+        if (!vmm_.host.iommufd().enforces_coherency(hwpt)) off.insert(hwpt);
+    return static_cast<unsigned>(off.size());
 }
 
 void VirtualIommu::invalidate_array(uint32_t target, uint32_t data_type, const void* data, uint32_t entry_len,

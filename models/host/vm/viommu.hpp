@@ -16,7 +16,10 @@
 // VMM does with the host's iommufd: the vIOMMU object with a vDEVICE per
 // passed-through device (made on first use), attaching a physical device
 // for a guest (vRID, PASID) with the oracle's composed view of the VM, the
-// VM's PASID set, and invalidation arrays (IOMMU_HWPT_INVALIDATE).
+// VM's PASID set, and invalidation arrays (IOMMU_HWPT_INVALIDATE). Attaches
+// go through the host's isolation checks as the VM (host::Isolation: the
+// VM's own PASIDs, an IOMMU group held by the VM alone); the VM's count of
+// non-coherent domains is what KVM would be told.
 // Family units derive and implement the register file and the decode.
 #include <array>
 #include <functional>
@@ -160,6 +163,11 @@ protected:
     stats::Counter& discarded_devtlb_;
     stats::Counter& refused_;
     stats::Counter& ioctls_;
+    stats::Counter& attach_refused_;
+    /// Host HWPTs the VM's devices are attached to that do not enforce cache coherency (a
+    /// nested one is coherent as its parent): KVM's per-VM non-coherent DMA, WBINVD must be
+    /// emulated while it is above 0 (shared/reference/threads 001).
+    unsigned noncoherent_domains() const;
     /// (vRID, guest PASID) -> the host HWPT attached.
     std::map<std::pair<uint16_t, uint32_t>, uint32_t> bound_;
 

@@ -32,7 +32,7 @@ struct Rig {
         return p;
     }
     /// Brings the unit up and maps kVa -> kPa for (kEp, kPasid) with device-TLB enabled.
-    void setup() {
+    void setup(bool pgsnp = false) {
         h.enable();
         pt = std::make_unique<PageTables>(h, PtFormat::x86_64, 4);
         pt->map(kVa, kPa);
@@ -43,6 +43,7 @@ struct Rig {
         e.pgtt = static_cast<uint8_t>(Pgtt::first_stage);
         e.did = kDid;
         e.flptptr = pt->root;
+        e.pgsnp = pgsnp;
         h.tables->set_pasid_entry(ce, kPasid, e);
         h.m().write_u64(kPa, 0x5151);
         h.m().write_u64(kPa + 0x1000, 0x6262);
@@ -177,4 +178,32 @@ TEST_CASE("ATS endpoint with PRI requests a page on a no-access completion and r
         CHECK(r.h.value("dmar0.prg_responses") == 1);
         CHECK(r.ep.atc_holds(kLazy, kPasid));
     });
+}
+
+namespace {
+/// Two writes asking for No Snoop (a miss, then an ATC hit) through a PASID entry with or without PGSNP.
+void no_snoop_writes(bool pgsnp) {
+    Rig r;
+    Harness::run([&] {
+        r.setup(pgsnp); // PGSNP: the context forces snooping, so its completions carry N
+        uint64_t v = 0x77;
+        for (uint64_t i = 0; i < 2; ++i) {
+            sc_time d = SC_ZERO_TIME;
+            CHECK(r.ep.dma(kVa + 8 * i, &v, 8, true, kPasid, d, false, true) == tlm::TLM_OK_RESPONSE);
+            sc_core::wait(d);
+        }
+        CHECK(r.h.value("ep.translated_requests") == 2);
+        CHECK(r.h.value("ep.no_snoop_cleared") == (pgsnp ? 2 : 0));
+        CHECK(r.h.value("dmar0.no_snoop_to_memory") == (pgsnp ? 0 : 2));
+    });
+}
+} // namespace
+
+TEST_CASE("a translated request asked with No Snoop goes out snooped when its translation completion had N set",
+          "[sc][pcie][ats][coherency]") {
+    no_snoop_writes(true);
+}
+
+TEST_CASE("a translated request keeps No Snoop when its translation completion had N clear", "[sc][pcie][ats][coherency]") {
+    no_snoop_writes(false);
 }
