@@ -73,7 +73,7 @@ const Schema<host::DriverParams>& driver_schema() {
                     [](P& p, const json& j, const std::string& path) { p.flush_queue.timeout = Duration::us(read::number(j, path, 0.001, 1e9)); },
                     [](const P& p) { return json(p.flush_queue.timeout.as_us()); })
             .enumeration("wait", &P::wait,
-                         "how the driver waits for a wait descriptor: poll its status word (Linux qi_submit_sync), or sleep until the invalidation-completion MSI",
+                         "how the driver waits for a wait descriptor: poll its status word (Linux qi_submit_sync, AMD wait_on_sem, SMMUv3 CMD_SYNC polling), or sleep until the invalidation-completion MSI (a what-if mode: Linux never sets the wait descriptor's IF / asks for the MSI)",
                          {{"poll", host::WaitMode::poll}, {"interrupt", host::WaitMode::interrupt}})
             .integer("range_threshold_pages", &P::range_threshold_pages, "pages",
                      "ranges larger than this are flushed domain-wide; default 512 (arm-smmu-v3's per-page cap, calibration.md)", 1, uint64_t{1} << 40)
@@ -92,7 +92,9 @@ const Schema<host::DriverParams>& driver_schema() {
             .time_ns("iova_tree_free_ns", &P::iova_tree_free,
                      "IOVA free into the tree, under the tree lock; default 433 ns (calibration.md \"IOVA allocation, rbtree slow path\": free)")
             .time_ns("page_fault_service_ns", &P::page_fault_service,
-                     "software cost per I/O page fault (handle_mm_fault: zero 4 KiB at calibration.md \"data copy\" ~10 GB/s + ~0.1 us allocation and PTE install); default 500 ns [estimate]");
+                     "software cost per I/O page fault (handle_mm_fault: zero 4 KiB at calibration.md \"data copy\" ~10 GB/s + ~0.1 us allocation and PTE install); default 500 ns [estimate]")
+            .time_ns("iopf_wakeup_ns", &P::iopf_wakeup,
+                     "waking the iopf workqueue's kworker on another CPU for each page request group (Linux iopf_group_queue_work); default 1500 ns (calibration.md \"MSI to handler entry, bare metal ~1.5 us\": the same interrupt-delivery path [estimate, weak])");
         return sc;
     }();
     return s;

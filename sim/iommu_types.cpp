@@ -90,7 +90,7 @@ const Schema<VtdParams>& vtd_schema() {
             .boolean("fl_1g", &P::fl_1g, "CAP.FL1GP: 1 GiB first-stage pages");
         cache_object<P>(sc, "iotlb", [](P& p) -> iommu::CacheGeometry& { return p.iotlb.geometry; },
                         [](P& p) { return &p.iotlb.lookup; },
-                        "IOTLB tagged by DID+PASID; default 512 entries 8-way LRU, 2 ns (sizes unpublished: calibration.md)");
+                        "IOTLB tagged by DID+PASID; default 128 entries 8-way LRU (calibration.md \"VT-d IOTLB reach, 4 KiB pages\": effective 112-126 entries), 2 ns lookup (estimate)");
         cache_object<P>(sc, "context_cache", [](P& p) -> iommu::CacheGeometry& { return p.context_cache.geometry; },
                         [](P& p) { return &p.context_cache.lookup; }, "context cache keyed by RID; default 128 entries 4-way, 1 ns");
         cache_object<P>(sc, "pasid_cache", [](P& p) -> iommu::CacheGeometry& { return p.pasid_cache.geometry; },
@@ -99,7 +99,7 @@ const Schema<VtdParams>& vtd_schema() {
                         {}, "first-stage paging-structure cache, per level; default 128 entries 4-way (calibration.md PWC-L3 64-128)");
         cache_object<P>(sc, "s2_walk_cache", [](P& p) -> iommu::CacheGeometry& { return p.walker.s2_walk_cache.per_level; },
                         {}, "second-stage paging-structure cache, per level; default 128 entries 4-way");
-        sc.integer("walkers", &P::walkers, "walks", "concurrent page walks (walk slots); default 4 (assumed; gem5 SMMUv3 has 16)", 1, 256)
+        sc.integer("walkers", &P::walkers, "walks", "concurrent page walks (walk slots); default 1 (calibration.md \"walker concurrency\": the measured walk-read and IOTLB-miss costs agree only if walks are serialized [estimate]; sweep 1/2/4)", 1, 256)
             .time_ns("table_read_ns", &P::table_read,
                      "IOMMU-side cost per table read on top of memory latency; default 107 = calibration.md 197 ns fitted walk read - 90 ns DRAM")
             .time_ns("mmio_access_ns", &P::mmio_access, "register access inside the unit; default 5 ns")
@@ -161,7 +161,7 @@ const Schema<AmdParams>& amd_schema() {
             .integer("pasid_bits", &P::pasid_bits, "bits", "EFR.PASmax + 1; default 16 (Linux: hardware implements up to 16)", 1, 20)
             .integer("output_bits", &P::output_bits, "bits", "physical address width; wider table pointers are illegal; default 52 (Linux IOMMU_OUT_ADDR_BIT_SIZE)", 32, 52);
         cache_object<P>(sc, "iotlb", [](P& p) -> iommu::CacheGeometry& { return p.iotlb.geometry; }, [](P& p) { return &p.iotlb.lookup; },
-                        "IOTLB tagged by DomainID+PASID; default 512 entries 8-way LRU, 2 ns (sizes unpublished: estimate)");
+                        "IOTLB tagged by DomainID+PASID; default 128 entries 8-way LRU, 2 ns [estimate: no AMD size published; calibration.md \"VT-d IOTLB reach, 4 KiB pages\" effective 112-126 entries is the only published x86 figure]");
         cache_object<P>(sc, "dte_cache", [](P& p) -> iommu::CacheGeometry& { return p.dte_cache.geometry; }, [](P& p) { return &p.dte_cache.lookup; },
                         "DTE cache keyed by DeviceID; default 128 entries 4-way, 1 ns (estimate)");
         cache_object<P>(sc, "gcr3_cache", [](P& p) -> iommu::CacheGeometry& { return p.gcr3_cache.geometry; }, [](P& p) { return &p.gcr3_cache.lookup; },
@@ -170,7 +170,7 @@ const Schema<AmdParams>& amd_schema() {
                         "v2 (guest) PDE cache, per level; default 128 entries 4-way (calibration.md PWC-L3 64-128)");
         cache_object<P>(sc, "v1_walk_cache", [](P& p) -> iommu::CacheGeometry& { return p.walker.s2_walk_cache.per_level; }, {},
                         "v1 (host) PDE cache, per level; default 128 entries 4-way");
-        sc.integer("walkers", &P::walkers, "walks", "concurrent page walks; default 4 (estimate; calibration.md suggests 1-4)", 1, 256)
+        sc.integer("walkers", &P::walkers, "walks", "concurrent page walks; default 1 (calibration.md \"walker concurrency\": walks behave as if serialized [estimate]; sweep 1/2/4)", 1, 256)
             .integer("viommu_guests", &P::viommu_guests, "GuestIDs",
                      "hardware vIOMMU guest contexts (guest command buffers the unit executes, DomainID / DeviceID maps); "
                      "default 0 = none (a choice)", 0, 64)

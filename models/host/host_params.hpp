@@ -105,14 +105,21 @@ struct DriverParams {
     static constexpr double kDefaultPrqPollIntervalNs = 1000.0;
     Duration prq_poll_interval = Duration::ns(kDefaultPrqPollIntervalNs);
     // ns; software cost of servicing one I/O page fault besides the modelled register, queue and
-    // page-table work: the hand-off from the PRQ thread to the iopf workqueue, the mm lookup and
-    // handle_mm_fault for an anonymous page (allocate + zero 4 KiB). Built from components
+    // page-table work and the iopf hand-off (iopf_wakeup): the mm lookup and handle_mm_fault
+    // for an anonymous page (allocate + zero 4 KiB). Built from components
     // [estimate]: zeroing 4 KiB at calibration.md "data copy per core ~10 GB/s" = ~410 ns, plus
     // ~100 ns for the allocation and PTE install (the "dma_map_page 4 KiB ~0.1 us" row is the
-    // closest published per-page kernel path) = 500 ns. The workqueue hand-off and scheduling
-    // tail are not modelled; the published service times (mean 9 us) are outcomes to compare with.
+    // closest published per-page kernel path) = 500 ns. The published service times (mean 9 us)
+    // are outcomes to compare with, never inputs.
     static constexpr double kDefaultPageFaultServiceNs = 500.0;
     Duration page_fault_service = Duration::ns(kDefaultPageFaultServiceNs);
+    // ns; the PRQ thread hands each page request group to the iopf workqueue (Linux
+    // iommu_report_device_fault -> iopf_group_queue_work -> queue_work), whose kworker must be
+    // woken on another CPU: an interrupt (IPI) to that CPU and its entry into the handler.
+    // calibration.md "MSI to handler entry, bare metal ~1.5 us" [estimate, weak], the same
+    // delivery path; nothing published for the wake-up itself.
+    static constexpr double kDefaultIopfWakeupNs = 1500.0;
+    Duration iopf_wakeup = Duration::ns(kDefaultIopfWakeupNs);
 
     // ---- IOVA allocation (DMA API), calibration.md "Host CPU and driver" ----
     // ns; an allocation or free served by the CPU's magazine: "IOVA per-CPU cache

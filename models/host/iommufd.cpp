@@ -670,7 +670,10 @@ std::optional<uint64_t> IommuFd::process_lookup(uint32_t pid, uint64_t va) const
 
 pcie::PrgResponseCode IommuFd::handle_page_request(unsigned iommu, const PageRequestInfo& r) {
     using C = pcie::PrgResponseCode;
-    cpu_.spend(params_.page_fault_service);
+    // Page-request service from its parts: the hand-off to the iopf workqueue (a kworker woken
+    // on another CPU; once per group, and every group the devices send is one request), the
+    // fault handler's work, then the backend's page response through its queue.
+    cpu_.spend(params_.iopf_wakeup + params_.page_fault_service);
     auto it = attached_.find(attach_key(iommu, r.rid, r.pasid));
     if (it == attached_.end()) return C::invalid_request; // nothing bound: no fault handler (Linux iopf)
     Hwpt& h = hwpt(it->second);

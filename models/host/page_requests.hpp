@@ -11,7 +11,8 @@
 // way Linux's DMAR_LATENCY_PRQ is (from the handler reading the request to
 // its page response having been submitted and waited for), in host time.
 // Not modelled: PASID stop markers beyond dropping them (no drain protocol),
-// private data, the iopf workqueue's scheduling (a fixed cost instead).
+// private data, the iopf workqueue's scheduling (a fixed wake-up cost,
+// DriverParams::iopf_wakeup, on the handler thread itself).
 #include <cstdint>
 #include <map>
 #include <optional>

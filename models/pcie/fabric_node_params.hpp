@@ -18,16 +18,17 @@ struct FabricNodeParams {
 };
 
 struct SwitchParams {
-    /// ns; port-to-port latency of a PCIe switch. Vendor briefs quote roughly
-    /// 100-150 ns cut-through for Gen4/Gen5 parts (UNCONFIRMED; not in calibration.md).
-    static constexpr double kDefaultLatencyNs = 110.0;
+    /// ns; port-to-port latency of a PCIe switch, cut-through: calibration.md "switch port to
+    /// port, cut-through" 105 ns (Broadcom PEX88000, Gen4 x16; <= 150 ns Gen3).
+    static constexpr double kDefaultLatencyNs = 105.0;
     Duration latency = Duration::ns(kDefaultLatencyNs);
 };
 
 struct PcieRootComplexParams {
-    /// ns; root-port-to-host-bridge traversal each way, same estimate as the
-    /// foundation RootComplexParams (calibration.md's 65 ns per 4 KB DMA bounds it).
-    static constexpr double kDefaultLatencyNs = 20.0;
+    /// ns; root-port-to-host-bridge traversal each way: calibration.md "root complex
+    /// traversal, one way" ~100 ns [estimate, weak: what remains of a 407-424 ns MMIO read
+    /// of a NIC BAR after the link hops and the device].
+    static constexpr double kDefaultLatencyNs = 100.0;
     Duration latency = Duration::ns(kDefaultLatencyNs);
     /// IORT root complex memory access flag CANWBS (IORT E.f): accesses of devices below it
     /// to conventional memory stay coherent whatever their attributes, No-Snoop included, so

@@ -5,10 +5,10 @@
 namespace iommusim::pcie {
 
 struct RootComplexParams {
-    // ns; root-port-to-host-bridge traversal each way. Estimate: no published
-    // per-component figure; calibration.md's fitted 65 ns per 4 KB DMA without
-    // IOMMU bounds the whole non-memory path.
-    static constexpr double kDefaultLatencyNs = 20.0;
+    // ns; root-port-to-host-bridge traversal each way: calibration.md "root complex
+    // traversal, one way" ~100 ns [estimate, weak: what remains of a 407-424 ns MMIO
+    // read of a NIC BAR after the link hops and the device].
+    static constexpr double kDefaultLatencyNs = 100.0;
     Duration latency = Duration::ns(kDefaultLatencyNs);
 };
 

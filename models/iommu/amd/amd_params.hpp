@@ -94,13 +94,15 @@ struct AmdParams {
     AmdCacheParams dte_cache{{128, 4, iommu::Replacement::lru, 31}, Duration::ns(1)};
     /// GCR3-entry cache keyed by (DeviceID, PASID), tagged by DomainID (estimate).
     AmdCacheParams gcr3_cache{{256, 8, iommu::Replacement::lru, 32}, Duration::ns(1)};
-    /// IOTLB tagged by DomainID + PASID (512 x 8-way as iommu::IotlbParams; estimate).
-    AmdCacheParams iotlb{{512, 8, iommu::Replacement::lru, 33}, Duration::ns(2)};
+    /// IOTLB tagged by DomainID + PASID: 128 entries, 8-way [estimate]: no AMD size is published;
+    /// calibration.md "VT-d IOTLB reach, 4 KiB pages" (effective 112-126 entries) is the only
+    /// published IOTLB figure of an x86 IOMMU, 128 the power of two it points to.
+    AmdCacheParams iotlb{{128, 8, iommu::Replacement::lru, 33}, Duration::ns(2)};
     /// PDE caches for v1 (stage 2 in the core) and v2 (stage 1) walks, and the nested cache.
     iommu::WalkerParams walker;
-    /// count; concurrent page walks; calibration.md "walker concurrency": walks look
-    /// serialized on measured parts, so 1 would match; 4 as the other families (estimate, sweep 1/2/4).
-    uint32_t walkers = 4;
+    /// count; concurrent page walks: 1. calibration.md "walker concurrency": walks look
+    /// serialized on the measured parts (one outstanding) [estimate; sweep 1/2/4].
+    uint32_t walkers = 1;
     /// GuestIDs of the hardware vIOMMU (amd_hw_viommu.hpp: guest command buffers executed by
     /// the unit); 0 = no hardware vIOMMU (the default: a choice, most platforms model none).
     uint16_t viommu_guests = 0;

@@ -59,13 +59,16 @@ struct VtdParams {
     VtdCacheParams context_cache{{128, 4, iommu::Replacement::lru, 21}, Duration::ns(1)};
     /// PASID cache, keyed by (RID, PASID), tagged with DID for invalidation.
     VtdCacheParams pasid_cache{{256, 8, iommu::Replacement::lru, 22}, Duration::ns(1)};
-    /// IOTLB tagged by DID + PASID (512 x 8-way as in iommu::IotlbParams).
-    VtdCacheParams iotlb{{512, 8, iommu::Replacement::lru, 1}, Duration::ns(2)};
+    /// IOTLB tagged by DID + PASID: 128 entries, 8-way. calibration.md "VT-d IOTLB reach, 4 KiB
+    /// pages": an effective 112-126 entries (pcie-bench working-set sweep, Xeon E5 v1-v4), the only
+    /// published figure; 128 is the power of two it points to.
+    VtdCacheParams iotlb{{128, 8, iommu::Replacement::lru, 1}, Duration::ns(2)};
     /// First-stage and second-stage paging-structure caches and the nested stage-2 cache.
     iommu::WalkerParams walker;
-    /// count; concurrent page walks (walk slots); gem5 SMMUv3 has 16 walk slots
-    /// (calibration.md), client VT-d units fewer; 4 assumed.
-    uint32_t walkers = 4;
+    /// count; concurrent page walks (walk slots): 1. calibration.md "walker concurrency": the
+    /// fitted 197 ns per walk read under load and the unloaded +226-293 ns per IOTLB miss agree
+    /// only if walks are effectively serialized (one outstanding) [estimate; sweep 1/2/4].
+    uint32_t walkers = 1;
 
     // ---- timing --------------------------------------------------------
     /// ns; IOMMU-side cost of each table/descriptor read on top of the memory target's own latency:
