@@ -57,6 +57,7 @@
 #include <tlm_utils/simple_target_socket.h>
 #include <vector>
 
+#include "models/common/busy_pool.hpp"
 #include "models/common/sc_time.hpp"
 #include "models/common/stats.hpp"
 #include "models/common/time.hpp"
