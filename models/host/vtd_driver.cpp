@@ -150,6 +150,7 @@ void VtdDriver::enable() {
     caching_mode_ = (cap >> 7) & 1; // CAP.CM
     smpwc_ = (ecap >> 48) & 1;
     coherent_ = ecap & 1;
+    dit_ = (ecap >> 41) & 1;
     const int agaw = linux_agaw(cap, ecap);
     if (agaw < 0) throw std::runtime_error("VT-d driver: the unit supports no usable address width (CAP.SAGAW, FL5LP)");
     agaw_ = static_cast<uint8_t>(agaw);
@@ -294,7 +295,9 @@ void VtdDriver::devtlb_desc(const Attachment& a, bool whole, uint64_t base, unsi
     const unsigned o = whole ? 52 : order; // 52: the whole address space (Linux MAX_AGAW_PFN_WIDTH)
     const uint64_t b = whole ? 0 : base;
     const uint8_t mip = a.device.inv_queue_depth >= 32 ? 0 : a.device.inv_queue_depth;
-    const uint16_t pfsid = a.device.pf.value_or(a.device.rid).raw; // Linux info->pfsid: the PF's RID (its own for a PF)
+    // Linux info->pfsid: the PF's RID (its own for a PF) with ECAP.DIT; without it the
+    // field is reserved and Linux writes 0 (iommu_enable_pci_caps).
+    const uint16_t pfsid = dit_ ? a.device.pf.value_or(a.device.rid).raw : 0;
     out.push_back(a.pasid ? vtd::encode_pasid_dev_tlb(a.device.rid.raw, *a.pasid, b, o, false, mip, pfsid)
                           : vtd::encode_dev_tlb(a.device.rid.raw, b, o, mip, pfsid));
     devtlb_invalidations_.inc();

@@ -155,6 +155,7 @@ private:
     uint8_t agaw_ = 2;
     bool smpwc_ = false; ///< ECAP.SMPWC: scalable-mode walks snoop; Linux writes it as PWSNP
     bool coherent_ = true; ///< ECAP.C: root/context/PASID entry reads snoop; else each written entry is clflushed
+    bool dit_ = false; ///< ECAP.DIT: device-TLB invalidations carry the PF's RID as PFSID (else PFSID is reserved, 0)
     /// The CPU cost of storing `entries` root/context/PASID entries (one line each) and, on a
     /// unit without ECAP.C, flushing them (Linux __iommu_flush_cache, clflush_cache_range).
     void write_entries(unsigned entries);

@@ -98,10 +98,14 @@ TEST_CASE("PASID entries carry Linux's AW (iommu->agaw, 5-level unit) and PWSNP 
     check_pasid_entries(true, true);
 }
 
-TEST_CASE("device-TLB invalidations carry the PF's requester ID as PFSID, a VF's PF for a VF", "[sc][host][vtd][linux]") {
-    Rig rig;
+namespace {
+/// The PFSID of every device-TLB invalidation a strict unmap issues for a PF and its VF.
+std::vector<uint16_t> devtlb_pfsids(bool dit, pcie::Bdf pf_rid) {
+    iommu::vtd::VtdParams p;
+    p.dit = dit;
+    Rig rig(p);
     host::DeviceInfo pf, vf;
-    pf.rid = pcie::Bdf(0x0300);
+    pf.rid = pf_rid;
     pf.ats = true;
     vf.rid = pcie::Bdf(0x0310);
     vf.ats = true;
@@ -116,14 +120,25 @@ TEST_CASE("device-TLB invalidations carry the PF's requester ID as PFSID, a VF's
         fd.attach(vf.rid, std::nullopt, h);
         fd.unmap(ioas, fd.map(ioas, 4096), 4096); // strict: one flush for both functions
     });
-    const auto devtlb = rig.descriptors(3); // QI_DIOTLB_TYPE
-    REQUIRE(devtlb.size() == 2);
-    for (const auto& q : devtlb) {
-        const uint16_t sid = static_cast<uint16_t>(q[0] >> 32);
-        const uint16_t pfsid = static_cast<uint16_t>(((q[0] >> 12) & 0xF) | (((q[0] >> 52) & 0xFFF) << 4));
-        INFO("SID " << std::hex << sid);
-        CHECK(pfsid == pf.rid.raw); // Linux info->pfsid = pci_dev_id(pci_physfn(dev))
-    }
+    std::vector<uint16_t> out;
+    for (const auto& q : rig.descriptors(3)) // QI_DIOTLB_TYPE
+        out.push_back(static_cast<uint16_t>(((q[0] >> 12) & 0xF) | (((q[0] >> 52) & 0xFFF) << 4)));
+    return out;
+}
+} // namespace
+
+TEST_CASE("device-TLB invalidations carry the PF's requester ID as PFSID with ECAP.DIT, a VF's PF for a VF",
+          "[sc][host][vtd][linux]") {
+    const pcie::Bdf pf(0x0300);
+    const auto pfsids = devtlb_pfsids(true, pf);
+    REQUIRE(pfsids.size() == 2);
+    for (uint16_t v : pfsids) CHECK(v == pf.raw); // Linux info->pfsid = pci_dev_id(pci_physfn(dev))
+}
+
+TEST_CASE("device-TLB invalidations carry PFSID 0 without ECAP.DIT (the field is reserved)", "[sc][host][vtd][linux]") {
+    const auto pfsids = devtlb_pfsids(false, pcie::Bdf(0x0300));
+    REQUIRE(pfsids.size() == 2);
+    for (uint16_t v : pfsids) CHECK(v == 0); // Linux iommu_enable_pci_caps: "PFSID will be treated as reserved"
 }
 
 TEST_CASE("each wait descriptor writes QI_DONE into its own slot's status word, set to QI_IN_USE before",
