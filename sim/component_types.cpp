@@ -360,9 +360,11 @@ std::unique_ptr<sc_core::sc_module> build_traffic(const DeviceConfig& d, BuildCo
             iso.add_owned_region(unit, bars[r.bar].base + r.offset, r.size, r.owner,
                                  d.name + " " + rc.topology->node(fns[r.function]).bdf.str() + " BAR" + std::to_string(r.bar) + " " + r.name);
         }
-        for (const pcie::Bdf& rid : p.functions) {
+        for (size_t i = 0; i < p.functions.size(); ++i) { // p.functions are fns' RIDs, in order
+            const pcie::TopologyNode& fn = rc.topology->node(fns[i]);
             host::DeviceInfo info;
-            info.rid = rid;
+            info.rid = p.functions[i];
+            if (fn.is_vf) info.pf = rc.topology->node(fn.pf).bdf;
             info.pasid = p.pasid.supported;
             info.pasid_bits = static_cast<uint8_t>(p.pasid.max_width);
             info.canwbs = rc.canwbs;

@@ -45,6 +45,10 @@ const Schema<host::HostCpuParams>& cpu_schema() {
                      "receive-stack work per packet on the CPU handling the queue; default 208 ns (calibration.md \"Linux RX stack per packet, up to an early drop\")")
             .number("copy_bytes_per_ns", &P::copy_bytes_per_ns, "bytes/ns",
                     "copy rate of one CPU for each received payload (the application's copy); 0 = free; default 10 (calibration.md \"data copy per core ~10 GB/s\" [estimate])", 0.0, 1e6)
+            .time_ns("pte_write_ns", &P::pte_write,
+                     "one page-table entry written by map or unmap, per domain; default 20 ns (calibration.md \"PTE write per 4 KiB page\" ~20 ns coherent [estimate])")
+            .time_ns("clflush_ns", &P::clflush,
+                     "one 64-byte line flushed after table writes when the IOMMU does not snoop its walks (VT-d ECAP.C / SMPWC = 0, SMMUv3 without COHACC); default 80 ns (calibration.md \"PTE write per 4 KiB page\": + 60-100 ns per line clflushed, midpoint [estimate])")
             .enumeration("arch", &P::arch,
                          "CPU architecture: the page-table format of processes that SVA domains share (x86_64: 4-level x86-64; x86_64_la57: 5-level x86-64, 57-bit VAs; arm64: VMSAv8-64 4 KiB granule, 48-bit VA, with ASIDs); default x86_64",
                          {{"x86_64", host::CpuArch::x86_64}, {"x86_64_la57", host::CpuArch::x86_64_la57}, {"arm64", host::CpuArch::arm64}})

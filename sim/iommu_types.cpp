@@ -79,6 +79,8 @@ const Schema<VtdParams>& vtd_schema() {
             .boolean("device_tlb", &P::device_tlb, "ECAP.DT: ATS / device-TLB support")
             .boolean("pass_through", &P::pass_through, "ECAP.PT")
             .boolean("snoop_control", &P::snoop_control, "ECAP.SC: PGSNP / SNP force snooping")
+            .boolean("coherent", &P::coherent,
+                     "ECAP.C and ECAP.SMPWC: walks and structure reads snoop the CPU caches; false: the driver flushes every table line it writes (host.cpu.clflush_ns); default true (calibration.md \"page-walk coherency\": C=1 on most server DRHDs)")
             .boolean("nested", &P::nested, "ECAP.NEST")
             .boolean("page_requests", &P::page_requests, "ECAP.PRS")
             .boolean("execute_requests", &P::execute_requests, "ECAP.ERS")

@@ -24,9 +24,11 @@ const Schema<mem::MemoryParams>& memory_schema() {
         Schema<P> sc;
         sc.size("size_bytes", &P::size_bytes, "physical memory size (sparse: only touched pages use host RAM); default 64 GiB",
                 4096, mem::SparseMemory::kMaxSize)
-            .time_ns("read_latency_ns", &P::read_latency, "read latency; default 90 ns, loaded DRAM latency (cf. calibration.md, base DMA cost 65 ns per 4 KB)")
+            .time_ns("read_latency_ns", &P::read_latency, "idle read latency (load adds to it, see load_window_ns); default 90 ns (calibration.md \"DRAM idle read latency, local\" 81-90 ns, upper end)")
             .time_ns("write_latency_ns", &P::write_latency, "posted write latency into the controller's write queue; default 40 ns (estimate)")
-            .number("bandwidth_gbps", &P::bandwidth_bytes_per_ns, "GB/s", "data-port bandwidth; default 25.6 = one DDR4-3200 channel; 0 = unlimited");
+            .number("bandwidth_gbps", &P::bandwidth_bytes_per_ns, "GB/s", "data-port bandwidth; default 25.6 = one DDR4-3200 channel; 0 = unlimited")
+            .time_ns("load_window_ns", &P::load_window,
+                     "reads take the idle latency times calibration.md's \"loaded-latency shape\" (x1.10 at 25 % utilisation, x1.20 at 50 %, x1.40 at 80 %, x2.35 from saturation: midpoint of 1.8-2.9) at the utilisation (bytes / bandwidth) over this window; 0 = off; default 1000 ns [estimate: long enough to average a burst of a few hundred requests]");
         return sc;
     }();
     return s;

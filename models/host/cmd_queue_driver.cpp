@@ -35,6 +35,16 @@ void CmdQueueDriver::init(const std::function<uint64_t()>& alloc_page, unsigned 
     seq_ = 0;
 }
 
+void CmdQueueDriver::set_sync_status_per_slot(const std::function<uint64_t()>& alloc_page, uint32_t in_use,
+                                              uint32_t done) {
+    if (!bytes_) throw std::logic_error("command queue: per-slot status before init()");
+    const uint64_t words = bytes_ / entry_bytes_ * status_bytes_;
+    unsigned order = 0;
+    while ((kPage << order) < words) ++order;
+    slot_status_ = alloc_contiguous_pages(alloc_page, order, "the command queue's status array");
+    slot_done_ = SlotStatus{in_use, done};
+}
+
 void CmdQueueDriver::set_wait(Wait w) {
     if (w == Wait::interrupt && (!msi_ || vectors_.empty()))
         throw std::runtime_error("command queue: interrupt wait mode needs an MSI path");
@@ -151,6 +161,11 @@ uint64_t CmdQueueDriver::write_entries(const std::vector<QueueEntry>& cmds, uint
             // The sync's status word is its own first word: encode it with its own address.
             cmd = hooks_.encode_sync(base_ + slot, *in_entry_done_, wait_ == Wait::interrupt);
             status = base_ + slot;
+        } else if (sync && slot_done_ && i + 1 == cmds.size()) {
+            // The status word of the sync's slot: marked in use, then named in the sync.
+            status = slot_status(slot / entry_bytes_);
+            cpu_.mem_write(status, &slot_done_->in_use, status_bytes_);
+            cmd = hooks_.encode_sync(status, slot_done_->done, wait_ == Wait::interrupt);
         }
         cpu_.mem_write(base_ + slot, cmd.data(), entry_bytes_);
     }
@@ -175,9 +190,9 @@ FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool coun
     const uint32_t key = ++token_ ? token_ : ++token_;
     uint32_t token = key;
     uint64_t status = 0;
-    if (in_entry_done_) {
-        cmds.push_back(QueueEntry{}); // encoded with its own slot address by write_entries
-        token = *in_entry_done_;
+    if (in_entry_done_ || slot_done_) {
+        cmds.push_back(QueueEntry{}); // encoded with its (slot's) status address by write_entries
+        token = in_entry_done_ ? *in_entry_done_ : slot_done_->done;
     } else {
         // One status slot per in-flight sync; the token sits in its low dword (little endian).
         status = status_pa_ + status_bytes_ * (token % (kPage / status_bytes_));

@@ -150,6 +150,13 @@ public:
     /// The sync's completion is a 32-bit write of `done` into the sync's own
     /// entry (its first word), which the driver polls (SMMUv3 CMD_SYNC MSI to itself).
     void set_sync_in_entry(uint32_t done) { in_entry_done_ = done; }
+    /// Each ring slot has its own 32-bit status word in an array beside the ring (allocated
+    /// now); a sync's status address is its slot's word, which the driver sets to `in_use`
+    /// before publishing the tail, and the sync writes `done` there. Linux qi_submit_sync:
+    /// desc_status[wait_index] = QI_IN_USE, wait descriptor status data QI_DONE (VT-d).
+    void set_sync_status_per_slot(const std::function<uint64_t()>& alloc_page, uint32_t in_use, uint32_t done);
+    /// The status word of ring slot `index` (per-slot mode).
+    uint64_t slot_status(uint64_t index) const { return slot_status_ + index * status_bytes_; }
 
     /// How the family's Linux driver splits a flush longer than one batch: at most
     /// `max_entries` commands per batch (0: as many as the ring holds besides a sync), and
@@ -203,6 +210,11 @@ private:
     unsigned entry_bytes_ = 32;
     unsigned status_bytes_ = 4;
     std::optional<uint32_t> in_entry_done_; ///< the sync completes by writing this into its own entry
+    struct SlotStatus {
+        uint32_t in_use, done;
+    };
+    std::optional<SlotStatus> slot_done_;   ///< per-slot status words (set_sync_status_per_slot)
+    uint64_t slot_status_ = 0;              ///< base of the per-slot status array
     Batching batching_;
     uint64_t tail_ = 0, head_ = 0;
     uint64_t seq_ = 0;          ///< entries written since init

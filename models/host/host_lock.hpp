@@ -19,6 +19,7 @@
 // spins); a thread that sleeps instead should not use this lock.
 #include <string>
 #include <systemc>
+#include <utility>
 
 #include "models/common/stats.hpp"
 #include "models/host/cpu_lock.hpp"
@@ -34,6 +35,22 @@ public:
     /// Releases it at the calling thread's local time.
     void unlock();
     const CpuLock& core() const { return core_; }
+
+    /// Holds the lock for a scope (released on the way out, also by an exception).
+    class Guard {
+    public:
+        explicit Guard(HostLock& l) : l_(&l) { l.lock(); }
+        ~Guard() { release(); }
+        Guard(const Guard&) = delete;
+        Guard& operator=(const Guard&) = delete;
+        /// Releases it early.
+        void release() {
+            if (l_) std::exchange(l_, nullptr)->unlock();
+        }
+
+    private:
+        HostLock* l_;
+    };
 
 private:
     void publish();

@@ -47,6 +47,12 @@ struct HostCpuParams {
     // bytes per ns (= GB/s); calibration.md "data copy per core ~10 GB/s" [estimate]:
     // the application's copy of each received payload, on the same CPU.
     static constexpr double kDefaultCopyBytesPerNs = 10.0;
+    // ns per page-table entry written (map or unmap, each domain): calibration.md "PTE write
+    // per 4 KiB page" ~20 ns coherent [estimate].
+    static constexpr double kDefaultPteWriteNs = 20.0;
+    // ns per 64-byte line flushed (clflush) after table writes when the IOMMU's walks are not
+    // coherent: calibration.md "PTE write per 4 KiB page" + 60-100 ns per line, midpoint [estimate].
+    static constexpr double kDefaultClflushNs = 80.0;
 
     Duration mmio_write = Duration::ns(kDefaultMmioWriteNs);
     Duration mmio_read = Duration::ns(kDefaultMmioReadNs);
@@ -58,6 +64,8 @@ struct HostCpuParams {
     Duration device_mmio_read = Duration::ns(kDefaultDeviceMmioReadNs);
     Duration rx_stack = Duration::ns(kDefaultRxStackNs);
     double copy_bytes_per_ns = kDefaultCopyBytesPerNs; ///< 0: copies are free
+    Duration pte_write = Duration::ns(kDefaultPteWriteNs);
+    Duration clflush = Duration::ns(kDefaultClflushNs);
     CpuArch arch = CpuArch::x86_64;
     /// The CPUs and what a cache-line hand-off between two of them costs (locks).
     CpuTopology topology;

@@ -39,6 +39,9 @@ struct PageRequestStats;
 /// What the host knows about a device's PCIe capabilities.
 struct DeviceInfo {
     pcie::Bdf rid;
+    /// An SR-IOV VF's physical function (Linux pci_physfn); unset for a PF. VT-d device-TLB
+    /// invalidations carry it as PFSID (info->pfsid = pci_dev_id(pci_physfn(dev))).
+    std::optional<pcie::Bdf> pf = std::nullopt;
     bool ats = false;
     bool pasid = false;
     uint8_t pasid_bits = 20;
@@ -130,6 +133,9 @@ struct IommuCaps {
     bool pri = false;            ///< page requests (VT-d ECAP.PRS, AMD PPRSup, SMMUv3 IDR0.PRI)
     bool stall = false;          ///< faulting transactions can stall until software resumes them (SMMUv3 IDR0.STALL_MODEL)
     bool nesting = false;        ///< both stages at once (VT-d ECAP.NEST, SMMUv3 S1P+S2P, AMD GTSup)
+    /// Page-table walks snoop the CPU caches (VT-d scalable mode ECAP.SMPWC, SMMUv3 IDR0.COHACC;
+    /// AMD-Vi walks are coherent); false: every written table line is flushed (clflush).
+    bool coherent_walks = true;
     bool snoop_control = false;  ///< can force snooping / enforce cache coherency (VT-d ECAP.SC, SMMUv3 coherent walks + override)
     bool pass_through = false;   ///< identity domains without tables (VT-d ECAP.PT, SMMUv3 bypass STE)
     uint8_t output_bits = 0;     ///< physical address width (VT-d HAW unknown to software: MGAW; SMMUv3 OAS)

@@ -67,11 +67,15 @@ IommuFd::IommuFd(HostCpu& cpu, DmaOracle& oracle, const DriverParams& params, co
       noncoherent_(stats_.value("noncoherent_domains", "domains",
                                 "domains with attached devices that do not enforce cache coherency (their No-Snoop DMA "
                                 "bypasses the CPU caches: KVM must emulate WBINVD while any is attached)")),
+      table_line_flushes_(stats_.counter("table_line_flushes", "lines",
+                                         "page-table cache lines flushed (clflush) because the IOMMU does not snoop its walks")),
       iova_cache_hits_(stats_.counter("iova_cache_hits", "allocations", "DMA-API IOVAs served by the calling CPU's cache (rcache)")),
       iova_tree_allocs_(stats_.counter("iova_tree_allocs", "allocations", "IOVAs allocated from the tree (cache empty, or not cacheable)")),
       iova_tree_frees_(stats_.counter("iova_tree_frees", "ranges", "IOVA ranges freed into the tree (not cacheable, or evicted from a cache)")),
-      iova_lock_(cpu, "iova_lock", &stats_) {
+      iova_lock_(cpu, "iova_lock", &stats_), fq_lock_stats_("fq_locks", &stats_) {
     fqs_.assign(cpu.params().topology.cpus, FlushQueue(params.flush_queue));
+    for (unsigned c = 0; c < cpu.params().topology.cpus; ++c)
+        fq_locks_.push_back(std::make_unique<HostLock>(cpu, "cpu" + std::to_string(c), &fq_lock_stats_));
     pending_.resize(cpu.params().topology.cpus);
     // The host CPU's paging mode, the tables SVA domains share: x86-64 with 4 levels (no
     // LA57) or 5 (LA57: 57-bit VAs), or arm64 with 4 KiB pages and 48-bit VAs (Linux
@@ -370,9 +374,12 @@ uint64_t IommuFd::map(uint32_t ioas_id, uint64_t size, std::optional<uint64_t> i
     }
     const std::vector<uint32_t> hwpts = a.hwpts;
     std::vector<uint32_t> done;
+    std::vector<uint64_t> new_tables; // table pages each domain's map added
     for (uint32_t hid : hwpts) {
         Hwpt& h = hwpt(hid);
+        const uint64_t before = table_alloc_.next();
         auto e = h.tables->map(va, pa, size, page_shift, leaf_attrs(h.desc));
+        new_tables.push_back((table_alloc_.next() - before) / kPage);
         if (e != iommu::MapError::none) {
             // Roll back: no domain may keep PTEs to memory that is freed again.
             for (uint32_t d : done) (void)hwpt(d).tables->unmap(va, size);
@@ -385,7 +392,8 @@ uint64_t IommuFd::map(uint32_t ioas_id, uint64_t size, std::optional<uint64_t> i
     }
     a.mappings[va] = Mapping{.pa = pa, .size = size, .page_shift = page_shift, .dma_api = !iova && page == kPage};
     oracle_.map(ioas_id, va, pa, size, pte_visible_at());
-    cpu_.spend(cpu_.params().call_overhead + cpu_.params().mem_write * (std::max<uint64_t>(1, size / page) * hwpts.size()));
+    cpu_.spend(cpu_.params().call_overhead);
+    write_ptes(hwpts, va, size / page, page_shift, new_tables);
     for (uint32_t hid : hwpts) { // iotlb_sync_map: only units caching non-present entries act
         Hwpt& h = hwpt(hid);
         iommus_[h.iommu].driver->mapped(h.desc, h.attachments, va, size);
@@ -404,6 +412,27 @@ const IommuFd::Hwpt* IommuFd::refuses_page_size(const std::vector<uint32_t>& hwp
 }
 
 Duration IommuFd::pte_visible_at() { return kernel_now(); }
+
+void IommuFd::write_ptes(const std::vector<uint32_t>& hwpts, uint64_t iova, uint64_t entries, unsigned shift,
+                         const std::vector<uint64_t>& new_tables) {
+    const HostCpuParams& cp = cpu_.params();
+    // The 64-byte lines (8 entries each) the leaves occupy; tables are 512 entries, so a
+    // line never straddles two of them and the global entry index gives the line.
+    const uint64_t first = iova >> shift, last = first + std::max<uint64_t>(entries, 1) - 1;
+    const uint64_t leaf_lines = last / 8 - first / 8 + 1;
+    for (size_t i = 0; i < hwpts.size(); ++i) {
+        const uint64_t tables = i < new_tables.size() ? new_tables[i] : 0;
+        cpu_.spend(cp.pte_write * (std::max<uint64_t>(entries, 1) + tables)); // + each new table's parent entry
+        if (iommus_[hwpt(hwpts[i]).iommu].driver->caps().coherent_walks) continue;
+        // The unit reads memory, not the CPU's caches: Linux flushes what it wrote
+        // (domain_flush_cache / clflush_cache_range; io-pgtable-arm's PTE syncs): the lines of
+        // the leaves, and for each new table its whole zeroed page and its parent entry
+        // (intel pfn_to_dma_pte: domain_flush_cache(tmp_page, VTD_PAGE_SIZE), then the pte).
+        const uint64_t lines = leaf_lines + tables * (kPage / 64 + 1);
+        table_line_flushes_.inc(lines);
+        cpu_.spend(cp.clflush * lines);
+    }
+}
 
 uint64_t IommuFd::alloc_iova(uint32_t ioas_id, uint64_t size) {
     const uint64_t pages = size / kPage;
@@ -465,8 +494,8 @@ void IommuFd::unmap(uint32_t ioas_id, uint64_t iova, uint64_t size, std::vector<
         if (auto e = hwpt(hid).tables->unmap(iova, size); e != iommu::MapError::none)
             throw HostError(K::invalid, "unmap " + hex(iova) + ": " + std::string(iommu::to_string(e)));
     oracle_.unmap(ioas_id, iova, size, cpu_.now()); // the PTEs are clear from now on
-    cpu_.spend(cpu_.params().call_overhead +
-               cpu_.params().mem_write * (std::max<uint64_t>(1, size >> m.page_shift) * hwpts.size()));
+    cpu_.spend(cpu_.params().call_overhead);
+    write_ptes(hwpts, iova, size >> m.page_shift, m.page_shift);
     unmaps_.inc();
     if (a.flush.value_or(params_.flush) == FlushPolicy::strict || hwpts.empty()) {
         // The IOVA and the memory behind it are reusable only once the flush completed.
@@ -475,11 +504,13 @@ void IommuFd::unmap(uint32_t ioas_id, uint64_t iova, uint64_t size, std::vector<
     } else {
         // Lazy: the range stays allocated until its flush completes; queued on this CPU's
         // flush queue, which this CPU flushes when it is full (Linux queue_iova).
+        // Under the queue's lock (fq->lock), which the flush-queue timer also takes.
         const unsigned c = cpu_.core();
+        HostLock::Guard held(*fq_locks_[c]);
         pending_[c].push_back({ioas_id, iova, m});
         const bool was_empty = fqs_[c].size() == 0;
         const bool full = fqs_[c].push(FlushQueue::Entry{ioas_id, iova, size, cpu_.now()});
-        if (full) flush_queues(c);
+        if (full) flush_taken(take_queue(c)); // still holding the lock, as queue_iova does
         else if (was_empty && queue_listener_) queue_listener_();
     }
     unmap_latency_.record((cpu_.now() - start).as_ns());
@@ -492,16 +523,26 @@ std::optional<Duration> IommuFd::flush_queue_deadline() const {
     return d;
 }
 
-void IommuFd::flush_queue_now() { flush_queues(std::nullopt); }
-
-void IommuFd::flush_queues(std::optional<unsigned> cpu) {
-    std::vector<FlushQueue::Entry> entries;
-    std::vector<PendingRelease> pending;
+void IommuFd::flush_queue_now() {
+    // The timer (fq_flush_timeout): every CPU's queue, each under its own lock.
+    TakenQueue all;
     for (unsigned c = 0; c < fqs_.size(); ++c) {
-        if (cpu && c != *cpu) continue;
-        for (auto& e : fqs_[c].take()) entries.push_back(e);
-        for (auto& p : std::exchange(pending_[c], {})) pending.push_back(std::move(p));
+        if (!fqs_[c].size()) continue;
+        HostLock::Guard held(*fq_locks_[c]);
+        TakenQueue q = take_queue(c);
+        all.entries.insert(all.entries.end(), q.entries.begin(), q.entries.end());
+        for (auto& p : q.pending) all.pending.push_back(std::move(p));
     }
+    flush_taken(std::move(all));
+}
+
+IommuFd::TakenQueue IommuFd::take_queue(unsigned c) {
+    return TakenQueue{fqs_[c].take(), std::exchange(pending_[c], {})};
+}
+
+void IommuFd::flush_taken(TakenQueue q) {
+    const auto& entries = q.entries;
+    const auto& pending = q.pending;
     if (entries.empty()) return;
     lazy_flushes_.inc();
     std::set<uint32_t> spaces;
@@ -579,8 +620,10 @@ void IommuFd::munmap(uint32_t pid, uint64_t va, uint64_t size) {
         throw HostError(K::invalid, "munmap " + hex(va) + ": " + std::string(iommu::to_string(e)));
     oracle_.unmap(pid, va, size, cpu_.now());
     cpu_.spend(cpu_.params().call_overhead + cpu_.params().mem_write * (size / kPage));
-    // The mm notifier: every SVA domain bound to this process is flushed (always strict).
-    if (flush_space(pid, p.hwpts, va, size, true, "munmap")) {
+    // The mm notifier: every SVA domain bound to this process is flushed (always strict). It
+    // cannot tell whether page-table pages were freed, so it never hints leaf-only (Linux passes
+    // ih = 0 from intel_arch_invalidate_secondary_tlbs; arm-smmu-v3 leaf = false; AMD sets PDE).
+    if (flush_space(pid, p.hwpts, va, size, false, "munmap")) {
         cpu_.memory().discard(m.pa, m.size);
         data_alloc_.free(m.pa);
     } else {

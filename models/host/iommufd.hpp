@@ -251,13 +251,23 @@ private:
     /// ahead in local time (HostCpu) makes its stores visible at once, so a DMA may use them
     /// before cpu_.now(); the oracle's map times are this.
     static Duration pte_visible_at();
+    /// The CPU cost of writing `entries` leaf PTEs of 2^shift bytes from `iova` into each domain
+    /// of `hwpts`, which added `new_tables[i]` table pages to hwpts[i] (none when absent): a
+    /// store per entry written, and where the domain's IOMMU walks non-coherently a cache-line
+    /// flush per line written (each new table page whole).
+    void write_ptes(const std::vector<uint32_t>& hwpts, uint64_t iova, uint64_t entries, unsigned shift,
+                    const std::vector<uint64_t>& new_tables = {});
     /// DMA-API IOVA allocation as Linux alloc_iova_fast: the calling CPU's cache, else the tree
     /// under its lock; sizes up to 32 pages are rounded up to a power of two (cacheable).
     uint64_t alloc_iova(uint32_t ioas, uint64_t size);
     /// free_iova_fast: into the calling CPU's cache, else (or what the cache evicts) the tree.
     void free_iova(uint32_t ioas, uint64_t iova, bool dma_api);
-    /// Lazy: flushes CPU `cpu`'s queue (all CPUs' when unset) and releases what it held.
-    void flush_queues(std::optional<unsigned> cpu);
+    struct PendingRelease;
+    struct TakenQueue;
+    /// Lazy: empties CPU `c`'s flush queue (its lock held by the caller).
+    TakenQueue take_queue(unsigned c);
+    /// Lazy: one domain-wide flush per space the entries touched, then releases what they held.
+    void flush_taken(TakenQueue q);
     /// The first domain of `hwpts` that cannot map pages of 2^shift bytes, if any.
     const Hwpt* refuses_page_size(const std::vector<uint32_t>& hwpts, unsigned shift);
     static uint32_t device_key(unsigned iommu, pcie::Bdf rid) { return iommu << 16 | rid.raw; }
@@ -292,6 +302,10 @@ private:
         uint64_t iova;
         Mapping mapping;
     };
+    struct TakenQueue {
+        std::vector<FlushQueue::Entry> entries;
+        std::vector<PendingRelease> pending;
+    };
     /// Lazy policy, per CPU as Linux's per-CPU iova_fq: the queue and the ranges it holds back.
     std::vector<FlushQueue> fqs_;
     std::vector<std::vector<PendingRelease>> pending_;
@@ -310,10 +324,15 @@ private:
     stats::Counter& demand_faults_;
     stats::Value& noncoherent_;
     void count_noncoherent();
+    stats::Counter& table_line_flushes_;
     stats::Counter& iova_cache_hits_;
     stats::Counter& iova_tree_allocs_;
     stats::Counter& iova_tree_frees_;
     HostLock iova_lock_; ///< the IOVA trees' lock (Linux iova_rbtree_lock; one for every IOAS here)
+    stats::Group fq_lock_stats_;
+    /// Each CPU's flush-queue lock (Linux fq->lock): its CPU queues under it, the timer takes
+    /// each in turn, so a timer flush costs the CPUs cache-line hand-offs.
+    std::vector<std::unique_ptr<HostLock>> fq_locks_;
 };
 
 } // namespace iommusim::host

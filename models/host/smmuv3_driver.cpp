@@ -126,6 +126,7 @@ Smmuv3Driver::Features Smmuv3Driver::decode_features(uint32_t idr0, uint32_t idr
     c.stall = field(idr0, bit::kStallModelHi, bit::kStallModelLo) != kStallModelTerminate;
     c.nesting = s1p && s2p;
     c.snoop_control = f.cohacc;
+    c.coherent_walks = f.cohacc;
     c.pass_through = true; // bypass STEs
     c.output_bits = f.oas_bits;
     c.domain_tags = (s2p && !s1p) ? (1u << f.vmid_bits) - 1 : (1u << f.asid_bits) - 1;

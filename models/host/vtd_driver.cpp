@@ -20,6 +20,10 @@ namespace {
 constexpr uint64_t kPage = 4096;
 constexpr unsigned kDescBytes = 32;          // 256-bit descriptors (IQA.DW = 1)
 constexpr unsigned kMaxRegisterPolls = 100000;
+// Linux qi_submit_sync's status protocol (drivers/iommu/intel/iommu.h): the wait descriptor's
+// status word is desc_status[wait_index], set to QI_IN_USE before the tail moves; the wait
+// writes QI_DONE there (status data).
+constexpr uint32_t kQiInUse = 1, kQiDone = 2;
 constexpr uint32_t kInvalidationVector = 0x40, kFaultVector = 0x41; // as Linux's DMAR vectors would be: any free pair
 } // namespace
 
@@ -33,8 +37,18 @@ VtdDriver::VtdDriver(const std::string& name, MmioPort mmio, const DriverParams&
       domain_wide_(stats_.counter("domain_wide_flushes", "flushes", "flushes that fell back to domain/PASID-wide")),
       polls_(stats_.counter("status_polls", "polls", "status-word polls while waiting")),
       errors_(stats_.counter("queue_errors", "errors", "IQE/ITE/ICE seen while waiting")),
+      entry_flushes_(stats_.counter("entry_line_flushes", "lines",
+                                    "root/context/PASID-table lines flushed (clflush) because the unit does not snoop them (ECAP.C = 0)")),
       queue_(cpu_, *this, CmdQueueDriver::Counters{flushes_, descriptors_, polls_, errors_}, msi,
-             msi ? std::vector<uint32_t>{kInvalidationVector, kFaultVector} : std::vector<uint32_t>{}, &stats_) {}
+             msi ? std::vector<uint32_t>{kInvalidationVector, kFaultVector} : std::vector<uint32_t>{}, &stats_),
+      pasid_lock_(cpu_, "pasid_lock", &stats_) {}
+
+void VtdDriver::write_entries(unsigned entries) {
+    cpu_.spend(cpu_.params().mem_write * entries);
+    if (coherent_) return;
+    entry_flushes_.inc(entries);
+    cpu_.spend(cpu_.params().clflush * entries); // each entry within one 64-byte line
+}
 
 IommuCaps VtdDriver::decode_caps(uint64_t cap, uint64_t ecap) {
     auto bit = [](uint64_t r, unsigned b) { return ((r >> b) & 1) != 0; };
@@ -57,10 +71,21 @@ IommuCaps VtdDriver::decode_caps(uint64_t cap, uint64_t ecap) {
     c.pri = bit(ecap, 29);
     c.nesting = bit(ecap, 26);
     c.snoop_control = bit(ecap, 7);
+    c.coherent_walks = bit(ecap, 48); // SMPWC (Linux iommu_paging_structure_coherency in scalable mode)
     c.pass_through = bit(ecap, 6);
     c.output_bits = mgaw;
     c.domain_tags = uint32_t{1} << (4 + 2 * (cap & 7)); // CAP.ND
     return c;
+}
+
+int VtdDriver::linux_agaw(uint64_t cap, uint64_t ecap) {
+    const unsigned fl = (1u << 2) | (((cap >> 60) & 1) ? 1u << 3 : 0u); // 4-level, 5-level with FL5LP
+    const unsigned sl = (cap >> 8) & 0x1F;                               // SAGAW
+    const bool flts = (ecap >> 47) & 1, slts = (ecap >> 46) & 1;
+    const unsigned sagaw = !flts ? sl : !slts ? fl : (fl & sl);
+    for (int agaw = 3; agaw >= 0; --agaw) // width_to_agaw(57) = 3
+        if (sagaw & (1u << agaw)) return agaw;
+    return -1;
 }
 
 const IommuCaps& VtdDriver::caps() const {
@@ -123,6 +148,11 @@ void VtdDriver::enable() {
     caps_ = decode_caps(cap, ecap);
     mamv_ = static_cast<uint8_t>((cap >> 48) & 0x3F);
     caching_mode_ = (cap >> 7) & 1; // CAP.CM
+    smpwc_ = (ecap >> 48) & 1;
+    coherent_ = ecap & 1;
+    const int agaw = linux_agaw(cap, ecap);
+    if (agaw < 0) throw std::runtime_error("VT-d driver: the unit supports no usable address width (CAP.SAGAW, FL5LP)");
+    agaw_ = static_cast<uint8_t>(agaw);
     dids_.set_range(2, caps_->domain_tags - 1);
     tables_ = std::make_unique<vtd::VtdTableWriter>(cpu_.memory(), alloc_page_);
     cpu_.spend(cpu_.params().mem_write);
@@ -130,6 +160,7 @@ void VtdDriver::enable() {
     set_gcmd(bits::GCMD_SRTP, true);
 
     queue_.init(alloc_page_, params_.queue_order, kDescBytes);
+    queue_.set_sync_status_per_slot(alloc_page_, kQiInUse, kQiDone);
     // A long flush: qi_submit_sync per 16 descriptors (Linux intel/cache.c qi_batch,
     // QI_MAX_BATCHED_DESC_COUNT), each with its wait descriptor.
     queue_.set_batching({16, true});
@@ -166,6 +197,11 @@ vtd::PasidEntry VtdDriver::pasid_entry_for(const DomainDesc& d, uint16_t did) co
     pe.present = true;
     pe.did = did;
     pe.pgsnp = d.force_snoop; // Page Snoop: every access through this entry is snooped (spec-layouts PASID entry bit 88)
+    // Linux: pasid_set_page_snoop(pte, !!ecap_smpwc(iommu->ecap)) for every type (a domain's
+    // walks are coherent exactly when the unit's are), and AW = iommu->agaw for first-stage
+    // and pass-through entries, the table's own depth where a second stage is walked.
+    pe.pwsnp = smpwc_;
+    pe.aw = agaw_;
     auto aw_of = [](const iommu::StageConfig& s) { return static_cast<uint8_t>(s.levels - 2); }; // 3/4/5 levels -> 1/2/3
     switch (d.kind) {
     case DomainDesc::Kind::paging_s1:
@@ -190,7 +226,6 @@ vtd::PasidEntry VtdDriver::pasid_entry_for(const DomainDesc& d, uint16_t did) co
         break;
     case DomainDesc::Kind::identity:
         pe.pgtt = static_cast<uint8_t>(vtd::Pgtt::pass_through);
-        pe.aw = 3;
         break;
     }
     return pe;
@@ -200,6 +235,7 @@ void VtdDriver::attach(const Attachment& a, const DomainDesc& domain) {
     if (a.pasid && !caps().pasid_bits) throw HostError(HostError::Kind::invalid, "the IOMMU does not support PASID (ECAP.PASID)");
     cpu_.spend(cpu_.params().call_overhead);
     const uint16_t did = did_of(domain);
+    HostLock::Guard held(pasid_lock_);
     auto it = contexts_.find(a.device.rid.raw);
     if (it == contexts_.end()) {
         // PASID directory sized for the device's PASID width: 2^(PDTS+7) entries
@@ -210,7 +246,7 @@ void VtdDriver::attach(const Attachment& a, const DomainDesc& domain) {
         it = contexts_.emplace(a.device.rid.raw,
                                tables_->make_context(a.device.rid, pdts, a.device.ats, a.device.pasid, a.device.pri, 0))
                  .first;
-        cpu_.spend(cpu_.params().mem_write * 2); // root entry half + 32-byte context entry
+        write_entries(2); // root entry half + 32-byte context entry
         if (caching_mode_) // context_present_cache_flush: the unit may have cached the non-present entry
             queue_.submit({vtd::encode_context_cache(vtd::ContextCacheInv::Gran::device, 0, a.device.rid.raw),
                            vtd::encode_iotlb_domain(0)},
@@ -218,7 +254,8 @@ void VtdDriver::attach(const Attachment& a, const DomainDesc& domain) {
     }
     const uint32_t pasid = a.pasid.value_or(0);
     tables_->set_pasid_entry(it->second, pasid, pasid_entry_for(domain, did));
-    cpu_.spend(cpu_.params().mem_write * 2); // one 64-byte PASID entry (+ directory entry when new)
+    write_entries(2); // one 64-byte PASID entry (+ directory entry when new)
+    held.release();
     if (caching_mode_) // pasid_flush_caches
         queue_.submit({vtd::encode_pasid_cache(vtd::PasidCacheInv::Gran::pasid, did, pasid),
                        vtd::encode_pasid_iotlb_all(did, pasid)},
@@ -257,8 +294,9 @@ void VtdDriver::devtlb_desc(const Attachment& a, bool whole, uint64_t base, unsi
     const unsigned o = whole ? 52 : order; // 52: the whole address space (Linux MAX_AGAW_PFN_WIDTH)
     const uint64_t b = whole ? 0 : base;
     const uint8_t mip = a.device.inv_queue_depth >= 32 ? 0 : a.device.inv_queue_depth;
-    out.push_back(a.pasid ? vtd::encode_pasid_dev_tlb(a.device.rid.raw, *a.pasid, b, o, false, mip)
-                          : vtd::encode_dev_tlb(a.device.rid.raw, b, o, mip));
+    const uint16_t pfsid = a.device.pf.value_or(a.device.rid).raw; // Linux info->pfsid: the PF's RID (its own for a PF)
+    out.push_back(a.pasid ? vtd::encode_pasid_dev_tlb(a.device.rid.raw, *a.pasid, b, o, false, mip, pfsid)
+                          : vtd::encode_dev_tlb(a.device.rid.raw, b, o, mip, pfsid));
     devtlb_invalidations_.inc();
 }
 
@@ -302,9 +340,13 @@ FlushTiming VtdDriver::detach(const Attachment& a, const DomainDesc& domain) {
     auto it = contexts_.find(a.device.rid.raw);
     if (it == contexts_.end()) throw std::runtime_error("VT-d driver: detach of a device that was never attached");
     const uint32_t pasid = a.pasid.value_or(0);
-    // Architected teardown (§6.5.2.x; Linux intel_pasid_tear_down_entry).
-    tables_->clear_pasid_entry(it->second, pasid);
-    cpu_.spend(cpu_.params().mem_write);
+    // Architected teardown (§6.5.2.x; Linux intel_pasid_tear_down_entry): the entry is cleared
+    // under iommu->lock, the invalidations run after it is dropped.
+    {
+        HostLock::Guard held(pasid_lock_);
+        tables_->clear_pasid_entry(it->second, pasid);
+        write_entries(1);
+    }
     std::vector<RawDesc> descs;
     descs.push_back(vtd::encode_pasid_cache(vtd::PasidCacheInv::Gran::pasid, did, pasid));
     if (first_stage(domain)) descs.push_back(vtd::encode_pasid_iotlb_all(did, pasid));

@@ -101,6 +101,10 @@ public:
     static PageRequestInfo decode_page_request(const std::array<uint64_t, 4>& q);
     /// Capabilities as CAP/ECAP encode them (spec-layouts.md A.8/A.9).
     static IommuCaps decode_caps(uint64_t cap, uint64_t ecap);
+    /// Linux's iommu->agaw for a scalable-mode unit (__iommu_calculate_sagaw, then the largest
+    /// supported AGAW up to DEFAULT_DOMAIN_ADDRESS_WIDTH 57 bits): first-stage depths (4, and 5
+    /// with CAP.FL5LP) intersected with CAP.SAGAW when both stages exist; -1 if none.
+    static int linux_agaw(uint64_t cap, uint64_t ecap);
 
     uint64_t root_table() const { return tables_ ? tables_->root_table() : 0; }
 
@@ -145,6 +149,15 @@ private:
     uint32_t gcmd_ = 0;
     uint8_t mamv_ = 0;
     bool caching_mode_ = false; ///< CAP.CM: the unit may cache non-present entries (a vIOMMU shadowing the tables)
+    /// Linux iommu->agaw (iommu_calculate_agaw): the widest table depth both stages the unit
+    /// translates with support, up to 5 levels (1 = 3-level ... 3 = 5-level); written as AW
+    /// into first-stage and pass-through PASID entries.
+    uint8_t agaw_ = 2;
+    bool smpwc_ = false; ///< ECAP.SMPWC: scalable-mode walks snoop; Linux writes it as PWSNP
+    bool coherent_ = true; ///< ECAP.C: root/context/PASID entry reads snoop; else each written entry is clflushed
+    /// The CPU cost of storing `entries` root/context/PASID entries (one line each) and, on a
+    /// unit without ECAP.C, flushing them (Linux __iommu_flush_cache, clflush_cache_range).
+    void write_entries(unsigned entries);
     std::optional<IommuCaps> caps_;
     std::map<uint16_t, iommu::vtd::SmContextEntry> contexts_;
     DomainTagAllocator dids_{2, 0xFFFF, "Domain-ID"}; ///< DID 0 is reserved (CM), 1 is FLPT_DEFAULT_DID
@@ -157,8 +170,12 @@ private:
     stats::Counter& domain_wide_;
     stats::Counter& polls_;
     stats::Counter& errors_;
+    stats::Counter& entry_flushes_;
     CmdQueueDriver queue_;
     PageRequestLogDriver prq_{cpu_, *this};
+    /// iommu->lock: held while a context or PASID entry is set up or torn down (Linux
+    /// intel_pasid_setup_*, intel_pasid_tear_down_entry), so CPUs attaching at once contend.
+    HostLock pasid_lock_;
 };
 
 } // namespace iommusim::host

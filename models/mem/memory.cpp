@@ -10,13 +10,16 @@ using sc_core::sc_time;
 
 Memory::Memory(sc_core::sc_module_name name, const MemoryParams& params, stats::Group* parent_stats)
     : sc_module(name), target("target"), params_(params), store_(params.size_bytes),
+      load_(params.bandwidth_bytes_per_ns > 0 ? params.load_window : Duration::zero(), params.bandwidth_bytes_per_ns),
       stats_(basename(), parent_stats),
       reads_(stats_.counter("reads", "requests", "read requests served")),
       writes_(stats_.counter("writes", "requests", "write requests served")),
       bytes_read_(stats_.counter("bytes_read", "bytes", "bytes returned by reads")),
       bytes_written_(stats_.counter("bytes_written", "bytes", "bytes stored by writes")),
       errors_(stats_.counter("address_errors", "requests", "requests outside the memory range")),
-      queue_delay_(stats_.histogram("queue_delay", "ns", "time a request waited for the busy data port")) {
+      queue_delay_(stats_.histogram("queue_delay", "ns", "time a request waited for the busy data port")),
+      load_delay_(stats_.histogram("load_delay", "ns",
+                                   "latency a read gained from the controller's utilisation (loaded-latency curve)")) {
     target.register_b_transport(this, &Memory::b_transport);
     target.register_transport_dbg(this, &Memory::transport_dbg);
     target.register_get_direct_mem_ptr(this, &Memory::get_direct_mem_ptr);
@@ -59,7 +62,16 @@ void Memory::b_transport(tlm::tlm_generic_payload& gp, sc_time& delay) {
         adm->at = start;
         adm->valid = true;
     }
-    const Duration done = start + hold + (is_write ? params_.write_latency : params_.read_latency);
+    Duration latency = params_.write_latency;
+    load_.record(arrival, len);
+    if (!is_write) {
+        // Loaded latency: the idle read latency times the curve's factor at the current utilisation.
+        const double f = load_factor(load_.utilisation(arrival));
+        const auto extra = Duration::ps(static_cast<uint64_t>(static_cast<double>(params_.read_latency.as_ps()) * (f - 1.0)));
+        load_delay_.record(extra.as_ns());
+        latency = params_.read_latency + extra;
+    }
+    const Duration done = start + hold + latency;
     delay += to_sc(done - arrival);
     gp.set_dmi_allowed(true);
     gp.set_response_status(tlm::TLM_OK_RESPONSE);

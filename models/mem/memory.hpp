@@ -2,10 +2,12 @@
 #pragma once
 // Physical memory as a TLM-2.0 target.
 //
-// Fidelity: fixed read/write latency plus serialization at a configured
+// Fidelity: read/write latency plus serialization at a configured
 // bandwidth on one shared data port (BusyUntil reservation, so concurrent
-// requesters queue without a context switch). Not modelled: banks, row
-// buffers, refresh, NUMA distance (use a larger latency). Out-of-range
+// requesters queue without a context switch); a read's latency grows with the
+// controller's utilisation over the last load_window along calibration.md's
+// loaded-latency curve (LoadMeter, loaded_latency.hpp). Not modelled: banks,
+// row buffers, refresh, NUMA distance (use a larger latency). Out-of-range
 // accesses answer TLM_ADDRESS_ERROR_RESPONSE. DMI is granted one 4 KiB page
 // at a time (the sparse store is page-granular) with the latencies annotated.
 #include <memory>
@@ -14,6 +16,7 @@
 #include <tlm_utils/simple_target_socket.h>
 
 #include "models/common/stats.hpp"
+#include "models/mem/loaded_latency.hpp"
 #include "models/mem/memory_params.hpp"
 #include "models/mem/sparse_memory.hpp"
 
@@ -37,6 +40,7 @@ private:
     MemoryParams params_;
     SparseMemory store_;
     BusyUntil port_;
+    LoadMeter load_;
     stats::Group stats_;
     stats::Counter& reads_;
     stats::Counter& writes_;
@@ -44,6 +48,7 @@ private:
     stats::Counter& bytes_written_;
     stats::Counter& errors_;
     stats::Histogram& queue_delay_;
+    stats::Histogram& load_delay_;
 };
 
 } // namespace iommusim::mem

@@ -42,6 +42,9 @@ struct VtdParams {
     bool device_tlb = true;                            ///< ECAP.DT: ATS
     bool pass_through = true;                          ///< ECAP.PT
     bool snoop_control = true;                         ///< ECAP.SC
+    /// ECAP.C and ECAP.SMPWC: table walks and structure reads snoop the CPU caches
+    /// (calibration.md "page-walk coherency": most server DRHDs; client parts C = 0).
+    bool coherent = true;
     bool nested = true;                                ///< ECAP.NEST
     bool page_requests = true;                         ///< ECAP.PRS
     bool execute_requests = true;                      ///< ECAP.ERS

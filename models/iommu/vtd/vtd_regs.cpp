@@ -31,7 +31,7 @@ uint64_t compose_cap(const VtdParams& p) {
 
 uint64_t compose_ecap(const VtdParams& p) {
     uint64_t e = 0;
-    e |= bit(0);                       // C: page walks are coherent
+    e |= p.coherent ? bit(0) : 0;      // C: page walks are coherent
     e |= bit(1);                       // QI
     e |= p.device_tlb ? bit(2) : 0;    // DT
     e |= p.pass_through ? bit(6) : 0;  // PT
@@ -48,7 +48,7 @@ uint64_t compose_ecap(const VtdParams& p) {
     e |= bit(43);                      // SMTS: scalable mode
     e |= p.sl_ad ? bit(45) : 0;
     e |= bit(46) | bit(47);            // SLTS, FLTS
-    e |= bit(48);                      // SMPWC
+    e |= p.coherent ? bit(48) : 0;     // SMPWC
     e |= bit(49);                      // RPS: RID_PASID supported
     return e;
 }

@@ -62,16 +62,6 @@ TEST_CASE("the VT-d backend reads its capabilities from CAP and ECAP", "[unit][h
 namespace {
 struct CapsRig : hosttest::VtdHostRig {
     explicit CapsRig(const iommu::vtd::VtdParams& p, const host::HostParams& hp = {}) : VtdHostRig(p, hp) {}
-    void run(std::function<void()> body) {
-        bool done = false;
-        os->add_thread("test", [&] {
-            body();
-            done = true;
-            sc_core::sc_stop();
-        });
-        sc_core::sc_start(sc_core::sc_time(10, sc_core::SC_MS));
-        REQUIRE(done);
-    }
 };
 
 HostError::Kind error_of(const std::function<void()>& f) {
@@ -89,14 +79,14 @@ TEST_CASE("the unit's capabilities decide domain formats, levels, apertures and 
     iommu::vtd::VtdParams p;
     p.fl_1g = false;     // first stage: 4 KiB and 2 MiB leaves only
     p.fl_5level = false; // first stage: 4 levels only
-    p.sl_4level = false; // second stage: 3 or 5 levels
+    p.sl_5level = false; // second stage: 3 or 4 levels (4 in common: Linux's agaw is 48-bit)
     CapsRig rig(p);
     rig.run([&] {
         auto& fd = rig.os->iommufd();
         const uint32_t ioas = fd.ioas_alloc();
         CHECK(error_of([&] { fd.hwpt_alloc(ioas, 0, DomainDesc::Kind::paging_s1, 5); }) == HostError::Kind::invalid);
-        // The default second-stage depth (4) is not advertised: the backend refuses it.
-        CHECK(error_of([&] { fd.hwpt_alloc(ioas, 0, DomainDesc::Kind::paging_s2); }) == HostError::Kind::invalid);
+        // A 5-level second stage is not advertised (SAGAW): the backend refuses it.
+        CHECK(error_of([&] { fd.hwpt_alloc(ioas, 0, DomainDesc::Kind::paging_s2, 5); }) == HostError::Kind::invalid);
         const auto f1 = rig.drv->paging_format(DomainDesc::Kind::paging_s1, std::nullopt);
         CHECK(f1.stage.format == iommu::PtFormat::x86_64);
         CHECK(f1.stage.levels == 4);
@@ -118,6 +108,18 @@ TEST_CASE("the unit's capabilities decide domain formats, levels, apertures and 
         CHECK(fd.map(ioas2, 4096) < (uint64_t{1} << 39));
         (void)s1;
     });
+}
+
+TEST_CASE("a unit whose two stages share no table depth is refused at enable, as Linux ignores such a DRHD",
+          "[sc][host][vtd][caps]") {
+    // First stage 4 levels only, second stage 3 or 5: Linux's iommu_calculate_agaw finds no
+    // width both support ("Cannot get a valid agaw"), and the unit is not used.
+    iommu::vtd::VtdParams p;
+    p.fl_5level = false;
+    p.sl_4level = false;
+    CapsRig rig(p);
+    CHECK_THROWS_WITH(sc_core::sc_start(sc_core::sc_time(10, sc_core::SC_MS)),
+                      Catch::Contains("no usable address width"));
 }
 
 TEST_CASE("SVA is refused when the unit cannot share the CPU's page tables", "[sc][host][vtd][caps]") {

@@ -3,7 +3,10 @@
 // A VT-d unit and a Host whose VT-d driver backend is added through
 // Host::add_iommu, as the platform builder does: memory, a device-side port
 // and a message sink from the VT-d test harness.
+#include <functional>
 #include <memory>
+
+#include <catch2/catch.hpp>
 
 #include "models/host/host.hpp"
 #include "models/host/vtd_driver.hpp"
@@ -30,6 +33,25 @@ struct VtdHostRig {
             return std::make_unique<host::VtdDriver>(env.name, env.mmio, env.params, env.alloc_page, env.stats, env.msi);
         });
         iommu->set_invalidation_observer(&drv->invalidation_observer());
+    }
+    /// Runs `body` on a host thread after boot; the simulation stops when it returns.
+    void run(const std::function<void()>& body) {
+        bool done = false;
+        os->add_thread("test", [&] {
+            body();
+            done = true;
+            sc_core::sc_stop();
+        });
+        sc_core::sc_start(sc_core::sc_time(10, sc_core::SC_MS));
+        REQUIRE(done);
+    }
+    /// Adds a PASID-capable device with requester ID `rid` behind the unit.
+    host::DeviceInfo add_pasid_device(uint16_t rid = 0x0100) {
+        host::DeviceInfo d;
+        d.rid = pcie::Bdf(rid);
+        d.pasid = true;
+        os->iommufd().add_device(d, 0);
+        return d;
     }
 };
 

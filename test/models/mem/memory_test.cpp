@@ -30,6 +30,7 @@ TEST_CASE("memory charges latency plus transfer time and queues on a busy port",
     p.read_latency = Duration::ns(100);
     p.write_latency = Duration::ns(50);
     p.bandwidth_bytes_per_ns = 64.0; // 64 B/ns: a 256 B transfer holds the port 4 ns
+    p.load_window = Duration::zero(); // idle latencies only (load: the next case)
     mem::Memory m("mem", p, &root);
     Probe probe("probe");
     probe.out.bind(m.target);
@@ -75,4 +76,33 @@ TEST_CASE("memory grants DMI one page at a time over the sparse store", "[sc][me
     CHECK(dmi.get_end_address() == 0x12FFF);
     dmi.get_dmi_ptr()[0x345] = 0x5A;
     CHECK(m.store().read_u32(0x12345) == 0x5A);
+}
+
+TEST_CASE("memory read latency rises with the controller's load along the loaded-latency curve", "[sc][mem]") {
+    stats::Group root("root");
+    mem::MemoryParams p;
+    p.read_latency = Duration::ns(100);
+    p.bandwidth_bytes_per_ns = 64.0;      // 64,000 B per 1 us window at peak
+    p.load_window = Duration::ns(1000);
+    mem::Memory m("mem_loaded", p, &root);
+    Probe probe("probe_loaded");
+    probe.out.bind(m.target);
+    uint8_t buf[64] = {};
+    // Idle: a 64 B read costs its 1 ns transfer and the idle latency.
+    sc_core::sc_time idle = sc_core::SC_ZERO_TIME;
+    REQUIRE(probe.access(false, 0x1000, buf, 64, idle) == tlm::TLM_OK_RESPONSE);
+    CHECK(idle.to_seconds() * 1e9 == Approx(101.0).epsilon(0.001));
+    // 0.8 of the window's peak moved by earlier requests, spread over the window
+    // (each at its own local time, so none queues behind another).
+    for (int i = 0; i < 800; ++i) {
+        sc_core::sc_time at(1.25 * i, sc_core::SC_NS);
+        REQUIRE(probe.access(true, 0x2000, buf, 64, at) == tlm::TLM_OK_RESPONSE);
+    }
+    sc_core::sc_time loaded(999, sc_core::SC_NS);
+    REQUIRE(probe.access(false, 0x1000, buf, 64, loaded) == tlm::TLM_OK_RESPONSE);
+    const double latency = loaded.to_seconds() * 1e9 - 999;
+    INFO("loaded read " << latency << " ns");
+    CHECK(latency > 1.35 * 100); // x1.40 at u = 0.8 (calibration.md), minus the idle read's share
+    CHECK(latency < 1.45 * 100 + 2);
+    CHECK(stats::numeric_value(*root.find("mem_loaded.load_delay")) > 0);
 }
