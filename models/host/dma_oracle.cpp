@@ -207,6 +207,7 @@ DmaOracle::Verdict DmaOracle::check(pcie::Bdf d, std::optional<uint32_t> pasid, 
         auto b = bindings_.find(key);
         if (b == bindings_.end()) {
             if (auto n = nested_.find(key); n != nested_.end()) return check_nested(n->second, d, pasid, iova, pa, t, src, segment);
+            if (pasid) return check_guest_pasid(d, *pasid, iova, pa, t, src, segment);
             return violation(Violation{t, segment, d, pasid, iova, pa, src, "device/PASID not bound to any address space"});
         }
         last_binding_ = key;
@@ -251,6 +252,16 @@ std::pair<DmaOracle::Verdict, const char*> DmaOracle::judge(Space& s, uint64_t i
         return {Verdict::violation, "translation used after its invalidation completed"};
     }
     return {Verdict::violation, "physical address does not match any mapping of this IOVA"};
+}
+
+DmaOracle::Verdict DmaOracle::check_guest_pasid(pcie::Bdf d, uint32_t pasid, uint64_t iova, uint64_t pa, Duration t,
+                                                Source src, uint16_t segment) {
+    auto n = nested_.find(binding_key(segment, d, std::nullopt));
+    if (n == nested_.end() || !n->second.any_pasid)
+        return violation(Violation{t, segment, d, pasid, iova, pa, src, "device/PASID not bound to any address space"});
+    NestedView v = n->second;
+    v.guest_pasid = pasid; // the guest's own PASID: its oracle knows whether the guest bound it
+    return check_nested(v, d, pasid, iova, pa, t, src, segment);
 }
 
 DmaOracle::Verdict DmaOracle::check_nested(const NestedView& v, pcie::Bdf d, std::optional<uint32_t> pasid,

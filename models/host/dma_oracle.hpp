@@ -70,6 +70,10 @@ public:
         uint32_t parent_space = 0;              ///< the nesting parent's IOAS (GPA -> HPA)
         bool stage2_by_iova = false;            ///< parent_space maps the guest's IOVAs (a shadow, VT-d caching mode)
         std::function<std::optional<uint64_t>(uint64_t hpa)> gpa_of; ///< inverse of the VM's RAM map
+        /// The guest's PASIDs are the device's own (AMD-Vi: the guest's GCR3 table; SMMUv3: its CD
+        /// table): a request with a PASID no view of its own covers is judged by this view (bound
+        /// without PASID) against the guest's binding of that same PASID.
+        bool any_pasid = false;
     };
     void bind_nested(pcie::Bdf device, std::optional<uint32_t> pasid, NestedView view, uint16_t segment = 0);
 
@@ -149,6 +153,10 @@ private:
     Space& space(uint32_t id) { return spaces_.try_emplace(id, Space{id, {}, {}, nullptr, 0}).first->second; }
     /// The verdict for `iova` -> `pa` in space `s` at t (nullptr reason = not a violation); counts nothing.
     std::pair<Verdict, const char*> judge(Space& s, uint64_t iova, uint64_t pa, Duration t, bool detaching = false);
+    /// A PASID-tagged request of a VM's device without a view of its own: the device's view when
+    /// its guest PASIDs pass through (NestedView::any_pasid), else a violation.
+    [[gnu::cold, gnu::noinline]] Verdict check_guest_pasid(pcie::Bdf d, uint32_t pasid, uint64_t iova, uint64_t pa,
+                                                           Duration t, Source src, uint16_t segment);
     [[gnu::cold, gnu::noinline]] Verdict check_nested(const NestedView& v, pcie::Bdf d, std::optional<uint32_t> pasid,
                                                       uint64_t iova, uint64_t pa, Duration t, Source src,
                                                       uint16_t segment);

@@ -187,7 +187,9 @@ void AmdViommu::sync_device(uint16_t vdev) {
     vmm_work(vmm_.params.vmm.shadow_read);
     const amd::Dte& g = r.dte;
     const bool ok = r.status == amd::AmdTableReader::DteRead::Status::ok;
-    // Only requests without PASID are modelled for guests: nesting needs GCR3[0] for them (GIoV).
+    // A guest GCR3 table in use for requests without PASID (GV, GIoV) nests; the unit reads every
+    // guest PASID's GCR3 entry from the same table (the guest's own PASID space). A guest that
+    // clears GIoV detaches (Linux's blocked RID), its PASID entries with it.
     if (!ok || !g.v || !g.tv || !g.gv || !g.giov) { // blocked, pass-through or no guest table: no nesting
         if (ok && g.v && g.tv && (g.mode != 0 || g.ir || g.iw)) refused_.inc(); // v1 / pass-through: not forwarded
         unbind(vrid, kNoPasid, *dev);

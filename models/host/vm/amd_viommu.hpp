@@ -45,8 +45,12 @@
 // without an exit. The unit executes INVALIDATE_IOMMU_PAGES and
 // COMPLETION_WAIT itself and hands every other command back to this VMM
 // (guest buffer trap mode), which handles it as above.
-// Not modelled: guest PASIDs other than requests without PASID (GIoV /
-// GCR3[0]), the guest's PPR log, event-log overflow.
+// Guest PASIDs: the nested domain is the guest's whole GCR3 table, so a
+// request with PASID p walks the guest's GCR3[p] (the guest's own PASID
+// space, threads/003: no PASID translation); the guest's GCR3 changes and
+// their INVALIDATE_IOMMU_PAGES (GN, PASID) are forwarded as the rest.
+// Not modelled: a guest using PASIDs with GIoV clear (no RID domain: the
+// VMM detaches the device), the guest's PPR log, event-log overflow.
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -78,6 +82,7 @@ protected:
 
 protected:
     bool direct(tlm::tlm_generic_payload& t, sc_core::sc_time& delay) override;
+    bool guest_pasid_tables() const override { return true; }
 
 private:
     void run_queue();

@@ -192,6 +192,7 @@ void VirtualIommu::bind(pcie::Bdf vrid, uint32_t guest_pasid, const DeviceInfo& 
     if (guest_pasid != kNoPasid) v.guest_pasid = guest_pasid;
     v.parent_space = stage2_by_iova.value_or(vmm_.parent_ioas);
     v.stage2_by_iova = stage2_by_iova.has_value();
+    v.any_pasid = guest_pasid == kNoPasid && guest_pasid_tables();
     GuestMemory* ram = &vmm_.ram;
     v.gpa_of = [ram](uint64_t hpa) { return ram->gpa_of(hpa); };
     vmm_.host.oracle().bind_nested(dev.rid, hp, std::move(v));

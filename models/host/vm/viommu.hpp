@@ -114,6 +114,10 @@ protected:
 
     /// Guest PASID key of requests without PASID.
     static constexpr uint32_t kNoPasid = 0;
+    /// Whether the guest's PASIDs live in the guest table a nested domain points at (AMD-Vi GCR3
+    /// table, SMMUv3 CD table: the guest's own PASID space) rather than being bound one by one
+    /// at host PASIDs (VT-d).
+    virtual bool guest_pasid_tables() const { return false; }
     /// Attaches the physical device behind `vrid` for guest PASID `guest_pasid` to host HWPT `hwpt`
     /// (a no-op when it already is) and tells the host oracle the VM's composed view: the guest's
     /// IOVA -> GPA history, then GPA -> HPA in the parent IOAS (or in `stage2_by_iova`: IOVA -> HPA,

@@ -243,3 +243,32 @@ TEST_CASE("range-based oracle histories give every page the verdict a per-page h
     CHECK(stats::numeric_value(*root.find("oracle.correct")) > 0);
     CHECK(stats::numeric_value(*root.find("oracle.stale_in_window")) > 0);
 }
+
+TEST_CASE("a VM device's view with any_pasid judges a PASID request by the guest's binding of that same PASID",
+          "[unit][host][oracle]") {
+    stats::Group root("root"), groot("groot");
+    DmaOracle host_o(&root), guest_o(&groot);
+    const pcie::Bdf dev(3, 0, 0), vdev(0, 3, 0);
+    // GPA -> HPA: the nesting parent's space 1 maps guest RAM at GPA 0x40000000 to HPA 0x800000.
+    host_o.map(1, 0x40000000, 0x800000, 0x10000, Duration::ns(0));
+    // The guest bound its PASID 5 to its space 9 (IOVA 0x1000 -> GPA 0x40002000); PASID 6 it never bound.
+    guest_o.bind(vdev, 5u, 9, Duration::ns(0));
+    guest_o.map(9, 0x1000, 0x40002000, 0x1000, Duration::ns(0));
+    DmaOracle::NestedView v;
+    v.guest = &guest_o;
+    v.guest_device = vdev;
+    v.parent_space = 1;
+    v.gpa_of = [](uint64_t hpa) -> std::optional<uint64_t> {
+        if (hpa < 0x800000 || hpa >= 0x810000) return std::nullopt;
+        return hpa - 0x800000 + 0x40000000;
+    };
+    host_o.bind_nested(dev, std::nullopt, v);
+    // Without any_pasid (VT-d: each guest PASID is bound at its own host PASID) a PASID request is unbound.
+    CHECK(host_o.check(dev, 5u, 0x1000, 0x802000, Duration::ns(10), S::iotlb) == V::violation);
+    v.any_pasid = true; // AMD-Vi / SMMUv3: the guest's PASID space is the device's (its GCR3 / CD table)
+    host_o.bind_nested(dev, std::nullopt, v);
+    CHECK(host_o.check(dev, 5u, 0x1000, 0x802000, Duration::ns(20), S::iotlb) == V::correct);
+    CHECK(host_o.check(dev, 6u, 0x1000, 0x802000, Duration::ns(30), S::iotlb) == V::violation);
+    CHECK(stats::numeric_value(*groot.find("oracle.correct")) == 1);
+    CHECK(host_o.violation_count() == 2);
+}

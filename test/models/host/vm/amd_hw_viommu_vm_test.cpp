@@ -12,6 +12,7 @@
 #include "test/models/host/vm/vm_rig.hpp"
 
 using namespace vmtest;
+using host::DomainDesc;
 namespace amd = iommusim::iommu::amd;
 
 namespace {
@@ -119,4 +120,41 @@ TEST_CASE("AMD hardware vIOMMU: an accelerated VM needs the unit's hardware vIOM
     iommusim::host::vm::GuestMemory ram(memory.store, vp.ram_gpa, vp.ram_bytes);
     iommusim::host::vm::VmmContext ctx(os, 0, ram, vp);
     CHECK_THROWS_AS(iommusim::host::vm::AmdViommu("v", ctx, &root), iommusim::host::HostError);
+}
+
+namespace {
+/// A second guest domain at guest PASID 5 of the raw device: its DMAs with PASID 5 walk the
+/// guest's GCR3[5] (no PASID translation on AMD-Vi: the guest's GCR3 table is the device's PASID
+/// space), the guest's unmap invalidates (DomainID, PASID 5), and the stale entry is gone.
+void check_guest_pasid(ViommuMode mode) {
+    VmRig r(mode, {}, {}, Family::amd);
+    r.run([&] {
+        host::IommuFd& g = r.vm->guest().iommufd();
+        (void)guest_attach(r, r.vrid);
+        const uint32_t ioas = g.ioas_alloc();
+        const uint32_t hwpt = g.hwpt_alloc(ioas, 0, DomainDesc::Kind::paging_s1);
+        g.attach(r.vrid, 5u, hwpt);
+        const uint64_t a = g.map(ioas, 4096);
+        const uint64_t magic = 0x9a51d5;
+        r.vm->memory().write(*g.lookup(ioas, a), &magic, 8);
+        uint64_t v = 0;
+        REQUIRE(r.dma(a, v, 5u) == tlm::TLM_OK_RESPONSE); // the device's DMA carries the guest's PASID
+        CHECK(v == magic);
+        CHECK(r.dma(a, v, 6u) != tlm::TLM_OK_RESPONSE); // a PASID the guest did not set up
+        g.unmap(ioas, a, 4096);
+        CHECK(r.dma(a, v, 5u) != tlm::TLM_OK_RESPONSE);
+    });
+    CHECK(r.value("os.oracle.violations") == 0);
+    CHECK(r.value("vm0.vm0_guest.oracle.correct") == 1); // judged by the guest's binding of PASID 5
+}
+} // namespace
+
+TEST_CASE("AMD nesting: a guest PASID walks the guest's GCR3 entry of that PASID (trapped invalidation)",
+          "[vm][amd][pasid][sc]") {
+    check_guest_pasid(ViommuMode::nested);
+}
+
+TEST_CASE("AMD hardware vIOMMU: a guest PASID walks the guest's GCR3 entry of that PASID (the unit invalidates it)",
+          "[vm][amd][hw][pasid][sc]") {
+    check_guest_pasid(ViommuMode::accelerated);
 }
