@@ -12,7 +12,6 @@
 #include "test/models/host/vm/vm_rig.hpp"
 
 using namespace vmtest;
-using host::DomainDesc;
 namespace amd = iommusim::iommu::amd;
 
 namespace {
@@ -129,19 +128,15 @@ namespace {
 void check_guest_pasid(ViommuMode mode) {
     VmRig r(mode, {}, {}, Family::amd);
     r.run([&] {
-        host::IommuFd& g = r.vm->guest().iommufd();
         (void)guest_attach(r, r.vrid);
-        const uint32_t ioas = g.ioas_alloc();
-        const uint32_t hwpt = g.hwpt_alloc(ioas, 0, DomainDesc::Kind::paging_s1);
-        g.attach(r.vrid, 5u, hwpt);
-        const uint64_t a = g.map(ioas, 4096);
         const uint64_t magic = 0x9a51d5;
-        r.vm->memory().write(*g.lookup(ioas, a), &magic, 8);
+        const GuestPasidDomain d = guest_pasid_domain(r, r.vrid, 5, magic);
+        const uint64_t a = d.iova;
         uint64_t v = 0;
         REQUIRE(r.dma(a, v, 5u) == tlm::TLM_OK_RESPONSE); // the device's DMA carries the guest's PASID
         CHECK(v == magic);
         CHECK(r.dma(a, v, 6u) != tlm::TLM_OK_RESPONSE); // a PASID the guest did not set up
-        g.unmap(ioas, a, 4096);
+        r.vm->guest().iommufd().unmap(d.ioas, a, 4096);
         CHECK(r.dma(a, v, 5u) != tlm::TLM_OK_RESPONSE);
     });
     CHECK(r.value("os.oracle.violations") == 0);

@@ -171,6 +171,21 @@ inline GuestDomain guest_attach(VmRig& r, const std::vector<pcie::Bdf>& vrids) {
     return d;
 }
 inline GuestDomain guest_attach(VmRig& r, pcie::Bdf vrid) { return guest_attach(r, std::vector<pcie::Bdf>{vrid}); }
+/// A guest domain of its own at guest PASID `pasid` of `vrid`, one page mapped whose memory holds `magic`.
+struct GuestPasidDomain {
+    uint32_t ioas = 0, hwpt = 0;
+    uint64_t iova = 0;
+};
+inline GuestPasidDomain guest_pasid_domain(VmRig& r, pcie::Bdf vrid, uint32_t pasid, uint64_t magic) {
+    host::IommuFd& g = r.vm->guest().iommufd();
+    GuestPasidDomain d;
+    d.ioas = g.ioas_alloc();
+    d.hwpt = g.hwpt_alloc(d.ioas, 0, host::DomainDesc::Kind::paging_s1);
+    g.attach(vrid, pasid, d.hwpt);
+    d.iova = g.map(d.ioas, 4096);
+    r.vm->memory().write(*g.lookup(d.ioas, d.iova), &magic, 8);
+    return d;
+}
 
 /// The ATS endpoint reads 8 bytes at `iova` (ATC lookup, translation request on a miss).
 inline tlm::tlm_response_status ep_read(VmRig& r, uint64_t iova) {

@@ -146,16 +146,14 @@ TEST_CASE("A guest PASID binds at a host PASID of the VM's own PASID set", "[vm]
         host::IommuFd& g = r.vm->guest().iommufd();
         (void)guest_attach(r, r.vrid);
         // A second guest domain at guest PASID 5: the VMM binds it at a host PASID from vm0's set.
-        const uint32_t ioas = g.ioas_alloc();
-        const uint32_t hwpt = g.hwpt_alloc(ioas, 0, DomainDesc::Kind::paging_s1);
-        g.attach(r.vrid, 5u, hwpt);
+        const uint64_t magic = 0xbadc0ffee;
+        const GuestPasidDomain d = guest_pasid_domain(r, r.vrid, 5, magic);
+        const uint32_t hwpt = d.hwpt;
         REQUIRE(r.viommu->nested_domain(3, 5).has_value());
         const uint32_t host_pasid = r.os->pasids().host_pasid(*r.os->pasids().find_set("vm0"), 5); // private ID 5
         CHECK_NOTHROW(r.os->pasids().check_owner(host_pasid, "vm0"));
         CHECK_THROWS_AS(r.os->pasids().check_owner(host_pasid, "vm1"), host::HostError); // another VM may not use it
-        const uint64_t a = g.map(ioas, 4096);
-        const uint64_t magic = 0xbadc0ffee;
-        r.vm->memory().write(*g.lookup(ioas, a), &magic, 8);
+        const uint64_t a = d.iova;
         uint64_t v = 0;
         REQUIRE(r.dma(a, v, host_pasid) == tlm::TLM_OK_RESPONSE); // the device's DMA carries the host PASID
         CHECK(v == magic);
