@@ -120,9 +120,7 @@ void AmdDriver::enable() {
     // Linux init_device_table_dma: every DTE V = 1, TV = 1 (Mode 0, IR = IW = 0), so a device
     // no domain is attached to yet has its DMA blocked, not passed through (V = 0 would pass
     // it untranslated). Done at boot, before the run: no time charged.
-    amd::Dte blocked;
-    blocked.v = blocked.tv = true;
-    for (uint32_t id = 0; id < kDevTabPages * 128u; ++id) tables_->set_dte(static_cast<uint16_t>(id), blocked);
+    tables_->block_all();
     // Linux iommu_init_flags: coherent table walks, ATS invalidation time-out 1 s.
     control_ = (uint64_t{1} << ctl::COHERENT_EN) | (uint64_t{ctl::INV_TO_1S} << ctl::INV_TIMEOUT);
     mmio_.write64(reg::CONTROL, control_);

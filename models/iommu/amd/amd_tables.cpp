@@ -358,6 +358,13 @@ void AmdTableWriter::set_dte(uint16_t device_id, const Dte& d) {
     m_.write(a, &q[0], 16);
 }
 
+void AmdTableWriter::block_all() {
+    Dte blocked;
+    blocked.v = blocked.tv = true;
+    const uint64_t q0 = blocked.encode()[0]; // the upper words of a fresh table are already 0
+    for (uint32_t id = 0; id < devtab_pages_ * 128u; ++id) m_.write(dte_addr(static_cast<uint16_t>(id)), &q0, 8);
+}
+
 Dte AmdTableWriter::get_dte(uint16_t device_id) const {
     std::array<uint64_t, 4> q{};
     m_.read(dte_addr(device_id), q.data(), 32);

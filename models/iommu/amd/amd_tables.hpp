@@ -213,6 +213,8 @@ public:
     uint64_t dte_addr(uint16_t device_id) const { return devtab_ + 32u * device_id; }
 
     void set_dte(uint16_t device_id, const Dte& d);
+    /// Every DTE V = 1, TV = 1, the rest 0 (blocked): one 8-byte store each into the zeroed table.
+    void block_all();
     Dte get_dte(uint16_t device_id) const;
 
     /// A zeroed 4 KiB GCR3 table (the top level of a new GCR3 table).
