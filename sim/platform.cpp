@@ -14,6 +14,7 @@
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
 
+#include "models/common/sc_time.hpp"
 #include "models/host/host.hpp"
 #include "models/mem/memory.hpp"
 #include "models/pcie/fabric.hpp"
@@ -379,6 +380,7 @@ HostFigures Platform::run(const std::function<void(double, double)>& progress, c
     // kernel. Slicing sc_start changes no simulated result.
     const sc_core::sc_time slice = std::min(step, std::max(sc_core::sc_time(1, sc_core::SC_US), end / 100000));
     bool stopped = false;
+    if (host_) host_->cpu().set_run_end(from_sc(end));
     while (sc_core::sc_time_stamp() < end && !stopped) {
         sc_core::sc_time next = sc_core::sc_time_stamp() + step;
         if (next > end) next = end;
@@ -394,6 +396,8 @@ HostFigures Platform::run(const std::function<void(double, double)>& progress, c
             progress(sc_core::sc_time_stamp().to_seconds() * 1e6,
                      std::chrono::duration<double>(clock::now() - t0).count());
     }
+    // Polls a waiting host thread skipped (CmdQueueDriver) count up to the end time.
+    if (host_) host_->cpu().settle();
     sim_time_.set(sc_core::sc_time_stamp().to_seconds() * 1e9);
     HostFigures h;
     h.interrupted = stopped;

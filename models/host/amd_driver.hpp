@@ -137,6 +137,8 @@ private:
     WaitLoop wait_loop() override;
     void write_tail(uint64_t tail, uint64_t entries) override;
     QueueError read_error() override;
+    /// Between two looks at the unit's state (kWaitTimeout apart) the check does nothing.
+    std::optional<Duration> errors_quiet_until() override;
     void acknowledge(const QueueError& e) override;
     void acknowledge_interrupt() override;
 
@@ -152,6 +154,7 @@ private:
     uint64_t ppr_head_ = 0;
     uint64_t evt_head_ = 0;
     Duration last_check_;          ///< when the wait loop last looked at the unit's error state
+    bool last_check_quiet_ = false; ///< the last read_error() did not look (before kWaitTimeout)
     std::map<uint16_t, Dev> devs_;
     DomainTagAllocator domids_{1, 0xFFFF, "DomainID"}; ///< DomainID 0 is reserved by Linux
     std::map<uint32_t, std::set<uint32_t>> gdom_users_; ///< gdom_key -> nested domains sharing its hDomID

@@ -747,6 +747,8 @@ void Smmuv3Driver::write_tail(uint64_t, uint64_t entries) {
     mmio_.write32(reg::kCmdqProd, static_cast<uint32_t>(entries & ((uint64_t{2} << cmdq_log2_) - 1)));
 }
 
+const sc_core::sc_event* Smmuv3Driver::error_signal() { return msi_ ? &msi_->event(kGerrorVector) : nullptr; }
+
 QueueError Smmuv3Driver::read_error() {
     QueueError e;
     // The GERROR interrupt handler runs when its MSI has arrived (no MMIO read per spin).

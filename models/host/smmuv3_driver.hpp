@@ -210,6 +210,10 @@ private:
     uint64_t read_head() override;
     void write_tail(uint64_t tail, uint64_t entries) override;
     QueueError read_error() override;
+    /// GERROR changes only with a queue-error report of the unit (CERROR_*); with MSIs the
+    /// check reads it only once the GERROR interrupt arrived (error_signal).
+    std::optional<Duration> errors_quiet_until() override { return kQuietForever; }
+    const sc_core::sc_event* error_signal() override;
     void acknowledge(const QueueError& e) override;
     void acknowledge_interrupt() override {}
 
