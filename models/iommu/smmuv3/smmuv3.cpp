@@ -120,18 +120,24 @@ IommuShell::Resolution Smmuv3::resolve_tables(uint32_t sid, const RequestAttrs& 
     return {0, false, &current_->ctx};
 }
 
+namespace {
+/// The event refusing an ATS request (F_BAD_ATS_TREQ, F_TRANSL_FORBIDDEN) with its attributes.
+Event ats_refusal(uint8_t id, uint32_t sid, const RequestAttrs& req) {
+    Event e;
+    e.id = id;
+    e.sid = sid;
+    e.ssv = req.has_pasid;
+    e.ssid = req.has_pasid ? req.pasid : 0;
+    e.pnu = req.privileged;
+    e.ind = req.execute;
+    return e;
+}
+} // namespace
+
 IommuShell::Resolution Smmuv3::check_translated(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) {
     const uint32_t sid = rid.raw;
-    auto forbidden = [&] { // built only when refused (the hit path stays short)
-        Event e;
-        e.id = evt::kTranslForbidden;
-        e.sid = sid;
-        e.ssv = req.has_pasid;
-        e.ssid = req.has_pasid ? req.pasid : 0;
-        e.pnu = req.privileged;
-        e.ind = req.execute;
-        return event_fault(e);
-    };
+    // built only when refused (the hit path stays short)
+    auto forbidden = [&] { return event_fault(ats_refusal(evt::kTranslForbidden, sid, req)); };
     if (!regs_.enabled(bit::kSmmuEn)) return forbidden();
     // CR0.ATSCHK = 0 (fast mode, IHI 0070 6.3.9): translated traffic passes without a
     // Stream table lookup (software that uses split-stage ATS must set ATSCHK).
@@ -154,16 +160,7 @@ IommuShell::Resolution Smmuv3::check_translated(pcie::Bdf rid, const RequestAttr
 IommuShell::Resolution Smmuv3::resolve_translation_request(pcie::Bdf rid, const RequestAttrs& req,
                                                            sc_core::sc_time& delay) {
     // ATS disabled for the stream: F_BAD_ATS_TREQ, answered UR (IHI 0070 3.9.1.2, 7.3.6).
-    auto refused = [&] {
-        Event e;
-        e.id = evt::kBadAtsTreq;
-        e.sid = rid.raw;
-        e.ssv = req.has_pasid;
-        e.ssid = req.has_pasid ? req.pasid : 0;
-        e.pnu = req.privileged;
-        e.ind = req.execute;
-        return event_fault(e);
-    };
+    auto refused = [&] { return event_fault(ats_refusal(evt::kBadAtsTreq, rid.raw, req)); };
     // SMMUEN = 0: no translation service whatever GBPA says (GBPA governs untranslated traffic).
     if (!regs_.enabled(bit::kSmmuEn)) return refused();
     RequestAttrs plain = req;
