@@ -4,8 +4,9 @@
 // (rig_vtd.hpp, rig_amd.hpp, rig_smmuv3.hpp: the command phase of bench_vtd /
 // bench_amd / bench_smmuv3, batches of 63 page invalidations + 1 sync) elaborated in
 // one sc_main, each under its own module, driven from one thread in many short
-// alternating rounds. Each round runs every family once, in an order rotated from
-// round to round (so each family follows each other equally often); a round's ratio
+// alternating rounds. Each round runs every family once, in one of the six orders in
+// turn (so each family runs in each place and follows each other equally often: a
+// family's predecessor leaves its caches and branch predictors); a round's ratio
 // is a family's commands per second over VT-d's in the same round. Printed per round
 // and as median and quartiles, for wall time and for the CPU time of the simulation's
 // thread (CLOCK_THREAD_CPUTIME_ID: time the VM or other processes take the core away
@@ -79,6 +80,11 @@ struct RatioArgs {
 };
 
 constexpr std::array<const char*, 3> kNames{"VT-d", "AMD-Vi", "SMMUv3"};
+/// The rounds' orders: all six, so over every six rounds each family runs first, second and
+/// third twice and follows each other family (or the previous round's last) equally often
+/// (a rotation alone would always put AMD-Vi right after VT-d).
+constexpr std::array<std::array<unsigned, 3>, 6> kOrders{
+    {{0, 1, 2}, {2, 0, 1}, {1, 2, 0}, {0, 2, 1}, {1, 0, 2}, {2, 1, 0}}};
 
 /// Median and quartiles (linear interpolation) of `v`, and the median's distribution-free
 /// 95 % confidence interval: the order statistics n/2 -+ 1.96 sqrt(n)/2 (binomial, normal
@@ -113,11 +119,9 @@ int sc_main(int argc, char* argv[]) {
         amd.warm(args.commands);
         smmu.warm(args.commands);
         for (uint64_t i = 0; i < args.rounds; ++i)
-            for (unsigned k = 0; k < 3; ++k) {
-                const unsigned f = static_cast<unsigned>((i + k) % 3); // rotated order
+            for (const unsigned f : kOrders[i % kOrders.size()])
                 rounds[i][f] = f == 0 ? vtd.round(args.commands) : f == 1 ? amd.round(args.commands)
                                                                            : smmu.round(args.commands);
-            }
         sc_core::sc_stop();
     });
     sc_core::sc_start();
@@ -149,7 +153,7 @@ int sc_main(int argc, char* argv[]) {
             ratio_cpu[f - 1].push_back(rate(r[f], true) / rate(r[0], true));
         }
         std::printf("  %5llu %6s | %9.2f %9.2f %9.2f               | %7.3f %8.3f      | %7.3f %8.3f\n",
-                    static_cast<unsigned long long>(i), kNames[i % 3], rate(r[0], false) * 1e-6,
+                    static_cast<unsigned long long>(i), kNames[kOrders[i % kOrders.size()][0]], rate(r[0], false) * 1e-6,
                     rate(r[1], false) * 1e-6, rate(r[2], false) * 1e-6, ratio_wall[0].back(), ratio_wall[1].back(),
                     ratio_cpu[0].back(), ratio_cpu[1].back());
     }
