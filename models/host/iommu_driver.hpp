@@ -224,8 +224,9 @@ public:
     /// Guest RAM [gpa, gpa + bytes) at host `hpa`: how the unit reaches the guest's memory.
     struct GuestRam {
         uint64_t gpa = 0, hpa = 0, bytes = 0;
+        const DomainDesc* parent = nullptr; ///< the nesting parent (SMMUv3: its VMID is the VINTF's)
     };
-    /// Binds vIOMMU `viommu` to a guest context of the unit (AMD GuestID); false when the unit
+    /// Binds vIOMMU `viommu` to a guest context of the unit (AMD GuestID, SMMUv3 CMDQV VINTF); false when the unit
     /// has no hardware vIOMMU or no free context (the vIOMMU then stays software-only).
     virtual bool viommu_hw_alloc(uint32_t viommu, const GuestRam& ram) {
         (void)viommu, (void)ram;

@@ -134,7 +134,7 @@ uint32_t IommuFd::viommu_alloc_hw(uint32_t parent_id, uint64_t gpa, uint64_t byt
     Viommu& v = viommus_.at(id);
     const std::optional<uint64_t> hpa = contiguous(*this, hwpt(parent_id).space, gpa, bytes);
     if (!hpa) throw HostError(K::invalid, "guest RAM is not one contiguous block of the parent's IOAS");
-    if (!iommus_[v.iommu].driver->viommu_hw_alloc(id, {gpa, *hpa, bytes}))
+    if (!iommus_[v.iommu].driver->viommu_hw_alloc(id, {gpa, *hpa, bytes, &hwpt(parent_id).desc}))
         throw HostError(K::invalid, "IOMMU " + iommus_[v.iommu].name + " has no free hardware vIOMMU context");
     v.hw = true;
     return id;

@@ -5,8 +5,12 @@
 // guest's command batches (arm_vsmmu_convert_user_cmd; shared/reference/
 // spec-layouts.md E.3). The VMID of every nested domain is the nesting
 // parent's; models/host/vm/smmuv3_viommu is the VMM side.
+#include <algorithm>
+#include <bit>
+
 #include "models/host/host_error.hpp"
 #include "models/host/smmuv3_driver.hpp"
+#include "models/iommu/smmuv3/smmuv3_cmdqv.hpp"
 
 namespace iommusim::host {
 
@@ -109,6 +113,91 @@ uapi::Errno Smmuv3Driver::viommu_invalidate(const ViommuRef& v, const std::vecto
     timing = queue_.submit(std::move(out)); // one batch, one CMD_SYNC (arm_smmu_cmdq_batch_submit)
     timing.ranged = true;
     return err;
+}
+
+// ---- CMDQ-Virtualization (Linux tegra241-cmdqv.c, user-space VINTFs) ----------------------------
+
+void Smmuv3Driver::attach_cmdqv(MmioPort cmdqv, uint16_t vintfs, uint16_t queues) {
+    cmdqv_.emplace(Cmdqv{cmdqv, vintfs, queues, false, {}, {}, {}});
+}
+
+std::optional<uint16_t> Smmuv3Driver::vintf(uint32_t viommu) const {
+    if (!cmdqv_) return std::nullopt;
+    auto it = cmdqv_->vintf.find(viommu);
+    return it == cmdqv_->vintf.end() ? std::nullopt : std::optional<uint16_t>(it->second);
+}
+
+bool Smmuv3Driver::viommu_hw_alloc(uint32_t viommu, const GuestRam& ram) {
+    namespace cq = iommu::smmuv3::cmdqv;
+    if (!cmdqv_ || !ram.parent) return false;
+    Cmdqv& c = *cmdqv_;
+    cpu_.spend(cpu_.params().call_overhead);
+    if (!c.reset) {
+        // tegra241_cmdqv_hw_reset: CMDQV_EN, then every global VCMDQ pre-assigned to (VINTF, LVCMDQ)
+        // in order, not yet allocated. (VINTF0 stays the host's; its queues are not used here.)
+        c.mmio.write32(cq::kConfig, cq::kEn);
+        const uint16_t per = static_cast<uint16_t>(c.queues / c.vintfs);
+        for (uint16_t q = 0; q < c.queues; ++q) c.mmio.write32(cq::cmdq_alloc(q), cq::alloc_value(q / per, q % per, false));
+        c.reset = true;
+    }
+    // tegra241_cmdqv_init_vintf: the lowest free VINTF above VINTF0 (ida_alloc_max).
+    uint16_t idx = 1;
+    while (idx < c.vintfs && std::any_of(c.vintf.begin(), c.vintf.end(), [idx](const auto& e) { return e.second == idx; }))
+        ++idx;
+    if (idx >= c.vintfs) return false; // "no more available vintf"
+    // tegra241_vintf_hw_init(vintf, false): reset (CONFIG 0, every SID pair 0), CONFIG = VMID of the
+    // nesting parent (arm_vsmmu_init: vsmmu->vmid = s2_parent's), then EN, polled in STATUS.
+    const auto vmid = static_cast<uint16_t>(domain_tag(*ram.parent));
+    const uint32_t base = cq::vintf(idx);
+    c.mmio.write32(base + cq::kVintfConfig, 0);
+    for (uint32_t s = 0; s < 32; ++s) { // num_sids_per_vintf from PARAM
+        if (s >= (1u << ((c.mmio.read32(cq::kParam) >> 12) & 0xF))) break;
+        c.mmio.write32(base + cq::sid_match(s), 0);
+        c.mmio.write32(base + cq::sid_replace(s), 0);
+    }
+    c.mmio.write32(base + cq::kVintfConfig, cq::vintf_config(vmid, false, false));
+    c.mmio.write32(base + cq::kVintfConfig, cq::vintf_config(vmid, false, true));
+    while (!(c.mmio.read32(base + cq::kVintfStatus) & 1)) cpu_.spend(cpu_.params().poll_interval);
+    c.vintf[viommu] = idx;
+    c.sids[idx].assign(1u << ((c.mmio.read32(cq::kParam) >> 12) & 0xF), false);
+    c.lvcmdqs[idx] = 0;
+    return true;
+}
+
+void Smmuv3Driver::viommu_hw_vdevice(uint32_t viommu, uint64_t virt_id, const DeviceInfo& dev) {
+    // tegra241_vintf_init_vsid: a free SID_MATCH / SID_REPLACE pair, pSID then vSID << 1 | 1.
+    namespace cq = iommu::smmuv3::cmdqv;
+    const std::optional<uint16_t> idx = vintf(viommu);
+    if (!idx || virt_id > UINT32_MAX) return;
+    std::vector<bool>& used = cmdqv_->sids[*idx];
+    auto slot = std::find(used.begin(), used.end(), false);
+    if (slot == used.end()) throw HostError(HostError::Kind::busy, "VINTF " + std::to_string(*idx) + ": no free SID_MATCH pair");
+    *slot = true;
+    const auto s = static_cast<uint32_t>(slot - used.begin());
+    cmdqv_->mmio.write32(cq::vintf(*idx) + cq::sid_replace(s), sid(dev));
+    cmdqv_->mmio.write32(cq::vintf(*idx) + cq::sid_match(s), cq::sid_match_value(static_cast<uint32_t>(virt_id)));
+}
+
+uapi::Errno Smmuv3Driver::hw_queue_alloc(uint32_t viommu, uint64_t base, uint64_t bytes) {
+    // tegra241_vintf_alloc_lvcmdq_user: the next LVCMDQ (they are mapped in ascending order), a
+    // power-of-two length of 32 bytes up to 2^(IDR1.CMDQS) commands, the base aligned to it; the
+    // pre-assigned global VCMDQ mapped (CMDQ_ALLOC.ALLOCATED), then BASE; the VMM enables it.
+    namespace cq = iommu::smmuv3::cmdqv;
+    const std::optional<uint16_t> idx = vintf(viommu);
+    if (!idx) return uapi::Errno::eopnotsupp;
+    const uint16_t per = static_cast<uint16_t>(cmdqv_->queues / cmdqv_->vintfs);
+    uint16_t& lidx = cmdqv_->lvcmdqs[*idx];
+    if (lidx >= per) return uapi::Errno::einval;
+    if (!std::has_single_bit(bytes) || bytes < 32 || bytes > (uint64_t{16} << f_->cmdqs) || (base & (bytes - 1)) ||
+        (base & ~uint64_t{0x0000FFFFFFFFFFE0}))
+        return uapi::Errno::einval;
+    const uint16_t q = static_cast<uint16_t>(*idx * per + lidx);
+    const uint32_t a = cmdqv_->mmio.read32(cq::cmdq_alloc(q));
+    cmdqv_->mmio.write32(cq::cmdq_alloc(q), a | cq::kAllocated);
+    cmdqv_->mmio.write64(cq::vintf_page1(*idx) + cq::kQueueStride * lidx + cq::kBase,
+                         cq::base_value(base, static_cast<unsigned>(std::countr_zero(bytes)) - 4));
+    ++lidx;
+    return uapi::Errno::ok;
 }
 
 } // namespace iommusim::host

@@ -110,15 +110,7 @@ TEST_CASE("AMD hardware vIOMMU: the guest's ATC invalidation goes to the VMM, wh
 
 TEST_CASE("AMD hardware vIOMMU: an accelerated VM needs the unit's hardware vIOMMU", "[vm][amd][hw][sc]") {
     // The AMD unit without viommu_guests: the vIOMMU refuses accelerated mode.
-    iommusim::stats::Group root{"root"};
-    vtdtest::TestMemory memory{"memory"};
-    iommusim::host::HostParams hp;
-    iommusim::host::Host os("os", hp, memory.store, &root);
-    iommusim::host::vm::VmParams vp;
-    vp.mode = ViommuMode::accelerated;
-    iommusim::host::vm::GuestMemory ram(memory.store, vp.ram_gpa, vp.ram_bytes);
-    iommusim::host::vm::VmmContext ctx(os, 0, ram, vp);
-    CHECK_THROWS_AS(iommusim::host::vm::AmdViommu("v", ctx, &root), iommusim::host::HostError);
+    check_accelerated_needs_hardware<iommusim::host::vm::AmdViommu>();
 }
 
 namespace {
