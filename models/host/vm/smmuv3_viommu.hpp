@@ -48,8 +48,10 @@
 // Deviation: Linux's guest check also sends ATC_INV to the vCMDQ; the model's
 // CMDQV does not execute ATS invalidations (see its header), so the guest
 // keeps ATC_INV on the trapped CMDQ, forwarded by the VMM.
-// Not modelled: guest PASIDs (SubstreamIDs) beyond the CD table the guest
-// owns, the guest's event and PRI queues (no vEVENTQ, so no CMDQV error
+// Guest PASIDs: the nested domain is the guest's whole CD table, so a request
+// with SubstreamID p walks the guest's CD[p] (no PASID translation); the
+// guest's CD writes reach the host as forwarded CFGI_CD.
+// Not modelled: the guest's event and PRI queues (no vEVENTQ, so no CMDQV error
 // vEVENT: the guest sees its queue's error in page 0), the guest's other
 // LVCMDQs (it uses LVCMDQ 0, one 4 KiB page of 256 commands).
 #include <cstdint>
@@ -87,6 +89,9 @@ protected:
     uint64_t reg_read(uint32_t offset, unsigned size) override;
     void reg_write(uint32_t offset, unsigned size, uint64_t value) override;
     bool direct(tlm::tlm_generic_payload& t, sc_core::sc_time& delay) override;
+    /// The nested domain is the guest's whole CD table: its SubstreamIDs are the guest's own
+    /// PASID space (threads/003), judged by the guest's binding of each PASID.
+    bool guest_pasid_tables() const override { return true; }
 
 private:
     /// The guest's virtual CMDQV registers that trap (accelerated mode).

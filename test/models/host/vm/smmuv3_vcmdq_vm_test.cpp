@@ -150,6 +150,39 @@ TEST_CASE("SMMUv3 vCMDQ: a CFGI_STE in the guest's vCMDQ is reported in its GERR
     CHECK(r.value("os.oracle.violations") == 0);
 }
 
+namespace {
+/// A second guest domain at guest PASID 5 of the raw device: its DMAs with SubstreamID 5 walk the
+/// guest's CD[5] (the guest's CD table is the device's PASID space on Arm), the guest's unmap
+/// invalidates that domain's ASID (trapped, or on the vCMDQ), and the stale entry is gone.
+void check_guest_pasid(ViommuMode mode) {
+    VmRig r(mode, {}, {}, Family::smmuv3);
+    r.run([&] {
+        (void)guest_attach(r, r.vrid);
+        const uint64_t magic = 0x5a55'1d05;
+        const GuestPasidDomain d = guest_pasid_domain(r, r.vrid, 5, magic);
+        uint64_t v = 0;
+        REQUIRE(r.dma(d.iova, v, 5u) == tlm::TLM_OK_RESPONSE);
+        CHECK(v == magic);
+        CHECK(r.dma(d.iova, v, 6u) != tlm::TLM_OK_RESPONSE); // a PASID the guest did not set up
+        r.vm->guest().iommufd().unmap(d.ioas, d.iova, 4096);
+        CHECK(r.dma(d.iova, v, 5u) != tlm::TLM_OK_RESPONSE);
+    });
+    CHECK(r.value("os.oracle.violations") == 0);
+    CHECK(r.value("vm0.vm0_guest.oracle.correct") == 1); // judged by the guest's binding of PASID 5
+    if (mode == ViommuMode::accelerated) CHECK(r.value("dmar0.cmdqv.vmid_forced") >= 1);
+}
+} // namespace
+
+TEST_CASE("SMMUv3 nesting: a guest PASID walks the guest's CD of that SubstreamID (trapped invalidation)",
+          "[vm][smmuv3][pasid][sc]") {
+    check_guest_pasid(ViommuMode::nested);
+}
+
+TEST_CASE("SMMUv3 vCMDQ: a guest PASID walks the guest's CD of that SubstreamID (the vCMDQ invalidates it)",
+          "[vm][smmuv3][cmdqv][pasid][sc]") {
+    check_guest_pasid(ViommuMode::accelerated);
+}
+
 TEST_CASE("SMMUv3 vCMDQ: an accelerated VM needs the unit's CMDQV", "[vm][smmuv3][cmdqv][sc]") {
     check_accelerated_needs_hardware<iommusim::host::vm::Smmuv3Viommu>();
 }
