@@ -242,6 +242,11 @@ public:
         (void)viommu, (void)base, (void)bytes;
         return uapi::Errno::eopnotsupp;
     }
+    /// IOMMU_DESTROY of a vDEVICE of a hardware vIOMMU: the unit's map entry for `virt_id` is cleared.
+    virtual void viommu_hw_vdevice_free(uint32_t viommu, uint64_t virt_id) { (void)viommu, (void)virt_id; }
+    /// IOMMU_DESTROY of a hardware vIOMMU (no vDEVICE or nested domain left): its guest context of
+    /// the unit (AMD GuestID, SMMUv3 VINTF and its queues) is reset and free for another vIOMMU.
+    virtual void viommu_hw_free(uint32_t viommu) { (void)viommu; }
     /// The guest enabled or disabled its hardware queue (the VMM relays the guest's control write).
     virtual void hw_queue_enable(uint32_t viommu, bool on) { (void)viommu, (void)on; }
     /// Sets up the unit's page-request log (VT-d page request queue, AMD PPR

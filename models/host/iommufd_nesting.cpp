@@ -157,6 +157,30 @@ void IommuFd::hw_queue_enable(uint32_t viommu, bool on) {
     if (it->second.hw) iommus_[it->second.iommu].driver->hw_queue_enable(viommu, on);
 }
 
+void IommuFd::vdevice_free(uint32_t viommu, uint64_t virt_id) {
+    auto it = viommus_.find(viommu);
+    if (it == viommus_.end()) throw HostError(K::not_found, "no vIOMMU " + std::to_string(viommu));
+    if (!it->second.vdevices.erase(virt_id))
+        throw HostError(K::not_found, "virtual ID " + std::to_string(virt_id) + " is not a vDEVICE of vIOMMU " +
+                                          std::to_string(viommu));
+    cpu_.spend(cpu_.params().call_overhead);
+    if (it->second.hw) iommus_[it->second.iommu].driver->viommu_hw_vdevice_free(viommu, virt_id);
+}
+
+void IommuFd::viommu_free(uint32_t viommu) {
+    auto it = viommus_.find(viommu);
+    if (it == viommus_.end()) throw HostError(K::not_found, "no vIOMMU " + std::to_string(viommu));
+    if (!it->second.vdevices.empty())
+        throw HostError(K::busy, "vIOMMU " + std::to_string(viommu) + " still has vDEVICEs (EBUSY)");
+    for (const auto& [id, h] : hwpts_)
+        if (h.desc.viommu == viommu)
+            throw HostError(K::busy, "vIOMMU " + std::to_string(viommu) + " still has nested HWPT " + std::to_string(id) +
+                                         " (EBUSY)");
+    cpu_.spend(cpu_.params().call_overhead);
+    if (it->second.hw) iommus_[it->second.iommu].driver->viommu_hw_free(viommu);
+    viommus_.erase(it);
+}
+
 const DeviceInfo* IommuFd::vdevice(uint32_t viommu, uint64_t virt_id) const {
     auto it = viommus_.find(viommu);
     if (it == viommus_.end()) return nullptr;

@@ -145,6 +145,8 @@ public:
     bool viommu_hw_alloc(uint32_t viommu, const GuestRam& ram) override;
     void viommu_hw_vdevice(uint32_t viommu, uint64_t virt_id, const DeviceInfo& dev) override;
     uapi::Errno hw_queue_alloc(uint32_t viommu, uint64_t base, uint64_t bytes) override;
+    void viommu_hw_vdevice_free(uint32_t viommu, uint64_t virt_id) override;
+    void viommu_hw_free(uint32_t viommu) override;
     /// The CMDQV VINTF of a hardware vIOMMU (its logical pages are what the VMM maps into the guest).
     std::optional<uint16_t> vintf(uint32_t viommu) const;
     /// A secondary command queue (Linux arm_smmu_impl_ops.get_secondary_cmdq): handed every batch
@@ -284,7 +286,7 @@ private:
         uint16_t vintfs, queues;
         bool reset = false;                        ///< tegra241_cmdqv_hw_reset done
         std::map<uint32_t, uint16_t> vintf;        ///< hardware vIOMMU -> its VINTF
-        std::map<uint16_t, std::vector<bool>> sids; ///< VINTF -> SID_MATCH pairs in use
+        std::map<uint16_t, std::vector<std::optional<uint64_t>>> sids; ///< VINTF -> the vSID of each SID_MATCH pair
         std::map<uint16_t, uint16_t> lvcmdqs;      ///< VINTF -> LVCMDQs allocated (ascending)
     };
     std::optional<Cmdqv> cmdqv_;

@@ -159,7 +159,7 @@ bool Smmuv3Driver::viommu_hw_alloc(uint32_t viommu, const GuestRam& ram) {
     c.mmio.write32(base + cq::kVintfConfig, cq::vintf_config(vmid, false, true));
     while (!(c.mmio.read32(base + cq::kVintfStatus) & 1)) cpu_.spend(cpu_.params().poll_interval);
     c.vintf[viommu] = idx;
-    c.sids[idx].assign(1u << ((c.mmio.read32(cq::kParam) >> 12) & 0xF), false);
+    c.sids[idx].assign(1u << ((c.mmio.read32(cq::kParam) >> 12) & 0xF), std::nullopt);
     c.lvcmdqs[idx] = 0;
     return true;
 }
@@ -169,10 +169,10 @@ void Smmuv3Driver::viommu_hw_vdevice(uint32_t viommu, uint64_t virt_id, const De
     namespace cq = iommu::smmuv3::cmdqv;
     const std::optional<uint16_t> idx = vintf(viommu);
     if (!idx || virt_id > UINT32_MAX) return;
-    std::vector<bool>& used = cmdqv_->sids[*idx];
-    auto slot = std::find(used.begin(), used.end(), false);
+    std::vector<std::optional<uint64_t>>& used = cmdqv_->sids[*idx];
+    auto slot = std::find(used.begin(), used.end(), std::nullopt);
     if (slot == used.end()) throw HostError(HostError::Kind::busy, "VINTF " + std::to_string(*idx) + ": no free SID_MATCH pair");
-    *slot = true;
+    *slot = virt_id;
     const auto s = static_cast<uint32_t>(slot - used.begin());
     cmdqv_->mmio.write32(cq::vintf(*idx) + cq::sid_replace(s), sid(dev));
     cmdqv_->mmio.write32(cq::vintf(*idx) + cq::sid_match(s), cq::sid_match_value(static_cast<uint32_t>(virt_id)));
@@ -198,6 +198,54 @@ uapi::Errno Smmuv3Driver::hw_queue_alloc(uint32_t viommu, uint64_t base, uint64_
                          cq::base_value(base, static_cast<unsigned>(std::countr_zero(bytes)) - 4));
     ++lidx;
     return uapi::Errno::ok;
+}
+
+void Smmuv3Driver::viommu_hw_vdevice_free(uint32_t viommu, uint64_t virt_id) {
+    // tegra241_vintf_destroy_vsid: both registers of the pair 0, the pair free.
+    namespace cq = iommu::smmuv3::cmdqv;
+    const std::optional<uint16_t> idx = vintf(viommu);
+    if (!idx) return;
+    std::vector<std::optional<uint64_t>>& used = cmdqv_->sids[*idx];
+    auto slot = std::find(used.begin(), used.end(), std::optional<uint64_t>(virt_id));
+    if (slot == used.end()) return;
+    const auto s = static_cast<uint32_t>(slot - used.begin());
+    cmdqv_->mmio.write32(cq::vintf(*idx) + cq::sid_match(s), 0);
+    cmdqv_->mmio.write32(cq::vintf(*idx) + cq::sid_replace(s), 0);
+    *slot = std::nullopt;
+}
+
+void Smmuv3Driver::viommu_hw_free(uint32_t viommu) {
+    // tegra241_cmdqv_destroy_vintf_user -> tegra241_vintf_hw_deinit: each LVCMDQ in descending order
+    // disabled, its pointers and base cleared, a pending error acknowledged, then unmapped; a
+    // CMD_SYNC on the SMMU's CMDQ flushes a time-out the guest left (tegra241_vcmdq_hw_flush_timeout);
+    // the VINTF disabled, every SID pair cleared, its index free again.
+    namespace cq = iommu::smmuv3::cmdqv;
+    const std::optional<uint16_t> idx = vintf(viommu);
+    if (!idx) return;
+    MmioPort& m = cmdqv_->mmio;
+    const uint16_t per = static_cast<uint16_t>(cmdqv_->queues / cmdqv_->vintfs);
+    for (uint16_t l = cmdqv_->lvcmdqs[*idx]; l-- > 0;) {
+        const uint32_t p0 = cq::vintf_page0(*idx) + cq::kQueueStride * l, p1 = cq::vintf_page1(*idx) + cq::kQueueStride * l;
+        m.write32(p0 + cq::kQConfig, 0);
+        while (m.read32(p0 + cq::kQStatus) & 1) cpu_.spend(cpu_.params().poll_interval);
+        if (!params_.skip_sync) issue_sync({});
+        m.write32(p0 + cq::kProd, 0);
+        m.write32(p0 + cq::kCons, 0);
+        m.write64(p1 + cq::kBase, 0);
+        m.write64(p1 + cq::kConsIndxBase, 0);
+        const uint32_t gerror = m.read32(p0 + cq::kGerror);
+        if (gerror != m.read32(p0 + cq::kGerrorN)) m.write32(p0 + cq::kGerrorN, gerror);
+        const uint16_t q = static_cast<uint16_t>(*idx * per + l);
+        m.write32(cq::cmdq_alloc(q), m.read32(cq::cmdq_alloc(q)) & ~cq::kAllocated);
+    }
+    m.write32(cq::vintf(*idx) + cq::kVintfConfig, 0);
+    for (uint32_t s = 0; s < cmdqv_->sids[*idx].size(); ++s) {
+        m.write32(cq::vintf(*idx) + cq::sid_match(s), 0);
+        m.write32(cq::vintf(*idx) + cq::sid_replace(s), 0);
+    }
+    cmdqv_->sids.erase(*idx);
+    cmdqv_->lvcmdqs.erase(*idx);
+    cmdqv_->vintf.erase(viommu);
 }
 
 } // namespace iommusim::host

@@ -186,3 +186,36 @@ TEST_CASE("SMMUv3 vCMDQ: a guest PASID walks the guest's CD of that SubstreamID 
 TEST_CASE("SMMUv3 vCMDQ: an accelerated VM needs the unit's CMDQV", "[vm][smmuv3][cmdqv][sc]") {
     check_accelerated_needs_hardware<iommusim::host::vm::Smmuv3Viommu>();
 }
+
+TEST_CASE("SMMUv3 vCMDQ: IOMMU_DESTROY of a hardware vIOMMU frees its VINTF and SID pairs for the next one",
+          "[vm][smmuv3][cmdqv][sc]") {
+    VmRig r(ViommuMode::accelerated, {}, {}, Family::smmuv3);
+    r.run([&] {
+        (void)bring_up(r); // the VM holds VINTF 1
+        host::IommuFd& fd = r.os->iommufd();
+        auto& drv = dynamic_cast<host::Smmuv3Driver&>(*r.host_drv);
+        // A second VM's vIOMMU over a parent of its own: no VINTF left (2: the host's and the VM's).
+        const uint32_t ioas = fd.ioas_alloc();
+        const uint32_t parent = fd.hwpt_alloc(ioas, 0, host::DomainDesc::Kind::paging_s2);
+        const uint64_t gpa = fd.map(ioas, uint64_t{1} << 20);
+        CHECK_THROWS_AS(fd.viommu_alloc_hw(parent, gpa, uint64_t{1} << 20), host::HostError);
+        // The first VM goes: its vIOMMU is busy while its vDEVICEs and nested domains hold it.
+        const uint32_t viommu = viommu_id(r);
+        CHECK_THROWS_AS(fd.viommu_free(viommu), host::HostError);
+        // The guest detaches (its STE no longer stage 1): the VMM destroys the nested domain ...
+        r.vm->guest().iommufd().detach(r.vrid, std::nullopt);
+        CHECK_THROWS_AS(fd.viommu_free(viommu), host::HostError); // ... the vDEVICEs still hold it
+        fd.vdevice_free(viommu, r.vrid.raw);
+        fd.vdevice_free(viommu, r.ep_vrid.raw);
+        CHECK(hwreg(r, cq::vintf(1) + cq::sid_match(0)) == 0);
+        CHECK(hwreg(r, cq::vintf(1) + cq::sid_replace(0)) == 0);
+        fd.viommu_free(viommu);
+        CHECK(hwreg(r, cq::vintf(1) + cq::kVintfConfig) == 0);
+        CHECK(hwreg(r, cq::cmdq_alloc(2)) == cq::alloc_value(1, 0, false)); // its LVCMDQ unmapped
+        CHECK(drv.vintf(viommu) == std::nullopt);
+        // The next vIOMMU gets VINTF 1 with its own parent's VMID.
+        const uint32_t next = fd.viommu_alloc_hw(parent, gpa, uint64_t{1} << 20);
+        CHECK(drv.vintf(next) == uint16_t{1});
+        CHECK((hwreg(r, cq::vintf(1) + cq::kVintfConfig) & cq::kEn) != 0);
+    });
+}
