@@ -96,6 +96,8 @@ public:
     void viommu_hw_vdevice(uint32_t viommu, uint64_t virt_id, const DeviceInfo& dev) override;
     uapi::Errno hw_queue_alloc(uint32_t viommu, uint64_t base, uint64_t bytes) override;
     void hw_queue_enable(uint32_t viommu, bool on) override;
+    void viommu_hw_vdevice_free(uint32_t viommu, uint64_t virt_id) override;
+    void viommu_hw_free(uint32_t viommu) override;
     /// The GuestID of a hardware vIOMMU, if it has one.
     std::optional<uint16_t> guest_id(uint32_t viommu) const;
     uapi::Errno viommu_invalidate(const ViommuRef& v, const std::vector<std::array<uint64_t, 2>>& cmds, uint32_t& done,

@@ -439,6 +439,8 @@ FlushTiming Smmuv3Driver::issue(const std::vector<Command>& cmds, bool counted) 
         t.descriptors = static_cast<unsigned>(cmds.size());
         return t;
     }
+    if (secondary_)
+        if (std::optional<FlushTiming> t = secondary_(cmds)) return *t;
     return queue_.submit(std::move(q), counted);
 }
 

@@ -29,6 +29,15 @@ Smmuv3::Smmuv3(const sc_core::sc_module_name& name, const Smmuv3Params& p, stats
     ste_lookup_sc_ = to_sc(p_.ste_cache.lookup);
     ste_cd_lookup_sc_ = to_sc(p_.ste_cache.lookup + p_.cd_cache.lookup);
     start<Smmuv3>();
+    if (p_.cmdqv_vintfs > 0)
+        cmdqv_ = std::make_unique<Smmuv3Cmdqv>(
+            "cmdqv", p_, unit_port(),
+            Smmuv3CmdqvCore::Hooks{[this](const CommandAction& a) -> uint64_t {
+                // A VCMDQ's TLBIs drop the unit's translations (the block decodes nothing else to run).
+                const auto* t = std::get_if<InvalidateTranslations>(&a);
+                return t ? core().invalidate(t->scope) : 0;
+            }},
+            &stats_group());
 }
 
 IommuShell::Resolution Smmuv3::event_fault(const Event& e, bool record) const {

@@ -71,10 +71,12 @@
 // CONS for exactly this). Not modelled: Secure state, GBPA attribute overrides, event
 // merging; Completer Abort (the shell answers every refused Translation Request UR).
 #include <cstdint>
+#include <memory>
 #include <optional>
 
 #include "models/iommu/common/config_cache.hpp"
 #include "models/iommu/common/iommu_shell.hpp"
+#include "models/iommu/smmuv3/smmuv3_cmdqv.hpp"
 #include "models/iommu/smmuv3/smmuv3_commands.hpp"
 #include "models/iommu/smmuv3/smmuv3_events.hpp"
 #include "models/iommu/smmuv3/smmuv3_faults.hpp"
@@ -91,6 +93,8 @@ public:
     Smmuv3(const sc_core::sc_module_name& name, const Smmuv3Params& p, stats::Group* parent);
     static ShellParams shell_params(const Smmuv3Params& p);
     const Smmuv3Regs& regs() const { return regs_; }
+    /// The CMDQ-Virtualization block beside the unit (Smmuv3Params::cmdqv_vintfs > 0), else nullptr.
+    Smmuv3Cmdqv* cmdqv() { return cmdqv_.get(); }
 
 private:
     /// Fault codes the shell carries: an event ID, or a silent termination.
@@ -180,6 +184,7 @@ private:
     void raise_gerror(Gerror e, Duration& local);
 
     const Smmuv3Params p_;
+    std::unique_ptr<Smmuv3Cmdqv> cmdqv_; ///< the CMDQV block, when configured
     Smmuv3Regs regs_;
     Smmuv3TableReader reader_;
     Smmuv3CommandDecoder decoder_;
