@@ -92,6 +92,8 @@ void NicDriver::setup_ring(uint32_t q) {
     // A full ring keeps one slot empty (tail == head means empty).
     for (uint32_t i = 0; i + 1 < p_.ring_entries; ++i) post(q);
     doorbell(q);
+    // ixgbe_write_eitr: the interval in 2 us units in ITR Interval [11:3] (usecs << 2).
+    if (p_.itr_us) regs_.write32(nic::eitr_reg(q), (p_.itr_us << 2) & nic::kEitrIntervalMask);
     regs_.write32(nic::kEims, 1u << q);
 }
 

@@ -69,6 +69,10 @@ struct NicDriverParams {
     /// calibration.md "NIC descriptors (82599-class)": tail doorbell per 32 refilled buffers.
     static constexpr uint32_t kDefaultDoorbellBatch = 32;
     std::string iommu;                                     ///< IOMMU the NIC is behind
+    /// us; minimum interval between two interrupts of a queue (ethtool -C rx-usecs), written
+    /// to each queue's EITR at bring-up; 0 = no throttling. Default 0: ixgbe's default is its
+    /// adaptive ITR (rx-usecs 1), which is not modelled; a fixed value models a static setting.
+    uint32_t itr_us = 0;
     uint32_t ring_entries = kDefaultRingEntries;           ///< per queue; a multiple of 8 (RDLEN is in 128-byte units)
     uint32_t buffer_bytes = kDefaultBufferBytes;
     uint32_t batch = kDefaultBatch;                        ///< completions handled per NAPI poll

@@ -27,7 +27,9 @@ NicEndpoint::NicEndpoint(sc_core::sc_module_name name, const NicParams& p, stats
       writebacks_done_(stats_.counter("descriptor_writebacks", "writes", "RX descriptors written back")),
       interrupts_(stats_.counter("interrupts", "interrupts", "queue interrupts raised (auto-masked until EIMS)")),
       dma_errors_(stats_.counter("dma_errors", "DMAs", "descriptor fetches, packet writes or write-backs that failed")),
-      packet_latency_(stats_.histogram("packet_dma_latency", "ns", "packet arrival to its descriptor write-back")) {
+      packet_latency_(stats_.histogram("packet_dma_latency", "ns", "packet arrival to its descriptor write-back")),
+      interrupts_throttled_(stats_.counter("interrupts_throttled", "interrupts",
+                                           "queue interrupts held until their EITR interval since the queue's last interrupt had passed")) {
     const std::string me = basename();
     if (p_.queues < 1 || p_.queues > nic::kMaxQueues) throw std::invalid_argument(me + ": queues must be 1..64");
     if (p_.flows < 1) throw std::invalid_argument(me + ": flows must be >= 1");
@@ -128,6 +130,17 @@ void NicEndpoint::b_transport_regs(tlm::tlm_generic_payload& gp, sc_core::sc_tim
     } else if (off == nic::kPasidCtl) {
         if (w) pasid_ = v & nic::kPasidEnable ? std::optional<uint32_t>(v & kPasidMask) : std::nullopt;
         out = pasid_ ? nic::kPasidEnable | *pasid_ : 0;
+    } else if (const auto cause = eitr_cause(off)) {
+        if (*cause >= p_.queues) {
+            gp.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+            return;
+        }
+        Queue& q = *queues_[*cause];
+        if (w) {
+            q.eitr = v & nic::kEitrIntervalMask;
+            q.irq.set_throttle(Duration::us(nic::eitr_interval_us(v)), &interrupts_throttled_);
+        }
+        out = q.eitr;
     } else if (off == nic::kEims || off == nic::kEimc) {
         for (uint32_t qi = 0; qi < p_.queues; ++qi) {
             if (!gp.is_write() || !((v >> qi) & 1)) continue;
@@ -166,6 +179,13 @@ bool NicEndpoint::ring_reg(Ring& r, uint32_t reg, bool w, uint32_t v, uint32_t& 
         return true;
     default: return false;
     }
+}
+
+std::optional<uint32_t> NicEndpoint::eitr_cause(uint64_t off) {
+    if (off >= nic::kEitrLow && off < nic::kEitrLow + 4 * 24) return static_cast<uint32_t>((off - nic::kEitrLow) / 4);
+    if (off >= nic::kEitrHigh && off < nic::kEitrHigh + 4 * (nic::kMaxQueues - 24))
+        return static_cast<uint32_t>(24 + (off - nic::kEitrHigh) / 4);
+    return std::nullopt;
 }
 
 void NicEndpoint::wait_interrupt(uint32_t qi) { queues_.at(qi)->irq.take(); }

@@ -22,7 +22,9 @@
 //   throughput); packet data as posted writes split at MPS by the fabric;
 //   in-order write-backs at their exact time (so the driver never sees a
 //   descriptor done early); auto-masked interrupts re-enabled by the
-//   driver's EIMS write (NAPI).
+//   driver's EIMS write (NAPI); interrupt throttling per queue vector (EITR,
+//   §7.3.2.1): an interrupt due less than the EITR interval after the
+//   vector's last one is held until the interval has passed.
 //  Modelled (TX, §7.2): queues served round robin per packet; up to
 //   `tx_descriptor_prefetch` advanced data descriptors fetched by one
 //   non-posted read; each packet's data read by DMA (a non-posted read
@@ -45,7 +47,7 @@
 //   written nic::kPasidCtl.
 //  Not modelled: header split, RSC/LRO, VLANs, TSO and context descriptors
 //   (a packet is one data descriptor), the Toeplitz hash (a multiplicative
-//   flow hash instead), interrupt throttling (ITR), the write-back of several
+//   flow hash instead), adaptive ITR (the driver writes one fixed EITR), the write-back of several
 //   RX descriptors in one burst, the TX head write-back mode, MSI-X as a
 //   memory write (the queue's interrupt is an event; the host pays interrupt
 //   latency), a packet leaving the RX buffer before its descriptor was
@@ -106,6 +108,7 @@ private:
     struct Queue : Ring {
         std::deque<Fetched> fetched;
         QueueInterrupt irq;       ///< the queue pair's vector (RX and TX)
+        uint32_t eitr = 0;        ///< EITR: the vector's throttle interval
         sc_core::sc_event doorbell;
     };
     struct TxFetched {
@@ -142,6 +145,8 @@ private:
     void b_transport_regs(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay);
     /// A register access within one ring's register block; false for an unknown offset.
     static bool ring_reg(Ring& r, uint32_t reg, bool write, uint32_t v, uint32_t& out);
+    /// The interrupt cause whose EITR register is at `off`, if any.
+    static std::optional<uint32_t> eitr_cause(uint64_t off);
     void engine_thread();
     void tx_engine_thread();
     void writeback_thread();
@@ -207,6 +212,7 @@ private:
     stats::Counter& dma_errors_;
     stats::Histogram& packet_latency_;
     std::vector<stats::Counter*> queue_packets_;
+    stats::Counter& interrupts_throttled_;
 };
 
 } // namespace iommusim::pcie

@@ -31,6 +31,15 @@ constexpr uint32_t tx_reg(uint32_t reg, uint32_t queue) { return reg + queue * k
 // cause (auto-mask) until the driver sets it again after its NAPI poll.
 inline constexpr uint32_t kEims = 0x00880;
 inline constexpr uint32_t kEimc = 0x00888;
+// Extended interrupt throttle (§8.2.3.5.12): EITR[n] for cause n at 0x00820 + 4n
+// (n < 24), then 0x012300 + 4(n - 24). ITR Interval [11:3] in 2 us units, the unit
+// ixgbe assumes (it writes usecs << 2: IXGBE_20K_ITR = 200 = 50 us); 0 = no throttling.
+inline constexpr uint32_t kEitrLow = 0x00820;
+inline constexpr uint32_t kEitrHigh = 0x12300;
+inline constexpr uint32_t kEitrIntervalMask = 0x0FF8;
+constexpr uint32_t eitr_reg(uint32_t cause) { return cause < 24 ? kEitrLow + 4 * cause : kEitrHigh + 4 * (cause - 24); }
+/// The interval an EITR value asks for, in microseconds.
+constexpr uint32_t eitr_interval_us(uint32_t v) { return ((v & kEitrIntervalMask) >> 3) * 2; }
 inline constexpr uint32_t kBarBytes = 0x20000;  ///< 128 KiB register BAR
 // A model register with no 82599 counterpart (the 82599 has no PASID): the
 // PASID every DMA of the function carries, written by the driver once the

@@ -7,7 +7,12 @@
 // memory write: the host thread blocks in take() until the raised vector
 // reaches it (at the completion's time plus the delay given), then pays its
 // own interrupt latency.
+// Throttling (82599 EITR, §7.3.2.1): with an interval set, a vector is not
+// raised again until that interval has passed since its last raise; a raise
+// due earlier is held until then (and counted).
 #include <systemc>
+
+#include "models/common/stats.hpp"
 
 #include "models/common/sc_time.hpp"
 #include "models/common/time.hpp"
@@ -37,6 +42,12 @@ public:
         return false;
     }
     bool enabled() const { return enabled_; }
+    /// Minimum interval between two raises (0 = none); `held` counts the raises it delayed.
+    void set_throttle(Duration interval, stats::Counter* held) {
+        interval_ = interval;
+        held_ = held;
+    }
+    Duration throttle() const { return interval_; }
     /// The host consumed every completion: a completion posted while masked needs no interrupt any more.
     void forget_pending() { pending_ = false; }
     /// Blocks the calling thread until the vector was raised and has arrived, and takes it.
@@ -52,10 +63,18 @@ private:
         pending_ = false;
         asserted_ = true;
         at_ = kernel_now() + from_sc(delay);
-        event_.notify(delay);
+        if (at_ < next_allowed_) { // the interval since the last raise has not passed yet
+            at_ = next_allowed_;
+            if (held_) held_->inc();
+        }
+        next_allowed_ = at_ + interval_;
+        event_.notify(from_now(at_));
     }
     bool enabled_ = false, pending_ = false, asserted_ = false;
     Duration at_;
+    Duration interval_;
+    Duration next_allowed_;           ///< the earliest time of the next raise
+    stats::Counter* held_ = nullptr;
     sc_core::sc_event event_;
 };
 

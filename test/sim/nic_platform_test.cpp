@@ -224,3 +224,69 @@ TEST_CASE("a wait descriptor completes only after the device's Invalidate Comple
         CHECK(rows > 10);
     }
 }
+
+TEST_CASE("a NIC with ATS and 1 outstanding translation request stalls when translation is slow and its throughput follows",
+          "[cli][host][nic][ats][tags]") {
+    // Every packet lands in a buffer page its 64-entry ATC does not hold (8 queues x 255
+    // recycled buffers), so each packet needs a Translation Request; one walker and a
+    // 64-entry IOTLB make each round trip walk. With one request in flight the next miss
+    // waits for the previous completion: at most one packet per round trip. Stats count
+    // from 2 ms on (the recycled buffers are mapped at bring-up, see the test above).
+    auto run = [](const std::string& tag, int slots) {
+        return run_platform(tag, "platforms/vtd-nic-lazy.json",
+                            "--set duration_us=3000 --set 'scenario=[{\"op\":\"reset_stats\",\"at_us\":2000}]' "
+                            "--set devices/0/buffers=recycle --set host/cpu/rx_stack_ns=0 --set host/cpu/copy_bytes_per_ns=0 "
+                            "--set iommus/0/walkers=1 --set iommus/0/iotlb/entries=64 --set devices/0/queues=8 "
+                            "--set devices/0/flows=64 --set devices/0/max_translation_requests=" + std::to_string(slots));
+    };
+    const json one = run("nic-ats-tr1", 1);
+    const json many = run("nic-ats-tr16", 16);
+    const json& f1 = one["nic0"]["fn0"];
+    const double gbps_one = v(one["nic0"]["rx_throughput"]), gbps_many = v(many["nic0"]["rx_throughput"]);
+    const double tr_ns = f1["translation_latency"]["mean"].get<double>();
+    INFO("Gb/s with 1 translation request in flight " << gbps_one << ", 16: " << gbps_many << "; mean round trip " << tr_ns
+                                                       << " ns; stalls " << v(f1["translation_request_stalls"]));
+    REQUIRE(v(f1["translation_requests"]) > 100);
+    CHECK(v(f1["translation_request_stalls"]) > 0);
+    CHECK(v(f1["translation_request_stalls"]) > 4 * v(many["nic0"]["fn0"]["translation_request_stalls"]));
+    // Each packet's data page misses: at most one packet per round trip over the 1 ms counted.
+    CHECK(v(one["nic0"]["rx_packets"]) <= 1e6 / tr_ns * 1.05);
+    CHECK(gbps_one < 0.8 * gbps_many);
+    CHECK(v(one["nic0"]["rx_dropped"]) > v(many["nic0"]["rx_dropped"]));
+    CHECK(v(one["os"]["oracle"]["violations"]) == 0);
+}
+
+TEST_CASE("an ATS invalidation clears the NIC's ATC entry and completes before the unmap returns",
+          "[cli][host][nic][ats]") {
+    // Strict unmap per packet (map_per_packet buffers): each unmap invalidates the
+    // IOTLB and the NIC's device TLB; the NIC drops the page from its ATC and answers.
+    const json s = run_platform("nic-ats-inv", "platforms/vtd-ats.json", "--set duration_us=300");
+    const json& f = s["nic0"]["fn0"];
+    REQUIRE(v(f["invalidations_received"]) > 10);
+    CHECK(v(f["invalidations_completed"]) == v(f["invalidations_received"]));
+    CHECK(v(f["atc_entries_invalidated"]) > 0);
+    CHECK(v(s["os"]["oracle"]["violations"]) == 0);
+    CHECK(v(s["nic0"]["dma_errors"]) == 0);
+}
+
+TEST_CASE("interrupt throttling holds a queue's interrupts at least the EITR interval apart", "[cli][host][nic][itr]") {
+    // 2 Gb/s: a packet every 6 us, so without throttling each packet's write-back
+    // interrupts an idle driver (NAPI completes after every packet).
+    auto run = [](const std::string& tag, int itr) {
+        return run_platform(tag, "platforms/vtd-nic-lazy.json",
+                            "--set duration_us=1000 --set devices/0/line_rate_gbps=2 --set devices/0/itr_us=" + std::to_string(itr));
+    };
+    const json off = run("nic-itr0", 0);
+    const json on = run("nic-itr50", 50);
+    const double irq_off = v(off["nic0"]["interrupts"]), irq_on = v(on["nic0"]["interrupts"]);
+    INFO("interrupts without ITR " << irq_off << ", with 50 us " << irq_on);
+    CHECK(v(off["nic0"]["interrupts_throttled"]) == 0);
+    CHECK(irq_off == v(off["nic0"]["rx_packets"])); // one per packet
+    CHECK(v(on["nic0"]["interrupts_throttled"]) > 0);
+    CHECK(irq_on <= 1000.0 / 50 + 1); // one queue: at most one interrupt per 50 us
+    CHECK(irq_on < irq_off / 4);
+    // The same packets arrive; each poll takes several.
+    CHECK(v(on["nic0"]["rx_packets"]) == v(off["nic0"]["rx_packets"]));
+    CHECK(v(on["os"]["nic0_driver"]["polls"]) < v(off["os"]["nic0_driver"]["polls"]) / 4);
+    CHECK(v(on["os"]["oracle"]["violations"]) == 0);
+}
