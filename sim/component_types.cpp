@@ -622,8 +622,6 @@ std::any parse_nic(const json& dev, const std::string& path, const std::vector<s
                                                       "): a packet spans one buffer, got " + std::to_string(c.driver.buffer_bytes));
     if (c.driver.domain == host::DomainDesc::Kind::sva && c.driver.buffer_bytes > 4096)
         throw ConfigError(path + "/buffer_bytes", "an sva NIC's buffers are one page at most (4096)");
-    if (c.driver.tx_rate_gbps > 0 && c.driver.domain == host::DomainDesc::Kind::sva)
-        throw ConfigError(path + "/tx_rate_gbps", "expected 0 for an sva NIC: TX is modelled for DMA-API domains only");
     if (c.driver.tx_rate_gbps > 0 && c.nic.packet_bytes > 16384)
         throw ConfigError(path + "/packet_bytes", "expected at most 16384 with tx_rate_gbps > 0: one TX data descriptor carries at most 16 KiB (ixgbe IXGBE_MAX_DATA_PER_TXD), got " +
                                                       std::to_string(c.nic.packet_bytes));

@@ -102,8 +102,14 @@ void NicDriver::setup_tx_ring(uint32_t q) {
     tx_rings_.push_back(std::make_unique<TxRing>());
     TxRing& r = *tx_rings_.back();
     r.buffers.assign(p_.tx_ring_entries, 0);
-    r.base = fd.map(ioas_, tx_ring_bytes());
-    r.pa = fd.lookup(ioas_, r.base).value();
+    if (process_) { // SVA: in the process's address space, after its RX rings
+        r.base = p_.sva_ring_va + uint64_t{nic_.params().queues} * ring_bytes() + q * tx_ring_bytes();
+        fd.mmap(process_, r.base, tx_ring_bytes());
+        r.pa = fd.process_lookup(process_, r.base).value();
+    } else {
+        r.base = fd.map(ioas_, tx_ring_bytes());
+        r.pa = fd.lookup(ioas_, r.base).value();
+    }
     program_ring(nic::tx_reg(nic::kTdbal, q), r.base, p_.tx_ring_entries);
 }
 
@@ -133,7 +139,8 @@ bool NicDriver::clean_tx(uint32_t q) {
         // The write-back's STA.DD is dword 3 bit 0 (§7.2.3.2.4).
         if (!(cpu.mem_read_u32(r.pa + uint64_t{r.next_to_clean} * nic::kDescriptorBytes + 12) & nic::kStatusDd)) break;
         try {
-            host_.iommufd().unmap(ioas_, r.buffers[r.next_to_clean], tx_mapped_bytes());
+            // SVA: the buffer is the application's own page, which it keeps and reuses: nothing to unmap.
+            if (!process_) host_.iommufd().unmap(ioas_, r.buffers[r.next_to_clean], tx_mapped_bytes());
         } catch (const HostError&) {
             errors_.inc();
         }
@@ -178,7 +185,15 @@ void NicDriver::run_tx(uint32_t q) {
         }
         uint64_t iova = 0;
         try {
-            iova = host_.iommufd().map(ioas_, tx_mapped_bytes());
+            if (process_) {
+                // SVA: the application sends from its own page of this slot, which it writes
+                // first (a CPU page fault populates it on first use); the NIC reads it through
+                // the process's page tables under the PASID, with no dma_map.
+                iova = tx_sva_buffer(q, r.next_to_use);
+                if (!host_.iommufd().process_mapped(process_, iova)) host_.iommufd().fault_in(process_, iova);
+            } else {
+                iova = host_.iommufd().map(ioas_, tx_mapped_bytes());
+            }
         } catch (const HostError&) {
             errors_.inc();
             next = next + gap; // the packet is dropped by the stack

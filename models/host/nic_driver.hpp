@@ -47,7 +47,12 @@
 // rx_stack, calibration.md's per-packet cost up to an early drop) and the
 // application's copy of its PKT_LEN bytes (copy_bytes_per_ns). Queue q's
 // threads (NAPI and sender) run on CPU q (interrupt affinity, XPS).
-// Not modelled: half-page splitting, GRO, TX stack costs, TX in SVA mode, BQL,
+// TX in SVA mode: the TX rings are mmapped in the process like the RX rings;
+// each TX slot sends from one page of the application's own memory, which it
+// writes before describing it (a CPU page fault populates the page on first
+// use) and keeps afterwards: no dma_map / unmap per packet, so TX costs the
+// IOMMU only the translations of the NIC's reads under the PASID.
+// Not modelled: half-page splitting, GRO, TX stack costs, BQL,
 // the qdisc beyond an unbounded backlog of offered packets.
 #include <cstdint>
 #include <memory>
@@ -164,6 +169,11 @@ private:
     /// Cleans written-back TX descriptors; returns whether it finished within tx_work_limit.
     bool clean_tx(uint32_t q);
     uint64_t tx_ring_bytes() const { return (uint64_t{p_.tx_ring_entries} * 16 + 4095) & ~uint64_t{4095}; }
+    /// SVA: the process page slot `slot` of TX queue `q` sends from (after every RX buffer page).
+    uint64_t tx_sva_buffer(uint32_t q, uint32_t slot) const {
+        return p_.sva_buffer_va +
+               (uint64_t{nic_.params().queues} * p_.ring_entries + uint64_t{q} * p_.tx_ring_entries + slot) * 4096;
+    }
     uint64_t tx_mapped_bytes() const { return (uint64_t{nic_.params().packet_bytes} + 4095) & ~uint64_t{4095}; }
     /// A buffer is mapped in whole pages.
     uint64_t mapped_bytes() const { return (uint64_t{p_.buffer_bytes} + 4095) & ~uint64_t{4095}; }

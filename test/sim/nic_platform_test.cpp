@@ -290,3 +290,30 @@ TEST_CASE("interrupt throttling holds a queue's interrupts at least the EITR int
     CHECK(v(on["os"]["nic0_driver"]["polls"]) < v(off["os"]["nic0_driver"]["polls"]) / 4);
     CHECK(v(on["os"]["oracle"]["violations"]) == 0);
 }
+
+TEST_CASE("an SVA NIC transmits from its process's own pages without a map or unmap per packet",
+          "[cli][host][nic][tx][sva]") {
+    // The application writes each TX slot's page (a CPU page fault populates it on first
+    // use) and keeps it; the NIC reads it through the process's page tables under its
+    // PASID. The same offered load through the DMA API maps and unmaps every packet.
+    const std::string load = "--set duration_us=1000 --set devices/0/rx=false --set devices/0/tx_rate_gbps=10 "
+                             "--set devices/0/line_rate_gbps=100 ";
+    const json sva = run_platform("nic-sva-tx", "platforms/vtd-pri-sva.json", load + "--set 'scenario=[]'");
+    const json dma = run_platform("nic-dma-tx", "platforms/vtd-nic-lazy.json", load);
+    const json& tx = sva["nic0"]["tx"];
+    const json& fd = sva["os"]["iommufd"];
+    REQUIRE(v(tx["packets"]) > 500);
+    CHECK(v(fd["maps"]) == 0);
+    CHECK(v(fd["unmaps"]) == 0);
+    // One fault per TX slot's page, the first time the application writes it (256 slots).
+    CHECK(v(fd["demand_faults"]) == 256);
+    CHECK(v(sva["os"]["nic0_driver"]["tx_cleaned"]) > 500);
+    // Every descriptor fetch, data read and write-back translated under the PASID and correct.
+    const double checked = v(sva["os"]["oracle"]["checked"]);
+    CHECK(checked == v(tx["descriptor_fetches"]) + v(tx["packets"]) + v(tx["descriptor_writebacks"]));
+    CHECK(v(sva["os"]["oracle"]["correct"]) == checked);
+    CHECK(v(sva["nic0"]["dma_errors"]) == 0);
+    INFO("Gb/s: SVA " << v(tx["throughput"]) << ", DMA API " << v(dma["nic0"]["tx"]["throughput"]));
+    CHECK(v(tx["throughput"]) > 9); // keeps up with the 10 Gb/s offered
+    CHECK(v(dma["os"]["iommufd"]["unmaps"]) > 500);
+}
