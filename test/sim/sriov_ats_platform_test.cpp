@@ -66,6 +66,26 @@ TEST_CASE("a VF never uses a translation its completed invalidation dropped: lat
     CHECK(value(s, {"os", "oracle", "violations"}) == 0);
 }
 
+TEST_CASE("each family's device-TLB invalidation reaches the VFs' ATCs and is answered", "[cli][pcie][ats][sriov]") {
+    // The same platform on an SMMUv3 (CMD_ATC_INV) and an AMD-Vi unit (INVALIDATE_IOTLB_PAGES).
+    for (const auto& [type, unit] : {std::pair<const char*, const char*>{"smmuv3", "smmu0"}, {"amd", "amdvi0"}}) {
+        INFO(type);
+        ordered_json p = shipped();
+        p["iommus"][0]["type"] = type;
+        p["iommus"][0]["name"] = unit;
+        p["topology"]["root_complex"]["iommu"] = unit;
+        const ordered_json s = run_edited(p, std::string("sriov-ats-") + type); // its expect steps hold
+        for (const char* fn : {"fn1", "fn2", "fn3", "fn4"}) {
+            INFO(fn);
+            CHECK(value(s, {"nic0", fn, "translation_requests"}) > 0);
+            CHECK(value(s, {"nic0", fn, "invalidations_completed"}) >= 1);
+            CHECK(value(s, {"nic0", fn, "atc_entries_invalidated"}) > 0);
+        }
+        CHECK(value(s, {"nic0", "errors"}) == 0);
+        CHECK(value(s, {"os", "oracle", "violations"}) == 0);
+    }
+}
+
 TEST_CASE("a traffic device's ATC geometry that cannot work is bad input naming the key", "[cli][config][ats]") {
     ordered_json p = shipped();
     p["devices"][0]["ats"] = {{"atc_entries", 6}, {"atc_ways", 4}};
