@@ -562,6 +562,11 @@ const Schema<NicConfig>& nic_schema() {
             .custom("buffer_bytes", "integer", "bytes", "RX buffer size (mapped per packet); default 2048",
                     [](P& p, const json& j, const std::string& path) { p.driver.buffer_bytes = static_cast<uint32_t>(read::u64(j, path, 64, 1u << 20)); },
                     [](const P& p) { return json(p.driver.buffer_bytes); })
+            .custom("tso_bytes", "integer [0, 65536]", "bytes",
+                    "TSO: the sender hands the NIC TCP/IPv4 sends of this many bytes (headers + payload) in a context and "
+                    "one data descriptor per mapped 4 KiB page, which the NIC segments into packet_bytes frames; 0 = off; default 0",
+                    [](P& p, const json& j, const std::string& path) { p.driver.tso_bytes = static_cast<uint32_t>(read::u64(j, path, 0, 65536)); },
+                    [](const P& p) { return json(p.driver.tso_bytes); })
             .custom("itr_us", "integer [0, 1022]", "us",
                     "minimum interval between two interrupts of a queue (ethtool -C rx-usecs), written to each queue's EITR "
                     "(ITR Interval in 2 us units, as ixgbe); 0 = no throttling; default 0 (ixgbe's adaptive default is not modelled)",
@@ -625,6 +630,18 @@ std::any parse_nic(const json& dev, const std::string& path, const std::vector<s
     if (c.driver.tx_rate_gbps > 0 && c.nic.packet_bytes > 16384)
         throw ConfigError(path + "/packet_bytes", "expected at most 16384 with tx_rate_gbps > 0: one TX data descriptor carries at most 16 KiB (ixgbe IXGBE_MAX_DATA_PER_TXD), got " +
                                                       std::to_string(c.nic.packet_bytes));
+    if (c.driver.tso_bytes) {
+        if (c.driver.tx_rate_gbps <= 0) throw ConfigError(path + "/tso_bytes", "expected 0 unless tx_rate_gbps > 0: TSO segments what the host sends");
+        if (c.driver.domain == host::DomainDesc::Kind::sva)
+            throw ConfigError(path + "/tso_bytes", "expected 0 for an sva NIC: its TX sends one page per packet");
+        if (c.driver.tso_bytes <= c.nic.packet_bytes || c.nic.packet_bytes <= 54)
+            throw ConfigError(path + "/tso_bytes", "expected more than packet_bytes (" + std::to_string(c.nic.packet_bytes) +
+                                                      ", itself more than the 54 header bytes), got " + std::to_string(c.driver.tso_bytes));
+        const uint32_t descriptors = 2 + (c.driver.tso_bytes - 54 + 4095) / 4096;
+        if (c.driver.tx_ring_entries <= descriptors)
+            throw ConfigError(path + "/tx_ring_entries", "expected more than the " + std::to_string(descriptors) +
+                                                             " descriptors one TSO send takes");
+    }
     c.nic.tx = c.driver.tx_rate_gbps > 0;
     if (!c.nic.rx && !c.nic.tx) throw ConfigError(path + "/rx", "expected true unless tx_rate_gbps > 0: the NIC would neither receive nor transmit");
     return c;
