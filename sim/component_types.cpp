@@ -718,6 +718,8 @@ struct NvmeConfig {
     uint64_t capacity_bytes = host::NvmeDriverParams::kDefaultCapacityBytes;
     uint64_t seed = 1;
     bool no_snoop_data = false;
+    uint32_t coalescing_entries = 1;
+    uint32_t coalescing_time_us = 0;
 };
 
 const Schema<NvmeConfig>& nvme_schema() {
@@ -739,6 +741,12 @@ const Schema<NvmeConfig>& nvme_schema() {
             .integer("jobs", &P::jobs, "jobs", "I/O queue pairs, each with its host thread (fio numjobs); default 1", 1, pcie::nvme::kMaxQueues)
             .size("capacity_bytes", &P::capacity_bytes, "namespace size the offsets fall in; default 1 TiB", 1u << 21)
             .integer("seed", &P::seed, "", "seed of the offsets and read/write choice; default 1")
+            .integer("coalescing_entries", &P::coalescing_entries, "completions",
+                     "Interrupt Coalescing threshold (Set Features FID 08h THR + 1): completions per I/O queue interrupt; "
+                     "1 = none; default 1 (Linux sets no coalescing)", 1, 256)
+            .integer("coalescing_time_us", &P::coalescing_time_us, "us",
+                     "Interrupt Coalescing aggregation time (FID 08h TIME, a multiple of 100 us): the longest an interrupt waits "
+                     "for the threshold; default 0", 0, 25500)
             .boolean("no_snoop_data", &P::no_snoop_data,
                      "commands' data transfers carry No Snoop (not SQE / PRP-list fetches or completions), dropped on "
                      "translated requests whose ATS completion had N set; default false");
@@ -760,6 +768,9 @@ std::any parse_nvme(const json& dev, const std::string& path, const std::vector<
         throw ConfigError(path + "/block_bytes", "expected a multiple of 4096 (4 KiB LBAs), got " + std::to_string(c.block_bytes));
     if (c.capacity_bytes < c.block_bytes)
         throw ConfigError(path + "/capacity_bytes", "expected at least block_bytes");
+    if (c.coalescing_time_us % 100)
+        throw ConfigError(path + "/coalescing_time_us", "expected a multiple of 100 (TIME counts 100 us units), got " +
+                                                            std::to_string(c.coalescing_time_us));
     return c;
 }
 
@@ -800,6 +811,8 @@ std::unique_ptr<sc_core::sc_module> build_nvme(const DeviceConfig& d, BuildConte
     dp.jobs = c.jobs;
     dp.capacity_bytes = c.capacity_bytes;
     dp.seed = c.seed;
+    dp.coalescing_entries = c.coalescing_entries;
+    dp.coalescing_time_us = c.coalescing_time_us;
     auto dev = std::make_unique<pcie::NvmeEndpoint>(d.name.c_str(), np, &ctx.stats);
     rc.fabric->attach_endpoint(d.name, dev->function().upstream, dev->function().downstream);
     dev->function().set_dma_observer(ctx.host->dma_observer(rc.segment));
