@@ -127,6 +127,17 @@ void NvmeEndpoint::take_tag() {
 }
 
 void NvmeEndpoint::execute_admin(const nvme::Sqe& c, uint32_t& status) {
+    if (c.opcode() == nvme::kAdminSetFeatures) {
+        if ((c.cdw10 & 0xFF) != nvme::kFeatureInterruptCoalescing) {
+            status = nvme::kStatusInvalidField; // the only feature this model implements
+            return;
+        }
+        // Every I/O completion queue's vector, those created later too (the admin CQ never coalesces).
+        coalescing_threshold_ = (c.cdw11 & 0xFF) + 1;
+        coalescing_time_ = Duration::us(nvme::kCoalescingTimeUnitUs * ((c.cdw11 >> 8) & 0xFF));
+        for (uint32_t q = 1; q < cqs_.size(); ++q) cqs_[q]->irq.set_coalescing(coalescing_threshold_, coalescing_time_);
+        return;
+    }
     const uint32_t qid = c.cdw10 & 0xFFFF, size = (c.cdw10 >> 16) + 1;
     if (qid == 0 || qid > nvme::kMaxQueues || size < 2 || size > p_.max_queue_entries || !(c.cdw11 & 1)) {
         status = 0x01u << 17 | 0x01u << 25; // SCT 1 (command specific): Invalid Queue Identifier / Size
@@ -139,6 +150,7 @@ void NvmeEndpoint::execute_admin(const nvme::Sqe& c, uint32_t& status) {
         cq.tail = cq.head = 0;
         cq.phase = true;
         cq.interrupts = (c.cdw11 >> 1) & 1;
+        cq.irq.set_coalescing(coalescing_threshold_, coalescing_time_);
         cq.irq.set_enabled(cq.interrupts, sc_core::SC_ZERO_TIME);
         cq.live = true;
     } else if (c.opcode() == nvme::kAdminCreateIoSq) { // §5.4: PC bit 0, CQID [31:16]
