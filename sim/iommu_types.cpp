@@ -294,7 +294,7 @@ const Schema<Smmuv3Params>& smmuv3_schema() {
             .integer("cmdqv_lvcmdqs_per_vintf", &P::cmdqv_lvcmdqs_per_vintf, "queues",
                      "CMDQV logical VCMDQs per VINTF; default 2 (estimate: Tegra241's count is not public)", 1, 128)
             .integer("cmdqv_sids_per_vintf", &P::cmdqv_sids_per_vintf, "pairs",
-                     "CMDQV SID_MATCH / SID_REPLACE pairs per VINTF; default 16 (estimate: TEGRA241_VINTF_NUM_SLOTS of the first Linux CMDQV series)", 1, 32)
+                     "CMDQV SID_MATCH / SID_REPLACE pairs per VINTF; default 16 (estimate: TEGRA241_VINTF_NUM_SLOTS of the first Linux CMDQV series; at most 16: SID_MATCH(s) 0x40 + 4s, SID_REPLACE(s) 0x80 + 4s)", 1, 16)
             .time_ns("cmdqv_per_command_ns", &P::cmdqv_per_command,
                      "CMDQV processing per VCMDQ command after its fetch (opcode check, VMID / StreamID rewrite, dispatch); default 40 ns "
                      "(estimate: the unit's per_command, calibration.md invalidation path 10-40 ns)")

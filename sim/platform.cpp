@@ -310,7 +310,12 @@ void Platform::build_vm(const VmConfig& v) {
         vmm.unit_model = unit_model;
         return row->build(name, vmm, parent);
     };
-    auto vm = std::make_unique<host::vm::Vm>(v.name, v.params, *host_, unit, memory_->store(), &stats_, build);
+    std::unique_ptr<host::vm::Vm> vm;
+    try {
+        vm = std::make_unique<host::vm::Vm>(v.name, v.params, *host_, unit, memory_->store(), &stats_, build);
+    } catch (const host::HostError& e) { // the VM or its vIOMMU refused its parameters (e.g. mode)
+        throw ConfigError("/vms/" + std::to_string(&v - cfg_.vms.data()), e.what());
+    }
     for (size_t k = 0; k < v.devices.size(); ++k) {
         const VmDeviceConfig& d = v.devices[k];
         const std::string path = "/devices/" + std::to_string(k) + "/device";

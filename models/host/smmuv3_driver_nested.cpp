@@ -149,9 +149,9 @@ bool Smmuv3Driver::viommu_hw_alloc(uint32_t viommu, const GuestRam& ram) {
     // nesting parent (arm_vsmmu_init: vsmmu->vmid = s2_parent's), then EN, polled in STATUS.
     const auto vmid = static_cast<uint16_t>(domain_tag(*ram.parent));
     const uint32_t base = cq::vintf(idx);
+    const uint32_t sids = 1u << ((c.mmio.read32(cq::kParam) >> 12) & 0xF); // num_sids_per_vintf
     c.mmio.write32(base + cq::kVintfConfig, 0);
-    for (uint32_t s = 0; s < 32; ++s) { // num_sids_per_vintf from PARAM
-        if (s >= (1u << ((c.mmio.read32(cq::kParam) >> 12) & 0xF))) break;
+    for (uint32_t s = 0; s < sids; ++s) {
         c.mmio.write32(base + cq::sid_match(s), 0);
         c.mmio.write32(base + cq::sid_replace(s), 0);
     }
@@ -159,7 +159,7 @@ bool Smmuv3Driver::viommu_hw_alloc(uint32_t viommu, const GuestRam& ram) {
     c.mmio.write32(base + cq::kVintfConfig, cq::vintf_config(vmid, false, true));
     while (!(c.mmio.read32(base + cq::kVintfStatus) & 1)) cpu_.spend(cpu_.params().poll_interval);
     c.vintf[viommu] = idx;
-    c.sids[idx].assign(1u << ((c.mmio.read32(cq::kParam) >> 12) & 0xF), std::nullopt);
+    c.sids[idx].assign(sids, std::nullopt);
     c.lvcmdqs[idx] = 0;
     return true;
 }

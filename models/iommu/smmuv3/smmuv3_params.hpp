@@ -137,8 +137,8 @@ struct Smmuv3Params {
                              cmdqv_lvcmdqs_per_vintf * cmdqv_vintfs > 128))
             return "cmdqv_lvcmdqs_per_vintf must be a power of two, at most 128 queues in all (CMDQ_ALLOC.LVCMDQ is 7 bits)";
         if (cmdqv_vintfs && (!cmdqv_sids_per_vintf || (cmdqv_sids_per_vintf & (cmdqv_sids_per_vintf - 1)) ||
-                             cmdqv_sids_per_vintf > 32))
-            return "cmdqv_sids_per_vintf must be a power of two, at most 32 (SID_MATCH at 0x40, SID_REPLACE at 0x80)";
+                             cmdqv_sids_per_vintf > 16))
+            return "cmdqv_sids_per_vintf must be a power of two, at most 16 (SID_MATCH(s) at 0x40 + 4s, SID_REPLACE(s) at 0x80 + 4s)";
         return nullptr;
     }
 
