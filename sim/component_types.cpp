@@ -515,7 +515,7 @@ const Schema<NicConfig>& nic_schema() {
             .custom("descriptor_prefetch", "integer", "descriptors", "descriptors read per fetch; default 1 (calibration.md NIC row: one descriptor read per RX packet)",
                     [](P& p, const json& j, const std::string& path) { p.nic.descriptor_prefetch = static_cast<uint32_t>(read::u64(j, path, 1, 256)); },
                     [](const P& p) { return json(p.nic.descriptor_prefetch); })
-            .custom("max_outstanding_reads", "integer", "tags", "descriptor fetches / translation requests in flight; default 256 (8-bit tags, PCIe Base 2.2.6.2)",
+            .custom("max_outstanding_reads", "integer", "tags", "descriptor fetches, TX data reads and ATS Translation Requests in flight; default 256 (8-bit tags, PCIe Base 2.2.6.2)",
                     [](P& p, const json& j, const std::string& path) { p.nic.max_outstanding_reads = static_cast<uint32_t>(read::u64(j, path, 1, 1024)); },
                     [](const P& p) { return json(p.nic.max_outstanding_reads); })
             .custom("rx_buffer_bytes", "integer", "bytes", "on-chip packet buffer; packets are dropped only when it overflows; default 524288 (estimate: 82599-class datasheet figure)",
@@ -732,7 +732,7 @@ const Schema<NvmeConfig>& nvme_schema() {
                      "ATS Translation Requests in flight; an ATC miss finding all busy waits for the oldest; default 16 (estimate, as the nic's)", 1, 1024)
             .time_ns("service_ns", &P::service, "media service time per command; default 75000 (calibration.md NVMe 4 KiB random read, NAND; Optane-class 6500)", 0, 1e9)
             .integer("parallelism", &P::parallelism, "commands", "commands the media serves at once; default 64 (estimate)", 1, 4096)
-            .integer("max_outstanding_reads", &P::max_outstanding_reads, "tags", "SQE / PRP-list / write-data reads in flight; default 256 (8-bit tags)", 1, 1024)
+            .integer("max_outstanding_reads", &P::max_outstanding_reads, "tags", "SQE / PRP-list / write-data reads and ATS Translation Requests in flight; default 256 (8-bit tags)", 1, 1024)
             .enumeration("pattern", &P::pattern, "block workload offsets: random (default) or sequential per job",
                          {{"random", P::Pattern::random}, {"sequential", P::Pattern::sequential}})
             .integer("read_percent", &P::read_percent, "%", "share of Read commands; default 100", 0, 100)

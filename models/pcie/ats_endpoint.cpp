@@ -35,7 +35,7 @@ AtsEndpoint::AtsEndpoint(const sc_core::sc_module_name& name, const AtsEndpointP
                                           "translated requests asked with No Snoop, sent snooped: their translation had N set")),
       st_inv_latency_(stats_.histogram("invalidation_latency", "ns", "Invalidate Request arrival to Completion")),
       st_translation_stalls_(stats_.counter("translation_request_stalls", "count",
-                                            "ATC misses that waited for a Translation Request slot (all max_translation_requests in flight)")),
+                                            "ATC misses that waited for a Translation Request slot (all max_translation_requests in flight) or a tag")),
       st_translation_latency_(stats_.histogram("translation_latency", "ns", "Translation Request issue to its completion (slot wait excluded)")) {
     if (p_.max_translation_requests < 1) throw std::invalid_argument(std::string(basename()) + ": max_translation_requests must be >= 1");
     atc_lookup_sc_ = to_sc(p_.atc_lookup);
@@ -91,9 +91,10 @@ tlm::tlm_response_status AtsEndpoint::issue(uint64_t addr, void* data, unsigned 
 
 bool AtsEndpoint::translate(uint64_t iova, std::optional<uint32_t> pasid, bool privileged, sc_time& delay) {
     // A Translation Request slot: when all are in flight the miss waits for the oldest.
-    bool stalled = false;
-    const Duration issue_at = atc_.translation_slots().take(now() + from_sc(delay), stalled);
-    if (stalled) {
+    bool stalled = false, tag_stalled = false;
+    Duration issue_at = atc_.translation_slots().take(now() + from_sc(delay), stalled);
+    if (tags_) issue_at = tags_->take(issue_at, tag_stalled);
+    if (stalled || tag_stalled) {
         st_translation_stalls_.inc();
         delay = from_now(issue_at);
     }
@@ -103,6 +104,7 @@ bool AtsEndpoint::translate(uint64_t iova, std::optional<uint32_t> pasid, bool p
                           privileged, false, delay);
     const Duration done = now() + from_sc(delay);
     atc_.translation_slots().hold(done);
+    if (tags_) tags_->hold(done);
     st_translation_latency_.record((done - issue_at).as_ns());
     if (st != tlm::TLM_OK_RESPONSE) return false;
     return atc_.fill(iova, pasid, decode_translation_entry(entry), done) != Atc::Fill::no_access;

@@ -22,7 +22,10 @@
 // IOMMU decides).
 // At most `max_translation_requests` Translation Requests are in flight: a
 // miss finding them all busy is issued when the oldest completes (the DMA's
-// local time moves on by the wait), so slow translation slows the device; the
+// local time moves on by the wait), so slow translation slows the device; each
+// also takes a tag from the device's pool of non-posted requests when it has
+// one (set_tag_pool; the request it translates takes its own when the device
+// issues it, not while it waits for the translation); the
 // ATC itself is the kernel-free Atc (atc.hpp), shared with the traffic device.
 // Not modelled: the ATS Invalidate Queue Depth as back-pressure (the TA obeys
 // it, see VtdIommu), Translation Request NW bit, STU > 0, multiple completions
@@ -81,6 +84,9 @@ public:
     const AtsEndpointParams& params() const { return p_; }
     /// Called after every completed dma() (e.g. the host's DMA safety oracle).
     void set_dma_observer(DmaObserver o) { observer_ = std::move(o); }
+    /// The device's pool of non-posted request tags: a Translation Request (a Memory Read
+    /// with AT=01) takes one besides its translation slot. None = translation slots only.
+    void set_tag_pool(SlotPool* tags) { tags_ = tags; }
     uint32_t atc_size() const { return atc_.size(); }
     /// Whether the ATC holds a translation of `iova` for `pasid` (tests, oracle).
     bool atc_holds(uint64_t iova, std::optional<uint32_t> pasid);
@@ -114,6 +120,7 @@ private:
     std::optional<PrgResponse> last_prg_;
     uint16_t tag_ = 0;
     DmaObserver observer_;
+    SlotPool* tags_ = nullptr;
     TlpExtension::Source last_source_ = TlpExtension::Source::none; ///< of the last issued memory request
     uint64_t last_output_ = 0;
     Duration last_held_retry_;  ///< of the last issued memory request: when the IOMMU retried it after holding it (0 = not held)

@@ -35,6 +35,7 @@ NicEndpoint::NicEndpoint(sc_core::sc_module_name name, const NicParams& p, stats
     if (p_.flows < 1) throw std::invalid_argument(me + ": flows must be >= 1");
     if (p_.descriptor_prefetch < 1) throw std::invalid_argument(me + ": descriptor_prefetch must be >= 1");
     if (p_.max_outstanding_reads < 1) throw std::invalid_argument(me + ": max_outstanding_reads must be >= 1");
+    tags_ = SlotPool(p_.max_outstanding_reads);
     if (p_.packet_bytes < 1 || !(p_.line_rate_gbps > 0)) throw std::invalid_argument(me + ": packet_bytes and line_rate_gbps must be > 0");
     for (uint32_t q = 0; q < p_.queues; ++q) {
         queues_.push_back(std::make_unique<Queue>());
@@ -49,6 +50,7 @@ NicEndpoint::NicEndpoint(sc_core::sc_module_name name, const NicParams& p, stats
         return ns > 0 ? 8.0 * static_cast<double>(bytes_.value()) / ns : 0.0;
     });
     stats_.on_reset([this] { rate_start_ = sc_core::sc_time_stamp(); });
+    ats_.set_tag_pool(&tags_); // a Translation Request is a non-posted read: it takes a tag too
     regs.register_b_transport(this, &NicEndpoint::b_transport_regs);
     SC_HAS_PROCESS(NicEndpoint);
     SC_THREAD(engine_thread);
@@ -209,12 +211,9 @@ void NicEndpoint::sync_to(Duration t) {
 }
 
 Duration NicEndpoint::take_tag(Duration t) {
-    while (!outstanding_.empty() && outstanding_.top() <= t) outstanding_.pop();
-    if (outstanding_.size() >= p_.max_outstanding_reads) { // every tag in flight: wait for the oldest
-        tag_stalls_.inc();
-        t = std::max(t, outstanding_.top());
-        outstanding_.pop();
-    }
+    bool stalled = false;
+    t = tags_.take(t, stalled); // every tag in flight: wait for the oldest
+    if (stalled) tag_stalls_.inc();
     return t;
 }
 
@@ -224,7 +223,7 @@ Duration NicEndpoint::read_descriptors(const Ring& r, uint32_t count, Duration t
     sc_core::sc_time d = from_now(t); // a DMA that waited (PRI, credits) may have moved the kernel past t
     if (!dma(r.ring + uint64_t{r.head} * nic::kDescriptorBytes, buf, bytes, false, d)) dma_errors_.inc();
     const Duration done = kernel_now() + from_sc(d);
-    outstanding_.push(done);
+    tags_.hold(done);
     return done;
 }
 
@@ -306,7 +305,7 @@ void NicEndpoint::tx_engine_thread() {
             sc_core::sc_time d = to_sc(tt_ - kernel_now());
             const bool ok = dma(f.buffer, tx_scratch_.data(), len, false, d, p_.no_snoop_data);
             const Duration done = kernel_now() + from_sc(d);
-            outstanding_.push(done);
+            tags_.hold(done);
             tx_stats_->read_latency.record((done - tt_).as_ns());
             left = done;
             q.pkt_ready = std::max(q.pkt_ready, done);

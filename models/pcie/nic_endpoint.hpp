@@ -194,7 +194,7 @@ private:
     uint64_t next_arrival_ = 0;                      ///< index of the next packet not yet arrived
     uint32_t buffer_packets_ = 0;                    ///< on-chip buffer capacity in packets
     std::deque<uint64_t> buffer_;                    ///< packets waiting on chip, oldest first
-    std::priority_queue<Duration, std::vector<Duration>, std::greater<>> outstanding_; ///< tag release times
+    SlotPool tags_{1};                                  ///< non-posted requests in flight (max_outstanding_reads)
     std::deque<WriteBack> writebacks_;
     Duration last_writeback_;
     sc_core::sc_event writeback_ready_;

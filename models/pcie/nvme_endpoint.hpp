@@ -90,7 +90,7 @@ private:
     Duration coalescing_time_;
     sc_core::sc_event doorbell_;
     Duration t_;
-    std::priority_queue<Duration, std::vector<Duration>, std::greater<>> tags_;
+    SlotPool tags_{1};                               ///< non-posted requests in flight (max_outstanding_reads)
     std::vector<Duration> media_free_;            ///< per media unit: busy until
     struct Done {
         Duration at;

@@ -368,3 +368,30 @@ TEST_CASE("TSO settings that cannot work are bad input naming the key", "[cli][c
     CHECK(ring.err.find("/devices/0/tx_ring_entries: expected more than the 18 descriptors") != std::string::npos);
     CHECK(validate("nic-tso-ok", "--set devices/0/tx_rate_gbps=10 --set devices/0/tso_bytes=65536").exit_code == 0);
 }
+
+TEST_CASE("a NIC's Translation Request takes one of its tags: with one tag a miss waits for the read in flight",
+          "[cli][host][nic][ats][tags]") {
+    // TX with ATS: every packet's data page misses the ATC (one mapping per packet), so
+    // each packet needs a Translation Request before its data read. With one tag the
+    // request waits for the previous packet's read, so ATS costs more than the IOMMU
+    // translating the same untranslated reads (ATS off).
+    auto run = [](const std::string& tag, int tags, bool ats) {
+        return run_platform(tag, "platforms/vtd-nic-lazy.json",
+                            "--set duration_us=1500 --set 'scenario=[{\"op\":\"reset_stats\",\"at_us\":1000}]' "
+                            "--set devices/0/rx=false --set devices/0/tx_rate_gbps=60 --set devices/0/ats=" +
+                                std::string(ats ? "true" : "false") + " --set devices/0/max_outstanding_reads=" + std::to_string(tags));
+    };
+    const json one = run("nic-tr-tag1", 1, true);
+    const json off = run("nic-tr-tag1-noats", 1, false);
+    const json many = run("nic-tr-tag256", 256, true);
+    const json& f = one["nic0"]["fn0"];
+    const double gbps_one = v(one["nic0"]["tx"]["throughput"]);
+    INFO("Gb/s with 1 tag: ATS " << gbps_one << ", no ATS " << v(off["nic0"]["tx"]["throughput"]) << "; 256 tags: ATS "
+                                 << v(many["nic0"]["tx"]["throughput"]));
+    REQUIRE(v(f["translation_requests"]) > 100);
+    // max_translation_requests is 16: these waits are for the one tag.
+    CHECK(v(f["translation_request_stalls"]) > 0.5 * v(f["translation_requests"]));
+    CHECK(gbps_one < v(off["nic0"]["tx"]["throughput"]));
+    CHECK(gbps_one < 0.5 * v(many["nic0"]["tx"]["throughput"]));
+    CHECK(v(one["os"]["oracle"]["violations"]) == 0);
+}
