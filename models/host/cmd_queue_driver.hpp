@@ -216,6 +216,9 @@ private:
         Duration mr, check, relax; ///< status read, error check (as measured), relax
         HostCpu::Accesses check_acc; ///< the error check's accesses (as measured)
         bool stop = false;        ///< an error or a lock contender: resume polling for real
+        bool detect = false;      ///< its status word is written: wake when the read at b ends
+        uint64_t status = 0;      ///< the status word and the value it waits for
+        uint32_t token = 0;
         sc_core::sc_event wake;
     };
     enum class Resume : uint8_t { polled, at_lock, at_read };
