@@ -121,6 +121,7 @@ bool AtsEndpoint::translate(uint64_t iova, std::optional<uint32_t> pasid, bool p
     e.ready_at = now() + from_sc(delay);
     atc_.insert(key(pasid, e.global, iova, shift), e);
     shifts_present_ |= uint64_t{1} << shift;
+    if (pasid || e.global) tagged_ = true;
     return true;
 }
 
@@ -252,6 +253,58 @@ void AtsEndpoint::b_transport_downstream(tlm::tlm_generic_payload& t, sc_time& d
     }
 }
 
+uint64_t AtsEndpoint::invalidate_atc(const AtsInvalidateRequest& r, uint64_t base, uint64_t end, uint64_t pf) {
+    auto drop = [&](const AtcEntry& e) {
+        if (e.ready_at > now()) st_stale_completions_.inc(); // completion was still in flight
+    };
+    // A short range is dropped by probing the keys it covers at each page size present, when
+    // those keys name every entry in scope: with a PASID prefix, that PASID's entries (and
+    // global ones when G=1); without, every PASID's, which are the untagged keys as long as
+    // no entry with a PASID or G was ever filled. Otherwise (or when probing would cost more
+    // than a scan of the valid entries) the whole cache is scanned. Same entries either way.
+    if (r.pasid_present || !tagged_) {
+        const bool globals = r.pasid_present && r.global && tagged_;
+        const uint64_t per_page = globals ? 2 : 1;
+        uint64_t probes = 0;
+        for (uint64_t m = shifts_present_; m && probes <= atc_.size(); m &= m - 1) {
+            const unsigned shift = static_cast<unsigned>(std::countr_zero(m));
+            probes += ((end >> shift) - (base >> shift) + 1) * per_page;
+        }
+        if (probes <= atc_.size()) {
+            const std::optional<uint32_t> pasid =
+                r.pasid_present ? std::optional<uint32_t>(static_cast<uint32_t>(pf - 1)) : std::nullopt;
+            uint64_t n = 0;
+            auto one = [&](const iommu::CacheKey& k) {
+                if (const AtcEntry* e = atc_.peek(k)) {
+                    drop(*e);
+                    atc_.erase(k);
+                    ++n;
+                }
+            };
+            for (uint64_t m = shifts_present_; m; m &= m - 1) {
+                const unsigned shift = static_cast<unsigned>(std::countr_zero(m));
+                for (uint64_t page = base >> shift; page <= end >> shift; ++page) {
+                    one(key(pasid, false, page << shift, shift));
+                    if (globals) one(key(pasid, true, page << shift, shift));
+                }
+            }
+            return n;
+        }
+    }
+    return atc_.invalidate_if([&](const iommu::CacheKey& k, const AtcEntry& e) {
+        const unsigned shift = static_cast<unsigned>(k.b & kShiftMask);
+        const bool global = (k.b >> 8) & 1;
+        const uint64_t kpf = k.b >> 16;
+        // Without a PASID prefix every PASID's entries are in scope (§10.3.8); with one,
+        // that PASID's entries, plus global entries when G=1.
+        if (r.pasid_present && !(global ? r.global : kpf == pf)) return false;
+        const uint64_t lo = k.a << shift, hi = lo + ((uint64_t{1} << shift) - 1);
+        if (lo > end || hi < base) return false;
+        drop(e);
+        return true;
+    });
+}
+
 void AtsEndpoint::invalidation_thread() {
     for (;;) {
         while (inv_queue_.empty()) wait(inv_arrived_);
@@ -263,18 +316,7 @@ void AtsEndpoint::invalidation_thread() {
         const uint64_t base = r.range_base(), size = r.range_size();
         const uint64_t end = size >= (uint64_t{1} << 63) ? ~uint64_t{0} : base + size - 1;
         const uint64_t pf = r.pasid_present ? uint64_t{r.pasid & kPasidMask} + 1 : 0;
-        const uint64_t dropped = atc_.invalidate_if([&](const iommu::CacheKey& k, const AtcEntry& e) {
-            const unsigned shift = static_cast<unsigned>(k.b & kShiftMask);
-            const bool global = (k.b >> 8) & 1;
-            const uint64_t kpf = k.b >> 16;
-            // Without a PASID prefix every PASID's entries are in scope (§10.3.8); with one,
-            // that PASID's entries, plus global entries when G=1.
-            if (r.pasid_present && !(global ? r.global : kpf == pf)) return false;
-            const uint64_t lo = k.a << shift, hi = lo + ((uint64_t{1} << shift) - 1);
-            if (lo > end || hi < base) return false;
-            if (e.ready_at > now()) st_stale_completions_.inc(); // completion was still in flight
-            return true;
-        });
+        const uint64_t dropped = invalidate_atc(r, base, end, pf);
         st_inv_dropped_entries_.inc(dropped);
         // Translated requests already issued through a dropped translation (their
         // IOVA in the range, their PASID in scope) must complete before the

@@ -110,6 +110,9 @@ private:
     stats::Group stats_;
     iommu::SetAssocCache<AtcEntry> atc_;
     uint64_t shifts_present_ = 0;            ///< range sizes with entries (probe only those)
+    bool tagged_ = false;                    ///< an entry with a PASID or G was ever filled
+    /// Drops the ATC entries an Invalidate Request covers ([base, end], PASID+1 `pf`); returns how many.
+    uint64_t invalidate_atc(const AtsInvalidateRequest& r, uint64_t base, uint64_t end, uint64_t pf);
     std::deque<PendingInvalidation> inv_queue_;
     sc_core::sc_event inv_arrived_;
     sc_core::sc_event prg_arrived_;

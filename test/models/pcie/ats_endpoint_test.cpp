@@ -207,3 +207,27 @@ TEST_CASE("a translated request asked with No Snoop goes out snooped when its tr
 TEST_CASE("a translated request keeps No Snoop when its translation completion had N clear", "[sc][pcie][ats][coherency]") {
     no_snoop_writes(false);
 }
+
+TEST_CASE("an ATS invalidation of one page drops only that PASID's entry for that page (by key, without a scan)",
+          "[sc][pcie][ats]") {
+    Rig r;
+    Harness::run([&] {
+        r.setup();
+        CHECK(r.read(kVa) == 0x5151);
+        CHECK(r.read(kVa + 0x1000) == 0x6262);
+        REQUIRE(r.ep.atc_size() == 2);
+        // Another PASID's invalidation of the page is out of scope: nothing dropped.
+        uint64_t st = r.h.submit_and_wait_addr({encode_pasid_dev_tlb(kEp.raw, kPasid + 1, kVa, 0)}, 31);
+        REQUIRE(r.h.poll(st, 31));
+        CHECK(r.ep.atc_size() == 2);
+        CHECK(r.ep.atc_holds(kVa, kPasid));
+        // This PASID's: exactly that page, counted as a scan would count it.
+        st = r.h.submit_and_wait_addr({encode_pasid_dev_tlb(kEp.raw, kPasid, kVa, 0)}, 32);
+        REQUIRE(r.h.poll(st, 32));
+        CHECK(r.ep.atc_size() == 1);
+        CHECK_FALSE(r.ep.atc_holds(kVa, kPasid));
+        CHECK(r.ep.atc_holds(kVa + 0x1000, kPasid));
+        CHECK(r.h.value("ep.atc.invalidated") == 1);
+        CHECK(r.h.value("ep.atc_entries_invalidated") == 1);
+    });
+}
