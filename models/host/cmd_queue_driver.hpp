@@ -24,6 +24,12 @@
 // While waiting it collects the phase timestamps the unit reports for its
 // entries (iommu::InvalidationObserver, by entry sequence number) into the
 // returned FlushTiming.
+// Polls whose outcome is known are not performed one by one (skip_polls): with
+// a unit that reports its status writes and queue errors, after one iteration
+// that found nothing the thread sleeps until something could change what the
+// next iteration sees, then accounts for the iterations it skipped (poll and
+// access counts, lock take/release times); the results are those of polling
+// each (tests compare both: set_poll_skipping).
 //
 // Family hooks (CmdQueueHooks): encode the sync and the no-op, read the
 // head, write the tail, read / acknowledge the error state, acknowledge the
