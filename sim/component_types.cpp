@@ -5,6 +5,7 @@
 #include "models/host/nic_driver.hpp"
 #include "models/iommu/common/iommu_shell.hpp"
 #include "models/host/nvme_driver.hpp"
+#include "models/pcie/ats_traffic_endpoint.hpp"
 #include "models/pcie/fabric.hpp"
 #include "models/pcie/nic_endpoint.hpp"
 #include "models/pcie/nvme_endpoint.hpp"
@@ -156,7 +157,34 @@ struct TrafficConfig {
     };
     std::vector<OwnedRegion> regions;
     std::vector<std::string> trace_files; ///< per workload: its trace_file ("" = none), for the dump
+    /// The "ats" object: every function (PFs and VFs) has ATS enabled and its own ATC.
+    std::optional<pcie::AtsEndpointParams> ats;
 };
+
+/// The ATC of a traffic device's functions ("ats" object).
+const Schema<pcie::AtsEndpointParams>& traffic_ats_schema() {
+    static const auto s = [] {
+        using P = pcie::AtsEndpointParams;
+        Schema<P> sc;
+        sc.custom("atc_entries", "integer", "entries", "ATC entries per function; default 64 (no published device ATC sizes)",
+                  [](P& p, const json& j, const std::string& path) { p.atc.entries = static_cast<uint32_t>(read::u64(j, path, 1, 1u << 20)); },
+                  [](const P& p) { return json(p.atc.entries); })
+            .custom("atc_ways", "integer", "ways", "ATC associativity; default 4",
+                    [](P& p, const json& j, const std::string& path) { p.atc.ways = static_cast<uint32_t>(read::u64(j, path, 1, 64)); },
+                    [](const P& p) { return json(p.atc.ways); })
+            .time_ns("atc_lookup_ns", &P::atc_lookup, "ATC tag lookup per TLP; default 4 (calibration.md device ATC lookup, estimate: one cycle at 250 MHz)")
+            .integer("max_translation_requests", &P::max_translation_requests, "requests",
+                     "ATS Translation Requests in flight per function; a miss finding all busy waits for the oldest; default 16 "
+                     "(estimate: 3x the 5 a 100 GbE function missing once per 1500-byte packet keeps in flight at the 0.6 us "
+                     "round trip of calibration.md)", 1, 1024)
+            .time_ns("invalidation_processing_ns", &P::invalidation_processing,
+                     "fixed device time to process one ATS Invalidate Request, before the drain of requests already issued; "
+                     "default 100 (calibration.md device processing of an ATS Invalidate Request, estimate)", 0, 1e9)
+            .integer("invalidate_queue_depth", &P::invalidate_queue_depth, "", "ATS Invalidate Queue Depth (0 = 32); default 0", 0, 31);
+        return sc;
+    }();
+    return s;
+}
 
 const Schema<pcie::TrafficEndpointParams>& traffic_schema() {
     static const auto s = [] {
@@ -194,7 +222,7 @@ const Schema<pcie::PasidCapability>& pasid_cap_schema() {
 std::any parse_traffic(const json& dev, const std::string& path, const std::vector<std::string>& common) {
     std::vector<std::string> allowed = common;
     for (auto& k : traffic_schema().keys()) allowed.push_back(k);
-    allowed.insert(allowed.end(), {"pasid", "workloads", "owned_regions"});
+    allowed.insert(allowed.end(), {"pasid", "workloads", "owned_regions", "ats"});
     check_keys(dev, path, allowed);
     TrafficConfig tc;
     if (dev.contains("owned_regions")) {
@@ -223,6 +251,13 @@ std::any parse_traffic(const json& dev, const std::string& path, const std::vect
         if (dev.contains(k)) own[k] = dev[k];
     traffic_schema().parse(own, path, p);
     if (dev.contains("pasid")) pasid_cap_schema().parse(dev["pasid"], path + "/pasid", p.pasid);
+    if (dev.contains("ats")) {
+        tc.ats.emplace();
+        traffic_ats_schema().parse(dev["ats"], path + "/ats", *tc.ats);
+        if (const char* why = tc.ats->atc.check())
+            throw ConfigError(path + "/ats/atc_entries", std::string("expected a usable ATC geometry with atc_ways (") +
+                                                            std::to_string(tc.ats->atc.ways) + "): " + why);
+    }
     const std::string name = dev["name"].get<std::string>();
     if (dev.contains("workloads")) {
         const json& arr = read::array(dev["workloads"], path + "/workloads");
@@ -279,6 +314,7 @@ json dump_traffic(const std::any& a) {
         ws.push_back(std::move(w));
     }
     j["workloads"] = ws;
+    if (tc.ats) j["ats"] = traffic_ats_schema().dump(*tc.ats);
     if (!tc.regions.empty()) {
         json rs = json::array();
         for (const auto& r : tc.regions)
@@ -293,6 +329,10 @@ void document_traffic(std::vector<ParamSection>& out) {
     ParamSection s{"device:traffic", "PCIe endpoint driven by workload generators (models/pcie/traffic_endpoint.hpp)", {}};
     traffic_schema().document(pcie::TrafficEndpointParams{}, "", s.params);
     pasid_cap_schema().document(pcie::PasidCapability{}, "pasid", s.params);
+    s.params.push_back({"ats", "object", "", "(absent)",
+                        "present = every function (PFs and SR-IOV VFs) has ATS enabled with its own ATC: misses send Translation "
+                        "Requests, hits go out translated, Invalidate Requests are answered (models/pcie/ats_traffic_endpoint.hpp)"});
+    traffic_ats_schema().document(pcie::AtsEndpointParams{}, "ats", s.params);
     s.params.push_back({"workloads", "array", "", "[]", "workload streams (see [workload])"});
     s.params.push_back({"owned_regions", "array", "", "[]",
                         "BAR ranges owned by someone ({name, owner, function (default 0), bar (default 0), offset (default 0), "
@@ -341,7 +381,16 @@ std::unique_ptr<sc_core::sc_module> build_traffic(const DeviceConfig& d, BuildCo
     }
     for (size_t i = 0; i < p.workloads.size(); ++i)
         if (p.workloads[i].seed == 0) p.workloads[i].seed = derive_seed(ctx.platform.seed, d.name, i);
-    auto dev = std::make_unique<pcie::TrafficEndpoint>(d.name.c_str(), p, &ctx.stats);
+    std::unique_ptr<pcie::TrafficEndpoint> dev;
+    if (tc.ats) {
+        if (!ctx.host || rc.iommu_for(d.name).empty())
+            throw ConfigError("/devices", "device \"" + d.name + "\" has \"ats\": it needs an IOMMU (Translation Requests go to it)");
+        pcie::AtsEndpointParams ats = *tc.ats;
+        reseed_cache(ats.atc, ctx.platform.seed, d.name + ".atc");
+        dev = std::make_unique<pcie::AtsTrafficEndpoint>(d.name.c_str(), p, ats, &ctx.stats);
+    } else {
+        dev = std::make_unique<pcie::TrafficEndpoint>(d.name.c_str(), p, &ctx.stats);
+    }
     rc.fabric->attach_endpoint(d.name, dev->upstream, dev->downstream);
     if (ctx.host && !rc.iommu_for(d.name).empty()) { // the host may attach each function (scenario steps); the oracle checks its DMA
         dev->set_dma_observer(ctx.host->dma_observer(rc.segment));
@@ -368,6 +417,8 @@ std::unique_ptr<sc_core::sc_module> build_traffic(const DeviceConfig& d, BuildCo
             info.pasid = p.pasid.supported;
             info.pasid_bits = static_cast<uint8_t>(p.pasid.max_width);
             info.canwbs = rc.canwbs;
+            info.ats = tc.ats.has_value();
+            if (tc.ats) info.inv_queue_depth = tc.ats->invalidate_queue_depth ? tc.ats->invalidate_queue_depth : 32;
             ctx.host->iommufd().add_device(info, ctx.host->iommu_index(rc.iommu_for(d.name)));
         }
     } else if (!tc.regions.empty()) {
@@ -431,6 +482,11 @@ const Schema<NicConfig>& nic_schema() {
                     "fixed device time to process one ATS Invalidate Request, before the drain of requests already issued; default 100 (calibration.md device processing of an ATS Invalidate Request, estimate)",
                     [](P& p, const json& j, const std::string& path) { p.nic.ats.invalidation_processing = Duration::ns(read::number(j, path, 0, 1e9)); },
                     [](const P& p) { return json(p.nic.ats.invalidation_processing.as_ns()); })
+            .custom("max_translation_requests", "integer", "requests",
+                    "ATS Translation Requests in flight; an ATC miss finding all busy waits for the oldest, so slow translation slows the NIC; default 16 "
+                    "(estimate: 3x the 5 a 100 GbE function missing once per 1500-byte packet keeps in flight at the 0.6 us round trip of calibration.md)",
+                    [](P& p, const json& j, const std::string& path) { p.nic.ats.max_translation_requests = static_cast<uint32_t>(read::u64(j, path, 1, 1024)); },
+                    [](const P& p) { return json(p.nic.ats.max_translation_requests); })
             .custom("invalidate_queue_depth", "integer [0, 31]", "", "ATS Invalidate Queue Depth (0 = 32); default 0",
                     [](P& p, const json& j, const std::string& path) { p.nic.ats.invalidate_queue_depth = static_cast<uint8_t>(read::u64(j, path, 0, 31)); },
                     [](const P& p) { return json(p.nic.ats.invalidate_queue_depth); })
@@ -459,7 +515,7 @@ const Schema<NicConfig>& nic_schema() {
             .custom("descriptor_prefetch", "integer", "descriptors", "descriptors read per fetch; default 1 (calibration.md NIC row: one descriptor read per RX packet)",
                     [](P& p, const json& j, const std::string& path) { p.nic.descriptor_prefetch = static_cast<uint32_t>(read::u64(j, path, 1, 256)); },
                     [](const P& p) { return json(p.nic.descriptor_prefetch); })
-            .custom("max_outstanding_reads", "integer", "tags", "descriptor fetches / translation requests in flight; default 256 (8-bit tags, PCIe Base 2.2.6.2)",
+            .custom("max_outstanding_reads", "integer", "tags", "descriptor fetches, TX data reads and ATS Translation Requests in flight; default 256 (8-bit tags, PCIe Base 2.2.6.2)",
                     [](P& p, const json& j, const std::string& path) { p.nic.max_outstanding_reads = static_cast<uint32_t>(read::u64(j, path, 1, 1024)); },
                     [](const P& p) { return json(p.nic.max_outstanding_reads); })
             .custom("rx_buffer_bytes", "integer", "bytes", "on-chip packet buffer; packets are dropped only when it overflows; default 524288 (estimate: 82599-class datasheet figure)",
@@ -506,6 +562,16 @@ const Schema<NicConfig>& nic_schema() {
             .custom("buffer_bytes", "integer", "bytes", "RX buffer size (mapped per packet); default 2048",
                     [](P& p, const json& j, const std::string& path) { p.driver.buffer_bytes = static_cast<uint32_t>(read::u64(j, path, 64, 1u << 20)); },
                     [](const P& p) { return json(p.driver.buffer_bytes); })
+            .custom("tso_bytes", "integer [0, 65536]", "bytes",
+                    "TSO: the sender hands the NIC TCP/IPv4 sends of this many bytes (headers + payload) in a context and "
+                    "one data descriptor per mapped 4 KiB page, which the NIC segments into packet_bytes frames; 0 = off; default 0",
+                    [](P& p, const json& j, const std::string& path) { p.driver.tso_bytes = static_cast<uint32_t>(read::u64(j, path, 0, 65536)); },
+                    [](const P& p) { return json(p.driver.tso_bytes); })
+            .custom("itr_us", "integer [0, 1022]", "us",
+                    "minimum interval between two interrupts of a queue (ethtool -C rx-usecs), written to each queue's EITR "
+                    "(ITR Interval in 2 us units, as ixgbe); 0 = no throttling; default 0 (ixgbe's adaptive default is not modelled)",
+                    [](P& p, const json& j, const std::string& path) { p.driver.itr_us = static_cast<uint32_t>(read::u64(j, path, 0, 1022)); },
+                    [](const P& p) { return json(p.driver.itr_us); })
             .custom("napi_batch", "integer", "buffers", "completions handled per NAPI poll; default 64 (NAPI weight)",
                     [](P& p, const json& j, const std::string& path) { p.driver.batch = static_cast<uint32_t>(read::u64(j, path, 1, 1u << 16)); },
                     [](const P& p) { return json(p.driver.batch); })
@@ -561,11 +627,21 @@ std::any parse_nic(const json& dev, const std::string& path, const std::vector<s
                                                       "): a packet spans one buffer, got " + std::to_string(c.driver.buffer_bytes));
     if (c.driver.domain == host::DomainDesc::Kind::sva && c.driver.buffer_bytes > 4096)
         throw ConfigError(path + "/buffer_bytes", "an sva NIC's buffers are one page at most (4096)");
-    if (c.driver.tx_rate_gbps > 0 && c.driver.domain == host::DomainDesc::Kind::sva)
-        throw ConfigError(path + "/tx_rate_gbps", "expected 0 for an sva NIC: TX is modelled for DMA-API domains only");
     if (c.driver.tx_rate_gbps > 0 && c.nic.packet_bytes > 16384)
         throw ConfigError(path + "/packet_bytes", "expected at most 16384 with tx_rate_gbps > 0: one TX data descriptor carries at most 16 KiB (ixgbe IXGBE_MAX_DATA_PER_TXD), got " +
                                                       std::to_string(c.nic.packet_bytes));
+    if (c.driver.tso_bytes) {
+        if (c.driver.tx_rate_gbps <= 0) throw ConfigError(path + "/tso_bytes", "expected 0 unless tx_rate_gbps > 0: TSO segments what the host sends");
+        if (c.driver.domain == host::DomainDesc::Kind::sva)
+            throw ConfigError(path + "/tso_bytes", "expected 0 for an sva NIC: its TX sends one page per packet");
+        if (c.driver.tso_bytes <= c.nic.packet_bytes || c.nic.packet_bytes <= 54)
+            throw ConfigError(path + "/tso_bytes", "expected more than packet_bytes (" + std::to_string(c.nic.packet_bytes) +
+                                                      ", itself more than the 54 header bytes), got " + std::to_string(c.driver.tso_bytes));
+        const uint32_t descriptors = 2 + (c.driver.tso_bytes - 54 + 4095) / 4096;
+        if (c.driver.tx_ring_entries <= descriptors)
+            throw ConfigError(path + "/tx_ring_entries", "expected more than the " + std::to_string(descriptors) +
+                                                             " descriptors one TSO send takes");
+    }
     c.nic.tx = c.driver.tx_rate_gbps > 0;
     if (!c.nic.rx && !c.nic.tx) throw ConfigError(path + "/rx", "expected true unless tx_rate_gbps > 0: the NIC would neither receive nor transmit");
     return c;
@@ -630,6 +706,7 @@ struct NvmeConfig {
     enum class Pattern : uint8_t { random, sequential };
     bool ats = true;
     uint32_t atc_entries = pcie::AtsEndpointParams::kAtcEntries;
+    uint32_t max_translation_requests = pcie::AtsEndpointParams::kMaxTranslationRequests;
     Duration service = Duration::ns(pcie::NvmeParams::kDefaultServiceNs);
     uint32_t parallelism = pcie::NvmeParams::kDefaultParallelism;
     uint32_t max_outstanding_reads = pcie::NvmeParams::kDefaultMaxOutstandingReads;
@@ -641,6 +718,8 @@ struct NvmeConfig {
     uint64_t capacity_bytes = host::NvmeDriverParams::kDefaultCapacityBytes;
     uint64_t seed = 1;
     bool no_snoop_data = false;
+    uint32_t coalescing_entries = 1;
+    uint32_t coalescing_time_us = 0;
 };
 
 const Schema<NvmeConfig>& nvme_schema() {
@@ -649,9 +728,11 @@ const Schema<NvmeConfig>& nvme_schema() {
         Schema<P> sc;
         sc.boolean("ats", &P::ats, "ATS enabled: translations cached in the device's ATC; default true")
             .integer("atc_entries", &P::atc_entries, "entries", "ATC entries (4-way); default 64 (no published device ATC sizes)", 4, 1u << 20)
+            .integer("max_translation_requests", &P::max_translation_requests, "requests",
+                     "ATS Translation Requests in flight; an ATC miss finding all busy waits for the oldest; default 16 (estimate, as the nic's)", 1, 1024)
             .time_ns("service_ns", &P::service, "media service time per command; default 75000 (calibration.md NVMe 4 KiB random read, NAND; Optane-class 6500)", 0, 1e9)
             .integer("parallelism", &P::parallelism, "commands", "commands the media serves at once; default 64 (estimate)", 1, 4096)
-            .integer("max_outstanding_reads", &P::max_outstanding_reads, "tags", "SQE / PRP-list / write-data reads in flight; default 256 (8-bit tags)", 1, 1024)
+            .integer("max_outstanding_reads", &P::max_outstanding_reads, "tags", "SQE / PRP-list / write-data reads and ATS Translation Requests in flight; default 256 (8-bit tags)", 1, 1024)
             .enumeration("pattern", &P::pattern, "block workload offsets: random (default) or sequential per job",
                          {{"random", P::Pattern::random}, {"sequential", P::Pattern::sequential}})
             .integer("read_percent", &P::read_percent, "%", "share of Read commands; default 100", 0, 100)
@@ -660,6 +741,12 @@ const Schema<NvmeConfig>& nvme_schema() {
             .integer("jobs", &P::jobs, "jobs", "I/O queue pairs, each with its host thread (fio numjobs); default 1", 1, pcie::nvme::kMaxQueues)
             .size("capacity_bytes", &P::capacity_bytes, "namespace size the offsets fall in; default 1 TiB", 1u << 21)
             .integer("seed", &P::seed, "", "seed of the offsets and read/write choice; default 1")
+            .integer("coalescing_entries", &P::coalescing_entries, "completions",
+                     "Interrupt Coalescing threshold (Set Features FID 08h THR + 1): completions per I/O queue interrupt; "
+                     "1 = none; default 1 (Linux sets no coalescing)", 1, 256)
+            .integer("coalescing_time_us", &P::coalescing_time_us, "us",
+                     "Interrupt Coalescing aggregation time (FID 08h TIME, a multiple of 100 us): the longest an interrupt waits "
+                     "for the threshold; default 0", 0, 25500)
             .boolean("no_snoop_data", &P::no_snoop_data,
                      "commands' data transfers carry No Snoop (not SQE / PRP-list fetches or completions), dropped on "
                      "translated requests whose ATS completion had N set; default false");
@@ -681,6 +768,9 @@ std::any parse_nvme(const json& dev, const std::string& path, const std::vector<
         throw ConfigError(path + "/block_bytes", "expected a multiple of 4096 (4 KiB LBAs), got " + std::to_string(c.block_bytes));
     if (c.capacity_bytes < c.block_bytes)
         throw ConfigError(path + "/capacity_bytes", "expected at least block_bytes");
+    if (c.coalescing_time_us % 100)
+        throw ConfigError(path + "/coalescing_time_us", "expected a multiple of 100 (TIME counts 100 us units), got " +
+                                                            std::to_string(c.coalescing_time_us));
     return c;
 }
 
@@ -707,6 +797,7 @@ std::unique_ptr<sc_core::sc_module> build_nvme(const DeviceConfig& d, BuildConte
     np.ats.rid = where.functions.front();
     np.ats.ats_enabled = c.ats;
     np.ats.atc.entries = c.atc_entries;
+    np.ats.max_translation_requests = c.max_translation_requests;
     np.service = c.service;
     np.parallelism = c.parallelism;
     np.max_outstanding_reads = c.max_outstanding_reads;
@@ -720,6 +811,8 @@ std::unique_ptr<sc_core::sc_module> build_nvme(const DeviceConfig& d, BuildConte
     dp.jobs = c.jobs;
     dp.capacity_bytes = c.capacity_bytes;
     dp.seed = c.seed;
+    dp.coalescing_entries = c.coalescing_entries;
+    dp.coalescing_time_us = c.coalescing_time_us;
     auto dev = std::make_unique<pcie::NvmeEndpoint>(d.name.c_str(), np, &ctx.stats);
     rc.fabric->attach_endpoint(d.name, dev->function().upstream, dev->function().downstream);
     dev->function().set_dma_observer(ctx.host->dma_observer(rc.segment));

@@ -288,6 +288,16 @@ const Schema<Smmuv3Params>& smmuv3_schema() {
             .time_ns("pipeline_ns", &P::pipeline, "fixed per-request latency on top of cache lookups; default 2 ns (estimate, as VT-d)")
             .time_ns("mmio_access_ns", &P::mmio_access, "register access inside the unit; default 5 ns (estimate)")
             .time_ns("ats_message_send_ns", &P::ats_message_send, "issuing one ATS Invalidate Request / PRG Response; default 20 ns (estimate)")
+            .integer("cmdqv_vintfs", &P::cmdqv_vintfs, "VINTFs",
+                     "CMDQ-Virtualization beside the unit (NVIDIA Tegra241 CMDQV: hardware guest command queues, VINTF0 the "
+                     "host's); power of two; default 0 = none (a choice: MMU-600 has none)", 0, 64)
+            .integer("cmdqv_lvcmdqs_per_vintf", &P::cmdqv_lvcmdqs_per_vintf, "queues",
+                     "CMDQV logical VCMDQs per VINTF; default 2 (estimate: Tegra241's count is not public)", 1, 128)
+            .integer("cmdqv_sids_per_vintf", &P::cmdqv_sids_per_vintf, "pairs",
+                     "CMDQV SID_MATCH / SID_REPLACE pairs per VINTF; default 16 (estimate: TEGRA241_VINTF_NUM_SLOTS of the first Linux CMDQV series; at most 16: SID_MATCH(s) 0x40 + 4s, SID_REPLACE(s) 0x80 + 4s)", 1, 16)
+            .time_ns("cmdqv_per_command_ns", &P::cmdqv_per_command,
+                     "CMDQV processing per VCMDQ command after its fetch (opcode check, VMID / StreamID rewrite, dispatch); default 40 ns "
+                     "(estimate: the unit's per_command, calibration.md invalidation path 10-40 ns)")
             .custom("atc_inv_timeout_us", "number", "us", "ATC invalidation time-out before CERROR_ATC_INV_SYNC; default 1000 us (PCIe allows 1 min: calibration.md; shortened so runs end, estimate)",
                     [](P& p, const json& j, const std::string& path) { p.atc_inv_timeout = Duration::us(read::number(j, path, 0.001, 1e8)); },
                     [](const P& p) { return json(p.atc_inv_timeout.as_us()); });
@@ -317,7 +327,16 @@ IommuUnit build_smmuv3(const ComponentConfig& c, BuildContext& ctx) {
                             {&p.cd_cache.geometry, "cd_cache"}, {&p.walker.s1_walk_cache.per_level, "s1_walk_cache"},
                             {&p.walker.s2_walk_cache.per_level, "s2_walk_cache"}, {&p.walker.s2_cache.geometry, "s2_cache"}})
         reseed_cache(*g, ctx.platform.seed, c.name + "." + cache);
-    return shell_unit(std::make_unique<iommu::smmuv3::Smmuv3>(c.name.c_str(), p, &ctx.stats));
+    auto u = std::make_unique<iommu::smmuv3::Smmuv3>(c.name.c_str(), p, &ctx.stats);
+    iommu::smmuv3::Smmuv3Cmdqv* cmdqv = u->cmdqv();
+    IommuUnit out = shell_unit(std::move(u));
+    if (cmdqv)
+        out.wire_host = [cmdqv](host::Host& h, host::IommuDriver& drv) {
+            const unsigned port = h.add_iommu_mmio(cmdqv->mmio); // the CMDQV's register space
+            dynamic_cast<host::Smmuv3Driver&>(drv).attach_cmdqv(host::MmioPort(h.cpu(), port), cmdqv->core().vintfs(),
+                                                                cmdqv->core().queues());
+        };
+    return out;
 }
 
 std::unique_ptr<host::IommuDriver> build_smmuv3_driver(const ComponentConfig&, const host::DriverEnv& env) {

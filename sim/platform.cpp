@@ -15,6 +15,7 @@
 #include <tlm_utils/simple_target_socket.h>
 
 #include "models/common/sc_asan.hpp"
+#include "models/common/sc_time.hpp"
 #include "models/host/host.hpp"
 #include "models/mem/memory.hpp"
 #include "models/pcie/fabric.hpp"
@@ -310,7 +311,12 @@ void Platform::build_vm(const VmConfig& v) {
         vmm.unit_model = unit_model;
         return row->build(name, vmm, parent);
     };
-    auto vm = std::make_unique<host::vm::Vm>(v.name, v.params, *host_, unit, memory_->store(), &stats_, build);
+    std::unique_ptr<host::vm::Vm> vm;
+    try {
+        vm = std::make_unique<host::vm::Vm>(v.name, v.params, *host_, unit, memory_->store(), &stats_, build);
+    } catch (const host::HostError& e) { // the VM or its vIOMMU refused its parameters (e.g. mode)
+        throw ConfigError("/vms/" + std::to_string(&v - cfg_.vms.data()), e.what());
+    }
     for (size_t k = 0; k < v.devices.size(); ++k) {
         const VmDeviceConfig& d = v.devices[k];
         const std::string path = "/devices/" + std::to_string(k) + "/device";
@@ -381,6 +387,7 @@ HostFigures Platform::run(const std::function<void(double, double)>& progress, c
     // kernel. Slicing sc_start changes no simulated result.
     const sc_core::sc_time slice = std::min(step, std::max(sc_core::sc_time(1, sc_core::SC_US), end / 100000));
     bool stopped = false;
+    if (host_) host_->cpu().set_run_end(from_sc(end));
     while (sc_core::sc_time_stamp() < end && !stopped) {
         sc_core::sc_time next = sc_core::sc_time_stamp() + step;
         if (next > end) next = end;
@@ -397,6 +404,8 @@ HostFigures Platform::run(const std::function<void(double, double)>& progress, c
             progress(sc_core::sc_time_stamp().to_seconds() * 1e6,
                      std::chrono::duration<double>(clock::now() - t0).count());
     }
+    // Polls a waiting host thread skipped (CmdQueueDriver) count up to the end time.
+    if (host_) host_->cpu().settle();
     sim_time_.set(sc_core::sc_time_stamp().to_seconds() * 1e9);
     HostFigures h;
     h.interrupted = stopped;

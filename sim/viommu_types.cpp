@@ -19,7 +19,8 @@ const std::vector<ViommuType>& viommu_types() {
              return std::make_unique<host::vm::AmdViommu>(name.c_str(), vmm, parent);
          }},
         {"smmuv3", "virtual SMMUv3 over iommufd nesting: the guest's CD table (stage 1) over the host stage 2 of the "
-                   "parent's VMID, trapped CMDQ", false, false,
+                   "parent's VMID, trapped CMDQ or (accelerated) a vCMDQ of the unit's CMDQV for the guest's TLBIs",
+         false, true,
          [](const std::string& name, host::vm::VmmContext& vmm, stats::Group* parent) -> std::unique_ptr<host::vm::VirtualIommu> {
              return std::make_unique<host::vm::Smmuv3Viommu>(name.c_str(), vmm, parent);
          }},

@@ -38,7 +38,8 @@ const Schema<VmParams>& vm_schema() {
               "mode", &VmParams::mode,
               "nested: guest stage 1 over the host stage 2, invalidations forwarded through iommufd; caching_mode: VT-d "
               "CM=1 shadowing of guest second-stage tables (QEMU's baseline); accelerated: nested, the guest's queue "
-              "executed by the unit without a trap (AMD hardware vIOMMU: the IOMMU needs viommu_guests > 0)",
+              "executed by the unit without a trap (AMD hardware vIOMMU: the IOMMU needs viommu_guests > 0; SMMUv3 CMDQV "
+              "vCMDQ: the IOMMU needs cmdqv_vintfs > 1)",
               {{"nested", host::vm::ViommuMode::nested},
                {"caching_mode", host::vm::ViommuMode::caching_mode},
                {"accelerated", host::vm::ViommuMode::accelerated}})

@@ -323,7 +323,8 @@ void AmdDriver::write_tail(uint64_t tail, uint64_t) { mmio_.write32(reg::CMD_TAI
 QueueError AmdDriver::read_error() {
     QueueError e;
     // Linux wait_on_sem polls only the semaphore until its time-out; then it looks.
-    if (cpu_.now() - last_check_ < kWaitTimeout) return e;
+    last_check_quiet_ = cpu_.now() - last_check_ < kWaitTimeout;
+    if (last_check_quiet_) return e;
     last_check_ = cpu_.now();
     const uint64_t mask = (kPage << kRingOrder) - 1;
     const uint64_t tail = mmio_.read32(reg::EVT_TAIL) & mask;
@@ -350,6 +351,11 @@ QueueError AmdDriver::read_error() {
         e.failed_entries.push_back(-1);
     }
     return e;
+}
+
+std::optional<Duration> AmdDriver::errors_quiet_until() {
+    if (!last_check_quiet_) return std::nullopt;
+    return last_check_ + kWaitTimeout;
 }
 
 void AmdDriver::acknowledge(const QueueError& e) {

@@ -96,6 +96,8 @@ public:
     void viommu_hw_vdevice(uint32_t viommu, uint64_t virt_id, const DeviceInfo& dev) override;
     uapi::Errno hw_queue_alloc(uint32_t viommu, uint64_t base, uint64_t bytes) override;
     void hw_queue_enable(uint32_t viommu, bool on) override;
+    void viommu_hw_vdevice_free(uint32_t viommu, uint64_t virt_id) override;
+    void viommu_hw_free(uint32_t viommu) override;
     /// The GuestID of a hardware vIOMMU, if it has one.
     std::optional<uint16_t> guest_id(uint32_t viommu) const;
     uapi::Errno viommu_invalidate(const ViommuRef& v, const std::vector<std::array<uint64_t, 2>>& cmds, uint32_t& done,
@@ -137,6 +139,8 @@ private:
     WaitLoop wait_loop() override;
     void write_tail(uint64_t tail, uint64_t entries) override;
     QueueError read_error() override;
+    /// Between two looks at the unit's state (kWaitTimeout apart) the check does nothing.
+    std::optional<Duration> errors_quiet_until() override;
     void acknowledge(const QueueError& e) override;
     void acknowledge_interrupt() override;
 
@@ -152,6 +156,7 @@ private:
     uint64_t ppr_head_ = 0;
     uint64_t evt_head_ = 0;
     Duration last_check_;          ///< when the wait loop last looked at the unit's error state
+    bool last_check_quiet_ = false; ///< the last read_error() did not look (before kWaitTimeout)
     std::map<uint16_t, Dev> devs_;
     DomainTagAllocator domids_{1, 0xFFFF, "DomainID"}; ///< DomainID 0 is reserved by Linux
     std::map<uint32_t, std::set<uint32_t>> gdom_users_; ///< gdom_key -> nested domains sharing its hDomID

@@ -101,6 +101,23 @@ void AmdDriver::viommu_hw_vdevice(uint32_t viommu, uint64_t virt_id, const Devic
                      amd::hwv::map_control(static_cast<uint16_t>(virt_id), dev.rid.raw));
 }
 
+void AmdDriver::viommu_hw_vdevice_free(uint32_t viommu, uint64_t virt_id) {
+    // clear_device_mapping: host DeviceID 0 for the guest's.
+    const std::optional<uint16_t> gid = guest_id(viommu);
+    if (!gid) return;
+    vfcntl_->write64(*gid * amd::hwv::kVfCntlStride + amd::hwv::kDevMapCtl,
+                     amd::hwv::map_control(static_cast<uint16_t>(virt_id), 0));
+}
+
+void AmdDriver::viommu_hw_free(uint32_t viommu) {
+    // The guest's command buffer off and unconfigured, the GuestID free again (its DomainID map
+    // entries went with its nested domains, its DeviceID map entries with its vDEVICEs).
+    const std::optional<uint16_t> gid = guest_id(viommu);
+    if (!gid) return;
+    vfcntl_->write64(*gid * amd::hwv::kVfCntlStride + amd::hwv::kCmdCtl, 0);
+    guest_ids_.erase(viommu);
+}
+
 uapi::Errno AmdDriver::hw_queue_alloc(uint32_t viommu, uint64_t base, uint64_t bytes) {
     // _amd_viommu_hw_queue_init (IOMMU_HW_QUEUE_TYPE_AMD_CMD): base and ComLen into VFCTRL 0x20.
     const std::optional<uint16_t> gid = guest_id(viommu);

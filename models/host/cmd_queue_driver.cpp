@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
+#include "models/common/sc_time.hpp"
 #include "models/host/host_error.hpp"
 #include "models/host/page_request_log.hpp"
 
@@ -20,7 +22,13 @@ CmdQueueDriver::CmdQueueDriver(HostCpu& cpu, CmdQueueHooks& hooks, Counters coun
       lock_(cpu, "queue_lock", lock_stats) {
     if (msi_) // interrupt lines are registered during elaboration
         for (uint32_t v : vectors_) (void)msi_->event(v);
+    // At the end of a run, polls a sleeping thread would have made by then count.
+    settle_id_ = cpu_.on_settle([this] {
+        for (Sleeper* s : sleepers_) catch_up(*s, kernel_now());
+    });
 }
+
+CmdQueueDriver::~CmdQueueDriver() { cpu_.drop_settle(settle_id_); }
 
 void CmdQueueDriver::init(const std::function<uint64_t()>& alloc_page, unsigned order, unsigned entry_bytes,
                           unsigned status_bytes) {
@@ -219,10 +227,24 @@ FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool coun
     t.descriptors = static_cast<unsigned>(cmds.size());
     // The family's loop (qi_submit_sync, wait_on_sem, ...): read the status word,
     // check the error state, relax (dropping the lock around it if held), repeat.
+    // Iterations whose outcome is known are not performed but accounted for (skip_polls).
+    const Duration relax = loop.relax.value_or(cpu_.params().poll_interval);
+    std::optional<Duration> read_at; // resumed after skipping: this iteration's read ends then
     for (;;) {
         const uint64_t seen = irq ? interrupts_seen() : 0;
-        c_.polls.inc();
-        if (cpu_.mem_read_u32(status) == token) break;
+        uint32_t value = 0;
+        if (read_at) { // its poll and read were accounted for by skip_polls
+            cpu_.wait_until(*read_at);
+            read_at.reset();
+            value = cpu_.memory().read_u32(status);
+        } else {
+            c_.polls.inc();
+            value = cpu_.mem_read_u32(status);
+        }
+        if (value == token) break;
+        const Duration read_done = cpu_.now();
+        const HostCpu::Accesses before_check = cpu_.accesses();
+        const uint64_t errors = c_.errors.value();
         check_errors();
         if (aborted_.erase(key)) {
             t.error = true;
@@ -237,8 +259,13 @@ FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool coun
             wait_for_interrupt(seen); // sleep until the unit signals (completion or error)
             continue;
         }
+        const Duration check = cpu_.now() - read_done;
+        const HostCpu::Accesses check_acc = cpu_.accesses() - before_check;
         if (hold) lock_.unlock();
-        cpu_.spend(loop.relax.value_or(cpu_.params().poll_interval));
+        cpu_.spend(relax);
+        if (c_.errors.value() == errors &&
+            skip_polls(status, token, t.submitted, loop, read_done, check, check_acc, read_at) == Resume::at_read)
+            continue; // the lock (if held) was taken at the iteration's start
         if (hold) lock_.lock();
     }
     if (hold) lock_.unlock();
@@ -251,6 +278,115 @@ FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool coun
     }
     return t;
 }
+
+CmdQueueDriver::Resume CmdQueueDriver::skip_polls(uint64_t status, uint32_t token, Duration submitted,
+                                                  const WaitLoop& loop, Duration read_done, Duration check,
+                                                  const HostCpu::Accesses& check_acc, std::optional<Duration>& read_at) {
+    // Every further iteration reads the same status word and makes the same error check at
+    // fixed intervals until the unit writes the word or reports an error, the check could
+    // change (errors_quiet_until, the time-out) or, holding the lock between relaxes,
+    // another CPU wants the lock. Instead of one context switch per iteration the thread
+    // sleeps until one of these and then accounts for the iterations that found nothing.
+    // Only for a unit that reports its status writes and errors to this driver, and when
+    // nothing else interacts with this loop now (no other sleeper or lock waiter).
+    if (!skip_enabled_ || !unit_reports_) return Resume::polled;
+    const std::optional<Duration> quiet = hooks_.errors_quiet_until();
+    if (!quiet) return Resume::polled;
+    const bool hold = loop.hold_lock;
+    if (hold && (!sleepers_.empty() || lock_.busy())) return Resume::polled;
+    Sleeper s;
+    s.hold = hold;
+    s.core = cpu_.core();
+    s.mr = cpu_.params().mem_read;
+    s.check = check;
+    s.relax = loop.relax.value_or(cpu_.params().poll_interval);
+    s.check_acc = check_acc;
+    const Duration period = s.mr + check + s.relax;
+    if (period == Duration::zero()) return Resume::polled;
+    s.b = read_done + period;
+    s.a = hold ? s.b - s.mr : read_done;
+    // Iterations whose check falls at or after `horizon` run for real: wake by the first one's read.
+    Duration horizon = *quiet;
+    if (loop.timeout) horizon = std::min(horizon, saturating_sub(submitted + *loop.timeout, check));
+    if (s.b >= horizon) return Resume::polled;
+    Duration wake_at = CmdQueueHooks::kQuietForever;
+    if (horizon < CmdQueueHooks::kQuietForever) {
+        const uint64_t p = period.as_ps();
+        wake_at = s.b + Duration::ps(((horizon - s.b).as_ps() + p - 1) / p * p);
+        // No timer at or beyond the run's end: a cancelled one would linger in the kernel's
+        // queue and change how it orders simultaneous events of other processes.
+        if (wake_at >= cpu_.run_end()) wake_at = CmdQueueHooks::kQuietForever;
+    }
+    sleepers_.push_back(&s);
+    if (hold) lock_.set_watcher([this] { stop_sleepers(); });
+    struct Leave { // also when the thread is killed while asleep (end of a run)
+        CmdQueueDriver& q;
+        Sleeper& s;
+        bool done = false;
+        void now() {
+            if (std::exchange(done, true)) return;
+            q.sleepers_.erase(std::find(q.sleepers_.begin(), q.sleepers_.end(), &s));
+            if (s.hold) q.lock_.set_watcher({});
+        }
+        ~Leave() { now(); }
+    } leave{*this, s};
+    const sc_core::sc_event* signal = hooks_.error_signal();
+    for (;;) {
+        const Duration k = kernel_now();
+        if (wake_at < CmdQueueHooks::kQuietForever) {
+            if (signal) sc_core::wait(to_sc(wake_at - k), s.wake | *signal);
+            else sc_core::wait(to_sc(wake_at - k), s.wake);
+        } else if (signal) {
+            sc_core::wait(s.wake | *signal);
+        } else {
+            sc_core::wait(s.wake);
+        }
+        if (s.stop || kernel_now() >= wake_at || (signal && signal->triggered()) ||
+            cpu_.memory().read_u32(status) == token)
+            break;
+    }
+    leave.now();
+    catch_up(s, kernel_now());
+    if (s.at_b) {
+        read_at = s.b;
+        return Resume::at_read;
+    }
+    cpu_.set_now(s.b - s.mr); // where the iteration's lock (or its read) starts
+    return Resume::at_lock;
+}
+
+void CmdQueueDriver::catch_up(Sleeper& s, Duration k) {
+    // Events strictly before `k` happened as polled; those at `k` are left to the thread.
+    const Duration period = s.mr + s.check + s.relax;
+    for (;;) {
+        if (!s.at_b) {
+            if (!(s.a < k)) return;
+            if (s.hold) lock_.replay_take(s.core, s.a);
+            c_.polls.inc();
+            HostCpu::Accesses read;
+            read.mem_reads = 1;
+            cpu_.account(read);
+            s.at_b = true;
+        }
+        if (!(s.b < k)) return;
+        cpu_.account(s.check_acc);
+        if (s.hold) lock_.replay_release(s.b + s.check);
+        const Duration b = s.b;
+        s.b += period;
+        s.a = s.hold ? s.b - s.mr : b;
+        s.at_b = false;
+    }
+}
+
+void CmdQueueDriver::stop_sleepers() {
+    for (Sleeper* s : sleepers_) {
+        catch_up(*s, kernel_now());
+        s->stop = true;
+        s->wake.notify();
+    }
+}
+
+void CmdQueueDriver::on_queue_error() { stop_sleepers(); }
 
 void CmdQueueDriver::collect_phases(uint64_t first, uint64_t end, FlushTiming& t) {
     auto min_of = [](std::optional<Duration>& dst, const std::optional<Duration>& v) {
@@ -290,6 +426,9 @@ void CmdQueueDriver::on_phase(uint64_t seq, iommu::InvalPhase phase, Duration at
         break;
     case iommu::InvalPhase::wait_done: p.wait_done = at; break;
     }
+    // The status word was written now: sleeping pollers look whether it is theirs.
+    if (phase == iommu::InvalPhase::wait_done)
+        for (Sleeper* s : sleepers_) s->wake.notify();
 }
 
 } // namespace iommusim::host

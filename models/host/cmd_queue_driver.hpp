@@ -102,6 +102,8 @@ struct WaitLoop {
 
 class CmdQueueHooks {
 public:
+    /// errors_quiet_until() of a check that stays quiet until the unit reports an error.
+    static constexpr Duration kQuietForever = Duration::ps(uint64_t{1} << 62);
     virtual ~CmdQueueHooks() = default;
     /// The family's wait loop (default: poll with cpu_relax, lock released, no time-out).
     virtual WaitLoop wait_loop() { return {}; }
@@ -120,6 +122,14 @@ public:
     virtual void acknowledge(const QueueError& e) = 0;
     /// Interrupt mode: after a wake-up (VT-d: clear ICS.IWC).
     virtual void acknowledge_interrupt() = 0;
+    /// read_error() called at local times before the returned time repeats the accesses of
+    /// its last call and finds no error, unless the unit reports a queue error meanwhile
+    /// (InvalidationObserver::on_queue_error) or error_signal() is notified; nullopt: the
+    /// next call may differ. Lets the wait loop skip polls whose outcome is known.
+    virtual std::optional<Duration> errors_quiet_until() { return std::nullopt; }
+    /// Notified when read_error()'s outcome may change other than by a queue-error report
+    /// of the unit (SMMUv3: the GERROR interrupt it waits for); nullptr: never.
+    virtual const sc_core::sc_event* error_signal() { return nullptr; }
 };
 
 class CmdQueueDriver final : public iommu::InvalidationObserver {
@@ -137,6 +147,9 @@ public:
     /// `lock_stats`: parent of the queue lock's stats group "queue_lock" (HostLock).
     CmdQueueDriver(HostCpu& cpu, CmdQueueHooks& hooks, Counters counters, MsiDecoder* msi = nullptr,
                    std::vector<uint32_t> vectors = {}, stats::Group* lock_stats = nullptr);
+    ~CmdQueueDriver() override;
+    CmdQueueDriver(const CmdQueueDriver&) = delete;
+    CmdQueueDriver& operator=(const CmdQueueDriver&) = delete;
 
     /// Allocates the ring (2^order contiguous table pages) and the status page. Untimed.
     /// `status_bytes`: the size of the sync's status write (4: VT-d wait, SMMUv3 MSI data;
@@ -180,9 +193,43 @@ public:
     /// `counted` = false: not counted as a flush (e.g. a page response). SC_THREAD only.
     FlushTiming submit(std::vector<QueueEntry> cmds, bool counted = true);
 
+    /// Whether a waiting thread may sleep through polls whose outcome is known instead of
+    /// performing them (the default; same simulated results, one context switch per wait
+    /// instead of one or two per poll). Off: every poll is performed (tests compare both).
+    void set_poll_skipping(bool on) { skip_enabled_ = on; }
+
     void on_phase(uint64_t seq, iommu::InvalPhase phase, Duration at, pcie::Bdf device) override;
+    void on_queue_error() override;
+    void on_attached_to_unit() override { unit_reports_ = true; }
 
 private:
+    /// A polling thread asleep instead of polling (see skip_polls): the iterations it
+    /// would have made, replayed (counted, lock taken and released) once they are known
+    /// to have found nothing. Iteration i: its start A_i (hold: the lock taken at L_i; the
+    /// poll and the status read counted) and its end B_i at R_i (the read completes, the
+    /// error check's accesses, hold: the lock released at R_i + check time). Kernel times.
+    struct Sleeper {
+        bool hold = false;
+        unsigned core = 0;
+        Duration a, b;            ///< the next unreplayed iteration's A and B times
+        bool at_b = false;        ///< its A is replayed, B is not
+        Duration mr, check, relax; ///< status read, error check (as measured), relax
+        HostCpu::Accesses check_acc; ///< the error check's accesses (as measured)
+        bool stop = false;        ///< an error or a lock contender: resume polling for real
+        sc_core::sc_event wake;
+    };
+    enum class Resume : uint8_t { polled, at_lock, at_read };
+    /// After an iteration that found nothing (lock dropped, relax spent): sleeps until the
+    /// status word is written, an error is reported, a lock contender arrives or an
+    /// iteration that could behave differently is due, accounts for the polls it skipped
+    /// and positions the thread where polling goes on for real.
+    Resume skip_polls(uint64_t status, uint32_t token, Duration submitted, const WaitLoop& loop,
+                      Duration iteration_read, Duration check, const HostCpu::Accesses& check_acc,
+                      std::optional<Duration>& read_at);
+    /// Replays the sleeper's iterations whose events lie before kernel time `k`.
+    void catch_up(Sleeper& s, Duration k);
+    void stop_sleepers();
+
     /// `cmds` + one sync, written in parts of at most `part` entries (each waits for room
     /// and publishes the tail), waited for as one submission.
     FlushTiming submit_batch(std::vector<QueueEntry> cmds, bool counted, size_t part);
@@ -231,6 +278,10 @@ private:
     };
     std::map<uint64_t, Submission> open_; ///< submissions being waited for, by first seq
     std::set<uint32_t> aborted_;          ///< tokens of submissions a queue error aborted
+    bool skip_enabled_ = true;
+    bool unit_reports_ = false;           ///< the unit reports status writes and errors (on_attached_to_unit)
+    std::vector<Sleeper*> sleepers_;      ///< threads skipping polls now
+    size_t settle_id_ = 0;                ///< HostCpu::on_settle registration
 };
 
 } // namespace iommusim::host

@@ -98,4 +98,34 @@ void HostCpu::spend(Duration d) { self().ahead += d; }
 
 Duration HostCpu::now() const { return kernel_now() + self().ahead; }
 
+void HostCpu::set_now(Duration t) { self().ahead = t - kernel_now(); }
+
+void HostCpu::wait_until(Duration t) {
+    self().ahead = Duration::zero();
+    const Duration k = kernel_now();
+    if (t > k) sc_core::wait(to_sc(t - k));
+}
+
+HostCpu::Accesses HostCpu::accesses() const {
+    return {mmio_reads_.value(), mmio_writes_.value(), mem_reads_.value(), mem_writes_.value()};
+}
+
+size_t HostCpu::on_settle(std::function<void()> fn) {
+    settle_.emplace(next_settle_, std::move(fn));
+    return next_settle_++;
+}
+
+void HostCpu::drop_settle(size_t id) { settle_.erase(id); }
+
+void HostCpu::settle() {
+    for (auto& [id, fn] : settle_) fn();
+}
+
+void HostCpu::account(const Accesses& a) {
+    mmio_reads_.inc(a.mmio_reads);
+    mmio_writes_.inc(a.mmio_writes);
+    mem_reads_.inc(a.mem_reads);
+    mem_writes_.inc(a.mem_writes);
+}
+
 } // namespace iommusim::host

@@ -24,6 +24,8 @@
 // Not modelled: sharing one CPU between two threads pinned to it (each runs
 // as if alone), store buffers, out-of-order overlap of independent UC accesses.
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <systemc>
 #include <tlm>
 #include <tlm_utils/multi_passthrough_initiator_socket.h>
@@ -60,6 +62,35 @@ public:
     void spend(Duration d);
     /// The calling thread's local time.
     Duration now() const;
+    /// Sets the calling thread's local time to `t` (>= the kernel's): a caller that slept
+    /// on an event resumes at a later point of a sequence it accounted for itself.
+    void set_now(Duration t);
+    /// Waits until the kernel reaches `t` (>= the kernel's time; the thread's local time becomes t).
+    void wait_until(Duration t);
+
+    /// Access counts (the stats), to account for accesses a caller proved would repeat
+    /// (CmdQueueDriver's skipped polls) without performing them.
+    struct Accesses {
+        uint64_t mmio_reads = 0, mmio_writes = 0, mem_reads = 0, mem_writes = 0;
+        Accesses operator-(const Accesses& o) const {
+            return {mmio_reads - o.mmio_reads, mmio_writes - o.mmio_writes, mem_reads - o.mem_reads,
+                    mem_writes - o.mem_writes};
+        }
+        bool operator==(const Accesses&) const = default;
+    };
+    Accesses accesses() const;
+    /// Counts `a` as performed.
+    void account(const Accesses& a);
+
+    /// Work to do when the simulation stops (Platform::run, at the end time): `fn` accounts
+    /// for what a sleeping thread has done by then. Returns an id for drop_settle.
+    size_t on_settle(std::function<void()> fn);
+    void drop_settle(size_t id);
+    void settle();
+    /// The time the run stops (Platform::run): a waiter needs no timer for a later time
+    /// (a cancelled timer would stay in the kernel's queue). Default: unknown (never).
+    void set_run_end(Duration end) { run_end_ = end; }
+    Duration run_end() const { return run_end_; }
 
     /// Marks `port` as a device BAR (reads cost device_mmio_read).
     void set_device_port(unsigned port);
@@ -87,6 +118,9 @@ private:
     mutable std::unordered_map<const sc_core::sc_process_b*, Thread> threads_;
     mutable const sc_core::sc_process_b* last_ = nullptr; ///< lookup cache: the last thread asked for
     mutable Thread* last_thread_ = nullptr;
+    std::map<size_t, std::function<void()>> settle_;
+    size_t next_settle_ = 0;
+    Duration run_end_ = Duration::ps(uint64_t{1} << 62);
 };
 
 /// A driver's handle on one register file.

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "models/host/host_lock.hpp"
 
+#include <stdexcept>
+
 namespace iommusim::host {
 
 HostLock::HostLock(HostCpu& cpu, const std::string& name, stats::Group* parent)
@@ -13,7 +15,10 @@ HostLock::HostLock(HostCpu& cpu, const std::string& name, stats::Group* parent)
       handoff_ns_(stats_.value("handoff_ns", "ns", "total cost of cache-line hand-offs")) {}
 
 void HostLock::lock() {
+    if (watcher_) watcher_();
+    ++arriving_;
     cpu_.sync(); // a lock is where CPUs interact: the caller's local time becomes the kernel's
+    --arriving_;
     const uint64_t ticket = core_.arrive(cpu_.core(), cpu_.now());
     std::optional<Duration> grant;
     while (!(grant = core_.take(ticket))) sc_core::wait(released_);
@@ -23,6 +28,16 @@ void HostLock::lock() {
 
 void HostLock::unlock() {
     core_.release(cpu_.now());
+    if (core_.waiting()) released_.notify(sc_core::SC_ZERO_TIME);
+}
+
+void HostLock::replay_take(unsigned cpu, Duration at) {
+    if (!core_.take(core_.arrive(cpu, at))) throw std::logic_error("HostLock::replay_take: the lock is not free");
+    publish();
+}
+
+void HostLock::replay_release(Duration at) {
+    core_.release(at);
     if (core_.waiting()) released_.notify(sc_core::SC_ZERO_TIME);
 }
 

@@ -17,6 +17,8 @@
 //
 // Fidelity: see CpuLock. The caller pays its waiting as CPU time (a spinlock
 // spins); a thread that sleeps instead should not use this lock.
+#include <functional>
+#include <optional>
 #include <string>
 #include <systemc>
 #include <utility>
@@ -35,6 +37,17 @@ public:
     /// Releases it at the calling thread's local time.
     void unlock();
     const CpuLock& core() const { return core_; }
+    /// Record an uncontended acquisition by CPU `cpu` at local time `at` and a release at
+    /// `at`, which a caller proved happened without performing them (CmdQueueDriver's
+    /// skipped polls); replay_take throws if the lock is not free for it.
+    void replay_take(unsigned cpu, Duration at);
+    void replay_release(Duration at);
+    /// Called at the start of every lock() (before the caller synchronises), so a thread
+    /// that skips its own lock/unlock sequence can account for it before the lock is
+    /// contended; unset by passing {}.
+    void set_watcher(std::function<void()> w) { watcher_ = std::move(w); }
+    /// Held, waited for, or wanted by a thread still catching up to its arrival time.
+    bool busy() const { return core_.held() || core_.waiting() || arriving_; }
 
     /// Holds the lock for a scope (released on the way out, also by an exception).
     class Guard {
@@ -58,6 +71,8 @@ private:
     HostCpu& cpu_;
     CpuLock core_;
     sc_core::sc_event released_;
+    std::function<void()> watcher_;
+    unsigned arriving_ = 0; ///< threads in lock() synchronising before they arrive
     stats::Group stats_;
     stats::Counter& acquisitions_;
     stats::Counter& contended_;

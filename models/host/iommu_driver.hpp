@@ -224,8 +224,9 @@ public:
     /// Guest RAM [gpa, gpa + bytes) at host `hpa`: how the unit reaches the guest's memory.
     struct GuestRam {
         uint64_t gpa = 0, hpa = 0, bytes = 0;
+        const DomainDesc* parent = nullptr; ///< the nesting parent (SMMUv3: its VMID is the VINTF's)
     };
-    /// Binds vIOMMU `viommu` to a guest context of the unit (AMD GuestID); false when the unit
+    /// Binds vIOMMU `viommu` to a guest context of the unit (AMD GuestID, SMMUv3 CMDQV VINTF); false when the unit
     /// has no hardware vIOMMU or no free context (the vIOMMU then stays software-only).
     virtual bool viommu_hw_alloc(uint32_t viommu, const GuestRam& ram) {
         (void)viommu, (void)ram;
@@ -241,6 +242,11 @@ public:
         (void)viommu, (void)base, (void)bytes;
         return uapi::Errno::eopnotsupp;
     }
+    /// IOMMU_DESTROY of a vDEVICE of a hardware vIOMMU: the unit's map entry for `virt_id` is cleared.
+    virtual void viommu_hw_vdevice_free(uint32_t viommu, uint64_t virt_id) { (void)viommu, (void)virt_id; }
+    /// IOMMU_DESTROY of a hardware vIOMMU (no vDEVICE or nested domain left): its guest context of
+    /// the unit (AMD GuestID, SMMUv3 VINTF and its queues) is reset and free for another vIOMMU.
+    virtual void viommu_hw_free(uint32_t viommu) { (void)viommu; }
     /// The guest enabled or disabled its hardware queue (the VMM relays the guest's control write).
     virtual void hw_queue_enable(uint32_t viommu, bool on) { (void)viommu, (void)on; }
     /// Sets up the unit's page-request log (VT-d page request queue, AMD PPR

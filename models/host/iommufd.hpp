@@ -139,6 +139,13 @@ public:
     /// IOMMU_VDEVICE_ALLOC (E.5): device `rid` behind the vIOMMU's unit is `virt_id` to the guest
     /// (vRID / vDeviceID / vSID). Errors: unknown device (not_found), duplicate virt_id (busy, EEXIST).
     void vdevice_alloc(uint32_t viommu, pcie::Bdf rid, uint64_t virt_id);
+    /// IOMMU_DESTROY of a vDEVICE (a hardware vIOMMU's map entry goes with it). Errors: unknown
+    /// vIOMMU or virtual ID (not_found).
+    void vdevice_free(uint32_t viommu, uint64_t virt_id);
+    /// IOMMU_DESTROY of a vIOMMU. Errors: unknown (not_found); busy (EBUSY) while vDEVICEs or
+    /// nested HWPTs still hold it, as iommufd's references do. A hardware vIOMMU's unit context
+    /// (AMD GuestID, SMMUv3 VINTF) is released; the VMID stays the nesting parent's.
+    void viommu_free(uint32_t viommu);
     /// The physical device behind a vIOMMU's virtual ID, or nullptr.
     const DeviceInfo* vdevice(uint32_t viommu, uint64_t virt_id) const;
     /// IOMMU_VIOMMU_ALLOC of the hardware-accelerated kind (AMD hardware vIOMMU): viommu_alloc,

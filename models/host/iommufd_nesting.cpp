@@ -134,7 +134,7 @@ uint32_t IommuFd::viommu_alloc_hw(uint32_t parent_id, uint64_t gpa, uint64_t byt
     Viommu& v = viommus_.at(id);
     const std::optional<uint64_t> hpa = contiguous(*this, hwpt(parent_id).space, gpa, bytes);
     if (!hpa) throw HostError(K::invalid, "guest RAM is not one contiguous block of the parent's IOAS");
-    if (!iommus_[v.iommu].driver->viommu_hw_alloc(id, {gpa, *hpa, bytes}))
+    if (!iommus_[v.iommu].driver->viommu_hw_alloc(id, {gpa, *hpa, bytes, &hwpt(parent_id).desc}))
         throw HostError(K::invalid, "IOMMU " + iommus_[v.iommu].name + " has no free hardware vIOMMU context");
     v.hw = true;
     return id;
@@ -155,6 +155,30 @@ void IommuFd::hw_queue_enable(uint32_t viommu, bool on) {
     if (it == viommus_.end()) throw HostError(K::not_found, "no vIOMMU " + std::to_string(viommu));
     cpu_.spend(cpu_.params().call_overhead);
     if (it->second.hw) iommus_[it->second.iommu].driver->hw_queue_enable(viommu, on);
+}
+
+void IommuFd::vdevice_free(uint32_t viommu, uint64_t virt_id) {
+    auto it = viommus_.find(viommu);
+    if (it == viommus_.end()) throw HostError(K::not_found, "no vIOMMU " + std::to_string(viommu));
+    if (!it->second.vdevices.erase(virt_id))
+        throw HostError(K::not_found, "virtual ID " + std::to_string(virt_id) + " is not a vDEVICE of vIOMMU " +
+                                          std::to_string(viommu));
+    cpu_.spend(cpu_.params().call_overhead);
+    if (it->second.hw) iommus_[it->second.iommu].driver->viommu_hw_vdevice_free(viommu, virt_id);
+}
+
+void IommuFd::viommu_free(uint32_t viommu) {
+    auto it = viommus_.find(viommu);
+    if (it == viommus_.end()) throw HostError(K::not_found, "no vIOMMU " + std::to_string(viommu));
+    if (!it->second.vdevices.empty())
+        throw HostError(K::busy, "vIOMMU " + std::to_string(viommu) + " still has vDEVICEs (EBUSY)");
+    for (const auto& [id, h] : hwpts_)
+        if (h.desc.viommu == viommu)
+            throw HostError(K::busy, "vIOMMU " + std::to_string(viommu) + " still has nested HWPT " + std::to_string(id) +
+                                         " (EBUSY)");
+    cpu_.spend(cpu_.params().call_overhead);
+    if (it->second.hw) iommus_[it->second.iommu].driver->viommu_hw_free(viommu);
+    viommus_.erase(it);
 }
 
 const DeviceInfo* IommuFd::vdevice(uint32_t viommu, uint64_t virt_id) const {

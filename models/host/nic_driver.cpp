@@ -92,6 +92,8 @@ void NicDriver::setup_ring(uint32_t q) {
     // A full ring keeps one slot empty (tail == head means empty).
     for (uint32_t i = 0; i + 1 < p_.ring_entries; ++i) post(q);
     doorbell(q);
+    // ixgbe_write_eitr: the interval in 2 us units in ITR Interval [11:3] (usecs << 2).
+    if (p_.itr_us) regs_.write32(nic::eitr_reg(q), (p_.itr_us << 2) & nic::kEitrIntervalMask);
     regs_.write32(nic::kEims, 1u << q);
 }
 
@@ -100,8 +102,14 @@ void NicDriver::setup_tx_ring(uint32_t q) {
     tx_rings_.push_back(std::make_unique<TxRing>());
     TxRing& r = *tx_rings_.back();
     r.buffers.assign(p_.tx_ring_entries, 0);
-    r.base = fd.map(ioas_, tx_ring_bytes());
-    r.pa = fd.lookup(ioas_, r.base).value();
+    if (process_) { // SVA: in the process's address space, after its RX rings
+        r.base = p_.sva_ring_va + uint64_t{nic_.params().queues} * ring_bytes() + q * tx_ring_bytes();
+        fd.mmap(process_, r.base, tx_ring_bytes());
+        r.pa = fd.process_lookup(process_, r.base).value();
+    } else {
+        r.base = fd.map(ioas_, tx_ring_bytes());
+        r.pa = fd.lookup(ioas_, r.base).value();
+    }
     program_ring(nic::tx_reg(nic::kTdbal, q), r.base, p_.tx_ring_entries);
 }
 
@@ -131,7 +139,9 @@ bool NicDriver::clean_tx(uint32_t q) {
         // The write-back's STA.DD is dword 3 bit 0 (§7.2.3.2.4).
         if (!(cpu.mem_read_u32(r.pa + uint64_t{r.next_to_clean} * nic::kDescriptorBytes + 12) & nic::kStatusDd)) break;
         try {
-            host_.iommufd().unmap(ioas_, r.buffers[r.next_to_clean], tx_mapped_bytes());
+            // SVA: the buffer is the application's own page, which it keeps and reuses: nothing to unmap.
+            // A context descriptor (TSO) has no buffer.
+            if (!process_ && r.buffers[r.next_to_clean]) host_.iommufd().unmap(ioas_, r.buffers[r.next_to_clean], tx_mapped_bytes());
         } catch (const HostError&) {
             errors_.inc();
         }
@@ -155,8 +165,10 @@ void NicDriver::run_tx(uint32_t q) {
     });
     TxRing& r = *tx_rings_.at(q);
     const uint32_t bytes = nic_.params().packet_bytes;
-    // Each queue's sender offers its share of tx_rate_gbps.
-    const Duration gap = Duration::ns(8.0 * bytes * static_cast<double>(rings_.size()) / p_.tx_rate_gbps);
+    // Each queue's sender offers its share of tx_rate_gbps (TSO: in sends of tso_bytes).
+    const uint32_t send_bytes = p_.tso_bytes ? p_.tso_bytes : bytes;
+    const Duration gap = Duration::ns(8.0 * send_bytes * static_cast<double>(rings_.size()) / p_.tx_rate_gbps);
+    const uint32_t needed = tx_descriptors_per_send();
     Duration next = cpu.now();
     for (;;) {
         if (next > cpu.now()) { // no packet due: xmit_more is false, ring the tail, wait for the next one
@@ -165,8 +177,8 @@ void NicDriver::run_tx(uint32_t q) {
             cpu.sync();                                 // idle until the packet is due
             continue;
         }
-        const uint32_t after = r.next_to_use + 1 == p_.tx_ring_entries ? 0 : r.next_to_use + 1;
-        if (after == r.next_to_clean) { // ring full (one slot stays empty): netif_stop_queue
+        const uint32_t free = (r.next_to_clean + p_.tx_ring_entries - r.next_to_use - 1) % p_.tx_ring_entries;
+        if (free < needed) { // ring full (one slot stays empty): netif_stop_queue
             if (r.unannounced) tx_doorbell(q);
             tx_stats_->ring_full.inc();
             r.stopped = true;
@@ -174,9 +186,24 @@ void NicDriver::run_tx(uint32_t q) {
             sc_core::wait(r.space);
             continue;
         }
+        if (p_.tso_bytes) {
+            if (post_tso(q)) tx_stats_->sent.inc();
+            else errors_.inc(); // a map failed: the stack drops the send
+            next = next + gap;
+            if (r.unannounced >= p_.tx_doorbell_batch) tx_doorbell(q);
+            continue;
+        }
         uint64_t iova = 0;
         try {
-            iova = host_.iommufd().map(ioas_, tx_mapped_bytes());
+            if (process_) {
+                // SVA: the application sends from its own page of this slot, which it writes
+                // first (a CPU page fault populates it on first use); the NIC reads it through
+                // the process's page tables under the PASID, with no dma_map.
+                iova = tx_sva_buffer(q, r.next_to_use);
+                if (!host_.iommufd().process_mapped(process_, iova)) host_.iommufd().fault_in(process_, iova);
+            } else {
+                iova = host_.iommufd().map(ioas_, tx_mapped_bytes());
+            }
         } catch (const HostError&) {
             errors_.inc();
             next = next + gap; // the packet is dropped by the stack
@@ -188,12 +215,50 @@ void NicDriver::run_tx(uint32_t q) {
         d.cmd_type_len = bytes | nic::kTxDtypData | nic::kTxCmdEop | nic::kTxCmdIfcs | nic::kTxCmdRs | nic::kTxCmdDext;
         d.olinfo_status = bytes << nic::kTxPaylenShift;
         cpu.mem_write(r.pa + uint64_t{r.next_to_use} * nic::kDescriptorBytes, &d, sizeof d);
-        r.next_to_use = after;
+        r.next_to_use = r.next_to_use + 1 == p_.tx_ring_entries ? 0 : r.next_to_use + 1;
         ++r.unannounced;
         tx_stats_->sent.inc();
         next = next + gap;
         if (r.unannounced >= p_.tx_doorbell_batch) tx_doorbell(q);
     }
+}
+
+bool NicDriver::post_tso(uint32_t q) {
+    IommuFd& fd = host_.iommufd();
+    TxRing& r = *tx_rings_[q];
+    // ixgbe_tx_map: the headers (skb->data) by dma_map_single, then each page of the
+    // payload (a page frag) by skb_frag_dma_map; a failed map unmaps what was mapped.
+    const uint32_t payload = p_.tso_bytes - kTsoHeaderBytes;
+    std::vector<std::pair<uint64_t, uint32_t>> bufs; // IOVA, length
+    try {
+        bufs.emplace_back(fd.map(ioas_, tx_mapped_bytes()), kTsoHeaderBytes);
+        for (uint32_t off = 0; off < payload; off += 4096)
+            bufs.emplace_back(fd.map(ioas_, tx_mapped_bytes()), std::min<uint32_t>(4096, payload - off));
+    } catch (const HostError&) {
+        for (const auto& b : bufs) fd.unmap(ioas_, b.first, tx_mapped_bytes());
+        return false;
+    }
+    auto put = [&](const void* desc, uint64_t iova) {
+        host_.cpu().mem_write(r.pa + uint64_t{r.next_to_use} * nic::kDescriptorBytes, desc, nic::kDescriptorBytes);
+        r.buffers[r.next_to_use] = iova;
+        r.next_to_use = r.next_to_use + 1 == p_.tx_ring_entries ? 0 : r.next_to_use + 1;
+        ++r.unannounced;
+    };
+    // ixgbe_tso: the context descriptor (TCP over IPv4; each segment a packet_bytes frame).
+    nic::TxContextDescriptor c;
+    c.vlan_macip_lens = kTsoIpHeaderBytes | kTsoMacHeaderBytes << nic::kTxMaclenShift;
+    c.type_tucmd_mlhl = nic::kTxDtypContext | nic::kTxCmdDext | nic::kTxTucmdIpv4 | nic::kTxTucmdL4Tcp;
+    c.mss_l4len_idx = (nic_.params().packet_bytes - kTsoHeaderBytes) << nic::kTxMssShift | kTsoTcpHeaderBytes << nic::kTxL4lenShift;
+    put(&c, 0);
+    for (size_t i = 0; i < bufs.size(); ++i) {
+        nic::TxDataDescriptor d;
+        d.buffer = bufs[i].first;
+        d.cmd_type_len = bufs[i].second | nic::kTxDtypData | nic::kTxCmdIfcs | nic::kTxCmdDext | nic::kTxCmdTse;
+        if (i + 1 == bufs.size()) d.cmd_type_len |= nic::kTxCmdEop | nic::kTxCmdRs;
+        if (i == 0) d.olinfo_status = payload << nic::kTxPaylenShift; // PAYLEN: the payload without headers
+        put(&d, bufs[i].first);
+    }
+    return true;
 }
 
 void NicDriver::post(uint32_t q) {

@@ -47,7 +47,18 @@
 // rx_stack, calibration.md's per-packet cost up to an early drop) and the
 // application's copy of its PKT_LEN bytes (copy_bytes_per_ns). Queue q's
 // threads (NAPI and sender) run on CPU q (interrupt affinity, XPS).
-// Not modelled: half-page splitting, GRO, TX stack costs, TX in SVA mode, BQL,
+// TSO (`tso_bytes`): each send is a TCP/IPv4 super-packet of tso_bytes: a
+// context descriptor (MSS = packet_bytes minus the 54 header bytes, header
+// lengths) then data descriptors with TSE, one for the headers and one per
+// 4 KiB payload page, each buffer mapped on its own (ixgbe_tx_map:
+// dma_map_single of the headers, skb_frag_dma_map per page frag) and
+// unmapped when its descriptor is cleaned; the NIC segments it on the wire.
+// TX in SVA mode: the TX rings are mmapped in the process like the RX rings;
+// each TX slot sends from one page of the application's own memory, which it
+// writes before describing it (a CPU page fault populates the page on first
+// use) and keeps afterwards: no dma_map / unmap per packet, so TX costs the
+// IOMMU only the translations of the NIC's reads under the PASID.
+// Not modelled: half-page splitting, GRO, TX stack costs, BQL,
 // the qdisc beyond an unbounded backlog of offered packets.
 #include <cstdint>
 #include <memory>
@@ -69,6 +80,10 @@ struct NicDriverParams {
     /// calibration.md "NIC descriptors (82599-class)": tail doorbell per 32 refilled buffers.
     static constexpr uint32_t kDefaultDoorbellBatch = 32;
     std::string iommu;                                     ///< IOMMU the NIC is behind
+    /// us; minimum interval between two interrupts of a queue (ethtool -C rx-usecs), written
+    /// to each queue's EITR at bring-up; 0 = no throttling. Default 0: ixgbe's default is its
+    /// adaptive ITR (rx-usecs 1), which is not modelled; a fixed value models a static setting.
+    uint32_t itr_us = 0;
     uint32_t ring_entries = kDefaultRingEntries;           ///< per queue; a multiple of 8 (RDLEN is in 128-byte units)
     uint32_t buffer_bytes = kDefaultBufferBytes;
     uint32_t batch = kDefaultBatch;                        ///< completions handled per NAPI poll
@@ -104,6 +119,10 @@ struct NicDriverParams {
     /// TX descriptors cleaned per NAPI poll: ixgbe's IXGBE_DEFAULT_TX_WORK (256).
     static constexpr uint32_t kDefaultTxWorkLimit = 256;
     uint32_t tx_work_limit = kDefaultTxWorkLimit;
+    /// bytes; TSO: the sender hands the NIC sends of this many bytes (TCP/IPv4 headers
+    /// plus payload, GSO up to 64 KiB) that it segments into packet_bytes frames; 0 = off
+    /// (one descriptor per packet). Default 0.
+    uint32_t tso_bytes = 0;
 };
 
 class NicDriver {
@@ -160,7 +179,24 @@ private:
     /// Cleans written-back TX descriptors; returns whether it finished within tx_work_limit.
     bool clean_tx(uint32_t q);
     uint64_t tx_ring_bytes() const { return (uint64_t{p_.tx_ring_entries} * 16 + 4095) & ~uint64_t{4095}; }
-    uint64_t tx_mapped_bytes() const { return (uint64_t{nic_.params().packet_bytes} + 4095) & ~uint64_t{4095}; }
+    /// SVA: the process page slot `slot` of TX queue `q` sends from (after every RX buffer page).
+    uint64_t tx_sva_buffer(uint32_t q, uint32_t slot) const {
+        return p_.sva_buffer_va +
+               (uint64_t{nic_.params().queues} * p_.ring_entries + uint64_t{q} * p_.tx_ring_entries + slot) * 4096;
+    }
+    /// Bytes each TX buffer maps: a packet, or (TSO) one page (the headers, or a page frag).
+    uint64_t tx_mapped_bytes() const {
+        return p_.tso_bytes ? 4096 : (uint64_t{nic_.params().packet_bytes} + 4095) & ~uint64_t{4095};
+    }
+    /// TSO headers: Ethernet, IPv4 and TCP without options.
+    static constexpr uint32_t kTsoMacHeaderBytes = 14, kTsoIpHeaderBytes = 20, kTsoTcpHeaderBytes = 20;
+    static constexpr uint32_t kTsoHeaderBytes = kTsoMacHeaderBytes + kTsoIpHeaderBytes + kTsoTcpHeaderBytes;
+    /// TX descriptors one send takes: one, or (TSO) a context, the headers and one per payload page.
+    uint32_t tx_descriptors_per_send() const {
+        return p_.tso_bytes ? 2 + (p_.tso_bytes - kTsoHeaderBytes + 4095) / 4096 : 1;
+    }
+    /// TSO: maps one send's headers and payload pages and writes its context and data descriptors.
+    bool post_tso(uint32_t q);
     /// A buffer is mapped in whole pages.
     uint64_t mapped_bytes() const { return (uint64_t{p_.buffer_bytes} + 4095) & ~uint64_t{4095}; }
     uint64_t ring_bytes() const { return (uint64_t{p_.ring_entries} * 16 + 4095) & ~uint64_t{4095}; }

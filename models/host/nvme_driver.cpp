@@ -79,6 +79,13 @@ void NvmeDriver::setup() {
     regs_.write32(nvme::kCc, 1u | 6u << 16 | 4u << 20); // EN, IOSQES = 2^6, IOCQES = 2^4, MPS = 4 KiB
     while (!(regs_.read32(nvme::kCsts) & 1)) {
     }
+    if (p_.coalescing_entries > 1 || p_.coalescing_time_us) {
+        nvme::Sqe f;
+        f.cdw0 = nvme::kAdminSetFeatures;
+        f.cdw10 = nvme::kFeatureInterruptCoalescing;
+        f.cdw11 = (p_.coalescing_entries - 1) | static_cast<uint32_t>(p_.coalescing_time_us / nvme::kCoalescingTimeUnitUs) << 8;
+        admin(f);
+    }
     for (uint32_t qid = 1; qid <= p_.jobs; ++qid) {
         Queue& q = queues_[qid];
         q.entries = p_.queue_depth + 1; // room for queue_depth commands (a full queue keeps one slot free)

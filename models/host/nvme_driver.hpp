@@ -42,6 +42,11 @@ struct NvmeDriverParams {
     uint32_t jobs = kDefaultJobs;               ///< I/O queue pairs, one host thread each
     uint64_t capacity_bytes = kDefaultCapacityBytes;
     uint64_t seed = 1;
+    /// Interrupt Coalescing (Set Features FID 08h at bring-up, as nvme-cli set-feature -f 8):
+    /// completions per interrupt (THR + 1) and aggregation time in us (TIME, 100 us units).
+    /// 1 and 0 = not set (Linux leaves the controller's default, no coalescing).
+    uint32_t coalescing_entries = 1;
+    uint32_t coalescing_time_us = 0;
 };
 
 class NvmeDriver {

@@ -439,6 +439,8 @@ FlushTiming Smmuv3Driver::issue(const std::vector<Command>& cmds, bool counted) 
         t.descriptors = static_cast<unsigned>(cmds.size());
         return t;
     }
+    if (secondary_)
+        if (std::optional<FlushTiming> t = secondary_(cmds)) return *t;
     return queue_.submit(std::move(q), counted);
 }
 
@@ -746,6 +748,8 @@ void Smmuv3Driver::write_tail(uint64_t, uint64_t entries) {
     // PROD: index and wrap bit = the entries written so far modulo twice the queue size.
     mmio_.write32(reg::kCmdqProd, static_cast<uint32_t>(entries & ((uint64_t{2} << cmdq_log2_) - 1)));
 }
+
+const sc_core::sc_event* Smmuv3Driver::error_signal() { return msi_ ? &msi_->event(kGerrorVector) : nullptr; }
 
 QueueError Smmuv3Driver::read_error() {
     QueueError e;

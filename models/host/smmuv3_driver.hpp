@@ -138,6 +138,23 @@ public:
     uapi::Errno viommu_invalidate(const ViommuRef& v, const std::vector<std::array<uint64_t, 2>>& cmds, uint32_t& done,
                                   FlushTiming& timing) override;
 
+    // CMDQ-Virtualization (iommu/smmuv3/smmuv3_cmdqv.hpp), programmed as Linux's tegra241-cmdqv.c
+    // does for user-space VINTFs (smmuv3_driver_nested.cpp). The host's own commands stay on the
+    // SMMU's CMDQ (Linux's bypass_vcmdq).
+    void attach_cmdqv(MmioPort cmdqv, uint16_t vintfs, uint16_t queues);
+    bool viommu_hw_alloc(uint32_t viommu, const GuestRam& ram) override;
+    void viommu_hw_vdevice(uint32_t viommu, uint64_t virt_id, const DeviceInfo& dev) override;
+    uapi::Errno hw_queue_alloc(uint32_t viommu, uint64_t base, uint64_t bytes) override;
+    void viommu_hw_vdevice_free(uint32_t viommu, uint64_t virt_id) override;
+    void viommu_hw_free(uint32_t viommu) override;
+    /// The CMDQV VINTF of a hardware vIOMMU (its logical pages are what the VMM maps into the guest).
+    std::optional<uint16_t> vintf(uint32_t viommu) const;
+    /// A secondary command queue (Linux arm_smmu_impl_ops.get_secondary_cmdq): handed every batch
+    /// first; it returns the batch's timing when it took it, nullopt when the batch goes to the
+    /// SMMU's CMDQ (a guest's vCMDQ takes only the commands its hardware allows).
+    using SecondaryCmdq = std::function<std::optional<FlushTiming>(const std::vector<iommu::smmuv3::Command>&)>;
+    void set_secondary_cmdq(SecondaryCmdq f) { secondary_ = std::move(f); }
+
     /// What the driver reads from IDR0/1/3/5 (Linux arm_smmu_device_hw_probe).
     struct Features {
         IommuCaps caps;
@@ -210,6 +227,10 @@ private:
     uint64_t read_head() override;
     void write_tail(uint64_t tail, uint64_t entries) override;
     QueueError read_error() override;
+    /// GERROR changes only with a queue-error report of the unit (CERROR_*); with MSIs the
+    /// check reads it only once the GERROR interrupt arrived (error_signal).
+    std::optional<Duration> errors_quiet_until() override { return kQuietForever; }
+    const sc_core::sc_event* error_signal() override;
     void acknowledge(const QueueError& e) override;
     void acknowledge_interrupt() override {}
 
@@ -263,6 +284,16 @@ private:
     stats::Counter& stall_aborts_;
     CmdQueueDriver queue_;
     PageRequestLogDriver priq_;
+    SecondaryCmdq secondary_;
+    struct Cmdqv {
+        MmioPort mmio;
+        uint16_t vintfs, queues;
+        bool reset = false;                        ///< tegra241_cmdqv_hw_reset done
+        std::map<uint32_t, uint16_t> vintf;        ///< hardware vIOMMU -> its VINTF
+        std::map<uint16_t, std::vector<std::optional<uint64_t>>> sids; ///< VINTF -> the vSID of each SID_MATCH pair
+        std::map<uint16_t, uint16_t> lvcmdqs;      ///< VINTF -> LVCMDQs allocated (ascending)
+    };
+    std::optional<Cmdqv> cmdqv_;
 };
 
 } // namespace iommusim::host

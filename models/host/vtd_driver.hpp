@@ -128,6 +128,8 @@ private:
     WaitLoop wait_loop() override;
     void write_tail(uint64_t tail, uint64_t entries) override;
     QueueError read_error() override;
+    /// FSTS.IQE/ITE/ICE are set only with a queue-error report of the unit.
+    std::optional<Duration> errors_quiet_until() override { return kQuietForever; }
     void acknowledge(const QueueError& e) override;
     void acknowledge_interrupt() override;
 

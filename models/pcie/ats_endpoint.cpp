@@ -3,8 +3,9 @@
 #include "models/pcie/ats_endpoint.hpp"
 
 #include <algorithm>
-#include <bit>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 
 #include "models/pcie/ats_codec.hpp"
 
@@ -12,13 +13,9 @@ namespace iommusim::pcie {
 
 using sc_core::sc_time;
 
-namespace {
-constexpr uint64_t kShiftMask = 0x7F;
-} // namespace
-
 AtsEndpoint::AtsEndpoint(const sc_core::sc_module_name& name, const AtsEndpointParams& p, stats::Group* parent)
     : sc_module(name), upstream("upstream"), downstream("downstream"), p_(p), stats_(basename(), parent),
-      atc_("atc", p_.atc, &stats_),
+      atc_(p_, &stats_),
       // atc.hits / atc.misses count the lookups (one per DMA access); this one the hits that could not be used.
       st_permission_misses_(stats_.counter("atc_permission_misses", "count",
                                            "DMA accesses whose cached translation lacked the permission: a Translation Request followed")),
@@ -36,24 +33,18 @@ AtsEndpoint::AtsEndpoint(const sc_core::sc_module_name& name, const AtsEndpointP
                                      "Invalidate Completions held until requests through a dropped translation completed")),
       st_no_snoop_cleared_(stats_.counter("no_snoop_cleared", "count",
                                           "translated requests asked with No Snoop, sent snooped: their translation had N set")),
-      st_inv_latency_(stats_.histogram("invalidation_latency", "ns", "Invalidate Request arrival to Completion")) {
+      st_inv_latency_(stats_.histogram("invalidation_latency", "ns", "Invalidate Request arrival to Completion")),
+      st_translation_stalls_(stats_.counter("translation_request_stalls", "count",
+                                            "ATC misses that waited for a Translation Request slot (all max_translation_requests in flight) or a tag")),
+      st_translation_latency_(stats_.histogram("translation_latency", "ns", "Translation Request issue to its completion (slot wait excluded)")) {
+    if (p_.max_translation_requests < 1) throw std::invalid_argument(std::string(basename()) + ": max_translation_requests must be >= 1");
     atc_lookup_sc_ = to_sc(p_.atc_lookup);
     downstream.register_b_transport(this, &AtsEndpoint::b_transport_downstream);
     SC_HAS_PROCESS(AtsEndpoint);
     SC_THREAD(invalidation_thread);
 }
 
-std::optional<AtsEndpoint::AtcEntry> AtsEndpoint::atc_lookup(uint64_t iova, std::optional<uint32_t> pasid) {
-    for (uint64_t m = shifts_present_; m; m &= m - 1) {
-        const unsigned shift = static_cast<unsigned>(std::countr_zero(m));
-        if (AtcEntry* e = atc_.probe(key(pasid, false, iova, shift))) return *e;
-        if (pasid)
-            if (AtcEntry* e = atc_.probe(key(pasid, true, iova, shift))) return *e;
-    }
-    return std::nullopt;
-}
-
-bool AtsEndpoint::atc_holds(uint64_t iova, std::optional<uint32_t> pasid) { return atc_lookup(iova, pasid).has_value(); }
+bool AtsEndpoint::atc_holds(uint64_t iova, std::optional<uint32_t> pasid) { return atc_.find(iova, pasid).has_value(); }
 
 tlm::tlm_response_status AtsEndpoint::issue(uint64_t addr, void* data, unsigned len, bool write,
                                             std::optional<uint32_t> pasid, AddressType at, bool privileged,
@@ -99,29 +90,24 @@ tlm::tlm_response_status AtsEndpoint::issue(uint64_t addr, void* data, unsigned 
 }
 
 bool AtsEndpoint::translate(uint64_t iova, std::optional<uint32_t> pasid, bool privileged, sc_time& delay) {
+    // A Translation Request slot: when all are in flight the miss waits for the oldest.
+    bool stalled = false, tag_stalled = false;
+    Duration issue_at = atc_.translation_slots().take(now() + from_sc(delay), stalled);
+    if (tags_) issue_at = tags_->take(issue_at, tag_stalled);
+    if (stalled || tag_stalled) {
+        st_translation_stalls_.inc();
+        delay = from_now(issue_at);
+    }
     uint64_t entry = 0;
     st_translation_requests_.inc();
     const auto st = issue(iova & ~uint64_t{0xFFF}, &entry, 8, false, pasid, AddressType::translation_request,
                           privileged, false, delay);
+    const Duration done = now() + from_sc(delay);
+    atc_.translation_slots().hold(done);
+    if (tags_) tags_->hold(done);
+    st_translation_latency_.record((done - issue_at).as_ns());
     if (st != tlm::TLM_OK_RESPONSE) return false;
-    const AtsTranslation c = decode_translation_entry(entry);
-    if (!c.read && !c.write) return false;
-    if (c.user) return true; // U=1: use untranslated requests only, do not cache
-    const uint64_t size = c.range_size();
-    const unsigned shift = static_cast<unsigned>(std::countr_zero(size));
-    AtcEntry e;
-    e.translated = c.range_base();
-    e.shift = static_cast<uint8_t>(shift);
-    e.read = c.read;
-    e.write = c.write;
-    e.execute = c.execute;
-    e.privileged = c.privileged;
-    e.global = c.global && pasid.has_value();
-    e.no_snoop = c.no_snoop;
-    e.ready_at = now() + from_sc(delay);
-    atc_.insert(key(pasid, e.global, iova, shift), e);
-    shifts_present_ |= uint64_t{1} << shift;
-    return true;
+    return atc_.fill(iova, pasid, decode_translation_entry(entry), done) != Atc::Fill::no_access;
 }
 
 tlm::tlm_response_status AtsEndpoint::dma(uint64_t iova, void* data, unsigned len, bool write,
@@ -174,31 +160,27 @@ tlm::tlm_response_status AtsEndpoint::dma_inner(uint64_t iova, void* data, unsig
         st_untranslated_.inc();
         return issue(iova, data, len, write, pasid, AddressType::untranslated, privileged, no_snoop, delay);
     }
-    auto send_translated = [&](const AtcEntry& e) {
-        const uint64_t pa = e.translated | (iova & ((uint64_t{1} << e.shift) - 1));
+    auto send_translated = [&](const Atc::Entry& e) {
         st_translated_.inc();
         if (no_snoop && e.no_snoop) st_no_snoop_cleared_.inc(); // N: the range must be accessed snooped
-        auto st = issue(pa, data, len, write, pasid, AddressType::translated, privileged, no_snoop && !e.no_snoop, delay);
-        // Remembered until it completed: an Invalidate Completion waits for the
-        // requests that used a translation it drops (PCIe Base §10.3.1).
+        auto st = issue(e.output(iova), data, len, write, pasid, AddressType::translated, privileged,
+                        no_snoop && !e.no_snoop, delay);
         const Duration t = now();
-        while (!in_flight_.empty() && in_flight_.front().done <= t) in_flight_.pop_front();
-        in_flight_.push_back(InFlight{iova, pasid ? uint64_t{*pasid & kPasidMask} + 1 : 0, t + from_sc(delay)});
+        atc_.issued(iova, pasid, t, t + from_sc(delay));
         return st;
     };
     delay += atc_lookup_sc_;
-    std::optional<AtcEntry> e = atc_lookup(iova, pasid);
-    atc_.count_lookup(e.has_value());
-    if (e && (write ? e->write : e->read)) return send_translated(*e);
+    std::optional<Atc::Entry> e = atc_.lookup(iova, pasid);
+    if (e && e->allows(write)) return send_translated(*e);
     if (e) st_permission_misses_.inc();
     for (int attempt = 0; attempt < 2; ++attempt) {
         if (translate(iova, pasid, privileged, delay)) {
-            e = atc_lookup(iova, pasid);
+            e = atc_.find(iova, pasid);
             if (!e) { // U=1: the range may only be accessed untranslated (not cached)
                 st_untranslated_.inc();
                 return issue(iova, data, len, write, pasid, AddressType::untranslated, privileged, no_snoop, delay);
             }
-            if (write ? e->write : e->read) return send_translated(*e);
+            if (e->allows(write)) return send_translated(*e);
         }
         st_no_access_.inc();
         if (!p_.pri_enabled || attempt > 0 || !pasid) break;
@@ -252,48 +234,33 @@ void AtsEndpoint::b_transport_downstream(tlm::tlm_generic_payload& t, sc_time& d
     }
 }
 
+Atc::Invalidated process_invalidation(Atc& atc, const AtsInvalidateRequest& r, Duration arrival, Duration processing) {
+    if (arrival > kernel_now()) sc_core::wait(to_sc(arrival - kernel_now()));
+    sc_core::wait(to_sc(processing));
+    const Atc::Invalidated inv = atc.invalidate(r, kernel_now());
+    if (inv.drain_until > kernel_now()) sc_core::wait(to_sc(inv.drain_until - kernel_now()));
+    return inv;
+}
+
+MessageExtension invalidate_completion(Bdf requester, const AtsInvalidateRequest& r) {
+    MessageExtension m;
+    m.code = MessageCode::ats_invalidate_completion;
+    m.inv_cpl.requester = requester;
+    m.inv_cpl.itag_vector = 1u << (r.itag & 31);
+    m.inv_cpl.cc = 1;
+    return m;
+}
+
 void AtsEndpoint::invalidation_thread() {
     for (;;) {
         while (inv_queue_.empty()) wait(inv_arrived_);
         PendingInvalidation pi = inv_queue_.front();
         inv_queue_.pop_front();
-        if (pi.arrival > now()) wait(to_sc(pi.arrival - now()));
-        wait(to_sc(p_.invalidation_processing));
-        const AtsInvalidateRequest& r = pi.req;
-        const uint64_t base = r.range_base(), size = r.range_size();
-        const uint64_t end = size >= (uint64_t{1} << 63) ? ~uint64_t{0} : base + size - 1;
-        const uint64_t pf = r.pasid_present ? uint64_t{r.pasid & kPasidMask} + 1 : 0;
-        const uint64_t dropped = atc_.invalidate_if([&](const iommu::CacheKey& k, const AtcEntry& e) {
-            const unsigned shift = static_cast<unsigned>(k.b & kShiftMask);
-            const bool global = (k.b >> 8) & 1;
-            const uint64_t kpf = k.b >> 16;
-            // Without a PASID prefix every PASID's entries are in scope (§10.3.8); with one,
-            // that PASID's entries, plus global entries when G=1.
-            if (r.pasid_present && !(global ? r.global : kpf == pf)) return false;
-            const uint64_t lo = k.a << shift, hi = lo + ((uint64_t{1} << shift) - 1);
-            if (lo > end || hi < base) return false;
-            if (e.ready_at > now()) st_stale_completions_.inc(); // completion was still in flight
-            return true;
-        });
-        st_inv_dropped_entries_.inc(dropped);
-        // Translated requests already issued through a dropped translation (their
-        // IOVA in the range, their PASID in scope) must complete before the
-        // completion is sent; requests through other translations need not.
-        Duration drain = now();
-        for (const InFlight& f : in_flight_) {
-            if (f.done <= drain || f.iova < base || f.iova > end) continue;
-            if (r.pasid_present && !r.global && f.pasid_key != pf) continue; // G=1 reaches global entries of every PASID
-            drain = f.done;
-        }
-        if (drain > now()) {
-            st_inv_drained_.inc();
-            wait(to_sc(drain - now()));
-        }
-        MessageExtension m;
-        m.code = MessageCode::ats_invalidate_completion;
-        m.inv_cpl.requester = p_.rid;
-        m.inv_cpl.itag_vector = 1u << (r.itag & 31);
-        m.inv_cpl.cc = 1;
+        const Atc::Invalidated inv = process_invalidation(atc_, pi.req, pi.arrival, p_.invalidation_processing);
+        st_stale_completions_.inc(inv.stale);
+        st_inv_dropped_entries_.inc(inv.dropped);
+        if (inv.drain_until > inv.processed_at) st_inv_drained_.inc();
+        MessageExtension m = invalidate_completion(p_.rid, pi.req);
         MessageTlp tlp(m);
         sc_time d = sc_core::SC_ZERO_TIME;
         upstream->b_transport(tlp.payload(), d);

@@ -20,6 +20,13 @@
 // goes out snooped when its translation's completion had N set (§10.2.3: the
 // host forces snooping for that range), an untranslated one as asked (the
 // IOMMU decides).
+// At most `max_translation_requests` Translation Requests are in flight: a
+// miss finding them all busy is issued when the oldest completes (the DMA's
+// local time moves on by the wait), so slow translation slows the device; each
+// also takes a tag from the device's pool of non-posted requests when it has
+// one (set_tag_pool; the request it translates takes its own when the device
+// issues it, not while it waits for the translation); the
+// ATC itself is the kernel-free Atc (atc.hpp), shared with the traffic device.
 // Not modelled: the ATS Invalidate Queue Depth as back-pressure (the TA obeys
 // it, see VtdIommu), Translation Request NW bit, STU > 0, multiple completions
 // per request (one 8-byte entry), No-Write-only translations, stop markers.
@@ -37,11 +44,19 @@
 #include "models/common/sc_time.hpp"
 #include "models/common/stats.hpp"
 #include "models/common/time.hpp"
-#include "models/common/set_assoc_cache.hpp"
 #include "models/pcie/ats_endpoint_params.hpp"
+#include "models/pcie/atc.hpp"
 #include "models/pcie/tlp.hpp"
 
 namespace iommusim::pcie {
+
+/// From an SC_THREAD: processes one Invalidate Request through `atc` (arrived at `arrival`):
+/// waits for its arrival and `processing`, drops its range, then waits until the translated
+/// requests through a dropped translation completed (the drain; `Invalidated::drain_until`
+/// says until when). Every ATS device model processes its Invalidate Requests this way.
+Atc::Invalidated process_invalidation(Atc& atc, const AtsInvalidateRequest& r, Duration arrival, Duration processing);
+/// The Invalidate Completion for `r` (its ITag, CC=1) that function `requester` sends.
+MessageExtension invalidate_completion(Bdf requester, const AtsInvalidateRequest& r);
 
 class AtsEndpoint : public sc_core::sc_module {
 public:
@@ -69,18 +84,15 @@ public:
     const AtsEndpointParams& params() const { return p_; }
     /// Called after every completed dma() (e.g. the host's DMA safety oracle).
     void set_dma_observer(DmaObserver o) { observer_ = std::move(o); }
+    /// The device's pool of non-posted request tags: a Translation Request (a Memory Read
+    /// with AT=01) takes one besides its translation slot. None = translation slots only.
+    void set_tag_pool(SlotPool* tags) { tags_ = tags; }
     uint32_t atc_size() const { return atc_.size(); }
     /// Whether the ATC holds a translation of `iova` for `pasid` (tests, oracle).
     bool atc_holds(uint64_t iova, std::optional<uint32_t> pasid);
     uint64_t invalidations_completed() const { return st_inv_completed_.value(); }
 
 private:
-    struct AtcEntry {
-        uint64_t translated = 0;   ///< range base
-        uint8_t shift = 12;        ///< range size
-        bool read = false, write = false, execute = false, privileged = false, global = false, no_snoop = false;
-        Duration ready_at;         ///< local time the completion arrived
-    };
     struct PendingInvalidation {
         AtsInvalidateRequest req;
         Bdf from;
@@ -88,19 +100,12 @@ private:
     };
     void b_transport_downstream(tlm::tlm_generic_payload& t, sc_core::sc_time& delay);
     void invalidation_thread();
-    std::optional<AtcEntry> atc_lookup(uint64_t iova, std::optional<uint32_t> pasid);
     bool translate(uint64_t iova, std::optional<uint32_t> pasid, bool privileged, sc_core::sc_time& delay);
     tlm::tlm_response_status dma_inner(uint64_t iova, void* data, unsigned len, bool write,
                                        std::optional<uint32_t> pasid, sc_core::sc_time& delay, bool privileged,
                                        bool no_snoop);
     tlm::tlm_response_status issue(uint64_t addr, void* data, unsigned len, bool write, std::optional<uint32_t> pasid,
                                    AddressType at, bool privileged, bool no_snoop, sc_core::sc_time& delay);
-    /// b: PASID+1 (0 = requests without PASID; global entries match every PASID) | G | shift (never 0).
-    /// Inline: every ATC probe builds one.
-    static iommu::CacheKey key(std::optional<uint32_t> pasid, bool global, uint64_t iova, unsigned shift) {
-        const uint64_t pf = global ? 0 : (pasid ? uint64_t{*pasid & kPasidMask} + 1 : 0);
-        return iommu::CacheKey{iova >> shift, pf << 16 | uint64_t{global} << 8 | shift};
-    }
     static Duration now() { return kernel_now(); }
 
     AtsEndpointParams p_;
@@ -108,20 +113,14 @@ private:
     tlm::tlm_generic_payload payload_;
     TlpExtension ext_;
     stats::Group stats_;
-    iommu::SetAssocCache<AtcEntry> atc_;
-    uint64_t shifts_present_ = 0;            ///< range sizes with entries (probe only those)
+    Atc atc_;
     std::deque<PendingInvalidation> inv_queue_;
     sc_core::sc_event inv_arrived_;
     sc_core::sc_event prg_arrived_;
     std::optional<PrgResponse> last_prg_;
-    struct InFlight {
-        uint64_t iova;
-        uint64_t pasid_key;                  ///< PASID + 1; 0 = no PASID
-        Duration done;                       ///< local completion time
-    };
-    std::deque<InFlight> in_flight_;         ///< translated requests, oldest first, until they completed
     uint16_t tag_ = 0;
     DmaObserver observer_;
+    SlotPool* tags_ = nullptr;
     TlpExtension::Source last_source_ = TlpExtension::Source::none; ///< of the last issued memory request
     uint64_t last_output_ = 0;
     Duration last_held_retry_;  ///< of the last issued memory request: when the IOMMU retried it after holding it (0 = not held)
@@ -140,6 +139,8 @@ private:
     stats::Counter& st_inv_drained_;
     stats::Counter& st_no_snoop_cleared_;
     stats::Histogram& st_inv_latency_;
+    stats::Counter& st_translation_stalls_;
+    stats::Histogram& st_translation_latency_;
 };
 
 } // namespace iommusim::pcie

@@ -27,12 +27,15 @@ NicEndpoint::NicEndpoint(sc_core::sc_module_name name, const NicParams& p, stats
       writebacks_done_(stats_.counter("descriptor_writebacks", "writes", "RX descriptors written back")),
       interrupts_(stats_.counter("interrupts", "interrupts", "queue interrupts raised (auto-masked until EIMS)")),
       dma_errors_(stats_.counter("dma_errors", "DMAs", "descriptor fetches, packet writes or write-backs that failed")),
-      packet_latency_(stats_.histogram("packet_dma_latency", "ns", "packet arrival to its descriptor write-back")) {
+      packet_latency_(stats_.histogram("packet_dma_latency", "ns", "packet arrival to its descriptor write-back")),
+      interrupts_throttled_(stats_.counter("interrupts_throttled", "interrupts",
+                                           "queue interrupts held until their EITR interval since the queue's last interrupt had passed")) {
     const std::string me = basename();
     if (p_.queues < 1 || p_.queues > nic::kMaxQueues) throw std::invalid_argument(me + ": queues must be 1..64");
     if (p_.flows < 1) throw std::invalid_argument(me + ": flows must be >= 1");
     if (p_.descriptor_prefetch < 1) throw std::invalid_argument(me + ": descriptor_prefetch must be >= 1");
     if (p_.max_outstanding_reads < 1) throw std::invalid_argument(me + ": max_outstanding_reads must be >= 1");
+    tags_ = SlotPool(p_.max_outstanding_reads);
     if (p_.packet_bytes < 1 || !(p_.line_rate_gbps > 0)) throw std::invalid_argument(me + ": packet_bytes and line_rate_gbps must be > 0");
     for (uint32_t q = 0; q < p_.queues; ++q) {
         queues_.push_back(std::make_unique<Queue>());
@@ -47,6 +50,7 @@ NicEndpoint::NicEndpoint(sc_core::sc_module_name name, const NicParams& p, stats
         return ns > 0 ? 8.0 * static_cast<double>(bytes_.value()) / ns : 0.0;
     });
     stats_.on_reset([this] { rate_start_ = sc_core::sc_time_stamp(); });
+    ats_.set_tag_pool(&tags_); // a Translation Request is a non-posted read: it takes a tag too
     regs.register_b_transport(this, &NicEndpoint::b_transport_regs);
     SC_HAS_PROCESS(NicEndpoint);
     SC_THREAD(engine_thread);
@@ -69,9 +73,11 @@ NicEndpoint::TxStats::TxStats(stats::Group* parent)
       bytes(group.counter("bytes", "bytes", "packet bytes sent on the wire")),
       fetches(group.counter("descriptor_fetches", "reads", "TX descriptor fetch reads (up to tx_descriptor_prefetch each)")),
       writebacks(group.counter("descriptor_writebacks", "writes", "TX descriptor write-backs (up to tx_writeback_batch descriptors each)")),
-      bad_descriptors(group.counter("bad_descriptors", "descriptors", "descriptors skipped: not an advanced data descriptor with EOP and a length")),
+      bad_descriptors(group.counter("bad_descriptors", "descriptors",
+                                    "descriptors skipped: neither an advanced context nor an advanced data descriptor with a length; or a TSE packet without a usable context")),
       buffer_stalls(group.counter("buffer_stalls", "packets", "times data reads waited because the TX buffer held a buffer's worth ahead of the wire")),
-      read_latency(group.histogram("data_read_latency", "ns", "a packet's data read: issue to last completion (translation included)")) {
+      read_latency(group.histogram("data_read_latency", "ns", "a data descriptor's read: issue to last completion (translation included)")),
+      tso_sends(group.counter("tso_sends", "sends", "packets segmented by TSO (TSE): each leaves as ceil(payload / MSS) packets")) {
     group.derived("throughput", "Gb/s", "packet bits sent per simulated ns (line-rate units)", [this] {
         const double ns = (sc_core::sc_time_stamp() - rate_start).to_seconds() * 1e9;
         return ns > 0 ? 8.0 * static_cast<double>(bytes.value()) / ns : 0.0;
@@ -128,6 +134,17 @@ void NicEndpoint::b_transport_regs(tlm::tlm_generic_payload& gp, sc_core::sc_tim
     } else if (off == nic::kPasidCtl) {
         if (w) pasid_ = v & nic::kPasidEnable ? std::optional<uint32_t>(v & kPasidMask) : std::nullopt;
         out = pasid_ ? nic::kPasidEnable | *pasid_ : 0;
+    } else if (const auto cause = eitr_cause(off)) {
+        if (*cause >= p_.queues) {
+            gp.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+            return;
+        }
+        Queue& q = *queues_[*cause];
+        if (w) {
+            q.eitr = v & nic::kEitrIntervalMask;
+            q.irq.set_throttle(Duration::us(nic::eitr_interval_us(v)), &interrupts_throttled_);
+        }
+        out = q.eitr;
     } else if (off == nic::kEims || off == nic::kEimc) {
         for (uint32_t qi = 0; qi < p_.queues; ++qi) {
             if (!gp.is_write() || !((v >> qi) & 1)) continue;
@@ -168,6 +185,13 @@ bool NicEndpoint::ring_reg(Ring& r, uint32_t reg, bool w, uint32_t v, uint32_t& 
     }
 }
 
+std::optional<uint32_t> NicEndpoint::eitr_cause(uint64_t off) {
+    if (off >= nic::kEitrLow && off < nic::kEitrLow + 4 * 24) return static_cast<uint32_t>((off - nic::kEitrLow) / 4);
+    if (off >= nic::kEitrHigh && off < nic::kEitrHigh + 4 * (nic::kMaxQueues - 24))
+        return static_cast<uint32_t>(24 + (off - nic::kEitrHigh) / 4);
+    return std::nullopt;
+}
+
 void NicEndpoint::wait_interrupt(uint32_t qi) { queues_.at(qi)->irq.take(); }
 
 bool NicEndpoint::dma(uint64_t iova, void* data, uint32_t len, bool write, sc_core::sc_time& delay, bool no_snoop) {
@@ -187,12 +211,9 @@ void NicEndpoint::sync_to(Duration t) {
 }
 
 Duration NicEndpoint::take_tag(Duration t) {
-    while (!outstanding_.empty() && outstanding_.top() <= t) outstanding_.pop();
-    if (outstanding_.size() >= p_.max_outstanding_reads) { // every tag in flight: wait for the oldest
-        tag_stalls_.inc();
-        t = std::max(t, outstanding_.top());
-        outstanding_.pop();
-    }
+    bool stalled = false;
+    t = tags_.take(t, stalled); // every tag in flight: wait for the oldest
+    if (stalled) tag_stalls_.inc();
     return t;
 }
 
@@ -202,7 +223,7 @@ Duration NicEndpoint::read_descriptors(const Ring& r, uint32_t count, Duration t
     sc_core::sc_time d = from_now(t); // a DMA that waited (PRI, credits) may have moved the kernel past t
     if (!dma(r.ring + uint64_t{r.head} * nic::kDescriptorBytes, buf, bytes, false, d)) dma_errors_.inc();
     const Duration done = kernel_now() + from_sc(d);
-    outstanding_.push(done);
+    tags_.hold(done);
     return done;
 }
 
@@ -229,11 +250,8 @@ void NicEndpoint::tx_fetch(TxQueue& q) {
     for (uint32_t i = 0; i < count; ++i) {
         nic::TxDataDescriptor desc;
         std::memcpy(&desc, tx_scratch_.data() + size_t{i} * nic::kDescriptorBytes, sizeof desc);
-        const uint32_t len = desc.cmd_type_len & 0xFFFF;
-        // One data descriptor per packet (§7.2.3.2.4): DTYP data, DEXT, EOP and a length.
-        const bool valid = (desc.cmd_type_len & 0x00F00000u) == nic::kTxDtypData && (desc.cmd_type_len & nic::kTxCmdDext) &&
-                           (desc.cmd_type_len & nic::kTxCmdEop) && len > 0;
-        q.fetched.push_back(TxFetched{q.head, desc.buffer, len, valid, done});
+        // Interpreted when processed: a context descriptor (TSO) or a data descriptor (§7.2.3.2).
+        q.fetched.push_back(TxFetched{q.head, desc.buffer, desc.cmd_type_len, desc.olinfo_status, done});
         q.head = q.head + 1 == n ? 0 : q.head + 1;
     }
 }
@@ -263,30 +281,66 @@ void NicEndpoint::tx_engine_thread() {
             if (!any) wait(tx_doorbell_);
             continue;
         }
-        tx_next_queue_ = (qi + 1) % nq; // round robin per packet
+        tx_next_queue_ = (qi + 1) % nq; // round robin per descriptor (per packet for one-descriptor packets)
         if (tt_ > kernel_now() + p_.quantum) sync_to(tt_);
         TxQueue& q = *tx_queues_[qi];
         if (q.fetched.empty()) tx_fetch(q);
         const TxFetched f = q.fetched.front();
         q.fetched.pop_front();
         Duration left = std::max({f.ready, tt_, kernel_now()}); // the fetch may have waited (PRI, credits)
-        if (f.valid) {
+        const uint32_t dtyp = f.cmd_type_len & nic::kTxDtypMask;
+        const bool dext = f.cmd_type_len & nic::kTxCmdDext;
+        const uint32_t len = f.cmd_type_len & 0xFFFF;
+        if (dext && dtyp == nic::kTxDtypContext) {
+            // The TSO context of the packets that follow (§7.2.3.2.3): MSS and the header
+            // length MACLEN + IPLEN + L4LEN the device replicates in front of each segment.
+            const auto lens = static_cast<uint32_t>(f.buffer);
+            q.ctx_mss = f.dword3 >> nic::kTxMssShift;
+            q.ctx_header = (lens >> nic::kTxMaclenShift & 0x7F) + (lens & 0x1FF) + (f.dword3 >> nic::kTxL4lenShift & 0xFF);
+        } else if (dext && dtyp == nic::kTxDtypData && len > 0) {
+            if (!q.pkt_descriptors) q.pkt_tse = f.cmd_type_len & nic::kTxCmdTse; // the packet's first descriptor
+            ++q.pkt_descriptors;
             // The DMA engine issues its reads in order, each once its descriptor is known and a tag is free.
             tt_ = take_tag(left);
             sc_core::sc_time d = to_sc(tt_ - kernel_now());
-            const bool ok = dma(f.buffer, tx_scratch_.data(), f.length, false, d, p_.no_snoop_data);
+            const bool ok = dma(f.buffer, tx_scratch_.data(), len, false, d, p_.no_snoop_data);
             const Duration done = kernel_now() + from_sc(d);
-            outstanding_.push(done);
+            tags_.hold(done);
             tx_stats_->read_latency.record((done - tt_).as_ns());
             left = done;
-            if (ok) {
-                const Duration start = std::max(done, wire_free_);
-                wire_free_ = start + Duration::ns(8.0 * static_cast<double>(f.length) / p_.line_rate_gbps);
-                left = wire_free_;
-                tx_stats_->packets.inc();
-                tx_stats_->bytes.inc(f.length);
-            } else {
+            q.pkt_ready = std::max(q.pkt_ready, done);
+            q.pkt_bytes += len;
+            if (!ok) {
                 dma_errors_.inc();
+                q.pkt_failed = true;
+            }
+            if (f.cmd_type_len & nic::kTxCmdEop) {
+                // The packet (its data all on chip) leaves on the wire: with TSE as
+                // ceil(payload / MSS) segments, each carrying a copy of the header (§7.2.4).
+                uint64_t wire = q.pkt_bytes, packets = 1;
+                bool send = !q.pkt_failed;
+                if (send && q.pkt_tse) {
+                    send = q.ctx_mss > 0 && q.pkt_bytes > q.ctx_header;
+                    if (send) {
+                        const uint64_t payload = q.pkt_bytes - q.ctx_header;
+                        packets = (payload + q.ctx_mss - 1) / q.ctx_mss;
+                        wire = payload + packets * q.ctx_header;
+                        tx_stats_->tso_sends.inc();
+                    } else {
+                        tx_stats_->bad_descriptors.inc(); // TSE without a usable context
+                    }
+                }
+                if (send) {
+                    const Duration start = std::max(q.pkt_ready, wire_free_);
+                    wire_free_ = start + Duration::ns(8.0 * static_cast<double>(wire) / p_.line_rate_gbps);
+                    left = wire_free_;
+                    tx_stats_->packets.inc(packets);
+                    tx_stats_->bytes.inc(wire);
+                }
+                q.pkt_descriptors = 0;
+                q.pkt_bytes = 0;
+                q.pkt_failed = q.pkt_tse = false;
+                q.pkt_ready = Duration::zero();
             }
         } else {
             tx_stats_->bad_descriptors.inc();

@@ -22,16 +22,23 @@
 //   throughput); packet data as posted writes split at MPS by the fabric;
 //   in-order write-backs at their exact time (so the driver never sees a
 //   descriptor done early); auto-masked interrupts re-enabled by the
-//   driver's EIMS write (NAPI).
-//  Modelled (TX, §7.2): queues served round robin per packet; up to
-//   `tx_descriptor_prefetch` advanced data descriptors fetched by one
-//   non-posted read; each packet's data read by DMA (a non-posted read
+//   driver's EIMS write (NAPI); interrupt throttling per queue vector (EITR,
+//   §7.3.2.1): an interrupt due less than the EITR interval after the
+//   vector's last one is held until the interval has passed.
+//  Modelled (TX, §7.2): queues served round robin per descriptor; up to
+//   `tx_descriptor_prefetch` advanced descriptors fetched by one non-posted
+//   read; a packet is one or more data descriptors up to EOP, each
+//   descriptor's data read by DMA (a non-posted read
 //   holding a tag from the same pool as the fetches, so translation latency
 //   throttles transmission once the tags run out); the packet leaves on the
-//   wire at line rate once its data arrived; data reads run ahead of the wire
+//   wire at line rate once all its data arrived; TSO (§7.2.4): a context
+//   descriptor sets MSS and the header length (MACLEN + IPLEN + L4LEN), and a
+//   packet whose data descriptors have TSE leaves as ceil(payload / MSS)
+//   packets, each carrying a copy of the header; data reads run ahead of the wire
 //   by at most the on-chip TX buffer (`tx_buffer_bytes`); descriptors written
 //   back (DD) in batches of `tx_writeback_batch` (WTHRESH), or when the
-//   queue has nothing more posted, at the time the batch's last packet left;
+//   queue has nothing more posted, at the time the batch's last packet left
+//   (a descriptor before its packet's EOP once its data arrived);
 //   the write-back raises the queue's interrupt, shared by the queue's RX and
 //   TX rings as ixgbe maps a queue pair to one vector.
 //  Threads: one RX engine thread that runs ahead by up to a quantum and never
@@ -43,9 +50,11 @@
 //  No Snoop on packet data with `no_snoop_data` (a translated request as
 //   the translation's N bit allows); the PASID of every DMA from the driver-
 //   written nic::kPasidCtl.
-//  Not modelled: header split, RSC/LRO, VLANs, TSO and context descriptors
-//   (a packet is one data descriptor), the Toeplitz hash (a multiplicative
-//   flow hash instead), interrupt throttling (ITR), the write-back of several
+//  Not modelled: header split, RSC/LRO, VLANs, checksum offload (the
+//   context's TUCMD is not read), several contexts per queue (IDX), TX
+//   arbitration per packet (queues take turns per descriptor, each gathering
+//   its own packet), the Toeplitz hash (a multiplicative flow hash instead),
+//   adaptive ITR (the driver writes one fixed EITR), the write-back of several
 //   RX descriptors in one burst, the TX head write-back mode, MSI-X as a
 //   memory write (the queue's interrupt is an event; the host pays interrupt
 //   latency), a packet leaving the RX buffer before its descriptor was
@@ -106,19 +115,26 @@ private:
     struct Queue : Ring {
         std::deque<Fetched> fetched;
         QueueInterrupt irq;       ///< the queue pair's vector (RX and TX)
+        uint32_t eitr = 0;        ///< EITR: the vector's throttle interval
         sc_core::sc_event doorbell;
     };
     struct TxFetched {
         uint32_t slot;
-        uint64_t buffer;          ///< data IOVA
-        uint32_t length;          ///< DTALEN
-        bool valid;               ///< an advanced data descriptor with EOP
+        uint64_t buffer;          ///< qword 0: data IOVA (data) or the MAC/IP lengths (context)
+        uint32_t cmd_type_len;    ///< dword 2: DTALEN, DTYP, DCMD
+        uint32_t dword3;          ///< olinfo_status (data) or mss_l4len_idx (context)
         Duration ready;
     };
     struct TxQueue : Ring {
         std::deque<TxFetched> fetched;
         uint32_t wb_first = 0, wb_count = 0;  ///< done descriptors not yet written back
         Duration wb_at;                       ///< when the last of them left
+        uint32_t ctx_mss = 0, ctx_header = 0; ///< the TSO context (last context descriptor)
+        // The packet being gathered (its data descriptors up to EOP).
+        uint32_t pkt_descriptors = 0;
+        uint64_t pkt_bytes = 0;
+        bool pkt_tse = false, pkt_failed = false;
+        Duration pkt_ready;                   ///< when its last data arrived
     };
     struct WriteBack {
         uint32_t queue, slot, length; ///< TX: `length` descriptors from `slot`
@@ -137,11 +153,14 @@ private:
         stats::Counter& bad_descriptors;
         stats::Counter& buffer_stalls;
         stats::Histogram& read_latency;
+        stats::Counter& tso_sends;
         sc_core::sc_time rate_start;
     };
     void b_transport_regs(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay);
     /// A register access within one ring's register block; false for an unknown offset.
     static bool ring_reg(Ring& r, uint32_t reg, bool write, uint32_t v, uint32_t& out);
+    /// The interrupt cause whose EITR register is at `off`, if any.
+    static std::optional<uint32_t> eitr_cause(uint64_t off);
     void engine_thread();
     void tx_engine_thread();
     void writeback_thread();
@@ -175,7 +194,7 @@ private:
     uint64_t next_arrival_ = 0;                      ///< index of the next packet not yet arrived
     uint32_t buffer_packets_ = 0;                    ///< on-chip buffer capacity in packets
     std::deque<uint64_t> buffer_;                    ///< packets waiting on chip, oldest first
-    std::priority_queue<Duration, std::vector<Duration>, std::greater<>> outstanding_; ///< tag release times
+    SlotPool tags_{1};                                  ///< non-posted requests in flight (max_outstanding_reads)
     std::deque<WriteBack> writebacks_;
     Duration last_writeback_;
     sc_core::sc_event writeback_ready_;
@@ -207,6 +226,7 @@ private:
     stats::Counter& dma_errors_;
     stats::Histogram& packet_latency_;
     std::vector<stats::Counter*> queue_packets_;
+    stats::Counter& interrupts_throttled_;
 };
 
 } // namespace iommusim::pcie

@@ -31,6 +31,15 @@ constexpr uint32_t tx_reg(uint32_t reg, uint32_t queue) { return reg + queue * k
 // cause (auto-mask) until the driver sets it again after its NAPI poll.
 inline constexpr uint32_t kEims = 0x00880;
 inline constexpr uint32_t kEimc = 0x00888;
+// Extended interrupt throttle (§8.2.3.5.12): EITR[n] for cause n at 0x00820 + 4n
+// (n < 24), then 0x012300 + 4(n - 24). ITR Interval [11:3] in 2 us units, the unit
+// ixgbe assumes (it writes usecs << 2: IXGBE_20K_ITR = 200 = 50 us); 0 = no throttling.
+inline constexpr uint32_t kEitrLow = 0x00820;
+inline constexpr uint32_t kEitrHigh = 0x12300;
+inline constexpr uint32_t kEitrIntervalMask = 0x0FF8;
+constexpr uint32_t eitr_reg(uint32_t cause) { return cause < 24 ? kEitrLow + 4 * cause : kEitrHigh + 4 * (cause - 24); }
+/// The interval an EITR value asks for, in microseconds.
+constexpr uint32_t eitr_interval_us(uint32_t v) { return ((v & kEitrIntervalMask) >> 3) * 2; }
 inline constexpr uint32_t kBarBytes = 0x20000;  ///< 128 KiB register BAR
 // A model register with no 82599 counterpart (the 82599 has no PASID): the
 // PASID every DMA of the function carries, written by the driver once the
@@ -60,6 +69,14 @@ struct TxDataDescriptor {
     uint32_t cmd_type_len = 0;    ///< DTALEN [15:0], DTYP [23:20] (0011b data), DCMD [31:24]
     uint32_t olinfo_status = 0;   ///< STA [3:0] (DD bit 0 in the write-back), PAYLEN [31:14]
 };
+/// Advanced transmit context descriptor (§7.2.3.2.3): the offload context (here TSO) the
+/// data descriptors of the next packet use.
+struct TxContextDescriptor {
+    uint32_t vlan_macip_lens = 0; ///< IPLEN [8:0], MACLEN [15:9], VLAN [31:16]
+    uint32_t seqnum_seed = 0;
+    uint32_t type_tucmd_mlhl = 0; ///< TUCMD [19:9], DTYP [23:20] (0010b context), DEXT bit 29
+    uint32_t mss_l4len_idx = 0;   ///< IDX [6:4], L4LEN [15:8], MSS [31:16]
+};
 /// Advanced transmit descriptor, write-back format: only STA.DD (dword 3 bit 0) is defined.
 struct TxWriteBack {
     uint64_t reserved0 = 0;
@@ -68,12 +85,21 @@ struct TxWriteBack {
 };
 static_assert(sizeof(RxReadDescriptor) == kDescriptorBytes && sizeof(RxWriteBack) == kDescriptorBytes);
 static_assert(sizeof(TxDataDescriptor) == kDescriptorBytes && sizeof(TxWriteBack) == kDescriptorBytes);
+static_assert(sizeof(TxContextDescriptor) == kDescriptorBytes);
+inline constexpr uint32_t kTxDtypMask = 0xFu << 20;
 inline constexpr uint32_t kTxDtypData = 0x3u << 20;  ///< DTYP = 0011b: advanced data descriptor
+inline constexpr uint32_t kTxDtypContext = 0x2u << 20; ///< DTYP = 0010b: advanced context descriptor
 inline constexpr uint32_t kTxCmdEop = 1u << 24;      ///< DCMD.EOP: last descriptor of the packet
 inline constexpr uint32_t kTxCmdIfcs = 1u << 25;     ///< DCMD.IFCS: insert the Ethernet FCS
 inline constexpr uint32_t kTxCmdRs = 1u << 27;       ///< DCMD.RS: report status (write back DD)
 inline constexpr uint32_t kTxCmdDext = 1u << 29;     ///< DCMD.DEXT: advanced descriptor format
+inline constexpr uint32_t kTxCmdTse = 1u << 31;      ///< DCMD.TSE: TCP segmentation of this packet
 inline constexpr uint32_t kTxPaylenShift = 14;       ///< olinfo_status PAYLEN [31:14]
+inline constexpr uint32_t kTxMaclenShift = 9;        ///< context vlan_macip_lens MACLEN
+inline constexpr uint32_t kTxL4lenShift = 8;         ///< context mss_l4len_idx L4LEN [15:8]
+inline constexpr uint32_t kTxMssShift = 16;          ///< context mss_l4len_idx MSS [31:16]
+inline constexpr uint32_t kTxTucmdIpv4 = 1u << 10;   ///< TUCMD IPV4
+inline constexpr uint32_t kTxTucmdL4Tcp = 1u << 11;  ///< TUCMD L4T = TCP
 inline constexpr uint32_t kStatusDd = 1u << 0;
 inline constexpr uint32_t kStatusEop = 1u << 1;
 

@@ -23,6 +23,8 @@ NvmeEndpoint::NvmeEndpoint(sc_core::sc_module_name name, const NvmeParams& p, st
       media_wait_(stats_.histogram("media_wait", "ns", "command ready to its media service start (all units busy)")) {
     if (p_.parallelism < 1 || p_.max_outstanding_reads < 1 || p_.max_queue_entries < 2)
         throw std::invalid_argument(std::string(basename()) + ": parallelism and max_outstanding_reads >= 1, max_queue_entries >= 2");
+    tags_ = SlotPool(p_.max_outstanding_reads);
+    ats_.set_tag_pool(&tags_); // a Translation Request is a non-posted read: it takes a tag too
     sqs_.resize(nvme::kMaxQueues + 1);
     for (uint32_t i = 0; i <= nvme::kMaxQueues; ++i) cqs_.push_back(std::make_unique<Cq>());
     media_free_.assign(p_.parallelism, Duration::zero());
@@ -118,15 +120,23 @@ bool NvmeEndpoint::dma(uint64_t iova, void* data, uint32_t len, bool write, sc_c
 }
 
 void NvmeEndpoint::take_tag() {
-    while (!tags_.empty() && tags_.top() <= t_) tags_.pop();
-    if (tags_.size() >= p_.max_outstanding_reads) {
-        tag_stalls_.inc();
-        t_ = std::max(t_, tags_.top());
-        tags_.pop();
-    }
+    bool stalled = false;
+    t_ = tags_.take(t_, stalled); // every tag in flight: wait for the oldest
+    if (stalled) tag_stalls_.inc();
 }
 
 void NvmeEndpoint::execute_admin(const nvme::Sqe& c, uint32_t& status) {
+    if (c.opcode() == nvme::kAdminSetFeatures) {
+        if ((c.cdw10 & 0xFF) != nvme::kFeatureInterruptCoalescing) {
+            status = nvme::kStatusInvalidField; // the only feature this model implements
+            return;
+        }
+        // Every I/O completion queue's vector, those created later too (the admin CQ never coalesces).
+        coalescing_threshold_ = (c.cdw11 & 0xFF) + 1;
+        coalescing_time_ = Duration::us(nvme::kCoalescingTimeUnitUs * ((c.cdw11 >> 8) & 0xFF));
+        for (uint32_t q = 1; q < cqs_.size(); ++q) cqs_[q]->irq.set_coalescing(coalescing_threshold_, coalescing_time_);
+        return;
+    }
     const uint32_t qid = c.cdw10 & 0xFFFF, size = (c.cdw10 >> 16) + 1;
     if (qid == 0 || qid > nvme::kMaxQueues || size < 2 || size > p_.max_queue_entries || !(c.cdw11 & 1)) {
         status = 0x01u << 17 | 0x01u << 25; // SCT 1 (command specific): Invalid Queue Identifier / Size
@@ -139,6 +149,7 @@ void NvmeEndpoint::execute_admin(const nvme::Sqe& c, uint32_t& status) {
         cq.tail = cq.head = 0;
         cq.phase = true;
         cq.interrupts = (c.cdw11 >> 1) & 1;
+        cq.irq.set_coalescing(coalescing_threshold_, coalescing_time_);
         cq.irq.set_enabled(cq.interrupts, sc_core::SC_ZERO_TIME);
         cq.live = true;
     } else if (c.opcode() == nvme::kAdminCreateIoSq) { // §5.4: PC bit 0, CQID [31:16]
@@ -171,7 +182,7 @@ bool NvmeEndpoint::data_pages(const nvme::Sqe& c, uint32_t bytes, std::vector<st
     prp_list_reads_.inc();
     const bool ok = dma(c.prp2, buf_.data(), n * 8, false, d);
     t_ = kernel_now() + from_sc(d); // the pages are known once the list arrived
-    tags_.push(t_);
+    tags_.hold(t_);
     for (uint32_t i = 0; i < n; ++i) {
         uint64_t e = 0;
         std::memcpy(&e, buf_.data() + size_t{i} * 8, 8);
@@ -203,7 +214,7 @@ void NvmeEndpoint::engine_thread() {
         sc_core::sc_time d = from_now(t_);
         const bool fetched = dma(sq.base + uint64_t{sq.head} * sizeof c, &c, sizeof c, false, d);
         const Duration ready = kernel_now() + from_sc(d);
-        tags_.push(ready);
+        tags_.hold(ready);
         sq.head = sq.head + 1 == sq.entries ? 0 : sq.head + 1;
         Done done{ready, order_++, id, c.cid(), sq.head, false, {}, 0};
         if (!fetched) {
@@ -220,7 +231,7 @@ void NvmeEndpoint::engine_thread() {
                     take_tag();
                     sc_core::sc_time dd = from_now(t_);
                     ok = dma(a, buf_.data(), n, false, dd, p_.no_snoop_data) && ok;
-                    tags_.push(kernel_now() + from_sc(dd));
+                    tags_.hold(kernel_now() + from_sc(dd));
                     t_ = kernel_now() + from_sc(dd);
                 }
             }

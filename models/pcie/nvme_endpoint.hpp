@@ -14,7 +14,8 @@
 //   once; Read data written to the host and Write data read from it in
 //   Max_Payload_Size / MRRS TLPs (the fabric splits them); 16-byte CQEs with
 //   the phase tag and SQ head; one interrupt vector per completion queue,
-//   re-armed when the host writes that queue's head doorbell.
+//   re-armed when the host writes that queue's head doorbell; Set Features
+//   Interrupt Coalescing (FID 08h: THR, TIME) for the I/O queues' vectors.
 //  Threads: an engine thread (fetch, PRP list, Write data, media scheduling)
 //   that runs ahead by up to a quantum; a completion thread that posts Read
 //   data, the CQE and the interrupt at their exact time.
@@ -22,7 +23,8 @@
 //   translated one as the translation's N bit allows).
 //  Not modelled: stored data (reads return zeros), SGLs, namespaces other
 //   than 1 and their formats (4 KiB LBAs), chained PRP lists, fused commands,
-//   weighted arbitration, interrupt coalescing, controller reset, errors
+//   weighted arbitration, per-vector coalescing disable (FID 09h),
+//   other features (Set Features of any other FID is Invalid Field), controller reset, errors
 //   other than a failed DMA (Data Transfer Error) and an unknown opcode.
 #include <cstdint>
 #include <memory>
@@ -84,9 +86,11 @@ private:
     std::vector<Sq> sqs_;
     std::vector<std::unique_ptr<Cq>> cqs_;
     uint32_t next_sq_ = 0;
+    uint32_t coalescing_threshold_ = 1;           ///< Interrupt Coalescing THR + 1 (1: off)
+    Duration coalescing_time_;
     sc_core::sc_event doorbell_;
     Duration t_;
-    std::priority_queue<Duration, std::vector<Duration>, std::greater<>> tags_;
+    SlotPool tags_{1};                               ///< non-posted requests in flight (max_outstanding_reads)
     std::vector<Duration> media_free_;            ///< per media unit: busy until
     struct Done {
         Duration at;

@@ -18,7 +18,7 @@ struct NvmeParams {
     static constexpr uint32_t kDefaultParallelism = 64;
     /// Entries per queue the controller supports (CAP.MQES + 1).
     static constexpr uint32_t kDefaultMaxQueueEntries = 1024;
-    /// Non-posted requests in flight (SQE and PRP-list fetches, data reads): 8-bit tags.
+    /// Non-posted requests in flight (SQE and PRP-list fetches, data reads, ATS Translation Requests): 8-bit tags.
     static constexpr uint32_t kDefaultMaxOutstandingReads = 256;
     static constexpr double kDefaultQuantumNs = 1000.0;
 

@@ -26,6 +26,11 @@ inline constexpr uint32_t kBarBytes = kDoorbells + 8 * (kMaxQueues + 1);
 
 inline constexpr uint8_t kAdminCreateIoSq = 0x01;
 inline constexpr uint8_t kAdminCreateIoCq = 0x05;
+inline constexpr uint8_t kAdminSetFeatures = 0x09;
+/// Set Features FID (CDW10 [7:0]) Interrupt Coalescing (§5.21.1.8): CDW11 THR [7:0]
+/// (0's based entries per interrupt), TIME [15:8] (100 us units); not for the admin CQ.
+inline constexpr uint8_t kFeatureInterruptCoalescing = 0x08;
+inline constexpr double kCoalescingTimeUnitUs = 100.0;
 inline constexpr uint8_t kNvmWrite = 0x01;
 inline constexpr uint8_t kNvmRead = 0x02;
 inline constexpr uint32_t kPageBytes = 4096;        ///< CC.MPS = 0
@@ -54,5 +59,6 @@ inline constexpr uint32_t kPhase = 1u << 16;
 /// Status field in CQE dw3 [31:17]: SC [24:17], SCT [27:25] (0 = generic command status).
 inline constexpr uint32_t kStatusDataTransferError = 0x04u << 17;
 inline constexpr uint32_t kStatusInvalidOpcode = 0x01u << 17;
+inline constexpr uint32_t kStatusInvalidField = 0x02u << 17;
 
 } // namespace iommusim::pcie::nvme

@@ -81,7 +81,9 @@ TrafficEndpoint::TrafficEndpoint(sc_core::sc_module_name name, const TrafficEndp
     SC_THREAD(run);
 }
 
-bool TrafficEndpoint::translate(TlpExtension&, uint64_t&, bool, Duration&) { return true; }
+bool TrafficEndpoint::translate(unsigned, TlpExtension&, uint64_t&, bool, Duration&) { return true; }
+
+void TrafficEndpoint::sent(unsigned, std::optional<uint32_t>, const TlpExtension&, uint64_t, Duration) {}
 
 void TrafficEndpoint::on_message(MessageExtension&, tlm::tlm_generic_payload& gp, sc_core::sc_time&) {
     messages_unsupported_.inc();
@@ -149,7 +151,7 @@ void TrafficEndpoint::issue(const DmaOp& op, const Attrs& attrs, Duration& t) {
         IssueExtension iss;
         Duration at = t;
         uint64_t addr = c.addr;
-        bool ok = translate(tlp, addr, op.write, at);
+        bool ok = translate(op.function, tlp, addr, op.write, at);
         Duration r = at;
         if (ok) {
             gp.set_address(addr);
@@ -158,13 +160,14 @@ void TrafficEndpoint::issue(const DmaOp& op, const Attrs& attrs, Duration& t) {
             r = send_upstream(gp, at);
             gp.clear_extension(&tlp);
             gp.clear_extension(&iss);
+            sent(op.function, op.pasid_present ? std::optional<uint32_t>(op.pasid) : std::nullopt, tlp, c.addr, r);
         }
         if (!ok || !gp.is_response_ok()) errors_.inc();
-        if (observer_ && ok && tlp.at == AddressType::untranslated) {
+        if (observer_ && ok) {
             DmaRecord rec;
             rec.requester = tlp.requester;
-            rec.pasid_present = tlp.pasid_present;
-            rec.pasid = tlp.pasid;
+            rec.pasid_present = op.pasid_present; // a translated request carries no PASID; the record names the one used
+            rec.pasid = op.pasid;
             rec.iova = c.addr;
             rec.pa = tlp.output_address;
             rec.write = op.write;

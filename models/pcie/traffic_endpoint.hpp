@@ -55,7 +55,8 @@ public:
     /// Starts the streams now (with start_on_request) / stops issuing now.
     void start() { start_event_.notify(sc_core::SC_ZERO_TIME); }
     void stop() { stop_requested_ = true; }
-    /// Called for every completed untranslated request (e.g. the host's DMA safety oracle).
+    /// Called for every completed request that left the device (untranslated, or translated
+    /// by an ATC) (e.g. the host's DMA safety oracle).
     void set_dma_observer(DmaObserver o) { observer_ = std::move(o); }
     /// Called for every access that reached this device's BARs: from a peer through the fabric,
     /// or from one of its own functions to its own BAR (same requester ID, never seen by the
@@ -63,13 +64,16 @@ public:
     void set_bar_observer(DmaObserver o) { bar_observer_ = std::move(o); }
 
 protected:
-    /// Called for every TLP before it is sent at absolute time `at`. An
-    /// ATS endpoint looks up its ATC here and rewrites the address / AT
-    /// (translated) or sends a translation request (and, on a non-present
-    /// page, a PRI page request), advancing `at` by what that costs; it may
-    /// block on an event after sync_to(at). Returns false to drop the TLP
-    /// (counted as an error). Default: untranslated request, no cost.
-    virtual bool translate(TlpExtension& tlp, uint64_t& addr, bool write, Duration& at);
+    /// Called for every TLP of function `function` (index into params().functions) before
+    /// it is sent at absolute time `at`. An ATS endpoint looks up its ATC here and rewrites
+    /// the address / AT (translated) or sends a translation request, advancing `at` by what
+    /// that costs; it may block on an event after sync_to(at). Returns false to drop the
+    /// TLP (counted as an error). Default: untranslated request, no cost.
+    virtual bool translate(unsigned function, TlpExtension& tlp, uint64_t& addr, bool write, Duration& at);
+    /// Called after a TLP that translate() let through was sent: `iova` is its untranslated
+    /// address, `done` its completion (non-posted) or release (posted). Default: nothing.
+    virtual void sent(unsigned function, std::optional<uint32_t> pasid, const TlpExtension& tlp, uint64_t iova,
+                      Duration done);
     /// Messages routed to this device: ATS Invalidate Requests, PRG
     /// Responses. Default: the device has no ATS/PRI capability, so the
     /// message is an Unsupported Request.

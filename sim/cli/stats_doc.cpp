@@ -32,7 +32,7 @@ const char* kCatalogue = R"({
   },
   "devices": [
     { "name": "nic0", "type": "nic", "port": "rp0", "tx_rate_gbps": 1 },
-    { "name": "dev0", "type": "traffic", "port": "sw0.dp0",
+    { "name": "dev0", "type": "traffic", "port": "sw0.dp0", "ats": {},
       "workloads": [ { "type": "sequential", "region_bytes": "64KiB" } ] }
   ],
   "scenario": [ { "op": "wait", "us": 0 } ]

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "test/support/cli.hpp"
+#include "test/support/platform_run.hpp"
 #include "test/support/stats.hpp"
 
 using namespace iommusim::test;
@@ -27,19 +28,10 @@ ordered_json amd_nic(const std::string& flush) {
     return p;
 }
 
-ordered_json run(const ordered_json& platform, const std::string& tag, const std::string& extra = "") {
-    auto dir = scratch_dir(tag);
-    write_file(dir / "p.json", platform.dump(2));
-    auto r = run_cli("run '" + (dir / "p.json").string() + "' --quiet --out '" + (dir / "out").string() + "' " + extra, tag);
-    INFO(r.err);
-    REQUIRE(r.exit_code == 0);
-    return ordered_json::parse(slurp(dir / "out" / "stats.json"));
-}
-
 } // namespace
 
 TEST_CASE("AMD-Vi platform: the correct strict driver has zero safety violations", "[sim][host][oracle][amd]") {
-    auto s = run(amd_nic("strict"), "amd-strict");
+    auto s = run_platform(amd_nic("strict"), "amd-strict");
     CHECK(stat_value(s, {"os", "oracle", "checked"}) > 0);
     CHECK(stat_value(s, {"os", "oracle", "violations"}) == 0);
     const uint64_t flushes = stat_value(s, {"os", "amdvi0", "flushes"});
@@ -54,20 +46,20 @@ TEST_CASE("AMD-Vi platform: the correct strict driver has zero safety violations
 }
 
 TEST_CASE("AMD-Vi platform: the correct lazy driver has zero safety violations", "[sim][host][oracle][amd]") {
-    auto s = run(amd_nic("lazy"), "amd-lazy", "--set host.driver.flush_queue_entries=32");
+    auto s = run_platform(amd_nic("lazy"), "amd-lazy", nullptr, "--set host.driver.flush_queue_entries=32");
     CHECK(stat_value(s, {"os", "oracle", "violations"}) == 0);
     CHECK(stat_value(s, {"os", "amdvi0", "domain_wide_flushes"}) > 0);
 }
 
 TEST_CASE("AMD-Vi platform: a driver that skips INVALIDATE_IOTLB_PAGES is caught by the oracle",
           "[sim][host][oracle][amd]") {
-    auto s = run(amd_nic("strict"), "amd-broken", "--set host.driver.skip_devtlb_invalidation=true");
+    auto s = run_platform(amd_nic("strict"), "amd-broken", nullptr, "--set host.driver.skip_devtlb_invalidation=true");
     CHECK(stat_value(s, {"os", "amdvi0", "iotlb_invalidations"}) == 0);
     CHECK(stat_value(s, {"os", "oracle", "violations"}) > 0);
 }
 
 TEST_CASE("AMD-Vi platform: interrupt-driven waits take ComWaitInt MSIs", "[sim][host][amd]") {
-    auto s = run(amd_nic("strict"), "amd-irq", "--set host.driver.wait=interrupt");
+    auto s = run_platform(amd_nic("strict"), "amd-irq", nullptr, "--set host.driver.wait=interrupt");
     CHECK(stat_value(s, {"os", "oracle", "violations"}) == 0);
     const uint64_t flushes = stat_value(s, {"os", "amdvi0", "flushes"});
     CHECK(flushes > 0);

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "test/support/cli.hpp"
+#include "test/support/platform_run.hpp"
 #include "test/support/stats.hpp"
 
 using namespace iommusim::test;
@@ -33,24 +34,12 @@ ordered_json nic_platform(const std::string& flush, int nics = 1) {
     return p;
 }
 
-/// Runs the platform; returns stats.json and leaves invalidations.csv in `dir`.
-ordered_json run(const ordered_json& platform, const std::string& tag, std::filesystem::path* dir_out = nullptr,
-                 const std::string& extra = "") {
-    auto dir = scratch_dir(tag);
-    write_file(dir / "p.json", platform.dump(2));
-    auto r = run_cli("run '" + (dir / "p.json").string() + "' --quiet --out '" + (dir / "out").string() + "' " + extra, tag);
-    INFO(r.err);
-    REQUIRE(r.exit_code == 0);
-    if (dir_out) *dir_out = dir / "out";
-    return ordered_json::parse(slurp(dir / "out" / "stats.json"));
-}
-
 uint64_t value(const ordered_json& s, std::initializer_list<const char*> path) { return stat_value(s, path); }
 
 } // namespace
 
 TEST_CASE("a correct strict driver under per-packet map/unmap churn has zero safety violations", "[sim][host][oracle]") {
-    auto s = run(nic_platform("strict"), "strict");
+    auto s = run_platform(nic_platform("strict"), "strict");
     CHECK(value(s, {"os", "oracle", "checked"}) > 500);
     CHECK(value(s, {"os", "oracle", "violations"}) == 0);
     CHECK(value(s, {"os", "invalidation", "count"}) > 100);
@@ -58,7 +47,7 @@ TEST_CASE("a correct strict driver under per-packet map/unmap churn has zero saf
 }
 
 TEST_CASE("a correct lazy driver has zero safety violations", "[sim][host][oracle]") {
-    auto s = run(nic_platform("lazy"), "lazy", nullptr, "--set host.driver.flush_queue_entries=32");
+    auto s = run_platform(nic_platform("lazy"), "lazy", nullptr, "--set host.driver.flush_queue_entries=32");
     CHECK(value(s, {"os", "oracle", "checked"}) > 1000);
     CHECK(value(s, {"os", "oracle", "violations"}) == 0);
     CHECK(value(s, {"os", "iommufd", "lazy_flushes"}) > 0);
@@ -66,7 +55,7 @@ TEST_CASE("a correct lazy driver has zero safety violations", "[sim][host][oracl
 
 TEST_CASE("a driver that skips device-TLB invalidation produces violations served by the ATC", "[sim][host][oracle]") {
     std::filesystem::path out;
-    auto s = run(nic_platform("strict"), "broken", &out, "--set host.driver.skip_devtlb_invalidation=true");
+    auto s = run_platform(nic_platform("strict"), "broken", &out, "--set host.driver.skip_devtlb_invalidation=true");
     CHECK(value(s, {"os", "oracle", "violations"}) > 0);
     CHECK(value(s, {"os", "dmar0", "devtlb_invalidations"}) == 0);
     // Each violation is listed with time, device, PASID, IOVA and the cache that served it.
@@ -81,7 +70,7 @@ TEST_CASE("a driver that skips device-TLB invalidation produces violations serve
 
 TEST_CASE("invalidation phase timestamps are ordered and add up to the end-to-end latency", "[sim][host][latency]") {
     std::filesystem::path out;
-    auto s = run(nic_platform("strict"), "phases", &out);
+    auto s = run_platform(nic_platform("strict"), "phases", &out);
     std::istringstream csv(slurp(out / "invalidations.csv"));
     std::string line;
     std::getline(csv, line);
@@ -116,8 +105,8 @@ TEST_CASE("two host threads contending on one invalidation queue see higher late
         for (auto& d : p["devices"]) d["invalidation_processing_ns"] = 5000;
         return p;
     };
-    auto one = run(slow(nic_platform("strict", 1)), "one");
-    auto two = run(slow(nic_platform("strict", 2)), "two");
+    auto one = run_platform(slow(nic_platform("strict", 1)), "one");
+    auto two = run_platform(slow(nic_platform("strict", 2)), "two");
     const double l1 = one["os"]["invalidation"]["latency"]["mean"].get<double>();
     const double l2 = two["os"]["invalidation"]["latency"]["mean"].get<double>();
     INFO("one thread " << l1 << " ns, two threads " << l2 << " ns");
@@ -136,8 +125,8 @@ TEST_CASE("lazy flushing delivers more NIC throughput than strict", "[sim][host]
         p["scenario"] = ordered_json::parse(R"([{"op": "reset_stats", "at_us": 1000}])");
         return p;
     };
-    auto strict = run(warmed(nic_platform("strict")), "tp-strict", nullptr, "--set devices.0.ring_entries=256 --set devices.0.napi_batch=64");
-    auto lazy = run(warmed(nic_platform("lazy")), "tp-lazy", nullptr, "--set devices.0.ring_entries=256 --set devices.0.napi_batch=64");
+    auto strict = run_platform(warmed(nic_platform("strict")), "tp-strict", nullptr, "--set devices.0.ring_entries=256 --set devices.0.napi_batch=64");
+    auto lazy = run_platform(warmed(nic_platform("lazy")), "tp-lazy", nullptr, "--set devices.0.ring_entries=256 --set devices.0.napi_batch=64");
     const uint64_t bs = value(strict, {"nic0", "rx_bytes"}), bl = value(lazy, {"nic0", "rx_bytes"});
     INFO("strict " << bs << " B, lazy " << bl << " B");
     CHECK(bl > bs * 3 / 2);
@@ -178,14 +167,14 @@ TEST_CASE("an explicitly placed mapping unmaps and its IOVA is reusable, strict 
         auto p = scenario_platform(steps);
         p["devices"] = ordered_json::array();
         p["host"]["driver"]["flush"] = flush;
-        auto s = run(p, std::string("explicit-") + flush);
+        auto s = run_platform(p, std::string("explicit-") + flush);
         CHECK(value(s, {"scenario", "failures"}) == 0);
         CHECK(value(s, {"os", "iommufd", "maps"}) == 3);
     }
 }
 
 TEST_CASE("two threads attaching PASIDs of one device at the same time both translate", "[sim][host][scenario]") {
-    auto s = run(scenario_platform(ordered_json::parse(R"([
+    auto s = run_platform(scenario_platform(ordered_json::parse(R"([
         {"op": "create_ioas", "name": "io"},
         {"op": "alloc_domain", "name": "d", "ioas": "io"},
         {"op": "map", "ioas": "io", "iova": "0x40000000", "size_bytes": "64KiB"},
@@ -204,7 +193,7 @@ TEST_CASE("a device that never answers invalidations fails the flush without han
     auto p = nic_platform("strict");
     p["devices"][0]["drop_invalidations"] = true;
     p["iommus"][0]["ite_timeout_us"] = 20;
-    auto s = run(p, "ite");
+    auto s = run_platform(p, "ite");
     CHECK(value(s, {"os", "iommufd", "failed_flushes"}) > 0);
     CHECK(value(s, {"os", "iommufd", "quarantined"}) > 0);
     CHECK(value(s, {"os", "dmar0", "queue_errors"}) > 0);
@@ -212,7 +201,7 @@ TEST_CASE("a device that never answers invalidations fails the flush without han
 }
 
 TEST_CASE("an interrupt-waiting driver sleeps until the completion MSI and pays the interrupt latency", "[sim][host][latency]") {
-    auto s = run(nic_platform("strict"), "irq", nullptr, "--set host.driver.wait=interrupt");
+    auto s = run_platform(nic_platform("strict"), "irq", nullptr, "--set host.driver.wait=interrupt");
     CHECK(value(s, {"os", "oracle", "violations"}) == 0);
     CHECK(value(s, {"os", "dmar0_msi", "msis"}) > 100);
     CHECK(s["os"]["invalidation"]["phase_wait_to_observed"]["p50"].get<double>() >= 1500.0); // interrupt_ns
@@ -221,7 +210,7 @@ TEST_CASE("an interrupt-waiting driver sleeps until the completion MSI and pays 
     auto p = nic_platform("strict");
     p["devices"][0]["drop_invalidations"] = true;
     p["iommus"][0]["ite_timeout_us"] = 20;
-    auto t = run(p, "irq-ite", nullptr, "--set host.driver.wait=interrupt");
+    auto t = run_platform(p, "irq-ite", nullptr, "--set host.driver.wait=interrupt");
     CHECK(value(t, {"os", "iommufd", "failed_flushes"}) > 0);
 }
 
@@ -242,7 +231,7 @@ TEST_CASE("scenario start and stop steps bracket a device's traffic", "[sim][hos
     ])"));
     p["devices"][0].erase("start_at_us");
     p["devices"][0]["start_on_request"] = true;
-    auto s = run(p, "start-stop");
+    auto s = run_platform(p, "start-stop");
     CHECK(value(s, {"scenario", "failures"}) == 0);
     CHECK(value(s, {"acc0", "reads"}) > 10);
 }
@@ -251,7 +240,7 @@ TEST_CASE("trace.json slices nest on every track, with two drivers sharing one I
     // One track per host thread and one per IOMMU queue engine: slices on a
     // track either nest or follow each other (Perfetto mis-draws overlaps).
     std::filesystem::path out;
-    auto s = run(nic_platform("strict", 2), "trace", &out, "--set outputs.trace=true");
+    auto s = run_platform(nic_platform("strict", 2), "trace", &out, "--set outputs.trace=true");
     const auto trace = ordered_json::parse(slurp(out / "trace.json"));
     std::map<std::pair<int, int>, std::vector<std::pair<double, double>>> tracks;
     std::map<int, std::string> processes;
@@ -305,7 +294,7 @@ TEST_CASE("two NIC drivers behind one switch sharing a VT-d unit under strict fl
         R"([{ "name": "sw0", "port": "rp0", "downstream_ports": [ { "name": "sw0.dp0" }, { "name": "sw0.dp1" } ] }])");
     p["devices"][0]["port"] = "sw0.dp0";
     p["devices"][1]["port"] = "sw0.dp1";
-    auto s = run(p, "shared-unit");
+    auto s = run_platform(p, "shared-unit");
     const double run_ns = s["simulated_time_ns"]["value"].get<double>();
     const auto& w = s["dmar0"]["wait_latency"];
     INFO(w.dump());
@@ -345,7 +334,7 @@ ordered_json pasids_1024_platform(const char* family, const char* unit) {
 
 /// Runs pasids_1024_platform; the scenario, the unmap and its flush succeeded.
 ordered_json run_unmap_1024(const char* family, const char* unit) {
-    auto s = run(pasids_1024_platform(family, unit), std::string("pasids-1024-") + family);
+    auto s = run_platform(pasids_1024_platform(family, unit), std::string("pasids-1024-") + family);
     CHECK(value(s, {"scenario", "failures"}) == 0);
     CHECK(value(s, {"os", "iommufd", "unmaps"}) == 1);
     CHECK(value(s, {"os", "iommufd", "failed_flushes"}) == 0);

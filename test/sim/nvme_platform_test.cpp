@@ -58,3 +58,31 @@ TEST_CASE("NVMe latency follows the media service time at a shallow queue", "[cl
     CHECK(lat["p50"].get<double>() < 90000);
     CHECK(v(s["nvme0"]["media_wait"]) > 0);
 }
+
+TEST_CASE("NVMe interrupt coalescing delivers one interrupt per threshold of completions or aggregation time",
+          "[cli][host][nvme][interrupts]") {
+    // 2 jobs x QD 32: without coalescing most polls find one or two completions; with a
+    // threshold of 8 (Set Features FID 08h THR = 7) and 100 us (TIME = 1) an interrupt
+    // waits for 8 completions or 100 us after the first of them.
+    const json off = run_nvme("nvme-coal-off", "--set duration_us=1000");
+    const json on = run_nvme("nvme-coal-8", "--set duration_us=1000 --set devices/0/coalescing_entries=8 "
+                                            "--set devices/0/coalescing_time_us=100");
+    const double irq_off = v(off["nvme0"]["interrupts"]), irq_on = v(on["nvme0"]["interrupts"]);
+    const double cmds_on = v(on["nvme0"]["commands"]);
+    INFO("interrupts without coalescing " << irq_off << ", with " << irq_on << " for " << cmds_on << " commands");
+    REQUIRE(cmds_on > 100);
+    CHECK(irq_on < irq_off / 3);
+    // At most one per 8 completions, plus one per 100 us per queue that ends on the timer.
+    CHECK(irq_on <= cmds_on / 8 + 2 * 1000.0 / 100 + 2);
+    CHECK(v(on["os"]["nvme0_driver"]["errors"]) == 0);
+    CHECK(v(on["os"]["oracle"]["violations"]) == 0);
+    // Completions wait for their interrupt: the mean I/O latency grows.
+    CHECK(on["os"]["nvme0_driver"]["io_latency"]["mean"].get<double>() > off["os"]["nvme0_driver"]["io_latency"]["mean"].get<double>());
+}
+
+TEST_CASE("an NVMe coalescing time that is not a multiple of 100 us is bad input naming the key", "[cli][config][nvme]") {
+    const auto r = run_cli("validate '" + source_path("platforms/vtd-nvme-strict.json") + "' --set devices/0/coalescing_time_us=150",
+                           "nvme-coal-bad");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("/devices/0/coalescing_time_us: expected a multiple of 100") != std::string::npos);
+}

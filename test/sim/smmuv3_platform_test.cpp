@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "test/support/cli.hpp"
+#include "test/support/platform_run.hpp"
 #include "test/support/stats.hpp"
 
 using namespace iommusim::test;
@@ -27,19 +28,10 @@ ordered_json smmu_nic(const std::string& flush) {
     return p;
 }
 
-ordered_json run(const ordered_json& platform, const std::string& tag, const std::string& extra = "") {
-    auto dir = scratch_dir(tag);
-    write_file(dir / "p.json", platform.dump(2));
-    auto r = run_cli("run '" + (dir / "p.json").string() + "' --quiet --out '" + (dir / "out").string() + "' " + extra, tag);
-    INFO(r.err);
-    REQUIRE(r.exit_code == 0);
-    return ordered_json::parse(slurp(dir / "out" / "stats.json"));
-}
-
 } // namespace
 
 TEST_CASE("SMMUv3 platform: the correct strict driver has zero safety violations", "[sim][host][oracle][smmuv3]") {
-    auto s = run(smmu_nic("strict"), "smmuv3-strict");
+    auto s = run_platform(smmu_nic("strict"), "smmuv3-strict");
     CHECK(stat_value(s, {"os", "oracle", "checked"}) > 0);
     CHECK(stat_value(s, {"os", "oracle", "violations"}) == 0);
     const uint64_t flushes = stat_value(s, {"os", "smmu0", "flushes"});
@@ -56,20 +48,20 @@ TEST_CASE("SMMUv3 platform: the correct strict driver has zero safety violations
 }
 
 TEST_CASE("SMMUv3 platform: the correct lazy driver has zero safety violations", "[sim][host][oracle][smmuv3]") {
-    auto s = run(smmu_nic("lazy"), "smmuv3-lazy", "--set host.driver.flush_queue_entries=32");
+    auto s = run_platform(smmu_nic("lazy"), "smmuv3-lazy", nullptr, "--set host.driver.flush_queue_entries=32");
     CHECK(stat_value(s, {"os", "oracle", "checked"}) > 0);
     CHECK(stat_value(s, {"os", "oracle", "violations"}) == 0);
     CHECK(stat_value(s, {"os", "smmu0", "asid_wide_flushes"}) > 0);
 }
 
 TEST_CASE("SMMUv3 platform: a driver that skips CMD_ATC_INV is caught by the oracle", "[sim][host][oracle][smmuv3]") {
-    auto s = run(smmu_nic("strict"), "smmuv3-no-atc", "--set host.driver.skip_devtlb_invalidation=true");
+    auto s = run_platform(smmu_nic("strict"), "smmuv3-no-atc", nullptr, "--set host.driver.skip_devtlb_invalidation=true");
     CHECK(stat_value(s, {"os", "smmu0", "atc_inv_commands"}) <= 1); // only the one at ATS enable
     CHECK(stat_value(s, {"os", "oracle", "violations"}) > 0);
 }
 
 TEST_CASE("SMMUv3 platform: a driver that skips CMD_SYNC is caught by the oracle", "[sim][host][oracle][smmuv3]") {
-    auto s = run(smmu_nic("strict"), "smmuv3-no-sync", "--set host.driver.skip_sync=true");
+    auto s = run_platform(smmu_nic("strict"), "smmuv3-no-sync", nullptr, "--set host.driver.skip_sync=true");
     CHECK(stat_value(s, {"os", "smmu0", "sync_polls"}) == 0);
     CHECK(stat_value(s, {"os", "oracle", "violations"}) > 0);
 }
@@ -93,7 +85,7 @@ TEST_CASE("SMMUv3 platform: a CMD_SYNC behind an ATC_INV completes only after th
     // count as done at delivery, so a sync could finish before it arrived (a reversed phase pair).
     auto p = ordered_json::parse(slurp(source_path("platforms/smmuv3-nvme-strict.json")));
     p["duration_us"] = 800;
-    auto s = run(p, "smmuv3-sync-after-completion");
+    auto s = run_platform(p, "smmuv3-sync-after-completion");
     const auto& h = s["os"]["invalidation"]["phase_to_wait_done"];
     REQUIRE(h["count"].get<uint64_t>() > 0);
     CHECK(h["min"].get<double>() >= 60.0); // the sync's MSI write (record_write_ns) after the last completion

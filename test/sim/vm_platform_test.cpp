@@ -86,3 +86,19 @@ TEST_CASE("dump-config writes a VM that run accepts unchanged", "[cli][config][v
     CHECK(dumped["vms"][0]["devices"][0]["virtual_rid"] == "00:03.0");
     CHECK(validate(dumped, "vm-dump-validate").exit_code == 0);
 }
+
+TEST_CASE("an accelerated SMMUv3 VM without the unit's CMDQV and a CMDQV of 3 VINTFs are config errors", "[cli][config][vm]") {
+    auto p = ordered_json::parse(slurp(source_path("platforms/vm-smmuv3-vcmdq.json")));
+    p["iommus"][0].erase("cmdqv_vintfs");
+    auto r = validate(p, "vm-vcmdq-no-cmdqv");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("/vms/0") != std::string::npos);
+    CHECK(r.err.find("cmdqv_vintfs") != std::string::npos);
+
+    p = ordered_json::parse(slurp(source_path("platforms/vm-smmuv3-vcmdq.json")));
+    p["iommus"][0]["cmdqv_vintfs"] = 3;
+    r = validate(p, "vm-vcmdq-3-vintfs");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("/iommus/0") != std::string::npos);
+    CHECK(r.err.find("power of two") != std::string::npos);
+}

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "models/host/vm/smmuv3_viommu.hpp"
 
+#include <bit>
 #include <utility>
 
 #include "models/host/host_error.hpp"
 #include "models/host/smmuv3_driver.hpp"
+#include "models/iommu/smmuv3/smmuv3.hpp"
 #include "models/iommu/smmuv3/smmuv3_commands.hpp"
 #include "models/iommu/smmuv3/smmuv3_tables.hpp"
 
@@ -27,12 +29,80 @@ Smmuv3Viommu::Smmuv3Viommu(sc_core::sc_module_name name, VmmContext& vmm, stats:
                                   "guest ATC invalidations the (deliberately broken) VMM did not forward")) {
     if (vmm.params.mode == ViommuMode::caching_mode)
         throw HostError(HostError::Kind::invalid, "mode: caching_mode is VT-d's (CAP.CM); a virtual SMMUv3 is nested");
-    if (vmm.params.mode == ViommuMode::accelerated)
-        throw HostError(HostError::Kind::invalid, "mode: accelerated needs a hardware guest queue; this SMMUv3 has none (no CMDQV)");
+    if (vmm.params.mode == ViommuMode::accelerated) {
+        auto* unit = dynamic_cast<sm::Smmuv3*>(vmm.unit_model);
+        hw_ = unit ? unit->cmdqv() : nullptr;
+        if (!hw_)
+            throw HostError(HostError::Kind::invalid,
+                            "mode: accelerated needs the unit's CMDQ-Virtualization (the IOMMU's cmdqv_vintfs > 0)");
+        page_port_.bind(hw_->guest_pages);
+    }
 }
 
 std::unique_ptr<IommuDriver> Smmuv3Viommu::guest_driver(const DriverEnv& env) {
-    return std::make_unique<Smmuv3Driver>(env.name, env.mmio, env.params, env.alloc_page, env.stats, env.msi);
+    auto d = std::make_unique<Smmuv3Driver>(env.name, env.mmio, env.params, env.alloc_page, env.stats, env.msi);
+    if (hw_) { // the guest kernel's tegra241 impl: its vCMDQ as the secondary queue
+        guest_queues_.push_back(std::make_unique<GuestVcmdq>(env.mmio, kGuestCmdqv, env.alloc_page, env.name + "_vcmdq", env.stats));
+        GuestVcmdq* q = guest_queues_.back().get();
+        d->set_secondary_cmdq([q](const std::vector<sm::Command>& cmds) { return q->submit(cmds); });
+    }
+    return d;
+}
+
+bool Smmuv3Viommu::direct(tlm::tlm_generic_payload& t, sc_core::sc_time& delay) {
+    // The guest's VINTF0 logical page 0 is the physical VINTF's (mmapped by the VMM): no exit.
+    const uint64_t off = t.get_address();
+    const uint64_t page0 = kGuestCmdqv + sm::cmdqv::vintf_page0(0);
+    if (!vintf_ || off < page0 || off >= page0 + 0x10000) return false;
+    t.set_address(sm::cmdqv::vintf_page0(*vintf_) + (off - page0));
+    page_port_->b_transport(t, delay);
+    t.set_address(off);
+    return true;
+}
+
+uint64_t Smmuv3Viommu::reg_read(uint32_t offset, unsigned size) {
+    return offset >= kGuestCmdqv && hw_ ? cmdqv_read(offset - kGuestCmdqv) : regs_.read(offset, size);
+}
+
+uint64_t Smmuv3Viommu::cmdqv_read(uint32_t off) const {
+    // The VMM's virtual CMDQV: one VINTF, the physical VINTF's queue and SID counts.
+    namespace cq = sm::cmdqv;
+    const auto log2 = [](uint32_t n) { return n <= 1 ? 0u : static_cast<uint32_t>(std::bit_width(n - 1)); };
+    switch (off) {
+    case cq::kConfig: return gregs_.config;
+    case cq::kStatus: return gregs_.config & cq::kEn;
+    case cq::kParam: return (log2(hw_->core().sids_per_vintf()) << 12) | (log2(hw_->core().lvcmdqs_per_vintf()) << 4) | 1;
+    case cq::vintf(0) + cq::kVintfConfig: return gregs_.vintf0 & ~cq::kHypOwn; // HYP_OWN is wired to 0 in a guest
+    case cq::vintf(0) + cq::kVintfStatus: return gregs_.vintf0 & cq::kEn;
+    default: break;
+    }
+    if (auto it = gregs_.alloc.find((off - cq::cmdq_alloc(0)) / 4); off >= cq::cmdq_alloc(0) && it != gregs_.alloc.end())
+        return it->second;
+    if (off >= cq::vintf_page1(0) && off < cq::vintf_page1(0) + 0x10000 && (off - cq::vintf_page1(0)) % cq::kQueueStride == cq::kBase)
+        if (auto it = gregs_.base.find((off - cq::vintf_page1(0)) / cq::kQueueStride); it != gregs_.base.end())
+            return it->second;
+    return 0; // page 0 before the queue exists, error maps (no vEVENT delivery: not modelled)
+}
+
+void Smmuv3Viommu::cmdqv_write(uint32_t off, uint64_t value) {
+    namespace cq = sm::cmdqv;
+    const auto w32 = static_cast<uint32_t>(value);
+    if (off == cq::kConfig) gregs_.config = w32 & cq::kEn;
+    else if (off == cq::vintf(0) + cq::kVintfConfig) gregs_.vintf0 = w32;
+    else if (off >= cq::cmdq_alloc(0) && off < cq::cmdq_alloc(hw_->core().lvcmdqs_per_vintf())) gregs_.alloc[(off - cq::cmdq_alloc(0)) / 4] = w32;
+    else if (off >= cq::vintf_page1(0) && off < cq::vintf_page1(0) + 0x10000 &&
+             (off - cq::vintf_page1(0)) % cq::kQueueStride == cq::kBase) {
+        const uint32_t lidx = (off - cq::vintf_page1(0)) / cq::kQueueStride;
+        gregs_.base[lidx] = value;
+        const uint64_t gpa = value & 0x0000FFFFFFFFFFE0ull;
+        if (!gpa) return; // the guest's reset of BASE
+        // QEMU: the guest's queue becomes IOMMU_HW_QUEUE_ALLOC (tegra241_vintf_alloc_lvcmdq_user).
+        const uint32_t viommu = viommu_object();
+        if (!vintf_) vintf_ = dynamic_cast<Smmuv3Driver&>(vmm_.host.driver(vmm_.iommu)).vintf(viommu);
+        ioctl();
+        if (vmm_.host.iommufd().hw_queue_alloc(viommu, gpa, uint64_t{16} << (value & 0x1F)) != uapi::Errno::ok)
+            host_error();
+    }
 }
 
 std::optional<uint32_t> Smmuv3Viommu::nested_domain(uint64_t cd_table_ipa) const {
@@ -41,6 +111,10 @@ std::optional<uint32_t> Smmuv3Viommu::nested_domain(uint64_t cd_table_ipa) const
 }
 
 void Smmuv3Viommu::reg_write(uint32_t offset, unsigned size, uint64_t value) {
+    if (offset >= kGuestCmdqv && hw_) {
+        cmdqv_write(offset - kGuestCmdqv, value);
+        return;
+    }
     const uint32_t fx = regs_.write(offset, size, value);
     if ((fx & sm::Smmuv3Regs::kCr0Written) && regs_.enabled(sm::bit::kCmdqEn)) {
         seq_ = 0;

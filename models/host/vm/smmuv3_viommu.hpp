@@ -28,15 +28,41 @@
 //     MSI write of MSIData, Linux's completion of the CMD_SYNC).
 //   PREFETCH_*: accepted, nothing to do. PRI_RESP / RESUME / STALL_TERM: refused.
 // An unknown vSID is refused (counted, not forwarded).
-// Not modelled: guest PASIDs (SubstreamIDs) beyond the CD table the guest
-// owns, the guest's event and PRI queues (no vEVENTQ), the hardware VCMDQ.
+// Hardware-accelerated (ViommuMode::accelerated, the unit's CMDQV,
+// iommu/smmuv3/smmuv3_cmdqv.hpp): the vIOMMU is allocated with a VINTF
+// (iommufd viommu_alloc_hw: IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV), carrying the
+// nesting parent's VMID, its vDEVICEs filling the VINTF's SID_MATCH /
+// SID_REPLACE pairs. The guest sees a virtual CMDQV at kGuestCmdqv in the
+// vIOMMU's register space with one VINTF (VINTF0, HYP_OWN reading 0): its
+// config page, VINTF registers and LVCMDQ page 1 trap and are emulated; a
+// guest BASE write becomes IOMMU_HW_QUEUE_ALLOC of the guest's queue (in
+// order of LVCMDQ); the VINTF0 logical page 0 (PROD, CONS, CONFIG, STATUS,
+// GERROR, GERRORN) goes straight to the physical VINTF's page 0, no exit
+// (QEMU mmaps it: iommufd_viommu_alloc_mmap). The guest driver (Smmuv3Driver
+// with GuestVcmdq as its secondary queue, as Linux's tegra241 impl_ops
+// get_secondary_cmdq) sends every batch the queue supports there: written,
+// PROD published, CONS polled past its CMD_SYNC (CS = SIG_NONE); a CONS.ERR
+// is handled as arm_smmu_cmdq_skip_err (the command replaced by a CMD_SYNC,
+// GERRORN acknowledged, the batch failed). Other batches (CFGI_*, TLBI_NH_ALL
+// / VAA / NSNH_ALL) take the trapped CMDQ above.
+// Deviation: Linux's guest check also sends ATC_INV to the vCMDQ; the model's
+// CMDQV does not execute ATS invalidations (see its header), so the guest
+// keeps ATC_INV on the trapped CMDQ, forwarded by the VMM.
+// Guest PASIDs: the nested domain is the guest's whole CD table, so a request
+// with SubstreamID p walks the guest's CD[p] (no PASID translation); the
+// guest's CD writes reach the host as forwarded CFGI_CD.
+// Not modelled: the guest's event and PRI queues (no vEVENTQ, so no CMDQV error
+// vEVENT: the guest sees its queue's error in page 0), the guest's other
+// LVCMDQs (it uses LVCMDQ 0, one 4 KiB page of 256 commands).
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
 #include <vector>
 
+#include "models/host/vm/smmuv3_guest_vcmdq.hpp"
 #include "models/host/vm/viommu.hpp"
+#include "models/iommu/smmuv3/smmuv3_cmdqv.hpp"
 #include "models/iommu/smmuv3/smmuv3_params.hpp"
 #include "models/iommu/smmuv3/smmuv3_regs.hpp"
 
@@ -54,11 +80,23 @@ public:
     std::optional<uint32_t> nested_domain(uint64_t cd_table_ipa) const;
     const iommu::smmuv3::Smmuv3Regs& regs() const { return regs_; }
 
+    /// Where the guest's virtual CMDQV sits in the vIOMMU's register space (after the SMMU's pages).
+    static constexpr uint32_t kGuestCmdqv = 0x100000;
+    /// The physical VINTF behind the guest's (accelerated mode, once the vIOMMU exists).
+    std::optional<uint16_t> vintf() const { return vintf_; }
+
 protected:
-    uint64_t reg_read(uint32_t offset, unsigned size) override { return regs_.read(offset, size); }
+    uint64_t reg_read(uint32_t offset, unsigned size) override;
     void reg_write(uint32_t offset, unsigned size, uint64_t value) override;
+    bool direct(tlm::tlm_generic_payload& t, sc_core::sc_time& delay) override;
+    /// The nested domain is the guest's whole CD table: its SubstreamIDs are the guest's own
+    /// PASID space (threads/003), judged by the guest's binding of each PASID.
+    bool guest_pasid_tables() const override { return true; }
 
 private:
+    /// The guest's virtual CMDQV registers that trap (accelerated mode).
+    uint64_t cmdqv_read(uint32_t off) const;
+    void cmdqv_write(uint32_t off, uint64_t value);
     void run_queue();
     void sync_device(uint32_t vsid);
     void flush_pending();
@@ -75,6 +113,15 @@ private:
     std::map<uint64_t, Nested> nested_; ///< guest CD table (IPA) -> nested HWPT
     std::vector<uint32_t> replaced_;    ///< nested HWPTs a changed vSTE replaced, to destroy once unused
     stats::Counter& dropped_atc_;
+    iommu::smmuv3::Smmuv3Cmdqv* hw_ = nullptr; ///< accelerated mode: the unit's CMDQV
+    std::optional<uint16_t> vintf_;            ///< accelerated mode: this VM's VINTF
+    struct GuestCmdqvRegs {
+        uint32_t config = 0, vintf0 = 0;
+        std::map<uint32_t, uint32_t> alloc; ///< CMDQ_ALLOC by queue
+        std::map<uint32_t, uint64_t> base;  ///< page-1 BASE by LVCMDQ
+    } gregs_;
+    tlm_utils::simple_initiator_socket_optional<Smmuv3Viommu> page_port_{"page_port"}; ///< to the VINTF's page 0 (no exit)
+    std::vector<std::unique_ptr<GuestVcmdq>> guest_queues_; ///< the guest driver's vCMDQ (accelerated mode)
 };
 
 } // namespace iommusim::host::vm

@@ -49,7 +49,8 @@
 // stopped guest buffer is not reported to the guest (its emulated
 // Status.CmdBufRun stays set); the guest's completion interrupt (guests
 // poll); the command-buffer dirty status bitmap (the engine looks at every
-// GuestID with work); GuestID release when a vIOMMU is destroyed.
+// GuestID with work). A destroyed vIOMMU's GuestID is released by the host
+// (buffer control 0, its map entries cleared: AmdDriver::viommu_hw_free).
 #include <array>
 #include <cstdint>
 #include <functional>

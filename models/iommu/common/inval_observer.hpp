@@ -27,6 +27,11 @@ class InvalidationObserver {
 public:
     virtual ~InvalidationObserver() = default;
     virtual void on_phase(uint64_t seq, InvalPhase phase, Duration at, pcie::Bdf device) = 0;
+    /// The unit raised a queue error (invalid command, ATS time-out, unknown ITag) now.
+    virtual void on_queue_error() {}
+    /// Called when a unit that reports every wait_done at the kernel time its status write
+    /// becomes visible, and every queue error (on_queue_error), attaches this observer.
+    virtual void on_attached_to_unit() {}
 };
 
 } // namespace iommusim::iommu

@@ -401,6 +401,7 @@ void IommuShell::handle_message(const pcie::MessageExtension& m, Duration& local
         if (ats_.unknown_itags(from.raw, m.inv_cpl.itag_vector)) {
             st_unknown_itags_.inc();
             report_unknown_itag(from, local);
+            if (observer_) observer_->on_queue_error();
             if (!ats_.knows(from.raw)) return;
         }
         const Duration t = now() + local;
@@ -509,6 +510,7 @@ void IommuShell::queue_engine() {
             st_queue_errors_.inc();
             Duration l2;
             report_queue_error(queue_.error(), l2); // the consumer position stays on the offending command
+            if (observer_) observer_->on_queue_error();
             queue_view_stale_ = true;
             continue;
         }
@@ -660,6 +662,7 @@ bool IommuShell::issue_atc_invalidation(const InvalidateDeviceAtc& d, uint64_t s
             st_ats_timeouts_.inc();
             Duration l;
             report_ats_timeout(dev, l);
+            if (observer_) observer_->on_queue_error();
             queue_view_stale_ = true;
             ats_.abandon(dev.raw);
             return false;
@@ -683,6 +686,7 @@ bool IommuShell::wait_for_atc_invalidations() {
             st_ats_timeouts_.inc();
             Duration l;
             report_ats_timeout(pcie::Bdf(static_cast<uint16_t>(d.requester)), l);
+            if (observer_) observer_->on_queue_error();
             queue_view_stale_ = true;
             // Everything outstanding is abandoned; software re-issues after clearing the error.
             ats_.abandon_all();

@@ -165,7 +165,10 @@ public:
     tlm_utils::simple_initiator_socket<IommuShell> ats_inv;
 
     /// Receives the phase timestamps of queued invalidation (host latency breakdown).
-    void set_invalidation_observer(InvalidationObserver* o) { observer_ = o; }
+    void set_invalidation_observer(InvalidationObserver* o) {
+        observer_ = o;
+        if (o) o->on_attached_to_unit();
+    }
     /// Reports page walks (one track per walk slot), faults, page requests and the command
     /// queue's occupancy to `r` (trace.json); null = off.
     void set_trace(trace::Recorder* r);

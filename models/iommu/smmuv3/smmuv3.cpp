@@ -29,6 +29,15 @@ Smmuv3::Smmuv3(const sc_core::sc_module_name& name, const Smmuv3Params& p, stats
     ste_lookup_sc_ = to_sc(p_.ste_cache.lookup);
     ste_cd_lookup_sc_ = to_sc(p_.ste_cache.lookup + p_.cd_cache.lookup);
     start<Smmuv3>();
+    if (p_.cmdqv_vintfs > 0)
+        cmdqv_ = std::make_unique<Smmuv3Cmdqv>(
+            "cmdqv", p_, unit_port(),
+            Smmuv3CmdqvCore::Hooks{[this](const CommandAction& a) -> uint64_t {
+                // A VCMDQ's TLBIs drop the unit's translations (the block decodes nothing else to run).
+                const auto* t = std::get_if<InvalidateTranslations>(&a);
+                return t ? core().invalidate(t->scope) : 0;
+            }},
+            &stats_group());
 }
 
 IommuShell::Resolution Smmuv3::event_fault(const Event& e, bool record) const {
@@ -59,7 +68,8 @@ Smmuv3::Lookup Smmuv3::lookup_ste(uint32_t sid, const RequestAttrs& req, Duratio
         Event e = *r.event;
         e.ssv = req.has_pasid;
         e.ssid = req.has_pasid ? req.pasid : 0;
-        l.fault = event_fault(e);
+        // C_BAD_STREAMID is recorded only with CR2.RECINVSID (IHI 0070 7.3.3, 6.3.12).
+        l.fault = event_fault(e, e.id != evt::kBadStreamId || regs_.cr2(bit::kCr2RecInvSid));
         return l;
     }
     SteEntry v{r.ste, reader_.make_context(r.ste, nullptr)};
@@ -119,27 +129,35 @@ IommuShell::Resolution Smmuv3::resolve_tables(uint32_t sid, const RequestAttrs& 
     return {0, false, &current_->ctx};
 }
 
+namespace {
+/// The event refusing an ATS request (F_BAD_ATS_TREQ, F_TRANSL_FORBIDDEN) with its attributes.
+Event ats_refusal(uint8_t id, uint32_t sid, const RequestAttrs& req) {
+    Event e;
+    e.id = id;
+    e.sid = sid;
+    e.ssv = req.has_pasid;
+    e.ssid = req.has_pasid ? req.pasid : 0;
+    e.pnu = req.privileged;
+    e.ind = req.execute;
+    return e;
+}
+} // namespace
+
 IommuShell::Resolution Smmuv3::check_translated(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) {
     const uint32_t sid = rid.raw;
-    auto forbidden = [&] { // built only when refused (the hit path stays short)
-        Event e;
-        e.id = evt::kTranslForbidden;
-        e.sid = sid;
-        e.ssv = req.has_pasid;
-        e.ssid = req.has_pasid ? req.pasid : 0;
-        e.pnu = req.privileged;
-        e.ind = req.execute;
-        return event_fault(e);
-    };
+    // built only when refused (the hit path stays short)
+    auto forbidden = [&] { return event_fault(ats_refusal(evt::kTranslForbidden, sid, req)); };
     if (!regs_.enabled(bit::kSmmuEn)) return forbidden();
     // CR0.ATSCHK = 0 (fast mode, IHI 0070 6.3.9): translated traffic passes without a
     // Stream table lookup (software that uses split-stage ATS must set ATSCHK).
     if (!regs_.enabled(bit::kAtsChk)) return {};
     const Lookup l = lookup_ste(sid, req, delay);
-    if (!l.ste) return gate_ats_config_error(l.fault);
+    if (!l.ste) return gate_ats_config_error(l.fault, true);
     const Ste& ste = l.ste->ste;
     if (ste.config == ste_cfg::kAbort) return {kTerminate, true, nullptr};
-    if (ste.config == ste_cfg::kBypass || ste.eats == 1) return {}; // full ATS: the address is a PA
+    // Config bypass: effective EATS = 0, F_TRANSL_FORBIDDEN (IHI 0070 3.9.1.3, 7.3.8).
+    if (ste.config == ste_cfg::kBypass) return forbidden();
+    if (ste.eats == 1) return {}; // full ATS: the address is a PA
     if (ste.eats != 2) return forbidden();
     // Split-stage ATS (EATS = 2): the address is an IPA; the shell translates it by the STE's
     // stage 2, a fault there being a stage-2 fault of this transaction (recorded per S2R).
@@ -150,24 +168,25 @@ IommuShell::Resolution Smmuv3::check_translated(pcie::Bdf rid, const RequestAttr
 
 IommuShell::Resolution Smmuv3::resolve_translation_request(pcie::Bdf rid, const RequestAttrs& req,
                                                            sc_core::sc_time& delay) {
+    // ATS disabled for the stream: F_BAD_ATS_TREQ, answered UR (IHI 0070 3.9.1.2, 7.3.6).
+    auto refused = [&] { return event_fault(ats_refusal(evt::kBadAtsTreq, rid.raw, req)); };
+    // SMMUEN = 0: no translation service whatever GBPA says (GBPA governs untranslated traffic).
+    if (!regs_.enabled(bit::kSmmuEn)) return refused();
     RequestAttrs plain = req;
     plain.ats = false;
     const Resolution r = resolve(rid, plain, delay);
     tx_.ats_request = true;
-    if (r.fault) return gate_ats_config_error(r);
-    if (current_->bypass || current_->eats != 0) return r;
-    // EATS = 0: ATS Translation Requests are refused (IHI 0070 3.9.1): F_BAD_ATS_TREQ, answered UR.
-    Event e;
-    e.id = evt::kBadAtsTreq;
-    e.sid = rid.raw;
-    e.ssv = req.has_pasid;
-    e.ssid = req.has_pasid ? req.pasid : 0;
-    e.pnu = req.privileged;
-    e.ind = req.execute;
-    return event_fault(e);
+    if (r.fault) return gate_ats_config_error(r, false);
+    // Effective EATS = 0: EATS = 0, Config bypass, or split-stage EATS = 2 with CR0.ATSCHK = 0
+    // (3.9.1.2). ste_memo_ is the STE this resolution used. An S1-only stream whose stage 1
+    // S1DSS skips is answered with the identity (3.9.1.2).
+    const bool config_bypass = ste_memo_ && ste_memo_->ste.config == ste_cfg::kBypass;
+    const bool eats = current_->eats == 1 || (current_->eats == 2 && regs_.enabled(bit::kAtsChk));
+    if (config_bypass || !eats) return refused();
+    return r;
 }
 
-IommuShell::Resolution Smmuv3::gate_ats_config_error(const Resolution& r) const {
+IommuShell::Resolution Smmuv3::gate_ats_config_error(const Resolution& r, bool translated) const {
     switch (r.fault == pending_.id ? pending_.id : 0) {
     case evt::kBadStreamId:
     case evt::kSteFetch:
@@ -177,7 +196,9 @@ IommuShell::Resolution Smmuv3::gate_ats_config_error(const Resolution& r) const 
     case evt::kCdFetch:
     case evt::kBadCd:
     case evt::kWalkEabt:
-        pending_record_ = pending_record_ && records_ats_config_error(pending_.id);
+        // lookup_ste's CR2.RECINVSID gate is the ordinary transactions'; ATS has its own rule.
+        pending_record_ = (pending_record_ || pending_.id == evt::kBadStreamId) &&
+                          records_ats_config_error(pending_.id, translated);
         return {r.fault, !pending_record_, r.ctx};
     default: return r; // not a configuration error (F_BAD_ATS_TREQ, F_TRANSL_FORBIDDEN, ...)
     }

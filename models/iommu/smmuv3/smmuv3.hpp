@@ -9,8 +9,10 @@
 // StreamID) and CD cache (StreamID, SubstreamID) on the shared ConfigCache,
 // filled through the unit's memory port and invalidated by CFGI_*; the
 // IOTLB and walk caches of the core tagged by VMID + ASID + regime (STRW);
-// SMMUEN = 0 passes traffic through or aborts it as GBPA.ABORT says; STE
-// Config = abort terminates without an event; configuration errors and
+// SMMUEN = 0 passes untranslated traffic through or aborts it as GBPA.ABORT
+// says; STE Config = abort terminates without an event; a StreamID outside the
+// stream table is C_BAD_STREAMID, recorded only with CR2.RECINVSID (7.3.3);
+// configuration errors and
 // translation faults become event records in the EVTQ (written while
 // EVTQEN, recorded per CD.R / STE.S2R, MSI when IRQ_CTRL.EVTQ_IRQEN and
 // EVTQ_IRQ_CFG0 is set); the CMDQ on the shared engine: CONS published as
@@ -21,15 +23,18 @@
 // CMD_SYNC's MSI (CS = SIG_IRQ) is a 4-byte write of MSIData to MSIAddress
 // issued after every earlier command, ATC invalidations included. PRI Page
 // Requests go to the PRIQ (MSI per PRIQ_IRQ_CFG); PRI_RESP sends the PRG
-// Response. ATS (IHI 0070 3.9.1): Translation Requests on a stream with
-// STE.EATS = 0 are F_BAD_ATS_TREQ and answered UR; EATS = 1 answers with the
+// Response. ATS (IHI 0070 3.9.1): Translation Requests while SMMUEN = 0
+// (whatever GBPA says) or on a stream whose effective STE.EATS is 0 (EATS = 0,
+// Config bypass, EATS = 2 with ATSCHK = 0) are F_BAD_ATS_TREQ and answered UR;
+// Config abort answers UR without an event; EATS = 1 answers with the
 // full translation; EATS = 2 (split-stage) answers with stage 1 only (the
 // IPA; the IPA is the input when stage 1 is bypassed). Translated (AT=10)
 // requests: with CR0.ATSCHK = 0 they pass unchecked (fast mode); with
-// ATSCHK = 1 the STE decides: EATS = 1 (or Config bypass) forwards them,
+// ATSCHK = 1 the STE decides: EATS = 1 forwards them,
 // EATS = 2 translates their address by the STE's stage 2 (the shell's
 // check_s2 step; a fault there is a stage-2 event, S2 = 1, recorded per
-// STE.S2R), EATS = 0 is F_TRANSL_FORBIDDEN; Config abort terminates.
+// STE.S2R), EATS = 0 or Config bypass is F_TRANSL_FORBIDDEN (as is SMMUEN =
+// 0); Config abort terminates.
 // Stall model (IHI 0070 3.12.2): a translation fault with CD.S (stage 1,
 // STE.S1STALLD = 0) or STE.S2S (stage 2) is held in the unit — the shell
 // blocks the requester's thread, so the device's tag and everything behind
@@ -57,17 +62,21 @@
 // Request gets Failure without PASID (8.2). Configuration errors of ATS
 // Translation Requests (C_BAD_STREAMID, F_STE_FETCH, C_BAD_STE, C_BAD_SUBSTREAMID,
 // F_STREAM_DISABLED, F_CD_FETCH, C_BAD_CD, F_WALK_EABT) and of checked
-// translated requests are recorded only with CR2.REC_CFG_ATS (3.9.1.2-3; C_BAD_CD
+// translated requests are recorded only with CR2.REC_CFG_ATS (C_BAD_STREAMID of a
+// Translation Request also only with RECINVSID, of a translated request
+// regardless of it; 3.9.1.2-3; C_BAD_CD
 // is not in 3.9.1.2's table but is such an error: treated alike, model's choice). A
 // CMD_SYNC is consumed (CONS moves past it) only once it has completed, so
 // its slot is never reused before its MSI write (Linux's non-MSI wait polls
 // CONS for exactly this). Not modelled: Secure state, GBPA attribute overrides, event
-// merging, ATS requests while SMMUEN = 0 (served as bypass).
+// merging; Completer Abort (the shell answers every refused Translation Request UR).
 #include <cstdint>
+#include <memory>
 #include <optional>
 
 #include "models/iommu/common/config_cache.hpp"
 #include "models/iommu/common/iommu_shell.hpp"
+#include "models/iommu/smmuv3/smmuv3_cmdqv.hpp"
 #include "models/iommu/smmuv3/smmuv3_commands.hpp"
 #include "models/iommu/smmuv3/smmuv3_events.hpp"
 #include "models/iommu/smmuv3/smmuv3_faults.hpp"
@@ -84,6 +93,8 @@ public:
     Smmuv3(const sc_core::sc_module_name& name, const Smmuv3Params& p, stats::Group* parent);
     static ShellParams shell_params(const Smmuv3Params& p);
     const Smmuv3Regs& regs() const { return regs_; }
+    /// The CMDQ-Virtualization block beside the unit (Smmuv3Params::cmdqv_vintfs > 0), else nullptr.
+    Smmuv3Cmdqv* cmdqv() { return cmdqv_.get(); }
 
 private:
     /// Fault codes the shell carries: an event ID, or a silent termination.
@@ -108,7 +119,8 @@ private:
         return resolve_tables(sid, req, delay);
     }
     Resolution check_translated(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay) override;
-    /// An ATS Translation Request: resolved as a transaction, refused when STE.EATS = 0.
+    /// An ATS Translation Request: resolved as a transaction, refused (F_BAD_ATS_TREQ) with
+    /// SMMUEN = 0 or an effective STE.EATS of 0.
     Resolution resolve_translation_request(pcie::Bdf rid, const RequestAttrs& req, sc_core::sc_time& delay);
     uint32_t fault_reason(const Translation& t, const AccessRequest& a, const TranslationContext& c) const override;
     void record_fault(pcie::Bdf rid, const RequestAttrs& req, uint64_t addr, bool write, uint32_t reason,
@@ -159,17 +171,20 @@ private:
     /// the PRIQ overflowed, else because it is disabled or had a write error).
     void auto_respond(const pcie::PageRequest& pr, bool overflow, Duration& local);
     /// Whether a configuration error `id` met by an ATS Translation Request, a checked
-    /// translated request or a PRIQ-overflow STE.PPAR check is recorded (CR2.REC_CFG_ATS;
-    /// C_BAD_STREAMID also needs CR2.RECINVSID; IHI 0070 3.9.1.2, 8.1).
-    bool records_ats_config_error(uint8_t id) const {
-        return regs_.cr2(bit::kCr2RecCfgAts) && (id != evt::kBadStreamId || regs_.cr2(bit::kCr2RecInvSid));
+    /// translated request (`translated`) or a PRIQ-overflow STE.PPAR check is recorded
+    /// (CR2.REC_CFG_ATS; C_BAD_STREAMID also needs CR2.RECINVSID, except for translated
+    /// requests; IHI 0070 3.9.1.2, 3.9.1.3, 8.1).
+    bool records_ats_config_error(uint8_t id, bool translated = false) const {
+        return regs_.cr2(bit::kCr2RecCfgAts) &&
+               (translated || id != evt::kBadStreamId || regs_.cr2(bit::kCr2RecInvSid));
     }
     /// Applies records_ats_config_error() to a fault `resolve` / `check_translated` prepared.
-    Resolution gate_ats_config_error(const Resolution& r) const;
+    Resolution gate_ats_config_error(const Resolution& r, bool translated) const;
     void send_irq(const MsiConfig& m, uint32_t irq_bit, Duration& local);
     void raise_gerror(Gerror e, Duration& local);
 
     const Smmuv3Params p_;
+    std::unique_ptr<Smmuv3Cmdqv> cmdqv_; ///< the CMDQV block, when configured
     Smmuv3Regs regs_;
     Smmuv3TableReader reader_;
     Smmuv3CommandDecoder decoder_;

@@ -105,6 +105,21 @@ struct Smmuv3Params {
     /// estimate (PCIe allows a minute, calibration.md; shortened so runs end).
     Duration atc_inv_timeout = Duration::us(1000);
 
+    // ---- CMDQ-Virtualization (NVIDIA Tegra241 CMDQV beside the unit; smmuv3_cmdqv.hpp) ----
+    /// count; virtual interfaces (one per VM with hardware-accelerated guest queues, VINTF0 the
+    /// host's); 0 = no CMDQV (a choice: MMU-600 has none). Power of two (PARAM.NUM_VINTF_LOG2).
+    uint16_t cmdqv_vintfs = 0;
+    /// count; logical VCMDQs per VINTF (PARAM: NUM_VCMDQ_LOG2 - NUM_VINTF_LOG2); estimate 2
+    /// (Tegra241's values are not public; Linux needs at least one per VINTF).
+    uint16_t cmdqv_lvcmdqs_per_vintf = 2;
+    /// count; SID_MATCH / SID_REPLACE pairs per VINTF (PARAM.NUM_SID_PER_VM_LOG2); estimate 16
+    /// (TEGRA241_VINTF_NUM_SLOTS of the first Linux CMDQV series).
+    uint16_t cmdqv_sids_per_vintf = 16;
+    /// ns; processing of one VCMDQ command (opcode check, VMID / StreamID rewrite, dispatch) after its
+    /// fetch (command_fetch); estimate: the unit's per_command (calibration.md "invalidation path"
+    /// 10-40 ns), the VCMDQs feeding the same command processing.
+    Duration cmdqv_per_command = Duration::ns(40);
+
     /// nullptr when the fields can be encoded in the ID registers, else why not.
     const char* check() const {
         if (oas_bits != 32 && oas_bits != 36 && oas_bits != 40 && oas_bits != 42 && oas_bits != 44 && oas_bits != 48 &&
@@ -116,6 +131,14 @@ struct Smmuv3Params {
         if (ssidsize > 20) return "ssidsize (IDR1.SSIDSIZE) must be at most 20";
         if (cmdqs > 19 || evtqs > 19 || priqs > 19) return "queue sizes (IDR1.CMDQS/EVTQS/PRIQS) must be at most 19";
         if (pri && !ats) return "pri needs ats (PRI is part of PCIe ATS)";
+        if (cmdqv_vintfs & (cmdqv_vintfs - 1)) return "cmdqv_vintfs must be 0 or a power of two (PARAM.NUM_VINTF_LOG2)";
+        if (cmdqv_vintfs > 64) return "cmdqv_vintfs must be at most 64 (CMDQ_ALLOC.VINTF is 6 bits)";
+        if (cmdqv_vintfs && (!cmdqv_lvcmdqs_per_vintf || (cmdqv_lvcmdqs_per_vintf & (cmdqv_lvcmdqs_per_vintf - 1)) ||
+                             cmdqv_lvcmdqs_per_vintf * cmdqv_vintfs > 128))
+            return "cmdqv_lvcmdqs_per_vintf must be a power of two, at most 128 queues in all (CMDQ_ALLOC.LVCMDQ is 7 bits)";
+        if (cmdqv_vintfs && (!cmdqv_sids_per_vintf || (cmdqv_sids_per_vintf & (cmdqv_sids_per_vintf - 1)) ||
+                             cmdqv_sids_per_vintf > 16))
+            return "cmdqv_sids_per_vintf must be a power of two, at most 16 (SID_MATCH(s) at 0x40 + 4s, SID_REPLACE(s) at 0x80 + 4s)";
         return nullptr;
     }
 

@@ -36,17 +36,18 @@ struct SmmuHostRig {
     Smmuv3Sink sink{"sink"};
     std::unique_ptr<iommu::smmuv3::Smmuv3> unit;
     std::unique_ptr<host::Host> os;
+    host::IommuDriver* drv = nullptr;
     explicit SmmuHostRig(host::HostParams hp = {}) {
         unit = std::make_unique<iommu::smmuv3::Smmuv3>("smmu0", iommu::smmuv3::Smmuv3Params{}, &root);
         dev.socket.bind(unit->upstream);
         unit->ats_inv.bind(sink.socket);
         hp.cpu.arch = host::CpuArch::arm64;
         os = std::make_unique<host::Host>("os", hp, memory.store(), &root);
-        auto& drv = os->add_iommu("smmu0", unit->mmio, unit->mem, memory.target, [](const host::DriverEnv& env) {
+        drv = &os->add_iommu("smmu0", unit->mmio, unit->mem, memory.target, [](const host::DriverEnv& env) {
             return std::make_unique<host::Smmuv3Driver>(env.name, env.mmio, env.params, env.alloc_page, env.stats,
                                                         env.msi);
         });
-        unit->set_invalidation_observer(&drv.invalidation_observer());
+        unit->set_invalidation_observer(&drv->invalidation_observer());
     }
 };
 

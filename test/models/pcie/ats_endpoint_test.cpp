@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#include <array>
 #include <catch2/catch.hpp>
 
 #include "models/pcie/ats_endpoint.hpp"
@@ -206,4 +207,62 @@ TEST_CASE("a translated request asked with No Snoop goes out snooped when its tr
 
 TEST_CASE("a translated request keeps No Snoop when its translation completion had N clear", "[sc][pcie][ats][coherency]") {
     no_snoop_writes(false);
+}
+
+namespace {
+/// Three ATC misses of pages 1..3 issued at the same local time, their translations IOTLB
+/// hits in the IOMMU (warmed, then only the device TLB invalidated). Returns when each
+/// completed (local offsets) and, in `tr`, the round trip of one such Translation Request
+/// (one miss alone minus one hit).
+std::array<sc_time, 3> concurrent_misses(Rig& r, sc_time& tr) {
+    r.setup();
+    for (uint64_t i = 2; i < 5; ++i) r.pt->map(kVa + i * 0x1000, kPa + i * 0x1000);
+    auto drop_atc = [&](uint16_t wait_tag) {
+        const uint64_t st = r.h.submit_and_wait_addr({encode_pasid_dev_tlb(kEp.raw, kPasid, kVa, 3)}, wait_tag);
+        REQUIRE(r.h.poll(st, wait_tag));
+    };
+    for (uint64_t i = 0; i < 5; ++i) r.read(kVa + i * 0x1000); // IOTLB and ATC warm
+    drop_atc(31);
+    uint64_t v = 0;
+    sc_time single = SC_ZERO_TIME, hit = SC_ZERO_TIME;
+    r.ep.dma(kVa + 4 * 0x1000, &v, 8, false, kPasid, single);
+    sc_core::wait(single);
+    r.ep.dma(kVa + 4 * 0x1000, &v, 8, false, kPasid, hit);
+    sc_core::wait(hit);
+    tr = single - hit;
+    REQUIRE(tr > SC_ZERO_TIME);
+    std::array<sc_time, 3> d = {SC_ZERO_TIME, SC_ZERO_TIME, SC_ZERO_TIME};
+    for (int i = 0; i < 3; ++i) r.ep.dma(kVa + (i + 1) * 0x1000, &v, 8, false, kPasid, d[i]);
+    sc_core::wait(d[2]);
+    return d;
+}
+} // namespace
+
+TEST_CASE("an ATS endpoint with W outstanding translation requests makes the next miss wait for the oldest",
+          "[sc][pcie][ats][tags]") {
+    pcie::AtsEndpointParams p = Rig::make_params();
+    p.max_translation_requests = 1;
+    Rig r(p);
+    Harness::run([&] {
+        sc_time tr;
+        const auto d = concurrent_misses(r, tr);
+        INFO("round trip " << tr << "; three misses at once done at " << d[0] << " " << d[1] << " " << d[2]);
+        // One Translation Request in flight: each miss waits for the previous one's
+        // completion, so the three finish one round trip apart.
+        CHECK(r.h.value("ep.translation_request_stalls") == 2);
+        CHECK(d[1] - d[0] == tr);
+        CHECK(d[2] - d[1] == tr);
+    });
+}
+
+TEST_CASE("an ATS endpoint with many outstanding translation requests overlaps concurrent misses",
+          "[sc][pcie][ats][tags]") {
+    Rig r; // default: 16 in flight
+    Harness::run([&] {
+        sc_time tr;
+        const auto d = concurrent_misses(r, tr);
+        INFO("round trip " << tr << "; three misses at once done at " << d[0] << " " << d[1] << " " << d[2]);
+        CHECK(r.h.value("ep.translation_request_stalls") == 0);
+        CHECK(d[2] - d[0] < tr); // the three round trips overlap
+    });
 }

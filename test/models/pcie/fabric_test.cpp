@@ -505,7 +505,7 @@ public:
     unsigned page_requests = 0, prg_responses = 0;
 
 protected:
-    bool translate(TlpExtension& tlp, uint64_t& addr, bool write, Duration& at) override {
+    bool translate(unsigned, TlpExtension& tlp, uint64_t& addr, bool write, Duration& at) override {
         if (page_requests > 0) return true;
         MessageExtension m;
         m.code = MessageCode::page_request;

@@ -108,17 +108,35 @@ TEST_CASE("AMD hardware vIOMMU: the guest's ATC invalidation goes to the VMM, wh
     });
 }
 
+TEST_CASE("AMD hardware vIOMMU: IOMMU_DESTROY of a vIOMMU frees its GuestID and a vDEVICE's DeviceID map entry",
+          "[vm][amd][hw][sc]") {
+    VmRig r(ViommuMode::accelerated, {}, {}, Family::amd); // 2 GuestIDs: the VM has 0
+    r.run([&] {
+        guest_attach(r, {r.vrid});
+        host::IommuFd& fd = r.os->iommufd();
+        auto& drv = dynamic_cast<host::AmdDriver&>(*r.host_drv);
+        const uint32_t ioas = fd.ioas_alloc();
+        const uint32_t parent = fd.hwpt_alloc(ioas, 0, host::DomainDesc::Kind::paging_s2);
+        const uint64_t gpa = fd.map(ioas, uint64_t{1} << 20);
+        const uint32_t second = fd.viommu_alloc_hw(parent, gpa, uint64_t{1} << 20);
+        REQUIRE(drv.guest_id(second) == uint16_t{1});
+        CHECK_THROWS_AS(fd.viommu_alloc_hw(parent, gpa, uint64_t{1} << 20), host::HostError); // none left
+        fd.vdevice_alloc(second, r.ep_rid, 0x40);
+        CHECK(read64(r, hw(r).core().devmap(1) + 16u * 0x40) == ((uint64_t{r.ep_rid.raw} << 16) | 1));
+        CHECK_THROWS_AS(fd.viommu_free(second), host::HostError); // its vDEVICE holds it
+        fd.vdevice_free(second, 0x40);
+        CHECK(read64(r, hw(r).core().devmap(1) + 16u * 0x40) == 0); // clear_device_mapping
+        fd.viommu_free(second);
+        CHECK(drv.guest_id(second) == std::nullopt);
+        CHECK(hw(r).core().vfcntl_read(amd::hwv::kVfCntlStride + amd::hwv::kCmdCtl) == 0);
+        const uint32_t third = fd.viommu_alloc_hw(parent, gpa, uint64_t{1} << 20);
+        CHECK(drv.guest_id(third) == uint16_t{1}); // the freed GuestID again
+    });
+}
+
 TEST_CASE("AMD hardware vIOMMU: an accelerated VM needs the unit's hardware vIOMMU", "[vm][amd][hw][sc]") {
     // The AMD unit without viommu_guests: the vIOMMU refuses accelerated mode.
-    iommusim::stats::Group root{"root"};
-    vtdtest::TestMemory memory{"memory"};
-    iommusim::host::HostParams hp;
-    iommusim::host::Host os("os", hp, memory.store, &root);
-    iommusim::host::vm::VmParams vp;
-    vp.mode = ViommuMode::accelerated;
-    iommusim::host::vm::GuestMemory ram(memory.store, vp.ram_gpa, vp.ram_bytes);
-    iommusim::host::vm::VmmContext ctx(os, 0, ram, vp);
-    CHECK_THROWS_AS(iommusim::host::vm::AmdViommu("v", ctx, &root), iommusim::host::HostError);
+    check_accelerated_needs_hardware<iommusim::host::vm::AmdViommu>();
 }
 
 namespace {

@@ -15,8 +15,8 @@ const char* atc_counter(Family f) {
 }
 
 /// One SystemC elaboration per process: each family is its own test case.
-void forwarded(Family f) {
-    VmRig r(ViommuMode::nested, {}, {}, f);
+void forwarded(Family f, ViommuMode mode = ViommuMode::nested) {
+    VmRig r(mode, {}, {}, f);
     r.run([&] {
         host::IommuFd& g = r.vm->guest().iommufd();
         const GuestDomain d = guest_attach(r, r.ep_vrid);
@@ -33,10 +33,10 @@ void forwarded(Family f) {
     CHECK(r.value("os.oracle.correct") == 1);
 }
 
-void dropped(Family f) {
+void dropped(Family f, ViommuMode mode = ViommuMode::nested) {
     host::vm::VmParams broken;
     broken.drop_forwarded_atc = true; // the injected fault: the VMM never forwards it
-    VmRig r(ViommuMode::nested, {}, broken, f);
+    VmRig r(mode, {}, broken, f);
     r.run([&] {
         host::IommuFd& g = r.vm->guest().iommufd();
         const GuestDomain d = guest_attach(r, r.ep_vrid);
@@ -65,4 +65,14 @@ TEST_CASE("AMD: the composed oracle catches a VMM that drops the forwarded INVAL
 }
 TEST_CASE("Arm: the composed oracle catches a VMM that drops the forwarded CMD_ATC_INV", "[vm][smmuv3][sc]") {
     dropped(Family::smmuv3);
+}
+// With the CMDQV (accelerated), the guest's TLBIs take its vCMDQ but its ATC_INV still the
+// trapped CMDQ (smmuv3_viommu.hpp): forwarded by the VMM, and caught when the VMM drops it.
+TEST_CASE("Arm with a vCMDQ forwards the guest's CMD_ATC_INV from its trapped CMDQ with the vSID made the pSID",
+          "[vm][smmuv3][cmdqv][sc]") {
+    forwarded(Family::smmuv3, ViommuMode::accelerated);
+}
+TEST_CASE("Arm with a vCMDQ: the composed oracle catches a VMM that drops the forwarded CMD_ATC_INV",
+          "[vm][smmuv3][cmdqv][sc]") {
+    dropped(Family::smmuv3, ViommuMode::accelerated);
 }

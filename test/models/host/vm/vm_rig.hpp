@@ -67,6 +67,7 @@ struct VmRig {
             iommu = std::make_unique<iommu::amd::AmdIommu>("dmar0", p, &root);
         } else {
             smmu_params.hyp = false; // the host kernel at EL1 keeps the test's TLBIs in one regime
+            if (mode == ViommuMode::accelerated) smmu_params.cmdqv_vintfs = 2; // the CMDQV: VINTF0 + one VM
             no_walk_caches(smmu_params.walker);
             iommu = std::make_unique<iommu::smmuv3::Smmuv3>("dmar0", smmu_params, &root);
         }
@@ -97,6 +98,12 @@ struct VmRig {
             const unsigned port = os->add_iommu_mmio(unit->hw_viommu()->vfcntl); // its VF_CNTL BAR
             dynamic_cast<host::AmdDriver&>(drv).attach_hw_viommu(host::MmioPort(os->cpu(), port),
                                                                  unit->params().viommu_guests);
+        }
+        if (auto* unit = dynamic_cast<iommu::smmuv3::Smmuv3*>(iommu.get()); unit && unit->cmdqv()) {
+            const unsigned port = os->add_iommu_mmio(unit->cmdqv()->mmio); // the CMDQV's register space
+            dynamic_cast<host::Smmuv3Driver&>(drv).attach_cmdqv(host::MmioPort(os->cpu(), port),
+                                                                unit->cmdqv()->core().vintfs(),
+                                                                unit->cmdqv()->core().queues());
         }
         host::DeviceInfo plain{prid}, ats{ep_rid};
         plain.pasid = true;
@@ -236,6 +243,21 @@ inline void check_guest_unmap_forwarded(VmRig& r, const std::string& host_counte
     });
     CHECK(r.value("os.oracle.violations") == 0);
     CHECK(r.value("vm0.vm0_viommu.invalidation_phases.total") >= 1);
+}
+
+/// A vIOMMU of type `V` asked for ViommuMode::accelerated without a unit (no hardware guest queue
+/// behind it) refuses to be built.
+template <class V>
+inline void check_accelerated_needs_hardware() {
+    stats::Group root{"root"};
+    vtdtest::TestMemory memory{"memory"};
+    host::HostParams hp;
+    host::Host os("os", hp, memory.store, &root);
+    host::vm::VmParams vp;
+    vp.mode = ViommuMode::accelerated;
+    host::vm::GuestMemory ram(memory.store, vp.ram_gpa, vp.ram_bytes);
+    host::vm::VmmContext ctx(os, 0, ram, vp);
+    CHECK_THROWS_AS(V("v", ctx, &root), host::HostError);
 }
 
 /// IOMMU_HWPT_INVALIDATE on the vIOMMU `viommu` with 16-byte raw guest commands of `data_type`:

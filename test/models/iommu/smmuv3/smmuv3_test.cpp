@@ -265,12 +265,35 @@ TEST_CASE("SMMUv3 records a translation fault in the EVTQ with its fields and se
         CHECK_FALSE(e.rnw);
         CHECK_FALSE(e.s2);
         CHECK(r.m().read_u32(Rig::kEvtqMsi) == 0xE0E0);
-        // A StreamID without an L2 stream table: C_BAD_STREAMID.
+    });
+}
+
+TEST_CASE("SMMUv3 records C_BAD_STREAMID for a StreamID outside the stream table only with CR2.RECINVSID",
+          "[sc][events]") {
+    Rig r;
+    run([&] {
+        r.enable(); // CR2 = 0 (reset value of the model; UNKNOWN in the spec)
+        r.stream();
+        uint64_t v = 0;
         pcie::TlpExtension ext;
-        ext.requester = pcie::Bdf(0x7700);
-        r.dev.access(tlm::TLM_READ_COMMAND, 0x1000, &v, 8, &ext);
-        CHECK(Event::decode(r.event(1)).id == evt::kBadStreamId);
-        CHECK(Event::decode(r.event(1)).sid == 0x7700);
+        ext.requester = pcie::Bdf(0x7700); // no L2 stream table: C_BAD_STREAMID (IHI 0070 7.3.3)
+        CHECK(r.dev.access(tlm::TLM_READ_COMMAND, 0x1000, &v, 8, &ext) == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        CHECK(r.rd32(reg::kEvtqProd) == 0); // terminated, not recorded
+        // RECINVSID is Guarded by SMMUEN (6.3.12): written with the unit off, as Linux does.
+        r.wr32(reg::kCr0, 0);
+        r.wr32(reg::kCr2, bit::kCr2Ptm | bit::kCr2RecInvSid);
+        r.wr32(reg::kCr0, bit::kSmmuEn | bit::kEvtqEn | bit::kPriqEn | bit::kCmdqEn | bit::kAtsChk);
+        pcie::TlpExtension ext2;
+        ext2.requester = pcie::Bdf(0x7700);
+        CHECK(r.dev.access(tlm::TLM_WRITE_COMMAND, 0x1008, &v, 8, &ext2) == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        REQUIRE(r.rd32(reg::kEvtqProd) == 1);
+        const Event e = Event::decode(r.event(0));
+        CHECK(e.id == evt::kBadStreamId);
+        CHECK(e.sid == 0x7700);
+        // A StreamID the table holds is unaffected by RECINVSID either way.
+        REQUIRE(r.pt->map(0x4000, 0x70'0000, 0x1000, 12) == MapError::none);
+        CHECK(r.dma(0x4000, false, v) == tlm::TLM_OK_RESPONSE);
+        CHECK(r.rd32(reg::kEvtqProd) == 1);
     });
 }
 
@@ -636,6 +659,72 @@ TEST_CASE("SMMUv3 ATS with EATS = 0: Translation Requests are F_BAD_ATS_TREQ and
     });
 }
 
+TEST_CASE("SMMUv3 ATS Translation Requests while SMMUEN = 0 are F_BAD_ATS_TREQ and answered UR whatever GBPA says",
+          "[sc][ats]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        r.stream(1); // EATS = 1: served while the unit is on
+        REQUIRE(r.pt->map(0x4000, 0x70'0000, 0x1000, 12) == MapError::none);
+        pcie::AtsTranslation c;
+        REQUIRE(ats_request(r, 0x4000, c) == tlm::TLM_OK_RESPONSE);
+        CHECK(c.range_base() == 0x70'0000);
+        // SMMUEN = 0 with the EVTQ on (SMMUEN = 0 does not imply EVENTQEN = 0, IHI 0070 7.2).
+        r.wr32(reg::kCr0, bit::kEvtqEn | bit::kCmdqEn);
+        for (const bool abort : {false, true}) {
+            INFO("GBPA.ABORT = " << abort);
+            r.wr32(reg::kGbpa, (abort ? bit::kGbpaAbort : 0u) | bit::kGbpaUpdate);
+            const uint32_t before = r.rd32(reg::kEvtqProd);
+            // Untranslated traffic follows GBPA (13.2) ...
+            uint64_t v = 0;
+            CHECK((r.dma(0x5000, false, v) == tlm::TLM_OK_RESPONSE) == !abort);
+            // ... a Translation Request is refused either way (3.9.1.2, 7.3.6).
+            CHECK(ats_request(r, 0x4000, c) == tlm::TLM_COMMAND_ERROR_RESPONSE);
+            REQUIRE(r.rd32(reg::kEvtqProd) == before + 1);
+            const Event e = Event::decode(r.event(before));
+            CHECK(e.id == evt::kBadAtsTreq);
+            CHECK(e.sid == kSid);
+            CHECK(e.input_addr == 0x4000);
+            CHECK(e.rnw);
+        }
+    });
+}
+
+TEST_CASE("SMMUv3 STE Config bypass: Translation Requests are F_BAD_ATS_TREQ, checked translated requests "
+          "F_TRANSL_FORBIDDEN",
+          "[sc][ats]") {
+    Rig r;
+    run([&] {
+        r.enable(); // CR0.ATSCHK = 1
+        Ste s = ste(ste_cfg::kBypass);
+        s.eats = 1; // effective EATS = 0 under Config bypass (IHI 0070 5.2 STE.EATS)
+        REQUIRE(r.st->write_ste(kSid, s));
+        uint64_t v = 0;
+        CHECK(r.dma(0x5000, false, v) == tlm::TLM_OK_RESPONSE); // ordinary traffic bypasses
+        pcie::AtsTranslation c;
+        CHECK(ats_request(r, 0x4000, c) == tlm::TLM_COMMAND_ERROR_RESPONSE); // 3.9.1.2
+        CHECK(translated(r, 0x70'0000, false, v) == tlm::TLM_ADDRESS_ERROR_RESPONSE); // 3.9.1.3
+        REQUIRE(r.rd32(reg::kEvtqProd) == 2);
+        CHECK(Event::decode(r.event(0)).id == evt::kBadAtsTreq);
+        CHECK(Event::decode(r.event(1)).id == evt::kTranslForbidden);
+        CHECK(Event::decode(r.event(1)).sid == kSid);
+    });
+}
+
+TEST_CASE("SMMUv3 split-stage EATS = 2 with CR0.ATSCHK = 0: Translation Requests are F_BAD_ATS_TREQ", "[sc][ats]") {
+    Rig r;
+    run([&] {
+        r.enable();
+        NestedStream n(r, 2);
+        pcie::AtsTranslation c;
+        REQUIRE(ats_request(r, 0x8000, c) == tlm::TLM_OK_RESPONSE); // ATSCHK = 1: split-stage ATS
+        r.wr32(reg::kCr0, bit::kSmmuEn | bit::kEvtqEn | bit::kPriqEn | bit::kCmdqEn); // ATSCHK = 0
+        CHECK(ats_request(r, 0x8000, c) == tlm::TLM_COMMAND_ERROR_RESPONSE); // effective EATS = 0 (3.9.1.2)
+        REQUIRE(r.rd32(reg::kEvtqProd) == 1);
+        CHECK(Event::decode(r.event(0)).id == evt::kBadAtsTreq);
+    });
+}
+
 TEST_CASE("SMMUv3 CR0.ATSCHK = 0 (fast mode): translated requests pass without a Stream table check", "[sc]") {
     Rig r;
     run([&] {
@@ -967,7 +1056,8 @@ TEST_CASE("SMMUv3 PRIQ disabled: every discarded Page Request gets Failure witho
 
 namespace {
 /// C_BAD_STE met by an ATS Translation Request, a checked translated request and a PRIQ-overflow
-/// STE.PPAR check, and C_BAD_STREAMID by the latter (RECINVSID clear): events as CR2.REC_CFG_ATS says.
+/// STE.PPAR check, and C_BAD_STREAMID by the latter two (RECINVSID clear): events as CR2.REC_CFG_ATS
+/// says, except the PRIQ check's C_BAD_STREAMID, which also needs RECINVSID.
 void check_rec_cfg_ats(bool rec) {
     {
         Rig r;
@@ -998,6 +1088,14 @@ void check_rec_cfg_ats(bool rec) {
             CHECK(r.device.got[1].prg_resp.code == pcie::PrgResponseCode::response_failure);
             REQUIRE(r.rd32(reg::kEvtqProd) == n + (rec ? 1 : 0));
             if (rec) CHECK(Event::decode(r.event(n)).id == evt::kBadSte);
+            // A checked translated request from outside the table: C_BAD_STREAMID, recorded per
+            // REC_CFG_ATS alone (RECINVSID does not apply to translated requests, 3.9.1.3).
+            pcie::TlpExtension ext;
+            ext.requester = pcie::Bdf(0x7700);
+            ext.at = pcie::AddressType::translated;
+            CHECK(r.dev.access(tlm::TLM_READ_COMMAND, 0x70'0000, &v, 8, &ext) == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+            REQUIRE(r.rd32(reg::kEvtqProd) == n + (rec ? 2 : 0));
+            if (rec) CHECK(Event::decode(r.event(n + 1)).id == evt::kBadStreamId);
         });
     }
 }
@@ -1175,27 +1273,17 @@ TEST_CASE("SMMUv3 survives corrupted stream table, STEs, CDs and page tables and
             REQUIRE(submit_survives(r, cfgi_all.encode(), ++token));
             REQUIRE(submit_survives(r, tlbi_all.encode(), ++token));
         };
-        for (uint64_t seed = 1; seed <= 3; ++seed) {
-            INFO("sequence seed " << seed);
-            std::mt19937_64 rng(seed);
-            unsigned ok = 0, faulted = 0, logged = 0;
-            corrupt.run(
-                rng, 250, flush_all,
-                [&](std::mt19937_64& g) { REQUIRE(submit_survives(r, random_command(g, status_page), ++token)); },
-                [&](std::mt19937_64& g) {
-                    uint64_t v = 0;
-                    const auto s = r.dma(kWindow + (g() % (kPages + 2)) * 4096, g() % 2, v);
-                    CHECK((s == tlm::TLM_OK_RESPONSE || s == tlm::TLM_ADDRESS_ERROR_RESPONSE));
-                    (s == tlm::TLM_OK_RESPONSE ? ok : faulted) += 1;
-                    logged += drain_events(r);
-                });
-            // Tables restored and caches invalidated by run(): the stream translates again.
-            drain_events(r);
-            uint64_t v = 0;
-            CHECK(r.dma(kWindow, false, v) == tlm::TLM_OK_RESPONSE);
-            CHECK(ok > 0);
-            CHECK(faulted > 0);
-            CHECK(logged > 0);
-        }
+        corrupt.run_seeds(
+            3, 250, flush_all,
+            [&](std::mt19937_64& g) { REQUIRE(submit_survives(r, random_command(g, status_page), ++token)); },
+            [&](std::mt19937_64& g) {
+                uint64_t v = 0;
+                return r.dma(kWindow + (g() % (kPages + 2)) * 4096, g() % 2, v);
+            },
+            [&] { return drain_events(r); },
+            [&] { // the stream translates again
+                uint64_t v = 0;
+                CHECK(r.dma(kWindow, false, v) == tlm::TLM_OK_RESPONSE);
+            });
     });
 }

@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "models/pcie/ats_traffic_endpoint.hpp"
+
+#include <stdexcept>
+#include <string>
+
+#include "models/common/sc_time.hpp"
+#include "models/pcie/ats_codec.hpp"
+#include "models/pcie/ats_endpoint.hpp"
+
+namespace iommusim::pcie {
+
+AtsTrafficEndpoint::Function::Function(const AtsEndpointParams& p, const std::string& name, stats::Group* parent)
+    : group(name, parent), atc(p, &group),
+      translation_requests(group.counter("translation_requests", "count", "ATS Translation Requests sent")),
+      translation_stalls(group.counter("translation_request_stalls", "count",
+                                       "ATC misses that waited for a Translation Request slot (all max_translation_requests in flight)")),
+      no_access(group.counter("translation_no_access", "count", "Translation Completions with R=W=0 or errors (the TLP is dropped)")),
+      translated(group.counter("translated_requests", "count", "TLPs sent with AT=10 through an ATC entry")),
+      invalidations_completed(group.counter("invalidations_completed", "count", "Invalidate Completions sent")),
+      entries_invalidated(group.counter("atc_entries_invalidated", "count", "ATC entries dropped")),
+      drains(group.counter("invalidation_drains", "count",
+                           "Invalidate Completions held until requests through a dropped translation completed")),
+      translation_latency(group.histogram("translation_latency", "ns", "Translation Request issue to its completion (slot wait excluded)")) {}
+
+AtsTrafficEndpoint::AtsTrafficEndpoint(sc_core::sc_module_name name, const TrafficEndpointParams& params,
+                                       const AtsEndpointParams& ats, stats::Group* parent_stats)
+    : TrafficEndpoint(name, params, parent_stats), ats_(ats),
+      inv_received_(stats_group().counter("invalidations_received", "count", "ATS Invalidate Requests received (any function)")),
+      inv_unknown_(stats_group().counter("invalidations_unknown_function", "count",
+                                         "Invalidate Requests for a RID that is none of this device's functions (UR)")) {
+    if (ats_.max_translation_requests < 1)
+        throw std::invalid_argument(std::string(basename()) + ": max_translation_requests must be >= 1");
+    if (const char* why = ats_.atc.check()) throw std::invalid_argument(std::string(basename()) + ": ATC geometry: " + why);
+    for (unsigned i = 0; i < params.functions.size(); ++i) {
+        fns_.push_back(std::make_unique<Function>(ats_, "fn" + std::to_string(i), &stats_group()));
+        fn_of_rid_[params.functions[i].raw] = i;
+    }
+    SC_HAS_PROCESS(AtsTrafficEndpoint);
+    SC_THREAD(invalidation_thread);
+}
+
+bool AtsTrafficEndpoint::atc_holds(unsigned function, uint64_t iova, std::optional<uint32_t> pasid) {
+    return fns_.at(function)->atc.find(iova, pasid).has_value();
+}
+
+bool AtsTrafficEndpoint::translate(unsigned function, TlpExtension& tlp, uint64_t& addr, bool write, Duration& at) {
+    Function& f = *fns_[function];
+    const std::optional<uint32_t> pasid = tlp.pasid_present ? std::optional<uint32_t>(tlp.pasid) : std::nullopt;
+    at += ats_.atc_lookup;
+    std::optional<Atc::Entry> e = f.atc.lookup(addr, pasid);
+    if (!e || !e->allows(write)) {
+        // Translation Request (PCIe Base §10.2.2): a read of one 8-byte completion entry.
+        bool stalled = false;
+        at = f.atc.translation_slots().take(at, stalled);
+        if (stalled) f.translation_stalls.inc();
+        uint64_t entry = 0;
+        tlm::tlm_generic_payload gp;
+        gp.set_command(tlm::TLM_READ_COMMAND);
+        gp.set_address(addr & ~uint64_t{0xFFF});
+        gp.set_data_ptr(reinterpret_cast<unsigned char*>(&entry));
+        gp.set_data_length(8);
+        gp.set_streaming_width(8);
+        gp.set_byte_enable_ptr(nullptr);
+        gp.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+        TlpExtension tr;
+        tr.requester = tlp.requester;
+        tr.pasid_present = tlp.pasid_present;
+        tr.pasid = tlp.pasid;
+        tr.privileged = tlp.privileged;
+        tr.at = AddressType::translation_request;
+        gp.set_extension(&tr);
+        f.translation_requests.inc();
+        const Duration done = send_upstream(gp, at);
+        gp.clear_extension(&tr);
+        f.atc.translation_slots().hold(done);
+        f.translation_latency.record((done - at).as_ns());
+        at = done; // the TLP waits for its translation
+        const Atc::Fill fill = gp.is_response_ok() ? f.atc.fill(addr, pasid, decode_translation_entry(entry), done)
+                                                   : Atc::Fill::no_access;
+        if (fill == Atc::Fill::uncached) return true; // U=1: this range only untranslated
+        e = fill == Atc::Fill::cached ? f.atc.find(addr, pasid) : std::nullopt;
+        if (!e || !e->allows(write)) {
+            f.no_access.inc();
+            return false;
+        }
+    }
+    // Translated request (AT=10): no PASID prefix (the translation encodes it, §6.20).
+    addr = e->output(addr);
+    tlp.at = AddressType::translated;
+    tlp.pasid_present = false;
+    tlp.privileged = false;
+    tlp.execute = false;
+    tlp.no_snoop = tlp.no_snoop && !e->no_snoop; // N: the range must be accessed snooped (§10.2.3)
+    tlp.served_by = TlpExtension::Source::atc;
+    tlp.output_address = addr;
+    f.translated.inc();
+    return true;
+}
+
+void AtsTrafficEndpoint::sent(unsigned function, std::optional<uint32_t> pasid, const TlpExtension& tlp, uint64_t iova,
+                              Duration done) {
+    if (tlp.at == AddressType::translated) fns_[function]->atc.issued(iova, pasid, kernel_now(), done);
+}
+
+void AtsTrafficEndpoint::on_message(MessageExtension& msg, tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
+    if (msg.code != MessageCode::ats_invalidate_request) { // no PRI: a PRG Response is unexpected
+        TrafficEndpoint::on_message(msg, gp, delay);
+        return;
+    }
+    inv_received_.inc();
+    const auto it = fn_of_rid_.find(msg.inv_req.target.raw);
+    if (it == fn_of_rid_.end()) {
+        inv_unknown_.inc();
+        gp.set_response_status(tlm::TLM_COMMAND_ERROR_RESPONSE);
+        return;
+    }
+    gp.set_response_status(tlm::TLM_OK_RESPONSE);
+    if (ats_.drop_invalidations) return;
+    inv_queue_.push_back(Pending{msg.inv_req, it->second, kernel_now() + from_sc(delay)});
+    inv_arrived_.notify(delay);
+}
+
+void AtsTrafficEndpoint::invalidation_thread() {
+    for (;;) {
+        while (inv_queue_.empty()) wait(inv_arrived_);
+        const Pending pi = inv_queue_.front();
+        inv_queue_.pop_front();
+        Function& f = *fns_[pi.function];
+        const Atc::Invalidated inv = process_invalidation(f.atc, pi.req, pi.arrival, ats_.invalidation_processing);
+        f.entries_invalidated.inc(inv.dropped);
+        if (inv.drain_until > inv.processed_at) f.drains.inc();
+        MessageExtension m = invalidate_completion(params().functions[pi.function], pi.req);
+        MessageTlp tlp(m);
+        sc_core::sc_time d = sc_core::SC_ZERO_TIME;
+        upstream->b_transport(tlp.payload(), d);
+        f.invalidations_completed.inc();
+    }
+}
+
+} // namespace iommusim::pcie
