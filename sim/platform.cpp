@@ -14,6 +14,7 @@
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
 
+#include "models/common/sc_asan.hpp"
 #include "models/common/sc_time.hpp"
 #include "models/host/host.hpp"
 #include "models/mem/memory.hpp"
@@ -370,6 +371,7 @@ Platform::~Platform() {
             },
             "end_of_run_unwind", &method);
         sc_core::sc_start(sc_core::SC_ZERO_TIME);
+        restore_main_stack_for_asan();
     } catch (...) {
         // A destructor must not throw; the unwinding is only for leak checkers.
     }
@@ -396,6 +398,7 @@ HostFigures Platform::run(const std::function<void(double, double)>& progress, c
             }
             const sc_core::sc_time remaining = next - sc_core::sc_time_stamp();
             sc_core::sc_start(stop_requested ? std::min(slice, remaining) : remaining);
+            restore_main_stack_for_asan();
         }
         if (progress)
             progress(sc_core::sc_time_stamp().to_seconds() * 1e6,

@@ -34,6 +34,13 @@ void catch_stop_signals() {
     sa.sa_flags = SA_RESETHAND;
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
+    // A sweep starts its points with both blocked (sweep.cpp spawn_self): one
+    // that arrived meanwhile is delivered now, to the handler.
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigprocmask(SIG_UNBLOCK, &stop, nullptr);
 }
 
 /// Shell convention for a process ended by signal N: 128 + N (130 SIGINT, 143 SIGTERM).

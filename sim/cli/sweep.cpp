@@ -101,9 +101,23 @@ pid_t spawn_self(std::vector<std::string> args) {
     argv.push_back(s.data());
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
+    // SIGINT and SIGTERM blocked in the point until its handlers are installed
+    // (main.cpp catch_stop_signals unblocks them): a signal the sweep forwards
+    // while a point is still starting (loading, sanitizer start-up) stays pending
+    // and stops it at time 0 with its results written, instead of killing it
+    // before it has a handler (found by the SIGTERM sweep test under ASan).
+    posix_spawnattr_t attr;
+    if (posix_spawnattr_init(&attr) != 0) return -1;
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    posix_spawnattr_setsigmask(&attr, &stop);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
     pid_t pid = 0;
-    if (posix_spawn(&pid, self.c_str(), nullptr, nullptr, argv.data(), environ) != 0) return -1;
-    return pid;
+    const int rc = posix_spawn(&pid, self.c_str(), nullptr, &attr, argv.data(), environ);
+    posix_spawnattr_destroy(&attr);
+    return rc != 0 ? -1 : pid;
 }
 
 /// Writes DIR/sweep.csv from the manifest and the points' results folders.
