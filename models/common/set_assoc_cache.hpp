@@ -75,6 +75,14 @@ public:
         touch(base, w);
         return &lines_[base + w].val;
     }
+    /// Finds `k` without marking it used (an invalidation looking at it).
+    const Payload* peek(const CacheKey& k) const {
+        if (!sets_) return nullptr;
+        const uint64_t h = hash(k);
+        const uint32_t set = set_of(h);
+        const uint32_t w = find(set, fp_of(h), k);
+        return w == ways_ ? nullptr : &lines_[set * ways_ + w].val;
+    }
     /// `k` was just probed and not found: an insert of it before any other insert skips the set
     /// search (a lookup that misses is usually followed by the fill of the same key).
     void note_absent(const CacheKey& k) { absent_ = k; }

@@ -301,6 +301,8 @@ CmdQueueDriver::Resume CmdQueueDriver::skip_polls(uint64_t status, uint32_t toke
     s.check = check;
     s.relax = loop.relax.value_or(cpu_.params().poll_interval);
     s.check_acc = check_acc;
+    s.status = status;
+    s.token = token;
     const Duration period = s.mr + check + s.relax;
     if (period == Duration::zero()) return Resume::polled;
     s.b = read_done + period;
@@ -341,9 +343,8 @@ CmdQueueDriver::Resume CmdQueueDriver::skip_polls(uint64_t status, uint32_t toke
         } else {
             sc_core::wait(s.wake);
         }
-        if (s.stop || kernel_now() >= wake_at || (signal && signal->triggered()) ||
-            cpu_.memory().read_u32(status) == token)
-            break;
+        if (s.stop || kernel_now() >= wake_at || (signal && signal->triggered())) break;
+        if (s.detect && kernel_now() >= s.b) break; // the read that sees the status write ends now
     }
     leave.now();
     catch_up(s, kernel_now());
@@ -426,9 +427,17 @@ void CmdQueueDriver::on_phase(uint64_t seq, iommu::InvalPhase phase, Duration at
         break;
     case iommu::InvalPhase::wait_done: p.wait_done = at; break;
     }
-    // The status word was written now: sleeping pollers look whether it is theirs.
+    // A status word was written now: a sleeping poller whose word it is wakes when its first
+    // read ending after now ends (one switch, however many polls it skipped).
     if (phase == iommu::InvalPhase::wait_done)
-        for (Sleeper* s : sleepers_) s->wake.notify();
+        for (Sleeper* s : sleepers_) {
+            if (s->detect || s->stop || cpu_.memory().read_u32(s->status) != s->token) continue;
+            const Duration k = kernel_now();
+            catch_up(*s, k);
+            s->detect = true;
+            if (s->b > k) s->wake.notify(to_sc(s->b - k));
+            else s->wake.notify(sc_core::SC_ZERO_TIME);
+        }
 }
 
 } // namespace iommusim::host

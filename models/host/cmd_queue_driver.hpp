@@ -24,6 +24,12 @@
 // While waiting it collects the phase timestamps the unit reports for its
 // entries (iommu::InvalidationObserver, by entry sequence number) into the
 // returned FlushTiming.
+// Polls whose outcome is known are not performed one by one (skip_polls): with
+// a unit that reports its status writes and queue errors, after one iteration
+// that found nothing the thread sleeps until something could change what the
+// next iteration sees, then accounts for the iterations it skipped (poll and
+// access counts, lock take/release times); the results are those of polling
+// each (tests compare both: set_poll_skipping).
 //
 // Family hooks (CmdQueueHooks): encode the sync and the no-op, read the
 // head, write the tail, read / acknowledge the error state, acknowledge the
@@ -216,6 +222,9 @@ private:
         Duration mr, check, relax; ///< status read, error check (as measured), relax
         HostCpu::Accesses check_acc; ///< the error check's accesses (as measured)
         bool stop = false;        ///< an error or a lock contender: resume polling for real
+        bool detect = false;      ///< its status word is written: wake when the read at b ends
+        uint64_t status = 0;      ///< the status word and the value it waits for
+        uint32_t token = 0;
         sc_core::sc_event wake;
     };
     enum class Resume : uint8_t { polled, at_lock, at_read };

@@ -54,6 +54,7 @@ Atc::Fill Atc::fill(uint64_t iova, std::optional<uint32_t> pasid, const AtsTrans
     e.ready_at = ready_at;
     cache_.insert(key(pasid, e.global, iova, shift), e);
     shifts_present_ |= uint64_t{1} << shift;
+    if (pasid || e.global) tagged_ = true;
     return Fill::cached;
 }
 
@@ -69,6 +70,42 @@ Atc::Invalidated Atc::invalidate(const AtsInvalidateRequest& r, Duration now) {
     const uint64_t base = r.range_base(), size = r.range_size();
     const uint64_t end = size >= (uint64_t{1} << 63) ? ~uint64_t{0} : base + size - 1;
     const uint64_t pf = r.pasid_present ? uint64_t{r.pasid & kPasidMask} + 1 : 0;
+    auto drop = [&](const Entry& e) {
+        if (e.ready_at > now) ++out.stale; // completion was still in flight
+    };
+    // A short range is dropped by probing the keys it covers at each range size present, when
+    // those keys name every entry in scope: with a PASID prefix, that PASID's entries (and
+    // global ones when G=1); without, every PASID's, which are the untagged keys as long as
+    // no entry with a PASID or G was ever filled. Otherwise (or when probing would cost more
+    // than a scan of the valid entries) the whole cache is scanned. Same entries either way.
+    if (r.pasid_present || !tagged_) {
+        const bool globals = r.pasid_present && r.global && tagged_;
+        const uint64_t per_page = globals ? 2 : 1;
+        uint64_t probes = 0;
+        for (uint64_t m = shifts_present_; m && probes <= cache_.size(); m &= m - 1) {
+            const unsigned shift = static_cast<unsigned>(std::countr_zero(m));
+            probes += ((end >> shift) - (base >> shift) + 1) * per_page;
+        }
+        if (probes <= cache_.size()) {
+            const std::optional<uint32_t> pasid =
+                r.pasid_present ? std::optional<uint32_t>(static_cast<uint32_t>(pf - 1)) : std::nullopt;
+            auto one = [&](const iommu::CacheKey& k) {
+                if (const Entry* e = cache_.peek(k)) {
+                    drop(*e);
+                    cache_.erase(k);
+                    ++out.dropped;
+                }
+            };
+            for (uint64_t m = shifts_present_; m; m &= m - 1) {
+                const unsigned shift = static_cast<unsigned>(std::countr_zero(m));
+                for (uint64_t page = base >> shift; page <= end >> shift; ++page) {
+                    one(key(pasid, false, page << shift, shift));
+                    if (globals) one(key(pasid, true, page << shift, shift));
+                }
+            }
+            return drain(out, r, base, end, pf, now);
+        }
+    }
     out.dropped = cache_.invalidate_if([&](const iommu::CacheKey& k, const Entry& e) {
         const unsigned shift = static_cast<unsigned>(k.b & kShiftMask);
         const bool global = (k.b >> 8) & 1;
@@ -78,9 +115,14 @@ Atc::Invalidated Atc::invalidate(const AtsInvalidateRequest& r, Duration now) {
         if (r.pasid_present && !(global ? r.global : kpf == pf)) return false;
         const uint64_t lo = k.a << shift, hi = lo + ((uint64_t{1} << shift) - 1);
         if (lo > end || hi < base) return false;
-        if (e.ready_at > now) ++out.stale; // completion was still in flight
+        drop(e);
         return true;
     });
+    return drain(out, r, base, end, pf, now);
+}
+
+Atc::Invalidated& Atc::drain(Invalidated& out, const AtsInvalidateRequest& r, uint64_t base, uint64_t end,
+                             uint64_t pf, Duration now) const {
     // Translated requests already issued through a dropped translation (their
     // IOVA in the range, their PASID in scope) must complete before the
     // completion is sent; requests through other translations need not.

@@ -92,6 +92,9 @@ public:
     uint32_t size() const { return cache_.size(); }
 
 private:
+    /// Sets when the Completion may leave: after the translated requests through dropped translations.
+    Invalidated& drain(Invalidated& out, const AtsInvalidateRequest& r, uint64_t base, uint64_t end, uint64_t pf,
+                       Duration now) const;
     /// b: PASID+1 (0 = requests without PASID; global entries match every PASID) | G | shift (never 0).
     static iommu::CacheKey key(std::optional<uint32_t> pasid, bool global, uint64_t iova, unsigned shift) {
         const uint64_t pf = global ? 0 : (pasid ? uint64_t{*pasid & kPasidMask} + 1 : 0);
@@ -104,6 +107,7 @@ private:
     };
     iommu::SetAssocCache<Entry> cache_;
     uint64_t shifts_present_ = 0;  ///< range sizes with entries (probe only those)
+    bool tagged_ = false;          ///< an entry with a PASID or G was ever filled
     std::deque<InFlight> in_flight_; ///< translated requests, oldest first, until they completed
     SlotPool slots_;
 };

@@ -8,9 +8,12 @@
 namespace iommusim::pcie {
 
 std::string Bdf::str() const {
-    char b[16];
-    std::snprintf(b, sizeof b, "%02x:%02x.%u", bus(), dev(), fn());
-    return b;
+    // "%02x:%02x.%u" by hand (device <= 0x1f, function <= 7): snprintf cost ~1.6 k
+    // instructions, paid for every flush's devices column in invalidations.csv.
+    static constexpr char kHex[] = "0123456789abcdef";
+    const unsigned b = bus(), d = dev(), f = fn();
+    const char s[7] = {kHex[b >> 4], kHex[b & 15], ':', kHex[d >> 4], kHex[d & 15], '.', static_cast<char>('0' + f)};
+    return std::string(s, sizeof s);
 }
 
 Bdf parse_bdf(const std::string& s) {
