@@ -93,6 +93,9 @@ const std::vector<OpSpec>& ops() {
          {{"vm", A::string}, {"size_bytes", A::size}}, {{"name", A::string}, {"iova", A::integer}, {"page_bytes", A::size}}, A::mapping},
         {"guest_unmap", "unmap a guest mapping: the guest's strict flush traps to the VMM, which invalidates the physical unit",
          {{"vm", A::string}}, {{"mapping", A::mapping}, {"iova", A::integer}, {"size_bytes", A::size}}, {}},
+        {"guest_wbinvd", "a guest vCPU of a VM executes WBINVD: an in-kernel exit (vmm.kernel_exit_ns), plus the host's cache flush "
+                         "(vmm.wbinvd_flush_ns) while any domain the VM's devices are attached to does not enforce coherency",
+         {{"vm", A::string}}, {}, {}},
         {"invalidate", "explicit invalidation of a domain range (size 0 or absent = all)", {{"domain", A::domain}},
          {{"iova", A::integer}, {"size_bytes", A::size}}, {}},
         {"flush_queue", "drain the lazy flush queue now", {}, {}, {}},
@@ -621,7 +624,8 @@ void ScenarioRunner::execute(const ScenarioStep& s, uint64_t iteration) {
         else iova = u64("iova"), sz = size("size_bytes");
         if (vm) vm->guest_unmap(iova, sz);
         else fd.unmap(named(st.ioas, "ioas"), iova, sz);
-    } else if (op == "invalidate")
+    } else if (op == "guest_wbinvd") vm_of(str("vm"))->guest_wbinvd();
+    else if (op == "invalidate")
         fd.invalidate(named(st.domains, "domain"), a.contains("iova") ? u64("iova") : 0,
                       a.contains("size_bytes") ? size("size_bytes") : 0);
     else if (op == "flush_queue") fd.flush_queue_now();

@@ -25,7 +25,14 @@ const Schema<VmmCosts>& vmm_schema() {
                      "45-65 ns midpoint (reading the line the vCPU wrote) [estimate]")
             .time_ns("shadow_read_ns", &VmmCosts::shadow_read,
                      "one guest table read by the VMM (entry re-reads, caching-mode shadowing); default 90 = calibration.md "
-                     "\"DRAM idle read latency\" 81-90 ns");
+                     "\"DRAM idle read latency\" 81-90 ns")
+            .time_ns("kernel_exit_ns", &VmmCosts::kernel_exit,
+                     "VM exit handled in KVM and the VM entry back (a guest WBINVD); default 600 = calibration.md "
+                     "\"VM exit + entry, trivial in-kernel handler\" ~600 ns x86")
+            .time_ns("wbinvd_flush_ns", &VmmCosts::wbinvd_flush,
+                     "host WBINVD for a guest WBINVD while the VM has non-coherent DMA; default 461000 [estimate]: a 60 MiB "
+                     "LLC (Xeon 8380) all dirty written back at 136.4 GB/s = calibration.md \"usable bandwidth\" ICX 176 GB/s "
+                     "less 22.5 % for writes (\"loaded-latency shape\")");
         return sc;
     }();
     return s;

@@ -102,3 +102,33 @@ TEST_CASE("an accelerated SMMUv3 VM without the unit's CMDQV and a CMDQV of 3 VI
     CHECK(r.err.find("/iommus/0") != std::string::npos);
     CHECK(r.err.find("power of two") != std::string::npos);
 }
+
+TEST_CASE("the guest_wbinvd step flushes only while the VM has a non-coherent domain, and names its VM",
+          "[cli][scenario][vm][coherency]") {
+    auto p = ordered_json::parse(slurp(source_path("platforms/isolation/vm-coherency.json")));
+    // Coherent: the guest's domain (nested over a parent that forces snooping) is attached by guest_map.
+    p["scenario"] = ordered_json::array({{{"op", "guest_map"}, {"vm", "vm0"}, {"name", "buf"}, {"size_bytes", "16KiB"}},
+                                         {{"op", "guest_wbinvd"}, {"vm", "vm0"}},
+                                         {{"op", "expect"}, {"stat", "vm0.wbinvd_skipped"}, {"eq", 1}},
+                                         {{"op", "expect"}, {"stat", "vm0.wbinvd_flushes"}, {"eq", 0}}});
+    auto dir = scratch_dir("vm-wbinvd-coherent");
+    write_file(dir / "p.json", p.dump(2));
+    auto r = run_cli("run '" + (dir / "p.json").string() + "' --quiet --out '" + (dir / "out").string() + "'", "vm-wbinvd-coherent");
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    // Without snoop control the same step flushes.
+    p["iommus"][0]["snoop_control"] = false;
+    p["duration_us"] = 1000; // the flush (vmm.wbinvd_flush_ns, 461 us) outlasts the shipped 400 us
+    p["scenario"][2]["stat"] = "vm0.wbinvd_flushes";
+    p["scenario"][3]["stat"] = "vm0.wbinvd_skipped";
+    dir = scratch_dir("vm-wbinvd-noncoherent");
+    write_file(dir / "p.json", p.dump(2));
+    r = run_cli("run '" + (dir / "p.json").string() + "' --quiet --out '" + (dir / "out").string() + "'", "vm-wbinvd-noncoherent");
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    // A step naming no VM of the platform is refused before the run.
+    p["scenario"][1]["vm"] = "vm7";
+    r = validate(p, "vm-wbinvd-unknown");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("/scenario/1/vm") != std::string::npos);
+}

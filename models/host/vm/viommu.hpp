@@ -74,6 +74,10 @@ public:
     /// Where the unit reports the phases of the guest's commands (the guest driver's queue).
     void set_observer(iommu::InvalidationObserver* o) { observer_ = o; }
     stats::Group& stats_group() { return stats_; }
+    /// Host HWPTs the VM's devices are attached to that do not enforce cache coherency (a
+    /// nested one is coherent as its parent): KVM's per-VM non-coherent DMA, WBINVD must be
+    /// emulated while it is above 0 (shared/reference/threads 001).
+    unsigned noncoherent_domains() const;
 
 protected:
     /// An access the family maps straight to hardware, without an exit (a hardware-accelerated
@@ -168,10 +172,6 @@ protected:
     stats::Counter& refused_;
     stats::Counter& ioctls_;
     stats::Counter& attach_refused_;
-    /// Host HWPTs the VM's devices are attached to that do not enforce cache coherency (a
-    /// nested one is coherent as its parent): KVM's per-VM non-coherent DMA, WBINVD must be
-    /// emulated while it is above 0 (shared/reference/threads 001).
-    unsigned noncoherent_domains() const;
     /// (vRID, guest PASID) -> the host HWPT attached.
     std::map<std::pair<uint16_t, uint32_t>, uint32_t> bound_;
 

@@ -24,7 +24,11 @@ Vm::Vm(const std::string& name, const VmParams& params, Host& host, unsigned iom
     : name_(name), params_(params), ram_(host_memory, params.ram_gpa, params.ram_bytes),
       ram_target_((name + "_ram").c_str(), ram_), ctx_{host, iommu, ram_, params_}, stats_(name, parent),
       map_latency_(stats_.histogram("guest_map_latency", "ns", "guest kernel map call to return (a trapped flush under caching mode)")),
-      unmap_latency_(stats_.histogram("guest_unmap_latency", "ns", "guest kernel unmap call to return (its strict flush traps to the VMM)")) {
+      unmap_latency_(stats_.histogram("guest_unmap_latency", "ns", "guest kernel unmap call to return (its strict flush traps to the VMM)")),
+      wbinvd_flushes_(stats_.counter("wbinvd_flushes", "instructions",
+                                     "guest WBINVDs the host emulated with a cache flush (the VM had non-coherent DMA)")),
+      wbinvd_skipped_(stats_.counter("wbinvd_skipped", "instructions",
+                                     "guest WBINVDs skipped after the exit (every attached domain enforces coherency)")) {
     if (params.guest_table_bytes >= params.ram_bytes)
         throw HostError(HostError::Kind::invalid, "VM " + name + ": guest_table_bytes must be below ram_bytes");
     ctx_.vm_name = name;
@@ -103,6 +107,22 @@ void Vm::guest_unmap(uint64_t iova, uint64_t size) {
     const Duration start = guest_->cpu().now();
     guest_->iommufd().unmap(ioas, iova, size);
     unmap_latency_.record((guest_->cpu().now() - start).as_ns());
+}
+
+} // namespace iommusim::host::vm
+
+namespace iommusim::host::vm {
+
+bool Vm::guest_wbinvd() {
+    if (!ram_.backed()) sc_core::wait(created_);
+    // WBINVD exits unconditionally; KVM flushes only for a VM with non-coherent DMA, whose
+    // devices may have written memory without snooping the CPU caches (threads/001).
+    const bool flush = viommu_->noncoherent_domains() > 0;
+    HostCpu& vcpu = guest_->cpu();
+    vcpu.spend(params_.vmm.kernel_exit + (flush ? params_.vmm.wbinvd_flush : Duration::zero()));
+    (flush ? wbinvd_flushes_ : wbinvd_skipped_).inc();
+    vcpu.sync(); // the vCPU is stopped until the host's flush completes
+    return flush;
 }
 
 } // namespace iommusim::host::vm

@@ -16,6 +16,12 @@
 // GPA, the host's for GPA -> HPA. Not modelled: guest vCPU scheduling and
 // several vCPUs' contention, guest interrupts (the guest driver polls),
 // memory ballooning / migration, more than one vIOMMU per VM.
+// A guest WBINVD exits to KVM (in-kernel); while the VM has non-coherent DMA
+// (its vIOMMU's noncoherent_domains() > 0: kvm_arch_has_noncoherent_dma) the
+// host writes back and invalidates the caches of the CPU that ran the vCPU
+// (the one vCPU runs on one CPU: no IPIs to other CPUs), else it is skipped
+// (Linux arch/x86/kvm/x86.c kvm_emulate_wbinvd_noskip). The flush is a cost
+// charged to the vCPU; no CPU cache contents are modelled.
 #include <functional>
 #include <memory>
 #include <optional>
@@ -62,6 +68,10 @@ public:
     /// the latency of each call is recorded (guest_map_latency, guest_unmap_latency).
     uint64_t guest_map(uint64_t size, std::optional<uint64_t> iova, unsigned page_shift);
     void guest_unmap(uint64_t iova, uint64_t size);
+    /// A guest vCPU executes WBINVD (SC_THREAD; waits until the VMM created the VM): one in-kernel
+    /// exit + entry, plus the host's cache flush while the VM is non-coherent; the vCPU's time.
+    /// Returns whether the host flushed (counted in wbinvd_flushes / wbinvd_skipped).
+    bool guest_wbinvd();
 
     /// The guest-side domain kind its driver should use for DMA domains in this mode
     /// (nested and accelerated: first stage over the host's second; caching mode: second stage, shadowed).
@@ -86,6 +96,8 @@ private:
     sc_core::sc_event dma_ready_;
     stats::Histogram& map_latency_;
     stats::Histogram& unmap_latency_;
+    stats::Counter& wbinvd_flushes_;
+    stats::Counter& wbinvd_skipped_;
 };
 
 } // namespace iommusim::host::vm

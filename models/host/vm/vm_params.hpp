@@ -32,12 +32,23 @@ struct VmmCosts {
     // ns; one guest page-table read while the VMM shadows (caching mode): a cache miss to the
     // guest's table page, calibration.md "DRAM idle read latency" 81-90 ns -> 90 [V].
     static constexpr double kDefaultShadowReadNs = 90.0;
+    // ns; a VM exit KVM handles in the kernel and the VM entry back (a guest WBINVD): calibration.md
+    // "VM exit + entry, trivial in-kernel handler" ~600 ns x86 [V].
+    static constexpr double kDefaultKernelExitNs = 600.0;
+    // ns; the host's WBINVD on the CPU that ran the vCPU while the VM has non-coherent DMA:
+    // [estimate] a 60 MiB LLC (Xeon 8380, the ICX part of calibration.md "usable bandwidth":
+    // 176 GB/s) all dirty, written back at 176 GB/s less 22.5 % for writes ("loaded-latency
+    // shape": writes cut the usable peak by 20-25 %) = 136.4 GB/s -> 461 us. An upper bound:
+    // a partly dirty cache writes back less.
+    static constexpr double kDefaultWbinvdFlushNs = 461000.0;
 
     Duration exit = Duration::ns(kDefaultExitNs);
     Duration entry = Duration::ns(kDefaultEntryNs);
     Duration ioctl = Duration::ns(kDefaultIoctlNs);
     Duration decode = Duration::ns(kDefaultDecodeNs);
     Duration shadow_read = Duration::ns(kDefaultShadowReadNs);
+    Duration kernel_exit = Duration::ns(kDefaultKernelExitNs);
+    Duration wbinvd_flush = Duration::ns(kDefaultWbinvdFlushNs);
 };
 
 struct VmParams {

@@ -49,7 +49,9 @@ struct VmRig {
     const pcie::Bdf prid{0x03, 0, 0}, ep_rid{0x04, 0, 0};
     const pcie::Bdf vrid{0x00, 3, 0}, ep_vrid{0x00, 4, 0};
 
-    explicit VmRig(ViommuMode mode, host::DriverParams dp = {}, host::vm::VmParams vp = {}, Family f = Family::vtd)
+    /// `snoop_control` (VT-d ECAP.SC): false makes every domain on the unit non-coherent.
+    explicit VmRig(ViommuMode mode, host::DriverParams dp = {}, host::vm::VmParams vp = {}, Family f = Family::vtd,
+                   bool snoop_control = true)
         : family(f) {
         auto no_walk_caches = [](iommu::WalkerParams& w) {
             w.s1_walk_cache.per_level.entries = 0;
@@ -58,6 +60,7 @@ struct VmRig {
         };
         if (f == Family::vtd) {
             iommu::vtd::VtdParams p;
+            p.snoop_control = snoop_control;
             no_walk_caches(p.walker);
             iommu = std::make_unique<iommu::vtd::VtdIommu>("dmar0", p, &root);
         } else if (f == Family::amd) {
