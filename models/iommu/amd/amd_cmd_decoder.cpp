@@ -61,6 +61,8 @@ struct ToActions {
         d.add(InvalidateConfig{kGcr3Cache, ConfigScope::all()});
         return d;
     }
+    /// An illegal command: ILLEGAL_COMMAND_ERROR.
+    DecodedCommand operator()(CommandError) const { return DecodedCommand::fail(kIllegalCommand); }
     // Accepted, costed by its processing only (each returns one named object: NRVO).
     static DecodedCommand noop() {
         DecodedCommand d;
@@ -72,11 +74,9 @@ struct ToActions {
 
 DecodedCommand to_actions(const Command& c) { return std::visit(ToActions{}, c); }
 
-DecodedCommand decode_actions(std::span<const uint64_t> words, const AmdParams& caps, Decoded& decoded) {
+DecodedCommand decode_actions(std::span<const uint64_t> words, const AmdParams& caps) {
     if (words.size() < 2) return DecodedCommand::fail(kIllegalCommand);
-    decoded = decode({words[0], words[1]}, caps);
-    if (!decoded.ok()) return DecodedCommand::fail(kIllegalCommand);
-    return to_actions(decoded.command);
+    return decode_with({words[0], words[1]}, caps, ToActions{});
 }
 
 } // namespace iommusim::iommu::amd

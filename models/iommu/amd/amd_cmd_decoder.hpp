@@ -32,8 +32,9 @@ inline constexpr uint32_t kCommandHwError = static_cast<uint32_t>(EventCode::com
 /// The generic actions of one decoded command.
 DecodedCommand to_actions(const Command& c);
 
-/// The decode hook: one 128-bit command (two qwords) into actions; `decoded` receives the
-/// AMD-Vi command itself (the unit reads operands it reports later from it).
-DecodedCommand decode_actions(std::span<const uint64_t> words, const AmdParams& caps, Decoded& decoded);
+/// The decode hook: one 128-bit command (two qwords) into actions, in one pass (decode_with):
+/// the same actions as to_actions(decode(words).command), ILLEGAL_COMMAND_ERROR's code where
+/// decode() reports an error.
+DecodedCommand decode_actions(std::span<const uint64_t> words, const AmdParams& caps);
 
 } // namespace iommusim::iommu::amd

@@ -32,12 +32,9 @@ std::string_view to_string(CommandError e) {
 }
 
 namespace {
+using namespace cmd_fields;
 constexpr uint64_t op_bits(Opcode o) { return uint64_t{static_cast<uint8_t>(o)} << 60; }
-constexpr uint64_t kAddrMask = bits(63, 12);
-constexpr uint64_t kS = uint64_t{1} << 0, kPde = uint64_t{1} << 1, kGn = uint64_t{1} << 2; // q1 flag bits
 
-Decoded illegal(CommandError e) { return {e, {}}; }
-Decoded ok(Command c) { return {CommandError::none, c}; }
 } // namespace
 
 std::array<uint64_t, 2> encode(const CompletionWait& c) {
@@ -87,88 +84,11 @@ std::array<uint64_t, 2> encode(const Command& c) {
 }
 
 Decoded decode(const std::array<uint64_t, 2>& q, const AmdParams& caps) {
-    const uint64_t q0 = q[0], q1 = q[1];
-    switch (static_cast<unsigned>(q0 >> 60)) {
-    case 0x1: {
-        if (q0 & bits(59, 52)) return illegal(CommandError::reserved_bits);
-        CompletionWait c;
-        c.store = q0 & 1;
-        c.interrupt = q0 & 2;
-        c.fence = q0 & 4;
-        c.store_addr = q0 & bits(51, 3);
-        c.store_data = q1;
-        return ok(c);
-    }
-    case 0x2:
-        if ((q0 & bits(59, 16)) || q1) return illegal(CommandError::reserved_bits);
-        return ok(InvalidateDevtabEntry{static_cast<uint16_t>(q0)});
-    case 0x3: {
-        if ((q0 & (bits(31, 20) | bits(59, 48))) || (q1 & bits(11, 3))) return illegal(CommandError::reserved_bits);
-        InvalidateIommuPages c;
-        c.pasid = static_cast<uint32_t>(q0 & 0xFFFFF);
-        c.domain_id = static_cast<uint16_t>(q0 >> 32);
-        c.s = q1 & kS;
-        c.pde = q1 & kPde;
-        c.gn = q1 & kGn;
-        c.address = q1 & kAddrMask;
-        return ok(c);
-    }
-    case 0x4: {
-        if (q1 & (uint64_t{1} << 1 | uint64_t{1} << 3 | bits(11, 6))) return illegal(CommandError::reserved_bits);
-        InvalidateIotlbPages c;
-        c.device_id = static_cast<uint16_t>(q0);
-        c.pasid = static_cast<uint32_t>(((q0 >> 16) & 0xFF) << 8 | ((q0 >> 48) & 0xFF) | ((q0 >> 56) & 0xF) << 16);
-        c.max_pend = static_cast<uint8_t>(q0 >> 24);
-        c.queue_id = static_cast<uint16_t>(q0 >> 32);
-        c.s = q1 & kS;
-        c.gn = q1 & kGn;
-        c.type = static_cast<uint8_t>((q1 >> 4) & 3);
-        c.address = q1 & kAddrMask;
-        return ok(c);
-    }
-    case 0x5:
-        if ((q0 & bits(59, 16)) || q1) return illegal(CommandError::reserved_bits);
-        return ok(InvalidateInterruptTable{static_cast<uint16_t>(q0)});
-    case 0x6: {
-        if (!caps.prefetch) return illegal(CommandError::unsupported);
-        if ((q0 & (bits(23, 16) | bits(59, 52))) || (q1 & (uint64_t{1} << 1 | uint64_t{1} << 3 | bits(11, 5))))
-            return illegal(CommandError::reserved_bits);
-        PrefetchIommuPages c;
-        c.device_id = static_cast<uint16_t>(q0);
-        c.count = static_cast<uint8_t>(q0 >> 24);
-        c.pasid = static_cast<uint32_t>((q0 >> 32) & 0xFFFFF);
-        c.s = q1 & kS;
-        c.gn = q1 & kGn;
-        c.inval = q1 & (uint64_t{1} << 4);
-        c.address = q1 & kAddrMask;
-        return ok(c);
-    }
-    case 0x7: {
-        if (!caps.ppr) return illegal(CommandError::unsupported);
-        if ((q0 & (bits(31, 16) | bits(59, 52))) ||
-            (q1 & (bits(1, 0) | bits(31, 3) | bits(43, 41) | bits(63, 48))))
-            return illegal(CommandError::reserved_bits);
-        CompletePprRequest c;
-        c.device_id = static_cast<uint16_t>(q0);
-        c.pasid = static_cast<uint32_t>((q0 >> 32) & 0xFFFFF);
-        c.gn = q1 & kGn;
-        c.tag = static_cast<uint16_t>((q1 >> 32) & 0x1FF);
-        c.status = static_cast<uint8_t>((q1 >> 44) & 0xF);
-        // PCIe defines response codes 0 (success), 1 (invalid request) and 0xF (failure) only.
-        if (c.status != ppr_status::kSuccess && c.status != ppr_status::kInvalid && c.status != ppr_status::kFailure)
-            return illegal(CommandError::reserved_bits);
-        return ok(c);
-    }
-    case 0x8:
-        if (!caps.invalidate_all) return illegal(CommandError::unsupported);
-        if ((q0 & bits(59, 0)) || q1) return illegal(CommandError::reserved_bits);
-        return ok(InvalidateIommuAll{});
-    default:
-        return illegal(CommandError::bad_opcode);
-    }
+    return decode_with(q, caps, [](const auto& x) -> Decoded {
+        if constexpr (std::is_same_v<std::decay_t<decltype(x)>, CommandError>) return {x, {}};
+        else return {CommandError::none, x};
+    });
 }
-
-
 
 InvalidateIotlbPages linux_inv_iotlb_pages(uint16_t device_id, uint8_t qdep, uint64_t address, uint64_t size,
                                            uint32_t pasid) {

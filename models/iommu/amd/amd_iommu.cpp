@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "models/iommu/amd/amd_iommu.hpp"
 
+#include <algorithm>
+
 namespace iommusim::iommu::amd {
 
 namespace {
@@ -274,11 +276,20 @@ void AmdIommu::mmio_write(uint32_t offset, unsigned len, uint64_t value, Duratio
 }
 
 DecodedCommand AmdIommu::decode(std::span<const uint64_t> words) {
-    const uint64_t at = queue().ring().cons_address();
-    DecodedCommand d = decode_actions(words, p_, last_cmd_);
-    if (d.ok())
-        if (const auto* c = std::get_if<InvalidateIotlbPages>(&last_cmd_.command)) iotlb_cmd_addr_[c->device_id] = at;
+    DecodedCommand d = decode_actions(words, p_);
+    // INVALIDATE_IOTLB_PAGES (the one command that decodes to an ATS invalidation): remember
+    // where it is for an IOTLB_INV_TIMEOUT record.
+    if (d.count == 1)
+        if (const auto* a = std::get_if<InvalidateDeviceAtc>(&d.list()[0]))
+            note_iotlb_command(a->request.target.raw, queue().ring().cons_address());
     return d;
+}
+
+void AmdIommu::note_iotlb_command(uint16_t devid, uint64_t at) {
+    const auto it = std::lower_bound(iotlb_cmd_addr_.begin(), iotlb_cmd_addr_.end(), devid,
+                                     [](const auto& e, uint16_t d) { return e.first < d; });
+    if (it != iotlb_cmd_addr_.end() && it->first == devid) it->second = at;
+    else iotlb_cmd_addr_.insert(it, {devid, at});
 }
 
 void AmdIommu::sync_queue(CommandQueue& q) {
@@ -310,8 +321,10 @@ void AmdIommu::sync_interrupt(Duration& local) {
 }
 
 void AmdIommu::report_ats_timeout(pcie::Bdf rid, Duration& local) {
-    auto it = iotlb_cmd_addr_.find(rid.raw);
-    log_event(make_iotlb_inv_timeout(rid.raw, it == iotlb_cmd_addr_.end() ? 0 : it->second), local);
+    const auto it = std::lower_bound(iotlb_cmd_addr_.begin(), iotlb_cmd_addr_.end(), rid.raw,
+                                     [](const auto& e, uint16_t d) { return e.first < d; });
+    const bool known = it != iotlb_cmd_addr_.end() && it->first == rid.raw;
+    log_event(make_iotlb_inv_timeout(rid.raw, known ? it->second : 0), local);
 }
 
 } // namespace iommusim::iommu::amd

@@ -24,9 +24,9 @@
 // vAPIC, performance counters, SNP/RMP checks.
 #include <array>
 #include <cstdint>
-#include <map>
 #include <memory>
-
+#include <utility>
+#include <vector>
 
 #include "models/iommu/amd/amd_cmd_decoder.hpp"
 #include "models/iommu/amd/amd_hw_viommu.hpp"
@@ -84,6 +84,7 @@ private:
     uint64_t mmio_read(uint32_t offset, unsigned len) override;
     void mmio_write(uint32_t offset, unsigned len, uint64_t value, Duration& local) override;
     DecodedCommand decode(std::span<const uint64_t> words) override;
+    void note_iotlb_command(uint16_t devid, uint64_t at);
     void sync_queue(CommandQueue& q) override;
     void queue_consumed(const Ring::Position& cons) override { regs_.hw_set_cmd_head(static_cast<uint32_t>(cons.offset)); }
     void report_queue_error(uint32_t code, Duration& local) override;
@@ -111,8 +112,8 @@ private:
     ConfigCache<CtxSlot> ctx_cache_;
     AmdLog events_{AmdLog::Which::event};
     AmdLog ppr_{AmdLog::Which::ppr};
-    Decoded last_cmd_;
-    std::map<uint16_t, uint64_t> iotlb_cmd_addr_; ///< last INVALIDATE_IOTLB_PAGES address per device
+    /// The last INVALIDATE_IOTLB_PAGES address per DeviceID, sorted by DeviceID (a few ATS devices).
+    std::vector<std::pair<uint16_t, uint64_t>> iotlb_cmd_addr_;
     /// What resolve() found about a failure that record_fault() reports (same call).
     uint64_t pending_hw_addr_ = 0;
     std::unique_ptr<AmdHwViommu> hwv_; ///< the hardware vIOMMU, when configured

@@ -92,8 +92,7 @@ TEST_CASE("The command buffer halts at an illegal command with its head on it", 
     PhysMemPort port{m};
     struct Hook final : CommandDecoder {
         AmdParams caps;
-        Decoded last;
-        DecodedCommand decode(std::span<const uint64_t> w) override { return decode_actions(w, caps, last); }
+        DecodedCommand decode(std::span<const uint64_t> w) override { return decode_actions(w, caps); }
     } dec;
     CommandQueue q{dec, kCommandHwError};
     q.ring().configure(0x10'0000, 256, 16);
@@ -113,5 +112,47 @@ TEST_CASE("The command buffer halts at an illegal command with its head on it", 
     CHECK(q.error() == kIllegalCommand);
     CHECK(q.ring().cons() == 1);
     CHECK_FALSE(q.has_work());
-    CHECK(dec.last.error == CommandError::bad_opcode);
+    CHECK(decode({uint64_t{0xB} << 60, 0}, dec.caps).error == CommandError::bad_opcode);
+}
+
+TEST_CASE("The decode hook builds each command's actions straight from its two qwords", "[unit][amd]") {
+    const AmdParams caps;
+    auto hook = [&](const std::array<uint64_t, 2>& q) { return decode_actions(q, caps); };
+    // INVALIDATE_IOMMU_PAGES of one host page: the domain's stage-2 range, PDE caches included.
+    const auto pages = hook(encode(linux_inv_iommu_pages(7, 0x5000, 0x1000, false)));
+    REQUIRE(pages.count == 1);
+    const InvalidationScope& s = action<InvalidateTranslations>(pages, 0).scope;
+    CHECK(s.kind == InvalidationScope::Kind::range);
+    CHECK(s.stage == InvalidationScope::Stage::s2);
+    CHECK(s.domain_tag == 7);
+    CHECK(s.addr == 0x5000);
+    CHECK(s.size == 0x1000);
+    CHECK_FALSE(s.leaf_only);
+    // INVALIDATE_IOTLB_PAGES: one ATS Invalidate Request with its PASID and MaxPend.
+    const auto iotlb = hook(encode(linux_inv_iotlb_pages(0x0318, 4, 0x8000, 0x2000, 0x1234)));
+    const InvalidateDeviceAtc& atc = action<InvalidateDeviceAtc>(iotlb, 0);
+    CHECK(atc.request.target == pcie::Bdf{0x0318});
+    CHECK(atc.request.pasid_present);
+    CHECK(atc.request.pasid == 0x1234);
+    CHECK(atc.request.address == 0x8000);
+    CHECK(atc.request.s);
+    CHECK(atc.queue_depth == 4);
+    // COMPLETION_WAIT: the store of its 64-bit data.
+    const auto wait = hook(encode(linux_completion_wait(0x9000, 0x1122334455667788ull)));
+    const SyncAction& w = action<SyncAction>(wait, 0);
+    CHECK(w.status_write);
+    CHECK(w.status_addr == 0x9000);
+    CHECK(w.status_data == 0x1122334455667788ull);
+    CHECK(w.status_bytes == 8);
+    // Every error decode() reports is ILLEGAL_COMMAND_ERROR, and so is a short entry.
+    auto reserved = encode(InvalidateDevtabEntry{1});
+    reserved[1] = 1;
+    REQUIRE(decode(reserved, caps).error == CommandError::reserved_bits);
+    CHECK(hook(reserved).error == kIllegalCommand);
+    CHECK(hook({uint64_t{0xB} << 60, 0}).error == kIllegalCommand);
+    AmdParams no_ia = caps;
+    no_ia.invalidate_all = false;
+    CHECK(decode_actions(encode(InvalidateIommuAll{}), no_ia).error == kIllegalCommand);
+    const uint64_t one = encode(InvalidateIommuAll{})[0];
+    CHECK(decode_actions(std::span<const uint64_t>(&one, 1), caps).error == kIllegalCommand);
 }
