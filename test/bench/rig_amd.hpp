@@ -11,6 +11,7 @@
 #include "models/iommu/common/table_builder.hpp"
 #include "models/pcie/ats_endpoint.hpp"
 #include "test/bench/bench_rig.hpp"
+#include "test/support/stage_configs.hpp"
 
 namespace benchrig::amd_bench {
 
@@ -40,13 +41,7 @@ struct Rig : TwoUnits<AmdIommu, AmdParams> {
             next += bytes;
             return a;
         };
-        StageConfig cfg;
-        cfg.enabled = true;
-        cfg.format = PtFormat::amd_v1;
-        cfg.levels = 4;
-        cfg.input_bits = 48;
-        cfg.output_bits = 52;
-        auto tb = TableBuilder::create(m.store, cfg, alloc);
+        auto tb = TableBuilder::create(m.store, iommusim::iommu::test::amd_v1_cfg(4, 52), alloc);
         tb->map(kHitBase, 0x40000000, 64 * 4096, 12);
         for (uint64_t i = 0; i < pages; ++i) tb->map(kMissBase + i * 4096, 0x80000000 + (i % 1024) * 4096, 4096, 12);
         AmdTableWriter tw(m.store, alloc, 16);

@@ -10,6 +10,8 @@
 #include "models/iommu/smmuv3/smmuv3.hpp"
 #include "models/pcie/ats_endpoint.hpp"
 #include "test/bench/bench_rig.hpp"
+#include "test/support/smmuv3_sync.hpp"
+#include "test/support/stage_configs.hpp"
 
 namespace benchrig::smmuv3_bench {
 
@@ -21,16 +23,7 @@ constexpr unsigned kCmdLog2 = 9; // 512 commands (8 KiB)
 constexpr uint16_t kAsid = 1, kVmid = 1;
 constexpr uint64_t kDataPa = 0x80000000ull, kHitPa = 0x40000000ull;
 
-inline StageConfig arm(bool s2) {
-    StageConfig c;
-    c.enabled = true;
-    c.format = s2 ? PtFormat::arm_s2 : PtFormat::arm_s1;
-    c.granule_shift = 12;
-    c.input_bits = 48;
-    c.levels = 4;
-    c.output_bits = 48;
-    return c;
-}
+inline StageConfig arm(bool s2) { return iommusim::iommu::test::arm_cfg(s2); }
 
 /// A CD as Linux's arm_smmu_make_s1_cd writes it.
 inline Cd s1_cd(const StageConfig& t) {
@@ -144,16 +137,7 @@ struct Rig : TwoUnits<Smmuv3, Smmuv3Params> {
         c.addr = kMissBase + page * 4096;
         put(c);
     }
-    void put_sync(uint32_t token) {
-        Command s;
-        s.opcode = op::kSync;
-        s.cs = SyncSignal::irq;
-        s.msh = 3;
-        s.msi_attr = 0xF;
-        s.msi_data = token;
-        s.msi_addr = kSem;
-        put(s);
-    }
+    void put_sync(uint32_t token) { put(iommusim::iommu::test::msi_sync(token, kSem)); }
     void submit() { mmio_write(drv.cpu, reg::kCmdqProd, prod, 4); }
     bool synced(uint32_t token) { return memory.store.read_u32(kSem) == token; }
 

@@ -13,6 +13,7 @@
 #include "models/mem/sparse_memory.hpp"
 #include "models/pcie/ats_endpoint.hpp"
 #include "test/bench/bench_rig.hpp"
+#include "test/support/stage_configs.hpp"
 
 namespace benchrig::vtd_bench {
 
@@ -41,13 +42,7 @@ struct Rig : TwoUnits<VtdIommu, VtdParams> {
         return a;
     }
     uint64_t build_tables(Memory& m, pcie::Bdf rid, uint64_t pages) {
-        StageConfig cfg;
-        cfg.enabled = true;
-        cfg.format = PtFormat::x86_64;
-        cfg.levels = 4;
-        cfg.input_bits = 48;
-        cfg.output_bits = 46;
-        auto tb = TableBuilder::create(m.store, cfg, [this](uint64_t, uint64_t) -> std::optional<uint64_t> {
+        auto tb = TableBuilder::create(m.store, iommusim::iommu::test::x86_cfg(4), [this](uint64_t, uint64_t) -> std::optional<uint64_t> {
             return alloc();
         });
         tb->map(kHitBase, 0x40000000, 64 * 4096, 12);

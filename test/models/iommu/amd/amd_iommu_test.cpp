@@ -18,6 +18,7 @@
 #include "models/mem/memory.hpp"
 #include "models/pcie/ats_endpoint.hpp"
 #include "test/support/corruptor.hpp"
+#include "test/support/stage_configs.hpp"
 
 using namespace iommusim;
 using namespace iommusim::iommu;
@@ -122,13 +123,7 @@ struct Rig {
     /// read (IR) and write (IW) as asked.
     std::unique_ptr<TableBuilder> host_table(uint16_t dev, uint16_t domain, bool ats = false, bool ir = true,
                                              bool iw = true) {
-        StageConfig c;
-        c.enabled = true;
-        c.format = PtFormat::amd_v1;
-        c.levels = 3;
-        c.input_bits = 39;
-        c.output_bits = 52;
-        auto t = TableBuilder::create(m(), c, std::ref(alloc));
+        auto t = TableBuilder::create(m(), iommu::test::amd_v1_cfg(3, 52), std::ref(alloc));
         REQUIRE(t);
         Dte d;
         d.v = d.tv = true;

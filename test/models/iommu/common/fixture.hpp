@@ -11,42 +11,9 @@
 #include "models/iommu/common/walk_mem_port.hpp"
 #include "models/iommu/common/walker_params.hpp"
 #include "models/mem/sparse_memory.hpp"
+#include "test/support/stage_configs.hpp"
 
 namespace iommusim::iommu::test {
-
-inline StageConfig x86_cfg(unsigned levels = 4) {
-    StageConfig c;
-    c.enabled = true;
-    c.format = PtFormat::x86_64;
-    c.levels = static_cast<uint8_t>(levels);
-    c.input_bits = static_cast<uint8_t>(12 + 9 * levels);
-    c.output_bits = 46;
-    return c;
-}
-inline StageConfig vtd_ss_cfg(unsigned levels = 4) {
-    StageConfig c = x86_cfg(levels);
-    c.format = PtFormat::vtd_ss;
-    return c;
-}
-inline StageConfig amd_v1_cfg(unsigned levels = 4) {
-    StageConfig c = x86_cfg(4);
-    c.format = PtFormat::amd_v1;
-    c.levels = static_cast<uint8_t>(levels);
-    c.input_bits = static_cast<uint8_t>(levels == 6 ? 64 : 12 + 9 * levels);
-    return c;
-}
-inline StageConfig arm_cfg(bool s2, unsigned granule_shift = 12, unsigned input_bits = 48, unsigned levels = 4,
-                           unsigned concat = 1) {
-    StageConfig c;
-    c.enabled = true;
-    c.format = s2 ? PtFormat::arm_s2 : PtFormat::arm_s1;
-    c.granule_shift = static_cast<uint8_t>(granule_shift);
-    c.input_bits = static_cast<uint8_t>(input_bits);
-    c.levels = static_cast<uint8_t>(levels);
-    c.concat_tables = static_cast<uint8_t>(concat);
-    c.output_bits = 48;
-    return c;
-}
 
 /// PhysMem view at an offset: guest-physical tables placed in host memory by a
 /// linear stage-2 mapping (GPA g lives at HPA g + offset).

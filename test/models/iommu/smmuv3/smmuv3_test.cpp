@@ -20,6 +20,7 @@
 #include "models/mem/memory.hpp"
 #include "models/pcie/ats_codec.hpp"
 #include "test/models/iommu/smmuv3/smmuv3_fixture.hpp"
+#include "test/support/smmuv3_sync.hpp"
 #include "test/support/corruptor.hpp"
 
 using namespace iommusim;
@@ -163,16 +164,7 @@ struct Rig {
         wr32(reg::kCmdqProd, prod);
     }
     /// CMD_SYNC with its MSI written into memory (Linux polls it); returns once written.
-    Command sync_cmd(uint32_t token) {
-        Command s;
-        s.opcode = op::kSync;
-        s.cs = SyncSignal::irq;
-        s.msh = 3;
-        s.msi_attr = 0xF;
-        s.msi_data = token;
-        s.msi_addr = kSync;
-        return s;
-    }
+    Command sync_cmd(uint32_t token) { return iommu::test::msi_sync(token, kSync); }
     bool wait_sync(uint32_t token, sc_time limit = sc_time(50, sc_core::SC_US)) {
         const sc_time end = sc_core::sc_time_stamp() + limit;
         while (m().read_u32(kSync) != token) {
