@@ -19,8 +19,20 @@ Duration SlotPool::take(Duration t, bool& stalled) {
     return t;
 }
 
-Atc::Atc(const AtsEndpointParams& p, stats::Group* parent)
-    : cache_("atc", p.atc, parent), slots_(p.max_translation_requests) {}
+Atc::Stats::Stats(stats::Group& g)
+    : translation_requests(g.counter("translation_requests", "count", "ATS Translation Requests sent")),
+      translation_stalls(g.counter("translation_request_stalls", "count",
+                                   "ATC misses that waited for a Translation Request slot (all max_translation_requests in flight) or a tag")),
+      no_access(g.counter("translation_no_access", "count", "Translation Completions with R=W=0 or errors")),
+      translated(g.counter("translated_requests", "count", "memory requests sent with AT=10")),
+      invalidations_completed(g.counter("invalidations_completed", "count", "Invalidate Completions sent")),
+      entries_invalidated(g.counter("atc_entries_invalidated", "count", "ATC entries dropped")),
+      drains(g.counter("invalidation_drains", "count",
+                       "Invalidate Completions held until requests through a dropped translation completed")),
+      translation_latency(g.histogram("translation_latency", "ns", "Translation Request issue to its completion (slot wait excluded)")) {}
+
+Atc::Atc(const AtsEndpointParams& p, stats::Group& parent)
+    : st(parent), cache_("atc", p.atc, &parent), slots_(p.max_translation_requests) {}
 
 std::optional<Atc::Entry> Atc::find(uint64_t iova, std::optional<uint32_t> pasid) {
     for (uint64_t m = shifts_present_; m; m &= m - 1) {

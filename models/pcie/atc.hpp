@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "models/common/set_assoc_cache.hpp"
+#include "models/common/stats.hpp"
 #include "models/common/time.hpp"
 #include "models/pcie/ats_endpoint_params.hpp"
 #include "models/pcie/tlp.hpp"
@@ -73,8 +74,25 @@ public:
         Duration drain_until;      ///< the Completion may leave from then (>= processed_at)
     };
 
-    /// The cache's stats are the child group "atc" of `parent`.
-    Atc(const AtsEndpointParams& p, stats::Group* parent);
+    /// What every ATS function counts about its Translation Requests, translated requests and
+    /// invalidations (the device models count, the Atc only declares them once for all).
+    struct Stats {
+        explicit Stats(stats::Group& g);
+        stats::Counter& translation_requests;
+        stats::Counter& translation_stalls;
+        stats::Counter& no_access;
+        stats::Counter& translated;
+        stats::Counter& invalidations_completed;
+        stats::Counter& entries_invalidated;
+        stats::Counter& drains;
+        stats::Histogram& translation_latency;
+    };
+
+    /// The cache's own stats (hits, misses) are the child group "atc" of `parent`; `st` is
+    /// registered in `parent` itself (the function's group).
+    Atc(const AtsEndpointParams& p, stats::Group& parent);
+
+    Stats st;
 
     /// Probes every range size present (no stats).
     std::optional<Entry> find(uint64_t iova, std::optional<uint32_t> pasid);

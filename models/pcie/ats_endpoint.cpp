@@ -15,28 +15,18 @@ using sc_core::sc_time;
 
 AtsEndpoint::AtsEndpoint(const sc_core::sc_module_name& name, const AtsEndpointParams& p, stats::Group* parent)
     : sc_module(name), upstream("upstream"), downstream("downstream"), p_(p), stats_(basename(), parent),
-      atc_(p_, &stats_),
+      atc_(p_, stats_),
       // atc.hits / atc.misses count the lookups (one per DMA access); this one the hits that could not be used.
       st_permission_misses_(stats_.counter("atc_permission_misses", "count",
                                            "DMA accesses whose cached translation lacked the permission: a Translation Request followed")),
-      st_translation_requests_(stats_.counter("translation_requests", "count", "ATS Translation Requests sent")),
-      st_no_access_(stats_.counter("translation_no_access", "count", "Translation Completions with R=W=0 or errors")),
-      st_translated_(stats_.counter("translated_requests", "count", "memory requests sent with AT=10")),
       st_untranslated_(stats_.counter("untranslated_requests", "count", "memory requests sent with AT=00")),
       st_inv_received_(stats_.counter("invalidations_received", "count", "ATS Invalidate Requests received")),
-      st_inv_completed_(stats_.counter("invalidations_completed", "count", "Invalidate Completions sent")),
-      st_inv_dropped_entries_(stats_.counter("atc_entries_invalidated", "count", "ATC entries dropped")),
       st_stale_completions_(stats_.counter("stale_translations_dropped", "count",
                                            "translations still in flight when an overlapping invalidation ran")),
       st_page_requests_(stats_.counter("page_requests", "count", "Page Requests sent")),
-      st_inv_drained_(stats_.counter("invalidation_drains", "count",
-                                     "Invalidate Completions held until requests through a dropped translation completed")),
       st_no_snoop_cleared_(stats_.counter("no_snoop_cleared", "count",
                                           "translated requests asked with No Snoop, sent snooped: their translation had N set")),
-      st_inv_latency_(stats_.histogram("invalidation_latency", "ns", "Invalidate Request arrival to Completion")),
-      st_translation_stalls_(stats_.counter("translation_request_stalls", "count",
-                                            "ATC misses that waited for a Translation Request slot (all max_translation_requests in flight) or a tag")),
-      st_translation_latency_(stats_.histogram("translation_latency", "ns", "Translation Request issue to its completion (slot wait excluded)")) {
+      st_inv_latency_(stats_.histogram("invalidation_latency", "ns", "Invalidate Request arrival to Completion")) {
     if (p_.max_translation_requests < 1) throw std::invalid_argument(std::string(basename()) + ": max_translation_requests must be >= 1");
     atc_lookup_sc_ = to_sc(p_.atc_lookup);
     downstream.register_b_transport(this, &AtsEndpoint::b_transport_downstream);
@@ -95,17 +85,17 @@ bool AtsEndpoint::translate(uint64_t iova, std::optional<uint32_t> pasid, bool p
     Duration issue_at = atc_.translation_slots().take(now() + from_sc(delay), stalled);
     if (tags_) issue_at = tags_->take(issue_at, tag_stalled);
     if (stalled || tag_stalled) {
-        st_translation_stalls_.inc();
+        atc_.st.translation_stalls.inc();
         delay = from_now(issue_at);
     }
     uint64_t entry = 0;
-    st_translation_requests_.inc();
+    atc_.st.translation_requests.inc();
     const auto st = issue(iova & ~uint64_t{0xFFF}, &entry, 8, false, pasid, AddressType::translation_request,
                           privileged, false, delay);
     const Duration done = now() + from_sc(delay);
     atc_.translation_slots().hold(done);
     if (tags_) tags_->hold(done);
-    st_translation_latency_.record((done - issue_at).as_ns());
+    atc_.st.translation_latency.record((done - issue_at).as_ns());
     if (st != tlm::TLM_OK_RESPONSE) return false;
     return atc_.fill(iova, pasid, decode_translation_entry(entry), done) != Atc::Fill::no_access;
 }
@@ -161,7 +151,7 @@ tlm::tlm_response_status AtsEndpoint::dma_inner(uint64_t iova, void* data, unsig
         return issue(iova, data, len, write, pasid, AddressType::untranslated, privileged, no_snoop, delay);
     }
     auto send_translated = [&](const Atc::Entry& e) {
-        st_translated_.inc();
+        atc_.st.translated.inc();
         if (no_snoop && e.no_snoop) st_no_snoop_cleared_.inc(); // N: the range must be accessed snooped
         auto st = issue(e.output(iova), data, len, write, pasid, AddressType::translated, privileged,
                         no_snoop && !e.no_snoop, delay);
@@ -182,7 +172,7 @@ tlm::tlm_response_status AtsEndpoint::dma_inner(uint64_t iova, void* data, unsig
             }
             if (e->allows(write)) return send_translated(*e);
         }
-        st_no_access_.inc();
+        atc_.st.no_access.inc();
         if (!p_.pri_enabled || attempt > 0 || !pasid) break;
         // PRI: ask the host to make the page present, then translate once more.
         if (request_page(iova, write, pasid, 0, delay) != PrgResponseCode::success) break;
@@ -258,13 +248,13 @@ void AtsEndpoint::invalidation_thread() {
         inv_queue_.pop_front();
         const Atc::Invalidated inv = process_invalidation(atc_, pi.req, pi.arrival, p_.invalidation_processing);
         st_stale_completions_.inc(inv.stale);
-        st_inv_dropped_entries_.inc(inv.dropped);
-        if (inv.drain_until > inv.processed_at) st_inv_drained_.inc();
+        atc_.st.entries_invalidated.inc(inv.dropped);
+        if (inv.drain_until > inv.processed_at) atc_.st.drains.inc();
         MessageExtension m = invalidate_completion(p_.rid, pi.req);
         MessageTlp tlp(m);
         sc_time d = sc_core::SC_ZERO_TIME;
         upstream->b_transport(tlp.payload(), d);
-        st_inv_completed_.inc();
+        atc_.st.invalidations_completed.inc();
         st_inv_latency_.record((now() - pi.arrival).as_ns());
     }
 }

@@ -90,7 +90,7 @@ public:
     uint32_t atc_size() const { return atc_.size(); }
     /// Whether the ATC holds a translation of `iova` for `pasid` (tests, oracle).
     bool atc_holds(uint64_t iova, std::optional<uint32_t> pasid);
-    uint64_t invalidations_completed() const { return st_inv_completed_.value(); }
+    uint64_t invalidations_completed() const { return atc_.st.invalidations_completed.value(); }
 
 private:
     struct PendingInvalidation {
@@ -127,20 +127,12 @@ private:
     Duration retry_at_;                      ///< local time of the retry after a Success PRG Response
 
     stats::Counter& st_permission_misses_;
-    stats::Counter& st_translation_requests_;
-    stats::Counter& st_no_access_;
-    stats::Counter& st_translated_;
     stats::Counter& st_untranslated_;
     stats::Counter& st_inv_received_;
-    stats::Counter& st_inv_completed_;
-    stats::Counter& st_inv_dropped_entries_;
     stats::Counter& st_stale_completions_;
     stats::Counter& st_page_requests_;
-    stats::Counter& st_inv_drained_;
     stats::Counter& st_no_snoop_cleared_;
     stats::Histogram& st_inv_latency_;
-    stats::Counter& st_translation_stalls_;
-    stats::Histogram& st_translation_latency_;
 };
 
 } // namespace iommusim::pcie

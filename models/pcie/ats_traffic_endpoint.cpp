@@ -11,17 +11,7 @@
 namespace iommusim::pcie {
 
 AtsTrafficEndpoint::Function::Function(const AtsEndpointParams& p, const std::string& name, stats::Group* parent)
-    : group(name, parent), atc(p, &group),
-      translation_requests(group.counter("translation_requests", "count", "ATS Translation Requests sent")),
-      translation_stalls(group.counter("translation_request_stalls", "count",
-                                       "ATC misses that waited for a Translation Request slot (all max_translation_requests in flight)")),
-      no_access(group.counter("translation_no_access", "count", "Translation Completions with R=W=0 or errors (the TLP is dropped)")),
-      translated(group.counter("translated_requests", "count", "TLPs sent with AT=10 through an ATC entry")),
-      invalidations_completed(group.counter("invalidations_completed", "count", "Invalidate Completions sent")),
-      entries_invalidated(group.counter("atc_entries_invalidated", "count", "ATC entries dropped")),
-      drains(group.counter("invalidation_drains", "count",
-                           "Invalidate Completions held until requests through a dropped translation completed")),
-      translation_latency(group.histogram("translation_latency", "ns", "Translation Request issue to its completion (slot wait excluded)")) {}
+    : group(name, parent), atc(p, group) {}
 
 AtsTrafficEndpoint::AtsTrafficEndpoint(sc_core::sc_module_name name, const TrafficEndpointParams& params,
                                        const AtsEndpointParams& ats, stats::Group* parent_stats)
@@ -53,7 +43,7 @@ bool AtsTrafficEndpoint::translate(unsigned function, TlpExtension& tlp, uint64_
         // Translation Request (PCIe Base §10.2.2): a read of one 8-byte completion entry.
         bool stalled = false;
         at = f.atc.translation_slots().take(at, stalled);
-        if (stalled) f.translation_stalls.inc();
+        if (stalled) f.atc.st.translation_stalls.inc();
         uint64_t entry = 0;
         tlm::tlm_generic_payload gp;
         gp.set_command(tlm::TLM_READ_COMMAND);
@@ -70,18 +60,18 @@ bool AtsTrafficEndpoint::translate(unsigned function, TlpExtension& tlp, uint64_
         tr.privileged = tlp.privileged;
         tr.at = AddressType::translation_request;
         gp.set_extension(&tr);
-        f.translation_requests.inc();
+        f.atc.st.translation_requests.inc();
         const Duration done = send_upstream(gp, at);
         gp.clear_extension(&tr);
         f.atc.translation_slots().hold(done);
-        f.translation_latency.record((done - at).as_ns());
+        f.atc.st.translation_latency.record((done - at).as_ns());
         at = done; // the TLP waits for its translation
         const Atc::Fill fill = gp.is_response_ok() ? f.atc.fill(addr, pasid, decode_translation_entry(entry), done)
                                                    : Atc::Fill::no_access;
         if (fill == Atc::Fill::uncached) return true; // U=1: this range only untranslated
         e = fill == Atc::Fill::cached ? f.atc.find(addr, pasid) : std::nullopt;
         if (!e || !e->allows(write)) {
-            f.no_access.inc();
+            f.atc.st.no_access.inc();
             return false;
         }
     }
@@ -94,7 +84,7 @@ bool AtsTrafficEndpoint::translate(unsigned function, TlpExtension& tlp, uint64_
     tlp.no_snoop = tlp.no_snoop && !e->no_snoop; // N: the range must be accessed snooped (§10.2.3)
     tlp.served_by = TlpExtension::Source::atc;
     tlp.output_address = addr;
-    f.translated.inc();
+    f.atc.st.translated.inc();
     return true;
 }
 
@@ -128,13 +118,13 @@ void AtsTrafficEndpoint::invalidation_thread() {
         inv_queue_.pop_front();
         Function& f = *fns_[pi.function];
         const Atc::Invalidated inv = process_invalidation(f.atc, pi.req, pi.arrival, ats_.invalidation_processing);
-        f.entries_invalidated.inc(inv.dropped);
-        if (inv.drain_until > inv.processed_at) f.drains.inc();
+        f.atc.st.entries_invalidated.inc(inv.dropped);
+        if (inv.drain_until > inv.processed_at) f.atc.st.drains.inc();
         MessageExtension m = invalidate_completion(params().functions[pi.function], pi.req);
         MessageTlp tlp(m);
         sc_core::sc_time d = sc_core::SC_ZERO_TIME;
         upstream->b_transport(tlp.payload(), d);
-        f.invalidations_completed.inc();
+        f.atc.st.invalidations_completed.inc();
     }
 }
 

@@ -45,19 +45,11 @@ protected:
     void on_message(MessageExtension& msg, tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) override;
 
 private:
-    /// One function's ATC and its stats (group "fn<i>" under the device).
+    /// One function's ATC and its stats (group "fn<i>" under the device; `atc.st`).
     struct Function {
         Function(const AtsEndpointParams& p, const std::string& name, stats::Group* parent);
         stats::Group group;
         Atc atc;
-        stats::Counter& translation_requests;
-        stats::Counter& translation_stalls;
-        stats::Counter& no_access;
-        stats::Counter& translated;
-        stats::Counter& invalidations_completed;
-        stats::Counter& entries_invalidated;
-        stats::Counter& drains;
-        stats::Histogram& translation_latency;
     };
     struct Pending {
         AtsInvalidateRequest req;

@@ -37,7 +37,7 @@ TEST_CASE("a slot pool lets W requests be in flight and makes the next wait for 
 TEST_CASE("the ATC caches a completion per PASID and an invalidation drops only its range and PASID", "[pcie][ats]") {
     stats::Group g("ep");
     pcie::AtsEndpointParams p;
-    Atc atc(p, &g);
+    Atc atc(p, g);
     CHECK(atc.fill(0x1000, 5, page(0x80000), Duration::ns(100)) == Atc::Fill::cached);
     CHECK(atc.fill(0x2000, 5, page(0x90000), Duration::ns(100)) == Atc::Fill::cached);
     CHECK(atc.fill(0x1000, 6, page(0xA0000), Duration::ns(100)) == Atc::Fill::cached);
@@ -64,7 +64,7 @@ TEST_CASE("the ATC caches a completion per PASID and an invalidation drops only 
 TEST_CASE("an invalidation's completion waits for the requests issued through a translation it dropped", "[pcie][ats]") {
     stats::Group g("ep");
     pcie::AtsEndpointParams p;
-    Atc atc(p, &g);
+    Atc atc(p, g);
     atc.fill(0x1000, std::nullopt, page(0x80000), Duration::ns(0));
     atc.fill(0x2000, std::nullopt, page(0x90000), Duration::ns(0));
     atc.issued(0x1000, std::nullopt, Duration::ns(10), Duration::ns(900)); // through the dropped page
