@@ -395,7 +395,10 @@ PageRequestInfo AmdDriver::decode_page_request(const amd::PprEntry& p) {
 void AmdDriver::serve_page_requests(PageRequestHandler& handler, PageRequestStats& st) {
     PageRequestGroups groups;
     const uint64_t mask = (kPage << kRingOrder) - 1;
+    uint64_t reads = cpu_.thread_accesses().mmio_reads;
     for (;;) {
+        st.mmio_reads.inc(cpu_.thread_accesses().mmio_reads - reads);
+        reads = cpu_.thread_accesses().mmio_reads;
         cpu_.spend(params_.prq_poll_interval);
         st.polls.inc();
         const uint64_t tail = mmio_.read32(reg::PPR_TAIL) & mask;

@@ -26,7 +26,10 @@ void PageRequestLogDriver::init(const std::function<uint64_t()>& alloc_page, uns
 void PageRequestLogDriver::serve(PageRequestHandler& handler, PageRequestStats& st, Duration poll_interval) {
     PageRequestGroups groups;
     const uint64_t mask = (hooks_.positions_wrap() ? 2 * bytes_ : bytes_) - 1; // positions (with the wrap bit)
+    uint64_t reads = cpu_.thread_accesses().mmio_reads;
     for (;;) {
+        st.mmio_reads.inc(cpu_.thread_accesses().mmio_reads - reads);
+        reads = cpu_.thread_accesses().mmio_reads;
         cpu_.spend(poll_interval);
         st.polls.inc();
         if ((hooks_.read_tail() & mask) == head_) continue;

@@ -26,6 +26,8 @@ PageRequestStats::PageRequestStats(stats::Group* parent)
       stop_markers(group.counter("stop_markers", "requests", "PASID stop markers dropped (no response owed)")),
       overflows(group.counter("overflows", "events", "page request queue overflows seen (PRS.PRO)")),
       polls(group.counter("polls", "polls", "tail-register polls of the page request queue")),
+      mmio_reads(group.counter("mmio_reads", "accesses",
+                               "register reads by the page-request handler thread(s), the page responses' queue waits included")),
       service_latency(group.histogram("service_latency", "ns",
                                       "request read by the handler -> its page group response completed (Linux DMAR_LATENCY_PRQ)")) {}
 

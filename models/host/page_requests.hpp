@@ -71,6 +71,7 @@ struct PageRequestStats {
     stats::Counter& stop_markers;
     stats::Counter& overflows;
     stats::Counter& polls;
+    stats::Counter& mmio_reads;
     stats::Histogram& service_latency;
 };
 

@@ -141,6 +141,7 @@ private:
     stats::Histogram& st_inv_latency_;
     stats::Counter& st_translation_stalls_;
     stats::Histogram& st_translation_latency_;
+    stats::Histogram& st_page_request_latency_;
 };
 
 } // namespace iommusim::pcie
