@@ -38,6 +38,8 @@ const Schema<host::HostCpuParams>& cpu_schema() {
             .time_ns("poll_interval_ns", &P::poll_interval,
                      "one cpu_relax (PAUSE) per wait-loop iteration; default 50 ns [estimate: ~140 cycles PAUSE on Skylake-SP and later at 2.8 GHz]; at least 1 ns so that every spin advances simulated time", 1.0)
             .time_ns("interrupt_ns", &P::interrupt_latency, "MSI to handler entry; default 1500 ns (estimate)")
+            .time_ns("irq_thread_wakeup_ns", &P::irq_thread_wakeup,
+                     "threaded IRQ: the primary handler's IRQ_WAKE_THREAD to the handler thread running on the same CPU (page-request handlers, interrupt-mode waits); default 445 ns [estimate: nothing published; one kernel entry/exit with mitigations, calibration.md \"syscall round trip (ioctl)\" 400-490 ns, midpoint]")
             .time_ns("call_overhead_ns", &P::call_overhead, "software overhead per driver call; default 200 ns (estimate)")
             .time_ns("device_mmio_read_ns", &P::device_mmio_read,
                      "uncached read of a device register (NIC / NVMe BAR) across PCIe; default 415 ns (calibration.md \"uncached MMIO read of a PCIe endpoint register\": 407-424 ns, midpoint)")
@@ -83,8 +85,6 @@ const Schema<host::DriverParams>& driver_schema() {
                      "a deliberately broken driver that publishes invalidations without the sync command and never waits (SMMUv3 backend: no CMD_SYNC); the oracle must report violations")
             .integer("queue_order", &P::queue_order, "", "invalidation queue of 2^order 4 KiB pages; default 1 (Linux: 256 x 32 B)", 0, 7)
             .integer("prq_order", &P::prq_order, "", "page request queue of 2^order 4 KiB pages (set up when a device has PRI); default 4 (Linux PRQ_ORDER)", 0, 7)
-            .time_ns("prq_poll_interval_ns", &P::prq_poll_interval,
-                     "page request handler polls PQT this often (no interrupt controller is modelled); default 1000 ns (estimate); at least 1 ns (a spin must advance time)", 1.0)
             .time_ns("iova_cache_ns", &P::iova_cache,
                      "DMA-API IOVA allocation or free served by the CPU's magazine (rcache); default 35 ns (calibration.md \"IOVA per-CPU cache (magazine) hit\": probably 20-50 ns, midpoint [estimate])")
             .time_ns("iova_tree_alloc_ns", &P::iova_tree_alloc,

@@ -21,7 +21,7 @@ constexpr unsigned kCmdBytes = 16;
 constexpr unsigned kRingOrder = 1;                 // 8 KiB: 512 commands / event records / PPR records (Linux)
 constexpr uint64_t kLen512 = uint64_t{9} << 56;    // MMIO_CMD_SIZE_512, EVT_LEN_MASK, PPR_LOG_SIZE_512
 constexpr uint32_t kDevTabPages = 512;             // 64 Ki DeviceIDs x 32 bytes (Linux dev_table_size)
-constexpr uint32_t kCompletionVector = 0x42;       // any free vector: the host has no interrupt controller
+constexpr uint32_t kIommuVector = 0x42;            // the unit's one MSI (completion wait, PPR log): any free vector
 constexpr uint64_t kWholeSpace = uint64_t{1} << 63; // size that build_inv_address turns into "all pages"
 constexpr uint8_t kDefaultLevels = 4;
 const Duration kWaitTimeout = Duration::us(100'000); // Linux LOOP_TIMEOUT: 100000 x udelay(1)
@@ -40,7 +40,8 @@ AmdDriver::AmdDriver(const std::string& name, MmioPort mmio, const DriverParams&
       events_(stats_.counter("events_serviced", "records", "event-log records read after a timed-out wait")),
       inv_timeouts_(stats_.counter("iotlb_inv_timeouts", "events", "IOTLB_INV_TIMEOUT events serviced")),
       queue_(cpu_, *this, CmdQueueDriver::Counters{flushes_, commands_, polls_, errors_}, msi,
-             msi ? std::vector<uint32_t>{kCompletionVector} : std::vector<uint32_t>{}, &stats_) {}
+             msi ? std::vector<uint32_t>{kIommuVector} : std::vector<uint32_t>{}, &stats_),
+      ppr_(cpu_, *this, IrqLines(msi, {kIommuVector})) {}
 
 IommuCaps AmdDriver::decode_caps(uint64_t efr) {
     IommuCaps c;
@@ -143,9 +144,7 @@ void AmdDriver::enable() {
     if (params_.wait == WaitMode::interrupt) {
         // COMPLETION_WAIT with I = 1 signals through the unit's MSI (MMIO mirror of the MSI capability).
         queue_.set_wait(CmdQueueDriver::Wait::interrupt);
-        mmio_.write32(reg::MSI_ADDR_LO, static_cast<uint32_t>(MsiDecoder::kMsiBase));
-        mmio_.write32(reg::MSI_ADDR_HI, 0);
-        mmio_.write32(reg::MSI_DATA, kCompletionVector);
+        program_msi();
         control(ctl::COMWAIT_EN, true);
     }
     if (caps_->s1.supported) control(ctl::GT_EN, true); // iommu_enable_gt
@@ -366,16 +365,25 @@ void AmdDriver::acknowledge(const QueueError& e) {
 
 void AmdDriver::acknowledge_interrupt() { mmio_.write32(reg::STATUS, st::COM_WAIT_INT); }
 
+void AmdDriver::program_msi() {
+    if (msi_programmed_) return;
+    msi_programmed_ = true;
+    mmio_.write32(reg::MSI_ADDR_LO, static_cast<uint32_t>(MsiDecoder::kMsiBase));
+    mmio_.write32(reg::MSI_ADDR_HI, 0);
+    mmio_.write32(reg::MSI_DATA, kIommuVector);
+}
+
 void AmdDriver::enable_page_requests() {
-    // iommu_enable_ppr_log: 512 records, head = tail = 0, PPRLogEn, PPREn (the log is polled: PPRIntEn stays 0).
-    ppr_base_ = alloc_page_();
-    if (alloc_page_() != ppr_base_ + kPage) throw std::runtime_error("AMD-Vi driver: the PPR log needs contiguous pages");
-    ppr_head_ = 0;
-    mmio_.write64(reg::PPR_BASE, ppr_base_ | kLen512);
+    // The unit's MSI (iommu_init_msi), then amd_iommu_enable_ppr_log: PPREn, base (512 records),
+    // head = tail = 0, PPRIntEn, PPRLogEn.
+    program_msi();
+    ppr_.init(alloc_page_, kRingOrder, 16);
+    control(ctl::PPR_EN, true);
+    mmio_.write64(reg::PPR_BASE, ppr_.base() | kLen512);
     mmio_.write32(reg::PPR_HEAD, 0);
     mmio_.write32(reg::PPR_TAIL, 0);
+    control(ctl::PPRINT_EN, true);
     control(ctl::PPRLOG_EN, true);
-    control(ctl::PPR_EN, true);
 }
 
 PageRequestInfo AmdDriver::decode_page_request(const amd::PprEntry& p) {
@@ -392,47 +400,48 @@ PageRequestInfo AmdDriver::decode_page_request(const amd::PprEntry& p) {
     return r;
 }
 
-void AmdDriver::serve_page_requests(PageRequestHandler& handler, PageRequestStats& st) {
-    PageRequestGroups groups;
-    const uint64_t mask = (kPage << kRingOrder) - 1;
-    for (;;) {
-        cpu_.spend(params_.prq_poll_interval);
-        st.polls.inc();
-        const uint64_t tail = mmio_.read32(reg::PPR_TAIL) & mask;
-        while (ppr_head_ != tail) {
-            std::array<uint64_t, 2> q{};
-            cpu_.spend(cpu_.params().mem_read);
-            cpu_.memory().read(ppr_base_ + ppr_head_, q.data(), sizeof q);
-            const Duration read_at = cpu_.now();
-            ppr_head_ = (ppr_head_ + 16) & mask;
-            const amd::PprEntry p = amd::PprEntry::decode(q);
-            const PageRequestInfo r = decode_page_request(p);
-            st.requests.inc();
-            if (r.stop_marker()) {
-                st.stop_markers.inc();
-                continue;
-            }
-            // Linux ppr_is_valid(): GN = 0 or a reserved bit gets an invalid-request response.
-            const bool valid = p.type == amd::kPprTypeFault && r.pasid && !(p.flags & amd::pprf::RSVD);
-            const pcie::PrgResponseCode code =
-                valid ? handler.handle_page_request(r) : pcie::PrgResponseCode::invalid_request;
-            auto closed = groups.add(r, code, read_at);
-            if (!closed) continue;
-            queue_.submit({entry(amd::CompletePprRequest{p.device_id, p.pasid, (p.flags & amd::pprf::GN) != 0,
-                                                         r.prg_index, static_cast<uint8_t>(closed->code)})},
-                          /*counted=*/false);
-            st.responses.inc();
-            (closed->code == pcie::PrgResponseCode::success ? st.successes : st.invalid).inc();
-            st.service_latency.record((cpu_.now() - closed->first_read).as_ns());
-        }
-        mmio_.write32(reg::PPR_HEAD, static_cast<uint32_t>(ppr_head_));
-        if (mmio_.read32(reg::STATUS) & st::PPR_OVERFLOW) { // Linux amd_iommu_restart_ppr_log
-            st.overflows.inc();
-            control(ctl::PPRLOG_EN, false);
-            mmio_.write32(reg::STATUS, st::PPR_OVERFLOW);
-            control(ctl::PPRLOG_EN, true);
-        }
-    }
+void AmdDriver::serve_page_requests(PageRequestHandler& handler, PageRequestStats& st) { ppr_.serve(handler, st); }
+
+// amd_iommu_handle_irq: read Status; while PPRInt or PPROverflow is set, clear both (RW1C: a
+// record logged after the clear sets PPRInt again) and drain the log.
+bool AmdDriver::acknowledge_pending() {
+    constexpr uint32_t kMask = st::PPR_INT | st::PPR_OVERFLOW;
+    ppr_status_ = mmio_.read32(reg::STATUS);
+    if (!(ppr_status_ & kMask)) return false;
+    mmio_.write32(reg::STATUS, kMask);
+    return true;
+}
+
+uint64_t AmdDriver::read_tail() { return mmio_.read32(reg::PPR_TAIL); }
+
+uint64_t AmdDriver::read_log_head() { return mmio_.read32(reg::PPR_HEAD); }
+
+void AmdDriver::write_head(uint64_t head) { mmio_.write32(reg::PPR_HEAD, static_cast<uint32_t>(head)); }
+
+bool AmdDriver::handle_overflow() {
+    if (!(ppr_status_ & st::PPR_OVERFLOW)) return false;
+    // amd_iommu_restart_ppr_log: a log still running needs nothing; a stopped one is restarted.
+    if (mmio_.read32(reg::STATUS) & st::PPR_RUN) return true;
+    control(ctl::PPRLOG_EN, false);
+    control(ctl::PPRINT_EN, false);
+    mmio_.write32(reg::STATUS, st::PPR_OVERFLOW);
+    control(ctl::PPRINT_EN, true);
+    control(ctl::PPRLOG_EN, true);
+    return true;
+}
+
+PageRequestInfo AmdDriver::decode(const LogRecord& r) { return decode_page_request(amd::PprEntry::decode({r[0], r[1]})); }
+
+bool AmdDriver::resolvable(const LogRecord& raw, const PageRequestInfo& r) const {
+    const amd::PprEntry p = amd::PprEntry::decode({raw[0], raw[1]});
+    return p.type == amd::kPprTypeFault && r.pasid && !(p.flags & amd::pprf::RSVD);
+}
+
+void AmdDriver::respond(const PageRequestInfo& last, pcie::PrgResponseCode code) {
+    // COMPLETE_PPR_REQUEST (build_complete_ppr: the PASID only with GN).
+    queue_.submit({entry(amd::CompletePprRequest{last.rid.raw, last.pasid.value_or(0), last.pasid.has_value(),
+                                                 last.prg_index, static_cast<uint8_t>(code)})},
+                  /*counted=*/false);
 }
 
 } // namespace iommusim::host

@@ -26,9 +26,15 @@
 // (ILLEGAL_COMMAND_ERROR, CmdBufRun clear) fails the submission at the head, whose
 // command is overwritten by an empty COMPLETION_WAIT before the buffer is
 // restarted (clear and set CmdBufEn; Linux only reports it); an IOTLB_INV_TIMEOUT
-// event fails the submission whose COMPLETION_WAIT the unit abandoned. Page requests: the PPR log (512 entries)
-// polled over MMIO (no interrupt controller is modelled), each record decoded,
-// resolved through the host, answered with COMPLETE_PPR_REQUEST (+ wait).
+// event fails the submission whose COMPLETION_WAIT the unit abandoned. Page requests: the PPR log (512 entries,
+// amd_iommu_enable_ppr_log: PPREn, base, head = tail = 0, PPRIntEn, PPRLogEn) with the unit's
+// MSI programmed (MMIO mirror of the MSI capability); the handler is a threaded IRQ
+// (amd_iommu_int_thread_pprlog on the shared PageRequestLogDriver): per run it reads Status
+// and, while PPRInt or PPROverflow is set, clears both (RW1C), reads PPRLogHead and
+// PPRLogTail, and per record reads it, zeroes it (errata 733), writes the head and resolves
+// it through the host; the last request of a group is answered with COMPLETE_PPR_REQUEST
+// (+ wait); after an overflow a stopped log is restarted (amd_iommu_restart_ppr_log: PPRLogEn
+// and PPRIntEn off, PPROverflow cleared, both on).
 // Nested (v2-over-v1, amd_driver_nested.cpp; Linux drivers/iommu/amd/nested.c):
 // a nested domain is a guest DTE (IOMMU_HWPT_DATA_AMD_GUEST) checked as
 // validate_gdte_nested does; its DTE is the parent's v1 table with the guest's
@@ -40,7 +46,7 @@
 // vDeviceID -> pDeviceID (the guest's ATC invalidation, forwarded), then one
 // COMPLETION_WAIT; an unknown ID stops the array (EINVAL), another opcode EIO.
 // Not modelled: interrupt remapping, IVRS aliases, event-log servicing outside a
-// timed-out wait (no interrupt controller), dirty tracking, Linux's dynamic growth of v1 table levels (a domain
+// timed-out wait (the event log interrupt is not enabled), dirty tracking, Linux's dynamic growth of v1 table levels (a domain
 // gets the levels it asks for, 4 by default).
 #include <array>
 #include <cstdint>
@@ -56,6 +62,7 @@
 #include "models/host/host_cpu.hpp"
 #include "models/host/host_params.hpp"
 #include "models/host/iommu_driver.hpp"
+#include "models/host/page_request_log.hpp"
 #include "models/host/msi_decoder.hpp"
 #include "models/host/page_requests.hpp"
 #include "models/iommu/amd/amd_commands.hpp"
@@ -64,7 +71,7 @@
 
 namespace iommusim::host {
 
-class AmdDriver final : public IommuDriver, private CmdQueueHooks {
+class AmdDriver final : public IommuDriver, private CmdQueueHooks, private PageRequestLogHooks {
 public:
     AmdDriver(const std::string& name, MmioPort mmio, const DriverParams& params, std::function<uint64_t()> alloc_page,
               stats::Group* parent_stats, MsiDecoder* msi = nullptr);
@@ -144,6 +151,22 @@ private:
     void acknowledge(const QueueError& e) override;
     void acknowledge_interrupt() override;
 
+    // PageRequestLogHooks: the PPR log (§3.4.9, Linux amd_iommu_int_thread_pprlog).
+    LogDrain drain() const override {
+        return LogDrain{.read_head = true, .head_per_record = true, .clear_records = true, .repeat_while_pending = true};
+    }
+    bool acknowledge_pending() override;
+    uint64_t read_tail() override;
+    uint64_t read_log_head() override;
+    void write_head(uint64_t head) override;
+    bool handle_overflow() override;
+    PageRequestInfo decode(const LogRecord& r) override;
+    /// Linux ppr_is_valid(): a fault request (type 1) with GN set and no reserved bit.
+    bool resolvable(const LogRecord& raw, const PageRequestInfo& r) const override;
+    void respond(const PageRequestInfo& last, pcie::PrgResponseCode code) override;
+    /// The unit's one MSI (MMIO mirror of the MSI capability), programmed once.
+    void program_msi();
+
     MmioPort mmio_;
     HostCpu& cpu_;
     DriverParams params_;
@@ -152,9 +175,10 @@ private:
     std::optional<IommuCaps> caps_;
     uint8_t glx_max_ = 0;
     uint64_t control_ = 0;
-    uint64_t evt_base_ = 0, ppr_base_ = 0;
-    uint64_t ppr_head_ = 0;
+    uint64_t evt_base_ = 0;
     uint64_t evt_head_ = 0;
+    uint32_t ppr_status_ = 0;      ///< Status as the PPR handler's pass read it
+    bool msi_programmed_ = false;
     Duration last_check_;          ///< when the wait loop last looked at the unit's error state
     bool last_check_quiet_ = false; ///< the last read_error() did not look (before kWaitTimeout)
     std::map<uint16_t, Dev> devs_;
@@ -178,6 +202,7 @@ private:
     stats::Counter& events_;
     stats::Counter& inv_timeouts_;
     CmdQueueDriver queue_;
+    PageRequestLogDriver ppr_;
 };
 
 } // namespace iommusim::host

@@ -18,10 +18,7 @@ constexpr uint64_t kPage = 4096;
 
 CmdQueueDriver::CmdQueueDriver(HostCpu& cpu, CmdQueueHooks& hooks, Counters counters, MsiDecoder* msi,
                                std::vector<uint32_t> vectors, stats::Group* lock_stats)
-    : cpu_(cpu), hooks_(hooks), c_(counters), msi_(msi), vectors_(std::move(vectors)),
-      lock_(cpu, "queue_lock", lock_stats) {
-    if (msi_) // interrupt lines are registered during elaboration
-        for (uint32_t v : vectors_) (void)msi_->event(v);
+    : cpu_(cpu), hooks_(hooks), c_(counters), irq_(msi, std::move(vectors)), lock_(cpu, "queue_lock", lock_stats) {
     // At the end of a run, polls a sleeping thread would have made by then count.
     settle_id_ = cpu_.on_settle([this] {
         for (Sleeper* s : sleepers_) catch_up(*s, kernel_now());
@@ -54,24 +51,15 @@ void CmdQueueDriver::set_sync_status_per_slot(const std::function<uint64_t()>& a
 }
 
 void CmdQueueDriver::set_wait(Wait w) {
-    if (w == Wait::interrupt && (!msi_ || vectors_.empty()))
+    if (w == Wait::interrupt && !irq_.connected())
         throw std::runtime_error("command queue: interrupt wait mode needs an MSI path");
     wait_ = w;
 }
 
-uint64_t CmdQueueDriver::interrupts_seen() const {
-    uint64_t n = 0;
-    for (uint32_t v : vectors_) n += msi_->count(v);
-    return n;
-}
+uint64_t CmdQueueDriver::interrupts_seen() const { return irq_.count(); }
 
 void CmdQueueDriver::wait_for_interrupt(uint64_t seen) {
-    cpu_.sync();
-    if (interrupts_seen() == seen) {
-        sc_core::sc_event_or_list any;
-        for (uint32_t v : vectors_) any |= msi_->event(v);
-        sc_core::wait(any);
-    }
+    (void)irq_.wait(cpu_, seen); // the submitter sleeps; the interrupt wakes it
     hooks_.acknowledge_interrupt();
 }
 

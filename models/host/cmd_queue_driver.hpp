@@ -72,6 +72,7 @@
 #include "models/host/host_cpu.hpp"
 #include "models/host/host_lock.hpp"
 #include "models/host/iommu_driver.hpp"
+#include "models/host/irq_thread.hpp"
 #include "models/host/msi_decoder.hpp"
 #include "models/iommu/common/inval_observer.hpp"
 
@@ -259,8 +260,7 @@ private:
     HostCpu& cpu_;
     CmdQueueHooks& hooks_;
     Counters c_;
-    MsiDecoder* msi_;
-    std::vector<uint32_t> vectors_;
+    IrqLines irq_; ///< completion / error vectors (Wait::interrupt)
     Wait wait_ = Wait::poll;
     uint64_t base_ = 0, bytes_ = 0, status_pa_ = 0;
     unsigned entry_bytes_ = 32;

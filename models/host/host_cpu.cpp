@@ -69,11 +69,13 @@ void HostCpu::mmio_access(unsigned port, tlm::tlm_command cmd, uint32_t offset, 
 
 void HostCpu::mmio_write(unsigned port, uint32_t offset, uint64_t value, unsigned size) {
     mmio_writes_.inc();
+    ++self().acc.mmio_writes;
     mmio_access(port, tlm::TLM_WRITE_COMMAND, offset, value, size);
 }
 
 uint64_t HostCpu::mmio_read(unsigned port, uint32_t offset, unsigned size) {
     mmio_reads_.inc();
+    ++self().acc.mmio_reads;
     uint64_t v = 0;
     mmio_access(port, tlm::TLM_READ_COMMAND, offset, v, size);
     return size == 4 ? (v & 0xFFFFFFFFu) : v;
@@ -82,12 +84,15 @@ uint64_t HostCpu::mmio_read(unsigned port, uint32_t offset, unsigned size) {
 void HostCpu::mem_write(uint64_t pa, const void* src, size_t len) {
     mem_writes_.inc();
     memory_.write(pa, src, len);
-    self().ahead += params_.mem_write;
+    Thread& t = self();
+    ++t.acc.mem_writes;
+    t.ahead += params_.mem_write;
 }
 
 uint32_t HostCpu::mem_read_u32(uint64_t pa) {
     mem_reads_.inc();
     Thread& t = self();
+    ++t.acc.mem_reads;
     const Duration d = t.ahead + params_.mem_read;
     t.ahead = Duration::zero();
     sc_core::wait(to_sc(d));
@@ -126,6 +131,11 @@ void HostCpu::account(const Accesses& a) {
     mmio_writes_.inc(a.mmio_writes);
     mem_reads_.inc(a.mem_reads);
     mem_writes_.inc(a.mem_writes);
+    Accesses& mine = self().acc;
+    mine.mmio_reads += a.mmio_reads;
+    mine.mmio_writes += a.mmio_writes;
+    mine.mem_reads += a.mem_reads;
+    mine.mem_writes += a.mem_writes;
 }
 
 } // namespace iommusim::host

@@ -79,7 +79,9 @@ public:
         bool operator==(const Accesses&) const = default;
     };
     Accesses accesses() const;
-    /// Counts `a` as performed.
+    /// The calling thread's share of accesses() (a handler thread's register reads).
+    Accesses thread_accesses() const { return self().acc; }
+    /// Counts `a` as performed (by the calling thread).
     void account(const Accesses& a);
 
     /// Work to do when the simulation stops (Platform::run, at the end time): `fn` accounts
@@ -102,6 +104,7 @@ private:
         sc_core::sc_process_handle keep; ///< holds the process so its address is not reused
         unsigned core = 0;
         Duration ahead;                  ///< local time minus the kernel's
+        Accesses acc;                    ///< this thread's accesses
     };
     Thread& self() const;
     void mmio_access(unsigned port, tlm::tlm_command cmd, uint32_t offset, uint64_t& value, unsigned size);

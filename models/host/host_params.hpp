@@ -36,6 +36,11 @@ struct HostCpuParams {
     static constexpr double kDefaultPollIntervalNs = 50.0;
     // ns; MSI to handler entry, interrupt mode: estimate (~1-2 us on servers).
     static constexpr double kDefaultInterruptNs = 1500.0;
+    // ns; from the primary handler returning IRQ_WAKE_THREAD to the IRQ thread running on the
+    // same CPU (try_to_wake_up + a switch to a kernel thread, no address-space switch). Nothing
+    // published for it: estimate, one kernel entry/exit with mitigations, calibration.md
+    // "syscall round trip (ioctl)" 400-490 ns, midpoint.
+    static constexpr double kDefaultIrqThreadWakeupNs = 445.0;
     // ns; per driver call software overhead (locking, bookkeeping): estimate.
     static constexpr double kDefaultCallOverheadNs = 200.0;
     // ns; uncached read of a device register across PCIe (a NIC or NVMe BAR):
@@ -60,6 +65,7 @@ struct HostCpuParams {
     Duration mem_read = Duration::ns(kDefaultMemReadNs);
     Duration poll_interval = Duration::ns(kDefaultPollIntervalNs);
     Duration interrupt_latency = Duration::ns(kDefaultInterruptNs);
+    Duration irq_thread_wakeup = Duration::ns(kDefaultIrqThreadWakeupNs);
     Duration call_overhead = Duration::ns(kDefaultCallOverheadNs);
     Duration device_mmio_read = Duration::ns(kDefaultDeviceMmioReadNs);
     Duration rx_stack = Duration::ns(kDefaultRxStackNs);
@@ -98,12 +104,6 @@ struct DriverParams {
     /// 32-byte requests; drivers/iommu/intel/iommu.h, UNCONFIRMED for older kernels).
     static constexpr uint8_t kDefaultPrqOrder = 4;
     uint8_t prq_order = kDefaultPrqOrder;
-    // ns; interval between polls of the page request queue's tail register. The host has no
-    // interrupt controller model, so the page request event (PECTL/PEDATA/PEADDR, which the
-    // driver programs but leaves masked) is replaced by polling PQT over MMIO; 1 us is of the
-    // order of the interrupt delivery it stands for (HostCpuParams interrupt_latency): estimate.
-    static constexpr double kDefaultPrqPollIntervalNs = 1000.0;
-    Duration prq_poll_interval = Duration::ns(kDefaultPrqPollIntervalNs);
     // ns; software cost of servicing one I/O page fault besides the modelled register, queue and
     // page-table work and the iopf hand-off (iopf_wakeup): the mm lookup and handle_mm_fault
     // for an anonymous page (allocate + zero 4 KiB). Built from components

@@ -34,9 +34,12 @@ void IommuFd::map_user(uint32_t ioas_id, uint64_t iova, uint64_t pa, uint64_t si
     a.iovas.reserve(iova, size);
     const std::vector<uint32_t> hwpts = a.hwpts;
     std::vector<uint32_t> done;
+    std::vector<uint64_t> new_tables; // table pages each domain's map added
     for (uint32_t hid : hwpts) {
-        if (auto e = hwpt(hid).tables->map(iova, pa, size, page_shift, iommu::LeafAttrs{iommu::perm::both(true, true, false)});
-            e != iommu::MapError::none) {
+        const uint64_t before = table_alloc_.next();
+        const auto e = hwpt(hid).tables->map(iova, pa, size, page_shift, iommu::LeafAttrs{iommu::perm::both(true, true, false)});
+        new_tables.push_back((table_alloc_.next() - before) / 4096); // 4 KiB table pages
+        if (e != iommu::MapError::none) {
             for (uint32_t d : done) (void)hwpt(d).tables->unmap(iova, size);
             a.iovas.free(iova);
             throw HostError(e == iommu::MapError::overlap ? K::busy : K::invalid,
@@ -46,7 +49,12 @@ void IommuFd::map_user(uint32_t ioas_id, uint64_t iova, uint64_t pa, uint64_t si
     }
     a.mappings[iova] = Mapping{.pa = pa, .size = size, .page_shift = page_shift, .borrowed = true};
     oracle_.map(ioas_id, iova, pa, size, pte_visible_at());
-    cpu_.spend(cpu_.params().call_overhead + cpu_.params().mem_write * ((size / page) * hwpts.size()));
+    // The same table-write costs as map(): per entry written (leaves and new tables' parent
+    // entries, calibration.md "PTE write per 4 KiB page"), and the lines flushed for a unit that
+    // does not snoop its walks. Pinning the caller's pages (iopt_map_user_pages ->
+    // pin_user_pages) has no published per-page cost and is not charged.
+    cpu_.spend(cpu_.params().call_overhead);
+    write_ptes(hwpts, iova, size / page, page_shift, new_tables);
     maps_.inc();
     mapped_bytes_.inc(size);
 }

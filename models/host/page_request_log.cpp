@@ -23,40 +23,67 @@ void PageRequestLogDriver::init(const std::function<uint64_t()>& alloc_page, uns
     head_ = 0;
 }
 
-void PageRequestLogDriver::serve(PageRequestHandler& handler, PageRequestStats& st, Duration poll_interval) {
-    PageRequestGroups groups;
-    const uint64_t mask = (hooks_.positions_wrap() ? 2 * bytes_ : bytes_) - 1; // positions (with the wrap bit)
+void PageRequestLogDriver::serve(PageRequestHandler& handler, PageRequestStats& st) {
+    if (!irq_.connected())
+        throw std::logic_error("the page-request handler needs the unit's interrupt (an MSI path and a vector)");
+    const LogDrain how = hooks_.drain();
+    uint64_t seen = 0; // the thread exists from boot: every interrupt delivered so far is pending
     for (;;) {
-        cpu_.spend(poll_interval);
-        st.polls.inc();
-        if ((hooks_.read_tail() & mask) == head_) continue;
-        hooks_.acknowledge_pending();
-        const uint64_t tail = hooks_.read_tail() & mask;
+        seen = irq_.wait(cpu_, seen);
+        st.wakeups.inc();
+        const uint64_t reads = cpu_.thread_accesses().mmio_reads;
+        const bool mine = hooks_.on_interrupt();
+        for (bool first = true; mine && (first || how.repeat_while_pending); first = false) {
+            if (!hooks_.acknowledge_pending()) break;
+            pass(handler, st, how);
+        }
+        st.mmio_reads.inc(cpu_.thread_accesses().mmio_reads - reads);
+    }
+}
+
+void PageRequestLogDriver::pass(PageRequestHandler& handler, PageRequestStats& st, const LogDrain& how) {
+    const uint64_t mask = (hooks_.positions_wrap() ? 2 * bytes_ : bytes_) - 1; // positions (with the wrap bit)
+    uint64_t tail = hooks_.read_tail() & mask;
+    if (how.read_head) head_ = hooks_.read_log_head() & mask;
+    for (;;) {
         while (head_ != tail) {
             LogRecord q{};
-            cpu_.spend(cpu_.params().mem_read);
-            cpu_.memory().read(base_ + (head_ & (bytes_ - 1)), q.data(), record_bytes_);
+            const uint64_t at = base_ + (head_ & (bytes_ - 1));
+            cpu_.spend(cpu_.params().mem_read); // the unit wrote it: a miss in the CPU's caches
+            cpu_.memory().read(at, q.data(), record_bytes_);
             const Duration read_at = cpu_.now();
-            head_ = (head_ + record_bytes_) & mask;
-            const PageRequestInfo r = hooks_.decode(q);
-            st.requests.inc();
-            if (r.stop_marker()) {
-                st.stop_markers.inc();
-                continue;
+            if (how.clear_records) {
+                const LogRecord zero{};
+                cpu_.mem_write(at, zero.data(), record_bytes_);
             }
-            const pcie::PrgResponseCode code = r.pasid || hooks_.resolves_requests_without_pasid()
-                                                   ? handler.handle_page_request(r)
-                                                   : pcie::PrgResponseCode::invalid_request;
-            auto closed = groups.add(r, code, read_at);
-            if (!closed) continue; // the group is still open: no response owed yet
-            hooks_.respond(r, closed->code);
-            st.responses.inc();
-            (closed->code == pcie::PrgResponseCode::success ? st.successes : st.invalid).inc();
-            st.service_latency.record((cpu_.now() - closed->first_read).as_ns());
+            head_ = (head_ + record_bytes_) & mask;
+            if (how.head_per_record) hooks_.write_head(head_);
+            handle(q, handler, st, read_at);
         }
-        hooks_.write_head(head_);
-        if (hooks_.clear_overflow()) st.overflows.inc();
+        if (!how.until_empty) break;
+        tail = hooks_.read_tail() & mask;
+        if (tail == head_) break;
     }
+    if (!how.head_per_record) hooks_.write_head(head_);
+    if (hooks_.handle_overflow()) st.overflows.inc();
+}
+
+void PageRequestLogDriver::handle(const LogRecord& q, PageRequestHandler& handler, PageRequestStats& st,
+                                  Duration read_at) {
+    const PageRequestInfo r = hooks_.decode(q);
+    st.requests.inc();
+    if (r.stop_marker()) {
+        st.stop_markers.inc();
+        return;
+    }
+    const pcie::PrgResponseCode code =
+        hooks_.resolvable(q, r) ? handler.handle_page_request(r) : pcie::PrgResponseCode::invalid_request;
+    auto closed = groups_.add(r, code, read_at);
+    if (!closed) return; // the group is still open: no response owed yet
+    hooks_.respond(r, closed->code);
+    st.responses.inc();
+    (closed->code == pcie::PrgResponseCode::success ? st.successes : st.invalid).inc();
+    st.service_latency.record((cpu_.now() - closed->first_read).as_ns());
 }
 
 } // namespace iommusim::host

@@ -24,8 +24,12 @@ PageRequestStats::PageRequestStats(stats::Group* parent)
       invalid(group.counter("invalid", "groups", "page request groups answered Invalid Request")),
       responses(group.counter("responses", "responses", "page group responses submitted")),
       stop_markers(group.counter("stop_markers", "requests", "PASID stop markers dropped (no response owed)")),
-      overflows(group.counter("overflows", "events", "page request queue overflows seen (PRS.PRO)")),
-      polls(group.counter("polls", "polls", "tail-register polls of the page request queue")),
+      overflows(group.counter("overflows", "events",
+                              "page-request log overflows handled (VT-d PRS.PRO cleared, AMD PPR log restarted, SMMUv3 PRIQ OVFLG acknowledged)")),
+      wakeups(group.counter("wakeups", "runs",
+                            "handler thread runs: page-request interrupts taken (those arriving while it runs add one run)")),
+      mmio_reads(group.counter("mmio_reads", "accesses",
+                               "register reads by the page-request handler thread(s), the page responses' queue waits included")),
       service_latency(group.histogram("service_latency", "ns",
                                       "request read by the handler -> its page group response completed (Linux DMAR_LATENCY_PRQ)")) {}
 

@@ -70,7 +70,8 @@ struct PageRequestStats {
     stats::Counter& responses;
     stats::Counter& stop_markers;
     stats::Counter& overflows;
-    stats::Counter& polls;
+    stats::Counter& wakeups;
+    stats::Counter& mmio_reads;
     stats::Histogram& service_latency;
 };
 

@@ -80,9 +80,8 @@ Smmuv3Driver::Smmuv3Driver(const std::string& name, MmioPort mmio, const DriverP
       stall_faults_(stats_.counter("stall_faults", "faults", "stalled faults (EVTQ records with Stall = 1) handled as I/O page faults and resumed")),
       stall_aborts_(stats_.counter("stall_aborts", "faults", "stalled faults resumed with Abort (the fault could not be resolved)")),
       queue_(cpu_, *this, CmdQueueDriver::Counters{flushes_, commands_, polls_, errors_}, nullptr, {}, &stats_),
-      priq_(cpu_, *this) {
-    if (msi_) // interrupt lines are registered during elaboration
-        for (uint32_t v : {kGerrorVector, kEvtqVector, kPriqVector}) (void)msi_->event(v);
+      priq_(cpu_, *this, IrqLines(msi, {kPriqVector, kEvtqVector})) {
+    if (msi_) (void)msi_->event(kGerrorVector); // interrupt lines are registered during elaboration
 }
 
 Smmuv3Driver::Features Smmuv3Driver::decode_features(uint32_t idr0, uint32_t idr1, uint32_t idr3, uint32_t idr5) {
@@ -845,24 +844,31 @@ void Smmuv3Driver::enable_page_requests() {
 
 void Smmuv3Driver::serve_page_requests(PageRequestHandler& handler, PageRequestStats& st) {
     fault_handler_ = &handler; // stalled faults from the EVTQ go to the same I/O page fault handler
-    if (f_->caps.pri) priq_.serve(handler, st, params_.prq_poll_interval);
-    for (;;) { // no PRIQ: the EVTQ thread alone (stalls), woken by the EVTQ MSI
-        cpu_.spend(params_.prq_poll_interval);
-        st.polls.inc();
-        if (msi_ && msi_->count(kEvtqVector) != evtq_seen_) {
-            evtq_seen_ = msi_->count(kEvtqVector);
-            service_events();
-        }
+    if (f_->caps.pri) priq_.serve(handler, st);
+    // No PRIQ: the EVTQ thread alone (stalls), a threaded IRQ woken by the EVTQ MSI.
+    for (uint64_t seen = 0;;) {
+        seen = priq_.irq().wait(cpu_, seen);
+        st.wakeups.inc();
+        (void)on_interrupt();
     }
 }
 
-uint64_t Smmuv3Driver::read_tail() {
-    if (msi_ && msi_->count(kEvtqVector) != evtq_seen_) { // the EVTQ interrupt thread's turn
+bool Smmuv3Driver::on_interrupt() {
+    if (msi_->count(kEvtqVector) != evtq_seen_) { // the EVTQ interrupt thread's turn
         evtq_seen_ = msi_->count(kEvtqVector);
         service_events();
     }
-    // Index and wrap bit (arm_smmu_priq_thread compares both: a full queue is not empty).
-    return uint64_t{mmio_.read32(reg::kPriqProd) & ((2u << priq_log2_) - 1)} * kPriBytes;
+    const uint64_t priq = msi_->count(kPriqVector);
+    if (priq == priq_seen_) return false;
+    priq_seen_ = priq;
+    return true;
+}
+
+uint64_t Smmuv3Driver::read_tail() {
+    // queue_sync_prod_in: index and wrap bit (a full queue is not empty) and OVFLG.
+    const uint32_t prod = mmio_.read32(reg::kPriqProd);
+    priq_ovflg_ = prod >> 31;
+    return uint64_t{prod & ((2u << priq_log2_) - 1)} * kPriBytes;
 }
 
 void Smmuv3Driver::write_head(uint64_t head) {
@@ -870,10 +876,9 @@ void Smmuv3Driver::write_head(uint64_t head) {
     mmio_.write32(reg::kPriqCons, priq_cons_ | (uint32_t{priq_ovack_} << 31));
 }
 
-bool Smmuv3Driver::clear_overflow() {
-    const bool ovflg = mmio_.read32(reg::kPriqProd) >> 31;
-    if (ovflg == priq_ovack_) return false;
-    priq_ovack_ = ovflg; // acknowledged by CONS.OVACKFLG = PROD.OVFLG
+bool Smmuv3Driver::handle_overflow() {
+    if (priq_ovflg_ == priq_ovack_) return false;
+    priq_ovack_ = priq_ovflg_; // acknowledged by CONS.OVACKFLG = PROD.OVFLG
     write_head(uint64_t{priq_cons_} * kPriBytes);
     return true;
 }

@@ -50,8 +50,12 @@
 // CERROR_ATC_INV_SYNC -> the submission fails (Linux lets the CMD_SYNC repeat
 // and times out after 1 s); then GERRORN is toggled. EVTQ records are read
 // (counted) when the EVTQ MSI fired; PRIQ records are served by the
-// shared page-request log driver: SVA demand faults resolved by the host and
-// answered with PRI_RESP (Success / Deny / Fail). Stalls: a master whose
+// shared page-request log driver, a threaded IRQ woken by the PRIQ MSI
+// (arm_smmu_priq_thread: per record read, CONS written; PROD read again until
+// the queue is empty; CONS.OVACKFLG synced after an overflow): SVA demand
+// faults resolved by the host and answered with PRI_RESP (Success / Deny /
+// Fail). The EVTQ handler shares the thread (it runs first when the EVTQ MSI
+// fired). Stalls: a master whose
 // firmware says "dma-can-stall" on a unit with STALL_MODEL stall (or every
 // master with STALL_MODEL forced) gets CD.S and no STE.S1STALLD
 // (arm_smmu_probe_device, arm_smmu_make_cdtable_ste / _s1_cd / _sva_cd); an
@@ -234,14 +238,18 @@ private:
     void acknowledge(const QueueError& e) override;
     void acknowledge_interrupt() override {}
 
-    // PageRequestLogHooks: the PRIQ (IHI 0070 8).
+    // PageRequestLogHooks: the PRIQ (IHI 0070 8), as arm_smmu_priq_thread.
+    LogDrain drain() const override { return LogDrain{.head_per_record = true, .until_empty = true}; }
+    /// The EVTQ thread's turn when its MSI fired; the PRIQ is drained only when its own MSI fired.
+    bool on_interrupt() override;
+    /// Nothing to clear: the PRIQ interrupt is an MSI per record (no pending flag).
+    bool acknowledge_pending() override { return true; }
     uint64_t read_tail() override;
     void write_head(uint64_t head) override;
-    void acknowledge_pending() override {}
-    bool clear_overflow() override;
+    /// queue_sync_cons_ovf: CONS.OVACKFLG follows PROD.OVFLG as last read.
+    bool handle_overflow() override;
     PageRequestInfo decode(const LogRecord& r) override;
     void respond(const PageRequestInfo& last, pcie::PrgResponseCode code) override;
-    bool resolves_requests_without_pasid() const override { return false; }
     bool positions_wrap() const override { return true; }
 
     MmioPort mmio_;
@@ -262,11 +270,12 @@ private:
     DomainTagAllocator vmids_{1, 0xFF, "VMID"};
     uint64_t evtq_base_ = 0;
     uint32_t evtq_cons_ = 0;       ///< EVTQ_CONS as last written (index + wrap)
-    uint64_t gerror_seen_ = 0, evtq_seen_ = 0; ///< MSIs handled so far
+    uint64_t gerror_seen_ = 0, evtq_seen_ = 0, priq_seen_ = 0; ///< MSIs handled so far
     uint32_t gerrorn_ = 0;
     PageRequestHandler* fault_handler_ = nullptr; ///< the I/O page fault handler (set by serve_page_requests)
     uint32_t priq_cons_ = 0; ///< PRIQ_CONS index and wrap bit as last written
     bool priq_ovack_ = false;
+    bool priq_ovflg_ = false; ///< PRIQ_PROD.OVFLG as last read
 
     stats::Group stats_;
     stats::Counter& flushes_;

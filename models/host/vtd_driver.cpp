@@ -24,7 +24,9 @@ constexpr unsigned kMaxRegisterPolls = 100000;
 // status word is desc_status[wait_index], set to QI_IN_USE before the tail moves; the wait
 // writes QI_DONE there (status data).
 constexpr uint32_t kQiInUse = 1, kQiDone = 2;
-constexpr uint32_t kInvalidationVector = 0x40, kFaultVector = 0x41; // as Linux's DMAR vectors would be: any free pair
+// As Linux's DMAR vectors would be: any free vectors, one per event (invalidation completion,
+// fault, page request); each unit has its own MSI path, so units may repeat them.
+constexpr uint32_t kInvalidationVector = 0x40, kFaultVector = 0x41, kPageRequestVector = 0x30;
 } // namespace
 
 VtdDriver::VtdDriver(const std::string& name, MmioPort mmio, const DriverParams& params,
@@ -41,7 +43,7 @@ VtdDriver::VtdDriver(const std::string& name, MmioPort mmio, const DriverParams&
                                     "root/context/PASID-table lines flushed (clflush) because the unit does not snoop them (ECAP.C = 0)")),
       queue_(cpu_, *this, CmdQueueDriver::Counters{flushes_, descriptors_, polls_, errors_}, msi,
              msi ? std::vector<uint32_t>{kInvalidationVector, kFaultVector} : std::vector<uint32_t>{}, &stats_),
-      pasid_lock_(cpu_, "pasid_lock", &stats_) {}
+      prq_(cpu_, *this, IrqLines(msi, {kPageRequestVector})), pasid_lock_(cpu_, "pasid_lock", &stats_) {}
 
 void VtdDriver::write_entries(unsigned entries) {
     cpu_.spend(cpu_.params().mem_write * entries);
@@ -394,17 +396,16 @@ void VtdDriver::acknowledge(const QueueError& e) { mmio_.write32(reg::FSTS, e.bi
 
 void VtdDriver::enable_page_requests() {
     prq_.init(alloc_page_, params_.prq_order, kDescBytes);
-    // Linux intel_iommu_enable_prq: PQH = PQT = 0, then PQA with the queue size (§11.4.11).
+    // Linux intel_iommu_enable_prq: the page request event's IRQ first (dmar_alloc_hwirq writes
+    // PEDATA/PEADDR/PEUADDR; request_threaded_irq unmasks: PECTL = 0, §11.4.11), then
+    // PQH = PQT = 0 and PQA with the queue size (§11.4.11).
+    mmio_.write32(reg::PEDATA, kPageRequestVector);
+    mmio_.write32(reg::PEADDR, static_cast<uint32_t>(MsiDecoder::kMsiBase));
+    mmio_.write32(reg::PEUADDR, 0);
+    mmio_.write32(reg::PECTL, 0);
     mmio_.write64(reg::PQH, 0);
     mmio_.write64(reg::PQT, 0);
     mmio_.write64(reg::PQA, prq_.base() | params_.prq_order);
-    // The page request event: the MSI address/data a real driver gets from its irq domain
-    // (0xFEE0_0000: the x86 interrupt range; vector 0x30 is illustrative). Left masked: the
-    // handler polls (no interrupt controller is modelled).
-    mmio_.write32(reg::PEDATA, 0x30);
-    mmio_.write32(reg::PEADDR, 0xFEE0'0000u);
-    mmio_.write32(reg::PEUADDR, 0);
-    mmio_.write32(reg::PECTL, bits::ECTL_IM);
 }
 
 PageRequestInfo VtdDriver::decode_page_request(const std::array<uint64_t, 4>& q) {
@@ -422,19 +423,28 @@ PageRequestInfo VtdDriver::decode_page_request(const std::array<uint64_t, 4>& q)
 }
 
 void VtdDriver::serve_page_requests(PageRequestHandler& handler, PageRequestStats& st) {
-    prq_.serve(handler, st, params_.prq_poll_interval);
+    prq_.serve(handler, st);
+}
+
+// prq_event_thread: clear PPR before reading PQT/PQH, so a request written after those reads
+// sets it again and raises a new page request event (PRS is RW1C, §11.4.11).
+bool VtdDriver::acknowledge_pending() {
+    mmio_.write32(reg::PRS, bits::PRS_PPR);
+    return true;
 }
 
 uint64_t VtdDriver::read_tail() { return mmio_.read64(reg::PQT); }
 
+uint64_t VtdDriver::read_log_head() { return mmio_.read64(reg::PQH); }
+
 void VtdDriver::write_head(uint64_t head) { mmio_.write64(reg::PQH, head); }
 
-// prq_event_thread: clear PPR first so a request arriving meanwhile sets it again.
-void VtdDriver::acknowledge_pending() { mmio_.write32(reg::PRS, bits::PRS_PPR); }
-
-bool VtdDriver::clear_overflow() {
-    // An overflow auto-responded what did not fit; clearing PRO re-arms the queue (§7.5.1).
+bool VtdDriver::handle_overflow() {
+    // An overflow auto-responded what did not fit (§7.5.1). prq_event_thread clears PRO only
+    // once the queue is empty (PQH == PQT), else leaves it for the next run.
     if (!(mmio_.read32(reg::PRS) & bits::PRS_PRO)) return false;
+    const uint64_t head = mmio_.read64(reg::PQH), tail = mmio_.read64(reg::PQT);
+    if (head != tail) return false;
     mmio_.write32(reg::PRS, bits::PRS_PRO);
     return true;
 }
@@ -446,8 +456,5 @@ void VtdDriver::respond(const PageRequestInfo& r, pcie::PrgResponseCode code) {
     queue_.submit({vtd::encode_page_group_response(r.rid.raw, r.pasid.has_value(), r.pasid.value_or(0), r.prg_index, code)},
                   /*counted=*/false);
 }
-
-// Linux prq_event_thread answers requests without PASID Invalid Request.
-bool VtdDriver::resolves_requests_without_pasid() const { return false; }
 
 } // namespace iommusim::host

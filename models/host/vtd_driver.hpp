@@ -37,17 +37,20 @@
 // page-selective IOTLB invalidation without device TLBs (cache_tag_flush_range_np).
 //
 // Page requests (PRI, §7.5; Linux intel_iommu_enable_prq / prq_event_thread):
-// when a PRI device sits behind the unit, the driver allocates the page
-// request queue (2^prq_order pages), sets PQH = PQT = 0, writes PQA with its
-// size and programs PEDATA/PEADDR. The host has no interrupt controller
-// model, so PECTL stays masked (IM) and the handler thread polls PQT over
-// MMIO every prq_poll_interval instead of sleeping on the page request
-// event (the loop is the shared PageRequestLogDriver; this backend supplies
-// PQH/PQT/PRS and the descriptor layout). Per wake-up it clears PRS.PPR, reads each 32-byte descriptor from
-// memory (spec-layouts.md A.10), resolves it through the host object model,
-// answers the last request of each group with a page group response
-// descriptor (+ wait) through the invalidation queue, advances PQH over MMIO
-// and clears PRS.PRO after an overflow. Stop markers get no response.
+// when a PRI device sits behind the unit, the driver programs the page
+// request event's MSI (PEDATA/PEADDR/PEUADDR) and unmasks it (PECTL = 0, as
+// request_threaded_irq does through dmar_msi_unmask), allocates the page
+// request queue (2^prq_order pages), sets PQH = PQT = 0 and writes PQA with
+// its size. The handler is a threaded IRQ (the shared PageRequestLogDriver;
+// this backend supplies PRS/PQH/PQT and the descriptor layout): woken by the
+// page request event, it clears PRS.PPR (RW1C) before reading PQT and PQH,
+// so a request written after those reads sets PPR again and raises a new
+// event; reads each 32-byte descriptor from memory (spec-layouts.md A.10),
+// resolves it through the host object model, answers the last request of
+// each group with a page group response descriptor (+ wait) through the
+// invalidation queue, writes PQH = the tail it read, then reads PRS and,
+// with PRO set, reads PQH and PQT and clears PRO only if the queue is empty.
+// Stop markers get no response.
 #include <array>
 #include <cstdint>
 #include <functional>
@@ -133,14 +136,15 @@ private:
     void acknowledge(const QueueError& e) override;
     void acknowledge_interrupt() override;
 
-    // PageRequestLogHooks: the page request queue (§7.5.1, §11.4.11).
+    // PageRequestLogHooks: the page request queue (§7.5.1, §11.4.11), as prq_event_thread.
+    LogDrain drain() const override { return LogDrain{.read_head = true}; }
+    bool acknowledge_pending() override;
     uint64_t read_tail() override;
+    uint64_t read_log_head() override;
     void write_head(uint64_t head) override;
-    void acknowledge_pending() override;
-    bool clear_overflow() override;
+    bool handle_overflow() override;
     PageRequestInfo decode(const LogRecord& r) override;
     void respond(const PageRequestInfo& last, pcie::PrgResponseCode code) override;
-    bool resolves_requests_without_pasid() const override;
 
     MmioPort mmio_;
     HostCpu& cpu_;
@@ -175,7 +179,7 @@ private:
     stats::Counter& errors_;
     stats::Counter& entry_flushes_;
     CmdQueueDriver queue_;
-    PageRequestLogDriver prq_{cpu_, *this};
+    PageRequestLogDriver prq_;
     /// iommu->lock: held while a context or PASID entry is set up or torn down (Linux
     /// intel_pasid_setup_*, intel_pasid_tear_down_entry), so CPUs attaching at once contend.
     HostLock pasid_lock_;

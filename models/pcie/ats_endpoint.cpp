@@ -26,7 +26,9 @@ AtsEndpoint::AtsEndpoint(const sc_core::sc_module_name& name, const AtsEndpointP
       st_page_requests_(stats_.counter("page_requests", "count", "Page Requests sent")),
       st_no_snoop_cleared_(stats_.counter("no_snoop_cleared", "count",
                                           "translated requests asked with No Snoop, sent snooped: their translation had N set")),
-      st_inv_latency_(stats_.histogram("invalidation_latency", "ns", "Invalidate Request arrival to Completion")) {
+      st_inv_latency_(stats_.histogram("invalidation_latency", "ns", "Invalidate Request arrival to Completion")),
+      st_page_request_latency_(stats_.histogram("page_request_latency", "ns",
+                                                "Page Request sent to its PRG Response received: the device's fault service time")) {
     if (p_.max_translation_requests < 1) throw std::invalid_argument(std::string(basename()) + ": max_translation_requests must be >= 1");
     atc_lookup_sc_ = to_sc(p_.atc_lookup);
     downstream.register_b_transport(this, &AtsEndpoint::b_transport_downstream);
@@ -195,6 +197,7 @@ PrgResponseCode AtsEndpoint::request_page(uint64_t addr, bool write, std::option
     m.page_req.prg_index = prg_index & 0x1FF;
     last_prg_.reset();
     st_page_requests_.inc();
+    const Duration sent = now() + from_sc(delay);
     {
         MessageTlp tlp(m);
         upstream->b_transport(tlp.payload(), delay);
@@ -203,6 +206,7 @@ PrgResponseCode AtsEndpoint::request_page(uint64_t addr, bool write, std::option
     wait(delay);
     delay = sc_core::SC_ZERO_TIME;
     while (!last_prg_ || last_prg_->prg_index != m.page_req.prg_index) wait(prg_arrived_);
+    st_page_request_latency_.record((now() - sent).as_ns());
     return last_prg_->code;
 }
 

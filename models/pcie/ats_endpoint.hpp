@@ -133,6 +133,7 @@ private:
     stats::Counter& st_page_requests_;
     stats::Counter& st_no_snoop_cleared_;
     stats::Histogram& st_inv_latency_;
+    stats::Histogram& st_page_request_latency_;
 };
 
 } // namespace iommusim::pcie

@@ -2,7 +2,9 @@
 // The family-neutral page-request log driver with 16-byte records (the AMD
 // PPR log / SMMUv3 PRIQ size): a small unit model exposes tail, head and a
 // status register (pending, overflow: RW1C); the test plays the unit by
-// writing records into the log in simulated memory and advancing the tail.
+// writing records into the log in simulated memory, advancing the tail and,
+// when the pending bit was clear, sending the page-request MSI (as VT-d's
+// PRS.PPR does), which wakes the driver's handler thread.
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <systemc>
@@ -10,9 +12,11 @@
 #include <vector>
 
 #include "models/host/host_cpu.hpp"
+#include "models/host/msi_decoder.hpp"
 #include "models/host/page_request_log.hpp"
 #include "models/iommu/common/table_builder.hpp"
 #include "models/mem/sparse_memory.hpp"
+#include "test/models/host/msi_source.hpp"
 
 using namespace iommusim;
 using namespace iommusim::host;
@@ -22,6 +26,7 @@ namespace {
 
 constexpr uint32_t kTail = 0x0, kHead = 0x8, kStatus = 0x10;
 constexpr uint32_t kPending = 1, kOverflow = 2;
+constexpr uint32_t kVector = 0x30;
 
 struct LogRegs : sc_core::sc_module {
     tlm_utils::simple_target_socket<LogRegs> mmio{"mmio"};
@@ -39,8 +44,10 @@ struct LogRegs : sc_core::sc_module {
         } else if (gp.get_address() == kStatus) {
             status &= ~static_cast<uint32_t>(v);
         }
+        if (gp.is_read()) ++reads;
         gp.set_response_status(tlm::TLM_OK_RESPONSE);
     }
+    unsigned reads = 0;
 };
 
 // Record layout of the test family: word 0 = RID | PASID valid << 16 | PASID << 32,
@@ -60,10 +67,14 @@ struct Family final : PageRequestLogHooks {
     };
     std::vector<Response> responses;
     explicit Family(MmioPort p) : port(p) {}
+    LogDrain drain() const override { return {}; }
     uint64_t read_tail() override { return port.read64(kTail); }
     void write_head(uint64_t h) override { port.write64(kHead, h); }
-    void acknowledge_pending() override { port.write32(kStatus, kPending); }
-    bool clear_overflow() override {
+    bool acknowledge_pending() override {
+        port.write32(kStatus, kPending);
+        return true;
+    }
+    bool handle_overflow() override {
         if (!(port.read32(kStatus) & kOverflow)) return false;
         port.write32(kStatus, kOverflow);
         return true;
@@ -83,7 +94,7 @@ struct Family final : PageRequestLogHooks {
         port.cpu().spend(Duration::ns(500)); // stands for the command-queue round trip
         responses.push_back({last.rid.raw, last.prg_index, code});
     }
-    bool resolves_requests_without_pasid() const override { return rid_only; }
+    bool resolvable(const LogRecord&, const PageRequestInfo& r) const override { return r.pasid || rid_only; }
     bool wrap = false; ///< positions with a wrap bit (SMMUv3): modulo twice the log's size
     bool positions_wrap() const override { return wrap; }
 };
@@ -102,23 +113,29 @@ struct Rig {
     mem::SparseMemory memory{uint64_t{1} << 40};
     HostCpu cpu{"cpu", HostCpuParams{}, memory, &root};
     LogRegs regs{"regs"};
+    hosttest::MsiSource unit_msi{"unit_msi"};
+    MsiDecoder msi{"msi", HostCpuParams{}.interrupt_latency, &root};
     Family family{MmioPort(cpu, 0)};
     PageRequestStats st{&root};
     Handler handler;
-    PageRequestLogDriver log{cpu, family};
+    PageRequestLogDriver log{cpu, family, IrqLines(&msi, {kVector})};
     iommu::BumpAllocator pages{uint64_t{1} << 30, uint64_t{1} << 24};
     Rig() {
         cpu.mmio.bind(regs.mmio);
+        unit_msi.connect(msi);
         log.init([this] { return *pages(4096, 4096); }, 0, 16);
-        sc_core::sc_spawn([this] { log.serve(handler, st, Duration::us(1)); });
+        sc_core::sc_spawn([this] { log.serve(handler, st); });
     }
-    /// The unit's side: appends records at the tail (the caller keeps them under the ring size).
-    void push(const std::vector<LogRecord>& rs) {
+    /// The unit's side: appends records at the tail (the caller keeps them under the ring size)
+    /// and raises the interrupt unless one is pending already (SC_THREAD only).
+    void push(const std::vector<LogRecord>& rs, uint32_t extra_status = 0) {
         for (const auto& r : rs) {
             memory.write(log.base() + regs.tail % log.bytes(), r.data(), 16);
             regs.tail = (regs.tail + 16) % (family.wrap ? 2 * log.bytes() : log.bytes());
         }
-        regs.status |= kPending;
+        const bool was_pending = regs.status & kPending;
+        regs.status |= kPending | extra_status;
+        if (!was_pending) unit_msi.send(kVector);
     }
     double stat(const char* s) const { return stats::numeric_value(*root.find(s)); }
 };
@@ -161,8 +178,7 @@ TEST_CASE("requests without a PASID reach the host only if the family resolves t
         rig.push({record(0x0200, std::nullopt, 0x1000, true, 1)});
         sc_core::wait(20, sc_core::SC_US);
         rig.family.rid_only = true;
-        rig.push({record(0x0200, std::nullopt, 0x2000, true, 2)});
-        rig.regs.status |= kOverflow;
+        rig.push({record(0x0200, std::nullopt, 0x2000, true, 2)}, kOverflow);
         sc_core::wait(20, sc_core::SC_US);
         sc_core::sc_stop();
     });
@@ -185,4 +201,49 @@ TEST_CASE("with wrap-bit positions a full log (same slot, other wrap) is served,
     CHECK(r.regs.tail == 4096);               // slot 0, wrap bit set
     CHECK(r.family.responses.size() == 256);  // every request answered
     CHECK(r.regs.head == 4096);               // the head wrapped too: the log is empty again
+}
+
+TEST_CASE("the page-request log driver sleeps until the interrupt: no register read while idle, none before delivery",
+          "[sc][host][prq]") {
+    Rig rig;
+    sc_core::sc_spawn([&] {
+        sc_core::wait(50, sc_core::SC_US);
+        CHECK(rig.regs.reads == 0); // idle: nothing polls
+        CHECK(rig.stat("prq.wakeups") == 0);
+        rig.push({record(0x0100, 5, 0x1000, true, 1)});
+        sc_core::wait(HostCpuParams{}.interrupt_latency.as_ns() - 1, sc_core::SC_NS);
+        CHECK(rig.regs.reads == 0); // the MSI is still being delivered
+        CHECK(rig.family.responses.empty());
+        sc_core::wait(50, sc_core::SC_US);
+        CHECK(rig.family.responses.size() == 1);
+        CHECK(rig.stat("prq.wakeups") == 1);
+        CHECK(rig.stat("prq.mmio_reads") == rig.regs.reads);
+        const unsigned reads = rig.regs.reads;
+        sc_core::wait(50, sc_core::SC_US);
+        CHECK(rig.regs.reads == reads);
+        sc_core::sc_stop();
+    });
+    sc_core::sc_start(sc_core::sc_time(1, sc_core::SC_MS));
+    CHECK(rig.family.responses.size() == 1);
+}
+
+TEST_CASE("a record logged after the handler cleared the pending bit raises a new interrupt and is served",
+          "[sc][host][prq]") {
+    Rig rig;
+    sc_core::sc_spawn([&] {
+        rig.push({record(0x0100, 5, 0x1000, true, 1)});
+        // The handler wakes after delivery + wake-up, clears the pending bit, reads the tail and
+        // spends 500 ns in respond(): a record pushed then is past the tail it read.
+        sc_core::wait(HostCpuParams{}.interrupt_latency.as_ns() + HostCpuParams{}.irq_thread_wakeup.as_ns() + 700,
+                      sc_core::SC_NS);
+        CHECK((rig.regs.status & kPending) == 0);
+        rig.push({record(0x0100, 5, 0x2000, true, 2)});
+        sc_core::wait(50, sc_core::SC_US);
+        sc_core::sc_stop();
+    });
+    sc_core::sc_start(sc_core::sc_time(1, sc_core::SC_MS));
+    REQUIRE(rig.family.responses.size() == 2);
+    CHECK(rig.family.responses[1].prg == 2);
+    CHECK(rig.stat("prq.wakeups") == 2);
+    CHECK(rig.regs.head == rig.regs.tail);
 }

@@ -8,6 +8,7 @@
 #include "models/host/host.hpp"
 #include "models/host/page_requests.hpp"
 #include "models/host/vtd_driver.hpp"
+#include "test/models/host/pri_host_rig.hpp"
 #include "test/models/host/vtd_host_rig.hpp"
 #include "test/models/iommu/vtd/vtd_harness.hpp"
 
@@ -78,20 +79,10 @@ struct PrqRig : hosttest::VtdHostRig {
         os->iommufd().add_device(d, 0);
     }
     void page_request(uint32_t pasid, uint64_t addr, bool last, uint16_t prg, bool write = true) {
-        pcie::MessageExtension m;
-        m.code = pcie::MessageCode::page_request;
-        m.page_req.requester = kRid;
-        m.page_req.pasid_present = true;
-        m.page_req.pasid = pasid;
-        m.page_req.address = addr;
-        m.page_req.write = write;
-        m.page_req.read = !write && !(last && addr == 0); // addr 0 + last + no R/W: a stop marker
-        m.page_req.last = last;
-        m.page_req.prg_index = prg;
-        uint64_t z = 0;
-        sc_core::sc_time d = sc_core::SC_ZERO_TIME;
-        dev.access(tlm::TLM_WRITE_COMMAND, 0, &z, 8, d, &m);
-        sc_core::wait(d);
+        // addr 0 + last + no R/W: a stop marker
+        hosttest::send_page_request(dev, pcie::PageRequest{.requester = kRid, .pasid_present = true, .pasid = pasid,
+                                                           .address = addr, .read = !write && !(last && addr == 0),
+                                                           .write = write, .last = last, .prg_index = prg});
     }
     double stat(const std::string& s) const {
         const stats::Entry* e = root.find(s);

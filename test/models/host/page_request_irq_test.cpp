@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: Apache-2.0
+// Page requests serviced from the unit's interrupt, for each family's unit
+// and driver backend (VT-d page request event, AMD-Vi PPR log interrupt,
+// SMMUv3 PRIQ IRQ): nothing runs until the MSI arrives (no register read
+// while idle), a request logged while the handler drains is not lost, a
+// masked VT-d event leaves PRS.PPR / PECTL.IP set until unmasked, and an
+// overflowed log is re-armed so that later requests are serviced again.
+#include <catch2/catch.hpp>
+
+#include "test/models/host/pri_host_rig.hpp"
+
+using namespace iommusim;
+using hosttest::PriFamily;
+using hosttest::PriHostRig;
+namespace vreg = iommusim::iommu::vtd::reg;
+namespace vbits = iommusim::iommu::vtd::bits;
+
+namespace {
+
+constexpr uint64_t kVa = 0x7000'0000;
+
+double us(sc_core::sc_time t) { return t.to_seconds() * 1e6; }
+
+void serviced_from_the_interrupt(PriFamily f) {
+    INFO(hosttest::name_of(f));
+    host::HostParams hp;
+    hp.cpu.interrupt_latency = Duration::us(20); // a slow delivery: service must wait for it
+    PriHostRig rig(f, hp);
+    rig.run([&] {
+        const double reads = rig.stat("os.cpu.mmio_reads");
+        sc_core::wait(100, sc_core::SC_US); // idle: the handler thread sleeps, nothing polls
+        CHECK(rig.stat("os.cpu.mmio_reads") == reads);
+        CHECK(rig.stat("os.prq.wakeups") == 0);
+        const sc_core::sc_time sent = sc_core::sc_time_stamp();
+        rig.page_request(kVa, 1);
+        sc_core::wait(sent + sc_core::sc_time(19, sc_core::SC_US) - sc_core::sc_time_stamp());
+        CHECK(rig.stat("os.prq.requests") == 0); // logged, but the interrupt is still on its way
+        CHECK(rig.responses() == 0);
+        CHECK(rig.stat("os.cpu.mmio_reads") == reads);
+        sc_core::wait(200, sc_core::SC_US);
+        REQUIRE(rig.responses() == 1);
+        // Delivery (20 us) and the IRQ thread's wake-up come before the handler's first access.
+        CHECK(us(rig.sink.at.back() - sent) > 20.0 + host::HostCpuParams::kDefaultIrqThreadWakeupNs / 1000);
+        CHECK(rig.stat("os.prq.wakeups") == 1);
+        CHECK(rig.stat("os.prq.successes") == 1);
+        CHECK(rig.stat("os.prq.mmio_reads") > 0);
+        CHECK(rig.stat("os.dmar0_msi.msis") >= 1);
+        // Idle again: no more reads.
+        const double after = rig.stat("os.cpu.mmio_reads");
+        sc_core::wait(100, sc_core::SC_US);
+        CHECK(rig.stat("os.cpu.mmio_reads") == after);
+    });
+}
+
+void request_during_drain_is_not_lost(PriFamily f) {
+    INFO(hosttest::name_of(f));
+    PriHostRig rig(f);
+    rig.run([&] {
+        rig.page_request(kVa, 1);
+        // The handler starts after delivery (1.5 us) and its wake-up (0.445 us), clears the
+        // pending state, reads the positions and resolves the first request (iopf hand-off
+        // 1.5 us + fault 0.5 us): the second request arrives in the middle of that.
+        sc_core::wait(3, sc_core::SC_US);
+        rig.page_request(kVa + 0x1000, 2);
+        sc_core::wait(300, sc_core::SC_US);
+        CHECK(rig.responses() == 2);
+        CHECK(rig.stat("os.prq.requests") == 2);
+        CHECK(rig.stat("os.prq.successes") == 2);
+        CHECK(rig.stat("os.prq.wakeups") >= 2); // the second request raised its own interrupt
+    });
+    if (f == PriFamily::vtd) {
+        const auto& r = dynamic_cast<iommu::vtd::VtdIommu&>(*rig.unit).regs();
+        CHECK(r.pqh() == r.pqt());
+        CHECK((r.raw32(vreg::PRS) & vbits::PRS_PPR) == 0);
+    }
+}
+
+void overflow_is_rearmed(PriFamily f, unsigned slots) {
+    INFO(hosttest::name_of(f));
+    const char* dropped = f == PriFamily::vtd   ? "dmar0.prq_overflows"
+                          : f == PriFamily::amd ? "dmar0.ppr_dropped"
+                                                : "dmar0.page_request_overflows";
+    host::HostParams hp;
+    hp.cpu.interrupt_latency = Duration::us(1000); // the burst fills the log before the handler runs
+    PriHostRig rig(f, hp, 0);                      // VT-d PRQ / SMMUv3 PRIQ of one page
+    const unsigned burst = slots + 3;
+    rig.run([&] {
+        for (unsigned i = 0; i < burst; ++i) rig.page_request(kVa + uint64_t{i} * 0x1000, static_cast<uint16_t>(i & 0x1FF));
+        CHECK(rig.stat(dropped) >= 1);
+        sc_core::wait(8, sc_core::SC_MS);
+        CHECK(rig.stat("os.prq.overflows") == 1);
+        CHECK(rig.responses() == burst); // every request answered: by the host or, dropped, by the unit
+        const double served = rig.stat("os.prq.successes");
+        rig.page_request(kVa + uint64_t{burst} * 0x1000, 0x1FF); // the log accepts requests again
+        sc_core::wait(3, sc_core::SC_MS);
+        CHECK(rig.responses() == burst + 1);
+        CHECK(rig.stat("os.prq.successes") == served + 1);
+    }, sc_core::sc_time(20, sc_core::SC_MS));
+}
+
+} // namespace
+
+TEST_CASE("VT-d: a page request is serviced from the page request event, with no register read while idle",
+          "[sc][host][vtd][pri]") {
+    serviced_from_the_interrupt(PriFamily::vtd);
+}
+TEST_CASE("AMD-Vi: a page request is serviced from the PPR log interrupt, with no register read while idle",
+          "[sc][host][amd][pri]") {
+    serviced_from_the_interrupt(PriFamily::amd);
+}
+TEST_CASE("SMMUv3: a page request is serviced from the PRIQ interrupt, with no register read while idle",
+          "[sc][host][smmuv3][pri]") {
+    serviced_from_the_interrupt(PriFamily::smmuv3);
+}
+
+TEST_CASE("VT-d: a page request logged while the handler drains is serviced (PRS.PPR cleared before PQT is read)",
+          "[sc][host][vtd][pri]") {
+    request_during_drain_is_not_lost(PriFamily::vtd);
+}
+TEST_CASE("AMD-Vi: a page request logged while the handler drains is serviced (PPRInt cleared before the log is read)",
+          "[sc][host][amd][pri]") {
+    request_during_drain_is_not_lost(PriFamily::amd);
+}
+TEST_CASE("SMMUv3: a page request logged while the handler drains is serviced (PROD re-read until empty)",
+          "[sc][host][smmuv3][pri]") {
+    request_during_drain_is_not_lost(PriFamily::smmuv3);
+}
+
+TEST_CASE("VT-d: with the page request event masked PRS.PPR and PECTL.IP stay set and nothing is serviced until unmask",
+          "[sc][host][vtd][pri]") {
+    PriHostRig rig(PriFamily::vtd);
+    const auto& regs = dynamic_cast<iommu::vtd::VtdIommu&>(*rig.unit).regs();
+    rig.run([&] {
+        host::HostCpu& cpu = rig.os->cpu();
+        cpu.mmio_write(0, vreg::PECTL, vbits::ECTL_IM, 4); // software masks the event (port 0: the unit)
+        const double msis = rig.stat("os.dmar0_msi.msis");
+        rig.page_request(kVa, 1);
+        sc_core::wait(100, sc_core::SC_US);
+        CHECK(rig.responses() == 0);
+        CHECK(rig.stat("os.prq.wakeups") == 0);
+        CHECK(rig.stat("os.dmar0_msi.msis") == msis);
+        CHECK(regs.raw32(vreg::PRS) & vbits::PRS_PPR);
+        CHECK(regs.raw32(vreg::PECTL) & vbits::ECTL_IP);
+        cpu.mmio_write(0, vreg::PECTL, 0, 4); // unmasking with IP set sends the event (§11.4.11)
+        sc_core::wait(100, sc_core::SC_US);
+        CHECK(rig.stat("os.dmar0_msi.msis") == msis + 1);
+        CHECK(rig.responses() == 1);
+        CHECK(rig.stat("os.prq.wakeups") == 1);
+        CHECK((regs.raw32(vreg::PRS) & vbits::PRS_PPR) == 0);
+        CHECK((regs.raw32(vreg::PECTL) & vbits::ECTL_IP) == 0);
+    });
+}
+
+TEST_CASE("VT-d: an overflowed page request queue is cleared (PRS.PRO) once drained and serves requests again",
+          "[sc][host][vtd][pri]") {
+    overflow_is_rearmed(PriFamily::vtd, 127); // 4 KiB of 32-byte descriptors, one slot kept free
+}
+TEST_CASE("AMD-Vi: an overflowed PPR log is restarted and serves requests again", "[sc][host][amd][pri]") {
+    overflow_is_rearmed(PriFamily::amd, 511); // 512 records (Linux PPR_LOG_SIZE_512), one slot kept free
+}
+TEST_CASE("SMMUv3: an overflowed PRIQ is acknowledged (CONS.OVACKFLG) and serves requests again",
+          "[sc][host][smmuv3][pri]") {
+    overflow_is_rearmed(PriFamily::smmuv3, 256); // 4 KiB of 16-byte records, every slot usable (wrap bit)
+}
