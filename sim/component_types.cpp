@@ -159,6 +159,7 @@ struct TrafficConfig {
     std::vector<std::string> trace_files; ///< per workload: its trace_file ("" = none), for the dump
     /// The "ats" object: every function (PFs and VFs) has ATS enabled and its own ATC.
     std::optional<pcie::AtsEndpointParams> ats;
+    bool dma_can_stall = false; ///< firmware's "dma-can-stall" for its functions (host::DeviceInfo::can_stall)
 };
 
 /// The ATC of a traffic device's functions ("ats" object).
@@ -222,9 +223,10 @@ const Schema<pcie::PasidCapability>& pasid_cap_schema() {
 std::any parse_traffic(const json& dev, const std::string& path, const std::vector<std::string>& common) {
     std::vector<std::string> allowed = common;
     for (auto& k : traffic_schema().keys()) allowed.push_back(k);
-    allowed.insert(allowed.end(), {"pasid", "workloads", "owned_regions", "ats"});
+    allowed.insert(allowed.end(), {"pasid", "workloads", "owned_regions", "ats", "dma_can_stall"});
     check_keys(dev, path, allowed);
     TrafficConfig tc;
+    if (dev.contains("dma_can_stall")) tc.dma_can_stall = read::boolean(dev["dma_can_stall"], path + "/dma_can_stall");
     if (dev.contains("owned_regions")) {
         const json& arr = read::array(dev["owned_regions"], path + "/owned_regions");
         for (size_t i = 0; i < arr.size(); ++i) {
@@ -315,6 +317,7 @@ json dump_traffic(const std::any& a) {
     }
     j["workloads"] = ws;
     if (tc.ats) j["ats"] = traffic_ats_schema().dump(*tc.ats);
+    if (tc.dma_can_stall) j["dma_can_stall"] = true;
     if (!tc.regions.empty()) {
         json rs = json::array();
         for (const auto& r : tc.regions)
@@ -333,6 +336,9 @@ void document_traffic(std::vector<ParamSection>& out) {
                         "present = every function (PFs and SR-IOV VFs) has ATS enabled with its own ATC: misses send Translation "
                         "Requests, hits go out translated, Invalidate Requests are answered (models/pcie/ats_traffic_endpoint.hpp)"});
     traffic_ats_schema().document(pcie::AtsEndpointParams{}, "ats", s.params);
+    s.params.push_back({"dma_can_stall", "boolean", "", "false",
+                        "firmware says the device tolerates stalled transactions (\"dma-can-stall\"): an SMMUv3 that "
+                        "stalls holds its faulting DMAs until software resumes them"});
     s.params.push_back({"workloads", "array", "", "[]", "workload streams (see [workload])"});
     s.params.push_back({"owned_regions", "array", "", "[]",
                         "BAR ranges owned by someone ({name, owner, function (default 0), bar (default 0), offset (default 0), "
@@ -417,6 +423,7 @@ std::unique_ptr<sc_core::sc_module> build_traffic(const DeviceConfig& d, BuildCo
             info.pasid = p.pasid.supported;
             info.pasid_bits = static_cast<uint8_t>(p.pasid.max_width);
             info.canwbs = rc.canwbs;
+            info.can_stall = tc.dma_can_stall;
             info.ats = tc.ats.has_value();
             if (tc.ats) info.inv_queue_depth = tc.ats->invalidate_queue_depth ? tc.ats->invalidate_queue_depth : 32;
             ctx.host->iommufd().add_device(info, ctx.host->iommu_index(rc.iommu_for(d.name)));

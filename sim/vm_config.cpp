@@ -32,7 +32,11 @@ const Schema<VmmCosts>& vmm_schema() {
             .time_ns("wbinvd_flush_ns", &VmmCosts::wbinvd_flush,
                      "host WBINVD for a guest WBINVD while the VM has non-coherent DMA; default 461000 [estimate]: a 60 MiB "
                      "LLC (Xeon 8380) all dirty written back at 136.4 GB/s = calibration.md \"usable bandwidth\" ICX 176 GB/s "
-                     "less 22.5 % for writes (\"loaded-latency shape\")");
+                     "less 22.5 % for writes (\"loaded-latency shape\")")
+            .time_ns("event_wakeup_ns", &VmmCosts::event_wakeup,
+                     "the VMM's event thread woken from poll() on the iommufd fault queue / vEVENTQ (page_requests); "
+                     "default 1500 = calibration.md \"MSI to handler entry, bare metal ~1.5 us\" [estimate, weak], the "
+                     "same delivery path as host.driver.iopf_wakeup_ns; its read() / write() cost ioctl_ns each");
         return sc;
     }();
     return s;
@@ -71,6 +75,11 @@ const Schema<VmParams>& vm_schema() {
             .boolean("drop_forwarded_atc_invalidation", &VmParams::drop_forwarded_atc,
                      "a deliberately broken VMM that never forwards the guest's ATC invalidations (AMD INVALIDATE_IOTLB_PAGES, "
                      "SMMUv3 CMD_ATC_INV); the oracle must report violations")
+            .boolean("page_requests", &VmParams::page_requests,
+                     "the VMM delivers the passed-through devices' page requests to the guest (iommufd fault queue on "
+                     "every nested HWPT, injected into the guest's own queue with the virtual ID, the guest's response "
+                     "trapped and written back) and, where Linux has one (SMMUv3), stage-1 events through a vEVENTQ; "
+                     "SMMUv3: stalls (the SMMU must stall), default false (the guest sees no PRI)")
             .object("vmm", &VmParams::vmm, vmm_schema(), "VMM trap and emulation costs");
         return sc;
     }();

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,7 @@
 namespace iommusim::host {
 
 class PageRequestHandler;
+struct PageRequestInfo;
 struct PageRequestStats;
 
 /// What the host knows about a device's PCIe capabilities.
@@ -257,6 +259,14 @@ public:
     /// record from memory, resolves it through `handler` and answers each
     /// page request group through the unit's command queue. Never returns.
     [[noreturn]] virtual void serve_page_requests(PageRequestHandler& handler, PageRequestStats& st) = 0;
+    /// The page response for a group user space answered (iommufd fault queue ->
+    /// iopf_group_response -> ops->page_response): `last` is the group's last request as the
+    /// driver decoded it. Sent through the unit's queue and waited for as the family's own
+    /// response is. Default: the unit has no page requests (logic_error).
+    virtual void page_response(const PageRequestInfo& last, pcie::PrgResponseCode code) {
+        (void)last, (void)code;
+        throw std::logic_error("page_response: this IOMMU driver has no page requests");
+    }
     /// Where the unit reports the phases of the commands this driver queued.
     virtual iommu::InvalidationObserver& invalidation_observer() = 0;
 };

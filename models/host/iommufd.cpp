@@ -30,6 +30,15 @@ public:
     pcie::PrgResponseCode handle_page_request(const PageRequestInfo& r) override {
         return fd_.handle_page_request(iommu_, r);
     }
+    bool deliver_to_user(const PageRequestInfo& r) override { return fd_.deliver_to_user(iommu_, r); }
+    std::optional<uint64_t> virtual_id(pcie::Bdf rid) override {
+        const auto v = fd_.vmaster(iommu_, rid);
+        return v ? std::optional<uint64_t>(v->virt_id) : std::nullopt;
+    }
+    bool report_event(pcie::Bdf rid, uint32_t type, const std::vector<uint64_t>& record) override {
+        const auto v = fd_.vmaster(iommu_, rid);
+        return v && fd_.report_vevent(v->viommu, type, record) == uapi::Errno::ok;
+    }
 
 private:
     IommuFd& fd_;

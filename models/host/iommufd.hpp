@@ -22,6 +22,11 @@
 // leaves carry the family's snoop bit. `noncoherent_domains` counts the
 // attached domains that do not (thread 001: KVM then emulates WBINVD).
 //
+// Guest fault delivery (iommufd_fault.cpp): a nested HWPT may name a fault
+// queue; its I/O page faults then go to user space (the VMM) as whole groups
+// and are answered from there (fault_respond -> IommuDriver::page_response);
+// a vIOMMU's vEVENTQ carries its devices' other events with virtual IDs.
+//
 // All calls that cost time must come from an SC_THREAD (a host thread).
 #include <array>
 #include <cstdint>
@@ -30,6 +35,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "models/common/stats.hpp"
@@ -193,6 +199,59 @@ public:
     /// served by the unit's page-request / fault thread).
     bool has_pri_device(unsigned iommu) const;
 
+    // ---- guest fault delivery (Linux iommufd eventq.c; models/host/vm) ----
+    /// IOMMU_FAULT_QUEUE_ALLOC: a fault queue object (its file: fault_read / fault_respond).
+    /// `wake` is called whenever a page request group is queued (the file becoming readable).
+    uint32_t fault_queue_alloc(std::function<void()> wake);
+    /// IOMMU_HWPT_ALLOC's fault_id (IOMMU_HWPT_FAULT_ID_VALID): the nested HWPT `hwpt`'s I/O page
+    /// faults go to fault queue `fault` instead of the host's own handling. Errors: not a nested
+    /// HWPT (invalid), no such fault queue (not_found).
+    void hwpt_set_fault(uint32_t hwpt, uint32_t fault);
+    /// A page request the host driver read for (rid, pasid) behind `iommu`: if its domain is a
+    /// nested HWPT with a fault queue (for a PASID without an attachment of its own, the RID's
+    /// nested domain when the guest owns the PASID table: Linux ops->user_pasid_table), it joins
+    /// its group there (iommu_report_device_fault -> iommufd_fault_iopf_handler; a group is
+    /// queued when its last request arrives) and true is returned: the response comes from user
+    /// space. SC_THREAD.
+    bool deliver_to_user(unsigned iommu, const PageRequestInfo& r);
+    /// read() of a fault queue's file: whole groups of iommu_hwpt_pgfault while they fit in
+    /// `max` records, each group given a cookie (from 1). Costs nothing here (the caller pays the syscall).
+    std::vector<uapi::HwptPgfault> fault_read(uint32_t fault, size_t max);
+    /// write() of page responses: each names a group by cookie; in order, stopping at the first
+    /// bad one (a code other than SUCCESS / INVALID, or an unknown cookie: EINVAL). The host sends
+    /// the group's response to the device through the unit's driver (iopf_group_response). `done`:
+    /// responses that took effect. SC_THREAD.
+    uapi::Errno fault_respond(uint32_t fault, const std::vector<uapi::HwptPageResponse>& rs, size_t& done);
+    /// Groups queued and not read yet, and read but not answered (what a poll() would see).
+    size_t fault_pending(uint32_t fault) const;
+    size_t fault_unanswered(uint32_t fault) const;
+    /// The iommufd device ID of (iommu, rid) as fault records carry it (dev_id), and back.
+    static uint32_t device_id(unsigned iommu, pcie::Bdf rid) { return device_key(iommu, rid); }
+    const DeviceInfo* device_by_id(uint32_t dev_id) const {
+        auto it = devices_.find(dev_id);
+        return it == devices_.end() ? nullptr : &it->second.info;
+    }
+    /// When the group `cookie` of fault queue `fault` was queued (a measurement, not a uAPI field).
+    std::optional<Duration> fault_queued_at(uint32_t fault, uint32_t cookie) const;
+    /// IOMMU_VEVENTQ_ALLOC: a vEVENTQ of `type` on vIOMMU `viommu` holding up to `depth` events.
+    /// Errors (as Linux iommufd_veventq_alloc): flags / reserved / the DEFAULT type (EOPNOTSUPP),
+    /// depth 0 (EINVAL), unknown vIOMMU (ENOENT), a vEVENTQ of that type already (EEXIST).
+    uapi::Errno veventq_alloc(uapi::VeventqAlloc& req, std::function<void()> wake);
+    /// The vIOMMU and virtual ID of the device `rid` behind `iommu` when it is attached to a nested
+    /// domain of a vIOMMU that has a vDEVICE for it (Linux arm_smmu_master::vmaster).
+    struct VirtualDevice {
+        uint32_t viommu = 0;
+        uint64_t virt_id = 0;
+    };
+    std::optional<VirtualDevice> vmaster(unsigned iommu, pcie::Bdf rid) const;
+    /// iommufd_viommu_report_event: one event record (the family's vEVENT data, already carrying
+    /// the virtual ID) into the vIOMMU's vEVENTQ of `type`. EOPNOTSUPP: no such vEVENTQ. A full
+    /// queue keeps one LOST_EVENTS header at its tail instead (the reader sees the gap).
+    uapi::Errno report_vevent(uint32_t viommu, uint32_t type, const std::vector<uint64_t>& data);
+    /// read() of a vEVENTQ: each event as its header then its data, while they fit in `max_bytes`.
+    std::vector<uint8_t> veventq_read(uint32_t veventq, size_t max_bytes);
+    size_t veventq_pending(uint32_t veventq) const;
+
     /// Lazy policy: flushes every queued range now (the flush-queue timer calls this).
     void flush_queue_now();
     /// The earliest time-out of any CPU's flush queue.
@@ -221,7 +280,34 @@ private:
         std::vector<Attachment> attachments;
         std::optional<uint32_t> inv_data_type; ///< IOMMU_HWPT_INVALIDATE entry format (nested domains)
         std::vector<Attachment> served;  ///< every (device, PASID) ever attached: what hwpt_free flushes
+        uint32_t fault = 0;              ///< fault queue of its I/O page faults (0: the host handles them)
     };
+    struct FaultGroup {
+        unsigned iommu = 0;
+        std::vector<PageRequestInfo> requests; ///< the last one has Last set
+        Duration queued;                       ///< when the group was queued (its last request)
+    };
+    struct FaultQueue {
+        std::map<std::tuple<unsigned, uint16_t, uint32_t, uint16_t>, FaultGroup> partial; ///< groups still open
+        std::vector<FaultGroup> deliver;           ///< queued, not read
+        std::map<uint32_t, FaultGroup> response;   ///< read, awaiting the response (by cookie)
+        uint32_t next_cookie = 1;                  ///< XA_FLAGS_ALLOC1: cookies from 1
+        std::function<void()> wake;
+    };
+    std::map<uint32_t, FaultQueue> faults_;
+    struct Veventq {
+        uint32_t viommu, type, depth;
+        struct Event {
+            uapi::VeventHeader header;
+            std::vector<uint64_t> data;
+        };
+        std::vector<Event> deliver;
+        bool lost_at_tail = false; ///< the LOST_EVENTS header sits at the tail
+        uint32_t lost_sequence = 0;
+        uint32_t sequence = 0;
+        std::function<void()> wake;
+    };
+    std::map<uint32_t, Veventq> veventqs_;
     struct Viommu {
         uint32_t parent;
         unsigned iommu;

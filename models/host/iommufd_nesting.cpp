@@ -19,6 +19,7 @@ const char* uapi::to_string(Errno e) {
     case Errno::eio: return "EIO";
     case Errno::eexist: return "EEXIST";
     case Errno::einval: return "EINVAL";
+    case Errno::espipe: return "ESPIPE";
     case Errno::eopnotsupp: return "EOPNOTSUPP";
     }
     return "?";

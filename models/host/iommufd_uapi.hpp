@@ -13,7 +13,7 @@
 namespace iommusim::host::uapi {
 
 /// What an iommufd ioctl returns (0 = success), as errno.
-enum class Errno : int { ok = 0, enoent = 2, eio = 5, eexist = 17, einval = 22, eopnotsupp = 95 };
+enum class Errno : int { ok = 0, enoent = 2, eio = 5, eexist = 17, einval = 22, espipe = 29, eopnotsupp = 95 };
 const char* to_string(Errno e);
 
 /// IOMMU_HWPT_INVALIDATE data types (E.1).
@@ -75,5 +75,79 @@ struct HwptArmSmmuv3 {
     uint64_t ste[2] = {0, 0};
 };
 static_assert(sizeof(HwptArmSmmuv3) == 16);
+
+// ---- guest fault delivery (Linux iommufd eventq.c: IOMMU_FAULT_QUEUE_ALLOC, IOMMU_VEVENTQ_ALLOC) ----
+
+/// IOMMU_HWPT_ALLOC flag: fault_id names a fault queue (IOMMU_HWPT_FAULT_ID_VALID).
+inline constexpr uint32_t kHwptFaultIdValid = 1u << 4;
+
+/// struct iommu_fault_alloc (IOMMU_FAULT_QUEUE_ALLOC): a fault queue object and its file.
+struct FaultAlloc {
+    uint32_t size = sizeof(FaultAlloc);
+    uint32_t flags = 0;       ///< must be 0
+    uint32_t out_fault_id = 0;
+    uint32_t out_fault_fd = 0;
+};
+static_assert(sizeof(FaultAlloc) == 16);
+
+/// struct iommu_hwpt_pgfault: one page fault as read() from a fault queue's file. A group's
+/// requests are read together; the last carries IOMMU_PGFAULT_FLAGS_LAST_PAGE and every one
+/// the group's cookie.
+struct HwptPgfault {
+    static constexpr uint32_t kFlagPasidValid = 1u << 0, kFlagLastPage = 1u << 1;
+    static constexpr uint32_t kPermRead = 1u << 0, kPermWrite = 1u << 1, kPermExec = 1u << 2, kPermPriv = 1u << 3;
+    uint32_t flags = 0;
+    uint32_t dev_id = 0;      ///< the iommufd device object the request came from
+    uint32_t pasid = 0;       ///< as the hardware saw it (valid with kFlagPasidValid)
+    uint32_t grpid = 0;       ///< Page Request Group Index (SMMUv3 stall: the STAG)
+    uint32_t perm = 0;
+    uint32_t reserved = 0;
+    uint64_t addr = 0;        ///< page address
+    uint32_t length = 0;      ///< prefetch hint; 0 = none
+    uint32_t cookie = 0;      ///< identifies the group; echoed in its response
+};
+static_assert(sizeof(HwptPgfault) == 40);
+
+/// enum iommufd_page_response_code (Linux accepts only these two from user space).
+inline constexpr uint32_t kPageRespSuccess = 0, kPageRespInvalid = 1;
+
+/// struct iommu_hwpt_page_response: what the VMM write()s back, one per group.
+struct HwptPageResponse {
+    uint32_t cookie = 0;
+    uint32_t code = kPageRespSuccess;
+};
+static_assert(sizeof(HwptPageResponse) == 8);
+
+/// enum iommu_veventq_type.
+inline constexpr uint32_t kVeventqTypeDefault = 0, kVeventqTypeArmSmmuv3 = 1;
+/// enum iommu_veventq_flag: a header with no data after it, marking events lost to an overflow.
+inline constexpr uint32_t kVeventqFlagLostEvents = 1u << 0;
+
+/// struct iommufd_vevent_header: precedes each vEVENT's data in a read(); sequence numbers
+/// are consecutive (modulo 2^31), a gap means events were lost.
+struct VeventHeader {
+    uint32_t flags = 0;
+    uint32_t sequence = 0;
+};
+static_assert(sizeof(VeventHeader) == 8);
+
+/// struct iommu_vevent_arm_smmuv3: the raw 256-bit event record, StreamID = the virtual SID.
+struct VeventArmSmmuv3 {
+    uint64_t evt[4] = {0, 0, 0, 0};
+};
+static_assert(sizeof(VeventArmSmmuv3) == 32);
+
+/// struct iommu_veventq_alloc (IOMMU_VEVENTQ_ALLOC).
+struct VeventqAlloc {
+    uint32_t size = sizeof(VeventqAlloc);
+    uint32_t flags = 0;         ///< must be 0
+    uint32_t viommu_id = 0;
+    uint32_t type = 0;
+    uint32_t veventq_depth = 0; ///< events held before the queue overflows
+    uint32_t out_veventq_id = 0;
+    uint32_t out_veventq_fd = 0;
+    uint32_t reserved = 0;
+};
+static_assert(sizeof(VeventqAlloc) == 32);
 
 } // namespace iommusim::host::uapi

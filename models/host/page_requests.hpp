@@ -17,6 +17,7 @@
 #include <map>
 #include <optional>
 #include <tuple>
+#include <vector>
 
 #include "models/common/stats.hpp"
 #include "models/common/time.hpp"
@@ -42,6 +43,25 @@ public:
     virtual ~PageRequestHandler() = default;
     /// Makes the page present (or decides it cannot be). Call from an SC_THREAD: it costs host time.
     virtual pcie::PrgResponseCode handle_page_request(const PageRequestInfo& r) = 0;
+    /// Before handling: a request whose domain sends its faults to user space (a VM's nested
+    /// domain with an iommufd fault queue) is queued there and true returned; its group's
+    /// response then comes from user space (IommuDriver::page_response), not from the caller.
+    virtual bool deliver_to_user(const PageRequestInfo& r) {
+        (void)r;
+        return false;
+    }
+    /// The virtual ID of `rid` when it is attached to a nested domain of a vIOMMU with a vDEVICE
+    /// for it (Linux arm_smmu_master::vmaster): its events may go to the vIOMMU's vEVENTQ.
+    virtual std::optional<uint64_t> virtual_id(pcie::Bdf rid) {
+        (void)rid;
+        return std::nullopt;
+    }
+    /// Reports one vEVENT of vEVENTQ `type` (the family's record, virtual ID already in it) for
+    /// the vIOMMU `rid` is a vDEVICE of; false when it has no such vEVENTQ (the event stays the host's).
+    virtual bool report_event(pcie::Bdf rid, uint32_t type, const std::vector<uint64_t>& record) {
+        (void)rid, (void)type, (void)record;
+        return false;
+    }
 };
 
 /// Collects the requests of each open Page Request Group.

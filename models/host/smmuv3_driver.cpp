@@ -792,6 +792,7 @@ void Smmuv3Driver::service_events() {
         events_.inc();
         evtq_cons_ = (evtq_cons_ + 1) & mask;
         if (const sm::Event e = sm::Event::decode(r); e.stall) serve_stall(e);
+        else if (fault_handler_ && vevent_eligible(e.id) && !e.s2) report_vevent(r, e.sid);
     }
     mmio_.write32(reg::kEvtqCons, evtq_cons_ | (prod & (1u << 31)));
 }
@@ -815,6 +816,10 @@ void Smmuv3Driver::serve_stall(const sm::Event& e) {
     r.last = true;
     r.prg_index = e.stag;
     const auto it = masters_.find(e.sid);
+    if (translation && fault_handler_ && it != masters_.end() && it->second.stall && fault_handler_->deliver_to_user(r)) {
+        stall_faults_.inc(); // a nested domain's: the VMM answers it (page_response)
+        return;
+    }
     const bool handled = translation && fault_handler_ && it != masters_.end() && it->second.stall && r.pasid;
     const pcie::PrgResponseCode code =
         handled ? fault_handler_->handle_page_request(r) : pcie::PrgResponseCode::response_failure;
@@ -825,6 +830,40 @@ void Smmuv3Driver::serve_stall(const sm::Event& e) {
                          .resp = static_cast<uint8_t>(ok ? sm::ResumeAction::retry : sm::ResumeAction::abort),
                          .stag = e.stag};
     queue_.post({entry(resume)});
+}
+
+bool Smmuv3Driver::vevent_eligible(uint8_t id) {
+    // arm_smmu_handle_event: only these records reach a vIOMMU (iommu_vevent_arm_smmuv3).
+    return id == sm::evt::kBadSte || id == sm::evt::kStreamDisabled || id == sm::evt::kBadSubstreamId ||
+           id == sm::evt::kBadCd || id == sm::evt::kTranslation || id == sm::evt::kAddrSize ||
+           id == sm::evt::kAccess || id == sm::evt::kPermission;
+}
+
+void Smmuv3Driver::report_vevent(const std::array<uint64_t, 4>& r, uint32_t sid) {
+    // arm_vmaster_report_event: the raw record with StreamID (bits 63:32) replaced by the vSID.
+    if (sid > 0xFFFF) return;
+    const pcie::Bdf rid(static_cast<uint16_t>(sid));
+    const std::optional<uint64_t> vsid = fault_handler_->virtual_id(rid);
+    if (!vsid) return; // not a vmaster: the host keeps it (logged only)
+    std::vector<uint64_t> v(r.begin(), r.end());
+    v[0] = (v[0] & 0xFFFFFFFFull) | (*vsid & 0xFFFFFFFFull) << 32;
+    (void)fault_handler_->report_event(rid, uapi::kVeventqTypeArmSmmuv3, v);
+}
+
+void Smmuv3Driver::page_response(const PageRequestInfo& last, pcie::PrgResponseCode code) {
+    // arm_smmu_page_response: a stall master's fault is resumed (Retry on success, else Abort)
+    // without CMD_SYNC; a PRI request gets its PRI_RESP.
+    const auto it = masters_.find(last.rid.raw);
+    if (it != masters_.end() && it->second.stall) {
+        const bool ok = code == pcie::PrgResponseCode::success;
+        if (!ok) stall_aborts_.inc();
+        const Command resume{.opcode = sm::op::kResume, .sid = last.rid.raw,
+                             .resp = static_cast<uint8_t>(ok ? sm::ResumeAction::retry : sm::ResumeAction::abort),
+                             .stag = last.prg_index};
+        queue_.post({entry(resume)});
+        return;
+    }
+    respond(last, code);
 }
 
 // ---- PRIQ -------------------------------------------------------------------

@@ -64,6 +64,12 @@
 // page-request thread; arm_smmu_handle_evt, STAG as the group), answered by
 // CMD_RESUME Retry on success, else Abort, without CMD_SYNC
 // (arm_smmu_page_response); one without PASID or without a handler is aborted.
+// A stall of a master attached to a nested domain with an iommufd fault queue
+// goes there instead (iommu_report_device_fault -> iommufd) and is resumed when
+// user space answers (page_response); other stage-1 events of such a master
+// (C_BAD_STE, F_STREAM_DISABLED, C_BAD_SUBSTREAMID, C_BAD_CD, F_TRANSLATION,
+// F_ADDR_SIZE, F_ACCESS, F_PERMISSION; S2 = 0) go raw, StreamID replaced by
+// the vSID, to its vIOMMU's vEVENTQ (arm_vmaster_report_event).
 // Cache coherency: Linux's only source is firmware's CANWBS for the master's
 // root complex (IOMMU_CAP_ENFORCE_CACHE_COHERENCY); a domain enforces
 // coherency when every master attached is CANWBS
@@ -135,6 +141,7 @@ public:
     FlushTiming flush(const FlushRequest& r) override;
     void enable_page_requests() override;
     [[noreturn]] void serve_page_requests(PageRequestHandler& handler, PageRequestStats& st) override;
+    void page_response(const PageRequestInfo& last, pcie::PrgResponseCode code) override;
     iommu::InvalidationObserver& invalidation_observer() override { return queue_; }
     std::optional<std::string> check_nested(uint32_t data_type, const std::array<uint64_t, 4>& entry,
                                             bool& unsupported) const override;
@@ -223,6 +230,10 @@ private:
     /// A stalled fault from the EVTQ: resolved as an I/O page fault, then CMD_RESUME
     /// (arm_smmu_handle_evt -> iommu_report_device_fault -> arm_smmu_page_response).
     void serve_stall(const iommu::smmuv3::Event& e);
+    /// Events Linux forwards to a vIOMMU's vEVENTQ (iommu_vevent_arm_smmuv3's list).
+    static bool vevent_eligible(uint8_t id);
+    /// A non-stall stage-1 event of a master attached to a nested domain: to its vIOMMU's vEVENTQ with the vSID.
+    void report_vevent(const std::array<uint64_t, 4>& record, uint32_t sid);
     static QueueEntry entry(const iommu::smmuv3::Command& c);
 
     // CmdQueueHooks: CMDQ_PROD / CONS with wrap bits, CMD_SYNC, GERROR (IHI 0070 3.5, 4.7).

@@ -37,6 +37,15 @@ Smmuv3Viommu::Smmuv3Viommu(sc_core::sc_module_name name, VmmContext& vmm, stats:
                             "mode: accelerated needs the unit's CMDQ-Virtualization (the IOMMU's cmdqv_vintfs > 0)");
         page_port_.bind(hw_->guest_pages);
     }
+    if (vmm.params.page_requests) {
+        // Stalls are what Linux's SMMUv3 nesting delivers to a guest (iommu_report_device_fault);
+        // the vSMMU can offer them only when the unit stalls.
+        auto* unit = dynamic_cast<sm::Smmuv3*>(vmm.unit_model);
+        if (unit && ((unit->regs().read(sm::reg::kIdr0, 4) >> 24) & 3) == static_cast<unsigned>(sm::StallModel::terminate_only))
+            throw HostError(HostError::Kind::invalid, "page_requests: the SMMU does not stall (stall_model terminate_only)");
+        p_.stall_model = sm::StallModel::stall;
+        enable_fault_delivery();
+    }
 }
 
 std::unique_ptr<IommuDriver> Smmuv3Viommu::guest_driver(const DriverEnv& env) {
@@ -183,9 +192,13 @@ void Smmuv3Viommu::run_queue() {
             if (c->cs == sm::SyncSignal::irq && c->msi_addr) write_guest(c->msi_addr, &c->msi_data, 4);
             report(seq_, iommu::InvalPhase::wait_done, cpu_.now());
             break;
+        case sm::op::kResume: // the guest's answer to a stall the VMM injected
+            if (c->sid > 0xFFFF || !vmm_.vdevice(pcie::Bdf(static_cast<uint16_t>(c->sid)))) refused_.inc();
+            else guest_page_response(uint64_t{c->sid} << 16 | c->stag, c->resp == static_cast<uint8_t>(sm::ResumeAction::retry));
+            break;
         case sm::op::kPrefetchConfig:
         case sm::op::kPrefetchAddr: break; // hints: nothing to forward
-        default: refused_.inc(); break;    // PRI_RESP / RESUME / STALL_TERM / S2 and EL2 TLBIs
+        default: refused_.inc(); break;    // PRI_RESP / STALL_TERM / S2 and EL2 TLBIs
         }
         if (++cons.index == (uint32_t{1} << log2)) {
             cons.index = 0;
@@ -240,5 +253,44 @@ void Smmuv3Viommu::destroy_unused() {
 }
 
 void Smmuv3Viommu::flush_pending() { flush_raw(uapi::kInvalidateDataArmSmmuv3); }
+
+std::optional<uint32_t> Smmuv3Viommu::vevent_type() const {
+    return fault_delivery() ? std::optional<uint32_t>(uapi::kVeventqTypeArmSmmuv3) : std::nullopt;
+}
+
+bool Smmuv3Viommu::push_guest_event(const std::array<uint64_t, 4>& rec) {
+    iommu::PhysMemPort port(vmm_.ram);
+    Duration local = Duration::zero();
+    const iommu::RecordRing::PushResult r = regs_.push(sm::Queue::evtq, port, rec.data(), local);
+    cpu_.spend(cpu_.params().mem_write); // the VMM's store of the record into guest RAM
+    const sm::MsiConfig m = regs_.msi(sm::Queue::evtq);
+    if (r.interrupt_needed() && regs_.irq_enabled(sm::bit::kEvtqIrqEn) && m.addr) write_guest(m.addr, &m.data, 4);
+    return r.written();
+}
+
+std::optional<uint64_t> Smmuv3Viommu::inject_page_request(const GuestFault& f) {
+    // The stall as the guest's unit would record it (IHI 0070 7.3.13): the vSID, the guest's
+    // SSID, the STAG (the group index the host read) and the access's rights.
+    const uapi::HwptPgfault& q = f.requests.back();
+    sm::Event e;
+    e.id = sm::evt::kTranslation;
+    e.sid = f.vrid.raw;
+    e.ssv = f.guest_pasid.has_value();
+    e.ssid = f.guest_pasid.value_or(0);
+    e.stag = static_cast<uint16_t>(q.grpid);
+    e.stall = true;
+    e.rnw = !(q.perm & uapi::HwptPgfault::kPermWrite);
+    e.ind = q.perm & uapi::HwptPgfault::kPermExec;
+    e.pnu = q.perm & uapi::HwptPgfault::kPermPriv;
+    e.cls = sm::EventClass::in;
+    e.input_addr = q.addr;
+    if (!push_guest_event(e.encode())) return std::nullopt;
+    return uint64_t{e.sid} << 16 | e.stag;
+}
+
+bool Smmuv3Viommu::inject_event(const std::vector<uint64_t>& data) {
+    if (data.size() != 4) return false;
+    return push_guest_event({data[0], data[1], data[2], data[3]});
+}
 
 } // namespace iommusim::host::vm

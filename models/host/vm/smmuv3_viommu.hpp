@@ -51,8 +51,17 @@
 // Guest PASIDs: the nested domain is the guest's whole CD table, so a request
 // with SubstreamID p walks the guest's CD[p] (no PASID translation); the
 // guest's CD writes reach the host as forwarded CFGI_CD.
-// Not modelled: the guest's event and PRI queues (no vEVENTQ, so no CMDQV error
-// vEVENT: the guest sees its queue's error in page 0), the guest's other
+// Guest faults (VmParams::page_requests, on a unit that stalls): the vSMMU keeps
+// STALL_MODEL stall, the guest's stall-capable masters get CD.S; a stalled
+// fault reaches the host's EVTQ, the host queues it on the nested HWPT's
+// iommufd fault queue, the VMM injects it into the guest's EVTQ as
+// F_TRANSLATION with Stall = 1 (the fault record carries no event type: the
+// model's choice), the guest resolves it and its CMD_RESUME traps and becomes
+// the iommufd page response (the host's CMD_RESUME with the pSID). Stage-1
+// events without a stall come through the vEVENTQ with the vSID. The vSMMU
+// offers no PRI (QEMU's does not; mainline Linux answers SMMUv3 PRI with Deny).
+// Not modelled: the guest's PRI queue, the CMDQV error vEVENT (the guest sees
+// its queue's error in page 0), the guest's other
 // LVCMDQs (it uses LVCMDQ 0, one 4 KiB page of 256 commands).
 #include <cstdint>
 #include <map>
@@ -92,6 +101,15 @@ protected:
     /// The nested domain is the guest's whole CD table: its SubstreamIDs are the guest's own
     /// PASID space (threads/003), judged by the guest's binding of each PASID.
     bool guest_pasid_tables() const override { return true; }
+    /// Guest fault delivery (VmParams::page_requests): a stalled transaction's fault, read from the
+    /// fault queue, becomes an F_TRANSLATION record with Stall = 1 in the guest's EVTQ (vSID,
+    /// SSID, STAG = the group index), answered by the guest's CMD_RESUME; other stage-1 events
+    /// arrive raw through the vEVENTQ (IOMMU_VEVENTQ_TYPE_ARM_SMMUV3, vSID already in them).
+    std::optional<uint64_t> inject_page_request(const GuestFault& f) override;
+    std::optional<uint32_t> vevent_type() const override;
+    uint32_t vevent_depth() const override { return uint32_t{1} << p_.evtqs; }
+    size_t vevent_words() const override { return 4; }
+    bool inject_event(const std::vector<uint64_t>& data) override;
 
 private:
     /// The guest's virtual CMDQV registers that trap (accelerated mode).
@@ -102,6 +120,9 @@ private:
     void flush_pending();
     /// Destroys the nested domains no device is attached to (replaced or dropped guest tables).
     void destroy_unused();
+    /// Writes one 32-byte record into the guest's EVTQ (guest memory) and sends the guest's EVTQ
+    /// MSI as the unit would (IHI 0070 7.2); false when the queue is full or disabled.
+    bool push_guest_event(const std::array<uint64_t, 4>& rec);
 
     iommu::smmuv3::Smmuv3Params p_;
     iommu::smmuv3::Smmuv3Regs regs_;

@@ -243,6 +243,20 @@ uint32_t VirtualIommu::viommu_object() {
         ioctl();
         fd.vdevice_alloc(viommu_id_, dev.rid, vrid);
     }
+    if (fault_delivery_ && vevent_type()) { // IOMMU_VEVENTQ_ALLOC: the guest's stage-1 events
+        uapi::VeventqAlloc req;
+        req.viommu_id = viommu_id_;
+        req.type = *vevent_type();
+        req.veventq_depth = vevent_depth();
+        ioctl();
+        if (fd.veventq_alloc(req, [this] {
+                cpu_.sync();
+                events_ready_.notify(sc_core::SC_ZERO_TIME);
+            }) == uapi::Errno::ok)
+            veventq_id_ = req.out_veventq_id;
+        else
+            host_error();
+    }
     return viommu_id_;
 }
 
@@ -250,7 +264,9 @@ std::optional<uint32_t> VirtualIommu::alloc_nested(uint32_t data_type, const std
     const uint32_t viommu = viommu_object();
     ioctl();
     try {
-        return vmm_.host.iommufd().hwpt_alloc_nested_viommu(viommu, data_type, entry);
+        const uint32_t h = vmm_.host.iommufd().hwpt_alloc_nested_viommu(viommu, data_type, entry);
+        if (const uint32_t f = fault_object()) vmm_.host.iommufd().hwpt_set_fault(h, f); // fault_id of the same HWPT_ALLOC
+        return h;
     } catch (const HostError&) { // the kernel's check of the guest entry refused it
         refused_.inc();
         return std::nullopt;

@@ -69,8 +69,11 @@ public:
     tlm_utils::simple_initiator_socket<VirtualIommu> mem{"mem"};  ///< status writes / MSIs into guest memory
 
     VirtualIommu(sc_core::sc_module_name name, VmmContext& vmm, stats::Group* parent);
+    ~VirtualIommu() override;
     /// The guest's driver backend for this unit: the family's own driver code.
     virtual std::unique_ptr<IommuDriver> guest_driver(const DriverEnv& env) = 0;
+    /// Whether the guest's unit offers PRI (page requests delivered to the guest; VmParams::page_requests).
+    virtual bool offers_pri() const { return false; }
     /// Where the unit reports the phases of the guest's commands (the guest driver's queue).
     void set_observer(iommu::InvalidationObserver* o) { observer_ = o; }
     stats::Group& stats_group() { return stats_; }
@@ -162,6 +165,45 @@ protected:
     /// Sends the array built by forward_raw() to the vIOMMU (entries of `data_type`), if any.
     void flush_raw(uint32_t data_type);
 
+    // ---- guest fault delivery (iommufd fault queue and vEVENTQ; viommu_faults.cpp) ----
+    /// The family's guest unit takes page requests / stalls: the VMM allocates a fault queue for
+    /// its nested HWPTs and runs its event thread (host thread `<vm>_vmm_events`, on the VMM's
+    /// CPU). Elaboration only (the family's constructor).
+    void enable_fault_delivery();
+    bool fault_delivery() const { return fault_delivery_; }
+    /// The fault queue (IOMMU_FAULT_QUEUE_ALLOC on first use), 0 when fault delivery is off.
+    uint32_t fault_object();
+    /// One page request group the VMM read, as the guest should see it.
+    struct GuestFault {
+        pcie::Bdf vrid;                       ///< the vDEVICE's virtual ID
+        std::optional<uint32_t> guest_pasid;  ///< the guest's PASID (nullopt: none)
+        std::vector<uapi::HwptPgfault> requests; ///< the group, last one last
+    };
+    /// Writes the group into the guest's page-request (or event) queue and raises the guest's
+    /// interrupt as the family's hardware would; returns the key the guest's response will carry
+    /// (family-defined: SMMUv3 stall vSID + STAG, PRI vRID + PASID + PRG index), or nullopt when
+    /// the guest's queue could not take it (full or disabled: the VMM answers INVALID).
+    virtual std::optional<uint64_t> inject_page_request(const GuestFault& f) {
+        (void)f;
+        return std::nullopt;
+    }
+    /// The family's vEVENTQ type and depth (nullopt: the family has no vEVENTQ in Linux).
+    virtual std::optional<uint32_t> vevent_type() const { return std::nullopt; }
+    virtual uint32_t vevent_depth() const { return 0; }
+    /// 64-bit words of one vEVENT's data (SMMUv3: the 256-bit event record).
+    virtual size_t vevent_words() const { return 0; }
+    /// Writes one vEVENT's data (virtual ID already in it) into the guest's event queue; false when lost.
+    virtual bool inject_event(const std::vector<uint64_t>& data) {
+        (void)data;
+        return false;
+    }
+    /// The guest answered the group `key` (a trapped response command): the VMM writes the page
+    /// response to the fault queue. An unknown key (never delivered, or answered already) is
+    /// refused (counted in page_requests.unknown_responses).
+    void guest_page_response(uint64_t key, bool success);
+    /// The host PASID -> guest PASID of a request (VT-d: the VM's PASID set; default: the same).
+    virtual std::optional<uint32_t> guest_pasid_of(std::optional<uint32_t> hw_pasid) { return hw_pasid; }
+
     VmmContext& vmm_;
     HostCpu& cpu_; ///< the host CPU the VMM runs on
     stats::Group stats_;
@@ -177,6 +219,27 @@ protected:
 
 private:
     std::optional<PasidAllocator::SetId> pasid_set_; ///< the VM's PASID set (created on first use)
+    void event_thread();
+    void deliver_faults();
+    void deliver_events();
+    bool fault_delivery_ = false;
+    uint32_t fault_id_ = 0, veventq_id_ = 0;
+    bool have_sequence_ = false;
+    uint32_t next_sequence_ = 0; ///< the vEVENT sequence number expected next (a gap: events lost)
+    sc_core::sc_event events_ready_; ///< the fault queue's / vEVENTQ's file became readable (poll)
+    struct Outstanding {
+        uint32_t cookie;
+        Duration queued, read, injected;
+    };
+    std::map<uint64_t, Outstanding> outstanding_; ///< guest key -> the group it answers
+    struct FaultStats {
+        explicit FaultStats(stats::Group* parent);
+        stats::Group group, phases;
+        stats::Counter &groups, &requests, &responses, &unknown_responses, &refused_by_host, &guest_queue_full,
+            &unknown_devices, &vevents, &vevents_lost;
+        stats::Histogram &vmm_read, &injection, &guest, &trap, &host_response, &total;
+    };
+    std::unique_ptr<FaultStats> fst_; ///< page_requests stats group (fault delivery on only)
     uint32_t viommu_id_ = 0;
     std::vector<std::array<uint64_t, 2>> raw_; ///< the vIOMMU invalidation array being built
     void b_transport(tlm::tlm_generic_payload& t, sc_core::sc_time& delay);

@@ -66,7 +66,9 @@ void Vm::add_device(const DeviceInfo& physical, pcie::Bdf vrid) {
         throw HostError(HostError::Kind::busy, "virtual RID " + vrid.str() + " is already assigned (EEXIST)");
     DeviceInfo guest_view = physical;
     guest_view.rid = vrid;
-    guest_view.pri = false; // page requests are not delivered to guests (not modelled)
+    // The guest sees PRI only where its vIOMMU delivers page requests (VmParams::page_requests
+    // and a family whose vIOMMU offers PRI); stall-capable masters stay so (firmware's word).
+    guest_view.pri = physical.pri && viommu_->offers_pri();
     guest_->iommufd().add_device(guest_view, 0);
 }
 

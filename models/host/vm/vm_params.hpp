@@ -41,6 +41,12 @@ struct VmmCosts {
     // shape": writes cut the usable peak by 20-25 %) = 136.4 GB/s -> 461 us. An upper bound:
     // a partly dirty cache writes back less.
     static constexpr double kDefaultWbinvdFlushNs = 461000.0;
+    // ns; the VMM's event thread woken from poll() on the fault queue's / vEVENTQ's file
+    // (wake_up_interruptible: an IPI to the CPU it sleeps on, then the scheduler): calibration.md
+    // "MSI to handler entry, bare metal ~1.5 us" [estimate, weak], the same delivery path as
+    // DriverParams::iopf_wakeup; nothing published for the wake-up itself. The read() / write()
+    // on the file then cost one `ioctl` each (the same syscall round trip).
+    static constexpr double kDefaultEventWakeupNs = 1500.0;
 
     Duration exit = Duration::ns(kDefaultExitNs);
     Duration entry = Duration::ns(kDefaultEntryNs);
@@ -49,6 +55,7 @@ struct VmmCosts {
     Duration shadow_read = Duration::ns(kDefaultShadowReadNs);
     Duration kernel_exit = Duration::ns(kDefaultKernelExitNs);
     Duration wbinvd_flush = Duration::ns(kDefaultWbinvdFlushNs);
+    Duration event_wakeup = Duration::ns(kDefaultEventWakeupNs);
 };
 
 struct VmParams {
@@ -75,6 +82,10 @@ struct VmParams {
     /// A deliberately broken VMM that never forwards the guest's ATC invalidations (AMD
     /// INVALIDATE_IOTLB_PAGES, SMMUv3 CMD_ATC_INV): the oracle must report the stale ATC.
     bool drop_forwarded_atc = false;
+    /// The VMM offers the guest page requests (PRI, SMMUv3 stalls) of its passed-through devices
+    /// and delivers them, and the guest's stage-1 events, through iommufd's fault queue and
+    /// vEVENTQ (models/host/vm/viommu.hpp). Off: the guest sees no PRI (as before).
+    bool page_requests = false;
 };
 
 } // namespace iommusim::host::vm

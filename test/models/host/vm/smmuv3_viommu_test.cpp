@@ -26,21 +26,6 @@ sm::Ste guest_ste(VmRig& r, pcie::Bdf vrid) {
     const sm::Smmuv3TableReader reader(guest);
     return reader.read_ste(r.vm->memory(), r.smmu_viommu->regs().strtab(), vrid.raw).ste;
 }
-/// Raw commands written into the guest's CMDQ and PROD rung (a guest kernel's doing).
-void guest_commands(VmRig& r, const std::vector<sm::Command>& cmds) {
-    const sm::Smmuv3Regs& regs = r.smmu_viommu->regs();
-    const uint8_t log2 = regs.queue_log2size(sm::Queue::cmdq);
-    sm::QueuePos prod = regs.cmdq_prod();
-    for (const auto& c : cmds) {
-        const auto e = c.encode();
-        r.vm->memory().write(regs.queue_base(sm::Queue::cmdq) + uint64_t{prod.index} * 16, e.data(), 16);
-        if (++prod.index == (1u << log2)) {
-            prod.index = 0;
-            prod.wrap = !prod.wrap;
-        }
-    }
-    r.vm->guest().cpu().mmio_write(0, sm::reg::kCmdqProd, prod.encode(log2), 4);
-}
 } // namespace
 
 TEST_CASE("SMMUv3 nesting: the guest's CD table and stage 1 over the host stage 2, a cold 4+4 walk reads 24 entries",

@@ -50,8 +50,9 @@ struct VmRig {
     const pcie::Bdf vrid{0x00, 3, 0}, ep_vrid{0x00, 4, 0};
 
     /// `snoop_control` (VT-d ECAP.SC): false makes every domain on the unit non-coherent.
+    /// `can_stall`: firmware says the raw device tolerates stalls (SMMUv3 "dma-can-stall").
     explicit VmRig(ViommuMode mode, host::DriverParams dp = {}, host::vm::VmParams vp = {}, Family f = Family::vtd,
-                   bool snoop_control = true)
+                   bool snoop_control = true, bool can_stall = false)
         : family(f) {
         auto no_walk_caches = [](iommu::WalkerParams& w) {
             w.s1_walk_cache.per_level.entries = 0;
@@ -110,6 +111,7 @@ struct VmRig {
         }
         host::DeviceInfo plain{prid}, ats{ep_rid};
         plain.pasid = true;
+        plain.can_stall = can_stall;
         ats.ats = true;
         os->iommufd().add_device(plain, 0);
         os->iommufd().add_device(ats, 0);
@@ -275,6 +277,22 @@ inline void check_viommu_invalidate(host::IommuFd& fd, uint32_t viommu, uint32_t
     q.entry_num = static_cast<uint32_t>(cmds.size());
     CHECK(fd.hwpt_invalidate(q) == want);
     CHECK(q.entry_num == done);
+}
+
+/// Raw commands written into the guest's CMDQ and PROD rung (a guest kernel's doing).
+inline void guest_commands(VmRig& r, const std::vector<iommu::smmuv3::Command>& cmds) {
+    const iommu::smmuv3::Smmuv3Regs& regs = r.smmu_viommu->regs();
+    const uint8_t log2 = regs.queue_log2size(iommu::smmuv3::Queue::cmdq);
+    iommu::smmuv3::QueuePos prod = regs.cmdq_prod();
+    for (const auto& c : cmds) {
+        const auto e = c.encode();
+        r.vm->memory().write(regs.queue_base(iommu::smmuv3::Queue::cmdq) + uint64_t{prod.index} * 16, e.data(), 16);
+        if (++prod.index == (1u << log2)) {
+            prod.index = 0;
+            prod.wrap = !prod.wrap;
+        }
+    }
+    r.vm->guest().cpu().mmio_write(0, iommu::smmuv3::reg::kCmdqProd, prod.encode(log2), 4);
 }
 
 } // namespace vmtest

@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: Apache-2.0
+// Guest fault delivery through iommufd (models/host/vm/viommu_faults.cpp,
+// models/host/iommufd_fault.cpp): a nested HWPT's I/O page faults go to the
+// VMM's fault queue, the VMM injects them into the guest's own queue with the
+// virtual ID and the guest's PASID, the guest services them and its trapped
+// response becomes the iommufd page response the host sends to the device;
+// other stage-1 events reach the guest through the vEVENTQ. Per family.
+#include <catch2/catch.hpp>
+#include <cstring>
+
+#include "models/iommu/smmuv3/smmuv3_commands.hpp"
+#include "models/iommu/smmuv3/smmuv3_events.hpp"
+#include "test/models/host/vm/vm_rig.hpp"
+
+using namespace vmtest;
+namespace sm = iommusim::iommu::smmuv3;
+using host::uapi::Errno;
+
+namespace {
+
+host::vm::VmParams with_page_requests() {
+    host::vm::VmParams vp;
+    vp.page_requests = true;
+    return vp;
+}
+
+/// An SMMUv3 rig whose raw device may stall, with guest fault delivery on.
+std::unique_ptr<VmRig> smmu_stall_rig() {
+    return std::make_unique<VmRig>(ViommuMode::nested, host::DriverParams{}, with_page_requests(), Family::smmuv3,
+                                   /*snoop_control=*/true, /*can_stall=*/true);
+}
+
+/// The guest's EVTQ record at `index` (guest memory: what the guest driver read).
+sm::Event guest_event(VmRig& r, uint32_t index) {
+    std::array<uint64_t, 4> rec{};
+    r.vm->memory().read(r.smmu_viommu->regs().queue_base(sm::Queue::evtq) + uint64_t{index} * 32, rec.data(), 32);
+    return sm::Event::decode(rec);
+}
+
+constexpr const char* kPrq = "vm0.vm0_viommu.page_requests.";
+
+} // namespace
+
+TEST_CASE("SMMUv3 guest faults: a stall reaches the guest's EVTQ with the vSID and the guest's SSID, the guest's "
+          "CMD_RESUME Abort ends the device's DMA",
+          "[vm][smmuv3][faults][sc]") {
+    auto rp = smmu_stall_rig();
+    VmRig& r = *rp;
+    const uint64_t magic = 0xfa17'0001;
+    uint64_t missing = 0;
+    r.run([&] {
+        (void)guest_attach(r, r.vrid);
+        const GuestPasidDomain d = guest_pasid_domain(r, r.vrid, 5, magic);
+        missing = d.iova - 0x100000; // nothing mapped there in the guest's stage 1
+        uint64_t v = 0;
+        CHECK(r.dma(missing, v, 5u) != tlm::TLM_OK_RESPONSE); // stalled, then aborted by the guest's answer
+    });
+    const sm::Event e = guest_event(r, 0);
+    CHECK(e.id == sm::evt::kTranslation);
+    CHECK(e.stall);
+    CHECK(e.sid == r.vrid.raw); // the virtual SID, not the physical 03:00.0
+    CHECK(e.ssv);
+    CHECK(e.ssid == 5);
+    CHECK(e.rnw);
+    CHECK(e.input_addr == missing);
+    CHECK(r.value(std::string(kPrq) + "groups_delivered") == 1);
+    CHECK(r.value(std::string(kPrq) + "responses") == 1);
+    CHECK(r.value(std::string(kPrq) + "phases.total") > 0);
+    CHECK(r.value("os.dmar0.stall_faults") == 1);
+    CHECK(r.value("os.dmar0.stall_aborts") == 1); // the host's CMD_RESUME Abort, for the guest's
+    CHECK(r.value("vm0.vm0_guest.vm0_iommu.stall_faults") == 1);
+    CHECK(r.value("vm0.vm0_guest.vm0_iommu.stall_aborts") == 1);
+    CHECK(r.value("os.oracle.violations") == 0);
+}
+
+TEST_CASE("SMMUv3 guest faults: the guest maps the page while the DMA is stalled, its CMD_RESUME Retry completes it",
+          "[vm][smmuv3][faults][sc]") {
+    auto rp = smmu_stall_rig();
+    VmRig& r = *rp;
+    r.run([&] {
+        host::IommuFd& g = r.vm->guest().iommufd();
+        (void)guest_attach(r, r.vrid);
+        const GuestPasidDomain d = guest_pasid_domain(r, r.vrid, 5, 1);
+        const uint64_t later = d.iova - 0x100000;
+        bool done = false;
+        tlm::tlm_response_status st = tlm::TLM_INCOMPLETE_RESPONSE;
+        uint64_t v = 0;
+        sc_core::sc_spawn([&] {
+            st = r.dma(later, v, 5u);
+            done = true;
+        });
+        sc_core::wait(sc_core::sc_time(200, sc_core::SC_NS)); // the DMA faults and stalls first
+        g.map(d.ioas, 4096, later);
+        const uint64_t magic = 0xfa17'0002;
+        r.vm->memory().write(*g.lookup(d.ioas, later), &magic, 8);
+        while (!done) sc_core::wait(sc_core::sc_time(1, sc_core::SC_US));
+        CHECK(st == tlm::TLM_OK_RESPONSE);
+        CHECK(v == magic);
+    });
+    CHECK(r.value(std::string(kPrq) + "responses") == 1);
+    CHECK(r.value("os.dmar0.stall_aborts") == 0);
+    CHECK(r.value("dmar0.stall_retries") == 1);
+    CHECK(r.value("os.oracle.violations") == 0);
+}
+
+TEST_CASE("SMMUv3 guest faults: a CMD_RESUME naming no delivered stall or an unknown vSID is refused, nothing reaches the host",
+          "[vm][smmuv3][faults][sc]") {
+    auto rp = smmu_stall_rig();
+    VmRig& r = *rp;
+    r.run([&] {
+        (void)guest_attach(r, r.vrid);
+        guest_commands(r, {sm::Command{.opcode = sm::op::kResume, .sid = r.vrid.raw, .resp = 1, .stag = 7},
+                           sm::Command{.opcode = sm::op::kResume, .sid = 0x0900, .resp = 1, .stag = 7},
+                           sm::Command{.opcode = sm::op::kSync}});
+    });
+    CHECK(r.value(std::string(kPrq) + "unknown_responses") == 1);
+    CHECK(r.value("vm0.vm0_viommu.refused") == 1); // the unknown vSID
+    CHECK(r.value(std::string(kPrq) + "responses") == 0);
+    CHECK(r.value("dmar0.stall_retries") == 0);
+}
+
+TEST_CASE("SMMUv3 vEVENTQ: a stage-1 configuration fault of a guest PASID reaches the guest's EVTQ with the vSID",
+          "[vm][smmuv3][faults][veventq][sc]") {
+    auto rp = smmu_stall_rig();
+    VmRig& r = *rp;
+    r.run([&] {
+        (void)guest_attach(r, r.vrid);
+        uint64_t v = 0;
+        CHECK(r.dma(0x10000, v, 6u) != tlm::TLM_OK_RESPONSE); // CD[6] is not valid: C_BAD_CD, no stall
+        sc_core::wait(sc_core::sc_time(20, sc_core::SC_US)); // the host's EVTQ thread, the VMM, the guest's
+    });
+    const sm::Event e = guest_event(r, 0);
+    CHECK(e.id == sm::evt::kBadCd);
+    CHECK(e.sid == r.vrid.raw);
+    CHECK(e.ssid == 6);
+    CHECK(r.value(std::string(kPrq) + "vevents") == 1);
+    CHECK(r.value("vm0.vm0_guest.vm0_iommu.events_serviced") == 1); // the guest driver read it
+    CHECK(r.value(std::string(kPrq) + "groups_delivered") == 0);
+}
+
+TEST_CASE("iommufd fault queue: responses for unknown cookies or with codes other than SUCCESS / INVALID are EINVAL",
+          "[vm][iommufd][faults][sc]") {
+    auto rp = smmu_stall_rig();
+    VmRig& r = *rp;
+    r.run([&] {
+        host::IommuFd& fd = r.os->iommufd();
+        const uint32_t f = fd.fault_queue_alloc({});
+        size_t done = 9;
+        CHECK(fd.fault_respond(f, {host::uapi::HwptPageResponse{1, 0}}, done) == Errno::einval);
+        CHECK(done == 0);
+        CHECK(fd.fault_respond(f, {host::uapi::HwptPageResponse{1, 2}}, done) == Errno::einval); // FAILURE is not user's
+        CHECK(fd.fault_respond(f + 1000, {}, done) == Errno::enoent);
+        CHECK(fd.fault_read(f, 64).empty());
+        // A fault queue belongs on a nested HWPT only.
+        CHECK_THROWS_AS(fd.hwpt_set_fault(r.vm->vmm().parent_hwpt, f), host::HostError);
+    });
+}
+
+TEST_CASE("iommufd vEVENTQ: allocation errors as Linux, a full queue loses events behind a LOST_EVENTS header",
+          "[vm][iommufd][veventq][sc]") {
+    auto rp = smmu_stall_rig();
+    VmRig& r = *rp;
+    r.run([&] {
+        host::IommuFd& fd = r.os->iommufd();
+        const uint32_t v = fd.viommu_alloc(r.vm->vmm().parent_hwpt);
+        host::uapi::VeventqAlloc q;
+        q.viommu_id = v;
+        q.type = host::uapi::kVeventqTypeDefault;
+        q.veventq_depth = 2;
+        CHECK(fd.veventq_alloc(q, {}) == Errno::eopnotsupp);
+        q.type = host::uapi::kVeventqTypeArmSmmuv3;
+        q.veventq_depth = 0;
+        CHECK(fd.veventq_alloc(q, {}) == Errno::einval);
+        q.veventq_depth = 2;
+        q.viommu_id = v + 1000;
+        CHECK(fd.veventq_alloc(q, {}) == Errno::enoent);
+        q.viommu_id = v;
+        REQUIRE(fd.veventq_alloc(q, {}) == Errno::ok);
+        CHECK(fd.veventq_alloc(q, {}) == Errno::eexist);
+        for (uint64_t i = 0; i < 4; ++i) CHECK(fd.report_vevent(v, q.type, {i, 0, 0, 0}) == Errno::ok);
+        CHECK(fd.report_vevent(v, 99, {0}) == Errno::eopnotsupp);
+        const std::vector<uint8_t> b = fd.veventq_read(q.out_veventq_id, 4096);
+        REQUIRE(b.size() == 2 * (8 + 32) + 8);
+        host::uapi::VeventHeader h[3];
+        std::memcpy(&h[0], b.data(), 8);
+        std::memcpy(&h[1], b.data() + 40, 8);
+        std::memcpy(&h[2], b.data() + 80, 8);
+        CHECK(h[0].sequence == 0);
+        CHECK(h[1].sequence == 1);
+        CHECK(h[2].flags == host::uapi::kVeventqFlagLostEvents);
+        CHECK(h[2].sequence == 3); // events 2 and 3 were lost
+        CHECK(fd.report_vevent(v, q.type, {4, 0, 0, 0}) == Errno::ok);
+        const std::vector<uint8_t> b2 = fd.veventq_read(q.out_veventq_id, 4096);
+        REQUIRE(b2.size() == 40);
+        std::memcpy(&h[0], b2.data(), 8);
+        CHECK(h[0].flags == 0);
+        CHECK(h[0].sequence == 4);
+    });
+}
