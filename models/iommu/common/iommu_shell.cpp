@@ -405,11 +405,15 @@ void IommuShell::handle_message(const pcie::MessageExtension& m, Duration& local
             if (!ats_.knows(from.raw)) return;
         }
         const Duration t = now() + local;
-        if (t > ats_last_completion_) ats_last_completion_ = t;
+        bool unit = false, aux = false; // whose invalidations it completes
         ats_.complete(from.raw, m.inv_cpl.itag_vector, [&](const AtsInvalidationTracker::Done& d) {
             st_atc_inv_latency_.record((t - d.sent).as_ns());
+            (d.issuer == 0 ? unit : aux) = true;
             if (d.issuer == 0) phase(d.cookie, InvalPhase::devtlb_completed, t, from); // (a phase of the unit's queue)
         });
+        // Each engine's syncs wait for the arrival of their own completions only.
+        if ((unit || !aux) && t > ats_last_completion_) ats_last_completion_ = t;
+        if (aux && t > aux_last_completion_) aux_last_completion_ = t;
         notify_completion(local);
         return;
     }

@@ -280,7 +280,7 @@ protected:
     /// Time-out: forget the second engine's invalidations (of `device`, or all).
     void abandon_aux_atc(std::optional<uint32_t> device);
     /// How long from now until the last Invalidate Completion received has arrived (zero once it has).
-    Duration atc_settled_in() const { return ats_last_completion_ > now() ? ats_last_completion_ - now() : Duration{}; }
+    Duration atc_settled_in() const { return aux_last_completion_ > now() ? aux_last_completion_ - now() : Duration{}; }
     /// Notified when an Invalidate Completion arrives.
     const sc_core::sc_event& atc_completion_event() const { return ats_done_.event; }
     /// Table reads of the context resolution as PhysMem, each charged to `local` plus table_read.
@@ -458,6 +458,7 @@ private:
     /// Arrival time of the latest Invalidate Completion: the tracker counts it done when the
     /// message is delivered (possibly ahead in local time), a sync may not complete before it.
     Duration ats_last_completion_;
+    Duration aux_last_completion_; ///< the same for the second engine's invalidations
     std::deque<std::pair<uint64_t, Duration>> tail_writes_; ///< tail writes not yet consumed: (tail byte offset, time)
     Duration submitted_; ///< when the tail write that submitted the command being executed happened
     bool queue_view_stale_ = true; ///< registers may have changed since the last sync_queue()
