@@ -22,7 +22,9 @@ GuestVcmdq::GuestVcmdq(MmioPort mmio, uint32_t base, std::function<uint64_t()> a
       polls_(stats_.counter("polls", "reads", "CONS reads while waiting")),
       errors_(stats_.counter("errors", "batches", "batches the vCMDQ refused (CONS.ERR), recovered as arm_smmu_cmdq_skip_err")) {}
 
-bool GuestVcmdq::supports(uint8_t opcode) { return opcode == sm::op::kTlbiNhAsid || opcode == sm::op::kTlbiNhVa; }
+bool GuestVcmdq::supports(uint8_t opcode) {
+    return opcode == sm::op::kTlbiNhAsid || opcode == sm::op::kTlbiNhVa || opcode == sm::op::kAtcInv;
+}
 
 bool GuestVcmdq::init() {
     // tegra241_cmdqv_hw_reset + tegra241_vintf_hw_init(VINTF0) + tegra241_vcmdq_hw_init(LVCMDQ 0).

@@ -6,8 +6,8 @@
 // tegra241_cmdqv_hw_reset and tegra241_vintf_hw_init do for VINTF0 (CMDQV_EN,
 // CMDQ_ALLOC, VINTF0 CONFIG read back for HYP_OWN, LVCMDQ 0's BASE, then
 // its CONFIG.EN polled in STATUS); from then on every batch whose commands
-// the queue supports (tegra241_guest_vcmdq_supports_cmd, less ATC_INV: see
-// smmuv3_viommu.hpp) is written into its ring, PROD published and CONS
+// the queue supports (tegra241_guest_vcmdq_supports_cmd: TLBI_NH_ASID,
+// TLBI_NH_VA, ATC_INV) is written into its ring, PROD published and CONS
 // polled until it passed the batch's CMD_SYNC (CS = SIG_NONE: Linux's
 // CMDQ_QUIRK_SYNC_CS_NONE_ONLY, arm_smmu_cmdq_poll_until_consumed). A
 // CONS.ERR is recovered as arm_smmu_cmdq_skip_err does (the command at CONS

@@ -45,9 +45,8 @@
 // is handled as arm_smmu_cmdq_skip_err (the command replaced by a CMD_SYNC,
 // GERRORN acknowledged, the batch failed). Other batches (CFGI_*, TLBI_NH_ALL
 // / VAA / NSNH_ALL) take the trapped CMDQ above.
-// Deviation: Linux's guest check also sends ATC_INV to the vCMDQ; the model's
-// CMDQV does not execute ATS invalidations (see its header), so the guest
-// keeps ATC_INV on the trapped CMDQ, forwarded by the VMM.
+// ATC_INV goes to the vCMDQ too (Linux's guest check), its vSID translated by
+// the VINTF's SID_MATCH pairs and executed by the CMDQV without a trap.
 // Guest PASIDs: the nested domain is the guest's whole CD table, so a request
 // with SubstreamID p walks the guest's CD[p] (no PASID translation); the
 // guest's CD writes reach the host as forwarded CFGI_CD.

@@ -14,6 +14,11 @@
 // wait per invalidation (each of which leaves a cancelled kernel timer
 // behind). Ties between deadlines resolve to the lowest requester, then the
 // lowest ITag, so the requester a time-out names is deterministic.
+//
+// Two issuers share the tracker: the unit's own command queue (issuer 0) and
+// a queue engine beside it (issuer 1: the SMMUv3 CMDQV's VCMDQs). A device's
+// ITags and queue depth belong to the device, whoever sends; a sync waits only
+// for its own issuer's invalidations, and a time-out abandons only those.
 #include <array>
 #include <bit>
 #include <cstdint>
@@ -36,8 +41,11 @@ public:
     /// in flight follow the new value.
     void set_timeout(Duration t) { timeout_ = t; }
 
-    /// Invalidations in flight in total / for one requester.
+    static constexpr unsigned kIssuers = 2;
+
+    /// Invalidations in flight in total / for one requester / of one issuer.
     uint32_t outstanding() const { return count_; }
+    uint32_t outstanding_of(unsigned issuer) const { return owned_[issuer]; }
     uint32_t outstanding(uint32_t requester) const {
         auto it = per_.find(requester);
         return it == per_.end() ? 0 : static_cast<uint32_t>(std::popcount(it->second.itags));
@@ -50,13 +58,16 @@ public:
     }
     /// Allocates the lowest free ITag (call only when can_issue()). The invalidation counts as
     /// sent at `sent`; `cookie` comes back with its completion (e.g. the command's sequence number).
-    uint8_t issue(uint32_t requester, Duration sent, uint64_t cookie) {
+    uint8_t issue(uint32_t requester, Duration sent, uint64_t cookie, uint8_t issuer = 0) {
         Slot& s = per_[requester];
         const unsigned itag = static_cast<unsigned>(std::countr_one(s.itags));
         s.itags |= 1u << itag;
         s.sent[itag] = sent;
         s.cookie[itag] = cookie;
+        if (issuer) s.aux |= 1u << itag;
+        else s.aux &= ~(1u << itag);
         ++count_;
+        ++owned_[issuer];
         return static_cast<uint8_t>(itag);
     }
 
@@ -72,6 +83,7 @@ public:
         uint8_t itag;
         Duration sent;
         uint64_t cookie;
+        uint8_t issuer;
     };
     struct CompletionResult {
         bool unknown = false;      ///< the vector named ITags (or a requester) not in flight
@@ -92,10 +104,12 @@ public:
         const uint32_t vec = itag_vector & s.itags;
         for (uint32_t v = vec; v; v &= v - 1) {
             const unsigned i = static_cast<unsigned>(std::countr_zero(v));
-            on_done(Done{static_cast<uint8_t>(i), s.sent[i], s.cookie[i]});
+            on_done(Done{static_cast<uint8_t>(i), s.sent[i], s.cookie[i], static_cast<uint8_t>((s.aux >> i) & 1)});
         }
         s.itags &= ~vec;
         count_ -= static_cast<uint32_t>(std::popcount(vec));
+        owned_[1] -= static_cast<uint32_t>(std::popcount(vec & s.aux));
+        owned_[0] -= static_cast<uint32_t>(std::popcount(vec & ~s.aux));
         r.completed = vec;
         return r;
     }
@@ -112,34 +126,58 @@ public:
         for (const auto& [rid, s] : per_) consider(d, rid, s);
         return d;
     }
+    /// The earliest deadline over one issuer's invalidations.
+    Deadline earliest_of(unsigned issuer) const {
+        Deadline d;
+        if (owned_[issuer] == 0) return d;
+        for (const auto& [rid, s] : per_) consider(d, rid, s, of(s, issuer));
+        return d;
+    }
     /// The earliest deadline of one requester.
     Deadline earliest(uint32_t requester) const {
         Deadline d;
         if (auto it = per_.find(requester); it != per_.end()) consider(d, requester, it->second);
         return d;
     }
-    /// Time-out: forget one requester's / every invalidation in flight.
-    uint32_t abandon(uint32_t requester) {
+    /// Time-out: forget one requester's invalidations in flight (of one issuer or of both).
+    uint32_t abandon(uint32_t requester) { return drop(requester, ~uint32_t{0}); }
+    uint32_t abandon(uint32_t requester, unsigned issuer) {
         auto it = per_.find(requester);
-        if (it == per_.end()) return 0;
-        const uint32_t n = static_cast<uint32_t>(std::popcount(it->second.itags));
-        it->second.itags = 0;
-        count_ -= n;
-        return n;
+        return it == per_.end() ? 0 : drop(requester, of(it->second, issuer));
     }
+    /// Time-out: forget every invalidation in flight / every one of an issuer.
     void abandon_all() {
         for (auto& [rid, s] : per_) s.itags = 0;
         count_ = 0;
+        owned_ = {};
+    }
+    void abandon_all(unsigned issuer) {
+        for (auto& [rid, s] : per_) drop(rid, of(s, issuer));
     }
 
 private:
     struct Slot {
         uint32_t itags = 0;
+        uint32_t aux = 0; ///< ITags issuer 1 sent (valid where itags is set)
         std::array<Duration, kItags> sent{};
         std::array<uint64_t, kItags> cookie{};
     };
-    void consider(Deadline& d, uint32_t rid, const Slot& s) const {
-        for (uint32_t v = s.itags; v; v &= v - 1) {
+    static uint32_t of(const Slot& s, unsigned issuer) { return issuer ? s.itags & s.aux : s.itags & ~s.aux; }
+    /// Forgets the ITags `mask` of one requester.
+    uint32_t drop(uint32_t requester, uint32_t mask) {
+        auto it = per_.find(requester);
+        if (it == per_.end()) return 0;
+        Slot& s = it->second;
+        const uint32_t vec = s.itags & mask;
+        s.itags &= ~vec;
+        count_ -= static_cast<uint32_t>(std::popcount(vec));
+        owned_[1] -= static_cast<uint32_t>(std::popcount(vec & s.aux));
+        owned_[0] -= static_cast<uint32_t>(std::popcount(vec & ~s.aux));
+        return static_cast<uint32_t>(std::popcount(vec));
+    }
+    void consider(Deadline& d, uint32_t rid, const Slot& s) const { consider(d, rid, s, s.itags); }
+    void consider(Deadline& d, uint32_t rid, const Slot& s, uint32_t itags) const {
+        for (uint32_t v = itags; v; v &= v - 1) {
             const Duration at = s.sent[static_cast<unsigned>(std::countr_zero(v))] + timeout_;
             if (!d.any || at < d.at) d = Deadline{true, rid, at};
         }
@@ -148,6 +186,7 @@ private:
     Duration timeout_;
     std::map<uint32_t, Slot> per_;
     uint32_t count_ = 0;
+    std::array<uint32_t, kIssuers> owned_{};
 };
 
 } // namespace iommusim::iommu

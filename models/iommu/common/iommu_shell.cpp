@@ -405,11 +405,15 @@ void IommuShell::handle_message(const pcie::MessageExtension& m, Duration& local
             if (!ats_.knows(from.raw)) return;
         }
         const Duration t = now() + local;
-        if (t > ats_last_completion_) ats_last_completion_ = t;
+        bool unit = false, aux = false; // whose invalidations it completes
         ats_.complete(from.raw, m.inv_cpl.itag_vector, [&](const AtsInvalidationTracker::Done& d) {
             st_atc_inv_latency_.record((t - d.sent).as_ns());
-            phase(d.cookie, InvalPhase::devtlb_completed, t, from);
+            (d.issuer == 0 ? unit : aux) = true;
+            if (d.issuer == 0) phase(d.cookie, InvalPhase::devtlb_completed, t, from); // (a phase of the unit's queue)
         });
+        // Each engine's syncs wait for the arrival of their own completions only.
+        if ((unit || !aux) && t > ats_last_completion_) ats_last_completion_ = t;
+        if (aux && t > aux_last_completion_) aux_last_completion_ = t;
         notify_completion(local);
         return;
     }
@@ -546,7 +550,7 @@ void IommuShell::consume_fetched() {
 
 bool IommuShell::execute(const CommandAction& a, uint64_t seq) {
     if (const auto* s = std::get_if<SyncAction>(&a)) {
-        if (ats_.outstanding() > 0) {
+        if (ats_.outstanding_of(0) > 0) {
             if (!engine_sync_live()) return false;
             if (!wait_for_atc_invalidations()) return false; // time-out: the sync is aborted, no status write
         }
@@ -664,24 +668,45 @@ bool IommuShell::issue_atc_invalidation(const InvalidateDeviceAtc& d, uint64_t s
             report_ats_timeout(dev, l);
             if (observer_) observer_->on_queue_error();
             queue_view_stale_ = true;
-            ats_.abandon(dev.raw);
+            ats_.abandon(dev.raw, 0);
             return false;
         }
         wait_ats(earliest);
     }
     ahead_ = sp_.queue.ats_message_send;
-    pcie::MessageExtension m;
-    m.code = pcie::MessageCode::ats_invalidate_request;
-    m.inv_req = d.request;
-    m.inv_req.itag = ats_.issue(dev.raw, now() + ahead_, seq);
-    send_message(m, pcie::encode_invalidate_payload(m.inv_req), ahead_);
-    st_ats_inv_sent_.inc();
+    send_atc_request(d.request, seq, 0, ahead_);
     return true;
 }
 
+void IommuShell::send_atc_request(const pcie::AtsInvalidateRequest& r, uint64_t cookie, uint8_t issuer, Duration& local) {
+    pcie::MessageExtension m;
+    m.code = pcie::MessageCode::ats_invalidate_request;
+    m.inv_req = r;
+    m.inv_req.itag = ats_.issue(r.target.raw, now() + local, cookie, issuer);
+    send_message(m, pcie::encode_invalidate_payload(m.inv_req), local);
+    st_ats_inv_sent_.inc();
+}
+
+bool IommuShell::send_aux_atc_invalidation(const InvalidateDeviceAtc& d, Duration& local) {
+    if (!ats_.can_issue(d.request.target.raw, d.queue_depth)) return false;
+    local += sp_.queue.ats_message_send;
+    send_atc_request(d.request, 0, kAuxIssuer, local);
+    return true;
+}
+
+std::optional<Duration> IommuShell::aux_atc_deadline(std::optional<uint32_t> device) const {
+    const AtsInvalidationTracker::Deadline d = device ? ats_.earliest(*device) : ats_.earliest_of(kAuxIssuer);
+    return d.any ? std::optional<Duration>(d.at) : std::nullopt;
+}
+
+void IommuShell::abandon_aux_atc(std::optional<uint32_t> device) {
+    if (device) ats_.abandon(*device, kAuxIssuer);
+    else ats_.abandon_all(kAuxIssuer);
+}
+
 bool IommuShell::wait_for_atc_invalidations() {
-    while (ats_.outstanding() > 0) {
-        const AtsInvalidationTracker::Deadline d = ats_.earliest();
+    while (ats_.outstanding_of(0) > 0) {
+        const AtsInvalidationTracker::Deadline d = ats_.earliest_of(0);
         if (now() >= d.at) {
             st_ats_timeouts_.inc();
             Duration l;
@@ -689,7 +714,7 @@ bool IommuShell::wait_for_atc_invalidations() {
             if (observer_) observer_->on_queue_error();
             queue_view_stale_ = true;
             // Everything outstanding is abandoned; software re-issues after clearing the error.
-            ats_.abandon_all();
+            ats_.abandon_all(0);
             return false;
         }
         wait_ats(d.at);

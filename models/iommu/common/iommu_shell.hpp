@@ -43,7 +43,10 @@
 //    answered with an error. Only requests from threads can be held.
 //  * Device-ATC invalidations tracked by AtsInvalidationTracker with ONE
 //    timer per engine armed at the earliest deadline (time-outs reported to
-//    the family); Invalidate Completions with unknown ITags reported.
+//    the family); Invalidate Completions with unknown ITags reported. A
+//    second queue engine beside the unit (SMMUv3 CMDQV) sends through the
+//    same tracker as a second issuer: one ITag space and queue depth per
+//    device, each engine's sync waiting for its own invalidations only.
 // Not modelled here: anything architectural (the family's hooks), the time a
 // context-cache or IOTLB lookup takes beyond the configured lookup latency.
 #include <array>
@@ -261,6 +264,25 @@ protected:
     /// Software programmed the device-ATC invalidation time-out (AMD-Vi Control.InvTimeOut);
     /// AtsInvalidationTracker::kNever for none.
     void set_ats_timeout(Duration t) { ats_.set_timeout(t); }
+
+    // A second queue engine beside the unit (SMMUv3 CMDQV VCMDQs): its ATS Invalidate Requests
+    // go out through the unit, with ITags of the same tracker (issuer kAuxIssuer), and their
+    // completions come back through it. Call from that engine's SC_THREAD.
+    static constexpr uint8_t kAuxIssuer = 1;
+    /// Sends one at local time `local` (+ ats_message_send); false, with nothing sent, while the
+    /// device's invalidate queue is full.
+    bool send_aux_atc_invalidation(const InvalidateDeviceAtc& d, Duration& local);
+    /// The second engine's invalidations in flight.
+    uint32_t aux_atc_outstanding() const { return ats_.outstanding_of(kAuxIssuer); }
+    /// When a wait for them ends: the second engine's earliest deadline (`device` unset), or
+    /// `device`'s earliest whoever sent (a full invalidate queue); nothing when none is in flight.
+    std::optional<Duration> aux_atc_deadline(std::optional<uint32_t> device) const;
+    /// Time-out: forget the second engine's invalidations (of `device`, or all).
+    void abandon_aux_atc(std::optional<uint32_t> device);
+    /// How long from now until the last Invalidate Completion received has arrived (zero once it has).
+    Duration atc_settled_in() const { return aux_last_completion_ > now() ? aux_last_completion_ - now() : Duration{}; }
+    /// Notified when an Invalidate Completion arrives.
+    const sc_core::sc_event& atc_completion_event() const { return ats_done_.event; }
     /// Table reads of the context resolution as PhysMem, each charged to `local` plus table_read.
     class TableMem final : public mem::PhysMem {
     public:
@@ -343,6 +365,8 @@ private:
     /// Executes one action; false when a device-ATC time-out aborted the command.
     bool execute(const CommandAction& a, uint64_t seq);
     bool issue_atc_invalidation(const InvalidateDeviceAtc& d, uint64_t seq);
+    /// Allocates the ITag (as sent at now() + local) and sends the request; `local` gets the send.
+    void send_atc_request(const pcie::AtsInvalidateRequest& r, uint64_t cookie, uint8_t issuer, Duration& local);
     bool wait_for_atc_invalidations();
     void wait_ats(Duration deadline);
     bool completion_pending() const;
@@ -434,6 +458,7 @@ private:
     /// Arrival time of the latest Invalidate Completion: the tracker counts it done when the
     /// message is delivered (possibly ahead in local time), a sync may not complete before it.
     Duration ats_last_completion_;
+    Duration aux_last_completion_; ///< the same for the second engine's invalidations
     std::deque<std::pair<uint64_t, Duration>> tail_writes_; ///< tail writes not yet consumed: (tail byte offset, time)
     Duration submitted_; ///< when the tail write that submitted the command being executed happened
     bool queue_view_stale_ = true; ///< registers may have changed since the last sync_queue()

@@ -33,10 +33,17 @@ Smmuv3::Smmuv3(const sc_core::sc_module_name& name, const Smmuv3Params& p, stats
         cmdqv_ = std::make_unique<Smmuv3Cmdqv>(
             "cmdqv", p_, unit_port(),
             Smmuv3CmdqvCore::Hooks{[this](const CommandAction& a) -> uint64_t {
-                // A VCMDQ's TLBIs drop the unit's translations (the block decodes nothing else to run).
-                const auto* t = std::get_if<InvalidateTranslations>(&a);
-                return t ? core().invalidate(t->scope) : 0;
-            }},
+                                       // A VCMDQ's TLBIs drop the unit's translations.
+                                       const auto* t = std::get_if<InvalidateTranslations>(&a);
+                                       return t ? core().invalidate(t->scope) : 0;
+                                   },
+                                   [this](const InvalidateDeviceAtc& a, Duration& local) {
+                                       return send_aux_atc_invalidation(a, local); // the SMMU's ATS path
+                                   },
+                                   [this] { return aux_atc_outstanding(); }, [this] { return atc_settled_in(); }},
+            Smmuv3Cmdqv::AtcWait{&atc_completion_event(),
+                                 [this](std::optional<uint32_t> d) { return aux_atc_deadline(d); },
+                                 [this](std::optional<uint32_t> d) { abandon_aux_atc(d); }},
             &stats_group());
 }
 

@@ -131,7 +131,10 @@ bool Smmuv3CmdqvCore::write(uint32_t off, uint64_t v, unsigned len) {
         case cmdqv::kCons:
             if (!(s.config & cmdqv::kEn)) s.cons = w32 & ~kConsErrMask; // reset by software while off
             return false;
-        case cmdqv::kQConfig: s.config = w32 & cmdqv::kEn; return true;
+        case cmdqv::kQConfig:
+            s.config = w32 & cmdqv::kEn;
+            if (!(s.config & cmdqv::kEn)) s.held = false; // a waiting command is abandoned with its queue
+            return true;
         case cmdqv::kGerrorN: {
             s.gerrorn = w32;
             if ((s.gerror ^ s.gerrorn) & kCmdqErr) return false;
@@ -184,9 +187,10 @@ std::optional<uint16_t> Smmuv3CmdqvCore::next_with_work(uint16_t from) const {
     return std::nullopt;
 }
 
-void Smmuv3CmdqvCore::fail(uint16_t q) {
+void Smmuv3CmdqvCore::fail(uint16_t q, CmdError e) {
     Vcmdq& s = q_[q];
-    s.cons = (s.cons & ~kConsErrMask) | (uint32_t{static_cast<uint8_t>(CmdError::ill)} << kConsErrShift);
+    s.held = false;
+    s.cons = (s.cons & ~kConsErrMask) | (uint32_t{static_cast<uint8_t>(e)} << kConsErrShift);
     s.gerror ^= kCmdqErr;
     if (const std::optional<uint16_t> vi = vintf_of(q)) {
         const uint16_t l = static_cast<uint16_t>((s.alloc >> 1) & 0x7F);
@@ -197,34 +201,52 @@ void Smmuv3CmdqvCore::fail(uint16_t q) {
     ++n_.errors;
 }
 
-void Smmuv3CmdqvCore::step(uint16_t q, UnitMemPort& mem, const Hooks& h, Duration& local) {
+Smmuv3CmdqvCore::Wait Smmuv3CmdqvCore::hold(Vcmdq& s, const std::array<uint64_t, 2>& raw,
+                                             std::optional<uint32_t> device) {
+    s.held = true;
+    s.held_cmd = raw;
+    return {true, device};
+}
+
+void Smmuv3CmdqvCore::atc_timeout(uint16_t q) {
+    ++n_.atc_timeouts;
+    fail(q, CmdError::atc_inv_sync);
+}
+
+Smmuv3CmdqvCore::Wait Smmuv3CmdqvCore::step(uint16_t q, UnitMemPort& mem, const Hooks& h, Duration& local) {
     Vcmdq& s = q_.at(q);
     const unsigned log2 = s.log2();
     const uint32_t index = s.cons & ((1u << log2) - 1);
-    std::array<uint64_t, 2> raw{};
-    local += p_.command_fetch;
-    if (!mem.read(s.addr() + uint64_t{index} * 16, raw.data(), 16, local)) {
-        s.cons = (s.cons & ~kConsErrMask) | (uint32_t{static_cast<uint8_t>(CmdError::abt)} << kConsErrShift);
-        s.gerror ^= kCmdqErr;
-        ++n_.errors;
-        return;
+    std::array<uint64_t, 2> raw = s.held_cmd;
+    if (!s.held) { // (a command that waited was fetched and paid for already)
+        local += p_.command_fetch;
+        if (!mem.read(s.addr() + uint64_t{index} * 16, raw.data(), 16, local)) {
+            s.cons = (s.cons & ~kConsErrMask) | (uint32_t{static_cast<uint8_t>(CmdError::abt)} << kConsErrShift);
+            s.gerror ^= kCmdqErr;
+            ++n_.errors;
+            return {};
+        }
+        local += p_.cmdqv_per_command;
+        ++n_.commands;
     }
-    local += p_.cmdqv_per_command;
-    ++n_.commands;
+    s.held = false;
     std::optional<Command> c = decode_command(raw, p_);
     const Vintf& vf = vintf_[vintf_of(q).value_or(0)];
     const bool guest = !vf.hyp_own();
     if (!c || (guest && !guest_supported(c->opcode))) {
         if (c) ++n_.refused;
-        fail(q);
-        return;
+        fail(q, CmdError::ill);
+        return {};
     }
     if (c->opcode == op::kSync) {
         if (c->cs != SyncSignal::none) { // VCMDQs support CS_NONE only (Linux CMDQ_QUIRK_SYNC_CS_NONE_ONLY)
             ++n_.refused;
-            fail(q);
-            return;
+            fail(q, CmdError::ill);
+            return {};
         }
+        // Complete once every ATC_INV before it has (IHI 0070 CMD_SYNC) and its completion arrived.
+        if (h.atc_outstanding() > 0) return hold(s, raw, std::nullopt);
+        local = std::max(local, h.atc_settled_in());
     } else if (c->opcode == op::kAtcInv) {
         if (guest) {
             // SID_MATCH / SID_REPLACE: the guest's StreamID -> the physical one.
@@ -233,15 +255,15 @@ void Smmuv3CmdqvCore::step(uint16_t q, UnitMemPort& mem, const Hooks& h, Duratio
                 if ((vf.match[k] & 1) && (vf.match[k] >> 1) == c->sid) psid = vf.replace[k];
             if (!psid) {
                 ++n_.unmatched_sids;
-                fail(q);
-                return;
+                fail(q, CmdError::ill);
+                return {};
             }
             c->sid = *psid;
-            ++n_.sid_replaced;
         }
-        ++n_.atc_unsupported; // the ATS invalidation itself: not modelled (see the header)
-        fail(q);
-        return;
+        // The ATS Invalidate Request, through the SMMU (queue depth 32: the SMMU's CMDQ does the same).
+        if (!h.invalidate_atc(InvalidateDeviceAtc{*atc_invalidation(*c), 32}, local)) return hold(s, raw, c->sid);
+        if (guest) ++n_.sid_replaced;
+        ++n_.atc_invalidations;
     } else if (const std::optional<InvalidationScope> scope = [&] {
                    if (guest) { // the VINTF's VMID, whatever the guest wrote
                        c->vmid = vf.vmid();
@@ -255,19 +277,21 @@ void Smmuv3CmdqvCore::step(uint16_t q, UnitMemPort& mem, const Hooks& h, Duratio
     // CONS moves past the command (a CMD_SYNC: every earlier command of this queue is done).
     const uint32_t pos = (s.cons & ((2u << log2) - 1)) + 1;
     s.cons = pos & ((2u << log2) - 1);
+    return {};
 }
 
 // ---- SystemC shell --------------------------------------------------------------------------------
 
 Smmuv3Cmdqv::Smmuv3Cmdqv(sc_core::sc_module_name name, const Smmuv3Params& p, UnitMemPort& mem,
-                         Smmuv3CmdqvCore::Hooks hooks, stats::Group* parent)
-    : sc_module(name), core_(p), mem_(mem), hooks_(std::move(hooks)), mmio_access_(p.mmio_access),
+                         Smmuv3CmdqvCore::Hooks hooks, AtcWait atc, stats::Group* parent)
+    : sc_module(name), core_(p), mem_(mem), hooks_(std::move(hooks)), atc_(std::move(atc)), mmio_access_(p.mmio_access),
       stats_(basename(), parent),
       st_commands_(stats_.counter("guest_commands", "commands", "VCMDQ commands the block fetched")),
       st_vmid_forced_(stats_.counter("vmid_forced", "commands", "guest TLBIs run with their VINTF's VMID")),
       st_sid_replaced_(stats_.counter("sid_replaced", "commands", "guest ATC_INV StreamIDs translated by SID_MATCH / SID_REPLACE")),
+      st_atc_invalidations_(stats_.counter("atc_invalidations", "commands", "ATC_INVs sent as ATS Invalidate Requests through the SMMU")),
       st_errors_(stats_.counter("queue_errors", "commands",
-                                "VCMDQ commands refused (CONS.ERR: unsupported for a guest, unmatched StreamID, fetch abort)")),
+                                "VCMDQ commands refused (CONS.ERR: unsupported for a guest, unmatched StreamID, fetch abort, ATC_INV time-out)")),
       st_latency_(stats_.histogram("guest_queue_latency", "ns", "PROD write reaching the block to the queue drained")) {
     mmio.register_b_transport(this, &Smmuv3Cmdqv::b_transport);
     guest_pages.register_b_transport(this, &Smmuv3Cmdqv::b_guest);
@@ -311,17 +335,32 @@ void Smmuv3Cmdqv::engine() {
         while (core_.next_with_work(*q) == q) {
             Duration local;
             const Smmuv3CmdqvCore::Counts before = core_.counts();
-            core_.step(*q, mem_, hooks_, local);
+            const Smmuv3CmdqvCore::Wait w = core_.step(*q, mem_, hooks_, local);
             const Smmuv3CmdqvCore::Counts& after = core_.counts();
             st_commands_.inc(after.commands - before.commands);
             st_vmid_forced_.inc(after.vmid_forced - before.vmid_forced);
             st_sid_replaced_.inc(after.sid_replaced - before.sid_replaced);
+            st_atc_invalidations_.inc(after.atc_invalidations - before.atc_invalidations);
             st_errors_.inc(after.errors - before.errors);
             wait(to_sc(local));
+            if (w.waiting) wait_atc(*q, w.device);
         }
         st_latency_.record((kernel_now() - start).as_ns());
         from = static_cast<uint16_t>((*q + 1) % core_.queues());
     }
+}
+
+void Smmuv3Cmdqv::wait_atc(uint16_t q, std::optional<uint32_t> device) {
+    const std::optional<Duration> deadline = atc_.deadline(device);
+    if (!deadline) return; // completed meanwhile: the held command runs again
+    const Duration now = kernel_now();
+    if (now >= *deadline) {
+        atc_.abandon(device);
+        core_.atc_timeout(q);
+        st_errors_.inc();
+        return;
+    }
+    wait(to_sc(*deadline - now), *atc_.completion);
 }
 
 } // namespace iommusim::iommu::smmuv3

@@ -41,10 +41,15 @@
 // CMDQ_QUIRK_SYNC_CS_NONE_ONLY: the driver polls CONS); TLBI_NH_* run with
 // the VINTF's VMID, whatever the guest wrote, on the SMMU's TLBs (the
 // Hooks::execute of the unit); ATC_INV's StreamID goes through the VINTF's
-// SID_MATCH pairs. Anything else, an ATC_INV whose StreamID no SID_MATCH
-// names, and a CMD_SYNC asking for an MSI or SEV stop the queue with
-// CONS.ERR = CERROR_ILL, GERROR.CMDQ_ERR toggled, the queue's bit in its
-// VINTF's LVCMDQ_ERR_MAP and the VINTF's in VINTF_ERR_MAP (what Linux's
+// SID_MATCH pairs and the ATS Invalidate Request leaves through the SMMU's
+// own ATS path (its ITags, the device's invalidate queue depth, its time-out;
+// an ATC_INV finding the device's queue full waits for a slot, as on the
+// SMMU's CMDQ), and a CMD_SYNC completes only after every ATC_INV the block
+// sent has completed (IHI 0070 CMD_SYNC) — after the time-out it stops the
+// queue with CONS.ERR = CERROR_ATC_INV_SYNC on the command that waited.
+// Anything else, an ATC_INV whose StreamID no SID_MATCH names, and a CMD_SYNC
+// asking for an MSI or SEV stop the queue with CONS.ERR = CERROR_ILL,
+// GERROR.CMDQ_ERR toggled, the queue's bit in its VINTF's LVCMDQ_ERR_MAP and the VINTF's in VINTF_ERR_MAP (what Linux's
 // tegra241_vintf_user_handle_error reports to the VMM as a vEVENT and the
 // guest's own driver reads); the queue resumes when GERRORN is written to
 // match (Linux arm_smmu_cmdq_skip_err has replaced the command). A
@@ -54,13 +59,11 @@
 // Linux's guest-support check; the CMDQV's own list is not public); an
 // unmatched ATC_INV StreamID and a non-SIG_NONE CMD_SYNC reported as
 // CERROR_ILL; cmdqv_per_command (the SMMU's own per_command, as the VCMDQs
-// feed the same command processing). Not modelled: ATC_INV execution (the
-// ATS invalidation path belongs to the SMMU's own queue engine): a matched
-// ATC_INV is translated, counted and then refused with CERROR_ILL
-// (atc_unsupported), so guests keep ATC_INV on their trapped queue; the
-// CMDQV interrupt and the vEVENTQ delivery to the VMM; CONS_INDX_BASE
-// write-back; several queues executing at once (served one command at a time
-// in round robin).
+// feed the same command processing); a CMD_SYNC of one VCMDQ waits for the
+// ATC_INVs of every VCMDQ of the block (the block tracks them together).
+// Not modelled: the CMDQV interrupt and the vEVENTQ delivery to the VMM;
+// CONS_INDX_BASE write-back; several queues executing at once (served one
+// command at a time in round robin).
 #include <array>
 #include <cstdint>
 #include <functional>
@@ -74,6 +77,7 @@
 #include "models/common/stats.hpp"
 #include "models/iommu/common/cmd_queue.hpp"
 #include "models/iommu/common/unit_mem_port.hpp"
+#include "models/iommu/smmuv3/smmuv3_commands.hpp"
 #include "models/iommu/smmuv3/smmuv3_params.hpp"
 
 namespace iommusim::iommu::smmuv3 {
@@ -115,6 +119,20 @@ public:
     struct Hooks {
         /// Runs an action on the SMMU's caches; entries dropped.
         std::function<uint64_t(const CommandAction&)> execute;
+        /// Sends an ATS Invalidate Request through the SMMU, its cost added to `local`; false,
+        /// nothing sent, while the device's invalidate queue is full.
+        std::function<bool(const InvalidateDeviceAtc&, Duration& local)> invalidate_atc;
+        /// The block's ATS invalidations in flight.
+        std::function<uint32_t()> atc_outstanding;
+        /// How long from now until the last Invalidate Completion received has arrived.
+        std::function<Duration()> atc_settled_in;
+    };
+    /// What a step left its queue waiting for, the command held at CONS (not fetched again):
+    /// its CMD_SYNC for the block's ATS invalidations in flight (`device` unset), or its
+    /// ATC_INV for a free slot in `device`'s invalidate queue.
+    struct Wait {
+        bool waiting = false;
+        std::optional<uint32_t> device;
     };
     explicit Smmuv3CmdqvCore(const Smmuv3Params& p);
 
@@ -130,11 +148,14 @@ public:
     /// A global queue that is enabled, not in error, with PROD != CONS (round robin from `from`).
     std::optional<uint16_t> next_with_work(uint16_t from) const;
     /// Fetches and executes the command at queue `q`'s CONS; `local` gets its cost.
-    void step(uint16_t q, UnitMemPort& mem, const Hooks& h, Duration& local);
+    Wait step(uint16_t q, UnitMemPort& mem, const Hooks& h, Duration& local);
+    /// A wait outlived its deadline: queue `q` stops with CONS.ERR = CERROR_ATC_INV_SYNC on the
+    /// command that waited.
+    void atc_timeout(uint16_t q);
 
     struct Counts {
         uint64_t commands = 0, executed = 0, vmid_forced = 0, sid_replaced = 0, refused = 0, unmatched_sids = 0,
-                 atc_unsupported = 0, errors = 0;
+                 atc_invalidations = 0, atc_timeouts = 0, errors = 0;
     };
     const Counts& counts() const { return n_; }
     /// The VINTF a global queue is mapped to (nullopt: not allocated).
@@ -152,6 +173,8 @@ private:
     struct Vcmdq {
         uint32_t alloc = 0, cons = 0, prod = 0, config = 0, gerror = 0, gerrorn = 0;
         uint64_t base = 0, cons_indx_base = 0;
+        bool held = false;                 ///< the command at CONS waits (Wait), already fetched
+        std::array<uint64_t, 2> held_cmd{};
         unsigned log2() const { return static_cast<unsigned>(base & 0x1F); }
         uint64_t addr() const { return base & 0x0000FFFFFFFFFFE0ull; }
     };
@@ -164,8 +187,9 @@ private:
     std::optional<QueueReg> queue_reg(uint32_t off) const;
     std::optional<uint16_t> global_of(uint16_t vintf, uint16_t lidx) const;
     bool enabled(uint16_t q) const;
-    /// Stops queue `q` with CERROR_ILL on the command at CONS.
-    void fail(uint16_t q);
+    /// Stops queue `q` with `e` (CERROR_ILL, ...) on the command at CONS.
+    void fail(uint16_t q, CmdError e);
+    Wait hold(Vcmdq& s, const std::array<uint64_t, 2>& raw, std::optional<uint32_t> device);
 
     const Smmuv3Params p_;
     uint32_t config_ = 0;
@@ -186,8 +210,16 @@ public:
                                                sc_core::SC_ZERO_OR_MORE_BOUND>
         guest_pages{"guest_pages"};
 
+    /// How the engine waits for the SMMU's ATS invalidations (IommuShell's second-engine API).
+    struct AtcWait {
+        const sc_core::sc_event* completion = nullptr; ///< an Invalidate Completion arrived
+        /// The deadline of the block's invalidations (`device` unset) or of `device`'s (any sender).
+        std::function<std::optional<Duration>(std::optional<uint32_t> device)> deadline;
+        /// Time-out: forget the block's invalidations (of `device`, or all).
+        std::function<void(std::optional<uint32_t> device)> abandon;
+    };
     Smmuv3Cmdqv(sc_core::sc_module_name name, const Smmuv3Params& p, UnitMemPort& mem, Smmuv3CmdqvCore::Hooks hooks,
-                stats::Group* parent);
+                AtcWait atc, stats::Group* parent);
     Smmuv3CmdqvCore& core() { return core_; }
     const Smmuv3CmdqvCore& core() const { return core_; }
 
@@ -195,10 +227,13 @@ private:
     void b_transport(tlm::tlm_generic_payload& t, sc_core::sc_time& delay);
     void b_guest(int from, tlm::tlm_generic_payload& t, sc_core::sc_time& delay) { b_transport(t, delay), (void)from; }
     void engine();
+    /// Queue `q` waits (Wait) until an Invalidate Completion or the deadline; past it, the time-out.
+    void wait_atc(uint16_t q, std::optional<uint32_t> device);
 
     Smmuv3CmdqvCore core_;
     UnitMemPort& mem_;
     Smmuv3CmdqvCore::Hooks hooks_;
+    AtcWait atc_;
     Duration mmio_access_;
     sc_core::sc_event doorbell_;
     Duration doorbell_at_;
@@ -206,6 +241,7 @@ private:
     stats::Counter& st_commands_;
     stats::Counter& st_vmid_forced_;
     stats::Counter& st_sid_replaced_;
+    stats::Counter& st_atc_invalidations_;
     stats::Counter& st_errors_;
     stats::Histogram& st_latency_;
 };

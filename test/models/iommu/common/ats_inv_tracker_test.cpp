@@ -80,3 +80,32 @@ TEST_CASE("ATS tracker: the earliest deadline is the oldest send plus the time-o
     CHECK(t.outstanding() == 0);
     CHECK_FALSE(t.earliest().any);
 }
+
+TEST_CASE("ATS tracker: two issuers share a device's ITags and queue depth, each waits for, times out and abandons its own",
+          "[unit]") {
+    AtsInvalidationTracker t(Duration::us(10));
+    CHECK(t.issue(0x100, Duration::ns(0), 1, 0) == 0);
+    CHECK(t.issue(0x100, Duration::ns(5), 2, 1) == 1); // the second issuer takes the next ITag of the device
+    CHECK(t.issue(0x200, Duration::ns(9), 3, 1) == 0);
+    CHECK_FALSE(t.can_issue(0x100, 2)); // the device's depth counts both
+    CHECK(t.outstanding_of(0) == 1);
+    CHECK(t.outstanding_of(1) == 2);
+    CHECK(t.earliest_of(0).at == Duration::ns(0) + Duration::us(10));
+    CHECK(t.earliest_of(1).at == Duration::ns(5) + Duration::us(10));
+    std::vector<AtsInvalidationTracker::Done> done;
+    t.complete(0x100, 0b11, [&](const AtsInvalidationTracker::Done& d) { done.push_back(d); });
+    REQUIRE(done.size() == 2);
+    CHECK(done[0].issuer == 0);
+    CHECK(done[1].issuer == 1);
+    CHECK(t.outstanding_of(0) == 0);
+    CHECK_FALSE(t.earliest_of(0).any);
+    CHECK(t.outstanding_of(1) == 1);
+    t.issue(0x200, Duration::ns(20), 4, 0);
+    t.abandon_all(1); // a time-out of the second issuer leaves the first's invalidation in flight
+    CHECK(t.outstanding_of(1) == 0);
+    CHECK(t.outstanding_of(0) == 1);
+    CHECK(t.outstanding(0x200) == 1);
+    CHECK(t.abandon(0x200, 1) == 0);
+    CHECK(t.abandon(0x200, 0) == 1);
+    CHECK(t.outstanding() == 0);
+}

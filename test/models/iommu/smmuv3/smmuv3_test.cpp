@@ -448,6 +448,102 @@ TEST_CASE("SMMUv3 ATC invalidation time-out: CERROR_ATC_INV_SYNC with CONS back 
     });
 }
 
+namespace {
+/// The unit's CMDQV with VINTF 1 given to a VM as Linux's tegra241-cmdqv.c does (VMID 9,
+/// HYP_OWN 0, vSID 0x18 -> kSid), its LVCMDQ 0 at kRing; the guest writes commands there.
+struct GuestVcmdqRig {
+    static constexpr uint64_t kRing = 0x350'0000;
+    Rig r;
+    Initiator vcpu{"vcpu"};
+    uint32_t prod = 0;
+    explicit GuestVcmdqRig(Duration atc_timeout = Duration::us(1000))
+        : r(atc_timeout, 64, [](Smmuv3Params& p) { p.cmdqv_vintfs = 2; }) {
+        vcpu.socket.bind(r.unit->cmdqv()->mmio);
+    }
+    void wr(uint32_t off, uint64_t v, unsigned len = 4) {
+        vcpu.access(tlm::TLM_WRITE_COMMAND, off, &v, len, static_cast<pcie::TlpExtension*>(nullptr));
+    }
+    uint32_t rd(uint32_t off) {
+        uint32_t v = 0;
+        vcpu.access(tlm::TLM_READ_COMMAND, off, &v, 4, static_cast<pcie::TlpExtension*>(nullptr));
+        return v;
+    }
+    void bring_up() {
+        wr(cmdqv::kConfig, cmdqv::kEn);
+        wr(cmdqv::vintf(1) + cmdqv::kVintfConfig, cmdqv::vintf_config(9, false, true));
+        wr(cmdqv::vintf(1) + cmdqv::sid_replace(0), kSid);
+        wr(cmdqv::vintf(1) + cmdqv::sid_match(0), cmdqv::sid_match_value(0x18));
+        wr(cmdqv::cmdq_alloc(2), cmdqv::alloc_value(1, 0, true));
+        wr(cmdqv::vintf_page1(1) + cmdqv::kBase, cmdqv::base_value(kRing, 8), 8);
+        wr(cmdqv::vintf_page0(1) + cmdqv::kQConfig, cmdqv::kEn);
+    }
+    void push(const Command& c) {
+        const auto e = c.encode();
+        r.m().write(kRing + uint64_t{prod % 256} * 16, e.data(), 16);
+        prod = (prod + 1) % 512;
+    }
+    void publish() { wr(cmdqv::vintf_page0(1) + cmdqv::kProd, prod); }
+    uint32_t cons() { return rd(cmdqv::vintf_page0(1) + cmdqv::kCons); }
+};
+} // namespace
+
+TEST_CASE("SMMUv3 CMDQV: a guest's ATC_INV leaves as an ATS Invalidate Request to the pSID and its CMD_SYNC passes "
+          "only after the completion",
+          "[sc][cmdqv]") {
+    GuestVcmdqRig g;
+    run([&] {
+        g.r.enable();
+        g.bring_up();
+        g.push(Command{.opcode = op::kAtcInv, .sid = 0x18, .size = 52});
+        g.push(Command{.opcode = op::kSync});
+        const sc_time issued = sc_core::sc_time_stamp();
+        g.publish();
+        sc_time passed = sc_core::SC_ZERO_TIME;
+        for (int k = 0; k < 200 && passed == sc_core::SC_ZERO_TIME; ++k) {
+            if (g.cons() == 2) passed = sc_core::sc_time_stamp();
+            else sc_core::wait(sc_time(50, SC_NS));
+        }
+        REQUIRE(passed != sc_core::SC_ZERO_TIME);
+        CHECK(passed - issued >= sc_time(2, sc_core::SC_US)); // the device answered after 2 us
+        REQUIRE(g.r.device.got.size() == 1);
+        CHECK(g.r.device.got[0].code == pcie::MessageCode::ats_invalidate_request);
+        CHECK(g.r.device.got[0].inv_req.target == pcie::Bdf(kSid)); // vSID 0x18 -> pSID
+        CHECK(g.r.device.got[0].inv_req.range_size() == uint64_t{1} << 63);
+        CHECK(g.r.unit->cmdqv()->core().counts().atc_invalidations == 1);
+        CHECK(g.r.rd32(reg::kCmdqCons) == 0); // the SMMU's own CMDQ did nothing
+    });
+}
+
+TEST_CASE("SMMUv3 CMDQV: an ATC_INV the device never answers stops the VCMDQ with CERROR_ATC_INV_SYNC on its CMD_SYNC "
+          "while the SMMU's CMDQ does not wait for it",
+          "[sc][cmdqv]") {
+    GuestVcmdqRig g(Duration::us(10));
+    g.r.device.answer_after = sc_core::SC_ZERO_TIME; // the device never answers
+    run([&] {
+        g.r.enable();
+        g.bring_up();
+        g.push(Command{.opcode = op::kAtcInv, .sid = 0x18, .size = 52});
+        g.push(Command{.opcode = op::kSync});
+        g.publish();
+        sc_core::wait(sc_time(2, sc_core::SC_US));
+        // The SMMU's CMDQ syncs meanwhile: its CMD_SYNC waits only for its own ATC_INVs.
+        g.r.command(g.r.sync_cmd(5));
+        REQUIRE(g.r.wait_sync(5, sc_time(5, sc_core::SC_US)));
+        CHECK((g.cons() & 0x1FF) == 1); // the VCMDQ still waits on its CMD_SYNC
+        sc_core::wait(sc_time(20, sc_core::SC_US));
+        const uint32_t cons = g.cons();
+        CHECK(((cons >> 24) & 0x7F) == static_cast<uint32_t>(CmdError::atc_inv_sync));
+        CHECK((cons & 0x1FF) == 1);
+        CHECK(((g.rd(cmdqv::vintf_page0(1) + cmdqv::kGerror) ^ g.rd(cmdqv::vintf_page0(1) + cmdqv::kGerrorN)) & 1) == 1);
+        CHECK(g.r.unit->cmdqv()->core().counts().atc_timeouts == 1);
+        CHECK(g.r.rd32(reg::kCmdqCons) == 1); // no error on the SMMU's own queue
+        // Acknowledged: the CMD_SYNC runs again and passes (the timed-out invalidation was abandoned).
+        g.wr(cmdqv::vintf_page0(1) + cmdqv::kGerrorN, g.rd(cmdqv::vintf_page0(1) + cmdqv::kGerror));
+        sc_core::wait(sc_time(1, sc_core::SC_US));
+        CHECK(g.cons() == 2);
+    });
+}
+
 TEST_CASE("SMMUv3 PRI round trip: the page request lands in the PRIQ, PRI_RESP sends the PRG Response", "[sc]") {
     Rig r;
     run([&] {
