@@ -14,6 +14,8 @@ using hosttest::PriFamily;
 using hosttest::PriHostRig;
 namespace vreg = iommusim::iommu::vtd::reg;
 namespace vbits = iommusim::iommu::vtd::bits;
+namespace areg = iommusim::iommu::amd::reg;
+namespace sreg = iommusim::iommu::smmuv3::reg;
 
 namespace {
 
@@ -104,7 +106,45 @@ void overflow_is_rearmed(PriFamily f, unsigned slots) {
     }, sc_core::sc_time(20, sc_core::SC_MS));
 }
 
+/// Clears (`on` false) or sets the unit's page-request interrupt enable as software would:
+/// AMD-Vi Control.PPRIntEn (bit 14), SMMUv3 IRQ_CTRL.PRIQ_IRQEN (bit 1). Port 0: the unit.
+void page_request_irq(PriHostRig& rig, bool on) {
+    host::HostCpu& cpu = rig.os->cpu();
+    const uint32_t off = rig.family == PriFamily::amd ? areg::CONTROL : sreg::kIrqCtrl;
+    const unsigned size = rig.family == PriFamily::amd ? 8 : 4;
+    const uint64_t bit = rig.family == PriFamily::amd ? uint64_t{1} << 14 : uint64_t{1} << 1;
+    const uint64_t v = cpu.mmio_read(0, off, size);
+    cpu.mmio_write(0, off, on ? v | bit : v & ~bit, size);
+}
+
+void disabled_interrupt_leaves_request_logged(PriFamily f) {
+    INFO(hosttest::name_of(f));
+    PriHostRig rig(f);
+    rig.run([&] {
+        page_request_irq(rig, false);
+        rig.page_request(kVa, 1);
+        sc_core::wait(100, sc_core::SC_US);
+        CHECK(rig.responses() == 0); // logged, no interrupt: nobody looks
+        CHECK(rig.stat("os.prq.wakeups") == 0);
+        page_request_irq(rig, true);
+        rig.page_request(kVa + 0x1000, 2); // its interrupt runs the handler, which drains both
+        sc_core::wait(100, sc_core::SC_US);
+        CHECK(rig.responses() == 2);
+        CHECK(rig.stat("os.prq.successes") == 2);
+        CHECK(rig.stat("os.prq.wakeups") == 1);
+    });
+}
+
 } // namespace
+
+TEST_CASE("AMD-Vi: with PPRIntEn clear a logged request waits until the next interrupt serves it with the new one",
+          "[sc][host][amd][pri]") {
+    disabled_interrupt_leaves_request_logged(PriFamily::amd);
+}
+TEST_CASE("SMMUv3: with PRIQ_IRQEN clear a logged request waits until the next interrupt serves it with the new one",
+          "[sc][host][smmuv3][pri]") {
+    disabled_interrupt_leaves_request_logged(PriFamily::smmuv3);
+}
 
 TEST_CASE("VT-d: a page request is serviced from the page request event, with no register read while idle",
           "[sc][host][vtd][pri]") {
