@@ -438,10 +438,10 @@ bool AmdDriver::resolvable(const LogRecord& raw, const PageRequestInfo& r) const
 }
 
 void AmdDriver::respond(const PageRequestInfo& last, pcie::PrgResponseCode code) {
-    // COMPLETE_PPR_REQUEST (build_complete_ppr: the PASID only with GN).
-    queue_.submit({entry(amd::CompletePprRequest{last.rid.raw, last.pasid.value_or(0), last.pasid.has_value(),
-                                                 last.prg_index, static_cast<uint8_t>(code)})},
-                  /*counted=*/false);
+    // COMPLETE_PPR_REQUEST (build_complete_ppr: the PASID only with GN), queued without a
+    // COMPLETION_WAIT: amd_iommu_complete_ppr -> iommu_queue_command does not wait.
+    queue_.post({entry(amd::CompletePprRequest{last.rid.raw, last.pasid.value_or(0), last.pasid.has_value(),
+                                               last.prg_index, static_cast<uint8_t>(code)})});
 }
 
 } // namespace iommusim::host

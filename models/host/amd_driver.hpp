@@ -26,15 +26,18 @@
 // (ILLEGAL_COMMAND_ERROR, CmdBufRun clear) fails the submission at the head, whose
 // command is overwritten by an empty COMPLETION_WAIT before the buffer is
 // restarted (clear and set CmdBufEn; Linux only reports it); an IOTLB_INV_TIMEOUT
-// event fails the submission whose COMPLETION_WAIT the unit abandoned. Page requests: the PPR log (512 entries,
-// amd_iommu_enable_ppr_log: PPREn, base, head = tail = 0, PPRIntEn, PPRLogEn) with the unit's
-// MSI programmed (MMIO mirror of the MSI capability); the handler is a threaded IRQ
-// (amd_iommu_int_thread_pprlog on the shared PageRequestLogDriver): per run it reads Status
-// and, while PPRInt or PPROverflow is set, clears both (RW1C), reads PPRLogHead and
-// PPRLogTail, and per record reads it, zeroes it (errata 733), writes the head and resolves
-// it through the host; the last request of a group is answered with COMPLETE_PPR_REQUEST
-// (+ wait); after an overflow a stopped log is restarted (amd_iommu_restart_ppr_log: PPRLogEn
-// and PPRIntEn off, PPROverflow cleared, both on).
+// event fails the submission whose COMPLETION_WAIT the unit abandoned.
+// Page requests: the PPR log (512 entries; amd_iommu_enable_ppr_log: PPREn,
+// base, head = tail = 0, PPRIntEn, PPRLogEn) with the unit's MSI programmed
+// (MMIO mirror of the MSI capability); the handler is a threaded IRQ
+// (amd_iommu_int_thread_pprlog on the shared PageRequestLogDriver): per run it
+// reads Status and, while PPRInt or PPROverflow is set, clears both (RW1C),
+// reads PPRLogHead and PPRLogTail, and per record reads it, zeroes it (errata
+// 733), writes the head and resolves it through the host; the last request of
+// a group is answered with COMPLETE_PPR_REQUEST (queued, not waited for:
+// amd_iommu_complete_ppr); after an overflow a stopped log is restarted
+// (amd_iommu_restart_ppr_log: PPRLogEn and PPRIntEn off, PPROverflow cleared,
+// both on).
 // Nested (v2-over-v1, amd_driver_nested.cpp; Linux drivers/iommu/amd/nested.c):
 // a nested domain is a guest DTE (IOMMU_HWPT_DATA_AMD_GUEST) checked as
 // validate_gdte_nested does; its DTE is the parent's v1 table with the guest's

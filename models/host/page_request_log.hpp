@@ -19,8 +19,8 @@
 //
 // Fidelity: the per-wake-up sequence of register accesses is the family's
 // Linux handler's (LogDrain + hooks). Service time (os.prq.service_latency)
-// runs from reading a group's first request to its response having
-// completed; os.prq.mmio_reads counts the handler thread's register reads.
+// runs from reading a group's first request to its response having been
+// queued (and waited for where the family's Linux driver waits: VT-d); os.prq.mmio_reads counts the handler thread's register reads.
 // Not modelled: private data, the PASID drain protocol, the iopf workqueue
 // as a separate thread (its wake-up is a cost on this thread: DriverParams::iopf_wakeup).
 //
@@ -83,7 +83,8 @@ public:
     /// Whether the host resolves the request (else it is answered Invalid Request at once);
     /// default: requests with a PASID (Linux answers the others Invalid Request).
     virtual bool resolvable(const LogRecord&, const PageRequestInfo& r) const { return r.pasid.has_value(); }
-    /// Sends the page group response for the group whose last request is `last`.
+    /// Sends the page group response for the group whose last request is `last` (waiting for it
+    /// only where the family's Linux driver does).
     virtual void respond(const PageRequestInfo& last, pcie::PrgResponseCode code) = 0;
     /// Positions carry a wrap bit (SMMUv3 PRIQ_PROD / PRIQ_CONS, every slot usable): read_tail and
     /// write_head then count in byte offsets modulo twice the log's size, so that a full log

@@ -31,6 +31,6 @@ PageRequestStats::PageRequestStats(stats::Group* parent)
       mmio_reads(group.counter("mmio_reads", "accesses",
                                "register reads by the page-request handler thread(s), the page responses' queue waits included")),
       service_latency(group.histogram("service_latency", "ns",
-                                      "request read by the handler -> its page group response completed (Linux DMAR_LATENCY_PRQ)")) {}
+                                      "request read by the handler -> its page group response queued (VT-d: and its wait descriptor completed, as qi_submit_sync; Linux DMAR_LATENCY_PRQ)")) {}
 
 } // namespace iommusim::host

@@ -941,9 +941,10 @@ void Smmuv3Driver::respond(const PageRequestInfo& last, pcie::PrgResponseCode co
     const sm::PriResp resp = code == pcie::PrgResponseCode::success           ? sm::PriResp::success
                              : code == pcie::PrgResponseCode::invalid_request ? sm::PriResp::deny
                                                                                : sm::PriResp::fail;
-    issue_sync({Command{.opcode = sm::op::kPriResp, .sid = last.rid.raw, .ssv = last.pasid.has_value(),
-                        .ssid = last.pasid.value_or(0), .prg_index = last.prg_index,
-                        .resp = static_cast<uint8_t>(resp)}});
+    // CMD_PRI_RESP without CMD_SYNC: Linux issues it with arm_smmu_cmdq_issue_cmd (arm_smmu_handle_ppr).
+    queue_.post({entry(Command{.opcode = sm::op::kPriResp, .sid = last.rid.raw, .ssv = last.pasid.has_value(),
+                               .ssid = last.pasid.value_or(0), .prg_index = last.prg_index,
+                               .resp = static_cast<uint8_t>(resp)})});
 }
 
 } // namespace iommusim::host

@@ -54,7 +54,8 @@
 // (arm_smmu_priq_thread: per record read, CONS written; PROD read again until
 // the queue is empty; CONS.OVACKFLG synced after an overflow): SVA demand
 // faults resolved by the host and answered with PRI_RESP (Success / Deny /
-// Fail). The EVTQ handler shares the thread (it runs first when the EVTQ MSI
+// Fail), issued without CMD_SYNC as arm_smmu_handle_ppr issues its Deny.
+// The EVTQ handler shares the thread (it runs first when the EVTQ MSI
 // fired). Stalls: a master whose
 // firmware says "dma-can-stall" on a unit with STALL_MODEL stall (or every
 // master with STALL_MODEL forced) gets CD.S and no STE.S1STALLD

@@ -14,6 +14,8 @@ using hosttest::PriFamily;
 using hosttest::PriHostRig;
 namespace vreg = iommusim::iommu::vtd::reg;
 namespace vbits = iommusim::iommu::vtd::bits;
+namespace areg = iommusim::iommu::amd::reg;
+namespace sreg = iommusim::iommu::smmuv3::reg;
 
 namespace {
 
@@ -31,6 +33,9 @@ void serviced_from_the_interrupt(PriFamily f) {
         sc_core::wait(100, sc_core::SC_US); // idle: the handler thread sleeps, nothing polls
         CHECK(rig.stat("os.cpu.mmio_reads") == reads);
         CHECK(rig.stat("os.prq.wakeups") == 0);
+        // Entries the backend writes into its command queue for the response.
+        const std::string entries = f == PriFamily::vtd ? "os.dmar0.descriptors" : "os.dmar0.commands";
+        const double entries0 = rig.stat(entries);
         const sc_core::sc_time sent = sc_core::sc_time_stamp();
         rig.page_request(kVa, 1);
         sc_core::wait(sent + sc_core::sc_time(19, sc_core::SC_US) - sc_core::sc_time_stamp());
@@ -45,6 +50,9 @@ void serviced_from_the_interrupt(PriFamily f) {
         CHECK(rig.stat("os.prq.successes") == 1);
         CHECK(rig.stat("os.prq.mmio_reads") > 0);
         CHECK(rig.stat("os.dmar0_msi.msis") >= 1);
+        // VT-d waits for its page group response (qi_submit_sync: + a wait descriptor); AMD-Vi
+        // (amd_iommu_complete_ppr) and SMMUv3 (arm_smmu_handle_ppr) only queue it.
+        CHECK(rig.stat(entries) == entries0 + (f == PriFamily::vtd ? 2 : 1));
         // Idle again: no more reads.
         const double after = rig.stat("os.cpu.mmio_reads");
         sc_core::wait(100, sc_core::SC_US);
@@ -98,7 +106,45 @@ void overflow_is_rearmed(PriFamily f, unsigned slots) {
     }, sc_core::sc_time(20, sc_core::SC_MS));
 }
 
+/// Clears (`on` false) or sets the unit's page-request interrupt enable as software would:
+/// AMD-Vi Control.PPRIntEn (bit 14), SMMUv3 IRQ_CTRL.PRIQ_IRQEN (bit 1). Port 0: the unit.
+void page_request_irq(PriHostRig& rig, bool on) {
+    host::HostCpu& cpu = rig.os->cpu();
+    const uint32_t off = rig.family == PriFamily::amd ? areg::CONTROL : sreg::kIrqCtrl;
+    const unsigned size = rig.family == PriFamily::amd ? 8 : 4;
+    const uint64_t bit = rig.family == PriFamily::amd ? uint64_t{1} << 14 : uint64_t{1} << 1;
+    const uint64_t v = cpu.mmio_read(0, off, size);
+    cpu.mmio_write(0, off, on ? v | bit : v & ~bit, size);
+}
+
+void disabled_interrupt_leaves_request_logged(PriFamily f) {
+    INFO(hosttest::name_of(f));
+    PriHostRig rig(f);
+    rig.run([&] {
+        page_request_irq(rig, false);
+        rig.page_request(kVa, 1);
+        sc_core::wait(100, sc_core::SC_US);
+        CHECK(rig.responses() == 0); // logged, no interrupt: nobody looks
+        CHECK(rig.stat("os.prq.wakeups") == 0);
+        page_request_irq(rig, true);
+        rig.page_request(kVa + 0x1000, 2); // its interrupt runs the handler, which drains both
+        sc_core::wait(100, sc_core::SC_US);
+        CHECK(rig.responses() == 2);
+        CHECK(rig.stat("os.prq.successes") == 2);
+        CHECK(rig.stat("os.prq.wakeups") == 1);
+    });
+}
+
 } // namespace
+
+TEST_CASE("AMD-Vi: with PPRIntEn clear a logged request waits until the next interrupt serves it with the new one",
+          "[sc][host][amd][pri]") {
+    disabled_interrupt_leaves_request_logged(PriFamily::amd);
+}
+TEST_CASE("SMMUv3: with PRIQ_IRQEN clear a logged request waits until the next interrupt serves it with the new one",
+          "[sc][host][smmuv3][pri]") {
+    disabled_interrupt_leaves_request_logged(PriFamily::smmuv3);
+}
 
 TEST_CASE("VT-d: a page request is serviced from the page request event, with no register read while idle",
           "[sc][host][vtd][pri]") {
