@@ -143,6 +143,7 @@ private:
     std::optional<Duration> errors_quiet_until() override;
     void acknowledge(const QueueError& e) override;
     void acknowledge_interrupt() override;
+    CommandKind kind_of(const QueueEntry& e) const override;
 
     MmioPort mmio_;
     HostCpu& cpu_;

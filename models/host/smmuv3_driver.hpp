@@ -233,6 +233,7 @@ private:
     const sc_core::sc_event* error_signal() override;
     void acknowledge(const QueueError& e) override;
     void acknowledge_interrupt() override {}
+    CommandKind kind_of(const QueueEntry& e) const override;
 
     // PageRequestLogHooks: the PRIQ (IHI 0070 8).
     uint64_t read_tail() override;

@@ -132,6 +132,7 @@ private:
     std::optional<Duration> errors_quiet_until() override { return kQuietForever; }
     void acknowledge(const QueueError& e) override;
     void acknowledge_interrupt() override;
+    CommandKind kind_of(const QueueEntry& e) const override;
 
     // PageRequestLogHooks: the page request queue (§7.5.1, §11.4.11).
     uint64_t read_tail() override;
