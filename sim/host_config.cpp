@@ -83,6 +83,10 @@ const Schema<host::DriverParams>& driver_schema() {
                      "a deliberately broken driver that never invalidates device TLBs (the oracle must report violations)")
             .boolean("skip_sync", &P::skip_sync,
                      "a deliberately broken driver that publishes invalidations without the sync command and never waits (SMMUv3 backend: no CMD_SYNC); the oracle must report violations")
+            .boolean("skip_iotlb_invalidation", &P::skip_iotlb_invalidation,
+                     "a deliberately broken driver that never invalidates the IOMMU's own IOTLB (VT-d IOTLB / PASID-IOTLB descriptors, AMD INVALIDATE_IOMMU_PAGES / _ALL, SMMUv3 CMD_TLBI_*) but still syncs, so it believes each flush completed; the oracle must report violations")
+            .boolean("reuse_iova_before_flush", &P::reuse_iova_before_flush,
+                     "a deliberately broken driver that frees an unmapped IOVA before the invalidation covering it completed (lazy: at unmap instead of after the flush-queue flush), so it may be mapped again while the old translation is cached; the oracle must report violations")
             .integer("queue_order", &P::queue_order, "", "invalidation queue of 2^order 4 KiB pages; default 1 (Linux: 256 x 32 B)", 0, 7)
             .integer("prq_order", &P::prq_order, "", "page request queue of 2^order 4 KiB pages (set up when a device has PRI); default 4 (Linux PRQ_ORDER)", 0, 7)
             .time_ns("iova_cache_ns", &P::iova_cache,

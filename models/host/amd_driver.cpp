@@ -41,7 +41,9 @@ AmdDriver::AmdDriver(const std::string& name, MmioPort mmio, const DriverParams&
       inv_timeouts_(stats_.counter("iotlb_inv_timeouts", "events", "IOTLB_INV_TIMEOUT events serviced")),
       queue_(cpu_, *this, CmdQueueDriver::Counters{flushes_, commands_, polls_, errors_}, msi,
              msi ? std::vector<uint32_t>{kIommuVector} : std::vector<uint32_t>{}, &stats_),
-      ppr_(cpu_, *this, IrqLines(msi, {kIommuVector})) {}
+      ppr_(cpu_, *this, IrqLines(msi, {kIommuVector})) {
+    queue_.set_dropped(CommandKind::iotlb, params.skip_iotlb_invalidation);
+}
 
 IommuCaps AmdDriver::decode_caps(uint64_t efr) {
     IommuCaps c;
@@ -361,6 +363,15 @@ void AmdDriver::acknowledge(const QueueError& e) {
     if (!(e.bits & st::CMDBUF_RUN)) return;
     control(ctl::CMDBUF_EN, false); // restart the command buffer at its head
     control(ctl::CMDBUF_EN, true);
+}
+
+CommandKind AmdDriver::kind_of(const QueueEntry& e) const {
+    switch (static_cast<amd::Opcode>(e[0] >> 60)) { // opcode: bits 63:60 (§2.4)
+    case amd::Opcode::invalidate_iommu_pages:
+    case amd::Opcode::invalidate_iommu_all: return CommandKind::iotlb;
+    case amd::Opcode::invalidate_iotlb_pages: return CommandKind::devtlb;
+    default: return CommandKind::other;
+    }
 }
 
 void AmdDriver::acknowledge_interrupt() { mmio_.write32(reg::STATUS, st::COM_WAIT_INT); }

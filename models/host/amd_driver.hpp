@@ -153,6 +153,7 @@ private:
     std::optional<Duration> errors_quiet_until() override;
     void acknowledge(const QueueError& e) override;
     void acknowledge_interrupt() override;
+    CommandKind kind_of(const QueueEntry& e) const override;
 
     // PageRequestLogHooks: the PPR log (§3.4.9, Linux amd_iommu_int_thread_pprlog).
     LogDrain drain() const override {

@@ -95,8 +95,18 @@ void CmdQueueDriver::check_errors() {
     hooks_.acknowledge(e);
 }
 
+void CmdQueueDriver::set_dropped(CommandKind k, bool dropped) {
+    const auto bit = static_cast<uint8_t>(1u << static_cast<unsigned>(k));
+    dropped_ = dropped ? dropped_ | bit : dropped_ & ~bit;
+}
+
+void CmdQueueDriver::drop_injected(std::vector<QueueEntry>& cmds) const {
+    std::erase_if(cmds, [this](const QueueEntry& e) { return (dropped_ >> static_cast<unsigned>(hooks_.kind_of(e))) & 1; });
+}
+
 FlushTiming CmdQueueDriver::submit(std::vector<QueueEntry> cmds, bool counted) {
     if (!bytes_) throw std::logic_error("command queue used before init()");
+    if (dropped_) drop_injected(cmds);
     // The ring holds bytes/entry - 1 entries, and each submission ends with its sync: a
     // longer flush (a domain with many attached PASIDs) goes in batches as the family's
     // Linux driver sends it (set_batching) instead of failing.
@@ -173,6 +183,7 @@ uint64_t CmdQueueDriver::write_entries(const std::vector<QueueEntry>& cmds, uint
 
 void CmdQueueDriver::post(std::vector<QueueEntry> cmds) {
     if (!bytes_) throw std::logic_error("command queue used before init()");
+    if (dropped_) drop_injected(cmds);
     uint64_t status = 0;
     if (!cmds.empty()) (void)write_entries(cmds, 0, false, status);
 }

@@ -33,7 +33,8 @@
 //
 // Family hooks (CmdQueueHooks): encode the sync and the no-op, read the
 // head, write the tail, read / acknowledge the error state, acknowledge the
-// completion interrupt. Everything a hook does costs what its MMIO or
+// completion interrupt, say what an entry invalidates (kind_of: the fault
+// injection of a deliberately broken driver, set_dropped). Everything a hook does costs what its MMIO or
 // memory operations cost on the HostCpu.
 //
 // SMMUv3 (Linux with MSI and coherent queues) completes its CMD_SYNC by an
@@ -107,6 +108,14 @@ struct WaitLoop {
     std::optional<Duration> timeout;
 };
 
+/// What a queue entry invalidates, as its family classifies it (CmdQueueHooks::kind_of):
+/// what a deliberately broken driver may leave out (CmdQueueDriver::set_dropped).
+enum class CommandKind : uint8_t {
+    other,  ///< anything else (configuration caches, syncs, page responses, ...)
+    iotlb,  ///< the unit's own translation caches (VT-d IOTLB / PASID-IOTLB, AMD INVALIDATE_IOMMU_*, SMMUv3 TLBI)
+    devtlb, ///< a device TLB (VT-d (PASID-based) device-TLB, AMD INVALIDATE_IOTLB_PAGES, SMMUv3 ATC_INV)
+};
+
 class CmdQueueHooks {
 public:
     /// errors_quiet_until() of a check that stays quiet until the unit reports an error.
@@ -129,6 +138,8 @@ public:
     virtual void acknowledge(const QueueError& e) = 0;
     /// Interrupt mode: after a wake-up (VT-d: clear ICS.IWC).
     virtual void acknowledge_interrupt() = 0;
+    /// What the entry invalidates (its family's command or descriptor type).
+    virtual CommandKind kind_of(const QueueEntry& e) const = 0;
     /// read_error() called at local times before the returned time repeats the accesses of
     /// its last call and finds no error, unless the unit reports a queue error meanwhile
     /// (InvalidationObserver::on_queue_error) or error_signal() is notified; nullopt: the
@@ -190,6 +201,11 @@ public:
         bool sync_each = true;
     };
     void set_batching(Batching b) { batching_ = b; }
+
+    /// A deliberately broken driver (DriverParams::skip_iotlb_invalidation): entries of kind
+    /// `k` are left out of every later submit() and post(), as if the driver never wrote
+    /// them; the rest, the sync included, goes out as before. Fault injection for tests.
+    void set_dropped(CommandKind k, bool dropped);
 
     /// Writes `cmds` and publishes the tail; no sync, no wait. SC_THREAD only.
     void post(std::vector<QueueEntry> cmds);
@@ -272,6 +288,9 @@ private:
     std::optional<SlotStatus> slot_done_;   ///< per-slot status words (set_sync_status_per_slot)
     uint64_t slot_status_ = 0;              ///< base of the per-slot status array
     Batching batching_;
+    uint8_t dropped_ = 0;       ///< bit k set: entries of CommandKind k are left out (set_dropped)
+    /// Removes the entries set_dropped() leaves out.
+    void drop_injected(std::vector<QueueEntry>& cmds) const;
     uint64_t tail_ = 0, head_ = 0;
     uint64_t seq_ = 0;          ///< entries written since init
     uint32_t token_ = 0;        ///< the last submission's key (and status-word value unless in-entry)

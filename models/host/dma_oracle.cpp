@@ -115,8 +115,11 @@ void DmaOracle::map(uint32_t space, uint64_t iova, uint64_t pa, uint64_t size, D
     if (n == 0) return;
     Space& s = this->space(space);
     const uint64_t first = iova >> kPageShift, end = first + n;
-    const Mapping m{(pa >> kPageShift) - first, t, std::nullopt, std::nullopt};
+    const Mapping m{(pa >> kPageShift) - first, t, std::nullopt, std::nullopt, std::nullopt};
     auto push = [&](std::vector<Mapping>& h) {
+        // Mapped again while the last unmap's invalidation is pending (a correct driver
+        // holds the IOVA until the flush completed).
+        if (!h.empty() && h.back().unmapped_at && !h.back().invalidated_at) h.back().reused_at = t;
         if (h.size() >= kHistoryPerPage && h.front().invalidated_at) h.erase(h.begin());
         h.push_back(m);
     };
@@ -248,6 +251,8 @@ std::pair<DmaOracle::Verdict, const char*> DmaOracle::judge(Space& s, uint64_t i
         // A detach in flight may leave the old context cached: a use of a
         // translation still mapped in it is inside the detach's window.
         if ((!it->unmapped_at || t < *it->unmapped_at) && !detaching) return {Verdict::correct, nullptr};
+        if (it->reused_at && t >= *it->reused_at)
+            return {Verdict::violation, "translation used after its IOVA was mapped again before its invalidation completed"};
         if (!it->unmapped_at || !it->invalidated_at || t < *it->invalidated_at) return {Verdict::stale_in_window, nullptr};
         return {Verdict::violation, "translation used after its invalidation completed"};
     }

@@ -8,7 +8,12 @@
 //   correct           the translation used is mapped at that time;
 //   stale_in_window   it was unmapped, but its invalidation had not completed;
 //   violation         its invalidation had completed (a stale IOTLB/ATC entry
-//                     survived), or the address was never mapped there.
+//                     survived), or the address was never mapped there, or the
+//                     IOVA was mapped again before that invalidation completed
+//                     and the DMA came after the new map (the device wrote or
+//                     read the old page for the new buffer: a driver that
+//                     reuses IOVAs too early; a correct one never maps an IOVA
+//                     whose unmap is still pending).
 // Bindings (device/PASID -> address space) are kept with their times too, so
 // a DMA stamped before a detach but checked after it is judged against the
 // binding of its own time; during the detach (until its invalidation
@@ -107,6 +112,9 @@ private:
         Duration mapped_at;
         std::optional<Duration> unmapped_at;
         std::optional<Duration> invalidated_at;
+        /// The IOVA was mapped again at this time while this mapping's invalidation was still
+        /// pending: from then on a use of this translation is a violation.
+        std::optional<Duration> reused_at;
     };
     /// Pages [start, end) whose histories are identical, so they are kept
     /// once: a map, unmap or flush that covers part of a segment splits it.

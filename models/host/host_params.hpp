@@ -96,6 +96,20 @@ struct DriverParams {
     /// sync command and returns at once, never waiting for completion (backends on the
     /// shared command-queue driver that honour it: SMMUv3). The oracle must see violations.
     bool skip_sync = false;
+    /// A deliberately broken driver: never invalidates the unit's own translation caches
+    /// (VT-d IOTLB / PASID-based IOTLB descriptors, AMD-Vi INVALIDATE_IOMMU_PAGES / _ALL,
+    /// SMMUv3 CMD_TLBI_*); device-TLB invalidations, configuration invalidations and the
+    /// sync still go out, so the driver believes every flush completed. The shared
+    /// command-queue driver drops those commands (CmdQueueDriver::set_dropped, classified
+    /// by each backend's CmdQueueHooks::kind_of). The oracle must see violations.
+    bool skip_iotlb_invalidation = false;
+    /// A deliberately broken driver: an unmapped IOVA goes back to the allocator at once,
+    /// before the invalidation covering it completed (strict: before the flush is submitted;
+    /// lazy: instead of when its flush queue is flushed), so a later map may reuse it while
+    /// a translation of the old mapping is still cached. The memory behind it is released
+    /// after the flush as before. The oracle must see violations (a DMA through the old
+    /// translation once the IOVA was mapped again).
+    bool reuse_iova_before_flush = false;
     /// Invalidation queue size: 2^queue_order 4 KiB pages (Linux: 8 KiB = 256 x 32 B descriptors).
     uint8_t queue_order = 1;
 

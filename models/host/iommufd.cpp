@@ -484,7 +484,7 @@ void IommuFd::free_iova(uint32_t ioas_id, uint64_t iova, bool dma_api) {
 }
 
 void IommuFd::release(uint32_t ioas_id, uint64_t iova, const Mapping& m) {
-    free_iova(ioas_id, iova, m.dma_api);
+    if (!m.iova_freed) free_iova(ioas_id, iova, m.dma_api);
     if (m.borrowed) return; // the caller's memory (a VM's RAM) stays
     cpu_.memory().discard(m.pa, m.size);
     data_alloc_.free(m.pa);
@@ -496,7 +496,7 @@ void IommuFd::unmap(uint32_t ioas_id, uint64_t iova, uint64_t size, std::vector<
     if (it == a.mappings.end() || it->second.size != size)
         throw HostError(K::not_found, "IOVA range " + hex(iova) + "+" + std::to_string(size) + " is not mapped");
     const Duration start = cpu_.now();
-    const Mapping m = it->second;
+    Mapping m = it->second;
     a.mappings.erase(it);
     const std::vector<uint32_t> hwpts = a.hwpts;
     for (uint32_t hid : hwpts)
@@ -506,6 +506,10 @@ void IommuFd::unmap(uint32_t ioas_id, uint64_t iova, uint64_t size, std::vector<
     cpu_.spend(cpu_.params().call_overhead);
     write_ptes(hwpts, iova, size >> m.page_shift, m.page_shift);
     unmaps_.inc();
+    if (params_.reuse_iova_before_flush) { // the deliberately broken driver: the IOVA may come back at once
+        free_iova(ioas_id, iova, m.dma_api);
+        m.iova_freed = true;
+    }
     if (a.flush.value_or(params_.flush) == FlushPolicy::strict || hwpts.empty()) {
         // The IOVA and the memory behind it are reusable only once the flush completed.
         if (flush_space(ioas_id, hwpts, iova, size, true, "unmap", timings)) release(ioas_id, iova, m);

@@ -270,6 +270,7 @@ private:
         unsigned page_shift;
         bool borrowed = false; ///< the caller's memory (map_user): never freed here
         bool dma_api = false; ///< IOVA chosen by the allocator (DMA API): freed through the per-CPU caches
+        bool iova_freed = false; ///< the IOVA went back already (DriverParams::reuse_iova_before_flush)
     };
     struct Hwpt {
         DomainDesc desc;

@@ -81,6 +81,7 @@ Smmuv3Driver::Smmuv3Driver(const std::string& name, MmioPort mmio, const DriverP
       stall_aborts_(stats_.counter("stall_aborts", "faults", "stalled faults resumed with Abort (the fault could not be resolved)")),
       queue_(cpu_, *this, CmdQueueDriver::Counters{flushes_, commands_, polls_, errors_}, nullptr, {}, &stats_),
       priq_(cpu_, *this, IrqLines(msi, {kPriqVector, kEvtqVector})) {
+    queue_.set_dropped(CommandKind::iotlb, params.skip_iotlb_invalidation);
     if (msi_) (void)msi_->event(kGerrorVector); // interrupt lines are registered during elaboration
 }
 
@@ -735,6 +736,13 @@ QueueEntry Smmuv3Driver::encode_sync(uint64_t status_pa, uint32_t token, bool) {
     // arm_smmu_cmdq_build_sync_cmd: MSI to the CMD_SYNC itself, MSH = ISH, MSIATTR = OIWB.
     return entry(Command{.opcode = sm::op::kSync, .cs = sm::SyncSignal::irq, .msh = 3, .msi_attr = 0xF,
                          .msi_data = token, .msi_addr = status_pa});
+}
+
+CommandKind Smmuv3Driver::kind_of(const QueueEntry& e) const {
+    const auto op = static_cast<uint8_t>(e[0]); // opcode: bits 7:0 (IHI 0070 4.1)
+    if (op == sm::op::kAtcInv) return CommandKind::devtlb;
+    // CMD_TLBI_NH_ALL (0x10) up to CMD_TLBI_NSNH_ALL (0x30): every TLB invalidation.
+    return op >= sm::op::kTlbiNhAll && op <= sm::op::kTlbiNsnhAll ? CommandKind::iotlb : CommandKind::other;
 }
 
 QueueEntry Smmuv3Driver::encode_nop() { return entry(Command{.opcode = sm::op::kSync}); } // CS = SIG_NONE

@@ -249,6 +249,7 @@ private:
     const sc_core::sc_event* error_signal() override;
     void acknowledge(const QueueError& e) override;
     void acknowledge_interrupt() override {}
+    CommandKind kind_of(const QueueEntry& e) const override;
 
     // PageRequestLogHooks: the PRIQ (IHI 0070 8), as arm_smmu_priq_thread.
     LogDrain drain() const override { return LogDrain{.head_per_record = true, .until_empty = true}; }

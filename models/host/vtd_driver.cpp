@@ -43,7 +43,9 @@ VtdDriver::VtdDriver(const std::string& name, MmioPort mmio, const DriverParams&
                                     "root/context/PASID-table lines flushed (clflush) because the unit does not snoop them (ECAP.C = 0)")),
       queue_(cpu_, *this, CmdQueueDriver::Counters{flushes_, descriptors_, polls_, errors_}, msi,
              msi ? std::vector<uint32_t>{kInvalidationVector, kFaultVector} : std::vector<uint32_t>{}, &stats_),
-      prq_(cpu_, *this, IrqLines(msi, {kPageRequestVector})), pasid_lock_(cpu_, "pasid_lock", &stats_) {}
+      prq_(cpu_, *this, IrqLines(msi, {kPageRequestVector})), pasid_lock_(cpu_, "pasid_lock", &stats_) {
+    queue_.set_dropped(CommandKind::iotlb, params.skip_iotlb_invalidation);
+}
 
 void VtdDriver::write_entries(unsigned entries) {
     cpu_.spend(cpu_.params().mem_write * entries);
@@ -362,6 +364,16 @@ FlushTiming VtdDriver::detach(const Attachment& a, const DomainDesc& domain) {
 
 QueueEntry VtdDriver::encode_sync(uint64_t status_pa, uint32_t token, bool interrupt) {
     return vtd::encode_wait(true, status_pa, token, interrupt);
+}
+
+CommandKind VtdDriver::kind_of(const QueueEntry& e) const {
+    switch (vtd::descriptor_type(e[0])) {
+    case vtd::desc_type::kIotlb:
+    case vtd::desc_type::kPasidIotlb: return CommandKind::iotlb;
+    case vtd::desc_type::kDevTlb:
+    case vtd::desc_type::kPasidDevTlb: return CommandKind::devtlb;
+    default: return CommandKind::other;
+    }
 }
 
 QueueEntry VtdDriver::encode_nop() { return vtd::encode_wait(false, 0, 0); }

@@ -135,6 +135,7 @@ private:
     std::optional<Duration> errors_quiet_until() override { return kQuietForever; }
     void acknowledge(const QueueError& e) override;
     void acknowledge_interrupt() override;
+    CommandKind kind_of(const QueueEntry& e) const override;
 
     // PageRequestLogHooks: the page request queue (§7.5.1, §11.4.11), as prq_event_thread.
     LogDrain drain() const override { return LogDrain{.read_head = true}; }

@@ -77,9 +77,11 @@ public:
     /// Fault for an input outside what the stage translates (FaultKind::none if fine).
     /// Defined here: a walk over a final format calls it directly, inlined (once per walk).
     virtual FaultKind check_input(uint64_t va, const StageConfig& c) const {
-        if (c.input_bits >= 64) return FaultKind::none;
+        // The unit may accept fewer input bits than the tables index (VT-d MGAW below the AGAW).
+        const unsigned bits = c.input_bits < c.unit_input_bits ? c.input_bits : c.unit_input_bits;
+        if (bits >= 64) return FaultKind::none;
         // An upper (TTB1) range holds the addresses whose bits above the range are all ones.
-        return ((c.upper ? ~va : va) >> c.input_bits) ? FaultKind::address_size : FaultKind::none;
+        return ((c.upper ? ~va : va) >> bits) ? FaultKind::input_size : FaultKind::none;
     }
     virtual Descriptor decode(uint64_t d, unsigned level, const StageConfig& c) const = 0;
     virtual uint64_t with_accessed(uint64_t d) const = 0;

@@ -33,6 +33,7 @@ std::string_view to_string(FaultKind k) {
     case FaultKind::non_canonical: return "non_canonical";
     case FaultKind::memory_error: return "memory_error";
     case FaultKind::invalid_config: return "invalid_config";
+    case FaultKind::input_size: return "input_size";
     }
     return "?";
 }

@@ -33,6 +33,10 @@ struct StageConfig {
     uint8_t granule_shift = 12;  ///< 12, 14 or 16 (Arm); 12 elsewhere
     uint8_t input_bits = 48;     ///< input address size (VT-d AW / FLPM, Arm T0SZ, AMD mode)
     uint8_t concat_tables = 1;   ///< Arm stage 2: concatenated first-level tables
+    /// The widest input the unit accepts on this stage when narrower than what the tables
+    /// index (input_bits): VT-d second stage CAP.MGAW below the AGAW of the table (§3.6; QEMU
+    /// vtd_iova_limit: 2^min(AGAW, MGAW)). 64 = no limit beyond input_bits.
+    uint8_t unit_input_bits = 64;
     uint64_t root = 0;           ///< table root; for stage 1 under nesting this is an IPA/GPA
     uint8_t output_bits = 52;    ///< output address size (VT-d HAW/MGAW, Arm IPS/S2PS, MAXPHYADDR); wider OA bits fault
     uint8_t max_leaf_level = 3;  ///< highest level (1 = last) that may hold a leaf: 3 = 1 GiB (x86, VT-d CAP.FL1GP/SLLPS)
@@ -118,12 +122,16 @@ enum class FaultKind : uint8_t {
     none,
     not_present,       ///< descriptor invalid / P=0 / R=W=0
     permission,        ///< R/W/X/U/S check failed
-    address_size,      ///< input beyond the configured width, or output beyond the physical width
+    address_size,      ///< output beyond the physical width (or an AMD skipped level's index bits set)
     access_flag,       ///< Arm AF=0 without hardware AF update
     reserved_bits,     ///< reserved bits set in a descriptor
     non_canonical,     ///< x86 input address not canonical
     memory_error,      ///< the walk read outside physical memory
     invalid_config,    ///< the StageConfig itself is inconsistent (levels/width/granule); family maps to its bad-entry code
+    /// Input beyond the stage's input size (StageConfig input_bits / unit_input_bits), before any
+    /// read: VT-d 0x83 (beyond MGAW / AGAW), AMD-Vi IO_PAGE_FAULT with PR = 0 (beyond the Mode's
+    /// levels), SMMUv3 F_TRANSLATION (outside TxSZ / S2T0SZ, IHI 0070 3.4).
+    input_size,
 };
 
 std::string_view to_string(FaultKind k);

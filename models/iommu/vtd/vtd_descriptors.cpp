@@ -52,7 +52,7 @@ bool PasidCacheInv::matches(uint16_t entry_did, uint32_t entry_pasid) const {
 
 DecodeResult decode_descriptor(const std::array<uint64_t, 4>& q, bool wide, const VtdParams& caps) {
     const uint64_t q0 = q[0], q1 = q[1];
-    const uint8_t type = static_cast<uint8_t>((q0 & 0xF) | ((q0 >> 9) & 7) << 4); // type[6:4] in 11:9 (A.7)
+    const uint8_t type = descriptor_type(q0);
     if (!wide && ((q0 >> 9) & 7)) return err(IqeReason::invalid_type);
     // In 256-bit mode the upper half is reserved except for page-response private data.
     if (wide && type != desc_type::kPageGroupResponse && (q[2] || q[3])) return err(IqeReason::reserved_field);

@@ -29,6 +29,8 @@ namespace desc_type {
 inline constexpr uint8_t kContextCache = 1, kIotlb = 2, kDevTlb = 3, kIec = 4, kWait = 5, kPasidIotlb = 6,
                          kPasidCache = 7, kPasidDevTlb = 8, kPageGroupResponse = 9;
 }
+/// A descriptor's type: bits 3:0 of its first qword, type[6:4] in bits 11:9 (§6.5.2, A.7).
+constexpr uint8_t descriptor_type(uint64_t q0) { return static_cast<uint8_t>((q0 & 0xF) | ((q0 >> 9) & 7) << 4); }
 
 struct ContextCacheInv {
     enum class Gran : uint8_t { global = 1, domain = 2, device = 3 } gran = Gran::global;

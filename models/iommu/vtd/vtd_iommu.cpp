@@ -189,7 +189,8 @@ uint32_t VtdIommu::fault_reason(const Translation& t, const AccessRequest& a, co
     if (t.fault_stage == 2 && nested && t.s1ptw) { // S2 fault while fetching a first-stage table
         switch (t.fault) {
         case FaultKind::memory_error: return fr::kFlPml4Access;
-        case FaultKind::address_size: return fr::kFlNestedMgaw;
+        case FaultKind::address_size:
+        case FaultKind::input_size: return fr::kFlNestedMgaw;
         case FaultKind::permission: return a.write ? fr::kFlWriteNested : fr::kFlReadNested;
         default: return fr::kFlReadNested;
         }
@@ -213,6 +214,7 @@ uint32_t VtdIommu::fault_reason(const Translation& t, const AccessRequest& a, co
     case FaultKind::memory_error: return fr::kSlAccess;
     case FaultKind::not_present: return fr::kSlPermission;
     case FaultKind::reserved_bits: return fr::kSlReserved;
+    case FaultKind::input_size: return fr::kBeyondMgaw;
     case FaultKind::address_size: return t.fault_level == 0 ? fr::kBeyondMgaw : fr::kSlBeyondMax;
     case FaultKind::invalid_config: return fr::kSlInvalidPtr;
     case FaultKind::permission:

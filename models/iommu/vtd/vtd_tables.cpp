@@ -224,6 +224,8 @@ StepStatus VtdTableReader::make_context(const SmContextEntry& ce, const PasidEnt
         out.s2.format = PtFormat::vtd_ss;
         out.s2.levels = static_cast<uint8_t>(pe.aw + 2);
         out.s2.input_bits = static_cast<uint8_t>(30 + 9 * pe.aw);
+        // Untranslated requests above 2^MGAW - 1 are blocked whatever the table's AGAW (§3.6; CAP.MGAW).
+        out.s2.unit_input_bits = p_.mgaw;
         out.s2.root = pe.slptptr;
         out.s2.hw_access_dirty = pe.slade;
         out.s2.execute_enable = pe.slee;

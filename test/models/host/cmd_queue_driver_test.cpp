@@ -126,6 +126,12 @@ struct TestFamily final : CmdQueueHooks {
         port.write32(kErr, e.bits);
     }
     void acknowledge_interrupt() override { ++interrupt_acks; }
+    /// Commands whose operand is in [kIotlbOperands, kDevtlbOperands) invalidate the IOTLB, those above a device TLB.
+    CommandKind kind_of(const QueueEntry& e) const override {
+        if ((e[0] & 0xFF) != cmd || e[1] < kIotlbOperands) return CommandKind::other;
+        return e[1] < kDevtlbOperands ? CommandKind::iotlb : CommandKind::devtlb;
+    }
+    static constexpr uint64_t kIotlbOperands = 0x1000, kDevtlbOperands = 0x2000;
 };
 
 struct Rig {
@@ -262,6 +268,24 @@ TEST_CASE("with AMD-Vi's batching a long flush streams through the ring as it ha
 
 TEST_CASE("with SMMUv3's batching a long flush goes in batches of 64 without CMD_SYNC but the last", "[sc][host][cmdq]") {
     check_long_flush({64, false}, 1); // arm_smmu_cmdq_batch_add: CMDQ_BATCH_ENTRIES
+}
+
+TEST_CASE("a queue set to drop IOTLB invalidations leaves them out of submissions and posts, the rest and the sync go out",
+          "[sc][host][cmdq]") {
+    Rig rig;
+    constexpr uint64_t iotlb = TestFamily::kIotlbOperands, devtlb = TestFamily::kDevtlbOperands;
+    FlushTiming dropped, restored;
+    rig.run([&] {
+        rig.q.set_dropped(CommandKind::iotlb, true);
+        dropped = rig.q.submit({entry(cmd, 1), entry(cmd, iotlb + 1), entry(cmd, devtlb + 1), entry(cmd, 2)});
+        rig.q.post({entry(cmd, iotlb + 2), entry(cmd, 3)});
+        rig.q.set_dropped(CommandKind::iotlb, false);
+        restored = rig.q.submit({entry(cmd, iotlb + 3)});
+    });
+    CHECK_FALSE(dropped.error);
+    CHECK(dropped.descriptors == 4); // three commands and the sync
+    CHECK(rig.unit.executed == std::vector<uint64_t>{1, devtlb + 1, 2, 3, iotlb + 3});
+    CHECK(rig.stat("queue.entries") == 4 + 1 + 2);
 }
 
 TEST_CASE("a refused command in an early part of a posted flush fails the flush", "[sc][host][cmdq]") {

@@ -52,6 +52,40 @@ TEST_CASE("the oracle accepts a remapped IOVA and flags a wrong physical address
     CHECK(o.violation_count() == 3);
 }
 
+namespace {
+/// An oracle with device 02:00.0 bound (requests without PASID) to space 1 from time 0.
+struct BoundOracle {
+    stats::Group root{"root"};
+    DmaOracle o{&root};
+    const pcie::Bdf dev{2, 0, 0};
+    BoundOracle() { o.bind(dev, std::nullopt, 1, Duration::ns(0)); }
+};
+} // namespace
+
+TEST_CASE("an IOVA mapped again before its invalidation completed makes later uses of the old translation violations",
+          "[unit][host][oracle]") {
+    BoundOracle b;
+    DmaOracle& o = b.o;
+    const pcie::Bdf dev = b.dev;
+    o.map(1, 0x5000, 0x100000, 0x1000, Duration::ns(0));
+    o.unmap(1, 0x5000, 0x1000, Duration::ns(10));
+    // The driver hands the IOVA out again while the unmap's flush is still pending.
+    o.map(1, 0x5000, 0x200000, 0x1000, Duration::ns(30));
+    CHECK(o.check(dev, std::nullopt, 0x5000, 0x100000, Duration::ns(20), S::iotlb) == V::stale_in_window);
+    CHECK(o.check(dev, std::nullopt, 0x5000, 0x200000, Duration::ns(40), S::walk) == V::correct);
+    // The device used the old page for the new buffer: flagged although the flush has not completed yet.
+    CHECK(o.check(dev, std::nullopt, 0x5000, 0x100000, Duration::ns(40), S::iotlb) == V::violation);
+    REQUIRE(o.violations().size() == 1);
+    CHECK(o.violations()[0].reason == std::string("translation used after its IOVA was mapped again before its invalidation completed"));
+    // A correct driver's remap (after the flush completed) keeps the old rule: in the window before, violation after.
+    o.unmap(1, 0x5000, 0x1000, Duration::ns(50));
+    o.invalidation_complete_all(1, Duration::ns(70), Duration::ns(60));
+    o.map(1, 0x5000, 0x300000, 0x1000, Duration::ns(80));
+    CHECK(o.check(dev, std::nullopt, 0x5000, 0x200000, Duration::ns(65), S::iotlb) == V::stale_in_window);
+    CHECK(o.check(dev, std::nullopt, 0x5000, 0x200000, Duration::ns(90), S::iotlb) == V::violation);
+    CHECK(o.violations().back().reason == std::string("translation used after its invalidation completed"));
+}
+
 TEST_CASE("a flush covers only the unmaps made before it was submitted", "[unit][host][oracle]") {
     stats::Group root("root");
     DmaOracle o(&root);
@@ -143,14 +177,15 @@ struct PageOracle {
     struct M {
         uint64_t pa_page;
         Duration mapped_at;
-        std::optional<Duration> unmapped_at, invalidated_at;
+        std::optional<Duration> unmapped_at, invalidated_at, reused_at;
     };
     std::map<uint64_t, std::vector<M>> pages;
     void map(uint64_t iova, uint64_t pa, uint64_t size, Duration t) {
         for (uint64_t off = 0; off < size; off += 4096) {
             auto& h = pages[(iova + off) >> 12];
+            if (!h.empty() && h.back().unmapped_at && !h.back().invalidated_at) h.back().reused_at = t;
             if (h.size() >= 4 && h.front().invalidated_at) h.erase(h.begin());
-            h.push_back(M{(pa + off) >> 12, t, std::nullopt, std::nullopt});
+            h.push_back(M{(pa + off) >> 12, t, std::nullopt, std::nullopt, std::nullopt});
         }
     }
     void unmap(uint64_t iova, uint64_t size, Duration t) {
@@ -171,6 +206,8 @@ struct PageOracle {
         for (auto m = it->second.rbegin(); m != it->second.rend(); ++m) {
             if (m->pa_page != pa >> 12 || m->mapped_at > t) continue;
             if (!m->unmapped_at || t < *m->unmapped_at) return "correct";
+            if (m->reused_at && t >= *m->reused_at)
+                return "translation used after its IOVA was mapped again before its invalidation completed";
             if (!m->invalidated_at || t < *m->invalidated_at) return "stale";
             return "translation used after its invalidation completed";
         }

@@ -221,7 +221,7 @@ TEST_CASE("An address beyond the Mode's width is an IO_PAGE_FAULT with PR clear"
     a.w.set_dte(0x10, Amd::host_dte(3, h->root()));
     auto o = a.translate(0x10, b(39));
     REQUIRE(o.res.kind == Resolved::Kind::translate);
-    REQUIRE(o.t.fault == FaultKind::address_size);
+    REQUIRE(o.t.fault == FaultKind::input_size);
     RequestInfo ri = a.req(0x10, b(39));
     Event e = AmdTableReader::walk_fault_event(ri, o.res, o.t);
     CHECK(e.code == EventCode::io_page_fault);

@@ -187,7 +187,7 @@ TEST_CASE("VT-d second stage: present iff R or W, X needs SLEE, width and reserv
     s.ctx.s2.execute_enable = false; // X ignored: execute follows read
     CHECK(s.walk(AccessRequest{0x1000, false, true, false}).t.ok());
     // Input beyond the 39-bit AW.
-    check_fault(s.walk(rd(uint64_t{1} << 39)), FaultKind::address_size, 0, 2);
+    check_fault(s.walk(rd(uint64_t{1} << 39)), FaultKind::input_size, 0, 2);
     // X alone is not present.
     s.patch(0x2000, 1, 1u << 2, 3);
     check_fault(s.walk(rd(0x2000)), FaultKind::not_present, 1, 2);
@@ -262,7 +262,7 @@ TEST_CASE("AMD v1: IR/IW are ANDed along the walk, bad NextLevel and bits 58:52 
         check_fault(s.walk(rd(0x5000)), FaultKind::reserved_bits, 1, 2);
     }
     SECTION("input beyond 12 + 9 * mode bits") {
-        check_fault(s.walk(rd(uint64_t{1} << 39)), FaultKind::address_size, 0, 2);
+        check_fault(s.walk(rd(uint64_t{1} << 39)), FaultKind::input_size, 0, 2);
     }
 }
 
@@ -295,7 +295,25 @@ TEST_CASE("Arm stage 1 with a 4 KiB granule maps pages and 2 MiB / 1 GiB blocks"
     check_ok(s.walk(rd(0x1abc)), 0xAabc, 12, 4);
     check_ok(s.walk(rd(0x21'2345)), 0x41'2345, 21, 3);
     check_ok(s.walk(rd(0x40'1234'5678)), 0x5234'5678, 30, 2);
-    check_fault(s.walk(rd(uint64_t{1} << 48)), FaultKind::address_size, 0);
+    check_fault(s.walk(rd(uint64_t{1} << 48)), FaultKind::input_size, 0);
+}
+
+TEST_CASE("an input beyond the unit's input size faults before any read although the tables index it", "[unit]") {
+    // A 4-level (48-bit) VT-d second stage on a unit accepting 39 bits (CAP.MGAW = 39).
+    Single s(vtd_ss_cfg(4), true);
+    const uint64_t high = uint64_t{1} << 40;
+    REQUIRE(s.b->map(0x1000, 0xA000, KiB4, 12) == MapError::none);
+    REQUIRE(s.b->map(high, 0xB000, KiB4, 12) == MapError::none);
+    check_ok(s.walk(rd(high)), 0xB000, 12, 4); // no unit limit: the tables translate it
+    s.ctx.s2.unit_input_bits = 39;
+    const WalkOutcome w = s.walk(rd(high));
+    check_fault(w, FaultKind::input_size, 0, 2);
+    CHECK(w.reads == 0);
+    check_fault(s.walk(rd((uint64_t{1} << 39) + 0x1000)), FaultKind::input_size, 0, 2);
+    check_ok(s.walk(rd(0x1000)), 0xA000, 12, 4); // below the limit nothing changes
+    // A limit wider than the tables leaves their own width in force.
+    s.ctx.s2.unit_input_bits = 57;
+    check_fault(s.walk(rd(uint64_t{1} << 48)), FaultKind::input_size, 0, 2);
 }
 
 TEST_CASE("Arm stage 1 with 16 KiB and 64 KiB granules uses their strides and block sizes", "[unit]") {

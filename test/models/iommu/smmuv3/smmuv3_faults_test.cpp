@@ -74,6 +74,33 @@ TEST_CASE("permission, access-flag and address-size faults map to their events",
     CHECK(s.fault(0x3000, false).event.id == evt::kAddrSize);
 }
 
+TEST_CASE("an input outside the stage's input size is F_TRANSLATION: beyond CD.T0SZ at stage 1, beyond STE.S2T0SZ at stage 2",
+          "[unit]") {
+    // IHI 0070 3.4: an address outside the range TxSZ / S2T0SZ configures is a Translation fault
+    // at its stage (QEMU smmu_ptw_64_s2 likewise), not F_ADDR_SIZE (which is for outputs).
+    S1Stream s;
+    auto d = s.fault(uint64_t{1} << 48, false); // CD.T0SZ = 16: 48-bit input
+    CHECK(d.event.id == evt::kTranslation);
+    CHECK_FALSE(d.event.s2);
+    // A stage-2-only stream whose S2T0SZ gives 40 bits, over tables that index them.
+    Smmu u;
+    auto t2 = u.env.build(arm_cfg(true, 12, 40, 3, 2));
+    REQUIRE(t2->map(0x1000, 0xA000, 0x1000, 12) == MapError::none);
+    Ste st = ste(ste_cfg::kS2);
+    set_s2(st, t2->config(), 5);
+    REQUIRE(u.st.write_ste(2, st));
+    auto r = u.resolve(2);
+    REQUIRE_FALSE(r.event);
+    CHECK(u.core.translate(r.sc.ctx, rd(0x1008)).t.ok());
+    const uint64_t ipa = (uint64_t{1} << 40) + 0x1008;
+    const Translation tr = u.core.translate(r.sc.ctx, rd(ipa)).t;
+    REQUIRE(tr.fault == FaultKind::input_size);
+    d = translation_fault(r.sc, Transaction{2, false, 0, ipa, false, false, false}, tr);
+    CHECK(d.event.id == evt::kTranslation);
+    CHECK(d.event.s2);
+    CHECK(d.event.ipa == ipa);
+}
+
 TEST_CASE("stage-2 faults carry S2, the IPA, and CLASS TT on a stage-1 table address or IN on the output",
           "[unit]") {
     Smmu u;

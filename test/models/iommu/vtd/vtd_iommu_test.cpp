@@ -583,6 +583,32 @@ TEST_CASE("VT-d maps page-level walk failures to the scalable-mode fault reasons
     });
 }
 
+TEST_CASE("VT-d second stage blocks an input above CAP.MGAW with 0x83 although the table's AGAW covers it",
+          "[sc][vtd]") {
+    // §3.6: untranslated requests above 2^MGAW - 1 subject to second-stage translation are
+    // blocked (QEMU vtd_iova_sl_range_check: 2^min(AGAW, MGAW)). The walker's unit test shows
+    // the same tables translating the address without the limit.
+    VtdParams p;
+    p.mgaw = 39;
+    Harness h(p);
+    Harness::run([&] {
+        h.enable();
+        auto ce = h.tables->make_context(kDev, 0, false, true, false, 0);
+        PageTables sl(h, PtFormat::vtd_ss, 4); // AW = 2: a 48-bit table
+        const uint64_t low = 0x12'3000, high = uint64_t{1} << 40;
+        sl.map(low, kPa);
+        sl.map(high, kPa + 0x1000);
+        h.tables->set_pasid_entry(ce, 2, sl_entry(81, sl.root));
+        uint64_t v = 0;
+        sc_time d = SC_ZERO_TIME;
+        CHECK(h.dma(kDev, 2u, low, false, v, d) == tlm::TLM_OK_RESPONSE);
+        CHECK(h.dma(kDev, 2u, high, false, v, d) == tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        sc_core::wait(d);
+        CHECK(fault_reason(h, 0) == fr::kBeyondMgaw);
+        CHECK(h.value("dmar0.faults") == 1);
+    });
+}
+
 TEST_CASE("VT-d nested translation reports stage-2 faults met while walking stage 1", "[sc][vtd]") {
     Harness h;
     Harness::run([&] {
