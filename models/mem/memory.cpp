@@ -52,7 +52,7 @@ void Memory::b_transport(tlm::tlm_generic_payload& gp, sc_time& delay) {
     }
     // Loosely timed: the request arrives at local time now+delay and holds
     // the data port for its transfer time.
-    const Duration arrival = from_sc(sc_core::sc_time_stamp() + delay);
+    const Duration arrival = kernel_now() + from_sc(delay);
     const Duration hold = transfer_time(len, params_.bandwidth_bytes_per_ns);
     const Duration start = port_.reserve(arrival, hold);
     queue_delay_.record((start - arrival).as_ns());

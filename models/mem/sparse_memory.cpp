@@ -22,21 +22,29 @@ void SparseMemory::check(uint64_t pa, size_t len) const {
 }
 
 const uint8_t* SparseMemory::find_page(uint64_t pfn) const {
-    if (pfn == last_pfn_) return last_page_;
+    Recent& r = recent(pfn);
+    if (r.pfn == pfn) return r.page;
     auto it = pages_.find(pfn);
     if (it == pages_.end()) return nullptr;
-    last_pfn_ = pfn;
-    last_page_ = it->second->data();
-    return last_page_;
+    r = Recent{pfn, it->second->data()};
+    return r.page;
 }
 
 uint8_t* SparseMemory::get_page(uint64_t pfn) {
-    if (pfn == last_pfn_) return last_page_;
+    Recent& r = recent(pfn);
+    if (r.pfn == pfn) return r.page;
     auto& slot = pages_[pfn];
-    if (!slot) slot = std::make_unique<Page>(Page{});
-    last_pfn_ = pfn;
-    last_page_ = slot->data();
-    return last_page_;
+    if (!slot) {
+        if (spare_.empty()) {
+            slot = std::make_unique<Page>(); // value-initialised: zero
+        } else {
+            slot = std::move(spare_.back());
+            spare_.pop_back();
+            slot->fill(0);
+        }
+    }
+    r = Recent{pfn, slot->data()};
+    return r.page;
 }
 
 void SparseMemory::read(uint64_t pa, void* dst, size_t len) {
@@ -76,8 +84,11 @@ void SparseMemory::discard(uint64_t pa, size_t len) {
     check(pa, len);
     const uint64_t first = (pa + kPageSize - 1) >> kPageShift, end = (pa + len) >> kPageShift;
     for (uint64_t pfn = first; pfn < end; ++pfn) {
-        if (pfn == last_pfn_) last_pfn_ = ~uint64_t{0}, last_page_ = nullptr;
-        pages_.erase(pfn);
+        if (Recent& r = recent(pfn); r.pfn == pfn) r = Recent{};
+        const auto it = pages_.find(pfn);
+        if (it == pages_.end()) continue;
+        if (spare_.size() < kSparePages) spare_.push_back(std::move(it->second));
+        pages_.erase(it);
     }
 }
 

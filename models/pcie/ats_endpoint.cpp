@@ -15,7 +15,7 @@ using sc_core::sc_time;
 
 AtsEndpoint::AtsEndpoint(const sc_core::sc_module_name& name, const AtsEndpointParams& p, stats::Group* parent)
     : sc_module(name), upstream("upstream"), downstream("downstream"), p_(p), stats_(basename(), parent),
-      atc_(p_, stats_),
+      atc_(p_, stats_), inv_queue_(p_.invalidation_processing),
       // atc.hits / atc.misses count the lookups (one per DMA access); this one the hits that could not be used.
       st_permission_misses_(stats_.counter("atc_permission_misses", "count",
                                            "DMA accesses whose cached translation lacked the permission: a Translation Request followed")),
@@ -198,10 +198,7 @@ PrgResponseCode AtsEndpoint::request_page(uint64_t addr, bool write, std::option
     last_prg_.reset();
     st_page_requests_.inc();
     const Duration sent = now() + from_sc(delay);
-    {
-        MessageTlp tlp(m);
-        upstream->b_transport(tlp.payload(), delay);
-    }
+    messages_.send(upstream, m, delay);
     // The response is an asynchronous message: synchronise and wait for it.
     wait(delay);
     delay = sc_core::SC_ZERO_TIME;
@@ -220,17 +217,37 @@ void AtsEndpoint::b_transport_downstream(tlm::tlm_generic_payload& t, sc_time& d
     if (m->code == MessageCode::ats_invalidate_request) {
         st_inv_received_.inc();
         if (p_.drop_invalidations) return;
-        inv_queue_.push_back(PendingInvalidation{m->inv_req, Bdf{}, now() + from_sc(delay)});
-        inv_arrived_.notify(delay);
+        inv_queue_.push(m->inv_req, 0, delay);
     } else if (m->code == MessageCode::prg_response) {
         last_prg_ = m->prg_resp;
         prg_arrived_.notify(delay);
     }
 }
 
-Atc::Invalidated process_invalidation(Atc& atc, const AtsInvalidateRequest& r, Duration arrival, Duration processing) {
-    if (arrival > kernel_now()) sc_core::wait(to_sc(arrival - kernel_now()));
-    sc_core::wait(to_sc(processing));
+void InvalidationQueue::push(const AtsInvalidateRequest& r, uint32_t function, const sc_core::sc_time& delay) {
+    q_.push_back(Item{r, function, kernel_now() + from_sc(delay)});
+    // An idle thread wakes when this request's processing ends (an earlier notification
+    // pending for a request before it wins; next() then waits for this one's end itself).
+    arrived_.notify(delay + processing_sc_);
+}
+
+InvalidationQueue::Item InvalidationQueue::next() {
+    bool woken = false;
+    while (q_.empty()) {
+        idle_since_ = kernel_now();
+        sc_core::wait(arrived_);
+        woken = true;
+    }
+    const Item it = q_.front();
+    q_.pop_front();
+    // Processing starts at its arrival or when the thread was done with the one before.
+    const Duration now = kernel_now();
+    const Duration done = std::max(it.arrival, woken ? idle_since_ : now) + processing_;
+    if (!woken || done > now) sc_core::wait(to_sc(done - now));
+    return it;
+}
+
+Atc::Invalidated process_invalidation(Atc& atc, const AtsInvalidateRequest& r) {
     const Atc::Invalidated inv = atc.invalidate(r, kernel_now());
     if (inv.drain_until > kernel_now()) sc_core::wait(to_sc(inv.drain_until - kernel_now()));
     return inv;
@@ -247,17 +264,14 @@ MessageExtension invalidate_completion(Bdf requester, const AtsInvalidateRequest
 
 void AtsEndpoint::invalidation_thread() {
     for (;;) {
-        while (inv_queue_.empty()) wait(inv_arrived_);
-        PendingInvalidation pi = inv_queue_.front();
-        inv_queue_.pop_front();
-        const Atc::Invalidated inv = process_invalidation(atc_, pi.req, pi.arrival, p_.invalidation_processing);
+        const InvalidationQueue::Item pi = inv_queue_.next();
+        const Atc::Invalidated inv = process_invalidation(atc_, pi.req);
         st_stale_completions_.inc(inv.stale);
         atc_.st.entries_invalidated.inc(inv.dropped);
         if (inv.drain_until > inv.processed_at) atc_.st.drains.inc();
         MessageExtension m = invalidate_completion(p_.rid, pi.req);
-        MessageTlp tlp(m);
         sc_time d = sc_core::SC_ZERO_TIME;
-        upstream->b_transport(tlp.payload(), d);
+        messages_.send(upstream, m, d);
         atc_.st.invalidations_completed.inc();
         st_inv_latency_.record((now() - pi.arrival).as_ns());
     }

@@ -50,11 +50,35 @@
 
 namespace iommusim::pcie {
 
-/// From an SC_THREAD: processes one Invalidate Request through `atc` (arrived at `arrival`):
-/// waits for its arrival and `processing`, drops its range, then waits until the translated
-/// requests through a dropped translation completed (the drain; `Invalidated::drain_until`
-/// says until when). Every ATS device model processes its Invalidate Requests this way.
-Atc::Invalidated process_invalidation(Atc& atc, const AtsInvalidateRequest& r, Duration arrival, Duration processing);
+/// The Invalidate Requests a device received, processed one after another by its
+/// invalidation thread, each taking `processing` from its arrival or from the end of the
+/// one before, whichever is later. Every ATS device model queues its requests this way.
+class InvalidationQueue {
+public:
+    struct Item {
+        AtsInvalidateRequest req;
+        uint32_t function = 0; ///< the device's function it is for
+        Duration arrival;
+    };
+    explicit InvalidationQueue(Duration processing) : processing_(processing), processing_sc_(to_sc(processing)) {}
+    /// From b_transport: `r` arrives `delay` after the kernel's time.
+    void push(const AtsInvalidateRequest& r, uint32_t function, const sc_core::sc_time& delay);
+    /// From the SC_THREAD: the next request, once its processing time has passed. An idle
+    /// thread is woken when that processing ends (one wait per request, not two).
+    Item next();
+
+private:
+    std::deque<Item> q_;
+    sc_core::sc_event arrived_; ///< notified at a pushed request's arrival + processing
+    Duration processing_;
+    sc_core::sc_time processing_sc_;
+    Duration idle_since_;       ///< when the thread last found the queue empty
+};
+
+/// From an SC_THREAD, at the end of a request's processing (InvalidationQueue::next):
+/// drops its range from `atc`, then waits until the translated requests through a dropped
+/// translation completed (the drain; `Invalidated::drain_until` says until when).
+Atc::Invalidated process_invalidation(Atc& atc, const AtsInvalidateRequest& r);
 /// The Invalidate Completion for `r` (its ITag, CC=1) that function `requester` sends.
 MessageExtension invalidate_completion(Bdf requester, const AtsInvalidateRequest& r);
 
@@ -93,11 +117,6 @@ public:
     uint64_t invalidations_completed() const { return atc_.st.invalidations_completed.value(); }
 
 private:
-    struct PendingInvalidation {
-        AtsInvalidateRequest req;
-        Bdf from;
-        Duration arrival;
-    };
     void b_transport_downstream(tlm::tlm_generic_payload& t, sc_core::sc_time& delay);
     void invalidation_thread();
     bool translate(uint64_t iova, std::optional<uint32_t> pasid, bool privileged, sc_core::sc_time& delay);
@@ -114,8 +133,8 @@ private:
     TlpExtension ext_;
     stats::Group stats_;
     Atc atc_;
-    std::deque<PendingInvalidation> inv_queue_;
-    sc_core::sc_event inv_arrived_;
+    InvalidationQueue inv_queue_;
+    MessageSender messages_; ///< Page Requests, Invalidate Completions
     sc_core::sc_event prg_arrived_;
     std::optional<PrgResponse> last_prg_;
     uint16_t tag_ = 0;

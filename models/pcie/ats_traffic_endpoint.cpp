@@ -6,7 +6,6 @@
 
 #include "models/common/sc_time.hpp"
 #include "models/pcie/ats_codec.hpp"
-#include "models/pcie/ats_endpoint.hpp"
 
 namespace iommusim::pcie {
 
@@ -15,7 +14,7 @@ AtsTrafficEndpoint::Function::Function(const AtsEndpointParams& p, const std::st
 
 AtsTrafficEndpoint::AtsTrafficEndpoint(sc_core::sc_module_name name, const TrafficEndpointParams& params,
                                        const AtsEndpointParams& ats, stats::Group* parent_stats)
-    : TrafficEndpoint(name, params, parent_stats), ats_(ats),
+    : TrafficEndpoint(name, params, parent_stats), ats_(ats), inv_queue_(ats_.invalidation_processing),
       inv_received_(stats_group().counter("invalidations_received", "count", "ATS Invalidate Requests received (any function)")),
       inv_unknown_(stats_group().counter("invalidations_unknown_function", "count",
                                          "Invalidate Requests for a RID that is none of this device's functions (UR)")) {
@@ -107,23 +106,19 @@ void AtsTrafficEndpoint::on_message(MessageExtension& msg, tlm::tlm_generic_payl
     }
     gp.set_response_status(tlm::TLM_OK_RESPONSE);
     if (ats_.drop_invalidations) return;
-    inv_queue_.push_back(Pending{msg.inv_req, it->second, kernel_now() + from_sc(delay)});
-    inv_arrived_.notify(delay);
+    inv_queue_.push(msg.inv_req, it->second, delay);
 }
 
 void AtsTrafficEndpoint::invalidation_thread() {
     for (;;) {
-        while (inv_queue_.empty()) wait(inv_arrived_);
-        const Pending pi = inv_queue_.front();
-        inv_queue_.pop_front();
+        const InvalidationQueue::Item pi = inv_queue_.next();
         Function& f = *fns_[pi.function];
-        const Atc::Invalidated inv = process_invalidation(f.atc, pi.req, pi.arrival, ats_.invalidation_processing);
+        const Atc::Invalidated inv = process_invalidation(f.atc, pi.req);
         f.atc.st.entries_invalidated.inc(inv.dropped);
         if (inv.drain_until > inv.processed_at) f.atc.st.drains.inc();
         MessageExtension m = invalidate_completion(params().functions[pi.function], pi.req);
-        MessageTlp tlp(m);
         sc_core::sc_time d = sc_core::SC_ZERO_TIME;
-        upstream->b_transport(tlp.payload(), d);
+        messages_.send(upstream, m, d);
         f.atc.st.invalidations_completed.inc();
     }
 }

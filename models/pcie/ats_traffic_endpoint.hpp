@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "models/pcie/atc.hpp"
+#include "models/pcie/ats_endpoint.hpp"
 #include "models/pcie/traffic_endpoint.hpp"
 
 namespace iommusim::pcie {
@@ -51,18 +52,13 @@ private:
         stats::Group group;
         Atc atc;
     };
-    struct Pending {
-        AtsInvalidateRequest req;
-        unsigned function;
-        Duration arrival;
-    };
     void invalidation_thread();
 
     AtsEndpointParams ats_;
     std::vector<std::unique_ptr<Function>> fns_;
     std::unordered_map<uint16_t, unsigned> fn_of_rid_;
-    std::deque<Pending> inv_queue_;
-    sc_core::sc_event inv_arrived_;
+    InvalidationQueue inv_queue_;
+    MessageSender messages_; ///< Invalidate Completions
     stats::Counter& inv_received_;
     stats::Counter& inv_unknown_;
 };

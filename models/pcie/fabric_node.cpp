@@ -11,9 +11,11 @@ namespace iommusim::pcie {
 
 namespace {
 
-Bdf requester_of(const tlm::tlm_generic_payload& gp) {
-    if (auto* t = gp.get_extension<TlpExtension>()) return t->requester;
-    if (auto* m = gp.get_extension<MessageExtension>()) {
+// The helpers take the payload's extensions looked up once per request (each lookup is a
+// call into the TLM library).
+Bdf requester_of(const TlpExtension* t, const MessageExtension* m) {
+    if (t) return t->requester;
+    if (m) {
         switch (m->code) {
         case MessageCode::page_request: return m->page_req.requester;
         case MessageCode::ats_invalidate_completion: return m->inv_cpl.requester;
@@ -38,8 +40,14 @@ uint32_t message_data_bytes(const MessageExtension& m) {
     return m.code == MessageCode::ats_invalidate_request ? 8u : 0u;
 }
 
-bool is_posted(const tlm::tlm_generic_payload& gp) {
-    return gp.get_extension<MessageExtension>() != nullptr || gp.is_write();
+bool is_posted(const tlm::tlm_generic_payload& gp, const MessageExtension* m) { return m != nullptr || gp.is_write(); }
+
+bool is_posted(const tlm::tlm_generic_payload& gp) { return is_posted(gp, gp.get_extension<MessageExtension>()); }
+
+TlpTrain train_of(const LinkTiming& t, const tlm::tlm_generic_payload& gp, const MessageExtension* m,
+                  const TlpExtension* x) {
+    if (m) return t.message_train(message_data_bytes(*m), message_pasid(*m));
+    return t.request_train(gp.is_write(), gp.get_address(), gp.get_data_length(), x && x->pasid_present);
 }
 
 } // namespace
@@ -119,9 +127,7 @@ void FabricNode::terminate(tlm::tlm_generic_payload& gp, sc_core::sc_time&) {
 }
 
 TlpTrain FabricNode::request_train(const LinkTiming& t, const tlm::tlm_generic_payload& gp) const {
-    if (auto* m = gp.get_extension<MessageExtension>()) return t.message_train(message_data_bytes(*m), message_pasid(*m));
-    auto* x = gp.get_extension<TlpExtension>();
-    return t.request_train(gp.is_write(), gp.get_address(), gp.get_data_length(), x && x->pasid_present);
+    return train_of(t, gp, gp.get_extension<MessageExtension>(), gp.get_extension<TlpExtension>());
 }
 
 Duration FabricNode::forward_up(tlm::tlm_generic_payload& gp, Duration at) {
@@ -145,11 +151,13 @@ void FabricNode::from_port(int port, tlm::tlm_generic_payload& gp, sc_core::sc_t
     const size_t i = static_cast<size_t>(port);
     Link& l = *links_[i];
     const Duration t0 = kernel_now();
-    const bool posted = is_posted(gp);
+    auto* msg = gp.get_extension<MessageExtension>();
+    auto* tlp = gp.get_extension<TlpExtension>();
+    const bool posted = is_posted(gp, msg);
     const CreditClass cc = posted ? CreditClass::posted : CreditClass::non_posted;
     // The sender transmits only holding one of our port's header credits.
     const CreditPool::Grant credit = l.acquire_credit(cc, t0 + from_sc(delay));
-    LinkTransfer x = l.send(Direction::upstream, credit.start, request_train(l.timing(), gp));
+    LinkTransfer x = l.send(Direction::upstream, credit.start, train_of(l.timing(), gp, msg, tlp));
     const Duration t = x.delivered + params_.latency;
     // The stages above stamp when they accepted the request (memory: after the
     // IOMMU translated it; a parent port: when it granted its credit). The
@@ -171,10 +179,8 @@ void FabricNode::from_port(int port, tlm::tlm_generic_payload& gp, sc_core::sc_t
     } detach{gp, own_adm ? adm : nullptr};
     adm->valid = false;
 
-    auto* msg = gp.get_extension<MessageExtension>();
-    auto* tlp = gp.get_extension<TlpExtension>();
-    Route r = msg ? params_.router.up_id(port, requester_of(gp), msg->route_id(), msg->code == MessageCode::page_request)
-                  : params_.router.up_memory(port, requester_of(gp), gp.get_address(),
+    Route r = msg ? params_.router.up_id(port, requester_of(tlp, msg), msg->route_id(), msg->code == MessageCode::page_request)
+                  : params_.router.up_memory(port, requester_of(tlp, msg), gp.get_address(),
                                              tlp ? tlp->at : AddressType::untranslated);
     Duration done = t;
     Duration accepted = t;

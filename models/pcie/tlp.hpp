@@ -170,6 +170,48 @@ private:
     tlm::tlm_generic_payload gp_;
 };
 
+/// A sender's message TLP, built once and reused for every message it sends (building a
+/// tlm_generic_payload per message costs more than routing the message). Each send sets
+/// what MessageTlp sets and detaches `m` again on every way out; a send while another is
+/// in progress (message transports do not wait, so none is expected) uses a MessageTlp.
+class MessageSender {
+public:
+    template <class Socket>
+    void send(Socket& s, MessageExtension& m, sc_core::sc_time& delay, uint64_t data = 0) {
+        if (busy_) [[unlikely]] {
+            MessageTlp tlp(m, data);
+            s->b_transport(tlp.payload(), delay);
+            return;
+        }
+        busy_ = true;
+        data_ = data;
+        gp_.set_command(tlm::TLM_WRITE_COMMAND);
+        gp_.set_address(0);
+        gp_.set_data_ptr(reinterpret_cast<unsigned char*>(&data_));
+        gp_.set_data_length(8);
+        gp_.set_streaming_width(8);
+        gp_.set_byte_enable_ptr(nullptr);
+        gp_.set_byte_enable_length(0);
+        gp_.set_dmi_allowed(false);
+        gp_.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+        gp_.set_extension(&m);
+        struct Done {
+            MessageSender& me;
+            MessageExtension& m;
+            ~Done() {
+                me.gp_.clear_extension(&m);
+                me.busy_ = false;
+            }
+        } done{*this, m};
+        s->b_transport(gp_, delay);
+    }
+
+private:
+    bool busy_ = false;
+    uint64_t data_ = 0;
+    tlm::tlm_generic_payload gp_;
+};
+
 /// One completed DMA as a device saw it, for observers such as the host's
 /// DMA safety oracle: which address it meant, which physical address it
 /// reached, when it used the translation and which cache supplied it.

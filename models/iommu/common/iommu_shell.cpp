@@ -105,9 +105,8 @@ void IommuShell::send_msi(uint64_t address, uint32_t data, Duration& local) {
 }
 
 void IommuShell::send_message(pcie::MessageExtension& m, uint64_t payload, Duration& local) {
-    pcie::MessageTlp tlp(m, payload);
     sc_time d = to_sc(local);
-    ats_inv->b_transport(tlp.payload(), d);
+    messages_.send(ats_inv, m, d, payload);
     local = from_sc(d);
     if (m.code == pcie::MessageCode::prg_response) st_prg_responses_.inc();
 }

@@ -464,6 +464,7 @@ private:
     bool queue_view_stale_ = true; ///< registers may have changed since the last sync_queue()
     bool command_consumed_ = true; ///< the command being executed is behind the consumer position
     Duration ahead_; ///< local time the engine has run ahead of the kernel (TLM-2.0 LT)
+    pcie::MessageSender messages_; ///< ATS Invalidate Requests, PRG Responses (send_message)
     uint64_t command_generation_ = 0; ///< the queue generation of the command being executed
     Duration kernel_; ///< the kernel's time when the engine last looked (loop start, engine_sync)
     /// Consumer positions not yet published: the engine consumed them at local time `at`,

@@ -56,3 +56,16 @@ TEST_CASE("discarding freed memory returns its pages and reads back zero", "[uni
     CHECK(m.read_u64(0x11000) == 0);
     CHECK(m.read_u64(0x10000) == 0xABABABABABABABABULL);
 }
+
+TEST_CASE("a discarded page written again holds only the new bytes, the rest reads zero", "[unit][mem]") {
+    SparseMemory m(1 << 30);
+    m.fill(0x20000, 0xCD, 4096);
+    m.discard(0x20000, 4096);
+    CHECK(m.touched_pages() == 0);
+    m.write_u32(0x30010, 0x12345678); // another page: backed by the discarded one's storage
+    CHECK(m.touched_pages() == 1);
+    CHECK(m.read_u32(0x30010) == 0x12345678);
+    CHECK(m.read_u64(0x30000) == 0);
+    CHECK(m.read_u64(0x30FF8) == 0);
+    CHECK(m.read_u64(0x20000) == 0);
+}

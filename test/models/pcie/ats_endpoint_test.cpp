@@ -273,3 +273,28 @@ TEST_CASE("an ATS endpoint with many outstanding translation requests overlaps c
         CHECK(d[2] - d[0] < tr); // the three round trips overlap
     });
 }
+
+TEST_CASE("Invalidate Requests are processed one after another, each from its arrival or the end of the one before",
+          "[sc][pcie][ats]") {
+    Harness::run([] {
+        pcie::InvalidationQueue q(Duration::ns(100));
+        const pcie::AtsInvalidateRequest r{};
+        const sc_time t0 = sc_core::sc_time_stamp();
+        q.push(r, 1, sc_time(10, SC_NS)); // arrives at 10 ns
+        q.push(r, 2, sc_time(20, SC_NS)); // arrives at 20 ns, behind the first
+        CHECK(q.next().function == 1);
+        CHECK(sc_core::sc_time_stamp() - t0 == sc_time(110, SC_NS));
+        CHECK(q.next().function == 2); // from the end of the first, not its own arrival
+        CHECK(sc_core::sc_time_stamp() - t0 == sc_time(210, SC_NS));
+        // Idle: a request pushed later by another process is done at its arrival + processing.
+        sc_core::sc_spawn([&] {
+            sc_core::wait(sc_time(1000, SC_NS));
+            q.push(r, 3, sc_time(5, SC_NS));
+        });
+        const pcie::InvalidationQueue::Item it = q.next();
+        CHECK(it.function == 3);
+        CHECK(sc_core::sc_time_stamp() - t0 == sc_time(1315, SC_NS)); // 210 + 1000 + 5 + 100
+        CHECK(it.arrival == Duration::ps((sc_core::sc_time_stamp() - t0).value()) - Duration::ns(100) +
+                                Duration::ps(t0.value()));
+    });
+}
