@@ -9,7 +9,8 @@
 
 namespace iommusim::stats {
 
-size_t Histogram::bucket_of(double v) {
+// Inline: record() is its only hot caller (percentile() the other), both in this file.
+inline size_t Histogram::bucket_of(double v) {
     if (!(v > 0.0)) return 0;
     // v = 1.m * 2^e for a normal double: e from the exponent field, the sub-bucket from the
     // top kSubBits bits of m -- exactly floor((frac * 2 - 1) * kSubBuckets) of frexp's

@@ -213,7 +213,8 @@ FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool coun
     const bool hold = loop.hold_lock && !irq; // never sleep holding a spinlock
     // Parts of at most `part` commands (the last one with the sync may hold one more), each
     // written when the ring has room for it.
-    std::vector<std::pair<uint64_t, uint64_t>> ranges; // [first, end) seq of each part
+    uint64_t first_part = 0;          // the first seq of each part (its key in open_), ...
+    std::vector<uint64_t> more_parts; // ... of a submission written in several parts
     for (size_t at = 0; at < cmds.size();) {
         const size_t n = cmds.size() - at <= part + 1 ? cmds.size() - at : part;
         const auto from = cmds.begin() + static_cast<std::ptrdiff_t>(at);
@@ -222,7 +223,8 @@ FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool coun
             n == cmds.size() ? write_entries(cmds, key, true, status, hold)
                              : write_entries(std::vector<QueueEntry>(from, from + static_cast<std::ptrdiff_t>(n)), key,
                                              last, status, hold && last);
-        ranges.emplace_back(first, first + n);
+        if (at == 0) first_part = first;
+        else more_parts.push_back(first);
         at += n;
     }
     t.descriptors = static_cast<unsigned>(cmds.size());
@@ -278,11 +280,13 @@ FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool coun
     t.observed = cpu_.now();
     if (!aborted_.empty() && aborted_.erase(key)) t.error = true; // a part was refused (seen while waiting for room)
     if (counted) c_.submissions.inc();
-    for (const auto& [first, end] : ranges) {
+    auto collect = [&](uint64_t first) {
         const auto it = open_.find(first);
         collect_phases(it->second, t);
         open_.erase(it);
-    }
+    };
+    collect(first_part);
+    for (uint64_t first : more_parts) collect(first);
     return t;
 }
 
