@@ -88,17 +88,10 @@ constexpr std::array<char, 200> kPairs = [] {
     return a;
 }();
 
-/// Decimal digits of v (at least 1).
-unsigned digits(uint64_t v) {
-    unsigned n = 1;
-    for (; v >= 10000; v /= 10000) n += 4;
-    return n + (v >= 10) + (v >= 100) + (v >= 1000);
-}
-
-/// Writes v's digits at p, last pair first, without a temporary.
 char* put_dec(char* p, uint64_t v) {
-    char* const end = p + digits(v);
-    char* s = end;
+    char tmp[20];
+    char* const e = tmp + sizeof tmp;
+    char* s = e;
     while (v >= 100) {
         const auto r = static_cast<size_t>(v % 100) * 2;
         v /= 100;
@@ -107,12 +100,14 @@ char* put_dec(char* p, uint64_t v) {
         s[1] = kPairs[r + 1];
     }
     if (v >= 10) {
-        s[-2] = kPairs[static_cast<size_t>(v) * 2];
-        s[-1] = kPairs[static_cast<size_t>(v) * 2 + 1];
+        s -= 2;
+        s[0] = kPairs[static_cast<size_t>(v) * 2];
+        s[1] = kPairs[static_cast<size_t>(v) * 2 + 1];
     } else {
-        s[-1] = static_cast<char>('0' + v);
+        *--s = static_cast<char>('0' + v);
     }
-    return end;
+    std::memcpy(p, s, static_cast<size_t>(e - s));
+    return p + (e - s);
 }
 
 /// "<ns>.<3 digits>" from integer picoseconds: exact, far cheaper than printf's %.3f.
