@@ -26,6 +26,12 @@ CmdQueueDriver::CmdQueueDriver(HostCpu& cpu, CmdQueueHooks& hooks, Counters coun
     settle_id_ = cpu_.on_settle([this] {
         for (Sleeper* s : sleepers_) catch_up(*s, kernel_now());
     });
+    // A CPU wanting the lock a sleeper holds between its skipped relaxes: the sleeper
+    // resumes polling for real (all sleepers of a queue share its wait loop; one at most
+    // when it holds the lock).
+    lock_.set_watcher([this] {
+        if (!sleepers_.empty() && sleepers_.front()->hold) stop_sleepers();
+    });
 }
 
 CmdQueueDriver::~CmdQueueDriver() { cpu_.drop_settle(settle_id_); }
@@ -348,7 +354,6 @@ CmdQueueDriver::Resume CmdQueueDriver::skip_polls(uint64_t status, uint32_t toke
         cpu_.account(read);
     }
     sleepers_.push_back(&s);
-    if (hold) lock_.set_watcher([this] { stop_sleepers(); });
     struct Leave { // also when the thread is killed while asleep (end of a run)
         CmdQueueDriver& q;
         Sleeper& s;
@@ -356,7 +361,6 @@ CmdQueueDriver::Resume CmdQueueDriver::skip_polls(uint64_t status, uint32_t toke
         void now() {
             if (std::exchange(done, true)) return;
             q.sleepers_.erase(std::find(q.sleepers_.begin(), q.sleepers_.end(), &s));
-            if (s.hold) q.lock_.set_watcher({});
         }
         ~Leave() { now(); }
     } leave{*this, s};
