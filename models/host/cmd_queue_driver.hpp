@@ -130,9 +130,10 @@ public:
     /// Interrupt mode: after a wake-up (VT-d: clear ICS.IWC).
     virtual void acknowledge_interrupt() = 0;
     /// read_error() called at local times before the returned time repeats the accesses of
-    /// its last call and finds no error, unless the unit reports a queue error meanwhile
-    /// (InvalidationObserver::on_queue_error) or error_signal() is notified; nullopt: the
-    /// next call may differ. Lets the wait loop skip polls whose outcome is known.
+    /// its last call (and takes as long) and finds no error, unless the unit reports a queue
+    /// error meanwhile (InvalidationObserver::on_queue_error) or error_signal() is notified;
+    /// nullopt: the next call may differ. Lets the wait loop skip polls whose outcome is
+    /// known, from the first iteration of a later submission on.
     virtual std::optional<Duration> errors_quiet_until() { return std::nullopt; }
     /// Notified when read_error()'s outcome may change other than by a queue-error report
     /// of the unit (SMMUv3: the GERROR interrupt it waits for); nullptr: never.
