@@ -2,21 +2,24 @@
 #include "models/common/stats.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
 
 namespace iommusim::stats {
 
-size_t Histogram::bucket_of(double v) {
+// Inline: record() is its only hot caller (percentile() the other), both in this file.
+inline size_t Histogram::bucket_of(double v) {
     if (!(v > 0.0)) return 0;
-    int exp = 0;
-    double frac = std::frexp(v, &exp); // v = frac * 2^exp, frac in [0.5, 1)
-    int e = exp - 1;                   // v in [2^e, 2^(e+1))
+    // v = 1.m * 2^e for a normal double: e from the exponent field, the sub-bucket from the
+    // top kSubBits bits of m -- exactly floor((frac * 2 - 1) * kSubBuckets) of frexp's
+    // frac in [0.5, 1), without the library call. Subnormals have e = -1023 < kMinExp.
+    const auto bits = std::bit_cast<uint64_t>(v);
+    const int e = static_cast<int>((bits >> 52) & 0x7FF) - 1023; // v in [2^e, 2^(e+1))
     if (e < kMinExp) return 0;
-    if (e > kMaxExp) e = kMaxExp, frac = 0.999999;
-    auto sub = static_cast<size_t>((frac * 2.0 - 1.0) * kSubBuckets);
-    if (sub >= kSubBuckets) sub = kSubBuckets - 1;
+    if (e > kMaxExp) return static_cast<size_t>(kMaxExp - kMinExp + 1) * kSubBuckets; // its last sub-bucket
+    const auto sub = static_cast<size_t>((bits >> (52 - kSubBits)) & (kSubBuckets - 1));
     return 1 + static_cast<size_t>(e - kMinExp) * kSubBuckets + sub;
 }
 

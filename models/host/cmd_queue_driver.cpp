@@ -23,6 +23,12 @@ CmdQueueDriver::CmdQueueDriver(HostCpu& cpu, CmdQueueHooks& hooks, Counters coun
     settle_id_ = cpu_.on_settle([this] {
         for (Sleeper* s : sleepers_) catch_up(*s, kernel_now());
     });
+    // A CPU wanting the lock a sleeper holds between its skipped relaxes: the sleeper
+    // resumes polling for real (all sleepers of a queue share its wait loop; one at most
+    // when it holds the lock).
+    lock_.set_watcher([this] {
+        if (!sleepers_.empty() && sleepers_.front()->hold) stop_sleepers();
+    });
 }
 
 CmdQueueDriver::~CmdQueueDriver() { cpu_.drop_settle(settle_id_); }
@@ -77,6 +83,7 @@ void CmdQueueDriver::abort_owner_of(uint64_t seq) {
 }
 
 void CmdQueueDriver::check_errors() {
+    last_check_.reset(); // a polling thread that measures this call sets it again
     const QueueError e = hooks_.read_error();
     if (!e.bits) return;
     c_.errors.inc();
@@ -157,7 +164,7 @@ uint64_t CmdQueueDriver::write_entries(const std::vector<QueueEntry>& cmds, uint
     }
     const uint64_t first_seq = seq_;
     // Known before the unit can see the tail: its phase reports are kept.
-    if (key) open_[first_seq] = Submission{seq_ + cmds.size(), key};
+    if (key) open_[first_seq] = Submission{seq_ + cmds.size(), key, {}};
     for (size_t i = 0; i < cmds.size(); ++i) {
         const uint64_t slot = tail_;
         tail_ = (tail_ + entry_bytes_) % bytes_;
@@ -211,7 +218,8 @@ FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool coun
     const bool hold = loop.hold_lock && !irq; // never sleep holding a spinlock
     // Parts of at most `part` commands (the last one with the sync may hold one more), each
     // written when the ring has room for it.
-    std::vector<std::pair<uint64_t, uint64_t>> ranges; // [first, end) seq of each part
+    uint64_t first_part = 0;          // the first seq of each part (its key in open_), ...
+    std::vector<uint64_t> more_parts; // ... of a submission written in several parts
     for (size_t at = 0; at < cmds.size();) {
         const size_t n = cmds.size() - at <= part + 1 ? cmds.size() - at : part;
         const auto from = cmds.begin() + static_cast<std::ptrdiff_t>(at);
@@ -220,7 +228,8 @@ FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool coun
             n == cmds.size() ? write_entries(cmds, key, true, status, hold)
                              : write_entries(std::vector<QueueEntry>(from, from + static_cast<std::ptrdiff_t>(n)), key,
                                              last, status, hold && last);
-        ranges.emplace_back(first, first + n);
+        if (at == 0) first_part = first;
+        else more_parts.push_back(first);
         at += n;
     }
     t.descriptors = static_cast<unsigned>(cmds.size());
@@ -229,6 +238,11 @@ FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool coun
     // Iterations whose outcome is known are not performed but accounted for (skip_polls).
     const Duration relax = loop.relax.value_or(cpu_.params().poll_interval);
     std::optional<Duration> read_at; // resumed after skipping: this iteration's read ends then
+    // Known outcome from the first iteration on: sleep now (the lock, if held, is released
+    // by the replay of the first iteration's end).
+    if (!irq && last_check_ &&
+        skip_polls(status, token, t.submitted, loop, std::nullopt, *last_check_, read_at) == Resume::at_lock && hold)
+        lock_.lock();
     for (;;) {
         const uint64_t seen = irq ? interrupts_seen() : 0;
         uint32_t value = 0;
@@ -244,8 +258,9 @@ FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool coun
         const Duration read_done = cpu_.now();
         const HostCpu::Accesses before_check = cpu_.accesses();
         const uint64_t errors = c_.errors.value();
+        const uint64_t signals = hooks_.error_signals();
         check_errors();
-        if (aborted_.erase(key)) {
+        if (!aborted_.empty() && aborted_.erase(key)) {
             t.error = true;
             break;
         }
@@ -258,57 +273,70 @@ FlushTiming CmdQueueDriver::submit_batch(std::vector<QueueEntry> cmds, bool coun
             wait_for_interrupt(seen); // sleep until the unit signals (completion or error)
             continue;
         }
-        const Duration check = cpu_.now() - read_done;
-        const HostCpu::Accesses check_acc = cpu_.accesses() - before_check;
+        const bool quiet = c_.errors.value() == errors;
+        if (quiet) last_check_ = Check{cpu_.now() - read_done, cpu_.accesses() - before_check, signals};
         if (hold) lock_.unlock();
         cpu_.spend(relax);
-        if (c_.errors.value() == errors &&
-            skip_polls(status, token, t.submitted, loop, read_done, check, check_acc, read_at) == Resume::at_read)
+        if (quiet && skip_polls(status, token, t.submitted, loop, read_done, *last_check_, read_at) == Resume::at_read)
             continue; // the lock (if held) was taken at the iteration's start
         if (hold) lock_.lock();
     }
     if (hold) lock_.unlock();
     t.observed = cpu_.now();
-    if (aborted_.erase(key)) t.error = true; // a part was refused (seen while waiting for room)
+    if (!aborted_.empty() && aborted_.erase(key)) t.error = true; // a part was refused (seen while waiting for room)
     if (counted) c_.submissions.inc();
-    for (const auto& [first, end] : ranges) {
-        open_.erase(first);
-        collect_phases(first, end, t);
-    }
+    auto collect = [&](uint64_t first) {
+        const auto it = open_.find(first);
+        collect_phases(it->second, t);
+        open_.erase(it);
+    };
+    collect(first_part);
+    for (uint64_t first : more_parts) collect(first);
     return t;
 }
 
 CmdQueueDriver::Resume CmdQueueDriver::skip_polls(uint64_t status, uint32_t token, Duration submitted,
-                                                  const WaitLoop& loop, Duration read_done, Duration check,
-                                                  const HostCpu::Accesses& check_acc, std::optional<Duration>& read_at) {
+                                                  const WaitLoop& loop, std::optional<Duration> read_done,
+                                                  Check check, std::optional<Duration>& read_at) {
     // Every further iteration reads the same status word and makes the same error check at
     // fixed intervals until the unit writes the word or reports an error, the check could
-    // change (errors_quiet_until, the time-out) or, holding the lock between relaxes,
-    // another CPU wants the lock. Instead of one context switch per iteration the thread
-    // sleeps until one of these and then accounts for the iterations that found nothing.
+    // change (errors_quiet_until, error_signals, the time-out) or, holding the lock between
+    // relaxes, another CPU wants the lock. Instead of one context switch per iteration the
+    // thread sleeps until one of these and then accounts for the iterations that found nothing.
     // Only for a unit that reports its status writes and errors to this driver, and when
     // nothing else interacts with this loop now (no other sleeper or lock waiter).
     if (!skip_enabled_ || !unit_reports_) return Resume::polled;
     const std::optional<Duration> quiet = hooks_.errors_quiet_until();
     if (!quiet) return Resume::polled;
+    const bool first = !read_done;
+    // Before the first iteration: only with the check of read_error()'s last call still
+    // valid, and a status word not written yet (its write would have found no sleeper).
+    if (first && (check.signals != hooks_.error_signals() || cpu_.memory().read_u32(status) == token))
+        return Resume::polled;
     const bool hold = loop.hold_lock;
-    if (hold && (!sleepers_.empty() || lock_.busy())) return Resume::polled;
+    // Before the first iteration the lock is this thread's (held since the tail write).
+    if (hold && (!sleepers_.empty() || (first ? lock_.contended() : lock_.busy()))) return Resume::polled;
     Sleeper s;
     s.hold = hold;
     s.core = cpu_.core();
     s.mr = cpu_.params().mem_read;
-    s.check = check;
+    s.check = check.time;
     s.relax = loop.relax.value_or(cpu_.params().poll_interval);
-    s.check_acc = check_acc;
+    s.check_acc = check.acc;
     s.status = status;
     s.token = token;
-    const Duration period = s.mr + check + s.relax;
+    const Duration period = s.mr + s.check + s.relax;
     if (period == Duration::zero()) return Resume::polled;
-    s.b = read_done + period;
-    s.a = hold ? s.b - s.mr : read_done;
+    if (first) { // the first iteration starts now: its read ends at b, its check follows
+        s.b = cpu_.now() + s.mr;
+        s.at_b = true;
+    } else {
+        s.b = *read_done + period;
+        s.a = hold ? s.b - s.mr : *read_done;
+    }
     // Iterations whose check falls at or after `horizon` run for real: wake by the first one's read.
     Duration horizon = *quiet;
-    if (loop.timeout) horizon = std::min(horizon, saturating_sub(submitted + *loop.timeout, check));
+    if (loop.timeout) horizon = std::min(horizon, saturating_sub(submitted + *loop.timeout, s.check));
     if (s.b >= horizon) return Resume::polled;
     Duration wake_at = CmdQueueHooks::kQuietForever;
     if (horizon < CmdQueueHooks::kQuietForever) {
@@ -318,8 +346,13 @@ CmdQueueDriver::Resume CmdQueueDriver::skip_polls(uint64_t status, uint32_t toke
         // queue and change how it orders simultaneous events of other processes.
         if (wake_at >= cpu_.run_end()) wake_at = CmdQueueHooks::kQuietForever;
     }
+    if (first) { // its poll and status read are made now
+        c_.polls.inc();
+        HostCpu::Accesses read;
+        read.mem_reads = 1;
+        cpu_.account(read);
+    }
     sleepers_.push_back(&s);
-    if (hold) lock_.set_watcher([this] { stop_sleepers(); });
     struct Leave { // also when the thread is killed while asleep (end of a run)
         CmdQueueDriver& q;
         Sleeper& s;
@@ -327,7 +360,6 @@ CmdQueueDriver::Resume CmdQueueDriver::skip_polls(uint64_t status, uint32_t toke
         void now() {
             if (std::exchange(done, true)) return;
             q.sleepers_.erase(std::find(q.sleepers_.begin(), q.sleepers_.end(), &s));
-            if (s.hold) q.lock_.set_watcher({});
         }
         ~Leave() { now(); }
     } leave{*this, s};
@@ -386,26 +418,25 @@ void CmdQueueDriver::stop_sleepers() {
     }
 }
 
-void CmdQueueDriver::on_queue_error() { stop_sleepers(); }
+void CmdQueueDriver::on_queue_error() {
+    last_check_.reset(); // the next check finds the error
+    stop_sleepers();
+}
 
-void CmdQueueDriver::collect_phases(uint64_t first, uint64_t end, FlushTiming& t) {
+void CmdQueueDriver::collect_phases(const Submission& sub, FlushTiming& t) {
     auto min_of = [](std::optional<Duration>& dst, const std::optional<Duration>& v) {
         if (v && (!dst || *v < *dst)) dst = v;
     };
     auto max_of = [](std::optional<Duration>& dst, const std::optional<Duration>& v) {
         if (v && (!dst || *v > *dst)) dst = v;
     };
-    for (uint64_t s = first; s < end; ++s) {
-        auto it = phases_.find(s);
-        if (it == phases_.end()) continue;
-        const Phases& p = it->second;
+    for (const Phases& p : sub.phases) {
         min_of(t.fetched, p.fetched);
         max_of(t.caches_done, p.caches_done);
         min_of(t.devtlb_sent, p.devtlb_sent);
         max_of(t.devtlb_done, p.devtlb_done);
         max_of(t.wait_done, p.wait_done);
         if (p.devtlb_sent) ++t.devtlb_requests;
-        phases_.erase(it);
     }
 }
 
@@ -413,8 +444,12 @@ void CmdQueueDriver::on_phase(uint64_t seq, iommu::InvalPhase phase, Duration at
     // Only entries of a submission still being waited for are of interest
     // (a late report for a finished one would otherwise accumulate).
     auto it = open_.upper_bound(seq);
-    if (it == open_.begin() || seq >= std::prev(it)->second.end) return;
-    Phases& p = phases_[seq];
+    if (it == open_.begin()) return;
+    --it;
+    Submission& sub = it->second;
+    if (seq >= sub.end) return;
+    if (sub.phases.empty()) sub.phases.resize(sub.end - it->first);
+    Phases& p = sub.phases[seq - it->first];
     switch (phase) {
     case iommu::InvalPhase::fetched: p.fetched = at; break;
     case iommu::InvalPhase::caches_done: p.caches_done = at; break;

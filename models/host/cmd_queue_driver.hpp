@@ -25,11 +25,13 @@
 // entries (iommu::InvalidationObserver, by entry sequence number) into the
 // returned FlushTiming.
 // Polls whose outcome is known are not performed one by one (skip_polls): with
-// a unit that reports its status writes and queue errors, after one iteration
-// that found nothing the thread sleeps until something could change what the
-// next iteration sees, then accounts for the iterations it skipped (poll and
-// access counts, lock take/release times); the results are those of polling
-// each (tests compare both: set_poll_skipping).
+// a unit that reports its status writes and queue errors, the thread sleeps
+// until something could change what the next iteration sees, then accounts for
+// the iterations it skipped (poll and access counts, lock take/release times);
+// the results are those of polling each (tests compare both: set_poll_skipping).
+// It sleeps from the first iteration on when the last error check found nothing
+// and cannot differ now (CmdQueueHooks::errors_quiet_until, error_signals), else
+// after one iteration that found nothing.
 //
 // Family hooks (CmdQueueHooks): encode the sync and the no-op, read the
 // head, write the tail, read / acknowledge the error state, acknowledge the
@@ -66,7 +68,6 @@
 #include <optional>
 #include <set>
 #include <systemc>
-#include <unordered_map>
 #include <vector>
 
 #include "models/common/stats.hpp"
@@ -141,13 +142,17 @@ public:
     /// What the entry invalidates (its family's command or descriptor type).
     virtual CommandKind kind_of(const QueueEntry& e) const = 0;
     /// read_error() called at local times before the returned time repeats the accesses of
-    /// its last call and finds no error, unless the unit reports a queue error meanwhile
-    /// (InvalidationObserver::on_queue_error) or error_signal() is notified; nullopt: the
-    /// next call may differ. Lets the wait loop skip polls whose outcome is known.
+    /// its last call (and takes as long) and finds no error, unless the unit reports a queue
+    /// error meanwhile (InvalidationObserver::on_queue_error) or error_signal() is notified;
+    /// nullopt: the next call may differ. Lets the wait loop skip polls whose outcome is
+    /// known, from the first iteration of a later submission on.
     virtual std::optional<Duration> errors_quiet_until() { return std::nullopt; }
     /// Notified when read_error()'s outcome may change other than by a queue-error report
     /// of the unit (SMMUv3: the GERROR interrupt it waits for); nullptr: never.
     virtual const sc_core::sc_event* error_signal() { return nullptr; }
+    /// How often error_signal() was notified so far (0 without one): a check measured at
+    /// one count repeats while the count stays.
+    virtual uint64_t error_signals() { return 0; }
 };
 
 class CmdQueueDriver final : public iommu::InvalidationObserver {
@@ -245,13 +250,22 @@ private:
         sc_core::sc_event wake;
     };
     enum class Resume : uint8_t { polled, at_lock, at_read };
-    /// After an iteration that found nothing (lock dropped, relax spent): sleeps until the
+    /// The last error check a polling thread measured (read_error() found nothing): what
+    /// it cost, its accesses and error_signals() then. Reset by every other check and by
+    /// a queue-error report, so it always describes read_error()'s last call.
+    struct Check {
+        Duration time;
+        HostCpu::Accesses acc;
+        uint64_t signals = 0;
+    };
+    /// After an iteration that found nothing (lock dropped, relax spent), or with
+    /// `read_done` unset right after the submission was published (its first iteration,
+    /// lock still held if the loop holds it, checked as last_check_ says): sleeps until the
     /// status word is written, an error is reported, a lock contender arrives or an
     /// iteration that could behave differently is due, accounts for the polls it skipped
     /// and positions the thread where polling goes on for real.
     Resume skip_polls(uint64_t status, uint32_t token, Duration submitted, const WaitLoop& loop,
-                      Duration iteration_read, Duration check, const HostCpu::Accesses& check_acc,
-                      std::optional<Duration>& read_at);
+                      std::optional<Duration> read_done, Check check, std::optional<Duration>& read_at);
     /// Replays the sleeper's iterations whose events lie before kernel time `k`.
     void catch_up(Sleeper& s, Duration k);
     void stop_sleepers();
@@ -271,7 +285,6 @@ private:
     void check_errors();
     uint64_t interrupts_seen() const;
     void wait_for_interrupt(uint64_t seen);
-    void collect_phases(uint64_t first, uint64_t end, FlushTiming& t);
 
     HostCpu& cpu_;
     CmdQueueHooks& hooks_;
@@ -299,16 +312,19 @@ private:
     struct Phases {
         std::optional<Duration> fetched, caches_done, devtlb_sent, devtlb_done, wait_done;
     };
-    std::unordered_map<uint64_t, Phases> phases_;
     struct Submission {
         uint64_t end;    ///< one past its last entry (the sync)
         uint32_t token;  ///< its status-word value
+        std::vector<Phases> phases; ///< by entry (seq - first), sized at the first report
     };
     std::map<uint64_t, Submission> open_; ///< submissions being waited for, by first seq
+    /// Folds a finished submission's phase reports into `t`.
+    static void collect_phases(const Submission& sub, FlushTiming& t);
     std::set<uint32_t> aborted_;          ///< tokens of submissions a queue error aborted
     bool skip_enabled_ = true;
     bool unit_reports_ = false;           ///< the unit reports status writes and errors (on_attached_to_unit)
     std::vector<Sleeper*> sleepers_;      ///< threads skipping polls now
+    std::optional<Check> last_check_;     ///< see Check
     size_t settle_id_ = 0;                ///< HostCpu::on_settle registration
 };
 

@@ -17,9 +17,7 @@ HostCpu::HostCpu(sc_core::sc_module_name name, const HostCpuParams& params, mem:
       mem_reads_(stats_.counter("mem_reads", "accesses", "status-word reads from memory")),
       mmio_errors_(stats_.counter("mmio_errors", "accesses", "register accesses answered with an error")) {}
 
-HostCpu::Thread& HostCpu::self() const {
-    const sc_core::sc_process_b* p = sc_core::sc_get_current_process_b();
-    if (p == last_ && last_thread_) return *last_thread_;
+HostCpu::Thread& HostCpu::find_thread(const sc_core::sc_process_b* p) const {
     auto [it, fresh] = threads_.try_emplace(p);
     if (fresh && p) it->second.keep = sc_core::sc_get_current_process_handle();
     last_ = p;
@@ -98,10 +96,6 @@ uint32_t HostCpu::mem_read_u32(uint64_t pa) {
     sc_core::wait(to_sc(d));
     return memory_.read_u32(pa); // the value at the end of the read
 }
-
-void HostCpu::spend(Duration d) { self().ahead += d; }
-
-Duration HostCpu::now() const { return kernel_now() + self().ahead; }
 
 void HostCpu::set_now(Duration t) { self().ahead = t - kernel_now(); }
 

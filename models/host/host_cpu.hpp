@@ -32,6 +32,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "models/common/sc_time.hpp"
 #include "models/common/stats.hpp"
 #include "models/host/host_params.hpp"
 #include "models/mem/phys_mem.hpp"
@@ -59,9 +60,9 @@ public:
     void mem_write(uint64_t pa, const void* src, size_t len);
     /// Reads a word another agent writes: synchronises first.
     uint32_t mem_read_u32(uint64_t pa);
-    void spend(Duration d);
+    void spend(Duration d) { self().ahead += d; }
     /// The calling thread's local time.
-    Duration now() const;
+    Duration now() const { return kernel_now() + self().ahead; }
     /// Sets the calling thread's local time to `t` (>= the kernel's): a caller that slept
     /// on an event resumes at a later point of a sequence it accounted for itself.
     void set_now(Duration t);
@@ -106,7 +107,15 @@ private:
         Duration ahead;                  ///< local time minus the kernel's
         Accesses acc;                    ///< this thread's accesses
     };
-    Thread& self() const;
+    /// The calling thread's record: the last one asked for is remembered, so the common
+    /// case (one thread doing a run of accesses) is a compare, inline.
+    Thread& self() const {
+        const sc_core::sc_process_b* p = sc_core::sc_get_current_process_b();
+        if (p == last_ && last_thread_) [[likely]]
+            return *last_thread_;
+        return find_thread(p);
+    }
+    Thread& find_thread(const sc_core::sc_process_b* p) const;
     void mmio_access(unsigned port, tlm::tlm_command cmd, uint32_t offset, uint64_t& value, unsigned size);
 
     HostCpuParams params_;

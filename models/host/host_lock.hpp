@@ -48,6 +48,8 @@ public:
     void set_watcher(std::function<void()> w) { watcher_ = std::move(w); }
     /// Held, waited for, or wanted by a thread still catching up to its arrival time.
     bool busy() const { return core_.held() || core_.waiting() || arriving_; }
+    /// Waited for, or wanted by a thread still catching up to its arrival time.
+    bool contended() const { return core_.waiting() || arriving_; }
 
     /// Holds the lock for a scope (released on the way out, also by an exception).
     class Guard {

@@ -54,7 +54,17 @@ public:
                                                                 "100us_1ms", "1ms_10ms", "ge_10ms"};
 
 private:
+    /// Bytes of a row besides its four text fields: seven numbers of at most 20 digits and
+    /// "0x" + 16 hex digits, each with its comma; eight times of at most 20 + 4 characters
+    /// and a comma; the text fields' three commas and the newline.
+    static constexpr size_t kFixedRowBytes = 7 * 21 + 19 + 8 * 25 + 4;
+    /// Formats one row at `p` (room for kFixedRowBytes + the text fields); returns its end.
+    static char* format_row(char* p, uint64_t id, const std::string& cause, const std::string& iommu,
+                            uint32_t domain, uint64_t iova, uint64_t size, const FlushTiming& t,
+                            const std::string& devices, const std::string& cpu);
+
     std::vector<Row> rows_;
+    std::string line_; ///< the streamed row's buffer, reused
     bool keep_rows_ = true;
     std::ostream* csv_ = nullptr;
     uint64_t csv_max_rows_ = 0, csv_rows_ = 0;

@@ -758,6 +758,8 @@ void Smmuv3Driver::write_tail(uint64_t, uint64_t entries) {
 
 const sc_core::sc_event* Smmuv3Driver::error_signal() { return msi_ ? &msi_->event(kGerrorVector) : nullptr; }
 
+uint64_t Smmuv3Driver::error_signals() { return msi_ ? msi_->count(kGerrorVector) : 0; }
+
 QueueError Smmuv3Driver::read_error() {
     QueueError e;
     // The GERROR interrupt handler runs when its MSI has arrived (no MMIO read per spin).

@@ -247,6 +247,7 @@ private:
     /// check reads it only once the GERROR interrupt arrived (error_signal).
     std::optional<Duration> errors_quiet_until() override { return kQuietForever; }
     const sc_core::sc_event* error_signal() override;
+    uint64_t error_signals() override;
     void acknowledge(const QueueError& e) override;
     void acknowledge_interrupt() override {}
     CommandKind kind_of(const QueueEntry& e) const override;

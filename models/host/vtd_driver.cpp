@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -323,11 +322,15 @@ FlushTiming VtdDriver::flush(const FlushRequest& r) {
         if (!whole) base = (first >> order) << (order + 12); // order <= MAMV < 52: no overflow
     }
     std::vector<RawDesc> descs;
-    std::set<uint32_t> pasids;
+    descs.reserve(2 * r.attachments.size() + 3); // IOTLB + device-TLB per attachment, the queue's sync
+    std::vector<uint32_t> pasids;                 // flushed once each (few per domain: a scan)
     bool domain_done = false;
     for (const auto& a : r.attachments) {
         if (first_stage(d)) {
-            if (pasids.insert(a.pasid.value_or(0)).second) iotlb_descs(d, did, a, whole, base, order, r.leaf_only, descs);
+            const uint32_t pasid = a.pasid.value_or(0);
+            if (std::find(pasids.begin(), pasids.end(), pasid) != pasids.end()) continue;
+            pasids.push_back(pasid);
+            iotlb_descs(d, did, a, whole, base, order, r.leaf_only, descs);
         } else if (!domain_done) {
             iotlb_descs(d, did, a, whole, base, order, r.leaf_only, descs);
             domain_done = true;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "models/iommu/common/table_builder.hpp"
 
+#include <array>
 #include <vector>
 
 namespace iommusim::iommu {
@@ -56,9 +57,13 @@ unsigned TableBuilder::leaf_level(unsigned page_shift) const {
 }
 
 MapError TableBuilder::map_one(uint64_t va, uint64_t pa, unsigned leaf_lvl, unsigned page_shift, const LeafAttrs& a,
-                               bool apply) {
+                               bool apply, uint64_t* leaf_table) {
     unsigned level = cfg_.levels;
     uint64_t table = cfg_.root;
+    if (apply && leaf_table && *leaf_table) { // the dry walk found the whole path (tables are never removed)
+        table = *leaf_table;
+        level = leaf_lvl;
+    }
     while (level > leaf_lvl) {
         uint64_t da = table + PageTableFormat::index(va, cfg_, level) * 8;
         Descriptor d = fmt_.decode(mem_.read_u64(da), level, cfg_);
@@ -75,6 +80,7 @@ MapError TableBuilder::map_one(uint64_t va, uint64_t pa, unsigned leaf_lvl, unsi
         table = *t;
         --level;
     }
+    if (!apply && leaf_table) *leaf_table = table;
     uint64_t n = uint64_t{1} << (page_shift - PageTableFormat::level_shift(cfg_, leaf_lvl));
     uint64_t first = table + PageTableFormat::index(va, cfg_, leaf_lvl) * 8;
     for (uint64_t i = 0; i < n; ++i) {
@@ -100,10 +106,20 @@ MapError TableBuilder::map(uint64_t va, uint64_t pa, uint64_t size, unsigned pag
         return MapError::out_of_range;
     if (cfg_.output_bits < 64 && ((pa + size - 1) >> cfg_.output_bits)) return MapError::out_of_range;
     // A range inside one table would overlap itself only if pages repeat; check then apply.
-    for (uint64_t off = 0; off < size; off += psz)
-        if (MapError e = map_one(va + off, pa + off, lvl, page_shift, a, false); e != MapError::none) return e;
-    for (uint64_t off = 0; off < size; off += psz)
-        if (MapError e = map_one(va + off, pa + off, lvl, page_shift, a, true); e != MapError::none) return e;
+    // The check remembers the leaf table of the first kRemembered pages whose path exists,
+    // so applying them writes their leaves without walking again (applying earlier pages
+    // only fills invalid slots, which lie on no later page's existing path).
+    std::array<uint64_t, kRemembered> leaf_tables{};
+    uint64_t i = 0;
+    for (uint64_t off = 0; off < size; off += psz, ++i)
+        if (MapError e = map_one(va + off, pa + off, lvl, page_shift, a, false, i < kRemembered ? &leaf_tables[i] : nullptr);
+            e != MapError::none)
+            return e;
+    i = 0;
+    for (uint64_t off = 0; off < size; off += psz, ++i)
+        if (MapError e = map_one(va + off, pa + off, lvl, page_shift, a, true, i < kRemembered ? &leaf_tables[i] : nullptr);
+            e != MapError::none)
+            return e;
     return MapError::none;
 }
 
@@ -137,19 +153,34 @@ MapError TableBuilder::unmap(uint64_t va, uint64_t size) {
     if (size == 0 || ((va | size) & 0xFFF)) return MapError::misaligned;
     const uint64_t last = va + (size - 1);
     if (last < va) return MapError::out_of_range;
-    // Check the whole range first, then clear it.
+    // Check the whole range first, then clear it. Clearing leaves moves no other leaf, so
+    // the check's leaves are the ones to clear: up to kRemembered of them are remembered
+    // and cleared without a second walk; a longer range walks again.
+    struct Leaf {
+        uint64_t first, n; ///< its first descriptor (replicated AMD entries start aligned), entries
+    };
+    std::array<Leaf, kRemembered> leaves{};
+    size_t found = 0;
     for (int apply = 0; apply < 2; ++apply) {
+        if (apply && found <= kRemembered) {
+            for (size_t l = 0; l < found; ++l)
+                for (uint64_t i = 0; i < leaves[l].n; ++i) mem_.write_u64(leaves[l].first + i * 8, 0);
+            return MapError::none;
+        }
         for (uint64_t cur = va;;) {
             auto f = find_leaf(cur);
             if (!f) return MapError::not_mapped;
             const uint64_t psz_mask = (uint64_t{1} << f->d.page_shift) - 1;
             const uint64_t base = cur & ~psz_mask, leaf_last = base + psz_mask;
             if (base < va || leaf_last > last) return MapError::splits_leaf;
+            uint64_t n = uint64_t{1} << (f->d.page_shift - PageTableFormat::level_shift(cfg_, f->level));
+            uint64_t idx = PageTableFormat::index(cur, cfg_, f->level);
+            uint64_t first = f->desc_addr - (idx & (n - 1)) * 8;
             if (apply) {
-                uint64_t n = uint64_t{1} << (f->d.page_shift - PageTableFormat::level_shift(cfg_, f->level));
-                uint64_t idx = PageTableFormat::index(cur, cfg_, f->level);
-                uint64_t first = f->desc_addr - (idx & (n - 1)) * 8; // replicated AMD entries start aligned
                 for (uint64_t i = 0; i < n; ++i) mem_.write_u64(first + i * 8, 0);
+            } else {
+                if (found < kRemembered) leaves[found] = Leaf{first, n};
+                ++found;
             }
             if (leaf_last >= last) break;
             cur = leaf_last + 1;

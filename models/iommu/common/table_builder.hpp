@@ -75,8 +75,12 @@ private:
         : mem_(mem), cfg_(cfg), fmt_(format_of(cfg.format)), alloc_(std::move(alloc)) {}
     std::optional<uint64_t> new_table(unsigned level);
     unsigned leaf_level(unsigned page_shift) const;
-    /// Checks (dry) or performs one page's mapping.
-    MapError map_one(uint64_t va, uint64_t pa, unsigned level, unsigned page_shift, const LeafAttrs& a, bool apply);
+    /// Checks (dry) or performs one page's mapping. `leaf_table`: a dry check stores the leaf
+    /// table it reached (left 0 if a table is missing); applying starts from it if non-zero.
+    MapError map_one(uint64_t va, uint64_t pa, unsigned level, unsigned page_shift, const LeafAttrs& a, bool apply,
+                     uint64_t* leaf_table = nullptr);
+    /// Pages / leaves whose walk map() and unmap() remember between checking and applying.
+    static constexpr size_t kRemembered = 16;
     struct Found {
         uint64_t desc_addr = 0;
         unsigned level = 0;

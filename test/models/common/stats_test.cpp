@@ -68,3 +68,25 @@ TEST_CASE("a histogram refuses negative, NaN and infinite samples instead of rec
     CHECK(h.max() == 5.0);
     CHECK(h.min() == 0.0);
 }
+
+TEST_CASE("histogram buckets split each power of two into 32 equal sub-buckets", "[unit][stats]") {
+    // Values on sub-bucket edges and just below them land in neighbouring buckets: a
+    // percentile is that bucket's midpoint (clamped to the recorded range).
+    for (int e : {-20, 0, 7, 30, 79}) {
+        for (int sub : {0, 1, 15, 31}) {
+            const double lo = std::ldexp(1.0 + sub / 32.0, e);
+            const double hi = std::ldexp(1.0 + (sub + 1) / 32.0, e);
+            Histogram h;
+            h.record(0.0);
+            h.record(lo);
+            h.record(std::nextafter(hi, 0.0));
+            h.record(hi * 4); // keeps the maximum out of the way
+            CHECK(h.percentile(50) == (lo + hi) / 2); // rank 2: the sub-bucket holding lo and just below hi
+        }
+    }
+    Histogram tiny; // below 2^-24 everything counts in bucket 0 (midpoint 0, clamped to the minimum)
+    tiny.record(std::ldexp(1.0, -30));
+    tiny.record(std::ldexp(1.0, -26));
+    tiny.record(1.0);
+    CHECK(tiny.percentile(50) == std::ldexp(1.0, -30));
+}

@@ -61,3 +61,27 @@ TEST_CASE("table builder reports allocator exhaustion", "[unit]") {
     CHECK_FALSE(TableBuilder::create(env.mem, bad, std::ref(env.host_tables), &e));
     CHECK(e == MapError::bad_config);
 }
+
+TEST_CASE("table builder maps and unmaps ranges of more pages than it remembers between check and apply",
+          "[unit][table_builder]") {
+    // map() and unmap() remember the walks of their first TableBuilder::kRemembered pages
+    // between checking and applying; longer ranges walk again. Both give the same tables.
+    Env env;
+    auto b = env.build(x86_cfg(4));
+    const uint64_t pages = 40; // > kRemembered, and crossing a 2 MiB leaf-table boundary
+    const uint64_t va = 0x1F'0000;
+    REQUIRE(b->map(va, 0x80'0000, pages * 0x1000, 12) == MapError::none);
+    for (uint64_t i = 0; i < pages; ++i) {
+        const auto da = b->descriptor_address(va + i * 0x1000, 1);
+        REQUIRE(da);
+        CHECK((env.mem.read_u64(*da) & 0x000F'FFFF'FFFF'F000) == 0x80'0000 + i * 0x1000);
+    }
+    CHECK(b->map(va + (pages - 1) * 0x1000, 0x9000, 0x1000, 12) == MapError::overlap);
+    // A short unmap (remembered leaves) and a long one (walked again) clear exactly their pages.
+    REQUIRE(b->unmap(va, 2 * 0x1000) == MapError::none);
+    REQUIRE(b->unmap(va + 4 * 0x1000, (pages - 4) * 0x1000) == MapError::none);
+    for (uint64_t i = 0; i < pages; ++i)
+        CHECK((env.mem.read_u64(*b->descriptor_address(va + i * 0x1000, 1)) != 0) == (i == 2 || i == 3));
+    CHECK(b->unmap(va, 4 * 0x1000) == MapError::not_mapped); // the first two are gone: nothing cleared
+    CHECK(env.mem.read_u64(*b->descriptor_address(va + 2 * 0x1000, 1)) != 0);
+}
