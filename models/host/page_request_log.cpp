@@ -44,6 +44,9 @@ void PageRequestLogDriver::serve(PageRequestHandler& handler, PageRequestStats& 
                 st.stop_markers.inc();
                 continue;
             }
+            // A nested domain's request goes to user space (its response comes from there); one the
+            // family's driver rejects before reporting it (VT-d: no PASID) never gets there.
+            if ((r.pasid || hooks_.resolves_requests_without_pasid()) && handler.deliver_to_user(r)) continue;
             const pcie::PrgResponseCode code = r.pasid || hooks_.resolves_requests_without_pasid()
                                                    ? handler.handle_page_request(r)
                                                    : pcie::PrgResponseCode::invalid_request;
