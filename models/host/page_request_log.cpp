@@ -76,8 +76,12 @@ void PageRequestLogDriver::handle(const LogRecord& q, PageRequestHandler& handle
         st.stop_markers.inc();
         return;
     }
+    // A nested domain's request goes to user space (its response comes from there); one the
+    // family's driver rejects before reporting it (VT-d: no PASID) never gets there.
+    const bool resolvable = hooks_.resolvable(q, r);
+    if (resolvable && handler.deliver_to_user(r)) return;
     const pcie::PrgResponseCode code =
-        hooks_.resolvable(q, r) ? handler.handle_page_request(r) : pcie::PrgResponseCode::invalid_request;
+        resolvable ? handler.handle_page_request(r) : pcie::PrgResponseCode::invalid_request;
     auto closed = groups_.add(r, code, read_at);
     if (!closed) return; // the group is still open: no response owed yet
     hooks_.respond(r, closed->code);

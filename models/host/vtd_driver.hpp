@@ -98,6 +98,8 @@ public:
     void enable_page_requests() override;
     /// The page request handler thread body: never returns. SC_THREAD only.
     [[noreturn]] void serve_page_requests(PageRequestHandler& handler, PageRequestStats& st) override;
+    /// iommufd's page response for a group user space answered: the page group response + wait.
+    void page_response(const PageRequestInfo& last, pcie::PrgResponseCode code) override { respond(last, code); }
     iommu::InvalidationObserver& invalidation_observer() override { return queue_; }
 
     /// Decodes one page request descriptor (spec-layouts.md A.10).

@@ -187,6 +187,9 @@ protected:
         (void)f;
         return std::nullopt;
     }
+    /// A group the guest's queue could not take is answered Success (VT-d §7.5.1: a full page request
+    /// queue auto-responds Success, the device retries) rather than INVALID.
+    virtual bool unqueued_success() const { return false; }
     /// The family's vEVENTQ type and depth (nullopt: the family has no vEVENTQ in Linux).
     virtual std::optional<uint32_t> vevent_type() const { return std::nullopt; }
     virtual uint32_t vevent_depth() const { return 0; }

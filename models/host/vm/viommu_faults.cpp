@@ -122,10 +122,11 @@ void VirtualIommu::deliver_faults() {
             key = inject_page_request(f);
             if (!key) fst_->guest_queue_full.inc();
         }
-        if (!key) { // nobody in the guest will answer: INVALID now
+        if (!key) { // nobody in the guest will answer: INVALID now (or the family's queue-full Success)
             ioctl();
             size_t done = 0;
-            (void)fd.fault_respond(fault_id_, {uapi::HwptPageResponse{cookie, uapi::kPageRespInvalid}}, done);
+            const uint32_t code = vrid && unqueued_success() ? uapi::kPageRespSuccess : uapi::kPageRespInvalid;
+            (void)fd.fault_respond(fault_id_, {uapi::HwptPageResponse{cookie, code}}, done);
             continue;
         }
         fst_->groups.inc();

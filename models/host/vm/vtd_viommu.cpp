@@ -30,6 +30,12 @@ VtdViommu::VtdViommu(sc_core::sc_module_name name, VmmContext& vmm, stats::Group
       shadow_unmaps_(stats_.counter("shadow_unmaps", "pages", "caching mode: shadowed pages removed (host flush)")) {
     if (vmm.params.mode == ViommuMode::accelerated)
         throw HostError(HostError::Kind::invalid, "mode: accelerated needs a hardware guest queue; VT-d has none");
+    if (vmm.params.page_requests) {
+        if (vmm.params.mode != ViommuMode::nested)
+            throw HostError(HostError::Kind::invalid, "page_requests: faults reach the VMM through nested HWPTs (mode nested)");
+        p_.page_requests = true; // ECAP.PRS
+        enable_fault_delivery();
+    }
 }
 
 std::unique_ptr<IommuDriver> VtdViommu::guest_driver(const DriverEnv& env) {
@@ -44,6 +50,45 @@ std::optional<uint32_t> VtdViommu::nested_domain(uint16_t vdid, uint32_t pasid) 
 std::optional<uint32_t> VtdViommu::shadow_domain(uint16_t vdid) const {
     auto it = shadows_.find(vdid);
     return it == shadows_.end() ? std::nullopt : std::optional<uint32_t>(it->second.hwpt);
+}
+
+uint64_t VtdViommu::prq_key(pcie::Bdf vrid, bool pasid_present, uint32_t pasid, uint16_t prg_index) {
+    return uint64_t{vrid.raw} << 48 | uint64_t{pasid_present} << 36 | uint64_t{pasid & pcie::kPasidMask} << 16 |
+           (prg_index & 0x1FFu);
+}
+
+std::optional<uint32_t> VtdViommu::guest_pasid_of(std::optional<uint32_t> hw_pasid) {
+    // The device used the host PASID the VMM bound the guest's PASID at (the VM's PASID set).
+    if (!hw_pasid) return std::nullopt;
+    for (const auto& [key, h] : bound_)
+        if (key.second != kRidPasid && host_pasid(key.second) == hw_pasid) return key.second;
+    return hw_pasid; // not one of the guest's: reported as seen (the guest will answer it Invalid)
+}
+
+std::optional<uint64_t> VtdViommu::inject_page_request(const GuestFault& f) {
+    if (!regs_.pqa_base()) return std::nullopt; // the guest never set up its queue
+    for (const uapi::HwptPgfault& q : f.requests) {
+        if (regs_.prq_full()) { // §7.5.1: PRS.PRO, the request dropped (the VMM answers Success)
+            send(regs_.report_prq_overflow());
+            return std::nullopt;
+        }
+        pcie::PageRequest pr;
+        pr.requester = f.vrid;
+        pr.pasid_present = f.guest_pasid.has_value();
+        pr.pasid = f.guest_pasid.value_or(0);
+        pr.privileged = q.perm & uapi::HwptPgfault::kPermPriv;
+        pr.execute = q.perm & uapi::HwptPgfault::kPermExec;
+        pr.read = q.perm & uapi::HwptPgfault::kPermRead;
+        pr.write = q.perm & uapi::HwptPgfault::kPermWrite;
+        pr.address = q.addr;
+        pr.last = q.flags & uapi::HwptPgfault::kFlagLastPage;
+        pr.prg_index = static_cast<uint16_t>(q.grpid);
+        const vtd::RawDesc d = vtd::encode_page_request(pr);
+        write_guest(regs_.pqa_base() + regs_.pqt(), d.data(), 32);
+        send(regs_.advance_pqt()); // PQT, PRS.PPR and the page request event (unless PECTL.IM)
+    }
+    const uapi::HwptPgfault& last = f.requests.back();
+    return prq_key(f.vrid, f.guest_pasid.has_value(), f.guest_pasid.value_or(0), static_cast<uint16_t>(last.grpid));
 }
 
 void VtdViommu::send(const std::optional<vtd::Msi>& msi) {
@@ -102,8 +147,11 @@ void VtdViommu::run_queue() {
             if (wd->status_write) write_guest(wd->status_addr, &wd->status_data, 4);
             if (wd->interrupt) send(regs_.report_wait_complete());
             report(seq_, iommu::InvalPhase::wait_done, cpu_.now());
-        } else if (std::holds_alternative<vtd::PageGroupResponse>(r.desc)) {
-            refused_.inc(); // no page requests are delivered to guests (not modelled)
+        } else if (auto* pg = std::get_if<vtd::PageGroupResponse>(&r.desc)) {
+            const pcie::PrgResponse& pr = pg->response;
+            if (!vmm_.vdevice(pr.destination)) refused_.inc();
+            else guest_page_response(prq_key(pr.destination, pr.pasid_present, pr.pasid, pr.prg_index),
+                                     pr.code == pcie::PrgResponseCode::success);
         } // interrupt-entry-cache invalidations: no interrupt remapping is modelled
         head = (head + w) % bytes;
         regs_.set_iqh(head);
@@ -145,6 +193,7 @@ void VtdViommu::sync_device(pcie::Bdf vrid, const DeviceInfo& dev, uint32_t pasi
             data.addr_width = pe->flpm ? 57 : 48;
             ioctl();
             const uint32_t h = vmm_.host.iommufd().hwpt_alloc_nested_vtd(vmm_.parent_hwpt, data);
+            if (const uint32_t f = fault_object()) vmm_.host.iommufd().hwpt_set_fault(h, f); // HWPT_ALLOC's fault_id
             it = nested_.insert_or_assign(key, Nested{h, pe->flptptr}).first;
         }
         bind(vrid, key_pasid, dev, it->second.hwpt, std::nullopt);

@@ -32,8 +32,10 @@
 // is refused (counted, nothing forwarded). Guest PASIDs (nested mode): a
 // guest PASID is a private ID of the VM's PASID set in the host allocator
 // (owner = the VM, quota = pasid_quota) and the physical device is attached
-// at its host PASID; beyond the quota the bind is refused. Not modelled:
-// page requests / page group responses from the guest, interrupt remapping,
+// at its host PASID; beyond the quota the bind is refused. Page requests
+// (VmParams::page_requests): delivered through the iommufd fault queue into
+// the guest's page request queue, answered by its page group responses (see
+// inject_page_request). Not modelled: interrupt remapping,
 // shadowing leaves larger than 4 KiB under caching mode, domain-selective
 // shadow invalidations finding new mappings (they re-check the shadowed pages).
 #include <map>
@@ -65,6 +67,16 @@ public:
 protected:
     uint64_t reg_read(uint32_t offset, unsigned size) override { return regs_.read(offset, size); }
     void reg_write(uint32_t offset, unsigned size, uint64_t value) override;
+    /// Guest fault delivery (VmParams::page_requests, nested mode): the guest sees ECAP.PRS and its
+    /// devices' PRI; each request the VMM reads from the fault queue becomes a page request
+    /// descriptor (vRID, the guest's PASID: the VM's PASID set mapped back) at PQT of the guest's
+    /// page request queue, PQT advanced and PRS.PPR set, the page request event sent unless PECTL
+    /// masks it; a full queue sets PRS.PRO and is answered Success (§7.5.1 auto-response). The
+    /// guest's page group response descriptor (type 9) traps and becomes the page response.
+    bool offers_pri() const override { return fault_delivery(); }
+    std::optional<uint64_t> inject_page_request(const GuestFault& f) override;
+    bool unqueued_success() const override { return true; }
+    std::optional<uint32_t> guest_pasid_of(std::optional<uint32_t> hw_pasid) override;
 
 private:
     void run_queue();
@@ -81,6 +93,8 @@ private:
     /// Walks a guest table in guest memory (VMM emulation cost per read); the GPA `va` maps to.
     std::optional<uint64_t> guest_walk(const iommu::StageConfig& c, uint64_t va);
     void send(const std::optional<iommu::vtd::Msi>& msi);
+    /// The key a page group response names: vRID, PASID (present bit), PRG index.
+    static uint64_t prq_key(pcie::Bdf vrid, bool pasid_present, uint32_t pasid, uint16_t prg_index);
 
     iommu::vtd::VtdParams p_;
     iommu::vtd::VtdRegs regs_;

@@ -234,6 +234,13 @@ RawDesc encode_wait(bool status_write, uint64_t status_addr, uint32_t status_dat
                 f(status_data, 32),
             status_addr & ~uint64_t{3}, 0, 0};
 }
+RawDesc encode_page_request(const pcie::PageRequest& pr) {
+    return {0x1 | b(pr.pasid_present, 8) | f(pr.requester.raw, 16) | f(pr.pasid & pcie::kPasidMask, 32) |
+                b(pr.execute, 52) | b(pr.privileged, 53),
+            b(pr.read, 0) | b(pr.write, 1) | b(pr.last, 2) | f(pr.prg_index & 0x1FFu, 3) | (pr.address & ~uint64_t{0xFFF}),
+            0, 0};
+}
+
 RawDesc encode_page_group_response(uint16_t rid, bool pasid_present, uint32_t pasid, uint16_t prg_index,
                                    pcie::PrgResponseCode code, bool private_data_present,
                                    std::array<uint64_t, 2> private_data) {

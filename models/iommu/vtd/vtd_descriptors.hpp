@@ -111,6 +111,9 @@ RawDesc encode_pasid_dev_tlb(uint16_t sid, uint32_t pasid, uint64_t addr, unsign
                              uint8_t mip = 0, uint16_t pfsid = 0);
 RawDesc encode_wait(bool status_write, uint64_t status_addr, uint32_t status_data, bool interrupt = false,
                     bool fence = false, bool page_drain = false);
+/// Page request descriptor (spec-layouts.md A.10; §7.5.1): what the unit (or a VMM emulating
+/// one) writes into the page request queue. Type value 0x1 is UNCONFIRMED (Linux ignores it).
+RawDesc encode_page_request(const pcie::PageRequest& pr);
 RawDesc encode_page_group_response(uint16_t rid, bool pasid_present, uint32_t pasid, uint16_t prg_index,
                                    pcie::PrgResponseCode code, bool private_data_present = false,
                                    std::array<uint64_t, 2> private_data = {});

@@ -274,12 +274,7 @@ void VtdIommu::accept_page_request(const pcie::PageRequest& pr, Duration& local)
         respond_page_request(pr, pcie::PrgResponseCode::success, local); // auto-response: the device retries (§7.5.1)
         return;
     }
-    // Page request descriptor, spec-layouts.md A.10. Type value 0x1 is UNCONFIRMED (Linux ignores it).
-    std::array<uint64_t, 4> d{};
-    d[0] = 0x1 | uint64_t{pr.pasid_present} << 8 | uint64_t{pr.requester.raw} << 16 |
-           uint64_t{pr.pasid & pcie::kPasidMask} << 32 | uint64_t{pr.execute} << 52 | uint64_t{pr.privileged} << 53;
-    d[1] = uint64_t{pr.read} | uint64_t{pr.write} << 1 | uint64_t{pr.last} << 2 |
-           uint64_t{pr.prg_index & 0x1FFu} << 3 | (pr.address & ~uint64_t{0xFFF});
+    const RawDesc d = encode_page_request(pr); // spec-layouts.md A.10
     local += p_.status_write;
     prq_.push(unit_port(), d.data(), local);
     count_page_request();

@@ -197,3 +197,81 @@ TEST_CASE("iommufd vEVENTQ: allocation errors as Linux, a full queue loses event
         CHECK(h[0].sequence == 4);
     });
 }
+
+namespace {
+
+/// A VT-d rig whose ATS endpoint sends page requests, with guest fault delivery on; the guest binds
+/// the endpoint's guest PASID 5 (a nested HWPT at a host PASID of the VM's set) and maps one page.
+struct VtdPri {
+    VmRig r{ViommuMode::nested, host::DriverParams{}, with_page_requests(), Family::vtd, true, false, /*ep_pri=*/true};
+    GuestPasidDomain d;
+    uint32_t host_pasid = 0;
+    void setup() {
+        (void)guest_attach(r, r.ep_vrid);
+        d = guest_pasid_domain(r, r.ep_vrid, 5, 0x9a9e);
+        host_pasid = r.os->pasids().host_pasid(*r.os->pasids().find_set("vm0"), 5);
+    }
+    pcie::PrgResponseCode request(uint64_t addr, uint16_t prg) {
+        sc_core::sc_time t = sc_core::SC_ZERO_TIME;
+        const auto code = r.ep->request_page(addr, false, host_pasid, prg, t);
+        sc_core::wait(t);
+        return code;
+    }
+};
+
+} // namespace
+
+TEST_CASE("VT-d guest page requests: delivered to the guest's PRQ with the vRID and guest PASID, the guest's "
+          "page group response reaches the device",
+          "[vm][vtd][faults][sc]") {
+    VtdPri v;
+    VmRig& r = v.r;
+    uint64_t missing = 0;
+    r.run([&] {
+        v.setup();
+        missing = v.d.iova - 0x100000;
+        CHECK(v.request(v.d.iova, 3) == pcie::PrgResponseCode::success);         // mapped: the guest says Success
+        CHECK(v.request(missing, 4) == pcie::PrgResponseCode::invalid_request);   // not mapped: Invalid Request
+        // The device has its answer before the host's page group response wait (and the guest's) ends.
+        sc_core::wait(sc_core::sc_time(50, sc_core::SC_US));
+    });
+    // The guest's queue holds what the VMM wrote: vRID 00:04.0, the guest's PASID 5 (not the host's).
+    const uint64_t pqa = r.viommu->regs().pqa_base();
+    std::array<uint64_t, 4> q{};
+    r.vm->memory().read(pqa + 32, q.data(), 32);
+    const host::PageRequestInfo i = host::VtdDriver::decode_page_request(q);
+    CHECK(i.rid == r.ep_vrid);
+    REQUIRE(i.pasid.has_value());
+    CHECK(*i.pasid == 5);
+    CHECK(v.host_pasid != 5);
+    CHECK(i.prg_index == 4);
+    CHECK(i.address == missing);
+    CHECK(i.last);
+    CHECK(r.value(std::string(kPrq) + "groups_delivered") == 2);
+    CHECK(r.value(std::string(kPrq) + "responses") == 2);
+    CHECK(r.value("vm0.vm0_guest.prq.successes") == 1);
+    CHECK(r.value("vm0.vm0_guest.prq.invalid") == 1);
+    CHECK(r.value("os.prq.responses") == 0); // the host answered nothing itself
+    CHECK(r.value("os.oracle.violations") == 0);
+}
+
+TEST_CASE("VT-d guest page requests: a page group response for a group never delivered is refused",
+          "[vm][vtd][faults][sc]") {
+    VtdPri v;
+    VmRig& r = v.r;
+    r.run([&] {
+        v.setup();
+        host::IommuFd& g = r.vm->guest().iommufd();
+        (void)g;
+        // The guest driver answers a group the VMM never injected (its own queue write + IQT doorbell).
+        host::IommuDriver& gd = r.vm->guest().driver(0);
+        host::PageRequestInfo fake;
+        fake.rid = r.ep_vrid;
+        fake.pasid = 5;
+        fake.prg_index = 9;
+        fake.last = true;
+        gd.page_response(fake, pcie::PrgResponseCode::success);
+    });
+    CHECK(r.value(std::string(kPrq) + "unknown_responses") == 1);
+    CHECK(r.value(std::string(kPrq) + "responses") == 0);
+}

@@ -51,8 +51,9 @@ struct VmRig {
 
     /// `snoop_control` (VT-d ECAP.SC): false makes every domain on the unit non-coherent.
     /// `can_stall`: firmware says the raw device tolerates stalls (SMMUv3 "dma-can-stall").
+    /// `ep_pri`: the ATS endpoint has PASID and PRI enabled (it may send Page Requests).
     explicit VmRig(ViommuMode mode, host::DriverParams dp = {}, host::vm::VmParams vp = {}, Family f = Family::vtd,
-                   bool snoop_control = true, bool can_stall = false)
+                   bool snoop_control = true, bool can_stall = false, bool ep_pri = false)
         : family(f) {
         auto no_walk_caches = [](iommu::WalkerParams& w) {
             w.s1_walk_cache.per_level.entries = 0;
@@ -77,6 +78,7 @@ struct VmRig {
         }
         pcie::AtsEndpointParams ap;
         ap.rid = ep_rid;
+        ap.pri_enabled = ep_pri;
         ep = std::make_unique<pcie::AtsEndpoint>("ep", ap, &root);
         dev.socket.bind(router.a);
         ep->upstream.bind(router.b);
@@ -113,6 +115,8 @@ struct VmRig {
         plain.pasid = true;
         plain.can_stall = can_stall;
         ats.ats = true;
+        ats.pri = ep_pri;
+        ats.pasid = ep_pri;
         os->iommufd().add_device(plain, 0);
         os->iommufd().add_device(ats, 0);
         vp.mode = mode;
