@@ -164,7 +164,7 @@ void Platform::wire_iommu(const IommuType& t, const ComponentConfig& m, BuildCon
     if (host_) {
         host::IommuDriver& drv = host_->add_iommu(
             m.name, *u.mmio, *u.mem, *mem_target_, [&](const host::DriverEnv& env) { return t.build_driver(m, env); },
-            segment);
+            segment, true); // every unit type is an IommuShell: tail writes act at their annotated time
         u.set_observer(&drv.invalidation_observer());
         if (u.wire_host) u.wire_host(*host_, drv);
     } else {

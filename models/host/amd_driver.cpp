@@ -319,7 +319,7 @@ WaitLoop AmdDriver::wait_loop() {
     return w;
 }
 
-void AmdDriver::write_tail(uint64_t tail, uint64_t) { mmio_.write32(reg::CMD_TAIL, static_cast<uint32_t>(tail)); }
+void AmdDriver::write_tail(uint64_t tail, uint64_t) { mmio_.post32(reg::CMD_TAIL, static_cast<uint32_t>(tail)); }
 
 QueueError AmdDriver::read_error() {
     QueueError e;

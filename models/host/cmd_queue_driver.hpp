@@ -132,6 +132,8 @@ public:
     /// The unit's read pointer as a byte offset into the ring (VT-d IQH, AMD CmdBufHead, SMMUv3 CONS).
     virtual uint64_t read_head() = 0;
     /// Publishes the write pointer: byte offset `tail`; `entries` written since init (for wrap bits).
+    /// The families post it (MmioPort::post32/64): a unit that acts on the write's annotated
+    /// time (Host::add_iommu's timed_registers) takes it without the CPU synchronising.
     virtual void write_tail(uint64_t tail, uint64_t entries) = 0;
     /// Reads the unit's error state (VT-d FSTS, AMD MMIO status, SMMUv3 GERROR).
     virtual QueueError read_error() = 0;

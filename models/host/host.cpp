@@ -23,9 +23,10 @@ Host::~Host() = default;
 
 IommuDriver& Host::add_iommu(const std::string& name, tlm::tlm_target_socket<>& mmio,
                              tlm::tlm_initiator_socket<>& unit_mem, MemoryTarget& memory,
-                             const DriverBuilder& build, uint16_t segment) {
+                             const DriverBuilder& build, uint16_t segment, bool timed_registers) {
     const unsigned port = mmio_ports_++;
     cpu_.mmio.bind(mmio);
+    if (timed_registers) cpu_.set_posted_port(port);
     msi_.push_back(std::make_unique<MsiDecoder>((name + "_msi").c_str(), params_.cpu.interrupt_latency, &stats_));
     unit_mem.bind(msi_.back()->upstream);
     msi_.back()->mem.bind(memory);

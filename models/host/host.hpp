@@ -65,9 +65,13 @@ public:
     /// Adds an IOMMU: binds the CPU to its register file `mmio`, puts an MSI
     /// decoder between the unit's memory port and memory, builds its driver
     /// backend with `build` and registers it with iommufd (index = call order).
+    /// `timed_registers`: the register file acts on a write at its annotated time (an
+    /// IommuShell: queue tail writes), so the driver's tail writes are posted without
+    /// synchronising (HostCpu::mmio_write_posted); false (a trapping vIOMMU, a test unit):
+    /// every write synchronises first.
     IommuDriver& add_iommu(const std::string& name, tlm::tlm_target_socket<>& mmio,
                            tlm::tlm_initiator_socket<>& unit_mem, MemoryTarget& memory,
-                           const DriverBuilder& build, uint16_t segment = 0);
+                           const DriverBuilder& build, uint16_t segment = 0, bool timed_registers = false);
     /// The driver of IOMMU `index` (iommufd order).
     IommuDriver& driver(unsigned index) { return *drivers_.at(index).second; }
     unsigned iommu_count() const { return static_cast<unsigned>(drivers_.size()); }

@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "models/common/sc_time.hpp"
 
@@ -47,22 +48,41 @@ void HostCpu::set_device_port(unsigned port) {
     device_port_[port] = true;
 }
 
-void HostCpu::mmio_access(unsigned port, tlm::tlm_command cmd, uint32_t offset, uint64_t& value, unsigned size) {
-    sync(); // the register file acts at this thread's time
-    tlm::tlm_generic_payload gp;
+void HostCpu::set_posted_port(unsigned port) {
+    if (posted_port_.size() <= port) posted_port_.resize(port + 1, false);
+    posted_port_[port] = true;
+}
+
+void HostCpu::mmio_access(unsigned port, tlm::tlm_command cmd, uint32_t offset, uint64_t& value, unsigned size,
+                          bool posted) {
+    Thread& t = self();
+    Duration lead;
+    // Posted only while the write's time lies before the run's end: a synchronising write due
+    // at or after it never happens, and neither may anything this thread does after it.
+    if (posted && decouple_ && port < posted_port_.size() && posted_port_[port] && kernel_now() + t.ahead < run_end_)
+        lead = std::exchange(t.ahead, Duration::zero()); // carried as the delay
+    else sync(); // the register file acts at this thread's time
+    if (!t.gp) t.gp = std::make_unique<tlm::tlm_generic_payload>();
+    tlm::tlm_generic_payload& gp = *t.gp;
     gp.set_command(cmd);
     gp.set_address(offset);
     gp.set_data_ptr(reinterpret_cast<unsigned char*>(&value));
     gp.set_data_length(size);
     gp.set_streaming_width(size);
+    gp.set_byte_enable_ptr(nullptr);
+    gp.set_byte_enable_length(0);
+    gp.set_dmi_allowed(false);
+    gp.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
     const bool device = port < device_port_.size() && device_port_[port];
     const Duration cost = cmd == tlm::TLM_WRITE_COMMAND ? params_.mmio_write
                           : device                       ? params_.device_mmio_read
                                                          : params_.mmio_read;
-    sc_core::sc_time delay = to_sc(cost);
+    sc_core::sc_time delay = to_sc(lead + cost);
     mmio[static_cast<int>(port)]->b_transport(gp, delay);
     if (!gp.is_response_ok()) mmio_errors_.inc();
-    self().ahead += from_sc(delay); // the core stalls on the access: paid at the next interaction
+    // The core stalls on the access: paid at the next interaction. (`t` is still this
+    // thread's record: a target that waited let other threads run, which never remove it.)
+    t.ahead += from_sc(delay);
 }
 
 void HostCpu::mmio_write(unsigned port, uint32_t offset, uint64_t value, unsigned size) {
@@ -77,6 +97,12 @@ uint64_t HostCpu::mmio_read(unsigned port, uint32_t offset, unsigned size) {
     uint64_t v = 0;
     mmio_access(port, tlm::TLM_READ_COMMAND, offset, v, size);
     return size == 4 ? (v & 0xFFFFFFFFu) : v;
+}
+
+void HostCpu::mmio_write_posted(unsigned port, uint32_t offset, uint64_t value, unsigned size) {
+    mmio_writes_.inc();
+    ++self().acc.mmio_writes;
+    mmio_access(port, tlm::TLM_WRITE_COMMAND, offset, value, size, true);
 }
 
 void HostCpu::mem_write(uint64_t pa, const void* src, size_t len) {
@@ -95,6 +121,21 @@ uint32_t HostCpu::mem_read_u32(uint64_t pa) {
     t.ahead = Duration::zero();
     sc_core::wait(to_sc(d));
     return memory_.read_u32(pa); // the value at the end of the read
+}
+
+uint32_t HostCpu::mem_read_flag(uint64_t pa, uint32_t mask, uint32_t settled) {
+    if (!decouple_) return mem_read_u32(pa);
+    const uint32_t v = memory_.read_u32(pa);
+    Thread& t = self();
+    // Not settled yet: it may be written before the local time. A read ending at or after the
+    // run's end synchronises as well: it never completes, nor does what follows it.
+    if ((v & mask) != settled || kernel_now() + t.ahead + params_.mem_read >= run_end_) return mem_read_u32(pa);
+    // Written at or before the kernel's time, by one write with the rest of the word, and
+    // unchanged until this thread's side rewrites it: what a read at the local time returns.
+    mem_reads_.inc();
+    ++t.acc.mem_reads;
+    t.ahead += params_.mem_read;
+    return v;
 }
 
 void HostCpu::set_now(Duration t) { self().ahead = t - kernel_now(); }

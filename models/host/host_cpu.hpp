@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <systemc>
 #include <tlm>
 #include <tlm_utils/multi_passthrough_initiator_socket.h>
@@ -56,10 +57,25 @@ public:
     /// Waits until the kernel's time reaches the calling thread's local time.
     void sync();
     void mmio_write(unsigned port, uint32_t offset, uint64_t value, unsigned size);
+    /// A register write the target handles at the write's time, not the kernel's: no
+    /// synchronisation, the thread's lead goes with the access as its annotated delay
+    /// (TLM-2.0 loosely timed). For a register whose target acts on the annotated time and
+    /// that no other agent reads before then (IommuShell's queue tail registers), on a port
+    /// marked so (set_posted_port); elsewhere it synchronises like mmio_write.
+    void mmio_write_posted(unsigned port, uint32_t offset, uint64_t value, unsigned size);
     uint64_t mmio_read(unsigned port, uint32_t offset, unsigned size);
     void mem_write(uint64_t pa, const void* src, size_t len);
     /// Reads a word another agent writes: synchronises first.
     uint32_t mem_read_u32(uint64_t pa);
+    /// Reads a completion flag: a word whose bits `mask` become `settled` when another agent
+    /// writes it (in one write with the rest of the word) and stay so until this thread's
+    /// side rewrites it (NIC descriptor DD, NVMe CQE phase tag). Found settled at the kernel's
+    /// time it is settled at the thread's local time too, so the read returns without
+    /// synchronising (same value, same local time); otherwise as mem_read_u32.
+    uint32_t mem_read_flag(uint64_t pa, uint32_t mask, uint32_t settled);
+    /// Whether posted writes and settled flag reads skip synchronisation (default); off, they
+    /// synchronise like mmio_write / mem_read_u32 (same results: tests compare both).
+    void set_decoupling(bool on) { decouple_ = on; }
     void spend(Duration d) { self().ahead += d; }
     /// The calling thread's local time.
     Duration now() const { return kernel_now() + self().ahead; }
@@ -91,12 +107,17 @@ public:
     void drop_settle(size_t id);
     void settle();
     /// The time the run stops (Platform::run): a waiter needs no timer for a later time
-    /// (a cancelled timer would stay in the kernel's queue). Default: unknown (never).
+    /// (a cancelled timer would stay in the kernel's queue), and a posted write or a flag
+    /// read due at or after it synchronises (so a thread stops where it did before: nothing
+    /// it does after the end is counted). Default: unknown (never).
     void set_run_end(Duration end) { run_end_ = end; }
     Duration run_end() const { return run_end_; }
 
     /// Marks `port` as a device BAR (reads cost device_mmio_read).
     void set_device_port(unsigned port);
+    /// Marks `port`'s target as acting on a write at its annotated time: mmio_write_posted
+    /// to it does not synchronise (on other ports it is an ordinary mmio_write).
+    void set_posted_port(unsigned port);
     const HostCpuParams& params() const { return params_; }
     mem::PhysMem& memory() { return memory_; }
 
@@ -106,6 +127,9 @@ private:
         unsigned core = 0;
         Duration ahead;                  ///< local time minus the kernel's
         Accesses acc;                    ///< this thread's accesses
+        /// Its register accesses' payload, reused (a target may wait inside b_transport, so
+        /// one per thread); built at the first access.
+        std::unique_ptr<tlm::tlm_generic_payload> gp;
     };
     /// The calling thread's record: the last one asked for is remembered, so the common
     /// case (one thread doing a run of accesses) is a compare, inline.
@@ -116,7 +140,8 @@ private:
         return find_thread(p);
     }
     Thread& find_thread(const sc_core::sc_process_b* p) const;
-    void mmio_access(unsigned port, tlm::tlm_command cmd, uint32_t offset, uint64_t& value, unsigned size);
+    void mmio_access(unsigned port, tlm::tlm_command cmd, uint32_t offset, uint64_t& value, unsigned size,
+                     bool posted = false);
 
     HostCpuParams params_;
     mem::PhysMem& memory_;
@@ -127,12 +152,14 @@ private:
     stats::Counter& mem_reads_;
     stats::Counter& mmio_errors_;
     std::vector<bool> device_port_;
+    std::vector<bool> posted_port_;
     mutable std::unordered_map<const sc_core::sc_process_b*, Thread> threads_;
     mutable const sc_core::sc_process_b* last_ = nullptr; ///< lookup cache: the last thread asked for
     mutable Thread* last_thread_ = nullptr;
     std::map<size_t, std::function<void()>> settle_;
     size_t next_settle_ = 0;
     Duration run_end_ = Duration::ps(uint64_t{1} << 62);
+    bool decouple_ = true;
 };
 
 /// A driver's handle on one register file.
@@ -141,6 +168,9 @@ public:
     MmioPort(HostCpu& cpu, unsigned port) : cpu_(cpu), port_(port) {}
     void write32(uint32_t off, uint32_t v) { cpu_.mmio_write(port_, off, v, 4); }
     void write64(uint32_t off, uint64_t v) { cpu_.mmio_write(port_, off, v, 8); }
+    /// HostCpu::mmio_write_posted: for a register the target acts on at the write's time.
+    void post32(uint32_t off, uint32_t v) { cpu_.mmio_write_posted(port_, off, v, 4); }
+    void post64(uint32_t off, uint64_t v) { cpu_.mmio_write_posted(port_, off, v, 8); }
     uint32_t read32(uint32_t off) { return static_cast<uint32_t>(cpu_.mmio_read(port_, off, 4)); }
     uint64_t read64(uint32_t off) { return cpu_.mmio_read(port_, off, 8); }
     HostCpu& cpu() { return cpu_; }

@@ -137,7 +137,12 @@ bool NicDriver::clean_tx(uint32_t q) {
     while (r.next_to_clean != r.next_to_use) {
         if (cleaned == p_.tx_work_limit) break;
         // The write-back's STA.DD is dword 3 bit 0 (§7.2.3.2.4).
-        if (!(cpu.mem_read_u32(r.pa + uint64_t{r.next_to_clean} * nic::kDescriptorBytes + 12) & nic::kStatusDd)) break;
+        // DD, once the NIC wrote it back, stays set until the sender reuses the slot after
+        // this clean: a set DD is read without synchronising (HostCpu::mem_read_flag).
+        if (!(cpu.mem_read_flag(r.pa + uint64_t{r.next_to_clean} * nic::kDescriptorBytes + 12, nic::kStatusDd,
+                                nic::kStatusDd) &
+              nic::kStatusDd))
+            break;
         try {
             // SVA: the buffer is the application's own page, which it keeps and reuses: nothing to unmap.
             // A context descriptor (TSO) has no buffer.
@@ -306,7 +311,9 @@ uint32_t NicDriver::poll(uint32_t q) {
     while (cleaned < p_.batch) {
         const uint64_t desc = r.pa + uint64_t{r.next_to_clean} * nic::kDescriptorBytes;
         // The write-back's extended status (DD) is dword 2 (§7.1.6.2); the driver reads it first.
-        if (!(cpu.mem_read_u32(desc + 8) & nic::kStatusDd)) break;
+        // DD stays set until this thread refills the slot: once the NIC has written it back it is
+        // read without synchronising (HostCpu::mem_read_flag); a clear DD synchronises first.
+        if (!(cpu.mem_read_flag(desc + 8, nic::kStatusDd, nic::kStatusDd) & nic::kStatusDd)) break;
         // The packet goes up the stack on this CPU, and its payload (PKT_LEN, write-back
         // bytes 12-13, same line as the status) is copied to the application.
         const uint32_t len = cpu.memory().read_u32(desc + 12) & 0xFFFF;

@@ -47,7 +47,8 @@ void NvmeDriver::admin(nvme::Sqe c) {
     regs_.write32(nvme::sq_tail_doorbell(0), a.sq_tail);
     // Admin completions are polled here (setup), by the phase tag.
     uint32_t dw3 = 0;
-    do dw3 = cpu.mem_read_u32(a.cq_pa + uint64_t{a.cq_head} * sizeof(nvme::Cqe) + 12);
+    do dw3 = cpu.mem_read_flag(a.cq_pa + uint64_t{a.cq_head} * sizeof(nvme::Cqe) + 12, nvme::kPhase,
+                               a.phase ? nvme::kPhase : 0);
     while (((dw3 & nvme::kPhase) != 0) != a.phase);
     if (dw3 >> 17) errors_.inc();
     if (++a.cq_head == a.entries) {
@@ -170,7 +171,11 @@ void NvmeDriver::run(uint32_t job) {
         cpu.spend(cpu.params().interrupt_latency);
         interrupts_.inc();
         for (;;) {
-            const uint32_t dw3 = cpu.mem_read_u32(q.cq_pa + uint64_t{q.cq_head} * sizeof(nvme::Cqe) + 12);
+            // The phase tag of the CQE at the head flips when the controller posts it and stays
+            // until this thread has consumed the slot (the CQ never holds more than the queue
+            // depth): a posted CQE is read without synchronising (HostCpu::mem_read_flag).
+            const uint32_t dw3 = cpu.mem_read_flag(q.cq_pa + uint64_t{q.cq_head} * sizeof(nvme::Cqe) + 12,
+                                                   nvme::kPhase, q.phase ? nvme::kPhase : 0);
             if (((dw3 & nvme::kPhase) != 0) != q.phase) break;
             const auto cid = static_cast<uint16_t>(dw3 & 0xFFFF);
             if (cid >= p_.queue_depth) {

@@ -753,7 +753,7 @@ uint64_t Smmuv3Driver::read_head() {
 
 void Smmuv3Driver::write_tail(uint64_t, uint64_t entries) {
     // PROD: index and wrap bit = the entries written so far modulo twice the queue size.
-    mmio_.write32(reg::kCmdqProd, static_cast<uint32_t>(entries & ((uint64_t{2} << cmdq_log2_) - 1)));
+    mmio_.post32(reg::kCmdqProd, static_cast<uint32_t>(entries & ((uint64_t{2} << cmdq_log2_) - 1)));
 }
 
 const sc_core::sc_event* Smmuv3Driver::error_signal() { return msi_ ? &msi_->event(kGerrorVector) : nullptr; }

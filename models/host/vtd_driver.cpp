@@ -389,7 +389,7 @@ WaitLoop VtdDriver::wait_loop() {
     return w;           // relax: one cpu_relax; Intel spins without a time-out (calibration.md "driver wait limits")
 }
 
-void VtdDriver::write_tail(uint64_t tail, uint64_t) { mmio_.write64(reg::IQT, tail); }
+void VtdDriver::write_tail(uint64_t tail, uint64_t) { mmio_.post64(reg::IQT, tail); } // the unit acts at its time
 
 QueueError VtdDriver::read_error() {
     const uint32_t fsts = mmio_.read32(reg::FSTS);

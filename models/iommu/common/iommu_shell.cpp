@@ -542,8 +542,11 @@ void IommuShell::consume_fetched() {
         unpublished_.push_back({engine_now(), queue_.ring().cons_position(), command_generation_});
     else queue_consumed(queue_.ring().cons_position());
     // Tail writes the consumer position has reached are done with (all, once the queue is empty).
-    while (!tail_writes_.empty() &&
-           (queue_.ring().empty() || tail_writes_.front().first == queue_.ring().cons_offset()))
+    // A write stamped after the engine's time (a CPU posted it ahead of the kernel) is not in the
+    // ring view yet, so an empty view does not cover it.
+    const Duration t = engine_now();
+    while (!tail_writes_.empty() && (tail_writes_.front().first == queue_.ring().cons_offset() ||
+                                     (queue_.ring().empty() && tail_writes_.front().second <= t)))
         tail_writes_.pop_front();
 }
 
