@@ -6,6 +6,7 @@
 // local time without one; each gives what the synchronising access gives.
 #include <catch2/catch.hpp>
 #include <cstring>
+#include <functional>
 #include <systemc>
 #include <tlm_utils/simple_target_socket.h>
 #include <vector>
@@ -58,21 +59,28 @@ struct Seen {
     uint64_t deltas = 0; ///< delta cycles the access took (0: no thread switch)
 };
 
-/// From a thread that has run 300 ns ahead: one write to `port`, posted or not.
-Seen write_once(Rig& rig, unsigned port, bool posted) {
+/// From a thread at kernel time `at` that has run `ahead` ahead of it: `access`, and what it took.
+Seen timed_access(sc_core::sc_time at, Duration ahead, Rig& rig, const std::function<void()>& access) {
     Seen s;
-    sc_core::sc_spawn([&] {
-        sc_core::wait(1, sc_core::SC_US);
-        rig.cpu.spend(Duration::ns(300));
+    sc_core::sc_spawn([&, at, ahead] {
+        sc_core::wait(at);
+        rig.cpu.spend(ahead);
         const uint64_t d0 = sc_core::sc_delta_count();
-        if (posted) rig.cpu.mmio_write_posted(port, 0x8, 0x40, 8);
-        else rig.cpu.mmio_write(port, 0x8, 0x40, 8);
+        access();
         s.deltas = sc_core::sc_delta_count() - d0;
         s.kernel_after = kernel_now();
         s.local_after = rig.cpu.now();
     });
     sc_core::sc_start(sc_core::sc_time(10, sc_core::SC_US));
     return s;
+}
+
+/// From a thread 300 ns ahead of the kernel at 1 us: one write to `port`, posted or not.
+Seen write_once(Rig& rig, unsigned port, bool posted) {
+    return timed_access(sc_core::sc_time(1, sc_core::SC_US), Duration::ns(300), rig, [&] {
+        if (posted) rig.cpu.mmio_write_posted(port, 0x8, 0x40, 8);
+        else rig.cpu.mmio_write(port, 0x8, 0x40, 8);
+    });
 }
 
 } // namespace
@@ -126,22 +134,12 @@ namespace {
 /// 2 us ahead of it, reads the flag (bit 0 settled when set).
 Seen read_flag(Rig& rig, sc_core::sc_time written_at, uint32_t word, uint32_t& v) {
     constexpr uint64_t kWord = 0x1000;
-    Seen s;
     sc_core::sc_spawn([&, written_at, word] {
         sc_core::wait(written_at);
         rig.memory.write(kWord, &word, 4);
     });
-    sc_core::sc_spawn([&] {
-        sc_core::wait(1, sc_core::SC_US);
-        rig.cpu.spend(Duration::us(2));
-        const uint64_t d0 = sc_core::sc_delta_count();
-        v = rig.cpu.mem_read_flag(kWord, 1, 1);
-        s.deltas = sc_core::sc_delta_count() - d0;
-        s.kernel_after = kernel_now();
-        s.local_after = rig.cpu.now();
-    });
-    sc_core::sc_start(sc_core::sc_time(10, sc_core::SC_US));
-    return s;
+    return timed_access(sc_core::sc_time(1, sc_core::SC_US), Duration::us(2), rig,
+                        [&] { v = rig.cpu.mem_read_flag(kWord, 1, 1); });
 }
 } // namespace
 
