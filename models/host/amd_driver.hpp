@@ -37,7 +37,9 @@
 // a group is answered with COMPLETE_PPR_REQUEST (queued, not waited for:
 // amd_iommu_complete_ppr); after an overflow a stopped log is restarted
 // (amd_iommu_restart_ppr_log: PPRLogEn and PPRIntEn off, PPROverflow cleared,
-// both on).
+// both on). A request of a device on a VM's nested domain with an iommufd fault
+// queue goes to user space instead (iommu_report_device_fault); the VMM's
+// answer comes back through page_response as the same COMPLETE_PPR_REQUEST.
 // Nested (v2-over-v1, amd_driver_nested.cpp; Linux drivers/iommu/amd/nested.c):
 // a nested domain is a guest DTE (IOMMU_HWPT_DATA_AMD_GUEST) checked as
 // validate_gdte_nested does; its DTE is the parent's v1 table with the guest's
@@ -95,6 +97,11 @@ public:
     FlushTiming flush(const FlushRequest& r) override;
     void enable_page_requests() override;
     [[noreturn]] void serve_page_requests(PageRequestHandler& handler, PageRequestStats& st) override;
+    /// A group user space answered (iommufd fault queue, a VM's nested domain): Linux
+    /// amd_iommu_page_response -> amd_iommu_complete_ppr, the same COMPLETE_PPR_REQUEST with the
+    /// physical DeviceID, PASID (GN), PRG index and status as the host's own response, queued
+    /// without a COMPLETION_WAIT.
+    void page_response(const PageRequestInfo& last, pcie::PrgResponseCode code) override { respond(last, code); }
     iommu::InvalidationObserver& invalidation_observer() override { return queue_; }
     std::optional<std::string> check_nested(uint32_t data_type, const std::array<uint64_t, 4>& entry,
                                             bool& unsupported) const override;
