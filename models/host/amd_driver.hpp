@@ -50,8 +50,14 @@
 // INVALIDATE_IOMMU_PAGES vDomainID -> pDomainID, INVALIDATE_IOTLB_PAGES
 // vDeviceID -> pDeviceID (the guest's ATC invalidation, forwarded), then one
 // COMPLETION_WAIT; an unknown ID stops the array (EINVAL), another opcode EIO.
-// Not modelled: interrupt remapping, IVRS aliases, event-log servicing outside a
-// timed-out wait (the event log interrupt is not enabled), dirty tracking, Linux's dynamic growth of v1 table levels (a domain
+// Event log: with a PPR log (a PRI device behind the unit) EventIntEn is set too
+// (iommu_init_irq) and the PPR handler's thread is the unit's one IRQ thread
+// (amd_iommu_int_thread): per run it first serves the event log
+// (amd_iommu_int_thread_evtlog: while Status.EventLogInt or EventOverflow is
+// set, clear both, read head and tail, read every record, write the head,
+// restart a log an overflow stopped), then the PPR log. A unit without a PPR
+// log has no IRQ thread: its event log is read after a timed-out wait only.
+// Not modelled: interrupt remapping, IVRS aliases, dirty tracking, Linux's dynamic growth of v1 table levels (a domain
 // gets the levels it asks for, 4 by default).
 #include <array>
 #include <cstdint>
@@ -174,6 +180,13 @@ private:
     PageRequestInfo decode(const LogRecord& r) override;
     /// Linux ppr_is_valid(): a fault request (type 1) with GN set and no reserved bit.
     bool resolvable(const LogRecord& raw, const PageRequestInfo& r) const override;
+    /// The event log's turn in the unit's IRQ thread, before the PPR passes (always true).
+    bool on_interrupt() override;
+    /// Reads and counts the event-log records from the driver's head up to `tail` (not the head register).
+    void drain_events(uint64_t tail);
+    /// amd_iommu_restart_log: a log whose run bit is clear is restarted (its log and interrupt
+    /// enables off, the overflow bit cleared, both on); false when it still ran.
+    bool restart_log(unsigned int_en, unsigned log_en, uint32_t run, uint32_t overflow);
     void respond(const PageRequestInfo& last, pcie::PrgResponseCode code) override;
     /// The unit's one MSI (MMIO mirror of the MSI capability), programmed once.
     void program_msi();
@@ -188,6 +201,7 @@ private:
     uint64_t control_ = 0;
     uint64_t evt_base_ = 0;
     uint64_t evt_head_ = 0;
+    bool inv_timeout_seen_ = false; ///< an IOTLB_INV_TIMEOUT read, not yet reported by read_error()
     uint32_t ppr_status_ = 0;      ///< Status as the PPR handler's pass read it
     bool msi_programmed_ = false;
     Duration last_check_;          ///< when the wait loop last looked at the unit's error state
@@ -211,6 +225,7 @@ private:
     stats::Counter& polls_;
     stats::Counter& errors_;
     stats::Counter& events_;
+    stats::Counter& irq_events_;
     stats::Counter& inv_timeouts_;
     CmdQueueDriver queue_;
     PageRequestLogDriver ppr_;
