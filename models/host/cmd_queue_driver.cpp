@@ -389,19 +389,34 @@ CmdQueueDriver::Resume CmdQueueDriver::skip_polls(uint64_t status, uint32_t toke
 
 void CmdQueueDriver::catch_up(Sleeper& s, Duration k) {
     // Events strictly before `k` happened as polled; those at `k` are left to the thread.
+    // The replayed iterations' accesses are counted once, at the end.
     const Duration period = s.mr + s.check + s.relax;
+    uint64_t reads = 0, checks = 0;
+    struct Count { // also on the way out of an exception (replay_take refusing)
+        CmdQueueDriver& q;
+        const Sleeper& s;
+        uint64_t& reads;
+        uint64_t& checks;
+        ~Count() {
+            if (!reads && !checks) return;
+            q.c_.polls.inc(reads);
+            HostCpu::Accesses a;
+            a.mem_reads = reads + s.check_acc.mem_reads * checks;
+            a.mmio_reads = s.check_acc.mmio_reads * checks;
+            a.mmio_writes = s.check_acc.mmio_writes * checks;
+            a.mem_writes = s.check_acc.mem_writes * checks;
+            q.cpu_.account(a);
+        }
+    } count{*this, s, reads, checks};
     for (;;) {
         if (!s.at_b) {
             if (!(s.a < k)) return;
             if (s.hold) lock_.replay_take(s.core, s.a);
-            c_.polls.inc();
-            HostCpu::Accesses read;
-            read.mem_reads = 1;
-            cpu_.account(read);
+            ++reads;
             s.at_b = true;
         }
         if (!(s.b < k)) return;
-        cpu_.account(s.check_acc);
+        ++checks;
         if (s.hold) lock_.replay_release(s.b + s.check);
         const Duration b = s.b;
         s.b += period;

@@ -382,22 +382,21 @@ uint64_t IommuFd::map(uint32_t ioas_id, uint64_t size, std::optional<uint64_t> i
         throw;
     }
     const std::vector<uint32_t> hwpts = a.hwpts;
-    std::vector<uint32_t> done;
     std::vector<uint64_t> new_tables; // table pages each domain's map added
-    for (uint32_t hid : hwpts) {
-        Hwpt& h = hwpt(hid);
+    new_tables.reserve(hwpts.size());
+    for (size_t i = 0; i < hwpts.size(); ++i) {
+        Hwpt& h = hwpt(hwpts[i]);
         const uint64_t before = table_alloc_.next();
         auto e = h.tables->map(va, pa, size, page_shift, leaf_attrs(h.desc));
         new_tables.push_back((table_alloc_.next() - before) / kPage);
         if (e != iommu::MapError::none) {
-            // Roll back: no domain may keep PTEs to memory that is freed again.
-            for (uint32_t d : done) (void)hwpt(d).tables->unmap(va, size);
+            // Roll back: no domain may keep PTEs to memory that is freed again (the first i mapped).
+            for (size_t d = 0; d < i; ++d) (void)hwpt(hwpts[d]).tables->unmap(va, size);
             data_alloc_.free(pa);
             a.iovas.free(va);
             throw HostError(e == iommu::MapError::overlap ? K::busy : K::invalid,
                             "map " + hex(va) + ": " + std::string(iommu::to_string(e)));
         }
-        done.push_back(hid);
     }
     a.mappings[va] = Mapping{.pa = pa, .size = size, .page_shift = page_shift, .dma_api = !iova && page == kPage};
     oracle_.map(ioas_id, va, pa, size, pte_visible_at());
