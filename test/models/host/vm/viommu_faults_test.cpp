@@ -392,3 +392,39 @@ TEST_CASE("SMMUv3 vEVENTQ full: the VMM reads the LOST_EVENTS header, counts the
     CHECK(guest_event(r, 0).ssid == 1);
     CHECK(guest_event(r, 1).ssid == 2);
 }
+
+TEST_CASE("VT-d guest page requests: a full guest page request queue sets PRS.PRO and the VMM answers the group "
+          "Success (§7.5.1 auto-response) instead of injecting it",
+          "[vm][vtd][faults][sc]") {
+    VtdPri v;
+    VmRig& r = v.r;
+    constexpr uint32_t kPasids = 5, kPerPasid = 440; // 2,200 groups with distinct (PASID, PRG index) keys
+    uint64_t slots = 0;
+    bool pro = false;
+    r.run([&] {
+        v.setup(); // guest PASID 5
+        std::vector<uint32_t> host_pasids{v.host_pasid};
+        for (uint32_t p = 6; p < 5 + kPasids; ++p) {
+            (void)guest_pasid_domain(r, r.ep_vrid, p, p);
+            host_pasids.push_back(r.os->pasids().host_pasid(*r.os->pasids().find_set("vm0"), p));
+        }
+        slots = r.viommu->regs().pq_bytes() / 32; // the guest driver's queue (Linux PRQ_ORDER pages)
+        REQUIRE(kPasids * kPerPasid > slots);
+        host::IommuFd& fd = r.os->iommufd();
+        // A burst at one instant (what the host's PRQ thread read): the VMM reads 64 groups at a time
+        // and injects them far faster than the guest's handler drains its queue.
+        for (uint32_t i = 0; i < kPasids * kPerPasid; ++i)
+            CHECK(fd.deliver_to_user(0, page_request(r.ep_rid, host_pasids[i / kPerPasid], 0x40000000 + uint64_t{i} * 4096,
+                                                     static_cast<uint16_t>(i % kPerPasid))));
+        sc_core::wait(sc_core::sc_time(200, sc_core::SC_US)); // the VMM has handled the burst by now
+        pro = r.viommu->regs().read(iommusim::iommu::vtd::reg::PRS, 4) & iommusim::iommu::vtd::bits::PRS_PRO;
+    });
+    CHECK(pro); // §7.5.1: the overflow is visible to the guest (its driver clears it once it drained)
+    const double delivered = r.value(std::string(kPrq) + "groups_delivered");
+    const double full = r.value(std::string(kPrq) + "guest_queue_full");
+    CHECK(full > 0);
+    CHECK(delivered >= static_cast<double>(slots) - 1); // a full ring went in before it overflowed
+    CHECK(delivered + full == kPasids * kPerPasid);      // every group was injected or answered at once
+    CHECK(r.value("dmar0.prg_responses") >= full);       // the auto-responses reached the device
+    CHECK(r.value("os.prq.responses") == 0);             // none was the host's own
+}
