@@ -80,6 +80,8 @@ public:
     /// A device behind IOMMU `iommu` (its RID is unique behind that unit).
     void add_device(const DeviceInfo& d, unsigned iommu);
     const std::string& iommu_name(unsigned iommu) const { return iommus_.at(iommu).name; }
+    /// The PCIe segment of IOMMU `iommu`'s devices.
+    uint16_t iommu_segment(unsigned iommu) const { return iommus_.at(iommu).segment; }
     /// The device `rid` behind IOMMU `iommu` as registered, or nullptr.
     const DeviceInfo* device_info(unsigned iommu, pcie::Bdf rid) const {
         auto it = devices_.find(device_key(iommu, rid));

@@ -136,7 +136,7 @@ TEST_CASE("the guest_wbinvd step flushes only while the VM has a non-coherent do
 namespace {
 ordered_json pri_platform() { return ordered_json::parse(slurp(source_path("platforms/vm-vtd-pri-sva.json"))); }
 /// Runs `p` (the scenario's expects must hold); its stats.
-nlohmann::json run_vm_pri(const ordered_json& p, const std::string& tag) {
+nlohmann::json run_platform(const ordered_json& p, const std::string& tag) {
     auto dir = scratch_dir(tag);
     write_file(dir / "p.json", p.dump(2));
     auto r = run_cli("run --quiet --out '" + (dir / "out").string() + "' '" + (dir / "p.json").string() + "'", tag);
@@ -150,7 +150,7 @@ double stat(const nlohmann::json& j) { return j.contains("value") ? j["value"].g
 TEST_CASE("platforms/vm-vtd-pri-sva.json: the guest's SVA bind gets a host PASID of the VM's set and each first touch "
           "is faulted in by the guest through its page request queue",
           "[cli][vm][vtd][pri]") {
-    const auto s = run_vm_pri(pri_platform(), "vm-pri-sva");
+    const auto s = run_platform(pri_platform(), "vm-pri-sva");
     const auto& prq = s["vm0"]["vm0_viommu"]["page_requests"];
     // 8 pages, each touched first by the device: one Page Request each, delivered to the guest,
     // answered Success by the guest's fault handler (its process's page faulted in), retried.
@@ -178,7 +178,7 @@ TEST_CASE("without guest fault delivery the host answers the guest's page reques
     for (const auto& st : p["scenario"])
         if (st["op"] != "expect") steps.push_back(st);
     p["scenario"] = steps;
-    const auto s = run_vm_pri(p, "vm-pri-off");
+    const auto s = run_platform(p, "vm-pri-off");
     CHECK(stat(s["acc0"]["fn0"]["page_requests"]) > 0);
     CHECK(stat(s["acc0"]["fn0"]["page_request_failures"]) == stat(s["acc0"]["fn0"]["page_requests"]));
     CHECK(stat(s["acc0"]["errors"]) > 0);
@@ -216,4 +216,17 @@ TEST_CASE("guest_bind_sva and a traffic device's PRI are checked before the run,
     r = validate(p, "vm-pri-no-pasid");
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("/devices/0/ats/pri") != std::string::npos);
+}
+
+TEST_CASE("a VM whose passed-through device sits in PCIe segment 1 has its DMAs judged through the VM's composed view",
+          "[cli][vm][segments]") {
+    for (const char* f : {"platforms/vm-vtd-nested.json", "platforms/vm-smmuv3-nested.json", "platforms/vm-amd-nested.json"}) {
+        INFO(f);
+        auto p = ordered_json::parse(slurp(source_path(f)));
+        p["topology"]["root_complex"]["segment"] = 1;
+        const auto s = run_platform(p, std::string("vm-segment-1-") + p["name"].get<std::string>());
+        CHECK(stat(s["os"]["oracle"]["violations"]) == 0);
+        CHECK(stat(s["os"]["oracle"]["checked"]) > 0);
+        CHECK(stat(s["os"]["oracle"]["correct"]) == stat(s["os"]["oracle"]["checked"]));
+    }
 }
