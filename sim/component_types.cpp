@@ -181,7 +181,11 @@ const Schema<pcie::AtsEndpointParams>& traffic_ats_schema() {
             .time_ns("invalidation_processing_ns", &P::invalidation_processing,
                      "fixed device time to process one ATS Invalidate Request, before the drain of requests already issued; "
                      "default 100 (calibration.md device processing of an ATS Invalidate Request, estimate)", 0, 1e9)
-            .integer("invalidate_queue_depth", &P::invalidate_queue_depth, "", "ATS Invalidate Queue Depth (0 = 32); default 0", 0, 31);
+            .integer("invalidate_queue_depth", &P::invalidate_queue_depth, "", "ATS Invalidate Queue Depth (0 = 32); default 0", 0, 31)
+            .boolean("pri", &P::pri_enabled,
+                     "Page Request Interface enabled on every function: a PASID request whose Translation Completion "
+                     "grants no access sends a Page Request, waits for the PRG Response and after Success translates once "
+                     "more; needs the PASID capability; default false");
         return sc;
     }();
     return s;
@@ -258,7 +262,8 @@ std::any parse_traffic(const json& dev, const std::string& path, const std::vect
         traffic_ats_schema().parse(dev["ats"], path + "/ats", *tc.ats);
         if (const char* why = tc.ats->atc.check())
             throw ConfigError(path + "/ats/atc_entries", std::string("expected a usable ATC geometry with atc_ways (") +
-                                                            std::to_string(tc.ats->atc.ways) + "): " + why);
+                                                            std::to_string(tc.ats->atc.ways) + "): " + why);        if (tc.ats->pri_enabled && !p.pasid.supported)
+            throw ConfigError(path + "/ats/pri", "PRI page requests carry a PASID here: the device needs \"pasid\": {\"supported\": true}");
     }
     const std::string name = dev["name"].get<std::string>();
     if (dev.contains("workloads")) {
@@ -425,6 +430,7 @@ std::unique_ptr<sc_core::sc_module> build_traffic(const DeviceConfig& d, BuildCo
             info.canwbs = rc.canwbs;
             info.can_stall = tc.dma_can_stall;
             info.ats = tc.ats.has_value();
+            info.pri = tc.ats && tc.ats->pri_enabled;
             if (tc.ats) info.inv_queue_depth = tc.ats->invalidate_queue_depth ? tc.ats->invalidate_queue_depth : 32;
             ctx.host->iommufd().add_device(info, ctx.host->iommu_index(rc.iommu_for(d.name)));
         }

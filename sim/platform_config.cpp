@@ -265,8 +265,19 @@ PlatformConfig parse_platform(const json& doc) {
         for (const auto& st : cfg.scenario) // guest steps name a VM of /vms
             if (st.args.contains("vm")) {
                 const std::string v = st.args["vm"].get<std::string>();
-                if (std::none_of(cfg.vms.begin(), cfg.vms.end(), [&](const VmConfig& c) { return c.name == v; }))
-                    throw ConfigError(st.path + "/vm", "no VM named \"" + v + "\" in /vms");
+                const auto vm = std::find_if(cfg.vms.begin(), cfg.vms.end(), [&](const VmConfig& c) { return c.name == v; });
+                if (vm == cfg.vms.end()) throw ConfigError(st.path + "/vm", "no VM named \"" + v + "\" in /vms");
+                if (st.op != "guest_bind_sva" || st.repeat > 1) continue;
+                // The guest binds one of its own devices, with first-stage (SVA) tables.
+                if (vm->params.mode == host::vm::ViommuMode::caching_mode)
+                    throw ConfigError(st.path + "/vm", "VM \"" + v + "\" is in caching_mode (shadowed second-stage tables): "
+                                                       "guest SVA needs mode nested or accelerated");
+                const std::string d = st.args["device"].get<std::string>();
+                const uint64_t f = st.args.contains("function") ? st.args["function"].get<uint64_t>() : 0;
+                if (std::none_of(vm->devices.begin(), vm->devices.end(),
+                                 [&](const VmDeviceConfig& c) { return c.device == d && c.function == f; }))
+                    throw ConfigError(st.path + "/device", "device \"" + d + "\" function " + std::to_string(f) +
+                                                               " is not passed through to VM \"" + v + "\" (/vms/N/devices)");
             }
     }
     check_pasids_fit(cfg);

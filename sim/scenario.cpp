@@ -93,6 +93,11 @@ const std::vector<OpSpec>& ops() {
          {{"vm", A::string}, {"size_bytes", A::size}}, {{"name", A::string}, {"iova", A::integer}, {"page_bytes", A::size}}, A::mapping},
         {"guest_unmap", "unmap a guest mapping: the guest's strict flush traps to the VMM, which invalidates the physical unit",
          {{"vm", A::string}}, {{"mapping", A::mapping}, {"iova", A::integer}, {"size_bytes", A::size}}, {}},
+        {"guest_bind_sva", "the guest kernel of a VM binds a new process of its own (pages faulted in on first touch) to a passed-through "
+                           "device at guest PASID guest_pasid (iommu_sva_bind_device): an SVA domain on its vIOMMU, the PASID entry write "
+                           "traps and the VMM binds the guest PASID at a host PASID of the VM's set (lookup_pasid with owner = the VM, "
+                           "private_id = guest_pasid names it)",
+         {{"vm", A::string}, {"device", A::device}, {"guest_pasid", A::integer}}, {{"function", A::integer}}, {}},
         {"guest_wbinvd", "a guest vCPU of a VM executes WBINVD: an in-kernel exit (vmm.kernel_exit_ns), plus the host's cache flush "
                          "(vmm.wbinvd_flush_ns) while any domain the VM's devices are attached to does not enforce coherency",
          {{"vm", A::string}}, {}, {}},
@@ -216,7 +221,7 @@ std::vector<ScenarioStep> parse_scenario(const json& arr, const std::set<std::st
             const json& v = inst[k];
             // Keys with a narrower meaning than their kind.
             if (k == "levels") { (void)read::u64(v, p, 3, 5); return; }
-            if (k == "pasid_value" || k == "private_id" || k == "host_pasid") { (void)read::u64(v, p, 1, pcie::kPasidMask); return; }
+            if (k == "pasid_value" || k == "private_id" || k == "host_pasid" || k == "guest_pasid") { (void)read::u64(v, p, 1, pcie::kPasidMask); return; }
             if (k == "function") { (void)read::u64(v, p, 0, 255); return; }
             if (k == "quota") { (void)read::u64(v, p, 1, pcie::kPasidMask); return; }
             if (k == "us") { (void)read::number(v, p, 0, 1e9); return; }
@@ -625,6 +630,17 @@ void ScenarioRunner::execute(const ScenarioStep& s, uint64_t iteration) {
         if (vm) vm->guest_unmap(iova, sz);
         else fd.unmap(named(st.ioas, "ioas"), iova, sz);
     } else if (op == "guest_wbinvd") vm_of(str("vm"))->guest_wbinvd();
+    else if (op == "guest_bind_sva") {
+        host::vm::Vm* vm = vm_of(str("vm"));
+        const pcie::Bdf rid = rid_of();
+        std::optional<pcie::Bdf> vrid; // the virtual RID the VM sees the function at
+        for (const auto& [v, dev] : vm->vmm().vdevices)
+            if (dev.rid == rid) vrid = pcie::Bdf(v);
+        if (!vrid)
+            throw host::HostError(host::HostError::Kind::not_found,
+                                  "device " + str("device") + " (" + rid.str() + ") is not passed through to VM " + str("vm"));
+        (void)vm->guest_bind_sva(*vrid, static_cast<uint32_t>(u64("guest_pasid")));
+    }
     else if (op == "invalidate")
         fd.invalidate(named(st.domains, "domain"), a.contains("iova") ? u64("iova") : 0,
                       a.contains("size_bytes") ? size("size_bytes") : 0);

@@ -304,7 +304,8 @@ void IommuFd::detach(pcie::Bdf rid, std::optional<uint32_t> pasid, std::optional
     }
     if (it == attached_.end())
         throw HostError(K::not_found, what + " is not attached" + (iommu ? " behind " + iommus_.at(*iommu).name : ""));
-    Hwpt& h = hwpt(it->second);
+    const uint32_t hwpt_id = it->second;
+    Hwpt& h = hwpt(hwpt_id);
     auto at = std::find_if(h.attachments.begin(), h.attachments.end(),
                            [&](const Attachment& a) { return a.device.rid == rid && a.pasid == pasid; });
     Attachment a = *at;
@@ -318,6 +319,7 @@ void IommuFd::detach(pcie::Bdf rid, std::optional<uint32_t> pasid, std::optional
         t.error ? std::nullopt : std::optional<Duration>(t.wait_done ? *t.wait_done : t.observed);
     oracle_.unbind(rid, pasid, unbound_from, gone, iommus_[h.iommu].segment);
     count_noncoherent();
+    if (h.fault) auto_respond_faults(h.fault, hwpt_id, h.iommu, rid, pasid); // after the detach, as Linux
 }
 
 bool IommuFd::flush_space(uint32_t space, const std::vector<uint32_t>& hwpts, uint64_t iova, uint64_t size,

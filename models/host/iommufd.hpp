@@ -80,6 +80,8 @@ public:
     /// A device behind IOMMU `iommu` (its RID is unique behind that unit).
     void add_device(const DeviceInfo& d, unsigned iommu);
     const std::string& iommu_name(unsigned iommu) const { return iommus_.at(iommu).name; }
+    /// The PCIe segment of IOMMU `iommu`'s devices.
+    uint16_t iommu_segment(unsigned iommu) const { return iommus_.at(iommu).segment; }
     /// The device `rid` behind IOMMU `iommu` as registered, or nullptr.
     const DeviceInfo* device_info(unsigned iommu, pcie::Bdf rid) const {
         auto it = devices_.find(device_key(iommu, rid));
@@ -231,6 +233,10 @@ public:
         auto it = devices_.find(dev_id);
         return it == devices_.end() ? nullptr : &it->second.info;
     }
+    /// IOMMU_DESTROY of a fault queue (iommufd_fault_destroy). EBUSY while a HWPT names it (its
+    /// fault_id holds a reference), ENOENT when unknown. Its groups were answered INVALID when
+    /// their devices detached (iommufd_auto_response_faults, in detach()).
+    uapi::Errno fault_queue_destroy(uint32_t fault);
     /// When the group `cookie` of fault queue `fault` was queued (a measurement, not a uAPI field).
     std::optional<Duration> fault_queued_at(uint32_t fault, uint32_t cookie) const;
     /// IOMMU_VEVENTQ_ALLOC: a vEVENTQ of `type` on vIOMMU `viommu` holding up to `depth` events.
@@ -251,6 +257,10 @@ public:
     /// read() of a vEVENTQ: each event as its header then its data, while they fit in `max_bytes`.
     std::vector<uint8_t> veventq_read(uint32_t veventq, size_t max_bytes);
     size_t veventq_pending(uint32_t veventq) const;
+    /// IOMMU_DESTROY of a vEVENTQ (iommufd_veventq_abort): its unread events and a pending
+    /// LOST_EVENTS header are discarded, later events of its type are not reported (EOPNOTSUPP),
+    /// and the vIOMMU may be destroyed again. ENOENT when unknown.
+    uapi::Errno veventq_destroy(uint32_t veventq);
 
     /// Lazy policy: flushes every queued range now (the flush-queue timer calls this).
     void flush_queue_now();
@@ -287,7 +297,12 @@ private:
         unsigned iommu = 0;
         std::vector<PageRequestInfo> requests; ///< the last one has Last set
         Duration queued;                       ///< when the group was queued (its last request)
+        uint32_t hwpt = 0;                     ///< the attachment it came through (Linux group->attach_handle):
+        std::optional<uint32_t> attach_pasid;  ///< its HWPT and PASID (nullopt: the RID's, a guest PASID table)
     };
+    /// iommufd_auto_response_faults: the groups (iommu, rid, pasid) left in fault queue `fault` by HWPT
+    /// `hwpt` when it was detached are answered INVALID (queued or read alike); its open groups are dropped.
+    void auto_respond_faults(uint32_t fault, uint32_t hwpt, unsigned iommu, pcie::Bdf rid, std::optional<uint32_t> pasid);
     struct FaultQueue {
         std::map<std::tuple<unsigned, uint16_t, uint32_t, uint16_t>, FaultGroup> partial; ///< groups still open
         std::vector<FaultGroup> deliver;           ///< queued, not read

@@ -16,8 +16,14 @@
 // most `depth` events; one arriving at a full queue is lost and a
 // LOST_EVENTS header with the next sequence number takes the tail until any
 // new event is queued (iommufd_vevent_handler), so the reader sees the gap.
+// IOMMU_DESTROY: a fault queue a HWPT still names is EBUSY (the HWPT's
+// reference), so it is destroyed empty (iommufd_fault_destroy). Detaching a (device, PASID) from a HWPT with a fault
+// queue answers that attachment's queued and read groups INVALID
+// (iommufd_auto_response_faults), so a response the VMM writes later for one
+// of them is EINVAL (its cookie is gone). Destroying a vEVENTQ discards its
+// events (iommufd_veventq_abort); a vIOMMU with a vEVENTQ is EBUSY.
 // Not modelled: the files' poll()/blocking semantics beyond the wake-up
-// callback, ESPIPE offsets, IOMMU_DESTROY of these objects.
+// callback, ESPIPE offsets.
 #include <cstring>
 
 #include "models/host/iommufd.hpp"
@@ -43,7 +49,9 @@ void IommuFd::hwpt_set_fault(uint32_t hwpt_id, uint32_t fault) {
 
 bool IommuFd::deliver_to_user(unsigned iommu, const PageRequestInfo& r) {
     auto it = attached_.find(attach_key(iommu, r.rid, r.pasid));
+    std::optional<uint32_t> via = r.pasid; // the PASID of the attachment the group comes through
     if (it == attached_.end() && r.pasid) {
+        via.reset();
         // A PASID with no attachment of its own: with a guest-owned PASID table (AMD GCR3 table,
         // SMMUv3 CD table: a nested domain made on a vIOMMU) its faults are the RID's nested domain's.
         it = attached_.find(attach_key(iommu, r.rid, std::nullopt));
@@ -60,6 +68,8 @@ bool IommuFd::deliver_to_user(unsigned iommu, const PageRequestInfo& r) {
                                      static_cast<uint16_t>(r.prg_index & 0x1FF));
     FaultGroup& g = q.partial[key];
     g.iommu = iommu;
+    g.hwpt = it->second;
+    g.attach_pasid = via;
     g.requests.push_back(r);
     if (!r.last) return true;
     g.queued = cpu_.now();
@@ -114,6 +124,49 @@ uapi::Errno IommuFd::fault_respond(uint32_t fault, const std::vector<uapi::HwptP
                                                                             : pcie::PrgResponseCode::invalid_request);
         ++done;
     }
+    return uapi::Errno::ok;
+}
+
+void IommuFd::auto_respond_faults(uint32_t fault, uint32_t hwpt, unsigned iommu, pcie::Bdf rid,
+                                  std::optional<uint32_t> pasid) {
+    auto fit = faults_.find(fault);
+    if (fit == faults_.end()) return;
+    FaultQueue& q = fit->second;
+    auto mine = [&](const FaultGroup& g) {
+        return g.hwpt == hwpt && g.iommu == iommu && g.requests.front().rid == rid && g.attach_pasid == pasid;
+    };
+    std::vector<FaultGroup> answer; // moved out first: the responses may block (the unit's queue)
+    for (auto g = q.deliver.begin(); g != q.deliver.end();) {
+        if (!mine(*g)) {
+            ++g;
+            continue;
+        }
+        answer.push_back(std::move(*g));
+        g = q.deliver.erase(g);
+    }
+    for (auto g = q.response.begin(); g != q.response.end();) {
+        if (!mine(g->second)) {
+            ++g;
+            continue;
+        }
+        answer.push_back(std::move(g->second));
+        g = q.response.erase(g);
+    }
+    std::erase_if(q.partial, [&](const auto& kv) { return mine(kv.second); });
+    for (const FaultGroup& g : answer) // iopf_group_response(group, IOMMU_PAGE_RESP_INVALID)
+        iommus_.at(g.iommu).driver->page_response(g.requests.back(), pcie::PrgResponseCode::invalid_request);
+}
+
+uapi::Errno IommuFd::fault_queue_destroy(uint32_t fault) {
+    auto fit = faults_.find(fault);
+    if (fit == faults_.end()) return uapi::Errno::enoent;
+    for (const auto& [id, h] : hwpts_)
+        if (h.fault == fault) return uapi::Errno::ebusy; // the HWPT's fault_id reference
+    cpu_.spend(cpu_.params().call_overhead);
+    // Linux answers what the queue still holds INVALID here; every group came through an
+    // attachment of a HWPT naming this queue, and each detach answered its own
+    // (auto_respond_faults), so with no HWPT left there is nothing to answer.
+    faults_.erase(fit);
     return uapi::Errno::ok;
 }
 
@@ -199,6 +252,12 @@ std::vector<uint8_t> IommuFd::veventq_read(uint32_t veventq, size_t max_bytes) {
         q.lost_at_tail = false;
     }
     return out;
+}
+
+uapi::Errno IommuFd::veventq_destroy(uint32_t veventq) {
+    if (!veventqs_.erase(veventq)) return uapi::Errno::enoent;
+    cpu_.spend(cpu_.params().call_overhead);
+    return uapi::Errno::ok;
 }
 
 size_t IommuFd::veventq_pending(uint32_t veventq) const {

@@ -17,6 +17,7 @@ const char* uapi::to_string(Errno e) {
     case Errno::ok: return "0";
     case Errno::enoent: return "ENOENT";
     case Errno::eio: return "EIO";
+    case Errno::ebusy: return "EBUSY";
     case Errno::eexist: return "EEXIST";
     case Errno::einval: return "EINVAL";
     case Errno::espipe: return "ESPIPE";
@@ -185,6 +186,9 @@ void IommuFd::viommu_free(uint32_t viommu) {
         if (h.desc.viommu == viommu)
             throw HostError(K::busy, "vIOMMU " + std::to_string(viommu) + " still has nested HWPT " + std::to_string(id) +
                                          " (EBUSY)");
+    for (const auto& [id, q] : veventqs_)
+        if (q.viommu == viommu)
+            throw HostError(K::busy, "vIOMMU " + std::to_string(viommu) + " still has vEVENTQ " + std::to_string(id) + " (EBUSY)");
     cpu_.spend(cpu_.params().call_overhead);
     if (it->second.hw) iommus_[it->second.iommu].driver->viommu_hw_free(viommu);
     viommus_.erase(it);

@@ -13,7 +13,7 @@
 namespace iommusim::host::uapi {
 
 /// What an iommufd ioctl returns (0 = success), as errno.
-enum class Errno : int { ok = 0, enoent = 2, eio = 5, eexist = 17, einval = 22, espipe = 29, eopnotsupp = 95 };
+enum class Errno : int { ok = 0, enoent = 2, eio = 5, ebusy = 16, eexist = 17, einval = 22, espipe = 29, eopnotsupp = 95 };
 const char* to_string(Errno e);
 
 /// IOMMU_HWPT_INVALIDATE data types (E.1).

@@ -10,7 +10,11 @@
 namespace iommusim::pcie {
 
 AtsTrafficEndpoint::Function::Function(const AtsEndpointParams& p, const std::string& name, stats::Group* parent)
-    : group(name, parent), atc(p, group) {}
+    : group(name, parent), atc(p, group),
+      page_requests(group.counter("page_requests", "count", "PRI Page Requests sent (a Translation Completion granted no access)")),
+      page_request_failures(group.counter("page_request_failures", "count",
+                                          "PRG Responses other than Success (the TLP is dropped)")),
+      page_request_latency(group.histogram("page_request_latency", "ns", "Page Request sent to its PRG Response")) {}
 
 AtsTrafficEndpoint::AtsTrafficEndpoint(sc_core::sc_module_name name, const TrafficEndpointParams& params,
                                        const AtsEndpointParams& ats, stats::Group* parent_stats)
@@ -38,7 +42,12 @@ bool AtsTrafficEndpoint::translate(unsigned function, TlpExtension& tlp, uint64_
     const std::optional<uint32_t> pasid = tlp.pasid_present ? std::optional<uint32_t>(tlp.pasid) : std::nullopt;
     at += ats_.atc_lookup;
     std::optional<Atc::Entry> e = f.atc.lookup(addr, pasid);
-    if (!e || !e->allows(write)) {
+    for (int attempt = 0; !e || !e->allows(write); ++attempt) {
+        if (attempt > 0) { // PRI: a page made present after a Page Request's Success (§10.4)
+            if (!ats_.pri_enabled || attempt > 1 || !pasid ||
+                request_page(function, tlp, addr, write, at) != PrgResponseCode::success)
+                return false;
+        }
         // Translation Request (PCIe Base §10.2.2): a read of one 8-byte completion entry.
         bool stalled = false;
         at = f.atc.translation_slots().take(at, stalled);
@@ -69,10 +78,7 @@ bool AtsTrafficEndpoint::translate(unsigned function, TlpExtension& tlp, uint64_
                                                    : Atc::Fill::no_access;
         if (fill == Atc::Fill::uncached) return true; // U=1: this range only untranslated
         e = fill == Atc::Fill::cached ? f.atc.find(addr, pasid) : std::nullopt;
-        if (!e || !e->allows(write)) {
-            f.atc.st.no_access.inc();
-            return false;
-        }
+        if (!e || !e->allows(write)) f.atc.st.no_access.inc();
     }
     // Translated request (AT=10): no PASID prefix (the translation encodes it, §6.20).
     addr = e->output(addr);
@@ -92,8 +98,45 @@ void AtsTrafficEndpoint::sent(unsigned function, std::optional<uint32_t> pasid, 
     if (tlp.at == AddressType::translated) fns_[function]->atc.issued(iova, pasid, kernel_now(), done);
 }
 
+PrgResponseCode AtsTrafficEndpoint::request_page(unsigned function, const TlpExtension& tlp, uint64_t addr, bool write,
+                                                 Duration& at) {
+    Function& f = *fns_[function];
+    MessageExtension m;
+    m.code = MessageCode::page_request;
+    m.page_req.requester = tlp.requester;
+    m.page_req.pasid_present = tlp.pasid_present;
+    m.page_req.pasid = tlp.pasid;
+    m.page_req.privileged = tlp.privileged;
+    m.page_req.address = addr & ~uint64_t{0xFFF};
+    m.page_req.read = !write;
+    m.page_req.write = write;
+    m.page_req.last = true; // one page per group
+    m.page_req.prg_index = f.next_prg;
+    f.next_prg = (f.next_prg + 1) & 0x1FF;
+    f.page_requests.inc();
+    sync_to(at); // the response is a message: the generator waits for it in simulated time
+    prg_.reset();
+    sc_core::sc_time d = sc_core::SC_ZERO_TIME;
+    messages_.send(upstream, m, d);
+    sc_core::wait(d);
+    while (!prg_ || prg_->destination != tlp.requester || prg_->prg_index != m.page_req.prg_index) wait(prg_arrived_);
+    if (prg_at_ > kernel_now()) sc_core::wait(from_now(prg_at_)); // the message's own arrival time
+    const Duration done = kernel_now();
+    f.page_request_latency.record((done - at).as_ns());
+    at = done;
+    if (prg_->code != PrgResponseCode::success) f.page_request_failures.inc();
+    return prg_->code;
+}
+
 void AtsTrafficEndpoint::on_message(MessageExtension& msg, tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
-    if (msg.code != MessageCode::ats_invalidate_request) { // no PRI: a PRG Response is unexpected
+    if (msg.code == MessageCode::prg_response && ats_.pri_enabled && fn_of_rid_.count(msg.prg_resp.destination.raw)) {
+        gp.set_response_status(tlm::TLM_OK_RESPONSE);
+        prg_ = msg.prg_resp;
+        prg_at_ = kernel_now() + from_sc(delay);
+        prg_arrived_.notify(delay);
+        return;
+    }
+    if (msg.code != MessageCode::ats_invalidate_request) { // without PRI a PRG Response is unexpected
         TrafficEndpoint::on_message(msg, gp, delay);
         return;
     }

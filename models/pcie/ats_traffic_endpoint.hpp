@@ -17,9 +17,18 @@
 // device, each taking `invalidation_processing`, then the Invalidate
 // Completion waits for the function's translated requests through a dropped
 // translation (Atc::invalidate) before it is sent with the function's RID.
-// Not modelled: PRI (the traffic device has none; use the nic type),
-// Translation Requests holding one of the device's read tags (their own slot
-// pool bounds them), Execute-Requested on Translation Requests.
+// PRI (`pri_enabled`, PCIe Base §10.4): a PASID request whose Translation
+// Completion grants no access sends a Page Request (the page, R or W, Last,
+// the function's next PRG index) and the TLP waits for the PRG Response
+// routed back to the function; after Success the translation is requested
+// once more, any other response (or a second failure) drops the TLP. The
+// generator thread synchronizes to the request's time and blocks meanwhile
+// (its other streams wait too: one engine). Requests without PASID send no
+// Page Request (as the host drivers require one: Linux intel-iommu prq).
+// Not modelled: Translation Requests holding one of the device's read tags
+// (their own slot pool bounds them), Execute-Requested on Translation
+// Requests, several outstanding page request groups per function, Stop
+// Marker messages.
 #include <deque>
 #include <memory>
 #include <unordered_map>
@@ -51,14 +60,24 @@ private:
         Function(const AtsEndpointParams& p, const std::string& name, stats::Group* parent);
         stats::Group group;
         Atc atc;
+        stats::Counter& page_requests;
+        stats::Counter& page_request_failures;
+        stats::Histogram& page_request_latency;
+        uint16_t next_prg = 0; ///< PRG index of the next Page Request (9 bits)
     };
+    /// PRI: sends one Page Request for `addr` at `at` and waits for its PRG Response (SC_THREAD:
+    /// the generator); `at` becomes the response's arrival.
+    PrgResponseCode request_page(unsigned function, const TlpExtension& tlp, uint64_t addr, bool write, Duration& at);
     void invalidation_thread();
 
     AtsEndpointParams ats_;
     std::vector<std::unique_ptr<Function>> fns_;
     std::unordered_map<uint16_t, unsigned> fn_of_rid_;
     InvalidationQueue inv_queue_;
-    MessageSender messages_; ///< Invalidate Completions
+    MessageSender messages_; ///< Invalidate Completions, Page Requests
+    std::optional<PrgResponse> prg_; ///< the PRG Response the generator waits for
+    Duration prg_at_;                ///< when it arrives
+    sc_core::sc_event prg_arrived_;
     stats::Counter& inv_received_;
     stats::Counter& inv_unknown_;
 };

@@ -132,3 +132,101 @@ TEST_CASE("the guest_wbinvd step flushes only while the VM has a non-coherent do
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("/scenario/1/vm") != std::string::npos);
 }
+
+namespace {
+ordered_json pri_platform() { return ordered_json::parse(slurp(source_path("platforms/vm-vtd-pri-sva.json"))); }
+/// Runs `p` (the scenario's expects must hold); its stats.
+nlohmann::json run_platform(const ordered_json& p, const std::string& tag) {
+    auto dir = scratch_dir(tag);
+    write_file(dir / "p.json", p.dump(2));
+    auto r = run_cli("run --quiet --out '" + (dir / "out").string() + "' '" + (dir / "p.json").string() + "'", tag);
+    INFO("stderr: " << r.err);
+    REQUIRE(r.exit_code == 0);
+    return nlohmann::json::parse(slurp(dir / "out" / "stats.json"));
+}
+double stat(const nlohmann::json& j) { return j.contains("value") ? j["value"].get<double>() : j["count"].get<double>(); }
+} // namespace
+
+TEST_CASE("platforms/vm-vtd-pri-sva.json: the guest's SVA bind gets a host PASID of the VM's set and each first touch "
+          "is faulted in by the guest through its page request queue",
+          "[cli][vm][vtd][pri]") {
+    const auto s = run_platform(pri_platform(), "vm-pri-sva");
+    const auto& prq = s["vm0"]["vm0_viommu"]["page_requests"];
+    // 8 pages, each touched first by the device: one Page Request each, delivered to the guest,
+    // answered Success by the guest's fault handler (its process's page faulted in), retried.
+    CHECK(stat(s["acc0"]["fn0"]["page_requests"]) == 8);
+    CHECK(stat(s["acc0"]["fn0"]["page_request_failures"]) == 0);
+    CHECK(stat(s["acc0"]["fn0"]["page_request_latency"]) == 8);
+    CHECK(stat(prq["groups_delivered"]) == 8);
+    CHECK(stat(prq["responses"]) == 8);
+    CHECK(stat(s["vm0"]["vm0_guest"]["prq"]["successes"]) == 8);
+    CHECK(stat(s["vm0"]["vm0_guest"]["iommufd"]["demand_faults"]) == 8);
+    CHECK(stat(s["os"]["prq"]["responses"]) == 0); // the host answered none itself: all went to the VMM
+    CHECK(stat(s["acc0"]["errors"]) == 0);
+    CHECK(stat(s["acc0"]["reads"]) > 1000);
+    CHECK(stat(s["os"]["oracle"]["violations"]) == 0);
+    CHECK(stat(s["os"]["oracle"]["correct"]) == stat(s["os"]["oracle"]["checked"]));
+    // Each fault's service passes through the VMM twice (injection, the trapped response).
+    CHECK(prq["phases"]["total"]["p50"].get<double>() > s["vm0"]["vm0_viommu"]["invalidation_phases"]["exit"]["p50"].get<double>());
+}
+
+TEST_CASE("without guest fault delivery the host answers the guest's page requests Invalid and the device's reads fail",
+          "[cli][vm][vtd][pri]") {
+    auto p = pri_platform();
+    p["vms"][0]["page_requests"] = false;
+    ordered_json steps = ordered_json::array(); // the guest's fault stats do not exist without fault delivery
+    for (const auto& st : p["scenario"])
+        if (st["op"] != "expect") steps.push_back(st);
+    p["scenario"] = steps;
+    const auto s = run_platform(p, "vm-pri-off");
+    CHECK(stat(s["acc0"]["fn0"]["page_requests"]) > 0);
+    CHECK(stat(s["acc0"]["fn0"]["page_request_failures"]) == stat(s["acc0"]["fn0"]["page_requests"]));
+    CHECK(stat(s["acc0"]["errors"]) > 0);
+    CHECK(stat(s["os"]["oracle"]["violations"]) == 0);
+}
+
+TEST_CASE("guest_bind_sva and a traffic device's PRI are checked before the run, naming the JSON path",
+          "[cli][config][vm][scenario][pri]") {
+    const auto base = ordered_json::parse(slurp(source_path("platforms/vm-vtd-pri-sva.json")));
+    auto p = base;
+    p["vms"][0]["mode"] = "caching_mode";
+    p["vms"][0].erase("page_requests");
+    auto r = validate(p, "vm-sva-caching-mode");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("/scenario/0/vm") != std::string::npos);
+    CHECK(r.err.find("caching_mode") != std::string::npos);
+
+    p = base;
+    p["devices"].push_back({{"name", "acc1"}, {"type", "traffic"}, {"port", "rp0"}});
+    p["scenario"][0]["device"] = "acc1";
+    r = validate(p, "vm-sva-not-passed-through");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("/scenario/0/device") != std::string::npos);
+    CHECK(r.err.find("not passed through") != std::string::npos);
+
+    p = base;
+    p["scenario"][0]["guest_pasid"] = 0;
+    r = validate(p, "vm-sva-pasid-0");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("/scenario/0/guest_pasid") != std::string::npos);
+
+    p = base;
+    p["devices"][0]["pasid"] = {{"supported", false}};
+    p["devices"][0]["workloads"][0].erase("pasids");
+    r = validate(p, "vm-pri-no-pasid");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("/devices/0/ats/pri") != std::string::npos);
+}
+
+TEST_CASE("a VM whose passed-through device sits in PCIe segment 1 has its DMAs judged through the VM's composed view",
+          "[cli][vm][segments]") {
+    for (const char* f : {"platforms/vm-vtd-nested.json", "platforms/vm-smmuv3-nested.json", "platforms/vm-amd-nested.json"}) {
+        INFO(f);
+        auto p = ordered_json::parse(slurp(source_path(f)));
+        p["topology"]["root_complex"]["segment"] = 1;
+        const auto s = run_platform(p, std::string("vm-segment-1-") + p["name"].get<std::string>());
+        CHECK(stat(s["os"]["oracle"]["violations"]) == 0);
+        CHECK(stat(s["os"]["oracle"]["checked"]) > 0);
+        CHECK(stat(s["os"]["oracle"]["correct"]) == stat(s["os"]["oracle"]["checked"]));
+    }
+}

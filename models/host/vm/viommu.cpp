@@ -195,7 +195,7 @@ void VirtualIommu::bind(pcie::Bdf vrid, uint32_t guest_pasid, const DeviceInfo& 
     v.any_pasid = guest_pasid == kNoPasid && guest_pasid_tables();
     GuestMemory* ram = &vmm_.ram;
     v.gpa_of = [ram](uint64_t hpa) { return ram->gpa_of(hpa); };
-    vmm_.host.oracle().bind_nested(dev.rid, hp, std::move(v));
+    vmm_.host.oracle().bind_nested(dev.rid, hp, std::move(v), vmm_.host.iommufd().iommu_segment(vmm_.iommu));
 }
 
 void VirtualIommu::unbind(pcie::Bdf vrid, uint32_t guest_pasid, const DeviceInfo& dev) {

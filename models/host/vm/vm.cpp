@@ -96,6 +96,17 @@ uint32_t Vm::guest_dma_ioas() {
 
 namespace iommusim::host::vm {
 
+uint32_t Vm::guest_bind_sva(pcie::Bdf vrid, uint32_t pasid) {
+    (void)guest_dma_ioas(); // the guest has booted and set up its DMA domain
+    if (!ctx_.vdevice(vrid))
+        throw HostError(HostError::Kind::not_found, "VM " + name_ + " has no device at virtual RID " + vrid.str());
+    IommuFd& g = guest_->iommufd();
+    const uint32_t process = g.process_create();
+    const uint32_t hwpt = g.hwpt_alloc_sva(process, 0);
+    g.attach(vrid, pasid, hwpt);
+    return process;
+}
+
 uint64_t Vm::guest_map(uint64_t size, std::optional<uint64_t> iova, unsigned page_shift) {
     const uint32_t ioas = guest_dma_ioas();
     const Duration start = guest_->cpu().now();

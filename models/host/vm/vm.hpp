@@ -68,6 +68,15 @@ public:
     /// the latency of each call is recorded (guest_map_latency, guest_unmap_latency).
     uint64_t guest_map(uint64_t size, std::optional<uint64_t> iova, unsigned page_shift);
     void guest_unmap(uint64_t iova, uint64_t size);
+    /// The guest kernel binds a process of its own to the passed-through device at virtual RID
+    /// `vrid` with guest PASID `pasid` (iommu_sva_bind_device): a new process (an empty address
+    /// space: its pages are faulted in on first touch, by the CPU or by the device's page
+    /// requests), an SVA domain on the guest's IOMMU sharing its page tables, and the attach at
+    /// the PASID, whose PASID-entry write and cache invalidation the vIOMMU traps (VT-d: a nested
+    /// HWPT per (vDID, PASID) at the guest PASID's host PASID of the VM's set). SC_THREAD; waits
+    /// for the guest's boot. Returns the guest's process. Errors: an unknown virtual RID
+    /// (not_found), the guest driver's own (a PASID bound already: busy).
+    uint32_t guest_bind_sva(pcie::Bdf vrid, uint32_t pasid);
     /// A guest vCPU executes WBINVD (SC_THREAD; waits until the VMM created the VM): one in-kernel
     /// exit + entry, plus the host's cache flush while the VM is non-coherent; the vCPU's time.
     /// Returns whether the host flushed (counted in wbinvd_flushes / wbinvd_skipped).

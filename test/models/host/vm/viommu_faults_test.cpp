@@ -39,6 +39,23 @@ sm::Event guest_event(VmRig& r, uint32_t index) {
 
 constexpr const char* kPrq = "vm0.vm0_viommu.page_requests.";
 
+/// Runs `body` on an SMMUv3 stall rig's guest thread with a vIOMMU of the test's own on the VM's
+/// nesting parent and an SMMUv3-type vEVENTQ request of `depth` for it (not allocated yet).
+void with_veventq(uint32_t depth,
+                  const std::function<void(host::IommuFd&, uint32_t, host::uapi::VeventqAlloc&)>& body) {
+    auto rp = smmu_stall_rig();
+    VmRig& r = *rp;
+    r.run([&] {
+        host::IommuFd& fd = r.os->iommufd();
+        const uint32_t v = fd.viommu_alloc(r.vm->vmm().parent_hwpt);
+        host::uapi::VeventqAlloc q;
+        q.viommu_id = v;
+        q.type = host::uapi::kVeventqTypeArmSmmuv3;
+        q.veventq_depth = depth;
+        body(fd, v, q);
+    });
+}
+
 } // namespace
 
 TEST_CASE("SMMUv3 guest faults: a stall reaches the guest's EVTQ with the vSID and the guest's SSID, the guest's "
@@ -158,15 +175,8 @@ TEST_CASE("iommufd fault queue: responses for unknown cookies or with codes othe
 
 TEST_CASE("iommufd vEVENTQ: allocation errors as Linux, a full queue loses events behind a LOST_EVENTS header",
           "[vm][iommufd][veventq][sc]") {
-    auto rp = smmu_stall_rig();
-    VmRig& r = *rp;
-    r.run([&] {
-        host::IommuFd& fd = r.os->iommufd();
-        const uint32_t v = fd.viommu_alloc(r.vm->vmm().parent_hwpt);
-        host::uapi::VeventqAlloc q;
-        q.viommu_id = v;
+    with_veventq(2, [](host::IommuFd& fd, uint32_t v, host::uapi::VeventqAlloc& q) {
         q.type = host::uapi::kVeventqTypeDefault;
-        q.veventq_depth = 2;
         CHECK(fd.veventq_alloc(q, {}) == Errno::eopnotsupp);
         q.type = host::uapi::kVeventqTypeArmSmmuv3;
         q.veventq_depth = 0;
@@ -274,4 +284,147 @@ TEST_CASE("VT-d guest page requests: a page group response for a group never del
     });
     CHECK(r.value(std::string(kPrq) + "unknown_responses") == 1);
     CHECK(r.value(std::string(kPrq) + "responses") == 0);
+}
+
+namespace {
+/// A page request of (rid, pasid) for `addr` in group `prg` with Last set.
+host::PageRequestInfo page_request(pcie::Bdf rid, uint32_t pasid, uint64_t addr, uint16_t prg) {
+    host::PageRequestInfo q;
+    q.rid = rid;
+    q.pasid = pasid;
+    q.address = addr;
+    q.prg_index = prg;
+    q.read = true;
+    q.last = true;
+    return q;
+}
+} // namespace
+
+TEST_CASE("iommufd fault queue: detaching a device answers its queued and read groups INVALID, the queue is EBUSY while "
+          "a HWPT names it and destroyed once none does",
+          "[vm][iommufd][faults][destroy][sc]") {
+    VtdPri v;
+    VmRig& r = v.r;
+    r.run([&] {
+        v.setup();
+        host::IommuFd& fd = r.os->iommufd();
+        // A fault queue and a nested HWPT of the test's own (the VMM's event thread never reads it).
+        const uint32_t fault = fd.fault_queue_alloc([] {});
+        host::uapi::HwptVtdS1 s1;
+        s1.pgtbl_addr = r.vm->params().ram_gpa; // any guest table: no DMA walks it here
+        const uint32_t h = fd.hwpt_alloc_nested_vtd(r.vm->vmm().parent_hwpt, s1);
+        fd.hwpt_set_fault(h, fault);
+        constexpr uint32_t kPasid = 40;
+        fd.attach(r.ep_rid, kPasid, h);
+        CHECK(fd.deliver_to_user(0, page_request(r.ep_rid, kPasid, 0x1000, 1)));
+        CHECK(fd.deliver_to_user(0, page_request(r.ep_rid, kPasid, 0x2000, 2)));
+        const std::vector<host::uapi::HwptPgfault> read = fd.fault_read(fault, 1); // group 1 read, group 2 queued
+        REQUIRE(read.size() == 1);
+        CHECK(fd.fault_pending(fault) == 1);
+        CHECK(fd.fault_unanswered(fault) == 1);
+        CHECK(fd.fault_queue_destroy(fault) == Errno::ebusy); // the HWPT's fault_id holds it
+        const double sent = r.value("dmar0.prg_responses");
+        fd.detach(r.ep_rid, kPasid); // iommufd_auto_response_faults: both groups answered INVALID
+        sc_core::wait(sc_core::sc_time(5, sc_core::SC_US));
+        CHECK(r.value("dmar0.prg_responses") == sent + 2);
+        CHECK(fd.fault_pending(fault) == 0);
+        CHECK(fd.fault_unanswered(fault) == 0);
+        size_t done = 9;
+        CHECK(fd.fault_respond(fault, {host::uapi::HwptPageResponse{read[0].cookie, host::uapi::kPageRespSuccess}}, done) ==
+              Errno::einval); // answered already: the VMM's late response finds no group
+        CHECK(done == 0);
+        CHECK(fd.deliver_to_user(0, page_request(r.ep_rid, kPasid, 0x3000, 3)) == false); // nothing attached: the host's
+        fd.hwpt_free(h);
+        CHECK(fd.fault_queue_destroy(fault) == Errno::ok);
+        CHECK(fd.fault_queue_destroy(fault) == Errno::enoent);
+    });
+    CHECK(r.value(std::string(kPrq) + "groups_delivered") == 0); // none reached the guest
+}
+
+TEST_CASE("iommufd vEVENTQ: destroying it discards its events, frees its type and lets the vIOMMU be destroyed",
+          "[vm][iommufd][veventq][destroy][sc]") {
+    with_veventq(1, [](host::IommuFd& fd, uint32_t v, host::uapi::VeventqAlloc& q) {
+        REQUIRE(fd.veventq_alloc(q, {}) == Errno::ok);
+        CHECK(fd.report_vevent(v, q.type, {1, 0, 0, 0}) == Errno::ok);
+        CHECK(fd.report_vevent(v, q.type, {2, 0, 0, 0}) == Errno::ok); // lost: LOST_EVENTS at the tail
+        CHECK(fd.veventq_pending(q.out_veventq_id) == 2);
+        CHECK_THROWS_AS(fd.viommu_free(v), host::HostError); // the vEVENTQ holds the vIOMMU (EBUSY)
+        CHECK(fd.veventq_destroy(q.out_veventq_id) == Errno::ok);
+        CHECK(fd.veventq_pending(q.out_veventq_id) == 0);
+        CHECK(fd.veventq_destroy(q.out_veventq_id) == Errno::enoent);
+        CHECK(fd.report_vevent(v, q.type, {3, 0, 0, 0}) == Errno::eopnotsupp); // nobody listens for the type
+        host::uapi::VeventqAlloc again = q;
+        REQUIRE(fd.veventq_alloc(again, {}) == Errno::ok); // the type is free again
+        CHECK(fd.veventq_read(again.out_veventq_id, 4096).empty()); // a fresh queue: nothing of the old one
+        CHECK(fd.veventq_destroy(again.out_veventq_id) == Errno::ok);
+        fd.viommu_free(v);
+    });
+}
+
+TEST_CASE("SMMUv3 vEVENTQ full: the VMM reads the LOST_EVENTS header, counts the loss and injects what was kept",
+          "[vm][smmuv3][veventq][faults][sc]") {
+    // A guest EVTQ of 2 records (IDR1.EVTQS = 1): the VMM's vEVENTQ gets the same depth.
+    iommusim::iommu::smmuv3::Smmuv3Params caps = host::vm::Smmuv3Viommu::default_caps();
+    caps.evtqs = 1;
+    VmRig r{ViommuMode::nested, host::DriverParams{}, with_page_requests(), Family::smmuv3,
+            /*snoop_control=*/true, /*can_stall=*/true, /*ep_pri=*/false, caps};
+    r.run([&] {
+        (void)guest_attach(r, r.vrid); // the VMM made its vIOMMU and the vEVENTQ
+        host::IommuFd& fd = r.os->iommufd();
+        const uint32_t v = viommu_id(r);
+        REQUIRE(v != 0);
+        // Five C_BAD_CD events of the vSID at one instant, before the VMM's event thread wakes:
+        // the vEVENTQ keeps two, the rest are lost behind its LOST_EVENTS header.
+        for (uint32_t ssid = 1; ssid <= 5; ++ssid) {
+            sm::Event e;
+            e.id = sm::evt::kBadCd;
+            e.sid = r.vrid.raw;
+            e.ssv = true;
+            e.ssid = ssid;
+            const auto rec = e.encode();
+            CHECK(fd.report_vevent(v, host::uapi::kVeventqTypeArmSmmuv3, {rec[0], rec[1], rec[2], rec[3]}) == Errno::ok);
+        }
+        sc_core::wait(sc_core::sc_time(50, sc_core::SC_US)); // the VMM, the guest's EVTQ thread
+    });
+    CHECK(r.value(std::string(kPrq) + "vevents") == 2);
+    CHECK(r.value(std::string(kPrq) + "vevents_lost") == 1); // the header says some were lost, not how many
+    CHECK(r.value("vm0.vm0_guest.vm0_iommu.events_serviced") == 2);
+    CHECK(guest_event(r, 0).ssid == 1);
+    CHECK(guest_event(r, 1).ssid == 2);
+}
+
+TEST_CASE("VT-d guest page requests: a full guest page request queue sets PRS.PRO and the VMM answers the group "
+          "Success (§7.5.1 auto-response) instead of injecting it",
+          "[vm][vtd][faults][sc]") {
+    VtdPri v;
+    VmRig& r = v.r;
+    constexpr uint32_t kPasids = 5, kPerPasid = 440; // 2,200 groups with distinct (PASID, PRG index) keys
+    uint64_t slots = 0;
+    bool pro = false;
+    r.run([&] {
+        v.setup(); // guest PASID 5
+        std::vector<uint32_t> host_pasids{v.host_pasid};
+        for (uint32_t p = 6; p < 5 + kPasids; ++p) {
+            (void)guest_pasid_domain(r, r.ep_vrid, p, p);
+            host_pasids.push_back(r.os->pasids().host_pasid(*r.os->pasids().find_set("vm0"), p));
+        }
+        slots = r.viommu->regs().pq_bytes() / 32; // the guest driver's queue (Linux PRQ_ORDER pages)
+        REQUIRE(kPasids * kPerPasid > slots);
+        host::IommuFd& fd = r.os->iommufd();
+        // A burst at one instant (what the host's PRQ thread read): the VMM reads 64 groups at a time
+        // and injects them far faster than the guest's handler drains its queue.
+        for (uint32_t i = 0; i < kPasids * kPerPasid; ++i)
+            CHECK(fd.deliver_to_user(0, page_request(r.ep_rid, host_pasids[i / kPerPasid], 0x40000000 + uint64_t{i} * 4096,
+                                                     static_cast<uint16_t>(i % kPerPasid))));
+        sc_core::wait(sc_core::sc_time(200, sc_core::SC_US)); // the VMM has handled the burst by now
+        pro = r.viommu->regs().read(iommusim::iommu::vtd::reg::PRS, 4) & iommusim::iommu::vtd::bits::PRS_PRO;
+    });
+    CHECK(pro); // §7.5.1: the overflow is visible to the guest (its driver clears it once it drained)
+    const double delivered = r.value(std::string(kPrq) + "groups_delivered");
+    const double full = r.value(std::string(kPrq) + "guest_queue_full");
+    CHECK(full > 0);
+    CHECK(delivered >= static_cast<double>(slots) - 1); // a full ring went in before it overflowed
+    CHECK(delivered + full == kPasids * kPerPasid);      // every group was injected or answered at once
+    CHECK(r.value("dmar0.prg_responses") >= full);       // the auto-responses reached the device
+    CHECK(r.value("os.prq.responses") == 0);             // none was the host's own
 }

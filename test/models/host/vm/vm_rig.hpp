@@ -7,6 +7,7 @@
 #include <array>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,8 +53,10 @@ struct VmRig {
     /// `snoop_control` (VT-d ECAP.SC): false makes every domain on the unit non-coherent.
     /// `can_stall`: firmware says the raw device tolerates stalls (SMMUv3 "dma-can-stall").
     /// `ep_pri`: the ATS endpoint has PASID and PRI enabled (it may send Page Requests).
+    /// `smmu_guest_caps`: what an SMMUv3 guest sees (default: Smmuv3Viommu::default_caps()).
     explicit VmRig(ViommuMode mode, host::DriverParams dp = {}, host::vm::VmParams vp = {}, Family f = Family::vtd,
-                   bool snoop_control = true, bool can_stall = false, bool ep_pri = false)
+                   bool snoop_control = true, bool can_stall = false, bool ep_pri = false,
+                   std::optional<iommu::smmuv3::Smmuv3Params> smmu_guest_caps = std::nullopt)
         : family(f) {
         auto no_walk_caches = [](iommu::WalkerParams& w) {
             w.s1_walk_cache.per_level.entries = 0;
@@ -121,11 +124,14 @@ struct VmRig {
         os->iommufd().add_device(ats, 0);
         vp.mode = mode;
         vm = std::make_unique<host::vm::Vm>("vm0", vp, *os, 0, memory.store, &root,
-                                            [this](const std::string& n, host::vm::VmmContext& c, stats::Group* g)
+                                            [this, smmu_guest_caps](const std::string& n, host::vm::VmmContext& c,
+                                                                    stats::Group* g)
                                                 -> std::unique_ptr<host::vm::VirtualIommu> {
                                                 c.unit_model = iommu.get();
                                                 if (family == Family::smmuv3) {
-                                                    auto v = std::make_unique<host::vm::Smmuv3Viommu>(n.c_str(), c, g);
+                                                    auto v = std::make_unique<host::vm::Smmuv3Viommu>(
+                                                        n.c_str(), c, g,
+                                                        smmu_guest_caps.value_or(host::vm::Smmuv3Viommu::default_caps()));
                                                     smmu_viommu = v.get();
                                                     return v;
                                                 }
