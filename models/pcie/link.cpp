@@ -102,11 +102,30 @@ TlpTrain LinkTiming::message_train(uint32_t data_bytes, bool pasid) const {
     return TlpTrain{1, w, data_bytes, w};
 }
 
-CreditPool::CreditPool(uint32_t credits) : slots_(credits), last_start_(credits, 0), end_(credits, 0) {}
+CreditPool::CreditPool(uint32_t credits)
+    : slots_(credits), last_start_(credits, 0), end_(credits, 0), heap_(credits), pos_(credits) {
+    for (uint32_t i = 0; i < credits; ++i) heap_[i] = pos_[i] = i; // all free: ordered by index
+}
+
+void CreditPool::sift_down(uint32_t slot) {
+    const size_t n = heap_.size();
+    size_t i = pos_[slot];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && before(heap_[c + 1], heap_[c])) ++c;
+        if (!before(heap_[c], slot)) break;
+        heap_[i] = heap_[c];
+        pos_[heap_[i]] = static_cast<uint32_t>(i);
+        i = c;
+    }
+    heap_[i] = slot;
+    pos_[slot] = static_cast<uint32_t>(i);
+}
 
 CreditPool::Grant CreditPool::acquire(Duration want) {
     const uint64_t w = want.as_ps();
-    if (max_last_start_ < w && w < min_end_) return Grant{min_end_slot_, Duration::ps(min_end_)}; // all held
+    if (const uint32_t first = heap_[0]; max_last_start_ < w && w < end_[first]) return Grant{first, Duration::ps(end_[first])}; // all held
     // One pass: the first credit free at `want` from the rotating hint on, else the one
     // that returns first (the lowest-numbered among equals). free_at() is read-only and
     // O(1) for the time-ordered requests of a link.
@@ -136,13 +155,9 @@ void CreditPool::hold(const Grant& g, Duration until) {
     // where it was or merges it earlier -- the bound holds.
     if (start > end_[s]) last_start_[s] = start;
     max_last_start_ = std::max(max_last_start_, last_start_[s]);
-    const uint64_t old_end = end_[s];
-    end_[s] = slots_[s].busy_until().as_ps();
-    if (end_[s] != old_end && s == min_end_slot_) { // busy-until times only grow: only the earliest can move the minimum
-        min_end_slot_ = 0;
-        for (uint32_t k = 1; k < end_.size(); ++k)
-            if (end_[k] < end_[min_end_slot_]) min_end_slot_ = k;
-        min_end_ = end_[min_end_slot_];
+    if (const uint64_t end = slots_[s].busy_until().as_ps(); end != end_[s]) {
+        end_[s] = end;
+        sift_down(s);
     }
 }
 

@@ -160,10 +160,14 @@ private:
     // credit, an upper bound of its last reservation's start (the start of a reservation that
     // was last when made; merges only move the real start earlier) and its busy-until time
     // (exact). If `want` lies after every such start and before every busy-until time, it is
-    // inside each credit's last reservation: none is free, the first returned is min_end_slot_.
+    // inside each credit's last reservation: none is free, the first returned is heap_[0].
     std::vector<uint64_t> last_start_, end_;
-    uint64_t max_last_start_ = 0, min_end_ = 0;
-    uint32_t min_end_slot_ = 0;
+    uint64_t max_last_start_ = 0;
+    /// Credits as a binary min-heap by (busy-until, index), pos_ their places: a hold moves
+    /// its credit down in O(log credits) (busy-until times only grow).
+    std::vector<uint32_t> heap_, pos_;
+    bool before(uint32_t a, uint32_t b) const { return end_[a] != end_[b] ? end_[a] < end_[b] : a < b; }
+    void sift_down(uint32_t slot);
 };
 
 /// The times one train occupies a direction of a link.
