@@ -8,8 +8,19 @@
 
 namespace iommusim {
 
+/// sc_time::from_value() is a call into the library (~25 instructions, on every hop of every
+/// request); sc_time's inline `*= double` computes int64(m_value * d + 0.5), which for 1 ps
+/// times v is exactly v while v + 0.5 is representable, i.e. below 2^52 ps (75 simulated
+/// minutes). Later times take the library call.
 inline sc_core::sc_time to_sc(Duration d) {
-    return sc_core::sc_time::from_value(d.as_ps());
+    const uint64_t v = d.as_ps();
+    if (v < (uint64_t{1} << 52)) [[likely]] {
+        static const sc_core::sc_time one_ps = sc_core::sc_time::from_value(1);
+        sc_core::sc_time t = one_ps;
+        t *= static_cast<double>(v);
+        return t;
+    }
+    return sc_core::sc_time::from_value(v);
 }
 inline Duration from_sc(const sc_core::sc_time& t) { return Duration::ps(t.value()); }
 

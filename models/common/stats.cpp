@@ -9,20 +9,6 @@
 
 namespace iommusim::stats {
 
-// Inline: record() is its only hot caller (percentile() the other), both in this file.
-inline size_t Histogram::bucket_of(double v) {
-    if (!(v > 0.0)) return 0;
-    // v = 1.m * 2^e for a normal double: e from the exponent field, the sub-bucket from the
-    // top kSubBits bits of m -- exactly floor((frac * 2 - 1) * kSubBuckets) of frexp's
-    // frac in [0.5, 1), without the library call. Subnormals have e = -1023 < kMinExp.
-    const auto bits = std::bit_cast<uint64_t>(v);
-    const int e = static_cast<int>((bits >> 52) & 0x7FF) - 1023; // v in [2^e, 2^(e+1))
-    if (e < kMinExp) return 0;
-    if (e > kMaxExp) return static_cast<size_t>(kMaxExp - kMinExp + 1) * kSubBuckets; // its last sub-bucket
-    const auto sub = static_cast<size_t>((bits >> (52 - kSubBits)) & (kSubBuckets - 1));
-    return 1 + static_cast<size_t>(e - kMinExp) * kSubBuckets + sub;
-}
-
 double Histogram::bucket_mid(size_t idx) {
     if (idx == 0) return 0.0;
     size_t i = idx - 1;
@@ -33,20 +19,11 @@ double Histogram::bucket_mid(size_t idx) {
     return (lo + hi) / 2.0;
 }
 
-void Histogram::record(double v, uint64_t times) {
-    if (times == 0) return;
-    // Every histogram here measures a non-negative quantity (a latency, a size):
-    // a negative, NaN or infinite sample is a model bug and must not be hidden
-    // as 0 or folded into the statistics.
-    if (!(v >= 0.0) || std::isinf(v)) throw std::domain_error("histogram sample " + std::to_string(v) + " is not a finite non-negative value");
-    if (buckets_.empty()) buckets_.assign(2 + static_cast<size_t>(kMaxExp - kMinExp + 1) * kSubBuckets, 0);
-    buckets_[bucket_of(v)] += times;
-    if (count_ == 0) min_ = max_ = v;
-    min_ = std::min(min_, v);
-    max_ = std::max(max_, v);
-    count_ += times;
-    sum_ += v * static_cast<double>(times);
+void Histogram::bad_sample(double v) {
+    throw std::domain_error("histogram sample " + std::to_string(v) + " is not a finite non-negative value");
 }
+
+void Histogram::allocate() { buckets_.assign(2 + static_cast<size_t>(kMaxExp - kMinExp + 1) * kSubBuckets, 0); }
 
 double Histogram::percentile(double p) const {
     if (count_ == 0) return 0.0;

@@ -4,7 +4,10 @@
 // each with a unit and a description, in groups that follow the module tree.
 // Models register their stats in their constructors; sim/ walks the tree once
 // to write stats.json and the summary. Kernel-free and JSON-free.
+#include <algorithm>
+#include <bit>
 #include <cstdint>
+#include <limits>
 #include <functional>
 #include <memory>
 #include <string>
@@ -45,7 +48,21 @@ public:
     static constexpr int kMinExp = -24; // values below 2^-24 count in bucket 0
     static constexpr int kMaxExp = 80;
 
-    void record(double v, uint64_t times = 1);
+    /// Inline: several histograms record on every hop of every DMA request.
+    void record(double v, uint64_t times = 1) {
+        if (times == 0) return;
+        // Every histogram here measures a non-negative quantity (a latency, a size):
+        // a negative, NaN or infinite sample is a model bug and must not be hidden
+        // as 0 or folded into the statistics.
+        if (!(v >= 0.0 && v <= std::numeric_limits<double>::max())) [[unlikely]] bad_sample(v);
+        if (buckets_.empty()) [[unlikely]] allocate();
+        buckets_[bucket_of(v)] += times;
+        if (count_ == 0) min_ = max_ = v;
+        min_ = std::min(min_, v);
+        max_ = std::max(max_, v);
+        count_ += times;
+        sum_ += v * static_cast<double>(times);
+    }
     uint64_t count() const { return count_; }
     double min() const { return count_ ? min_ : 0.0; }
     double max() const { return count_ ? max_ : 0.0; }
@@ -58,7 +75,20 @@ public:
     void reset();
 
 private:
-    static size_t bucket_of(double v);
+    static size_t bucket_of(double v) {
+        if (!(v > 0.0)) return 0;
+        // v = 1.m * 2^e for a normal double: e from the exponent field, the sub-bucket from the
+        // top kSubBits bits of m -- exactly floor((frac * 2 - 1) * kSubBuckets) of frexp's
+        // frac in [0.5, 1), without the library call. Subnormals have e = -1023 < kMinExp.
+        const auto bits = std::bit_cast<uint64_t>(v);
+        const int e = static_cast<int>((bits >> 52) & 0x7FF) - 1023; // v in [2^e, 2^(e+1))
+        if (e < kMinExp) return 0;
+        if (e > kMaxExp) return static_cast<size_t>(kMaxExp - kMinExp + 1) * kSubBuckets; // its last sub-bucket
+        const auto sub = static_cast<size_t>((bits >> (52 - kSubBits)) & (kSubBuckets - 1));
+        return 1 + static_cast<size_t>(e - kMinExp) * kSubBuckets + sub;
+    }
+    [[noreturn, gnu::cold, gnu::noinline]] static void bad_sample(double v);
+    [[gnu::noinline]] void allocate();
     static double bucket_mid(size_t idx);
     std::vector<uint64_t> buckets_; // allocated on first record
     uint64_t count_ = 0;

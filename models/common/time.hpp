@@ -96,6 +96,18 @@ public:
         trim();
         return Duration::ps(s);
     }
+    /// The earliest time at or after `t` that a zero-length use would start: what
+    /// reserve(t, zero) returns, without changing anything. Only a reservation that started
+    /// before `t` and ends after it moves it (to that reservation's end: reservations that
+    /// touch are merged). In time-ordered use `t` is past every reservation but the last,
+    /// so the last decides in O(1); otherwise a binary search.
+    Duration free_at(Duration t) const {
+        const uint64_t v = t.as_ps();
+        if (iv_.empty() || v >= iv_.back().second) return t;
+        if (v > iv_.back().first) return Duration::ps(iv_.back().second);
+        const auto it = std::upper_bound(iv_.begin(), iv_.end(), v, [](uint64_t x, const auto& r) { return x < r.second; });
+        return Duration::ps(v > it->first ? it->second : v);
+    }
     Duration busy_until() const { return Duration::ps(iv_.empty() ? 0 : iv_.back().second); }
     /// Allocates the most the reservation list ever holds up front (no allocation per use).
     void preallocate() { iv_.reserve(kMaxIntervals + 1); }

@@ -20,6 +20,7 @@ Memory::Memory(sc_core::sc_module_name name, const MemoryParams& params, stats::
       queue_delay_(stats_.histogram("queue_delay", "ns", "time a request waited for the busy data port")),
       load_delay_(stats_.histogram("load_delay", "ns",
                                    "latency a read gained from the controller's utilisation (loaded-latency curve)")) {
+    port_.preallocate(); // no allocation per request
     target.register_b_transport(this, &Memory::b_transport);
     target.register_transport_dbg(this, &Memory::transport_dbg);
     target.register_get_direct_mem_ptr(this, &Memory::get_direct_mem_ptr);

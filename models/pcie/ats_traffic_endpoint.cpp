@@ -53,13 +53,14 @@ bool AtsTrafficEndpoint::translate(unsigned function, TlpExtension& tlp, uint64_
         at = f.atc.translation_slots().take(at, stalled);
         if (stalled) f.atc.st.translation_stalls.inc();
         uint64_t entry = 0;
-        tlm::tlm_generic_payload gp;
+        tlm::tlm_generic_payload& gp = translation_gp_; // reused: translate() is never re-entered
         gp.set_command(tlm::TLM_READ_COMMAND);
         gp.set_address(addr & ~uint64_t{0xFFF});
         gp.set_data_ptr(reinterpret_cast<unsigned char*>(&entry));
         gp.set_data_length(8);
         gp.set_streaming_width(8);
         gp.set_byte_enable_ptr(nullptr);
+        gp.set_dmi_allowed(false);
         gp.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
         TlpExtension tr;
         tr.requester = tlp.requester;
@@ -67,10 +68,15 @@ bool AtsTrafficEndpoint::translate(unsigned function, TlpExtension& tlp, uint64_
         tr.pasid = tlp.pasid;
         tr.privileged = tlp.privileged;
         tr.at = AddressType::translation_request;
-        gp.set_extension(&tr);
         f.atc.st.translation_requests.inc();
-        const Duration done = send_upstream(gp, at);
-        gp.clear_extension(&tr);
+        const Duration done = [&] {
+            gp.set_extension(&tr);
+            struct Detach { // on every way out, unwinding included (see TrafficEndpoint::issue)
+                tlm::tlm_generic_payload& gp;
+                ~Detach() { gp.clear_extension<TlpExtension>(); }
+            } detach{gp};
+            return send_upstream(gp, at);
+        }();
         f.atc.translation_slots().hold(done);
         f.atc.st.translation_latency.record((done - at).as_ns());
         at = done; // the TLP waits for its translation

@@ -73,6 +73,7 @@ private:
     AtsEndpointParams ats_;
     std::vector<std::unique_ptr<Function>> fns_;
     std::unordered_map<uint16_t, unsigned> fn_of_rid_;
+    tlm::tlm_generic_payload translation_gp_; ///< the payload of every Translation Request
     InvalidationQueue inv_queue_;
     MessageSender messages_; ///< Invalidate Completions, Page Requests
     std::optional<PrgResponse> prg_; ///< the PRG Response the generator waits for

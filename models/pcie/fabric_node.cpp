@@ -42,8 +42,6 @@ uint32_t message_data_bytes(const MessageExtension& m) {
 
 bool is_posted(const tlm::tlm_generic_payload& gp, const MessageExtension* m) { return m != nullptr || gp.is_write(); }
 
-bool is_posted(const tlm::tlm_generic_payload& gp) { return is_posted(gp, gp.get_extension<MessageExtension>()); }
-
 TlpTrain train_of(const LinkTiming& t, const tlm::tlm_generic_payload& gp, const MessageExtension* m,
                   const TlpExtension* x) {
     if (m) return t.message_train(message_data_bytes(*m), message_pasid(*m));
@@ -126,23 +124,20 @@ void FabricNode::terminate(tlm::tlm_generic_payload& gp, sc_core::sc_time&) {
     gp.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
 }
 
-TlpTrain FabricNode::request_train(const LinkTiming& t, const tlm::tlm_generic_payload& gp) const {
-    return train_of(t, gp, gp.get_extension<MessageExtension>(), gp.get_extension<TlpExtension>());
-}
-
 Duration FabricNode::forward_up(tlm::tlm_generic_payload& gp, Duration at) {
     sc_core::sc_time d = from_now(at);
     upstream_out->b_transport(gp, d);
     return kernel_now() + from_sc(d);
 }
 
-Duration FabricNode::forward_down(size_t j, tlm::tlm_generic_payload& gp, Duration at) {
+Duration FabricNode::forward_down(size_t j, tlm::tlm_generic_payload& gp, Duration at, const MessageExtension* msg,
+                                  const TlpExtension* tlp) {
     Link& l = *links_[j];
-    LinkTransfer y = l.send(Direction::downstream, at, request_train(l.timing(), gp));
+    LinkTransfer y = l.send(Direction::downstream, at, train_of(l.timing(), gp, msg, tlp));
     sc_core::sc_time d = from_now(y.delivered);
     (*port_out_[j])->b_transport(gp, d);
     Duration r = kernel_now() + from_sc(d);
-    if (is_posted(gp)) return l.posted_release(y, r);
+    if (is_posted(gp, msg)) return l.posted_release(y, r);
     uint64_t data = gp.is_response_ok() ? gp.get_data_length() : 0;
     return l.send(Direction::upstream, r, l.timing().completion_train(gp.get_address(), data)).delivered;
 }
@@ -205,7 +200,7 @@ void FabricNode::from_port(int port, tlm::tlm_generic_payload& gp, sc_core::sc_t
         break;
     case RouteTarget::port:
         if (r.peer) p2p_direct_.inc();
-        done = forward_down(static_cast<size_t>(r.port), gp, t);
+        done = forward_down(static_cast<size_t>(r.port), gp, t, msg, tlp);
         accepted = done;
         break;
     }
@@ -241,8 +236,8 @@ void FabricNode::from_above(tlm::tlm_generic_payload& gp, sc_core::sc_time& dela
         return;
     }
     (msg ? down_messages_ : down_requests_).inc();
-    Duration done = forward_down(static_cast<size_t>(r.port), gp, t);
-    if (!is_posted(gp)) done += params_.latency;
+    Duration done = forward_down(static_cast<size_t>(r.port), gp, t, msg, gp.get_extension<TlpExtension>());
+    if (!is_posted(gp, msg)) done += params_.latency;
     delay = from_now(done);
 }
 

@@ -71,10 +71,11 @@ private:
     void from_port(int port, tlm::tlm_generic_payload& gp, sc_core::sc_time& delay);
     void from_above(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay);
     void terminate(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay);
-    TlpTrain request_train(const LinkTiming& t, const tlm::tlm_generic_payload& gp) const;
     /// Sends gp down port j at absolute time `at`; returns the absolute time
-    /// the caller sees as completion (non-posted) or release (posted).
-    Duration forward_down(size_t j, tlm::tlm_generic_payload& gp, Duration at);
+    /// the caller sees as completion (non-posted) or release (posted). `msg`, `tlp`: its
+    /// extensions, looked up once by the caller.
+    Duration forward_down(size_t j, tlm::tlm_generic_payload& gp, Duration at, const MessageExtension* msg,
+                          const TlpExtension* tlp);
     Duration forward_up(tlm::tlm_generic_payload& gp, Duration at);
 
     FabricNodeParams params_;

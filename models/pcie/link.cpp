@@ -33,8 +33,9 @@ void validate(const LinkParams& p) {
     if (p.non_posted_credits < 1) throw std::invalid_argument("non_posted_credits: expected >= 1");
 }
 
-LinkTiming::LinkTiming(const LinkParams& p) : p_(p), ps_per_byte_(0) {
+LinkTiming::LinkTiming(const LinkParams& p) : p_(p), ps_per_byte_(0), framing_(0) {
     validate(p_);
+    if (!flit_mode()) framing_ = kNonFlitFramingBytes;
     // 8 bits per byte; GT/s = bits per ns per lane; 1000 ps per ns.
     ps_per_byte_ = 8.0 * 1000.0 / (gt_per_s() * p_.width * efficiency());
 }
@@ -51,26 +52,6 @@ double LinkTiming::efficiency() const {
 }
 
 double LinkTiming::bytes_per_ns() const { return gt_per_s() * p_.width * efficiency() / 8.0; }
-
-uint32_t LinkTiming::header_bytes(const TlpShape& t) const {
-    switch (t.kind) {
-    case TlpKind::mem_write:
-    case TlpKind::mem_read: return t.addr64 ? 16 : 12; // §2.2.4.1: 4 DW only above 4 GiB
-    case TlpKind::completion: return 12;               // §2.2.9: 3 DW
-    case TlpKind::message: return 16;                  // §2.2.8: messages are 4 DW
-    }
-    return 16;
-}
-
-uint32_t LinkTiming::wire_bytes(const TlpShape& t) const {
-    uint32_t b = header_bytes(t) + t.payload_bytes + (t.pasid ? 4u : 0u);
-    if (!flit_mode()) b += kNonFlitFramingBytes;
-    return b;
-}
-
-Duration LinkTiming::serialize(uint64_t wire_bytes) const {
-    return Duration::ps(static_cast<uint64_t>(static_cast<double>(wire_bytes) * ps_per_byte_ + 0.5));
-}
 
 TlpTrain LinkTiming::request_train(bool write, uint64_t addr, uint64_t size, bool pasid) const {
     TlpTrain tr;
@@ -105,9 +86,9 @@ TlpTrain LinkTiming::completion_train(uint64_t addr, uint64_t size) const {
     // §2.3.1.1: a completer may split only at RCB-aligned addresses; it packs
     // as many RCB blocks as fit in MPS into each completion.
     while (size > 0) {
-        uint64_t to_rcb = p_.rcb_bytes - (addr & (p_.rcb_bytes - 1));
-        uint64_t room = to_rcb;
-        while (room + p_.rcb_bytes <= p_.max_payload_bytes) room += p_.rcb_bytes;
+        // The first RCB block's rest, then as many whole blocks as fit in MPS (MPS >= RCB).
+        const uint64_t to_rcb = p_.rcb_bytes - (addr & (p_.rcb_bytes - 1));
+        const uint64_t room = to_rcb + (p_.max_payload_bytes - to_rcb) / p_.rcb_bytes * p_.rcb_bytes;
         uint32_t n = static_cast<uint32_t>(room < size ? room : size);
         add(n);
         addr += n;
@@ -121,29 +102,70 @@ TlpTrain LinkTiming::message_train(uint32_t data_bytes, bool pasid) const {
     return TlpTrain{1, w, data_bytes, w};
 }
 
-CreditPool::CreditPool(uint32_t credits) : slots_(credits) {}
+CreditPool::CreditPool(uint32_t credits)
+    : slots_(credits), last_start_(credits, 0), end_(credits, 0), heap_(credits), pos_(credits) {
+    for (uint32_t i = 0; i < credits; ++i) heap_[i] = pos_[i] = i; // all free: ordered by index
+}
+
+void CreditPool::sift_down(uint32_t slot) {
+    const size_t n = heap_.size();
+    size_t i = pos_[slot];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && before(heap_[c + 1], heap_[c])) ++c;
+        if (!before(heap_[c], slot)) break;
+        heap_[i] = heap_[c];
+        pos_[heap_[i]] = static_cast<uint32_t>(i);
+        i = c;
+    }
+    heap_[i] = slot;
+    pos_[slot] = static_cast<uint32_t>(i);
+}
 
 CreditPool::Grant CreditPool::acquire(Duration want) {
+    const uint64_t w = want.as_ps();
+    if (const uint32_t first = heap_[0]; max_last_start_ < w && w < end_[first]) return Grant{first, Duration::ps(end_[first])}; // all held
+    // One pass: the first credit free at `want` from the rotating hint on, else the one
+    // that returns first (the lowest-numbered among equals). free_at() is read-only and
+    // O(1) for the time-ordered requests of a link.
     const auto n = static_cast<uint32_t>(slots_.size());
+    Grant best{0, Duration::zero()};
+    bool have = false;
     for (uint32_t i = 0, s = hint_; i < n; ++i, s = s + 1 == n ? 0 : s + 1) {
-        if (slots_[s].busy_until() <= want || slots_[s].reserve(want, Duration::zero()) == want) {
+        const Duration t = slots_[s].free_at(want);
+        if (t == want) {
             hint_ = s + 1 == n ? 0 : s + 1;
             return Grant{s, want};
         }
+        if (!have || t < best.start || (t == best.start && s < best.slot)) {
+            best = Grant{s, t};
+            have = true;
+        }
     }
-    // Every credit is held at `want`: the one that returns first.
-    Grant g{0, slots_[0].reserve(want, Duration::zero())};
-    for (uint32_t s = 1; s < n; ++s)
-        if (const Duration t = slots_[s].reserve(want, Duration::zero()); t < g.start) g = Grant{s, t};
-    return g;
+    return best;
 }
 
 void CreditPool::hold(const Grant& g, Duration until) {
-    if (until > g.start) slots_[g.slot].reserve(g.start, until - g.start);
+    if (until <= g.start) return;
+    const uint32_t s = g.slot;
+    const uint64_t start = slots_[s].reserve(g.start, until - g.start).as_ps();
+    // A reservation at or after the last one's end is the new last one (merged with it when
+    // they touch: its start stays); one that filled an earlier gap leaves the last one's start
+    // where it was or merges it earlier -- the bound holds.
+    if (start > end_[s]) last_start_[s] = start;
+    max_last_start_ = std::max(max_last_start_, last_start_[s]);
+    if (const uint64_t end = slots_[s].busy_until().as_ps(); end != end_[s]) {
+        end_[s] = end;
+        sift_down(s);
+    }
 }
 
 Link::Link(std::string name, const LinkParams& p, stats::Group* parent)
-    : timing_(p), group_(std::move(name), parent), credits_{CreditPool(p.posted_buffer_tlps), CreditPool(p.non_posted_credits)} {
+    : timing_(p), latency_(Duration::ns(p.latency_ns)),
+      posted_slack_(timing_.serialize(uint64_t{p.posted_buffer_tlps} *
+                                      timing_.wire_bytes(TlpShape{TlpKind::mem_write, p.max_payload_bytes, true, true}))),
+      group_(std::move(name), parent), credits_{CreditPool(p.posted_buffer_tlps), CreditPool(p.non_posted_credits)} {
     credit_stalls_[0] = &group_.counter("up_posted_credit_stalls", "TLPs",
                                         "posted TLPs that waited for a header credit of the port above");
     credit_stalls_[1] = &group_.counter("up_non_posted_credit_stalls", "TLPs",
@@ -174,7 +196,7 @@ LinkTransfer Link::send(Direction dir, Duration arrival, const TlpTrain& train) 
     s.busy_ps += hold.as_ps();
     s.queue_ns->record((start - arrival).as_ns());
     Duration sent = start + hold;
-    return LinkTransfer{start, sent, sent + Duration::ns(timing_.params().latency_ns)};
+    return LinkTransfer{start, sent, sent + latency_};
 }
 
 CreditPool::Grant Link::acquire_credit(CreditClass c, Duration want) {
@@ -188,14 +210,11 @@ CreditPool::Grant Link::acquire_credit(CreditClass c, Duration want) {
 }
 
 void Link::return_credit(CreditClass c, const CreditPool::Grant& g, Duration accepted) {
-    credits_[static_cast<size_t>(c)].hold(g, accepted + Duration::ns(timing_.params().latency_ns));
+    credits_[static_cast<size_t>(c)].hold(g, accepted + latency_);
 }
 
 Duration Link::posted_release(const LinkTransfer& x, Duration downstream_free) const {
-    const LinkParams& p = timing_.params();
-    Duration slack = timing_.serialize(uint64_t{p.posted_buffer_tlps} *
-                                       timing_.wire_bytes(TlpShape{TlpKind::mem_write, p.max_payload_bytes, true, true}));
-    Duration blocked = downstream_free > slack ? downstream_free - slack : Duration::zero();
+    const Duration blocked = downstream_free > posted_slack_ ? downstream_free - posted_slack_ : Duration::zero();
     return blocked > x.sent ? blocked : x.sent;
 }
 

@@ -99,9 +99,20 @@ public:
     /// TLP-layer bandwidth of one direction in bytes per ns (= GB/s).
     double bytes_per_ns() const;
 
-    uint32_t header_bytes(const TlpShape& t) const;
-    uint32_t wire_bytes(const TlpShape& t) const;
-    Duration serialize(uint64_t wire_bytes) const;
+    uint32_t header_bytes(const TlpShape& t) const {
+        switch (t.kind) {
+        case TlpKind::mem_write:
+        case TlpKind::mem_read: return t.addr64 ? 16 : 12; // §2.2.4.1: 4 DW only above 4 GiB
+        case TlpKind::completion: return 12;               // §2.2.9: 3 DW
+        case TlpKind::message: return 16;                  // §2.2.8: messages are 4 DW
+        }
+        return 16;
+    }
+    /// Header, PASID prefix / OHC-A, payload and (non-flit) framing + LCRC.
+    uint32_t wire_bytes(const TlpShape& t) const { return header_bytes(t) + t.payload_bytes + (t.pasid ? 4u : 0u) + framing_; }
+    Duration serialize(uint64_t wire_bytes) const {
+        return Duration::ps(static_cast<uint64_t>(static_cast<double>(wire_bytes) * ps_per_byte_ + 0.5));
+    }
 
     /// Request TLPs for a memory write (split at MPS) or read (split at MRRS).
     TlpTrain request_train(bool write, uint64_t addr, uint64_t size, bool pasid) const;
@@ -115,6 +126,7 @@ public:
 private:
     LinkParams p_;
     double ps_per_byte_;
+    uint32_t framing_; ///< per-TLP framing + sequence + LCRC bytes (0 in Flit Mode)
 };
 
 enum class Direction : uint8_t { upstream, downstream };
@@ -143,6 +155,19 @@ public:
 private:
     std::vector<BusyUntil> slots_;
     uint32_t hint_ = 0;   ///< next slot to try first (rotates, so a free slot is found in O(1) when idle)
+    // When every credit is held (a saturated port), acquire() would look at each to find none
+    // free and take the one returned first. These bounds answer that case at once: for each
+    // credit, an upper bound of its last reservation's start (the start of a reservation that
+    // was last when made; merges only move the real start earlier) and its busy-until time
+    // (exact). If `want` lies after every such start and before every busy-until time, it is
+    // inside each credit's last reservation: none is free, the first returned is heap_[0].
+    std::vector<uint64_t> last_start_, end_;
+    uint64_t max_last_start_ = 0;
+    /// Credits as a binary min-heap by (busy-until, index), pos_ their places: a hold moves
+    /// its credit down in O(log credits) (busy-until times only grow).
+    std::vector<uint32_t> heap_, pos_;
+    bool before(uint32_t a, uint32_t b) const { return end_[a] != end_[b] ? end_[a] < end_[b] : a < b; }
+    void sift_down(uint32_t slot);
 };
 
 /// The times one train occupies a direction of a link.
@@ -182,6 +207,8 @@ private:
         stats::Histogram* queue_ns;
     };
     LinkTiming timing_;
+    Duration latency_;       ///< params' latency_ns, converted once
+    Duration posted_slack_;  ///< serialization of the downstream receive buffer (posted_release)
     stats::Group group_;
     BusyUntil busy_[2];
     DirStats st_[2];

@@ -133,7 +133,9 @@ void TrafficEndpoint::issue(const DmaOp& op, const Attrs& attrs, Duration& t) {
                 outstanding_.pop();
             }
         }
-        tlm::tlm_generic_payload gp;
+        // One payload for every request (issue() runs on the generator thread only and is
+        // never re-entered): a payload built per TLP cost its extension array's allocation.
+        tlm::tlm_generic_payload& gp = gp_;
         gp.set_command(op.write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
         gp.set_data_ptr(buf_.data());
         gp.set_data_length(c.bytes);
@@ -157,9 +159,16 @@ void TrafficEndpoint::issue(const DmaOp& op, const Attrs& attrs, Duration& t) {
             gp.set_address(addr);
             gp.set_extension(&tlp);
             gp.set_extension(&iss);
+            // Cleared on every way out: an IOMMU may hold the request (SMMUv3 stall) and the
+            // thread be killed at the end of the run, unwinding through here.
+            struct Detach {
+                tlm::tlm_generic_payload& gp;
+                ~Detach() {
+                    gp.clear_extension<TlpExtension>();
+                    gp.clear_extension<IssueExtension>();
+                }
+            } detach{gp};
             r = send_upstream(gp, at);
-            gp.clear_extension(&tlp);
-            gp.clear_extension(&iss);
             sent(op.function, op.pasid_present ? std::optional<uint32_t>(op.pasid) : std::nullopt, tlp, c.addr, r);
         }
         if (!ok || !gp.is_response_ok()) errors_.inc();

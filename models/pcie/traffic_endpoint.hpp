@@ -120,6 +120,7 @@ private:
     tlm_utils::tlm_quantumkeeper qk_;
     mem::SparseMemory bar_store_;
     std::vector<unsigned char> buf_;
+    tlm::tlm_generic_payload gp_; ///< the payload of every request issue() sends
     stats::Group stats_;
     stats::Counter& reads_;
     stats::Counter& writes_;

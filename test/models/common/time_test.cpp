@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <catch2/catch.hpp>
 #include <algorithm>
+#include <random>
 #include <stdexcept>
 #include <vector>
 
@@ -45,4 +46,31 @@ TEST_CASE("subtracting a later time from an earlier one throws instead of wrappi
     CHECK_THROWS_AS(d -= late, std::logic_error);
     CHECK(saturating_sub(early, late) == Duration::zero());
     CHECK(saturating_sub(late, early) == Duration::ns(15));
+}
+
+TEST_CASE("free_at answers what a zero-length reservation would, without reserving", "[unit][time]") {
+    // Random gap-filling histories (in and out of time order, touching and trimmed
+    // reservations); at every step free_at(t) must equal reserve(t, 0) on a copy, at the
+    // edges of each reservation too, and leave the resource unchanged.
+    std::mt19937_64 rng(7);
+    for (int round = 0; round < 20; ++round) {
+        BusyUntil r;
+        uint64_t clock = 0;
+        for (int i = 0; i < 400; ++i) {
+            const uint64_t back = rng() % 4 == 0 ? rng() % 5000 : 0;
+            const uint64_t at = clock > back ? clock - back : 0;
+            const Duration hold = Duration::ps(rng() % 3 == 0 ? 0 : 1 + rng() % 300);
+            const Duration start = r.reserve(Duration::ps(at), hold);
+            clock = std::max(clock, at + rng() % 200);
+            std::vector<uint64_t> probes{at, start.as_ps(), (start + hold).as_ps(), start.as_ps() + 1,
+                                         (start + hold).as_ps() - (hold.as_ps() ? 1 : 0), rng() % (clock + 1),
+                                         r.busy_until().as_ps(), r.busy_until().as_ps() + 1};
+            for (uint64_t p : probes) {
+                BusyUntil copy = r;
+                const Duration before = r.busy_until();
+                CHECK(r.free_at(Duration::ps(p)) == copy.reserve(Duration::ps(p), Duration::zero()));
+                CHECK(r.busy_until() == before);
+            }
+        }
+    }
 }
