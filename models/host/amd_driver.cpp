@@ -40,7 +40,7 @@ AmdDriver::AmdDriver(const std::string& name, MmioPort mmio, const DriverParams&
       polls_(stats_.counter("completion_wait_polls", "polls", "semaphore polls while waiting")),
       errors_(stats_.counter("command_errors", "errors", "command buffer stops or ATS time-outs seen while waiting")),
       events_(stats_.counter("events_serviced", "records",
-                             "event-log records read (by the unit's IRQ thread when it has a PPR log, else after a timed-out wait)")),
+                             "event-log records read (by the unit's IRQ thread, or by a wait that timed out)")),
       irq_events_(stats_.counter("event_log_runs", "runs",
                                  "event-log passes of the IRQ thread (Status.EventLogInt / EventOverflow found set)")),
       inv_timeouts_(stats_.counter("iotlb_inv_timeouts", "events", "IOTLB_INV_TIMEOUT events serviced")),
