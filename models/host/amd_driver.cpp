@@ -40,7 +40,7 @@ AmdDriver::AmdDriver(const std::string& name, MmioPort mmio, const DriverParams&
       polls_(stats_.counter("completion_wait_polls", "polls", "semaphore polls while waiting")),
       errors_(stats_.counter("command_errors", "errors", "command buffer stops or ATS time-outs seen while waiting")),
       events_(stats_.counter("events_serviced", "records",
-                             "event-log records read (by the unit's IRQ thread when it has a PPR log, else after a timed-out wait)")),
+                             "event-log records read (by the unit's IRQ thread, or by a wait that timed out)")),
       irq_events_(stats_.counter("event_log_runs", "runs",
                                  "event-log passes of the IRQ thread (Status.EventLogInt / EventOverflow found set)")),
       inv_timeouts_(stats_.counter("iotlb_inv_timeouts", "events", "IOTLB_INV_TIMEOUT events serviced")),
@@ -156,6 +156,12 @@ void AmdDriver::enable() {
     }
     if (caps_->s1.supported) control(ctl::GT_EN, true); // iommu_enable_gt
     control(ctl::IOMMU_EN, true);
+    // amd_iommu_enable_interrupts -> iommu_init_irq: the unit's MSI, then EventIntEn, on every
+    // unit (a unit without an MSI path has no IRQ thread to take it).
+    if (ppr_.irq().connected()) {
+        program_msi();
+        control(ctl::EVT_INT_EN, true);
+    }
 }
 
 AmdDriver::Dev& AmdDriver::dev(const DeviceInfo& d) {
@@ -324,7 +330,20 @@ WaitLoop AmdDriver::wait_loop() {
     return w;
 }
 
-void AmdDriver::write_tail(uint64_t tail, uint64_t) { mmio_.post32(reg::CMD_TAIL, static_cast<uint32_t>(tail)); }
+void AmdDriver::write_tail(uint64_t tail, uint64_t entries) {
+    cmd_tail_ = tail;
+    cmd_entries_ = entries;
+    mmio_.post32(reg::CMD_TAIL, static_cast<uint32_t>(tail));
+}
+
+std::optional<uint64_t> AmdDriver::command_index(uint64_t pa) const {
+    const uint64_t bytes = kPage << kRingOrder;
+    if (pa < queue_.base() || pa - queue_.base() >= bytes) return std::nullopt; // 0: the unit did not know
+    // Commands behind the tail were written last; the slot at the tail itself is a lap old.
+    const uint64_t behind = ((cmd_tail_ + bytes - (pa - queue_.base())) % bytes) / kCmdBytes;
+    if (behind == 0 || behind > cmd_entries_) return std::nullopt;
+    return cmd_entries_ - behind;
+}
 
 QueueError AmdDriver::read_error() {
     QueueError e;
@@ -335,16 +354,25 @@ QueueError AmdDriver::read_error() {
     const uint64_t tail = mmio_.read32(reg::EVT_TAIL) & kEvtMask;
     drain_events(tail);
     mmio_.write32(reg::EVT_HEAD, static_cast<uint32_t>(evt_head_));
-    // An IOTLB_INV_TIMEOUT this read or the IRQ thread's found (the unit abandoned the wait).
-    const bool timed_out = std::exchange(inv_timeout_seen_, false);
+    // IOTLB_INV_TIMEOUTs this read or the IRQ thread's found: each fails the submission owning
+    // the command it names while that one is still waited for (CmdQueueDriver matches the
+    // entry, relative to the head, to its open submissions; an ended wait matches none).
+    const std::vector<uint64_t> timed_out = std::exchange(inv_timeouts_pending_, {});
     if ((control_ >> ctl::CMDBUF_EN) & 1 && !(mmio_.read32(reg::STATUS) & st::CMDBUF_RUN)) {
         e.bits |= st::CMDBUF_RUN; // ILLEGAL_COMMAND_ERROR / COMMAND_HARDWARE_ERROR stopped the buffer
         e.replace_head = true;
         e.failed_entries.push_back(0);
     }
-    if (timed_out) { // the unit abandoned the COMPLETION_WAIT behind the timed-out invalidation
-        e.bits |= 1u << 31;
-        e.failed_entries.push_back(-1);
+    if (!timed_out.empty()) {
+        const uint64_t ring = (kPage << kRingOrder) / kCmdBytes;
+        const auto head = command_index(queue_.base() + read_head());
+        // At the tail (head == tail): the buffer is empty, every written command is behind it.
+        const uint64_t head_index = head ? *head : cmd_entries_;
+        for (uint64_t index : timed_out) {
+            if (cmd_entries_ - index >= ring - 1 || index >= head_index) continue; // slot reused / not run yet
+            e.bits |= 1u << 31;
+            e.failed_entries.push_back(-static_cast<int>(head_index - index));
+        }
     }
     return e;
 }
@@ -358,7 +386,7 @@ void AmdDriver::drain_events(uint64_t tail) {
         events_.inc();
         if (auto ev = amd::Event::decode(q); ev && ev->code == amd::EventCode::iotlb_inv_timeout) {
             inv_timeouts_.inc();
-            inv_timeout_seen_ = true;
+            if (auto index = command_index(ev->address)) inv_timeouts_pending_.push_back(*index);
         }
     }
 }
@@ -431,9 +459,20 @@ void AmdDriver::enable_page_requests() {
     mmio_.write32(reg::PPR_HEAD, 0);
     mmio_.write32(reg::PPR_TAIL, 0);
     control(ctl::PPRINT_EN, true);
-    control(ctl::PPRLOG_EN, true);
-    // iommu_init_irq: the event log interrupts too (EventIntEn), served by the same IRQ thread.
-    control(ctl::EVT_INT_EN, true);
+    control(ctl::PPRLOG_EN, true); // the event log already interrupts (enable()), on the same IRQ thread
+}
+
+std::function<void()> AmdDriver::irq_thread() {
+    if (!ppr_.irq().connected()) return {};
+    return [this] { serve_event_log(); };
+}
+
+void AmdDriver::serve_event_log() {
+    uint64_t seen = 0; // the thread exists from boot: every interrupt delivered so far is pending
+    for (;;) {
+        seen = ppr_.irq().wait(cpu_, seen); // the unit's one MSI (the PPR log's too, where it has one)
+        (void)on_interrupt();
+    }
 }
 
 PageRequestInfo AmdDriver::decode_page_request(const amd::PprEntry& p) {

@@ -26,7 +26,12 @@
 // (ILLEGAL_COMMAND_ERROR, CmdBufRun clear) fails the submission at the head, whose
 // command is overwritten by an empty COMPLETION_WAIT before the buffer is
 // restarted (clear and set CmdBufEn; Linux only reports it); an IOTLB_INV_TIMEOUT
-// event fails the submission whose COMPLETION_WAIT the unit abandoned.
+// record fails the submission that owns the INVALIDATE_IOTLB_PAGES it names
+// (its Address: the command's system physical address, amd_events.hpp), if that
+// submission is still waited for; a record of a submission whose wait already
+// ended (LOOP_TIMEOUT is 100 ms, InvTimeOut 1 s) fails nothing. Deviation: Linux
+// only prints the record (amd_iommu_print_event) and its wait fails at
+// LOOP_TIMEOUT; the model ends that wait when the record is read.
 // Page requests: the PPR log (512 entries; amd_iommu_enable_ppr_log: PPREn,
 // base, head = tail = 0, PPRIntEn, PPRLogEn) with the unit's MSI programmed
 // (MMIO mirror of the MSI capability); the handler is a threaded IRQ
@@ -50,13 +55,13 @@
 // INVALIDATE_IOMMU_PAGES vDomainID -> pDomainID, INVALIDATE_IOTLB_PAGES
 // vDeviceID -> pDeviceID (the guest's ATC invalidation, forwarded), then one
 // COMPLETION_WAIT; an unknown ID stops the array (EINVAL), another opcode EIO.
-// Event log: with a PPR log (a PRI device behind the unit) EventIntEn is set too
-// (iommu_init_irq) and the PPR handler's thread is the unit's one IRQ thread
-// (amd_iommu_int_thread): per run it first serves the event log
-// (amd_iommu_int_thread_evtlog: while Status.EventLogInt or EventOverflow is
-// set, clear both, read head and tail, read every record, write the head,
-// restart a log an overflow stopped), then the PPR log. A unit without a PPR
-// log has no IRQ thread: its event log is read after a timed-out wait only.
+// Event log: every unit with an MSI path has EventIntEn set at boot
+// (iommu_init_irq, after IommuEn) and one IRQ thread (amd_iommu_int_thread):
+// per run it first serves the event log (amd_iommu_int_thread_evtlog: while
+// Status.EventLogInt or EventOverflow is set, clear both, read head and tail,
+// read every record, write the head, restart a log an overflow stopped), then,
+// with a PPR log, the PPR log (the PPR handler's thread is that thread; without
+// a PPR log, irq_thread() is). A timed-out wait still services the log itself.
 // Not modelled: interrupt remapping, IVRS aliases, dirty tracking, Linux's dynamic growth of v1 table levels (a domain
 // gets the levels it asks for, 4 by default).
 #include <array>
@@ -103,6 +108,8 @@ public:
     FlushTiming flush(const FlushRequest& r) override;
     void enable_page_requests() override;
     [[noreturn]] void serve_page_requests(PageRequestHandler& handler, PageRequestStats& st) override;
+    /// A unit without PPR log: its IRQ thread serves the event log only (amd_iommu_int_thread).
+    std::function<void()> irq_thread() override;
     /// A group user space answered (iommufd fault queue, a VM's nested domain): Linux
     /// amd_iommu_page_response -> amd_iommu_complete_ppr, the same COMPLETE_PPR_REQUEST with the
     /// physical DeviceID, PASID (GN), PRG index and status as the host's own response, queued
@@ -184,6 +191,11 @@ private:
     bool on_interrupt() override;
     /// Reads and counts the event-log records from the driver's head up to `tail` (not the head register).
     void drain_events(uint64_t tail);
+    /// The index (see inv_timeouts_pending_) of the command at system physical address `pa`,
+    /// or nullopt when `pa` is not a written command of the last lap of the buffer.
+    std::optional<uint64_t> command_index(uint64_t pa) const;
+    /// The IRQ thread of a unit without PPR log: sleeps until the unit's MSI, serves the event log.
+    [[noreturn]] void serve_event_log();
     /// amd_iommu_restart_log: a log whose run bit is clear is restarted (its log and interrupt
     /// enables off, the overflow bit cleared, both on); false when it still ran.
     bool restart_log(unsigned int_en, unsigned log_en, uint32_t run, uint32_t overflow);
@@ -201,7 +213,11 @@ private:
     uint64_t control_ = 0;
     uint64_t evt_base_ = 0;
     uint64_t evt_head_ = 0;
-    bool inv_timeout_seen_ = false; ///< an IOTLB_INV_TIMEOUT read, not yet reported by read_error()
+    /// IOTLB_INV_TIMEOUT records read, not yet reported by read_error(): the command each names,
+    /// as its index among all commands written (the count write_tail() was given).
+    std::vector<uint64_t> inv_timeouts_pending_;
+    uint64_t cmd_tail_ = 0;        ///< the command buffer tail last written (byte offset)
+    uint64_t cmd_entries_ = 0;     ///< commands written up to cmd_tail_
     uint32_t ppr_status_ = 0;      ///< Status as the PPR handler's pass read it
     bool msi_programmed_ = false;
     Duration last_check_;          ///< when the wait loop last looked at the unit's error state

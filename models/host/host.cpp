@@ -68,7 +68,10 @@ void Host::boot() {
     // the same thread serves stalled faults of devices that may stall (SMMUv3 EVTQ).
     for (unsigned index = 0; index < drivers_.size(); ++index) {
         IommuDriver* drv = drivers_[index].second.get();
-        if (!(drv->caps().pri || drv->caps().stall) || !fd_.has_pri_device(index)) continue;
+        if (!(drv->caps().pri || drv->caps().stall) || !fd_.has_pri_device(index)) {
+            if (auto body = drv->irq_thread()) threads_.push_back(Thread{drivers_[index].first + "_irq", std::move(body), 0});
+            continue;
+        }
         drv->enable_page_requests();
         threads_.push_back(Thread{drivers_[index].first + "_prq",
                                   [this, drv, index] { drv->serve_page_requests(fd_.page_request_handler(index), prq_stats_); },

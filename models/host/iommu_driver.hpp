@@ -259,6 +259,11 @@ public:
     /// record from memory, resolves it through `handler` and answers each
     /// page request group through the unit's command queue. Never returns.
     [[noreturn]] virtual void serve_page_requests(PageRequestHandler& handler, PageRequestStats& st) = 0;
+    /// The body of the unit's IRQ thread where no page-request handler runs (called at boot,
+    /// after enable(), for a unit without page-request log): services the unit's other logs from
+    /// their interrupt and never returns. Empty: the unit needs no such thread (AMD-Vi: the event
+    /// log, amd_iommu_int_thread; VT-d and SMMUv3 units have none here).
+    virtual std::function<void()> irq_thread() { return {}; }
     /// The page response for a group user space answered (iommufd fault queue ->
     /// iopf_group_response -> ops->page_response): `last` is the group's last request as the
     /// driver decoded it. Sent through the unit's queue and waited for as the family's own

@@ -54,8 +54,10 @@ struct PriHostRig {
     bool bound = false;
 
     /// `hp`: host parameters (the CPU architecture follows the family); `prq_order` sizes the
-    /// VT-d PRQ and the SMMUv3 PRIQ (the AMD PPR log has Linux's 512 records).
-    explicit PriHostRig(PriFamily f, host::HostParams hp = {}, uint8_t prq_order = host::DriverParams::kDefaultPrqOrder)
+    /// VT-d PRQ and the SMMUv3 PRIQ (the AMD PPR log has Linux's 512 records); `pri`: the device
+    /// has PRI (false: the unit gets no page-request log).
+    explicit PriHostRig(PriFamily f, host::HostParams hp = {}, uint8_t prq_order = host::DriverParams::kDefaultPrqOrder,
+                        bool pri = true)
         : family(f) {
         if (f == PriFamily::vtd) {
             unit = std::make_unique<iommu::vtd::VtdIommu>("dmar0", iommu::vtd::VtdParams{}, &root);
@@ -86,7 +88,7 @@ struct PriHostRig {
         d.rid = kRid;
         d.ats = true;
         d.pasid = true;
-        d.pri = true;
+        d.pri = pri;
         os->iommufd().add_device(d, 0);
         os->add_thread("bind", [this] {
             auto& fd = os->iommufd();
