@@ -11,6 +11,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "models/common/sc_asan.hpp"
 #include "models/host/amd_driver.hpp"
 #include "models/host/host.hpp"
 #include "models/host/smmuv3_driver.hpp"
@@ -96,6 +97,9 @@ struct PriHostRig {
         });
     }
 
+    /// The interrupt threads still waiting for their next MSI are unwound, as a platform's are.
+    ~PriHostRig() { unwind_live_threads(); }
+
     /// Sends one Page Request (write access, PASID 5) from an SC_THREAD.
     void page_request(uint64_t addr, uint16_t prg, bool last = true) {
         send_page_request(dev, pcie::PageRequest{.requester = kRid, .pasid_present = true, .pasid = kPasid,
@@ -118,7 +122,7 @@ struct PriHostRig {
             while (!bound) sc_core::wait(1, sc_core::SC_US);
             body();
             done = true;
-            sc_core::sc_stop();
+            sc_core::sc_pause(); // not sc_stop: the destructor's unwinding needs a paused kernel
         });
         sc_core::sc_start(limit);
         REQUIRE(done);
