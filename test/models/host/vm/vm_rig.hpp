@@ -24,13 +24,14 @@
 #include "models/iommu/smmuv3/smmuv3.hpp"
 #include "models/pcie/ats_endpoint.hpp"
 #include "test/models/iommu/vtd/vtd_harness.hpp"
+#include "test/support/iommu_family.hpp"
 
 namespace vmtest {
 
 using namespace iommusim;
 using host::vm::ViommuMode;
 
-enum class Family { vtd, amd, smmuv3 };
+using iommusim::test::Family;
 
 struct VmRig {
     stats::Group root{"root"};
@@ -88,17 +89,7 @@ struct VmRig {
         host::HostParams hp;
         hp.driver = dp;
         os = std::make_unique<host::Host>("os", hp, memory.store, &root);
-        auto& drv = os->add_iommu("dmar0", iommu->mmio, iommu->mem, memory.socket, [f](const host::DriverEnv& env) {
-            std::unique_ptr<host::IommuDriver> d;
-            if (f == Family::vtd)
-                d = std::make_unique<host::VtdDriver>(env.name, env.mmio, env.params, env.alloc_page, env.stats, env.msi);
-            else if (f == Family::amd)
-                d = std::make_unique<host::AmdDriver>(env.name, env.mmio, env.params, env.alloc_page, env.stats, env.msi);
-            else
-                d = std::make_unique<host::Smmuv3Driver>(env.name, env.mmio, env.params, env.alloc_page, env.stats,
-                                                         env.msi);
-            return d;
-        });
+        auto& drv = os->add_iommu("dmar0", iommu->mmio, iommu->mem, memory.socket, test::driver_builder(f));
         iommu->set_invalidation_observer(&drv.invalidation_observer());
         host_drv = &drv;
         if (auto* unit = dynamic_cast<iommu::amd::AmdIommu*>(iommu.get()); unit && unit->hw_viommu()) {
