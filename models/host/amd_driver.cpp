@@ -4,6 +4,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "models/host/host_error.hpp"
 #include "models/iommu/amd/amd_regs.hpp"
@@ -25,6 +26,7 @@ constexpr uint32_t kIommuVector = 0x42;            // the unit's one MSI (comple
 constexpr uint64_t kWholeSpace = uint64_t{1} << 63; // size that build_inv_address turns into "all pages"
 constexpr uint8_t kDefaultLevels = 4;
 const Duration kWaitTimeout = Duration::us(100'000); // Linux LOOP_TIMEOUT: 100000 x udelay(1)
+constexpr uint64_t kEvtMask = (kPage << kRingOrder) - 1; // byte offsets in the 512-record event log
 } // namespace
 
 AmdDriver::AmdDriver(const std::string& name, MmioPort mmio, const DriverParams& params,
@@ -37,7 +39,10 @@ AmdDriver::AmdDriver(const std::string& name, MmioPort mmio, const DriverParams&
       domain_wide_(stats_.counter("domain_wide_flushes", "flushes", "flushes of the whole domain / PASID")),
       polls_(stats_.counter("completion_wait_polls", "polls", "semaphore polls while waiting")),
       errors_(stats_.counter("command_errors", "errors", "command buffer stops or ATS time-outs seen while waiting")),
-      events_(stats_.counter("events_serviced", "records", "event-log records read after a timed-out wait")),
+      events_(stats_.counter("events_serviced", "records",
+                             "event-log records read (by the unit's IRQ thread when it has a PPR log, else after a timed-out wait)")),
+      irq_events_(stats_.counter("event_log_runs", "runs",
+                                 "event-log passes of the IRQ thread (Status.EventLogInt / EventOverflow found set)")),
       inv_timeouts_(stats_.counter("iotlb_inv_timeouts", "events", "IOTLB_INV_TIMEOUT events serviced")),
       queue_(cpu_, *this, CmdQueueDriver::Counters{flushes_, commands_, polls_, errors_}, msi,
              msi ? std::vector<uint32_t>{kIommuVector} : std::vector<uint32_t>{}, &stats_),
@@ -327,21 +332,11 @@ QueueError AmdDriver::read_error() {
     last_check_quiet_ = cpu_.now() - last_check_ < kWaitTimeout;
     if (last_check_quiet_) return e;
     last_check_ = cpu_.now();
-    const uint64_t mask = (kPage << kRingOrder) - 1;
-    const uint64_t tail = mmio_.read32(reg::EVT_TAIL) & mask;
-    bool timed_out = false;
-    while (evt_head_ != tail) {
-        std::array<uint64_t, 2> q{};
-        cpu_.spend(cpu_.params().mem_read);
-        cpu_.memory().read(evt_base_ + evt_head_, q.data(), sizeof q);
-        evt_head_ = (evt_head_ + 16) & mask;
-        events_.inc();
-        if (auto ev = amd::Event::decode(q); ev && ev->code == amd::EventCode::iotlb_inv_timeout) {
-            inv_timeouts_.inc();
-            timed_out = true;
-        }
-    }
+    const uint64_t tail = mmio_.read32(reg::EVT_TAIL) & kEvtMask;
+    drain_events(tail);
     mmio_.write32(reg::EVT_HEAD, static_cast<uint32_t>(evt_head_));
+    // An IOTLB_INV_TIMEOUT this read or the IRQ thread's found (the unit abandoned the wait).
+    const bool timed_out = std::exchange(inv_timeout_seen_, false);
     if ((control_ >> ctl::CMDBUF_EN) & 1 && !(mmio_.read32(reg::STATUS) & st::CMDBUF_RUN)) {
         e.bits |= st::CMDBUF_RUN; // ILLEGAL_COMMAND_ERROR / COMMAND_HARDWARE_ERROR stopped the buffer
         e.replace_head = true;
@@ -352,6 +347,48 @@ QueueError AmdDriver::read_error() {
         e.failed_entries.push_back(-1);
     }
     return e;
+}
+
+void AmdDriver::drain_events(uint64_t tail) {
+    while (evt_head_ != tail) {
+        std::array<uint64_t, 2> q{};
+        cpu_.spend(cpu_.params().mem_read); // the unit wrote it: a miss in the CPU's caches
+        cpu_.memory().read(evt_base_ + evt_head_, q.data(), sizeof q);
+        evt_head_ = (evt_head_ + 16) & kEvtMask;
+        events_.inc();
+        if (auto ev = amd::Event::decode(q); ev && ev->code == amd::EventCode::iotlb_inv_timeout) {
+            inv_timeouts_.inc();
+            inv_timeout_seen_ = true;
+        }
+    }
+}
+
+bool AmdDriver::on_interrupt() {
+    // amd_iommu_int_thread: the event log's handler first (amd_iommu_int_thread_evtlog ->
+    // amd_iommu_handle_irq: read Status; while EventLogInt or EventOverflow is set, clear both
+    // (RW1C: a record logged after the clear raises a new interrupt), iommu_poll_events, restart
+    // a log an overflow stopped, read Status again), then the PPR log's (the passes).
+    constexpr uint32_t kMask = st::EVT_INT | st::EVT_OVERFLOW;
+    for (uint32_t status = mmio_.read32(reg::STATUS); status & kMask; status = mmio_.read32(reg::STATUS)) {
+        mmio_.write32(reg::STATUS, kMask);
+        evt_head_ = mmio_.read32(reg::EVT_HEAD) & kEvtMask; // iommu_poll_events: head, tail, records, head
+        drain_events(mmio_.read32(reg::EVT_TAIL) & kEvtMask);
+        mmio_.write32(reg::EVT_HEAD, static_cast<uint32_t>(evt_head_));
+        irq_events_.inc();
+        if (status & st::EVT_OVERFLOW) (void)restart_log(ctl::EVT_INT_EN, ctl::EVT_LOG_EN, st::EVT_RUN, st::EVT_OVERFLOW);
+    }
+    return true;
+}
+
+bool AmdDriver::restart_log(unsigned int_en, unsigned log_en, uint32_t run, uint32_t overflow) {
+    // amd_iommu_restart_log: a log still running needs nothing; a stopped one is restarted.
+    if (mmio_.read32(reg::STATUS) & run) return false;
+    control(log_en, false);
+    control(int_en, false);
+    mmio_.write32(reg::STATUS, overflow);
+    control(int_en, true);
+    control(log_en, true);
+    return true;
 }
 
 std::optional<Duration> AmdDriver::errors_quiet_until() {
@@ -395,6 +432,8 @@ void AmdDriver::enable_page_requests() {
     mmio_.write32(reg::PPR_TAIL, 0);
     control(ctl::PPRINT_EN, true);
     control(ctl::PPRLOG_EN, true);
+    // iommu_init_irq: the event log interrupts too (EventIntEn), served by the same IRQ thread.
+    control(ctl::EVT_INT_EN, true);
 }
 
 PageRequestInfo AmdDriver::decode_page_request(const amd::PprEntry& p) {
@@ -431,13 +470,7 @@ void AmdDriver::write_head(uint64_t head) { mmio_.write32(reg::PPR_HEAD, static_
 
 bool AmdDriver::handle_overflow() {
     if (!(ppr_status_ & st::PPR_OVERFLOW)) return false;
-    // amd_iommu_restart_ppr_log: a log still running needs nothing; a stopped one is restarted.
-    if (mmio_.read32(reg::STATUS) & st::PPR_RUN) return true;
-    control(ctl::PPRLOG_EN, false);
-    control(ctl::PPRINT_EN, false);
-    mmio_.write32(reg::STATUS, st::PPR_OVERFLOW);
-    control(ctl::PPRINT_EN, true);
-    control(ctl::PPRLOG_EN, true);
+    (void)restart_log(ctl::PPRINT_EN, ctl::PPRLOG_EN, st::PPR_RUN, st::PPR_OVERFLOW); // amd_iommu_restart_ppr_log
     return true;
 }
 

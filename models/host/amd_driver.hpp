@@ -37,7 +37,9 @@
 // a group is answered with COMPLETE_PPR_REQUEST (queued, not waited for:
 // amd_iommu_complete_ppr); after an overflow a stopped log is restarted
 // (amd_iommu_restart_ppr_log: PPRLogEn and PPRIntEn off, PPROverflow cleared,
-// both on).
+// both on). A request of a device on a VM's nested domain with an iommufd fault
+// queue goes to user space instead (iommu_report_device_fault); the VMM's
+// answer comes back through page_response as the same COMPLETE_PPR_REQUEST.
 // Nested (v2-over-v1, amd_driver_nested.cpp; Linux drivers/iommu/amd/nested.c):
 // a nested domain is a guest DTE (IOMMU_HWPT_DATA_AMD_GUEST) checked as
 // validate_gdte_nested does; its DTE is the parent's v1 table with the guest's
@@ -48,8 +50,14 @@
 // INVALIDATE_IOMMU_PAGES vDomainID -> pDomainID, INVALIDATE_IOTLB_PAGES
 // vDeviceID -> pDeviceID (the guest's ATC invalidation, forwarded), then one
 // COMPLETION_WAIT; an unknown ID stops the array (EINVAL), another opcode EIO.
-// Not modelled: interrupt remapping, IVRS aliases, event-log servicing outside a
-// timed-out wait (the event log interrupt is not enabled), dirty tracking, Linux's dynamic growth of v1 table levels (a domain
+// Event log: with a PPR log (a PRI device behind the unit) EventIntEn is set too
+// (iommu_init_irq) and the PPR handler's thread is the unit's one IRQ thread
+// (amd_iommu_int_thread): per run it first serves the event log
+// (amd_iommu_int_thread_evtlog: while Status.EventLogInt or EventOverflow is
+// set, clear both, read head and tail, read every record, write the head,
+// restart a log an overflow stopped), then the PPR log. A unit without a PPR
+// log has no IRQ thread: its event log is read after a timed-out wait only.
+// Not modelled: interrupt remapping, IVRS aliases, dirty tracking, Linux's dynamic growth of v1 table levels (a domain
 // gets the levels it asks for, 4 by default).
 #include <array>
 #include <cstdint>
@@ -95,6 +103,11 @@ public:
     FlushTiming flush(const FlushRequest& r) override;
     void enable_page_requests() override;
     [[noreturn]] void serve_page_requests(PageRequestHandler& handler, PageRequestStats& st) override;
+    /// A group user space answered (iommufd fault queue, a VM's nested domain): Linux
+    /// amd_iommu_page_response -> amd_iommu_complete_ppr, the same COMPLETE_PPR_REQUEST with the
+    /// physical DeviceID, PASID (GN), PRG index and status as the host's own response, queued
+    /// without a COMPLETION_WAIT.
+    void page_response(const PageRequestInfo& last, pcie::PrgResponseCode code) override { respond(last, code); }
     iommu::InvalidationObserver& invalidation_observer() override { return queue_; }
     std::optional<std::string> check_nested(uint32_t data_type, const std::array<uint64_t, 4>& entry,
                                             bool& unsupported) const override;
@@ -167,6 +180,13 @@ private:
     PageRequestInfo decode(const LogRecord& r) override;
     /// Linux ppr_is_valid(): a fault request (type 1) with GN set and no reserved bit.
     bool resolvable(const LogRecord& raw, const PageRequestInfo& r) const override;
+    /// The event log's turn in the unit's IRQ thread, before the PPR passes (always true).
+    bool on_interrupt() override;
+    /// Reads and counts the event-log records from the driver's head up to `tail` (not the head register).
+    void drain_events(uint64_t tail);
+    /// amd_iommu_restart_log: a log whose run bit is clear is restarted (its log and interrupt
+    /// enables off, the overflow bit cleared, both on); false when it still ran.
+    bool restart_log(unsigned int_en, unsigned log_en, uint32_t run, uint32_t overflow);
     void respond(const PageRequestInfo& last, pcie::PrgResponseCode code) override;
     /// The unit's one MSI (MMIO mirror of the MSI capability), programmed once.
     void program_msi();
@@ -181,6 +201,7 @@ private:
     uint64_t control_ = 0;
     uint64_t evt_base_ = 0;
     uint64_t evt_head_ = 0;
+    bool inv_timeout_seen_ = false; ///< an IOTLB_INV_TIMEOUT read, not yet reported by read_error()
     uint32_t ppr_status_ = 0;      ///< Status as the PPR handler's pass read it
     bool msi_programmed_ = false;
     Duration last_check_;          ///< when the wait loop last looked at the unit's error state
@@ -204,6 +225,7 @@ private:
     stats::Counter& polls_;
     stats::Counter& errors_;
     stats::Counter& events_;
+    stats::Counter& irq_events_;
     stats::Counter& inv_timeouts_;
     CmdQueueDriver queue_;
     PageRequestLogDriver ppr_;

@@ -16,8 +16,15 @@ namespace iommusim::host::vm {
 
 namespace amd = iommu::amd;
 
+namespace {
+amd::AmdParams guest_params(amd::AmdParams p, const VmParams& vp) {
+    if (vp.page_requests) p.ppr = true; // EFR.PPRSup: the guest's devices may use PRI
+    return p;
+}
+} // namespace
+
 AmdViommu::AmdViommu(sc_core::sc_module_name name, VmmContext& vmm, stats::Group* parent, const amd::AmdParams& caps)
-    : VirtualIommu(name, vmm, parent), p_(caps), regs_(p_),
+    : VirtualIommu(name, vmm, parent), p_(guest_params(caps, vmm.params)), regs_(p_),
       dropped_atc_(stats_.counter("dropped_atc_invalidations", "commands",
                                   "guest ATC invalidations the (deliberately broken) VMM did not forward")) {
     if (vmm.params.mode == ViommuMode::caching_mode)
@@ -30,6 +37,7 @@ AmdViommu::AmdViommu(sc_core::sc_module_name name, VmmContext& vmm, stats::Group
                             "mode: accelerated needs the unit's hardware vIOMMU (the IOMMU's viommu_guests > 0)");
         vf_port_.bind(hw_->vf);
     }
+    if (vmm.params.page_requests) enable_fault_delivery();
 }
 
 bool AmdViommu::direct(tlm::tlm_generic_payload& t, sc_core::sc_time& delay) {
@@ -80,6 +88,10 @@ void AmdViommu::reg_write(uint32_t offset, unsigned size, uint64_t value) {
     using E = amd::AmdRegs::Effect;
     const bool was_on = regs_.control(amd::ctl::CMDBUF_EN);
     const E fx = regs_.write(offset, value, size);
+    // The guest's PPR log, as the unit keeps it (amd_iommu.cpp mmio_write).
+    if (fx == E::ppr_base) ppr_log_.on_base(regs_);
+    if (fx == E::ppr_head) ppr_log_.on_head(regs_);
+    if (fx == E::status) ppr_log_.on_status(regs_);
     if (fx == E::cmd_base) {
         seq_ = 0;
         watch_queue(regs_.cmd_ring().base, regs_.cmd_ring().bytes());
@@ -168,10 +180,52 @@ bool AmdViommu::emulate(const std::array<uint64_t, 2>& q) {
             forward_raw(amd::encode(amd::linux_inv_iommu_pages(g, 0, uint64_t{1} << 63, false)));
     } else if (std::holds_alternative<amd::InvalidateInterruptTable>(d.command)) {
         // no interrupt remapping is modelled: nothing cached
+    } else if (auto* c = std::get_if<amd::CompletePprRequest>(&d.command)) {
+        // The vDeviceID -> the vDEVICE's group the VMM delivered; the host answers the device.
+        if (!vmm_.vdevice(pcie::Bdf(c->device_id))) refused_.inc(); // no vDEVICE: nothing to translate to
+        else guest_page_response(ppr_key(c->device_id, c->gn, c->gn ? c->pasid : 0, c->tag),
+                                 c->status == amd::ppr_status::kSuccess);
     } else {
-        refused_.inc(); // PREFETCH / COMPLETE_PPR_REQUEST: no page requests reach guests
+        refused_.inc(); // PREFETCH: no prefetch is forwarded
     }
     return true;
+}
+
+uint64_t AmdViommu::ppr_key(uint16_t vdev, bool gn, uint32_t pasid, uint16_t prg_index) {
+    return uint64_t{vdev} << 48 | uint64_t{gn} << 36 | uint64_t{pasid & 0xFFFFFu} << 16 | (prg_index & 0x1FFu);
+}
+
+void AmdViommu::guest_msi() {
+    if (!regs_.msi_address()) return;
+    const uint32_t data = regs_.msi_data();
+    write_guest(regs_.msi_address(), &data, 4);
+}
+
+std::optional<uint64_t> AmdViommu::inject_page_request(const GuestFault& f) {
+    // The PPR log entry the guest's unit would write for the request (spec-layouts.md B.6), at the
+    // guest's tail through the unit's own log semantics (room, overflow, tail, PPRInt).
+    iommu::PhysMemPort port(vmm_.ram);
+    for (const uapi::HwptPgfault& q : f.requests) {
+        amd::PprEntry e;
+        e.device_id = f.vrid.raw;
+        e.pasid = f.guest_pasid.value_or(0);
+        e.prg_index = static_cast<uint16_t>(q.grpid & 0x1FF);
+        e.last = q.flags & uapi::HwptPgfault::kFlagLastPage;
+        e.flags = static_cast<uint16_t>((f.guest_pasid ? amd::pprf::GN : 0) |
+                                        (q.perm & uapi::HwptPgfault::kPermRead ? amd::pprf::READ : 0) |
+                                        (q.perm & uapi::HwptPgfault::kPermWrite ? amd::pprf::WRITE : 0) |
+                                        (q.perm & uapi::HwptPgfault::kPermExec ? amd::pprf::EXEC : 0) |
+                                        (q.perm & uapi::HwptPgfault::kPermPriv ? 0 : amd::pprf::US));
+        e.type = amd::kPprTypeFault;
+        e.address = q.addr & ~uint64_t{0xFFF};
+        Duration local = Duration::zero();
+        const amd::AmdLog::Logged r = ppr_log_.log(port, e.encode(), regs_, local);
+        cpu_.spend(cpu_.params().mem_write); // the VMM's store of the record (or its look at a full log)
+        if (r.interrupt) guest_msi(); // PPRInt, or the overflow's, with Control.PPRIntEn
+        if (!r.written) return std::nullopt; // full or stopped: PPROverflow, the request dropped
+    }
+    const uapi::HwptPgfault& last = f.requests.back();
+    return ppr_key(f.vrid.raw, f.guest_pasid.has_value(), f.guest_pasid.value_or(0), static_cast<uint16_t>(last.grpid));
 }
 
 void AmdViommu::sync_device(uint16_t vdev) {

@@ -33,8 +33,27 @@
 // An unknown vDomainID / vDeviceID is refused (counted, not forwarded); an
 // illegal command stops the emulated buffer with ILLEGAL_COMMAND_ERROR in the
 // guest's event log, as the unit does. INVALIDATE_INTERRUPT_TABLE is
-// accepted (no interrupt remapping is modelled); PREFETCH and
-// COMPLETE_PPR_REQUEST are refused (no page requests reach guests).
+// accepted (no interrupt remapping is modelled); PREFETCH is refused.
+// Page requests (VmParams::page_requests; Linux iommufd fault queue, QEMU's
+// event thread): the guest sees EFR.PPRSup and its devices' PRI; the
+// guest's PPR log is the unit's own (AmdRegs PPR Log Base / Head / Tail,
+// Control PPREn / PPRLogEn / PPRIntEn, Status PPRInt / PPROverflow /
+// PPRLogRun, on AmdLog). Each request the VMM reads from the fault queue
+// becomes a bit-exact PPR log entry (B.6: the vDeviceID, the guest's PASID
+// with GN, PRG index with bit 9 = last of group, R/W/X, US = not privileged,
+// address) written at the guest's tail; the tail advances and, with PPRIntEn,
+// Status.PPRInt is set and the guest's MSI sent. A full (or stopped) guest log
+// drops the request as the unit does: PPROverflow set, the log stopped until
+// the guest restarts it, the overflow MSI with PPRIntEn; the VMM answers the
+// group INVALID (the only failing code iommufd takes from user space). The
+// guest's COMPLETE_PPR_REQUEST traps: a vDeviceID with no vDEVICE cannot be
+// translated and is refused (counted; the command is legal, as on the unit and
+// in QEMU's amdvi_complete_ppr, which only checks reserved bits: those fail
+// decode with ILLEGAL_COMMAND_ERROR); a known one becomes the iommufd page
+// response of the group (vDeviceID, GN + PASID, PRG index) the VMM
+// delivered, which the host sends as its own COMPLETE_PPR_REQUEST with the
+// physical DeviceID (AmdDriver::page_response). Status Success -> SUCCESS,
+// Invalid or Failure -> INVALID.
 // Hardware-accelerated (ViommuMode::accelerated, the unit's hardware vIOMMU,
 // iommu/amd/amd_hw_viommu.hpp): the vIOMMU is allocated with a GuestID
 // (iommufd viommu_alloc_hw), its vDEVICEs and nested domains fill the unit's
@@ -44,13 +63,17 @@
 // third 4 KiB page, 0x2000 / 0x2008) go straight to the unit's VF page
 // without an exit. The unit executes INVALIDATE_IOMMU_PAGES and
 // COMPLETION_WAIT itself and hands every other command back to this VMM
-// (guest buffer trap mode), which handles it as above.
+// (guest buffer trap mode), which handles it as above; the unit looks a
+// COMPLETE_PPR_REQUEST's guest DeviceID up in its DeviceID map first (an
+// unmapped one is refused without a trap), as for the device commands.
 // Guest PASIDs: the nested domain is the guest's whole GCR3 table, so a
 // request with PASID p walks the guest's GCR3[p] (the guest's own PASID
 // space, threads/003: no PASID translation); the guest's GCR3 changes and
 // their INVALIDATE_IOMMU_PAGES (GN, PASID) are forwarded as the rest.
 // Not modelled: a guest using PASIDs with GIoV clear (no RID domain: the
-// VMM detaches the device), the guest's PPR log, event-log overflow.
+// VMM detaches the device), event-log overflow, the hardware vIOMMU's own
+// guest PPR log (VFCTRL 0x30: requests reach the accelerated guest through
+// the VMM as in the trapped mode).
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -60,6 +83,7 @@
 #include "models/host/vm/viommu.hpp"
 #include "models/iommu/amd/amd_params.hpp"
 #include "models/iommu/amd/amd_hw_viommu.hpp"
+#include "models/iommu/amd/amd_logs.hpp"
 #include "models/iommu/amd/amd_regs.hpp"
 
 namespace iommusim::host::vm {
@@ -83,8 +107,14 @@ protected:
 protected:
     bool direct(tlm::tlm_generic_payload& t, sc_core::sc_time& delay) override;
     bool guest_pasid_tables() const override { return true; }
+    bool offers_pri() const override { return fault_delivery(); }
+    std::optional<uint64_t> inject_page_request(const GuestFault& f) override;
 
 private:
+    /// The guest's key of a page request group: vDeviceID, GN + PASID, PRG index.
+    static uint64_t ppr_key(uint16_t vdev, bool gn, uint32_t pasid, uint16_t prg_index);
+    /// The guest's MSI, when it programmed one.
+    void guest_msi();
     void run_queue();
     /// One guest command as the VMM handles it; false when it is illegal (the buffer stops).
     bool emulate(const std::array<uint64_t, 2>& q);
@@ -99,6 +129,7 @@ private:
 
     iommu::amd::AmdParams p_;
     iommu::amd::AmdRegs regs_;
+    iommu::amd::AmdLog ppr_log_{iommu::amd::AmdLog::Which::ppr}; ///< the guest's PPR log (page requests)
     uint64_t seq_ = 0; ///< commands fetched (the guest driver's sequence for the observer)
 
     struct Nested {

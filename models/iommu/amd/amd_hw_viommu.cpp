@@ -150,6 +150,7 @@ void AmdHwViommuCore::step(uint16_t gid, UnitMemPort& mem, const Hooks& h, Durat
         std::optional<uint16_t> vdev;
         if (auto* t = std::get_if<InvalidateIotlbPages>(&d.command)) vdev = t->device_id;
         if (auto* t = std::get_if<InvalidateDevtabEntry>(&d.command)) vdev = t->device_id;
+        if (auto* t = std::get_if<CompletePprRequest>(&d.command)) vdev = t->device_id;
         if (vdev && !lookup(devmap(gid), *vdev, 16, mem, local)) {
             ++n_.unmapped_devices;
         } else {

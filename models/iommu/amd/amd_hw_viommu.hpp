@@ -35,8 +35,9 @@
 // INVALIDATE_INTERRUPT_TABLE, PREFETCH, COMPLETE_PPR_REQUEST) are handed to
 // the hypervisor (guest buffer trap mode, Linux viommu_enable's
 // CONTROL_GSTBUFFERTRPMODE): the buffer waits until its handler returns; the
-// DeviceID map is read first, so an unmapped guest DeviceID is refused
-// without a trap (counted). An illegal command stops the guest's buffer
+// DeviceID map is read first (INVALIDATE_DEVTAB_ENTRY, INVALIDATE_IOTLB_PAGES,
+// COMPLETE_PPR_REQUEST), so an unmapped guest DeviceID is refused without a
+// trap (counted). An illegal command stops the guest's buffer
 // (CmdBufEn must be toggled to restart it, as on the host buffer).
 // Estimates, stated: the map entries' bit layout beyond Linux's indexing
 // (bit 0 valid, [31:16] host ID); the private space as one linear block at
