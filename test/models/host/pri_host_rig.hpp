@@ -23,6 +23,7 @@ namespace hosttest {
 
 using namespace iommusim;
 using iommusim::test::Family;
+using PriFamily = Family; ///< the rig's former name for the family (tests written against it)
 
 /// Sends `pr` as a Page Request message up `dev` and waits for its transfer (SC_THREAD only).
 inline void send_page_request(vtdtest::Port& dev, const pcie::PageRequest& pr) {
