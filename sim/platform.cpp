@@ -340,41 +340,11 @@ std::vector<std::string> Platform::scenario_failures() const {
     return scenario_ ? scenario_->failures() : std::vector<std::string>{};
 }
 
-namespace {
-/// Every thread process under `objs` that has not ended.
-void live_threads(const std::vector<sc_core::sc_object*>& objs, std::vector<sc_core::sc_process_handle>& out) {
-    for (sc_core::sc_object* o : objs) {
-        sc_core::sc_process_handle h(o);
-        if (h.valid() && h.proc_kind() == sc_core::SC_THREAD_PROC_ && !h.terminated()) out.push_back(h);
-        live_threads(o->get_child_objects(), out);
-    }
-}
-} // namespace
-
 Platform::~Platform() {
-    // At the end of a run the model's threads are suspended in wait(), and
-    // what their frames own (payloads, vectors) lives on their coroutine
-    // stacks, which SystemC never unwinds: LeakSanitizer reports it all as
-    // leaked. Killing them (from a method, the way IEEE 1666 allows) unwinds
-    // each stack and runs its destructors. After the outputs are written, so
-    // no result changes; only a paused simulation can run the kill.
-    if (sc_core::sc_get_status() != sc_core::SC_PAUSED) return;
-    try {
-        sc_core::sc_spawn_options method;
-        method.spawn_method();
-        sc_core::sc_spawn(
-            [] {
-                std::vector<sc_core::sc_process_handle> threads;
-                live_threads(sc_core::sc_get_top_level_objects(), threads);
-                for (auto& t : threads)
-                    if (!t.terminated()) t.kill();
-            },
-            "end_of_run_unwind", &method);
-        sc_core::sc_start(sc_core::SC_ZERO_TIME);
-        restore_main_stack_for_asan();
-    } catch (...) {
-        // A destructor must not throw; the unwinding is only for leak checkers.
-    }
+    // The model's threads are suspended in wait() at the end of a run; unwinding
+    // them releases what their coroutine stacks own (for leak checkers). After
+    // the outputs are written, so no result changes.
+    unwind_live_threads();
 }
 
 HostFigures Platform::run(const std::function<void(double, double)>& progress, const std::function<bool()>& stop_requested) {

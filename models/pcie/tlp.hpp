@@ -145,19 +145,29 @@ public:
     Bdf route_id() const;
 };
 
+/// Sets `gp` up as a message TLP: a write of the 8 bytes at `data` (the message body where
+/// it has one, else 0) carrying `m`, attached (the caller detaches it). Every field a
+/// transport may have changed is set again, so a reused payload starts clean.
+inline void set_message_payload(tlm::tlm_generic_payload& gp, uint64_t& data, MessageExtension& m) {
+    gp.set_command(tlm::TLM_WRITE_COMMAND);
+    gp.set_address(0);
+    gp.set_data_ptr(reinterpret_cast<unsigned char*>(&data));
+    gp.set_data_length(8);
+    gp.set_streaming_width(8);
+    gp.set_byte_enable_ptr(nullptr);
+    gp.set_byte_enable_length(0);
+    gp.set_dmi_allowed(false);
+    gp.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    gp.set_extension(&m);
+}
+
 /// A message TLP ready to send: a write of 8 data bytes (`data`: the message body where it
 /// has one, e.g. an Invalidate Request's, else 0) carrying `m`. The extension is detached
 /// when this goes out of scope, so `m` may live on the sender's stack.
 class MessageTlp {
 public:
     explicit MessageTlp(MessageExtension& m, uint64_t data = 0) : data_(data), m_(m) {
-        gp_.set_command(tlm::TLM_WRITE_COMMAND);
-        gp_.set_address(0);
-        gp_.set_data_ptr(reinterpret_cast<unsigned char*>(&data_));
-        gp_.set_data_length(8);
-        gp_.set_streaming_width(8);
-        gp_.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
-        gp_.set_extension(&m_);
+        set_message_payload(gp_, data_, m_);
     }
     ~MessageTlp() { gp_.clear_extension(&m_); }
     MessageTlp(const MessageTlp&) = delete;
@@ -171,8 +181,8 @@ private:
 };
 
 /// A sender's message TLP, built once and reused for every message it sends (building a
-/// tlm_generic_payload per message costs more than routing the message). Each send sets
-/// what MessageTlp sets and detaches `m` again on every way out; a send while another is
+/// tlm_generic_payload per message costs more than routing the message). Each send sets it
+/// up as MessageTlp does (set_message_payload) and detaches `m` again on every way out; a send while another is
 /// in progress (message transports do not wait, so none is expected) uses a MessageTlp.
 class MessageSender {
 public:
@@ -185,16 +195,7 @@ public:
         }
         busy_ = true;
         data_ = data;
-        gp_.set_command(tlm::TLM_WRITE_COMMAND);
-        gp_.set_address(0);
-        gp_.set_data_ptr(reinterpret_cast<unsigned char*>(&data_));
-        gp_.set_data_length(8);
-        gp_.set_streaming_width(8);
-        gp_.set_byte_enable_ptr(nullptr);
-        gp_.set_byte_enable_length(0);
-        gp_.set_dmi_allowed(false);
-        gp_.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
-        gp_.set_extension(&m);
+        set_message_payload(gp_, data_, m);
         struct Done {
             MessageSender& me;
             MessageExtension& m;

@@ -153,13 +153,8 @@ IommuShell::Resolution AmdIommu::check_translated(pcie::Bdf rid, const RequestAt
 }
 
 uint32_t AmdIommu::fault_reason(const Translation& t, const AccessRequest&, const TranslationContext&) const {
-    switch (t.fault) {
-    case FaultKind::permission: return reason_of(EventCode::io_page_fault, evf::PR | evf::PE);
-    case FaultKind::reserved_bits:
-    case FaultKind::invalid_config: return reason_of(EventCode::io_page_fault, evf::PR | evf::RZ);
-    case FaultKind::memory_error: return reason_of(EventCode::page_tab_hardware_error, 0);
-    default: return reason_of(EventCode::io_page_fault, 0); // not present, beyond Mode's width: PR = 0
-    }
+    const AmdTableReader::WalkFault w = AmdTableReader::walk_fault(t.fault);
+    return reason_of(w.code, w.flags);
 }
 
 void AmdIommu::record_fault(pcie::Bdf rid, const RequestAttrs& req, uint64_t addr, bool write, uint32_t reason,

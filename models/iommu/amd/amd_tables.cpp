@@ -318,17 +318,22 @@ AmdTableReader::PprOutcome AmdTableReader::page_request(const Resolved& res, con
     return o;
 }
 
+AmdTableReader::WalkFault AmdTableReader::walk_fault(FaultKind f) {
+    switch (f) {
+    case FaultKind::permission: return {EventCode::io_page_fault, evf::PR | evf::PE};
+    case FaultKind::reserved_bits:
+    case FaultKind::invalid_config: return {EventCode::io_page_fault, evf::PR | evf::RZ};
+    case FaultKind::memory_error: return {EventCode::page_tab_hardware_error, 0};
+    default: return {EventCode::io_page_fault, 0}; // not present, beyond the table's width, non-canonical: PR = 0
+    }
+}
+
 Event AmdTableReader::walk_fault_event(const RequestInfo& r, const Resolved& res, const Translation& t) {
-    uint16_t flags = request_flags(r);
-    if (t.fault == FaultKind::memory_error)
+    const WalkFault w = walk_fault(t.fault);
+    const auto flags = static_cast<uint16_t>(request_flags(r) | w.flags);
+    if (w.code == EventCode::page_tab_hardware_error)
         return make_page_tab_hw_error(r.device_id, res.dte.domain_id, r.pasid, t.fault_addr, flags,
                                       HwErrorType::master_abort);
-    switch (t.fault) {
-    case FaultKind::permission: flags |= evf::PR | evf::PE; break;
-    case FaultKind::reserved_bits:
-    case FaultKind::invalid_config: flags |= evf::PR | evf::RZ; break;
-    default: break; // not present, beyond the table's width, non-canonical: PR = 0
-    }
     return make_io_page_fault(r.device_id, res.dte.domain_id, r.pasid, r.addr, flags);
 }
 

@@ -190,6 +190,15 @@ public:
     static PprOutcome page_request(const Resolved& res, const RequestInfo& r, bool read, bool write, bool last,
                                    uint16_t prg_index, bool ppr_enabled);
 
+    /// What a failed walk raises: PAGE_TAB_HARDWARE_ERROR for a table read that failed, else
+    /// IO_PAGE_FAULT with PR|PE for a permission fault, PR|RZ for reserved bits or a level
+    /// the configuration does not allow, PR = 0 for a not-present entry or an address beyond
+    /// the table's width. One mapping for the unit (AmdIommu::fault_reason) and the records.
+    struct WalkFault {
+        EventCode code;
+        uint16_t flags; ///< event flags the fault adds to the request's own
+    };
+    static WalkFault walk_fault(FaultKind f);
     /// The event record for a walk that failed for request `r` under `res`.
     static Event walk_fault_event(const RequestInfo& r, const Resolved& res, const Translation& t);
 

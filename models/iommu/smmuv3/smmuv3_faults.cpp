@@ -5,24 +5,22 @@
 
 namespace iommusim::iommu::smmuv3 {
 
-namespace {
-uint8_t event_id(const Translation& tr) {
-    switch (tr.fault) {
+uint8_t walk_event_id(FaultKind f, unsigned stage) {
+    switch (f) {
     case FaultKind::address_size: return evt::kAddrSize;
     case FaultKind::access_flag: return evt::kAccess;
     case FaultKind::permission: return evt::kPermission;
     case FaultKind::memory_error: return evt::kWalkEabt;
-    case FaultKind::invalid_config: return tr.fault_stage == 2 ? evt::kBadSte : evt::kBadCd;
+    case FaultKind::invalid_config: return stage == 2 ? evt::kBadSte : evt::kBadCd;
     default: return evt::kTranslation; // not present, reserved encodings, outside both VA ranges
     }
 }
-} // namespace
 
 FaultDisposition translation_fault(const StreamContext& sc, const Transaction& t, const Translation& tr,
                                    bool can_stall) {
     FaultDisposition d;
     Event& e = d.event;
-    e.id = event_id(tr);
+    e.id = walk_event_id(tr.fault, tr.fault_stage);
     e.sid = t.sid;
     e.ssv = t.ssv;
     e.ssid = t.ssv ? t.ssid : 0;

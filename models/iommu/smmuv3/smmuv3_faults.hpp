@@ -48,6 +48,13 @@ struct FaultDisposition {
     bool abort = true;   ///< when terminated: abort (else RAZ/WI)
 };
 
+/// The event a walk that failed at `stage` raises (7.3): F_TRANSLATION, F_ADDR_SIZE, F_ACCESS,
+/// F_PERMISSION, F_WALK_EABT; an unwalkable stage configuration is C_BAD_STE (stage 2) or
+/// C_BAD_CD (stage 1). One mapping for transactions (translation_fault) and for the stage-2
+/// walk of a CD fetch under nesting (Smmuv3TableReader::read_cd), where check_ste has already
+/// refused an unwalkable stage 2.
+uint8_t walk_event_id(FaultKind f, unsigned stage);
+
 /// The event and the disposition of a fault the core reported for transaction t;
 /// `can_stall` = false when the unit cannot hold it now (STALL_MAX transactions are
 /// stalled, or the requester cannot be held): it is then terminated as unstalled.

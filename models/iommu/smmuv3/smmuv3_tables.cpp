@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "models/iommu/common/pt_format.hpp"
+#include "models/iommu/smmuv3/smmuv3_faults.hpp"
 #include "models/iommu/smmuv3/smmuv3_fields.hpp"
 
 namespace iommusim::iommu::smmuv3 {
@@ -224,12 +225,7 @@ Smmuv3TableReader::CdResult Smmuv3TableReader::read_cd(mem::PhysMem& m, const St
         if (!nested) return ipa;
         const Translation t = (*s2)(s2ctx, ipa);
         if (t.ok()) return t.output;
-        Event e = config_event(t.fault == FaultKind::memory_error   ? evt::kWalkEabt
-                               : t.fault == FaultKind::address_size ? evt::kAddrSize
-                               : t.fault == FaultKind::access_flag  ? evt::kAccess
-                               : t.fault == FaultKind::permission   ? evt::kPermission
-                                                                    : evt::kTranslation,
-                               sid, ssv, ssid);
+        Event e = config_event(walk_event_id(t.fault, 2), sid, ssv, ssid);
         e.s2 = true;
         e.cls = EventClass::cd;
         e.rnw = true;

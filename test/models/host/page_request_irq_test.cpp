@@ -5,13 +5,18 @@
 // while idle), a request logged while the handler drains is not lost, a
 // masked VT-d event leaves PRS.PPR / PECTL.IP set until unmasked, and an
 // overflowed log is re-armed so that later requests are serviced again.
+// One test case per behaviour, instantiated per family (TEMPLATE_TEST_CASE:
+// each instance runs in its own process).
 #include <catch2/catch.hpp>
 
 #include "test/models/host/pri_host_rig.hpp"
 
 using namespace iommusim;
-using hosttest::PriFamily;
 using hosttest::PriHostRig;
+using iommusim::test::Amd;
+using iommusim::test::Family;
+using iommusim::test::Smmuv3;
+using iommusim::test::Vtd;
 namespace vreg = iommusim::iommu::vtd::reg;
 namespace vbits = iommusim::iommu::vtd::bits;
 namespace areg = iommusim::iommu::amd::reg;
@@ -23,8 +28,46 @@ constexpr uint64_t kVa = 0x7000'0000;
 
 double us(sc_core::sc_time t) { return t.to_seconds() * 1e6; }
 
-void serviced_from_the_interrupt(PriFamily f) {
-    INFO(hosttest::name_of(f));
+/// Clears (`on` false) or sets the unit's page-request interrupt enable as software would:
+/// AMD-Vi Control.PPRIntEn (bit 14), SMMUv3 IRQ_CTRL.PRIQ_IRQEN (bit 1). Port 0: the unit.
+void page_request_irq(PriHostRig& rig, bool on) {
+    host::HostCpu& cpu = rig.os->cpu();
+    const uint32_t off = rig.family == Family::amd ? areg::CONTROL : sreg::kIrqCtrl;
+    const unsigned size = rig.family == Family::amd ? 8 : 4;
+    const uint64_t bit = rig.family == Family::amd ? uint64_t{1} << 14 : uint64_t{1} << 1;
+    const uint64_t v = cpu.mmio_read(0, off, size);
+    cpu.mmio_write(0, off, on ? v | bit : v & ~bit, size);
+}
+
+} // namespace
+
+// AMD-Vi Control.PPRIntEn, SMMUv3 IRQ_CTRL.PRIQ_IRQEN (VT-d's masked event: the test below).
+TEMPLATE_TEST_CASE("with the page-request interrupt disabled a logged request waits until the next interrupt serves it "
+                   "with the new one",
+                   "[sc][host][pri]", Amd, Smmuv3) {
+    const Family f = TestType::value;
+    INFO(test::name_of(f));
+    PriHostRig rig(f);
+    rig.run([&] {
+        page_request_irq(rig, false);
+        rig.page_request(kVa, 1);
+        sc_core::wait(100, sc_core::SC_US);
+        CHECK(rig.responses() == 0); // logged, no interrupt: nobody looks
+        CHECK(rig.stat("os.prq.wakeups") == 0);
+        page_request_irq(rig, true);
+        rig.page_request(kVa + 0x1000, 2); // its interrupt runs the handler, which drains both
+        sc_core::wait(100, sc_core::SC_US);
+        CHECK(rig.responses() == 2);
+        CHECK(rig.stat("os.prq.successes") == 2);
+        CHECK(rig.stat("os.prq.wakeups") == 1);
+    });
+}
+
+// VT-d: the page request event; AMD-Vi: the PPR log interrupt; SMMUv3: the PRIQ interrupt.
+TEMPLATE_TEST_CASE("a page request is serviced from the unit's page-request interrupt, with no register read while idle",
+                   "[sc][host][pri]", Vtd, Amd, Smmuv3) {
+    const Family f = TestType::value;
+    INFO(test::name_of(f));
     host::HostParams hp;
     hp.cpu.interrupt_latency = Duration::us(20); // a slow delivery: service must wait for it
     PriHostRig rig(f, hp);
@@ -34,7 +77,7 @@ void serviced_from_the_interrupt(PriFamily f) {
         CHECK(rig.stat("os.cpu.mmio_reads") == reads);
         CHECK(rig.stat("os.prq.wakeups") == 0);
         // Entries the backend writes into its command queue for the response.
-        const std::string entries = f == PriFamily::vtd ? "os.dmar0.descriptors" : "os.dmar0.commands";
+        const std::string entries = f == Family::vtd ? "os.dmar0.descriptors" : "os.dmar0.commands";
         const double entries0 = rig.stat(entries);
         const sc_core::sc_time sent = sc_core::sc_time_stamp();
         rig.page_request(kVa, 1);
@@ -52,7 +95,7 @@ void serviced_from_the_interrupt(PriFamily f) {
         CHECK(rig.stat("os.dmar0_msi.msis") >= 1);
         // VT-d waits for its page group response (qi_submit_sync: + a wait descriptor); AMD-Vi
         // (amd_iommu_complete_ppr) and SMMUv3 (arm_smmu_handle_ppr) only queue it.
-        CHECK(rig.stat(entries) == entries0 + (f == PriFamily::vtd ? 2 : 1));
+        CHECK(rig.stat(entries) == entries0 + (f == Family::vtd ? 2 : 1));
         // Idle again: no more reads.
         const double after = rig.stat("os.cpu.mmio_reads");
         sc_core::wait(100, sc_core::SC_US);
@@ -60,8 +103,11 @@ void serviced_from_the_interrupt(PriFamily f) {
     });
 }
 
-void request_during_drain_is_not_lost(PriFamily f) {
-    INFO(hosttest::name_of(f));
+// What keeps the request from being lost: VT-d clears PRS.PPR before reading PQT, AMD-Vi clears
+// PPRInt before reading the log, SMMUv3 re-reads PROD until the queue is empty.
+TEMPLATE_TEST_CASE("a page request logged while the handler drains is serviced", "[sc][host][pri]", Vtd, Amd, Smmuv3) {
+    const Family f = TestType::value;
+    INFO(test::name_of(f));
     PriHostRig rig(f);
     rig.run([&] {
         rig.page_request(kVa, 1);
@@ -76,105 +122,16 @@ void request_during_drain_is_not_lost(PriFamily f) {
         CHECK(rig.stat("os.prq.successes") == 2);
         CHECK(rig.stat("os.prq.wakeups") >= 2); // the second request raised its own interrupt
     });
-    if (f == PriFamily::vtd) {
+    if (f == Family::vtd) {
         const auto& r = dynamic_cast<iommu::vtd::VtdIommu&>(*rig.unit).regs();
         CHECK(r.pqh() == r.pqt());
         CHECK((r.raw32(vreg::PRS) & vbits::PRS_PPR) == 0);
     }
 }
 
-void overflow_is_rearmed(PriFamily f, unsigned slots) {
-    INFO(hosttest::name_of(f));
-    const char* dropped = f == PriFamily::vtd   ? "dmar0.prq_overflows"
-                          : f == PriFamily::amd ? "dmar0.ppr_dropped"
-                                                : "dmar0.page_request_overflows";
-    host::HostParams hp;
-    hp.cpu.interrupt_latency = Duration::us(1000); // the burst fills the log before the handler runs
-    PriHostRig rig(f, hp, 0);                      // VT-d PRQ / SMMUv3 PRIQ of one page
-    const unsigned burst = slots + 3;
-    rig.run([&] {
-        for (unsigned i = 0; i < burst; ++i) rig.page_request(kVa + uint64_t{i} * 0x1000, static_cast<uint16_t>(i & 0x1FF));
-        CHECK(rig.stat(dropped) >= 1);
-        sc_core::wait(8, sc_core::SC_MS);
-        CHECK(rig.stat("os.prq.overflows") == 1);
-        CHECK(rig.responses() == burst); // every request answered: by the host or, dropped, by the unit
-        const double served = rig.stat("os.prq.successes");
-        rig.page_request(kVa + uint64_t{burst} * 0x1000, 0x1FF); // the log accepts requests again
-        sc_core::wait(3, sc_core::SC_MS);
-        CHECK(rig.responses() == burst + 1);
-        CHECK(rig.stat("os.prq.successes") == served + 1);
-    }, sc_core::sc_time(20, sc_core::SC_MS));
-}
-
-/// Clears (`on` false) or sets the unit's page-request interrupt enable as software would:
-/// AMD-Vi Control.PPRIntEn (bit 14), SMMUv3 IRQ_CTRL.PRIQ_IRQEN (bit 1). Port 0: the unit.
-void page_request_irq(PriHostRig& rig, bool on) {
-    host::HostCpu& cpu = rig.os->cpu();
-    const uint32_t off = rig.family == PriFamily::amd ? areg::CONTROL : sreg::kIrqCtrl;
-    const unsigned size = rig.family == PriFamily::amd ? 8 : 4;
-    const uint64_t bit = rig.family == PriFamily::amd ? uint64_t{1} << 14 : uint64_t{1} << 1;
-    const uint64_t v = cpu.mmio_read(0, off, size);
-    cpu.mmio_write(0, off, on ? v | bit : v & ~bit, size);
-}
-
-void disabled_interrupt_leaves_request_logged(PriFamily f) {
-    INFO(hosttest::name_of(f));
-    PriHostRig rig(f);
-    rig.run([&] {
-        page_request_irq(rig, false);
-        rig.page_request(kVa, 1);
-        sc_core::wait(100, sc_core::SC_US);
-        CHECK(rig.responses() == 0); // logged, no interrupt: nobody looks
-        CHECK(rig.stat("os.prq.wakeups") == 0);
-        page_request_irq(rig, true);
-        rig.page_request(kVa + 0x1000, 2); // its interrupt runs the handler, which drains both
-        sc_core::wait(100, sc_core::SC_US);
-        CHECK(rig.responses() == 2);
-        CHECK(rig.stat("os.prq.successes") == 2);
-        CHECK(rig.stat("os.prq.wakeups") == 1);
-    });
-}
-
-} // namespace
-
-TEST_CASE("AMD-Vi: with PPRIntEn clear a logged request waits until the next interrupt serves it with the new one",
-          "[sc][host][amd][pri]") {
-    disabled_interrupt_leaves_request_logged(PriFamily::amd);
-}
-TEST_CASE("SMMUv3: with PRIQ_IRQEN clear a logged request waits until the next interrupt serves it with the new one",
-          "[sc][host][smmuv3][pri]") {
-    disabled_interrupt_leaves_request_logged(PriFamily::smmuv3);
-}
-
-TEST_CASE("VT-d: a page request is serviced from the page request event, with no register read while idle",
-          "[sc][host][vtd][pri]") {
-    serviced_from_the_interrupt(PriFamily::vtd);
-}
-TEST_CASE("AMD-Vi: a page request is serviced from the PPR log interrupt, with no register read while idle",
-          "[sc][host][amd][pri]") {
-    serviced_from_the_interrupt(PriFamily::amd);
-}
-TEST_CASE("SMMUv3: a page request is serviced from the PRIQ interrupt, with no register read while idle",
-          "[sc][host][smmuv3][pri]") {
-    serviced_from_the_interrupt(PriFamily::smmuv3);
-}
-
-TEST_CASE("VT-d: a page request logged while the handler drains is serviced (PRS.PPR cleared before PQT is read)",
-          "[sc][host][vtd][pri]") {
-    request_during_drain_is_not_lost(PriFamily::vtd);
-}
-TEST_CASE("AMD-Vi: a page request logged while the handler drains is serviced (PPRInt cleared before the log is read)",
-          "[sc][host][amd][pri]") {
-    request_during_drain_is_not_lost(PriFamily::amd);
-}
-TEST_CASE("SMMUv3: a page request logged while the handler drains is serviced (PROD re-read until empty)",
-          "[sc][host][smmuv3][pri]") {
-    request_during_drain_is_not_lost(PriFamily::smmuv3);
-}
-
 TEST_CASE("VT-d: with the page request event masked PRS.PPR and PECTL.IP stay set and nothing is serviced until unmask",
           "[sc][host][vtd][pri]") {
-    PriHostRig rig(PriFamily::vtd);
+    PriHostRig rig(Family::vtd);
     const auto& regs = dynamic_cast<iommu::vtd::VtdIommu&>(*rig.unit).regs();
     rig.run([&] {
         host::HostCpu& cpu = rig.os->cpu();
@@ -197,14 +154,33 @@ TEST_CASE("VT-d: with the page request event masked PRS.PPR and PECTL.IP stay se
     });
 }
 
-TEST_CASE("VT-d: an overflowed page request queue is cleared (PRS.PRO) once drained and serves requests again",
-          "[sc][host][vtd][pri]") {
-    overflow_is_rearmed(PriFamily::vtd, 127); // 4 KiB of 32-byte descriptors, one slot kept free
-}
-TEST_CASE("AMD-Vi: an overflowed PPR log is restarted and serves requests again", "[sc][host][amd][pri]") {
-    overflow_is_rearmed(PriFamily::amd, 511); // 512 records (Linux PPR_LOG_SIZE_512), one slot kept free
-}
-TEST_CASE("SMMUv3: an overflowed PRIQ is acknowledged (CONS.OVACKFLG) and serves requests again",
-          "[sc][host][smmuv3][pri]") {
-    overflow_is_rearmed(PriFamily::smmuv3, 256); // 4 KiB of 16-byte records, every slot usable (wrap bit)
+// Re-armed as each family's driver does it: VT-d clears PRS.PRO once the queue is drained, AMD-Vi
+// restarts the PPR log, SMMUv3 acknowledges the overflow (CONS.OVACKFLG).
+TEMPLATE_TEST_CASE("an overflowed page-request log is re-armed and serves requests again", "[sc][host][pri]", Vtd, Amd,
+                   Smmuv3) {
+    const Family f = TestType::value;
+    INFO(test::name_of(f));
+    // Requests the log holds: VT-d 4 KiB of 32-byte descriptors, one slot kept free; AMD-Vi 512
+    // records (Linux PPR_LOG_SIZE_512), one slot kept free; SMMUv3 4 KiB of 16-byte records,
+    // every slot usable (wrap bit).
+    const unsigned slots = f == Family::vtd ? 127 : f == Family::amd ? 511 : 256;
+    const char* dropped = f == Family::vtd   ? "dmar0.prq_overflows"
+                          : f == Family::amd ? "dmar0.ppr_dropped"
+                                             : "dmar0.page_request_overflows";
+    host::HostParams hp;
+    hp.cpu.interrupt_latency = Duration::us(1000); // the burst fills the log before the handler runs
+    PriHostRig rig(f, hp, 0);                      // VT-d PRQ / SMMUv3 PRIQ of one page
+    const unsigned burst = slots + 3;
+    rig.run([&] {
+        for (unsigned i = 0; i < burst; ++i) rig.page_request(kVa + uint64_t{i} * 0x1000, static_cast<uint16_t>(i & 0x1FF));
+        CHECK(rig.stat(dropped) >= 1);
+        sc_core::wait(8, sc_core::SC_MS);
+        CHECK(rig.stat("os.prq.overflows") == 1);
+        CHECK(rig.responses() == burst); // every request answered: by the host or, dropped, by the unit
+        const double served = rig.stat("os.prq.successes");
+        rig.page_request(kVa + uint64_t{burst} * 0x1000, 0x1FF); // the log accepts requests again
+        sc_core::wait(3, sc_core::SC_MS);
+        CHECK(rig.responses() == burst + 1);
+        CHECK(rig.stat("os.prq.successes") == served + 1);
+    }, sc_core::sc_time(20, sc_core::SC_MS));
 }

@@ -70,14 +70,7 @@ TEST_CASE("the VT-d driver decodes every field of a page request descriptor", "[
 namespace {
 struct PrqRig : hosttest::VtdHostRig {
     static constexpr pcie::Bdf kRid{0x0200};
-    PrqRig() {
-        host::DeviceInfo d;
-        d.rid = kRid;
-        d.ats = true;
-        d.pasid = true;
-        d.pri = true;
-        os->iommufd().add_device(d, 0);
-    }
+    PrqRig() { hosttest::add_pri_device(*os, kRid); }
     void page_request(uint32_t pasid, uint64_t addr, bool last, uint16_t prg, bool write = true) {
         // addr 0 + last + no R/W: a stop marker
         hosttest::send_page_request(dev, pcie::PageRequest{.requester = kRid, .pasid_present = true, .pasid = pasid,

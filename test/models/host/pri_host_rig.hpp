@@ -11,18 +11,19 @@
 
 #include <catch2/catch.hpp>
 
-#include "models/host/amd_driver.hpp"
+#include "models/common/sc_asan.hpp"
 #include "models/host/host.hpp"
-#include "models/host/smmuv3_driver.hpp"
-#include "models/host/vtd_driver.hpp"
 #include "models/iommu/amd/amd_iommu.hpp"
 #include "models/iommu/smmuv3/smmuv3.hpp"
 #include "models/iommu/vtd/vtd_iommu.hpp"
 #include "test/models/iommu/vtd/vtd_harness.hpp"
+#include "test/support/iommu_family.hpp"
 
 namespace hosttest {
 
 using namespace iommusim;
+using iommusim::test::Family;
+using PriFamily = Family; ///< the rig's former name for the family (tests written against it)
 
 /// Sends `pr` as a Page Request message up `dev` and waits for its transfer (SC_THREAD only).
 inline void send_page_request(vtdtest::Port& dev, const pcie::PageRequest& pr) {
@@ -35,9 +36,15 @@ inline void send_page_request(vtdtest::Port& dev, const pcie::PageRequest& pr) {
     sc_core::wait(d);
 }
 
-enum class PriFamily { vtd, amd, smmuv3 };
-
-inline const char* name_of(PriFamily f) { return f == PriFamily::vtd ? "VT-d" : f == PriFamily::amd ? "AMD-Vi" : "SMMUv3"; }
+/// Registers a device at `rid` with ATS, PASID and PRI with the host (segment 0).
+inline void add_pri_device(host::Host& os, pcie::Bdf rid, bool pri = true) {
+    host::DeviceInfo d;
+    d.rid = rid;
+    d.ats = true;
+    d.pasid = true;
+    d.pri = pri;
+    os.iommufd().add_device(d, 0);
+}
 
 struct PriHostRig {
     static constexpr pcie::Bdf kRid{0x0200};
@@ -50,18 +57,18 @@ struct PriHostRig {
     std::unique_ptr<iommu::IommuShell> unit;
     std::unique_ptr<host::Host> os;
     host::IommuDriver* drv = nullptr;
-    PriFamily family;
+    Family family;
     bool bound = false;
 
     /// `hp`: host parameters (the CPU architecture follows the family); `prq_order` sizes the
     /// VT-d PRQ and the SMMUv3 PRIQ (the AMD PPR log has Linux's 512 records); `pri`: the device
     /// has PRI (false: the unit gets no page-request log).
-    explicit PriHostRig(PriFamily f, host::HostParams hp = {}, uint8_t prq_order = host::DriverParams::kDefaultPrqOrder,
+    explicit PriHostRig(Family f, host::HostParams hp = {}, uint8_t prq_order = host::DriverParams::kDefaultPrqOrder,
                         bool pri = true)
         : family(f) {
-        if (f == PriFamily::vtd) {
+        if (f == Family::vtd) {
             unit = std::make_unique<iommu::vtd::VtdIommu>("dmar0", iommu::vtd::VtdParams{}, &root);
-        } else if (f == PriFamily::amd) {
+        } else if (f == Family::amd) {
             unit = std::make_unique<iommu::amd::AmdIommu>("dmar0", iommu::amd::AmdParams{}, &root);
         } else {
             smmu_params.hyp = false;
@@ -72,24 +79,9 @@ struct PriHostRig {
         dev.socket.bind(unit->upstream);
         unit->ats_inv.bind(sink.socket);
         os = std::make_unique<host::Host>("os", hp, memory.store, &root);
-        drv = &os->add_iommu("dmar0", unit->mmio, unit->mem, memory.socket, [f](const host::DriverEnv& env) {
-            std::unique_ptr<host::IommuDriver> d;
-            if (f == PriFamily::vtd)
-                d = std::make_unique<host::VtdDriver>(env.name, env.mmio, env.params, env.alloc_page, env.stats, env.msi);
-            else if (f == PriFamily::amd)
-                d = std::make_unique<host::AmdDriver>(env.name, env.mmio, env.params, env.alloc_page, env.stats, env.msi);
-            else
-                d = std::make_unique<host::Smmuv3Driver>(env.name, env.mmio, env.params, env.alloc_page, env.stats,
-                                                         env.msi);
-            return d;
-        });
+        drv = &os->add_iommu("dmar0", unit->mmio, unit->mem, memory.socket, test::driver_builder(f));
         unit->set_invalidation_observer(&drv->invalidation_observer());
-        host::DeviceInfo d;
-        d.rid = kRid;
-        d.ats = true;
-        d.pasid = true;
-        d.pri = pri;
-        os->iommufd().add_device(d, 0);
+        add_pri_device(*os, kRid, pri);
         os->add_thread("bind", [this] {
             auto& fd = os->iommufd();
             const uint32_t pid = fd.process_create();
@@ -97,6 +89,9 @@ struct PriHostRig {
             bound = true;
         });
     }
+
+    /// The interrupt threads still waiting for their next MSI are unwound, as a platform's are.
+    ~PriHostRig() { unwind_live_threads(); }
 
     /// Sends one Page Request (write access, PASID 5) from an SC_THREAD.
     void page_request(uint64_t addr, uint16_t prg, bool last = true) {
@@ -120,7 +115,7 @@ struct PriHostRig {
             while (!bound) sc_core::wait(1, sc_core::SC_US);
             body();
             done = true;
-            sc_core::sc_stop();
+            sc_core::sc_pause(); // not sc_stop: the destructor's unwinding needs a paused kernel
         });
         sc_core::sc_start(limit);
         REQUIRE(done);

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "models/common/sc_asan.hpp"
 #include "models/common/sc_time.hpp"
 #include "models/host/host.hpp"
 #include "models/host/amd_driver.hpp"
@@ -24,13 +25,14 @@
 #include "models/iommu/smmuv3/smmuv3.hpp"
 #include "models/pcie/ats_endpoint.hpp"
 #include "test/models/iommu/vtd/vtd_harness.hpp"
+#include "test/support/iommu_family.hpp"
 
 namespace vmtest {
 
 using namespace iommusim;
 using host::vm::ViommuMode;
 
-enum class Family { vtd, amd, smmuv3 };
+using iommusim::test::Family;
 
 struct VmRig {
     stats::Group root{"root"};
@@ -90,17 +92,7 @@ struct VmRig {
         host::HostParams hp;
         hp.driver = dp;
         os = std::make_unique<host::Host>("os", hp, memory.store, &root);
-        auto& drv = os->add_iommu("dmar0", iommu->mmio, iommu->mem, memory.socket, [f](const host::DriverEnv& env) {
-            std::unique_ptr<host::IommuDriver> d;
-            if (f == Family::vtd)
-                d = std::make_unique<host::VtdDriver>(env.name, env.mmio, env.params, env.alloc_page, env.stats, env.msi);
-            else if (f == Family::amd)
-                d = std::make_unique<host::AmdDriver>(env.name, env.mmio, env.params, env.alloc_page, env.stats, env.msi);
-            else
-                d = std::make_unique<host::Smmuv3Driver>(env.name, env.mmio, env.params, env.alloc_page, env.stats,
-                                                         env.msi);
-            return d;
-        });
+        auto& drv = os->add_iommu("dmar0", iommu->mmio, iommu->mem, memory.socket, test::driver_builder(f));
         iommu->set_invalidation_observer(&drv.invalidation_observer());
         host_drv = &drv;
         if (auto* unit = dynamic_cast<iommu::amd::AmdIommu*>(iommu.get()); unit && unit->hw_viommu()) {
@@ -148,6 +140,9 @@ struct VmRig {
         vm->add_device(ats, ep_vrid);
         ep->set_dma_observer(os->dma_observer());
     }
+    /// Threads still waiting (the host's and the guest's interrupt threads, a stalled DMA's
+    /// event handler) are unwound, as a platform's are: nothing on their stacks leaks.
+    ~VmRig() { unwind_live_threads(); }
 
     double value(const std::string& dotted) const {
         const stats::Entry* e = root.find(dotted);
@@ -173,7 +168,7 @@ struct VmRig {
         vm->guest().add_thread("guest_test", [&] {
             body();
             done = true;
-            sc_core::sc_stop();
+            sc_core::sc_pause(); // not sc_stop: the destructor's unwinding needs a paused kernel
         });
         sc_core::sc_start();
         REQUIRE(done);
