@@ -98,7 +98,10 @@ template <class Pool>
 
 } // namespace
 
-int main(int argc, char** argv) {
+// The entry point is sc_main, as for every SystemC program: libsystemc's main()
+// calls it, and the sanitizer build links the library although this bench never
+// starts the kernel.
+extern "C" int sc_main(int argc, char* argv[]) {
     const bool smoke = argc > 1 && std::strcmp(argv[1], "--smoke") == 0;
     const uint64_t n = smoke ? 5'000 : 200'000;
     if (!same_grants(n)) return 1;
